@@ -1,0 +1,1 @@
+//! Helpers for booting the guest in QEMU from host tests.
