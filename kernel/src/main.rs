@@ -1,3 +1,105 @@
+//! The Peios kernel: boots through PVH, brings up every CPU with its own executor, and
+//! runs the guest test selected on the command line.
 #![no_std]
 #![no_main]
-#[panic_handler] fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+mod arch;
+mod boot_info;
+mod cmdline;
+mod interrupts;
+mod logger;
+mod mem;
+mod panic;
+mod smp;
+mod time;
+mod topology;
+
+use arch::{apic, cpu, gdt, idt, paging, percpu};
+use drivers::debug_exit::{exit_qemu, ExitCode};
+use mem::bootstrap::{BootstrapFrames, PhysRange};
+use sched::CpuId;
+
+/// Rust entry on the boot CPU, called from `boot.rs` with the PVH start-info address.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_entry(start_info: u64) -> ! {
+    logger::init(log::LevelFilter::Info);
+    // SAFETY: `start_info` is what QEMU passed in EBX at the PVH entry.
+    let boot = match unsafe { boot_info::parse(start_info) } {
+        Ok(boot) => boot,
+        Err(e) => panic!("unusable PVH start info: {e:?}"),
+    };
+    let args = cmdline::Args::parse(boot.cmdline());
+    log::set_max_level(args.log_level);
+    log::info!("Peios kernel booting; command line {:?}", boot.cmdline());
+
+    let features = cpu::features();
+    cpu::init_control_registers(&features);
+
+    let (image_start, image_end) = paging::kernel_image_phys();
+    let mut reserved = [PhysRange { start: image_start, end: image_end }; 2];
+    if let Some((start, size)) = boot.initrd {
+        reserved[1] = PhysRange { start, end: start + size };
+    }
+    let mut frames = BootstrapFrames::new(&boot, &reserved);
+    let ram_bytes = frames.free_bytes();
+    let heap_bytes = (ram_bytes / 32).clamp(16 << 20, 256 << 20) & !((2 << 20) - 1);
+    let heap_phys = frames.take(heap_bytes, 2 << 20).expect("no memory for the kernel heap");
+    // SAFETY: the region was just removed from the free ranges and is direct-mapped.
+    unsafe { mem::heap::init(heap_phys, heap_bytes) };
+
+    let ram_end = boot.memory_map().iter().filter(|r| r.kind == boot_info::E820_RAM).map(|r| r.end()).max().unwrap_or(0);
+    let max_phys = ram_end.max(1 << 32).next_multiple_of(1 << 30);
+    let root = paging::init(&mut frames, max_phys, features.huge_1g);
+    log::info!(
+        "memory: {} MiB usable, heap {} MiB, direct map {} GiB ({} pages), features {:?}",
+        ram_bytes >> 20,
+        heap_bytes >> 20,
+        max_phys >> 30,
+        if features.huge_1g { "1 GiB" } else { "2 MiB" },
+        features
+    );
+
+    let topo = topology::discover(boot.rsdp);
+    time::init(topo.pm_timer);
+
+    let bsp_apic = cpu::boot_apic_id();
+    let cpus = topology::assign_cpu_ids(&topo, bsp_apic);
+    let bsp = percpu::get(CpuId(0)).expect("boot CPU block");
+    percpu::install(bsp);
+    gdt::init_cpu();
+    idt::load();
+    apic::init_local();
+    let per_ms = apic::calibrate_timer(time::pm_delay_us);
+    log::info!("local APIC: {} mode, timer {} ticks/ms", if apic::x2apic_mode() { "x2APIC" } else { "xAPIC" }, per_ms);
+    topology::init_ioapic(&topo, bsp_apic);
+    x86_64::instructions::interrupts::enable();
+    topology::check_legacy_irq_routing(&topo);
+
+    report_cpu_online(CpuId(0));
+    let online = smp::start_aps(cpus, root.as_u64(), ap_main);
+    log::info!("SMP: {online} of {cpus} cpus online");
+
+    let nodes = mem::numa::split_by_node(frames.ranges(), &topo);
+    topology::report(&topo, &nodes);
+
+    log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
+    exit_qemu(ExitCode::Success);
+    cpu::halt_forever()
+}
+
+fn report_cpu_online(cpu: CpuId) {
+    let block = percpu::current();
+    kprintln!("CPU {} online: apic {} node {}", cpu.0, apic::hardware_id(), block.node);
+}
+
+fn ap_main(cpu: CpuId) -> ! {
+    x86_64::instructions::interrupts::enable();
+    report_cpu_online(cpu);
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+

@@ -1,0 +1,108 @@
+//! Local APIC (x2APIC where the CPU has it, xAPIC MMIO otherwise, through the `x2apic`
+//! crate) and IO-APIC routing of legacy interrupt lines.
+
+use x2apic::{
+    ioapic::{IoApic, IrqFlags, IrqMode, RedirectionTableEntry},
+    lapic::{LocalApic, LocalApicBuilder, TimerDivide, TimerMode},
+};
+
+/// Interrupt vectors the kernel assigns.
+pub mod vectors {
+    /// First vector used for IO-APIC lines (GSI n arrives on `IOAPIC_BASE + n`).
+    pub const IOAPIC_BASE: u8 = 0x30;
+    /// The local APIC timer.
+    pub const TIMER: u8 = 0xf0;
+    /// "Wake up, there is work in your queue" IPI.
+    pub const WAKE: u8 = 0xf1;
+    /// Another CPU panicked: stop.
+    pub const HALT: u8 = 0xf2;
+    /// TLB shootdown request.
+    pub const TLB_SHOOTDOWN: u8 = 0xf3;
+    /// APIC error.
+    pub const ERROR: u8 = 0xfe;
+    /// Spurious interrupt.
+    pub const SPURIOUS: u8 = 0xff;
+}
+
+/// Builds and enables this CPU's local APIC with its timer stopped, in one-shot mode.
+///
+/// # Safety
+/// Call once per CPU with interrupts disabled; `xapic_virt` must map the xAPIC MMIO page
+/// (uncached) when the CPU lacks x2APIC.
+pub unsafe fn enable_local_apic(xapic_virt: u64) -> LocalApic {
+    let mut apic = LocalApicBuilder::new()
+        .timer_vector(usize::from(vectors::TIMER))
+        .error_vector(usize::from(vectors::ERROR))
+        .spurious_vector(usize::from(vectors::SPURIOUS))
+        .timer_mode(TimerMode::OneShot)
+        .timer_divide(TimerDivide::Div16)
+        .timer_initial(0)
+        .set_xapic_base(xapic_virt)
+        .build()
+        .unwrap_or_else(|e| panic!("local APIC: {e}"));
+    // SAFETY: the caller runs this once per CPU with interrupts off.
+    unsafe {
+        apic.enable();
+        apic.disable_timer();
+    }
+    apic
+}
+
+/// Whether this CPU offers x2APIC mode (CPUID.1:ECX bit 21).
+pub fn cpu_has_x2apic() -> bool {
+    let leaf = core::arch::x86_64::__cpuid(1);
+    leaf.ecx & (1 << 21) != 0
+}
+
+/// Routes ISA `irq` (after MADT overrides: `gsi`, `flags`) to `vector` on the CPU with
+/// `dest_apic_id`, initially masked.
+///
+/// # Safety
+/// `ioapic_virt` must map the IO-APIC that serves `gsi - gsi_base`.
+pub unsafe fn route_legacy_irq(ioapic_virt: u64, gsi_base: u32, gsi: u32, mps_flags: u16, vector: u8, dest_apic_id: u8) {
+    // SAFETY: the caller provides a mapped IO-APIC.
+    let mut ioapic = unsafe { IoApic::new(ioapic_virt) };
+    let mut entry = RedirectionTableEntry::default();
+    entry.set_mode(IrqMode::Fixed);
+    let mut flags = IrqFlags::MASKED;
+    if mps_flags & 0b11 == 0b11 {
+        flags |= IrqFlags::LOW_ACTIVE;
+    }
+    if (mps_flags >> 2) & 0b11 == 0b11 {
+        flags |= IrqFlags::LEVEL_TRIGGERED;
+    }
+    entry.set_flags(flags);
+    entry.set_dest(dest_apic_id);
+    entry.set_vector(vector);
+    // SAFETY: writes one redirection entry of a mapped IO-APIC.
+    unsafe { ioapic.set_table_entry((gsi - gsi_base) as u8, entry) };
+}
+
+/// Masks or unmasks IO-APIC line `gsi`.
+///
+/// # Safety
+/// As for [`route_legacy_irq`].
+pub unsafe fn set_irq_masked(ioapic_virt: u64, gsi_base: u32, gsi: u32, masked: bool) {
+    // SAFETY: the caller provides a mapped IO-APIC.
+    let mut ioapic = unsafe { IoApic::new(ioapic_virt) };
+    let line = (gsi - gsi_base) as u8;
+    // SAFETY: toggles the mask bit of one redirection entry.
+    unsafe {
+        if masked {
+            ioapic.disable_irq(line)
+        } else {
+            ioapic.enable_irq(line)
+        }
+    }
+}
+
+/// Number of redirection entries of the IO-APIC at `ioapic_virt`.
+///
+/// # Safety
+/// `ioapic_virt` must map an IO-APIC.
+pub unsafe fn ioapic_lines(ioapic_virt: u64) -> u8 {
+    // SAFETY: the caller provides a mapped IO-APIC.
+    let mut ioapic = unsafe { IoApic::new(ioapic_virt) };
+    // SAFETY: reading the version register has no side effects.
+    unsafe { ioapic.max_table_entry() + 1 }
+}

@@ -1,0 +1,120 @@
+//! The calling CPU's local APIC: end of interrupt, IPIs and the one-shot timer.
+//! x2APIC is used where the CPU has it; otherwise xAPIC through the MMIO page.
+
+use super::{paging::phys_to_virt, percpu};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use drivers::apic::{cpu_has_x2apic, enable_local_apic};
+use x2apic::lapic::IpiAllShorthand;
+
+/// APIC timer ticks (divide-by-16) per millisecond, measured at boot.
+static TIMER_TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
+/// Whether the local APICs run in x2APIC mode (same on every CPU).
+static X2APIC_MODE: AtomicBool = AtomicBool::new(false);
+
+/// Physical address of the xAPIC MMIO page.
+pub const XAPIC_PHYS: u64 = 0xfee0_0000;
+
+/// Enables the calling CPU's local APIC and stores it in its per-CPU block.
+pub fn init_local() {
+    let x2 = cpu_has_x2apic();
+    X2APIC_MODE.store(x2, Ordering::Relaxed);
+    // SAFETY: once per CPU during start-up with interrupts off; the direct map covers the
+    // xAPIC page.
+    let apic = unsafe { enable_local_apic(phys_to_virt(XAPIC_PHYS) as u64) };
+    percpu::current().set_local_apic(apic);
+}
+
+/// Whether x2APIC mode is in use.
+pub fn x2apic_mode() -> bool {
+    X2APIC_MODE.load(Ordering::Relaxed)
+}
+
+/// The calling CPU's APIC id as read from the hardware.
+pub fn hardware_id() -> u32 {
+    percpu::with_local_apic(|apic| {
+        // SAFETY: reading the ID register has no side effects.
+        let raw = unsafe { apic.id() };
+        if x2apic_mode() { raw } else { raw >> 24 }
+    })
+    .unwrap_or(0)
+}
+
+/// Signals end of interrupt.
+pub fn eoi() {
+    percpu::with_local_apic(|apic| {
+        // SAFETY: called at the end of an interrupt handler on this CPU.
+        unsafe { apic.end_of_interrupt() }
+    });
+}
+
+fn destination(apic_id: u32) -> u32 {
+    if x2apic_mode() { apic_id } else { apic_id << 24 }
+}
+
+/// Sends fixed interrupt `vector` to the CPU with `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    percpu::with_local_apic(|apic| {
+        // SAFETY: a fixed IPI only raises `vector` on the target, which has a handler.
+        unsafe { apic.send_ipi(vector, destination(apic_id)) }
+    });
+}
+
+/// Sends `vector` to every CPU but this one.
+pub fn send_ipi_all_others(vector: u8) {
+    percpu::with_local_apic(|apic| {
+        // SAFETY: as for `send_ipi`.
+        unsafe { apic.send_ipi_all(vector, IpiAllShorthand::AllExcludingSelf) }
+    });
+}
+
+/// Sends INIT then two STARTUP IPIs pointing at `trampoline_page` (page number below 1 MiB).
+pub fn start_ap(apic_id: u32, trampoline_page: u8, delay_us: impl Fn(u64)) {
+    percpu::with_local_apic(|apic| {
+        // SAFETY: the INIT-SIPI-SIPI sequence of the MP specification; the target is an AP
+        // that has not been started and the trampoline page holds start-up code.
+        unsafe {
+            apic.send_init_ipi(destination(apic_id));
+            delay_us(10_000);
+            apic.send_sipi(trampoline_page, destination(apic_id));
+            delay_us(200);
+            apic.send_sipi(trampoline_page, destination(apic_id));
+        }
+    });
+}
+
+/// Measures the APIC timer against `delay_us` (a reference clock). Run once on the boot CPU.
+pub fn calibrate_timer(delay_us: impl Fn(u64)) -> u64 {
+    let ticks = percpu::with_local_apic(|apic| {
+        // SAFETY: the timer is masked; counting down from u32::MAX raises nothing.
+        unsafe {
+            apic.disable_timer();
+            apic.set_timer_initial(u32::MAX);
+            delay_us(10_000);
+            let left = apic.timer_current();
+            apic.set_timer_initial(0);
+            u64::from(u32::MAX - left) / 10
+        }
+    })
+    .unwrap_or(0);
+    TIMER_TICKS_PER_MS.store(ticks.max(1), Ordering::Relaxed);
+    ticks
+}
+
+/// Arms the one-shot timer to fire after `delay_ns` (clamped to the counter's range);
+/// `None` stops it.
+pub fn arm_timer(delay_ns: Option<u64>) {
+    let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
+    percpu::with_local_apic(|apic| {
+        // SAFETY: programs this CPU's timer; its vector has a handler.
+        unsafe {
+            match delay_ns {
+                Some(ns) => {
+                    let ticks = (u128::from(ns) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
+                    apic.enable_timer();
+                    apic.set_timer_initial(ticks as u32);
+                }
+                None => apic.set_timer_initial(0),
+            }
+        }
+    });
+}

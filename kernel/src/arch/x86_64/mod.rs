@@ -1,0 +1,12 @@
+//! Everything that touches the x86_64 CPU: boot entry, descriptor tables, traps, per-CPU
+//! data, paging hardware, the local APIC and AP start-up. This is where `unsafe` lives.
+
+pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod apic;
+pub mod paging;
+pub mod percpu;
+pub mod trampoline;
+pub mod trap;

@@ -1,0 +1,116 @@
+//! Per-CPU data reached through the GS base: `gs:0` holds a pointer to the CPU's own
+//! [`PerCpu`], so `current()` is one load.
+
+use alloc::boxed::Box;
+use core::{
+    cell::UnsafeCell,
+    sync::atomic::{AtomicPtr, AtomicU64, Ordering},
+};
+use sched::{CpuId, MAX_CPUS};
+use x2apic::lapic::LocalApic;
+use x86_64::registers::model_specific::GsBase;
+
+/// Data private to one CPU. Fields other CPUs may read are atomics or immutable.
+#[repr(C, align(64))]
+pub struct PerCpu {
+    /// Points at this structure (`gs:0`).
+    self_ptr: *const PerCpu,
+    /// Logical CPU number (`gs:8`).
+    pub cpu_id: CpuId,
+    /// Local APIC id.
+    pub apic_id: u32,
+    /// Top of this CPU's kernel stack for entries from user mode (`gs:16`).
+    pub kernel_stack_top: AtomicU64,
+    /// Scratch slot for the user stack pointer during `syscall` entry (`gs:24`).
+    pub user_rsp_scratch: AtomicU64,
+    /// NUMA node of this CPU.
+    pub node: u32,
+    /// Interrupts taken, by kind, for statistics.
+    pub timer_interrupts: AtomicU64,
+    /// Wake IPIs received.
+    pub wake_interrupts: AtomicU64,
+    /// This CPU's local APIC; touched only by its own CPU with interrupts disabled.
+    local_apic: UnsafeCell<Option<LocalApic>>,
+}
+
+// SAFETY: the only non-Sync field is `local_apic`, which is used exclusively by the owning
+// CPU (enforced by `with_local_apic`, which reads through `current()`).
+unsafe impl Sync for PerCpu {}
+// SAFETY: as above; a PerCpu is created on the boot CPU and then only used by its owner.
+unsafe impl Send for PerCpu {}
+
+static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
+/// Allocates the per-CPU block of `cpu` (done by the boot CPU for every CPU before start-up).
+pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
+    let block = Box::leak(Box::new(PerCpu {
+        self_ptr: core::ptr::null(),
+        cpu_id,
+        apic_id,
+        kernel_stack_top: AtomicU64::new(0),
+        user_rsp_scratch: AtomicU64::new(0),
+        node,
+        timer_interrupts: AtomicU64::new(0),
+        wake_interrupts: AtomicU64::new(0),
+        local_apic: UnsafeCell::new(None),
+    }));
+    block.self_ptr = block;
+    CPUS[cpu_id.index()].store(block, Ordering::Release);
+    block
+}
+
+/// Points this CPU's GS base at `block`.
+pub fn install(block: &'static PerCpu) {
+    GsBase::write(x86_64::VirtAddr::from_ptr(block));
+}
+
+/// The calling CPU's block, or `None` before `install` ran on it.
+pub fn try_current() -> Option<&'static PerCpu> {
+    if GsBase::read().as_u64() == 0 {
+        return None;
+    }
+    let ptr: *const PerCpu;
+    // SAFETY: GS base points at an installed PerCpu whose first field is its own address.
+    unsafe { core::arch::asm!("mov {}, qword ptr gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: installed blocks are leaked and live forever.
+    Some(unsafe { &*ptr })
+}
+
+/// The calling CPU's block. Panics before per-CPU set-up (a kernel bug).
+pub fn current() -> &'static PerCpu {
+    try_current().expect("per-CPU data used before install")
+}
+
+/// The calling CPU's number (0 before per-CPU set-up, i.e. on the boot CPU).
+pub fn current_cpu() -> CpuId {
+    try_current().map_or(CpuId(0), |c| c.cpu_id)
+}
+
+/// The block of `cpu`, if it was created.
+pub fn get(cpu: CpuId) -> Option<&'static PerCpu> {
+    let ptr = CPUS.get(cpu.index())?.load(Ordering::Acquire);
+    // SAFETY: non-null entries point at leaked, immortal blocks.
+    (!ptr.is_null()).then(|| unsafe { &*ptr })
+}
+
+impl PerCpu {
+    /// Stores this CPU's local APIC handle. Must run on the owning CPU.
+    pub fn set_local_apic(&self, apic: LocalApic) {
+        assert!(core::ptr::eq(self, current()), "local APIC installed from another CPU");
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            // SAFETY: we are the owning CPU with interrupts off, so nothing else aliases it.
+            unsafe { *self.local_apic.get() = Some(apic) };
+        });
+    }
+}
+
+/// Runs `f` with the calling CPU's local APIC, interrupts disabled.
+pub fn with_local_apic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> Option<R> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let cpu = try_current()?;
+        // SAFETY: `cpu` is the calling CPU's block and interrupts are off, so this is the
+        // only live reference to its local APIC.
+        let apic = unsafe { &mut *cpu.local_apic.get() };
+        apic.as_mut().map(f)
+    })
+}

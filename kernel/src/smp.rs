@@ -1,0 +1,70 @@
+//! Bringing up the application processors: INIT-SIPI-SIPI one CPU at a time through the
+//! real-mode trampoline, then per-CPU set-up on the AP itself.
+
+use crate::arch::{apic, cpu, gdt, idt, percpu, trampoline};
+use alloc::vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use sched::CpuId;
+use x86_64::{registers::control::{Cr3, Cr3Flags}, structures::paging::PhysFrame, PhysAddr};
+
+/// Kernel stack size of each AP's boot/executor stack.
+const AP_STACK_BYTES: usize = 128 * 1024;
+
+/// CPUs that finished their set-up (the boot CPU included).
+static ONLINE: AtomicU32 = AtomicU32::new(1);
+/// Physical address of the kernel's final page tables, loaded by each AP.
+static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+/// The AP currently starting, once it has left the trampoline.
+static STARTED: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Number of CPUs online.
+pub fn online_cpus() -> u32 {
+    ONLINE.load(Ordering::Acquire)
+}
+
+/// Starts every AP whose per-CPU block exists (cpu ids 1..count). `ap_main` is what each AP
+/// runs once its CPU state is set up. Returns how many came up.
+pub fn start_aps(count: u32, kernel_root: u64, ap_main: fn(CpuId) -> !) -> u32 {
+    KERNEL_ROOT.store(kernel_root, Ordering::Release);
+    AP_MAIN.call_once(|| ap_main);
+    for cpu in 1..count {
+        let Some(block) = percpu::get(CpuId(cpu)) else { continue };
+        let stack = vec![0u8; AP_STACK_BYTES].leak();
+        let stack_top = (stack.as_ptr_range().end as u64) & !0xf;
+        trampoline::prepare(stack_top, ap_entry, u64::from(cpu));
+        STARTED.store(u32::MAX, Ordering::Release);
+        let expected_online = online_cpus() + 1;
+        apic::start_ap(block.apic_id, trampoline::sipi_page(), crate::time::delay_us);
+        let deadline = crate::time::now_ns() + 2_000_000_000;
+        while online_cpus() < expected_online && crate::time::now_ns() < deadline {
+            core::hint::spin_loop();
+        }
+        if online_cpus() < expected_online {
+            log::error!("cpu {cpu} (apic {}) did not come up", block.apic_id);
+        }
+    }
+    online_cpus()
+}
+
+static AP_MAIN: spin::Once<fn(CpuId) -> !> = spin::Once::new();
+
+/// First Rust code on an AP, on its own stack, with the boot page tables.
+extern "C" fn ap_entry(cpu: u64) -> ! {
+    let root = KERNEL_ROOT.load(Ordering::Acquire);
+    // SAFETY: the kernel's final tables map everything the AP touches (its stack is heap
+    // memory in the direct map, the code is in the kernel image).
+    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(root)), Cr3Flags::empty()) };
+    let cpu = CpuId(cpu as u32);
+    STARTED.store(cpu.0, Ordering::Release);
+    cpu::init_control_registers(&cpu::features());
+    let Some(block) = percpu::get(cpu) else { cpu::halt_forever() };
+    percpu::install(block);
+    gdt::init_cpu();
+    idt::load();
+    apic::init_local();
+    ONLINE.fetch_add(1, Ordering::AcqRel);
+    match AP_MAIN.get() {
+        Some(main) => main(cpu),
+        None => cpu::halt_forever(),
+    }
+}

@@ -1,0 +1,54 @@
+//! Time since boot from the TSC, calibrated against the ACPI PM timer.
+
+use crate::arch::cpu::rdtsc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use drivers::pm_timer::{PmTimer, PM_TIMER_HZ};
+use spin::Once;
+
+static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+/// TSC ticks per microsecond times 2^16 (fixed point).
+static TSC_PER_US_FP16: AtomicU64 = AtomicU64::new(1 << 16);
+static PM_TIMER: Once<PmTimer> = Once::new();
+
+/// Measures the TSC over 20 ms of the PM timer (or assumes 1 GHz without one).
+pub fn init(pm_timer: Option<(u16, bool)>) -> u64 {
+    TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
+    let Some((port, extended)) = pm_timer else {
+        TSC_PER_US_FP16.store(1000 << 16, Ordering::Relaxed);
+        return 1_000_000_000;
+    };
+    let timer = PM_TIMER.call_once(|| PmTimer::new(port, extended));
+    let ticks = PM_TIMER_HZ / 50;
+    let start_pm = timer.read();
+    let start_tsc = rdtsc();
+    while timer.elapsed(start_pm, timer.read()) < ticks {
+        core::hint::spin_loop();
+    }
+    let tsc = rdtsc() - start_tsc;
+    let elapsed_us = timer.elapsed(start_pm, timer.read()) * 1_000_000 / PM_TIMER_HZ;
+    let per_us_fp16 = (u128::from(tsc) << 16) / u128::from(elapsed_us.max(1));
+    TSC_PER_US_FP16.store((per_us_fp16 as u64).max(1), Ordering::Relaxed);
+    (per_us_fp16 * 1_000_000 >> 16) as u64
+}
+
+/// Nanoseconds since `init`.
+pub fn now_ns() -> u64 {
+    let ticks = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
+    ((u128::from(ticks) << 16) * 1000 / u128::from(TSC_PER_US_FP16.load(Ordering::Relaxed))) as u64
+}
+
+/// Busy-waits `micros` (boot-time only: calibration and AP start-up).
+pub fn delay_us(micros: u64) {
+    let end = now_ns() + micros * 1000;
+    while now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// Busy-waits on the PM timer itself (used while calibrating other clocks).
+pub fn pm_delay_us(micros: u64) {
+    match PM_TIMER.get() {
+        Some(timer) => timer.delay_us(micros),
+        None => delay_us(micros),
+    }
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Build the kernel and userland and boot them in QEMU.
+#
+#   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
+#                 [--release] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
+#                 [--run PATH [ARGS...]] [-- EXTRA QEMU ARGS...]
+#
+# Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG).
+# Memory and CPUs are split evenly over the nodes (SLIT: 10 local, 20 remote).
+# `--run PATH ARGS` runs a static Linux-ABI program as the privileged first process and
+# exits with its status (128+signal for a signal death).
+# The kernel ends the VM through isa-debug-exit; the script's exit status is the guest's
+# reported status (EXIT=n on the console), or 1 when the kernel failed or timed out.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=debug timeout_s=600 append="" build=1
+run=() extra=()
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --cpus) cpus=$2; shift 2;;
+    --nodes) nodes=$2; shift 2;;
+    --mem) mem=$2; shift 2;;
+    --accel) accel=$2; shift 2;;
+    --gdb) gdb=1; shift;;
+    --release) profile=release; shift;;
+    --timeout) timeout_s=$2; shift 2;;
+    --append) append=$2; shift 2;;
+    --no-build) build=0; shift;;
+    --run) shift; run=("$@"); break;;
+    --) shift; extra=("$@"); break;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0;;
+    *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
+  esac
+done
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+  echo "qemu-run.sh: installing qemu-system-x86" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86) >&2
+fi
+
+mem_mib=$(python3 -c "import sys; s=sys.argv[1].upper(); m={'G':1024,'M':1,'T':1<<20}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))" "$mem")
+if (( nodes < 1 || cpus < nodes || mem_mib % nodes != 0 )); then
+  echo "qemu-run.sh: need cpus >= nodes >= 1 and memory divisible by nodes" >&2; exit 2
+fi
+
+cargo_flags=(--target x86_64-unknown-none)
+[[ $profile == release ]] && cargo_flags+=(--release)
+kernel=$here/target/x86_64-unknown-none/$profile/kernel
+if (( build )); then
+  (cd "$here" && cargo build -q -p kernel "${cargo_flags[@]}")
+  if [[ -x $here/userland/build.sh ]]; then "$here/userland/build.sh" >&2; fi
+fi
+
+initrd_args=()
+if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
+  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+  mkdir -p "$work/root/bin"
+  if [[ -f $here/userland/target/initramfs.cpio ]]; then
+    (cd "$work/root" && cpio -id --quiet < "$here/userland/target/initramfs.cpio")
+  fi
+  if [[ ${#run[@]} -gt 0 ]]; then
+    cp "${run[0]}" "$work/root/bin/run-target"
+    append="$append init.run=/bin/run-target"
+    for a in "${run[@]:1}"; do append="$append init.arg=$a"; done
+  fi
+  (cd "$work/root" && find . | cpio -o -H newc --quiet > "$work/initrd")
+  initrd_args=(-initrd "$work/initrd")
+fi
+
+numa=()
+per=$((mem_mib / nodes)) cpn=$((cpus / nodes))
+for ((i = 0; i < nodes; i++)); do
+  first=$((i * cpn)) last=$((i == nodes - 1 ? cpus - 1 : i * cpn + cpn - 1))
+  numa+=(-object "memory-backend-ram,id=m$i,size=${per}M" -numa "node,nodeid=$i,memdev=m$i,cpus=$first-$last")
+done
+if (( nodes > 1 )); then
+  for ((i = 0; i < nodes; i++)); do for ((j = 0; j < nodes; j++)); do
+    (( i == j )) && continue
+    numa+=(-numa "dist,src=$i,dst=$j,val=20")
+  done; done
+fi
+
+kvm_ok() { [[ -r /dev/kvm && -w /dev/kvm ]]; }
+run_qemu() { # $1 = accel
+  local cpu=max
+  [[ $1 == kvm ]] && cpu=host
+  local args=(-accel "$1" -cpu "$cpu" -smp "$cpus" -m "${mem_mib}M" "${numa[@]}"
+    -kernel "$kernel" "${initrd_args[@]}" -append "$append"
+    -nographic -no-reboot -monitor none -serial stdio
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+  (( gdb )) && args+=(-s -S)
+  set +e
+  timeout "$timeout_s" qemu-system-x86_64 "${args[@]}" "${extra[@]}" | tr -d '\r' | tee "$log"
+  local status=${PIPESTATUS[0]}
+  set -e
+  return "$status"
+}
+
+log=$(mktemp); trap 'rm -f "$log"; [[ -n ${work:-} ]] && rm -rf "$work"' EXIT
+status=0
+case $accel in
+  tcg) run_qemu tcg || status=$?;;
+  kvm) run_qemu kvm || status=$?;;
+  auto)
+    if kvm_ok; then
+      run_qemu kvm || status=$?
+      if ! grep -q "Peios kernel booting" "$log"; then
+        echo "qemu-run.sh: KVM boot did not come up; falling back to TCG" >&2
+        status=0; run_qemu tcg || status=$?
+      fi
+    else
+      run_qemu tcg || status=$?
+    fi;;
+  *) echo "qemu-run.sh: --accel must be kvm, tcg or auto" >&2; exit 2;;
+esac
+
+# isa-debug-exit: 33 = the kernel shut down cleanly, 35 = failure/panic, 124 = timeout.
+guest_exit=$(grep -a '^EXIT=' "$log" | tail -n1 | cut -d= -f2 || true)
+case $status in
+  33) exit "${guest_exit:-0}";;
+  124) echo "qemu-run.sh: guest timed out after ${timeout_s}s" >&2; exit 1;;
+  35) echo "qemu-run.sh: guest reported failure" >&2; exit "${guest_exit:-1}";;
+  *) echo "qemu-run.sh: QEMU exited with status $status" >&2; exit 1;;
+esac
