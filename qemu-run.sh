@@ -45,7 +45,7 @@ fi
 
 cargo_flags=(--target x86_64-unknown-none)
 [[ $profile == release ]] && cargo_flags+=(--release)
-kernel=$here/target/x86_64-unknown-none/$profile/kernel
+kernel=${CARGO_TARGET_DIR:-$here/target}/x86_64-unknown-none/$profile/kernel
 if (( build )); then
   (cd "$here" && cargo build -q -p kernel "${cargo_flags[@]}")
   if [[ -x $here/userland/build.sh ]]; then "$here/userland/build.sh" >&2; fi
@@ -81,35 +81,56 @@ if (( nodes > 1 )); then
 fi
 
 kvm_ok() { [[ -r /dev/kvm && -w /dev/kvm ]]; }
-run_qemu() { # $1 = accel
+qemu_args() { # $1 = accel
   local cpu=max
   [[ $1 == kvm ]] && cpu=host
-  local args=(-accel "$1" -cpu "$cpu" -smp "$cpus" -m "${mem_mib}M" "${numa[@]}"
+  args=(-accel "$1" -cpu "$cpu" -smp "$cpus" -m "${mem_mib}M" "${numa[@]}"
     -kernel "$kernel" "${initrd_args[@]}" -append "$append"
     -nographic -no-reboot -monitor none -serial stdio
     -device isa-debug-exit,iobase=0xf4,iosize=0x04)
   (( gdb )) && args+=(-s -S)
+  args+=("${extra[@]}")
+}
+run_qemu() { # $1 = accel; output goes to the console and to $log
+  qemu_args "$1"
   set +e
-  timeout "$timeout_s" qemu-system-x86_64 "${args[@]}" "${extra[@]}" | tr -d '\r' | tee "$log"
+  timeout "$timeout_s" qemu-system-x86_64 "${args[@]}" | tr -d '\r' | tee "$log"
   local status=${PIPESTATUS[0]}
   set -e
   return "$status"
 }
+# A KVM that cannot run the guest may stop QEMU without exiting: give it a few seconds to
+# print the kernel's first line, else fall back to TCG.
+try_kvm() {
+  qemu_args kvm
+  : > "$log"
+  timeout "$timeout_s" qemu-system-x86_64 "${args[@]}" > "$log.raw" 2>&1 &
+  local pid=$! shown=0
+  for ((i = 0; i < 100; i++)); do
+    if grep -aq "Peios kernel booting" "$log.raw" 2>/dev/null; then shown=1; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if (( !shown )) && ! grep -aq "Peios kernel booting" "$log.raw" 2>/dev/null; then
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+    return 200
+  fi
+  tail -f -n +1 --pid="$pid" "$log.raw" | tr -d '\r' | tee "$log"
+  set +e; wait "$pid"; local status=$?; set -e
+  return "$status"
+}
 
-log=$(mktemp); trap 'rm -f "$log"; [[ -n ${work:-} ]] && rm -rf "$work"' EXIT
+log=$(mktemp); trap 'rm -f "$log" "$log.raw"; [[ -n ${work:-} ]] && rm -rf "$work"' EXIT
 status=0
 case $accel in
   tcg) run_qemu tcg || status=$?;;
   kvm) run_qemu kvm || status=$?;;
   auto)
-    if kvm_ok; then
-      run_qemu kvm || status=$?
-      if ! grep -q "Peios kernel booting" "$log"; then
-        echo "qemu-run.sh: KVM boot did not come up; falling back to TCG" >&2
-        status=0; run_qemu tcg || status=$?
-      fi
-    else
-      run_qemu tcg || status=$?
+    status=200
+    if kvm_ok && (( !gdb )); then try_kvm || status=$?; fi
+    if (( status == 200 )); then
+      kvm_ok && echo "qemu-run.sh: KVM did not bring the guest up; using TCG" >&2
+      status=0; run_qemu tcg || status=$?
     fi;;
   *) echo "qemu-run.sh: --accel must be kvm, tcg or auto" >&2; exit 2;;
 esac

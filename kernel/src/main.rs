@@ -9,7 +9,9 @@ extern crate alloc;
 mod arch;
 mod boot_info;
 mod cmdline;
+mod executor;
 mod interrupts;
+mod ktest;
 mod logger;
 mod mem;
 mod panic;
@@ -78,6 +80,7 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
     x86_64::instructions::interrupts::enable();
     topology::check_legacy_irq_routing(&topo);
 
+    executor::init(cpus);
     report_cpu_online(CpuId(0));
     let online = smp::start_aps(cpus, root.as_u64(), ap_main);
     log::info!("SMP: {online} of {cpus} cpus online");
@@ -86,8 +89,15 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
     topology::report(&topo, &nodes);
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
-    exit_qemu(ExitCode::Success);
-    cpu::halt_forever()
+    match args.test {
+        Some(name) => {
+            if !ktest::spawn(name) {
+                panic!("unknown test {name:?}");
+            }
+        }
+        None => exit_qemu(ExitCode::Success),
+    }
+    executor::scheduler().run()
 }
 
 fn report_cpu_online(cpu: CpuId) {
@@ -98,8 +108,6 @@ fn report_cpu_online(cpu: CpuId) {
 fn ap_main(cpu: CpuId) -> ! {
     x86_64::instructions::interrupts::enable();
     report_cpu_online(cpu);
-    loop {
-        x86_64::instructions::hlt();
-    }
+    executor::scheduler().run()
 }
 

@@ -1,1 +1,185 @@
-//! Helpers for booting the guest in QEMU from host tests.
+//! Boots the kernel in QEMU from host tests: builds it once, runs `qemu-run.sh` with a
+//! topology and kernel arguments, and returns the serial log and the exit status. Every boot
+//! has a timeout so a hung guest fails its test instead of blocking the suite.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Target dir for the guest build, apart from the one `cargo test` holds locked.
+fn guest_target_dir() -> PathBuf {
+    repo_root().join("target").join("guest")
+}
+
+/// Builds the kernel (and userland, if present) once per test process.
+pub fn build_once() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new("cargo")
+            .current_dir(repo_root())
+            .env("CARGO_TARGET_DIR", guest_target_dir())
+            .args(["build", "-q", "-p", "kernel", "--target", "x86_64-unknown-none"])
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "kernel build failed");
+        let userland = repo_root().join("userland").join("build.sh");
+        if userland.exists() {
+            let status = Command::new(&userland).status().expect("run userland/build.sh");
+            assert!(status.success(), "userland build failed");
+        }
+    });
+}
+
+/// Accelerator for test boots: `PEIOS_TEST_ACCEL` (tcg, kvm, auto), default tcg.
+pub fn test_accel() -> String {
+    std::env::var("PEIOS_TEST_ACCEL").unwrap_or_else(|_| "tcg".into())
+}
+
+/// A guest configuration.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    /// vCPUs.
+    pub cpus: u32,
+    /// NUMA nodes.
+    pub nodes: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// Kernel command line.
+    pub append: String,
+    /// `--run PATH ARGS...`, if any.
+    pub run: Vec<String>,
+    /// Wall-clock limit for the whole boot.
+    pub timeout: Duration,
+}
+
+impl Default for Guest {
+    fn default() -> Self {
+        Self { cpus: 4, nodes: 2, mem_mib: 2048, append: String::new(), run: Vec::new(), timeout: Duration::from_secs(180) }
+    }
+}
+
+/// What a boot produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit status of qemu-run.sh (the guest's status; 1 for a kernel failure).
+    pub status: i32,
+    /// Serial console output.
+    pub log: String,
+    /// Wall time of the boot.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Lines of the console log.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.log.lines()
+    }
+
+    /// Panics with the log if `needle` is absent.
+    pub fn expect_line(&self, needle: &str) {
+        assert!(self.log.contains(needle), "expected {needle:?} in the guest log:\n{}", self.log);
+    }
+}
+
+impl Guest {
+    /// Boots the guest and waits for it to end.
+    pub fn boot(&self) -> Outcome {
+        build_once();
+        let start = Instant::now();
+        let mut cmd = Command::new(repo_root().join("qemu-run.sh"));
+        cmd.env("CARGO_TARGET_DIR", guest_target_dir())
+            .args(["--no-build", "--accel", &test_accel()])
+            .args(["--cpus", &self.cpus.to_string(), "--nodes", &self.nodes.to_string()])
+            .args(["--mem", &format!("{}M", self.mem_mib)])
+            .args(["--timeout", &self.timeout.as_secs().to_string()])
+            .args(["--append", &self.append]);
+        if !self.run.is_empty() {
+            cmd.arg("--run").args(&self.run);
+        }
+        let output = cmd.output().expect("run qemu-run.sh");
+        let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        Outcome { status: output.status.code().unwrap_or(-1), log, elapsed: start.elapsed() }
+    }
+}
+
+/// One `CPU n online: apic a node m` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuLine {
+    /// Logical CPU.
+    pub cpu: u32,
+    /// APIC id.
+    pub apic: u32,
+    /// Node.
+    pub node: u32,
+}
+
+/// One `NODE n: cpus .. memory F MiB free of S MiB (SRAT) distances ..` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLine {
+    /// Node.
+    pub node: u32,
+    /// CPUs on the node.
+    pub cpus: Vec<u32>,
+    /// Free MiB after boot allocations.
+    pub free_mib: u64,
+    /// MiB the SRAT assigns.
+    pub srat_mib: u64,
+    /// SLIT row.
+    pub distances: Vec<u32>,
+}
+
+/// Parses the CPU lines of a boot log.
+pub fn parse_cpus(log: &str) -> Vec<CpuLine> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("CPU ")?;
+            let (cpu, rest) = rest.split_once(" online: apic ")?;
+            let (apic, node) = rest.split_once(" node ")?;
+            Some(CpuLine { cpu: cpu.parse().ok()?, apic: apic.parse().ok()?, node: node.trim().parse().ok()? })
+        })
+        .collect()
+}
+
+/// Parses the NODE lines of a boot log.
+pub fn parse_nodes(log: &str) -> Vec<NodeLine> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("NODE ")?;
+            let (node, rest) = rest.split_once(": cpus ")?;
+            let (cpus, rest) = rest.split_once(" memory ")?;
+            let (free, rest) = rest.split_once(" MiB free of ")?;
+            let (srat, rest) = rest.split_once(" MiB (SRAT) distances")?;
+            Some(NodeLine {
+                node: node.parse().ok()?,
+                cpus: if cpus == "-" { Vec::new() } else { cpus.split(',').filter_map(|c| c.parse().ok()).collect() },
+                free_mib: free.parse().ok()?,
+                srat_mib: srat.parse().ok()?,
+                distances: rest.split_whitespace().filter_map(|d| d.parse().ok()).collect(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_boot_report_lines() {
+        let log = "CPU 0 online: apic 0 node 0\nCPU 3 online: apic 3 node 1\n\
+                   NODE 1: cpus 2,3 memory 1000 MiB free of 1024 MiB (SRAT) distances 20 10\n";
+        assert_eq!(parse_cpus(log), vec![CpuLine { cpu: 0, apic: 0, node: 0 }, CpuLine { cpu: 3, apic: 3, node: 1 }]);
+        let nodes = parse_nodes(log);
+        assert_eq!(nodes[0].cpus, vec![2, 3]);
+        assert_eq!((nodes[0].free_mib, nodes[0].srat_mib), (1000, 1024));
+        assert_eq!(nodes[0].distances, vec![20, 10]);
+    }
+}
