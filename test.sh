@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run every test: host unit and property tests (mm, sched) and the QEMU guest tests
+# (tests/), which build the kernel and userland and boot them under TCG.
+# Installs what a fresh Debian machine lacks. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v musl-gcc >/dev/null || need+=(musl-tools)
+command -v cpio >/dev/null || need+=(cpio)
+if (( ${#need[@]} )); then
+  echo "test.sh: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+if command -v rustup >/dev/null; then
+  rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+  rustup target list --installed | grep -q x86_64-unknown-none || rustup target add x86_64-unknown-none
+fi
+
+start=$(date +%s)
+cargo test "$@"
+echo "test.sh: whole suite took $(( $(date +%s) - start )) s"
