@@ -1,0 +1,378 @@
+//! The scheduler: per-CPU queues, spawning, waking, work stealing and the
+//! executor loop every CPU runs.
+//!
+//! Per CPU there are two run queues: the *inbox* for pinned tasks (spawned
+//! with [`Scheduler::spawn_on`]; only that CPU pops it) and the *stealable*
+//! queue for floating tasks (spawned with [`Scheduler::spawn`]; an idle CPU
+//! may pop from it). Both are lock-free and take pushes from any CPU, so a
+//! remote wake is a push plus, only if the target announced it is idle, one
+//! kick (see `idle.rs`).
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::future::Future;
+use core::task::{Context, Poll};
+
+use crate::idle::IdleMask;
+use crate::join::JoinHandle;
+use crate::queue::{Pushed, RunQueue};
+use crate::stats::{Counters, CpuStats};
+use crate::task::{Task, TaskRef};
+use crate::timer::TimerQueue;
+use crate::{CpuId, Platform, MAX_CPUS};
+
+/// Ring slots per run queue when built with [`Scheduler::new`]: waking never
+/// allocates until more than this many tasks wait on one queue.
+pub const DEFAULT_RING_CAPACITY: usize = 256;
+
+/// The most tasks polled from one queue per loop iteration, so the inbox, the
+/// stealable queue and the timers are all served in turn.
+const POLL_BATCH: usize = 32;
+
+/// The most timers fired per loop iteration.
+const TIMER_BATCH: usize = 64;
+
+/// Everything one CPU owns. Aligned so that two CPUs' hot fields never share a
+/// cache line.
+#[repr(align(128))]
+struct PerCpu {
+    /// Pinned tasks bound for this CPU.
+    inbox: RunQueue<TaskRef>,
+    /// Floating tasks queued here; other CPUs steal from it when idle.
+    stealable: RunQueue<TaskRef>,
+    /// This CPU's timers. Only this CPU locks it (a `Sleep` dropped elsewhere
+    /// only `try_lock`s it), so the lock is never contended: there is no
+    /// global timer lock.
+    timers: spin::Mutex<TimerQueue>,
+    stats: Counters,
+}
+
+/// The per-CPU async executor for `cpu_count` CPUs.
+///
+/// Created once, then shared as `&'static Scheduler<P>` (the kernel keeps it
+/// in a static `OnceCell`); every CPU calls [`Scheduler::run`] on it.
+pub struct Scheduler<P: Platform> {
+    platform: P,
+    cpus: Box<[PerCpu]>,
+    idle: IdleMask,
+}
+
+impl<P: Platform> Scheduler<P> {
+    /// A scheduler for CPUs `0..cpu_count`, with [`DEFAULT_RING_CAPACITY`].
+    ///
+    /// Panics unless `1 <= cpu_count <= MAX_CPUS`.
+    pub fn new(platform: P, cpu_count: usize) -> Self {
+        Self::with_ring_capacity(platform, cpu_count, DEFAULT_RING_CAPACITY)
+    }
+
+    /// A scheduler whose run queues preallocate `ring_capacity` slots each
+    /// (two queues per CPU, 24 bytes a slot).
+    ///
+    /// Panics unless `1 <= cpu_count <= MAX_CPUS` and `ring_capacity >= 1`.
+    pub fn with_ring_capacity(platform: P, cpu_count: usize, ring_capacity: usize) -> Self {
+        assert!(
+            (1..=MAX_CPUS).contains(&cpu_count),
+            "cpu_count {cpu_count} outside 1..={MAX_CPUS}"
+        );
+        assert!(ring_capacity >= 1, "ring_capacity must be at least 1");
+        let cpus: Vec<PerCpu> = (0..cpu_count)
+            .map(|_| PerCpu {
+                inbox: RunQueue::new(ring_capacity),
+                stealable: RunQueue::new(ring_capacity),
+                timers: spin::Mutex::new(TimerQueue::new()),
+                stats: Counters::default(),
+            })
+            .collect();
+        Self {
+            platform,
+            cpus: cpus.into_boxed_slice(),
+            idle: IdleMask::new(),
+        }
+    }
+
+    /// The platform this scheduler runs on.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// How many CPUs the scheduler drives.
+    pub fn cpu_count(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// The CPU the caller runs on (asked of the platform).
+    pub fn current_cpu(&self) -> CpuId {
+        self.platform.current_cpu()
+    }
+
+    /// Monotonic nanoseconds since boot (asked of the platform).
+    pub fn now_ns(&self) -> u64 {
+        self.platform.now_ns()
+    }
+
+    /// A snapshot of `cpu`'s counters. Panics if `cpu` is not one of ours.
+    pub fn stats(&self, cpu: CpuId) -> CpuStats {
+        self.per_cpu(cpu).stats.snapshot()
+    }
+
+    /// Run `future` as a floating task: queued on the calling CPU, it may be
+    /// stolen by an idle CPU, and a wake queues it on the CPU that polled it
+    /// last. Called from outside any CPU, it is queued on CPU 0.
+    ///
+    /// One allocation (the task); no lock.
+    pub fn spawn<F>(&'static self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let here = self.platform.current_cpu();
+        let cpu = if self.is_ours(here) { here } else { CpuId(0) };
+        self.spawn_task(future, cpu, false, here)
+    }
+
+    /// Run `future` as a task pinned to `cpu`: it is polled only there, and
+    /// every wake queues it on that CPU's inbox (kicking it if idle).
+    ///
+    /// Panics if `cpu` is not one of this scheduler's CPUs.
+    pub fn spawn_on<F>(&'static self, cpu: CpuId, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        assert!(
+            self.is_ours(cpu),
+            "spawn_on: {cpu} is not a CPU of this scheduler"
+        );
+        let here = self.platform.current_cpu();
+        self.spawn_task(future, cpu, true, here)
+    }
+
+    fn spawn_task<F>(
+        &'static self,
+        future: F,
+        cpu: CpuId,
+        pinned: bool,
+        here: CpuId,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = Arc::new(Task::new(future, cpu, pinned, self));
+        let handle = JoinHandle::new(task.clone());
+        self.per_cpu(cpu).stats.spawned.inc();
+        self.enqueue(cpu, here, task);
+        handle
+    }
+
+    /// Kick every idle CPU so that it re-evaluates its loop (for instance a
+    /// [`Scheduler::run_until`] stop condition that just became true).
+    pub fn unpark_all(&self) {
+        let here = self.platform.current_cpu();
+        let mask = self.idle.claim_all();
+        for cpu in (0..self.cpus.len()).map(|c| CpuId(c as u32)) {
+            if mask & (1 << cpu.0) != 0 && cpu != here {
+                self.kick(cpu);
+            }
+        }
+    }
+
+    /// The executor loop of the calling CPU; never returns.
+    ///
+    /// Each iteration fires expired timers, polls a bounded batch from the
+    /// pinned inbox and one from the stealable queue, and only when both were
+    /// empty steals one floating task from another CPU or, failing that,
+    /// parks in [`Platform::idle`] until a kick or the next timer deadline.
+    ///
+    /// Panics if the calling CPU is not one of this scheduler's CPUs.
+    pub fn run(&self) -> ! {
+        self.run_loop(&|| false);
+        unreachable!("the executor loop only returns when asked to stop")
+    }
+
+    /// [`Scheduler::run`], returning once `stop()` is true.
+    ///
+    /// `stop` is checked once per iteration and before parking; a parked CPU
+    /// re-checks it only when kicked, so whoever makes it true should call
+    /// [`Scheduler::unpark_all`] afterwards.
+    pub fn run_until(&self, stop: impl Fn() -> bool) {
+        self.run_loop(&stop);
+    }
+
+    fn run_loop(&self, stop: &dyn Fn() -> bool) {
+        let cpu = self.platform.current_cpu();
+        assert!(self.is_ours(cpu), "{cpu}: not a CPU of this scheduler");
+        log::debug!("{cpu}: executor loop started");
+        let local = self.per_cpu(cpu);
+        while !stop() {
+            let mut progress = self.fire_timers(cpu);
+            progress += self.poll_batch(cpu, &local.inbox);
+            progress += self.poll_batch(cpu, &local.stealable);
+            if progress > 0 {
+                continue;
+            }
+            if let Some(task) = self.steal(cpu) {
+                local.stats.steals.inc();
+                self.poll_task(cpu, task);
+                continue;
+            }
+            self.park(cpu, stop);
+        }
+        log::debug!("{cpu}: executor loop stopped");
+    }
+
+    /// Poll up to `POLL_BATCH` tasks from `queue`; returns how many.
+    fn poll_batch(&self, cpu: CpuId, queue: &RunQueue<TaskRef>) -> usize {
+        let mut polled = 0;
+        while polled < POLL_BATCH {
+            let Some(task) = queue.pop() else { break };
+            self.poll_task(cpu, task);
+            polled += 1;
+        }
+        polled
+    }
+
+    /// Poll one task taken off a queue; re-queue it at the back if it was
+    /// woken while running.
+    fn poll_task(&self, cpu: CpuId, task: TaskRef) {
+        let header = task.header();
+        header.state.begin_poll();
+        header.set_running_on(cpu);
+        self.per_cpu(cpu).stats.polls.inc();
+        let waker = task.clone().into_waker();
+        let ready = task.poll(&mut Context::from_waker(&waker));
+        drop(waker);
+        if ready == Poll::Pending && task.header().state.end_poll_pending() {
+            self.enqueue(cpu, cpu, task);
+        }
+    }
+
+    /// Take one floating task from another CPU's stealable queue, searching
+    /// upwards from `cpu` so thieves spread over victims.
+    fn steal(&self, cpu: CpuId) -> Option<TaskRef> {
+        let n = self.cpus.len();
+        (1..n)
+            .map(|i| &self.cpus[(cpu.index() + i) % n])
+            .find_map(|victim| victim.stealable.pop())
+    }
+
+    /// Whether `cpu` has anything to run, its own queues or a steal.
+    fn has_work(&self, cpu: CpuId) -> bool {
+        !self.per_cpu(cpu).inbox.is_empty() || self.cpus.iter().any(|any| !any.stealable.is_empty())
+    }
+
+    /// Announce `cpu` idle, re-check, and park until a kick or the next timer.
+    fn park(&self, cpu: CpuId, stop: &dyn Fn() -> bool) {
+        let local = self.per_cpu(cpu);
+        self.idle.announce(cpu);
+        let deadline_ns = local.timers.lock().next_deadline_ns();
+        let timer_due = deadline_ns.is_some_and(|d| d <= self.platform.now_ns());
+        if timer_due || stop() || self.has_work(cpu) {
+            self.idle.withdraw(cpu);
+            return;
+        }
+        local.stats.idles.inc();
+        let still_idle = || self.idle.is_announced(cpu) && !stop() && !self.has_work(cpu);
+        self.platform.idle(deadline_ns, &still_idle);
+        self.idle.withdraw(cpu);
+    }
+
+    /// Fire up to `TIMER_BATCH` of `cpu`'s expired timers; returns how many.
+    fn fire_timers(&self, cpu: CpuId) -> usize {
+        let local = self.per_cpu(cpu);
+        if local.timers.lock().next_deadline_ns().is_none() {
+            return 0;
+        }
+        let now_ns = self.platform.now_ns();
+        let mut fired = 0;
+        while fired < TIMER_BATCH {
+            // Wake outside the lock: a wake may run arbitrary waker code.
+            let Some(waker) = local.timers.lock().pop_expired(now_ns) else {
+                break;
+            };
+            waker.wake();
+            fired += 1;
+        }
+        local.stats.timers_fired.add(fired as u64);
+        fired
+    }
+
+    /// Queue a task that a waker moved from idle to scheduled.
+    pub(crate) fn schedule(&self, task: TaskRef) {
+        let target = task.header().cpu();
+        let here = self.count_wake(target);
+        self.enqueue(target, here, task);
+    }
+
+    /// Count a wake of a task bound for `target`, local or remote; returns
+    /// the waker's CPU.
+    pub(crate) fn count_wake(&self, target: CpuId) -> CpuId {
+        let here = self.platform.current_cpu();
+        let stats = &self.per_cpu(target).stats;
+        if here == target {
+            stats.local_wakes.inc();
+        } else {
+            stats.remote_wakes.inc();
+        }
+        here
+    }
+
+    /// Push `task` on `target`'s queue (inbox if pinned, stealable otherwise)
+    /// and make sure some CPU will run it: kick `target` if it announced idle;
+    /// if it is busy and floating work is piling up behind it, kick one idle
+    /// thief instead. Allocation-free unless the ring is full.
+    fn enqueue(&self, target: CpuId, here: CpuId, task: TaskRef) {
+        let pinned = task.header().is_pinned();
+        let local = self.per_cpu(target);
+        let queue = if pinned {
+            &local.inbox
+        } else {
+            &local.stealable
+        };
+        if queue.push(task) == Pushed::Overflow {
+            local.stats.ring_overflows.inc();
+        }
+        self.idle.after_push();
+        if self.idle.claim(target) {
+            // A CPU waking its own task while announced idle is an interrupt
+            // handler on that CPU: `idle` returns after it, no IPI needed.
+            if target != here {
+                self.kick(target);
+            }
+        } else if !pinned && queue.len() > 1 {
+            if let Some(thief) = self.idle.claim_other(target) {
+                if thief != here {
+                    self.kick(thief);
+                }
+            }
+        }
+    }
+
+    fn kick(&self, cpu: CpuId) {
+        self.per_cpu(cpu).stats.kicks.inc();
+        self.platform.kick(cpu);
+    }
+
+    fn is_ours(&self, cpu: CpuId) -> bool {
+        cpu.index() < self.cpus.len()
+    }
+
+    fn per_cpu(&self, cpu: CpuId) -> &PerCpu {
+        &self.cpus[cpu.index()]
+    }
+
+    /// `cpu`'s timer queue (for `Sleep`).
+    pub(crate) fn timers(&self, cpu: CpuId) -> &spin::Mutex<TimerQueue> {
+        &self.per_cpu(cpu).timers
+    }
+}
+
+impl<P: Platform> fmt::Debug for Scheduler<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("cpu_count", &self.cpus.len())
+            .finish_non_exhaustive()
+    }
+}
