@@ -4,3 +4,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 extern crate alloc;
+
+#[cfg(test)]
+extern crate std;
+
+pub mod frame;

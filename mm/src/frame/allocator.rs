@@ -1,0 +1,524 @@
+//! The frame allocator the kernel binds to: per-node buddies, per-CPU caches on the
+//! hot path, remote frees through lock-free queues, policy placement with distance
+//! fallback, watermark waits, zeroing and statistics.
+//!
+//! Holds one `unsafe` call: [`FrameAllocator::cpu_unchecked`] forwards its caller's
+//! exclusivity promise to the per-CPU cache (see `percpu_cache`).
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use sched::CpuId;
+
+use super::error::{AllocError, FreeError, TopologyError};
+use super::node::Node;
+use super::percpu_cache::{CacheGuard, PerCpu, PCP_CAPACITY};
+use super::policy::{InterleaveCursor, Plan, Policy};
+use super::stats::{CpuCacheStats, CpuNodeCounters, NodeStats};
+use super::topology::{DistanceMatrix, NodeRange, Topology};
+use super::types::{NodeId, Order, PageCount, Pfn};
+use super::wait::AllocWait;
+use super::watermark::{
+    default_min_free_kbytes, NoOom, NoReclaim, OomHandler, Reclaimer, Watermarks,
+    DEFAULT_WATERMARK_SCALE_FACTOR,
+};
+use super::zero::FrameZeroer;
+
+/// Tunables of the frame allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameConfig {
+    /// Frames moved per per-CPU cache refill or drain (Linux `pcp->batch`).
+    pub pcp_batch: u32,
+    /// Cache length above which a batch is drained (Linux `pcp->high`).
+    pub pcp_high: u32,
+    /// `vm.min_free_kbytes`; `None` computes Linux's default from total memory.
+    pub min_free_kbytes: Option<u64>,
+    /// `vm.watermark_scale_factor`.
+    pub watermark_scale_factor: u32,
+    /// Blocks each node's remote-free queue holds before frees fall back to the lock.
+    pub remote_queue_capacity: usize,
+    /// A waiter calls the OOM hook every this many fruitless reclaim rounds (0: never).
+    pub oom_after_rounds: u32,
+}
+
+impl Default for FrameConfig {
+    fn default() -> FrameConfig {
+        FrameConfig {
+            pcp_batch: 32,
+            pcp_high: 128,
+            min_free_kbytes: None,
+            watermark_scale_factor: DEFAULT_WATERMARK_SCALE_FACTOR,
+            remote_queue_capacity: 4096,
+            oom_after_rounds: 16,
+        }
+    }
+}
+
+/// The result of [`FrameAllocator::drain_all`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DrainReport {
+    /// Frames returned from CPU caches to their buddies.
+    pub drained: PageCount,
+    /// CPUs whose cache was in use and was skipped.
+    pub busy_cpus: u32,
+}
+
+/// The NUMA-aware physical frame allocator.
+pub struct FrameAllocator {
+    topo: Topology,
+    nodes: Box<[Node]>,
+    cpus: Box<[PerCpu]>,
+    batch: usize,
+    high: usize,
+    oom: Arc<dyn OomHandler>,
+    oom_after_rounds: u32,
+    next_waiter: AtomicU64,
+    /// Interleave position for allocations made without a CPU handle.
+    shared_cursor: spin::Mutex<InterleaveCursor>,
+}
+
+impl FrameAllocator {
+    /// An allocator over `ranges` (the memory map intersected with the SRAT), with
+    /// the SLIT `distances` and `cpu_nodes[i]` the node of CPU `i`; reclaim and OOM
+    /// hooks are no-ops.
+    pub fn new(
+        ranges: &[NodeRange],
+        distances: DistanceMatrix,
+        cpu_nodes: &[NodeId],
+        config: FrameConfig,
+    ) -> Result<FrameAllocator, TopologyError> {
+        FrameAllocator::with_hooks(ranges, distances, cpu_nodes, config, Arc::new(NoReclaim), Arc::new(NoOom))
+    }
+
+    /// Like [`new`](Self::new), with the kernel's reclaim and OOM hooks.
+    pub fn with_hooks(
+        ranges: &[NodeRange],
+        distances: DistanceMatrix,
+        cpu_nodes: &[NodeId],
+        config: FrameConfig,
+        reclaimer: Arc<dyn Reclaimer>,
+        oom: Arc<dyn OomHandler>,
+    ) -> Result<FrameAllocator, TopologyError> {
+        let (batch, high) = (config.pcp_batch as usize, config.pcp_high as usize);
+        if batch == 0 || batch > high || high + batch > PCP_CAPACITY {
+            return Err(TopologyError::BadCacheTunables);
+        }
+        let topo = Topology::new(ranges, distances, cpu_nodes)?;
+        let nr_nodes = topo.nr_nodes();
+        let nodes: Box<[Node]> = (0..nr_nodes as u32)
+            .map(NodeId)
+            .map(|n| Node::new(n, topo.node_ranges(n), config.remote_queue_capacity, reclaimer.clone()))
+            .collect();
+        let cpus: Box<[PerCpu]> = (0..topo.nr_cpus() as u32)
+            .map(CpuId)
+            .filter_map(|c| Some(PerCpu::new(c, topo.cpu_node(c)?, topo.cpu_mem_node(c)?, nr_nodes)))
+            .collect();
+        let alloc = FrameAllocator {
+            topo,
+            nodes,
+            cpus,
+            batch,
+            high,
+            oom,
+            oom_after_rounds: config.oom_after_rounds,
+            next_waiter: AtomicU64::new(1),
+            shared_cursor: spin::Mutex::new(InterleaveCursor::default()),
+        };
+        alloc.set_watermarks(config.min_free_kbytes, config.watermark_scale_factor);
+        Ok(alloc)
+    }
+
+    /// Recomputes every node's watermarks (`vm.min_free_kbytes`,
+    /// `vm.watermark_scale_factor`); `None` uses Linux's default for total memory.
+    pub fn set_watermarks(&self, min_free_kbytes: Option<u64>, scale_factor: u32) {
+        let total = self.total_pages();
+        let mfk = min_free_kbytes.unwrap_or_else(|| default_min_free_kbytes(total));
+        for node in self.nodes.iter() {
+            node.set_watermarks(Watermarks::compute(mfk, node.present(), total, scale_factor));
+        }
+    }
+
+    /// Sets one node's watermarks directly.
+    pub fn set_node_watermarks(&self, node: NodeId, watermarks: Watermarks) {
+        if let Some(n) = self.nodes.get(node.index()) {
+            n.set_watermarks(watermarks);
+        }
+    }
+
+    /// A node's watermarks (`None` for an unknown node).
+    pub fn watermarks(&self, node: NodeId) -> Option<Watermarks> {
+        Some(self.nodes.get(node.index())?.watermarks())
+    }
+
+    /// Number of nodes.
+    pub fn nr_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Number of CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// Frames managed on all nodes.
+    pub fn total_pages(&self) -> PageCount {
+        self.nodes.iter().fold(PageCount(0), |acc, n| acc + n.present())
+    }
+
+    /// The node owning `pfn`.
+    pub fn node_of(&self, pfn: Pfn) -> Option<NodeId> {
+        self.topo.node_of(pfn)
+    }
+
+    /// The SLIT distance between two nodes.
+    pub fn distance(&self, from: NodeId, to: NodeId) -> u8 {
+        self.topo.distances().distance(from, to)
+    }
+
+    /// The node a CPU belongs to.
+    pub fn cpu_node(&self, cpu: CpuId) -> Option<NodeId> {
+        self.topo.cpu_node(cpu)
+    }
+
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    pub(crate) fn node(&self, node: NodeId) -> &Node {
+        &self.nodes[node.index()]
+    }
+
+    pub(crate) fn oom_handler(&self) -> &dyn OomHandler {
+        &*self.oom
+    }
+
+    pub(crate) fn oom_after_rounds(&self) -> u32 {
+        self.oom_after_rounds
+    }
+
+    /// The handle of `cpu`, if it exists and no other handle for it is alive
+    /// (checked with an atomic flag on the CPU's own cache line; released on drop).
+    pub fn try_cpu(&self, cpu: CpuId) -> Option<CpuHandle<'_>> {
+        let percpu = self.cpus.get(cpu.index())?;
+        let cache = percpu.try_claim()?;
+        Some(CpuHandle::new(self, percpu, cache))
+    }
+
+    /// The handle of `cpu` without the atomic claim (`None` for an unknown CPU).
+    ///
+    /// # Safety
+    ///
+    /// While the handle lives, no other handle for `cpu` may exist and nothing may
+    /// call [`try_cpu`](Self::try_cpu) or [`drain_all`](Self::drain_all) for it: the
+    /// kernel calls this on `cpu` itself with interrupts disabled (or from `cpu`'s
+    /// single executor, never holding the handle across an `.await` or into an
+    /// interrupt handler that allocates).
+    pub unsafe fn cpu_unchecked(&self, cpu: CpuId) -> Option<CpuHandle<'_>> {
+        let percpu = self.cpus.get(cpu.index())?;
+        // SAFETY: the caller's contract above is `borrow_unchecked`'s contract.
+        let cache = unsafe { percpu.borrow_unchecked() };
+        Some(CpuHandle::new(self, percpu, cache))
+    }
+
+    /// A future allocating a block of `order` under `policy` for a task running on
+    /// `cpu`; it waits (registering its waker) while every permitted node is at its
+    /// `min` watermark, and completes when frees bring one above it. It uses no CPU
+    /// cache, so the task may migrate while it waits.
+    pub fn alloc_wait(&self, cpu: CpuId, order: Order, policy: Policy) -> AllocWait<'_> {
+        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let (Some(local), Some(requester)) = (self.topo.cpu_mem_node(cpu), self.topo.cpu_node(cpu)) else {
+            return AllocWait::new(self, Err(AllocError::UnknownCpu), order, NodeId(0), id);
+        };
+        let plan = Plan::resolve(policy, &self.topo, local, &mut self.shared_cursor.lock());
+        AllocWait::new(self, plan, order, requester, id)
+    }
+
+    /// Frees a block from a context without a CPU handle (such as a task that got
+    /// it from [`alloc_wait`](Self::alloc_wait) and migrated): it goes through the
+    /// owner's lock-free remote-free queue.
+    pub fn free(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        let node = self.check_free(pfn, order)?;
+        self.nodes[node.index()].remote_free(pfn, order)?;
+        self.nodes[node.index()].counters.direct_frees.add(order.pages());
+        Ok(())
+    }
+
+    /// Zeroes an allocated block through `zeroer` (once), counting it.
+    pub fn zero(&self, pfn: Pfn, order: Order, zeroer: &dyn FrameZeroer) {
+        let ns = zeroer.zero_frames(pfn, PageCount(order.pages()));
+        if let Some(node) = self.topo.node_of(pfn) {
+            let c = &self.nodes[node.index()].counters;
+            c.zeroed_pages.add(order.pages());
+            c.zero_ns.add(ns);
+        }
+    }
+
+    fn check_free(&self, pfn: Pfn, order: Order) -> Result<NodeId, FreeError> {
+        let node = self.topo.node_of(pfn).ok_or(FreeError::NotManaged(pfn))?;
+        if !pfn.is_aligned(order) {
+            return Err(FreeError::Misaligned(pfn, order));
+        }
+        Ok(node)
+    }
+
+    /// Allocates straight from the buddies of `plan`'s candidates (skipping
+    /// `skip`), counting NUMA events; `requester` is the calling CPU's node.
+    pub(crate) fn alloc_from_nodes(
+        &self,
+        plan: &Plan,
+        order: Order,
+        requester: NodeId,
+        skip: Option<NodeId>,
+    ) -> Result<Pfn, AllocError> {
+        for id in plan.candidates(&self.topo) {
+            if Some(id) == skip {
+                continue;
+            }
+            let node = &self.nodes[id.index()];
+            if let Some(pfn) = node.alloc(order) {
+                let c = &node.counters;
+                c.direct_allocs.add(order.pages());
+                if id == plan.intended {
+                    c.numa_hit.add(1);
+                    if plan.interleave {
+                        c.interleave_hit.add(1);
+                    }
+                } else {
+                    c.numa_miss.add(1);
+                    self.nodes[plan.intended.index()].counters.numa_foreign.add(1);
+                }
+                if id == requester {
+                    c.local_node.add(1);
+                } else {
+                    c.other_node.add(1);
+                }
+                return Ok(pfn);
+            }
+        }
+        self.nodes[plan.intended.index()].counters.alloc_failures.add(1);
+        Err(AllocError::NoMemory)
+    }
+
+    /// Returns every CPU cache that is not in use to its buddy, then drains every
+    /// remote-free queue. The kernel instead has each CPU call [`CpuHandle::drain`]
+    /// (from an IPI); this is for quiescent points and host tests.
+    pub fn drain_all(&self) -> DrainReport {
+        let mut report = DrainReport::default();
+        for percpu in self.cpus.iter() {
+            match percpu.try_claim() {
+                Some(cache) => report.drained += CpuHandle::new(self, percpu, cache).drain(),
+                None => report.busy_cpus += 1,
+            }
+        }
+        for node in self.nodes.iter() {
+            node.drain_remote();
+        }
+        report
+    }
+
+    /// A snapshot of one node (`None` for an unknown node).
+    pub fn node_stats(&self, node: NodeId) -> Option<NodeStats> {
+        let n = self.nodes.get(node.index())?;
+        let buddy = n.snapshot();
+        let c = &n.counters;
+        let mut s = NodeStats {
+            node,
+            start_pfn: n.start_pfn(),
+            spanned: n.spanned(),
+            present: n.present(),
+            free_buddy: buddy.free,
+            free_queued: buddy.queued,
+            nr_free: buddy.nr_free,
+            watermarks: n.watermarks(),
+            pgalloc: c.direct_allocs.get(),
+            pgfree: c.direct_frees.get().saturating_sub(c.bad_frees.get()),
+            numa_hit: c.numa_hit.get(),
+            numa_miss: c.numa_miss.get(),
+            numa_foreign: c.numa_foreign.get(),
+            interleave_hit: c.interleave_hit.get(),
+            local_node: c.local_node.get(),
+            other_node: c.other_node.get(),
+            remote_drained: c.remote_drained.get(),
+            remote_overflows: c.remote_overflows.get(),
+            zeroed_pages: c.zeroed_pages.get(),
+            zero_ns: c.zero_ns.get(),
+            reclaim_wakeups: c.reclaim_wakeups.get(),
+            alloc_waits: c.alloc_waits.get(),
+            oom_calls: c.oom_calls.get(),
+            bad_frees: c.bad_frees.get(),
+            alloc_failures: c.alloc_failures.get(),
+            ..NodeStats::default()
+        };
+        for percpu in self.cpus.iter() {
+            let pc: &CpuNodeCounters = &percpu.counters[node.index()];
+            let cache_allocs = pc.cache_allocs.get();
+            s.pgalloc += cache_allocs;
+            s.numa_hit += cache_allocs;
+            s.interleave_hit += pc.cache_interleave_hits.get();
+            if percpu.node == node {
+                s.local_node += cache_allocs;
+            } else {
+                s.other_node += cache_allocs;
+            }
+            let remote = pc.remote_frees.get();
+            s.pgfree += pc.cache_frees.get() + remote;
+            s.remote_frees += remote;
+            s.zeroed_pages += pc.zeroed_pages.get();
+            s.zero_ns += pc.zero_ns.get();
+            if percpu.mem_node == node {
+                s.free_cached += PageCount(percpu.cached() as u64);
+            }
+        }
+        Some(s)
+    }
+
+    /// Every CPU's cache (for `/proc/zoneinfo`'s `pagesets`).
+    pub fn cpu_cache_stats(&self) -> Vec<CpuCacheStats> {
+        self.cpus
+            .iter()
+            .map(|pc| CpuCacheStats {
+                cpu: pc.cpu,
+                node: pc.mem_node,
+                count: pc.cached(),
+                high: self.high as u32,
+                batch: self.batch as u32,
+            })
+            .collect()
+    }
+
+    /// Free blocks of a node (tests only).
+    #[cfg(test)]
+    pub(crate) fn free_blocks(&self, node: NodeId) -> Vec<(Pfn, Order)> {
+        self.nodes[node.index()].free_blocks()
+    }
+}
+
+/// Exclusive use of one CPU's frame cache: the hot path. Obtained from
+/// [`FrameAllocator::try_cpu`] or [`FrameAllocator::cpu_unchecked`]; not `Send`.
+pub struct CpuHandle<'a> {
+    alloc: &'a FrameAllocator,
+    percpu: &'a PerCpu,
+    cache: CacheGuard<'a>,
+    /// This CPU's counters for its memory node.
+    local: &'a CpuNodeCounters,
+    _not_send: core::marker::PhantomData<*mut ()>,
+}
+
+impl<'a> CpuHandle<'a> {
+    fn new(alloc: &'a FrameAllocator, percpu: &'a PerCpu, cache: CacheGuard<'a>) -> CpuHandle<'a> {
+        let local = &percpu.counters[percpu.mem_node.index()];
+        CpuHandle { alloc, percpu, cache, local, _not_send: core::marker::PhantomData }
+    }
+
+    /// The CPU.
+    pub fn cpu(&self) -> CpuId {
+        self.percpu.cpu
+    }
+
+    /// The node the CPU's cache takes frames from.
+    pub fn mem_node(&self) -> NodeId {
+        self.percpu.mem_node
+    }
+
+    /// One frame from this CPU's node (falling back by distance): the hot path,
+    /// lock-free while the cache has frames.
+    #[inline]
+    pub fn alloc_frame(&mut self) -> Result<Pfn, AllocError> {
+        if let Some(pfn) = self.cache.pop() {
+            self.local.cache_allocs.add(1);
+            self.cache.publish_len();
+            return Ok(pfn);
+        }
+        self.alloc(Order::FRAME_4K, Policy::Local)
+    }
+
+    /// Frees one frame: into this CPU's cache if it belongs to the CPU's node,
+    /// else into the owner node's remote-free queue.
+    #[inline]
+    pub fn free_frame(&mut self, pfn: Pfn) -> Result<(), FreeError> {
+        self.free(pfn, Order::FRAME_4K)
+    }
+
+    /// A block of `order` placed by `policy`.
+    pub fn alloc(&mut self, order: Order, policy: Policy) -> Result<Pfn, AllocError> {
+        let mem_node = self.percpu.mem_node;
+        let plan = Plan::resolve(policy, &self.alloc.topo, mem_node, &mut self.cache.cursor)?;
+        let mut skip = None;
+        if order == Order::FRAME_4K && plan.intended == mem_node && plan.allowed.contains(mem_node) {
+            if let Some(pfn) = self.cache.pop().or_else(|| self.refill()) {
+                self.local.cache_allocs.add(1);
+                if plan.interleave {
+                    self.local.cache_interleave_hits.add(1);
+                }
+                self.cache.publish_len();
+                return Ok(pfn);
+            }
+            skip = Some(mem_node);
+        }
+        self.alloc.alloc_from_nodes(&plan, order, self.percpu.node, skip)
+    }
+
+    /// A block of `order` placed by `policy`, zeroed once by `zeroer` before it is
+    /// returned (for frames handed to userland); pages and time are counted.
+    pub fn alloc_zeroed(
+        &mut self,
+        order: Order,
+        policy: Policy,
+        zeroer: &dyn FrameZeroer,
+    ) -> Result<Pfn, AllocError> {
+        let pfn = self.alloc(order, policy)?;
+        let ns = zeroer.zero_frames(pfn, PageCount(order.pages()));
+        if let Some(node) = self.alloc.topo.node_of(pfn) {
+            let c = &self.percpu.counters[node.index()];
+            c.zeroed_pages.add(order.pages());
+            c.zero_ns.add(ns);
+        }
+        Ok(pfn)
+    }
+
+    /// Frees a block of `order`.
+    pub fn free(&mut self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        let node_id = self.alloc.check_free(pfn, order)?;
+        let node = &self.alloc.nodes[node_id.index()];
+        if node_id != self.percpu.mem_node {
+            node.remote_free(pfn, order)?;
+            self.percpu.counters[node_id.index()].remote_frees.add(order.pages());
+            return Ok(());
+        }
+        // Under pressure a local free skips the cache so that waiters see it.
+        if order == Order::FRAME_4K && !node.waiters.has_waiters() && self.cache.push(pfn) {
+            self.local.cache_frees.add(1);
+            if self.cache.len() > self.alloc.high {
+                self.cache.drain_oldest(self.alloc.batch, |frames| node.free_frames(frames));
+            }
+            self.cache.publish_len();
+            return Ok(());
+        }
+        node.free(pfn, order)?;
+        node.counters.direct_frees.add(order.pages());
+        Ok(())
+    }
+
+    /// Refills the cache by one batch and takes a frame; `None` if the node is at `min`.
+    fn refill(&mut self) -> Option<Pfn> {
+        let node = &self.alloc.nodes[self.percpu.mem_node.index()];
+        self.cache.refill(self.alloc.batch, |slots| node.alloc_frames(slots));
+        self.cache.pop()
+    }
+
+    /// Returns every cached frame to the buddy.
+    pub fn drain(&mut self) -> PageCount {
+        let node = &self.alloc.nodes[self.percpu.mem_node.index()];
+        let n = self.cache.len();
+        self.cache.drain_oldest(n, |frames| node.free_frames(frames));
+        self.cache.publish_len();
+        PageCount(n as u64)
+    }
+
+    /// Frames in this CPU's cache.
+    pub fn cached(&self) -> PageCount {
+        PageCount(self.cache.len() as u64)
+    }
+}

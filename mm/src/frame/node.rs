@@ -1,0 +1,298 @@
+//! One NUMA node: its buddy allocator behind a spin lock, its remote-free queue, its
+//! watermarks, its wait list and its slow-path counters. Every locked operation
+//! drains the remote-free queue first and, after unlocking, wakes reclaim or
+//! waiters as the new free count requires.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::buddy::Buddy;
+use super::error::FreeError;
+use super::remote_free::RemoteFreeQueue;
+use super::stats::NodeCounters;
+use super::types::{NodeId, Order, PageCount, Pfn, NR_ORDERS};
+use super::wait::WaitList;
+use super::watermark::{Reclaimer, Watermarks};
+
+/// Watermarks that a tunable may change at run time.
+#[derive(Default)]
+struct AtomicWatermarks {
+    min: AtomicU64,
+    low: AtomicU64,
+    high: AtomicU64,
+}
+
+/// A node's buddy and everything around it.
+pub(crate) struct Node {
+    /// The node's number.
+    pub(crate) id: NodeId,
+    /// The buddy allocator; only batch and slow paths take this lock.
+    buddy: spin::Mutex<Buddy>,
+    /// Frees from CPUs of other nodes.
+    remote: RemoteFreeQueue,
+    /// Allocations waiting for this node to get above `min`.
+    pub(crate) waiters: WaitList,
+    /// Slow-path counters.
+    pub(crate) counters: NodeCounters,
+    watermarks: AtomicWatermarks,
+    /// Set when reclaim was woken; cleared when free memory is back at `high`.
+    reclaim_woken: AtomicBool,
+    reclaimer: Arc<dyn Reclaimer>,
+    /// Immutable geometry, readable without the lock.
+    present: u64,
+    spanned: u64,
+    start_pfn: Pfn,
+}
+
+/// The buddy's part of a [`NodeStats`](super::NodeStats) snapshot.
+pub(crate) struct BuddySnapshot {
+    pub(crate) free: PageCount,
+    pub(crate) nr_free: [u64; NR_ORDERS],
+    pub(crate) queued: PageCount,
+}
+
+impl Node {
+    /// A node owning the frames of `ranges` (sorted, disjoint PFN ranges).
+    pub(crate) fn new(
+        id: NodeId,
+        ranges: &[(Pfn, Pfn)],
+        remote_capacity: usize,
+        reclaimer: Arc<dyn Reclaimer>,
+    ) -> Node {
+        let buddy = Buddy::new(ranges);
+        Node {
+            id,
+            present: buddy.present_pages(),
+            spanned: buddy.spanned_pages(),
+            start_pfn: buddy.start_pfn(),
+            buddy: spin::Mutex::new(buddy),
+            remote: RemoteFreeQueue::new(remote_capacity),
+            waiters: WaitList::new(),
+            counters: NodeCounters::default(),
+            watermarks: AtomicWatermarks::default(),
+            reclaim_woken: AtomicBool::new(false),
+            reclaimer,
+        }
+    }
+
+    /// Frames of memory on the node.
+    pub(crate) fn present(&self) -> PageCount {
+        PageCount(self.present)
+    }
+
+    /// Frames from first to last, holes included.
+    pub(crate) fn spanned(&self) -> PageCount {
+        PageCount(self.spanned)
+    }
+
+    /// The first frame.
+    pub(crate) fn start_pfn(&self) -> Pfn {
+        self.start_pfn
+    }
+
+    /// The current watermarks.
+    pub(crate) fn watermarks(&self) -> Watermarks {
+        Watermarks {
+            min: PageCount(self.watermarks.min.load(Ordering::Relaxed)),
+            low: PageCount(self.watermarks.low.load(Ordering::Relaxed)),
+            high: PageCount(self.watermarks.high.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Replaces the watermarks (boot, or a `vm.*` tunable changed).
+    pub(crate) fn set_watermarks(&self, w: Watermarks) {
+        self.watermarks.min.store(w.min.0, Ordering::Relaxed);
+        self.watermarks.low.store(w.low.0, Ordering::Relaxed);
+        self.watermarks.high.store(w.high.0, Ordering::Relaxed);
+        // Lowered watermarks may satisfy waiters now.
+        self.with_buddy(|_| ());
+    }
+
+    /// Runs `f` on the buddy under its lock, after draining the remote-free queue;
+    /// then, unlocked, reacts to the new free count.
+    fn with_buddy<R>(&self, f: impl FnOnce(&mut Buddy) -> R) -> R {
+        let (result, free) = {
+            let mut buddy = self.buddy.lock();
+            if !self.remote.is_empty() {
+                let counters = &self.counters;
+                let id = self.id;
+                let drained = self.remote.drain(|pfn, order| {
+                    if let Err(e) = buddy.free(pfn, order) {
+                        counters.bad_frees.add(order.pages());
+                        log::error!("{id}: refused remote free: {e}");
+                    }
+                });
+                self.counters.remote_drained.add(drained);
+            }
+            let result = f(&mut buddy);
+            (result, buddy.free_pages())
+        };
+        self.after_change(free);
+        result
+    }
+
+    /// Wakes reclaim under `low`, re-arms it at `high`, wakes waiters above `min`.
+    fn after_change(&self, free: u64) {
+        let w = self.watermarks();
+        if free < w.low.0 {
+            if !self.reclaim_woken.load(Ordering::Relaxed) && !self.reclaim_woken.swap(true, Ordering::AcqRel) {
+                self.counters.reclaim_wakeups.add(1);
+                self.reclaimer.wake_reclaim(self.id);
+            }
+        } else if free >= w.high.0 && self.reclaim_woken.load(Ordering::Relaxed) {
+            self.reclaim_woken.store(false, Ordering::Relaxed);
+        }
+        if free > w.min.0 && self.waiters.has_waiters() {
+            self.waiters.wake_all();
+        }
+    }
+
+    /// Wakes reclaim for a waiter regardless of the hysteresis flag.
+    pub(crate) fn kick_reclaim(&self) {
+        self.counters.reclaim_wakeups.add(1);
+        self.reclaimer.wake_reclaim(self.id);
+    }
+
+    /// Takes a block of `order` unless that would leave fewer than `min` free frames.
+    pub(crate) fn alloc(&self, order: Order) -> Option<Pfn> {
+        if self.present < order.pages() {
+            return None;
+        }
+        let min = self.watermarks.min.load(Ordering::Relaxed);
+        self.with_buddy(|b| {
+            if b.free_pages() < min + order.pages() {
+                return None;
+            }
+            b.alloc(order)
+        })
+    }
+
+    /// Fills as much of `out` with single frames as the `min` watermark allows.
+    pub(crate) fn alloc_frames(&self, out: &mut [Pfn]) -> usize {
+        if self.present == 0 {
+            return 0;
+        }
+        let min = self.watermarks.min.load(Ordering::Relaxed);
+        self.with_buddy(|b| {
+            let room = b.free_pages().saturating_sub(min).min(out.len() as u64) as usize;
+            b.alloc_frames(&mut out[..room])
+        })
+    }
+
+    /// Returns a block to the buddy.
+    pub(crate) fn free(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        self.with_buddy(|b| b.free(pfn, order))
+    }
+
+    /// Returns single frames to the buddy; refused ones are counted and logged.
+    pub(crate) fn free_frames(&self, frames: &[Pfn]) {
+        self.with_buddy(|b| {
+            for &pfn in frames {
+                if let Err(e) = b.free(pfn, Order::FRAME_4K) {
+                    self.counters.bad_frees.add(1);
+                    log::error!("{}: refused cached free: {e}", self.id);
+                }
+            }
+        })
+    }
+
+    /// A free from a CPU of another node: queued without the lock, unless the
+    /// queue is full or someone waits for this node (then the lock is taken so the
+    /// waiter sees the frame at once). Validity is checked when the queue drains.
+    pub(crate) fn remote_free(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        if self.waiters.has_waiters() {
+            return self.free(pfn, order);
+        }
+        match self.remote.push(pfn, order) {
+            Ok(()) => Ok(()),
+            Err((pfn, order)) => {
+                self.counters.remote_overflows.add(1);
+                self.free(pfn, order)
+            }
+        }
+    }
+
+    /// Drains the remote-free queue into the buddy.
+    pub(crate) fn drain_remote(&self) {
+        self.with_buddy(|_| ());
+    }
+
+    /// Free buddy frames, read without draining the queue.
+    pub(crate) fn snapshot(&self) -> BuddySnapshot {
+        let buddy = self.buddy.lock();
+        BuddySnapshot {
+            free: PageCount(buddy.free_pages()),
+            nr_free: buddy.nr_free(),
+            queued: PageCount(self.remote.queued_pages()),
+        }
+    }
+
+    /// Every free block (tests only).
+    #[cfg(test)]
+    pub(crate) fn free_blocks(&self) -> alloc::vec::Vec<(Pfn, Order)> {
+        self.buddy.lock().free_blocks()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::watermark::NoReclaim;
+    use core::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct CountingReclaimer(AtomicUsize);
+    impl Reclaimer for CountingReclaimer {
+        fn wake_reclaim(&self, _node: NodeId) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn min_watermark_is_never_crossed() {
+        let node = Node::new(NodeId(0), &[(Pfn(0), Pfn(64))], 8, Arc::new(NoReclaim));
+        node.set_watermarks(Watermarks { min: PageCount(10), low: PageCount(12), high: PageCount(14) });
+        let mut out = [Pfn(0); 64];
+        assert_eq!(node.alloc_frames(&mut out), 54);
+        assert_eq!(node.alloc(Order::FRAME_4K), None);
+        node.free_frames(&out[..4]);
+        assert_eq!(node.alloc(Order::new(3).unwrap()), None, "14 - 8 would be under min");
+        assert_eq!(node.alloc(Order::new(2).unwrap()), Some(Pfn(0)), "14 - 4 is exactly min");
+        assert_eq!(node.alloc(Order::FRAME_4K), None);
+    }
+
+    #[test]
+    fn reclaim_wakes_once_under_low_and_rearms_at_high() {
+        let r = Arc::new(CountingReclaimer::default());
+        let node = Node::new(NodeId(0), &[(Pfn(0), Pfn(64))], 8, r.clone());
+        node.set_watermarks(Watermarks { min: PageCount(4), low: PageCount(16), high: PageCount(32) });
+        let mut out = [Pfn(0); 56];
+        assert_eq!(node.alloc_frames(&mut out), 56);
+        assert_eq!(node.alloc(Order::FRAME_4K), Some(Pfn(56)));
+        assert_eq!(r.0.load(Ordering::Relaxed), 1);
+        node.free_frames(&out[..40]);
+        node.alloc_frames(&mut out[..40]);
+        assert_eq!(r.0.load(Ordering::Relaxed), 2);
+        assert_eq!(node.counters.reclaim_wakeups.get(), 2);
+    }
+
+    #[test]
+    fn remote_frees_queue_and_drain_on_next_lock() {
+        let node = Node::new(NodeId(1), &[(Pfn(0), Pfn(8))], 2, Arc::new(NoReclaim));
+        let mut out = [Pfn(0); 8];
+        assert_eq!(node.alloc_frames(&mut out), 8);
+        node.remote_free(out[0], Order::FRAME_4K).unwrap();
+        node.remote_free(out[1], Order::FRAME_4K).unwrap();
+        assert_eq!(node.snapshot().queued, PageCount(2));
+        assert_eq!(node.snapshot().free, PageCount(0));
+        // Full queue: the third takes the lock, draining the other two as well.
+        node.remote_free(out[2], Order::FRAME_4K).unwrap();
+        assert_eq!(node.counters.remote_overflows.get(), 1);
+        assert_eq!(node.snapshot().free, PageCount(3));
+        assert_eq!(node.counters.remote_drained.get(), 2);
+        // A bogus queued free is counted, not applied.
+        node.remote_free(out[0], Order::FRAME_4K).unwrap();
+        node.drain_remote();
+        assert_eq!(node.counters.bad_frees.get(), 1);
+    }
+}
