@@ -1,0 +1,88 @@
+//! Helpers shared by the test programs: a check recorder that prints one line per
+//! check and a summary, and fixed-point formatting for benchmark figures.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use peios_rt::{println, Errno};
+
+/// Records named checks; [`Checks::finish`] prints a summary and gives the exit
+/// status (0 when every check passed, 1 otherwise).
+pub struct Checks {
+    prog: &'static str,
+    passed: u32,
+    failed: Vec<String>,
+}
+
+impl Checks {
+    /// A recorder for program `prog` (used as the line prefix).
+    pub fn new(prog: &'static str) -> Checks {
+        Checks { prog, passed: 0, failed: Vec::new() }
+    }
+
+    /// Records check `name`: prints `ok` or `FAILED` with `detail`; returns `ok`.
+    pub fn check(&mut self, name: &str, ok: bool, detail: fmt::Arguments<'_>) -> bool {
+        if ok {
+            self.passed += 1;
+            println!("{}: check {}: ok ({})", self.prog, name, detail);
+        } else {
+            self.failed.push(String::from(name));
+            println!("{}: check {}: FAILED ({})", self.prog, name, detail);
+        }
+        ok
+    }
+
+    /// Records that `got` is exactly `Err(want)`.
+    pub fn expect_errno<T: fmt::Debug>(&mut self, name: &str, got: Result<T, Errno>, want: Errno) -> bool {
+        match got {
+            Err(e) if e == want => self.check(name, true, format_args!("got {}", e.name())),
+            Err(e) => self.check(name, false, format_args!("expected {}, got {}", want.name(), e)),
+            Ok(v) => self.check(name, false, format_args!("expected {}, got success {:?}", want.name(), v)),
+        }
+    }
+
+    /// Number of failed checks so far.
+    pub fn failures(&self) -> usize {
+        self.failed.len()
+    }
+
+    /// Prints the summary line and returns the exit status.
+    pub fn finish(self) -> i32 {
+        if self.failed.is_empty() {
+            println!("{}: all {} checks passed", self.prog, self.passed);
+            0
+        } else {
+            let names = self.failed.join(", ");
+            println!("{}: {} of {} checks FAILED: {}", self.prog, self.failed.len(), self.passed as usize + self.failed.len(), names);
+            1
+        }
+    }
+}
+
+/// Displays `milli / 1000` with three decimals (integer-only, no floats needed).
+#[derive(Clone, Copy, Debug)]
+pub struct Milli(pub u64);
+
+impl fmt::Display for Milli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
+}
+
+/// Parses a comma-separated list of unsigned integers such as `1,2,4`.
+pub fn parse_list(s: &str) -> Option<Vec<u64>> {
+    s.split(',').filter(|p| !p.is_empty()).map(|p| p.trim().parse().ok()).collect()
+}
+
+/// The CPUs this process may run on, in order (just CPU 0 if affinity is unknown).
+pub fn allowed_cpus() -> Vec<usize> {
+    match peios_rt::sys::sched::sched_getaffinity(0) {
+        Ok(set) if set.count() > 0 => set.iter().collect(),
+        _ => alloc::vec![0],
+    }
+}

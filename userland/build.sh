@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds every userland program into target/bin/ (one flat directory of static
+# ELF files) and packs target/initramfs.cpio (cpio newc) holding /init and
+# /bin/<every program>. Usage: userland/build.sh [--release]
+# Idempotent: only what changed is rebuilt, and the cpio is rewritten only when a
+# program changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+profile=debug cargo_flags=()
+for arg in "$@"; do
+  case $arg in
+    --release) profile=release cargo_flags+=(--release) ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+apt_install() {
+  if [[ -z ${apt_updated:-} ]]; then apt-get update -qq >&2 || true; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+command -v musl-gcc >/dev/null || apt_install musl-tools
+command -v cpio >/dev/null || apt_install cpio
+rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none || rustup target add x86_64-unknown-none >&2
+
+bin=target/bin
+mkdir -p "$bin" target/c
+
+# Rust programs (flags for static non-PIE ET_EXEC at 0x400000 in .cargo/config.toml).
+cargo build -q "${cargo_flags[@]}"
+for src in bins/src/bin/*.rs; do
+  name=$(basename "$src" .rs)
+  out=target/x86_64-unknown-none/$profile/$name
+  cmp -s "$out" "$bin/$name" || cp "$out" "$bin/$name"
+done
+
+# C programs: musl -static (ET_EXEC) and -static-pie (ET_DYN, self-relocating).
+# musl-gcc's specs always link Scrt1.o with a dynamic-linker request; static-pie
+# needs rcrt1.o and --no-dynamic-linker, so derive a specs file for it.
+specs=$(sed -n 's/.*-specs "\(.*\)".*/\1/p' "$(command -v musl-gcc)")
+realgcc=$(sed -n 's/.*exec "${REALGCC:-\([^}]*\)}.*/\1/p' "$(command -v musl-gcc)")
+pie_specs=target/c/musl-static-pie.specs
+if [[ ! -s $pie_specs || $specs -nt $pie_specs ]]; then
+  sed -e 's|Scrt1\.o|rcrt1.o|' -e 's|-dynamic-linker [^ ]*|-static -pie --no-dynamic-linker -z text|' "$specs" > "$pie_specs"
+fi
+cc_if_newer() { # out src cmd...
+  local out=$1 src=$2; shift 2
+  if [[ ! -e $out || $src -nt $out || $0 -nt $out ]]; then "$@" -o "$out.tmp" "$src" && mv "$out.tmp" "$out"; fi
+}
+cc_if_newer "$bin/hello_c" c/hello.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/hello_pie" c/hello.c "${REALGCC:-${realgcc:-gcc}}" -specs "$pie_specs" -static-pie -fPIE -O2 -Wall
+
+# initramfs: /init plus /bin/<every program>; rewritten only when a program is newer.
+cpio_out=target/initramfs.cpio
+if [[ ! -s $cpio_out ]] || [[ -n $(find "$bin" -newer "$cpio_out" -type f | head -1) ]]; then
+  root=target/initramfs.root
+  rm -rf "$root"; mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/proc" "$root/sys" "$root/dev"
+  cp "$bin"/* "$root/bin/"
+  cp "$bin/init" "$root/init"
+  (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$cpio_out.tmp"
+  mv "$cpio_out.tmp" "$cpio_out"
+fi
+echo "build.sh: $profile programs in $(pwd)/$bin: $(ls "$bin" | tr '\n' ' ')"
+echo "build.sh: initramfs $(pwd)/$cpio_out ($(stat -c %s "$cpio_out") bytes)"
