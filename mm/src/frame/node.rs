@@ -4,7 +4,7 @@
 //! waiters as the new free count requires.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 
 use super::buddy::Buddy;
 use super::error::FreeError;
@@ -105,14 +105,17 @@ impl Node {
         self.watermarks.low.store(w.low.0, Ordering::Relaxed);
         self.watermarks.high.store(w.high.0, Ordering::Relaxed);
         // Lowered watermarks may satisfy waiters now.
-        self.with_buddy(|_| ());
+        if self.waiters.has_waiters() {
+            self.waiters.wake_all();
+        }
     }
 
     /// Runs `f` on the buddy under its lock, after draining the remote-free queue;
     /// then, unlocked, reacts to the new free count.
     fn with_buddy<R>(&self, f: impl FnOnce(&mut Buddy) -> R) -> R {
-        let (result, free) = {
+        let (result, before, free) = {
             let mut buddy = self.buddy.lock();
+            let before = buddy.free_pages();
             if !self.remote.is_empty() {
                 let counters = &self.counters;
                 let id = self.id;
@@ -125,14 +128,16 @@ impl Node {
                 self.counters.remote_drained.add(drained);
             }
             let result = f(&mut buddy);
-            (result, buddy.free_pages())
+            (result, before, buddy.free_pages())
         };
-        self.after_change(free);
+        self.after_change(free, free > before);
         result
     }
 
-    /// Wakes reclaim under `low`, re-arms it at `high`, wakes waiters above `min`.
-    fn after_change(&self, free: u64) {
+    /// Wakes reclaim under `low`, re-arms it at `high`; if frames were `returned`,
+    /// wakes waiters once above `min`. (A failed allocation returns nothing, so a
+    /// waiter's own retry never wakes it again.)
+    fn after_change(&self, free: u64, returned: bool) {
         let w = self.watermarks();
         if free < w.low.0 {
             if !self.reclaim_woken.load(Ordering::Relaxed) && !self.reclaim_woken.swap(true, Ordering::AcqRel) {
@@ -142,7 +147,12 @@ impl Node {
         } else if free >= w.high.0 && self.reclaim_woken.load(Ordering::Relaxed) {
             self.reclaim_woken.store(false, Ordering::Relaxed);
         }
-        if free > w.min.0 && self.waiters.has_waiters() {
+        // Pairs with the fence in `WaitList::register`: either this free sees the
+        // waiter, or the waiter's retry sees this free.
+        if returned && free > w.min.0 && {
+            fence(Ordering::SeqCst);
+            self.waiters.has_waiters()
+        } {
             self.waiters.wake_all();
         }
     }
@@ -197,14 +207,20 @@ impl Node {
     }
 
     /// A free from a CPU of another node: queued without the lock, unless the
-    /// queue is full or someone waits for this node (then the lock is taken so the
-    /// waiter sees the frame at once). Validity is checked when the queue drains.
+    /// queue is full; if someone waits for this node the queue is drained at once
+    /// (taking the lock) so the waiter sees the frame. Validity is checked when the
+    /// queue drains.
     pub(crate) fn remote_free(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
-        if self.waiters.has_waiters() {
-            return self.free(pfn, order);
-        }
         match self.remote.push(pfn, order) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Pairs with the fence in `WaitList::register`: either this sees the
+                // waiter, or the waiter's retry (which drains the queue) sees the frame.
+                fence(Ordering::SeqCst);
+                if self.waiters.has_waiters() {
+                    self.drain_remote();
+                }
+                Ok(())
+            }
             Err((pfn, order)) => {
                 self.counters.remote_overflows.add(1);
                 self.free(pfn, order)

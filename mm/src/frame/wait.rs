@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 
 use super::allocator::FrameAllocator;
@@ -46,6 +46,10 @@ impl WaitList {
             None => entries.push((id, waker.clone())),
         }
         self.count.0.store(entries.len(), Ordering::SeqCst);
+        drop(entries);
+        // Orders the count store before the caller's retry reads the buddy and the
+        // remote-free queue; pairs with the fences on the free side.
+        fence(Ordering::SeqCst);
     }
 
     /// Removes waiter `id` if it is still listed.
@@ -154,7 +158,7 @@ impl Future for AllocWait<'_> {
             node.kick_reclaim();
         }
         let every = alloc.oom_after_rounds();
-        if every != 0 && this.rounds % every == 0 {
+        if every != 0 && this.rounds.is_multiple_of(every) {
             alloc.node(plan.intended).counters.oom_calls.add(1);
             alloc.oom_handler().out_of_memory(&OomRequest {
                 order: this.order,
