@@ -86,3 +86,16 @@ pub fn allowed_cpus() -> Vec<usize> {
         _ => alloc::vec![0],
     }
 }
+
+/// The address of a page that is guaranteed unmapped for the rest of the process:
+/// a hole punched in the middle of three reserved PROT_NONE pages (which stay
+/// mapped, so no later mapping larger than a page can land on the hole; the
+/// runtime's allocator never maps single pages). `None` if mmap/munmap fail.
+pub fn unmapped_page() -> Option<usize> {
+    use peios_rt::sys::mm::{mmap_anon, munmap, Prot, PAGE_SIZE};
+    let base = mmap_anon(3 * PAGE_SIZE, Prot::NONE).ok()?;
+    let hole = base.wrapping_add(PAGE_SIZE);
+    // SAFETY: the middle page of our own fresh PROT_NONE reservation is unused.
+    unsafe { munmap(hole, PAGE_SIZE) }.ok()?;
+    Some(hole as usize)
+}

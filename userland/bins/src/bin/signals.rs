@@ -143,16 +143,13 @@ fn main(_args: &Args) -> i32 {
         return checks.finish();
     }
 
-    // SEGV_MAPERR: an address that was mapped and then unmapped.
-    match mmap_anon(PAGE_SIZE, Prot::RW) {
-        Err(e) => {
-            checks.check("maperr-write", false, format_args!("mmap: {}", e));
+    // SEGV_MAPERR: a page-sized hole between two reserved pages.
+    match peios_bins::unmapped_page() {
+        None => {
+            checks.check("maperr-write", false, format_args!("mmap/munmap of the hole failed"));
         }
-        Ok(p) => {
-            // SAFETY: our own page, no references into it.
-            let unmapped = unsafe { munmap(p, PAGE_SIZE) };
-            checks.check("munmap", unmapped.is_ok(), format_args!("{:?}", unmapped));
-            let target = p.wrapping_add(123);
+        Some(hole) => {
+            let target = (hole + 123) as *mut u8;
             reset_segv();
             // SAFETY: the address is unmapped; the handler fixes up the fault.
             let faulted = unsafe { fault::probe_write(target, 1) };
