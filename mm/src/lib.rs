@@ -2,10 +2,12 @@
 //! unit-tested on the host.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
 #[cfg(test)]
 extern crate std;
 
+/// Physical frame allocation (see the module documentation).
 pub mod frame;

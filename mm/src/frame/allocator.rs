@@ -89,7 +89,14 @@ impl FrameAllocator {
         cpu_nodes: &[NodeId],
         config: FrameConfig,
     ) -> Result<FrameAllocator, TopologyError> {
-        FrameAllocator::with_hooks(ranges, distances, cpu_nodes, config, Arc::new(NoReclaim), Arc::new(NoOom))
+        FrameAllocator::with_hooks(
+            ranges,
+            distances,
+            cpu_nodes,
+            config,
+            Arc::new(NoReclaim),
+            Arc::new(NoOom),
+        )
     }
 
     /// Like [`new`](Self::new), with the kernel's reclaim and OOM hooks.
@@ -109,11 +116,25 @@ impl FrameAllocator {
         let nr_nodes = topo.nr_nodes();
         let nodes: Box<[Node]> = (0..nr_nodes as u32)
             .map(NodeId)
-            .map(|n| Node::new(n, topo.node_ranges(n), config.remote_queue_capacity, reclaimer.clone()))
+            .map(|n| {
+                Node::new(
+                    n,
+                    topo.node_ranges(n),
+                    config.remote_queue_capacity,
+                    reclaimer.clone(),
+                )
+            })
             .collect();
         let cpus: Box<[PerCpu]> = (0..topo.nr_cpus() as u32)
             .map(CpuId)
-            .filter_map(|c| Some(PerCpu::new(c, topo.cpu_node(c)?, topo.cpu_mem_node(c)?, nr_nodes)))
+            .filter_map(|c| {
+                Some(PerCpu::new(
+                    c,
+                    topo.cpu_node(c)?,
+                    topo.cpu_mem_node(c)?,
+                    nr_nodes,
+                ))
+            })
             .collect();
         let alloc = FrameAllocator {
             topo,
@@ -136,7 +157,12 @@ impl FrameAllocator {
         let total = self.total_pages();
         let mfk = min_free_kbytes.unwrap_or_else(|| default_min_free_kbytes(total));
         for node in self.nodes.iter() {
-            node.set_watermarks(Watermarks::compute(mfk, node.present(), total, scale_factor));
+            node.set_watermarks(Watermarks::compute(
+                mfk,
+                node.present(),
+                total,
+                scale_factor,
+            ));
         }
     }
 
@@ -164,7 +190,9 @@ impl FrameAllocator {
 
     /// Frames managed on all nodes.
     pub fn total_pages(&self) -> PageCount {
-        self.nodes.iter().fold(PageCount(0), |acc, n| acc + n.present())
+        self.nodes
+            .iter()
+            .fold(PageCount(0), |acc, n| acc + n.present())
     }
 
     /// The node owning `pfn`.
@@ -228,7 +256,8 @@ impl FrameAllocator {
     /// cache, so the task may migrate while it waits.
     pub fn alloc_wait(&self, cpu: CpuId, order: Order, policy: Policy) -> AllocWait<'_> {
         let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let (Some(local), Some(requester)) = (self.topo.cpu_mem_node(cpu), self.topo.cpu_node(cpu)) else {
+        let (Some(local), Some(requester)) = (self.topo.cpu_mem_node(cpu), self.topo.cpu_node(cpu))
+        else {
             return AllocWait::new(self, Err(AllocError::UnknownCpu), order, NodeId(0), id);
         };
         let plan = Plan::resolve(policy, &self.topo, local, &mut self.shared_cursor.lock());
@@ -241,7 +270,10 @@ impl FrameAllocator {
     pub fn free(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
         let node = self.check_free(pfn, order)?;
         self.nodes[node.index()].remote_free(pfn, order)?;
-        self.nodes[node.index()].counters.direct_frees.add(order.pages());
+        self.nodes[node.index()]
+            .counters
+            .direct_frees
+            .add(order.pages());
         Ok(())
     }
 
@@ -287,7 +319,10 @@ impl FrameAllocator {
                     }
                 } else {
                     c.numa_miss.add(1);
-                    self.nodes[plan.intended.index()].counters.numa_foreign.add(1);
+                    self.nodes[plan.intended.index()]
+                        .counters
+                        .numa_foreign
+                        .add(1);
                 }
                 if id == requester {
                     c.local_node.add(1);
@@ -297,7 +332,10 @@ impl FrameAllocator {
                 return Ok(pfn);
             }
         }
-        self.nodes[plan.intended.index()].counters.alloc_failures.add(1);
+        self.nodes[plan.intended.index()]
+            .counters
+            .alloc_failures
+            .add(1);
         Err(AllocError::NoMemory)
     }
 
@@ -409,7 +447,13 @@ pub struct CpuHandle<'a> {
 impl<'a> CpuHandle<'a> {
     fn new(alloc: &'a FrameAllocator, percpu: &'a PerCpu, cache: CacheGuard<'a>) -> CpuHandle<'a> {
         let local = &percpu.counters[percpu.mem_node.index()];
-        CpuHandle { alloc, percpu, cache, local, _not_send: core::marker::PhantomData }
+        CpuHandle {
+            alloc,
+            percpu,
+            cache,
+            local,
+            _not_send: core::marker::PhantomData,
+        }
     }
 
     /// The CPU.
@@ -446,7 +490,8 @@ impl<'a> CpuHandle<'a> {
         let mem_node = self.percpu.mem_node;
         let plan = Plan::resolve(policy, &self.alloc.topo, mem_node, &mut self.cache.cursor)?;
         let mut skip = None;
-        if order == Order::FRAME_4K && plan.intended == mem_node && plan.allowed.contains(mem_node) {
+        if order == Order::FRAME_4K && plan.intended == mem_node && plan.allowed.contains(mem_node)
+        {
             if let Some(pfn) = self.cache.pop().or_else(|| self.refill()) {
                 self.local.cache_allocs.add(1);
                 if plan.interleave {
@@ -457,7 +502,8 @@ impl<'a> CpuHandle<'a> {
             }
             skip = Some(mem_node);
         }
-        self.alloc.alloc_from_nodes(&plan, order, self.percpu.node, skip)
+        self.alloc
+            .alloc_from_nodes(&plan, order, self.percpu.node, skip)
     }
 
     /// A block of `order` placed by `policy`, zeroed once by `zeroer` before it is
@@ -484,14 +530,17 @@ impl<'a> CpuHandle<'a> {
         let node = &self.alloc.nodes[node_id.index()];
         if node_id != self.percpu.mem_node {
             node.remote_free(pfn, order)?;
-            self.percpu.counters[node_id.index()].remote_frees.add(order.pages());
+            self.percpu.counters[node_id.index()]
+                .remote_frees
+                .add(order.pages());
             return Ok(());
         }
         // Under pressure a local free skips the cache so that waiters see it.
         if order == Order::FRAME_4K && !node.waiters.has_waiters() && self.cache.push(pfn) {
             self.local.cache_frees.add(1);
             if self.cache.len() > self.alloc.high {
-                self.cache.drain_oldest(self.alloc.batch, |frames| node.free_frames(frames));
+                self.cache
+                    .drain_oldest(self.alloc.batch, |frames| node.free_frames(frames));
             }
             self.cache.publish_len();
             return Ok(());
@@ -504,7 +553,8 @@ impl<'a> CpuHandle<'a> {
     /// Refills the cache by one batch and takes a frame; `None` if the node is at `min`.
     fn refill(&mut self) -> Option<Pfn> {
         let node = &self.alloc.nodes[self.percpu.mem_node.index()];
-        self.cache.refill(self.alloc.batch, |slots| node.alloc_frames(slots));
+        self.cache
+            .refill(self.alloc.batch, |slots| node.alloc_frames(slots));
         self.cache.pop()
     }
 
@@ -512,7 +562,8 @@ impl<'a> CpuHandle<'a> {
     pub fn drain(&mut self) -> PageCount {
         let node = &self.alloc.nodes[self.percpu.mem_node.index()];
         let n = self.cache.len();
-        self.cache.drain_oldest(n, |frames| node.free_frames(frames));
+        self.cache
+            .drain_oldest(n, |frames| node.free_frames(frames));
         self.cache.publish_len();
         PageCount(n as u64)
     }

@@ -65,7 +65,13 @@ impl Buddy {
         let mut buddy = Buddy {
             base,
             state: vec![HOLE; len],
-            links: vec![Link { next: NIL, prev: NIL }; len],
+            links: vec![
+                Link {
+                    next: NIL,
+                    prev: NIL
+                };
+                len
+            ],
             heads: [NIL; NR_ORDERS],
             nr_free: [0; NR_ORDERS],
             free_pages: 0,
@@ -97,7 +103,11 @@ impl Buddy {
         self.state[lo..hi].fill(TAIL);
         let mut pfn = start;
         while pfn < end {
-            let align = if pfn == 0 { MAX_ORDER as u32 } else { pfn.trailing_zeros() };
+            let align = if pfn == 0 {
+                MAX_ORDER as u32
+            } else {
+                pfn.trailing_zeros()
+            };
             let fit = 63 - (end - pfn).leading_zeros();
             let order = align.min(fit).min(MAX_ORDER as u32) as u8;
             self.push(order, (pfn - self.base) as u32);
@@ -109,7 +119,10 @@ impl Buddy {
 
     fn push(&mut self, order: u8, idx: u32) {
         let head = self.heads[order as usize];
-        self.links[idx as usize] = Link { next: head, prev: NIL };
+        self.links[idx as usize] = Link {
+            next: head,
+            prev: NIL,
+        };
         if head != NIL {
             self.links[head as usize].prev = idx;
         }
@@ -226,7 +239,10 @@ impl Buddy {
         for o in 0..=MAX_ORDER {
             let mut idx = self.heads[o as usize];
             while idx != NIL {
-                out.push((Pfn(self.base + idx as u64), Order::new(o).expect("order in range")));
+                out.push((
+                    Pfn(self.base + idx as u64),
+                    Order::new(o).expect("order in range"),
+                ));
                 idx = self.links[idx as usize].next;
             }
         }
@@ -248,13 +264,20 @@ impl Buddy {
             }
             if order.get() < MAX_ORDER {
                 let buddy = idx ^ (1 << order.get());
-                assert_ne!(self.state.get(buddy), Some(&order.get()), "uncoalesced buddies");
+                assert_ne!(
+                    self.state.get(buddy),
+                    Some(&order.get()),
+                    "uncoalesced buddies"
+                );
             }
             pages += order.pages();
         }
         assert_eq!(pages, self.free_pages);
         for o in 0..NR_ORDERS {
-            assert_eq!(self.nr_free[o], blocks.iter().filter(|b| b.1.index() == o).count() as u64);
+            assert_eq!(
+                self.nr_free[o],
+                blocks.iter().filter(|b| b.1.index() == o).count() as u64
+            );
         }
     }
 }
@@ -276,7 +299,13 @@ mod tests {
         b.check();
         assert_eq!(
             b.free_blocks(),
-            [(Pfn(3), o(0)), (Pfn(4), o(2)), (Pfn(8), o(3)), (Pfn(16), o(2)), (Pfn(20), o(0))]
+            [
+                (Pfn(3), o(0)),
+                (Pfn(4), o(2)),
+                (Pfn(8), o(3)),
+                (Pfn(16), o(2)),
+                (Pfn(20), o(0))
+            ]
         );
         assert_eq!(b.present_pages(), 18);
         assert_eq!(b.spanned_pages(), 18);
@@ -323,8 +352,14 @@ mod tests {
         let mut b = Buddy::new(&[(Pfn(0), Pfn(16))]);
         let a = b.alloc(o(1)).unwrap();
         assert_eq!(b.free(a, o(0)), Err(FreeError::NotAllocated(a, o(0))));
-        assert_eq!(b.free(a.add(1), o(0)), Err(FreeError::NotAllocated(a.add(1), o(0))));
-        assert_eq!(b.free(Pfn(1), o(1)), Err(FreeError::Misaligned(Pfn(1), o(1))));
+        assert_eq!(
+            b.free(a.add(1), o(0)),
+            Err(FreeError::NotAllocated(a.add(1), o(0)))
+        );
+        assert_eq!(
+            b.free(Pfn(1), o(1)),
+            Err(FreeError::Misaligned(Pfn(1), o(1)))
+        );
         b.free(a, o(1)).unwrap();
         assert_eq!(b.free(a, o(1)), Err(FreeError::NotAllocated(a, o(1))));
         b.check();

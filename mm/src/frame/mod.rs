@@ -33,7 +33,9 @@ pub use percpu_cache::PCP_CAPACITY;
 pub use policy::{InterleaveCursor, Policy};
 pub use stats::{CpuCacheStats, NodeStats};
 pub use topology::{DistanceMatrix, NodeRange, LOCAL_DISTANCE, REMOTE_DISTANCE};
-pub use types::{NodeId, Order, PageCount, Pfn, MAX_NUMNODES, MAX_ORDER, NR_ORDERS, PAGE_SHIFT, PAGE_SIZE};
+pub use types::{
+    NodeId, Order, PageCount, Pfn, MAX_NUMNODES, MAX_ORDER, NR_ORDERS, PAGE_SHIFT, PAGE_SIZE,
+};
 pub use wait::AllocWait;
 pub use watermark::{
     default_min_free_kbytes, NoOom, NoReclaim, OomHandler, OomRequest, Reclaimer, Watermarks,

@@ -140,7 +140,9 @@ impl Node {
     fn after_change(&self, free: u64, returned: bool) {
         let w = self.watermarks();
         if free < w.low.0 {
-            if !self.reclaim_woken.load(Ordering::Relaxed) && !self.reclaim_woken.swap(true, Ordering::AcqRel) {
+            if !self.reclaim_woken.load(Ordering::Relaxed)
+                && !self.reclaim_woken.swap(true, Ordering::AcqRel)
+            {
                 self.counters.reclaim_wakeups.add(1);
                 self.reclaimer.wake_reclaim(self.id);
             }
@@ -267,13 +269,25 @@ mod tests {
     #[test]
     fn min_watermark_is_never_crossed() {
         let node = Node::new(NodeId(0), &[(Pfn(0), Pfn(64))], 8, Arc::new(NoReclaim));
-        node.set_watermarks(Watermarks { min: PageCount(10), low: PageCount(12), high: PageCount(14) });
+        node.set_watermarks(Watermarks {
+            min: PageCount(10),
+            low: PageCount(12),
+            high: PageCount(14),
+        });
         let mut out = [Pfn(0); 64];
         assert_eq!(node.alloc_frames(&mut out), 54);
         assert_eq!(node.alloc(Order::FRAME_4K), None);
         node.free_frames(&out[..4]);
-        assert_eq!(node.alloc(Order::new(3).unwrap()), None, "14 - 8 would be under min");
-        assert_eq!(node.alloc(Order::new(2).unwrap()), Some(Pfn(0)), "14 - 4 is exactly min");
+        assert_eq!(
+            node.alloc(Order::new(3).unwrap()),
+            None,
+            "14 - 8 would be under min"
+        );
+        assert_eq!(
+            node.alloc(Order::new(2).unwrap()),
+            Some(Pfn(0)),
+            "14 - 4 is exactly min"
+        );
         assert_eq!(node.alloc(Order::FRAME_4K), None);
     }
 
@@ -281,7 +295,11 @@ mod tests {
     fn reclaim_wakes_once_under_low_and_rearms_at_high() {
         let r = Arc::new(CountingReclaimer::default());
         let node = Node::new(NodeId(0), &[(Pfn(0), Pfn(64))], 8, r.clone());
-        node.set_watermarks(Watermarks { min: PageCount(4), low: PageCount(16), high: PageCount(32) });
+        node.set_watermarks(Watermarks {
+            min: PageCount(4),
+            low: PageCount(16),
+            high: PageCount(32),
+        });
         let mut out = [Pfn(0); 56];
         assert_eq!(node.alloc_frames(&mut out), 56);
         assert_eq!(node.alloc(Order::FRAME_4K), Some(Pfn(56)));

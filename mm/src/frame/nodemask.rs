@@ -82,7 +82,11 @@ impl NodeMask {
     /// The next member after `prev`, wrapping to the lowest (Linux's `next_node_in`).
     pub fn next_after(self, prev: NodeId) -> Option<NodeId> {
         let shift = prev.0.saturating_add(1);
-        let above = if shift as usize >= MAX_NUMNODES { 0 } else { self.0 >> shift << shift };
+        let above = if shift as usize >= MAX_NUMNODES {
+            0
+        } else {
+            self.0 >> shift << shift
+        };
         if above != 0 {
             Some(NodeId(above.trailing_zeros()))
         } else {
@@ -160,7 +164,10 @@ mod tests {
         m.insert(NodeId(64));
         assert_eq!(m.count(), 3);
         assert!(m.contains(NodeId(3)) && !m.contains(NodeId(1)) && !m.contains(NodeId(64)));
-        assert_eq!(m.iter().collect::<Vec<_>>(), [NodeId(0), NodeId(3), NodeId(63)]);
+        assert_eq!(
+            m.iter().collect::<Vec<_>>(),
+            [NodeId(0), NodeId(3), NodeId(63)]
+        );
         m.remove(NodeId(3));
         assert_eq!(m.bits(), 1 | 1 << 63);
         assert_eq!(NodeMask::first_n(64).count(), 64);

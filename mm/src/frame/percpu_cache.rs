@@ -132,7 +132,11 @@ impl PerCpu {
         // claim guard exists, and `borrow_unchecked`'s contract excludes its callers
         // while a claim may be taken; the guard clears the flag (release) on drop.
         let cache = unsafe { &mut *self.cache.get() };
-        Some(CacheGuard { cache, claimed: Some(&self.claimed), cached: &self.cached })
+        Some(CacheGuard {
+            cache,
+            claimed: Some(&self.claimed),
+            cached: &self.cached,
+        })
     }
 
     /// Takes the cache without the atomic claim.
@@ -147,7 +151,11 @@ impl PerCpu {
     pub(crate) unsafe fn borrow_unchecked(&self) -> CacheGuard<'_> {
         // SAFETY: exclusivity is the caller's contract above.
         let cache = unsafe { &mut *self.cache.get() };
-        CacheGuard { cache, claimed: None, cached: &self.cached }
+        CacheGuard {
+            cache,
+            claimed: None,
+            cached: &self.cached,
+        }
     }
 }
 

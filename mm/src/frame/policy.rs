@@ -68,19 +68,30 @@ impl Plan {
         cursor: &mut InterleaveCursor,
     ) -> Result<Plan, AllocError> {
         let all = NodeMask::first_n(topo.nr_nodes());
-        let plan = |intended, from, allowed, interleave| Plan { intended, from, allowed, interleave };
+        let plan = |intended, from, allowed, interleave| Plan {
+            intended,
+            from,
+            allowed,
+            interleave,
+        };
         match policy {
             Policy::Local => Ok(plan(local, local, all, false)),
             Policy::Preferred(node) if all.contains(node) => Ok(plan(node, node, all, false)),
             Policy::Preferred(_) => Err(AllocError::InvalidPolicy),
             Policy::Bind(mask) => {
                 let mask = mask.intersect(all);
-                let nearest = topo.fallback(local).iter().copied().find(|n| mask.contains(*n));
+                let nearest = topo
+                    .fallback(local)
+                    .iter()
+                    .copied()
+                    .find(|n| mask.contains(*n));
                 let intended = nearest.or(mask.first()).ok_or(AllocError::InvalidPolicy)?;
                 Ok(plan(intended, local, mask, false))
             }
             Policy::Interleave(mask) => {
-                let target = cursor.next(mask.intersect(all)).ok_or(AllocError::InvalidPolicy)?;
+                let target = cursor
+                    .next(mask.intersect(all))
+                    .ok_or(AllocError::InvalidPolicy)?;
                 Ok(plan(target, target, all, true))
             }
         }
@@ -89,7 +100,10 @@ impl Plan {
     /// The nodes with memory to try, in order.
     pub(crate) fn candidates<'t>(&self, topo: &'t Topology) -> impl Iterator<Item = NodeId> + 't {
         let allowed = self.allowed;
-        topo.fallback(self.from).iter().copied().filter(move |n| allowed.contains(*n))
+        topo.fallback(self.from)
+            .iter()
+            .copied()
+            .filter(move |n| allowed.contains(*n))
     }
 }
 
@@ -112,7 +126,11 @@ mod tests {
         ]).unwrap();
         let ranges: Vec<_> = [0u64, 1, 3]
             .iter()
-            .map(|&n| NodeRange { node: NodeId(n as u32), phys_start: n << 20, phys_end: (n + 1) << 20 })
+            .map(|&n| NodeRange {
+                node: NodeId(n as u32),
+                phys_start: n << 20,
+                phys_end: (n + 1) << 20,
+            })
             .collect();
         Topology::new(&ranges, d, &[NodeId(0), NodeId(1), NodeId(2), NodeId(3)]).unwrap()
     }
@@ -146,10 +164,21 @@ mod tests {
         let mask = NodeMask::from_bits(0b1001);
         let p = Plan::resolve(Policy::Bind(mask), &t, NodeId(1), &mut c).unwrap();
         assert_eq!((p.intended, cands(&p, &t)), (NodeId(0), vec![0, 3]));
-        let p = Plan::resolve(Policy::Bind(NodeMask::single(NodeId(2))), &t, NodeId(1), &mut c).unwrap();
+        let p = Plan::resolve(
+            Policy::Bind(NodeMask::single(NodeId(2))),
+            &t,
+            NodeId(1),
+            &mut c,
+        )
+        .unwrap();
         assert_eq!((p.intended, cands(&p, &t)), (NodeId(2), vec![]));
         assert_eq!(
-            Plan::resolve(Policy::Bind(NodeMask::from_bits(1 << 9)), &t, NodeId(1), &mut c),
+            Plan::resolve(
+                Policy::Bind(NodeMask::from_bits(1 << 9)),
+                &t,
+                NodeId(1),
+                &mut c
+            ),
             Err(AllocError::InvalidPolicy)
         );
     }
@@ -160,7 +189,12 @@ mod tests {
         let mut c = InterleaveCursor::default();
         let mask = NodeMask::from_bits(0b1011);
         let picks: Vec<u32> = (0..6)
-            .map(|_| Plan::resolve(Policy::Interleave(mask), &t, NodeId(0), &mut c).unwrap().intended.0)
+            .map(|_| {
+                Plan::resolve(Policy::Interleave(mask), &t, NodeId(0), &mut c)
+                    .unwrap()
+                    .intended
+                    .0
+            })
             .collect();
         assert_eq!(picks, [0, 1, 3, 0, 1, 3]);
         let p = Plan::resolve(Policy::Interleave(mask), &t, NodeId(0), &mut c).unwrap();

@@ -19,15 +19,20 @@ pub(crate) struct RemoteFreeQueue {
 impl RemoteFreeQueue {
     /// A queue holding up to `capacity` blocks (at least one).
     pub(crate) fn new(capacity: usize) -> RemoteFreeQueue {
-        RemoteFreeQueue { queue: ArrayQueue::new(capacity.max(1)), queued_pages: AtomicU64::new(0) }
+        RemoteFreeQueue {
+            queue: ArrayQueue::new(capacity.max(1)),
+            queued_pages: AtomicU64::new(0),
+        }
     }
 
     /// Queues a freed block; gives it back if the queue is full.
     pub(crate) fn push(&self, pfn: Pfn, order: Order) -> Result<(), (Pfn, Order)> {
         // Count first so the page is never "nowhere" in a stats snapshot.
-        self.queued_pages.fetch_add(order.pages(), Ordering::Relaxed);
+        self.queued_pages
+            .fetch_add(order.pages(), Ordering::Relaxed);
         self.queue.push((pfn, order)).inspect_err(|_| {
-            self.queued_pages.fetch_sub(order.pages(), Ordering::Relaxed);
+            self.queued_pages
+                .fetch_sub(order.pages(), Ordering::Relaxed);
         })
     }
 
@@ -41,7 +46,9 @@ impl RemoteFreeQueue {
     pub(crate) fn drain(&self, mut sink: impl FnMut(Pfn, Order)) -> u64 {
         let mut pages = 0;
         for _ in 0..self.queue.capacity() {
-            let Some((pfn, order)) = self.queue.pop() else { break };
+            let Some((pfn, order)) = self.queue.pop() else {
+                break;
+            };
             sink(pfn, order);
             pages += order.pages();
         }
@@ -65,7 +72,10 @@ mod tests {
         let q = RemoteFreeQueue::new(2);
         assert!(q.push(Pfn(1), Order::FRAME_4K).is_ok());
         assert!(q.push(Pfn(512), Order::HUGE_2M).is_ok());
-        assert_eq!(q.push(Pfn(3), Order::FRAME_4K), Err((Pfn(3), Order::FRAME_4K)));
+        assert_eq!(
+            q.push(Pfn(3), Order::FRAME_4K),
+            Err((Pfn(3), Order::FRAME_4K))
+        );
         assert_eq!(q.queued_pages(), 513);
         let mut got = Vec::new();
         assert_eq!(q.drain(|p, o| got.push((p, o))), 513);

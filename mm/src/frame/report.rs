@@ -73,7 +73,11 @@ pub struct MeminfoExtra {
 /// Writes `label` and `value` padded to Linux's 24-column layout, then ` kB` if asked.
 fn field(out: &mut String, prefix: &str, name: &str, value: u64, kb: bool) {
     let width = 23usize.saturating_sub(name.len()).max(1);
-    out!(out, "{prefix}{name}:{value:>width$}{}\n", if kb { " kB" } else { "" });
+    out!(
+        out,
+        "{prefix}{name}:{value:>width$}{}\n",
+        if kb { " kB" } else { "" }
+    );
 }
 
 fn pages(out: &mut String, prefix: &str, name: &str, p: PageCount) {
@@ -82,7 +86,8 @@ fn pages(out: &mut String, prefix: &str, name: &str, p: PageCount) {
 
 /// Totals over all nodes.
 fn totals(alloc: &FrameAllocator) -> (PageCount, PageCount, PageCount, PageCount) {
-    let (mut total, mut free, mut low, mut high) = (PageCount(0), PageCount(0), PageCount(0), PageCount(0));
+    let (mut total, mut free, mut low, mut high) =
+        (PageCount(0), PageCount(0), PageCount(0), PageCount(0));
     for n in 0..alloc.nr_nodes() {
         if let Some(s) = alloc.node_stats(NodeId(n as u32)) {
             total += s.present;
@@ -96,7 +101,12 @@ fn totals(alloc: &FrameAllocator) -> (PageCount, PageCount, PageCount, PageCount
 
 /// Linux's `si_mem_available`: free memory minus reserves, plus the part of page
 /// cache and reclaimable kernel memory that can be freed without swapping.
-fn mem_available(free: PageCount, low: PageCount, reserve: PageCount, x: &MeminfoExtra) -> PageCount {
+fn mem_available(
+    free: PageCount,
+    low: PageCount,
+    reserve: PageCount,
+    x: &MeminfoExtra,
+) -> PageCount {
     let mut avail = free.0 as i64 - reserve.0 as i64;
     let pagecache = x.active_file.0 + x.inactive_file.0;
     avail += (pagecache - (pagecache / 2).min(low.0)) as i64;
@@ -131,7 +141,12 @@ pub fn meminfo(alloc: &FrameAllocator, x: &MeminfoExtra) -> String {
     pages(o, "", "AnonPages", x.anon_pages);
     pages(o, "", "Mapped", x.mapped);
     pages(o, "", "Shmem", x.shmem);
-    pages(o, "", "KReclaimable", x.slab_reclaimable + x.kreclaimable_other);
+    pages(
+        o,
+        "",
+        "KReclaimable",
+        x.slab_reclaimable + x.kreclaimable_other,
+    );
     pages(o, "", "Slab", x.slab_reclaimable + x.slab_unreclaimable);
     pages(o, "", "SReclaimable", x.slab_reclaimable);
     pages(o, "", "SUnreclaim", x.slab_unreclaimable);
@@ -195,7 +210,12 @@ pub fn node_meminfo(alloc: &FrameAllocator, node: NodeId, x: &MeminfoExtra) -> O
     pages(o, p, "NFS_Unstable", PageCount(0));
     pages(o, p, "Bounce", PageCount(0));
     pages(o, p, "WritebackTmp", PageCount(0));
-    pages(o, p, "KReclaimable", x.slab_reclaimable + x.kreclaimable_other);
+    pages(
+        o,
+        p,
+        "KReclaimable",
+        x.slab_reclaimable + x.kreclaimable_other,
+    );
     pages(o, p, "Slab", x.slab_reclaimable + x.slab_unreclaimable);
     pages(o, p, "SReclaimable", x.slab_reclaimable);
     pages(o, p, "SUnreclaim", x.slab_unreclaimable);
@@ -215,8 +235,20 @@ pub fn node_meminfo(alloc: &FrameAllocator, node: NodeId, x: &MeminfoExtra) -> O
 pub fn node_numastat(alloc: &FrameAllocator, node: NodeId) -> Option<String> {
     let st = alloc.node_stats(node)?;
     let mut s = String::new();
-    out!(s, "numa_hit {}\nnuma_miss {}\nnuma_foreign {}\n", st.numa_hit, st.numa_miss, st.numa_foreign);
-    out!(s, "interleave_hit {}\nlocal_node {}\nother_node {}\n", st.interleave_hit, st.local_node, st.other_node);
+    out!(
+        s,
+        "numa_hit {}\nnuma_miss {}\nnuma_foreign {}\n",
+        st.numa_hit,
+        st.numa_miss,
+        st.numa_foreign
+    );
+    out!(
+        s,
+        "interleave_hit {}\nlocal_node {}\nother_node {}\n",
+        st.interleave_hit,
+        st.local_node,
+        st.other_node
+    );
     Some(s)
 }
 
@@ -224,7 +256,9 @@ pub fn node_numastat(alloc: &FrameAllocator, node: NodeId) -> Option<String> {
 pub fn buddyinfo(alloc: &FrameAllocator) -> String {
     let mut s = String::new();
     for n in 0..alloc.nr_nodes() {
-        let Some(st) = alloc.node_stats(NodeId(n as u32)) else { continue };
+        let Some(st) = alloc.node_stats(NodeId(n as u32)) else {
+            continue;
+        };
         if st.present.0 == 0 {
             continue;
         }
@@ -271,7 +305,11 @@ fn zone(alloc: &FrameAllocator, s: &mut String, st: &NodeStats) {
     zone_stat(s, "reclaim_wakeups", st.reclaim_wakeups);
     zone_stat(s, "oom_calls", st.oom_calls);
     out!(s, "\n  pagesets");
-    for pc in alloc.cpu_cache_stats().iter().filter(|pc| pc.node == st.node) {
+    for pc in alloc
+        .cpu_cache_stats()
+        .iter()
+        .filter(|pc| pc.node == st.node)
+    {
         out!(s, "\n    cpu: {}", pc.cpu.0);
         out!(s, "\n              count: {}", pc.count);
         out!(s, "\n              high:  {}", pc.high);
@@ -303,12 +341,28 @@ mod tests {
 
     fn two_nodes() -> FrameAllocator {
         let ranges = [
-            NodeRange { node: NodeId(0), phys_start: 0x10_0000, phys_end: 0x110_0000 },
-            NodeRange { node: NodeId(1), phys_start: 0x200_0000, phys_end: 0x300_0000 },
+            NodeRange {
+                node: NodeId(0),
+                phys_start: 0x10_0000,
+                phys_end: 0x110_0000,
+            },
+            NodeRange {
+                node: NodeId(1),
+                phys_start: 0x200_0000,
+                phys_end: 0x300_0000,
+            },
         ];
-        let config = FrameConfig { min_free_kbytes: Some(256), ..FrameConfig::default() };
-        FrameAllocator::new(&ranges, DistanceMatrix::uniform(2).unwrap(), &[NodeId(0), NodeId(1)], config)
-            .unwrap()
+        let config = FrameConfig {
+            min_free_kbytes: Some(256),
+            ..FrameConfig::default()
+        };
+        FrameAllocator::new(
+            &ranges,
+            DistanceMatrix::uniform(2).unwrap(),
+            &[NodeId(0), NodeId(1)],
+            config,
+        )
+        .unwrap()
     }
 
     fn value(text: &str, label: &str) -> u64 {
@@ -324,7 +378,13 @@ mod tests {
         let alloc = two_nodes();
         let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
         let held: alloc::vec::Vec<_> = (0..10).map(|_| cpu.alloc_frame().unwrap()).collect();
-        let text = meminfo(&alloc, &MeminfoExtra { hugepage_size_kib: 2048, ..MeminfoExtra::default() });
+        let text = meminfo(
+            &alloc,
+            &MeminfoExtra {
+                hugepage_size_kib: 2048,
+                ..MeminfoExtra::default()
+            },
+        );
         let first = text.lines().next().unwrap();
         assert_eq!(first, "MemTotal:          32768 kB");
         assert_eq!(value(&text, "MemFree:"), 32768 - 40);
@@ -341,9 +401,12 @@ mod tests {
     fn node_meminfo_and_numastat() {
         let alloc = two_nodes();
         let mut cpu = alloc.try_cpu(CpuId(1)).unwrap();
-        cpu.alloc(Order::new(2).unwrap(), Policy::Preferred(NodeId(0))).unwrap();
+        cpu.alloc(Order::new(2).unwrap(), Policy::Preferred(NodeId(0)))
+            .unwrap();
         let text = node_meminfo(&alloc, NodeId(0), &MeminfoExtra::default()).unwrap();
-        assert!(text.starts_with("Node 0 MemTotal:          16384 kB\nNode 0 MemFree:           16368 kB\n"));
+        assert!(text.starts_with(
+            "Node 0 MemTotal:          16384 kB\nNode 0 MemFree:           16368 kB\n"
+        ));
         assert!(text.contains("Node 0 MemUsed:              16 kB\n"));
         assert!(text.ends_with("Node 0 HugePages_Surp:      0\n"));
         assert!(node_meminfo(&alloc, NodeId(2), &MeminfoExtra::default()).is_none());
@@ -360,7 +423,9 @@ mod tests {
         // 16 MiB at 1 MiB: 256 frames of order 8, then 3 * 2 MiB ... as maximal blocks.
         assert_eq!(line.split_whitespace().count(), 4 + 19);
         let z = zoneinfo(&alloc);
-        assert!(z.starts_with("Node 0, zone   Normal\n  pages free     4096\n        boost    0\n        min      "));
+        assert!(z.starts_with(
+            "Node 0, zone   Normal\n  pages free     4096\n        boost    0\n        min      "
+        ));
         assert_eq!(value(&z, "present"), 4096);
         assert_eq!(value(&z, "start_pfn:"), 0x100);
         assert!(z.contains("\n      nr_free_pages 4096\n"));

@@ -17,7 +17,10 @@ impl OwnerCounter {
     /// Adds `n` (owner only).
     #[inline]
     pub(crate) fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// The current value.
@@ -204,7 +207,12 @@ mod tests {
         s.add(7);
         assert_eq!(s.get(), 7);
         assert_eq!(core::mem::align_of::<CpuNodeCounters>(), 64);
-        let st = NodeStats { present: PageCount(10), free_buddy: PageCount(3), free_cached: PageCount(2), ..Default::default() };
+        let st = NodeStats {
+            present: PageCount(10),
+            free_buddy: PageCount(3),
+            free_cached: PageCount(2),
+            ..Default::default()
+        };
         assert_eq!(st.free(), PageCount(5));
         assert_eq!(st.used(), PageCount(5));
     }

@@ -26,12 +26,25 @@ const MIB: u64 = 1 << 20;
 /// 0-1 on node 0 and 2-3 on node 1, watermarks set to `min` (low = high = min).
 fn two_nodes(frames: u64, min: u64, config: FrameConfig) -> FrameAllocator {
     let ranges = [
-        NodeRange { node: NodeId(0), phys_start: 16 * MIB, phys_end: 16 * MIB + frames * PAGE_SIZE },
-        NodeRange { node: NodeId(1), phys_start: 65536 * MIB, phys_end: 65536 * MIB + frames * PAGE_SIZE },
+        NodeRange {
+            node: NodeId(0),
+            phys_start: 16 * MIB,
+            phys_end: 16 * MIB + frames * PAGE_SIZE,
+        },
+        NodeRange {
+            node: NodeId(1),
+            phys_start: 65536 * MIB,
+            phys_end: 65536 * MIB + frames * PAGE_SIZE,
+        },
     ];
     let cpus = [NodeId(0), NodeId(0), NodeId(1), NodeId(1)];
-    let alloc = FrameAllocator::new(&ranges, DistanceMatrix::uniform(2).unwrap(), &cpus, config).unwrap();
-    let w = Watermarks { min: PageCount(min), low: PageCount(min), high: PageCount(min) };
+    let alloc =
+        FrameAllocator::new(&ranges, DistanceMatrix::uniform(2).unwrap(), &cpus, config).unwrap();
+    let w = Watermarks {
+        min: PageCount(min),
+        low: PageCount(min),
+        high: PageCount(min),
+    };
     alloc.set_node_watermarks(NodeId(0), w);
     alloc.set_node_watermarks(NodeId(1), w);
     alloc
@@ -49,7 +62,11 @@ fn stats(alloc: &FrameAllocator, node: u32) -> NodeStats {
 fn assert_conserved(alloc: &FrameAllocator) {
     for n in 0..alloc.nr_nodes() as u32 {
         let s = stats(alloc, n);
-        assert_eq!(s.free().0 + s.pgalloc - s.pgfree, s.present.0, "node {n}: {s:?}");
+        assert_eq!(
+            s.free().0 + s.pgalloc - s.pgfree,
+            s.present.0,
+            "node {n}: {s:?}"
+        );
     }
 }
 
@@ -86,16 +103,31 @@ fn hot_path_serves_local_frames_and_refills_in_batches() {
     assert_eq!(stats(&alloc, 1).free_cached, PageCount(31));
     assert_eq!(stats(&alloc, 1).free_buddy, PageCount(4096 - 32));
     cpu2.free_frame(pfn).unwrap();
-    assert_eq!(cpu2.alloc_frame(), Ok(pfn), "LIFO: the cache-hot frame comes back");
+    assert_eq!(
+        cpu2.alloc_frame(),
+        Ok(pfn),
+        "LIFO: the cache-hot frame comes back"
+    );
     cpu2.free_frame(pfn).unwrap();
     assert_conserved(&alloc);
     let s = stats(&alloc, 1);
-    assert_eq!((s.pgalloc, s.pgfree, s.numa_hit, s.local_node), (2, 2, 2, 2));
+    assert_eq!(
+        (s.pgalloc, s.pgfree, s.numa_hit, s.local_node),
+        (2, 2, 2, 2)
+    );
 }
 
 #[test]
 fn cache_drains_a_batch_above_high() {
-    let alloc = two_nodes(4096, 0, FrameConfig { pcp_batch: 8, pcp_high: 16, ..FrameConfig::default() });
+    let alloc = two_nodes(
+        4096,
+        0,
+        FrameConfig {
+            pcp_batch: 8,
+            pcp_high: 16,
+            ..FrameConfig::default()
+        },
+    );
     let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
     let frames: Vec<Pfn> = (0..40).map(|_| cpu.alloc_frame().unwrap()).collect();
     assert_eq!(cpu.cached(), PageCount(0));
@@ -134,7 +166,11 @@ fn remote_frees_queue_to_the_owner_without_its_lock() {
     let s = stats(&alloc, 0);
     assert_eq!(s.free_queued, PageCount(10 + 512));
     assert_eq!((s.remote_frees, s.remote_drained), (10 + 512, 0));
-    assert_eq!(stats(&alloc, 1).free_cached, PageCount(0), "never cached on the wrong node");
+    assert_eq!(
+        stats(&alloc, 1).free_cached,
+        PageCount(0),
+        "never cached on the wrong node"
+    );
     assert_conserved(&alloc);
     // The owner drains on its next locked operation.
     cpu0.drain();
@@ -149,18 +185,30 @@ fn exhausted_node_falls_back_by_distance() {
     #[rustfmt::skip]
     let d = DistanceMatrix::new(3, vec![10, 15, 30, 15, 10, 15, 30, 15, 10]).unwrap();
     let ranges: Vec<NodeRange> = (0..3)
-        .map(|n| NodeRange { node: NodeId(n), phys_start: (n as u64 + 1) << 30, phys_end: ((n as u64 + 1) << 30) + 64 * PAGE_SIZE })
+        .map(|n| NodeRange {
+            node: NodeId(n),
+            phys_start: (n as u64 + 1) << 30,
+            phys_end: ((n as u64 + 1) << 30) + 64 * PAGE_SIZE,
+        })
         .collect();
-    let config = FrameConfig { min_free_kbytes: Some(0), ..FrameConfig::default() };
+    let config = FrameConfig {
+        min_free_kbytes: Some(0),
+        ..FrameConfig::default()
+    };
     let alloc = FrameAllocator::new(&ranges, d, &[NodeId(0)], config).unwrap();
     let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
-    let nodes: Vec<u32> = (0..192).map(|_| alloc.node_of(cpu.alloc_frame().unwrap()).unwrap().0).collect();
+    let nodes: Vec<u32> = (0..192)
+        .map(|_| alloc.node_of(cpu.alloc_frame().unwrap()).unwrap().0)
+        .collect();
     assert!(nodes[..64].iter().all(|&n| n == 0));
     assert!(nodes[64..128].iter().all(|&n| n == 1));
     assert!(nodes[128..].iter().all(|&n| n == 2));
     assert_eq!(cpu.alloc_frame(), Err(AllocError::NoMemory));
     let (s0, s1, s2) = (stats(&alloc, 0), stats(&alloc, 1), stats(&alloc, 2));
-    assert_eq!((s0.numa_hit, s0.numa_foreign, s0.alloc_failures), (64, 128, 1));
+    assert_eq!(
+        (s0.numa_hit, s0.numa_foreign, s0.alloc_failures),
+        (64, 128, 1)
+    );
     assert_eq!((s1.numa_miss, s1.other_node, s2.numa_miss), (64, 64, 64));
 }
 
@@ -168,17 +216,30 @@ fn exhausted_node_falls_back_by_distance() {
 fn policies_place_frames() {
     let alloc = two_nodes(4096, 0, FrameConfig::default());
     let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
-    let node = |cpu: &mut CpuHandle, order, policy| alloc.node_of(cpu.alloc(order, policy).unwrap()).unwrap().0;
+    let node = |cpu: &mut CpuHandle, order, policy| {
+        alloc.node_of(cpu.alloc(order, policy).unwrap()).unwrap().0
+    };
     assert_eq!(node(&mut cpu, o(0), Policy::Local), 0);
     assert_eq!(node(&mut cpu, o(3), Policy::Preferred(NodeId(1))), 1);
-    assert_eq!(node(&mut cpu, o(0), Policy::Bind(NodeMask::single(NodeId(1)))), 1);
+    assert_eq!(
+        node(&mut cpu, o(0), Policy::Bind(NodeMask::single(NodeId(1)))),
+        1
+    );
     let mask = NodeMask::first_n(2);
-    let picks: Vec<u32> = (0..6).map(|_| node(&mut cpu, o(0), Policy::Interleave(mask))).collect();
+    let picks: Vec<u32> = (0..6)
+        .map(|_| node(&mut cpu, o(0), Policy::Interleave(mask)))
+        .collect();
     assert_eq!(picks, [0, 1, 0, 1, 0, 1]);
     assert_eq!(stats(&alloc, 1).interleave_hit, 3);
     assert_eq!(stats(&alloc, 0).interleave_hit, 3);
-    assert_eq!(cpu.alloc(o(0), Policy::Bind(NodeMask::EMPTY)), Err(AllocError::InvalidPolicy));
-    assert_eq!(cpu.alloc(o(0), Policy::Preferred(NodeId(7))), Err(AllocError::InvalidPolicy));
+    assert_eq!(
+        cpu.alloc(o(0), Policy::Bind(NodeMask::EMPTY)),
+        Err(AllocError::InvalidPolicy)
+    );
+    assert_eq!(
+        cpu.alloc(o(0), Policy::Preferred(NodeId(7))),
+        Err(AllocError::InvalidPolicy)
+    );
 }
 
 #[test]
@@ -201,9 +262,15 @@ fn free_errors_are_reported() {
     let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
     let block = cpu.alloc(o(2), Policy::Local).unwrap();
     assert_eq!(cpu.free(Pfn(1), o(0)), Err(FreeError::NotManaged(Pfn(1))));
-    assert_eq!(cpu.free(block.add(1), o(2)), Err(FreeError::Misaligned(block.add(1), o(2))));
+    assert_eq!(
+        cpu.free(block.add(1), o(2)),
+        Err(FreeError::Misaligned(block.add(1), o(2)))
+    );
     cpu.free(block, o(2)).unwrap();
-    assert_eq!(cpu.free(block, o(2)), Err(FreeError::NotAllocated(block, o(2))));
+    assert_eq!(
+        cpu.free(block, o(2)),
+        Err(FreeError::NotAllocated(block, o(2)))
+    );
     assert_conserved(&alloc);
 }
 
@@ -222,13 +289,24 @@ fn zeroing_happens_once_per_allocation_and_is_counted() {
     let zeroer = FakeZeroer::default();
     let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
     let a = cpu.alloc_zeroed(o(0), Policy::Local, &zeroer).unwrap();
-    let b = cpu.alloc_zeroed(Order::HUGE_2M, Policy::Preferred(NodeId(1)), &zeroer).unwrap();
+    let b = cpu
+        .alloc_zeroed(Order::HUGE_2M, Policy::Preferred(NodeId(1)), &zeroer)
+        .unwrap();
     cpu.alloc_frame().unwrap();
-    assert_eq!(*zeroer.0.lock().unwrap(), [(a, PageCount(1)), (b, PageCount(512))]);
+    assert_eq!(
+        *zeroer.0.lock().unwrap(),
+        [(a, PageCount(1)), (b, PageCount(512))]
+    );
     let c = alloc.block_on_wait_for_test(CpuId(3));
     alloc.zero(c, o(0), &zeroer);
-    assert_eq!((stats(&alloc, 0).zeroed_pages, stats(&alloc, 0).zero_ns), (1, 100));
-    assert_eq!((stats(&alloc, 1).zeroed_pages, stats(&alloc, 1).zero_ns), (513, 51_300));
+    assert_eq!(
+        (stats(&alloc, 0).zeroed_pages, stats(&alloc, 0).zero_ns),
+        (1, 100)
+    );
+    assert_eq!(
+        (stats(&alloc, 1).zeroed_pages, stats(&alloc, 1).zero_ns),
+        (513, 51_300)
+    );
 }
 
 impl FrameAllocator {
@@ -286,13 +364,18 @@ fn alloc_wait_wakes_on_a_remote_free() {
     thread::scope(|s| {
         let alloc = &alloc;
         let held = &held;
-        let waiter = s.spawn(move || block_on(alloc.alloc_wait(CpuId(1), Order::new(1).unwrap(), waiting)));
+        let waiter =
+            s.spawn(move || block_on(alloc.alloc_wait(CpuId(1), Order::new(1).unwrap(), waiting)));
         while stats(alloc, 0).alloc_waits == 0 {
             thread::sleep(Duration::from_millis(1));
         }
         // A CPU of node 1 frees two node-0 frames that form an order-1 block.
         let mut cpu2 = alloc.try_cpu(CpuId(2)).unwrap();
-        let pair: Vec<Pfn> = held.iter().copied().filter(|p| p.0 & !1 == held[0].0 & !1).collect();
+        let pair: Vec<Pfn> = held
+            .iter()
+            .copied()
+            .filter(|p| p.0 & !1 == held[0].0 & !1)
+            .collect();
         assert_eq!(pair.len(), 2);
         for pfn in pair {
             cpu2.free_frame(pfn).unwrap();
@@ -322,8 +405,15 @@ impl OomHandler for CountingHooks {
 #[test]
 fn waiters_kick_reclaim_each_round_and_escalate_to_oom() {
     let hooks = Arc::new(CountingHooks::default());
-    let ranges = [NodeRange { node: NodeId(0), phys_start: 0, phys_end: 64 * PAGE_SIZE }];
-    let config = FrameConfig { oom_after_rounds: 3, ..FrameConfig::default() };
+    let ranges = [NodeRange {
+        node: NodeId(0),
+        phys_start: 0,
+        phys_end: 64 * PAGE_SIZE,
+    }];
+    let config = FrameConfig {
+        oom_after_rounds: 3,
+        ..FrameConfig::default()
+    };
     let alloc = FrameAllocator::with_hooks(
         &ranges,
         DistanceMatrix::uniform(1).unwrap(),
@@ -333,12 +423,20 @@ fn waiters_kick_reclaim_each_round_and_escalate_to_oom() {
         hooks.clone(),
     )
     .unwrap();
-    let w = Watermarks { min: PageCount(8), low: PageCount(16), high: PageCount(24) };
+    let w = Watermarks {
+        min: PageCount(8),
+        low: PageCount(16),
+        high: PageCount(24),
+    };
     alloc.set_node_watermarks(NodeId(0), w);
     let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
     let held: Vec<Pfn> = core::iter::from_fn(|| cpu.alloc_frame().ok()).collect();
     assert_eq!(held.len(), 56);
-    assert_eq!(hooks.reclaims.load(Ordering::Relaxed), 1, "woken once on crossing low");
+    assert_eq!(
+        hooks.reclaims.load(Ordering::Relaxed),
+        1,
+        "woken once on crossing low"
+    );
     let mut fut = Box::pin(alloc.alloc_wait(CpuId(0), o(0), Policy::Local));
     let mut cx = Context::from_waker(Waker::noop());
     for _ in 0..3 {
@@ -346,7 +444,14 @@ fn waiters_kick_reclaim_each_round_and_escalate_to_oom() {
     }
     assert_eq!(fut.rounds(), 3);
     assert_eq!(hooks.reclaims.load(Ordering::Relaxed), 4);
-    assert_eq!(*hooks.ooms.lock().unwrap(), [OomRequest { order: o(0), nodes: NodeMask::first_n(1), rounds: 3 }]);
+    assert_eq!(
+        *hooks.ooms.lock().unwrap(),
+        [OomRequest {
+            order: o(0),
+            nodes: NodeMask::first_n(1),
+            rounds: 3
+        }]
+    );
     drop(fut);
     // The dropped waiter unregistered: local frees go to the cache again.
     cpu.free_frame(held[0]).unwrap();
@@ -364,16 +469,26 @@ fn drain_all_returns_everything() {
         // Free every other frame on the CPU of the other node.
         let mut other = alloc.try_cpu(CpuId((c + 2) % 4)).unwrap();
         for (i, pfn) in frames.into_iter().enumerate() {
-            if i % 2 == 0 { cpu.free_frame(pfn).unwrap() } else { other.free_frame(pfn).unwrap() }
+            if i % 2 == 0 {
+                cpu.free_frame(pfn).unwrap()
+            } else {
+                other.free_frame(pfn).unwrap()
+            }
         }
     }
     assert!(stats(&alloc, 0).free_cached.0 > 0);
     let report = alloc.drain_all();
     assert_eq!(report.busy_cpus, 0);
     assert!(report.drained.0 > 0);
-    assert_eq!([alloc.free_blocks(NodeId(0)), alloc.free_blocks(NodeId(1))], initial);
+    assert_eq!(
+        [alloc.free_blocks(NodeId(0)), alloc.free_blocks(NodeId(1))],
+        initial
+    );
     let s = stats(&alloc, 0);
-    assert_eq!((s.free_cached, s.free_queued, s.free_buddy), (PageCount(0), PageCount(0), PageCount(1024)));
+    assert_eq!(
+        (s.free_cached, s.free_queued, s.free_buddy),
+        (PageCount(0), PageCount(0), PageCount(1024))
+    );
 }
 
 #[test]
@@ -384,7 +499,11 @@ fn builds_a_million_frames_per_node_quickly() {
     assert_eq!(alloc.total_pages(), PageCount(2 << 20));
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     let default = FrameAllocator::new(
-        &[NodeRange { node: NodeId(0), phys_start: 0, phys_end: 4 << 30 }],
+        &[NodeRange {
+            node: NodeId(0),
+            phys_start: 0,
+            phys_end: 4 << 30,
+        }],
         DistanceMatrix::uniform(1).unwrap(),
         &[NodeId(0)],
         FrameConfig::default(),
@@ -396,10 +515,23 @@ fn builds_a_million_frames_per_node_quickly() {
 
 #[test]
 fn bad_cache_tunables_are_refused() {
-    let ranges = [NodeRange { node: NodeId(0), phys_start: 0, phys_end: MIB }];
+    let ranges = [NodeRange {
+        node: NodeId(0),
+        phys_start: 0,
+        phys_end: MIB,
+    }];
     for (batch, high) in [(0, 10), (20, 10), (100, 500)] {
-        let config = FrameConfig { pcp_batch: batch, pcp_high: high, ..FrameConfig::default() };
-        let r = FrameAllocator::new(&ranges, DistanceMatrix::uniform(1).unwrap(), &[NodeId(0)], config);
+        let config = FrameConfig {
+            pcp_batch: batch,
+            pcp_high: high,
+            ..FrameConfig::default()
+        };
+        let r = FrameAllocator::new(
+            &ranges,
+            DistanceMatrix::uniform(1).unwrap(),
+            &[NodeId(0)],
+            config,
+        );
         assert_eq!(r.err(), Some(TopologyError::BadCacheTunables));
     }
 }
@@ -412,7 +544,8 @@ fn four_cpus_two_nodes_threaded() {
     // Large enough for the frames parked in mailboxes of partners that finished early.
     let alloc = two_nodes(64 * 1024, 64, FrameConfig::default());
     let initial = [alloc.free_blocks(NodeId(0)), alloc.free_blocks(NodeId(1))];
-    let mailboxes: Vec<crossbeam_queue::SegQueue<Pfn>> = (0..4).map(|_| Default::default()).collect();
+    let mailboxes: Vec<crossbeam_queue::SegQueue<Pfn>> =
+        (0..4).map(|_| Default::default()).collect();
     thread::scope(|s| {
         for c in 0..4u32 {
             let (alloc, mailboxes) = (&alloc, &mailboxes);
@@ -428,7 +561,11 @@ fn four_cpus_two_nodes_threaded() {
                     }
                     for _ in 0..256 {
                         let pfn = cpu.alloc_frame().unwrap();
-                        assert_eq!(alloc.node_of(pfn), Some(own), "own node while it has memory");
+                        assert_eq!(
+                            alloc.node_of(pfn),
+                            Some(own),
+                            "own node while it has memory"
+                        );
                         held.push(pfn);
                     }
                     allocated += 256;
@@ -451,7 +588,10 @@ fn four_cpus_two_nodes_threaded() {
     }
     assert_conserved(&alloc);
     alloc.drain_all();
-    assert_eq!([alloc.free_blocks(NodeId(0)), alloc.free_blocks(NodeId(1))], initial);
+    assert_eq!(
+        [alloc.free_blocks(NodeId(0)), alloc.free_blocks(NodeId(1))],
+        initial
+    );
     for n in 0..2 {
         let s = stats(&alloc, n);
         assert_eq!(s.pgalloc, 2 * 100_096);

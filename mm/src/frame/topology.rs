@@ -8,7 +8,7 @@ use sched::{CpuId, MAX_CPUS};
 
 use super::buddy::MAX_NODE_SPAN;
 use super::error::TopologyError;
-use super::types::{NodeId, Order, Pfn, PAGE_SIZE, MAX_NUMNODES};
+use super::types::{NodeId, Order, Pfn, MAX_NUMNODES, PAGE_SIZE};
 
 /// Linux's `LOCAL_DISTANCE`: a node's distance to itself.
 pub const LOCAL_DISTANCE: u8 = 10;
@@ -40,13 +40,22 @@ impl DistanceMatrix {
         if nr_nodes == 0 || nr_nodes > MAX_NUMNODES || distances.len() != nr_nodes * nr_nodes {
             return Err(TopologyError::BadDistanceMatrix);
         }
-        Ok(DistanceMatrix { nr_nodes, distances })
+        Ok(DistanceMatrix {
+            nr_nodes,
+            distances,
+        })
     }
 
     /// Linux's default without a SLIT: [`LOCAL_DISTANCE`] on the diagonal, [`REMOTE_DISTANCE`] elsewhere.
     pub fn uniform(nr_nodes: usize) -> Result<DistanceMatrix, TopologyError> {
         let distances = (0..nr_nodes * nr_nodes)
-            .map(|i| if i / nr_nodes == i % nr_nodes { LOCAL_DISTANCE } else { REMOTE_DISTANCE })
+            .map(|i| {
+                if i / nr_nodes == i % nr_nodes {
+                    LOCAL_DISTANCE
+                } else {
+                    REMOTE_DISTANCE
+                }
+            })
             .collect();
         DistanceMatrix::new(nr_nodes, distances)
     }
@@ -207,13 +216,21 @@ mod tests {
     use alloc::vec;
 
     fn r(node: u32, start: u64, end: u64) -> NodeRange {
-        NodeRange { node: NodeId(node), phys_start: start, phys_end: end }
+        NodeRange {
+            node: NodeId(node),
+            phys_start: start,
+            phys_end: end,
+        }
     }
 
     #[test]
     fn ranges_are_rounded_merged_and_looked_up() {
         let t = Topology::new(
-            &[r(1, 0x10_0000, 0x20_0000), r(0, 0x1001, 0x8000), r(0, 0x8000, 0x9fff)],
+            &[
+                r(1, 0x10_0000, 0x20_0000),
+                r(0, 0x1001, 0x8000),
+                r(0, 0x8000, 0x9fff),
+            ],
             DistanceMatrix::uniform(2).unwrap(),
             &[NodeId(0), NodeId(1)],
         )
@@ -236,7 +253,11 @@ mod tests {
             20, 20, 30, 10,
         ]).unwrap();
         let t = Topology::new(
-            &[r(0, 0, 1 << 20), r(1, 1 << 20, 2 << 20), r(3, 3 << 20, 4 << 20)],
+            &[
+                r(0, 0, 1 << 20),
+                r(1, 1 << 20, 2 << 20),
+                r(3, 3 << 20, 4 << 20),
+            ],
             d,
             &[NodeId(0), NodeId(2)],
         )
@@ -250,7 +271,10 @@ mod tests {
     #[test]
     fn bad_topologies_are_refused() {
         let d = || DistanceMatrix::uniform(2).unwrap();
-        assert_eq!(DistanceMatrix::new(2, vec![10; 3]), Err(TopologyError::BadDistanceMatrix));
+        assert_eq!(
+            DistanceMatrix::new(2, vec![10; 3]),
+            Err(TopologyError::BadDistanceMatrix)
+        );
         assert_eq!(
             Topology::new(&[r(2, 0, 4096)], d(), &[]).err(),
             Some(TopologyError::UnknownNode(NodeId(2)))
@@ -259,7 +283,10 @@ mod tests {
             Topology::new(&[r(0, 0, 8192), r(1, 4096, 16384)], d(), &[]).err(),
             Some(TopologyError::Overlap(Pfn(1)))
         );
-        assert_eq!(Topology::new(&[r(0, 0, 100)], d(), &[]).err(), Some(TopologyError::NoMemory));
+        assert_eq!(
+            Topology::new(&[r(0, 0, 100)], d(), &[]).err(),
+            Some(TopologyError::NoMemory)
+        );
         assert_eq!(
             Topology::new(&[r(0, 0, 4096)], d(), &[NodeId(5)]).err(),
             Some(TopologyError::UnknownCpuNode(0, NodeId(5)))

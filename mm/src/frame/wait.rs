@@ -28,7 +28,10 @@ pub(crate) struct WaitList {
 impl WaitList {
     /// An empty list.
     pub(crate) fn new() -> WaitList {
-        WaitList { count: WaiterCount(AtomicUsize::new(0)), entries: spin::Mutex::new(Vec::new()) }
+        WaitList {
+            count: WaiterCount(AtomicUsize::new(0)),
+            entries: spin::Mutex::new(Vec::new()),
+        }
     }
 
     /// Whether anyone waits. Sequentially consistent with [`register`](Self::register)
@@ -97,7 +100,16 @@ impl<'a> AllocWait<'a> {
         requester: NodeId,
         id: u64,
     ) -> AllocWait<'a> {
-        AllocWait { alloc, plan, order, requester, id, registered: NodeMask::EMPTY, rounds: 0, done: false }
+        AllocWait {
+            alloc,
+            plan,
+            order,
+            requester,
+            id,
+            registered: NodeMask::EMPTY,
+            rounds: 0,
+            done: false,
+        }
     }
 
     /// Reclaim rounds waited through so far.

@@ -24,7 +24,9 @@ pub struct Watermarks {
 /// Linux's default `vm.min_free_kbytes` for `total` managed memory:
 /// `sqrt(total_kib * 16)`, clamped to `[128, 262144]`.
 pub fn default_min_free_kbytes(total: PageCount) -> u64 {
-    (total.kib() * 16).isqrt().clamp(MIN_FREE_KBYTES_RANGE.0, MIN_FREE_KBYTES_RANGE.1)
+    (total.kib() * 16)
+        .isqrt()
+        .clamp(MIN_FREE_KBYTES_RANGE.0, MIN_FREE_KBYTES_RANGE.1)
 }
 
 impl Watermarks {
@@ -45,7 +47,11 @@ impl Watermarks {
         let min = (pages_min * node_pages.0 as u128 / total_pages.0 as u128) as u64;
         let scaled = (node_pages.0 as u128 * scale_factor as u128 / 10_000) as u64;
         let gap = (min / 4).max(scaled);
-        Watermarks { min: PageCount(min), low: PageCount(min + gap), high: PageCount(min + 2 * gap) }
+        Watermarks {
+            min: PageCount(min),
+            low: PageCount(min + gap),
+            high: PageCount(min + 2 * gap),
+        }
     }
 }
 
@@ -109,11 +115,19 @@ mod tests {
         let total = PageCount(2 << 20);
         let mfk = default_min_free_kbytes(total);
         assert_eq!(mfk, 11585);
-        let w = Watermarks::compute(mfk, PageCount(1 << 20), total, DEFAULT_WATERMARK_SCALE_FACTOR);
+        let w = Watermarks::compute(
+            mfk,
+            PageCount(1 << 20),
+            total,
+            DEFAULT_WATERMARK_SCALE_FACTOR,
+        );
         assert_eq!(w.min, PageCount(1448));
         // max(1448 / 4, 2^20 * 10 / 10000) = max(362, 1048) = 1048.
         assert_eq!(w.low, PageCount(1448 + 1048));
         assert_eq!(w.high, PageCount(1448 + 2 * 1048));
-        assert_eq!(Watermarks::compute(0, PageCount(0), PageCount(0), 10), Watermarks::default());
+        assert_eq!(
+            Watermarks::compute(0, PageCount(0), PageCount(0), 10),
+            Watermarks::default()
+        );
     }
 }
