@@ -1,4 +1,4 @@
-//! `fault_bench [--mode thread|process|shared] [--workers 1,2,...] [--mb 16]
+//! `fault_bench [--mode thread|process|shared[,...]] [--workers 1,2,...] [--mb 16]
 //! [--seconds 5] [--thp]`: a will-it-scale page_fault-style benchmark.
 //!
 //! Each worker maps `mb` MiB, writes one byte to every 4 KiB page (one fault per
@@ -211,24 +211,40 @@ fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64)
 }
 
 fn usage() -> i32 {
-    eprintln!("usage: fault_bench [--mode thread|process|shared] [--workers 1,2,...] [--mb 16] [--seconds 5] [--thp]");
+    eprintln!("usage: fault_bench [--mode thread|process|shared[,...]] [--workers 1,2,...] [--mb 16] [--seconds 5] [--thp]");
     2
 }
 
+fn parse_mode(s: &str) -> Option<Mode> {
+    match s {
+        "thread" | "threads" => Some(Mode::Thread),
+        "process" | "processes" => Some(Mode::Process),
+        "shared" => Some(Mode::Shared),
+        _ => None,
+    }
+}
+
 fn main(args: &Args) -> i32 {
-    let mode = match args.opt("--mode").unwrap_or("thread") {
-        "thread" | "threads" => Mode::Thread,
-        "process" | "processes" => Mode::Process,
-        "shared" => Mode::Shared,
-        _ => return usage(),
-    };
+    let modes: Option<Vec<Mode>> = args.opt("--mode").unwrap_or("thread").split(',').map(parse_mode).collect();
+    let Some(modes) = modes else { return usage() };
     let Some(workers) = parse_list(args.opt("--workers").unwrap_or("1,2")) else { return usage() };
     let (Ok(mb), Ok(seconds)) = (args.opt_u64("--mb", 16), args.opt_u64("--seconds", 5)) else { return usage() };
     if workers.is_empty() || workers.iter().any(|&w| w == 0 || w as usize > MAX_WORKERS) || mb == 0 {
         return usage();
     }
-    let cfg = Config { mode, len: (mb as usize) << 20, thp: args.has("--thp") };
     let cpus = allowed_cpus();
+    let mut status = 0;
+    for mode in modes {
+        let cfg = Config { mode, len: (mb as usize) << 20, thp: args.has("--thp") };
+        status |= bench_mode(cfg, &workers, seconds, &cpus);
+    }
+    status
+}
+
+/// Runs one mode for every worker count; returns 0, or 1 when a run failed.
+fn bench_mode(cfg: Config, workers: &[u64], seconds: u64, cpus: &[usize]) -> i32 {
+    let mode = cfg.mode;
+    let mb = cfg.len >> 20;
     println!(
         "fault_bench.config mode={} mb={} seconds={} cpus={} pages_per_cycle={} thp={}",
         mode.name(),
@@ -240,8 +256,8 @@ fn main(args: &Args) -> i32 {
     );
     let mut base: Option<(u64, u64)> = None; // (workers, rate)
     let mut status = 0;
-    for &n in &workers {
-        match run(cfg, n as usize, seconds, &cpus) {
+    for &n in workers {
+        match run(cfg, n as usize, seconds, cpus) {
             Ok((faults, ns)) => {
                 let rate = per_second(faults, ns);
                 let (bn, brate) = *base.get_or_insert((n, rate));
