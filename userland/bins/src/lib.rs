@@ -22,7 +22,11 @@ pub struct Checks {
 impl Checks {
     /// A recorder for program `prog` (used as the line prefix).
     pub fn new(prog: &'static str) -> Checks {
-        Checks { prog, passed: 0, failed: Vec::new() }
+        Checks {
+            prog,
+            passed: 0,
+            failed: Vec::new(),
+        }
     }
 
     /// Records check `name`: prints `ok` or `FAILED` with `detail`; returns `ok`.
@@ -38,11 +42,24 @@ impl Checks {
     }
 
     /// Records that `got` is exactly `Err(want)`.
-    pub fn expect_errno<T: fmt::Debug>(&mut self, name: &str, got: Result<T, Errno>, want: Errno) -> bool {
+    pub fn expect_errno<T: fmt::Debug>(
+        &mut self,
+        name: &str,
+        got: Result<T, Errno>,
+        want: Errno,
+    ) -> bool {
         match got {
             Err(e) if e == want => self.check(name, true, format_args!("got {}", e.name())),
-            Err(e) => self.check(name, false, format_args!("expected {}, got {}", want.name(), e)),
-            Ok(v) => self.check(name, false, format_args!("expected {}, got success {:?}", want.name(), v)),
+            Err(e) => self.check(
+                name,
+                false,
+                format_args!("expected {}, got {}", want.name(), e),
+            ),
+            Ok(v) => self.check(
+                name,
+                false,
+                format_args!("expected {}, got success {:?}", want.name(), v),
+            ),
         }
     }
 
@@ -58,7 +75,13 @@ impl Checks {
             0
         } else {
             let names = self.failed.join(", ");
-            println!("{}: {} of {} checks FAILED: {}", self.prog, self.failed.len(), self.passed as usize + self.failed.len(), names);
+            println!(
+                "{}: {} of {} checks FAILED: {}",
+                self.prog,
+                self.failed.len(),
+                self.passed as usize + self.failed.len(),
+                names
+            );
             1
         }
     }
@@ -76,7 +99,10 @@ impl fmt::Display for Milli {
 
 /// Parses a comma-separated list of unsigned integers such as `1,2,4`.
 pub fn parse_list(s: &str) -> Option<Vec<u64>> {
-    s.split(',').filter(|p| !p.is_empty()).map(|p| p.trim().parse().ok()).collect()
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.trim().parse().ok())
+        .collect()
 }
 
 /// The CPUs this process may run on, in order (just CPU 0 if affinity is unknown).

@@ -218,6 +218,12 @@ impl Errno {
 
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}: {})", self.name(), self.raw(), self.description())
+        write!(
+            f,
+            "{} ({}: {})",
+            self.name(),
+            self.raw(),
+            self.description()
+        )
     }
 }

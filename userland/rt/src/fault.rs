@@ -77,7 +77,9 @@ pub unsafe fn probe_read(addr: *const u8) -> Result<u8, Faulted> {
 /// instructions, redirect the saved RIP to the landing pad and return true.
 pub fn fixup(uc: &mut UContext) -> bool {
     let rip = uc.rip();
-    if rip == peios_probe_write_insn as *const () as usize || rip == peios_probe_read_insn as *const () as usize {
+    if rip == peios_probe_write_insn as *const () as usize
+        || rip == peios_probe_read_insn as *const () as usize
+    {
         uc.set_rip(peios_probe_landing as *const () as usize);
         true
     } else {

@@ -32,7 +32,13 @@ pub struct Heap {
 
 impl Heap {
     const fn new() -> Heap {
-        Heap { bump: SpinLock::new(Bump { next: 0, end: 0, last: 0 }) }
+        Heap {
+            bump: SpinLock::new(Bump {
+                next: 0,
+                end: 0,
+                last: 0,
+            }),
+        }
     }
 }
 
@@ -91,7 +97,10 @@ unsafe impl GlobalAlloc for Heap {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if !is_large(&layout) && new_size < LARGE_BYTES {
             let mut b = self.bump.lock();
-            if ptr as usize == b.last && ptr as usize + layout.size() == b.next && b.last + new_size <= b.end {
+            if ptr as usize == b.last
+                && ptr as usize + layout.size() == b.next
+                && b.last + new_size <= b.end
+            {
                 b.next = b.last + new_size;
                 return ptr;
             }

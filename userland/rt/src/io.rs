@@ -18,7 +18,11 @@ pub struct FdWriter {
 impl FdWriter {
     /// A writer for `fd`.
     pub const fn new(fd: i32) -> FdWriter {
-        FdWriter { fd, len: 0, buf: [0; PRINT_BUFFER] }
+        FdWriter {
+            fd,
+            len: 0,
+            buf: [0; PRINT_BUFFER],
+        }
     }
 
     /// Writes out what is buffered (errors are dropped: there is nowhere to report them).

@@ -24,8 +24,20 @@ pub enum Fork {
 pub fn fork() -> Result<Fork, Errno> {
     // SAFETY: no CLONE_VM and stack 0: the child continues on a private copy of
     // this stack, exactly like fork(2).
-    let pid = unsafe { clone(SIGCHLD as u64, 0, core::ptr::null_mut(), core::ptr::null_mut(), 0) }?;
-    Ok(if pid == 0 { Fork::Child } else { Fork::Parent(pid as i32) })
+    let pid = unsafe {
+        clone(
+            SIGCHLD as u64,
+            0,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            0,
+        )
+    }?;
+    Ok(if pid == 0 {
+        Fork::Child
+    } else {
+        Fork::Parent(pid as i32)
+    })
 }
 
 /// A decoded `wait4` status.
@@ -57,7 +69,10 @@ impl WaitStatus {
         } else if status & 0xff == 0x7f {
             WaitStatus::Stopped((status >> 8) & 0xff)
         } else {
-            WaitStatus::Signaled { signal: low, core_dumped: status & 0x80 != 0 }
+            WaitStatus::Signaled {
+                signal: low,
+                core_dumped: status & 0x80 != 0,
+            }
         }
     }
 
@@ -76,7 +91,10 @@ impl fmt::Display for WaitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             WaitStatus::Exited(c) => write!(f, "exited with status {}", c),
-            WaitStatus::Signaled { signal, core_dumped } => {
+            WaitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => {
                 write!(f, "killed by signal {} ({})", signal, signal_name(signal))?;
                 if core_dumped {
                     f.write_str(", core dumped")?;

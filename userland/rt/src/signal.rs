@@ -70,10 +70,38 @@ pub const SI_TKILL: i32 = -6;
 /// The name of signal `sig`, e.g. `"SIGSEGV"`.
 pub fn signal_name(sig: i32) -> &'static str {
     const NAMES: [&str; 32] = [
-        "SIG0", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
-        "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT",
-        "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF",
-        "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "SIG0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     match sig {
         0..=31 => NAMES[sig as usize],
@@ -228,7 +256,12 @@ extern "C" {
 /// # Safety
 /// The handler runs asynchronously: it must only do async-signal-safe work (atomics,
 /// raw syscalls; no allocation, no locks a handled thread may hold).
-pub unsafe fn set_handler(sig: i32, handler: Handler, flags: u64, mask: SigSet) -> Result<KernelSigaction, Errno> {
+pub unsafe fn set_handler(
+    sig: i32,
+    handler: Handler,
+    flags: u64,
+    mask: SigSet,
+) -> Result<KernelSigaction, Errno> {
     let (addr, extra) = match handler {
         Handler::Default => (0usize, 0u64),
         Handler::Ignore => (1usize, 0u64),

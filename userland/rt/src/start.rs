@@ -131,7 +131,14 @@ impl Args {
             while (*auxv.add(auxc))[0] != auxv::AT_NULL {
                 auxc += 1;
             }
-            Args { argc, argv, envc, envp, auxv, auxc }
+            Args {
+                argc,
+                argv,
+                envc,
+                envp,
+                auxv,
+                auxc,
+            }
         }
     }
 
@@ -188,7 +195,10 @@ impl Args {
     /// All auxiliary-vector entries except the terminating `AT_NULL`.
     pub fn auxv_iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         // SAFETY: entries below auxc are on the initial stack.
-        (0..self.auxc).map(move |i| unsafe { let e = *self.auxv.add(i); (e[0], e[1]) })
+        (0..self.auxc).map(move |i| unsafe {
+            let e = *self.auxv.add(i);
+            (e[0], e[1])
+        })
     }
 
     /// The page size from `AT_PAGESZ`, or 4096.

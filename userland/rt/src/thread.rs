@@ -43,7 +43,11 @@ pub struct ThreadBlock {
 
 impl ThreadBlock {
     const fn empty() -> ThreadBlock {
-        ThreadBlock { self_ptr: core::ptr::null(), tid: AtomicU32::new(0), _pad: [0; 7] }
+        ThreadBlock {
+            self_ptr: core::ptr::null(),
+            tid: AtomicU32::new(0),
+            _pad: [0; 7],
+        }
     }
 
     /// The thread id recorded in the block (0 after the thread exited).
@@ -86,7 +90,9 @@ pub fn current_block() -> Option<&'static ThreadBlock> {
     let p: *const ThreadBlock;
     // SAFETY: every thread of this runtime has FS pointing at a live ThreadBlock
     // whose first word is its own address.
-    unsafe { core::arch::asm!("mov {}, fs:0", out(reg) p, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, fs:0", out(reg) p, options(nostack, readonly, preserves_flags))
+    };
     // SAFETY: see above; blocks live until their thread is joined.
     Some(unsafe { &*p })
 }
@@ -113,7 +119,13 @@ core::arch::global_asm!(
 );
 
 extern "C" {
-    fn peios_rt_clone_thread(flags: u64, stack: usize, ptid: *mut u32, ctid: *mut u32, tls: usize) -> isize;
+    fn peios_rt_clone_thread(
+        flags: u64,
+        stack: usize,
+        ptid: *mut u32,
+        ctid: *mut u32,
+        tls: usize,
+    ) -> isize;
 }
 
 struct Packet<F, T> {
@@ -219,12 +231,16 @@ where
         // mistake "not started yet" for "exited".
         (*block).tid.store(u32::MAX, Ordering::Release);
     }
-    let packet = Box::into_raw(Box::new(Packet { f: UnsafeCell::new(Some(f)), result: UnsafeCell::new(None::<T>) }));
+    let packet = Box::into_raw(Box::new(Packet {
+        f: UnsafeCell::new(Some(f)),
+        result: UnsafeCell::new(None::<T>),
+    }));
     let stack_top = block_addr; // page aligned, so 16-byte aligned
     let sp = stack_top - 16;
     // SAFETY: the two words below the stack top are inside the fresh stack.
     unsafe {
-        *(sp as *mut usize) = thread_main::<F, T> as extern "C" fn(*const Packet<F, T>) -> ! as usize;
+        *(sp as *mut usize) =
+            thread_main::<F, T> as extern "C" fn(*const Packet<F, T>) -> ! as usize;
         *((sp + 8) as *mut usize) = packet as usize;
     }
     // SAFETY: the child starts on its own stack in the assembly stub, which pops

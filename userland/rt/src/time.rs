@@ -4,7 +4,9 @@ use crate::sys::time::{clock_gettime, nanosleep, Timespec, CLOCK_MONOTONIC};
 
 /// Nanoseconds on `CLOCK_MONOTONIC` (0 if the clock is unavailable).
 pub fn monotonic_ns() -> u64 {
-    clock_gettime(CLOCK_MONOTONIC).map(|t| t.as_ns()).unwrap_or(0)
+    clock_gettime(CLOCK_MONOTONIC)
+        .map(|t| t.as_ns())
+        .unwrap_or(0)
 }
 
 /// Sleeps about `ms` milliseconds (an interrupted sleep returns early).

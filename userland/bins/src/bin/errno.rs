@@ -18,7 +18,7 @@ use peios_bins::Checks;
 use peios_rt::prelude::*;
 use peios_rt::signal::{set_handler, Handler, SIGKILL};
 use peios_rt::sys::fs::{self, AT_FDCWD, O_CLOEXEC, O_RDONLY};
-use peios_rt::sys::mm::{mmap, mmap_anon, munmap, mprotect, MapFlags, Prot, PAGE_SIZE};
+use peios_rt::sys::mm::{mmap, mmap_anon, mprotect, munmap, MapFlags, Prot, PAGE_SIZE};
 use peios_rt::sys::nr;
 use peios_rt::sys::process::{getpid, kill};
 use peios_rt::sys::signal::SigSet;
@@ -41,43 +41,83 @@ fn raw(r: isize) -> Result<usize, Errno> {
 fn main(args: &Args) -> i32 {
     let mut c = Checks::new("errno");
     let Some(unmapped) = peios_bins::unmapped_page() else {
-        c.check("setup-unmapped-page", false, format_args!("mmap/munmap failed"));
+        c.check(
+            "setup-unmapped-page",
+            false,
+            format_args!("mmap/munmap failed"),
+        );
         return c.finish();
     };
 
     // EFAULT from copies to and from user memory.
     // SAFETY (all raw syscalls below): the pointers are unmapped or kernel/non-canonical,
     // so the kernel must refuse them; no memory of ours is written.
-    c.expect_errno("write-unmapped-efault", raw(unsafe { syscall3(nr::WRITE, 1, unmapped, 16) }), Errno::EFAULT);
+    c.expect_errno(
+        "write-unmapped-efault",
+        raw(unsafe { syscall3(nr::WRITE, 1, unmapped, 16) }),
+        Errno::EFAULT,
+    );
     let self_path = args.get_cstr(0).unwrap_or(c"/init");
     match fs::openat(AT_FDCWD, self_path, O_RDONLY | O_CLOEXEC, 0) {
         Ok(fd) => {
             // SAFETY: destination unmapped (see above).
-            c.expect_errno("read-unmapped-efault", unsafe { fs::read_raw(fd, unmapped as *mut u8, 16) }, Errno::EFAULT);
+            c.expect_errno(
+                "read-unmapped-efault",
+                unsafe { fs::read_raw(fd, unmapped as *mut u8, 16) },
+                Errno::EFAULT,
+            );
             let _ = fs::close(fd);
         }
         Err(e) => {
-            c.check("read-unmapped-efault", false, format_args!("cannot open {:?} to read from: {}", self_path, e));
+            c.check(
+                "read-unmapped-efault",
+                false,
+                format_args!("cannot open {:?} to read from: {}", self_path, e),
+            );
         }
     }
-    for (name, ptr) in [("low", LOW_PTR), ("unmapped", unmapped), ("kernel", KERNEL_PTR), ("noncanonical", NONCANONICAL_PTR)] {
+    for (name, ptr) in [
+        ("low", LOW_PTR),
+        ("unmapped", unmapped),
+        ("kernel", KERNEL_PTR),
+        ("noncanonical", NONCANONICAL_PTR),
+    ] {
         // SAFETY: `ptr` is not writable memory of ours.
         let r = raw(unsafe { syscall2(nr::CLOCK_GETTIME, CLOCK_MONOTONIC as usize, ptr) });
         c.expect_errno(&format!("clock_gettime-{}-efault", name), r, Errno::EFAULT);
     }
     // SAFETY: as above.
-    c.expect_errno("uname-null-efault", raw(unsafe { syscall1(nr::UNAME, 0) }), Errno::EFAULT);
+    c.expect_errno(
+        "uname-null-efault",
+        raw(unsafe { syscall1(nr::UNAME, 0) }),
+        Errno::EFAULT,
+    );
     // SAFETY: as above.
-    c.expect_errno("getrandom-kernel-efault", raw(unsafe { syscall3(nr::GETRANDOM, KERNEL_PTR, 16, 0) }), Errno::EFAULT);
+    c.expect_errno(
+        "getrandom-kernel-efault",
+        raw(unsafe { syscall3(nr::GETRANDOM, KERNEL_PTR, 16, 0) }),
+        Errno::EFAULT,
+    );
     let argv: [usize; 1] = [0];
     // SAFETY: the path pointer is unmapped, so execve fails before replacing us.
     c.expect_errno(
         "execve-unmapped-path-efault",
-        raw(unsafe { syscall3(nr::EXECVE, unmapped, argv.as_ptr() as usize, argv.as_ptr() as usize) }),
+        raw(unsafe {
+            syscall3(
+                nr::EXECVE,
+                unmapped,
+                argv.as_ptr() as usize,
+                argv.as_ptr() as usize,
+            )
+        }),
         Errno::EFAULT,
     );
     // SAFETY: FUTEX_WAIT reads the (unmapped) word and fails; nothing waits.
-    c.expect_errno("futex-unmapped-efault", raw(unsafe { syscall4(nr::FUTEX, unmapped, 0, 0, 0) }), Errno::EFAULT);
+    c.expect_errno(
+        "futex-unmapped-efault",
+        raw(unsafe { syscall4(nr::FUTEX, unmapped, 0, 0, 0) }),
+        Errno::EFAULT,
+    );
 
     // EBADF.
     c.expect_errno("write-ebadf", fs::write(9999, b"x"), Errno::EBADF);
@@ -96,21 +136,40 @@ fn main(args: &Args) -> i32 {
     match mmap_anon(2 * PAGE_SIZE, Prot::RW) {
         Ok(p) => {
             // SAFETY: unaligned address: refused, nothing unmapped.
-            c.expect_errno("munmap-unaligned-einval", unsafe { munmap(p.wrapping_add(1), PAGE_SIZE) }, Errno::EINVAL);
+            c.expect_errno(
+                "munmap-unaligned-einval",
+                unsafe { munmap(p.wrapping_add(1), PAGE_SIZE) },
+                Errno::EINVAL,
+            );
             // SAFETY: unaligned address: refused, protection unchanged.
-            c.expect_errno("mprotect-unaligned-einval", unsafe { mprotect(p.wrapping_add(1), PAGE_SIZE, Prot::READ) }, Errno::EINVAL);
+            c.expect_errno(
+                "mprotect-unaligned-einval",
+                unsafe { mprotect(p.wrapping_add(1), PAGE_SIZE, Prot::READ) },
+                Errno::EINVAL,
+            );
             // SAFETY: our own mapping, unused.
             let _ = unsafe { munmap(p, 2 * PAGE_SIZE) };
         }
         Err(e) => {
-            c.check("munmap-unaligned-einval", false, format_args!("setup mmap: {}", e));
+            c.check(
+                "munmap-unaligned-einval",
+                false,
+                format_args!("setup mmap: {}", e),
+            );
         }
     }
     c.expect_errno("mmap-len0-einval", mmap_anon(0, Prot::RW), Errno::EINVAL);
     // SAFETY: not MAP_FIXED; refused anyway for lacking PRIVATE/SHARED.
     let r = unsafe { mmap(0, PAGE_SIZE, Prot::RW, MapFlags::ANONYMOUS, -1, 0) };
     c.expect_errno("mmap-no-type-einval", r, Errno::EINVAL);
-    c.expect_errno("nanosleep-nsec-einval", nanosleep(&Timespec { tv_sec: 0, tv_nsec: 1_000_000_000 }), Errno::EINVAL);
+    c.expect_errno(
+        "nanosleep-nsec-einval",
+        nanosleep(&Timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000_000,
+        }),
+        Errno::EINVAL,
+    );
     c.expect_errno("kill-badsig-einval", kill(getpid(), 1000), Errno::EINVAL);
     // SAFETY: SIGKILL cannot be caught, so no handler is installed.
     let r = unsafe { set_handler(SIGKILL, Handler::Ignore, 0, SigSet::EMPTY) };
@@ -122,9 +181,17 @@ fn main(args: &Args) -> i32 {
 
     // ENOENT.
     let missing: &CStr = c"/nonexistent/peios-errno-test";
-    c.expect_errno("openat-missing-enoent", fs::openat(AT_FDCWD, missing, O_RDONLY, 0), Errno::ENOENT);
+    c.expect_errno(
+        "openat-missing-enoent",
+        fs::openat(AT_FDCWD, missing, O_RDONLY, 0),
+        Errno::ENOENT,
+    );
 
     // And the process is fine afterwards.
-    c.check("still-alive", fs::write(1, b"").is_ok(), format_args!("zero-length write after the bad calls"));
+    c.check(
+        "still-alive",
+        fs::write(1, b"").is_ok(),
+        format_args!("zero-length write after the bad calls"),
+    );
     c.finish()
 }

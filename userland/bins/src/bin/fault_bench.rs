@@ -82,8 +82,14 @@ fn open_backing(cfg: &Config, idx: usize) -> Result<Backing, Errno> {
         Ok(fd) => fd,
         Err(Errno::ENOSYS) => {
             let path = format!("/tmp/fault_bench.{}.{}\0", getpid(), idx);
-            let cpath = core::ffi::CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
-            let fd = fs::openat(AT_FDCWD, cpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)?;
+            let cpath =
+                core::ffi::CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
+            let fd = fs::openat(
+                AT_FDCWD,
+                cpath,
+                O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                0o600,
+            )?;
             let _ = fs::unlinkat(AT_FDCWD, cpath, 0);
             fd
         }
@@ -127,7 +133,10 @@ fn worker(cfg: Config, board: &Board, idx: usize, cpu: usize, private_futex: boo
     let mut faults = 0u64;
     match backing {
         Err(e) => {
-            eprintln!("fault_bench: worker {}: cannot create the shared file: {}", idx, e);
+            eprintln!(
+                "fault_bench: worker {}: cannot create the shared file: {}",
+                idx, e
+            );
             board.errors.fetch_add(1, Ordering::AcqRel);
         }
         Ok(backing) => {
@@ -156,7 +165,11 @@ fn worker(cfg: Config, board: &Board, idx: usize, cpu: usize, private_futex: boo
 /// Runs `n` workers for `seconds`; returns (faults, elapsed ns).
 fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64), String> {
     let board_len = core::mem::size_of::<Board>().next_multiple_of(PAGE_SIZE);
-    let flags = if cfg.mode == Mode::Process { MapFlags::SHARED } else { MapFlags::PRIVATE };
+    let flags = if cfg.mode == Mode::Process {
+        MapFlags::SHARED
+    } else {
+        MapFlags::PRIVATE
+    };
     // SAFETY: a fresh zero-filled mapping (no MAP_FIXED); all-zero is a valid Board.
     let page = unsafe { mmap(0, board_len, Prot::RW, flags | MapFlags::ANONYMOUS, -1, 0) }
         .map_err(|e| format!("mapping the board: {}", e))?;
@@ -187,7 +200,9 @@ fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64)
         sched_yield();
     }
     let start = monotonic_ns();
-    board.deadline_ns.store(start + seconds * 1_000_000_000, Ordering::Release);
+    board
+        .deadline_ns
+        .store(start + seconds * 1_000_000_000, Ordering::Release);
     board.go.store(1, Ordering::Release);
     let _ = futex_wake(&board.go, i32::MAX as u32, cfg.mode != Mode::Process);
     for h in threads {
@@ -199,8 +214,13 @@ fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64)
             other => return Err(format!("worker process {} ended: {:?}", pid, other)),
         }
     }
-    let end = (0..n).map(|i| board.end_ns[i].load(Ordering::Acquire)).max().unwrap_or(start);
-    let faults: u64 = (0..n).map(|i| board.faults[i].load(Ordering::Acquire)).sum();
+    let end = (0..n)
+        .map(|i| board.end_ns[i].load(Ordering::Acquire))
+        .max()
+        .unwrap_or(start);
+    let faults: u64 = (0..n)
+        .map(|i| board.faults[i].load(Ordering::Acquire))
+        .sum();
     let errors = board.errors.load(Ordering::Acquire);
     // SAFETY: every worker has finished with the board.
     let _ = unsafe { munmap(page, board_len) };
@@ -225,17 +245,31 @@ fn parse_mode(s: &str) -> Option<Mode> {
 }
 
 fn main(args: &Args) -> i32 {
-    let modes: Option<Vec<Mode>> = args.opt("--mode").unwrap_or("thread").split(',').map(parse_mode).collect();
+    let modes: Option<Vec<Mode>> = args
+        .opt("--mode")
+        .unwrap_or("thread")
+        .split(',')
+        .map(parse_mode)
+        .collect();
     let Some(modes) = modes else { return usage() };
-    let Some(workers) = parse_list(args.opt("--workers").unwrap_or("1,2")) else { return usage() };
-    let (Ok(mb), Ok(seconds)) = (args.opt_u64("--mb", 16), args.opt_u64("--seconds", 5)) else { return usage() };
-    if workers.is_empty() || workers.iter().any(|&w| w == 0 || w as usize > MAX_WORKERS) || mb == 0 {
+    let Some(workers) = parse_list(args.opt("--workers").unwrap_or("1,2")) else {
+        return usage();
+    };
+    let (Ok(mb), Ok(seconds)) = (args.opt_u64("--mb", 16), args.opt_u64("--seconds", 5)) else {
+        return usage();
+    };
+    if workers.is_empty() || workers.iter().any(|&w| w == 0 || w as usize > MAX_WORKERS) || mb == 0
+    {
         return usage();
     }
     let cpus = allowed_cpus();
     let mut status = 0;
     for mode in modes {
-        let cfg = Config { mode, len: (mb as usize) << 20, thp: args.has("--thp") };
+        let cfg = Config {
+            mode,
+            len: (mb as usize) << 20,
+            thp: args.has("--thp"),
+        };
         status |= bench_mode(cfg, &workers, seconds, &cpus);
     }
     status
@@ -261,7 +295,11 @@ fn bench_mode(cfg: Config, workers: &[u64], seconds: u64, cpus: &[usize]) -> i32
             Ok((faults, ns)) => {
                 let rate = per_second(faults, ns);
                 let (bn, brate) = *base.get_or_insert((n, rate));
-                let eff = if brate == 0 { 0 } else { (rate as u128 * 1000 * bn as u128 / (n as u128 * brate as u128)) as u64 };
+                let eff = if brate == 0 {
+                    0
+                } else {
+                    (rate as u128 * 1000 * bn as u128 / (n as u128 * brate as u128)) as u64
+                };
                 println!(
                     "fault_bench.{}.workers={} faults_per_sec={} efficiency={} faults={} elapsed_ms={}",
                     mode.name(),

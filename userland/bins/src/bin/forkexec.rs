@@ -48,11 +48,23 @@ fn main(args: &Args) -> i32 {
         Ok(Fork::Parent(pid)) => match wait4(pid, 0) {
             Ok((got, raw)) => {
                 let st = WaitStatus::from_raw(raw);
-                checks.check("wait4-pid", got == pid, format_args!("wait4 returned {} for child {}", got, pid));
-                checks.check("exec-status", st == WaitStatus::Exited(7), format_args!("{} {} (raw {:#x})", hello, st, raw));
+                checks.check(
+                    "wait4-pid",
+                    got == pid,
+                    format_args!("wait4 returned {} for child {}", got, pid),
+                );
+                checks.check(
+                    "exec-status",
+                    st == WaitStatus::Exited(7),
+                    format_args!("{} {} (raw {:#x})", hello, st, raw),
+                );
             }
             Err(e) => {
-                checks.check("wait4-pid", false, format_args!("wait4({}) failed: {}", pid, e));
+                checks.check(
+                    "wait4-pid",
+                    false,
+                    format_args!("wait4({}) failed: {}", pid, e),
+                );
             }
         },
     }
@@ -68,7 +80,10 @@ fn main(args: &Args) -> i32 {
             checks.check(
                 "fork-exit",
                 st == Ok(WaitStatus::Exited(42)),
-                format_args!("child {:?} (42 = exited and getppid matched, 43 = getppid wrong)", st.map(|s| s.code())),
+                format_args!(
+                    "child {:?} (42 = exited and getppid matched, 43 = getppid wrong)",
+                    st.map(|s| s.code())
+                ),
             );
         }
     }
@@ -90,7 +105,11 @@ fn main(args: &Args) -> i32 {
             checks.check(
                 "cow",
                 intact && st == Ok(WaitStatus::Exited(0)),
-                format_args!("parent page intact: {}, child saw parent's data: {:?}", intact, st.map(|s| s.code() == 0)),
+                format_args!(
+                    "parent page intact: {}, child saw parent's data: {:?}",
+                    intact,
+                    st.map(|s| s.code() == 0)
+                ),
             );
             page[0] = 1;
         }
@@ -103,14 +122,21 @@ fn main(args: &Args) -> i32 {
         }
         Ok(Fork::Child) => {
             let e = execve("/nonexistent/peios-no-such-program", &["x"], &env);
-            exit_group(if e == Errno::ENOENT { 0 } else { e.raw().clamp(1, 120) })
+            exit_group(if e == Errno::ENOENT {
+                0
+            } else {
+                e.raw().clamp(1, 120)
+            })
         }
         Ok(Fork::Parent(pid)) => {
             let st = wait_pid(pid);
             checks.check(
                 "exec-enoent",
                 st == Ok(WaitStatus::Exited(0)),
-                format_args!("child {:?} (0 = got ENOENT, else the errno it got)", st.map(|s| s.code())),
+                format_args!(
+                    "child {:?} (0 = got ENOENT, else the errno it got)",
+                    st.map(|s| s.code())
+                ),
             );
         }
     }

@@ -73,7 +73,13 @@ fn main(args: &Args) -> i32 {
         b,
         if pinned_a && pinned_b { "yes" } else { "no" }
     );
-    println!("futex_pingpong.round_trips_per_sec={}", per_second(iters as u64, ns));
-    println!("futex_pingpong.ns_per_round_trip={}", if iters == 0 { 0 } else { ns / iters as u64 });
+    println!(
+        "futex_pingpong.round_trips_per_sec={}",
+        per_second(iters as u64, ns)
+    );
+    println!(
+        "futex_pingpong.ns_per_round_trip={}",
+        if iters == 0 { 0 } else { ns / iters as u64 }
+    );
     0
 }

@@ -36,40 +36,145 @@ peios_rt::main!(main);
 
 /// The syscalls the fuzzer may call, by number (Linux x86_64 table), with names.
 pub const ALLOWED: &[(usize, &str)] = &[
-    (0, "read"), (1, "write"), (3, "close"), (4, "stat"), (5, "fstat"), (6, "lstat"),
-    (8, "lseek"), (14, "rt_sigprocmask"), (16, "ioctl"), (17, "pread64"), (18, "pwrite64"),
-    (19, "readv"), (20, "writev"), (21, "access"), (24, "sched_yield"), (36, "getitimer"),
-    (39, "getpid"), (40, "sendfile"), (42, "connect"), (43, "accept"), (44, "sendto"),
-    (45, "recvfrom"), (46, "sendmsg"), (47, "recvmsg"), (48, "shutdown"), (49, "bind"),
-    (50, "listen"), (51, "getsockname"), (52, "getpeername"), (54, "setsockopt"),
-    (55, "getsockopt"), (63, "uname"), (72, "fcntl"), (73, "flock"), (74, "fsync"),
-    (75, "fdatasync"), (78, "getdents"), (79, "getcwd"), (80, "chdir"), (81, "fchdir"),
-    (89, "readlink"), (95, "umask"), (96, "gettimeofday"), (97, "getrlimit"),
-    (98, "getrusage"), (99, "sysinfo"), (100, "times"), (102, "getuid"), (104, "getgid"),
-    (107, "geteuid"), (108, "getegid"), (110, "getppid"), (111, "getpgrp"),
-    (115, "getgroups"), (118, "getresuid"), (120, "getresgid"), (121, "getpgid"),
-    (124, "getsid"), (125, "capget"), (127, "rt_sigpending"), (131, "sigaltstack"),
-    (136, "ustat"), (137, "statfs"), (138, "fstatfs"), (139, "sysfs"), (140, "getpriority"),
-    (143, "sched_getparam"), (145, "sched_getscheduler"), (146, "sched_get_priority_max"),
-    (147, "sched_get_priority_min"), (148, "sched_rr_get_interval"), (156, "_sysctl"),
-    (174, "create_module"), (177, "get_kernel_syms"), (178, "query_module"),
-    (180, "nfsservctl"), (181, "getpmsg"), (182, "putpmsg"), (183, "afs_syscall"),
-    (184, "tuxcall"), (185, "security"), (186, "gettid"), (187, "readahead"),
-    (191, "getxattr"), (192, "lgetxattr"), (193, "fgetxattr"), (194, "listxattr"),
-    (195, "llistxattr"), (196, "flistxattr"), (201, "time"), (204, "sched_getaffinity"),
-    (211, "get_thread_area"), (212, "lookup_dcookie"), (214, "epoll_ctl_old"),
-    (217, "getdents64"), (218, "set_tid_address"), (219, "restart_syscall"),
-    (221, "fadvise64"), (224, "timer_gettime"), (225, "timer_getoverrun"),
-    (228, "clock_gettime"), (229, "clock_getres"), (233, "epoll_ctl"), (236, "vserver"),
-    (252, "ioprio_get"), (254, "inotify_add_watch"), (255, "inotify_rm_watch"),
-    (262, "newfstatat"), (267, "readlinkat"), (269, "faccessat"), (273, "set_robust_list"),
-    (274, "get_robust_list"), (275, "splice"), (276, "tee"), (277, "sync_file_range"),
-    (278, "vmsplice"), (285, "fallocate"), (286, "timerfd_settime"), (287, "timerfd_gettime"),
-    (288, "accept4"), (295, "preadv"), (296, "pwritev"), (299, "recvmmsg"),
-    (303, "name_to_handle_at"), (306, "syncfs"), (307, "sendmmsg"), (309, "getcpu"),
-    (315, "sched_getattr"), (318, "getrandom"), (324, "membarrier"), (326, "copy_file_range"),
-    (327, "preadv2"), (328, "pwritev2"), (332, "statx"), (439, "faccessat2"),
-    (451, "cachestat"), (457, "statmount"), (458, "listmount"), (459, "lsm_get_self_attr"),
+    (0, "read"),
+    (1, "write"),
+    (3, "close"),
+    (4, "stat"),
+    (5, "fstat"),
+    (6, "lstat"),
+    (8, "lseek"),
+    (14, "rt_sigprocmask"),
+    (16, "ioctl"),
+    (17, "pread64"),
+    (18, "pwrite64"),
+    (19, "readv"),
+    (20, "writev"),
+    (21, "access"),
+    (24, "sched_yield"),
+    (36, "getitimer"),
+    (39, "getpid"),
+    (40, "sendfile"),
+    (42, "connect"),
+    (43, "accept"),
+    (44, "sendto"),
+    (45, "recvfrom"),
+    (46, "sendmsg"),
+    (47, "recvmsg"),
+    (48, "shutdown"),
+    (49, "bind"),
+    (50, "listen"),
+    (51, "getsockname"),
+    (52, "getpeername"),
+    (54, "setsockopt"),
+    (55, "getsockopt"),
+    (63, "uname"),
+    (72, "fcntl"),
+    (73, "flock"),
+    (74, "fsync"),
+    (75, "fdatasync"),
+    (78, "getdents"),
+    (79, "getcwd"),
+    (80, "chdir"),
+    (81, "fchdir"),
+    (89, "readlink"),
+    (95, "umask"),
+    (96, "gettimeofday"),
+    (97, "getrlimit"),
+    (98, "getrusage"),
+    (99, "sysinfo"),
+    (100, "times"),
+    (102, "getuid"),
+    (104, "getgid"),
+    (107, "geteuid"),
+    (108, "getegid"),
+    (110, "getppid"),
+    (111, "getpgrp"),
+    (115, "getgroups"),
+    (118, "getresuid"),
+    (120, "getresgid"),
+    (121, "getpgid"),
+    (124, "getsid"),
+    (125, "capget"),
+    (127, "rt_sigpending"),
+    (131, "sigaltstack"),
+    (136, "ustat"),
+    (137, "statfs"),
+    (138, "fstatfs"),
+    (139, "sysfs"),
+    (140, "getpriority"),
+    (143, "sched_getparam"),
+    (145, "sched_getscheduler"),
+    (146, "sched_get_priority_max"),
+    (147, "sched_get_priority_min"),
+    (148, "sched_rr_get_interval"),
+    (156, "_sysctl"),
+    (174, "create_module"),
+    (177, "get_kernel_syms"),
+    (178, "query_module"),
+    (180, "nfsservctl"),
+    (181, "getpmsg"),
+    (182, "putpmsg"),
+    (183, "afs_syscall"),
+    (184, "tuxcall"),
+    (185, "security"),
+    (186, "gettid"),
+    (187, "readahead"),
+    (191, "getxattr"),
+    (192, "lgetxattr"),
+    (193, "fgetxattr"),
+    (194, "listxattr"),
+    (195, "llistxattr"),
+    (196, "flistxattr"),
+    (201, "time"),
+    (204, "sched_getaffinity"),
+    (211, "get_thread_area"),
+    (212, "lookup_dcookie"),
+    (214, "epoll_ctl_old"),
+    (217, "getdents64"),
+    (218, "set_tid_address"),
+    (219, "restart_syscall"),
+    (221, "fadvise64"),
+    (224, "timer_gettime"),
+    (225, "timer_getoverrun"),
+    (228, "clock_gettime"),
+    (229, "clock_getres"),
+    (233, "epoll_ctl"),
+    (236, "vserver"),
+    (252, "ioprio_get"),
+    (254, "inotify_add_watch"),
+    (255, "inotify_rm_watch"),
+    (262, "newfstatat"),
+    (267, "readlinkat"),
+    (269, "faccessat"),
+    (273, "set_robust_list"),
+    (274, "get_robust_list"),
+    (275, "splice"),
+    (276, "tee"),
+    (277, "sync_file_range"),
+    (278, "vmsplice"),
+    (285, "fallocate"),
+    (286, "timerfd_settime"),
+    (287, "timerfd_gettime"),
+    (288, "accept4"),
+    (295, "preadv"),
+    (296, "pwritev"),
+    (299, "recvmmsg"),
+    (303, "name_to_handle_at"),
+    (306, "syncfs"),
+    (307, "sendmmsg"),
+    (309, "getcpu"),
+    (315, "sched_getattr"),
+    (318, "getrandom"),
+    (324, "membarrier"),
+    (326, "copy_file_range"),
+    (327, "preadv2"),
+    (328, "pwritev2"),
+    (332, "statx"),
+    (439, "faccessat2"),
+    (451, "cachestat"),
+    (457, "statmount"),
+    (458, "listmount"),
+    (459, "lsm_get_self_attr"),
     (461, "lsm_list_modules"),
 ];
 
@@ -81,7 +186,16 @@ pub const UNASSIGNED: &[(usize, usize)] = &[(336, 423), (512, 600)];
 
 const SCRATCH_BYTES: usize = 64 << 10;
 /// Strings placed in the scratch buffer so path arguments sometimes name real files.
-const STRINGS: &[&[u8]] = &[b"/\0", b".\0", b"/init\0", b"/bin\0", b"/bin/hello\0", b"/proc/self/maps\0", b"/tmp\0", b"\0"];
+const STRINGS: &[&[u8]] = &[
+    b"/\0",
+    b".\0",
+    b"/init\0",
+    b"/bin\0",
+    b"/bin/hello\0",
+    b"/proc/self/maps\0",
+    b"/tmp\0",
+    b"\0",
+];
 const STRING_SLOT: usize = 256;
 
 const HUGE: &[usize] = &[
@@ -118,7 +232,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 
@@ -148,13 +265,18 @@ impl Arena {
             mprotect((readonly + PAGE_SIZE) as *mut u8, PAGE_SIZE, Prot::NONE)?;
         }
         let unmapped = peios_bins::unmapped_page().ok_or(Errno::ENOMEM)?;
-        Ok(Arena { scratch, readonly, unmapped })
+        Ok(Arena {
+            scratch,
+            readonly,
+            unmapped,
+        })
     }
 
     /// Refills the scratch buffer: random bytes, with known strings in the first slots.
     fn refill(&self, rng: &mut Lcg) {
         // SAFETY: the scratch buffer is our RW mapping; nothing holds references to it.
-        let buf = unsafe { core::slice::from_raw_parts_mut(self.scratch as *mut u8, SCRATCH_BYTES) };
+        let buf =
+            unsafe { core::slice::from_raw_parts_mut(self.scratch as *mut u8, SCRATCH_BYTES) };
         for chunk in buf.chunks_mut(4) {
             let v = rng.next().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
@@ -200,7 +322,10 @@ fn pick(rng: &mut Lcg, unassigned: &[usize]) -> usize {
 }
 
 fn name_of(nr: usize) -> &'static str {
-    ALLOWED.iter().find(|&&(n, _)| n == nr).map_or("unassigned", |&(_, s)| s)
+    ALLOWED
+        .iter()
+        .find(|&&(n, _)| n == nr)
+        .map_or("unassigned", |&(_, s)| s)
 }
 
 fn child(report: &Report, count: u64, seed: u64) -> ! {
@@ -208,7 +333,9 @@ fn child(report: &Report, count: u64, seed: u64) -> ! {
     for fd in 0..1024 {
         let _ = close(fd);
     }
-    let Ok(arena) = Arena::new() else { exit_group(3) };
+    let Ok(arena) = Arena::new() else {
+        exit_group(3)
+    };
     let unassigned = unassigned();
     let mut rng = Lcg(seed);
     for i in 0..count {
@@ -245,7 +372,11 @@ fn main(args: &Args) -> i32 {
         }
         return 0;
     }
-    let (count, seed, timeout_s) = match (args.opt_u64("--count", 100_000), args.opt_u64("--seed", 0x5eed), args.opt_u64("--timeout", 600)) {
+    let (count, seed, timeout_s) = match (
+        args.opt_u64("--count", 100_000),
+        args.opt_u64("--seed", 0x5eed),
+        args.opt_u64("--timeout", 600),
+    ) {
         (Ok(c), Ok(s), Ok(t)) => (c, s, t),
         _ => {
             eprintln!("usage: fuzz [--count N] [--seed S] [--timeout SECS] [--list]");
@@ -264,11 +395,23 @@ fn main(args: &Args) -> i32 {
     let len = core::mem::size_of::<Report>().next_multiple_of(PAGE_SIZE);
     // SAFETY: a fresh shared anonymous mapping (no MAP_FIXED), zero-filled, which is
     // a valid Report (all atomics zero).
-    let shared = unsafe { mmap(0, len, Prot::RW, MapFlags::SHARED | MapFlags::ANONYMOUS, -1, 0) };
+    let shared = unsafe {
+        mmap(
+            0,
+            len,
+            Prot::RW,
+            MapFlags::SHARED | MapFlags::ANONYMOUS,
+            -1,
+            0,
+        )
+    };
     let (page, counts_valid) = match shared {
         Ok(p) => (p, true),
         Err(e) => {
-            println!("fuzz: MAP_SHARED|MAP_ANONYMOUS failed ({}); errno counts unavailable", e.name());
+            println!(
+                "fuzz: MAP_SHARED|MAP_ANONYMOUS failed ({}); errno counts unavailable",
+                e.name()
+            );
             match mmap_anon(len, Prot::RW) {
                 Ok(p) => (p, false),
                 Err(e) => {
@@ -313,17 +456,34 @@ fn main(args: &Args) -> i32 {
         None => {
             let _ = kill(pid, SIGKILL);
             let _ = wait4(pid, 0);
-            println!("fuzz: FAILED: child still running after {} s, in syscall {} ({}) after {} calls", timeout_s, nr, name_of(nr), done);
+            println!(
+                "fuzz: FAILED: child still running after {} s, in syscall {} ({}) after {} calls",
+                timeout_s,
+                nr,
+                name_of(nr),
+                done
+            );
             false
         }
         Some(WaitStatus::Exited(0)) => true,
         Some(st) => {
-            println!("fuzz: FAILED: child {} after {} calls, last syscall {} ({})", st, done, nr, name_of(nr));
+            println!(
+                "fuzz: FAILED: child {} after {} calls, last syscall {} ({})",
+                st,
+                done,
+                nr,
+                name_of(nr)
+            );
             false
         }
     };
     if counts_valid {
-        println!("fuzz: {} calls in {} ms: {} succeeded", done, elapsed_ms, report.success.load(Ordering::Acquire));
+        println!(
+            "fuzz: {} calls in {} ms: {} succeeded",
+            done,
+            elapsed_ms,
+            report.success.load(Ordering::Acquire)
+        );
         for e in Errno::ALL {
             let n = report.errno[e.raw() as usize].load(Ordering::Acquire);
             if n > 0 {
@@ -332,13 +492,20 @@ fn main(args: &Args) -> i32 {
         }
         let unknown = report.unknown.load(Ordering::Acquire);
         if unknown > 0 {
-            println!("fuzz: WARNING: {} results outside Linux's errno table (last {})", unknown, report.unknown_last.load(Ordering::Acquire) as i64);
+            println!(
+                "fuzz: WARNING: {} results outside Linux's errno table (last {})",
+                unknown,
+                report.unknown_last.load(Ordering::Acquire) as i64
+            );
         }
     }
     // SAFETY: the child is gone; nothing uses the page any more.
     let _ = unsafe { munmap(page, len) };
     if ok && (done == count || !counts_valid) {
-        println!("fuzz: ok: the child made its {} calls and exited normally", count);
+        println!(
+            "fuzz: ok: the child made its {} calls and exited normally",
+            count
+        );
         0
     } else {
         if ok {

@@ -21,7 +21,11 @@ fn main(args: &Args) -> i32 {
         sum = sum.wrapping_add(getppid() as i64);
     }
     let ns = monotonic_ns() - start;
-    println!("getppid.config iters={} ppid={}", iters, if iters > 0 { sum / iters as i64 } else { 0 });
+    println!(
+        "getppid.config iters={} ppid={}",
+        iters,
+        if iters > 0 { sum / iters as i64 } else { 0 }
+    );
     println!("getppid.calls_per_sec={}", per_second(iters, ns));
     println!("getppid.ns_per_call={}", ns.checked_div(iters).unwrap_or(0));
     0

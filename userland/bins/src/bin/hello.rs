@@ -30,7 +30,11 @@ fn main(args: &Args) -> i32 {
         "hello: auxv AT_PAGESZ={} AT_HWCAP={:#x} AT_RANDOM={} AT_ENTRY={:#x} AT_PHNUM={}",
         args.page_size(),
         args.auxv(auxv::AT_HWCAP).unwrap_or(0),
-        if args.at_random().is_some() { "present" } else { "absent" },
+        if args.at_random().is_some() {
+            "present"
+        } else {
+            "absent"
+        },
         args.auxv(auxv::AT_ENTRY).unwrap_or(0),
         args.auxv(auxv::AT_PHNUM).unwrap_or(0),
     );

@@ -54,7 +54,11 @@ fn main(args: &Args) -> i32 {
             _ => break,
         }
     }
-    let env: Vec<&str> = if args.env_iter().next().is_some() { args.env_iter().collect() } else { DEFAULT_ENV.to_vec() };
+    let env: Vec<&str> = if args.env_iter().next().is_some() {
+        args.env_iter().collect()
+    } else {
+        DEFAULT_ENV.to_vec()
+    };
     match argv.get(i).copied() {
         Some("--run") => match argv.get(i + 1) {
             Some(_) => run_one(&argv[i + 1..], &env),
@@ -73,7 +77,12 @@ fn usage() -> i32 {
 fn run_one(argv: &[&str], env: &[&str]) -> i32 {
     match spawn_and_wait(argv[0], argv, env) {
         Ok(status) => {
-            println!("init: {}: {}; exiting with {}", argv[0], status, status.code());
+            println!(
+                "init: {}: {}; exiting with {}",
+                argv[0],
+                status,
+                status.code()
+            );
             status.code()
         }
         Err(e) => {
@@ -89,13 +98,20 @@ fn run_suite(bindir: &str, suite_file: &str, env: &[&str]) -> i32 {
             println!("init: suite from {} ({} programs)", suite_file, list.len());
             list
         }
-        None => DEFAULT_SUITE.iter().map(|e| e.iter().map(|s| String::from(*s)).collect()).collect(),
+        None => DEFAULT_SUITE
+            .iter()
+            .map(|e| e.iter().map(|s| String::from(*s)).collect())
+            .collect(),
     };
     println!("init: pid {}, running {} tests", getpid(), entries.len());
     let (mut passed, mut failed) = (0, 0);
     for entry in &entries {
         let name = entry[0].as_str();
-        let path = if name.contains('/') { String::from(name) } else { format!("{}/{}", bindir, name) };
+        let path = if name.contains('/') {
+            String::from(name)
+        } else {
+            format!("{}/{}", bindir, name)
+        };
         let mut argv: Vec<&str> = vec![path.as_str()];
         argv.extend(entry[1..].iter().map(|s| s.as_str()));
         println!("RUN  {}", argv.join(" "));
@@ -106,7 +122,12 @@ fn run_suite(bindir: &str, suite_file: &str, env: &[&str]) -> i32 {
             }
             Ok(status) => {
                 failed += 1;
-                println!("TEST {} ... FAILED (status {}) {}", name, status.code(), status);
+                println!(
+                    "TEST {} ... FAILED (status {}) {}",
+                    name,
+                    status.code(),
+                    status
+                );
             }
             Err(e) => {
                 failed += 1;
@@ -138,7 +159,11 @@ fn read_suite(path: &str) -> Option<Vec<Vec<String>>> {
     Some(
         text.lines()
             .map(|l| l.split('#').next().unwrap_or(""))
-            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<String>>())
+            .map(|l| {
+                l.split_whitespace()
+                    .map(String::from)
+                    .collect::<Vec<String>>()
+            })
             .filter(|words| !words.is_empty())
             .collect(),
     )
@@ -156,7 +181,9 @@ fn spawn_and_wait(path: &str, argv: &[&str], env: &[&str]) -> Result<WaitStatus,
         Fork::Parent(pid) => loop {
             match wait4(-1, 0) {
                 Ok((p, raw)) if p == pid => return Ok(WaitStatus::from_raw(raw)),
-                Ok((p, raw)) => println!("init: reaped orphan {} ({})", p, WaitStatus::from_raw(raw)),
+                Ok((p, raw)) => {
+                    println!("init: reaped orphan {} ({})", p, WaitStatus::from_raw(raw))
+                }
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
             }

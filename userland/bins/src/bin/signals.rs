@@ -19,7 +19,9 @@ use peios_rt::prelude::*;
 use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
 use peios_rt::signal::*;
 use peios_rt::sys::mm::{mmap_anon, mprotect, munmap, Prot, PAGE_SIZE};
-use peios_rt::sys::process::{exit_group, getpid, gettid, kill, prlimit64, tgkill, Rlimit, RLIMIT_CORE};
+use peios_rt::sys::process::{
+    exit_group, getpid, gettid, kill, prlimit64, tgkill, Rlimit, RLIMIT_CORE,
+};
 use peios_rt::sys::signal::{rt_sigprocmask, SigSet, SIG_BLOCK, SIG_UNBLOCK};
 use peios_rt::sys::time::{nanosleep, Timespec};
 
@@ -54,7 +56,11 @@ extern "C" fn on_segv(sig: i32, info: *mut SigInfo, uc: *mut UContext) {
     }
     if !fault::fixup(uc) {
         // A fault outside the probes: returning would loop on it forever.
-        peios_rt::eprintln!("signals: unexpected SIGSEGV at rip {:#x} addr {:#x}", uc.rip(), info.addr());
+        peios_rt::eprintln!(
+            "signals: unexpected SIGSEGV at rip {:#x} addr {:#x}",
+            uc.rip(),
+            info.addr()
+        );
         exit_group(99);
     }
 }
@@ -111,7 +117,13 @@ fn null_child(checks: &mut Checks) {
         }
         Ok(Fork::Parent(pid)) => {
             let st = wait_pid(pid);
-            let ok = matches!(st, Ok(WaitStatus::Signaled { signal: SIGSEGV, .. }));
+            let ok = matches!(
+                st,
+                Ok(WaitStatus::Signaled {
+                    signal: SIGSEGV,
+                    ..
+                })
+            );
             checks.check("null-deref-child", ok, format_args!("child {:?}", st));
         }
     }
@@ -129,8 +141,19 @@ fn kill_child(checks: &mut Checks) {
         Ok(Fork::Parent(pid)) => {
             let sent = kill(pid, SIGKILL);
             let st = wait_pid(pid);
-            let ok = sent.is_ok() && matches!(st, Ok(WaitStatus::Signaled { signal: SIGKILL, .. }));
-            checks.check("sigkill-child", ok, format_args!("kill: {:?}, child {:?}", sent, st));
+            let ok = sent.is_ok()
+                && matches!(
+                    st,
+                    Ok(WaitStatus::Signaled {
+                        signal: SIGKILL,
+                        ..
+                    })
+                );
+            checks.check(
+                "sigkill-child",
+                ok,
+                format_args!("kill: {:?}, child {:?}", sent, st),
+            );
         }
     }
 }
@@ -138,26 +161,53 @@ fn kill_child(checks: &mut Checks) {
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("signals");
     // SAFETY: the handlers only use atomics, mprotect and the probe fix-up.
-    let installed = unsafe { set_handler(SIGSEGV, Handler::Siginfo(on_segv), SA_NODEFER, SigSet::EMPTY) };
-    if !checks.check("sigaction-segv", installed.is_ok(), format_args!("{:?}", installed.map(|_| ()))) {
+    let installed = unsafe {
+        set_handler(
+            SIGSEGV,
+            Handler::Siginfo(on_segv),
+            SA_NODEFER,
+            SigSet::EMPTY,
+        )
+    };
+    if !checks.check(
+        "sigaction-segv",
+        installed.is_ok(),
+        format_args!("{:?}", installed.map(|_| ())),
+    ) {
         return checks.finish();
     }
 
     // SEGV_MAPERR: a page-sized hole between two reserved pages.
     match peios_bins::unmapped_page() {
         None => {
-            checks.check("maperr-write", false, format_args!("mmap/munmap of the hole failed"));
+            checks.check(
+                "maperr-write",
+                false,
+                format_args!("mmap/munmap of the hole failed"),
+            );
         }
         Some(hole) => {
             let target = (hole + 123) as *mut u8;
             reset_segv();
             // SAFETY: the address is unmapped; the handler fixes up the fault.
             let faulted = unsafe { fault::probe_write(target, 1) };
-            check_segv(&mut checks, "maperr-write", faulted, SEGV_MAPERR, target as usize);
+            check_segv(
+                &mut checks,
+                "maperr-write",
+                faulted,
+                SEGV_MAPERR,
+                target as usize,
+            );
             reset_segv();
             // SAFETY: as above, a read.
             let faulted = unsafe { fault::probe_read(target) }.is_err();
-            check_segv(&mut checks, "maperr-read", faulted, SEGV_MAPERR, target as usize);
+            check_segv(
+                &mut checks,
+                "maperr-read",
+                faulted,
+                SEGV_MAPERR,
+                target as usize,
+            );
         }
     }
 
@@ -172,10 +222,20 @@ fn main(_args: &Args) -> i32 {
             reset_segv();
             // SAFETY: our read-only page; the store faults and is skipped.
             let faulted = unsafe { fault::probe_write(target, 7) };
-            check_segv(&mut checks, "accerr-write", faulted, SEGV_ACCERR, target as usize);
+            check_segv(
+                &mut checks,
+                "accerr-write",
+                faulted,
+                SEGV_ACCERR,
+                target as usize,
+            );
             // SAFETY: reading our own mapped page.
             let value = unsafe { fault::probe_read(target) };
-            checks.check("accerr-no-store", value == Ok(0), format_args!("byte after skipped store: {:?}", value));
+            checks.check(
+                "accerr-no-store",
+                value == Ok(0),
+                format_args!("byte after skipped store: {:?}", value),
+            );
 
             reset_segv();
             UNPROTECT_PAGE.store(p as usize, Ordering::Release);
@@ -188,7 +248,10 @@ fn main(_args: &Args) -> i32 {
             checks.check(
                 "mprotect-recovery",
                 !faulted && n == 1 && code == SEGV_ACCERR && value == Ok(9),
-                format_args!("handler calls={} si_code={} store retried={} byte={:?}", n, code, !faulted, value),
+                format_args!(
+                    "handler calls={} si_code={} store retried={} byte={:?}",
+                    n, code, !faulted, value
+                ),
             );
             // SAFETY: our own page, no references into it.
             let _ = unsafe { munmap(p, PAGE_SIZE) };
@@ -199,11 +262,22 @@ fn main(_args: &Args) -> i32 {
     // SAFETY: the handler only stores atomics.
     let usr = unsafe { set_handler(SIGUSR1, Handler::Siginfo(on_usr), 0, SigSet::EMPTY) };
     let sent = tgkill(getpid(), gettid(), SIGUSR1);
-    let (n, code, pid) = (USR_COUNT.load(Ordering::Acquire), USR_CODE.load(Ordering::Acquire), USR_PID.load(Ordering::Acquire));
+    let (n, code, pid) = (
+        USR_COUNT.load(Ordering::Acquire),
+        USR_CODE.load(Ordering::Acquire),
+        USR_PID.load(Ordering::Acquire),
+    );
     checks.check(
         "tgkill-self",
         usr.is_ok() && sent.is_ok() && n == 1 && code == SI_TKILL && pid == getpid(),
-        format_args!("sigaction {:?} tgkill {:?} handler calls={} si_code={} si_pid={}", usr.map(|_| ()), sent, n, code, pid),
+        format_args!(
+            "sigaction {:?} tgkill {:?} handler calls={} si_code={} si_pid={}",
+            usr.map(|_| ()),
+            sent,
+            n,
+            code,
+            pid
+        ),
     );
 
     // A blocked signal stays pending until unblocked.
@@ -218,7 +292,10 @@ fn main(_args: &Args) -> i32 {
     checks.check(
         "sigprocmask-pending",
         blocked.is_ok() && unblocked.is_ok() && while_blocked == 0 && after == 1,
-        format_args!("handler calls while blocked={} after unblock={}", while_blocked, after),
+        format_args!(
+            "handler calls while blocked={} after unblock={}",
+            while_blocked, after
+        ),
     );
 
     null_child(&mut checks);

@@ -47,7 +47,11 @@ fn worker(iters: u64) -> Report {
         }
     }
     let last = getcpu().ok().map(|(c, _)| c);
-    Report { tid, tls_ok, cpus: [first, last] }
+    Report {
+        tid,
+        tls_ok,
+        cpus: [first, last],
+    }
 }
 
 fn main(args: &Args) -> i32 {
@@ -75,38 +79,72 @@ fn main(args: &Args) -> i32 {
         match thread::spawn(move || worker(iters)) {
             Ok(h) => handles.push(h),
             Err(e) => {
-                checks.check("spawn", false, format_args!("thread {} of {}: clone failed: {}", i, n, e));
+                checks.check(
+                    "spawn",
+                    false,
+                    format_args!("thread {} of {}: clone failed: {}", i, n, e),
+                );
                 break;
             }
         }
     }
     let spawned = handles.len() as u64;
-    checks.check("spawn", spawned == n, format_args!("{} threads started", spawned));
+    checks.check(
+        "spawn",
+        spawned == n,
+        format_args!("{} threads started", spawned),
+    );
     // Wait until every thread sits at the barrier, then release them with one wake.
     while (WAITING.load(Ordering::Acquire) as u64) < spawned {
         sched_yield();
     }
     START.store(1, Ordering::Release);
     let woken = futex_wake(&START, u32::MAX >> 1, true);
-    println!("threads: barrier released (futex_wake returned {:?})", woken);
+    println!(
+        "threads: barrier released (futex_wake returned {:?})",
+        woken
+    );
     let reports: Vec<Report> = handles.into_iter().map(|h| h.join()).collect();
-    checks.check("join", reports.len() as u64 == spawned, format_args!("{} threads joined", reports.len()));
+    checks.check(
+        "join",
+        reports.len() as u64 == spawned,
+        format_args!("{} threads joined", reports.len()),
+    );
     let total = COUNTER.load(Ordering::Acquire);
-    checks.check("counter", total == spawned * iters, format_args!("total {} (expected {})", total, spawned * iters));
+    checks.check(
+        "counter",
+        total == spawned * iters,
+        format_args!("total {} (expected {})", total, spawned * iters),
+    );
     let tls_bad = reports.iter().filter(|r| !r.tls_ok).count();
-    checks.check("tls", tls_bad == 0, format_args!("{} threads found a wrong FS block", tls_bad));
+    checks.check(
+        "tls",
+        tls_bad == 0,
+        format_args!("{} threads found a wrong FS block", tls_bad),
+    );
     let mut tids: Vec<i32> = reports.iter().map(|r| r.tid).collect();
     tids.sort_unstable();
     tids.dedup();
-    checks.check("distinct-tids", tids.len() == reports.len(), format_args!("{} distinct tids", tids.len()));
-    let mut cpus: Vec<u32> = reports.iter().flat_map(|r| r.cpus.iter().flatten().copied()).collect();
+    checks.check(
+        "distinct-tids",
+        tids.len() == reports.len(),
+        format_args!("{} distinct tids", tids.len()),
+    );
+    let mut cpus: Vec<u32> = reports
+        .iter()
+        .flat_map(|r| r.cpus.iter().flatten().copied())
+        .collect();
     cpus.sort_unstable();
     cpus.dedup();
     match getcpu() {
         Err(e) => println!("threads: getcpu: {} (CPU set unknown)", e.name()),
         Ok(_) => {
             let list: Vec<String> = cpus.iter().map(|c| format!("{}", c)).collect();
-            println!("threads: cpus used: {{{}}} ({} distinct)", list.join(","), cpus.len());
+            println!(
+                "threads: cpus used: {{{}}} ({} distinct)",
+                list.join(","),
+                cpus.len()
+            );
         }
     }
     checks.finish()

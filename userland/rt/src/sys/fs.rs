@@ -64,7 +64,13 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<(), Errno> {
 pub fn openat(dirfd: i32, path: &CStr, flags: u32, mode: u32) -> Result<i32, Errno> {
     // SAFETY: `path` is NUL-terminated and only read by the kernel.
     let r = unsafe {
-        syscall4(nr::OPENAT, dirfd as usize, path.as_ptr() as usize, flags as usize, mode as usize)
+        syscall4(
+            nr::OPENAT,
+            dirfd as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+            mode as usize,
+        )
     };
     Errno::result(r).map(|fd| fd as i32)
 }
@@ -84,7 +90,14 @@ pub fn ftruncate(fd: i32, len: u64) -> Result<(), Errno> {
 /// Removes the directory entry `path` relative to `dirfd`.
 pub fn unlinkat(dirfd: i32, path: &CStr, flags: u32) -> Result<(), Errno> {
     // SAFETY: `path` is NUL-terminated and only read by the kernel.
-    let r = unsafe { syscall3(nr::UNLINKAT, dirfd as usize, path.as_ptr() as usize, flags as usize) };
+    let r = unsafe {
+        syscall3(
+            nr::UNLINKAT,
+            dirfd as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+        )
+    };
     Errno::result(r).map(|_| ())
 }
 

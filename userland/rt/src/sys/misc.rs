@@ -18,7 +18,14 @@ pub const ARCH_GET_GS: u32 = 0x1004;
 /// Fills `buf` with random bytes; returns how many were written.
 pub fn getrandom(buf: &mut [u8], flags: u32) -> Result<usize, Errno> {
     // SAFETY: `buf` is writable for its length.
-    Errno::result(unsafe { syscall3(nr::GETRANDOM, buf.as_mut_ptr() as usize, buf.len(), flags as usize) })
+    Errno::result(unsafe {
+        syscall3(
+            nr::GETRANDOM,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            flags as usize,
+        )
+    })
 }
 
 /// `struct utsname`: six NUL-padded 65-byte fields.
@@ -47,7 +54,14 @@ pub fn field_str(field: &[u8; 65]) -> &str {
 
 /// Describes the running kernel.
 pub fn uname() -> Result<UtsName, Errno> {
-    let mut u = UtsName { sysname: [0; 65], nodename: [0; 65], release: [0; 65], version: [0; 65], machine: [0; 65], domainname: [0; 65] };
+    let mut u = UtsName {
+        sysname: [0; 65],
+        nodename: [0; 65],
+        release: [0; 65],
+        version: [0; 65],
+        machine: [0; 65],
+        domainname: [0; 65],
+    };
     // SAFETY: `u` is a writable utsname.
     let r = unsafe { syscall1(nr::UNAME, &mut u as *mut UtsName as usize) };
     Errno::result(r).map(|_| u)
@@ -67,6 +81,12 @@ pub unsafe fn arch_prctl_set_fs(base: usize) -> Result<(), Errno> {
 pub fn arch_prctl_get_fs() -> Result<usize, Errno> {
     let mut base: usize = 0;
     // SAFETY: `base` is a writable usize.
-    let r = unsafe { syscall2(nr::ARCH_PRCTL, ARCH_GET_FS as usize, &mut base as *mut usize as usize) };
+    let r = unsafe {
+        syscall2(
+            nr::ARCH_PRCTL,
+            ARCH_GET_FS as usize,
+            &mut base as *mut usize as usize,
+        )
+    };
     Errno::result(r).map(|_| base)
 }

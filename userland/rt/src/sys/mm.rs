@@ -97,7 +97,15 @@ pub unsafe fn mmap(
 ) -> Result<*mut u8, Errno> {
     // SAFETY: the caller accepts the effects on the address space (contract above).
     let r = unsafe {
-        syscall6(nr::MMAP, addr, len, prot.bits() as usize, flags.bits() as usize, fd as usize, offset as usize)
+        syscall6(
+            nr::MMAP,
+            addr,
+            len,
+            prot.bits() as usize,
+            flags.bits() as usize,
+            fd as usize,
+            offset as usize,
+        )
     };
     Errno::result(r).map(|a| a as *mut u8)
 }
@@ -127,7 +135,8 @@ pub unsafe fn munmap(addr: *mut u8, len: usize) -> Result<(), Errno> {
 /// the caller must expect that (for example with a SIGSEGV handler).
 pub unsafe fn mprotect(addr: *mut u8, len: usize, prot: Prot) -> Result<(), Errno> {
     // SAFETY: the caller accepts the new protection (contract above).
-    Errno::result(unsafe { syscall3(nr::MPROTECT, addr as usize, len, prot.bits() as usize) }).map(|_| ())
+    Errno::result(unsafe { syscall3(nr::MPROTECT, addr as usize, len, prot.bits() as usize) })
+        .map(|_| ())
 }
 
 /// Gives the kernel advice about `addr..addr+len`.

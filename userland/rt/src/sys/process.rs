@@ -102,9 +102,24 @@ pub fn getuid() -> u32 {
 /// function, which Rust cannot express: use [`crate::thread`] for threads. With
 /// `stack == 0` and no `CLONE_VM` this is fork-like and sound. `ptid`/`ctid` must be
 /// null or valid for the kernel to write for as long as the flags say.
-pub unsafe fn clone(flags: u64, stack: usize, ptid: *mut u32, ctid: *mut u32, tls: usize) -> Result<usize, Errno> {
+pub unsafe fn clone(
+    flags: u64,
+    stack: usize,
+    ptid: *mut u32,
+    ctid: *mut u32,
+    tls: usize,
+) -> Result<usize, Errno> {
     // SAFETY: the caller upholds the contract above.
-    let r = unsafe { syscall5(nr::CLONE, flags as usize, stack, ptid as usize, ctid as usize, tls) };
+    let r = unsafe {
+        syscall5(
+            nr::CLONE,
+            flags as usize,
+            stack,
+            ptid as usize,
+            ctid as usize,
+            tls,
+        )
+    };
     Errno::result(r)
 }
 
@@ -126,7 +141,15 @@ pub unsafe fn execve(path: *const u8, argv: *const *const u8, envp: *const *cons
 pub fn wait4(pid: i32, options: u32) -> Result<(i32, i32), Errno> {
     let mut status: i32 = 0;
     // SAFETY: `status` is a valid writable i32; rusage is null.
-    let r = unsafe { syscall4(nr::WAIT4, pid as usize, &mut status as *mut i32 as usize, options as usize, 0) };
+    let r = unsafe {
+        syscall4(
+            nr::WAIT4,
+            pid as usize,
+            &mut status as *mut i32 as usize,
+            options as usize,
+            0,
+        )
+    };
     Errno::result(r).map(|p| (p as i32, status))
 }
 
@@ -139,7 +162,8 @@ pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
 /// Sends `sig` to thread `tid` of thread group `tgid`.
 pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: no user memory is passed.
-    Errno::result(unsafe { syscall3(nr::TGKILL, tgid as usize, tid as usize, sig as usize) }).map(|_| ())
+    Errno::result(unsafe { syscall3(nr::TGKILL, tgid as usize, tid as usize, sig as usize) })
+        .map(|_| ())
 }
 
 /// Sets the address the kernel clears (and futex-wakes) when this thread exits;
@@ -169,7 +193,13 @@ pub fn prlimit64(pid: i32, resource: u32, new: Option<&Rlimit>) -> Result<Rlimit
     let new_ptr = new.map_or(0, |r| r as *const Rlimit as usize);
     // SAFETY: `new_ptr` is null or a valid Rlimit; `old` is writable.
     let r = unsafe {
-        syscall4(nr::PRLIMIT64, pid as usize, resource as usize, new_ptr, &mut old as *mut Rlimit as usize)
+        syscall4(
+            nr::PRLIMIT64,
+            pid as usize,
+            resource as usize,
+            new_ptr,
+            &mut old as *mut Rlimit as usize,
+        )
     };
     Errno::result(r).map(|_| old)
 }

@@ -68,7 +68,12 @@ pub fn sched_yield() {
 pub fn sched_setaffinity(tid: i32, set: &CpuSet) -> Result<(), Errno> {
     // SAFETY: `set` is a valid CpuSet of the size passed; the kernel only reads it.
     let r = unsafe {
-        syscall3(nr::SCHED_SETAFFINITY, tid as usize, core::mem::size_of::<CpuSet>(), set as *const CpuSet as usize)
+        syscall3(
+            nr::SCHED_SETAFFINITY,
+            tid as usize,
+            core::mem::size_of::<CpuSet>(),
+            set as *const CpuSet as usize,
+        )
     };
     Errno::result(r).map(|_| ())
 }
@@ -78,7 +83,12 @@ pub fn sched_getaffinity(tid: i32) -> Result<CpuSet, Errno> {
     let mut set = CpuSet::new();
     // SAFETY: `set` is writable for the size passed.
     let r = unsafe {
-        syscall3(nr::SCHED_GETAFFINITY, tid as usize, core::mem::size_of::<CpuSet>(), &mut set as *mut CpuSet as usize)
+        syscall3(
+            nr::SCHED_GETAFFINITY,
+            tid as usize,
+            core::mem::size_of::<CpuSet>(),
+            &mut set as *mut CpuSet as usize,
+        )
     };
     Errno::result(r).map(|_| set)
 }
@@ -87,6 +97,13 @@ pub fn sched_getaffinity(tid: i32) -> Result<CpuSet, Errno> {
 pub fn getcpu() -> Result<(u32, u32), Errno> {
     let (mut cpu, mut node) = (0u32, 0u32);
     // SAFETY: both outputs are valid writable u32s; the cache argument is null.
-    let r = unsafe { syscall3(nr::GETCPU, &mut cpu as *mut u32 as usize, &mut node as *mut u32 as usize, 0) };
+    let r = unsafe {
+        syscall3(
+            nr::GETCPU,
+            &mut cpu as *mut u32 as usize,
+            &mut node as *mut u32 as usize,
+            0,
+        )
+    };
     Errno::result(r).map(|_| (cpu, node))
 }

@@ -51,7 +51,11 @@ pub struct KernelSigaction {
 /// A handler in `act` runs asynchronously on this process's threads: it must be a
 /// valid function of the kind the flags say, async-signal-safe, and `restorer` must
 /// point to an `rt_sigreturn` trampoline.
-pub unsafe fn rt_sigaction(sig: i32, act: Option<&KernelSigaction>, old: Option<&mut KernelSigaction>) -> Result<(), Errno> {
+pub unsafe fn rt_sigaction(
+    sig: i32,
+    act: Option<&KernelSigaction>,
+    old: Option<&mut KernelSigaction>,
+) -> Result<(), Errno> {
     let act_ptr = act.map_or(0, |a| a as *const KernelSigaction as usize);
     let old_ptr = old.map_or(0, |o| o as *mut KernelSigaction as usize);
     // SAFETY: both pointers are null or valid; the caller vouches for the handler.
@@ -64,6 +68,14 @@ pub fn rt_sigprocmask(how: i32, set: Option<&SigSet>) -> Result<SigSet, Errno> {
     let mut old = SigSet::EMPTY;
     let set_ptr = set.map_or(0, |s| s as *const SigSet as usize);
     // SAFETY: `set_ptr` is null or a valid SigSet; `old` is writable.
-    let r = unsafe { syscall4(nr::RT_SIGPROCMASK, how as usize, set_ptr, &mut old as *mut SigSet as usize, 8) };
+    let r = unsafe {
+        syscall4(
+            nr::RT_SIGPROCMASK,
+            how as usize,
+            set_ptr,
+            &mut old as *mut SigSet as usize,
+            8,
+        )
+    };
     Errno::result(r).map(|_| old)
 }

@@ -26,7 +26,10 @@ pub struct Timespec {
 impl Timespec {
     /// A timespec for `ns` nanoseconds.
     pub const fn from_ns(ns: u64) -> Timespec {
-        Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 }
+        Timespec {
+            tv_sec: (ns / 1_000_000_000) as i64,
+            tv_nsec: (ns % 1_000_000_000) as i64,
+        }
     }
 
     /// The value in nanoseconds (negative values saturate to 0).
@@ -42,12 +45,19 @@ impl Timespec {
 pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
     let mut ts = Timespec::default();
     // SAFETY: `ts` is a valid, writable Timespec.
-    let r = unsafe { syscall2(nr::CLOCK_GETTIME, clock as usize, &mut ts as *mut Timespec as usize) };
+    let r = unsafe {
+        syscall2(
+            nr::CLOCK_GETTIME,
+            clock as usize,
+            &mut ts as *mut Timespec as usize,
+        )
+    };
     Errno::result(r).map(|_| ts)
 }
 
 /// Sleeps for `req`; `Err(EINTR)` if a signal handler interrupted it.
 pub fn nanosleep(req: &Timespec) -> Result<(), Errno> {
     // SAFETY: `req` is a valid Timespec; the remainder pointer is null.
-    Errno::result(unsafe { syscall2(nr::NANOSLEEP, req as *const Timespec as usize, 0) }).map(|_| ())
+    Errno::result(unsafe { syscall2(nr::NANOSLEEP, req as *const Timespec as usize, 0) })
+        .map(|_| ())
 }
