@@ -699,3 +699,21 @@ proptest! {
         prop_assert_eq!(stats(&alloc, 1 - owner).pgfree, 0);
     }
 }
+
+#[test]
+fn the_kernel_can_share_the_allocator_and_use_unchecked_handles() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<FrameAllocator>();
+    let alloc = two_nodes(64, 0, FrameConfig::default());
+    // SAFETY: nothing else uses CPU 3 while this handle lives (the kernel's
+    // interrupts-off contract, upheld here by a single thread).
+    let mut h = unsafe { alloc.cpu_unchecked(CpuId(3)) }.unwrap();
+    let pfn = h.alloc_frame().unwrap();
+    assert_eq!(alloc.node_of(pfn), Some(NodeId(1)));
+    h.free_frame(pfn).unwrap();
+    assert_eq!(h.cpu(), CpuId(3));
+    assert_eq!(h.mem_node(), NodeId(1));
+    drop(h);
+    // SAFETY: as above; the previous handle is gone.
+    assert!(unsafe { alloc.cpu_unchecked(CpuId(9)) }.is_none());
+}
