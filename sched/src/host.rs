@@ -225,8 +225,13 @@ pub fn block_on_timeout<F: Future>(future: F, timeout: Duration) -> Option<F::Ou
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return Some(output);
         }
-        while !signal.woken.swap(false, Ordering::SeqCst) {
+        loop {
+            // Checked even when woken: a future that keeps waking itself must
+            // still time out.
             let left = deadline.checked_duration_since(Instant::now())?;
+            if signal.woken.swap(false, Ordering::SeqCst) {
+                break;
+            }
             thread::park_timeout(left);
         }
     }

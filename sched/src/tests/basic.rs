@@ -95,6 +95,7 @@ fn wake_while_running_repolls_exactly_once_and_wake_after_done_is_harmless() {
         poll_fn(|cx| match saved.lock().unwrap().clone() {
             Some(w) => Poll::Ready(w),
             None => {
+                std::thread::sleep(Duration::from_millis(1));
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
