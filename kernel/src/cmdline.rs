@@ -8,15 +8,19 @@ pub struct Args<'a> {
     pub test: Option<&'a str>,
     /// Console log level (`log=error|warn|info|debug|trace`).
     pub log_level: LevelFilter,
+    /// Program init runs instead of its suite (`init.run=PATH`).
+    pub init_run: Option<&'a str>,
+    line: &'a str,
 }
 
 impl<'a> Args<'a> {
     /// Parses space-separated `key=value` words; unknown words are ignored.
     pub fn parse(line: &'a str) -> Self {
-        let mut args = Args { test: None, log_level: LevelFilter::Info };
+        let mut args = Args { test: None, log_level: LevelFilter::Info, init_run: None, line };
         for word in line.split_ascii_whitespace() {
             match word.split_once('=') {
                 Some(("test", name)) => args.test = Some(name),
+                Some(("init.run", path)) => args.init_run = Some(path),
                 Some(("log", level)) => {
                     args.log_level = match level {
                         "error" => LevelFilter::Error,
@@ -31,5 +35,10 @@ impl<'a> Args<'a> {
             }
         }
         args
+    }
+
+    /// The `init.arg=VALUE` words, in order.
+    pub fn init_args(&self) -> impl Iterator<Item = &'a str> {
+        self.line.split_ascii_whitespace().filter_map(|w| w.strip_prefix("init.arg="))
     }
 }

@@ -1,7 +1,7 @@
 //! Interrupt dispatch after the entry stub: the APIC timer, the wake and halt IPIs, and
 //! IO-APIC lines. Handlers do the minimum and leave the rest to tasks.
 
-use crate::arch::{apic, cpu, percpu, trap::TrapFrame};
+use crate::arch::{apic, cpu, percpu};
 use core::sync::atomic::{AtomicU64, Ordering};
 use drivers::apic::vectors;
 
@@ -9,7 +9,7 @@ use drivers::apic::vectors;
 pub static IRQ_COUNTS: [AtomicU64; 24] = [const { AtomicU64::new(0) }; 24];
 
 /// Handles a non-exception vector.
-pub fn handle_interrupt(vector: u8, _frame: &mut TrapFrame) {
+pub fn handle_interrupt(vector: u8) {
     match vector {
         vectors::TIMER => {
             if let Some(cpu) = percpu::try_current() {
@@ -24,6 +24,10 @@ pub fn handle_interrupt(vector: u8, _frame: &mut TrapFrame) {
             apic::eoi();
         }
         vectors::HALT => cpu::halt_forever(),
+        vectors::TLB_SHOOTDOWN => {
+            crate::arch::tlb::handle_shootdown();
+            apic::eoi();
+        }
         v if (vectors::IOAPIC_BASE..vectors::IOAPIC_BASE + 24).contains(&v) => {
             IRQ_COUNTS[usize::from(v - vectors::IOAPIC_BASE)].fetch_add(1, Ordering::Relaxed);
             apic::eoi();

@@ -10,12 +10,18 @@ mod arch;
 mod boot_info;
 mod cmdline;
 mod executor;
+mod initramfs;
 mod interrupts;
 mod ktest;
 mod logger;
 mod mem;
 mod panic;
+mod proc;
+mod procfs;
+mod random;
+mod shutdown;
 mod smp;
+mod syscall;
 mod time;
 mod topology;
 
@@ -55,6 +61,7 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
     let ram_end = boot.memory_map().iter().filter(|r| r.kind == boot_info::E820_RAM).map(|r| r.end()).max().unwrap_or(0);
     let max_phys = ram_end.max(1 << 32).next_multiple_of(1 << 30);
     let root = paging::init(&mut frames, max_phys, features.huge_1g);
+    mem::pagetable::set_kernel_root();
     log::info!(
         "memory: {} MiB usable, heap {} MiB, direct map {} GiB ({} pages), features {:?}",
         ram_bytes >> 20,
@@ -66,6 +73,7 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
 
     let topo = topology::discover(boot.rsdp);
     time::init(topo.pm_timer);
+    time::init_realtime();
 
     let bsp_apic = cpu::boot_apic_id();
     let cpus = topology::assign_cpu_ids(&topo, bsp_apic);
@@ -74,6 +82,7 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
     gdt::init_cpu();
     idt::load();
     apic::init_local();
+    arch::usermode::init_cpu();
     let per_ms = apic::calibrate_timer(time::pm_delay_us);
     log::info!("local APIC: {} mode, timer {} ticks/ms", if apic::x2apic_mode() { "x2APIC" } else { "xAPIC" }, per_ms);
     topology::init_ioapic(&topo, bsp_apic);
@@ -87,6 +96,8 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
 
     let nodes = mem::numa::split_by_node(frames.ranges(), &topo);
     topology::report(&topo, &nodes);
+    mem::frames::init(&nodes, &topo, online);
+    initramfs::init(boot.initrd);
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
     match args.test {
@@ -95,9 +106,27 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
                 panic!("unknown test {name:?}");
             }
         }
-        None => exit_qemu(ExitCode::Success),
+        None => start_init(&args),
     }
     executor::scheduler().run()
+}
+
+/// Runs `/init` from the initramfs as pid 1; without an initramfs the boot ends here.
+fn start_init(args: &cmdline::Args) {
+    if initramfs::lookup("/init").is_none() {
+        log::info!("no /init in the initramfs: nothing to run");
+        exit_qemu(ExitCode::Success);
+        return;
+    }
+    let mut argv: alloc::vec::Vec<alloc::vec::Vec<u8>> = alloc::vec![b"/init".to_vec()];
+    if let Some(run) = args.init_run {
+        argv.push(b"--run".to_vec());
+        argv.push(run.as_bytes().to_vec());
+        argv.extend(args.init_args().map(|a| a.as_bytes().to_vec()));
+    }
+    if let Err(e) = proc::exec::spawn_init("/init", &argv) {
+        panic!("cannot start /init: {e:?}");
+    }
 }
 
 fn report_cpu_online(cpu: CpuId) {

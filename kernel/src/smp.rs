@@ -62,6 +62,7 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
     gdt::init_cpu();
     idt::load();
     apic::init_local();
+    crate::arch::usermode::init_cpu();
     ONLINE.fetch_add(1, Ordering::AcqRel);
     match AP_MAIN.get() {
         Some(main) => main(cpu),

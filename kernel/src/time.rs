@@ -31,6 +31,45 @@ pub fn init(pm_timer: Option<(u16, bool)>) -> u64 {
     (per_us_fp16 * 1_000_000 >> 16) as u64
 }
 
+/// Wall-clock time at boot (ns since the Unix epoch), from the CMOS RTC.
+static REALTIME_AT_BOOT: AtomicU64 = AtomicU64::new(0);
+
+/// Reads the CMOS real-time clock once (UTC assumed, as QEMU provides).
+pub fn init_realtime() {
+    use x86_64::instructions::port::Port;
+    let read = |reg: u8| -> u8 {
+        // SAFETY: CMOS index/data ports; reading a register has no side effects.
+        unsafe {
+            Port::<u8>::new(0x70).write(reg);
+            Port::<u8>::new(0x71).read()
+        }
+    };
+    // Wait for no update in progress, then read.
+    for _ in 0..100_000 {
+        if read(0x0a) & 0x80 == 0 {
+            break;
+        }
+    }
+    let binary = read(0x0b) & 4 != 0;
+    let conv = |v: u8| if binary { u64::from(v) } else { u64::from((v & 0x0f) + (v >> 4) * 10) };
+    let (sec, min, hour, day, month, year) =
+        (conv(read(0x00)), conv(read(0x02)), conv(read(0x04) & 0x7f), conv(read(0x07)), conv(read(0x08)), conv(read(0x09)) + 2000);
+    // Days since the epoch (civil-from-days inverse, proleptic Gregorian).
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec;
+    REALTIME_AT_BOOT.store(secs * 1_000_000_000, Ordering::Relaxed);
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    REALTIME_AT_BOOT.load(Ordering::Relaxed) + now_ns()
+}
+
 /// Nanoseconds since `init`.
 pub fn now_ns() -> u64 {
     let ticks = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));

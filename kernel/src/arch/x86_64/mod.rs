@@ -8,5 +8,8 @@ pub mod idt;
 pub mod apic;
 pub mod paging;
 pub mod percpu;
+pub mod tlb;
 pub mod trampoline;
 pub mod trap;
+pub mod uaccess;
+pub mod usermode;

@@ -23,6 +23,16 @@ pub struct PerCpu {
     pub kernel_stack_top: AtomicU64,
     /// Scratch slot for the user stack pointer during `syscall` entry (`gs:24`).
     pub user_rsp_scratch: AtomicU64,
+    /// Kernel stack pointer to resume when user mode traps back (`gs:32`, `usermode.rs`).
+    pub resume_rsp: AtomicU64,
+    /// The user context being run (`gs:40`, `usermode.rs`).
+    pub user_context: AtomicU64,
+    /// FS base currently loaded for user mode.
+    pub loaded_fs_base: AtomicU64,
+    /// The user context whose FPU/SSE state is live in this CPU's registers (0: none).
+    pub fpu_owner: AtomicU64,
+    /// The user thread whose task this CPU is polling (`*const Thread`, 0: none).
+    pub current_thread: AtomicU64,
     /// NUMA node of this CPU.
     pub node: u32,
     /// Interrupts taken, by kind, for statistics.
@@ -49,6 +59,11 @@ pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
         apic_id,
         kernel_stack_top: AtomicU64::new(0),
         user_rsp_scratch: AtomicU64::new(0),
+        resume_rsp: AtomicU64::new(0),
+        user_context: AtomicU64::new(0),
+        loaded_fs_base: AtomicU64::new(0),
+        fpu_owner: AtomicU64::new(0),
+        current_thread: AtomicU64::new(0),
         node,
         timer_interrupts: AtomicU64::new(0),
         wake_interrupts: AtomicU64::new(0),

@@ -14,9 +14,8 @@ global_asm!(
     .global isr_common
 isr_common:
     testb $3, 24(%rsp)          /* came from user mode? (CS of the iret frame) */
-    jz 1f
-    swapgs
-1:  pushq %rax
+    jnz user_trap_entry         /* usermode.rs: save into the thread's context */
+    pushq %rax
     pushq %rbx
     pushq %rcx
     pushq %rdx
@@ -49,10 +48,7 @@ isr_common:
     popq %rcx
     popq %rbx
     popq %rax
-    testb $3, 24(%rsp)
-    jz 2f
-    swapgs
-2:  addq $16, %rsp              /* vector and error code */
+    addq $16, %rsp              /* vector and error code */
     iretq
     "#,
     options(att_syntax)
@@ -163,20 +159,32 @@ impl fmt::Display for ExceptionReport<'_> {
     }
 }
 
-/// Called by `isr_common` with interrupts disabled.
+/// Called by `isr_common` for traps taken in kernel mode, with interrupts disabled.
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
-        0..=31 => handle_exception(frame),
+        14 => handle_kernel_page_fault(frame),
+        0..=31 => fatal(frame),
         v if v == u64::from(vectors::SPURIOUS) => {}
-        v => {
-            crate::interrupts::handle_interrupt(v as u8, frame);
-        }
+        v => crate::interrupts::handle_interrupt(v as u8),
     }
 }
 
-fn handle_exception(frame: &mut TrapFrame) {
+/// A kernel-mode page fault is legal only inside the user-copy routine, on a user address:
+/// it is resolved if that can be done at once, else the copy stops and reports the fault.
+fn handle_kernel_page_fault(frame: &mut TrapFrame) {
     let cr2 = Cr2::read_raw();
-    let report = ExceptionReport { frame, cr2 };
-    crate::panic::fatal_exception(&report);
+    if super::uaccess::is_copy_instruction(frame.rip) && cr2 < super::usermode::USER_ADDRESS_END {
+        let write = frame.error_code & 2 != 0;
+        if !crate::proc::fault::resolve_kernel_access(cr2, write) {
+            frame.rip = super::uaccess::fixup_address();
+        }
+        return;
+    }
+    fatal(frame)
+}
+
+fn fatal(frame: &TrapFrame) -> ! {
+    let report = ExceptionReport { frame, cr2: Cr2::read_raw() };
+    crate::panic::fatal_exception(&report)
 }

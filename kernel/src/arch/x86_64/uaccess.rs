@@ -1,0 +1,133 @@
+//! Copying to and from user memory. Ranges are checked to lie in user space; a page fault
+//! inside the copy instruction is resolved on the spot when possible, else the copy stops
+//! at the faulting byte and reports EFAULT instead of crashing the kernel.
+
+use super::usermode::USER_ADDRESS_END;
+use crate::syscall::errno::{Errno, SysResult};
+use alloc::vec::Vec;
+use core::arch::global_asm;
+
+global_asm!(
+    r#"
+    .section .text.uaccess, "ax"
+    /* copy_user_asm(dst, src, len) -> bytes not copied */
+    .global copy_user_asm
+copy_user_asm:
+    movq %rdx, %rcx
+    .global copy_user_insn
+copy_user_insn:
+    rep movsb
+    xorl %eax, %eax
+    ret
+    .global copy_user_fixup
+copy_user_fixup:
+    movq %rcx, %rax
+    ret
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn copy_user_asm(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    static copy_user_insn: u8;
+    static copy_user_fixup: u8;
+}
+
+/// Whether `rip` is the user-copy instruction (a fault there is recoverable).
+pub fn is_copy_instruction(rip: u64) -> bool {
+    rip == &raw const copy_user_insn as u64
+}
+
+/// Where a failed copy resumes.
+pub fn fixup_address() -> u64 {
+    &raw const copy_user_fixup as u64
+}
+
+/// Checks that `[addr, addr + len)` lies in user space.
+pub fn check_user_range(addr: u64, len: usize) -> SysResult<()> {
+    let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+    if end > USER_ADDRESS_END {
+        return Err(Errno::EFAULT);
+    }
+    Ok(())
+}
+
+/// Copies user memory at `src` into `dst`.
+pub fn copy_from_user(dst: &mut [u8], src: u64) -> SysResult<()> {
+    check_user_range(src, dst.len())?;
+    if dst.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: `dst` is a valid kernel buffer; `src` is a user range, and faults on it are
+    // caught by the exception fixup of `copy_user_insn`.
+    let left = unsafe { copy_user_asm(dst.as_mut_ptr(), src as *const u8, dst.len()) };
+    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+}
+
+/// Copies `src` into user memory at `dst`.
+pub fn copy_to_user(dst: u64, src: &[u8]) -> SysResult<()> {
+    check_user_range(dst, src.len())?;
+    if src.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: as for `copy_from_user`, with the roles swapped.
+    let left = unsafe { copy_user_asm(dst as *mut u8, src.as_ptr(), src.len()) };
+    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+}
+
+/// Plain-old-data types that may be copied to and from user memory byte for byte.
+///
+/// # Safety
+/// Every bit pattern must be a valid value and the type must have no padding that could
+/// leak kernel data (or the caller zero-initialises it).
+pub unsafe trait Pod: Copy + Default {}
+// SAFETY: integers are valid for every bit pattern and have no padding.
+unsafe impl Pod for u8 {}
+// SAFETY: as above.
+unsafe impl Pod for u32 {}
+// SAFETY: as above.
+unsafe impl Pod for i32 {}
+// SAFETY: as above.
+unsafe impl Pod for u64 {}
+// SAFETY: as above.
+unsafe impl Pod for i64 {}
+// SAFETY: arrays of POD are POD.
+unsafe impl<const N: usize> Pod for [u64; N] where [u64; N]: Default {}
+
+/// Reads a `T` from user memory.
+pub fn read_user<T: Pod>(addr: u64) -> SysResult<T> {
+    let mut value = T::default();
+    // SAFETY: `T: Pod`, so any bytes form a valid `T`; the slice covers exactly `value`.
+    let bytes = unsafe { core::slice::from_raw_parts_mut(&mut value as *mut T as *mut u8, size_of::<T>()) };
+    copy_from_user(bytes, addr)?;
+    Ok(value)
+}
+
+/// Writes `value` to user memory.
+pub fn write_user<T: Pod>(addr: u64, value: &T) -> SysResult<()> {
+    // SAFETY: `T: Pod` has no uninitialised padding; the slice covers exactly `value`.
+    let bytes = unsafe { core::slice::from_raw_parts(value as *const T as *const u8, size_of::<T>()) };
+    copy_to_user(addr, bytes)
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
+pub fn read_user_cstr(addr: u64, max: usize) -> SysResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 64];
+    let mut at = addr;
+    loop {
+        // Never read across a page boundary in one go: the next page may not exist.
+        let to_page_end = (4096 - (at & 4095)) as usize;
+        let n = chunk.len().min(to_page_end);
+        copy_from_user(&mut chunk[..n], at)?;
+        if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..nul]);
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk[..n]);
+        if out.len() > max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        at += n as u64;
+    }
+}

@@ -1,0 +1,342 @@
+//! Entering and leaving user mode. A user thread is a future: its loop calls
+//! [`run_user`], which switches to ring 3 with the registers of a [`UserContext`] and
+//! *returns* when user mode makes a system call or takes a trap, with the user registers
+//! saved back into the context. No kernel stack is kept per thread: traps from ring 3 land
+//! on the CPU's small TSS stack, are copied into the context, and resume the executor's
+//! stack where `run_user` was called.
+
+use super::{gdt, percpu};
+use core::{arch::global_asm, mem::offset_of};
+use x86_64::registers::{
+    model_specific::{Efer, EferFlags, FsBase, LStar, SFMask, Star},
+    rflags::RFlags,
+};
+
+/// How the context came back from user mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum TrapKind {
+    /// `syscall`: RAX holds the number, RCX/R11 the user RIP/RFLAGS.
+    Syscall = 0,
+    /// An exception or interrupt; `vector`, `error_code` and `cr2` say which.
+    Trap = 1,
+    /// Not from a trap (new thread, exec, signal delivery): return with `iretq`, restoring
+    /// every register.
+    Fresh = 2,
+}
+
+/// The user registers of a thread, and how it last left user mode.
+/// The layout is fixed: the entry code stores into it by offset.
+#[derive(Clone, Debug)]
+#[repr(C, align(64))]
+pub struct UserContext {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub rsp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rip: u64,
+    pub rflags: u64,
+    /// How the thread last entered the kernel.
+    pub kind: TrapKind,
+    /// Trap vector (for `TrapKind::Trap`).
+    pub vector: u64,
+    /// Error code pushed by the CPU, or 0.
+    pub error_code: u64,
+    /// CR2 at the trap (the faulting address of a page fault).
+    pub cr2: u64,
+    /// User FS base (TLS).
+    pub fs_base: u64,
+    /// FXSAVE area for x87/SSE state.
+    pub fpu: FpuState,
+}
+
+/// The 512-byte FXSAVE image.
+#[derive(Clone, Debug)]
+#[repr(C, align(16))]
+pub struct FpuState(pub [u8; 512]);
+
+impl Default for FpuState {
+    fn default() -> Self {
+        let mut image = [0u8; 512];
+        image[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW: all exceptions masked
+        image[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR default
+        Self(image)
+    }
+}
+
+/// RFLAGS bits user mode may control; IF is forced on.
+const USER_RFLAGS_MASK: u64 = 0x0000_0000_0000_0cd5; // CF PF AF ZF SF DF OF (TF excluded)
+
+impl UserContext {
+    /// A context that starts at `rip` with stack `rsp`, all else zero.
+    pub fn new(rip: u64, rsp: u64) -> Self {
+        Self {
+            rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0, rsp,
+            r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
+            rip,
+            rflags: RFlags::INTERRUPT_FLAG.bits(),
+            kind: TrapKind::Fresh,
+            vector: 0,
+            error_code: 0,
+            cr2: 0,
+            fs_base: 0,
+            fpu: FpuState::default(),
+        }
+    }
+
+    /// The system call number and its six arguments (Linux order).
+    pub fn syscall_args(&self) -> (u64, [u64; 6]) {
+        (self.rax, [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9])
+    }
+}
+
+// Offsets the assembly relies on.
+const _: () = {
+    assert!(offset_of!(UserContext, rax) == 0);
+    assert!(offset_of!(UserContext, rsp) == 56);
+    assert!(offset_of!(UserContext, r15) == 120);
+    assert!(offset_of!(UserContext, rip) == 128);
+    assert!(offset_of!(UserContext, rflags) == 136);
+    assert!(offset_of!(UserContext, kind) == 144);
+    assert!(offset_of!(UserContext, vector) == 152);
+    assert!(offset_of!(UserContext, error_code) == 160);
+    assert!(offset_of!(UserContext, cr2) == 168);
+};
+
+global_asm!(
+    r#"
+    .section .text.usermode, "ax"
+    .set CTX_RSP, 56
+    .set CTX_RIP, 128
+    .set CTX_RFLAGS, 136
+    .set CTX_KIND, 144
+    .set CTX_VECTOR, 152
+    .set CTX_ERROR, 160
+    .set CTX_CR2, 168
+    .set GS_SCRATCH, 24
+    .set GS_RESUME_RSP, 32
+    .set GS_USER_CTX, 40
+
+    /* run_user(ctx: *mut UserContext): enter ring 3; returns when user mode traps back. */
+    .global run_user_asm
+run_user_asm:
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %gs:GS_RESUME_RSP
+    movq %rdi, %gs:GS_USER_CTX
+    cmpq $0, CTX_KIND(%rdi)
+    jne 1f
+    /* Back from a system call: sysretq (RCX = RIP, R11 = RFLAGS). */
+    movq CTX_RIP(%rdi), %rcx
+    movq CTX_RFLAGS(%rdi), %r11
+    movq 0(%rdi), %rax
+    movq 8(%rdi), %rbx
+    movq 24(%rdi), %rdx
+    movq 32(%rdi), %rsi
+    movq 48(%rdi), %rbp
+    movq 64(%rdi), %r8
+    movq 72(%rdi), %r9
+    movq 80(%rdi), %r10
+    movq 96(%rdi), %r12
+    movq 104(%rdi), %r13
+    movq 112(%rdi), %r14
+    movq 120(%rdi), %r15
+    movq CTX_RSP(%rdi), %rsp
+    movq 40(%rdi), %rdi
+    swapgs
+    sysretq
+1:  /* Anything else: iretq restores every register. */
+    pushq ${user_ss}
+    pushq CTX_RSP(%rdi)
+    pushq CTX_RFLAGS(%rdi)
+    pushq ${user_cs}
+    pushq CTX_RIP(%rdi)
+    movq 0(%rdi), %rax
+    movq 8(%rdi), %rbx
+    movq 16(%rdi), %rcx
+    movq 24(%rdi), %rdx
+    movq 32(%rdi), %rsi
+    movq 48(%rdi), %rbp
+    movq 64(%rdi), %r8
+    movq 72(%rdi), %r9
+    movq 80(%rdi), %r10
+    movq 88(%rdi), %r11
+    movq 96(%rdi), %r12
+    movq 104(%rdi), %r13
+    movq 112(%rdi), %r14
+    movq 120(%rdi), %r15
+    movq 40(%rdi), %rdi
+    swapgs
+    iretq
+
+    /* LSTAR: user executed `syscall`. IF, DF, TF and AC are already clear (SFMASK). */
+    .global syscall_entry
+syscall_entry:
+    swapgs
+    movq %rsp, %gs:GS_SCRATCH
+    movq %gs:GS_USER_CTX, %rsp
+    addq $(CTX_RFLAGS + 8), %rsp
+    pushq %r11                   /* rflags */
+    pushq %rcx                   /* rip */
+    pushq %r15
+    pushq %r14
+    pushq %r13
+    pushq %r12
+    pushq %r11
+    pushq %r10
+    pushq %r9
+    pushq %r8
+    pushq %gs:GS_SCRATCH         /* rsp */
+    pushq %rbp
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %rcx
+    pushq %rbx
+    pushq %rax
+    movq $0, CTX_KIND(%rsp)
+    jmp resume_kernel
+
+    /* From isr_common when the trap came from ring 3, on the TSS stack: the stub pushed
+       vector and error code above the CPU's iret frame. GS is still the user's. */
+    .global user_trap_entry
+user_trap_entry:
+    swapgs
+    movq %rsp, %gs:GS_SCRATCH
+    movq %gs:GS_USER_CTX, %rsp
+    addq $CTX_RIP, %rsp
+    pushq %r15
+    pushq %r14
+    pushq %r13
+    pushq %r12
+    pushq %r11
+    pushq %r10
+    pushq %r9
+    pushq %r8
+    pushq $0                     /* rsp, filled below */
+    pushq %rbp
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %rcx
+    pushq %rbx
+    pushq %rax
+    movq %gs:GS_SCRATCH, %rax
+    movq 0(%rax), %rcx
+    movq %rcx, CTX_VECTOR(%rsp)
+    movq 8(%rax), %rcx
+    movq %rcx, CTX_ERROR(%rsp)
+    movq 16(%rax), %rcx
+    movq %rcx, CTX_RIP(%rsp)
+    movq 32(%rax), %rcx
+    movq %rcx, CTX_RFLAGS(%rsp)
+    movq 40(%rax), %rcx
+    movq %rcx, CTX_RSP(%rsp)
+    movq %cr2, %rcx
+    movq %rcx, CTX_CR2(%rsp)
+    movq $1, CTX_KIND(%rsp)
+resume_kernel:
+    movq %gs:GS_RESUME_RSP, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    ret
+    "#,
+    user_cs = const gdt::USER_CODE.0 as u64,
+    user_ss = const gdt::USER_DATA.0 as u64,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn run_user_asm(ctx: *mut UserContext);
+    fn syscall_entry();
+}
+
+/// Programs the `syscall` MSRs on the calling CPU.
+pub fn init_cpu() {
+    // SAFETY: LSTAR points at `syscall_entry`; STAR holds the selectors of our GDT;
+    // SFMASK clears IF, DF, TF and AC on entry; SCE enables the instruction.
+    unsafe {
+        LStar::write(x86_64::VirtAddr::new(syscall_entry as usize as u64));
+        Star::write(gdt::USER_CODE, gdt::USER_DATA, gdt::KERNEL_CODE, gdt::KERNEL_DATA)
+            .expect("GDT layout fits sysret");
+        SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+        Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+}
+
+fn fxsave(state: &mut FpuState) {
+    // SAFETY: `state` is a 16-byte aligned 512-byte buffer; OSFXSR is set on every CPU.
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) state.0.as_mut_ptr(), options(nostack)) };
+}
+
+fn fxrstor(state: &FpuState) {
+    // SAFETY: as for `fxsave`; the image came from `fxsave` or the valid default.
+    unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, readonly)) };
+}
+
+/// Runs `ctx` in user mode until it traps back. Interrupts are disabled for the switch and
+/// enabled again on return; FPU state is restored lazily (only when another context used
+/// this CPU's FPU since).
+pub fn run_user(ctx: &mut UserContext) {
+    let cpu = percpu::current();
+    x86_64::instructions::interrupts::disable();
+    let me = ctx as *mut UserContext as u64;
+    if cpu.fpu_owner.load(core::sync::atomic::Ordering::Relaxed) != me {
+        fxrstor(&ctx.fpu);
+        cpu.fpu_owner.store(me, core::sync::atomic::Ordering::Relaxed);
+    }
+    if cpu.loaded_fs_base.load(core::sync::atomic::Ordering::Relaxed) != ctx.fs_base {
+        FsBase::write(x86_64::VirtAddr::new_truncate(ctx.fs_base));
+        cpu.loaded_fs_base.store(ctx.fs_base, core::sync::atomic::Ordering::Relaxed);
+    }
+    // sysretq only straight back from a system call with RCX/R11 intact and a canonical
+    // user RIP; everything else (new threads, exec, signals, traps) goes through iretq.
+    let fast = ctx.kind == TrapKind::Syscall && ctx.rip < USER_ADDRESS_END && ctx.rcx == ctx.rip;
+    ctx.rflags = (ctx.rflags & USER_RFLAGS_MASK) | RFlags::INTERRUPT_FLAG.bits();
+    if fast {
+        ctx.r11 = ctx.rflags;
+    } else {
+        ctx.kind = TrapKind::Fresh;
+    }
+    // SAFETY: `ctx` holds user-mode registers (RIP/RSP are user addresses or will fault in
+    // user mode); the entry code returns here through `resume_kernel` on this CPU's stack.
+    unsafe { run_user_asm(ctx) };
+    cpu.user_context.store(0, core::sync::atomic::Ordering::Relaxed);
+    x86_64::instructions::interrupts::enable();
+}
+
+/// Saves this thread's FPU state into its context if it is live on this CPU, so the thread
+/// can resume elsewhere (called before a thread's task may wait).
+pub fn save_fpu(ctx: &mut UserContext) {
+    let cpu = percpu::current();
+    let me = ctx as *mut UserContext as u64;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if cpu.fpu_owner.load(core::sync::atomic::Ordering::Relaxed) == me {
+            fxsave(&mut ctx.fpu);
+            cpu.fpu_owner.store(0, core::sync::atomic::Ordering::Relaxed);
+        }
+    });
+}
+
+/// First address above user space (the lower canonical half, minus a guard page).
+pub const USER_ADDRESS_END: u64 = 0x0000_7fff_ffff_f000;

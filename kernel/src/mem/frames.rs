@@ -1,0 +1,80 @@
+//! The kernel's binding of `mm::frame::FrameAllocator`: built from the per-node free ranges
+//! at boot; the hot path uses the calling CPU's cache with interrupts disabled.
+
+use super::numa::NodeMemory;
+use crate::arch::{paging::phys_to_virt, percpu};
+use alloc::vec::Vec;
+use drivers::acpi::Topology;
+use mm::frame::{
+    DistanceMatrix, FrameAllocator, FrameConfig, FrameZeroer, NodeId, NodeRange, Order, PageCount, Pfn, Policy,
+    PAGE_SIZE,
+};
+use sched::{CpuId, MAX_CPUS};
+use spin::Once;
+
+static FRAMES: Once<FrameAllocator> = Once::new();
+
+/// Zeroes frames through the direct map.
+pub struct DirectMapZeroer;
+
+impl FrameZeroer for DirectMapZeroer {
+    fn zero_frames(&self, first: Pfn, pages: PageCount) -> u64 {
+        let start = crate::time::now_ns();
+        let ptr = phys_to_virt(first.0 * PAGE_SIZE);
+        // SAFETY: the allocator just handed these frames to us; the direct map covers them.
+        unsafe { core::ptr::write_bytes(ptr, 0, (pages.0 * PAGE_SIZE) as usize) };
+        crate::time::now_ns() - start
+    }
+}
+
+/// Builds the allocator over the free memory of every node.
+pub fn init(nodes: &[NodeMemory], topo: &Topology, cpu_count: u32) {
+    let ranges: Vec<NodeRange> = nodes
+        .iter()
+        .flat_map(|n| n.ranges.iter().map(move |r| NodeRange { node: NodeId(n.node), phys_start: r.start, phys_end: r.end }))
+        .collect();
+    let distances = DistanceMatrix::new(topo.node_count as usize, topo.distances.clone()).expect("SLIT shape");
+    let cpu_nodes: Vec<NodeId> = (0..cpu_count.min(MAX_CPUS as u32))
+        .map(|c| NodeId(percpu::get(CpuId(c)).map_or(0, |b| b.node)))
+        .collect();
+    let alloc = FrameAllocator::new(&ranges, distances, &cpu_nodes, FrameConfig::default()).expect("frame allocator topology");
+    FRAMES.call_once(|| alloc);
+}
+
+/// The allocator.
+pub fn allocator() -> &'static FrameAllocator {
+    FRAMES.get().expect("frame allocator used before init")
+}
+
+/// Runs `f` with the calling CPU's frame cache, interrupts disabled.
+fn with_cpu<R>(f: impl FnOnce(&mut mm::frame::CpuHandle<'_>) -> R) -> Option<R> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let cpu = percpu::current_cpu();
+        // SAFETY: interrupts are off and we are on `cpu`, so no other handle for this CPU
+        // exists; interrupt handlers never allocate frames.
+        let mut handle = unsafe { allocator().cpu_unchecked(cpu) }?;
+        Some(f(&mut handle))
+    })
+}
+
+/// One zeroed 4 KiB frame from the local node (falling back by distance); its physical
+/// address.
+pub fn alloc_zeroed() -> Option<u64> {
+    with_cpu(|h| h.alloc_zeroed(Order::FRAME_4K, Policy::Local, &DirectMapZeroer).ok())
+        .flatten()
+        .map(|pfn| pfn.0 * PAGE_SIZE)
+}
+
+/// One 4 KiB frame, contents undefined (the caller overwrites it entirely).
+pub fn alloc() -> Option<u64> {
+    with_cpu(|h| h.alloc_frame().ok()).flatten().map(|pfn| pfn.0 * PAGE_SIZE)
+}
+
+/// Frees a frame from `alloc`/`alloc_zeroed`.
+pub fn free(phys: u64) {
+    let pfn = Pfn(phys / PAGE_SIZE);
+    let freed = with_cpu(|h| h.free_frame(pfn).is_ok()).unwrap_or(false);
+    if !freed && allocator().free(pfn, Order::FRAME_4K).is_err() {
+        log::error!("double or foreign free of frame {phys:#x}");
+    }
+}

@@ -1,0 +1,228 @@
+//! Processes and threads. A process owns an address space, a file table, a token and a
+//! security descriptor; a thread is a task on some CPU's executor running the loop in
+//! `thread.rs`. The process table maps pids to processes; it is touched on fork, exit and
+//! lookup, never on the fault or syscall fast paths.
+
+pub mod exec;
+pub mod fault;
+pub mod files;
+pub mod futex;
+pub mod signal;
+pub mod thread;
+pub mod wait;
+
+use crate::{
+    arch::percpu,
+    mem::aspace::AddressSpace,
+    syscall::errno::{Errno, SysResult},
+};
+use alloc::{collections::BTreeMap, string::String, sync::Arc, vec::Vec};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use futures_util::task::AtomicWaker;
+use security::{IntegrityLevel, SecurityDescriptor, Token};
+use spin::{Mutex, RwLock};
+
+/// A process id (also used for thread ids: they share one number space, as in Linux).
+pub type Pid = u32;
+
+/// Resource limits (`RLIMIT_*`): soft and hard values.
+#[derive(Clone, Copy, Debug)]
+pub struct Rlimit {
+    /// Soft limit.
+    pub cur: u64,
+    /// Hard limit.
+    pub max: u64,
+}
+
+/// Number of `RLIMIT_*` resources.
+pub const RLIM_NLIMITS: usize = 16;
+/// `RLIM_INFINITY`.
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Exited(u8),
+    /// Killed by a signal.
+    Signaled(u8),
+}
+
+impl ExitStatus {
+    /// The `wait4` status word.
+    pub fn wait_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => i32::from(code) << 8,
+            ExitStatus::Signaled(sig) => i32::from(sig),
+        }
+    }
+
+    /// The shell-style status (128 + signal for a signal death).
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => i32::from(code),
+            ExitStatus::Signaled(sig) => 128 + i32::from(sig),
+        }
+    }
+}
+
+/// A process.
+pub struct Process {
+    /// Process id (= tid of its first thread).
+    pub pid: Pid,
+    /// Parent pid (re-pointed to 1 when the parent exits first).
+    pub ppid: AtomicU32,
+    /// Program name (for reports).
+    pub name: Mutex<String>,
+    /// The address space; replaced by execve.
+    pub aspace: RwLock<Arc<AddressSpace>>,
+    /// Open files.
+    pub files: Mutex<files::FileTable>,
+    /// The security token all its threads run with.
+    pub token: RwLock<Arc<Token>>,
+    /// Who may do what to this process.
+    pub sd: RwLock<SecurityDescriptor>,
+    /// Signal dispositions.
+    pub signals: Mutex<signal::Dispositions>,
+    /// Threads still running.
+    pub live_threads: AtomicU32,
+    /// Set once the process is going away (exit_group or a fatal signal).
+    pub exiting: AtomicBool,
+    /// Exit status once `exiting` (wait status encoded).
+    exit_status: Mutex<Option<ExitStatus>>,
+    /// Children, including zombies not yet reaped.
+    pub children: Mutex<Vec<Arc<Process>>>,
+    /// Woken when a child exits (wait4).
+    pub child_exited: wait::WaitQueue,
+    /// The process has exited and released its resources (a zombie until reaped).
+    pub zombie: AtomicBool,
+    /// Threads, for signals and exit.
+    pub threads: Mutex<Vec<Arc<thread::Thread>>>,
+    /// Resource limits.
+    pub rlimits: Mutex<[Rlimit; RLIM_NLIMITS]>,
+    /// Exit code chosen by exit_group (before the last thread finishes).
+    pub group_exit_code: AtomicI32,
+}
+
+impl Process {
+    /// The integrity level of this process (from its token).
+    pub fn integrity(&self) -> IntegrityLevel {
+        self.token.read().integrity()
+    }
+
+    /// Starts the exit of the whole process with `status`: every thread stops at its next
+    /// kernel entry or wake-up.
+    pub fn begin_exit(&self, status: ExitStatus) {
+        {
+            let mut slot = self.exit_status.lock();
+            if slot.is_none() {
+                *slot = Some(status);
+            }
+        }
+        self.exiting.store(true, Ordering::SeqCst);
+        for t in self.threads.lock().iter() {
+            t.interrupt();
+        }
+    }
+
+    /// The exit status, once set.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit_status.lock()
+    }
+}
+
+/// All live and zombie processes.
+static PROCESSES: RwLock<BTreeMap<Pid, Arc<Process>>> = RwLock::new(BTreeMap::new());
+/// Next pid/tid.
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+
+/// Allocates a pid or tid.
+pub fn alloc_pid() -> Pid {
+    NEXT_PID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Looks a process up.
+pub fn lookup(pid: Pid) -> Option<Arc<Process>> {
+    PROCESSES.read().get(&pid).cloned()
+}
+
+/// Removes a reaped process from the table.
+pub fn remove(pid: Pid) {
+    PROCESSES.write().remove(&pid);
+}
+
+fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
+    let inf = Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY };
+    let mut l = [inf; RLIM_NLIMITS];
+    l[3] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY }; // RLIMIT_STACK
+    l[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // RLIMIT_CORE
+    l[7] = Rlimit { cur: 1024, max: 4096 }; // RLIMIT_NOFILE
+    l[8] = Rlimit { cur: 8 << 20, max: 8 << 20 }; // RLIMIT_MEMLOCK
+    l
+}
+
+/// Creates and registers a process (without threads).
+pub fn new_process(
+    pid: Pid,
+    ppid: Pid,
+    name: String,
+    aspace: Arc<AddressSpace>,
+    files: files::FileTable,
+    token: Arc<Token>,
+) -> Arc<Process> {
+    let sd = SecurityDescriptor::for_process(&token);
+    let process = Arc::new(Process {
+        pid,
+        ppid: AtomicU32::new(ppid),
+        name: Mutex::new(name),
+        aspace: RwLock::new(aspace),
+        files: Mutex::new(files),
+        token: RwLock::new(token),
+        sd: RwLock::new(sd),
+        signals: Mutex::new(signal::Dispositions::default()),
+        live_threads: AtomicU32::new(0),
+        exiting: AtomicBool::new(false),
+        exit_status: Mutex::new(None),
+        children: Mutex::new(Vec::new()),
+        child_exited: wait::WaitQueue::new(),
+        zombie: AtomicBool::new(false),
+        threads: Mutex::new(Vec::new()),
+        rlimits: Mutex::new(default_rlimits()),
+        group_exit_code: AtomicI32::new(0),
+    });
+    PROCESSES.write().insert(pid, process.clone());
+    if let Some(parent) = lookup(ppid).filter(|_| ppid != pid) {
+        parent.children.lock().push(process.clone());
+    }
+    process
+}
+
+/// The thread whose task the calling CPU is polling, if any.
+pub fn current_thread() -> Option<&'static thread::Thread> {
+    let ptr = percpu::try_current()?.current_thread.load(Ordering::Relaxed) as *const thread::Thread;
+    // SAFETY: set by `thread::ThreadTask::poll` for the duration of the poll, while the task
+    // holds an `Arc` to the thread.
+    (!ptr.is_null()).then(|| unsafe { &*ptr })
+}
+
+/// Counters for reports.
+pub static PROCESSES_CREATED: AtomicU64 = AtomicU64::new(0);
+
+/// Checks that `caller` may perform `desired` on `target` (PIP dominance and the target's
+/// SD), mapping a refusal to EPERM.
+pub fn check_access(caller: &Process, target: &Process, desired: security::AccessMask) -> SysResult<()> {
+    if core::ptr::eq(caller, target) {
+        return Ok(());
+    }
+    let token = caller.token.read().clone();
+    let sd = target.sd.read();
+    security::check_process_access(&token, &sd, target.integrity(), desired).map_err(|_| Errno::EPERM)
+}
+
+/// The kill waker type threads register while blocked.
+pub type InterruptWaker = AtomicWaker;
+
+/// Every process (for tkill's search and reports).
+pub fn all() -> Vec<Arc<Process>> {
+    PROCESSES.read().values().cloned().collect()
+}

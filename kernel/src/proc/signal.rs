@@ -1,0 +1,299 @@
+//! Signals: dispositions (`rt_sigaction`), masks, sending, and delivery on the way back to
+//! user mode with a Linux-layout `rt_sigframe` (so musl and our runtime read `si_addr` and
+//! the saved registers where they expect them), and `rt_sigreturn`.
+
+use super::{thread::Thread, ExitStatus, Process};
+use crate::{
+    arch::{uaccess::{copy_from_user, copy_to_user, read_user, write_user}, usermode::{TrapKind, UserContext}},
+    syscall::errno::{Errno, SysResult},
+};
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+use spin::Mutex;
+
+pub const SIGILL: u8 = 4;
+pub const SIGTRAP: u8 = 5;
+pub const SIGABRT: u8 = 6;
+pub const SIGBUS: u8 = 7;
+pub const SIGFPE: u8 = 8;
+pub const SIGKILL: u8 = 9;
+pub const SIGSEGV: u8 = 11;
+pub const SIGCHLD: u8 = 17;
+pub const SIGCONT: u8 = 18;
+pub const SIGSTOP: u8 = 19;
+pub const SIGURG: u8 = 23;
+pub const SIGWINCH: u8 = 28;
+/// Highest signal number.
+pub const NSIG: u8 = 64;
+
+/// `SA_SIGINFO`.
+pub const SA_SIGINFO: u64 = 4;
+/// `SA_RESTORER`.
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `SA_NODEFER`.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// `SA_RESETHAND`.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+/// `SIG_DFL`.
+pub const SIG_DFL: u64 = 0;
+/// `SIG_IGN`.
+pub const SIG_IGN: u64 = 1;
+
+/// `si_code` values used by the kernel.
+pub mod code {
+    /// Sent by kill().
+    pub const SI_USER: i32 = 0;
+    /// Sent by tgkill().
+    pub const SI_TKILL: i32 = -6;
+    /// Sent by the kernel.
+    pub const SI_KERNEL: i32 = 0x80;
+    /// Address not mapped.
+    pub const SEGV_MAPERR: i32 = 1;
+    /// Invalid permissions for the mapping.
+    pub const SEGV_ACCERR: i32 = 2;
+    /// Object-specific hardware error (SIGBUS).
+    pub const BUS_ADRERR: i32 = 2;
+    /// Integer divide by zero.
+    pub const FPE_INTDIV: i32 = 1;
+    /// Illegal operand.
+    pub const ILL_ILLOPN: i32 = 2;
+    /// Child exited.
+    pub const CLD_EXITED: i32 = 1;
+}
+
+/// The kernel's `struct sigaction` (x86_64 layout for `rt_sigaction`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SigAction {
+    /// Handler address, SIG_DFL or SIG_IGN.
+    pub handler: u64,
+    /// `SA_*` flags.
+    pub flags: u64,
+    /// Return trampoline.
+    pub restorer: u64,
+    /// Signals blocked while the handler runs.
+    pub mask: u64,
+}
+
+// SAFETY: four u64 fields, no padding.
+unsafe impl crate::arch::uaccess::Pod for SigAction {}
+
+/// What a pending signal carries into `siginfo_t`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SigInfo {
+    /// `si_code`.
+    pub code: i32,
+    /// Faulting address (SIGSEGV/SIGBUS/SIGILL/SIGFPE) or sender pid in the low 32 bits and
+    /// uid in the high 32 bits (kill).
+    pub value: u64,
+}
+
+/// Per-process signal dispositions.
+pub struct Dispositions {
+    /// Index 0 unused; 1..=64.
+    pub actions: [SigAction; 65],
+    /// Per-signal info of the most recent pending instance.
+    pub info: [SigInfo; 65],
+}
+
+impl Default for Dispositions {
+    fn default() -> Self {
+        Self { actions: [SigAction::default(); 65], info: [SigInfo::default(); 65] }
+    }
+}
+
+impl Dispositions {
+    /// exec: handlers go back to default, ignored stay ignored.
+    pub fn reset_for_exec(&mut self) {
+        for a in self.actions.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+    }
+}
+
+fn bit(sig: u8) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// Default action of `sig` is to ignore it.
+fn ignored_by_default(sig: u8) -> bool {
+    // Job control (stop/continue) is not implemented: stop signals are ignored.
+    matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | 20..=22)
+}
+
+/// Makes `sig` pending on `thread` with `info`.
+pub fn send_to_thread(thread: &Thread, sig: u8, info: SigInfo) {
+    if sig == 0 || sig > NSIG {
+        return;
+    }
+    {
+        let mut d = thread.process.signals.lock();
+        let action = d.actions[usize::from(sig)];
+        if sig != SIGKILL && (action.handler == SIG_IGN || (action.handler == SIG_DFL && ignored_by_default(sig))) {
+            return;
+        }
+        d.info[usize::from(sig)] = info;
+    }
+    thread.pending.fetch_or(bit(sig), Ordering::SeqCst);
+    if sig == SIGKILL || thread.sigmask.load(Ordering::SeqCst) & bit(sig) == 0 {
+        thread.interrupt();
+    }
+}
+
+/// Makes `sig` pending on the process: on the first thread that does not block it.
+pub fn send_to_process(process: &Arc<Process>, sig: u8) {
+    send_to_process_with(process, sig, SigInfo { code: code::SI_KERNEL, value: 0 });
+}
+
+/// As [`send_to_process`], with the info the receiver sees.
+pub fn send_to_process_with(process: &Arc<Process>, sig: u8, info: SigInfo) {
+    let threads = process.threads.lock().clone();
+    let target = threads.iter().find(|t| t.sigmask.load(Ordering::SeqCst) & bit(sig) == 0).or(threads.first());
+    if let Some(t) = target {
+        send_to_thread(t, sig, info);
+    }
+}
+
+/// A synchronous fault signal: if it is blocked or ignored the process dies (as in Linux).
+pub fn force_fault_signal(thread: &Thread, sig: u8, info: SigInfo) {
+    let action = thread.process.signals.lock().actions[usize::from(sig)];
+    if thread.sigmask.load(Ordering::SeqCst) & bit(sig) != 0 || action.handler == SIG_IGN {
+        let mut d = thread.process.signals.lock();
+        d.actions[usize::from(sig)] = SigAction::default();
+        thread.sigmask.fetch_and(!bit(sig), Ordering::SeqCst);
+        drop(d);
+    }
+    send_to_thread(thread, sig, info);
+}
+
+/// Layout of the signal frame (offsets from the frame base, where RSP points on entry).
+mod frame {
+    pub const UCONTEXT: u64 = 8;
+    pub const MCONTEXT: u64 = UCONTEXT + 40;
+    pub const SIGMASK: u64 = UCONTEXT + 296;
+    pub const SIGINFO: u64 = UCONTEXT + 304;
+    pub const SIZE: u64 = SIGINFO + 128;
+    pub const FPSTATE_BYTES: u64 = 512;
+}
+
+/// Delivers the lowest pending unblocked signal of `thread` (SIGKILL first): runs the
+/// default action or sets up a handler frame.
+pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
+    let deliverable = thread.pending.load(Ordering::SeqCst) & (!thread.sigmask.load(Ordering::SeqCst) | bit(SIGKILL));
+    if deliverable == 0 {
+        return;
+    }
+    let sig = if deliverable & bit(SIGKILL) != 0 { SIGKILL } else { deliverable.trailing_zeros() as u8 + 1 };
+    thread.pending.fetch_and(!bit(sig), Ordering::SeqCst);
+    let (action, info) = {
+        let mut d = thread.process.signals.lock();
+        let action = d.actions[usize::from(sig)];
+        if action.flags & SA_RESETHAND != 0 && action.handler > SIG_IGN {
+            d.actions[usize::from(sig)] = SigAction::default();
+        }
+        (action, d.info[usize::from(sig)])
+    };
+    if sig == SIGKILL || action.handler == SIG_DFL {
+        if !ignored_by_default(sig) {
+            if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) {
+                crate::kprintln!(
+                    "pid {} tid {}: fatal signal {} (si_code {}, address {:#x}) at rip {:#x}",
+                    thread.process.pid,
+                    thread.tid,
+                    sig,
+                    info.code,
+                    info.value,
+                    ctx.rip
+                );
+            }
+            thread.process.begin_exit(ExitStatus::Signaled(sig));
+        }
+        return;
+    }
+    if action.handler == SIG_IGN {
+        return;
+    }
+    if setup_frame(thread, ctx, sig, &action, &info).is_err() {
+        // The stack is unusable: the process dies of SIGSEGV.
+        thread.process.begin_exit(ExitStatus::Signaled(SIGSEGV));
+        return;
+    }
+    let mut mask = thread.sigmask.load(Ordering::SeqCst) | action.mask;
+    if action.flags & SA_NODEFER == 0 {
+        mask |= bit(sig);
+    }
+    thread.sigmask.store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
+}
+
+fn setup_frame(thread: &Thread, ctx: &mut UserContext, sig: u8, action: &SigAction, info: &SigInfo) -> SysResult<()> {
+    if action.flags & SA_RESTORER == 0 || action.restorer == 0 {
+        return Err(Errno::EFAULT);
+    }
+    crate::arch::usermode::save_fpu(ctx);
+    let fpstate = (ctx.rsp.wrapping_sub(128 + frame::FPSTATE_BYTES)) & !63;
+    let base = ((fpstate - frame::SIZE) & !15) - 8;
+    copy_to_user(fpstate, &ctx.fpu.0)?;
+
+    let mut mcontext = [0u64; 32];
+    let regs = [
+        ctx.r8, ctx.r9, ctx.r10, ctx.r11, ctx.r12, ctx.r13, ctx.r14, ctx.r15, ctx.rdi, ctx.rsi, ctx.rbp, ctx.rbx,
+        ctx.rdx, ctx.rax, ctx.rcx, ctx.rsp, ctx.rip, ctx.rflags,
+    ];
+    mcontext[..18].copy_from_slice(&regs);
+    mcontext[18] = 0x33 | (0x2b << 48); // cs, gs, fs, ss
+    mcontext[19] = ctx.error_code;
+    mcontext[20] = ctx.vector;
+    mcontext[21] = thread.sigmask.load(Ordering::SeqCst);
+    mcontext[22] = ctx.cr2;
+    mcontext[23] = fpstate;
+    write_user(base + frame::MCONTEXT, &mcontext)?;
+    write_user(base, &action.restorer)?;
+    write_user::<[u64; 5]>(base + frame::UCONTEXT, &[0; 5])?; // uc_flags, uc_link, uc_stack
+    write_user(base + frame::SIGMASK, &thread.sigmask.load(Ordering::SeqCst))?;
+    let mut siginfo = [0u64; 16];
+    siginfo[0] = u64::from(sig);
+    siginfo[1] = info.code as u32 as u64;
+    siginfo[2] = info.value;
+    write_user(base + frame::SIGINFO, &siginfo)?;
+
+    ctx.rsp = base;
+    ctx.rip = action.handler;
+    ctx.rdi = u64::from(sig);
+    ctx.rsi = base + frame::SIGINFO;
+    ctx.rdx = base + frame::UCONTEXT;
+    ctx.rax = 0;
+    ctx.rflags &= !(1 << 10); // DF clear for the handler
+    ctx.kind = TrapKind::Fresh;
+    Ok(())
+}
+
+/// `rt_sigreturn`: restores the registers, mask and FPU state saved in the frame at RSP-8.
+pub fn sigreturn(thread: &Thread, ctx: &mut UserContext) -> SysResult<()> {
+    let base = ctx.rsp.wrapping_sub(8);
+    let mcontext: [u64; 32] = read_user(base + frame::MCONTEXT)?;
+    let mask: u64 = read_user(base + frame::SIGMASK)?;
+    let fpstate = mcontext[23];
+    if fpstate != 0 {
+        let mut image = [0u8; 512];
+        copy_from_user(&mut image, fpstate)?;
+        // Reserved MXCSR bits would fault on FXRSTOR: keep only the architectural ones.
+        let mxcsr = u32::from_le_bytes([image[24], image[25], image[26], image[27]]) & 0xffff;
+        image[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        ctx.fpu.0 = image;
+        crate::arch::percpu::current().fpu_owner.store(0, Ordering::Relaxed);
+    }
+    [ctx.r8, ctx.r9, ctx.r10, ctx.r11, ctx.r12, ctx.r13, ctx.r14, ctx.r15] =
+        [mcontext[0], mcontext[1], mcontext[2], mcontext[3], mcontext[4], mcontext[5], mcontext[6], mcontext[7]];
+    [ctx.rdi, ctx.rsi, ctx.rbp, ctx.rbx, ctx.rdx, ctx.rax, ctx.rcx, ctx.rsp, ctx.rip, ctx.rflags] = [
+        mcontext[8], mcontext[9], mcontext[10], mcontext[11], mcontext[12], mcontext[13], mcontext[14], mcontext[15],
+        mcontext[16], mcontext[17],
+    ];
+    thread.sigmask.store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
+    ctx.kind = TrapKind::Fresh;
+    Ok(())
+}
+
+/// Guards signal actions against concurrent rt_sigaction calls (none beyond the process lock).
+pub type ActionLock = Mutex<()>;

@@ -1,0 +1,246 @@
+//! A user thread as a future: enter user mode, come back on a system call or trap, handle
+//! it (awaiting when it must wait), deliver signals, repeat. The task wrapper loads the
+//! process's address space and marks the thread current for the duration of each poll.
+
+use super::{fault, signal, ExitStatus, Pid, Process};
+use crate::{
+    arch::{percpu, tlb, usermode::{self, TrapKind, UserContext}},
+    executor::scheduler,
+    interrupts, syscall,
+};
+use alloc::{boxed::Box, sync::Arc};
+use core::{
+    future::Future,
+    pin::Pin,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    task::{Context, Poll},
+};
+use drivers::apic::vectors;
+use futures_util::task::AtomicWaker;
+use sched::CpuId;
+
+/// Time a thread runs before yielding to other tasks on its CPU.
+pub const TIME_SLICE_NS: u64 = 10_000_000;
+
+/// A user thread.
+pub struct Thread {
+    /// Thread id.
+    pub tid: Pid,
+    /// Its process.
+    pub process: Arc<Process>,
+    /// Blocked signals.
+    pub sigmask: AtomicU64,
+    /// Signals pending for this thread.
+    pub pending: AtomicU64,
+    /// `set_tid_address` / `CLONE_CHILD_CLEARTID` word, cleared and futex-woken at exit.
+    pub clear_child_tid: AtomicU64,
+    /// CPUs the thread may run on (bit per CPU).
+    pub affinity: AtomicU64,
+    /// Woken when the thread must leave a wait (signal or exit).
+    pub interrupt_waker: AtomicWaker,
+    /// The thread is asked to leave its current wait.
+    interrupted: AtomicBool,
+    /// CPU the thread last ran on (for getcpu and reports).
+    pub last_cpu: AtomicU64,
+    /// CPUs the thread has run on (bit per CPU), for reports.
+    pub cpus_used: AtomicU64,
+}
+
+impl Thread {
+    /// A new thread of `process`.
+    pub fn new(tid: Pid, process: Arc<Process>, sigmask: u64, affinity: u64) -> Arc<Thread> {
+        Arc::new(Thread {
+            tid,
+            process,
+            sigmask: AtomicU64::new(sigmask),
+            pending: AtomicU64::new(0),
+            clear_child_tid: AtomicU64::new(0),
+            affinity: AtomicU64::new(affinity),
+            interrupt_waker: AtomicWaker::new(),
+            interrupted: AtomicBool::new(false),
+            last_cpu: AtomicU64::new(0),
+            cpus_used: AtomicU64::new(0),
+        })
+    }
+
+    /// Asks the thread to leave any wait (a signal arrived or the process is exiting); if it
+    /// is running user code on another CPU, that CPU is poked so it enters the kernel.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.interrupt_waker.wake();
+        let cpu = self.last_cpu.load(Ordering::Relaxed) as u32;
+        if let Some(target) = percpu::get(CpuId(cpu)) {
+            if target.current_thread.load(Ordering::Relaxed) == self as *const Thread as u64 && cpu != percpu::current_cpu().0 {
+                crate::arch::apic::send_ipi(target.apic_id, vectors::WAKE);
+            }
+        }
+    }
+
+    /// Whether a wait should end early (and clears the request when it is only a signal
+    /// that is no longer deliverable).
+    pub fn is_interrupted(&self) -> bool {
+        self.process.exiting.load(Ordering::SeqCst) || self.has_deliverable_signal() || self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Clears a stale interrupt request before a new wait.
+    pub fn clear_interrupt(&self) {
+        self.interrupted.store(false, Ordering::SeqCst);
+    }
+
+    /// Pending and unblocked signals exist (thread or process directed).
+    pub fn has_deliverable_signal(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) & !self.sigmask.load(Ordering::SeqCst) != 0
+    }
+}
+
+/// Starts `thread` with `ctx` on a CPU it may use.
+pub fn start(thread: Arc<Thread>, ctx: Box<UserContext>) {
+    thread.process.live_threads.fetch_add(1, Ordering::SeqCst);
+    thread.process.threads.lock().push(thread.clone());
+    let affinity = thread.affinity.load(Ordering::Relaxed);
+    let task = ThreadTask { thread: thread.clone(), inner: Box::pin(thread_loop(thread, ctx)) };
+    spawn_for(affinity, task);
+}
+
+/// Spawns a thread task: pinned when its affinity is one CPU, else floating (stealable).
+fn spawn_for(affinity: u64, task: ThreadTask) {
+    let online = crate::smp::online_cpus();
+    let all = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let allowed = affinity & all;
+    let sched = scheduler();
+    if allowed.count_ones() == 1 || (allowed != all && allowed != 0) {
+        let here = percpu::current_cpu();
+        let cpu = if allowed & (1 << here.index()) != 0 { here } else { CpuId(allowed.trailing_zeros()) };
+        drop(sched.spawn_on(cpu, task));
+    } else {
+        drop(sched.spawn(task));
+    }
+}
+
+/// Why the loop stopped.
+enum LoopEnd {
+    /// The thread exited.
+    Exit,
+    /// The thread must continue on another CPU (affinity changed).
+    Migrate(Box<UserContext>),
+}
+
+/// Wraps the thread loop: address space and current-thread bookkeeping around each poll.
+struct ThreadTask {
+    thread: Arc<Thread>,
+    inner: Pin<Box<dyn Future<Output = LoopEnd> + Send>>,
+}
+
+impl Future for ThreadTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let cpu = percpu::current();
+        let thread = self.thread.clone();
+        let space = thread.process.aspace.read().clone();
+        tlb::activate(&space);
+        cpu.current_thread.store(Arc::as_ptr(&thread) as u64, Ordering::Relaxed);
+        thread.last_cpu.store(u64::from(cpu.cpu_id.0), Ordering::Relaxed);
+        thread.cpus_used.fetch_or(1 << cpu.cpu_id.index(), Ordering::Relaxed);
+        let result = self.inner.as_mut().poll(cx);
+        cpu.current_thread.store(0, Ordering::Relaxed);
+        // exec may have replaced the address space while we ran.
+        let now = thread.process.aspace.read().clone();
+        tlb::deactivate(&now);
+        if !Arc::ptr_eq(&now, &space) {
+            tlb::deactivate(&space);
+        }
+        match result {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(LoopEnd::Exit) => Poll::Ready(()),
+            Poll::Ready(LoopEnd::Migrate(ctx)) => {
+                let affinity = thread.affinity.load(Ordering::Relaxed);
+                let task = ThreadTask { thread: thread.clone(), inner: Box::pin(thread_loop(thread, ctx)) };
+                spawn_for(affinity, task);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd {
+    let mut slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+    let mut timer_armed = false;
+    loop {
+        if thread.process.exiting.load(Ordering::SeqCst) {
+            break;
+        }
+        if thread.has_deliverable_signal() {
+            signal::deliver(&thread, &mut ctx);
+            if thread.process.exiting.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        let here = percpu::current_cpu();
+        if thread.affinity.load(Ordering::Relaxed) & (1 << here.index()) == 0 {
+            usermode::save_fpu(&mut ctx);
+            return LoopEnd::Migrate(ctx);
+        }
+        if !timer_armed {
+            crate::arch::apic::arm_timer(Some(slice_end.saturating_sub(crate::time::now_ns()).max(100_000)));
+            timer_armed = true;
+        }
+        usermode::run_user(&mut ctx);
+        match ctx.kind {
+            TrapKind::Syscall => {
+                let (nr, args) = ctx.syscall_args();
+                let ret = match syscall::dispatch(&thread, &mut ctx, nr, args) {
+                    syscall::Outcome::Done(value) => value,
+                    syscall::Outcome::Wait(future) => {
+                        usermode::save_fpu(&mut ctx);
+                        timer_armed = false;
+                        future.await
+                    }
+                    syscall::Outcome::Exit => break,
+                };
+                ctx.rax = ret;
+            }
+            TrapKind::Trap => {
+                let vector = ctx.vector as u8;
+                if vector < 32 {
+                    fault::user_exception(&thread, &mut ctx);
+                } else {
+                    if vector != vectors::SPURIOUS {
+                        interrupts::handle_interrupt(vector);
+                    }
+                    if vector == vectors::TIMER {
+                        timer_armed = false;
+                    }
+                    if vector == vectors::TIMER || vector == vectors::WAKE {
+                        let now = crate::time::now_ns();
+                        if now >= slice_end || vector == vectors::WAKE {
+                            usermode::save_fpu(&mut ctx);
+                            sched::yield_now().await;
+                            timer_armed = false;
+                            slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                        }
+                    }
+                }
+            }
+            TrapKind::Fresh => {}
+        }
+    }
+    exit_thread(&thread, &mut ctx);
+    LoopEnd::Exit
+}
+
+/// The thread leaves: clear_child_tid, and if it was the last one, the process ends.
+fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
+    usermode::save_fpu(ctx); // drops FPU ownership of this context
+    let ctid = thread.clear_child_tid.swap(0, Ordering::SeqCst);
+    if ctid != 0 && !thread.process.exiting.load(Ordering::SeqCst) {
+        let _ = crate::arch::uaccess::write_user::<u32>(ctid, &0);
+        super::futex::wake(&thread.process, ctid, 1);
+    }
+    let process = &thread.process;
+    process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
+    if process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let status = process.exit_status().unwrap_or(ExitStatus::Exited(process.group_exit_code.load(Ordering::SeqCst) as u8));
+        super::wait::process_exited(process, status);
+    }
+}

@@ -1,0 +1,126 @@
+//! Process exit and `wait4`: a zombie keeps its exit status until its parent reaps it;
+//! waiters are woken through a wait queue of wakers.
+
+use super::{ExitStatus, Pid, Process};
+use crate::{kprintln, syscall::errno::{Errno, SysResult}};
+use alloc::{sync::Arc, vec::Vec};
+use core::{
+    future::poll_fn,
+    sync::atomic::Ordering,
+    task::{Poll, Waker},
+};
+use spin::Mutex;
+
+/// A list of tasks waiting for an event.
+pub struct WaitQueue {
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl WaitQueue {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        Self { waiters: Mutex::new(Vec::new()) }
+    }
+
+    /// Registers `waker` to be woken by the next `wake_all`.
+    pub fn register(&self, waker: &Waker) {
+        let mut w = self.waiters.lock();
+        if !w.iter().any(|x| x.will_wake(waker)) {
+            w.push(waker.clone());
+        }
+    }
+
+    /// Wakes every registered waiter.
+    pub fn wake_all(&self) {
+        let waiters = core::mem::take(&mut *self.waiters.lock());
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The last thread of `process` left: release its resources, make it a zombie, tell the
+/// parent. Init's exit ends the machine.
+pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
+    if let ExitStatus::Signaled(sig) = status {
+        kprintln!("pid {} ({}) killed by signal {}", process.pid, process.name.lock(), sig);
+    }
+    // Close files and drop the address space's memory now (the zombie keeps nothing).
+    process.files.lock().close_all();
+    if let Ok(empty) = crate::mem::aspace::AddressSpace::new() {
+        *process.aspace.write() = Arc::new(empty);
+    }
+    // Orphans go to init.
+    let orphans: Vec<Arc<Process>> = core::mem::take(&mut *process.children.lock());
+    if !orphans.is_empty() {
+        if let Some(init) = super::lookup(1).filter(|i| i.pid != process.pid) {
+            for child in orphans {
+                child.ppid.store(1, Ordering::SeqCst);
+                let reap_now = child.zombie.load(Ordering::SeqCst);
+                init.children.lock().push(child);
+                if reap_now {
+                    init.child_exited.wake_all();
+                }
+            }
+        }
+    }
+    {
+        let mut slot = process.exit_status.lock();
+        if slot.is_none() {
+            *slot = Some(status);
+        }
+    }
+    process.zombie.store(true, Ordering::SeqCst);
+    if process.pid == 1 {
+        crate::shutdown::init_exited(status);
+    }
+    let ppid = process.ppid.load(Ordering::SeqCst);
+    if let Some(parent) = super::lookup(ppid) {
+        super::signal::send_to_process(&parent, super::signal::SIGCHLD);
+        parent.child_exited.wake_all();
+    }
+}
+
+/// `wait4` options.
+pub const WNOHANG: u64 = 1;
+
+/// Finds a reapable child matching `pid` (-1 any, >0 that pid, 0/-n process groups:
+/// treated as any, since there are no process groups yet).
+fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> {
+    let mut children = parent.children.lock();
+    let matches = |c: &Arc<Process>| pid <= 0 || i64::from(c.pid) == pid;
+    if !children.iter().any(matches) {
+        return Err(Errno::ECHILD);
+    }
+    let Some(index) = children.iter().position(|c| matches(c) && c.zombie.load(Ordering::SeqCst)) else {
+        return Ok(None);
+    };
+    let child = children.remove(index);
+    drop(children);
+    let status = child.exit_status().unwrap_or(ExitStatus::Exited(0));
+    super::remove(child.pid);
+    Ok(Some((child.pid, status)))
+}
+
+/// Waits for a child; returns its pid and status (or `None` with WNOHANG and nothing ready).
+pub async fn wait_child(parent: Arc<Process>, thread: &super::thread::Thread, pid: i64, options: u64) -> SysResult<Option<(Pid, ExitStatus)>> {
+    thread.clear_interrupt();
+    poll_fn(|cx| {
+        parent.child_exited.register(cx.waker());
+        thread.interrupt_waker.register(cx.waker());
+        match try_reap(&parent, pid) {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(Some(found)) => Poll::Ready(Ok(Some(found))),
+            Ok(None) if options & WNOHANG != 0 => Poll::Ready(Ok(None)),
+            Ok(None) if thread.is_interrupted() => Poll::Ready(Err(Errno::EINTR)),
+            Ok(None) => Poll::Pending,
+        }
+    })
+    .await
+}

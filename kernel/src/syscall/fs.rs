@@ -1,0 +1,208 @@
+//! File-descriptor syscalls over the console and the read-only initramfs.
+
+use super::errno::{Errno, SysResult};
+use crate::{
+    arch::uaccess::{copy_from_user, copy_to_user, read_user, read_user_cstr, write_user},
+    initramfs,
+    proc::{files::File, thread::Thread},
+};
+use alloc::{borrow::Cow, string::String};
+
+/// `AT_FDCWD`.
+pub const AT_FDCWD: i64 = -100;
+const O_ACCMODE: u64 = 3;
+const O_CREAT: u64 = 0x40;
+const O_TRUNC: u64 = 0x200;
+const O_DIRECTORY: u64 = 0x1_0000;
+const O_CLOEXEC: u64 = 0x8_0000;
+/// Longest path accepted.
+const PATH_MAX: usize = 4096;
+/// Bytes moved per chunk between user memory and the console.
+const CHUNK: usize = 512;
+
+pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
+    let mut files = thread.process.files.lock();
+    let d = files.get_mut(fd)?;
+    match &mut d.file {
+        File::Console => Ok(0), // no input device: end of file
+        File::ReadOnly { data, offset } => {
+            let start = (*offset).min(data.len());
+            let n = (count as usize).min(data.len() - start);
+            copy_to_user(buf, &data[start..start + n])?;
+            *offset = start + n;
+            Ok(n as u64)
+        }
+        File::Directory => Err(Errno::EISDIR),
+    }
+}
+
+fn console_write(buf: u64, count: u64) -> SysResult {
+    crate::arch::uaccess::check_user_range(buf, count as usize)?;
+    let mut chunk = [0u8; CHUNK];
+    let mut done = 0u64;
+    while done < count {
+        let n = ((count - done) as usize).min(CHUNK);
+        if let Err(e) = copy_from_user(&mut chunk[..n], buf + done) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        crate::logger::print(format_args!("{}", String::from_utf8_lossy(&chunk[..n])));
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
+    let is_console = matches!(thread.process.files.lock().get_mut(fd)?.file, File::Console);
+    if !is_console {
+        return Err(Errno::EBADF);
+    }
+    console_write(buf, count)
+}
+
+pub fn writev(thread: &Thread, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
+    if iovcnt > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let is_console = matches!(thread.process.files.lock().get_mut(fd)?.file, File::Console);
+    if !is_console {
+        return Err(Errno::EBADF);
+    }
+    let mut total = 0u64;
+    for i in 0..iovcnt {
+        let [base, len]: [u64; 2] = read_user(iov + i * 16)?;
+        if len > isize::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        match console_write(base, len) {
+            Ok(n) => total += n,
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Generated `/proc` and `/dev` files.
+fn special_file(path: &str) -> Option<File> {
+    match path {
+        "/dev/console" | "/dev/tty" => Some(File::Console),
+        _ => crate::procfs::read(path).map(|text| File::ReadOnly { data: Cow::Owned(text.into_bytes()), offset: 0 }),
+    }
+}
+
+pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
+    let raw = read_user_cstr(path, PATH_MAX)?;
+    let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if !name.starts_with('/') && dirfd != AT_FDCWD {
+        // Only absolute paths and the (root) working directory exist.
+        thread.process.files.lock().get_mut(dirfd as u64)?;
+    }
+    let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
+    let cloexec = flags & O_CLOEXEC != 0;
+    if let Some(file) = special_file(&full) {
+        return thread.process.files.lock().insert(file, cloexec);
+    }
+    let file = match initramfs::lookup(&full) {
+        Some(_) if flags & O_DIRECTORY != 0 => return Err(Errno::ENOTDIR),
+        Some(data) => {
+            if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
+                return Err(Errno::EROFS);
+            }
+            File::ReadOnly { data: Cow::Borrowed(data), offset: 0 }
+        }
+        None if initramfs::is_dir(&full) => File::Directory,
+        None if flags & O_CREAT != 0 => return Err(Errno::EROFS),
+        None => return Err(Errno::ENOENT),
+    };
+    thread.process.files.lock().insert(file, cloexec)
+}
+
+pub fn close(thread: &Thread, fd: u64) -> SysResult {
+    thread.process.files.lock().close(fd).map(|()| 0)
+}
+
+pub fn dup(thread: &Thread, fd: u64) -> SysResult {
+    thread.process.files.lock().dup(fd)
+}
+
+pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
+    let mut files = thread.process.files.lock();
+    match &mut files.get_mut(fd)?.file {
+        File::ReadOnly { data, offset: pos } => {
+            let base = match whence {
+                0 => 0i64,
+                1 => *pos as i64,
+                2 => data.len() as i64,
+                _ => return Err(Errno::EINVAL),
+            };
+            let new = base.checked_add(offset).filter(|&p| p >= 0).ok_or(Errno::EINVAL)?;
+            *pos = new as usize;
+            Ok(new as u64)
+        }
+        _ => Err(Errno::ESPIPE),
+    }
+}
+
+pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
+    let (mode, size) = match &thread.process.files.lock().get_mut(fd)?.file {
+        File::Console => (0o020_620u32, 0u64),
+        File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
+        File::Directory => (0o040_555, 0),
+    };
+    let mut stat = [0u64; 18];
+    stat[2] = 1; // st_nlink
+    stat[3] = u64::from(mode); // st_mode (low 32 bits), st_uid 0 (high)
+    stat[6] = size; // st_size
+    stat[7] = 4096; // st_blksize
+    stat[8] = size.div_ceil(512); // st_blocks
+    write_user(statbuf, &stat)?;
+    Ok(0)
+}
+
+pub fn ioctl(thread: &Thread, fd: u64, request: u64, arg: u64) -> SysResult {
+    const TCGETS: u64 = 0x5401;
+    const TIOCGWINSZ: u64 = 0x5413;
+    let is_console = matches!(thread.process.files.lock().get_mut(fd)?.file, File::Console);
+    match (is_console, request) {
+        (true, TIOCGWINSZ) => {
+            // rows 24, cols 80: the console is a terminal, so stdio line-buffers it.
+            write_user(arg, &(24u64 | (80 << 16)))?;
+            Ok(0)
+        }
+        (true, TCGETS) => {
+            let termios = [0u64; 8];
+            write_user(arg, &termios)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+pub fn fcntl(thread: &Thread, fd: u64, cmd: u64, arg: u64) -> SysResult {
+    const F_DUPFD: u64 = 0;
+    const F_GETFD: u64 = 1;
+    const F_SETFD: u64 = 2;
+    const F_GETFL: u64 = 3;
+    const F_SETFL: u64 = 4;
+    const F_DUPFD_CLOEXEC: u64 = 1030;
+    let mut files = thread.process.files.lock();
+    let d = files.get_mut(fd)?;
+    match cmd {
+        F_GETFD => Ok(u64::from(d.cloexec)),
+        F_SETFD => {
+            d.cloexec = arg & 1 != 0;
+            Ok(0)
+        }
+        F_GETFL => Ok(if matches!(d.file, File::Console) { 2 } else { 0 }),
+        F_SETFL => Ok(0),
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let file = d.file.clone();
+            files.insert(file, cmd == F_DUPFD_CLOEXEC)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+

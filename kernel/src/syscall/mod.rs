@@ -1,0 +1,118 @@
+//! The Linux x86_64 system-call ABI: the dispatch table maps syscall numbers to handlers
+//! and nothing else. Handlers decode their raw arguments, validate them (returning a typed
+//! `Errno`), and act. Most complete at once; the few that can wait return a future, so
+//! the fast path allocates nothing.
+
+pub mod errno;
+mod fs;
+mod memory;
+mod process;
+mod signal;
+mod time;
+mod info;
+
+use crate::{arch::usermode::UserContext, proc::thread::Thread};
+use alloc::{boxed::Box, sync::Arc};
+use core::{future::Future, pin::Pin};
+use errno::{Errno, SysResult};
+
+/// A syscall's outcome as seen by the thread loop.
+pub enum Outcome {
+    /// Return this value in RAX now.
+    Done(u64),
+    /// Await this future for the value.
+    Wait(Pin<Box<dyn Future<Output = u64> + Send>>),
+    /// The thread exits.
+    Exit,
+}
+
+impl From<SysResult> for Outcome {
+    fn from(r: SysResult) -> Self {
+        Outcome::Done(match r {
+            Ok(v) => v,
+            Err(e) => e.as_return(),
+        })
+    }
+}
+
+/// Wraps an async handler's result for the thread loop.
+pub fn wait<F>(future: F) -> Outcome
+where
+    F: Future<Output = SysResult> + Send + 'static,
+{
+    Outcome::Wait(Box::pin(async move {
+        match future.await {
+            Ok(v) => v,
+            Err(e) => e.as_return(),
+        }
+    }))
+}
+
+/// Peios-specific: replace the caller's token with its restricted form (drops every
+/// privilege, lowers the integrity level). Dropping rights needs no right.
+pub const SYS_PEIOS_RESTRICT_SELF: u64 = 1024;
+
+/// Dispatches system call `nr`.
+pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6]) -> Outcome {
+    match nr {
+        0 => fs::read(thread, a[0], a[1], a[2]).into(),
+        1 => fs::write(thread, a[0], a[1], a[2]).into(),
+        2 => fs::openat(thread, fs::AT_FDCWD, a[0], a[1]).into(),
+        3 => fs::close(thread, a[0]).into(),
+        5 => fs::fstat(thread, a[0], a[1]).into(),
+        8 => fs::lseek(thread, a[0], a[1] as i64, a[2]).into(),
+        9 => memory::mmap(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
+        10 => memory::mprotect(thread, a[0], a[1], a[2]).into(),
+        11 => memory::munmap(thread, a[0], a[1]).into(),
+        12 => memory::brk(thread, a[0]).into(),
+        13 => signal::rt_sigaction(thread, a[0], a[1], a[2], a[3]).into(),
+        14 => signal::rt_sigprocmask(thread, a[0], a[1], a[2], a[3]).into(),
+        15 => signal::rt_sigreturn(thread, ctx),
+        16 => fs::ioctl(thread, a[0], a[1], a[2]).into(),
+        20 => fs::writev(thread, a[0], a[1], a[2]).into(),
+        24 => wait(async {
+            sched::yield_now().await;
+            Ok(0)
+        }),
+        28 => memory::madvise(thread, a[0], a[1], a[2]).into(),
+        32 => fs::dup(thread, a[0]).into(),
+        35 => time::nanosleep(thread, a[0], a[1]),
+        39 => Ok(u64::from(thread.process.pid)).into(),
+        56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]).into(),
+        57 | 58 => process::clone(thread, ctx, u64::from(crate::proc::signal::SIGCHLD), 0, 0, 0, 0).into(),
+        59 => process::execve(thread, ctx, a[0], a[1], a[2]).into(),
+        60 => process::exit(thread, a[0]),
+        61 => process::wait4(thread, a[0] as i64, a[1], a[2], a[3]),
+        62 => signal::kill(thread, a[0] as i64, a[1]).into(),
+        63 => info::uname(a[0]).into(),
+        72 => fs::fcntl(thread, a[0], a[1], a[2]).into(),
+        96 => time::gettimeofday(a[0]).into(),
+        97 => info::prlimit64(thread, 0, a[0], 0, a[1]).into(),
+        102 | 107 => Ok(u64::from(info::uid(thread))).into(),
+        104 | 108 => Ok(u64::from(info::gid(thread))).into(),
+        110 => Ok(u64::from(thread.process.ppid.load(core::sync::atomic::Ordering::Relaxed))).into(),
+        158 => process::arch_prctl(ctx, a[0], a[1]).into(),
+        160 => info::prlimit64(thread, 0, a[0], a[1], 0).into(),
+        186 => Ok(u64::from(thread.tid)).into(),
+        200 => signal::tgkill(thread, -1, a[0] as i64, a[1]).into(),
+        202 => process::futex(thread, a[0], a[1], a[2], a[3], a[5]),
+        203 => process::sched_setaffinity(thread, a[0], a[1], a[2]).into(),
+        204 => process::sched_getaffinity(thread, a[0], a[1], a[2]).into(),
+        218 => {
+            thread.clear_child_tid.store(a[0], core::sync::atomic::Ordering::SeqCst);
+            Ok(u64::from(thread.tid)).into()
+        }
+        228 => time::clock_gettime(a[0], a[1]).into(),
+        229 => time::clock_getres(a[0], a[1]).into(),
+        230 => time::clock_nanosleep(thread, a[0], a[1], a[2], a[3]),
+        231 => process::exit_group(thread, a[0]),
+        234 => signal::tgkill(thread, a[0] as i64, a[1] as i64, a[2]).into(),
+        257 => fs::openat(thread, a[0] as i64, a[1], a[2]).into(),
+        273 => Ok(0).into(), // set_robust_list: accepted; robust futexes are not walked at exit
+        302 => info::prlimit64(thread, a[0], a[1], a[2], a[3]).into(),
+        309 => process::getcpu(a[0], a[1]).into(),
+        318 => info::getrandom(a[0], a[1], a[2]).into(),
+        SYS_PEIOS_RESTRICT_SELF => process::restrict_self(thread).into(),
+        _ => Err::<u64, _>(Errno::ENOSYS).into(),
+    }
+}

@@ -1,0 +1,309 @@
+//! Process and thread syscalls: clone/fork, execve, exit, wait4, futex, affinity, TLS.
+
+use super::{errno::{Errno, SysResult}, wait, Outcome};
+use crate::{
+    arch::{
+        percpu, tlb,
+        uaccess::{read_user, read_user_cstr, write_user},
+        usermode::{TrapKind, UserContext, USER_ADDRESS_END},
+    },
+    initramfs,
+    proc::{self, exec, futex, thread::{self, Thread}, ExitStatus},
+};
+use alloc::{boxed::Box, string::String, sync::Arc, vec::Vec};
+use core::sync::atomic::Ordering;
+use security::AccessMask;
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x1_0000;
+const CLONE_SYSVSEM: u64 = 0x4_0000;
+const CLONE_SETTLS: u64 = 0x8_0000;
+const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
+const CLONE_DETACHED: u64 = 0x40_0000;
+const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+const SUPPORTED_CLONE: u64 = 0xff | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_VFORK | CLONE_PARENT
+    | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
+    | CLONE_CHILD_SETTID;
+
+/// Most argv + envp strings accepted by execve.
+const MAX_ARGS: usize = 4096;
+/// Most argv + envp bytes accepted by execve.
+const MAX_ARG_BYTES: usize = 256 * 1024;
+
+fn canonical_user(addr: u64) -> bool {
+    addr < USER_ADDRESS_END
+}
+
+pub fn clone(thread: &Arc<Thread>, ctx: &UserContext, flags: u64, stack: u64, parent_tid: u64, child_tid: u64, tls: u64) -> SysResult {
+    if flags & !SUPPORTED_CLONE != 0 || flags & CLONE_PIDFD != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0) || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0) {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_SETTLS != 0 && !canonical_user(tls) {
+        return Err(Errno::EPERM);
+    }
+    let process = &thread.process;
+    let tid = proc::alloc_pid();
+    let mut child_ctx = Box::new(ctx.clone());
+    child_ctx.rax = 0;
+    child_ctx.kind = TrapKind::Fresh;
+    crate::arch::usermode::save_fpu(&mut child_ctx);
+    if stack != 0 {
+        child_ctx.rsp = stack;
+    }
+    if flags & CLONE_SETTLS != 0 {
+        child_ctx.fs_base = tls;
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        write_user::<u32>(parent_tid, &tid)?;
+    }
+    let sigmask = thread.sigmask.load(Ordering::SeqCst);
+    let affinity = thread.affinity.load(Ordering::Relaxed);
+    let child = if flags & CLONE_THREAD != 0 {
+        if process.exiting.load(Ordering::SeqCst) {
+            return Err(Errno::EAGAIN);
+        }
+        Thread::new(tid, process.clone(), sigmask, affinity)
+    } else {
+        let space = if flags & CLONE_VM != 0 {
+            process.aspace.read().clone()
+        } else {
+            Arc::new(process.aspace.read().fork_copy()?)
+        };
+        let ppid = if flags & CLONE_PARENT != 0 { process.ppid.load(Ordering::SeqCst) } else { process.pid };
+        let files = process.files.lock().clone();
+        let token = process.token.read().clone();
+        let name = process.name.lock().clone();
+        let new = proc::new_process(tid, ppid, name, space, files, token);
+        {
+            let parent_signals = process.signals.lock();
+            let mut s = new.signals.lock();
+            s.actions = parent_signals.actions;
+        }
+        Thread::new(tid, new, sigmask, affinity)
+    };
+    if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM != 0 {
+        write_user::<u32>(child_tid, &tid)?;
+    }
+    if flags & CLONE_CHILD_CLEARTID != 0 {
+        child.clear_child_tid.store(child_tid, Ordering::SeqCst);
+    }
+    thread::start(child, child_ctx);
+    Ok(u64::from(tid))
+}
+
+fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> SysResult<()> {
+    if at == 0 {
+        return Ok(());
+    }
+    loop {
+        let ptr: u64 = read_user(at)?;
+        if ptr == 0 {
+            return Ok(());
+        }
+        let s = read_user_cstr(ptr, MAX_ARG_BYTES)?;
+        *total += s.len() + 1;
+        if out.len() >= MAX_ARGS || *total > MAX_ARG_BYTES {
+            return Err(Errno::E2BIG);
+        }
+        out.push(s);
+        at += 8;
+    }
+}
+
+pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64, envp: u64) -> SysResult {
+    let raw = read_user_cstr(path, 4096)?;
+    let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
+    let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
+    let mut args = Vec::new();
+    let mut envs = Vec::new();
+    let mut total = 0;
+    read_string_array(argv, &mut total, &mut args)?;
+    read_string_array(envp, &mut total, &mut envs)?;
+    let elf = match initramfs::lookup(&full) {
+        Some(elf) => elf,
+        None if initramfs::is_dir(&full) => return Err(Errno::EACCES),
+        None => return Err(Errno::ENOENT),
+    };
+    let process = &thread.process;
+    if process.live_threads.load(Ordering::SeqCst) > 1 {
+        // Multi-threaded exec (de-threading) is not supported yet.
+        return Err(Errno::EBUSY);
+    }
+    let uid = process.token.read().uid();
+    let image = exec::load(elf, &raw, &args, &envs, uid)?;
+    let new_space = Arc::new(image.aspace);
+    let old_space = core::mem::replace(&mut *process.aspace.write(), new_space.clone());
+    tlb::deactivate(&old_space);
+    tlb::activate(&new_space);
+    drop(old_space);
+    crate::arch::usermode::save_fpu(ctx);
+    *ctx = *image.ctx;
+    percpu::current().fpu_owner.store(0, Ordering::Relaxed);
+    process.signals.lock().reset_for_exec();
+    process.files.lock().close_on_exec();
+    *process.name.lock() = String::from(full.rsplit('/').next().unwrap_or(&full));
+    Ok(0)
+}
+
+pub fn exit(thread: &Thread, code: u64) -> Outcome {
+    thread.process.group_exit_code.store((code & 0xff) as i32, Ordering::SeqCst);
+    Outcome::Exit
+}
+
+pub fn exit_group(thread: &Thread, code: u64) -> Outcome {
+    thread.process.begin_exit(ExitStatus::Exited((code & 0xff) as u8));
+    Outcome::Exit
+}
+
+pub fn wait4(thread: &Arc<Thread>, pid: i64, wstatus: u64, options: u64, rusage: u64) -> Outcome {
+    const KNOWN: u64 = 1 | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
+    if options & !KNOWN != 0 {
+        return Err::<u64, _>(Errno::EINVAL).into();
+    }
+    if pid == i64::from(i32::MIN) {
+        return Err::<u64, _>(Errno::ESRCH).into();
+    }
+    let thread = thread.clone();
+    wait(async move {
+        let parent = thread.process.clone();
+        match proc::wait::wait_child(parent, &thread, pid, options).await? {
+            None => Ok(0),
+            Some((child, status)) => {
+                if wstatus != 0 {
+                    write_user::<i32>(wstatus, &status.wait_status())?;
+                }
+                if rusage != 0 {
+                    write_user(rusage, &[0u64; 18])?;
+                }
+                Ok(u64::from(child))
+            }
+        }
+    })
+}
+
+pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, val3: u64) -> Outcome {
+    const FUTEX_WAIT: u64 = 0;
+    const FUTEX_WAKE: u64 = 1;
+    const FUTEX_WAIT_BITSET: u64 = 9;
+    const FUTEX_WAKE_BITSET: u64 = 10;
+    const FUTEX_CLOCK_REALTIME: u64 = 256;
+    let cmd = op & 0x7f & !0x80;
+    let cmd = cmd & !(FUTEX_CLOCK_REALTIME & 0x7f);
+    match cmd {
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            if cmd == FUTEX_WAKE_BITSET && val3 as u32 == 0 {
+                return Err::<u64, _>(Errno::EINVAL).into();
+            }
+            if uaddr % 4 != 0 {
+                return Err::<u64, _>(Errno::EINVAL).into();
+            }
+            Ok(futex::wake(&thread.process, uaddr, val as u32)).into()
+        }
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            if cmd == FUTEX_WAIT_BITSET && val3 as u32 == 0 {
+                return Err::<u64, _>(Errno::EINVAL).into();
+            }
+            let deadline = if timeout == 0 {
+                None
+            } else {
+                let ts = match super::time::read_timespec(timeout) {
+                    Ok(ts) => ts,
+                    Err(e) => return Err::<u64, _>(e).into(),
+                };
+                Some(if cmd == FUTEX_WAIT { crate::time::now_ns().saturating_add(ts) } else { super::time::clock_to_monotonic(op & FUTEX_CLOCK_REALTIME != 0, ts) })
+            };
+            let thread = thread.clone();
+            wait(async move { futex::wait(&thread, uaddr, val as u32, deadline).await })
+        }
+        _ => Err::<u64, _>(Errno::ENOSYS).into(),
+    }
+}
+
+pub fn arch_prctl(ctx: &mut UserContext, code: u64, addr: u64) -> SysResult {
+    const ARCH_SET_GS: u64 = 0x1001;
+    const ARCH_SET_FS: u64 = 0x1002;
+    const ARCH_GET_FS: u64 = 0x1003;
+    const ARCH_GET_GS: u64 = 0x1004;
+    match code {
+        ARCH_SET_FS => {
+            if !canonical_user(addr) {
+                return Err(Errno::EPERM);
+            }
+            ctx.fs_base = addr;
+            Ok(0)
+        }
+        ARCH_GET_FS => write_user(addr, &ctx.fs_base).map(|()| 0),
+        ARCH_GET_GS => write_user(addr, &0u64).map(|()| 0),
+        ARCH_SET_GS => Err(Errno::EPERM),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn find_thread(caller: &Arc<Thread>, tid: u64) -> SysResult<Arc<Thread>> {
+    if tid == 0 || tid == u64::from(caller.tid) {
+        return Ok(caller.clone());
+    }
+    let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
+    let process = proc::lookup(tid).ok_or(Errno::ESRCH)?;
+    let found = process.threads.lock().iter().find(|t| t.tid == tid).cloned();
+    found.ok_or(Errno::ESRCH)
+}
+
+pub fn sched_setaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) -> SysResult {
+    if len < 8 {
+        return Err(Errno::EINVAL);
+    }
+    let target = find_thread(thread, tid)?;
+    proc::check_access(&thread.process, &target.process, AccessMask::PROCESS_SET_INFORMATION)?;
+    let requested: u64 = read_user(mask)?;
+    let online = crate::smp::online_cpus();
+    let all = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let allowed = requested & all;
+    if allowed == 0 {
+        return Err(Errno::EINVAL);
+    }
+    target.affinity.store(allowed, Ordering::SeqCst);
+    if !Arc::ptr_eq(&target, thread) {
+        target.interrupt();
+    }
+    Ok(0)
+}
+
+pub fn sched_getaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) -> SysResult {
+    if len < 8 || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = find_thread(thread, tid)?;
+    proc::check_access(&thread.process, &target.process, AccessMask::PROCESS_QUERY_LIMITED_INFORMATION)?;
+    write_user(mask, &target.affinity.load(Ordering::SeqCst))?;
+    Ok(8)
+}
+
+pub fn getcpu(cpu: u64, node: u64) -> SysResult {
+    let here = percpu::current();
+    if cpu != 0 {
+        write_user::<u32>(cpu, &here.cpu_id.0)?;
+    }
+    if node != 0 {
+        write_user::<u32>(node, &here.node)?;
+    }
+    Ok(0)
+}
+
+pub fn restrict_self(thread: &Arc<Thread>) -> SysResult {
+    let process = &thread.process;
+    let restricted = Arc::new(process.token.read().restricted());
+    *process.sd.write() = security::SecurityDescriptor::for_process(&restricted);
+    *process.token.write() = restricted;
+    Ok(0)
+}

@@ -1,0 +1,121 @@
+//! Signal syscalls: rt_sigaction, rt_sigprocmask, rt_sigreturn, kill, tgkill.
+
+use super::{errno::{Errno, SysResult}, Outcome};
+use crate::{
+    arch::{uaccess::{read_user, write_user}, usermode::UserContext},
+    proc::{self, signal::{self, code, SigAction, SigInfo}, thread::Thread},
+};
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+use security::AccessMask;
+
+fn valid_signal(sig: u64) -> SysResult<u8> {
+    if (1..=u64::from(signal::NSIG)).contains(&sig) { Ok(sig as u8) } else { Err(Errno::EINVAL) }
+}
+
+pub fn rt_sigaction(thread: &Thread, sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> SysResult {
+    if sigsetsize != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let sig = valid_signal(sig)?;
+    let new = if act != 0 { Some(read_user::<SigAction>(act)?) } else { None };
+    if new.is_some() && (sig == signal::SIGKILL || sig == signal::SIGSTOP) {
+        return Err(Errno::EINVAL);
+    }
+    let old = {
+        let mut d = thread.process.signals.lock();
+        let old = d.actions[usize::from(sig)];
+        if let Some(mut a) = new {
+            a.mask &= !((1 << (signal::SIGKILL - 1)) | (1 << (signal::SIGSTOP - 1)));
+            d.actions[usize::from(sig)] = a;
+        }
+        old
+    };
+    if oldact != 0 {
+        write_user(oldact, &old)?;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigprocmask(thread: &Thread, how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysResult {
+    const SIG_BLOCK: u64 = 0;
+    const SIG_UNBLOCK: u64 = 1;
+    const SIG_SETMASK: u64 = 2;
+    if sigsetsize != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let old = thread.sigmask.load(Ordering::SeqCst);
+    if set != 0 {
+        let requested: u64 = read_user(set)?;
+        let unblockable = (1 << (signal::SIGKILL - 1)) | (1 << (signal::SIGSTOP - 1));
+        let new = match how {
+            SIG_BLOCK => old | requested,
+            SIG_UNBLOCK => old & !requested,
+            SIG_SETMASK => requested,
+            _ => return Err(Errno::EINVAL),
+        };
+        thread.sigmask.store(new & !unblockable, Ordering::SeqCst);
+    }
+    if oldset != 0 {
+        write_user(oldset, &old)?;
+    }
+    Ok(0)
+}
+
+pub fn rt_sigreturn(thread: &Thread, ctx: &mut UserContext) -> Outcome {
+    match signal::sigreturn(thread, ctx) {
+        Ok(()) => Outcome::Done(ctx.rax),
+        Err(_) => {
+            signal::force_fault_signal(thread, signal::SIGSEGV, SigInfo { code: code::SI_KERNEL, value: 0 });
+            Outcome::Done(ctx.rax)
+        }
+    }
+}
+
+fn sender_info(thread: &Thread, code: i32) -> SigInfo {
+    let uid = u64::from(thread.process.token.read().uid());
+    SigInfo { code, value: u64::from(thread.process.pid) | (uid << 32) }
+}
+
+fn signal_process(thread: &Thread, target: &Arc<proc::Process>, sig: u8) -> SysResult<()> {
+    proc::check_access(&thread.process, target, AccessMask::PROCESS_TERMINATE)?;
+    if sig != 0 && !target.zombie.load(Ordering::SeqCst) {
+        signal::send_to_process_with(target, sig, sender_info(thread, code::SI_USER));
+    }
+    Ok(())
+}
+
+pub fn kill(thread: &Thread, pid: i64, sig: u64) -> SysResult {
+    let sig = if sig == 0 { 0 } else { valid_signal(sig)? };
+    if pid > 0 {
+        let target = proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
+        signal_process(thread, &target, sig)?;
+        return Ok(0);
+    }
+    if pid == 0 || pid == -i64::from(thread.process.pid) {
+        // Process groups are not implemented: the caller is its own group.
+        signal_process(thread, &thread.process, sig)?;
+        return Ok(0);
+    }
+    Err(Errno::ESRCH)
+}
+
+pub fn tgkill(thread: &Thread, tgid: i64, tid: i64, sig: u64) -> SysResult {
+    if tid <= 0 || (tgid != -1 && tgid <= 0) {
+        return Err(Errno::EINVAL);
+    }
+    let sig = if sig == 0 { 0 } else { valid_signal(sig)? };
+    let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
+    let owner = if tgid == -1 {
+        // tkill: search every process for the tid (threads share the pid space).
+        proc::all().into_iter().find(|p| p.threads.lock().iter().any(|t| t.tid == tid)).ok_or(Errno::ESRCH)?
+    } else {
+        proc::lookup(tgid as u32).ok_or(Errno::ESRCH)?
+    };
+    let target = owner.threads.lock().iter().find(|t| t.tid == tid).cloned().ok_or(Errno::ESRCH)?;
+    proc::check_access(&thread.process, &owner, AccessMask::PROCESS_TERMINATE)?;
+    if sig != 0 {
+        signal::send_to_thread(&target, sig, sender_info(thread, code::SI_TKILL));
+    }
+    Ok(0)
+}
