@@ -376,3 +376,84 @@ impl<P: Platform> fmt::Debug for Scheduler<P> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The idle protocol, driven step by step on the calling thread.
+
+    use super::*;
+    use crate::host::HostPlatform;
+    use std::boxed::Box;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    fn scheduler(cpus: usize) -> &'static Scheduler<HostPlatform> {
+        Box::leak(Box::new(Scheduler::new(HostPlatform::new(cpus), cpus)))
+    }
+
+    /// Park `cpu` on its own thread; true if it came back within 2 s.
+    fn park_returns(
+        sched: &'static Scheduler<HostPlatform>,
+        cpu: CpuId,
+        before: impl FnOnce(),
+    ) -> bool {
+        let parked = thread::spawn(move || {
+            HostPlatform::enter_cpu(cpu);
+            sched.park(cpu, &|| false);
+        });
+        before();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !parked.is_finished() {
+            if Instant::now() > deadline {
+                return false; // the thread stays parked; the test fails
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    #[test]
+    fn work_queued_before_the_announcement_is_not_slept_on() {
+        // Pushed while CPU 0 was busy: nobody kicks it, its own checks must see the task.
+        let sched = scheduler(2);
+        drop(sched.spawn_on(CpuId(0), async {}));
+        assert!(
+            park_returns(sched, CpuId(0), || {}),
+            "parked on a non-empty inbox"
+        );
+        assert_eq!(sched.stats(CpuId(0)).kicks, 0, "a busy CPU is never kicked");
+    }
+
+    #[test]
+    fn stealable_work_elsewhere_keeps_an_idle_cpu_awake() {
+        let sched = scheduler(2);
+        thread::spawn(move || {
+            HostPlatform::enter_cpu(CpuId(1));
+            drop(sched.spawn(async {}));
+        })
+        .join()
+        .unwrap();
+        assert!(
+            park_returns(sched, CpuId(0), || {}),
+            "parked while cpu1 had stealable work"
+        );
+    }
+
+    #[test]
+    fn a_parked_cpu_is_kicked_exactly_once_by_a_remote_push() {
+        let sched = scheduler(2);
+        let returned = park_returns(sched, CpuId(0), || {
+            while !sched.idle.is_announced(CpuId(0)) {
+                thread::yield_now();
+            }
+            drop(sched.spawn_on(CpuId(0), async {}));
+            drop(sched.spawn_on(CpuId(0), async {}));
+        });
+        assert!(returned, "the kick did not wake the parked CPU");
+        assert_eq!(
+            sched.stats(CpuId(0)).kicks,
+            1,
+            "one kick per idle announcement"
+        );
+    }
+}
