@@ -57,6 +57,8 @@ pub struct Vma {
     pub end: u64,
     /// Protections.
     pub prot: Prot,
+    /// MAP_SHARED: fork shares the pages instead of copying them.
+    pub shared: bool,
 }
 
 /// Why a fault could not be resolved (becomes SIGSEGV's `si_code`).
@@ -124,6 +126,11 @@ impl AddressSpace {
     /// Maps `[start, start + len)` with `prot` (page aligned), replacing what was there
     /// when `replace`, failing with EEXIST otherwise.
     pub fn map_fixed(&self, start: u64, len: u64, prot: Prot, replace: bool) -> SysResult<()> {
+        self.map_fixed_shared(start, len, prot, replace, false)
+    }
+
+    /// As [`map_fixed`](Self::map_fixed), for a shared (`shared`) or private mapping.
+    pub fn map_fixed_shared(&self, start: u64, len: u64, prot: Prot, replace: bool, shared: bool) -> SysResult<()> {
         let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
         if replace {
             self.unmap(start, len)?;
@@ -132,7 +139,7 @@ impl AddressSpace {
         if Self::overlaps(&inner, start, end) {
             return Err(Errno::EEXIST);
         }
-        inner.vmas.insert(start, Vma { start, end, prot });
+        inner.vmas.insert(start, Vma { start, end, prot, shared });
         Ok(())
     }
 
@@ -175,7 +182,7 @@ impl AddressSpace {
     fn free_pages(&self, start: u64, end: u64) {
         let mut freed = 0;
         pagetable::for_each_present(self.root, start, end, |_, e| {
-            frames::free(*e & pagetable::ADDRESS_MASK);
+            release_frame(*e & pagetable::ADDRESS_MASK);
             *e = 0;
             freed += 1;
         });
@@ -212,7 +219,7 @@ impl AddressSpace {
                 inner.vmas.insert(end, Vma { start: end, ..v });
             }
             let (s, e) = (v.start.max(start), v.end.min(end));
-            inner.vmas.insert(s, Vma { start: s, end: e, prot });
+            inner.vmas.insert(s, Vma { start: s, end: e, prot, shared: v.shared });
         }
         let pte_flags = prot.pte_flags();
         pagetable::for_each_present(self.root, start, end, |_, e| {
@@ -337,8 +344,21 @@ impl AddressSpace {
             c.brk = inner.brk;
         }
         let mut result = Ok(());
+        let shared_ranges: alloc::vec::Vec<(u64, u64)> =
+            inner.vmas.values().filter(|v| v.shared).map(|v| (v.start, v.end)).collect();
         pagetable::for_each_present(self.root, 0, crate::arch::usermode::USER_ADDRESS_END, |va, e| {
             if result.is_err() {
+                return;
+            }
+            let phys = *e & pagetable::ADDRESS_MASK;
+            if shared_ranges.iter().any(|&(s, end)| va >= s && va < end) {
+                match pagetable::entry(child.root, va, true) {
+                    Some(ce) => {
+                        share_frame(phys);
+                        *ce = *e;
+                    }
+                    None => result = Err(Errno::ENOMEM),
+                }
                 return;
             }
             let Some(frame) = frames::alloc() else {
@@ -347,9 +367,7 @@ impl AddressSpace {
             };
             // SAFETY: both frames are in the direct map; the source is a mapped user page of
             // the parent, the destination a fresh frame.
-            unsafe {
-                core::ptr::copy_nonoverlapping(phys_to_virt(*e & pagetable::ADDRESS_MASK), phys_to_virt(frame), PAGE as usize)
-            };
+            unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(phys), phys_to_virt(frame), PAGE as usize) };
             match pagetable::entry(child.root, va, true) {
                 Some(ce) => *ce = frame | (*e & !pagetable::ADDRESS_MASK),
                 None => {
@@ -374,10 +392,33 @@ impl AddressSpace {
     }
 }
 
+/// Frames mapped by more than one address space (MAP_SHARED after fork), with their
+/// mapping counts. A frame not listed has exactly one owner.
+static SHARED_FRAMES: Mutex<BTreeMap<u64, u32>> = Mutex::new(BTreeMap::new());
+
+fn share_frame(phys: u64) {
+    *SHARED_FRAMES.lock().entry(phys).or_insert(1) += 1;
+}
+
+/// Drops one mapping of `phys`; the last one frees the frame.
+fn release_frame(phys: u64) {
+    {
+        let mut shared = SHARED_FRAMES.lock();
+        if let Some(count) = shared.get_mut(&phys) {
+            *count -= 1;
+            if *count <= 1 {
+                shared.remove(&phys);
+            }
+            return;
+        }
+    }
+    frames::free(phys);
+}
+
 impl Drop for AddressSpace {
     fn drop(&mut self) {
         pagetable::for_each_present(self.root, 0, crate::arch::usermode::USER_ADDRESS_END, |_, e| {
-            frames::free(*e & pagetable::ADDRESS_MASK);
+            release_frame(*e & pagetable::ADDRESS_MASK);
             *e = 0;
         });
         pagetable::free_tables(self.root);

@@ -44,7 +44,7 @@ pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64
     if kind == 0 || (kind == MAP_SHARED_VALIDATE && flags & !KNOWN_FLAGS != 0) {
         return Err(Errno::EINVAL);
     }
-    let _ = (MAP_SHARED, MAP_PRIVATE);
+    let _ = MAP_SHARED;
     if flags & MAP_ANONYMOUS == 0 {
         // File mappings come with the page cache.
         let _ = (fd, offset);
@@ -78,15 +78,18 @@ pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64
         if hint_ok { hint } else { space.find_free(len, min_addr.max(PAGE * 16), below)? }
     };
     let prot = Prot::from_bits(prot);
-    match space.map_fixed(start, len, prot, flags & MAP_FIXED != 0) {
+    let shared = kind != MAP_PRIVATE;
+    match space.map_fixed_shared(start, len, prot, flags & MAP_FIXED != 0, shared) {
         Err(Errno::EEXIST) if flags & MAP_FIXED_NOREPLACE != 0 => return Err(Errno::EEXIST),
         Err(e) => return Err(e),
         Ok(()) => {}
     }
-    if flags & MAP_POPULATE != 0 {
+    // Shared anonymous pages exist from the start, so a fork shares every one of them
+    // (until shared memory objects back them).
+    if (flags & MAP_POPULATE != 0 || shared) && (prot.read || prot.write || prot.exec) {
         let mut page = start;
         while page < start + len {
-            let _ = space.fault(page, prot.write, false);
+            let _ = space.populate(page, &[], PAGE, prot);
             page += PAGE;
         }
     }

@@ -31,6 +31,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["forkexec"],
     &["signals"],
     &["errno"],
+    &["security"],
     &["fuzz"],
 ];
 
