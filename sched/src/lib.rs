@@ -15,7 +15,10 @@
 //! - `executor.rs`: [`Scheduler`], spawning, waking, the executor loop, work stealing;
 //! - `timer.rs`: per-CPU timer queues and [`Sleep`];
 //! - `yield_now.rs`: [`yield_now`];
-//! - `stats.rs`: per-CPU counters and [`CpuStats`].
+//! - `stats.rs`: per-CPU counters and [`CpuStats`];
+//! - `host.rs` (tests and feature `host`): the std-thread platform;
+//! - `tests/`: multi-CPU host tests (spawn/join, all-pairs, ping-pong,
+//!   fairness, stealing, timers, stress, a wake round-trip figure).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 // One `unsafe` block in the crate (pinning a future inside its task, `task.rs`);
