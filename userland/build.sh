@@ -49,6 +49,7 @@ cc_if_newer() { # out src cmd...
   if [[ ! -e $out || $src -nt $out || $0 -nt $out ]]; then "$@" -o "$out.tmp" "$src" && mv "$out.tmp" "$out"; fi
 }
 cc_if_newer "$bin/hello_c" c/hello.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/segv" c/segv.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/hello_pie" c/hello.c "${REALGCC:-${realgcc:-gcc}}" -specs "$pie_specs" -static-pie -fPIE -O2 -Wall
 
 # initramfs: /init plus /bin/<every program>; rewritten only when a program is newer.

@@ -9,7 +9,7 @@ fn boot_node_allowance_mib(mem_mib: u64) -> u64 {
 }
 
 fn check_topology(cpus: u32, nodes: u32, mem_mib: u32) {
-    let guest = Guest { cpus, nodes, mem_mib, ..Default::default() };
+    let guest = Guest { cpus, nodes, mem_mib, append: "test=boot".into(), ..Default::default() };
     let out = guest.boot();
     assert_eq!(out.status, 0, "boot failed (cpus {cpus}, nodes {nodes}):\n{}", out.log);
     out.expect_line(&format!("SMP: {cpus} of {cpus} cpus online"));

@@ -18,7 +18,6 @@ use crate::{
 };
 use alloc::{collections::BTreeMap, string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
-use futures_util::task::AtomicWaker;
 use security::{IntegrityLevel, SecurityDescriptor, Token};
 use spin::{Mutex, RwLock};
 
@@ -102,6 +101,10 @@ pub struct Process {
     pub rlimits: Mutex<[Rlimit; RLIM_NLIMITS]>,
     /// Exit code chosen by exit_group (before the last thread finishes).
     pub group_exit_code: AtomicI32,
+    /// Threads ever started.
+    pub threads_started: AtomicU32,
+    /// CPUs any of its threads ran on (bit per CPU).
+    pub cpus_used: AtomicU64,
 }
 
 impl Process {
@@ -189,6 +192,8 @@ pub fn new_process(
         threads: Mutex::new(Vec::new()),
         rlimits: Mutex::new(default_rlimits()),
         group_exit_code: AtomicI32::new(0),
+        threads_started: AtomicU32::new(0),
+        cpus_used: AtomicU64::new(0),
     });
     PROCESSES.write().insert(pid, process.clone());
     if let Some(parent) = lookup(ppid).filter(|_| ppid != pid) {
@@ -205,9 +210,6 @@ pub fn current_thread() -> Option<&'static thread::Thread> {
     (!ptr.is_null()).then(|| unsafe { &*ptr })
 }
 
-/// Counters for reports.
-pub static PROCESSES_CREATED: AtomicU64 = AtomicU64::new(0);
-
 /// Checks that `caller` may perform `desired` on `target` (PIP dominance and the target's
 /// SD), mapping a refusal to EPERM.
 pub fn check_access(caller: &Process, target: &Process, desired: security::AccessMask) -> SysResult<()> {
@@ -218,9 +220,6 @@ pub fn check_access(caller: &Process, target: &Process, desired: security::Acces
     let sd = target.sd.read();
     security::check_process_access(&token, &sd, target.integrity(), desired).map_err(|_| Errno::EPERM)
 }
-
-/// The kill waker type threads register while blocked.
-pub type InterruptWaker = AtomicWaker;
 
 /// Every process (for tkill's search and reports).
 pub fn all() -> Vec<Arc<Process>> {

@@ -96,6 +96,7 @@ impl Thread {
 /// Starts `thread` with `ctx` on a CPU it may use.
 pub fn start(thread: Arc<Thread>, ctx: Box<UserContext>) {
     thread.process.live_threads.fetch_add(1, Ordering::SeqCst);
+    thread.process.threads_started.fetch_add(1, Ordering::Relaxed);
     thread.process.threads.lock().push(thread.clone());
     let affinity = thread.affinity.load(Ordering::Relaxed);
     let task = ThreadTask { thread: thread.clone(), inner: Box::pin(thread_loop(thread, ctx)) };
@@ -238,6 +239,7 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
         super::futex::wake(&thread.process, ctid, 1);
     }
     let process = &thread.process;
+    process.cpus_used.fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
     process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
     if process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1 {
         let status = process.exit_status().unwrap_or(ExitStatus::Exited(process.group_exit_code.load(Ordering::SeqCst) as u8));
