@@ -15,6 +15,7 @@ pub fn spawn(name: &str) -> bool {
             drop(sched.spawn_on(last, async { kernel_fault() }));
         }
         "executor" => drop(sched.spawn(executor_all_pairs())),
+        "frames" => drop(sched.spawn(crate::ktest_frames::run())),
         // Boot only: the topology report is the test.
         "boot" => exit_qemu(ExitCode::Success),
         _ => return false,

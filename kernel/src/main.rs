@@ -13,6 +13,7 @@ mod executor;
 mod initramfs;
 mod interrupts;
 mod ktest;
+mod ktest_frames;
 mod logger;
 mod mem;
 mod panic;

@@ -12,10 +12,10 @@ fn userland_bin(name: &str) -> String {
 fn init_runs_the_userland_suite() {
     let out = Guest { cpus: 4, nodes: 2, mem_mib: 2048, ..Default::default() }.boot();
     assert_eq!(out.status, 0, "suite failed:\n{}", out.log);
-    for name in ["hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "fuzz"] {
+    for name in ["hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "procmem", "fuzz"] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("9 passed, 0 failed");
+    out.expect_line("10 passed, 0 failed");
     out.expect_line("EXIT=0");
     // The 64-thread job: every vCPU ran some of its threads (reported by the kernel).
     out.expect_line("threads: check counter: ok");

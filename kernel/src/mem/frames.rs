@@ -78,3 +78,8 @@ pub fn free(phys: u64) {
         log::error!("double or foreign free of frame {phys:#x}");
     }
 }
+
+/// The node that owns physical address `phys`.
+pub fn node_of(phys: u64) -> Option<u32> {
+    allocator().node_of(Pfn(phys / PAGE_SIZE)).map(|n| n.0)
+}

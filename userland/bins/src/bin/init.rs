@@ -32,6 +32,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["signals"],
     &["errno"],
     &["security"],
+    &["procmem"],
     &["fuzz"],
 ];
 
