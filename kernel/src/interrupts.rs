@@ -12,6 +12,7 @@ pub static IRQ_COUNTS: [AtomicU64; 24] = [const { AtomicU64::new(0) }; 24];
 pub fn handle_interrupt(vector: u8) {
     match vector {
         vectors::TIMER => {
+            apic::timer_fired();
             if let Some(cpu) = percpu::try_current() {
                 cpu.timer_interrupts.fetch_add(1, Ordering::Relaxed);
             }

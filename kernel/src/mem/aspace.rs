@@ -143,12 +143,10 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Finds a free range of `len` bytes below `MMAP_TOP`, top-down, above `min_addr`.
-    pub fn find_free(&self, len: u64, min_addr: u64, below: u64) -> SysResult<u64> {
-        let inner = self.inner.lock();
+    fn find_free_locked(inner: &Inner, len: u64, min_addr: u64, below: u64) -> SysResult<u64> {
         let mut top = below;
         for (_, v) in inner.vmas.range(..below).rev() {
-            if v.end <= top && top - v.end >= len {
+            if v.end <= top && top - v.end >= len && top - len >= min_addr {
                 return Ok(top - len);
             }
             top = top.min(v.start);
@@ -157,6 +155,18 @@ impl AddressSpace {
             return Ok(top - len);
         }
         Err(Errno::ENOMEM)
+    }
+
+    /// Maps `len` bytes at `hint` if that range is free and within `[min_addr, below)`,
+    /// else at the highest free range below `below`; the search and the insertion happen
+    /// under one lock, so concurrent mmaps never pick the same range.
+    pub fn map_anywhere(&self, len: u64, hint: u64, min_addr: u64, below: u64, prot: Prot, shared: bool) -> SysResult<u64> {
+        let mut inner = self.inner.lock();
+        let hint_ok = hint >= min_addr
+            && hint.checked_add(len).is_some_and(|end| end <= below && !Self::overlaps(&inner, hint, end));
+        let start = if hint_ok { hint } else { Self::find_free_locked(&inner, len, min_addr, below)? };
+        inner.vmas.insert(start, Vma { start, end: start + len, prot, shared });
+        Ok(start)
     }
 
     /// Unmaps `[start, start + len)`, splitting VMAs and freeing their pages.
@@ -417,6 +427,7 @@ fn release_frame(phys: u64) {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
+        tlb::release(self);
         pagetable::for_each_present(self.root, 0, crate::arch::usermode::USER_ADDRESS_END, |_, e| {
             release_frame(*e & pagetable::ADDRESS_MASK);
             *e = 0;

@@ -145,12 +145,8 @@ impl Future for ThreadTask {
         thread.cpus_used.fetch_or(1 << cpu.cpu_id.index(), Ordering::Relaxed);
         let result = self.inner.as_mut().poll(cx);
         cpu.current_thread.store(0, Ordering::Relaxed);
-        // exec may have replaced the address space while we ran.
-        let now = thread.process.aspace.read().clone();
-        tlb::deactivate(&now);
-        if !Arc::ptr_eq(&now, &space) {
-            tlb::deactivate(&space);
-        }
+        // The address space stays loaded (lazy switching, `tlb::activate`).
+        drop(space);
         match result {
             Poll::Pending => Poll::Pending,
             Poll::Ready(LoopEnd::Exit) => Poll::Ready(()),
@@ -183,7 +179,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             return LoopEnd::Migrate(ctx);
         }
         if !timer_armed {
-            crate::arch::apic::arm_timer(Some(slice_end.saturating_sub(crate::time::now_ns()).max(100_000)));
+            crate::arch::apic::arm_timer_by(slice_end);
             timer_armed = true;
         }
         usermode::run_user(&mut ctx);

@@ -60,6 +60,8 @@ pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64
     }
     let min_addr = DEFAULT_MMAP_MIN_ADDR;
     let space = thread.process.aspace.read().clone();
+    let prot = Prot::from_bits(prot);
+    let shared = kind != MAP_PRIVATE;
     let start = if fixed {
         if addr.checked_add(len).is_none_or(|end| end > USER_ADDRESS_END) {
             return Err(Errno::ENOMEM);
@@ -67,23 +69,12 @@ pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64
         if addr < min_addr && !thread.process.token.read().has_privilege(security::Privilege::SeTcbPrivilege) {
             return Err(Errno::EPERM);
         }
+        space.map_fixed_shared(addr, len, prot, flags & MAP_FIXED != 0, shared)?;
         addr
     } else {
         let below = if flags & MAP_32BIT != 0 { 1 << 31 } else { MMAP_TOP };
-        let hint = addr & !(PAGE - 1);
-        let hint_ok = hint >= min_addr
-            && hint.checked_add(len).is_some_and(|end| end <= below)
-            && space.vma_at(hint).is_none()
-            && space.find_free(len, hint, hint + len).is_ok_and(|at| at == hint);
-        if hint_ok { hint } else { space.find_free(len, min_addr.max(PAGE * 16), below)? }
+        space.map_anywhere(len, addr & !(PAGE - 1), min_addr, below, prot, shared)?
     };
-    let prot = Prot::from_bits(prot);
-    let shared = kind != MAP_PRIVATE;
-    match space.map_fixed_shared(start, len, prot, flags & MAP_FIXED != 0, shared) {
-        Err(Errno::EEXIST) if flags & MAP_FIXED_NOREPLACE != 0 => return Err(Errno::EEXIST),
-        Err(e) => return Err(e),
-        Ok(()) => {}
-    }
     // Shared anonymous pages exist from the start, so a fork shares every one of them
     // (until shared memory objects back them).
     if (flags & MAP_POPULATE != 0 || shared) && (prot.read || prot.write || prot.exec) {

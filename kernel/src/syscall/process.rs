@@ -143,7 +143,6 @@ pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64,
     let image = exec::load(elf, &raw, &args, &envs, uid)?;
     let new_space = Arc::new(image.aspace);
     let old_space = core::mem::replace(&mut *process.aspace.write(), new_space.clone());
-    tlb::deactivate(&old_space);
     tlb::activate(&new_space);
     drop(old_space);
     crate::arch::usermode::save_fpu(ctx);

@@ -100,21 +100,37 @@ pub fn calibrate_timer(delay_us: impl Fn(u64)) -> u64 {
     ticks
 }
 
-/// Arms the one-shot timer to fire after `delay_ns` (clamped to the counter's range);
-/// `None` stops it.
-pub fn arm_timer(delay_ns: Option<u64>) {
+/// Per CPU: the deadline (ns since boot) the one-shot timer is armed for; 0 = not armed.
+static ARMED_DEADLINE: [AtomicU64; sched::MAX_CPUS] = [const { AtomicU64::new(0) }; sched::MAX_CPUS];
+/// A timer already armed this close to the requested deadline is left alone.
+const TIMER_SLACK_NS: u64 = 200_000;
+
+/// Makes sure the one-shot timer fires by `deadline_ns` (ns since boot). An armed timer
+/// that fires no later than that (and not much earlier) is kept: each APIC register access
+/// is costly under emulation, and an early expiry is only a spurious wake-up.
+pub fn arm_timer_by(deadline_ns: u64) {
+    let cpu = percpu::current_cpu().index();
+    let armed = ARMED_DEADLINE[cpu].load(Ordering::Relaxed);
+    let now = crate::time::now_ns();
+    if armed > now && armed <= deadline_ns && armed + TIMER_SLACK_NS >= deadline_ns.min(armed + TIMER_SLACK_NS) {
+        return;
+    }
     let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
+    let delay = deadline_ns.saturating_sub(now).max(1_000);
     percpu::with_local_apic(|apic| {
-        // SAFETY: programs this CPU's timer; its vector has a handler.
+        let ticks = (u128::from(delay) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
+        // SAFETY: programs this CPU's one-shot timer; its vector has a handler.
         unsafe {
-            match delay_ns {
-                Some(ns) => {
-                    let ticks = (u128::from(ns) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
-                    apic.enable_timer();
-                    apic.set_timer_initial(ticks as u32);
-                }
-                None => apic.set_timer_initial(0),
+            if armed == 0 {
+                apic.enable_timer();
             }
+            apic.set_timer_initial(ticks as u32);
         }
     });
+    ARMED_DEADLINE[cpu].store(now + delay, Ordering::Relaxed);
+}
+
+/// The timer fired on this CPU (called from its interrupt handler).
+pub fn timer_fired() {
+    ARMED_DEADLINE[percpu::current_cpu().index()].store(0, Ordering::Relaxed);
 }

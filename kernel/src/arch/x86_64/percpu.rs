@@ -31,6 +31,8 @@ pub struct PerCpu {
     pub loaded_fs_base: AtomicU64,
     /// The user context whose FPU/SSE state is live in this CPU's registers (0: none).
     pub fpu_owner: AtomicU64,
+    /// The CPU is in the polling phase of idle: a kick needs no IPI.
+    pub idle_polling: core::sync::atomic::AtomicBool,
     /// The user thread whose task this CPU is polling (`*const Thread`, 0: none).
     pub current_thread: AtomicU64,
     /// NUMA node of this CPU.
@@ -64,6 +66,7 @@ pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
         loaded_fs_base: AtomicU64::new(0),
         fpu_owner: AtomicU64::new(0),
         current_thread: AtomicU64::new(0),
+        idle_polling: core::sync::atomic::AtomicBool::new(false),
         node,
         timer_interrupts: AtomicU64::new(0),
         wake_interrupts: AtomicU64::new(0),
