@@ -54,13 +54,14 @@ cc_if_newer "$bin/hello_pie" c/hello.c "${REALGCC:-${realgcc:-gcc}}" -specs "$pi
 
 # initramfs: /init plus /bin/<every program>; rewritten only when a program is newer.
 cpio_out=target/initramfs.cpio
-if [[ ! -s $cpio_out || $0 -nt $cpio_out ]] || [[ -n $(find "$bin" -newer "$cpio_out" -type f | head -1) ]]; then
+if [[ ! -s $cpio_out || $0 -nt $cpio_out || etc/registry.conf -nt $cpio_out ]] || [[ -n $(find "$bin" -newer "$cpio_out" -type f | head -1) ]]; then
   root=target/initramfs.root
   rm -rf "$root"; mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/proc" "$root/sys" "$root/dev"
   cp "$bin"/* "$root/bin/"
   # Debug info stays in target/bin (for addr2line); the guest gets lean copies.
   if command -v strip >/dev/null; then strip --strip-debug "$root"/bin/*; fi
   cp "$root/bin/init" "$root/init"
+  cp etc/registry.conf "$root/etc/registry.conf"
   (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$cpio_out.tmp"
   mv "$cpio_out.tmp" "$cpio_out"
 fi

@@ -20,6 +20,7 @@ mod panic;
 mod proc;
 mod procfs;
 mod random;
+mod registry;
 mod shutdown;
 mod smp;
 mod syscall;
@@ -98,6 +99,7 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
     let nodes = mem::numa::split_by_node(frames.ranges(), &topo);
     topology::report(&topo, &nodes);
     mem::frames::init(&nodes, &topo, online);
+    registry::init();
     initramfs::init(boot.initrd);
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);

@@ -1,10 +1,19 @@
-//! Read-only `/proc` and `/sys` text files, generated at open in Linux's formats.
+//! Read-only `/proc` and `/sys` text files, generated at open in Linux's formats. Files
+//! about another process are gated by its security descriptor: PROCESS_QUERY_INFORMATION
+//! (and PIP dominance) for maps, smaps, status, numa_maps, pagemap and oom_score; physical
+//! frame numbers in pagemap only for SeTcbPrivilege holders.
 
-use crate::{mem::frames, proc};
-use alloc::{format, string::String};
+use crate::{
+    mem::{aspace::{AddressSpace, STACK_BYTES, STACK_TOP}, frames},
+    proc::{self, thread::Thread, Process},
+    syscall::errno::{Errno, SysResult},
+};
+use alloc::{format, string::String, sync::Arc, vec::Vec};
+use core::fmt::Write;
 use mm::frame::{report::{self, MeminfoExtra}, NodeId};
+use security::{AccessMask, Privilege};
 
-/// The text of a generated file, if `path` names one.
+/// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
     let extra = MeminfoExtra::default();
@@ -13,40 +22,183 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         _ => {
-            if let Some(rest) = path.strip_prefix("/sys/devices/system/node/node") {
-                let (node, file) = rest.split_once('/')?;
-                let node = NodeId(node.parse().ok()?);
-                return match file {
-                    "meminfo" => report::node_meminfo(alloc, node, &extra),
-                    "numastat" => report::node_numastat(alloc, node),
-                    _ => None,
-                };
-            }
-            let rest = path.strip_prefix("/proc/")?;
-            let (who, file) = rest.split_once('/')?;
-            let process = if who == "self" {
-                proc::current_thread().map(|t| t.process.clone())?
-            } else {
-                proc::lookup(who.parse().ok()?)?
-            };
+            let rest = path.strip_prefix("/sys/devices/system/node/node")?;
+            let (node, file) = rest.split_once('/')?;
+            let node = NodeId(node.parse().ok()?);
             match file {
-                "status" => Some(status(&process)),
+                "meminfo" => report::node_meminfo(alloc, node, &extra),
+                "numastat" => report::node_numastat(alloc, node),
                 _ => None,
             }
         }
     }
 }
 
-fn status(p: &proc::Process) -> String {
-    let space = p.aspace.read().clone();
+/// Resolves `/proc/<pid|self>/<file>` to the target process and file name.
+pub fn process_file<'a>(thread: &Thread, path: &'a str) -> SysResult<Option<(Arc<Process>, &'a str)>> {
+    let Some(rest) = path.strip_prefix("/proc/") else { return Ok(None) };
+    let Some((who, file)) = rest.split_once('/') else { return Ok(None) };
+    let target = if who == "self" {
+        thread.process.clone()
+    } else {
+        let Ok(pid) = who.parse() else { return Ok(None) };
+        proc::lookup(pid).ok_or(Errno::ENOENT)?
+    };
+    Ok(Some((target, file)))
+}
+
+/// Checks that `caller` may open `target`'s introspection files with `desired`; EACCES.
+pub fn check_introspection(caller: &Process, target: &Process, desired: AccessMask) -> SysResult<()> {
+    proc::check_access(caller, target, desired).map_err(|_| Errno::EACCES)
+}
+
+/// Opens a generated file: system-wide ones, or another process's (access-checked).
+pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
+    if let Some(text) = read(path) {
+        return Ok(Some(text.into_bytes()));
+    }
+    let Some((target, file)) = process_file(thread, path)? else { return Ok(None) };
+    let text = match file {
+        "maps" | "smaps" | "status" | "numa_maps" | "oom_score" => {
+            check_introspection(&thread.process, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
+            let space = target.aspace.read().clone();
+            match file {
+                "maps" => maps(&space, false),
+                "smaps" => maps(&space, true),
+                "numa_maps" => numa_maps(&space),
+                "oom_score" => String::from("0\n"),
+                _ => status(&target, &space),
+            }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(text.into_bytes()))
+}
+
+fn vma_name(space: &AddressSpace, start: u64, end: u64) -> &'static str {
+    let (brk_start, brk) = space.brk_range();
+    if start == STACK_TOP - STACK_BYTES && end == STACK_TOP {
+        "[stack]"
+    } else if start >= brk_start && end <= brk.next_multiple_of(4096) && brk > brk_start {
+        "[heap]"
+    } else {
+        ""
+    }
+}
+
+fn maps(space: &AddressSpace, detailed: bool) -> String {
+    let mut s = String::new();
+    for v in space.vmas() {
+        let perms = format!(
+            "{}{}{}{}",
+            if v.prot.read { 'r' } else { '-' },
+            if v.prot.write { 'w' } else { '-' },
+            if v.prot.exec { 'x' } else { '-' },
+            if v.shared { 's' } else { 'p' }
+        );
+        let name = vma_name(space, v.start, v.end);
+        let _ = writeln!(s, "{:08x}-{:08x} {} 00000000 00:00 0{}{}", v.start, v.end, perms, if name.is_empty() { "" } else { "                          " }, name);
+        if detailed {
+            let size_kb = (v.end - v.start) / 1024;
+            let rss_kb = space.present_pages(v.start, v.end) * 4;
+            let (shared, private) = if v.shared { (rss_kb, 0) } else { (0, rss_kb) };
+            for (k, val) in [
+                ("Size", size_kb),
+                ("KernelPageSize", 4),
+                ("MMUPageSize", 4),
+                ("Rss", rss_kb),
+                ("Pss", rss_kb),
+                ("Shared_Clean", 0),
+                ("Shared_Dirty", shared),
+                ("Private_Clean", 0),
+                ("Private_Dirty", private),
+                ("Referenced", rss_kb),
+                ("Anonymous", if v.shared { 0 } else { rss_kb }),
+                ("AnonHugePages", 0),
+                ("Swap", 0),
+                ("SwapPss", 0),
+                ("Locked", 0),
+            ] {
+                let _ = writeln!(s, "{:<16}{:>8} kB", format!("{k}:"), val);
+            }
+            let _ = writeln!(
+                s,
+                "VmFlags: {}{}{}{}{}",
+                if v.prot.read { "rd " } else { "" },
+                if v.prot.write { "wr " } else { "" },
+                if v.prot.exec { "ex " } else { "" },
+                if v.shared { "sh " } else { "" },
+                "mr mw me"
+            );
+        }
+    }
+    s
+}
+
+fn numa_maps(space: &AddressSpace) -> String {
+    let mut s = String::new();
+    for v in space.vmas() {
+        let mut per_node = [0u64; 64];
+        let mut page = v.start;
+        while page < v.end {
+            if let Some(node) = space.frame_of(page).and_then(frames::node_of) {
+                per_node[node as usize % 64] += 1;
+            }
+            page += 4096;
+        }
+        let _ = write!(s, "{:08x} default", v.start);
+        let total: u64 = per_node.iter().sum();
+        if total > 0 {
+            let _ = write!(s, " anon={total} dirty={total}");
+        }
+        for (node, n) in per_node.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let _ = write!(s, " N{node}={n}");
+        }
+        let _ = writeln!(s, " kernelpagesize_kB=4");
+    }
+    s
+}
+
+fn status(p: &Process, space: &AddressSpace) -> String {
+    use core::sync::atomic::Ordering::Relaxed;
+    let vmas = space.vmas();
+    let size_kb: u64 = vmas.iter().map(|v| (v.end - v.start) / 1024).sum();
     let rss_kb = space.resident_pages() * 4;
+    let stack_kb = vmas.iter().filter(|v| v.start == STACK_TOP - STACK_BYTES).map(|v| (v.end - v.start) / 1024).sum::<u64>();
+    let exe_kb = vmas.iter().filter(|v| v.prot.exec).map(|v| (v.end - v.start) / 1024).sum::<u64>();
+    let token = p.token.read();
     format!(
-        "Name:\t{}\nPid:\t{}\nPPid:\t{}\nThreads:\t{}\nVmRSS:\t{:>8} kB\nRssAnon:\t{:>8} kB\n",
+        "Name:\t{}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{g}\t{g}\t{g}\t{g}\n\
+         VmSize:\t{:>8} kB\nVmRSS:\t{:>8} kB\nRssAnon:\t{:>8} kB\nRssFile:\t{:>8} kB\nRssShmem:\t{:>8} kB\n\
+         VmData:\t{:>8} kB\nVmStk:\t{:>8} kB\nVmExe:\t{:>8} kB\nThreads:\t{}\n",
         p.name.lock(),
         p.pid,
-        p.ppid.load(core::sync::atomic::Ordering::Relaxed),
-        p.live_threads.load(core::sync::atomic::Ordering::Relaxed),
+        p.pid,
+        p.ppid.load(Relaxed),
+        size_kb,
         rss_kb,
-        rss_kb
+        rss_kb,
+        0,
+        0,
+        size_kb.saturating_sub(stack_kb + exe_kb),
+        stack_kb,
+        exe_kb,
+        p.live_threads.load(Relaxed),
+        u = token.uid(),
+        g = token.gid(),
     )
+}
+
+/// `/proc/<pid>/pagemap` entry for user page `vaddr`: bit 63 present, bits 0-54 the PFN
+/// (zero unless the reader holds SeTcbPrivilege).
+pub fn pagemap_entry(space: &AddressSpace, vaddr: u64, show_pfn: bool) -> u64 {
+    match space.frame_of(vaddr) {
+        Some(phys) => (1 << 63) | if show_pfn { (phys >> 12) & ((1 << 55) - 1) } else { 0 },
+        None => 0,
+    }
+}
+
+/// Whether `thread` may see physical frame numbers.
+pub fn may_see_pfns(thread: &Thread) -> bool {
+    thread.process.token.read().has_privilege(Privilege::SeTcbPrivilege)
 }

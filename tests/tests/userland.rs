@@ -12,11 +12,22 @@ fn userland_bin(name: &str) -> String {
 fn init_runs_the_userland_suite() {
     let out = Guest { cpus: 4, nodes: 2, mem_mib: 2048, ..Default::default() }.boot();
     assert_eq!(out.status, 0, "suite failed:\n{}", out.log);
-    for name in ["hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "procmem", "fuzz"] {
+    for name in [
+        "ksyncd", "hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "procmem", "tunables",
+        "procgate", "fuzz",
+    ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("10 passed, 0 failed");
+    out.expect_line("13 passed, 0 failed");
     out.expect_line("EXIT=0");
+    // ksyncd applied the boot-time registry file; tunables checked every knob against it.
+    out.expect_line("ksyncd: vm.stat_interval = 3 applied");
+    out.expect_line("tunables: check max_map_count-limits-mmap: ok");
+    out.expect_line("tunables: check mmap_min_addr-controls-low-mappings: ok");
+    out.expect_line("tunables: check watermark_scale_factor-moves-watermarks: ok");
+    out.expect_line("tunables: check restricted-writes-refused: ok");
+    out.expect_line("procgate(restricted): check mem-eacces: ok");
+    out.expect_line("procgate: check privileged-reads-mem: ok");
     // The 64-thread job: every vCPU ran some of its threads (reported by the kernel).
     out.expect_line("threads: check counter: ok");
     let report = out

@@ -139,6 +139,9 @@ impl AddressSpace {
         if Self::overlaps(&inner, start, end) {
             return Err(Errno::EEXIST);
         }
+        if inner.vmas.len() as u64 >= crate::registry::max_map_count() {
+            return Err(Errno::ENOMEM);
+        }
         inner.vmas.insert(start, Vma { start, end, prot, shared });
         Ok(())
     }
@@ -164,6 +167,9 @@ impl AddressSpace {
         let mut inner = self.inner.lock();
         let hint_ok = hint >= min_addr
             && hint.checked_add(len).is_some_and(|end| end <= below && !Self::overlaps(&inner, hint, end));
+        if inner.vmas.len() as u64 >= crate::registry::max_map_count() {
+            return Err(Errno::ENOMEM);
+        }
         let start = if hint_ok { hint } else { Self::find_free_locked(&inner, len, min_addr, below)? };
         inner.vmas.insert(start, Vma { start, end: start + len, prot, shared });
         Ok(start)
@@ -175,6 +181,11 @@ impl AddressSpace {
         let mut inner = self.inner.lock();
         let hit: alloc::vec::Vec<Vma> =
             inner.vmas.range(..end).rev().take_while(|(_, v)| v.end > start).map(|(_, v)| *v).collect();
+        // Splitting one VMA in the middle adds one: refuse past max_map_count, unchanged.
+        let pieces: usize = hit.iter().map(|v| usize::from(v.start < start) + usize::from(v.end > end)).sum();
+        if (inner.vmas.len() - hit.len() + pieces) as u64 > crate::registry::max_map_count() {
+            return Err(Errno::ENOMEM);
+        }
         for v in hit {
             inner.vmas.remove(&v.start);
             if v.start < start {
@@ -220,6 +231,10 @@ impl AddressSpace {
         }
         let hit: alloc::vec::Vec<Vma> =
             inner.vmas.range(..end).rev().take_while(|(_, v)| v.end > start).map(|(_, v)| *v).collect();
+        let pieces: usize = hit.iter().map(|v| 1 + usize::from(v.start < start) + usize::from(v.end > end)).sum();
+        if (inner.vmas.len() - hit.len() + pieces) as u64 > crate::registry::max_map_count() {
+            return Err(Errno::ENOMEM);
+        }
         for v in hit {
             inner.vmas.remove(&v.start);
             if v.start < start {
@@ -433,5 +448,72 @@ impl Drop for AddressSpace {
             *e = 0;
         });
         pagetable::free_tables(self.root);
+    }
+}
+
+impl AddressSpace {
+    /// The VMAs, in address order.
+    pub fn vmas(&self) -> alloc::vec::Vec<Vma> {
+        self.inner.lock().vmas.values().copied().collect()
+    }
+
+    /// The program break range `[start, current)`.
+    pub fn brk_range(&self) -> (u64, u64) {
+        let inner = self.inner.lock();
+        (inner.brk_start, inner.brk)
+    }
+
+    /// Present pages in `[start, end)`.
+    pub fn present_pages(&self, start: u64, end: u64) -> u64 {
+        let mut n = 0;
+        pagetable::for_each_present(self.root, start, end, |_, _| n += 1);
+        n
+    }
+
+    /// The physical address backing user address `addr`, faulting the page in (for a
+    /// `write` when `write`) if the mapping allows it.
+    pub fn translate(&self, addr: u64, write: bool) -> Option<u64> {
+        for _ in 0..2 {
+            {
+                let _inner = self.inner.lock();
+                if let Some(e) = pagetable::entry(self.root, addr & !(PAGE - 1), false) {
+                    if *e & flags::PRESENT != 0 && (!write || *e & flags::WRITABLE != 0) {
+                        return Some((*e & pagetable::ADDRESS_MASK) + (addr & (PAGE - 1)));
+                    }
+                }
+            }
+            self.fault(addr, write, false).ok()?;
+        }
+        None
+    }
+
+    /// The physical frame of `addr` if it is present (no fault).
+    pub fn frame_of(&self, addr: u64) -> Option<u64> {
+        let _inner = self.inner.lock();
+        let e = pagetable::entry(self.root, addr & !(PAGE - 1), false)?;
+        (*e & flags::PRESENT != 0).then_some(*e & pagetable::ADDRESS_MASK)
+    }
+
+    /// Copies between `buf` and this address space at `addr` (another process's memory,
+    /// through the direct map); returns the bytes moved before the first unmapped page.
+    pub fn access(&self, addr: u64, buf: &mut [u8], write: bool) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = addr + done as u64;
+            let Some(phys) = self.translate(at, write) else { break };
+            let n = ((PAGE - (at & (PAGE - 1))) as usize).min(buf.len() - done);
+            let ptr = phys_to_virt(phys);
+            // SAFETY: `phys..phys + n` lies in one mapped frame of this address space, reached
+            // through the direct map; `buf` is a kernel buffer.
+            unsafe {
+                if write {
+                    core::ptr::copy_nonoverlapping(buf[done..].as_ptr(), ptr, n);
+                } else {
+                    core::ptr::copy_nonoverlapping(ptr, buf[done..].as_mut_ptr(), n);
+                }
+            }
+            done += n;
+        }
+        done
     }
 }

@@ -21,6 +21,26 @@ pub enum File {
     },
     /// A directory (only `close` and `fstat` make sense).
     Directory,
+    /// A registry key's file, opened for writing (reads were served as `ReadOnly`).
+    RegistryKey(&'static crate::registry::Key),
+    /// `/proc/<pid>/mem`: the target's memory at offset = address.
+    ProcessMemory {
+        /// The process whose memory this is.
+        target: alloc::sync::Arc<super::Process>,
+        /// Current address.
+        offset: u64,
+        /// Opened for writing.
+        writable: bool,
+    },
+    /// `/proc/<pid>/pagemap`: 8 bytes per virtual page.
+    PageMap {
+        /// The process described.
+        target: alloc::sync::Arc<super::Process>,
+        /// Current byte offset.
+        offset: u64,
+        /// The reader may see physical frame numbers.
+        show_pfn: bool,
+    },
 }
 
 /// One descriptor slot.

@@ -7,6 +7,7 @@ use crate::{
     proc::{files::File, thread::Thread},
 };
 use alloc::{borrow::Cow, string::String};
+use security::AccessMask;
 
 /// `AT_FDCWD`.
 pub const AT_FDCWD: i64 = -100;
@@ -33,6 +34,34 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             Ok(n as u64)
         }
         File::Directory => Err(Errno::EISDIR),
+        File::RegistryKey(_) => Err(Errno::EBADF),
+        File::ProcessMemory { target, offset, .. } => {
+            let n = (count as usize).min(64 * 1024);
+            let mut kbuf = alloc::vec![0u8; n];
+            let space = target.aspace.read().clone();
+            let got = space.access(*offset, &mut kbuf, false);
+            if got == 0 && n > 0 {
+                return Err(Errno::EIO);
+            }
+            copy_to_user(buf, &kbuf[..got])?;
+            *offset += got as u64;
+            Ok(got as u64)
+        }
+        File::PageMap { target, offset, show_pfn } => {
+            if *offset % 8 != 0 || count % 8 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let entries = (count / 8).min(4096);
+            let space = target.aspace.read().clone();
+            let mut out = alloc::vec::Vec::with_capacity(entries as usize * 8);
+            for i in 0..entries {
+                let vaddr = (*offset / 8 + i) * 4096;
+                out.extend_from_slice(&crate::procfs::pagemap_entry(&space, vaddr, *show_pfn).to_le_bytes());
+            }
+            copy_to_user(buf, &out)?;
+            *offset += out.len() as u64;
+            Ok(out.len() as u64)
+        }
     }
 }
 
@@ -52,11 +81,34 @@ fn console_write(buf: u64, count: u64) -> SysResult {
 }
 
 pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
-    let is_console = matches!(thread.process.files.lock().get_mut(fd)?.file, File::Console);
-    if !is_console {
-        return Err(Errno::EBADF);
+    let file = thread.process.files.lock().get_mut(fd)?.file.clone();
+    match file {
+        File::Console => console_write(buf, count),
+        File::ProcessMemory { target, offset, writable: true } => {
+            let n = (count as usize).min(64 * 1024);
+            let mut kbuf = alloc::vec![0u8; n];
+            copy_from_user(&mut kbuf, buf)?;
+            let space = target.aspace.read().clone();
+            let done = space.access(offset, &mut kbuf, true);
+            if done == 0 && n > 0 {
+                return Err(Errno::EIO);
+            }
+            if let File::ProcessMemory { offset: pos, .. } = &mut thread.process.files.lock().get_mut(fd)?.file {
+                *pos += done as u64;
+            }
+            Ok(done as u64)
+        }
+        File::RegistryKey(key) => {
+            // A sysctl write is one value: at most a page, parsed whole.
+            let n = (count as usize).min(4096);
+            let mut text = alloc::vec![0u8; n];
+            copy_from_user(&mut text, buf)?;
+            let text = core::str::from_utf8(&text).map_err(|_| Errno::EINVAL)?;
+            key.set(text)?;
+            Ok(count)
+        }
+        _ => Err(Errno::EBADF),
     }
-    console_write(buf, count)
 }
 
 pub fn writev(thread: &Thread, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
@@ -82,11 +134,11 @@ pub fn writev(thread: &Thread, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
     Ok(total)
 }
 
-/// Generated `/proc` and `/dev` files.
-fn special_file(path: &str) -> Option<File> {
+/// Generated `/proc` and `/dev` files (access-checked by `procfs::open`).
+fn special_file(thread: &Thread, path: &str) -> SysResult<Option<File>> {
     match path {
-        "/dev/console" | "/dev/tty" => Some(File::Console),
-        _ => crate::procfs::read(path).map(|text| File::ReadOnly { data: Cow::Owned(text.into_bytes()), offset: 0 }),
+        "/dev/console" | "/dev/tty" => Ok(Some(File::Console)),
+        _ => Ok(crate::procfs::open(thread, path)?.map(|text| File::ReadOnly { data: Cow::Owned(text), offset: 0 })),
     }
 }
 
@@ -102,7 +154,36 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
     }
     let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
     let cloexec = flags & O_CLOEXEC != 0;
-    if let Some(file) = special_file(&full) {
+    if let Some(key) = crate::registry::lookup_path(&full) {
+        let write = flags & O_ACCMODE != 0;
+        let token = thread.process.token.read().clone();
+        crate::registry::check_access(key, &token, write)?;
+        let file = if write { File::RegistryKey(key) } else { File::ReadOnly { data: Cow::Owned(key.render().into_bytes()), offset: 0 } };
+        return thread.process.files.lock().insert(file, cloexec);
+    }
+    if let Some((target, file)) = crate::procfs::process_file(thread, &full)? {
+        let write = flags & O_ACCMODE != 0;
+        match file {
+            "mem" => {
+                let mut want = AccessMask::PROCESS_VM_READ;
+                if write {
+                    want |= AccessMask::PROCESS_VM_WRITE;
+                }
+                crate::procfs::check_introspection(&thread.process, &target, want)?;
+                let file = File::ProcessMemory { target, offset: 0, writable: write };
+                return thread.process.files.lock().insert(file, cloexec);
+            }
+            "pagemap" => {
+                crate::procfs::check_introspection(&thread.process, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
+                let show_pfn = crate::procfs::may_see_pfns(thread);
+                let file = File::PageMap { target, offset: 0, show_pfn };
+                return thread.process.files.lock().insert(file, cloexec);
+            }
+            _ if write => return Err(Errno::EACCES),
+            _ => {}
+        }
+    }
+    if let Some(file) = special_file(thread, &full)? {
         return thread.process.files.lock().insert(file, cloexec);
     }
     let file = match initramfs::lookup(&full) {
@@ -142,6 +223,15 @@ pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
             *pos = new as usize;
             Ok(new as u64)
         }
+        File::ProcessMemory { offset: pos, .. } | File::PageMap { offset: pos, .. } => {
+            let new = match whence {
+                0 => offset as u64,
+                1 => pos.wrapping_add(offset as u64),
+                _ => return Err(Errno::EINVAL),
+            };
+            *pos = new;
+            Ok(new)
+        }
         _ => Err(Errno::ESPIPE),
     }
 }
@@ -151,6 +241,9 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
         File::Console => (0o020_620u32, 0u64),
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
         File::Directory => (0o040_555, 0),
+        File::RegistryKey(_) => (0o100_644, 0),
+        File::ProcessMemory { .. } => (0o100_600, 0),
+        File::PageMap { .. } => (0o100_400, 0),
     };
     let mut stat = [0u64; 18];
     stat[2] = 1; // st_nlink

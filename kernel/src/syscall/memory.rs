@@ -58,7 +58,7 @@ pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64
     if fixed && !page_aligned(addr) {
         return Err(Errno::EINVAL);
     }
-    let min_addr = DEFAULT_MMAP_MIN_ADDR;
+    let min_addr = crate::registry::mmap_min_addr();
     let space = thread.process.aspace.read().clone();
     let prot = Prot::from_bits(prot);
     let shared = kind != MAP_PRIVATE;
@@ -139,4 +139,70 @@ pub fn madvise(thread: &Thread, addr: u64, len: u64, advice: u64) -> SysResult {
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+fn read_iovecs(addr: u64, count: u64) -> SysResult<alloc::vec::Vec<(u64, u64)>> {
+    if count > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let mut out = alloc::vec::Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let [base, len]: [u64; 2] = crate::arch::uaccess::read_user(addr + i * 16)?;
+        if len > isize::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        out.push((base, len));
+    }
+    Ok(out)
+}
+
+/// `process_vm_readv` / `process_vm_writev`: gated by PROCESS_VM_READ / PROCESS_VM_WRITE on
+/// the target (EPERM); copies through a kernel buffer, stopping at the first fault.
+#[allow(clippy::too_many_arguments)]
+pub fn process_vm_rw(thread: &Thread, pid: u64, local: u64, local_count: u64, remote: u64, remote_count: u64, flags: u64, write: bool) -> SysResult {
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let local = read_iovecs(local, local_count)?;
+    let remote = read_iovecs(remote, remote_count)?;
+    let target = crate::proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
+    let want = if write { security::AccessMask::PROCESS_VM_WRITE } else { security::AccessMask::PROCESS_VM_READ };
+    crate::proc::check_access(&thread.process, &target, want)?;
+    let space = target.aspace.read().clone();
+    let mut total = 0u64;
+    let (mut li, mut loff, mut ri, mut roff) = (0usize, 0u64, 0usize, 0u64);
+    let mut buf = [0u8; 4096];
+    while li < local.len() && ri < remote.len() {
+        let (lbase, llen) = local[li];
+        let (rbase, rlen) = remote[ri];
+        if loff == llen {
+            li += 1;
+            loff = 0;
+            continue;
+        }
+        if roff == rlen {
+            ri += 1;
+            roff = 0;
+            continue;
+        }
+        let n = ((llen - loff).min(rlen - roff) as usize).min(buf.len());
+        let moved = if write {
+            crate::arch::uaccess::copy_from_user(&mut buf[..n], lbase + loff)?;
+            space.access(rbase + roff, &mut buf[..n], true)
+        } else {
+            let got = space.access(rbase + roff, &mut buf[..n], false);
+            crate::arch::uaccess::copy_to_user(lbase + loff, &buf[..got])?;
+            got
+        };
+        total += moved as u64;
+        if moved < n {
+            break;
+        }
+        loff += n as u64;
+        roff += n as u64;
+    }
+    if total == 0 && local.iter().any(|l| l.1 > 0) && remote.iter().any(|r| r.1 > 0) {
+        return Err(Errno::EFAULT);
+    }
+    Ok(total)
 }

@@ -111,6 +111,8 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         273 => Ok(0).into(), // set_robust_list: accepted; robust futexes are not walked at exit
         302 => info::prlimit64(thread, a[0], a[1], a[2], a[3]).into(),
         309 => process::getcpu(a[0], a[1]).into(),
+        310 => memory::process_vm_rw(thread, a[0], a[1], a[2], a[3], a[4], a[5], false).into(),
+        311 => memory::process_vm_rw(thread, a[0], a[1], a[2], a[3], a[4], a[5], true).into(),
         318 => info::getrandom(a[0], a[1], a[2]).into(),
         SYS_PEIOS_RESTRICT_SELF => process::restrict_self(thread).into(),
         _ => Err::<u64, _>(Errno::ENOSYS).into(),

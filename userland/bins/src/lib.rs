@@ -125,3 +125,68 @@ pub fn unmapped_page() -> Option<usize> {
     unsafe { munmap(hole, PAGE_SIZE) }.ok()?;
     Some(hole as usize)
 }
+
+/// Whole-file helpers for `/proc` and `/sys` files.
+pub mod files {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use peios_rt::sys::fs::{close, openat, read, write, AT_FDCWD, O_RDONLY, O_WRONLY};
+    use peios_rt::Errno;
+
+    fn c_path(path: &str) -> Vec<u8> {
+        let mut p = Vec::from(path.as_bytes());
+        p.push(0);
+        p
+    }
+
+    /// Reads a whole file.
+    pub fn read_file(path: &str) -> Result<String, Errno> {
+        let p = c_path(path);
+        let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
+        let fd = openat(AT_FDCWD, c, O_RDONLY, 0)?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let result = loop {
+            match read(fd, &mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = close(fd);
+        result.map(|()| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Writes `text` to a file in one `write` (as `echo text > path` does).
+    pub fn write_file(path: &str, text: &str) -> Result<(), Errno> {
+        let p = c_path(path);
+        let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
+        let fd = openat(AT_FDCWD, c, O_WRONLY, 0)?;
+        let result = write(fd, text.as_bytes()).map(|_| ());
+        let _ = close(fd);
+        result
+    }
+
+    /// Opens `path` with `flags` and closes it again: the open's result.
+    pub fn try_open(path: &str, flags: u32) -> Result<(), Errno> {
+        let p = c_path(path);
+        let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
+        let fd = openat(AT_FDCWD, c, flags, 0)?;
+        let _ = close(fd);
+        Ok(())
+    }
+}
+
+/// The Peios-only parts of the suite.
+pub mod peios {
+    use peios_rt::syscall::syscall0;
+    use peios_rt::Errno;
+
+    /// Peios syscall 1024: restrict the caller's token (drop every privilege, Medium
+    /// integrity). ENOSYS on Linux.
+    pub fn restrict_self() -> Result<(), Errno> {
+        // SAFETY: the syscall takes no arguments and only drops rights.
+        let r = unsafe { syscall0(1024) };
+        Errno::result(r).map(|_| ())
+    }
+}

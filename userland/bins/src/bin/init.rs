@@ -24,6 +24,7 @@ peios_rt::main!(main);
 
 /// The programs of the default suite, with their arguments.
 pub const DEFAULT_SUITE: &[&[&str]] = &[
+    &["ksyncd"],
     &["hello"],
     &["hello_c"],
     &["hello_pie"],
@@ -33,6 +34,8 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["errno"],
     &["security"],
     &["procmem"],
+    &["tunables"],
+    &["procgate"],
     &["fuzz"],
 ];
 

@@ -113,3 +113,10 @@ pub fn dup2(old: i32, new: i32) -> Result<i32, Errno> {
     // SAFETY: no user memory is passed.
     Errno::result(unsafe { syscall2(nr::DUP2, old as usize, new as usize) }).map(|fd| fd as i32)
 }
+
+/// `lseek(fd, offset, SEEK_SET)`: the new offset. Offsets above `i64::MAX` (user
+/// addresses in `/proc/<pid>/mem` never are) are passed through unchanged.
+pub fn lseek_set(fd: i32, offset: u64) -> Result<u64, Errno> {
+    // SAFETY: lseek only changes the descriptor's position.
+    Errno::result(unsafe { syscall3(nr::LSEEK, fd as usize, offset as usize, 0) }).map(|o| o as u64)
+}

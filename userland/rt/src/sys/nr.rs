@@ -4,6 +4,8 @@
 #![allow(missing_docs)]
 
 pub const READ: usize = 0;
+/// `lseek`.
+pub const LSEEK: usize = 8;
 pub const WRITE: usize = 1;
 pub const CLOSE: usize = 3;
 pub const MMAP: usize = 9;

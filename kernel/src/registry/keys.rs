@@ -1,0 +1,149 @@
+//! The memory keys, their defaults, ranges, paths and hooks.
+
+use crate::syscall::errno::SysResult;
+use core::sync::atomic::AtomicU64;
+
+/// What values a key takes.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyKind {
+    /// An integer in `min..=max`.
+    Int {
+        /// Smallest valid value.
+        min: u64,
+        /// Largest valid value.
+        max: u64,
+    },
+    /// One of these words (Linux shows them as `[chosen] other other`).
+    Choice(&'static [&'static str]),
+    /// A trigger: an integer in range that is acted on and not kept (reads are empty).
+    WriteOnly {
+        /// Smallest valid value.
+        min: u64,
+        /// Largest valid value.
+        max: u64,
+    },
+}
+
+/// One tunable.
+pub struct Key {
+    /// Registry name (`vm.max_map_count`).
+    pub name: &'static str,
+    /// Files that show it.
+    pub paths: &'static [&'static str],
+    /// Value type and range.
+    pub kind: KeyKind,
+    /// Default value (choices: the index).
+    pub default: u64,
+    /// Current value.
+    pub value: AtomicU64,
+    /// Applies a validated value to the kernel (may refuse it).
+    pub apply: fn(u64) -> SysResult<()>,
+}
+
+const fn key(name: &'static str, paths: &'static [&'static str], kind: KeyKind, default: u64, apply: fn(u64) -> SysResult<()>) -> Key {
+    Key { name, paths, kind, default, value: AtomicU64::new(default), apply }
+}
+
+fn keep(_: u64) -> SysResult<()> {
+    Ok(())
+}
+
+fn set_watermark_scale(v: u64) -> SysResult<()> {
+    let min_free = MIN_FREE_KBYTES.get();
+    crate::mem::frames::allocator().set_watermarks(if min_free == 0 { None } else { Some(min_free) }, v as u32);
+    Ok(())
+}
+
+fn set_min_free(v: u64) -> SysResult<()> {
+    crate::mem::frames::allocator().set_watermarks(Some(v), WATERMARK_SCALE_FACTOR.get() as u32);
+    Ok(())
+}
+
+/// `vm.max_map_count` (Linux default 65530).
+pub static MAX_MAP_COUNT: Key = key("vm.max_map_count", &["/proc/sys/vm/max_map_count"], KeyKind::Int { min: 1, max: i32::MAX as u64 }, 65530, keep);
+/// `vm.mmap_min_addr` (65536).
+pub static MMAP_MIN_ADDR: Key = key("vm.mmap_min_addr", &["/proc/sys/vm/mmap_min_addr"], KeyKind::Int { min: 0, max: 1 << 32 }, 65536, keep);
+/// `vm.watermark_scale_factor` (10, i.e. 0.1% of the node).
+pub static WATERMARK_SCALE_FACTOR: Key =
+    key("vm.watermark_scale_factor", &["/proc/sys/vm/watermark_scale_factor"], KeyKind::Int { min: 1, max: 3000 }, 10, set_watermark_scale);
+/// `vm.min_free_kbytes` (0 here means "Linux's formula").
+pub static MIN_FREE_KBYTES: Key =
+    key("vm.min_free_kbytes", &["/proc/sys/vm/min_free_kbytes"], KeyKind::Int { min: 128, max: 1 << 26 }, 0, set_min_free);
+
+/// Every key, in the order `ksyncd` documents them.
+pub static KEYS: [&Key; 18] = [
+    &MAX_MAP_COUNT,
+    &MMAP_MIN_ADDR,
+    &WATERMARK_SCALE_FACTOR,
+    &MIN_FREE_KBYTES,
+    &OVERCOMMIT_MEMORY,
+    &OVERCOMMIT_RATIO,
+    &OVERCOMMIT_KBYTES,
+    &UNPRIVILEGED_USERFAULTFD,
+    &DROP_CACHES,
+    &SWAPPINESS,
+    &NR_HUGEPAGES,
+    &THP_ENABLED,
+    &THP_DEFRAG,
+    &KSM_RUN,
+    &DAMON_KDAMONDS,
+    &STAT_INTERVAL,
+    &PAGE_CLUSTER,
+    &OOM_KILL_ALLOCATING_TASK,
+];
+
+/// `vm.overcommit_memory`: 0 heuristic, 1 always, 2 never (commit accounting comes with the
+/// exhaustion issue; the value is kept and validated now).
+pub static OVERCOMMIT_MEMORY: Key = key("vm.overcommit_memory", &["/proc/sys/vm/overcommit_memory"], KeyKind::Int { min: 0, max: 2 }, 0, keep);
+/// `vm.overcommit_ratio` (50).
+pub static OVERCOMMIT_RATIO: Key = key("vm.overcommit_ratio", &["/proc/sys/vm/overcommit_ratio"], KeyKind::Int { min: 0, max: 1 << 32 }, 50, keep);
+/// `vm.overcommit_kbytes` (0).
+pub static OVERCOMMIT_KBYTES: Key = key("vm.overcommit_kbytes", &["/proc/sys/vm/overcommit_kbytes"], KeyKind::Int { min: 0, max: 1 << 48 }, 0, keep);
+/// `vm.unprivileged_userfaultfd`: 0 privileged only, 1 everyone, 2 user-mode faults only.
+pub static UNPRIVILEGED_USERFAULTFD: Key =
+    key("vm.unprivileged_userfaultfd", &["/proc/sys/vm/unprivileged_userfaultfd"], KeyKind::Int { min: 0, max: 2 }, 0, keep);
+/// `vm.drop_caches`: 1 page cache, 2 slab, 3 both (a trigger; nothing is cached yet).
+pub static DROP_CACHES: Key = key("vm.drop_caches", &["/proc/sys/vm/drop_caches"], KeyKind::WriteOnly { min: 1, max: 3 }, 0, keep);
+/// `vm.swappiness` (60, range 0-200).
+pub static SWAPPINESS: Key = key("vm.swappiness", &["/proc/sys/vm/swappiness"], KeyKind::Int { min: 0, max: 200 }, 60, keep);
+/// `vm.nr_hugepages` (the default-size pool).
+pub static NR_HUGEPAGES: Key = key(
+    "vm.nr_hugepages",
+    &["/proc/sys/vm/nr_hugepages", "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// THP mode.
+pub static THP_ENABLED: Key = key(
+    "mm.transparent_hugepage.enabled",
+    &["/sys/kernel/mm/transparent_hugepage/enabled"],
+    KeyKind::Choice(&["always", "madvise", "never"]),
+    1,
+    keep,
+);
+/// THP defrag mode.
+pub static THP_DEFRAG: Key = key(
+    "mm.transparent_hugepage.defrag",
+    &["/sys/kernel/mm/transparent_hugepage/defrag"],
+    KeyKind::Choice(&["always", "defer", "defer+madvise", "madvise", "never"]),
+    3,
+    keep,
+);
+/// KSM: 0 stopped (the default: the timing side channel), 1 run, 2 unmerge.
+pub static KSM_RUN: Key = key("mm.ksm.run", &["/sys/kernel/mm/ksm/run"], KeyKind::Int { min: 0, max: 2 }, 0, keep);
+/// DAMON monitors (0: DAMON off, the default).
+pub static DAMON_KDAMONDS: Key = key(
+    "mm.damon.nr_kdamonds",
+    &["/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds"],
+    KeyKind::Int { min: 0, max: 64 },
+    0,
+    keep,
+);
+/// `vm.stat_interval` seconds (1).
+pub static STAT_INTERVAL: Key = key("vm.stat_interval", &["/proc/sys/vm/stat_interval"], KeyKind::Int { min: 1, max: 3600 }, 1, keep);
+/// `vm.page-cluster` (swap readahead, log2 pages; 3).
+pub static PAGE_CLUSTER: Key = key("vm.page-cluster", &["/proc/sys/vm/page-cluster"], KeyKind::Int { min: 0, max: 10 }, 3, keep);
+/// `vm.oom_kill_allocating_task` (0).
+pub static OOM_KILL_ALLOCATING_TASK: Key =
+    key("vm.oom_kill_allocating_task", &["/proc/sys/vm/oom_kill_allocating_task"], KeyKind::Int { min: 0, max: 1 }, 0, keep);

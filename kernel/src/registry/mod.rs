@@ -1,0 +1,108 @@
+//! The registry of memory tunables. Every knob is a typed key with a default, a validator
+//! (an invalid value is EINVAL and changes nothing), its own security descriptor, and the
+//! `/proc/sys` or `/sys` paths Linux tools use. `ksyncd` applies a deployment's values at
+//! boot by writing these files.
+
+mod keys;
+
+pub use keys::{Key, KeyKind, KEYS};
+
+use crate::syscall::errno::{Errno, SysResult};
+use alloc::{format, string::String};
+use core::sync::atomic::Ordering;
+use security::{access_check, AccessMask, GenericMapping, SecurityDescriptor, Token};
+use spin::Once;
+
+static KEY_SD: Once<SecurityDescriptor> = Once::new();
+
+/// The descriptor every memory key carries: everyone reads, administrators and SYSTEM write.
+fn key_sd() -> &'static SecurityDescriptor {
+    KEY_SD.call_once(|| SecurityDescriptor::for_registry_key(true))
+}
+
+/// The key served at `path`, if any.
+pub fn lookup_path(path: &str) -> Option<&'static Key> {
+    KEYS.iter().copied().find(|k| k.paths.contains(&path))
+}
+
+/// The key called `name` (e.g. `vm.max_map_count`), if any.
+pub fn lookup_name(name: &str) -> Option<&'static Key> {
+    KEYS.iter().copied().find(|k| k.name == name)
+}
+
+/// Checks that `token` may read (`write == false`) or set the key; EACCES otherwise.
+pub fn check_access(key: &Key, token: &Token, write: bool) -> SysResult<()> {
+    let _ = key;
+    let want = if write { AccessMask::KEY_SET_VALUE } else { AccessMask::KEY_QUERY_VALUE };
+    access_check(token, key_sd(), want, &GenericMapping::KEY).map(|_| ()).map_err(|_| Errno::EACCES)
+}
+
+impl Key {
+    /// The current value as a number (choices: the index).
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    /// The file contents Linux shows for this key.
+    pub fn render(&self) -> String {
+        let v = self.get();
+        match self.kind {
+            KeyKind::Int { .. } => format!("{v}\n"),
+            KeyKind::WriteOnly { .. } => String::new(),
+            KeyKind::Choice(choices) => {
+                let mut s = String::new();
+                for (i, c) in choices.iter().enumerate() {
+                    if !s.is_empty() {
+                        s.push(' ');
+                    }
+                    if i as u64 == v {
+                        s.push('[');
+                        s.push_str(c);
+                        s.push(']');
+                    } else {
+                        s.push_str(c);
+                    }
+                }
+                s.push('\n');
+                s
+            }
+        }
+    }
+
+    /// Parses and validates `text`; stores it and runs the key's hook. EINVAL leaves the
+    /// old value in place.
+    pub fn set(&self, text: &str) -> SysResult<()> {
+        let text = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
+        let value = match self.kind {
+            KeyKind::Int { min, max } | KeyKind::WriteOnly { min, max } => {
+                let v: u64 = text.parse().map_err(|_| Errno::EINVAL)?;
+                if v < min || v > max {
+                    return Err(Errno::EINVAL);
+                }
+                v
+            }
+            KeyKind::Choice(choices) => choices.iter().position(|c| *c == text).ok_or(Errno::EINVAL)? as u64,
+        };
+        (self.apply)(value)?;
+        if !matches!(self.kind, KeyKind::WriteOnly { .. }) {
+            self.value.store(value, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Sets the defaults that depend on the machine (after the frame allocator exists).
+pub fn init() {
+    let total = crate::mem::frames::allocator().total_pages();
+    keys::MIN_FREE_KBYTES.value.store(mm::frame::default_min_free_kbytes(total), Ordering::Relaxed);
+}
+
+/// `vm.max_map_count`.
+pub fn max_map_count() -> u64 {
+    keys::MAX_MAP_COUNT.get()
+}
+
+/// `vm.mmap_min_addr`.
+pub fn mmap_min_addr() -> u64 {
+    keys::MMAP_MIN_ADDR.get()
+}

@@ -1,0 +1,193 @@
+//! `tunables`: every registry knob through its Linux file. For each: the default reads
+//! back; a valid write takes effect (read back, and for the knobs whose machinery exists,
+//! the behaviour changes: max_map_count limits mappings, mmap_min_addr moves the lowest
+//! mappable address, watermark_scale_factor moves the zoneinfo watermarks); an invalid
+//! value is EINVAL with the old value kept; a restricted process's write is refused
+//! (EACCES). Values are restored afterwards. Peios-only (needs the restrict syscall and
+//! the boot-time ksyncd value of vm.stat_interval = 3).
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use peios_bins::files::{read_file, try_open, write_file};
+use peios_bins::peios::restrict_self;
+use peios_bins::Checks;
+use peios_rt::prelude::*;
+use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
+use peios_rt::sys::fs::O_WRONLY;
+use peios_rt::sys::mm::{mmap, munmap, MapFlags, Prot};
+use peios_rt::sys::process::exit_group;
+
+peios_rt::main!(main);
+
+/// path, default (None: machine-dependent), a valid value, what it reads back as, invalid values.
+const KNOBS: &[(&str, Option<&str>, &str, &str, &[&str])] = &[
+    ("/proc/sys/vm/max_map_count", Some("65530"), "70000", "70000", &["abc", "0", "-5"]),
+    ("/proc/sys/vm/mmap_min_addr", Some("65536"), "131072", "131072", &["x", "-1"]),
+    ("/proc/sys/vm/watermark_scale_factor", Some("10"), "200", "200", &["0", "5000"]),
+    ("/proc/sys/vm/min_free_kbytes", None, "8192", "8192", &["1", "z"]),
+    ("/proc/sys/vm/overcommit_memory", Some("0"), "1", "1", &["3", "-1"]),
+    ("/proc/sys/vm/overcommit_ratio", Some("50"), "80", "80", &["x"]),
+    ("/proc/sys/vm/overcommit_kbytes", Some("0"), "1024", "1024", &["x"]),
+    ("/proc/sys/vm/unprivileged_userfaultfd", Some("0"), "1", "1", &["3"]),
+    ("/proc/sys/vm/swappiness", Some("60"), "10", "10", &["201", "x"]),
+    ("/proc/sys/vm/nr_hugepages", Some("0"), "4", "4", &["x", "-3"]),
+    ("/sys/kernel/mm/transparent_hugepage/enabled", Some("always [madvise] never"), "never", "always madvise [never]", &["sometimes"]),
+    ("/sys/kernel/mm/transparent_hugepage/defrag", Some("always defer defer+madvise [madvise] never"), "defer", "always [defer] defer+madvise madvise never", &["x"]),
+    ("/sys/kernel/mm/ksm/run", Some("0"), "1", "1", &["3"]),
+    ("/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds", Some("0"), "1", "1", &["65"]),
+    ("/proc/sys/vm/stat_interval", Some("3"), "2", "2", &["0"]),
+    ("/proc/sys/vm/page-cluster", Some("3"), "0", "0", &["11"]),
+    ("/proc/sys/vm/oom_kill_allocating_task", Some("0"), "1", "1", &["2"]),
+];
+
+fn value(path: &str) -> String {
+    read_file(path).map(|s| String::from(s.trim())).unwrap_or_else(|e| format!("<{}>", e))
+}
+
+/// The raw value to write back for a choice file shown as `a [b] c`.
+fn chosen(shown: &str) -> String {
+    match (shown.find('['), shown.find(']')) {
+        (Some(a), Some(b)) if a < b => String::from(&shown[a + 1..b]),
+        _ => String::from(shown),
+    }
+}
+
+fn in_restricted_child(f: fn() -> i32) -> Result<WaitStatus, Errno> {
+    match fork()? {
+        Fork::Child => {
+            if restrict_self().is_err() {
+                exit_group(99);
+            }
+            exit_group(f())
+        }
+        Fork::Parent(pid) => wait_pid(pid),
+    }
+}
+
+fn restricted_writes_refused() -> i32 {
+    let mut bad = 0;
+    for (path, ..) in KNOBS {
+        if try_open(path, O_WRONLY) != Err(Errno::EACCES) {
+            eprintln!("tunables(restricted): write-open of {} not refused", path);
+            bad += 1;
+        }
+        if read_file(path).is_err() {
+            eprintln!("tunables(restricted): {} not readable", path);
+            bad += 1;
+        }
+    }
+    bad
+}
+
+fn map_low(addr: usize) -> Result<*mut u8, Errno> {
+    // SAFETY: FIXED_NOREPLACE never replaces a mapping; the low range is unused.
+    unsafe { mmap(addr, 4096, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE, -1, 0) }
+}
+
+fn restricted_map_0x80000() -> i32 {
+    match map_low(0x80000) {
+        Ok(p) => {
+            // SAFETY: unmapping the page just mapped.
+            let _ = unsafe { munmap(p, 4096) };
+            0
+        }
+        Err(Errno::EPERM) => 1,
+        Err(_) => 2,
+    }
+}
+
+fn zone_low(node: &str) -> Option<u64> {
+    let text = read_file("/proc/zoneinfo").ok()?;
+    let mut in_node = false;
+    for line in text.lines() {
+        if line.starts_with("Node ") {
+            in_node = line.starts_with(node);
+        } else if in_node {
+            if let Some(v) = line.trim().strip_prefix("low") {
+                return v.trim().parse().ok();
+            }
+        }
+    }
+    None
+}
+
+fn main(_args: &Args) -> i32 {
+    let mut checks = Checks::new("tunables");
+    // Probe the restrict syscall in a child: this process must keep its privileges.
+    if in_restricted_child(|| 0) == Ok(WaitStatus::Exited(99)) {
+        println!("tunables: not Peios (no restrict syscall): nothing to check");
+        return 0;
+    }
+    for (path, default, valid, shown, invalid) in KNOBS {
+        let before = value(path);
+        if let Some(d) = default {
+            checks.check(&format!("{}-default", path), before == *d, format_args!("{:?} (expected {:?})", before, d));
+        }
+        let wrote = write_file(path, valid);
+        let now = value(path);
+        checks.check(&format!("{}-write", path), wrote.is_ok() && now == *shown, format_args!("wrote {:?}: {:?}, reads {:?}", valid, wrote, now));
+        for bad in *invalid {
+            let r = write_file(path, bad);
+            let after = value(path);
+            checks.check(&format!("{}-invalid-{}", path, bad), r == Err(Errno::EINVAL) && after == now, format_args!("{:?}, value {:?}", r, after));
+        }
+        let _ = write_file(path, &chosen(&before));
+    }
+    // drop_caches is a write-only trigger.
+    checks.check("drop_caches-valid", write_file("/proc/sys/vm/drop_caches", "3").is_ok(), format_args!("echo 3"));
+    checks.expect_errno("drop_caches-invalid", write_file("/proc/sys/vm/drop_caches", "4"), Errno::EINVAL);
+
+    // Restricted writers are refused on every knob (readers are not).
+    let st = in_restricted_child(restricted_writes_refused);
+    checks.check("restricted-writes-refused", st == Ok(WaitStatus::Exited(0)), format_args!("restricted child {:?}", st));
+
+    // Behaviour: max_map_count bounds the number of mappings.
+    let limit_before = value("/proc/sys/vm/max_map_count");
+    let _ = write_file("/proc/sys/vm/max_map_count", "200");
+    let mut maps = Vec::new();
+    let mut result = Ok(());
+    for _ in 0..400 {
+        match peios_rt::sys::mm::mmap_anon(4096, Prot::READ) {
+            Ok(p) => maps.push(p),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    for p in &maps {
+        // SAFETY: unmapping pages this loop mapped.
+        let _ = unsafe { munmap(*p, 4096) };
+    }
+    let _ = write_file("/proc/sys/vm/max_map_count", &limit_before);
+    checks.check(
+        "max_map_count-limits-mmap",
+        result == Err(Errno::ENOMEM) && maps.len() < 200,
+        format_args!("{} mappings, then {:?}", maps.len(), result),
+    );
+
+    // Behaviour: mmap_min_addr moves the lowest address an unprivileged process may map.
+    let _ = write_file("/proc/sys/vm/mmap_min_addr", "1048576");
+    let high = in_restricted_child(restricted_map_0x80000);
+    let _ = write_file("/proc/sys/vm/mmap_min_addr", "4096");
+    let low = in_restricted_child(restricted_map_0x80000);
+    let _ = write_file("/proc/sys/vm/mmap_min_addr", "65536");
+    checks.check(
+        "mmap_min_addr-controls-low-mappings",
+        high == Ok(WaitStatus::Exited(1)) && low == Ok(WaitStatus::Exited(0)),
+        format_args!("min 1 MiB: {:?} (1 = EPERM), min 4 KiB: {:?} (0 = mapped)", high, low),
+    );
+
+    // Behaviour: watermark_scale_factor moves the zone watermarks.
+    let low_before = zone_low("Node 0");
+    let _ = write_file("/proc/sys/vm/watermark_scale_factor", "1000");
+    let low_after = zone_low("Node 0");
+    let _ = write_file("/proc/sys/vm/watermark_scale_factor", "10");
+    checks.check(
+        "watermark_scale_factor-moves-watermarks",
+        matches!((low_before, low_after), (Some(a), Some(b)) if b > a),
+        format_args!("node 0 low {:?} -> {:?}", low_before, low_after),
+    );
+    checks.finish()
+}
