@@ -55,15 +55,17 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
     }
     let mut frames = BootstrapFrames::new(&boot, &reserved);
     let ram_bytes = frames.free_bytes();
+    let ram_end = boot.memory_map().iter().filter(|r| r.kind == boot_info::E820_RAM).map(|r| r.end()).max().unwrap_or(0);
+    let max_phys = ram_end.max(1 << 32).next_multiple_of(1 << 30);
+    // KASLR: the direct map (and so the heap inside it) moves every boot.
+    let mut seed = [0u8; 8];
+    random::fill(&mut seed);
+    let root = paging::init(&mut frames, max_phys, features.huge_1g, u64::from_le_bytes(seed));
+    mem::pagetable::set_kernel_root();
     let heap_bytes = (ram_bytes / 32).clamp(16 << 20, 256 << 20) & !((2 << 20) - 1);
     let heap_phys = frames.take(heap_bytes, 2 << 20).expect("no memory for the kernel heap");
     // SAFETY: the region was just removed from the free ranges and is direct-mapped.
     unsafe { mem::heap::init(heap_phys, heap_bytes) };
-
-    let ram_end = boot.memory_map().iter().filter(|r| r.kind == boot_info::E820_RAM).map(|r| r.end()).max().unwrap_or(0);
-    let max_phys = ram_end.max(1 << 32).next_multiple_of(1 << 30);
-    let root = paging::init(&mut frames, max_phys, features.huge_1g);
-    mem::pagetable::set_kernel_root();
     log::info!(
         "memory: {} MiB usable, heap {} MiB, direct map {} GiB ({} pages), features {:?}",
         ram_bytes >> 20,
@@ -71,6 +73,12 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
         max_phys >> 30,
         if features.huge_1g { "1 GiB" } else { "2 MiB" },
         features
+    );
+    kprintln!(
+        "KASLR: direct map at {:#x}, heap at {:#x}, kernel image at {:#x}",
+        paging::phys_offset(),
+        paging::phys_offset() + heap_phys,
+        paging::KERNEL_VMA + paging::kernel_image_phys().0
     );
 
     let topo = topology::discover(boot.rsdp);

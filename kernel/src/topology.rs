@@ -1,7 +1,7 @@
 //! The machine as the kernel sees it: CPUs and nodes from ACPI, logical CPU numbering,
 //! IO-APIC routing of legacy lines, and the boot report the harness checks.
 
-use crate::{arch::{paging::{phys_to_virt, PHYS_OFFSET}, percpu}, interrupts::IRQ_COUNTS, kprintln, mem::numa::NodeMemory, time};
+use crate::{arch::{paging::{phys_offset, phys_to_virt}, percpu}, interrupts::IRQ_COUNTS, kprintln, mem::numa::NodeMemory, time};
 use alloc::{string::String, vec::Vec};
 use core::{fmt::Write, sync::atomic::Ordering};
 use drivers::{
@@ -13,7 +13,7 @@ use sched::{CpuId, MAX_CPUS};
 
 /// Reads the ACPI tables; a machine without usable tables is one CPU on one node.
 pub fn discover(rsdp: u64) -> Topology {
-    let handler = DirectMapHandler { phys_offset: PHYS_OFFSET, clock_ns: time::now_ns };
+    let handler = DirectMapHandler { phys_offset: phys_offset(), clock_ns: time::now_ns };
     // SAFETY: `rsdp` comes from the PVH start info and the direct map covers the tables.
     match unsafe { parse_topology(handler, rsdp) } {
         Ok(topo) if !topo.cpus.is_empty() => topo,

@@ -76,3 +76,20 @@ fn kernel_fault_prints_report_and_fails() {
     out.expect_line("CR2 0x00007bad00000000");
     out.expect_line("KERNEL PANIC on cpu");
 }
+
+/// The `KASLR:` line of a boot log.
+fn kaslr_line(log: &str) -> String {
+    log.lines().find(|l| l.starts_with("KASLR: direct map at ")).unwrap_or_else(|| panic!("no KASLR line:\n{log}")).to_string()
+}
+
+#[test]
+fn kaslr_direct_map_and_heap_move_between_boots() {
+    let guest = Guest { cpus: 1, nodes: 1, mem_mib: 512, append: "test=boot".into(), ..Default::default() };
+    let first = guest.boot();
+    let second = guest.boot();
+    assert_eq!((first.status, second.status), (0, 0), "{}\n{}", first.log, second.log);
+    let (a, b) = (kaslr_line(&first.log), kaslr_line(&second.log));
+    let field = |line: &str, name: &str| line.split(name).nth(1).and_then(|r| r.split(',').next()).map(str::to_string);
+    assert_ne!(field(&a, "direct map at "), field(&b, "direct map at "), "direct map did not move:\n{a}\n{b}");
+    assert_ne!(field(&a, "heap at "), field(&b, "heap at "), "heap did not move:\n{a}\n{b}");
+}

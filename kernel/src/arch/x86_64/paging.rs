@@ -1,6 +1,7 @@
-//! The kernel's final page tables: a non-executable direct map of all physical memory at
-//! [`PHYS_OFFSET`], and the kernel image at -2 GiB with per-section permissions (text
-//! read+execute, rodata read-only, data and bss read+write, never writable and executable).
+//! The kernel's final page tables: a non-executable direct map of all physical memory at a
+//! randomized base (KASLR for the direct map and, through it, the heap), and the kernel
+//! image at -2 GiB with per-section permissions (text read+execute, rodata read-only, data
+//! and bss read+write, never writable and executable).
 
 use x86_64::{
     registers::control::{Cr3, Cr3Flags},
@@ -11,14 +12,27 @@ use x86_64::{
     PhysAddr, VirtAddr,
 };
 
-/// Virtual address of physical address 0 in the direct map.
-pub const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
+/// Where the boot page tables put the direct map (used until the final tables load).
+pub const BOOT_PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
+/// The lowest randomized direct-map base; bases are 1 GiB aligned in a 32 TiB window.
+const DIRECT_MAP_WINDOW_START: u64 = 0xffff_8800_0000_0000;
+/// Number of 1 GiB slots the direct-map base is chosen from (32 TiB / 1 GiB).
+const DIRECT_MAP_SLOTS: u64 = 32 * 1024;
+
+/// Virtual address of physical address 0 in the direct map (randomized at boot).
+static PHYS_OFFSET: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(BOOT_PHYS_OFFSET);
+
+/// The direct map's base.
+#[inline]
+pub fn phys_offset() -> u64 {
+    PHYS_OFFSET.load(core::sync::atomic::Ordering::Relaxed)
+}
 /// Virtual base the kernel image is linked at (physical 0 maps here).
 pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
 
 /// The direct-map address of a physical address.
 pub fn phys_to_virt(phys: u64) -> *mut u8 {
-    (PHYS_OFFSET + phys) as *mut u8
+    (phys_offset() + phys) as *mut u8
 }
 
 /// The physical address of a kernel-image (linked) address.
@@ -46,8 +60,10 @@ pub fn kernel_image_phys() -> (u64, u64) {
 
 /// Builds the final tables with frames from `frames` and switches CR3 to them.
 /// `max_phys` is the end of the highest physical range to direct-map (at least 4 GiB so
-/// MMIO below 4 GiB is covered). Returns the new top-level table's physical address.
-pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: bool) -> PhysAddr {
+/// MMIO below 4 GiB is covered); `random` picks the direct map's base. Returns the new
+/// top-level table's physical address. Pointers into the boot direct map are invalid after.
+pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: bool, random: u64) -> PhysAddr {
+    let base = DIRECT_MAP_WINDOW_START + (random % DIRECT_MAP_SLOTS) * (1 << 30);
     let pml4_frame = frames.allocate_frame().expect("no memory for the kernel page tables");
     let pml4_ptr = phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable;
     // SAFETY: the frame was just allocated for us and the boot tables direct-map it.
@@ -55,15 +71,15 @@ pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: 
         pml4_ptr.write(PageTable::new());
         &mut *pml4_ptr
     };
-    // SAFETY: every physical frame used while building is reachable through PHYS_OFFSET in
-    // the boot tables (bootstrap frames come from below 4 GiB).
-    let mut mapper = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(PHYS_OFFSET)) };
+    // SAFETY: every physical frame used while building is reachable through the boot direct
+    // map (bootstrap frames come from below 4 GiB).
+    let mut mapper = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(BOOT_PHYS_OFFSET)) };
 
     let data = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE | Flags::GLOBAL;
     let mut phys = 0u64;
     while phys < max_phys {
-        let virt = VirtAddr::new(PHYS_OFFSET + phys);
-        // SAFETY: the direct map aliases physical memory only at PHYS_OFFSET, which nothing
+        let virt = VirtAddr::new(base + phys);
+        // SAFETY: the direct map aliases physical memory only at `base`, which nothing
         // else uses; the tables are not live yet, so no flush is needed.
         unsafe {
             if huge_1g && phys % (1 << 30) == 0 && max_phys - phys >= 1 << 30 {
@@ -108,6 +124,7 @@ pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: 
     // SAFETY: the new tables map the running code, its stack (in .bss) and the direct map
     // exactly as the boot tables did for everything the kernel touches from now on.
     unsafe { Cr3::write(pml4_frame, Cr3Flags::empty()) };
+    PHYS_OFFSET.store(base, core::sync::atomic::Ordering::Relaxed);
     pml4_frame.start_address()
 }
 
