@@ -83,6 +83,7 @@ impl BootInfo {
 
 /// Why the start info is unusable.
 #[derive(Debug)]
+#[allow(dead_code)] // fields are shown by the panic message through Debug
 pub enum BootInfoError {
     /// Wrong magic: not started through PVH.
     BadMagic(u32),

@@ -47,6 +47,9 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
 
     let features = cpu::features();
     cpu::init_control_registers(&features);
+    if features.smap {
+        arch::uaccess::set_smap_enabled();
+    }
 
     let (image_start, image_end) = paging::kernel_image_phys();
     let mut reserved = [PhysRange { start: image_start, end: image_end }; 2];

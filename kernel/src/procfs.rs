@@ -21,6 +21,7 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/meminfo" => Some(report::meminfo(alloc, &extra)),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
+        "/proc/sys/peios/registry" => Some(crate::registry::listing()),
         _ => {
             let rest = path.strip_prefix("/sys/devices/system/node/node")?;
             let (node, file) = rest.split_once('/')?;

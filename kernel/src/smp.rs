@@ -5,7 +5,6 @@ use crate::arch::{apic, cpu, gdt, idt, percpu, trampoline};
 use alloc::vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use sched::CpuId;
-use x86_64::{registers::control::{Cr3, Cr3Flags}, structures::paging::PhysFrame, PhysAddr};
 
 /// Kernel stack size of each AP's boot/executor stack.
 const AP_STACK_BYTES: usize = 128 * 1024;
@@ -31,7 +30,7 @@ pub fn start_aps(count: u32, kernel_root: u64, ap_main: fn(CpuId) -> !) -> u32 {
         let Some(block) = percpu::get(CpuId(cpu)) else { continue };
         let stack = vec![0u8; AP_STACK_BYTES].leak();
         let stack_top = (stack.as_ptr_range().end as u64) & !0xf;
-        trampoline::prepare(stack_top, ap_entry, u64::from(cpu));
+        trampoline::prepare(stack_top, ap_entry, u64::from(cpu), kernel_root);
         STARTED.store(u32::MAX, Ordering::Release);
         let expected_online = online_cpus() + 1;
         apic::start_ap(block.apic_id, trampoline::sipi_page(), crate::time::delay_us);
@@ -50,10 +49,7 @@ static AP_MAIN: spin::Once<fn(CpuId) -> !> = spin::Once::new();
 
 /// First Rust code on an AP, on its own stack, with the boot page tables.
 extern "C" fn ap_entry(cpu: u64) -> ! {
-    let root = KERNEL_ROOT.load(Ordering::Acquire);
-    // SAFETY: the kernel's final tables map everything the AP touches (its stack is heap
-    // memory in the direct map, the code is in the kernel image).
-    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(root)), Cr3Flags::empty()) };
+    // The trampoline already switched to the kernel's final tables and this AP's stack.
     let cpu = CpuId(cpu as u32);
     STARTED.store(cpu.0, Ordering::Release);
     cpu::init_control_registers(&cpu::features());

@@ -404,11 +404,6 @@ impl AddressSpace {
         result.map(|()| child)
     }
 
-    /// Number of VMAs.
-    pub fn vma_count(&self) -> usize {
-        self.inner.lock().vmas.len()
-    }
-
     /// Resident pages (present PTEs).
     pub fn resident_pages(&self) -> u64 {
         let mut n = 0;

@@ -17,8 +17,6 @@ pub mod flags {
     pub const ACCESSED: u64 = 1 << 5;
     /// Dirty.
     pub const DIRTY: u64 = 1 << 6;
-    /// Large page (in a PDPT/PD entry).
-    pub const HUGE: u64 = 1 << 7;
     /// No-execute.
     pub const NO_EXECUTE: u64 = 1 << 63;
 }

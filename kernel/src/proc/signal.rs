@@ -9,11 +9,9 @@ use crate::{
 };
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
-use spin::Mutex;
 
 pub const SIGILL: u8 = 4;
 pub const SIGTRAP: u8 = 5;
-pub const SIGABRT: u8 = 6;
 pub const SIGBUS: u8 = 7;
 pub const SIGFPE: u8 = 8;
 pub const SIGKILL: u8 = 9;
@@ -26,8 +24,6 @@ pub const SIGWINCH: u8 = 28;
 /// Highest signal number.
 pub const NSIG: u8 = 64;
 
-/// `SA_SIGINFO`.
-pub const SA_SIGINFO: u64 = 4;
 /// `SA_RESTORER`.
 pub const SA_RESTORER: u64 = 0x0400_0000;
 /// `SA_NODEFER`.
@@ -57,8 +53,6 @@ pub mod code {
     pub const FPE_INTDIV: i32 = 1;
     /// Illegal operand.
     pub const ILL_ILLOPN: i32 = 2;
-    /// Child exited.
-    pub const CLD_EXITED: i32 = 1;
 }
 
 /// The kernel's `struct sigaction` (x86_64 layout for `rt_sigaction`).
@@ -294,6 +288,3 @@ pub fn sigreturn(thread: &Thread, ctx: &mut UserContext) -> SysResult<()> {
     ctx.kind = TrapKind::Fresh;
     Ok(())
 }
-
-/// Guards signal actions against concurrent rt_sigaction calls (none beyond the process lock).
-pub type ActionLock = Mutex<()>;

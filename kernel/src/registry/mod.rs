@@ -25,9 +25,14 @@ pub fn lookup_path(path: &str) -> Option<&'static Key> {
     KEYS.iter().copied().find(|k| k.paths.contains(&path))
 }
 
-/// The key called `name` (e.g. `vm.max_map_count`), if any.
-pub fn lookup_name(name: &str) -> Option<&'static Key> {
-    KEYS.iter().copied().find(|k| k.name == name)
+/// `/proc/sys/peios/registry`: every key as `name = value (default D)`.
+pub fn listing() -> String {
+    let mut s = String::new();
+    for k in KEYS.iter() {
+        let shown = k.render();
+        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("{} = {} (default {})\n", k.name, shown.trim(), k.default));
+    }
+    s
 }
 
 /// Checks that `token` may read (`write == false`) or set the key; EACCES otherwise.

@@ -3,7 +3,7 @@
 /// A Linux errno (x86_64 values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]
-#[allow(missing_docs, clippy::upper_case_acronyms)]
+#[allow(missing_docs, clippy::upper_case_acronyms, dead_code)] // the whole Linux table
 pub enum Errno {
     EPERM = 1,
     ENOENT = 2,

@@ -6,8 +6,9 @@ use x86_64::registers::{
     model_specific::{Efer, EferFlags},
 };
 
-/// CPU features the kernel cares about.
+/// CPU features the kernel cares about (all of them appear in the boot log).
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(dead_code)]
 pub struct Features {
     /// 1 GiB pages.
     pub huge_1g: bool,
@@ -60,6 +61,9 @@ pub fn init_control_registers(features: &Features) {
             cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE | Cr4Flags::PAGE_GLOBAL);
             if features.smep {
                 cr4.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
+            }
+            if features.smap {
+                cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
             }
         });
         Efer::update(|efer| efer.insert(EferFlags::NO_EXECUTE_ENABLE));

@@ -39,10 +39,12 @@ tramp64:
     movw %ax, %ds
     movw %ax, %es
     movw %ax, %ss
-    movq (TRAMPOLINE_PHYS + tramp_stack - ap_trampoline_start), %rsp
+    movq (TRAMPOLINE_PHYS + tramp_stack - ap_trampoline_start), %rdx
     movq (TRAMPOLINE_PHYS + tramp_arg - ap_trampoline_start), %rdi
-    movq (TRAMPOLINE_PHYS + tramp_entry - ap_trampoline_start), %rax
+    movq (TRAMPOLINE_PHYS + tramp_final_cr3 - ap_trampoline_start), %rsi
+    movq (TRAMPOLINE_PHYS + tramp_entry - ap_trampoline_start), %rcx
     xorl %ebp, %ebp
+    movabsq $ap_long_entry, %rax
     jmp *%rax
 
     .balign 16
@@ -59,9 +61,19 @@ tramp_cr3:   .quad 0
 tramp_stack: .quad 0
 tramp_entry: .quad 0
 tramp_arg:   .quad 0
+tramp_final_cr3: .quad 0
     .global ap_trampoline_end
 ap_trampoline_end:
     .code64
+
+    /* In the kernel image (mapped by both the boot and the final tables): switch to the
+       final tables, then to the AP's stack (which only the final tables map: the direct
+       map is randomized), then enter Rust. rdi = arg, rsi = CR3, rdx = stack, rcx = entry. */
+    .section .text.ap_long_entry, "ax"
+ap_long_entry:
+    movq %rsi, %cr3
+    movq %rdx, %rsp
+    jmp *%rcx
     "#,
     options(att_syntax)
 );
@@ -80,19 +92,15 @@ struct TrampolineData {
     stack_top: u64,
     entry: u64,
     arg: u64,
+    final_cr3: u64,
 }
 
 /// Copies the trampoline to low memory and fills in the parameters for one AP: it will
-/// run `entry(arg)` on the stack ending at `stack_top`.
-pub fn prepare(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64) {
-    // SAFETY: linker symbols; only their addresses are used.
-    let (start, end, boot_pml4) = unsafe {
-        (
-            &raw const ap_trampoline_start as u64,
-            &raw const ap_trampoline_end as u64,
-            &raw const BOOT_PML4 as u64,
-        )
-    };
+/// load `final_cr3` and run `entry(arg)` on the stack ending at `stack_top`.
+pub fn prepare(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64, final_cr3: u64) {
+    // Linker symbols: only their addresses are used.
+    let (start, end, boot_pml4) =
+        (&raw const ap_trampoline_start as u64, &raw const ap_trampoline_end as u64, &raw const BOOT_PML4 as u64);
     let len = (end - start) as usize;
     let dest = phys_to_virt(TRAMPOLINE_PHYS);
     let data = TrampolineData {
@@ -100,6 +108,7 @@ pub fn prepare(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64) {
         stack_top,
         entry: entry as usize as u64,
         arg,
+        final_cr3,
     };
     // SAFETY: the page at TRAMPOLINE_PHYS is below 1 MiB, reserved for this use (the frame
     // allocators never hand out memory below 1 MiB), and only one AP starts at a time.

@@ -15,7 +15,10 @@ global_asm!(
 isr_common:
     testb $3, 24(%rsp)          /* came from user mode? (CS of the iret frame) */
     jnz user_trap_entry         /* usermode.rs: save into the thread's context */
-    pushq %rax
+    cmpb $0, SMAP_ENABLED(%rip) /* an interrupt inside a user copy must not run with AC set */
+    je 3f
+    clac
+3:  pushq %rax
     pushq %rbx
     pushq %rcx
     pushq %rdx

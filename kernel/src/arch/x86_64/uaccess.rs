@@ -14,15 +14,20 @@ global_asm!(
     .global copy_user_asm
 copy_user_asm:
     movq %rdx, %rcx
+    cmpb $0, SMAP_ENABLED(%rip)
+    je 1f
+    stac                        /* SMAP: user pages are reachable only inside the copy */
+1:
     .global copy_user_insn
 copy_user_insn:
     rep movsb
-    xorl %eax, %eax
-    ret
     .global copy_user_fixup
 copy_user_fixup:
-    movq %rcx, %rax
-    ret
+    movq %rcx, %rax             /* bytes not copied: 0 unless a fault stopped the copy */
+    cmpb $0, SMAP_ENABLED(%rip)
+    je 2f
+    clac
+2:  ret
     "#,
     options(att_syntax)
 );
@@ -31,6 +36,15 @@ unsafe extern "C" {
     fn copy_user_asm(dst: *mut u8, src: *const u8, len: usize) -> usize;
     static copy_user_insn: u8;
     static copy_user_fixup: u8;
+}
+
+/// Set once SMAP is on (CR4.SMAP): the copy routine then brackets itself with STAC/CLAC.
+#[unsafe(no_mangle)]
+static SMAP_ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Records that SMAP is enabled (called on the boot CPU before any user process exists).
+pub fn set_smap_enabled() {
+    SMAP_ENABLED.store(true, core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Whether `rip` is the user-copy instruction (a fault there is recoverable).

@@ -18,7 +18,9 @@ use x86_64::registers::{
 pub enum TrapKind {
     /// `syscall`: RAX holds the number, RCX/R11 the user RIP/RFLAGS.
     Syscall = 0,
-    /// An exception or interrupt; `vector`, `error_code` and `cr2` say which.
+    /// An exception or interrupt; `vector`, `error_code` and `cr2` say which (set by the
+    /// entry assembly, never by Rust).
+    #[allow(dead_code)]
     Trap = 1,
     /// Not from a trap (new thread, exec, signal delivery): return with `iretq`, restoring
     /// every register.
@@ -276,7 +278,7 @@ pub fn init_cpu() {
     // SAFETY: LSTAR points at `syscall_entry`; STAR holds the selectors of our GDT;
     // SFMASK clears IF, DF, TF and AC on entry; SCE enables the instruction.
     unsafe {
-        LStar::write(x86_64::VirtAddr::new(syscall_entry as usize as u64));
+        LStar::write(x86_64::VirtAddr::new(syscall_entry as *const () as u64));
         Star::write(gdt::USER_CODE, gdt::USER_DATA, gdt::KERNEL_CODE, gdt::KERNEL_DATA)
             .expect("GDT layout fits sysret");
         SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
