@@ -48,6 +48,7 @@ cargo_flags=(--target x86_64-unknown-none)
 kernel=${CARGO_TARGET_DIR:-$here/target}/x86_64-unknown-none/$profile/kernel
 if (( build )); then
   (cd "$here" && cargo build -q -p kernel "${cargo_flags[@]}")
+  python3 "$here/tools/kaslr-relocs.py" "$kernel" >/dev/null
   if [[ -x $here/userland/build.sh ]]; then "$here/userland/build.sh" >&2; fi
 fi
 

@@ -8,6 +8,9 @@ fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     println!("cargo:rustc-link-arg-bins=-T{}", dir.join("linker.ld").display());
     println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
+    // Keep relocations in the output: tools/kaslr-relocs.py turns them into the table the
+    // boot code uses to move the image (KASLR).
+    println!("cargo:rustc-link-arg-bins=--emit-relocs");
     println!("cargo:rerun-if-changed=linker.ld");
 
     let mut asm = String::from(".section .text.vectors, \"ax\"\n.code64\n");

@@ -32,9 +32,16 @@ use drivers::debug_exit::{exit_qemu, ExitCode};
 use mem::bootstrap::{BootstrapFrames, PhysRange};
 use sched::CpuId;
 
-/// Rust entry on the boot CPU, called from `boot.rs` with the PVH start-info address.
+/// Rust entry on the boot CPU, called from `boot.rs` with the PVH start-info address:
+/// moves the image to its random address first (KASLR), then boots from there.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_entry(start_info: u64) -> ! {
+    // SAFETY: the first Rust code on the boot CPU: nothing holds image pointers yet.
+    unsafe { arch::kaslr::relocate(kernel_main, start_info) };
+    kernel_main(start_info)
+}
+
+extern "C" fn kernel_main(start_info: u64) -> ! {
     logger::init(log::LevelFilter::Info);
     // SAFETY: `start_info` is what QEMU passed in EBX at the PVH entry.
     let boot = match unsafe { boot_info::parse(start_info) } {
@@ -81,7 +88,7 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
         "KASLR: direct map at {:#x}, heap at {:#x}, kernel image at {:#x}",
         paging::phys_offset(),
         paging::phys_offset() + heap_phys,
-        paging::KERNEL_VMA + paging::kernel_image_phys().0
+        paging::KERNEL_VMA + paging::kernel_image_phys().0 + arch::kaslr::delta()
     );
 
     let topo = topology::discover(boot.rsdp);

@@ -30,6 +30,13 @@ pub fn build_once() {
             .status()
             .expect("run cargo");
         assert!(status.success(), "kernel build failed");
+        let kernel = guest_target_dir().join("x86_64-unknown-none/debug/kernel");
+        let status = Command::new("python3")
+            .arg(repo_root().join("tools/kaslr-relocs.py"))
+            .arg(&kernel)
+            .status()
+            .expect("run tools/kaslr-relocs.py");
+        assert!(status.success(), "KASLR relocation table step failed");
         let userland = repo_root().join("userland").join("build.sh");
         if userland.exists() {
             let status = Command::new(&userland).status().expect("run userland/build.sh");

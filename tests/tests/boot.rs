@@ -83,7 +83,7 @@ fn kaslr_line(log: &str) -> String {
 }
 
 #[test]
-fn kaslr_direct_map_and_heap_move_between_boots() {
+fn kaslr_image_direct_map_and_heap_move_between_boots() {
     let guest = Guest { cpus: 1, nodes: 1, mem_mib: 512, append: "test=boot".into(), ..Default::default() };
     let first = guest.boot();
     let second = guest.boot();
@@ -92,4 +92,15 @@ fn kaslr_direct_map_and_heap_move_between_boots() {
     let field = |line: &str, name: &str| line.split(name).nth(1).and_then(|r| r.split(',').next()).map(str::to_string);
     assert_ne!(field(&a, "direct map at "), field(&b, "direct map at "), "direct map did not move:\n{a}\n{b}");
     assert_ne!(field(&a, "heap at "), field(&b, "heap at "), "heap did not move:\n{a}\n{b}");
+    assert_ne!(field(&a, "kernel image at "), field(&b, "kernel image at "), "kernel image did not move:\n{a}\n{b}");
+    for line in [&a, &b] {
+        assert_ne!(field(line, "kernel image at ").as_deref(), Some("0xffffffff80100000"), "image at its link address: {line}");
+    }
+}
+
+#[test]
+fn nokaslr_keeps_the_image_at_its_link_address() {
+    let out = Guest { cpus: 1, nodes: 1, mem_mib: 512, append: "test=boot nokaslr".into(), ..Default::default() }.boot();
+    assert_eq!(out.status, 0, "{}", out.log);
+    assert!(kaslr_line(&out.log).ends_with("kernel image at 0xffffffff80100000"), "{}", kaslr_line(&out.log));
 }

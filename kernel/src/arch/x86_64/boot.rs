@@ -42,6 +42,7 @@ boot_pdpt_low:
     .quad boot_pd - KERNEL_VMA + 0x2000 + PTE_PRESENT_WRITABLE
     .quad boot_pd - KERNEL_VMA + 0x3000 + PTE_PRESENT_WRITABLE
     .fill 508, 8, 0
+    .global boot_pdpt_kernel
 boot_pdpt_kernel:
     .fill 510, 8, 0
     .quad boot_pd - KERNEL_VMA + PTE_PRESENT_WRITABLE

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;
+pub mod kaslr;
 pub mod apic;
 pub mod paging;
 pub mod percpu;

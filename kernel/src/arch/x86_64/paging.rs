@@ -35,9 +35,9 @@ pub fn phys_to_virt(phys: u64) -> *mut u8 {
     (phys_offset() + phys) as *mut u8
 }
 
-/// The physical address of a kernel-image (linked) address.
+/// The physical address of a kernel-image address (after any KASLR move).
 pub fn image_virt_to_phys(virt: u64) -> u64 {
-    virt - KERNEL_VMA
+    virt - KERNEL_VMA - super::kaslr::delta()
 }
 
 unsafe extern "C" {
