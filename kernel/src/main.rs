@@ -76,6 +76,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     let heap_phys = frames.take(heap_bytes, 2 << 20).expect("no memory for the kernel heap");
     // SAFETY: the region was just removed from the free ranges and is direct-mapped.
     unsafe { mem::heap::init(heap_phys, heap_bytes) };
+    arch::entry_area::init(root.as_u64());
     log::info!(
         "memory: {} MiB usable, heap {} MiB, direct map {} GiB ({} pages), features {:?}",
         ram_bytes >> 20,

@@ -1,7 +1,7 @@
 //! The per-CPU GDT and TSS. The selector layout is fixed by `syscall`/`sysret`:
 //! kernel code 0x08, kernel data 0x10, user data 0x1b, user code 0x23, TSS 0x28.
 
-use alloc::boxed::Box;
+use super::entry_area;
 use x86_64::{
     instructions::{
         segmentation::{Segment, CS, DS, ES, SS},
@@ -32,21 +32,30 @@ pub const USER_DATA: SegmentSelector = SegmentSelector(0x1b);
 /// User code selector (RPL 3).
 pub const USER_CODE: SegmentSelector = SegmentSelector(0x23);
 
-fn stack_top() -> VirtAddr {
-    let stack: &'static mut [u8] = Box::leak(alloc::vec![0u8; IST_STACK_BYTES].into_boxed_slice());
-    VirtAddr::from_ptr(stack.as_ptr_range().end)
+fn stack_top(cpu: usize) -> VirtAddr {
+    let base = entry_area::alloc(Some(cpu), IST_STACK_BYTES / 4096);
+    VirtAddr::from_ptr(base.wrapping_add(IST_STACK_BYTES))
 }
 
 /// Builds and loads a GDT and TSS for the calling CPU, with IST stacks for the
-/// exceptions that must not run on a possibly broken stack.
+/// exceptions that must not run on a possibly broken stack. All of it lives in the CPU's
+/// entry area, mapped even in user page tables under KPTI.
 pub fn init_cpu() {
-    let tss: &'static mut TaskStateSegment = Box::leak(Box::new(TaskStateSegment::new()));
-    tss.interrupt_stack_table[usize::from(IST_DOUBLE_FAULT)] = stack_top();
-    tss.interrupt_stack_table[usize::from(IST_NMI)] = stack_top();
-    tss.interrupt_stack_table[usize::from(IST_MACHINE_CHECK)] = stack_top();
-    tss.privilege_stack_table[0] = stack_top();
+    let cpu = super::percpu::current_cpu().index();
+    let page = entry_area::alloc(Some(cpu), 1);
+    let tss_ptr = page as *mut TaskStateSegment;
+    let gdt_ptr = page.wrapping_add(512) as *mut GlobalDescriptorTable;
+    // SAFETY: a fresh entry-area page owned by this CPU; both objects fit in it, aligned.
+    let (tss, gdt): (&'static mut TaskStateSegment, &'static mut GlobalDescriptorTable) = unsafe {
+        tss_ptr.write(TaskStateSegment::new());
+        gdt_ptr.write(GlobalDescriptorTable::new());
+        (&mut *tss_ptr, &mut *gdt_ptr)
+    };
+    tss.interrupt_stack_table[usize::from(IST_DOUBLE_FAULT)] = stack_top(cpu);
+    tss.interrupt_stack_table[usize::from(IST_NMI)] = stack_top(cpu);
+    tss.interrupt_stack_table[usize::from(IST_MACHINE_CHECK)] = stack_top(cpu);
+    tss.privilege_stack_table[0] = stack_top(cpu);
 
-    let gdt: &'static mut GlobalDescriptorTable = Box::leak(Box::new(GlobalDescriptorTable::new()));
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
     let user_data = gdt.append(Descriptor::user_data_segment());

@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod cpu;
+pub mod entry_area;
 pub mod gdt;
 pub mod idt;
 pub mod kaslr;

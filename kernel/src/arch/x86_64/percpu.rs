@@ -1,7 +1,6 @@
 //! Per-CPU data reached through the GS base: `gs:0` holds a pointer to the CPU's own
 //! [`PerCpu`], so `current()` is one load.
 
-use alloc::boxed::Box;
 use core::{
     cell::UnsafeCell,
     sync::atomic::{AtomicPtr, AtomicU64, Ordering},
@@ -27,6 +26,12 @@ pub struct PerCpu {
     pub resume_rsp: AtomicU64,
     /// The user context being run (`gs:40`, `usermode.rs`).
     pub user_context: AtomicU64,
+    /// CR3 of the loaded address space's kernel tables (`gs:48`; KPTI entry switch).
+    pub kernel_cr3: AtomicU64,
+    /// CR3 of its user tables under KPTI, 0 without KPTI (`gs:56`).
+    pub user_cr3: AtomicU64,
+    /// Second scratch slot for the entry code (`gs:64`).
+    pub entry_scratch: AtomicU64,
     /// FS base currently loaded for user mode.
     pub loaded_fs_base: AtomicU64,
     /// The user context whose FPU/SSE state is live in this CPU's registers (0: none).
@@ -53,9 +58,12 @@ unsafe impl Send for PerCpu {}
 
 static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
-/// Allocates the per-CPU block of `cpu` (done by the boot CPU for every CPU before start-up).
+/// Allocates the per-CPU block of `cpu` in its entry area (done by the boot CPU for every
+/// CPU before start-up): the entry code reads it through GS before switching page tables.
 pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
-    let block = Box::leak(Box::new(PerCpu {
+    const _: () = assert!(core::mem::size_of::<PerCpu>() <= 4096);
+    let slot = super::entry_area::alloc(Some(cpu_id.index()), 1) as *mut PerCpu;
+    let value = PerCpu {
         self_ptr: core::ptr::null(),
         cpu_id,
         apic_id,
@@ -63,6 +71,9 @@ pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
         user_rsp_scratch: AtomicU64::new(0),
         resume_rsp: AtomicU64::new(0),
         user_context: AtomicU64::new(0),
+        kernel_cr3: AtomicU64::new(0),
+        user_cr3: AtomicU64::new(0),
+        entry_scratch: AtomicU64::new(0),
         loaded_fs_base: AtomicU64::new(0),
         fpu_owner: AtomicU64::new(0),
         current_thread: AtomicU64::new(0),
@@ -71,7 +82,13 @@ pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
         timer_interrupts: AtomicU64::new(0),
         wake_interrupts: AtomicU64::new(0),
         local_apic: UnsafeCell::new(None),
-    }));
+    };
+    // SAFETY: `slot` is a fresh, zeroed, page-aligned entry-area page owned by this CPU
+    // block forever.
+    let block: &'static mut PerCpu = unsafe {
+        slot.write(value);
+        &mut *slot
+    };
     block.self_ptr = block;
     CPUS[cpu_id.index()].store(block, Ordering::Release);
     block
@@ -132,3 +149,13 @@ pub fn with_local_apic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> Option<R> {
         apic.as_mut().map(f)
     })
 }
+
+// Offsets the entry assembly relies on.
+const _: () = {
+    assert!(core::mem::offset_of!(PerCpu, user_rsp_scratch) == 24);
+    assert!(core::mem::offset_of!(PerCpu, resume_rsp) == 32);
+    assert!(core::mem::offset_of!(PerCpu, user_context) == 40);
+    assert!(core::mem::offset_of!(PerCpu, kernel_cr3) == 48);
+    assert!(core::mem::offset_of!(PerCpu, user_cr3) == 56);
+    assert!(core::mem::offset_of!(PerCpu, entry_scratch) == 64);
+};
