@@ -8,6 +8,8 @@ pub struct Args<'a> {
     pub test: Option<&'a str>,
     /// Console log level (`log=error|warn|info|debug|trace`).
     pub log_level: LevelFilter,
+    /// KPTI setting (`kpti=on|off|auto`).
+    pub kpti: crate::arch::kpti::Mode,
     /// Program init runs instead of its suite (`init.run=PATH`).
     pub init_run: Option<&'a str>,
     line: &'a str,
@@ -16,11 +18,13 @@ pub struct Args<'a> {
 impl<'a> Args<'a> {
     /// Parses space-separated `key=value` words; unknown words are ignored.
     pub fn parse(line: &'a str) -> Self {
-        let mut args = Args { test: None, log_level: LevelFilter::Info, init_run: None, line };
+        let mut args = Args { test: None, log_level: LevelFilter::Info, kpti: crate::arch::kpti::Mode::Auto, init_run: None, line };
         for word in line.split_ascii_whitespace() {
             match word.split_once('=') {
                 Some(("test", name)) => args.test = Some(name),
                 Some(("init.run", path)) => args.init_run = Some(path),
+                Some(("kpti", "on")) => args.kpti = crate::arch::kpti::Mode::On,
+                Some(("kpti", "off")) => args.kpti = crate::arch::kpti::Mode::Off,
                 Some(("log", level)) => {
                     args.log_level = match level {
                         "error" => LevelFilter::Error,

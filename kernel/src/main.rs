@@ -53,6 +53,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     log::info!("Peios kernel booting; command line {:?}", boot.cmdline());
 
     let features = cpu::features();
+    arch::kpti::init(args.kpti, features.meltdown);
     cpu::init_control_registers(&features);
     if features.smap {
         arch::uaccess::set_smap_enabled();
@@ -77,6 +78,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     // SAFETY: the region was just removed from the free ranges and is direct-mapped.
     unsafe { mem::heap::init(heap_phys, heap_bytes) };
     arch::entry_area::init(root.as_u64());
+    arch::kpti::build_entry_text();
     log::info!(
         "memory: {} MiB usable, heap {} MiB, direct map {} GiB ({} pages), features {:?}",
         ram_bytes >> 20,
@@ -85,6 +87,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         if features.huge_1g { "1 GiB" } else { "2 MiB" },
         features
     );
+    kprintln!("KPTI: {}", if arch::kpti::enabled() { "on" } else { "off" });
     kprintln!(
         "KASLR: direct map at {:#x}, heap at {:#x}, kernel image at {:#x}",
         paging::phys_offset(),

@@ -58,6 +58,9 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
     if let Some(text) = read(path) {
         return Ok(Some(text.into_bytes()));
     }
+    if path == "/proc/kallsyms" {
+        return Ok(Some(kallsyms(may_see_pfns(thread)).into_bytes()));
+    }
     let Some((target, file)) = process_file(thread, path)? else { return Ok(None) };
     let text = match file {
         "maps" | "smaps" | "status" | "numa_maps" | "oom_score" => {
@@ -202,4 +205,25 @@ pub fn pagemap_entry(space: &AddressSpace, vaddr: u64, show_pfn: bool) -> u64 {
 /// Whether `thread` may see physical frame numbers.
 pub fn may_see_pfns(thread: &Thread) -> bool {
     thread.process.token.read().has_privilege(Privilege::SeTcbPrivilege)
+}
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    fn syscall_entry();
+}
+
+/// `/proc/kallsyms`: a few kernel symbols; their addresses only for SeTcbPrivilege holders
+/// (others see zeros, as Linux shows with `kptr_restrict`), so KASLR does not leak.
+fn kallsyms(show: bool) -> String {
+    let symbols = [
+        (&raw const __kernel_start as u64, 'T', "_text"),
+        (syscall_entry as *const () as u64, 'T', "entry_SYSCALL_64"),
+        (&raw const __kernel_end as u64, 'B', "_end"),
+    ];
+    let mut s = String::new();
+    for (addr, kind, name) in symbols {
+        let _ = writeln!(s, "{:016x} {} {}", if show { addr } else { 0 }, kind, name);
+    }
+    s
 }

@@ -8,17 +8,17 @@ fn userland_bin(name: &str) -> String {
     repo_root().join("userland/target/bin").join(name).display().to_string()
 }
 
-#[test]
-fn init_runs_the_userland_suite() {
-    let out = Guest { cpus: 4, nodes: 2, mem_mib: 2048, ..Default::default() }.boot();
+/// Boots the default guest with `append` and checks the whole suite passed.
+fn run_suite(append: &str) -> guest_tests::Outcome {
+    let out = Guest { cpus: 4, nodes: 2, mem_mib: 2048, append: append.into(), ..Default::default() }.boot();
     assert_eq!(out.status, 0, "suite failed:\n{}", out.log);
     for name in [
         "ksyncd", "hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "procmem", "tunables",
-        "procgate", "fuzz",
+        "procgate", "kaslrleak", "fuzz",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("13 passed, 0 failed");
+    out.expect_line("14 passed, 0 failed");
     out.expect_line("EXIT=0");
     // ksyncd applied the boot-time registry file; tunables checked every knob against it.
     out.expect_line("ksyncd: vm.stat_interval = 3 applied");
@@ -35,6 +35,23 @@ fn init_runs_the_userland_suite() {
         .find(|l| l.starts_with("process threads: 65 threads ran on cpus"))
         .unwrap_or_else(|| panic!("no kernel CPU report for the threads program:\n{}", out.log));
     assert!(report.ends_with("cpus 0,1,2,3"), "threads did not use every CPU: {report}");
+    out
+}
+
+#[test]
+fn init_runs_the_userland_suite() {
+    let out = run_suite("kpti=off");
+    out.expect_line("KPTI: off");
+    // Without KPTI the kernel text is mapped (supervisor-only) in user tables.
+    out.expect_line("[page fault: protection violation, read]");
+}
+
+#[test]
+fn userland_suite_passes_under_kpti() {
+    let out = run_suite("kpti=on");
+    out.expect_line("KPTI: on");
+    // Under KPTI a user read of kernel text finds no mapping at all.
+    out.expect_line("[page fault: page not present, read]");
 }
 
 #[test]

@@ -84,6 +84,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// A process's address space.
 pub struct AddressSpace {
     root: u64,
+    /// The user-mode top-level table under KPTI (0 without KPTI).
+    user_root: u64,
     id: u64,
     inner: Mutex<Inner>,
     /// CPUs that currently have this address space loaded (bit per CPU).
@@ -94,8 +96,10 @@ impl AddressSpace {
     /// An empty address space.
     pub fn new() -> SysResult<Self> {
         let root = pagetable::new_root().ok_or(Errno::ENOMEM)?;
+        let user_root = if crate::arch::kpti::enabled() { crate::arch::kpti::new_user_root(root) } else { 0 };
         Ok(Self {
             root,
+            user_root,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             inner: Mutex::new(Inner { vmas: BTreeMap::new(), brk_start: 0, brk: 0 }),
             active_cpus: AtomicU64::new(0),
@@ -105,6 +109,21 @@ impl AddressSpace {
     /// Physical address of the top-level table (for CR3).
     pub fn root(&self) -> u64 {
         self.root
+    }
+
+    /// Physical address of the user-mode table under KPTI (0 without KPTI).
+    pub fn user_root(&self) -> u64 {
+        self.user_root
+    }
+
+    /// The last-level entry for `va`, creating tables when `create`; a new top-level entry
+    /// is mirrored into the KPTI user table.
+    fn pte(&self, va: u64, create: bool) -> Option<&'static mut u64> {
+        let e = pagetable::entry(self.root, va, create)?;
+        if create && self.user_root != 0 {
+            crate::arch::kpti::sync(self.root, self.user_root, ((va >> 39) & 511) as usize);
+        }
+        Some(e)
     }
 
     /// A unique id (futex keys).
@@ -294,7 +313,7 @@ impl AddressSpace {
             return Err(FaultError::Protection);
         }
         let page = addr & !(PAGE - 1);
-        let e = pagetable::entry(self.root, page, true).ok_or(FaultError::OutOfMemory)?;
+        let e = self.pte(page, true).ok_or(FaultError::OutOfMemory)?;
         if *e & flags::PRESENT != 0 {
             // Another thread mapped it first, or a stale TLB entry: nothing to do.
             return Ok(());
@@ -312,7 +331,7 @@ impl AddressSpace {
         let mut page = start & !(PAGE - 1);
         let _inner = self.inner.lock();
         while page < end {
-            let e = pagetable::entry(self.root, page, true).ok_or(Errno::ENOMEM)?;
+            let e = self.pte(page, true).ok_or(Errno::ENOMEM)?;
             let mut pte_flags = prot.pte_flags();
             let frame = if *e & flags::PRESENT != 0 {
                 if *e & flags::WRITABLE != 0 {
@@ -377,7 +396,7 @@ impl AddressSpace {
             }
             let phys = *e & pagetable::ADDRESS_MASK;
             if shared_ranges.iter().any(|&(s, end)| va >= s && va < end) {
-                match pagetable::entry(child.root, va, true) {
+                match child.pte(va, true) {
                     Some(ce) => {
                         share_frame(phys);
                         *ce = *e;
@@ -393,7 +412,7 @@ impl AddressSpace {
             // SAFETY: both frames are in the direct map; the source is a mapped user page of
             // the parent, the destination a fresh frame.
             unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(phys), phys_to_virt(frame), PAGE as usize) };
-            match pagetable::entry(child.root, va, true) {
+            match child.pte(va, true) {
                 Some(ce) => *ce = frame | (*e & !pagetable::ADDRESS_MASK),
                 None => {
                     frames::free(frame);
@@ -438,6 +457,9 @@ fn release_frame(phys: u64) {
 impl Drop for AddressSpace {
     fn drop(&mut self) {
         tlb::release(self);
+        if self.user_root != 0 {
+            crate::arch::kpti::free_user_root(self.user_root);
+        }
         pagetable::for_each_present(self.root, 0, crate::arch::usermode::USER_ADDRESS_END, |_, e| {
             release_frame(*e & pagetable::ADDRESS_MASK);
             *e = 0;
@@ -471,7 +493,7 @@ impl AddressSpace {
         for _ in 0..2 {
             {
                 let _inner = self.inner.lock();
-                if let Some(e) = pagetable::entry(self.root, addr & !(PAGE - 1), false) {
+                if let Some(e) = self.pte(addr & !(PAGE - 1), false) {
                     if *e & flags::PRESENT != 0 && (!write || *e & flags::WRITABLE != 0) {
                         return Some((*e & pagetable::ADDRESS_MASK) + (addr & (PAGE - 1)));
                     }
@@ -485,7 +507,7 @@ impl AddressSpace {
     /// The physical frame of `addr` if it is present (no fault).
     pub fn frame_of(&self, addr: u64) -> Option<u64> {
         let _inner = self.inner.lock();
-        let e = pagetable::entry(self.root, addr & !(PAGE - 1), false)?;
+        let e = self.pte(addr & !(PAGE - 1), false)?;
         (*e & flags::PRESENT != 0).then_some(*e & pagetable::ADDRESS_MASK)
     }
 

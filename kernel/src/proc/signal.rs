@@ -192,14 +192,25 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
     if sig == SIGKILL || action.handler == SIG_DFL {
         if !ignored_by_default(sig) {
             if matches!(sig, SIGSEGV | SIGBUS | SIGILL | SIGFPE) {
+                let page_fault = if ctx.kind == TrapKind::Trap && ctx.vector == 14 {
+                    let e = ctx.error_code;
+                    alloc::format!(
+                        " [page fault: {}, {}]",
+                        if e & 1 != 0 { "protection violation" } else { "page not present" },
+                        if e & 16 != 0 { "instruction fetch" } else if e & 2 != 0 { "write" } else { "read" }
+                    )
+                } else {
+                    alloc::string::String::new()
+                };
                 crate::kprintln!(
-                    "pid {} tid {}: fatal signal {} (si_code {}, address {:#x}) at rip {:#x}",
+                    "pid {} tid {}: fatal signal {} (si_code {}, address {:#x}) at rip {:#x}{}",
                     thread.process.pid,
                     thread.tid,
                     sig,
                     info.code,
                     info.value,
-                    ctx.rip
+                    ctx.rip,
+                    page_fault
                 );
             }
             thread.process.begin_exit(ExitStatus::Signaled(sig));

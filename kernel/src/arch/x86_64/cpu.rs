@@ -26,6 +26,9 @@ pub struct Features {
     pub rdrand: bool,
     /// Invariant TSC.
     pub invariant_tsc: bool,
+    /// The CPU is affected by Meltdown (rogue data cache load): an Intel CPU that does not
+    /// report RDCL_NO in IA32_ARCH_CAPABILITIES. KPTI's `auto` setting follows this.
+    pub meltdown: bool,
 }
 
 /// Reads CPUID.
@@ -35,6 +38,13 @@ pub fn features() -> Features {
     let ext1 = __cpuid(0x8000_0001);
     let max_ext = __cpuid(0x8000_0000).eax;
     let invariant_tsc = max_ext >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0;
+    let vendor = __cpuid(0);
+    let intel = (vendor.ebx, vendor.edx, vendor.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e); // "GenuineIntel"
+    let rdcl_no = leaf7.edx & (1 << 29) != 0 && {
+        // SAFETY: CPUID.7:EDX[29] says IA32_ARCH_CAPABILITIES exists; reading it has no effect.
+        let caps = unsafe { x86_64::registers::model_specific::Msr::new(0x10a).read() };
+        caps & 1 != 0
+    };
     Features {
         huge_1g: ext1.edx & (1 << 26) != 0,
         x2apic: leaf1.ecx & (1 << 21) != 0,
@@ -44,6 +54,7 @@ pub fn features() -> Features {
         pcid: leaf1.ecx & (1 << 17) != 0,
         rdrand: leaf1.ecx & (1 << 30) != 0,
         invariant_tsc,
+        meltdown: intel && !rdcl_no,
     }
 }
 
@@ -58,7 +69,14 @@ pub fn init_control_registers(features: &Features) {
             cr0.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::WRITE_PROTECT | Cr0Flags::NUMERIC_ERROR);
         });
         Cr4::update(|cr4| {
-            cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE | Cr4Flags::PAGE_GLOBAL);
+            cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+            // Global kernel mappings would survive the switch to user tables: under KPTI
+            // they are off.
+            if super::kpti::enabled() {
+                cr4.remove(Cr4Flags::PAGE_GLOBAL);
+            } else {
+                cr4.insert(Cr4Flags::PAGE_GLOBAL);
+            }
             if features.smep {
                 cr4.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
             }

@@ -55,6 +55,10 @@ pub fn init_cpu() {
     tss.interrupt_stack_table[usize::from(IST_NMI)] = stack_top(cpu);
     tss.interrupt_stack_table[usize::from(IST_MACHINE_CHECK)] = stack_top(cpu);
     tss.privilege_stack_table[0] = stack_top(cpu);
+    // The return path to user mode builds its iret frame on this stack (mapped under KPTI).
+    super::percpu::current()
+        .kernel_stack_top
+        .store(tss.privilege_stack_table[0].as_u64(), core::sync::atomic::Ordering::Relaxed);
 
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());

@@ -7,6 +7,7 @@ pub mod entry_area;
 pub mod gdt;
 pub mod idt;
 pub mod kaslr;
+pub mod kpti;
 pub mod apic;
 pub mod paging;
 pub mod percpu;

@@ -47,6 +47,9 @@ pub fn activate(space: &AddressSpace) {
         space.active_cpus.fetch_or(bit, Ordering::SeqCst);
         write_cr3(space.root());
         LOADED[cpu].store(me, Ordering::Relaxed);
+        let block = percpu::current();
+        block.kernel_cr3.store(space.root(), Ordering::Relaxed);
+        block.user_cr3.store(space.user_root(), Ordering::Relaxed);
         if previous != 0 {
             // SAFETY: a space stays alive while any CPU has it in LOADED: `release` (run
             // before its tables are freed) clears those entries with interrupts-off handshakes,
@@ -66,6 +69,7 @@ pub fn release(space: &AddressSpace) {
         if LOADED[me.index()].load(Ordering::Relaxed) == ptr {
             write_cr3(pagetable::current_kernel_root());
             LOADED[me.index()].store(0, Ordering::Relaxed);
+            percpu::current().user_cr3.store(0, Ordering::Relaxed);
             space.active_cpus.fetch_and(!(1 << me.index()), Ordering::SeqCst);
         }
     });
@@ -122,6 +126,7 @@ pub fn handle_shootdown() {
     if dying != 0 && LOADED[cpu].load(Ordering::Relaxed) == dying {
         write_cr3(pagetable::current_kernel_root());
         LOADED[cpu].store(0, Ordering::Relaxed);
+        percpu::current().user_cr3.store(0, Ordering::Relaxed);
         // SAFETY: the releasing CPU waits for our acknowledgement before freeing it.
         let space = unsafe { &*(dying as *const AddressSpace) };
         space.active_cpus.fetch_and(!(1u64 << cpu), Ordering::SeqCst);

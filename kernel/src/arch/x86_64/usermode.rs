@@ -127,11 +127,18 @@ global_asm!(
     .set CTX_VECTOR, 152
     .set CTX_ERROR, 160
     .set CTX_CR2, 168
+    .set GS_TRAP_STACK, 16
     .set GS_SCRATCH, 24
     .set GS_RESUME_RSP, 32
     .set GS_USER_CTX, 40
+    .set GS_KERNEL_CR3, 48
+    .set GS_USER_CR3, 56
+    .set GS_SCRATCH2, 64
 
-    /* run_user(ctx: *mut UserContext): enter ring 3; returns when user mode traps back. */
+    /* run_user(ctx: *mut UserContext): enter ring 3; returns when user mode traps back.
+       Under KPTI (GS_USER_CR3 != 0) the last steps run on the user tables: only this code,
+       the per-CPU block and the trap stack are mapped there, so the user RSP/RDI wait in
+       per-CPU scratch slots and an iret frame is built on the trap stack. */
     .global run_user_asm
 run_user_asm:
     pushq %rbx
@@ -142,9 +149,13 @@ run_user_asm:
     pushq %r15
     movq %rsp, %gs:GS_RESUME_RSP
     movq %rdi, %gs:GS_USER_CTX
+    movq 40(%rdi), %rax
+    movq %rax, %gs:GS_SCRATCH2              /* user RDI */
     cmpq $0, CTX_KIND(%rdi)
     jne 1f
     /* Back from a system call: sysretq (RCX = RIP, R11 = RFLAGS). */
+    movq CTX_RSP(%rdi), %rax
+    movq %rax, %gs:GS_SCRATCH               /* user RSP */
     movq CTX_RIP(%rdi), %rcx
     movq CTX_RFLAGS(%rdi), %r11
     movq 0(%rdi), %rax
@@ -159,11 +170,16 @@ run_user_asm:
     movq 104(%rdi), %r13
     movq 112(%rdi), %r14
     movq 120(%rdi), %r15
-    movq CTX_RSP(%rdi), %rsp
-    movq 40(%rdi), %rdi
+    movq %gs:GS_USER_CR3, %rdi
+    testq %rdi, %rdi
+    jz 2f
+    movq %rdi, %cr3
+2:  movq %gs:GS_SCRATCH, %rsp
+    movq %gs:GS_SCRATCH2, %rdi
     swapgs
     sysretq
-1:  /* Anything else: iretq restores every register. */
+1:  /* Anything else: iretq restores every register; the frame goes on the trap stack. */
+    movq %gs:GS_TRAP_STACK, %rsp
     pushq ${user_ss}
     pushq CTX_RSP(%rdi)
     pushq CTX_RFLAGS(%rdi)
@@ -183,7 +199,11 @@ run_user_asm:
     movq 104(%rdi), %r13
     movq 112(%rdi), %r14
     movq 120(%rdi), %r15
-    movq 40(%rdi), %rdi
+    movq %gs:GS_USER_CR3, %rdi
+    testq %rdi, %rdi
+    jz 3f
+    movq %rdi, %cr3
+3:  movq %gs:GS_SCRATCH2, %rdi
     swapgs
     iretq
 
@@ -192,7 +212,12 @@ run_user_asm:
 syscall_entry:
     swapgs
     movq %rsp, %gs:GS_SCRATCH
-    movq %gs:GS_USER_CTX, %rsp
+    movq %gs:GS_USER_CR3, %rsp
+    testq %rsp, %rsp
+    jz 1f
+    movq %gs:GS_KERNEL_CR3, %rsp
+    movq %rsp, %cr3
+1:  movq %gs:GS_USER_CTX, %rsp
     addq $(CTX_RFLAGS + 8), %rsp
     pushq %r11                   /* rflags */
     pushq %rcx                   /* rip */
@@ -221,7 +246,12 @@ syscall_entry:
 user_trap_entry:
     swapgs
     movq %rsp, %gs:GS_SCRATCH
-    movq %gs:GS_USER_CTX, %rsp
+    movq %gs:GS_USER_CR3, %rsp
+    testq %rsp, %rsp
+    jz 1f
+    movq %gs:GS_KERNEL_CR3, %rsp
+    movq %rsp, %cr3
+1:  movq %gs:GS_USER_CTX, %rsp
     addq $CTX_RIP, %rsp
     pushq %r15
     pushq %r14

@@ -36,6 +36,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["procmem"],
     &["tunables"],
     &["procgate"],
+    &["kaslrleak"],
     &["fuzz"],
 ];
 
