@@ -66,9 +66,20 @@ pub fn check_user_range(addr: u64, len: usize) -> SysResult<()> {
     Ok(())
 }
 
+/// Spectre v1 hardening: a user range that failed the check cannot be used even by a
+/// mispredicted branch that skipped it. Branch-free: an out-of-range pointer becomes
+/// all-ones (non-canonical, so any speculative access through it faults).
+#[inline(always)]
+fn mask_user_pointer(addr: u64, len: usize) -> u64 {
+    let end = addr.wrapping_add(len as u64);
+    let bad = (end > USER_ADDRESS_END) as u64 | (end < addr) as u64;
+    addr | bad.wrapping_neg()
+}
+
 /// Copies user memory at `src` into `dst`.
 pub fn copy_from_user(dst: &mut [u8], src: u64) -> SysResult<()> {
     check_user_range(src, dst.len())?;
+    let src = mask_user_pointer(src, dst.len());
     if dst.is_empty() {
         return Ok(());
     }
@@ -81,6 +92,7 @@ pub fn copy_from_user(dst: &mut [u8], src: u64) -> SysResult<()> {
 /// Copies `src` into user memory at `dst`.
 pub fn copy_to_user(dst: u64, src: &[u8]) -> SysResult<()> {
     check_user_range(dst, src.len())?;
+    let dst = mask_user_pointer(dst, src.len());
     if src.is_empty() {
         return Ok(());
     }
