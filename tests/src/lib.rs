@@ -45,6 +45,28 @@ pub fn build_once() {
     });
 }
 
+/// Builds the release kernel once (the figures are taken with it, and the optimiser
+/// changes the code the boot path runs, e.g. around the KASLR move).
+pub fn build_release_once() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new("cargo")
+                .current_dir(repo_root())
+                .env("CARGO_TARGET_DIR", guest_target_dir())
+                .args(["build", "-q", "--release", "-p", "kernel", "--target", "x86_64-unknown-none"])
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "release kernel build failed");
+            let kernel = guest_target_dir().join("x86_64-unknown-none/release/kernel");
+            let status =
+                Command::new("python3").arg(repo_root().join("tools/kaslr-relocs.py")).arg(&kernel).status().expect("run tools/kaslr-relocs.py");
+            assert!(status.success(), "KASLR relocation table step failed");
+            kernel
+        })
+        .clone()
+}
+
 /// Accelerator for test boots: `PEIOS_TEST_ACCEL` (tcg, kvm, auto), default tcg.
 pub fn test_accel() -> String {
     std::env::var("PEIOS_TEST_ACCEL").unwrap_or_else(|_| "tcg".into())
@@ -65,11 +87,21 @@ pub struct Guest {
     pub run: Vec<String>,
     /// Wall-clock limit for the whole boot.
     pub timeout: Duration,
+    /// Boot the release kernel instead of the debug one.
+    pub release: bool,
 }
 
 impl Default for Guest {
     fn default() -> Self {
-        Self { cpus: 4, nodes: 2, mem_mib: 2048, append: String::new(), run: Vec::new(), timeout: Duration::from_secs(180) }
+        Self {
+            cpus: 4,
+            nodes: 2,
+            mem_mib: 2048,
+            append: String::new(),
+            run: Vec::new(),
+            timeout: Duration::from_secs(180),
+            release: false,
+        }
     }
 }
 
@@ -100,6 +132,9 @@ impl Guest {
     /// Boots the guest and waits for it to end.
     pub fn boot(&self) -> Outcome {
         build_once();
+        if self.release {
+            build_release_once();
+        }
         let start = Instant::now();
         let mut cmd = Command::new(repo_root().join("qemu-run.sh"));
         cmd.env("CARGO_TARGET_DIR", guest_target_dir())
@@ -108,6 +143,9 @@ impl Guest {
             .args(["--mem", &format!("{}M", self.mem_mib)])
             .args(["--timeout", &self.timeout.as_secs().to_string()])
             .args(["--append", &self.append]);
+        if self.release {
+            cmd.arg("--release");
+        }
         if !self.run.is_empty() {
             cmd.arg("--run").args(&self.run);
         }

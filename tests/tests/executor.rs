@@ -26,3 +26,11 @@ fn executor_all_pairs_4cpu_2node() {
 fn executor_all_pairs_8cpu_4node() {
     all_pairs(8, 4, 4096);
 }
+
+#[test]
+fn release_kernel_boots_and_runs_the_executor_test() {
+    let out = Guest { cpus: 4, nodes: 2, mem_mib: 2048, append: "test=executor".into(), release: true, ..Default::default() }.boot();
+    assert_eq!(out.status, 0, "release kernel failed:\n{}", out.log);
+    out.expect_line("executor test passed");
+    assert!(!out.log.contains("kernel image at 0xffffffff80100000"), "release kernel was not relocated:\n{}", out.log);
+}

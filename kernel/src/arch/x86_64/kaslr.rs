@@ -34,7 +34,6 @@ pub fn delta() -> u64 {
 
 unsafe extern "C" {
     static __kernel_start: u8;
-    static __kernel_end: u8;
     static boot_pdpt_kernel: u8;
     static BOOT_STACK_TOP: u8;
 }
@@ -80,8 +79,17 @@ pub unsafe fn relocate(continue_at: extern "C" fn(u64) -> !, arg: u64) {
     }
     let slots = (MAX_DELTA - MIN_DELTA) / ALIGN;
     let delta = MIN_DELTA + (random % slots) * ALIGN;
-    let start = &raw const __kernel_start as u64;
-    let end = &raw const __kernel_end as u64;
+    // Every image address used after the patch loop is taken now and laundered through an
+    // empty asm: the compiler could otherwise rematerialise it afterwards from an immediate
+    // the loop has already moved, mixing old and new addresses.
+    let launder = |mut v: u64| {
+        // SAFETY: an empty asm that only makes `v` opaque to the optimiser.
+        unsafe { core::arch::asm!("/* {0} */", inout(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    };
+    let start = launder(&raw const __kernel_start as u64);
+    let entry = launder(continue_at as *const () as u64);
+    let stack = launder(&raw const BOOT_STACK_TOP as u64);
 
     // Map `KERNEL_VMA + delta + p` -> `p` for the image, keeping the old mapping.
     // SAFETY: MOVE_PD is only used here, on the boot CPU, before other CPUs run; the boot
@@ -112,10 +120,7 @@ pub unsafe fn relocate(continue_at: extern "C" fn(u64) -> !, arg: u64) {
         unsafe { at.write_unaligned(at.read_unaligned().wrapping_add(delta as u32)) };
     }
     DELTA.store(delta, Ordering::SeqCst);
-
-    let moved = |addr: u64| if (start..end).contains(&addr) { addr + delta } else { addr };
-    let entry = moved(continue_at as *const () as u64);
-    let stack = moved(&raw const BOOT_STACK_TOP as u64);
+    let (entry, stack) = (entry + delta, stack + delta);
     // SAFETY: the new mapping holds the relocated image; the continuation never returns and
     // starts on the relocated boot stack, so no old-address state survives.
     unsafe {
