@@ -1,5 +1,15 @@
 //! Hardware-independent memory management for the Peios kernel, `no_std` + `alloc`,
 //! unit-tested on the host.
+//!
+//! The kernel binds to:
+//! * [`frame`]: the NUMA frame allocator;
+//! * [`aspace::AddressSpace`]: a process's address space (mmap family, fork,
+//!   teardown), generic over the [`pagetable::PageTable`] the kernel implements,
+//!   using a [`phys::FrameSource`] and a [`tlb::TlbFlush`] the kernel also supplies;
+//! * [`fault`]: the page-fault entry point [`aspace::AddressSpace::fault`] and its
+//!   wait seam ([`fault::FaultFuture`]);
+//! * [`pagecache`]: file objects and their page caches;
+//! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -9,5 +19,16 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod aspace;
+pub mod errno;
+pub mod fault;
 /// Physical frame allocation (see the module documentation).
 pub mod frame;
+pub mod pagecache;
+pub mod pagetable;
+pub mod phys;
+pub mod procfs;
+pub mod tlb;
+pub mod vma;
+
+pub use errno::MmError;

@@ -1,0 +1,156 @@
+//! `fork`: the child gets a copy of every VMA (except `MADV_DONTFORK` ones) and
+//! shares every frame: shared mappings keep their entries as they are; private
+//! entries become read-only in both parent and child, so the first write on either
+//! side copies (copy-on-write). `MADV_WIPEONFORK` VMAs start empty in the child.
+//! Userfaultfd registrations are not inherited.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::zap::Zap;
+use super::AddressSpace;
+use crate::errno::MmError;
+use crate::pagetable::{InstallError, PageTable, PteFlags};
+use crate::tlb::TlbFlush;
+use crate::vma::{VmFlags, Vma, VmaTree};
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Duplicates the address space into `child_pt` (an empty table) for a fork; the
+    /// child flushes through `child_tlb`. `ENOMEM` if the child's tables cannot be
+    /// allocated (the partial child is torn down).
+    pub fn fork(
+        &self,
+        child_pt: P,
+        child_tlb: Arc<dyn TlbFlush>,
+    ) -> Result<AddressSpace<P>, MmError> {
+        let st = self.state().write();
+        let child = AddressSpace::new(
+            child_pt,
+            self.frames().clone(),
+            child_tlb,
+            self.tunables().clone(),
+            self.layout(),
+        );
+        let vmas: Vec<Vma> = st
+            .tree
+            .iter()
+            .filter(|v| !v.flags.contains(VmFlags::DONTCOPY))
+            .map(|v| {
+                let mut c = v.clone();
+                c.interceptor = None;
+                c
+            })
+            .collect();
+        // Parent entries write-protected here are flushed once, at the end (on the
+        // error path too: the zap's drop flushes).
+        let mut parent_flush = Zap::new(self.frames(), &**self.tlb());
+        let (pt, cpt) = (self.page_table(), child.page_table());
+        let mut failed = false;
+        for v in vmas
+            .iter()
+            .filter(|v| !v.flags.contains(VmFlags::WIPEONFORK))
+        {
+            let private = !v.flags.contains(VmFlags::MAYSHARE);
+            pt.scan(v.start, v.end, &mut |va, pte| {
+                if failed {
+                    return;
+                }
+                let mut pte = pte;
+                if private && pte.flags.contains(PteFlags::WRITE) {
+                    if let Some(old) = pt.update_flags(va, &mut |f| f - PteFlags::WRITE) {
+                        pte = old.with_flags(old.flags - PteFlags::WRITE);
+                    }
+                    parent_flush.weakened(va);
+                }
+                self.frames().get(pte.pfn);
+                match cpt.install(va, pte) {
+                    Ok(()) => {}
+                    Err(InstallError::Occupied(_)) | Err(InstallError::NoMemory) => {
+                        self.frames().put(pte.pfn);
+                        failed = true;
+                    }
+                }
+            });
+            if failed {
+                break;
+            }
+        }
+        parent_flush.finish();
+        {
+            let mut cst = child.state().write();
+            *cst = st.clone();
+            cst.tree = VmaTree::from_sorted(vmas);
+        }
+        if failed {
+            return Err(MmError::NoMemory);
+        }
+        Ok(child)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::aspace::tests::{anon_rw, fork, harness, map_shared_anon};
+    use crate::aspace::Advice;
+    use crate::frame::PAGE_SIZE;
+    use crate::pagetable::{PageTable, PteFlags};
+
+    #[test]
+    fn shares_frames_and_write_protects_private() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 2);
+        let s = map_shared_anon(&h.aspace, 1);
+        h.aspace.write_bytes(a, b"p").unwrap();
+        h.aspace.write_bytes(s, b"s").unwrap();
+        let live = h.soft.live();
+        let flushes = h.tlb.flushes();
+        let child = fork(&h);
+        assert_eq!(h.soft.live(), live, "nothing copied at fork");
+        assert_eq!(h.tlb.flushes(), flushes + 1);
+        assert!(!h
+            .aspace
+            .page_table()
+            .query(a)
+            .unwrap()
+            .flags
+            .contains(PteFlags::WRITE));
+        assert!(
+            h.aspace
+                .page_table()
+                .query(s)
+                .unwrap()
+                .flags
+                .contains(PteFlags::WRITE),
+            "shared stays writable"
+        );
+        child.write_bytes(s, b"S").unwrap();
+        let mut b = [0u8];
+        h.aspace.read_bytes(s, &mut b).unwrap();
+        assert_eq!(&b, b"S");
+        assert_eq!(child.vmas().len(), h.aspace.vmas().len());
+        child.check_invariants().unwrap();
+        drop(child);
+        assert_eq!(h.soft.live(), live);
+    }
+
+    #[test]
+    fn dontfork_and_wipeonfork() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 1);
+        let b = anon_rw(&h.aspace, 3);
+        h.aspace.write_bytes(a, b"a").unwrap();
+        h.aspace.write_bytes(b, b"bb").unwrap();
+        h.aspace.madvise(a, PAGE_SIZE, Advice::DontFork).unwrap();
+        h.aspace
+            .madvise(b + PAGE_SIZE, PAGE_SIZE, Advice::WipeOnFork)
+            .unwrap();
+        h.aspace.write_bytes(b + PAGE_SIZE, b"w").unwrap();
+        let child = fork(&h);
+        assert!(child.vma_at(a).is_none());
+        let mut x = [9u8];
+        child.read_bytes(b + PAGE_SIZE, &mut x).unwrap();
+        assert_eq!(x, [0], "wiped");
+        child.read_bytes(b, &mut x).unwrap();
+        assert_eq!(&x, b"b");
+    }
+}

@@ -1,0 +1,161 @@
+//! The userfaultfd seam: registering a [`FaultInterceptor`] on a range (it then sees
+//! every missing-page fault there) and resolving such a fault by installing a page
+//! with given contents (`UFFDIO_COPY`/`UFFDIO_ZEROPAGE`).
+
+use alloc::sync::Arc;
+
+use super::AddressSpace;
+use crate::errno::MmError;
+use crate::fault::{fresh_hw_bits, vma_pte_perms, Access, FaultInterceptor};
+use crate::frame::PAGE_SIZE;
+use crate::pagetable::{InstallError, PageTable, Pte};
+use crate::phys::{AllocFailure, PAGE_BYTES};
+use crate::vma::Vma;
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Registers `hook` on `[addr, addr + len)` (or unregisters with `None`),
+    /// splitting VMAs at the edges. `EINVAL` for an unaligned or partly unmapped
+    /// range, `ENOMEM` over `max_map_count`.
+    pub fn set_interceptor(
+        &self,
+        addr: u64,
+        len: u64,
+        hook: Option<Arc<dyn FaultInterceptor>>,
+    ) -> Result<(), MmError> {
+        if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) || len == 0 {
+            return Err(MmError::InvalidArgument);
+        }
+        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
+        let mut st = self.state().write();
+        if !st.tree.is_covered(addr, end) {
+            return Err(MmError::InvalidArgument);
+        }
+        let max = self.tunables().max_map_count();
+        st.tree.rewrite(
+            addr,
+            end,
+            max,
+            &mut |v: &Vma| {
+                let mut n = v.clone();
+                n.interceptor = hook.clone();
+                Some(n)
+            },
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// Installs a page holding `data` (zero-padded) at the empty page `addr`, with the
+    /// VMA's permissions (anonymous VMAs only for now). `EEXIST` if a page is there, `ENOENT` if no VMA covers it,
+    /// `ENOMEM` without memory, `EINVAL` for an unaligned address or over-long data.
+    pub fn fill_missing_page(&self, addr: u64, data: &[u8]) -> Result<(), MmError> {
+        if !addr.is_multiple_of(PAGE_SIZE) || data.len() > PAGE_BYTES {
+            return Err(MmError::InvalidArgument);
+        }
+        let st = self.state().read();
+        let vma = st.tree.find(addr).ok_or(MmError::NoEntry)?;
+        if vma.file().is_some() {
+            // File and shmem pages must go through their page cache (not yet here).
+            return Err(MmError::InvalidArgument);
+        }
+        if self.page_table().query(addr).is_some() {
+            return Err(MmError::Exists);
+        }
+        let pfn = self.frames().alloc_zeroed(addr).map_err(|e| match e {
+            AllocFailure::OutOfMemory | AllocFailure::Wait(_) => MmError::NoMemory,
+        })?;
+        self.frames().write(pfn, 0, data);
+        let flags = vma_pte_perms(vma.flags) | fresh_hw_bits(Access::Write);
+        match self.page_table().install(addr, Pte::new(pfn, flags)) {
+            Ok(()) => Ok(()),
+            Err(InstallError::Occupied(_)) => {
+                self.frames().put(pfn);
+                Err(MmError::Exists)
+            }
+            Err(InstallError::NoMemory) => {
+                self.frames().put(pfn);
+                Err(MmError::NoMemory)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aspace::tests::{anon_rw, harness};
+    use crate::fault::{Completion, FaultError, FaultFuture, FaultResolved, WaitReason};
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    /// Records missing faults and parks them on one completion.
+    struct Uffd {
+        seen: Mutex<Vec<u64>>,
+        done: Arc<Completion>,
+    }
+
+    impl FaultInterceptor for Uffd {
+        fn missing(&self, addr: u64, _access: Access, _user: bool) -> Option<FaultFuture> {
+            self.seen.lock().unwrap().push(addr);
+            Some(FaultFuture::new(
+                WaitReason::Userfault { addr },
+                self.done.clone(),
+            ))
+        }
+    }
+
+    #[test]
+    fn missing_fault_waits_until_page_is_supplied() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 4);
+        let uffd = Arc::new(Uffd {
+            seen: Mutex::new(Vec::new()),
+            done: Completion::new(),
+        });
+        h.aspace
+            .set_interceptor(a + PAGE_SIZE, PAGE_SIZE, Some(uffd.clone()))
+            .unwrap();
+        assert_eq!(h.aspace.vma_count(), 3);
+        // Outside the registered range: normal demand-zero.
+        assert_eq!(
+            h.aspace.fault(a, Access::Read, true).unwrap(),
+            FaultResolved::DemandZero
+        );
+        let Err(FaultError::NeedsWait(wait)) =
+            h.aspace.fault(a + PAGE_SIZE + 8, Access::Write, true)
+        else {
+            panic!("expected a wait");
+        };
+        assert_eq!(
+            wait.reason(),
+            WaitReason::Userfault {
+                addr: a + PAGE_SIZE
+            }
+        );
+        assert_eq!(*uffd.seen.lock().unwrap(), [a + PAGE_SIZE]);
+        h.aspace
+            .fill_missing_page(a + PAGE_SIZE, b"from uffd")
+            .unwrap();
+        assert_eq!(
+            h.aspace.fill_missing_page(a + PAGE_SIZE, b"again"),
+            Err(MmError::Exists)
+        );
+        uffd.done.complete();
+        assert!(wait.is_ready());
+        assert_eq!(
+            h.aspace.fault(a + PAGE_SIZE, Access::Write, true).unwrap(),
+            FaultResolved::Spurious
+        );
+        let mut b = [0u8; 9];
+        h.aspace.read_bytes(a + PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(&b, b"from uffd");
+        h.aspace
+            .set_interceptor(a + PAGE_SIZE, PAGE_SIZE, None)
+            .unwrap();
+        assert_eq!(h.aspace.vma_count(), 1);
+        assert_eq!(
+            h.aspace.fill_missing_page(0x10_0000, b""),
+            Err(MmError::NoEntry)
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! A process's address space: its VMA tree, its page table, and the operations of the
+//! mmap family, fork and teardown, all hardware-independent. The kernel supplies a
+//! [`PageTable`] over its x86_64 tables, a [`FrameSource`](crate::phys::FrameSource)
+//! (wrapped in [`Frames`]) and a [`TlbFlush`]; host tests use the software ones.
+//!
+//! # Locking
+//!
+//! * The VMA tree (with brk and layout state) sits behind one writer-preferring
+//!   reader-writer spin lock per address space. Faults, `mincore`, populate, remote
+//!   access and `/proc` reports take the **read** side; operations that change VMAs
+//!   or must see a quiescent page table (mmap, munmap, mprotect, mremap, brk,
+//!   splitting madvise, msync, stack growth, fork) take the **write** side.
+//! * Under the read side a fault touches nothing shared but: the one page-table entry
+//!   (installed by compare-and-swap from empty; replaced by compare-and-swap; a
+//!   copy-on-write holds the entry's software `BUSY` bit while it copies, so the old
+//!   frame cannot be released under it), the frame's reference-count stripe (only for
+//!   frames with several owners), and the page-cache stripe of the file page. VMAs
+//!   carry no per-page state, so faults in different VMAs — or on different pages of
+//!   one VMA — never serialise on a lock; two faults on the same page race on the
+//!   entry's compare-and-swap and the loser frees its frame.
+//! * There is no global lock on the fault path: frames come from the kernel's per-CPU
+//!   caches through `FrameSource`, reference counts and page caches are striped.
+//! * Operations flush the TLB once per batch ([`TlbBatch`](crate::tlb::TlbBatch)),
+//!   after updating entries and before releasing frames.
+
+mod access;
+mod brk;
+mod fork;
+mod intercept;
+mod lock;
+mod madvise;
+mod mincore;
+pub mod mmap;
+mod mprotect;
+mod mremap;
+mod msync;
+mod munmap;
+mod populate;
+mod zap;
+
+#[cfg(test)]
+mod concurrency_tests;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use access::AccessError;
+pub use madvise::Advice;
+pub use mmap::{FileMapping, MmapRequest};
+pub use mremap::MremapFlags;
+pub use msync::MsyncFlags;
+pub use populate::PopulateStep;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::fault::vma_pte_perms;
+use crate::frame::PAGE_SIZE;
+use crate::pagetable::{PageTable, PteFlags};
+use crate::phys::Frames;
+use crate::tlb::TlbFlush;
+use crate::vma::{Vma, VmaTree};
+use lock::TreeLock;
+use zap::Zap;
+
+/// Default `vm.mmap_min_addr`.
+pub const DEFAULT_MMAP_MIN_ADDR: u64 = 65536;
+/// Default `vm.max_map_count`.
+pub const DEFAULT_MAX_MAP_COUNT: usize = 65530;
+/// The stack guard gap in pages (Linux's `stack_guard_gap` default).
+pub const STACK_GUARD_GAP_PAGES: u64 = 256;
+/// One past the highest user address (Linux's x86_64 `TASK_SIZE_MAX`, 4-level).
+pub const TASK_SIZE: u64 = (1 << 47) - PAGE_SIZE;
+/// Default top of the mmap area (mappings are placed downwards from here).
+pub const DEFAULT_MMAP_BASE: u64 = 0x0000_7f00_0000_0000;
+/// Default `RLIMIT_STACK`.
+pub const DEFAULT_STACK_RLIMIT: u64 = 8 << 20;
+/// `MAP_32BIT` mappings go in `[MAP_32BIT_START, MAP_32BIT_END)` (below 2 GiB).
+pub const MAP_32BIT_START: u64 = 0x4000_0000;
+/// See [`MAP_32BIT_START`].
+pub const MAP_32BIT_END: u64 = 0x8000_0000;
+
+/// The system-wide knobs (`/proc/sys/vm`), shared by every address space and updated
+/// live by the kernel (ksyncd applies registry values here).
+pub struct Tunables {
+    mmap_min_addr: AtomicU64,
+    max_map_count: AtomicUsize,
+    stack_guard_gap_pages: AtomicU64,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            mmap_min_addr: AtomicU64::new(DEFAULT_MMAP_MIN_ADDR),
+            max_map_count: AtomicUsize::new(DEFAULT_MAX_MAP_COUNT),
+            stack_guard_gap_pages: AtomicU64::new(STACK_GUARD_GAP_PAGES),
+        }
+    }
+}
+
+impl Tunables {
+    /// Linux's defaults.
+    pub fn new() -> Arc<Tunables> {
+        Arc::new(Tunables::default())
+    }
+
+    /// `vm.mmap_min_addr`.
+    pub fn mmap_min_addr(&self) -> u64 {
+        self.mmap_min_addr.load(Ordering::Relaxed)
+    }
+
+    /// Sets `vm.mmap_min_addr` (rounded up to a page).
+    pub fn set_mmap_min_addr(&self, bytes: u64) {
+        self.mmap_min_addr
+            .store(bytes.next_multiple_of(PAGE_SIZE), Ordering::Relaxed);
+    }
+
+    /// `vm.max_map_count`.
+    pub fn max_map_count(&self) -> usize {
+        self.max_map_count.load(Ordering::Relaxed)
+    }
+
+    /// Sets `vm.max_map_count`.
+    pub fn set_max_map_count(&self, count: usize) {
+        self.max_map_count.store(count, Ordering::Relaxed);
+    }
+
+    /// The stack guard gap in bytes.
+    pub fn stack_guard_gap_bytes(&self) -> u64 {
+        self.stack_guard_gap_pages.load(Ordering::Relaxed) * PAGE_SIZE
+    }
+
+    /// Sets the stack guard gap (`stack_guard_gap=` on the command line), in pages.
+    pub fn set_stack_guard_gap_pages(&self, pages: u64) {
+        self.stack_guard_gap_pages.store(pages, Ordering::Relaxed);
+    }
+}
+
+/// Per-process layout (fixed at exec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// One past the highest user address.
+    pub task_size: u64,
+    /// Top of the top-down mmap area (below the stack and its gap; randomised by
+    /// the kernel under KASLR).
+    pub mmap_base: u64,
+    /// `RLIMIT_STACK`: the most a growsdown stack may grow to.
+    pub stack_rlimit_bytes: u64,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            task_size: TASK_SIZE,
+            mmap_base: DEFAULT_MMAP_BASE,
+            stack_rlimit_bytes: DEFAULT_STACK_RLIMIT,
+        }
+    }
+}
+
+/// What the tree lock protects.
+#[derive(Clone, Default)]
+pub(crate) struct MmState {
+    pub(crate) tree: VmaTree,
+    pub(crate) start_brk: u64,
+    pub(crate) brk: u64,
+    pub(crate) start_stack: u64,
+    pub(crate) start_code: u64,
+    pub(crate) end_code: u64,
+    pub(crate) hiwater_vm_pages: u64,
+}
+
+impl MmState {
+    pub(crate) fn total_vm_pages(&self) -> u64 {
+        self.tree.iter().map(Vma::pages).sum()
+    }
+
+    pub(crate) fn note_vm_size(&mut self) {
+        self.hiwater_vm_pages = self.hiwater_vm_pages.max(self.total_vm_pages());
+    }
+}
+
+/// One process's address space over page table `P`.
+pub struct AddressSpace<P: PageTable> {
+    pt: P,
+    frames: Arc<Frames>,
+    tlb: Arc<dyn TlbFlush>,
+    tunables: Arc<Tunables>,
+    layout: Layout,
+    state: TreeLock<MmState>,
+    hiwater_rss_pages: AtomicU64,
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// An empty address space over the empty table `pt`.
+    pub fn new(
+        pt: P,
+        frames: Arc<Frames>,
+        tlb: Arc<dyn TlbFlush>,
+        tunables: Arc<Tunables>,
+        layout: Layout,
+    ) -> AddressSpace<P> {
+        AddressSpace {
+            pt,
+            frames,
+            tlb,
+            tunables,
+            layout,
+            state: TreeLock::new(MmState::default()),
+            hiwater_rss_pages: AtomicU64::new(0),
+        }
+    }
+
+    /// The page table (the kernel loads its root into CR3).
+    pub fn page_table(&self) -> &P {
+        &self.pt
+    }
+
+    /// The frames.
+    pub fn frames(&self) -> &Arc<Frames> {
+        &self.frames
+    }
+
+    /// The TLB shootdown hook.
+    pub fn tlb(&self) -> &Arc<dyn TlbFlush> {
+        &self.tlb
+    }
+
+    /// The system-wide knobs.
+    pub fn tunables(&self) -> &Arc<Tunables> {
+        &self.tunables
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Number of VMAs.
+    pub fn vma_count(&self) -> usize {
+        self.state.read().tree.len()
+    }
+
+    /// A copy of every VMA, in address order.
+    pub fn vmas(&self) -> Vec<Vma> {
+        self.state.read().tree.iter().cloned().collect()
+    }
+
+    /// The VMA containing `addr`.
+    pub fn vma_at(&self, addr: u64) -> Option<Vma> {
+        self.state.read().tree.find(addr).cloned()
+    }
+
+    /// Sets the initial program break (page after the highest loaded segment); the
+    /// break starts there.
+    pub fn set_brk_start(&self, addr: u64) {
+        let mut st = self.state.write();
+        st.start_brk = addr;
+        st.brk = addr;
+    }
+
+    /// Records where the main thread's stack starts (`[stack]` in maps).
+    pub fn set_stack_start(&self, addr: u64) {
+        self.state.write().start_stack = addr;
+    }
+
+    /// Records the executable's code range (`VmExe` in status).
+    pub fn set_code_range(&self, start: u64, end: u64) {
+        let mut st = self.state.write();
+        st.start_code = start;
+        st.end_code = end;
+    }
+
+    /// `(start_brk, brk)`.
+    pub fn brk_range(&self) -> (u64, u64) {
+        let st = self.state.read();
+        (st.start_brk, st.brk)
+    }
+
+    /// Resident pages (present entries in user space).
+    pub fn resident_pages(&self) -> u64 {
+        let _st = self.state.read();
+        self.pt.count(0, self.layout.task_size)
+    }
+
+    /// Checks every invariant the operations keep: the tree's (sorted, disjoint,
+    /// merged), `max_map_count`, no page-table entry outside a VMA, and every entry's
+    /// permissions within its VMA's protection. The first violation, described.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        use alloc::format;
+        let st = self.state.write();
+        st.tree.check().map_err(String::from)?;
+        if st.tree.len() > self.tunables.max_map_count() {
+            return Err(format!("{} VMAs over max_map_count", st.tree.len()));
+        }
+        let mut err = None;
+        self.pt.scan(0, self.layout.task_size, &mut |va, pte| {
+            if err.is_some() {
+                return;
+            }
+            match st.tree.find(va) {
+                None => err = Some(format!("entry at {va:#x} outside every VMA")),
+                Some(v) => {
+                    let allowed = vma_pte_perms(v.flags) | PteFlags::HW;
+                    if !allowed.contains(pte.flags) {
+                        err = Some(format!(
+                            "entry at {va:#x} has {:?}, VMA allows {:?}",
+                            pte.flags, allowed
+                        ));
+                    }
+                }
+            }
+        });
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Unmaps everything (exit, exec, the OOM reaper): every VMA goes and every frame
+    /// reference is dropped. The address space stays usable (empty).
+    pub fn teardown(&self) {
+        let mut st = self.state.write();
+        self.note_rss();
+        let mut zap = Zap::new(&self.frames, &*self.tlb);
+        zap.range(&self.pt, 0, self.layout.task_size);
+        zap.finish();
+        let brk = (st.start_brk, st.brk);
+        *st = MmState::default();
+        (st.start_brk, st.brk) = brk;
+    }
+
+    /// Folds the current resident size into the high-water mark.
+    fn note_rss(&self) {
+        let rss = self.pt.count(0, self.layout.task_size);
+        self.hiwater_rss_pages.fetch_max(rss, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hiwater_rss_pages(&self) -> u64 {
+        self.hiwater_rss_pages.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn state(&self) -> &TreeLock<MmState> {
+        &self.state
+    }
+
+    pub(crate) fn gap_bytes(&self) -> u64 {
+        self.tunables.stack_guard_gap_bytes()
+    }
+}
+
+impl<P: PageTable> Drop for AddressSpace<P> {
+    fn drop(&mut self) {
+        let mut zap = Zap::new(&self.frames, &*self.tlb);
+        zap.range(&self.pt, 0, self.layout.task_size);
+        zap.finish();
+    }
+}

@@ -1,0 +1,362 @@
+//! `mremap`: shrink in place, grow in place when the space above is free, or move
+//! (`MREMAP_MAYMOVE`, to a chosen place with `MREMAP_FIXED`, keeping the old range
+//! mapped with `MREMAP_DONTUNMAP`). A move carries the page-table entries across —
+//! no copy, no reference change — and flushes the old range once.
+
+use bitflags::bitflags;
+
+use super::zap::Zap;
+use super::AddressSpace;
+use crate::errno::MmError;
+use crate::frame::PAGE_SIZE;
+use crate::pagetable::PageTable;
+use crate::vma::placement::{find_top_down, range_is_free};
+use crate::vma::{VmFlags, Vma, VmaTree};
+
+bitflags! {
+    /// `MREMAP_*` flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct MremapFlags: u64 {
+        /// `MREMAP_MAYMOVE`.
+        const MAYMOVE = 1;
+        /// `MREMAP_FIXED`.
+        const FIXED = 2;
+        /// `MREMAP_DONTUNMAP`.
+        const DONTUNMAP = 4;
+    }
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// `mremap(old_addr, old_len, new_len, flags, new_addr)`; returns the mapping's
+    /// address. Errno as Linux: `EINVAL` for bad flags, alignment, a zero new length
+    /// or overlapping fixed ranges; `EFAULT` when the old range is not within one
+    /// VMA; `ENOMEM` when it cannot grow in place and may not move, or no room or map
+    /// count is left.
+    pub fn mremap(
+        &self,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flag_bits: u64,
+        new_addr: u64,
+    ) -> Result<u64, MmError> {
+        let flags = MremapFlags::from_bits(flag_bits).ok_or(MmError::InvalidArgument)?;
+        let may_move = flags.contains(MremapFlags::MAYMOVE);
+        if flags.contains(MremapFlags::FIXED) && !may_move {
+            return Err(MmError::InvalidArgument);
+        }
+        if flags.contains(MremapFlags::DONTUNMAP) && (!may_move || old_len != new_len) {
+            return Err(MmError::InvalidArgument);
+        }
+        if !old_addr.is_multiple_of(PAGE_SIZE) {
+            return Err(MmError::InvalidArgument);
+        }
+        let mut old_len = old_len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(MmError::InvalidArgument)?;
+        let new_len = new_len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(MmError::InvalidArgument)?;
+        if new_len == 0 {
+            return Err(MmError::InvalidArgument);
+        }
+        let task_size = self.layout().task_size;
+        let mut st = self.state().write();
+        let max = self.tunables().max_map_count();
+
+        if flags.intersects(MremapFlags::FIXED | MremapFlags::DONTUNMAP) {
+            let fixed = flags.contains(MremapFlags::FIXED);
+            if fixed {
+                if !new_addr.is_multiple_of(PAGE_SIZE)
+                    || new_len > task_size
+                    || new_addr > task_size - new_len
+                {
+                    return Err(MmError::InvalidArgument);
+                }
+                if old_addr.saturating_add(old_len) > new_addr && new_addr + new_len > old_addr {
+                    return Err(MmError::InvalidArgument);
+                }
+            }
+            if st.tree.len() + 3 >= max {
+                return Err(MmError::NoMemory);
+            }
+            let vma = self.vma_to_resize(&st.tree, old_addr, old_len, new_len)?;
+            if fixed {
+                self.unmap_locked(&mut st.tree, new_addr, new_addr + new_len)?;
+            }
+            if old_len > new_len {
+                self.unmap_locked(&mut st.tree, old_addr + new_len, old_addr + old_len)?;
+                old_len = new_len;
+            }
+            let dest = if fixed {
+                new_addr
+            } else {
+                self.find_room(&st.tree, new_len)?
+            };
+            let dontunmap = flags.contains(MremapFlags::DONTUNMAP);
+            let moved = self.move_vma(
+                &mut st.tree,
+                &vma,
+                old_addr,
+                old_len,
+                dest,
+                new_len,
+                dontunmap,
+            )?;
+            st.note_vm_size();
+            return Ok(moved);
+        }
+
+        if old_len >= new_len {
+            if old_len > new_len {
+                self.unmap_locked(&mut st.tree, old_addr + new_len, old_addr + old_len)?;
+            }
+            return Ok(old_addr);
+        }
+        let vma = self.vma_to_resize(&st.tree, old_addr, old_len, new_len)?;
+        let old_end = old_addr + old_len;
+        let grow_end = old_addr.checked_add(new_len).filter(|&e| e <= task_size);
+        if old_len != 0 && old_end == vma.end {
+            if let Some(grow_end) =
+                grow_end.filter(|&e| range_is_free(&st.tree, old_end, e, self.gap_bytes()))
+            {
+                let mut piece = vma.clip(vma.start, vma.end).moved_to(old_end);
+                piece.end = grow_end;
+                piece.pgoff = vma.pgoff + vma.pages();
+                st.tree
+                    .rewrite(old_end, grow_end, max, &mut |_| None, Some(piece))?;
+                st.note_vm_size();
+                drop(st);
+                if vma.flags.contains(VmFlags::LOCKED) {
+                    self.prefault_best_effort(old_end, grow_end, false);
+                }
+                return Ok(old_addr);
+            }
+        }
+        if !may_move {
+            return Err(MmError::NoMemory);
+        }
+        if st.tree.len() + 3 >= max {
+            return Err(MmError::NoMemory);
+        }
+        let dest = self.find_room(&st.tree, new_len)?;
+        let moved = self.move_vma(&mut st.tree, &vma, old_addr, old_len, dest, new_len, false)?;
+        st.note_vm_size();
+        Ok(moved)
+    }
+
+    /// The VMA holding `[addr, addr + old_len)`, checked for a resize to `new_len`.
+    fn vma_to_resize(
+        &self,
+        tree: &VmaTree,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+    ) -> Result<Vma, MmError> {
+        let vma = tree.find(addr).ok_or(MmError::BadAddress)?;
+        if old_len == 0 && !vma.flags.contains(VmFlags::MAYSHARE) {
+            return Err(MmError::InvalidArgument);
+        }
+        if old_len > vma.end - addr {
+            return Err(MmError::BadAddress);
+        }
+        if new_len > old_len && vma.flags.contains(VmFlags::DONTEXPAND) {
+            return Err(MmError::BadAddress);
+        }
+        Ok(vma.clone())
+    }
+
+    /// A free range for a moved mapping (top-down, as for mmap).
+    fn find_room(&self, tree: &VmaTree, len: u64) -> Result<u64, MmError> {
+        let low = self.tunables().mmap_min_addr().max(PAGE_SIZE);
+        find_top_down(tree, len, low, self.layout().mmap_base, self.gap_bytes())
+            .ok_or(MmError::NoMemory)
+    }
+
+    /// Moves `[old, old + old_len)` of `vma` to `[dest, dest + new_len)` (free).
+    #[allow(clippy::too_many_arguments)]
+    fn move_vma(
+        &self,
+        tree: &mut VmaTree,
+        vma: &Vma,
+        old: u64,
+        old_len: u64,
+        dest: u64,
+        new_len: u64,
+        dontunmap: bool,
+    ) -> Result<u64, MmError> {
+        let max = self.tunables().max_map_count();
+        let mut moved = if old_len == 0 {
+            let mut v = vma.clip(old, old + PAGE_SIZE);
+            v.start = old;
+            v
+        } else {
+            vma.clip(old, old + old_len)
+        }
+        .moved_to(dest);
+        moved.end = dest + new_len;
+        tree.rewrite(dest, dest + new_len, max, &mut |_| None, Some(moved))?;
+        if old_len == 0 {
+            return Ok(dest);
+        }
+        let pt = self.page_table();
+        let mut zap = Zap::new(self.frames(), &**self.tlb());
+        let mut entries = alloc::vec::Vec::new();
+        pt.scan(old, old + old_len, &mut |va, _| entries.push(va));
+        for va in entries {
+            let Some(pte) = pt.unmap(va) else { continue };
+            zap.weakened(va);
+            let to = dest + (va - old);
+            if pt.map(to, pte).is_err() {
+                log::warn!("mremap: no page-table memory at {to:#x}; page dropped");
+                zap.entry_removed(va, pte.pfn);
+            }
+        }
+        if !dontunmap {
+            tree.rewrite(old, old + old_len, usize::MAX, &mut |_| None, None)?;
+        }
+        zap.finish();
+        Ok(dest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::aspace::tests::{anon_rw, harness, map_shared_anon};
+    use crate::errno::MmError;
+    use crate::frame::PAGE_SIZE;
+    use crate::pagetable::PageTable;
+
+    const MAYMOVE: u64 = 1;
+    const FIXED: u64 = 2;
+    const DONTUNMAP: u64 = 4;
+
+    #[test]
+    fn grow_in_place_then_move() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 2);
+        h.aspace.write_bytes(a, b"keep").unwrap();
+        // Room above? anon_rw maps top-down, so the space above the first mapping is free.
+        assert_eq!(
+            h.aspace.mremap(a, 2 * PAGE_SIZE, 3 * PAGE_SIZE, 0, 0),
+            Ok(a)
+        );
+        assert_eq!(h.aspace.vma_at(a).unwrap().end(), a + 3 * PAGE_SIZE);
+        // Something above: cannot grow in place without MAYMOVE.
+        let blocker = crate::aspace::MmapRequest::anon(
+            a + 3 * PAGE_SIZE,
+            PAGE_SIZE,
+            crate::vma::Prot::READ,
+            crate::vma::MapFlags::PRIVATE | crate::vma::MapFlags::FIXED_NOREPLACE,
+        );
+        let _ = h.aspace.mmap(&blocker, false);
+        assert_eq!(
+            h.aspace.mremap(a, 3 * PAGE_SIZE, 5 * PAGE_SIZE, 0, 0),
+            Err(MmError::NoMemory)
+        );
+        let live = h.soft.live();
+        let n = h
+            .aspace
+            .mremap(a, 3 * PAGE_SIZE, 5 * PAGE_SIZE, MAYMOVE, 0)
+            .unwrap();
+        assert_ne!(n, a);
+        assert_eq!(h.soft.live(), live, "entries moved, not copied");
+        let mut buf = [0u8; 4];
+        h.aspace.read_bytes(n, &mut buf).unwrap();
+        assert_eq!(&buf, b"keep");
+        assert!(h.aspace.vma_at(a).is_none());
+        assert_eq!(h.aspace.page_table().count(a, a + 3 * PAGE_SIZE), 0);
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn shrink_fixed_dontunmap_and_errno() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 4);
+        h.aspace
+            .write_bytes(a, &[3u8; 4 * PAGE_SIZE as usize])
+            .unwrap();
+        assert_eq!(
+            h.aspace.mremap(a, 4 * PAGE_SIZE, 2 * PAGE_SIZE, 0, 0),
+            Ok(a)
+        );
+        assert_eq!(h.soft.live(), 2);
+        assert_eq!(
+            h.aspace.mremap(a + 1, PAGE_SIZE, PAGE_SIZE, 0, 0),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace.mremap(a, PAGE_SIZE, 0, 0, 0),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace.mremap(a, PAGE_SIZE, PAGE_SIZE, 8, 0),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace.mremap(a, PAGE_SIZE, PAGE_SIZE, FIXED, 0x1000_0000),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace
+                .mremap(a, PAGE_SIZE, 2 * PAGE_SIZE, MAYMOVE | DONTUNMAP, 0),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace.mremap(a, 3 * PAGE_SIZE, 4 * PAGE_SIZE, MAYMOVE, 0),
+            Err(MmError::BadAddress)
+        );
+        assert_eq!(
+            h.aspace
+                .mremap(0x1000_0000, PAGE_SIZE, 2 * PAGE_SIZE, MAYMOVE, 0),
+            Err(MmError::BadAddress)
+        );
+        assert_eq!(
+            h.aspace.mremap(
+                a,
+                2 * PAGE_SIZE,
+                2 * PAGE_SIZE,
+                MAYMOVE | FIXED,
+                a + PAGE_SIZE
+            ),
+            Err(MmError::InvalidArgument),
+            "overlap"
+        );
+        let to = 0x2000_0000;
+        assert_eq!(
+            h.aspace
+                .mremap(a, 2 * PAGE_SIZE, 2 * PAGE_SIZE, MAYMOVE | FIXED, to),
+            Ok(to)
+        );
+        assert_eq!(h.aspace.page_table().count(to, to + 2 * PAGE_SIZE), 2);
+        // DONTUNMAP: the old range stays mapped but empty.
+        let d = h
+            .aspace
+            .mremap(to, 2 * PAGE_SIZE, 2 * PAGE_SIZE, MAYMOVE | DONTUNMAP, 0)
+            .unwrap();
+        assert!(h.aspace.vma_at(to).is_some());
+        assert_eq!(h.aspace.page_table().count(to, to + 2 * PAGE_SIZE), 0);
+        let mut b = [0u8; 1];
+        h.aspace.read_bytes(to, &mut b).unwrap();
+        assert_eq!(b, [0]);
+        h.aspace.read_bytes(d, &mut b).unwrap();
+        assert_eq!(b, [3]);
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn zero_old_len_duplicates_shared_mapping() {
+        let h = harness();
+        let s = map_shared_anon(&h.aspace, 2);
+        let p = anon_rw(&h.aspace, 1);
+        assert_eq!(
+            h.aspace.mremap(p, 0, PAGE_SIZE, MAYMOVE, 0),
+            Err(MmError::InvalidArgument)
+        );
+        let dup = h.aspace.mremap(s, 0, 2 * PAGE_SIZE, MAYMOVE, 0).unwrap();
+        h.aspace.write_bytes(s + PAGE_SIZE, b"both").unwrap();
+        let mut b = [0u8; 4];
+        h.aspace.read_bytes(dup + PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(&b, b"both");
+    }
+}

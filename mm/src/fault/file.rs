@@ -1,0 +1,161 @@
+//! File-backed faults (regular files and shmem) through the page cache:
+//!
+//! * shared mapping: the page-cache page itself is mapped (writable if the VMA is),
+//!   so every mapper sees every write;
+//! * private mapping, read: the page-cache page is mapped read-only (a later write
+//!   copies it through copy-on-write);
+//! * private mapping, write: a private copy of the page-cache page is mapped; the
+//!   cache is never written.
+//!
+//! A page wholly past the end of the file is `SIGBUS`.
+
+use alloc::sync::Arc;
+
+use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
+use crate::aspace::AddressSpace;
+use crate::frame::Pfn;
+use crate::pagecache::{FileObject, PageError};
+use crate::pagetable::{InstallError, PageTable, Pte, PteFlags};
+use crate::vma::Vma;
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Maps page `page` of a file-backed VMA (no entry there).
+    pub(super) fn file_fault(
+        &self,
+        vma: &Vma,
+        file: &Arc<FileObject>,
+        page: u64,
+        access: Access,
+    ) -> Result<FaultResolved, FaultError> {
+        let index = vma.file_index(page);
+        let (cached, major) = file.get_page_traced(index).map_err(|e| match e {
+            PageError::BeyondEof | PageError::Io => FaultError::SigBus,
+            PageError::OutOfMemory => FaultError::Oom,
+            PageError::Wait(f) => FaultError::NeedsWait(f),
+        })?;
+        let perms = vma_pte_perms(vma.flags) | fresh_hw_bits(access);
+        let (pfn, flags, kind) = if !vma.is_private() {
+            let kind = if major {
+                FaultResolved::FileMajor
+            } else {
+                FaultResolved::FileMinor
+            };
+            (cached, perms, kind)
+        } else if access == Access::Write {
+            let copy = self.frames().alloc_copy(cached, page);
+            self.frames().put(cached);
+            (copy?, perms, FaultResolved::CowCopied)
+        } else {
+            let kind = if major {
+                FaultResolved::FileMajor
+            } else {
+                FaultResolved::FileMinor
+            };
+            (cached, perms - PteFlags::WRITE, kind)
+        };
+        self.install_or_release(page, Pte::new(pfn, flags), kind)
+    }
+
+    /// Installs `pte` (whose frame reference the caller holds) or releases the
+    /// reference when another fault got there first.
+    fn install_or_release(
+        &self,
+        page: u64,
+        pte: Pte,
+        kind: FaultResolved,
+    ) -> Result<FaultResolved, FaultError> {
+        let release = |pfn: Pfn| {
+            self.frames().put(pfn);
+        };
+        match self.page_table().install(page, pte) {
+            Ok(()) => Ok(kind),
+            Err(InstallError::Occupied(_)) => {
+                release(pte.pfn);
+                Ok(FaultResolved::Spurious)
+            }
+            Err(InstallError::NoMemory) => {
+                release(pte.pfn);
+                Err(FaultError::Oom)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::aspace::tests::{file_bytes, harness, map_file};
+    use crate::fault::{Access, FaultError, FaultResolved};
+    use crate::frame::PAGE_SIZE;
+    use crate::pagetable::{PageTable, PteFlags};
+    use crate::vma::{MapFlags, Prot};
+
+    #[test]
+    fn private_read_maps_cache_page_read_only() {
+        let h = harness();
+        let f = h.file(&file_bytes(2 * PAGE_SIZE as usize + 10));
+        let a = map_file(
+            &h.aspace,
+            &f,
+            3,
+            Prot::READ | Prot::WRITE,
+            MapFlags::PRIVATE,
+            0,
+        );
+        assert_eq!(
+            h.aspace.fault(a, Access::Read, true).unwrap(),
+            FaultResolved::FileMajor
+        );
+        let pte = h.aspace.page_table().query(a).unwrap();
+        assert_eq!(Some(pte.pfn), f.cache().peek(0));
+        assert!(!pte.flags.contains(PteFlags::WRITE));
+        // Write: copy, cache unchanged.
+        assert_eq!(
+            h.aspace.fault(a, Access::Write, true).unwrap(),
+            FaultResolved::CowCopied
+        );
+        assert_ne!(h.aspace.page_table().query(a).unwrap().pfn, pte.pfn);
+        // A direct write fault on an untouched page copies straight away.
+        assert_eq!(
+            h.aspace.fault(a + PAGE_SIZE, Access::Write, true).unwrap(),
+            FaultResolved::CowCopied
+        );
+        // Page 2 holds the last 10 bytes; page 3 would be past the end.
+        assert_eq!(
+            h.aspace
+                .fault(a + 2 * PAGE_SIZE, Access::Read, true)
+                .unwrap(),
+            FaultResolved::FileMajor
+        );
+        assert_eq!(h.frames.count(f.cache().peek(2).unwrap()), 2);
+    }
+
+    #[test]
+    fn shared_maps_cache_page_writable_and_beyond_eof_is_sigbus() {
+        let h = harness();
+        let f = h.file(&file_bytes(PAGE_SIZE as usize));
+        let a = map_file(
+            &h.aspace,
+            &f,
+            2,
+            Prot::READ | Prot::WRITE,
+            MapFlags::SHARED,
+            0,
+        );
+        assert_eq!(
+            h.aspace.fault(a, Access::Write, true).unwrap(),
+            FaultResolved::FileMajor
+        );
+        let pte = h.aspace.page_table().query(a).unwrap();
+        assert_eq!(Some(pte.pfn), f.cache().peek(0));
+        assert!(pte.flags.contains(PteFlags::WRITE | PteFlags::DIRTY));
+        let e = h
+            .aspace
+            .fault(a + PAGE_SIZE, Access::Read, true)
+            .unwrap_err();
+        assert!(matches!(e, FaultError::SigBus));
+        assert_eq!(
+            e.signal(),
+            Some((crate::fault::SIGBUS, crate::fault::BUS_ADRERR))
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! The page-fault path: [`AddressSpace::fault`] resolves a fault at once when it can
+//! (demand-zero, copy-on-write, page-cache hit, permission upgrade) and otherwise
+//! returns [`FaultError::NeedsWait`] with a [`FaultFuture`] the kernel `.await`s
+//! before retrying. It runs under the VMA tree's read lock only (see the locking notes
+//! in [`crate::aspace`]).
+//!
+//! ```ignore
+//! // The kernel's trap handler, in the faulting thread's task:
+//! loop {
+//!     match aspace.fault(cr2, access, from_user) {
+//!         Ok(_) => break,                               // return to userland
+//!         Err(FaultError::NeedsWait(wait)) => wait.await, // park, then retry
+//!         Err(e) => return deliver(e.signal()),         // SIGSEGV / SIGBUS / OOM
+//!     }
+//! }
+//! ```
+
+mod anon;
+mod cow;
+mod file;
+mod stack;
+mod wait;
+
+pub use wait::{Completion, FaultFuture, WaitReason};
+
+use crate::aspace::AddressSpace;
+use crate::frame::PAGE_SIZE;
+use crate::pagetable::{PageTable, Pte, PteFlags};
+use crate::phys::AllocFailure;
+use crate::vma::{Backing, VmFlags, Vma};
+
+/// The kind of access that faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+    /// An instruction fetch.
+    Exec,
+}
+
+impl Access {
+    /// The entry permission the access needs.
+    pub fn pte_flag(self) -> PteFlags {
+        match self {
+            Access::Read => PteFlags::READ,
+            Access::Write => PteFlags::WRITE,
+            Access::Exec => PteFlags::EXEC,
+        }
+    }
+}
+
+/// How a fault was resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultResolved {
+    /// Nothing to do: another thread resolved it first, or a stale TLB entry.
+    Spurious,
+    /// A zeroed frame was mapped (anonymous memory).
+    DemandZero,
+    /// A shared frame was copied for a private write.
+    CowCopied,
+    /// A private write found the frame exclusive and made the entry writable.
+    CowReused,
+    /// A page-cache page was mapped without I/O.
+    FileMinor,
+    /// A page-cache page was read from the backing and mapped.
+    FileMajor,
+    /// The entry gained a permission the VMA already allowed.
+    Upgraded,
+}
+
+impl FaultResolved {
+    /// Whether the fault did I/O (`majflt`); all others count as `minflt`.
+    pub fn is_major(self) -> bool {
+        self == FaultResolved::FileMajor
+    }
+}
+
+/// `si_code` of a `SIGSEGV` for an address with no mapping.
+pub const SEGV_MAPERR: i32 = 1;
+/// `si_code` of a `SIGSEGV` for a mapping that forbids the access.
+pub const SEGV_ACCERR: i32 = 2;
+/// `si_code` of a `SIGBUS` for an address past the end of the mapped object.
+pub const BUS_ADRERR: i32 = 2;
+/// `SIGBUS`.
+pub const SIGBUS: i32 = 7;
+/// `SIGSEGV`.
+pub const SIGSEGV: i32 = 11;
+
+/// Why a fault was not resolved.
+#[derive(Debug)]
+pub enum FaultError {
+    /// No VMA covers the address (`SIGSEGV`, `SEGV_MAPERR`).
+    MapErr,
+    /// The VMA forbids the access (`SIGSEGV`, `SEGV_ACCERR`).
+    AccErr,
+    /// The page lies beyond the end of the mapped file, or its read failed
+    /// (`SIGBUS`, `BUS_ADRERR`).
+    SigBus,
+    /// No memory, and waiting would not help (the kernel's OOM path decides).
+    Oom,
+    /// The fault must wait: `.await` the future, then retry the fault.
+    NeedsWait(FaultFuture),
+}
+
+impl FaultError {
+    /// The signal and `si_code` to deliver for a failed user fault (`None` for OOM
+    /// and waits, which the kernel handles otherwise).
+    pub fn signal(&self) -> Option<(i32, i32)> {
+        match self {
+            FaultError::MapErr => Some((SIGSEGV, SEGV_MAPERR)),
+            FaultError::AccErr => Some((SIGSEGV, SEGV_ACCERR)),
+            FaultError::SigBus => Some((SIGBUS, BUS_ADRERR)),
+            FaultError::Oom | FaultError::NeedsWait(_) => None,
+        }
+    }
+}
+
+impl From<AllocFailure> for FaultError {
+    fn from(e: AllocFailure) -> FaultError {
+        match e {
+            AllocFailure::OutOfMemory => FaultError::Oom,
+            AllocFailure::Wait(f) => FaultError::NeedsWait(f),
+        }
+    }
+}
+
+/// A hook on a VMA's missing-page faults (userfaultfd's missing mode): it may take
+/// the fault over by returning a future, completed once it has supplied the page (for
+/// instance with [`AddressSpace::fill_missing_page`]) or woken the fault.
+pub trait FaultInterceptor: Send + Sync {
+    /// Called for a fault at `addr` (page-aligned) with no entry; `None` lets the
+    /// fault proceed normally.
+    fn missing(&self, addr: u64, access: Access, user: bool) -> Option<FaultFuture>;
+}
+
+/// The entry permissions a VMA's flags allow (write and exec imply read on x86).
+pub(crate) fn vma_pte_perms(flags: VmFlags) -> PteFlags {
+    let mut f = PteFlags::empty();
+    f.set(PteFlags::READ, flags.accessible());
+    f.set(PteFlags::WRITE, flags.contains(VmFlags::WRITE));
+    f.set(PteFlags::EXEC, flags.contains(VmFlags::EXEC));
+    f
+}
+
+/// Whether the VMA allows the access.
+fn vma_allows(flags: VmFlags, access: Access) -> bool {
+    match access {
+        Access::Read => flags.accessible(),
+        Access::Write => flags.contains(VmFlags::WRITE),
+        Access::Exec => flags.contains(VmFlags::EXEC),
+    }
+}
+
+/// The hardware bits a fresh entry starts with.
+pub(crate) fn fresh_hw_bits(access: Access) -> PteFlags {
+    match access {
+        Access::Write => PteFlags::ACCESSED | PteFlags::DIRTY,
+        _ => PteFlags::ACCESSED,
+    }
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Resolves a page fault at `addr` for `access`, `user` telling whether it came
+    /// from user mode. Resolves at once or returns [`FaultError::NeedsWait`]; never
+    /// blocks except on the VMA tree lock behind a writer.
+    pub fn fault(
+        &self,
+        addr: u64,
+        access: Access,
+        user: bool,
+    ) -> Result<FaultResolved, FaultError> {
+        if addr >= self.layout().task_size {
+            return Err(FaultError::MapErr);
+        }
+        let page = addr & !(PAGE_SIZE - 1);
+        {
+            let st = self.state().read();
+            if let Some(vma) = st.tree.find(addr) {
+                return self.fault_in_vma(vma, page, access, user);
+            }
+            if !stack::below_stack(&st.tree, addr) {
+                return Err(FaultError::MapErr);
+            }
+        }
+        self.grow_stack(page)?;
+        let st = self.state().read();
+        let vma = st.tree.find(addr).ok_or(FaultError::MapErr)?;
+        self.fault_in_vma(vma, page, access, user)
+    }
+
+    /// A fault on `page` inside `vma` (tree read lock held).
+    pub(crate) fn fault_in_vma(
+        &self,
+        vma: &Vma,
+        page: u64,
+        access: Access,
+        user: bool,
+    ) -> Result<FaultResolved, FaultError> {
+        if !vma_allows(vma.flags, access) {
+            return Err(FaultError::AccErr);
+        }
+        if let Some(pte) = self.page_table().query(page) {
+            return self.fault_present(vma, page, pte, access);
+        }
+        if let Some(hook) = &vma.interceptor {
+            if let Some(wait) = hook.missing(page, access, user) {
+                return Err(FaultError::NeedsWait(wait));
+            }
+        }
+        match &vma.backing {
+            Backing::Anon => self.demand_zero(vma, page, access),
+            Backing::File(file) => self.file_fault(vma, file, page, access),
+        }
+    }
+
+    /// A fault on a present entry: spurious, copy-on-write, or a permission upgrade.
+    fn fault_present(
+        &self,
+        vma: &Vma,
+        page: u64,
+        pte: Pte,
+        access: Access,
+    ) -> Result<FaultResolved, FaultError> {
+        if pte.flags.contains(PteFlags::BUSY) {
+            // Another fault is copying this page: retry when it is done.
+            return Ok(FaultResolved::Spurious);
+        }
+        if pte.flags.contains(access.pte_flag()) && pte.flags.contains(PteFlags::READ) {
+            return Ok(FaultResolved::Spurious);
+        }
+        if access == Access::Write && vma.is_private() {
+            return self.cow_fault(vma, page, pte);
+        }
+        let want = vma_pte_perms(vma.flags);
+        let new = pte.with_flags((pte.flags - PteFlags::PERMS) | want | fresh_hw_bits(access));
+        let new = if vma.is_private() {
+            // A private entry becomes writable only through copy-on-write.
+            new.with_flags((new.flags - PteFlags::WRITE) | (pte.flags & PteFlags::WRITE))
+        } else {
+            new
+        };
+        match self.page_table().replace(page, pte, new) {
+            Ok(()) => Ok(FaultResolved::Upgraded),
+            Err(_) => Ok(FaultResolved::Spurious),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! [`PageCache`]: one file's resident pages, page index to frame. A slot is either a
+//! ready frame (the cache holds one reference on it) or a fill in progress that other
+//! faults wait on instead of reading the page twice. Slots are lock-striped by index,
+//! so faults on different pages of one file rarely meet.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::fault::Completion;
+use crate::frame::Pfn;
+use crate::phys::Frames;
+
+const STRIPES: usize = 16;
+
+enum Slot {
+    Ready(Pfn),
+    Filling(Arc<Completion>),
+}
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Stripe(spin::Mutex<BTreeMap<u64, Slot>>);
+
+/// The result of [`PageCache::get`].
+pub enum Lookup {
+    /// The page is resident; the caller now holds one reference on the frame.
+    Hit(Pfn),
+    /// Another fault is filling the page; wait for this and look again.
+    Filling(Arc<Completion>),
+    /// The page is not cached and nobody is filling it.
+    Miss,
+}
+
+/// The resident pages of one file.
+pub struct PageCache {
+    frames: Arc<Frames>,
+    stripes: [Stripe; STRIPES],
+}
+
+impl PageCache {
+    /// An empty cache whose frames come from (and go back to) `frames`.
+    pub fn new(frames: Arc<Frames>) -> PageCache {
+        PageCache {
+            frames,
+            stripes: core::array::from_fn(|_| Stripe::default()),
+        }
+    }
+
+    fn stripe(&self, index: u64) -> &spin::Mutex<BTreeMap<u64, Slot>> {
+        &self.stripes[index as usize % STRIPES].0
+    }
+
+    /// The frame caching page `index`, without taking a reference (for reports).
+    pub fn peek(&self, index: u64) -> Option<Pfn> {
+        match self.stripe(index).lock().get(&index) {
+            Some(Slot::Ready(pfn)) => Some(*pfn),
+            _ => None,
+        }
+    }
+
+    /// Looks page `index` up, taking a reference for the caller on a hit.
+    pub fn get(&self, index: u64) -> Lookup {
+        match self.stripe(index).lock().get(&index) {
+            Some(Slot::Ready(pfn)) => {
+                self.frames.get(*pfn);
+                Lookup::Hit(*pfn)
+            }
+            Some(Slot::Filling(c)) => Lookup::Filling(c.clone()),
+            None => Lookup::Miss,
+        }
+    }
+
+    /// Claims page `index` for filling: `None` if it is cached or being filled.
+    pub fn begin_fill(&self, index: u64) -> Option<FillGuard<'_>> {
+        let mut stripe = self.stripe(index).lock();
+        if stripe.contains_key(&index) {
+            return None;
+        }
+        let completion = Completion::new();
+        stripe.insert(index, Slot::Filling(completion.clone()));
+        Some(FillGuard {
+            cache: self,
+            index,
+            completion,
+            done: false,
+        })
+    }
+
+    /// Inserts a ready frame for `index` (the cache takes over the caller's reference);
+    /// if the slot is taken, the frame is handed back.
+    pub fn insert(&self, index: u64, pfn: Pfn) -> Result<(), Pfn> {
+        let mut stripe = self.stripe(index).lock();
+        if stripe.contains_key(&index) {
+            return Err(pfn);
+        }
+        stripe.insert(index, Slot::Ready(pfn));
+        Ok(())
+    }
+
+    /// Drops page `index` from the cache (a fill in progress is left alone); returns
+    /// whether a page was dropped.
+    pub fn remove(&self, index: u64) -> bool {
+        let pfn = {
+            let mut stripe = self.stripe(index).lock();
+            match stripe.get(&index) {
+                Some(Slot::Ready(pfn)) => {
+                    let pfn = *pfn;
+                    stripe.remove(&index);
+                    pfn
+                }
+                _ => return false,
+            }
+        };
+        self.frames.put(pfn);
+        true
+    }
+
+    /// Drops every cached page with an index in `[first, last]`; returns how many.
+    pub fn remove_range(&self, first: u64, last: u64) -> u64 {
+        let mut victims = Vec::new();
+        for stripe in &self.stripes {
+            let mut map = stripe.0.lock();
+            let keys: Vec<u64> = map
+                .range(first..=last)
+                .filter(|(_, s)| matches!(s, Slot::Ready(_)))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in keys {
+                if let Some(Slot::Ready(pfn)) = map.remove(&k) {
+                    victims.push(pfn);
+                }
+            }
+        }
+        for pfn in &victims {
+            self.frames.put(*pfn);
+        }
+        victims.len() as u64
+    }
+
+    /// Resident pages.
+    pub fn len(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| {
+                s.0.lock()
+                    .values()
+                    .filter(|v| matches!(v, Slot::Ready(_)))
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    /// Whether no page is resident.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The frames the cache owns.
+    pub(crate) fn frames(&self) -> &Arc<Frames> {
+        &self.frames
+    }
+}
+
+impl Drop for PageCache {
+    fn drop(&mut self) {
+        self.remove_range(0, u64::MAX);
+    }
+}
+
+/// A claimed slot being filled. [`finish`](Self::finish) publishes the page; dropping
+/// the guard unfinished frees the slot. Either way, waiters are woken.
+pub struct FillGuard<'a> {
+    cache: &'a PageCache,
+    index: u64,
+    completion: Arc<Completion>,
+    done: bool,
+}
+
+impl FillGuard<'_> {
+    /// Publishes `pfn` (its reference passes to the cache) and wakes the waiters.
+    pub fn finish(mut self, pfn: Pfn) {
+        self.cache
+            .stripe(self.index)
+            .lock()
+            .insert(self.index, Slot::Ready(pfn));
+        self.done = true;
+        self.completion.complete();
+    }
+}
+
+impl Drop for FillGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.cache.stripe(self.index).lock().remove(&self.index);
+            self.completion.complete();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phys::soft::SoftFrames;
+
+    #[test]
+    fn fill_hit_remove() {
+        let soft = SoftFrames::new();
+        let frames = Frames::new(soft.clone());
+        let cache = PageCache::new(frames.clone());
+        assert!(matches!(cache.get(3), Lookup::Miss));
+        let guard = cache.begin_fill(3).unwrap();
+        assert!(cache.begin_fill(3).is_none());
+        let Lookup::Filling(c) = cache.get(3) else {
+            panic!("expected a fill")
+        };
+        assert!(!c.is_complete());
+        let pfn = frames.alloc_zeroed(0).unwrap();
+        guard.finish(pfn);
+        assert!(c.is_complete());
+        let Lookup::Hit(p) = cache.get(3) else {
+            panic!("expected a hit")
+        };
+        assert_eq!((p, frames.count(p)), (pfn, 2));
+        frames.put(p);
+        assert_eq!(cache.peek(3), Some(pfn));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.remove(3));
+        assert!(!cache.remove(3));
+        assert_eq!(soft.live(), 0);
+    }
+
+    #[test]
+    fn abandoned_fill_frees_slot_and_drop_releases_pages() {
+        let soft = SoftFrames::new();
+        let frames = Frames::new(soft.clone());
+        let cache = PageCache::new(frames.clone());
+        let guard = cache.begin_fill(1).unwrap();
+        drop(guard);
+        assert!(matches!(cache.get(1), Lookup::Miss));
+        for i in 0..5 {
+            cache.insert(i, frames.alloc_zeroed(0).unwrap()).unwrap();
+        }
+        let extra = frames.alloc_zeroed(0).unwrap();
+        assert_eq!(cache.insert(2, extra), Err(extra));
+        frames.put(extra);
+        assert_eq!(cache.remove_range(1, 2), 2);
+        assert_eq!(cache.len(), 3);
+        drop(cache);
+        assert_eq!(soft.live(), 0);
+    }
+}

@@ -1,0 +1,141 @@
+//! The page-table abstraction: the [`PageTable`] trait the address-space and fault
+//! code is written against, with [`Pte`]s in architecture-neutral form. The kernel
+//! implements it over x86_64 4-level tables; [`SoftPageTable`] implements it in
+//! software for host tests.
+//!
+//! Every method takes `&self`: an implementation makes single-entry updates atomic
+//! (compare-and-swap on the entry word) and installs missing intermediate tables with
+//! compare-and-swap too, so faults on different pages never share a lock.
+//! Multi-entry operations (unmap or protect a range, fork) are serialised by the
+//! caller holding its VMA tree for writing.
+
+mod soft;
+
+pub use soft::SoftPageTable;
+
+use bitflags::bitflags;
+
+use crate::frame::Pfn;
+
+bitflags! {
+    /// Architecture-neutral leaf-entry flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct PteFlags: u8 {
+        /// Userland may read (absent: the frame stays attached but every access
+        /// faults, as for `PROT_NONE`; x86 encodes it with P=0 and a software bit).
+        const READ = 1 << 0;
+        /// Userland may write.
+        const WRITE = 1 << 1;
+        /// Userland may execute (absent: NX).
+        const EXEC = 1 << 2;
+        /// The hardware has used the entry since the flag was cleared.
+        const ACCESSED = 1 << 3;
+        /// The page has been written through this entry.
+        const DIRTY = 1 << 4;
+        /// Software lock bit (ignored by the hardware; x86 keeps it in an available
+        /// bit): a fault holds it while it copies the entry's frame, so nothing else
+        /// replaces the entry or releases the frame meanwhile. Others seeing it retry.
+        const BUSY = 1 << 5;
+    }
+}
+
+impl PteFlags {
+    /// The permission bits.
+    pub const PERMS: PteFlags = PteFlags::READ.union(PteFlags::WRITE).union(PteFlags::EXEC);
+    /// The bits the hardware sets.
+    pub const HW: PteFlags = PteFlags::ACCESSED.union(PteFlags::DIRTY);
+}
+
+/// A leaf entry that maps a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pte {
+    /// The frame.
+    pub pfn: Pfn,
+    /// Its flags.
+    pub flags: PteFlags,
+}
+
+impl Pte {
+    /// An entry mapping `pfn` with `flags`.
+    pub const fn new(pfn: Pfn, flags: PteFlags) -> Pte {
+        Pte { pfn, flags }
+    }
+
+    /// The same entry with other flags.
+    pub const fn with_flags(self, flags: PteFlags) -> Pte {
+        Pte {
+            pfn: self.pfn,
+            flags,
+        }
+    }
+}
+
+/// Why [`PageTable::install`] did not install the entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallError {
+    /// An entry is already there (another fault won the race); it is returned.
+    Occupied(Pte),
+    /// An intermediate table could not be allocated.
+    NoMemory,
+}
+
+/// A user page table (the lower half of one address space). All addresses are
+/// page-aligned user virtual addresses.
+pub trait PageTable: Send + Sync {
+    /// The entry mapping `va`, if any.
+    fn query(&self, va: u64) -> Option<Pte>;
+
+    /// Installs `pte` at `va` if no entry is there (compare-and-swap from empty),
+    /// creating intermediate tables as needed.
+    fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError>;
+
+    /// Replaces the entry at `va` with `new` if it is exactly `expected`
+    /// (compare-and-swap); otherwise returns what is there.
+    fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>>;
+
+    /// Removes the entry at `va`, returning it.
+    fn unmap(&self, va: u64) -> Option<Pte>;
+
+    /// Calls `f` with every entry in `[start, end)`, in address order. `f` may change
+    /// the entry it is given through this table.
+    fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte));
+
+    /// Bytes of memory the table's own pages use (`VmPTE`); 0 if unknown.
+    fn table_bytes(&self) -> u64 {
+        0
+    }
+
+    /// Installs `pte` at `va` whatever is there, returning the old entry.
+    fn map(&self, va: u64, pte: Pte) -> Result<Option<Pte>, InstallError> {
+        loop {
+            match self.install(va, pte) {
+                Ok(()) => return Ok(None),
+                Err(InstallError::NoMemory) => return Err(InstallError::NoMemory),
+                Err(InstallError::Occupied(old)) => {
+                    if self.replace(va, old, pte).is_ok() {
+                        return Ok(Some(old));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sets the flags of the entry at `va` to `f(old flags)`, keeping its frame;
+    /// returns the old entry (`None`, changing nothing, if there is none).
+    fn update_flags(&self, va: u64, f: &mut dyn FnMut(PteFlags) -> PteFlags) -> Option<Pte> {
+        loop {
+            let old = self.query(va)?;
+            let new = old.with_flags(f(old.flags));
+            if new == old || self.replace(va, old, new).is_ok() {
+                return Some(old);
+            }
+        }
+    }
+
+    /// Number of entries in `[start, end)`.
+    fn count(&self, start: u64, end: u64) -> u64 {
+        let mut n = 0;
+        self.scan(start, end, &mut |_, _| n += 1);
+        n
+    }
+}

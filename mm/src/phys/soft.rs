@@ -1,0 +1,164 @@
+//! A software [`FrameSource`] for host tests: frames are heap pages keyed by a fresh
+//! frame number (never reused, so a use after free is caught), with a live count for
+//! leak checks and an optional limit for out-of-memory tests.
+//!
+//! It panics on a double free or on touching a frame it does not hold: in a test
+//! that is the bug report.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::{AllocFailure, FrameSource, PAGE_BYTES};
+use crate::frame::Pfn;
+
+const SHARDS: usize = 16;
+
+type Page = Box<[u8; PAGE_BYTES]>;
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard(spin::Mutex<BTreeMap<u64, Page>>);
+
+/// Heap-backed frames with accounting.
+pub struct SoftFrames {
+    next: AtomicU64,
+    live: AtomicU64,
+    limit: AtomicU64,
+    shards: [Shard; SHARDS],
+}
+
+impl SoftFrames {
+    /// An unlimited source.
+    pub fn new() -> Arc<SoftFrames> {
+        SoftFrames::with_limit(u64::MAX)
+    }
+
+    /// A source that refuses allocations beyond `limit` live frames.
+    pub fn with_limit(limit: u64) -> Arc<SoftFrames> {
+        Arc::new(SoftFrames {
+            next: AtomicU64::new(0x100),
+            live: AtomicU64::new(0),
+            limit: AtomicU64::new(limit),
+            shards: core::array::from_fn(|_| Shard::default()),
+        })
+    }
+
+    /// Changes the limit of live frames.
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::SeqCst);
+    }
+
+    /// Frames allocated and not yet freed.
+    pub fn live(&self) -> u64 {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Whether `pfn` is currently allocated.
+    pub fn is_live(&self, pfn: Pfn) -> bool {
+        self.shard(pfn).lock().contains_key(&pfn.0)
+    }
+
+    fn shard(&self, pfn: Pfn) -> &spin::Mutex<BTreeMap<u64, Page>> {
+        &self.shards[pfn.0 as usize % SHARDS].0
+    }
+
+    fn with_page<R>(&self, pfn: Pfn, f: impl FnOnce(&mut [u8; PAGE_BYTES]) -> R) -> R {
+        let mut shard = self.shard(pfn).lock();
+        match shard.get_mut(&pfn.0) {
+            Some(page) => f(page),
+            None => panic!("soft frames: {pfn} is not allocated"),
+        }
+    }
+
+    fn take(&self) -> Result<Pfn, AllocFailure> {
+        let limit = self.limit.load(Ordering::SeqCst);
+        if self
+            .live
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(AllocFailure::OutOfMemory);
+        }
+        let pfn = Pfn(self.next.fetch_add(1, Ordering::Relaxed));
+        self.shard(pfn)
+            .lock()
+            .insert(pfn.0, Box::new([0u8; PAGE_BYTES]));
+        Ok(pfn)
+    }
+}
+
+impl FrameSource for SoftFrames {
+    fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, AllocFailure> {
+        self.take()
+    }
+
+    fn alloc(&self, _va_hint: u64) -> Result<Pfn, AllocFailure> {
+        let pfn = self.take()?;
+        // Undefined contents: make them visibly not zero.
+        self.with_page(pfn, |p| p.fill(0xa5));
+        Ok(pfn)
+    }
+
+    fn free(&self, pfn: Pfn) {
+        if self.shard(pfn).lock().remove(&pfn.0).is_none() {
+            panic!("soft frames: double or foreign free of {pfn}");
+        }
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn copy(&self, dst: Pfn, src: Pfn) {
+        let mut tmp = [0u8; PAGE_BYTES];
+        self.with_page(src, |p| tmp.copy_from_slice(&p[..]));
+        self.with_page(dst, |p| p.copy_from_slice(&tmp));
+    }
+
+    fn read(&self, pfn: Pfn, offset: usize, buf: &mut [u8]) {
+        self.with_page(pfn, |p| buf.copy_from_slice(&p[offset..offset + buf.len()]));
+    }
+
+    fn write(&self, pfn: Pfn, offset: usize, data: &[u8]) {
+        self.with_page(pfn, |p| {
+            p[offset..offset + data.len()].copy_from_slice(data)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_read_write_free_and_limit() {
+        let s = SoftFrames::with_limit(2);
+        let a = s.alloc_zeroed(0).unwrap();
+        let b = s.alloc(0).unwrap();
+        assert!(matches!(s.alloc(0), Err(AllocFailure::OutOfMemory)));
+        let mut buf = [1u8; 4];
+        s.read(a, 4092, &mut buf);
+        assert_eq!(buf, [0; 4]);
+        s.read(b, 0, &mut buf);
+        assert_eq!(buf, [0xa5; 4]);
+        s.write(a, 0, b"abcd");
+        s.copy(b, a);
+        s.read(b, 0, &mut buf);
+        assert_eq!(&buf, b"abcd");
+        s.free(a);
+        assert!(!s.is_live(a));
+        assert_eq!(s.live(), 1);
+        s.free(b);
+        assert_eq!(s.live(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "double or foreign free")]
+    fn double_free_panics() {
+        let s = SoftFrames::new();
+        let a = s.alloc(0).unwrap();
+        s.free(a);
+        s.free(a);
+    }
+}

@@ -1,0 +1,64 @@
+//! `/proc/<pid>/maps`, `smaps` and the memory lines of `status`, in Linux's formats,
+//! computed from the VMA tree and the page table (under the tree's read lock). The
+//! kernel checks PROCESS_QUERY_INFORMATION before calling these.
+
+mod maps;
+mod smaps;
+mod status;
+
+pub use maps::maps;
+pub use smaps::smaps;
+pub use status::{status, MemStatus};
+
+use crate::aspace::MmState;
+use crate::pagecache::FileKind;
+use crate::pagetable::Pte;
+use crate::phys::Frames;
+use crate::vma::{Backing, Vma};
+
+/// What a mapped page is, for the RSS counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageClass {
+    /// Anonymous memory (including private copies of file pages).
+    Anon,
+    /// A page-cache page of a regular file.
+    File,
+    /// A page of shared memory.
+    Shmem,
+}
+
+/// Classifies the page `pte` maps at `va` in `vma`, with the number of address
+/// spaces mapping it (its reference count, less the page cache's own).
+pub(crate) fn classify(frames: &Frames, vma: &Vma, va: u64, pte: Pte) -> (PageClass, u32) {
+    let refs = frames.count(pte.pfn);
+    match &vma.backing {
+        Backing::Anon => (PageClass::Anon, refs.max(1)),
+        Backing::File(f) => {
+            if f.cache().peek(vma.file_index(va)) == Some(pte.pfn) {
+                let class = if f.kind() == FileKind::Shmem {
+                    PageClass::Shmem
+                } else {
+                    PageClass::File
+                };
+                (class, refs.saturating_sub(1).max(1))
+            } else {
+                (PageClass::Anon, refs.max(1))
+            }
+        }
+    }
+}
+
+/// The pathname column of a VMA (`[heap]`, `[stack]`, a file path, or empty).
+pub(crate) fn vma_name(st: &MmState, vma: &Vma) -> Option<alloc::string::String> {
+    use alloc::string::String;
+    if let Some(f) = vma.file() {
+        return Some(f.info().path.clone());
+    }
+    if st.start_brk != 0 && vma.start <= st.brk && vma.end >= st.start_brk {
+        return Some(String::from("[heap]"));
+    }
+    if st.start_stack != 0 && vma.start <= st.start_stack && vma.end >= st.start_stack {
+        return Some(String::from("[stack]"));
+    }
+    None
+}

@@ -1,0 +1,157 @@
+//! `/proc/<pid>/smaps`: each maps line followed by the VMA's memory counters
+//! (`Rss`, `Pss`, shared/private clean/dirty, `Anonymous`, `Locked`, ...) and its
+//! `VmFlags` mnemonics, with Linux's field widths.
+
+use alloc::string::String;
+use core::fmt::Write;
+
+use super::maps::maps_line;
+use super::{classify, PageClass};
+use crate::aspace::AddressSpace;
+use crate::frame::PAGE_SIZE;
+use crate::pagetable::{PageTable, PteFlags};
+use crate::phys::Frames;
+use crate::vma::{VmFlags, Vma};
+
+/// Fixed-point shift of the proportional counters (Linux's `PSS_SHIFT`).
+const PSS_SHIFT: u32 = 12;
+
+/// Byte counters of one VMA.
+#[derive(Default)]
+struct MemSize {
+    resident: u64,
+    pss: u64,
+    pss_dirty: u64,
+    shared_clean: u64,
+    shared_dirty: u64,
+    private_clean: u64,
+    private_dirty: u64,
+    referenced: u64,
+    anonymous: u64,
+    pss_locked: u64,
+}
+
+fn account<P: PageTable>(pt: &P, frames: &Frames, vma: &Vma) -> MemSize {
+    let mut m = MemSize::default();
+    let locked = vma.flags.contains(VmFlags::LOCKED);
+    pt.scan(vma.start, vma.end, &mut |va, pte| {
+        let (class, mapcount) = classify(frames, vma, va, pte);
+        let dirty = pte.flags.contains(PteFlags::DIRTY);
+        m.resident += PAGE_SIZE;
+        if pte.flags.contains(PteFlags::ACCESSED) {
+            m.referenced += PAGE_SIZE;
+        }
+        if class == PageClass::Anon {
+            m.anonymous += PAGE_SIZE;
+        }
+        let share = (PAGE_SIZE << PSS_SHIFT) / u64::from(mapcount);
+        m.pss += share;
+        if dirty {
+            m.pss_dirty += share;
+        }
+        if locked {
+            m.pss_locked += share;
+        }
+        match (mapcount >= 2, dirty) {
+            (true, true) => m.shared_dirty += PAGE_SIZE,
+            (true, false) => m.shared_clean += PAGE_SIZE,
+            (false, true) => m.private_dirty += PAGE_SIZE,
+            (false, false) => m.private_clean += PAGE_SIZE,
+        }
+    });
+    m
+}
+
+fn field(out: &mut String, name: &str, bytes: u64) {
+    let _ = writeln!(out, "{name:<16}{:>8} kB", bytes >> 10);
+}
+
+/// The text of `/proc/<pid>/smaps`.
+pub fn smaps<P: PageTable>(aspace: &AddressSpace<P>) -> String {
+    let st = aspace.state().read();
+    let frames = aspace.frames();
+    let mut out = String::new();
+    for vma in st.tree.iter() {
+        maps_line(&mut out, &st, vma);
+        let m = account(aspace.page_table(), frames, vma);
+        field(&mut out, "Size:", vma.len_bytes());
+        field(&mut out, "KernelPageSize:", PAGE_SIZE);
+        field(&mut out, "MMUPageSize:", PAGE_SIZE);
+        field(&mut out, "Rss:", m.resident);
+        field(&mut out, "Pss:", m.pss >> PSS_SHIFT);
+        field(&mut out, "Pss_Dirty:", m.pss_dirty >> PSS_SHIFT);
+        field(&mut out, "Shared_Clean:", m.shared_clean);
+        field(&mut out, "Shared_Dirty:", m.shared_dirty);
+        field(&mut out, "Private_Clean:", m.private_clean);
+        field(&mut out, "Private_Dirty:", m.private_dirty);
+        field(&mut out, "Referenced:", m.referenced);
+        field(&mut out, "Anonymous:", m.anonymous);
+        field(&mut out, "KSM:", 0);
+        field(&mut out, "LazyFree:", 0);
+        field(&mut out, "AnonHugePages:", 0);
+        field(&mut out, "ShmemPmdMapped:", 0);
+        field(&mut out, "FilePmdMapped:", 0);
+        field(&mut out, "Shared_Hugetlb:", 0);
+        let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", 0);
+        field(&mut out, "Swap:", 0);
+        field(&mut out, "SwapPss:", 0);
+        field(&mut out, "Locked:", m.pss_locked >> PSS_SHIFT);
+        let _ = writeln!(out, "THPeligible:    {:>8}", 0);
+        out.push_str("VmFlags:");
+        for mnemonic in vma.flags.mnemonics() {
+            out.push(' ');
+            out.push_str(mnemonic);
+        }
+        out.push_str(" \n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aspace::tests::{anon_rw, fork, harness};
+    use alloc::vec::Vec;
+
+    fn value(block: &str, name: &str) -> u64 {
+        let line = block.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn counters_and_format() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 4);
+        h.aspace
+            .write_bytes(a, &[1u8; 2 * PAGE_SIZE as usize])
+            .unwrap();
+        let mut b = [0u8; 1];
+        h.aspace.read_bytes(a + 2 * PAGE_SIZE, &mut b).unwrap();
+        let text = smaps(&h.aspace);
+        assert_eq!(value(&text, "Size:"), 16);
+        assert_eq!(value(&text, "Rss:"), 12);
+        assert_eq!(value(&text, "Pss:"), 12);
+        assert_eq!(value(&text, "Private_Dirty:"), 8);
+        assert_eq!(value(&text, "Private_Clean:"), 4);
+        assert_eq!(value(&text, "Anonymous:"), 12);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "Size:                 16 kB");
+        assert_eq!(lines[2], "KernelPageSize:        4 kB");
+        assert!(lines.contains(&"Private_Hugetlb:       0 kB"));
+        assert!(lines.contains(&"THPeligible:           0"));
+        assert_eq!(*lines.last().unwrap(), "VmFlags: rd wr mr mw me ac ");
+
+        // After fork both sides share: Pss halves, pages count as shared.
+        let child = fork(&h);
+        let text = smaps(&h.aspace);
+        assert_eq!(value(&text, "Pss:"), 6);
+        assert_eq!(value(&text, "Shared_Dirty:"), 8);
+        assert_eq!(value(&text, "Shared_Clean:"), 4);
+        drop(child);
+    }
+}

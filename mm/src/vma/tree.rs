@@ -1,0 +1,291 @@
+//! [`VmaTree`]: one address space's VMAs, ordered by start, never overlapping and
+//! always merged (no two neighbours could be one VMA). Every change goes through
+//! [`VmaTree::rewrite`], which checks `max_map_count` before touching anything.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use super::merge::coalesce;
+use super::Vma;
+use crate::errno::MmError;
+
+/// The VMAs of one address space, keyed by start address.
+#[derive(Clone, Default)]
+pub struct VmaTree {
+    map: BTreeMap<u64, Vma>,
+}
+
+impl VmaTree {
+    /// An empty tree.
+    pub fn new() -> VmaTree {
+        VmaTree::default()
+    }
+
+    /// Number of VMAs (what `max_map_count` limits).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there are no VMAs.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Every VMA in address order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Vma> + '_ {
+        self.map.values()
+    }
+
+    /// The VMA containing `addr`.
+    pub fn find(&self, addr: u64) -> Option<&Vma> {
+        self.map
+            .range(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > addr)
+    }
+
+    /// The VMAs overlapping `[start, end)`, in address order.
+    pub fn overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &Vma> + '_ {
+        let first = self
+            .map
+            .range(..start)
+            .next_back()
+            .filter(|(_, v)| v.end > start)
+            .map(|(k, _)| *k)
+            .unwrap_or(start);
+        self.map
+            .range(first..end.max(first))
+            .map(|(_, v)| v)
+            .filter(move |v| v.end > start && v.start < end)
+    }
+
+    /// The last VMA starting below `addr`.
+    pub fn prev(&self, addr: u64) -> Option<&Vma> {
+        self.map.range(..addr).next_back().map(|(_, v)| v)
+    }
+
+    /// The first VMA starting at or above `addr`.
+    pub fn next_from(&self, addr: u64) -> Option<&Vma> {
+        self.map.range(addr..).next().map(|(_, v)| v)
+    }
+
+    /// Whether no VMA overlaps `[start, end)`.
+    pub fn is_free(&self, start: u64, end: u64) -> bool {
+        self.overlapping(start, end).next().is_none()
+    }
+
+    /// Whether `[start, end)` is wholly covered by VMAs (no holes).
+    pub fn is_covered(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        for v in self.overlapping(start, end) {
+            if v.start > at {
+                return false;
+            }
+            at = v.end;
+        }
+        at >= end
+    }
+
+    /// Rewrites `[start, end)`: every VMA overlapping it keeps its parts outside the
+    /// range, its part inside is passed to `edit` (which returns the replacement, or
+    /// `None` to unmap it), and `insert` (which must lie in freed space) is added.
+    /// Neighbours are then merged. If the result would hold more than `max_count`
+    /// VMAs, nothing changes and the error is `ENOMEM`. Returns the old parts inside
+    /// the range, in address order.
+    pub(crate) fn rewrite(
+        &mut self,
+        start: u64,
+        end: u64,
+        max_count: usize,
+        edit: &mut dyn FnMut(&Vma) -> Option<Vma>,
+        insert: Option<Vma>,
+    ) -> Result<Vec<Vma>, MmError> {
+        let hit: Vec<Vma> = self.overlapping(start, end).cloned().collect();
+        let lo = hit.first().map_or(start, |v| v.start.min(start));
+        let hi = hit.last().map_or(end, |v| v.end.max(end));
+        let lo = insert.as_ref().map_or(lo, |v| lo.min(v.start));
+        let hi = insert.as_ref().map_or(hi, |v| hi.max(v.end));
+        let left = self.prev(lo).filter(|v| v.end == lo).cloned();
+        let right = self.map.get(&hi).cloned();
+
+        let mut old_parts = Vec::with_capacity(hit.len());
+        let mut pieces: Vec<Vma> = Vec::with_capacity(hit.len() + 4);
+        pieces.extend(left.iter().cloned());
+        for v in &hit {
+            let (below, above) = v.outside(start, end);
+            pieces.extend(below);
+            let middle = v.clip(start, end);
+            if let Some(new) = edit(&middle) {
+                debug_assert!(new.start == middle.start && new.end == middle.end);
+                pieces.push(new);
+            }
+            old_parts.push(middle);
+            pieces.extend(above);
+        }
+        if let Some(v) = insert {
+            debug_assert!(pieces.iter().all(|p| p.end <= v.start || p.start >= v.end));
+            pieces.push(v);
+        }
+        pieces.extend(right.iter().cloned());
+        pieces.sort_by_key(|v| v.start);
+        let pieces = coalesce(pieces);
+
+        let removed = hit.len() + usize::from(left.is_some()) + usize::from(right.is_some());
+        if self.map.len() - removed + pieces.len() > max_count {
+            return Err(MmError::NoMemory);
+        }
+        for v in left.iter().chain(hit.iter()).chain(right.iter()) {
+            self.map.remove(&v.start);
+        }
+        for v in pieces {
+            self.map.insert(v.start, v);
+        }
+        Ok(old_parts)
+    }
+
+    /// A tree of `vmas` (sorted, disjoint), merging neighbours that can merge.
+    pub(crate) fn from_sorted(vmas: Vec<Vma>) -> VmaTree {
+        VmaTree {
+            map: coalesce(vmas).into_iter().map(|v| (v.start, v)).collect(),
+        }
+    }
+
+    /// Checks the tree's invariants (sorted, non-overlapping, merged, non-empty,
+    /// page-aligned); the reason for the first violation.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let mut prev: Option<&Vma> = None;
+        for (k, v) in &self.map {
+            if *k != v.start {
+                return Err("key differs from start");
+            }
+            if v.start >= v.end {
+                return Err("empty VMA");
+            }
+            if v.start % crate::frame::PAGE_SIZE != 0 || v.end % crate::frame::PAGE_SIZE != 0 {
+                return Err("unaligned VMA");
+            }
+            if let Some(p) = prev {
+                if p.end > v.start {
+                    return Err("overlapping VMAs");
+                }
+                if super::merge::can_merge(p, v) {
+                    return Err("mergeable neighbours left apart");
+                }
+            }
+            prev = Some(v);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Backing, VmFlags};
+    use super::*;
+
+    const RW: VmFlags = VmFlags::READ.union(VmFlags::WRITE);
+
+    fn anon(s: u64, e: u64, f: VmFlags) -> Vma {
+        Vma::new(s, e, f, Backing::Anon, 0)
+    }
+
+    fn ranges(t: &VmaTree) -> Vec<(u64, u64, VmFlags)> {
+        t.iter().map(|v| (v.start, v.end, v.flags)).collect()
+    }
+
+    fn map(t: &mut VmaTree, s: u64, e: u64, f: VmFlags) {
+        t.rewrite(s, e, usize::MAX, &mut |_| None, Some(anon(s, e, f)))
+            .unwrap();
+    }
+
+    #[test]
+    fn insert_merges_and_lookup() {
+        let mut t = VmaTree::new();
+        map(&mut t, 0x10000, 0x20000, RW);
+        map(&mut t, 0x20000, 0x30000, RW);
+        map(&mut t, 0x40000, 0x50000, RW);
+        assert_eq!(ranges(&t), [(0x10000, 0x30000, RW), (0x40000, 0x50000, RW)]);
+        assert_eq!(t.find(0x2ffff).map(|v| v.start), Some(0x10000));
+        assert!(t.find(0x30000).is_none());
+        assert!(t.is_free(0x30000, 0x40000));
+        assert!(!t.is_free(0x30000, 0x40001));
+        assert!(t.is_covered(0x10000, 0x30000) && !t.is_covered(0x10000, 0x40000));
+        // Filling the hole joins all three.
+        map(&mut t, 0x30000, 0x40000, RW);
+        assert_eq!(ranges(&t), [(0x10000, 0x50000, RW)]);
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn unmap_middle_splits_and_returns_old_part() {
+        let mut t = VmaTree::new();
+        map(&mut t, 0x10000, 0x20000, RW);
+        let old = t
+            .rewrite(0x14000, 0x15000, 10, &mut |_| None, None)
+            .unwrap();
+        assert_eq!(
+            old.iter().map(|v| (v.start, v.end)).collect::<Vec<_>>(),
+            [(0x14000, 0x15000)]
+        );
+        assert_eq!(ranges(&t), [(0x10000, 0x14000, RW), (0x15000, 0x20000, RW)]);
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn protect_middle_then_back_remerges() {
+        let mut t = VmaTree::new();
+        map(&mut t, 0x10000, 0x20000, RW);
+        let to = |f: VmFlags| {
+            move |v: &Vma| {
+                let mut n = v.clone();
+                n.flags = f;
+                Some(n)
+            }
+        };
+        t.rewrite(0x12000, 0x13000, 10, &mut to(VmFlags::READ), None)
+            .unwrap();
+        assert_eq!(t.len(), 3);
+        t.rewrite(0x12000, 0x13000, 10, &mut to(RW), None).unwrap();
+        assert_eq!(ranges(&t), [(0x10000, 0x20000, RW)]);
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn max_count_refuses_without_change() {
+        let mut t = VmaTree::new();
+        map(&mut t, 0x10000, 0x20000, RW);
+        let before = ranges(&t);
+        // A middle unmap needs 2 VMAs.
+        assert_eq!(
+            t.rewrite(0x14000, 0x15000, 1, &mut |_| None, None)
+                .unwrap_err(),
+            MmError::NoMemory
+        );
+        assert_eq!(ranges(&t), before);
+        // Unmapping an end does not add one.
+        t.rewrite(0x10000, 0x11000, 1, &mut |_| None, None).unwrap();
+        assert_eq!(ranges(&t), [(0x11000, 0x20000, RW)]);
+    }
+
+    #[test]
+    fn overlapping_and_neighbours() {
+        let mut t = VmaTree::new();
+        map(&mut t, 0x10000, 0x20000, RW);
+        map(&mut t, 0x30000, 0x40000, VmFlags::READ);
+        let o: Vec<u64> = t.overlapping(0x1f000, 0x31000).map(|v| v.start).collect();
+        assert_eq!(o, [0x10000, 0x30000]);
+        assert_eq!(t.overlapping(0x20000, 0x30000).count(), 0);
+        assert_eq!(t.prev(0x30000).map(|v| v.start), Some(0x10000));
+        assert_eq!(t.next_from(0x10001).map(|v| v.start), Some(0x30000));
+        // Unmap across both, touching the gap.
+        let old = t
+            .rewrite(0x18000, 0x38000, 10, &mut |_| None, None)
+            .unwrap();
+        assert_eq!(old.len(), 2);
+        assert_eq!(
+            ranges(&t),
+            [(0x10000, 0x18000, RW), (0x38000, 0x40000, VmFlags::READ)]
+        );
+    }
+}
