@@ -1,1 +1,277 @@
-//! Property tests.
+//! Property tests: random sequences of mmap/munmap/mprotect/mremap/madvise/brk and
+//! touches keep the VMA tree sorted, disjoint, merged and within `max_map_count`,
+//! keep the page table consistent with it, change nothing when they fail for the
+//! map count, and leak no frame; random writes across forks never leak between
+//! processes and every frame comes back when they exit.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::tests::{file_bytes, harness, Harness};
+use super::{AddressSpace, Advice, FileMapping, MmapRequest};
+use crate::errno::MmError;
+use crate::fault::Access;
+use crate::frame::PAGE_SIZE;
+use crate::pagecache::FileObject;
+use crate::pagetable::SoftPageTable;
+use crate::vma::{MapFlags, Prot, VmFlags};
+
+/// The window the operations act in (32 pages), so that they collide often.
+const BASE: u64 = 0x1000_0000;
+const WINDOW_PAGES: u64 = 32;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Mmap {
+        page: u64,
+        pages: u64,
+        prot: u64,
+        mode: u8,
+        backing: u8,
+        file_page: u64,
+    },
+    Munmap {
+        page: u64,
+        pages: u64,
+    },
+    Mprotect {
+        page: u64,
+        pages: u64,
+        prot: u64,
+    },
+    Mremap {
+        page: u64,
+        old_pages: u64,
+        new_pages: u64,
+        flags: u8,
+        to_page: u64,
+    },
+    Touch {
+        page: u64,
+        pages: u64,
+        write: bool,
+    },
+    Advise {
+        page: u64,
+        pages: u64,
+        advice: u8,
+    },
+    Brk {
+        pages: u64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let page = 0..WINDOW_PAGES;
+    let pages = 1..8u64;
+    prop_oneof![
+        3 => (page.clone(), pages.clone(), 0..8u64, 0..3u8, 0..4u8, 0..8u64).prop_map(
+            |(page, pages, prot, mode, backing, file_page)| Op::Mmap { page, pages, prot, mode, backing, file_page }
+        ),
+        2 => (page.clone(), pages.clone()).prop_map(|(page, pages)| Op::Munmap { page, pages }),
+        2 => (page.clone(), pages.clone(), 0..8u64).prop_map(|(page, pages, prot)| Op::Mprotect { page, pages, prot }),
+        1 => (page.clone(), pages.clone(), pages.clone(), 0..4u8, page.clone()).prop_map(
+            |(page, old_pages, new_pages, flags, to_page)| Op::Mremap { page, old_pages, new_pages, flags, to_page }
+        ),
+        4 => (page.clone(), pages.clone(), any::<bool>()).prop_map(|(page, pages, write)| Op::Touch { page, pages, write }),
+        1 => (page.clone(), pages, 0..5u8).prop_map(|(page, pages, advice)| Op::Advise { page, pages, advice }),
+        1 => (0..6u64).prop_map(|pages| Op::Brk { pages }),
+    ]
+}
+
+fn addr(page: u64) -> u64 {
+    BASE + page * PAGE_SIZE
+}
+
+fn snapshot(a: &AddressSpace<SoftPageTable>) -> Vec<(u64, u64, VmFlags)> {
+    a.vmas()
+        .iter()
+        .map(|v| (v.start(), v.end(), v.flags()))
+        .collect()
+}
+
+fn apply(h: &Harness, file: &Arc<FileObject>, op: &Op) -> Result<(), MmError> {
+    let a = &h.aspace;
+    match *op {
+        Op::Mmap {
+            page,
+            pages,
+            prot,
+            mode,
+            backing,
+            file_page,
+        } => {
+            let mut flags = [
+                MapFlags::FIXED,
+                MapFlags::FIXED_NOREPLACE,
+                MapFlags::empty(),
+            ][mode as usize];
+            flags |= if backing % 2 == 0 {
+                MapFlags::PRIVATE
+            } else {
+                MapFlags::SHARED
+            };
+            let prot = Prot::from_bits_truncate(prot);
+            let req = if backing < 2 {
+                MmapRequest::anon(addr(page), pages * PAGE_SIZE, prot, flags)
+            } else {
+                let fm = FileMapping {
+                    file: file.clone(),
+                    readable: true,
+                    writable: true,
+                };
+                MmapRequest {
+                    addr: addr(page),
+                    len: pages * PAGE_SIZE,
+                    prot,
+                    flags,
+                    file: Some(fm),
+                    offset: file_page * PAGE_SIZE,
+                }
+            };
+            a.mmap(&req, false).map(|_| ())
+        }
+        Op::Munmap { page, pages } => a.munmap(addr(page), pages * PAGE_SIZE),
+        Op::Mprotect { page, pages, prot } => a.mprotect(
+            addr(page),
+            pages * PAGE_SIZE,
+            Prot::from_bits_truncate(prot),
+        ),
+        Op::Mremap {
+            page,
+            old_pages,
+            new_pages,
+            flags,
+            to_page,
+        } => {
+            let bits = [0u64, 1, 3, 5][flags as usize];
+            let new_pages = if bits == 5 { old_pages } else { new_pages };
+            a.mremap(
+                addr(page),
+                old_pages * PAGE_SIZE,
+                new_pages * PAGE_SIZE,
+                bits,
+                addr(to_page + WINDOW_PAGES),
+            )
+            .map(|_| ())
+        }
+        Op::Touch { page, pages, write } => {
+            let access = if write { Access::Write } else { Access::Read };
+            for p in page..page + pages {
+                let _ = a.fault(addr(p), access, true);
+            }
+            Ok(())
+        }
+        Op::Advise {
+            page,
+            pages,
+            advice,
+        } => {
+            let advice = [
+                Advice::DontNeed,
+                Advice::Sequential,
+                Advice::Normal,
+                Advice::DontFork,
+                Advice::PopulateWrite,
+            ][advice as usize];
+            a.madvise(addr(page), pages * PAGE_SIZE, advice).map(|_| ())
+        }
+        Op::Brk { pages } => {
+            a.brk(addr(WINDOW_PAGES * 3) + pages * PAGE_SIZE);
+            Ok(())
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn operations_keep_tree_and_table_consistent(
+        ops in proptest::collection::vec(op(), 1..48),
+        max_map_count in 4usize..12,
+    ) {
+        let h = harness();
+        h.aspace.tunables().set_max_map_count(max_map_count);
+        h.aspace.set_brk_start(addr(WINDOW_PAGES * 3));
+        let file = h.file(&file_bytes(12 * PAGE_SIZE as usize));
+        for op in &ops {
+            let before = snapshot(&h.aspace);
+            let result = apply(&h, &file, op);
+            if let Err(e) = h.aspace.check_invariants() {
+                prop_assert!(false, "after {:?} ({:?}): {}", op, result, e);
+            }
+            let atomic = matches!(op, Op::Munmap { .. } | Op::Mprotect { .. } | Op::Mmap { .. });
+            if atomic && result == Err(MmError::NoMemory) {
+                prop_assert_eq!(snapshot(&h.aspace), before, "failed {:?} changed the tree", op);
+            }
+        }
+        let Harness { aspace, soft, .. } = h;
+        drop(aspace);
+        drop(file);
+        prop_assert_eq!(soft.live(), 0, "frames leaked");
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ForkOp {
+    Write { proc: usize, page: u64, byte: u8 },
+    Fork { from: usize },
+    Exit { proc: usize },
+}
+
+fn fork_op() -> impl Strategy<Value = ForkOp> {
+    prop_oneof![
+        6 => (0..2usize, 0..8u64, any::<u8>()).prop_map(|(proc, page, byte)| ForkOp::Write { proc, page, byte }),
+        2 => (0..2usize).prop_map(|from| ForkOp::Fork { from }),
+        1 => (0..2usize).prop_map(|proc| ForkOp::Exit { proc }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn writes_never_leak_across_fork(ops in proptest::collection::vec(fork_op(), 1..40)) {
+        let h = harness();
+        let req = MmapRequest::anon(BASE, 8 * PAGE_SIZE, Prot::READ | Prot::WRITE, MapFlags::PRIVATE | MapFlags::FIXED);
+        let first = h.sibling();
+        first.mmap(&req, false).unwrap();
+        // Two process slots; a slot may be empty after an exit.
+        let mut procs: [Option<AddressSpace<SoftPageTable>>; 2] = [Some(first), None];
+        let mut model: [Vec<u8>; 2] = [vec![0; 8], vec![0; 8]];
+        for op in &ops {
+            match *op {
+                ForkOp::Write { proc, page, byte } => {
+                    if let Some(p) = &procs[proc] {
+                        p.write_bytes(addr(page) + 7, &[byte]).unwrap();
+                        model[proc][page as usize] = byte;
+                    }
+                }
+                ForkOp::Fork { from } => {
+                    if let Some(p) = &procs[from] {
+                        let child = p.fork(SoftPageTable::new(), h.tlb.clone()).unwrap();
+                        procs[1 - from] = Some(child);
+                        model[1 - from] = model[from].clone();
+                    }
+                }
+                ForkOp::Exit { proc } => procs[proc] = None,
+            }
+            for (i, p) in procs.iter().enumerate() {
+                if let Some(p) = p {
+                    for page in 0..8u64 {
+                        let mut b = [0u8];
+                        p.read_bytes(addr(page) + 7, &mut b).unwrap();
+                        prop_assert_eq!(b[0], model[i][page as usize], "process {} page {}", i, page);
+                    }
+                }
+            }
+        }
+        drop(procs);
+        prop_assert_eq!(h.soft.live(), 0, "frames leaked");
+        prop_assert_eq!(h.frames.shared_frames(), 0, "reference counts left over");
+    }
+}
