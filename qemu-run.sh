@@ -100,24 +100,30 @@ run_qemu() { # $1 = accel; output goes to the console and to $log
   set -e
   return "$status"
 }
-# A KVM that cannot run the guest may stop QEMU without exiting: give it a few seconds to
-# print the kernel's first line, else fall back to TCG.
+# A KVM that cannot run the guest may stop QEMU without exiting (this machine's PVM
+# hypervisor reports "KVM internal error" and hangs): the guest must finish booting within
+# 15 s, and an internal error at any point sends the run to TCG instead.
 try_kvm() {
   qemu_args kvm
   : > "$log"
   timeout "$timeout_s" qemu-system-x86_64 "${args[@]}" > "$log.raw" 2>&1 &
-  local pid=$! shown=0
-  for ((i = 0; i < 100; i++)); do
-    if grep -aq "Peios kernel booting" "$log.raw" 2>/dev/null; then shown=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
+  local pid=$! booted=0
+  for ((i = 0; i < 150; i++)); do
+    if grep -aq "boot complete" "$log.raw" 2>/dev/null; then booted=1; break; fi
+    grep -aq "internal error" "$log.raw" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { booted=1; break; }
     sleep 0.1
   done
-  if (( !shown )) && ! grep -aq "Peios kernel booting" "$log.raw" 2>/dev/null; then
+  while (( booted )) && kill -0 "$pid" 2>/dev/null; do
+    grep -aq "internal error" "$log.raw" 2>/dev/null && { booted=0; break; }
+    sleep 0.2
+  done
+  if (( !booted )) || grep -aq "internal error" "$log.raw" 2>/dev/null; then
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     return 200
   fi
-  tail -f -n +1 --pid="$pid" "$log.raw" | tr -d '\r' | tee "$log"
   set +e; wait "$pid"; local status=$?; set -e
+  tr -d '\r' < "$log.raw" | tee "$log"
   return "$status"
 }
 
