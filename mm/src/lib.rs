@@ -22,7 +22,6 @@ extern crate std;
 pub mod aspace;
 pub mod errno;
 pub mod fault;
-/// Physical frame allocation (see the module documentation).
 pub mod frame;
 pub mod pagecache;
 pub mod pagetable;

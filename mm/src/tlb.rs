@@ -17,6 +17,11 @@ pub trait TlbFlush: Send + Sync {
     /// Invalidates every page in `batch` (at least those; the kernel may flush more,
     /// e.g. everything when [`TlbBatch::pages`] is large). Returns after every CPU has
     /// dropped the translations.
+    ///
+    /// Called with the address space's VMA tree lock held (either side), from a fault
+    /// or an operation: other CPUs may be spinning on that lock, so they must keep
+    /// taking the shootdown request (the kernel never calls into `mm` with interrupts
+    /// disabled).
     fn flush(&self, batch: &TlbBatch);
 }
 

@@ -272,6 +272,39 @@ impl<P: PageTable> AddressSpace<P> {
         Ok(start)
     }
 
+    /// A free, unmapped range of `len` bytes (rounded up to pages) where `mmap` would
+    /// place it: at `hint` if that is free, else top-down below the mmap base.
+    /// `ENOMEM` when there is no room.
+    pub fn find_free(&self, len: u64, hint: Option<u64>) -> Result<u64, MmError> {
+        let len = len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .filter(|&l| l != 0)
+            .ok_or(MmError::NoMemory)?;
+        let st = self.state().read();
+        let gap = self.gap_bytes();
+        let low = self.tunables().mmap_min_addr().max(PAGE_SIZE);
+        let layout = self.layout();
+        if let Some(h) = hint.and_then(|h| h.checked_next_multiple_of(PAGE_SIZE)) {
+            if h >= low
+                && h.checked_add(len).is_some_and(|e| e <= layout.task_size)
+                && range_is_free(&st.tree, h, h + len, gap)
+            {
+                return Ok(h);
+            }
+        }
+        find_top_down(&st.tree, len, low, layout.mmap_base, gap)
+            .or_else(|| {
+                find_bottom_up(
+                    &st.tree,
+                    len,
+                    layout.mmap_base.max(low),
+                    layout.task_size,
+                    gap,
+                )
+            })
+            .ok_or(MmError::NoMemory)
+    }
+
     /// Maps a validated plan; returns the address.
     pub fn map_plan(&self, plan: &MmapPlan) -> Result<u64, MmError> {
         let len = plan.len;

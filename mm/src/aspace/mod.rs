@@ -3,6 +3,34 @@
 //! [`PageTable`] over its x86_64 tables, a [`FrameSource`](crate::phys::FrameSource)
 //! (wrapped in [`Frames`]) and a [`TlbFlush`]; host tests use the software ones.
 //!
+//! ```
+//! use std::sync::Arc;
+//! use mm::aspace::{AddressSpace, Layout, MmapRequest, Tunables};
+//! use mm::fault::{Access, FaultResolved};
+//! use mm::pagetable::SoftPageTable;
+//! use mm::phys::{soft::SoftFrames, Frames};
+//! use mm::tlb::CountingTlb;
+//!
+//! // Once at boot: the frames (the kernel wraps its FrameAllocator) and the knobs.
+//! let frames = Frames::new(SoftFrames::new());
+//! let tunables = Tunables::new();
+//! // Per process: its page table and its TLB shootdown hook.
+//! let tlb = Arc::new(CountingTlb::new());
+//! let parent = AddressSpace::new(SoftPageTable::new(), frames, tlb.clone(), tunables, Layout::default());
+//!
+//! // mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)
+//! let req = MmapRequest::from_raw(0, 8192, 0x3, 0x22, None, 0).unwrap();
+//! let addr = parent.mmap(&req, /* may_map_low: SeTcbPrivilege */ false).unwrap();
+//!
+//! // The trap handler: #PF on a write to addr.
+//! assert_eq!(parent.fault(addr, Access::Write, true).unwrap(), FaultResolved::DemandZero);
+//!
+//! // fork: frames shared copy-on-write; the first write in the child copies.
+//! let child = parent.fork(SoftPageTable::new(), tlb).unwrap();
+//! assert_eq!(child.fault(addr, Access::Write, true).unwrap(), FaultResolved::CowCopied);
+//! assert!(mm::procfs::maps(&child).contains(" rw-p "));
+//! ```
+//!
 //! # Locking
 //!
 //! * The VMA tree (with brk and layout state) sits behind one writer-preferring

@@ -35,13 +35,11 @@ impl<'a> Zap<'a> {
 
     /// Removes every entry in `[start, end)`.
     pub(crate) fn range(&mut self, pt: &dyn PageTable, start: u64, end: u64) {
-        let mut found = Vec::new();
-        pt.scan(start, end, &mut |va, _| found.push(va));
-        for va in found {
+        pt.scan(start, end, &mut |va, _| {
             if let Some(old) = pt.unmap(va) {
                 self.entry_removed(va, old.pfn);
             }
-        }
+        });
     }
 
     /// Records an entry the caller removed itself: its page is flushed and the frame

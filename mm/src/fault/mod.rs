@@ -190,6 +190,23 @@ impl<P: PageTable> AddressSpace<P> {
         self.fault_in_vma(vma, page, access, user)
     }
 
+    /// [`fault`](Self::fault) for a task that may wait: every
+    /// [`FaultError::NeedsWait`] is awaited and the fault retried, so the result is
+    /// never `NeedsWait`. A fault that resolves at once completes on the first poll.
+    pub async fn handle_fault(
+        &self,
+        addr: u64,
+        access: Access,
+        user: bool,
+    ) -> Result<FaultResolved, FaultError> {
+        loop {
+            match self.fault(addr, access, user) {
+                Err(FaultError::NeedsWait(wait)) => wait.await,
+                other => return other,
+            }
+        }
+    }
+
     /// A fault on `page` inside `vma` (tree read lock held).
     pub(crate) fn fault_in_vma(
         &self,

@@ -132,6 +132,14 @@ pub trait PageTable: Send + Sync {
         }
     }
 
+    /// Sets the permission bits of the entry at `va` to `perms` (keeping its frame
+    /// and hardware bits); returns the old entry.
+    fn protect(&self, va: u64, perms: PteFlags) -> Option<Pte> {
+        self.update_flags(va, &mut |f| {
+            (f - PteFlags::PERMS) | (perms & PteFlags::PERMS)
+        })
+    }
+
     /// Number of entries in `[start, end)`.
     fn count(&self, start: u64, end: u64) -> u64 {
         let mut n = 0;
