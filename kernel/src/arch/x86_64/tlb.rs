@@ -1,11 +1,13 @@
-//! Address-space switching and TLB shootdown. A CPU has a user address space loaded only
-//! while it polls one of that process's threads; unmapping flushes the local TLB and sends a
-//! shootdown IPI only to the CPUs in the address space's active set, then waits for their
-//! acknowledgements.
+//! Address-space switching and TLB shootdown. A CPU keeps a user address space loaded
+//! (lazily) until another one replaces it; unmapping flushes the local TLB and queues a
+//! request on each other CPU in the address space's active set (lock-free per-CPU
+//! queues), with one IPI each, then waits for their acknowledgements. The handler drains
+//! its queue, so requests that pile up are served by one interrupt.
 
 use super::{apic, percpu};
 use crate::mem::{aspace::AddressSpace, pagetable};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crossbeam_queue::ArrayQueue;
 use drivers::apic::vectors;
 use sched::{CpuId, MAX_CPUS};
 use x86_64::{
@@ -15,16 +17,12 @@ use x86_64::{
     PhysAddr, VirtAddr,
 };
 
-/// Shootdowns acknowledged by each CPU.
-static ACKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Per CPU: the address space whose tables are loaded (`*const AddressSpace`, 0: the
 /// kernel's). Switching is lazy: a CPU keeps a user address space loaded after its thread
 /// stops running (as Linux's lazy TLB mode does), so a CPU that runs the same process
 /// again, or only kernel tasks in between, never reloads CR3.
 static LOADED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Per CPU: a dying address space's root to drop if it is still loaded (shootdown IPI).
-static DROP_ROOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Serialises address-space teardown (rare: process exit and exec).
 static TEARDOWN: spin::Mutex<()> = spin::Mutex::new(());
 
@@ -74,64 +72,105 @@ pub fn release(space: &AddressSpace) {
         }
     });
     let active = space.active_cpus.load(Ordering::SeqCst) & !(1 << me.index());
-    for cpu in (0..MAX_CPUS as u32).filter(|c| active & (1 << c) != 0) {
-        let Some(target) = percpu::get(CpuId(cpu)) else { continue };
-        DROP_ROOT[cpu as usize].store(ptr, Ordering::SeqCst);
-        let before = ACKS[cpu as usize].load(Ordering::SeqCst);
-        apic::send_ipi(target.apic_id, vectors::TLB_SHOOTDOWN);
-        while ACKS[cpu as usize].load(Ordering::SeqCst) == before {
-            core::hint::spin_loop();
-        }
+    if active != 0 {
+        broadcast(active, |ack| Request::Release { space: ptr, ack });
     }
 }
 
-/// Flushes `[start, end)` of `space` on every CPU that may cache it.
+/// A request queued to another CPU.
+#[derive(Clone, Copy)]
+enum Request {
+    /// Flush `[start, end)` if `space` is loaded there (a full flush past 64 pages).
+    Flush { space: u64, start: u64, end: u64, ack: *const AtomicU32 },
+    /// `space` is being torn down: leave it if it is loaded there.
+    Release { space: u64, ack: *const AtomicU32 },
+}
+
+// SAFETY: the pointers are only dereferenced by the handler while the sender waits for
+// the acknowledgement, which keeps both the address space and the counter alive.
+unsafe impl Send for Request {}
+
+/// Requests waiting for each CPU (lock-free; a full queue makes the sender wait for room).
+static QUEUES: spin::Once<alloc::vec::Vec<ArrayQueue<Request>>> = spin::Once::new();
+/// Pages above which a range flush becomes a full flush.
+const FULL_FLUSH_PAGES: u64 = 64;
+
+fn queues() -> &'static [ArrayQueue<Request>] {
+    QUEUES.call_once(|| (0..MAX_CPUS).map(|_| ArrayQueue::new(64)).collect())
+}
+
+fn flush_local(start: u64, end: u64) {
+    if end.saturating_sub(start) <= FULL_FLUSH_PAGES * 4096 {
+        let mut va = start;
+        while va < end {
+            tlb::flush(VirtAddr::new(va));
+            va += 4096;
+        }
+    } else {
+        tlb::flush_all();
+    }
+}
+
+/// Sends `make(ack)` to every CPU in `targets` and waits until all have handled it.
+fn broadcast(targets: u64, make: impl Fn(*const AtomicU32) -> Request) {
+    let ack = AtomicU32::new(0);
+    let mut sent = 0;
+    for cpu in (0..MAX_CPUS as u32).filter(|c| targets & (1 << c) != 0) {
+        let Some(target) = percpu::get(CpuId(cpu)) else { continue };
+        let mut request = make(&ack);
+        while let Err(back) = queues()[cpu as usize].push(request) {
+            request = back;
+            core::hint::spin_loop();
+        }
+        apic::send_ipi(target.apic_id, vectors::TLB_SHOOTDOWN);
+        sent += 1;
+    }
+    while ack.load(Ordering::Acquire) < sent {
+        core::hint::spin_loop();
+    }
+}
+
+/// Flushes `[start, end)` of `space` on every CPU that may cache it: locally, and through
+/// each other active CPU's request queue plus one IPI, waiting for their acknowledgements.
+/// Callers batch: one call per operation, after all its entries changed.
 pub fn flush_address_space(space: &AddressSpace, start: u64, end: u64) {
     let me = percpu::current_cpu();
     let active = space.active_cpus.load(Ordering::SeqCst);
     if active & (1 << me.index()) != 0 {
-        if end - start <= 64 * 4096 {
-            let mut va = start;
-            while va < end {
-                tlb::flush(VirtAddr::new(va));
-                va += 4096;
-            }
-        } else {
-            tlb::flush_all();
-        }
+        flush_local(start, end);
     }
-    let mut waits: [(u32, u64); MAX_CPUS] = [(0, 0); MAX_CPUS];
-    let mut n = 0;
-    for cpu in 0..MAX_CPUS as u32 {
-        if cpu == me.0 || active & (1 << cpu) == 0 {
-            continue;
-        }
-        let Some(target) = percpu::get(CpuId(cpu)) else { continue };
-        waits[n] = (cpu, ACKS[cpu as usize].load(Ordering::SeqCst));
-        n += 1;
-        apic::send_ipi(target.apic_id, vectors::TLB_SHOOTDOWN);
-    }
-    for &(cpu, before) in &waits[..n] {
-        while ACKS[cpu as usize].load(Ordering::SeqCst) == before {
-            core::hint::spin_loop();
-        }
+    let others = active & !(1 << me.index());
+    if others != 0 {
+        let ptr = space as *const AddressSpace as u64;
+        broadcast(others, |ack| Request::Flush { space: ptr, start, end, ack });
     }
 }
 
-/// The shootdown IPI handler: drop a dying address space if it is loaded here, flush this
-/// CPU's non-global TLB entries, and acknowledge.
+/// The shootdown IPI handler: carry out every queued request, acknowledging each.
 pub fn handle_shootdown() {
     let cpu = percpu::current_cpu().index();
-    let dying = DROP_ROOT[cpu].swap(0, Ordering::SeqCst);
-    if dying != 0 && LOADED[cpu].load(Ordering::Relaxed) == dying {
-        write_cr3(pagetable::current_kernel_root());
-        LOADED[cpu].store(0, Ordering::Relaxed);
-        percpu::current().user_cr3.store(0, Ordering::Relaxed);
-        // SAFETY: the releasing CPU waits for our acknowledgement before freeing it.
-        let space = unsafe { &*(dying as *const AddressSpace) };
-        space.active_cpus.fetch_and(!(1u64 << cpu), Ordering::SeqCst);
-    } else {
-        tlb::flush_all();
+    while let Some(request) = queues()[cpu].pop() {
+        let loaded = LOADED[cpu].load(Ordering::Relaxed);
+        let ack = match request {
+            Request::Flush { space, start, end, ack } => {
+                if loaded == space {
+                    flush_local(start, end);
+                }
+                ack
+            }
+            Request::Release { space, ack } => {
+                if loaded == space {
+                    write_cr3(pagetable::current_kernel_root());
+                    LOADED[cpu].store(0, Ordering::Relaxed);
+                    percpu::current().user_cr3.store(0, Ordering::Relaxed);
+                    // SAFETY: the releasing CPU waits for our acknowledgement before freeing it.
+                    let space = unsafe { &*(space as *const AddressSpace) };
+                    space.active_cpus.fetch_and(!(1u64 << cpu), Ordering::SeqCst);
+                }
+                ack
+            }
+        };
+        // SAFETY: the sender keeps the counter alive until every acknowledgement arrived.
+        unsafe { (*ack).fetch_add(1, Ordering::Release) };
     }
-    ACKS[cpu].fetch_add(1, Ordering::SeqCst);
 }
