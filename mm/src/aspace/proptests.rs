@@ -275,3 +275,90 @@ proptest! {
         prop_assert_eq!(h.frames.shared_frames(), 0, "reference counts left over");
     }
 }
+
+#[derive(Clone, Debug)]
+enum ModelOp {
+    Map {
+        page: u64,
+        pages: u64,
+        prot: u64,
+        noreplace: bool,
+    },
+    Unmap {
+        page: u64,
+        pages: u64,
+    },
+    Protect {
+        page: u64,
+        pages: u64,
+        prot: u64,
+    },
+}
+
+fn model_op() -> impl Strategy<Value = ModelOp> {
+    let page = 0..WINDOW_PAGES;
+    prop_oneof![
+        (page.clone(), 1..8u64, 0..8u64, any::<bool>()).prop_map(
+            |(page, pages, prot, noreplace)| ModelOp::Map {
+                page,
+                pages,
+                prot,
+                noreplace
+            }
+        ),
+        (page.clone(), 1..8u64).prop_map(|(page, pages)| ModelOp::Unmap { page, pages }),
+        (page, 1..8u64, 0..8u64).prop_map(|(page, pages, prot)| ModelOp::Protect {
+            page,
+            pages,
+            prot
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The tree agrees page by page with a trivial model (each page: unmapped or a
+    /// protection), and failed calls leave both unchanged.
+    #[test]
+    fn tree_matches_page_model(ops in proptest::collection::vec(model_op(), 1..40)) {
+        let h = harness();
+        // Pages past the window end stay unmapped, so ranges may run over it.
+        let mut model: Vec<Option<Prot>> = vec![None; (WINDOW_PAGES + 8) as usize];
+        for op in &ops {
+            match *op {
+                ModelOp::Map { page, pages, prot, noreplace } => {
+                    let prot = Prot::from_bits_truncate(prot);
+                    let fixed = if noreplace { MapFlags::FIXED_NOREPLACE } else { MapFlags::FIXED };
+                    let req = MmapRequest::anon(addr(page), pages * PAGE_SIZE, prot, MapFlags::PRIVATE | fixed);
+                    let range = page as usize..(page + pages) as usize;
+                    let free = model[range.clone()].iter().all(Option::is_none);
+                    let r = h.aspace.mmap(&req, false);
+                    prop_assert_eq!(r.is_ok(), free || !noreplace, "{:?}", op);
+                    if r.is_ok() {
+                        model[range].fill(Some(prot));
+                    }
+                }
+                ModelOp::Unmap { page, pages } => {
+                    h.aspace.munmap(addr(page), pages * PAGE_SIZE).unwrap();
+                    model[page as usize..(page + pages) as usize].fill(None);
+                }
+                ModelOp::Protect { page, pages, prot } => {
+                    let prot = Prot::from_bits_truncate(prot);
+                    let range = page as usize..(page + pages) as usize;
+                    let covered = model[range.clone()].iter().all(Option::is_some);
+                    let r = h.aspace.mprotect(addr(page), pages * PAGE_SIZE, prot);
+                    prop_assert_eq!(r.is_ok(), covered, "{:?}", op);
+                    if covered {
+                        model[range].fill(Some(prot));
+                    }
+                }
+            }
+            for (i, want) in model.iter().enumerate() {
+                let got = h.aspace.vma_at(addr(i as u64)).map(|v| v.prot());
+                prop_assert_eq!(got, *want, "page {} after {:?}", i, op);
+            }
+            prop_assert!(h.aspace.check_invariants().is_ok());
+        }
+    }
+}
