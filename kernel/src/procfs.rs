@@ -127,12 +127,11 @@ fn maps(space: &AddressSpace, detailed: bool) -> String {
             }
             let _ = writeln!(
                 s,
-                "VmFlags: {}{}{}{}{}",
+                "VmFlags: {}{}{}{}mr mw me",
                 if v.prot.read { "rd " } else { "" },
                 if v.prot.write { "wr " } else { "" },
                 if v.prot.exec { "ex " } else { "" },
-                if v.shared { "sh " } else { "" },
-                "mr mw me"
+                if v.shared { "sh " } else { "" }
             );
         }
     }

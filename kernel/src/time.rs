@@ -28,7 +28,7 @@ pub fn init(pm_timer: Option<(u16, bool)>) -> u64 {
     let elapsed_us = timer.elapsed(start_pm, timer.read()) * 1_000_000 / PM_TIMER_HZ;
     let per_us_fp16 = (u128::from(tsc) << 16) / u128::from(elapsed_us.max(1));
     TSC_PER_US_FP16.store((per_us_fp16 as u64).max(1), Ordering::Relaxed);
-    (per_us_fp16 * 1_000_000 >> 16) as u64
+    ((per_us_fp16 * 1_000_000) >> 16) as u64
 }
 
 /// Wall-clock time at boot (ns since the Unix epoch), from the CMOS RTC.

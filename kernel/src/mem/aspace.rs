@@ -308,7 +308,8 @@ impl AddressSpace {
         let inner = self.inner.lock();
         let vma = inner.vmas.range(..=addr).next_back().map(|(_, v)| *v).filter(|v| v.end > addr);
         let vma = vma.ok_or(FaultError::Unmapped)?;
-        if (write && !vma.prot.write) || (exec && !vma.prot.exec) || (!write && !exec && !vma.prot.read && !vma.prot.write)
+        let readable = vma.prot.read || vma.prot.write;
+        if (write && !vma.prot.write) || (exec && !vma.prot.exec) || (!write && !exec && !readable)
         {
             return Err(FaultError::Protection);
         }

@@ -38,7 +38,7 @@ fn key_of(process: &Process, uaddr: u64) -> (u64, u64) {
 
 /// FUTEX_WAIT: sleeps while `*uaddr == expected`, until woken, interrupted or `deadline_ns`.
 pub async fn wait(thread: &Thread, uaddr: u64, expected: u32, deadline_ns: Option<u64>) -> SysResult<u64> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let key = key_of(&thread.process, uaddr);

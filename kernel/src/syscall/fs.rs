@@ -48,7 +48,7 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             Ok(got as u64)
         }
         File::PageMap { target, offset, show_pfn } => {
-            if *offset % 8 != 0 || count % 8 != 0 {
+            if *offset % 8 != 0 || !count.is_multiple_of(8) {
                 return Err(Errno::EINVAL);
             }
             let entries = (count / 8).min(4096);

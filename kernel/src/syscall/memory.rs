@@ -31,7 +31,7 @@ const KNOWN_FLAGS: u64 = MAP_SHARED_VALIDATE | MAP_FIXED | MAP_ANONYMOUS | MAP_3
     | MAP_EXECUTABLE | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK | MAP_FIXED_NOREPLACE;
 
 fn page_aligned(x: u64) -> bool {
-    x % PAGE == 0
+    x.is_multiple_of(PAGE)
 }
 
 pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {

@@ -203,7 +203,7 @@ pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, 
             if cmd == FUTEX_WAKE_BITSET && val3 as u32 == 0 {
                 return Err::<u64, _>(Errno::EINVAL).into();
             }
-            if uaddr % 4 != 0 {
+            if !uaddr.is_multiple_of(4) {
                 return Err::<u64, _>(Errno::EINVAL).into();
             }
             Ok(futex::wake(&thread.process, uaddr, val as u32)).into()
@@ -279,7 +279,7 @@ pub fn sched_setaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) ->
 }
 
 pub fn sched_getaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) -> SysResult {
-    if len < 8 || len % 8 != 0 {
+    if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let target = find_thread(thread, tid)?;

@@ -95,8 +95,8 @@ pub unsafe fn relocate(continue_at: extern "C" fn(u64) -> !, arg: u64) {
     // SAFETY: MOVE_PD is only used here, on the boot CPU, before other CPUs run; the boot
     // page tables are ours to change; the new entry maps the image's own physical memory.
     unsafe {
-        let pd = &mut *(&raw mut MOVE_PD);
-        for (j, entry) in pd.0.iter_mut().enumerate() {
+        let pd = &raw mut MOVE_PD;
+        for (j, entry) in (*pd).0.iter_mut().enumerate() {
             let va_offset = j as u64 * ALIGN;
             let phys = if va_offset >= delta { va_offset - delta } else { va_offset };
             *entry = phys | 0x83; // present, writable, 2 MiB

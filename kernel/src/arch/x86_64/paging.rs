@@ -82,7 +82,7 @@ pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: 
         // SAFETY: the direct map aliases physical memory only at `base`, which nothing
         // else uses; the tables are not live yet, so no flush is needed.
         unsafe {
-            if huge_1g && phys % (1 << 30) == 0 && max_phys - phys >= 1 << 30 {
+            if huge_1g && phys.is_multiple_of(1 << 30) && max_phys - phys >= 1 << 30 {
                 let page = Page::<Size1GiB>::containing_address(virt);
                 let frame = PhysFrame::<Size1GiB>::containing_address(PhysAddr::new(phys));
                 mapper.map_to(page, frame, data | Flags::HUGE_PAGE, frames).expect("direct map").ignore();

@@ -89,7 +89,7 @@ pub struct TrapFrame {
 
 impl TrapFrame {
     /// The trap interrupted user mode.
-    pub fn from_user(&self) -> bool {
+    pub fn is_from_user(&self) -> bool {
         self.cs & 3 == 3
     }
 }
@@ -138,7 +138,7 @@ impl fmt::Display for ExceptionReport<'_> {
             exception_name(t.vector),
             t.vector,
             percpu::current_cpu().0,
-            if t.from_user() { "user" } else { "kernel" }
+            if t.is_from_user() { "user" } else { "kernel" }
         )?;
         write!(f, "  error code {:#x}", t.error_code)?;
         if t.vector == 14 {
