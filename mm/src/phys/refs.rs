@@ -1,9 +1,18 @@
 //! Per-frame reference counts for frames with more than one owner (after fork, or a
 //! page-cache page that is also mapped). A frame with no entry has exactly one owner,
 //! so the demand-zero fault path never touches this table; the table is lock-striped
-//! by frame number so that operations on different frames almost never meet.
+//! by frame number so that operations on different frames almost never meet, and
+//! each stripe publishes whether it holds any entry, so that releasing or checking an
+//! unshared frame (every munmap of private memory) takes no lock at all.
+//!
+//! Why the lock-free check is sound: an entry for a frame exists only while it has
+//! two or more references, and it is created by someone who already holds one. So a
+//! holder of the only reference can see no entry appear for its frame, and a holder
+//! of a shared frame learned of the sharing through the same synchronisation that
+//! published the entry (the fork or page-cache lookup that handed it the frame).
 
 use alloc::collections::BTreeMap;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::frame::Pfn;
 
@@ -12,7 +21,21 @@ const STRIPES: usize = 64;
 
 #[repr(align(64))]
 #[derive(Default)]
-struct Stripe(spin::Mutex<BTreeMap<u64, u32>>);
+struct Stripe {
+    map: spin::Mutex<BTreeMap<u64, u32>>,
+    /// Entries in `map`, written under its lock.
+    entries: AtomicUsize,
+}
+
+impl Stripe {
+    fn is_empty(&self) -> bool {
+        self.entries.load(Ordering::Acquire) == 0
+    }
+
+    fn publish(&self, map: &BTreeMap<u64, u32>) {
+        self.entries.store(map.len(), Ordering::Release);
+    }
+}
 
 /// Reference counts keyed by frame number; absent means one reference.
 pub struct FrameRefs {
@@ -33,20 +56,26 @@ impl FrameRefs {
         }
     }
 
-    fn stripe(&self, pfn: Pfn) -> &spin::Mutex<BTreeMap<u64, u32>> {
-        &self.stripes[(pfn.0 as usize) & (STRIPES - 1)].0
+    fn stripe(&self, pfn: Pfn) -> &Stripe {
+        &self.stripes[(pfn.0 as usize) & (STRIPES - 1)]
     }
 
-    /// Adds a reference to `pfn`.
+    /// Adds a reference to `pfn` (the caller holds one already).
     pub fn get(&self, pfn: Pfn) {
-        let mut map = self.stripe(pfn).lock();
+        let stripe = self.stripe(pfn);
+        let mut map = stripe.map.lock();
         *map.entry(pfn.0).or_insert(1) += 1;
+        stripe.publish(&map);
     }
 
     /// Drops a reference to `pfn`; true when that was the last one (the caller frees).
     pub fn put(&self, pfn: Pfn) -> bool {
-        let mut map = self.stripe(pfn).lock();
-        match map.get_mut(&pfn.0) {
+        let stripe = self.stripe(pfn);
+        if stripe.is_empty() {
+            return true;
+        }
+        let mut map = stripe.map.lock();
+        let last = match map.get_mut(&pfn.0) {
             None => true,
             Some(n) => {
                 *n -= 1;
@@ -55,17 +84,23 @@ impl FrameRefs {
                 }
                 false
             }
-        }
+        };
+        stripe.publish(&map);
+        last
     }
 
     /// The references on `pfn`.
     pub fn count(&self, pfn: Pfn) -> u32 {
-        self.stripe(pfn).lock().get(&pfn.0).copied().unwrap_or(1)
+        let stripe = self.stripe(pfn);
+        if stripe.is_empty() {
+            return 1;
+        }
+        stripe.map.lock().get(&pfn.0).copied().unwrap_or(1)
     }
 
     /// Frames with more than one reference.
     pub fn shared_frames(&self) -> usize {
-        self.stripes.iter().map(|s| s.0.lock().len()).sum()
+        self.stripes.iter().map(|s| s.map.lock().len()).sum()
     }
 }
 
