@@ -58,6 +58,20 @@ pub fn init(initrd: Option<(u64, u64)>) {
     });
 }
 
+static OBJECTS: spin::Mutex<BTreeMap<String, alloc::sync::Arc<mm::pagecache::FileObject>>> = spin::Mutex::new(BTreeMap::new());
+static NEXT_FILE_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+/// The page-cache object of `path` (one per file, so every mapping of it shares pages).
+pub fn file_object(path: &str) -> Option<alloc::sync::Arc<mm::pagecache::FileObject>> {
+    let data = lookup(path)?;
+    let mut objects = OBJECTS.lock();
+    let object = objects.entry(String::from(path)).or_insert_with(|| {
+        let id = mm::pagecache::FileId(NEXT_FILE_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed));
+        mm::pagecache::FileObject::from_bytes(id, path, data, crate::mem::frames::mm_frames().clone())
+    });
+    Some(object.clone())
+}
+
 /// The contents of `path`, if the initramfs has it.
 pub fn lookup(path: &str) -> Option<&'static [u8]> {
     FILES.get()?.get(path).copied()

@@ -4,7 +4,7 @@
 //! frame numbers in pagemap only for SeTcbPrivilege holders.
 
 use crate::{
-    mem::{aspace::{AddressSpace, STACK_BYTES, STACK_TOP}, frames},
+    mem::{aspace::AddressSpace, frames},
     proc::{self, thread::Thread, Process},
     syscall::errno::{Errno, SysResult},
 };
@@ -79,80 +79,24 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
     Ok(Some(text.into_bytes()))
 }
 
-fn vma_name(space: &AddressSpace, start: u64, end: u64) -> &'static str {
-    let (brk_start, brk) = space.brk_range();
-    if start == STACK_TOP - STACK_BYTES && end == STACK_TOP {
-        "[stack]"
-    } else if start >= brk_start && end <= brk.next_multiple_of(4096) && brk > brk_start {
-        "[heap]"
-    } else {
-        ""
-    }
-}
-
 fn maps(space: &AddressSpace, detailed: bool) -> String {
-    let mut s = String::new();
-    for v in space.vmas() {
-        let perms = format!(
-            "{}{}{}{}",
-            if v.prot.read { 'r' } else { '-' },
-            if v.prot.write { 'w' } else { '-' },
-            if v.prot.exec { 'x' } else { '-' },
-            if v.shared { 's' } else { 'p' }
-        );
-        let name = vma_name(space, v.start, v.end);
-        let _ = writeln!(s, "{:08x}-{:08x} {} 00000000 00:00 0{}{}", v.start, v.end, perms, if name.is_empty() { "" } else { "                          " }, name);
-        if detailed {
-            let size_kb = (v.end - v.start) / 1024;
-            let rss_kb = space.present_pages(v.start, v.end) * 4;
-            let (shared, private) = if v.shared { (rss_kb, 0) } else { (0, rss_kb) };
-            for (k, val) in [
-                ("Size", size_kb),
-                ("KernelPageSize", 4),
-                ("MMUPageSize", 4),
-                ("Rss", rss_kb),
-                ("Pss", rss_kb),
-                ("Shared_Clean", 0),
-                ("Shared_Dirty", shared),
-                ("Private_Clean", 0),
-                ("Private_Dirty", private),
-                ("Referenced", rss_kb),
-                ("Anonymous", if v.shared { 0 } else { rss_kb }),
-                ("AnonHugePages", 0),
-                ("Swap", 0),
-                ("SwapPss", 0),
-                ("Locked", 0),
-            ] {
-                let _ = writeln!(s, "{:<16}{:>8} kB", format!("{k}:"), val);
-            }
-            let _ = writeln!(
-                s,
-                "VmFlags: {}{}{}{}mr mw me",
-                if v.prot.read { "rd " } else { "" },
-                if v.prot.write { "wr " } else { "" },
-                if v.prot.exec { "ex " } else { "" },
-                if v.shared { "sh " } else { "" }
-            );
-        }
-    }
-    s
+    if detailed { mm::procfs::smaps(space.mm()) } else { mm::procfs::maps(space.mm()) }
 }
 
 fn numa_maps(space: &AddressSpace) -> String {
+    use mm::pagetable::PageTable;
     let mut s = String::new();
-    for v in space.vmas() {
+    for v in space.mm().vmas() {
         let mut per_node = [0u64; 64];
-        let mut page = v.start;
-        while page < v.end {
-            if let Some(node) = space.frame_of(page).and_then(frames::node_of) {
+        space.mm().page_table().scan(v.start(), v.end(), &mut |_, pte| {
+            if let Some(node) = frames::node_of(pte.pfn.0 * 4096) {
                 per_node[node as usize % 64] += 1;
             }
-            page += 4096;
-        }
-        let _ = write!(s, "{:08x} default", v.start);
+        });
+        let _ = write!(s, "{:08x} default", v.start());
         let total: u64 = per_node.iter().sum();
         if total > 0 {
-            let _ = write!(s, " anon={total} dirty={total}");
+            let _ = write!(s, " {}={total}", if v.file().is_some() { "mapped" } else { "anon" });
         }
         for (node, n) in per_node.iter().enumerate().filter(|(_, n)| **n > 0) {
             let _ = write!(s, " N{node}={n}");
@@ -164,28 +108,14 @@ fn numa_maps(space: &AddressSpace) -> String {
 
 fn status(p: &Process, space: &AddressSpace) -> String {
     use core::sync::atomic::Ordering::Relaxed;
-    let vmas = space.vmas();
-    let size_kb: u64 = vmas.iter().map(|v| (v.end - v.start) / 1024).sum();
-    let rss_kb = space.resident_pages() * 4;
-    let stack_kb = vmas.iter().filter(|v| v.start == STACK_TOP - STACK_BYTES).map(|v| (v.end - v.start) / 1024).sum::<u64>();
-    let exe_kb = vmas.iter().filter(|v| v.prot.exec).map(|v| (v.end - v.start) / 1024).sum::<u64>();
     let token = p.token.read();
     format!(
-        "Name:\t{}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{g}\t{g}\t{g}\t{g}\n\
-         VmSize:\t{:>8} kB\nVmRSS:\t{:>8} kB\nRssAnon:\t{:>8} kB\nRssFile:\t{:>8} kB\nRssShmem:\t{:>8} kB\n\
-         VmData:\t{:>8} kB\nVmStk:\t{:>8} kB\nVmExe:\t{:>8} kB\nThreads:\t{}\n",
+        "Name:\t{}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{g}\t{g}\t{g}\t{g}\n{}Threads:\t{}\n",
         p.name.lock(),
         p.pid,
         p.pid,
         p.ppid.load(Relaxed),
-        size_kb,
-        rss_kb,
-        rss_kb,
-        0,
-        0,
-        size_kb.saturating_sub(stack_kb + exe_kb),
-        stack_kb,
-        exe_kb,
+        mm::procfs::status(space.mm()).format(),
         p.live_threads.load(Relaxed),
         u = token.uid(),
         g = token.gid(),

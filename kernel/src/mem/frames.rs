@@ -83,3 +83,46 @@ pub fn free(phys: u64) {
 pub fn node_of(phys: u64) -> Option<u32> {
     allocator().node_of(Pfn(phys / PAGE_SIZE)).map(|n| n.0)
 }
+
+/// The frame allocator as `mm`'s address-space code sees it: zeroed and plain frames from
+/// the calling CPU's cache, and copies and byte access through the direct map.
+pub struct KernelFrameSource;
+
+impl mm::phys::FrameSource for KernelFrameSource {
+    fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
+        alloc_zeroed().map(|p| Pfn(p / PAGE_SIZE)).ok_or(mm::phys::AllocFailure::OutOfMemory)
+    }
+
+    fn alloc(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
+        alloc().map(|p| Pfn(p / PAGE_SIZE)).ok_or(mm::phys::AllocFailure::OutOfMemory)
+    }
+
+    fn free(&self, pfn: Pfn) {
+        free(pfn.0 * PAGE_SIZE);
+    }
+
+    fn copy(&self, dst: Pfn, src: Pfn) {
+        // SAFETY: both frames are allocated and reached through the direct map; a whole
+        // frame never overlaps another.
+        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(src.0 * PAGE_SIZE), phys_to_virt(dst.0 * PAGE_SIZE), PAGE_SIZE as usize) };
+    }
+
+    fn read(&self, pfn: Pfn, offset: usize, buf: &mut [u8]) {
+        let len = buf.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        // SAFETY: inside one allocated frame, through the direct map.
+        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pfn.0 * PAGE_SIZE).add(offset), buf.as_mut_ptr(), len) };
+    }
+
+    fn write(&self, pfn: Pfn, offset: usize, data: &[u8]) {
+        let len = data.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        // SAFETY: inside one allocated frame, through the direct map.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(pfn.0 * PAGE_SIZE).add(offset), len) };
+    }
+}
+
+static MM_FRAMES: Once<alloc::sync::Arc<mm::phys::Frames>> = Once::new();
+
+/// The frames (with reference counts) every address space and page cache shares.
+pub fn mm_frames() -> &'static alloc::sync::Arc<mm::phys::Frames> {
+    MM_FRAMES.call_once(|| mm::phys::Frames::new(alloc::sync::Arc::new(KernelFrameSource)))
+}

@@ -1,33 +1,49 @@
-//! Hardware page tables of user address spaces: a 4-level walk over raw entries reached
-//! through the direct map. The kernel half (PML4 entries 256-511) is shared with the
-//! kernel's own tables.
+//! Hardware page tables of user address spaces: `mm::pagetable::PageTable` over real
+//! x86_64 4-level tables, reached through the direct map. Entries change only by atomic
+//! compare-and-swap, so faults on different pages never take a lock; intermediate tables
+//! are installed by compare-and-swap too. The kernel half (PML4 entries 256-511) is shared
+//! with the kernel's own tables; under KPTI new top-level entries are mirrored into the
+//! address space's user table.
 
 use super::frames;
 use crate::arch::paging::{current_root, phys_to_virt};
+use core::sync::atomic::{AtomicU64, Ordering};
+use mm::{
+    frame::Pfn,
+    pagetable::{InstallError, PageTable, Pte, PteFlags},
+};
 
-/// Entry flags.
-pub mod flags {
-    /// Present.
+/// Hardware entry bits.
+mod bits {
     pub const PRESENT: u64 = 1 << 0;
-    /// Writable.
     pub const WRITABLE: u64 = 1 << 1;
-    /// User-accessible.
     pub const USER: u64 = 1 << 2;
-    /// Accessed.
     pub const ACCESSED: u64 = 1 << 5;
-    /// Dirty.
     pub const DIRTY: u64 = 1 << 6;
-    /// No-execute.
+    /// Software: an entry another fault is filling (copy-on-write in progress).
+    pub const BUSY: u64 = 1 << 10;
     pub const NO_EXECUTE: u64 = 1 << 63;
 }
 
 /// Physical-address bits of an entry.
 pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
-fn table(phys: u64) -> &'static mut [u64; 512] {
-    // SAFETY: `phys` is a page-table frame owned by an address space; the direct map covers
-    // it and the address space's lock serialises modifications.
-    unsafe { &mut *(phys_to_virt(phys) as *mut [u64; 512]) }
+fn table(phys: u64) -> &'static [AtomicU64; 512] {
+    // SAFETY: `phys` is a page-table page of a live address space; entries are only
+    // accessed atomically.
+    unsafe { &*(phys_to_virt(phys) as *const [AtomicU64; 512]) }
+}
+
+static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// Records the kernel's own root (boot CPU, after `paging::init`).
+pub fn set_kernel_root() {
+    KERNEL_ROOT.store(current_root(), Ordering::Relaxed);
+}
+
+/// The kernel's own root table.
+pub fn current_kernel_root() -> u64 {
+    KERNEL_ROOT.load(Ordering::Relaxed)
 }
 
 /// A fresh top-level table sharing the kernel half.
@@ -35,84 +51,199 @@ pub fn new_root() -> Option<u64> {
     let root = frames::alloc_zeroed()?;
     let kernel = table(current_kernel_root());
     let new = table(root);
-    new[256..].copy_from_slice(&kernel[256..]);
+    for i in 256..512 {
+        new[i].store(kernel[i].load(Ordering::Relaxed), Ordering::Relaxed);
+    }
     Some(root)
-}
-
-static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Records the kernel's own root (boot CPU, after `paging::init`).
-pub fn set_kernel_root() {
-    KERNEL_ROOT.store(current_root(), core::sync::atomic::Ordering::Relaxed);
-}
-
-/// The kernel's own root table.
-pub fn current_kernel_root() -> u64 {
-    KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 fn index(va: u64, level: u32) -> usize {
     ((va >> (12 + 9 * level)) & 511) as usize
 }
 
-/// The last-level entry for `va`, creating intermediate tables when `create`.
-pub fn entry(root: u64, va: u64, create: bool) -> Option<&'static mut u64> {
-    let mut phys = root;
-    for level in (1..4).rev() {
-        let t = table(phys);
-        let e = &mut t[index(va, level)];
-        if *e & flags::PRESENT == 0 {
-            if !create {
-                return None;
-            }
-            let next = frames::alloc_zeroed()?;
-            *e = next | flags::PRESENT | flags::WRITABLE | flags::USER;
-        }
-        phys = *e & ADDRESS_MASK;
+fn encode(pte: Pte) -> u64 {
+    let f = pte.flags;
+    let mut e = (pte.pfn.0 << 12) | bits::USER;
+    if f.contains(PteFlags::READ) {
+        e |= bits::PRESENT;
     }
-    Some(&mut table(phys)[index(va, 0)])
+    if f.contains(PteFlags::WRITE) {
+        e |= bits::WRITABLE;
+    }
+    if !f.contains(PteFlags::EXEC) {
+        e |= bits::NO_EXECUTE;
+    }
+    if f.contains(PteFlags::ACCESSED) {
+        e |= bits::ACCESSED;
+    }
+    if f.contains(PteFlags::DIRTY) {
+        e |= bits::DIRTY;
+    }
+    if f.contains(PteFlags::BUSY) {
+        e |= bits::BUSY;
+    }
+    e
 }
 
-/// Calls `f` for every present user leaf entry in `[start, end)`.
-pub fn for_each_present(root: u64, start: u64, end: u64, mut f: impl FnMut(u64, &mut u64)) {
-    fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dyn FnMut(u64, &mut u64)) {
-        let span = 1u64 << (12 + 9 * level);
-        let t = table(phys);
-        let limit = if level == 3 { 256 } else { 512 };
-        for (i, e) in t.iter_mut().enumerate().take(limit) {
-            let va = base + i as u64 * span;
-            if va + span <= start || va >= end || *e & flags::PRESENT == 0 {
-                continue;
-            }
-            if level == 0 {
-                f(va, e);
-            } else {
-                walk(*e & ADDRESS_MASK, level - 1, va, start, end, f);
-            }
+/// An entry is in use iff it is non-zero (a PROT_NONE entry keeps its frame with P=0).
+fn decode(e: u64) -> Option<Pte> {
+    if e == 0 {
+        return None;
+    }
+    let mut f = PteFlags::empty();
+    if e & bits::PRESENT != 0 {
+        f |= PteFlags::READ;
+        if e & bits::NO_EXECUTE == 0 {
+            f |= PteFlags::EXEC;
+        }
+        if e & bits::WRITABLE != 0 {
+            f |= PteFlags::WRITE;
         }
     }
-    walk(root, 3, 0, start, end, &mut f);
+    if e & bits::ACCESSED != 0 {
+        f |= PteFlags::ACCESSED;
+    }
+    if e & bits::DIRTY != 0 {
+        f |= PteFlags::DIRTY;
+    }
+    if e & bits::BUSY != 0 {
+        f |= PteFlags::BUSY;
+    }
+    Some(Pte::new(Pfn((e & ADDRESS_MASK) >> 12), f))
 }
 
-/// Frees every user page-table page (not the mapped frames) and the root itself.
-pub fn free_tables(root: u64) {
-    fn free_level(phys: u64, level: u32) {
-        let t = table(phys);
-        let limit = if level == 3 { 256 } else { 512 };
-        for e in t.iter_mut().take(limit) {
-            if *e & flags::PRESENT != 0 && level > 1 {
-                free_level(*e & ADDRESS_MASK, level - 1);
-            } else if *e & flags::PRESENT != 0 && level == 1 {
-                frames::free(*e & ADDRESS_MASK);
+/// The x86_64 page table of one address space.
+pub struct X86PageTable {
+    root: u64,
+    user_root: u64,
+}
+
+impl X86PageTable {
+    /// An empty table (kernel half shared); with a KPTI user table when KPTI is on.
+    pub fn new() -> Option<Self> {
+        let root = new_root()?;
+        let user_root = if crate::arch::kpti::enabled() { crate::arch::kpti::new_user_root(root) } else { 0 };
+        Some(Self { root, user_root })
+    }
+
+    /// The kernel-mode root (CR3).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// The user-mode root under KPTI (0 without).
+    pub fn user_root(&self) -> u64 {
+        self.user_root
+    }
+
+    /// The last-level entry for `va`, creating intermediate tables (by compare-and-swap)
+    /// when `create`.
+    fn leaf(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
+        let mut phys = self.root;
+        for level in (1..4).rev() {
+            let slot = &table(phys)[index(va, level)];
+            let mut e = slot.load(Ordering::Acquire);
+            if e & bits::PRESENT == 0 {
+                if !create {
+                    return Ok(None);
+                }
+                let next = frames::alloc_zeroed().ok_or(InstallError::NoMemory)?;
+                let new = next | bits::PRESENT | bits::WRITABLE | bits::USER;
+                match slot.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        e = new;
+                        if level == 3 && self.user_root != 0 {
+                            crate::arch::kpti::sync(self.root, self.user_root, index(va, 3));
+                        }
+                    }
+                    Err(current) => {
+                        frames::free(next);
+                        e = current;
+                    }
+                }
             }
-            if level != 3 || *e & flags::PRESENT != 0 {
-                *e = 0;
-            }
+            phys = e & ADDRESS_MASK;
         }
-        if level < 3 {
-            frames::free(phys);
+        Ok(Some(&table(phys)[index(va, 0)]))
+    }
+}
+
+impl PageTable for X86PageTable {
+    fn query(&self, va: u64) -> Option<Pte> {
+        decode(self.leaf(va, false).ok()??.load(Ordering::Acquire))
+    }
+
+    fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
+        let slot = self.leaf(va, true)?.ok_or(InstallError::NoMemory)?;
+        match slot.compare_exchange(0, encode(pte), Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Ok(()),
+            Err(current) => Err(InstallError::Occupied(decode(current).unwrap_or(pte))),
         }
     }
-    free_level(root, 3);
-    frames::free(root);
+
+    fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+        let Ok(Some(slot)) = self.leaf(va, false) else { return Err(None) };
+        let current = slot.load(Ordering::Acquire);
+        // The CPU may have set accessed/dirty since `expected` was read: compare the rest.
+        if decode(current) != Some(expected) {
+            return Err(decode(current));
+        }
+        slot.compare_exchange(current, encode(new), Ordering::AcqRel, Ordering::Acquire).map(|_| ()).map_err(decode)
+    }
+
+    fn unmap(&self, va: u64) -> Option<Pte> {
+        let slot = self.leaf(va, false).ok()??;
+        decode(slot.swap(0, Ordering::AcqRel))
+    }
+
+    fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
+        fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
+            let span = 1u64 << (12 + 9 * level);
+            let limit = if level == 3 { 256 } else { 512 };
+            for (i, slot) in table(phys).iter().enumerate().take(limit) {
+                let va = base + i as u64 * span;
+                if va + span <= start || va >= end {
+                    continue;
+                }
+                let e = slot.load(Ordering::Acquire);
+                if level == 0 {
+                    if let Some(pte) = decode(e) {
+                        f(va, pte);
+                    }
+                } else if e & bits::PRESENT != 0 {
+                    walk(e & ADDRESS_MASK, level - 1, va, start, end, f);
+                }
+            }
+        }
+        walk(self.root, 3, 0, start, end, f);
+    }
+}
+
+impl Drop for X86PageTable {
+    /// Frees the table pages (the address space already released the mapped frames and
+    /// moved every CPU off these tables).
+    fn drop(&mut self) {
+        // Level 0 tables hold user entries, not tables: stop one level above.
+        fn free_tables(phys: u64, level: u32) {
+            let limit = if level == 3 { 256 } else { 512 };
+            for slot in table(phys).iter().take(limit) {
+                let e = slot.swap(0, Ordering::Relaxed);
+                if e & bits::PRESENT != 0 {
+                    if level > 1 {
+                        free_tables(e & ADDRESS_MASK, level - 1);
+                    } else {
+                        frames::free(e & ADDRESS_MASK);
+                    }
+                }
+            }
+            if level < 3 {
+                frames::free(phys);
+            }
+        }
+        free_tables(self.root, 3);
+        frames::free(self.root);
+        if self.user_root != 0 {
+            crate::arch::kpti::free_user_root(self.user_root);
+        }
+    }
 }

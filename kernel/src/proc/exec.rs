@@ -4,8 +4,12 @@
 
 use crate::{
     arch::usermode::UserContext,
-    mem::aspace::{AddressSpace, Prot, PAGE, STACK_BYTES, STACK_TOP},
+    mem::aspace::{AddressSpace, PAGE, STACK_INITIAL_BYTES, STACK_TOP},
     syscall::errno::{Errno, SysResult},
+};
+use mm::{
+    aspace::{Layout, MmapRequest},
+    vma::{MapFlags, Prot},
 };
 use alloc::{boxed::Box, vec::Vec};
 
@@ -100,7 +104,16 @@ pub fn load(elf: &[u8], path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], uid: u3
                 if file_len > mem_len || offset.checked_add(file_len).is_none_or(|end| end > elf.len() as u64) {
                     return Err(Errno::ENOEXEC);
                 }
-                let prot = Prot { read: flags & 4 != 0, write: flags & 2 != 0, exec: flags & 1 != 0 };
+                let mut prot = Prot::empty();
+                if flags & 4 != 0 {
+                    prot |= Prot::READ;
+                }
+                if flags & 2 != 0 {
+                    prot |= Prot::WRITE;
+                }
+                if flags & 1 != 0 {
+                    prot |= Prot::EXEC;
+                }
                 segments.push(Segment { vaddr: vaddr + bias, offset, file_len, mem_len, prot });
                 if phdr_vaddr.is_none() && offset == 0 {
                     phdr_vaddr = Some(vaddr + bias + phoff as u64);
@@ -113,23 +126,64 @@ pub fn load(elf: &[u8], path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], uid: u3
         return Err(Errno::ENOEXEC);
     }
 
-    let aspace = AddressSpace::new()?;
+    let mut random = [0u8; 8];
+    crate::random::fill(&mut random);
+    // User ASLR: the mmap area's top moves by up to 4 GiB (page granular) per exec.
+    let shift = (u64::from_le_bytes(random) % (1 << 20)) * PAGE;
+    let layout = Layout { mmap_base: Layout::default().mmap_base - shift, ..Layout::default() };
+    let aspace = AddressSpace::new(layout)?;
+    let mm = aspace.mm();
+    let rw = Prot::READ | Prot::WRITE;
+    let anon_fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE;
+    // Map every page any segment covers (read-write while loading), then copy the file
+    // bytes in (the rest is demand-zero: .bss), then give each page the union of the
+    // protections of the segments on it.
+    let mut lowest = u64::MAX;
     let mut highest = 0;
     for s in &segments {
         let start = s.vaddr & !(PAGE - 1);
         let end = (s.vaddr + s.mem_len).next_multiple_of(PAGE);
-        if end > STACK_TOP - STACK_BYTES || start < PAGE {
+        if end > STACK_TOP - (1 << 30) || start < PAGE {
             return Err(Errno::ENOEXEC);
         }
-        aspace.map_uncovered(start, end, s.prot)?;
+        let mut page = start;
+        while page < end {
+            let run = page;
+            while page < end && mm.vma_at(page).is_none() {
+                page += PAGE;
+            }
+            if page > run {
+                mm.mmap(&MmapRequest::anon(run, page - run, rw, anon_fixed), true)?;
+            }
+            while page < end && mm.vma_at(page).is_some() {
+                page += PAGE;
+            }
+        }
         let data = &elf[s.offset as usize..(s.offset + s.file_len) as usize];
-        aspace.populate(s.vaddr, data, s.mem_len, s.prot)?;
+        mm.write_bytes(s.vaddr, data).map_err(|_| Errno::ENOMEM)?;
+        lowest = lowest.min(start);
         highest = highest.max(end);
     }
-    aspace.set_brk_start(highest);
-
-    let rw = Prot { read: true, write: true, exec: false };
-    aspace.map_fixed(STACK_TOP - STACK_BYTES, STACK_BYTES, rw, false)?;
+    let prot_of = |page: u64| {
+        segments
+            .iter()
+            .filter(|s| page + PAGE > s.vaddr && page < s.vaddr + s.mem_len)
+            .fold(Prot::empty(), |acc, s| acc | s.prot)
+    };
+    let mut page = lowest;
+    while page < highest {
+        let (run, prot) = (page, prot_of(page));
+        while page < highest && prot_of(page) == prot {
+            page += PAGE;
+        }
+        if mm.vma_at(run).is_some() {
+            mm.mprotect(run, page - run, prot)?;
+        }
+    }
+    if let Some(text) = segments.iter().find(|s| s.prot.contains(Prot::EXEC)) {
+        mm.set_code_range(text.vaddr, text.vaddr + text.mem_len);
+    }
+    mm.set_brk_start(highest);
 
     // Strings and the random bytes at the top, then auxv/envp/argv/argc below.
     let mut blob: Vec<u8> = Vec::new();
@@ -193,10 +247,13 @@ pub fn load(elf: &[u8], path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], uid: u3
     }
     stack.resize((strings_base - sp) as usize, 0);
     stack.extend_from_slice(&blob);
-    let top_page = sp & !(PAGE - 1);
-    let mut image = alloc::vec![0u8; (sp - top_page) as usize];
-    image.extend_from_slice(&stack);
-    aspace.populate(top_page, &image, STACK_TOP - top_page, rw)?;
+    // The stack: a growsdown mapping large enough for the arguments, growing on faults
+    // up to RLIMIT_STACK (the guard gap below it is kept free).
+    let stack_bytes = (STACK_TOP - sp + (64 << 10)).next_multiple_of(PAGE).max(STACK_INITIAL_BYTES);
+    let stack_flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE | MapFlags::GROWSDOWN | MapFlags::STACK;
+    mm.mmap(&MmapRequest::anon(STACK_TOP - stack_bytes, stack_bytes, rw, stack_flags), true)?;
+    mm.set_stack_start(STACK_TOP);
+    mm.write_bytes(sp, &stack).map_err(|_| Errno::ENOMEM)?;
 
     let ctx = Box::new(UserContext::new(entry + bias, sp));
     Ok(Image { aspace, ctx })

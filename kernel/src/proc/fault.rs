@@ -2,20 +2,44 @@
 //! everything else turned into the signal Linux would send.
 
 use super::{signal::{self, code, SigInfo}, thread::Thread};
-use crate::{arch::usermode::UserContext, mem::aspace::FaultError};
+use crate::arch::usermode::UserContext;
+use mm::fault::{Access, FaultError, FaultFuture};
+
+/// What the thread loop does after a user exception.
+pub enum UserFault {
+    /// Handled (resolved, or a signal is pending): return to user mode.
+    Done,
+    /// The fault must wait (I/O, a page another fault is filling, userfaultfd): await
+    /// this, then return to user mode, which retries the access.
+    Wait(FaultFuture),
+}
+
+/// The access a page-fault error code describes.
+pub fn access_of(error_code: u64) -> Access {
+    if error_code & 16 != 0 {
+        Access::Exec
+    } else if error_code & 2 != 0 {
+        Access::Write
+    } else {
+        Access::Read
+    }
+}
 
 /// Handles exception `ctx.vector` taken in user mode.
-pub fn user_exception(thread: &Thread, ctx: &mut UserContext) {
+pub fn user_exception(thread: &Thread, ctx: &mut UserContext) -> UserFault {
     let (sig, info) = match ctx.vector {
         14 => {
-            let write = ctx.error_code & 2 != 0;
-            let exec = ctx.error_code & 16 != 0;
             let space = thread.process.aspace.read().clone();
-            match space.fault(ctx.cr2, write, exec) {
-                Ok(()) => return,
-                Err(FaultError::Unmapped) => (signal::SIGSEGV, SigInfo { code: code::SEGV_MAPERR, value: ctx.cr2 }),
-                Err(FaultError::Protection) => (signal::SIGSEGV, SigInfo { code: code::SEGV_ACCERR, value: ctx.cr2 }),
-                Err(FaultError::OutOfMemory) => (signal::SIGBUS, SigInfo { code: code::BUS_ADRERR, value: ctx.cr2 }),
+            match space.mm().fault(ctx.cr2, access_of(ctx.error_code), true) {
+                Ok(_) => return UserFault::Done,
+                Err(FaultError::NeedsWait(wait)) => return UserFault::Wait(wait),
+                // Out of memory with nothing to wait for: the OOM killer's seam; for now the
+                // faulting process gets SIGBUS.
+                Err(FaultError::Oom) => (signal::SIGBUS, SigInfo { code: code::BUS_ADRERR, value: ctx.cr2 }),
+                Err(e) => {
+                    let (sig, si_code) = e.signal().unwrap_or((i32::from(signal::SIGSEGV), code::SEGV_MAPERR));
+                    (sig as u8, SigInfo { code: si_code, value: ctx.cr2 })
+                }
             }
         }
         0 => (signal::SIGFPE, SigInfo { code: code::FPE_INTDIV, value: ctx.rip }),
@@ -26,14 +50,16 @@ pub fn user_exception(thread: &Thread, ctx: &mut UserContext) {
         _ => (signal::SIGSEGV, SigInfo { code: code::SI_KERNEL, value: 0 }),
     };
     signal::force_fault_signal(thread, sig, info);
+    UserFault::Done
 }
 
 /// A page fault inside the kernel's user-copy routine: resolve it now if the current
 /// thread's mapping allows the access.
+///
+/// A fault that would have to wait is not waited for here (the copy runs inside a
+/// synchronous part of a syscall): the copy fails with EFAULT instead.
 pub fn resolve_kernel_access(addr: u64, write: bool) -> bool {
     let Some(thread) = super::current_thread() else { return false };
-    // The copy runs with interrupts enabled inside a syscall; the address-space lock is
-    // not held by the copying code, so taking it here cannot deadlock.
     let space = thread.process.aspace.read().clone();
-    space.fault(addr, write, false).is_ok()
+    space.mm().fault(addr, if write { Access::Write } else { Access::Read }, false).is_ok()
 }

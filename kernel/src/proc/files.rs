@@ -18,7 +18,11 @@ pub enum File {
         data: Cow<'static, [u8]>,
         /// Read position.
         offset: usize,
+        /// Its page-cache object, for files that can be mapped (initramfs files).
+        object: Option<alloc::sync::Arc<mm::pagecache::FileObject>>,
     },
+    /// A memfd: anonymous shared memory with a size (`memfd_create` + `ftruncate`).
+    Memfd(alloc::sync::Arc<mm::pagecache::FileObject>),
     /// A directory (only `close` and `fstat` make sense).
     Directory,
     /// A registry key's file, opened for writing (reads were served as `ReadOnly`).

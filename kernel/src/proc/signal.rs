@@ -45,8 +45,6 @@ pub mod code {
     pub const SI_KERNEL: i32 = 0x80;
     /// Address not mapped.
     pub const SEGV_MAPERR: i32 = 1;
-    /// Invalid permissions for the mapping.
-    pub const SEGV_ACCERR: i32 = 2;
     /// Object-specific hardware error (SIGBUS).
     pub const BUS_ADRERR: i32 = 2;
     /// Integer divide by zero.

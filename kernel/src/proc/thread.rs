@@ -200,7 +200,11 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             TrapKind::Trap => {
                 let vector = ctx.vector as u8;
                 if vector < 32 {
-                    fault::user_exception(&thread, &mut ctx);
+                    if let fault::UserFault::Wait(wait) = fault::user_exception(&thread, &mut ctx) {
+                        usermode::save_fpu(&mut ctx);
+                        timer_armed = false;
+                        wait.await;
+                    }
                 } else {
                     if vector != vectors::SPURIOUS {
                         interrupts::handle_interrupt(vector);

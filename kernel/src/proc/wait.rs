@@ -65,7 +65,7 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     }
     // Close files and drop the address space's memory now (the zombie keeps nothing).
     process.files.lock().close_all();
-    if let Ok(empty) = crate::mem::aspace::AddressSpace::new() {
+    if let Ok(empty) = crate::mem::aspace::AddressSpace::new(mm::aspace::Layout::default()) {
         *process.aspace.write() = Arc::new(empty);
     }
     // Orphans go to init.

@@ -59,10 +59,22 @@ fn set_min_free(v: u64) -> SysResult<()> {
     Ok(())
 }
 
+fn set_max_map_count(v: u64) -> SysResult<()> {
+    crate::mem::aspace::tunables().set_max_map_count(v as usize);
+    Ok(())
+}
+
+fn set_mmap_min_addr(v: u64) -> SysResult<()> {
+    crate::mem::aspace::tunables().set_mmap_min_addr(v);
+    Ok(())
+}
+
 /// `vm.max_map_count` (Linux default 65530).
-pub static MAX_MAP_COUNT: Key = key("vm.max_map_count", &["/proc/sys/vm/max_map_count"], KeyKind::Int { min: 1, max: i32::MAX as u64 }, 65530, keep);
+pub static MAX_MAP_COUNT: Key =
+    key("vm.max_map_count", &["/proc/sys/vm/max_map_count"], KeyKind::Int { min: 1, max: i32::MAX as u64 }, 65530, set_max_map_count);
 /// `vm.mmap_min_addr` (65536).
-pub static MMAP_MIN_ADDR: Key = key("vm.mmap_min_addr", &["/proc/sys/vm/mmap_min_addr"], KeyKind::Int { min: 0, max: 1 << 32 }, 65536, keep);
+pub static MMAP_MIN_ADDR: Key =
+    key("vm.mmap_min_addr", &["/proc/sys/vm/mmap_min_addr"], KeyKind::Int { min: 0, max: 1 << 32 }, 65536, set_mmap_min_addr);
 /// `vm.watermark_scale_factor` (10, i.e. 0.1% of the node).
 pub static WATERMARK_SCALE_FACTOR: Key =
     key("vm.watermark_scale_factor", &["/proc/sys/vm/watermark_scale_factor"], KeyKind::Int { min: 1, max: 3000 }, 10, set_watermark_scale);

@@ -101,13 +101,3 @@ pub fn init() {
     let total = crate::mem::frames::allocator().total_pages();
     keys::MIN_FREE_KBYTES.value.store(mm::frame::default_min_free_kbytes(total), Ordering::Relaxed);
 }
-
-/// `vm.max_map_count`.
-pub fn max_map_count() -> u64 {
-    keys::MAX_MAP_COUNT.get()
-}
-
-/// `vm.mmap_min_addr`.
-pub fn mmap_min_addr() -> u64 {
-    keys::MMAP_MIN_ADDR.get()
-}

@@ -26,7 +26,15 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
     let d = files.get_mut(fd)?;
     match &mut d.file {
         File::Console => Ok(0), // no input device: end of file
-        File::ReadOnly { data, offset } => {
+        File::Memfd(object) => {
+            let n = (count as usize).min(64 * 1024);
+            let mut kbuf = alloc::vec![0u8; n];
+            let pos = 0;
+            let got = object.read_at(pos, &mut kbuf).map_err(|_| Errno::EIO)?;
+            copy_to_user(buf, &kbuf[..got])?;
+            Ok(got as u64)
+        }
+        File::ReadOnly { data, offset, .. } => {
             let start = (*offset).min(data.len());
             let n = (count as usize).min(data.len() - start);
             copy_to_user(buf, &data[start..start + n])?;
@@ -138,7 +146,7 @@ pub fn writev(thread: &Thread, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
 fn special_file(thread: &Thread, path: &str) -> SysResult<Option<File>> {
     match path {
         "/dev/console" | "/dev/tty" => Ok(Some(File::Console)),
-        _ => Ok(crate::procfs::open(thread, path)?.map(|text| File::ReadOnly { data: Cow::Owned(text), offset: 0 })),
+        _ => Ok(crate::procfs::open(thread, path)?.map(|text| File::ReadOnly { data: Cow::Owned(text), offset: 0, object: None })),
     }
 }
 
@@ -158,7 +166,11 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
         let write = flags & O_ACCMODE != 0;
         let token = thread.process.token.read().clone();
         crate::registry::check_access(key, &token, write)?;
-        let file = if write { File::RegistryKey(key) } else { File::ReadOnly { data: Cow::Owned(key.render().into_bytes()), offset: 0 } };
+        let file = if write {
+            File::RegistryKey(key)
+        } else {
+            File::ReadOnly { data: Cow::Owned(key.render().into_bytes()), offset: 0, object: None }
+        };
         return thread.process.files.lock().insert(file, cloexec);
     }
     if let Some((target, file)) = crate::procfs::process_file(thread, &full)? {
@@ -192,7 +204,7 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
             if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
                 return Err(Errno::EROFS);
             }
-            File::ReadOnly { data: Cow::Borrowed(data), offset: 0 }
+            File::ReadOnly { data: Cow::Borrowed(data), offset: 0, object: initramfs::file_object(&full) }
         }
         None if initramfs::is_dir(&full) => File::Directory,
         None if flags & O_CREAT != 0 => return Err(Errno::EROFS),
@@ -212,7 +224,7 @@ pub fn dup(thread: &Thread, fd: u64) -> SysResult {
 pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
     let mut files = thread.process.files.lock();
     match &mut files.get_mut(fd)?.file {
-        File::ReadOnly { data, offset: pos } => {
+        File::ReadOnly { data, offset: pos, .. } => {
             let base = match whence {
                 0 => 0i64,
                 1 => *pos as i64,
@@ -240,6 +252,7 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
     let (mode, size) = match &thread.process.files.lock().get_mut(fd)?.file {
         File::Console => (0o020_620u32, 0u64),
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
+        File::Memfd(object) => (0o100_600, object.size_bytes()),
         File::Directory => (0o040_555, 0),
         File::RegistryKey(_) => (0o100_644, 0),
         File::ProcessMemory { .. } => (0o100_600, 0),
@@ -299,3 +312,30 @@ pub fn fcntl(thread: &Thread, fd: u64, cmd: u64, arg: u64) -> SysResult {
     }
 }
 
+
+/// `memfd_create(name, flags)`: an empty anonymous shared-memory file.
+pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
+    const MFD_CLOEXEC: u64 = 1;
+    const MFD_ALLOW_SEALING: u64 = 2;
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = read_user_cstr(name, 249).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::EINVAL } else { e })?;
+    let _ = name;
+    let object = mm::pagecache::FileObject::new_shmem(0, crate::mem::frames::mm_frames().clone());
+    thread.process.files.lock().insert(File::Memfd(object), flags & MFD_CLOEXEC != 0)
+}
+
+/// `ftruncate(fd, length)` on a memfd.
+pub fn ftruncate(thread: &Thread, fd: u64, length: u64) -> SysResult {
+    if (length as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    match &thread.process.files.lock().get_mut(fd)?.file {
+        File::Memfd(object) => {
+            object.set_size(length);
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}

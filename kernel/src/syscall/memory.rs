@@ -1,142 +1,115 @@
-//! Memory syscalls: anonymous mmap, munmap, mprotect, brk, madvise (the basic forms; the
-//! full mm surface is the address-space issue's).
+//! Memory syscalls: the mmap family over `mm`'s address space (mmap, munmap, mprotect,
+//! mremap, brk, madvise, msync, mincore, remap_file_pages), and process_vm_readv/writev.
 
-use super::errno::{Errno, SysResult};
-use crate::{
-    mem::aspace::{Prot, MMAP_TOP, PAGE},
-    proc::thread::Thread,
-    arch::usermode::USER_ADDRESS_END,
+use super::{errno::{Errno, SysResult}, wait, Outcome};
+use crate::{arch::uaccess::copy_to_user, proc::{files::File, thread::Thread}};
+use alloc::{sync::Arc, vec};
+use mm::{
+    aspace::{Advice, FileMapping, MmapRequest, PopulateStep},
+    fault::Access,
+    vma::{MapFlags, Prot},
 };
-use core::sync::atomic::Ordering;
+use security::Privilege;
 
-const PROT_MASK: u64 = 0x7;
-const MAP_SHARED: u64 = 0x01;
-const MAP_PRIVATE: u64 = 0x02;
-const MAP_SHARED_VALIDATE: u64 = 0x03;
-const MAP_FIXED: u64 = 0x10;
-const MAP_ANONYMOUS: u64 = 0x20;
-const MAP_32BIT: u64 = 0x40;
-const MAP_GROWSDOWN: u64 = 0x100;
-const MAP_DENYWRITE: u64 = 0x800;
-const MAP_EXECUTABLE: u64 = 0x1000;
-const MAP_LOCKED: u64 = 0x2000;
-const MAP_NORESERVE: u64 = 0x4000;
-const MAP_POPULATE: u64 = 0x8000;
-const MAP_NONBLOCK: u64 = 0x1_0000;
-const MAP_STACK: u64 = 0x2_0000;
-const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
-/// Refused on this kernel (privacy: pages would not be zeroed).
-const MAP_UNINITIALIZED: u64 = 0x400_0000;
-const KNOWN_FLAGS: u64 = MAP_SHARED_VALIDATE | MAP_FIXED | MAP_ANONYMOUS | MAP_32BIT | MAP_GROWSDOWN | MAP_DENYWRITE
-    | MAP_EXECUTABLE | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK | MAP_FIXED_NOREPLACE;
-
-fn page_aligned(x: u64) -> bool {
-    x.is_multiple_of(PAGE)
+/// The file behind `fd` for a file mapping, with how it was opened.
+fn mapping_of(thread: &Thread, fd: u64) -> SysResult<FileMapping> {
+    match &thread.process.files.lock().get_mut(fd)?.file {
+        File::ReadOnly { object: Some(file), .. } => Ok(FileMapping { file: file.clone(), readable: true, writable: false }),
+        File::Memfd(file) => Ok(FileMapping { file: file.clone(), readable: true, writable: true }),
+        _ => Err(Errno::EACCES),
+    }
 }
 
 pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
-    if len == 0 || prot & !PROT_MASK != 0 || flags & MAP_UNINITIALIZED != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let kind = flags & MAP_SHARED_VALIDATE;
-    if kind == 0 || (kind == MAP_SHARED_VALIDATE && flags & !KNOWN_FLAGS != 0) {
-        return Err(Errno::EINVAL);
-    }
-    let _ = MAP_SHARED;
-    if flags & MAP_ANONYMOUS == 0 {
-        // File mappings come with the page cache.
-        let _ = (fd, offset);
-        return Err(Errno::ENODEV);
-    }
-    let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::ENOMEM)?;
-    if len > USER_ADDRESS_END {
-        return Err(Errno::ENOMEM);
-    }
-    let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
-    if fixed && !page_aligned(addr) {
-        return Err(Errno::EINVAL);
-    }
-    let min_addr = crate::registry::mmap_min_addr();
+    let file = if flags & MapFlags::ANONYMOUS.bits() == 0 { Some(mapping_of(thread, fd)?) } else { None };
+    let req = MmapRequest::from_raw(addr, len, prot, flags, file, offset)?;
+    let may_map_low = thread.process.token.read().has_privilege(Privilege::SeTcbPrivilege);
     let space = thread.process.aspace.read().clone();
-    let prot = Prot::from_bits(prot);
-    let shared = kind != MAP_PRIVATE;
-    let start = if fixed {
-        if addr.checked_add(len).is_none_or(|end| end > USER_ADDRESS_END) {
-            return Err(Errno::ENOMEM);
-        }
-        if addr < min_addr && !thread.process.token.read().has_privilege(security::Privilege::SeTcbPrivilege) {
-            return Err(Errno::EPERM);
-        }
-        space.map_fixed_shared(addr, len, prot, flags & MAP_FIXED != 0, shared)?;
-        addr
-    } else {
-        let below = if flags & MAP_32BIT != 0 { 1 << 31 } else { MMAP_TOP };
-        space.map_anywhere(len, addr & !(PAGE - 1), min_addr, below, prot, shared)?
-    };
-    // Shared anonymous pages exist from the start, so a fork shares every one of them
-    // (until shared memory objects back them).
-    if (flags & MAP_POPULATE != 0 || shared) && (prot.read || prot.write || prot.exec) {
-        let mut page = start;
-        while page < start + len {
-            let _ = space.populate(page, &[], PAGE, prot);
-            page += PAGE;
-        }
-    }
-    Ok(start)
+    Ok(space.mm().mmap(&req, may_map_low)?)
 }
 
 pub fn munmap(thread: &Thread, addr: u64, len: u64) -> SysResult {
-    if !page_aligned(addr) || len == 0 {
-        return Err(Errno::EINVAL);
-    }
-    let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::EINVAL)?;
-    if addr.checked_add(len).is_none_or(|end| end > USER_ADDRESS_END) {
-        return Err(Errno::EINVAL);
-    }
-    thread.process.aspace.read().clone().unmap(addr, len)?;
+    thread.process.aspace.read().clone().mm().munmap(addr, len)?;
     Ok(0)
 }
 
 pub fn mprotect(thread: &Thread, addr: u64, len: u64, prot: u64) -> SysResult {
-    if !page_aligned(addr) || prot & !PROT_MASK & !0x0300_0000 != 0 {
-        return Err(Errno::EINVAL);
-    }
-    let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::ENOMEM)?;
-    if len == 0 {
-        return Ok(0);
-    }
-    if addr.checked_add(len).is_none_or(|end| end > USER_ADDRESS_END) {
-        return Err(Errno::ENOMEM);
-    }
-    thread.process.aspace.read().clone().protect(addr, len, Prot::from_bits(prot & PROT_MASK))?;
+    let prot = Prot::from_mmap_bits(prot)?;
+    thread.process.aspace.read().clone().mm().mprotect(addr, len, prot)?;
     Ok(0)
 }
 
-pub fn brk(thread: &Thread, addr: u64) -> SysResult {
-    Ok(thread.process.aspace.read().clone().set_brk(addr))
+pub fn mremap(thread: &Thread, old_addr: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
+    Ok(thread.process.aspace.read().clone().mm().mremap(old_addr, old_len, new_len, flags, new_addr)?)
 }
 
-pub fn madvise(thread: &Thread, addr: u64, len: u64, advice: u64) -> SysResult {
-    const MADV_DONTNEED: u64 = 4;
-    if !page_aligned(addr) {
+pub fn brk(thread: &Thread, addr: u64) -> SysResult {
+    Ok(thread.process.aspace.read().clone().mm().brk(addr))
+}
+
+pub fn msync(thread: &Thread, addr: u64, len: u64, flags: u64) -> SysResult {
+    thread.process.aspace.read().clone().mm().msync(addr, len, flags)?;
+    Ok(0)
+}
+
+pub fn mincore(thread: &Thread, addr: u64, len: u64, vec_addr: u64) -> SysResult {
+    let pages = len.div_ceil(4096) as usize;
+    if pages > 1 << 24 {
+        return Err(Errno::ENOMEM);
+    }
+    let mut out = vec![0u8; pages];
+    thread.process.aspace.read().clone().mm().mincore(addr, len, &mut out)?;
+    copy_to_user(vec_addr, &out)?;
+    Ok(0)
+}
+
+/// `madvise`; `MADV_POPULATE_*` may wait on a page and resume where it stopped.
+pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcome {
+    let advice = match Advice::from_linux(advice) {
+        Ok(a) => a,
+        Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
+    };
+    let space = thread.process.aspace.read().clone();
+    match space.mm().madvise(addr, len, advice) {
+        Ok(PopulateStep::Done) => Ok(0).into(),
+        Err(e) => Err::<u64, _>(Errno::from(e)).into(),
+        Ok(PopulateStep::Wait { wait: first, resume_at }) => {
+            let access = if advice == Advice::PopulateWrite { Access::Write } else { Access::Read };
+            let end = addr + len.next_multiple_of(4096);
+            wait(async move {
+                first.await;
+                let mut from = resume_at;
+                loop {
+                    match space.mm().populate_range(from, end, access)? {
+                        PopulateStep::Done => return Ok(0),
+                        PopulateStep::Wait { wait, resume_at } => {
+                            wait.await;
+                            from = resume_at;
+                        }
+                    }
+                }
+            })
+        }
+    }
+}
+
+/// `remap_file_pages` (deprecated): emulated, as Linux does, by an mmap of the same file
+/// over the range at the new offset.
+pub fn remap_file_pages(thread: &Thread, start: u64, size: u64, prot: u64, pgoff: u64, flags: u64) -> SysResult {
+    if prot != 0 || flags & !0x1_0000 != 0 {
         return Err(Errno::EINVAL);
     }
-    match advice {
-        0..=3 | 8..=19 | 100..=101 => Ok(0),
-        MADV_DONTNEED => {
-            // Drop the pages; the mapping stays and refaults zero-filled.
-            let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::EINVAL)?;
-            let space = thread.process.aspace.read().clone();
-            if let Some(v) = space.vma_at(addr) {
-                let end = (addr + len).min(v.end);
-                space.unmap(addr, end - addr)?;
-                space.map_fixed(addr, end - addr, v.prot, false)?;
-            }
-            let _ = thread.process.live_threads.load(Ordering::Relaxed);
-            Ok(0)
-        }
-        _ => Err(Errno::EINVAL),
+    let space = thread.process.aspace.read().clone();
+    let vma = space.mm().vma_at(start).ok_or(Errno::EINVAL)?;
+    let file = vma.file().cloned().ok_or(Errno::EINVAL)?;
+    if !vma.is_shared() || start.checked_add(size).is_none_or(|end| end > vma.end()) {
+        return Err(Errno::EINVAL);
     }
+    let mapping = FileMapping { file, readable: true, writable: vma.prot().contains(Prot::WRITE) };
+    let flags = MapFlags::SHARED | MapFlags::FIXED;
+    let req = MmapRequest { addr: start, len: size, prot: vma.prot(), flags, file: Some(mapping), offset: pgoff.checked_mul(4096).ok_or(Errno::EINVAL)? };
+    space.mm().mmap(&req, true)?;
+    Ok(0)
 }
 
 fn read_iovecs(addr: u64, count: u64) -> SysResult<alloc::vec::Vec<(u64, u64)>> {

@@ -74,7 +74,13 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
             sched::yield_now().await;
             Ok(0)
         }),
-        28 => memory::madvise(thread, a[0], a[1], a[2]).into(),
+        25 => memory::mremap(thread, a[0], a[1], a[2], a[3], a[4]).into(),
+        26 => memory::msync(thread, a[0], a[1], a[2]).into(),
+        27 => memory::mincore(thread, a[0], a[1], a[2]).into(),
+        28 => memory::madvise(thread, a[0], a[1], a[2]),
+        77 => fs::ftruncate(thread, a[0], a[1]).into(),
+        216 => memory::remap_file_pages(thread, a[0], a[1], a[2], a[3], a[4]).into(),
+        319 => fs::memfd_create(thread, a[0], a[1]).into(),
         32 => fs::dup(thread, a[0]).into(),
         35 => time::nanosleep(thread, a[0], a[1]),
         39 => Ok(u64::from(thread.process.pid)).into(),

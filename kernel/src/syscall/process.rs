@@ -77,7 +77,7 @@ pub fn clone(thread: &Arc<Thread>, ctx: &UserContext, flags: u64, stack: u64, pa
         let space = if flags & CLONE_VM != 0 {
             process.aspace.read().clone()
         } else {
-            Arc::new(process.aspace.read().fork_copy()?)
+            Arc::new(process.aspace.read().fork()?)
         };
         let ppid = if flags & CLONE_PARENT != 0 { process.ppid.load(Ordering::SeqCst) } else { process.pid };
         let files = process.files.lock().clone();

@@ -6,6 +6,25 @@
 
 use super::{apic, percpu};
 use crate::mem::{aspace::AddressSpace, pagetable};
+
+/// What the shootdown and lazy-switching code knows of an address space: its roots and
+/// the CPUs that have it loaded. Its address identifies the address space.
+pub struct TlbState {
+    /// Kernel-mode root (CR3).
+    root: u64,
+    /// KPTI user root (0 without KPTI).
+    user_root: u64,
+    /// CPUs that have it loaded (bit per CPU).
+    pub active_cpus: AtomicU64,
+}
+
+impl TlbState {
+    /// The state of an address space with these roots.
+    pub fn new(root: u64, user_root: u64) -> Self {
+        Self { root, user_root, active_cpus: AtomicU64::new(0) }
+    }
+}
+
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crossbeam_queue::ArrayQueue;
 use drivers::apic::vectors;
@@ -34,35 +53,36 @@ fn write_cr3(root: u64) {
 /// Loads `space` on the calling CPU (if it is not loaded already) and marks the CPU in its
 /// active set; the previously loaded space loses the CPU from its set.
 pub fn activate(space: &AddressSpace) {
+    let space = space.tlb_state();
     x86_64::instructions::interrupts::without_interrupts(|| {
         let cpu = percpu::current_cpu().index();
-        let me = space as *const AddressSpace as u64;
+        let me = space as *const TlbState as u64;
         let previous = LOADED[cpu].load(Ordering::Relaxed);
         if previous == me {
             return;
         }
         let bit = 1u64 << cpu;
         space.active_cpus.fetch_or(bit, Ordering::SeqCst);
-        write_cr3(space.root());
+        write_cr3(space.root);
         LOADED[cpu].store(me, Ordering::Relaxed);
         let block = percpu::current();
-        block.kernel_cr3.store(space.root(), Ordering::Relaxed);
-        block.user_cr3.store(space.user_root(), Ordering::Relaxed);
+        block.kernel_cr3.store(space.root, Ordering::Relaxed);
+        block.user_cr3.store(space.user_root, Ordering::Relaxed);
         if previous != 0 {
             // SAFETY: a space stays alive while any CPU has it in LOADED: `release` (run
             // before its tables are freed) clears those entries with interrupts-off handshakes,
             // and this block runs with interrupts off.
-            let old = unsafe { &*(previous as *const AddressSpace) };
+            let old = unsafe { &*(previous as *const TlbState) };
             old.active_cpus.fetch_and(!bit, Ordering::SeqCst);
         }
     });
 }
 
 /// Makes sure no CPU still has `space` loaded (lazily or not) before its tables are freed.
-pub fn release(space: &AddressSpace) {
+pub fn release(space: &TlbState) {
     let _guard = TEARDOWN.lock();
     let me = percpu::current_cpu();
-    let ptr = space as *const AddressSpace as u64;
+    let ptr = space as *const TlbState as u64;
     x86_64::instructions::interrupts::without_interrupts(|| {
         if LOADED[me.index()].load(Ordering::Relaxed) == ptr {
             write_cr3(pagetable::current_kernel_root());
@@ -133,7 +153,7 @@ fn broadcast(targets: u64, make: impl Fn(*const AtomicU32) -> Request) {
 /// Flushes `[start, end)` of `space` on every CPU that may cache it: locally, and through
 /// each other active CPU's request queue plus one IPI, waiting for their acknowledgements.
 /// Callers batch: one call per operation, after all its entries changed.
-pub fn flush_address_space(space: &AddressSpace, start: u64, end: u64) {
+pub fn flush_address_space(space: &TlbState, start: u64, end: u64) {
     let me = percpu::current_cpu();
     let active = space.active_cpus.load(Ordering::SeqCst);
     if active & (1 << me.index()) != 0 {
@@ -141,7 +161,7 @@ pub fn flush_address_space(space: &AddressSpace, start: u64, end: u64) {
     }
     let others = active & !(1 << me.index());
     if others != 0 {
-        let ptr = space as *const AddressSpace as u64;
+        let ptr = space as *const TlbState as u64;
         broadcast(others, |ack| Request::Flush { space: ptr, start, end, ack });
     }
 }
@@ -164,7 +184,7 @@ pub fn handle_shootdown() {
                     LOADED[cpu].store(0, Ordering::Relaxed);
                     percpu::current().user_cr3.store(0, Ordering::Relaxed);
                     // SAFETY: the releasing CPU waits for our acknowledgement before freeing it.
-                    let space = unsafe { &*(space as *const AddressSpace) };
+                    let space = unsafe { &*(space as *const TlbState) };
                     space.active_cpus.fetch_and(!(1u64 << cpu), Ordering::SeqCst);
                 }
                 ack

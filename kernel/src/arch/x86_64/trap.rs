@@ -179,7 +179,15 @@ fn handle_kernel_page_fault(frame: &mut TrapFrame) {
     let cr2 = Cr2::read_raw();
     if super::uaccess::is_copy_instruction(frame.rip) && cr2 < super::usermode::USER_ADDRESS_END {
         let write = frame.error_code & 2 != 0;
-        if !crate::proc::fault::resolve_kernel_access(cr2, write) {
+        // The copy ran with interrupts on: resolve with them on again, since resolving may
+        // need a TLB shootdown that other CPUs answer only with their interrupts on.
+        let interrupts_were_on = frame.rflags & (1 << 9) != 0;
+        if interrupts_were_on {
+            x86_64::instructions::interrupts::enable();
+        }
+        let resolved = crate::proc::fault::resolve_kernel_access(cr2, write);
+        x86_64::instructions::interrupts::disable();
+        if !resolved {
             frame.rip = super::uaccess::fixup_address();
         }
         return;

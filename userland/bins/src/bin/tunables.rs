@@ -147,8 +147,10 @@ fn main(_args: &Args) -> i32 {
     let _ = write_file("/proc/sys/vm/max_map_count", "200");
     let mut maps = Vec::new();
     let mut result = Ok(());
-    for _ in 0..400 {
-        match peios_rt::sys::mm::mmap_anon(4096, Prot::READ) {
+    for i in 0..400 {
+        // Alternate protections so neighbouring mappings cannot merge into one VMA.
+        let prot = if i % 2 == 0 { Prot::READ } else { Prot::READ | Prot::WRITE };
+        match peios_rt::sys::mm::mmap_anon(4096, prot) {
             Ok(p) => maps.push(p),
             Err(e) => {
                 result = Err(e);
