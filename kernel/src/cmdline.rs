@@ -8,6 +8,8 @@ pub struct Args<'a> {
     pub test: Option<&'a str>,
     /// Console log level (`log=error|warn|info|debug|trace`).
     pub log_level: LevelFilter,
+    /// `nosmap`: leave SMAP off (some hypervisors cannot run STAC/CLAC).
+    pub nosmap: bool,
     /// KPTI setting (`kpti=on|off|auto`).
     pub kpti: crate::arch::kpti::Mode,
     /// Program init runs instead of its suite (`init.run=PATH`).
@@ -18,7 +20,7 @@ pub struct Args<'a> {
 impl<'a> Args<'a> {
     /// Parses space-separated `key=value` words; unknown words are ignored.
     pub fn parse(line: &'a str) -> Self {
-        let mut args = Args { test: None, log_level: LevelFilter::Info, kpti: crate::arch::kpti::Mode::Auto, init_run: None, line };
+        let mut args = Args { test: None, log_level: LevelFilter::Info, nosmap: false, kpti: crate::arch::kpti::Mode::Auto, init_run: None, line };
         for word in line.split_ascii_whitespace() {
             match word.split_once('=') {
                 Some(("test", name)) => args.test = Some(name),
@@ -35,6 +37,7 @@ impl<'a> Args<'a> {
                         _ => LevelFilter::Info,
                     }
                 }
+                None if word == "nosmap" => args.nosmap = true,
                 _ => {}
             }
         }

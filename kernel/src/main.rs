@@ -52,7 +52,8 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     log::set_max_level(args.log_level);
     log::info!("Peios kernel booting; command line {:?}", boot.cmdline());
 
-    let features = cpu::features();
+    let mut features = cpu::features();
+    features.smap &= !args.nosmap;
     arch::kpti::init(args.kpti, features.meltdown);
     cpu::init_control_registers(&features);
     if features.smap {
