@@ -2,7 +2,7 @@
 //! everything else turned into the signal Linux would send.
 
 use super::{signal::{self, code, SigInfo}, thread::Thread};
-use crate::arch::usermode::UserContext;
+use crate::{arch::usermode::UserContext, mem::aspace::AddressSpace};
 use mm::fault::{Access, FaultError, FaultFuture};
 
 /// What the thread loop does after a user exception.
@@ -25,11 +25,11 @@ pub fn access_of(error_code: u64) -> Access {
     }
 }
 
-/// Handles exception `ctx.vector` taken in user mode.
-pub fn user_exception(thread: &Thread, ctx: &mut UserContext) -> UserFault {
+/// Handles exception `ctx.vector` taken in user mode; `space` is the thread's address
+/// space (the caller keeps it at hand, so a fault touches no process-wide lock or count).
+pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserContext) -> UserFault {
     let (sig, info) = match ctx.vector {
         14 => {
-            let space = thread.process.aspace.read().clone();
             match space.mm().fault(ctx.cr2, access_of(ctx.error_code), true) {
                 Ok(_) => return UserFault::Done,
                 Err(FaultError::NeedsWait(wait)) => return UserFault::Wait(wait),

@@ -163,6 +163,8 @@ impl Future for ThreadTask {
 async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd {
     let mut slice_end = crate::time::now_ns() + TIME_SLICE_NS;
     let mut timer_armed = false;
+    // The address space, kept at hand for faults (execve replaces it: refreshed after).
+    let mut space = thread.process.aspace.read().clone();
     loop {
         if thread.process.exiting.load(Ordering::SeqCst) {
             break;
@@ -196,11 +198,14 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Exit => break,
                 };
                 ctx.rax = ret;
+                if nr == syscall::SYS_EXECVE {
+                    space = thread.process.aspace.read().clone();
+                }
             }
             TrapKind::Trap => {
                 let vector = ctx.vector as u8;
                 if vector < 32 {
-                    if let fault::UserFault::Wait(wait) = fault::user_exception(&thread, &mut ctx) {
+                    if let fault::UserFault::Wait(wait) = fault::user_exception(&thread, &space, &mut ctx) {
                         usermode::save_fpu(&mut ctx);
                         timer_armed = false;
                         wait.await;
