@@ -83,7 +83,7 @@ pub static MIN_FREE_KBYTES: Key =
     key("vm.min_free_kbytes", &["/proc/sys/vm/min_free_kbytes"], KeyKind::Int { min: 128, max: 1 << 26 }, 0, set_min_free);
 
 /// Every key, in the order `ksyncd` documents them.
-pub static KEYS: [&Key; 18] = [
+pub static KEYS: [&Key; 34] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -102,6 +102,22 @@ pub static KEYS: [&Key; 18] = [
     &STAT_INTERVAL,
     &PAGE_CLUSTER,
     &OOM_KILL_ALLOCATING_TASK,
+    &NODE0_HUGEPAGES_2048KB,
+    &NODE0_HUGEPAGES_1048576KB,
+    &NODE1_HUGEPAGES_2048KB,
+    &NODE1_HUGEPAGES_1048576KB,
+    &NODE2_HUGEPAGES_2048KB,
+    &NODE2_HUGEPAGES_1048576KB,
+    &NODE3_HUGEPAGES_2048KB,
+    &NODE3_HUGEPAGES_1048576KB,
+    &NODE4_HUGEPAGES_2048KB,
+    &NODE4_HUGEPAGES_1048576KB,
+    &NODE5_HUGEPAGES_2048KB,
+    &NODE5_HUGEPAGES_1048576KB,
+    &NODE6_HUGEPAGES_2048KB,
+    &NODE6_HUGEPAGES_1048576KB,
+    &NODE7_HUGEPAGES_2048KB,
+    &NODE7_HUGEPAGES_1048576KB,
 ];
 
 /// `vm.overcommit_memory`: 0 heuristic, 1 always, 2 never (commit accounting comes with the
@@ -159,3 +175,132 @@ pub static PAGE_CLUSTER: Key = key("vm.page-cluster", &["/proc/sys/vm/page-clust
 /// `vm.oom_kill_allocating_task` (0).
 pub static OOM_KILL_ALLOCATING_TASK: Key =
     key("vm.oom_kill_allocating_task", &["/proc/sys/vm/oom_kill_allocating_task"], KeyKind::Int { min: 0, max: 1 }, 0, keep);
+
+/// Node 0's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE0_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node0.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 0's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE0_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node0.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 1's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE1_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node1.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 1's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE1_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node1.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 2's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE2_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node2.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node2/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 2's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE2_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node2.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node2/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 3's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE3_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node3.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node3/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 3's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE3_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node3.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node3/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 4's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE4_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node4.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node4/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 4's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE4_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node4.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node4/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 5's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE5_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node5.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node5/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 5's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE5_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node5.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node5/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 6's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE6_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node6.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node6/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 6's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE6_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node6.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node6/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 7's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE7_HUGEPAGES_2048KB: Key = key(
+    "mm.hugepages.node7.hugepages-2048kB.nr_hugepages",
+    &["/sys/devices/system/node/node7/hugepages/hugepages-2048kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);
+/// Node 7's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
+pub static NODE7_HUGEPAGES_1048576KB: Key = key(
+    "mm.hugepages.node7.hugepages-1048576kB.nr_hugepages",
+    &["/sys/devices/system/node/node7/hugepages/hugepages-1048576kB/nr_hugepages"],
+    KeyKind::Int { min: 0, max: 1 << 30 },
+    0,
+    keep,
+);

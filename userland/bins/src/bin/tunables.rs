@@ -39,6 +39,8 @@ const KNOBS: &[(&str, Option<&str>, &str, &str, &[&str])] = &[
     ("/proc/sys/vm/stat_interval", Some("3"), "2", "2", &["0"]),
     ("/proc/sys/vm/page-cluster", Some("3"), "0", "0", &["11"]),
     ("/proc/sys/vm/oom_kill_allocating_task", Some("0"), "1", "1", &["2"]),
+    ("/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", Some("0"), "8", "8", &["x", "-1"]),
+    ("/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages", Some("0"), "1", "1", &["x"]),
 ];
 
 fn value(path: &str) -> String {
