@@ -135,6 +135,59 @@ global_asm!(
     .set GS_USER_CR3, 56
     .set GS_SCRATCH2, 64
 
+    /* Loads the user registers from the context at %rdi, except RCX, R11 (sysret takes
+       them for RIP and RFLAGS), RDI (the context pointer) and RSP. */
+    .macro load_user_regs
+    movq 0(%rdi), %rax
+    movq 8(%rdi), %rbx
+    movq 24(%rdi), %rdx
+    movq 32(%rdi), %rsi
+    movq 48(%rdi), %rbp
+    movq 64(%rdi), %r8
+    movq 72(%rdi), %r9
+    movq 80(%rdi), %r10
+    movq 96(%rdi), %r12
+    movq 104(%rdi), %r13
+    movq 112(%rdi), %r14
+    movq 120(%rdi), %r15
+    .endm
+
+    /* Entry from ring 3: kernel GS, the user RSP in GS_SCRATCH, the kernel tables under
+       KPTI, and RSP pointing into the thread's context (GS_USER_CTX). */
+    .macro enter_kernel_tables
+    swapgs
+    movq %rsp, %gs:GS_SCRATCH
+    movq %gs:GS_USER_CR3, %rsp
+    testq %rsp, %rsp
+    jz 1f
+    movq %gs:GS_KERNEL_CR3, %rsp
+    movq %rsp, %cr3
+1:  movq %gs:GS_USER_CTX, %rsp
+    .endm
+
+    /* The context is filled by pushing downwards from its RIP slot: R15..R8, then (after
+       the RSP slot) RBP..RAX. */
+    .macro push_user_high_regs
+    pushq %r15
+    pushq %r14
+    pushq %r13
+    pushq %r12
+    pushq %r11
+    pushq %r10
+    pushq %r9
+    pushq %r8
+    .endm
+
+    .macro push_user_low_regs
+    pushq %rbp
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %rcx
+    pushq %rbx
+    pushq %rax
+    .endm
+
     /* run_user(ctx: *mut UserContext): enter ring 3; returns when user mode traps back.
        Under KPTI (GS_USER_CR3 != 0) the last steps run on the user tables: only this code,
        the per-CPU block and the trap stack are mapped there, so the user RSP/RDI wait in
@@ -158,18 +211,7 @@ run_user_asm:
     movq %rax, %gs:GS_SCRATCH               /* user RSP */
     movq CTX_RIP(%rdi), %rcx
     movq CTX_RFLAGS(%rdi), %r11
-    movq 0(%rdi), %rax
-    movq 8(%rdi), %rbx
-    movq 24(%rdi), %rdx
-    movq 32(%rdi), %rsi
-    movq 48(%rdi), %rbp
-    movq 64(%rdi), %r8
-    movq 72(%rdi), %r9
-    movq 80(%rdi), %r10
-    movq 96(%rdi), %r12
-    movq 104(%rdi), %r13
-    movq 112(%rdi), %r14
-    movq 120(%rdi), %r15
+    load_user_regs
     movq %gs:GS_USER_CR3, %rdi
     testq %rdi, %rdi
     jz 2f
@@ -185,20 +227,9 @@ run_user_asm:
     pushq CTX_RFLAGS(%rdi)
     pushq ${user_cs}
     pushq CTX_RIP(%rdi)
-    movq 0(%rdi), %rax
-    movq 8(%rdi), %rbx
+    load_user_regs
     movq 16(%rdi), %rcx
-    movq 24(%rdi), %rdx
-    movq 32(%rdi), %rsi
-    movq 48(%rdi), %rbp
-    movq 64(%rdi), %r8
-    movq 72(%rdi), %r9
-    movq 80(%rdi), %r10
     movq 88(%rdi), %r11
-    movq 96(%rdi), %r12
-    movq 104(%rdi), %r13
-    movq 112(%rdi), %r14
-    movq 120(%rdi), %r15
     movq %gs:GS_USER_CR3, %rdi
     testq %rdi, %rdi
     jz 3f
@@ -210,33 +241,13 @@ run_user_asm:
     /* LSTAR: user executed `syscall`. IF, DF, TF and AC are already clear (SFMASK). */
     .global syscall_entry
 syscall_entry:
-    swapgs
-    movq %rsp, %gs:GS_SCRATCH
-    movq %gs:GS_USER_CR3, %rsp
-    testq %rsp, %rsp
-    jz 1f
-    movq %gs:GS_KERNEL_CR3, %rsp
-    movq %rsp, %cr3
-1:  movq %gs:GS_USER_CTX, %rsp
+    enter_kernel_tables
     addq $(CTX_RFLAGS + 8), %rsp
     pushq %r11                   /* rflags */
     pushq %rcx                   /* rip */
-    pushq %r15
-    pushq %r14
-    pushq %r13
-    pushq %r12
-    pushq %r11
-    pushq %r10
-    pushq %r9
-    pushq %r8
+    push_user_high_regs
     pushq %gs:GS_SCRATCH         /* rsp */
-    pushq %rbp
-    pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %rcx
-    pushq %rbx
-    pushq %rax
+    push_user_low_regs
     movq $0, CTX_KIND(%rsp)
     jmp resume_kernel
 
@@ -244,31 +255,11 @@ syscall_entry:
        vector and error code above the CPU's iret frame. GS is still the user's. */
     .global user_trap_entry
 user_trap_entry:
-    swapgs
-    movq %rsp, %gs:GS_SCRATCH
-    movq %gs:GS_USER_CR3, %rsp
-    testq %rsp, %rsp
-    jz 1f
-    movq %gs:GS_KERNEL_CR3, %rsp
-    movq %rsp, %cr3
-1:  movq %gs:GS_USER_CTX, %rsp
+    enter_kernel_tables
     addq $CTX_RIP, %rsp
-    pushq %r15
-    pushq %r14
-    pushq %r13
-    pushq %r12
-    pushq %r11
-    pushq %r10
-    pushq %r9
-    pushq %r8
+    push_user_high_regs
     pushq $0                     /* rsp, filled below */
-    pushq %rbp
-    pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %rcx
-    pushq %rbx
-    pushq %rax
+    push_user_low_regs
     movq %gs:GS_SCRATCH, %rax
     movq 0(%rax), %rcx
     movq %rcx, CTX_VECTOR(%rsp)
