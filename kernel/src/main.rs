@@ -122,6 +122,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     let nodes = mem::numa::split_by_node(frames.ranges(), &topo);
     topology::report(&topo, &nodes);
     mem::frames::init(&nodes, &topo, online);
+    mm::cpu::set_current_cpu_hook(percpu::current_cpu);
     registry::init();
     initramfs::init(boot.initrd);
 

@@ -9,7 +9,8 @@
 //! * [`fault`]: the page-fault entry point [`aspace::AddressSpace::fault`] and its
 //!   wait seam ([`fault::FaultFuture`]);
 //! * [`pagecache`]: file objects and their page caches;
-//! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text.
+//! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
+//! * [`cpu`]: the "which CPU am I on?" hook ([`cpu::set_current_cpu_hook`]).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod aspace;
+pub mod cpu;
 pub mod errno;
 pub mod fault;
 pub mod frame;
