@@ -42,6 +42,7 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
 }
 
 extern "C" fn kernel_main(start_info: u64) -> ! {
+    percpu::install_placeholder();
     logger::init(log::LevelFilter::Info);
     // SAFETY: `start_info` is what QEMU passed in EBX at the PVH entry.
     let boot = match unsafe { boot_info::parse(start_info) } {

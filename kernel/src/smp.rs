@@ -51,10 +51,11 @@ static AP_MAIN: spin::Once<fn(CpuId) -> !> = spin::Once::new();
 extern "C" fn ap_entry(cpu: u64) -> ! {
     // The trampoline already switched to the kernel's final tables and this AP's stack.
     let cpu = CpuId(cpu as u32);
-    STARTED.store(cpu.0, Ordering::Release);
-    cpu::init_control_registers(&cpu::features());
+    // GS first: from here on `gs:0`/`gs:8` are valid on this CPU.
     let Some(block) = percpu::get(cpu) else { cpu::halt_forever() };
     percpu::install(block);
+    STARTED.store(cpu.0, Ordering::Release);
+    cpu::init_control_registers(&cpu::features());
     gdt::init_cpu();
     idt::load();
     apic::init_local();

@@ -99,15 +99,33 @@ pub fn install(block: &'static PerCpu) {
     GsBase::write(x86_64::VirtAddr::from_ptr(block));
 }
 
+/// What GS points at on the boot CPU before its real block exists: a self pointer and
+/// CPU number 0, laid out like the first two words of [`PerCpu`].
+#[repr(C, align(64))]
+struct Placeholder {
+    self_ptr: AtomicU64,
+    cpu_id: AtomicU64,
+}
+
+static PLACEHOLDER: Placeholder = Placeholder { self_ptr: AtomicU64::new(0), cpu_id: AtomicU64::new(0) };
+
+/// Points GS at the placeholder (first thing on the boot CPU), so `gs:0` and `gs:8` are
+/// readable on every CPU from then on (APs install their real block first thing).
+pub fn install_placeholder() {
+    PLACEHOLDER.self_ptr.store(&raw const PLACEHOLDER as u64, Ordering::Relaxed);
+    GsBase::write(x86_64::VirtAddr::from_ptr(&raw const PLACEHOLDER));
+}
+
 /// The calling CPU's block, or `None` before `install` ran on it.
 pub fn try_current() -> Option<&'static PerCpu> {
-    if GsBase::read().as_u64() == 0 {
+    let ptr: *const PerCpu;
+    // SAFETY: GS points at the placeholder or an installed PerCpu, whose first word is its
+    // own address.
+    unsafe { core::arch::asm!("mov {}, qword ptr gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    if ptr.is_null() || ptr as u64 == &raw const PLACEHOLDER as u64 {
         return None;
     }
-    let ptr: *const PerCpu;
-    // SAFETY: GS base points at an installed PerCpu whose first field is its own address.
-    unsafe { core::arch::asm!("mov {}, qword ptr gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
-    // SAFETY: installed blocks are leaked and live forever.
+    // SAFETY: installed blocks are immortal entry-area pages.
     Some(unsafe { &*ptr })
 }
 
@@ -116,9 +134,13 @@ pub fn current() -> &'static PerCpu {
     try_current().expect("per-CPU data used before install")
 }
 
-/// The calling CPU's number (0 before per-CPU set-up, i.e. on the boot CPU).
+/// The calling CPU's number: one load from `gs:8` (0 on the boot CPU before set-up).
+#[inline]
 pub fn current_cpu() -> CpuId {
-    try_current().map_or(CpuId(0), |c| c.cpu_id)
+    let id: u32;
+    // SAFETY: GS points at the placeholder or an installed PerCpu; `cpu_id` is at offset 8.
+    unsafe { core::arch::asm!("mov {:e}, dword ptr gs:[8]", out(reg) id, options(nostack, readonly, preserves_flags)) };
+    CpuId(id)
 }
 
 /// The block of `cpu`, if it was created.
@@ -152,6 +174,7 @@ pub fn with_local_apic<R>(f: impl FnOnce(&mut LocalApic) -> R) -> Option<R> {
 
 // Offsets the entry assembly relies on.
 const _: () = {
+    assert!(core::mem::offset_of!(PerCpu, cpu_id) == 8);
     assert!(core::mem::offset_of!(PerCpu, user_rsp_scratch) == 24);
     assert!(core::mem::offset_of!(PerCpu, resume_rsp) == 32);
     assert!(core::mem::offset_of!(PerCpu, user_context) == 40);
