@@ -1,6 +1,6 @@
 //! User mode in a booted guest: init runs the userland suite (hello in Rust and musl C,
-//! static-PIE, 64 threads, fork/exec/wait, signals, errno, security, syscall fuzz), and
-//! `qemu-run.sh --run` runs one program and returns its exit status.
+//! static-PIE, 64 threads, fork/exec/wait, signals, errno, security, the mm suite,
+//! syscall fuzz), and `qemu-run.sh --run` runs one program and returns its exit status.
 
 use guest_tests::{repo_root, Guest};
 
@@ -14,11 +14,11 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     assert_eq!(out.status, 0, "suite failed:\n{}", out.log);
     for name in [
         "ksyncd", "hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "procmem", "tunables",
-        "procgate", "kaslrleak", "fuzz",
+        "procgate", "kaslrleak", "mmtest", "fuzz",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("14 passed, 0 failed");
+    out.expect_line("15 passed, 0 failed");
     out.expect_line("EXIT=0");
     // ksyncd applied the boot-time registry file; tunables checked every knob against it.
     out.expect_line("ksyncd: vm.stat_interval = 3 applied");
