@@ -161,7 +161,9 @@ impl<P: PageTable> AddressSpace<P> {
                 zap.finish();
             }
             Advice::Remove => {
-                if parts.iter().any(locked) {
+                // Linux's order: locked or file-less mappings are EINVAL, then a mapping
+                // that is not shared and writable is EACCES.
+                if parts.iter().any(locked) || parts.iter().any(|v| v.file().is_none()) {
                     return Err(MmError::InvalidArgument);
                 }
                 if parts

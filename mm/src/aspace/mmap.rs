@@ -142,6 +142,11 @@ impl MmapRequest {
             return Err(MmError::InvalidArgument);
         }
         let map_type = flags.map_type()?;
+        // Linux: anonymous mappings take only MAP_SHARED or MAP_PRIVATE (EINVAL), before
+        // SHARED_VALIDATE's flag check (which is for files: EOPNOTSUPP).
+        if map_type == MapType::SharedValidate && (self.file.is_none() || flags.contains(MapFlags::ANONYMOUS)) {
+            return Err(MmError::InvalidArgument);
+        }
         if map_type == MapType::SharedValidate
             && (!MapFlags::KNOWN.contains(flags) || flags.contains(MapFlags::SYNC))
         {
@@ -424,7 +429,7 @@ mod tests {
         );
         assert_eq!(
             raw(&h, 0, 4096, RW, 0x23 | 0x80_0000),
-            Err(MmError::NotSupported)
+            Err(MmError::InvalidArgument)
         );
         assert_eq!(
             raw(&h, 0, 4096, RW, 0x21 | 0x100),
