@@ -22,7 +22,12 @@ pub enum File {
         object: Option<alloc::sync::Arc<mm::pagecache::FileObject>>,
     },
     /// A memfd: anonymous shared memory with a size (`memfd_create` + `ftruncate`).
-    Memfd(alloc::sync::Arc<mm::pagecache::FileObject>),
+    Memfd {
+        /// The shared-memory object.
+        object: alloc::sync::Arc<mm::pagecache::FileObject>,
+        /// Read/write position.
+        offset: u64,
+    },
     /// A directory (only `close` and `fstat` make sense).
     Directory,
     /// A registry key's file, opened for writing (reads were served as `ReadOnly`).

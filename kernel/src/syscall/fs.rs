@@ -26,12 +26,12 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
     let d = files.get_mut(fd)?;
     match &mut d.file {
         File::Console => Ok(0), // no input device: end of file
-        File::Memfd(object) => {
+        File::Memfd { object, offset } => {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
-            let pos = 0;
-            let got = object.read_at(pos, &mut kbuf).map_err(|_| Errno::EIO)?;
+            let got = object.read_at(*offset, &mut kbuf).map_err(|_| Errno::EIO)?;
             copy_to_user(buf, &kbuf[..got])?;
+            *offset += got as u64;
             Ok(got as u64)
         }
         File::ReadOnly { data, offset, .. } => {
@@ -102,6 +102,16 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
                 return Err(Errno::EIO);
             }
             if let File::ProcessMemory { offset: pos, .. } = &mut thread.process.files.lock().get_mut(fd)?.file {
+                *pos += done as u64;
+            }
+            Ok(done as u64)
+        }
+        File::Memfd { object, offset } => {
+            let n = (count as usize).min(64 * 1024);
+            let mut kbuf = alloc::vec![0u8; n];
+            copy_from_user(&mut kbuf, buf)?;
+            let done = object.write_at(offset, &kbuf).map_err(|_| Errno::EIO)?;
+            if let File::Memfd { offset: pos, .. } = &mut thread.process.files.lock().get_mut(fd)?.file {
                 *pos += done as u64;
             }
             Ok(done as u64)
@@ -235,6 +245,17 @@ pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
             *pos = new as usize;
             Ok(new as u64)
         }
+        File::Memfd { object, offset: pos } => {
+            let base = match whence {
+                0 => 0i64,
+                1 => *pos as i64,
+                2 => object.size_bytes() as i64,
+                _ => return Err(Errno::EINVAL),
+            };
+            let new = base.checked_add(offset).filter(|&p| p >= 0).ok_or(Errno::EINVAL)?;
+            *pos = new as u64;
+            Ok(new as u64)
+        }
         File::ProcessMemory { offset: pos, .. } | File::PageMap { offset: pos, .. } => {
             let new = match whence {
                 0 => offset as u64,
@@ -252,7 +273,7 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
     let (mode, size) = match &thread.process.files.lock().get_mut(fd)?.file {
         File::Console => (0o020_620u32, 0u64),
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
-        File::Memfd(object) => (0o100_600, object.size_bytes()),
+        File::Memfd { object, .. } => (0o100_600, object.size_bytes()),
         File::Directory => (0o040_555, 0),
         File::RegistryKey(_) => (0o100_644, 0),
         File::ProcessMemory { .. } => (0o100_600, 0),
@@ -323,7 +344,7 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
     let name = read_user_cstr(name, 249).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::EINVAL } else { e })?;
     let _ = name;
     let object = mm::pagecache::FileObject::new_shmem(0, crate::mem::frames::mm_frames().clone());
-    thread.process.files.lock().insert(File::Memfd(object), flags & MFD_CLOEXEC != 0)
+    thread.process.files.lock().insert(File::Memfd { object, offset: 0 }, flags & MFD_CLOEXEC != 0)
 }
 
 /// `ftruncate(fd, length)` on a memfd.
@@ -332,7 +353,7 @@ pub fn ftruncate(thread: &Thread, fd: u64, length: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     match &thread.process.files.lock().get_mut(fd)?.file {
-        File::Memfd(object) => {
+        File::Memfd { object, .. } => {
             object.set_size(length);
             Ok(0)
         }

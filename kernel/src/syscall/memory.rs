@@ -15,7 +15,7 @@ use security::Privilege;
 fn mapping_of(thread: &Thread, fd: u64) -> SysResult<FileMapping> {
     match &thread.process.files.lock().get_mut(fd)?.file {
         File::ReadOnly { object: Some(file), .. } => Ok(FileMapping { file: file.clone(), readable: true, writable: false }),
-        File::Memfd(file) => Ok(FileMapping { file: file.clone(), readable: true, writable: true }),
+        File::Memfd { object, .. } => Ok(FileMapping { file: object.clone(), readable: true, writable: true }),
         _ => Err(Errno::EACCES),
     }
 }

@@ -280,6 +280,28 @@ impl FileObject {
     }
 }
 
+impl FileObject {
+    /// Copies `data` into the file at `offset` through the cache, growing the file to
+    /// cover it (shared memory: `write(2)` on a memfd); returns the bytes written.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, PageError> {
+        let end = offset.checked_add(data.len() as u64).ok_or(PageError::BeyondEof)?;
+        if end > self.size_bytes() {
+            self.size_bytes.fetch_max(end, Ordering::AcqRel);
+        }
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let in_page = (pos % PAGE_SIZE) as usize;
+            let n = (PAGE_BYTES - in_page).min(data.len() - done);
+            let pfn = self.get_page(pos / PAGE_SIZE)?;
+            self.cache.frames().write(pfn, in_page, &data[done..done + n]);
+            self.cache.frames().put(pfn);
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
 impl core::fmt::Debug for FileObject {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FileObject")
@@ -364,5 +386,25 @@ mod tests {
         assert_eq!(f.info().path, "/dev/zero (deleted)");
         drop(f);
         assert_eq!(soft.live(), 0);
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+    use crate::phys::{soft::SoftFrames, Frames};
+
+    #[test]
+    fn write_at_grows_shmem_and_reads_back() {
+        let frames = Frames::new(SoftFrames::new());
+        let file = FileObject::new_shmem(0, frames);
+        assert_eq!(file.write_at(4090, b"hello, world").unwrap(), 12);
+        assert_eq!(file.size_bytes(), 4102);
+        let mut buf = [0u8; 12];
+        assert_eq!(file.read_at(4090, &mut buf).unwrap(), 12);
+        assert_eq!(&buf, b"hello, world");
+        let mut head = [1u8; 8];
+        file.read_at(0, &mut head).unwrap();
+        assert_eq!(head, [0u8; 8], "the hole before the write reads as zeroes");
     }
 }

@@ -1849,6 +1849,15 @@ fn memfd(c: &mut Checks) {
         r == Ok(105) && &buf[100..] == b"child" && buf[50] == 0x50,
         format_args!("read {:?}, bytes 100.. {:?}", r, &buf[100..]),
     );
+    // write() lands in the same pages (at the descriptor's offset, which read advanced).
+    let w = fs::lseek_set(fd, 200).and_then(|_| fs::write(fd, b"written"));
+    let mut back = [0u8; 7];
+    let r2 = fs::lseek_set(fd, 200).and_then(|_| fs::read(fd, &mut back));
+    c.check(
+        "memfd-write-then-read",
+        w == Ok(7) && r2 == Ok(7) && &back == b"written",
+        format_args!("write {:?}, read back {:?} {:?}", w, r2, core::str::from_utf8(&back)),
+    );
     match map_fd(4 * PAGE, Prot::RW, MapFlags::SHARED, fd, 0) {
         Ok(m4) => {
             let target = m4 + 3 * PAGE + 8;
