@@ -32,16 +32,31 @@ fn bucket(key: (u64, u64)) -> &'static Mutex<VecDeque<Arc<Waiter>>> {
     &TABLE[h as usize % BUCKETS]
 }
 
-fn key_of(process: &Process, uaddr: u64) -> (u64, u64) {
-    (process.aspace.read().id(), uaddr)
+/// Marks keys of shared futexes (the second half is then a physical address).
+const SHARED_KEY: u64 = u64::MAX;
+
+/// A private futex is keyed by (address space, address); a shared one in a MAP_SHARED
+/// mapping by the physical location of the word, so processes sharing the memory meet
+/// whatever address each maps it at.
+fn key_of(process: &Process, uaddr: u64, private: bool) -> (u64, u64) {
+    let space = process.aspace.read().clone();
+    if !private && space.mm().vma_at(uaddr).is_some_and(|v| v.is_shared()) {
+        if let Some(frame) = space.frame_of(uaddr) {
+            return (SHARED_KEY, frame + (uaddr & 4095));
+        }
+    }
+    (space.id(), uaddr)
 }
 
 /// FUTEX_WAIT: sleeps while `*uaddr == expected`, until woken, interrupted or `deadline_ns`.
-pub async fn wait(thread: &Thread, uaddr: u64, expected: u32, deadline_ns: Option<u64>) -> SysResult<u64> {
+/// `private`: FUTEX_PRIVATE_FLAG was given.
+pub async fn wait(thread: &Thread, uaddr: u64, expected: u32, deadline_ns: Option<u64>, private: bool) -> SysResult<u64> {
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
-    let key = key_of(&thread.process, uaddr);
+    // Fault the word in first: a shared key needs its frame.
+    let _: u32 = read_user(uaddr)?;
+    let key = key_of(&thread.process, uaddr, private);
     let waiter = Arc::new(Waiter { key, woken: AtomicBool::new(false), waker: AtomicWaker::new() });
     {
         let mut q = bucket(key).lock();
@@ -84,8 +99,8 @@ pub async fn wait(thread: &Thread, uaddr: u64, expected: u32, deadline_ns: Optio
 }
 
 /// FUTEX_WAKE: wakes up to `count` waiters on `uaddr`; returns how many.
-pub fn wake(process: &Process, uaddr: u64, count: u32) -> u64 {
-    let key = key_of(process, uaddr);
+pub fn wake(process: &Process, uaddr: u64, count: u32, private: bool) -> u64 {
+    let key = key_of(process, uaddr, private);
     let mut woken = 0u64;
     let mut q = bucket(key).lock();
     let mut i = 0;

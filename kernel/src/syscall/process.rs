@@ -196,6 +196,7 @@ pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, 
     const FUTEX_WAIT_BITSET: u64 = 9;
     const FUTEX_WAKE_BITSET: u64 = 10;
     const FUTEX_CLOCK_REALTIME: u64 = 256;
+    const FUTEX_PRIVATE_FLAG: u64 = 128;
     let cmd = op & 0x7f & !0x80;
     let cmd = cmd & !(FUTEX_CLOCK_REALTIME & 0x7f);
     match cmd {
@@ -206,7 +207,7 @@ pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, 
             if !uaddr.is_multiple_of(4) {
                 return Err::<u64, _>(Errno::EINVAL).into();
             }
-            Ok(futex::wake(&thread.process, uaddr, val as u32)).into()
+            Ok(futex::wake(&thread.process, uaddr, val as u32, op & FUTEX_PRIVATE_FLAG != 0)).into()
         }
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             if cmd == FUTEX_WAIT_BITSET && val3 as u32 == 0 {
@@ -222,7 +223,8 @@ pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, 
                 Some(if cmd == FUTEX_WAIT { crate::time::now_ns().saturating_add(ts) } else { super::time::clock_to_monotonic(op & FUTEX_CLOCK_REALTIME != 0, ts) })
             };
             let thread = thread.clone();
-            wait(async move { futex::wait(&thread, uaddr, val as u32, deadline).await })
+            let private = op & FUTEX_PRIVATE_FLAG != 0;
+            wait(async move { futex::wait(&thread, uaddr, val as u32, deadline, private).await })
         }
         _ => Err::<u64, _>(Errno::ENOSYS).into(),
     }
