@@ -152,6 +152,21 @@ impl<T> DerefMut for WriteGuard<'_, T> {
     }
 }
 
+impl<'a, T> WriteGuard<'a, T> {
+    /// Turns exclusive access into shared access without letting a writer in between:
+    /// readers (faults) may enter again, writers still wait (munmap zaps this way).
+    pub(crate) fn downgrade(self) -> ReadGuard<'a, T> {
+        let lock = self.lock;
+        let count = &lock.readers[crate::cpu::current_cpu().index() % SLOTS].0;
+        // Count ourselves as a reader before dropping the flag: a writer that sees the flag
+        // clear then sees our count and waits for it.
+        count.fetch_add(1, Ordering::SeqCst);
+        core::mem::forget(self);
+        lock.writer.0.store(false, Ordering::Release);
+        ReadGuard { lock, count }
+    }
+}
+
 impl<T> Drop for WriteGuard<'_, T> {
     fn drop(&mut self) {
         // Release: our changes happen before the next reader or writer that sees it clear.
@@ -162,6 +177,29 @@ impl<T> Drop for WriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn downgrade_lets_readers_in_and_keeps_writers_out() {
+        let lock = std::sync::Arc::new(TreeLock::new(1u64));
+        let mut w = lock.write();
+        *w = 2;
+        let r = w.downgrade();
+        assert_eq!(*r, 2);
+        // Another reader gets in while we hold the downgraded guard.
+        assert_eq!(*lock.read(), 2);
+        // A writer waits for the downgraded reader.
+        let entered = std::sync::Arc::new(AtomicBool::new(false));
+        let (l2, e2) = (lock.clone(), entered.clone());
+        let writer = std::thread::spawn(move || {
+            *l2.write() = 3;
+            e2.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!entered.load(Ordering::SeqCst), "a writer got in past a downgraded guard");
+        drop(r);
+        writer.join().unwrap();
+        assert_eq!(*lock.read(), 3);
+    }
     use std::collections::BTreeSet;
     use std::sync::atomic::AtomicBool;
     use std::sync::{Arc, Mutex};

@@ -23,7 +23,26 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::InvalidArgument);
         }
         let mut st = self.state().write();
-        self.unmap_locked(&mut st.tree, addr, end)
+        let max = self.tunables().max_map_count();
+        let old = st.tree.rewrite(addr, end, max, &mut |_| None, None)?;
+        // The VMAs are gone: faults in other VMAs may proceed while the pages are
+        // zapped (a fault in this range now finds no VMA); mmap and other writers still
+        // wait, so nothing new can be mapped into the range before the zap is done.
+        let _shared = super::lock::WriteGuard::downgrade(st);
+        self.zap_vmas(&old);
+        Ok(())
+    }
+
+    /// Zaps the pages of `vmas` (already removed from the tree) and frees their frames
+    /// after one batched flush.
+    fn zap_vmas(&self, vmas: &[crate::vma::Vma]) {
+        if !vmas.is_empty() {
+            let mut zap = Zap::new(self.frames(), &**self.tlb());
+            for v in vmas {
+                zap.range(self.page_table(), v.start, v.end);
+            }
+            zap.finish();
+        }
     }
 
     /// Unmaps `[start, end)` with the tree write-locked.
@@ -35,13 +54,7 @@ impl<P: PageTable> AddressSpace<P> {
     ) -> Result<(), MmError> {
         let max = self.tunables().max_map_count();
         let old = tree.rewrite(start, end, max, &mut |_| None, None)?;
-        if !old.is_empty() {
-            let mut zap = Zap::new(self.frames(), &**self.tlb());
-            for v in &old {
-                zap.range(self.page_table(), v.start, v.end);
-            }
-            zap.finish();
-        }
+        self.zap_vmas(&old);
         Ok(())
     }
 }
