@@ -145,6 +145,7 @@ impl Future for ThreadTask {
         thread.cpus_used.fetch_or(1 << cpu.cpu_id.index(), Ordering::Relaxed);
         let result = self.inner.as_mut().poll(cx);
         cpu.current_thread.store(0, Ordering::Relaxed);
+        tlb::leave();
         // The address space stays loaded (lazy switching, `tlb::activate`).
         drop(space);
         match result {

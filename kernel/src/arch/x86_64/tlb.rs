@@ -25,7 +25,7 @@ impl TlbState {
     }
 }
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crossbeam_queue::ArrayQueue;
 use drivers::apic::vectors;
 use sched::{CpuId, MAX_CPUS};
@@ -58,7 +58,14 @@ pub fn activate(space: &AddressSpace) {
         let cpu = percpu::current_cpu().index();
         let me = space as *const TlbState as u64;
         let previous = LOADED[cpu].load(Ordering::Relaxed);
+        // Store IN_USE, then load FLUSH_PENDING (both SeqCst): pairs with the sender in
+        // `flush_address_space`, so a flush skipped for a lazy CPU is seen here.
+        IN_USE[cpu].store(true, Ordering::SeqCst);
+        let pending = FLUSH_PENDING[cpu].swap(false, Ordering::SeqCst);
         if previous == me {
+            if pending {
+                tlb::flush_all();
+            }
             return;
         }
         let bit = 1u64 << cpu;
@@ -77,6 +84,17 @@ pub fn activate(space: &AddressSpace) {
         }
     });
 }
+
+/// The calling CPU stops running user code of its loaded address space (end of a thread
+/// task's poll): from now on shootdowns for it may be deferred to its next `activate`.
+pub fn leave() {
+    IN_USE[percpu::current_cpu().index()].store(false, Ordering::SeqCst);
+}
+
+/// Per CPU: running a user thread (its loaded address space's TLB entries may be used).
+static IN_USE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per CPU: a shootdown was skipped while it was lazy; flush before running user code.
+static FLUSH_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
 /// Makes sure no CPU still has `space` loaded (lazily or not) before its tables are freed.
 pub fn release(space: &TlbState) {
@@ -159,7 +177,17 @@ pub fn flush_address_space(space: &TlbState, start: u64, end: u64) {
     if active & (1 << me.index()) != 0 {
         flush_local(start, end);
     }
-    let others = active & !(1 << me.index());
+    // A CPU that only has the address space loaded lazily (it runs no thread of it) is
+    // not interrupted: it flushes when it next runs one (`activate`). Store the pending
+    // mark, then load IN_USE (SeqCst), pairing with `activate`.
+    let candidates = active & !(1 << me.index());
+    let mut others = candidates;
+    for cpu in (0..MAX_CPUS).filter(|c| candidates & (1 << c) != 0) {
+        FLUSH_PENDING[cpu].store(true, Ordering::SeqCst);
+        if !IN_USE[cpu].load(Ordering::SeqCst) {
+            others &= !(1 << cpu);
+        }
+    }
     if others != 0 {
         let ptr = space as *const TlbState as u64;
         broadcast(others, |ack| Request::Flush { space: ptr, start, end, ack });
