@@ -113,3 +113,59 @@ pub fn boot_apic_id() -> u32 {
     }
     __cpuid(1).ebx >> 24
 }
+
+/// Zeroes one 4 KiB page with an unrolled loop of 256-byte groups of 8-byte stores.
+/// Under QEMU TCG a `rep stos` leaves its translation block at every iteration (512 per
+/// page); this loop stays in one block (16 chained iterations), several times faster.
+/// (Linux's `clear_page_orig` is the same idea for CPUs without fast string operations.)
+///
+/// # Safety
+/// `page` must be 4 KiB-aligned, writable, and not in use by anyone else.
+pub unsafe fn clear_page(page: *mut u8) {
+    // SAFETY: the caller hands over a whole writable page; the loop writes exactly 4096
+    // bytes from `page` and clobbers only the declared registers.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "mov qword ptr [{p} + 0], {z}",
+            "mov qword ptr [{p} + 8], {z}",
+            "mov qword ptr [{p} + 16], {z}",
+            "mov qword ptr [{p} + 24], {z}",
+            "mov qword ptr [{p} + 32], {z}",
+            "mov qword ptr [{p} + 40], {z}",
+            "mov qword ptr [{p} + 48], {z}",
+            "mov qword ptr [{p} + 56], {z}",
+            "mov qword ptr [{p} + 64], {z}",
+            "mov qword ptr [{p} + 72], {z}",
+            "mov qword ptr [{p} + 80], {z}",
+            "mov qword ptr [{p} + 88], {z}",
+            "mov qword ptr [{p} + 96], {z}",
+            "mov qword ptr [{p} + 104], {z}",
+            "mov qword ptr [{p} + 112], {z}",
+            "mov qword ptr [{p} + 120], {z}",
+            "mov qword ptr [{p} + 128], {z}",
+            "mov qword ptr [{p} + 136], {z}",
+            "mov qword ptr [{p} + 144], {z}",
+            "mov qword ptr [{p} + 152], {z}",
+            "mov qword ptr [{p} + 160], {z}",
+            "mov qword ptr [{p} + 168], {z}",
+            "mov qword ptr [{p} + 176], {z}",
+            "mov qword ptr [{p} + 184], {z}",
+            "mov qword ptr [{p} + 192], {z}",
+            "mov qword ptr [{p} + 200], {z}",
+            "mov qword ptr [{p} + 208], {z}",
+            "mov qword ptr [{p} + 216], {z}",
+            "mov qword ptr [{p} + 224], {z}",
+            "mov qword ptr [{p} + 232], {z}",
+            "mov qword ptr [{p} + 240], {z}",
+            "mov qword ptr [{p} + 248], {z}",
+            "add {p}, 256",
+            "dec {n:e}",
+            "jnz 2b",
+            p = inout(reg) page => _,
+            n = inout(reg) 16u32 => _,
+            z = in(reg) 0u64,
+            options(nostack)
+        )
+    };
+}
