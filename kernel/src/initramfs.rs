@@ -7,41 +7,9 @@ use spin::Once;
 
 static FILES: Once<BTreeMap<String, &'static [u8]>> = Once::new();
 
-fn hex_field(header: &[u8], index: usize) -> Option<usize> {
-    let text = core::str::from_utf8(header.get(6 + index * 8..14 + index * 8)?).ok()?;
-    usize::from_str_radix(text, 16).ok()
-}
-
-/// Parses a newc archive into `path -> contents` (regular files only, paths without the
-/// leading `./`).
+/// Parses a newc archive into `path -> contents` (regular files only).
 pub fn parse(archive: &'static [u8]) -> BTreeMap<String, &'static [u8]> {
-    let mut files = BTreeMap::new();
-    let mut at = 0usize;
-    while let Some(header) = archive.get(at..at + 110) {
-        if &header[..6] != b"070701" {
-            break;
-        }
-        let (Some(mode), Some(file_size), Some(name_size)) = (hex_field(header, 1), hex_field(header, 6), hex_field(header, 11))
-        else {
-            break;
-        };
-        let name_start = at + 110;
-        let Some(name) = archive.get(name_start..name_start + name_size.saturating_sub(1)) else { break };
-        let data_start = (name_start + name_size).next_multiple_of(4);
-        let Some(data) = archive.get(data_start..data_start + file_size) else { break };
-        if name == b"TRAILER!!!" {
-            break;
-        }
-        let is_regular = mode & 0o170000 == 0o100000;
-        if is_regular {
-            if let Ok(name) = core::str::from_utf8(name) {
-                let path = String::from("/") + name.trim_start_matches("./").trim_start_matches('/');
-                files.insert(path, data);
-            }
-        }
-        at = (data_start + file_size).next_multiple_of(4);
-    }
-    files
+    loader::cpio::parse(archive).into_iter().map(|e| (e.path, e.data)).collect()
 }
 
 /// Loads the archive QEMU placed at `[phys, phys + size)`.

@@ -1,0 +1,248 @@
+//! Static x86_64 ELF programs (ET_EXEC, and static-PIE ET_DYN placed at a chosen base):
+//! the entry point, the program headers' address and the loadable segments. Dynamic
+//! programs (PT_INTERP) are refused: the kernel starts static binaries only.
+
+use alloc::vec::Vec;
+
+/// `e_type` of a position-dependent executable.
+pub const ET_EXEC: u16 = 2;
+/// `e_type` of a position-independent one.
+pub const ET_DYN: u16 = 3;
+const EM_X86_64: u16 = 62;
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_PHDR: u32 = 6;
+/// Size of one program header.
+pub const PHENT_BYTES: u16 = 56;
+/// Most program headers accepted.
+const MAX_PHNUM: usize = 256;
+
+/// Why a file is not a program this kernel runs (the kernel answers ENOEXEC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElfError {
+    /// Not ELF, not 64-bit little-endian, or not x86_64.
+    NotX86_64Elf,
+    /// Neither ET_EXEC nor ET_DYN.
+    NotExecutable,
+    /// It asks for a dynamic loader.
+    Dynamic,
+    /// Headers or segments point outside the file or overflow.
+    Malformed,
+    /// No loadable segment.
+    NothingToLoad,
+}
+
+/// One loadable segment, at its final address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Virtual address of the first byte.
+    pub vaddr: u64,
+    /// Offset of its bytes in the file.
+    pub offset: u64,
+    /// Bytes taken from the file.
+    pub file_len: u64,
+    /// Bytes in memory (the rest is zero: .bss).
+    pub mem_len: u64,
+    /// Readable.
+    pub read: bool,
+    /// Writable.
+    pub write: bool,
+    /// Executable.
+    pub exec: bool,
+}
+
+impl Segment {
+    /// One past the last byte in memory.
+    pub fn end(&self) -> u64 {
+        self.vaddr + self.mem_len
+    }
+}
+
+/// A parsed program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    /// Entry point (relocated).
+    pub entry: u64,
+    /// Where the program headers are in memory (AT_PHDR), if they are loaded.
+    pub phdr_vaddr: Option<u64>,
+    /// Number of program headers (AT_PHNUM).
+    pub phnum: u16,
+    /// Loadable segments, in file order.
+    pub segments: Vec<Segment>,
+    /// The load bias (0 for ET_EXEC).
+    pub bias: u64,
+}
+
+fn bytes<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], ElfError> {
+    b.get(at..at.checked_add(N).ok_or(ElfError::Malformed)?).and_then(|s| s.try_into().ok()).ok_or(ElfError::Malformed)
+}
+fn u16_at(b: &[u8], at: usize) -> Result<u16, ElfError> {
+    bytes::<2>(b, at).map(u16::from_le_bytes)
+}
+fn u32_at(b: &[u8], at: usize) -> Result<u32, ElfError> {
+    bytes::<4>(b, at).map(u32::from_le_bytes)
+}
+fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
+    bytes::<8>(b, at).map(u64::from_le_bytes)
+}
+
+/// Parses `elf`; a static-PIE is placed at `pie_base`. Every segment must lie in the file
+/// and below `user_end` (exclusive), and may not start on page 0.
+pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfError> {
+    if elf.get(..4) != Some(b"\x7fELF") || elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
+        return Err(ElfError::NotX86_64Elf);
+    }
+    if u16_at(elf, 18)? != EM_X86_64 {
+        return Err(ElfError::NotX86_64Elf);
+    }
+    let kind = u16_at(elf, 16)?;
+    let bias = match kind {
+        ET_EXEC => 0,
+        ET_DYN => pie_base,
+        _ => return Err(ElfError::NotExecutable),
+    };
+    let entry = u64_at(elf, 24)?.checked_add(bias).ok_or(ElfError::Malformed)?;
+    let phoff = usize::try_from(u64_at(elf, 32)?).map_err(|_| ElfError::Malformed)?;
+    let phentsize = usize::from(u16_at(elf, 54)?);
+    let phnum = u16_at(elf, 56)?;
+    if phentsize < usize::from(PHENT_BYTES) || phnum == 0 || usize::from(phnum) > MAX_PHNUM {
+        return Err(ElfError::Malformed);
+    }
+    let mut segments = Vec::new();
+    let mut phdr_vaddr = None;
+    for i in 0..usize::from(phnum) {
+        let ph = i.checked_mul(phentsize).and_then(|o| o.checked_add(phoff)).ok_or(ElfError::Malformed)?;
+        let p_type = u32_at(elf, ph)?;
+        let flags = u32_at(elf, ph + 4)?;
+        let offset = u64_at(elf, ph + 8)?;
+        let vaddr = u64_at(elf, ph + 16)?.checked_add(bias).ok_or(ElfError::Malformed)?;
+        let file_len = u64_at(elf, ph + 32)?;
+        let mem_len = u64_at(elf, ph + 40)?;
+        match p_type {
+            PT_INTERP => return Err(ElfError::Dynamic),
+            PT_PHDR => phdr_vaddr = Some(vaddr),
+            PT_LOAD if mem_len > 0 => {
+                let in_file = offset.checked_add(file_len).is_some_and(|end| end <= elf.len() as u64);
+                let in_user = vaddr.checked_add(mem_len).is_some_and(|end| end <= user_end);
+                if file_len > mem_len || !in_file || !in_user || vaddr < 4096 {
+                    return Err(ElfError::Malformed);
+                }
+                segments.push(Segment {
+                    vaddr,
+                    offset,
+                    file_len,
+                    mem_len,
+                    read: flags & 4 != 0,
+                    write: flags & 2 != 0,
+                    exec: flags & 1 != 0,
+                });
+                if phdr_vaddr.is_none() && offset == 0 {
+                    phdr_vaddr = vaddr.checked_add(phoff as u64);
+                }
+            }
+            _ => {}
+        }
+    }
+    if segments.is_empty() {
+        return Err(ElfError::NothingToLoad);
+    }
+    Ok(Program { entry, phdr_vaddr, phnum, segments, bias })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    const USER_END: u64 = 0x0000_7fff_ffff_f000;
+
+    /// A minimal static executable: a 64-byte header, two program headers (R+X text at
+    /// 0x400000 holding the headers, RW data with .bss at 0x401000) and 0x200 bytes of code.
+    pub(crate) fn tiny_exec(kind: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 0x1200];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&kind.to_le_bytes());
+        f[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+        f[24..32].copy_from_slice(&0x400100u64.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes());
+        f[54..56].copy_from_slice(&PHENT_BYTES.to_le_bytes());
+        f[56..58].copy_from_slice(&2u16.to_le_bytes());
+        let ph = |f: &mut Vec<u8>, at: usize, flags: u32, off: u64, va: u64, filesz: u64, memsz: u64| {
+            f[at..at + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+            f[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
+            f[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
+            f[at + 16..at + 24].copy_from_slice(&va.to_le_bytes());
+            f[at + 32..at + 40].copy_from_slice(&filesz.to_le_bytes());
+            f[at + 40..at + 48].copy_from_slice(&memsz.to_le_bytes());
+        };
+        ph(&mut f, 64, 5, 0, 0x400000, 0x1000, 0x1000);
+        ph(&mut f, 120, 6, 0x1000, 0x401000, 0x200, 0x3000);
+        f
+    }
+
+    #[test]
+    fn static_executable() {
+        let p = parse(&tiny_exec(ET_EXEC), 0x5555_0000_0000, USER_END).unwrap();
+        assert_eq!(p.entry, 0x400100);
+        assert_eq!(p.phdr_vaddr, Some(0x400040));
+        assert_eq!(p.phnum, 2);
+        assert_eq!(p.segments.len(), 2);
+        assert!(p.segments[0].exec && p.segments[0].read && !p.segments[0].write);
+        assert_eq!((p.segments[1].file_len, p.segments[1].mem_len, p.segments[1].end()), (0x200, 0x3000, 0x404000));
+    }
+
+    #[test]
+    fn static_pie_is_placed_at_the_base() {
+        let p = parse(&tiny_exec(ET_DYN), 0x5555_0000_0000, USER_END).unwrap();
+        assert_eq!(p.bias, 0x5555_0000_0000);
+        assert_eq!(p.entry, 0x5555_0040_0100);
+        assert_eq!(p.segments[0].vaddr, 0x5555_0040_0000);
+    }
+
+    #[test]
+    fn refusals() {
+        let good = tiny_exec(ET_EXEC);
+        let with = |at: usize, bytes: &[u8]| {
+            let mut f = good.clone();
+            f[at..at + bytes.len()].copy_from_slice(bytes);
+            parse(&f, 0, USER_END)
+        };
+        assert_eq!(with(0, b"\x7fELG"), Err(ElfError::NotX86_64Elf));
+        assert_eq!(with(4, &[1]), Err(ElfError::NotX86_64Elf));
+        assert_eq!(with(18, &3u16.to_le_bytes()), Err(ElfError::NotX86_64Elf));
+        assert_eq!(with(16, &1u16.to_le_bytes()), Err(ElfError::NotExecutable));
+        assert_eq!(with(64, &PT_INTERP.to_le_bytes()), Err(ElfError::Dynamic));
+        assert_eq!(with(56, &0u16.to_le_bytes()), Err(ElfError::Malformed));
+        // A segment running past the end of the file, one larger in the file than in
+        // memory, one that wraps around, one above user space, one on page 0.
+        assert_eq!(with(120 + 32, &0x10_0000u64.to_le_bytes()), Err(ElfError::Malformed));
+        assert_eq!(with(120 + 40, &0x100u64.to_le_bytes()), Err(ElfError::Malformed));
+        assert_eq!(with(120 + 16, &u64::MAX.to_le_bytes()), Err(ElfError::Malformed));
+        assert_eq!(with(120 + 16, &USER_END.to_le_bytes()), Err(ElfError::Malformed));
+        assert_eq!(with(64 + 16, &0u64.to_le_bytes()), Err(ElfError::Malformed));
+        assert_eq!(parse(&good[..100], 0, USER_END), Err(ElfError::Malformed));
+        // A PIE base that overflows.
+        assert_eq!(parse(&tiny_exec(ET_DYN), u64::MAX - 10, USER_END), Err(ElfError::Malformed));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Corrupting any header bytes never panics, and whatever parses stays in bounds.
+        #[test]
+        fn corrupted_headers_never_panic(flips in proptest::collection::vec((0usize..176, any::<u8>()), 1..12), pie in any::<u64>()) {
+            let mut f = tiny_exec(ET_EXEC);
+            for (at, byte) in flips {
+                f[at] = byte;
+            }
+            if let Ok(p) = parse(&f, pie, USER_END) {
+                for s in &p.segments {
+                    prop_assert!(s.end() <= USER_END && s.offset + s.file_len <= f.len() as u64);
+                }
+            }
+        }
+    }
+}
