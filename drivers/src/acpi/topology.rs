@@ -271,3 +271,98 @@ pub fn parse_slit(table: &[u8]) -> Option<(usize, &[u8])> {
     let matrix = table.get(SLIT_HEADER_BYTES..SLIT_HEADER_BYTES + nodes.checked_mul(nodes)?)?;
     Some((nodes, matrix))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    /// A SRAT with a header of the right size and the given entries.
+    fn srat(entries: &[&[u8]]) -> Vec<u8> {
+        let mut t = alloc::vec![0u8; SRAT_HEADER_BYTES];
+        t[..4].copy_from_slice(b"SRAT");
+        for e in entries {
+            t.extend_from_slice(e);
+        }
+        let len = t.len() as u32;
+        t[4..8].copy_from_slice(&len.to_le_bytes());
+        t
+    }
+
+    fn cpu_entry(apic: u8, node: u32, enabled: bool) -> [u8; 16] {
+        let mut e = [0u8; 16];
+        e[0] = 0;
+        e[1] = 16;
+        e[2] = node as u8;
+        e[3] = apic;
+        e[4..8].copy_from_slice(&u32::from(enabled).to_le_bytes());
+        e[9..12].copy_from_slice(&(node >> 8).to_le_bytes()[..3]);
+        e
+    }
+
+    fn memory_entry(node: u32, base: u64, length: u64, flags: u32) -> [u8; 40] {
+        let mut e = [0u8; 40];
+        e[0] = 1;
+        e[1] = 40;
+        e[2..6].copy_from_slice(&node.to_le_bytes());
+        e[8..16].copy_from_slice(&base.to_le_bytes());
+        e[16..24].copy_from_slice(&length.to_le_bytes());
+        e[28..32].copy_from_slice(&flags.to_le_bytes());
+        e
+    }
+
+    #[test]
+    fn srat_cpus_and_memory() {
+        let t = srat(&[
+            &cpu_entry(0, 0, true),
+            &cpu_entry(1, 1, true),
+            &cpu_entry(2, 1, false),
+            &memory_entry(0, 0, 0xa0000, 1),
+            &memory_entry(1, 0x4000_0000, 0x4000_0000, 1 | 2),
+            &memory_entry(1, 0x8000_0000, 0x1000, 0),
+        ]);
+        let got = parse_srat(&t);
+        assert_eq!(
+            got,
+            alloc::vec![
+                SratAffinity::Cpu { apic_id: 0, node: 0 },
+                SratAffinity::Cpu { apic_id: 1, node: 1 },
+                SratAffinity::Memory(MemoryAffinity { node: 0, base: 0, length: 0xa0000, hot_pluggable: false }),
+                SratAffinity::Memory(MemoryAffinity { node: 1, base: 0x4000_0000, length: 0x4000_0000, hot_pluggable: true }),
+            ]
+        );
+    }
+
+    #[test]
+    fn slit_matrix() {
+        let mut t = alloc::vec![0u8; SLIT_HEADER_BYTES];
+        t[36..44].copy_from_slice(&2u64.to_le_bytes());
+        t.extend_from_slice(&[10, 21, 21, 10]);
+        assert_eq!(parse_slit(&t), Some((2, &[10u8, 21, 21, 10][..])));
+        // A node count the table is too short for, or one whose square overflows.
+        t[36..44].copy_from_slice(&3u64.to_le_bytes());
+        assert_eq!(parse_slit(&t), None);
+        t[36..44].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(parse_slit(&t), None);
+    }
+
+    #[test]
+    fn truncated_and_garbage_tables_never_panic() {
+        let t = srat(&[&cpu_entry(0, 0, true), &memory_entry(0, 0, 0x1000, 1)]);
+        for cut in 0..t.len() {
+            let _ = parse_srat(&t[..cut]);
+            let _ = parse_slit(&t[..cut]);
+        }
+        let mut seed = 0x1234_5678_u64;
+        for _ in 0..2000 {
+            let mut garbage = t.clone();
+            for _ in 0..4 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let i = (seed >> 33) as usize % garbage.len();
+                garbage[i] = (seed >> 17) as u8;
+            }
+            let _ = parse_srat(&garbage);
+            let _ = parse_slit(&garbage);
+        }
+    }
+}
