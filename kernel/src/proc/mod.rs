@@ -93,6 +93,8 @@ pub struct Process {
     pub children: Mutex<Vec<Arc<Process>>>,
     /// Woken when a child exits (wait4).
     pub child_exited: wait::WaitQueue,
+    /// Woken when one of its threads exits (execve waits for the others).
+    pub thread_exited: wait::WaitQueue,
     /// The process has exited and released its resources (a zombie until reaped).
     pub zombie: AtomicBool,
     /// Threads, for signals and exit.
@@ -188,6 +190,7 @@ pub fn new_process(
         exit_status: Mutex::new(None),
         children: Mutex::new(Vec::new()),
         child_exited: wait::WaitQueue::new(),
+        thread_exited: wait::WaitQueue::new(),
         zombie: AtomicBool::new(false),
         threads: Mutex::new(Vec::new()),
         rlimits: Mutex::new(default_rlimits()),

@@ -40,6 +40,8 @@ pub struct Thread {
     pub interrupt_waker: AtomicWaker,
     /// The thread is asked to leave its current wait.
     interrupted: AtomicBool,
+    /// The thread must exit (another thread of its process is in execve).
+    exit_requested: AtomicBool,
     /// CPU the thread last ran on (for getcpu and reports).
     pub last_cpu: AtomicU64,
     /// CPUs the thread has run on (bit per CPU), for reports.
@@ -58,6 +60,7 @@ impl Thread {
             affinity: AtomicU64::new(affinity),
             interrupt_waker: AtomicWaker::new(),
             interrupted: AtomicBool::new(false),
+            exit_requested: AtomicBool::new(false),
             last_cpu: AtomicU64::new(0),
             cpus_used: AtomicU64::new(0),
         })
@@ -76,10 +79,19 @@ impl Thread {
         }
     }
 
+    /// Makes the thread exit at its next return to the kernel loop (execve de-threading).
+    pub fn request_exit(&self) {
+        self.exit_requested.store(true, Ordering::SeqCst);
+        self.interrupt();
+    }
+
     /// Whether a wait should end early (and clears the request when it is only a signal
     /// that is no longer deliverable).
     pub fn is_interrupted(&self) -> bool {
-        self.process.exiting.load(Ordering::SeqCst) || self.has_deliverable_signal() || self.interrupted.load(Ordering::SeqCst)
+        self.process.exiting.load(Ordering::SeqCst)
+            || self.exit_requested.load(Ordering::SeqCst)
+            || self.has_deliverable_signal()
+            || self.interrupted.load(Ordering::SeqCst)
     }
 
     /// Clears a stale interrupt request before a new wait.
@@ -167,7 +179,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
     // The address space, kept at hand for faults (execve replaces it: refreshed after).
     let mut space = thread.process.aspace.read().clone();
     loop {
-        if thread.process.exiting.load(Ordering::SeqCst) {
+        if thread.process.exiting.load(Ordering::SeqCst) || thread.exit_requested.load(Ordering::SeqCst) {
             break;
         }
         if thread.has_deliverable_signal() {
@@ -199,6 +211,11 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Exit => break,
                 };
                 ctx.rax = ret;
+                if ret == syscall::RESTART {
+                    // Run the same system call again (its arguments are still in place).
+                    ctx.rax = nr;
+                    ctx.rip -= 2;
+                }
                 if nr == syscall::SYS_EXECVE {
                     space = thread.process.aspace.read().clone();
                 }
@@ -247,7 +264,9 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
     let process = &thread.process;
     process.cpus_used.fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
     process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
-    if process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1 {
+    let last = process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1;
+    process.thread_exited.wake_all();
+    if last {
         let status = process.exit_status().unwrap_or(ExitStatus::Exited(process.group_exit_code.load(Ordering::SeqCst) as u8));
         super::wait::process_exited(process, status);
     }

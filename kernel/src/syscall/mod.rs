@@ -48,6 +48,10 @@ where
     }))
 }
 
+/// A handler's "run me again" (Linux's internal ERESTARTNOINTR): the thread loop rewinds
+/// to the `syscall` instruction with the same arguments. Never reaches user mode.
+pub const RESTART: u64 = (-513i64) as u64;
+
 /// `execve`: the thread loop refreshes its address space after it.
 pub const SYS_EXECVE: u64 = 59;
 
@@ -89,7 +93,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         39 => Ok(u64::from(thread.process.pid)).into(),
         56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]).into(),
         57 | 58 => process::clone(thread, ctx, u64::from(crate::proc::signal::SIGCHLD), 0, 0, 0, 0).into(),
-        SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]).into(),
+        SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]),
         60 => process::exit(thread, a[0]),
         61 => process::wait4(thread, a[0] as i64, a[1], a[2], a[3]),
         62 => signal::kill(thread, a[0] as i64, a[1]).into(),

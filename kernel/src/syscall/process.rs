@@ -120,7 +120,46 @@ fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> 
     }
 }
 
-pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64, envp: u64) -> SysResult {
+/// `execve`; in a multi-threaded process the other threads are made to exit first (the
+/// call waits for them, then runs again), as Linux's de-threading does.
+pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64, envp: u64) -> Outcome {
+    let process = &thread.process;
+    if process.live_threads.load(Ordering::SeqCst) > 1 {
+        // The point of no return comes only after the program is known to be loadable:
+        // a failing execve must leave the other threads alone.
+        if let Err(e) = check_executable(path) {
+            return Err::<u64, _>(e).into();
+        }
+        for other in process.threads.lock().iter().filter(|t| !Arc::ptr_eq(t, thread)) {
+            other.request_exit();
+        }
+        let thread = thread.clone();
+        return Outcome::Wait(alloc::boxed::Box::pin(core::future::poll_fn(move |cx| {
+            thread.process.thread_exited.register(cx.waker());
+            if thread.process.live_threads.load(Ordering::SeqCst) <= 1 || thread.process.exiting.load(Ordering::SeqCst) {
+                core::task::Poll::Ready(super::RESTART)
+            } else {
+                core::task::Poll::Pending
+            }
+        })));
+    }
+    execve_single(thread, ctx, path, argv, envp).into()
+}
+
+/// Checks that `path` names a static program this kernel can load.
+fn check_executable(path: u64) -> SysResult<()> {
+    let raw = read_user_cstr(path, 4096)?;
+    let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
+    let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
+    let elf = match initramfs::lookup(&full) {
+        Some(elf) => elf,
+        None if initramfs::is_dir(&full) => return Err(Errno::EACCES),
+        None => return Err(Errno::ENOENT),
+    };
+    loader::elf::parse(elf, 0x5555_5555_0000, USER_ADDRESS_END).map(|_| ()).map_err(|_| Errno::ENOEXEC)
+}
+
+fn execve_single(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64, envp: u64) -> SysResult {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
     let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
@@ -135,10 +174,6 @@ pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64,
         None => return Err(Errno::ENOENT),
     };
     let process = &thread.process;
-    if process.live_threads.load(Ordering::SeqCst) > 1 {
-        // Multi-threaded exec (de-threading) is not supported yet.
-        return Err(Errno::EBUSY);
-    }
     let uid = process.token.read().uid();
     let image = exec::load(elf, &raw, &args, &envs, uid)?;
     let new_space = Arc::new(image.aspace);

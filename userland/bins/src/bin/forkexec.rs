@@ -69,6 +69,41 @@ fn main(args: &Args) -> i32 {
         },
     }
 
+    // 1b. execve from a process with a second thread (blocked in a sleep, and another
+    //     spinning): the other threads go away and the program runs (Linux de-threading);
+    //     an execve that fails leaves them running.
+    match fork() {
+        Err(e) => {
+            checks.check("exec-multithreaded", false, format_args!("fork failed: {}", e));
+        }
+        Ok(Fork::Child) => {
+            let sleeper = peios_rt::thread::spawn(|| loop {
+                peios_rt::time::sleep_ms(1000);
+            });
+            let spinner = peios_rt::thread::spawn(|| loop {
+                core::hint::spin_loop();
+            });
+            if sleeper.is_err() || spinner.is_err() {
+                exit_group(120);
+            }
+            let bad = execve("/no/such/program", &["x"], &env);
+            if bad != peios_rt::Errno::ENOENT {
+                exit_group(121);
+            }
+            let e = execve(&hello, &[hello.as_str(), "9", "from-a-threaded-process"], &env);
+            eprintln!("forkexec: child: threaded execve {}: {}", hello, e);
+            exit_group(122)
+        }
+        Ok(Fork::Parent(pid)) => {
+            let st = wait_pid(pid);
+            checks.check(
+                "exec-multithreaded",
+                st == Ok(WaitStatus::Exited(9)),
+                format_args!("{:?} (9 = hello ran; 121 = a failed execve misbehaved; 122 = execve failed)", st),
+            );
+        }
+    }
+
     // 2. fork without exec: exit status and getppid.
     match fork() {
         Err(e) => {
