@@ -14,11 +14,11 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     assert_eq!(out.status, 0, "suite failed:\n{}", out.log);
     for name in [
         "ksyncd", "hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "procmem", "tunables",
-        "procgate", "kaslrleak", "mmtest", "fuzz",
+        "procgate", "kaslrleak", "pgroups", "mmtest", "fuzz",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("15 passed, 0 failed");
+    out.expect_line("16 passed, 0 failed");
     out.expect_line("EXIT=0");
     // ksyncd applied the boot-time registry file; tunables checked every knob against it.
     out.expect_line("ksyncd: vm.stat_interval = 3 applied");

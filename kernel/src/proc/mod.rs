@@ -71,6 +71,10 @@ pub struct Process {
     pub pid: Pid,
     /// Parent pid (re-pointed to 1 when the parent exits first).
     pub ppid: AtomicU32,
+    /// Process group id.
+    pub pgid: AtomicU32,
+    /// Session id.
+    pub sid: AtomicU32,
     /// Program name (for reports).
     pub name: Mutex<String>,
     /// The address space; replaced by execve.
@@ -179,6 +183,9 @@ pub fn new_process(
     let process = Arc::new(Process {
         pid,
         ppid: AtomicU32::new(ppid),
+        // A new process starts in its parent's group and session (init: its own).
+        pgid: AtomicU32::new(lookup(ppid).filter(|_| ppid != pid).map_or(pid, |p| p.pgid.load(Ordering::Relaxed))),
+        sid: AtomicU32::new(lookup(ppid).filter(|_| ppid != pid).map_or(pid, |p| p.sid.load(Ordering::Relaxed))),
         name: Mutex::new(name),
         aspace: RwLock::new(aspace),
         files: Mutex::new(files),

@@ -102,11 +102,17 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
 /// `wait4` options.
 pub const WNOHANG: u64 = 1;
 
-/// Finds a reapable child matching `pid` (-1 any, >0 that pid, 0/-n process groups:
-/// treated as any, since there are no process groups yet).
+/// Finds a reapable child matching `pid`: -1 any child, >0 that pid, 0 a child in the
+/// caller's process group, < -1 a child in group -pid.
 fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> {
     let mut children = parent.children.lock();
-    let matches = |c: &Arc<Process>| pid <= 0 || i64::from(c.pid) == pid;
+    let own_group = i64::from(parent.pgid.load(Ordering::Relaxed));
+    let matches = |c: &Arc<Process>| match pid {
+        -1 => true,
+        0 => i64::from(c.pgid.load(Ordering::Relaxed)) == own_group,
+        p if p < -1 => i64::from(c.pgid.load(Ordering::Relaxed)) == -p,
+        p => i64::from(c.pid) == p,
+    };
     if !children.iter().any(matches) {
         return Err(Errno::ECHILD);
     }

@@ -343,3 +343,57 @@ pub fn restrict_self(thread: &Arc<Thread>) -> SysResult {
     *process.token.write() = restricted;
     Ok(0)
 }
+
+fn target_process(caller: &Arc<Thread>, pid: u64) -> SysResult<Arc<proc::Process>> {
+    if pid == 0 {
+        return Ok(caller.process.clone());
+    }
+    proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)
+}
+
+/// `setpgid(pid, pgid)`: the caller or one of its children joins or starts a group in the
+/// caller's session.
+pub fn setpgid(thread: &Arc<Thread>, pid: u64, pgid: u64) -> SysResult {
+    if (pgid as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = target_process(thread, pid)?;
+    let caller = &thread.process;
+    let is_child = target.ppid.load(Ordering::Relaxed) == caller.pid;
+    if !Arc::ptr_eq(&target, caller) && !is_child {
+        return Err(Errno::ESRCH);
+    }
+    let sid = caller.sid.load(Ordering::Relaxed);
+    if target.sid.load(Ordering::Relaxed) != sid || target.sid.load(Ordering::Relaxed) == target.pid {
+        return Err(Errno::EPERM);
+    }
+    let new = if pgid == 0 { target.pid } else { u32::try_from(pgid).map_err(|_| Errno::EINVAL)? };
+    if new != target.pid
+        && !proc::all().iter().any(|p| p.pgid.load(Ordering::Relaxed) == new && p.sid.load(Ordering::Relaxed) == sid)
+    {
+        return Err(Errno::EPERM);
+    }
+    target.pgid.store(new, Ordering::Relaxed);
+    Ok(0)
+}
+
+/// `getpgid(pid)`.
+pub fn getpgid(thread: &Arc<Thread>, pid: u64) -> SysResult {
+    Ok(u64::from(target_process(thread, pid)?.pgid.load(Ordering::Relaxed)))
+}
+
+/// `getsid(pid)`.
+pub fn getsid(thread: &Arc<Thread>, pid: u64) -> SysResult {
+    Ok(u64::from(target_process(thread, pid)?.sid.load(Ordering::Relaxed)))
+}
+
+/// `setsid()`: a new session and group led by the caller (EPERM for a group leader).
+pub fn setsid(thread: &Arc<Thread>) -> SysResult {
+    let p = &thread.process;
+    if proc::all().iter().any(|q| q.pgid.load(Ordering::Relaxed) == p.pid) {
+        return Err(Errno::EPERM);
+    }
+    p.sid.store(p.pid, Ordering::Relaxed);
+    p.pgid.store(p.pid, Ordering::Relaxed);
+    Ok(u64::from(p.pid))
+}

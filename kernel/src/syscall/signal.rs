@@ -92,12 +92,26 @@ pub fn kill(thread: &Thread, pid: i64, sig: u64) -> SysResult {
         signal_process(thread, &target, sig)?;
         return Ok(0);
     }
-    if pid == 0 || pid == -i64::from(thread.process.pid) {
-        // Process groups are not implemented: the caller is its own group.
-        signal_process(thread, &thread.process, sig)?;
-        return Ok(0);
+    // Groups: 0 is the caller's, -n is group n, -1 every process the caller may signal
+    // except init and itself. Success if at least one was signalled; EPERM if all refused.
+    let group = match pid {
+        0 => Some(thread.process.pgid.load(Ordering::Relaxed)),
+        -1 => None,
+        p => Some(u32::try_from(-p).map_err(|_| Errno::ESRCH)?),
+    };
+    let targets: alloc::vec::Vec<_> = proc::all()
+        .into_iter()
+        .filter(|p| !p.zombie.load(Ordering::SeqCst))
+        .filter(|p| match group {
+            Some(g) => p.pgid.load(Ordering::Relaxed) == g,
+            None => p.pid != 1 && p.pid != thread.process.pid,
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
     }
-    Err(Errno::ESRCH)
+    let sent = targets.iter().filter(|t| signal_process(thread, t, sig).is_ok()).count();
+    if sent == 0 { Err(Errno::EPERM) } else { Ok(0) }
 }
 
 pub fn tgkill(thread: &Thread, tgid: i64, tid: i64, sig: u64) -> SysResult {

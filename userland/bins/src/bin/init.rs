@@ -37,6 +37,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["tunables"],
     &["procgate"],
     &["kaslrleak"],
+    &["pgroups"],
     &["mmtest"],
     &["fuzz"],
 ];
