@@ -40,6 +40,17 @@ pub fn file_object(path: &str) -> Option<alloc::sync::Arc<mm::pagecache::FileObj
     Some(object.clone())
 }
 
+/// Pages of initramfs files held in the page cache (`Cached:` in /proc/meminfo).
+pub fn page_cache_pages() -> u64 {
+    OBJECTS.lock().values().map(|o| o.cache().len()).sum()
+}
+
+/// `drop_caches`: forgets every cached page of the initramfs files (their bytes stay in the
+/// archive, so nothing is lost; mappings keep the frames they hold). Returns the pages.
+pub fn drop_page_cache() -> u64 {
+    OBJECTS.lock().values().map(|o| o.cache().remove_range(0, u64::MAX)).sum()
+}
+
 /// The contents of `path`, if the initramfs has it.
 pub fn lookup(path: &str) -> Option<&'static [u8]> {
     FILES.get()?.get(path).copied()

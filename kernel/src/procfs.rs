@@ -16,7 +16,7 @@ use security::{AccessMask, Privilege};
 /// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
-    let extra = MeminfoExtra::default();
+    let extra = MeminfoExtra { cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()), ..MeminfoExtra::default() };
     match path {
         "/proc/meminfo" => Some(report::meminfo(alloc, &extra)),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),

@@ -130,8 +130,17 @@ pub static OVERCOMMIT_KBYTES: Key = key("vm.overcommit_kbytes", &["/proc/sys/vm/
 /// `vm.unprivileged_userfaultfd`: 0 privileged only, 1 everyone, 2 user-mode faults only.
 pub static UNPRIVILEGED_USERFAULTFD: Key =
     key("vm.unprivileged_userfaultfd", &["/proc/sys/vm/unprivileged_userfaultfd"], KeyKind::Int { min: 0, max: 2 }, 0, keep);
-/// `vm.drop_caches`: 1 page cache, 2 slab, 3 both (a trigger; nothing is cached yet).
-pub static DROP_CACHES: Key = key("vm.drop_caches", &["/proc/sys/vm/drop_caches"], KeyKind::WriteOnly { min: 1, max: 3 }, 0, keep);
+fn drop_caches(v: u64) -> SysResult<()> {
+    if v & 1 != 0 {
+        let pages = crate::initramfs::drop_page_cache();
+        log::info!("drop_caches: {pages} page-cache pages dropped");
+    }
+    Ok(())
+}
+
+/// `vm.drop_caches`: 1 page cache, 2 reclaimable kernel objects (none yet), 3 both.
+pub static DROP_CACHES: Key =
+    key("vm.drop_caches", &["/proc/sys/vm/drop_caches"], KeyKind::WriteOnly { min: 1, max: 3 }, 0, drop_caches);
 /// `vm.swappiness` (60, range 0-200).
 pub static SWAPPINESS: Key = key("vm.swappiness", &["/proc/sys/vm/swappiness"], KeyKind::Int { min: 0, max: 200 }, 60, keep);
 /// `vm.nr_hugepages` (the default-size pool).

@@ -99,6 +99,37 @@ fn restricted_map_0x80000() -> i32 {
     }
 }
 
+/// Maps `path` read-only and reads every page (filling the page cache), then unmaps it.
+fn touch_file_mapping(path: &str) -> Result<usize, Errno> {
+    use peios_rt::sys::fs::{close, openat, AT_FDCWD, O_RDONLY};
+    let mut p = Vec::from(path.as_bytes());
+    p.push(0);
+    let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
+    let fd = openat(AT_FDCWD, c, O_RDONLY, 0)?;
+    // The file's size, counted in bytes (a text read would expand invalid UTF-8).
+    let mut size = 0usize;
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = peios_rt::sys::fs::read(fd, &mut chunk) {
+        if n == 0 {
+            break;
+        }
+        size += n;
+    }
+    let len = size.clamp(4096, 64 * 1024);
+    // SAFETY: a fresh private read-only mapping of our file at an address the kernel picks.
+    let map = unsafe { mmap(0, len, Prot::READ, MapFlags::PRIVATE, fd, 0) };
+    let _ = close(fd);
+    let map = map?;
+    let mut sum = 0usize;
+    for page in (0..len).step_by(4096) {
+        // SAFETY: inside the mapping and inside the file (`len` is at most its size).
+        sum = sum.wrapping_add(unsafe { core::ptr::read_volatile(map.add(page)) } as usize);
+    }
+    // SAFETY: unmapping what we mapped.
+    let _ = unsafe { munmap(map, len) };
+    Ok(sum)
+}
+
 fn zone_low(node: &str) -> Option<u64> {
     let text = read_file("/proc/zoneinfo").ok()?;
     let mut in_node = false;
@@ -136,7 +167,22 @@ fn main(_args: &Args) -> i32 {
         }
         let _ = write_file(path, &chosen(&before));
     }
-    // drop_caches is a write-only trigger.
+    // drop_caches is a write-only trigger: mapping a file fills the page cache (Cached in
+    // /proc/meminfo), and `echo 1` empties it again.
+    let cached = || read_file("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find_map(|l| l.strip_prefix("Cached:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    });
+    let _ = write_file("/proc/sys/vm/drop_caches", "1");
+    let before = cached();
+    let filled = touch_file_mapping("/bin/hello");
+    let full = cached();
+    let dropped = write_file("/proc/sys/vm/drop_caches", "1");
+    let after = cached();
+    checks.check(
+        "drop_caches-empties-page-cache",
+        filled.is_ok() && dropped.is_ok() && matches!((before, full, after), (Some(b), Some(f), Some(a)) if f > b && a < f),
+        format_args!("Cached {:?} kB, after mapping /bin/hello {:?} ({:?}), after echo 1 {:?} ({:?})", before, full, filled, after, dropped),
+    );
     checks.check("drop_caches-valid", write_file("/proc/sys/vm/drop_caches", "3").is_ok(), format_args!("echo 3"));
     checks.expect_errno("drop_caches-invalid", write_file("/proc/sys/vm/drop_caches", "4"), Errno::EINVAL);
 
