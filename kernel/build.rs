@@ -6,7 +6,10 @@ const HAS_ERROR_CODE: [u8; 9] = [8, 10, 11, 12, 13, 14, 17, 21, 29];
 
 fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    println!("cargo:rustc-link-arg-bins=-T{}", dir.join("linker.ld").display());
+    println!(
+        "cargo:rustc-link-arg-bins=-T{}",
+        dir.join("linker.ld").display()
+    );
     println!("cargo:rustc-link-arg-bins=--no-dynamic-linker");
     // Keep relocations in the output: tools/kaslr-relocs.py turns them into the table the
     // boot code uses to move the image (KASLR).
@@ -21,7 +24,9 @@ fn main() {
         }
         writeln!(asm, "    pushq ${vector}\n    jmp isr_common").unwrap();
     }
-    asm.push_str(".section .rodata.vectors, \"a\"\n.balign 8\n.global ISR_VECTOR_TABLE\nISR_VECTOR_TABLE:\n");
+    asm.push_str(
+        ".section .rodata.vectors, \"a\"\n.balign 8\n.global ISR_VECTOR_TABLE\nISR_VECTOR_TABLE:\n",
+    );
     for vector in 0..=255u8 {
         writeln!(asm, "    .quad isr_vector_{vector}").unwrap();
     }

@@ -59,7 +59,14 @@ pub fn cpu_has_x2apic() -> bool {
 ///
 /// # Safety
 /// `ioapic_virt` must map the IO-APIC that serves `gsi - gsi_base`.
-pub unsafe fn route_legacy_irq(ioapic_virt: u64, gsi_base: u32, gsi: u32, mps_flags: u16, vector: u8, dest_apic_id: u8) {
+pub unsafe fn route_legacy_irq(
+    ioapic_virt: u64,
+    gsi_base: u32,
+    gsi: u32,
+    mps_flags: u16,
+    vector: u8,
+    dest_apic_id: u8,
+) {
     // SAFETY: the caller provides a mapped IO-APIC.
     let mut ioapic = unsafe { IoApic::new(ioapic_virt) };
     let mut entry = RedirectionTableEntry::default();

@@ -136,7 +136,8 @@ pub unsafe fn parse(addr: u64) -> Result<BootInfo, BootInfoError> {
     }
     if info.nr_modules > 0 && info.modlist_paddr != 0 {
         // SAFETY: the first module-list entry QEMU described.
-        let module = unsafe { ptr::read_unaligned(phys_to_virt(info.modlist_paddr) as *const ModlistEntry) };
+        let module =
+            unsafe { ptr::read_unaligned(phys_to_virt(info.modlist_paddr) as *const ModlistEntry) };
         if module.size > 0 {
             boot.initrd = Some((module.paddr, module.size));
         }

@@ -20,7 +20,14 @@ pub struct Args<'a> {
 impl<'a> Args<'a> {
     /// Parses space-separated `key=value` words; unknown words are ignored.
     pub fn parse(line: &'a str) -> Self {
-        let mut args = Args { test: None, log_level: LevelFilter::Info, nosmap: false, kpti: crate::arch::kpti::Mode::Auto, init_run: None, line };
+        let mut args = Args {
+            test: None,
+            log_level: LevelFilter::Info,
+            nosmap: false,
+            kpti: crate::arch::kpti::Mode::Auto,
+            init_run: None,
+            line,
+        };
         for word in line.split_ascii_whitespace() {
             match word.split_once('=') {
                 Some(("test", name)) => args.test = Some(name),
@@ -46,6 +53,8 @@ impl<'a> Args<'a> {
 
     /// The `init.arg=VALUE` words, in order.
     pub fn init_args(&self) -> impl Iterator<Item = &'a str> {
-        self.line.split_ascii_whitespace().filter_map(|w| w.strip_prefix("init.arg="))
+        self.line
+            .split_ascii_whitespace()
+            .filter_map(|w| w.strip_prefix("init.arg="))
     }
 }

@@ -1,10 +1,13 @@
 //! The kernel's binding of the per-CPU executor: CPU identity from GS, kicks as wake IPIs,
 //! time from the TSC, and idle as `sti; hlt` with the APIC timer armed for the next deadline.
 
-use crate::{arch::{apic, percpu}, time};
+use crate::{
+    arch::{apic, percpu},
+    time,
+};
+use core::sync::atomic::Ordering;
 use drivers::apic::vectors;
 use sched::{CpuId, Platform, Scheduler};
-use core::sync::atomic::Ordering;
 use spin::Once;
 
 /// How long an idle CPU polls its queues before halting.

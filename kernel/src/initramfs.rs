@@ -9,7 +9,10 @@ static FILES: Once<BTreeMap<String, &'static [u8]>> = Once::new();
 
 /// Parses a newc archive into `path -> contents` (regular files only).
 pub fn parse(archive: &'static [u8]) -> BTreeMap<String, &'static [u8]> {
-    loader::cpio::parse(archive).into_iter().map(|e| (e.path, e.data)).collect()
+    loader::cpio::parse(archive)
+        .into_iter()
+        .map(|e| (e.path, e.data))
+        .collect()
 }
 
 /// Loads the archive QEMU placed at `[phys, phys + size)`.
@@ -26,7 +29,8 @@ pub fn init(initrd: Option<(u64, u64)>) {
     });
 }
 
-static OBJECTS: spin::Mutex<BTreeMap<String, alloc::sync::Arc<mm::pagecache::FileObject>>> = spin::Mutex::new(BTreeMap::new());
+static OBJECTS: spin::Mutex<BTreeMap<String, alloc::sync::Arc<mm::pagecache::FileObject>>> =
+    spin::Mutex::new(BTreeMap::new());
 static NEXT_FILE_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 /// The page-cache object of `path` (one per file, so every mapping of it shares pages).
@@ -34,8 +38,14 @@ pub fn file_object(path: &str) -> Option<alloc::sync::Arc<mm::pagecache::FileObj
     let data = lookup(path)?;
     let mut objects = OBJECTS.lock();
     let object = objects.entry(String::from(path)).or_insert_with(|| {
-        let id = mm::pagecache::FileId(NEXT_FILE_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed));
-        mm::pagecache::FileObject::from_bytes(id, path, data, crate::mem::frames::mm_frames().clone())
+        let id =
+            mm::pagecache::FileId(NEXT_FILE_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed));
+        mm::pagecache::FileObject::from_bytes(
+            id,
+            path,
+            data,
+            crate::mem::frames::mm_frames().clone(),
+        )
     });
     Some(object.clone())
 }
@@ -48,7 +58,11 @@ pub fn page_cache_pages() -> u64 {
 /// `drop_caches`: forgets every cached page of the initramfs files (their bytes stay in the
 /// archive, so nothing is lost; mappings keep the frames they hold). Returns the pages.
 pub fn drop_page_cache() -> u64 {
-    OBJECTS.lock().values().map(|o| o.cache().remove_range(0, u64::MAX)).sum()
+    OBJECTS
+        .lock()
+        .values()
+        .map(|o| o.cache().remove_range(0, u64::MAX))
+        .sum()
 }
 
 /// The contents of `path`, if the initramfs has it.
@@ -59,5 +73,7 @@ pub fn lookup(path: &str) -> Option<&'static [u8]> {
 /// Whether any file lives under directory `dir`.
 pub fn is_dir(dir: &str) -> bool {
     let prefix = alloc::format!("{}/", dir.trim_end_matches('/'));
-    FILES.get().is_some_and(|f| dir == "/" || f.keys().any(|k| k.starts_with(&prefix)))
+    FILES
+        .get()
+        .is_some_and(|f| dir == "/" || f.keys().any(|k| k.starts_with(&prefix)))
 }

@@ -24,7 +24,10 @@ pub fn spawn(name: &str) -> bool {
 }
 
 fn kernel_fault() {
-    kprintln!("kernel_fault: writing to an unmapped kernel-mode address on cpu {}", percpu::current_cpu().0);
+    kprintln!(
+        "kernel_fault: writing to an unmapped kernel-mode address on cpu {}",
+        percpu::current_cpu().0
+    );
     let target = 0x0000_7bad_0000_0000u64 as *mut u64;
     // SAFETY: deliberately invalid: this test checks the exception report of a kernel fault.
     unsafe { target.write_volatile(1) };
@@ -45,13 +48,27 @@ async fn executor_all_pairs() {
     for from in 0..cpus {
         drivers.push(sched.spawn_on(CpuId(from), async move {
             let sched = scheduler();
-            assert_eq!(percpu::current_cpu(), CpuId(from), "driver task ran on the wrong CPU");
+            assert_eq!(
+                percpu::current_cpu(),
+                CpuId(from),
+                "driver task ran on the wrong CPU"
+            );
             let mut hops = 0u32;
             for round in 0..ROUNDS_PER_PAIR {
                 for to in (0..cpus).filter(|&to| to != from) {
-                    let ran_on = sched.spawn_on(CpuId(to), async { percpu::current_cpu() }).await;
-                    assert_eq!(ran_on, CpuId(to), "task for cpu {to} ran on {ran_on} (round {round})");
-                    assert_eq!(percpu::current_cpu(), CpuId(from), "joiner resumed on the wrong CPU");
+                    let ran_on = sched
+                        .spawn_on(CpuId(to), async { percpu::current_cpu() })
+                        .await;
+                    assert_eq!(
+                        ran_on,
+                        CpuId(to),
+                        "task for cpu {to} ran on {ran_on} (round {round})"
+                    );
+                    assert_eq!(
+                        percpu::current_cpu(),
+                        CpuId(from),
+                        "joiner resumed on the wrong CPU"
+                    );
                     hops += 1;
                 }
             }
@@ -78,7 +95,10 @@ async fn executor_all_pairs() {
     for (cpu, s) in sleepers.into_iter().enumerate() {
         let (ran_on, slept) = s.await;
         assert_eq!(ran_on, CpuId(cpu as u32));
-        assert!(slept >= 20_000_000, "cpu {cpu} woke after {slept} ns of a 20 ms sleep");
+        assert!(
+            slept >= 20_000_000,
+            "cpu {cpu} woke after {slept} ns of a 20 ms sleep"
+        );
     }
     for cpu in 0..cpus {
         let s = sched.stats(CpuId(cpu));

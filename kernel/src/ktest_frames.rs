@@ -20,12 +20,24 @@ fn zoneinfo_counters() -> BTreeMap<(u32, &'static str), u64> {
     let mut node = 0;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Node ") {
-            node = rest.split(',').next().and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+            node = rest
+                .split(',')
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
             continue;
         }
         let mut words = line.split_whitespace();
         if let (Some(name), Some(value)) = (words.next(), words.next()) {
-            for key in ["pgalloc", "pgfree", "numa_hit", "numa_miss", "numa_foreign", "alloc_waits", "nr_free_pages"] {
+            for key in [
+                "pgalloc",
+                "pgfree",
+                "numa_hit",
+                "numa_miss",
+                "numa_foreign",
+                "alloc_waits",
+                "nr_free_pages",
+            ] {
                 if name == key {
                     out.insert((node, key), value.parse().unwrap_or(0));
                 }
@@ -35,7 +47,12 @@ fn zoneinfo_counters() -> BTreeMap<(u32, &'static str), u64> {
     out
 }
 
-fn delta(before: &BTreeMap<(u32, &'static str), u64>, after: &BTreeMap<(u32, &'static str), u64>, node: u32, key: &'static str) -> u64 {
+fn delta(
+    before: &BTreeMap<(u32, &'static str), u64>,
+    after: &BTreeMap<(u32, &'static str), u64>,
+    node: u32,
+    key: &'static str,
+) -> u64 {
     after.get(&(node, key)).copied().unwrap_or(0) - before.get(&(node, key)).copied().unwrap_or(0)
 }
 
@@ -65,19 +82,29 @@ pub async fn run() {
     let mut per_node = BTreeMap::new();
     for (cpu, job) in jobs.into_iter().enumerate() {
         let (node, foreign) = job.await;
-        assert_eq!(foreign, 0, "cpu {cpu} got {foreign} frames from another node");
+        assert_eq!(
+            foreign, 0,
+            "cpu {cpu} got {foreign} frames from another node"
+        );
         *per_node.entry(node).or_insert(0u64) += PER_CPU;
     }
     let after = zoneinfo_counters();
     for node in 0..nodes {
         let expected = per_node.get(&node).copied().unwrap_or(0);
-        let (alloc, free, hit) = (delta(&before, &after, node, "pgalloc"), delta(&before, &after, node, "pgfree"), delta(&before, &after, node, "numa_hit"));
+        let (alloc, free, hit) = (
+            delta(&before, &after, node, "pgalloc"),
+            delta(&before, &after, node, "pgfree"),
+            delta(&before, &after, node, "numa_hit"),
+        );
         kprintln!("frames: node {node}: test did {expected} allocs+frees; zoneinfo pgalloc +{alloc} pgfree +{free} numa_hit +{hit}");
         assert_eq!(alloc, expected, "node {node} pgalloc");
         assert_eq!(free, expected, "node {node} pgfree");
         assert_eq!(hit, expected, "node {node} numa_hit");
     }
-    kprintln!("frames: {} CPUs x {PER_CPU} frames, every frame from the CPU's own node", cpus);
+    kprintln!(
+        "frames: {} CPUs x {PER_CPU} frames, every frame from the CPU's own node",
+        cpus
+    );
 
     // 2. Exhaust node 0 from a node-0 CPU: node-0 frames first, then node 1 by distance.
     let fallback = sched
@@ -131,24 +158,38 @@ pub async fn run() {
     let done2 = done.clone();
     let waiter = sched.spawn_on(CpuId(cpus.saturating_sub(1)), async move {
         let cpu = percpu::current_cpu();
-        let pfn = frames::allocator().alloc_wait(cpu, Order::FRAME_4K, Policy::Local).await.expect("waited frame");
+        let pfn = frames::allocator()
+            .alloc_wait(cpu, Order::FRAME_4K, Policy::Local)
+            .await
+            .expect("waited frame");
         done2.store(true, Ordering::SeqCst);
         pfn.0 * PAGE_SIZE
     });
     sched.sleep(50_000_000).await;
-    assert!(!done.load(Ordering::SeqCst), "an allocation below min completed without a free");
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "an allocation below min completed without a free"
+    );
     let polls_while_waiting = sched.stats(CpuId(cpus.saturating_sub(1))).polls;
     sched.sleep(50_000_000).await;
     let polls_later = sched.stats(CpuId(cpus.saturating_sub(1))).polls;
-    kprintln!("frames: waiter parked ({} polls on its CPU in 50 ms while waiting)", polls_later - polls_while_waiting);
-    assert!(polls_later - polls_while_waiting < 10, "the waiting allocation is spinning");
+    kprintln!(
+        "frames: waiter parked ({} polls on its CPU in 50 ms while waiting)",
+        polls_later - polls_while_waiting
+    );
+    assert!(
+        polls_later - polls_while_waiting < 10,
+        "the waiting allocation is spinning"
+    );
     // Free 4 MiB: the node goes back above min and the waiter completes.
     for phys in held.drain(held.len().saturating_sub(1024)..) {
         frames::free(phys);
     }
     let got = waiter.await;
     let waits_after = zoneinfo_counters();
-    let waits: u64 = (0..nodes).map(|n| delta(&waits_before, &waits_after, n, "alloc_waits")).sum();
+    let waits: u64 = (0..nodes)
+        .map(|n| delta(&waits_before, &waits_after, n, "alloc_waits"))
+        .sum();
     kprintln!("frames: the waiting allocation completed after the free (frame {got:#x}); zoneinfo alloc_waits +{waits}");
     assert!(waits >= 1);
     frames::free(got);

@@ -62,21 +62,40 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
 
     let (image_start, image_end) = paging::kernel_image_phys();
-    let mut reserved = [PhysRange { start: image_start, end: image_end }; 2];
+    let mut reserved = [PhysRange {
+        start: image_start,
+        end: image_end,
+    }; 2];
     if let Some((start, size)) = boot.initrd {
-        reserved[1] = PhysRange { start, end: start + size };
+        reserved[1] = PhysRange {
+            start,
+            end: start + size,
+        };
     }
     let mut frames = BootstrapFrames::new(&boot, &reserved);
     let ram_bytes = frames.free_bytes();
-    let ram_end = boot.memory_map().iter().filter(|r| r.kind == boot_info::E820_RAM).map(|r| r.end()).max().unwrap_or(0);
+    let ram_end = boot
+        .memory_map()
+        .iter()
+        .filter(|r| r.kind == boot_info::E820_RAM)
+        .map(|r| r.end())
+        .max()
+        .unwrap_or(0);
     let max_phys = ram_end.max(1 << 32).next_multiple_of(1 << 30);
     // KASLR: the direct map (and so the heap inside it) moves every boot.
     let mut seed = [0u8; 8];
     random::fill(&mut seed);
-    let root = paging::init(&mut frames, max_phys, features.huge_1g, u64::from_le_bytes(seed));
+    let root = paging::init(
+        &mut frames,
+        max_phys,
+        features.huge_1g,
+        u64::from_le_bytes(seed),
+    );
     mem::pagetable::set_kernel_root();
     let heap_bytes = (ram_bytes / 32).clamp(16 << 20, 256 << 20) & !((2 << 20) - 1);
-    let heap_phys = frames.take(heap_bytes, 2 << 20).expect("no memory for the kernel heap");
+    let heap_phys = frames
+        .take(heap_bytes, 2 << 20)
+        .expect("no memory for the kernel heap");
     // SAFETY: the region was just removed from the free ranges and is direct-mapped.
     unsafe { mem::heap::init(heap_phys, heap_bytes) };
     arch::entry_area::init(root.as_u64());
@@ -110,7 +129,15 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     apic::init_local();
     arch::usermode::init_cpu();
     let per_ms = apic::calibrate_timer(time::pm_delay_us);
-    log::info!("local APIC: {} mode, timer {} ticks/ms", if apic::x2apic_mode() { "x2APIC" } else { "xAPIC" }, per_ms);
+    log::info!(
+        "local APIC: {} mode, timer {} ticks/ms",
+        if apic::x2apic_mode() {
+            "x2APIC"
+        } else {
+            "xAPIC"
+        },
+        per_ms
+    );
     topology::init_ioapic(&topo, bsp_apic);
     x86_64::instructions::interrupts::enable();
     topology::check_legacy_irq_routing(&topo);
@@ -159,7 +186,12 @@ fn start_init(args: &cmdline::Args) {
 
 fn report_cpu_online(cpu: CpuId) {
     let block = percpu::current();
-    kprintln!("CPU {} online: apic {} node {}", cpu.0, apic::hardware_id(), block.node);
+    kprintln!(
+        "CPU {} online: apic {} node {}",
+        cpu.0,
+        apic::hardware_id(),
+        block.node
+    );
 }
 
 fn ap_main(cpu: CpuId) -> ! {
@@ -167,4 +199,3 @@ fn ap_main(cpu: CpuId) -> ! {
     report_cpu_online(cpu);
     executor::scheduler().run()
 }
-

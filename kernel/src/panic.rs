@@ -19,7 +19,10 @@ fn stop_machine() -> ! {
 /// Reports a fatal exception and stops the machine.
 pub fn fatal_exception(report: &ExceptionReport) -> ! {
     print_emergency(format_args!("{report}\n"));
-    panic!("fatal {} in kernel mode", crate::arch::trap::exception_name(report.frame.vector));
+    panic!(
+        "fatal {} in kernel mode",
+        crate::arch::trap::exception_name(report.frame.vector)
+    );
 }
 
 #[panic_handler]

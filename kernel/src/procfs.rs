@@ -10,13 +10,19 @@ use crate::{
 };
 use alloc::{format, string::String, sync::Arc, vec::Vec};
 use core::fmt::Write;
-use mm::frame::{report::{self, MeminfoExtra}, NodeId};
+use mm::frame::{
+    report::{self, MeminfoExtra},
+    NodeId,
+};
 use security::{AccessMask, Privilege};
 
 /// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
-    let extra = MeminfoExtra { cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()), ..MeminfoExtra::default() };
+    let extra = MeminfoExtra {
+        cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
+        ..MeminfoExtra::default()
+    };
     match path {
         "/proc/meminfo" => Some(report::meminfo(alloc, &extra)),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
@@ -36,20 +42,33 @@ pub fn read(path: &str) -> Option<String> {
 }
 
 /// Resolves `/proc/<pid|self>/<file>` to the target process and file name.
-pub fn process_file<'a>(thread: &Thread, path: &'a str) -> SysResult<Option<(Arc<Process>, &'a str)>> {
-    let Some(rest) = path.strip_prefix("/proc/") else { return Ok(None) };
-    let Some((who, file)) = rest.split_once('/') else { return Ok(None) };
+pub fn process_file<'a>(
+    thread: &Thread,
+    path: &'a str,
+) -> SysResult<Option<(Arc<Process>, &'a str)>> {
+    let Some(rest) = path.strip_prefix("/proc/") else {
+        return Ok(None);
+    };
+    let Some((who, file)) = rest.split_once('/') else {
+        return Ok(None);
+    };
     let target = if who == "self" {
         thread.process.clone()
     } else {
-        let Ok(pid) = who.parse() else { return Ok(None) };
+        let Ok(pid) = who.parse() else {
+            return Ok(None);
+        };
         proc::lookup(pid).ok_or(Errno::ENOENT)?
     };
     Ok(Some((target, file)))
 }
 
 /// Checks that `caller` may open `target`'s introspection files with `desired`; EACCES.
-pub fn check_introspection(caller: &Process, target: &Process, desired: AccessMask) -> SysResult<()> {
+pub fn check_introspection(
+    caller: &Process,
+    target: &Process,
+    desired: AccessMask,
+) -> SysResult<()> {
     proc::check_access(caller, target, desired).map_err(|_| Errno::EACCES)
 }
 
@@ -61,10 +80,16 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
     if path == "/proc/kallsyms" {
         return Ok(Some(kallsyms(may_see_pfns(thread)).into_bytes()));
     }
-    let Some((target, file)) = process_file(thread, path)? else { return Ok(None) };
+    let Some((target, file)) = process_file(thread, path)? else {
+        return Ok(None);
+    };
     let text = match file {
         "maps" | "smaps" | "status" | "numa_maps" | "oom_score" => {
-            check_introspection(&thread.process, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
+            check_introspection(
+                &thread.process,
+                &target,
+                AccessMask::PROCESS_QUERY_INFORMATION,
+            )?;
             let space = target.aspace.read().clone();
             match file {
                 "maps" => maps(&space, false),
@@ -80,7 +105,11 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
 }
 
 fn maps(space: &AddressSpace, detailed: bool) -> String {
-    if detailed { mm::procfs::smaps(space.mm()) } else { mm::procfs::maps(space.mm()) }
+    if detailed {
+        mm::procfs::smaps(space.mm())
+    } else {
+        mm::procfs::maps(space.mm())
+    }
 }
 
 fn numa_maps(space: &AddressSpace) -> String {
@@ -88,15 +117,22 @@ fn numa_maps(space: &AddressSpace) -> String {
     let mut s = String::new();
     for v in space.mm().vmas() {
         let mut per_node = [0u64; 64];
-        space.mm().page_table().scan(v.start(), v.end(), &mut |_, pte| {
-            if let Some(node) = frames::node_of(pte.pfn.0 * 4096) {
-                per_node[node as usize % 64] += 1;
-            }
-        });
+        space
+            .mm()
+            .page_table()
+            .scan(v.start(), v.end(), &mut |_, pte| {
+                if let Some(node) = frames::node_of(pte.pfn.0 * 4096) {
+                    per_node[node as usize % 64] += 1;
+                }
+            });
         let _ = write!(s, "{:08x} default", v.start());
         let total: u64 = per_node.iter().sum();
         if total > 0 {
-            let _ = write!(s, " {}={total}", if v.file().is_some() { "mapped" } else { "anon" });
+            let _ = write!(
+                s,
+                " {}={total}",
+                if v.file().is_some() { "mapped" } else { "anon" }
+            );
         }
         for (node, n) in per_node.iter().enumerate().filter(|(_, n)| **n > 0) {
             let _ = write!(s, " N{node}={n}");
@@ -126,14 +162,25 @@ fn status(p: &Process, space: &AddressSpace) -> String {
 /// (zero unless the reader holds SeTcbPrivilege).
 pub fn pagemap_entry(space: &AddressSpace, vaddr: u64, show_pfn: bool) -> u64 {
     match space.frame_of(vaddr) {
-        Some(phys) => (1 << 63) | if show_pfn { (phys >> 12) & ((1 << 55) - 1) } else { 0 },
+        Some(phys) => {
+            (1 << 63)
+                | if show_pfn {
+                    (phys >> 12) & ((1 << 55) - 1)
+                } else {
+                    0
+                }
+        }
         None => 0,
     }
 }
 
 /// Whether `thread` may see physical frame numbers.
 pub fn may_see_pfns(thread: &Thread) -> bool {
-    thread.process.token.read().has_privilege(Privilege::SeTcbPrivilege)
+    thread
+        .process
+        .token
+        .read()
+        .has_privilege(Privilege::SeTcbPrivilege)
 }
 
 unsafe extern "C" {

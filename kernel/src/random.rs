@@ -13,7 +13,9 @@ fn rdrand() -> Option<u64> {
         let value: u64;
         let ok: u8;
         // SAFETY: RDRAND exists (CPUID checked); it only writes the named registers.
-        unsafe { core::arch::asm!("rdrand {}", "setc {}", out(reg) value, out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            core::arch::asm!("rdrand {}", "setc {}", out(reg) value, out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok == 1 {
             return Some(value);
         }

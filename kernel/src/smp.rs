@@ -27,13 +27,19 @@ pub fn start_aps(count: u32, kernel_root: u64, ap_main: fn(CpuId) -> !) -> u32 {
     KERNEL_ROOT.store(kernel_root, Ordering::Release);
     AP_MAIN.call_once(|| ap_main);
     for cpu in 1..count {
-        let Some(block) = percpu::get(CpuId(cpu)) else { continue };
+        let Some(block) = percpu::get(CpuId(cpu)) else {
+            continue;
+        };
         let stack = vec![0u8; AP_STACK_BYTES].leak();
         let stack_top = (stack.as_ptr_range().end as u64) & !0xf;
         trampoline::prepare(stack_top, ap_entry, u64::from(cpu), kernel_root);
         STARTED.store(u32::MAX, Ordering::Release);
         let expected_online = online_cpus() + 1;
-        apic::start_ap(block.apic_id, trampoline::sipi_page(), crate::time::delay_us);
+        apic::start_ap(
+            block.apic_id,
+            trampoline::sipi_page(),
+            crate::time::delay_us,
+        );
         let deadline = crate::time::now_ns() + 2_000_000_000;
         while online_cpus() < expected_online && crate::time::now_ns() < deadline {
             core::hint::spin_loop();
@@ -52,7 +58,9 @@ extern "C" fn ap_entry(cpu: u64) -> ! {
     // The trampoline already switched to the kernel's final tables and this AP's stack.
     let cpu = CpuId(cpu as u32);
     // GS first: from here on `gs:0`/`gs:8` are valid on this CPU.
-    let Some(block) = percpu::get(cpu) else { cpu::halt_forever() };
+    let Some(block) = percpu::get(cpu) else {
+        cpu::halt_forever()
+    };
     percpu::install(block);
     STARTED.store(cpu.0, Ordering::Release);
     cpu::init_control_registers(&cpu::features());

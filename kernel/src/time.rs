@@ -51,11 +51,27 @@ pub fn init_realtime() {
         }
     }
     let binary = read(0x0b) & 4 != 0;
-    let conv = |v: u8| if binary { u64::from(v) } else { u64::from((v & 0x0f) + (v >> 4) * 10) };
-    let (sec, min, hour, day, month, year) =
-        (conv(read(0x00)), conv(read(0x02)), conv(read(0x04) & 0x7f), conv(read(0x07)), conv(read(0x08)), conv(read(0x09)) + 2000);
+    let conv = |v: u8| {
+        if binary {
+            u64::from(v)
+        } else {
+            u64::from((v & 0x0f) + (v >> 4) * 10)
+        }
+    };
+    let (sec, min, hour, day, month, year) = (
+        conv(read(0x00)),
+        conv(read(0x02)),
+        conv(read(0x04) & 0x7f),
+        conv(read(0x07)),
+        conv(read(0x08)),
+        conv(read(0x09)) + 2000,
+    );
     // Days since the epoch (civil-from-days inverse, proleptic Gregorian).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y / 400;
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + day - 1;

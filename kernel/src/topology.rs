@@ -1,7 +1,16 @@
 //! The machine as the kernel sees it: CPUs and nodes from ACPI, logical CPU numbering,
 //! IO-APIC routing of legacy lines, and the boot report the harness checks.
 
-use crate::{arch::{paging::{phys_offset, phys_to_virt}, percpu}, interrupts::IRQ_COUNTS, kprintln, mem::numa::NodeMemory, time};
+use crate::{
+    arch::{
+        paging::{phys_offset, phys_to_virt},
+        percpu,
+    },
+    interrupts::IRQ_COUNTS,
+    kprintln,
+    mem::numa::NodeMemory,
+    time,
+};
 use alloc::{string::String, vec::Vec};
 use core::{fmt::Write, sync::atomic::Ordering};
 use drivers::{
@@ -13,13 +22,23 @@ use sched::{CpuId, MAX_CPUS};
 
 /// Reads the ACPI tables; a machine without usable tables is one CPU on one node.
 pub fn discover(rsdp: u64) -> Topology {
-    let handler = DirectMapHandler { phys_offset: phys_offset(), clock_ns: time::now_ns };
+    let handler = DirectMapHandler {
+        phys_offset: phys_offset(),
+        clock_ns: time::now_ns,
+    };
     // SAFETY: `rsdp` comes from the PVH start info and the direct map covers the tables.
     match unsafe { parse_topology(handler, rsdp) } {
         Ok(topo) if !topo.cpus.is_empty() => topo,
         other => {
-            log::warn!("no usable ACPI topology ({:?}); assuming one CPU, one node", other.err());
-            Topology { node_count: 1, distances: alloc::vec![10], ..Default::default() }
+            log::warn!(
+                "no usable ACPI topology ({:?}); assuming one CPU, one node",
+                other.err()
+            );
+            Topology {
+                node_count: 1,
+                distances: alloc::vec![10],
+                ..Default::default()
+            }
         }
     }
 }
@@ -27,15 +46,24 @@ pub fn discover(rsdp: u64) -> Topology {
 /// Numbers the CPUs (the boot CPU is 0, the rest in MADT order) and creates their per-CPU
 /// blocks. Returns the number of CPUs.
 pub fn assign_cpu_ids(topo: &Topology, bsp_apic: u32) -> u32 {
-    let bsp = topo.cpus.iter().copied().find(|c| c.apic_id == bsp_apic).unwrap_or(CpuEntry {
-        apic_id: bsp_apic,
-        processor_uid: 0,
-        node: 0,
-    });
+    let bsp = topo
+        .cpus
+        .iter()
+        .copied()
+        .find(|c| c.apic_id == bsp_apic)
+        .unwrap_or(CpuEntry {
+            apic_id: bsp_apic,
+            processor_uid: 0,
+            node: 0,
+        });
     let mut ordered: Vec<CpuEntry> = alloc::vec![bsp];
     ordered.extend(topo.cpus.iter().copied().filter(|c| c.apic_id != bsp_apic));
     if ordered.len() > MAX_CPUS {
-        log::warn!("{} CPUs present, using the first {}", ordered.len(), MAX_CPUS);
+        log::warn!(
+            "{} CPUs present, using the first {}",
+            ordered.len(),
+            MAX_CPUS
+        );
         ordered.truncate(MAX_CPUS);
     }
     for (i, c) in ordered.iter().enumerate() {
@@ -54,20 +82,38 @@ pub fn init_ioapic(topo: &Topology, bsp_apic: u32) {
     // SAFETY: the IO-APIC MMIO page is in the direct map (below 4 GiB).
     let lines = unsafe { drivers::apic::ioapic_lines(virt) };
     for irq in 0..16u8 {
-        let (gsi, flags) = topo.override_for(irq).map_or((u32::from(irq), 0), |o| (o.gsi, o.flags));
+        let (gsi, flags) = topo
+            .override_for(irq)
+            .map_or((u32::from(irq), 0), |o| (o.gsi, o.flags));
         if gsi < io.gsi_base || gsi >= io.gsi_base + u32::from(lines) || gsi >= 24 {
             continue;
         }
         // SAFETY: as above; the vector has a handler in `interrupts`.
-        unsafe { route_legacy_irq(virt, io.gsi_base, gsi, flags, vectors::IOAPIC_BASE + gsi as u8, bsp_apic as u8) };
+        unsafe {
+            route_legacy_irq(
+                virt,
+                io.gsi_base,
+                gsi,
+                flags,
+                vectors::IOAPIC_BASE + gsi as u8,
+                bsp_apic as u8,
+            )
+        };
     }
     pit::disable_legacy_pic();
-    log::info!("IO-APIC {} at {:#x}: {} lines, ISA IRQs routed", io.id, io.address, lines);
+    log::info!(
+        "IO-APIC {} at {:#x}: {} lines, ISA IRQs routed",
+        io.id,
+        io.address,
+        lines
+    );
 }
 
 /// Proves legacy routing works: the PIT's IRQ 0 must arrive through the IO-APIC.
 pub fn check_legacy_irq_routing(topo: &Topology) {
-    let Some(io) = topo.io_apics.first() else { return };
+    let Some(io) = topo.io_apics.first() else {
+        return;
+    };
     let gsi = topo.override_for(0).map_or(0, |o| o.gsi);
     let virt = phys_to_virt(io.address) as u64;
     let before = IRQ_COUNTS[gsi as usize].load(Ordering::Relaxed);
@@ -91,8 +137,16 @@ pub fn check_legacy_irq_routing(topo: &Topology) {
 pub fn report(topo: &Topology, nodes: &[NodeMemory]) {
     for node in nodes {
         let mut cpus = String::new();
-        for cpu in (0..MAX_CPUS as u32).filter_map(|c| percpu::get(CpuId(c))).filter(|c| c.node == node.node) {
-            let _ = write!(cpus, "{}{}", if cpus.is_empty() { "" } else { "," }, cpu.cpu_id.0);
+        for cpu in (0..MAX_CPUS as u32)
+            .filter_map(|c| percpu::get(CpuId(c)))
+            .filter(|c| c.node == node.node)
+        {
+            let _ = write!(
+                cpus,
+                "{}{}",
+                if cpus.is_empty() { "" } else { "," },
+                cpu.cpu_id.0
+            );
         }
         let mut distances = String::new();
         for to in 0..topo.node_count {

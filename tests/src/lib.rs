@@ -11,7 +11,10 @@ use std::{
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Target dir for the guest build, apart from the one `cargo test` holds locked.
@@ -26,7 +29,14 @@ pub fn build_once() {
         let status = Command::new("cargo")
             .current_dir(repo_root())
             .env("CARGO_TARGET_DIR", guest_target_dir())
-            .args(["build", "-q", "-p", "kernel", "--target", "x86_64-unknown-none"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "kernel",
+                "--target",
+                "x86_64-unknown-none",
+            ])
             .status()
             .expect("run cargo");
         assert!(status.success(), "kernel build failed");
@@ -39,7 +49,9 @@ pub fn build_once() {
         assert!(status.success(), "KASLR relocation table step failed");
         let userland = repo_root().join("userland").join("build.sh");
         if userland.exists() {
-            let status = Command::new(&userland).status().expect("run userland/build.sh");
+            let status = Command::new(&userland)
+                .status()
+                .expect("run userland/build.sh");
             assert!(status.success(), "userland build failed");
         }
     });
@@ -54,13 +66,24 @@ pub fn build_release_once() -> PathBuf {
             let status = Command::new("cargo")
                 .current_dir(repo_root())
                 .env("CARGO_TARGET_DIR", guest_target_dir())
-                .args(["build", "-q", "--release", "-p", "kernel", "--target", "x86_64-unknown-none"])
+                .args([
+                    "build",
+                    "-q",
+                    "--release",
+                    "-p",
+                    "kernel",
+                    "--target",
+                    "x86_64-unknown-none",
+                ])
                 .status()
                 .expect("run cargo");
             assert!(status.success(), "release kernel build failed");
             let kernel = guest_target_dir().join("x86_64-unknown-none/release/kernel");
-            let status =
-                Command::new("python3").arg(repo_root().join("tools/kaslr-relocs.py")).arg(&kernel).status().expect("run tools/kaslr-relocs.py");
+            let status = Command::new("python3")
+                .arg(repo_root().join("tools/kaslr-relocs.py"))
+                .arg(&kernel)
+                .status()
+                .expect("run tools/kaslr-relocs.py");
             assert!(status.success(), "KASLR relocation table step failed");
             kernel
         })
@@ -124,7 +147,11 @@ impl Outcome {
 
     /// Panics with the log if `needle` is absent.
     pub fn expect_line(&self, needle: &str) {
-        assert!(self.log.contains(needle), "expected {needle:?} in the guest log:\n{}", self.log);
+        assert!(
+            self.log.contains(needle),
+            "expected {needle:?} in the guest log:\n{}",
+            self.log
+        );
     }
 }
 
@@ -139,7 +166,12 @@ impl Guest {
         let mut cmd = Command::new(repo_root().join("qemu-run.sh"));
         cmd.env("CARGO_TARGET_DIR", guest_target_dir())
             .args(["--no-build", "--accel", &test_accel()])
-            .args(["--cpus", &self.cpus.to_string(), "--nodes", &self.nodes.to_string()])
+            .args([
+                "--cpus",
+                &self.cpus.to_string(),
+                "--nodes",
+                &self.nodes.to_string(),
+            ])
             .args(["--mem", &format!("{}M", self.mem_mib)])
             .args(["--timeout", &self.timeout.as_secs().to_string()])
             .args(["--append", &self.append]);
@@ -150,8 +182,13 @@ impl Guest {
             cmd.arg("--run").args(&self.run);
         }
         let output = cmd.output().expect("run qemu-run.sh");
-        let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        Outcome { status: output.status.code().unwrap_or(-1), log, elapsed: start.elapsed() }
+        let log = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        Outcome {
+            status: output.status.code().unwrap_or(-1),
+            log,
+            elapsed: start.elapsed(),
+        }
     }
 }
 
@@ -188,7 +225,11 @@ pub fn parse_cpus(log: &str) -> Vec<CpuLine> {
             let rest = l.strip_prefix("CPU ")?;
             let (cpu, rest) = rest.split_once(" online: apic ")?;
             let (apic, node) = rest.split_once(" node ")?;
-            Some(CpuLine { cpu: cpu.parse().ok()?, apic: apic.parse().ok()?, node: node.trim().parse().ok()? })
+            Some(CpuLine {
+                cpu: cpu.parse().ok()?,
+                apic: apic.parse().ok()?,
+                node: node.trim().parse().ok()?,
+            })
         })
         .collect()
 }
@@ -204,10 +245,17 @@ pub fn parse_nodes(log: &str) -> Vec<NodeLine> {
             let (srat, rest) = rest.split_once(" MiB (SRAT) distances")?;
             Some(NodeLine {
                 node: node.parse().ok()?,
-                cpus: if cpus == "-" { Vec::new() } else { cpus.split(',').filter_map(|c| c.parse().ok()).collect() },
+                cpus: if cpus == "-" {
+                    Vec::new()
+                } else {
+                    cpus.split(',').filter_map(|c| c.parse().ok()).collect()
+                },
                 free_mib: free.parse().ok()?,
                 srat_mib: srat.parse().ok()?,
-                distances: rest.split_whitespace().filter_map(|d| d.parse().ok()).collect(),
+                distances: rest
+                    .split_whitespace()
+                    .filter_map(|d| d.parse().ok())
+                    .collect(),
             })
         })
         .collect()
@@ -221,7 +269,21 @@ mod tests {
     fn parses_boot_report_lines() {
         let log = "CPU 0 online: apic 0 node 0\nCPU 3 online: apic 3 node 1\n\
                    NODE 1: cpus 2,3 memory 1000 MiB free of 1024 MiB (SRAT) distances 20 10\n";
-        assert_eq!(parse_cpus(log), vec![CpuLine { cpu: 0, apic: 0, node: 0 }, CpuLine { cpu: 3, apic: 3, node: 1 }]);
+        assert_eq!(
+            parse_cpus(log),
+            vec![
+                CpuLine {
+                    cpu: 0,
+                    apic: 0,
+                    node: 0
+                },
+                CpuLine {
+                    cpu: 3,
+                    apic: 3,
+                    node: 1
+                }
+            ]
+        );
         let nodes = parse_nodes(log);
         assert_eq!(nodes[0].cpus, vec![2, 3]);
         assert_eq!((nodes[0].free_mib, nodes[0].srat_mib), (1000, 1024));

@@ -9,9 +9,19 @@ fn boot_node_allowance_mib(mem_mib: u64) -> u64 {
 }
 
 fn check_topology(cpus: u32, nodes: u32, mem_mib: u32) {
-    let guest = Guest { cpus, nodes, mem_mib, append: "test=boot".into(), ..Default::default() };
+    let guest = Guest {
+        cpus,
+        nodes,
+        mem_mib,
+        append: "test=boot".into(),
+        ..Default::default()
+    };
     let out = guest.boot();
-    assert_eq!(out.status, 0, "boot failed (cpus {cpus}, nodes {nodes}):\n{}", out.log);
+    assert_eq!(
+        out.status, 0,
+        "boot failed (cpus {cpus}, nodes {nodes}):\n{}",
+        out.log
+    );
     out.expect_line(&format!("SMP: {cpus} of {cpus} cpus online"));
     out.expect_line("IOAPIC: PIT IRQ 0 delivered");
 
@@ -23,18 +33,33 @@ fn check_topology(cpus: u32, nodes: u32, mem_mib: u32) {
         let expected_node = (i as u32 / per_node_cpus).min(nodes - 1);
         assert_eq!(line.cpu, i as u32);
         assert_eq!(line.apic, i as u32, "QEMU numbers APIC ids 0..n");
-        assert_eq!(line.node, expected_node, "cpu {i} node (cpus {cpus}, nodes {nodes})\n{}", out.log);
+        assert_eq!(
+            line.node, expected_node,
+            "cpu {i} node (cpus {cpus}, nodes {nodes})\n{}",
+            out.log
+        );
     }
 
     let report = parse_nodes(&out.log);
     assert_eq!(report.len() as u32, nodes, "{}", out.log);
     let node_mib = u64::from(mem_mib / nodes);
     for node in &report {
-        let expected_cpus: Vec<u32> = (0..cpus).filter(|c| (c / per_node_cpus).min(nodes - 1) == node.node).collect();
+        let expected_cpus: Vec<u32> = (0..cpus)
+            .filter(|c| (c / per_node_cpus).min(nodes - 1) == node.node)
+            .collect();
         assert_eq!(node.cpus, expected_cpus, "node {} cpus", node.node);
         // SRAT leaves out the legacy hole below 1 MiB on node 0.
-        assert!(node.srat_mib + 1 >= node_mib && node.srat_mib <= node_mib, "node {} SRAT {} MiB, expected {node_mib}", node.node, node.srat_mib);
-        let allowance = if node.node == 0 { boot_node_allowance_mib(u64::from(mem_mib)) } else { 2 };
+        assert!(
+            node.srat_mib + 1 >= node_mib && node.srat_mib <= node_mib,
+            "node {} SRAT {} MiB, expected {node_mib}",
+            node.node,
+            node.srat_mib
+        );
+        let allowance = if node.node == 0 {
+            boot_node_allowance_mib(u64::from(mem_mib))
+        } else {
+            2
+        };
         assert!(
             node.free_mib <= node.srat_mib && node.free_mib + allowance >= node.srat_mib,
             "node {} free {} MiB of {} MiB\n{}",
@@ -43,7 +68,9 @@ fn check_topology(cpus: u32, nodes: u32, mem_mib: u32) {
             node.srat_mib,
             out.log
         );
-        let expected_distances: Vec<u32> = (0..nodes).map(|to| if to == node.node { 10 } else { 20 }).collect();
+        let expected_distances: Vec<u32> = (0..nodes)
+            .map(|to| if to == node.node { 10 } else { 20 })
+            .collect();
         assert_eq!(node.distances, expected_distances);
     }
 }
@@ -69,8 +96,19 @@ topology_test!(topology_8cpu_4node, 8, 4, 4096);
 
 #[test]
 fn kernel_fault_prints_report_and_fails() {
-    let out = Guest { cpus: 2, nodes: 1, mem_mib: 512, append: "test=kernel_fault".into(), ..Default::default() }.boot();
-    assert_ne!(out.status, 0, "a kernel fault must fail the boot:\n{}", out.log);
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 512,
+        append: "test=kernel_fault".into(),
+        ..Default::default()
+    }
+    .boot();
+    assert_ne!(
+        out.status, 0,
+        "a kernel fault must fail the boot:\n{}",
+        out.log
+    );
     out.expect_line("EXCEPTION #PF page fault (vector 14)");
     out.expect_line("page not present on write from kernel");
     out.expect_line("CR2 0x00007bad00000000");
@@ -79,28 +117,75 @@ fn kernel_fault_prints_report_and_fails() {
 
 /// The `KASLR:` line of a boot log.
 fn kaslr_line(log: &str) -> String {
-    log.lines().find(|l| l.starts_with("KASLR: direct map at ")).unwrap_or_else(|| panic!("no KASLR line:\n{log}")).to_string()
+    log.lines()
+        .find(|l| l.starts_with("KASLR: direct map at "))
+        .unwrap_or_else(|| panic!("no KASLR line:\n{log}"))
+        .to_string()
 }
 
 #[test]
 fn kaslr_image_direct_map_and_heap_move_between_boots() {
-    let guest = Guest { cpus: 1, nodes: 1, mem_mib: 512, append: "test=boot".into(), ..Default::default() };
+    let guest = Guest {
+        cpus: 1,
+        nodes: 1,
+        mem_mib: 512,
+        append: "test=boot".into(),
+        ..Default::default()
+    };
     let first = guest.boot();
     let second = guest.boot();
-    assert_eq!((first.status, second.status), (0, 0), "{}\n{}", first.log, second.log);
+    assert_eq!(
+        (first.status, second.status),
+        (0, 0),
+        "{}\n{}",
+        first.log,
+        second.log
+    );
     let (a, b) = (kaslr_line(&first.log), kaslr_line(&second.log));
-    let field = |line: &str, name: &str| line.split(name).nth(1).and_then(|r| r.split(',').next()).map(str::to_string);
-    assert_ne!(field(&a, "direct map at "), field(&b, "direct map at "), "direct map did not move:\n{a}\n{b}");
-    assert_ne!(field(&a, "heap at "), field(&b, "heap at "), "heap did not move:\n{a}\n{b}");
-    assert_ne!(field(&a, "kernel image at "), field(&b, "kernel image at "), "kernel image did not move:\n{a}\n{b}");
+    let field = |line: &str, name: &str| {
+        line.split(name)
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .map(str::to_string)
+    };
+    assert_ne!(
+        field(&a, "direct map at "),
+        field(&b, "direct map at "),
+        "direct map did not move:\n{a}\n{b}"
+    );
+    assert_ne!(
+        field(&a, "heap at "),
+        field(&b, "heap at "),
+        "heap did not move:\n{a}\n{b}"
+    );
+    assert_ne!(
+        field(&a, "kernel image at "),
+        field(&b, "kernel image at "),
+        "kernel image did not move:\n{a}\n{b}"
+    );
     for line in [&a, &b] {
-        assert_ne!(field(line, "kernel image at ").as_deref(), Some("0xffffffff80100000"), "image at its link address: {line}");
+        assert_ne!(
+            field(line, "kernel image at ").as_deref(),
+            Some("0xffffffff80100000"),
+            "image at its link address: {line}"
+        );
     }
 }
 
 #[test]
 fn nokaslr_keeps_the_image_at_its_link_address() {
-    let out = Guest { cpus: 1, nodes: 1, mem_mib: 512, append: "test=boot nokaslr".into(), ..Default::default() }.boot();
+    let out = Guest {
+        cpus: 1,
+        nodes: 1,
+        mem_mib: 512,
+        append: "test=boot nokaslr".into(),
+        ..Default::default()
+    }
+    .boot();
     assert_eq!(out.status, 0, "{}", out.log);
-    assert!(kaslr_line(&out.log).ends_with("kernel image at 0xffffffff80100000"), "{}", kaslr_line(&out.log));
+    assert!(
+        kaslr_line(&out.log).ends_with("kernel image at 0xffffffff80100000"),
+        "{}",
+        kaslr_line(&out.log)
+    );
 }

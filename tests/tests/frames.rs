@@ -6,7 +6,14 @@ use guest_tests::Guest;
 
 #[test]
 fn frames_numa_local_fallback_and_wait() {
-    let out = Guest { cpus: 4, nodes: 2, mem_mib: 2048, append: "test=frames".into(), ..Default::default() }.boot();
+    let out = Guest {
+        cpus: 4,
+        nodes: 2,
+        mem_mib: 2048,
+        append: "test=frames".into(),
+        ..Default::default()
+    }
+    .boot();
     assert_eq!(out.status, 0, "frames test failed:\n{}", out.log);
     out.expect_line("frames: node 0: test did 200000 allocs+frees; zoneinfo pgalloc +200000 pgfree +200000 numa_hit +200000");
     out.expect_line("frames: node 1: test did 200000 allocs+frees; zoneinfo pgalloc +200000 pgfree +200000 numa_hit +200000");

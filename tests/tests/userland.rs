@@ -5,16 +5,41 @@
 use guest_tests::{repo_root, Guest};
 
 fn userland_bin(name: &str) -> String {
-    repo_root().join("userland/target/bin").join(name).display().to_string()
+    repo_root()
+        .join("userland/target/bin")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Boots the default guest with `append` and checks the whole suite passed.
 fn run_suite(append: &str) -> guest_tests::Outcome {
-    let out = Guest { cpus: 4, nodes: 2, mem_mib: 2048, append: append.into(), ..Default::default() }.boot();
+    let out = Guest {
+        cpus: 4,
+        nodes: 2,
+        mem_mib: 2048,
+        append: append.into(),
+        ..Default::default()
+    }
+    .boot();
     assert_eq!(out.status, 0, "suite failed:\n{}", out.log);
     for name in [
-        "ksyncd", "hello", "hello_c", "hello_pie", "threads", "forkexec", "signals", "errno", "security", "procmem", "tunables",
-        "procgate", "kaslrleak", "pgroups", "mmtest", "fuzz",
+        "ksyncd",
+        "hello",
+        "hello_c",
+        "hello_pie",
+        "threads",
+        "forkexec",
+        "signals",
+        "errno",
+        "security",
+        "procmem",
+        "tunables",
+        "procgate",
+        "kaslrleak",
+        "pgroups",
+        "mmtest",
+        "fuzz",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
@@ -34,7 +59,10 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         .lines()
         .find(|l| l.starts_with("process threads: 65 threads ran on cpus"))
         .unwrap_or_else(|| panic!("no kernel CPU report for the threads program:\n{}", out.log));
-    assert!(report.ends_with("cpus 0,1,2,3"), "threads did not use every CPU: {report}");
+    assert!(
+        report.ends_with("cpus 0,1,2,3"),
+        "threads did not use every CPU: {report}"
+    );
     out
 }
 
@@ -56,7 +84,14 @@ fn userland_suite_passes_under_kpti() {
 
 #[test]
 fn run_returns_program_status_and_argv() {
-    let out = Guest { cpus: 2, nodes: 1, mem_mib: 512, run: vec![userland_bin("hello"), "7".into(), "x-arg".into()], ..Default::default() }.boot();
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 512,
+        run: vec![userland_bin("hello"), "7".into(), "x-arg".into()],
+        ..Default::default()
+    }
+    .boot();
     assert_eq!(out.status, 7, "{}", out.log);
     out.expect_line("hello: argv[1]=7");
     out.expect_line("hello: argv[2]=x-arg");
@@ -65,14 +100,28 @@ fn run_returns_program_status_and_argv() {
 
 #[test]
 fn run_musl_static_c_program() {
-    let out = Guest { cpus: 2, nodes: 1, mem_mib: 512, run: vec![userland_bin("hello_c"), "3".into()], ..Default::default() }.boot();
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 512,
+        run: vec![userland_bin("hello_c"), "3".into()],
+        ..Default::default()
+    }
+    .boot();
     assert_eq!(out.status, 3, "{}", out.log);
     out.expect_line("hello from musl (static");
 }
 
 #[test]
 fn null_dereference_kills_only_that_process() {
-    let out = Guest { cpus: 2, nodes: 1, mem_mib: 512, run: vec![userland_bin("segv")], ..Default::default() }.boot();
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 512,
+        run: vec![userland_bin("segv")],
+        ..Default::default()
+    }
+    .boot();
     assert_eq!(out.status, 128 + 11, "{}", out.log);
     out.expect_line("fatal signal 11 (si_code 1, address 0x0)");
     // init reported the status: the kernel kept running after the fault.

@@ -7,6 +7,6 @@ mod topology;
 
 pub use handler::DirectMapHandler;
 pub use topology::{
-    parse_slit, parse_srat, parse_topology, CpuEntry, SratAffinity, InterruptOverride, IoApicEntry, MemoryAffinity, Topology,
-    TopologyError,
+    parse_slit, parse_srat, parse_topology, CpuEntry, InterruptOverride, IoApicEntry,
+    MemoryAffinity, SratAffinity, Topology, TopologyError,
 };

@@ -83,7 +83,10 @@ impl Topology {
     /// Distance from node `from` to node `to` (10 = local).
     pub fn distance(&self, from: u32, to: u32) -> u8 {
         let n = self.node_count as usize;
-        self.distances.get(from as usize * n + to as usize).copied().unwrap_or(if from == to { 10 } else { 20 })
+        self.distances
+            .get(from as usize * n + to as usize)
+            .copied()
+            .unwrap_or(if from == to { 10 } else { 20 })
     }
 
     /// The ISA interrupt override for `irq`, if the MADT has one.
@@ -106,9 +109,13 @@ pub enum TopologyError {
 /// # Safety
 /// `rsdp_phys` must be the physical address of the firmware's RSDP and `handler` must map
 /// physical memory correctly.
-pub unsafe fn parse_topology(handler: DirectMapHandler, rsdp_phys: u64) -> Result<Topology, TopologyError> {
+pub unsafe fn parse_topology(
+    handler: DirectMapHandler,
+    rsdp_phys: u64,
+) -> Result<Topology, TopologyError> {
     // SAFETY: the caller vouches for the RSDP address and the handler.
-    let tables = unsafe { AcpiTables::from_rsdp(handler, rsdp_phys as usize) }.map_err(TopologyError::Tables)?;
+    let tables = unsafe { AcpiTables::from_rsdp(handler, rsdp_phys as usize) }
+        .map_err(TopologyError::Tables)?;
     let mut topo = Topology::default();
 
     let madt = tables.find_table::<Madt>().ok_or(TopologyError::NoMadt)?;
@@ -135,7 +142,9 @@ pub unsafe fn parse_topology(handler: DirectMapHandler, rsdp_phys: u64) -> Resul
                 gsi: o.global_system_interrupt,
                 flags: o.flags,
             }),
-            MadtEntry::LocalApicAddressOverride(o) => topo.local_apic_address = o.local_apic_address,
+            MadtEntry::LocalApicAddressOverride(o) => {
+                topo.local_apic_address = o.local_apic_address
+            }
             _ => {}
         }
     }
@@ -164,7 +173,9 @@ pub unsafe fn parse_topology(handler: DirectMapHandler, rsdp_phys: u64) -> Resul
     topo.node_count = max_node + 1;
 
     let n = topo.node_count as usize;
-    topo.distances = (0..n * n).map(|i| if i / n == i % n { 10 } else { 20 }).collect();
+    topo.distances = (0..n * n)
+        .map(|i| if i / n == i % n { 10 } else { 20 })
+        .collect();
     for (phys, header) in tables.table_headers() {
         if header.signature == Signature::SLIT {
             let bytes = table_bytes(&handler, phys as u64, header.length);
@@ -192,7 +203,9 @@ pub unsafe fn parse_topology(handler: DirectMapHandler, rsdp_phys: u64) -> Resul
 fn table_bytes(handler: &DirectMapHandler, phys: u64, length: u32) -> &'static [u8] {
     // SAFETY: the table lies in firmware memory covered by the direct map, its length is
     // from its own header, and firmware tables are never freed.
-    unsafe { core::slice::from_raw_parts((handler.phys_offset + phys) as *const u8, length as usize) }
+    unsafe {
+        core::slice::from_raw_parts((handler.phys_offset + phys) as *const u8, length as usize)
+    }
 }
 
 /// One SRAT affinity entry.
@@ -236,9 +249,15 @@ pub fn parse_srat(table: &[u8]) -> Vec<SratAffinity> {
         match kind {
             0 if len >= 16 => {
                 let flags = le_u32(e, 4).unwrap_or(0);
-                let node = u32::from(e[2]) | (u32::from(e[9]) << 8) | (u32::from(e[10]) << 16) | (u32::from(e[11]) << 24);
+                let node = u32::from(e[2])
+                    | (u32::from(e[9]) << 8)
+                    | (u32::from(e[10]) << 16)
+                    | (u32::from(e[11]) << 24);
                 if flags & 1 != 0 {
-                    out.push(SratAffinity::Cpu { apic_id: u32::from(e[3]), node });
+                    out.push(SratAffinity::Cpu {
+                        apic_id: u32::from(e[3]),
+                        node,
+                    });
                 }
             }
             1 if len >= 40 => {
@@ -255,7 +274,10 @@ pub fn parse_srat(table: &[u8]) -> Vec<SratAffinity> {
             2 if len >= 24 => {
                 let flags = le_u32(e, 12).unwrap_or(0);
                 if flags & 1 != 0 {
-                    out.push(SratAffinity::Cpu { apic_id: le_u32(e, 8).unwrap_or(0), node: le_u32(e, 4).unwrap_or(0) });
+                    out.push(SratAffinity::Cpu {
+                        apic_id: le_u32(e, 8).unwrap_or(0),
+                        node: le_u32(e, 4).unwrap_or(0),
+                    });
                 }
             }
             _ => {}
@@ -325,10 +347,26 @@ mod tests {
         assert_eq!(
             got,
             alloc::vec![
-                SratAffinity::Cpu { apic_id: 0, node: 0 },
-                SratAffinity::Cpu { apic_id: 1, node: 1 },
-                SratAffinity::Memory(MemoryAffinity { node: 0, base: 0, length: 0xa0000, hot_pluggable: false }),
-                SratAffinity::Memory(MemoryAffinity { node: 1, base: 0x4000_0000, length: 0x4000_0000, hot_pluggable: true }),
+                SratAffinity::Cpu {
+                    apic_id: 0,
+                    node: 0
+                },
+                SratAffinity::Cpu {
+                    apic_id: 1,
+                    node: 1
+                },
+                SratAffinity::Memory(MemoryAffinity {
+                    node: 0,
+                    base: 0,
+                    length: 0xa0000,
+                    hot_pluggable: false
+                }),
+                SratAffinity::Memory(MemoryAffinity {
+                    node: 1,
+                    base: 0x4000_0000,
+                    length: 0x4000_0000,
+                    hot_pluggable: true
+                }),
             ]
         );
     }
@@ -357,7 +395,9 @@ mod tests {
         for _ in 0..2000 {
             let mut garbage = t.clone();
             for _ in 0..4 {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let i = (seed >> 33) as usize % garbage.len();
                 garbage[i] = (seed >> 17) as u8;
             }

@@ -30,22 +30,36 @@ pub fn parse(archive: &[u8]) -> Vec<Entry<'_>> {
         if &header[..6] != MAGIC {
             break;
         }
-        let (Some(mode), Some(file_size), Some(name_size)) = (hex_field(header, 1), hex_field(header, 6), hex_field(header, 11))
-        else {
+        let (Some(mode), Some(file_size), Some(name_size)) = (
+            hex_field(header, 1),
+            hex_field(header, 6),
+            hex_field(header, 11),
+        ) else {
             break;
         };
         let name_start = at + HEADER_BYTES;
-        let Some(name_end) = name_start.checked_add(name_size) else { break };
-        let Some(name) = archive.get(name_start..name_end.saturating_sub(1).max(name_start)) else { break };
+        let Some(name_end) = name_start.checked_add(name_size) else {
+            break;
+        };
+        let Some(name) = archive.get(name_start..name_end.saturating_sub(1).max(name_start)) else {
+            break;
+        };
         let data_start = name_end.next_multiple_of(4);
-        let Some(data_end) = data_start.checked_add(file_size) else { break };
-        let Some(data) = archive.get(data_start..data_end) else { break };
+        let Some(data_end) = data_start.checked_add(file_size) else {
+            break;
+        };
+        let Some(data) = archive.get(data_start..data_end) else {
+            break;
+        };
         if name == b"TRAILER!!!" {
             break;
         }
         if mode & S_IFMT == S_IFREG {
             if let Ok(name) = core::str::from_utf8(name) {
-                files.push(Entry { path: String::from("/") + name.trim_start_matches("./").trim_start_matches('/'), data });
+                files.push(Entry {
+                    path: String::from("/") + name.trim_start_matches("./").trim_start_matches('/'),
+                    data,
+                });
             }
         }
         at = data_end.next_multiple_of(4);
@@ -61,7 +75,8 @@ mod tests {
 
     /// Appends one newc member.
     fn member(out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) {
-        let header = format!(
+        let header =
+            format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
             0, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
         );
@@ -92,7 +107,13 @@ mod tests {
         let a = archive();
         let files = parse(&a);
         assert_eq!(files.len(), 2);
-        assert_eq!(files[0], Entry { path: "/bin/hello".into(), data: b"\x7fELF-hello" });
+        assert_eq!(
+            files[0],
+            Entry {
+                path: "/bin/hello".into(),
+                data: b"\x7fELF-hello"
+            }
+        );
         assert_eq!(files[1].path, "/init");
         assert_eq!(files[1].data, b"init-bytes!");
     }

@@ -74,7 +74,9 @@ pub struct Program {
 }
 
 fn bytes<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], ElfError> {
-    b.get(at..at.checked_add(N).ok_or(ElfError::Malformed)?).and_then(|s| s.try_into().ok()).ok_or(ElfError::Malformed)
+    b.get(at..at.checked_add(N).ok_or(ElfError::Malformed)?)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(ElfError::Malformed)
 }
 fn u16_at(b: &[u8], at: usize) -> Result<u16, ElfError> {
     bytes::<2>(b, at).map(u16::from_le_bytes)
@@ -101,7 +103,9 @@ pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfErr
         ET_DYN => pie_base,
         _ => return Err(ElfError::NotExecutable),
     };
-    let entry = u64_at(elf, 24)?.checked_add(bias).ok_or(ElfError::Malformed)?;
+    let entry = u64_at(elf, 24)?
+        .checked_add(bias)
+        .ok_or(ElfError::Malformed)?;
     let phoff = usize::try_from(u64_at(elf, 32)?).map_err(|_| ElfError::Malformed)?;
     let phentsize = usize::from(u16_at(elf, 54)?);
     let phnum = u16_at(elf, 56)?;
@@ -111,19 +115,28 @@ pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfErr
     let mut segments = Vec::new();
     let mut phdr_vaddr = None;
     for i in 0..usize::from(phnum) {
-        let ph = i.checked_mul(phentsize).and_then(|o| o.checked_add(phoff)).ok_or(ElfError::Malformed)?;
+        let ph = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))
+            .ok_or(ElfError::Malformed)?;
         let p_type = u32_at(elf, ph)?;
         let flags = u32_at(elf, ph + 4)?;
         let offset = u64_at(elf, ph + 8)?;
-        let vaddr = u64_at(elf, ph + 16)?.checked_add(bias).ok_or(ElfError::Malformed)?;
+        let vaddr = u64_at(elf, ph + 16)?
+            .checked_add(bias)
+            .ok_or(ElfError::Malformed)?;
         let file_len = u64_at(elf, ph + 32)?;
         let mem_len = u64_at(elf, ph + 40)?;
         match p_type {
             PT_INTERP => return Err(ElfError::Dynamic),
             PT_PHDR => phdr_vaddr = Some(vaddr),
             PT_LOAD if mem_len > 0 => {
-                let in_file = offset.checked_add(file_len).is_some_and(|end| end <= elf.len() as u64);
-                let in_user = vaddr.checked_add(mem_len).is_some_and(|end| end <= user_end);
+                let in_file = offset
+                    .checked_add(file_len)
+                    .is_some_and(|end| end <= elf.len() as u64);
+                let in_user = vaddr
+                    .checked_add(mem_len)
+                    .is_some_and(|end| end <= user_end);
                 if file_len > mem_len || !in_file || !in_user || vaddr < 4096 {
                     return Err(ElfError::Malformed);
                 }
@@ -146,7 +159,13 @@ pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfErr
     if segments.is_empty() {
         return Err(ElfError::NothingToLoad);
     }
-    Ok(Program { entry, phdr_vaddr, phnum, segments, bias })
+    Ok(Program {
+        entry,
+        phdr_vaddr,
+        phnum,
+        segments,
+        bias,
+    })
 }
 
 #[cfg(test)]
@@ -171,14 +190,15 @@ pub(crate) mod tests {
         f[32..40].copy_from_slice(&64u64.to_le_bytes());
         f[54..56].copy_from_slice(&PHENT_BYTES.to_le_bytes());
         f[56..58].copy_from_slice(&2u16.to_le_bytes());
-        let ph = |f: &mut Vec<u8>, at: usize, flags: u32, off: u64, va: u64, filesz: u64, memsz: u64| {
-            f[at..at + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
-            f[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
-            f[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
-            f[at + 16..at + 24].copy_from_slice(&va.to_le_bytes());
-            f[at + 32..at + 40].copy_from_slice(&filesz.to_le_bytes());
-            f[at + 40..at + 48].copy_from_slice(&memsz.to_le_bytes());
-        };
+        let ph =
+            |f: &mut Vec<u8>, at: usize, flags: u32, off: u64, va: u64, filesz: u64, memsz: u64| {
+                f[at..at + 4].copy_from_slice(&PT_LOAD.to_le_bytes());
+                f[at + 4..at + 8].copy_from_slice(&flags.to_le_bytes());
+                f[at + 8..at + 16].copy_from_slice(&off.to_le_bytes());
+                f[at + 16..at + 24].copy_from_slice(&va.to_le_bytes());
+                f[at + 32..at + 40].copy_from_slice(&filesz.to_le_bytes());
+                f[at + 40..at + 48].copy_from_slice(&memsz.to_le_bytes());
+            };
         ph(&mut f, 64, 5, 0, 0x400000, 0x1000, 0x1000);
         ph(&mut f, 120, 6, 0x1000, 0x401000, 0x200, 0x3000);
         f
@@ -192,7 +212,14 @@ pub(crate) mod tests {
         assert_eq!(p.phnum, 2);
         assert_eq!(p.segments.len(), 2);
         assert!(p.segments[0].exec && p.segments[0].read && !p.segments[0].write);
-        assert_eq!((p.segments[1].file_len, p.segments[1].mem_len, p.segments[1].end()), (0x200, 0x3000, 0x404000));
+        assert_eq!(
+            (
+                p.segments[1].file_len,
+                p.segments[1].mem_len,
+                p.segments[1].end()
+            ),
+            (0x200, 0x3000, 0x404000)
+        );
     }
 
     #[test]
@@ -219,14 +246,29 @@ pub(crate) mod tests {
         assert_eq!(with(56, &0u16.to_le_bytes()), Err(ElfError::Malformed));
         // A segment running past the end of the file, one larger in the file than in
         // memory, one that wraps around, one above user space, one on page 0.
-        assert_eq!(with(120 + 32, &0x10_0000u64.to_le_bytes()), Err(ElfError::Malformed));
-        assert_eq!(with(120 + 40, &0x100u64.to_le_bytes()), Err(ElfError::Malformed));
-        assert_eq!(with(120 + 16, &u64::MAX.to_le_bytes()), Err(ElfError::Malformed));
-        assert_eq!(with(120 + 16, &USER_END.to_le_bytes()), Err(ElfError::Malformed));
+        assert_eq!(
+            with(120 + 32, &0x10_0000u64.to_le_bytes()),
+            Err(ElfError::Malformed)
+        );
+        assert_eq!(
+            with(120 + 40, &0x100u64.to_le_bytes()),
+            Err(ElfError::Malformed)
+        );
+        assert_eq!(
+            with(120 + 16, &u64::MAX.to_le_bytes()),
+            Err(ElfError::Malformed)
+        );
+        assert_eq!(
+            with(120 + 16, &USER_END.to_le_bytes()),
+            Err(ElfError::Malformed)
+        );
         assert_eq!(with(64 + 16, &0u64.to_le_bytes()), Err(ElfError::Malformed));
         assert_eq!(parse(&good[..100], 0, USER_END), Err(ElfError::Malformed));
         // A PIE base that overflows.
-        assert_eq!(parse(&tiny_exec(ET_DYN), u64::MAX - 10, USER_END), Err(ElfError::Malformed));
+        assert_eq!(
+            parse(&tiny_exec(ET_DYN), u64::MAX - 10, USER_END),
+            Err(ElfError::Malformed)
+        );
     }
 
     proptest! {

@@ -59,7 +59,8 @@ pub fn build(spec: &StackSpec) -> Option<InitialStack> {
     blob.extend_from_slice(&spec.random);
     let strings = spec.top.checked_sub(16)?.checked_sub(blob.len() as u64)? & !15;
 
-    let mut words: Vec<u64> = Vec::with_capacity(spec.argv.len() + spec.envp.len() + 2 * spec.auxv.len() + 12);
+    let mut words: Vec<u64> =
+        Vec::with_capacity(spec.argv.len() + spec.envp.len() + 2 * spec.auxv.len() + 12);
     words.push(spec.argv.len() as u64);
     let (argv_offsets, envp_offsets) = offsets.split_at(spec.argv.len());
     words.extend(argv_offsets.iter().map(|o| strings + o));
@@ -69,7 +70,16 @@ pub fn build(spec: &StackSpec) -> Option<InitialStack> {
     for &(k, v) in spec.auxv {
         words.extend([k, v]);
     }
-    words.extend([at::RANDOM, strings + random, at::PLATFORM, strings + platform, at::EXECFN, strings + execfn, at::NULL, 0]);
+    words.extend([
+        at::RANDOM,
+        strings + random,
+        at::PLATFORM,
+        strings + platform,
+        at::EXECFN,
+        strings + execfn,
+        at::NULL,
+        0,
+    ]);
     let sp = strings.checked_sub(words.len() as u64 * 8)? & !15;
 
     let mut bytes = Vec::with_capacity((spec.top - sp) as usize);
@@ -131,13 +141,29 @@ mod tests {
         let random = aux.iter().find(|(k, _)| *k == at::RANDOM).unwrap().1;
         let at_rand = (random - img.sp) as usize;
         assert_eq!(&img.bytes[at_rand..at_rand + 16], &[9; 16]);
-        assert_eq!(cstr(&img, aux.iter().find(|(k, _)| *k == at::PLATFORM).unwrap().1), b"x86_64");
-        assert_eq!(cstr(&img, aux.iter().find(|(k, _)| *k == at::EXECFN).unwrap().1), b"/bin/hello");
+        assert_eq!(
+            cstr(
+                &img,
+                aux.iter().find(|(k, _)| *k == at::PLATFORM).unwrap().1
+            ),
+            b"x86_64"
+        );
+        assert_eq!(
+            cstr(&img, aux.iter().find(|(k, _)| *k == at::EXECFN).unwrap().1),
+            b"/bin/hello"
+        );
     }
 
     #[test]
     fn no_room_is_none() {
-        let spec = StackSpec { top: 64, argv: &[b"a-long-argument-string"], envp: &[], execfn: b"x", random: [0; 16], auxv: &[] };
+        let spec = StackSpec {
+            top: 64,
+            argv: &[b"a-long-argument-string"],
+            envp: &[],
+            execfn: b"x",
+            random: [0; 16],
+            auxv: &[],
+        };
         assert_eq!(build(&spec), None);
     }
 }

@@ -50,16 +50,30 @@ pub struct AddressSpace {
 }
 
 impl AddressSpace {
-    fn wrap(make: impl FnOnce(X86PageTable, Arc<dyn mm::tlb::TlbFlush>) -> SysResult<MmSpace>) -> SysResult<Self> {
+    fn wrap(
+        make: impl FnOnce(X86PageTable, Arc<dyn mm::tlb::TlbFlush>) -> SysResult<MmSpace>,
+    ) -> SysResult<Self> {
         let pt = X86PageTable::new().ok_or(Errno::ENOMEM)?;
         let state = Arc::new(TlbState::new(pt.root(), pt.user_root()));
         let mm = make(pt, Arc::new(KernelTlb(state.clone())))?;
-        Ok(Self { mm, tlb: state, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) })
+        Ok(Self {
+            mm,
+            tlb: state,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// An empty address space with `layout`.
     pub fn new(layout: aspace::Layout) -> SysResult<Self> {
-        Self::wrap(|pt, tlb| Ok(aspace::AddressSpace::new(pt, mm_frames().clone(), tlb, tunables().clone(), layout)))
+        Self::wrap(|pt, tlb| {
+            Ok(aspace::AddressSpace::new(
+                pt,
+                mm_frames().clone(),
+                tlb,
+                tunables().clone(),
+                layout,
+            ))
+        })
     }
 
     /// A copy-on-write child for fork.
@@ -84,7 +98,10 @@ impl AddressSpace {
 
     /// The frame backing `addr` if it is mapped (no fault).
     pub fn frame_of(&self, addr: u64) -> Option<u64> {
-        self.mm.page_table().query(addr & !(PAGE - 1)).map(|p| p.pfn.0 * PAGE)
+        self.mm
+            .page_table()
+            .query(addr & !(PAGE - 1))
+            .map(|p| p.pfn.0 * PAGE)
     }
 
     /// Copies between `buf` and this address space at `addr` (another process's memory);
@@ -94,7 +111,11 @@ impl AddressSpace {
         while done < buf.len() {
             let at = addr + done as u64;
             let n = ((PAGE - (at & (PAGE - 1))) as usize).min(buf.len() - done);
-            let ok = if write { self.mm.write_bytes(at, &buf[done..done + n]) } else { self.mm.read_bytes(at, &mut buf[done..done + n]) };
+            let ok = if write {
+                self.mm.write_bytes(at, &buf[done..done + n])
+            } else {
+                self.mm.read_bytes(at, &mut buf[done..done + n])
+            };
             if ok.is_err() {
                 break;
             }

@@ -42,7 +42,11 @@ pub struct BootstrapFrames {
 impl BootstrapFrames {
     /// RAM from the memory map minus the reservations.
     pub fn new(boot: &BootInfo, reserved: &[PhysRange]) -> Self {
-        let mut frames = Self { ranges: [PhysRange::default(); MAX_RANGES], len: 0, allocated_bytes: 0 };
+        let mut frames = Self {
+            ranges: [PhysRange::default(); MAX_RANGES],
+            len: 0,
+            allocated_bytes: 0,
+        };
         for region in boot.memory_map().iter().filter(|r| r.kind == E820_RAM) {
             let start = region.base.max(LOW_MEMORY_END).next_multiple_of(4096);
             let end = region.end() & !0xfff;
@@ -52,7 +56,10 @@ impl BootstrapFrames {
             }
         }
         for r in reserved {
-            frames.remove(PhysRange { start: r.start & !0xfff, end: r.end.next_multiple_of(4096) });
+            frames.remove(PhysRange {
+                start: r.start & !0xfff,
+                end: r.end.next_multiple_of(4096),
+            });
         }
         frames
     }
@@ -68,11 +75,17 @@ impl BootstrapFrames {
                 continue;
             }
             if r.start < hole.start && n < MAX_RANGES {
-                out[n] = PhysRange { start: r.start, end: hole.start };
+                out[n] = PhysRange {
+                    start: r.start,
+                    end: hole.start,
+                };
                 n += 1;
             }
             if hole.end < r.end && n < MAX_RANGES {
-                out[n] = PhysRange { start: hole.end, end: r.end };
+                out[n] = PhysRange {
+                    start: hole.end,
+                    end: r.end,
+                };
                 n += 1;
             }
         }
@@ -86,7 +99,10 @@ impl BootstrapFrames {
             let r = self.ranges[i];
             let start = r.start.next_multiple_of(align);
             if start + size <= r.end && start + size <= EARLY_LIMIT {
-                self.remove(PhysRange { start, end: start + size });
+                self.remove(PhysRange {
+                    start,
+                    end: start + size,
+                });
                 self.allocated_bytes += size;
                 return Some(start);
             }

@@ -6,8 +6,8 @@ use crate::arch::{paging::phys_to_virt, percpu};
 use alloc::vec::Vec;
 use drivers::acpi::Topology;
 use mm::frame::{
-    DistanceMatrix, FrameAllocator, FrameConfig, FrameZeroer, NodeId, NodeRange, Order, PageCount, Pfn, Policy,
-    PAGE_SIZE,
+    DistanceMatrix, FrameAllocator, FrameConfig, FrameZeroer, NodeId, NodeRange, Order, PageCount,
+    Pfn, Policy, PAGE_SIZE,
 };
 use sched::{CpuId, MAX_CPUS};
 use spin::Once;
@@ -32,13 +32,21 @@ impl FrameZeroer for DirectMapZeroer {
 pub fn init(nodes: &[NodeMemory], topo: &Topology, cpu_count: u32) {
     let ranges: Vec<NodeRange> = nodes
         .iter()
-        .flat_map(|n| n.ranges.iter().map(move |r| NodeRange { node: NodeId(n.node), phys_start: r.start, phys_end: r.end }))
+        .flat_map(|n| {
+            n.ranges.iter().map(move |r| NodeRange {
+                node: NodeId(n.node),
+                phys_start: r.start,
+                phys_end: r.end,
+            })
+        })
         .collect();
-    let distances = DistanceMatrix::new(topo.node_count as usize, topo.distances.clone()).expect("SLIT shape");
+    let distances =
+        DistanceMatrix::new(topo.node_count as usize, topo.distances.clone()).expect("SLIT shape");
     let cpu_nodes: Vec<NodeId> = (0..cpu_count.min(MAX_CPUS as u32))
         .map(|c| NodeId(percpu::get(CpuId(c)).map_or(0, |b| b.node)))
         .collect();
-    let alloc = FrameAllocator::new(&ranges, distances, &cpu_nodes, FrameConfig::default()).expect("frame allocator topology");
+    let alloc = FrameAllocator::new(&ranges, distances, &cpu_nodes, FrameConfig::default())
+        .expect("frame allocator topology");
     FRAMES.call_once(|| alloc);
 }
 
@@ -61,14 +69,19 @@ fn with_cpu<R>(f: impl FnOnce(&mut mm::frame::CpuHandle<'_>) -> R) -> Option<R> 
 /// One zeroed 4 KiB frame from the local node (falling back by distance); its physical
 /// address.
 pub fn alloc_zeroed() -> Option<u64> {
-    with_cpu(|h| h.alloc_zeroed(Order::FRAME_4K, Policy::Local, &DirectMapZeroer).ok())
-        .flatten()
-        .map(|pfn| pfn.0 * PAGE_SIZE)
+    with_cpu(|h| {
+        h.alloc_zeroed(Order::FRAME_4K, Policy::Local, &DirectMapZeroer)
+            .ok()
+    })
+    .flatten()
+    .map(|pfn| pfn.0 * PAGE_SIZE)
 }
 
 /// One 4 KiB frame, contents undefined (the caller overwrites it entirely).
 pub fn alloc() -> Option<u64> {
-    with_cpu(|h| h.alloc_frame().ok()).flatten().map(|pfn| pfn.0 * PAGE_SIZE)
+    with_cpu(|h| h.alloc_frame().ok())
+        .flatten()
+        .map(|pfn| pfn.0 * PAGE_SIZE)
 }
 
 /// Frees a frame from `alloc`/`alloc_zeroed`.
@@ -91,11 +104,15 @@ pub struct KernelFrameSource;
 
 impl mm::phys::FrameSource for KernelFrameSource {
     fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
-        alloc_zeroed().map(|p| Pfn(p / PAGE_SIZE)).ok_or(mm::phys::AllocFailure::OutOfMemory)
+        alloc_zeroed()
+            .map(|p| Pfn(p / PAGE_SIZE))
+            .ok_or(mm::phys::AllocFailure::OutOfMemory)
     }
 
     fn alloc(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
-        alloc().map(|p| Pfn(p / PAGE_SIZE)).ok_or(mm::phys::AllocFailure::OutOfMemory)
+        alloc()
+            .map(|p| Pfn(p / PAGE_SIZE))
+            .ok_or(mm::phys::AllocFailure::OutOfMemory)
     }
 
     fn free(&self, pfn: Pfn) {
@@ -105,19 +122,41 @@ impl mm::phys::FrameSource for KernelFrameSource {
     fn copy(&self, dst: Pfn, src: Pfn) {
         // SAFETY: both frames are allocated and reached through the direct map; a whole
         // frame never overlaps another.
-        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(src.0 * PAGE_SIZE), phys_to_virt(dst.0 * PAGE_SIZE), PAGE_SIZE as usize) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                phys_to_virt(src.0 * PAGE_SIZE),
+                phys_to_virt(dst.0 * PAGE_SIZE),
+                PAGE_SIZE as usize,
+            )
+        };
     }
 
     fn read(&self, pfn: Pfn, offset: usize, buf: &mut [u8]) {
-        let len = buf.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        let len = buf
+            .len()
+            .min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
         // SAFETY: inside one allocated frame, through the direct map.
-        unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pfn.0 * PAGE_SIZE).add(offset), buf.as_mut_ptr(), len) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                phys_to_virt(pfn.0 * PAGE_SIZE).add(offset),
+                buf.as_mut_ptr(),
+                len,
+            )
+        };
     }
 
     fn write(&self, pfn: Pfn, offset: usize, data: &[u8]) {
-        let len = data.len().min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
+        let len = data
+            .len()
+            .min(PAGE_SIZE as usize - offset.min(PAGE_SIZE as usize));
         // SAFETY: inside one allocated frame, through the direct map.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), phys_to_virt(pfn.0 * PAGE_SIZE).add(offset), len) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                phys_to_virt(pfn.0 * PAGE_SIZE).add(offset),
+                len,
+            )
+        };
     }
 }
 

@@ -25,9 +25,17 @@ impl NodeMemory {
 
 /// Intersects `free` with the SRAT ranges; without SRAT all memory is node 0.
 pub fn split_by_node(free: &[PhysRange], topo: &Topology) -> Vec<NodeMemory> {
-    let mut nodes: Vec<NodeMemory> =
-        (0..topo.node_count).map(|node| NodeMemory { node, ..Default::default() }).collect();
-    let srat: Vec<_> = topo.memory.iter().filter(|m| !m.hot_pluggable && m.length > 0).collect();
+    let mut nodes: Vec<NodeMemory> = (0..topo.node_count)
+        .map(|node| NodeMemory {
+            node,
+            ..Default::default()
+        })
+        .collect();
+    let srat: Vec<_> = topo
+        .memory
+        .iter()
+        .filter(|m| !m.hot_pluggable && m.length > 0)
+        .collect();
     if srat.is_empty() {
         nodes[0].ranges.extend_from_slice(free);
         nodes[0].srat_bytes = free.iter().map(PhysRange::len).sum();

@@ -122,7 +122,11 @@ impl X86PageTable {
     /// An empty table (kernel half shared); with a KPTI user table when KPTI is on.
     pub fn new() -> Option<Self> {
         let root = new_root()?;
-        let user_root = if crate::arch::kpti::enabled() { crate::arch::kpti::new_user_root(root) } else { 0 };
+        let user_root = if crate::arch::kpti::enabled() {
+            crate::arch::kpti::new_user_root(root)
+        } else {
+            0
+        };
         Some(Self { root, user_root })
     }
 
@@ -182,13 +186,17 @@ impl PageTable for X86PageTable {
     }
 
     fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
-        let Ok(Some(slot)) = self.leaf(va, false) else { return Err(None) };
+        let Ok(Some(slot)) = self.leaf(va, false) else {
+            return Err(None);
+        };
         let current = slot.load(Ordering::Acquire);
         // The CPU may have set accessed/dirty since `expected` was read: compare the rest.
         if decode(current) != Some(expected) {
             return Err(decode(current));
         }
-        slot.compare_exchange(current, encode(new), Ordering::AcqRel, Ordering::Acquire).map(|_| ()).map_err(decode)
+        slot.compare_exchange(current, encode(new), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(decode)
     }
 
     fn unmap(&self, va: u64) -> Option<Pte> {
@@ -197,7 +205,14 @@ impl PageTable for X86PageTable {
     }
 
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
-        fn walk(phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
+        fn walk(
+            phys: u64,
+            level: u32,
+            base: u64,
+            start: u64,
+            end: u64,
+            f: &mut dyn FnMut(u64, Pte),
+        ) {
             let span = 1u64 << (12 + 9 * level);
             let limit = if level == 3 { 256 } else { 512 };
             for (i, slot) in table(phys).iter().enumerate().take(limit) {

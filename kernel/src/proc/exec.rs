@@ -7,11 +7,11 @@ use crate::{
     mem::aspace::{AddressSpace, PAGE, STACK_INITIAL_BYTES, STACK_TOP},
     syscall::errno::{Errno, SysResult},
 };
+use alloc::{boxed::Box, vec::Vec};
 use mm::{
     aspace::{Layout, MmapRequest},
     vma::{MapFlags, Prot},
 };
-use alloc::{boxed::Box, vec::Vec};
 
 /// Where a static-PIE is placed.
 const PIE_BASE: u64 = 0x0000_5555_5555_0000;
@@ -44,8 +44,15 @@ pub struct Image {
 }
 
 /// Loads `elf` with `argv`/`envp` (as byte strings, no NULs) for a process with `uid`.
-pub fn load(elf: &[u8], path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], uid: u32) -> SysResult<Image> {
-    let program = loader::elf::parse(elf, PIE_BASE, STACK_TOP - (1 << 30)).map_err(|_| Errno::ENOEXEC)?;
+pub fn load(
+    elf: &[u8],
+    path: &[u8],
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    uid: u32,
+) -> SysResult<Image> {
+    let program =
+        loader::elf::parse(elf, PIE_BASE, STACK_TOP - (1 << 30)).map_err(|_| Errno::ENOEXEC)?;
     let prot_of_segment = |s: &loader::elf::Segment| {
         let mut prot = Prot::empty();
         if s.read {
@@ -64,7 +71,10 @@ pub fn load(elf: &[u8], path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], uid: u3
     crate::random::fill(&mut random);
     // User ASLR: the mmap area's top moves by up to 4 GiB (page granular) per exec.
     let shift = (u64::from_le_bytes(random) % (1 << 20)) * PAGE;
-    let layout = Layout { mmap_base: Layout::default().mmap_base - shift, ..Layout::default() };
+    let layout = Layout {
+        mmap_base: Layout::default().mmap_base - shift,
+        ..Layout::default()
+    };
     let aspace = AddressSpace::new(layout)?;
     let mm = aspace.mm();
     let rw = Prot::READ | Prot::WRITE;
@@ -138,15 +148,31 @@ pub fn load(elf: &[u8], path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], uid: u3
     ];
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
-    let spec = loader::stack::StackSpec { top: STACK_TOP, argv: &argv, envp: &envp, execfn: path, random, auxv: &auxv };
+    let spec = loader::stack::StackSpec {
+        top: STACK_TOP,
+        argv: &argv,
+        envp: &envp,
+        execfn: path,
+        random,
+        auxv: &auxv,
+    };
     let initial = loader::stack::build(&spec).ok_or(Errno::E2BIG)?;
     let (sp, stack) = (initial.sp, initial.bytes);
 
     // The stack: a growsdown mapping large enough for the arguments, growing on faults
     // up to RLIMIT_STACK (the guard gap below it is kept free).
-    let stack_bytes = (STACK_TOP - sp + (64 << 10)).next_multiple_of(PAGE).max(STACK_INITIAL_BYTES);
-    let stack_flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE | MapFlags::GROWSDOWN | MapFlags::STACK;
-    mm.mmap(&MmapRequest::anon(STACK_TOP - stack_bytes, stack_bytes, rw, stack_flags), true)?;
+    let stack_bytes = (STACK_TOP - sp + (64 << 10))
+        .next_multiple_of(PAGE)
+        .max(STACK_INITIAL_BYTES);
+    let stack_flags = MapFlags::PRIVATE
+        | MapFlags::ANONYMOUS
+        | MapFlags::FIXED_NOREPLACE
+        | MapFlags::GROWSDOWN
+        | MapFlags::STACK;
+    mm.mmap(
+        &MmapRequest::anon(STACK_TOP - stack_bytes, stack_bytes, rw, stack_flags),
+        true,
+    )?;
     mm.set_stack_start(STACK_TOP);
     mm.write_bytes(sp, &stack).map_err(|_| Errno::ENOMEM)?;
 
@@ -158,13 +184,28 @@ pub fn load(elf: &[u8], path: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], uid: u3
 pub fn spawn_init(path: &str, argv: &[Vec<u8>]) -> SysResult<()> {
     let elf = crate::initramfs::lookup(path).ok_or(Errno::ENOENT)?;
     let token = alloc::sync::Arc::new(security::Token::system());
-    let envp = [b"HOME=/".to_vec(), b"PATH=/bin".to_vec(), b"TERM=linux".to_vec()];
+    let envp = [
+        b"HOME=/".to_vec(),
+        b"PATH=/bin".to_vec(),
+        b"TERM=linux".to_vec(),
+    ];
     let image = load(elf, path.as_bytes(), argv, &envp, token.uid())?;
     let pid = super::alloc_pid();
     let name = alloc::string::String::from(path.rsplit('/').next().unwrap_or(path));
-    let process = super::new_process(pid, 0, name, alloc::sync::Arc::new(image.aspace), super::files::FileTable::with_console(), token);
+    let process = super::new_process(
+        pid,
+        0,
+        name,
+        alloc::sync::Arc::new(image.aspace),
+        super::files::FileTable::with_console(),
+        token,
+    );
     let online = crate::smp::online_cpus();
-    let all = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let all = if online >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << online) - 1
+    };
     let thread = super::thread::Thread::new(pid, process, 0, all);
     super::thread::start(thread, image.ctx);
     Ok(())

@@ -1,7 +1,10 @@
 //! User-mode exceptions: page faults resolved at once when the mapping allows it, and
 //! everything else turned into the signal Linux would send.
 
-use super::{signal::{self, code, SigInfo}, thread::Thread};
+use super::{
+    signal::{self, code, SigInfo},
+    thread::Thread,
+};
 use crate::{arch::usermode::UserContext, mem::aspace::AddressSpace};
 use mm::fault::{Access, FaultError, FaultFuture};
 
@@ -35,19 +38,69 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
                 Err(FaultError::NeedsWait(wait)) => return UserFault::Wait(wait),
                 // Out of memory with nothing to wait for: the OOM killer's seam; for now the
                 // faulting process gets SIGBUS.
-                Err(FaultError::Oom) => (signal::SIGBUS, SigInfo { code: code::BUS_ADRERR, value: ctx.cr2 }),
+                Err(FaultError::Oom) => (
+                    signal::SIGBUS,
+                    SigInfo {
+                        code: code::BUS_ADRERR,
+                        value: ctx.cr2,
+                    },
+                ),
                 Err(e) => {
-                    let (sig, si_code) = e.signal().unwrap_or((i32::from(signal::SIGSEGV), code::SEGV_MAPERR));
-                    (sig as u8, SigInfo { code: si_code, value: ctx.cr2 })
+                    let (sig, si_code) = e
+                        .signal()
+                        .unwrap_or((i32::from(signal::SIGSEGV), code::SEGV_MAPERR));
+                    (
+                        sig as u8,
+                        SigInfo {
+                            code: si_code,
+                            value: ctx.cr2,
+                        },
+                    )
                 }
             }
         }
-        0 => (signal::SIGFPE, SigInfo { code: code::FPE_INTDIV, value: ctx.rip }),
-        16 | 19 => (signal::SIGFPE, SigInfo { code: code::SI_KERNEL, value: ctx.rip }),
-        1 | 3 => (signal::SIGTRAP, SigInfo { code: code::SI_KERNEL, value: ctx.rip }),
-        6 => (signal::SIGILL, SigInfo { code: code::ILL_ILLOPN, value: ctx.rip }),
-        17 => (signal::SIGBUS, SigInfo { code: code::BUS_ADRERR, value: ctx.cr2 }),
-        _ => (signal::SIGSEGV, SigInfo { code: code::SI_KERNEL, value: 0 }),
+        0 => (
+            signal::SIGFPE,
+            SigInfo {
+                code: code::FPE_INTDIV,
+                value: ctx.rip,
+            },
+        ),
+        16 | 19 => (
+            signal::SIGFPE,
+            SigInfo {
+                code: code::SI_KERNEL,
+                value: ctx.rip,
+            },
+        ),
+        1 | 3 => (
+            signal::SIGTRAP,
+            SigInfo {
+                code: code::SI_KERNEL,
+                value: ctx.rip,
+            },
+        ),
+        6 => (
+            signal::SIGILL,
+            SigInfo {
+                code: code::ILL_ILLOPN,
+                value: ctx.rip,
+            },
+        ),
+        17 => (
+            signal::SIGBUS,
+            SigInfo {
+                code: code::BUS_ADRERR,
+                value: ctx.cr2,
+            },
+        ),
+        _ => (
+            signal::SIGSEGV,
+            SigInfo {
+                code: code::SI_KERNEL,
+                value: 0,
+            },
+        ),
     };
     signal::force_fault_signal(thread, sig, info);
     UserFault::Done
@@ -59,7 +112,16 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
 /// A fault that would have to wait is not waited for here (the copy runs inside a
 /// synchronous part of a syscall): the copy fails with EFAULT instead.
 pub fn resolve_kernel_access(addr: u64, write: bool) -> bool {
-    let Some(thread) = super::current_thread() else { return false };
+    let Some(thread) = super::current_thread() else {
+        return false;
+    };
     let space = thread.process.aspace.read().clone();
-    space.mm().fault(addr, if write { Access::Write } else { Access::Read }, false).is_ok()
+    space
+        .mm()
+        .fault(
+            addr,
+            if write { Access::Write } else { Access::Read },
+            false,
+        )
+        .is_ok()
 }

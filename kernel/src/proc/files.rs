@@ -70,8 +70,13 @@ pub struct FileTable {
 impl FileTable {
     /// A table with stdin, stdout and stderr on the console.
     pub fn with_console() -> Self {
-        let console = Some(Descriptor { file: File::Console, cloexec: false });
-        Self { slots: alloc::vec![console.clone(), console.clone(), console] }
+        let console = Some(Descriptor {
+            file: File::Console,
+            cloexec: false,
+        });
+        Self {
+            slots: alloc::vec![console.clone(), console.clone(), console],
+        }
     }
 
     /// Installs `file` at the lowest free descriptor.
@@ -90,12 +95,18 @@ impl FileTable {
 
     /// The descriptor `fd`.
     pub fn get_mut(&mut self, fd: u64) -> SysResult<&mut Descriptor> {
-        self.slots.get_mut(usize::try_from(fd).map_err(|_| Errno::EBADF)?).and_then(Option::as_mut).ok_or(Errno::EBADF)
+        self.slots
+            .get_mut(usize::try_from(fd).map_err(|_| Errno::EBADF)?)
+            .and_then(Option::as_mut)
+            .ok_or(Errno::EBADF)
     }
 
     /// Closes `fd`.
     pub fn close(&mut self, fd: u64) -> SysResult<()> {
-        let slot = self.slots.get_mut(usize::try_from(fd).map_err(|_| Errno::EBADF)?).ok_or(Errno::EBADF)?;
+        let slot = self
+            .slots
+            .get_mut(usize::try_from(fd).map_err(|_| Errno::EBADF)?)
+            .ok_or(Errno::EBADF)?;
         slot.take().map(|_| ()).ok_or(Errno::EBADF)
     }
 

@@ -25,10 +25,12 @@ struct Waiter {
     waker: AtomicWaker,
 }
 
-static TABLE: [Mutex<VecDeque<Arc<Waiter>>>; BUCKETS] = [const { Mutex::new(VecDeque::new()) }; BUCKETS];
+static TABLE: [Mutex<VecDeque<Arc<Waiter>>>; BUCKETS] =
+    [const { Mutex::new(VecDeque::new()) }; BUCKETS];
 
 fn bucket(key: (u64, u64)) -> &'static Mutex<VecDeque<Arc<Waiter>>> {
-    let h = (key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)) >> 56;
+    let h = (key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1.wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+        >> 56;
     &TABLE[h as usize % BUCKETS]
 }
 
@@ -50,14 +52,24 @@ fn key_of(process: &Process, uaddr: u64, private: bool) -> (u64, u64) {
 
 /// FUTEX_WAIT: sleeps while `*uaddr == expected`, until woken, interrupted or `deadline_ns`.
 /// `private`: FUTEX_PRIVATE_FLAG was given.
-pub async fn wait(thread: &Thread, uaddr: u64, expected: u32, deadline_ns: Option<u64>, private: bool) -> SysResult<u64> {
+pub async fn wait(
+    thread: &Thread,
+    uaddr: u64,
+    expected: u32,
+    deadline_ns: Option<u64>,
+    private: bool,
+) -> SysResult<u64> {
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     // Fault the word in first: a shared key needs its frame.
     let _: u32 = read_user(uaddr)?;
     let key = key_of(&thread.process, uaddr, private);
-    let waiter = Arc::new(Waiter { key, woken: AtomicBool::new(false), waker: AtomicWaker::new() });
+    let waiter = Arc::new(Waiter {
+        key,
+        woken: AtomicBool::new(false),
+        waker: AtomicWaker::new(),
+    });
     {
         let mut q = bucket(key).lock();
         // Read under the bucket lock so a waker that changes the word and then wakes cannot

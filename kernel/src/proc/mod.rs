@@ -161,12 +161,27 @@ pub fn remove(pid: Pid) {
 }
 
 fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
-    let inf = Rlimit { cur: RLIM_INFINITY, max: RLIM_INFINITY };
+    let inf = Rlimit {
+        cur: RLIM_INFINITY,
+        max: RLIM_INFINITY,
+    };
     let mut l = [inf; RLIM_NLIMITS];
-    l[3] = Rlimit { cur: 8 << 20, max: RLIM_INFINITY }; // RLIMIT_STACK
-    l[4] = Rlimit { cur: 0, max: RLIM_INFINITY }; // RLIMIT_CORE
-    l[7] = Rlimit { cur: 1024, max: 4096 }; // RLIMIT_NOFILE
-    l[8] = Rlimit { cur: 8 << 20, max: 8 << 20 }; // RLIMIT_MEMLOCK
+    l[3] = Rlimit {
+        cur: 8 << 20,
+        max: RLIM_INFINITY,
+    }; // RLIMIT_STACK
+    l[4] = Rlimit {
+        cur: 0,
+        max: RLIM_INFINITY,
+    }; // RLIMIT_CORE
+    l[7] = Rlimit {
+        cur: 1024,
+        max: 4096,
+    }; // RLIMIT_NOFILE
+    l[8] = Rlimit {
+        cur: 8 << 20,
+        max: 8 << 20,
+    }; // RLIMIT_MEMLOCK
     l
 }
 
@@ -184,8 +199,16 @@ pub fn new_process(
         pid,
         ppid: AtomicU32::new(ppid),
         // A new process starts in its parent's group and session (init: its own).
-        pgid: AtomicU32::new(lookup(ppid).filter(|_| ppid != pid).map_or(pid, |p| p.pgid.load(Ordering::Relaxed))),
-        sid: AtomicU32::new(lookup(ppid).filter(|_| ppid != pid).map_or(pid, |p| p.sid.load(Ordering::Relaxed))),
+        pgid: AtomicU32::new(
+            lookup(ppid)
+                .filter(|_| ppid != pid)
+                .map_or(pid, |p| p.pgid.load(Ordering::Relaxed)),
+        ),
+        sid: AtomicU32::new(
+            lookup(ppid)
+                .filter(|_| ppid != pid)
+                .map_or(pid, |p| p.sid.load(Ordering::Relaxed)),
+        ),
         name: Mutex::new(name),
         aspace: RwLock::new(aspace),
         files: Mutex::new(files),
@@ -214,7 +237,9 @@ pub fn new_process(
 
 /// The thread whose task the calling CPU is polling, if any.
 pub fn current_thread() -> Option<&'static thread::Thread> {
-    let ptr = percpu::try_current()?.current_thread.load(Ordering::Relaxed) as *const thread::Thread;
+    let ptr = percpu::try_current()?
+        .current_thread
+        .load(Ordering::Relaxed) as *const thread::Thread;
     // SAFETY: set by `thread::ThreadTask::poll` for the duration of the poll, while the task
     // holds an `Arc` to the thread.
     (!ptr.is_null()).then(|| unsafe { &*ptr })
@@ -222,13 +247,18 @@ pub fn current_thread() -> Option<&'static thread::Thread> {
 
 /// Checks that `caller` may perform `desired` on `target` (PIP dominance and the target's
 /// SD), mapping a refusal to EPERM.
-pub fn check_access(caller: &Process, target: &Process, desired: security::AccessMask) -> SysResult<()> {
+pub fn check_access(
+    caller: &Process,
+    target: &Process,
+    desired: security::AccessMask,
+) -> SysResult<()> {
     if core::ptr::eq(caller, target) {
         return Ok(());
     }
     let token = caller.token.read().clone();
     let sd = target.sd.read();
-    security::check_process_access(&token, &sd, target.integrity(), desired).map_err(|_| Errno::EPERM)
+    security::check_process_access(&token, &sd, target.integrity(), desired)
+        .map_err(|_| Errno::EPERM)
 }
 
 /// Every process (for tkill's search and reports).

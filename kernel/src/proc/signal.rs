@@ -4,7 +4,10 @@
 
 use super::{thread::Thread, ExitStatus, Process};
 use crate::{
-    arch::{uaccess::{copy_from_user, copy_to_user, read_user, write_user}, usermode::{TrapKind, UserContext}},
+    arch::{
+        uaccess::{copy_from_user, copy_to_user, read_user, write_user},
+        usermode::{TrapKind, UserContext},
+    },
     syscall::errno::{Errno, SysResult},
 };
 use alloc::sync::Arc;
@@ -90,7 +93,10 @@ pub struct Dispositions {
 
 impl Default for Dispositions {
     fn default() -> Self {
-        Self { actions: [SigAction::default(); 65], info: [SigInfo::default(); 65] }
+        Self {
+            actions: [SigAction::default(); 65],
+            info: [SigInfo::default(); 65],
+        }
     }
 }
 
@@ -112,7 +118,10 @@ fn bit(sig: u8) -> u64 {
 /// Default action of `sig` is to ignore it.
 fn ignored_by_default(sig: u8) -> bool {
     // Job control (stop/continue) is not implemented: stop signals are ignored.
-    matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | 20..=22)
+    matches!(
+        sig,
+        SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | 20..=22
+    )
 }
 
 /// Makes `sig` pending on `thread` with `info`.
@@ -123,7 +132,9 @@ pub fn send_to_thread(thread: &Thread, sig: u8, info: SigInfo) {
     {
         let mut d = thread.process.signals.lock();
         let action = d.actions[usize::from(sig)];
-        if sig != SIGKILL && (action.handler == SIG_IGN || (action.handler == SIG_DFL && ignored_by_default(sig))) {
+        if sig != SIGKILL
+            && (action.handler == SIG_IGN || (action.handler == SIG_DFL && ignored_by_default(sig)))
+        {
             return;
         }
         d.info[usize::from(sig)] = info;
@@ -136,13 +147,23 @@ pub fn send_to_thread(thread: &Thread, sig: u8, info: SigInfo) {
 
 /// Makes `sig` pending on the process: on the first thread that does not block it.
 pub fn send_to_process(process: &Arc<Process>, sig: u8) {
-    send_to_process_with(process, sig, SigInfo { code: code::SI_KERNEL, value: 0 });
+    send_to_process_with(
+        process,
+        sig,
+        SigInfo {
+            code: code::SI_KERNEL,
+            value: 0,
+        },
+    );
 }
 
 /// As [`send_to_process`], with the info the receiver sees.
 pub fn send_to_process_with(process: &Arc<Process>, sig: u8, info: SigInfo) {
     let threads = process.threads.lock().clone();
-    let target = threads.iter().find(|t| t.sigmask.load(Ordering::SeqCst) & bit(sig) == 0).or(threads.first());
+    let target = threads
+        .iter()
+        .find(|t| t.sigmask.load(Ordering::SeqCst) & bit(sig) == 0)
+        .or(threads.first());
     if let Some(t) = target {
         send_to_thread(t, sig, info);
     }
@@ -173,11 +194,16 @@ mod frame {
 /// Delivers the lowest pending unblocked signal of `thread` (SIGKILL first): runs the
 /// default action or sets up a handler frame.
 pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
-    let deliverable = thread.pending.load(Ordering::SeqCst) & (!thread.sigmask.load(Ordering::SeqCst) | bit(SIGKILL));
+    let deliverable = thread.pending.load(Ordering::SeqCst)
+        & (!thread.sigmask.load(Ordering::SeqCst) | bit(SIGKILL));
     if deliverable == 0 {
         return;
     }
-    let sig = if deliverable & bit(SIGKILL) != 0 { SIGKILL } else { deliverable.trailing_zeros() as u8 + 1 };
+    let sig = if deliverable & bit(SIGKILL) != 0 {
+        SIGKILL
+    } else {
+        deliverable.trailing_zeros() as u8 + 1
+    };
     thread.pending.fetch_and(!bit(sig), Ordering::SeqCst);
     let (action, info) = {
         let mut d = thread.process.signals.lock();
@@ -194,8 +220,18 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
                     let e = ctx.error_code;
                     alloc::format!(
                         " [page fault: {}, {}]",
-                        if e & 1 != 0 { "protection violation" } else { "page not present" },
-                        if e & 16 != 0 { "instruction fetch" } else if e & 2 != 0 { "write" } else { "read" }
+                        if e & 1 != 0 {
+                            "protection violation"
+                        } else {
+                            "page not present"
+                        },
+                        if e & 16 != 0 {
+                            "instruction fetch"
+                        } else if e & 2 != 0 {
+                            "write"
+                        } else {
+                            "read"
+                        }
                     )
                 } else {
                     alloc::string::String::new()
@@ -227,10 +263,18 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
     if action.flags & SA_NODEFER == 0 {
         mask |= bit(sig);
     }
-    thread.sigmask.store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
+    thread
+        .sigmask
+        .store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
 }
 
-fn setup_frame(thread: &Thread, ctx: &mut UserContext, sig: u8, action: &SigAction, info: &SigInfo) -> SysResult<()> {
+fn setup_frame(
+    thread: &Thread,
+    ctx: &mut UserContext,
+    sig: u8,
+    action: &SigAction,
+    info: &SigInfo,
+) -> SysResult<()> {
     if action.flags & SA_RESTORER == 0 || action.restorer == 0 {
         return Err(Errno::EFAULT);
     }
@@ -241,8 +285,8 @@ fn setup_frame(thread: &Thread, ctx: &mut UserContext, sig: u8, action: &SigActi
 
     let mut mcontext = [0u64; 32];
     let regs = [
-        ctx.r8, ctx.r9, ctx.r10, ctx.r11, ctx.r12, ctx.r13, ctx.r14, ctx.r15, ctx.rdi, ctx.rsi, ctx.rbp, ctx.rbx,
-        ctx.rdx, ctx.rax, ctx.rcx, ctx.rsp, ctx.rip, ctx.rflags,
+        ctx.r8, ctx.r9, ctx.r10, ctx.r11, ctx.r12, ctx.r13, ctx.r14, ctx.r15, ctx.rdi, ctx.rsi,
+        ctx.rbp, ctx.rbx, ctx.rdx, ctx.rax, ctx.rcx, ctx.rsp, ctx.rip, ctx.rflags,
     ];
     mcontext[..18].copy_from_slice(&regs);
     mcontext[18] = 0x33 | (0x2b << 48); // cs, gs, fs, ss
@@ -254,7 +298,10 @@ fn setup_frame(thread: &Thread, ctx: &mut UserContext, sig: u8, action: &SigActi
     write_user(base + frame::MCONTEXT, &mcontext)?;
     write_user(base, &action.restorer)?;
     write_user::<[u64; 5]>(base + frame::UCONTEXT, &[0; 5])?; // uc_flags, uc_link, uc_stack
-    write_user(base + frame::SIGMASK, &thread.sigmask.load(Ordering::SeqCst))?;
+    write_user(
+        base + frame::SIGMASK,
+        &thread.sigmask.load(Ordering::SeqCst),
+    )?;
     let mut siginfo = [0u64; 16];
     siginfo[0] = u64::from(sig);
     siginfo[1] = info.code as u32 as u64;
@@ -285,15 +332,39 @@ pub fn sigreturn(thread: &Thread, ctx: &mut UserContext) -> SysResult<()> {
         let mxcsr = u32::from_le_bytes([image[24], image[25], image[26], image[27]]) & 0xffff;
         image[24..28].copy_from_slice(&mxcsr.to_le_bytes());
         ctx.fpu.0 = image;
-        crate::arch::percpu::current().fpu_owner.store(0, Ordering::Relaxed);
+        crate::arch::percpu::current()
+            .fpu_owner
+            .store(0, Ordering::Relaxed);
     }
-    [ctx.r8, ctx.r9, ctx.r10, ctx.r11, ctx.r12, ctx.r13, ctx.r14, ctx.r15] =
-        [mcontext[0], mcontext[1], mcontext[2], mcontext[3], mcontext[4], mcontext[5], mcontext[6], mcontext[7]];
-    [ctx.rdi, ctx.rsi, ctx.rbp, ctx.rbx, ctx.rdx, ctx.rax, ctx.rcx, ctx.rsp, ctx.rip, ctx.rflags] = [
-        mcontext[8], mcontext[9], mcontext[10], mcontext[11], mcontext[12], mcontext[13], mcontext[14], mcontext[15],
-        mcontext[16], mcontext[17],
+    [
+        ctx.r8, ctx.r9, ctx.r10, ctx.r11, ctx.r12, ctx.r13, ctx.r14, ctx.r15,
+    ] = [
+        mcontext[0],
+        mcontext[1],
+        mcontext[2],
+        mcontext[3],
+        mcontext[4],
+        mcontext[5],
+        mcontext[6],
+        mcontext[7],
     ];
-    thread.sigmask.store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
+    [
+        ctx.rdi, ctx.rsi, ctx.rbp, ctx.rbx, ctx.rdx, ctx.rax, ctx.rcx, ctx.rsp, ctx.rip, ctx.rflags,
+    ] = [
+        mcontext[8],
+        mcontext[9],
+        mcontext[10],
+        mcontext[11],
+        mcontext[12],
+        mcontext[13],
+        mcontext[14],
+        mcontext[15],
+        mcontext[16],
+        mcontext[17],
+    ];
+    thread
+        .sigmask
+        .store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
     ctx.kind = TrapKind::Fresh;
     Ok(())
 }

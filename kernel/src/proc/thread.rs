@@ -4,7 +4,10 @@
 
 use super::{fault, signal, ExitStatus, Pid, Process};
 use crate::{
-    arch::{percpu, tlb, usermode::{self, TrapKind, UserContext}},
+    arch::{
+        percpu, tlb,
+        usermode::{self, TrapKind, UserContext},
+    },
     executor::scheduler,
     interrupts, syscall,
 };
@@ -73,7 +76,9 @@ impl Thread {
         self.interrupt_waker.wake();
         let cpu = self.last_cpu.load(Ordering::Relaxed) as u32;
         if let Some(target) = percpu::get(CpuId(cpu)) {
-            if target.current_thread.load(Ordering::Relaxed) == self as *const Thread as u64 && cpu != percpu::current_cpu().0 {
+            if target.current_thread.load(Ordering::Relaxed) == self as *const Thread as u64
+                && cpu != percpu::current_cpu().0
+            {
                 crate::arch::apic::send_ipi(target.apic_id, vectors::WAKE);
             }
         }
@@ -108,22 +113,36 @@ impl Thread {
 /// Starts `thread` with `ctx` on a CPU it may use.
 pub fn start(thread: Arc<Thread>, ctx: Box<UserContext>) {
     thread.process.live_threads.fetch_add(1, Ordering::SeqCst);
-    thread.process.threads_started.fetch_add(1, Ordering::Relaxed);
+    thread
+        .process
+        .threads_started
+        .fetch_add(1, Ordering::Relaxed);
     thread.process.threads.lock().push(thread.clone());
     let affinity = thread.affinity.load(Ordering::Relaxed);
-    let task = ThreadTask { thread: thread.clone(), inner: Box::pin(thread_loop(thread, ctx)) };
+    let task = ThreadTask {
+        thread: thread.clone(),
+        inner: Box::pin(thread_loop(thread, ctx)),
+    };
     spawn_for(affinity, task);
 }
 
 /// Spawns a thread task: pinned when its affinity is one CPU, else floating (stealable).
 fn spawn_for(affinity: u64, task: ThreadTask) {
     let online = crate::smp::online_cpus();
-    let all = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let all = if online >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << online) - 1
+    };
     let allowed = affinity & all;
     let sched = scheduler();
     if allowed.count_ones() == 1 || (allowed != all && allowed != 0) {
         let here = percpu::current_cpu();
-        let cpu = if allowed & (1 << here.index()) != 0 { here } else { CpuId(allowed.trailing_zeros()) };
+        let cpu = if allowed & (1 << here.index()) != 0 {
+            here
+        } else {
+            CpuId(allowed.trailing_zeros())
+        };
         drop(sched.spawn_on(cpu, task));
     } else {
         drop(sched.spawn(task));
@@ -152,9 +171,14 @@ impl Future for ThreadTask {
         let thread = self.thread.clone();
         let space = thread.process.aspace.read().clone();
         tlb::activate(&space);
-        cpu.current_thread.store(Arc::as_ptr(&thread) as u64, Ordering::Relaxed);
-        thread.last_cpu.store(u64::from(cpu.cpu_id.0), Ordering::Relaxed);
-        thread.cpus_used.fetch_or(1 << cpu.cpu_id.index(), Ordering::Relaxed);
+        cpu.current_thread
+            .store(Arc::as_ptr(&thread) as u64, Ordering::Relaxed);
+        thread
+            .last_cpu
+            .store(u64::from(cpu.cpu_id.0), Ordering::Relaxed);
+        thread
+            .cpus_used
+            .fetch_or(1 << cpu.cpu_id.index(), Ordering::Relaxed);
         let result = self.inner.as_mut().poll(cx);
         cpu.current_thread.store(0, Ordering::Relaxed);
         tlb::leave();
@@ -165,7 +189,10 @@ impl Future for ThreadTask {
             Poll::Ready(LoopEnd::Exit) => Poll::Ready(()),
             Poll::Ready(LoopEnd::Migrate(ctx)) => {
                 let affinity = thread.affinity.load(Ordering::Relaxed);
-                let task = ThreadTask { thread: thread.clone(), inner: Box::pin(thread_loop(thread, ctx)) };
+                let task = ThreadTask {
+                    thread: thread.clone(),
+                    inner: Box::pin(thread_loop(thread, ctx)),
+                };
                 spawn_for(affinity, task);
                 Poll::Ready(())
             }
@@ -179,7 +206,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
     // The address space, kept at hand for faults (execve replaces it: refreshed after).
     let mut space = thread.process.aspace.read().clone();
     loop {
-        if thread.process.exiting.load(Ordering::SeqCst) || thread.exit_requested.load(Ordering::SeqCst) {
+        if thread.process.exiting.load(Ordering::SeqCst)
+            || thread.exit_requested.load(Ordering::SeqCst)
+        {
             break;
         }
         if thread.has_deliverable_signal() {
@@ -223,7 +252,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             TrapKind::Trap => {
                 let vector = ctx.vector as u8;
                 if vector < 32 {
-                    if let fault::UserFault::Wait(wait) = fault::user_exception(&thread, &space, &mut ctx) {
+                    if let fault::UserFault::Wait(wait) =
+                        fault::user_exception(&thread, &space, &mut ctx)
+                    {
                         usermode::save_fpu(&mut ctx);
                         timer_armed = false;
                         wait.await;
@@ -262,12 +293,16 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
         super::futex::wake(&thread.process, ctid, 1, false);
     }
     let process = &thread.process;
-    process.cpus_used.fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
+    process
+        .cpus_used
+        .fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
     process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
     let last = process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1;
     process.thread_exited.wake_all();
     if last {
-        let status = process.exit_status().unwrap_or(ExitStatus::Exited(process.group_exit_code.load(Ordering::SeqCst) as u8));
+        let status = process.exit_status().unwrap_or(ExitStatus::Exited(
+            process.group_exit_code.load(Ordering::SeqCst) as u8,
+        ));
         super::wait::process_exited(process, status);
     }
 }

@@ -2,7 +2,10 @@
 //! waiters are woken through a wait queue of wakers.
 
 use super::{ExitStatus, Pid, Process};
-use crate::{kprintln, syscall::errno::{Errno, SysResult}};
+use crate::{
+    kprintln,
+    syscall::errno::{Errno, SysResult},
+};
 use alloc::{sync::Arc, vec::Vec};
 use core::{
     future::poll_fn,
@@ -19,7 +22,9 @@ pub struct WaitQueue {
 impl WaitQueue {
     /// An empty queue.
     pub const fn new() -> Self {
-        Self { waiters: Mutex::new(Vec::new()) }
+        Self {
+            waiters: Mutex::new(Vec::new()),
+        }
     }
 
     /// Registers `waker` to be woken by the next `wake_all`.
@@ -58,10 +63,20 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
             }
             cpus.push_str(&alloc::format!("{cpu}"));
         }
-        kprintln!("process {}: {} threads ran on cpus {}", process.name.lock(), started, cpus);
+        kprintln!(
+            "process {}: {} threads ran on cpus {}",
+            process.name.lock(),
+            started,
+            cpus
+        );
     }
     if let ExitStatus::Signaled(sig) = status {
-        kprintln!("pid {} ({}) killed by signal {}", process.pid, process.name.lock(), sig);
+        kprintln!(
+            "pid {} ({}) killed by signal {}",
+            process.pid,
+            process.name.lock(),
+            sig
+        );
     }
     // Close files and drop the address space's memory now (the zombie keeps nothing).
     process.files.lock().close_all();
@@ -116,7 +131,10 @@ fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> 
     if !children.iter().any(matches) {
         return Err(Errno::ECHILD);
     }
-    let Some(index) = children.iter().position(|c| matches(c) && c.zombie.load(Ordering::SeqCst)) else {
+    let Some(index) = children
+        .iter()
+        .position(|c| matches(c) && c.zombie.load(Ordering::SeqCst))
+    else {
         return Ok(None);
     };
     let child = children.remove(index);
@@ -127,7 +145,12 @@ fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> 
 }
 
 /// Waits for a child; returns its pid and status (or `None` with WNOHANG and nothing ready).
-pub async fn wait_child(parent: Arc<Process>, thread: &super::thread::Thread, pid: i64, options: u64) -> SysResult<Option<(Pid, ExitStatus)>> {
+pub async fn wait_child(
+    parent: Arc<Process>,
+    thread: &super::thread::Thread,
+    pid: i64,
+    options: u64,
+) -> SysResult<Option<(Pid, ExitStatus)>> {
     thread.clear_interrupt();
     poll_fn(|cx| {
         parent.child_exited.register(cx.waker());

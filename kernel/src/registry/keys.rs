@@ -40,8 +40,21 @@ pub struct Key {
     pub apply: fn(u64) -> SysResult<()>,
 }
 
-const fn key(name: &'static str, paths: &'static [&'static str], kind: KeyKind, default: u64, apply: fn(u64) -> SysResult<()>) -> Key {
-    Key { name, paths, kind, default, value: AtomicU64::new(default), apply }
+const fn key(
+    name: &'static str,
+    paths: &'static [&'static str],
+    kind: KeyKind,
+    default: u64,
+    apply: fn(u64) -> SysResult<()>,
+) -> Key {
+    Key {
+        name,
+        paths,
+        kind,
+        default,
+        value: AtomicU64::new(default),
+        apply,
+    }
 }
 
 fn keep(_: u64) -> SysResult<()> {
@@ -50,7 +63,8 @@ fn keep(_: u64) -> SysResult<()> {
 
 fn set_watermark_scale(v: u64) -> SysResult<()> {
     let min_free = MIN_FREE_KBYTES.get();
-    crate::mem::frames::allocator().set_watermarks(if min_free == 0 { None } else { Some(min_free) }, v as u32);
+    crate::mem::frames::allocator()
+        .set_watermarks(if min_free == 0 { None } else { Some(min_free) }, v as u32);
     Ok(())
 }
 
@@ -70,17 +84,46 @@ fn set_mmap_min_addr(v: u64) -> SysResult<()> {
 }
 
 /// `vm.max_map_count` (Linux default 65530).
-pub static MAX_MAP_COUNT: Key =
-    key("vm.max_map_count", &["/proc/sys/vm/max_map_count"], KeyKind::Int { min: 1, max: i32::MAX as u64 }, 65530, set_max_map_count);
+pub static MAX_MAP_COUNT: Key = key(
+    "vm.max_map_count",
+    &["/proc/sys/vm/max_map_count"],
+    KeyKind::Int {
+        min: 1,
+        max: i32::MAX as u64,
+    },
+    65530,
+    set_max_map_count,
+);
 /// `vm.mmap_min_addr` (65536).
-pub static MMAP_MIN_ADDR: Key =
-    key("vm.mmap_min_addr", &["/proc/sys/vm/mmap_min_addr"], KeyKind::Int { min: 0, max: 1 << 32 }, 65536, set_mmap_min_addr);
+pub static MMAP_MIN_ADDR: Key = key(
+    "vm.mmap_min_addr",
+    &["/proc/sys/vm/mmap_min_addr"],
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 32,
+    },
+    65536,
+    set_mmap_min_addr,
+);
 /// `vm.watermark_scale_factor` (10, i.e. 0.1% of the node).
-pub static WATERMARK_SCALE_FACTOR: Key =
-    key("vm.watermark_scale_factor", &["/proc/sys/vm/watermark_scale_factor"], KeyKind::Int { min: 1, max: 3000 }, 10, set_watermark_scale);
+pub static WATERMARK_SCALE_FACTOR: Key = key(
+    "vm.watermark_scale_factor",
+    &["/proc/sys/vm/watermark_scale_factor"],
+    KeyKind::Int { min: 1, max: 3000 },
+    10,
+    set_watermark_scale,
+);
 /// `vm.min_free_kbytes` (0 here means "Linux's formula").
-pub static MIN_FREE_KBYTES: Key =
-    key("vm.min_free_kbytes", &["/proc/sys/vm/min_free_kbytes"], KeyKind::Int { min: 128, max: 1 << 26 }, 0, set_min_free);
+pub static MIN_FREE_KBYTES: Key = key(
+    "vm.min_free_kbytes",
+    &["/proc/sys/vm/min_free_kbytes"],
+    KeyKind::Int {
+        min: 128,
+        max: 1 << 26,
+    },
+    0,
+    set_min_free,
+);
 
 /// Every key, in the order `ksyncd` documents them.
 pub static KEYS: [&Key; 34] = [
@@ -122,14 +165,43 @@ pub static KEYS: [&Key; 34] = [
 
 /// `vm.overcommit_memory`: 0 heuristic, 1 always, 2 never (commit accounting comes with the
 /// exhaustion issue; the value is kept and validated now).
-pub static OVERCOMMIT_MEMORY: Key = key("vm.overcommit_memory", &["/proc/sys/vm/overcommit_memory"], KeyKind::Int { min: 0, max: 2 }, 0, keep);
+pub static OVERCOMMIT_MEMORY: Key = key(
+    "vm.overcommit_memory",
+    &["/proc/sys/vm/overcommit_memory"],
+    KeyKind::Int { min: 0, max: 2 },
+    0,
+    keep,
+);
 /// `vm.overcommit_ratio` (50).
-pub static OVERCOMMIT_RATIO: Key = key("vm.overcommit_ratio", &["/proc/sys/vm/overcommit_ratio"], KeyKind::Int { min: 0, max: 1 << 32 }, 50, keep);
+pub static OVERCOMMIT_RATIO: Key = key(
+    "vm.overcommit_ratio",
+    &["/proc/sys/vm/overcommit_ratio"],
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 32,
+    },
+    50,
+    keep,
+);
 /// `vm.overcommit_kbytes` (0).
-pub static OVERCOMMIT_KBYTES: Key = key("vm.overcommit_kbytes", &["/proc/sys/vm/overcommit_kbytes"], KeyKind::Int { min: 0, max: 1 << 48 }, 0, keep);
+pub static OVERCOMMIT_KBYTES: Key = key(
+    "vm.overcommit_kbytes",
+    &["/proc/sys/vm/overcommit_kbytes"],
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 48,
+    },
+    0,
+    keep,
+);
 /// `vm.unprivileged_userfaultfd`: 0 privileged only, 1 everyone, 2 user-mode faults only.
-pub static UNPRIVILEGED_USERFAULTFD: Key =
-    key("vm.unprivileged_userfaultfd", &["/proc/sys/vm/unprivileged_userfaultfd"], KeyKind::Int { min: 0, max: 2 }, 0, keep);
+pub static UNPRIVILEGED_USERFAULTFD: Key = key(
+    "vm.unprivileged_userfaultfd",
+    &["/proc/sys/vm/unprivileged_userfaultfd"],
+    KeyKind::Int { min: 0, max: 2 },
+    0,
+    keep,
+);
 fn drop_caches(v: u64) -> SysResult<()> {
     if v & 1 != 0 {
         let pages = crate::initramfs::drop_page_cache();
@@ -139,15 +211,32 @@ fn drop_caches(v: u64) -> SysResult<()> {
 }
 
 /// `vm.drop_caches`: 1 page cache, 2 reclaimable kernel objects (none yet), 3 both.
-pub static DROP_CACHES: Key =
-    key("vm.drop_caches", &["/proc/sys/vm/drop_caches"], KeyKind::WriteOnly { min: 1, max: 3 }, 0, drop_caches);
+pub static DROP_CACHES: Key = key(
+    "vm.drop_caches",
+    &["/proc/sys/vm/drop_caches"],
+    KeyKind::WriteOnly { min: 1, max: 3 },
+    0,
+    drop_caches,
+);
 /// `vm.swappiness` (60, range 0-200).
-pub static SWAPPINESS: Key = key("vm.swappiness", &["/proc/sys/vm/swappiness"], KeyKind::Int { min: 0, max: 200 }, 60, keep);
+pub static SWAPPINESS: Key = key(
+    "vm.swappiness",
+    &["/proc/sys/vm/swappiness"],
+    KeyKind::Int { min: 0, max: 200 },
+    60,
+    keep,
+);
 /// `vm.nr_hugepages` (the default-size pool).
 pub static NR_HUGEPAGES: Key = key(
     "vm.nr_hugepages",
-    &["/proc/sys/vm/nr_hugepages", "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    &[
+        "/proc/sys/vm/nr_hugepages",
+        "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+    ],
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -168,7 +257,13 @@ pub static THP_DEFRAG: Key = key(
     keep,
 );
 /// KSM: 0 stopped (the default: the timing side channel), 1 run, 2 unmerge.
-pub static KSM_RUN: Key = key("mm.ksm.run", &["/sys/kernel/mm/ksm/run"], KeyKind::Int { min: 0, max: 2 }, 0, keep);
+pub static KSM_RUN: Key = key(
+    "mm.ksm.run",
+    &["/sys/kernel/mm/ksm/run"],
+    KeyKind::Int { min: 0, max: 2 },
+    0,
+    keep,
+);
 /// DAMON monitors (0: DAMON off, the default).
 pub static DAMON_KDAMONDS: Key = key(
     "mm.damon.nr_kdamonds",
@@ -178,18 +273,38 @@ pub static DAMON_KDAMONDS: Key = key(
     keep,
 );
 /// `vm.stat_interval` seconds (1).
-pub static STAT_INTERVAL: Key = key("vm.stat_interval", &["/proc/sys/vm/stat_interval"], KeyKind::Int { min: 1, max: 3600 }, 1, keep);
+pub static STAT_INTERVAL: Key = key(
+    "vm.stat_interval",
+    &["/proc/sys/vm/stat_interval"],
+    KeyKind::Int { min: 1, max: 3600 },
+    1,
+    keep,
+);
 /// `vm.page-cluster` (swap readahead, log2 pages; 3).
-pub static PAGE_CLUSTER: Key = key("vm.page-cluster", &["/proc/sys/vm/page-cluster"], KeyKind::Int { min: 0, max: 10 }, 3, keep);
+pub static PAGE_CLUSTER: Key = key(
+    "vm.page-cluster",
+    &["/proc/sys/vm/page-cluster"],
+    KeyKind::Int { min: 0, max: 10 },
+    3,
+    keep,
+);
 /// `vm.oom_kill_allocating_task` (0).
-pub static OOM_KILL_ALLOCATING_TASK: Key =
-    key("vm.oom_kill_allocating_task", &["/proc/sys/vm/oom_kill_allocating_task"], KeyKind::Int { min: 0, max: 1 }, 0, keep);
+pub static OOM_KILL_ALLOCATING_TASK: Key = key(
+    "vm.oom_kill_allocating_task",
+    &["/proc/sys/vm/oom_kill_allocating_task"],
+    KeyKind::Int { min: 0, max: 1 },
+    0,
+    keep,
+);
 
 /// Node 0's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
 pub static NODE0_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node0.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -197,7 +312,10 @@ pub static NODE0_HUGEPAGES_2048KB: Key = key(
 pub static NODE0_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node0.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -205,7 +323,10 @@ pub static NODE0_HUGEPAGES_1048576KB: Key = key(
 pub static NODE1_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node1.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -213,7 +334,10 @@ pub static NODE1_HUGEPAGES_2048KB: Key = key(
 pub static NODE1_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node1.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -221,7 +345,10 @@ pub static NODE1_HUGEPAGES_1048576KB: Key = key(
 pub static NODE2_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node2.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node2/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -229,7 +356,10 @@ pub static NODE2_HUGEPAGES_2048KB: Key = key(
 pub static NODE2_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node2.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node2/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -237,7 +367,10 @@ pub static NODE2_HUGEPAGES_1048576KB: Key = key(
 pub static NODE3_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node3.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node3/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -245,7 +378,10 @@ pub static NODE3_HUGEPAGES_2048KB: Key = key(
 pub static NODE3_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node3.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node3/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -253,7 +389,10 @@ pub static NODE3_HUGEPAGES_1048576KB: Key = key(
 pub static NODE4_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node4.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node4/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -261,7 +400,10 @@ pub static NODE4_HUGEPAGES_2048KB: Key = key(
 pub static NODE4_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node4.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node4/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -269,7 +411,10 @@ pub static NODE4_HUGEPAGES_1048576KB: Key = key(
 pub static NODE5_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node5.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node5/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -277,7 +422,10 @@ pub static NODE5_HUGEPAGES_2048KB: Key = key(
 pub static NODE5_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node5.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node5/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -285,7 +433,10 @@ pub static NODE5_HUGEPAGES_1048576KB: Key = key(
 pub static NODE6_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node6.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node6/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -293,7 +444,10 @@ pub static NODE6_HUGEPAGES_2048KB: Key = key(
 pub static NODE6_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node6.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node6/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -301,7 +455,10 @@ pub static NODE6_HUGEPAGES_1048576KB: Key = key(
 pub static NODE7_HUGEPAGES_2048KB: Key = key(
     "mm.hugepages.node7.hugepages-2048kB.nr_hugepages",
     &["/sys/devices/system/node/node7/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );
@@ -309,7 +466,10 @@ pub static NODE7_HUGEPAGES_2048KB: Key = key(
 pub static NODE7_HUGEPAGES_1048576KB: Key = key(
     "mm.hugepages.node7.hugepages-1048576kB.nr_hugepages",
     &["/sys/devices/system/node/node7/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int { min: 0, max: 1 << 30 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 30,
+    },
     0,
     keep,
 );

@@ -30,7 +30,10 @@ pub fn listing() -> String {
     let mut s = String::new();
     for k in KEYS.iter() {
         let shown = k.render();
-        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("{} = {} (default {})\n", k.name, shown.trim(), k.default));
+        let _ = core::fmt::Write::write_fmt(
+            &mut s,
+            format_args!("{} = {} (default {})\n", k.name, shown.trim(), k.default),
+        );
     }
     s
 }
@@ -38,8 +41,14 @@ pub fn listing() -> String {
 /// Checks that `token` may read (`write == false`) or set the key; EACCES otherwise.
 pub fn check_access(key: &Key, token: &Token, write: bool) -> SysResult<()> {
     let _ = key;
-    let want = if write { AccessMask::KEY_SET_VALUE } else { AccessMask::KEY_QUERY_VALUE };
-    access_check(token, key_sd(), want, &GenericMapping::KEY).map(|_| ()).map_err(|_| Errno::EACCES)
+    let want = if write {
+        AccessMask::KEY_SET_VALUE
+    } else {
+        AccessMask::KEY_QUERY_VALUE
+    };
+    access_check(token, key_sd(), want, &GenericMapping::KEY)
+        .map(|_| ())
+        .map_err(|_| Errno::EACCES)
 }
 
 impl Key {
@@ -86,7 +95,10 @@ impl Key {
                 }
                 v
             }
-            KeyKind::Choice(choices) => choices.iter().position(|c| *c == text).ok_or(Errno::EINVAL)? as u64,
+            KeyKind::Choice(choices) => choices
+                .iter()
+                .position(|c| *c == text)
+                .ok_or(Errno::EINVAL)? as u64,
         };
         (self.apply)(value)?;
         if !matches!(self.kind, KeyKind::WriteOnly { .. }) {
@@ -99,5 +111,7 @@ impl Key {
 /// Sets the defaults that depend on the machine (after the frame allocator exists).
 pub fn init() {
     let total = crate::mem::frames::allocator().total_pages();
-    keys::MIN_FREE_KBYTES.value.store(mm::frame::default_min_free_kbytes(total), Ordering::Relaxed);
+    keys::MIN_FREE_KBYTES
+        .value
+        .store(mm::frame::default_min_free_kbytes(total), Ordering::Relaxed);
 }

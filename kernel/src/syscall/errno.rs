@@ -56,14 +56,47 @@ impl Errno {
     /// The enum value for a positive Linux errno number (EINVAL for one this table lacks).
     pub fn from_raw(value: i32) -> Errno {
         const ALL: [Errno; 36] = [
-            Errno::EPERM, Errno::ENOENT, Errno::ESRCH, Errno::EINTR, Errno::EIO, Errno::E2BIG, Errno::ENOEXEC,
-            Errno::EBADF, Errno::ECHILD, Errno::EAGAIN, Errno::ENOMEM, Errno::EACCES, Errno::EFAULT, Errno::EBUSY,
-            Errno::EEXIST, Errno::ENODEV, Errno::ENOTDIR, Errno::EISDIR, Errno::EINVAL, Errno::EMFILE, Errno::ENOTTY,
-            Errno::EFBIG, Errno::ENOSPC, Errno::ESPIPE, Errno::EROFS, Errno::EPIPE, Errno::ERANGE, Errno::EDEADLK,
-            Errno::ENAMETOOLONG, Errno::ENOSYS, Errno::ENOTEMPTY, Errno::ELOOP, Errno::EOVERFLOW, Errno::EOPNOTSUPP,
-            Errno::ETIMEDOUT, Errno::EINVAL,
+            Errno::EPERM,
+            Errno::ENOENT,
+            Errno::ESRCH,
+            Errno::EINTR,
+            Errno::EIO,
+            Errno::E2BIG,
+            Errno::ENOEXEC,
+            Errno::EBADF,
+            Errno::ECHILD,
+            Errno::EAGAIN,
+            Errno::ENOMEM,
+            Errno::EACCES,
+            Errno::EFAULT,
+            Errno::EBUSY,
+            Errno::EEXIST,
+            Errno::ENODEV,
+            Errno::ENOTDIR,
+            Errno::EISDIR,
+            Errno::EINVAL,
+            Errno::EMFILE,
+            Errno::ENOTTY,
+            Errno::EFBIG,
+            Errno::ENOSPC,
+            Errno::ESPIPE,
+            Errno::EROFS,
+            Errno::EPIPE,
+            Errno::ERANGE,
+            Errno::EDEADLK,
+            Errno::ENAMETOOLONG,
+            Errno::ENOSYS,
+            Errno::ENOTEMPTY,
+            Errno::ELOOP,
+            Errno::EOVERFLOW,
+            Errno::EOPNOTSUPP,
+            Errno::ETIMEDOUT,
+            Errno::EINVAL,
         ];
-        ALL.iter().copied().find(|e| *e as i32 == value).unwrap_or(Errno::EINVAL)
+        ALL.iter()
+            .copied()
+            .find(|e| *e as i32 == value)
+            .unwrap_or(Errno::EINVAL)
     }
 }
 

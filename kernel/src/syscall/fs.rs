@@ -55,7 +55,11 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             *offset += got as u64;
             Ok(got as u64)
         }
-        File::PageMap { target, offset, show_pfn } => {
+        File::PageMap {
+            target,
+            offset,
+            show_pfn,
+        } => {
             if *offset % 8 != 0 || !count.is_multiple_of(8) {
                 return Err(Errno::EINVAL);
             }
@@ -64,7 +68,9 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             let mut out = alloc::vec::Vec::with_capacity(entries as usize * 8);
             for i in 0..entries {
                 let vaddr = (*offset / 8 + i) * 4096;
-                out.extend_from_slice(&crate::procfs::pagemap_entry(&space, vaddr, *show_pfn).to_le_bytes());
+                out.extend_from_slice(
+                    &crate::procfs::pagemap_entry(&space, vaddr, *show_pfn).to_le_bytes(),
+                );
             }
             copy_to_user(buf, &out)?;
             *offset += out.len() as u64;
@@ -92,7 +98,11 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
     let file = thread.process.files.lock().get_mut(fd)?.file.clone();
     match file {
         File::Console => console_write(buf, count),
-        File::ProcessMemory { target, offset, writable: true } => {
+        File::ProcessMemory {
+            target,
+            offset,
+            writable: true,
+        } => {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
             copy_from_user(&mut kbuf, buf)?;
@@ -101,7 +111,9 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             if done == 0 && n > 0 {
                 return Err(Errno::EIO);
             }
-            if let File::ProcessMemory { offset: pos, .. } = &mut thread.process.files.lock().get_mut(fd)?.file {
+            if let File::ProcessMemory { offset: pos, .. } =
+                &mut thread.process.files.lock().get_mut(fd)?.file
+            {
                 *pos += done as u64;
             }
             Ok(done as u64)
@@ -111,7 +123,9 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             let mut kbuf = alloc::vec![0u8; n];
             copy_from_user(&mut kbuf, buf)?;
             let done = object.write_at(offset, &kbuf).map_err(|_| Errno::EIO)?;
-            if let File::Memfd { offset: pos, .. } = &mut thread.process.files.lock().get_mut(fd)?.file {
+            if let File::Memfd { offset: pos, .. } =
+                &mut thread.process.files.lock().get_mut(fd)?.file
+            {
                 *pos += done as u64;
             }
             Ok(done as u64)
@@ -156,7 +170,13 @@ pub fn writev(thread: &Thread, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
 fn special_file(thread: &Thread, path: &str) -> SysResult<Option<File>> {
     match path {
         "/dev/console" | "/dev/tty" => Ok(Some(File::Console)),
-        _ => Ok(crate::procfs::open(thread, path)?.map(|text| File::ReadOnly { data: Cow::Owned(text), offset: 0, object: None })),
+        _ => Ok(
+            crate::procfs::open(thread, path)?.map(|text| File::ReadOnly {
+                data: Cow::Owned(text),
+                offset: 0,
+                object: None,
+            }),
+        ),
     }
 }
 
@@ -170,7 +190,11 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
         // Only absolute paths and the (root) working directory exist.
         thread.process.files.lock().get_mut(dirfd as u64)?;
     }
-    let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
+    let full = if name.starts_with('/') {
+        String::from(name)
+    } else {
+        String::from("/") + name
+    };
     let cloexec = flags & O_CLOEXEC != 0;
     if let Some(key) = crate::registry::lookup_path(&full) {
         let write = flags & O_ACCMODE != 0;
@@ -179,7 +203,11 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
         let file = if write {
             File::RegistryKey(key)
         } else {
-            File::ReadOnly { data: Cow::Owned(key.render().into_bytes()), offset: 0, object: None }
+            File::ReadOnly {
+                data: Cow::Owned(key.render().into_bytes()),
+                offset: 0,
+                object: None,
+            }
         };
         return thread.process.files.lock().insert(file, cloexec);
     }
@@ -192,13 +220,25 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
                     want |= AccessMask::PROCESS_VM_WRITE;
                 }
                 crate::procfs::check_introspection(&thread.process, &target, want)?;
-                let file = File::ProcessMemory { target, offset: 0, writable: write };
+                let file = File::ProcessMemory {
+                    target,
+                    offset: 0,
+                    writable: write,
+                };
                 return thread.process.files.lock().insert(file, cloexec);
             }
             "pagemap" => {
-                crate::procfs::check_introspection(&thread.process, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
+                crate::procfs::check_introspection(
+                    &thread.process,
+                    &target,
+                    AccessMask::PROCESS_QUERY_INFORMATION,
+                )?;
                 let show_pfn = crate::procfs::may_see_pfns(thread);
-                let file = File::PageMap { target, offset: 0, show_pfn };
+                let file = File::PageMap {
+                    target,
+                    offset: 0,
+                    show_pfn,
+                };
                 return thread.process.files.lock().insert(file, cloexec);
             }
             _ if write => return Err(Errno::EACCES),
@@ -214,7 +254,11 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
             if flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0 {
                 return Err(Errno::EROFS);
             }
-            File::ReadOnly { data: Cow::Borrowed(data), offset: 0, object: initramfs::file_object(&full) }
+            File::ReadOnly {
+                data: Cow::Borrowed(data),
+                offset: 0,
+                object: initramfs::file_object(&full),
+            }
         }
         None if initramfs::is_dir(&full) => File::Directory,
         None if flags & O_CREAT != 0 => return Err(Errno::EROFS),
@@ -234,25 +278,36 @@ pub fn dup(thread: &Thread, fd: u64) -> SysResult {
 pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
     let mut files = thread.process.files.lock();
     match &mut files.get_mut(fd)?.file {
-        File::ReadOnly { data, offset: pos, .. } => {
+        File::ReadOnly {
+            data, offset: pos, ..
+        } => {
             let base = match whence {
                 0 => 0i64,
                 1 => *pos as i64,
                 2 => data.len() as i64,
                 _ => return Err(Errno::EINVAL),
             };
-            let new = base.checked_add(offset).filter(|&p| p >= 0).ok_or(Errno::EINVAL)?;
+            let new = base
+                .checked_add(offset)
+                .filter(|&p| p >= 0)
+                .ok_or(Errno::EINVAL)?;
             *pos = new as usize;
             Ok(new as u64)
         }
-        File::Memfd { object, offset: pos } => {
+        File::Memfd {
+            object,
+            offset: pos,
+        } => {
             let base = match whence {
                 0 => 0i64,
                 1 => *pos as i64,
                 2 => object.size_bytes() as i64,
                 _ => return Err(Errno::EINVAL),
             };
-            let new = base.checked_add(offset).filter(|&p| p >= 0).ok_or(Errno::EINVAL)?;
+            let new = base
+                .checked_add(offset)
+                .filter(|&p| p >= 0)
+                .ok_or(Errno::EINVAL)?;
             *pos = new as u64;
             Ok(new as u64)
         }
@@ -323,7 +378,11 @@ pub fn fcntl(thread: &Thread, fd: u64, cmd: u64, arg: u64) -> SysResult {
             d.cloexec = arg & 1 != 0;
             Ok(0)
         }
-        F_GETFL => Ok(if matches!(d.file, File::Console) { 2 } else { 0 }),
+        F_GETFL => Ok(if matches!(d.file, File::Console) {
+            2
+        } else {
+            0
+        }),
         F_SETFL => Ok(0),
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let file = d.file.clone();
@@ -333,7 +392,6 @@ pub fn fcntl(thread: &Thread, fd: u64, cmd: u64, arg: u64) -> SysResult {
     }
 }
 
-
 /// `memfd_create(name, flags)`: an empty anonymous shared-memory file.
 pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
     const MFD_CLOEXEC: u64 = 1;
@@ -341,10 +399,20 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
     if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
         return Err(Errno::EINVAL);
     }
-    let name = read_user_cstr(name, 249).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::EINVAL } else { e })?;
+    let name = read_user_cstr(name, 249).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            Errno::EINVAL
+        } else {
+            e
+        }
+    })?;
     let _ = name;
     let object = mm::pagecache::FileObject::new_shmem(0, crate::mem::frames::mm_frames().clone());
-    thread.process.files.lock().insert(File::Memfd { object, offset: 0 }, flags & MFD_CLOEXEC != 0)
+    thread
+        .process
+        .files
+        .lock()
+        .insert(File::Memfd { object, offset: 0 }, flags & MFD_CLOEXEC != 0)
 }
 
 /// `ftruncate(fd, length)` on a memfd.

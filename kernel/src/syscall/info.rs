@@ -9,7 +9,17 @@ use security::{AccessMask, Privilege};
 
 pub fn uname(buf: u64) -> SysResult {
     let mut uts = [0u8; 6 * 65];
-    for (i, field) in ["Peios", "peios", "6.12.0-peios", "#1 SMP", "x86_64", "(none)"].iter().enumerate() {
+    for (i, field) in [
+        "Peios",
+        "peios",
+        "6.12.0-peios",
+        "#1 SMP",
+        "x86_64",
+        "(none)",
+    ]
+    .iter()
+    .enumerate()
+    {
         uts[i * 65..i * 65 + field.len()].copy_from_slice(field.as_bytes());
     }
     copy_to_user(buf, &uts)?;
@@ -44,13 +54,20 @@ pub fn gid(thread: &Thread) -> u32 {
 }
 
 pub fn prlimit64(thread: &Thread, pid: u64, resource: u64, new: u64, old: u64) -> SysResult {
-    let resource = usize::try_from(resource).ok().filter(|&r| r < RLIM_NLIMITS).ok_or(Errno::EINVAL)?;
+    let resource = usize::try_from(resource)
+        .ok()
+        .filter(|&r| r < RLIM_NLIMITS)
+        .ok_or(Errno::EINVAL)?;
     let target = if pid == 0 || pid == u64::from(thread.process.pid) {
         thread.process.clone()
     } else {
         proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?
     };
-    let wanted = if new != 0 { AccessMask::PROCESS_SET_QUOTA } else { AccessMask::PROCESS_QUERY_LIMITED_INFORMATION };
+    let wanted = if new != 0 {
+        AccessMask::PROCESS_SET_QUOTA
+    } else {
+        AccessMask::PROCESS_QUERY_LIMITED_INFORMATION
+    };
     proc::check_access(&thread.process, &target, wanted)?;
     let requested = if new != 0 {
         let [cur, max]: [u64; 2] = read_user(new)?;
@@ -65,7 +82,13 @@ pub fn prlimit64(thread: &Thread, pid: u64, resource: u64, new: u64, old: u64) -
         let mut limits = target.rlimits.lock();
         let previous = limits[resource];
         if let Some(r) = requested {
-            if r.max > previous.max && !thread.process.token.read().has_privilege(Privilege::SeIncreaseQuotaPrivilege) {
+            if r.max > previous.max
+                && !thread
+                    .process
+                    .token
+                    .read()
+                    .has_privilege(Privilege::SeIncreaseQuotaPrivilege)
+            {
                 return Err(Errno::EPERM);
             }
             limits[resource] = r;

@@ -1,8 +1,14 @@
 //! Memory syscalls: the mmap family over `mm`'s address space (mmap, munmap, mprotect,
 //! mremap, brk, madvise, msync, mincore, remap_file_pages), and process_vm_readv/writev.
 
-use super::{errno::{Errno, SysResult}, wait, Outcome};
-use crate::{arch::uaccess::copy_to_user, proc::{files::File, thread::Thread}};
+use super::{
+    errno::{Errno, SysResult},
+    wait, Outcome,
+};
+use crate::{
+    arch::uaccess::copy_to_user,
+    proc::{files::File, thread::Thread},
+};
 use alloc::{sync::Arc, vec};
 use mm::{
     aspace::{Advice, FileMapping, MmapRequest, PopulateStep},
@@ -14,33 +20,84 @@ use security::Privilege;
 /// The file behind `fd` for a file mapping, with how it was opened.
 fn mapping_of(thread: &Thread, fd: u64) -> SysResult<FileMapping> {
     match &thread.process.files.lock().get_mut(fd)?.file {
-        File::ReadOnly { object: Some(file), .. } => Ok(FileMapping { file: file.clone(), readable: true, writable: false }),
-        File::Memfd { object, .. } => Ok(FileMapping { file: object.clone(), readable: true, writable: true }),
+        File::ReadOnly {
+            object: Some(file), ..
+        } => Ok(FileMapping {
+            file: file.clone(),
+            readable: true,
+            writable: false,
+        }),
+        File::Memfd { object, .. } => Ok(FileMapping {
+            file: object.clone(),
+            readable: true,
+            writable: true,
+        }),
         _ => Err(Errno::EACCES),
     }
 }
 
-pub fn mmap(thread: &Thread, addr: u64, len: u64, prot: u64, flags: u64, fd: u64, offset: u64) -> SysResult {
-    let file = if flags & MapFlags::ANONYMOUS.bits() == 0 { Some(mapping_of(thread, fd)?) } else { None };
+pub fn mmap(
+    thread: &Thread,
+    addr: u64,
+    len: u64,
+    prot: u64,
+    flags: u64,
+    fd: u64,
+    offset: u64,
+) -> SysResult {
+    let file = if flags & MapFlags::ANONYMOUS.bits() == 0 {
+        Some(mapping_of(thread, fd)?)
+    } else {
+        None
+    };
     let req = MmapRequest::from_raw(addr, len, prot, flags, file, offset)?;
-    let may_map_low = thread.process.token.read().has_privilege(Privilege::SeTcbPrivilege);
+    let may_map_low = thread
+        .process
+        .token
+        .read()
+        .has_privilege(Privilege::SeTcbPrivilege);
     let space = thread.process.aspace.read().clone();
     Ok(space.mm().mmap(&req, may_map_low)?)
 }
 
 pub fn munmap(thread: &Thread, addr: u64, len: u64) -> SysResult {
-    thread.process.aspace.read().clone().mm().munmap(addr, len)?;
+    thread
+        .process
+        .aspace
+        .read()
+        .clone()
+        .mm()
+        .munmap(addr, len)?;
     Ok(0)
 }
 
 pub fn mprotect(thread: &Thread, addr: u64, len: u64, prot: u64) -> SysResult {
     let prot = Prot::from_mmap_bits(prot)?;
-    thread.process.aspace.read().clone().mm().mprotect(addr, len, prot)?;
+    thread
+        .process
+        .aspace
+        .read()
+        .clone()
+        .mm()
+        .mprotect(addr, len, prot)?;
     Ok(0)
 }
 
-pub fn mremap(thread: &Thread, old_addr: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
-    Ok(thread.process.aspace.read().clone().mm().mremap(old_addr, old_len, new_len, flags, new_addr)?)
+pub fn mremap(
+    thread: &Thread,
+    old_addr: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> SysResult {
+    Ok(thread
+        .process
+        .aspace
+        .read()
+        .clone()
+        .mm()
+        .mremap(old_addr, old_len, new_len, flags, new_addr)?)
 }
 
 pub fn brk(thread: &Thread, addr: u64) -> SysResult {
@@ -48,7 +105,13 @@ pub fn brk(thread: &Thread, addr: u64) -> SysResult {
 }
 
 pub fn msync(thread: &Thread, addr: u64, len: u64, flags: u64) -> SysResult {
-    thread.process.aspace.read().clone().mm().msync(addr, len, flags)?;
+    thread
+        .process
+        .aspace
+        .read()
+        .clone()
+        .mm()
+        .msync(addr, len, flags)?;
     Ok(0)
 }
 
@@ -58,7 +121,13 @@ pub fn mincore(thread: &Thread, addr: u64, len: u64, vec_addr: u64) -> SysResult
         return Err(Errno::ENOMEM);
     }
     let mut out = vec![0u8; pages];
-    thread.process.aspace.read().clone().mm().mincore(addr, len, &mut out)?;
+    thread
+        .process
+        .aspace
+        .read()
+        .clone()
+        .mm()
+        .mincore(addr, len, &mut out)?;
     copy_to_user(vec_addr, &out)?;
     Ok(0)
 }
@@ -73,8 +142,15 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     match space.mm().madvise(addr, len, advice) {
         Ok(PopulateStep::Done) => Ok(0).into(),
         Err(e) => Err::<u64, _>(Errno::from(e)).into(),
-        Ok(PopulateStep::Wait { wait: first, resume_at }) => {
-            let access = if advice == Advice::PopulateWrite { Access::Write } else { Access::Read };
+        Ok(PopulateStep::Wait {
+            wait: first,
+            resume_at,
+        }) => {
+            let access = if advice == Advice::PopulateWrite {
+                Access::Write
+            } else {
+                Access::Read
+            };
             let end = addr + len.next_multiple_of(4096);
             wait(async move {
                 first.await;
@@ -95,7 +171,14 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
 
 /// `remap_file_pages` (deprecated): emulated, as Linux does, by an mmap of the same file
 /// over the range at the new offset.
-pub fn remap_file_pages(thread: &Thread, start: u64, size: u64, prot: u64, pgoff: u64, flags: u64) -> SysResult {
+pub fn remap_file_pages(
+    thread: &Thread,
+    start: u64,
+    size: u64,
+    prot: u64,
+    pgoff: u64,
+    flags: u64,
+) -> SysResult {
     if prot != 0 || flags & !0x1_0000 != 0 {
         return Err(Errno::EINVAL);
     }
@@ -105,9 +188,20 @@ pub fn remap_file_pages(thread: &Thread, start: u64, size: u64, prot: u64, pgoff
     if !vma.is_shared() || start.checked_add(size).is_none_or(|end| end > vma.end()) {
         return Err(Errno::EINVAL);
     }
-    let mapping = FileMapping { file, readable: true, writable: vma.prot().contains(Prot::WRITE) };
+    let mapping = FileMapping {
+        file,
+        readable: true,
+        writable: vma.prot().contains(Prot::WRITE),
+    };
     let flags = MapFlags::SHARED | MapFlags::FIXED;
-    let req = MmapRequest { addr: start, len: size, prot: vma.prot(), flags, file: Some(mapping), offset: pgoff.checked_mul(4096).ok_or(Errno::EINVAL)? };
+    let req = MmapRequest {
+        addr: start,
+        len: size,
+        prot: vma.prot(),
+        flags,
+        file: Some(mapping),
+        offset: pgoff.checked_mul(4096).ok_or(Errno::EINVAL)?,
+    };
     space.mm().mmap(&req, true)?;
     Ok(0)
 }
@@ -130,14 +224,28 @@ fn read_iovecs(addr: u64, count: u64) -> SysResult<alloc::vec::Vec<(u64, u64)>> 
 /// `process_vm_readv` / `process_vm_writev`: gated by PROCESS_VM_READ / PROCESS_VM_WRITE on
 /// the target (EPERM); copies through a kernel buffer, stopping at the first fault.
 #[allow(clippy::too_many_arguments)]
-pub fn process_vm_rw(thread: &Thread, pid: u64, local: u64, local_count: u64, remote: u64, remote_count: u64, flags: u64, write: bool) -> SysResult {
+pub fn process_vm_rw(
+    thread: &Thread,
+    pid: u64,
+    local: u64,
+    local_count: u64,
+    remote: u64,
+    remote_count: u64,
+    flags: u64,
+    write: bool,
+) -> SysResult {
     if flags != 0 {
         return Err(Errno::EINVAL);
     }
     let local = read_iovecs(local, local_count)?;
     let remote = read_iovecs(remote, remote_count)?;
-    let target = crate::proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
-    let want = if write { security::AccessMask::PROCESS_VM_WRITE } else { security::AccessMask::PROCESS_VM_READ };
+    let target =
+        crate::proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
+    let want = if write {
+        security::AccessMask::PROCESS_VM_WRITE
+    } else {
+        security::AccessMask::PROCESS_VM_READ
+    };
     crate::proc::check_access(&thread.process, &target, want)?;
     let space = target.aspace.read().clone();
     let mut total = 0u64;

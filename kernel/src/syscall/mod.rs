@@ -5,11 +5,11 @@
 
 pub mod errno;
 mod fs;
+mod info;
 mod memory;
 mod process;
 mod signal;
 mod time;
-mod info;
 
 use crate::{arch::usermode::UserContext, proc::thread::Thread};
 use alloc::{boxed::Box, sync::Arc};
@@ -92,7 +92,16 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         35 => time::nanosleep(thread, a[0], a[1]),
         39 => Ok(u64::from(thread.process.pid)).into(),
         56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]).into(),
-        57 | 58 => process::clone(thread, ctx, u64::from(crate::proc::signal::SIGCHLD), 0, 0, 0, 0).into(),
+        57 | 58 => process::clone(
+            thread,
+            ctx,
+            u64::from(crate::proc::signal::SIGCHLD),
+            0,
+            0,
+            0,
+            0,
+        )
+        .into(),
         SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]),
         60 => process::exit(thread, a[0]),
         61 => process::wait4(thread, a[0] as i64, a[1], a[2], a[3]),
@@ -104,7 +113,13 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         102 | 107 => Ok(u64::from(info::uid(thread))).into(),
         104 | 108 => Ok(u64::from(info::gid(thread))).into(),
         109 => process::setpgid(thread, a[0], a[1]).into(),
-        110 => Ok(u64::from(thread.process.ppid.load(core::sync::atomic::Ordering::Relaxed))).into(),
+        110 => Ok(u64::from(
+            thread
+                .process
+                .ppid
+                .load(core::sync::atomic::Ordering::Relaxed),
+        ))
+        .into(),
         111 => process::getpgid(thread, 0).into(),
         112 => process::setsid(thread).into(),
         121 => process::getpgid(thread, a[0]).into(),
@@ -117,7 +132,9 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         203 => process::sched_setaffinity(thread, a[0], a[1], a[2]).into(),
         204 => process::sched_getaffinity(thread, a[0], a[1], a[2]).into(),
         218 => {
-            thread.clear_child_tid.store(a[0], core::sync::atomic::Ordering::SeqCst);
+            thread
+                .clear_child_tid
+                .store(a[0], core::sync::atomic::Ordering::SeqCst);
             Ok(u64::from(thread.tid)).into()
         }
         228 => time::clock_gettime(a[0], a[1]).into(),

@@ -1,6 +1,9 @@
 //! Process and thread syscalls: clone/fork, execve, exit, wait4, futex, affinity, TLS.
 
-use super::{errno::{Errno, SysResult}, wait, Outcome};
+use super::{
+    errno::{Errno, SysResult},
+    wait, Outcome,
+};
 use crate::{
     arch::{
         percpu, tlb,
@@ -8,7 +11,11 @@ use crate::{
         usermode::{TrapKind, UserContext, USER_ADDRESS_END},
     },
     initramfs,
-    proc::{self, exec, futex, thread::{self, Thread}, ExitStatus},
+    proc::{
+        self, exec, futex,
+        thread::{self, Thread},
+        ExitStatus,
+    },
 };
 use alloc::{boxed::Box, string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::Ordering;
@@ -28,8 +35,19 @@ const CLONE_PARENT_SETTID: u64 = 0x10_0000;
 const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
 const CLONE_DETACHED: u64 = 0x40_0000;
 const CLONE_CHILD_SETTID: u64 = 0x100_0000;
-const SUPPORTED_CLONE: u64 = 0xff | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_VFORK | CLONE_PARENT
-    | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_DETACHED
+const SUPPORTED_CLONE: u64 = 0xff
+    | CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_VFORK
+    | CLONE_PARENT
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
+    | CLONE_DETACHED
     | CLONE_CHILD_SETTID;
 
 /// Most argv + envp strings accepted by execve.
@@ -41,11 +59,21 @@ fn canonical_user(addr: u64) -> bool {
     addr < USER_ADDRESS_END
 }
 
-pub fn clone(thread: &Arc<Thread>, ctx: &UserContext, flags: u64, stack: u64, parent_tid: u64, child_tid: u64, tls: u64) -> SysResult {
+pub fn clone(
+    thread: &Arc<Thread>,
+    ctx: &UserContext,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> SysResult {
     if flags & !SUPPORTED_CLONE != 0 || flags & CLONE_PIDFD != 0 {
         return Err(Errno::EINVAL);
     }
-    if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0) || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0) {
+    if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0)
+        || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
+    {
         return Err(Errno::EINVAL);
     }
     if flags & CLONE_SETTLS != 0 && !canonical_user(tls) {
@@ -79,7 +107,11 @@ pub fn clone(thread: &Arc<Thread>, ctx: &UserContext, flags: u64, stack: u64, pa
         } else {
             Arc::new(process.aspace.read().fork()?)
         };
-        let ppid = if flags & CLONE_PARENT != 0 { process.ppid.load(Ordering::SeqCst) } else { process.pid };
+        let ppid = if flags & CLONE_PARENT != 0 {
+            process.ppid.load(Ordering::SeqCst)
+        } else {
+            process.pid
+        };
         let files = process.files.lock().clone();
         let token = process.token.read().clone();
         let name = process.name.lock().clone();
@@ -122,7 +154,13 @@ fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> 
 
 /// `execve`; in a multi-threaded process the other threads are made to exit first (the
 /// call waits for them, then runs again), as Linux's de-threading does.
-pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64, envp: u64) -> Outcome {
+pub fn execve(
+    thread: &Arc<Thread>,
+    ctx: &mut UserContext,
+    path: u64,
+    argv: u64,
+    envp: u64,
+) -> Outcome {
     let process = &thread.process;
     if process.live_threads.load(Ordering::SeqCst) > 1 {
         // The point of no return comes only after the program is known to be loadable:
@@ -130,13 +168,20 @@ pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64,
         if let Err(e) = check_executable(path) {
             return Err::<u64, _>(e).into();
         }
-        for other in process.threads.lock().iter().filter(|t| !Arc::ptr_eq(t, thread)) {
+        for other in process
+            .threads
+            .lock()
+            .iter()
+            .filter(|t| !Arc::ptr_eq(t, thread))
+        {
             other.request_exit();
         }
         let thread = thread.clone();
         return Outcome::Wait(alloc::boxed::Box::pin(core::future::poll_fn(move |cx| {
             thread.process.thread_exited.register(cx.waker());
-            if thread.process.live_threads.load(Ordering::SeqCst) <= 1 || thread.process.exiting.load(Ordering::SeqCst) {
+            if thread.process.live_threads.load(Ordering::SeqCst) <= 1
+                || thread.process.exiting.load(Ordering::SeqCst)
+            {
                 core::task::Poll::Ready(super::RESTART)
             } else {
                 core::task::Poll::Pending
@@ -150,19 +195,35 @@ pub fn execve(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64,
 fn check_executable(path: u64) -> SysResult<()> {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
-    let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
+    let full = if name.starts_with('/') {
+        String::from(name)
+    } else {
+        String::from("/") + name
+    };
     let elf = match initramfs::lookup(&full) {
         Some(elf) => elf,
         None if initramfs::is_dir(&full) => return Err(Errno::EACCES),
         None => return Err(Errno::ENOENT),
     };
-    loader::elf::parse(elf, 0x5555_5555_0000, USER_ADDRESS_END).map(|_| ()).map_err(|_| Errno::ENOEXEC)
+    loader::elf::parse(elf, 0x5555_5555_0000, USER_ADDRESS_END)
+        .map(|_| ())
+        .map_err(|_| Errno::ENOEXEC)
 }
 
-fn execve_single(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u64, envp: u64) -> SysResult {
+fn execve_single(
+    thread: &Arc<Thread>,
+    ctx: &mut UserContext,
+    path: u64,
+    argv: u64,
+    envp: u64,
+) -> SysResult {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
-    let full = if name.starts_with('/') { String::from(name) } else { String::from("/") + name };
+    let full = if name.starts_with('/') {
+        String::from(name)
+    } else {
+        String::from("/") + name
+    };
     let mut args = Vec::new();
     let mut envs = Vec::new();
     let mut total = 0;
@@ -190,12 +251,17 @@ fn execve_single(thread: &Arc<Thread>, ctx: &mut UserContext, path: u64, argv: u
 }
 
 pub fn exit(thread: &Thread, code: u64) -> Outcome {
-    thread.process.group_exit_code.store((code & 0xff) as i32, Ordering::SeqCst);
+    thread
+        .process
+        .group_exit_code
+        .store((code & 0xff) as i32, Ordering::SeqCst);
     Outcome::Exit
 }
 
 pub fn exit_group(thread: &Thread, code: u64) -> Outcome {
-    thread.process.begin_exit(ExitStatus::Exited((code & 0xff) as u8));
+    thread
+        .process
+        .begin_exit(ExitStatus::Exited((code & 0xff) as u8));
     Outcome::Exit
 }
 
@@ -225,7 +291,14 @@ pub fn wait4(thread: &Arc<Thread>, pid: i64, wstatus: u64, options: u64, rusage:
     })
 }
 
-pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, val3: u64) -> Outcome {
+pub fn futex(
+    thread: &Arc<Thread>,
+    uaddr: u64,
+    op: u64,
+    val: u64,
+    timeout: u64,
+    val3: u64,
+) -> Outcome {
     const FUTEX_WAIT: u64 = 0;
     const FUTEX_WAKE: u64 = 1;
     const FUTEX_WAIT_BITSET: u64 = 9;
@@ -242,7 +315,13 @@ pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, 
             if !uaddr.is_multiple_of(4) {
                 return Err::<u64, _>(Errno::EINVAL).into();
             }
-            Ok(futex::wake(&thread.process, uaddr, val as u32, op & FUTEX_PRIVATE_FLAG != 0)).into()
+            Ok(futex::wake(
+                &thread.process,
+                uaddr,
+                val as u32,
+                op & FUTEX_PRIVATE_FLAG != 0,
+            ))
+            .into()
         }
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             if cmd == FUTEX_WAIT_BITSET && val3 as u32 == 0 {
@@ -255,7 +334,11 @@ pub fn futex(thread: &Arc<Thread>, uaddr: u64, op: u64, val: u64, timeout: u64, 
                     Ok(ts) => ts,
                     Err(e) => return Err::<u64, _>(e).into(),
                 };
-                Some(if cmd == FUTEX_WAIT { crate::time::now_ns().saturating_add(ts) } else { super::time::clock_to_monotonic(op & FUTEX_CLOCK_REALTIME != 0, ts) })
+                Some(if cmd == FUTEX_WAIT {
+                    crate::time::now_ns().saturating_add(ts)
+                } else {
+                    super::time::clock_to_monotonic(op & FUTEX_CLOCK_REALTIME != 0, ts)
+                })
             };
             let thread = thread.clone();
             let private = op & FUTEX_PRIVATE_FLAG != 0;
@@ -291,7 +374,12 @@ fn find_thread(caller: &Arc<Thread>, tid: u64) -> SysResult<Arc<Thread>> {
     }
     let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
     let process = proc::lookup(tid).ok_or(Errno::ESRCH)?;
-    let found = process.threads.lock().iter().find(|t| t.tid == tid).cloned();
+    let found = process
+        .threads
+        .lock()
+        .iter()
+        .find(|t| t.tid == tid)
+        .cloned();
     found.ok_or(Errno::ESRCH)
 }
 
@@ -300,10 +388,18 @@ pub fn sched_setaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) ->
         return Err(Errno::EINVAL);
     }
     let target = find_thread(thread, tid)?;
-    proc::check_access(&thread.process, &target.process, AccessMask::PROCESS_SET_INFORMATION)?;
+    proc::check_access(
+        &thread.process,
+        &target.process,
+        AccessMask::PROCESS_SET_INFORMATION,
+    )?;
     let requested: u64 = read_user(mask)?;
     let online = crate::smp::online_cpus();
-    let all = if online >= 64 { u64::MAX } else { (1u64 << online) - 1 };
+    let all = if online >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << online) - 1
+    };
     let allowed = requested & all;
     if allowed == 0 {
         return Err(Errno::EINVAL);
@@ -320,7 +416,11 @@ pub fn sched_getaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) ->
         return Err(Errno::EINVAL);
     }
     let target = find_thread(thread, tid)?;
-    proc::check_access(&thread.process, &target.process, AccessMask::PROCESS_QUERY_LIMITED_INFORMATION)?;
+    proc::check_access(
+        &thread.process,
+        &target.process,
+        AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
+    )?;
     write_user(mask, &target.affinity.load(Ordering::SeqCst))?;
     Ok(8)
 }
@@ -364,12 +464,19 @@ pub fn setpgid(thread: &Arc<Thread>, pid: u64, pgid: u64) -> SysResult {
         return Err(Errno::ESRCH);
     }
     let sid = caller.sid.load(Ordering::Relaxed);
-    if target.sid.load(Ordering::Relaxed) != sid || target.sid.load(Ordering::Relaxed) == target.pid {
+    if target.sid.load(Ordering::Relaxed) != sid || target.sid.load(Ordering::Relaxed) == target.pid
+    {
         return Err(Errno::EPERM);
     }
-    let new = if pgid == 0 { target.pid } else { u32::try_from(pgid).map_err(|_| Errno::EINVAL)? };
+    let new = if pgid == 0 {
+        target.pid
+    } else {
+        u32::try_from(pgid).map_err(|_| Errno::EINVAL)?
+    };
     if new != target.pid
-        && !proc::all().iter().any(|p| p.pgid.load(Ordering::Relaxed) == new && p.sid.load(Ordering::Relaxed) == sid)
+        && !proc::all()
+            .iter()
+            .any(|p| p.pgid.load(Ordering::Relaxed) == new && p.sid.load(Ordering::Relaxed) == sid)
     {
         return Err(Errno::EPERM);
     }
@@ -379,18 +486,25 @@ pub fn setpgid(thread: &Arc<Thread>, pid: u64, pgid: u64) -> SysResult {
 
 /// `getpgid(pid)`.
 pub fn getpgid(thread: &Arc<Thread>, pid: u64) -> SysResult {
-    Ok(u64::from(target_process(thread, pid)?.pgid.load(Ordering::Relaxed)))
+    Ok(u64::from(
+        target_process(thread, pid)?.pgid.load(Ordering::Relaxed),
+    ))
 }
 
 /// `getsid(pid)`.
 pub fn getsid(thread: &Arc<Thread>, pid: u64) -> SysResult {
-    Ok(u64::from(target_process(thread, pid)?.sid.load(Ordering::Relaxed)))
+    Ok(u64::from(
+        target_process(thread, pid)?.sid.load(Ordering::Relaxed),
+    ))
 }
 
 /// `setsid()`: a new session and group led by the caller (EPERM for a group leader).
 pub fn setsid(thread: &Arc<Thread>) -> SysResult {
     let p = &thread.process;
-    if proc::all().iter().any(|q| q.pgid.load(Ordering::Relaxed) == p.pid) {
+    if proc::all()
+        .iter()
+        .any(|q| q.pgid.load(Ordering::Relaxed) == p.pid)
+    {
         return Err(Errno::EPERM);
     }
     p.sid.store(p.pid, Ordering::Relaxed);

@@ -1,24 +1,48 @@
 //! Signal syscalls: rt_sigaction, rt_sigprocmask, rt_sigreturn, kill, tgkill.
 
-use super::{errno::{Errno, SysResult}, Outcome};
+use super::{
+    errno::{Errno, SysResult},
+    Outcome,
+};
 use crate::{
-    arch::{uaccess::{read_user, write_user}, usermode::UserContext},
-    proc::{self, signal::{self, code, SigAction, SigInfo}, thread::Thread},
+    arch::{
+        uaccess::{read_user, write_user},
+        usermode::UserContext,
+    },
+    proc::{
+        self,
+        signal::{self, code, SigAction, SigInfo},
+        thread::Thread,
+    },
 };
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 use security::AccessMask;
 
 fn valid_signal(sig: u64) -> SysResult<u8> {
-    if (1..=u64::from(signal::NSIG)).contains(&sig) { Ok(sig as u8) } else { Err(Errno::EINVAL) }
+    if (1..=u64::from(signal::NSIG)).contains(&sig) {
+        Ok(sig as u8)
+    } else {
+        Err(Errno::EINVAL)
+    }
 }
 
-pub fn rt_sigaction(thread: &Thread, sig: u64, act: u64, oldact: u64, sigsetsize: u64) -> SysResult {
+pub fn rt_sigaction(
+    thread: &Thread,
+    sig: u64,
+    act: u64,
+    oldact: u64,
+    sigsetsize: u64,
+) -> SysResult {
     if sigsetsize != 8 {
         return Err(Errno::EINVAL);
     }
     let sig = valid_signal(sig)?;
-    let new = if act != 0 { Some(read_user::<SigAction>(act)?) } else { None };
+    let new = if act != 0 {
+        Some(read_user::<SigAction>(act)?)
+    } else {
+        None
+    };
     if new.is_some() && (sig == signal::SIGKILL || sig == signal::SIGSTOP) {
         return Err(Errno::EINVAL);
     }
@@ -37,7 +61,13 @@ pub fn rt_sigaction(thread: &Thread, sig: u64, act: u64, oldact: u64, sigsetsize
     Ok(0)
 }
 
-pub fn rt_sigprocmask(thread: &Thread, how: u64, set: u64, oldset: u64, sigsetsize: u64) -> SysResult {
+pub fn rt_sigprocmask(
+    thread: &Thread,
+    how: u64,
+    set: u64,
+    oldset: u64,
+    sigsetsize: u64,
+) -> SysResult {
     const SIG_BLOCK: u64 = 0;
     const SIG_UNBLOCK: u64 = 1;
     const SIG_SETMASK: u64 = 2;
@@ -66,7 +96,14 @@ pub fn rt_sigreturn(thread: &Thread, ctx: &mut UserContext) -> Outcome {
     match signal::sigreturn(thread, ctx) {
         Ok(()) => Outcome::Done(ctx.rax),
         Err(_) => {
-            signal::force_fault_signal(thread, signal::SIGSEGV, SigInfo { code: code::SI_KERNEL, value: 0 });
+            signal::force_fault_signal(
+                thread,
+                signal::SIGSEGV,
+                SigInfo {
+                    code: code::SI_KERNEL,
+                    value: 0,
+                },
+            );
             Outcome::Done(ctx.rax)
         }
     }
@@ -74,7 +111,10 @@ pub fn rt_sigreturn(thread: &Thread, ctx: &mut UserContext) -> Outcome {
 
 fn sender_info(thread: &Thread, code: i32) -> SigInfo {
     let uid = u64::from(thread.process.token.read().uid());
-    SigInfo { code, value: u64::from(thread.process.pid) | (uid << 32) }
+    SigInfo {
+        code,
+        value: u64::from(thread.process.pid) | (uid << 32),
+    }
 }
 
 fn signal_process(thread: &Thread, target: &Arc<proc::Process>, sig: u8) -> SysResult<()> {
@@ -88,7 +128,8 @@ fn signal_process(thread: &Thread, target: &Arc<proc::Process>, sig: u8) -> SysR
 pub fn kill(thread: &Thread, pid: i64, sig: u64) -> SysResult {
     let sig = if sig == 0 { 0 } else { valid_signal(sig)? };
     if pid > 0 {
-        let target = proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
+        let target =
+            proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
         signal_process(thread, &target, sig)?;
         return Ok(0);
     }
@@ -110,8 +151,15 @@ pub fn kill(thread: &Thread, pid: i64, sig: u64) -> SysResult {
     if targets.is_empty() {
         return Err(Errno::ESRCH);
     }
-    let sent = targets.iter().filter(|t| signal_process(thread, t, sig).is_ok()).count();
-    if sent == 0 { Err(Errno::EPERM) } else { Ok(0) }
+    let sent = targets
+        .iter()
+        .filter(|t| signal_process(thread, t, sig).is_ok())
+        .count();
+    if sent == 0 {
+        Err(Errno::EPERM)
+    } else {
+        Ok(0)
+    }
 }
 
 pub fn tgkill(thread: &Thread, tgid: i64, tid: i64, sig: u64) -> SysResult {
@@ -122,11 +170,20 @@ pub fn tgkill(thread: &Thread, tgid: i64, tid: i64, sig: u64) -> SysResult {
     let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
     let owner = if tgid == -1 {
         // tkill: search every process for the tid (threads share the pid space).
-        proc::all().into_iter().find(|p| p.threads.lock().iter().any(|t| t.tid == tid)).ok_or(Errno::ESRCH)?
+        proc::all()
+            .into_iter()
+            .find(|p| p.threads.lock().iter().any(|t| t.tid == tid))
+            .ok_or(Errno::ESRCH)?
     } else {
         proc::lookup(tgid as u32).ok_or(Errno::ESRCH)?
     };
-    let target = owner.threads.lock().iter().find(|t| t.tid == tid).cloned().ok_or(Errno::ESRCH)?;
+    let target = owner
+        .threads
+        .lock()
+        .iter()
+        .find(|t| t.tid == tid)
+        .cloned()
+        .ok_or(Errno::ESRCH)?;
     proc::check_access(&thread.process, &owner, AccessMask::PROCESS_TERMINATE)?;
     if sig != 0 {
         signal::send_to_thread(&target, sig, sender_info(thread, code::SI_TKILL));

@@ -1,6 +1,9 @@
 //! Clock syscalls: clock_gettime/getres, gettimeofday, nanosleep, clock_nanosleep.
 
-use super::{errno::{Errno, SysResult}, wait, Outcome};
+use super::{
+    errno::{Errno, SysResult},
+    wait, Outcome,
+};
 use crate::{
     arch::uaccess::{read_user, write_user},
     executor::scheduler,
@@ -39,7 +42,11 @@ fn clock_now(clock: u64) -> SysResult<u64> {
 /// Converts an absolute time on CLOCK_REALTIME (`realtime`) or CLOCK_MONOTONIC to the
 /// monotonic clock.
 pub fn clock_to_monotonic(realtime: bool, abs_ns: u64) -> u64 {
-    if realtime { abs_ns.saturating_sub(time::realtime_ns() - time::now_ns()) } else { abs_ns }
+    if realtime {
+        abs_ns.saturating_sub(time::realtime_ns() - time::now_ns())
+    } else {
+        abs_ns
+    }
 }
 
 pub fn clock_gettime(clock: u64, tp: u64) -> SysResult {
@@ -92,10 +99,20 @@ pub fn nanosleep(thread: &Arc<Thread>, req: u64, rem: u64) -> Outcome {
         Ok(ns) => ns,
         Err(e) => return Err::<u64, _>(e).into(),
     };
-    wait(sleep_until(thread.clone(), time::now_ns().saturating_add(ns), rem))
+    wait(sleep_until(
+        thread.clone(),
+        time::now_ns().saturating_add(ns),
+        rem,
+    ))
 }
 
-pub fn clock_nanosleep(thread: &Arc<Thread>, clock: u64, flags: u64, req: u64, rem: u64) -> Outcome {
+pub fn clock_nanosleep(
+    thread: &Arc<Thread>,
+    clock: u64,
+    flags: u64,
+    req: u64,
+    rem: u64,
+) -> Outcome {
     const TIMER_ABSTIME: u64 = 1;
     if let Err(e) = clock_now(clock) {
         return Err::<u64, _>(e).into();
@@ -109,7 +126,11 @@ pub fn clock_nanosleep(thread: &Arc<Thread>, clock: u64, flags: u64, req: u64, r
     } else {
         time::now_ns().saturating_add(ns)
     };
-    wait(sleep_until(thread.clone(), deadline, if flags & TIMER_ABSTIME != 0 { 0 } else { rem }))
+    wait(sleep_until(
+        thread.clone(),
+        deadline,
+        if flags & TIMER_ABSTIME != 0 { 0 } else { rem },
+    ))
 }
 
 use core::future::Future as _;

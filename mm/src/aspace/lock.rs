@@ -57,7 +57,9 @@ impl<T> TreeLock<T> {
     pub(crate) fn new(value: T) -> TreeLock<T> {
         TreeLock {
             writer: WriterFlag(AtomicBool::new(false)),
-            readers: (0..SLOTS).map(|_| ReaderSlot(AtomicUsize::new(0))).collect(),
+            readers: (0..SLOTS)
+                .map(|_| ReaderSlot(AtomicUsize::new(0)))
+                .collect(),
             value: UnsafeCell::new(value),
         }
     }
@@ -195,7 +197,10 @@ mod tests {
             e2.store(true, Ordering::SeqCst);
         });
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!entered.load(Ordering::SeqCst), "a writer got in past a downgraded guard");
+        assert!(
+            !entered.load(Ordering::SeqCst),
+            "a writer got in past a downgraded guard"
+        );
         drop(r);
         writer.join().unwrap();
         assert_eq!(*lock.read(), 3);
@@ -244,7 +249,10 @@ mod tests {
             .map(|_| {
                 let (lock, stop, slots) = (lock.clone(), stop.clone(), slots.clone());
                 thread::spawn(move || {
-                    slots.lock().unwrap().insert(crate::cpu::current_cpu().index() % SLOTS);
+                    slots
+                        .lock()
+                        .unwrap()
+                        .insert(crate::cpu::current_cpu().index() % SLOTS);
                     let mut reads = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         let g = lock.read();
@@ -297,6 +305,9 @@ mod tests {
         });
         *lock.write() += 1;
         assert_eq!(*lock.read(), 2);
-        assert!(lock.readers.iter().all(|slot| slot.0.load(Ordering::Relaxed) == 0));
+        assert!(lock
+            .readers
+            .iter()
+            .all(|slot| slot.0.load(Ordering::Relaxed) == 0));
     }
 }

@@ -144,7 +144,9 @@ impl MmapRequest {
         let map_type = flags.map_type()?;
         // Linux: anonymous mappings take only MAP_SHARED or MAP_PRIVATE (EINVAL), before
         // SHARED_VALIDATE's flag check (which is for files: EOPNOTSUPP).
-        if map_type == MapType::SharedValidate && (self.file.is_none() || flags.contains(MapFlags::ANONYMOUS)) {
+        if map_type == MapType::SharedValidate
+            && (self.file.is_none() || flags.contains(MapFlags::ANONYMOUS))
+        {
             return Err(MmError::InvalidArgument);
         }
         if map_type == MapType::SharedValidate

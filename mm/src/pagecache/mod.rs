@@ -284,7 +284,9 @@ impl FileObject {
     /// Copies `data` into the file at `offset` through the cache, growing the file to
     /// cover it (shared memory: `write(2)` on a memfd); returns the bytes written.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, PageError> {
-        let end = offset.checked_add(data.len() as u64).ok_or(PageError::BeyondEof)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(PageError::BeyondEof)?;
         if end > self.size_bytes() {
             self.size_bytes.fetch_max(end, Ordering::AcqRel);
         }
@@ -294,7 +296,9 @@ impl FileObject {
             let in_page = (pos % PAGE_SIZE) as usize;
             let n = (PAGE_BYTES - in_page).min(data.len() - done);
             let pfn = self.get_page(pos / PAGE_SIZE)?;
-            self.cache.frames().write(pfn, in_page, &data[done..done + n]);
+            self.cache
+                .frames()
+                .write(pfn, in_page, &data[done..done + n]);
             self.cache.frames().put(pfn);
             done += n;
         }

@@ -34,7 +34,11 @@ pub fn hardware_id() -> u32 {
     percpu::with_local_apic(|apic| {
         // SAFETY: reading the ID register has no side effects.
         let raw = unsafe { apic.id() };
-        if x2apic_mode() { raw } else { raw >> 24 }
+        if x2apic_mode() {
+            raw
+        } else {
+            raw >> 24
+        }
     })
     .unwrap_or(0)
 }
@@ -48,7 +52,11 @@ pub fn eoi() {
 }
 
 fn destination(apic_id: u32) -> u32 {
-    if x2apic_mode() { apic_id } else { apic_id << 24 }
+    if x2apic_mode() {
+        apic_id
+    } else {
+        apic_id << 24
+    }
 }
 
 /// Sends fixed interrupt `vector` to the CPU with `apic_id`.
@@ -101,7 +109,8 @@ pub fn calibrate_timer(delay_us: impl Fn(u64)) -> u64 {
 }
 
 /// Per CPU: the deadline (ns since boot) the one-shot timer is armed for; 0 = not armed.
-static ARMED_DEADLINE: [AtomicU64; sched::MAX_CPUS] = [const { AtomicU64::new(0) }; sched::MAX_CPUS];
+static ARMED_DEADLINE: [AtomicU64; sched::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; sched::MAX_CPUS];
 /// A timer already armed this close to the requested deadline is left alone.
 const TIMER_SLACK_NS: u64 = 200_000;
 
@@ -112,13 +121,17 @@ pub fn arm_timer_by(deadline_ns: u64) {
     let cpu = percpu::current_cpu().index();
     let armed = ARMED_DEADLINE[cpu].load(Ordering::Relaxed);
     let now = crate::time::now_ns();
-    if armed > now && armed <= deadline_ns && armed + TIMER_SLACK_NS >= deadline_ns.min(armed + TIMER_SLACK_NS) {
+    if armed > now
+        && armed <= deadline_ns
+        && armed + TIMER_SLACK_NS >= deadline_ns.min(armed + TIMER_SLACK_NS)
+    {
         return;
     }
     let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
     let delay = deadline_ns.saturating_sub(now).max(1_000);
     percpu::with_local_apic(|apic| {
-        let ticks = (u128::from(delay) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
+        let ticks =
+            (u128::from(delay) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
         // SAFETY: programs this CPU's one-shot timer; its vector has a handler.
         unsafe {
             if armed == 0 {

@@ -77,7 +77,10 @@ pub fn alloc(cpu: Option<usize>, pages: usize) -> *mut u8 {
         None => ENTRY_AREA_BASE,
     };
     let offset = cursors[slot];
-    assert!(offset + pages as u64 * 4096 <= CPU_AREA_BYTES, "entry area full");
+    assert!(
+        offset + pages as u64 * 4096 <= CPU_AREA_BYTES,
+        "entry area full"
+    );
     cursors[slot] = offset + pages as u64 * 4096;
     let (_, phys) = heap_pages(pages);
     for i in 0..pages as u64 {

@@ -46,7 +46,10 @@ pub fn init_cpu() {
     let tss_ptr = page as *mut TaskStateSegment;
     let gdt_ptr = page.wrapping_add(512) as *mut GlobalDescriptorTable;
     // SAFETY: a fresh entry-area page owned by this CPU; both objects fit in it, aligned.
-    let (tss, gdt): (&'static mut TaskStateSegment, &'static mut GlobalDescriptorTable) = unsafe {
+    let (tss, gdt): (
+        &'static mut TaskStateSegment,
+        &'static mut GlobalDescriptorTable,
+    ) = unsafe {
         tss_ptr.write(TaskStateSegment::new());
         gdt_ptr.write(GlobalDescriptorTable::new());
         (&mut *tss_ptr, &mut *gdt_ptr)
@@ -56,9 +59,10 @@ pub fn init_cpu() {
     tss.interrupt_stack_table[usize::from(IST_MACHINE_CHECK)] = stack_top(cpu);
     tss.privilege_stack_table[0] = stack_top(cpu);
     // The return path to user mode builds its iret frame on this stack (mapped under KPTI).
-    super::percpu::current()
-        .kernel_stack_top
-        .store(tss.privilege_stack_table[0].as_u64(), core::sync::atomic::Ordering::Relaxed);
+    super::percpu::current().kernel_stack_top.store(
+        tss.privilege_stack_table[0].as_u64(),
+        core::sync::atomic::Ordering::Relaxed,
+    );
 
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());

@@ -51,7 +51,9 @@ fn rdrand() -> Option<u64> {
     for _ in 0..16 {
         let (value, ok): (u64, u8);
         // SAFETY: RDRAND exists (checked above) and only writes the named registers.
-        unsafe { core::arch::asm!("rdrand {}", "setc {}", out(reg) value, out(reg_byte) ok, options(nomem, nostack)) };
+        unsafe {
+            core::arch::asm!("rdrand {}", "setc {}", out(reg) value, out(reg_byte) ok, options(nomem, nostack))
+        };
         if ok == 1 {
             return Some(value);
         }
@@ -84,7 +86,9 @@ pub unsafe fn relocate(continue_at: extern "C" fn(u64) -> !, arg: u64) {
     // the loop has already moved, mixing old and new addresses.
     let launder = |mut v: u64| {
         // SAFETY: an empty asm that only makes `v` opaque to the optimiser.
-        unsafe { core::arch::asm!("/* {0} */", inout(reg) v, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            core::arch::asm!("/* {0} */", inout(reg) v, options(nomem, nostack, preserves_flags))
+        };
         v
     };
     let start = launder(&raw const __kernel_start as u64);
@@ -98,7 +102,11 @@ pub unsafe fn relocate(continue_at: extern "C" fn(u64) -> !, arg: u64) {
         let pd = &raw mut MOVE_PD;
         for (j, entry) in (*pd).0.iter_mut().enumerate() {
             let va_offset = j as u64 * ALIGN;
-            let phys = if va_offset >= delta { va_offset - delta } else { va_offset };
+            let phys = if va_offset >= delta {
+                va_offset - delta
+            } else {
+                va_offset
+            };
             *entry = phys | 0x83; // present, writable, 2 MiB
         }
         let pd_phys = (&raw const MOVE_PD) as u64 - KERNEL_VMA;
@@ -148,6 +156,7 @@ fn command_line_disables(start_info: u64) -> bool {
             return false;
         }
         let text = core::ffi::CStr::from_ptr(cmdline as *const core::ffi::c_char).to_bytes();
-        text.split(|b| b.is_ascii_whitespace()).any(|word| word == b"nokaslr")
+        text.split(|b| b.is_ascii_whitespace())
+            .any(|word| word == b"nokaslr")
     }
 }

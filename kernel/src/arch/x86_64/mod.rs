@@ -1,6 +1,7 @@
 //! Everything that touches the x86_64 CPU: boot entry, descriptor tables, traps, per-CPU
 //! data, paging hardware, the local APIC and AP start-up. This is where `unsafe` lives.
 
+pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod entry_area;
@@ -8,7 +9,6 @@ pub mod gdt;
 pub mod idt;
 pub mod kaslr;
 pub mod kpti;
-pub mod apic;
 pub mod paging;
 pub mod percpu;
 pub mod tlb;

@@ -6,8 +6,8 @@
 use x86_64::{
     registers::control::{Cr3, Cr3Flags},
     structures::paging::{
-        FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame,
-        Size1GiB, Size2MiB, Size4KiB,
+        FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags,
+        PhysFrame, Size1GiB, Size2MiB, Size4KiB,
     },
     PhysAddr, VirtAddr,
 };
@@ -20,7 +20,8 @@ const DIRECT_MAP_WINDOW_START: u64 = 0xffff_8800_0000_0000;
 const DIRECT_MAP_SLOTS: u64 = 32 * 1024;
 
 /// Virtual address of physical address 0 in the direct map (randomized at boot).
-static PHYS_OFFSET: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(BOOT_PHYS_OFFSET);
+static PHYS_OFFSET: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(BOOT_PHYS_OFFSET);
 
 /// The direct map's base.
 #[inline]
@@ -62,9 +63,16 @@ pub fn kernel_image_phys() -> (u64, u64) {
 /// `max_phys` is the end of the highest physical range to direct-map (at least 4 GiB so
 /// MMIO below 4 GiB is covered); `random` picks the direct map's base. Returns the new
 /// top-level table's physical address. Pointers into the boot direct map are invalid after.
-pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: bool, random: u64) -> PhysAddr {
+pub fn init(
+    frames: &mut impl FrameAllocator<Size4KiB>,
+    max_phys: u64,
+    huge_1g: bool,
+    random: u64,
+) -> PhysAddr {
     let base = DIRECT_MAP_WINDOW_START + (random % DIRECT_MAP_SLOTS) * (1 << 30);
-    let pml4_frame = frames.allocate_frame().expect("no memory for the kernel page tables");
+    let pml4_frame = frames
+        .allocate_frame()
+        .expect("no memory for the kernel page tables");
     let pml4_ptr = phys_to_virt(pml4_frame.start_address().as_u64()) as *mut PageTable;
     // SAFETY: the frame was just allocated for us and the boot tables direct-map it.
     let pml4 = unsafe {
@@ -85,12 +93,18 @@ pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: 
             if huge_1g && phys.is_multiple_of(1 << 30) && max_phys - phys >= 1 << 30 {
                 let page = Page::<Size1GiB>::containing_address(virt);
                 let frame = PhysFrame::<Size1GiB>::containing_address(PhysAddr::new(phys));
-                mapper.map_to(page, frame, data | Flags::HUGE_PAGE, frames).expect("direct map").ignore();
+                mapper
+                    .map_to(page, frame, data | Flags::HUGE_PAGE, frames)
+                    .expect("direct map")
+                    .ignore();
                 phys += 1 << 30;
             } else {
                 let page = Page::<Size2MiB>::containing_address(virt);
                 let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(phys));
-                mapper.map_to(page, frame, data | Flags::HUGE_PAGE, frames).expect("direct map").ignore();
+                mapper
+                    .map_to(page, frame, data | Flags::HUGE_PAGE, frames)
+                    .expect("direct map")
+                    .ignore();
                 phys += 2 << 20;
             }
         }
@@ -115,9 +129,15 @@ pub fn init(frames: &mut impl FrameAllocator<Size4KiB>, max_phys: u64, huge_1g: 
             Flags::PRESENT | Flags::GLOBAL | Flags::NO_EXECUTE | Flags::WRITABLE
         };
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
-        let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(image_virt_to_phys(virt)));
+        let frame =
+            PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(image_virt_to_phys(virt)));
         // SAFETY: maps the image onto its own physical pages at its link address.
-        unsafe { mapper.map_to(page, frame, flags, frames).expect("kernel image map").ignore() };
+        unsafe {
+            mapper
+                .map_to(page, frame, flags, frames)
+                .expect("kernel image map")
+                .ignore()
+        };
         virt += 4096;
     }
 

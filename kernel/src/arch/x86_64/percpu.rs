@@ -56,7 +56,8 @@ unsafe impl Sync for PerCpu {}
 // SAFETY: as above; a PerCpu is created on the boot CPU and then only used by its owner.
 unsafe impl Send for PerCpu {}
 
-static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 
 /// Allocates the per-CPU block of `cpu` in its entry area (done by the boot CPU for every
 /// CPU before start-up): the entry code reads it through GS before switching page tables.
@@ -107,12 +108,17 @@ struct Placeholder {
     cpu_id: AtomicU64,
 }
 
-static PLACEHOLDER: Placeholder = Placeholder { self_ptr: AtomicU64::new(0), cpu_id: AtomicU64::new(0) };
+static PLACEHOLDER: Placeholder = Placeholder {
+    self_ptr: AtomicU64::new(0),
+    cpu_id: AtomicU64::new(0),
+};
 
 /// Points GS at the placeholder (first thing on the boot CPU), so `gs:0` and `gs:8` are
 /// readable on every CPU from then on (APs install their real block first thing).
 pub fn install_placeholder() {
-    PLACEHOLDER.self_ptr.store(&raw const PLACEHOLDER as u64, Ordering::Relaxed);
+    PLACEHOLDER
+        .self_ptr
+        .store(&raw const PLACEHOLDER as u64, Ordering::Relaxed);
     GsBase::write(x86_64::VirtAddr::from_ptr(&raw const PLACEHOLDER));
 }
 
@@ -121,7 +127,9 @@ pub fn try_current() -> Option<&'static PerCpu> {
     let ptr: *const PerCpu;
     // SAFETY: GS points at the placeholder or an installed PerCpu, whose first word is its
     // own address.
-    unsafe { core::arch::asm!("mov {}, qword ptr gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr gs:[0]", out(reg) ptr, options(nostack, readonly, preserves_flags))
+    };
     if ptr.is_null() || ptr as u64 == &raw const PLACEHOLDER as u64 {
         return None;
     }
@@ -139,7 +147,9 @@ pub fn current() -> &'static PerCpu {
 pub fn current_cpu() -> CpuId {
     let id: u32;
     // SAFETY: GS points at the placeholder or an installed PerCpu; `cpu_id` is at offset 8.
-    unsafe { core::arch::asm!("mov {:e}, dword ptr gs:[8]", out(reg) id, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {:e}, dword ptr gs:[8]", out(reg) id, options(nostack, readonly, preserves_flags))
+    };
     CpuId(id)
 }
 
@@ -153,7 +163,10 @@ pub fn get(cpu: CpuId) -> Option<&'static PerCpu> {
 impl PerCpu {
     /// Stores this CPU's local APIC handle. Must run on the owning CPU.
     pub fn set_local_apic(&self, apic: LocalApic) {
-        assert!(core::ptr::eq(self, current()), "local APIC installed from another CPU");
+        assert!(
+            core::ptr::eq(self, current()),
+            "local APIC installed from another CPU"
+        );
         x86_64::instructions::interrupts::without_interrupts(|| {
             // SAFETY: we are the owning CPU with interrupts off, so nothing else aliases it.
             unsafe { *self.local_apic.get() = Some(apic) };

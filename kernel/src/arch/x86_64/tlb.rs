@@ -21,7 +21,11 @@ pub struct TlbState {
 impl TlbState {
     /// The state of an address space with these roots.
     pub fn new(root: u64, user_root: u64) -> Self {
-        Self { root, user_root, active_cpus: AtomicU64::new(0) }
+        Self {
+            root,
+            user_root,
+            active_cpus: AtomicU64::new(0),
+        }
     }
 }
 
@@ -36,7 +40,6 @@ use x86_64::{
     PhysAddr, VirtAddr,
 };
 
-
 /// Per CPU: the address space whose tables are loaded (`*const AddressSpace`, 0: the
 /// kernel's). Switching is lazy: a CPU keeps a user address space loaded after its thread
 /// stops running (as Linux's lazy TLB mode does), so a CPU that runs the same process
@@ -47,7 +50,12 @@ static TEARDOWN: spin::Mutex<()> = spin::Mutex::new(());
 
 fn write_cr3(root: u64) {
     // SAFETY: every root shares the kernel half, so the running code and data stay mapped.
-    unsafe { Cr3::write(PhysFrame::containing_address(PhysAddr::new(root)), Cr3Flags::empty()) };
+    unsafe {
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(root)),
+            Cr3Flags::empty(),
+        )
+    };
 }
 
 /// Loads `space` on the calling CPU (if it is not loaded already) and marks the CPU in its
@@ -106,7 +114,9 @@ pub fn release(space: &TlbState) {
             write_cr3(pagetable::current_kernel_root());
             LOADED[me.index()].store(0, Ordering::Relaxed);
             percpu::current().user_cr3.store(0, Ordering::Relaxed);
-            space.active_cpus.fetch_and(!(1 << me.index()), Ordering::SeqCst);
+            space
+                .active_cpus
+                .fetch_and(!(1 << me.index()), Ordering::SeqCst);
         }
     });
     let active = space.active_cpus.load(Ordering::SeqCst) & !(1 << me.index());
@@ -119,7 +129,12 @@ pub fn release(space: &TlbState) {
 #[derive(Clone, Copy)]
 enum Request {
     /// Flush `[start, end)` if `space` is loaded there (a full flush past 64 pages).
-    Flush { space: u64, start: u64, end: u64, ack: *const AtomicU32 },
+    Flush {
+        space: u64,
+        start: u64,
+        end: u64,
+        ack: *const AtomicU32,
+    },
     /// `space` is being torn down: leave it if it is loaded there.
     Release { space: u64, ack: *const AtomicU32 },
 }
@@ -154,7 +169,9 @@ fn broadcast(targets: u64, make: impl Fn(*const AtomicU32) -> Request) {
     let ack = AtomicU32::new(0);
     let mut sent = 0;
     for cpu in (0..MAX_CPUS as u32).filter(|c| targets & (1 << c) != 0) {
-        let Some(target) = percpu::get(CpuId(cpu)) else { continue };
+        let Some(target) = percpu::get(CpuId(cpu)) else {
+            continue;
+        };
         let mut request = make(&ack);
         while let Err(back) = queues()[cpu as usize].push(request) {
             request = back;
@@ -190,7 +207,12 @@ pub fn flush_address_space(space: &TlbState, start: u64, end: u64) {
     }
     if others != 0 {
         let ptr = space as *const TlbState as u64;
-        broadcast(others, |ack| Request::Flush { space: ptr, start, end, ack });
+        broadcast(others, |ack| Request::Flush {
+            space: ptr,
+            start,
+            end,
+            ack,
+        });
     }
 }
 
@@ -200,7 +222,12 @@ pub fn handle_shootdown() {
     while let Some(request) = queues()[cpu].pop() {
         let loaded = LOADED[cpu].load(Ordering::Relaxed);
         let ack = match request {
-            Request::Flush { space, start, end, ack } => {
+            Request::Flush {
+                space,
+                start,
+                end,
+                ack,
+            } => {
                 if loaded == space {
                     flush_local(start, end);
                 }
@@ -213,7 +240,9 @@ pub fn handle_shootdown() {
                     percpu::current().user_cr3.store(0, Ordering::Relaxed);
                     // SAFETY: the releasing CPU waits for our acknowledgement before freeing it.
                     let space = unsafe { &*(space as *const TlbState) };
-                    space.active_cpus.fetch_and(!(1u64 << cpu), Ordering::SeqCst);
+                    space
+                        .active_cpus
+                        .fetch_and(!(1u64 << cpu), Ordering::SeqCst);
                 }
                 ack
             }

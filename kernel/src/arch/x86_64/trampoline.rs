@@ -2,7 +2,7 @@
 //! `TRAMPOLINE_PHYS`; this code goes straight to long mode on the boot page tables (which
 //! identity-map low memory), then jumps to the AP's Rust entry on its own stack.
 
-use super::paging::{phys_to_virt, image_virt_to_phys};
+use super::paging::{image_virt_to_phys, phys_to_virt};
 use core::{arch::global_asm, ptr};
 
 /// Physical address the trampoline is copied to (page 8, SIPI vector 0x08).
@@ -99,8 +99,11 @@ struct TrampolineData {
 /// load `final_cr3` and run `entry(arg)` on the stack ending at `stack_top`.
 pub fn prepare(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64, final_cr3: u64) {
     // Linker symbols: only their addresses are used.
-    let (start, end, boot_pml4) =
-        (&raw const ap_trampoline_start as u64, &raw const ap_trampoline_end as u64, &raw const BOOT_PML4 as u64);
+    let (start, end, boot_pml4) = (
+        &raw const ap_trampoline_start as u64,
+        &raw const ap_trampoline_end as u64,
+        &raw const BOOT_PML4 as u64,
+    );
     let len = (end - start) as usize;
     let dest = phys_to_virt(TRAMPOLINE_PHYS);
     let data = TrampolineData {
@@ -114,7 +117,8 @@ pub fn prepare(stack_top: u64, entry: extern "C" fn(u64) -> !, arg: u64, final_c
     // allocators never hand out memory below 1 MiB), and only one AP starts at a time.
     unsafe {
         ptr::copy_nonoverlapping(start as *const u8, dest, len);
-        let data_ptr = dest.add(len - core::mem::size_of::<TrampolineData>()) as *mut TrampolineData;
+        let data_ptr =
+            dest.add(len - core::mem::size_of::<TrampolineData>()) as *mut TrampolineData;
         data_ptr.write_volatile(data);
     }
 }

@@ -6,7 +6,10 @@ use core::{arch::global_asm, fmt};
 use drivers::apic::vectors;
 use x86_64::registers::control::Cr2;
 
-global_asm!(include_str!(concat!(env!("OUT_DIR"), "/vectors.S")), options(att_syntax));
+global_asm!(
+    include_str!(concat!(env!("OUT_DIR"), "/vectors.S")),
+    options(att_syntax)
+);
 
 global_asm!(
     r#"
@@ -146,19 +149,57 @@ impl fmt::Display for ExceptionReport<'_> {
             write!(
                 f,
                 " ({} {} {}{})",
-                if e & 1 != 0 { "protection violation" } else { "page not present" },
-                if e & 2 != 0 { "on write" } else if e & 16 != 0 { "on instruction fetch" } else { "on read" },
-                if e & 4 != 0 { "from user" } else { "from kernel" },
+                if e & 1 != 0 {
+                    "protection violation"
+                } else {
+                    "page not present"
+                },
+                if e & 2 != 0 {
+                    "on write"
+                } else if e & 16 != 0 {
+                    "on instruction fetch"
+                } else {
+                    "on read"
+                },
+                if e & 4 != 0 {
+                    "from user"
+                } else {
+                    "from kernel"
+                },
                 if e & 8 != 0 { ", reserved bit set" } else { "" }
             )?;
         }
         writeln!(f)?;
-        writeln!(f, "  RIP {:#018x}  CS {:#x}  RFLAGS {:#x}", t.rip, t.cs, t.rflags)?;
-        writeln!(f, "  RSP {:#018x}  SS {:#x}  CR2 {:#018x}", t.rsp, t.ss, self.cr2)?;
-        writeln!(f, "  RAX {:#018x}  RBX {:#018x}  RCX {:#018x}  RDX {:#018x}", t.rax, t.rbx, t.rcx, t.rdx)?;
-        writeln!(f, "  RSI {:#018x}  RDI {:#018x}  RBP {:#018x}  R8  {:#018x}", t.rsi, t.rdi, t.rbp, t.r8)?;
-        writeln!(f, "  R9  {:#018x}  R10 {:#018x}  R11 {:#018x}  R12 {:#018x}", t.r9, t.r10, t.r11, t.r12)?;
-        write!(f, "  R13 {:#018x}  R14 {:#018x}  R15 {:#018x}", t.r13, t.r14, t.r15)
+        writeln!(
+            f,
+            "  RIP {:#018x}  CS {:#x}  RFLAGS {:#x}",
+            t.rip, t.cs, t.rflags
+        )?;
+        writeln!(
+            f,
+            "  RSP {:#018x}  SS {:#x}  CR2 {:#018x}",
+            t.rsp, t.ss, self.cr2
+        )?;
+        writeln!(
+            f,
+            "  RAX {:#018x}  RBX {:#018x}  RCX {:#018x}  RDX {:#018x}",
+            t.rax, t.rbx, t.rcx, t.rdx
+        )?;
+        writeln!(
+            f,
+            "  RSI {:#018x}  RDI {:#018x}  RBP {:#018x}  R8  {:#018x}",
+            t.rsi, t.rdi, t.rbp, t.r8
+        )?;
+        writeln!(
+            f,
+            "  R9  {:#018x}  R10 {:#018x}  R11 {:#018x}  R12 {:#018x}",
+            t.r9, t.r10, t.r11, t.r12
+        )?;
+        write!(
+            f,
+            "  R13 {:#018x}  R14 {:#018x}  R15 {:#018x}",
+            t.r13, t.r14, t.r15
+        )
     }
 }
 
@@ -196,6 +237,9 @@ fn handle_kernel_page_fault(frame: &mut TrapFrame) {
 }
 
 fn fatal(frame: &TrapFrame) -> ! {
-    let report = ExceptionReport { frame, cr2: Cr2::read_raw() };
+    let report = ExceptionReport {
+        frame,
+        cr2: Cr2::read_raw(),
+    };
     crate::panic::fatal_exception(&report)
 }

@@ -86,7 +86,11 @@ pub fn copy_from_user(dst: &mut [u8], src: u64) -> SysResult<()> {
     // SAFETY: `dst` is a valid kernel buffer; `src` is a user range, and faults on it are
     // caught by the exception fixup of `copy_user_insn`.
     let left = unsafe { copy_user_asm(dst.as_mut_ptr(), src as *const u8, dst.len()) };
-    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
 }
 
 /// Copies `src` into user memory at `dst`.
@@ -98,7 +102,11 @@ pub fn copy_to_user(dst: u64, src: &[u8]) -> SysResult<()> {
     }
     // SAFETY: as for `copy_from_user`, with the roles swapped.
     let left = unsafe { copy_user_asm(dst as *mut u8, src.as_ptr(), src.len()) };
-    if left == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(Errno::EFAULT)
+    }
 }
 
 /// Plain-old-data types that may be copied to and from user memory byte for byte.
@@ -124,7 +132,8 @@ unsafe impl<const N: usize> Pod for [u64; N] where [u64; N]: Default {}
 pub fn read_user<T: Pod>(addr: u64) -> SysResult<T> {
     let mut value = T::default();
     // SAFETY: `T: Pod`, so any bytes form a valid `T`; the slice covers exactly `value`.
-    let bytes = unsafe { core::slice::from_raw_parts_mut(&mut value as *mut T as *mut u8, size_of::<T>()) };
+    let bytes =
+        unsafe { core::slice::from_raw_parts_mut(&mut value as *mut T as *mut u8, size_of::<T>()) };
     copy_from_user(bytes, addr)?;
     Ok(value)
 }
@@ -132,7 +141,8 @@ pub fn read_user<T: Pod>(addr: u64) -> SysResult<T> {
 /// Writes `value` to user memory.
 pub fn write_user<T: Pod>(addr: u64, value: &T) -> SysResult<()> {
     // SAFETY: `T: Pod` has no uninitialised padding; the slice covers exactly `value`.
-    let bytes = unsafe { core::slice::from_raw_parts(value as *const T as *const u8, size_of::<T>()) };
+    let bytes =
+        unsafe { core::slice::from_raw_parts(value as *const T as *const u8, size_of::<T>()) };
     copy_to_user(addr, bytes)
 }
 

@@ -85,8 +85,22 @@ impl UserContext {
     /// A context that starts at `rip` with stack `rsp`, all else zero.
     pub fn new(rip: u64, rsp: u64) -> Self {
         Self {
-            rax: 0, rbx: 0, rcx: 0, rdx: 0, rsi: 0, rdi: 0, rbp: 0, rsp,
-            r8: 0, r9: 0, r10: 0, r11: 0, r12: 0, r13: 0, r14: 0, r15: 0,
+            rax: 0,
+            rbx: 0,
+            rcx: 0,
+            rdx: 0,
+            rsi: 0,
+            rdi: 0,
+            rbp: 0,
+            rsp,
+            r8: 0,
+            r9: 0,
+            r10: 0,
+            r11: 0,
+            r12: 0,
+            r13: 0,
+            r14: 0,
+            r15: 0,
             rip,
             rflags: RFlags::INTERRUPT_FLAG.bits(),
             kind: TrapKind::Fresh,
@@ -100,7 +114,10 @@ impl UserContext {
 
     /// The system call number and its six arguments (Linux order).
     pub fn syscall_args(&self) -> (u64, [u64; 6]) {
-        (self.rax, [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9])
+        (
+            self.rax,
+            [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9],
+        )
     }
 }
 
@@ -300,9 +317,19 @@ pub fn init_cpu() {
     // SFMASK clears IF, DF, TF and AC on entry; SCE enables the instruction.
     unsafe {
         LStar::write(x86_64::VirtAddr::new(syscall_entry as *const () as u64));
-        Star::write(gdt::USER_CODE, gdt::USER_DATA, gdt::KERNEL_CODE, gdt::KERNEL_DATA)
-            .expect("GDT layout fits sysret");
-        SFMask::write(RFlags::INTERRUPT_FLAG | RFlags::DIRECTION_FLAG | RFlags::TRAP_FLAG | RFlags::ALIGNMENT_CHECK);
+        Star::write(
+            gdt::USER_CODE,
+            gdt::USER_DATA,
+            gdt::KERNEL_CODE,
+            gdt::KERNEL_DATA,
+        )
+        .expect("GDT layout fits sysret");
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::ALIGNMENT_CHECK,
+        );
         Efer::update(|e| e.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
     }
 }
@@ -314,7 +341,9 @@ fn fxsave(state: &mut FpuState) {
 
 fn fxrstor(state: &FpuState) {
     // SAFETY: as for `fxsave`; the image came from `fxsave` or the valid default.
-    unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, readonly)) };
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, readonly))
+    };
 }
 
 /// Runs `ctx` in user mode until it traps back. Interrupts are disabled for the switch and
@@ -326,11 +355,17 @@ pub fn run_user(ctx: &mut UserContext) {
     let me = ctx as *mut UserContext as u64;
     if cpu.fpu_owner.load(core::sync::atomic::Ordering::Relaxed) != me {
         fxrstor(&ctx.fpu);
-        cpu.fpu_owner.store(me, core::sync::atomic::Ordering::Relaxed);
+        cpu.fpu_owner
+            .store(me, core::sync::atomic::Ordering::Relaxed);
     }
-    if cpu.loaded_fs_base.load(core::sync::atomic::Ordering::Relaxed) != ctx.fs_base {
+    if cpu
+        .loaded_fs_base
+        .load(core::sync::atomic::Ordering::Relaxed)
+        != ctx.fs_base
+    {
         FsBase::write(x86_64::VirtAddr::new_truncate(ctx.fs_base));
-        cpu.loaded_fs_base.store(ctx.fs_base, core::sync::atomic::Ordering::Relaxed);
+        cpu.loaded_fs_base
+            .store(ctx.fs_base, core::sync::atomic::Ordering::Relaxed);
     }
     // sysretq only straight back from a system call with RCX/R11 intact and a canonical
     // user RIP; everything else (new threads, exec, signals, traps) goes through iretq.
@@ -344,7 +379,8 @@ pub fn run_user(ctx: &mut UserContext) {
     // SAFETY: `ctx` holds user-mode registers (RIP/RSP are user addresses or will fault in
     // user mode); the entry code returns here through `resume_kernel` on this CPU's stack.
     unsafe { run_user_asm(ctx) };
-    cpu.user_context.store(0, core::sync::atomic::Ordering::Relaxed);
+    cpu.user_context
+        .store(0, core::sync::atomic::Ordering::Relaxed);
     x86_64::instructions::interrupts::enable();
 }
 
@@ -356,7 +392,8 @@ pub fn save_fpu(ctx: &mut UserContext) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         if cpu.fpu_owner.load(core::sync::atomic::Ordering::Relaxed) == me {
             fxsave(&mut ctx.fpu);
-            cpu.fpu_owner.store(0, core::sync::atomic::Ordering::Relaxed);
+            cpu.fpu_owner
+                .store(0, core::sync::atomic::Ordering::Relaxed);
         }
     });
 }
