@@ -16,7 +16,9 @@ if (( ${#need[@]} )); then
 fi
 if command -v rustup >/dev/null; then
   rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
-  rustup target list --installed | grep -q x86_64-unknown-none || rustup target add x86_64-unknown-none
+  for target in x86_64-unknown-none x86_64-unknown-linux-musl; do
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  done
 fi
 
 start=$(date +%s)

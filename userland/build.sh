@@ -23,6 +23,7 @@ apt_install() {
 command -v musl-gcc >/dev/null || apt_install musl-tools
 command -v cpio >/dev/null || apt_install cpio
 rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none || rustup target add x86_64-unknown-none >&2
+rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl >&2
 
 bin=target/bin
 mkdir -p "$bin" target/c
@@ -50,6 +51,9 @@ cc_if_newer() { # out src cmd...
 }
 cc_if_newer "$bin/hello_c" c/hello.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/segv" c/segv.c musl-gcc -static -O2 -Wall
+# stdhello: a program on the full Rust standard library (musl, static-PIE), its own crate.
+cargo build -q --release --manifest-path std/Cargo.toml --target x86_64-unknown-linux-musl --target-dir target/std
+cp -p target/std/x86_64-unknown-linux-musl/release/stdhello "$bin/stdhello"
 cc_if_newer "$bin/hello_pie" c/hello.c "${REALGCC:-${realgcc:-gcc}}" -specs "$pie_specs" -static-pie -fPIE -O2 -Wall
 
 # initramfs: /init plus /bin/<every program>; rewritten only when a program is newer.

@@ -43,7 +43,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("16 passed, 0 failed");
+    out.expect_line("17 passed, 0 failed");
     out.expect_line("EXIT=0");
     // ksyncd applied the boot-time registry file; tunables checked every knob against it.
     out.expect_line("ksyncd: vm.stat_interval = 3 applied");

@@ -29,6 +29,8 @@ pub const NSIG: u8 = 64;
 
 /// `SA_RESTORER`.
 pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `SA_ONSTACK`.
+pub const SA_ONSTACK: u64 = 0x0800_0000;
 /// `SA_NODEFER`.
 pub const SA_NODEFER: u64 = 0x4000_0000;
 /// `SA_RESETHAND`.
@@ -279,7 +281,15 @@ fn setup_frame(
         return Err(Errno::EFAULT);
     }
     crate::arch::usermode::save_fpu(ctx);
-    let fpstate = (ctx.rsp.wrapping_sub(128 + frame::FPSTATE_BYTES)) & !63;
+    // SA_ONSTACK: the frame goes on the alternate stack unless the thread is already on it.
+    let (alt_base, alt_size) = *thread.altstack.lock();
+    let on_alt = ctx.rsp > alt_base && ctx.rsp <= alt_base + alt_size;
+    let stack_top = if action.flags & SA_ONSTACK != 0 && alt_size != 0 && !on_alt {
+        alt_base + alt_size
+    } else {
+        ctx.rsp
+    };
+    let fpstate = (stack_top.wrapping_sub(128 + frame::FPSTATE_BYTES)) & !63;
     let base = ((fpstate - frame::SIZE) & !15) - 8;
     copy_to_user(fpstate, &ctx.fpu.0)?;
 

@@ -39,6 +39,8 @@ pub struct Thread {
     pub clear_child_tid: AtomicU64,
     /// CPUs the thread may run on (bit per CPU).
     pub affinity: AtomicU64,
+    /// The alternate signal stack (`sigaltstack`): base, size; size 0 = none.
+    pub altstack: spin::Mutex<(u64, u64)>,
     /// Woken when the thread must leave a wait (signal or exit).
     pub interrupt_waker: AtomicWaker,
     /// The thread is asked to leave its current wait.
@@ -61,6 +63,7 @@ impl Thread {
             pending: AtomicU64::new(0),
             clear_child_tid: AtomicU64::new(0),
             affinity: AtomicU64::new(affinity),
+            altstack: spin::Mutex::new((0, 0)),
             interrupt_waker: AtomicWaker::new(),
             interrupted: AtomicBool::new(false),
             exit_requested: AtomicBool::new(false),

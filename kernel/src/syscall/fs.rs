@@ -428,3 +428,73 @@ pub fn ftruncate(thread: &Thread, fd: u64, length: u64) -> SysResult {
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// `poll(fds, nfds, timeout_ms)`. Every descriptor kind here is always ready (the console
+/// reads as end of file and takes any write; files read from memory), so the only wait is
+/// a poll with nothing ready: it sleeps for its timeout (or forever, until a signal).
+pub fn poll(
+    thread: &alloc::sync::Arc<Thread>,
+    fds: u64,
+    nfds: u64,
+    timeout_ms: i64,
+) -> super::Outcome {
+    const POLLIN: u16 = 0x1;
+    const POLLOUT: u16 = 0x4;
+    const POLLNVAL: u16 = 0x20;
+    let result = (|| -> SysResult {
+        if nfds > 1024 {
+            return Err(Errno::EINVAL);
+        }
+        let mut ready = 0u64;
+        for i in 0..nfds {
+            let at = fds + i * 8;
+            let entry: u64 = read_user(at)?;
+            let (fd, events) = (entry as u32, (entry >> 32) as u16);
+            let revents = if (fd as i32) < 0 {
+                0
+            } else {
+                match thread.process.files.lock().get_mut(u64::from(fd)) {
+                    Ok(d) => match d.file {
+                        File::Directory => 0,
+                        _ => events & (POLLIN | POLLOUT),
+                    },
+                    Err(_) => POLLNVAL,
+                }
+            };
+            if revents != 0 {
+                ready += 1;
+            }
+            let word = u32::from(events) | (u32::from(revents) << 16);
+            write_user(at + 4, &word)?;
+        }
+        Ok(ready)
+    })();
+    match result {
+        Ok(0) if timeout_ms != 0 => {
+            let thread = thread.clone();
+            super::wait(async move {
+                thread.clear_interrupt();
+                let deadline = if timeout_ms < 0 {
+                    u64::MAX
+                } else {
+                    crate::time::now_ns() + timeout_ms as u64 * 1_000_000
+                };
+                let mut timer = crate::executor::scheduler().sleep_until(deadline);
+                core::future::poll_fn(|cx| {
+                    thread.interrupt_waker.register(cx.waker());
+                    if core::pin::Pin::new(&mut timer).poll(cx).is_ready() {
+                        return core::task::Poll::Ready(Ok(0));
+                    }
+                    if thread.is_interrupted() {
+                        return core::task::Poll::Ready(Err(Errno::EINTR));
+                    }
+                    core::task::Poll::Pending
+                })
+                .await
+            })
+        }
+        other => other.into(),
+    }
+}
+
+use core::future::Future as _;

@@ -67,6 +67,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         2 => fs::openat(thread, fs::AT_FDCWD, a[0], a[1]).into(),
         3 => fs::close(thread, a[0]).into(),
         5 => fs::fstat(thread, a[0], a[1]).into(),
+        7 => fs::poll(thread, a[0], a[1], a[2] as i32 as i64),
         8 => fs::lseek(thread, a[0], a[1] as i64, a[2]).into(),
         9 => memory::mmap(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
         10 => memory::mprotect(thread, a[0], a[1], a[2]).into(),
@@ -120,6 +121,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
                 .load(core::sync::atomic::Ordering::Relaxed),
         ))
         .into(),
+        131 => signal::sigaltstack(thread, a[0], a[1], ctx.rsp).into(),
         111 => process::getpgid(thread, 0).into(),
         112 => process::setsid(thread).into(),
         121 => process::getpgid(thread, a[0]).into(),
@@ -150,6 +152,13 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         311 => memory::process_vm_rw(thread, a[0], a[1], a[2], a[3], a[4], a[5], true).into(),
         318 => info::getrandom(a[0], a[1], a[2]).into(),
         SYS_PEIOS_RESTRICT_SELF => process::restrict_self(thread).into(),
-        _ => Err::<u64, _>(Errno::ENOSYS).into(),
+        _ => {
+            log::debug!(
+                "pid {} tid {}: unimplemented syscall {nr}",
+                thread.process.pid,
+                thread.tid
+            );
+            Err::<u64, _>(Errno::ENOSYS).into()
+        }
     }
 }

@@ -190,3 +190,41 @@ pub fn tgkill(thread: &Thread, tgid: i64, tid: i64, sig: u64) -> SysResult {
     }
     Ok(0)
 }
+
+/// `sigaltstack(ss, old_ss)`: the alternate stack SA_ONSTACK handlers run on.
+pub fn sigaltstack(thread: &Thread, ss: u64, old: u64, rsp: u64) -> SysResult {
+    const SS_ONSTACK: u64 = 1;
+    const SS_DISABLE: u64 = 2;
+    const MINSIGSTKSZ: u64 = 2048;
+    let (base, size) = *thread.altstack.lock();
+    let on_stack = size != 0 && rsp > base && rsp <= base + size;
+    if old != 0 {
+        let flags = if size == 0 {
+            SS_DISABLE
+        } else if on_stack {
+            SS_ONSTACK
+        } else {
+            0
+        };
+        write_user(old, &[base, flags, size])?;
+    }
+    if ss != 0 {
+        let [new_base, flags, new_size]: [u64; 3] = read_user(ss)?;
+        if on_stack {
+            return Err(Errno::EPERM);
+        }
+        let flags = flags & 0xffff_ffff;
+        if flags & !(SS_DISABLE | (1 << 31)) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & SS_DISABLE != 0 {
+            *thread.altstack.lock() = (0, 0);
+        } else {
+            if new_size < MINSIGSTKSZ {
+                return Err(Errno::ENOMEM);
+            }
+            *thread.altstack.lock() = (new_base, new_size);
+        }
+    }
+    Ok(0)
+}
