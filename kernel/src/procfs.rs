@@ -90,7 +90,7 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
                 &target,
                 AccessMask::PROCESS_QUERY_INFORMATION,
             )?;
-            let space = target.aspace.read().clone();
+            let space = target.address_space();
             match file {
                 "maps" => maps(&space, false),
                 "smaps" => maps(&space, true),

@@ -22,31 +22,42 @@ fn guest_target_dir() -> PathBuf {
     repo_root().join("target").join("guest")
 }
 
+/// Builds the kernel in `profile` (`debug` or `release`) and appends its KASLR
+/// relocation table; returns the kernel's path.
+fn build_kernel(profile: &str) -> PathBuf {
+    let mut args = vec![
+        "build",
+        "-q",
+        "-p",
+        "kernel",
+        "--target",
+        "x86_64-unknown-none",
+    ];
+    if profile == "release" {
+        args.push("--release");
+    }
+    let status = Command::new("cargo")
+        .current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", guest_target_dir())
+        .args(&args)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "{profile} kernel build failed");
+    let kernel = guest_target_dir().join(format!("x86_64-unknown-none/{profile}/kernel"));
+    let status = Command::new("python3")
+        .arg(repo_root().join("tools/kaslr-relocs.py"))
+        .arg(&kernel)
+        .status()
+        .expect("run tools/kaslr-relocs.py");
+    assert!(status.success(), "KASLR relocation table step failed");
+    kernel
+}
+
 /// Builds the kernel (and userland, if present) once per test process.
 pub fn build_once() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let status = Command::new("cargo")
-            .current_dir(repo_root())
-            .env("CARGO_TARGET_DIR", guest_target_dir())
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "kernel",
-                "--target",
-                "x86_64-unknown-none",
-            ])
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "kernel build failed");
-        let kernel = guest_target_dir().join("x86_64-unknown-none/debug/kernel");
-        let status = Command::new("python3")
-            .arg(repo_root().join("tools/kaslr-relocs.py"))
-            .arg(&kernel)
-            .status()
-            .expect("run tools/kaslr-relocs.py");
-        assert!(status.success(), "KASLR relocation table step failed");
+        build_kernel("debug");
         let userland = repo_root().join("userland").join("build.sh");
         if userland.exists() {
             let status = Command::new(&userland)
@@ -61,33 +72,7 @@ pub fn build_once() {
 /// changes the code the boot path runs, e.g. around the KASLR move).
 pub fn build_release_once() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status = Command::new("cargo")
-                .current_dir(repo_root())
-                .env("CARGO_TARGET_DIR", guest_target_dir())
-                .args([
-                    "build",
-                    "-q",
-                    "--release",
-                    "-p",
-                    "kernel",
-                    "--target",
-                    "x86_64-unknown-none",
-                ])
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "release kernel build failed");
-            let kernel = guest_target_dir().join("x86_64-unknown-none/release/kernel");
-            let status = Command::new("python3")
-                .arg(repo_root().join("tools/kaslr-relocs.py"))
-                .arg(&kernel)
-                .status()
-                .expect("run tools/kaslr-relocs.py");
-            assert!(status.success(), "KASLR relocation table step failed");
-            kernel
-        })
-        .clone()
+    BUILT.get_or_init(|| build_kernel("release")).clone()
 }
 
 /// Accelerator for test boots: `PEIOS_TEST_ACCEL` (tcg, kvm, auto), default tcg.

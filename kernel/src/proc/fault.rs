@@ -115,7 +115,7 @@ pub fn resolve_kernel_access(addr: u64, write: bool) -> bool {
     let Some(thread) = super::current_thread() else {
         return false;
     };
-    let space = thread.process.aspace.read().clone();
+    let space = thread.process.address_space();
     space
         .mm()
         .fault(

@@ -114,6 +114,11 @@ pub struct Process {
 }
 
 impl Process {
+    /// The current address space (a clone of the `Arc`, so the lock is not held).
+    pub fn address_space(&self) -> Arc<AddressSpace> {
+        self.aspace.read().clone()
+    }
+
     /// The integrity level of this process (from its token).
     pub fn integrity(&self) -> IntegrityLevel {
         self.token.read().integrity()

@@ -172,7 +172,7 @@ impl Future for ThreadTask {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let cpu = percpu::current();
         let thread = self.thread.clone();
-        let space = thread.process.aspace.read().clone();
+        let space = thread.process.address_space();
         tlb::activate(&space);
         cpu.current_thread
             .store(Arc::as_ptr(&thread) as u64, Ordering::Relaxed);
@@ -207,7 +207,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
     let mut slice_end = crate::time::now_ns() + TIME_SLICE_NS;
     let mut timer_armed = false;
     // The address space, kept at hand for faults (execve replaces it: refreshed after).
-    let mut space = thread.process.aspace.read().clone();
+    let mut space = thread.process.address_space();
     loop {
         if thread.process.exiting.load(Ordering::SeqCst)
             || thread.exit_requested.load(Ordering::SeqCst)
@@ -249,7 +249,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     ctx.rip -= 2;
                 }
                 if nr == syscall::SYS_EXECVE {
-                    space = thread.process.aspace.read().clone();
+                    space = thread.process.address_space();
                 }
             }
             TrapKind::Trap => {

@@ -46,7 +46,7 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
         File::ProcessMemory { target, offset, .. } => {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
-            let space = target.aspace.read().clone();
+            let space = target.address_space();
             let got = space.access(*offset, &mut kbuf, false);
             if got == 0 && n > 0 {
                 return Err(Errno::EIO);
@@ -64,7 +64,7 @@ pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
                 return Err(Errno::EINVAL);
             }
             let entries = (count / 8).min(4096);
-            let space = target.aspace.read().clone();
+            let space = target.address_space();
             let mut out = alloc::vec::Vec::with_capacity(entries as usize * 8);
             for i in 0..entries {
                 let vaddr = (*offset / 8 + i) * 4096;
@@ -106,7 +106,7 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
             copy_from_user(&mut kbuf, buf)?;
-            let space = target.aspace.read().clone();
+            let space = target.address_space();
             let done = space.access(offset, &mut kbuf, true);
             if done == 0 && n > 0 {
                 return Err(Errno::EIO);
@@ -275,41 +275,37 @@ pub fn dup(thread: &Thread, fd: u64) -> SysResult {
     thread.process.files.lock().dup(fd)
 }
 
+/// The offset `lseek` moves a sized file to: `whence` is SEEK_SET, SEEK_CUR or SEEK_END;
+/// a result below zero or past `i64::MAX` is EINVAL.
+fn seek_position(current: u64, size: u64, whence: u64, offset: i64) -> SysResult<u64> {
+    let base = match whence {
+        0 => 0i64,
+        1 => i64::try_from(current).map_err(|_| Errno::EINVAL)?,
+        2 => i64::try_from(size).map_err(|_| Errno::EINVAL)?,
+        _ => return Err(Errno::EINVAL),
+    };
+    base.checked_add(offset)
+        .filter(|&p| p >= 0)
+        .map(|p| p as u64)
+        .ok_or(Errno::EINVAL)
+}
+
 pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
     let mut files = thread.process.files.lock();
     match &mut files.get_mut(fd)?.file {
         File::ReadOnly {
             data, offset: pos, ..
         } => {
-            let base = match whence {
-                0 => 0i64,
-                1 => *pos as i64,
-                2 => data.len() as i64,
-                _ => return Err(Errno::EINVAL),
-            };
-            let new = base
-                .checked_add(offset)
-                .filter(|&p| p >= 0)
-                .ok_or(Errno::EINVAL)?;
+            let new = seek_position(*pos as u64, data.len() as u64, whence, offset)?;
             *pos = new as usize;
-            Ok(new as u64)
+            Ok(new)
         }
         File::Memfd {
             object,
             offset: pos,
         } => {
-            let base = match whence {
-                0 => 0i64,
-                1 => *pos as i64,
-                2 => object.size_bytes() as i64,
-                _ => return Err(Errno::EINVAL),
-            };
-            let new = base
-                .checked_add(offset)
-                .filter(|&p| p >= 0)
-                .ok_or(Errno::EINVAL)?;
-            *pos = new as u64;
-            Ok(new as u64)
+            *pos = seek_position(*pos, object.size_bytes(), whence, offset)?;
+            Ok(*pos)
         }
         File::ProcessMemory { offset: pos, .. } | File::PageMap { offset: pos, .. } => {
             let new = match whence {

@@ -56,18 +56,12 @@ pub fn mmap(
         .token
         .read()
         .has_privilege(Privilege::SeTcbPrivilege);
-    let space = thread.process.aspace.read().clone();
+    let space = thread.process.address_space();
     Ok(space.mm().mmap(&req, may_map_low)?)
 }
 
 pub fn munmap(thread: &Thread, addr: u64, len: u64) -> SysResult {
-    thread
-        .process
-        .aspace
-        .read()
-        .clone()
-        .mm()
-        .munmap(addr, len)?;
+    thread.process.address_space().mm().munmap(addr, len)?;
     Ok(0)
 }
 
@@ -75,9 +69,7 @@ pub fn mprotect(thread: &Thread, addr: u64, len: u64, prot: u64) -> SysResult {
     let prot = Prot::from_mmap_bits(prot)?;
     thread
         .process
-        .aspace
-        .read()
-        .clone()
+        .address_space()
         .mm()
         .mprotect(addr, len, prot)?;
     Ok(0)
@@ -93,23 +85,19 @@ pub fn mremap(
 ) -> SysResult {
     Ok(thread
         .process
-        .aspace
-        .read()
-        .clone()
+        .address_space()
         .mm()
         .mremap(old_addr, old_len, new_len, flags, new_addr)?)
 }
 
 pub fn brk(thread: &Thread, addr: u64) -> SysResult {
-    Ok(thread.process.aspace.read().clone().mm().brk(addr))
+    Ok(thread.process.address_space().mm().brk(addr))
 }
 
 pub fn msync(thread: &Thread, addr: u64, len: u64, flags: u64) -> SysResult {
     thread
         .process
-        .aspace
-        .read()
-        .clone()
+        .address_space()
         .mm()
         .msync(addr, len, flags)?;
     Ok(0)
@@ -123,9 +111,7 @@ pub fn mincore(thread: &Thread, addr: u64, len: u64, vec_addr: u64) -> SysResult
     let mut out = vec![0u8; pages];
     thread
         .process
-        .aspace
-        .read()
-        .clone()
+        .address_space()
         .mm()
         .mincore(addr, len, &mut out)?;
     copy_to_user(vec_addr, &out)?;
@@ -138,7 +124,7 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
         Ok(a) => a,
         Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
     };
-    let space = thread.process.aspace.read().clone();
+    let space = thread.process.address_space();
     match space.mm().madvise(addr, len, advice) {
         Ok(PopulateStep::Done) => Ok(0).into(),
         Err(e) => Err::<u64, _>(Errno::from(e)).into(),
@@ -182,7 +168,7 @@ pub fn remap_file_pages(
     if prot != 0 || flags & !0x1_0000 != 0 {
         return Err(Errno::EINVAL);
     }
-    let space = thread.process.aspace.read().clone();
+    let space = thread.process.address_space();
     let vma = space.mm().vma_at(start).ok_or(Errno::EINVAL)?;
     let file = vma.file().cloned().ok_or(Errno::EINVAL)?;
     if !vma.is_shared() || start.checked_add(size).is_none_or(|end| end > vma.end()) {
@@ -247,7 +233,7 @@ pub fn process_vm_rw(
         security::AccessMask::PROCESS_VM_READ
     };
     crate::proc::check_access(&thread.process, &target, want)?;
-    let space = target.aspace.read().clone();
+    let space = target.address_space();
     let mut total = 0u64;
     let (mut li, mut loff, mut ri, mut roff) = (0usize, 0u64, 0usize, 0u64);
     let mut buf = [0u8; 4096];

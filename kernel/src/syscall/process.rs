@@ -103,7 +103,7 @@ pub fn clone(
         Thread::new(tid, process.clone(), sigmask, affinity)
     } else {
         let space = if flags & CLONE_VM != 0 {
-            process.aspace.read().clone()
+            process.address_space()
         } else {
             Arc::new(process.aspace.read().fork()?)
         };

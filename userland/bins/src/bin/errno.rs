@@ -7,7 +7,8 @@
 //! address, mmap of length 0, mmap with neither MAP_PRIVATE nor MAP_SHARED,
 //! mprotect of an unaligned address, nanosleep with tv_nsec >= 1e9, kill with
 //! signal 1000, sigaction on SIGKILL, futex on a misaligned word. ENOENT: openat of
-//! a missing path. (MAP_UNINITIALIZED is deliberately not tested here: Linux
+//! a missing path. lseek: SEEK_END/SEEK_CUR positions, EINVAL below zero and for an
+//! unknown whence, the position kept. (MAP_UNINITIALIZED is deliberately not tested here: Linux
 //! usually ignores it and Peios rejects it.)
 #![no_std]
 #![no_main]
@@ -38,6 +39,58 @@ fn raw(r: isize) -> Result<usize, Errno> {
     Errno::result(r)
 }
 
+/// `lseek(fd, offset, whence)` as a raw call.
+fn lseek(fd: i32, offset: i64, whence: usize) -> Result<usize, Errno> {
+    // SAFETY: lseek only moves the descriptor's position.
+    raw(unsafe { syscall3(nr::LSEEK, fd as usize, offset as usize, whence) })
+}
+
+/// lseek on a regular file: SEEK_END and SEEK_CUR land where they should, a position
+/// below zero and an unknown `whence` are EINVAL and leave the position alone.
+fn check_lseek(c: &mut Checks, fd: i32) {
+    const SEEK_SET: usize = 0;
+    const SEEK_CUR: usize = 1;
+    const SEEK_END: usize = 2;
+    let size = lseek(fd, 0, SEEK_END);
+    c.check(
+        "lseek-end-is-size",
+        matches!(size, Ok(n) if n > 0),
+        format_args!("{:?}", size),
+    );
+    let size = size.unwrap_or(0);
+    let back = lseek(fd, -1, SEEK_END);
+    c.check(
+        "lseek-end-minus-one",
+        back == Ok(size - 1),
+        format_args!("{:?} for size {}", back, size),
+    );
+    c.expect_errno(
+        "lseek-negative-einval",
+        lseek(fd, -2, SEEK_SET),
+        Errno::EINVAL,
+    );
+    c.expect_errno(
+        "lseek-before-start-einval",
+        lseek(fd, -(size as i64) - 1, SEEK_CUR),
+        Errno::EINVAL,
+    );
+    c.expect_errno("lseek-bad-whence-einval", lseek(fd, 0, 77), Errno::EINVAL);
+    let here = lseek(fd, 0, SEEK_CUR);
+    c.check(
+        "lseek-errors-keep-position",
+        here == Ok(size - 1),
+        format_args!("{:?}", here),
+    );
+    let mut byte = [0u8; 2];
+    let got = fs::read(fd, &mut byte);
+    c.check(
+        "lseek-read-last-byte",
+        got == Ok(1),
+        format_args!("{:?}", got),
+    );
+    let _ = lseek(fd, 0, SEEK_SET);
+}
+
 fn main(args: &Args) -> i32 {
     let mut c = Checks::new("errno");
     let Some(unmapped) = peios_bins::unmapped_page() else {
@@ -66,6 +119,7 @@ fn main(args: &Args) -> i32 {
                 unsafe { fs::read_raw(fd, unmapped as *mut u8, 16) },
                 Errno::EFAULT,
             );
+            check_lseek(&mut c, fd);
             let _ = fs::close(fd);
         }
         Err(e) => {

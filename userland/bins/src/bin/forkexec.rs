@@ -74,7 +74,11 @@ fn main(args: &Args) -> i32 {
     //     an execve that fails leaves them running.
     match fork() {
         Err(e) => {
-            checks.check("exec-multithreaded", false, format_args!("fork failed: {}", e));
+            checks.check(
+                "exec-multithreaded",
+                false,
+                format_args!("fork failed: {}", e),
+            );
         }
         Ok(Fork::Child) => {
             let sleeper = peios_rt::thread::spawn(|| loop {
@@ -90,7 +94,11 @@ fn main(args: &Args) -> i32 {
             if bad != peios_rt::Errno::ENOENT {
                 exit_group(121);
             }
-            let e = execve(&hello, &[hello.as_str(), "9", "from-a-threaded-process"], &env);
+            let e = execve(
+                &hello,
+                &[hello.as_str(), "9", "from-a-threaded-process"],
+                &env,
+            );
             eprintln!("forkexec: child: threaded execve {}: {}", hello, e);
             exit_group(122)
         }
@@ -99,7 +107,10 @@ fn main(args: &Args) -> i32 {
             checks.check(
                 "exec-multithreaded",
                 st == Ok(WaitStatus::Exited(9)),
-                format_args!("{:?} (9 = hello ran; 121 = a failed execve misbehaved; 122 = execve failed)", st),
+                format_args!(
+                    "{:?} (9 = hello ran; 121 = a failed execve misbehaved; 122 = execve failed)",
+                    st
+                ),
             );
         }
     }

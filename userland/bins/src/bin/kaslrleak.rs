@@ -17,28 +17,45 @@ use peios_rt::sys::process::exit_group;
 peios_rt::main!(main);
 
 fn text_address(kallsyms: &str) -> Option<u64> {
-    kallsyms.lines().find(|l| l.ends_with(" _text")).and_then(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok())
+    kallsyms
+        .lines()
+        .find(|l| l.ends_with(" _text"))
+        .and_then(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok())
 }
 
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("kaslrleak");
-    let privileged = read_file("/proc/kallsyms").ok().and_then(|t| text_address(&t));
-    checks.check("privileged-sees-text", privileged.is_some_and(|a| a >> 47 == 0x1ffff), format_args!("_text at {:x?}", privileged));
-    let Some(text) = privileged else { return checks.finish() };
+    let privileged = read_file("/proc/kallsyms")
+        .ok()
+        .and_then(|t| text_address(&t));
+    checks.check(
+        "privileged-sees-text",
+        privileged.is_some_and(|a| a >> 47 == 0x1ffff),
+        format_args!("_text at {:x?}", privileged),
+    );
+    let Some(text) = privileged else {
+        return checks.finish();
+    };
 
     let restricted = match fork() {
         Ok(Fork::Child) => {
             if restrict_self() == Err(Errno::ENOSYS) {
                 exit_group(38);
             }
-            let addr = read_file("/proc/kallsyms").ok().and_then(|t| text_address(&t));
+            let addr = read_file("/proc/kallsyms")
+                .ok()
+                .and_then(|t| text_address(&t));
             exit_group(if addr == Some(0) { 0 } else { 1 })
         }
         Ok(Fork::Parent(pid)) => wait_pid(pid),
         Err(e) => Err(e),
     };
     if restricted != Ok(WaitStatus::Exited(38)) {
-        checks.check("restricted-sees-zeros", restricted == Ok(WaitStatus::Exited(0)), format_args!("{:?}", restricted));
+        checks.check(
+            "restricted-sees-zeros",
+            restricted == Ok(WaitStatus::Exited(0)),
+            format_args!("{:?}", restricted),
+        );
     }
 
     let reader = match fork() {
@@ -54,7 +71,11 @@ fn main(_args: &Args) -> i32 {
     };
     checks.check(
         "user-read-of-kernel-faults",
-        reader == Ok(WaitStatus::Signaled { signal: 11, core_dumped: false }),
+        reader
+            == Ok(WaitStatus::Signaled {
+                signal: 11,
+                core_dumped: false,
+            }),
         format_args!("{:?}", reader),
     );
     checks.finish()

@@ -20,19 +20,35 @@ fn path_of(name: &str) -> Option<String> {
         return Some(format!("/proc/sys/vm/{}", rest));
     }
     let table = [
-        ("mm.transparent_hugepage.enabled", "/sys/kernel/mm/transparent_hugepage/enabled"),
-        ("mm.transparent_hugepage.defrag", "/sys/kernel/mm/transparent_hugepage/defrag"),
+        (
+            "mm.transparent_hugepage.enabled",
+            "/sys/kernel/mm/transparent_hugepage/enabled",
+        ),
+        (
+            "mm.transparent_hugepage.defrag",
+            "/sys/kernel/mm/transparent_hugepage/defrag",
+        ),
         ("mm.ksm.run", "/sys/kernel/mm/ksm/run"),
-        ("mm.damon.nr_kdamonds", "/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds"),
+        (
+            "mm.damon.nr_kdamonds",
+            "/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds",
+        ),
     ];
-    if let Some(p) = table.iter().find(|(n, _)| *n == name).map(|(_, p)| String::from(*p)) {
+    if let Some(p) = table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| String::from(*p))
+    {
         return Some(p);
     }
     // mm.hugepages.nodeN.hugepages-SIZE.nr_hugepages -> the per-node sysfs pool file.
     let rest = name.strip_prefix("mm.hugepages.node")?;
     let mut parts = rest.splitn(3, '.');
     let (node, size, file) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(format!("/sys/devices/system/node/node{}/hugepages/{}/{}", node, size, file))
+    Some(format!(
+        "/sys/devices/system/node/node{}/hugepages/{}/{}",
+        node, size, file
+    ))
 }
 
 fn main(args: &Args) -> i32 {

@@ -1856,7 +1856,12 @@ fn memfd(c: &mut Checks) {
     c.check(
         "memfd-write-then-read",
         w == Ok(7) && r2 == Ok(7) && &back == b"written",
-        format_args!("write {:?}, read back {:?} {:?}", w, r2, core::str::from_utf8(&back)),
+        format_args!(
+            "write {:?}, read back {:?} {:?}",
+            w,
+            r2,
+            core::str::from_utf8(&back)
+        ),
     );
     match map_fd(4 * PAGE, Prot::RW, MapFlags::SHARED, fd, 0) {
         Ok(m4) => {

@@ -36,7 +36,15 @@ fn setpgid(pid: i32, pgid: i32) -> Result<(), Errno> {
 fn wait_any(pid: i32) -> Result<(i32, i32), Errno> {
     let mut status = 0i32;
     // SAFETY: wait4 writes the status into our local and reads no other memory.
-    let r = unsafe { syscall4(61, pid as isize as usize, &mut status as *mut i32 as usize, 0, 0) };
+    let r = unsafe {
+        syscall4(
+            61,
+            pid as isize as usize,
+            &mut status as *mut i32 as usize,
+            0,
+            0,
+        )
+    };
     Errno::result(r).map(|p| (p as i32, status))
 }
 
@@ -45,7 +53,11 @@ fn tests() -> i32 {
     let me = getpid();
     let sid = setsid();
     c.check("setsid", sid == Ok(me), format_args!("{:?}", sid));
-    c.check("session-and-group-led-by-caller", getsid(0) == Ok(me) && getpgid(0) == Ok(me), format_args!("sid {:?} pgid {:?}", getsid(0), getpgid(0)));
+    c.check(
+        "session-and-group-led-by-caller",
+        getsid(0) == Ok(me) && getpgid(0) == Ok(me),
+        format_args!("sid {:?} pgid {:?}", getsid(0), getpgid(0)),
+    );
     c.expect_errno("setsid-by-leader-eperm", setsid(), Errno::EPERM);
 
     let a = match fork() {
@@ -69,17 +81,41 @@ fn tests() -> i32 {
             return c.finish();
         }
     };
-    c.check("children-inherit-group", getpgid(a) == Ok(me) && getpgid(b) == Ok(me), format_args!("{:?} {:?}", getpgid(a), getpgid(b)));
+    c.check(
+        "children-inherit-group",
+        getpgid(a) == Ok(me) && getpgid(b) == Ok(me),
+        format_args!("{:?} {:?}", getpgid(a), getpgid(b)),
+    );
     let moved = setpgid(a, 0);
-    c.check("setpgid-own-group", moved.is_ok() && getpgid(a) == Ok(a), format_args!("{:?}, pgid {:?}", moved, getpgid(a)));
-    c.expect_errno("setpgid-missing-group-eperm", setpgid(b, 0x7fff_0000), Errno::EPERM);
-    c.expect_errno("kill-missing-group-esrch", kill(-0x7fff_0000, 0), Errno::ESRCH);
+    c.check(
+        "setpgid-own-group",
+        moved.is_ok() && getpgid(a) == Ok(a),
+        format_args!("{:?}, pgid {:?}", moved, getpgid(a)),
+    );
+    c.expect_errno(
+        "setpgid-missing-group-eperm",
+        setpgid(b, 0x7fff_0000),
+        Errno::EPERM,
+    );
+    c.expect_errno(
+        "kill-missing-group-esrch",
+        kill(-0x7fff_0000, 0),
+        Errno::ESRCH,
+    );
     let k = kill(-a, 9);
     c.check("kill-group", k.is_ok(), format_args!("{:?}", k));
     let ra = wait_any(-a);
-    c.check("wait-by-group", matches!(ra, Ok((p, st)) if p == a && st == 9), format_args!("{:?}", ra));
+    c.check(
+        "wait-by-group",
+        matches!(ra, Ok((p, st)) if p == a && st == 9),
+        format_args!("{:?}", ra),
+    );
     let rb = wait_any(0);
-    c.check("wait-own-group", matches!(rb, Ok((p, st)) if p == b && st == 5 << 8), format_args!("{:?} (b = {})", rb, b));
+    c.check(
+        "wait-own-group",
+        matches!(rb, Ok((p, st)) if p == b && st == 5 << 8),
+        format_args!("{:?} (b = {})", rb, b),
+    );
     c.finish()
 }
 

@@ -30,7 +30,17 @@ fn process_vm_readv(pid: i32, addr: usize, out: &mut [u8]) -> Result<usize, Errn
     let remote = [addr, out.len()];
     // SAFETY: both iovecs describe valid memory of the right length (ours and the
     // target's address); the kernel copies into `out` only.
-    let r = unsafe { syscall6(310, pid as usize, local.as_ptr() as usize, 1, remote.as_ptr() as usize, 1, 0) };
+    let r = unsafe {
+        syscall6(
+            310,
+            pid as usize,
+            local.as_ptr() as usize,
+            1,
+            remote.as_ptr() as usize,
+            1,
+            0,
+        )
+    };
     Errno::result(r).map(|n| n as usize)
 }
 
@@ -56,14 +66,34 @@ fn restricted(sibling: i32) -> i32 {
         checks.check("restrict", false, format_args!("{}", e));
         return checks.finish();
     }
-    for file in ["maps", "smaps", "status", "numa_maps", "pagemap", "oom_score", "mem"] {
+    for file in [
+        "maps",
+        "smaps",
+        "status",
+        "numa_maps",
+        "pagemap",
+        "oom_score",
+        "mem",
+    ] {
         let path = format!("/proc/{}/{}", sibling, file);
-        checks.expect_errno(&format!("{}-eacces", file), try_open(&path, O_RDONLY), Errno::EACCES);
+        checks.expect_errno(
+            &format!("{}-eacces", file),
+            try_open(&path, O_RDONLY),
+            Errno::EACCES,
+        );
     }
     let mut buf = [0u8; 8];
-    checks.expect_errno("process_vm_readv-eperm", process_vm_readv(sibling, MARKER.as_ptr() as usize, &mut buf), Errno::EPERM);
+    checks.expect_errno(
+        "process_vm_readv-eperm",
+        process_vm_readv(sibling, MARKER.as_ptr() as usize, &mut buf),
+        Errno::EPERM,
+    );
     let own = read_file("/proc/self/maps");
-    checks.check("own-maps", own.as_ref().is_ok_and(|m| m.contains("[stack]")), format_args!("{} bytes", own.map(|m| m.len()).unwrap_or(0)));
+    checks.check(
+        "own-maps",
+        own.as_ref().is_ok_and(|m| m.contains("[stack]")),
+        format_args!("{} bytes", own.map(|m| m.len()).unwrap_or(0)),
+    );
     MARKER.store(1, Ordering::SeqCst);
     let entry = pagemap_of(MARKER.as_ptr() as usize);
     checks.check(
@@ -77,7 +107,11 @@ fn restricted(sibling: i32) -> i32 {
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("procgate");
     match fork() {
-        Ok(Fork::Child) => exit_group(if restrict_self() == Err(Errno::ENOSYS) { 38 } else { 0 }),
+        Ok(Fork::Child) => exit_group(if restrict_self() == Err(Errno::ENOSYS) {
+            38
+        } else {
+            0
+        }),
         Ok(Fork::Parent(pid)) => {
             if wait_pid(pid) == Ok(WaitStatus::Exited(38)) {
                 println!("procgate: not Peios: nothing to check");
@@ -108,16 +142,38 @@ fn main(_args: &Args) -> i32 {
         Ok(Fork::Parent(pid)) => wait_pid(pid),
         Err(e) => Err(e),
     };
-    checks.check("restricted-refused", st == Ok(WaitStatus::Exited(0)), format_args!("{:?}", st));
+    checks.check(
+        "restricted-refused",
+        st == Ok(WaitStatus::Exited(0)),
+        format_args!("{:?}", st),
+    );
 
     let maps = read_file(&format!("/proc/{}/maps", sibling));
-    checks.check("privileged-reads-maps", maps.as_ref().is_ok_and(|m| m.contains("[stack]")), format_args!("{:?}", maps.as_ref().map(|m| m.len())));
+    checks.check(
+        "privileged-reads-maps",
+        maps.as_ref().is_ok_and(|m| m.contains("[stack]")),
+        format_args!("{:?}", maps.as_ref().map(|m| m.len())),
+    );
     let mut buf = [0u8; 8];
-    let via_mem = read_at(&format!("/proc/{}/mem", sibling), MARKER.as_ptr() as u64, &mut buf).map(|_| u64::from_le_bytes(buf));
-    checks.check("privileged-reads-mem", via_mem == Ok(MARK), format_args!("{:x?}", via_mem));
+    let via_mem = read_at(
+        &format!("/proc/{}/mem", sibling),
+        MARKER.as_ptr() as u64,
+        &mut buf,
+    )
+    .map(|_| u64::from_le_bytes(buf));
+    checks.check(
+        "privileged-reads-mem",
+        via_mem == Ok(MARK),
+        format_args!("{:x?}", via_mem),
+    );
     let mut buf2 = [0u8; 8];
-    let via_vm = process_vm_readv(sibling, MARKER.as_ptr() as usize, &mut buf2).map(|_| u64::from_le_bytes(buf2));
-    checks.check("privileged-process_vm_readv", via_vm == Ok(MARK), format_args!("{:x?}", via_vm));
+    let via_vm = process_vm_readv(sibling, MARKER.as_ptr() as usize, &mut buf2)
+        .map(|_| u64::from_le_bytes(buf2));
+    checks.check(
+        "privileged-process_vm_readv",
+        via_vm == Ok(MARK),
+        format_args!("{:x?}", via_vm),
+    );
     MARKER.store(2, Ordering::SeqCst);
     let entry = pagemap_of(MARKER.as_ptr() as usize);
     checks.check(

@@ -36,8 +36,14 @@ fn read_file(path: &str) -> Result<String, Errno> {
 }
 
 fn field_kb(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse().ok())
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 fn main(_args: &Args) -> i32 {
@@ -59,7 +65,9 @@ fn main(_args: &Args) -> i32 {
     match read_file("/proc/zoneinfo") {
         Ok(text) => {
             let ok = text.contains("Node 0, zone")
-                && ["pages free", "min", "low", "high"].iter().all(|k| text.contains(k));
+                && ["pages free", "min", "low", "high"]
+                    .iter()
+                    .all(|k| text.contains(k));
             checks.check("zoneinfo", ok, format_args!("{} bytes", text.len()));
         }
         Err(e) => {
@@ -68,7 +76,11 @@ fn main(_args: &Args) -> i32 {
     }
     match read_file("/proc/buddyinfo") {
         Ok(text) => {
-            checks.check("buddyinfo", text.starts_with("Node 0, zone"), format_args!("{:?}", text.lines().next()));
+            checks.check(
+                "buddyinfo",
+                text.starts_with("Node 0, zone"),
+                format_args!("{:?}", text.lines().next()),
+            );
         }
         Err(e) => {
             checks.check("buddyinfo", false, format_args!("open/read: {}", e));
@@ -76,7 +88,11 @@ fn main(_args: &Args) -> i32 {
     }
     match read_file("/sys/devices/system/node/node0/meminfo") {
         Ok(text) => {
-            checks.check("node0-meminfo", text.contains("Node 0 MemTotal:"), format_args!("{:?}", text.lines().next()));
+            checks.check(
+                "node0-meminfo",
+                text.contains("Node 0 MemTotal:"),
+                format_args!("{:?}", text.lines().next()),
+            );
         }
         Err(e) => {
             checks.check("node0-meminfo", false, format_args!("open/read: {}", e));

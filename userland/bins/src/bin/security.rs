@@ -57,11 +57,23 @@ fn map_low() -> Result<*mut u8, Errno> {
 fn restricted_child(sibling: i32) -> i32 {
     let mut checks = Checks::new("security(restricted)");
     if let Err(e) = restrict_self() {
-        checks.check("restrict", false, format_args!("restrict syscall failed: {}", e));
+        checks.check(
+            "restrict",
+            false,
+            format_args!("restrict syscall failed: {}", e),
+        );
         return checks.finish();
     }
-    checks.expect_errno("kill-privileged-sibling-eperm", kill(sibling, SIGTERM), Errno::EPERM);
-    checks.expect_errno("kill0-privileged-sibling-eperm", kill(sibling, 0), Errno::EPERM);
+    checks.expect_errno(
+        "kill-privileged-sibling-eperm",
+        kill(sibling, SIGTERM),
+        Errno::EPERM,
+    );
+    checks.expect_errno(
+        "kill0-privileged-sibling-eperm",
+        kill(sibling, 0),
+        Errno::EPERM,
+    );
     let limit = Rlimit { cur: 64, max: 64 };
     checks.expect_errno(
         "prlimit-privileged-sibling-eperm",
@@ -130,7 +142,11 @@ fn main(_args: &Args) -> i32 {
     checks.check(
         "privileged-mmap-below-min-addr",
         map_low().is_ok(),
-        format_args!("MAP_FIXED at {:#x} with SeTcbPrivilege: {:?}", LOW_ADDRESS, map_low().err()),
+        format_args!(
+            "MAP_FIXED at {:#x} with SeTcbPrivilege: {:?}",
+            LOW_ADDRESS,
+            map_low().err()
+        ),
     );
     checks.check(
         "privileged-kill-sibling",
@@ -140,7 +156,10 @@ fn main(_args: &Args) -> i32 {
     let st = wait_pid(sibling);
     checks.check(
         "sibling-killed",
-        st == Ok(WaitStatus::Signaled { signal: SIGKILL, core_dumped: false }),
+        st == Ok(WaitStatus::Signaled {
+            signal: SIGKILL,
+            core_dumped: false,
+        }),
         format_args!("sibling {:?}", st),
     );
     checks.finish()

@@ -22,29 +22,127 @@ peios_rt::main!(main);
 
 /// path, default (None: machine-dependent), a valid value, what it reads back as, invalid values.
 const KNOBS: &[(&str, Option<&str>, &str, &str, &[&str])] = &[
-    ("/proc/sys/vm/max_map_count", Some("65530"), "70000", "70000", &["abc", "0", "-5"]),
-    ("/proc/sys/vm/mmap_min_addr", Some("65536"), "131072", "131072", &["x", "-1"]),
-    ("/proc/sys/vm/watermark_scale_factor", Some("10"), "200", "200", &["0", "5000"]),
-    ("/proc/sys/vm/min_free_kbytes", None, "8192", "8192", &["1", "z"]),
-    ("/proc/sys/vm/overcommit_memory", Some("0"), "1", "1", &["3", "-1"]),
-    ("/proc/sys/vm/overcommit_ratio", Some("50"), "80", "80", &["x"]),
-    ("/proc/sys/vm/overcommit_kbytes", Some("0"), "1024", "1024", &["x"]),
-    ("/proc/sys/vm/unprivileged_userfaultfd", Some("0"), "1", "1", &["3"]),
-    ("/proc/sys/vm/swappiness", Some("60"), "10", "10", &["201", "x"]),
-    ("/proc/sys/vm/nr_hugepages", Some("0"), "4", "4", &["x", "-3"]),
-    ("/sys/kernel/mm/transparent_hugepage/enabled", Some("always [madvise] never"), "never", "always madvise [never]", &["sometimes"]),
-    ("/sys/kernel/mm/transparent_hugepage/defrag", Some("always defer defer+madvise [madvise] never"), "defer", "always [defer] defer+madvise madvise never", &["x"]),
+    (
+        "/proc/sys/vm/max_map_count",
+        Some("65530"),
+        "70000",
+        "70000",
+        &["abc", "0", "-5"],
+    ),
+    (
+        "/proc/sys/vm/mmap_min_addr",
+        Some("65536"),
+        "131072",
+        "131072",
+        &["x", "-1"],
+    ),
+    (
+        "/proc/sys/vm/watermark_scale_factor",
+        Some("10"),
+        "200",
+        "200",
+        &["0", "5000"],
+    ),
+    (
+        "/proc/sys/vm/min_free_kbytes",
+        None,
+        "8192",
+        "8192",
+        &["1", "z"],
+    ),
+    (
+        "/proc/sys/vm/overcommit_memory",
+        Some("0"),
+        "1",
+        "1",
+        &["3", "-1"],
+    ),
+    (
+        "/proc/sys/vm/overcommit_ratio",
+        Some("50"),
+        "80",
+        "80",
+        &["x"],
+    ),
+    (
+        "/proc/sys/vm/overcommit_kbytes",
+        Some("0"),
+        "1024",
+        "1024",
+        &["x"],
+    ),
+    (
+        "/proc/sys/vm/unprivileged_userfaultfd",
+        Some("0"),
+        "1",
+        "1",
+        &["3"],
+    ),
+    (
+        "/proc/sys/vm/swappiness",
+        Some("60"),
+        "10",
+        "10",
+        &["201", "x"],
+    ),
+    (
+        "/proc/sys/vm/nr_hugepages",
+        Some("0"),
+        "4",
+        "4",
+        &["x", "-3"],
+    ),
+    (
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        Some("always [madvise] never"),
+        "never",
+        "always madvise [never]",
+        &["sometimes"],
+    ),
+    (
+        "/sys/kernel/mm/transparent_hugepage/defrag",
+        Some("always defer defer+madvise [madvise] never"),
+        "defer",
+        "always [defer] defer+madvise madvise never",
+        &["x"],
+    ),
     ("/sys/kernel/mm/ksm/run", Some("0"), "1", "1", &["3"]),
-    ("/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds", Some("0"), "1", "1", &["65"]),
+    (
+        "/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds",
+        Some("0"),
+        "1",
+        "1",
+        &["65"],
+    ),
     ("/proc/sys/vm/stat_interval", Some("3"), "2", "2", &["0"]),
     ("/proc/sys/vm/page-cluster", Some("3"), "0", "0", &["11"]),
-    ("/proc/sys/vm/oom_kill_allocating_task", Some("0"), "1", "1", &["2"]),
-    ("/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages", Some("0"), "8", "8", &["x", "-1"]),
-    ("/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages", Some("0"), "1", "1", &["x"]),
+    (
+        "/proc/sys/vm/oom_kill_allocating_task",
+        Some("0"),
+        "1",
+        "1",
+        &["2"],
+    ),
+    (
+        "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages",
+        Some("0"),
+        "8",
+        "8",
+        &["x", "-1"],
+    ),
+    (
+        "/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages",
+        Some("0"),
+        "1",
+        "1",
+        &["x"],
+    ),
 ];
 
 fn value(path: &str) -> String {
-    read_file(path).map(|s| String::from(s.trim())).unwrap_or_else(|e| format!("<{}>", e))
+    read_file(path)
+        .map(|s| String::from(s.trim()))
+        .unwrap_or_else(|e| format!("<{}>", e))
 }
 
 /// The raw value to write back for a choice file shown as `a [b] c`.
@@ -84,7 +182,16 @@ fn restricted_writes_refused() -> i32 {
 
 fn map_low(addr: usize) -> Result<*mut u8, Errno> {
     // SAFETY: FIXED_NOREPLACE never replaces a mapping; the low range is unused.
-    unsafe { mmap(addr, 4096, Prot::READ, MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE, -1, 0) }
+    unsafe {
+        mmap(
+            addr,
+            4096,
+            Prot::READ,
+            MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    }
 }
 
 fn restricted_map_0x80000() -> i32 {
@@ -155,23 +262,44 @@ fn main(_args: &Args) -> i32 {
     for (path, default, valid, shown, invalid) in KNOBS {
         let before = value(path);
         if let Some(d) = default {
-            checks.check(&format!("{}-default", path), before == *d, format_args!("{:?} (expected {:?})", before, d));
+            checks.check(
+                &format!("{}-default", path),
+                before == *d,
+                format_args!("{:?} (expected {:?})", before, d),
+            );
         }
         let wrote = write_file(path, valid);
         let now = value(path);
-        checks.check(&format!("{}-write", path), wrote.is_ok() && now == *shown, format_args!("wrote {:?}: {:?}, reads {:?}", valid, wrote, now));
+        checks.check(
+            &format!("{}-write", path),
+            wrote.is_ok() && now == *shown,
+            format_args!("wrote {:?}: {:?}, reads {:?}", valid, wrote, now),
+        );
         for bad in *invalid {
             let r = write_file(path, bad);
             let after = value(path);
-            checks.check(&format!("{}-invalid-{}", path, bad), r == Err(Errno::EINVAL) && after == now, format_args!("{:?}, value {:?}", r, after));
+            checks.check(
+                &format!("{}-invalid-{}", path, bad),
+                r == Err(Errno::EINVAL) && after == now,
+                format_args!("{:?}, value {:?}", r, after),
+            );
         }
         let _ = write_file(path, &chosen(&before));
     }
     // drop_caches is a write-only trigger: mapping a file fills the page cache (Cached in
     // /proc/meminfo), and `echo 1` empties it again.
-    let cached = || read_file("/proc/meminfo").ok().and_then(|m| {
-        m.lines().find_map(|l| l.strip_prefix("Cached:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
-    });
+    let cached = || {
+        read_file("/proc/meminfo").ok().and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("Cached:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        })
+    };
     let _ = write_file("/proc/sys/vm/drop_caches", "1");
     let before = cached();
     let filled = touch_file_mapping("/bin/hello");
@@ -180,15 +308,32 @@ fn main(_args: &Args) -> i32 {
     let after = cached();
     checks.check(
         "drop_caches-empties-page-cache",
-        filled.is_ok() && dropped.is_ok() && matches!((before, full, after), (Some(b), Some(f), Some(a)) if f > b && a < f),
-        format_args!("Cached {:?} kB, after mapping /bin/hello {:?} ({:?}), after echo 1 {:?} ({:?})", before, full, filled, after, dropped),
+        filled.is_ok()
+            && dropped.is_ok()
+            && matches!((before, full, after), (Some(b), Some(f), Some(a)) if f > b && a < f),
+        format_args!(
+            "Cached {:?} kB, after mapping /bin/hello {:?} ({:?}), after echo 1 {:?} ({:?})",
+            before, full, filled, after, dropped
+        ),
     );
-    checks.check("drop_caches-valid", write_file("/proc/sys/vm/drop_caches", "3").is_ok(), format_args!("echo 3"));
-    checks.expect_errno("drop_caches-invalid", write_file("/proc/sys/vm/drop_caches", "4"), Errno::EINVAL);
+    checks.check(
+        "drop_caches-valid",
+        write_file("/proc/sys/vm/drop_caches", "3").is_ok(),
+        format_args!("echo 3"),
+    );
+    checks.expect_errno(
+        "drop_caches-invalid",
+        write_file("/proc/sys/vm/drop_caches", "4"),
+        Errno::EINVAL,
+    );
 
     // Restricted writers are refused on every knob (readers are not).
     let st = in_restricted_child(restricted_writes_refused);
-    checks.check("restricted-writes-refused", st == Ok(WaitStatus::Exited(0)), format_args!("restricted child {:?}", st));
+    checks.check(
+        "restricted-writes-refused",
+        st == Ok(WaitStatus::Exited(0)),
+        format_args!("restricted child {:?}", st),
+    );
 
     // Behaviour: max_map_count bounds the number of mappings.
     let limit_before = value("/proc/sys/vm/max_map_count");
@@ -197,7 +342,11 @@ fn main(_args: &Args) -> i32 {
     let mut result = Ok(());
     for i in 0..400 {
         // Alternate protections so neighbouring mappings cannot merge into one VMA.
-        let prot = if i % 2 == 0 { Prot::READ } else { Prot::READ | Prot::WRITE };
+        let prot = if i % 2 == 0 {
+            Prot::READ
+        } else {
+            Prot::READ | Prot::WRITE
+        };
         match peios_rt::sys::mm::mmap_anon(4096, prot) {
             Ok(p) => maps.push(p),
             Err(e) => {
@@ -226,7 +375,10 @@ fn main(_args: &Args) -> i32 {
     checks.check(
         "mmap_min_addr-controls-low-mappings",
         high == Ok(WaitStatus::Exited(1)) && low == Ok(WaitStatus::Exited(0)),
-        format_args!("min 1 MiB: {:?} (1 = EPERM), min 4 KiB: {:?} (0 = mapped)", high, low),
+        format_args!(
+            "min 1 MiB: {:?} (1 = EPERM), min 4 KiB: {:?} (0 = mapped)",
+            high, low
+        ),
     );
 
     // Behaviour: watermark_scale_factor moves the zone watermarks.
