@@ -31,17 +31,9 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::InvalidArgument);
         }
         let max = self.tunables().max_map_count();
-        st.tree.rewrite(
-            addr,
-            end,
-            max,
-            &mut |v: &Vma| {
-                let mut n = v.clone();
-                n.interceptor = hook.clone();
-                Some(n)
-            },
-            None,
-        )?;
+        st.tree.edit_each(addr, end, max, &mut |n: &mut Vma| {
+            n.interceptor = hook.clone()
+        })?;
         Ok(())
     }
 

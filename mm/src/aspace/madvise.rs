@@ -135,17 +135,9 @@ impl<P: PageTable> AddressSpace<P> {
                     return Err(MmError::InvalidArgument);
                 }
                 let max = self.tunables().max_map_count();
-                st.tree.rewrite(
-                    addr,
-                    end,
-                    max,
-                    &mut |v: &Vma| {
-                        let mut n = v.clone();
-                        n.flags = (v.flags - clear) | set;
-                        Some(n)
-                    },
-                    None,
-                )?;
+                st.tree.edit_each(addr, end, max, &mut |n: &mut Vma| {
+                    n.flags = (n.flags - clear) | set
+                })?;
             }
             Advice::DontNeed | Advice::Free => {
                 if parts.iter().any(locked) {

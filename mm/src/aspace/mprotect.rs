@@ -60,12 +60,9 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::AccessDenied);
         }
         let max = self.tunables().max_map_count();
-        let mut new_flags = |v: &Vma| -> Option<Vma> {
-            let mut n = v.clone();
-            n.flags = protected_flags(v.flags, access);
-            Some(n)
-        };
-        let old = st.tree.rewrite(start, end, max, &mut new_flags, None)?;
+        let old = st.tree.edit_each(start, end, max, &mut |n: &mut Vma| {
+            n.flags = protected_flags(n.flags, access)
+        })?;
         let mut zap = Zap::new(self.frames(), &**self.tlb());
         for v in &old {
             let next = protected_flags(v.flags, access);

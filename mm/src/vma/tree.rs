@@ -87,6 +87,24 @@ impl VmaTree {
         at >= end
     }
 
+    /// Changes, in place, the part inside `[start, end)` of every VMA overlapping it
+    /// (splitting at the edges, merging after); `rewrite` with an edit that keeps
+    /// every piece. Returns the old parts inside the range.
+    pub(crate) fn edit_each(
+        &mut self,
+        start: u64,
+        end: u64,
+        max_count: usize,
+        edit: &mut dyn FnMut(&mut Vma),
+    ) -> Result<Vec<Vma>, MmError> {
+        let mut keep = |v: &Vma| {
+            let mut n = v.clone();
+            edit(&mut n);
+            Some(n)
+        };
+        self.rewrite(start, end, max_count, &mut keep, None)
+    }
+
     /// Rewrites `[start, end)`: every VMA overlapping it keeps its parts outside the
     /// range, its part inside is passed to `edit` (which returns the replacement, or
     /// `None` to unmap it), and `insert` (which must lie in freed space) is added.
