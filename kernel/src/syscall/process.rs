@@ -368,31 +368,31 @@ pub fn arch_prctl(ctx: &mut UserContext, code: u64, addr: u64) -> SysResult {
     }
 }
 
-fn find_thread(caller: &Arc<Thread>, tid: u64) -> SysResult<Arc<Thread>> {
-    if tid == 0 || tid == u64::from(caller.tid) {
-        return Ok(caller.clone());
-    }
-    let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
-    let process = proc::lookup(tid).ok_or(Errno::ESRCH)?;
-    let found = process
-        .threads
-        .lock()
-        .iter()
-        .find(|t| t.tid == tid)
-        .cloned();
-    found.ok_or(Errno::ESRCH)
+/// The thread `tid` names for the sched_* calls (0: the caller), once the caller has
+/// been granted `desired` on its process; ESRCH if there is none, EPERM if refused.
+fn thread_for(caller: &Arc<Thread>, tid: u64, desired: AccessMask) -> SysResult<Arc<Thread>> {
+    let target = if tid == 0 || tid == u64::from(caller.tid) {
+        caller.clone()
+    } else {
+        let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
+        let process = proc::lookup(tid).ok_or(Errno::ESRCH)?;
+        let found = process
+            .threads
+            .lock()
+            .iter()
+            .find(|t| t.tid == tid)
+            .cloned();
+        found.ok_or(Errno::ESRCH)?
+    };
+    proc::check_access(&caller.process, &target.process, desired)?;
+    Ok(target)
 }
 
 pub fn sched_setaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) -> SysResult {
     if len < 8 {
         return Err(Errno::EINVAL);
     }
-    let target = find_thread(thread, tid)?;
-    proc::check_access(
-        &thread.process,
-        &target.process,
-        AccessMask::PROCESS_SET_INFORMATION,
-    )?;
+    let target = thread_for(thread, tid, AccessMask::PROCESS_SET_INFORMATION)?;
     let requested: u64 = read_user(mask)?;
     let online = crate::smp::online_cpus();
     let all = if online >= 64 {
@@ -415,12 +415,7 @@ pub fn sched_getaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) ->
     if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    let target = find_thread(thread, tid)?;
-    proc::check_access(
-        &thread.process,
-        &target.process,
-        AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
-    )?;
+    let target = thread_for(thread, tid, AccessMask::PROCESS_QUERY_LIMITED_INFORMATION)?;
     write_user(mask, &target.affinity.load(Ordering::SeqCst))?;
     Ok(8)
 }
