@@ -53,11 +53,12 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("tunables: check restricted-writes-refused: ok");
     out.expect_line("procgate(restricted): check mem-eacces: ok");
     out.expect_line("procgate: check privileged-reads-mem: ok");
-    // The 64-thread job: every vCPU ran some of its threads (reported by the kernel).
+    // The 64-thread job (plus its main thread and the pinned sibling): every vCPU ran
+    // some of its threads (reported by the kernel).
     out.expect_line("threads: check counter: ok");
     let report = out
         .lines()
-        .find(|l| l.starts_with("process threads: 65 threads ran on cpus"))
+        .find(|l| l.starts_with("process threads: 66 threads ran on cpus"))
         .unwrap_or_else(|| panic!("no kernel CPU report for the threads program:\n{}", out.log));
     assert!(
         report.ends_with("cpus 0,1,2,3"),

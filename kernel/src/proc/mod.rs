@@ -160,6 +160,15 @@ pub fn lookup(pid: Pid) -> Option<Arc<Process>> {
     PROCESSES.read().get(&pid).cloned()
 }
 
+/// Finds a thread by tid in any process (threads share the pid space): the process
+/// whose pid is `tid` first (the tid of a main thread), then every process.
+pub fn find_thread(tid: Pid) -> Option<Arc<thread::Thread>> {
+    let in_process = |p: &Process| p.threads.lock().iter().find(|t| t.tid == tid).cloned();
+    lookup(tid)
+        .and_then(|p| in_process(&p))
+        .or_else(|| all().iter().find_map(|p| in_process(p)))
+}
+
 /// Removes a reaped process from the table.
 pub fn remove(pid: Pid) {
     PROCESSES.write().remove(&pid);

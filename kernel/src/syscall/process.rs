@@ -375,14 +375,7 @@ fn thread_for(caller: &Arc<Thread>, tid: u64, desired: AccessMask) -> SysResult<
         caller.clone()
     } else {
         let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
-        let process = proc::lookup(tid).ok_or(Errno::ESRCH)?;
-        let found = process
-            .threads
-            .lock()
-            .iter()
-            .find(|t| t.tid == tid)
-            .cloned();
-        found.ok_or(Errno::ESRCH)?
+        proc::find_thread(tid).ok_or(Errno::ESRCH)?
     };
     proc::check_access(&caller.process, &target.process, desired)?;
     Ok(target)

@@ -168,23 +168,16 @@ pub fn tgkill(thread: &Thread, tgid: i64, tid: i64, sig: u64) -> SysResult {
     }
     let sig = if sig == 0 { 0 } else { valid_signal(sig)? };
     let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
-    let owner = if tgid == -1 {
-        // tkill: search every process for the tid (threads share the pid space).
-        proc::all()
-            .into_iter()
-            .find(|p| p.threads.lock().iter().any(|t| t.tid == tid))
-            .ok_or(Errno::ESRCH)?
-    } else {
-        proc::lookup(tgid as u32).ok_or(Errno::ESRCH)?
-    };
-    let target = owner
-        .threads
-        .lock()
-        .iter()
-        .find(|t| t.tid == tid)
-        .cloned()
-        .ok_or(Errno::ESRCH)?;
-    proc::check_access(&thread.process, &owner, AccessMask::PROCESS_TERMINATE)?;
+    let target = proc::find_thread(tid).ok_or(Errno::ESRCH)?;
+    // tgkill names the thread group too (tkill passes -1): it must be the thread's.
+    if tgid != -1 && u64::from(target.process.pid) != tgid as u64 {
+        return Err(Errno::ESRCH);
+    }
+    proc::check_access(
+        &thread.process,
+        &target.process,
+        AccessMask::PROCESS_TERMINATE,
+    )?;
     if sig != 0 {
         signal::send_to_thread(&target, sig, sender_info(thread, code::SI_TKILL));
     }

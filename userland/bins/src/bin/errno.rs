@@ -8,7 +8,8 @@
 //! mprotect of an unaligned address, nanosleep with tv_nsec >= 1e9, kill with
 //! signal 1000, sigaction on SIGKILL, futex on a misaligned word. ENOENT: openat of
 //! a missing path. lseek: SEEK_END/SEEK_CUR positions, EINVAL below zero and for an
-//! unknown whence, the position kept. (MAP_UNINITIALIZED is deliberately not tested here: Linux
+//! unknown whence, the position kept. tgkill: ESRCH for a missing tid or the wrong
+//! thread group, EINVAL for group 0. (MAP_UNINITIALIZED is deliberately not tested here: Linux
 //! usually ignores it and Peios rejects it.)
 #![no_std]
 #![no_main]
@@ -21,7 +22,7 @@ use peios_rt::signal::{set_handler, Handler, SIGKILL};
 use peios_rt::sys::fs::{self, AT_FDCWD, O_CLOEXEC, O_RDONLY};
 use peios_rt::sys::mm::{mmap, mmap_anon, mprotect, munmap, MapFlags, Prot, PAGE_SIZE};
 use peios_rt::sys::nr;
-use peios_rt::sys::process::{getpid, kill};
+use peios_rt::sys::process::{getpid, gettid, kill, tgkill};
 use peios_rt::sys::signal::SigSet;
 use peios_rt::sys::time::{nanosleep, Timespec, CLOCK_MONOTONIC};
 use peios_rt::syscall::*;
@@ -235,6 +236,23 @@ fn main(args: &Args) -> i32 {
 
     // ENOENT.
     let missing: &CStr = c"/nonexistent/peios-errno-test";
+    // ESRCH and EINVAL from tgkill: a tid no one has, our tid under another thread
+    // group, and a zero thread group id. Signal 0 only checks.
+    c.expect_errno(
+        "tgkill-missing-tid-esrch",
+        tgkill(getpid(), 0x3fff_fff0, 0),
+        Errno::ESRCH,
+    );
+    c.expect_errno(
+        "tgkill-wrong-group-esrch",
+        tgkill(getpid() + 100_000, gettid(), 0),
+        Errno::ESRCH,
+    );
+    c.expect_errno(
+        "tgkill-zero-group-einval",
+        tgkill(0, gettid(), 0),
+        Errno::EINVAL,
+    );
     c.expect_errno(
         "openat-missing-enoent",
         fs::openat(AT_FDCWD, missing, O_RDONLY, 0),

@@ -4,6 +4,8 @@
 //! (CLONE_SETTLS) with its own tid, that tids are distinct, and that a futex wake
 //! released all threads from a start barrier. Prints the set of CPUs the threads ran
 //! on (getcpu, syscall 309) when getcpu works; ENOSYS there is not a failure.
+//! Then pins a sibling thread by its tid from the main thread (sched_setaffinity),
+//! reads the mask back (sched_getaffinity) and checks the sibling runs on that CPU.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -13,7 +15,7 @@ use peios_bins::Checks;
 use peios_rt::prelude::*;
 use peios_rt::sys::futex::{futex_wait, futex_wake};
 use peios_rt::sys::process::gettid;
-use peios_rt::sys::sched::{getcpu, sched_yield};
+use peios_rt::sys::sched::{getcpu, sched_getaffinity, sched_setaffinity, sched_yield, CpuSet};
 use peios_rt::thread;
 
 peios_rt::main!(main);
@@ -52,6 +54,75 @@ fn worker(iters: u64) -> Report {
         tls_ok,
         cpus: [first, last],
     }
+}
+
+static SIBLING_TID: AtomicU32 = AtomicU32::new(0);
+static SIBLING_GO: AtomicU32 = AtomicU32::new(0);
+
+/// A sibling that publishes its tid, waits until released, then says where it runs.
+fn pinned_sibling() -> Option<u32> {
+    SIBLING_TID.store(gettid() as u32, Ordering::Release);
+    let _ = futex_wake(&SIBLING_TID, 1, true);
+    while SIBLING_GO.load(Ordering::Acquire) == 0 {
+        let _ = futex_wait(&SIBLING_GO, 0, None, true);
+    }
+    sched_yield();
+    getcpu().ok().map(|(cpu, _)| cpu)
+}
+
+/// Pins a sibling thread to the last CPU the process may use, by the sibling's tid.
+fn check_sibling_affinity(checks: &mut Checks) {
+    let Ok(mine) = sched_getaffinity(0) else {
+        checks.check(
+            "sibling-affinity",
+            false,
+            format_args!("sched_getaffinity(0) failed"),
+        );
+        return;
+    };
+    let Some(cpu) = mine.iter().last() else {
+        checks.check(
+            "sibling-affinity",
+            false,
+            format_args!("empty affinity mask"),
+        );
+        return;
+    };
+    let handle = match thread::spawn(pinned_sibling) {
+        Ok(h) => h,
+        Err(e) => {
+            checks.check(
+                "sibling-affinity",
+                false,
+                format_args!("spawn: {}", e.name()),
+            );
+            return;
+        }
+    };
+    while SIBLING_TID.load(Ordering::Acquire) == 0 {
+        let _ = futex_wait(&SIBLING_TID, 0, None, true);
+    }
+    let tid = SIBLING_TID.load(Ordering::Acquire) as i32;
+    let set = sched_setaffinity(tid, &CpuSet::single(cpu));
+    checks.check(
+        "sibling-setaffinity",
+        set.is_ok(),
+        format_args!("tid {}: {:?}", tid, set),
+    );
+    let got = sched_getaffinity(tid).map(|s| s.iter().collect::<Vec<usize>>());
+    checks.check(
+        "sibling-getaffinity",
+        got.as_deref() == Ok(&[cpu][..]),
+        format_args!("{:?} (wanted [{}])", got, cpu),
+    );
+    SIBLING_GO.store(1, Ordering::Release);
+    let _ = futex_wake(&SIBLING_GO, 1, true);
+    let ran_on = handle.join();
+    checks.check(
+        "sibling-runs-there",
+        ran_on.is_none() || ran_on == Some(cpu as u32),
+        format_args!("ran on {:?}, pinned to {}", ran_on, cpu),
+    );
 }
 
 fn main(args: &Args) -> i32 {
@@ -147,5 +218,6 @@ fn main(args: &Args) -> i32 {
             );
         }
     }
+    check_sibling_affinity(&mut checks);
     checks.finish()
 }
