@@ -169,6 +169,15 @@ pub fn find_thread(tid: Pid) -> Option<Arc<thread::Thread>> {
         .or_else(|| all().iter().find_map(|p| in_process(p)))
 }
 
+/// The process a pid names for kill, prlimit64 and process_vm_readv/writev: as on
+/// Linux, the tid of any of its threads names it too. ESRCH if there is none.
+pub fn process_by_id(id: u64) -> SysResult<Arc<Process>> {
+    let id = u32::try_from(id).map_err(|_| Errno::ESRCH)?;
+    lookup(id)
+        .or_else(|| find_thread(id).map(|t| t.process.clone()))
+        .ok_or(Errno::ESRCH)
+}
+
 /// Removes a reaped process from the table.
 pub fn remove(pid: Pid) {
     PROCESSES.write().remove(&pid);

@@ -61,7 +61,7 @@ pub fn prlimit64(thread: &Thread, pid: u64, resource: u64, new: u64, old: u64) -
     let target = if pid == 0 || pid == u64::from(thread.process.pid) {
         thread.process.clone()
     } else {
-        proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?
+        proc::process_by_id(pid)?
     };
     let wanted = if new != 0 {
         AccessMask::PROCESS_SET_QUOTA

@@ -225,8 +225,7 @@ pub fn process_vm_rw(
     }
     let local = read_iovecs(local, local_count)?;
     let remote = read_iovecs(remote, remote_count)?;
-    let target =
-        crate::proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
+    let target = crate::proc::process_by_id(pid)?;
     let want = if write {
         security::AccessMask::PROCESS_VM_WRITE
     } else {

@@ -128,8 +128,7 @@ fn signal_process(thread: &Thread, target: &Arc<proc::Process>, sig: u8) -> SysR
 pub fn kill(thread: &Thread, pid: i64, sig: u64) -> SysResult {
     let sig = if sig == 0 { 0 } else { valid_signal(sig)? };
     if pid > 0 {
-        let target =
-            proc::lookup(u32::try_from(pid).map_err(|_| Errno::ESRCH)?).ok_or(Errno::ESRCH)?;
+        let target = proc::process_by_id(pid as u64)?;
         signal_process(thread, &target, sig)?;
         return Ok(0);
     }

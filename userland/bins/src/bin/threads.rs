@@ -5,7 +5,8 @@
 //! released all threads from a start barrier. Prints the set of CPUs the threads ran
 //! on (getcpu, syscall 309) when getcpu works; ENOSYS there is not a failure.
 //! Then pins a sibling thread by its tid from the main thread (sched_setaffinity),
-//! reads the mask back (sched_getaffinity) and checks the sibling runs on that CPU.
+//! reads the mask back (sched_getaffinity) and checks the sibling runs on that CPU;
+//! kill(tid, 0) and prlimit64(tid) reach the process through the sibling's tid.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -14,7 +15,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use peios_bins::Checks;
 use peios_rt::prelude::*;
 use peios_rt::sys::futex::{futex_wait, futex_wake};
-use peios_rt::sys::process::gettid;
+use peios_rt::sys::process::{getpid, gettid, kill, prlimit64, RLIMIT_CORE};
 use peios_rt::sys::sched::{getcpu, sched_getaffinity, sched_setaffinity, sched_yield, CpuSet};
 use peios_rt::thread;
 
@@ -114,6 +115,20 @@ fn check_sibling_affinity(checks: &mut Checks) {
         "sibling-getaffinity",
         got.as_deref() == Ok(&[cpu][..]),
         format_args!("{:?} (wanted [{}])", got, cpu),
+    );
+    // A thread's tid names its process for kill and prlimit64, as on Linux.
+    let killed = kill(tid, 0);
+    checks.check(
+        "kill-by-sibling-tid",
+        killed.is_ok(),
+        format_args!("{:?}", killed),
+    );
+    let by_tid = prlimit64(tid, RLIMIT_CORE, None).map(|r| (r.cur, r.max));
+    let by_pid = prlimit64(getpid(), RLIMIT_CORE, None).map(|r| (r.cur, r.max));
+    checks.check(
+        "prlimit-by-sibling-tid",
+        by_tid.is_ok() && by_tid == by_pid,
+        format_args!("by tid {:?}, by pid {:?}", by_tid, by_pid),
     );
     SIBLING_GO.store(1, Ordering::Release);
     let _ = futex_wake(&SIBLING_GO, 1, true);
