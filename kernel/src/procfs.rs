@@ -41,7 +41,7 @@ pub fn read(path: &str) -> Option<String> {
     }
 }
 
-/// Resolves `/proc/<pid|self>/<file>` to the target process and file name.
+/// Resolves `/proc/<pid|tid|self>/<file>` to the target process and file name.
 pub fn process_file<'a>(
     thread: &Thread,
     path: &'a str,
@@ -58,7 +58,8 @@ pub fn process_file<'a>(
         let Ok(pid) = who.parse() else {
             return Ok(None);
         };
-        proc::lookup(pid).ok_or(Errno::ENOENT)?
+        // A thread's tid names its process here too (Linux's hidden /proc/<tid>).
+        proc::process_by_id(pid).map_err(|_| Errno::ENOENT)?
     };
     Ok(Some((target, file)))
 }

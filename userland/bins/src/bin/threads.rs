@@ -6,7 +6,8 @@
 //! on (getcpu, syscall 309) when getcpu works; ENOSYS there is not a failure.
 //! Then pins a sibling thread by its tid from the main thread (sched_setaffinity),
 //! reads the mask back (sched_getaffinity) and checks the sibling runs on that CPU;
-//! kill(tid, 0) and prlimit64(tid) reach the process through the sibling's tid.
+//! kill(tid, 0), prlimit64(tid) and /proc/<tid>/maps reach the process through the
+//! sibling's tid.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -14,6 +15,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use peios_bins::Checks;
 use peios_rt::prelude::*;
+use peios_rt::sys::fs::{close, openat, read, AT_FDCWD, O_RDONLY};
 use peios_rt::sys::futex::{futex_wait, futex_wake};
 use peios_rt::sys::process::{getpid, gettid, kill, prlimit64, RLIMIT_CORE};
 use peios_rt::sys::sched::{getcpu, sched_getaffinity, sched_setaffinity, sched_yield, CpuSet};
@@ -69,6 +71,16 @@ fn pinned_sibling() -> Option<u32> {
     }
     sched_yield();
     getcpu().ok().map(|(cpu, _)| cpu)
+}
+
+/// How many bytes the first read of the NUL-terminated `path` gives.
+fn proc_file_starts(path: &str) -> Result<usize, Errno> {
+    let path = core::ffi::CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let fd = openat(AT_FDCWD, path, O_RDONLY, 0)?;
+    let mut buf = [0u8; 256];
+    let n = read(fd, &mut buf);
+    let _ = close(fd);
+    n
 }
 
 /// Pins a sibling thread to the last CPU the process may use, by the sibling's tid.
@@ -129,6 +141,12 @@ fn check_sibling_affinity(checks: &mut Checks) {
         "prlimit-by-sibling-tid",
         by_tid.is_ok() && by_tid == by_pid,
         format_args!("by tid {:?}, by pid {:?}", by_tid, by_pid),
+    );
+    let maps = proc_file_starts(&format!("/proc/{}/maps\0", tid));
+    checks.check(
+        "proc-by-sibling-tid",
+        matches!(maps, Ok(n) if n > 0),
+        format_args!("/proc/{}/maps: {:?} bytes", tid, maps),
     );
     SIBLING_GO.store(1, Ordering::Release);
     let _ = futex_wake(&SIBLING_GO, 1, true);
