@@ -305,8 +305,9 @@ pub fn futex(
     const FUTEX_WAKE_BITSET: u64 = 10;
     const FUTEX_CLOCK_REALTIME: u64 = 256;
     const FUTEX_PRIVATE_FLAG: u64 = 128;
-    let cmd = op & 0x7f & !0x80;
-    let cmd = cmd & !(FUTEX_CLOCK_REALTIME & 0x7f);
+    // The command is the low seven bits; FUTEX_PRIVATE_FLAG (128) and
+    // FUTEX_CLOCK_REALTIME (256) lie above them.
+    let cmd = op & 0x7f;
     match cmd {
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             if cmd == FUTEX_WAKE_BITSET && val3 as u32 == 0 {
