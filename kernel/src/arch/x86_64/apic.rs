@@ -111,20 +111,15 @@ pub fn calibrate_timer(delay_us: impl Fn(u64)) -> u64 {
 /// Per CPU: the deadline (ns since boot) the one-shot timer is armed for; 0 = not armed.
 static ARMED_DEADLINE: [AtomicU64; sched::MAX_CPUS] =
     [const { AtomicU64::new(0) }; sched::MAX_CPUS];
-/// A timer already armed this close to the requested deadline is left alone.
-const TIMER_SLACK_NS: u64 = 200_000;
 
 /// Makes sure the one-shot timer fires by `deadline_ns` (ns since boot). An armed timer
-/// that fires no later than that (and not much earlier) is kept: each APIC register access
-/// is costly under emulation, and an early expiry is only a spurious wake-up.
+/// that fires no later than that is kept: each APIC register access is costly under
+/// emulation, and an early expiry is only a spurious wake-up.
 pub fn arm_timer_by(deadline_ns: u64) {
     let cpu = percpu::current_cpu().index();
     let armed = ARMED_DEADLINE[cpu].load(Ordering::Relaxed);
     let now = crate::time::now_ns();
-    if armed > now
-        && armed <= deadline_ns
-        && armed + TIMER_SLACK_NS >= deadline_ns.min(armed + TIMER_SLACK_NS)
-    {
+    if armed > now && armed <= deadline_ns {
         return;
     }
     let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);

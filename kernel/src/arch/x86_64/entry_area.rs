@@ -5,7 +5,7 @@
 //! user tables expose nothing else of the kernel.
 
 use super::paging::phys_offset;
-use alloc::alloc::{alloc_zeroed, Layout};
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
@@ -18,7 +18,8 @@ const CPU_AREA_BYTES: u64 = 256 * 1024;
 /// The first CPU area starts after the shared pages (the IDT).
 const CPU_AREAS_START: u64 = ENTRY_AREA_BASE + CPU_AREA_BYTES;
 
-const PRESENT: u64 = 1;
+/// Page-table entry bits.
+pub(super) const PRESENT: u64 = 1;
 const WRITABLE: u64 = 2;
 const NO_EXECUTE: u64 = 1 << 63;
 const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -28,23 +29,50 @@ static PDPT: AtomicU64 = AtomicU64::new(0);
 /// Next free offset inside each CPU's area, and in the shared area.
 static CURSORS: Mutex<[u64; sched::MAX_CPUS + 1]> = Mutex::new([0; sched::MAX_CPUS + 1]);
 
-fn heap_pages(count: usize) -> (*mut u8, u64) {
+/// `count` zeroed heap pages, by physical address (through the direct map). The entry
+/// area's pages live forever; KPTI frees its user roots with [`free_heap_page`].
+pub(super) fn heap_pages(count: usize) -> u64 {
     let layout = Layout::from_size_align(count * 4096, 4096).expect("page layout");
-    // SAFETY: non-zero size; the pages are never freed (the entry area lives forever).
+    // SAFETY: non-zero size.
     let ptr = unsafe { alloc_zeroed(layout) };
-    assert!(!ptr.is_null(), "no memory for the entry area");
-    (ptr, ptr as u64 - phys_offset())
+    assert!(!ptr.is_null(), "no memory for entry-area or KPTI tables");
+    ptr as u64 - phys_offset()
 }
 
-fn table(phys: u64) -> &'static mut [u64; 512] {
-    // SAFETY: entry-area tables are heap pages reached through the direct map, changed only
-    // under the CURSORS lock.
+/// Frees one page from [`heap_pages`]`(1)`.
+///
+/// # Safety
+/// `phys` came from `heap_pages(1)`, is freed once, and no page table refers to it.
+pub(super) unsafe fn free_heap_page(phys: u64) {
+    let layout = Layout::from_size_align(4096, 4096).expect("page layout");
+    // SAFETY: the caller's contract: a live single-page allocation of this layout.
+    unsafe { dealloc((phys + phys_offset()) as *mut u8, layout) };
+}
+
+/// The page table at `phys` (a [`heap_pages`] page), through the direct map.
+pub(super) fn table(phys: u64) -> &'static mut [u64; 512] {
+    // SAFETY: entry-area and KPTI tables are heap pages reached through the direct map;
+    // the entry area's change only under the CURSORS lock, KPTI's are built before use.
     unsafe { &mut *((phys + phys_offset()) as *mut [u64; 512]) }
+}
+
+/// Maps the 4 KiB page at `va` under the PDPT at `pdpt` with the leaf entry `leaf`,
+/// creating the directory and table levels (present, writable) as needed.
+pub(super) fn map_4k(pdpt: u64, va: u64, leaf: u64) {
+    let mut t = pdpt;
+    for level in [2u32, 1] {
+        let e = &mut table(t)[((va >> (12 + 9 * level)) & 511) as usize];
+        if *e & PRESENT == 0 {
+            *e = heap_pages(1) | PRESENT | WRITABLE;
+        }
+        t = *e & ADDRESS_MASK;
+    }
+    table(t)[((va >> 12) & 511) as usize] = leaf;
 }
 
 /// Creates the entry area's PDPT and installs it in the kernel root at `root_phys`.
 pub fn init(root_phys: u64) {
-    let (_, pdpt) = heap_pages(1);
+    let pdpt = heap_pages(1);
     PDPT.store(pdpt, Ordering::SeqCst);
     table(root_phys)[ENTRY_AREA_PML4_INDEX] = pdpt | PRESENT | WRITABLE;
 }
@@ -55,16 +83,11 @@ pub fn pml4_entry() -> u64 {
 }
 
 fn map(va: u64, phys: u64) {
-    let mut t = PDPT.load(Ordering::SeqCst);
-    for level in [2u32, 1] {
-        let e = &mut table(t)[((va >> (12 + 9 * level)) & 511) as usize];
-        if *e & PRESENT == 0 {
-            let (_, next) = heap_pages(1);
-            *e = next | PRESENT | WRITABLE;
-        }
-        t = *e & ADDRESS_MASK;
-    }
-    table(t)[((va >> 12) & 511) as usize] = phys | PRESENT | WRITABLE | NO_EXECUTE;
+    map_4k(
+        PDPT.load(Ordering::SeqCst),
+        va,
+        phys | PRESENT | WRITABLE | NO_EXECUTE,
+    );
 }
 
 /// Allocates `pages` zeroed pages in the area of `cpu` (`None`: the shared area) and
@@ -82,7 +105,7 @@ pub fn alloc(cpu: Option<usize>, pages: usize) -> *mut u8 {
         "entry area full"
     );
     cursors[slot] = offset + pages as u64 * 4096;
-    let (_, phys) = heap_pages(pages);
+    let phys = heap_pages(pages);
     for i in 0..pages as u64 {
         map(base + offset + i * 4096, phys + i * 4096);
     }

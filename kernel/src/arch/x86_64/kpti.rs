@@ -5,8 +5,10 @@
 //! TCG), so `kpti=auto` (the default) enables it only on CPUs affected by Meltdown, as
 //! Linux does; `kpti=on` and `kpti=off` force it.
 
-use super::{entry_area, paging};
-use alloc::alloc::{alloc_zeroed, Layout};
+use super::{
+    entry_area::{self, heap_pages, table},
+    paging,
+};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -34,18 +36,6 @@ unsafe extern "C" {
     static __entry_text_end: u8;
 }
 
-fn page() -> u64 {
-    // SAFETY: a non-zero, page-aligned layout; these tables live forever.
-    let ptr = unsafe { alloc_zeroed(Layout::from_size_align(4096, 4096).expect("layout")) };
-    assert!(!ptr.is_null(), "no memory for KPTI tables");
-    ptr as u64 - paging::phys_offset()
-}
-
-fn table(phys: u64) -> &'static mut [u64; 512] {
-    // SAFETY: KPTI tables are heap pages reached through the direct map, built once here.
-    unsafe { &mut *((phys + paging::phys_offset()) as *mut [u64; 512]) }
-}
-
 /// Decides KPTI for this boot (before any CPU sets CR4).
 pub fn init(mode: Mode, meltdown: bool) {
     let on = match mode {
@@ -63,19 +53,15 @@ pub fn build_entry_text() {
     }
     let start = &raw const __entry_text_start as u64;
     let end = &raw const __entry_text_end as u64;
-    let pdpt = page();
+    let pdpt = heap_pages(1);
     let mut va = start;
     while va < end {
-        let mut t = pdpt;
-        for level in [2u32, 1] {
-            let e = &mut table(t)[((va >> (12 + 9 * level)) & 511) as usize];
-            if *e & 1 == 0 {
-                *e = page() | 0x3;
-            }
-            t = *e & 0x000f_ffff_ffff_f000;
-        }
         // Present, read-only, executable, supervisor.
-        table(t)[((va >> 12) & 511) as usize] = paging::image_virt_to_phys(va) | 0x1;
+        entry_area::map_4k(
+            pdpt,
+            va,
+            paging::image_virt_to_phys(va) | entry_area::PRESENT,
+        );
         va += 4096;
     }
     ENTRY_TEXT_PML4E.store(pdpt | 0x3, Ordering::SeqCst);
@@ -84,7 +70,7 @@ pub fn build_entry_text() {
 /// A user top-level table for an address space whose kernel table is `kernel_root`: the
 /// user half is filled in as the kernel table gains entries ([`sync`]).
 pub fn new_user_root(kernel_root: u64) -> u64 {
-    let root = page();
+    let root = heap_pages(1);
     let t = table(root);
     t[..256].copy_from_slice(&table(kernel_root)[..256]);
     t[entry_area::ENTRY_AREA_PML4_INDEX] = entry_area::pml4_entry();
@@ -101,8 +87,7 @@ pub fn sync(kernel_root: u64, user_root: u64, index: usize) {
 
 /// Frees a user table (its lower levels belong to the kernel table).
 pub fn free_user_root(user_root: u64) {
-    let layout = Layout::from_size_align(4096, 4096).expect("layout");
-    // SAFETY: `user_root` came from `page()` (a heap allocation of this layout) and no CPU
-    // uses it any more (the address space is being torn down after `tlb::release`).
-    unsafe { alloc::alloc::dealloc((user_root + paging::phys_offset()) as *mut u8, layout) };
+    // SAFETY: `user_root` came from `heap_pages(1)` in `new_user_root`, and no CPU uses it
+    // any more (the address space is being torn down after `tlb::release`).
+    unsafe { entry_area::free_heap_page(user_root) };
 }

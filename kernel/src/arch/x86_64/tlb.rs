@@ -104,6 +104,17 @@ static IN_USE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_C
 /// Per CPU: a shootdown was skipped while it was lazy; flush before running user code.
 static FLUSH_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
+/// Takes the calling CPU (`cpu`) off `space`, which it has loaded: back to the kernel
+/// root, nothing loaded, out of the space's active set. Interrupts are off.
+fn unload(cpu: usize, space: &TlbState) {
+    write_cr3(pagetable::current_kernel_root());
+    LOADED[cpu].store(0, Ordering::Relaxed);
+    percpu::current().user_cr3.store(0, Ordering::Relaxed);
+    space
+        .active_cpus
+        .fetch_and(!(1u64 << cpu), Ordering::SeqCst);
+}
+
 /// Makes sure no CPU still has `space` loaded (lazily or not) before its tables are freed.
 pub fn release(space: &TlbState) {
     let _guard = TEARDOWN.lock();
@@ -111,12 +122,7 @@ pub fn release(space: &TlbState) {
     let ptr = space as *const TlbState as u64;
     x86_64::instructions::interrupts::without_interrupts(|| {
         if LOADED[me.index()].load(Ordering::Relaxed) == ptr {
-            write_cr3(pagetable::current_kernel_root());
-            LOADED[me.index()].store(0, Ordering::Relaxed);
-            percpu::current().user_cr3.store(0, Ordering::Relaxed);
-            space
-                .active_cpus
-                .fetch_and(!(1 << me.index()), Ordering::SeqCst);
+            unload(me.index(), space);
         }
     });
     let active = space.active_cpus.load(Ordering::SeqCst) & !(1 << me.index());
@@ -235,14 +241,8 @@ pub fn handle_shootdown() {
             }
             Request::Release { space, ack } => {
                 if loaded == space {
-                    write_cr3(pagetable::current_kernel_root());
-                    LOADED[cpu].store(0, Ordering::Relaxed);
-                    percpu::current().user_cr3.store(0, Ordering::Relaxed);
                     // SAFETY: the releasing CPU waits for our acknowledgement before freeing it.
-                    let space = unsafe { &*(space as *const TlbState) };
-                    space
-                        .active_cpus
-                        .fetch_and(!(1u64 << cpu), Ordering::SeqCst);
+                    unload(cpu, unsafe { &*(space as *const TlbState) });
                 }
                 ack
             }
