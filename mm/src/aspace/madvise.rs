@@ -6,7 +6,6 @@
 //! As on Linux, advice applies to the mapped parts of a range with holes and the
 //! call then fails with `ENOMEM`.
 
-use super::zap::Zap;
 use super::{AddressSpace, PopulateStep};
 use crate::errno::MmError;
 use crate::fault::Access;
@@ -146,11 +145,7 @@ impl<P: PageTable> AddressSpace<P> {
                 if advice == Advice::Free && parts.iter().any(|v| v.file().is_some()) {
                     return Err(MmError::InvalidArgument);
                 }
-                let mut zap = Zap::new(self.frames(), &**self.tlb());
-                for v in &parts {
-                    zap.range(self.page_table(), v.start, v.end);
-                }
-                zap.finish();
+                self.zap_vmas(&parts);
             }
             Advice::Remove => {
                 // Linux's order: locked or file-less mappings are EINVAL, then a mapping
@@ -170,11 +165,7 @@ impl<P: PageTable> AddressSpace<P> {
                 {
                     return Err(MmError::NotSupported);
                 }
-                let mut zap = Zap::new(self.frames(), &**self.tlb());
-                for v in &parts {
-                    zap.range(self.page_table(), v.start, v.end);
-                }
-                zap.finish();
+                self.zap_vmas(&parts);
                 for v in &parts {
                     if let Some(f) = v.file() {
                         f.punch_hole(v.pgoff, v.pages());
@@ -188,11 +179,6 @@ impl<P: PageTable> AddressSpace<P> {
                         f.read_ahead(v.pgoff, v.pages());
                     }
                 }
-                return if hole {
-                    Err(MmError::NoMemory)
-                } else {
-                    Ok(PopulateStep::Done)
-                };
             }
             Advice::Cold | Advice::PageOut if parts.iter().any(locked) => {
                 return Err(MmError::InvalidArgument);

@@ -12,8 +12,6 @@ use crate::pagetable::PageTable;
 use crate::vma::placement::{find_bottom_up, find_top_down, range_is_free};
 use crate::vma::{Backing, MapFlags, MapType, Prot, VmFlags, Vma};
 
-use super::zap::Zap;
-
 /// The file side of a file mapping: the object and the open file's access mode.
 #[derive(Clone)]
 pub struct FileMapping {
@@ -357,13 +355,7 @@ impl<P: PageTable> AddressSpace<P> {
         let vma = Vma::new(start, end, plan.vm_flags, backing, pgoff);
         let max = self.tunables().max_map_count();
         let old = st.tree.rewrite(start, end, max, &mut |_| None, Some(vma))?;
-        if !old.is_empty() {
-            let mut zap = Zap::new(self.frames(), &**self.tlb());
-            for v in &old {
-                zap.range(self.page_table(), v.start, v.end);
-            }
-            zap.finish();
-        }
+        self.zap_vmas(&old);
         st.note_vm_size();
         Ok(start)
     }

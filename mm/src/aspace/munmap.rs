@@ -35,7 +35,7 @@ impl<P: PageTable> AddressSpace<P> {
 
     /// Zaps the pages of `vmas` (already removed from the tree) and frees their frames
     /// after one batched flush.
-    fn zap_vmas(&self, vmas: &[crate::vma::Vma]) {
+    pub(super) fn zap_vmas(&self, vmas: &[crate::vma::Vma]) {
         if !vmas.is_empty() {
             let mut zap = Zap::new(self.frames(), &**self.tlb());
             for v in vmas {

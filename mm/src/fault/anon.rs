@@ -3,7 +3,7 @@
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
 use crate::aspace::AddressSpace;
-use crate::pagetable::{InstallError, PageTable, Pte};
+use crate::pagetable::{PageTable, Pte};
 use crate::vma::Vma;
 
 impl<P: PageTable> AddressSpace<P> {
@@ -17,17 +17,7 @@ impl<P: PageTable> AddressSpace<P> {
         let pfn = self.frames().alloc_zeroed(page)?;
         // The frame is ours alone, so it may be writable from the start.
         let flags = vma_pte_perms(vma.flags) | fresh_hw_bits(access);
-        match self.page_table().install(page, Pte::new(pfn, flags)) {
-            Ok(()) => Ok(FaultResolved::DemandZero),
-            Err(InstallError::Occupied(_)) => {
-                self.frames().put(pfn);
-                Ok(FaultResolved::Spurious)
-            }
-            Err(InstallError::NoMemory) => {
-                self.frames().put(pfn);
-                Err(FaultError::Oom)
-            }
-        }
+        self.install_or_release(page, Pte::new(pfn, flags), FaultResolved::DemandZero)
     }
 }
 

@@ -13,9 +13,8 @@ use alloc::sync::Arc;
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
 use crate::aspace::AddressSpace;
-use crate::frame::Pfn;
 use crate::pagecache::{FileObject, PageError};
-use crate::pagetable::{InstallError, PageTable, Pte, PteFlags};
+use crate::pagetable::{PageTable, Pte, PteFlags};
 use crate::vma::Vma;
 
 impl<P: PageTable> AddressSpace<P> {
@@ -34,50 +33,21 @@ impl<P: PageTable> AddressSpace<P> {
             PageError::Wait(f) => FaultError::NeedsWait(f),
         })?;
         let perms = vma_pte_perms(vma.flags) | fresh_hw_bits(access);
+        let cache_kind = if major {
+            FaultResolved::FileMajor
+        } else {
+            FaultResolved::FileMinor
+        };
         let (pfn, flags, kind) = if !vma.is_private() {
-            let kind = if major {
-                FaultResolved::FileMajor
-            } else {
-                FaultResolved::FileMinor
-            };
-            (cached, perms, kind)
+            (cached, perms, cache_kind)
         } else if access == Access::Write {
             let copy = self.frames().alloc_copy(cached, page);
             self.frames().put(cached);
             (copy?, perms, FaultResolved::CowCopied)
         } else {
-            let kind = if major {
-                FaultResolved::FileMajor
-            } else {
-                FaultResolved::FileMinor
-            };
-            (cached, perms - PteFlags::WRITE, kind)
+            (cached, perms - PteFlags::WRITE, cache_kind)
         };
         self.install_or_release(page, Pte::new(pfn, flags), kind)
-    }
-
-    /// Installs `pte` (whose frame reference the caller holds) or releases the
-    /// reference when another fault got there first.
-    fn install_or_release(
-        &self,
-        page: u64,
-        pte: Pte,
-        kind: FaultResolved,
-    ) -> Result<FaultResolved, FaultError> {
-        let release = |pfn: Pfn| {
-            self.frames().put(pfn);
-        };
-        match self.page_table().install(page, pte) {
-            Ok(()) => Ok(kind),
-            Err(InstallError::Occupied(_)) => {
-                release(pte.pfn);
-                Ok(FaultResolved::Spurious)
-            }
-            Err(InstallError::NoMemory) => {
-                release(pte.pfn);
-                Err(FaultError::Oom)
-            }
-        }
     }
 }
 

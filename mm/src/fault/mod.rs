@@ -25,7 +25,7 @@ pub use wait::{Completion, FaultFuture, WaitReason};
 
 use crate::aspace::AddressSpace;
 use crate::frame::PAGE_SIZE;
-use crate::pagetable::{PageTable, Pte, PteFlags};
+use crate::pagetable::{InstallError, PageTable, Pte, PteFlags};
 use crate::phys::AllocFailure;
 use crate::vma::{Backing, VmFlags, Vma};
 
@@ -162,6 +162,28 @@ pub(crate) fn fresh_hw_bits(access: Access) -> PteFlags {
 }
 
 impl<P: PageTable> AddressSpace<P> {
+    /// Installs `pte` (whose frame reference the caller holds) and reports `kind`, or
+    /// releases the reference when another fault got there first (`Spurious`) or the
+    /// page table could not grow (`Oom`).
+    fn install_or_release(
+        &self,
+        page: u64,
+        pte: Pte,
+        kind: FaultResolved,
+    ) -> Result<FaultResolved, FaultError> {
+        match self.page_table().install(page, pte) {
+            Ok(()) => Ok(kind),
+            Err(InstallError::Occupied(_)) => {
+                self.frames().put(pte.pfn);
+                Ok(FaultResolved::Spurious)
+            }
+            Err(InstallError::NoMemory) => {
+                self.frames().put(pte.pfn);
+                Err(FaultError::Oom)
+            }
+        }
+    }
+
     /// Resolves a page fault at `addr` for `access`, `user` telling whether it came
     /// from user mode. Resolves at once or returns [`FaultError::NeedsWait`]; never
     /// blocks except on the VMA tree lock behind a writer.
