@@ -21,6 +21,16 @@ pub fn online_cpus() -> u32 {
     ONLINE.load(Ordering::Acquire)
 }
 
+/// The affinity mask of every online CPU (bit n: CPU n).
+pub fn online_mask() -> u64 {
+    let online = online_cpus();
+    if online >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << online) - 1
+    }
+}
+
 /// Starts every AP whose per-CPU block exists (cpu ids 1..count). `ap_main` is what each AP
 /// runs once its CPU state is set up. Returns how many came up.
 pub fn start_aps(count: u32, kernel_root: u64, ap_main: fn(CpuId) -> !) -> u32 {

@@ -200,12 +200,7 @@ pub fn spawn_init(path: &str, argv: &[Vec<u8>]) -> SysResult<()> {
         super::files::FileTable::with_console(),
         token,
     );
-    let online = crate::smp::online_cpus();
-    let all = if online >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << online) - 1
-    };
+    let all = crate::smp::online_mask();
     let thread = super::thread::Thread::new(pid, process, 0, all);
     super::thread::start(thread, image.ctx);
     Ok(())

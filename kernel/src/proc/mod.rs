@@ -124,15 +124,18 @@ impl Process {
         self.token.read().integrity()
     }
 
+    /// Records `status` as the process's exit status unless one is already set.
+    pub(super) fn set_exit_status_once(&self, status: ExitStatus) {
+        let mut slot = self.exit_status.lock();
+        if slot.is_none() {
+            *slot = Some(status);
+        }
+    }
+
     /// Starts the exit of the whole process with `status`: every thread stops at its next
     /// kernel entry or wake-up.
     pub fn begin_exit(&self, status: ExitStatus) {
-        {
-            let mut slot = self.exit_status.lock();
-            if slot.is_none() {
-                *slot = Some(status);
-            }
-        }
+        self.set_exit_status_once(status);
         self.exiting.store(true, Ordering::SeqCst);
         for t in self.threads.lock().iter() {
             t.interrupt();
@@ -161,21 +164,25 @@ pub fn lookup(pid: Pid) -> Option<Arc<Process>> {
 }
 
 /// Finds a thread by tid in any process (threads share the pid space): the process
-/// whose pid is `tid` first (the tid of a main thread), then every process.
-pub fn find_thread(tid: Pid) -> Option<Arc<thread::Thread>> {
+/// whose pid is `tid` first (the tid of a main thread), then every process. ESRCH if
+/// there is none.
+pub fn thread_by_id(tid: u64) -> SysResult<Arc<thread::Thread>> {
+    let tid = Pid::try_from(tid).map_err(|_| Errno::ESRCH)?;
     let in_process = |p: &Process| p.threads.lock().iter().find(|t| t.tid == tid).cloned();
     lookup(tid)
         .and_then(|p| in_process(&p))
         .or_else(|| all().iter().find_map(|p| in_process(p)))
+        .ok_or(Errno::ESRCH)
 }
 
 /// The process a pid names for kill, prlimit64 and process_vm_readv/writev: as on
 /// Linux, the tid of any of its threads names it too. ESRCH if there is none.
 pub fn process_by_id(id: u64) -> SysResult<Arc<Process>> {
-    let id = u32::try_from(id).map_err(|_| Errno::ESRCH)?;
-    lookup(id)
-        .or_else(|| find_thread(id).map(|t| t.process.clone()))
-        .ok_or(Errno::ESRCH)
+    let pid = Pid::try_from(id).map_err(|_| Errno::ESRCH)?;
+    match lookup(pid) {
+        Some(process) => Ok(process),
+        None => thread_by_id(id).map(|t| t.process.clone()),
+    }
 }
 
 /// Removes a reaped process from the table.
@@ -218,18 +225,19 @@ pub fn new_process(
     token: Arc<Token>,
 ) -> Arc<Process> {
     let sd = SecurityDescriptor::for_process(&token);
+    let parent = lookup(ppid).filter(|_| ppid != pid);
     let process = Arc::new(Process {
         pid,
         ppid: AtomicU32::new(ppid),
         // A new process starts in its parent's group and session (init: its own).
         pgid: AtomicU32::new(
-            lookup(ppid)
-                .filter(|_| ppid != pid)
+            parent
+                .as_ref()
                 .map_or(pid, |p| p.pgid.load(Ordering::Relaxed)),
         ),
         sid: AtomicU32::new(
-            lookup(ppid)
-                .filter(|_| ppid != pid)
+            parent
+                .as_ref()
                 .map_or(pid, |p| p.sid.load(Ordering::Relaxed)),
         ),
         name: Mutex::new(name),
@@ -252,7 +260,7 @@ pub fn new_process(
         cpus_used: AtomicU64::new(0),
     });
     PROCESSES.write().insert(pid, process.clone());
-    if let Some(parent) = lookup(ppid).filter(|_| ppid != pid) {
+    if let Some(parent) = parent {
         parent.children.lock().push(process.clone());
     }
     process

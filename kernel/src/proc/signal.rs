@@ -113,7 +113,10 @@ impl Dispositions {
     }
 }
 
-fn bit(sig: u8) -> u64 {
+/// The signals no mask can block and no handler's mask may hold.
+pub const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
+
+const fn bit(sig: u8) -> u64 {
     1u64 << (sig - 1)
 }
 
@@ -265,9 +268,7 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
     if action.flags & SA_NODEFER == 0 {
         mask |= bit(sig);
     }
-    thread
-        .sigmask
-        .store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
+    thread.sigmask.store(mask & !UNBLOCKABLE, Ordering::SeqCst);
 }
 
 fn setup_frame(
@@ -372,9 +373,7 @@ pub fn sigreturn(thread: &Thread, ctx: &mut UserContext) -> SysResult<()> {
         mcontext[16],
         mcontext[17],
     ];
-    thread
-        .sigmask
-        .store(mask & !(bit(SIGKILL) | bit(SIGSTOP)), Ordering::SeqCst);
+    thread.sigmask.store(mask & !UNBLOCKABLE, Ordering::SeqCst);
     ctx.kind = TrapKind::Fresh;
     Ok(())
 }

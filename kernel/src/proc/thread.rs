@@ -131,12 +131,7 @@ pub fn start(thread: Arc<Thread>, ctx: Box<UserContext>) {
 
 /// Spawns a thread task: pinned when its affinity is one CPU, else floating (stealable).
 fn spawn_for(affinity: u64, task: ThreadTask) {
-    let online = crate::smp::online_cpus();
-    let all = if online >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << online) - 1
-    };
+    let all = crate::smp::online_mask();
     let allowed = affinity & all;
     let sched = scheduler();
     if allowed.count_ones() == 1 || (allowed != all && allowed != 0) {

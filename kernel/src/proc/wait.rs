@@ -97,12 +97,7 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
             }
         }
     }
-    {
-        let mut slot = process.exit_status.lock();
-        if slot.is_none() {
-            *slot = Some(status);
-        }
-    }
+    process.set_exit_status_once(status);
     process.zombie.store(true, Ordering::SeqCst);
     if process.pid == 1 {
         crate::shutdown::init_exited(status);

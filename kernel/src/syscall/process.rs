@@ -375,8 +375,7 @@ fn thread_for(caller: &Arc<Thread>, tid: u64, desired: AccessMask) -> SysResult<
     let target = if tid == 0 || tid == u64::from(caller.tid) {
         caller.clone()
     } else {
-        let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
-        proc::find_thread(tid).ok_or(Errno::ESRCH)?
+        proc::thread_by_id(tid)?
     };
     proc::check_access(&caller.process, &target.process, desired)?;
     Ok(target)
@@ -388,12 +387,7 @@ pub fn sched_setaffinity(thread: &Arc<Thread>, tid: u64, len: u64, mask: u64) ->
     }
     let target = thread_for(thread, tid, AccessMask::PROCESS_SET_INFORMATION)?;
     let requested: u64 = read_user(mask)?;
-    let online = crate::smp::online_cpus();
-    let all = if online >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << online) - 1
-    };
+    let all = crate::smp::online_mask();
     let allowed = requested & all;
     if allowed == 0 {
         return Err(Errno::EINVAL);

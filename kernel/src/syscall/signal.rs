@@ -50,7 +50,7 @@ pub fn rt_sigaction(
         let mut d = thread.process.signals.lock();
         let old = d.actions[usize::from(sig)];
         if let Some(mut a) = new {
-            a.mask &= !((1 << (signal::SIGKILL - 1)) | (1 << (signal::SIGSTOP - 1)));
+            a.mask &= !signal::UNBLOCKABLE;
             d.actions[usize::from(sig)] = a;
         }
         old
@@ -77,14 +77,15 @@ pub fn rt_sigprocmask(
     let old = thread.sigmask.load(Ordering::SeqCst);
     if set != 0 {
         let requested: u64 = read_user(set)?;
-        let unblockable = (1 << (signal::SIGKILL - 1)) | (1 << (signal::SIGSTOP - 1));
         let new = match how {
             SIG_BLOCK => old | requested,
             SIG_UNBLOCK => old & !requested,
             SIG_SETMASK => requested,
             _ => return Err(Errno::EINVAL),
         };
-        thread.sigmask.store(new & !unblockable, Ordering::SeqCst);
+        thread
+            .sigmask
+            .store(new & !signal::UNBLOCKABLE, Ordering::SeqCst);
     }
     if oldset != 0 {
         write_user(oldset, &old)?;
@@ -166,8 +167,7 @@ pub fn tgkill(thread: &Thread, tgid: i64, tid: i64, sig: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let sig = if sig == 0 { 0 } else { valid_signal(sig)? };
-    let tid = u32::try_from(tid).map_err(|_| Errno::ESRCH)?;
-    let target = proc::find_thread(tid).ok_or(Errno::ESRCH)?;
+    let target = proc::thread_by_id(tid as u64)?;
     // tgkill names the thread group too (tkill passes -1): it must be the thread's.
     if tgid != -1 && u64::from(target.process.pid) != tgid as u64 {
         return Err(Errno::ESRCH);
