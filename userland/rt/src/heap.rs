@@ -46,10 +46,6 @@ fn is_large(layout: &Layout) -> bool {
     layout.size() >= LARGE_BYTES || layout.align() > PAGE_SIZE
 }
 
-fn page_round(n: usize) -> usize {
-    (n + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
-}
-
 const fn align_up(v: usize, align: usize) -> usize {
     (v + align - 1) & !(align - 1)
 }
@@ -63,7 +59,7 @@ unsafe impl GlobalAlloc for Heap {
             if layout.align() > PAGE_SIZE {
                 return null_mut();
             }
-            return mmap_anon(page_round(layout.size()), Prot::RW).unwrap_or(null_mut());
+            return mmap_anon(align_up(layout.size(), PAGE_SIZE), Prot::RW).unwrap_or(null_mut());
         }
         let mut b = self.bump.lock();
         let mut start = align_up(b.next, layout.align());
@@ -84,7 +80,7 @@ unsafe impl GlobalAlloc for Heap {
         if is_large(&layout) {
             // SAFETY: large blocks are whole mappings of this rounded size that the
             // caller no longer uses (GlobalAlloc contract).
-            let _ = unsafe { munmap(ptr, page_round(layout.size())) };
+            let _ = unsafe { munmap(ptr, align_up(layout.size(), PAGE_SIZE)) };
             return;
         }
         let mut b = self.bump.lock();
