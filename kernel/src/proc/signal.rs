@@ -176,12 +176,13 @@ pub fn send_to_process_with(process: &Arc<Process>, sig: u8, info: SigInfo) {
 
 /// A synchronous fault signal: if it is blocked or ignored the process dies (as in Linux).
 pub fn force_fault_signal(thread: &Thread, sig: u8, info: SigInfo) {
-    let action = thread.process.signals.lock().actions[usize::from(sig)];
-    if thread.sigmask.load(Ordering::SeqCst) & bit(sig) != 0 || action.handler == SIG_IGN {
+    {
         let mut d = thread.process.signals.lock();
-        d.actions[usize::from(sig)] = SigAction::default();
-        thread.sigmask.fetch_and(!bit(sig), Ordering::SeqCst);
-        drop(d);
+        let action = &mut d.actions[usize::from(sig)];
+        if thread.sigmask.load(Ordering::SeqCst) & bit(sig) != 0 || action.handler == SIG_IGN {
+            *action = SigAction::default();
+            thread.sigmask.fetch_and(!bit(sig), Ordering::SeqCst);
+        }
     }
     send_to_thread(thread, sig, info);
 }

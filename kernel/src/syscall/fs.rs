@@ -190,11 +190,7 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
         // Only absolute paths and the (root) working directory exist.
         thread.process.files.lock().get_mut(dirfd as u64)?;
     }
-    let full = if name.starts_with('/') {
-        String::from(name)
-    } else {
-        String::from("/") + name
-    };
+    let full = absolute_path(name);
     let cloexec = flags & O_CLOEXEC != 0;
     if let Some(key) = crate::registry::lookup_path(&full) {
         let write = flags & O_ACCMODE != 0;
@@ -273,6 +269,15 @@ pub fn close(thread: &Thread, fd: u64) -> SysResult {
 
 pub fn dup(thread: &Thread, fd: u64) -> SysResult {
     thread.process.files.lock().dup(fd)
+}
+
+/// `name` as an absolute path: the only working directory is the root.
+pub(super) fn absolute_path(name: &str) -> String {
+    if name.starts_with('/') {
+        String::from(name)
+    } else {
+        String::from("/") + name
+    }
 }
 
 /// The offset `lseek` moves a sized file to: `whence` is SEEK_SET, SEEK_CUR or SEEK_END;

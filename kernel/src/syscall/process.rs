@@ -191,20 +191,21 @@ pub fn execve(
     execve_single(thread, ctx, path, argv, envp).into()
 }
 
+/// The initramfs file at the absolute path `full`: EACCES for a directory, else ENOENT.
+fn program_image(full: &str) -> SysResult<&'static [u8]> {
+    match initramfs::lookup(full) {
+        Some(elf) => Ok(elf),
+        None if initramfs::is_dir(full) => Err(Errno::EACCES),
+        None => Err(Errno::ENOENT),
+    }
+}
+
 /// Checks that `path` names a static program this kernel can load.
 fn check_executable(path: u64) -> SysResult<()> {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
-    let full = if name.starts_with('/') {
-        String::from(name)
-    } else {
-        String::from("/") + name
-    };
-    let elf = match initramfs::lookup(&full) {
-        Some(elf) => elf,
-        None if initramfs::is_dir(&full) => return Err(Errno::EACCES),
-        None => return Err(Errno::ENOENT),
-    };
+    let full = super::fs::absolute_path(name);
+    let elf = program_image(&full)?;
     loader::elf::parse(elf, 0x5555_5555_0000, USER_ADDRESS_END)
         .map(|_| ())
         .map_err(|_| Errno::ENOEXEC)
@@ -219,21 +220,13 @@ fn execve_single(
 ) -> SysResult {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
-    let full = if name.starts_with('/') {
-        String::from(name)
-    } else {
-        String::from("/") + name
-    };
+    let full = super::fs::absolute_path(name);
     let mut args = Vec::new();
     let mut envs = Vec::new();
     let mut total = 0;
     read_string_array(argv, &mut total, &mut args)?;
     read_string_array(envp, &mut total, &mut envs)?;
-    let elf = match initramfs::lookup(&full) {
-        Some(elf) => elf,
-        None if initramfs::is_dir(&full) => return Err(Errno::EACCES),
-        None => return Err(Errno::ENOENT),
-    };
+    let elf = program_image(&full)?;
     let process = &thread.process;
     let uid = process.token.read().uid();
     let image = exec::load(elf, &raw, &args, &envs, uid)?;
