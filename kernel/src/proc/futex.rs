@@ -51,7 +51,7 @@ fn key_of(process: &Process, uaddr: u64, private: bool) -> (u64, u64) {
 }
 
 /// FUTEX_WAIT: sleeps while `*uaddr == expected`, until woken, interrupted or `deadline_ns`.
-/// `private`: FUTEX_PRIVATE_FLAG was given.
+/// `private`: FUTEX_PRIVATE_FLAG was given. `uaddr` is 4-byte aligned (the syscall checks).
 pub async fn wait(
     thread: &Thread,
     uaddr: u64,
@@ -59,9 +59,6 @@ pub async fn wait(
     deadline_ns: Option<u64>,
     private: bool,
 ) -> SysResult<u64> {
-    if !uaddr.is_multiple_of(4) {
-        return Err(Errno::EINVAL);
-    }
     // Fault the word in first: a shared key needs its frame.
     let _: u32 = read_user(uaddr)?;
     let key = key_of(&thread.process, uaddr, private);

@@ -301,6 +301,7 @@ pub fn futex(
     // The command is the low seven bits; FUTEX_PRIVATE_FLAG (128) and
     // FUTEX_CLOCK_REALTIME (256) lie above them.
     let cmd = op & 0x7f;
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
     match cmd {
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             if cmd == FUTEX_WAKE_BITSET && val3 as u32 == 0 {
@@ -309,13 +310,7 @@ pub fn futex(
             if !uaddr.is_multiple_of(4) {
                 return Err::<u64, _>(Errno::EINVAL).into();
             }
-            Ok(futex::wake(
-                &thread.process,
-                uaddr,
-                val as u32,
-                op & FUTEX_PRIVATE_FLAG != 0,
-            ))
-            .into()
+            Ok(futex::wake(&thread.process, uaddr, val as u32, private)).into()
         }
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             if cmd == FUTEX_WAIT_BITSET && val3 as u32 == 0 {
@@ -334,8 +329,10 @@ pub fn futex(
                     super::time::clock_to_monotonic(op & FUTEX_CLOCK_REALTIME != 0, ts)
                 })
             };
+            if !uaddr.is_multiple_of(4) {
+                return Err::<u64, _>(Errno::EINVAL).into();
+            }
             let thread = thread.clone();
-            let private = op & FUTEX_PRIVATE_FLAG != 0;
             wait(async move { futex::wait(&thread, uaddr, val as u32, deadline, private).await })
         }
         _ => Err::<u64, _>(Errno::ENOSYS).into(),
