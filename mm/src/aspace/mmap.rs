@@ -9,7 +9,7 @@ use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
 use crate::pagecache::FileObject;
 use crate::pagetable::PageTable;
-use crate::vma::placement::{find_bottom_up, find_top_down, range_is_free};
+use crate::vma::placement::{find_bottom_up, hint_fits, place};
 use crate::vma::{Backing, MapFlags, MapType, Prot, VmFlags, Vma};
 
 /// The file side of a file mapping: the object and the open file's access mode.
@@ -289,25 +289,16 @@ impl<P: PageTable> AddressSpace<P> {
         let gap = self.gap_bytes();
         let low = self.tunables().mmap_min_addr().max(PAGE_SIZE);
         let layout = self.layout();
-        if let Some(h) = hint.and_then(|h| h.checked_next_multiple_of(PAGE_SIZE)) {
-            if h >= low
-                && h.checked_add(len).is_some_and(|e| e <= layout.task_size)
-                && range_is_free(&st.tree, h, h + len, gap)
-            {
-                return Ok(h);
-            }
-        }
-        find_top_down(&st.tree, len, low, layout.mmap_base, gap)
-            .or_else(|| {
-                find_bottom_up(
-                    &st.tree,
-                    len,
-                    layout.mmap_base.max(low),
-                    layout.task_size,
-                    gap,
-                )
-            })
-            .ok_or(MmError::NoMemory)
+        let hint = hint.and_then(|h| h.checked_next_multiple_of(PAGE_SIZE));
+        place(
+            &st.tree,
+            len,
+            hint,
+            (low, layout.task_size),
+            layout.mmap_base,
+            gap,
+        )
+        .ok_or(MmError::NoMemory)
     }
 
     /// Maps a validated plan; returns the address.
@@ -329,18 +320,11 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 addr
             }
-            Placement::Hint(hint)
-                if hint >= low
-                    && hint.checked_add(len).is_some_and(|e| e <= high)
-                    && range_is_free(&st.tree, hint, hint + len, gap) =>
-            {
-                hint
-            }
+            Placement::Hint(hint) if hint_fits(&st.tree, hint, len, (low, high), gap) => hint,
             _ if plan.low_32bit => {
                 find_bottom_up(&st.tree, len, low, high, gap).ok_or(MmError::NoMemory)?
             }
-            _ => find_top_down(&st.tree, len, low, layout.mmap_base.min(high), gap)
-                .or_else(|| find_bottom_up(&st.tree, len, layout.mmap_base.max(low), high, gap))
+            _ => place(&st.tree, len, None, (low, high), layout.mmap_base, gap)
                 .ok_or(MmError::NoMemory)?,
         };
         let end = start + len;

@@ -22,6 +22,37 @@ pub(crate) fn range_is_free(tree: &VmaTree, start: u64, end: u64, gap: u64) -> b
     tree.next_from(end).is_none_or(|v| end <= start_gap(v, gap))
 }
 
+/// Whether a `len`-byte mapping fits at `hint`: inside `[low, high)` and free.
+pub(crate) fn hint_fits(
+    tree: &VmaTree,
+    hint: u64,
+    len: u64,
+    (low, high): (u64, u64),
+    gap: u64,
+) -> bool {
+    hint >= low
+        && hint.checked_add(len).is_some_and(|e| e <= high)
+        && range_is_free(tree, hint, hint + len, gap)
+}
+
+/// Linux's placement of a mapping that is not fixed, inside `[low, high)`: the hint if
+/// the range there is free, else the highest free range below `mmap_base`, else the
+/// lowest one above it.
+pub(crate) fn place(
+    tree: &VmaTree,
+    len: u64,
+    hint: Option<u64>,
+    (low, high): (u64, u64),
+    mmap_base: u64,
+    gap: u64,
+) -> Option<u64> {
+    if let Some(h) = hint.filter(|&h| hint_fits(tree, h, len, (low, high), gap)) {
+        return Some(h);
+    }
+    find_top_down(tree, len, low, mmap_base.min(high), gap)
+        .or_else(|| find_bottom_up(tree, len, mmap_base.max(low), high, gap))
+}
+
 /// The highest `len`-byte free range inside `[low, high)`.
 pub(crate) fn find_top_down(
     tree: &VmaTree,
