@@ -133,17 +133,17 @@ pub mod files {
     use peios_rt::sys::fs::{close, openat, read, write, AT_FDCWD, O_RDONLY, O_WRONLY};
     use peios_rt::Errno;
 
-    fn c_path(path: &str) -> Vec<u8> {
+    /// Opens `path` (a Rust string; the NUL is added here) with `flags`.
+    pub fn open(path: &str, flags: u32) -> Result<i32, Errno> {
         let mut p = Vec::from(path.as_bytes());
         p.push(0);
-        p
+        let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
+        openat(AT_FDCWD, c, flags, 0)
     }
 
     /// Reads a whole file.
     pub fn read_file(path: &str) -> Result<String, Errno> {
-        let p = c_path(path);
-        let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
-        let fd = openat(AT_FDCWD, c, O_RDONLY, 0)?;
+        let fd = open(path, O_RDONLY)?;
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         let result = loop {
@@ -159,9 +159,7 @@ pub mod files {
 
     /// Writes `text` to a file in one `write` (as `echo text > path` does).
     pub fn write_file(path: &str, text: &str) -> Result<(), Errno> {
-        let p = c_path(path);
-        let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
-        let fd = openat(AT_FDCWD, c, O_WRONLY, 0)?;
+        let fd = open(path, O_WRONLY)?;
         let result = write(fd, text.as_bytes()).map(|_| ());
         let _ = close(fd);
         result
@@ -169,9 +167,7 @@ pub mod files {
 
     /// Opens `path` with `flags` and closes it again: the open's result.
     pub fn try_open(path: &str, flags: u32) -> Result<(), Errno> {
-        let p = c_path(path);
-        let c = core::ffi::CStr::from_bytes_with_nul(&p).map_err(|_| Errno::EINVAL)?;
-        let fd = openat(AT_FDCWD, c, flags, 0)?;
+        let fd = open(path, flags)?;
         let _ = close(fd);
         Ok(())
     }

@@ -8,32 +8,11 @@
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use peios_bins::files::read_file;
 use peios_bins::Checks;
 use peios_rt::prelude::*;
-use peios_rt::sys::fs::{close, openat, read, AT_FDCWD, O_RDONLY};
 
 peios_rt::main!(main);
-
-fn read_file(path: &str) -> Result<String, Errno> {
-    let mut c_path = Vec::from(path.as_bytes());
-    c_path.push(0);
-    let c = core::ffi::CStr::from_bytes_with_nul(&c_path).map_err(|_| Errno::EINVAL)?;
-    let fd = openat(AT_FDCWD, c, O_RDONLY, 0)?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match read(fd, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) => {
-                let _ = close(fd);
-                return Err(e);
-            }
-        }
-    }
-    let _ = close(fd);
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
 
 fn field_kb(text: &str, name: &str) -> Option<u64> {
     text.lines().find_map(|l| {

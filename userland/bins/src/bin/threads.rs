@@ -13,9 +13,10 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use peios_bins::files;
 use peios_bins::Checks;
 use peios_rt::prelude::*;
-use peios_rt::sys::fs::{close, openat, read, AT_FDCWD, O_RDONLY};
+use peios_rt::sys::fs::{close, read, O_RDONLY};
 use peios_rt::sys::futex::{futex_wait, futex_wake};
 use peios_rt::sys::process::{getpid, gettid, kill, prlimit64, RLIMIT_CORE};
 use peios_rt::sys::sched::{getcpu, sched_getaffinity, sched_setaffinity, sched_yield, CpuSet};
@@ -73,10 +74,9 @@ fn pinned_sibling() -> Option<u32> {
     getcpu().ok().map(|(cpu, _)| cpu)
 }
 
-/// How many bytes the first read of the NUL-terminated `path` gives.
+/// How many bytes the first read of `path` gives.
 fn proc_file_starts(path: &str) -> Result<usize, Errno> {
-    let path = core::ffi::CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let fd = openat(AT_FDCWD, path, O_RDONLY, 0)?;
+    let fd = files::open(path, O_RDONLY)?;
     let mut buf = [0u8; 256];
     let n = read(fd, &mut buf);
     let _ = close(fd);
@@ -142,7 +142,7 @@ fn check_sibling_affinity(checks: &mut Checks) {
         by_tid.is_ok() && by_tid == by_pid,
         format_args!("by tid {:?}, by pid {:?}", by_tid, by_pid),
     );
-    let maps = proc_file_starts(&format!("/proc/{}/maps\0", tid));
+    let maps = proc_file_starts(&format!("/proc/{}/maps", tid));
     checks.check(
         "proc-by-sibling-tid",
         matches!(maps, Ok(n) if n > 0),
