@@ -19,8 +19,11 @@ use security::{AccessMask, Privilege};
 /// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
+    let commitment = crate::mem::aspace::tunables().commitment();
     let extra = MeminfoExtra {
         cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
+        commit_limit: mm::frame::PageCount(commitment.limit_pages()),
+        committed_as: mm::frame::PageCount(commitment.committed_pages()),
         ..MeminfoExtra::default()
     };
     match path {

@@ -10,6 +10,7 @@
 //!   wait seam ([`fault::FaultFuture`]);
 //! * [`pagecache`]: file objects and their page caches;
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
+//! * [`commit`]: the overcommit policy and the commit charge;
 //! * [`cpu`]: the "which CPU am I on?" hook ([`cpu::set_current_cpu_hook`]).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -21,6 +22,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod aspace;
+pub mod commit;
 pub mod cpu;
 pub mod errno;
 pub mod fault;

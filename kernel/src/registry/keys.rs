@@ -1,7 +1,7 @@
 //! The memory keys, their defaults, ranges, paths and hooks.
 
 use crate::syscall::errno::SysResult;
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// What values a key takes.
 #[derive(Clone, Copy, Debug)]
@@ -163,14 +163,38 @@ pub static KEYS: [&Key; 34] = [
     &NODE7_HUGEPAGES_1048576KB,
 ];
 
-/// `vm.overcommit_memory`: 0 heuristic, 1 always, 2 never (commit accounting comes with the
-/// exhaustion issue; the value is kept and validated now).
+fn commitment() -> &'static mm::commit::Commitment {
+    crate::mem::aspace::tunables().commitment()
+}
+
+fn set_overcommit_memory(v: u64) -> SysResult<()> {
+    let mode = mm::commit::Overcommit::from_value(v).ok_or(crate::syscall::errno::Errno::EINVAL)?;
+    commitment().set_mode(mode);
+    Ok(())
+}
+
+/// Linux: setting the ratio clears `overcommit_kbytes`, and the other way round.
+fn set_overcommit_ratio(v: u64) -> SysResult<()> {
+    OVERCOMMIT_KBYTES.value.store(0, Ordering::Relaxed);
+    commitment().set_limit_kbytes(0);
+    commitment().set_ratio(v);
+    Ok(())
+}
+
+fn set_overcommit_kbytes(v: u64) -> SysResult<()> {
+    OVERCOMMIT_RATIO.value.store(0, Ordering::Relaxed);
+    commitment().set_ratio(0);
+    commitment().set_limit_kbytes(v);
+    Ok(())
+}
+
+/// `vm.overcommit_memory`: 0 heuristic, 1 always, 2 never (strict commit accounting).
 pub static OVERCOMMIT_MEMORY: Key = key(
     "vm.overcommit_memory",
     &["/proc/sys/vm/overcommit_memory"],
     KeyKind::Int { min: 0, max: 2 },
     0,
-    keep,
+    set_overcommit_memory,
 );
 /// `vm.overcommit_ratio` (50).
 pub static OVERCOMMIT_RATIO: Key = key(
@@ -181,7 +205,7 @@ pub static OVERCOMMIT_RATIO: Key = key(
         max: 1 << 32,
     },
     50,
-    keep,
+    set_overcommit_ratio,
 );
 /// `vm.overcommit_kbytes` (0).
 pub static OVERCOMMIT_KBYTES: Key = key(
@@ -192,7 +216,7 @@ pub static OVERCOMMIT_KBYTES: Key = key(
         max: 1 << 48,
     },
     0,
-    keep,
+    set_overcommit_kbytes,
 );
 /// `vm.unprivileged_userfaultfd`: 0 privileged only, 1 everyone, 2 user-mode faults only.
 pub static UNPRIVILEGED_USERFAULTFD: Key = key(

@@ -111,6 +111,9 @@ impl Key {
 /// Sets the defaults that depend on the machine (after the frame allocator exists).
 pub fn init() {
     let total = crate::mem::frames::allocator().total_pages();
+    crate::mem::aspace::tunables()
+        .commitment()
+        .set_ram_pages(total.0);
     keys::MIN_FREE_KBYTES
         .value
         .store(mm::frame::default_min_free_kbytes(total), Ordering::Relaxed);

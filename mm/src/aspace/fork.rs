@@ -41,12 +41,14 @@ impl<P: PageTable> AddressSpace<P> {
                 c
             })
             .collect();
+        // The child's private writable memory is charged before anything is copied.
+        let tree = VmaTree::from_sorted(vmas, st.tree.commitment().cloned())?;
         // Parent entries write-protected here are flushed once, at the end (on the
         // error path too: the zap's drop flushes).
         let mut parent_flush = Zap::new(self.frames(), &**self.tlb());
         let (pt, cpt) = (self.page_table(), child.page_table());
         let mut failed = false;
-        for v in vmas
+        for v in tree
             .iter()
             .filter(|v| !v.flags.contains(VmFlags::WIPEONFORK))
         {
@@ -78,8 +80,13 @@ impl<P: PageTable> AddressSpace<P> {
         parent_flush.finish();
         {
             let mut cst = child.state().write();
-            *cst = st.clone();
-            cst.tree = VmaTree::from_sorted(vmas);
+            cst.tree = tree;
+            cst.start_brk = st.start_brk;
+            cst.brk = st.brk;
+            cst.start_stack = st.start_stack;
+            cst.start_code = st.start_code;
+            cst.end_code = st.end_code;
+            cst.hiwater_vm_pages = st.hiwater_vm_pages;
         }
         if failed {
             return Err(MmError::NoMemory);

@@ -5,6 +5,7 @@
 use alloc::sync::Arc;
 
 use super::{AddressSpace, Layout, Tunables, MAP_32BIT_END, MAP_32BIT_START};
+use crate::commit::Overcommit;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
 use crate::pagecache::FileObject;
@@ -246,7 +247,9 @@ impl MmapRequest {
         if flags.contains(MapFlags::LOCKED) {
             vm |= VmFlags::LOCKED;
         }
-        if flags.contains(MapFlags::NORESERVE) {
+        // Strict accounting (overcommit mode 2) ignores MAP_NORESERVE, as on Linux.
+        if flags.contains(MapFlags::NORESERVE) && tunables.commitment().mode() != Overcommit::Never
+        {
             vm |= VmFlags::NORESERVE;
         } else if !shared && self.prot.contains(Prot::WRITE) {
             vm |= VmFlags::ACCOUNT;

@@ -67,6 +67,8 @@ mod populate;
 mod zap;
 
 #[cfg(test)]
+mod commit_tests;
+#[cfg(test)]
 mod concurrency_tests;
 #[cfg(test)]
 mod proptests;
@@ -85,6 +87,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::commit::Commitment;
 use crate::fault::vma_pte_perms;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::{PageTable, PteFlags};
@@ -117,6 +120,7 @@ pub struct Tunables {
     mmap_min_addr: AtomicU64,
     max_map_count: AtomicUsize,
     stack_guard_gap_pages: AtomicU64,
+    commitment: Arc<Commitment>,
 }
 
 impl Default for Tunables {
@@ -125,6 +129,7 @@ impl Default for Tunables {
             mmap_min_addr: AtomicU64::new(DEFAULT_MMAP_MIN_ADDR),
             max_map_count: AtomicUsize::new(DEFAULT_MAX_MAP_COUNT),
             stack_guard_gap_pages: AtomicU64::new(STACK_GUARD_GAP_PAGES),
+            commitment: Arc::new(Commitment::new()),
         }
     }
 }
@@ -165,6 +170,11 @@ impl Tunables {
     pub fn set_stack_guard_gap_pages(&self, pages: u64) {
         self.stack_guard_gap_pages.store(pages, Ordering::Relaxed);
     }
+
+    /// The overcommit policy and commit charge every address space draws on.
+    pub fn commitment(&self) -> &Arc<Commitment> {
+        &self.commitment
+    }
 }
 
 /// Per-process layout (fixed at exec).
@@ -190,7 +200,7 @@ impl Default for Layout {
 }
 
 /// What the tree lock protects.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct MmState {
     pub(crate) tree: VmaTree,
     pub(crate) start_brk: u64,
@@ -202,6 +212,14 @@ pub(crate) struct MmState {
 }
 
 impl MmState {
+    /// An empty state whose tree charges `tunables`' commitment.
+    fn empty(tunables: &Tunables) -> MmState {
+        MmState {
+            tree: VmaTree::charged_to(tunables.commitment().clone()),
+            ..MmState::default()
+        }
+    }
+
     pub(crate) fn total_vm_pages(&self) -> u64 {
         self.tree.iter().map(Vma::pages).sum()
     }
@@ -231,13 +249,14 @@ impl<P: PageTable> AddressSpace<P> {
         tunables: Arc<Tunables>,
         layout: Layout,
     ) -> AddressSpace<P> {
+        let state = TreeLock::new(MmState::empty(&tunables));
         AddressSpace {
             pt,
             frames,
             tlb,
             tunables,
             layout,
-            state: TreeLock::new(MmState::default()),
+            state,
             hiwater_rss_pages: AtomicU64::new(0),
         }
     }
@@ -354,7 +373,7 @@ impl<P: PageTable> AddressSpace<P> {
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
         let brk = (st.start_brk, st.brk);
-        *st = MmState::default();
+        *st = MmState::empty(&self.tunables);
         (st.start_brk, st.brk) = brk;
     }
 

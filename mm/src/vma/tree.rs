@@ -1,24 +1,84 @@
 //! [`VmaTree`]: one address space's VMAs, ordered by start, never overlapping and
 //! always merged (no two neighbours could be one VMA). Every change goes through
-//! [`VmaTree::rewrite`], which checks `max_map_count` before touching anything.
+//! [`VmaTree::rewrite`], which checks `max_map_count` and the commit charge before
+//! touching anything.
+//!
+//! A tree bound to a [`Commitment`] keeps the count of its accounted pages (VMAs with
+//! `VM_ACCOUNT`) charged there: each change charges its growth (refused with `ENOMEM`
+//! as the overcommit policy says) and uncharges its shrinkage; dropping the tree
+//! uncharges the rest.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::merge::coalesce;
-use super::Vma;
+use super::{VmFlags, Vma};
+use crate::commit::Commitment;
 use crate::errno::MmError;
 
 /// The VMAs of one address space, keyed by start address.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct VmaTree {
     map: BTreeMap<u64, Vma>,
+    commit: Option<Arc<Commitment>>,
+    accounted_pages: u64,
+}
+
+/// Pages of `vmas` that are charged to the commit.
+fn accounted<'a>(vmas: impl IntoIterator<Item = &'a Vma>) -> u64 {
+    vmas.into_iter()
+        .filter(|v| v.flags.contains(VmFlags::ACCOUNT))
+        .map(Vma::pages)
+        .sum()
+}
+
+impl Clone for VmaTree {
+    /// A copy whose accounted pages are charged again, whatever the policy (the
+    /// original already passed it).
+    fn clone(&self) -> VmaTree {
+        if let Some(c) = &self.commit {
+            c.force_charge(self.accounted_pages);
+        }
+        VmaTree {
+            map: self.map.clone(),
+            commit: self.commit.clone(),
+            accounted_pages: self.accounted_pages,
+        }
+    }
+}
+
+impl Drop for VmaTree {
+    fn drop(&mut self) {
+        if let Some(c) = &self.commit {
+            c.uncharge(self.accounted_pages);
+        }
+    }
 }
 
 impl VmaTree {
-    /// An empty tree.
+    /// An empty tree that charges nothing.
     pub fn new() -> VmaTree {
         VmaTree::default()
+    }
+
+    /// An empty tree whose accounted VMAs are charged to `commit`.
+    pub fn charged_to(commit: Arc<Commitment>) -> VmaTree {
+        VmaTree {
+            map: BTreeMap::new(),
+            commit: Some(commit),
+            accounted_pages: 0,
+        }
+    }
+
+    /// Pages of `VM_ACCOUNT` VMAs (this tree's share of `Committed_AS`).
+    pub fn accounted_pages(&self) -> u64 {
+        self.accounted_pages
+    }
+
+    /// The commitment this tree charges, if any.
+    pub fn commitment(&self) -> Option<&Arc<Commitment>> {
+        self.commit.as_ref()
     }
 
     /// Number of VMAs (what `max_map_count` limits).
@@ -109,8 +169,8 @@ impl VmaTree {
     /// range, its part inside is passed to `edit` (which returns the replacement, or
     /// `None` to unmap it), and `insert` (which must lie in freed space) is added.
     /// Neighbours are then merged. If the result would hold more than `max_count`
-    /// VMAs, nothing changes and the error is `ENOMEM`. Returns the old parts inside
-    /// the range, in address order.
+    /// VMAs, or its accounted growth is refused by the commitment, nothing changes and
+    /// the error is `ENOMEM`. Returns the old parts inside the range, in address order.
     pub(crate) fn rewrite(
         &mut self,
         start: u64,
@@ -153,20 +213,39 @@ impl VmaTree {
         if self.map.len() - removed + pieces.len() > max_count {
             return Err(MmError::NoMemory);
         }
+        let was = accounted(left.iter().chain(hit.iter()).chain(right.iter()));
+        let now = accounted(&pieces);
+        if let Some(c) = &self.commit {
+            c.try_charge(now.saturating_sub(was))?;
+        }
         for v in left.iter().chain(hit.iter()).chain(right.iter()) {
             self.map.remove(&v.start);
         }
         for v in pieces {
             self.map.insert(v.start, v);
         }
+        self.accounted_pages = self.accounted_pages + now - was;
+        if let Some(c) = &self.commit {
+            c.uncharge(was.saturating_sub(now));
+        }
         Ok(old_parts)
     }
 
-    /// A tree of `vmas` (sorted, disjoint), merging neighbours that can merge.
-    pub(crate) fn from_sorted(vmas: Vec<Vma>) -> VmaTree {
-        VmaTree {
-            map: coalesce(vmas).into_iter().map(|v| (v.start, v)).collect(),
+    /// A tree of `vmas` (sorted, disjoint), merging neighbours that can merge, charged
+    /// to `commit` (`ENOMEM` if the policy refuses).
+    pub(crate) fn from_sorted(
+        vmas: Vec<Vma>,
+        commit: Option<Arc<Commitment>>,
+    ) -> Result<VmaTree, MmError> {
+        let accounted_pages = accounted(&vmas);
+        if let Some(c) = &commit {
+            c.try_charge(accounted_pages)?;
         }
+        Ok(VmaTree {
+            map: coalesce(vmas).into_iter().map(|v| (v.start, v)).collect(),
+            commit,
+            accounted_pages,
+        })
     }
 
     /// Checks the tree's invariants (sorted, non-overlapping, merged, non-empty,
@@ -192,6 +271,9 @@ impl VmaTree {
                 }
             }
             prev = Some(v);
+        }
+        if accounted(self.map.values()) != self.accounted_pages {
+            return Err("accounted pages miscounted");
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! `tunables`: every registry knob through its Linux file. For each: the default reads
 //! back; a valid write takes effect (read back, and for the knobs whose machinery exists,
 //! the behaviour changes: max_map_count limits mappings, mmap_min_addr moves the lowest
-//! mappable address, watermark_scale_factor moves the zoneinfo watermarks); an invalid
+//! mappable address, watermark_scale_factor moves the zoneinfo watermarks, the overcommit
+//! knobs decide which mappings the commit limit refuses); an invalid
 //! value is EINVAL with the old value kept; a restricted process's write is refused
 //! (EACCES). Values are restored afterwards. Peios-only (needs the restrict syscall and
 //! the boot-time ksyncd value of vm.stat_interval = 3).
@@ -15,7 +16,7 @@ use peios_bins::Checks;
 use peios_rt::prelude::*;
 use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
 use peios_rt::sys::fs::O_WRONLY;
-use peios_rt::sys::mm::{mmap, munmap, MapFlags, Prot};
+use peios_rt::sys::mm::{mmap, mmap_anon, munmap, MapFlags, Prot};
 use peios_rt::sys::process::exit_group;
 
 peios_rt::main!(main);
@@ -237,6 +238,134 @@ fn touch_file_mapping(path: &str) -> Result<usize, Errno> {
     Ok(sum)
 }
 
+/// A `/proc/meminfo` figure in kB.
+fn meminfo_kb(name: &str) -> Option<u64> {
+    let text = read_file("/proc/meminfo").ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Maps `len` bytes of private anonymous memory (plus `extra` flags) and unmaps it again.
+fn try_map(len: usize, prot: Prot, extra: MapFlags) -> Result<(), Errno> {
+    let flags = MapFlags::PRIVATE | MapFlags::ANONYMOUS | extra;
+    // SAFETY: a fresh anonymous mapping at an address the kernel picks, never touched.
+    let p = unsafe { mmap(0, len, prot, flags, -1, 0) }?;
+    // SAFETY: unmapping what was just mapped.
+    unsafe { munmap(p, len) }
+}
+
+/// Behaviour of overcommit_memory, overcommit_ratio and overcommit_kbytes: the commit
+/// charge (Committed_AS) follows private writable mappings; mode 2 refuses mappings past
+/// CommitLimit (ratio% of RAM, or kbytes), NORESERVE included, and a read-only mapping made
+/// writable; mode 0 refuses one mapping larger than RAM; mode 1 allows it.
+fn overcommit_checks(checks: &mut Checks) {
+    const MIB: usize = 1 << 20;
+    let base = meminfo_kb("Committed_AS");
+    let map = mmap_anon(64 * MIB, Prot::RW);
+    let charged = meminfo_kb("Committed_AS");
+    if let Ok(p) = map {
+        // SAFETY: unmapping the mapping just made.
+        let _ = unsafe { munmap(p, 64 * MIB) };
+    }
+    let released = meminfo_kb("Committed_AS");
+    checks.check(
+        "overcommit-charge-follows-mappings",
+        matches!((base, charged, released), (Some(b), Some(c), Some(r))
+            if c.abs_diff(b + 65536) < 512 && r.abs_diff(b) < 512),
+        format_args!(
+            "Committed_AS {:?} kB, with 64 MiB mapped {:?}, unmapped {:?}",
+            base, charged, released
+        ),
+    );
+
+    // Strict mode. This process's own heap growth meanwhile is far smaller than the room
+    // each limit below leaves.
+    let total = meminfo_kb("MemTotal").unwrap_or(0) as usize;
+    let _ = write_file("/proc/sys/vm/overcommit_ratio", "50");
+    let strict = write_file("/proc/sys/vm/overcommit_memory", "2");
+    let limit = meminfo_kb("CommitLimit").unwrap_or(0) as usize;
+    let room = limit.saturating_sub(meminfo_kb("Committed_AS").unwrap_or(0) as usize) * 1024;
+    let over = try_map(room + 16 * MIB, Prot::RW, MapFlags::empty());
+    let over_noreserve = try_map(room + 16 * MIB, Prot::RW, MapFlags::NORESERVE);
+    let over_readonly = try_map(room + 16 * MIB, Prot::READ, MapFlags::empty());
+    let under = try_map(MIB, Prot::RW, MapFlags::empty());
+    let made_writable = match mmap_anon(room + 16 * MIB, Prot::READ) {
+        Ok(p) => {
+            // SAFETY: changing and then removing the mapping just made.
+            let r = unsafe { peios_rt::sys::mm::mprotect(p, room + 16 * MIB, Prot::RW) };
+            // SAFETY: as above.
+            let _ = unsafe { munmap(p, room + 16 * MIB) };
+            r
+        }
+        Err(e) => Err(e),
+    };
+    let committed_kb = meminfo_kb("Committed_AS").unwrap_or(0);
+    let kbytes = format!("{}", committed_kb + 32 * 1024);
+    let _ = write_file("/proc/sys/vm/overcommit_kbytes", &kbytes);
+    let kbytes_limit = meminfo_kb("CommitLimit");
+    let ratio_cleared = value("/proc/sys/vm/overcommit_ratio");
+    let k_over = try_map(64 * MIB, Prot::RW, MapFlags::empty());
+    let k_under = try_map(8 * MIB, Prot::RW, MapFlags::empty());
+    let _ = write_file("/proc/sys/vm/overcommit_memory", "0");
+    let _ = write_file("/proc/sys/vm/overcommit_ratio", "50");
+    checks.check(
+        "overcommit-2-limit-is-ratio-of-ram",
+        strict.is_ok() && limit.abs_diff(total / 2) <= 4,
+        format_args!(
+            "set: {:?}; CommitLimit {} kB, MemTotal {} kB",
+            strict, limit, total
+        ),
+    );
+    checks.check(
+        "overcommit-2-refuses-past-limit",
+        over == Err(Errno::ENOMEM)
+            && over_noreserve == Err(Errno::ENOMEM)
+            && made_writable == Err(Errno::ENOMEM)
+            && over_readonly.is_ok()
+            && under.is_ok(),
+        format_args!(
+            "room {} kB: room+16 MiB rw {:?}, noreserve {:?}, mprotect to rw {:?}, read-only {:?}; 1 MiB {:?}",
+            room / 1024,
+            over,
+            over_noreserve,
+            made_writable,
+            over_readonly,
+            under
+        ),
+    );
+    checks.check(
+        "overcommit_kbytes-replaces-ratio",
+        kbytes_limit == Some(committed_kb + 32 * 1024)
+            && ratio_cleared == "0"
+            && k_over == Err(Errno::ENOMEM)
+            && k_under.is_ok(),
+        format_args!(
+            "kbytes {}: CommitLimit {:?}, ratio reads {:?}, 64 MiB {:?}, 8 MiB {:?}",
+            kbytes, kbytes_limit, ratio_cleared, k_over, k_under
+        ),
+    );
+
+    // Heuristic mode refuses one request larger than all RAM (there is no swap); mode 1
+    // allows it.
+    let huge = (total + 1024 * 1024) * 1024;
+    let guess = try_map(huge, Prot::RW, MapFlags::empty());
+    let _ = write_file("/proc/sys/vm/overcommit_memory", "1");
+    let always = try_map(huge, Prot::RW, MapFlags::empty());
+    let _ = write_file("/proc/sys/vm/overcommit_memory", "0");
+    checks.check(
+        "overcommit-0-and-1",
+        guess == Err(Errno::ENOMEM) && always.is_ok(),
+        format_args!("RAM + 1 GiB: mode 0 {:?}, mode 1 {:?}", guess, always),
+    );
+}
+
 fn zone_low(node: &str) -> Option<u64> {
     let text = read_file("/proc/zoneinfo").ok()?;
     let mut in_node = false;
@@ -288,24 +417,12 @@ fn main(_args: &Args) -> i32 {
     }
     // drop_caches is a write-only trigger: mapping a file fills the page cache (Cached in
     // /proc/meminfo), and `echo 1` empties it again.
-    let cached = || {
-        read_file("/proc/meminfo").ok().and_then(|m| {
-            m.lines().find_map(|l| {
-                l.strip_prefix("Cached:")?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-        })
-    };
     let _ = write_file("/proc/sys/vm/drop_caches", "1");
-    let before = cached();
+    let before = meminfo_kb("Cached");
     let filled = touch_file_mapping("/bin/hello");
-    let full = cached();
+    let full = meminfo_kb("Cached");
     let dropped = write_file("/proc/sys/vm/drop_caches", "1");
-    let after = cached();
+    let after = meminfo_kb("Cached");
     checks.check(
         "drop_caches-empties-page-cache",
         filled.is_ok()
@@ -347,7 +464,7 @@ fn main(_args: &Args) -> i32 {
         } else {
             Prot::READ | Prot::WRITE
         };
-        match peios_rt::sys::mm::mmap_anon(4096, prot) {
+        match mmap_anon(4096, prot) {
             Ok(p) => maps.push(p),
             Err(e) => {
                 result = Err(e);
@@ -380,6 +497,8 @@ fn main(_args: &Args) -> i32 {
             high, low
         ),
     );
+
+    overcommit_checks(&mut checks);
 
     // Behaviour: watermark_scale_factor moves the zone watermarks.
     let low_before = zone_low("Node 0");
