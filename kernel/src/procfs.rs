@@ -14,13 +14,19 @@ use mm::frame::{
     report::{self, MeminfoExtra},
     NodeId,
 };
+use mm::hugetlb::HugeSize;
 use security::{AccessMask, Privilege};
 
 /// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
     let commitment = crate::mem::aspace::tunables().commitment();
+    let pools = crate::mem::hugetlb::pools();
     let extra = MeminfoExtra {
+        hugepages_total: pools.total(HugeSize::Mib2),
+        hugepages_free: pools.free_total(HugeSize::Mib2),
+        hugepage_size_kib: HugeSize::Mib2.kib(),
+        hugetlb_kib: pools.frames_held() * 4,
         cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
         commit_limit: mm::frame::PageCount(commitment.limit_pages()),
         committed_as: mm::frame::PageCount(commitment.committed_pages()),
@@ -32,16 +38,43 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
         _ => {
+            if let Some(rest) = path.strip_prefix("/sys/kernel/mm/hugepages/") {
+                let size = pool_size(rest.strip_suffix("/free_hugepages")?)?;
+                return Some(format!("{}\n", pools.free_total(size)));
+            }
             let rest = path.strip_prefix("/sys/devices/system/node/node")?;
             let (node, file) = rest.split_once('/')?;
             let node = NodeId(node.parse().ok()?);
+            alloc.node_stats(node)?;
             match file {
-                "meminfo" => report::node_meminfo(alloc, node, &extra),
+                "meminfo" => {
+                    let extra = MeminfoExtra {
+                        hugepages_total: pools.count(node, HugeSize::Mib2),
+                        hugepages_free: pools.free_count(node, HugeSize::Mib2),
+                        ..extra
+                    };
+                    report::node_meminfo(alloc, node, &extra)
+                }
                 "numastat" => report::node_numastat(alloc, node),
-                _ => None,
+                _ => {
+                    let dir = file
+                        .strip_prefix("hugepages/")?
+                        .strip_suffix("/free_hugepages")?;
+                    Some(format!("{}\n", pools.free_count(node, pool_size(dir)?)))
+                }
             }
         }
     }
+}
+
+/// The pool size a `hugepages-<K>kB` directory names.
+fn pool_size(dir: &str) -> Option<HugeSize> {
+    HugeSize::from_kib(
+        dir.strip_prefix("hugepages-")?
+            .strip_suffix("kB")?
+            .parse()
+            .ok()?,
+    )
 }
 
 /// Resolves `/proc/<pid|tid|self>/<file>` to the target process and file name.

@@ -8,6 +8,7 @@
 //!   using a [`phys::FrameSource`] and a [`tlb::TlbFlush`] the kernel also supplies;
 //! * [`fault`]: the page-fault entry point [`aspace::AddressSpace::fault`] and its
 //!   wait seam ([`fault::FaultFuture`]);
+//! * [`hugetlb`]: the per-node huge-page pools;
 //! * [`pagecache`]: file objects and their page caches;
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
 //! * [`commit`]: the overcommit policy and the commit charge;
@@ -27,6 +28,7 @@ pub mod cpu;
 pub mod errno;
 pub mod fault;
 pub mod frame;
+pub mod hugetlb;
 pub mod pagecache;
 pub mod pagetable;
 pub mod phys;

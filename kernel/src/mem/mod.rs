@@ -6,5 +6,6 @@ pub mod aspace;
 pub mod bootstrap;
 pub mod frames;
 pub mod heap;
+pub mod hugetlb;
 pub mod numa;
 pub mod pagetable;

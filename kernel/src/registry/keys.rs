@@ -2,6 +2,8 @@
 
 use crate::syscall::errno::SysResult;
 use core::sync::atomic::{AtomicU64, Ordering};
+use mm::frame::NodeId;
+use mm::hugetlb::HugeSize;
 
 /// What values a key takes.
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +38,9 @@ pub struct Key {
     pub default: u64,
     /// Current value.
     pub value: AtomicU64,
-    /// Applies a validated value to the kernel (may refuse it).
-    pub apply: fn(u64) -> SysResult<()>,
+    /// Applies a validated value to the kernel (may refuse it); returns the value the
+    /// key then holds (a pool that could not grow as asked holds less).
+    pub apply: fn(u64) -> SysResult<u64>,
 }
 
 const fn key(
@@ -45,7 +48,7 @@ const fn key(
     paths: &'static [&'static str],
     kind: KeyKind,
     default: u64,
-    apply: fn(u64) -> SysResult<()>,
+    apply: fn(u64) -> SysResult<u64>,
 ) -> Key {
     Key {
         name,
@@ -57,30 +60,30 @@ const fn key(
     }
 }
 
-fn keep(_: u64) -> SysResult<()> {
-    Ok(())
+fn keep(v: u64) -> SysResult<u64> {
+    Ok(v)
 }
 
-fn set_watermark_scale(v: u64) -> SysResult<()> {
+fn set_watermark_scale(v: u64) -> SysResult<u64> {
     let min_free = MIN_FREE_KBYTES.get();
     crate::mem::frames::allocator()
         .set_watermarks(if min_free == 0 { None } else { Some(min_free) }, v as u32);
-    Ok(())
+    Ok(v)
 }
 
-fn set_min_free(v: u64) -> SysResult<()> {
+fn set_min_free(v: u64) -> SysResult<u64> {
     crate::mem::frames::allocator().set_watermarks(Some(v), WATERMARK_SCALE_FACTOR.get() as u32);
-    Ok(())
+    Ok(v)
 }
 
-fn set_max_map_count(v: u64) -> SysResult<()> {
+fn set_max_map_count(v: u64) -> SysResult<u64> {
     crate::mem::aspace::tunables().set_max_map_count(v as usize);
-    Ok(())
+    Ok(v)
 }
 
-fn set_mmap_min_addr(v: u64) -> SysResult<()> {
+fn set_mmap_min_addr(v: u64) -> SysResult<u64> {
     crate::mem::aspace::tunables().set_mmap_min_addr(v);
-    Ok(())
+    Ok(v)
 }
 
 /// `vm.max_map_count` (Linux default 65530).
@@ -167,25 +170,25 @@ fn commitment() -> &'static mm::commit::Commitment {
     crate::mem::aspace::tunables().commitment()
 }
 
-fn set_overcommit_memory(v: u64) -> SysResult<()> {
+fn set_overcommit_memory(v: u64) -> SysResult<u64> {
     let mode = mm::commit::Overcommit::from_value(v).ok_or(crate::syscall::errno::Errno::EINVAL)?;
     commitment().set_mode(mode);
-    Ok(())
+    Ok(v)
 }
 
 /// Linux: setting the ratio clears `overcommit_kbytes`, and the other way round.
-fn set_overcommit_ratio(v: u64) -> SysResult<()> {
+fn set_overcommit_ratio(v: u64) -> SysResult<u64> {
     OVERCOMMIT_KBYTES.value.store(0, Ordering::Relaxed);
     commitment().set_limit_kbytes(0);
     commitment().set_ratio(v);
-    Ok(())
+    Ok(v)
 }
 
-fn set_overcommit_kbytes(v: u64) -> SysResult<()> {
+fn set_overcommit_kbytes(v: u64) -> SysResult<u64> {
     OVERCOMMIT_RATIO.value.store(0, Ordering::Relaxed);
     commitment().set_ratio(0);
     commitment().set_limit_kbytes(v);
-    Ok(())
+    Ok(v)
 }
 
 /// `vm.overcommit_memory`: 0 heuristic, 1 always, 2 never (strict commit accounting).
@@ -226,12 +229,12 @@ pub static UNPRIVILEGED_USERFAULTFD: Key = key(
     0,
     keep,
 );
-fn drop_caches(v: u64) -> SysResult<()> {
+fn drop_caches(v: u64) -> SysResult<u64> {
     if v & 1 != 0 {
         let pages = crate::initramfs::drop_page_cache();
         log::info!("drop_caches: {pages} page-cache pages dropped");
     }
-    Ok(())
+    Ok(v)
 }
 
 /// `vm.drop_caches`: 1 page cache, 2 reclaimable kernel objects (none yet), 3 both.
@@ -250,7 +253,7 @@ pub static SWAPPINESS: Key = key(
     60,
     keep,
 );
-/// `vm.nr_hugepages` (the default-size pool).
+/// `vm.nr_hugepages`: the 2 MiB pools of all nodes together.
 pub static NR_HUGEPAGES: Key = key(
     "vm.nr_hugepages",
     &[
@@ -262,7 +265,7 @@ pub static NR_HUGEPAGES: Key = key(
         max: 1 << 30,
     },
     0,
-    keep,
+    set_nr_hugepages,
 );
 /// THP mode.
 pub static THP_ENABLED: Key = key(
@@ -321,179 +324,105 @@ pub static OOM_KILL_ALLOCATING_TASK: Key = key(
     keep,
 );
 
-/// Node 0's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE0_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node0.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 0's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE0_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node0.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node0/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 1's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE1_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node1.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 1's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE1_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node1.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 2's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE2_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node2.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node2/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 2's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE2_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node2.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node2/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 3's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE3_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node3.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node3/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 3's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE3_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node3.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node3/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 4's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE4_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node4.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node4/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 4's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE4_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node4.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node4/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 5's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE5_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node5.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node5/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 5's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE5_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node5.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node5/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 6's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE6_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node6.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node6/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 6's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE6_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node6.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node6/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 7's 2048kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE7_HUGEPAGES_2048KB: Key = key(
-    "mm.hugepages.node7.hugepages-2048kB.nr_hugepages",
-    &["/sys/devices/system/node/node7/hugepages/hugepages-2048kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
-/// Node 7's 1048576kB huge-page pool (hugetlbfs; the pool itself comes with the huge-page issue).
-pub static NODE7_HUGEPAGES_1048576KB: Key = key(
-    "mm.hugepages.node7.hugepages-1048576kB.nr_hugepages",
-    &["/sys/devices/system/node/node7/hugepages/hugepages-1048576kB/nr_hugepages"],
-    KeyKind::Int {
-        min: 0,
-        max: 1 << 30,
-    },
-    0,
-    keep,
-);
+/// Resizes the global default-size pool (spread over the nodes).
+fn set_nr_hugepages(v: u64) -> SysResult<u64> {
+    let pools = crate::mem::hugetlb::pools();
+    pools.resize_total(crate::mem::frames::allocator(), HugeSize::Mib2, v);
+    Ok(sync_hugepage_keys(&NR_HUGEPAGES))
+}
+
+/// Resizes node `NODE`'s pool of `KIB`-sized pages.
+fn set_node_pool<const NODE: u32, const KIB: u64>(v: u64) -> SysResult<u64> {
+    let size = HugeSize::from_kib(KIB).ok_or(crate::syscall::errno::Errno::EINVAL)?;
+    let pools = crate::mem::hugetlb::pools();
+    pools.resize_node(crate::mem::frames::allocator(), NodeId(NODE), size, v);
+    Ok(sync_hugepage_keys(node_pool_key(NODE, size)))
+}
+
+fn node_pool_key(node: u32, size: HugeSize) -> &'static Key {
+    NODE_POOL_KEYS[node as usize * 2 + usize::from(size == HugeSize::Gib1)]
+}
+
+/// Stores every pool's size in its key (a node write changes the global count and
+/// the other way round) and tells the commit limit; returns `key`'s new value.
+fn sync_hugepage_keys(key: &Key) -> u64 {
+    let pools = crate::mem::hugetlb::pools();
+    NR_HUGEPAGES
+        .value
+        .store(pools.total(HugeSize::Mib2), Ordering::Relaxed);
+    for node in 0..NODE_POOL_KEYS.len() as u32 / 2 {
+        for size in HugeSize::ALL {
+            node_pool_key(node, size)
+                .value
+                .store(pools.count(NodeId(node), size), Ordering::Relaxed);
+        }
+    }
+    commitment().set_hugetlb_pages(pools.frames_held());
+    key.value.load(Ordering::Relaxed)
+}
+
+/// A node's pool key: `mm.hugepages.nodeN.hugepages-<K>kB.nr_hugepages`.
+macro_rules! node_pool_key {
+    ($name:ident, $node:literal, $kib:literal) => {
+        #[doc = concat!("Node ", $node, "'s ", $kib, "kB huge-page pool.")]
+        pub static $name: Key = key(
+            concat!(
+                "mm.hugepages.node",
+                $node,
+                ".hugepages-",
+                $kib,
+                "kB.nr_hugepages"
+            ),
+            &[concat!(
+                "/sys/devices/system/node/node",
+                $node,
+                "/hugepages/hugepages-",
+                $kib,
+                "kB/nr_hugepages"
+            )],
+            KeyKind::Int {
+                min: 0,
+                max: 1 << 30,
+            },
+            0,
+            set_node_pool::<$node, $kib>,
+        );
+    };
+}
+
+node_pool_key!(NODE0_HUGEPAGES_2048KB, 0, 2048);
+node_pool_key!(NODE0_HUGEPAGES_1048576KB, 0, 1048576);
+node_pool_key!(NODE1_HUGEPAGES_2048KB, 1, 2048);
+node_pool_key!(NODE1_HUGEPAGES_1048576KB, 1, 1048576);
+node_pool_key!(NODE2_HUGEPAGES_2048KB, 2, 2048);
+node_pool_key!(NODE2_HUGEPAGES_1048576KB, 2, 1048576);
+node_pool_key!(NODE3_HUGEPAGES_2048KB, 3, 2048);
+node_pool_key!(NODE3_HUGEPAGES_1048576KB, 3, 1048576);
+node_pool_key!(NODE4_HUGEPAGES_2048KB, 4, 2048);
+node_pool_key!(NODE4_HUGEPAGES_1048576KB, 4, 1048576);
+node_pool_key!(NODE5_HUGEPAGES_2048KB, 5, 2048);
+node_pool_key!(NODE5_HUGEPAGES_1048576KB, 5, 1048576);
+node_pool_key!(NODE6_HUGEPAGES_2048KB, 6, 2048);
+node_pool_key!(NODE6_HUGEPAGES_1048576KB, 6, 1048576);
+node_pool_key!(NODE7_HUGEPAGES_2048KB, 7, 2048);
+node_pool_key!(NODE7_HUGEPAGES_1048576KB, 7, 1048576);
+
+/// The node pool keys, node by node, 2 MiB then 1 GiB.
+static NODE_POOL_KEYS: [&Key; 16] = [
+    &NODE0_HUGEPAGES_2048KB,
+    &NODE0_HUGEPAGES_1048576KB,
+    &NODE1_HUGEPAGES_2048KB,
+    &NODE1_HUGEPAGES_1048576KB,
+    &NODE2_HUGEPAGES_2048KB,
+    &NODE2_HUGEPAGES_1048576KB,
+    &NODE3_HUGEPAGES_2048KB,
+    &NODE3_HUGEPAGES_1048576KB,
+    &NODE4_HUGEPAGES_2048KB,
+    &NODE4_HUGEPAGES_1048576KB,
+    &NODE5_HUGEPAGES_2048KB,
+    &NODE5_HUGEPAGES_1048576KB,
+    &NODE6_HUGEPAGES_2048KB,
+    &NODE6_HUGEPAGES_1048576KB,
+    &NODE7_HUGEPAGES_2048KB,
+    &NODE7_HUGEPAGES_1048576KB,
+];

@@ -100,9 +100,9 @@ impl Key {
                 .position(|c| *c == text)
                 .ok_or(Errno::EINVAL)? as u64,
         };
-        (self.apply)(value)?;
+        let held = (self.apply)(value)?;
         if !matches!(self.kind, KeyKind::WriteOnly { .. }) {
-            self.value.store(value, Ordering::Relaxed);
+            self.value.store(held, Ordering::Relaxed);
         }
         Ok(())
     }

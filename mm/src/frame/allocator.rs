@@ -14,6 +14,7 @@ use sched::CpuId;
 
 use super::error::{AllocError, FreeError, TopologyError};
 use super::node::Node;
+use super::nodemask::NodeMask;
 use super::percpu_cache::{CacheGuard, PerCpu, PCP_CAPACITY};
 use super::policy::{InterleaveCursor, Plan, Policy};
 use super::stats::{CpuCacheStats, CpuNodeCounters, NodeStats};
@@ -262,6 +263,18 @@ impl FrameAllocator {
         };
         let plan = Plan::resolve(policy, &self.topo, local, &mut self.shared_cursor.lock());
         AllocWait::new(self, plan, order, requester, id)
+    }
+
+    /// A block of `order` from `node` and no other, taken straight from its buddy
+    /// (no CPU cache; the `min` watermark holds): how huge-page pools are filled.
+    pub fn alloc_on_node(&self, node: NodeId, order: Order) -> Result<Pfn, AllocError> {
+        let plan = Plan::resolve(
+            Policy::Bind(NodeMask::single(node)),
+            &self.topo,
+            node,
+            &mut InterleaveCursor::default(),
+        )?;
+        self.alloc_from_nodes(&plan, order, node, None)
     }
 
     /// Frees a block from a context without a CPU handle (such as a task that got

@@ -134,8 +134,8 @@ const KNOBS: &[(&str, Option<&str>, &str, &str, &[&str])] = &[
     (
         "/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages",
         Some("0"),
-        "1",
-        "1",
+        "0",
+        "0",
         &["x"],
     ),
 ];
@@ -366,6 +366,118 @@ fn overcommit_checks(checks: &mut Checks) {
     );
 }
 
+/// A figure of node `node`'s meminfo (`Node N Name: value [kB]`).
+fn node_meminfo(node: u32, name: &str) -> Option<u64> {
+    let text = read_file(&format!("/sys/devices/system/node/node{}/meminfo", node)).ok()?;
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix(&format!("Node {} {}:", node, name))?.trim();
+        v.strip_suffix("kB").unwrap_or(v).trim().parse().ok()
+    })
+}
+
+fn pool_path(node: u32, kib: u64, file: &str) -> String {
+    format!(
+        "/sys/devices/system/node/node{}/hugepages/hugepages-{}kB/{}",
+        node, kib, file
+    )
+}
+
+/// Behaviour of nr_hugepages and the per-node pool knobs: pool pages leave the node's free
+/// memory, show in meminfo (total, per node, Hugetlb), leave the overcommit ratio's share
+/// of RAM, and come back when the pool shrinks.
+fn hugepage_checks(checks: &mut Checks) {
+    let num = |p: &str| value(p).parse::<u64>().ok();
+    let free0 = meminfo_kb("MemFree");
+    let limit0 = meminfo_kb("CommitLimit");
+    let set = write_file("/proc/sys/vm/nr_hugepages", "6");
+    let total = meminfo_kb_plain("HugePages_Total");
+    let free_pages = meminfo_kb_plain("HugePages_Free");
+    let hugetlb = meminfo_kb("Hugetlb");
+    let free1 = meminfo_kb("MemFree");
+    let limit1 = meminfo_kb("CommitLimit");
+    let per_node: Vec<Option<u64>> = (0..2)
+        .map(|n| num(&pool_path(n, 2048, "nr_hugepages")))
+        .collect();
+    let sys_free = num("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+    checks.check(
+        "nr_hugepages-fills-the-pools",
+        set.is_ok()
+            && total == Some(6)
+            && free_pages == Some(6)
+            && hugetlb == Some(6 * 2048)
+            && sys_free == Some(6)
+            && per_node == [Some(3), Some(3)]
+            && matches!((free0, free1), (Some(a), Some(b)) if a >= b + 6 * 2048 && a - b < 6 * 2048 + 2048)
+            && matches!((limit0, limit1), (Some(a), Some(b)) if a == b + 3 * 2048),
+        format_args!(
+            "{:?}: HugePages_Total {:?} Free {:?} Hugetlb {:?} kB, free_hugepages {:?}, per node {:?}, MemFree {:?} -> {:?} kB, CommitLimit {:?} -> {:?} kB",
+            set, total, free_pages, hugetlb, sys_free, per_node, free0, free1, limit0, limit1
+        ),
+    );
+
+    // A node's own pool: only that node's memory, and the global count follows.
+    let node1_free0 = node_meminfo(1, "MemFree");
+    let node_set = write_file(&pool_path(1, 2048, "nr_hugepages"), "8");
+    let node1 = num(&pool_path(1, 2048, "nr_hugepages"));
+    let node1_total = node_meminfo(1, "HugePages_Total");
+    let node1_free_pages = num(&pool_path(1, 2048, "free_hugepages"));
+    let global = num("/proc/sys/vm/nr_hugepages");
+    let node1_free1 = node_meminfo(1, "MemFree");
+    checks.check(
+        "node-pool-takes-its-nodes-memory",
+        node_set.is_ok()
+            && node1 == Some(8)
+            && node1_total == Some(8)
+            && node1_free_pages == Some(8)
+            && global == Some(3 + 8)
+            && matches!((node1_free0, node1_free1), (Some(a), Some(b)) if a >= b + 5 * 2048 && a - b < 5 * 2048 + 2048),
+        format_args!(
+            "{:?}: node 1 pool {:?}, its meminfo {:?}, free_hugepages {:?}, nr_hugepages {:?}, node 1 MemFree {:?} -> {:?} kB",
+            node_set, node1, node1_total, node1_free_pages, global, node1_free0, node1_free1
+        ),
+    );
+
+    // 1 GiB pages need a whole aligned free GiB on the node: the pool holds what it got.
+    let gib = write_file(&pool_path(1, 1048576, "nr_hugepages"), "1");
+    let gib_held = num(&pool_path(1, 1048576, "nr_hugepages"));
+    let gib_hugetlb = meminfo_kb("Hugetlb");
+    let _ = write_file(&pool_path(1, 1048576, "nr_hugepages"), "0");
+
+    let emptied = write_file("/proc/sys/vm/nr_hugepages", "0");
+    let free2 = meminfo_kb("MemFree");
+    let node_after = num(&pool_path(1, 2048, "nr_hugepages"));
+    checks.check(
+        "gigantic-pool-holds-what-it-got",
+        gib.is_ok()
+            && match gib_held {
+                Some(1) => gib_hugetlb == Some(1048576 + 11 * 2048),
+                Some(0) => gib_hugetlb == Some(11 * 2048),
+                _ => false,
+            },
+        format_args!(
+            "{:?}: node 1 1 GiB pool {:?}, Hugetlb {:?} kB",
+            gib, gib_held, gib_hugetlb
+        ),
+    );
+    checks.check(
+        "nr_hugepages-0-returns-the-memory",
+        emptied.is_ok()
+            && node_after == Some(0)
+            && matches!((free0, free2), (Some(a), Some(b)) if a.abs_diff(b) < 2048),
+        format_args!(
+            "{:?}: node 1 pool {:?}, MemFree {:?} -> {:?} kB",
+            emptied, node_after, free0, free2
+        ),
+    );
+}
+
+/// A `/proc/meminfo` count without a unit (`HugePages_Total`).
+fn meminfo_kb_plain(name: &str) -> Option<u64> {
+    let text = read_file("/proc/meminfo").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+}
+
 fn zone_low(node: &str) -> Option<u64> {
     let text = read_file("/proc/zoneinfo").ok()?;
     let mut in_node = false;
@@ -499,6 +611,7 @@ fn main(_args: &Args) -> i32 {
     );
 
     overcommit_checks(&mut checks);
+    hugepage_checks(&mut checks);
 
     // Behaviour: watermark_scale_factor moves the zone watermarks.
     let low_before = zone_low("Node 0");
