@@ -12,6 +12,7 @@
 //! * [`pagecache`]: file objects and their page caches;
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
 //! * [`commit`]: the overcommit policy and the commit charge;
+//! * [`userfaultfd`]: the missing-mode userfaultfd context (a fault interceptor);
 //! * [`cpu`]: the "which CPU am I on?" hook ([`cpu::set_current_cpu_hook`]).
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -34,6 +35,7 @@ pub mod pagetable;
 pub mod phys;
 pub mod procfs;
 pub mod tlb;
+pub mod userfaultfd;
 pub mod vma;
 
 pub use errno::MmError;

@@ -39,11 +39,12 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "kaslrleak",
         "pgroups",
         "mmtest",
+        "uffd",
         "fuzz",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("17 passed, 0 failed");
+    out.expect_line("18 passed, 0 failed");
     out.expect_line("EXIT=0");
     // ksyncd applied the boot-time registry file; tunables checked every knob against it.
     out.expect_line("ksyncd: vm.stat_interval = 3 applied");
@@ -51,6 +52,11 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("tunables: check mmap_min_addr-controls-low-mappings: ok");
     out.expect_line("tunables: check watermark_scale_factor-moves-watermarks: ok");
     out.expect_line("tunables: check restricted-writes-refused: ok");
+    out.expect_line("tunables: check overcommit-2-refuses-past-limit: ok");
+    out.expect_line("tunables: check nr_hugepages-fills-the-pools: ok");
+    out.expect_line("tunables: check unprivileged_userfaultfd-gates-creation: ok");
+    out.expect_line("uffd: check faulting-thread-sees-copy: ok");
+    out.expect_line("uffd: check sigkill-ends-parked-process: ok");
     out.expect_line("procgate(restricted): check mem-eacces: ok");
     out.expect_line("procgate: check privileged-reads-mem: ok");
     // The 64-thread job (plus its main thread and the pinned sibling): every vCPU ran

@@ -9,3 +9,4 @@ pub mod heap;
 pub mod hugetlb;
 pub mod numa;
 pub mod pagetable;
+pub mod userfaultfd;

@@ -41,6 +41,8 @@ pub enum File {
         /// Opened for writing.
         writable: bool,
     },
+    /// A userfaultfd (closing its last descriptor releases it).
+    Userfaultfd(alloc::sync::Arc<crate::mem::userfaultfd::UserfaultFile>),
     /// `/proc/<pid>/pagemap`: 8 bytes per virtual page.
     PageMap {
         /// The process described.

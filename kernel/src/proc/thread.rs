@@ -255,7 +255,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     {
                         usermode::save_fpu(&mut ctx);
                         timer_armed = false;
-                        wait.await;
+                        wait_fault(&thread, wait).await;
                     }
                 } else {
                     if vector != vectors::SPURIOUS {
@@ -303,4 +303,21 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
         ));
         super::wait::process_exited(process, status);
     }
+}
+
+/// Waits for a parked fault to be resolved, or for a signal (or exit) to interrupt it:
+/// the thread then returns towards user mode, takes its signal, and the access faults
+/// again if it is retried. A userfaultfd handler that never answers cannot pin a
+/// thread against SIGKILL.
+async fn wait_fault(thread: &Thread, mut wait: mm::fault::FaultFuture) {
+    thread.clear_interrupt();
+    core::future::poll_fn(|cx| {
+        thread.interrupt_waker.register(cx.waker());
+        if core::pin::Pin::new(&mut wait).poll(cx).is_ready() || thread.is_interrupted() {
+            core::task::Poll::Ready(())
+        } else {
+            core::task::Poll::Pending
+        }
+    })
+    .await
 }

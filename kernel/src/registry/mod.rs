@@ -3,7 +3,7 @@
 //! `/proc/sys` or `/sys` paths Linux tools use. `ksyncd` applies a deployment's values at
 //! boot by writing these files.
 
-mod keys;
+pub mod keys;
 
 pub use keys::{Key, KeyKind, KEYS};
 

@@ -4,9 +4,14 @@ use super::errno::{Errno, SysResult};
 use crate::{
     arch::uaccess::{copy_from_user, copy_to_user, read_user, read_user_cstr, write_user},
     initramfs,
-    proc::{files::File, thread::Thread},
+    mem::userfaultfd::{self, UserfaultFile},
+    proc::{
+        files::{Descriptor, File},
+        thread::Thread,
+    },
 };
-use alloc::{borrow::Cow, string::String};
+use alloc::{borrow::Cow, string::String, sync::Arc};
+use core::{future::poll_fn, task::Poll};
 use security::AccessMask;
 
 /// `AT_FDCWD`.
@@ -21,11 +26,60 @@ const PATH_MAX: usize = 4096;
 /// Bytes moved per chunk between user memory and the console.
 const CHUNK: usize = 512;
 
-pub fn read(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
+/// `read`: a userfaultfd may wait for a fault; every other file answers at once.
+pub fn read(thread: &Arc<Thread>, fd: u64, buf: u64, count: u64) -> super::Outcome {
+    // The descriptor table's lock is released at the end of this statement, before
+    // either read takes it again.
+    let uffd = match thread.process.files.lock().get_mut(fd) {
+        Ok(Descriptor {
+            file: File::Userfaultfd(u),
+            ..
+        }) => Some(u.clone()),
+        _ => None,
+    };
+    match uffd {
+        Some(u) => read_userfaultfd(thread, u, buf, count),
+        None => read_now(thread, fd, buf, count).into(),
+    }
+}
+
+/// Reads fault messages; waits for the first unless the descriptor is non-blocking.
+fn read_userfaultfd(
+    thread: &Arc<Thread>,
+    file: Arc<UserfaultFile>,
+    buf: u64,
+    count: u64,
+) -> super::Outcome {
+    if count < userfaultfd::MSG_SIZE {
+        return Err(Errno::EINVAL).into();
+    }
+    match userfaultfd::read_messages(&file, buf, count) {
+        Ok(0) if file.nonblocking() => return Err(Errno::EAGAIN).into(),
+        Ok(0) => {}
+        other => return other.into(),
+    }
+    let thread = thread.clone();
+    super::wait(async move {
+        thread.clear_interrupt();
+        poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            file.register_reader(cx.waker());
+            match userfaultfd::read_messages(&file, buf, count) {
+                Ok(0) if thread.is_interrupted() => Poll::Ready(Err(Errno::EINTR)),
+                Ok(0) => Poll::Pending,
+                other => Poll::Ready(other),
+            }
+        })
+        .await
+    })
+}
+
+fn read_now(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
     let mut files = thread.process.files.lock();
     let d = files.get_mut(fd)?;
     match &mut d.file {
         File::Console => Ok(0), // no input device: end of file
+        File::Userfaultfd(_) => Err(Errno::EINVAL),
         File::Memfd { object, offset } => {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
@@ -328,6 +382,7 @@ pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
 pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
     let (mode, size) = match &thread.process.files.lock().get_mut(fd)?.file {
         File::Console => (0o020_620u32, 0u64),
+        File::Userfaultfd(_) => (0o600, 0), // an anonymous inode
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
         File::Memfd { object, .. } => (0o100_600, object.size_bytes()),
         File::Directory => (0o040_555, 0),
@@ -348,6 +403,13 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
 pub fn ioctl(thread: &Thread, fd: u64, request: u64, arg: u64) -> SysResult {
     const TCGETS: u64 = 0x5401;
     const TIOCGWINSZ: u64 = 0x5413;
+    let uffd = match &thread.process.files.lock().get_mut(fd)?.file {
+        File::Userfaultfd(u) => Some(u.clone()),
+        _ => None,
+    };
+    if let Some(u) = uffd {
+        return userfaultfd::ioctl(&u, request, arg);
+    }
     let is_console = matches!(thread.process.files.lock().get_mut(fd)?.file, File::Console);
     match (is_console, request) {
         (true, TIOCGWINSZ) => {
@@ -379,18 +441,34 @@ pub fn fcntl(thread: &Thread, fd: u64, cmd: u64, arg: u64) -> SysResult {
             d.cloexec = arg & 1 != 0;
             Ok(0)
         }
-        F_GETFL => Ok(if matches!(d.file, File::Console) {
-            2
-        } else {
-            0
+        F_GETFL => Ok(match &d.file {
+            File::Console => 2,
+            File::Userfaultfd(u) if u.nonblocking() => 2 | userfaultfd::O_NONBLOCK,
+            File::Userfaultfd(_) => 2,
+            _ => 0,
         }),
-        F_SETFL => Ok(0),
+        F_SETFL => {
+            if let File::Userfaultfd(u) = &d.file {
+                u.set_nonblocking(arg & userfaultfd::O_NONBLOCK != 0);
+            }
+            Ok(0)
+        }
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let file = d.file.clone();
             files.insert(file, cmd == F_DUPFD_CLOEXEC)
         }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// `userfaultfd(flags)`: a descriptor for the caller's missing-page faults.
+pub fn userfaultfd(thread: &Thread, flags: u64) -> SysResult {
+    let file = userfaultfd::create(thread, flags)?;
+    thread
+        .process
+        .files
+        .lock()
+        .insert(File::Userfaultfd(file), flags & userfaultfd::O_CLOEXEC != 0)
 }
 
 /// `memfd_create(name, flags)`: an empty anonymous shared-memory file.
@@ -430,72 +508,84 @@ pub fn ftruncate(thread: &Thread, fd: u64, length: u64) -> SysResult {
     }
 }
 
-/// `poll(fds, nfds, timeout_ms)`. Every descriptor kind here is always ready (the console
-/// reads as end of file and takes any write; files read from memory), so the only wait is
-/// a poll with nothing ready: it sleeps for its timeout (or forever, until a signal).
-pub fn poll(
-    thread: &alloc::sync::Arc<Thread>,
-    fds: u64,
-    nfds: u64,
-    timeout_ms: i64,
-) -> super::Outcome {
+/// `poll(fds, nfds, timeout_ms)`. Every descriptor kind but one is always ready (the
+/// console reads as end of file and takes any write; files read from memory); a
+/// non-blocking userfaultfd is readable while a fault waits to be read (a blocking one
+/// reports POLLERR, as on Linux). With nothing ready the poll
+/// sleeps for its timeout (or forever) until a userfaultfd in the set gets a fault or a
+/// signal arrives.
+pub fn poll(thread: &Arc<Thread>, fds: u64, nfds: u64, timeout_ms: i64) -> super::Outcome {
+    if nfds > 1024 {
+        return Err(Errno::EINVAL).into();
+    }
+    match poll_scan(thread, fds, nfds, None) {
+        Ok(0) if timeout_ms != 0 => {}
+        other => return other.into(),
+    }
+    let thread = thread.clone();
+    super::wait(async move {
+        thread.clear_interrupt();
+        let deadline = if timeout_ms < 0 {
+            u64::MAX
+        } else {
+            crate::time::now_ns() + timeout_ms as u64 * 1_000_000
+        };
+        let mut timer = crate::executor::scheduler().sleep_until(deadline);
+        poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            match poll_scan(&thread, fds, nfds, Some(cx.waker())) {
+                Ok(0) => {}
+                other => return Poll::Ready(other),
+            }
+            if core::pin::Pin::new(&mut timer).poll(cx).is_ready() {
+                return Poll::Ready(Ok(0));
+            }
+            if thread.is_interrupted() {
+                return Poll::Ready(Err(Errno::EINTR));
+            }
+            Poll::Pending
+        })
+        .await
+    })
+}
+
+/// One pass over the poll set: writes every `revents`, returns how many are non-zero.
+/// With `waker`, every userfaultfd in the set wakes it at its next fault.
+fn poll_scan(thread: &Thread, fds: u64, nfds: u64, waker: Option<&core::task::Waker>) -> SysResult {
     const POLLIN: u16 = 0x1;
     const POLLOUT: u16 = 0x4;
+    const POLLERR: u16 = 0x8;
     const POLLNVAL: u16 = 0x20;
-    let result = (|| -> SysResult {
-        if nfds > 1024 {
-            return Err(Errno::EINVAL);
-        }
-        let mut ready = 0u64;
-        for i in 0..nfds {
-            let at = fds + i * 8;
-            let entry: u64 = read_user(at)?;
-            let (fd, events) = (entry as u32, (entry >> 32) as u16);
-            let revents = if (fd as i32) < 0 {
-                0
-            } else {
-                match thread.process.files.lock().get_mut(u64::from(fd)) {
-                    Ok(d) => match d.file {
-                        File::Directory => 0,
-                        _ => events & (POLLIN | POLLOUT),
-                    },
-                    Err(_) => POLLNVAL,
-                }
-            };
-            if revents != 0 {
-                ready += 1;
+    let mut ready = 0u64;
+    for i in 0..nfds {
+        let at = fds + i * 8;
+        let entry: u64 = read_user(at)?;
+        let (fd, events) = (entry as u32, (entry >> 32) as u16);
+        let revents = if (fd as i32) < 0 {
+            0
+        } else {
+            match thread.process.files.lock().get_mut(u64::from(fd)) {
+                Ok(d) => match &d.file {
+                    File::Directory => 0,
+                    File::Userfaultfd(u) => {
+                        if let Some(w) = waker {
+                            u.register_reader(w);
+                        }
+                        // POLLERR is reported whatever was asked.
+                        u.poll_events() & (events | POLLERR)
+                    }
+                    _ => events & (POLLIN | POLLOUT),
+                },
+                Err(_) => POLLNVAL,
             }
-            let word = u32::from(events) | (u32::from(revents) << 16);
-            write_user(at + 4, &word)?;
+        };
+        if revents != 0 {
+            ready += 1;
         }
-        Ok(ready)
-    })();
-    match result {
-        Ok(0) if timeout_ms != 0 => {
-            let thread = thread.clone();
-            super::wait(async move {
-                thread.clear_interrupt();
-                let deadline = if timeout_ms < 0 {
-                    u64::MAX
-                } else {
-                    crate::time::now_ns() + timeout_ms as u64 * 1_000_000
-                };
-                let mut timer = crate::executor::scheduler().sleep_until(deadline);
-                core::future::poll_fn(|cx| {
-                    thread.interrupt_waker.register(cx.waker());
-                    if core::pin::Pin::new(&mut timer).poll(cx).is_ready() {
-                        return core::task::Poll::Ready(Ok(0));
-                    }
-                    if thread.is_interrupted() {
-                        return core::task::Poll::Ready(Err(Errno::EINTR));
-                    }
-                    core::task::Poll::Pending
-                })
-                .await
-            })
-        }
-        other => other.into(),
+        let word = u32::from(events) | (u32::from(revents) << 16);
+        write_user(at + 4, &word)?;
     }
+    Ok(ready)
 }
 
 use core::future::Future as _;

@@ -62,7 +62,7 @@ pub const SYS_PEIOS_RESTRICT_SELF: u64 = 1024;
 /// Dispatches system call `nr`.
 pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6]) -> Outcome {
     match nr {
-        0 => fs::read(thread, a[0], a[1], a[2]).into(),
+        0 => fs::read(thread, a[0], a[1], a[2]),
         1 => fs::write(thread, a[0], a[1], a[2]).into(),
         2 => fs::openat(thread, fs::AT_FDCWD, a[0], a[1]).into(),
         3 => fs::close(thread, a[0]).into(),
@@ -89,6 +89,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         77 => fs::ftruncate(thread, a[0], a[1]).into(),
         216 => memory::remap_file_pages(thread, a[0], a[1], a[2], a[3], a[4]).into(),
         319 => fs::memfd_create(thread, a[0], a[1]).into(),
+        323 => fs::userfaultfd(thread, a[0]).into(),
         32 => fs::dup(thread, a[0]).into(),
         35 => time::nanosleep(thread, a[0], a[1]),
         39 => Ok(u64::from(thread.process.pid)).into(),

@@ -12,10 +12,17 @@ use crate::pagetable::{InstallError, PageTable, Pte};
 use crate::phys::{AllocFailure, PAGE_BYTES};
 use crate::vma::Vma;
 
+/// Whether two hooks are the same object (data pointers; vtables may differ).
+fn same_hook(a: &Arc<dyn FaultInterceptor>, b: &Arc<dyn FaultInterceptor>) -> bool {
+    core::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
 impl<P: PageTable> AddressSpace<P> {
-    /// Registers `hook` on `[addr, addr + len)` (or unregisters with `None`),
-    /// splitting VMAs at the edges. `EINVAL` for an unaligned or partly unmapped
-    /// range, `ENOMEM` over `max_map_count`.
+    /// Registers `hook` on the VMAs in `[addr, addr + len)` (or unregisters with
+    /// `None`), splitting them at the edges; holes are skipped, as on Linux. `EINVAL`
+    /// for an unaligned range, one with no VMA, or (registering) one with file or
+    /// shared memory; `EBUSY` when another hook holds part of it; `ENOMEM` over
+    /// `max_map_count`.
     pub fn set_interceptor(
         &self,
         addr: u64,
@@ -27,14 +34,56 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
         let mut st = self.state().write();
-        if !st.tree.is_covered(addr, end) {
+        if st.tree.is_free(addr, end) {
             return Err(MmError::InvalidArgument);
+        }
+        if let Some(h) = &hook {
+            for v in st.tree.overlapping(addr, end) {
+                if v.file().is_some() {
+                    return Err(MmError::InvalidArgument);
+                }
+                if v.interceptor.as_ref().is_some_and(|o| !same_hook(o, h)) {
+                    return Err(MmError::Busy);
+                }
+            }
         }
         let max = self.tunables().max_map_count();
         st.tree.edit_each(addr, end, max, &mut |n: &mut Vma| {
             n.interceptor = hook.clone()
         })?;
         Ok(())
+    }
+
+    /// Removes `hook` from every VMA that carries it (its last descriptor closed).
+    pub fn clear_interceptor(&self, hook: &Arc<dyn FaultInterceptor>) {
+        let mut st = self.state().write();
+        let held: alloc::vec::Vec<(u64, u64)> = st
+            .tree
+            .iter()
+            .filter(|v| v.interceptor.as_ref().is_some_and(|o| same_hook(o, hook)))
+            .map(|v| (v.start, v.end))
+            .collect();
+        for (start, end) in held {
+            // Clearing merges VMAs back, so it never needs a VMA more.
+            let _ = st
+                .tree
+                .edit_each(start, end, usize::MAX, &mut |n: &mut Vma| {
+                    n.interceptor = None
+                });
+        }
+    }
+
+    /// Whether every page of `[addr, addr + len)` lies in a VMA that `hook` intercepts.
+    pub fn intercepted_by(&self, addr: u64, len: u64, hook: &Arc<dyn FaultInterceptor>) -> bool {
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        let st = self.state().read();
+        st.tree.is_covered(addr, end)
+            && st
+                .tree
+                .overlapping(addr, end)
+                .all(|v| v.interceptor.as_ref().is_some_and(|o| same_hook(o, hook)))
     }
 
     /// Installs a page holding `data` (zero-padded) at the empty page `addr`, with the

@@ -40,6 +40,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["kaslrleak"],
     &["pgroups"],
     &["mmtest"],
+    &["uffd"],
     &["fuzz"],
 ];
 

@@ -41,7 +41,7 @@ fn process_vm_readv(pid: i32, addr: usize, out: &mut [u8]) -> Result<usize, Errn
             0,
         )
     };
-    Errno::result(r).map(|n| n as usize)
+    Errno::result(r)
 }
 
 fn read_at(path: &str, offset: u64, out: &mut [u8]) -> Result<usize, Errno> {

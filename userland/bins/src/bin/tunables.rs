@@ -2,7 +2,9 @@
 //! back; a valid write takes effect (read back, and for the knobs whose machinery exists,
 //! the behaviour changes: max_map_count limits mappings, mmap_min_addr moves the lowest
 //! mappable address, watermark_scale_factor moves the zoneinfo watermarks, the overcommit
-//! knobs decide which mappings the commit limit refuses); an invalid
+//! knobs decide which mappings the commit limit refuses, the huge-page pools take and
+//! return node memory, unprivileged_userfaultfd decides who may create a userfaultfd); an
+//! invalid
 //! value is EINVAL with the old value kept; a restricted process's write is refused
 //! (EACCES). Values are restored afterwards. Peios-only (needs the restrict syscall and
 //! the boot-time ksyncd value of vm.stat_interval = 3).
@@ -22,7 +24,16 @@ use peios_rt::sys::process::exit_group;
 peios_rt::main!(main);
 
 /// path, default (None: machine-dependent), a valid value, what it reads back as, invalid values.
-const KNOBS: &[(&str, Option<&str>, &str, &str, &[&str])] = &[
+type Knob = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+/// Every knob through its file.
+const KNOBS: &[Knob] = &[
     (
         "/proc/sys/vm/max_map_count",
         Some("65530"),
@@ -478,6 +489,50 @@ fn meminfo_kb_plain(name: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
 }
 
+/// userfaultfd creation in this process: 1 for each of plain and `UFFD_USER_MODE_ONLY`
+/// that succeeds (plain 1, user-mode-only 2), 0 for EPERM, 100 for anything else.
+fn userfaultfd_allowed() -> i32 {
+    use peios_rt::sys::uffd::{userfaultfd, UFFD_USER_MODE_ONLY};
+    let mut code = 0;
+    for (bit, flags) in [(1, 0), (2, UFFD_USER_MODE_ONLY)] {
+        match userfaultfd(peios_rt::sys::fs::O_CLOEXEC | flags) {
+            Ok(fd) => {
+                let _ = peios_rt::sys::fs::close(fd);
+                code |= bit;
+            }
+            Err(Errno::EPERM) => {}
+            Err(_) => return 100,
+        }
+    }
+    code
+}
+
+/// Behaviour of vm.unprivileged_userfaultfd: 0 refuses a restricted process any
+/// userfaultfd, 1 allows both kinds, 2 only the user-mode-only kind; a privileged one
+/// (SeDebugPrivilege) gets both under 0.
+fn userfaultfd_gate_checks(checks: &mut Checks) {
+    let path = "/proc/sys/vm/unprivileged_userfaultfd";
+    let mut seen = Vec::new();
+    for knob in ["0", "1", "2"] {
+        let set = write_file(path, knob);
+        seen.push((set, in_restricted_child(userfaultfd_allowed)));
+    }
+    let _ = write_file(path, "0");
+    let privileged = userfaultfd_allowed();
+    checks.check(
+        "unprivileged_userfaultfd-gates-creation",
+        seen.iter().all(|(set, _)| set.is_ok())
+            && seen[0].1 == Ok(WaitStatus::Exited(0))
+            && seen[1].1 == Ok(WaitStatus::Exited(3))
+            && seen[2].1 == Ok(WaitStatus::Exited(2))
+            && privileged == 3,
+        format_args!(
+            "restricted child under 0, 1, 2: {:?} (0 none, 3 both, 2 user-mode-only); privileged under 0: {}",
+            seen, privileged
+        ),
+    );
+}
+
 fn zone_low(node: &str) -> Option<u64> {
     let text = read_file("/proc/zoneinfo").ok()?;
     let mut in_node = false;
@@ -612,6 +667,7 @@ fn main(_args: &Args) -> i32 {
 
     overcommit_checks(&mut checks);
     hugepage_checks(&mut checks);
+    userfaultfd_gate_checks(&mut checks);
 
     // Behaviour: watermark_scale_factor moves the zone watermarks.
     let low_before = zone_low("Node 0");

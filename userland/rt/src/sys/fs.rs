@@ -120,3 +120,33 @@ pub fn lseek_set(fd: i32, offset: u64) -> Result<u64, Errno> {
     // SAFETY: lseek only changes the descriptor's position.
     Errno::result(unsafe { syscall3(nr::LSEEK, fd as usize, offset as usize, 0) }).map(|o| o as u64)
 }
+
+/// One `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PollFd {
+    /// The descriptor.
+    pub fd: i32,
+    /// Events asked for.
+    pub events: i16,
+    /// Events that happened.
+    pub revents: i16,
+}
+
+/// `POLLIN`.
+pub const POLLIN: i16 = 1;
+/// `POLLERR`.
+pub const POLLERR: i16 = 8;
+
+/// `poll(fds, timeout_ms)`: how many descriptors have events (0 on timeout).
+pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> Result<usize, Errno> {
+    // SAFETY: `fds` is valid for reads and writes of its whole length.
+    Errno::result(unsafe {
+        syscall3(
+            nr::POLL,
+            fds.as_mut_ptr() as usize,
+            fds.len(),
+            timeout_ms as isize as usize,
+        )
+    })
+}

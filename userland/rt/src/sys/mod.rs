@@ -13,3 +13,4 @@ pub mod process;
 pub mod sched;
 pub mod signal;
 pub mod time;
+pub mod uffd;

@@ -49,3 +49,9 @@ pub const PRLIMIT64: usize = 302;
 pub const GETCPU: usize = 309;
 pub const GETRANDOM: usize = 318;
 pub const MEMFD_CREATE: usize = 319;
+/// `userfaultfd`.
+pub const USERFAULTFD: usize = 323;
+/// `ioctl`.
+pub const IOCTL: usize = 16;
+/// `poll`.
+pub const POLL: usize = 7;
