@@ -38,6 +38,16 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
         _ => {
+            if let Some(name) = path.strip_prefix("/sys/kernel/mm/ksm/") {
+                let s = crate::mem::ksmd::stats();
+                let value = match name {
+                    "pages_shared" => s.pages_shared,
+                    "pages_sharing" => s.pages_sharing,
+                    "full_scans" => s.full_scans,
+                    _ => return None,
+                };
+                return Some(format!("{value}\n"));
+            }
             if let Some(rest) = path.strip_prefix("/sys/kernel/mm/hugepages/") {
                 let size = pool_size(rest.strip_suffix("/free_hugepages")?)?;
                 return Some(format!("{}\n", pools.free_total(size)));

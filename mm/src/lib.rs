@@ -9,6 +9,7 @@
 //! * [`fault`]: the page-fault entry point [`aspace::AddressSpace::fault`] and its
 //!   wait seam ([`fault::FaultFuture`]);
 //! * [`hugetlb`]: the per-node huge-page pools;
+//! * [`ksm`]: same-page merging (the stable frames and their statistics);
 //! * [`pagecache`]: file objects and their page caches;
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
 //! * [`commit`]: the overcommit policy and the commit charge;
@@ -30,6 +31,7 @@ pub mod errno;
 pub mod fault;
 pub mod frame;
 pub mod hugetlb;
+pub mod ksm;
 pub mod pagecache;
 pub mod pagetable;
 pub mod phys;

@@ -283,13 +283,18 @@ pub static THP_DEFRAG: Key = key(
     3,
     keep,
 );
+fn set_ksm_run(v: u64) -> SysResult<u64> {
+    crate::mem::ksmd::set_run(v);
+    Ok(v)
+}
+
 /// KSM: 0 stopped (the default: the timing side channel), 1 run, 2 unmerge.
 pub static KSM_RUN: Key = key(
     "mm.ksm.run",
     &["/sys/kernel/mm/ksm/run"],
     KeyKind::Int { min: 0, max: 2 },
     0,
-    keep,
+    set_ksm_run,
 );
 /// DAMON monitors (0: DAMON off, the default).
 pub static DAMON_KDAMONDS: Key = key(

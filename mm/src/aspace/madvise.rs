@@ -35,6 +35,10 @@ pub enum Advice {
     DontFork,
     /// `MADV_DOFORK` (11).
     DoFork,
+    /// `MADV_MERGEABLE` (12): KSM may merge the private anonymous pages.
+    Mergeable,
+    /// `MADV_UNMERGEABLE` (13): merged pages get their own frames again.
+    Unmergeable,
     /// `MADV_DONTDUMP` (16).
     DontDump,
     /// `MADV_DODUMP` (17).
@@ -55,7 +59,7 @@ pub enum Advice {
 
 impl Advice {
     /// Decodes a Linux advice value; `EINVAL` for unknown ones and for those other
-    /// issues add (KSM, THP, hwpoison...).
+    /// issues add (THP, hwpoison...).
     pub fn from_linux(value: u64) -> Result<Advice, MmError> {
         Ok(match value {
             0 => Advice::Normal,
@@ -67,6 +71,8 @@ impl Advice {
             9 => Advice::Remove,
             10 => Advice::DontFork,
             11 => Advice::DoFork,
+            12 => Advice::Mergeable,
+            13 => Advice::Unmergeable,
             16 => Advice::DontDump,
             17 => Advice::DoDump,
             18 => Advice::WipeOnFork,
@@ -91,6 +97,8 @@ impl Advice {
             Advice::DoDump => (VmFlags::empty(), VmFlags::DONTDUMP),
             Advice::WipeOnFork => (VmFlags::WIPEONFORK, VmFlags::empty()),
             Advice::KeepOnFork => (VmFlags::empty(), VmFlags::WIPEONFORK),
+            Advice::Mergeable => (VmFlags::MERGEABLE, VmFlags::empty()),
+            Advice::Unmergeable => (VmFlags::empty(), VmFlags::MERGEABLE),
             _ => return None,
         })
     }
@@ -135,8 +143,20 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 let max = self.tunables().max_map_count();
                 st.tree.edit_each(addr, end, max, &mut |n: &mut Vma| {
-                    n.flags = (n.flags - clear) | set
+                    // As on Linux, KSM skips shared mappings without an error.
+                    if advice != Advice::Mergeable || !n.flags.contains(VmFlags::MAYSHARE) {
+                        n.flags = (n.flags - clear) | set
+                    }
                 })?;
+                if advice == Advice::Unmergeable {
+                    drop(st);
+                    self.ksm_unmerge(addr, end);
+                    return if hole {
+                        Err(MmError::NoMemory)
+                    } else {
+                        Ok(PopulateStep::Done)
+                    };
+                }
             }
             Advice::DontNeed | Advice::Free => {
                 if parts.iter().any(locked) {
@@ -203,7 +223,8 @@ mod tests {
     fn decode() {
         assert_eq!(Advice::from_linux(4), Ok(Advice::DontNeed));
         assert_eq!(Advice::from_linux(23), Ok(Advice::PopulateWrite));
-        assert_eq!(Advice::from_linux(12), Err(MmError::InvalidArgument));
+        assert_eq!(Advice::from_linux(12), Ok(Advice::Mergeable));
+        assert_eq!(Advice::from_linux(14), Err(MmError::InvalidArgument));
         assert_eq!(Advice::from_linux(100), Err(MmError::InvalidArgument));
     }
 

@@ -55,6 +55,7 @@ mod access;
 mod brk;
 mod fork;
 mod intercept;
+mod ksm;
 mod lock;
 mod madvise;
 mod mincore;
@@ -90,6 +91,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::commit::Commitment;
 use crate::fault::vma_pte_perms;
 use crate::frame::PAGE_SIZE;
+use crate::ksm::Ksm;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::Frames;
 use crate::tlb::TlbFlush;
@@ -121,6 +123,7 @@ pub struct Tunables {
     max_map_count: AtomicUsize,
     stack_guard_gap_pages: AtomicU64,
     commitment: Arc<Commitment>,
+    ksm: Arc<Ksm>,
 }
 
 impl Default for Tunables {
@@ -130,6 +133,7 @@ impl Default for Tunables {
             max_map_count: AtomicUsize::new(DEFAULT_MAX_MAP_COUNT),
             stack_guard_gap_pages: AtomicU64::new(STACK_GUARD_GAP_PAGES),
             commitment: Arc::new(Commitment::new()),
+            ksm: Arc::new(Ksm::new()),
         }
     }
 }
@@ -169,6 +173,11 @@ impl Tunables {
     /// Sets the stack guard gap (`stack_guard_gap=` on the command line), in pages.
     pub fn set_stack_guard_gap_pages(&self, pages: u64) {
         self.stack_guard_gap_pages.store(pages, Ordering::Relaxed);
+    }
+
+    /// The KSM trees every address space merges into.
+    pub fn ksm(&self) -> &Arc<Ksm> {
+        &self.ksm
     }
 
     /// The overcommit policy and commit charge every address space draws on.

@@ -176,6 +176,8 @@ bitflags! {
         const WIPEONFORK = 0x200_0000;
         /// `VM_DONTDUMP`: `MADV_DONTDUMP`.
         const DONTDUMP = 0x400_0000;
+        /// `VM_MERGEABLE`: `MADV_MERGEABLE` (KSM may merge its pages).
+        const MERGEABLE = 0x8000_0000;
     }
 }
 
@@ -225,7 +227,7 @@ impl VmFlags {
 
     /// The two-letter `smaps` mnemonics of the set flags, in Linux's order.
     pub fn mnemonics(self) -> impl Iterator<Item = &'static str> {
-        const TABLE: [(VmFlags, &str); 19] = [
+        const TABLE: [(VmFlags, &str); 20] = [
             (VmFlags::READ, "rd"),
             (VmFlags::WRITE, "wr"),
             (VmFlags::EXEC, "ex"),
@@ -244,6 +246,7 @@ impl VmFlags {
             (VmFlags::NORESERVE, "nr"),
             (VmFlags::WIPEONFORK, "wf"),
             (VmFlags::DONTDUMP, "dd"),
+            (VmFlags::MERGEABLE, "mg"),
             (VmFlags::empty(), ""),
         ];
         TABLE

@@ -3,7 +3,8 @@
 //! the behaviour changes: max_map_count limits mappings, mmap_min_addr moves the lowest
 //! mappable address, watermark_scale_factor moves the zoneinfo watermarks, the overcommit
 //! knobs decide which mappings the commit limit refuses, the huge-page pools take and
-//! return node memory, unprivileged_userfaultfd decides who may create a userfaultfd); an
+//! return node memory, unprivileged_userfaultfd decides who may create a userfaultfd, KSM's
+//! run merges equal pages and unmerges them); an
 //! invalid
 //! value is EINVAL with the old value kept; a restricted process's write is refused
 //! (EACCES). Values are restored afterwards. Peios-only (needs the restrict syscall and
@@ -533,6 +534,101 @@ fn userfaultfd_gate_checks(checks: &mut Checks) {
     );
 }
 
+fn ksm_stat(name: &str) -> Option<u64> {
+    value(&format!("/sys/kernel/mm/ksm/{}", name)).parse().ok()
+}
+
+/// Waits up to 10 s for KSM to complete `passes` more full scans; the count reached.
+fn ksm_wait_scans(passes: u64) -> Option<u64> {
+    let target = ksm_stat("full_scans")? + passes;
+    for _ in 0..500 {
+        let now = ksm_stat("full_scans")?;
+        if now >= target {
+            return Some(now);
+        }
+        peios_rt::time::sleep_ms(20);
+    }
+    ksm_stat("full_scans")
+}
+
+/// Behaviour of KSM's run knob: dormant by default (no scans); with 1, 64 equal pages
+/// of a MADV_MERGEABLE mapping become one shared frame (16 unique pages stay apart) and
+/// a write still only changes its own page; 0 stops the scans; 2 unmerges everything
+/// with every page's contents intact.
+fn ksm_checks(checks: &mut Checks) {
+    const PAGES: usize = 80;
+    const EQUAL: usize = 64;
+    let Ok(region) = mmap_anon(PAGES * 4096, Prot::RW) else {
+        checks.check("ksm-mmap", false, format_args!("mmap failed"));
+        return;
+    };
+    let page = |i: usize| region.wrapping_add(i * 4096);
+    let expected = |i: usize| if i < EQUAL { 0x42u8 } else { 0x80 + i as u8 };
+    for i in 0..PAGES {
+        // SAFETY: writing whole pages of our own fresh mapping.
+        unsafe { core::ptr::write_bytes(page(i), expected(i), 4096) };
+    }
+    // SAFETY: advice on our own mapping.
+    let advised = unsafe {
+        peios_rt::sys::mm::madvise(region, PAGES * 4096, peios_rt::sys::mm::MADV_MERGEABLE)
+    };
+    let scans0 = ksm_stat("full_scans");
+    peios_rt::time::sleep_ms(100);
+    let dormant = ksm_stat("full_scans") == scans0 && ksm_stat("pages_sharing") == Some(0);
+
+    let started = write_file("/sys/kernel/mm/ksm/run", "1");
+    let scanned = ksm_wait_scans(3);
+    let (shared, sharing) = (ksm_stat("pages_shared"), ksm_stat("pages_sharing"));
+    // SAFETY: a write into page 5 of our mapping (a copy-on-write of the merged frame).
+    unsafe { page(5).write_volatile(7) };
+    // SAFETY: reading our own mapping.
+    let (own, neighbour) = unsafe { (page(5).read_volatile(), page(6).read_volatile()) };
+    checks.check(
+        "ksm-run-merges-equal-pages",
+        advised.is_ok()
+            && dormant
+            && started.is_ok()
+            && scanned.is_some()
+            && shared == Some(1)
+            && sharing == Some(EQUAL as u64 - 1)
+            && (own, neighbour) == (7, 0x42),
+        format_args!(
+            "madvise {:?}; dormant before: {}; run=1 {:?}, full_scans {:?}; pages_shared {:?} pages_sharing {:?}; after a write page 5 holds {} and page 6 {}",
+            advised, dormant, started, scanned, shared, sharing, own, neighbour
+        ),
+    );
+
+    let _ = write_file("/sys/kernel/mm/ksm/run", "0");
+    peios_rt::time::sleep_ms(100);
+    let stopped_at = ksm_stat("full_scans");
+    peios_rt::time::sleep_ms(200);
+    let still = ksm_stat("full_scans");
+    let unmerged = write_file("/sys/kernel/mm/ksm/run", "2");
+    let after = (ksm_stat("pages_shared"), ksm_stat("pages_sharing"));
+    let intact = (0..PAGES).all(|i| {
+        (0..4096).step_by(512).all(|o| {
+            let want = if (i, o) == (5, 0) { 7 } else { expected(i) };
+            // SAFETY: reading our own mapping.
+            unsafe { page(i).add(o).read_volatile() == want }
+        })
+    });
+    let _ = write_file("/sys/kernel/mm/ksm/run", "0");
+    // SAFETY: unmapping our own mapping.
+    let _ = unsafe { munmap(region, PAGES * 4096) };
+    checks.check(
+        "ksm-stop-and-unmerge",
+        stopped_at.is_some()
+            && stopped_at == still
+            && unmerged.is_ok()
+            && after == (Some(0), Some(0))
+            && intact,
+        format_args!(
+            "full_scans after run=0: {:?} then {:?}; run=2 {:?}: shared/sharing {:?}; contents intact {}",
+            stopped_at, still, unmerged, after, intact
+        ),
+    );
+}
+
 fn zone_low(node: &str) -> Option<u64> {
     let text = read_file("/proc/zoneinfo").ok()?;
     let mut in_node = false;
@@ -668,6 +764,7 @@ fn main(_args: &Args) -> i32 {
     overcommit_checks(&mut checks);
     hugepage_checks(&mut checks);
     userfaultfd_gate_checks(&mut checks);
+    ksm_checks(&mut checks);
 
     // Behaviour: watermark_scale_factor moves the zone watermarks.
     let low_before = zone_low("Node 0");

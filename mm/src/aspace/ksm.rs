@@ -1,0 +1,121 @@
+//! The address-space side of KSM (see [`crate::ksm`]): scanning the mergeable VMAs
+//! and breaking merges.
+
+use super::AddressSpace;
+use crate::fault::vma_pte_perms;
+use crate::ksm::Verdict;
+use crate::pagetable::{PageTable, Pte, PteFlags};
+use crate::phys::PAGE_BYTES;
+use crate::tlb::TlbBatch;
+use crate::vma::{Backing, VmFlags};
+use alloc::vec::Vec;
+
+impl<P: PageTable> AddressSpace<P> {
+    /// One KSM pass over the private anonymous pages of this address space's
+    /// `MADV_MERGEABLE` VMAs (part of a pass the caller opens and closes on the shared
+    /// [`Ksm`](crate::ksm::Ksm)); returns the pages merged.
+    pub fn ksm_scan(&self) -> usize {
+        let ksm = self.tunables().ksm().clone();
+        let frames = self.frames().clone();
+        let pt = self.page_table();
+        let st = self.state().read();
+        let mut merged = 0;
+        for v in st
+            .tree
+            .iter()
+            .filter(|v| v.flags.contains(VmFlags::MERGEABLE) && matches!(v.backing, Backing::Anon))
+        {
+            // Pin every page only this mapping owns and write-protect it: once the
+            // flush is done, nobody can change its contents (a write copies it).
+            let mut candidates = Vec::new();
+            pt.scan(v.start, v.end, &mut |va, pte| {
+                if !pte.flags.contains(PteFlags::BUSY) && frames.count(pte.pfn) == 1 {
+                    candidates.push((va, pte));
+                }
+            });
+            let mut protect = TlbBatch::new();
+            let mut pinned = Vec::with_capacity(candidates.len());
+            for (va, pte) in candidates {
+                frames.get(pte.pfn);
+                let ro = pte.with_flags(pte.flags - PteFlags::WRITE);
+                if pt.replace(va, pte, ro).is_err() {
+                    frames.put(pte.pfn);
+                    continue;
+                }
+                if pte.flags.contains(PteFlags::WRITE) {
+                    protect.add_page(va);
+                }
+                pinned.push((va, ro));
+            }
+            protect.flush(&**self.tlb());
+
+            let mut remapped = TlbBatch::new();
+            let mut release = Vec::new();
+            let mut contents = alloc::vec![0u8; PAGE_BYTES];
+            for (va, ro) in pinned {
+                frames.read(ro.pfn, 0, &mut contents);
+                match ksm.classify(&frames, ro.pfn, &contents) {
+                    Verdict::MergeInto(k) => {
+                        if pt.replace(va, ro, Pte::new(k, ro.flags)).is_ok() {
+                            remapped.add_page(va);
+                            release.push(ro.pfn);
+                            merged += 1;
+                        } else {
+                            frames.put(k);
+                        }
+                        release.push(ro.pfn);
+                    }
+                    Verdict::Promoted => {}
+                    Verdict::Keep => release.push(ro.pfn),
+                }
+            }
+            // Old frames go only after no TLB can still read them.
+            remapped.flush(&**self.tlb());
+            for pfn in release {
+                frames.put(pfn);
+            }
+        }
+        merged
+    }
+
+    /// Gives every mapping of a KSM frame in `[start, end)` a private, writable copy
+    /// (`run` = 2, `MADV_UNMERGEABLE`). A page that cannot be copied for want of
+    /// memory stays merged.
+    pub fn ksm_unmerge(&self, start: u64, end: u64) {
+        let ksm = self.tunables().ksm().clone();
+        let frames = self.frames().clone();
+        let pt = self.page_table();
+        let st = self.state().read();
+        let mut batch = TlbBatch::new();
+        let mut release = Vec::new();
+        for v in st
+            .tree
+            .overlapping(start, end)
+            .filter(|v| matches!(v.backing, Backing::Anon))
+        {
+            let (lo, hi) = (v.start.max(start), v.end.min(end));
+            let mut merged = Vec::new();
+            pt.scan(lo, hi, &mut |va, pte| {
+                if !pte.flags.contains(PteFlags::BUSY) && ksm.is_stable(pte.pfn) {
+                    merged.push((va, pte));
+                }
+            });
+            let writable = vma_pte_perms(v.flags) | PteFlags::ACCESSED | PteFlags::DIRTY;
+            for (va, pte) in merged {
+                let Ok(copy) = frames.alloc_copy(pte.pfn, va) else {
+                    continue;
+                };
+                if pt.replace(va, pte, Pte::new(copy, writable)).is_ok() {
+                    batch.add_page(va);
+                    release.push(pte.pfn);
+                } else {
+                    frames.put(copy);
+                }
+            }
+        }
+        batch.flush(&**self.tlb());
+        for pfn in release {
+            frames.put(pfn);
+        }
+    }
+}
