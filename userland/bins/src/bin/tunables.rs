@@ -629,19 +629,46 @@ fn ksm_checks(checks: &mut Checks) {
     );
 }
 
-fn zone_low(node: &str) -> Option<u64> {
+/// A watermark (`min`, `low`, `high`) of `node`'s zone in /proc/zoneinfo, in pages.
+fn zone_watermark(node: &str, which: &str) -> Option<u64> {
     let text = read_file("/proc/zoneinfo").ok()?;
     let mut in_node = false;
     for line in text.lines() {
         if line.starts_with("Node ") {
             in_node = line.starts_with(node);
         } else if in_node {
-            if let Some(v) = line.trim().strip_prefix("low") {
-                return v.trim().parse().ok();
+            let mut words = line.split_whitespace();
+            if words.next() == Some(which) {
+                return words.next()?.parse().ok();
             }
         }
     }
     None
+}
+
+fn zone_low(node: &str) -> Option<u64> {
+    zone_watermark(node, "low")
+}
+
+/// Behaviour of min_free_kbytes: the nodes' `min` watermarks add up to it (Linux shares
+/// it out by node size).
+fn min_free_kbytes_checks(checks: &mut Checks) {
+    let before = value("/proc/sys/vm/min_free_kbytes");
+    let set = write_file("/proc/sys/vm/min_free_kbytes", "16384");
+    let mins: Vec<Option<u64>> = ["Node 0", "Node 1"]
+        .iter()
+        .map(|n| zone_watermark(n, "min"))
+        .collect();
+    let _ = write_file("/proc/sys/vm/min_free_kbytes", &before);
+    let total: u64 = mins.iter().flatten().sum();
+    checks.check(
+        "min_free_kbytes-sets-min-watermarks",
+        set.is_ok() && mins.iter().all(Option::is_some) && total.abs_diff(16384 / 4) <= 2,
+        format_args!(
+            "{:?}: node min watermarks {:?} pages (sum {}, want 4096)",
+            set, mins, total
+        ),
+    );
 }
 
 fn main(_args: &Args) -> i32 {
@@ -765,6 +792,7 @@ fn main(_args: &Args) -> i32 {
     hugepage_checks(&mut checks);
     userfaultfd_gate_checks(&mut checks);
     ksm_checks(&mut checks);
+    min_free_kbytes_checks(&mut checks);
 
     // Behaviour: watermark_scale_factor moves the zone watermarks.
     let low_before = zone_low("Node 0");
