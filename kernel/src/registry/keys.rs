@@ -128,8 +128,9 @@ pub static MIN_FREE_KBYTES: Key = key(
     set_min_free,
 );
 
-/// Every key, in the order `ksyncd` documents them.
-pub static KEYS: [&Key; 34] = [
+/// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
+/// follow them in [`all`]).
+static SYSTEM_KEYS: [&Key; 18] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -148,23 +149,12 @@ pub static KEYS: [&Key; 34] = [
     &STAT_INTERVAL,
     &PAGE_CLUSTER,
     &OOM_KILL_ALLOCATING_TASK,
-    &NODE0_HUGEPAGES_2048KB,
-    &NODE0_HUGEPAGES_1048576KB,
-    &NODE1_HUGEPAGES_2048KB,
-    &NODE1_HUGEPAGES_1048576KB,
-    &NODE2_HUGEPAGES_2048KB,
-    &NODE2_HUGEPAGES_1048576KB,
-    &NODE3_HUGEPAGES_2048KB,
-    &NODE3_HUGEPAGES_1048576KB,
-    &NODE4_HUGEPAGES_2048KB,
-    &NODE4_HUGEPAGES_1048576KB,
-    &NODE5_HUGEPAGES_2048KB,
-    &NODE5_HUGEPAGES_1048576KB,
-    &NODE6_HUGEPAGES_2048KB,
-    &NODE6_HUGEPAGES_1048576KB,
-    &NODE7_HUGEPAGES_2048KB,
-    &NODE7_HUGEPAGES_1048576KB,
 ];
+
+/// Every key: the system-wide ones, then the per-node pools.
+pub fn all() -> impl Iterator<Item = &'static Key> {
+    SYSTEM_KEYS.iter().chain(NODE_POOL_KEYS.iter()).copied()
+}
 
 fn commitment() -> &'static mm::commit::Commitment {
     crate::mem::aspace::tunables().commitment()

@@ -5,7 +5,7 @@
 
 pub mod keys;
 
-pub use keys::{Key, KeyKind, KEYS};
+pub use keys::{all, Key, KeyKind};
 
 use crate::syscall::errno::{Errno, SysResult};
 use alloc::{format, string::String};
@@ -22,13 +22,13 @@ fn key_sd() -> &'static SecurityDescriptor {
 
 /// The key served at `path`, if any.
 pub fn lookup_path(path: &str) -> Option<&'static Key> {
-    KEYS.iter().copied().find(|k| k.paths.contains(&path))
+    all().find(|k| k.paths.contains(&path))
 }
 
 /// `/proc/sys/peios/registry`: every key as `name = value (default D)`.
 pub fn listing() -> String {
     let mut s = String::new();
-    for k in KEYS.iter() {
+    for k in all() {
         let shown = k.render();
         let _ = core::fmt::Write::write_fmt(
             &mut s,
