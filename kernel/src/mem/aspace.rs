@@ -35,9 +35,15 @@ pub fn tunables() -> &'static Arc<aspace::Tunables> {
 struct KernelTlb(Arc<TlbState>);
 
 impl mm::tlb::TlbFlush for KernelTlb {
+    /// One shootdown for the whole batch, over the span of its ranges: flushing the
+    /// pages between them too costs less than a broadcast (and its acknowledgements)
+    /// per range, and a wide span becomes a full flush anyway.
     fn flush(&self, batch: &TlbBatch) {
-        for range in batch.ranges() {
-            tlb::flush_address_space(&self.0, range.start, range.end);
+        let ranges = batch.ranges();
+        let start = ranges.iter().map(|r| r.start).min();
+        let end = ranges.iter().map(|r| r.end).max();
+        if let (Some(start), Some(end)) = (start, end) {
+            tlb::flush_address_space(&self.0, start, end);
         }
     }
 }
