@@ -41,13 +41,15 @@ const SHARED_KEY: u64 = u64::MAX;
 /// mapping by the physical location of the word, so processes sharing the memory meet
 /// whatever address each maps it at.
 fn key_of(process: &Process, uaddr: u64, private: bool) -> (u64, u64) {
-    let space = process.address_space();
-    if !private && space.mm().vma_at(uaddr).is_some_and(|v| v.is_shared()) {
-        if let Some(frame) = space.frame_of(uaddr) {
-            return (SHARED_KEY, frame + (uaddr & 4095));
+    if !private {
+        let space = process.address_space();
+        if space.mm().vma_at(uaddr).is_some_and(|v| v.is_shared()) {
+            if let Some(frame) = space.frame_of(uaddr) {
+                return (SHARED_KEY, frame + (uaddr & 4095));
+            }
         }
     }
-    (space.id(), uaddr)
+    (process.address_space_id(), uaddr)
 }
 
 /// FUTEX_WAIT: sleeps while `*uaddr == expected`, until woken, interrupted or `deadline_ns`.

@@ -77,8 +77,10 @@ pub struct Process {
     pub sid: AtomicU32,
     /// Program name (for reports).
     pub name: Mutex<String>,
-    /// The address space; replaced by execve.
+    /// The address space; replaced by execve (through `replace_address_space`).
     pub aspace: RwLock<Arc<AddressSpace>>,
+    /// The id of `aspace`, readable without touching its lock or count (futex keys).
+    aspace_id: AtomicU64,
     /// Open files.
     pub files: Mutex<files::FileTable>,
     /// The security token all its threads run with.
@@ -117,6 +119,18 @@ impl Process {
     /// The current address space (a clone of the `Arc`, so the lock is not held).
     pub fn address_space(&self) -> Arc<AddressSpace> {
         self.aspace.read().clone()
+    }
+
+    /// The current address space's id.
+    pub fn address_space_id(&self) -> u64 {
+        self.aspace_id.load(Ordering::Acquire)
+    }
+
+    /// Installs `new` (execve, exit); returns the old address space.
+    pub fn replace_address_space(&self, new: Arc<AddressSpace>) -> Arc<AddressSpace> {
+        let mut slot = self.aspace.write();
+        self.aspace_id.store(new.id(), Ordering::Release);
+        core::mem::replace(&mut *slot, new)
     }
 
     /// The integrity level of this process (from its token).
@@ -241,6 +255,7 @@ pub fn new_process(
                 .map_or(pid, |p| p.sid.load(Ordering::Relaxed)),
         ),
         name: Mutex::new(name),
+        aspace_id: AtomicU64::new(aspace.id()),
         aspace: RwLock::new(aspace),
         files: Mutex::new(files),
         token: RwLock::new(token),

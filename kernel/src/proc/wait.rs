@@ -81,7 +81,7 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     // Close files and drop the address space's memory now (the zombie keeps nothing).
     process.files.lock().close_all();
     if let Ok(empty) = crate::mem::aspace::AddressSpace::new(mm::aspace::Layout::default()) {
-        *process.aspace.write() = Arc::new(empty);
+        drop(process.replace_address_space(Arc::new(empty)));
     }
     // Orphans go to init.
     let orphans: Vec<Arc<Process>> = core::mem::take(&mut *process.children.lock());

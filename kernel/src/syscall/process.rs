@@ -231,7 +231,7 @@ fn execve_single(
     let uid = process.token.read().uid();
     let image = exec::load(elf, &raw, &args, &envs, uid)?;
     let new_space = Arc::new(image.aspace);
-    let old_space = core::mem::replace(&mut *process.aspace.write(), new_space.clone());
+    let old_space = process.replace_address_space(new_space.clone());
     tlb::activate(&new_space);
     drop(old_space);
     crate::arch::usermode::save_fpu(ctx);
