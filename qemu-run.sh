@@ -43,12 +43,11 @@ if (( nodes < 1 || cpus < nodes || mem_mib % nodes != 0 )); then
   echo "qemu-run.sh: need cpus >= nodes >= 1 and memory divisible by nodes" >&2; exit 2
 fi
 
-cargo_flags=(--target x86_64-unknown-none)
-[[ $profile == release ]] && cargo_flags+=(--release)
 kernel=${CARGO_TARGET_DIR:-$here/target}/x86_64-unknown-none/$profile/kernel
 if (( build )); then
-  (cd "$here" && cargo build -q -p kernel "${cargo_flags[@]}")
-  python3 "$here/tools/kaslr-relocs.py" "$kernel" >/dev/null
+  kernel_flags=()
+  [[ $profile == release ]] && kernel_flags+=(--release)
+  kernel=$("$here/tools/build-kernel.sh" "${kernel_flags[@]}")
   if [[ -x $here/userland/build.sh ]]; then "$here/userland/build.sh" >&2; fi
 fi
 

@@ -20,8 +20,7 @@ done
 anchor=${LINUX_ANCHOR:-$here/../shared/tools/linux-anchor/run-linux.sh}
 [[ -x $anchor ]] || { echo "side-by-side.sh: no Linux anchor at $anchor" >&2; exit 2; }
 
-(cd "$here" && cargo build -q --release -p kernel --target x86_64-unknown-none)
-python3 "$here/tools/kaslr-relocs.py" "$here/target/x86_64-unknown-none/release/kernel" >/dev/null
+"$here/tools/build-kernel.sh" --release >/dev/null
 "$here/userland/build.sh" --release >/dev/null
 bin=$here/userland/target/bin
 

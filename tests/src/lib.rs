@@ -22,35 +22,21 @@ fn guest_target_dir() -> PathBuf {
     repo_root().join("target").join("guest")
 }
 
-/// Builds the kernel in `profile` (`debug` or `release`) and appends its KASLR
-/// relocation table; returns the kernel's path.
+/// Builds the kernel in `profile` (`debug` or `release`) with its KASLR relocation
+/// table, through `tools/build-kernel.sh`; returns the kernel's path.
 fn build_kernel(profile: &str) -> PathBuf {
-    let mut args = vec![
-        "build",
-        "-q",
-        "-p",
-        "kernel",
-        "--target",
-        "x86_64-unknown-none",
-    ];
+    let mut cmd = Command::new(repo_root().join("tools/build-kernel.sh"));
+    cmd.env("CARGO_TARGET_DIR", guest_target_dir());
     if profile == "release" {
-        args.push("--release");
+        cmd.arg("--release");
     }
-    let status = Command::new("cargo")
-        .current_dir(repo_root())
-        .env("CARGO_TARGET_DIR", guest_target_dir())
-        .args(&args)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "{profile} kernel build failed");
-    let kernel = guest_target_dir().join(format!("x86_64-unknown-none/{profile}/kernel"));
-    let status = Command::new("python3")
-        .arg(repo_root().join("tools/kaslr-relocs.py"))
-        .arg(&kernel)
-        .status()
-        .expect("run tools/kaslr-relocs.py");
-    assert!(status.success(), "KASLR relocation table step failed");
-    kernel
+    let out = cmd.output().expect("run tools/build-kernel.sh");
+    assert!(
+        out.status.success(),
+        "{profile} kernel build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// Builds the kernel (and userland, if present) once per test process.
