@@ -142,9 +142,22 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
                 "maps" => maps(&space, false),
                 "smaps" => maps(&space, true),
                 "numa_maps" => numa_maps(&space),
-                "oom_score" => String::from("0\n"),
+                "oom_score" => format!("{}\n", crate::mem::oom::score(&target)),
                 _ => status(&target, &space),
             }
+        }
+        "oom_score_adj" => {
+            check_introspection(
+                &thread.process,
+                &target,
+                AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
+            )?;
+            format!(
+                "{}\n",
+                target
+                    .oom_score_adj
+                    .load(core::sync::atomic::Ordering::Relaxed)
+            )
         }
         _ => return Ok(None),
     };

@@ -10,6 +10,7 @@
 //!   wait seam ([`fault::FaultFuture`]);
 //! * [`hugetlb`]: the per-node huge-page pools;
 //! * [`ksm`]: same-page merging (the stable frames and their statistics);
+//! * [`oom`]: the OOM killer's badness and victim choice;
 //! * [`pagecache`]: file objects and their page caches;
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
 //! * [`commit`]: the overcommit policy and the commit charge;
@@ -32,6 +33,7 @@ pub mod fault;
 pub mod frame;
 pub mod hugetlb;
 pub mod ksm;
+pub mod oom;
 pub mod pagecache;
 pub mod pagetable;
 pub mod phys;

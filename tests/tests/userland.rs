@@ -122,6 +122,26 @@ fn run_musl_static_c_program() {
 }
 
 #[test]
+fn oom_killer_in_a_small_guest() {
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 512,
+        run: vec![userland_bin("oom")],
+        ..Default::default()
+    }
+    .boot();
+    assert_eq!(out.status, 0, "{}", out.log);
+    out.expect_line("oom: check hog-killed-bystander-spared: ok");
+    out.expect_line("oom: check adj-1000-chosen-first: ok");
+    out.expect_line("oom: check oom_kill_allocating_task-kills-the-allocator: ok");
+    out.expect_line("oom: check adj-lowering-needs-privilege: ok");
+    // The kernel's own report of each kill.
+    out.expect_line("oom_score_adj:1000");
+    out.expect_line("(allocating task)");
+}
+
+#[test]
 fn null_dereference_kills_only_that_process() {
     let out = Guest {
         cpus: 2,

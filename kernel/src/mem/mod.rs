@@ -9,5 +9,6 @@ pub mod heap;
 pub mod hugetlb;
 pub mod ksmd;
 pub mod numa;
+pub mod oom;
 pub mod pagetable;
 pub mod userfaultfd;

@@ -5,8 +5,9 @@ use super::{
     signal::{self, code, SigInfo},
     thread::Thread,
 };
+use crate::mem::oom::OomOutcome;
 use crate::{arch::usermode::UserContext, mem::aspace::AddressSpace};
-use mm::fault::{Access, FaultError, FaultFuture};
+use mm::fault::{Access, FaultError, FaultFuture, WaitReason};
 
 /// What the thread loop does after a user exception.
 pub enum UserFault {
@@ -36,15 +37,21 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
             match space.mm().fault(ctx.cr2, access_of(ctx.error_code), true) {
                 Ok(_) => return UserFault::Done,
                 Err(FaultError::NeedsWait(wait)) => return UserFault::Wait(wait),
-                // Out of memory with nothing to wait for: the OOM killer's seam; for now the
-                // faulting process gets SIGBUS.
-                Err(FaultError::Oom) => (
-                    signal::SIGBUS,
-                    SigInfo {
-                        code: code::BUS_ADRERR,
-                        value: ctx.cr2,
-                    },
-                ),
+                // Out of memory with nothing to wait for: the OOM killer frees some (or
+                // picks this process); with nothing killable the fault gets SIGBUS.
+                Err(FaultError::Oom) => match crate::mem::oom::out_of_memory(&thread.process) {
+                    OomOutcome::Wait(done) => {
+                        return UserFault::Wait(FaultFuture::new(WaitReason::Memory, done))
+                    }
+                    OomOutcome::SelfKilled => return UserFault::Done,
+                    OomOutcome::NoVictim => (
+                        signal::SIGBUS,
+                        SigInfo {
+                            code: code::BUS_ADRERR,
+                            value: ctx.cr2,
+                        },
+                    ),
+                },
                 Err(e) => {
                     let (sig, si_code) = e
                         .signal()

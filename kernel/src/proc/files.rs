@@ -41,6 +41,8 @@ pub enum File {
         /// Opened for writing.
         writable: bool,
     },
+    /// `/proc/<pid>/oom_score_adj`, opened for writing.
+    OomScoreAdj(alloc::sync::Arc<super::Process>),
     /// A userfaultfd (closing its last descriptor releases it).
     Userfaultfd(alloc::sync::Arc<crate::mem::userfaultfd::UserfaultFile>),
     /// `/proc/<pid>/pagemap`: 8 bytes per virtual page.

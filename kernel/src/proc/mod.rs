@@ -113,6 +113,8 @@ pub struct Process {
     pub threads_started: AtomicU32,
     /// CPUs any of its threads ran on (bit per CPU).
     pub cpus_used: AtomicU64,
+    /// `oom_score_adj` (-1000..=1000; inherited by children, kept across execve).
+    pub oom_score_adj: AtomicI32,
 }
 
 impl Process {
@@ -273,6 +275,11 @@ pub fn new_process(
         group_exit_code: AtomicI32::new(0),
         threads_started: AtomicU32::new(0),
         cpus_used: AtomicU64::new(0),
+        oom_score_adj: AtomicI32::new(
+            parent
+                .as_ref()
+                .map_or(0, |p| p.oom_score_adj.load(Ordering::Relaxed)),
+        ),
     });
     PROCESSES.write().insert(pid, process.clone());
     if let Some(parent) = parent {

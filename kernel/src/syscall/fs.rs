@@ -96,7 +96,7 @@ fn read_now(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             Ok(n as u64)
         }
         File::Directory => Err(Errno::EISDIR),
-        File::RegistryKey(_) => Err(Errno::EBADF),
+        File::RegistryKey(_) | File::OomScoreAdj(_) => Err(Errno::EBADF),
         File::ProcessMemory { target, offset, .. } => {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
@@ -183,6 +183,13 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
                 *pos += done as u64;
             }
             Ok(done as u64)
+        }
+        File::OomScoreAdj(target) => {
+            let n = (count as usize).min(64);
+            let mut text = alloc::vec![0u8; n];
+            copy_from_user(&mut text, buf)?;
+            crate::mem::oom::write_score_adj(&thread.process, &target, &text)?;
+            Ok(count)
         }
         File::RegistryKey(key) => {
             // A sysctl write is one value: at most a page, parsed whole.
@@ -291,6 +298,15 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
                 };
                 return thread.process.files.lock().insert(file, cloexec);
             }
+            "oom_score_adj" if write => {
+                crate::procfs::check_introspection(
+                    &thread.process,
+                    &target,
+                    AccessMask::PROCESS_SET_QUOTA,
+                )?;
+                let file = File::OomScoreAdj(target);
+                return thread.process.files.lock().insert(file, cloexec);
+            }
             _ if write => return Err(Errno::EACCES),
             _ => {}
         }
@@ -386,7 +402,7 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
         File::Memfd { object, .. } => (0o100_600, object.size_bytes()),
         File::Directory => (0o040_555, 0),
-        File::RegistryKey(_) => (0o100_644, 0),
+        File::RegistryKey(_) | File::OomScoreAdj(_) => (0o100_644, 0),
         File::ProcessMemory { .. } => (0o100_600, 0),
         File::PageMap { .. } => (0o100_400, 0),
     };
