@@ -13,6 +13,7 @@
 //! * [`oom`]: the OOM killer's badness and victim choice;
 //! * [`pagecache`]: file objects and their page caches;
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
+//! * [`block`]: the block-device seam (async sector I/O) and a RAM disk;
 //! * [`commit`]: the overcommit policy and the commit charge;
 //! * [`userfaultfd`]: the missing-mode userfaultfd context (a fault interceptor);
 //! * [`cpu`]: the "which CPU am I on?" hook ([`cpu::set_current_cpu_hook`]).
@@ -26,6 +27,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod aspace;
+pub mod block;
 pub mod commit;
 pub mod cpu;
 pub mod errno;
