@@ -3,18 +3,19 @@
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
 #                 [--release] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
-#                 [--run PATH [ARGS...]] [-- EXTRA QEMU ARGS...]
+#                 [--disk IMAGE] [--run PATH [ARGS...]] [-- EXTRA QEMU ARGS...]
 #
 # Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG).
 # Memory and CPUs are split evenly over the nodes (SLIT: 10 local, 20 remote).
 # `--run PATH ARGS` runs a static Linux-ABI program as the privileged first process and
-# exits with its status (128+signal for a signal death).
+# exits with its status (128+signal for a signal death). `--disk IMAGE` attaches a raw
+# image as a virtio block device.
 # The kernel ends the VM through isa-debug-exit; the script's exit status is the guest's
 # reported status (EXIT=n on the console), or 1 when the kernel failed or timed out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=debug timeout_s=600 append="" build=1
-run=() extra=()
+run=() extra=() disk=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --cpus) cpus=$2; shift 2;;
@@ -26,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --timeout) timeout_s=$2; shift 2;;
     --append) append=$2; shift 2;;
     --no-build) build=0; shift;;
+    --disk) disk=$2; shift 2;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
     -h|--help) sed -n '2,14p' "$0"; exit 0;;
@@ -88,6 +90,7 @@ qemu_args() { # $1 = accel
     -kernel "$kernel" "${initrd_args[@]}" -append "$append"
     -nographic -no-reboot -monitor none -serial stdio
     -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+  [[ -n $disk ]] && args+=(-drive "file=$disk,if=virtio,format=raw")
   (( gdb )) && args+=(-s -S)
   args+=("${extra[@]}")
 }

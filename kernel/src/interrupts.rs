@@ -2,11 +2,24 @@
 //! IO-APIC lines. Handlers do the minimum and leave the rest to tasks.
 
 use crate::arch::{apic, cpu, percpu};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use drivers::apic::vectors;
 
 /// Interrupts seen per IO-APIC line (GSI), for tests and statistics.
 pub static IRQ_COUNTS: [AtomicU64; 24] = [const { AtomicU64::new(0) }; 24];
+
+/// Device handlers per IO-APIC line (a `fn()` as an address; 0: none).
+static IRQ_HANDLERS: [AtomicUsize; 24] = [const { AtomicUsize::new(0) }; 24];
+
+/// Runs `handler` (with interrupts off, before the EOI) for every interrupt on line
+/// `gsi`, and unmasks the line. The handler must quiet its device (a PCI line is
+/// level-triggered).
+pub fn set_irq_handler(gsi: u8, handler: fn()) {
+    if let Some(slot) = IRQ_HANDLERS.get(usize::from(gsi)) {
+        slot.store(handler as usize, Ordering::SeqCst);
+        crate::topology::unmask_irq(u32::from(gsi));
+    }
+}
 
 /// Handles a non-exception vector.
 pub fn handle_interrupt(vector: u8) {
@@ -30,7 +43,14 @@ pub fn handle_interrupt(vector: u8) {
             apic::eoi();
         }
         v if (vectors::IOAPIC_BASE..vectors::IOAPIC_BASE + 24).contains(&v) => {
-            IRQ_COUNTS[usize::from(v - vectors::IOAPIC_BASE)].fetch_add(1, Ordering::Relaxed);
+            let gsi = usize::from(v - vectors::IOAPIC_BASE);
+            IRQ_COUNTS[gsi].fetch_add(1, Ordering::Relaxed);
+            let handler = IRQ_HANDLERS[gsi].load(Ordering::SeqCst);
+            if handler != 0 {
+                // SAFETY: only `set_irq_handler` stores here, and it stores a `fn()`.
+                let handler: fn() = unsafe { core::mem::transmute::<usize, fn()>(handler) };
+                handler();
+            }
             apic::eoi();
         }
         // Spurious interrupts of the masked legacy PICs: no EOI.

@@ -26,6 +26,7 @@ mod smp;
 mod syscall;
 mod time;
 mod topology;
+mod virtio_blk;
 
 use arch::{apic, cpu, gdt, idt, paging, percpu};
 use drivers::debug_exit::{exit_qemu, ExitCode};
@@ -153,6 +154,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     mm::cpu::set_current_cpu_hook(percpu::current_cpu);
     registry::init();
     initramfs::init(boot.initrd);
+    virtio_blk::probe();
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
     match args.test {

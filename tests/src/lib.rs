@@ -18,6 +18,13 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Target dir for the guest build, apart from the one `cargo test` holds locked.
+/// A scratch directory for files the guest tests hand to QEMU (disk images).
+pub fn scratch_dir() -> PathBuf {
+    let dir = guest_target_dir().join("scratch");
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir
+}
+
 fn guest_target_dir() -> PathBuf {
     repo_root().join("target").join("guest")
 }
@@ -83,6 +90,8 @@ pub struct Guest {
     pub timeout: Duration,
     /// Boot the release kernel instead of the debug one.
     pub release: bool,
+    /// A raw disk image to attach as a virtio block device.
+    pub disk: Option<PathBuf>,
 }
 
 impl Default for Guest {
@@ -95,6 +104,7 @@ impl Default for Guest {
             run: Vec::new(),
             timeout: Duration::from_secs(180),
             release: false,
+            disk: None,
         }
     }
 }
@@ -148,6 +158,9 @@ impl Guest {
             .args(["--append", &self.append]);
         if self.release {
             cmd.arg("--release");
+        }
+        if let Some(disk) = &self.disk {
+            cmd.arg("--disk").arg(disk);
         }
         if !self.run.is_empty() {
             cmd.arg("--run").args(&self.run);
