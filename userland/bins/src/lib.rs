@@ -1,5 +1,6 @@
 //! Helpers shared by the test programs: a check recorder that prints one line per
-//! check and a summary, and fixed-point formatting for benchmark figures.
+//! check and a summary, fixed-point formatting for benchmark figures, running a check in
+//! a (restricted) child, and whole-file helpers.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -173,10 +174,29 @@ pub mod files {
     }
 }
 
+/// Runs `child` in a forked child (its result is the exit status) and waits for it.
+pub fn in_child(child: impl FnOnce() -> i32) -> Result<peios_rt::process::WaitStatus, Errno> {
+    use peios_rt::process::{fork, wait_pid, Fork};
+    match fork()? {
+        Fork::Child => peios_rt::sys::process::exit_group(child()),
+        Fork::Parent(pid) => wait_pid(pid),
+    }
+}
+
 /// The Peios-only parts of the suite.
 pub mod peios {
+    use peios_rt::process::WaitStatus;
     use peios_rt::syscall::syscall0;
     use peios_rt::Errno;
+
+    /// Runs `child` in a forked child that first restricts its token (exit status 99
+    /// when it cannot: not Peios) and waits for it.
+    pub fn in_restricted_child(child: impl FnOnce() -> i32) -> Result<WaitStatus, Errno> {
+        super::in_child(|| match restrict_self() {
+            Ok(()) => child(),
+            Err(_) => 99,
+        })
+    }
 
     /// Peios syscall 1024: restrict the caller's token (drop every privilege, Medium
     /// integrity). ENOSYS on Linux.

@@ -49,7 +49,7 @@ use core::ffi::CStr;
 use core::fmt;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use peios_bins::peios::restrict_self;
-use peios_bins::Checks;
+use peios_bins::{in_child, Checks};
 use peios_rt::fault;
 use peios_rt::prelude::*;
 use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
@@ -279,14 +279,6 @@ fn release(start: usize, len: usize) {
 fn holed() -> Result<usize, Errno> {
     let a = isolated(3 * PAGE, Prot::RW, MapFlags::PRIVATE)?;
     unmap(a + PAGE, PAGE).map(|()| a)
-}
-
-/// Runs `child` in a forked child (its result is the exit status) and waits for it.
-fn in_child(child: impl FnOnce() -> i32) -> Result<WaitStatus, Errno> {
-    match fork()? {
-        Fork::Child => exit_group(child()),
-        Fork::Parent(pid) => wait_pid(pid),
-    }
 }
 
 /// Waits (up to ~20 s) until the byte at `addr` is `value`.

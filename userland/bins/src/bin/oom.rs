@@ -12,8 +12,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use peios_bins::files::{read_file, write_file};
-use peios_bins::peios::restrict_self;
-use peios_bins::Checks;
+use peios_bins::peios::in_restricted_child;
+use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
 use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
 use peios_rt::sys::mm::{mmap, mmap_anon, MapFlags, Prot};
@@ -119,15 +119,7 @@ fn adj_checks(checks: &mut Checks) {
             read_num("/proc/self/oom_score_adj")
         ),
     );
-    let inherited = match fork() {
-        Ok(Fork::Child) => exit_group(if read_num("/proc/self/oom_score_adj") == Some(500) {
-            0
-        } else {
-            1
-        }),
-        Ok(Fork::Parent(pid)) => wait_pid(pid),
-        Err(e) => Err(e),
-    };
+    let inherited = in_child(|| i32::from(read_num("/proc/self/oom_score_adj") != Some(500)));
     checks.check(
         "adj-inherited",
         inherited == Ok(WaitStatus::Exited(0)),
@@ -141,25 +133,12 @@ fn adj_checks(checks: &mut Checks) {
         );
     }
     // Restricted: raising is fine, lowering (opting out) is refused.
-    let restricted = match fork() {
-        Ok(Fork::Child) => {
-            if restrict_self().is_err() {
-                exit_group(99);
-            }
-            let up = write_file("/proc/self/oom_score_adj", "600");
-            let down = write_file("/proc/self/oom_score_adj", "-1000");
-            let kept = read_num("/proc/self/oom_score_adj");
-            exit_group(
-                if up.is_ok() && down == Err(Errno::EACCES) && kept == Some(600) {
-                    0
-                } else {
-                    1
-                },
-            )
-        }
-        Ok(Fork::Parent(pid)) => wait_pid(pid),
-        Err(e) => Err(e),
-    };
+    let restricted = in_restricted_child(|| {
+        let up = write_file("/proc/self/oom_score_adj", "600");
+        let down = write_file("/proc/self/oom_score_adj", "-1000");
+        let kept = read_num("/proc/self/oom_score_adj");
+        i32::from(!(up.is_ok() && down == Err(Errno::EACCES) && kept == Some(600)))
+    });
     checks.check(
         "adj-lowering-needs-privilege",
         restricted == Ok(WaitStatus::Exited(0)),

@@ -14,13 +14,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use peios_bins::files::{read_file, try_open, write_file};
-use peios_bins::peios::restrict_self;
+use peios_bins::peios::in_restricted_child;
 use peios_bins::Checks;
 use peios_rt::prelude::*;
-use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
+use peios_rt::process::WaitStatus;
 use peios_rt::sys::fs::O_WRONLY;
 use peios_rt::sys::mm::{mmap, mmap_anon, munmap, MapFlags, Prot};
-use peios_rt::sys::process::exit_group;
 
 peios_rt::main!(main);
 
@@ -163,18 +162,6 @@ fn chosen(shown: &str) -> String {
     match (shown.find('['), shown.find(']')) {
         (Some(a), Some(b)) if a < b => String::from(&shown[a + 1..b]),
         _ => String::from(shown),
-    }
-}
-
-fn in_restricted_child(f: fn() -> i32) -> Result<WaitStatus, Errno> {
-    match fork()? {
-        Fork::Child => {
-            if restrict_self().is_err() {
-                exit_group(99);
-            }
-            exit_group(f())
-        }
-        Fork::Parent(pid) => wait_pid(pid),
     }
 }
 
