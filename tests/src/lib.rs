@@ -94,6 +94,18 @@ pub struct Guest {
     pub disk: Option<PathBuf>,
 }
 
+impl Guest {
+    /// A small guest (2 vCPUs, one node, 512 MiB) for one program or kernel test.
+    pub fn small() -> Guest {
+        Guest {
+            cpus: 2,
+            nodes: 1,
+            mem_mib: 512,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for Guest {
     fn default() -> Self {
         Self {
@@ -124,6 +136,15 @@ impl Outcome {
     /// Lines of the console log.
     pub fn lines(&self) -> impl Iterator<Item = &str> {
         self.log.lines()
+    }
+
+    /// Asserts the guest's exit status (panics with the log otherwise).
+    pub fn expect_status(&self, status: i32) {
+        assert_eq!(
+            self.status, status,
+            "guest exit status {} (expected {status}):\n{}",
+            self.status, self.log
+        );
     }
 
     /// Panics with the log if `needle` is absent.

@@ -17,15 +17,12 @@ fn virtio_disk_round_trip_reaches_the_image() {
     bytes[..16].copy_from_slice(b"PEIOS-BLOCK-TEST");
     std::fs::write(&image, &bytes).expect("write the disk image");
     let out = Guest {
-        cpus: 2,
-        nodes: 1,
-        mem_mib: 512,
         append: "test=block".into(),
         disk: Some(image.clone()),
-        ..Default::default()
+        ..Guest::small()
     }
     .boot();
-    assert_eq!(out.status, 0, "{}", out.log);
+    out.expect_status(0);
     out.expect_line("virtio-blk: 16384 sectors (8 MiB)");
     out.expect_line("block: sector 0 holds \"PEIOS-BLOCK-TEST\"");
     out.expect_line("block: 64 pages written and read back identical");

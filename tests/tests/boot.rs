@@ -104,11 +104,8 @@ topology_test!(topology_8cpu_4node, 8, 4, 4096);
 #[test]
 fn kernel_fault_prints_report_and_fails() {
     let out = Guest {
-        cpus: 2,
-        nodes: 1,
-        mem_mib: 512,
         append: "test=kernel_fault".into(),
-        ..Default::default()
+        ..Guest::small()
     }
     .boot();
     assert_ne!(
@@ -150,7 +147,7 @@ fn kaslr_image_direct_map_and_heap_move_between_boots() {
     let mut lines = Vec::new();
     for _ in 0..3 {
         let out = guest.boot();
-        assert_eq!(out.status, 0, "{}", out.log);
+        out.expect_status(0);
         let line = kaslr_line(&out.log);
         assert_ne!(
             field(&line, "kernel image at ").as_deref(),
@@ -179,7 +176,7 @@ fn nokaslr_keeps_the_image_at_its_link_address() {
         ..Default::default()
     }
     .boot();
-    assert_eq!(out.status, 0, "{}", out.log);
+    out.expect_status(0);
     assert!(
         kaslr_line(&out.log).ends_with("kernel image at 0xffffffff80100000"),
         "{}",

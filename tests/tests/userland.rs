@@ -94,14 +94,11 @@ fn userland_suite_passes_under_kpti() {
 #[test]
 fn run_returns_program_status_and_argv() {
     let out = Guest {
-        cpus: 2,
-        nodes: 1,
-        mem_mib: 512,
         run: vec![userland_bin("hello"), "7".into(), "x-arg".into()],
-        ..Default::default()
+        ..Guest::small()
     }
     .boot();
-    assert_eq!(out.status, 7, "{}", out.log);
+    out.expect_status(7);
     out.expect_line("hello: argv[1]=7");
     out.expect_line("hello: argv[2]=x-arg");
     out.expect_line("hello from peios-rt");
@@ -110,28 +107,22 @@ fn run_returns_program_status_and_argv() {
 #[test]
 fn run_musl_static_c_program() {
     let out = Guest {
-        cpus: 2,
-        nodes: 1,
-        mem_mib: 512,
         run: vec![userland_bin("hello_c"), "3".into()],
-        ..Default::default()
+        ..Guest::small()
     }
     .boot();
-    assert_eq!(out.status, 3, "{}", out.log);
+    out.expect_status(3);
     out.expect_line("hello from musl (static");
 }
 
 #[test]
 fn oom_killer_in_a_small_guest() {
     let out = Guest {
-        cpus: 2,
-        nodes: 1,
-        mem_mib: 512,
         run: vec![userland_bin("oom")],
-        ..Default::default()
+        ..Guest::small()
     }
     .boot();
-    assert_eq!(out.status, 0, "{}", out.log);
+    out.expect_status(0);
     out.expect_line("oom: check hog-killed-bystander-spared: ok");
     out.expect_line("oom: check adj-1000-chosen-first: ok");
     out.expect_line("oom: check oom_kill_allocating_task-kills-the-allocator: ok");
@@ -144,14 +135,11 @@ fn oom_killer_in_a_small_guest() {
 #[test]
 fn null_dereference_kills_only_that_process() {
     let out = Guest {
-        cpus: 2,
-        nodes: 1,
-        mem_mib: 512,
         run: vec![userland_bin("segv")],
-        ..Default::default()
+        ..Guest::small()
     }
     .boot();
-    assert_eq!(out.status, 128 + 11, "{}", out.log);
+    out.expect_status(128 + 11);
     out.expect_line("fatal signal 11 (si_code 1, address 0x0)");
     // init reported the status: the kernel kept running after the fault.
     out.expect_line("EXIT=139");
