@@ -200,7 +200,6 @@ impl Future for ThreadTask {
 
 async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd {
     let mut slice_end = crate::time::now_ns() + TIME_SLICE_NS;
-    let mut timer_armed = false;
     // The address space, kept at hand for faults (execve replaces it: refreshed after).
     let mut space = thread.process.address_space();
     loop {
@@ -220,10 +219,11 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             usermode::save_fpu(&mut ctx);
             return LoopEnd::Migrate(ctx);
         }
-        if !timer_armed {
-            crate::arch::apic::arm_timer_by(slice_end);
-            timer_armed = true;
-        }
+        // Checked on every entry, not remembered: the timer may have fired while this
+        // thread was in the kernel (handled there, not seen here as a trap), and a thread
+        // entering user mode without it armed would never be preempted, starving the
+        // timers of every task sleeping on this CPU.
+        crate::arch::apic::ensure_timer_by(slice_end);
         usermode::run_user(&mut ctx);
         match ctx.kind {
             TrapKind::Syscall => {
@@ -232,7 +232,6 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Done(value) => value,
                     syscall::Outcome::Wait(future) => {
                         usermode::save_fpu(&mut ctx);
-                        timer_armed = false;
                         future.await
                     }
                     syscall::Outcome::Exit => break,
@@ -254,22 +253,17 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                         fault::user_exception(&thread, &space, &mut ctx)
                     {
                         usermode::save_fpu(&mut ctx);
-                        timer_armed = false;
                         wait_fault(&thread, wait).await;
                     }
                 } else {
                     if vector != vectors::SPURIOUS {
                         interrupts::handle_interrupt(vector);
                     }
-                    if vector == vectors::TIMER {
-                        timer_armed = false;
-                    }
                     if vector == vectors::TIMER || vector == vectors::WAKE {
                         let now = crate::time::now_ns();
                         if now >= slice_end || vector == vectors::WAKE {
                             usermode::save_fpu(&mut ctx);
                             sched::yield_now().await;
-                            timer_armed = false;
                             slice_end = crate::time::now_ns() + TIME_SLICE_NS;
                         }
                     }

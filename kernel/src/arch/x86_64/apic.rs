@@ -138,6 +138,16 @@ pub fn arm_timer_by(deadline_ns: u64) {
     ARMED_DEADLINE[cpu].store(now + delay, Ordering::Relaxed);
 }
 
+/// Makes sure this CPU's timer fires by `deadline_ns`: a single load when it already
+/// will (the fast path of every return to user mode).
+#[inline]
+pub fn ensure_timer_by(deadline_ns: u64) {
+    let armed = ARMED_DEADLINE[percpu::current_cpu().index()].load(Ordering::Relaxed);
+    if armed == 0 || armed > deadline_ns {
+        arm_timer_by(deadline_ns);
+    }
+}
+
 /// The timer fired on this CPU (called from its interrupt handler).
 pub fn timer_fired() {
     ARMED_DEADLINE[percpu::current_cpu().index()].store(0, Ordering::Relaxed);
