@@ -1,6 +1,6 @@
 //! Read-only `/proc` and `/sys` text files, generated at open in Linux's formats. Files
 //! about another process are gated by its security descriptor: PROCESS_QUERY_INFORMATION
-//! (and PIP dominance) for maps, smaps, status, numa_maps, pagemap and oom_score; physical
+//! (and PIP dominance) for maps, smaps, status, numa_maps, pagemap, oom_score and damon; physical
 //! frame numbers in pagemap only for SeTcbPrivilege holders.
 
 use crate::{
@@ -131,7 +131,7 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
         return Ok(None);
     };
     let text = match file {
-        "maps" | "smaps" | "status" | "numa_maps" | "oom_score" => {
+        "maps" | "smaps" | "status" | "numa_maps" | "oom_score" | "damon" => {
             check_introspection(
                 &thread.process,
                 &target,
@@ -143,6 +143,7 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
                 "smaps" => maps(&space, true),
                 "numa_maps" => numa_maps(&space),
                 "oom_score" => format!("{}\n", crate::mem::oom::score(&target)),
+                "damon" => crate::mem::damon::report(target.pid),
                 _ => status(&target, &space),
             }
         }

@@ -15,6 +15,7 @@
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
 //! * [`block`]: the block-device seam (async sector I/O) and a RAM disk;
 //! * [`commit`]: the overcommit policy and the commit charge;
+//! * [`damon`]: the data-access monitor (regions, sampling, aggregation);
 //! * [`userfaultfd`]: the missing-mode userfaultfd context (a fault interceptor);
 //! * [`cpu`]: the "which CPU am I on?" hook ([`cpu::set_current_cpu_hook`]).
 #![no_std]
@@ -30,6 +31,7 @@ pub mod aspace;
 pub mod block;
 pub mod commit;
 pub mod cpu;
+pub mod damon;
 pub mod errno;
 pub mod fault;
 pub mod frame;

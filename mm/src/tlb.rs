@@ -23,6 +23,13 @@ pub trait TlbFlush: Send + Sync {
     /// taking the shootdown request (the kernel never calls into `mm` with interrupts
     /// disabled).
     fn flush(&self, batch: &TlbBatch);
+
+    /// Asks for the pages in `batch` to be invalidated soon, without waiting: for
+    /// statistics such as DAMON's accessed bits, where a late flush only costs accuracy.
+    /// By default a full [`flush`](Self::flush).
+    fn hint_flush(&self, batch: &TlbBatch) {
+        self.flush(batch);
+    }
 }
 
 /// Page-aligned ranges to invalidate, coalesced.

@@ -57,6 +57,8 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("tunables: check unprivileged_userfaultfd-gates-creation: ok");
     out.expect_line("tunables: check ksm-run-merges-equal-pages: ok");
     out.expect_line("tunables: check ksm-stop-and-unmerge: ok");
+    out.expect_line("tunables: check damon-tells-hot-from-cold: ok");
+    out.expect_line("tunables: check damon-restricted-refused: ok");
     out.expect_line("uffd: check faulting-thread-sees-copy: ok");
     out.expect_line("uffd: check sigkill-ends-parked-process: ok");
     out.expect_line("procgate(restricted): check mem-eacces: ok");

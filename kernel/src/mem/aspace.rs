@@ -39,13 +39,24 @@ impl mm::tlb::TlbFlush for KernelTlb {
     /// pages between them too costs less than a broadcast (and its acknowledgements)
     /// per range, and a wide span becomes a full flush anyway.
     fn flush(&self, batch: &TlbBatch) {
-        let ranges = batch.ranges();
-        let start = ranges.iter().map(|r| r.start).min();
-        let end = ranges.iter().map(|r| r.end).max();
-        if let (Some(start), Some(end)) = (start, end) {
+        if let Some((start, end)) = span(batch) {
             tlb::flush_address_space(&self.0, start, end);
         }
     }
+
+    fn hint_flush(&self, batch: &TlbBatch) {
+        if let Some((start, end)) = span(batch) {
+            tlb::hint_flush_address_space(&self.0, start, end);
+        }
+    }
+}
+
+/// From the lowest start to the highest end of a batch's ranges.
+fn span(batch: &TlbBatch) -> Option<(u64, u64)> {
+    let ranges = batch.ranges();
+    let start = ranges.iter().map(|r| r.start).min()?;
+    let end = ranges.iter().map(|r| r.end).max()?;
+    Some((start, end))
 }
 
 /// A process's address space.

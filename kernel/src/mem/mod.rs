@@ -4,6 +4,7 @@
 
 pub mod aspace;
 pub mod bootstrap;
+pub mod damon;
 pub mod frames;
 pub mod heap;
 pub mod hugetlb;

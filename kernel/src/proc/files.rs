@@ -41,6 +41,8 @@ pub enum File {
         /// Opened for writing.
         writable: bool,
     },
+    /// A DAMON control file, opened for writing.
+    DamonControl(crate::mem::damon::Control),
     /// `/proc/<pid>/oom_score_adj`, opened for writing.
     OomScoreAdj(alloc::sync::Arc<super::Process>),
     /// A userfaultfd (closing its last descriptor releases it).

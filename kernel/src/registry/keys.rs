@@ -286,13 +286,18 @@ pub static KSM_RUN: Key = key(
     0,
     set_ksm_run,
 );
+fn set_nr_kdamonds(v: u64) -> SysResult<u64> {
+    crate::mem::damon::set_count(v);
+    Ok(v)
+}
+
 /// DAMON monitors (0: DAMON off, the default).
 pub static DAMON_KDAMONDS: Key = key(
     "mm.damon.nr_kdamonds",
     &["/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds"],
     KeyKind::Int { min: 0, max: 64 },
     0,
-    keep,
+    set_nr_kdamonds,
 );
 /// `vm.stat_interval` seconds (1).
 pub static STAT_INTERVAL: Key = key(

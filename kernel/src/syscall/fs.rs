@@ -96,7 +96,7 @@ fn read_now(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             Ok(n as u64)
         }
         File::Directory => Err(Errno::EISDIR),
-        File::RegistryKey(_) | File::OomScoreAdj(_) => Err(Errno::EBADF),
+        File::RegistryKey(_) | File::OomScoreAdj(_) | File::DamonControl(_) => Err(Errno::EBADF),
         File::ProcessMemory { target, offset, .. } => {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
@@ -184,6 +184,14 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             }
             Ok(done as u64)
         }
+        File::DamonControl(control) => {
+            let n = (count as usize).min(64);
+            let mut text = alloc::vec![0u8; n];
+            copy_from_user(&mut text, buf)?;
+            let text = core::str::from_utf8(&text).map_err(|_| Errno::EINVAL)?;
+            crate::mem::damon::write_control(control, text)?;
+            Ok(count)
+        }
         File::OomScoreAdj(target) => {
             let n = (count as usize).min(64);
             let mut text = alloc::vec![0u8; n];
@@ -262,6 +270,27 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
         } else {
             File::ReadOnly {
                 data: Cow::Owned(key.render().into_bytes()),
+                offset: 0,
+                object: None,
+            }
+        };
+        return thread.process.files.lock().insert(file, cloexec);
+    }
+    if let Some(control) = crate::mem::damon::control(&full) {
+        let file = if flags & O_ACCMODE != 0 {
+            // DAMON is driven by a TCB daemon.
+            if !thread
+                .process
+                .token
+                .read()
+                .has_privilege(security::Privilege::SeTcbPrivilege)
+            {
+                return Err(Errno::EACCES);
+            }
+            File::DamonControl(control)
+        } else {
+            File::ReadOnly {
+                data: Cow::Owned(crate::mem::damon::read_control(control)?.into_bytes()),
                 offset: 0,
                 object: None,
             }
@@ -402,7 +431,7 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
         File::Memfd { object, .. } => (0o100_600, object.size_bytes()),
         File::Directory => (0o040_555, 0),
-        File::RegistryKey(_) | File::OomScoreAdj(_) => (0o100_644, 0),
+        File::RegistryKey(_) | File::OomScoreAdj(_) | File::DamonControl(_) => (0o100_644, 0),
         File::ProcessMemory { .. } => (0o100_600, 0),
         File::PageMap { .. } => (0o100_400, 0),
     };

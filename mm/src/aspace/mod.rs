@@ -65,6 +65,7 @@ mod mremap;
 mod msync;
 mod munmap;
 mod populate;
+mod sample;
 mod zap;
 
 #[cfg(test)]

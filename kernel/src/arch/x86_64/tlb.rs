@@ -143,6 +143,8 @@ enum Request {
     },
     /// `space` is being torn down: leave it if it is loaded there.
     Release { space: u64, ack: *const AtomicU32 },
+    /// Flush `[start, end)` if `space` is loaded there; nobody waits for it.
+    Hint { space: u64, start: u64, end: u64 },
 }
 
 // SAFETY: the pointers are only dereferenced by the handler while the sender waits for
@@ -222,6 +224,35 @@ pub fn flush_address_space(space: &TlbState, start: u64, end: u64) {
     }
 }
 
+/// Asks every CPU running `space` to flush `[start, end)` soon, without waiting (and
+/// without the local flush a sender would owe): DAMON's sampling. A full queue drops the
+/// hint.
+pub fn hint_flush_address_space(space: &TlbState, start: u64, end: u64) {
+    let me = percpu::current_cpu();
+    if LOADED[me.index()].load(Ordering::Relaxed) == space as *const TlbState as u64 {
+        flush_local(start, end);
+    }
+    let others = space.active_cpus.load(Ordering::SeqCst) & !(1 << me.index());
+    let ptr = space as *const TlbState as u64;
+    for cpu in (0..MAX_CPUS as u32).filter(|c| others & (1 << c) != 0) {
+        if !IN_USE[cpu as usize].load(Ordering::SeqCst) {
+            FLUSH_PENDING[cpu as usize].store(true, Ordering::SeqCst);
+            continue;
+        }
+        let Some(target) = percpu::get(CpuId(cpu)) else {
+            continue;
+        };
+        let hint = Request::Hint {
+            space: ptr,
+            start,
+            end,
+        };
+        if queues()[cpu as usize].push(hint).is_ok() {
+            apic::send_ipi(target.apic_id, vectors::TLB_SHOOTDOWN);
+        }
+    }
+}
+
 /// The shootdown IPI handler: carry out every queued request, acknowledging each.
 pub fn handle_shootdown() {
     let cpu = percpu::current_cpu().index();
@@ -245,6 +276,13 @@ pub fn handle_shootdown() {
                     unload(cpu, unsafe { &*(space as *const TlbState) });
                 }
                 ack
+            }
+            Request::Hint { space, start, end } => {
+                // Only compared, never dereferenced: the space may be gone by now.
+                if loaded == space {
+                    flush_local(start, end);
+                }
+                continue;
             }
         };
         // SAFETY: the sender keeps the counter alive until every acknowledgement arrived.

@@ -4,7 +4,8 @@
 //! mappable address, watermark_scale_factor moves the zoneinfo watermarks, the overcommit
 //! knobs decide which mappings the commit limit refuses, the huge-page pools take and
 //! return node memory, unprivileged_userfaultfd decides who may create a userfaultfd, KSM's
-//! run merges equal pages and unmerges them); an
+//! run merges equal pages and unmerges them, nr_kdamonds starts a monitor that tells a
+//! read region from an idle one); an
 //! invalid
 //! value is EINVAL with the old value kept; a restricted process's write is refused
 //! (EACCES). Values are restored afterwards. Peios-only (needs the restrict syscall and
@@ -633,6 +634,114 @@ fn zone_watermark(node: &str, which: &str) -> Option<u64> {
     None
 }
 
+/// The highest `nr_accesses` `/proc/<pid>/damon` shows over `[start, end)`.
+fn damon_hottest(report: &str, start: usize, end: usize) -> Option<u64> {
+    report
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (lo, hi) = words.next()?.split_once('-')?;
+            let lo = usize::from_str_radix(lo, 16).ok()?;
+            let hi = usize::from_str_radix(hi, 16).ok()?;
+            let n: u64 = words.next()?.parse().ok()?;
+            (lo < end && hi > start).then_some(n)
+        })
+        .max()
+}
+
+static DAMON_STOP: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Behaviour of `nr_kdamonds`: with one kdamond watching this process, a region a thread
+/// keeps reading shows accesses in `/proc/self/damon` and a region nobody touches shows
+/// none; the control files are refused to a restricted writer, and another process's
+/// report to a restricted reader.
+fn damon_checks(checks: &mut Checks) {
+    use core::sync::atomic::Ordering;
+    const PAGES: usize = 64;
+    let admin = "/sys/kernel/mm/damon/admin/kdamonds";
+    // [none][hot: read-write][none][cold: read-only][none]: separate VMAs that cannot
+    // merge with anything else of the process.
+    let total = (2 * PAGES + 3) * 4096;
+    let Ok(base) = mmap_anon(total, Prot::RW) else {
+        checks.check("damon-mmap", false, format_args!("mmap failed"));
+        return;
+    };
+    let (hot, cold) = (base as usize + 4096, base as usize + (PAGES + 2) * 4096);
+    for p in 0..PAGES {
+        // SAFETY: writing our own mapping once, so every page is resident.
+        unsafe {
+            ((hot + p * 4096) as *mut u8).write_volatile(1);
+            ((cold + p * 4096) as *mut u8).write_volatile(1);
+        }
+    }
+    // SAFETY: changing protections inside our own mapping.
+    unsafe {
+        use peios_rt::sys::mm::mprotect;
+        let _ = mprotect(base, 4096, Prot::NONE);
+        let _ = mprotect((hot + PAGES * 4096) as *mut u8, 4096, Prot::NONE);
+        let _ = mprotect(cold as *mut u8, PAGES * 4096, Prot::READ);
+        let _ = mprotect((cold + PAGES * 4096) as *mut u8, 4096, Prot::NONE);
+    }
+    DAMON_STOP.store(false, Ordering::SeqCst);
+    let reader = peios_rt::thread::spawn(move || {
+        let mut sum = 0u64;
+        while !DAMON_STOP.load(Ordering::Relaxed) {
+            for p in 0..PAGES {
+                // SAFETY: reading our own live mapping.
+                sum += u64::from(unsafe { ((hot + p * 4096) as *const u8).read_volatile() });
+            }
+        }
+        sum
+    });
+    let me = peios_rt::sys::process::getpid();
+    let setup = write_file(&format!("{}/nr_kdamonds", admin), "1").and_then(|_| {
+        write_file(
+            &format!("{}/0/contexts/0/targets/0/pid_target", admin),
+            &format!("{}", me),
+        )
+    });
+    let on = setup.and_then(|_| write_file(&format!("{}/0/state", admin), "on"));
+    let state_on = value(&format!("{}/0/state", admin));
+    peios_rt::time::sleep_ms(800);
+    let report = read_file("/proc/self/damon").unwrap_or_default();
+    let denied = in_restricted_child(move || {
+        let write = write_file("/sys/kernel/mm/damon/admin/kdamonds/0/state", "off");
+        let read = read_file(&format!("/proc/{}/damon", me)).map(|_| ());
+        i32::from(!(write == Err(Errno::EACCES) && read == Err(Errno::EACCES)))
+    });
+    let _ = write_file(&format!("{}/0/state", admin), "off");
+    let state_off = value(&format!("{}/0/state", admin));
+    let _ = write_file(&format!("{}/nr_kdamonds", admin), "0");
+    let gone = read_file(&format!("{}/0/state", admin)).is_err();
+    DAMON_STOP.store(true, Ordering::SeqCst);
+    let _ = reader.map(|t| t.join());
+    // SAFETY: unmapping our own mapping.
+    let _ = unsafe { munmap(base, total) };
+    let hot_max = damon_hottest(&report, hot, hot + PAGES * 4096);
+    let cold_max = damon_hottest(&report, cold, cold + PAGES * 4096);
+    checks.check(
+        "damon-tells-hot-from-cold",
+        on.is_ok()
+            && state_on == "on"
+            && matches!(hot_max, Some(h) if h >= 5)
+            && cold_max == Some(0)
+            && state_off == "off"
+            && gone,
+        format_args!(
+            "start {:?} (state {:?}); hot region accesses {:?}, cold {:?}; then state {:?}, kdamond 0 removed {}",
+            on, state_on, hot_max, cold_max, state_off, gone
+        ),
+    );
+    checks.check(
+        "damon-restricted-refused",
+        denied == Ok(WaitStatus::Exited(0)),
+        format_args!(
+            "restricted child (0: state write and report read EACCES) {:?}",
+            denied
+        ),
+    );
+}
+
 fn zone_low(node: &str) -> Option<u64> {
     zone_watermark(node, "low")
 }
@@ -780,6 +889,7 @@ fn main(_args: &Args) -> i32 {
     userfaultfd_gate_checks(&mut checks);
     ksm_checks(&mut checks);
     min_free_kbytes_checks(&mut checks);
+    damon_checks(&mut checks);
 
     // Behaviour: watermark_scale_factor moves the zone watermarks.
     let low_before = zone_low("Node 0");
