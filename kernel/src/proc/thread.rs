@@ -220,10 +220,19 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             return LoopEnd::Migrate(ctx);
         }
         // Checked on every entry, not remembered: the timer may have fired while this
-        // thread was in the kernel (handled there, not seen here as a trap), and a thread
+        // thread was in the kernel (handled there, not seen here as a trap). A thread
         // entering user mode without it armed would never be preempted, starving the
-        // timers of every task sleeping on this CPU.
-        crate::arch::apic::ensure_timer_by(slice_end);
+        // timers of every task sleeping on this CPU; and a slice that ran out meanwhile
+        // ends here, or a system-call loop would never see it end.
+        if !crate::arch::apic::timer_armed_by(slice_end) {
+            if crate::time::now_ns() >= slice_end {
+                usermode::save_fpu(&mut ctx);
+                sched::yield_now().await;
+                slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                continue;
+            }
+            crate::arch::apic::arm_timer_by(slice_end);
+        }
         usermode::run_user(&mut ctx);
         match ctx.kind {
             TrapKind::Syscall => {

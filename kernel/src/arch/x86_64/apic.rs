@@ -138,14 +138,12 @@ pub fn arm_timer_by(deadline_ns: u64) {
     ARMED_DEADLINE[cpu].store(now + delay, Ordering::Relaxed);
 }
 
-/// Makes sure this CPU's timer fires by `deadline_ns`: a single load when it already
-/// will (the fast path of every return to user mode).
+/// Whether this CPU's timer is armed to fire by `deadline_ns` (a single load: the fast
+/// path of every return to user mode).
 #[inline]
-pub fn ensure_timer_by(deadline_ns: u64) {
+pub fn timer_armed_by(deadline_ns: u64) -> bool {
     let armed = ARMED_DEADLINE[percpu::current_cpu().index()].load(Ordering::Relaxed);
-    if armed == 0 || armed > deadline_ns {
-        arm_timer_by(deadline_ns);
-    }
+    armed != 0 && armed <= deadline_ns
 }
 
 /// The timer fired on this CPU (called from its interrupt handler).
