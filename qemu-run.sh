@@ -3,9 +3,11 @@
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
 #                 [--release] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
-#                 [--disk IMAGE] [--run PATH [ARGS...]] [-- EXTRA QEMU ARGS...]
+#                 [--disk IMAGE] [--no-demo] [--run PATH [ARGS...]] [-- EXTRA QEMU ARGS...]
 #
 # Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG).
+# Without --run it runs the demo: the userland suite, then fault_bench (threads, 1/2/4
+# workers); --no-demo runs only the suite.
 # Memory and CPUs are split evenly over the nodes (SLIT: 10 local, 20 remote).
 # `--run PATH ARGS` runs a static Linux-ABI program as the privileged first process and
 # exits with its status (128+signal for a signal death). `--disk IMAGE` attaches a raw
@@ -15,7 +17,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=debug timeout_s=600 append="" build=1
-run=() extra=() disk=""
+run=() extra=() disk="" demo=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     --cpus) cpus=$2; shift 2;;
@@ -28,6 +30,7 @@ while [[ $# -gt 0 ]]; do
     --append) append=$2; shift 2;;
     --no-build) build=0; shift;;
     --disk) disk=$2; shift 2;;
+    --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
     -h|--help) sed -n '2,14p' "$0"; exit 0;;
@@ -51,6 +54,12 @@ if (( build )); then
   [[ $profile == release ]] && kernel_flags+=(--release)
   kernel=$("$here/tools/build-kernel.sh" "${kernel_flags[@]}")
   if [[ -x $here/userland/build.sh ]]; then "$here/userland/build.sh" >&2; fi
+fi
+
+# The demo (no --run): the suite, then the multi-threaded fault benchmark (init --demo,
+# run as the program init starts). `--no-demo` boots into the plain suite (the tests do).
+if [[ ${#run[@]} -eq 0 && $demo -eq 1 && -f $here/userland/target/bin/init ]]; then
+  run=("$here/userland/target/bin/init" --demo)
 fi
 
 initrd_args=()

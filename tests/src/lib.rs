@@ -167,7 +167,7 @@ impl Guest {
         let start = Instant::now();
         let mut cmd = Command::new(repo_root().join("qemu-run.sh"));
         cmd.env("CARGO_TARGET_DIR", guest_target_dir())
-            .args(["--no-build", "--accel", &test_accel()])
+            .args(["--no-build", "--no-demo", "--accel", &test_accel()])
             .args([
                 "--cpus",
                 &self.cpus.to_string(),

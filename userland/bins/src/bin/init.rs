@@ -44,12 +44,24 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["fuzz"],
 ];
 
+/// What `--demo` runs after the suite: the multi-threaded fault benchmark, briefly.
+pub const DEMO_BENCH: &[&str] = &[
+    "fault_bench",
+    "--mode",
+    "thread",
+    "--workers",
+    "1,2,4",
+    "--seconds",
+    "1",
+];
+
 const DEFAULT_ENV: &[&str] = &["PATH=/bin", "HOME=/"];
 
 fn main(args: &Args) -> i32 {
     let argv: Vec<&str> = args.iter().collect();
     let mut bindir = "/bin";
     let mut suite_file = "/etc/suite";
+    let mut demo = false;
     let mut i = 1;
     while i < argv.len() {
         match argv[i] {
@@ -60,6 +72,10 @@ fn main(args: &Args) -> i32 {
             "--suite" if i + 1 < argv.len() => {
                 suite_file = argv[i + 1];
                 i += 2;
+            }
+            "--demo" => {
+                demo = true;
+                i += 1;
             }
             _ => break,
         }
@@ -75,12 +91,12 @@ fn main(args: &Args) -> i32 {
             None => usage(),
         },
         Some(_) => usage(),
-        None => run_suite(bindir, suite_file, &env),
+        None => run_suite(bindir, suite_file, &env, demo),
     }
 }
 
 fn usage() -> i32 {
-    eprintln!("usage: init [--bindir DIR] [--suite FILE] [--run PATH ARGS...]");
+    eprintln!("usage: init [--bindir DIR] [--suite FILE] [--demo] [--run PATH ARGS...]");
     2
 }
 
@@ -102,8 +118,8 @@ fn run_one(argv: &[&str], env: &[&str]) -> i32 {
     }
 }
 
-fn run_suite(bindir: &str, suite_file: &str, env: &[&str]) -> i32 {
-    let entries = match read_suite(suite_file) {
+fn run_suite(bindir: &str, suite_file: &str, env: &[&str], demo: bool) -> i32 {
+    let mut entries: Vec<Vec<String>> = match read_suite(suite_file) {
         Some(list) => {
             println!("init: suite from {} ({} programs)", suite_file, list.len());
             list
@@ -113,6 +129,9 @@ fn run_suite(bindir: &str, suite_file: &str, env: &[&str]) -> i32 {
             .map(|e| e.iter().map(|s| String::from(*s)).collect())
             .collect(),
     };
+    if demo {
+        entries.push(DEMO_BENCH.iter().map(|s| String::from(*s)).collect());
+    }
     println!("init: pid {}, running {} tests", getpid(), entries.len());
     let (mut passed, mut failed) = (0, 0);
     for entry in &entries {
