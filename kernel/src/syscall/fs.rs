@@ -5,10 +5,7 @@ use crate::{
     arch::uaccess::{copy_from_user, copy_to_user, read_user, read_user_cstr, write_user},
     initramfs,
     mem::userfaultfd::{self, UserfaultFile},
-    proc::{
-        files::{Descriptor, File},
-        thread::Thread,
-    },
+    proc::{files::File, thread::Thread},
 };
 use alloc::{borrow::Cow, string::String, sync::Arc};
 use core::{future::poll_fn, task::Poll};
@@ -28,19 +25,18 @@ const CHUNK: usize = 512;
 
 /// `read`: a userfaultfd may wait for a fault; every other file answers at once.
 pub fn read(thread: &Arc<Thread>, fd: u64, buf: u64, count: u64) -> super::Outcome {
-    // The descriptor table's lock is released at the end of this statement, before
-    // either read takes it again.
-    let uffd = match thread.process.files.lock().get_mut(fd) {
-        Ok(Descriptor {
-            file: File::Userfaultfd(u),
-            ..
-        }) => Some(u.clone()),
-        _ => None,
+    let mut files = thread.process.files.lock();
+    let d = match files.get_mut(fd) {
+        Ok(d) => d,
+        Err(e) => return Err(e).into(),
     };
-    match uffd {
-        Some(u) => read_userfaultfd(thread, u, buf, count),
-        None => read_now(thread, fd, buf, count).into(),
+    if let File::Userfaultfd(u) = &d.file {
+        // The wait must not hold the descriptor table.
+        let u = u.clone();
+        drop(files);
+        return read_userfaultfd(thread, u, buf, count);
     }
+    read_file(&mut d.file, buf, count).into()
 }
 
 /// Reads fault messages; waits for the first unless the descriptor is non-blocking.
@@ -74,10 +70,9 @@ fn read_userfaultfd(
     })
 }
 
-fn read_now(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
-    let mut files = thread.process.files.lock();
-    let d = files.get_mut(fd)?;
-    match &mut d.file {
+/// A read from any file but a userfaultfd (the caller holds the descriptor table).
+fn read_file(file: &mut File, buf: u64, count: u64) -> SysResult {
+    match file {
         File::Console => Ok(0), // no input device: end of file
         File::Userfaultfd(_) => Err(Errno::EINVAL),
         File::Memfd { object, offset } => {
@@ -448,14 +443,14 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
 pub fn ioctl(thread: &Thread, fd: u64, request: u64, arg: u64) -> SysResult {
     const TCGETS: u64 = 0x5401;
     const TIOCGWINSZ: u64 = 0x5413;
-    let uffd = match &thread.process.files.lock().get_mut(fd)?.file {
-        File::Userfaultfd(u) => Some(u.clone()),
-        _ => None,
+    let (uffd, is_console) = match &thread.process.files.lock().get_mut(fd)?.file {
+        File::Userfaultfd(u) => (Some(u.clone()), false),
+        File::Console => (None, true),
+        _ => (None, false),
     };
     if let Some(u) = uffd {
         return userfaultfd::ioctl(&u, request, arg);
     }
-    let is_console = matches!(thread.process.files.lock().get_mut(fd)?.file, File::Console);
     match (is_console, request) {
         (true, TIOCGWINSZ) => {
             // rows 24, cols 80: the console is a terminal, so stdio line-buffers it.
