@@ -60,12 +60,14 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
     let processes = proc::all();
     let candidates: Vec<Candidate> = processes.iter().map(|p| candidate(p)).collect();
     let kill_allocating = crate::registry::keys::OOM_KILL_ALLOCATING_TASK.get() == 1;
-    let Some(victim) = choose_victim(&candidates, current.pid, kill_allocating, total)
-        .and_then(|pid| processes.iter().find(|p| p.pid == pid).cloned())
+    let Some((victim, c)) = choose_victim(&candidates, current.pid, kill_allocating, total)
+        .and_then(|pid| {
+            let i = processes.iter().position(|p| p.pid == pid)?;
+            Some((processes[i].clone(), candidates[i]))
+        })
     else {
         return OomOutcome::NoVictim;
     };
-    let c = candidate(&victim);
     kprintln!(
         "Out of memory: Killed process {} ({}) anon-rss:{}kB oom_score_adj:{}{}",
         victim.pid,
