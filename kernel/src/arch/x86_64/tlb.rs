@@ -197,6 +197,42 @@ fn broadcast(targets: u64, make: impl Fn(*const AtomicU32) -> Request) {
 /// each other active CPU's request queue plus one IPI, waiting for their acknowledgements.
 /// Callers batch: one call per operation, after all its entries changed.
 pub fn flush_address_space(space: &TlbState, start: u64, end: u64) {
+    let others = flush_here_and_mark_lazy(space, start, end);
+    if others != 0 {
+        let ptr = space as *const TlbState as u64;
+        broadcast(others, |ack| Request::Flush {
+            space: ptr,
+            start,
+            end,
+            ack,
+        });
+    }
+}
+
+/// Asks every CPU running `space` to flush `[start, end)` soon, without waiting:
+/// DAMON's sampling. A full queue drops the hint.
+pub fn hint_flush_address_space(space: &TlbState, start: u64, end: u64) {
+    let others = flush_here_and_mark_lazy(space, start, end);
+    let ptr = space as *const TlbState as u64;
+    for cpu in (0..MAX_CPUS as u32).filter(|c| others & (1 << c) != 0) {
+        let Some(target) = percpu::get(CpuId(cpu)) else {
+            continue;
+        };
+        let hint = Request::Hint {
+            space: ptr,
+            start,
+            end,
+        };
+        if queues()[cpu as usize].push(hint).is_ok() {
+            apic::send_ipi(target.apic_id, vectors::TLB_SHOOTDOWN);
+        }
+    }
+}
+
+/// The part of a shootdown every sender does: flushes here if `space` is active on this
+/// CPU, marks every other CPU that has it a flush pending, and returns those of them
+/// running a thread of it now (the ones to interrupt).
+fn flush_here_and_mark_lazy(space: &TlbState, start: u64, end: u64) -> u64 {
     let me = percpu::current_cpu();
     let active = space.active_cpus.load(Ordering::SeqCst);
     if active & (1 << me.index()) != 0 {
@@ -213,44 +249,7 @@ pub fn flush_address_space(space: &TlbState, start: u64, end: u64) {
             others &= !(1 << cpu);
         }
     }
-    if others != 0 {
-        let ptr = space as *const TlbState as u64;
-        broadcast(others, |ack| Request::Flush {
-            space: ptr,
-            start,
-            end,
-            ack,
-        });
-    }
-}
-
-/// Asks every CPU running `space` to flush `[start, end)` soon, without waiting (and
-/// without the local flush a sender would owe): DAMON's sampling. A full queue drops the
-/// hint.
-pub fn hint_flush_address_space(space: &TlbState, start: u64, end: u64) {
-    let me = percpu::current_cpu();
-    if LOADED[me.index()].load(Ordering::Relaxed) == space as *const TlbState as u64 {
-        flush_local(start, end);
-    }
-    let others = space.active_cpus.load(Ordering::SeqCst) & !(1 << me.index());
-    let ptr = space as *const TlbState as u64;
-    for cpu in (0..MAX_CPUS as u32).filter(|c| others & (1 << c) != 0) {
-        if !IN_USE[cpu as usize].load(Ordering::SeqCst) {
-            FLUSH_PENDING[cpu as usize].store(true, Ordering::SeqCst);
-            continue;
-        }
-        let Some(target) = percpu::get(CpuId(cpu)) else {
-            continue;
-        };
-        let hint = Request::Hint {
-            space: ptr,
-            start,
-            end,
-        };
-        if queues()[cpu as usize].push(hint).is_ok() {
-            apic::send_ipi(target.apic_id, vectors::TLB_SHOOTDOWN);
-        }
-    }
+    others
 }
 
 /// The shootdown IPI handler: carry out every queued request, acknowledging each.
