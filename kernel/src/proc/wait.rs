@@ -80,8 +80,14 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     }
     // Close files and drop the address space's memory now (the zombie keeps nothing).
     process.files.lock().close_all();
+    // The exiting thread's loop still holds the old space for a moment, so its last drop
+    // would come after the parent (or an OOM kill waiting for this exit) saw the zombie:
+    // tear it down here, so the memory is free by then.
     if let Ok(empty) = crate::mem::aspace::AddressSpace::new(mm::aspace::Layout::default()) {
-        drop(process.replace_address_space(Arc::new(empty)));
+        process
+            .replace_address_space(Arc::new(empty))
+            .mm()
+            .teardown();
     }
     // Orphans go to init.
     let orphans: Vec<Arc<Process>> = core::mem::take(&mut *process.children.lock());
