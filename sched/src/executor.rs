@@ -13,6 +13,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::{Context, Poll};
 
 use crate::idle::IdleMask;
@@ -34,6 +35,9 @@ const POLL_BATCH: usize = 32;
 /// The most timers fired per loop iteration.
 const TIMER_BATCH: usize = 64;
 
+/// `next_deadline_ns` when no timer is pending.
+const NO_DEADLINE: u64 = u64::MAX;
+
 /// Everything one CPU owns. Aligned so that two CPUs' hot fields never share a
 /// cache line.
 #[repr(align(128))]
@@ -46,6 +50,9 @@ struct PerCpu {
     /// only `try_lock`s it), so the lock is never contended: there is no
     /// global timer lock.
     timers: spin::Mutex<TimerQueue>,
+    /// The earliest deadline in `timers` (`u64::MAX`: none), stored under its
+    /// lock after every change, so a due timer is noticed with one load.
+    next_deadline_ns: AtomicU64,
     stats: Counters,
 }
 
@@ -82,6 +89,7 @@ impl<P: Platform> Scheduler<P> {
                 inbox: RunQueue::new(ring_capacity),
                 stealable: RunQueue::new(ring_capacity),
                 timers: spin::Mutex::new(TimerQueue::new()),
+                next_deadline_ns: AtomicU64::new(NO_DEADLINE),
                 stats: Counters::default(),
             })
             .collect();
@@ -223,10 +231,14 @@ impl<P: Platform> Scheduler<P> {
         log::debug!("{cpu}: executor loop stopped");
     }
 
-    /// Poll up to `POLL_BATCH` tasks from `queue`; returns how many.
+    /// Poll up to `POLL_BATCH` tasks from `queue`, and no more than it held on
+    /// entry: a task that yields goes to the back and waits for the next batch,
+    /// so the other queue and the timers get their turn between its slices.
+    /// Returns how many were polled.
     fn poll_batch(&self, cpu: CpuId, queue: &RunQueue<TaskRef>) -> usize {
+        let limit = queue.len().min(POLL_BATCH);
         let mut polled = 0;
-        while polled < POLL_BATCH {
+        while polled < limit {
             let Some(task) = queue.pop() else { break };
             self.poll_task(cpu, task);
             polled += 1;
@@ -244,6 +256,12 @@ impl<P: Platform> Scheduler<P> {
         let waker = task.clone().into_waker();
         let ready = task.poll(&mut Context::from_waker(&waker));
         drop(waker);
+        // A poll may have run a user thread's whole slice: timers that came due
+        // meanwhile fire now, so the tasks they wake queue ahead of this one if
+        // it yielded.
+        if self.timer_due(cpu) {
+            self.fire_timers(cpu);
+        }
         if ready == Poll::Pending && task.header().state.end_poll_pending() {
             self.enqueue(cpu, cpu, task);
         }
@@ -267,7 +285,7 @@ impl<P: Platform> Scheduler<P> {
     fn park(&self, cpu: CpuId, stop: &dyn Fn() -> bool) {
         let local = self.per_cpu(cpu);
         self.idle.announce(cpu);
-        let deadline_ns = local.timers.lock().next_deadline_ns();
+        let deadline_ns = self.next_timer_ns(cpu);
         let timer_due = deadline_ns.is_some_and(|d| d <= self.platform.now_ns());
         if timer_due || stop() || self.has_work(cpu) {
             self.idle.withdraw(cpu);
@@ -279,17 +297,30 @@ impl<P: Platform> Scheduler<P> {
         self.idle.withdraw(cpu);
     }
 
+    /// The earliest pending timer deadline on `cpu` (one load, no lock).
+    pub fn next_timer_ns(&self, cpu: CpuId) -> Option<u64> {
+        let deadline = self.per_cpu(cpu).next_deadline_ns.load(Ordering::Acquire);
+        (deadline != NO_DEADLINE).then_some(deadline)
+    }
+
+    /// Whether a timer of `cpu` has reached its deadline (one load, and a clock
+    /// read only when a timer is pending).
+    pub fn timer_due(&self, cpu: CpuId) -> bool {
+        self.next_timer_ns(cpu)
+            .is_some_and(|deadline| deadline <= self.platform.now_ns())
+    }
+
     /// Fire up to `TIMER_BATCH` of `cpu`'s expired timers; returns how many.
     fn fire_timers(&self, cpu: CpuId) -> usize {
         let local = self.per_cpu(cpu);
-        if local.timers.lock().next_deadline_ns().is_none() {
+        if self.next_timer_ns(cpu).is_none() {
             return 0;
         }
         let now_ns = self.platform.now_ns();
         let mut fired = 0;
         while fired < TIMER_BATCH {
             // Wake outside the lock: a wake may run arbitrary waker code.
-            let Some(waker) = local.timers.lock().pop_expired(now_ns) else {
+            let Some(waker) = self.with_timers(cpu, |timers| timers.pop_expired(now_ns)) else {
                 break;
             };
             waker.wake();
@@ -363,9 +394,33 @@ impl<P: Platform> Scheduler<P> {
         &self.cpus[cpu.index()]
     }
 
-    /// `cpu`'s timer queue (for `Sleep`).
-    pub(crate) fn timers(&self, cpu: CpuId) -> &spin::Mutex<TimerQueue> {
-        &self.per_cpu(cpu).timers
+    /// Runs `change` on `cpu`'s timer queue under its lock, then publishes the
+    /// queue's earliest deadline (for [`Scheduler::next_timer_ns`]).
+    pub(crate) fn with_timers<R>(&self, cpu: CpuId, change: impl FnOnce(&mut TimerQueue) -> R) -> R {
+        let local = self.per_cpu(cpu);
+        let mut timers = local.timers.lock();
+        let result = change(&mut timers);
+        Self::publish_deadline(local, &timers);
+        result
+    }
+
+    /// [`Scheduler::with_timers`] if the lock is free right now (for drops,
+    /// which must never spin); `None` if it was held.
+    pub(crate) fn try_with_timers<R>(
+        &self,
+        cpu: CpuId,
+        change: impl FnOnce(&mut TimerQueue) -> R,
+    ) -> Option<R> {
+        let local = self.per_cpu(cpu);
+        let mut timers = local.timers.try_lock()?;
+        let result = change(&mut timers);
+        Self::publish_deadline(local, &timers);
+        Some(result)
+    }
+
+    fn publish_deadline(local: &PerCpu, timers: &TimerQueue) {
+        let deadline = timers.next_deadline_ns().unwrap_or(NO_DEADLINE);
+        local.next_deadline_ns.store(deadline, Ordering::Release);
     }
 }
 

@@ -132,9 +132,9 @@ impl<P: Platform> Sleep<P> {
     /// Remove the registration, without waiting for a busy lock.
     fn deregister(&mut self) {
         if let Some(Registration { cpu, seq }) = self.registration.take() {
-            if let Some(mut timers) = self.sched.timers(cpu).try_lock() {
-                timers.remove(self.deadline_ns, seq);
-            }
+            let deadline_ns = self.deadline_ns;
+            self.sched
+                .try_with_timers(cpu, |timers| timers.remove(deadline_ns, seq));
         }
     }
 }
@@ -153,21 +153,25 @@ impl<P: Platform> Future for Sleep<P> {
             cpu.index() < this.sched.cpu_count(),
             "Sleep polled outside the scheduler's CPUs"
         );
-        let mut timers = this.sched.timers(cpu).lock();
-        match this.registration {
-            Some(r) if r.cpu == cpu && timers.refresh(this.deadline_ns, r.seq, cx.waker()) => {}
-            _ => {
-                // First poll, or polled on another CPU than last time: drop the
-                // old entry if that CPU's lock is free; otherwise it stays and
-                // fires harmlessly.
-                if let Some(old) = this.registration.take().filter(|r| r.cpu != cpu) {
-                    if let Some(mut theirs) = this.sched.timers(old.cpu).try_lock() {
-                        theirs.remove(this.deadline_ns, old.seq);
-                    }
-                }
-                let seq = timers.insert(this.deadline_ns, cx.waker().clone());
-                this.registration = Some(Registration { cpu, seq });
+        let deadline_ns = this.deadline_ns;
+        let refreshed = this.registration.is_some_and(|r| {
+            r.cpu == cpu
+                && this
+                    .sched
+                    .with_timers(cpu, |timers| timers.refresh(deadline_ns, r.seq, cx.waker()))
+        });
+        if !refreshed {
+            // First poll, or polled on another CPU than last time: drop the
+            // old entry if that CPU's lock is free; otherwise it stays and
+            // fires harmlessly.
+            if let Some(old) = this.registration.take().filter(|r| r.cpu != cpu) {
+                this.sched
+                    .try_with_timers(old.cpu, |theirs| theirs.remove(deadline_ns, old.seq));
             }
+            let seq = this
+                .sched
+                .with_timers(cpu, |timers| timers.insert(deadline_ns, cx.waker().clone()));
+            this.registration = Some(Registration { cpu, seq });
         }
         Poll::Pending
     }

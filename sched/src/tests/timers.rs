@@ -116,6 +116,50 @@ fn dropped_sleep_leaves_no_timer_behind() {
         }),
     );
     assert_eq!(winner, 5);
-    assert_eq!(sched.timers(CpuId(0)).lock().next_deadline_ns(), None);
+    assert_eq!(sched.next_timer_ns(CpuId(0)), None);
     m.shutdown();
+}
+
+#[test]
+fn a_due_timer_runs_ahead_of_a_task_that_keeps_yielding() {
+    // A task that burns 3 ms per poll and yields (a user thread's slice) shares CPU 0
+    // with a 1 ms sleeper. The sleeper must be polled right after the spinner's poll
+    // in which its deadline passed, not after a batch of further slices.
+    let m = HostMachine::boot(1);
+    let sched = m.sched();
+    let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+    let spins = Arc::new(core::sync::atomic::AtomicU64::new(0));
+    let (stop2, spins2) = (stop.clone(), spins.clone());
+    let spinner = sched.spawn_on(CpuId(0), async move {
+        while !stop2.load(core::sync::atomic::Ordering::SeqCst) {
+            let until = sched.now_ns() + 3 * MS;
+            while sched.now_ns() < until {
+                core::hint::spin_loop();
+            }
+            spins2.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+            crate::yield_now().await;
+        }
+    });
+    let (stop3, spins3) = (stop.clone(), spins.clone());
+    let sleeper = sched.spawn_on(CpuId(0), async move {
+        let mut late = Vec::new();
+        for _ in 0..10 {
+            let deadline = sched.now_ns() + MS;
+            sched.sleep_until(deadline).await;
+            let spins_before = spins3.load(core::sync::atomic::Ordering::SeqCst);
+            late.push((sched.now_ns() - deadline, spins_before));
+        }
+        stop3.store(true, core::sync::atomic::Ordering::SeqCst);
+        late
+    });
+    let late = wait(&m, sleeper);
+    wait(&m, spinner);
+    // Each sleep spans at most one spinner slice (3 ms) plus scheduling noise.
+    let worst = late.iter().map(|&(ns, _)| ns).max().unwrap();
+    assert!(worst < 30 * MS, "a sleeper woke {worst} ns late: {late:?}");
+    let spins_total = spins.load(core::sync::atomic::Ordering::SeqCst);
+    assert!(
+        spins_total <= 2 * late.len() as u64 + 2,
+        "the spinner ran {spins_total} slices during 10 short sleeps: {late:?}"
+    );
 }
