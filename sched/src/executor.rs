@@ -46,6 +46,10 @@ struct PerCpu {
     inbox: RunQueue<TaskRef>,
     /// Floating tasks queued here; other CPUs steal from it when idle.
     stealable: RunQueue<TaskRef>,
+    /// Tasks woken during their own poll (a yield), held until the end of the
+    /// loop iteration so that they run after everything already runnable here,
+    /// whichever queue that is in.
+    requeue: RunQueue<TaskRef>,
     /// This CPU's timers. Only this CPU locks it (a `Sleep` dropped elsewhere
     /// only `try_lock`s it), so the lock is never contended: there is no
     /// global timer lock.
@@ -88,6 +92,7 @@ impl<P: Platform> Scheduler<P> {
             .map(|_| PerCpu {
                 inbox: RunQueue::new(ring_capacity),
                 stealable: RunQueue::new(ring_capacity),
+                requeue: RunQueue::new(ring_capacity),
                 timers: spin::Mutex::new(TimerQueue::new()),
                 next_deadline_ns: AtomicU64::new(NO_DEADLINE),
                 stats: Counters::default(),
@@ -218,12 +223,18 @@ impl<P: Platform> Scheduler<P> {
             let mut progress = self.fire_timers(cpu);
             progress += self.poll_batch(cpu, &local.inbox);
             progress += self.poll_batch(cpu, &local.stealable);
+            while let Some(task) = local.requeue.pop() {
+                self.enqueue(cpu, cpu, task);
+            }
             if progress > 0 {
                 continue;
             }
             if let Some(task) = self.steal(cpu) {
                 local.stats.steals.inc();
                 self.poll_task(cpu, task);
+                if let Some(task) = local.requeue.pop() {
+                    self.enqueue(cpu, cpu, task);
+                }
                 continue;
             }
             self.park(cpu, stop);
@@ -246,8 +257,8 @@ impl<P: Platform> Scheduler<P> {
         polled
     }
 
-    /// Poll one task taken off a queue; re-queue it at the back if it was
-    /// woken while running.
+    /// Poll one task taken off a queue; if it was woken while running, hold it
+    /// for the end of the loop iteration (see `PerCpu::requeue`).
     fn poll_task(&self, cpu: CpuId, task: TaskRef) {
         let header = task.header();
         header.state.begin_poll();
@@ -263,7 +274,7 @@ impl<P: Platform> Scheduler<P> {
             self.fire_timers(cpu);
         }
         if ready == Poll::Pending && task.header().state.end_poll_pending() {
-            self.enqueue(cpu, cpu, task);
+            self.per_cpu(cpu).requeue.push(task);
         }
     }
 
@@ -274,6 +285,15 @@ impl<P: Platform> Scheduler<P> {
         (1..n)
             .map(|i| &self.cpus[(cpu.index() + i) % n])
             .find_map(|victim| victim.stealable.pop())
+    }
+
+    /// Whether a task other than the one `cpu` is polling could run there now:
+    /// a queued task (its own, or one to steal) or a due timer. What a
+    /// `sched_yield` asks before giving the CPU away.
+    pub fn has_other_work(&self, cpu: CpuId) -> bool {
+        self.has_work(cpu)
+            || !self.per_cpu(cpu).requeue.is_empty()
+            || self.timer_due(cpu)
     }
 
     /// Whether `cpu` has anything to run, its own queues or a steal.
