@@ -27,6 +27,7 @@ mod syscall;
 mod time;
 mod topology;
 mod virtio_blk;
+mod watchdog;
 
 use arch::{apic, cpu, gdt, idt, paging, percpu};
 use drivers::debug_exit::{exit_qemu, ExitCode};
@@ -163,12 +164,22 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
                 panic!("unknown test {name:?}");
             }
         }
-        None => start_init(&args),
+        None => {
+            watchdog::start(online);
+            start_init(&args)
+        }
     }
     executor::scheduler().run()
 }
 
+/// Where `qemu-run.sh --run` leaves the program's argv in the initramfs: NUL-terminated
+/// strings, the program's own path first. A file instead of the kernel command line,
+/// which is short (and whose overflow would overwrite the boot information).
+const RUN_ARGS_FILE: &str = "/etc/run.args";
+
 /// Runs `/init` from the initramfs as pid 1; without an initramfs the boot ends here.
+/// With a program to run (`/etc/run.args`, or `init.run=PATH init.arg=A ...` on the
+/// command line), init gets `--run` and that argv.
 fn start_init(args: &cmdline::Args) {
     if initramfs::lookup("/init").is_none() {
         log::info!("no /init in the initramfs: nothing to run");

@@ -17,6 +17,33 @@ use mm::frame::{
 use mm::hugetlb::HugeSize;
 use security::{AccessMask, Privilege};
 
+/// `/proc/interrupts`: Linux's layout, with the per-CPU lines this kernel counts
+/// (local timer and wake IPIs).
+fn interrupts() -> String {
+    let cpus = crate::smp::online_cpus() as u32;
+    let blocks = || (0..cpus).filter_map(|c| crate::arch::percpu::get(sched::CpuId(c)));
+    let mut out = String::new();
+    let _ = write!(out, "    ");
+    for cpu in 0..cpus {
+        let _ = write!(out, " {:>10}", format!("CPU{cpu}"));
+    }
+    let _ = writeln!(out);
+    let mut line = |name: &str, what: &str, count: &dyn Fn(&crate::arch::percpu::PerCpu) -> u64| {
+        let _ = write!(out, "{name:>4}:");
+        for block in blocks() {
+            let _ = write!(out, " {:>10}", count(block));
+        }
+        let _ = writeln!(out, "   {what}");
+    };
+    line("LOC", "Local timer interrupts", &|b| {
+        b.timer_interrupts.load(core::sync::atomic::Ordering::Relaxed)
+    });
+    line("RES", "Rescheduling interrupts", &|b| {
+        b.wake_interrupts.load(core::sync::atomic::Ordering::Relaxed)
+    });
+    out
+}
+
 /// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
@@ -37,6 +64,7 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
+        "/proc/interrupts" => Some(interrupts()),
         _ => {
             if let Some(name) = path.strip_prefix("/sys/kernel/mm/ksm/") {
                 let s = crate::mem::ksmd::stats();

@@ -189,6 +189,11 @@ impl Guest {
         let output = cmd.output().expect("run qemu-run.sh");
         let log = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
+        // The kernel's timer watchdog found a CPU that lost its preemption timer.
+        assert!(
+            !log.contains("watchdog: "),
+            "the kernel's timer watchdog fired:\n{log}"
+        );
         Outcome {
             status: output.status.code().unwrap_or(-1),
             log,

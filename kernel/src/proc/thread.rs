@@ -223,15 +223,24 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
         // thread was in the kernel (handled there, not seen here as a trap). A thread
         // entering user mode without it armed would never be preempted, starving the
         // timers of every task sleeping on this CPU; and a slice that ran out meanwhile
-        // ends here, or a system-call loop would never see it end.
-        if !crate::arch::apic::timer_armed_by(slice_end) {
-            if crate::time::now_ns() >= slice_end {
+        // ends here, or a system-call loop would never see it end. The timer is armed
+        // for the slice's end or this CPU's next task timer, whichever comes first, so a
+        // sleeper beside a busy thread wakes on time.
+        // Interrupts stay off from this check until user mode (`run_user` enters with
+        // them off): an expiry in between is then taken in user mode as a trap, instead
+        // of in the kernel, where it would leave the thread entering user mode with no
+        // timer armed.
+        let preempt_at = preemption_deadline(here, slice_end);
+        x86_64::instructions::interrupts::disable();
+        if !crate::arch::apic::timer_armed_by(preempt_at) {
+            if crate::time::now_ns() >= preempt_at {
+                x86_64::instructions::interrupts::enable();
                 usermode::save_fpu(&mut ctx);
                 sched::yield_now().await;
                 slice_end = crate::time::now_ns() + TIME_SLICE_NS;
                 continue;
             }
-            crate::arch::apic::arm_timer_by(slice_end);
+            crate::arch::apic::arm_timer_by(preempt_at);
         }
         usermode::run_user(&mut ctx);
         match ctx.kind {
@@ -270,7 +279,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     }
                     if vector == vectors::TIMER || vector == vectors::WAKE {
                         let now = crate::time::now_ns();
-                        if now >= slice_end || vector == vectors::WAKE {
+                        if now >= preemption_deadline(percpu::current_cpu(), slice_end)
+                            || vector == vectors::WAKE
+                        {
                             usermode::save_fpu(&mut ctx);
                             sched::yield_now().await;
                             slice_end = crate::time::now_ns() + TIME_SLICE_NS;
@@ -283,6 +294,14 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
     }
     exit_thread(&thread, &mut ctx);
     LoopEnd::Exit
+}
+
+/// When the thread running on `cpu` must give the CPU up: the end of its slice, or
+/// the CPU's next task timer if that comes first (its task then runs promptly).
+fn preemption_deadline(cpu: CpuId, slice_end: u64) -> u64 {
+    scheduler()
+        .next_timer_ns(cpu)
+        .map_or(slice_end, |timer| timer.min(slice_end))
 }
 
 /// The thread leaves: clear_child_tid, and if it was the last one, the process ends.

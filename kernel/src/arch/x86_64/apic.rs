@@ -115,35 +115,49 @@ static ARMED_DEADLINE: [AtomicU64; sched::MAX_CPUS] =
 /// Makes sure the one-shot timer fires by `deadline_ns` (ns since boot). An armed timer
 /// that fires no later than that is kept: each APIC register access is costly under
 /// emulation, and an early expiry is only a spurious wake-up.
+///
+/// Runs with interrupts off and records the deadline before programming the timer, so
+/// the expiry (which clears the record in [`timer_fired`]) can never come between the
+/// two and leave a stale record that claims a timer is armed when none is.
 pub fn arm_timer_by(deadline_ns: u64) {
-    let cpu = percpu::current_cpu().index();
-    let armed = ARMED_DEADLINE[cpu].load(Ordering::Relaxed);
-    let now = crate::time::now_ns();
-    if armed > now && armed <= deadline_ns {
-        return;
-    }
-    let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
-    let delay = deadline_ns.saturating_sub(now).max(1_000);
-    percpu::with_local_apic(|apic| {
-        let ticks =
-            (u128::from(delay) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
-        // SAFETY: programs this CPU's one-shot timer; its vector has a handler.
-        unsafe {
-            if armed == 0 {
-                apic.enable_timer();
-            }
-            apic.set_timer_initial(ticks as u32);
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let cpu = percpu::current_cpu().index();
+        let armed = ARMED_DEADLINE[cpu].load(Ordering::Relaxed);
+        let now = crate::time::now_ns();
+        if armed > now && armed <= deadline_ns {
+            return;
         }
+        let per_ms = TIMER_TICKS_PER_MS.load(Ordering::Relaxed);
+        let delay = deadline_ns.saturating_sub(now).max(1_000);
+        ARMED_DEADLINE[cpu].store(now.saturating_add(delay), Ordering::Relaxed);
+        percpu::with_local_apic(|apic| {
+            let ticks = (u128::from(delay) * u128::from(per_ms) / 1_000_000)
+                .clamp(1, u128::from(u32::MAX));
+            // SAFETY: programs this CPU's one-shot timer; its vector has a handler.
+            unsafe {
+                if armed == 0 {
+                    apic.enable_timer();
+                }
+                apic.set_timer_initial(ticks as u32);
+            }
+        });
     });
-    ARMED_DEADLINE[cpu].store(now + delay, Ordering::Relaxed);
 }
 
-/// Whether this CPU's timer is armed to fire by `deadline_ns` (a single load: the fast
-/// path of every return to user mode).
+/// Whether this CPU's timer is armed to fire by `deadline_ns` and still in the future
+/// (a load and a clock read: the fast path of every return to user mode). A record in
+/// the past counts as not armed, whatever became of its interrupt.
 #[inline]
 pub fn timer_armed_by(deadline_ns: u64) -> bool {
     let armed = ARMED_DEADLINE[percpu::current_cpu().index()].load(Ordering::Relaxed);
-    armed != 0 && armed <= deadline_ns
+    armed != 0 && armed <= deadline_ns && armed > crate::time::now_ns()
+}
+
+/// The deadline `cpu`'s timer is armed for (0: not armed), for the watchdog's report.
+pub fn armed_deadline(cpu: usize) -> u64 {
+    ARMED_DEADLINE
+        .get(cpu)
+        .map_or(0, |armed| armed.load(Ordering::Relaxed))
 }
 
 /// The timer fired on this CPU (called from its interrupt handler).

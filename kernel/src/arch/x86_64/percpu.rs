@@ -46,6 +46,9 @@ pub struct PerCpu {
     pub timer_interrupts: AtomicU64,
     /// Wake IPIs received.
     pub wake_interrupts: AtomicU64,
+    /// When (ns since boot) this CPU last entered user mode, 0 while it is in the kernel:
+    /// a CPU in user mode far longer than a time slice has lost its timer (`watchdog`).
+    pub user_since_ns: AtomicU64,
     /// This CPU's local APIC; touched only by its own CPU with interrupts disabled.
     local_apic: UnsafeCell<Option<LocalApic>>,
 }
@@ -82,6 +85,7 @@ pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
         node,
         timer_interrupts: AtomicU64::new(0),
         wake_interrupts: AtomicU64::new(0),
+        user_since_ns: AtomicU64::new(0),
         local_apic: UnsafeCell::new(None),
     };
     // SAFETY: `slot` is a fresh, zeroed, page-aligned entry-area page owned by this CPU
