@@ -252,6 +252,12 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                         usermode::save_fpu(&mut ctx);
                         future.await
                     }
+                    syscall::Outcome::Yield => {
+                        usermode::save_fpu(&mut ctx);
+                        sched::yield_now().await;
+                        slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                        0
+                    }
                     syscall::Outcome::Exit => break,
                 };
                 ctx.rax = ret;

@@ -22,6 +22,8 @@ pub enum Outcome {
     Done(u64),
     /// Await this future for the value.
     Wait(Pin<Box<dyn Future<Output = u64> + Send>>),
+    /// The thread gives its CPU to the other runnable tasks, then returns 0.
+    Yield,
     /// The thread exits.
     Exit,
 }
@@ -32,6 +34,17 @@ impl From<SysResult> for Outcome {
             Ok(v) => v,
             Err(e) => e.as_return(),
         })
+    }
+}
+
+/// sched_yield: returns at once when nothing else on this CPU could run (no queued
+/// task, no due timer), as on Linux; otherwise the thread loop yields (no allocation).
+fn sched_yield() -> Outcome {
+    let sched = crate::executor::scheduler();
+    if sched.has_other_work(crate::arch::percpu::current_cpu()) {
+        Outcome::Yield
+    } else {
+        Outcome::Done(0)
     }
 }
 
@@ -78,10 +91,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         15 => signal::rt_sigreturn(thread, ctx),
         16 => fs::ioctl(thread, a[0], a[1], a[2]).into(),
         20 => fs::writev(thread, a[0], a[1], a[2]).into(),
-        24 => wait(async {
-            sched::yield_now().await;
-            Ok(0)
-        }),
+        24 => sched_yield(),
         25 => memory::mremap(thread, a[0], a[1], a[2], a[3], a[4]).into(),
         26 => memory::msync(thread, a[0], a[1], a[2]).into(),
         27 => memory::mincore(thread, a[0], a[1], a[2]).into(),
