@@ -2,10 +2,11 @@
 # Build the kernel and userland and boot them in QEMU.
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
-#                 [--release] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
+#                 [--release|--debug] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
 #                 [--disk IMAGE] [--no-demo] [--run PATH [ARGS...]] [-- EXTRA QEMU ARGS...]
 #
-# Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG).
+# Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG), the
+# release kernel and programs (`--debug`: the debug ones, with overflow checks and asserts).
 # Without --run it runs the demo: the userland suite, then fault_bench (threads, 1/2/4
 # workers); --no-demo runs only the suite.
 # Memory and CPUs are split evenly over the nodes (SLIT: 10 local, 20 remote).
@@ -16,7 +17,7 @@
 # reported status (EXIT=n on the console), or 1 when the kernel failed or timed out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=debug timeout_s=600 append="" build=1
+cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=release timeout_s=600 append="" build=1
 run=() extra=() disk="" demo=1
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -26,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --accel) accel=$2; shift 2;;
     --gdb) gdb=1; shift;;
     --release) profile=release; shift;;
+    --debug) profile=debug; shift;;
     --timeout) timeout_s=$2; shift 2;;
     --append) append=$2; shift 2;;
     --no-build) build=0; shift;;
@@ -33,7 +35,7 @@ while [[ $# -gt 0 ]]; do
     --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0;;
     *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -53,7 +55,9 @@ if (( build )); then
   kernel_flags=()
   [[ $profile == release ]] && kernel_flags+=(--release)
   kernel=$("$here/tools/build-kernel.sh" "${kernel_flags[@]}")
-  if [[ -x $here/userland/build.sh ]]; then "$here/userland/build.sh" >&2; fi
+  userland_flags=()
+  [[ $profile == release ]] && userland_flags+=(--release)
+  if [[ -x $here/userland/build.sh ]]; then "$here/userland/build.sh" "${userland_flags[@]}" >&2; fi
 fi
 
 # The demo (no --run): the suite, then the multi-threaded fault benchmark (init --demo,
@@ -70,9 +74,12 @@ if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
     (cd "$work/root" && cpio -id --quiet < "$here/userland/target/initramfs.cpio")
   fi
   if [[ ${#run[@]} -gt 0 ]]; then
-    cp "${run[0]}" "$work/root/bin/run-target"
-    append="$append init.run=/bin/run-target"
-    for a in "${run[@]:1}"; do append="$append init.arg=$a"; done
+    # The program keeps its name (argv[0] = /bin/<basename>, so a multi-call binary
+    # finds itself); its argv goes in a file, not on the short kernel command line.
+    name=$(basename "${run[0]}")
+    cp "${run[0]}" "$work/root/bin/$name"
+    mkdir -p "$work/root/etc"
+    printf '%s\0' "/bin/$name" "${run[@]:1}" > "$work/root/etc/run.args"
   fi
   (cd "$work/root" && find . | cpio -o -H newc --quiet > "$work/initrd")
   initrd_args=(-initrd "$work/initrd")

@@ -191,6 +191,14 @@ fn start_init(args: &cmdline::Args) {
         argv.push(b"--run".to_vec());
         argv.push(run.as_bytes().to_vec());
         argv.extend(args.init_args().map(|a| a.as_bytes().to_vec()));
+    } else if let Some(file) = initramfs::lookup(RUN_ARGS_FILE) {
+        argv.push(b"--run".to_vec());
+        argv.extend(
+            file.strip_suffix(b"\0")
+                .unwrap_or(file)
+                .split(|&b| b == 0)
+                .map(<[u8]>::to_vec),
+        );
     }
     if let Err(e) = proc::exec::spawn_init("/init", &argv) {
         panic!("cannot start /init: {e:?}");

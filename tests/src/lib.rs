@@ -177,9 +177,7 @@ impl Guest {
             .args(["--mem", &format!("{}M", self.mem_mib)])
             .args(["--timeout", &self.timeout.as_secs().to_string()])
             .args(["--append", &self.append]);
-        if self.release {
-            cmd.arg("--release");
-        }
+        cmd.arg(if self.release { "--release" } else { "--debug" });
         if let Some(disk) = &self.disk {
             cmd.arg("--disk").arg(disk);
         }

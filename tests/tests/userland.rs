@@ -101,9 +101,26 @@ fn run_returns_program_status_and_argv() {
     }
     .boot();
     out.expect_status(7);
+    out.expect_line("hello: argv[0]=/bin/hello");
     out.expect_line("hello: argv[1]=7");
     out.expect_line("hello: argv[2]=x-arg");
     out.expect_line("hello from peios-rt");
+}
+
+#[test]
+fn run_passes_a_long_argument_list_whole() {
+    // 40 KB of arguments: they once went on the kernel command line, which kept 512
+    // bytes, overwrote the boot information above ~4.4 KB and stalled the boot at 33 KB.
+    let mut run = vec![userland_bin("hello"), "5".into()];
+    run.extend((0..320).map(|i| format!("{i:03}-{}", "x".repeat(124))));
+    let out = Guest {
+        run,
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(5);
+    out.expect_line("hello: argc=322");
+    out.expect_line(&format!("hello: argv[321]=319-{}", "x".repeat(124)));
 }
 
 #[test]
