@@ -14,6 +14,9 @@ use spin::Once;
 
 static FRAMES: Once<FrameAllocator> = Once::new();
 
+/// One past the highest frame number of usable RAM (set by `init`).
+static PFN_LIMIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// Zeroes frames through the direct map.
 pub struct DirectMapZeroer;
 
@@ -40,6 +43,8 @@ pub fn init(nodes: &[NodeMemory], topo: &Topology, cpu_count: u32) {
             })
         })
         .collect();
+    let limit = ranges.iter().map(|r| r.phys_end.div_ceil(PAGE_SIZE)).max().unwrap_or(0);
+    PFN_LIMIT.store(limit, core::sync::atomic::Ordering::Relaxed);
     let distances =
         DistanceMatrix::new(topo.node_count as usize, topo.distances.clone()).expect("SLIT shape");
     let cpu_nodes: Vec<NodeId> = (0..cpu_count.min(MAX_CPUS as u32))
@@ -162,7 +167,11 @@ impl mm::phys::FrameSource for KernelFrameSource {
 
 static MM_FRAMES: Once<alloc::sync::Arc<mm::phys::Frames>> = Once::new();
 
-/// The frames (with reference counts) every address space and page cache shares.
+/// The frames (with reference counts) every address space and page cache shares; the
+/// counts of every RAM frame are kept densely (4 bytes a frame).
 pub fn mm_frames() -> &'static alloc::sync::Arc<mm::phys::Frames> {
-    MM_FRAMES.call_once(|| mm::phys::Frames::new(alloc::sync::Arc::new(KernelFrameSource)))
+    MM_FRAMES.call_once(|| {
+        let limit = PFN_LIMIT.load(core::sync::atomic::Ordering::Relaxed);
+        mm::phys::Frames::with_dense_refs(alloc::sync::Arc::new(KernelFrameSource), limit)
+    })
 }

@@ -64,6 +64,16 @@ impl Frames {
         })
     }
 
+    /// [`Frames::new`] with the counts of frames below `pfn_limit` in a dense array
+    /// (one atomic per frame: what the kernel uses, with every RAM frame below the
+    /// limit); falls back to the striped map if the array cannot be allocated.
+    pub fn with_dense_refs(source: Arc<dyn FrameSource>, pfn_limit: u64) -> Arc<Frames> {
+        Arc::new(Frames {
+            source,
+            refs: FrameRefs::try_with_dense_limit(pfn_limit).unwrap_or_default(),
+        })
+    }
+
     /// The underlying source.
     pub fn source(&self) -> &dyn FrameSource {
         &*self.source
