@@ -140,9 +140,13 @@ impl X86PageTable {
         self.user_root
     }
 
-    /// The last-level entry for `va`, creating intermediate tables (by compare-and-swap)
-    /// when `create`.
-    fn leaf(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
+    /// The last-level table covering `va`, creating intermediate tables (by
+    /// compare-and-swap) when `create`.
+    fn leaf_table(
+        &self,
+        va: u64,
+        create: bool,
+    ) -> Result<Option<&'static [AtomicU64; 512]>, InstallError> {
         let mut phys = self.root;
         for level in (1..4).rev() {
             let slot = &table(phys)[index(va, level)];
@@ -168,7 +172,50 @@ impl X86PageTable {
             }
             phys = e & ADDRESS_MASK;
         }
-        Ok(Some(&table(phys)[index(va, 0)]))
+        Ok(Some(table(phys)))
+    }
+
+    /// The last-level entry for `va`, creating intermediate tables when `create`.
+    fn leaf(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
+        Ok(self.leaf_table(va, create)?.map(|leaf| &leaf[index(va, 0)]))
+    }
+
+    /// Copies the entries of one parent leaf table that fall in `[first, last)` (one
+    /// 2 MiB span) into the child's table for the same span (`PageTable::fork_range`).
+    fn fork_leaf(
+        &self,
+        child: &X86PageTable,
+        leaf: &[AtomicU64; 512],
+        first: u64,
+        last: u64,
+        write_protect: bool,
+        on_copy: &mut dyn FnMut(u64, Pte, bool),
+    ) -> Result<(), InstallError> {
+        let child_leaf = child
+            .leaf_table(first, true)?
+            .ok_or(InstallError::NoMemory)?;
+        let span_base = first & !((1u64 << 21) - 1);
+        for i in index(first, 0)..=index(last - 1, 0) {
+            let mut e = leaf[i].load(Ordering::Acquire);
+            if e == 0 {
+                continue;
+            }
+            // Atomic with the CPU's accessed/dirty updates: clear only WRITE.
+            let weakened = write_protect && e & bits::WRITABLE != 0;
+            if weakened {
+                e = leaf[i].fetch_and(!bits::WRITABLE, Ordering::AcqRel) & !bits::WRITABLE;
+            }
+            if child_leaf[i]
+                .compare_exchange(0, e, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return Err(InstallError::NoMemory);
+            }
+            if let Some(pte) = decode(e) {
+                on_copy(span_base + ((i as u64) << 12), pte, weakened);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -202,6 +249,60 @@ impl PageTable for X86PageTable {
     fn unmap(&self, va: u64) -> Option<Pte> {
         let slot = self.leaf(va, false).ok()??;
         decode(slot.swap(0, Ordering::AcqRel))
+    }
+
+    /// One pass per table page: each parent leaf table is copied into one child leaf
+    /// table, entry by entry, without a walk per entry.
+    fn fork_range(
+        &self,
+        child: &Self,
+        start: u64,
+        end: u64,
+        write_protect: bool,
+        on_copy: &mut dyn FnMut(u64, Pte, bool),
+    ) -> Result<(), InstallError> {
+        #[allow(clippy::too_many_arguments)]
+        fn walk(
+            parent: &X86PageTable,
+            child: &X86PageTable,
+            phys: u64,
+            level: u32,
+            base: u64,
+            (start, end): (u64, u64),
+            write_protect: bool,
+            on_copy: &mut dyn FnMut(u64, Pte, bool),
+        ) -> Result<(), InstallError> {
+            let span = 1u64 << (12 + 9 * level);
+            let limit = if level == 3 { 256 } else { 512 };
+            for (i, slot) in table(phys).iter().enumerate().take(limit) {
+                let va = base + i as u64 * span;
+                if va + span <= start || va >= end {
+                    continue;
+                }
+                let e = slot.load(Ordering::Acquire);
+                if e & bits::PRESENT == 0 {
+                    continue;
+                }
+                if level == 1 {
+                    let (first, last) = (va.max(start), (va + span).min(end));
+                    let leaf = table(e & ADDRESS_MASK);
+                    parent.fork_leaf(child, leaf, first, last, write_protect, on_copy)?;
+                } else {
+                    walk(
+                        parent,
+                        child,
+                        e & ADDRESS_MASK,
+                        level - 1,
+                        va,
+                        (start, end),
+                        write_protect,
+                        on_copy,
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        walk(self, child, self.root, 3, 0, (start, end), write_protect, on_copy)
     }
 
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {

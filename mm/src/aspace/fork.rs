@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use super::zap::Zap;
 use super::AddressSpace;
 use crate::errno::MmError;
-use crate::pagetable::{InstallError, PageTable, PteFlags};
+use crate::pagetable::PageTable;
 use crate::tlb::TlbFlush;
 use crate::vma::{VmFlags, Vma, VmaTree};
 
@@ -53,27 +53,14 @@ impl<P: PageTable> AddressSpace<P> {
             .filter(|v| !v.flags.contains(VmFlags::WIPEONFORK))
         {
             let private = !v.flags.contains(VmFlags::MAYSHARE);
-            pt.scan(v.start, v.end, &mut |va, pte| {
-                if failed {
-                    return;
-                }
-                let mut pte = pte;
-                if private && pte.flags.contains(PteFlags::WRITE) {
-                    if let Some(old) = pt.update_flags(va, &mut |f| f - PteFlags::WRITE) {
-                        pte = old.with_flags(old.flags - PteFlags::WRITE);
-                    }
+            let copied = pt.fork_range(cpt, v.start, v.end, private, &mut |va, pte, weakened| {
+                if weakened {
                     parent_flush.weakened(va);
                 }
                 self.frames().get(pte.pfn);
-                match cpt.install(va, pte) {
-                    Ok(()) => {}
-                    Err(InstallError::Occupied(_)) | Err(InstallError::NoMemory) => {
-                        self.frames().put(pte.pfn);
-                        failed = true;
-                    }
-                }
             });
-            if failed {
+            if copied.is_err() {
+                failed = true;
                 break;
             }
         }

@@ -100,6 +100,54 @@ pub trait PageTable: Send + Sync {
     /// the entry it is given through this table.
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte));
 
+    /// Copies every entry in `[start, end)` into `child` (whose range is empty) for
+    /// a fork. With `write_protect`, WRITE is cleared in the parent's entry first and
+    /// the child gets the read-only copy. `on_copy(va, pte, weakened)` is called once
+    /// each entry is in the child, with the entry as copied and whether the parent's
+    /// entry lost WRITE; it takes the frame's reference (the caller holds the
+    /// parent's VMA tree for writing, so nothing releases the frame meanwhile).
+    /// `NoMemory` if a child table cannot be allocated; entries copied so far stay in
+    /// the child, and an entry that could not be copied may have lost WRITE in the
+    /// parent unreported (harmless: its frame is shared with nobody new).
+    ///
+    /// The default goes entry by entry through `scan`, `update_flags` and `install`;
+    /// a hardware table does it in one pass per table page.
+    fn fork_range(
+        &self,
+        child: &Self,
+        start: u64,
+        end: u64,
+        write_protect: bool,
+        on_copy: &mut dyn FnMut(u64, Pte, bool),
+    ) -> Result<(), InstallError>
+    where
+        Self: Sized,
+    {
+        let mut result = Ok(());
+        self.scan(start, end, &mut |va, pte| {
+            if result.is_err() {
+                return;
+            }
+            let mut pte = pte;
+            let weakened = write_protect && pte.flags.contains(PteFlags::WRITE);
+            if weakened {
+                if let Some(old) = self.update_flags(va, &mut |f| f - PteFlags::WRITE) {
+                    pte = old.with_flags(old.flags - PteFlags::WRITE);
+                }
+            }
+            result = match child.install(va, pte) {
+                Ok(()) => {
+                    on_copy(va, pte, weakened);
+                    Ok(())
+                }
+                Err(InstallError::Occupied(_)) | Err(InstallError::NoMemory) => {
+                    Err(InstallError::NoMemory)
+                }
+            };
+        });
+        result
+    }
+
     /// Bytes of memory the table's own pages use (`VmPTE`); 0 if unknown.
     fn table_bytes(&self) -> u64 {
         0
