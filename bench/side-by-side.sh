@@ -7,6 +7,9 @@
 # Linux is booted with the linux-anchor tool (LINUX_ANCHOR, default
 # ../shared/tools/linux-anchor/run-linux.sh). Prints `name.peios=x name.linux=y
 # name.ratio=x/y` per figure (median over the rounds), and boot-to-exit wall times.
+# Figures: fault_bench (threads, 1 and 2 workers), futex ping-pong, getppid, cliff_bench
+# (fork of 256 MiB, lone sched_yield, faults beside an mprotect loop) and timerstress's
+# p99 lateness of a 1 ms sleep beside one spinner per CPU (lower is better).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cpus=2 nodes=2 mem=2048 rounds=3 seconds=3
@@ -42,6 +45,12 @@ collect() { # system output
         record "$system" "fault_bench.$mode.w$w.faults_per_sec" "$v";;
       futex_pingpong.round_trips_per_sec=*) record "$system" futex_pingpong.round_trips_per_sec "${line#*=}";;
       getppid.calls_per_sec=*) record "$system" getppid.calls_per_sec "${line#*=}";;
+      cliff_bench.*=*)
+        local name=${line%%=*} rest=${line#*=}
+        record "$system" "$name" "${rest%% *}";;
+      timerstress:\ spinners=*)
+        local v=${line#*wake_late_p99_us=}
+        record "$system" timerstress.wake_late_p99_us "${v%% *}";;
     esac
   done <<< "$2"
 }
@@ -59,6 +68,8 @@ for ((r = 1; r <= rounds; r++)); do
     collect "$system" "$($run "$bin/fault_bench" --mode thread --workers 1,2 --seconds "$seconds")"
     collect "$system" "$($run "$bin/futex_pingpong")"
     collect "$system" "$($run "$bin/getppid_bench")"
+    collect "$system" "$($run "$bin/cliff_bench" --seconds "$seconds")"
+    collect "$system" "$($run "$bin/timerstress" --rounds 0)"
     record "$system" boot_to_exit_seconds "$(boot_time "$system")"
   done
 done
@@ -66,7 +77,10 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 echo "side-by-side: cpus=$cpus nodes=$nodes mem=${mem}MiB rounds=$rounds (TCG, medians)"
 for name in fault_bench.thread.w1.faults_per_sec fault_bench.thread.w2.faults_per_sec \
-            futex_pingpong.round_trips_per_sec getppid.calls_per_sec boot_to_exit_seconds; do
+            futex_pingpong.round_trips_per_sec getppid.calls_per_sec \
+            cliff_bench.fork_256mb.forks_per_sec cliff_bench.yield.calls_per_sec \
+            cliff_bench.mprotect_alone.faults_per_sec cliff_bench.mprotect_beside.faults_per_sec \
+            timerstress.wake_late_p99_us boot_to_exit_seconds; do
   p=$(echo "${figs["peios|$name"]:-}" | median); l=$(echo "${figs["linux|$name"]:-}" | median)
   ratio=$( [[ -n $p && -n $l ]] && echo "scale=2; $p / $l" | bc || echo "n/a")
   echo "$name.peios=$p $name.linux=$l $name.ratio=$ratio"
