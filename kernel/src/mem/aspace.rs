@@ -9,7 +9,7 @@ use crate::{
     syscall::errno::{Errno, SysResult},
 };
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mm::{aspace, pagetable::PageTable, tlb::TlbBatch};
 use spin::Once;
 
@@ -64,6 +64,10 @@ pub struct AddressSpace {
     mm: MmSpace,
     tlb: Arc<TlbState>,
     id: u64,
+    /// Processes that have this as their address space (Linux's `mm_users`, counted
+    /// per process): a `CLONE_VM` child shares its parent's, and only the last of them
+    /// to exit may tear the memory down.
+    users: AtomicU32,
 }
 
 impl AddressSpace {
@@ -77,6 +81,7 @@ impl AddressSpace {
             mm,
             tlb: state,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            users: AtomicU32::new(0),
         })
     }
 
@@ -111,6 +116,16 @@ impl AddressSpace {
     /// A unique id (futex keys).
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// One more process uses this address space.
+    pub fn add_user(&self) {
+        self.users.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A process stopped using this address space; true when it was the last one.
+    pub fn drop_user(&self) -> bool {
+        self.users.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
     /// The frame backing `addr` if it is mapped (no fault).
