@@ -141,7 +141,10 @@ impl AddressSpace {
     pub fn access(&self, addr: u64, buf: &mut [u8], write: bool) -> usize {
         let mut done = 0;
         while done < buf.len() {
-            let at = addr + done as u64;
+            // A range running off the top of the address space stops there.
+            let Some(at) = addr.checked_add(done as u64) else {
+                break;
+            };
             let n = ((PAGE - (at & (PAGE - 1))) as usize).min(buf.len() - done);
             let ok = if write {
                 self.mm.write_bytes(at, &buf[done..done + n])
