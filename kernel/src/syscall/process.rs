@@ -54,6 +54,9 @@ const SUPPORTED_CLONE: u64 = 0xff
 const MAX_ARGS: usize = 4096;
 /// Most argv + envp bytes accepted by execve.
 const MAX_ARG_BYTES: usize = 256 * 1024;
+/// Longest single argument or environment string, with its NUL (Linux's
+/// `MAX_ARG_STRLEN`, 32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 fn canonical_user(addr: u64) -> bool {
     addr < USER_ADDRESS_END
@@ -177,13 +180,21 @@ fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> 
         if ptr == 0 {
             return Ok(());
         }
-        let s = read_user_cstr(ptr, MAX_ARG_BYTES)?;
+        // Linux: a string longer than MAX_ARG_STRLEN, or too many bytes in all, is E2BIG
+        // (ENAMETOOLONG is for the path only).
+        let s = read_user_cstr(ptr, MAX_ARG_STRLEN).map_err(|e| match e {
+            Errno::ENAMETOOLONG => Errno::E2BIG,
+            e => e,
+        })?;
+        if s.len() + 1 > MAX_ARG_STRLEN {
+            return Err(Errno::E2BIG);
+        }
         *total += s.len() + 1;
         if out.len() >= MAX_ARGS || *total > MAX_ARG_BYTES {
             return Err(Errno::E2BIG);
         }
         out.push(s);
-        at += 8;
+        at = at.checked_add(8).ok_or(Errno::EFAULT)?;
     }
 }
 
