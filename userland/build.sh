@@ -65,6 +65,21 @@ if [[ ! -s $cpio_out || $0 -nt $cpio_out || etc/registry.conf -nt $cpio_out ]] |
   # Debug info stays in target/bin (for addr2line); the guest gets lean copies.
   if command -v strip >/dev/null; then strip --strip-debug "$root"/bin/*; fi
   cp "$root/bin/init" "$root/init"
+  # hugebss: a static ELF whose data segment has a 64 TiB p_memsz (its code would exit
+  # with 42); hostile checks that execve refuses it at once with ENOMEM.
+  python3 - "$root/bin/hugebss" <<'PY'
+import struct, sys
+f = bytearray(0x1000)
+f[0:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
+struct.pack_into("<HHIQQQIHHHHHH", f, 16, 2, 62, 1, 0x400100, 64, 0, 0, 64, 56, 2, 0, 0, 0)
+def ph(at, flags, off, va, filesz, memsz):
+    struct.pack_into("<IIQQQQQQ", f, at, 1, flags, off, va, va, filesz, memsz, 0x1000)
+ph(64, 5, 0, 0x400000, 0x1000, 0x1000)
+ph(120, 6, 0x1000, 0x401000, 0, 64 << 40)
+f[0x100:0x10c] = bytes([0xb8, 60, 0, 0, 0, 0xbf, 42, 0, 0, 0, 0x0f, 0x05])
+open(sys.argv[1], "wb").write(f)
+PY
+  chmod +x "$root/bin/hugebss"
   cp etc/registry.conf "$root/etc/registry.conf"
   (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$cpio_out.tmp"
   mv "$cpio_out.tmp" "$cpio_out"

@@ -41,10 +41,11 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "mmtest",
         "uffd",
         "fuzz",
+        "hostile",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("18 passed, 0 failed");
+    out.expect_line("19 passed, 0 failed");
     out.expect_line("EXIT=0");
     // ksyncd applied the boot-time registry file; tunables checked every knob against it.
     out.expect_line("ksyncd: vm.stat_interval = 3 applied");
@@ -63,6 +64,13 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("uffd: check sigkill-ends-parked-process: ok");
     out.expect_line("procgate(restricted): check mem-eacces: ok");
     out.expect_line("procgate: check privileged-reads-mem: ok");
+    // Hostile values get Linux's answers and the kernel lives on.
+    out.expect_line("hostile: check pagemap-huge-offset-reads-nothing: ok");
+    out.expect_line("hostile: check execve-64tib-bss-enomem: ok");
+    out.expect_line("hostile: check restricted-kills-own-child: ok");
+    out.expect_line("hostile: check altstack-overflow-killed-by-sigsegv: ok");
+    out.expect_line("hostile: check vfork-parent-sees-child-write: ok");
+    out.expect_line("hostile: check clone-vm-child-exit-keeps-parent-memory: ok");
     // The 64-thread job (plus its main thread and the pinned sibling): every vCPU ran
     // some of its threads (reported by the kernel).
     out.expect_line("threads: check counter: ok");

@@ -58,6 +58,22 @@ impl Segment {
     }
 }
 
+/// A page-aligned run of a program's image: pages covered by the same segments, with
+/// the union of their protections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// First byte (page-aligned).
+    pub start: u64,
+    /// One past the last byte (page-aligned).
+    pub end: u64,
+    /// Readable.
+    pub read: bool,
+    /// Writable.
+    pub write: bool,
+    /// Executable.
+    pub exec: bool,
+}
+
 /// A parsed program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Program {
@@ -71,6 +87,60 @@ pub struct Program {
     pub segments: Vec<Segment>,
     /// The load bias (0 for ET_EXEC).
     pub bias: u64,
+}
+
+impl Program {
+    /// Every page some segment covers, as runs of pages `page_bytes` long (a power of
+    /// two) sharing one protection (the union of the segments on the page), lowest
+    /// first. The work depends on the number of segments, never on their sizes: a
+    /// segment of many terabytes is one run, so the kernel can map it (or refuse it)
+    /// at once.
+    pub fn page_runs(&self, page_bytes: u64) -> Vec<Run> {
+        let mask = page_bytes - 1;
+        // The segments on a page change only where a segment starts or ends.
+        let mut cuts: Vec<u64> = self
+            .segments
+            .iter()
+            .flat_map(|s| [s.vaddr & !mask, s.end().saturating_add(mask) & !mask])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut runs: Vec<Run> = Vec::new();
+        for window in cuts.windows(2) {
+            let (start, end) = (window[0], window[1]);
+            let on = self
+                .segments
+                .iter()
+                .filter(|s| s.vaddr < end && s.end() > start);
+            let mut run = Run {
+                start,
+                end,
+                read: false,
+                write: false,
+                exec: false,
+            };
+            let mut any = false;
+            for s in on {
+                any = true;
+                run.read |= s.read;
+                run.write |= s.write;
+                run.exec |= s.exec;
+            }
+            if !any {
+                continue;
+            }
+            match runs.last_mut() {
+                Some(last)
+                    if last.end == start
+                        && (last.read, last.write, last.exec) == (run.read, run.write, run.exec) =>
+                {
+                    last.end = end;
+                }
+                _ => runs.push(run),
+            }
+        }
+        runs
+    }
 }
 
 fn bytes<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], ElfError> {
@@ -103,8 +173,11 @@ pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfErr
         ET_DYN => pie_base,
         _ => return Err(ElfError::NotExecutable),
     };
+    // The entry point must be a user address: `iretq` to anything else faults in the
+    // kernel.
     let entry = u64_at(elf, 24)?
         .checked_add(bias)
+        .filter(|&e| e < user_end)
         .ok_or(ElfError::Malformed)?;
     let phoff = usize::try_from(u64_at(elf, 32)?).map_err(|_| ElfError::Malformed)?;
     let phentsize = usize::from(u16_at(elf, 54)?);
@@ -269,6 +342,51 @@ pub(crate) mod tests {
             parse(&tiny_exec(ET_DYN), u64::MAX - 10, USER_END),
             Err(ElfError::Malformed)
         );
+    }
+
+    /// `tiny_exec` with the data segment's p_memsz set to `memsz`.
+    fn with_data_memsz(memsz: u64) -> Vec<u8> {
+        let mut f = tiny_exec(ET_EXEC);
+        f[120 + 40..120 + 48].copy_from_slice(&memsz.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn page_runs_merge_shared_pages_and_keep_protections() {
+        let p = parse(&tiny_exec(ET_EXEC), 0, USER_END).unwrap();
+        let runs = p.page_runs(4096);
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].start, runs[0].end), (0x400000, 0x401000));
+        assert!(runs[0].exec && !runs[0].write);
+        assert_eq!((runs[1].start, runs[1].end), (0x401000, 0x404000));
+        assert!(runs[1].write && !runs[1].exec);
+    }
+
+    #[test]
+    fn a_64_tib_bss_is_one_run_at_once() {
+        // Accepted as Linux accepts it (it fits in user space); the kernel's mapping of
+        // it is then refused by commit accounting (ENOMEM), not walked page by page.
+        let huge = 64u64 << 40;
+        let p = parse(&with_data_memsz(huge), 0, USER_END).unwrap();
+        let runs = p.page_runs(4096);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[1].end, 0x401000 + huge);
+        // Beyond user space, or wrapping: refused by the parser.
+        assert_eq!(
+            parse(&with_data_memsz(USER_END), 0, USER_END),
+            Err(ElfError::Malformed)
+        );
+        assert_eq!(
+            parse(&with_data_memsz(u64::MAX - 0x1000), 0, USER_END),
+            Err(ElfError::Malformed)
+        );
+    }
+
+    #[test]
+    fn entry_outside_user_space_is_refused() {
+        let mut f = tiny_exec(ET_EXEC);
+        f[24..32].copy_from_slice(&0x8000_0000_0000_0000u64.to_le_bytes());
+        assert_eq!(parse(&f, 0, USER_END), Err(ElfError::Malformed));
     }
 
     proptest! {

@@ -150,17 +150,25 @@ impl SecurityDescriptor {
 
     /// The default descriptor of a process created by `creator`:
     /// - owner and group: the creator's user and primary group;
-    /// - DACL: `PROCESS_ALL_ACCESS` to the owner, SYSTEM and Administrators,
-    ///   `PROCESS_QUERY_LIMITED_INFORMATION` to Everyone;
+    /// - DACL: `PROCESS_ALL_ACCESS` to the owner, the creator's logon SID (if it
+    ///   has one), SYSTEM and Administrators, `PROCESS_QUERY_LIMITED_INFORMATION`
+    ///   to Everyone;
     /// - label: the creator's level with `NO_WRITE_UP | NO_READ_UP`.
     pub fn for_process(creator: &Token) -> Self {
         let all = AccessMask::PROCESS_ALL_ACCESS;
-        let dacl = Acl::from_aces(alloc::vec![
-            Ace::allowed(creator.user_sid(), all),
+        let mut aces = alloc::vec![Ace::allowed(creator.user_sid(), all)];
+        // A restricted creator's user SID is deny-only (SYSTEM, Administrators): its
+        // logon SID is what lets it manage the processes it starts (NT's default DACL
+        // grants the logon SID for the same reason).
+        if let Some(logon) = creator.logon_sid() {
+            aces.push(Ace::allowed(logon, all));
+        }
+        aces.extend([
             Ace::allowed(Sid::SYSTEM, all),
             Ace::allowed(Sid::ADMINISTRATORS, all),
             Ace::allowed(Sid::EVERYONE, AccessMask::PROCESS_QUERY_LIMITED_INFORMATION),
         ]);
+        let dacl = Acl::from_aces(aces);
         Self::new(
             creator.user_sid(),
             creator.primary_group(),

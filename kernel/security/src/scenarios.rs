@@ -325,3 +325,23 @@ fn errno_hints_follow_linux() {
     }
     assert_eq!((EPERM, EACCES), (1, 13));
 }
+
+#[test]
+fn restricted_session_manages_its_own_children_only() {
+    // A restricted init child with a logon SID (the kernel adds one when it restricts a
+    // token) starts a child: the child's descriptor grants that logon SID, so the
+    // creator may terminate it although SYSTEM is deny-only in its token.
+    let init = Token::system();
+    let session = init.restricted().with_group(Group::enabled(Sid::logon(7)));
+    let (child_sd, child_level) = process_of(&session);
+    assert_eq!(
+        check_process_access(&session, &child_sd, child_level, TERM),
+        Ok(())
+    );
+    // Another restricted session does not hold that logon SID.
+    let other = init.restricted().with_group(Group::enabled(Sid::logon(8)));
+    assert!(check_process_access(&other, &child_sd, child_level, TERM).is_err());
+    // And init stays out of reach.
+    let (init_sd, init_level) = process_of(&init);
+    assert!(check_process_access(&session, &init_sd, init_level, TERM).is_err());
+}

@@ -29,6 +29,8 @@ const NT_NON_UNIQUE: u32 = 21;
 const USER_DOMAIN: [u32; 4] = [NT_NON_UNIQUE, 0, 0, 0];
 /// The sub-authorities of the local group domain, `S-1-5-21-0-0-1`.
 const GROUP_DOMAIN: [u32; 4] = [NT_NON_UNIQUE, 0, 0, 1];
+/// `SECURITY_LOGON_IDS_RID`: the first sub-authority of a logon SID.
+const LOGON_RID: u32 = 5;
 
 /// A security identifier: revision, 48-bit identifier authority and up to
 /// [`MAX_SUB_AUTHORITIES`] sub-authorities. Fixed size and `Copy`, so it can be
@@ -99,6 +101,18 @@ impl Sid {
     /// The group SID for Linux gid `gid`: `S-1-5-21-0-0-1-<gid>`.
     pub const fn group(gid: u32) -> Sid {
         Sid::in_domain(GROUP_DOMAIN, gid)
+    }
+
+    /// A logon SID, `S-1-5-5-0-<session>`: one per logon session (on Peios, per
+    /// restricted token), enabled in that session's tokens. Process descriptors grant
+    /// it, so a process whose user SID is deny-only can still manage its own children.
+    pub const fn logon(session: u32) -> Sid {
+        Sid::from_parts(NT_AUTHORITY, &[LOGON_RID, 0, session])
+    }
+
+    /// Whether this is a [`Sid::logon`] SID.
+    pub fn is_logon(&self) -> bool {
+        self.authority == NT_AUTHORITY && self.count == 3 && self.subs[0] == LOGON_RID
     }
 
     /// The Linux uid this SID stands for: the RID of a [`Sid::user`] SID, 0 for

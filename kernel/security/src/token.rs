@@ -162,6 +162,20 @@ impl Token {
         t
     }
 
+    /// This token with `group` added (a logon SID, when a session starts).
+    pub fn with_group(mut self, group: Group) -> Token {
+        self.groups.push(group);
+        self
+    }
+
+    /// The token's logon SID ([`Sid::logon`]), if it has an enabled one.
+    pub fn logon_sid(&self) -> Option<Sid> {
+        self.groups
+            .iter()
+            .find(|g| g.sid.is_logon() && g.counts_for_allow())
+            .map(|g| g.sid)
+    }
+
     /// The user SID.
     pub fn user_sid(&self) -> Sid {
         self.user

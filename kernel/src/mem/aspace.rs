@@ -9,7 +9,7 @@ use crate::{
     syscall::errno::{Errno, SysResult},
 };
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mm::{aspace, pagetable::PageTable, tlb::TlbBatch};
 use spin::Once;
 
@@ -64,6 +64,10 @@ pub struct AddressSpace {
     mm: MmSpace,
     tlb: Arc<TlbState>,
     id: u64,
+    /// Processes that have this as their address space (Linux's `mm_users`, counted
+    /// per process): a `CLONE_VM` child shares its parent's, and only the last of them
+    /// to exit may tear the memory down.
+    users: AtomicU32,
 }
 
 impl AddressSpace {
@@ -77,6 +81,7 @@ impl AddressSpace {
             mm,
             tlb: state,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            users: AtomicU32::new(0),
         })
     }
 
@@ -113,6 +118,16 @@ impl AddressSpace {
         self.id
     }
 
+    /// One more process uses this address space.
+    pub fn add_user(&self) {
+        self.users.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A process stopped using this address space; true when it was the last one.
+    pub fn drop_user(&self) -> bool {
+        self.users.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
     /// The frame backing `addr` if it is mapped (no fault).
     pub fn frame_of(&self, addr: u64) -> Option<u64> {
         self.mm
@@ -126,7 +141,10 @@ impl AddressSpace {
     pub fn access(&self, addr: u64, buf: &mut [u8], write: bool) -> usize {
         let mut done = 0;
         while done < buf.len() {
-            let at = addr + done as u64;
+            // A range running off the top of the address space stops there.
+            let Some(at) = addr.checked_add(done as u64) else {
+                break;
+            };
             let n = ((PAGE - (at & (PAGE - 1))) as usize).min(buf.len() - done);
             let ok = if write {
                 self.mm.write_bytes(at, &buf[done..done + n])

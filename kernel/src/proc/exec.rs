@@ -53,19 +53,6 @@ pub fn load(
 ) -> SysResult<Image> {
     let program =
         loader::elf::parse(elf, PIE_BASE, STACK_TOP - (1 << 30)).map_err(|_| Errno::ENOEXEC)?;
-    let prot_of_segment = |s: &loader::elf::Segment| {
-        let mut prot = Prot::empty();
-        if s.read {
-            prot |= Prot::READ;
-        }
-        if s.write {
-            prot |= Prot::WRITE;
-        }
-        if s.exec {
-            prot |= Prot::EXEC;
-        }
-        prot
-    };
     let segments = &program.segments;
     let mut random = [0u8; 8];
     crate::random::fill(&mut random);
@@ -81,46 +68,34 @@ pub fn load(
     let anon_fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE;
     // Map every page any segment covers (read-write while loading), then copy the file
     // bytes in (the rest is demand-zero: .bss), then give each page the union of the
-    // protections of the segments on it.
-    let mut lowest = u64::MAX;
-    let mut highest = 0;
+    // protections of the segments on it. The runs come from the segments' bounds, so a
+    // huge p_memsz costs one mmap, which commit accounting refuses (ENOMEM) as Linux's
+    // vm_brk does, instead of a walk over its pages.
+    let runs = program.page_runs(PAGE);
+    for run in &runs {
+        mm.mmap(
+            &MmapRequest::anon(run.start, run.end - run.start, rw, anon_fixed),
+            true,
+        )?;
+    }
     for s in segments {
-        let start = s.vaddr & !(PAGE - 1);
-        let end = s.end().next_multiple_of(PAGE);
-        let mut page = start;
-        while page < end {
-            let run = page;
-            while page < end && mm.vma_at(page).is_none() {
-                page += PAGE;
-            }
-            if page > run {
-                mm.mmap(&MmapRequest::anon(run, page - run, rw, anon_fixed), true)?;
-            }
-            while page < end && mm.vma_at(page).is_some() {
-                page += PAGE;
-            }
-        }
         let data = &elf[s.offset as usize..(s.offset + s.file_len) as usize];
         mm.write_bytes(s.vaddr, data).map_err(|_| Errno::ENOMEM)?;
-        lowest = lowest.min(start);
-        highest = highest.max(end);
     }
-    let prot_of = |page: u64| {
-        segments
-            .iter()
-            .filter(|s| page + PAGE > s.vaddr && page < s.end())
-            .fold(Prot::empty(), |acc, s| acc | prot_of_segment(s))
-    };
-    let mut page = lowest;
-    while page < highest {
-        let (run, prot) = (page, prot_of(page));
-        while page < highest && prot_of(page) == prot {
-            page += PAGE;
+    for run in &runs {
+        let mut prot = Prot::empty();
+        if run.read {
+            prot |= Prot::READ;
         }
-        if mm.vma_at(run).is_some() {
-            mm.mprotect(run, page - run, prot)?;
+        if run.write {
+            prot |= Prot::WRITE;
         }
+        if run.exec {
+            prot |= Prot::EXEC;
+        }
+        mm.mprotect(run.start, run.end - run.start, prot)?;
     }
+    let highest = runs.last().map_or(0, |r| r.end);
     if let Some(text) = segments.iter().find(|s| s.exec) {
         mm.set_code_range(text.vaddr, text.end());
     }

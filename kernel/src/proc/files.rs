@@ -31,7 +31,15 @@ pub enum File {
     /// A directory (only `close` and `fstat` make sense).
     Directory,
     /// A registry key's file, opened for writing (reads were served as `ReadOnly`).
-    RegistryKey(&'static crate::registry::Key),
+    RegistryKey {
+        /// The key.
+        key: &'static crate::registry::Key,
+        /// Write position: a `/proc/sys` write not at 0 is ignored (Linux's strict
+        /// `sysctl_writes_strict`).
+        offset: u64,
+        /// Opened through `/proc/sys` (sysctl syntax), not `/sys` (sysfs syntax).
+        sysctl: bool,
+    },
     /// `/proc/<pid>/mem`: the target's memory at offset = address.
     ProcessMemory {
         /// The process whose memory this is.

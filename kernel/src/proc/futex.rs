@@ -109,8 +109,16 @@ pub async fn wait(
     result
 }
 
-/// FUTEX_WAKE: wakes up to `count` waiters on `uaddr`; returns how many.
-pub fn wake(process: &Process, uaddr: u64, count: u32, private: bool) -> u64 {
+/// FUTEX_WAKE: wakes up to `count` waiters on `uaddr`; returns how many. `process` is
+/// the caller's (its address space is the one loaded). As Linux's get_futex_key: EFAULT
+/// for an address outside user space; a shared futex's word is faulted in (its key is
+/// the page), so an unmapped one is EFAULT too, while a private futex only needs the
+/// address (an unmapped private word has no waiters: 0).
+pub fn wake(process: &Process, uaddr: u64, count: u32, private: bool) -> SysResult<u64> {
+    crate::arch::uaccess::check_user_range(uaddr, 4)?;
+    if !private {
+        let _: u32 = read_user(uaddr)?;
+    }
     let key = key_of(process, uaddr, private);
     let mut woken = 0u64;
     let mut q = bucket(key).lock();
@@ -126,7 +134,7 @@ pub fn wake(process: &Process, uaddr: u64, count: u32, private: bool) -> u64 {
             i += 1;
         }
     }
-    woken
+    Ok(woken)
 }
 
 use core::future::Future as _;

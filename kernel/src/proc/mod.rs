@@ -115,6 +115,11 @@ pub struct Process {
     pub cpus_used: AtomicU64,
     /// `oom_score_adj` (-1000..=1000; inherited by children, kept across execve).
     pub oom_score_adj: AtomicI32,
+    /// Set once the process has let go of the address space it was created with (its
+    /// first execve or its exit): what a `CLONE_VFORK` parent waits for.
+    vfork_released: AtomicBool,
+    /// Woken when `vfork_released` is set.
+    pub vfork_done: wait::WaitQueue,
 }
 
 impl Process {
@@ -128,11 +133,16 @@ impl Process {
         self.aspace_id.load(Ordering::Acquire)
     }
 
-    /// Installs `new` (execve, exit); returns the old address space.
-    pub fn replace_address_space(&self, new: Arc<AddressSpace>) -> Arc<AddressSpace> {
+    /// Installs `new` (execve, exit); returns the old address space and whether this
+    /// process was its last user (a `CLONE_VM` sibling may still run in it).
+    pub fn replace_address_space(&self, new: Arc<AddressSpace>) -> (Arc<AddressSpace>, bool) {
+        new.add_user();
         let mut slot = self.aspace.write();
         self.aspace_id.store(new.id(), Ordering::Release);
-        core::mem::replace(&mut *slot, new)
+        let old = core::mem::replace(&mut *slot, new);
+        drop(slot);
+        let last = old.drop_user();
+        (old, last)
     }
 
     /// The integrity level of this process (from its token).
@@ -161,6 +171,19 @@ impl Process {
     /// The exit status, once set.
     pub fn exit_status(&self) -> Option<ExitStatus> {
         *self.exit_status.lock()
+    }
+
+    /// The process no longer runs in the address space it was created with (execve or
+    /// exit): a `CLONE_VFORK` parent may go on.
+    pub fn release_vfork(&self) {
+        if !self.vfork_released.swap(true, Ordering::SeqCst) {
+            self.vfork_done.wake_all();
+        }
+    }
+
+    /// Whether [`Process::release_vfork`] happened.
+    pub fn vfork_released(&self) -> bool {
+        self.vfork_released.load(Ordering::SeqCst)
     }
 }
 
@@ -242,6 +265,7 @@ pub fn new_process(
 ) -> Arc<Process> {
     let sd = SecurityDescriptor::for_process(&token);
     let parent = lookup(ppid).filter(|_| ppid != pid);
+    aspace.add_user();
     let process = Arc::new(Process {
         pid,
         ppid: AtomicU32::new(ppid),
@@ -280,6 +304,8 @@ pub fn new_process(
                 .as_ref()
                 .map_or(0, |p| p.oom_score_adj.load(Ordering::Relaxed)),
         ),
+        vfork_released: AtomicBool::new(false),
+        vfork_done: wait::WaitQueue::new(),
     });
     PROCESSES.write().insert(pid, process.clone());
     if let Some(parent) = parent {

@@ -260,8 +260,20 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
     if action.handler == SIG_IGN {
         return;
     }
-    if setup_frame(thread, ctx, sig, &action, &info).is_err() {
-        // The stack is unusable: the process dies of SIGSEGV.
+    if let Err(e) = setup_frame(thread, ctx, sig, &action, &info) {
+        // The frame cannot be written (a bad stack, or one that would overflow the
+        // alternate stack): the process dies of SIGSEGV, as Linux's force_sigsegv.
+        crate::kprintln!(
+            "pid {} tid {}: cannot deliver signal {} ({}): killed by SIGSEGV",
+            thread.process.pid,
+            thread.tid,
+            sig,
+            if e == Errno::ENOMEM {
+                "overflowed sigaltstack"
+            } else {
+                "signal frame not writable"
+            }
+        );
         thread.process.begin_exit(ExitStatus::Signaled(SIGSEGV));
         return;
     }
@@ -285,14 +297,23 @@ fn setup_frame(
     crate::arch::usermode::save_fpu(ctx);
     // SA_ONSTACK: the frame goes on the alternate stack unless the thread is already on it.
     let (alt_base, alt_size) = *thread.altstack.lock();
-    let on_alt = ctx.rsp > alt_base && ctx.rsp <= alt_base + alt_size;
-    let stack_top = if action.flags & SA_ONSTACK != 0 && alt_size != 0 && !on_alt {
-        alt_base + alt_size
+    let nested = on_altstack(ctx.rsp, alt_base, alt_size);
+    let entering = action.flags & SA_ONSTACK != 0 && alt_size != 0 && !nested;
+    let stack_top = if entering {
+        alt_base.wrapping_add(alt_size)
     } else {
         ctx.rsp
     };
+    // User-controlled addresses: wrapping arithmetic, and the copies below refuse
+    // anything that is not user memory.
     let fpstate = (stack_top.wrapping_sub(128 + frame::FPSTATE_BYTES)) & !63;
-    let base = ((fpstate - frame::SIZE) & !15) - 8;
+    let base = (fpstate.wrapping_sub(frame::SIZE) & !15).wrapping_sub(8);
+    // A frame that would run off the bottom of the alternate stack is not written (it
+    // would land below it, or wrap to its top and loop forever): Linux's get_sigframe
+    // answers with a bogus address, so the process dies of SIGSEGV.
+    if (nested || entering) && !on_altstack(base, alt_base, alt_size) {
+        return Err(Errno::ENOMEM);
+    }
     copy_to_user(fpstate, &ctx.fpu.0)?;
 
     let mut mcontext = [0u64; 32];
@@ -307,18 +328,19 @@ fn setup_frame(
     mcontext[21] = thread.sigmask.load(Ordering::SeqCst);
     mcontext[22] = ctx.cr2;
     mcontext[23] = fpstate;
-    write_user(base + frame::MCONTEXT, &mcontext)?;
+    write_user(base.wrapping_add(frame::MCONTEXT), &mcontext)?;
     write_user(base, &action.restorer)?;
-    write_user::<[u64; 5]>(base + frame::UCONTEXT, &[0; 5])?; // uc_flags, uc_link, uc_stack
+    // uc_flags, uc_link, uc_stack
+    write_user::<[u64; 5]>(base.wrapping_add(frame::UCONTEXT), &[0; 5])?;
     write_user(
-        base + frame::SIGMASK,
+        base.wrapping_add(frame::SIGMASK),
         &thread.sigmask.load(Ordering::SeqCst),
     )?;
     let mut siginfo = [0u64; 16];
     siginfo[0] = u64::from(sig);
     siginfo[1] = info.code as u32 as u64;
     siginfo[2] = info.value;
-    write_user(base + frame::SIGINFO, &siginfo)?;
+    write_user(base.wrapping_add(frame::SIGINFO), &siginfo)?;
 
     ctx.rsp = base;
     ctx.rip = action.handler;
@@ -331,11 +353,30 @@ fn setup_frame(
     Ok(())
 }
 
+/// Whether `sp` is on the alternate stack `[base, base + size)` (Linux's
+/// `on_sig_stack`, written so that no user value can overflow it).
+pub fn on_altstack(sp: u64, base: u64, size: u64) -> bool {
+    size != 0 && sp > base && sp - base <= size
+}
+
+/// Whether `addr` is canonical (bits 63..47 all equal): the only kind of address
+/// `iretq` may return to.
+pub fn is_canonical(addr: u64) -> bool {
+    let high = addr >> 47;
+    high == 0 || high == (1 << 17) - 1
+}
+
 /// `rt_sigreturn`: restores the registers, mask and FPU state saved in the frame at RSP-8.
+/// EFAULT (the caller turns it into SIGSEGV) if the frame cannot be read or names a
+/// non-canonical RIP: returning there would fault on the kernel's `iretq` itself, where
+/// Linux's fixup also ends in SIGSEGV.
 pub fn sigreturn(thread: &Thread, ctx: &mut UserContext) -> SysResult<()> {
     let base = ctx.rsp.wrapping_sub(8);
-    let mcontext: [u64; 32] = read_user(base + frame::MCONTEXT)?;
-    let mask: u64 = read_user(base + frame::SIGMASK)?;
+    let mcontext: [u64; 32] = read_user(base.wrapping_add(frame::MCONTEXT))?;
+    let mask: u64 = read_user(base.wrapping_add(frame::SIGMASK))?;
+    if !is_canonical(mcontext[16]) {
+        return Err(Errno::EFAULT);
+    }
     let fpstate = mcontext[23];
     if fpstate != 0 {
         let mut image = [0u8; 512];

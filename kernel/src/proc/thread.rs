@@ -316,7 +316,8 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
     let ctid = thread.clear_child_tid.swap(0, Ordering::SeqCst);
     if ctid != 0 && !thread.process.exiting.load(Ordering::SeqCst) {
         let _ = crate::arch::uaccess::write_user::<u32>(ctid, &0);
-        super::futex::wake(&thread.process, ctid, 1, false);
+        // A bad address only means no one can be waiting there.
+        let _ = super::futex::wake(&thread.process, ctid, 1, false);
     }
     let process = &thread.process;
     process

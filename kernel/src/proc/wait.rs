@@ -82,13 +82,16 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     process.files.lock().close_all();
     // The exiting thread's loop still holds the old space for a moment, so its last drop
     // would come after the parent (or an OOM kill waiting for this exit) saw the zombie:
-    // tear it down here, so the memory is free by then.
+    // tear it down here, so the memory is free by then. Only if no other process still
+    // runs in it: a `CLONE_VM` child's exit must leave its parent's memory alone.
     if let Ok(empty) = crate::mem::aspace::AddressSpace::new(mm::aspace::Layout::default()) {
-        process
-            .replace_address_space(Arc::new(empty))
-            .mm()
-            .teardown();
+        let (old, last_user) = process.replace_address_space(Arc::new(empty));
+        if last_user {
+            old.mm().teardown();
+        }
     }
+    // A vfork parent waits for this moment (or an exec) to run again.
+    process.release_vfork();
     // Orphans go to init.
     let orphans: Vec<Arc<Process>> = core::mem::take(&mut *process.children.lock());
     if !orphans.is_empty() {
@@ -126,7 +129,7 @@ fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> 
     let matches = |c: &Arc<Process>| match pid {
         -1 => true,
         0 => i64::from(c.pgid.load(Ordering::Relaxed)) == own_group,
-        p if p < -1 => i64::from(c.pgid.load(Ordering::Relaxed)) == -p,
+        p if p < -1 => Some(i64::from(c.pgid.load(Ordering::Relaxed))) == p.checked_neg(),
         p => i64::from(c.pid) == p,
     };
     if !children.iter().any(matches) {

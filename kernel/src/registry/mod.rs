@@ -83,28 +83,96 @@ impl Key {
         }
     }
 
-    /// Parses and validates `text`; stores it and runs the key's hook. EINVAL leaves the
-    /// old value in place.
+    /// Parses and validates `text` (sysfs syntax: a decimal number, as `kstrtoul`, or
+    /// a choice); stores it and runs the key's hook. EINVAL leaves the old value in place.
     pub fn set(&self, text: &str) -> SysResult<()> {
         let text = text.trim_matches(|c: char| c.is_ascii_whitespace() || c == '\0');
         let value = match self.kind {
-            KeyKind::Int { min, max } | KeyKind::WriteOnly { min, max } => {
+            KeyKind::Int { .. } | KeyKind::WriteOnly { .. } => {
                 let v: u64 = text.parse().map_err(|_| Errno::EINVAL)?;
-                if v < min || v > max {
-                    return Err(Errno::EINVAL);
-                }
-                v
+                self.in_range(v)?
             }
             KeyKind::Choice(choices) => choices
                 .iter()
                 .position(|c| *c == text)
                 .ok_or(Errno::EINVAL)? as u64,
         };
+        self.store(value)
+    }
+
+    /// As [`Key::set`] for a write to the key's `/proc/sys` file: numbers in
+    /// `proc_dointvec_minmax` syntax ([`parse_sysctl_number`]).
+    pub fn set_sysctl(&self, text: &[u8]) -> SysResult<()> {
+        match self.kind {
+            KeyKind::Int { .. } | KeyKind::WriteOnly { .. } => {
+                let (negative, v) = parse_sysctl_number(text)?;
+                if negative && v != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                self.store(self.in_range(v)?)
+            }
+            KeyKind::Choice(_) => self.set(core::str::from_utf8(text).map_err(|_| Errno::EINVAL)?),
+        }
+    }
+
+    /// `v` if the key's range holds it, else EINVAL.
+    fn in_range(&self, v: u64) -> SysResult<u64> {
+        match self.kind {
+            KeyKind::Int { min, max } | KeyKind::WriteOnly { min, max } if v >= min && v <= max => {
+                Ok(v)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Runs the key's hook with a validated `value` and keeps what it settled on.
+    fn store(&self, value: u64) -> SysResult<()> {
         let held = (self.apply)(value)?;
         if !matches!(self.kind, KeyKind::WriteOnly { .. }) {
             self.value.store(held, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+/// Parses one number as Linux's `proc_get_long` does for a sysctl write: leading
+/// whitespace skipped, an optional `-` (returned as the flag), then a digit must
+/// follow (so `+5` is EINVAL), `strtoul` with base 0 (`0x` hex, leading `0` octal),
+/// and the number must end the text or be followed by a space, tab or newline.
+/// Overflow, a missing number or any other trailing byte is EINVAL.
+pub fn parse_sysctl_number(text: &[u8]) -> SysResult<(bool, u64)> {
+    let start = text
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+        .ok_or(Errno::EINVAL)?;
+    let mut rest = &text[start..];
+    let negative = rest.first() == Some(&b'-');
+    if negative {
+        rest = &rest[1..];
+    }
+    if !rest.first().is_some_and(u8::is_ascii_digit) {
+        return Err(Errno::EINVAL);
+    }
+    let (radix, digits) = match rest {
+        [b'0', b'x' | b'X', d, ..] if d.is_ascii_hexdigit() => (16, &rest[2..]),
+        [b'0', ..] => (8, rest),
+        _ => (10, rest),
+    };
+    let mut value = 0u64;
+    let mut used = 0;
+    for &b in digits {
+        let Some(d) = char::from(b).to_digit(radix) else {
+            break;
+        };
+        value = value
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(u64::from(d)))
+            .ok_or(Errno::EINVAL)?;
+        used += 1;
+    }
+    match digits.get(used) {
+        None | Some(b' ' | b'\t' | b'\n') => Ok((negative, value)),
+        Some(_) => Err(Errno::EINVAL),
     }
 }
 

@@ -2,7 +2,10 @@
 
 use super::errno::{Errno, SysResult};
 use crate::{
-    arch::uaccess::{copy_from_user, copy_to_user, read_user, read_user_cstr, write_user},
+    arch::{
+        uaccess::{copy_from_user, copy_to_user, read_user, read_user_cstr, write_user},
+        usermode::USER_ADDRESS_END,
+    },
     initramfs,
     mem::userfaultfd::{self, UserfaultFile},
     proc::{files::File, thread::Thread},
@@ -91,7 +94,9 @@ fn read_file(file: &mut File, buf: u64, count: u64) -> SysResult {
             Ok(n as u64)
         }
         File::Directory => Err(Errno::EISDIR),
-        File::RegistryKey(_) | File::OomScoreAdj(_) | File::DamonControl(_) => Err(Errno::EBADF),
+        File::RegistryKey { .. } | File::OomScoreAdj(_) | File::DamonControl(_) => {
+            Err(Errno::EBADF)
+        }
         File::ProcessMemory { target, offset, .. } => {
             let n = (count as usize).min(64 * 1024);
             let mut kbuf = alloc::vec![0u8; n];
@@ -112,11 +117,18 @@ fn read_file(file: &mut File, buf: u64, count: u64) -> SysResult {
             if *offset % 8 != 0 || !count.is_multiple_of(8) {
                 return Err(Errno::EINVAL);
             }
-            let entries = (count / 8).min(4096);
+            // One entry per page of user space, as Linux's pagemap_read: a position
+            // past the last page (however large) reads nothing.
+            const PAGE_SHIFT: u32 = 12;
+            let first_page = *offset / 8;
+            let user_pages = USER_ADDRESS_END >> PAGE_SHIFT;
+            let entries = (count / 8)
+                .min(4096)
+                .min(user_pages.saturating_sub(first_page));
             let space = target.address_space();
             let mut out = alloc::vec::Vec::with_capacity(entries as usize * 8);
-            for i in 0..entries {
-                let vaddr = (*offset / 8 + i) * 4096;
+            for page in first_page..first_page + entries {
+                let vaddr = page << PAGE_SHIFT;
                 out.extend_from_slice(
                     &crate::procfs::pagemap_entry(&space, vaddr, *show_pfn).to_le_bytes(),
                 );
@@ -194,16 +206,40 @@ pub fn write(thread: &Thread, fd: u64, buf: u64, count: u64) -> SysResult {
             crate::mem::oom::write_score_adj(&thread.process, &target, &text)?;
             Ok(count)
         }
-        File::RegistryKey(key) => {
+        File::RegistryKey {
+            key,
+            offset,
+            sysctl,
+        } => {
+            // Linux (sysctl_writes_strict = 1): a /proc/sys write that does not start at
+            // position 0 changes nothing but still "writes" its bytes.
+            if sysctl && offset != 0 {
+                advance_registry_offset(thread, fd, count);
+                return Ok(count);
+            }
             // A sysctl write is one value: at most a page, parsed whole.
-            let n = (count as usize).min(4096);
+            let n = (count as usize).min(4095);
             let mut text = alloc::vec![0u8; n];
             copy_from_user(&mut text, buf)?;
-            let text = core::str::from_utf8(&text).map_err(|_| Errno::EINVAL)?;
-            key.set(text)?;
+            if sysctl {
+                key.set_sysctl(&text)?;
+            } else {
+                let text = core::str::from_utf8(&text).map_err(|_| Errno::EINVAL)?;
+                key.set(text)?;
+            }
+            advance_registry_offset(thread, fd, count);
             Ok(count)
         }
         _ => Err(Errno::EBADF),
+    }
+}
+
+/// Moves a registry key file's position past a write of `count` bytes.
+fn advance_registry_offset(thread: &Thread, fd: u64, count: u64) {
+    if let Ok(d) = thread.process.files.lock().get_mut(fd) {
+        if let File::RegistryKey { offset, .. } = &mut d.file {
+            *offset = offset.saturating_add(count);
+        }
     }
 }
 
@@ -217,7 +253,8 @@ pub fn writev(thread: &Thread, fd: u64, iov: u64, iovcnt: u64) -> SysResult {
     }
     let mut total = 0u64;
     for i in 0..iovcnt {
-        let [base, len]: [u64; 2] = read_user(iov + i * 16)?;
+        let at = iov.checked_add(i * 16).ok_or(Errno::EFAULT)?;
+        let [base, len]: [u64; 2] = read_user(at)?;
         if len > isize::MAX as u64 {
             return Err(Errno::EINVAL);
         }
@@ -261,7 +298,11 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
         let token = thread.process.token.read().clone();
         crate::registry::check_access(key, &token, write)?;
         let file = if write {
-            File::RegistryKey(key)
+            File::RegistryKey {
+                key,
+                offset: 0,
+                sysctl: full.starts_with("/proc/sys/"),
+            }
         } else {
             File::ReadOnly {
                 data: Cow::Owned(key.render().into_bytes()),
@@ -406,6 +447,10 @@ pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
             *pos = seek_position(*pos, object.size_bytes(), whence, offset)?;
             Ok(*pos)
         }
+        File::RegistryKey { offset: pos, .. } => {
+            *pos = seek_position(*pos, 0, whence, offset)?;
+            Ok(*pos)
+        }
         File::ProcessMemory { offset: pos, .. } | File::PageMap { offset: pos, .. } => {
             let new = match whence {
                 0 => offset as u64,
@@ -426,7 +471,9 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
         File::Memfd { object, .. } => (0o100_600, object.size_bytes()),
         File::Directory => (0o040_555, 0),
-        File::RegistryKey(_) | File::OomScoreAdj(_) | File::DamonControl(_) => (0o100_644, 0),
+        File::RegistryKey { .. } | File::OomScoreAdj(_) | File::DamonControl(_) => {
+            (0o100_644, 0)
+        }
         File::ProcessMemory { .. } => (0o100_600, 0),
         File::PageMap { .. } => (0o100_400, 0),
     };
@@ -598,7 +645,7 @@ fn poll_scan(thread: &Thread, fds: u64, nfds: u64, waker: Option<&core::task::Wa
     const POLLNVAL: u16 = 0x20;
     let mut ready = 0u64;
     for i in 0..nfds {
-        let at = fds + i * 8;
+        let at = fds.checked_add(i * 8).ok_or(Errno::EFAULT)?;
         let entry: u64 = read_user(at)?;
         let (fd, events) = (entry as u32, (entry >> 32) as u16);
         let revents = if (fd as i32) < 0 {
@@ -623,7 +670,7 @@ fn poll_scan(thread: &Thread, fds: u64, nfds: u64, waker: Option<&core::task::Wa
             ready += 1;
         }
         let word = u32::from(events) | (u32::from(revents) << 16);
-        write_user(at + 4, &word)?;
+        write_user(at.wrapping_add(4), &word)?;
     }
     Ok(ready)
 }

@@ -137,7 +137,8 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
             } else {
                 Access::Read
             };
-            let end = addr + len.next_multiple_of(4096);
+            // madvise validated the range before it could ask to wait.
+            let end = addr.saturating_add(len.saturating_add(4095) & !4095);
             wait(async move {
                 first.await;
                 let mut from = resume_at;
@@ -198,7 +199,8 @@ fn read_iovecs(addr: u64, count: u64) -> SysResult<alloc::vec::Vec<(u64, u64)>> 
     }
     let mut out = alloc::vec::Vec::with_capacity(count as usize);
     for i in 0..count {
-        let [base, len]: [u64; 2] = crate::arch::uaccess::read_user(addr + i * 16)?;
+        let at = addr.checked_add(i * 16).ok_or(Errno::EFAULT)?;
+        let [base, len]: [u64; 2] = crate::arch::uaccess::read_user(at)?;
         if len > isize::MAX as u64 {
             return Err(Errno::EINVAL);
         }
@@ -250,12 +252,17 @@ pub fn process_vm_rw(
             continue;
         }
         let n = ((llen - loff).min(rlen - roff) as usize).min(buf.len());
+        // User-chosen bases and lengths: an address that wraps is not user memory.
+        let (Some(local_at), Some(remote_at)) = (lbase.checked_add(loff), rbase.checked_add(roff))
+        else {
+            break;
+        };
         let moved = if write {
-            crate::arch::uaccess::copy_from_user(&mut buf[..n], lbase + loff)?;
-            space.access(rbase + roff, &mut buf[..n], true)
+            crate::arch::uaccess::copy_from_user(&mut buf[..n], local_at)?;
+            space.access(remote_at, &mut buf[..n], true)
         } else {
-            let got = space.access(rbase + roff, &mut buf[..n], false);
-            crate::arch::uaccess::copy_to_user(lbase + loff, &buf[..got])?;
+            let got = space.access(remote_at, &mut buf[..n], false);
+            crate::arch::uaccess::copy_to_user(local_at, &buf[..got])?;
             got
         };
         total += moved as u64;

@@ -72,6 +72,15 @@ pub const SYS_EXECVE: u64 = 59;
 /// privilege, lowers the integrity level). Dropping rights needs no right.
 pub const SYS_PEIOS_RESTRICT_SELF: u64 = 1024;
 
+/// The exit signal fork and vfork ask for.
+const SIGCHLD: u64 = crate::proc::signal::SIGCHLD as u64;
+
+/// A `pid_t` argument: Linux's is an `int`, so only the low 32 bits count (and the
+/// sign is the int's: `i64::MIN` is pid 0, 0xffff_ffff is -1).
+fn pid_arg(raw: u64) -> i64 {
+    i64::from(raw as i32)
+}
+
 /// Dispatches system call `nr`.
 pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6]) -> Outcome {
     match nr {
@@ -103,21 +112,14 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         32 => fs::dup(thread, a[0]).into(),
         35 => time::nanosleep(thread, a[0], a[1]),
         39 => Ok(u64::from(thread.process.pid)).into(),
-        56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]).into(),
-        57 | 58 => process::clone(
-            thread,
-            ctx,
-            u64::from(crate::proc::signal::SIGCHLD),
-            0,
-            0,
-            0,
-            0,
-        )
-        .into(),
+        56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]),
+        57 => process::clone(thread, ctx, SIGCHLD, 0, 0, 0, 0),
+        // vfork: the child borrows the caller's memory and the caller waits for it.
+        58 => process::clone(thread, ctx, 0x4000 | 0x100 | SIGCHLD, 0, 0, 0, 0),
         SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]),
         60 => process::exit(thread, a[0]),
-        61 => process::wait4(thread, a[0] as i64, a[1], a[2], a[3]),
-        62 => signal::kill(thread, a[0] as i64, a[1]).into(),
+        61 => process::wait4(thread, pid_arg(a[0]), a[1], a[2], a[3]),
+        62 => signal::kill(thread, pid_arg(a[0]), a[1]).into(),
         63 => info::uname(a[0]).into(),
         72 => fs::fcntl(thread, a[0], a[1], a[2]).into(),
         96 => time::gettimeofday(a[0]).into(),
@@ -140,7 +142,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         158 => process::arch_prctl(ctx, a[0], a[1]).into(),
         160 => info::prlimit64(thread, 0, a[0], a[1], 0).into(),
         186 => Ok(u64::from(thread.tid)).into(),
-        200 => signal::tgkill(thread, -1, a[0] as i64, a[1]).into(),
+        200 => signal::tgkill(thread, -1, pid_arg(a[0]), a[1]).into(),
         202 => process::futex(thread, a[0], a[1], a[2], a[3], a[5]),
         203 => process::sched_setaffinity(thread, a[0], a[1], a[2]).into(),
         204 => process::sched_getaffinity(thread, a[0], a[1], a[2]).into(),
@@ -154,7 +156,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         229 => time::clock_getres(a[0], a[1]).into(),
         230 => time::clock_nanosleep(thread, a[0], a[1], a[2], a[3]),
         231 => process::exit_group(thread, a[0]),
-        234 => signal::tgkill(thread, a[0] as i64, a[1] as i64, a[2]).into(),
+        234 => signal::tgkill(thread, pid_arg(a[0]), pid_arg(a[1]), a[2]).into(),
         257 => fs::openat(thread, a[0] as i64, a[1], a[2]).into(),
         273 => Ok(0).into(), // set_robust_list: accepted; robust futexes are not walked at exit
         302 => info::prlimit64(thread, a[0], a[1], a[2], a[3]).into(),

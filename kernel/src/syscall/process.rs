@@ -54,11 +54,17 @@ const SUPPORTED_CLONE: u64 = 0xff
 const MAX_ARGS: usize = 4096;
 /// Most argv + envp bytes accepted by execve.
 const MAX_ARG_BYTES: usize = 256 * 1024;
+/// Longest single argument or environment string, with its NUL (Linux's
+/// `MAX_ARG_STRLEN`, 32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
 
 fn canonical_user(addr: u64) -> bool {
     addr < USER_ADDRESS_END
 }
 
+/// `clone`; with `CLONE_VFORK` the caller waits (as a future) until the child has let go
+/// of the address space it was created with, by execve or exit, as Linux's vfork does.
+/// Only a fatal signal to the caller ends that wait early.
 pub fn clone(
     thread: &Arc<Thread>,
     ctx: &UserContext,
@@ -67,7 +73,38 @@ pub fn clone(
     parent_tid: u64,
     child_tid: u64,
     tls: u64,
-) -> SysResult {
+) -> Outcome {
+    let (tid, child) = match clone_start(thread, ctx, flags, stack, parent_tid, child_tid, tls)
+    {
+        Ok(started) => started,
+        Err(e) => return Err::<u64, _>(e).into(),
+    };
+    let Some(child) = child.filter(|_| flags & CLONE_VFORK != 0) else {
+        return Ok(u64::from(tid)).into();
+    };
+    let thread = thread.clone();
+    Outcome::Wait(Box::pin(core::future::poll_fn(move |cx| {
+        child.vfork_done.register(cx.waker());
+        thread.interrupt_waker.register(cx.waker());
+        if child.vfork_released() || thread.process.exiting.load(Ordering::SeqCst) {
+            core::task::Poll::Ready(u64::from(tid))
+        } else {
+            core::task::Poll::Pending
+        }
+    })))
+}
+
+/// Creates and starts the clone; returns its tid and, for a new process, the process.
+#[allow(clippy::too_many_arguments)]
+fn clone_start(
+    thread: &Arc<Thread>,
+    ctx: &UserContext,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> SysResult<(u32, Option<Arc<proc::Process>>)> {
     if flags & !SUPPORTED_CLONE != 0 || flags & CLONE_PIDFD != 0 {
         return Err(Errno::EINVAL);
     }
@@ -129,8 +166,9 @@ pub fn clone(
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.clear_child_tid.store(child_tid, Ordering::SeqCst);
     }
+    let new_process = (flags & CLONE_THREAD == 0).then(|| child.process.clone());
     thread::start(child, child_ctx);
-    Ok(u64::from(tid))
+    Ok((tid, new_process))
 }
 
 fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> SysResult<()> {
@@ -142,13 +180,21 @@ fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> 
         if ptr == 0 {
             return Ok(());
         }
-        let s = read_user_cstr(ptr, MAX_ARG_BYTES)?;
+        // Linux: a string longer than MAX_ARG_STRLEN, or too many bytes in all, is E2BIG
+        // (ENAMETOOLONG is for the path only).
+        let s = read_user_cstr(ptr, MAX_ARG_STRLEN).map_err(|e| match e {
+            Errno::ENAMETOOLONG => Errno::E2BIG,
+            e => e,
+        })?;
+        if s.len() + 1 > MAX_ARG_STRLEN {
+            return Err(Errno::E2BIG);
+        }
         *total += s.len() + 1;
         if out.len() >= MAX_ARGS || *total > MAX_ARG_BYTES {
             return Err(Errno::E2BIG);
         }
         out.push(s);
-        at += 8;
+        at = at.checked_add(8).ok_or(Errno::EFAULT)?;
     }
 }
 
@@ -231,9 +277,10 @@ fn execve_single(
     let uid = process.token.read().uid();
     let image = exec::load(elf, &raw, &args, &envs, uid)?;
     let new_space = Arc::new(image.aspace);
-    let old_space = process.replace_address_space(new_space.clone());
+    let (old_space, _) = process.replace_address_space(new_space.clone());
     tlb::activate(&new_space);
     drop(old_space);
+    process.release_vfork();
     crate::arch::usermode::save_fpu(ctx);
     *ctx = *image.ctx;
     percpu::current().fpu_owner.store(0, Ordering::Relaxed);
@@ -310,7 +357,7 @@ pub fn futex(
             if !uaddr.is_multiple_of(4) {
                 return Err::<u64, _>(Errno::EINVAL).into();
             }
-            Ok(futex::wake(&thread.process, uaddr, val as u32, private)).into()
+            futex::wake(&thread.process, uaddr, val as u32, private).into()
         }
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             if cmd == FUTEX_WAIT_BITSET && val3 as u32 == 0 {
@@ -411,7 +458,16 @@ pub fn getcpu(cpu: u64, node: u64) -> SysResult {
 
 pub fn restrict_self(thread: &Arc<Thread>) -> SysResult {
     let process = &thread.process;
-    let restricted = Arc::new(process.token.read().restricted());
+    let mut restricted = process.token.read().restricted();
+    // A new session for the restricted token: its logon SID (unique: pids are never
+    // reused) is what the descriptors of the processes it starts grant, since its user
+    // SID may now be deny-only (Linux: a process may signal its same-uid children).
+    if restricted.logon_sid().is_none() {
+        restricted = restricted.with_group(security::Group::enabled(security::Sid::logon(
+            process.pid,
+        )));
+    }
+    let restricted = Arc::new(restricted);
     *process.sd.write() = security::SecurityDescriptor::for_process(&restricted);
     *process.token.write() = restricted;
     Ok(0)

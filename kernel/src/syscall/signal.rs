@@ -135,10 +135,16 @@ pub fn kill(thread: &Thread, pid: i64, sig: u64) -> SysResult {
     }
     // Groups: 0 is the caller's, -n is group n, -1 every process the caller may signal
     // except init and itself. Success if at least one was signalled; EPERM if all refused.
+    // Linux: -INT_MIN is undefined, so INT_MIN is ESRCH.
     let group = match pid {
         0 => Some(thread.process.pgid.load(Ordering::Relaxed)),
         -1 => None,
-        p => Some(u32::try_from(-p).map_err(|_| Errno::ESRCH)?),
+        p => Some(
+            p.checked_neg()
+                .and_then(|g| u32::try_from(g).ok())
+                .filter(|_| p != i64::from(i32::MIN))
+                .ok_or(Errno::ESRCH)?,
+        ),
     };
     let targets: alloc::vec::Vec<_> = proc::all()
         .into_iter()
@@ -189,7 +195,7 @@ pub fn sigaltstack(thread: &Thread, ss: u64, old: u64, rsp: u64) -> SysResult {
     const SS_DISABLE: u64 = 2;
     const MINSIGSTKSZ: u64 = 2048;
     let (base, size) = *thread.altstack.lock();
-    let on_stack = size != 0 && rsp > base && rsp <= base + size;
+    let on_stack = signal::on_altstack(rsp, base, size);
     if old != 0 {
         let flags = if size == 0 {
             SS_DISABLE

@@ -61,6 +61,15 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::InvalidArgument);
         }
         let task_size = self.layout().task_size;
+        // Where Linux unmaps the tail of a shrinking old range (do_vmi_munmap), that
+        // range must lie in user space: EINVAL, never an overflowing `old_addr + old_len`.
+        let old_range_ok = old_addr
+            .checked_add(old_len)
+            .is_some_and(|end| end <= task_size);
+        let shrinks = old_len > new_len;
+        if shrinks && !old_range_ok {
+            return Err(MmError::InvalidArgument);
+        }
         let mut st = self.state().write();
         let max = self.tunables().max_map_count();
 
@@ -341,6 +350,38 @@ mod tests {
         assert_eq!(b, [0]);
         h.aspace.read_bytes(d, &mut b).unwrap();
         assert_eq!(b, [3]);
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn huge_old_len_is_einval_not_an_overflow() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 2);
+        let huge = u64::MAX - PAGE_SIZE + 1;
+        // Shrinking from a range that runs off the end of user space (or of u64).
+        assert_eq!(
+            h.aspace.mremap(a, huge, PAGE_SIZE, 0, 0),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace.mremap(a, u64::MAX - a, PAGE_SIZE, MAYMOVE, 0),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace.mremap(a, huge, PAGE_SIZE, MAYMOVE | FIXED, 0x2000_0000),
+            Err(MmError::InvalidArgument)
+        );
+        // A length that does not round up to a page at all.
+        assert_eq!(
+            h.aspace.mremap(a, u64::MAX, PAGE_SIZE, 0, 0),
+            Err(MmError::InvalidArgument)
+        );
+        // Growing from a huge old length: not within one mapping (EFAULT, as Linux).
+        assert_eq!(
+            h.aspace.mremap(a, 1 << 46, 1 << 47, MAYMOVE, 0),
+            Err(MmError::BadAddress)
+        );
+        assert!(h.aspace.vma_at(a).is_some());
         h.aspace.check_invariants().unwrap();
     }
 

@@ -42,6 +42,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["mmtest"],
     &["uffd"],
     &["fuzz"],
+    &["hostile"],
 ];
 
 /// What `--demo` runs after the suite: the multi-threaded fault benchmark, briefly.
