@@ -53,6 +53,9 @@ impl MemoryRegion {
     }
 }
 
+/// The longest kernel command line kept, terminator included (Linux x86's size).
+pub const COMMAND_LINE_SIZE: usize = 2048;
+
 /// What the kernel keeps of the start info.
 pub struct BootInfo {
     /// The memory map.
@@ -61,10 +64,12 @@ pub struct BootInfo {
     pub memory_len: usize,
     /// Physical address of the ACPI RSDP.
     pub rsdp: u64,
-    /// Kernel command line (copied).
-    pub cmdline: [u8; 512],
+    /// Kernel command line (copied; Linux's x86 `COMMAND_LINE_SIZE`).
+    pub cmdline: [u8; COMMAND_LINE_SIZE],
     /// Bytes used in `cmdline`.
     pub cmdline_len: usize,
+    /// The command line was longer than `cmdline` and was cut (the kernel says so).
+    pub cmdline_truncated: bool,
     /// The initramfs `(physical start, size)`, if QEMU was given `-initrd`.
     pub initrd: Option<(u64, u64)>,
 }
@@ -109,8 +114,9 @@ pub unsafe fn parse(addr: u64) -> Result<BootInfo, BootInfoError> {
         memory: [MemoryRegion::default(); MAX_MEMMAP],
         memory_len: 0,
         rsdp: info.rsdp_paddr,
-        cmdline: [0; 512],
+        cmdline: [0; COMMAND_LINE_SIZE],
         cmdline_len: 0,
+        cmdline_truncated: false,
         initrd: None,
     };
     let entries = (info.memmap_entries as usize).min(MAX_MEMMAP);
@@ -133,6 +139,8 @@ pub unsafe fn parse(addr: u64) -> Result<BootInfo, BootInfoError> {
             boot.cmdline[boot.cmdline_len] = byte;
             boot.cmdline_len += 1;
         }
+        // SAFETY: as above; the byte after the last one kept.
+        boot.cmdline_truncated = unsafe { src.add(boot.cmdline_len).read() } != 0;
     }
     if info.nr_modules > 0 && info.modlist_paddr != 0 {
         // SAFETY: the first module-list entry QEMU described.

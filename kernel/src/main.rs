@@ -54,6 +54,12 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     let args = cmdline::Args::parse(boot.cmdline());
     log::set_max_level(args.log_level);
     log::info!("Peios kernel booting; command line {:?}", boot.cmdline());
+    if boot.cmdline_truncated {
+        log::warn!(
+            "command line longer than {} bytes: the rest was ignored",
+            boot_info::COMMAND_LINE_SIZE - 1
+        );
+    }
 
     let mut features = cpu::features();
     features.smap &= !args.nosmap;

@@ -80,6 +80,16 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
             ""
         }
     );
+    // Linux prints its Mem-Info here; the free counts tell a real shortage from one
+    // where memory is still on its way back.
+    if let Some(meminfo) = crate::procfs::read("/proc/meminfo") {
+        let free = meminfo
+            .lines()
+            .filter(|l| l.starts_with("MemFree") || l.starts_with("MemAvailable"))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>();
+        kprintln!("oom: MemFree {} MemAvailable {}", free.first().map_or("?", |s| s), free.get(1).map_or("?", |s| s));
+    }
     proc::signal::send_to_process(&victim, proc::signal::SIGKILL);
     let done = Completion::new();
     *in_flight = Some(done.clone());
