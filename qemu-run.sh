@@ -85,6 +85,12 @@ if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
   initrd_args=(-initrd "$work/initrd")
 fi
 
+# The kernel keeps 2047 bytes of command line (Linux x86's COMMAND_LINE_SIZE); QEMU
+# places a longer one over the PVH start info. Program arguments go in the initramfs.
+if (( ${#append} > 2047 )); then
+  echo "qemu-run.sh: --append is ${#append} bytes; the kernel command line holds 2047" >&2; exit 2
+fi
+
 numa=()
 per=$((mem_mib / nodes)) cpn=$((cpus / nodes))
 for ((i = 0; i < nodes; i++)); do
