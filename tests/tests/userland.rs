@@ -154,6 +154,8 @@ fn oom_killer_in_a_small_guest() {
     out.expect_line("oom: check adj-1000-chosen-first: ok");
     out.expect_line("oom: check oom_kill_allocating_task-kills-the-allocator: ok");
     out.expect_line("oom: check adj-lowering-needs-privilege: ok");
+    out.expect_line("oom: check memory-back-after-each-kill: ok");
+    out.expect_line("oom: check memfd-eater-killed-alone-memory-back: ok");
     // The kernel's own report of each kill.
     out.expect_line("oom_score_adj:1000");
     out.expect_line("(allocating task)");

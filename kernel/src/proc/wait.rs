@@ -80,16 +80,19 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     }
     // Close files and drop the address space's memory now (the zombie keeps nothing).
     process.files.lock().close_all();
-    // The exiting thread's loop still holds the old space for a moment, so its last drop
+    // The exiting thread's loop still holds the space for a moment, so its last drop
     // would come after the parent (or an OOM kill waiting for this exit) saw the zombie:
-    // tear it down here, so the memory is free by then. Only if no other process still
-    // runs in it: a `CLONE_VM` child's exit must leave its parent's memory alone.
-    if let Ok(empty) = crate::mem::aspace::AddressSpace::new(mm::aspace::Layout::default()) {
-        let (old, last_user) = process.replace_address_space(Arc::new(empty));
-        if last_user {
-            old.mm().teardown();
-        }
+    // tear it down here, in place, so the memory is free by then. Only if no other
+    // process still runs in it: a `CLONE_VM` child's exit must leave its parent's memory
+    // alone. In place, not by installing a fresh space: that needs a frame, and an exit
+    // forced by the OOM killer is exactly when there is none (the teardown was skipped
+    // then, and the victim's memory came back only with the last reference, after the
+    // next OOM kill had picked an innocent process).
+    let space = process.address_space();
+    if space.drop_user() {
+        space.mm().teardown();
     }
+    drop(space);
     // A vfork parent waits for this moment (or an exec) to run again.
     process.release_vfork();
     // Orphans go to init.

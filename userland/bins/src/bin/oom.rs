@@ -4,7 +4,8 @@
 //! `oom_score_adj`. Kills: a process allocating without end dies of SIGKILL while a big
 //! bystander with -1000 lives on; a small process with +1000 is chosen before the one
 //! allocating; with `vm.oom_kill_allocating_task` = 1 the allocating process is killed
-//! even though a +1000 one exists. Peios-only (restricted tokens, the knob); meant for
+//! even though a +1000 one exists; a process filling a shared memfd is killed alone and
+//! its memory comes back. Peios-only (restricted tokens, the knob); meant for
 //! a small guest (`--mem 512M`), where a fill takes well under a second.
 #![no_std]
 #![no_main]
@@ -16,6 +17,7 @@ use peios_bins::peios::in_restricted_child;
 use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
 use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
+use peios_rt::sys::fs::{ftruncate, memfd_create};
 use peios_rt::sys::mm::{mmap, mmap_anon, MapFlags, Prot};
 use peios_rt::sys::process::{exit_group, getpid, kill, wait4, WNOHANG};
 use peios_rt::time::sleep_ms;
@@ -187,6 +189,7 @@ fn main(_args: &Args) -> i32 {
     // SAFETY: the page is mapped for the whole run and only used atomically.
     let ready = unsafe { &*(shared as *const AtomicU32) };
 
+    let mut free_kib = vec![meminfo_kib("MemFree")];
     // The biggest process is killed; a -1000 bystander survives.
     let result = bystander(ready, "-1000", 48).and_then(|b| {
         let h = start_hog()?;
@@ -200,6 +203,7 @@ fn main(_args: &Args) -> i32 {
         format_args!("(hog status, -1000 bystander alive, its end) {:?}", result),
     );
 
+    free_kib.push(meminfo_kib("MemFree"));
     // A small +1000 process goes first.
     let result = bystander(ready, "1000", 8).and_then(|v| {
         let h = start_hog()?;
@@ -214,6 +218,7 @@ fn main(_args: &Args) -> i32 {
         format_args!("(+1000 process gone, hog status, end) {:?}", result),
     );
 
+    free_kib.push(meminfo_kib("MemFree"));
     // oom_kill_allocating_task: the allocating process, not the +1000 one.
     let set = write_file("/proc/sys/vm/oom_kill_allocating_task", "1");
     let result = bystander(ready, "1000", 8).and_then(|v| {
@@ -231,5 +236,63 @@ fn main(_args: &Args) -> i32 {
             set, result
         ),
     );
+
+    // A process filling a shared memfd mapping is the one killed (its mapped shmem
+    // pages count as resident), its pages come back when it dies, and nothing else
+    // (this program, its parent init) is killed along with it.
+    let free_before = meminfo_kib("MemFree");
+    free_kib.push(free_before);
+    // Every killed process's memory is back by the time its parent has reaped it (an
+    // exit forced by the OOM killer once skipped its teardown, so the next shortage
+    // killed an innocent process).
+    let start = free_kib[0].unwrap_or(0);
+    checks.check(
+        "memory-back-after-each-kill",
+        free_kib.iter().all(|f| matches!(f, Some(kib) if kib + 16 * 1024 >= start)),
+        format_args!("MemFree before the kills and after each check: {free_kib:?} kB"),
+    );
+    let eater = match fork() {
+        Ok(Fork::Child) => exit_group(memfd_eater()),
+        Ok(Fork::Parent(pid)) => wait_pid(pid),
+        Err(e) => Err(e),
+    };
+    let free_after = meminfo_kib("MemFree");
+    checks.check(
+        "memfd-eater-killed-alone-memory-back",
+        killed(&eater)
+            && matches!((free_before, free_after), (Some(b), Some(a)) if a + 16 * 1024 >= b),
+        format_args!(
+            "eater {:?}; MemFree before {:?} kB, after {:?} kB",
+            eater, free_before, free_after
+        ),
+    );
     checks.finish()
+}
+
+/// A `/proc/meminfo` figure in kB.
+fn meminfo_kib(name: &str) -> Option<u64> {
+    let text = read_file("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Maps a 1 GiB memfd shared and touches it until the OOM killer ends it (status 4 if
+/// it never does, 5 if the memfd cannot be set up).
+fn memfd_eater() -> i32 {
+    let len = 1024 * MIB;
+    let Ok(fd) = memfd_create(c"eater", 0) else {
+        return 5;
+    };
+    if ftruncate(fd, len as u64).is_err() {
+        return 5;
+    }
+    // SAFETY: no MAP_FIXED: a fresh range nothing else uses.
+    let Ok(p) = (unsafe { mmap(0, len, Prot::RW, MapFlags::SHARED, fd, 0) }) else {
+        return 5;
+    };
+    for off in (0..len).step_by(4096) {
+        // SAFETY: inside our own shared mapping of the memfd.
+        unsafe { p.add(off).write_volatile(1) };
+    }
+    4
 }
