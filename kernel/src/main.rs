@@ -159,6 +159,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     topology::report(&topo, &nodes);
     mem::frames::init(&nodes, &topo, online);
     mm::cpu::set_current_cpu_hook(percpu::current_cpu);
+    mm::cpu::set_relax_hook(cpu::relax);
     registry::init();
     initramfs::init(boot.initrd);
     virtio_blk::probe();

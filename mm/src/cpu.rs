@@ -1,6 +1,7 @@
 //! Which CPU is running: the seam through which the kernel tells mm the current CPU
 //! number, so mm can spread per-CPU state (the VMA tree lock's reader counters) without
-//! knowing how the CPU finds itself.
+//! knowing how the CPU finds itself; and how a spin-wait gives its CPU away
+//! ([`Backoff`], over the kernel's relax hook).
 //!
 //! The kernel installs its hook once at boot with [`set_current_cpu_hook`]. Until then
 //! (and in host crates that never install one) the current CPU is CPU 0, except in mm's
@@ -26,6 +27,47 @@ pub fn set_current_cpu_hook(hook: fn() -> CpuId) {
     });
     if !installed {
         log::warn!("mm::cpu: current-CPU hook already installed; ignoring a second one");
+    }
+}
+
+/// The installed relax hook, if any.
+static RELAX: spin::Once<fn()> = spin::Once::new();
+
+/// Spins a [`Backoff`] makes before it calls the relax hook.
+pub const SPINS_BEFORE_RELAX: u32 = 128;
+
+/// Installs `hook` as what a long spin-wait calls instead of spinning on (the kernel:
+/// halt until the next interrupt, with a short timer armed, so that under a hypervisor
+/// with more vCPUs than cores the vCPU being waited for gets the core). Must return
+/// soon and be callable wherever mm spins. Only the first call takes effect.
+pub fn set_relax_hook(hook: fn()) {
+    RELAX.call_once(|| hook);
+}
+
+/// The pacing of one spin-wait: [`SPINS_BEFORE_RELAX`] plain spins, then each step
+/// calls the relax hook (a spin where none is installed, as on the host).
+#[derive(Debug, Default)]
+pub struct Backoff {
+    spins: u32,
+}
+
+impl Backoff {
+    /// A fresh wait.
+    pub const fn new() -> Backoff {
+        Backoff { spins: 0 }
+    }
+
+    /// One step of waiting.
+    #[inline]
+    pub fn snooze(&mut self) {
+        if self.spins < SPINS_BEFORE_RELAX {
+            self.spins += 1;
+            core::hint::spin_loop();
+        } else if let Some(relax) = RELAX.get() {
+            relax();
+        } else {
+            core::hint::spin_loop();
+        }
     }
 }
 

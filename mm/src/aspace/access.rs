@@ -54,12 +54,13 @@ impl<P: PageTable> AddressSpace<P> {
     fn with_page(&self, page: u64, access: Access, f: impl FnOnce(Pfn)) -> Result<(), AccessError> {
         let need = access.pte_flag() | PteFlags::READ;
         let mut f = Some(f);
+        let mut backoff = crate::cpu::Backoff::new();
         loop {
             {
                 let _st = self.state().read();
                 if let Some(pte) = self.page_table().query(page) {
                     if pte.flags.contains(PteFlags::BUSY) {
-                        core::hint::spin_loop();
+                        backoff.snooze();
                         continue;
                     }
                     if pte.flags.contains(need) {

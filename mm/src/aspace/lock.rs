@@ -23,7 +23,7 @@
 
 use alloc::boxed::Box;
 use core::cell::UnsafeCell;
-use core::hint::spin_loop;
+use crate::cpu::Backoff;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sched::MAX_CPUS;
@@ -75,8 +75,9 @@ impl<T> TreeLock<T> {
                 return ReadGuard { lock: self, count };
             }
             count.fetch_sub(1, Ordering::Release);
+            let mut backoff = Backoff::new();
             while self.writer.0.load(Ordering::Relaxed) {
-                spin_loop();
+                backoff.snooze();
             }
         }
     }
@@ -90,13 +91,15 @@ impl<T> TreeLock<T> {
             .compare_exchange_weak(false, true, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
+            let mut backoff = Backoff::new();
             while self.writer.0.load(Ordering::Relaxed) {
-                spin_loop();
+                backoff.snooze();
             }
         }
+        let mut backoff = Backoff::new();
         for slot in self.readers.iter() {
             while slot.0.load(Ordering::SeqCst) != 0 {
-                spin_loop();
+                backoff.snooze();
             }
         }
         WriteGuard { lock: self }
@@ -274,7 +277,7 @@ mod tests {
                         g.0 += 1;
                         core::hint::black_box(&mut *g);
                         for _ in 0..50 {
-                            spin_loop();
+                            core::hint::spin_loop();
                         }
                         g.1 += 1;
                     }

@@ -171,3 +171,22 @@ pub unsafe fn clear_page(page: *mut u8) {
         )
     };
 }
+
+/// How long a relaxing spin-wait halts before it looks again.
+const RELAX_NS: u64 = 20_000;
+
+/// What a spin-wait that has gone on for a while does instead of spinning (installed as
+/// `mm::cpu`'s relax hook): with interrupts on, halt until the next interrupt, with the
+/// timer armed [`RELAX_NS`] ahead so the wait looks again soon. Under a hypervisor with
+/// more vCPUs than cores, a halted vCPU's thread sleeps and the vCPU being waited for
+/// (a lock holder, a CPU owing a TLB acknowledgement) gets the core; spinning (PAUSE is
+/// no yield under TCG) would burn it. With interrupts off it only spins.
+pub fn relax() {
+    if !x86_64::instructions::interrupts::are_enabled() {
+        core::hint::spin_loop();
+        return;
+    }
+    x86_64::instructions::interrupts::disable();
+    super::apic::arm_timer_by(crate::time::now_ns().saturating_add(RELAX_NS));
+    x86_64::instructions::interrupts::enable_and_hlt();
+}

@@ -188,8 +188,9 @@ fn broadcast(targets: u64, make: impl Fn(*const AtomicU32) -> Request) {
         apic::send_ipi(target.apic_id, vectors::TLB_SHOOTDOWN);
         sent += 1;
     }
+    let mut backoff = mm::cpu::Backoff::new();
     while ack.load(Ordering::Acquire) < sent {
-        core::hint::spin_loop();
+        backoff.snooze();
     }
 }
 
