@@ -180,6 +180,46 @@ impl X86PageTable {
         Ok(self.leaf_table(va, create)?.map(|leaf| &leaf[index(va, 0)]))
     }
 
+    /// Calls `f(first, last, leaf)` for every present last-level table, in address
+    /// order, with the part `[first, last)` of `[start, end)` it covers; stops at the
+    /// first error `f` returns.
+    fn each_leaf_table(
+        &self,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(u64, u64, &'static [AtomicU64; 512]) -> Result<(), InstallError>,
+    ) -> Result<(), InstallError> {
+        type LeafFn<'a> =
+            dyn FnMut(u64, u64, &'static [AtomicU64; 512]) -> Result<(), InstallError> + 'a;
+        fn walk(
+            phys: u64,
+            level: u32,
+            base: u64,
+            (start, end): (u64, u64),
+            f: &mut LeafFn<'_>,
+        ) -> Result<(), InstallError> {
+            let span = 1u64 << (12 + 9 * level);
+            let limit = if level == 3 { 256 } else { 512 };
+            for (i, slot) in table(phys).iter().enumerate().take(limit) {
+                let va = base + i as u64 * span;
+                if va + span <= start || va >= end {
+                    continue;
+                }
+                let e = slot.load(Ordering::Acquire);
+                if e & bits::PRESENT == 0 {
+                    continue;
+                }
+                if level == 1 {
+                    f(va.max(start), (va + span).min(end), table(e & ADDRESS_MASK))?;
+                } else {
+                    walk(e & ADDRESS_MASK, level - 1, va, (start, end), f)?;
+                }
+            }
+            Ok(())
+        }
+        walk(self.root, 3, 0, (start, end), f)
+    }
+
     /// Copies the entries of one parent leaf table that fall in `[first, last)` (one
     /// 2 MiB span) into the child's table for the same span (`PageTable::fork_range`).
     fn fork_leaf(
@@ -261,77 +301,21 @@ impl PageTable for X86PageTable {
         write_protect: bool,
         on_copy: &mut dyn FnMut(u64, Pte, bool),
     ) -> Result<(), InstallError> {
-        #[allow(clippy::too_many_arguments)]
-        fn walk(
-            parent: &X86PageTable,
-            child: &X86PageTable,
-            phys: u64,
-            level: u32,
-            base: u64,
-            (start, end): (u64, u64),
-            write_protect: bool,
-            on_copy: &mut dyn FnMut(u64, Pte, bool),
-        ) -> Result<(), InstallError> {
-            let span = 1u64 << (12 + 9 * level);
-            let limit = if level == 3 { 256 } else { 512 };
-            for (i, slot) in table(phys).iter().enumerate().take(limit) {
-                let va = base + i as u64 * span;
-                if va + span <= start || va >= end {
-                    continue;
-                }
-                let e = slot.load(Ordering::Acquire);
-                if e & bits::PRESENT == 0 {
-                    continue;
-                }
-                if level == 1 {
-                    let (first, last) = (va.max(start), (va + span).min(end));
-                    let leaf = table(e & ADDRESS_MASK);
-                    parent.fork_leaf(child, leaf, first, last, write_protect, on_copy)?;
-                } else {
-                    walk(
-                        parent,
-                        child,
-                        e & ADDRESS_MASK,
-                        level - 1,
-                        va,
-                        (start, end),
-                        write_protect,
-                        on_copy,
-                    )?;
-                }
-            }
-            Ok(())
-        }
-        walk(self, child, self.root, 3, 0, (start, end), write_protect, on_copy)
+        self.each_leaf_table(start, end, &mut |first, last, leaf| {
+            self.fork_leaf(child, leaf, first, last, write_protect, on_copy)
+        })
     }
 
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
-        fn walk(
-            phys: u64,
-            level: u32,
-            base: u64,
-            start: u64,
-            end: u64,
-            f: &mut dyn FnMut(u64, Pte),
-        ) {
-            let span = 1u64 << (12 + 9 * level);
-            let limit = if level == 3 { 256 } else { 512 };
-            for (i, slot) in table(phys).iter().enumerate().take(limit) {
-                let va = base + i as u64 * span;
-                if va + span <= start || va >= end {
-                    continue;
-                }
-                let e = slot.load(Ordering::Acquire);
-                if level == 0 {
-                    if let Some(pte) = decode(e) {
-                        f(va, pte);
-                    }
-                } else if e & bits::PRESENT != 0 {
-                    walk(e & ADDRESS_MASK, level - 1, va, start, end, f);
+        let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
+            let span_base = first & !((1u64 << 21) - 1);
+            for i in index(first, 0)..=index(last - 1, 0) {
+                if let Some(pte) = decode(leaf[i].load(Ordering::Acquire)) {
+                    f(span_base + ((i as u64) << 12), pte);
                 }
             }
-        }
-        walk(self.root, 3, 0, start, end, f);
+            Ok(())
+        });
     }
 }
 
