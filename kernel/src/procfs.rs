@@ -1,4 +1,5 @@
-//! Read-only `/proc` and `/sys` text files, generated at open in Linux's formats. Files
+//! Read-only `/proc` and `/sys` text files, generated at open in Linux's formats (the
+//! per-VMA ones, `maps`, `smaps` and `numa_maps`, a bounded batch of VMAs per read). Files
 //! about another process are gated by its security descriptor: PROCESS_QUERY_INFORMATION
 //! (and PIP dominance) for maps, smaps, status, numa_maps, pagemap, oom_score and damon; physical
 //! frame numbers in pagemap only for SeTcbPrivilege holders.
@@ -30,6 +31,10 @@ pub fn read(path: &str) -> Option<String> {
         cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
         commit_limit: mm::frame::PageCount(commitment.limit_pages()),
         committed_as: mm::frame::PageCount(commitment.committed_pages()),
+        slab_unreclaimable: mm::frame::PageCount(
+            crate::mem::heap::stats().allocated_bytes as u64 / 4096,
+        ),
+        page_tables: mm::frame::PageCount(crate::mem::pagetable::table_pages()),
         ..MeminfoExtra::default()
     };
     match path {
@@ -37,6 +42,17 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
+        "/proc/sys/peios/heap" => {
+            let h = crate::mem::heap::stats();
+            Some(format!(
+                "arena_kB {}\ngrown_kB {}\nlimit_kB {}\nallocated_kB {}\nfailed_grows {}\n",
+                h.arena_bytes >> 10,
+                h.grown_bytes >> 10,
+                h.limit_bytes >> 10,
+                h.allocated_bytes >> 10,
+                h.failed_grows
+            ))
+        }
         _ => {
             if let Some(name) = path.strip_prefix("/sys/kernel/mm/ksm/") {
                 let s = crate::mem::ksmd::stats();
