@@ -79,6 +79,7 @@ pub(crate) mod tests;
 
 pub use access::AccessError;
 pub use madvise::Advice;
+pub use mincore::MINCORE_BATCH_PAGES;
 pub use mmap::{FileMapping, MmapRequest};
 pub use mremap::MremapFlags;
 pub use msync::MsyncFlags;
