@@ -42,6 +42,10 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
+        "/proc/loadavg" => {
+            let (tasks, last_pid) = crate::proc::limits::nr_tasks_and_last_pid();
+            Some(format!("0.00 0.00 0.00 1/{tasks} {last_pid}\n"))
+        }
         "/proc/sys/peios/heap" => {
             let h = crate::mem::heap::stats();
             Some(format!(

@@ -80,7 +80,10 @@ pub fn clone(
         return Err(Errno::EPERM);
     }
     let process = &thread.process;
-    let tid = proc::alloc_pid();
+    // EAGAIN past kernel.threads-max, RLIMIT_NPROC or kernel.pid_max; the slot goes
+    // back by itself if the clone fails further on.
+    let slot = proc::reserve_task(process)?;
+    let tid = slot.pid();
     let mut child_ctx = Box::new(ctx.clone());
     child_ctx.rax = 0;
     child_ctx.kind = TrapKind::Fresh;
@@ -100,7 +103,7 @@ pub fn clone(
         if process.exiting.load(Ordering::SeqCst) {
             return Err(Errno::EAGAIN);
         }
-        Thread::new(tid, process.clone(), sigmask, affinity)
+        Thread::new(tid, process.clone(), sigmask, affinity, Some(slot))
     } else {
         let space = if flags & CLONE_VM != 0 {
             process.address_space()
@@ -115,13 +118,22 @@ pub fn clone(
         let files = process.files.lock().clone();
         let token = process.token.read().clone();
         let name = process.name.lock().clone();
-        let new = proc::new_process(tid, ppid, name, space, files, token);
+        let rlimits = *process.rlimits.lock();
+        let new = proc::new_process(proc::NewProcess {
+            slot,
+            ppid,
+            name,
+            aspace: space,
+            files,
+            token,
+            rlimits,
+        });
         {
             let parent_signals = process.signals.lock();
             let mut s = new.signals.lock();
             s.actions = parent_signals.actions;
         }
-        Thread::new(tid, new, sigmask, affinity)
+        Thread::new(tid, new, sigmask, affinity, None)
     };
     if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM != 0 {
         write_user::<u32>(child_tid, &tid)?;
