@@ -344,6 +344,15 @@ impl<P: PageTable> AddressSpace<P> {
         self.pt.count(0, self.layout.task_size)
     }
 
+    /// Kernel memory this address space holds for its owner: its page-table pages
+    /// (`VmPTE`) and its VMAs. The OOM killer counts it with the resident pages, as
+    /// Linux counts `mm_pgtables_bytes`, so a process that makes the kernel hold much
+    /// (65,000 VMAs, sparse touches over a wide range) is seen as big.
+    pub fn kernel_bytes(&self) -> u64 {
+        let vmas = self.state.read().tree.len() as u64;
+        self.pt.table_bytes() + vmas * core::mem::size_of::<Vma>() as u64
+    }
+
     /// Checks every invariant the operations keep: the tree's (sorted, disjoint,
     /// merged), `max_map_count`, no page-table entry outside a VMA, and every entry's
     /// permissions within its VMA's protection. The first violation, described.
