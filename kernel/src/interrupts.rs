@@ -23,6 +23,8 @@ pub fn set_irq_handler(gsi: u8, handler: fn()) {
 
 /// Handles a non-exception vector.
 pub fn handle_interrupt(vector: u8) {
+    // Handler context: the heap must not grow here (see `mem::heap`).
+    let _irq = percpu::IrqGuard::enter();
     match vector {
         vectors::TIMER => {
             apic::timer_fired();

@@ -100,18 +100,22 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         u64::from_le_bytes(seed),
     );
     mem::pagetable::set_kernel_root();
+    // The boot arena; the heap grows from the frame allocator past it, up to a quarter
+    // of RAM (so userland cannot turn all memory into kernel objects).
     let heap_bytes = (ram_bytes / 32).clamp(16 << 20, 256 << 20) & !((2 << 20) - 1);
+    let heap_limit = ram_bytes / 4;
     let heap_phys = frames
         .take(heap_bytes, 2 << 20)
         .expect("no memory for the kernel heap");
     // SAFETY: the region was just removed from the free ranges and is direct-mapped.
-    unsafe { mem::heap::init(heap_phys, heap_bytes) };
+    unsafe { mem::heap::init(heap_phys, heap_bytes, heap_limit) };
     arch::entry_area::init(root.as_u64());
     arch::kpti::build_entry_text();
     log::info!(
-        "memory: {} MiB usable, heap {} MiB, direct map {} GiB ({} pages), features {:?}",
+        "memory: {} MiB usable, heap {} MiB (grows to {} MiB), direct map {} GiB ({} pages), features {:?}",
         ram_bytes >> 20,
         heap_bytes >> 20,
+        heap_limit >> 20,
         max_phys >> 30,
         if features.huge_1g { "1 GiB" } else { "2 MiB" },
         features

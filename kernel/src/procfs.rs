@@ -1,4 +1,5 @@
-//! Read-only `/proc` and `/sys` text files, generated at open in Linux's formats. Files
+//! Read-only `/proc` and `/sys` text files, generated at open in Linux's formats (the
+//! per-VMA ones, `maps`, `smaps` and `numa_maps`, a bounded batch of VMAs per read). Files
 //! about another process are gated by its security descriptor: PROCESS_QUERY_INFORMATION
 //! (and PIP dominance) for maps, smaps, status, numa_maps, pagemap, oom_score and damon; physical
 //! frame numbers in pagemap only for SeTcbPrivilege holders.
@@ -57,6 +58,10 @@ pub fn read(path: &str) -> Option<String> {
         cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
         commit_limit: mm::frame::PageCount(commitment.limit_pages()),
         committed_as: mm::frame::PageCount(commitment.committed_pages()),
+        slab_unreclaimable: mm::frame::PageCount(
+            crate::mem::heap::stats().allocated_bytes as u64 / 4096,
+        ),
+        page_tables: mm::frame::PageCount(crate::mem::pagetable::table_pages()),
         ..MeminfoExtra::default()
     };
     match path {
@@ -65,6 +70,21 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
         "/proc/interrupts" => Some(interrupts()),
+        "/proc/loadavg" => {
+            let (tasks, last_pid) = crate::proc::limits::nr_tasks_and_last_pid();
+            Some(format!("0.00 0.00 0.00 1/{tasks} {last_pid}\n"))
+        }
+        "/proc/sys/peios/heap" => {
+            let h = crate::mem::heap::stats();
+            Some(format!(
+                "arena_kB {}\ngrown_kB {}\nlimit_kB {}\nallocated_kB {}\nfailed_grows {}\n",
+                h.arena_bytes >> 10,
+                h.grown_bytes >> 10,
+                h.limit_bytes >> 10,
+                h.allocated_bytes >> 10,
+                h.failed_grows
+            ))
+        }
         _ => {
             if let Some(name) = path.strip_prefix("/sys/kernel/mm/ksm/") {
                 let s = crate::mem::ksmd::stats();
@@ -159,7 +179,7 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
         return Ok(None);
     };
     let text = match file {
-        "maps" | "smaps" | "status" | "numa_maps" | "oom_score" | "damon" => {
+        "status" | "oom_score" | "damon" => {
             check_introspection(
                 &thread.process,
                 &target,
@@ -167,9 +187,6 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
             )?;
             let space = target.address_space();
             match file {
-                "maps" => maps(&space, false),
-                "smaps" => maps(&space, true),
-                "numa_maps" => numa_maps(&space),
                 "oom_score" => format!("{}\n", crate::mem::oom::score(&target)),
                 "damon" => crate::mem::damon::report(target.pid),
                 _ => status(&target, &space),
@@ -193,42 +210,141 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
     Ok(Some(text.into_bytes()))
 }
 
-fn maps(space: &AddressSpace, detailed: bool) -> String {
-    if detailed {
-        mm::procfs::smaps(space.mm())
-    } else {
-        mm::procfs::maps(space.mm())
+/// A per-VMA file of a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaFile {
+    /// `maps`.
+    Maps,
+    /// `smaps`.
+    Smaps,
+    /// `numa_maps`.
+    NumaMaps,
+}
+
+impl VmaFile {
+    /// The file `name` names in `/proc/<pid>/`.
+    pub fn from_name(name: &str) -> Option<VmaFile> {
+        match name {
+            "maps" => Some(VmaFile::Maps),
+            "smaps" => Some(VmaFile::Smaps),
+            "numa_maps" => Some(VmaFile::NumaMaps),
+            _ => None,
+        }
+    }
+
+    /// VMAs rendered per batch (a few KiB of text: an smaps block is about 1 KiB).
+    fn batch_vmas(self) -> usize {
+        match self {
+            VmaFile::Maps | VmaFile::NumaMaps => 64,
+            VmaFile::Smaps => 8,
+        }
     }
 }
 
-fn numa_maps(space: &AddressSpace) -> String {
-    use mm::pagetable::PageTable;
-    let mut s = String::new();
-    for v in space.mm().vmas() {
-        let mut per_node = [0u64; 64];
-        space
-            .mm()
-            .page_table()
-            .scan(v.start(), v.end(), &mut |_, pte| {
-                if let Some(node) = frames::node_of(pte.pfn.0 * 4096) {
-                    per_node[node as usize % 64] += 1;
-                }
-            });
-        let _ = write!(s, "{:08x} default", v.start());
-        let total: u64 = per_node.iter().sum();
-        if total > 0 {
-            let _ = write!(
-                s,
-                " {}={total}",
-                if v.file().is_some() { "mapped" } else { "anon" }
-            );
+/// An open per-VMA file: where the next batch starts and the rendered text not yet read.
+#[derive(Clone)]
+pub struct VmaText {
+    target: Arc<Process>,
+    file: VmaFile,
+    /// Text rendered and not yet read (from `pending_pos`).
+    pending: String,
+    pending_pos: usize,
+    /// The address the next batch starts from; `None` once the last VMA was rendered.
+    next: Option<u64>,
+    /// Bytes read so far (the file offset).
+    offset: u64,
+}
+
+impl VmaText {
+    /// `target`'s `file`, positioned at its start (the caller checked access).
+    pub fn new(target: Arc<Process>, file: VmaFile) -> VmaText {
+        VmaText {
+            target,
+            file,
+            pending: String::new(),
+            pending_pos: 0,
+            next: Some(0),
+            offset: 0,
         }
-        for (node, n) in per_node.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let _ = write!(s, " N{node}={n}");
-        }
-        let _ = writeln!(s, " kernelpagesize_kB=4");
     }
-    s
+
+    /// The file offset.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Renders the next batch into `pending` (empty at the end).
+    fn refill(&mut self) -> SysResult<()> {
+        self.pending.clear();
+        self.pending_pos = 0;
+        let Some(from) = self.next else {
+            return Ok(());
+        };
+        let space = self.target.address_space();
+        let mm = space.mm();
+        let n = self.file.batch_vmas();
+        let out = &mut self.pending;
+        let next = match self.file {
+            VmaFile::Maps => mm::procfs::maps_batch(mm, from, n, out),
+            VmaFile::Smaps => mm::procfs::smaps_batch(mm, from, n, out),
+            VmaFile::NumaMaps => {
+                mm::procfs::numa_maps_batch(mm, from, n, out, &|pfn| frames::node_of(pfn.0 * 4096))
+            }
+        };
+        match next {
+            Ok(next) => {
+                self.next = next;
+                Ok(())
+            }
+            // The lines that fit are kept; the rest is ENOMEM for this read.
+            Err(_) if !self.pending.is_empty() => Ok(()),
+            Err(e) => Err(Errno::from(e)),
+        }
+    }
+
+    /// Moves up to `count` bytes on, handing each piece to `sink` (which copies it to
+    /// the reader); returns the bytes moved. A piece the sink refuses ends the read
+    /// with its error if nothing was moved yet.
+    pub fn consume(
+        &mut self,
+        count: u64,
+        mut sink: impl FnMut(u64, &[u8]) -> SysResult<()>,
+    ) -> SysResult<u64> {
+        let mut done = 0u64;
+        while done < count {
+            if self.pending_pos == self.pending.len() {
+                if self.next.is_none() {
+                    break;
+                }
+                if let Err(e) = self.refill() {
+                    return if done > 0 { Ok(done) } else { Err(e) };
+                }
+                if self.pending.is_empty() {
+                    break;
+                }
+            }
+            let left = &self.pending.as_bytes()[self.pending_pos..];
+            let n = left.len().min((count - done) as usize);
+            if let Err(e) = sink(done, &left[..n]) {
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
+            self.pending_pos += n;
+            self.offset += n as u64;
+            done += n as u64;
+        }
+        Ok(done)
+    }
+
+    /// `lseek` to byte `to`: back to the start and forward again if it lies behind
+    /// (rendering and dropping what is skipped, a batch at a time).
+    pub fn seek(&mut self, to: u64) -> SysResult<u64> {
+        if to < self.offset {
+            *self = VmaText::new(self.target.clone(), self.file);
+        }
+        let skip = to - self.offset;
+        self.consume(skip, |_, _| Ok(()))?;
+        Ok(self.offset)
+    }
 }
 
 fn status(p: &Process, space: &AddressSpace) -> String {

@@ -1,8 +1,9 @@
 //! The OOM killer's choice, hardware-independent: Linux's badness heuristic
 //! (`oom_badness`) and victim selection, and the `/proc/<pid>/oom_score` figure.
 //!
-//! A process's badness is its resident pages plus its `oom_score_adj` in thousandths
-//! of all memory; `-1000` means "never" (it is not a candidate at all). The victim is
+//! A process's badness is its resident pages, plus the kernel memory it holds (page
+//! tables and VMAs, in pages: Linux adds `mm_pgtables_bytes / PAGE_SIZE`), plus its
+//! `oom_score_adj` in thousandths of all memory; `-1000` means "never" (it is not a candidate at all). The victim is
 //! the candidate with the highest badness; `vm.oom_kill_allocating_task` makes the
 //! process whose allocation failed the victim instead, if it may be killed.
 
@@ -18,6 +19,8 @@ pub struct Candidate {
     pub pid: u32,
     /// Resident pages (its page tables' present entries).
     pub rss_pages: u64,
+    /// Kernel memory held for it (page-table pages and VMAs), in pages.
+    pub kernel_pages: u64,
     /// `oom_score_adj`.
     pub adj: i32,
     /// False for processes that must never be killed (init) or are already dying.
@@ -30,7 +33,7 @@ pub fn badness(c: &Candidate, total_pages: u64) -> Option<i64> {
         return None;
     }
     let adj = i64::from(c.adj) * (total_pages / 1000) as i64;
-    Some(c.rss_pages as i64 + adj)
+    Some((c.rss_pages + c.kernel_pages) as i64 + adj)
 }
 
 /// `/proc/<pid>/oom_score`: badness scaled to 0..=2000 (1000 + badness in thousandths
@@ -79,6 +82,7 @@ mod tests {
         Candidate {
             pid,
             rss_pages,
+            kernel_pages: 0,
             adj,
             killable: true,
         }
@@ -106,6 +110,15 @@ mod tests {
         let mut init = cand(1, 900_000, 0);
         init.killable = false;
         assert_eq!(choose_victim(&[init], 1, true, TOTAL), None);
+    }
+
+    #[test]
+    fn kernel_memory_counts_like_resident_pages() {
+        let mut tables = cand(3, 1000, 0);
+        tables.kernel_pages = 9000;
+        let procs = [cand(2, 5000, 0), tables];
+        assert_eq!(choose_victim(&procs, 2, false, TOTAL), Some(3));
+        assert_eq!(oom_score(&tables, TOTAL), 1020);
     }
 
     #[test]

@@ -162,6 +162,40 @@ fn oom_killer_in_a_small_guest() {
 }
 
 #[test]
+fn kernel_heap_bounded_against_a_restricted_process() {
+    // 1 GiB and the release kernel, as the shapes were first seen on: threads-max 8192,
+    // RLIMIT_NPROC 4096. (The debug kernel takes minutes to fork and reap 4,000 children
+    // under TCG; the release one seconds.)
+    let out = Guest {
+        mem_mib: 1024,
+        release: true,
+        run: vec![userland_bin("heapbomb")],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(0);
+    for check in [
+        "mincore-64g-thread-0",
+        "mincore-64g-thread-1",
+        "maps-twice-read-whole",
+        "fork-with-64000-vmas-2",
+        "fork-bomb-eagain",
+        "thread-bomb-eagain",
+        "pid_max-exhausted-eagain",
+        "threads-max-eagain",
+        "tasks-back",
+        "memfree-back",
+    ] {
+        out.expect_line(&format!("heapbomb: check {check}: ok"));
+    }
+    assert!(
+        !out.log.contains("memory allocation of"),
+        "the kernel ran out of heap:\n{}",
+        out.log
+    );
+}
+
+#[test]
 fn null_dereference_kills_only_that_process() {
     let out = Guest {
         run: vec![userland_bin("segv")],

@@ -60,6 +60,11 @@ pub fn allocator() -> &'static FrameAllocator {
     FRAMES.get().expect("frame allocator used before init")
 }
 
+/// The allocator, or `None` before it is built (the heap grows only after).
+pub fn try_allocator() -> Option<&'static FrameAllocator> {
+    FRAMES.get()
+}
+
 /// Runs `f` with the calling CPU's frame cache, interrupts disabled.
 fn with_cpu<R>(f: impl FnOnce(&mut mm::frame::CpuHandle<'_>) -> R) -> Option<R> {
     x86_64::instructions::interrupts::without_interrupts(|| {

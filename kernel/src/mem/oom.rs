@@ -1,6 +1,6 @@
 //! The OOM killer and reaper. A user fault that finds no frame and nothing to wait for
 //! asks [`out_of_memory`]: it picks a victim with `mm::oom` (the largest process by
-//! resident pages and `oom_score_adj`, or the faulting one under
+//! resident pages and the kernel memory it holds, and `oom_score_adj`, or the faulting one under
 //! `vm.oom_kill_allocating_task`), sends it SIGKILL and starts the reaper, and the
 //! faulting thread waits for the reaper before it retries. One kill is in flight at a
 //! time: faults that run out meanwhile wait for the same one.
@@ -40,9 +40,11 @@ pub enum OomOutcome {
 
 /// The killer's view of `p`.
 pub fn candidate(p: &Process) -> Candidate {
+    let space = p.address_space();
     Candidate {
         pid: p.pid,
-        rss_pages: p.address_space().mm().resident_pages(),
+        rss_pages: space.mm().resident_pages(),
+        kernel_pages: space.mm().kernel_bytes().div_ceil(4096),
         adj: p.oom_score_adj.load(Ordering::Relaxed),
         killable: p.pid != 1
             && !p.exiting.load(Ordering::SeqCst)
@@ -69,10 +71,11 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
         return OomOutcome::NoVictim;
     };
     kprintln!(
-        "Out of memory: Killed process {} ({}) anon-rss:{}kB oom_score_adj:{}{}",
+        "Out of memory: Killed process {} ({}) anon-rss:{}kB pgtables:{}kB oom_score_adj:{}{}",
         victim.pid,
         victim.name.lock(),
         c.rss_pages * 4,
+        c.kernel_pages * 4,
         c.adj,
         if kill_allocating {
             " (allocating task)"

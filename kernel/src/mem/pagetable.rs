@@ -36,6 +36,14 @@ fn table(phys: u64) -> &'static [AtomicU64; 512] {
 
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 
+/// Page-table pages of every user address space (meminfo's `PageTables`).
+static TABLE_PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// Page-table pages of every user address space now.
+pub fn table_pages() -> u64 {
+    TABLE_PAGES.load(Ordering::Relaxed)
+}
+
 /// Records the kernel's own root (boot CPU, after `paging::init`).
 pub fn set_kernel_root() {
     KERNEL_ROOT.store(current_root(), Ordering::Relaxed);
@@ -116,6 +124,8 @@ fn decode(e: u64) -> Option<Pte> {
 pub struct X86PageTable {
     root: u64,
     user_root: u64,
+    /// Table pages below the root (the root and the KPTI user root are counted apart).
+    tables: AtomicU64,
 }
 
 impl X86PageTable {
@@ -123,11 +133,23 @@ impl X86PageTable {
     pub fn new() -> Option<Self> {
         let root = new_root()?;
         let user_root = if crate::arch::kpti::enabled() {
-            crate::arch::kpti::new_user_root(root)
+            match crate::arch::kpti::new_user_root(root) {
+                Some(user_root) => user_root,
+                None => {
+                    frames::free(root);
+                    return None;
+                }
+            }
         } else {
             0
         };
-        Some(Self { root, user_root })
+        let roots = if user_root != 0 { 2 } else { 1 };
+        TABLE_PAGES.fetch_add(roots, Ordering::Relaxed);
+        Some(Self {
+            root,
+            user_root,
+            tables: AtomicU64::new(0),
+        })
     }
 
     /// The kernel-mode root (CR3).
@@ -160,6 +182,8 @@ impl X86PageTable {
                 match slot.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         e = new;
+                        self.tables.fetch_add(1, Ordering::Relaxed);
+                        TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
                         if level == 3 && self.user_root != 0 {
                             crate::arch::kpti::sync(self.root, self.user_root, index(va, 3));
                         }
@@ -317,6 +341,11 @@ impl PageTable for X86PageTable {
             Ok(())
         });
     }
+
+    fn table_bytes(&self) -> u64 {
+        let roots = if self.user_root != 0 { 2 } else { 1 };
+        (self.tables.load(Ordering::Relaxed) + roots) * 4096
+    }
 }
 
 impl Drop for X86PageTable {
@@ -342,6 +371,11 @@ impl Drop for X86PageTable {
         }
         free_tables(self.root, 3);
         frames::free(self.root);
+        let roots = if self.user_root != 0 { 2 } else { 1 };
+        TABLE_PAGES.fetch_sub(
+            self.tables.load(Ordering::Relaxed) + roots,
+            Ordering::Relaxed,
+        );
         if self.user_root != 0 {
             crate::arch::kpti::free_user_root(self.user_root);
         }

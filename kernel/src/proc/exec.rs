@@ -165,18 +165,24 @@ pub fn spawn_init(path: &str, argv: &[Vec<u8>]) -> SysResult<()> {
         b"TERM=linux".to_vec(),
     ];
     let image = load(elf, path.as_bytes(), argv, &envp, token.uid())?;
-    let pid = super::alloc_pid();
+    let slot = super::limits::reserve(super::limits::Requester {
+        uid: token.uid(),
+        nproc_limit: u64::MAX,
+        exempt: true,
+    })?;
+    let pid = slot.pid();
     let name = alloc::string::String::from(path.rsplit('/').next().unwrap_or(path));
-    let process = super::new_process(
-        pid,
-        0,
+    let process = super::new_process(super::NewProcess {
+        slot,
+        ppid: 0,
         name,
-        alloc::sync::Arc::new(image.aspace),
-        super::files::FileTable::with_console(),
+        aspace: alloc::sync::Arc::new(image.aspace),
+        files: super::files::FileTable::with_console(),
         token,
-    );
+        rlimits: super::default_rlimits(),
+    });
     let all = crate::smp::online_mask();
-    let thread = super::thread::Thread::new(pid, process, 0, all);
+    let thread = super::thread::Thread::new(pid, process, 0, all, None);
     super::thread::start(thread, image.ctx);
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Per-process file descriptors: the console (fds 0-2 at start) and read-only initramfs
-//! files; `/proc` text files are generated at open.
+//! files; `/proc` text files are generated at open, the per-VMA ones as they are read.
 
 use crate::syscall::errno::{Errno, SysResult};
 use alloc::{borrow::Cow, vec::Vec};
@@ -55,6 +55,10 @@ pub enum File {
     OomScoreAdj(alloc::sync::Arc<super::Process>),
     /// A userfaultfd (closing its last descriptor releases it).
     Userfaultfd(alloc::sync::Arc<crate::mem::userfaultfd::UserfaultFile>),
+    /// `/proc/<pid>/maps`, `smaps` or `numa_maps`, rendered a batch of VMAs at a time as
+    /// it is read (Linux's seq_file), so the text of a huge address space never sits in
+    /// the kernel heap whole.
+    VmaText(alloc::boxed::Box<crate::procfs::VmaText>),
     /// `/proc/<pid>/pagemap`: 8 bytes per virtual page.
     PageMap {
         /// The process described.

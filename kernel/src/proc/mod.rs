@@ -7,6 +7,7 @@ pub mod exec;
 pub mod fault;
 pub mod files;
 pub mod futex;
+pub mod limits;
 pub mod signal;
 pub mod thread;
 pub mod wait;
@@ -120,6 +121,8 @@ pub struct Process {
     vfork_released: AtomicBool,
     /// Woken when `vfork_released` is set.
     pub vfork_done: wait::WaitQueue,
+    /// The pid's slot in the task limits, held until the process is reaped.
+    task_slot: Mutex<Option<limits::TaskSlot>>,
 }
 
 impl Process {
@@ -189,12 +192,19 @@ impl Process {
 
 /// All live and zombie processes.
 static PROCESSES: RwLock<BTreeMap<Pid, Arc<Process>>> = RwLock::new(BTreeMap::new());
-/// Next pid/tid.
-static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
-/// Allocates a pid or tid.
-pub fn alloc_pid() -> Pid {
-    NEXT_PID.fetch_add(1, Ordering::Relaxed)
+/// A pid or tid for one more task of `process` (EAGAIN past the task limits, see
+/// [`limits`]).
+pub fn reserve_task(process: &Process) -> SysResult<limits::TaskSlot> {
+    let token = process.token.read();
+    let who = limits::Requester {
+        uid: token.uid(),
+        nproc_limit: process.rlimits.lock()[limits::RLIMIT_NPROC].cur,
+        exempt: token.has_privilege(security::Privilege::SeIncreaseQuotaPrivilege)
+            || token.has_privilege(security::Privilege::SeTcbPrivilege),
+    };
+    drop(token);
+    limits::reserve(who)
 }
 
 /// Looks a process up.
@@ -224,12 +234,18 @@ pub fn process_by_id(id: u64) -> SysResult<Arc<Process>> {
     }
 }
 
-/// Removes a reaped process from the table.
+/// Removes a reaped process from the table; its pid is free again.
 pub fn remove(pid: Pid) {
-    PROCESSES.write().remove(&pid);
+    let process = PROCESSES.write().remove(&pid);
+    if let Some(p) = process {
+        drop(p.task_slot.lock().take());
+    }
 }
 
-fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
+/// The limits of the first process (every other inherits its parent's): Linux's, with
+/// RLIMIT_NPROC and RLIMIT_SIGPENDING at half of `kernel.threads-max`, as `fork_init`
+/// sets them.
+pub fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
     let inf = Rlimit {
         cur: RLIM_INFINITY,
         max: RLIM_INFINITY,
@@ -251,18 +267,46 @@ fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
         cur: 8 << 20,
         max: 8 << 20,
     }; // RLIMIT_MEMLOCK
+    let half = crate::registry::keys::THREADS_MAX.get() / 2;
+    let tasks = Rlimit {
+        cur: half,
+        max: half,
+    };
+    l[limits::RLIMIT_NPROC] = tasks;
+    l[limits::RLIMIT_SIGPENDING] = tasks;
     l
 }
 
+/// What a new process starts with.
+pub struct NewProcess {
+    /// Its pid's slot (the pid is the slot's).
+    pub slot: limits::TaskSlot,
+    /// Parent pid (0: none).
+    pub ppid: Pid,
+    /// Program name.
+    pub name: String,
+    /// Address space.
+    pub aspace: Arc<AddressSpace>,
+    /// Open files.
+    pub files: files::FileTable,
+    /// Security token.
+    pub token: Arc<Token>,
+    /// Resource limits (the parent's, on fork).
+    pub rlimits: [Rlimit; RLIM_NLIMITS],
+}
+
 /// Creates and registers a process (without threads).
-pub fn new_process(
-    pid: Pid,
-    ppid: Pid,
-    name: String,
-    aspace: Arc<AddressSpace>,
-    files: files::FileTable,
-    token: Arc<Token>,
-) -> Arc<Process> {
+pub fn new_process(new: NewProcess) -> Arc<Process> {
+    let NewProcess {
+        slot,
+        ppid,
+        name,
+        aspace,
+        files,
+        token,
+        rlimits,
+    } = new;
+    let pid = slot.pid();
     let sd = SecurityDescriptor::for_process(&token);
     let parent = lookup(ppid).filter(|_| ppid != pid);
     aspace.add_user();
@@ -295,7 +339,7 @@ pub fn new_process(
         thread_exited: wait::WaitQueue::new(),
         zombie: AtomicBool::new(false),
         threads: Mutex::new(Vec::new()),
-        rlimits: Mutex::new(default_rlimits()),
+        rlimits: Mutex::new(rlimits),
         group_exit_code: AtomicI32::new(0),
         threads_started: AtomicU32::new(0),
         cpus_used: AtomicU64::new(0),
@@ -306,6 +350,7 @@ pub fn new_process(
         ),
         vfork_released: AtomicBool::new(false),
         vfork_done: wait::WaitQueue::new(),
+        task_slot: Mutex::new(Some(slot)),
     });
     PROCESSES.write().insert(pid, process.clone());
     if let Some(parent) = parent {

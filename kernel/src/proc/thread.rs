@@ -51,11 +51,21 @@ pub struct Thread {
     pub last_cpu: AtomicU64,
     /// CPUs the thread has run on (bit per CPU), for reports.
     pub cpus_used: AtomicU64,
+    /// Its tid's slot in the task limits, given back at exit (a process's first thread
+    /// has none: the process holds its pid until it is reaped).
+    task_slot: spin::Mutex<Option<super::limits::TaskSlot>>,
 }
 
 impl Thread {
-    /// A new thread of `process`.
-    pub fn new(tid: Pid, process: Arc<Process>, sigmask: u64, affinity: u64) -> Arc<Thread> {
+    /// A new thread of `process`: its first (`slot` `None`, tid = pid) or another one
+    /// (with the slot of its tid).
+    pub fn new(
+        tid: Pid,
+        process: Arc<Process>,
+        sigmask: u64,
+        affinity: u64,
+        slot: Option<super::limits::TaskSlot>,
+    ) -> Arc<Thread> {
         Arc::new(Thread {
             tid,
             process,
@@ -69,6 +79,7 @@ impl Thread {
             exit_requested: AtomicBool::new(false),
             last_cpu: AtomicU64::new(0),
             cpus_used: AtomicU64::new(0),
+            task_slot: spin::Mutex::new(slot),
         })
     }
 
@@ -324,6 +335,7 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
         .cpus_used
         .fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
     process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
+    drop(thread.task_slot.lock().take());
     let last = process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1;
     process.thread_exited.wake_all();
     if last {

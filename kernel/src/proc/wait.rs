@@ -148,7 +148,11 @@ fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> 
     drop(children);
     let status = child.exit_status().unwrap_or(ExitStatus::Exited(0));
     super::remove(child.pid);
-    Ok(Some((child.pid, status)))
+    let pid = child.pid;
+    drop(child);
+    // A reaped process may have emptied whole heap blocks: give them back.
+    crate::mem::heap::trim();
+    Ok(Some((pid, status)))
 }
 
 /// Waits for a child; returns its pid and status (or `None` with WNOHANG and nothing ready).

@@ -1,4 +1,4 @@
-//! The memory keys, their defaults, ranges, paths and hooks.
+//! The memory and task-limit keys, their defaults, ranges, paths and hooks.
 
 use crate::syscall::errno::SysResult;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -128,9 +128,35 @@ pub static MIN_FREE_KBYTES: Key = key(
     set_min_free,
 );
 
+/// `kernel.threads-max`: most tasks (processes and threads) in the system; clone and
+/// fork fail with EAGAIN at it. 0 here means Linux's formula from RAM
+/// (`proc::limits::default_threads_max`), stored at boot.
+pub static THREADS_MAX: Key = key(
+    "kernel.threads-max",
+    &["/proc/sys/kernel/threads-max"],
+    KeyKind::Int {
+        min: crate::proc::limits::MIN_THREADS,
+        max: crate::proc::limits::MAX_THREADS,
+    },
+    0,
+    keep,
+);
+/// `kernel.pid_max`: pids (and tids) stay below it; clone fails with EAGAIN when none
+/// is left. 0 here means Linux's default (32768, or 1024 per CPU), stored at boot.
+pub static PID_MAX: Key = key(
+    "kernel.pid_max",
+    &["/proc/sys/kernel/pid_max"],
+    KeyKind::Int {
+        min: crate::proc::limits::RESERVED_PIDS as u64 + 1,
+        max: crate::proc::limits::PID_MAX_LIMIT as u64,
+    },
+    0,
+    keep,
+);
+
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
-static SYSTEM_KEYS: [&Key; 18] = [
+static SYSTEM_KEYS: [&Key; 20] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -149,6 +175,8 @@ static SYSTEM_KEYS: [&Key; 18] = [
     &STAT_INTERVAL,
     &PAGE_CLUSTER,
     &OOM_KILL_ALLOCATING_TASK,
+    &THREADS_MAX,
+    &PID_MAX,
 ];
 
 /// Every key: the system-wide ones, then the per-node pools.

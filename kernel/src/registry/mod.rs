@@ -185,4 +185,14 @@ pub fn init() {
     keys::MIN_FREE_KBYTES
         .value
         .store(mm::frame::default_min_free_kbytes(total), Ordering::Relaxed);
+    keys::THREADS_MAX.value.store(
+        crate::proc::limits::default_threads_max(total.0 * 4096),
+        Ordering::Relaxed,
+    );
+    keys::PID_MAX.value.store(
+        u64::from(crate::proc::limits::default_pid_max(
+            crate::smp::online_cpus(),
+        )),
+        Ordering::Relaxed,
+    );
 }

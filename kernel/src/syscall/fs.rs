@@ -94,6 +94,7 @@ fn read_file(file: &mut File, buf: u64, count: u64) -> SysResult {
             Ok(n as u64)
         }
         File::Directory => Err(Errno::EISDIR),
+        File::VmaText(text) => text.consume(count, |at, piece| copy_to_user(buf + at, piece)),
         File::RegistryKey { .. } | File::OomScoreAdj(_) | File::DamonControl(_) => {
             Err(Errno::EBADF)
         }
@@ -363,6 +364,17 @@ pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
                 };
                 return thread.process.files.lock().insert(file, cloexec);
             }
+            name if !write && crate::procfs::VmaFile::from_name(name).is_some() => {
+                crate::procfs::check_introspection(
+                    &thread.process,
+                    &target,
+                    AccessMask::PROCESS_QUERY_INFORMATION,
+                )?;
+                let kind = crate::procfs::VmaFile::from_name(name).ok_or(Errno::ENOENT)?;
+                let text = crate::procfs::VmaText::new(target, kind);
+                let file = File::VmaText(alloc::boxed::Box::new(text));
+                return thread.process.files.lock().insert(file, cloexec);
+            }
             "oom_score_adj" if write => {
                 crate::procfs::check_introspection(
                     &thread.process,
@@ -451,6 +463,13 @@ pub fn lseek(thread: &Thread, fd: u64, offset: i64, whence: u64) -> SysResult {
             *pos = seek_position(*pos, 0, whence, offset)?;
             Ok(*pos)
         }
+        File::VmaText(text) => {
+            let to = seek_position(text.offset(), text.offset(), whence, offset)?;
+            if whence == 2 {
+                return Err(Errno::EINVAL); // no size to seek from, as Linux's seq_lseek
+            }
+            text.seek(to)
+        }
         File::ProcessMemory { offset: pos, .. } | File::PageMap { offset: pos, .. } => {
             let new = match whence {
                 0 => offset as u64,
@@ -476,6 +495,7 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
         }
         File::ProcessMemory { .. } => (0o100_600, 0),
         File::PageMap { .. } => (0o100_400, 0),
+        File::VmaText(_) => (0o100_444, 0),
     };
     let mut stat = [0u64; 18];
     stat[2] = 1; // st_nlink

@@ -9,9 +9,9 @@ use crate::{
     arch::uaccess::copy_to_user,
     proc::{files::File, thread::Thread},
 };
-use alloc::{sync::Arc, vec};
+use alloc::sync::Arc;
 use mm::{
-    aspace::{Advice, FileMapping, MmapRequest, PopulateStep},
+    aspace::{Advice, FileMapping, MmapRequest, PopulateStep, MINCORE_BATCH_PAGES},
     fault::Access,
     vma::{MapFlags, Prot},
 };
@@ -103,18 +103,28 @@ pub fn msync(thread: &Thread, addr: u64, len: u64, flags: u64) -> SysResult {
     Ok(0)
 }
 
+/// `mincore`: answered round by round through a buffer of one page of result bytes
+/// (Linux's shape), so no length makes the kernel allocate more; the tree lock is not
+/// held while a round is copied out (the copy may fault in the caller's vector).
 pub fn mincore(thread: &Thread, addr: u64, len: u64, vec_addr: u64) -> SysResult {
-    let pages = len.div_ceil(4096) as usize;
-    if pages > 1 << 24 {
-        return Err(Errno::ENOMEM);
+    let space = thread.process.address_space();
+    let mm = space.mm();
+    let pages = mm.mincore_pages(addr, len)?;
+    if pages == 0 {
+        return Ok(0);
     }
-    let mut out = vec![0u8; pages];
-    thread
-        .process
-        .address_space()
-        .mm()
-        .mincore(addr, len, &mut out)?;
-    copy_to_user(vec_addr, &out)?;
+    crate::arch::uaccess::check_user_range(vec_addr, pages as usize)?;
+    let batch = (pages as usize).min(MINCORE_BATCH_PAGES);
+    let mut buf = alloc::vec::Vec::new();
+    buf.try_reserve_exact(batch).map_err(|_| Errno::ENOMEM)?;
+    buf.resize(batch, 0u8);
+    let mut done = 0u64;
+    while done < pages {
+        let n = ((pages - done) as usize).min(batch);
+        let got = mm.mincore_step(addr + done * 4096, &mut buf[..n])?;
+        copy_to_user(vec_addr + done, &buf[..got])?;
+        done += got as u64;
+    }
     Ok(0)
 }
 

@@ -117,7 +117,10 @@ fn clone_start(
         return Err(Errno::EPERM);
     }
     let process = &thread.process;
-    let tid = proc::alloc_pid();
+    // EAGAIN past kernel.threads-max, RLIMIT_NPROC or kernel.pid_max; the slot goes
+    // back by itself if the clone fails further on.
+    let slot = proc::reserve_task(process)?;
+    let tid = slot.pid();
     let mut child_ctx = Box::new(ctx.clone());
     child_ctx.rax = 0;
     child_ctx.kind = TrapKind::Fresh;
@@ -137,7 +140,7 @@ fn clone_start(
         if process.exiting.load(Ordering::SeqCst) {
             return Err(Errno::EAGAIN);
         }
-        Thread::new(tid, process.clone(), sigmask, affinity)
+        Thread::new(tid, process.clone(), sigmask, affinity, Some(slot))
     } else {
         let space = if flags & CLONE_VM != 0 {
             process.address_space()
@@ -152,13 +155,22 @@ fn clone_start(
         let files = process.files.lock().clone();
         let token = process.token.read().clone();
         let name = process.name.lock().clone();
-        let new = proc::new_process(tid, ppid, name, space, files, token);
+        let rlimits = *process.rlimits.lock();
+        let new = proc::new_process(proc::NewProcess {
+            slot,
+            ppid,
+            name,
+            aspace: space,
+            files,
+            token,
+            rlimits,
+        });
         {
             let parent_signals = process.signals.lock();
             let mut s = new.signals.lock();
             s.actions = parent_signals.actions;
         }
-        Thread::new(tid, new, sigmask, affinity)
+        Thread::new(tid, new, sigmask, affinity, None)
     };
     if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM != 0 {
         write_user::<u32>(child_tid, &tid)?;

@@ -79,6 +79,7 @@ pub(crate) mod tests;
 
 pub use access::AccessError;
 pub use madvise::Advice;
+pub use mincore::MINCORE_BATCH_PAGES;
 pub use mmap::{FileMapping, MmapRequest};
 pub use mremap::MremapFlags;
 pub use msync::MsyncFlags;
@@ -341,6 +342,15 @@ impl<P: PageTable> AddressSpace<P> {
     pub fn resident_pages(&self) -> u64 {
         let _st = self.state.read();
         self.pt.count(0, self.layout.task_size)
+    }
+
+    /// Kernel memory this address space holds for its owner: its page-table pages
+    /// (`VmPTE`) and its VMAs. The OOM killer counts it with the resident pages, as
+    /// Linux counts `mm_pgtables_bytes`, so a process that makes the kernel hold much
+    /// (65,000 VMAs, sparse touches over a wide range) is seen as big.
+    pub fn kernel_bytes(&self) -> u64 {
+        let vmas = self.state.read().tree.len() as u64;
+        self.pt.table_bytes() + vmas * core::mem::size_of::<Vma>() as u64
     }
 
     /// Checks every invariant the operations keep: the tree's (sorted, disjoint,

@@ -277,6 +277,31 @@ impl FrameAllocator {
         self.alloc_from_nodes(&plan, order, node, None)
     }
 
+    /// A block of `order` for a kernel allocator (the kernel heap growing): from
+    /// `preferred` first, then the other nodes by distance, each down to half its
+    /// `min` watermark. It never drains a remote-free queue or wakes a waiter, so it
+    /// is safe to call with any lock held except a buddy lock; no CPU cache is used.
+    pub fn alloc_for_kernel(&self, preferred: NodeId, order: Order) -> Result<Pfn, AllocError> {
+        let plan = Plan::resolve(
+            Policy::Preferred(preferred),
+            &self.topo,
+            preferred,
+            &mut InterleaveCursor::default(),
+        )?;
+        for id in plan.candidates(&self.topo) {
+            let node = &self.nodes[id.index()];
+            if let Some(pfn) = node.alloc_quiet(order) {
+                node.counters.direct_allocs.add(order.pages());
+                return Ok(pfn);
+            }
+        }
+        self.nodes[plan.intended.index()]
+            .counters
+            .alloc_failures
+            .add(1);
+        Err(AllocError::NoMemory)
+    }
+
     /// Frees a block from a context without a CPU handle (such as a task that got
     /// it from [`alloc_wait`](Self::alloc_wait) and migrated): it goes through the
     /// owner's lock-free remote-free queue.

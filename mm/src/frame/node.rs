@@ -179,6 +179,29 @@ impl Node {
         })
     }
 
+    /// Takes a block of `order` for a kernel allocator, down to half the `min`
+    /// watermark (the reserve Linux's `ALLOC_HARDER` callers may use). It neither
+    /// drains the remote-free queue nor wakes waiters, so it may run while the caller
+    /// holds any lock but this node's buddy lock (the kernel heap grows through it
+    /// while a waiter list or the heap itself may be locked further up the stack).
+    pub(crate) fn alloc_quiet(&self, order: Order) -> Option<Pfn> {
+        if self.present < order.pages() {
+            return None;
+        }
+        let floor = self.watermarks.min.load(Ordering::Relaxed) / 2;
+        let (pfn, free) = {
+            let mut b = self.buddy.lock();
+            if b.free_pages() < floor + order.pages() {
+                return None;
+            }
+            let pfn = b.alloc(order);
+            (pfn, b.free_pages())
+        };
+        // Nothing was returned, so this wakes reclaim at most, never a waiter.
+        self.after_change(free, false);
+        pfn
+    }
+
     /// Fills as much of `out` with single frames as the `min` watermark allows.
     pub(crate) fn alloc_frames(&self, out: &mut [Pfn]) -> usize {
         if self.present == 0 {

@@ -257,6 +257,31 @@ fn bind_fails_at_min_instead_of_falling_back() {
 }
 
 #[test]
+fn kernel_blocks_reach_into_half_the_reserve_and_fall_back() {
+    let alloc = two_nodes(256, 32, FrameConfig::default());
+    let mut n = 0;
+    let mut taken = Vec::new();
+    while let Ok(pfn) = alloc.alloc_for_kernel(NodeId(0), o(2)) {
+        if alloc.node_of(pfn) != Some(NodeId(0)) {
+            taken.push(pfn);
+            break;
+        }
+        taken.push(pfn);
+        n += 1;
+    }
+    // 256 frames, floor 16: 60 blocks of 4 from node 0, then node 1.
+    assert_eq!(n, 60);
+    assert_eq!(stats(&alloc, 0).free_buddy, PageCount(16));
+    assert_eq!(alloc.node_of(*taken.last().unwrap()), Some(NodeId(1)));
+    for pfn in taken {
+        alloc.free(pfn, o(2)).unwrap();
+    }
+    alloc.drain_all();
+    assert_conserved(&alloc);
+    assert_eq!(stats(&alloc, 0).free_buddy, PageCount(256));
+}
+
+#[test]
 fn free_errors_are_reported() {
     let alloc = two_nodes(256, 0, FrameConfig::default());
     let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();

@@ -1,16 +1,19 @@
-//! `/proc/<pid>/maps`, `smaps` and the memory lines of `status`, in Linux's formats,
+//! `/proc/<pid>/maps`, `smaps`, `numa_maps` and the memory lines of `status`, in Linux's formats,
 //! computed from the VMA tree and the page table (under the tree's read lock). The
 //! kernel checks PROCESS_QUERY_INFORMATION before calling these.
 
 mod maps;
+mod numa_maps;
 mod smaps;
 mod status;
 
-pub use maps::maps;
-pub use smaps::smaps;
+pub use maps::{maps, maps_batch};
+pub use numa_maps::numa_maps_batch;
+pub use smaps::{smaps, smaps_batch};
 pub use status::{status, MemStatus};
 
 use crate::aspace::MmState;
+use crate::errno::MmError;
 use crate::pagecache::FileKind;
 use crate::pagetable::Pte;
 use crate::phys::Frames;
@@ -61,4 +64,24 @@ pub(crate) fn vma_name(st: &MmState, vma: &Vma) -> Option<alloc::string::String>
         return Some(String::from("[stack]"));
     }
     None
+}
+
+/// Runs `render` on at most `max_vmas` VMAs from the first one ending above `from`;
+/// returns the end of the last one rendered if more follow, `None` after the last VMA.
+pub(crate) fn batch(
+    st: &MmState,
+    from: u64,
+    max_vmas: usize,
+    mut render: impl FnMut(&Vma) -> Result<(), MmError>,
+) -> Result<Option<u64>, MmError> {
+    let mut vmas = st.tree.overlapping(from, u64::MAX).peekable();
+    let mut n = 0;
+    while let Some(vma) = vmas.next() {
+        render(vma)?;
+        n += 1;
+        if n == max_vmas {
+            return Ok(vmas.peek().map(|_| vma.end));
+        }
+    }
+    Ok(None)
 }

@@ -8,6 +8,7 @@ use core::fmt::Write;
 use super::maps::maps_line;
 use super::{classify, PageClass};
 use crate::aspace::AddressSpace;
+use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::Frames;
@@ -66,45 +67,76 @@ fn field(out: &mut String, name: &str, bytes: u64) {
     let _ = writeln!(out, "{name:<16}{:>8} kB", bytes >> 10);
 }
 
-/// The text of `/proc/<pid>/smaps`.
+/// The text of `/proc/<pid>/smaps` (whole: host tests; the kernel reads it a batch at a
+/// time with [`smaps_batch`]).
 pub fn smaps<P: PageTable>(aspace: &AddressSpace<P>) -> String {
-    let st = aspace.state().read();
-    let frames = aspace.frames();
     let mut out = String::new();
-    for vma in st.tree.iter() {
-        maps_line(&mut out, &st, vma);
-        let m = account(aspace.page_table(), frames, vma);
-        field(&mut out, "Size:", vma.len_bytes());
-        field(&mut out, "KernelPageSize:", PAGE_SIZE);
-        field(&mut out, "MMUPageSize:", PAGE_SIZE);
-        field(&mut out, "Rss:", m.resident);
-        field(&mut out, "Pss:", m.pss >> PSS_SHIFT);
-        field(&mut out, "Pss_Dirty:", m.pss_dirty >> PSS_SHIFT);
-        field(&mut out, "Shared_Clean:", m.shared_clean);
-        field(&mut out, "Shared_Dirty:", m.shared_dirty);
-        field(&mut out, "Private_Clean:", m.private_clean);
-        field(&mut out, "Private_Dirty:", m.private_dirty);
-        field(&mut out, "Referenced:", m.referenced);
-        field(&mut out, "Anonymous:", m.anonymous);
-        field(&mut out, "KSM:", 0);
-        field(&mut out, "LazyFree:", 0);
-        field(&mut out, "AnonHugePages:", 0);
-        field(&mut out, "ShmemPmdMapped:", 0);
-        field(&mut out, "FilePmdMapped:", 0);
-        field(&mut out, "Shared_Hugetlb:", 0);
-        let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", 0);
-        field(&mut out, "Swap:", 0);
-        field(&mut out, "SwapPss:", 0);
-        field(&mut out, "Locked:", m.pss_locked >> PSS_SHIFT);
-        let _ = writeln!(out, "THPeligible:    {:>8}", 0);
-        out.push_str("VmFlags:");
-        for mnemonic in vma.flags.mnemonics() {
-            out.push(' ');
-            out.push_str(mnemonic);
-        }
-        out.push_str(" \n");
+    let mut from = Some(0);
+    while let Some(at) = from {
+        from = smaps_batch(aspace, at, usize::MAX, &mut out).unwrap_or(None);
     }
     out
+}
+
+/// Room reserved before each VMA's block (about 1 KiB of text).
+const BLOCK_BYTES: usize = 1536;
+
+/// Like [`maps_batch`](super::maps_batch), for smaps blocks.
+pub fn smaps_batch<P: PageTable>(
+    aspace: &AddressSpace<P>,
+    from: u64,
+    max_vmas: usize,
+    out: &mut String,
+) -> Result<Option<u64>, MmError> {
+    let st = aspace.state().read();
+    let frames = aspace.frames();
+    super::batch(&st, from, max_vmas, |vma| {
+        out.try_reserve(BLOCK_BYTES)
+            .map_err(|_| MmError::NoMemory)?;
+        smaps_block(out, &st, aspace.page_table(), frames, vma);
+        Ok(())
+    })
+}
+
+/// Appends the smaps block of `vma`.
+fn smaps_block<P: PageTable>(
+    out: &mut String,
+    st: &crate::aspace::MmState,
+    pt: &P,
+    frames: &Frames,
+    vma: &Vma,
+) {
+    maps_line(out, st, vma);
+    let m = account(pt, frames, vma);
+    field(out, "Size:", vma.len_bytes());
+    field(out, "KernelPageSize:", PAGE_SIZE);
+    field(out, "MMUPageSize:", PAGE_SIZE);
+    field(out, "Rss:", m.resident);
+    field(out, "Pss:", m.pss >> PSS_SHIFT);
+    field(out, "Pss_Dirty:", m.pss_dirty >> PSS_SHIFT);
+    field(out, "Shared_Clean:", m.shared_clean);
+    field(out, "Shared_Dirty:", m.shared_dirty);
+    field(out, "Private_Clean:", m.private_clean);
+    field(out, "Private_Dirty:", m.private_dirty);
+    field(out, "Referenced:", m.referenced);
+    field(out, "Anonymous:", m.anonymous);
+    field(out, "KSM:", 0);
+    field(out, "LazyFree:", 0);
+    field(out, "AnonHugePages:", 0);
+    field(out, "ShmemPmdMapped:", 0);
+    field(out, "FilePmdMapped:", 0);
+    field(out, "Shared_Hugetlb:", 0);
+    let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", 0);
+    field(out, "Swap:", 0);
+    field(out, "SwapPss:", 0);
+    field(out, "Locked:", m.pss_locked >> PSS_SHIFT);
+    let _ = writeln!(out, "THPeligible:    {:>8}", 0);
+    out.push_str("VmFlags:");
+    for mnemonic in vma.flags.mnemonics() {
+        out.push(' ');
+        out.push_str(mnemonic);
+    }
+    out.push_str(" \n");
 }
 
 #[cfg(test)]

@@ -32,11 +32,16 @@ static CURSORS: Mutex<[u64; sched::MAX_CPUS + 1]> = Mutex::new([0; sched::MAX_CP
 /// `count` zeroed heap pages, by physical address (through the direct map). The entry
 /// area's pages live forever; KPTI frees its user roots with [`free_heap_page`].
 pub(super) fn heap_pages(count: usize) -> u64 {
-    let layout = Layout::from_size_align(count * 4096, 4096).expect("page layout");
+    try_heap_pages(count).expect("no memory for entry-area or KPTI tables")
+}
+
+/// Like [`heap_pages`], `None` when the heap has no room (a user address space's KPTI
+/// table: its creation fails with ENOMEM instead).
+pub(super) fn try_heap_pages(count: usize) -> Option<u64> {
+    let layout = Layout::from_size_align(count * 4096, 4096).ok()?;
     // SAFETY: non-zero size.
     let ptr = unsafe { alloc_zeroed(layout) };
-    assert!(!ptr.is_null(), "no memory for entry-area or KPTI tables");
-    ptr as u64 - phys_offset()
+    (!ptr.is_null()).then(|| ptr as u64 - phys_offset())
 }
 
 /// Frees one page from [`heap_pages`]`(1)`.

@@ -6,7 +6,7 @@
 //! Linux does; `kpti=on` and `kpti=off` force it.
 
 use super::{
-    entry_area::{self, heap_pages, table},
+    entry_area::{self, heap_pages, table, try_heap_pages},
     paging,
 };
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,14 +68,15 @@ pub fn build_entry_text() {
 }
 
 /// A user top-level table for an address space whose kernel table is `kernel_root`: the
-/// user half is filled in as the kernel table gains entries ([`sync`]).
-pub fn new_user_root(kernel_root: u64) -> u64 {
-    let root = heap_pages(1);
+/// user half is filled in as the kernel table gains entries ([`sync`]). `None` when the
+/// heap has no room for it.
+pub fn new_user_root(kernel_root: u64) -> Option<u64> {
+    let root = try_heap_pages(1)?;
     let t = table(root);
     t[..256].copy_from_slice(&table(kernel_root)[..256]);
     t[entry_area::ENTRY_AREA_PML4_INDEX] = entry_area::pml4_entry();
     t[511] = ENTRY_TEXT_PML4E.load(Ordering::SeqCst);
-    root
+    Some(root)
 }
 
 /// Copies user-half PML4 entry `index` from the kernel table to the user table.

@@ -3,7 +3,7 @@
 
 use core::{
     cell::UnsafeCell,
-    sync::atomic::{AtomicPtr, AtomicU64, Ordering},
+    sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering},
 };
 use sched::{CpuId, MAX_CPUS};
 use x2apic::lapic::LocalApic;
@@ -49,6 +49,9 @@ pub struct PerCpu {
     /// When (ns since boot) this CPU last entered user mode, 0 while it is in the kernel:
     /// a CPU in user mode far longer than a time slice has lost its timer (`watchdog`).
     pub user_since_ns: AtomicU64,
+    /// Interrupt handlers running on this CPU (nested count); the heap does not grow
+    /// while it is non-zero.
+    pub irq_depth: AtomicU32,
     /// This CPU's local APIC; touched only by its own CPU with interrupts disabled.
     local_apic: UnsafeCell<Option<LocalApic>>,
 }
@@ -86,6 +89,7 @@ pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
         timer_interrupts: AtomicU64::new(0),
         wake_interrupts: AtomicU64::new(0),
         user_since_ns: AtomicU64::new(0),
+        irq_depth: AtomicU32::new(0),
         local_apic: UnsafeCell::new(None),
     };
     // SAFETY: `slot` is a fresh, zeroed, page-aligned entry-area page owned by this CPU
@@ -155,6 +159,34 @@ pub fn current_cpu() -> CpuId {
         core::arch::asm!("mov {:e}, dword ptr gs:[8]", out(reg) id, options(nostack, readonly, preserves_flags))
     };
     CpuId(id)
+}
+
+/// Whether the calling CPU is inside an interrupt handler (false before per-CPU set-up,
+/// when no handler runs yet).
+pub fn in_interrupt() -> bool {
+    try_current().is_some_and(|c| c.irq_depth.load(Ordering::Relaxed) != 0)
+}
+
+/// Marks the calling CPU as inside an interrupt handler until dropped.
+pub struct IrqGuard(Option<&'static PerCpu>);
+
+impl IrqGuard {
+    /// Enters handler context.
+    pub fn enter() -> IrqGuard {
+        let cpu = try_current();
+        if let Some(c) = cpu {
+            c.irq_depth.fetch_add(1, Ordering::Relaxed);
+        }
+        IrqGuard(cpu)
+    }
+}
+
+impl Drop for IrqGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            c.irq_depth.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The block of `cpu`, if it was created.
