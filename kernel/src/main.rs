@@ -164,6 +164,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     mem::frames::init(&nodes, &topo, online);
     mm::cpu::set_current_cpu_hook(percpu::current_cpu);
     mm::cpu::set_relax_hook(cpu::relax);
+    mm::kmem::set_short_hook(mem::heap::near_cap);
     registry::init();
     initramfs::init(boot.initrd);
     virtio_blk::probe();

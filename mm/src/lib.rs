@@ -36,6 +36,7 @@ pub mod errno;
 pub mod fault;
 pub mod frame;
 pub mod hugetlb;
+pub mod kmem;
 pub mod ksm;
 pub mod oom;
 pub mod pagecache;

@@ -185,6 +185,8 @@ fn kernel_heap_bounded_against_a_restricted_process() {
         "threads-max-eagain",
         "tasks-back",
         "memfree-back",
+        "vma-flood-refused-before-the-heap-ran-out",
+        "vma-flood-heap-use-back",
     ] {
         out.expect_line(&format!("heapbomb: check {check}: ok"));
     }

@@ -253,6 +253,25 @@ pub fn trim() {
     }
 }
 
+/// Whether the heap is close to its cap: less than an eighth of the cap could still be
+/// allocated. Installed as `mm::kmem`'s hook: then a process's request that would grow
+/// kernel state (more VMAs, a forked VMA tree) gets ENOMEM, and what is left serves
+/// allocations the kernel cannot refuse. One load while the heap can still grow by
+/// that much; the allocator's own count only near the cap.
+pub fn near_cap() -> bool {
+    let limit = LIMIT_BYTES.load(Ordering::Relaxed);
+    if limit == 0 {
+        return false; // no cap set yet (early boot)
+    }
+    let headroom = limit / 8;
+    let held = ARENA_BYTES.load(Ordering::Relaxed) + GROWN_BYTES.load(Ordering::Relaxed);
+    if held + headroom <= limit {
+        return false;
+    }
+    let allocated = TALC.lock().get_counters().allocated_bytes;
+    allocated + headroom > limit
+}
+
 /// The heap's figures.
 #[derive(Clone, Copy, Debug)]
 pub struct HeapStats {

@@ -213,6 +213,10 @@ impl VmaTree {
         if self.map.len() - removed + pieces.len() > max_count {
             return Err(MmError::NoMemory);
         }
+        // More VMAs while the kernel's own memory runs short: refused, as above.
+        if pieces.len() > removed && crate::kmem::short() {
+            return Err(MmError::NoMemory);
+        }
         let was = accounted(left.iter().chain(hit.iter()).chain(right.iter()));
         let now = accounted(&pieces);
         if let Some(c) = &self.commit {
@@ -237,6 +241,9 @@ impl VmaTree {
         vmas: Vec<Vma>,
         commit: Option<Arc<Commitment>>,
     ) -> Result<VmaTree, MmError> {
+        if crate::kmem::short() {
+            return Err(MmError::NoMemory); // a fork's copy while kernel memory is short
+        }
         let accounted_pages = accounted(&vmas);
         if let Some(c) = &commit {
             c.try_charge(accounted_pages)?;

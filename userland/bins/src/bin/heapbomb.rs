@@ -1,7 +1,8 @@
 //! `heapbomb`: what an unprivileged process can make the kernel allocate is bounded.
 //! From restricted children: `mincore` over 64 GiB from two threads (ENOMEM over a hole,
 //! the right answer over a 64 GiB mapping); 64,000 VMAs, then `/proc/self/maps` opened
-//! twice and read to the end, and three forks; a fork bomb of sleeping children until
+//! twice and read to the end, and three forks; processes of 64,000 VMAs each until the
+//! kernel refuses one (ENOMEM near its heap cap, not a panic); a fork bomb of sleeping children until
 //! fork fails with EAGAIN (RLIMIT_NPROC); threads until clone fails with EAGAIN. Each
 //! shape ends with an errno (or an OOM kill), never a kernel panic, and the parent goes
 //! on. As the privileged parent: `kernel.pid_max` and `kernel.threads-max` lowered make
@@ -188,24 +189,20 @@ fn count_lines(fds: [i32; 2]) -> [Result<(usize, usize), Errno>; 2] {
     counts
 }
 
-fn vma_shape() -> i32 {
-    let mut checks = Checks::new("heapbomb");
-    let base = match mmap_anon(VMAS * PAGE, Prot::NONE) {
-        Ok(b) => b,
-        Err(e) => {
-            checks.check("vmas-setup", false, format_args!("{}", e));
-            return checks.finish();
-        }
-    };
-    // Alternate protections so the pages never merge: one VMA each.
-    let mut made = Ok(());
+/// Maps `VMAS` pages PROT_NONE and makes every other one readable, so that they never
+/// merge: one VMA each. The first error, with the page it came at.
+fn make_vmas() -> Result<(), (usize, Errno)> {
+    let base = mmap_anon(VMAS * PAGE, Prot::NONE).map_err(|e| (0, e))?;
     for i in (1..VMAS).step_by(2) {
         // SAFETY: a page of our own PROT_NONE reservation.
-        if let Err(e) = unsafe { mprotect(base.add(i * PAGE), PAGE, Prot::READ) } {
-            made = Err((i, e));
-            break;
-        }
+        unsafe { mprotect(base.add(i * PAGE), PAGE, Prot::READ) }.map_err(|e| (i, e))?;
     }
+    Ok(())
+}
+
+fn vma_shape() -> i32 {
+    let mut checks = Checks::new("heapbomb");
+    let made = make_vmas();
     checks.check(
         "vmas-made",
         made.is_ok(),
@@ -328,6 +325,72 @@ fn fork_until_failure(limit: usize) -> (usize, Option<Errno>) {
     // SAFETY: every child is gone; nothing uses the page.
     let _ = unsafe { munmap(page, PAGE) };
     (pids.len(), error)
+}
+
+/// Processes of 64,000 VMAs each, forked one after another until the kernel refuses
+/// (ENOMEM from mprotect or fork, when its heap nears its cap, or EAGAIN from the task
+/// limits): the VMAs of many processes together must not exhaust the kernel heap.
+fn vma_flood_shape() -> i32 {
+    const MAX_PROCESSES: usize = 64;
+    let mut checks = Checks::new("heapbomb");
+    // SAFETY: a fresh shared anonymous page: word 0 is "go", word 1+i child i's result.
+    let page = unsafe {
+        mmap(0, PAGE, Prot::RW, MapFlags::SHARED | MapFlags::ANONYMOUS, -1, 0)
+    };
+    let Ok(page) = page else {
+        checks.check("vma-flood-setup", false, format_args!("{:?}", page.err()));
+        return checks.finish();
+    };
+    // SAFETY: the page stays mapped in parent and children until they exit; its words
+    // are only used atomically.
+    let words = unsafe { core::slice::from_raw_parts(page as *const AtomicU32, PAGE / 4) };
+    let go = &words[0];
+    let mut pids = Vec::new();
+    let end = loop {
+        if pids.len() >= MAX_PROCESSES {
+            break Ok(None);
+        }
+        let result = &words[1 + pids.len()];
+        match fork() {
+            Ok(Fork::Child) => {
+                let code = match make_vmas() {
+                    Ok(()) => 1,
+                    Err((_, Errno::ENOMEM)) => 2,
+                    Err(_) => 3,
+                };
+                result.store(code, Ordering::SeqCst);
+                let _ = futex_wake(result, 1, false);
+                while go.load(Ordering::SeqCst) == 0 {
+                    let _ = futex_wait(go, 0, None, false);
+                }
+                exit_group(0)
+            }
+            Ok(Fork::Parent(pid)) => {
+                pids.push(pid);
+                while result.load(Ordering::SeqCst) == 0 {
+                    let _ = futex_wait(result, 0, None, false);
+                }
+                match result.load(Ordering::SeqCst) {
+                    1 => {}
+                    2 => break Ok(Some(Errno::ENOMEM)),
+                    other => break Err(other),
+                }
+            }
+            Err(e) => break Ok(Some(e)),
+        }
+    };
+    let heap = heap_line();
+    go.store(1, Ordering::SeqCst);
+    let _ = futex_wake(go, i32::MAX as u32, false);
+    for &pid in &pids {
+        let _ = wait_pid(pid);
+    }
+    checks.check(
+        "vma-flood-refused-before-the-heap-ran-out",
+        matches!(end, Ok(Some(Errno::ENOMEM | Errno::EAGAIN))),
+        format_args!("{} processes of {} VMAs, then {:?}; heap: {}", pids.len(), VMAS, end, heap),
+    );
+    checks.finish()
 }
 
 fn fork_bomb_shape() -> i32 {
@@ -470,5 +533,29 @@ fn main(_args: &Args) -> i32 {
             heap_line()
         ),
     );
+
+    // Last: VMAs of many processes up to the heap's cap. The heap grows by 200 MB and
+    // gives back only the blocks that are wholly free again (others keep a long-lived
+    // object), so MemFree is not compared after it; the heap's own use must come back.
+    let allocated_before = heap_kib("allocated_kB");
+    shape(&mut checks, "vma-flood-shape", vma_flood_shape);
+    let allocated_after = heap_kib("allocated_kB");
+    checks.check(
+        "vma-flood-heap-use-back",
+        matches!((allocated_before, allocated_after), (Some(b), Some(a)) if a <= b + 8 * 1024),
+        format_args!(
+            "heap allocated before {:?} kB, after {:?} kB; heap: {}",
+            allocated_before,
+            allocated_after,
+            heap_line()
+        ),
+    );
     checks.finish()
+}
+
+/// One figure of /proc/sys/peios/heap.
+fn heap_kib(name: &str) -> Option<u64> {
+    let text = read_file("/proc/sys/peios/heap").ok()?;
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
