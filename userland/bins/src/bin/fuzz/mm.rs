@@ -219,25 +219,29 @@ impl Arena {
     /// non-fixed mmap or a moving mremap may have put it. A placement over a barrier
     /// or a lane is reported (a non-fixed placement must not replace anything).
     fn clip(&self, a: usize, len: usize, out: &Out) {
-        let end = a.saturating_add(len.next_multiple_of(PAGE_SIZE));
+        const TASK_SIZE: usize = (1 << 47) - PAGE_SIZE;
+        let end = a.checked_add(len.next_multiple_of(PAGE_SIZE));
+        let Some(end) = end.filter(|&e| e <= TASK_SIZE) else {
+            out.fail(format_args!(
+                "a call reported a mapping at {:#x}+{:#x}, past user space",
+                a, len
+            ));
+            return;
+        };
         if a >= self.chaos && end <= self.chaos_end {
             return;
         }
-        let in_arena = (a.max(self.base), end.min(self.end));
-        let outside_chaos = in_arena.0 < self.chaos || in_arena.1 > self.chaos_end;
-        if in_arena.0 < in_arena.1 && outside_chaos {
+        if a < self.end && end > self.base {
+            // Only part in the chaos zone: over a barrier or a lane. Left alone.
             out.fail(format_args!(
                 "a non-fixed mapping landed at {:#x}-{:#x}, over the arena's barriers or lanes",
                 a, end
             ));
+            return;
         }
-        for (s, e) in [(a, end.min(self.base)), (a.max(self.end), end)] {
-            if e > s {
-                // SAFETY: the kernel just mapped this range, outside the arena, for
-                // us; nothing uses it.
-                unsafe { raw(nr::MUNMAP, [s, e - s, 0, 0, 0, 0]) };
-            }
-        }
+        // SAFETY: the kernel just mapped this range, outside the arena, for us;
+        // nothing uses it.
+        unsafe { raw(nr::MUNMAP, [a, end - a, 0, 0, 0, 0]) };
     }
 }
 
@@ -618,7 +622,9 @@ impl Worker {
                         new_addr, new_len, got
                     ));
                 }
-            } else {
+            } else if got != old {
+                // Moved (resized in place it stays in the zone: the barrier above
+                // stops growth).
                 ar.clip(got, new_len, &self.out);
             }
         }
