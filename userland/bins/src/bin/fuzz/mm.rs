@@ -65,8 +65,36 @@ const STALL_S: u64 = 60;
 const HUGE_LENS: &[usize] = &[1 << 47, 1 << 48, 1 << 62, 1 << 63, usize::MAX >> 1];
 /// Advice values for the chaos zone (never MADV_HWPOISON/SOFT_OFFLINE, 100/101).
 const CHAOS_ADVICE: &[usize] = &[
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-    24, 25, 26, 99, 0xffff, usize::MAX,
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    26,
+    99,
+    0xffff,
+    usize::MAX,
 ];
 
 const MS_ASYNC: usize = 1;
@@ -95,8 +123,18 @@ enum Op {
 }
 
 const OP_NAMES: &[&str] = &[
-    "idle", "mmap", "munmap", "mprotect", "madvise", "mremap", "mincore", "msync", "brk",
-    "getrandom", "fork", "proc",
+    "idle",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "madvise",
+    "mremap",
+    "mincore",
+    "msync",
+    "brk",
+    "getrandom",
+    "fork",
+    "proc",
 ];
 const OPS: usize = 12;
 
@@ -170,7 +208,10 @@ impl Arena {
         let base = unsafe { mmap(ARENA_BASE, len, Prot::NONE, flags, -1, 0) }
             .map_err(|e| format!("reserving the arena: {}", e))? as usize;
         if base != ARENA_BASE {
-            return Err(format!("arena placed at {:#x}, not {:#x}", base, ARENA_BASE));
+            return Err(format!(
+                "arena placed at {:#x}, not {:#x}",
+                base, ARENA_BASE
+            ));
         }
         let chaos = base + PAGE_SIZE;
         let chaos_end = chaos + CHAOS_PAGES * PAGE_SIZE;
@@ -192,7 +233,8 @@ impl Arena {
         }
         let ro = peios_rt::sys::mm::mmap_anon(PAGE_SIZE, Prot::READ)
             .map_err(|e| format!("read-only page: {}", e))? as usize;
-        let unmapped = peios_bins::unmapped_page().ok_or_else(|| String::from("no unmapped page"))?;
+        let unmapped =
+            peios_bins::unmapped_page().ok_or_else(|| String::from("no unmapped page"))?;
         let memfd = match memfd_create(c"fuzz-mm", 0) {
             Ok(fd) => {
                 if ftruncate(fd, 1 << 20).is_ok() {
@@ -301,7 +343,9 @@ impl Out {
         };
         match res {
             Ok(_) => self.report.ok[i].fetch_add(1, Ordering::Relaxed),
-            Err(e) => self.report.errno[(e.raw() as usize).min(133)].fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                self.report.errno[(e.raw() as usize).min(133)].fetch_add(1, Ordering::Relaxed)
+            }
         };
         self.report.done.fetch_add(1, Ordering::Relaxed);
         self.mine.set(self.mine.get() + 1);
@@ -406,10 +450,10 @@ fn chaos_len(rng: &mut Lcg, ar: &Arena, a: usize, huge: bool) -> usize {
 
 fn chaos_prot(rng: &mut Lcg) -> usize {
     match rng.below(16) {
-        0 => 0x0100_0000,           // PROT_GROWSDOWN
-        1 => 0x0200_0000,           // PROT_GROWSUP
-        2 => 8 | rng.below(8),      // PROT_SEM and friends
-        3 => rng.next() as usize,   // anything
+        0 => 0x0100_0000,         // PROT_GROWSDOWN
+        1 => 0x0200_0000,         // PROT_GROWSUP
+        2 => 8 | rng.below(8),    // PROT_SEM and friends
+        3 => rng.next() as usize, // anything
         _ => rng.below(8),
     }
 }
@@ -438,7 +482,10 @@ impl Worker {
                 let len = chaos_len(&mut self.rng, &ar, a, true);
                 // SAFETY: the range is in the chaos zone, or a length every kernel
                 // refuses.
-                let _ = unsafe { self.out.call(self.slot, Op::Munmap, nr::MUNMAP, [a, len, 0, 0, 0, 0]) };
+                let _ = unsafe {
+                    self.out
+                        .call(self.slot, Op::Munmap, nr::MUNMAP, [a, len, 0, 0, 0, 0])
+                };
             }
             6 | 7 => {
                 let a = chaos_addr(&mut self.rng, &ar);
@@ -446,7 +493,12 @@ impl Worker {
                 let prot = chaos_prot(&mut self.rng);
                 // SAFETY: the range is in the chaos zone, or wraps (refused).
                 let _ = unsafe {
-                    self.out.call(self.slot, Op::Mprotect, nr::MPROTECT, [a, len, prot, 0, 0, 0])
+                    self.out.call(
+                        self.slot,
+                        Op::Mprotect,
+                        nr::MPROTECT,
+                        [a, len, prot, 0, 0, 0],
+                    )
                 };
             }
             8 | 9 => {
@@ -456,7 +508,12 @@ impl Worker {
                 // SAFETY: the range is in the chaos zone, or wraps (refused); no
                 // advice value that poisons or offlines pages.
                 let _ = unsafe {
-                    self.out.call(self.slot, Op::Madvise, nr::MADVISE, [a, len, advice, 0, 0, 0])
+                    self.out.call(
+                        self.slot,
+                        Op::Madvise,
+                        nr::MADVISE,
+                        [a, len, advice, 0, 0, 0],
+                    )
                 };
             }
             10 | 11 => self.chaos_mremap(),
@@ -475,7 +532,10 @@ impl Worker {
                     8,
                 ]);
                 // SAFETY: msync changes no mapping.
-                let _ = unsafe { self.out.call(self.slot, Op::Msync, nr::MSYNC, [a, len, flags, 0, 0, 0]) };
+                let _ = unsafe {
+                    self.out
+                        .call(self.slot, Op::Msync, nr::MSYNC, [a, len, flags, 0, 0, 0])
+                };
             }
             14 => self.chaos_brk(),
             _ => {
@@ -484,7 +544,12 @@ impl Worker {
                 // SAFETY: the kernel writes at most `len` bytes at `a`, inside the
                 // chaos zone, or fails with EFAULT.
                 let _ = unsafe {
-                    self.out.call(self.slot, Op::Getrandom, nr::GETRANDOM, [a, len, 1, 0, 0, 0])
+                    self.out.call(
+                        self.slot,
+                        Op::Getrandom,
+                        nr::GETRANDOM,
+                        [a, len, 1, 0, 0, 0],
+                    )
                 };
             }
         }
@@ -494,10 +559,10 @@ impl Worker {
         let ar = self.ar;
         let rng = &mut self.rng;
         let mut flags: usize = match rng.below(16) {
-            0..=9 => 0x02,  // MAP_PRIVATE
+            0..=9 => 0x02,   // MAP_PRIVATE
             10..=13 => 0x01, // MAP_SHARED
-            14 => 0x03,     // MAP_SHARED_VALIDATE
-            _ => 0,         // neither: EINVAL
+            14 => 0x03,      // MAP_SHARED_VALIDATE
+            _ => 0,          // neither: EINVAL
         };
         let file = ar.memfd >= 0 && rng.chance(8);
         if !file || rng.chance(16) {
@@ -542,8 +607,18 @@ impl Worker {
             // Populating or locking more than the arena is only slow.
             flags &= !(0x8000 | 0x2000);
         }
-        let prot = if rng.chance(8) { chaos_prot(rng) } else { rng.below(8) };
-        let fd = if file { ar.memfd as usize } else if rng.chance(2) { usize::MAX } else { rng.below(8) };
+        let prot = if rng.chance(8) {
+            chaos_prot(rng)
+        } else {
+            rng.below(8)
+        };
+        let fd = if file {
+            ar.memfd as usize
+        } else if rng.chance(2) {
+            usize::MAX
+        } else {
+            rng.below(8)
+        };
         let off = match rng.below(8) {
             0 => rng.below(1 << 20),
             1 => rng.pick(HUGE_LENS),
@@ -554,7 +629,12 @@ impl Worker {
         // its length is refused); otherwise the kernel picks a free range, which
         // `clip` gives back when it is outside the chaos zone.
         let r = unsafe {
-            self.out.call(self.slot, Op::Mmap, nr::MMAP, [a, len, prot, flags, fd, off])
+            self.out.call(
+                self.slot,
+                Op::Mmap,
+                nr::MMAP,
+                [a, len, prot, flags, fd, off],
+            )
         };
         if let Ok(got) = r {
             if flags & 0x10 != 0 && got != a & !(PAGE_SIZE - 1) && got != a {
@@ -587,7 +667,11 @@ impl Worker {
             _ => rng.next() as usize & !(MREMAP_FIXED),
         };
         let old = chaos_addr(rng, &ar);
-        let old_len = if rng.chance(12) { 0 } else { chaos_len(rng, &ar, old, true) };
+        let old_len = if rng.chance(12) {
+            0
+        } else {
+            chaos_len(rng, &ar, old, true)
+        };
         let mut new_addr = chaos_addr(rng, &ar);
         let new_len = if flags & MREMAP_DONTUNMAP != 0 && rng.below(4) > 0 {
             // Same size; with MREMAP_FIXED the target must still fit in the zone.
@@ -644,7 +728,10 @@ impl Worker {
         };
         // SAFETY: a bounded length needs at most CHAOS_PAGES + 1 bytes, the buffer's
         // size; other vectors are pointers the kernel must refuse to write.
-        let _ = unsafe { self.out.call(self.slot, Op::Mincore, nr::MINCORE, [a, len, vec, 0, 0, 0]) };
+        let _ = unsafe {
+            self.out
+                .call(self.slot, Op::Mincore, nr::MINCORE, [a, len, vec, 0, 0, 0])
+        };
     }
 
     fn chaos_brk(&mut self) {
@@ -670,7 +757,10 @@ impl Worker {
         };
         // SAFETY: the break only moves within the brk area, which nothing but the
         // probes uses (the runtime's heap is made of mmap chunks).
-        if let Ok(got) = unsafe { self.out.call(self.slot, Op::Brk, nr::BRK, [want, 0, 0, 0, 0, 0]) } {
+        if let Ok(got) = unsafe {
+            self.out
+                .call(self.slot, Op::Brk, nr::BRK, [want, 0, 0, 0, 0, 0])
+        } {
             BRK_CUR.store(got, Ordering::Relaxed);
         }
     }
@@ -777,7 +867,9 @@ fn parse_maps(text: &str, chunks: &[usize]) -> Result<Vec<(usize, usize, usize, 
                 return Err(format!("maps not sorted or overlapping at {:?}", line));
             }
         }
-        let prot = (p[0] == b'r') as usize | ((p[1] == b'w') as usize) << 1 | ((p[2] == b'x') as usize) << 2;
+        let prot = (p[0] == b'r') as usize
+            | ((p[1] == b'w') as usize) << 1
+            | ((p[2] == b'x') as usize) << 2;
         out.push((s, e, prot, p[3] == b's'));
     }
     Ok(out)
@@ -837,7 +929,10 @@ impl Worker {
     fn check_page(&mut self, i: usize, write: bool) {
         let a = self.lane_addr(i) + byte_off(i);
         let pg = self.lane.pages[i];
-        self.out.report.checked_pages.fetch_add(1, Ordering::Relaxed);
+        self.out
+            .report
+            .checked_pages
+            .fetch_add(1, Ordering::Relaxed);
         let got = peek(a);
         match (pg.read_faults(), got) {
             (Some(true), Some(v)) => {
@@ -1020,7 +1115,10 @@ impl Worker {
     /// An unaligned address must get EINVAL and change nothing.
     fn expect_einval(&mut self, what: &str, r: Result<usize, Errno>) {
         if r != Err(Errno::EINVAL) {
-            self.lane_fail(format_args!("{} at an unaligned address: {:?}, expected EINVAL", what, r));
+            self.lane_fail(format_args!(
+                "{} at an unaligned address: {:?}, expected EINVAL",
+                what, r
+            ));
             self.resync();
         }
     }
@@ -1042,7 +1140,14 @@ impl Worker {
         let unaligned = !noreplace && self.rng.chance(16);
         let a = self.lane_addr(p) + unaligned as usize * (1 + self.rng.below(PAGE_SIZE - 1));
         // SAFETY: the range is in this worker's lane, which nothing else maps or uses.
-        let r = unsafe { self.out.call(self.slot, Op::Mmap, nr::MMAP, [a, len, prot, flags, usize::MAX, 0]) };
+        let r = unsafe {
+            self.out.call(
+                self.slot,
+                Op::Mmap,
+                nr::MMAP,
+                [a, len, prot, flags, usize::MAX, 0],
+            )
+        };
         if unaligned {
             return self.expect_einval("MAP_FIXED mmap", r);
         }
@@ -1077,7 +1182,10 @@ impl Worker {
         let unaligned = self.rng.chance(16);
         let a = self.lane_addr(p) + unaligned as usize * (1 + self.rng.below(PAGE_SIZE - 1));
         // SAFETY: the range is in this worker's lane.
-        let r = unsafe { self.out.call(self.slot, Op::Munmap, nr::MUNMAP, [a, len, 0, 0, 0, 0]) };
+        let r = unsafe {
+            self.out
+                .call(self.slot, Op::Munmap, nr::MUNMAP, [a, len, 0, 0, 0, 0])
+        };
         if unaligned {
             return self.expect_einval("munmap", r);
         }
@@ -1097,7 +1205,14 @@ impl Worker {
         let unaligned = self.rng.chance(16);
         let a = self.lane_addr(p) + unaligned as usize * (1 + self.rng.below(PAGE_SIZE - 1));
         // SAFETY: the range is in this worker's lane.
-        let r = unsafe { self.out.call(self.slot, Op::Mprotect, nr::MPROTECT, [a, len, prot, 0, 0, 0]) };
+        let r = unsafe {
+            self.out.call(
+                self.slot,
+                Op::Mprotect,
+                nr::MPROTECT,
+                [a, len, prot, 0, 0, 0],
+            )
+        };
         if unaligned {
             return self.expect_einval("mprotect", r);
         }
@@ -1128,7 +1243,14 @@ impl Worker {
         let unaligned = self.rng.chance(16);
         let a = self.lane_addr(p) + unaligned as usize * (1 + self.rng.below(PAGE_SIZE - 1));
         // SAFETY: the range is in this worker's lane; no advice that poisons pages.
-        let r = unsafe { self.out.call(self.slot, Op::Madvise, nr::MADVISE, [a, len, advice, 0, 0, 0]) };
+        let r = unsafe {
+            self.out.call(
+                self.slot,
+                Op::Madvise,
+                nr::MADVISE,
+                [a, len, advice, 0, 0, 0],
+            )
+        };
         if unaligned {
             return self.expect_einval("madvise", r);
         }
@@ -1203,7 +1325,8 @@ impl Worker {
             _ => {
                 let m = if mode == 4 { n } else { pages(rng, LANE_PAGES) };
                 let q = rng.below(LANE_PAGES - m + 1);
-                let f = MREMAP_MAYMOVE | MREMAP_FIXED | if mode == 4 { MREMAP_DONTUNMAP } else { 0 };
+                let f =
+                    MREMAP_MAYMOVE | MREMAP_FIXED | if mode == 4 { MREMAP_DONTUNMAP } else { 0 };
                 (f, q, m)
             }
         };
@@ -1221,7 +1344,12 @@ impl Worker {
         // SAFETY: both ranges are in this worker's lane; a move out of it is given
         // back below.
         let r = unsafe {
-            self.out.call(self.slot, Op::Mremap, nr::MREMAP, [a, old_len, new_len, flags, na, 0])
+            self.out.call(
+                self.slot,
+                Op::Mremap,
+                nr::MREMAP,
+                [a, old_len, new_len, flags, na, 0],
+            )
         };
         let got = match r {
             Ok(got) => got,
@@ -1307,7 +1435,10 @@ impl Worker {
         }
         if flags & MREMAP_FIXED != 0 {
             if got != na {
-                self.lane_fail(format_args!("MREMAP_FIXED to {:#x} returned {:#x}", na, got));
+                self.lane_fail(format_args!(
+                    "MREMAP_FIXED to {:#x} returned {:#x}",
+                    na, got
+                ));
                 self.resync();
                 return;
             }
@@ -1333,7 +1464,10 @@ impl Worker {
                 // SAFETY: the kernel moved the mapping there for us; nothing uses it.
                 unsafe { raw(nr::MUNMAP, [got, new_len, 0, 0, 0, 0]) };
             } else {
-                self.lane_fail(format_args!("mremap MAYMOVE moved {:#x} into the arena at {:#x}", a, got));
+                self.lane_fail(format_args!(
+                    "mremap MAYMOVE moved {:#x} into the arena at {:#x}",
+                    a, got
+                ));
                 self.resync();
             }
         }
@@ -1347,19 +1481,34 @@ impl Worker {
         let (op, r) = if self.rng.chance(2) {
             let vec = self.mincore_buf.as_mut_ptr() as usize;
             // SAFETY: the buffer holds more than a lane's page count.
-            let r = unsafe { self.out.call(self.slot, Op::Mincore, nr::MINCORE, [a, len, vec, 0, 0, 0]) };
+            let r = unsafe {
+                self.out
+                    .call(self.slot, Op::Mincore, nr::MINCORE, [a, len, vec, 0, 0, 0])
+            };
             if r.is_ok() {
                 for i in 0..n {
                     if self.mincore_buf[i] & !1 != 0 {
-                        self.lane_fail(format_args!("mincore byte {:#x} for page {}", self.mincore_buf[i], p + i));
+                        self.lane_fail(format_args!(
+                            "mincore byte {:#x} for page {}",
+                            self.mincore_buf[i],
+                            p + i
+                        ));
                     }
                 }
             }
             ("mincore", r)
         } else {
-            let flags = self.rng.pick(&[MS_ASYNC, MS_SYNC, MS_ASYNC | MS_INVALIDATE, MS_SYNC | MS_INVALIDATE]);
+            let flags = self.rng.pick(&[
+                MS_ASYNC,
+                MS_SYNC,
+                MS_ASYNC | MS_INVALIDATE,
+                MS_SYNC | MS_INVALIDATE,
+            ]);
             // SAFETY: msync changes no mapping.
-            ("msync", unsafe { self.out.call(self.slot, Op::Msync, nr::MSYNC, [a, len, flags, 0, 0, 0]) })
+            ("msync", unsafe {
+                self.out
+                    .call(self.slot, Op::Msync, nr::MSYNC, [a, len, flags, 0, 0, 0])
+            })
         };
         let expect_ok = covered;
         if r.is_ok() != expect_ok || (!covered && r != Err(Errno::ENOMEM)) {
@@ -1468,7 +1617,7 @@ fn worker_main(mut w: Worker, calls: u64, fork_every: u64) {
             w.chaos_op();
         } else {
             w.lane_op();
-            if fork_every > 0 && w.lane.ops % fork_every == 0 {
+            if fork_every > 0 && w.lane.ops.is_multiple_of(fork_every) {
                 w.fork_check();
             }
         }
@@ -1487,7 +1636,10 @@ fn toucher_main(seed: u64, ar: Arena, report: &'static MmReport) {
         let r = rng.below(16);
         let a = match r {
             0 | 1 => {
-                let (s, e) = (BRK_START.load(Ordering::Relaxed), BRK_CUR.load(Ordering::Relaxed));
+                let (s, e) = (
+                    BRK_START.load(Ordering::Relaxed),
+                    BRK_CUR.load(Ordering::Relaxed),
+                );
                 if e <= s {
                     continue;
                 }
@@ -1502,12 +1654,18 @@ fn toucher_main(seed: u64, ar: Arena, report: &'static MmReport) {
             }
             _ => ar.chaos + rng.below(CHAOS_PAGES * PAGE_SIZE),
         };
-        let ok = if rng.chance(2) { peek(a).is_some() } else { poke(a, rng.next() as u8) };
+        let ok = if rng.chance(2) {
+            peek(a).is_some()
+        } else {
+            poke(a, rng.next() as u8)
+        };
         touches += 1;
         faults += !ok as u64;
         if touches % 256 == 0 {
             report.touches.fetch_add(256, Ordering::Relaxed);
-            report.faults.fetch_add(core::mem::take(&mut faults), Ordering::Relaxed);
+            report
+                .faults
+                .fetch_add(core::mem::take(&mut faults), Ordering::Relaxed);
         }
     }
     report.faults.fetch_add(faults, Ordering::Relaxed);
@@ -1524,7 +1682,14 @@ fn misc_main(seed: u64, ar: Arena, out: Out, slot: usize, do_fork: bool) {
         let s = &out.report.slots[slot];
         s.op.store(Op::Proc as u64, Ordering::Release);
         let which = rng.below(6);
-        let path = ["/proc/self/maps", "/proc/self/smaps", "/proc/self/status", "/proc/self/numa_maps", "/proc/self/smaps_rollup", "pagemap"][which];
+        let path = [
+            "/proc/self/maps",
+            "/proc/self/smaps",
+            "/proc/self/status",
+            "/proc/self/numa_maps",
+            "/proc/self/smaps_rollup",
+            "pagemap",
+        ][which];
         s.args[0].store(which as u64, Ordering::Relaxed);
         let read = |buf: &mut Vec<u8>, chunks: &mut Vec<usize>| {
             if path == "pagemap" {
@@ -1553,21 +1718,31 @@ fn misc_main(seed: u64, ar: Arena, out: Out, slot: usize, do_fork: bool) {
                         }
                     }
                     1 => {
-                        let headers = text.lines().filter(|l| l.split_whitespace().next().is_some_and(|w| w.contains('-') && !w.ends_with(':'))).count();
+                        let headers = text
+                            .lines()
+                            .filter(|l| {
+                                l.split_whitespace()
+                                    .next()
+                                    .is_some_and(|w| w.contains('-') && !w.ends_with(':'))
+                            })
+                            .count();
                         let sizes = text.lines().filter(|l| l.starts_with("Size:")).count();
                         if headers == 0 || headers != sizes {
-                            out.fail(format_args!("/proc/self/smaps: {} mappings, {} Size: lines", headers, sizes));
+                            out.fail(format_args!(
+                                "/proc/self/smaps: {} mappings, {} Size: lines",
+                                headers, sizes
+                            ));
                         }
                     }
-                    2 => {
-                        if !text.contains("VmRSS:") || !text.contains("VmSize:") {
-                            out.fail(format_args!("/proc/self/status lacks VmRSS/VmSize"));
-                        }
+                    2 if (!text.contains("VmRSS:") || !text.contains("VmSize:")) => {
+                        out.fail(format_args!("/proc/self/status lacks VmRSS/VmSize"));
                     }
-                    5 => {
-                        if n != pagemap_pages * 8 {
-                            out.fail(format_args!("pagemap read {} bytes, expected {}", n, pagemap_pages * 8));
-                        }
+                    5 if n != pagemap_pages * 8 => {
+                        out.fail(format_args!(
+                            "pagemap read {} bytes, expected {}",
+                            n,
+                            pagemap_pages * 8
+                        ));
                     }
                     _ => {}
                 }
@@ -1643,7 +1818,9 @@ fn fork_churn(rng: &mut Lcg, ar: &Arena, out: &Out, slot: usize) {
             let st = peios_rt::process::wait_pid(pid);
             match st {
                 Ok(WaitStatus::Exited(0)) => {}
-                Ok(WaitStatus::Signaled { signal: SIGKILL, .. }) if killed => {}
+                Ok(WaitStatus::Signaled {
+                    signal: SIGKILL, ..
+                }) if killed => {}
                 st => out.fail(format_args!("fork churn child: {:?}", st.map(|s| s.code()))),
             }
         }
@@ -1658,8 +1835,13 @@ fn child(report: &'static MmReport, p: Params) -> ! {
     TRACE.store(p.trace, Ordering::Relaxed);
     for sig in [SIGSEGV, SIGBUS] {
         // SAFETY: the handler only applies the probe fix-up (or prints and exits).
-        if unsafe { set_handler(sig, Handler::Siginfo(on_fault), SA_NODEFER, SigSet::EMPTY) }.is_err() {
-            println!("fuzz-mm: FAILED: cannot install the {} handler", signal_name(sig));
+        if unsafe { set_handler(sig, Handler::Siginfo(on_fault), SA_NODEFER, SigSet::EMPTY) }
+            .is_err()
+        {
+            println!(
+                "fuzz-mm: FAILED: cannot install the {} handler",
+                signal_name(sig)
+            );
             exit_group(3);
         }
     }
@@ -1711,7 +1893,8 @@ fn child(report: &'static MmReport, p: Params) -> ! {
         }
     }
     let misc_slot = MAX_SLOTS - 1;
-    let misc = thread::spawn(move || misc_main(p.seed ^ 0x315c, ar, Out::new(report), misc_slot, p.fork));
+    let misc =
+        thread::spawn(move || misc_main(p.seed ^ 0x315c, ar, Out::new(report), misc_slot, p.fork));
     for h in handles {
         h.join();
     }
@@ -1735,13 +1918,20 @@ fn child(report: &'static MmReport, p: Params) -> ! {
         match parse_maps(&String::from_utf8_lossy(&buf[..n]), &chunks) {
             Ok(v) => {
                 if let Some(m) = v.iter().find(|&&(s, e, _, _)| s < ar.end && e > ar.base) {
-                    out.fail(format_args!("after unmapping the arena maps still shows {:#x}-{:#x}", m.0, m.1));
+                    out.fail(format_args!(
+                        "after unmapping the arena maps still shows {:#x}-{:#x}",
+                        m.0, m.1
+                    ));
                 }
             }
             Err(e) => out.fail(format_args!("/proc/self/maps: {}", e)),
         }
     }
-    exit_group(if report.failures.load(Ordering::Acquire) > 0 { 1 } else { 0 })
+    exit_group(if report.failures.load(Ordering::Acquire) > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 /// `fuzz --mm`: forks the fuzzing child and watches it; returns the exit status.
@@ -1760,10 +1950,22 @@ pub fn run(p: Params) -> i32 {
     let len = core::mem::size_of::<MmReport>().next_multiple_of(PAGE_SIZE);
     // SAFETY: a fresh shared anonymous mapping (no MAP_FIXED), zero-filled, which is
     // a valid MmReport (all atomics zero).
-    let page = match unsafe { mmap(0, len, Prot::RW, MapFlags::SHARED | MapFlags::ANONYMOUS, -1, 0) } {
+    let page = match unsafe {
+        mmap(
+            0,
+            len,
+            Prot::RW,
+            MapFlags::SHARED | MapFlags::ANONYMOUS,
+            -1,
+            0,
+        )
+    } {
         Ok(p) => p,
         Err(e) => {
-            println!("fuzz-mm: FAILED: MAP_SHARED|MAP_ANONYMOUS report page: {}", e);
+            println!(
+                "fuzz-mm: FAILED: MAP_SHARED|MAP_ANONYMOUS report page: {}",
+                e
+            );
             return 1;
         }
     };
@@ -1797,7 +1999,11 @@ pub fn run(p: Params) -> i32 {
         }
         if now - last_print > 60_000_000_000 {
             last_print = now;
-            println!("fuzz-mm: {} calls after {} s", done, (now - start) / 1_000_000_000);
+            println!(
+                "fuzz-mm: {} calls after {} s",
+                done,
+                (now - start) / 1_000_000_000
+            );
         }
         if p.timeout_s > 0 && now > deadline {
             break Err("timed out");
@@ -1811,7 +2017,10 @@ pub fn run(p: Params) -> i32 {
     let done = report.done.load(Ordering::Acquire);
     let ok = match status {
         Err(why) => {
-            println!("fuzz-mm: FAILED: child {} after {} calls; in flight:", why, done);
+            println!(
+                "fuzz-mm: FAILED: child {} after {} calls; in flight:",
+                why, done
+            );
             for (i, s) in report.slots.iter().enumerate() {
                 let op = s.op.load(Ordering::Acquire) as usize;
                 if op != 0 {
@@ -1820,7 +2029,12 @@ pub fn run(p: Params) -> i32 {
                         "fuzz-mm:   thread slot {}: {} {:#x} {:#x} {:#x} {:#x} {:#x} {:#x}",
                         i,
                         OP_NAMES.get(op).unwrap_or(&"?"),
-                        a[0], a[1], a[2], a[3], a[4], a[5]
+                        a[0],
+                        a[1],
+                        a[2],
+                        a[3],
+                        a[4],
+                        a[5]
                     );
                 }
             }
@@ -1847,7 +2061,12 @@ pub fn run(p: Params) -> i32 {
     for (i, name) in OP_NAMES.iter().enumerate().skip(1) {
         let c = report.calls[i].load(Ordering::Acquire);
         if c > 0 {
-            println!("fuzz.mm.{}: calls={} ok={}", name, c, report.ok[i].load(Ordering::Acquire));
+            println!(
+                "fuzz.mm.{}: calls={} ok={}",
+                name,
+                c,
+                report.ok[i].load(Ordering::Acquire)
+            );
         }
     }
     for e in Errno::ALL {
@@ -1861,7 +2080,10 @@ pub fn run(p: Params) -> i32 {
         0
     } else {
         if ok {
-            println!("fuzz-mm: FAILED: child reported {} of {} calls", done, p.count);
+            println!(
+                "fuzz-mm: FAILED: child reported {} of {} calls",
+                done, p.count
+            );
         }
         1
     }
