@@ -30,8 +30,10 @@ mkdir -p "$bin" target/c
 
 # Rust programs (flags for static non-PIE ET_EXEC at 0x400000 in .cargo/config.toml).
 cargo build -q "${cargo_flags[@]}"
-for src in bins/src/bin/*.rs; do
+# One program per bins/src/bin/NAME.rs, or per bins/src/bin/NAME/main.rs (with modules).
+for src in bins/src/bin/*.rs bins/src/bin/*/main.rs; do
   name=$(basename "$src" .rs)
+  [[ $name == main ]] && name=$(basename "$(dirname "$src")")
   out=target/x86_64-unknown-none/$profile/$name
   cmp -s "$out" "$bin/$name" || cp "$out" "$bin/$name"
 done

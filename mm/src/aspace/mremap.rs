@@ -72,6 +72,11 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let mut st = self.state().write();
         let max = self.tunables().max_map_count();
+        // As Linux: no mapping at the old address is EFAULT, whatever the lengths (a
+        // shrink used to unmap the "tail" of nothing and succeed).
+        if st.tree.find(old_addr).is_none() {
+            return Err(MmError::BadAddress);
+        }
 
         if flags.intersects(MremapFlags::FIXED | MremapFlags::DONTUNMAP) {
             let fixed = flags.contains(MremapFlags::FIXED);
@@ -118,7 +123,13 @@ impl<P: PageTable> AddressSpace<P> {
 
         if old_len >= new_len {
             if old_len > new_len {
-                self.unmap_locked(&mut st.tree, old_addr + new_len, old_addr + old_len)?;
+                // The tail goes as munmap would take it: EINVAL past user space (a
+                // huge old length used to unmap everything above the mapping).
+                let old_end = old_addr
+                    .checked_add(old_len)
+                    .filter(|&e| e <= task_size)
+                    .ok_or(MmError::InvalidArgument)?;
+                self.unmap_locked(&mut st.tree, old_addr + new_len, old_end)?;
             }
             return Ok(old_addr);
         }

@@ -307,3 +307,42 @@ fn loader_flow_map_write_protect() {
         .is_ok());
     h.aspace.check_invariants().unwrap();
 }
+
+/// Found by `fuzz --mm`: an in-place shrink checked neither that something was mapped
+/// at the old address nor that the old range stayed in user space, so
+/// `mremap(addr, 1 << 47, PAGE_SIZE, 0)` unmapped every mapping above `addr` and
+/// returned success, and a shrink at an unmapped address succeeded.
+#[test]
+fn mremap_shrink_refuses_huge_old_length_and_unmapped_address() {
+    use crate::errno::MmError;
+    let h = harness();
+    let low = anon_rw(&h.aspace, 4);
+    let high = anon_rw(&h.aspace, 4);
+    let (low, high) = (low.min(high), low.max(high));
+    h.aspace.write_bytes(high, &[7]).unwrap();
+    let r = h.aspace.mremap(low, 1 << 47, PAGE_SIZE, 0, 0);
+    assert_eq!(r, Err(MmError::InvalidArgument));
+    let r = h
+        .aspace
+        .mremap(low, u64::MAX - 2 * PAGE_SIZE, PAGE_SIZE, 0, 0);
+    assert_eq!(r, Err(MmError::InvalidArgument));
+    let mut b = [0u8];
+    h.aspace.read_bytes(high, &mut b).unwrap();
+    assert_eq!(b[0], 7, "the mapping above survived");
+    assert!(h.aspace.vma_at(low).is_some() && h.aspace.vma_at(high).is_some());
+    // Nothing mapped at the old address: EFAULT, as Linux's vma_lookup gives.
+    h.aspace.munmap(low, PAGE_SIZE).unwrap();
+    let r = h.aspace.mremap(low, 3 * PAGE_SIZE, PAGE_SIZE, 0, 0);
+    assert_eq!(r, Err(MmError::BadAddress));
+    assert!(
+        h.aspace.vma_at(low + PAGE_SIZE).is_some(),
+        "nothing was unmapped"
+    );
+    // A real shrink still works.
+    assert_eq!(
+        h.aspace
+            .mremap(low + PAGE_SIZE, 3 * PAGE_SIZE, PAGE_SIZE, 0, 0),
+        Ok(low + PAGE_SIZE)
+    );
+    assert!(h.aspace.vma_at(low + 2 * PAGE_SIZE).is_none());
+}

@@ -43,6 +43,9 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["uffd"],
     &["fuzz"],
     &["hostile"],
+    // The mm fuzzer, short (a few seconds under TCG; see userland/README.md for the
+    // long run).
+    &["fuzz", "--mm", "--count", "2000", "--timeout", "120"],
 ];
 
 /// What `--demo` runs after the suite: the multi-threaded fault benchmark, briefly.

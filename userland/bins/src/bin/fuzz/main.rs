@@ -1,5 +1,8 @@
 //! `fuzz [--count N] [--seed S] [--timeout SECS] [--list]`: a syscall fuzz smoke
-//! test. A forked child makes N (default 100000) syscalls with random numbers and
+//! test. `fuzz --mm [--count N] [--seed S] [--timeout SECS] [--workers W]
+//! [--touchers T] [--no-fork]` fuzzes the mm calls instead (see [`mm`]).
+//!
+//! Default mode: A forked child makes N (default 100000) syscalls with random numbers and
 //! random arguments from a fixed-seed LCG; the parent checks that the child exits
 //! normally (status 0) within the timeout, then prints how often each errno came
 //! back. The kernel must answer every call with a result or an errno and stay up.
@@ -21,6 +24,10 @@
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+mod mm;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use peios_rt::prelude::*;
@@ -228,10 +235,10 @@ struct Report {
 }
 
 /// A 64-bit LCG (Knuth's MMIX constants); fixed seed, so every run is the same.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -239,7 +246,7 @@ impl Lcg {
         self.0 >> 33
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 }
@@ -363,6 +370,9 @@ fn child(report: &Report, count: u64, seed: u64) -> ! {
 }
 
 fn main(args: &Args) -> i32 {
+    if args.has("--mm") {
+        return mm_main(args);
+    }
     if args.has("--list") {
         for &(n, name) in ALLOWED {
             println!("{:3} {}", n, name);
@@ -513,4 +523,31 @@ fn main(args: &Args) -> i32 {
         }
         1
     }
+}
+
+fn mm_main(args: &Args) -> i32 {
+    let parsed = (
+        args.opt_u64("--count", 20_000),
+        args.opt_u64("--seed", 0x5eed),
+        args.opt_u64("--timeout", 600),
+        args.opt_u64("--workers", 3),
+        args.opt_u64("--touchers", 2),
+    );
+    let (Ok(count), Ok(seed), Ok(timeout_s), Ok(workers), Ok(touchers)) = parsed else {
+        eprintln!("usage: fuzz --mm [--count N] [--seed S] [--timeout SECS] [--workers 1..=6] [--touchers T] [--no-fork] [--trace]");
+        return 2;
+    };
+    if !(1..=mm::MAX_WORKERS as u64).contains(&workers) || touchers > 8 {
+        eprintln!("fuzz --mm: --workers must be 1..=6 and --touchers at most 8");
+        return 2;
+    }
+    mm::run(mm::Params {
+        count,
+        seed,
+        timeout_s,
+        workers: workers as usize,
+        touchers: touchers as usize,
+        fork: !args.has("--no-fork"),
+        trace: args.has("--trace"),
+    })
 }
