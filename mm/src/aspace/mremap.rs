@@ -61,21 +61,20 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::InvalidArgument);
         }
         let task_size = self.layout().task_size;
+        let mut st = self.state().write();
+        let max = self.tunables().max_map_count();
+        // As Linux (vma_lookup comes first): no mapping at the old address is EFAULT,
+        // whatever the lengths (a shrink used to unmap the "tail" of nothing and succeed).
+        if st.tree.find(old_addr).is_none() {
+            return Err(MmError::BadAddress);
+        }
         // Where Linux unmaps the tail of a shrinking old range (do_vmi_munmap), that
         // range must lie in user space: EINVAL, never an overflowing `old_addr + old_len`.
         let old_range_ok = old_addr
             .checked_add(old_len)
             .is_some_and(|end| end <= task_size);
-        let shrinks = old_len > new_len;
-        if shrinks && !old_range_ok {
+        if old_len > new_len && !old_range_ok {
             return Err(MmError::InvalidArgument);
-        }
-        let mut st = self.state().write();
-        let max = self.tunables().max_map_count();
-        // As Linux: no mapping at the old address is EFAULT, whatever the lengths (a
-        // shrink used to unmap the "tail" of nothing and succeed).
-        if st.tree.find(old_addr).is_none() {
-            return Err(MmError::BadAddress);
         }
 
         if flags.intersects(MremapFlags::FIXED | MremapFlags::DONTUNMAP) {
