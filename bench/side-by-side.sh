@@ -37,6 +37,7 @@ record() { # system name value
 collect() { # system output
   local system=$1
   while IFS= read -r line; do
+    line=${line#*Booting from ROM..} # the firmware's last words share the first line
     case $line in
       fault_bench.*workers=*faults_per_sec=*)
         local mode=${line#fault_bench.}; mode=${mode%%.*}
@@ -74,7 +75,7 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' | { grep -v '^$' || true; } | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 echo "side-by-side: cpus=$cpus nodes=$nodes mem=${mem}MiB rounds=$rounds (TCG, medians)"
 for name in fault_bench.thread.w1.faults_per_sec fault_bench.thread.w2.faults_per_sec \
             futex_pingpong.round_trips_per_sec getppid.calls_per_sec \

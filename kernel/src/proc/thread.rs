@@ -261,7 +261,12 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Done(value) => value,
                     syscall::Outcome::Wait(future) => {
                         usermode::save_fpu(&mut ctx);
-                        future.await
+                        let value = future.await;
+                        // The thread gave the CPU up while it waited: a new slice. (The
+                        // old one, run out meanwhile, made a woken sleeper yield at once
+                        // and wait a whole slice behind a spinner.)
+                        slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                        value
                     }
                     syscall::Outcome::Yield => {
                         usermode::save_fpu(&mut ctx);
@@ -289,6 +294,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     {
                         usermode::save_fpu(&mut ctx);
                         wait_fault(&thread, wait).await;
+                        slice_end = crate::time::now_ns() + TIME_SLICE_NS;
                     }
                 } else {
                     if vector != vectors::SPURIOUS {
