@@ -144,13 +144,16 @@ pub fn arm_timer_by(deadline_ns: u64) {
     });
 }
 
-/// Whether this CPU's timer is armed to fire by `deadline_ns` and still in the future
-/// (a load and a clock read: the fast path of every return to user mode). A record in
-/// the past counts as not armed, whatever became of its interrupt.
+/// Whether this CPU's timer is armed to fire by `deadline_ns` (a single load: the fast
+/// path of every return to user mode). Sound without a clock read because the record is
+/// written with interrupts off before the timer is programmed and cleared by the expiry:
+/// a non-zero record is a timer that has not fired yet, or whose interrupt is pending
+/// and taken as soon as interrupts are on again (the caller checks with them off, up to
+/// user mode).
 #[inline]
 pub fn timer_armed_by(deadline_ns: u64) -> bool {
     let armed = ARMED_DEADLINE[percpu::current_cpu().index()].load(Ordering::Relaxed);
-    armed != 0 && armed <= deadline_ns && armed > crate::time::now_ns()
+    armed != 0 && armed <= deadline_ns
 }
 
 /// The deadline `cpu`'s timer is armed for (0: not armed), for the watchdog's report.

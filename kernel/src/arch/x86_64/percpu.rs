@@ -46,9 +46,9 @@ pub struct PerCpu {
     pub timer_interrupts: AtomicU64,
     /// Wake IPIs received.
     pub wake_interrupts: AtomicU64,
-    /// When (ns since boot) this CPU last entered user mode, 0 while it is in the kernel:
-    /// a CPU in user mode far longer than a time slice has lost its timer (`watchdog`).
-    pub user_since_ns: AtomicU64,
+    /// Returns from user mode so far: a CPU in user mode (`user_context` set) whose
+    /// count stands still far longer than a time slice has lost its timer (`watchdog`).
+    pub user_returns: AtomicU64,
     /// Interrupt handlers running on this CPU (nested count); the heap does not grow
     /// while it is non-zero.
     pub irq_depth: AtomicU32,
@@ -88,7 +88,7 @@ pub fn create(cpu_id: CpuId, apic_id: u32, node: u32) -> &'static PerCpu {
         node,
         timer_interrupts: AtomicU64::new(0),
         wake_interrupts: AtomicU64::new(0),
-        user_since_ns: AtomicU64::new(0),
+        user_returns: AtomicU64::new(0),
         irq_depth: AtomicU32::new(0),
         local_apic: UnsafeCell::new(None),
     };

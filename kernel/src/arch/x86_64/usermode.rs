@@ -376,13 +376,13 @@ pub fn run_user(ctx: &mut UserContext) {
     } else {
         ctx.kind = TrapKind::Fresh;
     }
-    cpu.user_since_ns
-        .store(crate::time::now_ns(), core::sync::atomic::Ordering::Relaxed);
     // SAFETY: `ctx` holds user-mode registers (RIP/RSP are user addresses or will fault in
     // user mode); the entry code returns here through `resume_kernel` on this CPU's stack.
     unsafe { run_user_asm(ctx) };
-    cpu.user_since_ns
-        .store(0, core::sync::atomic::Ordering::Relaxed);
+    // Only this CPU writes it: a load and a store, no locked instruction.
+    let returns = cpu.user_returns.load(core::sync::atomic::Ordering::Relaxed);
+    cpu.user_returns
+        .store(returns.wrapping_add(1), core::sync::atomic::Ordering::Relaxed);
     cpu.user_context
         .store(0, core::sync::atomic::Ordering::Relaxed);
     x86_64::instructions::interrupts::enable();
