@@ -83,11 +83,19 @@ pub fn mremap(
     flags: u64,
     new_addr: u64,
 ) -> SysResult {
-    Ok(thread
+    let may_map_low = thread
         .process
-        .address_space()
-        .mm()
-        .mremap(old_addr, old_len, new_len, flags, new_addr)?)
+        .token
+        .read()
+        .has_privilege(Privilege::SeTcbPrivilege);
+    Ok(thread.process.address_space().mm().mremap_as(
+        old_addr,
+        old_len,
+        new_len,
+        flags,
+        new_addr,
+        may_map_low,
+    )?)
 }
 
 pub fn brk(thread: &Thread, addr: u64) -> SysResult {

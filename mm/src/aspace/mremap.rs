@@ -31,7 +31,8 @@ impl<P: PageTable> AddressSpace<P> {
     /// address. Errno as Linux: `EINVAL` for bad flags, alignment, a zero new length
     /// or overlapping fixed ranges; `EFAULT` when the old range is not within one
     /// VMA; `ENOMEM` when it cannot grow in place and may not move, or no room or map
-    /// count is left.
+    /// count is left; `EPERM` for a fixed destination below `vm.mmap_min_addr` (as
+    /// [`AddressSpace::mremap_as`] for a caller without the privilege to map there).
     pub fn mremap(
         &self,
         old_addr: u64,
@@ -39,6 +40,21 @@ impl<P: PageTable> AddressSpace<P> {
         new_len: u64,
         flag_bits: u64,
         new_addr: u64,
+    ) -> Result<u64, MmError> {
+        self.mremap_as(old_addr, old_len, new_len, flag_bits, new_addr, false)
+    }
+
+    /// [`AddressSpace::mremap`] for a caller that may (`may_map_low`) or may not map
+    /// below `vm.mmap_min_addr`, as mmap's MAP_FIXED is checked (Linux: EPERM from the
+    /// security hook when the destination is placed).
+    pub fn mremap_as(
+        &self,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flag_bits: u64,
+        new_addr: u64,
+        may_map_low: bool,
     ) -> Result<u64, MmError> {
         let flags = MremapFlags::from_bits(flag_bits).ok_or(MmError::InvalidArgument)?;
         let may_move = flags.contains(MremapFlags::MAYMOVE);
@@ -88,6 +104,9 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 if old_addr.saturating_add(old_len) > new_addr && new_addr + new_len > old_addr {
                     return Err(MmError::InvalidArgument);
+                }
+                if new_addr < self.tunables().mmap_min_addr() && !may_map_low {
+                    return Err(MmError::PermissionDenied);
                 }
             }
             if st.tree.len() + 3 >= max {
@@ -409,5 +428,26 @@ mod tests {
         let mut b = [0u8; 4];
         h.aspace.read_bytes(dup + PAGE_SIZE, &mut b).unwrap();
         assert_eq!(&b, b"both");
+    }
+
+    #[test]
+    fn fixed_move_below_mmap_min_addr_needs_the_privilege() {
+        use crate::aspace::tests::{anon_rw, harness};
+        use crate::errno::MmError;
+        use crate::frame::PAGE_SIZE;
+        let h = harness();
+        let a = anon_rw(&h.aspace, 1);
+        h.aspace.write_bytes(a, b"x").unwrap();
+        let low = PAGE_SIZE; // below the default 64 KiB
+        let flags = 1 | 2; // MAYMOVE | FIXED
+        assert_eq!(
+            h.aspace.mremap(a, PAGE_SIZE, PAGE_SIZE, flags, low),
+            Err(MmError::PermissionDenied)
+        );
+        assert!(h.aspace.vma_at(a).is_some(), "nothing moved");
+        assert_eq!(
+            h.aspace.mremap_as(a, PAGE_SIZE, PAGE_SIZE, flags, low, true),
+            Ok(low)
+        );
     }
 }

@@ -127,6 +127,29 @@ fn check_mremap(c: &mut Checks) {
         still == 0,
         format_args!("read {}", still),
     );
+    // A restricted process may not move a mapping below vm.mmap_min_addr (64 KiB) any
+    // more than it may mmap there: EPERM, and the mapping stays where it was.
+    let status = in_restricted_child(|| {
+        let Ok(p) = mmap_anon(PAGE_SIZE, Prot::RW) else {
+            return 10;
+        };
+        for low in [0usize, 0x1000, 0xf000] {
+            let flags = MremapFlags::MAYMOVE | MremapFlags::FIXED;
+            // SAFETY: a refused move changes nothing; a granted one is a bug we report.
+            let r = unsafe { mremap(p, PAGE_SIZE, PAGE_SIZE, flags, low) };
+            if r != Err(Errno::EPERM) {
+                return 11;
+            }
+        }
+        // SAFETY: still our mapping.
+        unsafe { p.write_volatile(7) };
+        0
+    });
+    c.check(
+        "mremap-fixed-below-mmap_min_addr-eperm",
+        status == Ok(WaitStatus::Exited(0)),
+        format_args!("restricted child {:?}", status),
+    );
 }
 
 fn check_pid_args(c: &mut Checks) {
