@@ -239,6 +239,25 @@ impl VmaFile {
             VmaFile::Smaps => 8,
         }
     }
+
+    /// Fewer bytes than any VMA's text takes (a maps line is at least
+    /// `0-1000 ---p 00000000 00:00 0\n`; an smaps block has its twenty-odd lines).
+    fn min_vma_bytes(self) -> usize {
+        match self {
+            VmaFile::Maps | VmaFile::NumaMaps => 24,
+            VmaFile::Smaps => 400,
+        }
+    }
+
+    /// VMAs to render at once for a read that still wants `wanted` bytes: enough to
+    /// fill it from one consistent view of the address space (one lock hold, as
+    /// Linux's seq_file fills one read), never fewer than a batch.
+    fn vmas_for(self, wanted: u64) -> usize {
+        let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
+        (wanted / self.min_vma_bytes())
+            .saturating_add(1)
+            .max(self.batch_vmas())
+    }
 }
 
 /// An open per-VMA file: where the next batch starts and the rendered text not yet read.
@@ -273,8 +292,9 @@ impl VmaText {
         self.offset
     }
 
-    /// Renders the next batch into `pending` (empty at the end).
-    fn refill(&mut self) -> SysResult<()> {
+    /// Renders the next batch, large enough for `wanted` more bytes, into `pending`
+    /// (empty at the end).
+    fn refill(&mut self, wanted: u64) -> SysResult<()> {
         self.pending.clear();
         self.pending_pos = 0;
         let Some(from) = self.next else {
@@ -282,7 +302,7 @@ impl VmaText {
         };
         let space = self.target.address_space();
         let mm = space.mm();
-        let n = self.file.batch_vmas();
+        let n = self.file.vmas_for(wanted);
         let out = &mut self.pending;
         let next = match self.file {
             VmaFile::Maps => mm::procfs::maps_batch(mm, from, n, out),
@@ -316,7 +336,7 @@ impl VmaText {
                 if self.next.is_none() {
                     break;
                 }
-                if let Err(e) = self.refill() {
+                if let Err(e) = self.refill(count - done) {
                     return if done > 0 { Ok(done) } else { Err(e) };
                 }
                 if self.pending.is_empty() {
