@@ -592,8 +592,9 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
             e
         }
     })?;
-    let _ = name;
-    let object = mm::pagecache::FileObject::new_shmem(0, crate::mem::frames::mm_frames().clone());
+    let name = String::from_utf8_lossy(&name);
+    let object =
+        mm::pagecache::FileObject::new_memfd(&name, crate::mem::frames::mm_frames().clone());
     thread
         .process
         .files

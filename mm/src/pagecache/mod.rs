@@ -115,6 +115,16 @@ impl FileObject {
     /// Anonymous shared memory of `size_bytes` (what `MAP_SHARED | MAP_ANONYMOUS`
     /// maps).
     pub fn new_shmem(size_bytes: u64, frames: Arc<Frames>) -> Arc<FileObject> {
+        Self::new_shmem_at("/dev/zero (deleted)", size_bytes, frames)
+    }
+
+    /// An empty `memfd_create(name)` file: shared memory that /proc shows as Linux
+    /// does, `/memfd:NAME (deleted)`.
+    pub fn new_memfd(name: &str, frames: Arc<Frames>) -> Arc<FileObject> {
+        Self::new_shmem_at(&alloc::format!("/memfd:{name} (deleted)"), 0, frames)
+    }
+
+    fn new_shmem_at(path: &str, size_bytes: u64, frames: Arc<Frames>) -> Arc<FileObject> {
         let id = FileId(NEXT_SHMEM_ID.fetch_add(1, Ordering::Relaxed));
         Arc::new(FileObject {
             id,
@@ -122,7 +132,7 @@ impl FileObject {
             size_bytes: AtomicU64::new(size_bytes),
             backing: Box::new(ZeroBacking),
             info: FileInfo {
-                path: String::from("/dev/zero (deleted)"),
+                path: String::from(path),
                 dev_major: 0,
                 dev_minor: 1,
                 inode: id.0 - SHMEM_ID_BASE + 1,
@@ -388,6 +398,9 @@ mod tests {
         assert_eq!(f.punch_hole(0, 4), 1);
         assert_eq!(f.kind(), FileKind::Shmem);
         assert_eq!(f.info().path, "/dev/zero (deleted)");
+        let m = FileObject::new_memfd("jit", frames.clone());
+        assert_eq!(m.info().path, "/memfd:jit (deleted)");
+        assert_eq!(m.kind(), FileKind::Shmem);
         drop(f);
         assert_eq!(soft.live(), 0);
     }

@@ -1783,6 +1783,18 @@ fn memfd(c: &mut Checks) {
         let _ = fs::close(fd);
         return;
     };
+    // /proc/self/maps names the mapping as Linux does: /memfd:NAME (deleted).
+    let named = peios_bins::files::read_file("/proc/self/maps").map(|maps| {
+        let start = format!("{:x}-", m);
+        maps.lines()
+            .find(|l| l.starts_with(&start))
+            .map(|l| l.ends_with(" /memfd:mmtest (deleted)"))
+    });
+    c.check(
+        "memfd-maps-name",
+        matches!(named, Ok(Some(true))),
+        format_args!("{:?}", named),
+    );
     let nonzero = (0..2 * PAGE).filter(|&i| peek(m + i) != 0).count();
     c.check(
         "memfd-ftruncate-map-zero",
