@@ -81,6 +81,12 @@ fn pid_arg(raw: u64) -> i64 {
     i64::from(raw as i32)
 }
 
+/// The low 32 bits of a register: what the kernel reads of an argument Linux declares
+/// `int` or `unsigned int` (the upper half of the register is not part of it).
+fn lower32(reg: u64) -> u64 {
+    reg & 0xffff_ffff
+}
+
 /// Dispatches system call `nr`.
 pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6]) -> Outcome {
     match nr {
@@ -98,7 +104,8 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         13 => signal::rt_sigaction(thread, a[0], a[1], a[2], a[3]).into(),
         14 => signal::rt_sigprocmask(thread, a[0], a[1], a[2], a[3]).into(),
         15 => signal::rt_sigreturn(thread, ctx),
-        16 => fs::ioctl(thread, a[0], a[1], a[2]).into(),
+        // fd and request are `unsigned int` (musl's ioctl() sign-extends the request).
+        16 => fs::ioctl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),
         20 => fs::writev(thread, a[0], a[1], a[2]).into(),
         24 => sched_yield(),
         25 => memory::mremap(thread, a[0], a[1], a[2], a[3], a[4]).into(),

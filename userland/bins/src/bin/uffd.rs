@@ -92,6 +92,20 @@ fn handshake(checks: &mut Checks, region: usize) -> Option<i32> {
         format_args!("{:x?}", api),
     );
     checks.expect_errno("api-twice", uffd::api(fd, uffd::UFFD_API, 0), Errno::EINVAL);
+    // The request is an `unsigned int`: musl's ioctl() passes UFFDIO_API (0xC018AA3F)
+    // sign-extended, and Linux reads only the low half.
+    let sign_extended = uffd::userfaultfd(O_CLOEXEC).and_then(|fd2| {
+        let mut words = [uffd::UFFD_API, 0, 0];
+        let request = uffd::UFFDIO_API as u32 as i32 as i64 as u64;
+        let r = uffd::ioctl_words(fd2, request, &mut words);
+        let _ = peios_rt::sys::fs::close(fd2);
+        r.map(|()| words[2])
+    });
+    checks.check(
+        "api-sign-extended-request",
+        matches!(sign_extended, Ok(ioctls) if ioctls & uffd::IOCTL_REGISTER_BIT != 0),
+        format_args!("{:x?}", sign_extended),
+    );
     Some(fd)
 }
 
