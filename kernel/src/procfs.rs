@@ -239,25 +239,6 @@ impl VmaFile {
             VmaFile::Smaps => 8,
         }
     }
-
-    /// Fewer bytes than any VMA's text takes (a maps line is at least
-    /// `0-1000 ---p 00000000 00:00 0\n`; an smaps block has its twenty-odd lines).
-    fn min_vma_bytes(self) -> usize {
-        match self {
-            VmaFile::Maps | VmaFile::NumaMaps => 24,
-            VmaFile::Smaps => 400,
-        }
-    }
-
-    /// VMAs to render at once for a read that still wants `wanted` bytes: enough to
-    /// fill it from one consistent view of the address space (one lock hold, as
-    /// Linux's seq_file fills one read), never fewer than a batch.
-    fn vmas_for(self, wanted: u64) -> usize {
-        let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
-        (wanted / self.min_vma_bytes())
-            .saturating_add(1)
-            .max(self.batch_vmas())
-    }
 }
 
 /// An open per-VMA file: where the next batch starts and the rendered text not yet read.
@@ -292,9 +273,8 @@ impl VmaText {
         self.offset
     }
 
-    /// Renders the next batch, large enough for `wanted` more bytes, into `pending`
-    /// (empty at the end).
-    fn refill(&mut self, wanted: u64) -> SysResult<()> {
+    /// Renders the next batch into `pending` (empty at the end).
+    fn refill(&mut self) -> SysResult<()> {
         self.pending.clear();
         self.pending_pos = 0;
         let Some(from) = self.next else {
@@ -302,7 +282,7 @@ impl VmaText {
         };
         let space = self.target.address_space();
         let mm = space.mm();
-        let n = self.file.vmas_for(wanted);
+        let n = self.file.batch_vmas();
         let out = &mut self.pending;
         let next = match self.file {
             VmaFile::Maps => mm::procfs::maps_batch(mm, from, n, out),
@@ -325,34 +305,29 @@ impl VmaText {
     /// Moves up to `count` bytes on, handing each piece to `sink` (which copies it to
     /// the reader); returns the bytes moved. A piece the sink refuses ends the read
     /// with its error if nothing was moved yet.
+    ///
+    /// One read gives the text of one view of the address space, as Linux's seq_file
+    /// does: what is left of the last batch, or else one new batch (rendered under one
+    /// hold of the VMA-tree lock), never the two joined; so a read may be short. (Joined
+    /// batches let one read show lines from two states of a changing address space:
+    /// the mm fuzzer saw overlapping lines inside one read.)
     pub fn consume(
         &mut self,
         count: u64,
         mut sink: impl FnMut(u64, &[u8]) -> SysResult<()>,
     ) -> SysResult<u64> {
-        let mut done = 0u64;
-        while done < count {
-            if self.pending_pos == self.pending.len() {
-                if self.next.is_none() {
-                    break;
-                }
-                if let Err(e) = self.refill(count - done) {
-                    return if done > 0 { Ok(done) } else { Err(e) };
-                }
-                if self.pending.is_empty() {
-                    break;
-                }
-            }
-            let left = &self.pending.as_bytes()[self.pending_pos..];
-            let n = left.len().min((count - done) as usize);
-            if let Err(e) = sink(done, &left[..n]) {
-                return if done > 0 { Ok(done) } else { Err(e) };
-            }
-            self.pending_pos += n;
-            self.offset += n as u64;
-            done += n as u64;
+        if self.pending_pos == self.pending.len() && self.next.is_some() && count > 0 {
+            self.refill()?;
         }
-        Ok(done)
+        let left = &self.pending.as_bytes()[self.pending_pos..];
+        let n = left.len().min(usize::try_from(count).unwrap_or(usize::MAX));
+        if n == 0 {
+            return Ok(0);
+        }
+        sink(0, &left[..n])?;
+        self.pending_pos += n;
+        self.offset += n as u64;
+        Ok(n as u64)
     }
 
     /// `lseek` to byte `to`: back to the start and forward again if it lies behind
@@ -361,8 +336,11 @@ impl VmaText {
         if to < self.offset {
             *self = VmaText::new(self.target.clone(), self.file);
         }
-        let skip = to - self.offset;
-        self.consume(skip, |_, _| Ok(()))?;
+        while self.offset < to {
+            if self.consume(to - self.offset, |_, _| Ok(()))? == 0 {
+                break; // the end of the text
+            }
+        }
         Ok(self.offset)
     }
 }

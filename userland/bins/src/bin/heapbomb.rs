@@ -231,12 +231,14 @@ fn vma_shape() -> i32 {
             );
         }
     }
-    // smaps: a piece of it (a whole smaps of 64,000 VMAs is 60 MB of text).
+    // smaps: its first 64 KiB (a whole smaps of 64,000 VMAs is 60 MB of text). Reads
+    // may be short (one batch of VMAs each, as Linux's seq_file gives a page).
     let smaps = open("/proc/self/smaps", O_RDONLY).and_then(|fd| {
         let mut buf = [0u8; 4096];
         let mut total = 0;
-        for _ in 0..16 {
-            match read(fd, &mut buf) {
+        while total < 16 * 4096 {
+            let want = buf.len().min(16 * 4096 - total);
+            match read(fd, &mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => total += n,
                 Err(e) => {
