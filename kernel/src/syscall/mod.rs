@@ -82,7 +82,9 @@ fn pid_arg(raw: u64) -> i64 {
 }
 
 /// The low 32 bits of a register: what the kernel reads of an argument Linux declares
-/// `int` or `unsigned int` (the upper half of the register is not part of it).
+/// `int` or `unsigned int` (the upper half of the register is not part of it; musl, for
+/// one, passes `int`s sign-extended). Applied in the table to the descriptor, flag and
+/// command arguments of the file calls; the other families keep their own decoding.
 fn lower32(reg: u64) -> u64 {
     reg & 0xffff_ffff
 }
@@ -90,13 +92,13 @@ fn lower32(reg: u64) -> u64 {
 /// Dispatches system call `nr`.
 pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6]) -> Outcome {
     match nr {
-        0 => fs::read(thread, a[0], a[1], a[2]),
-        1 => fs::write(thread, a[0], a[1], a[2]).into(),
-        2 => fs::openat(thread, fs::AT_FDCWD, a[0], a[1]).into(),
-        3 => fs::close(thread, a[0]).into(),
-        5 => fs::fstat(thread, a[0], a[1]).into(),
-        7 => fs::poll(thread, a[0], a[1], a[2] as i32 as i64),
-        8 => fs::lseek(thread, a[0], a[1] as i64, a[2]).into(),
+        0 => fs::read(thread, lower32(a[0]), a[1], a[2]),
+        1 => fs::write(thread, lower32(a[0]), a[1], a[2]).into(),
+        2 => fs::openat(thread, fs::AT_FDCWD, a[0], lower32(a[1])).into(),
+        3 => fs::close(thread, lower32(a[0])).into(),
+        5 => fs::fstat(thread, lower32(a[0]), a[1]).into(),
+        7 => fs::poll(thread, a[0], lower32(a[1]), a[2] as i32 as i64),
+        8 => fs::lseek(thread, lower32(a[0]), a[1] as i64, lower32(a[2])).into(),
         9 => memory::mmap(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
         10 => memory::mprotect(thread, a[0], a[1], a[2]).into(),
         11 => memory::munmap(thread, a[0], a[1]).into(),
@@ -112,11 +114,11 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         26 => memory::msync(thread, a[0], a[1], a[2]).into(),
         27 => memory::mincore(thread, a[0], a[1], a[2]).into(),
         28 => memory::madvise(thread, a[0], a[1], a[2]),
-        77 => fs::ftruncate(thread, a[0], a[1]).into(),
+        77 => fs::ftruncate(thread, lower32(a[0]), a[1]).into(),
         216 => memory::remap_file_pages(thread, a[0], a[1], a[2], a[3], a[4]).into(),
-        319 => fs::memfd_create(thread, a[0], a[1]).into(),
-        323 => fs::userfaultfd(thread, a[0]).into(),
-        32 => fs::dup(thread, a[0]).into(),
+        319 => fs::memfd_create(thread, a[0], lower32(a[1])).into(),
+        323 => fs::userfaultfd(thread, lower32(a[0])).into(),
+        32 => fs::dup(thread, lower32(a[0])).into(),
         35 => time::nanosleep(thread, a[0], a[1]),
         39 => Ok(u64::from(thread.process.pid)).into(),
         56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]),
@@ -128,7 +130,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         61 => process::wait4(thread, pid_arg(a[0]), a[1], a[2], a[3]),
         62 => signal::kill(thread, pid_arg(a[0]), a[1]).into(),
         63 => info::uname(a[0]).into(),
-        72 => fs::fcntl(thread, a[0], a[1], a[2]).into(),
+        72 => fs::fcntl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),
         96 => time::gettimeofday(a[0]).into(),
         97 => info::prlimit64(thread, 0, a[0], 0, a[1]).into(),
         102 | 107 => Ok(u64::from(info::uid(thread))).into(),
@@ -164,7 +166,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         230 => time::clock_nanosleep(thread, a[0], a[1], a[2], a[3]),
         231 => process::exit_group(thread, a[0]),
         234 => signal::tgkill(thread, pid_arg(a[0]), pid_arg(a[1]), a[2]).into(),
-        257 => fs::openat(thread, a[0] as i64, a[1], a[2]).into(),
+        257 => fs::openat(thread, i64::from(a[0] as i32), a[1], lower32(a[2])).into(),
         273 => Ok(0).into(), // set_robust_list: accepted; robust futexes are not walked at exit
         302 => info::prlimit64(thread, a[0], a[1], a[2], a[3]).into(),
         309 => process::getcpu(a[0], a[1]).into(),

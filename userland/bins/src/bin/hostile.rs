@@ -2,7 +2,8 @@
 //!
 //! Overflows: a `/proc/self/pagemap` read far past user space reads nothing; mremap
 //! with a huge old length is EINVAL; wait4 and kill with INT_MIN are ESRCH, and a pid
-//! argument is an int (`i64::MIN` is pid 0). FUTEX_WAKE outside user space, or on an
+//! argument is an int (`i64::MIN` is pid 0), as are descriptors and open flags (upper
+//! bits of the register ignored). FUTEX_WAKE outside user space, or on an
 //! unmapped shared word, is EFAULT (an unmapped private word: 0). `/proc/sys` writes:
 //! a second write on the same descriptor is ignored, `+5` is EINVAL, `0x..` is hex.
 //! execve: a 1 MiB argument is E2BIG; an ELF with a 64 TiB .bss (`/bin/hugebss`,
@@ -149,6 +150,33 @@ fn check_mremap(c: &mut Checks) {
         "mremap-fixed-below-mmap_min_addr-eperm",
         status == Ok(WaitStatus::Exited(0)),
         format_args!("restricted child {:?}", status),
+    );
+}
+
+/// Arguments Linux declares `int`/`unsigned int` are the low half of the register:
+/// garbage above it (musl sign-extends) changes nothing.
+fn check_int_args(c: &mut Checks) {
+    const AT_FDCWD_ZERO_EXTENDED: usize = 0xffff_ff9c; // -100 as a u32
+    let msg = b"hostile: a descriptor with upper bits set still names stdout\n";
+    // SAFETY: write of our own buffer to fd 1 (the low half of the argument).
+    let r = raw(unsafe { syscall3(nr::WRITE, 0xdead_0000_0000_0001, msg.as_ptr() as usize, msg.len()) });
+    c.check(
+        "fd-upper-bits-ignored",
+        r == Ok(msg.len()),
+        format_args!("{:?}", r),
+    );
+    let path = b"/proc/self/status\0";
+    // SAFETY: openat of a NUL-terminated path we own; the descriptor is closed below.
+    let r = raw(unsafe {
+        syscall4(nr::OPENAT, AT_FDCWD_ZERO_EXTENDED, path.as_ptr() as usize, 0xffff_ffff_0000_0000, 0)
+    });
+    if let Ok(fd) = r {
+        let _ = fs::close(fd as i32);
+    }
+    c.check(
+        "openat-dirfd-and-flags-are-ints",
+        r.is_ok(),
+        format_args!("{:?}", r),
     );
 }
 
@@ -468,6 +496,7 @@ fn main(_args: &Args) -> i32 {
     check_pagemap(&mut c);
     check_mremap(&mut c);
     check_pid_args(&mut c);
+    check_int_args(&mut c);
     check_futex_wake(&mut c, unmapped);
     check_sysctl(&mut c);
     check_exec(&mut c);
