@@ -12,7 +12,8 @@
 # Memory and CPUs are split evenly over the nodes (SLIT: 10 local, 20 remote).
 # `--run PATH ARGS` runs a static Linux-ABI program as the privileged first process and
 # exits with its status (128+signal for a signal death). `--disk IMAGE` attaches a raw
-# image as a virtio block device.
+# image as a virtio block device. PEIOS_QEMU_EXTRA adds QEMU words (e.g. a gdb stub `-s`
+# beside --run, whose arguments run to the end of the line).
 # The kernel ends the VM through isa-debug-exit; the script's exit status is the guest's
 # reported status (EXIT=n on the console), or 1 when the kernel failed or timed out.
 set -euo pipefail
@@ -35,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0;;
     *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -115,6 +116,11 @@ qemu_args() { # $1 = accel
   [[ -n $disk ]] && args+=(-drive "file=$disk,if=virtio,format=raw")
   (( gdb )) && args+=(-s -S)
   args+=("${extra[@]}")
+  # PEIOS_QEMU_EXTRA: more QEMU words for runs whose tail is taken by --run (a gdb stub
+  # or a monitor socket on a long run: "-s -monitor unix:/tmp/mon.sock,server,nowait").
+  if [[ -n ${PEIOS_QEMU_EXTRA:-} ]]; then
+    local more; read -r -a more <<< "$PEIOS_QEMU_EXTRA"; args+=("${more[@]}")
+  fi
 }
 run_qemu() { # $1 = accel; output goes to the console and to $log
   qemu_args "$1"
