@@ -166,6 +166,20 @@ pub mod files {
         result
     }
 
+    /// A `/proc/meminfo` figure in kB (`name` without its colon: `"MemFree"`).
+    pub fn meminfo_kb(name: &str) -> Option<u64> {
+        let text = read_file("/proc/meminfo").ok()?;
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(':')?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
     /// Opens `path` with `flags` and closes it again: the open's result.
     pub fn try_open(path: &str, flags: u32) -> Result<(), Errno> {
         let fd = open(path, flags)?;

@@ -14,7 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use peios_bins::files::{open, read_file, write_file};
+use peios_bins::files::{meminfo_kb, open, read_file, write_file};
 use peios_bins::peios::in_restricted_child;
 use peios_bins::Checks;
 use peios_rt::prelude::*;
@@ -36,17 +36,6 @@ const VMAS: usize = 64_000;
 /// Slack allowed between MemFree before and after (KiB): the heap keeps blocks that
 /// still hold a long-lived object, and CPU frame caches hold a few pages.
 const MEMFREE_MARGIN_KIB: u64 = 16 * 1024;
-
-fn meminfo_kib(field: &str) -> Option<u64> {
-    let text = read_file("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
 
 fn heap_line() -> String {
     read_file("/proc/sys/peios/heap")
@@ -474,7 +463,7 @@ fn loadavg() -> Option<(u64, u64)> {
 
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("heapbomb");
-    let free_before = meminfo_kib("MemFree:");
+    let free_before = meminfo_kb("MemFree");
     let tasks_before = loadavg();
     println!(
         "heapbomb: start: MemFree {:?} kB, heap: {}",
@@ -524,7 +513,7 @@ fn main(_args: &Args) -> i32 {
             tasks_before, tasks_after
         ),
     );
-    let free_after = meminfo_kib("MemFree:");
+    let free_after = meminfo_kb("MemFree");
     checks.check(
         "memfree-back",
         matches!((free_before, free_after), (Some(b), Some(a)) if a + MEMFREE_MARGIN_KIB >= b),

@@ -12,7 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use peios_bins::files::{read_file, write_file};
+use peios_bins::files::{meminfo_kb, read_file, write_file};
 use peios_bins::peios::in_restricted_child;
 use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
@@ -189,7 +189,7 @@ fn main(_args: &Args) -> i32 {
     // SAFETY: the page is mapped for the whole run and only used atomically.
     let ready = unsafe { &*(shared as *const AtomicU32) };
 
-    let mut free_kib = vec![meminfo_kib("MemFree")];
+    let mut free_kib = vec![meminfo_kb("MemFree")];
     // The biggest process is killed; a -1000 bystander survives.
     let result = bystander(ready, "-1000", 48).and_then(|b| {
         let h = start_hog()?;
@@ -203,7 +203,7 @@ fn main(_args: &Args) -> i32 {
         format_args!("(hog status, -1000 bystander alive, its end) {:?}", result),
     );
 
-    free_kib.push(meminfo_kib("MemFree"));
+    free_kib.push(meminfo_kb("MemFree"));
     // A small +1000 process goes first.
     let result = bystander(ready, "1000", 8).and_then(|v| {
         let h = start_hog()?;
@@ -218,7 +218,7 @@ fn main(_args: &Args) -> i32 {
         format_args!("(+1000 process gone, hog status, end) {:?}", result),
     );
 
-    free_kib.push(meminfo_kib("MemFree"));
+    free_kib.push(meminfo_kb("MemFree"));
     // oom_kill_allocating_task: the allocating process, not the +1000 one.
     let set = write_file("/proc/sys/vm/oom_kill_allocating_task", "1");
     let result = bystander(ready, "1000", 8).and_then(|v| {
@@ -240,7 +240,7 @@ fn main(_args: &Args) -> i32 {
     // A process filling a shared memfd mapping is the one killed (its mapped shmem
     // pages count as resident), its pages come back when it dies, and nothing else
     // (this program, its parent init) is killed along with it.
-    let free_before = meminfo_kib("MemFree");
+    let free_before = meminfo_kb("MemFree");
     free_kib.push(free_before);
     // Every killed process's memory is back by the time its parent has reaped it (an
     // exit forced by the OOM killer once skipped its teardown, so the next shortage
@@ -256,7 +256,7 @@ fn main(_args: &Args) -> i32 {
         Ok(Fork::Parent(pid)) => wait_pid(pid),
         Err(e) => Err(e),
     };
-    let free_after = meminfo_kib("MemFree");
+    let free_after = meminfo_kb("MemFree");
     checks.check(
         "memfd-eater-killed-alone-memory-back",
         killed(&eater)
@@ -267,13 +267,6 @@ fn main(_args: &Args) -> i32 {
         ),
     );
     checks.finish()
-}
-
-/// A `/proc/meminfo` figure in kB.
-fn meminfo_kib(name: &str) -> Option<u64> {
-    let text = read_file("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Maps a 1 GiB memfd shared and touches it until the OOM killer ends it (status 4 if

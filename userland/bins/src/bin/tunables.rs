@@ -14,7 +14,7 @@
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use peios_bins::files::{read_file, try_open, write_file};
+use peios_bins::files::{meminfo_kb, read_file, try_open, write_file};
 use peios_bins::peios::in_restricted_child;
 use peios_bins::Checks;
 use peios_rt::prelude::*;
@@ -236,20 +236,6 @@ fn touch_file_mapping(path: &str) -> Result<usize, Errno> {
     // SAFETY: unmapping what we mapped.
     let _ = unsafe { munmap(map, len) };
     Ok(sum)
-}
-
-/// A `/proc/meminfo` figure in kB.
-fn meminfo_kb(name: &str) -> Option<u64> {
-    let text = read_file("/proc/meminfo").ok()?;
-    text.lines().find_map(|l| {
-        l.strip_prefix(name)?
-            .strip_prefix(':')?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 /// Maps `len` bytes of private anonymous memory (plus `extra` flags) and unmaps it again.
