@@ -210,7 +210,7 @@ impl Future for ThreadTask {
 }
 
 async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd {
-    let mut slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+    let mut slice_end = new_slice_end();
     // The address space, kept at hand for faults (execve replaces it: refreshed after).
     let mut space = thread.process.address_space();
     loop {
@@ -248,7 +248,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                 x86_64::instructions::interrupts::enable();
                 usermode::save_fpu(&mut ctx);
                 sched::yield_now().await;
-                slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                slice_end = new_slice_end();
                 continue;
             }
             crate::arch::apic::arm_timer_by(preempt_at);
@@ -265,13 +265,13 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                         // The thread gave the CPU up while it waited: a new slice. (The
                         // old one, run out meanwhile, made a woken sleeper yield at once
                         // and wait a whole slice behind a spinner.)
-                        slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                        slice_end = new_slice_end();
                         value
                     }
                     syscall::Outcome::Yield => {
                         usermode::save_fpu(&mut ctx);
                         sched::yield_now().await;
-                        slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                        slice_end = new_slice_end();
                         0
                     }
                     syscall::Outcome::Exit => break,
@@ -294,7 +294,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     {
                         usermode::save_fpu(&mut ctx);
                         wait_fault(&thread, wait).await;
-                        slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                        slice_end = new_slice_end();
                     }
                 } else {
                     if vector != vectors::SPURIOUS {
@@ -307,7 +307,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                         {
                             usermode::save_fpu(&mut ctx);
                             sched::yield_now().await;
-                            slice_end = crate::time::now_ns() + TIME_SLICE_NS;
+                            slice_end = new_slice_end();
                         }
                     }
                 }
@@ -317,6 +317,11 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
     }
     exit_thread(&thread, &mut ctx);
     LoopEnd::Exit
+}
+
+/// The end of a slice that starts now (after a yield, a wait, or at the start).
+fn new_slice_end() -> u64 {
+    crate::time::now_ns() + TIME_SLICE_NS
 }
 
 /// When the thread running on `cpu` must give the CPU up: the end of its slice, or
