@@ -7,10 +7,10 @@
 use crate::{
     mem::{aspace::AddressSpace, frames},
     proc::{self, thread::Thread, Process},
-    syscall::errno::{Errno, SysResult},
 };
 use alloc::{format, string::String, sync::Arc, vec::Vec};
 use core::fmt::Write;
+use errno::{Errno, SysResult};
 use mm::frame::{
     report::{self, MeminfoExtra},
     NodeId,
@@ -37,10 +37,12 @@ fn interrupts() -> String {
         let _ = writeln!(out, "   {what}");
     };
     line("LOC", "Local timer interrupts", &|b| {
-        b.timer_interrupts.load(core::sync::atomic::Ordering::Relaxed)
+        b.timer_interrupts
+            .load(core::sync::atomic::Ordering::Relaxed)
     });
     line("RES", "Rescheduling interrupts", &|b| {
-        b.wake_interrupts.load(core::sync::atomic::Ordering::Relaxed)
+        b.wake_interrupts
+            .load(core::sync::atomic::Ordering::Relaxed)
     });
     out
 }

@@ -63,7 +63,8 @@ fn check(cpu: CpuId) {
     let returns = block.user_returns.load(Ordering::Relaxed);
     if !in_user || returns != seen.returns.load(Ordering::Relaxed) {
         seen.returns.store(returns, Ordering::Relaxed);
-        seen.since_ns.store(if in_user { now } else { 0 }, Ordering::Relaxed);
+        seen.since_ns
+            .store(if in_user { now } else { 0 }, Ordering::Relaxed);
         return;
     }
     let since = seen.since_ns.load(Ordering::Relaxed);

@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+pub use ::errno::Errno;
+
 /// Why an address-space operation (mmap, munmap, mprotect, ...) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MmError {
@@ -34,40 +36,33 @@ pub enum MmError {
 }
 
 impl MmError {
-    /// The Linux errno value (positive).
-    pub const fn errno(self) -> i32 {
+    /// The Linux errno this error is returned as.
+    pub const fn errno(self) -> Errno {
         match self {
-            MmError::PermissionDenied => 1,
-            MmError::NoEntry => 2,
-            MmError::Again => 11,
-            MmError::NoMemory => 12,
-            MmError::AccessDenied => 13,
-            MmError::BadAddress => 14,
-            MmError::Busy => 16,
-            MmError::Exists => 17,
-            MmError::NoDevice => 19,
-            MmError::InvalidArgument => 22,
-            MmError::Overflow => 75,
-            MmError::NotSupported => 95,
+            MmError::PermissionDenied => Errno::EPERM,
+            MmError::NoEntry => Errno::ENOENT,
+            MmError::Again => Errno::EAGAIN,
+            MmError::NoMemory => Errno::ENOMEM,
+            MmError::AccessDenied => Errno::EACCES,
+            MmError::BadAddress => Errno::EFAULT,
+            MmError::Busy => Errno::EBUSY,
+            MmError::Exists => Errno::EEXIST,
+            MmError::NoDevice => Errno::ENODEV,
+            MmError::InvalidArgument => Errno::EINVAL,
+            MmError::Overflow => Errno::EOVERFLOW,
+            MmError::NotSupported => Errno::EOPNOTSUPP,
         }
     }
 
     /// Linux's symbolic name (`"EINVAL"`, ...), for logs.
     pub const fn name(self) -> &'static str {
-        match self {
-            MmError::PermissionDenied => "EPERM",
-            MmError::NoEntry => "ENOENT",
-            MmError::Again => "EAGAIN",
-            MmError::NoMemory => "ENOMEM",
-            MmError::AccessDenied => "EACCES",
-            MmError::BadAddress => "EFAULT",
-            MmError::Busy => "EBUSY",
-            MmError::Exists => "EEXIST",
-            MmError::NoDevice => "ENODEV",
-            MmError::InvalidArgument => "EINVAL",
-            MmError::Overflow => "EOVERFLOW",
-            MmError::NotSupported => "EOPNOTSUPP",
-        }
+        self.errno().name()
+    }
+}
+
+impl From<MmError> for Errno {
+    fn from(e: MmError) -> Errno {
+        e.errno()
     }
 }
 
@@ -83,11 +78,11 @@ mod tests {
 
     #[test]
     fn linux_values() {
-        assert_eq!(MmError::InvalidArgument.errno(), 22);
-        assert_eq!(MmError::NoMemory.errno(), 12);
-        assert_eq!(MmError::Exists.errno(), 17);
-        assert_eq!(MmError::PermissionDenied.errno(), 1);
-        assert_eq!(MmError::NotSupported.errno(), 95);
+        assert_eq!(MmError::InvalidArgument.errno().value(), 22);
+        assert_eq!(MmError::NoMemory.errno().value(), 12);
+        assert_eq!(MmError::Exists.errno().value(), 17);
+        assert_eq!(MmError::PermissionDenied.errno().value(), 1);
+        assert_eq!(MmError::NotSupported.errno().value(), 95);
         assert_eq!(MmError::BadAddress.to_string_for_test(), "EFAULT");
     }
 

@@ -291,9 +291,7 @@ impl<P: Platform> Scheduler<P> {
     /// a queued task (its own, or one to steal) or a due timer. What a
     /// `sched_yield` asks before giving the CPU away.
     pub fn has_other_work(&self, cpu: CpuId) -> bool {
-        self.has_work(cpu)
-            || !self.per_cpu(cpu).requeue.is_empty()
-            || self.timer_due(cpu)
+        self.has_work(cpu) || !self.per_cpu(cpu).requeue.is_empty() || self.timer_due(cpu)
     }
 
     /// Whether `cpu` has anything to run, its own queues or a steal.
@@ -416,7 +414,11 @@ impl<P: Platform> Scheduler<P> {
 
     /// Runs `change` on `cpu`'s timer queue under its lock, then publishes the
     /// queue's earliest deadline (for [`Scheduler::next_timer_ns`]).
-    pub(crate) fn with_timers<R>(&self, cpu: CpuId, change: impl FnOnce(&mut TimerQueue) -> R) -> R {
+    pub(crate) fn with_timers<R>(
+        &self,
+        cpu: CpuId,
+        change: impl FnOnce(&mut TimerQueue) -> R,
+    ) -> R {
         let local = self.per_cpu(cpu);
         let mut timers = local.timers.lock();
         let result = change(&mut timers);

@@ -132,7 +132,8 @@ impl Program {
             match runs.last_mut() {
                 Some(last)
                     if last.end == start
-                        && (last.read, last.write, last.exec) == (run.read, run.write, run.exec) =>
+                        && (last.read, last.write, last.exec)
+                            == (run.read, run.write, run.exec) =>
                 {
                     last.end = end;
                 }

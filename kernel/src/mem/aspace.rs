@@ -4,12 +4,10 @@
 //! futex keys.
 
 use super::{frames::mm_frames, pagetable::X86PageTable};
-use crate::{
-    arch::tlb::{self, TlbState},
-    syscall::errno::{Errno, SysResult},
-};
+use crate::arch::tlb::{self, TlbState};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use errno::{Errno, SysResult};
 use mm::{aspace, pagetable::PageTable, tlb::TlbBatch};
 use spin::Once;
 

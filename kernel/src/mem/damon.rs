@@ -6,12 +6,10 @@
 //! (SeTcbPrivilege); the result is `/proc/<pid>/damon` (`start-end nr_accesses age` per
 //! region of the last aggregation), gated like smaps.
 
-use crate::{
-    proc,
-    syscall::errno::{Errno, SysResult},
-};
+use crate::proc;
 use alloc::{format, string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use errno::{Errno, SysResult};
 use mm::damon::{Limits, Monitor, Region};
 use spin::Mutex;
 

@@ -43,7 +43,11 @@ pub fn init(nodes: &[NodeMemory], topo: &Topology, cpu_count: u32) {
             })
         })
         .collect();
-    let limit = ranges.iter().map(|r| r.phys_end.div_ceil(PAGE_SIZE)).max().unwrap_or(0);
+    let limit = ranges
+        .iter()
+        .map(|r| r.phys_end.div_ceil(PAGE_SIZE))
+        .max()
+        .unwrap_or(0);
     PFN_LIMIT.store(limit, core::sync::atomic::Ordering::Relaxed);
     let distances =
         DistanceMatrix::new(topo.node_count as usize, topo.distances.clone()).expect("SLIT shape");

@@ -11,10 +11,10 @@
 //! address space down itself so the memory comes back anyway.
 
 use super::frames;
-use crate::syscall::errno::{Errno, SysResult};
 use crate::{kprintln, proc, proc::Process};
 use alloc::{sync::Arc, vec::Vec};
 use core::sync::atomic::Ordering;
+use errno::{Errno, SysResult};
 use mm::{
     fault::Completion,
     oom::{choose_victim, Candidate, OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN},
@@ -91,7 +91,11 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
             .filter(|l| l.starts_with("MemFree") || l.starts_with("MemAvailable"))
             .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
             .collect::<Vec<_>>();
-        kprintln!("oom: MemFree {} MemAvailable {}", free.first().map_or("?", |s| s), free.get(1).map_or("?", |s| s));
+        kprintln!(
+            "oom: MemFree {} MemAvailable {}",
+            free.first().map_or("?", |s| s),
+            free.get(1).map_or("?", |s| s)
+        );
     }
     proc::signal::send_to_process(&victim, proc::signal::SIGKILL);
     let done = Completion::new();

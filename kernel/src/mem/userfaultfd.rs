@@ -14,10 +14,10 @@ use super::aspace::{AddressSpace, PAGE};
 use crate::{
     arch::uaccess::{copy_from_user, read_user, write_user},
     proc::thread::Thread,
-    syscall::errno::{Errno, SysResult},
 };
 use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{AtomicBool, Ordering};
+use errno::{Errno, SysResult};
 use mm::{fault::FaultInterceptor, userfaultfd::Userfault};
 use security::Privilege;
 

@@ -5,9 +5,9 @@
 use crate::{
     arch::usermode::UserContext,
     mem::aspace::{AddressSpace, PAGE, STACK_INITIAL_BYTES, STACK_TOP},
-    syscall::errno::{Errno, SysResult},
 };
 use alloc::{boxed::Box, vec::Vec};
+use errno::{Errno, SysResult};
 use mm::{
     aspace::{Layout, MmapRequest},
     vma::{MapFlags, Prot},

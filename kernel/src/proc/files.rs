@@ -1,8 +1,8 @@
 //! Per-process file descriptors: the console (fds 0-2 at start) and read-only initramfs
 //! files; `/proc` text files are generated at open, the per-VMA ones as they are read.
 
-use crate::syscall::errno::{Errno, SysResult};
 use alloc::{borrow::Cow, vec::Vec};
+use errno::{Errno, SysResult};
 
 /// Most descriptors a process may hold.
 pub const MAX_FDS: usize = 1024;

@@ -3,17 +3,14 @@
 //! order. Timeouts race the wake through a timer future.
 
 use super::{thread::Thread, Process};
-use crate::{
-    arch::uaccess::read_user,
-    executor::scheduler,
-    syscall::errno::{Errno, SysResult},
-};
+use crate::{arch::uaccess::read_user, executor::scheduler};
 use alloc::{collections::VecDeque, sync::Arc};
 use core::{
     future::poll_fn,
     sync::atomic::{AtomicBool, Ordering},
     task::Poll,
 };
+use errno::{Errno, SysResult};
 use futures_util::task::AtomicWaker;
 use spin::Mutex;
 

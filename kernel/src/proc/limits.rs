@@ -8,8 +8,8 @@
 //! Creating one past a limit is EAGAIN, never a heap exhaustion.
 
 use super::Pid;
-use crate::syscall::errno::{Errno, SysResult};
 use alloc::{collections::BTreeMap, vec::Vec};
+use errno::{Errno, SysResult};
 use spin::Mutex;
 
 /// `PID_MAX_LIMIT` on 64-bit Linux: the largest `kernel.pid_max`.

@@ -12,13 +12,10 @@ pub mod signal;
 pub mod thread;
 pub mod wait;
 
-use crate::{
-    arch::percpu,
-    mem::aspace::AddressSpace,
-    syscall::errno::{Errno, SysResult},
-};
+use crate::{arch::percpu, mem::aspace::AddressSpace};
 use alloc::{collections::BTreeMap, string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use errno::{Errno, SysResult};
 use security::{IntegrityLevel, SecurityDescriptor, Token};
 use spin::{Mutex, RwLock};
 

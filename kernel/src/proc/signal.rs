@@ -3,15 +3,13 @@
 //! the saved registers where they expect them), and `rt_sigreturn`.
 
 use super::{thread::Thread, ExitStatus, Process};
-use crate::{
-    arch::{
-        uaccess::{copy_from_user, copy_to_user, read_user, write_user},
-        usermode::{TrapKind, UserContext},
-    },
-    syscall::errno::{Errno, SysResult},
+use crate::arch::{
+    uaccess::{copy_from_user, copy_to_user, read_user, write_user},
+    usermode::{TrapKind, UserContext},
 };
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
+use errno::{Errno, SysResult};
 
 pub const SIGILL: u8 = 4;
 pub const SIGTRAP: u8 = 5;

@@ -2,16 +2,14 @@
 //! waiters are woken through a wait queue of wakers.
 
 use super::{ExitStatus, Pid, Process};
-use crate::{
-    kprintln,
-    syscall::errno::{Errno, SysResult},
-};
+use crate::kprintln;
 use alloc::{sync::Arc, vec::Vec};
 use core::{
     future::poll_fn,
     sync::atomic::Ordering,
     task::{Poll, Waker},
 };
+use errno::{Errno, SysResult};
 use spin::Mutex;
 
 /// A list of tasks waiting for an event.

@@ -1,7 +1,7 @@
 //! The memory and task-limit keys, their defaults, ranges, paths and hooks.
 
-use crate::syscall::errno::SysResult;
 use core::sync::atomic::{AtomicU64, Ordering};
+use errno::SysResult;
 use mm::frame::NodeId;
 use mm::hugetlb::HugeSize;
 
@@ -189,7 +189,7 @@ fn commitment() -> &'static mm::commit::Commitment {
 }
 
 fn set_overcommit_memory(v: u64) -> SysResult<u64> {
-    let mode = mm::commit::Overcommit::from_value(v).ok_or(crate::syscall::errno::Errno::EINVAL)?;
+    let mode = mm::commit::Overcommit::from_value(v).ok_or(errno::Errno::EINVAL)?;
     commitment().set_mode(mode);
     Ok(v)
 }
@@ -361,7 +361,7 @@ fn set_nr_hugepages(v: u64) -> SysResult<u64> {
 
 /// Resizes node `NODE`'s pool of `KIB`-sized pages.
 fn set_node_pool<const NODE: u32, const KIB: u64>(v: u64) -> SysResult<u64> {
-    let size = HugeSize::from_kib(KIB).ok_or(crate::syscall::errno::Errno::EINVAL)?;
+    let size = HugeSize::from_kib(KIB).ok_or(errno::Errno::EINVAL)?;
     let pools = crate::mem::hugetlb::pools();
     pools.resize_node(crate::mem::frames::allocator(), NodeId(NODE), size, v);
     Ok(sync_hugepage_keys(node_pool_key(NODE, size)))

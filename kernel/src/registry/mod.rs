@@ -7,9 +7,9 @@ pub mod keys;
 
 pub use keys::{all, Key, KeyKind};
 
-use crate::syscall::errno::{Errno, SysResult};
 use alloc::{format, string::String};
 use core::sync::atomic::Ordering;
+use errno::{Errno, SysResult};
 use security::{access_check, AccessMask, GenericMapping, SecurityDescriptor, Token};
 use spin::Once;
 

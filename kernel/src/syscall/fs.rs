@@ -1,6 +1,5 @@
 //! File-descriptor syscalls over the console and the read-only initramfs.
 
-use super::errno::{Errno, SysResult};
 use crate::{
     arch::{
         uaccess::{copy_from_user, copy_to_user, read_user, read_user_cstr, write_user},
@@ -12,6 +11,7 @@ use crate::{
 };
 use alloc::{borrow::Cow, string::String, sync::Arc};
 use core::{future::poll_fn, task::Poll};
+use errno::{Errno, SysResult};
 use security::AccessMask;
 
 /// `AT_FDCWD`.
@@ -490,9 +490,7 @@ pub fn fstat(thread: &Thread, fd: u64, statbuf: u64) -> SysResult {
         File::ReadOnly { data, .. } => (0o100_444, data.len() as u64),
         File::Memfd { object, .. } => (0o100_600, object.size_bytes()),
         File::Directory => (0o040_555, 0),
-        File::RegistryKey { .. } | File::OomScoreAdj(_) | File::DamonControl(_) => {
-            (0o100_644, 0)
-        }
+        File::RegistryKey { .. } | File::OomScoreAdj(_) | File::DamonControl(_) => (0o100_644, 0),
         File::ProcessMemory { .. } => (0o100_600, 0),
         File::PageMap { .. } => (0o100_400, 0),
         File::VmaText(_) => (0o100_444, 0),

@@ -1,10 +1,10 @@
 //! Identity and system information: uname, getrandom, prlimit64, uids from the token.
 
-use super::errno::{Errno, SysResult};
 use crate::{
     arch::uaccess::{copy_to_user, read_user, write_user},
     proc::{self, thread::Thread, Rlimit, RLIM_NLIMITS},
 };
+use errno::{Errno, SysResult};
 use security::{AccessMask, Privilege};
 
 pub fn uname(buf: u64) -> SysResult {

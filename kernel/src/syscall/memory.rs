@@ -1,15 +1,13 @@
 //! Memory syscalls: the mmap family over `mm`'s address space (mmap, munmap, mprotect,
 //! mremap, brk, madvise, msync, mincore, remap_file_pages), and process_vm_readv/writev.
 
-use super::{
-    errno::{Errno, SysResult},
-    wait, Outcome,
-};
+use super::{wait, Outcome};
 use crate::{
     arch::uaccess::copy_to_user,
     proc::{files::File, thread::Thread},
 };
 use alloc::sync::Arc;
+use errno::{Errno, SysResult};
 use mm::{
     aspace::{Advice, FileMapping, MmapRequest, PopulateStep, MINCORE_BATCH_PAGES},
     fault::Access,

@@ -3,7 +3,6 @@
 //! `Errno`), and act. Most complete at once; the few that can wait return a future, so
 //! the fast path allocates nothing.
 
-pub mod errno;
 mod fs;
 mod info;
 mod memory;

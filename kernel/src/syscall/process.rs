@@ -1,9 +1,6 @@
 //! Process and thread syscalls: clone/fork, execve, exit, wait4, futex, affinity, TLS.
 
-use super::{
-    errno::{Errno, SysResult},
-    wait, Outcome,
-};
+use super::{wait, Outcome};
 use crate::{
     arch::{
         percpu, tlb,
@@ -19,6 +16,7 @@ use crate::{
 };
 use alloc::{boxed::Box, string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::Ordering;
+use errno::{Errno, SysResult};
 use security::AccessMask;
 
 const CLONE_VM: u64 = 0x100;
@@ -74,8 +72,7 @@ pub fn clone(
     child_tid: u64,
     tls: u64,
 ) -> Outcome {
-    let (tid, child) = match clone_start(thread, ctx, flags, stack, parent_tid, child_tid, tls)
-    {
+    let (tid, child) = match clone_start(thread, ctx, flags, stack, parent_tid, child_tid, tls) {
         Ok(started) => started,
         Err(e) => return Err::<u64, _>(e).into(),
     };
@@ -475,9 +472,8 @@ pub fn restrict_self(thread: &Arc<Thread>) -> SysResult {
     // reused) is what the descriptors of the processes it starts grant, since its user
     // SID may now be deny-only (Linux: a process may signal its same-uid children).
     if restricted.logon_sid().is_none() {
-        restricted = restricted.with_group(security::Group::enabled(security::Sid::logon(
-            process.pid,
-        )));
+        restricted =
+            restricted.with_group(security::Group::enabled(security::Sid::logon(process.pid)));
     }
     let restricted = Arc::new(restricted);
     *process.sd.write() = security::SecurityDescriptor::for_process(&restricted);

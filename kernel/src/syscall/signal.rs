@@ -1,9 +1,6 @@
 //! Signal syscalls: rt_sigaction, rt_sigprocmask, rt_sigreturn, kill, tgkill.
 
-use super::{
-    errno::{Errno, SysResult},
-    Outcome,
-};
+use super::Outcome;
 use crate::{
     arch::{
         uaccess::{read_user, write_user},
@@ -17,6 +14,7 @@ use crate::{
 };
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
+use errno::{Errno, SysResult};
 use security::AccessMask;
 
 fn valid_signal(sig: u64) -> SysResult<u8> {

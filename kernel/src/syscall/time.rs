@@ -1,9 +1,6 @@
 //! Clock syscalls: clock_gettime/getres, gettimeofday, nanosleep, clock_nanosleep.
 
-use super::{
-    errno::{Errno, SysResult},
-    wait, Outcome,
-};
+use super::{wait, Outcome};
 use crate::{
     arch::uaccess::{read_user, write_user},
     executor::scheduler,
@@ -12,6 +9,7 @@ use crate::{
 };
 use alloc::sync::Arc;
 use core::{future::poll_fn, task::Poll};
+use errno::{Errno, SysResult};
 
 const CLOCK_REALTIME: u64 = 0;
 const CLOCK_MONOTONIC: u64 = 1;

@@ -21,9 +21,9 @@
 //! under the protocol above, and declaring the lock `Sync`. Each use says which part
 //! of the protocol makes it sound.
 
+use crate::cpu::Backoff;
 use alloc::boxed::Box;
 use core::cell::UnsafeCell;
-use crate::cpu::Backoff;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sched::MAX_CPUS;

@@ -397,7 +397,8 @@ mod tests {
             Err(MmError::InvalidArgument)
         );
         assert_eq!(
-            h.aspace.mremap(a, huge, PAGE_SIZE, MAYMOVE | FIXED, 0x2000_0000),
+            h.aspace
+                .mremap(a, huge, PAGE_SIZE, MAYMOVE | FIXED, 0x2000_0000),
             Err(MmError::InvalidArgument)
         );
         // A length that does not round up to a page at all.
@@ -446,7 +447,8 @@ mod tests {
         );
         assert!(h.aspace.vma_at(a).is_some(), "nothing moved");
         assert_eq!(
-            h.aspace.mremap_as(a, PAGE_SIZE, PAGE_SIZE, flags, low, true),
+            h.aspace
+                .mremap_as(a, PAGE_SIZE, PAGE_SIZE, flags, low, true),
             Ok(low)
         );
     }

@@ -158,7 +158,12 @@ impl FrameRefs {
             .iter()
             .filter(|extra| extra.load(Ordering::Relaxed) != 0)
             .count();
-        dense + self.stripes.iter().map(|s| s.map.lock().len()).sum::<usize>()
+        dense
+            + self
+                .stripes
+                .iter()
+                .map(|s| s.map.lock().len())
+                .sum::<usize>()
     }
 }
 
@@ -168,7 +173,10 @@ mod tests {
 
     #[test]
     fn counts_up_and_down() {
-        for r in [FrameRefs::new(), FrameRefs::try_with_dense_limit(16).unwrap()] {
+        for r in [
+            FrameRefs::new(),
+            FrameRefs::try_with_dense_limit(16).unwrap(),
+        ] {
             counts_up_and_down_in(r);
         }
     }

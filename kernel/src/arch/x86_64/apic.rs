@@ -131,8 +131,8 @@ pub fn arm_timer_by(deadline_ns: u64) {
         let delay = deadline_ns.saturating_sub(now).max(1_000);
         ARMED_DEADLINE[cpu].store(now.saturating_add(delay), Ordering::Relaxed);
         percpu::with_local_apic(|apic| {
-            let ticks = (u128::from(delay) * u128::from(per_ms) / 1_000_000)
-                .clamp(1, u128::from(u32::MAX));
+            let ticks =
+                (u128::from(delay) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
             // SAFETY: programs this CPU's one-shot timer; its vector has a handler.
             unsafe {
                 if armed == 0 {

@@ -3,9 +3,9 @@
 //! at the faulting byte and reports EFAULT instead of crashing the kernel.
 
 use super::usermode::USER_ADDRESS_END;
-use crate::syscall::errno::{Errno, SysResult};
 use alloc::vec::Vec;
 use core::arch::global_asm;
+use errno::{Errno, SysResult};
 
 global_asm!(
     r#"

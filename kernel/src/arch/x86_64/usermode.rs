@@ -381,8 +381,10 @@ pub fn run_user(ctx: &mut UserContext) {
     unsafe { run_user_asm(ctx) };
     // Only this CPU writes it: a load and a store, no locked instruction.
     let returns = cpu.user_returns.load(core::sync::atomic::Ordering::Relaxed);
-    cpu.user_returns
-        .store(returns.wrapping_add(1), core::sync::atomic::Ordering::Relaxed);
+    cpu.user_returns.store(
+        returns.wrapping_add(1),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     cpu.user_context
         .store(0, core::sync::atomic::Ordering::Relaxed);
     x86_64::instructions::interrupts::enable();
