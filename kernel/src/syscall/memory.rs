@@ -54,8 +54,9 @@ pub fn mmap(
         .token
         .read()
         .has_privilege(Privilege::SeTcbPrivilege);
+    let limit = super::memctl::lock_limit(thread);
     let space = thread.process.address_space();
-    Ok(space.mm().mmap(&req, may_map_low)?)
+    Ok(space.mm().mmap_limited(&req, may_map_low, limit)?)
 }
 
 pub fn munmap(thread: &Thread, addr: u64, len: u64) -> SysResult {

@@ -5,6 +5,7 @@
 
 mod fs;
 mod info;
+mod memctl;
 mod memory;
 mod process;
 mod signal;
@@ -114,6 +115,12 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         27 => memory::mincore(thread, a[0], a[1], a[2]).into(),
         28 => memory::madvise(thread, a[0], a[1], a[2]),
         77 => fs::ftruncate(thread, lower32(a[0]), a[1]).into(),
+        149 => memctl::mlock(thread, a[0], a[1]),
+        150 => memctl::munlock(thread, a[0], a[1]).into(),
+        151 => memctl::mlockall(thread, a[0]),
+        152 => memctl::munlockall(thread).into(),
+        325 => memctl::mlock2(thread, a[0], a[1], a[2]),
+        462 => memctl::mseal(thread, a[0], a[1], a[2]).into(),
         216 => memory::remap_file_pages(thread, a[0], a[1], a[2], a[3], a[4]).into(),
         319 => fs::memfd_create(thread, a[0], lower32(a[1])).into(),
         323 => fs::userfaultfd(thread, lower32(a[0])).into(),

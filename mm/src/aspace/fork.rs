@@ -38,6 +38,8 @@ impl<P: PageTable> AddressSpace<P> {
             .map(|v| {
                 let mut c = v.clone();
                 c.interceptor = None;
+                // Locks are not inherited (Linux's dup_mmap); seals are.
+                c.flags -= VmFlags::LOCKED_MASK;
                 c
             })
             .collect();

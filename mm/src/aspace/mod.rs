@@ -59,9 +59,11 @@ mod ksm;
 mod lock;
 mod madvise;
 mod mincore;
+mod mlock;
 pub mod mmap;
 mod mprotect;
 mod mremap;
+mod mseal;
 mod msync;
 mod munmap;
 mod populate;
@@ -80,6 +82,7 @@ pub(crate) mod tests;
 pub use access::AccessError;
 pub use madvise::Advice;
 pub use mincore::MINCORE_BATCH_PAGES;
+pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};
 pub use mmap::{FileMapping, MmapRequest};
 pub use mremap::MremapFlags;
 pub use msync::MsyncFlags;
@@ -220,6 +223,8 @@ pub(crate) struct MmState {
     pub(crate) start_code: u64,
     pub(crate) end_code: u64,
     pub(crate) hiwater_vm_pages: u64,
+    /// Flags every new mapping gets (`mlockall(MCL_FUTURE)`: Linux's `def_flags`).
+    pub(crate) def_flags: crate::vma::VmFlags,
 }
 
 impl MmState {

@@ -4,6 +4,7 @@
 //! permission here: the next write goes through copy-on-write, which knows whether
 //! the frame is shared.
 
+use super::mseal::check_unsealed;
 use super::zap::Zap;
 use super::AddressSpace;
 use crate::errno::MmError;
@@ -51,6 +52,7 @@ impl<P: PageTable> AddressSpace<P> {
         if !st.tree.is_covered(start, end) {
             return Err(MmError::NoMemory);
         }
+        check_unsealed(&st.tree, start, end)?;
         let access = prot.access();
         if st
             .tree

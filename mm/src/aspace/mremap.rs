@@ -5,6 +5,7 @@
 
 use bitflags::bitflags;
 
+use super::mseal::check_unsealed;
 use super::zap::Zap;
 use super::AddressSpace;
 use crate::errno::MmError;
@@ -92,6 +93,12 @@ impl<P: PageTable> AddressSpace<P> {
         if old_len > new_len && !old_range_ok {
             return Err(MmError::InvalidArgument);
         }
+        // A sealed source cannot move, grow or shrink; checked over the whole old
+        // range (and the fixed destination below) before anything changes.
+        let sealed_end = old_addr
+            .saturating_add(old_len.max(PAGE_SIZE))
+            .min(task_size);
+        check_unsealed(&st.tree, old_addr, sealed_end)?;
 
         if flags.intersects(MremapFlags::FIXED | MremapFlags::DONTUNMAP) {
             let fixed = flags.contains(MremapFlags::FIXED);
@@ -108,6 +115,7 @@ impl<P: PageTable> AddressSpace<P> {
                 if new_addr < self.tunables().mmap_min_addr() && !may_map_low {
                     return Err(MmError::PermissionDenied);
                 }
+                check_unsealed(&st.tree, new_addr, new_addr + new_len)?;
             }
             if st.tree.len() + 3 >= max {
                 return Err(MmError::NoMemory);
