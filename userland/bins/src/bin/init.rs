@@ -41,6 +41,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["pgroups"],
     &["mmtest"],
     &["uffd"],
+    &["memctl"],
     &["fuzz"],
     &["hostile"],
     // The mm fuzzer, short (a few seconds under TCG; see userland/README.md for the

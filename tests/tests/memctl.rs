@@ -1,0 +1,48 @@
+//! Process memory control in a booted guest (issue 17): the `memctl` program's mlock
+//! family, `RLIMIT_MEMLOCK` against a restricted process, and the mseal refusal table
+//! (`--nodes 2`, as its NUMA-policy checks need).
+
+use guest_tests::{repo_root, Guest};
+
+fn userland_bin(name: &str) -> String {
+    repo_root()
+        .join("userland/target/bin")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn memctl_locks_and_seals() {
+    let out = Guest {
+        nodes: 2,
+        run: vec![userland_bin("memctl")],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(0);
+    out.expect_line("memctl: running on Peios");
+    for check in [
+        "mlock.populates",
+        "mlock.VmLck",
+        "mlock.smaps_lo",
+        "munlock.VmLck",
+        "mlock2.onfault_nothing_resident",
+        "mlock2.onfault_touched",
+        "map_locked.resident",
+        "fork.locks_not_inherited",
+        "mlockall.current_future_onfault",
+        "rlimit_memlock.unprivileged_refused",
+        "rlimit_memlock.privilege_lifts_it",
+        "mseal.smaps_sl",
+        "sealed.munmap_overlapping.unchanged",
+        "sealed.mprotect_overlapping.unchanged",
+        "sealed.mremap_onto.unchanged",
+        "sealed.map_fixed.unchanged",
+        "sealed.madv_ro_kept",
+        "sealed.fork_child_keeps_seal",
+        "sealed.neighbours_free",
+    ] {
+        out.expect_line(&format!("memctl: check {check}: ok"));
+    }
+}
