@@ -76,6 +76,7 @@ impl<P: PageTable> AddressSpace<P> {
             cst.start_code = st.start_code;
             cst.end_code = st.end_code;
             cst.hiwater_vm_pages = st.hiwater_vm_pages;
+            cst.pkeys = st.pkeys;
         }
         if failed {
             return Err(MmError::NoMemory);

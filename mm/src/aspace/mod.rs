@@ -66,6 +66,7 @@ mod mremap;
 mod mseal;
 mod msync;
 mod munmap;
+mod pkey;
 mod populate;
 mod sample;
 mod zap;
@@ -86,6 +87,7 @@ pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};
 pub use mmap::{FileMapping, MmapRequest};
 pub use mremap::MremapFlags;
 pub use msync::MsyncFlags;
+pub use pkey::{pkeys_supported, set_pkeys_supported, PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE};
 pub use populate::PopulateStep;
 
 use alloc::string::String;
@@ -225,6 +227,9 @@ pub(crate) struct MmState {
     pub(crate) hiwater_vm_pages: u64,
     /// Flags every new mapping gets (`mlockall(MCL_FUTURE)`: Linux's `def_flags`).
     pub(crate) def_flags: crate::vma::VmFlags,
+    /// Protection keys handed out by `pkey_alloc` (bit N: key N; key 0 is always
+    /// allocated and never in the map).
+    pub(crate) pkeys: u16,
 }
 
 impl MmState {
@@ -232,6 +237,7 @@ impl MmState {
     fn empty(tunables: &Tunables) -> MmState {
         MmState {
             tree: VmaTree::charged_to(tunables.commitment().clone()),
+            pkeys: 1,
             ..MmState::default()
         }
     }
