@@ -1,6 +1,6 @@
 //! Process memory control in a booted guest (issue 17): the `memctl` program's mlock
-//! family, `RLIMIT_MEMLOCK` against a restricted process, and the mseal refusal table
-//! (`--nodes 2`, as its NUMA-policy checks need).
+//! family, `RLIMIT_MEMLOCK` against a restricted process, the mseal refusal table and
+//! protection keys (PKRU per thread, SEGV_PKUERR, signal and exec resets).
 
 use guest_tests::{repo_root, Guest};
 
@@ -42,6 +42,16 @@ fn memctl_locks_and_seals() {
         "sealed.madv_ro_kept",
         "sealed.fork_child_keeps_seal",
         "sealed.neighbours_free",
+        "pkey_alloc.sets_rights",
+        "smaps.ProtectionKey",
+        "pkey.write_disabled_segv_pkuerr",
+        "pkey.handler_default_pkru",
+        "pkey.sigreturn_restores_pkru",
+        "pkey.kernel_copy_obeys_pkru",
+        "pkey.two_threads_two_pkru",
+        "pkey.thread_refused_across_sleep",
+        "pkey.exec_resets_pkru",
+        "pkey_mprotect.sealed",
     ] {
         out.expect_line(&format!("memctl: check {check}: ok"));
     }

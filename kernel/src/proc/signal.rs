@@ -48,6 +48,8 @@ pub mod code {
     pub const SI_KERNEL: i32 = 0x80;
     /// Address not mapped.
     pub const SEGV_MAPERR: i32 = 1;
+    /// Access denied by the page's protection key (PKRU).
+    pub const SEGV_PKUERR: i32 = 4;
     /// Object-specific hardware error (SIGBUS).
     pub const BUS_ADRERR: i32 = 2;
     /// Integer divide by zero.
@@ -326,6 +328,9 @@ fn setup_frame(
     mcontext[21] = thread.sigmask.load(Ordering::SeqCst);
     mcontext[22] = ctx.cr2;
     mcontext[23] = fpstate;
+    // The interrupted PKRU goes in the frame's first reserved word (tagged), for
+    // rt_sigreturn to restore; the handler runs with the default rights (Linux).
+    mcontext[24] = PKRU_TAG | u64::from(ctx.pkru);
     write_user(base.wrapping_add(frame::MCONTEXT), &mcontext)?;
     write_user(base, &action.restorer)?;
     // uc_flags, uc_link, uc_stack
@@ -338,7 +343,13 @@ fn setup_frame(
     siginfo[0] = u64::from(sig);
     siginfo[1] = info.code as u32 as u64;
     siginfo[2] = info.value;
+    if sig == SIGSEGV && info.code == code::SEGV_PKUERR {
+        // si_pkey: the key of the VMA the access was refused in.
+        let vma = thread.process.address_space().mm().vma_at(info.value);
+        siginfo[4] = vma.map_or(0, |v| u64::from(v.flags().pkey()));
+    }
     write_user(base.wrapping_add(frame::SIGINFO), &siginfo)?;
+    ctx.pkru = crate::arch::usermode::INIT_PKRU;
 
     ctx.rsp = base;
     ctx.rip = action.handler;
@@ -350,6 +361,11 @@ fn setup_frame(
     ctx.kind = TrapKind::Fresh;
     Ok(())
 }
+
+/// Marks the PKRU saved in a signal frame (`mcontext` word 24, the first of
+/// `__reserved1`): "PKRU" in the high half, the value in the low one. Linux keeps it in
+/// the XSAVE image instead; this kernel's frame holds only the FXSAVE part.
+const PKRU_TAG: u64 = 0x504b_5255 << 32;
 
 /// Whether `sp` is on the alternate stack `[base, base + size)` (Linux's
 /// `on_sig_stack`, written so that no user value can overflow it).
@@ -374,6 +390,9 @@ pub fn sigreturn(thread: &Thread, ctx: &mut UserContext) -> SysResult<()> {
     let mask: u64 = read_user(base.wrapping_add(frame::SIGMASK))?;
     if !is_canonical(mcontext[16]) {
         return Err(Errno::EFAULT);
+    }
+    if mcontext[24] & !0xffff_ffff == PKRU_TAG {
+        ctx.pkru = mcontext[24] as u32;
     }
     let fpstate = mcontext[23];
     if fpstate != 0 {

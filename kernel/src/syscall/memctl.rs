@@ -1,12 +1,13 @@
 //! Process memory control: the mlock family (mlock, mlock2, munlock, mlockall,
-//! munlockall) and mseal, over `mm`'s address space.
+//! munlockall), mseal and the protection-key calls (pkey_alloc, pkey_free,
+//! pkey_mprotect), over `mm`'s address space.
 //!
 //! Locking is held to `RLIMIT_MEMLOCK` unless the caller's token holds
 //! SeLockMemoryPrivilege (Linux's `CAP_IPC_LOCK`), which lifts the limit: the
 //! [`LockLimit`] every call and every mmap is checked against.
 
 use super::{wait, Outcome};
-use crate::proc::thread::Thread;
+use crate::{arch::usermode::UserContext, proc::thread::Thread};
 use alloc::sync::Arc;
 use errno::{Errno, SysResult};
 use mm::aspace::{LockLimit, PopulateStep};
@@ -114,5 +115,39 @@ pub fn mseal(thread: &Thread, addr: u64, len: u64, flags: u64) -> SysResult {
         .address_space()
         .mm()
         .mseal(addr, len, flags)?;
+    Ok(0)
+}
+
+/// `pkey_mprotect(addr, len, prot, pkey)`: `pkey` is an `int` (-1: keep the keys).
+pub fn pkey_mprotect(thread: &Thread, addr: u64, len: u64, prot: u64, pkey: u64) -> SysResult {
+    let prot = mm::vma::Prot::from_mmap_bits(prot)?;
+    thread
+        .process
+        .address_space()
+        .mm()
+        .pkey_mprotect(addr, len, prot, i64::from(pkey as i32))?;
+    Ok(0)
+}
+
+/// `pkey_alloc(flags, access_rights)`: a free key of the address space, whose rights
+/// in the calling thread's PKRU become `access_rights` (two bits per key).
+pub fn pkey_alloc(thread: &Thread, ctx: &mut UserContext, flags: u64, rights: u64) -> SysResult {
+    let key = thread
+        .process
+        .address_space()
+        .mm()
+        .pkey_alloc(flags, rights)?;
+    let shift = 2 * u32::from(key);
+    ctx.pkru = (ctx.pkru & !(3 << shift)) | ((rights as u32) << shift);
+    Ok(u64::from(key))
+}
+
+/// `pkey_free(pkey)`.
+pub fn pkey_free(thread: &Thread, pkey: u64) -> SysResult {
+    thread
+        .process
+        .address_space()
+        .mm()
+        .pkey_free(i64::from(pkey as i32))?;
     Ok(0)
 }

@@ -104,7 +104,10 @@ impl<P: PageTable> AddressSpace<P> {
                     PteFlags::all()
                 };
                 let next = (f - PteFlags::PERMS) | (perms & keep);
-                weakened = !(f & PteFlags::PERMS).difference(next).is_empty();
+                // A new protection key only adds bits, yet may refuse what the old
+                // one allowed: it is flushed like a lost permission.
+                weakened = !(f & PteFlags::PERMS).difference(next).is_empty()
+                    || f.pkey() != next.pkey();
                 next
             });
             if weakened {

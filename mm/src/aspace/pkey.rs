@@ -139,9 +139,12 @@ mod tests {
             "not allocated"
         );
         let k = h.aspace.pkey_alloc(0, 0).unwrap();
+        let flushes = h.tlb.flushes();
         h.aspace
             .pkey_mprotect(a, 2 * PAGE_SIZE, rw, i64::from(k))
             .unwrap();
+        // Retagging a resident entry must reach the TLB (the key only adds bits).
+        assert_eq!(h.tlb.flushes(), flushes + 1);
         assert_eq!(h.aspace.vma_at(a).unwrap().flags().pkey(), k);
         assert_eq!(
             h.aspace.vma_at(a + 2 * PAGE_SIZE).unwrap().flags().pkey(),

@@ -85,6 +85,11 @@ pub fn init_control_registers(features: &Features) {
             if features.smap {
                 cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
             }
+            // Protection keys for user pages: PKRU then applies to every access to a
+            // user page, and user mode may change it with WRPKRU.
+            if features.pku {
+                cr4.insert(Cr4Flags::PROTECTION_KEY_USER);
+            }
         });
         Efer::update(|efer| efer.insert(EferFlags::NO_EXECUTE_ENABLE));
     }

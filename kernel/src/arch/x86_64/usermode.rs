@@ -6,7 +6,11 @@
 //! stack where `run_user` was called.
 
 use super::{gdt, percpu};
-use core::{arch::global_asm, mem::offset_of};
+use core::{
+    arch::global_asm,
+    mem::offset_of,
+    sync::atomic::{AtomicBool, Ordering},
+};
 use x86_64::registers::{
     model_specific::{Efer, EferFlags, FsBase, LStar, SFMask, Star},
     rflags::RFlags,
@@ -62,6 +66,9 @@ pub struct UserContext {
     pub fs_base: u64,
     /// FXSAVE area for x87/SSE state.
     pub fpu: FpuState,
+    /// The thread's PKRU (protection-key rights), live in the register while the
+    /// thread runs in user mode and saved here whenever it leaves it.
+    pub pkru: u32,
 }
 
 /// The 512-byte FXSAVE image.
@@ -76,6 +83,42 @@ impl Default for FpuState {
         image[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR default
         Self(image)
     }
+}
+
+/// The PKRU a program starts with and a signal handler runs with (Linux's
+/// `init_pkru_value`): every key but 0 access-disabled.
+pub const INIT_PKRU: u32 = 0x5555_5554;
+
+static PKU_ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Records that CR4.PKE is on (every CPU sets it): PKRU is then switched per thread.
+pub fn set_pku_enabled() {
+    PKU_ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether protection keys are on.
+pub fn pku_enabled() -> bool {
+    PKU_ENABLED.load(Ordering::Relaxed)
+}
+
+fn rdpkru() -> u32 {
+    let pkru: u32;
+    // SAFETY: RDPKRU (ECX = 0) only reads PKRU; CR4.PKE is set (checked by callers).
+    unsafe {
+        core::arch::asm!("rdpkru", in("ecx") 0u32, out("eax") pkru, out("edx") _,
+            options(nomem, nostack, preserves_flags))
+    };
+    pkru
+}
+
+fn wrpkru(pkru: u32) {
+    // SAFETY: WRPKRU (ECX = EDX = 0) changes only which user pages data accesses may
+    // touch; CR4.PKE is set (checked by callers). The kernel's own mappings are
+    // supervisor pages, which PKRU does not govern.
+    unsafe {
+        core::arch::asm!("wrpkru", in("eax") pkru, in("ecx") 0u32, in("edx") 0u32,
+            options(nostack, preserves_flags))
+    };
 }
 
 /// RFLAGS bits user mode may control; IF is forced on.
@@ -109,6 +152,7 @@ impl UserContext {
             cr2: 0,
             fs_base: 0,
             fpu: FpuState::default(),
+            pkru: INIT_PKRU,
         }
     }
 
@@ -367,6 +411,10 @@ pub fn run_user(ctx: &mut UserContext) {
         cpu.loaded_fs_base
             .store(ctx.fs_base, core::sync::atomic::Ordering::Relaxed);
     }
+    let pku = pku_enabled();
+    if pku && rdpkru() != ctx.pkru {
+        wrpkru(ctx.pkru);
+    }
     // sysretq only straight back from a system call with RCX/R11 intact and a canonical
     // user RIP; everything else (new threads, exec, signals, traps) goes through iretq.
     let fast = ctx.kind == TrapKind::Syscall && ctx.rip < USER_ADDRESS_END && ctx.rcx == ctx.rip;
@@ -379,6 +427,10 @@ pub fn run_user(ctx: &mut UserContext) {
     // SAFETY: `ctx` holds user-mode registers (RIP/RSP are user addresses or will fault in
     // user mode); the entry code returns here through `resume_kernel` on this CPU's stack.
     unsafe { run_user_asm(ctx) };
+    if pku {
+        // User mode may have changed it with WRPKRU.
+        ctx.pkru = rdpkru();
+    }
     // Only this CPU writes it: a load and a store, no locked instruction.
     let returns = cpu.user_returns.load(core::sync::atomic::Ordering::Relaxed);
     cpu.user_returns.store(

@@ -13,6 +13,13 @@
 //! madvise DONTNEED/FREE on read-only anonymous memory) each with EPERM and the
 //! mappings left exactly as they were, the unsealed neighbours still free to change,
 //! the seal kept in a fork child, `sl` in smaps, and the argument errors.
+//!
+//! Protection keys: pkey_alloc/pkey_free/pkey_mprotect errno, the initial rights
+//! written to PKRU, `ProtectionKey` in smaps, a write-disabled key's fault as SIGSEGV
+//! with SEGV_PKUERR, si_pkey and si_addr, the handler running with the default PKRU and
+//! sigreturn restoring the interrupted one, the kernel's own copy refused by PKRU
+//! (EFAULT), two threads holding different PKRU values at once (kept across a sleep),
+//! exec resetting PKRU, and pkey_mprotect refused on a sealed range.
 #![no_std]
 #![no_main]
 
@@ -21,14 +28,18 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use peios_bins::files::read_file;
 use peios_bins::peios::restrict_self;
 use peios_bins::{in_child, Checks};
+use peios_rt::fault;
 use peios_rt::prelude::*;
 use peios_rt::process::WaitStatus;
+use peios_rt::signal::{set_handler, Handler, SigInfo, UContext, SIGSEGV};
 use peios_rt::sys::mm::{mincore, mmap, mmap_anon, MapFlags, Prot, PAGE_SIZE};
 use peios_rt::sys::process::{prlimit64, Rlimit};
-use peios_rt::syscall::{syscall0, syscall1, syscall2, syscall3, syscall5};
+use peios_rt::sys::signal::SigSet;
+use peios_rt::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall5};
 
 peios_rt::main!(main);
 
@@ -588,7 +599,247 @@ fn mseal_table(c: &mut Checks, peios: bool) {
     );
 }
 
-fn main(_args: &Args) -> i32 {
+const SEGV_PKUERR: i32 = 4;
+/// Linux's default PKRU (`init_pkru_value`): every key but 0 access-disabled.
+const INIT_PKRU: u32 = 0x5555_5554;
+const PKEY_DISABLE_ACCESS: usize = 1;
+const PKEY_DISABLE_WRITE: usize = 2;
+
+static SEGV_CODE: AtomicI32 = AtomicI32::new(0);
+static SEGV_PKEY: AtomicU32 = AtomicU32::new(u32::MAX);
+static SEGV_ADDR: AtomicUsize = AtomicUsize::new(0);
+static SEGV_PKRU: AtomicU32 = AtomicU32::new(0);
+static SEGV_COUNT: AtomicU32 = AtomicU32::new(0);
+
+fn rdpkru() -> u32 {
+    let pkru: u32;
+    // SAFETY: RDPKRU only reads this thread's PKRU (the caller checked PKU is on).
+    unsafe {
+        core::arch::asm!("rdpkru", in("ecx") 0u32, out("eax") pkru, out("edx") _,
+            options(nomem, nostack, preserves_flags))
+    };
+    pkru
+}
+
+fn wrpkru(pkru: u32) {
+    // SAFETY: WRPKRU changes only which of this thread's user pages it may access;
+    // every access after it that the new rights refuse goes through a probe.
+    unsafe {
+        core::arch::asm!("wrpkru", in("eax") pkru, in("ecx") 0u32, in("edx") 0u32,
+            options(nostack, preserves_flags))
+    };
+}
+
+/// `pkru` with the two rights bits of `key` replaced by `rights`.
+fn with_rights(pkru: u32, key: usize, rights: usize) -> u32 {
+    (pkru & !(3 << (2 * key))) | ((rights as u32) << (2 * key))
+}
+
+fn pkey_alloc(flags: usize, rights: usize) -> Result<usize, Errno> {
+    // SAFETY: allocating a key changes only this thread's PKRU rights for it.
+    ret(unsafe { syscall2(330, flags, rights) })
+}
+
+fn pkey_free(key: usize) -> Result<usize, Errno> {
+    // SAFETY: freeing a key changes no mapping.
+    ret(unsafe { syscall1(331, key) })
+}
+
+fn pkey_mprotect(addr: usize, len: usize, prot: usize, key: usize) -> Result<usize, Errno> {
+    // SAFETY: only this test's scratch mappings are named.
+    ret(unsafe { syscall4(329, addr, len, prot, key) })
+}
+
+extern "C" fn on_segv(_sig: i32, info: *mut SigInfo, uc: *mut UContext) {
+    // SAFETY: the kernel passes valid siginfo and ucontext pointers to an SA_SIGINFO
+    // handler; si_pkey is the u32 at byte 32 of the 128-byte siginfo.
+    let (info, uc, pkey) = unsafe {
+        (
+            &*info,
+            &mut *uc,
+            *((info as *const u8).add(32) as *const u32),
+        )
+    };
+    SEGV_PKRU.store(rdpkru(), Ordering::Release);
+    SEGV_CODE.store(info.code, Ordering::Release);
+    SEGV_PKEY.store(pkey, Ordering::Release);
+    SEGV_ADDR.store(info.addr(), Ordering::Release);
+    SEGV_COUNT.fetch_add(1, Ordering::AcqRel);
+    if !fault::fixup(uc) {
+        peios_rt::eprintln!("memctl: unexpected SIGSEGV at {:#x}", info.addr());
+        peios_rt::sys::process::exit_group(98);
+    }
+}
+
+fn pkeys(c: &mut Checks, argv0: &str) {
+    c.expect_errno("pkey_alloc.flags", pkey_alloc(1, 0), Errno::EINVAL);
+    c.expect_errno("pkey_alloc.rights", pkey_alloc(0, 4), Errno::EINVAL);
+    let start = rdpkru();
+    c.check(
+        "pkru.initial",
+        start == INIT_PKRU,
+        format_args!("{:#x}", start),
+    );
+    let key = match pkey_alloc(0, PKEY_DISABLE_WRITE) {
+        Ok(k) => k,
+        Err(e) => {
+            c.check("pkey_alloc.ok", false, format_args!("{}", e));
+            return;
+        }
+    };
+    c.check(
+        "pkey_alloc.ok",
+        (1..16).contains(&key),
+        format_args!("key {}", key),
+    );
+    let pkru = rdpkru();
+    c.check(
+        "pkey_alloc.sets_rights",
+        pkru == with_rights(start, key, PKEY_DISABLE_WRITE),
+        format_args!("{:#x}", pkru),
+    );
+    c.expect_errno("pkey_free.unallocated", pkey_free(key + 1), Errno::EINVAL);
+    c.expect_errno(
+        "pkey_mprotect.unallocated",
+        pkey_mprotect(0, P, 3, key + 1),
+        Errno::EINVAL,
+    );
+
+    let page = anon(2, Prot::RW);
+    touch(page, 2);
+    let r = pkey_mprotect(page, P, 3, key);
+    c.check("pkey_mprotect.ok", r.is_ok(), format_args!("{:?}", r));
+    let text = read_file("/proc/self/smaps").unwrap_or_default();
+    let line = format!("ProtectionKey:  {:>8}", key);
+    c.check(
+        "smaps.ProtectionKey",
+        text.contains(&line),
+        format_args!("{}", line),
+    );
+
+    // SAFETY: the handler only stores atomics and moves RIP past a probe.
+    let _ = unsafe { set_handler(SIGSEGV, Handler::Siginfo(on_segv), 0, SigSet::EMPTY) };
+    let before = rdpkru();
+    // SAFETY: the page is this test's own.
+    let faulted = unsafe { fault::probe_write(page as *mut u8, 1) };
+    let (code, pk, addr, in_handler) = (
+        SEGV_CODE.load(Ordering::Acquire),
+        SEGV_PKEY.load(Ordering::Acquire),
+        SEGV_ADDR.load(Ordering::Acquire),
+        SEGV_PKRU.load(Ordering::Acquire),
+    );
+    c.check(
+        "pkey.write_disabled_segv_pkuerr",
+        faulted && code == SEGV_PKUERR && pk as usize == key && addr == page,
+        format_args!(
+            "faulted {} code {} si_pkey {} addr {:#x}",
+            faulted, code, pk, addr
+        ),
+    );
+    c.check(
+        "pkey.handler_default_pkru",
+        in_handler == INIT_PKRU,
+        format_args!("{:#x}", in_handler),
+    );
+    let after = rdpkru();
+    c.check(
+        "pkey.sigreturn_restores_pkru",
+        after == before,
+        format_args!("{:#x} -> {:#x}", before, after),
+    );
+    c.check(
+        "pkey.read_still_allowed",
+        peek(page) == 0x5a,
+        format_args!("{}", peek(page)),
+    );
+    // A read through the kernel (write() from the page) obeys PKRU too: access-disable
+    // makes it EFAULT; the untagged second page is fine.
+    wrpkru(with_rights(after, key, PKEY_DISABLE_ACCESS));
+    let (w1, w2) = (write_to_null(page), write_to_null(page + P));
+    wrpkru(after);
+    c.check(
+        "pkey.kernel_copy_obeys_pkru",
+        w1 == Err(Errno::EFAULT) && w2 == Ok(1),
+        format_args!("{:?} {:?}", w1, w2),
+    );
+
+    // Two threads, two PKRU values at once.
+    static THREAD_PKRU: AtomicU32 = AtomicU32::new(0);
+    static GO: AtomicU32 = AtomicU32::new(0);
+    let segv_before = SEGV_COUNT.load(Ordering::Acquire);
+    let target = page;
+    let handle = peios_rt::thread::spawn(move || {
+        wrpkru(with_rights(rdpkru(), key, PKEY_DISABLE_ACCESS));
+        THREAD_PKRU.store(rdpkru(), Ordering::Release);
+        while GO.load(Ordering::Acquire) == 0 {
+            let _ = peios_rt::sys::sched::sched_yield();
+        }
+        peios_rt::time::sleep_ms(20);
+        // SAFETY: the page is this test's own.
+        let read = unsafe { fault::probe_read(target as *const u8) };
+        (read.is_err(), rdpkru())
+    });
+    let Ok(handle) = handle else {
+        c.check("pkey.two_threads", false, format_args!("spawn failed"));
+        return;
+    };
+    while THREAD_PKRU.load(Ordering::Acquire) == 0 {
+        let _ = peios_rt::sys::sched::sched_yield();
+    }
+    let theirs = THREAD_PKRU.load(Ordering::Acquire);
+    let mine = rdpkru();
+    let i_read = peek(page);
+    GO.store(1, Ordering::Release);
+    let (they_faulted, theirs_after) = handle.join();
+    c.check(
+        "pkey.two_threads_two_pkru",
+        mine == after && theirs == with_rights(after, key, PKEY_DISABLE_ACCESS) && i_read == 0x5a,
+        format_args!("mine {:#x} theirs {:#x} read {}", mine, theirs, i_read),
+    );
+    c.check(
+        "pkey.thread_refused_across_sleep",
+        they_faulted
+            && theirs_after == theirs
+            && SEGV_COUNT.load(Ordering::Acquire) == segv_before + 1,
+        format_args!("faulted {} pkru {:#x}", they_faulted, theirs_after),
+    );
+
+    // exec resets PKRU to the default.
+    let st = in_child(|| {
+        wrpkru(0);
+        peios_rt::process::execve(argv0, &[argv0, "--pkru-check"], &[]);
+        97
+    });
+    exited_ok(c, "pkey.exec_resets_pkru", st);
+
+    // A sealed range refuses pkey_mprotect; freeing the key works once.
+    let _ = mseal(page + P, P, 0);
+    c.expect_errno(
+        "pkey_mprotect.sealed",
+        pkey_mprotect(page + P, P, 3, key),
+        Errno::EPERM,
+    );
+    c.check(
+        "pkey_free.ok",
+        pkey_free(key).is_ok(),
+        format_args!("key {}", key),
+    );
+    c.expect_errno("pkey_free.twice", pkey_free(key), Errno::EINVAL);
+    // SAFETY: back to the default action.
+    let _ = unsafe { set_handler(SIGSEGV, Handler::Default, 0, SigSet::EMPTY) };
+}
+
+/// `write(2, addr, 1)`: the kernel reads the byte at `addr` (and prints it on the
+/// console when it can).
+fn write_to_null(addr: usize) -> Result<usize, Errno> {
+    // SAFETY: write only reads the byte at `addr`.
+    ret(unsafe { syscall3(1, 2, addr, 1) })
+}
+
+fn main(args: &Args) -> i32 {
+    if args.get(1) == Some("--pkru-check") {
+        return if rdpkru() == INIT_PKRU { 0 } else { 1 };
+    }
     let mut c = Checks::new("memctl");
     // Peios answers the restrict syscall (probed in a child); Linux says ENOSYS.
     let peios = matches!(
@@ -606,5 +857,7 @@ fn main(_args: &Args) -> i32 {
     mlockall_in_child(&mut c);
     memlock_limit(&mut c);
     mseal_table(&mut c, peios);
+    let argv0 = args.get(0).unwrap_or("/bin/memctl");
+    pkeys(&mut c, argv0);
     c.finish()
 }
