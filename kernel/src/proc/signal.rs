@@ -295,6 +295,8 @@ fn setup_frame(
         return Err(Errno::EFAULT);
     }
     crate::arch::usermode::save_fpu(ctx);
+    // The frame is written with the thread's own rights, as user mode would see them.
+    crate::arch::usermode::load_pkru(ctx.pkru);
     // SA_ONSTACK: the frame goes on the alternate stack unless the thread is already on it.
     let (alt_base, alt_size) = *thread.altstack.lock();
     let nested = on_altstack(ctx.rsp, alt_base, alt_size);

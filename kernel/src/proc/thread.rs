@@ -261,7 +261,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Done(value) => value,
                     syscall::Outcome::Wait(future) => {
                         usermode::save_fpu(&mut ctx);
-                        let value = future.await;
+                        let value = usermode::WithPkru::new(ctx.pkru, future).await;
                         // The thread gave the CPU up while it waited: a new slice. (The
                         // old one, run out meanwhile, made a woken sleeper yield at once
                         // and wait a whole slice behind a spinner.)

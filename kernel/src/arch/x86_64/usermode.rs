@@ -121,6 +121,41 @@ fn wrpkru(pkru: u32) {
     };
 }
 
+/// Makes `pkru` the live PKRU (when keys are on): the kernel's own accesses to user
+/// memory on a thread's behalf obey that thread's rights, wherever the CPU last ran.
+pub fn load_pkru(pkru: u32) {
+    if pku_enabled() && rdpkru() != pkru {
+        wrpkru(pkru);
+    }
+}
+
+/// A system call's future that runs with its thread's PKRU live at every poll: after
+/// a wait it may resume on a CPU another thread's rights were left on, and then copy
+/// to or from user memory.
+pub struct WithPkru<F: ?Sized> {
+    pkru: u32,
+    inner: core::pin::Pin<alloc::boxed::Box<F>>,
+}
+
+impl<F: core::future::Future + ?Sized> WithPkru<F> {
+    /// Wraps `inner` for a thread whose PKRU is `pkru`.
+    pub fn new(pkru: u32, inner: core::pin::Pin<alloc::boxed::Box<F>>) -> Self {
+        WithPkru { pkru, inner }
+    }
+}
+
+impl<F: core::future::Future + ?Sized> core::future::Future for WithPkru<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<F::Output> {
+        load_pkru(self.pkru);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
 /// RFLAGS bits user mode may control; IF is forced on.
 const USER_RFLAGS_MASK: u64 = 0x0000_0000_0000_0cd5; // CF PF AF ZF SF DF OF (TF excluded)
 
