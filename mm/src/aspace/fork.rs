@@ -77,6 +77,7 @@ impl<P: PageTable> AddressSpace<P> {
             cst.end_code = st.end_code;
             cst.hiwater_vm_pages = st.hiwater_vm_pages;
             cst.pkeys = st.pkeys;
+            child.set_task_policy(self.task_policy());
         }
         if failed {
             return Err(MmError::NoMemory);

@@ -58,6 +58,8 @@ mod intercept;
 mod ksm;
 mod lock;
 mod madvise;
+pub(crate) mod mempolicy;
+mod migrate;
 mod mincore;
 mod mlock;
 pub mod mmap;
@@ -82,6 +84,8 @@ pub(crate) mod tests;
 
 pub use access::AccessError;
 pub use madvise::Advice;
+pub use mempolicy::{MemPolicy, PolicyMode};
+pub use migrate::PageStatus;
 pub use mincore::MINCORE_BATCH_PAGES;
 pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};
 pub use mmap::{FileMapping, MmapRequest};
@@ -260,6 +264,9 @@ pub struct AddressSpace<P: PageTable> {
     layout: Layout,
     state: TreeLock<MmState>,
     hiwater_rss_pages: AtomicU64,
+    /// `set_mempolicy`'s policy (its own lock: the fault path reads it while it holds
+    /// the tree's read side).
+    task_policy: spin::RwLock<Option<MemPolicy>>,
 }
 
 impl<P: PageTable> AddressSpace<P> {
@@ -280,6 +287,7 @@ impl<P: PageTable> AddressSpace<P> {
             layout,
             state,
             hiwater_rss_pages: AtomicU64::new(0),
+            task_policy: spin::RwLock::new(None),
         }
     }
 

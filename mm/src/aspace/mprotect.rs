@@ -106,8 +106,8 @@ impl<P: PageTable> AddressSpace<P> {
                 let next = (f - PteFlags::PERMS) | (perms & keep);
                 // A new protection key only adds bits, yet may refuse what the old
                 // one allowed: it is flushed like a lost permission.
-                weakened = !(f & PteFlags::PERMS).difference(next).is_empty()
-                    || f.pkey() != next.pkey();
+                weakened =
+                    !(f & PteFlags::PERMS).difference(next).is_empty() || f.pkey() != next.pkey();
                 next
             });
             if weakened {
