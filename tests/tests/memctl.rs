@@ -56,3 +56,32 @@ fn memctl_locks_and_seals() {
         out.expect_line(&format!("memctl: check {check}: ok"));
     }
 }
+
+#[test]
+fn numa_policy_and_migration_on_two_nodes() {
+    let out = Guest {
+        nodes: 2,
+        run: vec![userland_bin("numa")],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(0);
+    for check in [
+        "get.bind1",
+        "set.bind1_places_on_1",
+        "mbind.bind1_every_page_on_1",
+        "get.addr_node",
+        "numa_maps.bind1",
+        "mbind.interleave_alternates",
+        "numa_maps.interleave",
+        "mbind.strict_misplaced_eio",
+        "mbind.move_moves_all",
+        "move_pages.moves_to_0",
+        "move_pages.query_after_move",
+        "migrate_pages.moves_while_writing",
+        "migrate_pages.nothing_lost",
+        "unprivileged.refused",
+    ] {
+        out.expect_line(&format!("numa: check {check}: ok"));
+    }
+}

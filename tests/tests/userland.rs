@@ -41,12 +41,13 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "mmtest",
         "uffd",
         "memctl",
+        "numa",
         "fuzz",
         "hostile",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("21 passed, 0 failed");
+    out.expect_line("22 passed, 0 failed");
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");
     out.expect_line("EXIT=0");

@@ -7,6 +7,7 @@ mod fs;
 mod info;
 mod memctl;
 mod memory;
+mod numa;
 mod process;
 mod signal;
 mod time;
@@ -121,6 +122,11 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         152 => memctl::munlockall(thread).into(),
         325 => memctl::mlock2(thread, a[0], a[1], a[2]),
         462 => memctl::mseal(thread, a[0], a[1], a[2]).into(),
+        237 => numa::mbind(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
+        238 => numa::set_mempolicy(thread, a[0], a[1], a[2]).into(),
+        239 => numa::get_mempolicy(thread, a[0], a[1], a[2], a[3], a[4]).into(),
+        256 => numa::migrate_pages(thread, a[0], a[1], a[2], a[3]).into(),
+        279 => numa::move_pages(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
         329 => memctl::pkey_mprotect(thread, a[0], a[1], a[2], a[3]).into(),
         330 => memctl::pkey_alloc(thread, ctx, a[0], a[1]).into(),
         331 => memctl::pkey_free(thread, a[0]).into(),

@@ -42,6 +42,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["mmtest"],
     &["uffd"],
     &["memctl"],
+    &["numa"],
     &["fuzz"],
     &["hostile"],
     // The mm fuzzer, short (a few seconds under TCG; see userland/README.md for the
