@@ -58,7 +58,7 @@ fn read_nodes(nmask: u64, maxnode: u64) -> SysResult<NodeMask> {
     }
     for i in 1..words {
         let mut w: u64 = read_user(nmask + i * 8)?;
-        if i == words - 1 && bits % 64 != 0 {
+        if i == words - 1 && !bits.is_multiple_of(64) {
             w &= (1u64 << (bits % 64)) - 1;
         }
         if w != 0 {

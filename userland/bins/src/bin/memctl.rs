@@ -772,7 +772,7 @@ fn pkeys(c: &mut Checks, argv0: &str) {
         wrpkru(with_rights(rdpkru(), key, PKEY_DISABLE_ACCESS));
         THREAD_PKRU.store(rdpkru(), Ordering::Release);
         while GO.load(Ordering::Acquire) == 0 {
-            let _ = peios_rt::sys::sched::sched_yield();
+            peios_rt::sys::sched::sched_yield();
         }
         peios_rt::time::sleep_ms(20);
         // SAFETY: the page is this test's own.
@@ -784,7 +784,7 @@ fn pkeys(c: &mut Checks, argv0: &str) {
         return;
     };
     while THREAD_PKRU.load(Ordering::Acquire) == 0 {
-        let _ = peios_rt::sys::sched::sched_yield();
+        peios_rt::sys::sched::sched_yield();
     }
     let theirs = THREAD_PKRU.load(Ordering::Acquire);
     let mine = rdpkru();
