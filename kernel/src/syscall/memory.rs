@@ -98,7 +98,8 @@ pub fn mremap(
 }
 
 pub fn brk(thread: &Thread, addr: u64) -> SysResult {
-    Ok(thread.process.address_space().mm().brk(addr))
+    let limit = super::memctl::lock_limit(thread);
+    Ok(thread.process.address_space().mm().brk_limited(addr, limit))
 }
 
 pub fn msync(thread: &Thread, addr: u64, len: u64, flags: u64) -> SysResult {

@@ -346,10 +346,7 @@ mod tests {
         assert_eq!(h.aspace.placement(&v, a), Policy::Local);
         let il = decode(3, 0b11).unwrap();
         h.aspace.set_task_policy(il);
-        assert_eq!(
-            h.aspace.placement(&v, a),
-            Policy::Preferred(NodeId(0))
-        );
+        assert_eq!(h.aspace.placement(&v, a), Policy::Preferred(NodeId(0)));
         let w = h.aspace.vma_at(a + PAGE_SIZE).unwrap();
         assert_eq!(
             h.aspace.placement(&w, a + PAGE_SIZE),

@@ -282,43 +282,50 @@ mod tests {
 
     #[test]
     fn racing_writes_survive_moves_back_and_forth() {
+        use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
         let h = harness_on(2);
         let a = anon_rw(&h.aspace, 2);
         h.aspace.write_bytes(a, &0u64.to_le_bytes()).unwrap();
-        let done = core::sync::atomic::AtomicBool::new(false);
-        let moved = std::thread::scope(|s| {
+        let done = AtomicBool::new(false);
+        let moved = AtomicU32::new(0);
+        // The writer keeps going until the pages have moved 200 times under it.
+        let last = std::thread::scope(|s| {
             let writer = s.spawn(|| {
-                for i in 1..=20_000u64 {
+                let mut i = 0u64;
+                while (moved.load(Ordering::SeqCst) < 200 || i < 2000) && i < 5_000_000 {
+                    i += 1;
                     h.aspace.write_bytes(a, &i.to_le_bytes()).unwrap();
                     h.aspace
                         .write_bytes(a + 4096 + 8 * (i % 8), &i.to_le_bytes())
                         .unwrap();
                 }
-                done.store(true, core::sync::atomic::Ordering::SeqCst);
+                done.store(true, Ordering::SeqCst);
+                i
             });
-            let mut moved = 0u32;
             let mut node = 0u32;
-            while !done.load(core::sync::atomic::Ordering::SeqCst) {
+            while !done.load(Ordering::SeqCst) {
                 node ^= 1;
                 for page in [a, a + 4096] {
                     if h.aspace.migrate_page(page, NodeId(node), false)
                         == PageStatus::Node(NodeId(node))
                     {
-                        moved += 1;
+                        moved.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
-            writer.join().unwrap();
-            moved
+            writer.join().unwrap()
         });
-        assert!(moved > 2, "the pages moved ({moved} times)");
+        assert!(
+            moved.load(Ordering::SeqCst) >= 200,
+            "the pages moved under the writer"
+        );
         let mut word = [0u8; 8];
         h.aspace.read_bytes(a, &mut word).unwrap();
-        assert_eq!(u64::from_le_bytes(word), 20_000, "the last write is there");
+        assert_eq!(u64::from_le_bytes(word), last, "the last write is there");
         for k in 0..8u64 {
             h.aspace.read_bytes(a + 4096 + 8 * k, &mut word).unwrap();
-            let last = (1..=20_000u64).filter(|i| i % 8 == k).max().unwrap();
-            assert_eq!(u64::from_le_bytes(word), last);
+            let want = (1..=last).rev().find(|i| i % 8 == k).unwrap();
+            assert_eq!(u64::from_le_bytes(word), want);
         }
         assert_eq!(h.soft.live(), 2, "every replaced frame was released once");
         h.aspace.check_invariants().unwrap();

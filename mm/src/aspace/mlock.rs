@@ -493,6 +493,27 @@ mod tests {
     }
 
     #[test]
+    fn brk_after_mcl_future_is_locked_and_limited() {
+        let h = harness();
+        h.aspace.set_brk_start(0x1000_0000);
+        done(h.aspace.mlockall(2, LIMIT_4)).unwrap();
+        let top = h.aspace.brk_limited(0x1000_0000 + 3 * PAGE_SIZE, LIMIT_4);
+        assert_eq!(top, 0x1000_0000 + 3 * PAGE_SIZE);
+        assert_eq!(h.aspace.locked_pages(), 3);
+        assert_eq!(
+            h.aspace.page_table().count(0x1000_0000, top),
+            3,
+            "populated"
+        );
+        // Two more pages would make 5 locked: the break stays.
+        assert_eq!(h.aspace.brk_limited(top + 2 * PAGE_SIZE, LIMIT_4), top);
+        assert_eq!(
+            h.aspace.brk_limited(top + PAGE_SIZE, LIMIT_4),
+            top + PAGE_SIZE
+        );
+    }
+
+    #[test]
     fn map_locked_is_limited_and_not_inherited() {
         let h = harness();
         let req = MmapRequest::anon(
