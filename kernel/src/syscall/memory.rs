@@ -87,13 +87,15 @@ pub fn mremap(
         .token
         .read()
         .has_privilege(Privilege::SeTcbPrivilege);
-    Ok(thread.process.address_space().mm().mremap_as(
+    let limit = super::memctl::lock_limit(thread);
+    Ok(thread.process.address_space().mm().mremap_limited(
         old_addr,
         old_len,
         new_len,
         flags,
         new_addr,
         may_map_low,
+        limit,
     )?)
 }
 

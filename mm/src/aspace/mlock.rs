@@ -534,6 +534,12 @@ mod tests {
                 .map(|_| ()),
             Err(MmError::PermissionDenied)
         );
+        // Growing the locked mapping past the limit: EAGAIN, as for mmap.
+        assert_eq!(
+            h.aspace
+                .mremap_limited(a, 4 * PAGE_SIZE, 5 * PAGE_SIZE, 1, 0, false, LIMIT_4),
+            Err(MmError::Again)
+        );
         done(h.aspace.mlockall(2, LIMIT_4)).unwrap();
         let child = fork(&h);
         assert_eq!(child.locked_pages(), 0, "fork does not inherit locks");

@@ -439,6 +439,10 @@ fn memlock_limit(c: &mut Checks) {
         if m.err() != Some(Errno::EAGAIN) {
             fails |= 8;
         }
+        // Growing the locked part past the limit: EAGAIN.
+        if mremap_raw(a, 16 * P, 17 * P, MREMAP_MAYMOVE, 0) != Err(Errno::EAGAIN) {
+            fails |= 64;
+        }
         if mlockall(MCL_CURRENT) != Err(Errno::ENOMEM) {
             fails |= 16;
         }
@@ -449,7 +453,7 @@ fn memlock_limit(c: &mut Checks) {
         fails
     });
     let ok = matches!(st, Ok(WaitStatus::Exited(0)));
-    c.check("rlimit_memlock.unprivileged_refused", ok, format_args!("{:?} (bits: 1 within, 2 past ENOMEM, 4 relock, 8 MAP_LOCKED EAGAIN, 16 mlockall ENOMEM, 32 zero EPERM)", st));
+    c.check("rlimit_memlock.unprivileged_refused", ok, format_args!("{:?} (bits: 1 within, 2 past ENOMEM, 4 relock, 8 MAP_LOCKED EAGAIN, 16 mlockall ENOMEM, 32 zero EPERM, 64 mremap EAGAIN)", st));
     let st = in_child(|| {
         if set_memlock(LIMIT).is_err() {
             return 20;
