@@ -72,6 +72,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         arch::usermode::set_pku_enabled();
         mm::aspace::set_pkeys_supported(true);
     }
+    mm::aspace::set_task_policy_hook(syscall::current_thread_policy);
 
     let (image_start, image_end) = paging::kernel_image_phys();
     let mut reserved = [PhysRange {

@@ -68,6 +68,7 @@ fn numa_policy_and_migration_on_two_nodes() {
     out.expect_status(0);
     for check in [
         "get.bind1",
+        "set.per_thread",
         "set.bind1_places_on_1",
         "mbind.bind1_every_page_on_1",
         "get.addr_node",

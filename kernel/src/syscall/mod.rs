@@ -17,6 +17,8 @@ use alloc::{boxed::Box, sync::Arc};
 use core::{future::Future, pin::Pin};
 use errno::{Errno, SysResult};
 
+pub use numa::current_thread_policy;
+
 /// A syscall's outcome as seen by the thread loop.
 pub enum Outcome {
     /// Return this value in RAX now.

@@ -109,11 +109,21 @@ fn target(thread: &Thread, pid: u64, want: AccessMask) -> SysResult<Arc<Process>
     Ok(process)
 }
 
-/// `set_mempolicy(mode, nmask, maxnode)`.
+/// `set_mempolicy(mode, nmask, maxnode)`: the calling thread's policy. The main
+/// thread's is also kept in the address space, for `numa_maps` (and for faults taken
+/// outside any thread).
 pub fn set_mempolicy(thread: &Thread, mode: u64, nmask: u64, maxnode: u64) -> SysResult {
     let policy = decode(mode, nmask, maxnode)?;
-    thread.process.address_space().mm().set_task_policy(policy);
+    *thread.mempolicy.lock() = policy;
+    if thread.tid == thread.process.pid {
+        thread.process.address_space().mm().set_task_policy(policy);
+    }
     Ok(0)
+}
+
+/// The fault path's question: the current thread's policy (installed at boot).
+pub fn current_thread_policy() -> Option<Option<MemPolicy>> {
+    proc::current_thread().map(|t| *t.mempolicy.lock())
 }
 
 /// `get_mempolicy(policy, nmask, maxnode, addr, flags)`.
@@ -150,7 +160,7 @@ pub fn get_mempolicy(
     } else if addr != 0 {
         return Err(Errno::EINVAL);
     } else {
-        mm.task_policy()
+        *thread.mempolicy.lock()
     };
     let mode = if flags & MPOL_F_NODE != 0 {
         if flags & MPOL_F_ADDR != 0 {

@@ -169,6 +169,7 @@ fn clone_start(
         }
         Thread::new(tid, new, sigmask, affinity, None)
     };
+    *child.mempolicy.lock() = *thread.mempolicy.lock();
     if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM != 0 {
         write_user::<u32>(child_tid, &tid)?;
     }

@@ -1,11 +1,14 @@
 //! NUMA memory policy: the [`MemPolicy`] of `set_mempolicy`, `mbind` and
 //! `get_mempolicy` (Linux's modes, mode flags and errno), kept per VMA (`mbind`) and
-//! per address space (`set_mempolicy`: Linux keeps that one per thread; here the
-//! threads of a process share it), and the [`Policy`] the fault path hands the frame
-//! allocator for a page.
+//! per thread (`set_mempolicy`; the kernel answers "which policy has the faulting
+//! thread?" through [`set_task_policy_hook`]), and the [`Policy`] the fault path hands
+//! the frame allocator for a page.
 //!
-//! A VMA's policy wins over the address space's; with neither, pages come from the
-//! faulting CPU's node (`MPOL_LOCAL`). Interleaving picks the node from the page's
+//! A VMA's policy wins over the faulting thread's; with neither, pages come from the
+//! faulting CPU's node (`MPOL_LOCAL`). Without a hook (host tests, kernel tasks) the
+//! address space's own task policy stands in for the thread's; the kernel keeps the
+//! main thread's there, which is what `numa_maps` shows, as Linux shows the policy of
+//! the task the `/proc` directory names. Interleaving picks the node from the page's
 //! index in its VMA (Linux's `interleave_nid`), so consecutive pages alternate.
 
 use super::AddressSpace;
@@ -72,6 +75,16 @@ impl PolicyMode {
             PolicyMode::WeightedInterleave => "weighted interleave",
         }
     }
+}
+
+/// The kernel's answer to "what is the current thread's policy?": `None` outside a
+/// thread (then the address space's applies), `Some(None)` for the default.
+static TASK_POLICY_HOOK: spin::Once<fn() -> Option<Option<MemPolicy>>> = spin::Once::new();
+
+/// Installs the hook that tells the fault path the faulting thread's policy (once, at
+/// boot; later calls are ignored).
+pub fn set_task_policy_hook(hook: fn() -> Option<Option<MemPolicy>>) {
+    TASK_POLICY_HOOK.call_once(|| hook);
 }
 
 /// `MPOL_F_STATIC_NODES`.
@@ -209,9 +222,15 @@ impl<P: PageTable> AddressSpace<P> {
         vma.policy.or_else(|| *self.task_policy.read())
     }
 
-    /// The allocator policy for a new page at `va` in `vma`.
+    /// The allocator policy for a new page at `va` in `vma`: the VMA's policy, else
+    /// the faulting thread's.
     pub(crate) fn placement(&self, vma: &Vma, va: u64) -> Policy {
-        self.policy_for(vma)
+        let task = || match TASK_POLICY_HOOK.get().and_then(|hook| hook()) {
+            Some(thread_policy) => thread_policy,
+            None => *self.task_policy.read(),
+        };
+        vma.policy
+            .or_else(task)
             .map_or(Policy::Local, |p| p.placement(interleave_index(vma, va)))
     }
 

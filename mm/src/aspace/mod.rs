@@ -84,7 +84,7 @@ pub(crate) mod tests;
 
 pub use access::AccessError;
 pub use madvise::Advice;
-pub use mempolicy::{MemPolicy, PolicyMode};
+pub use mempolicy::{set_task_policy_hook, MemPolicy, PolicyMode};
 pub use migrate::PageStatus;
 pub use mincore::MINCORE_BATCH_PAGES;
 pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};

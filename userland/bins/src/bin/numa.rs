@@ -225,6 +225,37 @@ fn policies(c: &mut Checks) {
         r.is_ok() && get_mempolicy(0, 0) == Ok((0, 0)),
         format_args!("{:?}", r),
     );
+
+    // The policy is the calling thread's: another thread's BIND places its own pages
+    // and leaves this thread's policy alone.
+    let t = region(8);
+    let other = peios_rt::thread::spawn(move || {
+        let set = set_mempolicy(MPOL_BIND, 0b10);
+        let seen = get_mempolicy(0, 0);
+        touch(t, 8, 6);
+        (set, seen)
+    });
+    match other {
+        Ok(handle) => {
+            let (set, seen) = handle.join();
+            let nodes = nodes_of(0, t, 8);
+            let mine = get_mempolicy(0, 0);
+            c.check(
+                "set.per_thread",
+                set.is_ok()
+                    && seen == Ok((MPOL_BIND as i32, 0b10))
+                    && nodes.iter().all(|n| *n == 1)
+                    && mine == Ok((0, 0)),
+                format_args!(
+                    "thread set {:?} saw {:?} placed {:?}; mine {:?}",
+                    set, seen, nodes, mine
+                ),
+            );
+        }
+        Err(e) => {
+            c.check("set.per_thread", false, format_args!("spawn: {}", e));
+        }
+    }
 }
 
 fn mbinds(c: &mut Checks) {
