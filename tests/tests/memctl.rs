@@ -52,6 +52,7 @@ fn memctl_locks_and_seals() {
         "pkey.thread_refused_across_sleep",
         "pkey.exec_resets_pkru",
         "pkey_mprotect.sealed",
+        "hostile.arguments_survive",
     ] {
         out.expect_line(&format!("memctl: check {check}: ok"));
     }

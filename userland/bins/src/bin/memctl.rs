@@ -39,7 +39,7 @@ use peios_rt::signal::{set_handler, Handler, SigInfo, UContext, SIGSEGV};
 use peios_rt::sys::mm::{mincore, mmap, mmap_anon, MapFlags, Prot, PAGE_SIZE};
 use peios_rt::sys::process::{prlimit64, Rlimit};
 use peios_rt::sys::signal::SigSet;
-use peios_rt::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall5};
+use peios_rt::syscall::{syscall0, syscall1, syscall2, syscall3, syscall4, syscall5, syscall6};
 
 peios_rt::main!(main);
 
@@ -863,5 +863,86 @@ fn main(args: &Args) -> i32 {
     mseal_table(&mut c, peios);
     let argv0 = args.get(0).unwrap_or("/bin/memctl");
     pkeys(&mut c, argv0);
+    hostile_arguments(&mut c);
     c.finish()
+}
+
+/// Hostile arguments to every call of this issue, from a child: unmapped, kernel and
+/// non-canonical pointers, huge and wrapping lengths, unknown flags and modes. The
+/// child must come back (exit 0) with every result a success or an errno, and its own
+/// sentinel page intact.
+fn hostile_arguments(c: &mut Checks) {
+    const CALLS: usize = 3000;
+    let st = in_child(|| {
+        let _ = set_memlock(64 * P as u64);
+        let scratch = anon(16, Prot::RW);
+        let sentinel = anon(1, Prot::RW);
+        // SAFETY: this child's own fresh page.
+        unsafe { (sentinel as *mut u64).write_volatile(0x5eed_5eed) };
+        let hole = peios_bins::unmapped_page().unwrap_or(0);
+        let values: [usize; 16] = [
+            0,
+            1,
+            P - 1,
+            P,
+            usize::MAX,
+            usize::MAX - P + 1,
+            1 << 47,
+            0xffff_8000_0000_0000,
+            0x8000_0000_0000_0000,
+            scratch,
+            scratch + 3 * P,
+            scratch + 100,
+            hole,
+            16 * P,
+            (1 << 31) + 5,
+            0xffff_ffff,
+        ];
+        let numbers = [
+            149usize, 150, 151, 152, 325, 462, 329, 330, 331, 237, 238, 239, 256, 279,
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let mut bad = 0;
+        for _ in 0..CALLS {
+            let nr = numbers[next() % numbers.len()];
+            let mut a = [0usize; 6];
+            for x in a.iter_mut() {
+                *x = values[next() % values.len()];
+            }
+            match nr {
+                // pid arguments: this child, or one no process has.
+                256 | 279 => a[0] = if next() % 2 == 0 { 0 } else { 0x7fff_fff0 },
+                // Never lock the future address space or seal what the child runs on.
+                151 => a[0] &= 0x5,
+                // Freeing key 0 is allowed (as on Linux), and a pkey_alloc would then
+                // hand it out with access disabled: every access to ordinary memory
+                // would fault. Not what this test is after.
+                331 if a[0] as u32 == 0 => a[0] = 15,
+                462 if a[0] != scratch && a[0] != scratch + 3 * P => a[0] = hole,
+                _ => {}
+            }
+            // SAFETY: every address argument is this child's scratch, its guaranteed
+            // hole, or not user memory at all; the calls can at worst change or seal
+            // the scratch mapping, lock memory or move pages.
+            let r = unsafe { syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+            if r < 0 && !(-133..=-1).contains(&r) {
+                bad += 1;
+            }
+        }
+        let _ = munlockall();
+        // SAFETY: the sentinel page was never named by a call.
+        let kept = unsafe { (sentinel as *const u64).read_volatile() } == 0x5eed_5eed;
+        if bad == 0 && kept {
+            0
+        } else {
+            1
+        }
+    });
+    exited_ok(c, "hostile.arguments_survive", st);
 }
