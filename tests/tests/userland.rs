@@ -28,6 +28,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "hello",
         "hello_c",
         "hello_pie",
+        "hello_dyn",
         "threads",
         "forkexec",
         "signals",
@@ -45,7 +46,10 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("20 passed, 0 failed");
+    out.expect_line("21 passed, 0 failed");
+    // The dynamically linked program started in musl's loader, which found itself.
+    out.expect_line("hello_c: loader at AT_BASE");
+    out.expect_line("hello from musl (dynamic");
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");
     out.expect_line("EXIT=0");

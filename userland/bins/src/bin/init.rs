@@ -28,6 +28,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["hello"],
     &["hello_c"],
     &["hello_pie"],
+    &["hello_dyn"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],
