@@ -36,6 +36,7 @@ mod at {
     pub const CLKTCK: u64 = 17;
     pub const SECURE: u64 = 23;
     pub const HWCAP2: u64 = 26;
+    pub const SYSINFO_EHDR: u64 = 33;
 }
 
 /// A loaded program: its address space and the context to start it with.
@@ -96,6 +97,7 @@ pub fn load(
         }
         None => (program.entry, 0),
     };
+    let vdso = super::vdso::map(mm)?;
 
     let mut random = [0u8; 16];
     crate::random::fill(&mut random);
@@ -116,6 +118,7 @@ pub fn load(
         (at::HWCAP2, 0),
         (at::CLKTCK, 100),
         (at::SECURE, 0),
+        (at::SYSINFO_EHDR, vdso),
     ];
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();

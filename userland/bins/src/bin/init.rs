@@ -29,6 +29,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["hello_c"],
     &["hello_pie"],
     &["hello_dyn"],
+    &["vdso"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],
