@@ -256,15 +256,12 @@ fn program_image(full: &str) -> SysResult<&'static [u8]> {
     }
 }
 
-/// Checks that `path` names a static program this kernel can load.
+/// Checks that `path` names a program this kernel can load.
 fn check_executable(path: u64) -> SysResult<()> {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
     let full = super::fs::absolute_path(name);
-    let elf = program_image(&full)?;
-    loader::elf::parse(elf, 0x5555_5555_0000, USER_ADDRESS_END)
-        .map(|_| ())
-        .map_err(|_| Errno::ENOEXEC)
+    exec::check(program_image(&full)?)
 }
 
 fn execve_single(

@@ -390,8 +390,26 @@ unsafe extern "C" {
     fn syscall_entry();
 }
 
-/// Programs the `syscall` MSRs on the calling CPU.
+/// IA32_TSC_AUX: what RDTSCP returns in ECX.
+const IA32_TSC_AUX: u32 = 0xc000_0103;
+
+/// The IA32_TSC_AUX value of a CPU, as Linux sets it for the vDSO's getcpu: the node
+/// above bit 12, the CPU number below.
+pub fn tsc_aux(cpu: u32, node: u32) -> u64 {
+    u64::from(node) << 12 | u64::from(cpu & 0xfff)
+}
+
+/// Programs the `syscall` MSRs on the calling CPU, and IA32_TSC_AUX (the vDSO's getcpu)
+/// where the CPU has RDTSCP.
 pub fn init_cpu() {
+    if super::cpu::features().rdtscp {
+        let here = percpu::current();
+        // SAFETY: CPUID reports RDTSCP, so IA32_TSC_AUX exists; it only feeds RDTSCP.
+        unsafe {
+            x86_64::registers::model_specific::Msr::new(IA32_TSC_AUX)
+                .write(tsc_aux(here.cpu_id.0, here.node));
+        }
+    }
     // SAFETY: LSTAR points at `syscall_entry`; STAR holds the selectors of our GDT;
     // SFMASK clears IF, DF, TF and AC on entry; SCE enables the instruction.
     unsafe {

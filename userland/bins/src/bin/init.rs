@@ -28,6 +28,8 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["hello"],
     &["hello_c"],
     &["hello_pie"],
+    &["hello_dyn"],
+    &["vdso"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],
