@@ -96,6 +96,7 @@ use crate::frame::PAGE_SIZE;
 use crate::ksm::Ksm;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::Frames;
+use crate::thp::Thp;
 use crate::tlb::TlbFlush;
 use crate::vma::{Vma, VmaTree};
 use lock::TreeLock;
@@ -126,6 +127,7 @@ pub struct Tunables {
     stack_guard_gap_pages: AtomicU64,
     commitment: Arc<Commitment>,
     ksm: Arc<Ksm>,
+    thp: Thp,
 }
 
 impl Default for Tunables {
@@ -136,6 +138,7 @@ impl Default for Tunables {
             stack_guard_gap_pages: AtomicU64::new(STACK_GUARD_GAP_PAGES),
             commitment: Arc::new(Commitment::new()),
             ksm: Arc::new(Ksm::new()),
+            thp: Thp::default(),
         }
     }
 }
@@ -180,6 +183,11 @@ impl Tunables {
     /// The KSM trees every address space merges into.
     pub fn ksm(&self) -> &Arc<Ksm> {
         &self.ksm
+    }
+
+    /// The transparent-huge-page settings and counters.
+    pub fn thp(&self) -> &Thp {
+        &self.thp
     }
 
     /// The overcommit policy and commit charge every address space draws on.

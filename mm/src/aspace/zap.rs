@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use crate::frame::Pfn;
-use crate::pagetable::PageTable;
+use crate::pagetable::{PageTable, HUGE_PAGES, HUGE_SIZE};
 use crate::phys::Frames;
 use crate::tlb::{TlbBatch, TlbFlush};
 
@@ -17,8 +17,22 @@ pub(crate) struct Zap<'a> {
     frames: &'a Frames,
     tlb: &'a dyn TlbFlush,
     batch: TlbBatch,
-    pending: Vec<Pfn>,
+    /// Frames to release after the flush: a 4 KiB frame, or (true) the head of a
+    /// huge leaf's 512.
+    pending: Vec<(Pfn, bool)>,
     zapped: u64,
+}
+
+impl<P: PageTable> super::AddressSpace<P> {
+    /// Splits any huge leaf that `start` or `end` falls inside (not on its edge):
+    /// done before the VMAs are cut there, so no leaf straddles two VMAs.
+    pub(crate) fn split_huge_edges(&self, start: u64, end: u64) {
+        for at in [start, end] {
+            if !at.is_multiple_of(HUGE_SIZE) {
+                self.page_table().split_huge(at);
+            }
+        }
+    }
 }
 
 impl<'a> Zap<'a> {
@@ -33,21 +47,49 @@ impl<'a> Zap<'a> {
         }
     }
 
-    /// Removes every entry in `[start, end)`.
+    /// Removes every entry in `[start, end)`: a huge leaf inside it whole, one
+    /// reaching outside it split first.
     pub(crate) fn range(&mut self, pt: &dyn PageTable, start: u64, end: u64) {
-        pt.scan(start, end, &mut |va, _| {
-            if let Some(old) = pt.unmap(va) {
-                self.entry_removed(va, old.pfn);
+        pt.scan_leaves(start, end, &mut |va, _, huge| {
+            if !huge {
+                if let Some(old) = pt.unmap(va) {
+                    self.entry_removed(va, old.pfn);
+                }
+                return;
+            }
+            if va >= start && va + HUGE_SIZE <= end {
+                if let Some(old) = pt.unmap_huge(va) {
+                    self.huge_removed(va, old.pfn);
+                }
+                return;
+            }
+            pt.split_huge(va);
+            let (lo, hi) = (va.max(start), (va + HUGE_SIZE).min(end));
+            for page in (lo..hi).step_by(crate::frame::PAGE_SIZE as usize) {
+                if let Some(old) = pt.unmap(page) {
+                    self.entry_removed(page, old.pfn);
+                }
             }
         });
     }
 
-    /// Records an entry the caller removed itself: its page is flushed and the frame
-    /// released with the batch.
+    /// Records a removed 4 KiB entry: its page is flushed and the frame released
+    /// with the batch.
     pub(crate) fn entry_removed(&mut self, va: u64, pfn: Pfn) {
         self.batch.add_page(va);
-        self.pending.push(pfn);
+        self.pending.push((pfn, false));
         self.zapped += 1;
+        if self.pending.len() >= ZAP_BATCH_FRAMES {
+            self.flush();
+        }
+    }
+
+    /// Records a removed huge leaf: its 2 MiB are flushed and its 512 frames
+    /// released with the batch.
+    pub(crate) fn huge_removed(&mut self, va: u64, head: Pfn) {
+        self.batch.add(va, va + HUGE_SIZE);
+        self.pending.push((head, true));
+        self.zapped += HUGE_PAGES;
         if self.pending.len() >= ZAP_BATCH_FRAMES {
             self.flush();
         }
@@ -60,8 +102,12 @@ impl<'a> Zap<'a> {
 
     fn flush(&mut self) {
         self.batch.flush(self.tlb);
-        for pfn in self.pending.drain(..) {
-            self.frames.put(pfn);
+        for (pfn, huge) in self.pending.drain(..) {
+            if huge {
+                self.frames.put_huge(pfn);
+            } else {
+                self.frames.put(pfn);
+            }
         }
     }
 

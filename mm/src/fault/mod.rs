@@ -18,6 +18,7 @@
 mod anon;
 mod cow;
 mod file;
+mod huge;
 mod stack;
 mod wait;
 
@@ -58,6 +59,8 @@ pub enum FaultResolved {
     Spurious,
     /// A zeroed frame was mapped (anonymous memory).
     DemandZero,
+    /// A zeroed 2 MiB page was mapped with one huge leaf (anonymous memory).
+    DemandZeroHuge,
     /// A shared frame was copied for a private write.
     CowCopied,
     /// A private write found the frame exclusive and made the entry writable.
@@ -249,7 +252,12 @@ impl<P: PageTable> AddressSpace<P> {
             }
         }
         match &vma.backing {
-            Backing::Anon => self.demand_zero(vma, page, access),
+            Backing::Anon => {
+                if let Some(result) = self.huge_demand_zero(vma, page, access) {
+                    return result;
+                }
+                self.demand_zero(vma, page, access)
+            }
             Backing::File(file) => self.file_fault(vma, file, page, access),
         }
     }

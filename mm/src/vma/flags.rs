@@ -176,6 +176,10 @@ bitflags! {
         const WIPEONFORK = 0x200_0000;
         /// `VM_DONTDUMP`: `MADV_DONTDUMP`.
         const DONTDUMP = 0x400_0000;
+        /// `VM_HUGEPAGE`: `MADV_HUGEPAGE` (transparent huge pages wanted).
+        const HUGEPAGE = 0x2000_0000;
+        /// `VM_NOHUGEPAGE`: `MADV_NOHUGEPAGE` (never transparent huge pages).
+        const NOHUGEPAGE = 0x4000_0000;
         /// `VM_MERGEABLE`: `MADV_MERGEABLE` (KSM may merge its pages).
         const MERGEABLE = 0x8000_0000;
     }
@@ -227,7 +231,7 @@ impl VmFlags {
 
     /// The two-letter `smaps` mnemonics of the set flags, in Linux's order.
     pub fn mnemonics(self) -> impl Iterator<Item = &'static str> {
-        const TABLE: [(VmFlags, &str); 20] = [
+        const TABLE: [(VmFlags, &str); 22] = [
             (VmFlags::READ, "rd"),
             (VmFlags::WRITE, "wr"),
             (VmFlags::EXEC, "ex"),
@@ -246,6 +250,8 @@ impl VmFlags {
             (VmFlags::NORESERVE, "nr"),
             (VmFlags::WIPEONFORK, "wf"),
             (VmFlags::DONTDUMP, "dd"),
+            (VmFlags::HUGEPAGE, "hg"),
+            (VmFlags::NOHUGEPAGE, "nh"),
             (VmFlags::MERGEABLE, "mg"),
             (VmFlags::empty(), ""),
         ];
