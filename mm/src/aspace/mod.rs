@@ -53,6 +53,7 @@
 
 mod access;
 mod brk;
+mod collapse;
 mod fork;
 mod intercept;
 mod ksm;
@@ -78,6 +79,7 @@ mod proptests;
 pub(crate) mod tests;
 
 pub use access::AccessError;
+pub use collapse::CollapseScan;
 pub use madvise::Advice;
 pub use mincore::MINCORE_BATCH_PAGES;
 pub use mmap::{FileMapping, MmapRequest};
@@ -350,6 +352,20 @@ impl<P: PageTable> AddressSpace<P> {
     pub fn resident_pages(&self) -> u64 {
         let _st = self.state.read();
         self.pt.count(0, self.layout.task_size)
+    }
+
+    /// Calls `f` with the first frame of every huge leaf mapped in a private
+    /// anonymous VMA (`AnonHugePages`: the kernel counts each page once across
+    /// processes).
+    pub fn anon_huge_pages(&self, f: &mut dyn FnMut(crate::frame::Pfn)) {
+        let st = self.state.read();
+        for v in st.tree.iter().filter(|v| v.file().is_none()) {
+            self.pt.scan_leaves(v.start, v.end, &mut |_, pte, huge| {
+                if huge {
+                    f(pte.pfn);
+                }
+            });
+        }
     }
 
     /// Kernel memory this address space holds for its owner: its page-table pages

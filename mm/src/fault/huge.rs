@@ -119,6 +119,13 @@ pub(crate) mod tests {
         h.aspace.read_bytes(a + HUGE_SIZE - 3, &mut b).unwrap();
         assert_eq!(&b, b"xyz");
         h.aspace.check_invariants().unwrap();
+        let smaps = crate::procfs::smaps(&h.aspace);
+        assert!(smaps.contains("AnonHugePages:      2048 kB"), "{smaps}");
+        assert!(smaps.contains("THPeligible:           1"));
+        assert!(smaps.contains(" hg \n"));
+        let mut heads = 0;
+        h.aspace.anon_huge_pages(&mut |_| heads += 1);
+        assert_eq!(heads, 1);
         h.aspace.munmap(a, 2 * HUGE_SIZE).unwrap();
         assert_eq!(h.soft.live(), 0);
     }

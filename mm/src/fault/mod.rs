@@ -18,7 +18,7 @@
 mod anon;
 mod cow;
 mod file;
-mod huge;
+pub(crate) mod huge;
 mod stack;
 mod wait;
 

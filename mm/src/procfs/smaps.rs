@@ -29,6 +29,7 @@ struct MemSize {
     private_dirty: u64,
     referenced: u64,
     anonymous: u64,
+    anon_huge: u64,
     pss_locked: u64,
 }
 
@@ -58,6 +59,11 @@ fn account<P: PageTable>(pt: &P, frames: &Frames, vma: &Vma) -> MemSize {
             (true, false) => m.shared_clean += PAGE_SIZE,
             (false, true) => m.private_dirty += PAGE_SIZE,
             (false, false) => m.private_clean += PAGE_SIZE,
+        }
+    });
+    pt.scan_leaves(vma.start, vma.end, &mut |_, _, huge| {
+        if huge && vma.file().is_none() {
+            m.anon_huge += crate::pagetable::HUGE_SIZE;
         }
     });
     m
@@ -93,7 +99,9 @@ pub fn smaps_batch<P: PageTable>(
     super::batch(&st, from, max_vmas, |vma| {
         out.try_reserve(BLOCK_BYTES)
             .map_err(|_| MmError::NoMemory)?;
-        smaps_block(out, &st, aspace.page_table(), frames, vma);
+        let eligible = aspace.tunables().thp().vma_eligible(vma.flags)
+            && matches!(vma.backing, crate::vma::Backing::Anon);
+        smaps_block(out, &st, aspace.page_table(), frames, vma, eligible);
         Ok(())
     })
 }
@@ -105,6 +113,7 @@ fn smaps_block<P: PageTable>(
     pt: &P,
     frames: &Frames,
     vma: &Vma,
+    thp_eligible: bool,
 ) {
     maps_line(out, st, vma);
     let m = account(pt, frames, vma);
@@ -122,7 +131,7 @@ fn smaps_block<P: PageTable>(
     field(out, "Anonymous:", m.anonymous);
     field(out, "KSM:", 0);
     field(out, "LazyFree:", 0);
-    field(out, "AnonHugePages:", 0);
+    field(out, "AnonHugePages:", m.anon_huge);
     field(out, "ShmemPmdMapped:", 0);
     field(out, "FilePmdMapped:", 0);
     field(out, "Shared_Hugetlb:", 0);
@@ -130,7 +139,7 @@ fn smaps_block<P: PageTable>(
     field(out, "Swap:", 0);
     field(out, "SwapPss:", 0);
     field(out, "Locked:", m.pss_locked >> PSS_SHIFT);
-    let _ = writeln!(out, "THPeligible:    {:>8}", 0);
+    let _ = writeln!(out, "THPeligible:    {:>8}", u8::from(thp_eligible));
     out.push_str("VmFlags:");
     for mnemonic in vma.flags.mnemonics() {
         out.push(' ');
