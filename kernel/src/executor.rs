@@ -45,8 +45,10 @@ impl Platform for KernelPlatform {
         // before the final `still_idle` check: a kicker that saw it set had already claimed
         // our idle bit, so that check sees the claim and we do not halt.
         // Idle time zeroes huge pages for later faults (stopping as work arrives).
-        if crate::mem::thp_pool::idle_work(still_idle) && !still_idle() {
-            return;
+        while crate::mem::thp_pool::idle_work(still_idle) {
+            if !still_idle() {
+                return;
+            }
         }
         let cpu = percpu::current();
         cpu.idle_polling.store(true, Ordering::SeqCst);

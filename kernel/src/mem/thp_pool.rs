@@ -1,6 +1,8 @@
 //! Pre-zeroed huge pages: a few 2 MiB pages per node, zeroed by CPUs with nothing
-//! else to do (the executor's idle hook calls [`idle_work`]), so a huge-page fault
-//! usually maps a page that is already clean instead of zeroing 512 frames itself.
+//! else to do (the executor's idle hook calls [`idle_work`] until the pools are full
+//! or work arrives; a CPU fills its own node's pool first, then any other's), so a
+//! huge-page fault often maps a page that is already clean instead of zeroing 512
+//! frames itself.
 //!
 //! A CPU zeroes one page in 64 KiB steps and stops as soon as work arrives; the page
 //! it was filling stays its own (a per-CPU slot only that CPU's idle loop touches) and
@@ -71,8 +73,9 @@ fn wants_page(node: NodeId) -> bool {
         && stats.nr_free[Order::HUGE_2M.index()..].iter().any(|&n| n > 0)
 }
 
-/// Zeroes part of a huge page for this CPU's node while `still_idle()`; called by
-/// the executor's idle loop before it halts. True if it did any work.
+/// Zeroes part of a huge page while `still_idle()`, for this CPU's node or else the
+/// first other node whose pool is short; called by the executor's idle loop before
+/// it halts. True if it did any work (call again while still idle).
 pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
     let Some(alloc) = frames::try_allocator() else {
         return false;
@@ -81,12 +84,17 @@ pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
     let Some(slot) = FILLING.get(cpu.0 as usize) else {
         return false;
     };
-    let node = NodeId(percpu::current().node);
     let mut state = slot.load(Ordering::Relaxed);
     if state == 0 {
-        if !wants_page(node) {
+        // This CPU's node first, then any other that is short.
+        let own = percpu::current().node;
+        let nodes = alloc.nr_nodes() as u32;
+        let Some(node) = (0..nodes)
+            .map(|i| NodeId((own + i) % nodes))
+            .find(|&n| wants_page(n))
+        else {
             return false;
-        }
+        };
         let Ok(pfn) = alloc.alloc_on_node(node, Order::HUGE_2M) else {
             return false;
         };
@@ -109,6 +117,9 @@ pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
         }
     }
     slot.store(0, Ordering::Relaxed);
+    let Some(node) = alloc.node_of(pfn) else {
+        return true;
+    };
     let ready = &READY[node.index()];
     let mut ready = ready.lock();
     if ready.len() < POOL_PAGES {
