@@ -55,6 +55,7 @@ pub fn read(path: &str) -> Option<String> {
     let extra = MeminfoExtra {
         hugepages_total: pools.total(HugeSize::Mib2),
         hugepages_free: pools.free_total(HugeSize::Mib2),
+        hugepages_rsvd: pools.reserved(HugeSize::Mib2),
         hugepage_size_kib: HugeSize::Mib2.kib(),
         hugetlb_kib: pools.frames_held() * 4,
         cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
@@ -121,6 +122,9 @@ pub fn read(path: &str) -> Option<String> {
                 return Some(format!("{value}\n"));
             }
             if let Some(rest) = path.strip_prefix("/sys/kernel/mm/hugepages/") {
+                if let Some(dir) = rest.strip_suffix("/resv_hugepages") {
+                    return Some(format!("{}\n", pools.reserved(pool_size(dir)?)));
+                }
                 let size = pool_size(rest.strip_suffix("/free_hugepages")?)?;
                 return Some(format!("{}\n", pools.free_total(size)));
             }

@@ -138,7 +138,7 @@ impl Thp {
     /// Whether a private anonymous VMA with `flags` gets huge pages on faults (and
     /// from khugepaged).
     pub fn vma_eligible(&self, flags: VmFlags) -> bool {
-        if flags.contains(VmFlags::NOHUGEPAGE) || flags.contains(VmFlags::MAYSHARE) {
+        if flags.intersects(VmFlags::NOHUGEPAGE | VmFlags::MAYSHARE | VmFlags::HUGETLB) {
             return false;
         }
         match self.enabled() {

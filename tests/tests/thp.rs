@@ -2,7 +2,7 @@
 //! (AnonHugePages in meminfo and smaps, thp_fault_alloc), splits by mprotect and
 //! partial munmap keeping every byte, fork copy-on-write on a huge page, the
 //! enabled modes and MADV_NOHUGEPAGE, khugepaged collapsing a populated region, and
-//! the knobs refused to a restricted process.
+//! the knobs refused to a restricted process; and hugetlb mappings over the pools.
 
 use guest_tests::{repo_root, Guest};
 
@@ -37,4 +37,35 @@ fn thp_program_passes() {
         out.expect_line(&format!("thp: check {check}: ok"));
     }
     out.expect_line("thp: all 17 checks passed");
+}
+
+/// Hugetlb mappings in a booted guest: the `hugetlb` program checks reservation at
+/// mmap (HugePages_Rsvd), a fault taking a reserved page (HugePages_Free), ENOMEM
+/// past the unreserved pages, EINVAL for an unaligned munmap, SIGBUS past the pool
+/// with MAP_NORESERVE, and a shared hugetlb mapping shared with a fork child.
+#[test]
+fn hugetlb_program_passes() {
+    let bin = repo_root().join("userland/target/bin/hugetlb");
+    let out = Guest {
+        cpus: 4,
+        nodes: 2,
+        mem_mib: 2048,
+        run: vec![bin.display().to_string()],
+        ..Default::default()
+    }
+    .boot();
+    out.expect_status(0);
+    for check in [
+        "mmap_reserves",
+        "fault_takes_reserved_page",
+        "mmap_past_unreserved_enomem",
+        "unaligned_munmap_einval",
+        "munmap_gives_back",
+        "noreserve_overrun_sigbus",
+        "shared_across_fork",
+        "all_back",
+    ] {
+        out.expect_line(&format!("hugetlb: check {check}: ok"));
+    }
+    out.expect_line("hugetlb: all 11 checks passed");
 }

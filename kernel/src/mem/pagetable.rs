@@ -26,6 +26,8 @@ mod bits {
     pub const HUGE: u64 = 1 << 7;
     /// Software: an entry another fault is filling (copy-on-write in progress).
     pub const BUSY: u64 = 1 << 10;
+    /// Software: a hugetlb leaf (never split).
+    pub const HUGETLB: u64 = 1 << 9;
     pub const NO_EXECUTE: u64 = 1 << 63;
 }
 
@@ -146,6 +148,9 @@ fn encode(pte: Pte) -> u64 {
     if f.contains(PteFlags::BUSY) {
         e |= bits::BUSY;
     }
+    if f.contains(PteFlags::HUGETLB) {
+        e |= bits::HUGETLB;
+    }
     e
 }
 
@@ -172,6 +177,9 @@ fn decode(e: u64) -> Option<Pte> {
     }
     if e & bits::BUSY != 0 {
         f |= PteFlags::BUSY;
+    }
+    if e & bits::HUGETLB != 0 {
+        f |= PteFlags::HUGETLB;
     }
     Some(Pte::new(Pfn((e & ADDRESS_MASK) >> 12), f))
 }
@@ -297,6 +305,8 @@ impl X86PageTable {
             match self.walk(va, false).ok()? {
                 Walk::Absent => return None,
                 Walk::Entry(e) => return Some(e),
+                // A hugetlb leaf has no 4 KiB entries to change.
+                Walk::Huge(word) if word & bits::HUGETLB != 0 => return None,
                 Walk::Huge(..) => {
                     self.split_huge(va);
                 }
@@ -701,7 +711,7 @@ impl PageTable for X86PageTable {
         let entries = table(deposit);
         loop {
             let cur = slot.load(Ordering::Acquire);
-            if !is_huge(cur) {
+            if !is_huge(cur) || cur & bits::HUGETLB != 0 {
                 return false;
             }
             for (n, e) in entries.iter().enumerate() {

@@ -38,6 +38,7 @@ impl<P: PageTable> AddressSpace<P> {
             .map(|v| {
                 let mut c = v.clone();
                 c.interceptor = None;
+                c.hugetlb = v.hugetlb.as_ref().map(|m| m.for_fork_child());
                 c
             })
             .collect();
@@ -53,6 +54,13 @@ impl<P: PageTable> AddressSpace<P> {
             .filter(|v| !v.flags.contains(VmFlags::WIPEONFORK))
         {
             let private = !v.flags.contains(VmFlags::MAYSHARE);
+            if v.hugetlb.is_some() {
+                if self.fork_hugetlb(cpt, v, private, &mut parent_flush).is_err() {
+                    failed = true;
+                    break;
+                }
+                continue;
+            }
             let copied = pt.fork_range(cpt, v.start, v.end, private, &mut |va, pte, weakened| {
                 if weakened {
                     parent_flush.weakened(va);
@@ -79,6 +87,47 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::NoMemory);
         }
         Ok(child)
+    }
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Copies the hugetlb leaves of `v` into the child: each page gains a
+    /// reference; a private one becomes read-only on both sides (a write copies).
+    fn fork_hugetlb(
+        &self,
+        cpt: &P,
+        v: &Vma,
+        private: bool,
+        parent_flush: &mut Zap<'_>,
+    ) -> Result<(), MmError> {
+        use crate::pagetable::{PteFlags, HUGE_SIZE};
+        let pt = self.page_table();
+        let mut result = Ok(());
+        pt.scan_leaves(v.start, v.end, &mut |va, _, huge| {
+            if !huge || result.is_err() {
+                return;
+            }
+            let Some(mut leaf) = pt.query_huge(va) else {
+                return;
+            };
+            while private && leaf.flags.contains(PteFlags::WRITE) {
+                let ro = leaf.with_flags(leaf.flags - PteFlags::WRITE);
+                match pt.replace_huge(va, leaf, ro) {
+                    Ok(()) => {
+                        leaf = ro;
+                        parent_flush.weakened_range(va, va + HUGE_SIZE);
+                    }
+                    Err(Some(now)) => leaf = now,
+                    Err(None) => return,
+                }
+            }
+            let copy = leaf.with_flags(leaf.flags - PteFlags::BUSY);
+            match cpt.install_huge(va, copy) {
+                Ok(()) => self.frames().get(leaf.pfn),
+                Err(_) => result = Err(MmError::NoMemory),
+            }
+        });
+        result
     }
 }
 

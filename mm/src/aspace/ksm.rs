@@ -23,7 +23,11 @@ impl<P: PageTable> AddressSpace<P> {
         for v in st
             .tree
             .iter()
-            .filter(|v| v.flags.contains(VmFlags::MERGEABLE) && matches!(v.backing, Backing::Anon))
+            .filter(|v| {
+                v.flags.contains(VmFlags::MERGEABLE)
+                    && matches!(v.backing, Backing::Anon)
+                    && v.hugetlb.is_none()
+            })
         {
             // Pin every page only this mapping owns and write-protect it: once the
             // flush is done, nobody can change its contents (a write copies it).

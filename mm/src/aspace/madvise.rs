@@ -137,6 +137,7 @@ impl<P: PageTable> AddressSpace<P> {
             _ => {}
         }
         let mut st = self.state().write();
+        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
         let hole = !st.tree.is_covered(addr, end);
         let parts: alloc::vec::Vec<Vma> = st
             .tree
@@ -176,7 +177,7 @@ impl<P: PageTable> AddressSpace<P> {
                 if advice == Advice::Free && parts.iter().any(|v| v.file().is_some()) {
                     return Err(MmError::InvalidArgument);
                 }
-                self.zap_vmas(&parts);
+                self.zap_parts(&parts);
             }
             Advice::Remove => {
                 // Linux's order: locked or file-less mappings are EINVAL, then a mapping
@@ -196,7 +197,7 @@ impl<P: PageTable> AddressSpace<P> {
                 {
                     return Err(MmError::NotSupported);
                 }
-                self.zap_vmas(&parts);
+                self.zap_parts(&parts);
                 for v in &parts {
                     if let Some(f) = v.file() {
                         f.punch_hole(v.pgoff, v.pages());

@@ -130,6 +130,7 @@ pub struct Tunables {
     commitment: Arc<Commitment>,
     ksm: Arc<Ksm>,
     thp: Thp,
+    hugetlb: spin::Once<Arc<dyn crate::hugetlb::HugetlbSource>>,
 }
 
 impl Default for Tunables {
@@ -141,6 +142,7 @@ impl Default for Tunables {
             commitment: Arc::new(Commitment::new()),
             ksm: Arc::new(Ksm::new()),
             thp: Thp::default(),
+            hugetlb: spin::Once::new(),
         }
     }
 }
@@ -185,6 +187,17 @@ impl Tunables {
     /// The KSM trees every address space merges into.
     pub fn ksm(&self) -> &Arc<Ksm> {
         &self.ksm
+    }
+
+    /// Sets where hugetlb mappings get their pages (once, at boot; without it
+    /// `MAP_HUGETLB` fails with `ENOMEM`, as on Linux with no pool).
+    pub fn set_hugetlb_source(&self, source: Arc<dyn crate::hugetlb::HugetlbSource>) {
+        self.hugetlb.call_once(|| source);
+    }
+
+    /// The hugetlb page source, if set.
+    pub fn hugetlb_source(&self) -> Option<&Arc<dyn crate::hugetlb::HugetlbSource>> {
+        self.hugetlb.get()
     }
 
     /// The transparent-huge-page settings and counters.
@@ -395,7 +408,10 @@ impl<P: PageTable> AddressSpace<P> {
             match st.tree.find(va) {
                 None => err = Some(format!("entry at {va:#x} outside every VMA")),
                 Some(v) => {
-                    let allowed = vma_pte_perms(v.flags) | PteFlags::HW;
+                    let mut allowed = vma_pte_perms(v.flags) | PteFlags::HW;
+                    if v.hugetlb.is_some() {
+                        allowed |= PteFlags::HUGETLB;
+                    }
                     if !allowed.contains(pte.flags) {
                         err = Some(format!(
                             "entry at {va:#x} has {:?}, VMA allows {:?}",
@@ -414,6 +430,7 @@ impl<P: PageTable> AddressSpace<P> {
         let mut st = self.state.write();
         self.note_rss();
         let mut zap = Zap::new(&self.frames, &*self.tlb);
+        zap.vmas(&self.pt, st.tree.iter());
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
         let brk = (st.start_brk, st.brk);
@@ -442,7 +459,9 @@ impl<P: PageTable> AddressSpace<P> {
 
 impl<P: PageTable> Drop for AddressSpace<P> {
     fn drop(&mut self) {
+        let st = self.state.read();
         let mut zap = Zap::new(&self.frames, &*self.tlb);
+        zap.vmas(&self.pt, st.tree.iter());
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
     }

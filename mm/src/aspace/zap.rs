@@ -2,7 +2,11 @@
 //! invalidation, and dropping the frames' references only after the flush (a CPU
 //! with a stale translation must never see a frame that was reused).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+
+use crate::hugetlb::HugetlbMap;
+use crate::vma::Vma;
 
 use crate::frame::Pfn;
 use crate::pagetable::{PageTable, HUGE_PAGES, HUGE_SIZE};
@@ -12,14 +16,23 @@ use crate::tlb::{TlbBatch, TlbFlush};
 /// Frames released per flush when a zap is large.
 const ZAP_BATCH_FRAMES: usize = 512;
 
+/// A reference a zap drops once the TLB is flushed.
+enum Release {
+    /// A 4 KiB frame.
+    Frame(Pfn),
+    /// The 512 frames of a transparent huge page.
+    Huge(Pfn),
+    /// A hugetlb page, back to its mapping's pool with the last reference.
+    Hugetlb(Arc<HugetlbMap>, Pfn),
+}
+
 /// An in-progress zap over one address space.
 pub(crate) struct Zap<'a> {
     frames: &'a Frames,
     tlb: &'a dyn TlbFlush,
     batch: TlbBatch,
-    /// Frames to release after the flush: a 4 KiB frame, or (true) the head of a
-    /// huge leaf's 512.
-    pending: Vec<(Pfn, bool)>,
+    /// Frames to release after the flush.
+    pending: Vec<Release>,
     zapped: u64,
 }
 
@@ -73,11 +86,39 @@ impl<'a> Zap<'a> {
         });
     }
 
+    /// Removes the entries of `[start, end)` inside `vma` (a hugetlb VMA's leaves go
+    /// back to its pool; its range is aligned to its pages).
+    pub(crate) fn vma_range(&mut self, pt: &dyn PageTable, vma: &Vma, start: u64, end: u64) {
+        let Some(map) = &vma.hugetlb else {
+            return self.range(pt, start, end);
+        };
+        pt.scan_leaves(start, end, &mut |va, _, huge| {
+            if !huge {
+                return;
+            }
+            if let Some(old) = pt.unmap_huge(va) {
+                self.batch.add(va, va + HUGE_SIZE);
+                self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
+                self.zapped += HUGE_PAGES;
+                if self.pending.len() >= ZAP_BATCH_FRAMES {
+                    self.flush();
+                }
+            }
+        });
+    }
+
+    /// Removes every entry of every VMA in `vmas` (all of the address space).
+    pub(crate) fn vmas<'v>(&mut self, pt: &dyn PageTable, vmas: impl Iterator<Item = &'v Vma>) {
+        for v in vmas {
+            self.vma_range(pt, v, v.start, v.end);
+        }
+    }
+
     /// Records a removed 4 KiB entry: its page is flushed and the frame released
     /// with the batch.
     pub(crate) fn entry_removed(&mut self, va: u64, pfn: Pfn) {
         self.batch.add_page(va);
-        self.pending.push((pfn, false));
+        self.pending.push(Release::Frame(pfn));
         self.zapped += 1;
         if self.pending.len() >= ZAP_BATCH_FRAMES {
             self.flush();
@@ -88,11 +129,16 @@ impl<'a> Zap<'a> {
     /// released with the batch.
     pub(crate) fn huge_removed(&mut self, va: u64, head: Pfn) {
         self.batch.add(va, va + HUGE_SIZE);
-        self.pending.push((head, true));
+        self.pending.push(Release::Huge(head));
         self.zapped += HUGE_PAGES;
         if self.pending.len() >= ZAP_BATCH_FRAMES {
             self.flush();
         }
+    }
+
+    /// Records weakened translations over `[start, end)` (a huge leaf).
+    pub(crate) fn weakened_range(&mut self, start: u64, end: u64) {
+        self.batch.add(start, end);
     }
 
     /// Records a weakened (not removed) translation that needs flushing.
@@ -102,11 +148,13 @@ impl<'a> Zap<'a> {
 
     fn flush(&mut self) {
         self.batch.flush(self.tlb);
-        for (pfn, huge) in self.pending.drain(..) {
-            if huge {
-                self.frames.put_huge(pfn);
-            } else {
-                self.frames.put(pfn);
+        for release in self.pending.drain(..) {
+            match release {
+                Release::Frame(pfn) => {
+                    self.frames.put(pfn);
+                }
+                Release::Huge(head) => self.frames.put_huge(head),
+                Release::Hugetlb(map, head) => map.release(head),
             }
         }
     }

@@ -19,6 +19,7 @@ mod anon;
 mod cow;
 mod file;
 pub(crate) mod huge;
+mod hugetlb;
 mod stack;
 mod wait;
 
@@ -242,6 +243,9 @@ impl<P: PageTable> AddressSpace<P> {
     ) -> Result<FaultResolved, FaultError> {
         if !vma_allows(vma.flags, access) {
             return Err(FaultError::AccErr);
+        }
+        if let Some(map) = &vma.hugetlb {
+            return self.hugetlb_fault(vma, map, page, access);
         }
         if let Some(pte) = self.page_table().query(page) {
             return self.fault_present(vma, page, pte, access);

@@ -36,6 +36,10 @@ bitflags! {
         /// bit): a fault holds it while it copies the entry's frame, so nothing else
         /// replaces the entry or releases the frame meanwhile. Others seeing it retry.
         const BUSY = 1 << 5;
+        /// Software: a huge leaf of a hugetlb mapping. It is never split: the 4 KiB
+        /// operations leave it alone (only the huge ones change it), and its page
+        /// goes back to the hugetlb pool, not to the frame allocator.
+        const HUGETLB = 1 << 6;
     }
 }
 
@@ -319,7 +323,8 @@ pub trait PageTable: Send + Sync {
     }
 
     /// Splits the huge leaf covering `va` into 512 4 KiB entries with its flags
-    /// (without `BUSY`) mapping its frames in order; true if there was one. The
+    /// (without `BUSY`) mapping its frames in order; true if there was one. A
+    /// `HUGETLB` leaf is never split (false). The
     /// translations do not change, so no TLB flush is needed for the split itself.
     fn split_huge(&self, _va: u64) -> bool {
         false

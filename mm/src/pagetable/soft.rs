@@ -67,7 +67,7 @@ fn decode(word: u64) -> Option<Pte> {
     }
     Some(Pte {
         pfn: Pfn(word >> PAGE_SHIFT),
-        flags: PteFlags::from_bits_truncate(((word >> 1) & 0x3f) as u8),
+        flags: PteFlags::from_bits_truncate(((word >> 1) & 0x7f) as u8),
     })
 }
 
@@ -152,6 +152,9 @@ impl PageTable for SoftPageTable {
     }
 
     fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+        if self.query_huge(va).is_some_and(|h| h.flags.contains(PteFlags::HUGETLB)) {
+            return Err(None);
+        }
         self.split_huge(va);
         let Some(slot) = self.leaf(va, false) else {
             return Err(None);
@@ -167,6 +170,9 @@ impl PageTable for SoftPageTable {
     }
 
     fn unmap(&self, va: u64) -> Option<Pte> {
+        if self.query_huge(va).is_some_and(|h| h.flags.contains(PteFlags::HUGETLB)) {
+            return None;
+        }
         self.split_huge(va);
         decode(self.leaf(va, false)?.swap(0, Ordering::AcqRel))
     }
@@ -235,6 +241,9 @@ impl PageTable for SoftPageTable {
             let Some(head) = decode(cur) else {
                 return false;
             };
+            if head.flags.contains(PteFlags::HUGETLB) {
+                return false;
+            }
             if cur & busy != 0 {
                 core::hint::spin_loop();
                 continue;

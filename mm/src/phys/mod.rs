@@ -169,6 +169,12 @@ impl Frames {
         freed
     }
 
+    /// Drops one reference on `pfn` without freeing it; true when that was the last
+    /// (the caller disposes of the frame: a hugetlb page goes back to its pool).
+    pub fn put_ref(&self, pfn: Pfn) -> bool {
+        self.refs.put(pfn)
+    }
+
     /// The number of references on `pfn` (1 for a frame nobody shares).
     pub fn count(&self, pfn: Pfn) -> u32 {
         self.refs.count(pfn)

@@ -172,6 +172,8 @@ bitflags! {
         const ACCOUNT = 0x10_0000;
         /// `VM_NORESERVE`: `MAP_NORESERVE`.
         const NORESERVE = 0x20_0000;
+        /// `VM_HUGETLB`: a hugetlb mapping (`MAP_HUGETLB`).
+        const HUGETLB = 0x40_0000;
         /// `VM_WIPEONFORK`: `MADV_WIPEONFORK`.
         const WIPEONFORK = 0x200_0000;
         /// `VM_DONTDUMP`: `MADV_DONTDUMP`.
@@ -231,7 +233,7 @@ impl VmFlags {
 
     /// The two-letter `smaps` mnemonics of the set flags, in Linux's order.
     pub fn mnemonics(self) -> impl Iterator<Item = &'static str> {
-        const TABLE: [(VmFlags, &str); 22] = [
+        const TABLE: [(VmFlags, &str); 23] = [
             (VmFlags::READ, "rd"),
             (VmFlags::WRITE, "wr"),
             (VmFlags::EXEC, "ex"),
@@ -248,6 +250,7 @@ impl VmFlags {
             (VmFlags::DONTEXPAND, "de"),
             (VmFlags::ACCOUNT, "ac"),
             (VmFlags::NORESERVE, "nr"),
+            (VmFlags::HUGETLB, "ht"),
             (VmFlags::WIPEONFORK, "wf"),
             (VmFlags::DONTDUMP, "dd"),
             (VmFlags::HUGEPAGE, "hg"),

@@ -70,6 +70,8 @@ pub struct Vma {
     pub(crate) backing: Backing,
     pub(crate) pgoff: u64,
     pub(crate) interceptor: Option<Arc<dyn FaultInterceptor>>,
+    /// The hugetlb mapping this VMA is part of (`MAP_HUGETLB`), if any.
+    pub(crate) hugetlb: Option<Arc<crate::hugetlb::HugetlbMap>>,
 }
 
 impl Vma {
@@ -85,6 +87,7 @@ impl Vma {
             backing,
             pgoff,
             interceptor: None,
+            hugetlb: None,
         }
     }
 
@@ -126,6 +129,11 @@ impl Vma {
     /// The backing file, if any.
     pub fn file(&self) -> Option<&Arc<FileObject>> {
         self.backing.file()
+    }
+
+    /// The hugetlb mapping, if this is one.
+    pub fn hugetlb(&self) -> Option<&Arc<crate::hugetlb::HugetlbMap>> {
+        self.hugetlb.as_ref()
     }
 
     /// Page offset of `start` in the backing file (0 for anonymous memory).
