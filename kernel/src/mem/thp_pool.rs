@@ -8,7 +8,10 @@
 //! it was filling stays its own (a per-CPU slot only that CPU's idle loop touches) and
 //! the next idle period carries on where it stopped. Pages in the pool are split in
 //! the buddy already (each frame frees on its own). The pool holds at most
-//! [`POOL_PAGES`] per node and is refilled only while the node has plenty free.
+//! [`POOL_PAGES`] per node and is refilled only while the node has plenty free, and
+//! only while huge pages are in demand (a huge fault in the last [`DEMAND_NS`]); after
+//! [`DRAIN_AFTER_NS`] without one, an idle CPU gives the pool back, so memory figures
+//! of a system not using THP never move under it.
 
 use super::frames::{self, allocator, DirectMapZeroer};
 use crate::arch::percpu;
@@ -27,6 +30,12 @@ const STEP_FRAMES: u64 = 16;
 const HEADROOM: u64 = 8;
 /// Most nodes.
 const MAX_NODES: usize = 64;
+/// Pools are refilled while a huge fault happened this recently.
+pub const DEMAND_NS: u64 = 2_000_000_000;
+/// Pools are given back after this long without a huge fault.
+pub const DRAIN_AFTER_NS: u64 = 10_000_000_000;
+/// When a huge-page fault last asked for a page (0: never).
+static LAST_DEMAND_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Ready pages of each node.
 static READY: [Mutex<Vec<Pfn>>; MAX_NODES] = [const { Mutex::new(Vec::new()) }; MAX_NODES];
@@ -49,6 +58,7 @@ pub fn stats() -> (u64, u64, u64) {
 
 /// A zeroed, split huge page from `node`'s pool.
 pub fn take(node: NodeId) -> Option<Pfn> {
+    LAST_DEMAND_NS.store(crate::time::now_ns().max(1), Ordering::Relaxed);
     let pfn = READY.get(node.index())?.lock().pop();
     match pfn {
         Some(_) => HITS.fetch_add(1, Ordering::Relaxed),
@@ -86,6 +96,14 @@ pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
     };
     let mut state = slot.load(Ordering::Relaxed);
     if state == 0 {
+        let last = LAST_DEMAND_NS.load(Ordering::Relaxed);
+        let since = crate::time::now_ns().saturating_sub(last);
+        if last == 0 || since > DEMAND_NS {
+            if since > DRAIN_AFTER_NS && READY.iter().any(|r| !r.lock().is_empty()) {
+                drain();
+            }
+            return false;
+        }
         // This CPU's node first, then any other that is short.
         let own = percpu::current().node;
         let nodes = alloc.nr_nodes() as u32;
