@@ -151,13 +151,9 @@ impl mm::phys::FrameSource for KernelFrameSource {
         if let Some(pfn) = super::thp_pool::take(node) {
             return Ok(pfn);
         }
-        let take = || {
-            with_cpu(|h| {
-                h.alloc_zeroed(Order::HUGE_2M, Policy::Local, &DirectMapZeroer)
-                    .ok()
-            })
-            .flatten()
-        };
+        // Only the allocation runs with interrupts off: 2 MiB are zeroed with them
+        // on, so a TLB shootdown or a wake-up is not held up behind the zeroing.
+        let take = || with_cpu(|h| h.alloc(Order::HUGE_2M, Policy::Local).ok()).flatten();
         let pfn = match take() {
             Some(pfn) => pfn,
             None if may_wait => {
@@ -166,6 +162,7 @@ impl mm::phys::FrameSource for KernelFrameSource {
             }
             None => return Err(mm::phys::AllocFailure::OutOfMemory),
         };
+        allocator().zero(pfn, Order::HUGE_2M, &DirectMapZeroer);
         split_huge(pfn)
     }
 
