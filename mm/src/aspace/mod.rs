@@ -363,8 +363,22 @@ impl<P: PageTable> AddressSpace<P> {
 
     /// Resident pages (present entries in user space).
     pub fn resident_pages(&self) -> u64 {
-        let _st = self.state.read();
-        self.pt.count(0, self.layout.task_size)
+        let st = self.state.read();
+        self.pt.count(0, self.layout.task_size) - self.hugetlb_pages(&st)
+    }
+
+    /// 4 KiB pages mapped by hugetlb leaves (not resident memory, as on Linux: their
+    /// pages belong to the pool).
+    fn hugetlb_pages(&self, st: &MmState) -> u64 {
+        let mut pages = 0;
+        for v in st.tree.iter().filter(|v| v.hugetlb.is_some()) {
+            self.pt.scan_leaves(v.start, v.end, &mut |_, _, huge| {
+                if huge {
+                    pages += crate::pagetable::HUGE_PAGES;
+                }
+            });
+        }
+        pages
     }
 
     /// Calls `f` with the first frame of every huge leaf mapped in a private
@@ -428,7 +442,7 @@ impl<P: PageTable> AddressSpace<P> {
     /// reference is dropped. The address space stays usable (empty).
     pub fn teardown(&self) {
         let mut st = self.state.write();
-        self.note_rss();
+        self.note_rss(&st);
         let mut zap = Zap::new(&self.frames, &*self.tlb);
         zap.vmas(&self.pt, st.tree.iter());
         zap.range(&self.pt, 0, self.layout.task_size);
@@ -439,8 +453,9 @@ impl<P: PageTable> AddressSpace<P> {
     }
 
     /// Folds the current resident size into the high-water mark.
-    fn note_rss(&self) {
+    fn note_rss(&self, st: &MmState) {
         let rss = self.pt.count(0, self.layout.task_size);
+        let rss = rss - self.hugetlb_pages(st);
         self.hiwater_rss_pages.fetch_max(rss, Ordering::Relaxed);
     }
 

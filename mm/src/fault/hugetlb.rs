@@ -213,6 +213,12 @@ pub(crate) mod tests {
         h.aspace.read_bytes(a + HUGE_SIZE + 100, &mut b).unwrap();
         assert_eq!(&b, b"huge");
         h.aspace.check_invariants().unwrap();
+        let smaps = crate::procfs::smaps(&h.aspace);
+        assert!(smaps.contains("KernelPageSize:     2048 kB"), "{smaps}");
+        assert!(smaps.contains("Private_Hugetlb:    2048 kB"), "{smaps}");
+        assert!(smaps.contains("Rss:                   0 kB"), "{smaps}");
+        assert!(smaps.contains(" ht "), "{smaps}");
+        assert_eq!(h.aspace.resident_pages(), 0, "hugetlb pages are not RSS");
         // Unmapping the unfaulted page gives its reservation back; the other page
         // goes back to the pool.
         h.aspace.munmap(a, HUGE_SIZE).unwrap();

@@ -31,10 +31,25 @@ struct MemSize {
     anonymous: u64,
     anon_huge: u64,
     pss_locked: u64,
+    shared_hugetlb: u64,
+    private_hugetlb: u64,
 }
 
 fn account<P: PageTable>(pt: &P, frames: &Frames, vma: &Vma) -> MemSize {
     let mut m = MemSize::default();
+    if let Some(map) = &vma.hugetlb {
+        // As Linux: hugetlb pages are not in Rss, only in the two hugetlb lines.
+        pt.scan_leaves(vma.start, vma.end, &mut |_, pte, huge| {
+            if huge {
+                if frames.count(pte.pfn) >= 2 || map.is_shared() {
+                    m.shared_hugetlb += crate::pagetable::HUGE_SIZE;
+                } else {
+                    m.private_hugetlb += crate::pagetable::HUGE_SIZE;
+                }
+            }
+        });
+        return m;
+    }
     let locked = vma.flags.contains(VmFlags::LOCKED);
     pt.scan(vma.start, vma.end, &mut |va, pte| {
         let (class, mapcount) = classify(frames, vma, va, pte);
@@ -118,8 +133,9 @@ fn smaps_block<P: PageTable>(
     maps_line(out, st, vma);
     let m = account(pt, frames, vma);
     field(out, "Size:", vma.len_bytes());
-    field(out, "KernelPageSize:", PAGE_SIZE);
-    field(out, "MMUPageSize:", PAGE_SIZE);
+    let page_size = vma.hugetlb.as_ref().map_or(PAGE_SIZE, |m| m.page_bytes());
+    field(out, "KernelPageSize:", page_size);
+    field(out, "MMUPageSize:", page_size);
     field(out, "Rss:", m.resident);
     field(out, "Pss:", m.pss >> PSS_SHIFT);
     field(out, "Pss_Dirty:", m.pss_dirty >> PSS_SHIFT);
@@ -134,8 +150,8 @@ fn smaps_block<P: PageTable>(
     field(out, "AnonHugePages:", m.anon_huge);
     field(out, "ShmemPmdMapped:", 0);
     field(out, "FilePmdMapped:", 0);
-    field(out, "Shared_Hugetlb:", 0);
-    let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", 0);
+    field(out, "Shared_Hugetlb:", m.shared_hugetlb);
+    let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", m.private_hugetlb >> 10);
     field(out, "Swap:", 0);
     field(out, "SwapPss:", 0);
     field(out, "Locked:", m.pss_locked >> PSS_SHIFT);
