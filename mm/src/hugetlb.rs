@@ -280,6 +280,9 @@ pub struct HugetlbMap {
     base: u64,
     shared: bool,
     state: Mutex<HugetlbState>,
+    /// Serialises the faults of a 1 GiB mapping, whose pages are mapped by 512
+    /// leaves each (installed, copied or changed all together).
+    pub(crate) fault_lock: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -320,6 +323,7 @@ impl HugetlbMap {
             base,
             shared,
             state: Mutex::new(state),
+            fault_lock: Mutex::new(()),
         }))
     }
 
@@ -331,6 +335,11 @@ impl HugetlbMap {
     /// Page size in bytes.
     pub fn page_bytes(&self) -> u64 {
         self.size.order().bytes()
+    }
+
+    /// The first address of the page holding `va`.
+    pub fn page_start(&self, va: u64) -> u64 {
+        va & !(self.page_bytes() - 1)
     }
 
     /// Whether the pages are shared (`MAP_SHARED`).
@@ -351,6 +360,7 @@ impl HugetlbMap {
             base: self.base,
             shared: false,
             state: Mutex::new(HugetlbState::default()),
+            fault_lock: Mutex::new(()),
         })
     }
 
@@ -384,6 +394,7 @@ impl HugetlbMap {
     }
 
     /// A page for a private copy-on-write copy (no reservation), contents undefined.
+    /// (Its 2 MiB pieces are copied over by the caller.)
     pub fn page_for_copy(&self) -> Result<Pfn, NoHugePage> {
         self.source.take(self.size, false).ok_or(NoHugePage)
     }

@@ -42,14 +42,15 @@ fn thp_program_passes() {
 /// Hugetlb mappings in a booted guest: the `hugetlb` program checks reservation at
 /// mmap (HugePages_Rsvd), a fault taking a reserved page (HugePages_Free), ENOMEM
 /// past the unreserved pages, EINVAL for an unaligned munmap, SIGBUS past the pool
-/// with MAP_NORESERVE, and a shared hugetlb mapping shared with a fork child.
+/// with MAP_NORESERVE, a shared hugetlb mapping shared with a fork child, and (in a
+/// 4 GiB guest, where node 1 has a free GiB) a shared 1 GiB mapping.
 #[test]
 fn hugetlb_program_passes() {
     let bin = repo_root().join("userland/target/bin/hugetlb");
     let out = Guest {
         cpus: 4,
         nodes: 2,
-        mem_mib: 2048,
+        mem_mib: 4096,
         run: vec![bin.display().to_string()],
         ..Default::default()
     }
@@ -64,8 +65,9 @@ fn hugetlb_program_passes() {
         "noreserve_overrun_sigbus",
         "shared_across_fork",
         "all_back",
+        "gigantic_mapping",
     ] {
         out.expect_line(&format!("hugetlb: check {check}: ok"));
     }
-    out.expect_line("hugetlb: all 11 checks passed");
+    out.expect_line("hugetlb: all 12 checks passed");
 }

@@ -122,8 +122,11 @@ impl<P: PageTable> AddressSpace<P> {
                 }
             }
             let copy = leaf.with_flags(leaf.flags - PteFlags::BUSY);
+            let first_leaf = v.hugetlb.as_ref().is_some_and(|m| m.page_start(va) == va);
             match cpt.install_huge(va, copy) {
-                Ok(()) => self.frames().get(leaf.pfn),
+                // A page of several leaves holds its reference on the first.
+                Ok(()) if first_leaf => self.frames().get(leaf.pfn),
+                Ok(()) => {}
                 Err(_) => result = Err(MmError::NoMemory),
             }
         });

@@ -83,12 +83,12 @@ pub const MAP_HUGE_SHIFT: u32 = 26;
 /// `MAP_HUGE_MASK`.
 pub const MAP_HUGE_MASK: u64 = 0x3f;
 
-/// The hugetlb page size `MAP_HUGETLB` flags name (0: the default, 2 MiB); `EINVAL`
-/// for a size with no pool. 1 GiB pools exist, but 1 GiB mappings are not made
-/// yet: `EINVAL` too.
+/// The hugetlb page size `MAP_HUGETLB` flags name (0: the default, 2 MiB;
+/// `MAP_HUGE_2MB`, `MAP_HUGE_1GB`); `EINVAL` for a size with no pool.
 fn huge_size_of(flag_bits: u64) -> Result<crate::hugetlb::HugeSize, MmError> {
     match (flag_bits >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK {
         0 | 21 => Ok(crate::hugetlb::HugeSize::Mib2),
+        30 => Ok(crate::hugetlb::HugeSize::Gib1),
         _ => Err(MmError::InvalidArgument),
     }
 }

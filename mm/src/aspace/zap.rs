@@ -98,7 +98,10 @@ impl<'a> Zap<'a> {
             }
             if let Some(old) = pt.unmap_huge(va) {
                 self.batch.add(va, va + HUGE_SIZE);
-                self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
+                // A page of several leaves holds its reference on the first.
+                if map.page_start(va) == va {
+                    self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
+                }
                 self.zapped += HUGE_PAGES;
                 if self.pending.len() >= ZAP_BATCH_FRAMES {
                     self.flush();

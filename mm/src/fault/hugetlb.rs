@@ -9,7 +9,9 @@ use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
 use crate::aspace::AddressSpace;
 use crate::frame::Pfn;
 use crate::hugetlb::HugetlbMap;
-use crate::pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES};
+use crate::pagetable::{
+    huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE,
+};
 use crate::tlb::TlbBatch;
 use crate::vma::Vma;
 
@@ -22,6 +24,9 @@ impl<P: PageTable> AddressSpace<P> {
         page: u64,
         access: Access,
     ) -> Result<FaultResolved, FaultError> {
+        if map.page_bytes() > HUGE_SIZE {
+            return self.hugetlb_fault_multi(vma, map, page, access);
+        }
         let head_va = huge_base(page);
         let pt = self.page_table();
         let perms = vma_pte_perms(vma.flags);
@@ -64,6 +69,90 @@ impl<P: PageTable> AddressSpace<P> {
                 Err(FaultError::Oom)
             }
         }
+    }
+
+    /// A fault in a mapping of 1 GiB pages, each mapped by 512 2 MiB leaves that
+    /// change together: the mapping's fault lock is held throughout.
+    fn hugetlb_fault_multi(
+        &self,
+        vma: &Vma,
+        map: &HugetlbMap,
+        page: u64,
+        access: Access,
+    ) -> Result<FaultResolved, FaultError> {
+        let _serial = map.fault_lock.lock();
+        let pt = self.page_table();
+        let perms = vma_pte_perms(vma.flags);
+        let start = map.page_start(page);
+        let leaves = map.page_bytes() / HUGE_SIZE;
+        let leaf_va = |i: u64| start + i * HUGE_SIZE;
+        let sub = |head: Pfn, i: u64| Pfn(head.0 + i * HUGE_PAGES);
+        // Sets every leaf to `f(leaf)`.
+        let rewrite = |f: &dyn Fn(Pte) -> Pte| {
+            for i in 0..leaves {
+                while let Some(cur) = pt.query_huge(leaf_va(i)) {
+                    if pt.replace_huge(leaf_va(i), cur, f(cur)).is_ok() {
+                        break;
+                    }
+                }
+            }
+        };
+        if let Some(leaf) = pt.query_huge(huge_base(page)) {
+            if leaf.flags.contains(access.pte_flag()) && leaf.flags.contains(PteFlags::READ) {
+                return Ok(FaultResolved::Spurious);
+            }
+            let Some(first) = pt.query_huge(start) else {
+                return Ok(FaultResolved::Spurious);
+            };
+            let head = first.pfn;
+            if access == Access::Write && vma.is_private() {
+                let writable = perms | PteFlags::ACCESSED | PteFlags::DIRTY | PteFlags::HUGETLB;
+                if self.frames().count(head) == 1 {
+                    rewrite(&|cur| Pte::new(cur.pfn, writable | (cur.flags & PteFlags::HW)));
+                    return Ok(FaultResolved::CowReused);
+                }
+                let copy = map.page_for_copy().map_err(|_| FaultError::SigBus)?;
+                let src = self.frames().source();
+                for i in 0..leaves * HUGE_PAGES {
+                    src.copy(Pfn(copy.0 + i), Pfn(head.0 + i));
+                }
+                rewrite(&|cur| {
+                    let i = (cur.pfn.0 - head.0) / HUGE_PAGES;
+                    Pte::new(sub(copy, i), writable)
+                });
+                let mut batch = TlbBatch::new();
+                batch.add(start, start + map.page_bytes());
+                batch.flush(&**self.tlb());
+                map.release(head);
+                return Ok(FaultResolved::CowCopied);
+            }
+            let keep_write = if vma.is_private() {
+                leaf.flags & PteFlags::WRITE
+            } else {
+                PteFlags::WRITE
+            };
+            let grant = perms & (keep_write | !PteFlags::WRITE);
+            rewrite(&|cur| cur.with_flags((cur.flags - PteFlags::PERMS) | grant | fresh_hw_bits(access)));
+            return Ok(FaultResolved::Upgraded);
+        }
+        let head = map.page_for_fault(start).map_err(|_| FaultError::SigBus)?;
+        let mut flags = perms | fresh_hw_bits(access) | PteFlags::HUGETLB;
+        if vma.is_private() {
+            flags |= perms & PteFlags::WRITE;
+        }
+        for i in 0..leaves {
+            if let Err(e) = pt.install_huge(leaf_va(i), Pte::new(sub(head, i), flags)) {
+                for j in 0..i {
+                    pt.unmap_huge(leaf_va(j));
+                }
+                map.release(head);
+                return match e {
+                    InstallError::Occupied(_) => Ok(FaultResolved::Spurious),
+                    InstallError::NoMemory => Err(FaultError::Oom),
+                };
+            }
+        }
+        Ok(FaultResolved::DemandZeroHuge)
     }
 
     /// A write to the read-only private hugetlb leaf `leaf` at `head_va`.

@@ -2,10 +2,12 @@
 //! `nr_hugepages` = 4, an mmap of two pages reserves them (`HugePages_Rsvd` 2,
 //! `HugePages_Free` 4), a write faults one in (Free 3, Rsvd 1) with its bytes
 //! kept, a mapping the unreserved pages cannot cover is `ENOMEM`, an unaligned
-//! munmap inside it `EINVAL`, `MAP_HUGE_1GB` with no 1 GiB pool `ENOMEM`/`EINVAL`,
+//! munmap inside it `EINVAL`, `MAP_HUGE_1GB` with an empty 1 GiB pool `ENOMEM`,
 //! munmap gives everything back; a `MAP_NORESERVE` mapping larger than the pool
 //! kills its toucher with `SIGBUS` on the first page past it; a shared hugetlb
-//! mapping is shared with a fork child. The pool size is put back at the end.
+//! mapping is shared with a fork child. Where node 1 has a free GiB (a 4 GiB
+//! guest), a shared 1 GiB mapping is made, written at both ends and by a fork
+//! child, and given back. The pool sizes are put back at the end.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -82,8 +84,8 @@ fn run(c: &mut Checks) -> Result<(), Errno> {
     );
     let big = hugetlb_map(1, MapFlags::PRIVATE | MapFlags::from_bits_retain(MAP_HUGE_1GB));
     c.check(
-        "no_1g_mapping",
-        matches!(big, Err(Errno::ENOMEM) | Err(Errno::EINVAL)),
+        "no_1g_page_enomem",
+        matches!(big, Err(Errno::ENOMEM)),
         format_args!("{:?}", big.map(|p| p as usize)),
     );
     // SAFETY: our own mapping.
@@ -135,6 +137,73 @@ fn run(c: &mut Checks) -> Result<(), Errno> {
     // SAFETY: our own mapping.
     unsafe { munmap(s, HUGE)? };
     c.check("all_back", pool() == (4, 4, 0), format_args!("{:?}", pool()));
+    gigantic(c)
+}
+
+const GIB: usize = 1 << 30;
+const GIB_POOL: &str = "/sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages";
+const GIB_FREE: &str = "/sys/kernel/mm/hugepages/hugepages-1048576kB/free_hugepages";
+
+fn num(path: &str) -> Option<u64> {
+    read_file(path).ok()?.trim().parse().ok()
+}
+
+/// A 1 GiB page, when node 1 has a whole free GiB for its pool (a 4 GiB guest).
+fn gigantic(c: &mut Checks) -> Result<(), Errno> {
+    if write_file(GIB_POOL, "1").is_err() || num(GIB_POOL) != Some(1) {
+        println!("hugetlb: no free GiB on node 1: 1 GiB mapping not tried");
+        let _ = write_file(GIB_POOL, "0");
+        return Ok(());
+    }
+    let flags = MapFlags::SHARED | MapFlags::from_bits_retain(MAP_HUGE_1GB);
+    // SAFETY: no MAP_FIXED: a fresh range.
+    let g = unsafe {
+        mmap(0, GIB, Prot::RW, flags | MapFlags::ANONYMOUS | MapFlags::HUGETLB, -1, 0)
+    };
+    let g = match g {
+        Ok(g) => g,
+        Err(e) => {
+            c.check("gigantic_mapping", false, format_args!("mmap: {e}"));
+            let _ = write_file(GIB_POOL, "0");
+            return Ok(());
+        }
+    };
+    // SAFETY: inside our own 1 GiB mapping.
+    unsafe {
+        g.add(5).write_volatile(3);
+        g.add(GIB - 1).write_volatile(4);
+    }
+    let free_mapped = num(GIB_FREE);
+    let child = in_child(|| {
+        // SAFETY: the inherited shared mapping.
+        unsafe { g.add(GIB / 2).write_volatile(5) };
+        0
+    });
+    // SAFETY: as above.
+    let seen = unsafe {
+        (
+            g.add(5).read_volatile(),
+            g.add(GIB / 2).read_volatile(),
+            g.add(GIB - 1).read_volatile(),
+            g.add(GIB - 2).read_volatile(),
+        )
+    };
+    // SAFETY: our own mapping.
+    unsafe { munmap(g, GIB)? };
+    let free_after = num(GIB_FREE);
+    c.check(
+        "gigantic_mapping",
+        (g as usize).is_multiple_of(GIB)
+            && free_mapped == Some(0)
+            && seen == (3, 5, 4, 0)
+            && matches!(child, Ok(WaitStatus::Exited(0)))
+            && free_after == Some(1),
+        format_args!(
+            "at {:p}, free while mapped {free_mapped:?}, bytes {seen:?}, child {child:?}, free after {free_after:?}",
+            g
+        ),
+    );
+    let _ = write_file(GIB_POOL, "0");
     Ok(())
 }
 
