@@ -384,3 +384,129 @@ mod tests {
         assert!(t.table_bytes() > PAGE_SIZE);
     }
 }
+
+#[cfg(test)]
+mod huge_tests {
+    extern crate std;
+    use super::*;
+    use alloc::sync::Arc;
+    use alloc::vec::Vec;
+    use core::sync::atomic::AtomicUsize;
+
+    const RW: PteFlags = PteFlags::READ.union(PteFlags::WRITE);
+
+    #[test]
+    fn huge_leaf_shows_as_pages_and_splits_in_place() {
+        let t = SoftPageTable::new();
+        let va = 0x4000_0000;
+        assert!(t.huge_slot_empty(va));
+        t.install_huge(va, Pte::new(Pfn(512), RW)).unwrap();
+        assert!(!t.huge_slot_empty(va + 4096));
+        assert_eq!(t.query(va + 3 * PAGE_SIZE), Some(Pte::new(Pfn(515), RW)));
+        assert!(matches!(
+            t.install(va + PAGE_SIZE, Pte::new(Pfn(1), RW)),
+            Err(InstallError::Occupied(p)) if p.pfn == Pfn(513)
+        ));
+        assert_eq!(t.count(0, 1 << 47), HUGE_PAGES);
+        let mut leaves = Vec::new();
+        t.scan_leaves(va + 8192, va + 16384, &mut |a, p, huge| leaves.push((a, p.pfn, huge)));
+        assert_eq!(leaves, [(va, Pfn(512), true)]);
+        // A 4 KiB change splits the leaf first.
+        let ro = Pte::new(Pfn(517), PteFlags::READ);
+        t.replace(va + 5 * PAGE_SIZE, Pte::new(Pfn(517), RW), ro).unwrap();
+        assert_eq!(t.query_huge(va), None);
+        assert_eq!(t.huge_splits(), 1);
+        assert_eq!(t.query(va + 5 * PAGE_SIZE), Some(ro));
+        assert_eq!(t.query(va + 6 * PAGE_SIZE), Some(Pte::new(Pfn(518), RW)));
+        // Emptied again, the slot takes a huge leaf.
+        t.scan(va, va + HUGE_SIZE, &mut |a, _| {
+            t.unmap(a);
+        });
+        assert!(t.huge_slot_empty(va));
+        t.install_huge(va, Pte::new(Pfn(1024), RW)).unwrap();
+        // A hugetlb leaf is never split; 4 KiB changes leave it alone.
+        let h = Pte::new(Pfn(2048), RW | PteFlags::HUGETLB);
+        t.install_huge(va + HUGE_SIZE, h).unwrap();
+        assert!(!t.split_huge(va + HUGE_SIZE));
+        assert_eq!(t.unmap(va + HUGE_SIZE + PAGE_SIZE), None);
+        assert_eq!(t.query_huge(va + HUGE_SIZE), Some(h));
+    }
+
+    /// Threads race a huge install against 4 KiB installs on the same slots: each
+    /// slot ends with one kind only, and every install reported as done is there.
+    #[test]
+    fn racing_huge_and_small_installs_never_both_win() {
+        for round in 0..50u64 {
+            let t = Arc::new(SoftPageTable::new());
+            let base = 0x10_0000_0000 + round * 64 * HUGE_SIZE;
+            let small_wins = Arc::new(AtomicUsize::new(0));
+            let huge_wins = Arc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..4)
+                .map(|thread| {
+                    let (t, s, h) = (t.clone(), small_wins.clone(), huge_wins.clone());
+                    std::thread::spawn(move || {
+                        for slot in 0..8u64 {
+                            let va = base + slot * HUGE_SIZE;
+                            if thread % 2 == 0 {
+                                let pfn = Pfn((slot + 1) * HUGE_PAGES * 8);
+                                if t.install_huge(va, Pte::new(pfn, RW)).is_ok() {
+                                    h.fetch_add(1, Ordering::SeqCst);
+                                }
+                            } else {
+                                let page = va + thread * PAGE_SIZE;
+                                if t.install(page, Pte::new(Pfn(7), RW)).is_ok() {
+                                    s.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            let (mut huge, mut small) = (0, 0);
+            for slot in 0..8u64 {
+                let va = base + slot * HUGE_SIZE;
+                let leaf = t.query_huge(va).is_some();
+                let pages = (0..HUGE_PAGES)
+                    .filter(|i| t.leaf(va + i * PAGE_SIZE, false).is_some_and(|e| e.load(Ordering::SeqCst) != 0))
+                    .count();
+                assert!(!(leaf && pages > 0), "slot {slot} has a leaf and pages");
+                huge += usize::from(leaf);
+                small += pages;
+            }
+            assert_eq!(huge, huge_wins.load(Ordering::SeqCst));
+            assert_eq!(small, small_wins.load(Ordering::SeqCst));
+        }
+    }
+
+    /// Splits racing 4 KiB updates of the same leaf: every update lands, nothing
+    /// else changes.
+    #[test]
+    fn racing_splits_and_updates_lose_nothing() {
+        let t = Arc::new(SoftPageTable::new());
+        let va = 0x2000_0000;
+        t.install_huge(va, Pte::new(Pfn(512), RW)).unwrap();
+        let handles: Vec<_> = (0..4u64)
+            .map(|thread| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for i in (thread..HUGE_PAGES).step_by(4) {
+                        t.update_flags(va + i * PAGE_SIZE, &mut |f| f | PteFlags::DIRTY);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(t.huge_splits(), 1);
+        for i in 0..HUGE_PAGES {
+            assert_eq!(
+                t.query(va + i * PAGE_SIZE),
+                Some(Pte::new(Pfn(512 + i), RW | PteFlags::DIRTY))
+            );
+        }
+    }
+}
