@@ -112,10 +112,12 @@ pub fn read(path: &str) -> Option<String> {
                 let thp = crate::mem::aspace::tunables().thp();
                 let c = &thp.counters;
                 let value = match name {
-                    "khugepaged/full_scans" => c.full_scans.load(core::sync::atomic::Ordering::Relaxed),
-                    "khugepaged/pages_collapsed" => {
-                        c.pages_collapsed.load(core::sync::atomic::Ordering::Relaxed)
+                    "khugepaged/full_scans" => {
+                        c.full_scans.load(core::sync::atomic::Ordering::Relaxed)
                     }
+                    "khugepaged/pages_collapsed" => c
+                        .pages_collapsed
+                        .load(core::sync::atomic::Ordering::Relaxed),
                     "hpage_pmd_size" => 2 << 20,
                     _ => return None,
                 };
@@ -193,7 +195,10 @@ fn vmstat(alloc: &mm::frame::FrameAllocator, anon_thps: u64) -> String {
     line("thp_fault_alloc", c.fault_alloc.load(Relaxed));
     line("thp_fault_fallback", c.fault_fallback.load(Relaxed));
     line("thp_collapse_alloc", c.collapse_alloc.load(Relaxed));
-    line("thp_collapse_alloc_failed", c.collapse_alloc_failed.load(Relaxed));
+    line(
+        "thp_collapse_alloc_failed",
+        c.collapse_alloc_failed.load(Relaxed),
+    );
     line("thp_split_pmd", crate::mem::pagetable::huge_splits());
     // This kernel's own: the idle-time pre-zeroed huge pages.
     line("thp_prezeroed_ready", pool_ready);

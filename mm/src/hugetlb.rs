@@ -221,7 +221,11 @@ impl HugePools {
         let mut pools = self.free.lock();
         let in_use: u64 = self.in_use.lock().iter().map(|c| c[size.index()]).sum();
         let nodes = pools.len();
-        let mut total: u64 = in_use + pools.iter().map(|p| p[size.index()].len() as u64).sum::<u64>();
+        let mut total: u64 = in_use
+            + pools
+                .iter()
+                .map(|p| p[size.index()].len() as u64)
+                .sum::<u64>();
         // Grow: one page per node per round, until a whole round finds nothing.
         while total < target {
             let mut grew = false;

@@ -146,7 +146,11 @@ impl mm::phys::FrameSource for KernelFrameSource {
     /// From the local node's pre-zeroed pool, else straight from the buddy
     /// (falling back by distance) and zeroed here; `may_wait` (THP `defrag`) drains
     /// the CPU caches once so their frames can merge into a free 2 MiB block.
-    fn alloc_huge_zeroed(&self, _va_hint: u64, may_wait: bool) -> Result<Pfn, mm::phys::AllocFailure> {
+    fn alloc_huge_zeroed(
+        &self,
+        _va_hint: u64,
+        may_wait: bool,
+    ) -> Result<Pfn, mm::phys::AllocFailure> {
         let node = NodeId(percpu::current().node);
         if let Some(pfn) = super::thp_pool::take(node) {
             return Ok(pfn);

@@ -481,9 +481,7 @@ impl X86PageTable {
                 decode(word).unwrap_or(Pte::new(Pfn(0), PteFlags::BUSY)),
             ));
         }
-        self.deposits
-            .lock()
-            .insert(va, table_word & ADDRESS_MASK);
+        self.deposits.lock().insert(va, table_word & ADDRESS_MASK);
         Ok(())
     }
 }
@@ -719,7 +717,12 @@ impl PageTable for X86PageTable {
             }
             // Fails if the CPU set accessed/dirty meanwhile: refill with them.
             if slot
-                .compare_exchange(cur, table_entry(deposit), Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(
+                    cur,
+                    table_entry(deposit),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
                 .is_ok()
             {
                 deposits.remove(&base);

@@ -80,7 +80,9 @@ fn wants_page(node: NodeId) -> bool {
     };
     let huge = Order::HUGE_2M.pages();
     stats.free_buddy.0 > stats.watermarks.high.0 + HEADROOM * POOL_PAGES as u64 * huge
-        && stats.nr_free[Order::HUGE_2M.index()..].iter().any(|&n| n > 0)
+        && stats.nr_free[Order::HUGE_2M.index()..]
+            .iter()
+            .any(|&n| n > 0)
 }
 
 /// Zeroes part of a huge page while `still_idle()`, for this CPU's node or else the

@@ -250,7 +250,13 @@ mod tests {
         assert_eq!((r.collapsed, r.next), (0, 0));
         // No huge frames: counted, and the scan says so.
         h.aspace.munmap(a + HUGE_SIZE, HUGE_SIZE).unwrap();
-        h.aspace.mprotect(a + PAGE_SIZE, PAGE_SIZE, crate::vma::Prot::READ | crate::vma::Prot::WRITE).unwrap();
+        h.aspace
+            .mprotect(
+                a + PAGE_SIZE,
+                PAGE_SIZE,
+                crate::vma::Prot::READ | crate::vma::Prot::WRITE,
+            )
+            .unwrap();
         h.soft.set_huge(false);
         let r = h.aspace.collapse_scan(0, u64::MAX);
         assert!(r.alloc_failed);

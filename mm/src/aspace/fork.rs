@@ -55,7 +55,10 @@ impl<P: PageTable> AddressSpace<P> {
         {
             let private = !v.flags.contains(VmFlags::MAYSHARE);
             if v.hugetlb.is_some() {
-                if self.fork_hugetlb(cpt, v, private, &mut parent_flush).is_err() {
+                if self
+                    .fork_hugetlb(cpt, v, private, &mut parent_flush)
+                    .is_err()
+                {
                     failed = true;
                     break;
                 }

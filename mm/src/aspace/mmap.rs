@@ -5,10 +5,10 @@
 use alloc::sync::Arc;
 
 use super::{AddressSpace, Layout, Tunables, MAP_32BIT_END, MAP_32BIT_START};
-use crate::hugetlb::HugetlbMap;
 use crate::commit::Overcommit;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
+use crate::hugetlb::HugetlbMap;
 use crate::pagecache::FileObject;
 use crate::pagetable::PageTable;
 use crate::vma::placement::{find_bottom_up, hint_fits, place};
@@ -299,7 +299,8 @@ impl MmapRequest {
             vm |= VmFlags::HUGETLB;
         } else
         // Strict accounting (overcommit mode 2) ignores MAP_NORESERVE, as on Linux.
-        if flags.contains(MapFlags::NORESERVE) && tunables.commitment().mode() != Overcommit::Never
+        if flags.contains(MapFlags::NORESERVE)
+            && tunables.commitment().mode() != Overcommit::Never
         {
             vm |= VmFlags::NORESERVE;
         } else if !shared && self.prot.contains(Prot::WRITE) {
@@ -415,8 +416,16 @@ impl<P: PageTable> AddressSpace<P> {
             let pages = len / size.order().bytes();
             let shared = plan.vm_flags.contains(VmFlags::MAYSHARE);
             vma.hugetlb = Some(
-                HugetlbMap::new(size, source, self.frames().clone(), start, pages, shared, noreserve)
-                    .ok_or(MmError::NoMemory)?,
+                HugetlbMap::new(
+                    size,
+                    source,
+                    self.frames().clone(),
+                    start,
+                    pages,
+                    shared,
+                    noreserve,
+                )
+                .ok_or(MmError::NoMemory)?,
             );
         }
         let max = self.tunables().max_map_count();

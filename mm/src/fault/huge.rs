@@ -97,7 +97,9 @@ pub(crate) mod tests {
         let a = huge_region(&h, 2);
         let c = &h.aspace.tunables().thp().counters;
         assert_eq!(
-            h.aspace.fault(a + 5 * PAGE_SIZE + 7, Access::Write, true).unwrap(),
+            h.aspace
+                .fault(a + 5 * PAGE_SIZE + 7, Access::Write, true)
+                .unwrap(),
             FaultResolved::DemandZeroHuge
         );
         let pt = h.aspace.page_table();
@@ -110,7 +112,9 @@ pub(crate) mod tests {
         assert_eq!(c.fault_alloc.load(Ordering::Relaxed), 1);
         // Any other page of the slot is already there.
         assert_eq!(
-            h.aspace.fault(a + HUGE_SIZE - 1, Access::Read, true).unwrap(),
+            h.aspace
+                .fault(a + HUGE_SIZE - 1, Access::Read, true)
+                .unwrap(),
             FaultResolved::Spurious
         );
         // Data written through the huge leaf reads back page by page.
@@ -134,9 +138,7 @@ pub(crate) mod tests {
     fn unadvised_never_and_nohugepage_get_small_pages() {
         let h = harness();
         let a = huge_region(&h, 1);
-        h.aspace
-            .madvise(a, HUGE_SIZE, Advice::NoHugePage)
-            .unwrap();
+        h.aspace.madvise(a, HUGE_SIZE, Advice::NoHugePage).unwrap();
         h.aspace.tunables().thp().set_enabled(ThpEnabled::Always);
         assert_eq!(
             h.aspace.fault(a, Access::Write, true).unwrap(),
@@ -199,7 +201,13 @@ pub(crate) mod tests {
         let ch = child.page_table().query_huge(a).unwrap();
         assert_eq!(ch.pfn, head.pfn);
         assert!(!ch.flags.contains(PteFlags::WRITE));
-        assert!(!h.aspace.page_table().query_huge(a).unwrap().flags.contains(PteFlags::WRITE));
+        assert!(!h
+            .aspace
+            .page_table()
+            .query_huge(a)
+            .unwrap()
+            .flags
+            .contains(PteFlags::WRITE));
         assert_eq!(h.frames.count(head.pfn), 2);
         assert_eq!(h.soft.live(), HUGE_PAGES, "nothing copied at fork");
         // The child's write splits its leaf and copies one page.

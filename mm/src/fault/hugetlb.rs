@@ -9,9 +9,7 @@ use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
 use crate::aspace::AddressSpace;
 use crate::frame::Pfn;
 use crate::hugetlb::HugetlbMap;
-use crate::pagetable::{
-    huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE,
-};
+use crate::pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
 use crate::tlb::TlbBatch;
 use crate::vma::Vma;
 
@@ -45,14 +43,18 @@ impl<P: PageTable> AddressSpace<P> {
                 PteFlags::WRITE
             };
             let new = leaf.with_flags(
-                (leaf.flags - PteFlags::PERMS) | (perms & (keep_write | !PteFlags::WRITE)) | fresh_hw_bits(access),
+                (leaf.flags - PteFlags::PERMS)
+                    | (perms & (keep_write | !PteFlags::WRITE))
+                    | fresh_hw_bits(access),
             );
             return Ok(match pt.replace_huge(head_va, leaf, new) {
                 Ok(()) => FaultResolved::Upgraded,
                 Err(_) => FaultResolved::Spurious,
             });
         }
-        let head = map.page_for_fault(head_va).map_err(|_| FaultError::SigBus)?;
+        let head = map
+            .page_for_fault(head_va)
+            .map_err(|_| FaultError::SigBus)?;
         let mut flags = perms | fresh_hw_bits(access) | PteFlags::HUGETLB;
         if vma.is_private() {
             // A fresh private page is this mapping's alone.
@@ -132,7 +134,9 @@ impl<P: PageTable> AddressSpace<P> {
                 PteFlags::WRITE
             };
             let grant = perms & (keep_write | !PteFlags::WRITE);
-            rewrite(&|cur| cur.with_flags((cur.flags - PteFlags::PERMS) | grant | fresh_hw_bits(access)));
+            rewrite(&|cur| {
+                cur.with_flags((cur.flags - PteFlags::PERMS) | grant | fresh_hw_bits(access))
+            });
             return Ok(FaultResolved::Upgraded);
         }
         let head = map.page_for_fault(start).map_err(|_| FaultError::SigBus)?;
@@ -275,9 +279,15 @@ pub(crate) mod tests {
         let a = map(&h, 2, 0x22).unwrap();
         assert!(a.is_multiple_of(HUGE_SIZE));
         assert_eq!(pool.counts(), (3, 0, 2));
-        assert_eq!(map(&h, 2, 0x22), Err(MmError::NoMemory), "only one unreserved");
         assert_eq!(
-            h.aspace.fault(a + HUGE_SIZE + 5, Access::Write, true).unwrap(),
+            map(&h, 2, 0x22),
+            Err(MmError::NoMemory),
+            "only one unreserved"
+        );
+        assert_eq!(
+            h.aspace
+                .fault(a + HUGE_SIZE + 5, Access::Write, true)
+                .unwrap(),
             FaultResolved::DemandZeroHuge
         );
         assert_eq!(pool.counts(), (3, 1, 1));
@@ -287,9 +297,13 @@ pub(crate) mod tests {
         let v = h.aspace.vma_at(a).unwrap();
         assert!(v.flags().contains(crate::vma::VmFlags::HUGETLB));
         // Unaligned cuts are refused; an mprotect of a whole page keeps it whole.
-        assert_eq!(h.aspace.munmap(a + PAGE_SIZE, PAGE_SIZE), Err(MmError::InvalidArgument));
         assert_eq!(
-            h.aspace.mprotect(a + HUGE_SIZE, PAGE_SIZE, crate::vma::Prot::READ),
+            h.aspace.munmap(a + PAGE_SIZE, PAGE_SIZE),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(
+            h.aspace
+                .mprotect(a + HUGE_SIZE, PAGE_SIZE, crate::vma::Prot::READ),
             Err(MmError::InvalidArgument)
         );
         h.aspace

@@ -326,7 +326,10 @@ impl FrameAllocator {
     /// Frees `pages` single frames from `first` (a split block given back whole) to
     /// their node's buddy under one lock, where they merge again.
     pub fn free_run(&self, first: Pfn, pages: u64) -> Result<(), FreeError> {
-        let node = self.topo.node_of(first).ok_or(FreeError::NotManaged(first))?;
+        let node = self
+            .topo
+            .node_of(first)
+            .ok_or(FreeError::NotManaged(first))?;
         self.nodes[node.index()].free_run(first, pages);
         self.nodes[node.index()].counters.direct_frees.add(pages);
         Ok(())

@@ -139,7 +139,8 @@ impl PageTable for SoftPageTable {
                 if let Some(head) = decode(huge.load(Ordering::SeqCst)) {
                     // A huge install raced with this one: back out (a split that
                     // already overwrote the entry keeps its own).
-                    let _ = slot.compare_exchange(encode(pte), 0, Ordering::SeqCst, Ordering::SeqCst);
+                    let _ =
+                        slot.compare_exchange(encode(pte), 0, Ordering::SeqCst, Ordering::SeqCst);
                     return Err(InstallError::Occupied(Self::sub_entry(head, va)));
                 }
                 Ok(())
@@ -152,7 +153,10 @@ impl PageTable for SoftPageTable {
     }
 
     fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
-        if self.query_huge(va).is_some_and(|h| h.flags.contains(PteFlags::HUGETLB)) {
+        if self
+            .query_huge(va)
+            .is_some_and(|h| h.flags.contains(PteFlags::HUGETLB))
+        {
             return Err(None);
         }
         self.split_huge(va);
@@ -170,7 +174,10 @@ impl PageTable for SoftPageTable {
     }
 
     fn unmap(&self, va: u64) -> Option<Pte> {
-        if self.query_huge(va).is_some_and(|h| h.flags.contains(PteFlags::HUGETLB)) {
+        if self
+            .query_huge(va)
+            .is_some_and(|h| h.flags.contains(PteFlags::HUGETLB))
+        {
             return None;
         }
         self.split_huge(va);
@@ -201,13 +208,16 @@ impl PageTable for SoftPageTable {
         let pmd = self.pmd(va, true).ok_or(InstallError::NoMemory)?;
         let i = index(va, 1);
         let word = encode(pte);
-        if let Err(cur) =
-            pmd.huge[i].compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst)
+        if let Err(cur) = pmd.huge[i].compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst)
         {
             return Err(InstallError::Occupied(decode(cur).unwrap_or(pte)));
         }
         if let Some(table) = pmd.tables.0[i].get() {
-            if let Some(e) = table.0.iter().find_map(|e| decode(e.load(Ordering::SeqCst))) {
+            if let Some(e) = table
+                .0
+                .iter()
+                .find_map(|e| decode(e.load(Ordering::SeqCst)))
+            {
                 // A 4 KiB install raced with this one: back out.
                 pmd.huge[i].store(0, Ordering::SeqCst);
                 return Err(InstallError::Occupied(e));
@@ -220,9 +230,14 @@ impl PageTable for SoftPageTable {
         let Some(word) = self.huge_word(va, false) else {
             return Err(None);
         };
-        word.compare_exchange(encode(expected), encode(new), Ordering::SeqCst, Ordering::SeqCst)
-            .map(|_| ())
-            .map_err(decode)
+        word.compare_exchange(
+            encode(expected),
+            encode(new),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        )
+        .map(|_| ())
+        .map_err(decode)
     }
 
     fn unmap_huge(&self, va: u64) -> Option<Pte> {
@@ -409,11 +424,14 @@ mod huge_tests {
         ));
         assert_eq!(t.count(0, 1 << 47), HUGE_PAGES);
         let mut leaves = Vec::new();
-        t.scan_leaves(va + 8192, va + 16384, &mut |a, p, huge| leaves.push((a, p.pfn, huge)));
+        t.scan_leaves(va + 8192, va + 16384, &mut |a, p, huge| {
+            leaves.push((a, p.pfn, huge))
+        });
         assert_eq!(leaves, [(va, Pfn(512), true)]);
         // A 4 KiB change splits the leaf first.
         let ro = Pte::new(Pfn(517), PteFlags::READ);
-        t.replace(va + 5 * PAGE_SIZE, Pte::new(Pfn(517), RW), ro).unwrap();
+        t.replace(va + 5 * PAGE_SIZE, Pte::new(Pfn(517), RW), ro)
+            .unwrap();
         assert_eq!(t.query_huge(va), None);
         assert_eq!(t.huge_splits(), 1);
         assert_eq!(t.query(va + 5 * PAGE_SIZE), Some(ro));
@@ -470,7 +488,10 @@ mod huge_tests {
                 let va = base + slot * HUGE_SIZE;
                 let leaf = t.query_huge(va).is_some();
                 let pages = (0..HUGE_PAGES)
-                    .filter(|i| t.leaf(va + i * PAGE_SIZE, false).is_some_and(|e| e.load(Ordering::SeqCst) != 0))
+                    .filter(|i| {
+                        t.leaf(va + i * PAGE_SIZE, false)
+                            .is_some_and(|e| e.load(Ordering::SeqCst) != 0)
+                    })
                     .count();
                 assert!(!(leaf && pages > 0), "slot {slot} has a leaf and pages");
                 huge += usize::from(leaf);

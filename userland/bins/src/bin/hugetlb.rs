@@ -42,7 +42,11 @@ fn hugetlb_map(pages: usize, flags: MapFlags) -> Result<*mut u8, Errno> {
 /// (HugePages_Total, HugePages_Free, HugePages_Rsvd).
 fn pool() -> (u64, u64, u64) {
     let n = |name| meminfo_kb_raw(name).unwrap_or(u64::MAX);
-    (n("HugePages_Total"), n("HugePages_Free"), n("HugePages_Rsvd"))
+    (
+        n("HugePages_Total"),
+        n("HugePages_Free"),
+        n("HugePages_Rsvd"),
+    )
 }
 
 /// A count field of /proc/meminfo (no kB unit).
@@ -53,7 +57,11 @@ fn meminfo_kb_raw(name: &str) -> Option<u64> {
 }
 
 fn run(c: &mut Checks) -> Result<(), Errno> {
-    c.check("pool_filled", pool() == (4, 4, 0), format_args!("{:?}", pool()));
+    c.check(
+        "pool_filled",
+        pool() == (4, 4, 0),
+        format_args!("{:?}", pool()),
+    );
     let a = hugetlb_map(2, MapFlags::PRIVATE)?;
     c.check(
         "mmap_reserves",
@@ -65,7 +73,12 @@ fn run(c: &mut Checks) -> Result<(), Errno> {
         a.add(HUGE + 123).write_volatile(0x5a);
     }
     // SAFETY: as above.
-    let back = unsafe { (a.add(HUGE + 123).read_volatile(), a.add(HUGE + 7).read_volatile()) };
+    let back = unsafe {
+        (
+            a.add(HUGE + 123).read_volatile(),
+            a.add(HUGE + 7).read_volatile(),
+        )
+    };
     c.check(
         "fault_takes_reserved_page",
         pool() == (4, 3, 1) && back == (0x5a, 0),
@@ -82,7 +95,10 @@ fn run(c: &mut Checks) -> Result<(), Errno> {
         unsafe { munmap(a.add(4096), 4096) },
         Errno::EINVAL,
     );
-    let big = hugetlb_map(1, MapFlags::PRIVATE | MapFlags::from_bits_retain(MAP_HUGE_1GB));
+    let big = hugetlb_map(
+        1,
+        MapFlags::PRIVATE | MapFlags::from_bits_retain(MAP_HUGE_1GB),
+    );
     c.check(
         "no_1g_page_enomem",
         matches!(big, Err(Errno::ENOMEM)),
@@ -90,7 +106,11 @@ fn run(c: &mut Checks) -> Result<(), Errno> {
     );
     // SAFETY: our own mapping.
     unsafe { munmap(a, 2 * HUGE)? };
-    c.check("munmap_gives_back", pool() == (4, 4, 0), format_args!("{:?}", pool()));
+    c.check(
+        "munmap_gives_back",
+        pool() == (4, 4, 0),
+        format_args!("{:?}", pool()),
+    );
 
     // NORESERVE: mapping more than the pool works; touching past it is SIGBUS.
     let n = hugetlb_map(5, MapFlags::PRIVATE | MapFlags::NORESERVE)?;
@@ -107,7 +127,11 @@ fn run(c: &mut Checks) -> Result<(), Errno> {
         rsvd == 0 && matches!(child, Ok(WaitStatus::Signaled { signal: 7, .. })),
         format_args!("Rsvd {rsvd}, child {child:?}"),
     );
-    c.check("child_pages_back", pool() == (4, 4, 0), format_args!("{:?}", pool()));
+    c.check(
+        "child_pages_back",
+        pool() == (4, 4, 0),
+        format_args!("{:?}", pool()),
+    );
     // SAFETY: our own mapping.
     unsafe { munmap(n, 5 * HUGE)? };
 
@@ -136,7 +160,11 @@ fn run(c: &mut Checks) -> Result<(), Errno> {
     );
     // SAFETY: our own mapping.
     unsafe { munmap(s, HUGE)? };
-    c.check("all_back", pool() == (4, 4, 0), format_args!("{:?}", pool()));
+    c.check(
+        "all_back",
+        pool() == (4, 4, 0),
+        format_args!("{:?}", pool()),
+    );
     gigantic(c)
 }
 
@@ -158,7 +186,14 @@ fn gigantic(c: &mut Checks) -> Result<(), Errno> {
     let flags = MapFlags::SHARED | MapFlags::from_bits_retain(MAP_HUGE_1GB);
     // SAFETY: no MAP_FIXED: a fresh range.
     let g = unsafe {
-        mmap(0, GIB, Prot::RW, flags | MapFlags::ANONYMOUS | MapFlags::HUGETLB, -1, 0)
+        mmap(
+            0,
+            GIB,
+            Prot::RW,
+            flags | MapFlags::ANONYMOUS | MapFlags::HUGETLB,
+            -1,
+            0,
+        )
     };
     let g = match g {
         Ok(g) => g,

@@ -171,8 +171,7 @@ fn faults_huge(c: &mut Checks) -> Result<(), Errno> {
     let huge = smaps_kb(q, "AnonHugePages");
     // SAFETY: two pages of our own mapping.
     unsafe { munmap(q.add(100 * PAGE), 2 * PAGE)? };
-    let bad = first_bad(q, 100 * PAGE, 0x33, &[])
-        .or_else(|| first_bad(q, HUGE, 0x33, &[100, 101]));
+    let bad = first_bad(q, 100 * PAGE, 0x33, &[]).or_else(|| first_bad(q, HUGE, 0x33, &[100, 101]));
     c.check(
         "partial_munmap_keeps_data",
         huge == Some(2048) && bad.is_none() && smaps_kb(q, "AnonHugePages") == Some(0),
@@ -242,7 +241,11 @@ fn modes(c: &mut Checks) -> Result<(), Errno> {
     let r = region(1, Some(MADV_HUGEPAGE))?;
     fill(r, HUGE, 1);
     let got = smaps_kb(r, "AnonHugePages");
-    c.check("never_gives_none", got == Some(0), format_args!("{got:?} kB"));
+    c.check(
+        "never_gives_none",
+        got == Some(0),
+        format_args!("{got:?} kB"),
+    );
     // SAFETY: our own mappings.
     unsafe {
         munmap(p, HUGE)?;
@@ -302,7 +305,10 @@ fn main(_args: &Args) -> i32 {
         format_args!("{original}"),
     );
     for (name, step) in [
-        ("faults", faults_huge as fn(&mut Checks) -> Result<(), Errno>),
+        (
+            "faults",
+            faults_huge as fn(&mut Checks) -> Result<(), Errno>,
+        ),
         ("fork", fork_cow),
         ("modes", modes),
         ("khugepaged", khugepaged),

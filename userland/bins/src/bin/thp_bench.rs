@@ -123,7 +123,13 @@ fn worker(case: Case, len: usize, board: &Board, idx: usize, cpu: usize) {
 }
 
 /// Runs `n` workers; returns (faults, bytes, elapsed ns).
-fn run(case: Case, len: usize, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64, u64), String> {
+fn run(
+    case: Case,
+    len: usize,
+    n: usize,
+    seconds: u64,
+    cpus: &[usize],
+) -> Result<(u64, u64, u64), String> {
     let board: &'static Board = alloc::boxed::Box::leak(alloc::boxed::Box::new(Board {
         ready: AtomicU32::new(0),
         go: AtomicU32::new(0),
@@ -157,7 +163,9 @@ fn run(case: Case, len: usize, n: usize, seconds: u64, cpus: &[usize]) -> Result
         .map(|i| board.end_ns[i].load(Ordering::Acquire))
         .max()
         .unwrap_or(start);
-    let faults = (0..n).map(|i| board.faults[i].load(Ordering::Acquire)).sum();
+    let faults = (0..n)
+        .map(|i| board.faults[i].load(Ordering::Acquire))
+        .sum();
     let bytes = (0..n).map(|i| board.bytes[i].load(Ordering::Acquire)).sum();
     if board.errors.load(Ordering::Acquire) > 0 {
         return Err(String::from("a worker failed"));
@@ -181,14 +189,16 @@ fn verify(len: usize) -> Option<u64> {
     let head = format!("{:x}-", p as usize);
     let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
     lines.next()?;
-    lines.take_while(|l| !l.starts_with("VmFlags")).find_map(|l| {
-        l.strip_prefix("AnonHugePages:")?
-            .trim()
-            .strip_suffix("kB")?
-            .trim()
-            .parse()
-            .ok()
-    })
+    lines
+        .take_while(|l| !l.starts_with("VmFlags"))
+        .find_map(|l| {
+            l.strip_prefix("AnonHugePages:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
 }
 
 fn usage() -> i32 {
@@ -249,7 +259,10 @@ fn main(args: &Args) -> i32 {
     }
     // The kernel's THP counters after the runs (huge pages really made, fallbacks).
     if let Ok(text) = read_file("/proc/vmstat") {
-        for line in text.lines().filter(|l| l.starts_with("thp_fault") || l.starts_with("thp_prezeroed")) {
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("thp_fault") || l.starts_with("thp_prezeroed"))
+        {
             println!("thp_bench.vmstat {}", line);
         }
     }
