@@ -574,11 +574,15 @@ impl PageTable for X86PageTable {
             let span_base = first & !((1u64 << 21) - 1);
             match leaf {
                 LeafRef::Table(leaf) => {
-                    for i in index(first, 0)..=index(last - 1, 0) {
-                        if let Some(pte) = decode(leaf[i].load(Ordering::Acquire)) {
-                            if leaf[i].load(Ordering::Relaxed) != PARKED {
-                                f(span_base + ((i as u64) << 12), pte, false);
-                            }
+                    let (lo, hi) = (index(first, 0), index(last - 1, 0));
+                    for (i, slot) in leaf.iter().enumerate().take(hi + 1).skip(lo) {
+                        let word = slot.load(Ordering::Acquire);
+                        // A parked entry is a huge install taking the table out.
+                        if word == PARKED {
+                            continue;
+                        }
+                        if let Some(pte) = decode(word) {
+                            f(span_base + ((i as u64) << 12), pte, false);
                         }
                     }
                 }
