@@ -197,6 +197,8 @@ pub struct X86PageTable {
     deposits: spin::Mutex<BTreeMap<u64, u64>>,
     /// Huge leaves this table split.
     splits: AtomicU64,
+    /// Huge leaves mapped now.
+    leaves: AtomicU64,
 }
 
 impl X86PageTable {
@@ -222,6 +224,7 @@ impl X86PageTable {
             tables: AtomicU64::new(0),
             deposits: spin::Mutex::new(BTreeMap::new()),
             splits: AtomicU64::new(0),
+            leaves: AtomicU64::new(0),
         })
     }
 
@@ -482,6 +485,7 @@ impl X86PageTable {
             ));
         }
         self.deposits.lock().insert(va, table_word & ADDRESS_MASK);
+        self.leaves.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -642,6 +646,7 @@ impl PageTable for X86PageTable {
                     self.tables.fetch_add(1, Ordering::Relaxed);
                     TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
                     self.deposits.lock().insert(va, deposit);
+                    self.leaves.fetch_add(1, Ordering::Relaxed);
                     Ok(())
                 }
                 Err(now) => {
@@ -696,6 +701,7 @@ impl PageTable for X86PageTable {
                 .is_ok()
             {
                 deposits.remove(&va);
+                self.leaves.fetch_sub(1, Ordering::Relaxed);
                 return decode(cur);
             }
         }
@@ -731,6 +737,7 @@ impl PageTable for X86PageTable {
             {
                 deposits.remove(&base);
                 self.splits.fetch_add(1, Ordering::Relaxed);
+                self.leaves.fetch_sub(1, Ordering::Relaxed);
                 HUGE_SPLITS.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
@@ -739,6 +746,10 @@ impl PageTable for X86PageTable {
 
     fn huge_splits(&self) -> u64 {
         self.splits.load(Ordering::Relaxed)
+    }
+
+    fn huge_leaves(&self) -> u64 {
+        self.leaves.load(Ordering::Relaxed)
     }
 }
 

@@ -38,6 +38,9 @@ impl<P: PageTable> AddressSpace<P> {
     pub fn collapse_scan(&self, from: u64, budget_pages: u64) -> CollapseScan {
         let thp = self.tunables().thp();
         let mut out = CollapseScan::default();
+        if !self.thp_candidate() {
+            return out;
+        }
         let mut at = from;
         while out.scanned_pages < budget_pages {
             let Some(slot) = self.next_collapse_slot(at) else {

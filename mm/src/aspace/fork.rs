@@ -42,6 +42,9 @@ impl<P: PageTable> AddressSpace<P> {
                 c
             })
             .collect();
+        if self.thp_advised.load(core::sync::atomic::Ordering::Relaxed) {
+            child.note_thp_advised();
+        }
         // The child's private writable memory is charged before anything is copied.
         let tree = VmaTree::from_sorted(vmas, st.tree.commitment().cloned())?;
         // Parent entries write-protected here are flushed once, at the end (on the

@@ -154,6 +154,9 @@ impl<P: PageTable> AddressSpace<P> {
                 let max = self.tunables().max_map_count();
                 // A huge leaf never straddles two VMAs.
                 self.split_huge_edges(addr, end);
+                if advice == Advice::HugePage {
+                    self.note_thp_advised();
+                }
                 st.tree.edit_each(addr, end, max, &mut |n: &mut Vma| {
                     // As on Linux, KSM skips shared mappings without an error.
                     if advice != Advice::Mergeable || !n.flags.contains(VmFlags::MAYSHARE) {

@@ -272,6 +272,8 @@ pub struct AddressSpace<P: PageTable> {
     layout: Layout,
     state: TreeLock<MmState>,
     hiwater_rss_pages: AtomicU64,
+    /// Some VMA was advised `MADV_HUGEPAGE` (khugepaged looks here in `madvise` mode).
+    thp_advised: core::sync::atomic::AtomicBool,
 }
 
 impl<P: PageTable> AddressSpace<P> {
@@ -292,6 +294,7 @@ impl<P: PageTable> AddressSpace<P> {
             layout,
             state,
             hiwater_rss_pages: AtomicU64::new(0),
+            thp_advised: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -385,6 +388,9 @@ impl<P: PageTable> AddressSpace<P> {
     /// anonymous VMA (`AnonHugePages`: the kernel counts each page once across
     /// processes).
     pub fn anon_huge_pages(&self, f: &mut dyn FnMut(crate::frame::Pfn)) {
+        if self.pt.huge_leaves() == 0 {
+            return;
+        }
         let st = self.state.read();
         for v in st.tree.iter().filter(|v| v.file().is_none()) {
             self.pt.scan_leaves(v.start, v.end, &mut |_, pte, huge| {
@@ -465,6 +471,20 @@ impl<P: PageTable> AddressSpace<P> {
 
     pub(crate) fn state(&self) -> &TreeLock<MmState> {
         &self.state
+    }
+
+    /// Whether khugepaged should look at this address space: THP is `always`, or
+    /// some VMA here was advised `MADV_HUGEPAGE`.
+    pub fn thp_candidate(&self) -> bool {
+        match self.tunables.thp().enabled() {
+            crate::thp::ThpEnabled::Always => true,
+            crate::thp::ThpEnabled::Madvise => self.thp_advised.load(Ordering::Relaxed),
+            crate::thp::ThpEnabled::Never => false,
+        }
+    }
+
+    pub(crate) fn note_thp_advised(&self) {
+        self.thp_advised.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn gap_bytes(&self) -> u64 {

@@ -130,8 +130,10 @@ pub(crate) mod tests {
         let mut heads = 0;
         h.aspace.anon_huge_pages(&mut |_| heads += 1);
         assert_eq!(heads, 1);
+        assert_eq!(pt.huge_leaves(), 1);
         h.aspace.munmap(a, 2 * HUGE_SIZE).unwrap();
         assert_eq!(h.soft.live(), 0);
+        assert_eq!(h.aspace.page_table().huge_leaves(), 0);
     }
 
     #[test]

@@ -335,6 +335,12 @@ pub trait PageTable: Send + Sync {
         0
     }
 
+    /// Huge leaves mapped now (an upper bound is fine: it lets reports skip tables
+    /// with none).
+    fn huge_leaves(&self) -> u64 {
+        0
+    }
+
     /// Number of entries in `[start, end)`.
     fn count(&self, start: u64, end: u64) -> u64 {
         let mut n = 0;

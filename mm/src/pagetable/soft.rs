@@ -77,6 +77,7 @@ pub struct SoftPageTable {
     root: Pml4,
     tables: AtomicU64,
     splits: AtomicU64,
+    leaves: AtomicU64,
 }
 
 impl SoftPageTable {
@@ -223,6 +224,7 @@ impl PageTable for SoftPageTable {
                 return Err(InstallError::Occupied(e));
             }
         }
+        self.leaves.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -241,7 +243,11 @@ impl PageTable for SoftPageTable {
     }
 
     fn unmap_huge(&self, va: u64) -> Option<Pte> {
-        decode(self.huge_word(va, false)?.swap(0, Ordering::SeqCst))
+        let old = decode(self.huge_word(va, false)?.swap(0, Ordering::SeqCst));
+        if old.is_some() {
+            self.leaves.fetch_sub(1, Ordering::Relaxed);
+        }
+        old
     }
 
     fn split_huge(&self, va: u64) -> bool {
@@ -279,11 +285,16 @@ impl PageTable for SoftPageTable {
         }
         pmd.huge[i].store(0, Ordering::SeqCst);
         self.splits.fetch_add(1, Ordering::Relaxed);
+        self.leaves.fetch_sub(1, Ordering::Relaxed);
         true
     }
 
     fn huge_splits(&self) -> u64 {
         self.splits.load(Ordering::Relaxed)
+    }
+
+    fn huge_leaves(&self) -> u64 {
+        self.leaves.load(Ordering::Relaxed)
     }
 
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
