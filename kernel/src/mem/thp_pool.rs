@@ -101,7 +101,13 @@ pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
         let last = LAST_DEMAND_NS.load(Ordering::Relaxed);
         let since = crate::time::now_ns().saturating_sub(last);
         if last == 0 || since > DEMAND_NS {
-            if since > DRAIN_AFTER_NS && READY.iter().any(|r| !r.lock().is_empty()) {
+            // Once after the demand ends (the first idle CPU past the delay).
+            if last != 0
+                && since > DRAIN_AFTER_NS
+                && LAST_DEMAND_NS
+                    .compare_exchange(last, 0, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
                 drain();
             }
             return false;
