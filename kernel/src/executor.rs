@@ -44,6 +44,12 @@ impl Platform for KernelPlatform {
         // While `idle_polling` is set, kickers skip the IPI. The flag is cleared (SeqCst)
         // before the final `still_idle` check: a kicker that saw it set had already claimed
         // our idle bit, so that check sees the claim and we do not halt.
+        // Idle time zeroes huge pages for later faults (stopping as work arrives).
+        while crate::mem::thp_pool::idle_work(still_idle) {
+            if !still_idle() {
+                return;
+            }
+        }
         let cpu = percpu::current();
         cpu.idle_polling.store(true, Ordering::SeqCst);
         let poll_until = time::now_ns() + IDLE_POLL_NS;

@@ -183,6 +183,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         }
         None => {
             watchdog::start(online);
+            mem::khugepaged::start();
             start_init(&args)
         }
     }

@@ -55,6 +55,7 @@ pub fn read(path: &str) -> Option<String> {
     let extra = MeminfoExtra {
         hugepages_total: pools.total(HugeSize::Mib2),
         hugepages_free: pools.free_total(HugeSize::Mib2),
+        hugepages_rsvd: pools.reserved(HugeSize::Mib2),
         hugepage_size_kib: HugeSize::Mib2.kib(),
         hugetlb_kib: pools.frames_held() * 4,
         cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
@@ -66,8 +67,17 @@ pub fn read(path: &str) -> Option<String> {
         page_tables: mm::frame::PageCount(crate::mem::pagetable::table_pages()),
         ..MeminfoExtra::default()
     };
+    let anon_huge = || anon_huge_heads();
     match path {
-        "/proc/meminfo" => Some(report::meminfo(alloc, &extra)),
+        "/proc/meminfo" => {
+            let heads = anon_huge();
+            let extra = MeminfoExtra {
+                anon_huge_pages: mm::frame::PageCount(heads.len() as u64 * 512),
+                ..extra
+            };
+            Some(report::meminfo(alloc, &extra))
+        }
+        "/proc/vmstat" => Some(vmstat(alloc, anon_huge().len() as u64)),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
@@ -98,7 +108,25 @@ pub fn read(path: &str) -> Option<String> {
                 };
                 return Some(format!("{value}\n"));
             }
+            if let Some(name) = path.strip_prefix("/sys/kernel/mm/transparent_hugepage/") {
+                let thp = crate::mem::aspace::tunables().thp();
+                let c = &thp.counters;
+                let value = match name {
+                    "khugepaged/full_scans" => {
+                        c.full_scans.load(core::sync::atomic::Ordering::Relaxed)
+                    }
+                    "khugepaged/pages_collapsed" => c
+                        .pages_collapsed
+                        .load(core::sync::atomic::Ordering::Relaxed),
+                    "hpage_pmd_size" => 2 << 20,
+                    _ => return None,
+                };
+                return Some(format!("{value}\n"));
+            }
             if let Some(rest) = path.strip_prefix("/sys/kernel/mm/hugepages/") {
+                if let Some(dir) = rest.strip_suffix("/resv_hugepages") {
+                    return Some(format!("{}\n", pools.reserved(pool_size(dir)?)));
+                }
                 let size = pool_size(rest.strip_suffix("/free_hugepages")?)?;
                 return Some(format!("{}\n", pools.free_total(size)));
             }
@@ -108,7 +136,12 @@ pub fn read(path: &str) -> Option<String> {
             alloc.node_stats(node)?;
             match file {
                 "meminfo" => {
+                    let on_node = anon_huge()
+                        .into_iter()
+                        .filter(|&pfn| alloc.node_of(pfn) == Some(node))
+                        .count() as u64;
                     let extra = MeminfoExtra {
+                        anon_huge_pages: mm::frame::PageCount(on_node * 512),
                         hugepages_total: pools.count(node, HugeSize::Mib2),
                         hugepages_free: pools.free_count(node, HugeSize::Mib2),
                         ..extra
@@ -125,6 +158,53 @@ pub fn read(path: &str) -> Option<String> {
             }
         }
     }
+}
+
+/// The first frames of every anonymous huge page mapped anywhere, each once (a page
+/// a fork shares is mapped in two processes).
+fn anon_huge_heads() -> alloc::collections::BTreeSet<mm::frame::Pfn> {
+    let mut heads = alloc::collections::BTreeSet::new();
+    let mut seen_spaces = alloc::collections::BTreeSet::new();
+    for process in proc::all() {
+        let space = process.address_space();
+        if seen_spaces.insert(space.id()) {
+            space.mm().anon_huge_pages(&mut |pfn| {
+                heads.insert(pfn);
+            });
+        }
+    }
+    heads
+}
+
+/// `/proc/vmstat`: the counters this kernel keeps, in Linux's `name value` lines.
+fn vmstat(alloc: &mm::frame::FrameAllocator, anon_thps: u64) -> String {
+    use core::sync::atomic::Ordering::Relaxed;
+    let free: u64 = (0..alloc.nr_nodes() as u32)
+        .filter_map(|n| alloc.node_stats(NodeId(n)))
+        .map(|s| s.free_buddy.0 + s.free_cached.0 + s.free_queued.0)
+        .sum();
+    let c = &crate::mem::aspace::tunables().thp().counters;
+    let (pool_ready, pool_hits, pool_misses) = crate::mem::thp_pool::stats();
+    let mut out = String::new();
+    let mut line = |name: &str, v: u64| {
+        let _ = writeln!(out, "{name} {v}");
+    };
+    line("nr_free_pages", free);
+    line("nr_anon_transparent_hugepages", anon_thps);
+    line("nr_page_table_pages", crate::mem::pagetable::table_pages());
+    line("thp_fault_alloc", c.fault_alloc.load(Relaxed));
+    line("thp_fault_fallback", c.fault_fallback.load(Relaxed));
+    line("thp_collapse_alloc", c.collapse_alloc.load(Relaxed));
+    line(
+        "thp_collapse_alloc_failed",
+        c.collapse_alloc_failed.load(Relaxed),
+    );
+    line("thp_split_pmd", crate::mem::pagetable::huge_splits());
+    // This kernel's own: the idle-time pre-zeroed huge pages.
+    line("thp_prezeroed_ready", pool_ready);
+    line("thp_prezeroed_used", pool_hits);
+    line("thp_prezeroed_missed", pool_misses);
+    out
 }
 
 /// The pool size a `hugepages-<K>kB` directory names.

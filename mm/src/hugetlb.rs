@@ -4,14 +4,22 @@
 //! Growing a pool takes whole, aligned blocks from that node's buddy allocator (never
 //! another node's, and never below its `min` watermark); shrinking returns them. As on
 //! Linux, a pool that cannot grow as far as asked stops where it got, and the knob
-//! reads back what it holds. Pages leave the pools only for hugetlb mappings, which
-//! come with the huge-page issue: until then every pool page is free.
+//! reads back what it holds.
+//!
+//! Pages leave the pools for hugetlb mappings (`MAP_HUGETLB`): an mmap reserves as
+//! many pages as it maps (`HugePages_Rsvd`; `ENOMEM` when the free pages not yet
+//! reserved cannot cover it), a fault takes one (the local node's first, then the
+//! others'), consuming a reservation, and an unmap gives it back. A pool shrinks
+//! only by its free, unreserved pages. [`HugetlbMap`] is one mapping's side of it.
 
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use spin::Mutex;
 
 use crate::frame::{FrameAllocator, NodeId, Order, Pfn};
+use crate::phys::Frames;
 
 /// A huge page size with a pool per node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +61,10 @@ impl HugeSize {
 pub struct HugePools {
     /// Per node, per size: the free huge pages.
     free: Mutex<Vec<[Vec<Pfn>; 2]>>,
+    /// Per node, per size: pages handed to mappings.
+    in_use: Mutex<Vec<[u64; 2]>>,
+    /// Per size: pages reserved by mappings and not yet faulted.
+    reserved: Mutex<[u64; 2]>,
 }
 
 impl HugePools {
@@ -60,34 +72,99 @@ impl HugePools {
     pub fn new(nr_nodes: usize) -> HugePools {
         HugePools {
             free: Mutex::new((0..nr_nodes).map(|_| [Vec::new(), Vec::new()]).collect()),
+            in_use: Mutex::new(alloc::vec![[0; 2]; nr_nodes]),
+            reserved: Mutex::new([0; 2]),
         }
     }
 
-    /// Pages in `node`'s pool of `size` (0 for an unknown node).
+    /// Pages in `node`'s pool of `size`, free and in use (0 for an unknown node).
     pub fn count(&self, node: NodeId, size: HugeSize) -> u64 {
+        self.free_count(node, size) + self.in_use_count(node, size)
+    }
+
+    fn in_use_count(&self, node: NodeId, size: HugeSize) -> u64 {
+        self.in_use
+            .lock()
+            .get(node.index())
+            .map_or(0, |c| c[size.index()])
+    }
+
+    /// Free pages in `node`'s pool of `size`.
+    pub fn free_count(&self, node: NodeId, size: HugeSize) -> u64 {
         self.free
             .lock()
             .get(node.index())
             .map_or(0, |p| p[size.index()].len() as u64)
     }
 
-    /// Free pages in `node`'s pool of `size`.
-    pub fn free_count(&self, node: NodeId, size: HugeSize) -> u64 {
-        self.count(node, size)
-    }
-
-    /// Free pages of `size` over all nodes.
+    /// Free pages of `size` over all nodes (`HugePages_Free`; reserved ones included).
     pub fn free_total(&self, size: HugeSize) -> u64 {
-        self.total(size)
-    }
-
-    /// Pages of `size` over all nodes.
-    pub fn total(&self, size: HugeSize) -> u64 {
         self.free
             .lock()
             .iter()
             .map(|p| p[size.index()].len() as u64)
             .sum()
+    }
+
+    /// Pages of `size` over all nodes, free and in use (`HugePages_Total`).
+    pub fn total(&self, size: HugeSize) -> u64 {
+        let in_use: u64 = self.in_use.lock().iter().map(|c| c[size.index()]).sum();
+        self.free_total(size) + in_use
+    }
+
+    /// Pages of `size` reserved and not yet faulted (`HugePages_Rsvd`).
+    pub fn reserved(&self, size: HugeSize) -> u64 {
+        self.reserved.lock()[size.index()]
+    }
+
+    /// Reserves `pages` of `size` for a new mapping: false (nothing reserved) if the
+    /// free pages not yet reserved cannot cover them.
+    pub fn reserve(&self, size: HugeSize, pages: u64) -> bool {
+        let mut reserved = self.reserved.lock();
+        let free = self.free_total(size);
+        if free.saturating_sub(reserved[size.index()]) < pages {
+            return false;
+        }
+        reserved[size.index()] += pages;
+        true
+    }
+
+    /// Gives up `pages` reservations of `size`.
+    pub fn unreserve(&self, size: HugeSize, pages: u64) {
+        let mut reserved = self.reserved.lock();
+        reserved[size.index()] = reserved[size.index()].saturating_sub(pages);
+    }
+
+    /// Takes a free page of `size`, from `preferred`'s pool first, then the other
+    /// nodes' in order; `reserved`: it uses up one of the caller's reservations
+    /// (else it may not take a page another mapping has reserved). `None`: no page.
+    pub fn take(&self, size: HugeSize, preferred: NodeId, reserved: bool) -> Option<Pfn> {
+        let mut rsv = self.reserved.lock();
+        let mut free = self.free.lock();
+        let nodes = free.len();
+        let total: u64 = free.iter().map(|p| p[size.index()].len() as u64).sum();
+        if !reserved && total <= rsv[size.index()] {
+            return None;
+        }
+        let (node, pfn) = (0..nodes)
+            .map(|i| (preferred.index() + i) % nodes)
+            .find_map(|n| free[n][size.index()].pop().map(|pfn| (n, pfn)))?;
+        if reserved {
+            rsv[size.index()] = rsv[size.index()].saturating_sub(1);
+        }
+        self.in_use.lock()[node][size.index()] += 1;
+        Some(pfn)
+    }
+
+    /// Returns a page from [`take`](Self::take) to `node`'s pool.
+    pub fn give_back(&self, size: HugeSize, node: NodeId, pfn: Pfn) {
+        let mut free = self.free.lock();
+        let Some(pool) = free.get_mut(node.index()) else {
+            return;
+        };
+        pool[size.index()].push(pfn);
+        let mut in_use = self.in_use.lock();
+        in_use[node.index()][size.index()] = in_use[node.index()][size.index()].saturating_sub(1);
     }
 
     /// 4 KiB frames held by all pools (left out of the overcommit ratio's share).
@@ -107,28 +184,48 @@ impl HugePools {
         size: HugeSize,
         target: u64,
     ) -> u64 {
+        // Lock order everywhere: reserved, free, in_use.
+        let reserved = self.reserved.lock();
+        let keep = reserved[size.index()];
         let mut pools = self.free.lock();
+        let in_use = self.in_use_count(node, size);
         let Some(pool) = pools.get_mut(node.index()).map(|p| &mut p[size.index()]) else {
             return 0;
         };
+        let target = target.saturating_sub(in_use);
         while (pool.len() as u64) < target {
             match alloc.alloc_on_node(node, size.order()) {
                 Ok(pfn) => pool.push(pfn),
                 Err(_) => break,
             }
         }
-        while pool.len() as u64 > target {
+        // Free pages mappings have reserved stay.
+        let others: u64 = pools
+            .iter()
+            .enumerate()
+            .filter(|&(n, _)| n != node.index())
+            .map(|(_, p)| p[size.index()].len() as u64)
+            .sum();
+        let pool = &mut pools[node.index()][size.index()];
+        while pool.len() as u64 > target && others + pool.len() as u64 > keep {
             release(alloc, pool.pop(), size);
         }
-        pool.len() as u64
+        pool.len() as u64 + in_use
     }
 
     /// Grows or shrinks the pools of `size` towards `target` pages over all nodes,
     /// spreading them round-robin (Linux's `vm.nr_hugepages`); returns the total after.
     pub fn resize_total(&self, alloc: &FrameAllocator, size: HugeSize, target: u64) -> u64 {
+        let reserved = self.reserved.lock();
+        let keep = reserved[size.index()];
         let mut pools = self.free.lock();
+        let in_use: u64 = self.in_use.lock().iter().map(|c| c[size.index()]).sum();
         let nodes = pools.len();
-        let mut total: u64 = pools.iter().map(|p| p[size.index()].len() as u64).sum();
+        let mut total: u64 = in_use
+            + pools
+                .iter()
+                .map(|p| p[size.index()].len() as u64)
+                .sum::<u64>();
         // Grow: one page per node per round, until a whole round finds nothing.
         while total < target {
             let mut grew = false;
@@ -147,13 +244,202 @@ impl HugePools {
             }
         }
         // Shrink: from the fullest pool first, so the nodes stay balanced.
-        while total > target {
-            let fullest = (0..nodes).max_by_key(|&n| pools[n][size.index()].len());
+        while total > target && total - in_use > keep {
+            let fullest = (0..nodes)
+                .filter(|&n| !pools[n][size.index()].is_empty())
+                .max_by_key(|&n| pools[n][size.index()].len());
             let Some(n) = fullest else { break };
             release(alloc, pools[n][size.index()].pop(), size);
             total -= 1;
         }
         total
+    }
+}
+
+/// Where a hugetlb mapping's pages come from: the kernel's pools (taking from the
+/// calling CPU's node first), or a software pool in host tests.
+pub trait HugetlbSource: Send + Sync {
+    /// Reserves `pages` pages of `size`; false (nothing reserved) if not available.
+    fn reserve(&self, size: HugeSize, pages: u64) -> bool;
+    /// Gives up `pages` reservations.
+    fn unreserve(&self, size: HugeSize, pages: u64);
+    /// A free page's first frame (contents undefined), consuming a reservation when
+    /// `reserved`; `None` if there is none.
+    fn take(&self, size: HugeSize, reserved: bool) -> Option<Pfn>;
+    /// Returns a page from `take`.
+    fn give_back(&self, size: HugeSize, head: Pfn);
+}
+
+/// One hugetlb mapping (what `mmap(MAP_HUGETLB)` made; its VMAs, split or forked
+/// for a shared mapping, point at it): its page size, the page indexes it still holds
+/// reservations for, and for a shared mapping the pages themselves (every process
+/// maps the same ones). Each mapped huge leaf holds a reference on its page's first
+/// frame, and a shared mapping's page table holds one more; the last one gives the
+/// page back to the pool.
+pub struct HugetlbMap {
+    size: HugeSize,
+    source: Arc<dyn HugetlbSource>,
+    frames: Arc<Frames>,
+    /// The address of page index 0 (hugetlb mappings never move).
+    base: u64,
+    shared: bool,
+    state: Mutex<HugetlbState>,
+    /// Serialises the faults of a 1 GiB mapping, whose pages are mapped by 512
+    /// leaves each (installed, copied or changed all together).
+    pub(crate) fault_lock: Mutex<()>,
+}
+
+#[derive(Default)]
+struct HugetlbState {
+    /// Page indexes whose reservation is still held.
+    reserved: BTreeSet<u64>,
+    /// A shared mapping's pages by index.
+    pages: BTreeMap<u64, Pfn>,
+}
+
+/// Why a hugetlb page could not be had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoHugePage;
+
+impl HugetlbMap {
+    /// A mapping of `pages` pages of `size` at `base`; reserves them all unless
+    /// `noreserve`. `None` if the reservation fails (mmap's `ENOMEM`).
+    pub fn new(
+        size: HugeSize,
+        source: Arc<dyn HugetlbSource>,
+        frames: Arc<Frames>,
+        base: u64,
+        pages: u64,
+        shared: bool,
+        noreserve: bool,
+    ) -> Option<Arc<HugetlbMap>> {
+        let mut state = HugetlbState::default();
+        if !noreserve {
+            if !source.reserve(size, pages) {
+                return None;
+            }
+            state.reserved = (0..pages).collect();
+        }
+        Some(Arc::new(HugetlbMap {
+            size,
+            source,
+            frames,
+            base,
+            shared,
+            state: Mutex::new(state),
+            fault_lock: Mutex::new(()),
+        }))
+    }
+
+    /// The page size.
+    pub fn size(&self) -> HugeSize {
+        self.size
+    }
+
+    /// Page size in bytes.
+    pub fn page_bytes(&self) -> u64 {
+        self.size.order().bytes()
+    }
+
+    /// The first address of the page holding `va`.
+    pub fn page_start(&self, va: u64) -> u64 {
+        va & !(self.page_bytes() - 1)
+    }
+
+    /// Whether the pages are shared (`MAP_SHARED`).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// A private mapping's copy for a fork child: no reservations (as on Linux, a
+    /// child's faults on pages it does not share may find the pool empty: SIGBUS).
+    pub fn for_fork_child(self: &Arc<Self>) -> Arc<HugetlbMap> {
+        if self.shared {
+            return self.clone();
+        }
+        Arc::new(HugetlbMap {
+            size: self.size,
+            source: self.source.clone(),
+            frames: self.frames.clone(),
+            base: self.base,
+            shared: false,
+            state: Mutex::new(HugetlbState::default()),
+            fault_lock: Mutex::new(()),
+        })
+    }
+
+    fn index(&self, va: u64) -> u64 {
+        (va - self.base) / self.page_bytes()
+    }
+
+    /// The page for a fault at `va` (first frame), with a reference for the leaf
+    /// that will map it: a shared mapping's existing page, or a new zeroed one.
+    /// `NoHugePage` when the pool has none (SIGBUS).
+    pub fn page_for_fault(&self, va: u64) -> Result<Pfn, NoHugePage> {
+        let idx = self.index(va);
+        let mut st = self.state.lock();
+        if let Some(&pfn) = st.pages.get(&idx) {
+            self.frames.get(pfn);
+            return Ok(pfn);
+        }
+        let reserved = st.reserved.remove(&idx);
+        let Some(pfn) = self.source.take(self.size, reserved) else {
+            if reserved {
+                st.reserved.insert(idx);
+            }
+            return Err(NoHugePage);
+        };
+        self.zero(pfn);
+        if self.shared {
+            st.pages.insert(idx, pfn);
+            self.frames.get(pfn);
+        }
+        Ok(pfn)
+    }
+
+    /// A page for a private copy-on-write copy (no reservation), contents undefined.
+    /// (Its 2 MiB pieces are copied over by the caller.)
+    pub fn page_for_copy(&self) -> Result<Pfn, NoHugePage> {
+        self.source.take(self.size, false).ok_or(NoHugePage)
+    }
+
+    fn zero(&self, head: Pfn) {
+        let huge = crate::pagetable::HUGE_PAGES;
+        for chunk in 0..self.size.order().pages() / huge {
+            self.frames.source().zero_huge(Pfn(head.0 + chunk * huge));
+        }
+    }
+
+    /// Drops a leaf's reference on page `head`; the last goes back to the pool.
+    pub fn release(&self, head: Pfn) {
+        if self.frames.put_ref(head) {
+            self.source.give_back(self.size, head);
+        }
+    }
+
+    /// `[start, end)` is unmapped for good: a private mapping gives up the
+    /// reservations of its pages there.
+    pub fn unmapped(&self, start: u64, end: u64) {
+        if self.shared {
+            return;
+        }
+        let (lo, hi) = (self.index(start), self.index(end));
+        let mut st = self.state.lock();
+        let gone: Vec<u64> = st.reserved.range(lo..hi).copied().collect();
+        for idx in &gone {
+            st.reserved.remove(idx);
+        }
+        self.source.unreserve(self.size, gone.len() as u64);
+    }
+}
+
+impl Drop for HugetlbMap {
+    fn drop(&mut self) {
+        let st = core::mem::take(&mut *self.state.lock());
+        self.source.unreserve(self.size, st.reserved.len() as u64);
+        for (_, pfn) in st.pages {
+            self.release(pfn);
+        }
     }
 }
 

@@ -43,6 +43,7 @@ pub mod pagecache;
 pub mod pagetable;
 pub mod phys;
 pub mod procfs;
+pub mod thp;
 pub mod tlb;
 pub mod userfaultfd;
 pub mod vma;

@@ -26,7 +26,11 @@ static TUNABLES: Once<Arc<aspace::Tunables>> = Once::new();
 
 /// The live mmap knobs every address space shares (updated by the registry).
 pub fn tunables() -> &'static Arc<aspace::Tunables> {
-    TUNABLES.call_once(aspace::Tunables::new)
+    TUNABLES.call_once(|| {
+        let tunables = aspace::Tunables::new();
+        tunables.set_hugetlb_source(Arc::new(super::hugetlb::KernelHugetlb));
+        tunables
+    })
 }
 
 /// `mm`'s TLB hook: a shootdown to the CPUs that have this address space loaded.

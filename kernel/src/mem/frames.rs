@@ -107,6 +107,16 @@ pub fn free(phys: u64) {
     }
 }
 
+/// Makes the fresh 2 MiB block at `pfn` 512 frames that free one by one.
+fn split_huge(pfn: Pfn) -> Result<Pfn, mm::phys::AllocFailure> {
+    if let Err(e) = allocator().split_block(pfn, Order::HUGE_2M) {
+        log::error!("huge page {pfn}: {e}");
+        let _ = allocator().free(pfn, Order::HUGE_2M);
+        return Err(mm::phys::AllocFailure::OutOfMemory);
+    }
+    Ok(pfn)
+}
+
 /// The node that owns physical address `phys`.
 pub fn node_of(phys: u64) -> Option<u32> {
     allocator().node_of(Pfn(phys / PAGE_SIZE)).map(|n| n.0)
@@ -168,6 +178,50 @@ impl mm::phys::FrameSource for KernelFrameSource {
 
     fn free(&self, pfn: Pfn) {
         free(pfn.0 * PAGE_SIZE);
+    }
+
+    /// From the local node's pre-zeroed pool, else straight from the buddy
+    /// (falling back by distance) and zeroed here; `may_wait` (THP `defrag`) drains
+    /// the CPU caches once so their frames can merge into a free 2 MiB block.
+    fn alloc_huge_zeroed(
+        &self,
+        _va_hint: u64,
+        may_wait: bool,
+    ) -> Result<Pfn, mm::phys::AllocFailure> {
+        let node = NodeId(percpu::current().node);
+        if let Some(pfn) = super::thp_pool::take(node) {
+            return Ok(pfn);
+        }
+        // Only the allocation runs with interrupts off: 2 MiB are zeroed with them
+        // on, so a TLB shootdown or a wake-up is not held up behind the zeroing.
+        let take = || with_cpu(|h| h.alloc(Order::HUGE_2M, Policy::Local).ok()).flatten();
+        let pfn = match take() {
+            Some(pfn) => pfn,
+            None if may_wait => {
+                allocator().drain_all();
+                take().ok_or(mm::phys::AllocFailure::OutOfMemory)?
+            }
+            None => return Err(mm::phys::AllocFailure::OutOfMemory),
+        };
+        allocator().zero(pfn, Order::HUGE_2M, &DirectMapZeroer);
+        split_huge(pfn)
+    }
+
+    fn alloc_huge(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
+        let pfn = with_cpu(|h| h.alloc(Order::HUGE_2M, Policy::Local).ok())
+            .flatten()
+            .ok_or(mm::phys::AllocFailure::OutOfMemory)?;
+        split_huge(pfn)
+    }
+
+    fn free_huge(&self, head: Pfn) {
+        if allocator().free_run(head, Order::HUGE_2M.pages()).is_err() {
+            log::error!("foreign free of huge page {head}");
+        }
+    }
+
+    fn zero_huge(&self, head: Pfn) {
+        DirectMapZeroer.zero_frames(head, PageCount(Order::HUGE_2M.pages()));
     }
 
     fn copy(&self, dst: Pfn, src: Pfn) {

@@ -58,6 +58,13 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
     if let Some(done) = in_flight.as_ref().filter(|d| !d.is_complete()) {
         return OomOutcome::Wait(done.clone());
     }
+    // The pre-zeroed huge pages go back first: if there were any, retry before
+    // killing (a completed wait retries at once).
+    if super::thp_pool::drain() > 0 {
+        let done = Completion::new();
+        done.complete();
+        return OomOutcome::Wait(done);
+    }
     let total = frames::allocator().total_pages().0;
     let processes = proc::all();
     let candidates: Vec<Candidate> = processes.iter().map(|p| candidate(p)).collect();

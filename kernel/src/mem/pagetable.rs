@@ -7,10 +7,11 @@
 
 use super::frames;
 use crate::arch::paging::{current_root, phys_to_virt};
+use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::{
     frame::Pfn,
-    pagetable::{InstallError, PageTable, Pte, PteFlags},
+    pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE},
 };
 
 /// Hardware entry bits.
@@ -20,8 +21,13 @@ mod bits {
     pub const USER: u64 = 1 << 2;
     pub const ACCESSED: u64 = 1 << 5;
     pub const DIRTY: u64 = 1 << 6;
+    /// In a level-1 (PMD) entry: a 2 MiB leaf rather than a table. Kept with P=0
+    /// too (a `PROT_NONE` huge leaf), so a non-zero entry with it is never a table.
+    pub const HUGE: u64 = 1 << 7;
     /// Software: an entry another fault is filling (copy-on-write in progress).
     pub const BUSY: u64 = 1 << 10;
+    /// Software: a hugetlb leaf (never split).
+    pub const HUGETLB: u64 = 1 << 9;
     pub const NO_EXECUTE: u64 = 1 << 63;
     /// The protection key: bits 59..63 (ignored by the CPU unless CR4.PKE is set).
     pub const PKEY_SHIFT: u32 = 59;
@@ -40,6 +46,58 @@ static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 
 /// Page-table pages of every user address space (meminfo's `PageTables`).
 static TABLE_PAGES: AtomicU64 = AtomicU64::new(0);
+
+/// Huge leaves split into 4 KiB entries, system-wide (`thp_split_pmd`).
+static HUGE_SPLITS: AtomicU64 = AtomicU64::new(0);
+
+/// `thp_split_pmd` in `/proc/vmstat`.
+pub fn huge_splits() -> u64 {
+    HUGE_SPLITS.load(Ordering::Relaxed)
+}
+
+/// A 4 KiB entry word a huge install parks in an empty table while it takes the
+/// table out (BUSY, not present: a racing install or walk sees an entry being filled).
+const PARKED: u64 = bits::BUSY;
+
+/// Where a walk to a 4 KiB entry ended.
+enum Walk {
+    /// No table down to the entry.
+    Absent,
+    /// The entry's slot in its table.
+    Entry(&'static AtomicU64),
+    /// A huge leaf covers the address: its level-1 slot and the word read.
+    Huge(u64),
+}
+
+/// What a level-1 slot holds, for the range walkers.
+enum LeafRef {
+    Table(&'static [AtomicU64; 512]),
+    Huge(&'static AtomicU64),
+}
+
+fn is_huge(e: u64) -> bool {
+    e & bits::HUGE != 0
+}
+
+/// The 4 KiB view of page `va` under the huge leaf `word`.
+fn sub_entry(word: u64, va: u64) -> Option<Pte> {
+    let head = decode(word)?;
+    Some(Pte::new(
+        Pfn(head.pfn.0 + ((va - huge_base(va)) >> 12)),
+        head.flags,
+    ))
+}
+
+/// A 4 KiB entry word with the flags and `n`th frame of the huge leaf `word`.
+fn sub_word(word: u64, n: u64) -> u64 {
+    let flags = (word & !ADDRESS_MASK & !bits::HUGE) & !bits::BUSY;
+    ((word & ADDRESS_MASK) + (n << 12)) | flags
+}
+
+/// A level-1 entry pointing at table `phys`.
+fn table_entry(phys: u64) -> u64 {
+    phys | bits::PRESENT | bits::WRITABLE | bits::USER
+}
 
 /// Page-table pages of every user address space now.
 pub fn table_pages() -> u64 {
@@ -92,6 +150,9 @@ fn encode(pte: Pte) -> u64 {
     if f.contains(PteFlags::BUSY) {
         e |= bits::BUSY;
     }
+    if f.contains(PteFlags::HUGETLB) {
+        e |= bits::HUGETLB;
+    }
     e | (u64::from(f.pkey()) << bits::PKEY_SHIFT)
 }
 
@@ -120,6 +181,9 @@ fn decode(e: u64) -> Option<Pte> {
         f |= PteFlags::BUSY;
     }
     f |= PteFlags::for_pkey(((e >> bits::PKEY_SHIFT) & 0xf) as u16);
+    if e & bits::HUGETLB != 0 {
+        f |= PteFlags::HUGETLB;
+    }
     Some(Pte::new(Pfn((e & ADDRESS_MASK) >> 12), f))
 }
 
@@ -129,6 +193,15 @@ pub struct X86PageTable {
     user_root: u64,
     /// Table pages below the root (the root and the KPTI user root are counted apart).
     tables: AtomicU64,
+    /// For each huge leaf (by its address): the table page that will hold its 512
+    /// entries when it is split, zeroed. It is the slot's own table (taken out when
+    /// the leaf went in, or allocated with it), so a stale paging-structure cache
+    /// entry for the slot can only ever lead to this slot's entries.
+    deposits: spin::Mutex<BTreeMap<u64, u64>>,
+    /// Huge leaves this table split.
+    splits: AtomicU64,
+    /// Huge leaves mapped now.
+    leaves: AtomicU64,
 }
 
 impl X86PageTable {
@@ -152,6 +225,9 @@ impl X86PageTable {
             root,
             user_root,
             tables: AtomicU64::new(0),
+            deposits: spin::Mutex::new(BTreeMap::new()),
+            splits: AtomicU64::new(0),
+            leaves: AtomicU64::new(0),
         })
     }
 
@@ -165,59 +241,112 @@ impl X86PageTable {
         self.user_root
     }
 
-    /// The last-level table covering `va`, creating intermediate tables (by
+    /// The level-1 (2 MiB) slot covering `va`, creating the tables above it (by
     /// compare-and-swap) when `create`.
+    fn pmd_slot(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
+        let mut phys = self.root;
+        for level in (2..4).rev() {
+            let slot = &table(phys)[index(va, level)];
+            let Some(e) = self.table_at(slot, va, level, create)? else {
+                return Ok(None);
+            };
+            phys = e & ADDRESS_MASK;
+        }
+        Ok(Some(&table(phys)[index(va, 1)]))
+    }
+
+    /// The table entry in `slot` (at `level`), installing a fresh table when there is
+    /// none and `create`. `None`: no table. A huge leaf is returned as it is.
+    fn table_at(
+        &self,
+        slot: &AtomicU64,
+        va: u64,
+        level: u32,
+        create: bool,
+    ) -> Result<Option<u64>, InstallError> {
+        let e = slot.load(Ordering::Acquire);
+        if e != 0 {
+            return Ok(Some(e));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let next = frames::alloc_zeroed().ok_or(InstallError::NoMemory)?;
+        let new = table_entry(next);
+        match slot.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                self.tables.fetch_add(1, Ordering::Relaxed);
+                TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
+                if level == 3 && self.user_root != 0 {
+                    crate::arch::kpti::sync(self.root, self.user_root, index(va, 3));
+                }
+                Ok(Some(new))
+            }
+            Err(current) => {
+                frames::free(next);
+                Ok(Some(current))
+            }
+        }
+    }
+
+    /// The last-level table covering `va`, creating tables (by compare-and-swap)
+    /// when `create`; `Huge` if a huge leaf covers it.
+    fn walk(&self, va: u64, create: bool) -> Result<Walk, InstallError> {
+        let Some(pmd) = self.pmd_slot(va, create)? else {
+            return Ok(Walk::Absent);
+        };
+        let Some(e) = self.table_at(pmd, va, 1, create)? else {
+            return Ok(Walk::Absent);
+        };
+        if is_huge(e) {
+            return Ok(Walk::Huge(e));
+        }
+        Ok(Walk::Entry(&table(e & ADDRESS_MASK)[index(va, 0)]))
+    }
+
+    /// The last-level entry for `va` after splitting a huge leaf over it (for the
+    /// operations that change one 4 KiB entry).
+    fn small_entry(&self, va: u64) -> Option<&'static AtomicU64> {
+        loop {
+            match self.walk(va, false).ok()? {
+                Walk::Absent => return None,
+                Walk::Entry(e) => return Some(e),
+                // A hugetlb leaf has no 4 KiB entries to change.
+                Walk::Huge(word) if word & bits::HUGETLB != 0 => return None,
+                Walk::Huge(..) => {
+                    self.split_huge(va);
+                }
+            }
+        }
+    }
+
+    /// The last-level table covering `va` (no huge leaf there), creating tables
+    /// when `create`.
     fn leaf_table(
         &self,
         va: u64,
         create: bool,
     ) -> Result<Option<&'static [AtomicU64; 512]>, InstallError> {
-        let mut phys = self.root;
-        for level in (1..4).rev() {
-            let slot = &table(phys)[index(va, level)];
-            let mut e = slot.load(Ordering::Acquire);
-            if e & bits::PRESENT == 0 {
-                if !create {
-                    return Ok(None);
-                }
-                let next = frames::alloc_zeroed().ok_or(InstallError::NoMemory)?;
-                let new = next | bits::PRESENT | bits::WRITABLE | bits::USER;
-                match slot.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => {
-                        e = new;
-                        self.tables.fetch_add(1, Ordering::Relaxed);
-                        TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
-                        if level == 3 && self.user_root != 0 {
-                            crate::arch::kpti::sync(self.root, self.user_root, index(va, 3));
-                        }
-                    }
-                    Err(current) => {
-                        frames::free(next);
-                        e = current;
-                    }
-                }
-            }
-            phys = e & ADDRESS_MASK;
+        let Some(pmd) = self.pmd_slot(va, create)? else {
+            return Ok(None);
+        };
+        match self.table_at(pmd, va, 1, create)? {
+            Some(e) if !is_huge(e) => Ok(Some(table(e & ADDRESS_MASK))),
+            Some(_) => Err(InstallError::NoMemory),
+            None => Ok(None),
         }
-        Ok(Some(table(phys)))
     }
 
-    /// The last-level entry for `va`, creating intermediate tables when `create`.
-    fn leaf(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
-        Ok(self.leaf_table(va, create)?.map(|leaf| &leaf[index(va, 0)]))
-    }
-
-    /// Calls `f(first, last, leaf)` for every present last-level table, in address
-    /// order, with the part `[first, last)` of `[start, end)` it covers; stops at the
-    /// first error `f` returns.
+    /// Calls `f(first, last, leaf)` for every present last-level table or huge leaf,
+    /// in address order, with the part `[first, last)` of `[start, end)` it covers;
+    /// stops at the first error `f` returns.
     fn each_leaf_table(
         &self,
         start: u64,
         end: u64,
-        f: &mut dyn FnMut(u64, u64, &'static [AtomicU64; 512]) -> Result<(), InstallError>,
+        f: &mut dyn FnMut(u64, u64, LeafRef) -> Result<(), InstallError>,
     ) -> Result<(), InstallError> {
-        type LeafFn<'a> =
-            dyn FnMut(u64, u64, &'static [AtomicU64; 512]) -> Result<(), InstallError> + 'a;
+        type LeafFn<'a> = dyn FnMut(u64, u64, LeafRef) -> Result<(), InstallError> + 'a;
         fn walk(
             phys: u64,
             level: u32,
@@ -233,11 +362,16 @@ impl X86PageTable {
                     continue;
                 }
                 let e = slot.load(Ordering::Acquire);
+                if level == 1 && is_huge(e) {
+                    f(va.max(start), (va + span).min(end), LeafRef::Huge(slot))?;
+                    continue;
+                }
                 if e & bits::PRESENT == 0 {
                     continue;
                 }
                 if level == 1 {
-                    f(va.max(start), (va + span).min(end), table(e & ADDRESS_MASK))?;
+                    let leaf = LeafRef::Table(table(e & ADDRESS_MASK));
+                    f(va.max(start), (va + span).min(end), leaf)?;
                 } else {
                     walk(e & ADDRESS_MASK, level - 1, va, (start, end), f)?;
                 }
@@ -286,13 +420,96 @@ impl X86PageTable {
     }
 }
 
+impl X86PageTable {
+    /// `fork_range`'s copy of the whole huge leaf in `slot` at `va`: write-protected
+    /// on both sides when `write_protect`, huge in the child, each of its 512 pages
+    /// reported to `on_copy`.
+    fn fork_huge(
+        &self,
+        child: &X86PageTable,
+        slot: &AtomicU64,
+        va: u64,
+        write_protect: bool,
+        on_copy: &mut dyn FnMut(u64, Pte, bool),
+    ) -> Result<(), InstallError> {
+        let mut e = slot.load(Ordering::Acquire);
+        if !is_huge(e) {
+            return Ok(());
+        }
+        let weakened = write_protect && e & bits::WRITABLE != 0;
+        if weakened {
+            // Atomic with the CPU's accessed/dirty updates: clear only WRITE.
+            e = slot.fetch_and(!bits::WRITABLE, Ordering::AcqRel) & !bits::WRITABLE;
+        }
+        let Some(pte) = decode(e) else {
+            return Ok(());
+        };
+        child
+            .install_huge(va, pte.with_flags(pte.flags - PteFlags::BUSY))
+            .map_err(|_| InstallError::NoMemory)?;
+        for n in 0..HUGE_PAGES {
+            let sub = Pte::new(Pfn(pte.pfn.0 + n), pte.flags);
+            on_copy(va + (n << 12), sub, weakened);
+        }
+        Ok(())
+    }
+
+    /// Puts the huge leaf `word` into the empty (or parked) table of `slot`: every
+    /// entry of `table_phys` is parked, the slot switched to the leaf, and the table
+    /// (emptied again) deposited for the leaf's split. `Occupied` if an entry was in
+    /// use or the slot changed.
+    fn park_table_and_install(
+        &self,
+        slot: &AtomicU64,
+        table_word: u64,
+        va: u64,
+        word: u64,
+    ) -> Result<(), InstallError> {
+        let entries = table(table_word & ADDRESS_MASK);
+        for (i, e) in entries.iter().enumerate() {
+            if let Err(cur) = e.compare_exchange(0, PARKED, Ordering::AcqRel, Ordering::Acquire) {
+                for parked in &entries[..i] {
+                    parked.store(0, Ordering::Release);
+                }
+                return Err(InstallError::Occupied(
+                    decode(cur).unwrap_or(Pte::new(Pfn(0), PteFlags::BUSY)),
+                ));
+            }
+        }
+        let swapped = slot
+            .compare_exchange(table_word, word, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        for e in entries {
+            e.store(0, Ordering::Release);
+        }
+        if !swapped {
+            return Err(InstallError::Occupied(
+                decode(word).unwrap_or(Pte::new(Pfn(0), PteFlags::BUSY)),
+            ));
+        }
+        self.deposits.lock().insert(va, table_word & ADDRESS_MASK);
+        self.leaves.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 impl PageTable for X86PageTable {
     fn query(&self, va: u64) -> Option<Pte> {
-        decode(self.leaf(va, false).ok()??.load(Ordering::Acquire))
+        match self.walk(va, false).ok()? {
+            Walk::Absent => None,
+            Walk::Entry(e) => decode(e.load(Ordering::Acquire)),
+            Walk::Huge(word) => sub_entry(word, va),
+        }
     }
 
     fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
-        let slot = self.leaf(va, true)?.ok_or(InstallError::NoMemory)?;
+        let slot = match self.walk(va, true)? {
+            Walk::Absent => return Err(InstallError::NoMemory),
+            Walk::Huge(word) => {
+                return Err(InstallError::Occupied(sub_entry(word, va).unwrap_or(pte)))
+            }
+            Walk::Entry(slot) => slot,
+        };
         match slot.compare_exchange(0, encode(pte), Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => Ok(()),
             Err(current) => Err(InstallError::Occupied(decode(current).unwrap_or(pte))),
@@ -300,7 +517,7 @@ impl PageTable for X86PageTable {
     }
 
     fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
-        let Ok(Some(slot)) = self.leaf(va, false) else {
+        let Some(slot) = self.small_entry(va) else {
             return Err(None);
         };
         let current = slot.load(Ordering::Acquire);
@@ -314,12 +531,12 @@ impl PageTable for X86PageTable {
     }
 
     fn unmap(&self, va: u64) -> Option<Pte> {
-        let slot = self.leaf(va, false).ok()??;
-        decode(slot.swap(0, Ordering::AcqRel))
+        decode(self.small_entry(va)?.swap(0, Ordering::AcqRel))
     }
 
     /// One pass per table page: each parent leaf table is copied into one child leaf
-    /// table, entry by entry, without a walk per entry.
+    /// table, entry by entry, without a walk per entry; a huge leaf is copied whole
+    /// (or split first if the range takes only part of it).
     fn fork_range(
         &self,
         child: &Self,
@@ -328,17 +545,61 @@ impl PageTable for X86PageTable {
         write_protect: bool,
         on_copy: &mut dyn FnMut(u64, Pte, bool),
     ) -> Result<(), InstallError> {
-        self.each_leaf_table(start, end, &mut |first, last, leaf| {
-            self.fork_leaf(child, leaf, first, last, write_protect, on_copy)
+        self.each_leaf_table(start, end, &mut |first, last, leaf| match leaf {
+            LeafRef::Table(leaf) => {
+                self.fork_leaf(child, leaf, first, last, write_protect, on_copy)
+            }
+            LeafRef::Huge(slot) => {
+                let base = huge_base(first);
+                if first == base && last == base + HUGE_SIZE {
+                    return self.fork_huge(child, slot, base, write_protect, on_copy);
+                }
+                self.split_huge(base);
+                match self.leaf_table(base, false)? {
+                    Some(leaf) => self.fork_leaf(child, leaf, first, last, write_protect, on_copy),
+                    None => Ok(()),
+                }
+            }
         })
     }
 
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
+        self.scan_leaves(start, end, &mut |va, pte, huge| {
+            if !huge {
+                return f(va, pte);
+            }
+            let (lo, hi) = (va.max(start), (va + HUGE_SIZE).min(end));
+            for page in (lo..hi).step_by(4096) {
+                let n = (page - va) >> 12;
+                f(page, Pte::new(Pfn(pte.pfn.0 + n), pte.flags));
+            }
+        });
+    }
+
+    fn scan_leaves(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte, bool)) {
         let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
             let span_base = first & !((1u64 << 21) - 1);
-            for i in index(first, 0)..=index(last - 1, 0) {
-                if let Some(pte) = decode(leaf[i].load(Ordering::Acquire)) {
-                    f(span_base + ((i as u64) << 12), pte);
+            match leaf {
+                LeafRef::Table(leaf) => {
+                    let (lo, hi) = (index(first, 0), index(last - 1, 0));
+                    for (i, slot) in leaf.iter().enumerate().take(hi + 1).skip(lo) {
+                        let word = slot.load(Ordering::Acquire);
+                        // A parked entry is a huge install taking the table out.
+                        if word == PARKED {
+                            continue;
+                        }
+                        if let Some(pte) = decode(word) {
+                            f(span_base + ((i as u64) << 12), pte, false);
+                        }
+                    }
+                }
+                LeafRef::Huge(slot) => {
+                    let e = slot.load(Ordering::Acquire);
+                    if is_huge(e) {
+                        if let Some(pte) = decode(e) {
+                            f(span_base, pte, true);
+                        }
+                    }
                 }
             }
             Ok(())
@@ -348,6 +609,150 @@ impl PageTable for X86PageTable {
     fn table_bytes(&self) -> u64 {
         let roots = if self.user_root != 0 { 2 } else { 1 };
         (self.tables.load(Ordering::Relaxed) + roots) * 4096
+    }
+
+    fn supports_huge(&self) -> bool {
+        true
+    }
+
+    fn query_huge(&self, va: u64) -> Option<Pte> {
+        let e = self.pmd_slot(va, false).ok()??.load(Ordering::Acquire);
+        if is_huge(e) {
+            decode(e)
+        } else {
+            None
+        }
+    }
+
+    fn huge_slot_empty(&self, va: u64) -> bool {
+        let Ok(Some(slot)) = self.pmd_slot(va, false) else {
+            return true;
+        };
+        let e = slot.load(Ordering::Acquire);
+        e == 0
+            || (!is_huge(e)
+                && table(e & ADDRESS_MASK)
+                    .iter()
+                    .all(|x| x.load(Ordering::Relaxed) == 0))
+    }
+
+    fn install_huge(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
+        debug_assert!(va.is_multiple_of(HUGE_SIZE) && pte.pfn.0.is_multiple_of(HUGE_PAGES));
+        let slot = self.pmd_slot(va, true)?.ok_or(InstallError::NoMemory)?;
+        let word = encode(pte) | bits::HUGE;
+        let cur = slot.load(Ordering::Acquire);
+        if cur == 0 {
+            // A fresh slot: its table is allocated now, deposited for the split.
+            let deposit = frames::alloc_zeroed().ok_or(InstallError::NoMemory)?;
+            return match slot.compare_exchange(0, word, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    self.tables.fetch_add(1, Ordering::Relaxed);
+                    TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
+                    self.deposits.lock().insert(va, deposit);
+                    self.leaves.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(now) => {
+                    frames::free(deposit);
+                    if is_huge(now) {
+                        return Err(InstallError::Occupied(decode(now).unwrap_or(pte)));
+                    }
+                    self.park_table_and_install(slot, now, va, word)
+                }
+            };
+        }
+        if is_huge(cur) {
+            return Err(InstallError::Occupied(decode(cur).unwrap_or(pte)));
+        }
+        self.park_table_and_install(slot, cur, va, word)
+    }
+
+    fn replace_huge(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+        let Ok(Some(slot)) = self.pmd_slot(va, false) else {
+            return Err(None);
+        };
+        let current = slot.load(Ordering::Acquire);
+        if !is_huge(current) {
+            return Err(None);
+        }
+        if decode(current) != Some(expected) {
+            return Err(decode(current));
+        }
+        slot.compare_exchange(
+            current,
+            encode(new) | bits::HUGE,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .map(|_| ())
+        .map_err(|now| if is_huge(now) { decode(now) } else { None })
+    }
+
+    fn unmap_huge(&self, va: u64) -> Option<Pte> {
+        let slot = self.pmd_slot(va, false).ok()??;
+        // The slot gets its (empty) deposited table back rather than zero: the
+        // table stays this slot's, so nothing a stale walk could reach is reused.
+        let mut deposits = self.deposits.lock();
+        let back = deposits.get(&va).map_or(0, |&d| table_entry(d));
+        loop {
+            let cur = slot.load(Ordering::Acquire);
+            if !is_huge(cur) {
+                return None;
+            }
+            if slot
+                .compare_exchange(cur, back, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                deposits.remove(&va);
+                self.leaves.fetch_sub(1, Ordering::Relaxed);
+                return decode(cur);
+            }
+        }
+    }
+
+    fn split_huge(&self, va: u64) -> bool {
+        let base = huge_base(va);
+        let Ok(Some(slot)) = self.pmd_slot(base, false) else {
+            return false;
+        };
+        let mut deposits = self.deposits.lock();
+        let Some(&deposit) = deposits.get(&base) else {
+            return false;
+        };
+        let entries = table(deposit);
+        loop {
+            let cur = slot.load(Ordering::Acquire);
+            if !is_huge(cur) || cur & bits::HUGETLB != 0 {
+                return false;
+            }
+            for (n, e) in entries.iter().enumerate() {
+                e.store(sub_word(cur, n as u64), Ordering::Relaxed);
+            }
+            // Fails if the CPU set accessed/dirty meanwhile: refill with them.
+            if slot
+                .compare_exchange(
+                    cur,
+                    table_entry(deposit),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                deposits.remove(&base);
+                self.splits.fetch_add(1, Ordering::Relaxed);
+                self.leaves.fetch_sub(1, Ordering::Relaxed);
+                HUGE_SPLITS.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+    }
+
+    fn huge_splits(&self) -> u64 {
+        self.splits.load(Ordering::Relaxed)
+    }
+
+    fn huge_leaves(&self) -> u64 {
+        self.leaves.load(Ordering::Relaxed)
     }
 }
 
@@ -360,6 +765,10 @@ impl Drop for X86PageTable {
             let limit = if level == 3 { 256 } else { 512 };
             for slot in table(phys).iter().take(limit) {
                 let e = slot.swap(0, Ordering::Relaxed);
+                // A huge leaf's frames were released by the address space.
+                if level == 1 && is_huge(e) {
+                    continue;
+                }
                 if e & bits::PRESENT != 0 {
                     if level > 1 {
                         free_tables(e & ADDRESS_MASK, level - 1);
@@ -373,6 +782,9 @@ impl Drop for X86PageTable {
             }
         }
         free_tables(self.root, 3);
+        for (_, deposit) in core::mem::take(&mut *self.deposits.lock()) {
+            frames::free(deposit);
+        }
         frames::free(self.root);
         let roots = if self.user_root != 0 { 2 } else { 1 };
         TABLE_PAGES.fetch_sub(

@@ -156,7 +156,7 @@ pub static PID_MAX: Key = key(
 
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
-static SYSTEM_KEYS: [&Key; 20] = [
+static SYSTEM_KEYS: [&Key; 24] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -170,6 +170,10 @@ static SYSTEM_KEYS: [&Key; 20] = [
     &NR_HUGEPAGES,
     &THP_ENABLED,
     &THP_DEFRAG,
+    &KHUGEPAGED_PAGES_TO_SCAN,
+    &KHUGEPAGED_SCAN_SLEEP,
+    &KHUGEPAGED_ALLOC_SLEEP,
+    &KHUGEPAGED_MAX_PTES_NONE,
     &KSM_RUN,
     &DAMON_KDAMONDS,
     &STAT_INTERVAL,
@@ -291,7 +295,76 @@ pub static THP_ENABLED: Key = key(
     &["/sys/kernel/mm/transparent_hugepage/enabled"],
     KeyKind::Choice(&["always", "madvise", "never"]),
     1,
-    keep,
+    set_thp_enabled,
+);
+fn thp() -> &'static mm::thp::Thp {
+    crate::mem::aspace::tunables().thp()
+}
+fn set_thp_enabled(v: u64) -> SysResult<u64> {
+    thp().set_enabled(mm::thp::ThpEnabled::from_index(v).ok_or(errno::Errno::EINVAL)?);
+    Ok(v)
+}
+fn set_thp_defrag(v: u64) -> SysResult<u64> {
+    thp().set_defrag(mm::thp::ThpDefrag::from_index(v).ok_or(errno::Errno::EINVAL)?);
+    Ok(v)
+}
+fn set_khugepaged_pages_to_scan(v: u64) -> SysResult<u64> {
+    thp().set_pages_to_scan(v);
+    Ok(v)
+}
+fn set_khugepaged_scan_sleep(v: u64) -> SysResult<u64> {
+    thp().set_scan_sleep_ms(v);
+    crate::mem::khugepaged::kick();
+    Ok(v)
+}
+fn set_khugepaged_alloc_sleep(v: u64) -> SysResult<u64> {
+    thp().set_alloc_sleep_ms(v);
+    Ok(v)
+}
+fn set_khugepaged_max_ptes_none(v: u64) -> SysResult<u64> {
+    thp().set_max_ptes_none(v);
+    Ok(v)
+}
+/// khugepaged: 4 KiB pages looked at per pass.
+pub static KHUGEPAGED_PAGES_TO_SCAN: Key = key(
+    "mm.transparent_hugepage.khugepaged.pages_to_scan",
+    &["/sys/kernel/mm/transparent_hugepage/khugepaged/pages_to_scan"],
+    KeyKind::Int {
+        min: 1,
+        max: u32::MAX as u64,
+    },
+    mm::thp::DEFAULT_PAGES_TO_SCAN,
+    set_khugepaged_pages_to_scan,
+);
+/// khugepaged: milliseconds between passes.
+pub static KHUGEPAGED_SCAN_SLEEP: Key = key(
+    "mm.transparent_hugepage.khugepaged.scan_sleep_millisecs",
+    &["/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs"],
+    KeyKind::Int {
+        min: 0,
+        max: u32::MAX as u64,
+    },
+    mm::thp::DEFAULT_SCAN_SLEEP_MS,
+    set_khugepaged_scan_sleep,
+);
+/// khugepaged: milliseconds to wait after a huge page could not be allocated.
+pub static KHUGEPAGED_ALLOC_SLEEP: Key = key(
+    "mm.transparent_hugepage.khugepaged.alloc_sleep_millisecs",
+    &["/sys/kernel/mm/transparent_hugepage/khugepaged/alloc_sleep_millisecs"],
+    KeyKind::Int {
+        min: 0,
+        max: u32::MAX as u64,
+    },
+    mm::thp::DEFAULT_ALLOC_SLEEP_MS,
+    set_khugepaged_alloc_sleep,
+);
+/// khugepaged: missing pages a collapsed range may have (0: fully populated only).
+pub static KHUGEPAGED_MAX_PTES_NONE: Key = key(
+    "mm.transparent_hugepage.khugepaged.max_ptes_none",
+    &["/sys/kernel/mm/transparent_hugepage/khugepaged/max_ptes_none"],
+    KeyKind::Int { min: 0, max: 511 },
+    0,
+    set_khugepaged_max_ptes_none,
 );
 /// THP defrag mode.
 pub static THP_DEFRAG: Key = key(
@@ -299,7 +372,7 @@ pub static THP_DEFRAG: Key = key(
     &["/sys/kernel/mm/transparent_hugepage/defrag"],
     KeyKind::Choice(&["always", "defer", "defer+madvise", "madvise", "never"]),
     3,
-    keep,
+    set_thp_defrag,
 );
 fn set_ksm_run(v: u64) -> SysResult<u64> {
     crate::mem::ksmd::set_run(v);

@@ -58,7 +58,13 @@ impl<P: PageTable> AddressSpace<P> {
         loop {
             {
                 let _st = self.state().read();
-                if let Some(pte) = self.page_table().query(page) {
+                if let Some(head) = self.page_table().query_huge(page) {
+                    match self.with_huge_page(page, head, need, access, &mut f) {
+                        Some(true) => return Ok(()),
+                        Some(false) => continue,
+                        None => {}
+                    }
+                } else if let Some(pte) = self.page_table().query(page) {
                     if pte.flags.contains(PteFlags::BUSY) {
                         backoff.snooze();
                         continue;
@@ -81,6 +87,49 @@ impl<P: PageTable> AddressSpace<P> {
                 }
             }
             self.fault(page, access, true)?;
+        }
+    }
+
+    /// `with_page` for a page under the huge leaf `head` (a leaf is locked whole, so
+    /// it is not split for a remote access). `Some(true)`: done; `Some(false)`: the
+    /// leaf changed, look again; `None`: the access needs a fault.
+    fn with_huge_page(
+        &self,
+        page: u64,
+        head: crate::pagetable::Pte,
+        need: PteFlags,
+        access: Access,
+        f: &mut Option<impl FnOnce(Pfn)>,
+    ) -> Option<bool> {
+        let base = crate::pagetable::huge_base(page);
+        if head.flags.contains(PteFlags::BUSY) {
+            crate::cpu::Backoff::new().snooze();
+            return Some(false);
+        }
+        if !head.flags.contains(need) {
+            return None;
+        }
+        let pt = self.page_table();
+        let locked = head.with_flags(head.flags | PteFlags::BUSY);
+        if pt.replace_huge(base, head, locked).is_err() {
+            return Some(false);
+        }
+        if let Some(f) = f.take() {
+            f(Pfn(head.pfn.0 + ((page - base) >> crate::frame::PAGE_SHIFT)));
+        }
+        let hw = match access {
+            Access::Write => PteFlags::ACCESSED | PteFlags::DIRTY,
+            _ => PteFlags::ACCESSED,
+        };
+        // Only this thread changes a BUSY leaf (the CPU may set hardware bits).
+        let mut cur = locked;
+        loop {
+            let done = cur.with_flags((cur.flags | hw) - PteFlags::BUSY);
+            match pt.replace_huge(base, cur, done) {
+                Ok(()) => return Some(true),
+                Err(Some(now)) => cur = now,
+                Err(None) => return Some(true),
+            }
         }
     }
 }

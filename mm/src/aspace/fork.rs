@@ -40,9 +40,13 @@ impl<P: PageTable> AddressSpace<P> {
                 c.interceptor = None;
                 // Locks are not inherited (Linux's dup_mmap); seals are.
                 c.flags -= VmFlags::LOCKED_MASK;
+                c.hugetlb = v.hugetlb.as_ref().map(|m| m.for_fork_child());
                 c
             })
             .collect();
+        if self.thp_advised.load(core::sync::atomic::Ordering::Relaxed) {
+            child.note_thp_advised();
+        }
         // The child's private writable memory is charged before anything is copied.
         let tree = VmaTree::from_sorted(vmas, st.tree.commitment().cloned())?;
         // Parent entries write-protected here are flushed once, at the end (on the
@@ -55,6 +59,16 @@ impl<P: PageTable> AddressSpace<P> {
             .filter(|v| !v.flags.contains(VmFlags::WIPEONFORK))
         {
             let private = !v.flags.contains(VmFlags::MAYSHARE);
+            if v.hugetlb.is_some() {
+                if self
+                    .fork_hugetlb(cpt, v, private, &mut parent_flush)
+                    .is_err()
+                {
+                    failed = true;
+                    break;
+                }
+                continue;
+            }
             let copied = pt.fork_range(cpt, v.start, v.end, private, &mut |va, pte, weakened| {
                 if weakened {
                     parent_flush.weakened(va);
@@ -83,6 +97,50 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::NoMemory);
         }
         Ok(child)
+    }
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Copies the hugetlb leaves of `v` into the child: each page gains a
+    /// reference; a private one becomes read-only on both sides (a write copies).
+    fn fork_hugetlb(
+        &self,
+        cpt: &P,
+        v: &Vma,
+        private: bool,
+        parent_flush: &mut Zap<'_>,
+    ) -> Result<(), MmError> {
+        use crate::pagetable::{PteFlags, HUGE_SIZE};
+        let pt = self.page_table();
+        let mut result = Ok(());
+        pt.scan_leaves(v.start, v.end, &mut |va, _, huge| {
+            if !huge || result.is_err() {
+                return;
+            }
+            let Some(mut leaf) = pt.query_huge(va) else {
+                return;
+            };
+            while private && leaf.flags.contains(PteFlags::WRITE) {
+                let ro = leaf.with_flags(leaf.flags - PteFlags::WRITE);
+                match pt.replace_huge(va, leaf, ro) {
+                    Ok(()) => {
+                        leaf = ro;
+                        parent_flush.weakened_range(va, va + HUGE_SIZE);
+                    }
+                    Err(Some(now)) => leaf = now,
+                    Err(None) => return,
+                }
+            }
+            let copy = leaf.with_flags(leaf.flags - PteFlags::BUSY);
+            let first_leaf = v.hugetlb.as_ref().is_some_and(|m| m.page_start(va) == va);
+            match cpt.install_huge(va, copy) {
+                // A page of several leaves holds its reference on the first.
+                Ok(()) if first_leaf => self.frames().get(leaf.pfn),
+                Ok(()) => {}
+                Err(_) => result = Err(MmError::NoMemory),
+            }
+        });
+        result
     }
 }
 

@@ -20,11 +20,11 @@ impl<P: PageTable> AddressSpace<P> {
         let pt = self.page_table();
         let st = self.state().read();
         let mut merged = 0;
-        for v in st
-            .tree
-            .iter()
-            .filter(|v| v.flags.contains(VmFlags::MERGEABLE) && matches!(v.backing, Backing::Anon))
-        {
+        for v in st.tree.iter().filter(|v| {
+            v.flags.contains(VmFlags::MERGEABLE)
+                && matches!(v.backing, Backing::Anon)
+                && v.hugetlb.is_none()
+        }) {
             // Pin every page only this mapping owns and write-protect it: once the
             // flush is done, nobody can change its contents (a write copies it).
             let mut candidates = Vec::new();

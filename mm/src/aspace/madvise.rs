@@ -40,6 +40,11 @@ pub enum Advice {
     Mergeable,
     /// `MADV_UNMERGEABLE` (13): merged pages get their own frames again.
     Unmergeable,
+    /// `MADV_HUGEPAGE` (14): transparent huge pages for the range even when THP is
+    /// `madvise`.
+    HugePage,
+    /// `MADV_NOHUGEPAGE` (15): never transparent huge pages for the range.
+    NoHugePage,
     /// `MADV_DONTDUMP` (16).
     DontDump,
     /// `MADV_DODUMP` (17).
@@ -60,7 +65,7 @@ pub enum Advice {
 
 impl Advice {
     /// Decodes a Linux advice value; `EINVAL` for unknown ones and for those other
-    /// issues add (THP, hwpoison...).
+    /// issues add (hwpoison, `MADV_COLLAPSE`...).
     pub fn from_linux(value: u64) -> Result<Advice, MmError> {
         Ok(match value {
             0 => Advice::Normal,
@@ -74,6 +79,8 @@ impl Advice {
             11 => Advice::DoFork,
             12 => Advice::Mergeable,
             13 => Advice::Unmergeable,
+            14 => Advice::HugePage,
+            15 => Advice::NoHugePage,
             16 => Advice::DontDump,
             17 => Advice::DoDump,
             18 => Advice::WipeOnFork,
@@ -100,6 +107,8 @@ impl Advice {
             Advice::KeepOnFork => (VmFlags::empty(), VmFlags::WIPEONFORK),
             Advice::Mergeable => (VmFlags::MERGEABLE, VmFlags::empty()),
             Advice::Unmergeable => (VmFlags::empty(), VmFlags::MERGEABLE),
+            Advice::HugePage => (VmFlags::HUGEPAGE, VmFlags::NOHUGEPAGE),
+            Advice::NoHugePage => (VmFlags::NOHUGEPAGE, VmFlags::HUGEPAGE),
             _ => return None,
         })
     }
@@ -130,6 +139,7 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let mut st = self.state().write();
         check_madvise_unsealed(&st.tree, addr, end, advice)?;
+        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
         let hole = !st.tree.is_covered(addr, end);
         let parts: alloc::vec::Vec<Vma> = st
             .tree
@@ -144,6 +154,11 @@ impl<P: PageTable> AddressSpace<P> {
                     return Err(MmError::InvalidArgument);
                 }
                 let max = self.tunables().max_map_count();
+                // A huge leaf never straddles two VMAs.
+                self.split_huge_edges(addr, end);
+                if advice == Advice::HugePage {
+                    self.note_thp_advised();
+                }
                 st.tree.edit_each(addr, end, max, &mut |n: &mut Vma| {
                     // As on Linux, KSM skips shared mappings without an error.
                     if advice != Advice::Mergeable || !n.flags.contains(VmFlags::MAYSHARE) {
@@ -167,7 +182,7 @@ impl<P: PageTable> AddressSpace<P> {
                 if advice == Advice::Free && parts.iter().any(|v| v.file().is_some()) {
                     return Err(MmError::InvalidArgument);
                 }
-                self.zap_vmas(&parts);
+                self.zap_parts(&parts);
             }
             Advice::Remove => {
                 // Linux's order: locked or file-less mappings are EINVAL, then a mapping
@@ -187,7 +202,7 @@ impl<P: PageTable> AddressSpace<P> {
                 {
                     return Err(MmError::NotSupported);
                 }
-                self.zap_vmas(&parts);
+                self.zap_parts(&parts);
                 for v in &parts {
                     if let Some(f) = v.file() {
                         f.punch_hole(v.pgoff, v.pages());
@@ -226,7 +241,9 @@ mod tests {
         assert_eq!(Advice::from_linux(4), Ok(Advice::DontNeed));
         assert_eq!(Advice::from_linux(23), Ok(Advice::PopulateWrite));
         assert_eq!(Advice::from_linux(12), Ok(Advice::Mergeable));
-        assert_eq!(Advice::from_linux(14), Err(MmError::InvalidArgument));
+        assert_eq!(Advice::from_linux(14), Ok(Advice::HugePage));
+        assert_eq!(Advice::from_linux(15), Ok(Advice::NoHugePage));
+        assert_eq!(Advice::from_linux(25), Err(MmError::InvalidArgument));
         assert_eq!(Advice::from_linux(100), Err(MmError::InvalidArgument));
     }
 

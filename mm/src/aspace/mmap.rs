@@ -10,6 +10,7 @@ use super::{AddressSpace, Layout, Tunables, MAP_32BIT_END, MAP_32BIT_START};
 use crate::commit::Overcommit;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
+use crate::hugetlb::HugetlbMap;
 use crate::pagecache::FileObject;
 use crate::pagetable::PageTable;
 use crate::vma::placement::{find_bottom_up, hint_fits, place};
@@ -69,6 +70,29 @@ pub enum PlannedBacking {
     NewShmem,
     /// A file at a page offset.
     File(Arc<FileObject>, u64),
+    /// Anonymous hugetlb memory (`MAP_HUGETLB`) of this page size, shared or
+    /// private by the flags; `noreserve`: no pages are reserved at mmap.
+    Hugetlb {
+        /// The page size.
+        size: crate::hugetlb::HugeSize,
+        /// `MAP_NORESERVE`.
+        noreserve: bool,
+    },
+}
+
+/// `MAP_HUGE_SHIFT`: where `MAP_HUGETLB`'s page-size log2 sits in the flags.
+pub const MAP_HUGE_SHIFT: u32 = 26;
+/// `MAP_HUGE_MASK`.
+pub const MAP_HUGE_MASK: u64 = 0x3f;
+
+/// The hugetlb page size `MAP_HUGETLB` flags name (0: the default, 2 MiB;
+/// `MAP_HUGE_2MB`, `MAP_HUGE_1GB`); `EINVAL` for a size with no pool.
+fn huge_size_of(flag_bits: u64) -> Result<crate::hugetlb::HugeSize, MmError> {
+    match (flag_bits >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK {
+        0 | 21 => Ok(crate::hugetlb::HugeSize::Mib2),
+        30 => Ok(crate::hugetlb::HugeSize::Gib1),
+        _ => Err(MmError::InvalidArgument),
+    }
 }
 
 /// A validated `mmap` request.
@@ -212,10 +236,29 @@ impl MmapRequest {
         } else {
             Placement::Anywhere
         };
-        if flags.contains(MapFlags::HUGETLB) {
-            // No huge page pool is configured yet (Linux's answer then).
-            return Err(MmError::NoMemory);
-        }
+        let hugetlb = if flags.contains(MapFlags::HUGETLB) {
+            // Anonymous only here (hugetlbfs files are the file layer's).
+            if !anonymous || flags.contains(MapFlags::GROWSDOWN) {
+                return Err(MmError::InvalidArgument);
+            }
+            let size = huge_size_of(flags.bits())?;
+            let bytes = size.order().bytes();
+            if let Placement::Fixed { addr, .. } = placement {
+                if !addr.is_multiple_of(bytes) {
+                    return Err(MmError::InvalidArgument);
+                }
+            }
+            Some(size)
+        } else {
+            None
+        };
+        let len = match hugetlb {
+            Some(size) => len
+                .checked_next_multiple_of(size.order().bytes())
+                .filter(|&l| l <= layout.task_size)
+                .ok_or(MmError::NoMemory)?,
+            None => len,
+        };
         if flags.contains(MapFlags::GROWSDOWN) && shared {
             return Err(MmError::InvalidArgument);
         }
@@ -223,6 +266,10 @@ impl MmapRequest {
         let mut vm =
             VmFlags::from_prot(self.prot) | VmFlags::MAYREAD | VmFlags::MAYWRITE | VmFlags::MAYEXEC;
         let backing = match (&self.file, anonymous) {
+            (_, true) if hugetlb.is_some() => PlannedBacking::Hugetlb {
+                size: hugetlb.unwrap_or(crate::hugetlb::HugeSize::Mib2),
+                noreserve: flags.contains(MapFlags::NORESERVE),
+            },
             (_, true) if shared => PlannedBacking::NewShmem,
             (_, true) => PlannedBacking::Anon,
             (Some(fm), false) => {
@@ -251,8 +298,13 @@ impl MmapRequest {
         if flags.contains(MapFlags::LOCKED) {
             vm |= VmFlags::LOCKED;
         }
+        if hugetlb.is_some() {
+            // Hugetlb pages are reserved from their pool, not charged to the commit.
+            vm |= VmFlags::HUGETLB;
+        } else
         // Strict accounting (overcommit mode 2) ignores MAP_NORESERVE, as on Linux.
-        if flags.contains(MapFlags::NORESERVE) && tunables.commitment().mode() != Overcommit::Never
+        if flags.contains(MapFlags::NORESERVE)
+            && tunables.commitment().mode() != Overcommit::Never
         {
             vm |= VmFlags::NORESERVE;
         } else if !shared && self.prot.contains(Prot::WRITE) {
@@ -346,6 +398,16 @@ impl<P: PageTable> AddressSpace<P> {
         } else {
             (min_addr, layout.task_size)
         };
+        let hugetlb = match plan.backing {
+            PlannedBacking::Hugetlb { size, .. } => Some(size.order().bytes()),
+            _ => None,
+        };
+        // A hugetlb mapping starts on a huge page: look for room for one more page
+        // and round up.
+        let (len, align) = match hugetlb {
+            Some(bytes) => (len + bytes - PAGE_SIZE, bytes),
+            None => (len, PAGE_SIZE),
+        };
         let start = match plan.placement {
             Placement::Fixed { addr, replace } => {
                 if !replace && !st.tree.is_free(addr, addr + len) {
@@ -361,6 +423,10 @@ impl<P: PageTable> AddressSpace<P> {
             _ => place(&st.tree, len, None, (low, high), layout.mmap_base, gap)
                 .ok_or(MmError::NoMemory)?,
         };
+        let (start, len) = match plan.placement {
+            Placement::Fixed { .. } => (start, plan.len),
+            _ => (start.next_multiple_of(align), plan.len),
+        };
         let end = start + len;
         let (backing, pgoff) = match &plan.backing {
             PlannedBacking::Anon => (Backing::Anon, 0),
@@ -369,10 +435,32 @@ impl<P: PageTable> AddressSpace<P> {
                 0,
             ),
             PlannedBacking::File(f, pgoff) => (Backing::File(f.clone()), *pgoff),
+            PlannedBacking::Hugetlb { .. } => (Backing::Anon, 0),
         };
         let vm_flags = plan.vm_flags | st.def_flags;
         Self::check_lock_future(&st, vm_flags, len, plan.lock_limit)?;
-        let vma = Vma::new(start, end, vm_flags, backing, pgoff);
+        let mut vma = Vma::new(start, end, vm_flags, backing, pgoff);
+        if let PlannedBacking::Hugetlb { size, noreserve } = plan.backing {
+            let source = self
+                .tunables()
+                .hugetlb_source()
+                .ok_or(MmError::NoMemory)?
+                .clone();
+            let pages = len / size.order().bytes();
+            let shared = plan.vm_flags.contains(VmFlags::MAYSHARE);
+            vma.hugetlb = Some(
+                HugetlbMap::new(
+                    size,
+                    source,
+                    self.frames().clone(),
+                    start,
+                    pages,
+                    shared,
+                    noreserve,
+                )
+                .ok_or(MmError::NoMemory)?,
+            );
+        }
         let max = self.tunables().max_map_count();
         let old = st.tree.rewrite(start, end, max, &mut |_| None, Some(vma))?;
         self.zap_vmas(&old);

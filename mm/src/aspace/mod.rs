@@ -53,6 +53,7 @@
 
 mod access;
 mod brk;
+mod collapse;
 mod fork;
 mod intercept;
 mod ksm;
@@ -83,6 +84,7 @@ mod proptests;
 pub(crate) mod tests;
 
 pub use access::AccessError;
+pub use collapse::CollapseScan;
 pub use madvise::Advice;
 pub use mempolicy::{set_task_policy_hook, MemPolicy, PolicyMode};
 pub use migrate::PageStatus;
@@ -105,6 +107,7 @@ use crate::frame::PAGE_SIZE;
 use crate::ksm::Ksm;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::Frames;
+use crate::thp::Thp;
 use crate::tlb::TlbFlush;
 use crate::vma::{Vma, VmaTree};
 use lock::TreeLock;
@@ -135,6 +138,8 @@ pub struct Tunables {
     stack_guard_gap_pages: AtomicU64,
     commitment: Arc<Commitment>,
     ksm: Arc<Ksm>,
+    thp: Thp,
+    hugetlb: spin::Once<Arc<dyn crate::hugetlb::HugetlbSource>>,
 }
 
 impl Default for Tunables {
@@ -145,6 +150,8 @@ impl Default for Tunables {
             stack_guard_gap_pages: AtomicU64::new(STACK_GUARD_GAP_PAGES),
             commitment: Arc::new(Commitment::new()),
             ksm: Arc::new(Ksm::new()),
+            thp: Thp::default(),
+            hugetlb: spin::Once::new(),
         }
     }
 }
@@ -189,6 +196,22 @@ impl Tunables {
     /// The KSM trees every address space merges into.
     pub fn ksm(&self) -> &Arc<Ksm> {
         &self.ksm
+    }
+
+    /// Sets where hugetlb mappings get their pages (once, at boot; without it
+    /// `MAP_HUGETLB` fails with `ENOMEM`, as on Linux with no pool).
+    pub fn set_hugetlb_source(&self, source: Arc<dyn crate::hugetlb::HugetlbSource>) {
+        self.hugetlb.call_once(|| source);
+    }
+
+    /// The hugetlb page source, if set.
+    pub fn hugetlb_source(&self) -> Option<&Arc<dyn crate::hugetlb::HugetlbSource>> {
+        self.hugetlb.get()
+    }
+
+    /// The transparent-huge-page settings and counters.
+    pub fn thp(&self) -> &Thp {
+        &self.thp
     }
 
     /// The overcommit policy and commit charge every address space draws on.
@@ -267,6 +290,8 @@ pub struct AddressSpace<P: PageTable> {
     /// `set_mempolicy`'s policy (its own lock: the fault path reads it while it holds
     /// the tree's read side).
     task_policy: spin::RwLock<Option<MemPolicy>>,
+    /// Some VMA was advised `MADV_HUGEPAGE` (khugepaged looks here in `madvise` mode).
+    thp_advised: core::sync::atomic::AtomicBool,
 }
 
 impl<P: PageTable> AddressSpace<P> {
@@ -288,6 +313,7 @@ impl<P: PageTable> AddressSpace<P> {
             state,
             hiwater_rss_pages: AtomicU64::new(0),
             task_policy: spin::RwLock::new(None),
+            thp_advised: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -359,8 +385,39 @@ impl<P: PageTable> AddressSpace<P> {
 
     /// Resident pages (present entries in user space).
     pub fn resident_pages(&self) -> u64 {
-        let _st = self.state.read();
-        self.pt.count(0, self.layout.task_size)
+        let st = self.state.read();
+        self.pt.count(0, self.layout.task_size) - self.hugetlb_pages(&st)
+    }
+
+    /// 4 KiB pages mapped by hugetlb leaves (not resident memory, as on Linux: their
+    /// pages belong to the pool).
+    fn hugetlb_pages(&self, st: &MmState) -> u64 {
+        let mut pages = 0;
+        for v in st.tree.iter().filter(|v| v.hugetlb.is_some()) {
+            self.pt.scan_leaves(v.start, v.end, &mut |_, _, huge| {
+                if huge {
+                    pages += crate::pagetable::HUGE_PAGES;
+                }
+            });
+        }
+        pages
+    }
+
+    /// Calls `f` with the first frame of every huge leaf mapped in a private
+    /// anonymous VMA (`AnonHugePages`: the kernel counts each page once across
+    /// processes).
+    pub fn anon_huge_pages(&self, f: &mut dyn FnMut(crate::frame::Pfn)) {
+        if self.pt.huge_leaves() == 0 {
+            return;
+        }
+        let st = self.state.read();
+        for v in st.tree.iter().filter(|v| v.file().is_none()) {
+            self.pt.scan_leaves(v.start, v.end, &mut |_, pte, huge| {
+                if huge {
+                    f(pte.pfn);
+                }
+            });
+        }
     }
 
     /// Kernel memory this address space holds for its owner: its page-table pages
@@ -390,7 +447,10 @@ impl<P: PageTable> AddressSpace<P> {
             match st.tree.find(va) {
                 None => err = Some(format!("entry at {va:#x} outside every VMA")),
                 Some(v) => {
-                    let allowed = vma_pte_perms(v.flags) | PteFlags::HW;
+                    let mut allowed = vma_pte_perms(v.flags) | PteFlags::HW;
+                    if v.hugetlb.is_some() {
+                        allowed |= PteFlags::HUGETLB;
+                    }
                     if !allowed.contains(pte.flags) {
                         err = Some(format!(
                             "entry at {va:#x} has {:?}, VMA allows {:?}",
@@ -407,8 +467,9 @@ impl<P: PageTable> AddressSpace<P> {
     /// reference is dropped. The address space stays usable (empty).
     pub fn teardown(&self) {
         let mut st = self.state.write();
-        self.note_rss();
+        self.note_rss(&st);
         let mut zap = Zap::new(&self.frames, &*self.tlb);
+        zap.vmas(&self.pt, st.tree.iter());
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
         let brk = (st.start_brk, st.brk);
@@ -417,8 +478,9 @@ impl<P: PageTable> AddressSpace<P> {
     }
 
     /// Folds the current resident size into the high-water mark.
-    fn note_rss(&self) {
+    fn note_rss(&self, st: &MmState) {
         let rss = self.pt.count(0, self.layout.task_size);
+        let rss = rss - self.hugetlb_pages(st);
         self.hiwater_rss_pages.fetch_max(rss, Ordering::Relaxed);
     }
 
@@ -430,6 +492,20 @@ impl<P: PageTable> AddressSpace<P> {
         &self.state
     }
 
+    /// Whether khugepaged should look at this address space: THP is `always`, or
+    /// some VMA here was advised `MADV_HUGEPAGE`.
+    pub fn thp_candidate(&self) -> bool {
+        match self.tunables.thp().enabled() {
+            crate::thp::ThpEnabled::Always => true,
+            crate::thp::ThpEnabled::Madvise => self.thp_advised.load(Ordering::Relaxed),
+            crate::thp::ThpEnabled::Never => false,
+        }
+    }
+
+    pub(crate) fn note_thp_advised(&self) {
+        self.thp_advised.store(true, Ordering::Relaxed);
+    }
+
     pub(crate) fn gap_bytes(&self) -> u64 {
         self.tunables.stack_guard_gap_bytes()
     }
@@ -437,7 +513,9 @@ impl<P: PageTable> AddressSpace<P> {
 
 impl<P: PageTable> Drop for AddressSpace<P> {
     fn drop(&mut self) {
+        let st = self.state.read();
         let mut zap = Zap::new(&self.frames, &*self.tlb);
+        zap.vmas(&self.pt, st.tree.iter());
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
     }

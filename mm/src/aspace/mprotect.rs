@@ -65,6 +65,7 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::NoMemory);
         }
         check_unsealed(&st.tree, start, end)?;
+        super::munmap::hugetlb_edges_aligned(&st.tree, start, end)?;
         let access = prot.access();
         if st
             .tree
@@ -95,7 +96,43 @@ impl<P: PageTable> AddressSpace<P> {
         let perms = vma_pte_perms(new_flags);
         let private = !new_flags.contains(VmFlags::MAYSHARE);
         let pt = self.page_table();
+        let keep_of = |f: PteFlags| {
+            if private {
+                f & PteFlags::WRITE | !PteFlags::WRITE
+            } else {
+                PteFlags::all()
+            }
+        };
+        // A huge leaf inside the range changes whole (a hugetlb one always is);
+        // one the range cuts is split by the 4 KiB updates below.
+        pt.scan_leaves(old.start, old.end, &mut |va, _, huge| {
+            let end = va + crate::pagetable::HUGE_SIZE;
+            if !huge || va < old.start || end > old.end {
+                return;
+            }
+            while let Some(leaf) = pt.query_huge(va) {
+                let next = (leaf.flags - PteFlags::PERMS) | (perms & keep_of(leaf.flags));
+                match pt.replace_huge(va, leaf, leaf.with_flags(next)) {
+                    Ok(()) => {
+                        if !(leaf.flags & PteFlags::PERMS).difference(next).is_empty() {
+                            zap.weakened_range(va, end);
+                        }
+                        break;
+                    }
+                    Err(None) => break,
+                    Err(Some(_)) => {}
+                }
+            }
+        });
         pt.scan(old.start, old.end, &mut |va, _| {
+            if let Some(leaf) = pt.query_huge(va) {
+                let base = crate::pagetable::huge_base(va);
+                let whole = base >= old.start && base + crate::pagetable::HUGE_SIZE <= old.end;
+                if whole || leaf.flags.contains(PteFlags::HUGETLB) {
+                    // Done above.
+                    return;
+                }
+            }
             let mut weakened = false;
             pt.update_flags(va, &mut |f| {
                 let keep = if private {
@@ -121,8 +158,9 @@ impl<P: PageTable> AddressSpace<P> {
 /// mapping that becomes writable.
 fn protected_flags(old: VmFlags, access: Prot) -> VmFlags {
     let mut next = old.with_prot(access);
-    let uncharged =
-        !old.intersects(VmFlags::ACCOUNT | VmFlags::WRITE | VmFlags::SHARED | VmFlags::NORESERVE);
+    let uncharged = !old.intersects(
+        VmFlags::ACCOUNT | VmFlags::WRITE | VmFlags::SHARED | VmFlags::NORESERVE | VmFlags::HUGETLB,
+    );
     if next.contains(VmFlags::WRITE) && uncharged && !old.contains(VmFlags::MAYSHARE) {
         next |= VmFlags::ACCOUNT;
     }

@@ -108,8 +108,13 @@ impl<P: PageTable> AddressSpace<P> {
         let max = self.tunables().max_map_count();
         // As Linux (vma_lookup comes first): no mapping at the old address is EFAULT,
         // whatever the lengths (a shrink used to unmap the "tail" of nothing and succeed).
-        if st.tree.find(old_addr).is_none() {
+        let Some(old_vma) = st.tree.find(old_addr) else {
             return Err(MmError::BadAddress);
+        };
+        // Hugetlb mappings do not move or resize here (Linux allows it for aligned
+        // ranges; not built yet).
+        if old_vma.hugetlb.is_some() {
+            return Err(MmError::InvalidArgument);
         }
         // Where Linux unmaps the tail of a shrinking old range (do_vmi_munmap), that
         // range must lie in user space: EINVAL, never an overflowing `old_addr + old_len`.

@@ -25,6 +25,7 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let mut st = self.state().write();
         check_unsealed(&st.tree, addr, end)?;
+        hugetlb_edges_aligned(&st.tree, addr, end)?;
         let max = self.tunables().max_map_count();
         let old = st.tree.rewrite(addr, end, max, &mut |_| None, None)?;
         // The VMAs are gone: faults in other VMAs may proceed while the pages are
@@ -41,7 +42,10 @@ impl<P: PageTable> AddressSpace<P> {
         if !vmas.is_empty() {
             let mut zap = Zap::new(self.frames(), &**self.tlb());
             for v in vmas {
-                zap.range(self.page_table(), v.start, v.end);
+                zap.vma_range(self.page_table(), v, v.start, v.end);
+                if let Some(map) = &v.hugetlb {
+                    map.unmapped(v.start, v.end);
+                }
             }
             zap.finish();
         }
@@ -55,11 +59,42 @@ impl<P: PageTable> AddressSpace<P> {
         end: u64,
     ) -> Result<(), MmError> {
         check_unsealed(tree, start, end)?;
+        hugetlb_edges_aligned(tree, start, end)?;
         let max = self.tunables().max_map_count();
         let old = tree.rewrite(start, end, max, &mut |_| None, None)?;
         self.zap_vmas(&old);
         Ok(())
     }
+
+    /// Zaps the pages of `parts` (pieces of VMAs still in the tree: `MADV_DONTNEED`),
+    /// their reservations kept.
+    pub(super) fn zap_parts(&self, parts: &[crate::vma::Vma]) {
+        let mut zap = Zap::new(self.frames(), &**self.tlb());
+        for v in parts {
+            zap.vma_range(self.page_table(), v, v.start, v.end);
+        }
+        zap.finish();
+    }
+}
+
+/// `EINVAL` if `start` or `end` falls inside a hugetlb VMA off its page boundary
+/// (a hugetlb page is never split, so its VMA is cut only between pages).
+pub(crate) fn hugetlb_edges_aligned(
+    tree: &crate::vma::VmaTree,
+    start: u64,
+    end: u64,
+) -> Result<(), MmError> {
+    for v in tree.overlapping(start, end) {
+        if let Some(map) = &v.hugetlb {
+            let bytes = map.page_bytes();
+            for at in [start, end] {
+                if at > v.start && at < v.end && !at.is_multiple_of(bytes) {
+                    return Err(MmError::InvalidArgument);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

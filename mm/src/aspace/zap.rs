@@ -2,23 +2,50 @@
 //! invalidation, and dropping the frames' references only after the flush (a CPU
 //! with a stale translation must never see a frame that was reused).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::hugetlb::HugetlbMap;
+use crate::vma::Vma;
+
 use crate::frame::Pfn;
-use crate::pagetable::PageTable;
+use crate::pagetable::{PageTable, HUGE_PAGES, HUGE_SIZE};
 use crate::phys::Frames;
 use crate::tlb::{TlbBatch, TlbFlush};
 
 /// Frames released per flush when a zap is large.
 const ZAP_BATCH_FRAMES: usize = 512;
 
+/// A reference a zap drops once the TLB is flushed.
+enum Release {
+    /// A 4 KiB frame.
+    Frame(Pfn),
+    /// The 512 frames of a transparent huge page.
+    Huge(Pfn),
+    /// A hugetlb page, back to its mapping's pool with the last reference.
+    Hugetlb(Arc<HugetlbMap>, Pfn),
+}
+
 /// An in-progress zap over one address space.
 pub(crate) struct Zap<'a> {
     frames: &'a Frames,
     tlb: &'a dyn TlbFlush,
     batch: TlbBatch,
-    pending: Vec<Pfn>,
+    /// Frames to release after the flush.
+    pending: Vec<Release>,
     zapped: u64,
+}
+
+impl<P: PageTable> super::AddressSpace<P> {
+    /// Splits any huge leaf that `start` or `end` falls inside (not on its edge):
+    /// done before the VMAs are cut there, so no leaf straddles two VMAs.
+    pub(crate) fn split_huge_edges(&self, start: u64, end: u64) {
+        for at in [start, end] {
+            if !at.is_multiple_of(HUGE_SIZE) {
+                self.page_table().split_huge(at);
+            }
+        }
+    }
 }
 
 impl<'a> Zap<'a> {
@@ -33,24 +60,88 @@ impl<'a> Zap<'a> {
         }
     }
 
-    /// Removes every entry in `[start, end)`.
+    /// Removes every entry in `[start, end)`: a huge leaf inside it whole, one
+    /// reaching outside it split first.
     pub(crate) fn range(&mut self, pt: &dyn PageTable, start: u64, end: u64) {
-        pt.scan(start, end, &mut |va, _| {
-            if let Some(old) = pt.unmap(va) {
-                self.entry_removed(va, old.pfn);
+        pt.scan_leaves(start, end, &mut |va, _, huge| {
+            if !huge {
+                if let Some(old) = pt.unmap(va) {
+                    self.entry_removed(va, old.pfn);
+                }
+                return;
+            }
+            if va >= start && va + HUGE_SIZE <= end {
+                if let Some(old) = pt.unmap_huge(va) {
+                    self.huge_removed(va, old.pfn);
+                }
+                return;
+            }
+            pt.split_huge(va);
+            let (lo, hi) = (va.max(start), (va + HUGE_SIZE).min(end));
+            for page in (lo..hi).step_by(crate::frame::PAGE_SIZE as usize) {
+                if let Some(old) = pt.unmap(page) {
+                    self.entry_removed(page, old.pfn);
+                }
             }
         });
     }
 
-    /// Records an entry the caller removed itself: its page is flushed and the frame
-    /// released with the batch.
+    /// Removes the entries of `[start, end)` inside `vma` (a hugetlb VMA's leaves go
+    /// back to its pool; its range is aligned to its pages).
+    pub(crate) fn vma_range(&mut self, pt: &dyn PageTable, vma: &Vma, start: u64, end: u64) {
+        let Some(map) = &vma.hugetlb else {
+            return self.range(pt, start, end);
+        };
+        pt.scan_leaves(start, end, &mut |va, _, huge| {
+            if !huge {
+                return;
+            }
+            if let Some(old) = pt.unmap_huge(va) {
+                self.batch.add(va, va + HUGE_SIZE);
+                // A page of several leaves holds its reference on the first.
+                if map.page_start(va) == va {
+                    self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
+                }
+                self.zapped += HUGE_PAGES;
+                if self.pending.len() >= ZAP_BATCH_FRAMES {
+                    self.flush();
+                }
+            }
+        });
+    }
+
+    /// Removes every entry of every VMA in `vmas` (all of the address space).
+    pub(crate) fn vmas<'v>(&mut self, pt: &dyn PageTable, vmas: impl Iterator<Item = &'v Vma>) {
+        for v in vmas {
+            self.vma_range(pt, v, v.start, v.end);
+        }
+    }
+
+    /// Records a removed 4 KiB entry: its page is flushed and the frame released
+    /// with the batch.
     pub(crate) fn entry_removed(&mut self, va: u64, pfn: Pfn) {
         self.batch.add_page(va);
-        self.pending.push(pfn);
+        self.pending.push(Release::Frame(pfn));
         self.zapped += 1;
         if self.pending.len() >= ZAP_BATCH_FRAMES {
             self.flush();
         }
+    }
+
+    /// Records a removed huge leaf: its 2 MiB are flushed and its 512 frames
+    /// released with the batch.
+    pub(crate) fn huge_removed(&mut self, va: u64, head: Pfn) {
+        self.batch.add(va, va + HUGE_SIZE);
+        self.pending.push(Release::Huge(head));
+        self.zapped += HUGE_PAGES;
+        if self.pending.len() >= ZAP_BATCH_FRAMES {
+            self.flush();
+        }
+    }
+
+    /// Records weakened translations over `[start, end)` (a huge leaf).
+    pub(crate) fn weakened_range(&mut self, start: u64, end: u64) {
+        self.batch.add(start, end);
     }
 
     /// Records a weakened (not removed) translation that needs flushing.
@@ -60,8 +151,14 @@ impl<'a> Zap<'a> {
 
     fn flush(&mut self) {
         self.batch.flush(self.tlb);
-        for pfn in self.pending.drain(..) {
-            self.frames.put(pfn);
+        for release in self.pending.drain(..) {
+            match release {
+                Release::Frame(pfn) => {
+                    self.frames.put(pfn);
+                }
+                Release::Huge(head) => self.frames.put_huge(head),
+                Release::Hugetlb(map, head) => map.release(head),
+            }
         }
     }
 

@@ -18,6 +18,8 @@
 mod anon;
 mod cow;
 mod file;
+pub(crate) mod huge;
+mod hugetlb;
 mod stack;
 mod wait;
 
@@ -58,6 +60,8 @@ pub enum FaultResolved {
     Spurious,
     /// A zeroed frame was mapped (anonymous memory).
     DemandZero,
+    /// A zeroed 2 MiB page was mapped with one huge leaf (anonymous memory).
+    DemandZeroHuge,
     /// A shared frame was copied for a private write.
     CowCopied,
     /// A private write found the frame exclusive and made the entry writable.
@@ -240,6 +244,9 @@ impl<P: PageTable> AddressSpace<P> {
         if !vma_allows(vma.flags, access) {
             return Err(FaultError::AccErr);
         }
+        if let Some(map) = &vma.hugetlb {
+            return self.hugetlb_fault(vma, map, page, access);
+        }
         if let Some(pte) = self.page_table().query(page) {
             return self.fault_present(vma, page, pte, access);
         }
@@ -249,7 +256,12 @@ impl<P: PageTable> AddressSpace<P> {
             }
         }
         match &vma.backing {
-            Backing::Anon => self.demand_zero(vma, page, access),
+            Backing::Anon => {
+                if let Some(result) = self.huge_demand_zero(vma, page, access) {
+                    return result;
+                }
+                self.demand_zero(vma, page, access)
+            }
             Backing::File(file) => self.file_fault(vma, file, page, access),
         }
     }

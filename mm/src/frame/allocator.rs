@@ -315,6 +315,26 @@ impl FrameAllocator {
         Ok(())
     }
 
+    /// Turns an allocated block of `order` into single frames, each freed on its
+    /// own with `free(.., Order::FRAME_4K)` (a transparent huge page, which may be
+    /// split and released page by page).
+    pub fn split_block(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        let node = self.topo.node_of(pfn).ok_or(FreeError::NotManaged(pfn))?;
+        self.nodes[node.index()].split_allocated(pfn, order)
+    }
+
+    /// Frees `pages` single frames from `first` (a split block given back whole) to
+    /// their node's buddy under one lock, where they merge again.
+    pub fn free_run(&self, first: Pfn, pages: u64) -> Result<(), FreeError> {
+        let node = self
+            .topo
+            .node_of(first)
+            .ok_or(FreeError::NotManaged(first))?;
+        self.nodes[node.index()].free_run(first, pages);
+        self.nodes[node.index()].counters.direct_frees.add(pages);
+        Ok(())
+    }
+
     /// Zeroes an allocated block through `zeroer` (once), counting it.
     pub fn zero(&self, pfn: Pfn, order: Order, zeroer: &dyn FrameZeroer) {
         let ns = zeroer.zero_frames(pfn, PageCount(order.pages()));

@@ -200,6 +200,22 @@ impl Buddy {
         Ok(())
     }
 
+    /// Turns the allocated block of `order` at `pfn` into as many allocated single
+    /// frames, each freed on its own (a huge page that may be split and released
+    /// page by page); they merge back as they are freed.
+    pub(crate) fn split_allocated(&mut self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        let idx = self.index_of(pfn).ok_or(FreeError::NotManaged(pfn))?;
+        if !pfn.is_aligned(order) {
+            return Err(FreeError::Misaligned(pfn, order));
+        }
+        if self.state[idx as usize] != ALLOCATED | order.get() {
+            return Err(FreeError::NotAllocated(pfn, order));
+        }
+        let pages = order.pages() as usize;
+        self.state[idx as usize..idx as usize + pages].fill(ALLOCATED);
+        Ok(())
+    }
+
     fn index_of(&self, pfn: Pfn) -> Option<u32> {
         if pfn.0 < self.start_pfn || pfn.0 >= self.end_pfn {
             return None;

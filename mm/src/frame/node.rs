@@ -219,6 +219,24 @@ impl Node {
         self.with_buddy(|b| b.free(pfn, order))
     }
 
+    /// See [`Buddy::split_allocated`].
+    pub(crate) fn split_allocated(&self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        self.buddy.lock().split_allocated(pfn, order)
+    }
+
+    /// Returns the single frames `[first, first + pages)` to the buddy under one
+    /// lock; refused ones are counted and logged.
+    pub(crate) fn free_run(&self, first: Pfn, pages: u64) {
+        self.with_buddy(|b| {
+            for pfn in (first.0..first.0 + pages).map(Pfn) {
+                if let Err(e) = b.free(pfn, Order::FRAME_4K) {
+                    self.counters.bad_frees.add(1);
+                    log::error!("{}: refused run free: {e}", self.id);
+                }
+            }
+        })
+    }
+
     /// Returns single frames to the buddy; refused ones are counted and logged.
     pub(crate) fn free_frames(&self, frames: &[Pfn]) {
         self.with_buddy(|b| {

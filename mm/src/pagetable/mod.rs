@@ -45,6 +45,10 @@ bitflags! {
         const PKEY2 = 1 << 10;
         /// Protection-key bit 3.
         const PKEY3 = 1 << 11;
+        /// Software: a huge leaf of a hugetlb mapping. It is never split: the 4 KiB
+        /// operations leave it alone (only the huge ones change it), and its page
+        /// goes back to the hugetlb pool, not to the frame allocator.
+        const HUGETLB = 1 << 6;
     }
 }
 
@@ -98,6 +102,16 @@ impl Pte {
     }
 }
 
+/// Bytes one huge (PMD-level) leaf maps: 2 MiB.
+pub const HUGE_SIZE: u64 = 1 << 21;
+/// 4 KiB pages under one huge leaf.
+pub const HUGE_PAGES: u64 = HUGE_SIZE / crate::frame::PAGE_SIZE;
+
+/// The first address of the 2 MiB slot holding `va`.
+pub const fn huge_base(va: u64) -> u64 {
+    va & !(HUGE_SIZE - 1)
+}
+
 /// Why [`PageTable::install`] did not install the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstallError {
@@ -105,6 +119,66 @@ pub enum InstallError {
     Occupied(Pte),
     /// An intermediate table could not be allocated.
     NoMemory,
+}
+
+/// `fork_range`'s copy of one 4 KiB entry.
+fn fork_small_entry<T: PageTable + ?Sized>(
+    parent: &T,
+    child: &T,
+    va: u64,
+    pte: Pte,
+    write_protect: bool,
+    on_copy: &mut dyn FnMut(u64, Pte, bool),
+) -> Result<(), InstallError> {
+    let mut pte = pte;
+    let weakened = write_protect && pte.flags.contains(PteFlags::WRITE);
+    if weakened {
+        if let Some(old) = parent.update_flags(va, &mut |f| f - PteFlags::WRITE) {
+            pte = old.with_flags(old.flags - PteFlags::WRITE);
+        }
+    }
+    match child.install(va, pte) {
+        Ok(()) => {
+            on_copy(va, pte, weakened);
+            Ok(())
+        }
+        Err(InstallError::Occupied(_)) | Err(InstallError::NoMemory) => Err(InstallError::NoMemory),
+    }
+}
+
+/// `fork_range`'s copy of a whole huge leaf: write-protected on both sides when
+/// `write_protect`, installed huge in the child, and `on_copy` told of each of its
+/// 512 pages (each frame takes its reference).
+fn fork_huge_leaf<T: PageTable + ?Sized>(
+    parent: &T,
+    child: &T,
+    va: u64,
+    write_protect: bool,
+    on_copy: &mut dyn FnMut(u64, Pte, bool),
+) -> Result<(), InstallError> {
+    let Some(mut pte) = parent.query_huge(va) else {
+        return Ok(());
+    };
+    let mut weakened = false;
+    while write_protect && pte.flags.contains(PteFlags::WRITE) {
+        let ro = pte.with_flags(pte.flags - PteFlags::WRITE);
+        match parent.replace_huge(va, pte, ro) {
+            Ok(()) => {
+                pte = ro;
+                weakened = true;
+            }
+            Err(Some(now)) => pte = now,
+            Err(None) => return Ok(()),
+        }
+    }
+    child
+        .install_huge(va, pte)
+        .map_err(|_| InstallError::NoMemory)?;
+    for i in 0..HUGE_PAGES {
+        let sub = Pte::new(crate::frame::Pfn(pte.pfn.0 + i), pte.flags);
+        on_copy(va + i * crate::frame::PAGE_SIZE, sub, weakened);
+    }
+    Ok(())
 }
 
 /// A user page table (the lower half of one address space). All addresses are
@@ -152,26 +226,26 @@ pub trait PageTable: Send + Sync {
         Self: Sized,
     {
         let mut result = Ok(());
-        self.scan(start, end, &mut |va, pte| {
+        self.scan_leaves(start, end, &mut |va, pte, huge| {
             if result.is_err() {
                 return;
             }
-            let mut pte = pte;
-            let weakened = write_protect && pte.flags.contains(PteFlags::WRITE);
-            if weakened {
-                if let Some(old) = self.update_flags(va, &mut |f| f - PteFlags::WRITE) {
-                    pte = old.with_flags(old.flags - PteFlags::WRITE);
+            if huge {
+                if va >= start && va + HUGE_SIZE <= end {
+                    result = fork_huge_leaf(self, child, va, write_protect, on_copy);
+                    return;
                 }
+                // Only part of the leaf is copied: split it and copy that part.
+                self.split_huge(va);
+                let (lo, hi) = (va.max(start), (va + HUGE_SIZE).min(end));
+                self.scan(lo, hi, &mut |va, pte| {
+                    if result.is_ok() {
+                        result = fork_small_entry(self, child, va, pte, write_protect, on_copy);
+                    }
+                });
+                return;
             }
-            result = match child.install(va, pte) {
-                Ok(()) => {
-                    on_copy(va, pte, weakened);
-                    Ok(())
-                }
-                Err(InstallError::Occupied(_)) | Err(InstallError::NoMemory) => {
-                    Err(InstallError::NoMemory)
-                }
-            };
+            result = fork_small_entry(self, child, va, pte, write_protect, on_copy);
         });
         result
     }
@@ -202,8 +276,14 @@ pub trait PageTable: Send + Sync {
         loop {
             let old = self.query(va)?;
             let new = old.with_flags(f(old.flags));
-            if new == old || self.replace(va, old, new).is_ok() {
+            if new == old {
                 return Some(old);
+            }
+            match self.replace(va, old, new) {
+                Ok(()) => return Some(old),
+                // Gone meanwhile.
+                Err(None) => return None,
+                Err(Some(_)) => {}
             }
         }
     }
@@ -214,6 +294,79 @@ pub trait PageTable: Send + Sync {
         self.update_flags(va, &mut |f| {
             (f - PteFlags::PERMS) | (perms & PteFlags::PERMS)
         })
+    }
+
+    /// Calls `f(va, pte, huge)` once per leaf meeting `[start, end)`, in address
+    /// order: a huge leaf once with its head entry (`va` its 2 MiB-aligned start, `pte`
+    /// its first frame), which may begin before `start` or end after `end`; a 4 KiB
+    /// entry as [`scan`](Self::scan) gives it. (`scan` itself shows a huge leaf as
+    /// its 512 pages, so code that only reads entries needs no huge case.)
+    fn scan_leaves(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte, bool)) {
+        self.scan(start, end, &mut |va, pte| f(va, pte, false));
+    }
+
+    // Huge (2 MiB, PMD-level) leaves. A huge leaf maps 512 consecutive frames, each
+    // holding its own reference (so splitting it changes no count). `query` and
+    // `scan` show it as 512 entries; `install` at an address under it finds it
+    // occupied; `replace`, `unmap` and `update_flags` at such an address first split
+    // it into 512 4 KiB entries with its flags (an implementation keeps the table
+    // page that needs ready from the moment the leaf is installed, so a split never
+    // fails). A table without huge support keeps the defaults: nothing is huge.
+
+    /// Whether the table maps huge leaves at all.
+    fn supports_huge(&self) -> bool {
+        false
+    }
+
+    /// The huge leaf covering `va` (its head entry), if any.
+    fn query_huge(&self, _va: u64) -> Option<Pte> {
+        None
+    }
+
+    /// Whether the 2 MiB slot holding `va` maps nothing (no huge leaf, no 4 KiB
+    /// entry): a huge leaf could be installed there.
+    fn huge_slot_empty(&self, _va: u64) -> bool {
+        false
+    }
+
+    /// Installs the huge leaf `pte` (frame 2 MiB-aligned) at the 2 MiB-aligned `va`
+    /// if the slot maps nothing; `Occupied` (with what is there, or `pte` itself if
+    /// the slot holds only an entry being filled) otherwise. A table page left empty
+    /// by earlier unmaps is taken out and kept for a later split.
+    fn install_huge(&self, _va: u64, _pte: Pte) -> Result<(), InstallError> {
+        Err(InstallError::NoMemory)
+    }
+
+    /// Replaces the huge leaf at the 2 MiB-aligned `va` with `new` if it is exactly
+    /// `expected` (hardware bits the CPU set since aside); otherwise returns what is
+    /// there (`None`: no huge leaf).
+    fn replace_huge(&self, _va: u64, _expected: Pte, _new: Pte) -> Result<(), Option<Pte>> {
+        Err(None)
+    }
+
+    /// Removes the huge leaf at the 2 MiB-aligned `va`, returning its head entry; the
+    /// caller releases its 512 frame references after flushing the TLB.
+    fn unmap_huge(&self, _va: u64) -> Option<Pte> {
+        None
+    }
+
+    /// Splits the huge leaf covering `va` into 512 4 KiB entries with its flags
+    /// (without `BUSY`) mapping its frames in order; true if there was one. A
+    /// `HUGETLB` leaf is never split (false). The
+    /// translations do not change, so no TLB flush is needed for the split itself.
+    fn split_huge(&self, _va: u64) -> bool {
+        false
+    }
+
+    /// Huge leaves this table has split since it was made.
+    fn huge_splits(&self) -> u64 {
+        0
+    }
+
+    /// Huge leaves mapped now (an upper bound is fine: it lets reports skip tables
+    /// with none).
+    fn huge_leaves(&self) -> u64 {
+        0
     }
 
     /// Number of entries in `[start, end)`.

@@ -1,11 +1,18 @@
 //! [`SoftPageTable`]: a software 4-level radix table with the same shape and the
 //! same concurrency as the x86_64 one (atomic leaf words updated by compare-and-swap,
 //! intermediate tables installed once), so host tests exercise the real races.
+//!
+//! Each 2 MiB slot has, beside its (install-once) table of 4 KiB entries, a word for a
+//! huge leaf. The two never map at once: a 4 KiB install publishes its entry and then
+//! looks at the huge word, a huge install publishes its word and then looks at the
+//! entries (all sequentially consistent), so of two racing installs at least one sees
+//! the other and backs out. A split fills the table while the huge word, marked
+//! `BUSY`, still answers lookups, then clears the word.
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{InstallError, PageTable, Pte, PteFlags};
+use super::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
 use crate::frame::{Pfn, PAGE_SHIFT, PAGE_SIZE};
 
 const ENTRIES: usize = 512;
@@ -29,7 +36,22 @@ impl<T> Default for Dir<T> {
     }
 }
 
-type Pml4 = Dir<Dir<Dir<Leaf>>>;
+/// The 2 MiB level: tables of 4 KiB entries and huge-leaf words.
+struct Pmd {
+    tables: Dir<Leaf>,
+    huge: [AtomicU64; ENTRIES],
+}
+
+impl Default for Pmd {
+    fn default() -> Self {
+        Pmd {
+            tables: Dir::default(),
+            huge: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+type Pml4 = Dir<Dir<Pmd>>;
 
 fn index(va: u64, level: u32) -> usize {
     ((va >> (PAGE_SHIFT + 9 * level)) & (ENTRIES as u64 - 1)) as usize
@@ -40,7 +62,7 @@ const PFN_BITS: u64 = (1 << 40) - 1;
 
 fn encode(pte: Pte) -> u64 {
     ((pte.pfn.0 & PFN_BITS) << PAGE_SHIFT)
-        | (u64::from(pte.flags.bits() & 0x3f) << 1)
+        | (u64::from(pte.flags.bits() & 0x7f) << 1)
         | (u64::from(pte.flags.pkey()) << 52)
         | VALID
 }
@@ -51,7 +73,7 @@ fn decode(word: u64) -> Option<Pte> {
     }
     Some(Pte {
         pfn: Pfn((word >> PAGE_SHIFT) & PFN_BITS),
-        flags: PteFlags::from_bits_truncate(((word >> 1) & 0x3f) as u16)
+        flags: PteFlags::from_bits_truncate(((word >> 1) & 0x7f) as u16)
             | PteFlags::for_pkey(((word >> 52) & 0xf) as u16),
     })
 }
@@ -61,6 +83,8 @@ fn decode(word: u64) -> Option<Pte> {
 pub struct SoftPageTable {
     root: Pml4,
     tables: AtomicU64,
+    splits: AtomicU64,
+    leaves: AtomicU64,
 }
 
 impl SoftPageTable {
@@ -81,23 +105,54 @@ impl SoftPageTable {
         }
     }
 
-    fn leaf(&self, va: u64, create: bool) -> Option<&AtomicU64> {
+    fn pmd(&self, va: u64, create: bool) -> Option<&Pmd> {
         let l3 = self.child(&self.root, index(va, 3), create)?;
-        let l2 = self.child(l3, index(va, 2), create)?;
-        let l1 = self.child(l2, index(va, 1), create)?;
+        self.child(l3, index(va, 2), create)
+    }
+
+    fn leaf(&self, va: u64, create: bool) -> Option<&AtomicU64> {
+        let l1 = self.child(&self.pmd(va, create)?.tables, index(va, 1), create)?;
         Some(&l1.0[index(va, 0)])
+    }
+
+    /// The huge-leaf word of the slot holding `va`.
+    fn huge_word(&self, va: u64, create: bool) -> Option<&AtomicU64> {
+        Some(&self.pmd(va, create)?.huge[index(va, 1)])
+    }
+
+    /// The 4 KiB view of page `va` under the huge leaf `head`.
+    fn sub_entry(head: Pte, va: u64) -> Pte {
+        let i = (va - huge_base(va)) >> PAGE_SHIFT;
+        Pte::new(Pfn(head.pfn.0 + i), head.flags)
     }
 }
 
 impl PageTable for SoftPageTable {
     fn query(&self, va: u64) -> Option<Pte> {
+        let huge = self.huge_word(va, false)?.load(Ordering::SeqCst);
+        if let Some(head) = decode(huge) {
+            return Some(Self::sub_entry(head, va));
+        }
         decode(self.leaf(va, false)?.load(Ordering::Acquire))
     }
 
     fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
         let slot = self.leaf(va, true).ok_or(InstallError::NoMemory)?;
-        match slot.compare_exchange(0, encode(pte), Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => Ok(()),
+        let huge = self.huge_word(va, true).ok_or(InstallError::NoMemory)?;
+        if let Some(head) = decode(huge.load(Ordering::SeqCst)) {
+            return Err(InstallError::Occupied(Self::sub_entry(head, va)));
+        }
+        match slot.compare_exchange(0, encode(pte), Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                if let Some(head) = decode(huge.load(Ordering::SeqCst)) {
+                    // A huge install raced with this one: back out (a split that
+                    // already overwrote the entry keeps its own).
+                    let _ =
+                        slot.compare_exchange(encode(pte), 0, Ordering::SeqCst, Ordering::SeqCst);
+                    return Err(InstallError::Occupied(Self::sub_entry(head, va)));
+                }
+                Ok(())
+            }
             Err(cur) => match decode(cur) {
                 Some(old) => Err(InstallError::Occupied(old)),
                 None => unreachable!("only empty words are zero"),
@@ -106,6 +161,13 @@ impl PageTable for SoftPageTable {
     }
 
     fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+        if self
+            .query_huge(va)
+            .is_some_and(|h| h.flags.contains(PteFlags::HUGETLB))
+        {
+            return Err(None);
+        }
+        self.split_huge(va);
         let Some(slot) = self.leaf(va, false) else {
             return Err(None);
         };
@@ -120,10 +182,142 @@ impl PageTable for SoftPageTable {
     }
 
     fn unmap(&self, va: u64) -> Option<Pte> {
+        if self
+            .query_huge(va)
+            .is_some_and(|h| h.flags.contains(PteFlags::HUGETLB))
+        {
+            return None;
+        }
+        self.split_huge(va);
         decode(self.leaf(va, false)?.swap(0, Ordering::AcqRel))
     }
 
+    fn supports_huge(&self) -> bool {
+        true
+    }
+
+    fn query_huge(&self, va: u64) -> Option<Pte> {
+        decode(self.huge_word(va, false)?.load(Ordering::SeqCst))
+    }
+
+    fn huge_slot_empty(&self, va: u64) -> bool {
+        let Some(pmd) = self.pmd(va, false) else {
+            return true;
+        };
+        let i = index(va, 1);
+        pmd.huge[i].load(Ordering::SeqCst) == 0
+            && pmd.tables.0[i]
+                .get()
+                .is_none_or(|t| t.0.iter().all(|e| e.load(Ordering::SeqCst) == 0))
+    }
+
+    fn install_huge(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
+        debug_assert!(va.is_multiple_of(HUGE_SIZE) && pte.pfn.0.is_multiple_of(HUGE_PAGES));
+        let pmd = self.pmd(va, true).ok_or(InstallError::NoMemory)?;
+        let i = index(va, 1);
+        let word = encode(pte);
+        if let Err(cur) = pmd.huge[i].compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            return Err(InstallError::Occupied(decode(cur).unwrap_or(pte)));
+        }
+        if let Some(table) = pmd.tables.0[i].get() {
+            if let Some(e) = table
+                .0
+                .iter()
+                .find_map(|e| decode(e.load(Ordering::SeqCst)))
+            {
+                // A 4 KiB install raced with this one: back out.
+                pmd.huge[i].store(0, Ordering::SeqCst);
+                return Err(InstallError::Occupied(e));
+            }
+        }
+        self.leaves.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn replace_huge(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+        let Some(word) = self.huge_word(va, false) else {
+            return Err(None);
+        };
+        word.compare_exchange(
+            encode(expected),
+            encode(new),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        )
+        .map(|_| ())
+        .map_err(decode)
+    }
+
+    fn unmap_huge(&self, va: u64) -> Option<Pte> {
+        let old = decode(self.huge_word(va, false)?.swap(0, Ordering::SeqCst));
+        if old.is_some() {
+            self.leaves.fetch_sub(1, Ordering::Relaxed);
+        }
+        old
+    }
+
+    fn split_huge(&self, va: u64) -> bool {
+        let Some(pmd) = self.pmd(va, false) else {
+            return false;
+        };
+        let i = index(va, 1);
+        let busy = u64::from(PteFlags::BUSY.bits()) << 1;
+        // Take the leaf: mark it BUSY (another split waits for the first to finish).
+        let head = loop {
+            let cur = pmd.huge[i].load(Ordering::SeqCst);
+            let Some(head) = decode(cur) else {
+                return false;
+            };
+            if head.flags.contains(PteFlags::HUGETLB) {
+                return false;
+            }
+            if cur & busy != 0 {
+                core::hint::spin_loop();
+                continue;
+            }
+            if pmd.huge[i]
+                .compare_exchange(cur, cur | busy, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                break head;
+            }
+        };
+        let table = self
+            .child(&pmd.tables, i, true)
+            .expect("creating a table cannot fail");
+        for (n, e) in table.0.iter().enumerate() {
+            let sub = Pte::new(Pfn(head.pfn.0 + n as u64), head.flags);
+            e.store(encode(sub), Ordering::SeqCst);
+        }
+        pmd.huge[i].store(0, Ordering::SeqCst);
+        self.splits.fetch_add(1, Ordering::Relaxed);
+        self.leaves.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    fn huge_splits(&self) -> u64 {
+        self.splits.load(Ordering::Relaxed)
+    }
+
+    fn huge_leaves(&self) -> u64 {
+        self.leaves.load(Ordering::Relaxed)
+    }
+
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
+        self.scan_leaves(start, end, &mut |va, pte, huge| {
+            if !huge {
+                return f(va, pte);
+            }
+            let lo = va.max(start);
+            let hi = (va + HUGE_SIZE).min(end);
+            for page in (lo..hi).step_by(PAGE_SIZE as usize) {
+                f(page, Self::sub_entry(pte, page));
+            }
+        });
+    }
+
+    fn scan_leaves(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte, bool)) {
         if start >= end {
             return;
         }
@@ -141,12 +335,18 @@ impl PageTable for SoftPageTable {
                 let b2 = b3 + i2 as u64 * span(2);
                 let (lo2, hi2) = (lo3.max(b2), hi3.min(b2 + span(2) - 1));
                 for i1 in index(lo2, 1)..=index(hi2, 1) {
-                    let Some(l1) = l2.0[i1].get() else { continue };
                     let b1 = b2 + i1 as u64 * span(1);
                     let (lo1, hi1) = (lo2.max(b1), hi2.min(b1 + span(1) - 1));
+                    if let Some(head) = decode(l2.huge[i1].load(Ordering::SeqCst)) {
+                        f(b1, head, true);
+                        continue;
+                    }
+                    let Some(l1) = l2.tables.0[i1].get() else {
+                        continue;
+                    };
                     for i0 in index(lo1, 0)..=index(hi1, 0) {
                         if let Some(pte) = decode(l1.0[i0].load(Ordering::Acquire)) {
-                            f(b1 + i0 as u64 * PAGE_SIZE, pte);
+                            f(b1 + i0 as u64 * PAGE_SIZE, pte, false);
                         }
                     }
                 }
@@ -215,5 +415,137 @@ mod tests {
         });
         assert_eq!(t.count(0, 1 << 47), 0);
         assert!(t.table_bytes() > PAGE_SIZE);
+    }
+}
+
+#[cfg(test)]
+mod huge_tests {
+    extern crate std;
+    use super::*;
+    use alloc::sync::Arc;
+    use alloc::vec::Vec;
+    use core::sync::atomic::AtomicUsize;
+
+    const RW: PteFlags = PteFlags::READ.union(PteFlags::WRITE);
+
+    #[test]
+    fn huge_leaf_shows_as_pages_and_splits_in_place() {
+        let t = SoftPageTable::new();
+        let va = 0x4000_0000;
+        assert!(t.huge_slot_empty(va));
+        t.install_huge(va, Pte::new(Pfn(512), RW)).unwrap();
+        assert!(!t.huge_slot_empty(va + 4096));
+        assert_eq!(t.query(va + 3 * PAGE_SIZE), Some(Pte::new(Pfn(515), RW)));
+        assert!(matches!(
+            t.install(va + PAGE_SIZE, Pte::new(Pfn(1), RW)),
+            Err(InstallError::Occupied(p)) if p.pfn == Pfn(513)
+        ));
+        assert_eq!(t.count(0, 1 << 47), HUGE_PAGES);
+        let mut leaves = Vec::new();
+        t.scan_leaves(va + 8192, va + 16384, &mut |a, p, huge| {
+            leaves.push((a, p.pfn, huge))
+        });
+        assert_eq!(leaves, [(va, Pfn(512), true)]);
+        // A 4 KiB change splits the leaf first.
+        let ro = Pte::new(Pfn(517), PteFlags::READ);
+        t.replace(va + 5 * PAGE_SIZE, Pte::new(Pfn(517), RW), ro)
+            .unwrap();
+        assert_eq!(t.query_huge(va), None);
+        assert_eq!(t.huge_splits(), 1);
+        assert_eq!(t.query(va + 5 * PAGE_SIZE), Some(ro));
+        assert_eq!(t.query(va + 6 * PAGE_SIZE), Some(Pte::new(Pfn(518), RW)));
+        // Emptied again, the slot takes a huge leaf.
+        t.scan(va, va + HUGE_SIZE, &mut |a, _| {
+            t.unmap(a);
+        });
+        assert!(t.huge_slot_empty(va));
+        t.install_huge(va, Pte::new(Pfn(1024), RW)).unwrap();
+        // A hugetlb leaf is never split; 4 KiB changes leave it alone.
+        let h = Pte::new(Pfn(2048), RW | PteFlags::HUGETLB);
+        t.install_huge(va + HUGE_SIZE, h).unwrap();
+        assert!(!t.split_huge(va + HUGE_SIZE));
+        assert_eq!(t.unmap(va + HUGE_SIZE + PAGE_SIZE), None);
+        assert_eq!(t.query_huge(va + HUGE_SIZE), Some(h));
+    }
+
+    /// Threads race a huge install against 4 KiB installs on the same slots: each
+    /// slot ends with one kind only, and every install reported as done is there.
+    #[test]
+    fn racing_huge_and_small_installs_never_both_win() {
+        for round in 0..50u64 {
+            let t = Arc::new(SoftPageTable::new());
+            let base = 0x10_0000_0000 + round * 64 * HUGE_SIZE;
+            let small_wins = Arc::new(AtomicUsize::new(0));
+            let huge_wins = Arc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..4)
+                .map(|thread| {
+                    let (t, s, h) = (t.clone(), small_wins.clone(), huge_wins.clone());
+                    std::thread::spawn(move || {
+                        for slot in 0..8u64 {
+                            let va = base + slot * HUGE_SIZE;
+                            if thread % 2 == 0 {
+                                let pfn = Pfn((slot + 1) * HUGE_PAGES * 8);
+                                if t.install_huge(va, Pte::new(pfn, RW)).is_ok() {
+                                    h.fetch_add(1, Ordering::SeqCst);
+                                }
+                            } else {
+                                let page = va + thread * PAGE_SIZE;
+                                if t.install(page, Pte::new(Pfn(7), RW)).is_ok() {
+                                    s.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            let (mut huge, mut small) = (0, 0);
+            for slot in 0..8u64 {
+                let va = base + slot * HUGE_SIZE;
+                let leaf = t.query_huge(va).is_some();
+                let pages = (0..HUGE_PAGES)
+                    .filter(|i| {
+                        t.leaf(va + i * PAGE_SIZE, false)
+                            .is_some_and(|e| e.load(Ordering::SeqCst) != 0)
+                    })
+                    .count();
+                assert!(!(leaf && pages > 0), "slot {slot} has a leaf and pages");
+                huge += usize::from(leaf);
+                small += pages;
+            }
+            assert_eq!(huge, huge_wins.load(Ordering::SeqCst));
+            assert_eq!(small, small_wins.load(Ordering::SeqCst));
+        }
+    }
+
+    /// Splits racing 4 KiB updates of the same leaf: every update lands, nothing
+    /// else changes.
+    #[test]
+    fn racing_splits_and_updates_lose_nothing() {
+        let t = Arc::new(SoftPageTable::new());
+        let va = 0x2000_0000;
+        t.install_huge(va, Pte::new(Pfn(512), RW)).unwrap();
+        let handles: Vec<_> = (0..4u64)
+            .map(|thread| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for i in (thread..HUGE_PAGES).step_by(4) {
+                        t.update_flags(va + i * PAGE_SIZE, &mut |f| f | PteFlags::DIRTY);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(t.huge_splits(), 1);
+        for i in 0..HUGE_PAGES {
+            assert_eq!(
+                t.query(va + i * PAGE_SIZE),
+                Some(Pte::new(Pfn(512 + i), RW | PteFlags::DIRTY))
+            );
+        }
     }
 }

@@ -62,6 +62,39 @@ pub trait FrameSource: Send + Sync {
         let _ = pfn;
         None
     }
+
+    /// 512 contiguous frames (the first 2 MiB-aligned) filled with zeroes for a
+    /// huge leaf at `va_hint`; each is a frame of its own for
+    /// [`free`](Self::free), so a split huge page can be released page by page.
+    /// `may_wait`: the caller may wait for memory (`defrag`); else a failure is at
+    /// once `OutOfMemory` and the caller falls back to 4 KiB pages. The default:
+    /// no huge frames.
+    fn alloc_huge_zeroed(&self, _va_hint: u64, _may_wait: bool) -> Result<Pfn, AllocFailure> {
+        Err(AllocFailure::OutOfMemory)
+    }
+
+    /// Like [`alloc_huge_zeroed`](Self::alloc_huge_zeroed), contents undefined (the
+    /// caller overwrites all 2 MiB: a collapse), never waiting.
+    fn alloc_huge(&self, _va_hint: u64) -> Result<Pfn, AllocFailure> {
+        Err(AllocFailure::OutOfMemory)
+    }
+
+    /// Returns the 512 frames from `head` at once (none of them shared). The
+    /// default frees them one by one.
+    fn free_huge(&self, head: Pfn) {
+        for i in 0..crate::pagetable::HUGE_PAGES {
+            self.free(Pfn(head.0 + i));
+        }
+    }
+
+    /// Zeroes the 512 frames from `head` (a collapse filling missing pages); the
+    /// default writes them page by page.
+    fn zero_huge(&self, head: Pfn) {
+        let zero = [0u8; PAGE_BYTES];
+        for i in 0..crate::pagetable::HUGE_PAGES {
+            self.write(Pfn(head.0 + i), 0, &zero);
+        }
+    }
 }
 
 /// The frame source plus reference counts: what every address space and page cache of
@@ -134,6 +167,32 @@ impl Frames {
         Ok(dst)
     }
 
+    /// 512 zeroed frames for a huge leaf, one reference each (see
+    /// [`FrameSource::alloc_huge_zeroed`]).
+    pub fn alloc_huge_zeroed(&self, va_hint: u64, may_wait: bool) -> Result<Pfn, AllocFailure> {
+        self.source.alloc_huge_zeroed(va_hint, may_wait)
+    }
+
+    /// 512 frames, contents undefined, one reference each.
+    pub fn alloc_huge(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
+        self.source.alloc_huge(va_hint)
+    }
+
+    /// Drops one reference on each of the 512 frames from `head` (a huge leaf
+    /// going away): when none is shared they go back at once, as one block.
+    pub fn put_huge(&self, head: Pfn) {
+        let pages = crate::pagetable::HUGE_PAGES;
+        // Nobody can take a reference without holding one, so if this leaf holds
+        // the only reference on every frame, none can appear meanwhile.
+        if (0..pages).all(|i| self.refs.count(Pfn(head.0 + i)) == 1) {
+            self.source.free_huge(head);
+            return;
+        }
+        for i in 0..pages {
+            self.put(Pfn(head.0 + i));
+        }
+    }
+
     /// Takes one more reference on `pfn`.
     pub fn get(&self, pfn: Pfn) {
         self.refs.get(pfn);
@@ -146,6 +205,12 @@ impl Frames {
             self.source.free(pfn);
         }
         freed
+    }
+
+    /// Drops one reference on `pfn` without freeing it; true when that was the last
+    /// (the caller disposes of the frame: a hugetlb page goes back to its pool).
+    pub fn put_ref(&self, pfn: Pfn) -> bool {
+        self.refs.put(pfn)
     }
 
     /// The number of references on `pfn` (1 for a frame nobody shares).

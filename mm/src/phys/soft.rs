@@ -8,7 +8,7 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{AllocFailure, FrameSource, PAGE_BYTES};
 use crate::frame::Pfn;
@@ -29,6 +29,8 @@ pub struct SoftFrames {
     /// NUMA nodes it pretends to have (frame `pfn` is on node `pfn % nodes`); with
     /// one, it has no nodes at all (`node_of` is `None`).
     nodes: AtomicU64,
+    huge: AtomicBool,
+    huge_allocs: AtomicU64,
     shards: [Shard; SHARDS],
 }
 
@@ -45,6 +47,8 @@ impl SoftFrames {
             live: AtomicU64::new(0),
             limit: AtomicU64::new(limit),
             nodes: AtomicU64::new(1),
+            huge: AtomicBool::new(true),
+            huge_allocs: AtomicU64::new(0),
             shards: core::array::from_fn(|_| Shard::default()),
         })
     }
@@ -111,21 +115,53 @@ impl SoftFrames {
     }
 
     fn take(&self) -> Result<Pfn, AllocFailure> {
+        self.take_run(1)
+    }
+
+    /// `pages` consecutive frames (aligned to `pages`), zeroed.
+    fn take_run(&self, pages: u64) -> Result<Pfn, AllocFailure> {
         let limit = self.limit.load(Ordering::SeqCst);
         if self
             .live
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < limit).then_some(n + 1)
+                (n + pages <= limit).then_some(n + pages)
             })
             .is_err()
         {
             return Err(AllocFailure::OutOfMemory);
         }
-        let pfn = Pfn(self.next.fetch_add(1, Ordering::Relaxed));
-        self.shard(pfn)
-            .lock()
-            .insert(pfn.0, Box::new([0u8; PAGE_BYTES]));
-        Ok(pfn)
+        let first = if pages == 1 {
+            self.next.fetch_add(1, Ordering::Relaxed)
+        } else {
+            // Frame numbers are never reused: skip to the next aligned run.
+            let mut first = 0;
+            let _ = self
+                .next
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    first = n.next_multiple_of(pages);
+                    Some(first + pages)
+                });
+            first
+        };
+        for i in 0..pages {
+            let pfn = Pfn(first + i);
+            self.shard(pfn)
+                .lock()
+                .insert(pfn.0, Box::new([0u8; PAGE_BYTES]));
+        }
+        self.huge_allocs
+            .fetch_add(u64::from(pages > 1), Ordering::Relaxed);
+        Ok(Pfn(first))
+    }
+
+    /// Allows or refuses huge (512-frame) allocations (allowed by default).
+    pub fn set_huge(&self, allowed: bool) {
+        self.huge.store(allowed, Ordering::SeqCst);
+    }
+
+    /// Huge allocations made so far.
+    pub fn huge_allocs(&self) -> u64 {
+        self.huge_allocs.load(Ordering::Relaxed)
     }
 }
 
@@ -139,6 +175,21 @@ impl FrameSource for SoftFrames {
         // Undefined contents: make them visibly not zero.
         self.with_page(pfn, |p| p.fill(0xa5));
         Ok(pfn)
+    }
+
+    fn alloc_huge_zeroed(&self, _va_hint: u64, _may_wait: bool) -> Result<Pfn, AllocFailure> {
+        if !self.huge.load(Ordering::SeqCst) {
+            return Err(AllocFailure::OutOfMemory);
+        }
+        self.take_run(crate::pagetable::HUGE_PAGES)
+    }
+
+    fn alloc_huge(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
+        let head = self.alloc_huge_zeroed(va_hint, false)?;
+        for i in 0..crate::pagetable::HUGE_PAGES {
+            self.with_page(Pfn(head.0 + i), |p| p.fill(0xa5));
+        }
+        Ok(head)
     }
 
     fn free(&self, pfn: Pfn) {

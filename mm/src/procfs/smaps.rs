@@ -29,11 +29,27 @@ struct MemSize {
     private_dirty: u64,
     referenced: u64,
     anonymous: u64,
+    anon_huge: u64,
     pss_locked: u64,
+    shared_hugetlb: u64,
+    private_hugetlb: u64,
 }
 
 fn account<P: PageTable>(pt: &P, frames: &Frames, vma: &Vma) -> MemSize {
     let mut m = MemSize::default();
+    if let Some(map) = &vma.hugetlb {
+        // As Linux: hugetlb pages are not in Rss, only in the two hugetlb lines.
+        pt.scan_leaves(vma.start, vma.end, &mut |_, pte, huge| {
+            if huge {
+                if frames.count(pte.pfn) >= 2 || map.is_shared() {
+                    m.shared_hugetlb += crate::pagetable::HUGE_SIZE;
+                } else {
+                    m.private_hugetlb += crate::pagetable::HUGE_SIZE;
+                }
+            }
+        });
+        return m;
+    }
     let locked = vma.flags.contains(VmFlags::LOCKED);
     pt.scan(vma.start, vma.end, &mut |va, pte| {
         let (class, mapcount) = classify(frames, vma, va, pte);
@@ -58,6 +74,11 @@ fn account<P: PageTable>(pt: &P, frames: &Frames, vma: &Vma) -> MemSize {
             (true, false) => m.shared_clean += PAGE_SIZE,
             (false, true) => m.private_dirty += PAGE_SIZE,
             (false, false) => m.private_clean += PAGE_SIZE,
+        }
+    });
+    pt.scan_leaves(vma.start, vma.end, &mut |_, _, huge| {
+        if huge && vma.file().is_none() {
+            m.anon_huge += crate::pagetable::HUGE_SIZE;
         }
     });
     m
@@ -93,7 +114,9 @@ pub fn smaps_batch<P: PageTable>(
     super::batch(&st, from, max_vmas, |vma| {
         out.try_reserve(BLOCK_BYTES)
             .map_err(|_| MmError::NoMemory)?;
-        smaps_block(out, &st, aspace.page_table(), frames, vma);
+        let eligible = aspace.tunables().thp().vma_eligible(vma.flags)
+            && matches!(vma.backing, crate::vma::Backing::Anon);
+        smaps_block(out, &st, aspace.page_table(), frames, vma, eligible);
         Ok(())
     })
 }
@@ -105,12 +128,14 @@ fn smaps_block<P: PageTable>(
     pt: &P,
     frames: &Frames,
     vma: &Vma,
+    thp_eligible: bool,
 ) {
     maps_line(out, st, vma);
     let m = account(pt, frames, vma);
     field(out, "Size:", vma.len_bytes());
-    field(out, "KernelPageSize:", PAGE_SIZE);
-    field(out, "MMUPageSize:", PAGE_SIZE);
+    let page_size = vma.hugetlb.as_ref().map_or(PAGE_SIZE, |m| m.page_bytes());
+    field(out, "KernelPageSize:", page_size);
+    field(out, "MMUPageSize:", page_size);
     field(out, "Rss:", m.resident);
     field(out, "Pss:", m.pss >> PSS_SHIFT);
     field(out, "Pss_Dirty:", m.pss_dirty >> PSS_SHIFT);
@@ -122,15 +147,15 @@ fn smaps_block<P: PageTable>(
     field(out, "Anonymous:", m.anonymous);
     field(out, "KSM:", 0);
     field(out, "LazyFree:", 0);
-    field(out, "AnonHugePages:", 0);
+    field(out, "AnonHugePages:", m.anon_huge);
     field(out, "ShmemPmdMapped:", 0);
     field(out, "FilePmdMapped:", 0);
-    field(out, "Shared_Hugetlb:", 0);
-    let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", 0);
+    field(out, "Shared_Hugetlb:", m.shared_hugetlb);
+    let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", m.private_hugetlb >> 10);
     field(out, "Swap:", 0);
     field(out, "SwapPss:", 0);
     field(out, "Locked:", m.pss_locked >> PSS_SHIFT);
-    let _ = writeln!(out, "THPeligible:    {:>8}", 0);
+    let _ = writeln!(out, "THPeligible:    {:>8}", u8::from(thp_eligible));
     if crate::aspace::pkeys_supported() {
         let _ = writeln!(out, "ProtectionKey:  {:>8}", vma.flags.pkey());
     }

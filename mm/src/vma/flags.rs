@@ -175,10 +175,16 @@ bitflags! {
         const ACCOUNT = 0x10_0000;
         /// `VM_NORESERVE`: `MAP_NORESERVE`.
         const NORESERVE = 0x20_0000;
+        /// `VM_HUGETLB`: a hugetlb mapping (`MAP_HUGETLB`).
+        const HUGETLB = 0x40_0000;
         /// `VM_WIPEONFORK`: `MADV_WIPEONFORK`.
         const WIPEONFORK = 0x200_0000;
         /// `VM_DONTDUMP`: `MADV_DONTDUMP`.
         const DONTDUMP = 0x400_0000;
+        /// `VM_HUGEPAGE`: `MADV_HUGEPAGE` (transparent huge pages wanted).
+        const HUGEPAGE = 0x2000_0000;
+        /// `VM_NOHUGEPAGE`: `MADV_NOHUGEPAGE` (never transparent huge pages).
+        const NOHUGEPAGE = 0x4000_0000;
         /// `VM_MERGEABLE`: `MADV_MERGEABLE` (KSM may merge its pages).
         const MERGEABLE = 0x8000_0000;
         /// `VM_PKEY_BIT0`..`VM_PKEY_BIT3`: the VMA's protection key (x86 `VM_HIGH_ARCH_0..3`).
@@ -257,7 +263,7 @@ impl VmFlags {
 
     /// The two-letter `smaps` mnemonics of the set flags, in Linux's order.
     pub fn mnemonics(self) -> impl Iterator<Item = &'static str> {
-        const TABLE: [(VmFlags, &str); 21] = [
+        const TABLE: [(VmFlags, &str); 24] = [
             (VmFlags::READ, "rd"),
             (VmFlags::WRITE, "wr"),
             (VmFlags::EXEC, "ex"),
@@ -274,8 +280,11 @@ impl VmFlags {
             (VmFlags::DONTEXPAND, "de"),
             (VmFlags::ACCOUNT, "ac"),
             (VmFlags::NORESERVE, "nr"),
+            (VmFlags::HUGETLB, "ht"),
             (VmFlags::WIPEONFORK, "wf"),
             (VmFlags::DONTDUMP, "dd"),
+            (VmFlags::HUGEPAGE, "hg"),
+            (VmFlags::NOHUGEPAGE, "nh"),
             (VmFlags::MERGEABLE, "mg"),
             (VmFlags::SEALED, "sl"),
             (VmFlags::empty(), ""),

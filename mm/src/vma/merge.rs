@@ -13,10 +13,16 @@ pub(crate) fn can_merge(a: &Vma, b: &Vma) -> bool {
         (Some(x), Some(y)) => Arc::ptr_eq(x, y),
         _ => false,
     };
+    let hugetlb_agree = match (&a.hugetlb, &b.hugetlb) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    };
     a.end == b.start
         && a.flags == b.flags
         && interceptors_agree
         && a.policy == b.policy
+        && hugetlb_agree
         && a.backing.same_object(&b.backing)
         && match a.backing {
             Backing::Anon => true,

@@ -72,6 +72,8 @@ pub struct Vma {
     pub(crate) interceptor: Option<Arc<dyn FaultInterceptor>>,
     /// The VMA's NUMA policy (`mbind`); `None`: the address space's.
     pub(crate) policy: Option<crate::aspace::MemPolicy>,
+    /// The hugetlb mapping this VMA is part of (`MAP_HUGETLB`), if any.
+    pub(crate) hugetlb: Option<Arc<crate::hugetlb::HugetlbMap>>,
 }
 
 impl Vma {
@@ -88,6 +90,7 @@ impl Vma {
             pgoff,
             interceptor: None,
             policy: None,
+            hugetlb: None,
         }
     }
 
@@ -129,6 +132,11 @@ impl Vma {
     /// The backing file, if any.
     pub fn file(&self) -> Option<&Arc<FileObject>> {
         self.backing.file()
+    }
+
+    /// The hugetlb mapping, if this is one.
+    pub fn hugetlb(&self) -> Option<&Arc<crate::hugetlb::HugetlbMap>> {
+        self.hugetlb.as_ref()
     }
 
     /// Page offset of `start` in the backing file (0 for anonymous memory).
