@@ -7,6 +7,7 @@ mod fs;
 mod info;
 mod memory;
 mod process;
+mod rw;
 mod signal;
 mod time;
 
@@ -92,7 +93,7 @@ fn lower32(reg: u64) -> u64 {
 pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6]) -> Outcome {
     match nr {
         0 => fs::read(thread, lower32(a[0]), a[1], a[2]),
-        1 => fs::write(thread, lower32(a[0]), a[1], a[2]).into(),
+        1 => fs::write(thread, lower32(a[0]), a[1], a[2]),
         2 => fs::openat(thread, fs::AT_FDCWD, a[0], lower32(a[1])).into(),
         3 => fs::close(thread, lower32(a[0])).into(),
         5 => fs::fstat(thread, lower32(a[0]), a[1]).into(),
@@ -107,7 +108,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         15 => signal::rt_sigreturn(thread, ctx),
         // fd and request are `unsigned int` (musl's ioctl() sign-extends the request).
         16 => fs::ioctl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),
-        20 => fs::writev(thread, a[0], a[1], a[2]).into(),
+        20 => rw::writev(thread, lower32(a[0]), a[1], a[2]),
         24 => sched_yield(),
         25 => memory::mremap(thread, a[0], a[1], a[2], a[3], a[4]).into(),
         26 => memory::msync(thread, a[0], a[1], a[2]).into(),
