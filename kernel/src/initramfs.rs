@@ -27,7 +27,9 @@ pub fn parse(archive: &'static [u8]) -> BTreeMap<String, &'static [u8]> {
 pub fn init(initrd: Option<(u64, u64)>) {
     let archive: &'static [u8] = match initrd {
         // SAFETY: the initrd region was reserved at boot and is never freed or written.
-        Some((phys, size)) => unsafe { core::slice::from_raw_parts(phys_to_virt(phys), size as usize) },
+        Some((phys, size)) => unsafe {
+            core::slice::from_raw_parts(phys_to_virt(phys), size as usize)
+        },
         None => &[],
     };
     PERMS.call_once(|| {
@@ -38,7 +40,11 @@ pub fn init(initrd: Option<(u64, u64)>) {
     });
     let files = FILES.call_once(|| {
         let files = parse(archive);
-        log::info!("initramfs: {} files, {} KiB", files.len(), archive.len() >> 10);
+        log::info!(
+            "initramfs: {} files, {} KiB",
+            files.len(),
+            archive.len() >> 10
+        );
         files
     });
     DIRS.call_once(|| {

@@ -47,6 +47,20 @@ fn interrupts() -> String {
     out
 }
 
+/// `/proc/mounts`: one line per mount (`device point type options 0 0`).
+fn mounts() -> String {
+    let mut out = String::new();
+    for (at, fs) in crate::vfs::mount::mounts() {
+        let mode = if crate::vfs::mount::is_read_only(&at) {
+            "ro"
+        } else {
+            "rw"
+        };
+        let _ = writeln!(out, "{fs} {at} {fs} {mode} 0 0");
+    }
+    out
+}
+
 /// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
@@ -72,6 +86,7 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
         "/proc/interrupts" => Some(interrupts()),
+        "/proc/mounts" => Some(mounts()),
         "/proc/loadavg" => {
             let (tasks, last_pid) = crate::proc::limits::nr_tasks_and_last_pid();
             Some(format!("0.00 0.00 0.00 1/{tasks} {last_pid}\n"))
@@ -377,10 +392,7 @@ pub fn pagemap_entry(space: &AddressSpace, vaddr: u64, show_pfn: bool) -> u64 {
 
 /// Whether `caller` may see physical frame numbers.
 pub fn may_see_pfns(caller: &Process) -> bool {
-    caller
-        .token
-        .read()
-        .has_privilege(Privilege::SeTcbPrivilege)
+    caller.token.read().has_privilege(Privilege::SeTcbPrivilege)
 }
 
 unsafe extern "C" {

@@ -82,7 +82,11 @@ fn walk<'a>(archive: &'a [u8], mut member: impl FnMut(usize, String, &'a [u8])) 
         }
         if let Ok(name) = core::str::from_utf8(name) {
             let name = name.trim_start_matches("./").trim_start_matches('/');
-            let name = if name == "." { "" } else { name.trim_end_matches('/') };
+            let name = if name == "." {
+                ""
+            } else {
+                name.trim_end_matches('/')
+            };
             member(mode, String::from("/") + name, data);
         }
         at = data_end.next_multiple_of(4);

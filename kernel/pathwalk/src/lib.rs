@@ -243,7 +243,10 @@ mod tests {
         assert_eq!(walk("/", "/.."), at("/", Found::Dir));
         assert_eq!(walk("/", "//bin///./init"), at("/bin/init", Found::NonDir));
         assert_eq!(walk("/bin", "."), at("/bin", Found::Dir));
-        assert_eq!(walk("/", "/a/b/../b/./file"), at("/a/b/file", Found::NonDir));
+        assert_eq!(
+            walk("/", "/a/b/../b/./file"),
+            at("/a/b/file", Found::NonDir)
+        );
         assert_eq!(walk("/", "/"), at("/", Found::Dir));
     }
 
@@ -268,7 +271,10 @@ mod tests {
 
     #[test]
     fn symbolic_links() {
-        assert_eq!(walk("/", "/proc/self/maps"), at("/proc/7/maps", Found::NonDir));
+        assert_eq!(
+            walk("/", "/proc/self/maps"),
+            at("/proc/7/maps", Found::NonDir)
+        );
         assert_eq!(walk("/", "/proc/self"), at("/proc/7", Found::Dir));
         assert_eq!(walk("/", "/a/up/init"), at("/bin/init", Found::NonDir));
         assert_eq!(walk("/", "/a/abs"), at("/a/b/file", Found::NonDir));
@@ -293,7 +299,10 @@ mod tests {
         let long = "x".repeat(NAME_MAX + 1);
         assert_eq!(walk("/", &format!("/{long}")), Err(Errno::ENAMETOOLONG));
         let ok = "x".repeat(NAME_MAX);
-        assert_eq!(walk("/", &format!("/{ok}")), at(&format!("/{ok}"), Found::Missing));
+        assert_eq!(
+            walk("/", &format!("/{ok}")),
+            at(&format!("/{ok}"), Found::Missing)
+        );
         let path = "/".repeat(PATH_MAX);
         assert_eq!(walk("/", &path), Err(Errno::ENAMETOOLONG));
         let path = "/".repeat(PATH_MAX - 1);

@@ -32,7 +32,7 @@ impl PageMapFile {
     }
 
     fn entries(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
-        if offset % 8 != 0 || !count.is_multiple_of(8) {
+        if !offset.is_multiple_of(8) || !count.is_multiple_of(8) {
             return Err(Errno::EINVAL);
         }
         // One entry per page of user space, as Linux's pagemap_read: a position past

@@ -28,7 +28,9 @@ impl ProcMemFile {
     }
 
     fn access(&self, buf: u64, count: u64, at: u64, write: bool) -> SysResult<u64> {
-        let n = usize::try_from(count).unwrap_or(usize::MAX).min(MAX_IO_BYTES);
+        let n = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(MAX_IO_BYTES);
         let mut kbuf = alloc::vec![0u8; n];
         if write {
             copy_from_user(&mut kbuf, buf)?;

@@ -5,16 +5,18 @@
 //! about another process are access-checked at open, as before.
 
 use super::{
-    caller_process, damon::DamonControlFile, oom_score_adj::OomScoreAdjFile,
-    pagemap::PageMapFile, proc_mem::ProcMemFile, registry_key::RegistryKeyFile, tree_children,
-    tree_lookup, vma_text::VmaTextFile,
+    caller_process, damon::DamonControlFile, oom_score_adj::OomScoreAdjFile, pagemap::PageMapFile,
+    proc_mem::ProcMemFile, registry_key::RegistryKeyFile, tree_children, tree_lookup,
+    vma_text::VmaTextFile,
 };
 use crate::{
     proc::{self, Process},
     procfs::{check_introspection, VmaFile, VmaText},
     vfs::{
         dir::{with_dots, DirFile},
-        path_inode_number, text::TextFile, Caller, File, Filesystem, Node, OpenRequest, Stat,
+        path_inode_number,
+        text::TextFile,
+        Caller, File, Filesystem, Node, OpenRequest, Stat,
     },
 };
 use alloc::{format, string::String, sync::Arc, vec::Vec};
@@ -25,12 +27,13 @@ const NAME: &str = "proc";
 const DEV: u64 = crate::vfs::stat::encode_dev(0, 4);
 
 /// System-wide files at the top of `/proc`.
-const TOP_FILES: [&str; 6] = [
+const TOP_FILES: [&str; 7] = [
     "buddyinfo",
     "interrupts",
     "kallsyms",
     "loadavg",
     "meminfo",
+    "mounts",
     "zoneinfo",
 ];
 /// Files in `/proc/<pid>/` (`exe` is a link).
@@ -118,7 +121,10 @@ impl Filesystem for ProcFs {
         if *node == Node::Dir {
             let entries = self.readdir(rel, caller)?;
             let stat = Stat::directory(0o555).at(DEV, path_inode_number(NAME, &full));
-            return Ok(Arc::new(DirFile::new(stat, with_dots(NAME, &full, entries))));
+            return Ok(Arc::new(DirFile::new(
+                stat,
+                with_dots(NAME, &full, entries),
+            )));
         }
         open_generated(&full, req, caller)
     }
@@ -129,9 +135,16 @@ impl Filesystem for ProcFs {
                 .iter()
                 .map(|n| (String::from(*n), Node::File))
                 .collect();
-            out.push((String::from("self"), Node::Symlink(format!("{}", caller.pid))));
+            out.push((
+                String::from("self"),
+                Node::Symlink(format!("{}", caller.pid)),
+            ));
             out.push((String::from("sys"), Node::Dir));
-            out.extend(proc::all().iter().map(|p| (format!("{}", p.pid), Node::Dir)));
+            out.extend(
+                proc::all()
+                    .iter()
+                    .map(|p| (format!("{}", p.pid), Node::Dir)),
+            );
             return Ok(out);
         }
         if rel == "sys" || rel.starts_with("sys/") {

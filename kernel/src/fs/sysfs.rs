@@ -86,7 +86,10 @@ impl Filesystem for SysFs {
         if *node == Node::Dir {
             let entries = self.readdir(rel, caller)?;
             let stat = Stat::directory(0o755).at(DEV, path_inode_number(NAME, &full));
-            return Ok(Arc::new(DirFile::new(stat, with_dots(NAME, &full, entries))));
+            return Ok(Arc::new(DirFile::new(
+                stat,
+                with_dots(NAME, &full, entries),
+            )));
         }
         open_generated(&full, req, caller)
     }

@@ -43,7 +43,12 @@ impl FileTable {
     }
 
     /// Installs `file` at the lowest free descriptor at or above `min` (`F_DUPFD`).
-    pub fn insert_from(&mut self, min: usize, file: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
+    pub fn insert_from(
+        &mut self,
+        min: usize,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+    ) -> SysResult<u64> {
         if min >= MAX_FDS {
             return Err(Errno::EINVAL);
         }
@@ -108,7 +113,12 @@ impl FileTable {
 
     /// Closes every descriptor in `first..=last` (`close_range`), or marks them
     /// close-on-exec when `cloexec_only`; returns the closed ones.
-    pub fn close_range(&mut self, first: usize, last: usize, cloexec_only: bool) -> Vec<Descriptor> {
+    pub fn close_range(
+        &mut self,
+        first: usize,
+        last: usize,
+        cloexec_only: bool,
+    ) -> Vec<Descriptor> {
         let mut closed = Vec::new();
         let end = last.min(self.slots.len().saturating_sub(1));
         for slot in self.slots.iter_mut().take(end + 1).skip(first) {

@@ -65,7 +65,12 @@ pub(super) fn start_dir(thread: &Thread, dirfd: i64, path: &str) -> SysResult<St
 /// A read or write that answered EAGAIN on a blocking descriptor: waits until
 /// `attempt` gives a result, re-trying it whenever the file reports a change; a signal
 /// or exit ends the wait with `on_interrupt()`.
-pub(super) fn wait_for_file<A, I>(thread: &Arc<Thread>, file: Arc<OpenFile>, mut attempt: A, on_interrupt: I) -> Outcome
+pub(super) fn wait_for_file<A, I>(
+    thread: &Arc<Thread>,
+    file: Arc<OpenFile>,
+    mut attempt: A,
+    on_interrupt: I,
+) -> Outcome
 where
     A: FnMut(&OpenFile) -> Option<SysResult> + Send + 'static,
     I: Fn() -> SysResult + Send + Sync + 'static,

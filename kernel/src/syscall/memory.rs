@@ -2,10 +2,7 @@
 //! mremap, brk, madvise, msync, mincore, remap_file_pages), and process_vm_readv/writev.
 
 use super::{wait, Outcome};
-use crate::{
-    arch::uaccess::copy_to_user,
-    proc::thread::Thread,
-};
+use crate::{arch::uaccess::copy_to_user, proc::thread::Thread};
 use alloc::sync::Arc;
 use errno::{Errno, SysResult};
 use mm::{

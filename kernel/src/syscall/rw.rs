@@ -138,24 +138,44 @@ fn position(offset: u64) -> SysResult<u64> {
 
 /// `readv`.
 pub fn readv(thread: &Arc<Thread>, fd: u64, iov: u64, iovcnt: u64) -> Outcome {
-    vectored(thread, fd, || Ok((Op::Read, read_iovec(iov, iovcnt)?)), false)
+    vectored(
+        thread,
+        fd,
+        || Ok((Op::Read, read_iovec(iov, iovcnt)?)),
+        false,
+    )
 }
 
 /// `writev`.
 pub fn writev(thread: &Arc<Thread>, fd: u64, iov: u64, iovcnt: u64) -> Outcome {
-    vectored(thread, fd, || Ok((Op::Write, read_iovec(iov, iovcnt)?)), true)
+    vectored(
+        thread,
+        fd,
+        || Ok((Op::Write, read_iovec(iov, iovcnt)?)),
+        true,
+    )
 }
 
 /// `pread64`.
 pub fn pread64(thread: &Arc<Thread>, fd: u64, buf: u64, count: u64, offset: u64) -> Outcome {
     let segment = alloc::vec![(buf, count.min(MAX_RW_COUNT))];
-    vectored(thread, fd, || Ok((Op::Pread(position(offset)?), segment)), false)
+    vectored(
+        thread,
+        fd,
+        || Ok((Op::Pread(position(offset)?), segment)),
+        false,
+    )
 }
 
 /// `pwrite64`.
 pub fn pwrite64(thread: &Arc<Thread>, fd: u64, buf: u64, count: u64, offset: u64) -> Outcome {
     let segment = alloc::vec![(buf, count.min(MAX_RW_COUNT))];
-    vectored(thread, fd, || Ok((Op::Pwrite(position(offset)?), segment)), true)
+    vectored(
+        thread,
+        fd,
+        || Ok((Op::Pwrite(position(offset)?), segment)),
+        true,
+    )
 }
 
 /// `preadv` (the offset in one register on x86_64).

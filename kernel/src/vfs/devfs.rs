@@ -137,7 +137,9 @@ impl Filesystem for DevFs {
         let ino = path_inode_number(NAME, &path);
         let stat = match node {
             Node::Dir => Stat::directory(0o755),
-            _ => self.open(rel, node, &OpenRequest { flags: 0 }, caller)?.stat(),
+            _ => self
+                .open(rel, node, &OpenRequest { flags: 0 }, caller)?
+                .stat(),
         };
         Ok(stat.at(DEV, ino))
     }

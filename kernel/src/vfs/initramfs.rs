@@ -3,7 +3,9 @@
 
 use super::{
     dir::{with_dots, DirFile},
-    path_inode_number, text::TextFile, Caller, File, Filesystem, Node, OpenRequest, Stat, Whence,
+    path_inode_number,
+    text::TextFile,
+    Caller, File, Filesystem, Node, OpenRequest, Stat, Whence,
 };
 use crate::initramfs;
 use alloc::{borrow::Cow, string::String, sync::Arc, vec::Vec};
@@ -52,6 +54,10 @@ impl File for InitramfsFile {
 impl Filesystem for InitramfsFs {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn read_only(&self) -> bool {
+        true
     }
 
     fn lookup(&self, rel: &str, _caller: &Caller) -> SysResult<Node> {

@@ -29,18 +29,28 @@ impl Memfd {
     }
 
     fn read_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
-        let n = usize::try_from(count).unwrap_or(usize::MAX).min(MAX_IO_BYTES);
+        let n = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(MAX_IO_BYTES);
         let mut kbuf = alloc::vec![0u8; n];
-        let got = self.object.read_at(offset, &mut kbuf).map_err(|_| Errno::EIO)?;
+        let got = self
+            .object
+            .read_at(offset, &mut kbuf)
+            .map_err(|_| Errno::EIO)?;
         copy_to_user(buf, &kbuf[..got])?;
         Ok(got as u64)
     }
 
     fn write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
-        let n = usize::try_from(count).unwrap_or(usize::MAX).min(MAX_IO_BYTES);
+        let n = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(MAX_IO_BYTES);
         let mut kbuf = alloc::vec![0u8; n];
         copy_from_user(&mut kbuf, buf)?;
-        let done = self.object.write_at(offset, &kbuf).map_err(|_| Errno::EIO)?;
+        let done = self
+            .object
+            .write_at(offset, &kbuf)
+            .map_err(|_| Errno::EIO)?;
         Ok(done as u64)
     }
 }

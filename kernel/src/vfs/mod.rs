@@ -37,8 +37,6 @@ pub use stat::Stat;
 pub mod events {
     /// Data to read.
     pub const POLLIN: u16 = 0x1;
-    /// Urgent data.
-    pub const POLLPRI: u16 = 0x2;
     /// Writing will not block.
     pub const POLLOUT: u16 = 0x4;
     /// An error condition (always reported).
@@ -68,8 +66,6 @@ pub mod flags {
     pub const O_CREAT: u32 = 0o100;
     /// With `O_CREAT`: fail if it exists.
     pub const O_EXCL: u32 = 0o200;
-    /// Do not make it the controlling terminal.
-    pub const O_NOCTTY: u32 = 0o400;
     /// Truncate.
     pub const O_TRUNC: u32 = 0o1000;
     /// Writes append.
@@ -96,8 +92,6 @@ pub mod flags {
     pub const O_SYNC: u32 = 0o4010000;
     /// A location only: no reads or writes.
     pub const O_PATH: u32 = 0o10000000;
-    /// An unnamed temporary file.
-    pub const O_TMPFILE: u32 = 0o20200000;
     /// The status flags `fcntl(F_SETFL)` may change.
     pub const SETFL_MASK: u32 = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
 }
@@ -342,12 +336,10 @@ impl OpenRequest {
     /// Asks to write (`O_WRONLY`, `O_RDWR`).
     pub fn write(&self) -> bool {
         self.flags & flags::O_PATH == 0
-            && matches!(self.flags & flags::O_ACCMODE, flags::O_WRONLY | flags::O_RDWR)
-    }
-
-    /// Asks to read.
-    pub fn read(&self) -> bool {
-        self.flags & flags::O_PATH == 0 && self.flags & flags::O_ACCMODE != flags::O_WRONLY
+            && matches!(
+                self.flags & flags::O_ACCMODE,
+                flags::O_WRONLY | flags::O_RDWR
+            )
     }
 }
 
@@ -368,6 +360,11 @@ pub trait Filesystem: Send + Sync {
         req: &OpenRequest,
         caller: &Caller,
     ) -> SysResult<Arc<dyn File>>;
+
+    /// Files here cannot be written (`access(W_OK)` is EROFS).
+    fn read_only(&self) -> bool {
+        false
+    }
 
     /// The names in directory `rel`, with their kinds (without `.` and `..`).
     fn readdir(&self, rel: &str, caller: &Caller) -> SysResult<Vec<(String, Node)>>;

@@ -28,7 +28,7 @@ pub fn mount(at: &str, fs: Arc<dyn Filesystem>) {
         at: String::from(at),
         fs,
     });
-    mounts.sort_by(|a, b| b.at.len().cmp(&a.at.len()));
+    mounts.sort_by_key(|m| core::cmp::Reverse(m.at.len()));
 }
 
 /// `(mount point, filesystem name)` of every mount, for `/proc/mounts`.
@@ -159,4 +159,9 @@ pub fn directory(caller: &Caller, cwd: &str, path: &str) -> SysResult<String> {
         Found::Missing => Err(Errno::ENOENT),
         _ => Err(Errno::ENOTDIR),
     }
+}
+
+/// Whether the filesystem holding canonical `path` is read-only.
+pub fn is_read_only(path: &str) -> bool {
+    locate(path).is_ok_and(|(fs, _)| fs.read_only())
 }

@@ -102,7 +102,10 @@ impl File for PipeReader {
                 Err(Errno::EAGAIN)
             };
         }
-        let n = s.data.len().min(usize::try_from(count).unwrap_or(usize::MAX));
+        let n = s
+            .data
+            .len()
+            .min(usize::try_from(count).unwrap_or(usize::MAX));
         let (a, b) = s.data.as_slices();
         let first = a.len().min(n);
         copy_to_user(buf, &a[..first])?;
