@@ -13,6 +13,10 @@ use errno::{Errno, SysResult};
 pub struct UserfaultFd(pub Arc<UserfaultFile>);
 
 impl File for UserfaultFd {
+    fn pollable(&self) -> bool {
+        true
+    }
+
     fn read(&self, buf: u64, count: u64) -> SysResult<u64> {
         if count < userfaultfd::MSG_SIZE {
             return Err(Errno::EINVAL);

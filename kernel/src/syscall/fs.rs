@@ -5,13 +5,12 @@
 
 use super::Outcome;
 use crate::{
-    arch::uaccess::{read_user, read_user_cstr, write_user},
+    arch::uaccess::{read_user, read_user_cstr},
     fs::userfaultfd::UserfaultFd,
     mem::userfaultfd,
     proc::{signal, thread::Thread},
     vfs::{
         self,
-        events::{POLLERR, POLLHUP, POLLNVAL},
         flags::{O_CLOEXEC, O_LARGEFILE, O_NONBLOCK, O_RDWR},
         memfd::Memfd,
         stat::mode::{S_IFDIR, S_IFMT},
@@ -325,70 +324,3 @@ pub fn ftruncate(thread: &Thread, fd: u64, length: u64) -> SysResult {
     file.file().truncate(length)?;
     Ok(0)
 }
-
-/// `poll(fds, nfds, timeout_ms)`: every descriptor reports what its file's poll says
-/// (`POLLERR` and `POLLHUP` whether asked or not, `POLLNVAL` for a closed one). With
-/// nothing ready the poll sleeps for its timeout (or forever) until a file in the set
-/// reports a change or a signal arrives.
-pub fn poll(thread: &Arc<Thread>, fds: u64, nfds: u64, timeout_ms: i64) -> Outcome {
-    if nfds > 1024 {
-        return Err(Errno::EINVAL).into();
-    }
-    match poll_scan(thread, fds, nfds, None) {
-        Ok(0) if timeout_ms != 0 => {}
-        other => return other.into(),
-    }
-    let thread = thread.clone();
-    super::wait(async move {
-        thread.clear_interrupt();
-        let deadline = if timeout_ms < 0 {
-            u64::MAX
-        } else {
-            crate::time::now_ns() + timeout_ms as u64 * 1_000_000
-        };
-        let mut timer = crate::executor::scheduler().sleep_until(deadline);
-        poll_fn(|cx| {
-            thread.interrupt_waker.register(cx.waker());
-            match poll_scan(&thread, fds, nfds, Some(cx.waker())) {
-                Ok(0) => {}
-                other => return Poll::Ready(other),
-            }
-            if core::pin::Pin::new(&mut timer).poll(cx).is_ready() {
-                return Poll::Ready(Ok(0));
-            }
-            if thread.is_interrupted() {
-                return Poll::Ready(Err(Errno::EINTR));
-            }
-            Poll::Pending
-        })
-        .await
-    })
-}
-
-/// One pass over the poll set: writes every `revents`, returns how many are non-zero.
-/// With `waker`, every file in the set wakes it at its next change.
-fn poll_scan(thread: &Thread, fds: u64, nfds: u64, waker: Option<&core::task::Waker>) -> SysResult {
-    let mut ready = 0u64;
-    for i in 0..nfds {
-        let at = fds.checked_add(i * 8).ok_or(Errno::EFAULT)?;
-        let entry: u64 = read_user(at)?;
-        let (fd, events) = (entry as u32, (entry >> 32) as u16);
-        let revents = if (fd as i32) < 0 {
-            0
-        } else {
-            match file_of(thread, u64::from(fd)) {
-                Ok(file) if file.is_path_only() => POLLNVAL,
-                Ok(file) => file.file().poll(waker) & (events | POLLERR | POLLHUP),
-                Err(_) => POLLNVAL,
-            }
-        };
-        if revents != 0 {
-            ready += 1;
-        }
-        let word = u32::from(events) | (u32::from(revents) << 16);
-        write_user(at.wrapping_add(4), &word)?;
-    }
-    Ok(ready)
-}
-
-use core::future::Future as _;

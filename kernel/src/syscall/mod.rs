@@ -8,6 +8,7 @@ mod fs;
 mod info;
 mod memory;
 mod path;
+mod poll;
 mod process;
 mod rw;
 mod signal;
@@ -104,7 +105,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         2 => fs::openat(thread, fs::AT_FDCWD, a[0], lower32(a[1])).into(),
         3 => fs::close(thread, lower32(a[0])).into(),
         5 => fs::fstat(thread, lower32(a[0]), a[1]).into(),
-        7 => fs::poll(thread, a[0], lower32(a[1]), a[2] as i32 as i64),
+        7 => poll::poll(thread, a[0], lower32(a[1]), a[2] as i32 as i64),
         8 => fs::lseek(thread, lower32(a[0]), a[1] as i64, lower32(a[2])).into(),
         9 => memory::mmap(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
         10 => memory::mprotect(thread, a[0], a[1], a[2]).into(),
@@ -146,6 +147,29 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
             a[4],
         )
         .into(),
+        213 => poll::epoll_create(thread, lower32(a[0])).into(),
+        232 => poll::epoll_wait(
+            thread,
+            lower32(a[0]),
+            a[1],
+            lower32(a[2]),
+            a[3] as i32 as i64,
+        ),
+        233 => poll::epoll_ctl(thread, lower32(a[0]), lower32(a[1]), lower32(a[2]), a[3]).into(),
+        271 => poll::ppoll(thread, a[0], lower32(a[1]), a[2], a[3], a[4]),
+        281 => poll::epoll_pwait(
+            thread,
+            lower32(a[0]),
+            a[1],
+            lower32(a[2]),
+            a[3] as i32 as i64,
+            a[4],
+            a[5],
+        ),
+        284 => poll::eventfd2(thread, lower32(a[0]), 0).into(),
+        290 => poll::eventfd2(thread, lower32(a[0]), lower32(a[1])).into(),
+        291 => poll::epoll_create1(thread, lower32(a[0])).into(),
+        441 => poll::epoll_pwait2(thread, lower32(a[0]), a[1], lower32(a[2]), a[3], a[4], a[5]),
         436 => fd::close_range(thread, lower32(a[0]), lower32(a[1]), lower32(a[2])).into(),
         439 => path::faccessat2(thread, dirfd(a[0]), a[1], lower32(a[2]), lower32(a[3])).into(),
         24 => sched_yield(),

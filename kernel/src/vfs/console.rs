@@ -15,6 +15,10 @@ const TIOCGWINSZ: u32 = 0x5413;
 pub struct Console;
 
 impl File for Console {
+    fn pollable(&self) -> bool {
+        true
+    }
+
     fn read(&self, _buf: u64, _count: u64) -> SysResult<u64> {
         Ok(0) // no input device: end of file
     }

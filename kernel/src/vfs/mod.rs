@@ -17,12 +17,15 @@
 pub mod console;
 pub mod devfs;
 pub mod dir;
+pub mod epoll;
+pub mod eventfd;
 pub mod initramfs;
 pub mod memfd;
 pub mod mount;
 pub mod pipe;
 pub mod stat;
 pub mod text;
+pub mod waiters;
 
 use alloc::{string::String, sync::Arc, vec::Vec};
 use core::{
@@ -195,6 +198,18 @@ pub trait File: Send + Sync {
     fn poll(&self, waker: Option<&Waker>) -> u16 {
         let _ = waker;
         events::DEFAULT
+    }
+
+    /// The file answers `poll` with its own readiness and wakes on changes (pipes,
+    /// eventfds, ...): what `epoll_ctl` asks (EPERM otherwise, as for regular files).
+    fn pollable(&self) -> bool {
+        false
+    }
+
+    /// The file as `Any`, for the calls that work on one kind only (`epoll_ctl` on an
+    /// epoll). Default: a unit that is no file kind.
+    fn as_any(&self) -> &dyn core::any::Any {
+        &()
     }
 
     /// The page-cache object a mapping of the file shares. Default: ENODEV.

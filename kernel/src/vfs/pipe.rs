@@ -90,6 +90,10 @@ fn wake(wakers: Vec<Waker>) {
 }
 
 impl File for PipeReader {
+    fn pollable(&self) -> bool {
+        true
+    }
+
     fn read(&self, buf: u64, count: u64) -> SysResult<u64> {
         if count == 0 {
             return Ok(0);
@@ -152,6 +156,10 @@ impl Drop for PipeReader {
 }
 
 impl File for PipeWriter {
+    fn pollable(&self) -> bool {
+        true
+    }
+
     fn write(&self, buf: u64, count: u64) -> SysResult<u64> {
         if count == 0 {
             return Ok(0);

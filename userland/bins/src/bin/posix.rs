@@ -5,7 +5,10 @@
 //! the stat family (`newfstatat`, `lstat`, `statx`, `AT_EMPTY_PATH`), `faccessat2`,
 //! path walking (ENOENT, ENOTDIR, ENAMETOOLONG, trailing slashes, `..`), `getcwd`,
 //! `chdir`, `fchdir`, `openat` from a directory descriptor, `readlink` of
-//! `/proc/self/exe`, `getdents64`, `umask`, `/dev/null` and `/dev/zero`.
+//! `/proc/self/exe`, `getdents64`, `umask`, `/dev/null` and `/dev/zero`; then
+//! `eventfd2` (counter and semaphore modes), `ppoll` and epoll (create, ctl errors,
+//! level-triggered and one-shot reports, a blocked wait woken by another process,
+//! entries dropped when their file closes).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -56,6 +59,12 @@ mod nr {
     pub const STATX: usize = 332;
     pub const MEMFD_CREATE: usize = 319;
     pub const CLOSE_RANGE: usize = 436;
+    pub const PPOLL: usize = 271;
+    pub const EVENTFD2: usize = 290;
+    pub const EPOLL_CREATE: usize = 213;
+    pub const EPOLL_CREATE1: usize = 291;
+    pub const EPOLL_CTL: usize = 233;
+    pub const EPOLL_WAIT: usize = 232;
     pub const FACCESSAT2: usize = 439;
 }
 
@@ -88,7 +97,7 @@ fn sc(nr: usize, a: &[usize]) -> Result<usize, Errno> {
     // buffers of the length given beside it (or is deliberately invalid for an errno
     // check, which the kernel must refuse without touching memory).
     let ret = unsafe { peios_rt::syscall::syscall6(nr, r[0], r[1], r[2], r[3], r[4], r[5]) };
-    Errno::result(ret).map(|v| v as usize)
+    Errno::result(ret)
 }
 
 /// A NUL-terminated copy of `s`.
@@ -868,7 +877,7 @@ fn paths(c: &mut Checks, pid: usize) {
 
 /// A pointer to a path that names nothing.
 fn missing_ptr() -> usize {
-    b"/no/such/dir\0".as_ptr() as usize
+    c"/no/such/dir".as_ptr() as usize
 }
 
 fn getdents(c: &mut Checks, dir: usize) {
@@ -931,6 +940,322 @@ fn devices(c: &mut Checks) {
     }
 }
 
+fn eventfds(c: &mut Checks) {
+    const EFD_SEMAPHORE: usize = 1;
+    match sc(nr::EVENTFD2, &[5, O_NONBLOCK]) {
+        Ok(fd) => {
+            let mut v = 0u64;
+            let p = &mut v as *mut u64 as usize;
+            let r = sc(nr::READ, &[fd, p, 8]);
+            c.check(
+                "eventfd-read-initial",
+                r == Ok(8) && v == 5,
+                format_args!("{:?} {}", r, v),
+            );
+            c.expect_errno(
+                "eventfd-empty-eagain",
+                sc(nr::READ, &[fd, p, 8]),
+                Errno::EAGAIN,
+            );
+            c.check(
+                "eventfd-empty-poll-out-only",
+                poll1(fd, POLLIN | POLLOUT, 0) == Ok(POLLOUT),
+                format_args!("{:?}", poll1(fd, POLLIN | POLLOUT, 0)),
+            );
+            let three = 3u64;
+            let four = 4u64;
+            let _ = sc(nr::WRITE, &[fd, &three as *const u64 as usize, 8]);
+            let _ = sc(nr::WRITE, &[fd, &four as *const u64 as usize, 8]);
+            let r = sc(nr::READ, &[fd, p, 8]);
+            c.check(
+                "eventfd-writes-add",
+                r == Ok(8) && v == 7,
+                format_args!("{:?} {}", r, v),
+            );
+            c.expect_errno(
+                "eventfd-short-read",
+                sc(nr::READ, &[fd, p, 4]),
+                Errno::EINVAL,
+            );
+            let all = u64::MAX;
+            c.expect_errno(
+                "eventfd-write-max-einval",
+                sc(nr::WRITE, &[fd, &all as *const u64 as usize, 8]),
+                Errno::EINVAL,
+            );
+            let most = u64::MAX - 1;
+            let _ = sc(nr::WRITE, &[fd, &most as *const u64 as usize, 8]);
+            let one = 1u64;
+            c.expect_errno(
+                "eventfd-overflow-eagain",
+                sc(nr::WRITE, &[fd, &one as *const u64 as usize, 8]),
+                Errno::EAGAIN,
+            );
+            let fl = sc(nr::FCNTL, &[fd, F_GETFL]);
+            c.check(
+                "eventfd-flags",
+                fl == Ok(2 | O_NONBLOCK),
+                format_args!("{:?}", fl),
+            );
+            close(fd);
+        }
+        Err(e) => {
+            c.check(
+                "eventfd-read-initial",
+                false,
+                format_args!("eventfd2: {}", e),
+            );
+        }
+    }
+    if let Ok(fd) = sc(nr::EVENTFD2, &[2, EFD_SEMAPHORE | O_NONBLOCK]) {
+        let mut v = 0u64;
+        let p = &mut v as *mut u64 as usize;
+        let a = sc(nr::READ, &[fd, p, 8]).map(|_| v);
+        let b = sc(nr::READ, &[fd, p, 8]).map(|_| v);
+        let e = sc(nr::READ, &[fd, p, 8]);
+        c.check(
+            "eventfd-semaphore",
+            a == Ok(1) && b == Ok(1) && e == Err(Errno::EAGAIN),
+            format_args!("{:?} {:?} {:?}", a, b, e),
+        );
+        close(fd);
+    }
+    c.expect_errno(
+        "eventfd-bad-flags",
+        sc(nr::EVENTFD2, &[0, 2]),
+        Errno::EINVAL,
+    );
+}
+
+fn ppolls(c: &mut Checks) {
+    let Ok((r, w)) = pipe2(0) else { return };
+    let mut pfd = [r as u32 as u64 | ((POLLIN as u16 as u64) << 32)];
+    let short = [0i64, 1_000_000];
+    let n = sc(
+        nr::PPOLL,
+        &[pfd.as_mut_ptr() as usize, 1, short.as_ptr() as usize, 0, 8],
+    );
+    c.check("ppoll-times-out", n == Ok(0), format_args!("{:?}", n));
+    let bad = [0i64, 1_000_000_000];
+    c.expect_errno(
+        "ppoll-bad-timespec",
+        sc(
+            nr::PPOLL,
+            &[pfd.as_mut_ptr() as usize, 1, bad.as_ptr() as usize, 0, 8],
+        ),
+        Errno::EINVAL,
+    );
+    let mask = 0u64;
+    c.expect_errno(
+        "ppoll-bad-sigsetsize",
+        sc(
+            nr::PPOLL,
+            &[
+                pfd.as_mut_ptr() as usize,
+                1,
+                short.as_ptr() as usize,
+                &mask as *const u64 as usize,
+                4,
+            ],
+        ),
+        Errno::EINVAL,
+    );
+    let _ = write(w, b"!");
+    let n = sc(
+        nr::PPOLL,
+        &[
+            pfd.as_mut_ptr() as usize,
+            1,
+            0,
+            &mask as *const u64 as usize,
+            8,
+        ],
+    );
+    c.check(
+        "ppoll-ready-no-timeout",
+        n == Ok(1) && (pfd[0] >> 48) as i16 == POLLIN,
+        format_args!("{:?} revents {:#x}", n, pfd[0] >> 48),
+    );
+    close(r);
+    close(w);
+}
+
+/// `epoll_wait` into `out`: the count and the first event's (events, data).
+fn epoll_wait(ep: usize, timeout_ms: isize) -> Result<(usize, u32, u64), Errno> {
+    let mut out = [0u8; 12 * 4];
+    let n = sc(
+        nr::EPOLL_WAIT,
+        &[ep, out.as_mut_ptr() as usize, 4, timeout_ms as usize],
+    )?;
+    let ev = u32::from_le_bytes([out[0], out[1], out[2], out[3]]);
+    let mut d = [0u8; 8];
+    d.copy_from_slice(&out[4..12]);
+    Ok((n, ev, u64::from_le_bytes(d)))
+}
+
+fn epoll_ctl(ep: usize, op: usize, fd: usize, events: u32, data: u64) -> Result<usize, Errno> {
+    let mut ev = [0u8; 12];
+    ev[..4].copy_from_slice(&events.to_le_bytes());
+    ev[4..].copy_from_slice(&data.to_le_bytes());
+    sc(nr::EPOLL_CTL, &[ep, op, fd, ev.as_ptr() as usize])
+}
+
+fn epolls(c: &mut Checks) {
+    const ADD: usize = 1;
+    const DEL: usize = 2;
+    const MOD: usize = 3;
+    const EPOLLIN: u32 = 1;
+    const EPOLLONESHOT: u32 = 1 << 30;
+    c.expect_errno(
+        "epoll-create1-bad-flags",
+        sc(nr::EPOLL_CREATE1, &[1]),
+        Errno::EINVAL,
+    );
+    c.expect_errno(
+        "epoll-create-size-zero",
+        sc(nr::EPOLL_CREATE, &[0]),
+        Errno::EINVAL,
+    );
+    let (Ok(ep), Ok((r, w))) = (sc(nr::EPOLL_CREATE1, &[O_CLOEXEC]), pipe2(0)) else {
+        c.check(
+            "epoll-create1",
+            false,
+            format_args!("epoll_create1 or pipe2 failed"),
+        );
+        return;
+    };
+    c.check(
+        "epoll-create1-cloexec",
+        sc(nr::FCNTL, &[ep, F_GETFD]) == Ok(1),
+        format_args!("{:?}", sc(nr::FCNTL, &[ep, F_GETFD])),
+    );
+    let add = epoll_ctl(ep, ADD, r, EPOLLIN, 42);
+    c.check("epoll-ctl-add", add == Ok(0), format_args!("{:?}", add));
+    c.expect_errno(
+        "epoll-ctl-add-twice",
+        epoll_ctl(ep, ADD, r, EPOLLIN, 42),
+        Errno::EEXIST,
+    );
+    c.expect_errno(
+        "epoll-ctl-mod-missing",
+        epoll_ctl(ep, MOD, w, EPOLLIN, 0),
+        Errno::ENOENT,
+    );
+    c.expect_errno(
+        "epoll-ctl-self",
+        epoll_ctl(ep, ADD, ep, EPOLLIN, 0),
+        Errno::EINVAL,
+    );
+    c.expect_errno(
+        "epoll-ctl-not-epoll",
+        epoll_ctl(r, ADD, w, EPOLLIN, 0),
+        Errno::EINVAL,
+    );
+    c.expect_errno(
+        "epoll-ctl-bad-fd",
+        epoll_ctl(ep, ADD, 999, EPOLLIN, 0),
+        Errno::EBADF,
+    );
+    if let Ok(file) = open("/proc/self/exe", O_RDONLY) {
+        c.expect_errno(
+            "epoll-ctl-regular-file-eperm",
+            epoll_ctl(ep, ADD, file, EPOLLIN, 0),
+            Errno::EPERM,
+        );
+        close(file);
+    }
+    c.check(
+        "epoll-wait-nothing-ready",
+        epoll_wait(ep, 0).map(|x| x.0) == Ok(0),
+        format_args!("{:?}", epoll_wait(ep, 0)),
+    );
+    let _ = write(w, b"e");
+    let got = epoll_wait(ep, 0);
+    c.check(
+        "epoll-wait-reports-data",
+        got == Ok((1, EPOLLIN, 42)),
+        format_args!("{:?}", got),
+    );
+    c.check(
+        "epoll-level-triggered-again",
+        epoll_wait(ep, 0).map(|x| x.0) == Ok(1),
+        format_args!("{:?}", epoll_wait(ep, 0)),
+    );
+    c.check(
+        "epoll-fd-polls-readable",
+        poll1(ep, POLLIN, 0) == Ok(POLLIN),
+        format_args!("{:?}", poll1(ep, POLLIN, 0)),
+    );
+    let _ = epoll_ctl(ep, MOD, r, EPOLLIN | EPOLLONESHOT, 7);
+    let once = epoll_wait(ep, 0);
+    let twice = epoll_wait(ep, 0).map(|x| x.0);
+    let _ = epoll_ctl(ep, MOD, r, EPOLLIN, 8);
+    let rearmed = epoll_wait(ep, 0);
+    c.check(
+        "epoll-oneshot",
+        once == Ok((1, EPOLLIN, 7)) && twice == Ok(0) && rearmed == Ok((1, EPOLLIN, 8)),
+        format_args!("{:?} {:?} {:?}", once, twice, rearmed),
+    );
+    let _ = epoll_ctl(ep, DEL, r, 0, 0);
+    c.check(
+        "epoll-del",
+        epoll_wait(ep, 0).map(|x| x.0) == Ok(0),
+        format_args!("{:?}", epoll_wait(ep, 0)),
+    );
+    let mut out = [0u8; 12];
+    c.expect_errno(
+        "epoll-wait-maxevents-zero",
+        sc(nr::EPOLL_WAIT, &[ep, out.as_mut_ptr() as usize, 0, 0]),
+        Errno::EINVAL,
+    );
+    // A blocked wait woken by another process's write.
+    let mut one = [0u8; 1];
+    let _ = read(r, &mut one);
+    let _ = epoll_ctl(ep, ADD, r, EPOLLIN, 9);
+    match fork() {
+        Ok(Fork::Child) => {
+            sleep_ms(50);
+            let _ = write(w, b"w");
+            peios_rt::sys::process::exit_group(0);
+        }
+        Ok(Fork::Parent(pid)) => {
+            let got = epoll_wait(ep, 5000);
+            let _ = wait_pid(pid);
+            c.check(
+                "epoll-blocked-wait-woken",
+                got == Ok((1, EPOLLIN, 9)),
+                format_args!("{:?}", got),
+            );
+        }
+        Err(e) => {
+            c.check(
+                "epoll-blocked-wait-woken",
+                false,
+                format_args!("fork: {}", e),
+            );
+        }
+    }
+    // The last close of a watched file drops it from the set.
+    close(r);
+    c.check(
+        "epoll-closed-file-dropped",
+        epoll_wait(ep, 0).map(|x| x.0) == Ok(0),
+        format_args!("{:?}", epoll_wait(ep, 0)),
+    );
+    if let Ok(efd) = sc(nr::EVENTFD2, &[1, 0]) {
+        let _ = epoll_ctl(ep, ADD, efd, EPOLLIN, 77);
+        let got = epoll_wait(ep, 0);
+        c.check(
+            "epoll-eventfd",
+            got == Ok((1, EPOLLIN, 77)),
+            format_args!("{:?}", got),
+        );
+        close(efd);
+    }
+    close(w);
+    close(ep);
+}
+
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("posix");
     let pid = sc(nr::GETPID, &[]).unwrap_or(0);
@@ -941,5 +1266,8 @@ fn main(_args: &Args) -> i32 {
     access(&mut checks);
     paths(&mut checks, pid);
     devices(&mut checks);
+    eventfds(&mut checks);
+    ppolls(&mut checks);
+    epolls(&mut checks);
     checks.finish()
 }
