@@ -78,6 +78,8 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("posix: check pipe-no-reader-sigpipe-kills: ok");
     out.expect_line("posix: check pipe-blocked-writer-completes: ok");
     out.expect_line("posix: check readlink-proc-self-exe: ok");
+    out.expect_line("posix: check epoll-blocked-wait-woken: ok");
+    out.expect_line("posix: check dev-userfaultfd-restricted-eacces: ok (Ok(Exited(0)))");
     out.expect_line("posix: all ");
     // The 64-thread job (plus its main thread and the pinned sibling): every vCPU ran
     // some of its threads (reported by the kernel).

@@ -1,11 +1,13 @@
 //! The files and filesystems that reach into kernel state beyond the file layer
 //! (`crate::vfs`): `/proc` and `/sys` (generated text, registry keys, DAMON controls,
-//! another process's memory and page map), and the userfaultfd descriptor. Each kind
+//! another process's memory and page map), the userfaultfd descriptor and
+//! `/dev/userfaultfd`. Each kind
 //! of file is one file here; [`mount_all`] builds the namespace at boot.
 
 #![deny(unsafe_code)]
 
 pub mod damon;
+pub mod dev_userfaultfd;
 pub mod oom_score_adj;
 pub mod pagemap;
 pub mod proc_mem;
@@ -28,6 +30,7 @@ pub fn mount_all() {
     vfs::mount::mount("/proc", Arc::new(procfs::ProcFs));
     vfs::mount::mount("/sys", Arc::new(sysfs::SysFs));
     vfs::mount::mount("/dev", Arc::new(vfs::devfs::DevFs));
+    vfs::devfs::register("userfaultfd", dev_userfaultfd::open);
 }
 
 /// The calling process.

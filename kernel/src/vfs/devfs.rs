@@ -8,6 +8,26 @@ use super::{
 use crate::arch::uaccess::copy_to_user;
 use alloc::{string::String, sync::Arc, vec::Vec};
 use errno::{Errno, SysResult};
+use spin::RwLock;
+
+/// Opens a device registered from outside this folder.
+pub type DeviceOpener = fn(&Caller, &OpenRequest) -> SysResult<Arc<dyn File>>;
+
+/// Devices other subsystems add (`/dev/userfaultfd`), by name.
+static EXTRA: RwLock<Vec<(&'static str, DeviceOpener)>> = RwLock::new(Vec::new());
+
+/// Adds `/dev/NAME`, opened by `open`.
+pub fn register(name: &'static str, open: DeviceOpener) {
+    EXTRA.write().push((name, open));
+}
+
+fn extra(name: &str) -> Option<DeviceOpener> {
+    EXTRA
+        .read()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, o)| *o)
+}
 
 const NAME: &str = "devtmpfs";
 const DEV: u64 = super::stat::encode_dev(0, 5);
@@ -95,7 +115,7 @@ impl Filesystem for DevFs {
     fn lookup(&self, rel: &str, _caller: &Caller) -> SysResult<Node> {
         match rel {
             "" => Ok(Node::Dir),
-            name if DEVICES.contains(&name) => Ok(Node::Device),
+            name if DEVICES.contains(&name) || extra(name).is_some() => Ok(Node::Device),
             _ => Err(Errno::ENOENT),
         }
     }
@@ -104,7 +124,7 @@ impl Filesystem for DevFs {
         &self,
         rel: &str,
         node: &Node,
-        _req: &OpenRequest,
+        req: &OpenRequest,
         caller: &Caller,
     ) -> SysResult<Arc<dyn File>> {
         let path = String::from("/dev") + if rel.is_empty() { "" } else { "/" } + rel;
@@ -118,7 +138,7 @@ impl Filesystem for DevFs {
             ("console" | "tty", _) => Arc::new(Console),
             ("null", _) => Arc::new(Null),
             ("zero", _) => Arc::new(Zero),
-            _ => return Err(Errno::ENOENT),
+            (name, _) => extra(name).ok_or(Errno::ENOENT)?(caller, req)?,
         })
     }
 
@@ -126,9 +146,12 @@ impl Filesystem for DevFs {
         if !rel.is_empty() {
             return Err(Errno::ENOTDIR);
         }
-        Ok(DEVICES
-            .iter()
-            .map(|n| (String::from(*n), Node::Device))
+        let mut names: Vec<&str> = DEVICES.to_vec();
+        names.extend(EXTRA.read().iter().map(|(n, _)| *n));
+        names.sort_unstable();
+        Ok(names
+            .into_iter()
+            .map(|n| (String::from(n), Node::Device))
             .collect())
     }
 

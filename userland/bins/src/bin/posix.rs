@@ -8,7 +8,9 @@
 //! `/proc/self/exe`, `getdents64`, `umask`, `/dev/null` and `/dev/zero`; then
 //! `eventfd2` (counter and semaphore modes), `ppoll` and epoll (create, ctl errors,
 //! level-triggered and one-shot reports, a blocked wait woken by another process,
-//! entries dropped when their file closes).
+//! entries dropped when their file closes); `/dev/userfaultfd` (`USERFAULTFD_IOC_NEW`
+//! makes a userfaultfd that answers `UFFDIO_API`; refused to a restricted process on
+//! Peios).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -65,6 +67,7 @@ mod nr {
     pub const EPOLL_CREATE1: usize = 291;
     pub const EPOLL_CTL: usize = 233;
     pub const EPOLL_WAIT: usize = 232;
+    pub const IOCTL: usize = 16;
     pub const FACCESSAT2: usize = 439;
 }
 
@@ -1256,6 +1259,54 @@ fn epolls(c: &mut Checks) {
     close(ep);
 }
 
+fn dev_userfaultfd(c: &mut Checks) {
+    const USERFAULTFD_IOC_NEW: usize = 0xAA00;
+    const UFFDIO_API: usize = 0xC018_AA3F;
+    match open("/dev/userfaultfd", 2 | O_CLOEXEC) {
+        Ok(dev) => {
+            let fd = sc(nr::IOCTL, &[dev, USERFAULTFD_IOC_NEW, O_CLOEXEC]);
+            let mut api = [0xAAu64, 0, 0];
+            let r = fd.and_then(|fd| sc(nr::IOCTL, &[fd, UFFDIO_API, api.as_mut_ptr() as usize]));
+            c.check(
+                "dev-userfaultfd-ioc-new",
+                r == Ok(0) && api[0] == 0xAA,
+                format_args!("IOC_NEW {:?} UFFDIO_API {:?}", fd, r),
+            );
+            if let Ok(fd) = fd {
+                close(fd);
+            }
+            c.expect_errno(
+                "dev-userfaultfd-bad-ioctl",
+                sc(nr::IOCTL, &[dev, 0x1234, 0]),
+                Errno::EINVAL,
+            );
+            c.expect_errno(
+                "dev-userfaultfd-bad-flags",
+                sc(nr::IOCTL, &[dev, USERFAULTFD_IOC_NEW, 0x10]),
+                Errno::EINVAL,
+            );
+            close(dev);
+        }
+        Err(e) => {
+            c.check(
+                "dev-userfaultfd-ioc-new",
+                false,
+                format_args!("open: {}", e),
+            );
+        }
+    }
+    // Peios: the device needs SeDebugPrivilege (status 99: not Peios, skipped).
+    let st = peios_bins::peios::in_restricted_child(|| match open("/dev/userfaultfd", 2) {
+        Err(Errno::EACCES) => 0,
+        _ => 1,
+    });
+    c.check(
+        "dev-userfaultfd-restricted-eacces",
+        matches!(st, Ok(WaitStatus::Exited(0 | 99))),
+        format_args!("{:?}", st),
+    );
+}
+
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("posix");
     let pid = sc(nr::GETPID, &[]).unwrap_or(0);
@@ -1269,5 +1320,6 @@ fn main(_args: &Args) -> i32 {
     eventfds(&mut checks);
     ppolls(&mut checks);
     epolls(&mut checks);
+    dev_userfaultfd(&mut checks);
     checks.finish()
 }
