@@ -1,7 +1,10 @@
 //! The `/proc` filesystem: system files (`meminfo`, `zoneinfo`, ...), `self` (a link to
 //! the caller's pid), one directory per process (`status`, `maps`, `smaps`,
-//! `numa_maps`, `pagemap`, `mem`, `oom_score`, `oom_score_adj`, `damon`, `exe`), and
-//! `sys/` (the registry's sysctl keys). The text comes from `crate::procfs`; files
+//! `numa_maps`, `pagemap`, `mem`, `oom_score`, `oom_score_adj`, `damon`, the links
+//! `exe` and `cwd`, and `fd/` with a link per open descriptor: its path, or
+//! `pipe:[INO]`, `anon_inode:[...]` for a file without one; following such a link
+//! reopens the path, and one without a path is ENOENT here), and `sys/` (the
+//! registry's sysctl keys). The text comes from `crate::procfs`; files
 //! about another process are access-checked at open, as before.
 
 use super::{
@@ -94,15 +97,33 @@ impl Filesystem for ProcFs {
             _ => {}
         }
         let target = process_named(first).ok_or(Errno::ENOENT)?;
+        let introspect = || {
+            let me = caller_process(caller)?;
+            check_introspection(&me, &target, AccessMask::PROCESS_QUERY_INFORMATION)
+        };
         match rest {
             None => Ok(Node::Dir),
             Some("exe") => {
-                let me = caller_process(caller)?;
-                check_introspection(&me, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
+                introspect()?;
                 Ok(Node::Symlink(target.exe.lock().clone()))
             }
+            Some("cwd") => {
+                introspect()?;
+                Ok(Node::Symlink(target.fs.lock().cwd.clone()))
+            }
+            Some("fd") => Ok(Node::Dir),
             Some(name) if PID_FILES.contains(&name) => Ok(Node::File),
-            Some(_) => Err(Errno::ENOENT),
+            Some(other) => {
+                // fd/N: a link to what descriptor N has open.
+                let n = other.strip_prefix("fd/").ok_or(Errno::ENOENT)?;
+                if n.starts_with('0') && n != "0" {
+                    return Err(Errno::ENOENT);
+                }
+                let fd: u64 = n.parse().map_err(|_| Errno::ENOENT)?;
+                introspect()?;
+                let file = target.files.lock().get(fd).map_err(|_| Errno::ENOENT)?;
+                Ok(Node::Symlink(file.proc_name()))
+            }
         }
     }
 
@@ -119,11 +140,12 @@ impl Filesystem for ProcFs {
             format!("/proc/{rel}")
         };
         if *node == Node::Dir {
-            let entries = self.readdir(rel, caller)?;
-            let stat = Stat::directory(0o555).at(DEV, path_inode_number(NAME, &full));
+            self.readdir(rel, caller)?;
+            let (rel, caller, path) = (String::from(rel), caller.clone(), full.clone());
+            let lister = move || Ok(with_dots(NAME, &path, ProcFs.readdir(&rel, &caller)?));
             return Ok(Arc::new(DirFile::new(
-                stat,
-                with_dots(NAME, &full, entries),
+                Stat::directory(0o555).at(DEV, path_inode_number(NAME, &full)),
+                alloc::boxed::Box::new(lister),
             )));
         }
         open_generated(&full, req, caller)
@@ -153,18 +175,28 @@ impl Filesystem for ProcFs {
             }
             return Ok(tree_children(&sys_files(), rel));
         }
-        match self.lookup(rel, caller)? {
-            Node::Dir => {
-                let mut out: Vec<(String, Node)> = PID_FILES
-                    .iter()
-                    .map(|n| (String::from(*n), Node::File))
-                    .collect();
-                out.push((String::from("exe"), Node::Symlink(String::new())));
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                Ok(out)
-            }
-            _ => Err(Errno::ENOTDIR),
+        if self.lookup(rel, caller)? != Node::Dir {
+            return Err(Errno::ENOTDIR);
         }
+        if let Some(pid) = rel.strip_suffix("/fd") {
+            let target = process_named(pid).ok_or(Errno::ENOENT)?;
+            let me = caller_process(caller)?;
+            check_introspection(&me, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
+            let fds = target.files.lock().open_fds();
+            return Ok(fds
+                .into_iter()
+                .map(|(fd, file)| (format!("{fd}"), Node::Symlink(file.proc_name())))
+                .collect());
+        }
+        let mut out: Vec<(String, Node)> = PID_FILES
+            .iter()
+            .map(|n| (String::from(*n), Node::File))
+            .collect();
+        out.push((String::from("cwd"), Node::Symlink(String::new())));
+        out.push((String::from("exe"), Node::Symlink(String::new())));
+        out.push((String::from("fd"), Node::Dir));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     fn stat(&self, rel: &str, node: &Node, caller: &Caller) -> SysResult<Stat> {

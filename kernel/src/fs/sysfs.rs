@@ -84,11 +84,12 @@ impl Filesystem for SysFs {
             format!("/sys/{rel}")
         };
         if *node == Node::Dir {
-            let entries = self.readdir(rel, caller)?;
-            let stat = Stat::directory(0o755).at(DEV, path_inode_number(NAME, &full));
+            self.readdir(rel, caller)?;
+            let (rel, caller, path) = (String::from(rel), caller.clone(), full.clone());
+            let lister = move || Ok(with_dots(NAME, &path, SysFs.readdir(&rel, &caller)?));
             return Ok(Arc::new(DirFile::new(
-                stat,
-                with_dots(NAME, &full, entries),
+                Stat::directory(0o755).at(DEV, path_inode_number(NAME, &full)),
+                alloc::boxed::Box::new(lister),
             )));
         }
         open_generated(&full, req, caller)

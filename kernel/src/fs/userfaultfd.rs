@@ -13,6 +13,10 @@ use errno::{Errno, SysResult};
 pub struct UserfaultFd(pub Arc<UserfaultFile>);
 
 impl File for UserfaultFd {
+    fn proc_name(&self) -> alloc::string::String {
+        alloc::string::String::from("anon_inode:[userfaultfd]")
+    }
+
     fn pollable(&self) -> bool {
         true
     }

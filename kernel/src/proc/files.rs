@@ -133,6 +133,15 @@ impl FileTable {
         closed
     }
 
+    /// Every open descriptor with its description, in order (`/proc/<pid>/fd`).
+    pub fn open_fds(&self) -> Vec<(u64, Arc<OpenFile>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| Some((i as u64, d.as_ref()?.file.clone())))
+            .collect()
+    }
+
     /// Duplicates `fd` to the lowest free slot (`dup`).
     pub fn dup(&mut self, fd: u64) -> SysResult<u64> {
         let file = self.get(fd)?;

@@ -15,6 +15,10 @@ const TIOCGWINSZ: u32 = 0x5413;
 pub struct Console;
 
 impl File for Console {
+    fn proc_name(&self) -> String {
+        String::from("/dev/console")
+    }
+
     fn pollable(&self) -> bool {
         true
     }

@@ -131,9 +131,10 @@ impl Filesystem for DevFs {
         let ino = path_inode_number(NAME, &path);
         Ok(match (rel, node) {
             (_, Node::Dir) => {
-                let entries = self.readdir(rel, caller)?;
                 let stat = Stat::directory(0o755).at(DEV, ino);
-                Arc::new(DirFile::new(stat, with_dots(NAME, &path, entries)))
+                let caller = caller.clone();
+                let lister = move || Ok(with_dots(NAME, &path, DevFs.readdir("", &caller)?));
+                Arc::new(DirFile::new(stat, alloc::boxed::Box::new(lister)))
             }
             ("console" | "tty", _) => Arc::new(Console),
             ("null", _) => Arc::new(Null),

@@ -23,20 +23,24 @@ pub struct DirEntry {
     pub node: Node,
 }
 
-/// An open directory.
+/// Lists a directory's entries (`.` and `..` first) when it is read.
+pub type Lister = alloc::boxed::Box<dyn Fn() -> SysResult<Vec<DirEntry>> + Send + Sync>;
+
+/// An open directory: listed when read from its start (so a rewind sees what changed,
+/// and the listing of `/proc/self/fd` includes the descriptor reading it).
 pub struct DirFile {
-    entries: Vec<DirEntry>,
-    /// The index of the next entry `getdents64` returns.
-    pos: Mutex<usize>,
+    lister: Lister,
+    /// The listing being read and the index of the next entry `getdents64` returns.
+    state: Mutex<(Vec<DirEntry>, usize)>,
     stat: Stat,
 }
 
 impl DirFile {
-    /// A directory with attributes `stat` listing `entries` (`.` and `..` first).
-    pub fn new(stat: Stat, entries: Vec<DirEntry>) -> DirFile {
+    /// A directory with attributes `stat` whose entries `lister` gives.
+    pub fn new(stat: Stat, lister: Lister) -> DirFile {
         DirFile {
-            entries,
-            pos: Mutex::new(0),
+            lister,
+            state: Mutex::new((Vec::new(), 0)),
             stat,
         }
     }
@@ -54,11 +58,15 @@ impl File for DirFile {
     }
 
     fn getdents(&self, buf: u64, count: u64) -> SysResult<u64> {
-        let mut pos = self.pos.lock();
+        let mut state = self.state.lock();
+        if state.1 == 0 {
+            state.0 = (self.lister)()?;
+        }
+        let (entries, pos) = &mut *state;
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         let mut out: Vec<u8> = Vec::new();
         let first = *pos;
-        while let Some(e) = self.entries.get(*pos) {
+        while let Some(e) = entries.get(*pos) {
             let len = record_len(e.name.len());
             if out.len() + len > count {
                 break;
@@ -78,7 +86,7 @@ impl File for DirFile {
             out.resize(start + len, 0);
             *pos += 1;
         }
-        if out.is_empty() && self.entries.get(*pos).is_some() {
+        if out.is_empty() && entries.get(*pos).is_some() {
             return Err(Errno::EINVAL); // the buffer cannot hold the next entry
         }
         if let Err(e) = copy_to_user(buf, &out) {
@@ -89,7 +97,8 @@ impl File for DirFile {
     }
 
     fn seek(&self, offset: i64, whence: Whence) -> SysResult<u64> {
-        let mut pos = self.pos.lock();
+        let mut state = self.state.lock();
+        let pos = &mut state.1;
         let new = match whence {
             Whence::Set => offset,
             Whence::Current => (*pos as i64).checked_add(offset).ok_or(Errno::EINVAL)?,

@@ -144,6 +144,10 @@ impl Epoll {
 }
 
 impl File for Epoll {
+    fn proc_name(&self) -> alloc::string::String {
+        alloc::string::String::from("anon_inode:[eventpoll]")
+    }
+
     fn poll(&self, waker: Option<&Waker>) -> u16 {
         if self.ready(1, waker, false).is_empty() {
             0

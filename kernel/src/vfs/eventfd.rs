@@ -37,6 +37,10 @@ impl EventFd {
 }
 
 impl File for EventFd {
+    fn proc_name(&self) -> alloc::string::String {
+        alloc::string::String::from("anon_inode:[eventfd]")
+    }
+
     fn read(&self, buf: u64, count: u64) -> SysResult<u64> {
         if count < 8 {
             return Err(Errno::EINVAL);

@@ -80,11 +80,11 @@ impl Filesystem for InitramfsFs {
     ) -> SysResult<Arc<dyn File>> {
         let path = absolute(rel);
         if *node == Node::Dir {
-            let entries = self.readdir(rel, caller)?;
-            return Ok(Arc::new(DirFile::new(
-                self.stat(rel, node, caller)?,
-                with_dots(NAME, &path, entries),
-            )));
+            self.readdir(rel, caller)?;
+            let stat = self.stat(rel, node, caller)?;
+            let (rel, caller, path) = (String::from(rel), caller.clone(), path.clone());
+            let lister = move || Ok(with_dots(NAME, &path, InitramfsFs.readdir(&rel, &caller)?));
+            return Ok(Arc::new(DirFile::new(stat, alloc::boxed::Box::new(lister))));
         }
         if req.write() || req.flags & super::flags::O_TRUNC != 0 {
             return Err(Errno::EROFS);

@@ -56,6 +56,10 @@ impl Memfd {
 }
 
 impl File for Memfd {
+    fn proc_name(&self) -> alloc::string::String {
+        self.object.info().path.clone()
+    }
+
     fn read(&self, buf: u64, count: u64) -> SysResult<u64> {
         let mut pos = self.pos.lock();
         let got = self.read_at(buf, count, *pos)?;

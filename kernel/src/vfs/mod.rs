@@ -233,6 +233,12 @@ pub trait File: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// What `/proc/<pid>/fd/N` shows for a file opened without a path
+    /// (`pipe:[INO]`, `anon_inode:[eventfd]`, ...). Default: `anon_inode:[unknown]`.
+    fn proc_name(&self) -> String {
+        String::from("anon_inode:[unknown]")
+    }
+
     /// A byte stream (pipe): a blocking write goes on until every byte is written.
     fn is_stream(&self) -> bool {
         false
@@ -316,10 +322,19 @@ impl OpenFile {
     pub fn path(&self) -> Option<&str> {
         self.path.as_deref()
     }
+
+    /// What `/proc/<pid>/fd/N` shows: the path, or the file's own name.
+    pub fn proc_name(&self) -> String {
+        match &self.path {
+            Some(p) => p.clone(),
+            None => self.file.proc_name(),
+        }
+    }
 }
 
 /// Who is opening or looking up: what filesystems need to decide (the process, for
 /// `/proc/self`, and its token, for access checks).
+#[derive(Clone)]
 pub struct Caller {
     /// The calling process's pid.
     pub pid: u32,

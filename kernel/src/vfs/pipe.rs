@@ -90,6 +90,10 @@ fn wake(wakers: Vec<Waker>) {
 }
 
 impl File for PipeReader {
+    fn proc_name(&self) -> alloc::string::String {
+        alloc::format!("pipe:[{}]", self.0.ino)
+    }
+
     fn pollable(&self) -> bool {
         true
     }
@@ -156,6 +160,10 @@ impl Drop for PipeReader {
 }
 
 impl File for PipeWriter {
+    fn proc_name(&self) -> alloc::string::String {
+        alloc::format!("pipe:[{}]", self.0.ino)
+    }
+
     fn pollable(&self) -> bool {
         true
     }

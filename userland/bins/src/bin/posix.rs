@@ -883,24 +883,28 @@ fn missing_ptr() -> usize {
     c"/no/such/dir".as_ptr() as usize
 }
 
+/// The names in `linux_dirent64` records.
+fn dirent_names(buf: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = 0;
+    while at + 19 < buf.len() {
+        let len = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+        if len < 20 || at + len > buf.len() {
+            break;
+        }
+        let name = &buf[at + 19..at + len];
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+        at += len;
+    }
+    names
+}
+
 fn getdents(c: &mut Checks, dir: usize) {
     let mut buf = vec![0u8; 8192];
     let _ = sc(nr::LSEEK, &[dir, 0, 0]);
     let n = sc(nr::GETDENTS64, &[dir, buf.as_mut_ptr() as usize, buf.len()]);
-    let mut names = Vec::new();
-    if let Ok(n) = n {
-        let mut at = 0;
-        while at + 19 < n {
-            let len = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
-            let name = &buf[at + 19..at + len];
-            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-            names.push(String::from_utf8_lossy(&name[..end]).into_owned());
-            if len == 0 {
-                break;
-            }
-            at += len;
-        }
-    }
+    let names = n.map(|n| dirent_names(&buf[..n])).unwrap_or_default();
     let has = |x: &str| names.iter().any(|n| n == x);
     c.check(
         "getdents64-proc-self",
@@ -1307,6 +1311,79 @@ fn dev_userfaultfd(c: &mut Checks) {
     );
 }
 
+fn proc_fd_links(c: &mut Checks) {
+    let (Ok((r, w)), Ok(file), Ok(efd)) = (
+        pipe2(0),
+        open("/proc/meminfo", O_RDONLY),
+        sc(nr::EVENTFD2, &[0, 0]),
+    ) else {
+        c.check("proc-fd-links", false, format_args!("setup failed"));
+        return;
+    };
+    let rl = readlink(&alloc::format!("/proc/self/fd/{r}"));
+    let wl = readlink(&alloc::format!("/proc/self/fd/{w}"));
+    c.check(
+        "proc-fd-pipe-link",
+        rl.as_ref()
+            .is_ok_and(|l| l.starts_with("pipe:[") && l.ends_with(']'))
+            && rl == wl,
+        format_args!("{:?} {:?}", rl, wl),
+    );
+    let fl = readlink(&alloc::format!("/proc/self/fd/{file}"));
+    c.check(
+        "proc-fd-path-link",
+        fl.as_deref() == Ok("/proc/meminfo"),
+        format_args!("{:?}", fl),
+    );
+    let el = readlink(&alloc::format!("/proc/self/fd/{efd}"));
+    c.check(
+        "proc-fd-eventfd-link",
+        el.as_deref() == Ok("anon_inode:[eventfd]"),
+        format_args!("{:?}", el),
+    );
+    c.expect_errno(
+        "proc-fd-closed-enoent",
+        readlink("/proc/self/fd/999"),
+        Errno::ENOENT,
+    );
+    // Reopening a path's link opens that path.
+    let again = open(&alloc::format!("/proc/self/fd/{file}"), O_RDONLY);
+    let mut head = [0u8; 9];
+    let got = again.and_then(|fd| {
+        let n = read(fd, &mut head);
+        close(fd);
+        n
+    });
+    c.check(
+        "proc-fd-reopen-path",
+        got == Ok(9) && &head == b"MemTotal:",
+        format_args!("{:?}", got),
+    );
+    if let Ok(dir) = open("/proc/self/fd", O_RDONLY | O_DIRECTORY) {
+        let mut buf = vec![0u8; 4096];
+        let n = sc(nr::GETDENTS64, &[dir, buf.as_mut_ptr() as usize, buf.len()]).unwrap_or(0);
+        let names = dirent_names(&buf[..n]);
+        let want = [r, w, file, efd, dir].map(|fd| alloc::format!("{fd}"));
+        let all = want.iter().all(|w| names.contains(w));
+        c.check("proc-fd-lists-open-fds", all, format_args!("{:?}", names));
+        close(dir);
+    }
+    close(r);
+    close(w);
+    close(file);
+    close(efd);
+    let root = cstr("/proc");
+    let _ = sc(nr::CHDIR, &[root.as_ptr() as usize]);
+    let cwd = readlink("/proc/self/cwd");
+    let back = cstr("/");
+    let _ = sc(nr::CHDIR, &[back.as_ptr() as usize]);
+    c.check(
+        "proc-self-cwd",
+        cwd.as_deref() == Ok("/proc"),
+        format_args!("{:?}", cwd),
+    );
+}
+
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("posix");
     let pid = sc(nr::GETPID, &[]).unwrap_or(0);
@@ -1321,5 +1398,6 @@ fn main(_args: &Args) -> i32 {
     ppolls(&mut checks);
     epolls(&mut checks);
     dev_userfaultfd(&mut checks);
+    proc_fd_links(&mut checks);
     checks.finish()
 }
