@@ -53,20 +53,26 @@ cc_if_newer() { # out src cmd...
 }
 cc_if_newer "$bin/hello_c" c/hello.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/segv" c/segv.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/vdso" c/vdso.c musl-gcc -static -O2 -Wall
 # stdhello: a program on the full Rust standard library (musl, static-PIE), its own crate.
 cargo build -q --release --manifest-path std/Cargo.toml --target x86_64-unknown-linux-musl --target-dir target/std
 cp -p target/std/x86_64-unknown-linux-musl/release/stdhello "$bin/stdhello"
 cc_if_newer "$bin/hello_pie" c/hello.c "${REALGCC:-${realgcc:-gcc}}" -specs "$pie_specs" -static-pie -fPIE -O2 -Wall
+# hello_dyn: dynamically linked against musl; its loader (musl's libc.so, which is also
+# the dynamic linker) goes into the initramfs at the PT_INTERP path.
+cc_if_newer "$bin/hello_dyn" c/hello.c musl-gcc -O2 -Wall
+musl_loader=/lib/ld-musl-x86_64.so.1
 
 # initramfs: /init plus /bin/<every program>; rewritten only when a program is newer.
 cpio_out=target/initramfs.cpio
-if [[ ! -s $cpio_out || $0 -nt $cpio_out || etc/registry.conf -nt $cpio_out ]] || [[ -n $(find "$bin" -newer "$cpio_out" -type f | head -1) ]]; then
+if [[ ! -s $cpio_out || $0 -nt $cpio_out || etc/registry.conf -nt $cpio_out || $musl_loader -nt $cpio_out ]] || [[ -n $(find "$bin" -newer "$cpio_out" -type f | head -1) ]]; then
   root=target/initramfs.root
   rm -rf "$root"; mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/proc" "$root/sys" "$root/dev"
   cp "$bin"/* "$root/bin/"
   # Debug info stays in target/bin (for addr2line); the guest gets lean copies.
   if command -v strip >/dev/null; then strip --strip-debug "$root"/bin/*; fi
   cp "$root/bin/init" "$root/init"
+  mkdir -p "$root/lib" && cp -L "$musl_loader" "$root/lib/"
   # hugebss: a static ELF whose data segment has a 64 TiB p_memsz (its code would exit
   # with 42); hostile checks that execve refuses it at once with ENOMEM.
   python3 - "$root/bin/hugebss" <<'PY'

@@ -70,6 +70,11 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     if features.smap {
         arch::uaccess::set_smap_enabled();
     }
+    if features.pku {
+        arch::usermode::set_pku_enabled();
+        mm::aspace::set_pkeys_supported(true);
+    }
+    mm::aspace::set_task_policy_hook(syscall::current_thread_policy);
 
     let (image_start, image_end) = paging::kernel_image_phys();
     let mut reserved = [PhysRange {

@@ -6,15 +6,19 @@ use drivers::pm_timer::{PmTimer, PM_TIMER_HZ};
 use spin::Once;
 
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
-/// TSC ticks per microsecond times 2^16 (fixed point).
-static TSC_PER_US_FP16: AtomicU64 = AtomicU64::new(1 << 16);
+/// Nanoseconds per TSC tick times 2^[`NS_SHIFT`] (fixed point): the kernel and the vDSO
+/// turn ticks into nanoseconds with the same multiply and shift, so the two never
+/// disagree.
+static TSC_NS_MULT: AtomicU64 = AtomicU64::new(1 << NS_SHIFT);
+/// The fixed-point shift of [`TSC_NS_MULT`].
+const NS_SHIFT: u32 = 32;
 static PM_TIMER: Once<PmTimer> = Once::new();
 
 /// Measures the TSC over 20 ms of the PM timer (or assumes 1 GHz without one).
 pub fn init(pm_timer: Option<(u16, bool)>) -> u64 {
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
     let Some((port, extended)) = pm_timer else {
-        TSC_PER_US_FP16.store(1000 << 16, Ordering::Relaxed);
+        TSC_NS_MULT.store(1 << NS_SHIFT, Ordering::Relaxed);
         return 1_000_000_000;
     };
     let timer = PM_TIMER.call_once(|| PmTimer::new(port, extended));
@@ -26,9 +30,13 @@ pub fn init(pm_timer: Option<(u16, bool)>) -> u64 {
     }
     let tsc = rdtsc() - start_tsc;
     let elapsed_us = timer.elapsed(start_pm, timer.read()) * 1_000_000 / PM_TIMER_HZ;
-    let per_us_fp16 = (u128::from(tsc) << 16) / u128::from(elapsed_us.max(1));
-    TSC_PER_US_FP16.store((per_us_fp16 as u64).max(1), Ordering::Relaxed);
-    ((per_us_fp16 * 1_000_000) >> 16) as u64
+    let tsc = tsc.max(1);
+    let mult = ((u128::from(elapsed_us) * 1000) << NS_SHIFT) / u128::from(tsc);
+    TSC_NS_MULT.store(
+        u64::try_from(mult).unwrap_or(u64::MAX).max(1),
+        Ordering::Relaxed,
+    );
+    (u128::from(tsc) * 1_000_000 / u128::from(elapsed_us.max(1))) as u64
 }
 
 /// Wall-clock time at boot (ns since the Unix epoch), from the CMOS RTC.
@@ -89,7 +97,18 @@ pub fn realtime_ns() -> u64 {
 /// Nanoseconds since `init`.
 pub fn now_ns() -> u64 {
     let ticks = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
-    ((u128::from(ticks) << 16) * 1000 / u128::from(TSC_PER_US_FP16.load(Ordering::Relaxed))) as u64
+    ((u128::from(ticks) * u128::from(TSC_NS_MULT.load(Ordering::Relaxed))) >> NS_SHIFT) as u64
+}
+
+/// What the vDSO needs to tell the time as [`now_ns`] and [`realtime_ns`] do:
+/// `(tsc_at_boot, tsc_ns_mult, ns_shift, realtime_at_boot_ns)`. Fixed after boot.
+pub fn clock_parameters() -> (u64, u64, u32, u64) {
+    (
+        TSC_AT_BOOT.load(Ordering::Relaxed),
+        TSC_NS_MULT.load(Ordering::Relaxed),
+        NS_SHIFT,
+        REALTIME_AT_BOOT.load(Ordering::Relaxed),
+    )
 }
 
 /// Busy-waits `micros` (boot-time only: calibration and AP start-up).

@@ -30,6 +30,8 @@ pub enum MmError {
     InvalidArgument,
     /// `EOVERFLOW`: the file offset plus the length overflows.
     Overflow,
+    /// `ENOSPC`: no protection key left to allocate.
+    NoSpace,
     /// `EOPNOTSUPP`: an unknown flag under `MAP_SHARED_VALIDATE`, or a hole punch the
     /// backing cannot do.
     NotSupported,
@@ -51,6 +53,7 @@ impl MmError {
             MmError::InvalidArgument => Errno::EINVAL,
             MmError::Overflow => Errno::EOVERFLOW,
             MmError::NotSupported => Errno::EOPNOTSUPP,
+            MmError::NoSpace => Errno::ENOSPC,
         }
     }
 

@@ -28,6 +28,8 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "hello",
         "hello_c",
         "hello_pie",
+        "hello_dyn",
+        "vdso",
         "threads",
         "forkexec",
         "signals",
@@ -40,13 +42,22 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "pgroups",
         "mmtest",
         "uffd",
+        "memctl",
+        "numa",
         "fuzz",
         "hostile",
         "posix",
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("21 passed, 0 failed");
+    out.expect_line("25 passed, 0 failed");
+    // The dynamically linked program started in musl's loader, which found itself.
+    out.expect_line("hello_c: loader at AT_BASE");
+    out.expect_line("hello from musl (dynamic");
+    // libc's clock and CPU calls answered by the vDSO, checked against the system calls.
+    out.expect_line("vdso: check monotonic-between-syscall-readings: ok");
+    out.expect_line("vdso: check getcpu-names-the-pinned-cpu: ok");
+    out.expect_line("vdso: check maps-names-vvar-and-vdso: ok");
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");
     out.expect_line("EXIT=0");

@@ -1,19 +1,31 @@
-/* hello_c / hello_pie: the musl-static C counterpart of the Rust `hello`.
+/* hello_c / hello_pie / hello_dyn: the musl C counterpart of the Rust `hello`.
  * Prints argv and selected environment variables, then exits with the status
- * given as argv[1] (0 when absent). Built twice by build.sh: `-static` (ET_EXEC)
- * and `-static-pie` (ET_DYN that relocates itself), to exercise both kinds of
- * static loading. Needs from the kernel what musl's start-up needs:
+ * given as argv[1] (0 when absent). Built three times by build.sh: `-static`
+ * (ET_EXEC), `-static-pie` (ET_DYN that relocates itself) and dynamically linked
+ * (a PIE whose PT_INTERP names musl's loader, /lib/ld-musl-x86_64.so.1, which the
+ * kernel maps beside it and starts first; that copy exits with 90 unless
+ * AT_BASE tells where the loader was placed). Needs from the kernel what musl's start-up needs:
  * arch_prctl(ARCH_SET_FS), set_tid_address, writev (stdio), ioctl(TIOCGWINSZ)
  * (failure tolerated), exit_group. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 extern char **environ;
 
 int main(int argc, char **argv) {
-    const char *kind = strstr(argv[0] ? argv[0] : "", "pie") ? "static-pie" : "static";
+    const char *name = argv[0] ? argv[0] : "";
+    const char *kind = strstr(name, "dyn")   ? "dynamic"
+                       : strstr(name, "pie") ? "static-pie"
+                                             : "static";
+    if (strstr(name, "dyn")) {
+        unsigned long base = getauxval(AT_BASE);
+        printf("hello_c: loader at %s\n", base ? "AT_BASE" : "nowhere (AT_BASE 0)");
+        if (!base)
+            return 90;
+    }
     printf("hello_c: argc=%d\n", argc);
     for (int i = 0; i < argc; i++)
         printf("hello_c: argv[%d]=%s\n", i, argv[i]);

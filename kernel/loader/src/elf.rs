@@ -1,6 +1,6 @@
-//! Static x86_64 ELF programs (ET_EXEC, and static-PIE ET_DYN placed at a chosen base):
-//! the entry point, the program headers' address and the loadable segments. Dynamic
-//! programs (PT_INTERP) are refused: the kernel starts static binaries only.
+//! x86_64 ELF programs (ET_EXEC, and ET_DYN placed at a chosen base): the entry point,
+//! the program headers' address, the loadable segments and, for a dynamically linked
+//! program, the path of the interpreter (PT_INTERP) the kernel loads beside it.
 
 use alloc::vec::Vec;
 
@@ -16,6 +16,8 @@ const PT_PHDR: u32 = 6;
 pub const PHENT_BYTES: u16 = 56;
 /// Most program headers accepted.
 const MAX_PHNUM: usize = 256;
+/// Longest interpreter path accepted, with its NUL (Linux's PATH_MAX).
+const MAX_INTERP_BYTES: u64 = 4096;
 
 /// Why a file is not a program this kernel runs (the kernel answers ENOEXEC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +26,8 @@ pub enum ElfError {
     NotX86_64Elf,
     /// Neither ET_EXEC nor ET_DYN.
     NotExecutable,
-    /// It asks for a dynamic loader.
-    Dynamic,
+    /// An interpreter that itself asks for an interpreter.
+    NestedInterpreter,
     /// Headers or segments point outside the file or overflow.
     Malformed,
     /// No loadable segment.
@@ -87,6 +89,50 @@ pub struct Program {
     pub segments: Vec<Segment>,
     /// The load bias (0 for ET_EXEC).
     pub bias: u64,
+    /// The interpreter's path (PT_INTERP, without its NUL) of a dynamically linked program.
+    pub interp: Option<Vec<u8>>,
+}
+
+impl Program {
+    /// Page-aligned bounds `(start, end)` of everything the segments cover.
+    pub fn span(&self, page_bytes: u64) -> (u64, u64) {
+        let mask = page_bytes - 1;
+        let start = self
+            .segments
+            .iter()
+            .map(|s| s.vaddr & !mask)
+            .min()
+            .unwrap_or(0);
+        let end = self.segments.iter().map(|s| s.end()).max().unwrap_or(0);
+        (start, end.saturating_add(mask) & !mask)
+    }
+}
+
+/// The interpreter path a PT_INTERP header at file `offset`, `len` bytes long, names:
+/// a NUL-terminated string inside the file with no other NUL, at most PATH_MAX long.
+fn interp_path(elf: &[u8], offset: u64, len: u64) -> Result<Vec<u8>, ElfError> {
+    if !(2..=MAX_INTERP_BYTES).contains(&len) {
+        return Err(ElfError::Malformed);
+    }
+    let start = usize::try_from(offset).map_err(|_| ElfError::Malformed)?;
+    let bytes = start
+        .checked_add(len as usize)
+        .and_then(|end| elf.get(start..end))
+        .ok_or(ElfError::Malformed)?;
+    match bytes.split_last() {
+        Some((0, path)) if !path.contains(&0) => Ok(path.to_vec()),
+        _ => Err(ElfError::Malformed),
+    }
+}
+
+/// Parses an interpreter (the dynamic loader) placed at `base`, refusing one that asks
+/// for an interpreter itself.
+pub fn parse_interpreter(elf: &[u8], base: u64, user_end: u64) -> Result<Program, ElfError> {
+    let program = parse(elf, base, user_end)?;
+    if program.interp.is_some() {
+        return Err(ElfError::NestedInterpreter);
+    }
+    Ok(program)
 }
 
 impl Program {
@@ -161,6 +207,7 @@ fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
 
 /// Parses `elf`; a static-PIE is placed at `pie_base`. Every segment must lie in the file
 /// and below `user_end` (exclusive), and may not start on page 0.
+/// Parses `elf`, placing an ET_DYN file at `pie_base`; segments must end below `user_end`.
 pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfError> {
     if elf.get(..4) != Some(b"\x7fELF") || elf.get(4) != Some(&2) || elf.get(5) != Some(&1) {
         return Err(ElfError::NotX86_64Elf);
@@ -188,6 +235,7 @@ pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfErr
     }
     let mut segments = Vec::new();
     let mut phdr_vaddr = None;
+    let mut interp = None;
     for i in 0..usize::from(phnum) {
         let ph = i
             .checked_mul(phentsize)
@@ -202,7 +250,8 @@ pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfErr
         let file_len = u64_at(elf, ph + 32)?;
         let mem_len = u64_at(elf, ph + 40)?;
         match p_type {
-            PT_INTERP => return Err(ElfError::Dynamic),
+            PT_INTERP if interp.is_none() => interp = Some(interp_path(elf, offset, file_len)?),
+            PT_INTERP => return Err(ElfError::Malformed),
             PT_PHDR => phdr_vaddr = Some(vaddr),
             PT_LOAD if mem_len > 0 => {
                 let in_file = offset
@@ -239,6 +288,7 @@ pub fn parse(elf: &[u8], pie_base: u64, user_end: u64) -> Result<Program, ElfErr
         phnum,
         segments,
         bias,
+        interp,
     })
 }
 
@@ -316,7 +366,6 @@ pub(crate) mod tests {
         assert_eq!(with(4, &[1]), Err(ElfError::NotX86_64Elf));
         assert_eq!(with(18, &3u16.to_le_bytes()), Err(ElfError::NotX86_64Elf));
         assert_eq!(with(16, &1u16.to_le_bytes()), Err(ElfError::NotExecutable));
-        assert_eq!(with(64, &PT_INTERP.to_le_bytes()), Err(ElfError::Dynamic));
         assert_eq!(with(56, &0u16.to_le_bytes()), Err(ElfError::Malformed));
         // A segment running past the end of the file, one larger in the file than in
         // memory, one that wraps around, one above user space, one on page 0.
@@ -343,6 +392,58 @@ pub(crate) mod tests {
             parse(&tiny_exec(ET_DYN), u64::MAX - 10, USER_END),
             Err(ElfError::Malformed)
         );
+    }
+
+    /// `tiny_exec(kind)` with a third program header: PT_INTERP naming `path` (stored at
+    /// file offset 0x1100 with its NUL).
+    fn with_interp(kind: u16, path: &[u8]) -> Vec<u8> {
+        let mut f = tiny_exec(kind);
+        f[56..58].copy_from_slice(&3u16.to_le_bytes());
+        let at = 176;
+        f[at..at + 4].copy_from_slice(&PT_INTERP.to_le_bytes());
+        f[at + 8..at + 16].copy_from_slice(&0x1100u64.to_le_bytes());
+        f[at + 32..at + 40].copy_from_slice(&(path.len() as u64 + 1).to_le_bytes());
+        f[0x1100..0x1100 + path.len()].copy_from_slice(path);
+        f[0x1100 + path.len()] = 0;
+        f
+    }
+
+    #[test]
+    fn dynamic_program_names_its_interpreter() {
+        let f = with_interp(ET_DYN, b"/lib/ld-musl-x86_64.so.1");
+        let p = parse(&f, 0x5555_0000_0000, USER_END).unwrap();
+        assert_eq!(p.interp.as_deref(), Some(&b"/lib/ld-musl-x86_64.so.1"[..]));
+        assert_eq!(p.span(4096), (0x5555_0040_0000, 0x5555_0040_4000));
+        assert_eq!(
+            parse_interpreter(&f, 0, USER_END),
+            Err(ElfError::NestedInterpreter)
+        );
+        assert!(parse_interpreter(&tiny_exec(ET_DYN), 0x7000_0000, USER_END).is_ok());
+    }
+
+    #[test]
+    fn malformed_interpreter_paths_are_refused() {
+        let mut f = with_interp(ET_EXEC, b"/lib/ld.so");
+        // Not NUL-terminated.
+        f[0x1100 + 10] = b'x';
+        assert_eq!(parse(&f, 0, USER_END), Err(ElfError::Malformed));
+        // A NUL inside.
+        let mut f = with_interp(ET_EXEC, b"/lib/ld.so");
+        f[0x1100 + 3] = 0;
+        assert_eq!(parse(&f, 0, USER_END), Err(ElfError::Malformed));
+        // Running past the end of the file, empty, longer than PATH_MAX.
+        for len in [0x200u64, 1, 0, 4097, u64::MAX] {
+            let mut f = with_interp(ET_EXEC, b"/lib/ld.so");
+            f[176 + 32..176 + 40].copy_from_slice(&len.to_le_bytes());
+            assert_eq!(
+                parse(&f, 0, USER_END),
+                Err(ElfError::Malformed),
+                "len {len}"
+            );
+        }
+        let mut f = with_interp(ET_EXEC, b"/lib/ld.so");
+        f[176 + 8..176 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(parse(&f, 0, USER_END), Err(ElfError::Malformed));
     }
 
     /// `tiny_exec` with the data segment's p_memsz set to `memsz`.

@@ -1,5 +1,5 @@
 //! What the kernel needs to start a program, as pure functions tested on the host: the
-//! static ELF parser, the initramfs (cpio newc) reader, and the initial user stack layout
+//! ELF parser (static and dynamically linked programs), the initramfs (cpio newc) reader, and the initial user stack layout
 //! (argc, argv, envp, auxv, strings) Linux programs expect. Every input is untrusted:
 //! malformed data is an error, never a panic or an overflow.
 #![no_std]

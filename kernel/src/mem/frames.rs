@@ -116,7 +116,44 @@ pub fn node_of(phys: u64) -> Option<u32> {
 /// the calling CPU's cache, and copies and byte access through the direct map.
 pub struct KernelFrameSource;
 
+/// A zeroed 4 KiB frame placed by `policy` (its physical address).
+pub fn alloc_zeroed_placed(policy: Policy) -> Option<u64> {
+    with_cpu(|h| {
+        h.alloc_zeroed(Order::FRAME_4K, policy, &DirectMapZeroer)
+            .ok()
+    })
+    .flatten()
+    .map(|pfn| pfn.0 * PAGE_SIZE)
+}
+
+/// A 4 KiB frame with undefined contents placed by `policy`.
+pub fn alloc_placed(policy: Policy) -> Option<u64> {
+    with_cpu(|h| h.alloc(Order::FRAME_4K, policy).ok())
+        .flatten()
+        .map(|pfn| pfn.0 * PAGE_SIZE)
+}
+
 impl mm::phys::FrameSource for KernelFrameSource {
+    fn alloc_zeroed_placed(
+        &self,
+        _va_hint: u64,
+        policy: Policy,
+    ) -> Result<Pfn, mm::phys::AllocFailure> {
+        alloc_zeroed_placed(policy)
+            .map(|p| Pfn(p / PAGE_SIZE))
+            .ok_or(mm::phys::AllocFailure::OutOfMemory)
+    }
+
+    fn alloc_placed(&self, _va_hint: u64, policy: Policy) -> Result<Pfn, mm::phys::AllocFailure> {
+        alloc_placed(policy)
+            .map(|p| Pfn(p / PAGE_SIZE))
+            .ok_or(mm::phys::AllocFailure::OutOfMemory)
+    }
+
+    fn node_of(&self, pfn: Pfn) -> Option<NodeId> {
+        allocator().node_of(pfn)
+    }
+
     fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_zeroed()
             .map(|p| Pfn(p / PAGE_SIZE))

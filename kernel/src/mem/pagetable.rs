@@ -23,6 +23,8 @@ mod bits {
     /// Software: an entry another fault is filling (copy-on-write in progress).
     pub const BUSY: u64 = 1 << 10;
     pub const NO_EXECUTE: u64 = 1 << 63;
+    /// The protection key: bits 59..63 (ignored by the CPU unless CR4.PKE is set).
+    pub const PKEY_SHIFT: u32 = 59;
 }
 
 /// Physical-address bits of an entry.
@@ -90,7 +92,7 @@ fn encode(pte: Pte) -> u64 {
     if f.contains(PteFlags::BUSY) {
         e |= bits::BUSY;
     }
-    e
+    e | (u64::from(f.pkey()) << bits::PKEY_SHIFT)
 }
 
 /// An entry is in use iff it is non-zero (a PROT_NONE entry keeps its frame with P=0).
@@ -117,6 +119,7 @@ fn decode(e: u64) -> Option<Pte> {
     if e & bits::BUSY != 0 {
         f |= PteFlags::BUSY;
     }
+    f |= PteFlags::for_pkey(((e >> bits::PKEY_SHIFT) & 0xf) as u16);
     Some(Pte::new(Pfn((e & ADDRESS_MASK) >> 12), f))
 }
 

@@ -1,13 +1,16 @@
-//! Loading a static ELF program (ET_EXEC or static-PIE ET_DYN) from the initramfs into a
-//! fresh address space, with the initial stack Linux builds: argc, argv, envp, auxv
-//! (AT_PHDR, AT_PHNUM, AT_PAGESZ, AT_ENTRY, AT_RANDOM, AT_HWCAP, ...), and the strings.
+//! Loading an ELF program (ET_EXEC, or ET_DYN such as a static-PIE) from the initramfs
+//! into a fresh address space, with its interpreter (the dynamic loader PT_INTERP names)
+//! when it is dynamically linked, and the initial stack Linux builds: argc, argv, envp,
+//! auxv (AT_PHDR, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_ENTRY, AT_RANDOM, AT_HWCAP, ...), and
+//! the strings.
 
 use crate::{
     arch::usermode::UserContext,
-    mem::aspace::{AddressSpace, PAGE, STACK_INITIAL_BYTES, STACK_TOP},
+    mem::aspace::{AddressSpace, MmSpace as Mm, PAGE, STACK_INITIAL_BYTES, STACK_TOP},
 };
 use alloc::{boxed::Box, vec::Vec};
 use errno::{Errno, SysResult};
+use loader::elf::Program;
 use mm::{
     aspace::{Layout, MmapRequest},
     vma::{MapFlags, Prot},
@@ -33,6 +36,7 @@ mod at {
     pub const CLKTCK: u64 = 17;
     pub const SECURE: u64 = 23;
     pub const HWCAP2: u64 = 26;
+    pub const SYSINFO_EHDR: u64 = 33;
 }
 
 /// A loaded program: its address space and the context to start it with.
@@ -43,6 +47,17 @@ pub struct Image {
     pub ctx: Box<UserContext>,
 }
 
+/// Checks that `elf` is a program [`load`] accepts, its interpreter included, without
+/// building anything (execve asks before it ends the caller's other threads).
+pub fn check(elf: &[u8]) -> SysResult<()> {
+    let program = loader::elf::parse(elf, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
+    if let Some(path) = &program.interp {
+        loader::elf::parse_interpreter(interpreter_image(path)?, PIE_BASE, IMAGE_END)
+            .map_err(|_| Errno::ENOEXEC)?;
+    }
+    Ok(())
+}
+
 /// Loads `elf` with `argv`/`envp` (as byte strings, no NULs) for a process with `uid`.
 pub fn load(
     elf: &[u8],
@@ -51,9 +66,11 @@ pub fn load(
     envp: &[Vec<u8>],
     uid: u32,
 ) -> SysResult<Image> {
-    let program =
-        loader::elf::parse(elf, PIE_BASE, STACK_TOP - (1 << 30)).map_err(|_| Errno::ENOEXEC)?;
-    let segments = &program.segments;
+    let program = loader::elf::parse(elf, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
+    let interp_elf = match &program.interp {
+        Some(path) => Some(interpreter_image(path)?),
+        None => None,
+    };
     let mut random = [0u8; 8];
     crate::random::fill(&mut random);
     // User ASLR: the mmap area's top moves by up to 4 GiB (page granular) per exec.
@@ -64,42 +81,23 @@ pub fn load(
     };
     let aspace = AddressSpace::new(layout)?;
     let mm = aspace.mm();
-    let rw = Prot::READ | Prot::WRITE;
-    let anon_fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE;
-    // Map every page any segment covers (read-write while loading), then copy the file
-    // bytes in (the rest is demand-zero: .bss), then give each page the union of the
-    // protections of the segments on it. The runs come from the segments' bounds, so a
-    // huge p_memsz costs one mmap, which commit accounting refuses (ENOMEM) as Linux's
-    // vm_brk does, instead of a walk over its pages.
-    let runs = program.page_runs(PAGE);
-    for run in &runs {
-        mm.mmap(
-            &MmapRequest::anon(run.start, run.end - run.start, rw, anon_fixed),
-            true,
-        )?;
-    }
-    for s in segments {
-        let data = &elf[s.offset as usize..(s.offset + s.file_len) as usize];
-        mm.write_bytes(s.vaddr, data).map_err(|_| Errno::ENOMEM)?;
-    }
-    for run in &runs {
-        let mut prot = Prot::empty();
-        if run.read {
-            prot |= Prot::READ;
-        }
-        if run.write {
-            prot |= Prot::WRITE;
-        }
-        if run.exec {
-            prot |= Prot::EXEC;
-        }
-        mm.mprotect(run.start, run.end - run.start, prot)?;
-    }
-    let highest = runs.last().map_or(0, |r| r.end);
-    if let Some(text) = segments.iter().find(|s| s.exec) {
+    let highest = map_program(mm, elf, &program)?;
+    if let Some(text) = program.segments.iter().find(|s| s.exec) {
         mm.set_code_range(text.vaddr, text.end());
     }
     mm.set_brk_start(highest);
+    // A dynamically linked program starts in its interpreter, placed where the next
+    // mmap would go; it finds the program through AT_PHDR/AT_ENTRY and itself through
+    // AT_BASE.
+    let (start, interp_base) = match interp_elf {
+        Some(interp_elf) => {
+            let interp = place_interpreter(mm, interp_elf)?;
+            map_program(mm, interp_elf, &interp)?;
+            (interp.entry, interp.bias)
+        }
+        None => (program.entry, 0),
+    };
+    let vdso = super::vdso::map(mm)?;
 
     let mut random = [0u8; 16];
     crate::random::fill(&mut random);
@@ -109,7 +107,7 @@ pub fn load(
         (at::PHENT, u64::from(loader::elf::PHENT_BYTES)),
         (at::PHNUM, u64::from(program.phnum)),
         (at::PAGESZ, PAGE),
-        (at::BASE, 0),
+        (at::BASE, interp_base),
         (at::FLAGS, 0),
         (at::ENTRY, program.entry),
         (at::UID, u64::from(uid)),
@@ -120,6 +118,7 @@ pub fn load(
         (at::HWCAP2, 0),
         (at::CLKTCK, 100),
         (at::SECURE, 0),
+        (at::SYSINFO_EHDR, vdso),
     ];
     let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
     let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
@@ -145,14 +144,79 @@ pub fn load(
         | MapFlags::GROWSDOWN
         | MapFlags::STACK;
     mm.mmap(
-        &MmapRequest::anon(STACK_TOP - stack_bytes, stack_bytes, rw, stack_flags),
+        &MmapRequest::anon(
+            STACK_TOP - stack_bytes,
+            stack_bytes,
+            Prot::READ | Prot::WRITE,
+            stack_flags,
+        ),
         true,
     )?;
     mm.set_stack_start(STACK_TOP);
     mm.write_bytes(sp, &stack).map_err(|_| Errno::ENOMEM)?;
 
-    let ctx = Box::new(UserContext::new(program.entry, sp));
+    let ctx = Box::new(UserContext::new(start, sp));
     Ok(Image { aspace, ctx })
+}
+
+/// Segments must end below this: the top GiB under the stack stays free for it.
+const IMAGE_END: u64 = STACK_TOP - (1 << 30);
+
+/// The interpreter file a program names (an initramfs file): ENOENT if there is none,
+/// as Linux's execve answers for a missing dynamic loader.
+fn interpreter_image(path: &[u8]) -> SysResult<&'static [u8]> {
+    let path = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+    crate::initramfs::lookup(path).ok_or(Errno::ENOENT)
+}
+
+/// Parses the interpreter `elf` at a base the address space's mmap allocator picks for
+/// its whole span (found by mapping and unmapping a placeholder of that size).
+fn place_interpreter(mm: &Mm, elf: &[u8]) -> SysResult<Program> {
+    let parse =
+        |base| loader::elf::parse_interpreter(elf, base, IMAGE_END).map_err(|_| Errno::ENOEXEC);
+    // Its first segment is usually at 0, which the parser refuses as a final address:
+    // measure it at PIE_BASE.
+    let (low, high) = parse(PIE_BASE)?.span(PAGE);
+    let len = high - low;
+    let none = MapFlags::PRIVATE | MapFlags::ANONYMOUS;
+    let at = mm.mmap(&MmapRequest::anon(0, len, Prot::empty(), none), false)?;
+    mm.munmap(at, len)?;
+    parse(at + PIE_BASE - low)
+}
+
+/// Maps every page a segment of `program` covers (read-write while loading), copies the
+/// file bytes in (the rest is demand-zero: .bss), then gives each page the union of the
+/// protections of the segments on it. The runs come from the segments' bounds, so a
+/// huge p_memsz costs one mmap, which commit accounting refuses (ENOMEM) as Linux's
+/// vm_brk does, instead of a walk over its pages. Returns the end of the highest run.
+fn map_program(mm: &Mm, elf: &[u8], program: &Program) -> SysResult<u64> {
+    let rw = Prot::READ | Prot::WRITE;
+    let anon_fixed = MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::FIXED_NOREPLACE;
+    let runs = program.page_runs(PAGE);
+    for run in &runs {
+        mm.mmap(
+            &MmapRequest::anon(run.start, run.end - run.start, rw, anon_fixed),
+            true,
+        )?;
+    }
+    for s in &program.segments {
+        let data = &elf[s.offset as usize..(s.offset + s.file_len) as usize];
+        mm.write_bytes(s.vaddr, data).map_err(|_| Errno::ENOMEM)?;
+    }
+    for run in &runs {
+        let mut prot = Prot::empty();
+        if run.read {
+            prot |= Prot::READ;
+        }
+        if run.write {
+            prot |= Prot::WRITE;
+        }
+        if run.exec {
+            prot |= Prot::EXEC;
+        }
+        mm.mprotect(run.start, run.end - run.start, prot)?;
+    }
+    Ok(runs.last().map_or(0, |r| r.end))
 }
 
 /// Starts the first process (pid 1) from the initramfs with a SYSTEM token.

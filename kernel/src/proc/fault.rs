@@ -18,6 +18,9 @@ pub enum UserFault {
     Wait(FaultFuture),
 }
 
+/// The page-fault error-code bit of a protection-key violation.
+pub const PF_PK: u64 = 1 << 5;
+
 /// The access a page-fault error code describes.
 pub fn access_of(error_code: u64) -> Access {
     if error_code & 16 != 0 {
@@ -33,6 +36,14 @@ pub fn access_of(error_code: u64) -> Access {
 /// space (the caller keeps it at hand, so a fault touches no process-wide lock or count).
 pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserContext) -> UserFault {
     let (sig, info) = match ctx.vector {
+        // A protection-key refusal: the mapping allows the access, PKRU does not.
+        14 if ctx.error_code & PF_PK != 0 => (
+            signal::SIGSEGV,
+            SigInfo {
+                code: code::SEGV_PKUERR,
+                value: ctx.cr2,
+            },
+        ),
         14 => {
             match space.mm().fault(ctx.cr2, access_of(ctx.error_code), true) {
                 Ok(_) => return UserFault::Done,

@@ -10,6 +10,7 @@ pub mod futex;
 pub mod limits;
 pub mod signal;
 pub mod thread;
+pub mod vdso;
 pub mod wait;
 
 use crate::{arch::percpu, mem::aspace::AddressSpace};

@@ -50,6 +50,8 @@ pub mod code {
     pub const SI_KERNEL: i32 = 0x80;
     /// Address not mapped.
     pub const SEGV_MAPERR: i32 = 1;
+    /// Access denied by the page's protection key (PKRU).
+    pub const SEGV_PKUERR: i32 = 4;
     /// Object-specific hardware error (SIGBUS).
     pub const BUS_ADRERR: i32 = 2;
     /// Integer divide by zero.
@@ -295,6 +297,8 @@ fn setup_frame(
         return Err(Errno::EFAULT);
     }
     crate::arch::usermode::save_fpu(ctx);
+    // The frame is written with the thread's own rights, as user mode would see them.
+    crate::arch::usermode::load_pkru(ctx.pkru);
     // SA_ONSTACK: the frame goes on the alternate stack unless the thread is already on it.
     let (alt_base, alt_size) = *thread.altstack.lock();
     let nested = on_altstack(ctx.rsp, alt_base, alt_size);
@@ -328,6 +332,9 @@ fn setup_frame(
     mcontext[21] = thread.sigmask.load(Ordering::SeqCst);
     mcontext[22] = ctx.cr2;
     mcontext[23] = fpstate;
+    // The interrupted PKRU goes in the frame's first reserved word (tagged), for
+    // rt_sigreturn to restore; the handler runs with the default rights (Linux).
+    mcontext[24] = PKRU_TAG | u64::from(ctx.pkru);
     write_user(base.wrapping_add(frame::MCONTEXT), &mcontext)?;
     write_user(base, &action.restorer)?;
     // uc_flags, uc_link, uc_stack
@@ -340,7 +347,13 @@ fn setup_frame(
     siginfo[0] = u64::from(sig);
     siginfo[1] = info.code as u32 as u64;
     siginfo[2] = info.value;
+    if sig == SIGSEGV && info.code == code::SEGV_PKUERR {
+        // si_pkey: the key of the VMA the access was refused in.
+        let vma = thread.process.address_space().mm().vma_at(info.value);
+        siginfo[4] = vma.map_or(0, |v| u64::from(v.flags().pkey()));
+    }
     write_user(base.wrapping_add(frame::SIGINFO), &siginfo)?;
+    ctx.pkru = crate::arch::usermode::INIT_PKRU;
 
     ctx.rsp = base;
     ctx.rip = action.handler;
@@ -352,6 +365,11 @@ fn setup_frame(
     ctx.kind = TrapKind::Fresh;
     Ok(())
 }
+
+/// Marks the PKRU saved in a signal frame (`mcontext` word 24, the first of
+/// `__reserved1`): "PKRU" in the high half, the value in the low one. Linux keeps it in
+/// the XSAVE image instead; this kernel's frame holds only the FXSAVE part.
+const PKRU_TAG: u64 = 0x504b_5255 << 32;
 
 /// Whether `sp` is on the alternate stack `[base, base + size)` (Linux's
 /// `on_sig_stack`, written so that no user value can overflow it).
@@ -376,6 +394,9 @@ pub fn sigreturn(thread: &Thread, ctx: &mut UserContext) -> SysResult<()> {
     let mask: u64 = read_user(base.wrapping_add(frame::SIGMASK))?;
     if !is_canonical(mcontext[16]) {
         return Err(Errno::EFAULT);
+    }
+    if mcontext[24] & !0xffff_ffff == PKRU_TAG {
+        ctx.pkru = mcontext[24] as u32;
     }
     let fpstate = mcontext[23];
     if fpstate != 0 {

@@ -54,6 +54,9 @@ pub struct Thread {
     /// Its tid's slot in the task limits, given back at exit (a process's first thread
     /// has none: the process holds its pid until it is reaped).
     task_slot: spin::Mutex<Option<super::limits::TaskSlot>>,
+    /// Its NUMA policy (`set_mempolicy`; `None`: the default), inherited by the threads
+    /// and processes it creates and kept across execve, as on Linux.
+    pub mempolicy: spin::Mutex<Option<mm::aspace::MemPolicy>>,
 }
 
 impl Thread {
@@ -80,6 +83,7 @@ impl Thread {
             last_cpu: AtomicU64::new(0),
             cpus_used: AtomicU64::new(0),
             task_slot: spin::Mutex::new(slot),
+            mempolicy: spin::Mutex::new(None),
         })
     }
 
@@ -261,7 +265,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Done(value) => value,
                     syscall::Outcome::Wait(future) => {
                         usermode::save_fpu(&mut ctx);
-                        let value = future.await;
+                        let value = usermode::WithPkru::new(ctx.pkru, future).await;
                         // The thread gave the CPU up while it waited: a new slice. (The
                         // old one, run out meanwhile, made a woken sleeper yield at once
                         // and wait a whole slice behind a spinner.)

@@ -46,8 +46,9 @@ pub fn mmap(
         .token
         .read()
         .has_privilege(Privilege::SeTcbPrivilege);
+    let limit = super::memctl::lock_limit(thread);
     let space = thread.process.address_space();
-    Ok(space.mm().mmap(&req, may_map_low)?)
+    Ok(space.mm().mmap_limited(&req, may_map_low, limit)?)
 }
 
 pub fn munmap(thread: &Thread, addr: u64, len: u64) -> SysResult {
@@ -78,18 +79,21 @@ pub fn mremap(
         .token
         .read()
         .has_privilege(Privilege::SeTcbPrivilege);
-    Ok(thread.process.address_space().mm().mremap_as(
+    let limit = super::memctl::lock_limit(thread);
+    Ok(thread.process.address_space().mm().mremap_limited(
         old_addr,
         old_len,
         new_len,
         flags,
         new_addr,
         may_map_low,
+        limit,
     )?)
 }
 
 pub fn brk(thread: &Thread, addr: u64) -> SysResult {
-    Ok(thread.process.address_space().mm().brk(addr))
+    let limit = super::memctl::lock_limit(thread);
+    Ok(thread.process.address_space().mm().brk_limited(addr, limit))
 }
 
 pub fn msync(thread: &Thread, addr: u64, len: u64, flags: u64) -> SysResult {

@@ -6,7 +6,9 @@
 mod fd;
 mod fs;
 mod info;
+mod memctl;
 mod memory;
+mod numa;
 mod path;
 mod poll;
 mod process;
@@ -18,6 +20,8 @@ use crate::{arch::usermode::UserContext, proc::thread::Thread};
 use alloc::{boxed::Box, sync::Arc};
 use core::{future::Future, pin::Pin};
 use errno::{Errno, SysResult};
+
+pub use numa::current_thread_policy;
 
 /// A syscall's outcome as seen by the thread loop.
 pub enum Outcome {
@@ -178,6 +182,20 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         27 => memory::mincore(thread, a[0], a[1], a[2]).into(),
         28 => memory::madvise(thread, a[0], a[1], a[2]),
         77 => fs::ftruncate(thread, lower32(a[0]), a[1]).into(),
+        149 => memctl::mlock(thread, a[0], a[1]),
+        150 => memctl::munlock(thread, a[0], a[1]).into(),
+        151 => memctl::mlockall(thread, a[0]),
+        152 => memctl::munlockall(thread).into(),
+        325 => memctl::mlock2(thread, a[0], a[1], a[2]),
+        462 => memctl::mseal(thread, a[0], a[1], a[2]).into(),
+        237 => numa::mbind(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
+        238 => numa::set_mempolicy(thread, a[0], a[1], a[2]).into(),
+        239 => numa::get_mempolicy(thread, a[0], a[1], a[2], a[3], a[4]).into(),
+        256 => numa::migrate_pages(thread, a[0], a[1], a[2], a[3]).into(),
+        279 => numa::move_pages(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
+        329 => memctl::pkey_mprotect(thread, a[0], a[1], a[2], a[3]).into(),
+        330 => memctl::pkey_alloc(thread, ctx, a[0], a[1]).into(),
+        331 => memctl::pkey_free(thread, a[0]).into(),
         216 => memory::remap_file_pages(thread, a[0], a[1], a[2], a[3], a[4]).into(),
         319 => fs::memfd_create(thread, a[0], lower32(a[1])).into(),
         323 => fs::userfaultfd(thread, lower32(a[0])).into(),
@@ -194,7 +212,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         62 => signal::kill(thread, pid_arg(a[0]), a[1]).into(),
         63 => info::uname(a[0]).into(),
         72 => fs::fcntl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),
-        96 => time::gettimeofday(a[0]).into(),
+        96 => time::gettimeofday(a[0], a[1]).into(),
         97 => info::prlimit64(thread, 0, a[0], 0, a[1]).into(),
         102 | 107 => Ok(u64::from(info::uid(thread))).into(),
         104 | 108 => Ok(u64::from(info::gid(thread))).into(),
@@ -215,6 +233,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         160 => info::prlimit64(thread, 0, a[0], a[1], 0).into(),
         186 => Ok(u64::from(thread.tid)).into(),
         200 => signal::tgkill(thread, -1, pid_arg(a[0]), a[1]).into(),
+        201 => time::time(a[0]).into(),
         202 => process::futex(thread, a[0], a[1], a[2], a[3], a[5]),
         203 => process::sched_setaffinity(thread, a[0], a[1], a[2]).into(),
         204 => process::sched_getaffinity(thread, a[0], a[1], a[2]).into(),

@@ -173,6 +173,7 @@ fn clone_start(
         }
         Thread::new(tid, new, sigmask, affinity, None)
     };
+    *child.mempolicy.lock() = *thread.mempolicy.lock();
     if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM != 0 {
         write_user::<u32>(child_tid, &tid)?;
     }
@@ -265,14 +266,12 @@ fn program_image(thread: &Thread, name: &str) -> SysResult<(String, &'static [u8
     }
 }
 
-/// Checks that `path` names a static program this kernel can load.
+/// Checks that `path` names a program this kernel can load.
 fn check_executable(thread: &Thread, path: u64) -> SysResult<()> {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
     let (_, elf) = program_image(thread, name)?;
-    loader::elf::parse(elf, 0x5555_5555_0000, USER_ADDRESS_END)
-        .map(|_| ())
-        .map_err(|_| Errno::ENOEXEC)
+    exec::check(elf)
 }
 
 fn execve_single(

@@ -1,4 +1,4 @@
-//! Clock syscalls: clock_gettime/getres, gettimeofday, nanosleep, clock_nanosleep.
+//! Clock syscalls: clock_gettime/getres, gettimeofday, time, nanosleep, clock_nanosleep.
 
 use super::{wait, Outcome};
 use crate::{
@@ -61,12 +61,25 @@ pub fn clock_getres(clock: u64, res: u64) -> SysResult {
     Ok(0)
 }
 
-pub fn gettimeofday(tv: u64) -> SysResult {
+pub fn gettimeofday(tv: u64, tz: u64) -> SysResult {
     if tv != 0 {
         let now = time::realtime_ns();
         write_user(tv, &[now / NSEC_PER_SEC, (now % NSEC_PER_SEC) / 1000])?;
     }
+    if tz != 0 {
+        // UTC: tz_minuteswest and tz_dsttime (two ints) are 0.
+        write_user(tz, &0u64)?;
+    }
     Ok(0)
+}
+
+/// `time(2)`: seconds since the epoch, also stored at `tloc` unless it is NULL.
+pub fn time(tloc: u64) -> SysResult {
+    let secs = time::realtime_ns() / NSEC_PER_SEC;
+    if tloc != 0 {
+        write_user(tloc, &secs)?;
+    }
+    Ok(secs)
 }
 
 async fn sleep_until(thread: Arc<Thread>, deadline: u64, rem: u64) -> SysResult {

@@ -21,6 +21,14 @@ impl<P: PageTable> AddressSpace<P> {
     /// is below the heap start, collides with a mapping (or a stack's guard gap), or
     /// would exceed `max_map_count`.
     pub fn brk(&self, requested: u64) -> u64 {
+        self.brk_limited(requested, super::LockLimit::Unlimited)
+    }
+
+    /// [`brk`](Self::brk) for a caller that may lock at most `limit`: after
+    /// `mlockall(MCL_FUTURE)` the new heap is locked (and populated, unless on-fault),
+    /// and growing past the limit leaves the break where it was (Linux's
+    /// `mlock_future_ok` in `brk`).
+    pub fn brk_limited(&self, requested: u64, limit: super::LockLimit) -> u64 {
         let mut st = self.state().write();
         let old = st.brk;
         if requested < st.start_brk || requested > self.layout().task_size {
@@ -53,7 +61,11 @@ impl<P: PageTable> AddressSpace<P> {
         if blocked || new_end > self.layout().task_size {
             return old;
         }
-        let heap = Vma::new(old_end, new_end, BRK_FLAGS, Backing::Anon, 0);
+        let flags = BRK_FLAGS | st.def_flags;
+        if Self::check_lock_future(&st, flags, new_end - old_end, limit).is_err() {
+            return old;
+        }
+        let heap = Vma::new(old_end, new_end, flags, Backing::Anon, 0);
         let max = self.tunables().max_map_count();
         if st
             .tree
@@ -64,6 +76,10 @@ impl<P: PageTable> AddressSpace<P> {
         }
         st.brk = requested;
         st.note_vm_size();
+        drop(st);
+        if flags.contains(VmFlags::LOCKED) && !flags.contains(VmFlags::LOCKONFAULT) {
+            self.prefault_best_effort(old_end, new_end, true);
+        }
         requested
     }
 }

@@ -38,6 +38,8 @@ impl<P: PageTable> AddressSpace<P> {
             .map(|v| {
                 let mut c = v.clone();
                 c.interceptor = None;
+                // Locks are not inherited (Linux's dup_mmap); seals are.
+                c.flags -= VmFlags::LOCKED_MASK;
                 c
             })
             .collect();
@@ -74,6 +76,8 @@ impl<P: PageTable> AddressSpace<P> {
             cst.start_code = st.start_code;
             cst.end_code = st.end_code;
             cst.hiwater_vm_pages = st.hiwater_vm_pages;
+            cst.pkeys = st.pkeys;
+            child.set_task_policy(self.task_policy());
         }
         if failed {
             return Err(MmError::NoMemory);

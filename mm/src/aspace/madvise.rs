@@ -6,6 +6,7 @@
 //! As on Linux, advice applies to the mapped parts of a range with holes and the
 //! call then fails with `ENOMEM`.
 
+use super::mseal::check_madvise_unsealed;
 use super::{AddressSpace, PopulateStep};
 use crate::errno::MmError;
 use crate::fault::Access;
@@ -128,6 +129,7 @@ impl<P: PageTable> AddressSpace<P> {
             _ => {}
         }
         let mut st = self.state().write();
+        check_madvise_unsealed(&st.tree, addr, end, advice)?;
         let hole = !st.tree.is_covered(addr, end);
         let parts: alloc::vec::Vec<Vma> = st
             .tree

@@ -4,6 +4,8 @@
 
 use alloc::sync::Arc;
 
+use super::mlock::LockLimit;
+use super::mseal::check_unsealed;
 use super::{AddressSpace, Layout, Tunables, MAP_32BIT_END, MAP_32BIT_START};
 use crate::commit::Overcommit;
 use crate::errno::MmError;
@@ -84,6 +86,8 @@ pub struct MmapPlan {
     pub low_32bit: bool,
     /// Pre-fault after mapping: `Some(true)` with write faults.
     pub populate: Option<bool>,
+    /// How much the caller may lock (a locked mapping past it is `EAGAIN`).
+    pub lock_limit: LockLimit,
 }
 
 impl MmapRequest {
@@ -264,6 +268,7 @@ impl MmapRequest {
             backing,
             low_32bit: flags.contains(MapFlags::MAP_32BIT),
             populate,
+            lock_limit: LockLimit::Unlimited,
         })
     }
 }
@@ -272,10 +277,35 @@ impl<P: PageTable> AddressSpace<P> {
     /// `mmap`: validates, places and maps the request; pre-faults it for
     /// `MAP_POPULATE`/`MAP_LOCKED` (best effort, as on Linux). Returns the address.
     pub fn mmap(&self, req: &MmapRequest, may_map_low: bool) -> Result<u64, MmError> {
-        let plan = req.validate(self.tunables(), &self.layout(), may_map_low)?;
+        self.mmap_limited(req, may_map_low, LockLimit::Unlimited)
+    }
+
+    /// [`mmap`](Self::mmap) for a caller that may lock at most `limit`: a locked
+    /// mapping (`MAP_LOCKED`, or any after `mlockall(MCL_FUTURE)`) past it is `EAGAIN`,
+    /// and `MAP_LOCKED` with a zero limit is `EPERM`, as on Linux.
+    pub fn mmap_limited(
+        &self,
+        req: &MmapRequest,
+        may_map_low: bool,
+        limit: LockLimit,
+    ) -> Result<u64, MmError> {
+        let mut plan = req.validate(self.tunables(), &self.layout(), may_map_low)?;
+        if req.flags.contains(MapFlags::LOCKED) && limit == LockLimit::Bytes(0) {
+            return Err(MmError::PermissionDenied);
+        }
+        plan.lock_limit = limit;
         let start = self.map_plan(&plan)?;
-        if let Some(write) = plan.populate {
-            self.prefault_best_effort(start, start + plan.len, write);
+        let locked_now = self.vma_at(start).is_some_and(|v| {
+            v.flags().contains(VmFlags::LOCKED) && !v.flags().contains(VmFlags::LOCKONFAULT)
+        });
+        let write_populate =
+            plan.vm_flags.contains(VmFlags::WRITE) && !plan.vm_flags.contains(VmFlags::MAYSHARE);
+        match plan.populate {
+            Some(write) => self.prefault_best_effort(start, start + plan.len, write),
+            None if locked_now => {
+                self.prefault_best_effort(start, start + plan.len, write_populate)
+            }
+            None => {}
         }
         Ok(start)
     }
@@ -321,6 +351,7 @@ impl<P: PageTable> AddressSpace<P> {
                 if !replace && !st.tree.is_free(addr, addr + len) {
                     return Err(MmError::Exists);
                 }
+                check_unsealed(&st.tree, addr, addr + len)?;
                 addr
             }
             Placement::Hint(hint) if hint_fits(&st.tree, hint, len, (low, high), gap) => hint,
@@ -339,7 +370,9 @@ impl<P: PageTable> AddressSpace<P> {
             ),
             PlannedBacking::File(f, pgoff) => (Backing::File(f.clone()), *pgoff),
         };
-        let vma = Vma::new(start, end, plan.vm_flags, backing, pgoff);
+        let vm_flags = plan.vm_flags | st.def_flags;
+        Self::check_lock_future(&st, vm_flags, len, plan.lock_limit)?;
+        let vma = Vma::new(start, end, vm_flags, backing, pgoff);
         let max = self.tunables().max_map_count();
         let old = st.tree.rewrite(start, end, max, &mut |_| None, Some(vma))?;
         self.zap_vmas(&old);

@@ -58,12 +58,17 @@ mod intercept;
 mod ksm;
 mod lock;
 mod madvise;
+pub(crate) mod mempolicy;
+mod migrate;
 mod mincore;
+mod mlock;
 pub mod mmap;
 mod mprotect;
 mod mremap;
+mod mseal;
 mod msync;
 mod munmap;
+mod pkey;
 mod populate;
 mod sample;
 mod zap;
@@ -79,10 +84,14 @@ pub(crate) mod tests;
 
 pub use access::AccessError;
 pub use madvise::Advice;
+pub use mempolicy::{set_task_policy_hook, MemPolicy, PolicyMode};
+pub use migrate::PageStatus;
 pub use mincore::MINCORE_BATCH_PAGES;
+pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};
 pub use mmap::{FileMapping, MmapRequest};
 pub use mremap::MremapFlags;
 pub use msync::MsyncFlags;
+pub use pkey::{pkeys_supported, set_pkeys_supported, PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE};
 pub use populate::PopulateStep;
 
 use alloc::string::String;
@@ -220,6 +229,11 @@ pub(crate) struct MmState {
     pub(crate) start_code: u64,
     pub(crate) end_code: u64,
     pub(crate) hiwater_vm_pages: u64,
+    /// Flags every new mapping gets (`mlockall(MCL_FUTURE)`: Linux's `def_flags`).
+    pub(crate) def_flags: crate::vma::VmFlags,
+    /// Protection keys handed out by `pkey_alloc` (bit N: key N; key 0 is always
+    /// allocated and never in the map).
+    pub(crate) pkeys: u16,
 }
 
 impl MmState {
@@ -227,6 +241,7 @@ impl MmState {
     fn empty(tunables: &Tunables) -> MmState {
         MmState {
             tree: VmaTree::charged_to(tunables.commitment().clone()),
+            pkeys: 1,
             ..MmState::default()
         }
     }
@@ -249,6 +264,9 @@ pub struct AddressSpace<P: PageTable> {
     layout: Layout,
     state: TreeLock<MmState>,
     hiwater_rss_pages: AtomicU64,
+    /// `set_mempolicy`'s policy (its own lock: the fault path reads it while it holds
+    /// the tree's read side).
+    task_policy: spin::RwLock<Option<MemPolicy>>,
 }
 
 impl<P: PageTable> AddressSpace<P> {
@@ -269,6 +287,7 @@ impl<P: PageTable> AddressSpace<P> {
             layout,
             state,
             hiwater_rss_pages: AtomicU64::new(0),
+            task_policy: spin::RwLock::new(None),
         }
     }
 

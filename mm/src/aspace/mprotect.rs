@@ -4,6 +4,7 @@
 //! permission here: the next write goes through copy-on-write, which knows whether
 //! the frame is shared.
 
+use super::mseal::check_unsealed;
 use super::zap::Zap;
 use super::AddressSpace;
 use crate::errno::MmError;
@@ -20,6 +21,18 @@ impl<P: PageTable> AddressSpace<P> {
     /// protection (a shared mapping of a file opened read-only). On error nothing
     /// changes.
     pub fn mprotect(&self, addr: u64, len: u64, prot: Prot) -> Result<(), MmError> {
+        self.mprotect_pkey(addr, len, prot, None)
+    }
+
+    /// [`mprotect`](Self::mprotect) that also sets the protection key of the range
+    /// when `pkey` is given (`pkey_mprotect`; the key is checked by the caller).
+    pub(crate) fn mprotect_pkey(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: Prot,
+        pkey: Option<u16>,
+    ) -> Result<(), MmError> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(MmError::InvalidArgument);
         }
@@ -51,6 +64,7 @@ impl<P: PageTable> AddressSpace<P> {
         if !st.tree.is_covered(start, end) {
             return Err(MmError::NoMemory);
         }
+        check_unsealed(&st.tree, start, end)?;
         let access = prot.access();
         if st
             .tree
@@ -60,12 +74,16 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::AccessDenied);
         }
         let max = self.tunables().max_map_count();
+        let next_flags = |old: VmFlags| {
+            let next = protected_flags(old, access);
+            pkey.map_or(next, |k| next.with_pkey(k))
+        };
         let old = st.tree.edit_each(start, end, max, &mut |n: &mut Vma| {
-            n.flags = protected_flags(n.flags, access)
+            n.flags = next_flags(n.flags)
         })?;
         let mut zap = Zap::new(self.frames(), &**self.tlb());
         for v in &old {
-            let next = protected_flags(v.flags, access);
+            let next = next_flags(v.flags);
             self.reprotect_entries(v, next, &mut zap);
         }
         zap.finish();
@@ -86,7 +104,10 @@ impl<P: PageTable> AddressSpace<P> {
                     PteFlags::all()
                 };
                 let next = (f - PteFlags::PERMS) | (perms & keep);
-                weakened = !(f & PteFlags::PERMS).difference(next).is_empty();
+                // A new protection key only adds bits, yet may refuse what the old
+                // one allowed: it is flushed like a lost permission.
+                weakened =
+                    !(f & PteFlags::PERMS).difference(next).is_empty() || f.pkey() != next.pkey();
                 next
             });
             if weakened {

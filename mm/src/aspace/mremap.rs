@@ -5,6 +5,8 @@
 
 use bitflags::bitflags;
 
+use super::mlock::LockLimit;
+use super::mseal::check_unsealed;
 use super::zap::Zap;
 use super::AddressSpace;
 use crate::errno::MmError;
@@ -56,6 +58,31 @@ impl<P: PageTable> AddressSpace<P> {
         new_addr: u64,
         may_map_low: bool,
     ) -> Result<u64, MmError> {
+        self.mremap_limited(
+            old_addr,
+            old_len,
+            new_len,
+            flag_bits,
+            new_addr,
+            may_map_low,
+            LockLimit::Unlimited,
+        )
+    }
+
+    /// [`AddressSpace::mremap_as`] for a caller that may lock at most `limit`: growing
+    /// a locked mapping past it is `EAGAIN` (Linux's `mlock_future_ok` in
+    /// `vma_to_resize`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mremap_limited(
+        &self,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flag_bits: u64,
+        new_addr: u64,
+        may_map_low: bool,
+        limit: LockLimit,
+    ) -> Result<u64, MmError> {
         let flags = MremapFlags::from_bits(flag_bits).ok_or(MmError::InvalidArgument)?;
         let may_move = flags.contains(MremapFlags::MAYMOVE);
         if flags.contains(MremapFlags::FIXED) && !may_move {
@@ -92,6 +119,15 @@ impl<P: PageTable> AddressSpace<P> {
         if old_len > new_len && !old_range_ok {
             return Err(MmError::InvalidArgument);
         }
+        // A sealed source cannot move, grow or shrink; checked over the whole old
+        // range (and the fixed destination below) before anything changes.
+        let sealed_end = old_addr
+            .saturating_add(old_len.max(PAGE_SIZE))
+            .min(task_size);
+        check_unsealed(&st.tree, old_addr, sealed_end)?;
+        if let Some(v) = st.tree.find(old_addr).filter(|_| new_len > old_len) {
+            Self::check_lock_future(&st, v.flags, new_len - old_len, limit)?;
+        }
 
         if flags.intersects(MremapFlags::FIXED | MremapFlags::DONTUNMAP) {
             let fixed = flags.contains(MremapFlags::FIXED);
@@ -108,6 +144,7 @@ impl<P: PageTable> AddressSpace<P> {
                 if new_addr < self.tunables().mmap_min_addr() && !may_map_low {
                     return Err(MmError::PermissionDenied);
                 }
+                check_unsealed(&st.tree, new_addr, new_addr + new_len)?;
             }
             if st.tree.len() + 3 >= max {
                 return Err(MmError::NoMemory);

@@ -1,6 +1,7 @@
 //! `munmap`: removes `[addr, addr + len)` from the VMA tree (splitting the VMAs at
 //! its edges), zaps its entries and releases their frames after one batched flush.
 
+use super::mseal::check_unsealed;
 use super::zap::Zap;
 use super::AddressSpace;
 use crate::errno::MmError;
@@ -23,6 +24,7 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::InvalidArgument);
         }
         let mut st = self.state().write();
+        check_unsealed(&st.tree, addr, end)?;
         let max = self.tunables().max_map_count();
         let old = st.tree.rewrite(addr, end, max, &mut |_| None, None)?;
         // The VMAs are gone: faults in other VMAs may proceed while the pages are
@@ -52,6 +54,7 @@ impl<P: PageTable> AddressSpace<P> {
         start: u64,
         end: u64,
     ) -> Result<(), MmError> {
+        check_unsealed(tree, start, end)?;
         let max = self.tunables().max_map_count();
         let old = tree.rewrite(start, end, max, &mut |_| None, None)?;
         self.zap_vmas(&old);

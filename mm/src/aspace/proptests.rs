@@ -64,6 +64,19 @@ enum Op {
     Brk {
         pages: u64,
     },
+    Mseal {
+        page: u64,
+        pages: u64,
+    },
+    Mlock {
+        page: u64,
+        pages: u64,
+        on_fault: bool,
+    },
+    Munlock {
+        page: u64,
+        pages: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -81,7 +94,19 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (page.clone(), pages.clone(), any::<bool>()).prop_map(|(page, pages, write)| Op::Touch { page, pages, write }),
         1 => (page.clone(), pages, 0..5u8).prop_map(|(page, pages, advice)| Op::Advise { page, pages, advice }),
         1 => (0..6u64).prop_map(|pages| Op::Brk { pages }),
+        1 => (page.clone(), 1..8u64).prop_map(|(page, pages)| Op::Mseal { page, pages }),
+        1 => (page.clone(), 1..8u64, any::<bool>()).prop_map(|(page, pages, on_fault)| Op::Mlock { page, pages, on_fault }),
+        1 => (page, 1..8u64).prop_map(|(page, pages)| Op::Munlock { page, pages }),
     ]
+}
+
+/// Pages in sealed VMAs.
+fn sealed_pages(a: &AddressSpace<SoftPageTable>) -> Vec<u64> {
+    a.vmas()
+        .iter()
+        .filter(|v| v.flags().contains(VmFlags::SEALED))
+        .flat_map(|v| (v.start()..v.end()).step_by(PAGE_SIZE as usize))
+        .collect()
 }
 
 fn addr(page: u64) -> u64 {
@@ -185,6 +210,20 @@ fn apply(h: &Harness, file: &Arc<FileObject>, op: &Op) -> Result<(), MmError> {
             a.brk(addr(WINDOW_PAGES * 3) + pages * PAGE_SIZE);
             Ok(())
         }
+        Op::Mseal { page, pages } => a.mseal(addr(page), pages * PAGE_SIZE, 0),
+        Op::Mlock {
+            page,
+            pages,
+            on_fault,
+        } => a
+            .mlock(
+                addr(page),
+                pages * PAGE_SIZE,
+                on_fault,
+                crate::aspace::LockLimit::Bytes(10 * PAGE_SIZE),
+            )
+            .map(|_| ()),
+        Op::Munlock { page, pages } => a.munlock(addr(page), pages * PAGE_SIZE),
     }
 }
 
@@ -202,7 +241,23 @@ proptest! {
         let file = h.file(&file_bytes(12 * PAGE_SIZE as usize));
         for op in &ops {
             let before = snapshot(&h.aspace);
+            let resident_before = h.aspace.resident_pages();
+            let sealed_before = sealed_pages(&h.aspace);
             let result = apply(&h, &file, op);
+            // A seal refusal changes nothing, and no seal is ever lost.
+            if result == Err(MmError::PermissionDenied) {
+                prop_assert_eq!(snapshot(&h.aspace), before.clone(), "refused {:?} changed the tree", op);
+                prop_assert_eq!(h.aspace.resident_pages(), resident_before, "refused {:?} dropped pages", op);
+            }
+            let sealed_after = sealed_pages(&h.aspace);
+            prop_assert!(
+                sealed_before.iter().all(|p| sealed_after.contains(p)),
+                "{:?} lost a seal", op
+            );
+            // A successful mlock leaves the address space within the limit it was given.
+            if matches!(op, Op::Mlock { .. }) && result.is_ok() {
+                prop_assert!(h.aspace.locked_pages() <= 10, "{:?} went past the limit", op);
+            }
             if let Err(e) = h.aspace.check_invariants() {
                 prop_assert!(false, "after {:?} ({:?}): {}", op, result, e);
             }

@@ -48,7 +48,15 @@ impl Harness {
 
 /// A fresh harness.
 pub(crate) fn harness() -> Harness {
-    let soft = SoftFrames::new();
+    harness_over(SoftFrames::new())
+}
+
+/// A fresh harness whose frames lie on `nodes` NUMA nodes.
+pub(crate) fn harness_on(nodes: u64) -> Harness {
+    harness_over(SoftFrames::with_nodes(nodes))
+}
+
+fn harness_over(soft: Arc<SoftFrames>) -> Harness {
     let frames = Frames::new(soft.clone());
     let tlb = Arc::new(CountingTlb::new());
     let aspace = AddressSpace::new(

@@ -14,7 +14,9 @@ impl<P: PageTable> AddressSpace<P> {
         page: u64,
         access: Access,
     ) -> Result<FaultResolved, FaultError> {
-        let pfn = self.frames().alloc_zeroed(page)?;
+        let pfn = self
+            .frames()
+            .alloc_zeroed_placed(page, self.placement(vma, page))?;
         // The frame is ours alone, so it may be writable from the start.
         let flags = vma_pte_perms(vma.flags) | fresh_hw_bits(access);
         self.install_or_release(page, Pte::new(pfn, flags), FaultResolved::DemandZero)

@@ -31,7 +31,10 @@ impl<P: PageTable> AddressSpace<P> {
             self.unlock_entry(page, Pte::new(old, writable));
             return Ok(FaultResolved::CowReused);
         }
-        let new = match self.frames().alloc_copy(old, page) {
+        let new = match self
+            .frames()
+            .alloc_copy_placed(old, page, self.placement(vma, page))
+        {
             Ok(pfn) => pfn,
             Err(e) => {
                 self.unlock_entry(page, pte);

@@ -41,7 +41,9 @@ impl<P: PageTable> AddressSpace<P> {
         let (pfn, flags, kind) = if !vma.is_private() {
             (cached, perms, cache_kind)
         } else if access == Access::Write {
-            let copy = self.frames().alloc_copy(cached, page);
+            let copy = self
+                .frames()
+                .alloc_copy_placed(cached, page, self.placement(vma, page));
             self.frames().put(cached);
             (copy?, perms, FaultResolved::CowCopied)
         } else {

@@ -141,7 +141,7 @@ pub(crate) fn vma_pte_perms(flags: VmFlags) -> PteFlags {
     f.set(PteFlags::READ, flags.accessible());
     f.set(PteFlags::WRITE, flags.contains(VmFlags::WRITE));
     f.set(PteFlags::EXEC, flags.contains(VmFlags::EXEC));
-    f
+    f | PteFlags::for_pkey(flags.pkey())
 }
 
 /// Whether the VMA allows the access.

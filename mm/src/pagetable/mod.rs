@@ -20,7 +20,7 @@ use crate::frame::Pfn;
 bitflags! {
     /// Architecture-neutral leaf-entry flags.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-    pub struct PteFlags: u8 {
+    pub struct PteFlags: u16 {
         /// Userland may read (absent: the frame stays attached but every access
         /// faults, as for `PROT_NONE`; x86 encodes it with P=0 and a software bit).
         const READ = 1 << 0;
@@ -36,12 +36,40 @@ bitflags! {
         /// bit): a fault holds it while it copies the entry's frame, so nothing else
         /// replaces the entry or releases the frame meanwhile. Others seeing it retry.
         const BUSY = 1 << 5;
+        /// Protection-key bit 0 (x86 PTE bit 59): with the next three, the key whose
+        /// PKRU rights apply to userland's accesses through this entry.
+        const PKEY0 = 1 << 8;
+        /// Protection-key bit 1.
+        const PKEY1 = 1 << 9;
+        /// Protection-key bit 2.
+        const PKEY2 = 1 << 10;
+        /// Protection-key bit 3.
+        const PKEY3 = 1 << 11;
     }
 }
 
 impl PteFlags {
-    /// The permission bits.
-    pub const PERMS: PteFlags = PteFlags::READ.union(PteFlags::WRITE).union(PteFlags::EXEC);
+    /// The protection-key bits.
+    pub const PKEY_MASK: PteFlags = PteFlags::PKEY0
+        .union(PteFlags::PKEY1)
+        .union(PteFlags::PKEY2)
+        .union(PteFlags::PKEY3);
+    /// The permission bits (access and protection key: a changed key weakens an
+    /// entry as a lost permission does, so it is flushed).
+    pub const PERMS: PteFlags = PteFlags::READ
+        .union(PteFlags::WRITE)
+        .union(PteFlags::EXEC)
+        .union(PteFlags::PKEY_MASK);
+
+    /// The protection key (0..=15).
+    pub fn pkey(self) -> u16 {
+        (self & PteFlags::PKEY_MASK).bits() >> 8
+    }
+
+    /// The protection-key bits for `pkey` (its low four bits).
+    pub fn for_pkey(pkey: u16) -> PteFlags {
+        PteFlags::from_bits_retain((pkey & 0xf) << 8)
+    }
     /// The bits the hardware sets.
     pub const HW: PteFlags = PteFlags::ACCESSED.union(PteFlags::DIRTY);
 }

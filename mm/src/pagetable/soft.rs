@@ -35,8 +35,14 @@ fn index(va: u64, level: u32) -> usize {
     ((va >> (PAGE_SHIFT + 9 * level)) & (ENTRIES as u64 - 1)) as usize
 }
 
+/// Soft entries keep the PFN in bits 12..52 and the protection key in 52..56.
+const PFN_BITS: u64 = (1 << 40) - 1;
+
 fn encode(pte: Pte) -> u64 {
-    (pte.pfn.0 << PAGE_SHIFT) | (u64::from(pte.flags.bits()) << 1) | VALID
+    ((pte.pfn.0 & PFN_BITS) << PAGE_SHIFT)
+        | (u64::from(pte.flags.bits() & 0x3f) << 1)
+        | (u64::from(pte.flags.pkey()) << 52)
+        | VALID
 }
 
 fn decode(word: u64) -> Option<Pte> {
@@ -44,8 +50,9 @@ fn decode(word: u64) -> Option<Pte> {
         return None;
     }
     Some(Pte {
-        pfn: Pfn(word >> PAGE_SHIFT),
-        flags: PteFlags::from_bits_truncate(((word >> 1) & 0x3f) as u8),
+        pfn: Pfn((word >> PAGE_SHIFT) & PFN_BITS),
+        flags: PteFlags::from_bits_truncate(((word >> 1) & 0x3f) as u16)
+            | PteFlags::for_pkey(((word >> 52) & 0xf) as u16),
     })
 }
 

@@ -15,7 +15,7 @@ pub use refs::FrameRefs;
 use alloc::sync::Arc;
 
 use crate::fault::FaultFuture;
-use crate::frame::{Pfn, PAGE_SIZE};
+use crate::frame::{NodeId, Pfn, Policy, PAGE_SIZE};
 
 /// Bytes in a page, as a `usize` for buffers.
 pub const PAGE_BYTES: usize = PAGE_SIZE as usize;
@@ -46,6 +46,22 @@ pub trait FrameSource: Send + Sync {
     fn read(&self, pfn: Pfn, offset: usize, buf: &mut [u8]);
     /// Writes `data` into frame `pfn` at `offset` (within the frame).
     fn write(&self, pfn: Pfn, offset: usize, data: &[u8]);
+    /// [`alloc_zeroed`](Self::alloc_zeroed) placed by a NUMA `policy` (a source
+    /// without nodes ignores it).
+    fn alloc_zeroed_placed(&self, va_hint: u64, policy: Policy) -> Result<Pfn, AllocFailure> {
+        let _ = policy;
+        self.alloc_zeroed(va_hint)
+    }
+    /// [`alloc`](Self::alloc) placed by a NUMA `policy`.
+    fn alloc_placed(&self, va_hint: u64, policy: Policy) -> Result<Pfn, AllocFailure> {
+        let _ = policy;
+        self.alloc(va_hint)
+    }
+    /// The node frame `pfn` is on (`None`: the source has no nodes).
+    fn node_of(&self, pfn: Pfn) -> Option<NodeId> {
+        let _ = pfn;
+        None
+    }
 }
 
 /// The frame source plus reference counts: what every address space and page cache of
@@ -87,6 +103,28 @@ impl Frames {
     /// A frame with undefined contents holding one reference.
     pub fn alloc(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
         self.source.alloc(va_hint)
+    }
+
+    /// A zeroed frame placed by `policy`, one reference.
+    pub fn alloc_zeroed_placed(&self, va_hint: u64, policy: Policy) -> Result<Pfn, AllocFailure> {
+        self.source.alloc_zeroed_placed(va_hint, policy)
+    }
+
+    /// A new frame placed by `policy` holding a copy of `src`, one reference.
+    pub fn alloc_copy_placed(
+        &self,
+        src: Pfn,
+        va_hint: u64,
+        policy: Policy,
+    ) -> Result<Pfn, AllocFailure> {
+        let dst = self.source.alloc_placed(va_hint, policy)?;
+        self.source.copy(dst, src);
+        Ok(dst)
+    }
+
+    /// The node frame `pfn` is on, if the source knows.
+    pub fn node_of(&self, pfn: Pfn) -> Option<NodeId> {
+        self.source.node_of(pfn)
     }
 
     /// A new frame holding a copy of `src`, one reference.

@@ -26,6 +26,9 @@ pub struct SoftFrames {
     next: AtomicU64,
     live: AtomicU64,
     limit: AtomicU64,
+    /// NUMA nodes it pretends to have (frame `pfn` is on node `pfn % nodes`); with
+    /// one, it has no nodes at all (`node_of` is `None`).
+    nodes: AtomicU64,
     shards: [Shard; SHARDS],
 }
 
@@ -41,8 +44,43 @@ impl SoftFrames {
             next: AtomicU64::new(0x100),
             live: AtomicU64::new(0),
             limit: AtomicU64::new(limit),
+            nodes: AtomicU64::new(1),
             shards: core::array::from_fn(|_| Shard::default()),
         })
+    }
+
+    /// An unlimited source with `nodes` NUMA nodes, frames spread over them in turn.
+    pub fn with_nodes(nodes: u64) -> Arc<SoftFrames> {
+        let s = SoftFrames::new();
+        s.nodes.store(nodes.max(1), Ordering::Relaxed);
+        s
+    }
+
+    /// A frame on the node `policy` asks for first (the others are taken and given
+    /// back until one is).
+    fn take_placed(&self, policy: crate::frame::Policy) -> Result<Pfn, AllocFailure> {
+        use crate::frame::Policy;
+        let nodes = self.nodes.load(Ordering::Relaxed);
+        let wanted = match policy {
+            Policy::Preferred(n) => Some(n),
+            Policy::Bind(mask) | Policy::Interleave(mask) => mask.first(),
+            Policy::Local => None,
+        };
+        let Some(wanted) = wanted.filter(|n| nodes > 1 && u64::from(n.0) < nodes) else {
+            return self.take();
+        };
+        let mut spare = alloc::vec::Vec::new();
+        let pfn = loop {
+            let pfn = self.take()?;
+            if pfn.0 % nodes == u64::from(wanted.0) {
+                break pfn;
+            }
+            spare.push(pfn);
+        };
+        for p in spare {
+            FrameSource::free(self, p);
+        }
+        Ok(pfn)
     }
 
     /// Changes the limit of live frames.
@@ -124,6 +162,29 @@ impl FrameSource for SoftFrames {
         self.with_page(pfn, |p| {
             p[offset..offset + data.len()].copy_from_slice(data)
         });
+    }
+
+    fn alloc_zeroed_placed(
+        &self,
+        _va_hint: u64,
+        policy: crate::frame::Policy,
+    ) -> Result<Pfn, AllocFailure> {
+        self.take_placed(policy)
+    }
+
+    fn alloc_placed(
+        &self,
+        _va_hint: u64,
+        policy: crate::frame::Policy,
+    ) -> Result<Pfn, AllocFailure> {
+        let pfn = self.take_placed(policy)?;
+        self.with_page(pfn, |p| p.fill(0xa5));
+        Ok(pfn)
+    }
+
+    fn node_of(&self, pfn: Pfn) -> Option<crate::frame::NodeId> {
+        let nodes = self.nodes.load(Ordering::Relaxed);
+        (nodes > 1).then(|| crate::frame::NodeId((pfn.0 % nodes) as u32))
     }
 }
 

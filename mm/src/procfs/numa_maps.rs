@@ -32,7 +32,8 @@ pub fn numa_maps_batch<P: PageTable>(
                 per_node[node as usize % MAX_NODES] += 1;
             }
         });
-        let _ = write!(out, "{:08x} default", v.start);
+        let _ = write!(out, "{:08x} ", v.start);
+        policy_text(out, aspace.policy_for(v));
         let total: u64 = per_node.iter().sum();
         if total > 0 {
             let kind = if v.file().is_some() { "mapped" } else { "anon" };
@@ -44,6 +45,45 @@ pub fn numa_maps_batch<P: PageTable>(
         let _ = writeln!(out, " kernelpagesize_kB=4");
         Ok(())
     })
+}
+
+/// Linux's `mpol_to_str`: `default`, `local`, or the mode, `=static`/`=relative`, and
+/// `:` with the node list (`0-1`, `0,2`).
+fn policy_text(out: &mut String, policy: Option<crate::aspace::MemPolicy>) {
+    use crate::aspace::mempolicy::{MPOL_F_RELATIVE_NODES, MPOL_F_STATIC_NODES};
+    let Some(p) = policy else {
+        out.push_str("default");
+        return;
+    };
+    out.push_str(p.mode.name());
+    if p.flags & MPOL_F_STATIC_NODES != 0 {
+        out.push_str("=static");
+    } else if p.flags & MPOL_F_RELATIVE_NODES != 0 {
+        out.push_str("=relative");
+    }
+    if p.nodes.is_empty() {
+        return;
+    }
+    out.push(':');
+    let nodes: alloc::vec::Vec<u32> = p.nodes.iter().map(|n| n.0).collect();
+    let mut i = 0;
+    let mut first = true;
+    while i < nodes.len() {
+        let mut j = i;
+        while j + 1 < nodes.len() && nodes[j + 1] == nodes[j] + 1 {
+            j += 1;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        if j > i {
+            let _ = write!(out, "{}-{}", nodes[i], nodes[j]);
+        } else {
+            let _ = write!(out, "{}", nodes[i]);
+        }
+        i = j + 1;
+    }
 }
 
 #[cfg(test)]
@@ -65,5 +105,29 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with(" kernelpagesize_kB=4\n"), "{out}");
+        let il = crate::aspace::MemPolicy::decode(
+            3,
+            crate::frame::NodeMask::from_bits(0b111),
+            crate::frame::NodeMask::from_bits(0b1011),
+        )
+        .unwrap();
+        h.aspace.set_range_policy(a, 4096, il).unwrap();
+        let mut out = String::new();
+        numa_maps_batch(&h.aspace, 0, 8, &mut out, &|_| Some(1)).unwrap();
+        assert!(
+            out.starts_with(&std::format!("{a:08x} interleave:0-1 anon=1 N1=1")),
+            "{out}"
+        );
+        let mut s = String::new();
+        policy_text(
+            &mut s,
+            crate::aspace::MemPolicy::decode(
+                2,
+                crate::frame::NodeMask::from_bits(0b1101),
+                crate::frame::NodeMask::from_bits(0b1111),
+            )
+            .unwrap(),
+        );
+        assert_eq!(s, "bind:0,2-3");
     }
 }

@@ -131,6 +131,9 @@ fn smaps_block<P: PageTable>(
     field(out, "SwapPss:", 0);
     field(out, "Locked:", m.pss_locked >> PSS_SHIFT);
     let _ = writeln!(out, "THPeligible:    {:>8}", 0);
+    if crate::aspace::pkeys_supported() {
+        let _ = writeln!(out, "ProtectionKey:  {:>8}", vma.flags.pkey());
+    }
     out.push_str("VmFlags:");
     for mnemonic in vma.flags.mnemonics() {
         out.push(' ');

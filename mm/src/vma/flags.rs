@@ -168,6 +168,9 @@ bitflags! {
         const DONTCOPY = 0x2_0000;
         /// `VM_DONTEXPAND`: mremap may not grow it.
         const DONTEXPAND = 0x4_0000;
+        /// `VM_LOCKONFAULT`: with `VM_LOCKED`, pages are locked as they fault in
+        /// (`MLOCK_ONFAULT`, `MCL_ONFAULT`) rather than populated at once.
+        const LOCKONFAULT = 0x8_0000;
         /// `VM_ACCOUNT`: counted in the commit charge.
         const ACCOUNT = 0x10_0000;
         /// `VM_NORESERVE`: `MAP_NORESERVE`.
@@ -178,6 +181,16 @@ bitflags! {
         const DONTDUMP = 0x400_0000;
         /// `VM_MERGEABLE`: `MADV_MERGEABLE` (KSM may merge its pages).
         const MERGEABLE = 0x8000_0000;
+        /// `VM_PKEY_BIT0`..`VM_PKEY_BIT3`: the VMA's protection key (x86 `VM_HIGH_ARCH_0..3`).
+        const PKEY_BIT0 = 1 << 32;
+        /// See [`VmFlags::PKEY_BIT0`].
+        const PKEY_BIT1 = 1 << 33;
+        /// See [`VmFlags::PKEY_BIT0`].
+        const PKEY_BIT2 = 1 << 34;
+        /// See [`VmFlags::PKEY_BIT0`].
+        const PKEY_BIT3 = 1 << 35;
+        /// `VM_SEALED`: `mseal`ed; the VMA's range and protection can no longer change.
+        const SEALED = 1 << 63;
     }
 }
 
@@ -186,6 +199,23 @@ impl VmFlags {
     pub const ACCESS: VmFlags = VmFlags::READ.union(VmFlags::WRITE).union(VmFlags::EXEC);
     /// The read-ahead hint bits.
     pub const READ_HINTS: VmFlags = VmFlags::SEQ_READ.union(VmFlags::RAND_READ);
+    /// Linux's `VM_LOCKED_MASK`: the bits mlock and munlock change.
+    pub const LOCKED_MASK: VmFlags = VmFlags::LOCKED.union(VmFlags::LOCKONFAULT);
+    /// The four protection-key bits.
+    pub const PKEY_MASK: VmFlags = VmFlags::PKEY_BIT0
+        .union(VmFlags::PKEY_BIT1)
+        .union(VmFlags::PKEY_BIT2)
+        .union(VmFlags::PKEY_BIT3);
+
+    /// The protection key (0..=15) these flags carry.
+    pub fn pkey(self) -> u16 {
+        ((self & VmFlags::PKEY_MASK).bits() >> 32) as u16
+    }
+
+    /// The flags with the protection key replaced by `pkey` (its low four bits).
+    pub fn with_pkey(self, pkey: u16) -> VmFlags {
+        (self - VmFlags::PKEY_MASK) | VmFlags::from_bits_retain((u64::from(pkey) & 0xf) << 32)
+    }
 
     /// The access bits of `prot`.
     pub fn from_prot(prot: Prot) -> VmFlags {
@@ -227,7 +257,7 @@ impl VmFlags {
 
     /// The two-letter `smaps` mnemonics of the set flags, in Linux's order.
     pub fn mnemonics(self) -> impl Iterator<Item = &'static str> {
-        const TABLE: [(VmFlags, &str); 20] = [
+        const TABLE: [(VmFlags, &str); 21] = [
             (VmFlags::READ, "rd"),
             (VmFlags::WRITE, "wr"),
             (VmFlags::EXEC, "ex"),
@@ -247,6 +277,7 @@ impl VmFlags {
             (VmFlags::WIPEONFORK, "wf"),
             (VmFlags::DONTDUMP, "dd"),
             (VmFlags::MERGEABLE, "mg"),
+            (VmFlags::SEALED, "sl"),
             (VmFlags::empty(), ""),
         ];
         TABLE

@@ -16,6 +16,7 @@ pub(crate) fn can_merge(a: &Vma, b: &Vma) -> bool {
     a.end == b.start
         && a.flags == b.flags
         && interceptors_agree
+        && a.policy == b.policy
         && a.backing.same_object(&b.backing)
         && match a.backing {
             Backing::Anon => true,

@@ -70,6 +70,8 @@ pub struct Vma {
     pub(crate) backing: Backing,
     pub(crate) pgoff: u64,
     pub(crate) interceptor: Option<Arc<dyn FaultInterceptor>>,
+    /// The VMA's NUMA policy (`mbind`); `None`: the address space's.
+    pub(crate) policy: Option<crate::aspace::MemPolicy>,
 }
 
 impl Vma {
@@ -85,6 +87,7 @@ impl Vma {
             backing,
             pgoff,
             interceptor: None,
+            policy: None,
         }
     }
 
@@ -156,6 +159,11 @@ impl Vma {
     /// Whether the VMA's pages that are not page-cache pages are anonymous (private).
     pub fn is_private(&self) -> bool {
         !self.flags.contains(VmFlags::MAYSHARE)
+    }
+
+    /// The VMA's own NUMA policy (`mbind`), if any.
+    pub fn policy(&self) -> Option<crate::aspace::MemPolicy> {
+        self.policy
     }
 
     /// The fault interceptor (userfaultfd) registered on the VMA.

@@ -26,6 +26,8 @@ pub struct Features {
     pub rdrand: bool,
     /// Invariant TSC.
     pub invariant_tsc: bool,
+    /// RDTSCP (and with it IA32_TSC_AUX).
+    pub rdtscp: bool,
     /// The CPU is affected by Meltdown (rogue data cache load): an Intel CPU that does not
     /// report RDCL_NO in IA32_ARCH_CAPABILITIES. KPTI's `auto` setting follows this.
     pub meltdown: bool,
@@ -54,6 +56,7 @@ pub fn features() -> Features {
         pcid: leaf1.ecx & (1 << 17) != 0,
         rdrand: leaf1.ecx & (1 << 30) != 0,
         invariant_tsc,
+        rdtscp: ext1.edx & (1 << 27) != 0,
         meltdown: intel && !rdcl_no,
     }
 }
@@ -84,6 +87,11 @@ pub fn init_control_registers(features: &Features) {
             }
             if features.smap {
                 cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
+            }
+            // Protection keys for user pages: PKRU then applies to every access to a
+            // user page, and user mode may change it with WRPKRU.
+            if features.pku {
+                cr4.insert(Cr4Flags::PROTECTION_KEY_USER);
             }
         });
         Efer::update(|efer| efer.insert(EferFlags::NO_EXECUTE_ENABLE));

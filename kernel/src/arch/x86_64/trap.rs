@@ -219,6 +219,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 fn handle_kernel_page_fault(frame: &mut TrapFrame) {
     let cr2 = Cr2::read_raw();
     if super::uaccess::is_copy_instruction(frame.rip) && cr2 < super::usermode::USER_ADDRESS_END {
+        // PKRU refuses the access: no fault resolves it, the copy fails (EFAULT).
+        if frame.error_code & crate::proc::fault::PF_PK != 0 {
+            frame.rip = super::uaccess::fixup_address();
+            return;
+        }
         let write = frame.error_code & 2 != 0;
         // The copy ran with interrupts on: resolve with them on again, since resolving may
         // need a TLB shootdown that other CPUs answer only with their interrupts on.

@@ -6,7 +6,11 @@
 //! stack where `run_user` was called.
 
 use super::{gdt, percpu};
-use core::{arch::global_asm, mem::offset_of};
+use core::{
+    arch::global_asm,
+    mem::offset_of,
+    sync::atomic::{AtomicBool, Ordering},
+};
 use x86_64::registers::{
     model_specific::{Efer, EferFlags, FsBase, LStar, SFMask, Star},
     rflags::RFlags,
@@ -62,6 +66,9 @@ pub struct UserContext {
     pub fs_base: u64,
     /// FXSAVE area for x87/SSE state.
     pub fpu: FpuState,
+    /// The thread's PKRU (protection-key rights), live in the register while the
+    /// thread runs in user mode and saved here whenever it leaves it.
+    pub pkru: u32,
 }
 
 /// The 512-byte FXSAVE image.
@@ -75,6 +82,77 @@ impl Default for FpuState {
         image[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW: all exceptions masked
         image[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR default
         Self(image)
+    }
+}
+
+/// The PKRU a program starts with and a signal handler runs with (Linux's
+/// `init_pkru_value`): every key but 0 access-disabled.
+pub const INIT_PKRU: u32 = 0x5555_5554;
+
+static PKU_ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Records that CR4.PKE is on (every CPU sets it): PKRU is then switched per thread.
+pub fn set_pku_enabled() {
+    PKU_ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether protection keys are on.
+pub fn pku_enabled() -> bool {
+    PKU_ENABLED.load(Ordering::Relaxed)
+}
+
+fn rdpkru() -> u32 {
+    let pkru: u32;
+    // SAFETY: RDPKRU (ECX = 0) only reads PKRU; CR4.PKE is set (checked by callers).
+    unsafe {
+        core::arch::asm!("rdpkru", in("ecx") 0u32, out("eax") pkru, out("edx") _,
+            options(nomem, nostack, preserves_flags))
+    };
+    pkru
+}
+
+fn wrpkru(pkru: u32) {
+    // SAFETY: WRPKRU (ECX = EDX = 0) changes only which user pages data accesses may
+    // touch; CR4.PKE is set (checked by callers). The kernel's own mappings are
+    // supervisor pages, which PKRU does not govern.
+    unsafe {
+        core::arch::asm!("wrpkru", in("eax") pkru, in("ecx") 0u32, in("edx") 0u32,
+            options(nostack, preserves_flags))
+    };
+}
+
+/// Makes `pkru` the live PKRU (when keys are on): the kernel's own accesses to user
+/// memory on a thread's behalf obey that thread's rights, wherever the CPU last ran.
+pub fn load_pkru(pkru: u32) {
+    if pku_enabled() && rdpkru() != pkru {
+        wrpkru(pkru);
+    }
+}
+
+/// A system call's future that runs with its thread's PKRU live at every poll: after
+/// a wait it may resume on a CPU another thread's rights were left on, and then copy
+/// to or from user memory.
+pub struct WithPkru<F: ?Sized> {
+    pkru: u32,
+    inner: core::pin::Pin<alloc::boxed::Box<F>>,
+}
+
+impl<F: core::future::Future + ?Sized> WithPkru<F> {
+    /// Wraps `inner` for a thread whose PKRU is `pkru`.
+    pub fn new(pkru: u32, inner: core::pin::Pin<alloc::boxed::Box<F>>) -> Self {
+        WithPkru { pkru, inner }
+    }
+}
+
+impl<F: core::future::Future + ?Sized> core::future::Future for WithPkru<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<F::Output> {
+        load_pkru(self.pkru);
+        self.inner.as_mut().poll(cx)
     }
 }
 
@@ -109,6 +187,7 @@ impl UserContext {
             cr2: 0,
             fs_base: 0,
             fpu: FpuState::default(),
+            pkru: INIT_PKRU,
         }
     }
 
@@ -311,8 +390,26 @@ unsafe extern "C" {
     fn syscall_entry();
 }
 
-/// Programs the `syscall` MSRs on the calling CPU.
+/// IA32_TSC_AUX: what RDTSCP returns in ECX.
+const IA32_TSC_AUX: u32 = 0xc000_0103;
+
+/// The IA32_TSC_AUX value of a CPU, as Linux sets it for the vDSO's getcpu: the node
+/// above bit 12, the CPU number below.
+pub fn tsc_aux(cpu: u32, node: u32) -> u64 {
+    u64::from(node) << 12 | u64::from(cpu & 0xfff)
+}
+
+/// Programs the `syscall` MSRs on the calling CPU, and IA32_TSC_AUX (the vDSO's getcpu)
+/// where the CPU has RDTSCP.
 pub fn init_cpu() {
+    if super::cpu::features().rdtscp {
+        let here = percpu::current();
+        // SAFETY: CPUID reports RDTSCP, so IA32_TSC_AUX exists; it only feeds RDTSCP.
+        unsafe {
+            x86_64::registers::model_specific::Msr::new(IA32_TSC_AUX)
+                .write(tsc_aux(here.cpu_id.0, here.node));
+        }
+    }
     // SAFETY: LSTAR points at `syscall_entry`; STAR holds the selectors of our GDT;
     // SFMASK clears IF, DF, TF and AC on entry; SCE enables the instruction.
     unsafe {
@@ -367,6 +464,10 @@ pub fn run_user(ctx: &mut UserContext) {
         cpu.loaded_fs_base
             .store(ctx.fs_base, core::sync::atomic::Ordering::Relaxed);
     }
+    let pku = pku_enabled();
+    if pku && rdpkru() != ctx.pkru {
+        wrpkru(ctx.pkru);
+    }
     // sysretq only straight back from a system call with RCX/R11 intact and a canonical
     // user RIP; everything else (new threads, exec, signals, traps) goes through iretq.
     let fast = ctx.kind == TrapKind::Syscall && ctx.rip < USER_ADDRESS_END && ctx.rcx == ctx.rip;
@@ -379,6 +480,10 @@ pub fn run_user(ctx: &mut UserContext) {
     // SAFETY: `ctx` holds user-mode registers (RIP/RSP are user addresses or will fault in
     // user mode); the entry code returns here through `resume_kernel` on this CPU's stack.
     unsafe { run_user_asm(ctx) };
+    if pku {
+        // User mode may have changed it with WRPKRU.
+        ctx.pkru = rdpkru();
+    }
     // Only this CPU writes it: a load and a store, no locked instruction.
     let returns = cpu.user_returns.load(core::sync::atomic::Ordering::Relaxed);
     cpu.user_returns.store(

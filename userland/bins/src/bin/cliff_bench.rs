@@ -122,7 +122,11 @@ fn mprotect_case(seconds: u64) -> Result<(), Errno> {
         while !STOP.load(Ordering::Relaxed) {
             // SAFETY: only this thread uses the flip mapping, and it never accesses it.
             let _ = unsafe { mprotect(flip as *mut u8, flip_len, prot) };
-            prot = if prot == Prot::READ { Prot::RW } else { Prot::READ };
+            prot = if prot == Prot::READ {
+                Prot::RW
+            } else {
+                Prot::READ
+            };
             FLIPS.fetch_add(1, Ordering::Relaxed);
         }
     })?;
@@ -140,7 +144,9 @@ fn main(args: &Args) -> i32 {
     let argv: Vec<&str> = args.iter().collect();
     let value = |name: &str| argv.windows(2).find(|w| w[0] == name).map(|w| w[1]);
     let seconds = value("--seconds").and_then(|s| s.parse().ok()).unwrap_or(3);
-    let fork_mb = value("--fork-mb").and_then(|s| s.parse().ok()).unwrap_or(256);
+    let fork_mb = value("--fork-mb")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
     let cases = value("--case").unwrap_or("fork,yield,mprotect");
     let mut status = 0;
     for case in cases.split(',') {

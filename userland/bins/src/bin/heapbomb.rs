@@ -326,7 +326,14 @@ fn vma_flood_shape() -> i32 {
     let mut checks = Checks::new("heapbomb");
     // SAFETY: a fresh shared anonymous page: word 0 is "go", word 1+i child i's result.
     let page = unsafe {
-        mmap(0, PAGE, Prot::RW, MapFlags::SHARED | MapFlags::ANONYMOUS, -1, 0)
+        mmap(
+            0,
+            PAGE,
+            Prot::RW,
+            MapFlags::SHARED | MapFlags::ANONYMOUS,
+            -1,
+            0,
+        )
     };
     let Ok(page) = page else {
         checks.check("vma-flood-setup", false, format_args!("{:?}", page.err()));
@@ -379,7 +386,13 @@ fn vma_flood_shape() -> i32 {
     checks.check(
         "vma-flood-refused-before-the-heap-ran-out",
         matches!(end, Ok(Some(Errno::ENOMEM | Errno::EAGAIN))),
-        format_args!("{} processes of {} VMAs, then {:?}; heap: {}", pids.len(), VMAS, end, heap),
+        format_args!(
+            "{} processes of {} VMAs, then {:?}; heap: {}",
+            pids.len(),
+            VMAS,
+            end,
+            heap
+        ),
     );
     checks.finish()
 }

@@ -101,7 +101,10 @@ fn check_pagemap(c: &mut Checks) {
     );
     // The entry of the first page above user space, and one a multiply would overflow.
     for (name, offset) in [
-        ("pagemap-past-user-space-reads-nothing", (1u64 << 47) / 4096 * 8),
+        (
+            "pagemap-past-user-space-reads-nothing",
+            (1u64 << 47) / 4096 * 8,
+        ),
         ("pagemap-huge-offset-reads-nothing", 0x7fff_ffff_ffff_fff8),
     ] {
         let got = lseek_set(fd, offset).and_then(|_| fs::read(fd, &mut buf));
@@ -116,10 +119,26 @@ fn check_mremap(c: &mut Checks) {
         return;
     };
     // SAFETY: a huge old length must be refused before anything is unmapped.
-    let r = unsafe { mremap(a, usize::MAX - PAGE_SIZE + 1, PAGE_SIZE, MremapFlags::empty(), 0) };
+    let r = unsafe {
+        mremap(
+            a,
+            usize::MAX - PAGE_SIZE + 1,
+            PAGE_SIZE,
+            MremapFlags::empty(),
+            0,
+        )
+    };
     c.expect_errno("mremap-huge-old-len-einval", r, Errno::EINVAL);
     // SAFETY: as above.
-    let r = unsafe { mremap(a, usize::MAX - a as usize, PAGE_SIZE, MremapFlags::MAYMOVE, 0) };
+    let r = unsafe {
+        mremap(
+            a,
+            usize::MAX - a as usize,
+            PAGE_SIZE,
+            MremapFlags::MAYMOVE,
+            0,
+        )
+    };
     c.expect_errno("mremap-wrapping-old-range-einval", r, Errno::EINVAL);
     // SAFETY: our own mapping, still mapped.
     let still = unsafe { core::ptr::read_volatile(a.add(PAGE_SIZE)) };
@@ -159,7 +178,14 @@ fn check_int_args(c: &mut Checks) {
     const AT_FDCWD_ZERO_EXTENDED: usize = 0xffff_ff9c; // -100 as a u32
     let msg = b"hostile: a descriptor with upper bits set still names stdout\n";
     // SAFETY: write of our own buffer to fd 1 (the low half of the argument).
-    let r = raw(unsafe { syscall3(nr::WRITE, 0xdead_0000_0000_0001, msg.as_ptr() as usize, msg.len()) });
+    let r = raw(unsafe {
+        syscall3(
+            nr::WRITE,
+            0xdead_0000_0000_0001,
+            msg.as_ptr() as usize,
+            msg.len(),
+        )
+    });
     c.check(
         "fd-upper-bits-ignored",
         r == Ok(msg.len()),
@@ -168,7 +194,13 @@ fn check_int_args(c: &mut Checks) {
     let path = b"/proc/self/status\0";
     // SAFETY: openat of a NUL-terminated path we own; the descriptor is closed below.
     let r = raw(unsafe {
-        syscall4(nr::OPENAT, AT_FDCWD_ZERO_EXTENDED, path.as_ptr() as usize, 0xffff_ffff_0000_0000, 0)
+        syscall4(
+            nr::OPENAT,
+            AT_FDCWD_ZERO_EXTENDED,
+            path.as_ptr() as usize,
+            0xffff_ffff_0000_0000,
+            0,
+        )
     });
     if let Ok(fd) = r {
         let _ = fs::close(fd as i32);
@@ -192,14 +224,22 @@ fn check_pid_args(c: &mut Checks) {
     c.expect_errno("kill-int-min-esrch", kill(i32::MIN, 0), Errno::ESRCH);
     // SAFETY: kill with signal 0 only checks; i64::MIN is int 0 (our own group).
     let r = raw(unsafe { syscall2(nr::KILL, i64::MIN as usize, 0) });
-    c.check("kill-i64-min-is-own-group", r == Ok(0), format_args!("{:?}", r));
+    c.check(
+        "kill-i64-min-is-own-group",
+        r == Ok(0),
+        format_args!("{:?}", r),
+    );
 }
 
 fn check_futex_wake(c: &mut Checks, unmapped: usize) {
     const FUTEX_WAKE: usize = 1;
     const FUTEX_PRIVATE_FLAG: usize = 128;
     for (name, addr, op) in [
-        ("futex-wake-noncanonical-efault", NONCANONICAL_PTR, FUTEX_WAKE),
+        (
+            "futex-wake-noncanonical-efault",
+            NONCANONICAL_PTR,
+            FUTEX_WAKE,
+        ),
         (
             "futex-wake-private-noncanonical-efault",
             NONCANONICAL_PTR,
@@ -214,7 +254,15 @@ fn check_futex_wake(c: &mut Checks, unmapped: usize) {
     }
     // SAFETY: as above.
     let r = raw(unsafe {
-        syscall6(nr::FUTEX, unmapped, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, 0, 0, 0)
+        syscall6(
+            nr::FUTEX,
+            unmapped,
+            FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
+            1,
+            0,
+            0,
+            0,
+        )
     });
     c.check(
         "futex-wake-unmapped-private-wakes-none",
@@ -251,7 +299,11 @@ fn check_sysctl(c: &mut Checks) {
         write_file(PATH, "+6"),
         Errno::EINVAL,
     );
-    c.expect_errno("sysctl-trailing-junk-einval", write_file(PATH, "6x"), Errno::EINVAL);
+    c.expect_errno(
+        "sysctl-trailing-junk-einval",
+        write_file(PATH, "6x"),
+        Errno::EINVAL,
+    );
     let hex = write_file(PATH, "0x6\n");
     let now = value();
     c.check(
@@ -279,9 +331,7 @@ fn check_exec(c: &mut Checks) {
     );
     // A 64 TiB .bss: refused at once (the child exits with the errno), not after a
     // walk over 16 billion pages.
-    let status = in_child_with_timeout(20_000, || {
-        execve("/bin/hugebss", &["hugebss"], &[]).raw()
-    });
+    let status = in_child_with_timeout(20_000, || execve("/bin/hugebss", &["hugebss"], &[]).raw());
     c.check(
         "execve-64tib-bss-enomem",
         status == Some(WaitStatus::Exited(Errno::ENOMEM.raw())),
@@ -490,7 +540,11 @@ fn check_clone_vm_exit(c: &mut Checks) {
 fn main(_args: &Args) -> i32 {
     let mut c = Checks::new("hostile");
     let Some(unmapped) = peios_bins::unmapped_page() else {
-        c.check("setup-unmapped-page", false, format_args!("mmap/munmap failed"));
+        c.check(
+            "setup-unmapped-page",
+            false,
+            format_args!("mmap/munmap failed"),
+        );
         return c.finish();
     };
     check_pagemap(&mut c);

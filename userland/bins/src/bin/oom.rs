@@ -248,7 +248,9 @@ fn main(_args: &Args) -> i32 {
     let start = free_kib[0].unwrap_or(0);
     checks.check(
         "memory-back-after-each-kill",
-        free_kib.iter().all(|f| matches!(f, Some(kib) if kib + 16 * 1024 >= start)),
+        free_kib
+            .iter()
+            .all(|f| matches!(f, Some(kib) if kib + 16 * 1024 >= start)),
         format_args!("MemFree before the kills and after each check: {free_kib:?} kB"),
     );
     let eater = match fork() {

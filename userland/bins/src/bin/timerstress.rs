@@ -191,9 +191,9 @@ fn every_cpu_ticks(checks: &mut Checks, cpus: &[usize]) {
     for spinner in spinners.into_iter().flatten() {
         spinner.join();
     }
-    let ticked = cpus.iter().all(|&cpu| {
-        matches!((before.get(cpu), after.get(cpu)), (Some(b), Some(a)) if a > b)
-    });
+    let ticked = cpus
+        .iter()
+        .all(|&cpu| matches!((before.get(cpu), after.get(cpu)), (Some(b), Some(a)) if a > b));
     checks.check(
         "every-cpu-keeps-ticking",
         ticked && !after.is_empty(),

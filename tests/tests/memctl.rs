@@ -1,0 +1,89 @@
+//! Process memory control in a booted guest (issue 17): the `memctl` program's mlock
+//! family, `RLIMIT_MEMLOCK` against a restricted process, the mseal refusal table and
+//! protection keys (PKRU per thread, SEGV_PKUERR, signal and exec resets).
+
+use guest_tests::{repo_root, Guest};
+
+fn userland_bin(name: &str) -> String {
+    repo_root()
+        .join("userland/target/bin")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn memctl_locks_and_seals() {
+    let out = Guest {
+        nodes: 2,
+        run: vec![userland_bin("memctl")],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(0);
+    out.expect_line("memctl: running on Peios");
+    for check in [
+        "mlock.populates",
+        "mlock.VmLck",
+        "mlock.smaps_lo",
+        "munlock.VmLck",
+        "mlock2.onfault_nothing_resident",
+        "mlock2.onfault_touched",
+        "map_locked.resident",
+        "fork.locks_not_inherited",
+        "mlockall.current_future_onfault",
+        "rlimit_memlock.unprivileged_refused",
+        "rlimit_memlock.privilege_lifts_it",
+        "mseal.smaps_sl",
+        "sealed.munmap_overlapping.unchanged",
+        "sealed.mprotect_overlapping.unchanged",
+        "sealed.mremap_onto.unchanged",
+        "sealed.map_fixed.unchanged",
+        "sealed.madv_ro_kept",
+        "sealed.fork_child_keeps_seal",
+        "sealed.neighbours_free",
+        "pkey_alloc.sets_rights",
+        "smaps.ProtectionKey",
+        "pkey.write_disabled_segv_pkuerr",
+        "pkey.handler_default_pkru",
+        "pkey.sigreturn_restores_pkru",
+        "pkey.kernel_copy_obeys_pkru",
+        "pkey.two_threads_two_pkru",
+        "pkey.thread_refused_across_sleep",
+        "pkey.exec_resets_pkru",
+        "pkey_mprotect.sealed",
+        "hostile.arguments_survive",
+    ] {
+        out.expect_line(&format!("memctl: check {check}: ok"));
+    }
+}
+
+#[test]
+fn numa_policy_and_migration_on_two_nodes() {
+    let out = Guest {
+        nodes: 2,
+        run: vec![userland_bin("numa")],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(0);
+    for check in [
+        "get.bind1",
+        "set.per_thread",
+        "set.bind1_places_on_1",
+        "mbind.bind1_every_page_on_1",
+        "get.addr_node",
+        "numa_maps.bind1",
+        "mbind.interleave_alternates",
+        "numa_maps.interleave",
+        "mbind.strict_misplaced_eio",
+        "mbind.move_moves_all",
+        "move_pages.moves_to_0",
+        "move_pages.query_after_move",
+        "migrate_pages.moves_while_writing",
+        "migrate_pages.nothing_lost",
+        "unprivileged.refused",
+    ] {
+        out.expect_line(&format!("numa: check {check}: ok"));
+    }
+}
