@@ -2,10 +2,18 @@
 //! read-only table of files that stay where QEMU put them.
 
 use crate::arch::paging::phys_to_virt;
-use alloc::{collections::BTreeMap, string::String};
+use alloc::{
+    collections::{BTreeMap, BTreeSet},
+    string::String,
+    vec::Vec,
+};
 use spin::Once;
 
 static FILES: Once<BTreeMap<String, &'static [u8]>> = Once::new();
+/// Each file's permission bits.
+static PERMS: Once<BTreeMap<String, u32>> = Once::new();
+/// Every directory: those the archive lists, the ancestors of its files, and `/`.
+static DIRS: Once<BTreeSet<String>> = Once::new();
 
 /// Parses a newc archive into `path -> contents` (regular files only).
 pub fn parse(archive: &'static [u8]) -> BTreeMap<String, &'static [u8]> {
@@ -17,15 +25,42 @@ pub fn parse(archive: &'static [u8]) -> BTreeMap<String, &'static [u8]> {
 
 /// Loads the archive QEMU placed at `[phys, phys + size)`.
 pub fn init(initrd: Option<(u64, u64)>) {
-    FILES.call_once(|| match initrd {
-        Some((phys, size)) => {
-            // SAFETY: the initrd region was reserved at boot and is never freed or written.
-            let archive = unsafe { core::slice::from_raw_parts(phys_to_virt(phys), size as usize) };
-            let files = parse(archive);
-            log::info!("initramfs: {} files, {} KiB", files.len(), size >> 10);
-            files
+    let archive: &'static [u8] = match initrd {
+        // SAFETY: the initrd region was reserved at boot and is never freed or written.
+        Some((phys, size)) => unsafe {
+            core::slice::from_raw_parts(phys_to_virt(phys), size as usize)
+        },
+        None => &[],
+    };
+    PERMS.call_once(|| {
+        loader::cpio::parse(archive)
+            .into_iter()
+            .map(|e| (e.path, e.perm))
+            .collect()
+    });
+    let files = FILES.call_once(|| {
+        let files = parse(archive);
+        log::info!(
+            "initramfs: {} files, {} KiB",
+            files.len(),
+            archive.len() >> 10
+        );
+        files
+    });
+    DIRS.call_once(|| {
+        let mut dirs: BTreeSet<String> = loader::cpio::directories(archive).into_iter().collect();
+        dirs.insert(String::from("/"));
+        for path in files.keys() {
+            let mut at = path.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                if parent.is_empty() {
+                    break;
+                }
+                dirs.insert(String::from(parent));
+                at = parent;
+            }
         }
-        None => BTreeMap::new(),
+        dirs
     });
 }
 
@@ -70,10 +105,47 @@ pub fn lookup(path: &str) -> Option<&'static [u8]> {
     FILES.get()?.get(path).copied()
 }
 
-/// Whether any file lives under directory `dir`.
-pub fn is_dir(dir: &str) -> bool {
-    let prefix = alloc::format!("{}/", dir.trim_end_matches('/'));
-    FILES
+/// The permission bits of file `path` (`0o444` for one the archive gives none).
+pub fn perm(path: &str) -> u32 {
+    PERMS
         .get()
-        .is_some_and(|f| dir == "/" || f.keys().any(|k| k.starts_with(&prefix)))
+        .and_then(|p| p.get(path).copied())
+        .filter(|&p| p != 0)
+        .unwrap_or(0o444)
+}
+
+/// Whether `dir` (canonical, absolute) is a directory of the archive.
+pub fn is_dir(dir: &str) -> bool {
+    dir == "/" || DIRS.get().is_some_and(|d| d.contains(dir))
+}
+
+/// The names directly inside directory `dir`, each with whether it is a directory.
+pub fn children(dir: &str) -> Vec<(String, bool)> {
+    let prefix = if dir == "/" {
+        String::from("/")
+    } else {
+        alloc::format!("{dir}/")
+    };
+    let direct = |path: &String| {
+        let name = path.strip_prefix(prefix.as_str())?;
+        (!name.is_empty() && !name.contains('/')).then(|| String::from(name))
+    };
+    let mut out = Vec::new();
+    if let Some(dirs) = DIRS.get() {
+        out.extend(
+            dirs.range(prefix.clone()..)
+                .take_while(|p| p.starts_with(prefix.as_str()))
+                .filter_map(|p| direct(p).map(|n| (n, true))),
+        );
+    }
+    if let Some(files) = FILES.get() {
+        out.extend(
+            files
+                .range(prefix.clone()..)
+                .take_while(|(p, _)| p.starts_with(prefix.as_str()))
+                .filter_map(|(p, _)| direct(p).map(|n| (n, false))),
+        );
+    }
+    out.sort();
+    out
 }

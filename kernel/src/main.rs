@@ -10,6 +10,7 @@ mod arch;
 mod boot_info;
 mod cmdline;
 mod executor;
+mod fs;
 mod initramfs;
 mod interrupts;
 mod ktest;
@@ -26,6 +27,7 @@ mod smp;
 mod syscall;
 mod time;
 mod topology;
+mod vfs;
 mod virtio_blk;
 mod watchdog;
 
@@ -172,6 +174,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     mm::kmem::set_short_hook(mem::heap::near_cap);
     registry::init();
     initramfs::init(boot.initrd);
+    fs::mount_all();
     virtio_blk::probe();
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);

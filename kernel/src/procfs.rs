@@ -6,7 +6,7 @@
 
 use crate::{
     mem::{aspace::AddressSpace, frames},
-    proc::{self, thread::Thread, Process},
+    proc::{self, Process},
 };
 use alloc::{format, string::String, sync::Arc, vec::Vec};
 use core::fmt::Write;
@@ -47,6 +47,20 @@ fn interrupts() -> String {
     out
 }
 
+/// `/proc/mounts`: one line per mount (`device point type options 0 0`).
+fn mounts() -> String {
+    let mut out = String::new();
+    for (at, fs) in crate::vfs::mount::mounts() {
+        let mode = if crate::vfs::mount::is_read_only(&at) {
+            "ro"
+        } else {
+            "rw"
+        };
+        let _ = writeln!(out, "{fs} {at} {fs} {mode} 0 0");
+    }
+    out
+}
+
 /// System-wide files (no access check).
 pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
@@ -82,6 +96,7 @@ pub fn read(path: &str) -> Option<String> {
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
         "/proc/interrupts" => Some(interrupts()),
+        "/proc/mounts" => Some(mounts()),
         "/proc/loadavg" => {
             let (tasks, last_pid) = crate::proc::limits::nr_tasks_and_last_pid();
             Some(format!("0.00 0.00 0.00 1/{tasks} {last_pid}\n"))
@@ -219,7 +234,7 @@ fn pool_size(dir: &str) -> Option<HugeSize> {
 
 /// Resolves `/proc/<pid|tid|self>/<file>` to the target process and file name.
 pub fn process_file<'a>(
-    thread: &Thread,
+    caller: &Arc<Process>,
     path: &'a str,
 ) -> SysResult<Option<(Arc<Process>, &'a str)>> {
     let Some(rest) = path.strip_prefix("/proc/") else {
@@ -229,7 +244,7 @@ pub fn process_file<'a>(
         return Ok(None);
     };
     let target = if who == "self" {
-        thread.process.clone()
+        caller.clone()
     } else {
         let Ok(pid) = who.parse() else {
             return Ok(None);
@@ -250,23 +265,19 @@ pub fn check_introspection(
 }
 
 /// Opens a generated file: system-wide ones, or another process's (access-checked).
-pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
+pub fn open(caller: &Arc<Process>, path: &str) -> SysResult<Option<Vec<u8>>> {
     if let Some(text) = read(path) {
         return Ok(Some(text.into_bytes()));
     }
     if path == "/proc/kallsyms" {
-        return Ok(Some(kallsyms(may_see_pfns(thread)).into_bytes()));
+        return Ok(Some(kallsyms(may_see_pfns(caller)).into_bytes()));
     }
-    let Some((target, file)) = process_file(thread, path)? else {
+    let Some((target, file)) = process_file(caller, path)? else {
         return Ok(None);
     };
     let text = match file {
         "status" | "oom_score" | "damon" => {
-            check_introspection(
-                &thread.process,
-                &target,
-                AccessMask::PROCESS_QUERY_INFORMATION,
-            )?;
+            check_introspection(caller, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
             let space = target.address_space();
             match file {
                 "oom_score" => format!("{}\n", crate::mem::oom::score(&target)),
@@ -276,7 +287,7 @@ pub fn open(thread: &Thread, path: &str) -> SysResult<Option<Vec<u8>>> {
         }
         "oom_score_adj" => {
             check_introspection(
-                &thread.process,
+                caller,
                 &target,
                 AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
             )?;
@@ -459,13 +470,9 @@ pub fn pagemap_entry(space: &AddressSpace, vaddr: u64, show_pfn: bool) -> u64 {
     }
 }
 
-/// Whether `thread` may see physical frame numbers.
-pub fn may_see_pfns(thread: &Thread) -> bool {
-    thread
-        .process
-        .token
-        .read()
-        .has_privilege(Privilege::SeTcbPrivilege)
+/// Whether `caller` may see physical frame numbers.
+pub fn may_see_pfns(caller: &Process) -> bool {
+    caller.token.read().has_privilege(Privilege::SeTcbPrivilege)
 }
 
 unsafe extern "C" {

@@ -9,12 +9,15 @@ pub struct Entry<'a> {
     pub path: String,
     /// Contents.
     pub data: &'a [u8],
+    /// Permission bits (`0o755`, ...; the type bits left out).
+    pub perm: u32,
 }
 
 const HEADER_BYTES: usize = 110;
 const MAGIC: &[u8] = b"070701";
 const S_IFMT: usize = 0o170000;
 const S_IFREG: usize = 0o100000;
+const S_IFDIR: usize = 0o040000;
 
 fn hex_field(header: &[u8], index: usize) -> Option<usize> {
     let text = core::str::from_utf8(header.get(6 + index * 8..14 + index * 8)?).ok()?;
@@ -25,6 +28,29 @@ fn hex_field(header: &[u8], index: usize) -> Option<usize> {
 /// the first malformed header (what came before is kept).
 pub fn parse(archive: &[u8]) -> Vec<Entry<'_>> {
     let mut files = Vec::new();
+    walk(archive, |mode, path, data| {
+        if mode & S_IFMT == S_IFREG {
+            let perm = (mode & 0o7777) as u32;
+            files.push(Entry { path, data, perm });
+        }
+    });
+    files
+}
+
+/// The directories `archive` lists (absolute paths, `/` left out), in archive order;
+/// with the same stopping rules as [`parse`].
+pub fn directories(archive: &[u8]) -> Vec<String> {
+    let mut dirs = Vec::new();
+    walk(archive, |mode, path, _| {
+        if mode & S_IFMT == S_IFDIR && path != "/" {
+            dirs.push(path);
+        }
+    });
+    dirs
+}
+
+/// Calls `member(mode, absolute path, data)` for every member with a UTF-8 name.
+fn walk<'a>(archive: &'a [u8], mut member: impl FnMut(usize, String, &'a [u8])) {
     let mut at = 0usize;
     while let Some(header) = archive.get(at..at.saturating_add(HEADER_BYTES)) {
         if &header[..6] != MAGIC {
@@ -54,17 +80,17 @@ pub fn parse(archive: &[u8]) -> Vec<Entry<'_>> {
         if name == b"TRAILER!!!" {
             break;
         }
-        if mode & S_IFMT == S_IFREG {
-            if let Ok(name) = core::str::from_utf8(name) {
-                files.push(Entry {
-                    path: String::from("/") + name.trim_start_matches("./").trim_start_matches('/'),
-                    data,
-                });
-            }
+        if let Ok(name) = core::str::from_utf8(name) {
+            let name = name.trim_start_matches("./").trim_start_matches('/');
+            let name = if name == "." {
+                ""
+            } else {
+                name.trim_end_matches('/')
+            };
+            member(mode, String::from("/") + name, data);
         }
         at = data_end.next_multiple_of(4);
     }
-    files
 }
 
 #[cfg(test)]
@@ -111,11 +137,17 @@ mod tests {
             files[0],
             Entry {
                 path: "/bin/hello".into(),
-                data: b"\x7fELF-hello"
+                data: b"\x7fELF-hello",
+                perm: 0o755,
             }
         );
         assert_eq!(files[1].path, "/init");
         assert_eq!(files[1].data, b"init-bytes!");
+    }
+
+    #[test]
+    fn directories_without_the_root() {
+        assert_eq!(directories(&archive()), ["/bin"]);
     }
 
     #[test]

@@ -137,6 +137,16 @@ pub fn create(thread: &Thread, flags: u64) -> SysResult<Arc<UserfaultFile>> {
     if !allowed {
         return Err(Errno::EPERM);
     }
+    create_ungated(thread, flags)
+}
+
+/// A new context without the `vm.unprivileged_userfaultfd` gate: for
+/// `/dev/userfaultfd`'s `USERFAULTFD_IOC_NEW`, whose opener the device already
+/// checked (as on Linux, where the device's permissions replace the knob).
+pub fn create_ungated(thread: &Thread, flags: u64) -> SysResult<Arc<UserfaultFile>> {
+    if flags & !(UFFD_USER_MODE_ONLY | O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
     Ok(Arc::new(UserfaultFile {
         ctx: Userfault::new(),
         space: Arc::downgrade(&thread.process.address_space()),

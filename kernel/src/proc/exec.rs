@@ -242,6 +242,8 @@ pub fn spawn_init(path: &str, argv: &[Vec<u8>]) -> SysResult<()> {
         name,
         aspace: alloc::sync::Arc::new(image.aspace),
         files: super::files::FileTable::with_console(),
+        fs: crate::vfs::FsContext::default(),
+        exe: alloc::string::String::from(path),
         token,
         rlimits: super::default_rlimits(),
     });

@@ -1,80 +1,18 @@
-//! Per-process file descriptors: the console (fds 0-2 at start) and read-only initramfs
-//! files; `/proc` text files are generated at open, the per-VMA ones as they are read.
+//! Per-process file descriptors: slots holding shared open file descriptions
+//! (`crate::vfs::OpenFile`), each with its close-on-exec flag.
 
-use alloc::{borrow::Cow, vec::Vec};
+use crate::vfs::{console::Console, OpenFile};
+use alloc::{sync::Arc, vec::Vec};
 use errno::{Errno, SysResult};
 
 /// Most descriptors a process may hold.
 pub const MAX_FDS: usize = 1024;
 
-/// What a descriptor refers to.
-#[derive(Clone)]
-pub enum File {
-    /// The serial console.
-    Console,
-    /// A read-only file with its current offset.
-    ReadOnly {
-        /// Contents.
-        data: Cow<'static, [u8]>,
-        /// Read position.
-        offset: usize,
-        /// Its page-cache object, for files that can be mapped (initramfs files).
-        object: Option<alloc::sync::Arc<mm::pagecache::FileObject>>,
-    },
-    /// A memfd: anonymous shared memory with a size (`memfd_create` + `ftruncate`).
-    Memfd {
-        /// The shared-memory object.
-        object: alloc::sync::Arc<mm::pagecache::FileObject>,
-        /// Read/write position.
-        offset: u64,
-    },
-    /// A directory (only `close` and `fstat` make sense).
-    Directory,
-    /// A registry key's file, opened for writing (reads were served as `ReadOnly`).
-    RegistryKey {
-        /// The key.
-        key: &'static crate::registry::Key,
-        /// Write position: a `/proc/sys` write not at 0 is ignored (Linux's strict
-        /// `sysctl_writes_strict`).
-        offset: u64,
-        /// Opened through `/proc/sys` (sysctl syntax), not `/sys` (sysfs syntax).
-        sysctl: bool,
-    },
-    /// `/proc/<pid>/mem`: the target's memory at offset = address.
-    ProcessMemory {
-        /// The process whose memory this is.
-        target: alloc::sync::Arc<super::Process>,
-        /// Current address.
-        offset: u64,
-        /// Opened for writing.
-        writable: bool,
-    },
-    /// A DAMON control file, opened for writing.
-    DamonControl(crate::mem::damon::Control),
-    /// `/proc/<pid>/oom_score_adj`, opened for writing.
-    OomScoreAdj(alloc::sync::Arc<super::Process>),
-    /// A userfaultfd (closing its last descriptor releases it).
-    Userfaultfd(alloc::sync::Arc<crate::mem::userfaultfd::UserfaultFile>),
-    /// `/proc/<pid>/maps`, `smaps` or `numa_maps`, rendered a batch of VMAs at a time as
-    /// it is read (Linux's seq_file), so the text of a huge address space never sits in
-    /// the kernel heap whole.
-    VmaText(alloc::boxed::Box<crate::procfs::VmaText>),
-    /// `/proc/<pid>/pagemap`: 8 bytes per virtual page.
-    PageMap {
-        /// The process described.
-        target: alloc::sync::Arc<super::Process>,
-        /// Current byte offset.
-        offset: u64,
-        /// The reader may see physical frame numbers.
-        show_pfn: bool,
-    },
-}
-
 /// One descriptor slot.
 #[derive(Clone)]
 pub struct Descriptor {
-    /// The open file.
-    pub file: File,
+    /// The open file description (shared after `dup` and `fork`).
+    pub file: Arc<OpenFile>,
     /// `O_CLOEXEC`.
     pub cloexec: bool,
 }
@@ -86,29 +24,64 @@ pub struct FileTable {
 }
 
 impl FileTable {
-    /// A table with stdin, stdout and stderr on the console.
+    /// A table with stdin, stdout and stderr on the console (one description, read
+    /// and write, as a terminal opened once and duplicated).
     pub fn with_console() -> Self {
-        let console = Some(Descriptor {
-            file: File::Console,
+        let console = OpenFile::new(Arc::new(Console), crate::vfs::flags::O_RDWR, None);
+        let slot = Some(Descriptor {
+            file: console,
             cloexec: false,
         });
         Self {
-            slots: alloc::vec![console.clone(), console.clone(), console],
+            slots: alloc::vec![slot.clone(), slot.clone(), slot],
         }
     }
 
     /// Installs `file` at the lowest free descriptor.
-    pub fn insert(&mut self, file: File, cloexec: bool) -> SysResult<u64> {
-        let slot = Some(Descriptor { file, cloexec });
-        if let Some(i) = self.slots.iter().position(Option::is_none) {
-            self.slots[i] = slot;
-            return Ok(i as u64);
+    pub fn insert(&mut self, file: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
+        self.insert_from(0, file, cloexec)
+    }
+
+    /// Installs `file` at the lowest free descriptor at or above `min` (`F_DUPFD`).
+    pub fn insert_from(
+        &mut self,
+        min: usize,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+    ) -> SysResult<u64> {
+        if min >= MAX_FDS {
+            return Err(Errno::EINVAL);
         }
-        if self.slots.len() >= MAX_FDS {
+        let slot = Some(Descriptor { file, cloexec });
+        if let Some(i) = self.slots.iter().skip(min).position(Option::is_none) {
+            self.slots[min + i] = slot;
+            return Ok((min + i) as u64);
+        }
+        let at = self.slots.len().max(min);
+        if at >= MAX_FDS {
             return Err(Errno::EMFILE);
         }
-        self.slots.push(slot);
-        Ok(self.slots.len() as u64 - 1)
+        self.slots.resize(at + 1, None);
+        self.slots[at] = slot;
+        Ok(at as u64)
+    }
+
+    /// Puts `file` at descriptor `fd` (closing what was there): `dup2`/`dup3`. The old
+    /// description is returned, to be dropped after the table's lock.
+    pub fn install_at(
+        &mut self,
+        fd: u64,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+    ) -> SysResult<Option<Descriptor>> {
+        let i = usize::try_from(fd)
+            .ok()
+            .filter(|&i| i < MAX_FDS)
+            .ok_or(Errno::EBADF)?;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, None);
+        }
+        Ok(self.slots[i].replace(Descriptor { file, cloexec }))
     }
 
     /// The descriptor `fd`.
@@ -119,19 +92,60 @@ impl FileTable {
             .ok_or(Errno::EBADF)
     }
 
-    /// Closes `fd`.
-    pub fn close(&mut self, fd: u64) -> SysResult<()> {
+    /// The open file description at `fd`.
+    pub fn get(&self, fd: u64) -> SysResult<Arc<OpenFile>> {
+        self.slots
+            .get(usize::try_from(fd).map_err(|_| Errno::EBADF)?)
+            .and_then(Option::as_ref)
+            .map(|d| d.file.clone())
+            .ok_or(Errno::EBADF)
+    }
+
+    /// Closes `fd`; returns its descriptor, to be dropped after the table's lock (the
+    /// last close of a pipe end wakes the other end).
+    pub fn close(&mut self, fd: u64) -> SysResult<Descriptor> {
         let slot = self
             .slots
             .get_mut(usize::try_from(fd).map_err(|_| Errno::EBADF)?)
             .ok_or(Errno::EBADF)?;
-        slot.take().map(|_| ()).ok_or(Errno::EBADF)
+        slot.take().ok_or(Errno::EBADF)
+    }
+
+    /// Closes every descriptor in `first..=last` (`close_range`), or marks them
+    /// close-on-exec when `cloexec_only`; returns the closed ones.
+    pub fn close_range(
+        &mut self,
+        first: usize,
+        last: usize,
+        cloexec_only: bool,
+    ) -> Vec<Descriptor> {
+        let mut closed = Vec::new();
+        let end = last.min(self.slots.len().saturating_sub(1));
+        for slot in self.slots.iter_mut().take(end + 1).skip(first) {
+            if cloexec_only {
+                if let Some(d) = slot.as_mut() {
+                    d.cloexec = true;
+                }
+            } else if let Some(d) = slot.take() {
+                closed.push(d);
+            }
+        }
+        closed
+    }
+
+    /// Every open descriptor with its description, in order (`/proc/<pid>/fd`).
+    pub fn open_fds(&self) -> Vec<(u64, Arc<OpenFile>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| Some((i as u64, d.as_ref()?.file.clone())))
+            .collect()
     }
 
     /// Duplicates `fd` to the lowest free slot (`dup`).
     pub fn dup(&mut self, fd: u64) -> SysResult<u64> {
-        let d = self.get_mut(fd)?.clone();
-        self.insert(d.file, false)
+        let file = self.get(fd)?;
+        self.insert(file, false)
     }
 
     /// exec: closes every `O_CLOEXEC` descriptor.

@@ -82,6 +82,10 @@ pub struct Process {
     aspace_id: AtomicU64,
     /// Open files.
     pub files: Mutex<files::FileTable>,
+    /// Working directory and umask.
+    pub fs: Mutex<crate::vfs::FsContext>,
+    /// The canonical path of the program it runs (`/proc/<pid>/exe`).
+    pub exe: Mutex<String>,
     /// The security token all its threads run with.
     pub token: RwLock<Arc<Token>>,
     /// Who may do what to this process.
@@ -287,6 +291,10 @@ pub struct NewProcess {
     pub aspace: Arc<AddressSpace>,
     /// Open files.
     pub files: files::FileTable,
+    /// Working directory and umask (the parent's, on fork).
+    pub fs: crate::vfs::FsContext,
+    /// The program's canonical path.
+    pub exe: String,
     /// Security token.
     pub token: Arc<Token>,
     /// Resource limits (the parent's, on fork).
@@ -301,6 +309,8 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         name,
         aspace,
         files,
+        fs,
+        exe,
         token,
         rlimits,
     } = new;
@@ -326,6 +336,8 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         aspace_id: AtomicU64::new(aspace.id()),
         aspace: RwLock::new(aspace),
         files: Mutex::new(files),
+        fs: Mutex::new(fs),
+        exe: Mutex::new(exe),
         token: RwLock::new(token),
         sd: RwLock::new(sd),
         signals: Mutex::new(signal::Dispositions::default()),

@@ -17,6 +17,8 @@ pub const SIGBUS: u8 = 7;
 pub const SIGFPE: u8 = 8;
 pub const SIGKILL: u8 = 9;
 pub const SIGSEGV: u8 = 11;
+/// `SIGPIPE`: a write to a pipe with no reader.
+pub const SIGPIPE: u8 = 13;
 pub const SIGCHLD: u8 = 17;
 pub const SIGCONT: u8 = 18;
 pub const SIGSTOP: u8 = 19;

@@ -2,10 +2,7 @@
 //! mremap, brk, madvise, msync, mincore, remap_file_pages), and process_vm_readv/writev.
 
 use super::{wait, Outcome};
-use crate::{
-    arch::uaccess::copy_to_user,
-    proc::{files::File, thread::Thread},
-};
+use crate::{arch::uaccess::copy_to_user, proc::thread::Thread};
 use alloc::sync::Arc;
 use errno::{Errno, SysResult};
 use mm::{
@@ -15,23 +12,18 @@ use mm::{
 };
 use security::Privilege;
 
-/// The file behind `fd` for a file mapping, with how it was opened.
+/// The file behind `fd` for a file mapping, with how it was opened (ENODEV for a
+/// file that cannot be mapped, EBADF for an `O_PATH` descriptor).
 fn mapping_of(thread: &Thread, fd: u64) -> SysResult<FileMapping> {
-    match &thread.process.files.lock().get_mut(fd)?.file {
-        File::ReadOnly {
-            object: Some(file), ..
-        } => Ok(FileMapping {
-            file: file.clone(),
-            readable: true,
-            writable: false,
-        }),
-        File::Memfd { object, .. } => Ok(FileMapping {
-            file: object.clone(),
-            readable: true,
-            writable: true,
-        }),
-        _ => Err(Errno::EACCES),
+    let file = thread.process.files.lock().get(fd)?;
+    if file.is_path_only() {
+        return Err(Errno::EBADF);
     }
+    Ok(FileMapping {
+        file: file.file().mmap_object()?,
+        readable: file.readable(),
+        writable: file.writable(),
+    })
 }
 
 pub fn mmap(

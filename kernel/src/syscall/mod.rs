@@ -3,12 +3,16 @@
 //! `Errno`), and act. Most complete at once; the few that can wait return a future, so
 //! the fast path allocates nothing.
 
+mod fd;
 mod fs;
 mod info;
 mod memctl;
 mod memory;
 mod numa;
+mod path;
+mod poll;
 mod process;
+mod rw;
 mod signal;
 mod time;
 
@@ -92,15 +96,20 @@ fn lower32(reg: u64) -> u64 {
     reg & 0xffff_ffff
 }
 
+/// A directory-descriptor argument (an `int`: `AT_FDCWD` is -100).
+fn dirfd(reg: u64) -> i64 {
+    i64::from(reg as i32)
+}
+
 /// Dispatches system call `nr`.
 pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6]) -> Outcome {
     match nr {
         0 => fs::read(thread, lower32(a[0]), a[1], a[2]),
-        1 => fs::write(thread, lower32(a[0]), a[1], a[2]).into(),
+        1 => fs::write(thread, lower32(a[0]), a[1], a[2]),
         2 => fs::openat(thread, fs::AT_FDCWD, a[0], lower32(a[1])).into(),
         3 => fs::close(thread, lower32(a[0])).into(),
         5 => fs::fstat(thread, lower32(a[0]), a[1]).into(),
-        7 => fs::poll(thread, a[0], lower32(a[1]), a[2] as i32 as i64),
+        7 => poll::poll(thread, a[0], lower32(a[1]), a[2] as i32 as i64),
         8 => fs::lseek(thread, lower32(a[0]), a[1] as i64, lower32(a[2])).into(),
         9 => memory::mmap(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
         10 => memory::mprotect(thread, a[0], a[1], a[2]).into(),
@@ -111,7 +120,62 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         15 => signal::rt_sigreturn(thread, ctx),
         // fd and request are `unsigned int` (musl's ioctl() sign-extends the request).
         16 => fs::ioctl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),
-        20 => fs::writev(thread, a[0], a[1], a[2]).into(),
+        4 => path::newfstatat(thread, fs::AT_FDCWD, a[0], a[1], 0).into(),
+        6 => path::newfstatat(thread, fs::AT_FDCWD, a[0], a[1], 0x100).into(),
+        17 => rw::pread64(thread, lower32(a[0]), a[1], a[2], a[3]),
+        18 => rw::pwrite64(thread, lower32(a[0]), a[1], a[2], a[3]),
+        19 => rw::readv(thread, lower32(a[0]), a[1], a[2]),
+        20 => rw::writev(thread, lower32(a[0]), a[1], a[2]),
+        21 => path::faccessat2(thread, fs::AT_FDCWD, a[0], lower32(a[1]), 0).into(),
+        22 => fd::pipe2(thread, a[0], 0).into(),
+        33 => fd::dup2(thread, lower32(a[0]), lower32(a[1])).into(),
+        79 => path::getcwd(thread, a[0], a[1]).into(),
+        80 => path::chdir(thread, a[0]).into(),
+        81 => path::fchdir(thread, lower32(a[0])).into(),
+        89 => path::readlinkat(thread, fs::AT_FDCWD, a[0], a[1], a[2]).into(),
+        95 => path::umask(thread, lower32(a[0])).into(),
+        217 => path::getdents64(thread, lower32(a[0]), a[1], lower32(a[2])).into(),
+        262 => path::newfstatat(thread, dirfd(a[0]), a[1], a[2], lower32(a[3])).into(),
+        267 => path::readlinkat(thread, dirfd(a[0]), a[1], a[2], a[3]).into(),
+        269 => path::faccessat2(thread, dirfd(a[0]), a[1], lower32(a[2]), 0).into(),
+        292 => fd::dup3(thread, lower32(a[0]), lower32(a[1]), lower32(a[2])).into(),
+        293 => fd::pipe2(thread, a[0], lower32(a[1])).into(),
+        295 => rw::preadv(thread, lower32(a[0]), a[1], lower32(a[2]), a[3]),
+        296 => rw::pwritev(thread, lower32(a[0]), a[1], lower32(a[2]), a[3]),
+        332 => path::statx(
+            thread,
+            dirfd(a[0]),
+            a[1],
+            lower32(a[2]),
+            lower32(a[3]),
+            a[4],
+        )
+        .into(),
+        213 => poll::epoll_create(thread, lower32(a[0])).into(),
+        232 => poll::epoll_wait(
+            thread,
+            lower32(a[0]),
+            a[1],
+            lower32(a[2]),
+            a[3] as i32 as i64,
+        ),
+        233 => poll::epoll_ctl(thread, lower32(a[0]), lower32(a[1]), lower32(a[2]), a[3]).into(),
+        271 => poll::ppoll(thread, a[0], lower32(a[1]), a[2], a[3], a[4]),
+        281 => poll::epoll_pwait(
+            thread,
+            lower32(a[0]),
+            a[1],
+            lower32(a[2]),
+            a[3] as i32 as i64,
+            a[4],
+            a[5],
+        ),
+        284 => poll::eventfd2(thread, lower32(a[0]), 0).into(),
+        290 => poll::eventfd2(thread, lower32(a[0]), lower32(a[1])).into(),
+        291 => poll::epoll_create1(thread, lower32(a[0])).into(),
+        441 => poll::epoll_pwait2(thread, lower32(a[0]), a[1], lower32(a[2]), a[3], a[4], a[5]),
+        436 => fd::close_range(thread, lower32(a[0]), lower32(a[1]), lower32(a[2])).into(),
+        439 => path::faccessat2(thread, dirfd(a[0]), a[1], lower32(a[2]), lower32(a[3])).into(),
         24 => sched_yield(),
         25 => memory::mremap(thread, a[0], a[1], a[2], a[3], a[4]).into(),
         26 => memory::msync(thread, a[0], a[1], a[2]).into(),
@@ -184,7 +248,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         230 => time::clock_nanosleep(thread, a[0], a[1], a[2], a[3]),
         231 => process::exit_group(thread, a[0]),
         234 => signal::tgkill(thread, pid_arg(a[0]), pid_arg(a[1]), a[2]).into(),
-        257 => fs::openat(thread, i64::from(a[0] as i32), a[1], lower32(a[2])).into(),
+        257 => fs::openat(thread, dirfd(a[0]), a[1], lower32(a[2])).into(),
         273 => Ok(0).into(), // set_robust_list: accepted; robust futexes are not walked at exit
         302 => info::prlimit64(thread, a[0], a[1], a[2], a[3]).into(),
         309 => process::getcpu(a[0], a[1]).into(),

@@ -150,6 +150,8 @@ fn clone_start(
             process.pid
         };
         let files = process.files.lock().clone();
+        let fs = process.fs.lock().clone();
+        let exe = process.exe.lock().clone();
         let token = process.token.read().clone();
         let name = process.name.lock().clone();
         let rlimits = *process.rlimits.lock();
@@ -159,6 +161,8 @@ fn clone_start(
             name,
             aspace: space,
             files,
+            fs,
+            exe,
             token,
             rlimits,
         });
@@ -221,7 +225,7 @@ pub fn execve(
     if process.live_threads.load(Ordering::SeqCst) > 1 {
         // The point of no return comes only after the program is known to be loadable:
         // a failing execve must leave the other threads alone.
-        if let Err(e) = check_executable(path) {
+        if let Err(e) = check_executable(thread, path) {
             return Err::<u64, _>(e).into();
         }
         for other in process
@@ -247,21 +251,27 @@ pub fn execve(
     execve_single(thread, ctx, path, argv, envp).into()
 }
 
-/// The initramfs file at the absolute path `full`: EACCES for a directory, else ENOENT.
-fn program_image(full: &str) -> SysResult<&'static [u8]> {
-    match initramfs::lookup(full) {
-        Some(elf) => Ok(elf),
-        None if initramfs::is_dir(full) => Err(Errno::EACCES),
-        None => Err(Errno::ENOENT),
+/// The program `name` names, resolved from the working directory: its canonical path
+/// and image. EACCES for a directory or a file that is not an initramfs file; the
+/// walk's ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG.
+fn program_image(thread: &Thread, name: &str) -> SysResult<(String, &'static [u8])> {
+    let cwd = thread.process.fs.lock().cwd.clone();
+    let r = crate::vfs::mount::resolve(&super::fs::caller(thread), &cwd, name, true)?;
+    match r.found {
+        pathwalk::Found::Missing => Err(Errno::ENOENT),
+        pathwalk::Found::Dir => Err(Errno::EACCES),
+        _ => initramfs::lookup(&r.path)
+            .map(|elf| (r.path, elf))
+            .ok_or(Errno::EACCES),
     }
 }
 
 /// Checks that `path` names a program this kernel can load.
-fn check_executable(path: u64) -> SysResult<()> {
+fn check_executable(thread: &Thread, path: u64) -> SysResult<()> {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
-    let full = super::fs::absolute_path(name);
-    exec::check(program_image(&full)?)
+    let (_, elf) = program_image(thread, name)?;
+    exec::check(elf)
 }
 
 fn execve_single(
@@ -273,13 +283,12 @@ fn execve_single(
 ) -> SysResult {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
-    let full = super::fs::absolute_path(name);
     let mut args = Vec::new();
     let mut envs = Vec::new();
     let mut total = 0;
     read_string_array(argv, &mut total, &mut args)?;
     read_string_array(envp, &mut total, &mut envs)?;
-    let elf = program_image(&full)?;
+    let (full, elf) = program_image(thread, name)?;
     let process = &thread.process;
     let uid = process.token.read().uid();
     let image = exec::load(elf, &raw, &args, &envs, uid)?;
@@ -294,6 +303,7 @@ fn execve_single(
     process.signals.lock().reset_for_exec();
     process.files.lock().close_on_exec();
     *process.name.lock() = String::from(full.rsplit('/').next().unwrap_or(&full));
+    *process.exe.lock() = full;
     Ok(0)
 }
 

@@ -47,6 +47,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["numa"],
     &["fuzz"],
     &["hostile"],
+    &["posix"],
     // The mm fuzzer, short (a few seconds under TCG; see userland/README.md for the
     // long run).
     &["fuzz", "--mm", "--count", "2000", "--timeout", "120"],

@@ -1,0 +1,167 @@
+//! The mount table and path lookup: a path is resolved component by component (the
+//! rules are `pathwalk`'s), each canonical prefix answered by the filesystem mounted
+//! at its longest mount point; then the filesystem opens, lists or describes the name.
+
+use super::{
+    flags::{O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_PATH},
+    Caller, File, Filesystem, Node, OpenFile, OpenRequest, Stat,
+};
+use alloc::{string::String, sync::Arc, vec::Vec};
+use errno::{Errno, SysResult};
+use pathwalk::{Found, Kind, Namespace, Resolved};
+use spin::RwLock;
+
+struct Mount {
+    /// The mount point, canonical (`/`, `/proc`).
+    at: String,
+    fs: Arc<dyn Filesystem>,
+}
+
+/// Mounts, longest mount point first.
+static MOUNTS: RwLock<Vec<Mount>> = RwLock::new(Vec::new());
+
+/// Mounts `fs` at the canonical path `at` (replacing what was mounted there).
+pub fn mount(at: &str, fs: Arc<dyn Filesystem>) {
+    let mut mounts = MOUNTS.write();
+    mounts.retain(|m| m.at != at);
+    mounts.push(Mount {
+        at: String::from(at),
+        fs,
+    });
+    mounts.sort_by_key(|m| core::cmp::Reverse(m.at.len()));
+}
+
+/// `(mount point, filesystem name)` of every mount, for `/proc/mounts`.
+pub fn mounts() -> Vec<(String, &'static str)> {
+    let mut list: Vec<_> = MOUNTS
+        .read()
+        .iter()
+        .map(|m| (m.at.clone(), m.fs.name()))
+        .collect();
+    list.sort();
+    list
+}
+
+/// The filesystem holding canonical `path` and the path inside it.
+fn locate(path: &str) -> SysResult<(Arc<dyn Filesystem>, String)> {
+    let mounts = MOUNTS.read();
+    for m in mounts.iter() {
+        let rel = if m.at == "/" {
+            Some(path.trim_start_matches('/'))
+        } else if path == m.at {
+            Some("")
+        } else {
+            path.strip_prefix(m.at.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+        };
+        if let Some(rel) = rel {
+            return Ok((m.fs.clone(), String::from(rel)));
+        }
+    }
+    Err(Errno::ENOENT)
+}
+
+/// The namespace as the walk sees it.
+struct Names<'a> {
+    caller: &'a Caller,
+}
+
+impl Namespace for Names<'_> {
+    fn kind(&mut self, path: &str) -> Result<Kind, Errno> {
+        let (fs, rel) = locate(path)?;
+        Ok(match fs.lookup(&rel, self.caller)? {
+            Node::Dir => Kind::Dir,
+            Node::File | Node::Device => Kind::NonDir,
+            Node::Symlink(target) => Kind::Symlink(target),
+        })
+    }
+}
+
+/// Resolves `path` from `cwd` for `caller`.
+pub fn resolve(caller: &Caller, cwd: &str, path: &str, follow_last: bool) -> SysResult<Resolved> {
+    pathwalk::resolve(&mut Names { caller }, cwd, path, follow_last)
+}
+
+/// The node at the end of `r` (its filesystem, path inside it, and kind); ENOENT for a
+/// missing one.
+fn node_of(r: &Resolved, caller: &Caller) -> SysResult<(Arc<dyn Filesystem>, String, Node)> {
+    let (fs, rel) = locate(&r.path)?;
+    let node = match &r.found {
+        Found::Missing => return Err(Errno::ENOENT),
+        Found::Symlink(target) => Node::Symlink(target.clone()),
+        _ => fs.lookup(&rel, caller)?,
+    };
+    Ok((fs, rel, node))
+}
+
+/// A description that only names a place (`O_PATH`).
+struct PathOnly(Stat);
+
+impl File for PathOnly {
+    fn stat(&self) -> Stat {
+        self.0
+    }
+}
+
+/// `open`: resolves `path` from `cwd` and opens it as `flags` ask. Nothing can be
+/// created (every filesystem here is read-only for new names): `O_CREAT` of a missing
+/// name is EROFS.
+pub fn open(caller: &Caller, cwd: &str, path: &str, flags: u32) -> SysResult<Arc<OpenFile>> {
+    let req = OpenRequest { flags };
+    let r = resolve(caller, cwd, path, flags & O_NOFOLLOW == 0)?;
+    if r.found == Found::Missing {
+        return Err(match (flags & O_CREAT != 0, r.wants_dir) {
+            (true, true) => Errno::EISDIR,
+            (true, false) => Errno::EROFS,
+            (false, _) => Errno::ENOENT,
+        });
+    }
+    if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
+        return Err(Errno::EEXIST);
+    }
+    let (fs, rel, node) = node_of(&r, caller)?;
+    if flags & O_PATH != 0 {
+        let stat = fs.stat(&rel, &node, caller)?;
+        return Ok(OpenFile::new(Arc::new(PathOnly(stat)), flags, Some(r.path)));
+    }
+    match node {
+        Node::Symlink(_) => return Err(Errno::ELOOP), // O_NOFOLLOW
+        Node::Dir if req.write() || flags & O_CREAT != 0 => return Err(Errno::EISDIR),
+        Node::File | Node::Device if flags & O_DIRECTORY != 0 => return Err(Errno::ENOTDIR),
+        _ => {}
+    }
+    let file = fs.open(&rel, &node, &req, caller)?;
+    Ok(OpenFile::new(file, flags, Some(r.path)))
+}
+
+/// `stat` of `path` (following a last link when `follow`).
+pub fn stat(caller: &Caller, cwd: &str, path: &str, follow: bool) -> SysResult<Stat> {
+    let r = resolve(caller, cwd, path, follow)?;
+    let (fs, rel, node) = node_of(&r, caller)?;
+    fs.stat(&rel, &node, caller)
+}
+
+/// What the symbolic link at `path` points to; EINVAL if it is not a link.
+pub fn readlink(caller: &Caller, cwd: &str, path: &str) -> SysResult<String> {
+    let r = resolve(caller, cwd, path, false)?;
+    match r.found {
+        Found::Symlink(target) => Ok(target),
+        Found::Missing => Err(Errno::ENOENT),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// The canonical path of the directory `path` names (`chdir`); ENOTDIR if it is not one.
+pub fn directory(caller: &Caller, cwd: &str, path: &str) -> SysResult<String> {
+    let r = resolve(caller, cwd, path, true)?;
+    match r.found {
+        Found::Dir => Ok(r.path),
+        Found::Missing => Err(Errno::ENOENT),
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// Whether the filesystem holding canonical `path` is read-only.
+pub fn is_read_only(path: &str) -> bool {
+    locate(path).is_ok_and(|(fs, _)| fs.read_only())
+}
