@@ -2,7 +2,7 @@
 //! log, and it answers the terminal ioctls stdio asks (so stdio line-buffers it).
 
 use super::{File, Stat};
-use crate::arch::uaccess::{check_user_range, copy_from_user, write_user};
+use crate::arch::uaccess::{check_user_range, copy_from_user, copy_to_user, write_user};
 use alloc::string::String;
 use errno::{Errno, SysResult};
 
@@ -10,6 +10,25 @@ use errno::{Errno, SysResult};
 const CHUNK: usize = 512;
 const TCGETS: u32 = 0x5401;
 const TIOCGWINSZ: u32 = 0x5413;
+
+/// The kernel's `struct termios` for TCGETS, 36 bytes (c_iflag, c_oflag, c_cflag,
+/// c_lflag, c_line, c_cc[19]): a cooked terminal at 38400 baud as Linux's defaults
+/// (ICRNL|IXON; OPOST|ONLCR; B38400|CS8|CREAD|HUPCL; ISIG|ICANON|ECHO|ECHOE|ECHOK|
+/// ECHOCTL|ECHOKE|IEXTEN), with the usual control characters. Exactly this size: libc
+/// reads it into a stack buffer of 36 bytes, and more would overwrite its neighbours.
+fn default_termios() -> [u8; 36] {
+    let mut t = [0u8; 36];
+    let words: [u32; 4] = [0o2400, 0o5, 0o2277, 0o105073];
+    for (slot, w) in t.chunks_exact_mut(4).zip(words) {
+        slot.copy_from_slice(&w.to_le_bytes());
+    }
+    // c_line 0; c_cc: INTR ^C, QUIT ^\, ERASE DEL, KILL ^U, EOF ^D, TIME 0, MIN 1,
+    // SWTC 0, START ^Q, STOP ^S, SUSP ^Z, EOL 0, REPRINT ^R, DISCARD ^O, WERASE ^W,
+    // LNEXT ^V, EOL2 0.
+    let cc = [3u8, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0];
+    t[17..17 + cc.len()].copy_from_slice(&cc);
+    t
+}
 
 /// The console (`/dev/console`, `/dev/tty`, and fds 0-2 of the first process).
 pub struct Console;
@@ -50,7 +69,7 @@ impl File for Console {
                 Ok(0)
             }
             TCGETS => {
-                write_user(arg, &[0u64; 8])?;
+                copy_to_user(arg, &default_termios())?;
                 Ok(0)
             }
             _ => Err(Errno::ENOTTY),
