@@ -285,6 +285,30 @@ pub fn open(caller: &Arc<Process>, path: &str) -> SysResult<Option<Vec<u8>>> {
                 _ => status(&target, &space),
             }
         }
+        "cmdline" => {
+            check_introspection(
+                caller,
+                &target,
+                AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
+            )?;
+            return Ok(Some(cmdline(&target)));
+        }
+        "comm" => {
+            check_introspection(
+                caller,
+                &target,
+                AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
+            )?;
+            // TASK_COMM_LEN: 15 bytes and the NUL.
+            let name = target.name.lock();
+            let cut = name
+                .char_indices()
+                .map(|(i, c)| i + c.len_utf8())
+                .take_while(|&e| e <= 15)
+                .last()
+                .unwrap_or(0);
+            format!("{}\n", &name[..cut])
+        }
         "oom_score_adj" => {
             check_introspection(
                 caller,
@@ -301,6 +325,24 @@ pub fn open(caller: &Arc<Process>, path: &str) -> SysResult<Option<Vec<u8>>> {
         _ => return Ok(None),
     };
     Ok(Some(text.into_bytes()))
+}
+
+/// Longest `/proc/<pid>/cmdline` shown (Linux shows the whole argument area; ours is
+/// bounded by exec's argument limit anyway).
+const CMDLINE_MAX: u64 = 256 << 10;
+
+/// `/proc/<pid>/cmdline`: the argument strings, NUL after each, read from the
+/// process's memory where exec put them; empty for a process without (a zombie, or
+/// memory no longer mapped there).
+fn cmdline(target: &Process) -> Vec<u8> {
+    let space = target.address_space();
+    let (start, end) = space.mm().arg_range();
+    let len = end.saturating_sub(start).min(CMDLINE_MAX) as usize;
+    let mut bytes = alloc::vec![0u8; len];
+    if space.mm().read_bytes(start, &mut bytes).is_err() {
+        bytes.clear();
+    }
+    bytes
 }
 
 /// A per-VMA file of a process.

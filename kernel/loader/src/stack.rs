@@ -23,6 +23,8 @@ pub struct InitialStack {
     pub sp: u64,
     /// Memory contents from `sp` upwards.
     pub bytes: Vec<u8>,
+    /// Where the argument strings lie, `[start, end)`, each with its NUL.
+    pub args: (u64, u64),
 }
 
 /// What goes on the stack.
@@ -45,10 +47,14 @@ pub struct StackSpec<'a> {
 pub fn build(spec: &StackSpec) -> Option<InitialStack> {
     let mut blob: Vec<u8> = Vec::new();
     let mut offsets = Vec::with_capacity(spec.argv.len() + spec.envp.len());
-    for s in spec.argv.iter().chain(spec.envp.iter()) {
+    let mut args_len = 0;
+    for (i, s) in spec.argv.iter().chain(spec.envp.iter()).enumerate() {
         offsets.push(blob.len() as u64);
         blob.extend_from_slice(s);
         blob.push(0);
+        if i + 1 == spec.argv.len() {
+            args_len = blob.len() as u64;
+        }
     }
     let execfn = blob.len() as u64;
     blob.extend_from_slice(spec.execfn);
@@ -88,7 +94,11 @@ pub fn build(spec: &StackSpec) -> Option<InitialStack> {
     }
     bytes.resize((strings - sp) as usize, 0);
     bytes.extend_from_slice(&blob);
-    Some(InitialStack { sp, bytes })
+    Some(InitialStack {
+        sp,
+        bytes,
+        args: (strings, strings + args_len),
+    })
 }
 
 #[cfg(test)]
@@ -152,6 +162,11 @@ mod tests {
             cstr(&img, aux.iter().find(|(k, _)| *k == at::EXECFN).unwrap().1),
             b"/bin/hello"
         );
+        // The argument strings, NUL after each, end where the environment starts.
+        let (start, end) = img.args;
+        let at = (start - img.sp) as usize..(end - img.sp) as usize;
+        assert_eq!(&img.bytes[at], b"/bin/hello\07\0");
+        assert_eq!(end, word(&img, img.sp + 32));
     }
 
     #[test]

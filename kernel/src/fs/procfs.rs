@@ -40,7 +40,9 @@ const TOP_FILES: [&str; 7] = [
     "zoneinfo",
 ];
 /// Files in `/proc/<pid>/` (`exe` is a link).
-const PID_FILES: [&str; 9] = [
+const PID_FILES: [&str; 11] = [
+    "cmdline",
+    "comm",
     "damon",
     "maps",
     "mem",

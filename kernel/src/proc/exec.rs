@@ -132,6 +132,7 @@ pub fn load(
     };
     let initial = loader::stack::build(&spec).ok_or(Errno::E2BIG)?;
     let (sp, stack) = (initial.sp, initial.bytes);
+    mm.set_arg_range(initial.args.0, initial.args.1);
 
     // The stack: a growsdown mapping large enough for the arguments, growing on faults
     // up to RLIMIT_STACK (the guard gap below it is kept free).

@@ -25,7 +25,9 @@ fn default_termios() -> [u8; 36] {
     // c_line 0; c_cc: INTR ^C, QUIT ^\, ERASE DEL, KILL ^U, EOF ^D, TIME 0, MIN 1,
     // SWTC 0, START ^Q, STOP ^S, SUSP ^Z, EOL 0, REPRINT ^R, DISCARD ^O, WERASE ^W,
     // LNEXT ^V, EOL2 0.
-    let cc = [3u8, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0];
+    let cc = [
+        3u8, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0,
+    ];
     t[17..17 + cc.len()].copy_from_slice(&cc);
     t
 }

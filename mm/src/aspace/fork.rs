@@ -89,6 +89,7 @@ impl<P: PageTable> AddressSpace<P> {
             cst.start_stack = st.start_stack;
             cst.start_code = st.start_code;
             cst.end_code = st.end_code;
+            cst.arg_range = st.arg_range;
             cst.hiwater_vm_pages = st.hiwater_vm_pages;
             cst.pkeys = st.pkeys;
             child.set_task_policy(self.task_policy());

@@ -251,6 +251,8 @@ pub(crate) struct MmState {
     pub(crate) start_stack: u64,
     pub(crate) start_code: u64,
     pub(crate) end_code: u64,
+    /// Where the argument strings lie on the initial stack (`/proc/<pid>/cmdline`).
+    pub(crate) arg_range: (u64, u64),
     pub(crate) hiwater_vm_pages: u64,
     /// Flags every new mapping gets (`mlockall(MCL_FUTURE)`: Linux's `def_flags`).
     pub(crate) def_flags: crate::vma::VmFlags,
@@ -375,6 +377,17 @@ impl<P: PageTable> AddressSpace<P> {
         let mut st = self.state.write();
         st.start_code = start;
         st.end_code = end;
+    }
+
+    /// Records where exec put the argument strings (Linux's `arg_start`/`arg_end`).
+    pub fn set_arg_range(&self, start: u64, end: u64) {
+        self.state.write().arg_range = (start, end);
+    }
+
+    /// `(arg_start, arg_end)`: the bytes `/proc/<pid>/cmdline` shows, read from the
+    /// process's own memory as Linux does (a program that rewrites its argv shows it).
+    pub fn arg_range(&self) -> (u64, u64) {
+        self.state.read().arg_range
     }
 
     /// `(start_brk, brk)`.
