@@ -30,6 +30,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "hello_pie",
         "hello_dyn",
         "vdso",
+        "prctl",
         "threads",
         "forkexec",
         "signals",
@@ -50,7 +51,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("25 passed, 0 failed");
+    out.expect_line("26 passed, 0 failed");
     // The dynamically linked program started in musl's loader, which found itself.
     out.expect_line("hello_c: loader at AT_BASE");
     out.expect_line("hello from musl (dynamic");
@@ -58,6 +59,9 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("vdso: check monotonic-between-syscall-readings: ok");
     out.expect_line("vdso: check getcpu-names-the-pinned-cpu: ok");
     out.expect_line("vdso: check maps-names-vvar-and-vdso: ok");
+    out.expect_line("prctl: check parent-death-signal-delivered: ok");
+    out.expect_line("prctl: check subreaper-adopts-and-reaps: ok");
+    out.expect_line("prctl: check thp-disabled-maps-no-huge-page: ok");
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");
     out.expect_line("EXIT=0");

@@ -3,6 +3,7 @@
 //! `thread.rs`. The process table maps pids to processes; it is touched on fork, exit and
 //! lookup, never on the fault or syscall fast paths.
 
+pub mod controls;
 pub mod exec;
 pub mod fault;
 pub mod files;
@@ -114,6 +115,8 @@ pub struct Process {
     pub group_exit_code: AtomicI32,
     /// `oom_score_adj` (-1000..=1000; inherited by children, kept across execve).
     pub oom_score_adj: AtomicI32,
+    /// What `prctl` set.
+    pub controls: controls::Controls,
     /// Set once the process has let go of the address space it was created with (its
     /// first execve or its exit): what a `CLONE_VFORK` parent waits for.
     vfork_released: AtomicBool,
@@ -352,6 +355,7 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
                 .as_ref()
                 .map_or(0, |p| p.oom_score_adj.load(Ordering::Relaxed)),
         ),
+        controls: controls::Controls::new(parent.as_deref().map(|p| &p.controls)),
         vfork_released: AtomicBool::new(false),
         vfork_done: wait::WaitQueue::new(),
         task_slot: Mutex::new(Some(slot)),

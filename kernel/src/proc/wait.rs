@@ -75,16 +75,21 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     drop(space);
     // A vfork parent waits for this moment (or an exec) to run again.
     process.release_vfork();
-    // Orphans go to init.
+    // Orphans go to the nearest living subreaper above, else to init; each that asked
+    // for a parent-death signal gets it.
     let orphans: Vec<Arc<Process>> = core::mem::take(&mut *process.children.lock());
     if !orphans.is_empty() {
-        if let Some(init) = super::lookup(1).filter(|i| i.pid != process.pid) {
+        if let Some(reaper) = new_reaper(process) {
             for child in orphans {
-                child.ppid.store(1, Ordering::SeqCst);
+                child.ppid.store(reaper.pid, Ordering::SeqCst);
                 let reap_now = child.zombie.load(Ordering::SeqCst);
-                init.children.lock().push(child);
+                let signal = child.controls.pdeath_signal.load(Ordering::Relaxed);
+                if signal != 0 && !reap_now {
+                    super::signal::send_to_process(&child, signal);
+                }
+                reaper.children.lock().push(child);
                 if reap_now {
-                    init.child_exited.wake_all();
+                    reaper.child_exited.wake_all();
                 }
             }
         }
@@ -99,6 +104,28 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
         super::signal::send_to_process(&parent, super::signal::SIGCHLD);
         parent.child_exited.wake_all();
     }
+}
+
+/// Who adopts the children of exiting `process` (Linux's find_new_reaper): the nearest
+/// ancestor marked `PR_SET_CHILD_SUBREAPER` that is not exiting, else init.
+fn new_reaper(process: &Process) -> Option<Arc<Process>> {
+    let mut ppid = process.ppid.load(Ordering::SeqCst);
+    // Every step goes to a live ancestor; the bound only guards against a cycle.
+    for _ in 0..super::limits::PID_MAX_LIMIT {
+        if ppid <= 1 {
+            break;
+        }
+        let Some(ancestor) = super::lookup(ppid) else {
+            break;
+        };
+        if ancestor.controls.child_subreaper.load(Ordering::Relaxed)
+            && !ancestor.exiting.load(Ordering::SeqCst)
+        {
+            return Some(ancestor);
+        }
+        ppid = ancestor.ppid.load(Ordering::SeqCst);
+    }
+    super::lookup(1).filter(|init| init.pid != process.pid)
 }
 
 /// `wait4` options.

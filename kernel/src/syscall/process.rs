@@ -294,6 +294,10 @@ fn execve_single(
     let image = exec::load(elf, &raw, &args, &envs, uid)?;
     let new_space = Arc::new(image.aspace);
     let (old_space, _) = process.replace_address_space(new_space.clone());
+    // PR_SET_THP_DISABLE survives execve, as on Linux.
+    new_space
+        .mm()
+        .set_thp_disabled(old_space.mm().thp_disabled());
     tlb::activate(&new_space);
     drop(old_space);
     process.release_vfork();

@@ -93,6 +93,7 @@ impl<P: PageTable> AddressSpace<P> {
             cst.hiwater_vm_pages = st.hiwater_vm_pages;
             cst.pkeys = st.pkeys;
             child.set_task_policy(self.task_policy());
+            child.set_thp_disabled(self.thp_disabled());
         }
         if failed {
             return Err(MmError::NoMemory);

@@ -294,6 +294,8 @@ pub struct AddressSpace<P: PageTable> {
     task_policy: spin::RwLock<Option<MemPolicy>>,
     /// Some VMA was advised `MADV_HUGEPAGE` (khugepaged looks here in `madvise` mode).
     thp_advised: core::sync::atomic::AtomicBool,
+    /// `PR_SET_THP_DISABLE`: no huge page for this process, whatever the knobs say.
+    thp_disabled: core::sync::atomic::AtomicBool,
 }
 
 impl<P: PageTable> AddressSpace<P> {
@@ -316,6 +318,7 @@ impl<P: PageTable> AddressSpace<P> {
             hiwater_rss_pages: AtomicU64::new(0),
             task_policy: spin::RwLock::new(None),
             thp_advised: core::sync::atomic::AtomicBool::new(false),
+            thp_disabled: core::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -508,11 +511,30 @@ impl<P: PageTable> AddressSpace<P> {
     /// Whether khugepaged should look at this address space: THP is `always`, or
     /// some VMA here was advised `MADV_HUGEPAGE`.
     pub fn thp_candidate(&self) -> bool {
+        if self.thp_disabled() {
+            return false;
+        }
         match self.tunables.thp().enabled() {
             crate::thp::ThpEnabled::Always => true,
             crate::thp::ThpEnabled::Madvise => self.thp_advised.load(Ordering::Relaxed),
             crate::thp::ThpEnabled::Never => false,
         }
+    }
+
+    /// Whether faults in `vma` may map a transparent huge page: the knobs allow it and
+    /// the process did not turn THP off.
+    pub(crate) fn thp_allowed(&self, vma: &crate::vma::Vma) -> bool {
+        !self.thp_disabled() && self.tunables.thp().vma_eligible(vma.flags)
+    }
+
+    /// `PR_SET_THP_DISABLE` (kept by fork; exec carries it over explicitly).
+    pub fn set_thp_disabled(&self, disabled: bool) {
+        self.thp_disabled.store(disabled, Ordering::Relaxed);
+    }
+
+    /// `PR_GET_THP_DISABLE`.
+    pub fn thp_disabled(&self) -> bool {
+        self.thp_disabled.load(Ordering::Relaxed)
     }
 
     pub(crate) fn note_thp_advised(&self) {

@@ -21,7 +21,7 @@ impl<P: PageTable> AddressSpace<P> {
     ) -> Option<Result<FaultResolved, FaultError>> {
         let thp = self.tunables().thp();
         let head = huge_base(page);
-        if !thp.vma_eligible(vma.flags)
+        if !self.thp_allowed(vma)
             || vma.interceptor.is_some()
             || head < vma.start
             || head + HUGE_SIZE > vma.end

@@ -114,8 +114,7 @@ pub fn smaps_batch<P: PageTable>(
     super::batch(&st, from, max_vmas, |vma| {
         out.try_reserve(BLOCK_BYTES)
             .map_err(|_| MmError::NoMemory)?;
-        let eligible = aspace.tunables().thp().vma_eligible(vma.flags)
-            && matches!(vma.backing, crate::vma::Backing::Anon);
+        let eligible = aspace.thp_allowed(vma) && matches!(vma.backing, crate::vma::Backing::Anon);
         smaps_block(out, &st, aspace.page_table(), frames, vma, eligible);
         Ok(())
     })

@@ -30,6 +30,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["hello_pie"],
     &["hello_dyn"],
     &["vdso"],
+    &["prctl"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],
