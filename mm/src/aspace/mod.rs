@@ -94,6 +94,7 @@ use crate::commit::Commitment;
 use crate::fault::vma_pte_perms;
 use crate::frame::PAGE_SIZE;
 use crate::ksm::Ksm;
+use crate::swap::Swap;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::Frames;
 use crate::tlb::TlbFlush;
@@ -126,6 +127,7 @@ pub struct Tunables {
     stack_guard_gap_pages: AtomicU64,
     commitment: Arc<Commitment>,
     ksm: Arc<Ksm>,
+    swap: Arc<Swap>,
 }
 
 impl Default for Tunables {
@@ -136,6 +138,7 @@ impl Default for Tunables {
             stack_guard_gap_pages: AtomicU64::new(STACK_GUARD_GAP_PAGES),
             commitment: Arc::new(Commitment::new()),
             ksm: Arc::new(Ksm::new()),
+            swap: Swap::new(),
         }
     }
 }
@@ -180,6 +183,11 @@ impl Tunables {
     /// The KSM trees every address space merges into.
     pub fn ksm(&self) -> &Arc<Ksm> {
         &self.ksm
+    }
+
+    /// The swap areas and swap cache every address space swaps to.
+    pub fn swap(&self) -> &Arc<Swap> {
+        &self.swap
     }
 
     /// The overcommit policy and commit charge every address space draws on.
@@ -392,6 +400,7 @@ impl<P: PageTable> AddressSpace<P> {
         let mut zap = Zap::new(&self.frames, &*self.tlb);
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
+        self.release_swap_range(0, self.layout.task_size);
         let brk = (st.start_brk, st.brk);
         *st = MmState::empty(&self.tunables);
         (st.start_brk, st.brk) = brk;
@@ -421,5 +430,6 @@ impl<P: PageTable> Drop for AddressSpace<P> {
         let mut zap = Zap::new(&self.frames, &*self.tlb);
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
+        self.release_swap_range(0, self.layout.task_size);
     }
 }

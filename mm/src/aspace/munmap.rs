@@ -42,6 +42,9 @@ impl<P: PageTable> AddressSpace<P> {
                 zap.range(self.page_table(), v.start, v.end);
             }
             zap.finish();
+            for v in vmas {
+                self.release_swap_range(v.start, v.end);
+            }
         }
     }
 

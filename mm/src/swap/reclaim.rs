@@ -1,0 +1,260 @@
+//! Reclaim of anonymous memory: a clock over page-table entries.
+//!
+//! There is no reverse map from frames to the entries mapping them, so reclaim works
+//! the way Linux's multi-generational LRU does its page-table walks: it walks each
+//! address space's private anonymous VMAs from a cursor (the clock hand), reading the
+//! hardware accessed bit of every present entry. A page touched since the hand last
+//! passed has its bit cleared and stays (second chance); a page not touched, mapped
+//! by this entry alone, and on the node being reclaimed becomes a swap entry, its
+//! frame held by the swap cache until [`Swap::write_out`] has written it.
+//!
+//! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
+//! shares, KSM stable pages, page-cache pages: their count is above one), entries
+//! being copied (`BUSY`), file mappings, and hugetlb memory (not anonymous VMAs).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::Ordering;
+use core::task::Poll;
+
+use super::{CacheState, Cached, Swap, SwapArea, SwapEntry};
+use crate::aspace::AddressSpace;
+use crate::block::{BlockError, BlockFuture, IoBuf};
+use crate::frame::{Pfn, PAGE_SIZE};
+use crate::pagetable::{PageTable, PteFlags};
+use crate::phys::Frames;
+use crate::tlb::TlbBatch;
+use crate::vma::{Backing, VmFlags};
+
+/// Entries looked at per page-table scan call.
+const SCAN_CHUNK_PAGES: u64 = 64;
+
+/// A page taken out of an address space: its entry is now `slot` of `area`, and the
+/// swap cache holds `pfn` until the write ends.
+pub struct PageOut {
+    area: Arc<SwapArea>,
+    slot: u64,
+    pfn: Pfn,
+}
+
+impl PageOut {
+    /// The entry the page is now under.
+    pub fn entry(&self) -> SwapEntry {
+        SwapEntry::new(self.area.id, self.slot)
+    }
+
+    /// Its frame.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+}
+
+/// How much a scan may do.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanBudget {
+    /// Present entries it may look at.
+    pub scan: usize,
+    /// Pages it may take.
+    pub take: usize,
+}
+
+/// What [`Swap::write_out`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Pages written.
+    pub written: usize,
+    /// Frames freed by it.
+    pub freed: usize,
+    /// Writes that failed (their pages stay in memory).
+    pub failed: usize,
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Moves the clock hand `cursor` over this address space's private anonymous
+    /// pages: clears the accessed bit of pages in use, and takes pages not used since
+    /// the last pass whose frame `on_node` accepts, pushing them on `out` (the caller
+    /// writes them with [`Swap::write_out`]). Returns true when the hand went past the
+    /// last VMA (it restarts at 0). Runs under the tree's read lock, beside faults.
+    pub fn reclaim_scan(
+        &self,
+        cursor: &mut u64,
+        budget: &mut ScanBudget,
+        on_node: &dyn Fn(Pfn) -> bool,
+        out: &mut Vec<PageOut>,
+    ) -> bool {
+        let swap = self.tunables().swap().clone();
+        let st = self.state().read();
+        let mut batch = TlbBatch::new();
+        let ranges: Vec<(u64, u64)> = st
+            .tree
+            .iter()
+            .filter(|v| {
+                v.end > *cursor
+                    && matches!(v.backing, Backing::Anon)
+                    && v.is_private()
+                    && !v.flags.contains(VmFlags::LOCKED)
+                    && v.interceptor.is_none()
+            })
+            .map(|v| (v.start.max(*cursor), v.end))
+            .collect();
+        let mut wrapped = true;
+        'vmas: for (start, end) in ranges {
+            let mut at = start;
+            while at < end {
+                if budget.scan == 0 || budget.take == 0 {
+                    *cursor = at;
+                    wrapped = false;
+                    break 'vmas;
+                }
+                let chunk_end = end.min(at + SCAN_CHUNK_PAGES * PAGE_SIZE);
+                let mut present = Vec::new();
+                self.page_table()
+                    .scan(at, chunk_end, &mut |va, pte| present.push((va, pte)));
+                for (va, pte) in present {
+                    budget.scan = budget.scan.saturating_sub(1);
+                    if self.try_page_out(&swap, va, pte, on_node, &mut batch, out) {
+                        budget.take -= 1;
+                        if budget.take == 0 {
+                            break;
+                        }
+                    }
+                }
+                at = chunk_end;
+            }
+        }
+        if wrapped {
+            *cursor = 0;
+        }
+        drop(st);
+        // The entries are not present any more; once no CPU can write through a
+        // stale translation, the frames are stable for the write.
+        batch.flush(&**self.tlb());
+        wrapped
+    }
+
+    /// One entry under the clock hand; true if its page was taken.
+    fn try_page_out(
+        &self,
+        swap: &Swap,
+        va: u64,
+        pte: crate::pagetable::Pte,
+        on_node: &dyn Fn(Pfn) -> bool,
+        batch: &mut TlbBatch,
+        out: &mut Vec<PageOut>,
+    ) -> bool {
+        let pt = self.page_table();
+        if pte.flags.contains(PteFlags::BUSY) || !pte.flags.contains(PteFlags::READ) {
+            return false;
+        }
+        if pte.flags.contains(PteFlags::ACCESSED) {
+            pt.update_flags(va, &mut |f| f - PteFlags::ACCESSED);
+            return false;
+        }
+        let frames = self.frames();
+        if frames.count(pte.pfn) != 1 || !on_node(pte.pfn) {
+            return false;
+        }
+        if self.tunables().ksm().is_stable(pte.pfn) {
+            return false;
+        }
+        let Some(area) = swap.alloc_slot() else {
+            return false;
+        };
+        let slot = {
+            let mut inner = area.inner.lock();
+            let Some(slot) = inner.slots.alloc() else {
+                return false;
+            };
+            // In the cache before the entry names the slot, so a fault that finds the
+            // entry always finds the page.
+            inner.cache.insert(
+                slot,
+                Cached {
+                    pfn: Some(pte.pfn),
+                    state: CacheState::Writeback,
+                    dropped: false,
+                },
+            );
+            slot
+        };
+        let entry = SwapEntry::new(area.id, slot);
+        if pt.install_swap(va, pte, entry).is_err() {
+            // The entry changed (touched, written, unmapped): leave it.
+            let mut inner = area.inner.lock();
+            inner.cache.remove(&slot);
+            inner.slots.put(slot);
+            inner.slots.clear_cached(slot);
+            return false;
+        }
+        // The entry's frame reference now belongs to the cache.
+        batch.add_page(va);
+        out.push(PageOut {
+            area,
+            slot,
+            pfn: pte.pfn,
+        });
+        true
+    }
+}
+
+type Write = (PageOut, Option<BlockFuture>);
+
+impl Swap {
+    /// Writes the pages `reclaim_scan` took, all requests in flight together, and
+    /// frees each frame whose page nobody mapped again meanwhile. A page whose write
+    /// fails stays in memory (in the swap cache, mapped again by its next fault).
+    pub fn write_out(
+        &self,
+        pages: Vec<PageOut>,
+        frames: Arc<Frames>,
+    ) -> impl Future<Output = WriteOutcome> + Send + 'static {
+        let stats = self.stats.clone();
+        let mut outcome = WriteOutcome::default();
+        let mut writes: Vec<Write> = Vec::with_capacity(pages.len());
+        for page in pages {
+            match page.area.take_buf() {
+                Some(mut buf) => {
+                    frames.read(page.pfn, 0, &mut buf);
+                    stats.writes.fetch_add(1, Ordering::Relaxed);
+                    let fut = page.area.device.write(SwapArea::sector(page.slot), buf);
+                    writes.push((page, Some(fut)));
+                }
+                None => {
+                    page.area.finish_write(page.slot, false, &frames, &stats);
+                    outcome.failed += 1;
+                }
+            }
+        }
+        core::future::poll_fn(move |cx| {
+            for (page, slot) in writes.iter_mut() {
+                let Some(fut) = slot.as_mut() else { continue };
+                let result: Result<IoBuf, BlockError> = match Pin::new(fut).poll(cx) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => continue,
+                };
+                *slot = None;
+                let ok = match result {
+                    Ok(buf) => {
+                        page.area.return_buf(buf);
+                        outcome.written += 1;
+                        true
+                    }
+                    Err(_) => {
+                        outcome.failed += 1;
+                        false
+                    }
+                };
+                if page.area.finish_write(page.slot, ok, &frames, &stats) {
+                    outcome.freed += 1;
+                }
+            }
+            if writes.iter().all(|(_, f)| f.is_none()) {
+                Poll::Ready(outcome)
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
