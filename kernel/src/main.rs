@@ -168,6 +168,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     registry::init();
     initramfs::init(boot.initrd);
     virtio_blk::probe();
+    mem::swap::init();
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
     match args.test {

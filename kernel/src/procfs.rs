@@ -52,6 +52,8 @@ pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
     let commitment = crate::mem::aspace::tunables().commitment();
     let pools = crate::mem::hugetlb::pools();
+    let swap = crate::mem::swap::swap();
+    let (swap_total, swap_free) = swap.totals();
     let extra = MeminfoExtra {
         hugepages_total: pools.total(HugeSize::Mib2),
         hugepages_free: pools.free_total(HugeSize::Mib2),
@@ -64,10 +66,16 @@ pub fn read(path: &str) -> Option<String> {
             crate::mem::heap::stats().allocated_bytes as u64 / 4096,
         ),
         page_tables: mm::frame::PageCount(crate::mem::pagetable::table_pages()),
+        swap_total: mm::frame::PageCount(swap_total),
+        swap_free: mm::frame::PageCount(swap_free),
+        swap_cached: mm::frame::PageCount(swap.cached_pages()),
         ..MeminfoExtra::default()
     };
     match path {
         "/proc/meminfo" => Some(report::meminfo(alloc, &extra)),
+        "/proc/swaps" => Some(crate::mem::swap::proc_swaps()),
+        "/proc/vmstat" => Some(crate::mem::swap::proc_vmstat()),
+        "/proc/diskstats" => Some(crate::mem::swap::proc_diskstats()),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),

@@ -12,4 +12,6 @@ pub mod ksmd;
 pub mod numa;
 pub mod oom;
 pub mod pagetable;
+pub mod reclaim;
+pub mod swap;
 pub mod userfaultfd;

@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::{
     frame::Pfn,
     pagetable::{InstallError, PageTable, Pte, PteFlags},
+    swap::SwapEntry,
 };
 
 /// Hardware entry bits.
@@ -22,6 +23,8 @@ mod bits {
     pub const DIRTY: u64 = 1 << 6;
     /// Software: an entry another fault is filling (copy-on-write in progress).
     pub const BUSY: u64 = 1 << 10;
+    /// Software, with P clear: the entry holds a swap entry (in the address bits).
+    pub const SWAP: u64 = 1 << 9;
     pub const NO_EXECUTE: u64 = 1 << 63;
 }
 
@@ -93,9 +96,10 @@ fn encode(pte: Pte) -> u64 {
     e
 }
 
-/// An entry is in use iff it is non-zero (a PROT_NONE entry keeps its frame with P=0).
+/// An entry is in use iff it is non-zero (a PROT_NONE entry keeps its frame with P=0);
+/// a swap entry is not a mapping (see [`decode_swap`]).
 fn decode(e: u64) -> Option<Pte> {
-    if e == 0 {
+    if e == 0 || is_swap(e) {
         return None;
     }
     let mut f = PteFlags::empty();
@@ -118,6 +122,21 @@ fn decode(e: u64) -> Option<Pte> {
         f |= PteFlags::BUSY;
     }
     Some(Pte::new(Pfn((e & ADDRESS_MASK) >> 12), f))
+}
+
+/// Whether entry word `e` holds a swap entry.
+fn is_swap(e: u64) -> bool {
+    e & (bits::PRESENT | bits::SWAP) == bits::SWAP
+}
+
+/// A swap entry's word: P clear, the SWAP bit, the entry in bits 12 and up (45 bits,
+/// below the NX bit), nothing the hardware would read.
+fn encode_swap(swap: SwapEntry) -> u64 {
+    (swap.raw() << 12) | bits::SWAP
+}
+
+fn decode_swap(e: u64) -> Option<SwapEntry> {
+    is_swap(e).then(|| SwapEntry::from_raw(e >> 12))
 }
 
 /// The x86_64 page table of one address space.
@@ -312,7 +331,15 @@ impl PageTable for X86PageTable {
 
     fn unmap(&self, va: u64) -> Option<Pte> {
         let slot = self.leaf(va, false).ok()??;
-        decode(slot.swap(0, Ordering::AcqRel))
+        // A swap entry is not a mapping: it stays for `take_swap`, which releases its slot.
+        let mut e = slot.load(Ordering::Acquire);
+        loop {
+            decode(e)?;
+            match slot.compare_exchange(e, 0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return decode(e),
+                Err(now) => e = now,
+            }
+        }
     }
 
     /// One pass per table page: each parent leaf table is copied into one child leaf
@@ -336,6 +363,65 @@ impl PageTable for X86PageTable {
             for i in index(first, 0)..=index(last - 1, 0) {
                 if let Some(pte) = decode(leaf[i].load(Ordering::Acquire)) {
                     f(span_base + ((i as u64) << 12), pte);
+                }
+            }
+            Ok(())
+        });
+    }
+
+    fn query_swap(&self, va: u64) -> Option<SwapEntry> {
+        decode_swap(self.leaf(va, false).ok()??.load(Ordering::Acquire))
+    }
+
+    fn install_swap(&self, va: u64, expected: Pte, swap: SwapEntry) -> Result<(), Option<Pte>> {
+        let Ok(Some(slot)) = self.leaf(va, false) else {
+            return Err(None);
+        };
+        let current = slot.load(Ordering::Acquire);
+        // Exact: accessed or dirty set since `expected` was read means the page was used.
+        if decode(current) != Some(expected) {
+            return Err(decode(current));
+        }
+        slot.compare_exchange(current, encode_swap(swap), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(decode)
+    }
+
+    fn restore_swap(&self, va: u64, swap: SwapEntry, pte: Pte) -> bool {
+        let Ok(Some(slot)) = self.leaf(va, false) else {
+            return false;
+        };
+        slot.compare_exchange(
+            encode_swap(swap),
+            encode(pte),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    }
+
+    fn place_swap(&self, va: u64, swap: SwapEntry) -> Result<(), InstallError> {
+        let slot = self.leaf(va, true)?.ok_or(InstallError::NoMemory)?;
+        slot.compare_exchange(0, encode_swap(swap), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|_| InstallError::NoMemory)
+    }
+
+    fn take_swap(&self, va: u64) -> Option<SwapEntry> {
+        let slot = self.leaf(va, false).ok()??;
+        let e = slot.load(Ordering::Acquire);
+        let swap = decode_swap(e)?;
+        slot.compare_exchange(e, 0, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| swap)
+    }
+
+    fn scan_swap(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, SwapEntry)) {
+        let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
+            let span_base = first & !((1u64 << 21) - 1);
+            for i in index(first, 0)..=index(last - 1, 0) {
+                if let Some(swap) = decode_swap(leaf[i].load(Ordering::Acquire)) {
+                    f(span_base + ((i as u64) << 12), swap);
                 }
             }
             Ok(())

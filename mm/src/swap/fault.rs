@@ -57,6 +57,7 @@ impl<P: PageTable> AddressSpace<P> {
                 },
             );
             inner.slots.set_cached(slot);
+            inner.by_pfn.insert(pfn.0, slot);
             done
         };
         swap.start_read(area, entry.slot(), pfn, self.frames().clone());

@@ -123,6 +123,9 @@ struct Cached {
 struct AreaInner {
     slots: SlotMap,
     cache: BTreeMap<u64, Cached>,
+    /// The slot of every cached frame, by frame number: reclaim finds a page mapped
+    /// from the cache here and turns its entry back into that slot's swap entry.
+    by_pfn: BTreeMap<u64, u64>,
 }
 
 /// One active swap area.
@@ -242,6 +245,7 @@ impl SwapArea {
             CacheState::Reading(_) | CacheState::Writeback => c.dropped = true,
             _ => {
                 if let Some(pfn) = c.pfn {
+                    inner.by_pfn.remove(&pfn.0);
                     frames.put(pfn);
                 }
                 inner.cache.remove(&slot);
@@ -257,6 +261,7 @@ impl SwapArea {
             let Some(c) = inner.cache.get_mut(&slot) else {
                 return;
             };
+            let mut failed_pfn = None;
             let done = match core::mem::replace(&mut c.state, CacheState::Clean) {
                 CacheState::Reading(done) => done,
                 other => {
@@ -271,15 +276,24 @@ impl SwapArea {
                 c.state = CacheState::Failed;
                 if let Some(pfn) = c.pfn.take() {
                     frames.put(pfn);
+                    failed_pfn = Some(pfn);
                 }
             }
-            if c.dropped {
+            let dropped = c.dropped;
+            if let Some(pfn) = failed_pfn {
+                inner.by_pfn.remove(&pfn.0);
+            }
+            let c = inner.cache.get_mut(&slot).expect("still cached");
+            if dropped {
                 let pfn = c.pfn;
                 inner.cache.remove(&slot);
                 inner.slots.clear_cached(slot);
                 if let Some(pfn) = pfn {
+                    inner.by_pfn.remove(&pfn.0);
                     frames.put(pfn);
                 }
+            } else if let Some(pfn) = c.pfn {
+                inner.by_pfn.insert(pfn.0, slot);
             }
             done
         };
@@ -305,6 +319,7 @@ impl SwapArea {
         // or the only copy after a failed write).
         let unneeded = c.dropped || (ok && frames.count(pfn) == 1);
         if unneeded {
+            inner.by_pfn.remove(&pfn.0);
             inner.cache.remove(&slot);
             inner.slots.clear_cached(slot);
             return frames.put(pfn);
@@ -314,7 +329,48 @@ impl SwapArea {
         } else {
             CacheState::Unwritten
         };
+        if ok {
+            inner.by_pfn.insert(pfn.0, slot);
+        }
         false
+    }
+
+    /// If `pfn` is cached here: `Some(slot)` when its page is clean and one more
+    /// entry now names the slot (the caller is about to turn a present entry mapping
+    /// `pfn` into it), `Some(None)` while its I/O is in flight; `None` if not cached.
+    fn claim_cached(&self, pfn: Pfn) -> Option<Option<u64>> {
+        let mut inner = self.inner.lock();
+        let slot = *inner.by_pfn.get(&pfn.0)?;
+        let clean = inner
+            .cache
+            .get(&slot)
+            .is_some_and(|c| matches!(c.state, CacheState::Clean) && c.pfn == Some(pfn));
+        Some((clean && inner.slots.dup(slot)).then_some(slot))
+    }
+
+    /// Undoes [`claim_clean`](Self::claim_clean) when the entry could not be changed.
+    fn unclaim(&self, slot: u64) {
+        self.inner.lock().slots.put(slot);
+    }
+
+    /// An entry mapping the cached page of `slot` became a swap entry and its
+    /// translation is flushed: drops that entry's frame reference, and the page
+    /// itself once only the cache holds it (the device has it). True if freed.
+    fn unmapped_clean(&self, slot: u64, pfn: Pfn, frames: &Frames) -> bool {
+        let mut inner = self.inner.lock();
+        frames.put(pfn);
+        let only_cache = inner
+            .cache
+            .get(&slot)
+            .is_some_and(|c| matches!(c.state, CacheState::Clean) && c.pfn == Some(pfn))
+            && frames.count(pfn) == 1;
+        if !only_cache {
+            return false;
+        }
+        inner.cache.remove(&slot);
+        inner.by_pfn.remove(&pfn.0);
+        inner.slots.clear_cached(slot);
+        frames.put(pfn)
     }
 }
 
@@ -453,6 +509,7 @@ impl Swap {
             inner: spin::Mutex::new(AreaInner {
                 slots: SlotMap::new(header.last_page + 1, &header.bad_pages),
                 cache: BTreeMap::new(),
+                by_pfn: BTreeMap::new(),
             }),
             pool: spin::Mutex::new(pool),
         }));
@@ -494,6 +551,16 @@ impl Swap {
         self.by_priority()
             .into_iter()
             .find(|a| !a.draining.load(Ordering::Relaxed) && a.usage().0 < a.usage().1)
+    }
+
+    /// Whether `pfn` is in a swap cache: with the area and slot (one more entry
+    /// counted on it) when its page is clean, `Some(None)` while its I/O is in flight.
+    fn claim_cached(&self, pfn: Pfn) -> Option<Option<(Arc<SwapArea>, u64)>> {
+        self.areas
+            .read()
+            .iter()
+            .flatten()
+            .find_map(|a| a.claim_cached(pfn).map(|c| c.map(|slot| (a.clone(), slot))))
     }
 
     /// One more entry names `entry` (fork); false if it cannot (the copy fails).

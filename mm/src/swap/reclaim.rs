@@ -51,13 +51,16 @@ impl PageOut {
     }
 }
 
-/// How much a scan may do.
-#[derive(Clone, Copy, Debug)]
+/// How much a scan may do, and what it freed at once.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ScanBudget {
     /// Present entries it may look at.
     pub scan: usize,
     /// Pages it may take.
     pub take: usize,
+    /// Frames freed without a write: pages mapped from the swap cache whose entries
+    /// went back to swap entries (the device already holds them).
+    pub freed: usize,
 }
 
 /// What [`Swap::write_out`] did.
@@ -87,6 +90,7 @@ impl<P: PageTable> AddressSpace<P> {
         let swap = self.tunables().swap().clone();
         let st = self.state().read();
         let mut batch = TlbBatch::new();
+        let mut unmapped = Vec::new();
         let ranges: Vec<(u64, u64)> = st
             .tree
             .iter()
@@ -114,7 +118,7 @@ impl<P: PageTable> AddressSpace<P> {
                     .scan(at, chunk_end, &mut |va, pte| present.push((va, pte)));
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
-                    if self.try_page_out(&swap, va, pte, on_node, &mut batch, out) {
+                    if self.try_page_out(&swap, va, pte, on_node, &mut batch, out, &mut unmapped) {
                         budget.take -= 1;
                         if budget.take == 0 {
                             break;
@@ -131,10 +135,28 @@ impl<P: PageTable> AddressSpace<P> {
         // The entries are not present any more; once no CPU can write through a
         // stale translation, the frames are stable for the write.
         batch.flush(&**self.tlb());
+        for u in unmapped {
+            match u {
+                Unmapped::Written(pfn) => {
+                    self.frames().put(pfn);
+                }
+                Unmapped::Cached(area, slot, pfn) => {
+                    if area.unmapped_clean(slot, pfn, self.frames()) {
+                        budget.freed += 1;
+                    }
+                }
+            }
+        }
         wrapped
     }
 
-    /// One entry under the clock hand; true if its page was taken.
+    /// One entry under the clock hand; true if its page was taken for writing.
+    /// A frame mapped elsewhere too (shared since a fork) goes as well: the swap
+    /// cache keeps it while other entries map it, and the next pass over those turns
+    /// them into the same swap entry; a page already cached clean goes back to its
+    /// slot without a write. Every entry changed here has its frame reference in
+    /// `unmapped`, dropped once the batch is flushed.
+    #[allow(clippy::too_many_arguments)]
     fn try_page_out(
         &self,
         swap: &Swap,
@@ -143,6 +165,7 @@ impl<P: PageTable> AddressSpace<P> {
         on_node: &dyn Fn(Pfn) -> bool,
         batch: &mut TlbBatch,
         out: &mut Vec<PageOut>,
+        unmapped: &mut Vec<Unmapped>,
     ) -> bool {
         let pt = self.page_table();
         if pte.flags.contains(PteFlags::BUSY) || !pte.flags.contains(PteFlags::READ) {
@@ -153,10 +176,23 @@ impl<P: PageTable> AddressSpace<P> {
             return false;
         }
         let frames = self.frames();
-        if frames.count(pte.pfn) != 1 || !on_node(pte.pfn) {
+        if !on_node(pte.pfn) {
             return false;
         }
-        if self.tunables().ksm().is_stable(pte.pfn) {
+        match swap.claim_cached(pte.pfn) {
+            Some(Some((area, slot))) => {
+                if pt.install_swap(va, pte, SwapEntry::new(area.id, slot)).is_ok() {
+                    batch.add_page(va);
+                    unmapped.push(Unmapped::Cached(area, slot, pte.pfn));
+                } else {
+                    area.unclaim(slot);
+                }
+                return false;
+            }
+            Some(None) => return false,
+            None => {}
+        }
+        if frames.count(pte.pfn) != 1 && self.tunables().ksm().is_stable(pte.pfn) {
             return false;
         }
         let Some(area) = swap.alloc_slot() else {
@@ -168,7 +204,8 @@ impl<P: PageTable> AddressSpace<P> {
                 return false;
             };
             // In the cache before the entry names the slot, so a fault that finds the
-            // entry always finds the page.
+            // entry always finds the page. The cache holds its own reference.
+            frames.get(pte.pfn);
             inner.cache.insert(
                 slot,
                 Cached {
@@ -177,6 +214,7 @@ impl<P: PageTable> AddressSpace<P> {
                     dropped: false,
                 },
             );
+            inner.by_pfn.insert(pte.pfn.0, slot);
             slot
         };
         let entry = SwapEntry::new(area.id, slot);
@@ -184,12 +222,15 @@ impl<P: PageTable> AddressSpace<P> {
             // The entry changed (touched, written, unmapped): leave it.
             let mut inner = area.inner.lock();
             inner.cache.remove(&slot);
+            inner.by_pfn.remove(&pte.pfn.0);
             inner.slots.put(slot);
             inner.slots.clear_cached(slot);
+            drop(inner);
+            frames.put(pte.pfn);
             return false;
         }
-        // The entry's frame reference now belongs to the cache.
         batch.add_page(va);
+        unmapped.push(Unmapped::Written(pte.pfn));
         out.push(PageOut {
             area,
             slot,
@@ -197,6 +238,15 @@ impl<P: PageTable> AddressSpace<P> {
         });
         true
     }
+}
+
+/// An entry `reclaim_scan` turned into a swap entry, whose frame reference is dropped
+/// after the flush.
+enum Unmapped {
+    /// Its page is being written (the cache holds the frame meanwhile).
+    Written(Pfn),
+    /// Its page was already cached clean in `slot` of the area.
+    Cached(Arc<SwapArea>, u64, Pfn),
 }
 
 type Write = (PageOut, Option<BlockFuture>);

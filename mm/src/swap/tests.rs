@@ -96,9 +96,10 @@ fn reclaim_all(space: &AddressSpace<SoftPageTable>, h: &Harness) -> usize {
         let mut budget = ScanBudget {
             scan: usize::MAX,
             take: usize::MAX,
+            freed: 0,
         };
         space.reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out);
-        freed += block_on(swap.write_out(out, h.frames.clone())).freed;
+        freed += budget.freed + block_on(swap.write_out(out, h.frames.clone())).freed;
     }
     freed
 }
@@ -136,6 +137,7 @@ fn a_touched_page_gets_a_second_chance() {
     let mut budget = ScanBudget {
         scan: 100,
         take: 100,
+        freed: 0,
     };
     let mut cursor = 0;
     assert!(h.aspace.reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out));
@@ -203,6 +205,30 @@ fn fork_shares_swapped_pages_and_both_exits_free_every_slot() {
 }
 
 #[test]
+fn pages_mapped_from_the_cache_go_back_without_a_write() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 8);
+    fill(&h.aspace, a, 8);
+    reclaim_all(&h.aspace, &h);
+    let child = fork(&h);
+    // The child reads everything back: shared slots, so the cache keeps the frames.
+    verify(&child, a, 8);
+    assert_eq!(h.soft.live(), 8);
+    assert_eq!(swap.cached_pages(), 8);
+    let writes = swap.stats().writes.load(Ordering::Relaxed);
+    assert_eq!(reclaim_all(&child, &h), 8, "freed again");
+    assert_eq!(swap.stats().writes.load(Ordering::Relaxed), writes, "without writing");
+    assert_eq!(h.soft.live(), 0);
+    verify(&child, a, 8);
+    verify(&h.aspace, a, 8);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63));
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
 fn munmap_and_mremap_handle_swap_entries() {
     let h = harness();
     let swap = swap_on(&h, 64, Arc::new(Inline));
@@ -249,16 +275,41 @@ fn swapoff_brings_every_page_back() {
 }
 
 #[test]
-fn locked_memory_and_shared_frames_stay() {
+fn frames_shared_by_fork_go_out_once_both_entries_do() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 4);
+    fill(&h.aspace, a, 4);
+    let child = fork(&h);
+    // The parent's entries become swap entries; the child still maps the frames,
+    // so they stay (in the cache) after the write.
+    assert_eq!(reclaim_all(&h.aspace, &h), 0);
+    assert_eq!(h.aspace.swapped_pages(), 4);
+    assert_eq!(h.soft.live(), 4);
+    let writes = swap.stats().writes.load(Ordering::Relaxed);
+    assert_eq!(writes, 4);
+    // The child's entries join them without another write, and the frames go.
+    assert_eq!(reclaim_all(&child, &h), 4);
+    assert_eq!(swap.stats().writes.load(Ordering::Relaxed), writes);
+    assert_eq!(h.soft.live(), 0);
+    let e = child.page_table().query_swap(a).unwrap();
+    assert_eq!(h.aspace.page_table().query_swap(a), Some(e), "one slot for both");
+    assert_eq!(swap.refs(e), 2);
+    child.write_bytes(a, &[0x55]).unwrap();
+    verify(&h.aspace, a, 4);
+    let mut b = [0u8; 1];
+    child.read_bytes(a, &mut b).unwrap();
+    assert_eq!(b[0], 0x55);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63));
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
+fn locked_memory_stays() {
     let h = harness();
     let _swap = swap_on(&h, 64, Arc::new(Inline));
-    let a = anon_rw(&h.aspace, 2);
-    fill(&h.aspace, a, 2);
-    let child = fork(&h);
-    // Shared copy-on-write frames (count 2) are not taken.
-    assert_eq!(reclaim_all(&h.aspace, &h), 0);
-    drop(child);
-    h.aspace.munmap(a, 2 * PAGE_SIZE).unwrap();
     let req = MmapRequest::anon(
         0,
         2 * PAGE_SIZE,
