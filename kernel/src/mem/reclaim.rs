@@ -11,7 +11,9 @@
 //! Direct reclaim: a fault that finds no frame gets `AllocFailure::Wait` on the next
 //! round's event while reclaim can still make progress, so the faulting thread parks
 //! and other threads run; the OOM killer is asked only once reclaim has made no
-//! progress for [`GIVE_UP_ROUNDS`] rounds in a row (or there is no swap room).
+//! progress for [`GIVE_UP_LAPS`] whole turns of the clock hand over every process
+//! (or there is no swap room): a turn that only cleared accessed bits was aging, not
+//! failure.
 
 use super::frames;
 use super::swap::swap;
@@ -27,8 +29,10 @@ use spin::{Mutex, Once};
 const ROUND_PAGES: usize = 256;
 /// Entries a round may look at, per page it aims to free.
 const SCAN_FACTOR: usize = 8;
-/// Rounds in a row that freed nothing before faults are told to go to the OOM killer.
-pub const GIVE_UP_ROUNDS: u32 = 16;
+/// Turns of the clock hand over every process that freed nothing before faults are
+/// told to go to the OOM killer (the first clears the accessed bits, the second finds
+/// nothing to take).
+pub const GIVE_UP_LAPS: u32 = 2;
 
 /// One node's reclaim state.
 struct NodeReclaim {
@@ -39,8 +43,8 @@ struct NodeReclaim {
     hand: Mutex<(u32, u64)>,
     /// Completed after each round (the direct reclaimers' wait).
     round: Mutex<Arc<Completion>>,
-    /// Rounds in a row that freed nothing.
-    barren: AtomicU32,
+    /// Whole turns of the hand since the last round that freed something.
+    dry_laps: AtomicU32,
 }
 
 static NODES: Once<Vec<NodeReclaim>> = Once::new();
@@ -104,7 +108,7 @@ pub fn start() {
                 waker: Mutex::new(None),
                 hand: Mutex::new((0, 0)),
                 round: Mutex::new(Completion::new()),
-                barren: AtomicU32::new(0),
+                dry_laps: AtomicU32::new(0),
             })
             .collect()
     });
@@ -121,7 +125,7 @@ pub fn alloc_failed() -> mm::phys::AllocFailure {
     };
     let hopeless = nodes
         .iter()
-        .all(|r| r.barren.load(Ordering::Relaxed) >= GIVE_UP_ROUNDS);
+        .all(|r| r.dry_laps.load(Ordering::Relaxed) >= GIVE_UP_LAPS);
     if !swap().has_room() || hopeless {
         return mm::phys::AllocFailure::OutOfMemory;
     }
@@ -180,15 +184,15 @@ async fn kswapd(index: usize) {
                 break;
             }
             let t0 = crate::time::now_ns();
-            let freed = round(r).await;
+            let (freed, lapped) = round(r).await;
             log::debug!(
-                "kswapd{}: at {} ms round freed {freed} in {} us (irq11 {}), free {:?}, barren {}",
+                "kswapd{}: at {} ms round freed {freed} in {} us (irq11 {}), free {:?}, dry laps {}",
                 r.node.0,
                 t0 / 1_000_000,
                 (crate::time::now_ns() - t0) / 1000,
                 crate::interrupts::IRQ_COUNTS[11].load(Ordering::Relaxed),
                 frames::allocator().node_stats(r.node).map(|s| s.free()),
-                r.barren.load(Ordering::Relaxed)
+                r.dry_laps.load(Ordering::Relaxed)
             );
             let done = core::mem::replace(&mut *r.round.lock(), Completion::new());
             let direct = Arc::strong_count(&done) > 1;
@@ -198,23 +202,22 @@ async fn kswapd(index: usize) {
             } else {
                 STOLEN_KSWAPD.fetch_add(freed as u64, Ordering::Relaxed);
             }
-            if freed == 0 {
-                if r.barren.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_ROUNDS {
-                    // No progress: faults now go to the OOM killer; try again when
-                    // kicked after memory came back.
-                    r.barren.store(GIVE_UP_ROUNDS, Ordering::Relaxed);
-                    break;
-                }
-            } else {
-                r.barren.store(0, Ordering::Relaxed);
+            if freed != 0 {
+                r.dry_laps.store(0, Ordering::Relaxed);
+            } else if lapped && r.dry_laps.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_LAPS {
+                // No progress: faults now go to the OOM killer; try again when
+                // kicked after memory came back.
+                r.dry_laps.store(GIVE_UP_LAPS, Ordering::Relaxed);
+                break;
             }
             sched::yield_now().await;
         }
     }
 }
 
-/// One round on `r`'s node; returns the frames freed.
-async fn round(r: &NodeReclaim) -> usize {
+/// One round on `r`'s node; returns the frames freed and whether the hand finished
+/// a turn over every process.
+async fn round(r: &NodeReclaim) -> (usize, bool) {
     let node = r.node;
     let on_node = move |pfn: Pfn| frames::allocator().node_of(pfn) == Some(node);
     let mut budget = ScanBudget {
@@ -227,6 +230,7 @@ async fn round(r: &NodeReclaim) -> usize {
     let (mut pid, mut addr) = *r.hand.lock();
     // Each process once, starting from the hand's.
     let start = processes.iter().position(|p| p.pid >= pid).unwrap_or(0);
+    let mut lapped = processes.is_empty();
     for i in 0..processes.len() {
         if budget.scan == 0 || budget.take == 0 {
             break;
@@ -246,15 +250,16 @@ async fn round(r: &NodeReclaim) -> usize {
             // Next process next time.
             pid = pid.wrapping_add(1);
             addr = 0;
+            lapped |= (start + i) % processes.len() == processes.len() - 1;
         }
     }
     *r.hand.lock() = (pid, addr);
     if pages.is_empty() {
-        return budget.freed;
+        return (budget.freed, lapped);
     }
-    budget.freed
-        + swap()
-            .write_out(pages, frames::mm_frames().clone())
-            .await
-            .freed
+    let written = swap()
+        .write_out(pages, frames::mm_frames().clone())
+        .await
+        .freed;
+    (budget.freed + written, lapped)
 }
