@@ -18,7 +18,7 @@
 use super::frames;
 use super::swap::swap;
 use alloc::{sync::Arc, vec::Vec};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Poll, Waker};
 use mm::fault::{Completion, FaultFuture, WaitReason};
 use mm::frame::{NodeId, Pfn, Reclaimer};
@@ -27,6 +27,8 @@ use spin::{Mutex, Once};
 
 /// Pages a round aims to free.
 const ROUND_PAGES: usize = 256;
+/// Pages a node may have in write-out at once.
+const MAX_WRITING: usize = 1024;
 /// Entries a round may look at, per page it aims to free.
 const SCAN_FACTOR: usize = 8;
 /// Turns of the clock hand over every process that freed nothing before faults are
@@ -45,6 +47,8 @@ struct NodeReclaim {
     round: Mutex<Arc<Completion>>,
     /// Whole turns of the hand since the last round that freed something.
     dry_laps: AtomicU32,
+    /// Pages being written.
+    writing: AtomicUsize,
 }
 
 static NODES: Once<Vec<NodeReclaim>> = Once::new();
@@ -109,6 +113,7 @@ pub fn start() {
                 hand: Mutex::new((0, 0)),
                 round: Mutex::new(Completion::new()),
                 dry_laps: AtomicU32::new(0),
+                writing: AtomicUsize::new(0),
             })
             .collect()
     });
@@ -145,13 +150,15 @@ pub fn alloc_failed() -> mm::phys::AllocFailure {
     mm::phys::AllocFailure::Wait(FaultFuture::new(WaitReason::Memory, round))
 }
 
-/// Whether `node` has fewer free frames than its `high` watermark.
+/// Whether `node` is short: fewer free frames than its `high` watermark plus one
+/// round of headroom (the watermark gaps of a small node are a few hundred pages,
+/// less than a fault burst takes while a round is written).
 fn below_high(node: NodeId) -> bool {
     let alloc = frames::allocator();
     let (Some(stats), Some(marks)) = (alloc.node_stats(node), alloc.watermarks(node)) else {
         return false;
     };
-    stats.free() < marks.high
+    stats.free().0 < marks.high.0 + ROUND_PAGES as u64
 }
 
 /// Sleeps until kicked.
@@ -170,8 +177,24 @@ async fn wait_kick(r: &NodeReclaim) {
     .await
 }
 
+/// Completes the node's current round event (the direct reclaimers retry), counting
+/// `freed` frames.
+fn finish_round(r: &NodeReclaim, freed: usize) {
+    let done = core::mem::replace(&mut *r.round.lock(), Completion::new());
+    let direct = Arc::strong_count(&done) > 1;
+    done.complete();
+    if direct {
+        STOLEN_DIRECT.fetch_add(freed as u64, Ordering::Relaxed);
+    } else {
+        STOLEN_KSWAPD.fetch_add(freed as u64, Ordering::Relaxed);
+    }
+}
+
+/// The node's task: scans while the node is short, with up to [`MAX_WRITING`] pages
+/// being written at once by write tasks of their own (each completes the round
+/// event when its frames are free), so scanning and writing overlap.
 async fn kswapd(index: usize) {
-    let r = &NODES.get().expect("started")[index];
+    let r: &'static NodeReclaim = &NODES.get().expect("started")[index];
     loop {
         wait_kick(r).await;
         loop {
@@ -179,35 +202,47 @@ async fn kswapd(index: usize) {
             if !swap().has_room() || (!below_high(r.node) && !waiters) {
                 // Nothing to do (or nowhere to write): waiters retry, and go to the
                 // OOM path if memory is still short.
-                let done = core::mem::replace(&mut *r.round.lock(), Completion::new());
-                done.complete();
+                finish_round(r, 0);
                 break;
             }
-            let t0 = crate::time::now_ns();
-            let (freed, lapped) = round(r).await;
+            if r.writing.load(Ordering::Acquire) >= MAX_WRITING {
+                let round = r.round.lock().clone();
+                FaultFuture::new(WaitReason::Memory, round).await;
+                continue;
+            }
+            let (pages, freed, lapped) = scan_round(r);
+            let taken = pages.len();
             log::debug!(
-                "kswapd{}: at {} ms round freed {freed} in {} us (irq11 {}), free {:?}, dry laps {}",
+                "kswapd{}: at {} ms took {taken} freed {freed}, writing {}, free {:?}, dry laps {}",
                 r.node.0,
-                t0 / 1_000_000,
-                (crate::time::now_ns() - t0) / 1000,
-                crate::interrupts::IRQ_COUNTS[11].load(Ordering::Relaxed),
+                crate::time::now_ns() / 1_000_000,
+                r.writing.load(Ordering::Relaxed),
                 frames::allocator().node_stats(r.node).map(|s| s.free()),
                 r.dry_laps.load(Ordering::Relaxed)
             );
-            let done = core::mem::replace(&mut *r.round.lock(), Completion::new());
-            let direct = Arc::strong_count(&done) > 1;
-            done.complete();
-            if direct {
-                STOLEN_DIRECT.fetch_add(freed as u64, Ordering::Relaxed);
-            } else {
-                STOLEN_KSWAPD.fetch_add(freed as u64, Ordering::Relaxed);
+            if taken != 0 {
+                r.writing.fetch_add(taken, Ordering::AcqRel);
+                drop(crate::executor::scheduler().spawn(async move {
+                    let outcome = swap()
+                        .write_out(pages, frames::mm_frames().clone())
+                        .await;
+                    r.writing.fetch_sub(taken, Ordering::AcqRel);
+                    finish_round(r, outcome.freed);
+                }));
             }
             if freed != 0 {
+                finish_round(r, freed);
+            }
+            if taken + freed != 0 {
                 r.dry_laps.store(0, Ordering::Relaxed);
-            } else if lapped && r.dry_laps.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_LAPS {
-                // No progress: faults now go to the OOM killer; try again when
-                // kicked after memory came back.
+            } else if lapped
+                && r.dry_laps.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_LAPS
+                && r.writing.load(Ordering::Acquire) == 0
+            {
+                // No progress and nothing in flight: faults now go to the OOM
+                // killer; try again when kicked after memory came back.
                 r.dry_laps.store(GIVE_UP_LAPS, Ordering::Relaxed);
+                finish_round(r, 0);
                 break;
             }
             sched::yield_now().await;
@@ -215,9 +250,9 @@ async fn kswapd(index: usize) {
     }
 }
 
-/// One round on `r`'s node; returns the frames freed and whether the hand finished
-/// a turn over every process.
-async fn round(r: &NodeReclaim) -> (usize, bool) {
+/// One scan on `r`'s node: the pages taken (to write), the frames freed at once, and
+/// whether the hand finished a turn over every process.
+fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
     let node = r.node;
     let on_node = move |pfn: Pfn| frames::allocator().node_of(pfn) == Some(node);
     let mut budget = ScanBudget {
@@ -254,12 +289,5 @@ async fn round(r: &NodeReclaim) -> (usize, bool) {
         }
     }
     *r.hand.lock() = (pid, addr);
-    if pages.is_empty() {
-        return (budget.freed, lapped);
-    }
-    let written = swap()
-        .write_out(pages, frames::mm_frames().clone())
-        .await
-        .freed;
-    (budget.freed + written, lapped)
+    (pages, budget.freed, lapped)
 }
