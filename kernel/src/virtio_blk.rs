@@ -86,12 +86,12 @@ pub fn probe() {
             interrupts::set_irq_handler(d.irq, on_interrupt);
         }
         crate::kprintln!(
-            "virtio-blk: {} {} sectors ({} MiB), queue {}, IRQ {}",
-            d.name(),
+            "virtio-blk: {} sectors ({} MiB), queue {}, IRQ {}: /dev/{}",
             d.capacity,
             d.capacity / 2048,
             d.state.lock().queue.size(),
-            d.irq
+            d.irq,
+            d.name()
         );
     }
 }
