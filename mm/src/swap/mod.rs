@@ -548,9 +548,10 @@ impl Swap {
     /// A free slot in the highest-priority area with room, named by one entry and held
     /// by the cache (the caller inserts the page with [`Swap::cache_for_writeback`]).
     fn alloc_slot(&self) -> Option<Arc<SwapArea>> {
-        self.by_priority()
-            .into_iter()
-            .find(|a| !a.draining.load(Ordering::Relaxed) && a.usage().0 < a.usage().1)
+        self.by_priority().into_iter().find(|a| {
+            let (used, pages) = a.usage();
+            !a.draining.load(Ordering::Relaxed) && used < pages
+        })
     }
 
     /// Whether `pfn` is in a swap cache: with the area and slot (one more entry
@@ -560,7 +561,17 @@ impl Swap {
             .read()
             .iter()
             .flatten()
-            .find_map(|a| a.claim_cached(pfn).map(|c| c.map(|slot| (a.clone(), slot))))
+            .find_map(|a| {
+                let claim = a.claim_cached(pfn)?;
+                // A draining area (swapoff) takes no new entries: leave the page.
+                if a.draining.load(Ordering::Relaxed) {
+                    if let Some(slot) = claim {
+                        a.unclaim(slot);
+                    }
+                    return Some(None);
+                }
+                Some(claim.map(|slot| (a.clone(), slot)))
+            })
     }
 
     /// One more entry names `entry` (fork); false if it cannot (the copy fails).

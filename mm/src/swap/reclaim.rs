@@ -91,6 +91,7 @@ impl<P: PageTable> AddressSpace<P> {
         let st = self.state().read();
         let mut batch = TlbBatch::new();
         let mut unmapped = Vec::new();
+        let mut target = None;
         let ranges: Vec<(u64, u64)> = st
             .tree
             .iter()
@@ -118,7 +119,16 @@ impl<P: PageTable> AddressSpace<P> {
                     .scan(at, chunk_end, &mut |va, pte| present.push((va, pte)));
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
-                    if self.try_page_out(&swap, va, pte, on_node, &mut batch, out, &mut unmapped) {
+                    if self.try_page_out(
+                        &swap,
+                        va,
+                        pte,
+                        on_node,
+                        &mut batch,
+                        out,
+                        &mut unmapped,
+                        &mut target,
+                    ) {
                         budget.take -= 1;
                         if budget.take == 0 {
                             break;
@@ -166,6 +176,7 @@ impl<P: PageTable> AddressSpace<P> {
         batch: &mut TlbBatch,
         out: &mut Vec<PageOut>,
         unmapped: &mut Vec<Unmapped>,
+        target: &mut Option<Arc<SwapArea>>,
     ) -> bool {
         let pt = self.page_table();
         if pte.flags.contains(PteFlags::BUSY) || !pte.flags.contains(PteFlags::READ) {
@@ -195,13 +206,28 @@ impl<P: PageTable> AddressSpace<P> {
         if frames.count(pte.pfn) != 1 && self.tunables().ksm().is_stable(pte.pfn) {
             return false;
         }
-        let Some(area) = swap.alloc_slot() else {
-            return false;
-        };
-        let slot = {
+        // The area the last page went to, while it has room.
+        let mut tries = 0;
+        let (area, slot) = loop {
+            let area = match target {
+                Some(a) => a.clone(),
+                None => {
+                    *target = swap.alloc_slot();
+                    match target {
+                        Some(a) => a.clone(),
+                        None => return false,
+                    }
+                }
+            };
             let mut inner = area.inner.lock();
             let Some(slot) = inner.slots.alloc() else {
-                return false;
+                drop(inner);
+                *target = None;
+                tries += 1;
+                if tries == 2 {
+                    return false;
+                }
+                continue;
             };
             // In the cache before the entry names the slot, so a fault that finds the
             // entry always finds the page. The cache holds its own reference.
@@ -215,7 +241,8 @@ impl<P: PageTable> AddressSpace<P> {
                 },
             );
             inner.by_pfn.insert(pte.pfn.0, slot);
-            slot
+            drop(inner);
+            break (area, slot);
         };
         let entry = SwapEntry::new(area.id, slot);
         if pt.install_swap(va, pte, entry).is_err() {
