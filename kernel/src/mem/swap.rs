@@ -18,6 +18,7 @@ use sched::MAX_CPUS;
 use spin::Mutex;
 use errno::{Errno, SysResult};
 use mm::block::{BlockDevice, BlockFuture, IoBuf};
+use mm::fault::WaitReason;
 use mm::swap::{Spawner, Swap, SwapoffStep};
 use security::Privilege;
 
@@ -87,12 +88,20 @@ pub fn kernel_access_fault(
         }
         match result {
             Ok(_) => return true,
-            Err(mm::fault::FaultError::NeedsWait(wait)) => {
+            // Only the waits swap and reclaim create are worth spinning through; a
+            // userfaultfd or other interceptor must not see kernel accesses wait
+            // (EFAULT, as before).
+            Err(mm::fault::FaultError::NeedsWait(wait))
+                if matches!(wait.reason(), WaitReason::SwapIn { .. } | WaitReason::Memory) =>
+            {
                 while !wait.is_ready() {
                     if crate::time::now_ns() > deadline {
                         return false;
                     }
                     crate::arch::cpu::relax();
+                }
+                if crate::time::now_ns() > deadline {
+                    return false;
                 }
             }
             Err(_) => return false,
