@@ -24,7 +24,7 @@ use crate::aspace::AddressSpace;
 use crate::block::{BlockError, BlockFuture, IoBuf};
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::pagetable::{PageTable, PteFlags};
-use crate::phys::Frames;
+use crate::phys::{Frames, PAGE_BYTES};
 use crate::tlb::TlbBatch;
 use crate::vma::{Backing, VmFlags};
 
@@ -276,55 +276,114 @@ enum Unmapped {
     Cached(Arc<SwapArea>, u64, Pfn),
 }
 
-type Write = (PageOut, Option<BlockFuture>);
+/// The most pages one write request carries.
+const MAX_RUN_PAGES: usize = 32;
+
+/// One request in flight: the pages it carries (consecutive slots of one area).
+type Write = (Vec<PageOut>, Option<BlockFuture>);
+
+/// A buffer for `pages` pages: one of the area's own for a single page, else from the
+/// heap (`None` if the heap cannot give it).
+fn run_buf(area: &SwapArea, pages: usize) -> Option<IoBuf> {
+    if pages == 1 {
+        return area.take_buf();
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(pages * PAGE_BYTES).ok()?;
+    v.resize(pages * PAGE_BYTES, 0u8);
+    Some(v.into_boxed_slice())
+}
 
 impl Swap {
     /// Writes the pages `reclaim_scan` took, all requests in flight together, and
-    /// frees each frame whose page nobody mapped again meanwhile. A page whose write
-    /// fails stays in memory (in the swap cache, mapped again by its next fault).
+    /// frees each frame whose page nobody mapped again meanwhile. Pages on
+    /// consecutive slots go in one request (up to [`MAX_RUN_PAGES`]), as the block
+    /// layer merges them on Linux. A page whose write fails stays in memory (in the
+    /// swap cache, mapped again by its next fault).
     pub fn write_out(
         &self,
-        pages: Vec<PageOut>,
+        mut pages: Vec<PageOut>,
         frames: Arc<Frames>,
     ) -> impl Future<Output = WriteOutcome> + Send + 'static {
         let stats = self.stats.clone();
         let mut outcome = WriteOutcome::default();
-        let mut writes: Vec<Write> = Vec::with_capacity(pages.len());
+        pages.sort_by_key(|p| (p.area.id, p.slot));
+        // Runs of consecutive slots.
+        let mut runs: Vec<Vec<PageOut>> = Vec::new();
         for page in pages {
-            match page.area.take_buf() {
+            match runs.last_mut() {
+                Some(run)
+                    if run.len() < MAX_RUN_PAGES
+                        && run.last().is_some_and(|l| {
+                            l.area.id == page.area.id && l.slot + 1 == page.slot
+                        }) =>
+                {
+                    run.push(page)
+                }
+                _ => runs.push(alloc::vec![page]),
+            }
+        }
+        let mut writes: Vec<Write> = Vec::with_capacity(runs.len());
+        for run in runs {
+            let area = run[0].area.clone();
+            match run_buf(&area, run.len()) {
                 Some(mut buf) => {
-                    frames.read(page.pfn, 0, &mut buf);
+                    for (i, page) in run.iter().enumerate() {
+                        frames.read(page.pfn, 0, &mut buf[i * PAGE_BYTES..(i + 1) * PAGE_BYTES]);
+                    }
                     stats.writes.fetch_add(1, Ordering::Relaxed);
-                    let fut = page.area.device.write(SwapArea::sector(page.slot), buf);
-                    writes.push((page, Some(fut)));
+                    let fut = area.device.write(SwapArea::sector(run[0].slot), buf);
+                    writes.push((run, Some(fut)));
+                }
+                None if run.len() > 1 => {
+                    // No room for one buffer: a request per page.
+                    for page in run {
+                        match area.take_buf() {
+                            Some(mut buf) => {
+                                frames.read(page.pfn, 0, &mut buf);
+                                stats.writes.fetch_add(1, Ordering::Relaxed);
+                                let fut = area.device.write(SwapArea::sector(page.slot), buf);
+                                writes.push((alloc::vec![page], Some(fut)));
+                            }
+                            None => {
+                                area.finish_write(page.slot, false, &frames, &stats);
+                                outcome.failed += 1;
+                            }
+                        }
+                    }
                 }
                 None => {
-                    page.area.finish_write(page.slot, false, &frames, &stats);
-                    outcome.failed += 1;
+                    for page in run {
+                        area.finish_write(page.slot, false, &frames, &stats);
+                        outcome.failed += 1;
+                    }
                 }
             }
         }
         core::future::poll_fn(move |cx| {
-            for (page, slot) in writes.iter_mut() {
+            for (run, slot) in writes.iter_mut() {
                 let Some(fut) = slot.as_mut() else { continue };
                 let result: Result<IoBuf, BlockError> = match Pin::new(fut).poll(cx) {
                     Poll::Ready(r) => r,
                     Poll::Pending => continue,
                 };
                 *slot = None;
+                let area = &run[0].area;
                 let ok = match result {
                     Ok(buf) => {
-                        page.area.return_buf(buf);
-                        outcome.written += 1;
+                        area.return_buf(buf);
+                        outcome.written += run.len();
                         true
                     }
                     Err(_) => {
-                        outcome.failed += 1;
+                        outcome.failed += run.len();
                         false
                     }
                 };
-                if page.area.finish_write(page.slot, ok, &frames, &stats) {
-                    outcome.freed += 1;
+                for page in run.iter() {
+                    if area.finish_write(page.slot, ok, &frames, &stats) {
+                        outcome.freed += 1;
+                    }
                 }
             }
             if writes.iter().all(|(_, f)| f.is_none()) {
