@@ -260,6 +260,8 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
         take: ROUND_PAGES,
         freed: 0,
     };
+    // Cached pages nobody maps go first: they cost no write.
+    budget.freed += swap().shrink_cache(ROUND_PAGES * SCAN_FACTOR, frames::mm_frames());
     let mut pages = Vec::new();
     let processes = crate::proc::all();
     let (mut pid, mut addr) = *r.hand.lock();

@@ -135,6 +135,8 @@ pub struct SwapArea {
     device: Arc<dyn BlockDevice>,
     priority: i32,
     draining: AtomicBool,
+    /// Where [`Swap::shrink_cache`] goes on in this area's cache.
+    shrink_cursor: AtomicU64,
     inner: spin::Mutex<AreaInner>,
     pool: spin::Mutex<Vec<IoBuf>>,
 }
@@ -506,6 +508,7 @@ impl Swap {
             device,
             priority,
             draining: AtomicBool::new(false),
+            shrink_cursor: AtomicU64::new(0),
             inner: spin::Mutex::new(AreaInner {
                 slots: SlotMap::new(header.last_page + 1, &header.bad_pages),
                 cache: BTreeMap::new(),
@@ -572,6 +575,42 @@ impl Swap {
                 }
                 Some(claim.map(|slot| (a.clone(), slot)))
             })
+    }
+
+    /// Frees clean cached pages that no entry maps any more (the cache holds the only
+    /// reference: a copy-on-write replaced the mapping, or the page was read for an
+    /// entry since turned back into a swap entry), looking at up to `budget` cache
+    /// entries from where the last call stopped. The slots keep their data. Returns
+    /// the frames freed.
+    pub fn shrink_cache(&self, budget: usize, frames: &Frames) -> usize {
+        let mut freed = 0;
+        for area in self.areas.read().iter().flatten() {
+            let mut inner = area.inner.lock();
+            let start = area.shrink_cursor.load(Ordering::Relaxed);
+            let mut next = 0;
+            let mut unmapped = Vec::new();
+            for (i, (&slot, c)) in inner.cache.range(start..).enumerate() {
+                if i == budget {
+                    next = slot;
+                    break;
+                }
+                if let (CacheState::Clean, Some(pfn)) = (&c.state, c.pfn) {
+                    if frames.count(pfn) == 1 {
+                        unmapped.push((slot, pfn));
+                    }
+                }
+            }
+            area.shrink_cursor.store(next, Ordering::Relaxed);
+            for (slot, pfn) in unmapped {
+                inner.cache.remove(&slot);
+                inner.by_pfn.remove(&pfn.0);
+                inner.slots.clear_cached(slot);
+                if frames.put(pfn) {
+                    freed += 1;
+                }
+            }
+        }
+        freed
     }
 
     /// One more entry names `entry` (fork); false if it cannot (the copy fails).

@@ -229,6 +229,30 @@ fn pages_mapped_from_the_cache_go_back_without_a_write() {
 }
 
 #[test]
+fn cached_pages_nobody_maps_are_shrunk() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 4);
+    fill(&h.aspace, a, 4);
+    reclaim_all(&h.aspace, &h);
+    let child = fork(&h);
+    verify(&child, a, 4);
+    // The child's writes copy: the cached frames are mapped by nobody now.
+    child.write_bytes(a, &[1u8; 4 * PAGE_BYTES]).unwrap();
+    assert_eq!(h.soft.live(), 8);
+    assert_eq!(swap.cached_pages(), 4);
+    assert_eq!(swap.shrink_cache(2, &h.frames), 2, "the budget bounds a call");
+    assert_eq!(swap.shrink_cache(100, &h.frames), 2);
+    assert_eq!(h.soft.live(), 4);
+    assert_eq!(swap.cached_pages(), 0);
+    verify(&h.aspace, a, 4);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63));
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
 fn munmap_and_mremap_handle_swap_entries() {
     let h = harness();
     let swap = swap_on(&h, 64, Arc::new(Inline));
