@@ -8,8 +8,8 @@ use crate::{arch::paging::phys_offset, interrupts};
 use alloc::{boxed::Box, vec::Vec};
 use core::{
     future::Future,
-    sync::atomic::{AtomicU64, Ordering},
     pin::Pin,
+    sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll, Waker},
 };
 use drivers::virtio_blk::{self, Queue, Registers, REQUEST_READ, REQUEST_WRITE};
@@ -74,11 +74,12 @@ fn heap_phys(ptr: *const u8) -> u64 {
 
 /// Finds and starts every virtio block device QEMU has.
 pub fn probe() {
-    let found: Vec<VirtioBlk> = drivers::pci::find_all(virtio_blk::PCI_VENDOR, virtio_blk::PCI_DEVICE)
-        .take(MAX_DEVICES)
-        .enumerate()
-        .filter_map(|(index, pci)| start(index, pci))
-        .collect();
+    let found: Vec<VirtioBlk> =
+        drivers::pci::find_all(virtio_blk::PCI_VENDOR, virtio_blk::PCI_DEVICE)
+            .take(MAX_DEVICES)
+            .enumerate()
+            .filter_map(|(index, pci)| start(index, pci))
+            .collect();
     let devices = DEVICES.call_once(|| found);
     for d in devices {
         if d.irq < 24 {

@@ -382,9 +382,14 @@ impl PageTable for X86PageTable {
         if decode(current) != Some(expected) {
             return Err(decode(current));
         }
-        slot.compare_exchange(current, encode_swap(swap), Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
-            .map_err(decode)
+        slot.compare_exchange(
+            current,
+            encode_swap(swap),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .map(|_| ())
+        .map_err(decode)
     }
 
     fn restore_swap(&self, va: u64, swap: SwapEntry, pte: Pte) -> bool {

@@ -135,7 +135,10 @@ pub fn alloc_failed() -> mm::phys::AllocFailure {
         return mm::phys::AllocFailure::OutOfMemory;
     }
     DIRECT_WAITS.fetch_add(1, Ordering::Relaxed);
-    log::debug!("direct reclaim wait at {} ms", crate::time::now_ns() / 1_000_000);
+    log::debug!(
+        "direct reclaim wait at {} ms",
+        crate::time::now_ns() / 1_000_000
+    );
     // Wait for the round of the node of this CPU; every node is kicked.
     let here = frames::allocator()
         .cpu_node(crate::arch::percpu::current_cpu())
@@ -223,9 +226,7 @@ async fn kswapd(index: usize) {
             if taken != 0 {
                 r.writing.fetch_add(taken, Ordering::AcqRel);
                 drop(crate::executor::scheduler().spawn(async move {
-                    let outcome = swap()
-                        .write_out(pages, frames::mm_frames().clone())
-                        .await;
+                    let outcome = swap().write_out(pages, frames::mm_frames().clone()).await;
                     r.writing.fetch_sub(taken, Ordering::AcqRel);
                     finish_round(r, outcome.freed);
                 }));

@@ -14,13 +14,13 @@ use core::{
     sync::atomic::{AtomicBool, Ordering},
     task::{Context, Waker},
 };
-use sched::MAX_CPUS;
-use spin::Mutex;
 use errno::{Errno, SysResult};
 use mm::block::{BlockDevice, BlockFuture, IoBuf};
 use mm::fault::WaitReason;
 use mm::swap::{Spawner, Swap, SwapoffStep};
+use sched::MAX_CPUS;
 use security::Privilege;
+use spin::Mutex;
 
 /// swapon's `SWAP_FLAG_PREFER`: the low 15 bits are the priority.
 const SWAP_FLAG_PREFER: u64 = 0x8000;
@@ -92,7 +92,10 @@ pub fn kernel_access_fault(
             // userfaultfd or other interceptor must not see kernel accesses wait
             // (EFAULT, as before).
             Err(mm::fault::FaultError::NeedsWait(wait))
-                if matches!(wait.reason(), WaitReason::SwapIn { .. } | WaitReason::Memory) =>
+                if matches!(
+                    wait.reason(),
+                    WaitReason::SwapIn { .. } | WaitReason::Memory
+                ) =>
             {
                 while !wait.is_ready() {
                     if crate::time::now_ns() > deadline {
@@ -173,7 +176,8 @@ pub fn swapon(thread: &Thread, path: u64, flags: u64) -> crate::syscall::Outcome
             return Err(Errno::EINVAL);
         }
         let device = block_device(&name).ok_or(Errno::ENOENT)?;
-        let priority = (flags & SWAP_FLAG_PREFER != 0).then_some((flags & SWAP_FLAG_PRIO_MASK) as i32);
+        let priority =
+            (flags & SWAP_FLAG_PREFER != 0).then_some((flags & SWAP_FLAG_PRIO_MASK) as i32);
         Ok((name, device, priority))
     })();
     match result {

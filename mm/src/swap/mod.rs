@@ -433,7 +433,9 @@ impl Swap {
             .iter()
             .flatten()
             .map(|a| a.usage())
-            .fold((0, 0), |(t, f), (used, pages)| (t + pages, f + pages - used))
+            .fold((0, 0), |(t, f), (used, pages)| {
+                (t + pages, f + pages - used)
+            })
     }
 
     /// Pages held by the swap caches (`SwapCached`).
@@ -539,7 +541,9 @@ impl Swap {
     /// Removes area `id` once nothing uses it; `EBUSY` while slots are in use.
     pub fn deactivate(&self, id: u8) -> Result<(), MmError> {
         let mut areas = self.areas.write();
-        let slot = areas.get_mut(usize::from(id)).ok_or(MmError::InvalidArgument)?;
+        let slot = areas
+            .get_mut(usize::from(id))
+            .ok_or(MmError::InvalidArgument)?;
         let area = slot.as_ref().ok_or(MmError::InvalidArgument)?;
         if area.usage().0 != 0 {
             return Err(MmError::Busy);
@@ -560,21 +564,17 @@ impl Swap {
     /// Whether `pfn` is in a swap cache: with the area and slot (one more entry
     /// counted on it) when its page is clean, `Some(None)` while its I/O is in flight.
     fn claim_cached(&self, pfn: Pfn) -> Option<Option<(Arc<SwapArea>, u64)>> {
-        self.areas
-            .read()
-            .iter()
-            .flatten()
-            .find_map(|a| {
-                let claim = a.claim_cached(pfn)?;
-                // A draining area (swapoff) takes no new entries: leave the page.
-                if a.draining.load(Ordering::Relaxed) {
-                    if let Some(slot) = claim {
-                        a.unclaim(slot);
-                    }
-                    return Some(None);
+        self.areas.read().iter().flatten().find_map(|a| {
+            let claim = a.claim_cached(pfn)?;
+            // A draining area (swapoff) takes no new entries: leave the page.
+            if a.draining.load(Ordering::Relaxed) {
+                if let Some(slot) = claim {
+                    a.unclaim(slot);
                 }
-                Some(claim.map(|slot| (a.clone(), slot)))
-            })
+                return Some(None);
+            }
+            Some(claim.map(|slot| (a.clone(), slot)))
+        })
     }
 
     /// Frees clean cached pages that no entry maps any more (the cache holds the only
@@ -638,13 +638,7 @@ impl Swap {
     }
 
     /// Starts reading `entry`'s page into `pfn` (already in the cache as reading).
-    fn start_read(
-        &self,
-        area: Arc<SwapArea>,
-        slot: u64,
-        pfn: Pfn,
-        frames: Arc<Frames>,
-    ) {
+    fn start_read(&self, area: Arc<SwapArea>, slot: u64, pfn: Pfn, frames: Arc<Frames>) {
         let Some(spawner) = self.spawner.get() else {
             // No executor to run the read: the faults fail rather than hang.
             log::error!("swap: no spawner; slot {slot} cannot be read");

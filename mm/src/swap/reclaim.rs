@@ -192,7 +192,10 @@ impl<P: PageTable> AddressSpace<P> {
         }
         match swap.claim_cached(pte.pfn) {
             Some(Some((area, slot))) => {
-                if pt.install_swap(va, pte, SwapEntry::new(area.id, slot)).is_ok() {
+                if pt
+                    .install_swap(va, pte, SwapEntry::new(area.id, slot))
+                    .is_ok()
+                {
                     batch.add_page(va);
                     unmapped.push(Unmapped::Cached(area, slot, pte.pfn));
                 } else {

@@ -12,13 +12,13 @@ use super::header::SwapHeader;
 use super::{ScanBudget, Spawner, Swap, SwapoffStep};
 use crate::aspace::tests::{anon_rw, block_on, fork, harness, Harness};
 use crate::aspace::AddressSpace;
+use crate::aspace::MmapRequest;
 use crate::block::{BlockDevice, BlockError, BlockFuture, IoBuf, RamDisk};
 use crate::fault::{Access, FaultError, FaultResolved, WaitReason};
-use crate::aspace::MmapRequest;
 use crate::frame::PAGE_SIZE;
-use crate::vma::{MapFlags, Prot};
 use crate::pagetable::{PageTable, SoftPageTable};
 use crate::phys::PAGE_BYTES;
+use crate::vma::{MapFlags, Prot};
 
 /// Runs each task to completion at once (the RAM disk never waits).
 struct Inline;
@@ -140,12 +140,21 @@ fn a_touched_page_gets_a_second_chance() {
         freed: 0,
     };
     let mut cursor = 0;
-    assert!(h.aspace.reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out));
-    assert!(out.is_empty(), "both were accessed: bits cleared, nothing taken");
+    assert!(h
+        .aspace
+        .reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out));
+    assert!(
+        out.is_empty(),
+        "both were accessed: bits cleared, nothing taken"
+    );
     h.aspace.read_bytes(a, &mut [0u8; 1]).unwrap();
-    h.aspace.reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out);
+    h.aspace
+        .reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out);
     assert_eq!(out.len(), 1, "only the untouched page goes");
-    assert_eq!(out[0].entry(), h.aspace.page_table().query_swap(a + PAGE_SIZE).unwrap());
+    assert_eq!(
+        out[0].entry(),
+        h.aspace.page_table().query_swap(a + PAGE_SIZE).unwrap()
+    );
     block_on(swap.write_out(out, h.frames.clone()));
     verify(&h.aspace, a, 2);
 }
@@ -218,7 +227,11 @@ fn pages_mapped_from_the_cache_go_back_without_a_write() {
     assert_eq!(swap.cached_pages(), 8);
     let writes = swap.stats().writes.load(Ordering::Relaxed);
     assert_eq!(reclaim_all(&child, &h), 8, "freed again");
-    assert_eq!(swap.stats().writes.load(Ordering::Relaxed), writes, "without writing");
+    assert_eq!(
+        swap.stats().writes.load(Ordering::Relaxed),
+        writes,
+        "without writing"
+    );
     assert_eq!(h.soft.live(), 0);
     verify(&child, a, 8);
     verify(&h.aspace, a, 8);
@@ -241,7 +254,11 @@ fn cached_pages_nobody_maps_are_shrunk() {
     child.write_bytes(a, &[1u8; 4 * PAGE_BYTES]).unwrap();
     assert_eq!(h.soft.live(), 8);
     assert_eq!(swap.cached_pages(), 4);
-    assert_eq!(swap.shrink_cache(2, &h.frames), 2, "the budget bounds a call");
+    assert_eq!(
+        swap.shrink_cache(2, &h.frames),
+        2,
+        "the budget bounds a call"
+    );
     assert_eq!(swap.shrink_cache(100, &h.frames), 2);
     assert_eq!(h.soft.live(), 4);
     assert_eq!(swap.cached_pages(), 0);
@@ -322,7 +339,11 @@ fn frames_shared_by_fork_go_out_once_both_entries_do() {
     assert_eq!(swap.stats().pswpout.load(Ordering::Relaxed), written);
     assert_eq!(h.soft.live(), 0);
     let e = child.page_table().query_swap(a).unwrap();
-    assert_eq!(h.aspace.page_table().query_swap(a), Some(e), "one slot for both");
+    assert_eq!(
+        h.aspace.page_table().query_swap(a),
+        Some(e),
+        "one slot for both"
+    );
     assert_eq!(swap.refs(e), 2);
     child.write_bytes(a, &[0x55]).unwrap();
     verify(&h.aspace, a, 4);
@@ -347,7 +368,11 @@ fn locked_memory_stays() {
     );
     let l = h.aspace.mmap(&req, false).unwrap();
     fill(&h.aspace, l, 2);
-    assert_eq!(reclaim_all(&h.aspace, &h), 0, "VM_LOCKED is never reclaimed");
+    assert_eq!(
+        reclaim_all(&h.aspace, &h),
+        0,
+        "VM_LOCKED is never reclaimed"
+    );
     assert_eq!(h.aspace.swapped_pages(), 0);
 }
 

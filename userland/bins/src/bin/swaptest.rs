@@ -159,7 +159,11 @@ fn main(args: &Args) -> i32 {
         format_args!("/proc/swaps:\n{}", swaps.trim_end()),
     );
     let total_kb = meminfo_kb("SwapTotal").unwrap_or(0);
-    checks.check("swap_total", total_kb > 0, format_args!("SwapTotal {} kB", total_kb));
+    checks.check(
+        "swap_total",
+        total_kb > 0,
+        format_args!("SwapTotal {} kB", total_kb),
+    );
 
     // The gate and the errors.
     let denied = in_restricted_child(|| {
@@ -235,7 +239,10 @@ fn main(args: &Args) -> i32 {
     checks.check(
         "traffic",
         out > 0 && inn > 0 && swapped_kb > 0,
-        format_args!("pswpout +{}, pswpin +{}, VmSwap after the fill {} kB", out, inn, swapped_kb),
+        format_args!(
+            "pswpout +{}, pswpin +{}, VmSwap after the fill {} kB",
+            out, inn, swapped_kb
+        ),
     );
 
     // Across fork: the child sees the same data, its writes stay its own.
@@ -255,14 +262,21 @@ fn main(args: &Args) -> i32 {
     checks.check(
         "fork",
         matches!(child, Ok(WaitStatus::Exited(0))) && parent_bad == 0,
-        format_args!("child {:?}, {} parent pages differ", child.map(|s| s.code()), parent_bad),
+        format_args!(
+            "child {:?}, {} parent pages differ",
+            child.map(|s| s.code()),
+            parent_bad
+        ),
     );
     region.unmap();
     let used_after = swap_used_kb();
     checks.check(
         "no_slot_leak",
         used_after <= used_before + 4096,
-        format_args!("swap used {} kB before, {} kB after munmap", used_before, used_after),
+        format_args!(
+            "swap used {} kB before, {} kB after munmap",
+            used_before, used_after
+        ),
     );
 
     // swapoff with pages out: all come back.
@@ -275,7 +289,12 @@ fn main(args: &Args) -> i32 {
             pages: big.pages / 2,
         };
         // SAFETY: the second half is not used again.
-        let _ = unsafe { munmap(big.page(keep.pages) as *mut u8, (big.pages - keep.pages) * PAGE) };
+        let _ = unsafe {
+            munmap(
+                big.page(keep.pages) as *mut u8,
+                (big.pages - keep.pages) * PAGE,
+            )
+        };
         let out_kb = vm_swap_kb();
         let off = swapoff(c(&dev_c));
         let after_kb = vm_swap_kb();
@@ -298,7 +317,11 @@ fn main(args: &Args) -> i32 {
         }
         checks.check(
             "swapoff",
-            off.is_ok() && out_kb * 4 > (keep.pages * 4) as u64 && after_kb == 0 && !listed && bad == 0,
+            off.is_ok()
+                && out_kb * 4 > (keep.pages * 4) as u64
+                && after_kb == 0
+                && !listed
+                && bad == 0,
             format_args!(
                 "{:?}; VmSwap {} kB before, {} kB after; still listed {}; {} pages differ",
                 off, out_kb, after_kb, listed, bad

@@ -14,8 +14,7 @@ pub const SWAP_FLAG_PREFER: u32 = 0x8000;
 /// Turns on swapping to the device or file at `path`.
 pub fn swapon(path: &CStr, flags: u32) -> Result<(), Errno> {
     // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    Errno::result(unsafe { syscall2(SWAPON, path.as_ptr() as usize, flags as usize) })
-        .map(|_| ())
+    Errno::result(unsafe { syscall2(SWAPON, path.as_ptr() as usize, flags as usize) }).map(|_| ())
 }
 
 /// Turns off swapping to `path`, bringing its pages back into memory first.
