@@ -3,7 +3,8 @@
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
 #                 [--release|--debug] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
-#                 [--disk IMAGE] [--no-demo] [--run PATH [ARGS...]] [-- EXTRA QEMU ARGS...]
+#                 [--swap MIB] [--disk IMAGE] [--no-demo] [--run PATH [ARGS...]]
+#                 [-- EXTRA QEMU ARGS...]
 #
 # Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG), the
 # release kernel and programs (`--debug`: the debug ones, with overflow checks and asserts).
@@ -11,15 +12,18 @@
 # workers); --no-demo runs only the suite.
 # Memory and CPUs are split evenly over the nodes (SLIT: 10 local, 20 remote).
 # `--run PATH ARGS` runs a static Linux-ABI program as the privileged first process and
-# exits with its status (128+signal for a signal death). `--disk IMAGE` attaches a raw
-# image as a virtio block device. PEIOS_QEMU_EXTRA adds QEMU words (e.g. a gdb stub `-s`
-# beside --run, whose arguments run to the end of the line).
+# exits with its status (128+signal for a signal death). `--swap MIB` (default: twice
+# the memory; 0 for none) makes a sparse swap image with mkswap, attaches it as the
+# first virtio disk (/dev/vda) and has init turn it on at boot (/etc/swapdev), as the
+# Linux anchor's --swap does. `--disk IMAGE` attaches a raw image as the next virtio
+# disk. PEIOS_QEMU_EXTRA adds QEMU words (e.g. a gdb stub `-s` beside --run, whose
+# arguments run to the end of the line).
 # The kernel ends the VM through isa-debug-exit; the script's exit status is the guest's
 # reported status (EXIT=n on the console), or 1 when the kernel failed or timed out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=release timeout_s=600 append="" build=1
-run=() extra=() disk="" demo=1
+run=() extra=() disk="" demo=1 swap_mib=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --cpus) cpus=$2; shift 2;;
@@ -33,10 +37,11 @@ while [[ $# -gt 0 ]]; do
     --append) append=$2; shift 2;;
     --no-build) build=0; shift;;
     --disk) disk=$2; shift 2;;
+    --swap) swap_mib=$2; shift 2;;
     --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0;;
     *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -47,6 +52,8 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
 fi
 
 mem_mib=$(python3 -c "import sys; s=sys.argv[1].upper(); m={'G':1024,'M':1,'T':1<<20}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))" "$mem")
+[[ -z $swap_mib ]] && swap_mib=$((2 * mem_mib))
+if ! [[ $swap_mib =~ ^[0-9]+$ ]]; then echo "qemu-run.sh: --swap takes MiB" >&2; exit 2; fi
 if (( nodes < 1 || cpus < nodes || mem_mib % nodes != 0 )); then
   echo "qemu-run.sh: need cpus >= nodes >= 1 and memory divisible by nodes" >&2; exit 2
 fi
@@ -67,9 +74,19 @@ if [[ ${#run[@]} -eq 0 && $demo -eq 1 && -f $here/userland/target/bin/init ]]; t
   run=("$here/userland/target/bin/init" --demo)
 fi
 
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+# The swap disk: sparse, formatted by mkswap on the host, the first virtio disk.
+drives=()
+if (( swap_mib > 0 )); then
+  command -v mkswap >/dev/null || PATH=$PATH:/usr/sbin:/sbin
+  truncate -s "${swap_mib}M" "$work/swap.img"
+  mkswap -q "$work/swap.img" >/dev/null
+  drives+=(-drive "file=$work/swap.img,format=raw,if=virtio,cache=unsafe")
+fi
+[[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw")
+
 initrd_args=()
 if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
-  work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/root/bin"
   if [[ -f $here/userland/target/initramfs.cpio ]]; then
     (cd "$work/root" && cpio -id --quiet < "$here/userland/target/initramfs.cpio")
@@ -81,6 +98,10 @@ if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
     cp "${run[0]}" "$work/root/bin/$name"
     mkdir -p "$work/root/etc"
     printf '%s\0' "/bin/$name" "${run[@]:1}" > "$work/root/etc/run.args"
+  fi
+  if (( swap_mib > 0 )); then
+    mkdir -p "$work/root/etc"
+    echo /dev/vda > "$work/root/etc/swapdev"
   fi
   (cd "$work/root" && find . | cpio -o -H newc --quiet > "$work/initrd")
   initrd_args=(-initrd "$work/initrd")
@@ -113,7 +134,7 @@ qemu_args() { # $1 = accel
     -kernel "$kernel" "${initrd_args[@]}" -append "$append"
     -nographic -no-reboot -monitor none -serial stdio
     -device isa-debug-exit,iobase=0xf4,iosize=0x04)
-  [[ -n $disk ]] && args+=(-drive "file=$disk,if=virtio,format=raw")
+  args+=("${drives[@]}")
   (( gdb )) && args+=(-s -S)
   args+=("${extra[@]}")
   # PEIOS_QEMU_EXTRA: more QEMU words for runs whose tail is taken by --run (a gdb stub
@@ -157,7 +178,7 @@ try_kvm() {
   return "$status"
 }
 
-log=$(mktemp); trap 'rm -f "$log" "$log.raw"; [[ -n ${work:-} ]] && rm -rf "$work"' EXIT
+log=$(mktemp); trap 'rm -f "$log" "$log.raw"; rm -rf "$work"' EXIT
 status=0
 case $accel in
   tcg) run_qemu tcg || status=$?;;

@@ -73,6 +73,18 @@ impl PciAddress {
     }
 }
 
+/// Every function on bus 0 with these ids, in slot order (QEMU's order of `-drive`s).
+pub fn find_all(vendor: u16, device: u16) -> impl Iterator<Item = PciAddress> {
+    (0..32u8)
+        .flat_map(|d| {
+            (0..8u8).map(move |f| PciAddress {
+                device: d,
+                function: f,
+            })
+        })
+        .filter(move |a| a.ids() == (vendor, device))
+}
+
 /// The first function on bus 0 with these ids.
 pub fn find(vendor: u16, device: u16) -> Option<PciAddress> {
     (0..32u8)

@@ -176,6 +176,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     initramfs::init(boot.initrd);
     fs::mount_all();
     virtio_blk::probe();
+    mem::swap::init();
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
     match args.test {

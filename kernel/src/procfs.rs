@@ -66,6 +66,8 @@ pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
     let commitment = crate::mem::aspace::tunables().commitment();
     let pools = crate::mem::hugetlb::pools();
+    let swap = crate::mem::swap::swap();
+    let (swap_total, swap_free) = swap.totals();
     let extra = MeminfoExtra {
         hugepages_total: pools.total(HugeSize::Mib2),
         hugepages_free: pools.free_total(HugeSize::Mib2),
@@ -79,6 +81,9 @@ pub fn read(path: &str) -> Option<String> {
             crate::mem::heap::stats().allocated_bytes as u64 / 4096,
         ),
         page_tables: mm::frame::PageCount(crate::mem::pagetable::table_pages()),
+        swap_total: mm::frame::PageCount(swap_total),
+        swap_free: mm::frame::PageCount(swap_free),
+        swap_cached: mm::frame::PageCount(swap.cached_pages()),
         ..MeminfoExtra::default()
     };
     let anon_huge = || anon_huge_heads();
@@ -91,7 +96,12 @@ pub fn read(path: &str) -> Option<String> {
             };
             Some(report::meminfo(alloc, &extra))
         }
-        "/proc/vmstat" => Some(vmstat(alloc, anon_huge().len() as u64)),
+        // Linux's one file: the page and THP counters, then swap and reclaim's.
+        "/proc/vmstat" => {
+            Some(vmstat(alloc, anon_huge().len() as u64) + &crate::mem::swap::proc_vmstat())
+        }
+        "/proc/swaps" => Some(crate::mem::swap::proc_swaps()),
+        "/proc/diskstats" => Some(crate::mem::swap::proc_diskstats()),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),

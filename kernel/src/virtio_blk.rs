@@ -1,12 +1,15 @@
-//! The virtio block device (legacy PCI transport, `drivers::virtio_blk`) as an
-//! `mm::block::BlockDevice`: requests go on the virtqueue, the device's interrupt
-//! collects completions and wakes the futures waiting for them.
+//! The virtio block devices (legacy PCI transport, `drivers::virtio_blk`) as
+//! `mm::block::BlockDevice`s: requests go on the virtqueue (as many in flight as the
+//! queue has chains), the device's interrupt (IO-APIC line) collects completions and
+//! wakes the futures waiting for them. Devices are named `vda`, `vdb`, ... in PCI slot
+//! order, as Linux names them.
 
 use crate::{arch::paging::phys_offset, interrupts};
 use alloc::{boxed::Box, vec::Vec};
 use core::{
     future::Future,
     pin::Pin,
+    sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll, Waker},
 };
 use drivers::virtio_blk::{self, Queue, Registers, REQUEST_READ, REQUEST_WRITE};
@@ -34,29 +37,71 @@ struct State {
     slots: Vec<Option<Slot>>,
 }
 
-/// The device.
+/// Requests a device served (`/proc/diskstats`).
+#[derive(Default)]
+pub struct DiskCounters {
+    /// Reads completed.
+    pub reads: AtomicU64,
+    /// Sectors read.
+    pub sectors_read: AtomicU64,
+    /// Writes completed.
+    pub writes: AtomicU64,
+    /// Sectors written.
+    pub sectors_written: AtomicU64,
+    /// Requests on the device now.
+    pub in_flight: AtomicU64,
+}
+
+/// One device.
 pub struct VirtioBlk {
+    index: usize,
     regs: Registers,
     capacity: u64,
     irq: u8,
     state: Mutex<State>,
+    counters: DiskCounters,
 }
 
-static DEVICE: Once<VirtioBlk> = Once::new();
+static DEVICES: Once<Vec<VirtioBlk>> = Once::new();
+
+/// The most devices driven.
+const MAX_DEVICES: usize = 8;
 
 /// The physical address of kernel heap memory (the heap lies in the direct map).
 fn heap_phys(ptr: *const u8) -> u64 {
     ptr as u64 - phys_offset()
 }
 
-/// Finds and starts the first virtio block device, if QEMU has one.
+/// Finds and starts every virtio block device QEMU has.
 pub fn probe() {
-    let Some(pci) = drivers::pci::find(virtio_blk::PCI_VENDOR, virtio_blk::PCI_DEVICE) else {
-        return;
-    };
+    let found: Vec<VirtioBlk> =
+        drivers::pci::find_all(virtio_blk::PCI_VENDOR, virtio_blk::PCI_DEVICE)
+            .take(MAX_DEVICES)
+            .enumerate()
+            .filter_map(|(index, pci)| start(index, pci))
+            .collect();
+    let devices = DEVICES.call_once(|| found);
+    for d in devices {
+        if d.irq < 24 {
+            // Devices sharing a line are all looked at by the one handler.
+            interrupts::set_irq_handler(d.irq, on_interrupt);
+        }
+        crate::kprintln!(
+            "virtio-blk: {} sectors ({} MiB), queue {}, IRQ {}: /dev/{}",
+            d.capacity,
+            d.capacity / 2048,
+            d.state.lock().queue.size(),
+            d.irq,
+            d.name()
+        );
+    }
+}
+
+/// Resets and starts the device at `pci` as device number `index`.
+fn start(index: usize, pci: drivers::pci::PciAddress) -> Option<VirtioBlk> {
     let Some(base) = pci.io_bar(0) else {
         log::warn!("virtio-blk: no I/O BAR");
-        return;
+        return None;
     };
     // SAFETY: we drive this device alone from here on, and own the memory we give it.
     unsafe { pci.enable_io_and_bus_master() };
@@ -65,7 +110,7 @@ pub fn probe() {
     let size = regs.begin_init();
     if size == 0 {
         log::warn!("virtio-blk: queue 0 missing");
-        return;
+        return None;
     }
     let layout = core::alloc::Layout::from_size_align(virtio_blk::queue_bytes(size), 4096)
         .expect("virtqueue layout");
@@ -73,7 +118,7 @@ pub fn probe() {
     let memory = unsafe { alloc::alloc::alloc_zeroed(layout) };
     if memory.is_null() {
         log::warn!("virtio-blk: no memory for the queue");
-        return;
+        return None;
     }
     // SAFETY: zeroed, page-aligned, sized for `size` entries, owned by the queue forever.
     let queue = unsafe { Queue::new(memory, size) };
@@ -81,7 +126,8 @@ pub fn probe() {
     let capacity = regs.capacity();
     let irq = pci.interrupt_line();
     let heads = size / 3;
-    DEVICE.call_once(|| VirtioBlk {
+    Some(VirtioBlk {
+        index,
         regs,
         capacity,
         irq,
@@ -90,37 +136,51 @@ pub fn probe() {
             free: (0..heads).map(|i| i * 3).collect(),
             slots: (0..size).map(|_| None).collect(),
         }),
-    });
-    if irq < 24 {
-        interrupts::set_irq_handler(irq, on_interrupt);
-    }
-    crate::kprintln!(
-        "virtio-blk: {} sectors ({} MiB), queue {}, IRQ {}",
-        capacity,
-        capacity / 2048,
-        size,
-        irq
-    );
+        counters: DiskCounters::default(),
+    })
 }
 
-/// The device, if one was found.
+/// Every device, in name order.
+pub fn devices() -> &'static [VirtioBlk] {
+    DEVICES.get().map_or(&[], Vec::as_slice)
+}
+
+/// The device named `name` (`vda`, `vdb`, ...).
+pub fn by_name(name: &str) -> Option<&'static VirtioBlk> {
+    devices().iter().find(|d| d.name() == name)
+}
+
+/// The first device, if one was found.
 pub fn device() -> Option<&'static dyn BlockDevice> {
-    DEVICE.get().map(|d| d as &dyn BlockDevice)
+    devices().first().map(|d| d as &dyn BlockDevice)
 }
 
-/// The device's IRQ line (for tests counting its interrupts).
+/// The first device's IRQ line (for tests counting its interrupts).
 pub fn irq() -> Option<u8> {
-    DEVICE.get().map(|d| d.irq)
+    devices().first().map(|d| d.irq)
 }
 
+/// The interrupt of one or more devices: each acknowledges and hands its completions
+/// to the futures waiting for them.
 fn on_interrupt() {
-    if let Some(d) = DEVICE.get() {
-        d.regs.ack_interrupt();
-        d.collect();
+    for d in devices() {
+        if d.regs.ack_interrupt() != 0 {
+            d.collect();
+        }
     }
 }
 
 impl VirtioBlk {
+    /// The device's name (`vda`, `vdb`, ...).
+    pub fn name(&self) -> alloc::string::String {
+        alloc::format!("vd{}", char::from(b'a' + self.index as u8))
+    }
+
+    /// Its request counters.
+    pub fn counters(&self) -> &DiskCounters {
+        &self.counters
+    }
+
     /// Marks every request the device finished as done and wakes its future. Runs in
     /// the interrupt handler too, so it neither allocates nor frees (the heap's lock may
     /// be held by the code it interrupted): orphaned slots are reclaimed by `submit`.
@@ -141,22 +201,31 @@ impl VirtioBlk {
 
     /// Puts a request on the queue; `None` when every chain is in use.
     fn submit(&self, kind: u32, sector: u64, data: IoBuf) -> Result<u16, IoBuf> {
+        // Nothing is allocated or freed under the state lock: the interrupt handler
+        // takes that lock, and may have interrupted a holder of the heap's lock.
+        let mut header = Box::new([0u8; 16]);
+        header[0..4].copy_from_slice(&kind.to_le_bytes());
+        header[8..16].copy_from_slice(&sector.to_le_bytes());
+        let status = Box::new(0xffu8);
+        let mut reclaimed: [Option<Slot>; 4] = Default::default();
         let head = without_interrupts(|| {
             let mut st = self.state.lock();
-            // Chains whose futures were dropped are reclaimed here, in task context.
+            // Chains whose futures were dropped are reclaimed here (a few at a time),
+            // and freed after the lock.
+            let mut n = 0;
             for i in 0..st.slots.len() {
+                if n == reclaimed.len() {
+                    break;
+                }
                 if st.slots[i].as_ref().is_some_and(|s| s.orphaned && s.done) {
-                    st.slots[i] = None;
+                    reclaimed[n] = st.slots[i].take();
+                    n += 1;
                     st.free.push(i as u16);
                 }
             }
             let Some(head) = st.free.pop() else {
-                return Err(data);
+                return Err((data, header, status));
             };
-            let mut header = Box::new([0u8; 16]);
-            header[0..4].copy_from_slice(&kind.to_le_bytes());
-            header[8..16].copy_from_slice(&sector.to_le_bytes());
-            let status = Box::new(0xffu8);
             let len = data.len() as u32;
             let (h, d, s) = (
                 heap_phys(header.as_ptr()),
@@ -177,7 +246,10 @@ impl VirtioBlk {
             });
             st.queue.push_available(head);
             Ok(head)
-        })?;
+        })
+        .map_err(|(data, _, _)| data)?;
+        drop(reclaimed);
+        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         self.regs.notify();
         Ok(head)
     }
@@ -186,7 +258,7 @@ impl VirtioBlk {
         if let Err(e) = check_range(self.capacity, sector, data.len()) {
             return Box::pin(core::future::ready(Err(e)));
         }
-        let device = DEVICE.get().expect("requests reach the registered device");
+        let device = &devices()[self.index];
         Box::pin(Request {
             device,
             stage: Stage::Unsubmitted {
@@ -220,18 +292,23 @@ impl Drop for Request {
     fn drop(&mut self) {
         if let Stage::InFlight(head) = self.stage {
             let device = self.device;
-            without_interrupts(|| {
+            // Freed after the lock (see `submit`).
+            let finished = without_interrupts(|| {
                 let mut st = device.state.lock();
                 let index = usize::from(head);
                 match st.slots[index].as_mut() {
                     Some(slot) if slot.done => {
-                        st.slots[index] = None;
                         st.free.push(head);
+                        st.slots[index].take()
                     }
-                    Some(slot) => slot.orphaned = true,
-                    None => {}
+                    Some(slot) => {
+                        slot.orphaned = true;
+                        None
+                    }
+                    None => None,
                 }
             });
+            drop(finished);
         }
     }
 }
@@ -258,25 +335,46 @@ impl Future for Request {
         };
         // Completions are collected here too, so a lost interrupt only delays.
         device.collect();
-        let outcome = without_interrupts(|| {
+        // The finished slot leaves the lock before anything in it is freed (see `submit`).
+        let finished = without_interrupts(|| {
             let mut st = device.state.lock();
             let slot = st.slots[usize::from(head)]
                 .as_mut()
                 .expect("an in-flight request has its slot");
             if !slot.done {
                 slot.waker = Some(cx.waker().clone());
-                return Poll::Pending;
+                return None;
             }
-            let slot = st.slots[usize::from(head)].take().expect("checked above");
             st.free.push(head);
-            drop(slot.header);
-            let data = slot.data.expect("a finished request has its buffer");
-            Poll::Ready(if *slot.status == 0 {
-                Ok(data)
-            } else {
-                Err(BlockError::Io)
-            })
+            st.slots[usize::from(head)].take()
         });
+        let outcome = match finished {
+            None => Poll::Pending,
+            Some(slot) => {
+                let kind = u32::from_le_bytes([
+                    slot.header[0],
+                    slot.header[1],
+                    slot.header[2],
+                    slot.header[3],
+                ]);
+                let data = slot.data.expect("a finished request has its buffer");
+                let c = &device.counters;
+                c.in_flight.fetch_sub(1, Ordering::Relaxed);
+                let sectors = (data.len() / mm::block::SECTOR_SIZE) as u64;
+                if kind == REQUEST_READ {
+                    c.reads.fetch_add(1, Ordering::Relaxed);
+                    c.sectors_read.fetch_add(sectors, Ordering::Relaxed);
+                } else {
+                    c.writes.fetch_add(1, Ordering::Relaxed);
+                    c.sectors_written.fetch_add(sectors, Ordering::Relaxed);
+                }
+                Poll::Ready(if *slot.status == 0 {
+                    Ok(data)
+                } else {
+                    Err(BlockError::Io)
+                })
+            }
+        };
         if outcome.is_ready() {
             self.stage = Stage::Finished;
         }

@@ -14,6 +14,7 @@
 //! * [`pagecache`]: file objects and their page caches;
 //! * [`procfs`]: `/proc/<pid>/maps`, `smaps` and `status` text;
 //! * [`block`]: the block-device seam (async sector I/O) and a RAM disk;
+//! * [`swap`]: swap areas, swap entries, the swap cache, swap-in faults and reclaim;
 //! * [`commit`]: the overcommit policy and the commit charge;
 //! * [`damon`]: the data-access monitor (regions, sampling, aggregation);
 //! * [`userfaultfd`]: the missing-mode userfaultfd context (a fault interceptor);
@@ -43,6 +44,7 @@ pub mod pagecache;
 pub mod pagetable;
 pub mod phys;
 pub mod procfs;
+pub mod swap;
 pub mod thp;
 pub mod tlb;
 pub mod userfaultfd;

@@ -92,6 +92,9 @@ pub struct Guest {
     pub release: bool,
     /// A raw disk image to attach as a virtio block device.
     pub disk: Option<PathBuf>,
+    /// `--swap MIB`: a swap disk of that size, turned on at boot (0, the default for
+    /// tests: none, so a test that does not ask for swap sees the memory it asked for).
+    pub swap_mib: u32,
 }
 
 impl Guest {
@@ -117,6 +120,7 @@ impl Default for Guest {
             timeout: Duration::from_secs(180),
             release: false,
             disk: None,
+            swap_mib: 0,
         }
     }
 }
@@ -178,6 +182,7 @@ impl Guest {
             .args(["--timeout", &self.timeout.as_secs().to_string()])
             .args(["--append", &self.append]);
         cmd.arg(if self.release { "--release" } else { "--debug" });
+        cmd.args(["--swap", &self.swap_mib.to_string()]);
         if let Some(disk) = &self.disk {
             cmd.arg("--disk").arg(disk);
         }

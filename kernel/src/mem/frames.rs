@@ -54,8 +54,15 @@ pub fn init(nodes: &[NodeMemory], topo: &Topology, cpu_count: u32) {
     let cpu_nodes: Vec<NodeId> = (0..cpu_count.min(MAX_CPUS as u32))
         .map(|c| NodeId(percpu::get(CpuId(c)).map_or(0, |b| b.node)))
         .collect();
-    let alloc = FrameAllocator::new(&ranges, distances, &cpu_nodes, FrameConfig::default())
-        .expect("frame allocator topology");
+    let alloc = FrameAllocator::with_hooks(
+        &ranges,
+        distances,
+        &cpu_nodes,
+        FrameConfig::default(),
+        alloc::sync::Arc::new(super::reclaim::KernelReclaimer),
+        alloc::sync::Arc::new(mm::frame::NoOom),
+    )
+    .expect("frame allocator topology");
     FRAMES.call_once(|| alloc);
 }
 
@@ -143,6 +150,8 @@ pub fn alloc_placed(policy: Policy) -> Option<u64> {
         .map(|pfn| pfn.0 * PAGE_SIZE)
 }
 
+// Out of frames, every allocation parks on reclaim while it can make progress
+// (`AllocFailure::Wait`), else goes to the OOM path.
 impl mm::phys::FrameSource for KernelFrameSource {
     fn alloc_zeroed_placed(
         &self,
@@ -151,13 +160,13 @@ impl mm::phys::FrameSource for KernelFrameSource {
     ) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_zeroed_placed(policy)
             .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or(mm::phys::AllocFailure::OutOfMemory)
+            .ok_or_else(super::reclaim::alloc_failed)
     }
 
     fn alloc_placed(&self, _va_hint: u64, policy: Policy) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_placed(policy)
             .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or(mm::phys::AllocFailure::OutOfMemory)
+            .ok_or_else(super::reclaim::alloc_failed)
     }
 
     fn node_of(&self, pfn: Pfn) -> Option<NodeId> {
@@ -167,13 +176,13 @@ impl mm::phys::FrameSource for KernelFrameSource {
     fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_zeroed()
             .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or(mm::phys::AllocFailure::OutOfMemory)
+            .ok_or_else(super::reclaim::alloc_failed)
     }
 
     fn alloc(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc()
             .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or(mm::phys::AllocFailure::OutOfMemory)
+            .ok_or_else(super::reclaim::alloc_failed)
     }
 
     fn free(&self, pfn: Pfn) {

@@ -13,5 +13,7 @@ pub mod ksmd;
 pub mod numa;
 pub mod oom;
 pub mod pagetable;
+pub mod reclaim;
+pub mod swap;
 pub mod thp_pool;
 pub mod userfaultfd;

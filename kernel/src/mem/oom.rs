@@ -28,6 +28,14 @@ pub const REAP_AFTER_MS: u64 = 1000;
 /// The kill in flight: the reaper completes it.
 static IN_FLIGHT: Mutex<Option<Arc<Completion>>> = Mutex::new(None);
 
+/// Processes the killer has killed (`oom_kill` in `/proc/vmstat`).
+static KILLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Processes the killer has killed since boot.
+pub fn kills() -> u64 {
+    KILLS.load(Ordering::Relaxed)
+}
+
 /// What the faulting thread does after asking the killer.
 pub enum OomOutcome {
     /// Another process was killed: wait for its memory, then retry.
@@ -77,6 +85,7 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
     else {
         return OomOutcome::NoVictim;
     };
+    KILLS.fetch_add(1, Ordering::Relaxed);
     kprintln!(
         "Out of memory: Killed process {} ({}) anon-rss:{}kB pgtables:{}kB oom_score_adj:{}{}",
         victim.pid,

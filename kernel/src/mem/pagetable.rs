@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::{
     frame::Pfn,
     pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE},
+    swap::SwapEntry,
 };
 
 /// Hardware entry bits.
@@ -26,8 +27,11 @@ mod bits {
     pub const HUGE: u64 = 1 << 7;
     /// Software: an entry another fault is filling (copy-on-write in progress).
     pub const BUSY: u64 = 1 << 10;
-    /// Software: a hugetlb leaf (never split).
-    pub const HUGETLB: u64 = 1 << 9;
+    /// Software: a hugetlb leaf (never split). Not bit 9: with P clear that is a swap
+    /// entry, and a `PROT_NONE` hugetlb leaf has P clear.
+    pub const HUGETLB: u64 = 1 << 11;
+    /// Software, with P clear: the entry holds a swap entry (in the address bits).
+    pub const SWAP: u64 = 1 << 9;
     pub const NO_EXECUTE: u64 = 1 << 63;
     /// The protection key: bits 59..63 (ignored by the CPU unless CR4.PKE is set).
     pub const PKEY_SHIFT: u32 = 59;
@@ -156,9 +160,10 @@ fn encode(pte: Pte) -> u64 {
     e | (u64::from(f.pkey()) << bits::PKEY_SHIFT)
 }
 
-/// An entry is in use iff it is non-zero (a PROT_NONE entry keeps its frame with P=0).
+/// An entry is in use iff it is non-zero (a PROT_NONE entry keeps its frame with P=0);
+/// a swap entry is not a mapping (see [`decode_swap`]).
 fn decode(e: u64) -> Option<Pte> {
-    if e == 0 {
+    if e == 0 || is_swap(e) {
         return None;
     }
     let mut f = PteFlags::empty();
@@ -185,6 +190,21 @@ fn decode(e: u64) -> Option<Pte> {
         f |= PteFlags::HUGETLB;
     }
     Some(Pte::new(Pfn((e & ADDRESS_MASK) >> 12), f))
+}
+
+/// Whether entry word `e` holds a swap entry.
+fn is_swap(e: u64) -> bool {
+    e & (bits::PRESENT | bits::SWAP) == bits::SWAP
+}
+
+/// A swap entry's word: P clear, the SWAP bit, the entry in bits 12 and up (45 bits,
+/// below the NX bit), nothing the hardware would read.
+fn encode_swap(swap: SwapEntry) -> u64 {
+    (swap.raw() << 12) | bits::SWAP
+}
+
+fn decode_swap(e: u64) -> Option<SwapEntry> {
+    is_swap(e).then(|| SwapEntry::from_raw(e >> 12))
 }
 
 /// The x86_64 page table of one address space.
@@ -302,6 +322,16 @@ impl X86PageTable {
             return Ok(Walk::Huge(e));
         }
         Ok(Walk::Entry(&table(e & ADDRESS_MASK)[index(va, 0)]))
+    }
+
+    /// The last-level entry for `va` where a swap entry may be (tables created when
+    /// `create`); `None` under a huge leaf, which is never swapped (reclaim passes it
+    /// by, so no swap operation splits one).
+    fn swap_slot(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
+        Ok(match self.walk(va, create)? {
+            Walk::Entry(e) => Some(e),
+            Walk::Absent | Walk::Huge(_) => None,
+        })
     }
 
     /// The last-level entry for `va` after splitting a huge leaf over it (for the
@@ -531,7 +561,16 @@ impl PageTable for X86PageTable {
     }
 
     fn unmap(&self, va: u64) -> Option<Pte> {
-        decode(self.small_entry(va)?.swap(0, Ordering::AcqRel))
+        let slot = self.small_entry(va)?;
+        // A swap entry is not a mapping: it stays for `take_swap`, which releases its slot.
+        let mut e = slot.load(Ordering::Acquire);
+        loop {
+            decode(e)?;
+            match slot.compare_exchange(e, 0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return decode(e),
+                Err(now) => e = now,
+            }
+        }
     }
 
     /// One pass per table page: each parent leaf table is copied into one child leaf
@@ -600,6 +639,74 @@ impl PageTable for X86PageTable {
                             f(span_base, pte, true);
                         }
                     }
+                }
+            }
+            Ok(())
+        });
+    }
+
+    fn query_swap(&self, va: u64) -> Option<SwapEntry> {
+        decode_swap(self.swap_slot(va, false).ok()??.load(Ordering::Acquire))
+    }
+
+    fn install_swap(&self, va: u64, expected: Pte, swap: SwapEntry) -> Result<(), Option<Pte>> {
+        let Ok(Some(slot)) = self.swap_slot(va, false) else {
+            return Err(None);
+        };
+        let current = slot.load(Ordering::Acquire);
+        // Exact: accessed or dirty set since `expected` was read means the page was used.
+        if decode(current) != Some(expected) {
+            return Err(decode(current));
+        }
+        slot.compare_exchange(
+            current,
+            encode_swap(swap),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .map(|_| ())
+        .map_err(decode)
+    }
+
+    fn restore_swap(&self, va: u64, swap: SwapEntry, pte: Pte) -> bool {
+        let Ok(Some(slot)) = self.swap_slot(va, false) else {
+            return false;
+        };
+        slot.compare_exchange(
+            encode_swap(swap),
+            encode(pte),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    }
+
+    fn place_swap(&self, va: u64, swap: SwapEntry) -> Result<(), InstallError> {
+        let slot = self.swap_slot(va, true)?.ok_or(InstallError::NoMemory)?;
+        slot.compare_exchange(0, encode_swap(swap), Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(|_| InstallError::NoMemory)
+    }
+
+    fn take_swap(&self, va: u64) -> Option<SwapEntry> {
+        let slot = self.swap_slot(va, false).ok()??;
+        let e = slot.load(Ordering::Acquire);
+        let swap = decode_swap(e)?;
+        slot.compare_exchange(e, 0, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| swap)
+    }
+
+    fn scan_swap(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, SwapEntry)) {
+        let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
+            // A huge leaf holds no swap entries.
+            let LeafRef::Table(leaf) = leaf else {
+                return Ok(());
+            };
+            let span_base = first & !((1u64 << 21) - 1);
+            for i in index(first, 0)..=index(last - 1, 0) {
+                if let Some(swap) = decode_swap(leaf[i].load(Ordering::Acquire)) {
+                    f(span_base + ((i as u64) << 12), swap);
                 }
             }
             Ok(())

@@ -127,19 +127,18 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
 /// A page fault inside the kernel's user-copy routine: resolve it now if the current
 /// thread's mapping allows the access.
 ///
-/// A fault that would have to wait is not waited for here (the copy runs inside a
-/// synchronous part of a syscall): the copy fails with EFAULT instead.
+/// The copy runs inside a synchronous part of a syscall and cannot park: a swap-in is
+/// driven in place, other waits are spun through for a bounded time
+/// (`mem::swap::kernel_access_fault`); a fault that still cannot finish fails the copy
+/// with EFAULT.
 pub fn resolve_kernel_access(addr: u64, write: bool) -> bool {
     let Some(thread) = super::current_thread() else {
         return false;
     };
     let space = thread.process.address_space();
-    space
-        .mm()
-        .fault(
-            addr,
-            if write { Access::Write } else { Access::Read },
-            false,
-        )
-        .is_ok()
+    crate::mem::swap::kernel_access_fault(
+        &space,
+        addr,
+        if write { Access::Write } else { Access::Read },
+    )
 }

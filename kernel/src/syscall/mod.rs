@@ -233,6 +233,8 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         157 => prctl::prctl(thread, a[0], [a[1], a[2], a[3], a[4]]).into(),
         158 => process::arch_prctl(ctx, a[0], a[1]).into(),
         160 => info::prlimit64(thread, 0, a[0], a[1], 0).into(),
+        167 => crate::mem::swap::swapon(thread, a[0], lower32(a[1])),
+        168 => crate::mem::swap::swapoff(thread, a[0]),
         186 => Ok(u64::from(thread.tid)).into(),
         200 => signal::tgkill(thread, -1, pid_arg(a[0]), a[1]).into(),
         201 => time::time(a[0]).into(),

@@ -86,7 +86,13 @@ impl<P: PageTable> AddressSpace<P> {
                     }
                 }
             }
-            self.fault(page, access, true)?;
+            match self.fault(page, access, true) {
+                // A swap-in whose read already finished (a synchronous device): retry.
+                Err(crate::fault::FaultError::NeedsWait(wait)) if wait.is_ready() => {}
+                other => {
+                    other?;
+                }
+            }
         }
     }
 

@@ -75,7 +75,9 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 self.frames().get(pte.pfn);
             });
-            if copied.is_err() {
+            // Swap entries too (a hardware table's copy took them without counting).
+            let swapped = !private || self.fork_swap(cpt, v.start, v.end);
+            if copied.is_err() || !swapped {
                 failed = true;
                 break;
             }

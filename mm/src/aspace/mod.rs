@@ -107,6 +107,7 @@ use crate::frame::PAGE_SIZE;
 use crate::ksm::Ksm;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::Frames;
+use crate::swap::Swap;
 use crate::thp::Thp;
 use crate::tlb::TlbFlush;
 use crate::vma::{Vma, VmaTree};
@@ -140,6 +141,7 @@ pub struct Tunables {
     ksm: Arc<Ksm>,
     thp: Thp,
     hugetlb: spin::Once<Arc<dyn crate::hugetlb::HugetlbSource>>,
+    swap: Arc<Swap>,
 }
 
 impl Default for Tunables {
@@ -152,6 +154,7 @@ impl Default for Tunables {
             ksm: Arc::new(Ksm::new()),
             thp: Thp::default(),
             hugetlb: spin::Once::new(),
+            swap: Swap::new(),
         }
     }
 }
@@ -212,6 +215,11 @@ impl Tunables {
     /// The transparent-huge-page settings and counters.
     pub fn thp(&self) -> &Thp {
         &self.thp
+    }
+
+    /// The swap areas and swap cache every address space swaps to.
+    pub fn swap(&self) -> &Arc<Swap> {
+        &self.swap
     }
 
     /// The overcommit policy and commit charge every address space draws on.
@@ -488,6 +496,7 @@ impl<P: PageTable> AddressSpace<P> {
         zap.vmas(&self.pt, st.tree.iter());
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
+        self.release_swap_range(0, self.layout.task_size);
         let brk = (st.start_brk, st.brk);
         *st = MmState::empty(&self.tunables);
         (st.start_brk, st.brk) = brk;
@@ -553,5 +562,6 @@ impl<P: PageTable> Drop for AddressSpace<P> {
         zap.vmas(&self.pt, st.tree.iter());
         zap.range(&self.pt, 0, self.layout.task_size);
         zap.finish();
+        self.release_swap_range(0, self.layout.task_size);
     }
 }

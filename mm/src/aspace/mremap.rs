@@ -292,6 +292,7 @@ impl<P: PageTable> AddressSpace<P> {
                 zap.entry_removed(va, pte.pfn);
             }
         }
+        self.move_swap(old, old_len, dest);
         if !dontunmap {
             tree.rewrite(old, old + old_len, usize::MAX, &mut |_| None, None)?;
         }

@@ -48,6 +48,9 @@ impl<P: PageTable> AddressSpace<P> {
                 }
             }
             zap.finish();
+            for v in vmas {
+                self.release_swap_range(v.start, v.end);
+            }
         }
     }
 

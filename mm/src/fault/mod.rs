@@ -72,12 +72,15 @@ pub enum FaultResolved {
     FileMajor,
     /// The entry gained a permission the VMA already allowed.
     Upgraded,
+    /// A swapped-out page was mapped from the swap cache (after its read, or while
+    /// another fault's read or a write-out held it there).
+    SwapIn,
 }
 
 impl FaultResolved {
     /// Whether the fault did I/O (`majflt`); all others count as `minflt`.
     pub fn is_major(self) -> bool {
-        self == FaultResolved::FileMajor
+        matches!(self, FaultResolved::FileMajor | FaultResolved::SwapIn)
     }
 }
 
@@ -249,6 +252,9 @@ impl<P: PageTable> AddressSpace<P> {
         }
         if let Some(pte) = self.page_table().query(page) {
             return self.fault_present(vma, page, pte, access);
+        }
+        if let Some(entry) = self.page_table().query_swap(page) {
+            return self.swap_fault(vma, page, entry, access);
         }
         if let Some(hook) = &vma.interceptor {
             if let Some(wait) = hook.missing(page, access, user) {

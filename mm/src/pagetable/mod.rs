@@ -16,6 +16,7 @@ pub use soft::SoftPageTable;
 use bitflags::bitflags;
 
 use crate::frame::Pfn;
+use crate::swap::SwapEntry;
 
 bitflags! {
     /// Architecture-neutral leaf-entry flags.
@@ -368,6 +369,38 @@ pub trait PageTable: Send + Sync {
     fn huge_leaves(&self) -> u64 {
         0
     }
+    /// The swap entry held by the not-present entry at `va`, if it holds one. Swap
+    /// entries are invisible to every other method ([`query`](Self::query) and
+    /// [`scan`](Self::scan) skip them); a table without swap support holds none.
+    fn query_swap(&self, _va: u64) -> Option<SwapEntry> {
+        None
+    }
+
+    /// Replaces the present entry at `va` with `swap` if it is exactly `expected`
+    /// (compare-and-swap, the page's swap-out); otherwise returns what is there.
+    fn install_swap(&self, va: u64, _expected: Pte, _swap: SwapEntry) -> Result<(), Option<Pte>> {
+        Err(self.query(va))
+    }
+
+    /// Replaces the swap entry `swap` at `va` with the present `pte` (the page's
+    /// swap-in); false, changing nothing, if something else is there.
+    fn restore_swap(&self, _va: u64, _swap: SwapEntry, _pte: Pte) -> bool {
+        false
+    }
+
+    /// Puts `swap` into the empty entry at `va` (a fork's child, an mremap move).
+    fn place_swap(&self, _va: u64, _swap: SwapEntry) -> Result<(), InstallError> {
+        Err(InstallError::NoMemory)
+    }
+
+    /// Removes the swap entry at `va`, returning it (`None`, changing nothing, if
+    /// the entry is not a swap entry).
+    fn take_swap(&self, _va: u64) -> Option<SwapEntry> {
+        None
+    }
+
+    /// Calls `f` with every swap entry in `[start, end)`, in address order.
+    fn scan_swap(&self, _start: u64, _end: u64, _f: &mut dyn FnMut(u64, SwapEntry)) {}
 
     /// Number of entries in `[start, end)`.
     fn count(&self, start: u64, end: u64) -> u64 {

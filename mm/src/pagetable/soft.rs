@@ -14,9 +14,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
 use crate::frame::{Pfn, PAGE_SHIFT, PAGE_SIZE};
+use crate::swap::SwapEntry;
 
 const ENTRIES: usize = 512;
 const VALID: u64 = 1;
+/// Marks a not-present word holding a swap entry.
+const SWAP: u64 = 2;
 
 /// The bottom level: leaf words.
 struct Leaf([AtomicU64; ENTRIES]);
@@ -65,6 +68,15 @@ fn encode(pte: Pte) -> u64 {
         | (u64::from(pte.flags.bits() & 0x7f) << 1)
         | (u64::from(pte.flags.pkey()) << 52)
         | VALID
+}
+
+/// A swap entry's word: the valid bit clear, bit 1 set, the entry above.
+fn encode_swap(swap: SwapEntry) -> u64 {
+    (swap.raw() << 2) | SWAP
+}
+
+fn decode_swap(word: u64) -> Option<SwapEntry> {
+    (word & (VALID | SWAP) == SWAP).then(|| SwapEntry::from_raw(word >> 2))
 }
 
 fn decode(word: u64) -> Option<Pte> {
@@ -125,6 +137,41 @@ impl SoftPageTable {
         let i = (va - huge_base(va)) >> PAGE_SHIFT;
         Pte::new(Pfn(head.pfn.0 + i), head.flags)
     }
+
+    /// Calls `f` with every 4 KiB word of `[start, end)` whose table exists, passing
+    /// over 2 MiB slots mapped by a huge leaf (they hold no swap entries).
+    fn walk_small(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
+        if start >= end {
+            return;
+        }
+        let last = end - 1;
+        let span = |level: u32| 1u64 << (PAGE_SHIFT + 9 * level);
+        for i3 in index(start, 3)..=index(last, 3) {
+            let Some(l3) = self.root.0[i3].get() else {
+                continue;
+            };
+            let b3 = i3 as u64 * span(3);
+            let (lo3, hi3) = (start.max(b3), last.min(b3 + span(3) - 1));
+            for i2 in index(lo3, 2)..=index(hi3, 2) {
+                let Some(l2) = l3.0[i2].get() else { continue };
+                let b2 = b3 + i2 as u64 * span(2);
+                let (lo2, hi2) = (lo3.max(b2), hi3.min(b2 + span(2) - 1));
+                for i1 in index(lo2, 1)..=index(hi2, 1) {
+                    if l2.huge[i1].load(Ordering::SeqCst) != 0 {
+                        continue;
+                    }
+                    let Some(l1) = l2.tables.0[i1].get() else {
+                        continue;
+                    };
+                    let b1 = b2 + i1 as u64 * span(1);
+                    let (lo1, hi1) = (lo2.max(b1), hi2.min(b1 + span(1) - 1));
+                    for i0 in index(lo1, 0)..=index(hi1, 0) {
+                        f(b1 + i0 as u64 * PAGE_SIZE, &l1.0[i0]);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl PageTable for SoftPageTable {
@@ -153,10 +200,9 @@ impl PageTable for SoftPageTable {
                 }
                 Ok(())
             }
-            Err(cur) => match decode(cur) {
-                Some(old) => Err(InstallError::Occupied(old)),
-                None => unreachable!("only empty words are zero"),
-            },
+            // A swap entry occupies the word too (reported as the entry offered, as
+            // the x86 table does: nothing is mapped there).
+            Err(cur) => Err(InstallError::Occupied(decode(cur).unwrap_or(pte))),
         }
     }
 
@@ -352,6 +398,61 @@ impl PageTable for SoftPageTable {
                 }
             }
         }
+    }
+
+    fn query_swap(&self, va: u64) -> Option<SwapEntry> {
+        decode_swap(self.leaf(va, false)?.load(Ordering::Acquire))
+    }
+
+    fn install_swap(&self, va: u64, expected: Pte, swap: SwapEntry) -> Result<(), Option<Pte>> {
+        let Some(slot) = self.leaf(va, false) else {
+            return Err(None);
+        };
+        slot.compare_exchange(
+            encode(expected),
+            encode_swap(swap),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .map(|_| ())
+        .map_err(decode)
+    }
+
+    fn restore_swap(&self, va: u64, swap: SwapEntry, pte: Pte) -> bool {
+        self.leaf(va, false).is_some_and(|slot| {
+            slot.compare_exchange(
+                encode_swap(swap),
+                encode(pte),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        })
+    }
+
+    fn place_swap(&self, va: u64, swap: SwapEntry) -> Result<(), InstallError> {
+        let slot = self.leaf(va, true).ok_or(InstallError::NoMemory)?;
+        match slot.compare_exchange(0, encode_swap(swap), Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(InstallError::NoMemory),
+        }
+    }
+
+    fn take_swap(&self, va: u64) -> Option<SwapEntry> {
+        let slot = self.leaf(va, false)?;
+        let word = slot.load(Ordering::Acquire);
+        let swap = decode_swap(word)?;
+        slot.compare_exchange(word, 0, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| swap)
+    }
+
+    fn scan_swap(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, SwapEntry)) {
+        self.walk_small(start, end, &mut |va, word| {
+            if let Some(swap) = decode_swap(word.load(Ordering::Acquire)) {
+                f(va, swap);
+            }
+        });
     }
 
     fn table_bytes(&self) -> u64 {

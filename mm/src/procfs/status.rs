@@ -127,7 +127,7 @@ pub fn status<P: PageTable>(aspace: &AddressSpace<P>) -> MemStatus {
         vm_exe: kib(text),
         vm_lib: kib(exec - text),
         vm_pte: kib(aspace.page_table().table_bytes()),
-        vm_swap: 0,
+        vm_swap: kib(aspace.swapped_pages() * crate::frame::PAGE_SIZE),
     }
 }
 

@@ -11,6 +11,9 @@
 //!   `/bin`; `--suite FILE` reads another suite file. Both are for host runs.
 //!
 //! While waiting, init reaps any other child (orphans are re-parented to PID 1).
+//!
+//! First of all, init turns on the swap devices listed in `/etc/swapdev` (one path a
+//! line; `qemu-run.sh --swap` writes it), as the Linux anchor's init does.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -90,6 +93,7 @@ fn main(args: &Args) -> i32 {
             _ => break,
         }
     }
+    swap_on_boot_devices();
     let env: Vec<&str> = if args.env_iter().next().is_some() {
         args.env_iter().collect()
     } else {
@@ -102,6 +106,24 @@ fn main(args: &Args) -> i32 {
         },
         Some(_) => usage(),
         None => run_suite(bindir, suite_file, &env, demo),
+    }
+}
+
+/// swapon for every device in `/etc/swapdev`.
+fn swap_on_boot_devices() {
+    let Some(lines) = read_suite("/etc/swapdev") else {
+        return;
+    };
+    for words in lines {
+        let Some(path) = words.first() else { continue };
+        let cpath = format!("{}\0", path);
+        let Ok(cstr) = core::ffi::CStr::from_bytes_with_nul(cpath.as_bytes()) else {
+            continue;
+        };
+        match peios_rt::sys::swap::swapon(cstr, 0) {
+            Ok(()) => println!("init: swapon {}", path),
+            Err(e) => println!("init: swapon {}: {}", path, e),
+        }
     }
 }
 

@@ -12,5 +12,6 @@ pub mod nr;
 pub mod process;
 pub mod sched;
 pub mod signal;
+pub mod swap;
 pub mod time;
 pub mod uffd;

@@ -1,0 +1,296 @@
+//! Reclaim: one `kswapd` task per node and the direct-reclaim wait.
+//!
+//! A node's task sleeps until the frame allocator wakes it (the node fell under its
+//! `low` watermark, [`KernelReclaimer`]) or a fault could not get a frame
+//! ([`alloc_failed`]). It then runs rounds until the node's free memory is back at
+//! `high`: each round moves the node's clock hand over the processes' address spaces
+//! (`AddressSpace::reclaim_scan`, which takes only pages on this node) and writes the
+//! pages it took with every write in flight together (`Swap::write_out`). After each
+//! round it completes the round's event, which the faults waiting for memory park on.
+//!
+//! Direct reclaim: a fault that finds no frame gets `AllocFailure::Wait` on the next
+//! round's event while reclaim can still make progress, so the faulting thread parks
+//! and other threads run; the OOM killer is asked only once reclaim has made no
+//! progress for [`GIVE_UP_LAPS`] whole turns of the clock hand over every process
+//! (or there is no swap room): a turn that only cleared accessed bits was aging, not
+//! failure.
+
+use super::frames;
+use super::swap::swap;
+use alloc::{sync::Arc, vec::Vec};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::task::{Poll, Waker};
+use mm::fault::{Completion, FaultFuture, WaitReason};
+use mm::frame::{NodeId, Pfn, Reclaimer};
+use mm::swap::ScanBudget;
+use spin::{Mutex, Once};
+
+/// Pages a round aims to free.
+const ROUND_PAGES: usize = 256;
+/// Pages a node may have in write-out at once.
+const MAX_WRITING: usize = 1024;
+/// Entries a round may look at, per page it aims to free.
+const SCAN_FACTOR: usize = 8;
+/// Turns of the clock hand over every process that freed nothing before faults are
+/// told to go to the OOM killer (the first clears the accessed bits, the second finds
+/// nothing to take).
+pub const GIVE_UP_LAPS: u32 = 2;
+
+/// One node's reclaim state.
+struct NodeReclaim {
+    node: NodeId,
+    kicked: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    /// The clock hand: a pid and an address in it.
+    hand: Mutex<(u32, u64)>,
+    /// Completed after each round (the direct reclaimers' wait).
+    round: Mutex<Arc<Completion>>,
+    /// Whole turns of the hand since the last round that freed something.
+    dry_laps: AtomicU32,
+    /// Pages being written.
+    writing: AtomicUsize,
+}
+
+static NODES: Once<Vec<NodeReclaim>> = Once::new();
+
+static STOLEN_KSWAPD: AtomicU64 = AtomicU64::new(0);
+static STOLEN_DIRECT: AtomicU64 = AtomicU64::new(0);
+static SCANNED: AtomicU64 = AtomicU64::new(0);
+static DIRECT_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// Reclaim counters (`/proc/vmstat`).
+pub struct ReclaimStats {
+    /// Pages freed by rounds nobody waited for.
+    pub stolen_kswapd: u64,
+    /// Pages freed by rounds faults waited for.
+    pub stolen_direct: u64,
+    /// Entries looked at.
+    pub scanned: u64,
+    /// Faults that parked for memory.
+    pub direct_waits: u64,
+}
+
+/// The counters.
+pub fn stats() -> ReclaimStats {
+    ReclaimStats {
+        stolen_kswapd: STOLEN_KSWAPD.load(Ordering::Relaxed),
+        stolen_direct: STOLEN_DIRECT.load(Ordering::Relaxed),
+        scanned: SCANNED.load(Ordering::Relaxed),
+        direct_waits: DIRECT_WAITS.load(Ordering::Relaxed),
+    }
+}
+
+/// The frame allocator's hook: a node fell under its `low` watermark.
+pub struct KernelReclaimer;
+
+impl Reclaimer for KernelReclaimer {
+    fn wake_reclaim(&self, node: NodeId) {
+        kick(node);
+    }
+}
+
+/// Wakes `node`'s task (no allocation: runs inside the allocator's callers).
+fn kick(node: NodeId) {
+    let Some(r) = NODES.get().and_then(|n| n.get(node.0 as usize)) else {
+        return;
+    };
+    if !r.kicked.swap(true, Ordering::AcqRel) {
+        if let Some(w) = r.waker.lock().take() {
+            w.wake();
+        }
+    }
+}
+
+/// Starts one reclaim task per node (once swap exists to reclaim to, they find work).
+pub fn start() {
+    let nodes = frames::allocator().nr_nodes();
+    let list = NODES.call_once(|| {
+        (0..nodes as u32)
+            .map(|n| NodeReclaim {
+                node: NodeId(n),
+                kicked: AtomicBool::new(false),
+                waker: Mutex::new(None),
+                hand: Mutex::new((0, 0)),
+                round: Mutex::new(Completion::new()),
+                dry_laps: AtomicU32::new(0),
+                writing: AtomicUsize::new(0),
+            })
+            .collect()
+    });
+    for i in 0..list.len() {
+        drop(crate::executor::scheduler().spawn(kswapd(i)));
+    }
+}
+
+/// A fault found no frame: park it on the next reclaim round if reclaim can still
+/// make progress, else let the OOM path run.
+pub fn alloc_failed() -> mm::phys::AllocFailure {
+    let Some(nodes) = NODES.get() else {
+        return mm::phys::AllocFailure::OutOfMemory;
+    };
+    let hopeless = nodes
+        .iter()
+        .all(|r| r.dry_laps.load(Ordering::Relaxed) >= GIVE_UP_LAPS);
+    if !swap().has_room() || hopeless {
+        return mm::phys::AllocFailure::OutOfMemory;
+    }
+    DIRECT_WAITS.fetch_add(1, Ordering::Relaxed);
+    log::debug!(
+        "direct reclaim wait at {} ms",
+        crate::time::now_ns() / 1_000_000
+    );
+    // Wait for the round of the node of this CPU; every node is kicked.
+    let here = frames::allocator()
+        .cpu_node(crate::arch::percpu::current_cpu())
+        .unwrap_or(NodeId(0));
+    let round = nodes[(here.0 as usize).min(nodes.len() - 1)]
+        .round
+        .lock()
+        .clone();
+    for r in nodes {
+        kick(r.node);
+    }
+    mm::phys::AllocFailure::Wait(FaultFuture::new(WaitReason::Memory, round))
+}
+
+/// Whether `node` is short: fewer free frames than its `high` watermark plus one
+/// round of headroom (the watermark gaps of a small node are a few hundred pages,
+/// less than a fault burst takes while a round is written).
+fn below_high(node: NodeId) -> bool {
+    let alloc = frames::allocator();
+    let (Some(stats), Some(marks)) = (alloc.node_stats(node), alloc.watermarks(node)) else {
+        return false;
+    };
+    stats.free().0 < marks.high.0 + ROUND_PAGES as u64
+}
+
+/// Sleeps until kicked.
+async fn wait_kick(r: &NodeReclaim) {
+    core::future::poll_fn(|cx| {
+        if r.kicked.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        *r.waker.lock() = Some(cx.waker().clone());
+        if r.kicked.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Completes the node's current round event (the direct reclaimers retry), counting
+/// `freed` frames.
+fn finish_round(r: &NodeReclaim, freed: usize) {
+    let done = core::mem::replace(&mut *r.round.lock(), Completion::new());
+    let direct = Arc::strong_count(&done) > 1;
+    done.complete();
+    if direct {
+        STOLEN_DIRECT.fetch_add(freed as u64, Ordering::Relaxed);
+    } else {
+        STOLEN_KSWAPD.fetch_add(freed as u64, Ordering::Relaxed);
+    }
+}
+
+/// The node's task: scans while the node is short, with up to [`MAX_WRITING`] pages
+/// being written at once by write tasks of their own (each completes the round
+/// event when its frames are free), so scanning and writing overlap.
+async fn kswapd(index: usize) {
+    let r: &'static NodeReclaim = &NODES.get().expect("started")[index];
+    loop {
+        wait_kick(r).await;
+        loop {
+            let waiters = Arc::strong_count(&r.round.lock()) > 1;
+            if !swap().has_room() || (!below_high(r.node) && !waiters) {
+                // Nothing to do (or nowhere to write): waiters retry, and go to the
+                // OOM path if memory is still short.
+                finish_round(r, 0);
+                break;
+            }
+            if r.writing.load(Ordering::Acquire) >= MAX_WRITING {
+                let round = r.round.lock().clone();
+                FaultFuture::new(WaitReason::Memory, round).await;
+                continue;
+            }
+            let (pages, freed, lapped) = scan_round(r);
+            let taken = pages.len();
+            log::debug!(
+                "kswapd{}: at {} ms took {taken} freed {freed}, writing {}, free {:?}, dry laps {}",
+                r.node.0,
+                crate::time::now_ns() / 1_000_000,
+                r.writing.load(Ordering::Relaxed),
+                frames::allocator().node_stats(r.node).map(|s| s.free()),
+                r.dry_laps.load(Ordering::Relaxed)
+            );
+            if taken != 0 {
+                r.writing.fetch_add(taken, Ordering::AcqRel);
+                drop(crate::executor::scheduler().spawn(async move {
+                    let outcome = swap().write_out(pages, frames::mm_frames().clone()).await;
+                    r.writing.fetch_sub(taken, Ordering::AcqRel);
+                    finish_round(r, outcome.freed);
+                }));
+            }
+            if freed != 0 {
+                finish_round(r, freed);
+            }
+            if taken + freed != 0 {
+                r.dry_laps.store(0, Ordering::Relaxed);
+            } else if lapped
+                && r.dry_laps.fetch_add(1, Ordering::Relaxed) + 1 >= GIVE_UP_LAPS
+                && r.writing.load(Ordering::Acquire) == 0
+            {
+                // No progress and nothing in flight: faults now go to the OOM
+                // killer; try again when kicked after memory came back.
+                r.dry_laps.store(GIVE_UP_LAPS, Ordering::Relaxed);
+                finish_round(r, 0);
+                break;
+            }
+            sched::yield_now().await;
+        }
+    }
+}
+
+/// One scan on `r`'s node: the pages taken (to write), the frames freed at once, and
+/// whether the hand finished a turn over every process.
+fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
+    let node = r.node;
+    let on_node = move |pfn: Pfn| frames::allocator().node_of(pfn) == Some(node);
+    let mut budget = ScanBudget {
+        scan: ROUND_PAGES * SCAN_FACTOR,
+        take: ROUND_PAGES,
+        freed: 0,
+    };
+    // Cached pages nobody maps go first: they cost no write.
+    budget.freed += swap().shrink_cache(ROUND_PAGES * SCAN_FACTOR, frames::mm_frames());
+    let mut pages = Vec::new();
+    let processes = crate::proc::all();
+    let (mut pid, mut addr) = *r.hand.lock();
+    // Each process once, starting from the hand's.
+    let start = processes.iter().position(|p| p.pid >= pid).unwrap_or(0);
+    let mut lapped = processes.is_empty();
+    for i in 0..processes.len() {
+        if budget.scan == 0 || budget.take == 0 {
+            break;
+        }
+        let p = &processes[(start + i) % processes.len()];
+        if p.pid != pid {
+            pid = p.pid;
+            addr = 0;
+        }
+        let before = budget.scan;
+        let space = p.address_space();
+        let wrapped = space
+            .mm()
+            .reclaim_scan(&mut addr, &mut budget, &on_node, &mut pages);
+        SCANNED.fetch_add((before - budget.scan) as u64, Ordering::Relaxed);
+        if wrapped {
+            // Next process next time.
+            pid = pid.wrapping_add(1);
+            addr = 0;
+            lapped |= (start + i) % processes.len() == processes.len() - 1;
+        }
+    }
+    *r.hand.lock() = (pid, addr);
+    (pages, budget.freed, lapped)
+}

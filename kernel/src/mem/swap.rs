@@ -1,0 +1,316 @@
+//! The kernel's side of swap (`mm::swap`): the executor runs swap I/O tasks, a small
+//! table resolves `/dev/vdX` names to the virtio disks for swapon (kept thin, to move
+//! onto the VFS when there is one), and swapon/swapoff themselves, gated on
+//! SeCreatePagefilePrivilege.
+//!
+//! Reclaim lives beside it in [`super::reclaim`].
+
+use crate::proc::thread::Thread;
+use crate::virtio_blk::VirtioBlk;
+use alloc::{boxed::Box, string::String, sync::Arc};
+use core::{
+    future::Future,
+    pin::Pin,
+    sync::atomic::{AtomicBool, Ordering},
+    task::{Context, Waker},
+};
+use errno::{Errno, SysResult};
+use mm::block::{BlockDevice, BlockFuture, IoBuf};
+use mm::fault::WaitReason;
+use mm::swap::{Spawner, Swap, SwapoffStep};
+use sched::MAX_CPUS;
+use security::Privilege;
+use spin::Mutex;
+
+/// swapon's `SWAP_FLAG_PREFER`: the low 15 bits are the priority.
+const SWAP_FLAG_PREFER: u64 = 0x8000;
+const SWAP_FLAG_PRIO_MASK: u64 = 0x7fff;
+/// `SWAP_FLAG_DISCARD` and its two refinements: accepted (a virtio disk here does no
+/// discard, so there is nothing to do).
+const SWAP_FLAG_DISCARD_ALL: u64 = 0x10000 | 0x20000 | 0x40000;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Per CPU: a synchronous kernel access to user memory is faulting here, so a read it
+/// starts is kept for it to drive itself ([`kernel_access_fault`]).
+static INLINE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static INLINE_TASK: [Mutex<Option<Task>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
+
+/// How long a synchronous kernel access waits for a page another fault is reading,
+/// or for reclaim to free a frame, before the copy fails with EFAULT.
+const KERNEL_ACCESS_WAIT_NS: u64 = 200_000_000;
+
+/// Puts swap I/O on the calling CPU's executor (or hands it to the kernel access
+/// faulting on this CPU).
+struct ExecutorSpawner;
+
+impl Spawner for ExecutorSpawner {
+    fn spawn(&self, task: Task) {
+        let cpu = crate::arch::percpu::current_cpu().0 as usize;
+        if INLINE[cpu].load(Ordering::Relaxed) {
+            let mut slot = INLINE_TASK[cpu].lock();
+            if slot.is_none() {
+                *slot = Some(task);
+                return;
+            }
+        }
+        drop(crate::executor::scheduler().spawn(task));
+    }
+}
+
+/// Polls `task` to completion on this CPU (the block request makes progress when
+/// polled, so no interrupt or executor is needed).
+fn drive(mut task: Task) {
+    let mut cx = Context::from_waker(Waker::noop());
+    while task.as_mut().poll(&mut cx).is_pending() {
+        crate::arch::cpu::relax();
+    }
+}
+
+/// A fault taken by the kernel's user-copy routine (a syscall reading or writing user
+/// memory), which cannot park: a swap-in it starts is driven right here, and a wait
+/// for another fault's read or for reclaim is spun through for a bounded time. True
+/// when the access may be retried.
+pub fn kernel_access_fault(
+    space: &crate::mem::aspace::AddressSpace,
+    addr: u64,
+    access: mm::fault::Access,
+) -> bool {
+    let cpu = crate::arch::percpu::current_cpu().0 as usize;
+    let deadline = crate::time::now_ns() + KERNEL_ACCESS_WAIT_NS;
+    loop {
+        INLINE[cpu].store(true, Ordering::Relaxed);
+        let result = space.mm().fault(addr, access, false);
+        INLINE[cpu].store(false, Ordering::Relaxed);
+        let stashed = INLINE_TASK[cpu].lock().take();
+        if let Some(task) = stashed {
+            drive(task);
+        }
+        match result {
+            Ok(_) => return true,
+            // Only the waits swap and reclaim create are worth spinning through; a
+            // userfaultfd or other interceptor must not see kernel accesses wait
+            // (EFAULT, as before).
+            Err(mm::fault::FaultError::NeedsWait(wait))
+                if matches!(
+                    wait.reason(),
+                    WaitReason::SwapIn { .. } | WaitReason::Memory
+                ) =>
+            {
+                while !wait.is_ready() {
+                    if crate::time::now_ns() > deadline {
+                        return false;
+                    }
+                    crate::arch::cpu::relax();
+                }
+                if crate::time::now_ns() > deadline {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A virtio disk as `mm`'s block device.
+struct Disk(&'static VirtioBlk);
+
+impl BlockDevice for Disk {
+    fn capacity_sectors(&self) -> u64 {
+        self.0.capacity_sectors()
+    }
+
+    fn read(&self, sector: u64, buf: IoBuf) -> BlockFuture {
+        self.0.read(sector, buf)
+    }
+
+    fn write(&self, sector: u64, buf: IoBuf) -> BlockFuture {
+        self.0.write(sector, buf)
+    }
+}
+
+/// The system's swap (shared with every address space).
+pub fn swap() -> &'static Arc<Swap> {
+    super::aspace::tunables().swap()
+}
+
+/// Starts the swap layer: its I/O runs on the executor, reclaim tasks per node.
+pub fn init() {
+    swap().set_spawner(Arc::new(ExecutorSpawner));
+    super::reclaim::start();
+}
+
+/// The block device `path` names (`/dev/vda`, `/dev/vdb`, ...).
+pub fn block_device(path: &str) -> Option<Arc<dyn BlockDevice>> {
+    let name = path.strip_prefix("/dev/")?;
+    crate::virtio_blk::by_name(name).map(|d| Arc::new(Disk(d)) as Arc<dyn BlockDevice>)
+}
+
+/// Reads the path argument of swapon/swapoff and checks the caller's privilege
+/// (SeCreatePagefilePrivilege, EPERM without it; checked first, as Linux checks
+/// CAP_SYS_ADMIN before the path).
+fn privileged_path(thread: &Thread, path: u64) -> SysResult<String> {
+    if !thread
+        .process
+        .token
+        .read()
+        .has_privilege(Privilege::SeCreatePagefilePrivilege)
+    {
+        return Err(Errno::EPERM);
+    }
+    let raw = crate::arch::uaccess::read_user_cstr(path, 4096)?;
+    let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    Ok(String::from(name))
+}
+
+/// `swapon(path, flags)`: reads the device's swap header and adds it as a swap area.
+/// EINVAL for a bad header or unknown flags, EBUSY if already on, ENOENT for a name
+/// that is no block device here.
+pub fn swapon(thread: &Thread, path: u64, flags: u64) -> crate::syscall::Outcome {
+    let result = (|| {
+        let name = privileged_path(thread, path)?;
+        if flags & !(SWAP_FLAG_PREFER | SWAP_FLAG_PRIO_MASK | SWAP_FLAG_DISCARD_ALL) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let device = block_device(&name).ok_or(Errno::ENOENT)?;
+        let priority =
+            (flags & SWAP_FLAG_PREFER != 0).then_some((flags & SWAP_FLAG_PRIO_MASK) as i32);
+        Ok((name, device, priority))
+    })();
+    match result {
+        Err(e) => Err::<u64, _>(e).into(),
+        Ok((name, device, priority)) => crate::syscall::wait(async move {
+            let id = swap()
+                .activate(&name, device, priority)
+                .await
+                .map_err(Errno::from)?;
+            note_swap_size();
+            crate::kprintln!("Adding swap area {name} (area {id})");
+            Ok(0)
+        }),
+    }
+}
+
+/// `swapoff(path)`: stops new swap-outs to the area, brings every page stored there
+/// back into memory (the caller waits, as on Linux), then removes it. ENOMEM when the
+/// pages cannot all come back (the area stays on), EINVAL for a path that is not an
+/// active area.
+pub fn swapoff(thread: &Thread, path: u64) -> crate::syscall::Outcome {
+    let name = match privileged_path(thread, path) {
+        Ok(n) => n,
+        Err(e) => return Err::<u64, _>(e).into(),
+    };
+    let Some(id) = swap().find(&name) else {
+        return Err::<u64, _>(Errno::EINVAL).into();
+    };
+    crate::syscall::wait(async move {
+        swap().set_draining(id, true);
+        match bring_back(id).await {
+            Ok(()) => {
+                swap().deactivate(id).map_err(Errno::from)?;
+                note_swap_size();
+                crate::kprintln!("Removed swap area {name}");
+                Ok(0)
+            }
+            Err(e) => {
+                swap().set_draining(id, false);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// The commit limit counts swap space (overcommit modes 0 and 2).
+fn note_swap_size() {
+    super::aspace::tunables()
+        .commitment()
+        .set_swap_pages(swap().totals().0);
+}
+
+/// Faults every page of area `id` back into every process.
+async fn bring_back(id: u8) -> SysResult<()> {
+    for round in 0.. {
+        for process in crate::proc::all() {
+            let space = process.address_space();
+            loop {
+                match space.mm().swapoff_step(id).map_err(Errno::from)? {
+                    SwapoffStep::Done => break,
+                    SwapoffStep::Again => sched::yield_now().await,
+                    SwapoffStep::Wait(wait) => wait.await,
+                }
+            }
+        }
+        let area = swap().area(id).ok_or(Errno::EINVAL)?;
+        if area.usage().0 == 0 {
+            return Ok(());
+        }
+        // Slots still held: write-outs finishing, or a process forked meanwhile.
+        if round >= 100 {
+            return Err(Errno::EBUSY);
+        }
+        let deadline = crate::time::now_ns() + 10_000_000;
+        crate::executor::scheduler().sleep_until(deadline).await;
+    }
+    Ok(())
+}
+
+/// `/proc/swaps`.
+pub fn proc_swaps() -> String {
+    use core::fmt::Write;
+    let mut out = String::from("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+    for a in swap().areas() {
+        let _ = writeln!(
+            out,
+            "{:<40}partition\t{}\t\t{}\t\t{}",
+            a.name,
+            a.pages * 4,
+            a.used * 4,
+            a.priority
+        );
+    }
+    out
+}
+
+/// `/proc/vmstat` (the swap and fault counters this kernel keeps).
+pub fn proc_vmstat() -> String {
+    use core::sync::atomic::Ordering::Relaxed;
+    let s = swap().stats();
+    let r = super::reclaim::stats();
+    alloc::format!(
+        "pswpin {}\npswpout {}\nswap_ra 0\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\noom_kill {}\n",
+        s.pswpin.load(Relaxed),
+        s.pswpout.load(Relaxed),
+        s.cache_hits.load(Relaxed),
+        r.stolen_kswapd,
+        r.stolen_direct,
+        r.scanned,
+        r.direct_waits,
+        crate::mem::oom::kills(),
+    )
+}
+
+/// `/proc/diskstats`: requests and sectors per disk (Linux's first eleven fields).
+pub fn proc_diskstats() -> String {
+    use core::fmt::Write;
+    use core::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    for (i, d) in crate::virtio_blk::devices().iter().enumerate() {
+        let c = d.counters();
+        let _ = writeln!(
+            out,
+            "{:>4} {:>7} {} {} 0 {} 0 {} 0 {} 0 {} 0 0",
+            253,
+            i * 16,
+            d.name(),
+            c.reads.load(Relaxed),
+            c.sectors_read.load(Relaxed),
+            c.writes.load(Relaxed),
+            c.sectors_written.load(Relaxed),
+            c.in_flight.load(Relaxed),
+        );
+    }
+    out
+}

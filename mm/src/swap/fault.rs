@@ -1,0 +1,225 @@
+//! The address-space side of swap: the fault on a swap entry (map the cached page,
+//! or start the read and park), and what munmap, exit, fork, mremap and swapoff do
+//! with swap entries.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::{CacheState, Cached, SwapArea, SwapEntry};
+use crate::aspace::AddressSpace;
+use crate::errno::MmError;
+use crate::fault::{
+    fresh_hw_bits, vma_pte_perms, Access, Completion, FaultError, FaultFuture, FaultResolved,
+    WaitReason,
+};
+use crate::pagetable::{PageTable, Pte, PteFlags};
+use crate::vma::{Backing, Vma};
+
+impl<P: PageTable> AddressSpace<P> {
+    /// A fault on `page`, whose entry is the swap entry `entry` (tree read lock held).
+    pub(crate) fn swap_fault(
+        &self,
+        vma: &Vma,
+        page: u64,
+        entry: SwapEntry,
+        access: Access,
+    ) -> Result<FaultResolved, FaultError> {
+        let swap = self.tunables().swap();
+        let Some(area) = swap.area(entry.area()) else {
+            // swapoff brings every page back before the area goes: not reachable.
+            return Err(FaultError::SigBus);
+        };
+        if let Some(done) = self.map_cached(&area, vma, page, entry, access) {
+            return done;
+        }
+        // Not cached: read it into a new frame (allocated outside the area lock).
+        let pfn = self.frames().alloc(page)?;
+        let done = {
+            let mut inner = area.inner.lock();
+            let slot = entry.slot();
+            if inner.cache.contains_key(&slot)
+                || inner.slots.refs(slot) == 0
+                || self.page_table().query_swap(page) != Some(entry)
+            {
+                // Another fault started the read, or the entry changed: retry.
+                drop(inner);
+                self.frames().put(pfn);
+                return Ok(FaultResolved::Spurious);
+            }
+            let done = Completion::new();
+            inner.cache.insert(
+                slot,
+                Cached {
+                    pfn: Some(pfn),
+                    state: CacheState::Reading(done.clone()),
+                    dropped: false,
+                },
+            );
+            inner.slots.set_cached(slot);
+            inner.by_pfn.insert(pfn.0, slot);
+            done
+        };
+        swap.start_read(area, entry.slot(), pfn, self.frames().clone());
+        Err(FaultError::NeedsWait(FaultFuture::new(
+            WaitReason::SwapIn { addr: page },
+            done,
+        )))
+    }
+
+    /// Maps the cached page of `entry` at `page`, or says why not yet; `None` when
+    /// the cache does not hold the slot.
+    fn map_cached(
+        &self,
+        area: &Arc<SwapArea>,
+        vma: &Vma,
+        page: u64,
+        entry: SwapEntry,
+        access: Access,
+    ) -> Option<Result<FaultResolved, FaultError>> {
+        let slot = entry.slot();
+        let frames = self.frames();
+        let mut inner = area.inner.lock();
+        let c = inner.cache.get(&slot)?;
+        let pfn = match (&c.state, c.pfn) {
+            (CacheState::Reading(done), _) => {
+                return Some(Err(FaultError::NeedsWait(FaultFuture::new(
+                    WaitReason::SwapIn { addr: page },
+                    done.clone(),
+                ))));
+            }
+            (CacheState::Failed, _) | (_, None) => return Some(Err(FaultError::SigBus)),
+            (_, Some(pfn)) => pfn,
+        };
+        let writeback = matches!(c.state, CacheState::Writeback);
+        let last = inner.slots.refs(slot) <= 1;
+        frames.get(pfn);
+        // Writable only if the frame is this entry's alone once the cache lets go:
+        // the last entry naming the slot, no write-out holding it, nobody else mapping it.
+        let sole = last && !writeback && frames.count(pfn) == 2;
+        let mut flags = vma_pte_perms(vma.flags) | fresh_hw_bits(access);
+        if !sole {
+            flags -= PteFlags::WRITE | PteFlags::DIRTY;
+        }
+        if !self
+            .page_table()
+            .restore_swap(page, entry, Pte::new(pfn, flags))
+        {
+            drop(inner);
+            frames.put(pfn);
+            return Some(Ok(FaultResolved::Spurious));
+        }
+        self.tunables()
+            .swap()
+            .stats
+            .cache_hits
+            .fetch_add(1, Ordering::Relaxed);
+        if inner.slots.put(slot) == 0 {
+            SwapArea::uncache(&mut inner, slot, frames);
+        }
+        Some(Ok(FaultResolved::SwapIn))
+    }
+
+    /// Removes every swap entry in `[start, end)` and releases its slot (munmap,
+    /// `MADV_DONTNEED`, exit).
+    pub(crate) fn release_swap_range(&self, start: u64, end: u64) {
+        let swap = self.tunables().swap();
+        let pt = self.page_table();
+        pt.scan_swap(start, end, &mut |va, _| {
+            if let Some(entry) = pt.take_swap(va) {
+                swap.release(entry, self.frames());
+            }
+        });
+    }
+
+    /// Gives `child` (being forked) the swap entries of `[start, end)`: each entry
+    /// in the child names its slot once more. False if a slot could not take another
+    /// reference or a child table could not be allocated (the fork fails; what the
+    /// child holds is consistent and its teardown releases it).
+    pub(crate) fn fork_swap(&self, child: &P, start: u64, end: u64) -> bool {
+        let swap = self.tunables().swap();
+        let mut ok = true;
+        self.page_table().scan_swap(start, end, &mut |va, entry| {
+            // A hardware table's fork may have copied the entry already.
+            let present =
+                child.query_swap(va) == Some(entry) || child.place_swap(va, entry).is_ok();
+            if !present {
+                ok = false;
+            } else if !swap.dup(entry) {
+                child.take_swap(va);
+                ok = false;
+            }
+        });
+        ok
+    }
+
+    /// Moves the swap entries of `[old, old + len)` to `dest` (mremap).
+    pub(crate) fn move_swap(&self, old: u64, len: u64, dest: u64) {
+        let pt = self.page_table();
+        let mut moved = Vec::new();
+        pt.scan_swap(old, old + len, &mut |va, _| moved.push(va));
+        for va in moved {
+            let Some(entry) = pt.take_swap(va) else {
+                continue;
+            };
+            if pt.place_swap(dest + (va - old), entry).is_err() {
+                log::warn!("mremap: no page-table memory at {dest:#x}; swapped page dropped");
+                self.tunables().swap().release(entry, self.frames());
+            }
+        }
+    }
+
+    /// Swap entries in the address space (`VmSwap`).
+    pub fn swapped_pages(&self) -> u64 {
+        let mut n = 0;
+        self.page_table()
+            .scan_swap(0, self.layout().task_size, &mut |_, _| n += 1);
+        n
+    }
+
+    /// One step of swapoff for area `area`: brings back the pages of this address
+    /// space that live there. `ENOMEM` when no frame can be had, `EFAULT` for a page
+    /// whose read failed.
+    pub fn swapoff_step(&self, area: u8) -> Result<SwapoffStep, MmError> {
+        let st = self.state().read();
+        let mut any = false;
+        for vma in st.tree.iter() {
+            if !matches!(vma.backing, Backing::Anon) {
+                continue;
+            }
+            let mut pages = Vec::new();
+            self.page_table()
+                .scan_swap(vma.start, vma.end, &mut |va, e| {
+                    if e.area() == area {
+                        pages.push((va, e));
+                    }
+                });
+            any |= !pages.is_empty();
+            for (va, entry) in pages {
+                match self.swap_fault(vma, va, entry, Access::Read) {
+                    Ok(_) => {}
+                    Err(FaultError::NeedsWait(wait)) => return Ok(SwapoffStep::Wait(wait)),
+                    Err(FaultError::Oom) => return Err(MmError::NoMemory),
+                    Err(_) => return Err(MmError::BadAddress),
+                }
+            }
+        }
+        // Entries outside any VMA cannot be faulted; there are none (munmap releases).
+        Ok(if any {
+            SwapoffStep::Again
+        } else {
+            SwapoffStep::Done
+        })
+    }
+}
+
+/// What [`AddressSpace::swapoff_step`] left to do.
+#[derive(Debug)]
+pub enum SwapoffStep {
+    /// No page of the area is left in this address space.
+    Done,
+    /// Pages were brought back; call again to check for more.
+    Again,
+    /// A read is in flight: await it, then call again.
+    Wait(FaultFuture),
+}

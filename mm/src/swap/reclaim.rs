@@ -1,0 +1,406 @@
+//! Reclaim of anonymous memory: a clock over page-table entries.
+//!
+//! There is no reverse map from frames to the entries mapping them, so reclaim works
+//! the way Linux's multi-generational LRU does its page-table walks: it walks each
+//! address space's private anonymous VMAs from a cursor (the clock hand), reading the
+//! hardware accessed bit of every present entry. A page touched since the hand last
+//! passed has its bit cleared and stays (second chance); a page not touched, mapped
+//! by this entry alone, and on the node being reclaimed becomes a swap entry, its
+//! frame held by the swap cache until [`Swap::write_out`] has written it.
+//!
+//! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
+//! shares, KSM stable pages, page-cache pages: their count is above one), entries
+//! being copied (`BUSY`), file mappings, and hugetlb memory (not anonymous VMAs).
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::Ordering;
+use core::task::Poll;
+
+use super::{CacheState, Cached, Swap, SwapArea, SwapEntry};
+use crate::aspace::AddressSpace;
+use crate::block::{BlockError, BlockFuture, IoBuf};
+use crate::frame::{Pfn, PAGE_SIZE};
+use crate::pagetable::{PageTable, PteFlags};
+use crate::phys::{Frames, PAGE_BYTES};
+use crate::tlb::TlbBatch;
+use crate::vma::{Backing, VmFlags};
+
+/// Entries looked at per page-table scan call.
+const SCAN_CHUNK_PAGES: u64 = 64;
+
+/// A page taken out of an address space: its entry is now `slot` of `area`, and the
+/// swap cache holds `pfn` until the write ends.
+pub struct PageOut {
+    area: Arc<SwapArea>,
+    slot: u64,
+    pfn: Pfn,
+}
+
+impl PageOut {
+    /// The entry the page is now under.
+    pub fn entry(&self) -> SwapEntry {
+        SwapEntry::new(self.area.id, self.slot)
+    }
+
+    /// Its frame.
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+}
+
+/// How much a scan may do, and what it freed at once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScanBudget {
+    /// Present entries it may look at.
+    pub scan: usize,
+    /// Pages it may take.
+    pub take: usize,
+    /// Frames freed without a write: pages mapped from the swap cache whose entries
+    /// went back to swap entries (the device already holds them).
+    pub freed: usize,
+}
+
+/// What [`Swap::write_out`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Pages written.
+    pub written: usize,
+    /// Frames freed by it.
+    pub freed: usize,
+    /// Writes that failed (their pages stay in memory).
+    pub failed: usize,
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Moves the clock hand `cursor` over this address space's private anonymous
+    /// pages: clears the accessed bit of pages in use, and takes pages not used since
+    /// the last pass whose frame `on_node` accepts, pushing them on `out` (the caller
+    /// writes them with [`Swap::write_out`]). Returns true when the hand went past the
+    /// last VMA (it restarts at 0). Runs under the tree's read lock, beside faults.
+    pub fn reclaim_scan(
+        &self,
+        cursor: &mut u64,
+        budget: &mut ScanBudget,
+        on_node: &dyn Fn(Pfn) -> bool,
+        out: &mut Vec<PageOut>,
+    ) -> bool {
+        let swap = self.tunables().swap().clone();
+        let st = self.state().read();
+        let mut batch = TlbBatch::new();
+        let mut unmapped = Vec::new();
+        let mut target = None;
+        let ranges: Vec<(u64, u64)> = st
+            .tree
+            .iter()
+            .filter(|v| {
+                v.end > *cursor
+                    && matches!(v.backing, Backing::Anon)
+                    && v.is_private()
+                    && !v.flags.contains(VmFlags::LOCKED)
+                    && v.interceptor.is_none()
+            })
+            .map(|v| (v.start.max(*cursor), v.end))
+            .collect();
+        let mut wrapped = true;
+        'vmas: for (start, end) in ranges {
+            let mut at = start;
+            while at < end {
+                if budget.scan == 0 || budget.take == 0 {
+                    *cursor = at;
+                    wrapped = false;
+                    break 'vmas;
+                }
+                let chunk_end = end.min(at + SCAN_CHUNK_PAGES * PAGE_SIZE);
+                let mut present = Vec::new();
+                // Huge leaves stay: reclaim takes 4 KiB pages only (splitting a
+                // transparent huge page just to clear its accessed bit would undo THP
+                // for every mapping the hand passes).
+                self.page_table()
+                    .scan_leaves(at, chunk_end, &mut |va, pte, huge| {
+                        if !huge {
+                            present.push((va, pte));
+                        }
+                    });
+                for (va, pte) in present {
+                    budget.scan = budget.scan.saturating_sub(1);
+                    if self.try_page_out(
+                        &swap,
+                        va,
+                        pte,
+                        on_node,
+                        &mut batch,
+                        out,
+                        &mut unmapped,
+                        &mut target,
+                    ) {
+                        budget.take -= 1;
+                        if budget.take == 0 {
+                            break;
+                        }
+                    }
+                }
+                at = chunk_end;
+            }
+        }
+        if wrapped {
+            *cursor = 0;
+        }
+        drop(st);
+        // The entries are not present any more; once no CPU can write through a
+        // stale translation, the frames are stable for the write.
+        batch.flush(&**self.tlb());
+        for u in unmapped {
+            match u {
+                Unmapped::Written(pfn) => {
+                    self.frames().put(pfn);
+                }
+                Unmapped::Cached(area, slot, pfn) => {
+                    if area.unmapped_clean(slot, pfn, self.frames()) {
+                        budget.freed += 1;
+                    }
+                }
+            }
+        }
+        wrapped
+    }
+
+    /// One entry under the clock hand; true if its page was taken for writing.
+    /// A frame mapped elsewhere too (shared since a fork) goes as well: the swap
+    /// cache keeps it while other entries map it, and the next pass over those turns
+    /// them into the same swap entry; a page already cached clean goes back to its
+    /// slot without a write. Every entry changed here has its frame reference in
+    /// `unmapped`, dropped once the batch is flushed.
+    #[allow(clippy::too_many_arguments)]
+    fn try_page_out(
+        &self,
+        swap: &Swap,
+        va: u64,
+        pte: crate::pagetable::Pte,
+        on_node: &dyn Fn(Pfn) -> bool,
+        batch: &mut TlbBatch,
+        out: &mut Vec<PageOut>,
+        unmapped: &mut Vec<Unmapped>,
+        target: &mut Option<Arc<SwapArea>>,
+    ) -> bool {
+        let pt = self.page_table();
+        if pte.flags.contains(PteFlags::BUSY) || !pte.flags.contains(PteFlags::READ) {
+            return false;
+        }
+        if pte.flags.contains(PteFlags::ACCESSED) {
+            pt.update_flags(va, &mut |f| f - PteFlags::ACCESSED);
+            return false;
+        }
+        let frames = self.frames();
+        if !on_node(pte.pfn) {
+            return false;
+        }
+        match swap.claim_cached(pte.pfn) {
+            Some(Some((area, slot))) => {
+                if pt
+                    .install_swap(va, pte, SwapEntry::new(area.id, slot))
+                    .is_ok()
+                {
+                    batch.add_page(va);
+                    unmapped.push(Unmapped::Cached(area, slot, pte.pfn));
+                } else {
+                    area.unclaim(slot);
+                }
+                return false;
+            }
+            Some(None) => return false,
+            None => {}
+        }
+        if frames.count(pte.pfn) != 1 && self.tunables().ksm().is_stable(pte.pfn) {
+            return false;
+        }
+        // The area the last page went to, while it has room.
+        let mut tries = 0;
+        let (area, slot) = loop {
+            let area = match target {
+                Some(a) => a.clone(),
+                None => {
+                    *target = swap.alloc_slot();
+                    match target {
+                        Some(a) => a.clone(),
+                        None => return false,
+                    }
+                }
+            };
+            let mut inner = area.inner.lock();
+            let Some(slot) = inner.slots.alloc() else {
+                drop(inner);
+                *target = None;
+                tries += 1;
+                if tries == 2 {
+                    return false;
+                }
+                continue;
+            };
+            // In the cache before the entry names the slot, so a fault that finds the
+            // entry always finds the page. The cache holds its own reference.
+            frames.get(pte.pfn);
+            inner.cache.insert(
+                slot,
+                Cached {
+                    pfn: Some(pte.pfn),
+                    state: CacheState::Writeback,
+                    dropped: false,
+                },
+            );
+            inner.by_pfn.insert(pte.pfn.0, slot);
+            drop(inner);
+            break (area, slot);
+        };
+        let entry = SwapEntry::new(area.id, slot);
+        if pt.install_swap(va, pte, entry).is_err() {
+            // The entry changed (touched, written, unmapped): leave it.
+            let mut inner = area.inner.lock();
+            inner.cache.remove(&slot);
+            inner.by_pfn.remove(&pte.pfn.0);
+            inner.slots.put(slot);
+            inner.slots.clear_cached(slot);
+            drop(inner);
+            frames.put(pte.pfn);
+            return false;
+        }
+        batch.add_page(va);
+        unmapped.push(Unmapped::Written(pte.pfn));
+        out.push(PageOut {
+            area,
+            slot,
+            pfn: pte.pfn,
+        });
+        true
+    }
+}
+
+/// An entry `reclaim_scan` turned into a swap entry, whose frame reference is dropped
+/// after the flush.
+enum Unmapped {
+    /// Its page is being written (the cache holds the frame meanwhile).
+    Written(Pfn),
+    /// Its page was already cached clean in `slot` of the area.
+    Cached(Arc<SwapArea>, u64, Pfn),
+}
+
+/// The most pages one write request carries.
+const MAX_RUN_PAGES: usize = 32;
+
+/// One request in flight: the pages it carries (consecutive slots of one area).
+type Write = (Vec<PageOut>, Option<BlockFuture>);
+
+/// A buffer for `pages` pages: one of the area's own for a single page, else from the
+/// heap (`None` if the heap cannot give it).
+fn run_buf(area: &SwapArea, pages: usize) -> Option<IoBuf> {
+    if pages == 1 {
+        return area.take_buf();
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(pages * PAGE_BYTES).ok()?;
+    v.resize(pages * PAGE_BYTES, 0u8);
+    Some(v.into_boxed_slice())
+}
+
+impl Swap {
+    /// Writes the pages `reclaim_scan` took, all requests in flight together, and
+    /// frees each frame whose page nobody mapped again meanwhile. Pages on
+    /// consecutive slots go in one request (up to [`MAX_RUN_PAGES`]), as the block
+    /// layer merges them on Linux. A page whose write fails stays in memory (in the
+    /// swap cache, mapped again by its next fault).
+    pub fn write_out(
+        &self,
+        mut pages: Vec<PageOut>,
+        frames: Arc<Frames>,
+    ) -> impl Future<Output = WriteOutcome> + Send + 'static {
+        let stats = self.stats.clone();
+        let mut outcome = WriteOutcome::default();
+        pages.sort_by_key(|p| (p.area.id, p.slot));
+        // Runs of consecutive slots.
+        let mut runs: Vec<Vec<PageOut>> = Vec::new();
+        for page in pages {
+            match runs.last_mut() {
+                Some(run)
+                    if run.len() < MAX_RUN_PAGES
+                        && run.last().is_some_and(|l| {
+                            l.area.id == page.area.id && l.slot + 1 == page.slot
+                        }) =>
+                {
+                    run.push(page)
+                }
+                _ => runs.push(alloc::vec![page]),
+            }
+        }
+        let mut writes: Vec<Write> = Vec::with_capacity(runs.len());
+        for run in runs {
+            let area = run[0].area.clone();
+            match run_buf(&area, run.len()) {
+                Some(mut buf) => {
+                    for (i, page) in run.iter().enumerate() {
+                        frames.read(page.pfn, 0, &mut buf[i * PAGE_BYTES..(i + 1) * PAGE_BYTES]);
+                    }
+                    stats.writes.fetch_add(1, Ordering::Relaxed);
+                    let fut = area.device.write(SwapArea::sector(run[0].slot), buf);
+                    writes.push((run, Some(fut)));
+                }
+                None if run.len() > 1 => {
+                    // No room for one buffer: a request per page.
+                    for page in run {
+                        match area.take_buf() {
+                            Some(mut buf) => {
+                                frames.read(page.pfn, 0, &mut buf);
+                                stats.writes.fetch_add(1, Ordering::Relaxed);
+                                let fut = area.device.write(SwapArea::sector(page.slot), buf);
+                                writes.push((alloc::vec![page], Some(fut)));
+                            }
+                            None => {
+                                area.finish_write(page.slot, false, &frames, &stats);
+                                outcome.failed += 1;
+                            }
+                        }
+                    }
+                }
+                None => {
+                    for page in run {
+                        area.finish_write(page.slot, false, &frames, &stats);
+                        outcome.failed += 1;
+                    }
+                }
+            }
+        }
+        core::future::poll_fn(move |cx| {
+            for (run, slot) in writes.iter_mut() {
+                let Some(fut) = slot.as_mut() else { continue };
+                let result: Result<IoBuf, BlockError> = match Pin::new(fut).poll(cx) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => continue,
+                };
+                *slot = None;
+                let area = &run[0].area;
+                let ok = match result {
+                    Ok(buf) => {
+                        area.return_buf(buf);
+                        outcome.written += run.len();
+                        true
+                    }
+                    Err(_) => {
+                        outcome.failed += run.len();
+                        false
+                    }
+                };
+                for page in run.iter() {
+                    if area.finish_write(page.slot, ok, &frames, &stats) {
+                        outcome.freed += 1;
+                    }
+                }
+            }
+            if writes.iter().all(|(_, f)| f.is_none()) {
+                Poll::Ready(outcome)
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}

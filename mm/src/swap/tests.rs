@@ -1,0 +1,436 @@
+//! Swap end to end over the software page table, frames and a RAM disk.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::Ordering;
+
+use super::header::SwapHeader;
+use super::{ScanBudget, Spawner, Swap, SwapoffStep};
+use crate::aspace::tests::{anon_rw, block_on, fork, harness, Harness};
+use crate::aspace::AddressSpace;
+use crate::aspace::MmapRequest;
+use crate::block::{BlockDevice, BlockError, BlockFuture, IoBuf, RamDisk};
+use crate::fault::{Access, FaultError, FaultResolved, WaitReason};
+use crate::frame::PAGE_SIZE;
+use crate::pagetable::{PageTable, SoftPageTable};
+use crate::phys::PAGE_BYTES;
+use crate::vma::{MapFlags, Prot};
+
+/// Runs each task to completion at once (the RAM disk never waits).
+struct Inline;
+impl Spawner for Inline {
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        block_on(task);
+    }
+}
+
+/// Keeps tasks until the test runs them: reads stay in flight meanwhile.
+#[derive(Default)]
+struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
+impl Spawner for Deferred {
+    fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.0.lock().push(task);
+    }
+}
+impl Deferred {
+    fn run_all(&self) -> usize {
+        let tasks: Vec<_> = core::mem::take(&mut *self.0.lock());
+        let n = tasks.len();
+        for t in tasks {
+            block_on(t);
+        }
+        n
+    }
+}
+
+/// A swap disk of `pages` pages, formatted.
+fn swap_disk(pages: u64) -> Arc<RamDisk> {
+    let disk = Arc::new(RamDisk::new(pages * 8));
+    let mut page = vec![0u8; PAGE_BYTES];
+    SwapHeader::format(&mut page, pages);
+    block_on(disk.write(0, page.into_boxed_slice())).unwrap();
+    disk
+}
+
+fn swap_on(h: &Harness, pages: u64, spawner: Arc<dyn Spawner>) -> Arc<Swap> {
+    let swap = h.aspace.tunables().swap().clone();
+    swap.set_spawner(spawner);
+    block_on(swap.activate("/dev/ram0", swap_disk(pages), None)).unwrap();
+    swap
+}
+
+fn pattern(page: u64, i: usize) -> u8 {
+    (page as usize * 131 + i * 7) as u8
+}
+
+fn fill(space: &AddressSpace<SoftPageTable>, a: u64, pages: u64) {
+    for p in 0..pages {
+        let data: Vec<u8> = (0..PAGE_BYTES).map(|i| pattern(p, i)).collect();
+        space.write_bytes(a + p * PAGE_SIZE, &data).unwrap();
+    }
+}
+
+fn verify(space: &AddressSpace<SoftPageTable>, a: u64, pages: u64) {
+    for p in 0..pages {
+        let mut back = vec![0u8; PAGE_BYTES];
+        space.read_bytes(a + p * PAGE_SIZE, &mut back).unwrap();
+        assert!(
+            back.iter().enumerate().all(|(i, &b)| b == pattern(p, i)),
+            "page {p} differs"
+        );
+    }
+}
+
+/// Two passes of the clock over `space` (the first clears the accessed bits), then
+/// the writes; returns the pages freed.
+fn reclaim_all(space: &AddressSpace<SoftPageTable>, h: &Harness) -> usize {
+    let swap = space.tunables().swap().clone();
+    let mut freed = 0;
+    for _ in 0..2 {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        let mut budget = ScanBudget {
+            scan: usize::MAX,
+            take: usize::MAX,
+            freed: 0,
+        };
+        space.reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out);
+        freed += budget.freed + block_on(swap.write_out(out, h.frames.clone())).freed;
+    }
+    freed
+}
+
+#[test]
+fn pages_go_out_and_come_back_identical() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 16);
+    fill(&h.aspace, a, 16);
+    assert_eq!(h.soft.live(), 16);
+    assert_eq!(reclaim_all(&h.aspace, &h), 16);
+    assert_eq!(h.soft.live(), 0, "every frame freed once written");
+    assert_eq!(h.aspace.page_table().count(a, a + 16 * PAGE_SIZE), 0);
+    assert_eq!(h.aspace.swapped_pages(), 16);
+    assert_eq!(swap.totals(), (63, 63 - 16));
+    assert_eq!(swap.stats().pswpout.load(Ordering::Relaxed), 16);
+    verify(&h.aspace, a, 16);
+    assert_eq!(swap.stats().pswpin.load(Ordering::Relaxed), 16);
+    assert_eq!(swap.totals(), (63, 63), "every slot freed once read back");
+    assert_eq!(swap.cached_pages(), 0);
+    assert_eq!(h.aspace.swapped_pages(), 0);
+    // A page read back is its entry's alone: writable without a copy.
+    h.aspace.write_bytes(a, &[9]).unwrap();
+    assert_eq!(h.soft.live(), 16);
+}
+
+#[test]
+fn a_touched_page_gets_a_second_chance() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 2);
+    fill(&h.aspace, a, 2);
+    let mut out = Vec::new();
+    let mut budget = ScanBudget {
+        scan: 100,
+        take: 100,
+        freed: 0,
+    };
+    let mut cursor = 0;
+    assert!(h
+        .aspace
+        .reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out));
+    assert!(
+        out.is_empty(),
+        "both were accessed: bits cleared, nothing taken"
+    );
+    h.aspace.read_bytes(a, &mut [0u8; 1]).unwrap();
+    h.aspace
+        .reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out);
+    assert_eq!(out.len(), 1, "only the untouched page goes");
+    assert_eq!(
+        out[0].entry(),
+        h.aspace.page_table().query_swap(a + PAGE_SIZE).unwrap()
+    );
+    block_on(swap.write_out(out, h.frames.clone()));
+    verify(&h.aspace, a, 2);
+}
+
+#[test]
+fn two_faults_on_one_slot_read_it_once() {
+    let h = harness();
+    let spawner = Arc::new(Deferred::default());
+    let swap = swap_on(&h, 64, spawner.clone());
+    let a = anon_rw(&h.aspace, 1);
+    fill(&h.aspace, a, 1);
+    reclaim_all(&h.aspace, &h);
+    let first = match h.aspace.fault(a, Access::Read, true) {
+        Err(FaultError::NeedsWait(w)) => w,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first.reason(), WaitReason::SwapIn { addr: a });
+    let second = match h.aspace.fault(a + 8, Access::Write, true) {
+        Err(FaultError::NeedsWait(w)) => w,
+        other => panic!("{other:?}"),
+    };
+    assert!(!first.is_ready() && !second.is_ready());
+    assert_eq!(spawner.run_all(), 1, "one read for both faults");
+    assert!(first.is_ready() && second.is_ready());
+    assert_eq!(swap.stats().reads.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        h.aspace.fault(a, Access::Write, true).unwrap(),
+        FaultResolved::SwapIn
+    );
+    verify(&h.aspace, a, 1);
+}
+
+#[test]
+fn fork_shares_swapped_pages_and_both_exits_free_every_slot() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 8);
+    fill(&h.aspace, a, 8);
+    reclaim_all(&h.aspace, &h);
+    let child = fork(&h);
+    assert_eq!(child.swapped_pages(), 8);
+    let e = h.aspace.page_table().query_swap(a).unwrap();
+    assert_eq!(swap.refs(e), 2);
+    // The child reads its copy, then writes one page: the parent's stays.
+    verify(&child, a, 8);
+    child.write_bytes(a, &[0xee]).unwrap();
+    verify(&h.aspace, a, 8);
+    let mut b = [0u8; 1];
+    child.read_bytes(a, &mut b).unwrap();
+    assert_eq!(b[0], 0xee);
+    // Swap the child out again and drop both.
+    reclaim_all(&child, &h);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63), "no slot leaked");
+    assert_eq!(h.soft.live(), 0, "no frame leaked");
+}
+
+#[test]
+fn pages_mapped_from_the_cache_go_back_without_a_write() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 8);
+    fill(&h.aspace, a, 8);
+    reclaim_all(&h.aspace, &h);
+    let child = fork(&h);
+    // The child reads everything back: shared slots, so the cache keeps the frames.
+    verify(&child, a, 8);
+    assert_eq!(h.soft.live(), 8);
+    assert_eq!(swap.cached_pages(), 8);
+    let writes = swap.stats().writes.load(Ordering::Relaxed);
+    assert_eq!(reclaim_all(&child, &h), 8, "freed again");
+    assert_eq!(
+        swap.stats().writes.load(Ordering::Relaxed),
+        writes,
+        "without writing"
+    );
+    assert_eq!(h.soft.live(), 0);
+    verify(&child, a, 8);
+    verify(&h.aspace, a, 8);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63));
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
+fn cached_pages_nobody_maps_are_shrunk() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 4);
+    fill(&h.aspace, a, 4);
+    reclaim_all(&h.aspace, &h);
+    let child = fork(&h);
+    verify(&child, a, 4);
+    // The child's writes copy: the cached frames are mapped by nobody now.
+    child.write_bytes(a, &[1u8; 4 * PAGE_BYTES]).unwrap();
+    assert_eq!(h.soft.live(), 8);
+    assert_eq!(swap.cached_pages(), 4);
+    assert_eq!(
+        swap.shrink_cache(2, &h.frames),
+        2,
+        "the budget bounds a call"
+    );
+    assert_eq!(swap.shrink_cache(100, &h.frames), 2);
+    assert_eq!(h.soft.live(), 4);
+    assert_eq!(swap.cached_pages(), 0);
+    verify(&h.aspace, a, 4);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63));
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
+fn munmap_and_mremap_handle_swap_entries() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 4);
+    fill(&h.aspace, a, 4);
+    reclaim_all(&h.aspace, &h);
+    h.aspace.munmap(a + 3 * PAGE_SIZE, PAGE_SIZE).unwrap();
+    assert_eq!(swap.totals().1, 63 - 3);
+    // MREMAP_MAYMOVE | MREMAP_FIXED to a free spot.
+    let dest = a + (1 << 30);
+    let moved = h
+        .aspace
+        .mremap(a, 3 * PAGE_SIZE, 6 * PAGE_SIZE, 3, dest)
+        .unwrap();
+    assert_eq!(moved, dest);
+    assert_eq!(h.aspace.page_table().query_swap(a), None);
+    verify(&h.aspace, moved, 3);
+    h.aspace.munmap(moved, 6 * PAGE_SIZE).unwrap();
+    assert_eq!(swap.totals(), (63, 63));
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
+fn swapoff_brings_every_page_back() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 10);
+    fill(&h.aspace, a, 10);
+    reclaim_all(&h.aspace, &h);
+    let id = swap.find("/dev/ram0").unwrap();
+    assert!(swap.deactivate(id).is_err(), "busy while pages live there");
+    swap.set_draining(id, true);
+    loop {
+        match h.aspace.swapoff_step(id).unwrap() {
+            SwapoffStep::Done => break,
+            SwapoffStep::Again => {}
+            SwapoffStep::Wait(w) => block_on(w),
+        }
+    }
+    assert_eq!(h.aspace.swapped_pages(), 0);
+    swap.deactivate(id).unwrap();
+    assert!(swap.areas().is_empty());
+    verify(&h.aspace, a, 10);
+}
+
+#[test]
+fn frames_shared_by_fork_go_out_once_both_entries_do() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 4);
+    fill(&h.aspace, a, 4);
+    let child = fork(&h);
+    // The parent's entries become swap entries; the child still maps the frames,
+    // so they stay (in the cache) after the write.
+    assert_eq!(reclaim_all(&h.aspace, &h), 0);
+    assert_eq!(h.aspace.swapped_pages(), 4);
+    assert_eq!(h.soft.live(), 4);
+    let written = swap.stats().pswpout.load(Ordering::Relaxed);
+    assert_eq!(written, 4);
+    assert_eq!(
+        swap.stats().writes.load(Ordering::Relaxed),
+        1,
+        "four pages on consecutive slots: one request"
+    );
+    // The child's entries join them without another write, and the frames go.
+    assert_eq!(reclaim_all(&child, &h), 4);
+    assert_eq!(swap.stats().pswpout.load(Ordering::Relaxed), written);
+    assert_eq!(h.soft.live(), 0);
+    let e = child.page_table().query_swap(a).unwrap();
+    assert_eq!(
+        h.aspace.page_table().query_swap(a),
+        Some(e),
+        "one slot for both"
+    );
+    assert_eq!(swap.refs(e), 2);
+    child.write_bytes(a, &[0x55]).unwrap();
+    verify(&h.aspace, a, 4);
+    let mut b = [0u8; 1];
+    child.read_bytes(a, &mut b).unwrap();
+    assert_eq!(b[0], 0x55);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63));
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
+fn locked_memory_stays() {
+    let h = harness();
+    let _swap = swap_on(&h, 64, Arc::new(Inline));
+    let req = MmapRequest::anon(
+        0,
+        2 * PAGE_SIZE,
+        Prot::READ | Prot::WRITE,
+        MapFlags::PRIVATE | MapFlags::LOCKED,
+    );
+    let l = h.aspace.mmap(&req, false).unwrap();
+    fill(&h.aspace, l, 2);
+    assert_eq!(
+        reclaim_all(&h.aspace, &h),
+        0,
+        "VM_LOCKED is never reclaimed"
+    );
+    assert_eq!(h.aspace.swapped_pages(), 0);
+}
+
+/// A device whose writes fail.
+struct BrokenWrites(RamDisk);
+impl BlockDevice for BrokenWrites {
+    fn capacity_sectors(&self) -> u64 {
+        self.0.capacity_sectors()
+    }
+    fn read(&self, sector: u64, buf: IoBuf) -> BlockFuture {
+        self.0.read(sector, buf)
+    }
+    fn write(&self, sector: u64, buf: IoBuf) -> BlockFuture {
+        if sector == 0 {
+            return self.0.write(sector, buf);
+        }
+        Box::pin(core::future::ready(Err(BlockError::Io)))
+    }
+}
+
+#[test]
+fn a_failed_write_keeps_the_page() {
+    let h = harness();
+    let swap = h.aspace.tunables().swap().clone();
+    swap.set_spawner(Arc::new(Inline));
+    let disk = BrokenWrites(RamDisk::new(64 * 8));
+    let mut page = vec![0u8; PAGE_BYTES];
+    SwapHeader::format(&mut page, 64);
+    block_on(disk.write(0, page.into_boxed_slice())).unwrap();
+    block_on(swap.activate("/dev/bad", Arc::new(disk), None)).unwrap();
+    let a = anon_rw(&h.aspace, 3);
+    fill(&h.aspace, a, 3);
+    assert_eq!(reclaim_all(&h.aspace, &h), 0);
+    assert_eq!(swap.stats().write_errors.load(Ordering::Relaxed), 3);
+    assert_eq!(h.soft.live(), 3, "the pages stayed in memory");
+    verify(&h.aspace, a, 3);
+    assert_eq!(swap.totals().1, 63, "and their slots were let go");
+    h.aspace.teardown();
+    assert_eq!(h.soft.live(), 0);
+}
+
+#[test]
+fn swapon_refuses_bad_headers_and_duplicates() {
+    let h = harness();
+    let swap = h.aspace.tunables().swap().clone();
+    let blank = Arc::new(RamDisk::new(64 * 8));
+    assert_eq!(
+        block_on(swap.activate("/dev/blank", blank, None)),
+        Err(crate::errno::MmError::InvalidArgument)
+    );
+    block_on(swap.activate("/dev/a", swap_disk(16), None)).unwrap();
+    assert_eq!(
+        block_on(swap.activate("/dev/a", swap_disk(16), None)),
+        Err(crate::errno::MmError::Busy)
+    );
+    block_on(swap.activate("/dev/b", swap_disk(16), Some(5))).unwrap();
+    let areas = swap.areas();
+    assert_eq!(areas.len(), 2);
+    assert_eq!((areas[0].priority, areas[1].priority), (-2, 5));
+    assert_eq!(swap.totals(), (30, 30));
+}
