@@ -30,13 +30,16 @@ const NAME: &str = "proc";
 const DEV: u64 = crate::vfs::stat::encode_dev(0, 4);
 
 /// System-wide files at the top of `/proc`.
-const TOP_FILES: [&str; 7] = [
+const TOP_FILES: [&str; 10] = [
     "buddyinfo",
+    "diskstats",
     "interrupts",
     "kallsyms",
     "loadavg",
     "meminfo",
     "mounts",
+    "swaps",
+    "vmstat",
     "zoneinfo",
 ];
 /// Files in `/proc/<pid>/` (`exe` is a link).
