@@ -102,6 +102,7 @@ pub fn read(path: &str) -> Option<String> {
         }
         "/proc/swaps" => Some(crate::mem::swap::proc_swaps()),
         "/proc/diskstats" => Some(crate::mem::swap::proc_diskstats()),
+        "/proc/stat" => Some(system_stat()),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
         "/proc/sys/peios/registry" => Some(crate::registry::listing()),
@@ -294,6 +295,14 @@ pub fn open(caller: &Arc<Process>, path: &str) -> SysResult<Option<Vec<u8>>> {
                 "damon" => crate::mem::damon::report(target.pid),
                 _ => status(&target, &space),
             }
+        }
+        "stat" => {
+            check_introspection(
+                caller,
+                &target,
+                AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
+            )?;
+            process_stat(&target)
         }
         "cmdline" => {
             check_introspection(
@@ -488,6 +497,50 @@ impl VmaText {
         }
         Ok(self.offset)
     }
+}
+
+/// `/proc/<pid>/stat`: Linux's 52 fields. What the kernel does not count (faults, CPU
+/// times, start time, signal masks) reads 0, and the address fields are 0 as Linux
+/// shows them to a reader that may not ptrace the process.
+fn process_stat(p: &Process) -> String {
+    use core::sync::atomic::Ordering::Relaxed;
+    let space = p.address_space();
+    let mem = mm::procfs::status(space.mm());
+    let state = if p.zombie.load(Relaxed) { 'Z' } else { 'R' };
+    let cpu = p
+        .threads
+        .lock()
+        .first()
+        .map_or(0, |t| t.last_cpu.load(Relaxed));
+    let name = p.name.lock().clone();
+    format!(
+        "{pid} ({name}) {state} {ppid} {pgrp} {sid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 {threads} 0 0 \
+         {vsize} {rss} {rsslim} 0 0 0 0 0 0 0 0 0 0 0 0 17 {cpu} 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        pid = p.pid,
+        ppid = p.ppid.load(Relaxed),
+        pgrp = p.pgid.load(Relaxed),
+        sid = p.sid.load(Relaxed),
+        threads = p.live_threads.load(Relaxed),
+        vsize = mem.vm_size << 10,
+        rss = mem.vm_rss >> 2,
+        rsslim = u64::MAX,
+    )
+}
+
+/// `/proc/stat`: one line per CPU (no CPU time is accounted yet: zeros), the boot
+/// time, and the process counters.
+fn system_stat() -> String {
+    let mut out = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
+    for cpu in 0..crate::smp::online_cpus() {
+        let _ = writeln!(out, "cpu{cpu} 0 0 0 0 0 0 0 0 0 0");
+    }
+    let boot = (crate::time::realtime_ns() - crate::time::now_ns()) / 1_000_000_000;
+    let (tasks, last_pid) = crate::proc::limits::nr_tasks_and_last_pid();
+    let _ = write!(
+        out,
+        "intr 0\nctxt 0\nbtime {boot}\nprocesses {last_pid}\nprocs_running {tasks}\nprocs_blocked 0\nsoftirq 0\n"
+    );
+    out
 }
 
 fn status(p: &Process, space: &AddressSpace) -> String {

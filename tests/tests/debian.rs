@@ -41,6 +41,9 @@ fn debian_busybox_shell_runs_applets() {
         "echo quiet > /dev/null && echo redirect=ok",
         "sleep 0.1 && echo slept",
         "echo words=$(echo one two three | wc -w)",
+        "echo free_total=$(busybox free | awk '/^Mem:/ {print ($2 > 100000)}')",
+        "echo ps_init=$(busybox ps | grep -c '^ *1 ')",
+        "echo top_pid_header=$(busybox top -b -n 1 | grep -c '^ *PID *PPID')",
     ]
     .join("; ");
     let out = Guest {
@@ -65,6 +68,10 @@ fn debian_busybox_shell_runs_applets() {
     out.expect_line("redirect=ok");
     out.expect_line("slept");
     out.expect_line("words=3");
+    // free (sysinfo), ps (/proc/<pid>/stat and cmdline) and top (/proc/stat too).
+    out.expect_line("free_total=1");
+    out.expect_line("ps_init=1");
+    out.expect_line("top_pid_header=1");
     let applets: u32 = out
         .lines()
         .find_map(|l| l.strip_prefix("applets="))

@@ -30,7 +30,7 @@ const NAME: &str = "proc";
 const DEV: u64 = crate::vfs::stat::encode_dev(0, 4);
 
 /// System-wide files at the top of `/proc`.
-const TOP_FILES: [&str; 10] = [
+const TOP_FILES: [&str; 11] = [
     "buddyinfo",
     "diskstats",
     "interrupts",
@@ -38,12 +38,13 @@ const TOP_FILES: [&str; 10] = [
     "loadavg",
     "meminfo",
     "mounts",
+    "stat",
     "swaps",
     "vmstat",
     "zoneinfo",
 ];
 /// Files in `/proc/<pid>/` (`exe` is a link).
-const PID_FILES: [&str; 11] = [
+const PID_FILES: [&str; 12] = [
     "cmdline",
     "comm",
     "damon",
@@ -54,6 +55,7 @@ const PID_FILES: [&str; 11] = [
     "oom_score_adj",
     "pagemap",
     "smaps",
+    "stat",
     "status",
 ];
 /// Generated files under `/proc/sys/` beside the registry's keys.

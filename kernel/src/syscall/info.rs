@@ -26,6 +26,30 @@ pub fn uname(buf: u64) -> SysResult {
     Ok(0)
 }
 
+/// `sysinfo(2)`: uptime, load, memory and swap in pages (`mem_unit` = 4096), and the
+/// number of processes, in Linux's 112-byte `struct sysinfo`.
+pub fn sysinfo(info: u64) -> SysResult {
+    let alloc = crate::mem::frames::allocator();
+    let (total, free, _, _) = mm::frame::report::totals(alloc);
+    let (swap_total, swap_free) = crate::mem::swap::swap().totals();
+    let (tasks, _) = crate::proc::limits::nr_tasks_and_last_pid();
+    let uptime = crate::time::now_ns() / 1_000_000_000;
+    let mut out = [0u8; 112];
+    let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &uptime.to_le_bytes());
+    // loads[3] at 8: 0 (no load average is kept).
+    put(32, &total.0.to_le_bytes());
+    put(40, &free.0.to_le_bytes());
+    // sharedram, bufferram: 0.
+    put(64, &swap_total.to_le_bytes());
+    put(72, &swap_free.to_le_bytes());
+    put(80, &u16::try_from(tasks).unwrap_or(u16::MAX).to_le_bytes());
+    // totalhigh, freehigh: 0.
+    put(104, &4096u32.to_le_bytes());
+    copy_to_user(info, &out)?;
+    Ok(0)
+}
+
 pub fn getrandom(buf: u64, len: u64, flags: u64) -> SysResult {
     if flags & !7 != 0 {
         return Err(Errno::EINVAL);

@@ -215,6 +215,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         72 => fs::fcntl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),
         96 => time::gettimeofday(a[0], a[1]).into(),
         97 => info::prlimit64(thread, 0, a[0], 0, a[1]).into(),
+        99 => info::sysinfo(a[0]).into(),
         102 | 107 => Ok(u64::from(info::uid(thread))).into(),
         104 | 108 => Ok(u64::from(info::gid(thread))).into(),
         109 => process::setpgid(thread, a[0], a[1]).into(),

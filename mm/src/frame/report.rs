@@ -85,7 +85,9 @@ fn pages(out: &mut String, prefix: &str, name: &str, p: PageCount) {
 }
 
 /// Totals over all nodes.
-fn totals(alloc: &FrameAllocator) -> (PageCount, PageCount, PageCount, PageCount) {
+/// `(present, free, low watermark, high watermark)` summed over the nodes: MemTotal and
+/// MemFree, and what sysinfo(2) reports.
+pub fn totals(alloc: &FrameAllocator) -> (PageCount, PageCount, PageCount, PageCount) {
     let (mut total, mut free, mut low, mut high) =
         (PageCount(0), PageCount(0), PageCount(0), PageCount(0));
     for n in 0..alloc.nr_nodes() {
