@@ -250,7 +250,65 @@ static void oom_daemon(long mib) {
     close(ready[0]);
 }
 
+/* One victim of `mib` MiB killed; returns the ms from SIGKILL until MemFree is back
+ * within 10% of the victim's size: by process_mrelease (`mrelease`), else by waiting
+ * for the pidfd to poll readable (the exit). */
+static double time_to_memory_back(long mib, int mrelease) {
+    int ready[2];
+    if (pipe(ready))
+        return -1;
+    pid_t child = fork();
+    if (child == 0) {
+        size_t len = (size_t)mib << 20;
+        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        for (size_t i = 0; p != MAP_FAILED && i < len; i += 4096)
+            p[i] = 1;
+        char c = 1;
+        write(ready[1], &c, 1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char c;
+    read(ready[0], &c, 1);
+    close(ready[0]);
+    int fd = pidfd_open(child, 0);
+    long low = mem_free_kb();
+    double t0 = now_ms();
+    pidfd_send_signal(fd, SIGKILL, NULL, 0);
+    if (mrelease)
+        process_mrelease(fd, 0);
+    else
+        poll_events(fd, -1);
+    while (mem_free_kb() - low < mib * 1024 * 9 / 10)
+        ;
+    double t = now_ms() - t0;
+    siginfo_t info;
+    waitid(P_PIDFD, fd, &info, WEXITED);
+    close(fd);
+    return t;
+}
+
+/* `pidfd bench MIB ROUNDS`: SIGKILL-to-memory-back, with process_mrelease and by
+ * waiting for the exit, best and mean of ROUNDS each. */
+static int bench(long mib, int rounds) {
+    for (int mode = 1; mode >= 0; mode--) {
+        double best = 1e18, sum = 0;
+        for (int i = 0; i < rounds; i++) {
+            double t = time_to_memory_back(mib, mode);
+            sum += t;
+            if (t < best)
+                best = t;
+        }
+        printf("pidfd-bench: %s: %ld MiB back in best %.3f ms, mean %.3f ms over %d\n",
+               mode ? "process_mrelease" : "wait-for-exit", mib, best, sum / rounds, rounds);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "bench"))
+        return bench(argc > 2 ? atol(argv[2]) : 512, argc > 3 ? atoi(argv[3]) : 5);
     long mib = argc > 1 ? atol(argv[1]) : 384;
     pidfd_basics();
     clone_pidfd();
