@@ -69,7 +69,9 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("pidfd: check clone-pidfd-waitid-exit-status: ok");
     out.expect_line("pidfd: check mrelease-live-target-einval: ok");
     out.expect_line("pidfd: check mrelease-self-einval: ok");
-    out.expect_line("pidfd: restricted caller (peios): process_mrelease errno 1, pidfd_send_signal errno 1");
+    out.expect_line(
+        "pidfd: restricted caller (peios): process_mrelease errno 1, pidfd_send_signal errno 1",
+    );
     out.expect_line("pidfd: check mrelease-returns-with-memory-back: ok");
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");

@@ -131,7 +131,14 @@ const CLD_KILLED: i32 = 2;
 /// `P_PIDFD` waits for the pidfd's process (which must be a child: ECHILD); on an
 /// `O_NONBLOCK` pidfd a wait that would block is EAGAIN. With `WNOHANG` and nothing
 /// ready the call returns 0 with a zeroed `siginfo`.
-pub fn waitid(thread: &Arc<Thread>, idtype: u64, id: u64, infop: u64, options: u64, rusage: u64) -> Outcome {
+pub fn waitid(
+    thread: &Arc<Thread>,
+    idtype: u64,
+    id: u64,
+    infop: u64,
+    options: u64,
+    rusage: u64,
+) -> Outcome {
     let decoded = (|| {
         if options & !(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | WAIT_THREAD_FLAGS) != 0
             || options & (WEXITED | WSTOPPED | WCONTINUED) == 0

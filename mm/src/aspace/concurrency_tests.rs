@@ -369,7 +369,11 @@ fn racing_teardowns_free_each_frame_once() {
         // A fault that won the race to a page after the last teardown would leave it
         // mapped: then one more teardown must take it, and only it.
         let left = h.aspace.resident_pages();
-        assert_eq!(h.soft.live(), left, "round {round}: frames match the mapped pages");
+        assert_eq!(
+            h.soft.live(),
+            left,
+            "round {round}: frames match the mapped pages"
+        );
         h.aspace.teardown();
         assert_eq!(h.soft.live(), 0, "round {round}: nothing leaked");
         assert_eq!(h.aspace.vma_count(), 0);
