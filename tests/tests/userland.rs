@@ -31,6 +31,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "hello_dyn",
         "vdso",
         "prctl",
+        "pidfd",
         "threads",
         "forkexec",
         "signals",
@@ -51,7 +52,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("26 passed, 0 failed");
+    out.expect_line("27 passed, 0 failed");
     // The dynamically linked program started in musl's loader, which found itself.
     out.expect_line("hello_c: loader at AT_BASE");
     out.expect_line("hello from musl (dynamic");
@@ -62,6 +63,16 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("prctl: check parent-death-signal-delivered: ok");
     out.expect_line("prctl: check subreaper-adopts-and-reaps: ok");
     out.expect_line("prctl: check thp-disabled-maps-no-huge-page: ok");
+    // pidfds and process_mrelease: the OOM-daemon scenario and the refusals.
+    out.expect_line("pidfd: check waitid-pidfd-reports-signal: ok");
+    out.expect_line("pidfd: check reaped-child-hup: ok");
+    out.expect_line("pidfd: check clone-pidfd-waitid-exit-status: ok");
+    out.expect_line("pidfd: check mrelease-live-target-einval: ok");
+    out.expect_line("pidfd: check mrelease-self-einval: ok");
+    out.expect_line(
+        "pidfd: restricted caller (peios): process_mrelease errno 1, pidfd_send_signal errno 1",
+    );
+    out.expect_line("pidfd: check mrelease-returns-with-memory-back: ok");
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");
     out.expect_line("EXIT=0");

@@ -10,6 +10,7 @@ pub mod damon;
 pub mod dev_userfaultfd;
 pub mod oom_score_adj;
 pub mod pagemap;
+pub mod pidfd;
 pub mod proc_mem;
 pub mod procfs;
 pub mod registry_key;

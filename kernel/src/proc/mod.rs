@@ -105,6 +105,8 @@ pub struct Process {
     pub child_exited: wait::WaitQueue,
     /// Woken when one of its threads exits (execve waits for the others).
     pub thread_exited: wait::WaitQueue,
+    /// Woken when the process becomes a zombie and when it is reaped (pidfd pollers).
+    pub exit_waiters: wait::WaitQueue,
     /// The process has exited and released its resources (a zombie until reaped).
     pub zombie: AtomicBool,
     /// Threads, for signals and exit.
@@ -240,6 +242,7 @@ pub fn remove(pid: Pid) {
     let process = PROCESSES.write().remove(&pid);
     if let Some(p) = process {
         drop(p.task_slot.lock().take());
+        p.exit_waiters.wake_all();
     }
 }
 
@@ -346,6 +349,7 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         children: Mutex::new(Vec::new()),
         child_exited: wait::WaitQueue::new(),
         thread_exited: wait::WaitQueue::new(),
+        exit_waiters: wait::WaitQueue::new(),
         zombie: AtomicBool::new(false),
         threads: Mutex::new(Vec::new()),
         rlimits: Mutex::new(rlimits),

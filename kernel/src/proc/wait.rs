@@ -96,6 +96,7 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     }
     process.set_exit_status_once(status);
     process.zombie.store(true, Ordering::SeqCst);
+    process.exit_waiters.wake_all();
     if process.pid == 1 {
         crate::shutdown::init_exited(status);
     }
@@ -131,9 +132,21 @@ fn new_reaper(process: &Process) -> Option<Arc<Process>> {
 /// `wait4` options.
 pub const WNOHANG: u64 = 1;
 
+/// A child a wait found: its pid, how it ended and its uid (`waitid`'s `si_uid`).
+#[derive(Clone, Copy, Debug)]
+pub struct Waited {
+    /// The child's pid.
+    pub pid: Pid,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// The uid of its token.
+    pub uid: u32,
+}
+
 /// Finds a reapable child matching `pid`: -1 any child, >0 that pid, 0 a child in the
-/// caller's process group, < -1 a child in group -pid.
-fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> {
+/// caller's process group, < -1 a child in group -pid. With `reap` false (`WNOWAIT`)
+/// the zombie stays for a later wait.
+fn try_reap(parent: &Process, pid: i64, reap: bool) -> SysResult<Option<Waited>> {
     let mut children = parent.children.lock();
     let own_group = i64::from(parent.pgid.load(Ordering::Relaxed));
     let matches = |c: &Arc<Process>| match pid {
@@ -151,15 +164,22 @@ fn try_reap(parent: &Process, pid: i64) -> SysResult<Option<(Pid, ExitStatus)>> 
     else {
         return Ok(None);
     };
+    let found = |c: &Process| Waited {
+        pid: c.pid,
+        status: c.exit_status().unwrap_or(ExitStatus::Exited(0)),
+        uid: c.token.read().uid(),
+    };
+    if !reap {
+        return Ok(Some(found(&children[index])));
+    }
     let child = children.remove(index);
     drop(children);
-    let status = child.exit_status().unwrap_or(ExitStatus::Exited(0));
+    let waited = found(&child);
     super::remove(child.pid);
-    let pid = child.pid;
     drop(child);
     // A reaped process may have emptied whole heap blocks: give them back.
     crate::mem::heap::trim();
-    Ok(Some((pid, status)))
+    Ok(Some(waited))
 }
 
 /// Waits for a child; returns its pid and status (or `None` with WNOHANG and nothing ready).
@@ -169,14 +189,28 @@ pub async fn wait_child(
     pid: i64,
     options: u64,
 ) -> SysResult<Option<(Pid, ExitStatus)>> {
+    let found = wait_child_with(parent, thread, pid, options & WNOHANG != 0, true).await?;
+    Ok(found.map(|w| (w.pid, w.status)))
+}
+
+/// Waits for a child matching `pid` (as [`try_reap`]) to be a zombie; `None` at once if
+/// `nohang` and none is. `reap` false leaves it a zombie (`WNOWAIT`). EINTR when a
+/// signal interrupts the wait.
+pub async fn wait_child_with(
+    parent: Arc<Process>,
+    thread: &super::thread::Thread,
+    pid: i64,
+    nohang: bool,
+    reap: bool,
+) -> SysResult<Option<Waited>> {
     thread.clear_interrupt();
     poll_fn(|cx| {
         parent.child_exited.register(cx.waker());
         thread.interrupt_waker.register(cx.waker());
-        match try_reap(&parent, pid) {
+        match try_reap(&parent, pid, reap) {
             Err(e) => Poll::Ready(Err(e)),
             Ok(Some(found)) => Poll::Ready(Ok(Some(found))),
-            Ok(None) if options & WNOHANG != 0 => Poll::Ready(Ok(None)),
+            Ok(None) if nohang => Poll::Ready(Ok(None)),
             Ok(None) if thread.is_interrupted() => Poll::Ready(Err(Errno::EINTR)),
             Ok(None) => Poll::Pending,
         }

@@ -10,6 +10,7 @@ mod memctl;
 mod memory;
 mod numa;
 mod path;
+mod pidfd;
 mod poll;
 mod prctl;
 mod process;
@@ -210,6 +211,10 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]),
         60 => process::exit(thread, a[0]),
         61 => process::wait4(thread, pid_arg(a[0]), a[1], a[2], a[3]),
+        247 => pidfd::waitid(thread, a[0], a[1], a[2], a[3], a[4]),
+        424 => pidfd::pidfd_send_signal(thread, lower32(a[0]), a[1], a[2], a[3]).into(),
+        434 => pidfd::pidfd_open(thread, a[0], a[1]).into(),
+        448 => pidfd::process_mrelease(thread, lower32(a[0]), a[1]),
         62 => signal::kill(thread, pid_arg(a[0]), a[1]).into(),
         63 => info::uname(a[0]).into(),
         72 => fs::fcntl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),

@@ -36,6 +36,7 @@ const CLONE_CHILD_SETTID: u64 = 0x100_0000;
 const SUPPORTED_CLONE: u64 = 0xff
     | CLONE_VM
     | CLONE_FS
+    | CLONE_PIDFD
     | CLONE_FILES
     | CLONE_SIGHAND
     | CLONE_VFORK
@@ -102,8 +103,21 @@ fn clone_start(
     child_tid: u64,
     tls: u64,
 ) -> SysResult<(u32, Option<Arc<proc::Process>>)> {
-    if flags & !SUPPORTED_CLONE != 0 || flags & CLONE_PIDFD != 0 {
+    if flags & !SUPPORTED_CLONE != 0 {
         return Err(Errno::EINVAL);
+    }
+    // CLONE_PIDFD writes the descriptor where CLONE_PARENT_SETTID writes the tid (the
+    // same argument in `clone`), and names a process, not a thread.
+    if flags & CLONE_PIDFD != 0
+        && flags & (CLONE_PARENT_SETTID | CLONE_THREAD | CLONE_DETACHED) != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_PIDFD != 0 {
+        // Fail before anything exists if the descriptor cannot be written back: the
+        // word is rewritten with what it holds.
+        let held: i32 = read_user(parent_tid)?;
+        write_user::<i32>(parent_tid, &held)?;
     }
     if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0)
         || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
@@ -181,6 +195,10 @@ fn clone_start(
         child.clear_child_tid.store(child_tid, Ordering::SeqCst);
     }
     let new_process = (flags & CLONE_THREAD == 0).then(|| child.process.clone());
+    if flags & CLONE_PIDFD != 0 {
+        let fd = super::pidfd::install_pidfd(thread, &child.process, 0)?;
+        write_user::<i32>(parent_tid, &(fd as i32))?;
+    }
     thread::start(child, child_ctx);
     Ok((tid, new_process))
 }

@@ -323,3 +323,60 @@ fn ksm_merges_race_with_writers_without_mixing_pages() {
         "one frame per page after unmerge, none leaked"
     );
 }
+
+/// The teardowns of a dying process race: its exit, the OOM reaper and a
+/// `process_mrelease` caller all tear the same space down while one of its threads is
+/// still faulting pages in. Every frame is freed exactly once (the soft frames panic
+/// on a double free) and none is left behind.
+#[test]
+fn racing_teardowns_free_each_frame_once() {
+    for round in 0..8 {
+        let h = Arc::new(harness());
+        let start = anon_rw(&h.aspace, PAGES);
+        touch_all(&h, start, PAGES / 2, true, false);
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let faulter = {
+            let (h, barrier) = (h.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                // The dying thread goes on touching pages until its mapping is gone.
+                for i in (0..PAGES).rev() {
+                    match h.aspace.fault(start + i * PAGE_SIZE, Access::Write, true) {
+                        Ok(_) => {}
+                        Err(FaultError::NeedsWait(w)) => {
+                            while !w.is_ready() {
+                                thread::yield_now();
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        let reapers: Vec<_> = (1..THREADS)
+            .map(|_| {
+                let (h, barrier) = (h.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    h.aspace.teardown();
+                })
+            })
+            .collect();
+        faulter.join().unwrap();
+        for r in reapers {
+            r.join().unwrap();
+        }
+        // A fault that won the race to a page after the last teardown would leave it
+        // mapped: then one more teardown must take it, and only it.
+        let left = h.aspace.resident_pages();
+        assert_eq!(
+            h.soft.live(),
+            left,
+            "round {round}: frames match the mapped pages"
+        );
+        h.aspace.teardown();
+        assert_eq!(h.soft.live(), 0, "round {round}: nothing leaked");
+        assert_eq!(h.aspace.vma_count(), 0);
+        h.aspace.check_invariants().unwrap();
+    }
+}

@@ -34,6 +34,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["hello_dyn"],
     &["vdso"],
     &["prctl"],
+    &["pidfd"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],
