@@ -14,7 +14,7 @@ use crate::phys::Frames;
 use crate::tlb::{TlbBatch, TlbFlush};
 
 /// Frames released per flush when a zap is large.
-const ZAP_BATCH_FRAMES: usize = 512;
+const ZAP_BATCH_FRAMES: usize = 8192;
 
 /// A reference a zap drops once the TLB is flushed.
 enum Release {
