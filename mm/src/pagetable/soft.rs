@@ -138,14 +138,22 @@ impl SoftPageTable {
         Pte::new(Pfn(head.pfn.0 + i), head.flags)
     }
 
-    /// Calls `f` with every 4 KiB word of `[start, end)` whose table exists, passing
-    /// over 2 MiB slots mapped by a huge leaf (they hold no swap entries).
-    fn walk_small(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
+    /// Calls `f(base, (first, last), huge_word, table)` for every 2 MiB slot meeting
+    /// `[start, end)` whose upper tables exist: `base` the slot's address, `first..=last`
+    /// the indexes of its 4 KiB entries in the range, its huge-leaf word, and its table
+    /// of 4 KiB entries if there is one.
+    fn each_slot(
+        &self,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(u64, (usize, usize), &AtomicU64, Option<&Leaf>),
+    ) {
         if start >= end {
             return;
         }
         let last = end - 1;
         let span = |level: u32| 1u64 << (PAGE_SHIFT + 9 * level);
+        // Walk the levels, visiting only the children overlapping [start, end).
         for i3 in index(start, 3)..=index(last, 3) {
             let Some(l3) = self.root.0[i3].get() else {
                 continue;
@@ -157,20 +165,26 @@ impl SoftPageTable {
                 let b2 = b3 + i2 as u64 * span(2);
                 let (lo2, hi2) = (lo3.max(b2), hi3.min(b2 + span(2) - 1));
                 for i1 in index(lo2, 1)..=index(hi2, 1) {
-                    if l2.huge[i1].load(Ordering::SeqCst) != 0 {
-                        continue;
-                    }
-                    let Some(l1) = l2.tables.0[i1].get() else {
-                        continue;
-                    };
                     let b1 = b2 + i1 as u64 * span(1);
                     let (lo1, hi1) = (lo2.max(b1), hi2.min(b1 + span(1) - 1));
-                    for i0 in index(lo1, 0)..=index(hi1, 0) {
-                        f(b1 + i0 as u64 * PAGE_SIZE, &l1.0[i0]);
-                    }
+                    let table = l2.tables.0[i1].get().map(|t| &**t);
+                    f(b1, (index(lo1, 0), index(hi1, 0)), &l2.huge[i1], table);
                 }
             }
         }
+    }
+
+    /// Calls `f` with every 4 KiB word of `[start, end)` whose table exists, passing
+    /// over 2 MiB slots mapped by a huge leaf (they hold no swap entries).
+    fn walk_small(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
+        self.each_slot(start, end, &mut |base, (first, last), huge, table| {
+            let Some(table) = table.filter(|_| huge.load(Ordering::SeqCst) == 0) else {
+                return;
+            };
+            for i in first..=last {
+                f(base + i as u64 * PAGE_SIZE, &table.0[i]);
+            }
+        });
     }
 }
 
@@ -364,40 +378,19 @@ impl PageTable for SoftPageTable {
     }
 
     fn scan_leaves(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte, bool)) {
-        if start >= end {
-            return;
-        }
-        let last = end - 1;
-        let span = |level: u32| 1u64 << (PAGE_SHIFT + 9 * level);
-        // Walk the levels, visiting only the children overlapping [start, end).
-        for i3 in index(start, 3)..=index(last, 3) {
-            let Some(l3) = self.root.0[i3].get() else {
-                continue;
+        self.each_slot(start, end, &mut |base, (first, last), huge, table| {
+            if let Some(head) = decode(huge.load(Ordering::SeqCst)) {
+                return f(base, head, true);
+            }
+            let Some(table) = table else {
+                return;
             };
-            let b3 = i3 as u64 * span(3);
-            let (lo3, hi3) = (start.max(b3), last.min(b3 + span(3) - 1));
-            for i2 in index(lo3, 2)..=index(hi3, 2) {
-                let Some(l2) = l3.0[i2].get() else { continue };
-                let b2 = b3 + i2 as u64 * span(2);
-                let (lo2, hi2) = (lo3.max(b2), hi3.min(b2 + span(2) - 1));
-                for i1 in index(lo2, 1)..=index(hi2, 1) {
-                    let b1 = b2 + i1 as u64 * span(1);
-                    let (lo1, hi1) = (lo2.max(b1), hi2.min(b1 + span(1) - 1));
-                    if let Some(head) = decode(l2.huge[i1].load(Ordering::SeqCst)) {
-                        f(b1, head, true);
-                        continue;
-                    }
-                    let Some(l1) = l2.tables.0[i1].get() else {
-                        continue;
-                    };
-                    for i0 in index(lo1, 0)..=index(hi1, 0) {
-                        if let Some(pte) = decode(l1.0[i0].load(Ordering::Acquire)) {
-                            f(b1 + i0 as u64 * PAGE_SIZE, pte, false);
-                        }
-                    }
+            for i in first..=last {
+                if let Some(pte) = decode(table.0[i].load(Ordering::Acquire)) {
+                    f(base + i as u64 * PAGE_SIZE, pte, false);
                 }
             }
-        }
+        });
     }
 
     fn query_swap(&self, va: u64) -> Option<SwapEntry> {
