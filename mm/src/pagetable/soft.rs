@@ -56,6 +56,9 @@ impl Default for Pmd {
 
 type Pml4 = Dir<Dir<Pmd>>;
 
+/// What [`SoftPageTable::each_slot`] calls per 2 MiB slot.
+type SlotFn<'a> = dyn FnMut(u64, (usize, usize), &AtomicU64, Option<&Leaf>) + 'a;
+
 fn index(va: u64, level: u32) -> usize {
     ((va >> (PAGE_SHIFT + 9 * level)) & (ENTRIES as u64 - 1)) as usize
 }
@@ -146,7 +149,7 @@ impl SoftPageTable {
         &self,
         start: u64,
         end: u64,
-        f: &mut dyn FnMut(u64, (usize, usize), &AtomicU64, Option<&Leaf>),
+        f: &mut SlotFn<'_>,
     ) {
         if start >= end {
             return;
