@@ -31,6 +31,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["hello_dyn"],
     &["vdso"],
     &["prctl"],
+    &["shm"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],
