@@ -41,6 +41,11 @@ fn debian_busybox_shell_runs_applets() {
         "echo quiet > /dev/null && echo redirect=ok",
         "sleep 0.1 && echo slept",
         "echo words=$(echo one two three | wc -w)",
+        // The shell's redirections and coreutils-style applets on the tmpfs at /tmp.
+        "echo hi > /tmp/x && echo tmp=$(cat /tmp/x)",
+        "mkdir -p /tmp/d/e && echo one >> /tmp/d/e/f && echo two >> /tmp/d/e/f && echo lines=$(wc -l < /tmp/d/e/f)",
+        "mv /tmp/x /tmp/d/y && echo moved: $(ls /tmp/d | tr '\\n' ' ')",
+        "rm -r /tmp/d && echo left=$(ls -a /tmp | wc -l)",
     ]
     .join("; ");
     let out = Guest {
@@ -65,6 +70,10 @@ fn debian_busybox_shell_runs_applets() {
     out.expect_line("redirect=ok");
     out.expect_line("slept");
     out.expect_line("words=3");
+    out.expect_line("tmp=hi");
+    out.expect_line("lines=2");
+    out.expect_line("moved: e y");
+    out.expect_line("left=2");
     let applets: u32 = out
         .lines()
         .find_map(|l| l.strip_prefix("applets="))
