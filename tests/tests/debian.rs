@@ -44,6 +44,11 @@ fn debian_busybox_shell_runs_applets() {
         "echo free_total=$(busybox free | awk '/^Mem:/ {print ($2 > 100000)}')",
         "echo ps_init=$(busybox ps | grep -c '^ *1 ')",
         "echo top_pid_header=$(busybox top -b -n 1 | grep -c '^ *PID *PPID')",
+        // The shell's redirections and coreutils-style applets on the tmpfs at /tmp.
+        "echo hi > /tmp/x && echo tmp=$(cat /tmp/x)",
+        "mkdir -p /tmp/d/e && echo one >> /tmp/d/e/f && echo two >> /tmp/d/e/f && echo lines=$(wc -l < /tmp/d/e/f)",
+        "mv /tmp/x /tmp/d/y && echo moved: $(ls /tmp/d | tr '\\n' ' ')",
+        "rm -r /tmp/d && echo left=$(ls -a /tmp | wc -l)",
     ]
     .join("; ");
     let out = Guest {
@@ -72,6 +77,10 @@ fn debian_busybox_shell_runs_applets() {
     out.expect_line("free_total=1");
     out.expect_line("ps_init=1");
     out.expect_line("top_pid_header=1");
+    out.expect_line("tmp=hi");
+    out.expect_line("lines=2");
+    out.expect_line("moved: e y");
+    out.expect_line("left=2");
     let applets: u32 = out
         .lines()
         .find_map(|l| l.strip_prefix("applets="))

@@ -32,6 +32,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "vdso",
         "prctl",
         "pidfd",
+        "shm",
         "threads",
         "forkexec",
         "signals",
@@ -52,7 +53,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("27 passed, 0 failed");
+    out.expect_line("28 passed, 0 failed");
     // The dynamically linked program started in musl's loader, which found itself.
     out.expect_line("hello_c: loader at AT_BASE");
     out.expect_line("hello from musl (dynamic");
@@ -73,6 +74,30 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "pidfd: restricted caller (peios): process_mrelease errno 1, pidfd_send_signal errno 1",
     );
     out.expect_line("pidfd: check mrelease-returns-with-memory-back: ok");
+    // tmpfs at /tmp and /dev/shm, POSIX shm through musl, memfd seals.
+    for check in [
+        "tmp-and-dev-shm-are-sticky-dirs",
+        "create-excl-write-read-stat",
+        "pwrite-grows-with-a-hole-seek-end",
+        "append-writes-at-the-end",
+        "truncate-ftruncate-o-trunc",
+        "mmap-shared-sees-writes-both-ways",
+        "mmap-private-is-a-copy",
+        "getdents-lists-names-and-nlink",
+        "errnos-as-linux",
+        "rename-within-and-across-mounts",
+        "unlinked-file-lives-while-open",
+        "mode-bits-refuse-a-restricted-caller",
+        "shm-open-shared-with-a-forked-child",
+        "shm-unlink-removes-the-name",
+        "seals-need-allow-sealing",
+        "shrink-and-grow-seals",
+        "write-seal-busy-while-mapped-shared-writable",
+        "seal-seal-freezes-the-set",
+        "future-write-keeps-existing-mappings",
+    ] {
+        out.expect_line(&format!("shm: check {check}: ok"));
+    }
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");
     out.expect_line("EXIT=0");

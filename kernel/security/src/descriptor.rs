@@ -180,6 +180,55 @@ impl SecurityDescriptor {
         )
     }
 
+    /// The descriptor of a file a tmpfs (or `/dev/shm`) name holds, created by
+    /// `creator` with Linux permission bits `mode` (after the umask). Mode bits map
+    /// onto the DACL the Peios way:
+    /// - owner and group: the creator's user and primary group;
+    /// - the owner triplet (`0o700`) grants the creator's user SID, the group triplet
+    ///   (`0o070`) its primary group, the other triplet (`0o007`) Everyone: `r` is
+    ///   `FILE_GENERIC_READ`, `w` is `FILE_GENERIC_WRITE`, `x` is
+    ///   `FILE_GENERIC_EXECUTE` (an ACE with no right is left out);
+    /// - SYSTEM and Administrators get `FILE_ALL_ACCESS` (Linux's DAC override for
+    ///   root; a restricted token holds those SIDs deny-only, so it does not pass);
+    /// - label: the creator's level with `NO_WRITE_UP`.
+    pub fn for_file(creator: &Token, mode: u32) -> Self {
+        let rights = |bits: u32| {
+            let mut m = AccessMask::empty();
+            if bits & 4 != 0 {
+                m |= AccessMask::FILE_GENERIC_READ;
+            }
+            if bits & 2 != 0 {
+                m |= AccessMask::FILE_GENERIC_WRITE;
+            }
+            if bits & 1 != 0 {
+                m |= AccessMask::FILE_GENERIC_EXECUTE;
+            }
+            m
+        };
+        let mut aces = alloc::vec::Vec::new();
+        for (sid, bits) in [
+            (creator.user_sid(), mode >> 6),
+            (creator.primary_group(), mode >> 3),
+            (Sid::EVERYONE, mode),
+        ] {
+            let mask = rights(bits & 7);
+            if !mask.is_empty() {
+                aces.push(Ace::allowed(sid, mask));
+            }
+        }
+        aces.push(Ace::allowed(Sid::SYSTEM, AccessMask::FILE_ALL_ACCESS));
+        aces.push(Ace::allowed(
+            Sid::ADMINISTRATORS,
+            AccessMask::FILE_ALL_ACCESS,
+        ));
+        Self::new(
+            creator.user_sid(),
+            creator.primary_group(),
+            Some(Acl::from_aces(aces)),
+            MandatoryLabel::new(creator.integrity(), MandatoryPolicy::NO_WRITE_UP),
+        )
+    }
+
     /// The descriptor of a registry key (a tunable):
     /// - owner and group SYSTEM;
     /// - DACL: `KEY_ALL_ACCESS` to SYSTEM and Administrators; `KEY_READ` to
@@ -223,6 +272,27 @@ mod tests {
         assert!(acl.is_canonical());
         assert_eq!(acl.aces(), &[d1, d2, a1, a2]);
         assert!(Acl::new().is_canonical());
+    }
+
+    #[test]
+    fn file_descriptor_maps_mode_bits() {
+        use crate::{access_check, GenericMapping};
+        let owner = Token::user(1000);
+        let other = Token::user(1001);
+        let sd = SecurityDescriptor::for_file(&owner, 0o640);
+        let read = AccessMask::FILE_READ_DATA;
+        let write = AccessMask::FILE_WRITE_DATA;
+        assert!(access_check(&owner, &sd, read | write, &GenericMapping::FILE).is_ok());
+        assert!(access_check(&other, &sd, read, &GenericMapping::FILE).is_err());
+        let sd = SecurityDescriptor::for_file(&owner, 0o604);
+        assert!(access_check(&other, &sd, read, &GenericMapping::FILE).is_ok());
+        assert!(access_check(&other, &sd, write, &GenericMapping::FILE).is_err());
+        // Root passes whatever the bits; a restricted root does not.
+        let sd = SecurityDescriptor::for_file(&owner, 0);
+        assert!(access_check(&Token::system(), &sd, write, &GenericMapping::FILE).is_ok());
+        let restricted = Token::system().restricted();
+        let sd = SecurityDescriptor::for_file(&Token::system(), 0o600);
+        assert!(access_check(&restricted, &sd, read, &GenericMapping::FILE).is_err());
     }
 
     #[test]

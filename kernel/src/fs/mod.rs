@@ -25,13 +25,18 @@ use crate::{
 use alloc::{string::String, sync::Arc, vec::Vec};
 use errno::{Errno, SysResult};
 
-/// Mounts the boot namespace: the initramfs at `/`, then `/proc`, `/sys` and `/dev`.
+/// Mounts the boot namespace: the initramfs at `/`, then `/proc`, `/sys` and `/dev`,
+/// and a tmpfs each at `/tmp` and `/dev/shm` (mode 1777, as Linux distributions).
 pub fn mount_all() {
     vfs::mount::mount("/", Arc::new(vfs::initramfs::InitramfsFs));
     vfs::mount::mount("/proc", Arc::new(procfs::ProcFs));
     vfs::mount::mount("/sys", Arc::new(sysfs::SysFs));
     vfs::mount::mount("/dev", Arc::new(vfs::devfs::DevFs));
     vfs::devfs::register("userfaultfd", dev_userfaultfd::open);
+    for at in ["/tmp", "/dev/shm"] {
+        let frames = crate::mem::frames::mm_frames().clone();
+        vfs::mount::mount(at, Arc::new(vfs::tmpfs::Tmpfs::new(at, 0o1777, frames)));
+    }
 }
 
 /// The calling process.

@@ -167,12 +167,14 @@ pub fn write(thread: &Arc<Thread>, fd: u64, buf: u64, count: u64) -> Outcome {
     )
 }
 
-/// `openat` (and `open` with `AT_FDCWD`).
-pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64) -> SysResult {
+/// `openat` (and `open` with `AT_FDCWD`); `mode` gives a created file's permission
+/// bits, less the umask.
+pub fn openat(thread: &Thread, dirfd: i64, path: u64, flags: u64, mode: u64) -> SysResult {
     let name = read_path(path)?;
     let flags = flags as u32 | O_LARGEFILE;
     let from = start_dir(thread, dirfd, &name)?;
-    let file = vfs::mount::open(&caller(thread), &from, &name, flags)?;
+    let perm = mode as u32 & 0o7777 & !thread.process.fs.lock().umask;
+    let file = vfs::mount::open(&caller(thread), &from, &name, flags, perm)?;
     thread
         .process
         .files
@@ -267,8 +269,53 @@ pub fn fcntl(thread: &Thread, fd: u64, cmd: u64, arg: u64) -> SysResult {
             let min = usize::try_from(arg as u32 as i32).map_err(|_| Errno::EINVAL)?;
             files.insert_from(min, file, cmd == F_DUPFD_CLOEXEC)
         }
+        F_ADD_SEALS | F_GET_SEALS => {
+            let file = d.file.clone();
+            drop(files);
+            seals(&file, cmd, arg)
+        }
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// `fcntl(F_ADD_SEALS)`.
+const F_ADD_SEALS: u64 = 1033;
+/// `fcntl(F_GET_SEALS)`.
+const F_GET_SEALS: u64 = 1034;
+
+/// `F_GET_SEALS` and `F_ADD_SEALS` on a memfd or tmpfs file (EINVAL on any other
+/// file). Adding needs a descriptor open for writing (EPERM); `F_SEAL_WRITE` is
+/// EBUSY while any process maps the file shared with write permission (`VM_SHARED`,
+/// which a read-only mapping of a writable descriptor has too, as on Linux). An `mmap`
+/// racing the seal may slip past the scan: Linux's exact count of writable mappings
+/// (`i_mmap_writable`) is not kept.
+fn seals(file: &OpenFile, cmd: u64, arg: u64) -> SysResult {
+    let memfd = file
+        .file()
+        .as_any()
+        .downcast_ref::<Memfd>()
+        .ok_or(Errno::EINVAL)?;
+    if cmd == F_GET_SEALS {
+        return Ok(u64::from(memfd.seals()));
+    }
+    if !file.writable() {
+        return Err(Errno::EPERM);
+    }
+    let object = file.file().mmap_object()?;
+    let seals = u32::try_from(arg).map_err(|_| Errno::EINVAL)?;
+    memfd.add_seals(seals, || mapped_shared_writable(&object))?;
+    Ok(0)
+}
+
+/// Whether any process maps `object` shared with write permission.
+pub(super) fn mapped_shared_writable(object: &Arc<mm::pagecache::FileObject>) -> bool {
+    use mm::vma::VmFlags;
+    crate::proc::all().iter().any(|p| {
+        p.address_space().mm().vmas().iter().any(|v| {
+            v.flags().contains(VmFlags::SHARED | VmFlags::MAYWRITE)
+                && v.file().is_some_and(|f| Arc::ptr_eq(f, object))
+        })
+    })
 }
 
 /// `userfaultfd(flags)`: a descriptor for the caller's missing-page faults.
@@ -300,7 +347,8 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
     let name = String::from_utf8_lossy(&name);
     let object =
         mm::pagecache::FileObject::new_memfd(&name, crate::mem::frames::mm_frames().clone());
-    let file = OpenFile::new(Arc::new(Memfd::new(object)), O_RDWR | O_LARGEFILE, None);
+    let memfd = Memfd::new_sealable(object, flags & MFD_ALLOW_SEALING != 0);
+    let file = OpenFile::new(Arc::new(memfd), O_RDWR | O_LARGEFILE, None);
     thread
         .process
         .files

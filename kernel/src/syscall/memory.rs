@@ -26,6 +26,27 @@ fn mapping_of(thread: &Thread, fd: u64) -> SysResult<FileMapping> {
     })
 }
 
+/// [`mapping_of`] for `mmap`, with a memfd's write seals applied: a writable shared
+/// mapping of a write-sealed file is EPERM, and a read-only shared one may never
+/// become writable (`mprotect` is EACCES), as on Linux.
+fn sealed_mapping_of(thread: &Thread, fd: u64, prot: u64, flags: u64) -> SysResult<FileMapping> {
+    const PROT_WRITE: u64 = 2;
+    let mut mapping = mapping_of(thread, fd)?;
+    let file = thread.process.files.lock().get(fd)?;
+    let sealed = file
+        .file()
+        .as_any()
+        .downcast_ref::<crate::vfs::memfd::Memfd>()
+        .is_some_and(|m| m.write_sealed());
+    if sealed && flags & MapFlags::SHARED.bits() != 0 {
+        if prot & PROT_WRITE != 0 {
+            return Err(Errno::EPERM);
+        }
+        mapping.writable = false;
+    }
+    Ok(mapping)
+}
+
 pub fn mmap(
     thread: &Thread,
     addr: u64,
@@ -36,7 +57,7 @@ pub fn mmap(
     offset: u64,
 ) -> SysResult {
     let file = if flags & MapFlags::ANONYMOUS.bits() == 0 {
-        Some(mapping_of(thread, fd)?)
+        Some(sealed_mapping_of(thread, fd, prot, flags)?)
     } else {
         None
     };

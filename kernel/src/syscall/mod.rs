@@ -8,6 +8,7 @@ mod fs;
 mod info;
 mod memctl;
 mod memory;
+mod names;
 mod numa;
 mod path;
 mod pidfd;
@@ -108,7 +109,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
     match nr {
         0 => fs::read(thread, lower32(a[0]), a[1], a[2]),
         1 => fs::write(thread, lower32(a[0]), a[1], a[2]),
-        2 => fs::openat(thread, fs::AT_FDCWD, a[0], lower32(a[1])).into(),
+        2 => fs::openat(thread, fs::AT_FDCWD, a[0], lower32(a[1]), lower32(a[2])).into(),
         3 => fs::close(thread, lower32(a[0])).into(),
         5 => fs::fstat(thread, lower32(a[0]), a[1]).into(),
         7 => poll::poll(thread, a[0], lower32(a[1]), a[2] as i32 as i64),
@@ -258,7 +259,17 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         230 => time::clock_nanosleep(thread, a[0], a[1], a[2], a[3]),
         231 => process::exit_group(thread, a[0]),
         234 => signal::tgkill(thread, pid_arg(a[0]), pid_arg(a[1]), a[2]).into(),
-        257 => fs::openat(thread, dirfd(a[0]), a[1], lower32(a[2])).into(),
+        257 => fs::openat(thread, dirfd(a[0]), a[1], lower32(a[2]), lower32(a[3])).into(),
+        85 => fs::openat(thread, fs::AT_FDCWD, a[0], 0o1101, lower32(a[1])).into(), // creat
+        76 => names::truncate(thread, a[0], a[1]).into(),
+        82 => names::renameat2(thread, fs::AT_FDCWD, a[0], fs::AT_FDCWD, a[1], 0).into(),
+        264 => names::renameat2(thread, dirfd(a[0]), a[1], dirfd(a[2]), a[3], 0).into(),
+        316 => names::renameat2(thread, dirfd(a[0]), a[1], dirfd(a[2]), a[3], lower32(a[4])).into(),
+        83 => names::mkdirat(thread, fs::AT_FDCWD, a[0], lower32(a[1])).into(),
+        258 => names::mkdirat(thread, dirfd(a[0]), a[1], lower32(a[2])).into(),
+        84 => names::unlinkat(thread, fs::AT_FDCWD, a[0], 0x200).into(),
+        87 => names::unlinkat(thread, fs::AT_FDCWD, a[0], 0).into(),
+        263 => names::unlinkat(thread, dirfd(a[0]), a[1], lower32(a[2])).into(),
         273 => Ok(0).into(), // set_robust_list: accepted; robust futexes are not walked at exit
         302 => info::prlimit64(thread, a[0], a[1], a[2], a[3]).into(),
         309 => process::getcpu(a[0], a[1]).into(),

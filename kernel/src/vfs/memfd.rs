@@ -1,9 +1,11 @@
 //! `memfd_create` files: anonymous shared memory with a size, read, written, truncated
-//! and mapped through one page-cache object.
+//! and mapped through one page-cache object. A tmpfs file is the same thing with a
+//! name ([`Memfd::named`]): its attributes come from its inode.
 
 use super::{anon_inode_number, seek_position, File, Stat, Whence};
 use crate::arch::uaccess::{copy_from_user, copy_to_user};
-use alloc::sync::Arc;
+use alloc::{boxed::Box, sync::Arc};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use errno::{Errno, SysResult};
 use mm::pagecache::FileObject;
 use spin::Mutex;
@@ -11,20 +13,68 @@ use spin::Mutex;
 /// Most bytes one read or write moves (a short count beyond, as Linux may give).
 const MAX_IO_BYTES: usize = 64 * 1024;
 
-/// A memfd.
+/// File seals (`F_ADD_SEALS`), Linux's values.
+pub mod seal {
+    /// No more seals may be added.
+    pub const SEAL: u32 = 0x1;
+    /// The size may not shrink.
+    pub const SHRINK: u32 = 0x2;
+    /// The size may not grow.
+    pub const GROW: u32 = 0x4;
+    /// No writes at all (refused while a writable shared mapping exists).
+    pub const WRITE: u32 = 0x8;
+    /// No new writes (existing writable mappings keep writing).
+    pub const FUTURE_WRITE: u32 = 0x10;
+    /// The execute bits may not change.
+    pub const EXEC: u32 = 0x20;
+    /// Every seal.
+    pub const ALL: u32 = SEAL | SHRINK | GROW | WRITE | FUTURE_WRITE | EXEC;
+}
+
+/// The attributes of a named shared-memory file, given its size.
+pub type StatOf = Box<dyn Fn(u64) -> Stat + Send + Sync>;
+
+/// A memfd (or an open tmpfs file).
 pub struct Memfd {
     object: Arc<FileObject>,
     pos: Mutex<u64>,
     ino: u64,
+    /// Writes go to the end (`O_APPEND`).
+    append: AtomicBool,
+    /// For a named file: its attributes (else a memfd's).
+    stat_of: Option<StatOf>,
+    /// Its seals ([`seal`]); `SEAL` alone for a file that does not allow sealing.
+    seals: AtomicU32,
 }
 
 impl Memfd {
-    /// A memfd over `object` (from `FileObject::new_memfd`: empty, named).
+    /// A memfd over `object` (from `FileObject::new_memfd`: empty, named) that takes
+    /// seals when `allow_sealing` (`MFD_ALLOW_SEALING`).
+    pub fn new_sealable(object: Arc<FileObject>, allow_sealing: bool) -> Memfd {
+        let memfd = Memfd::new(object);
+        let initial = if allow_sealing { 0 } else { seal::SEAL };
+        memfd.seals.store(initial, Ordering::Relaxed);
+        memfd
+    }
+
+    /// A memfd over `object` that takes no seals.
     pub fn new(object: Arc<FileObject>) -> Memfd {
         Memfd {
             object,
             pos: Mutex::new(0),
             ino: anon_inode_number(),
+            append: AtomicBool::new(false),
+            stat_of: None,
+            seals: AtomicU32::new(seal::SEAL),
+        }
+    }
+
+    /// An open description of a named file over `object` whose attributes `stat_of`
+    /// gives (a tmpfs file).
+    pub fn named(object: Arc<FileObject>, stat_of: StatOf) -> Memfd {
+        Memfd {
+            stat_of: Some(stat_of),
+            ..Memfd::new(object)
         }
     }
 
@@ -41,10 +91,63 @@ impl Memfd {
         Ok(got as u64)
     }
 
+    /// The seals in force.
+    pub fn seals(&self) -> u32 {
+        self.seals.load(Ordering::Acquire)
+    }
+
+    /// Whether writes through descriptors and new writable shared mappings are
+    /// refused (`WRITE` or `FUTURE_WRITE`).
+    pub fn write_sealed(&self) -> bool {
+        self.seals() & (seal::WRITE | seal::FUTURE_WRITE) != 0
+    }
+
+    /// `F_ADD_SEALS`: adds `seals`, where `writable_mapping()` says whether a writable
+    /// shared mapping of the file exists (asked only when `WRITE` is added). EINVAL for
+    /// an unknown seal, EPERM once `SEAL` is set, EBUSY for `WRITE` while mapped
+    /// writable. The seals are set before the mapping check (and taken back if it
+    /// finds one), so an `mmap` that reads them afterwards is refused.
+    pub fn add_seals(&self, seals: u32, writable_mapping: impl Fn() -> bool) -> SysResult<()> {
+        if seals & !seal::ALL != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut old = self.seals();
+        loop {
+            if old & seal::SEAL != 0 {
+                return Err(Errno::EPERM);
+            }
+            match self
+                .seals
+                .compare_exchange(old, old | seals, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(now) => old = now,
+            }
+        }
+        if seals & seal::WRITE != 0 && old & seal::WRITE == 0 && writable_mapping() {
+            self.seals.fetch_and(!(seals & !old), Ordering::AcqRel);
+            return Err(Errno::EBUSY);
+        }
+        Ok(())
+    }
+
+    /// EPERM for a write of `count` bytes at `offset` the seals refuse.
+    fn check_write_seals(&self, offset: u64, count: u64) -> SysResult<()> {
+        let seals = self.seals();
+        if seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+            return Err(Errno::EPERM);
+        }
+        if seals & seal::GROW != 0 && offset.saturating_add(count) > self.object.size_bytes() {
+            return Err(Errno::EPERM);
+        }
+        Ok(())
+    }
+
     fn write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
+        self.check_write_seals(offset, n as u64)?;
         let mut kbuf = alloc::vec![0u8; n];
         copy_from_user(&mut kbuf, buf)?;
         let done = self
@@ -69,6 +172,9 @@ impl File for Memfd {
 
     fn write(&self, buf: u64, count: u64) -> SysResult<u64> {
         let mut pos = self.pos.lock();
+        if self.append.load(Ordering::Relaxed) {
+            *pos = self.object.size_bytes();
+        }
         let done = self.write_at(buf, count, *pos)?;
         *pos += done;
         Ok(done)
@@ -92,11 +198,30 @@ impl File for Memfd {
         Ok(self.object.clone())
     }
 
+    fn status_flags_changed(&self, status: u32) {
+        let append = status & super::flags::O_APPEND != 0;
+        self.append.store(append, Ordering::Relaxed);
+    }
+
     fn stat(&self) -> Stat {
+        if let Some(stat_of) = &self.stat_of {
+            return stat_of(self.object.size_bytes());
+        }
         Stat::regular(0o600, self.object.size_bytes()).at(super::stat::encode_dev(0, 2), self.ino)
     }
 
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+
     fn truncate(&self, length: u64) -> SysResult<()> {
+        let seals = self.seals();
+        let size = self.object.size_bytes();
+        if (length < size && seals & seal::SHRINK != 0)
+            || (length > size && seals & seal::GROW != 0)
+        {
+            return Err(Errno::EPERM);
+        }
         self.object.set_size(length);
         Ok(())
     }

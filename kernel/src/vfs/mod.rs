@@ -25,6 +25,7 @@ pub mod mount;
 pub mod pipe;
 pub mod stat;
 pub mod text;
+pub mod tmpfs;
 pub mod waiters;
 
 use alloc::{string::String, sync::Arc, vec::Vec};
@@ -398,6 +399,46 @@ pub trait Filesystem: Send + Sync {
 
     /// The names in directory `rel`, with their kinds (without `.` and `..`).
     fn readdir(&self, rel: &str, caller: &Caller) -> SysResult<Vec<(String, Node)>>;
+
+    /// Creates the regular file `rel` (missing; its directory exists) with permission
+    /// bits `perm` (umask applied) for `caller` and opens it as `req` asks. Default:
+    /// EROFS.
+    fn create(
+        &self,
+        rel: &str,
+        perm: u32,
+        req: &OpenRequest,
+        caller: &Caller,
+    ) -> SysResult<Arc<dyn File>> {
+        let _ = (rel, perm, req, caller);
+        Err(Errno::EROFS)
+    }
+
+    /// Creates the directory `rel` with permission bits `perm`. Default: EROFS.
+    fn mkdir(&self, rel: &str, perm: u32, caller: &Caller) -> SysResult<()> {
+        let _ = (rel, perm, caller);
+        Err(Errno::EROFS)
+    }
+
+    /// Removes the name `rel`: a directory (`rmdir`, which must be empty) when `dir`,
+    /// else a non-directory (`unlink`). Default: EROFS.
+    fn remove(&self, rel: &str, dir: bool, caller: &Caller) -> SysResult<()> {
+        let _ = (rel, dir, caller);
+        Err(Errno::EROFS)
+    }
+
+    /// Moves the name `from` to `to` (both in this filesystem), replacing what `to`
+    /// names as `rename(2)` does. Default: EROFS.
+    fn rename(&self, from: &str, to: &str, caller: &Caller) -> SysResult<()> {
+        let _ = (from, to, caller);
+        Err(Errno::EROFS)
+    }
+
+    /// Sets the size of the regular file `rel` (`truncate(2)`). Default: EROFS.
+    fn truncate(&self, rel: &str, length: u64, caller: &Caller) -> SysResult<()> {
+        let _ = (rel, length, caller);
+        Err(Errno::EROFS)
+    }
 
     /// The attributes of `rel` (which is `node`): by default those of a file opened
     /// for reading, else a plain entry of its kind.

@@ -103,18 +103,28 @@ impl File for PathOnly {
     }
 }
 
-/// `open`: resolves `path` from `cwd` and opens it as `flags` ask. Nothing can be
-/// created (every filesystem here is read-only for new names): `O_CREAT` of a missing
-/// name is EROFS.
-pub fn open(caller: &Caller, cwd: &str, path: &str, flags: u32) -> SysResult<Arc<OpenFile>> {
+/// `open`: resolves `path` from `cwd` and opens it as `flags` ask; `O_CREAT` of a
+/// missing name creates it with permission bits `perm` (umask applied) where the
+/// filesystem allows (EROFS elsewhere).
+pub fn open(
+    caller: &Caller,
+    cwd: &str,
+    path: &str,
+    flags: u32,
+    perm: u32,
+) -> SysResult<Arc<OpenFile>> {
     let req = OpenRequest { flags };
     let r = resolve(caller, cwd, path, flags & O_NOFOLLOW == 0)?;
     if r.found == Found::Missing {
-        return Err(match (flags & O_CREAT != 0, r.wants_dir) {
-            (true, true) => Errno::EISDIR,
-            (true, false) => Errno::EROFS,
-            (false, _) => Errno::ENOENT,
-        });
+        if flags & O_CREAT == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if r.wants_dir {
+            return Err(Errno::EISDIR);
+        }
+        let (fs, rel) = locate(&r.path)?;
+        let file = fs.create(&rel, perm, &req, caller)?;
+        return Ok(OpenFile::new(file, flags, Some(r.path)));
     }
     if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
         return Err(Errno::EEXIST);
@@ -132,6 +142,83 @@ pub fn open(caller: &Caller, cwd: &str, path: &str, flags: u32) -> SysResult<Arc
     }
     let file = fs.open(&rel, &node, &req, caller)?;
     Ok(OpenFile::new(file, flags, Some(r.path)))
+}
+
+/// `mkdir`: creates the directory `path` (EEXIST if the name is taken).
+pub fn mkdir(caller: &Caller, cwd: &str, path: &str, perm: u32) -> SysResult<()> {
+    let r = resolve(caller, cwd, path, false)?;
+    if r.found != Found::Missing {
+        return Err(Errno::EEXIST);
+    }
+    let (fs, rel) = locate(&r.path)?;
+    if rel.is_empty() {
+        return Err(Errno::EEXIST); // a mount point
+    }
+    fs.mkdir(&rel, perm, caller)
+}
+
+/// The filesystem and inner path of an existing name (not following a last link), for
+/// the calls that change names; EBUSY for a mount point.
+fn existing_name(
+    caller: &Caller,
+    cwd: &str,
+    path: &str,
+) -> SysResult<(Arc<dyn Filesystem>, String, Node)> {
+    let r = resolve(caller, cwd, path, false)?;
+    let (fs, rel, node) = node_of(&r, caller)?;
+    if rel.is_empty() {
+        return Err(Errno::EBUSY);
+    }
+    Ok((fs, rel, node))
+}
+
+/// `unlink` (`dir` false) or `rmdir` (`dir` true) of `path`.
+pub fn remove(caller: &Caller, cwd: &str, path: &str, dir: bool) -> SysResult<()> {
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    if dir && last == "." {
+        return Err(Errno::EINVAL);
+    }
+    if dir && last == ".." {
+        return Err(Errno::ENOTEMPTY);
+    }
+    let (fs, rel, node) = existing_name(caller, cwd, path)?;
+    match (node, dir) {
+        (Node::Dir, false) => Err(Errno::EISDIR),
+        (Node::Dir, true) => fs.remove(&rel, true, caller),
+        (_, true) => Err(Errno::ENOTDIR),
+        (_, false) => fs.remove(&rel, false, caller),
+    }
+}
+
+/// `rename(from, to)`: EXDEV when the names are in different filesystems.
+pub fn rename(
+    caller: &Caller,
+    from_cwd: &str,
+    from: &str,
+    to_cwd: &str,
+    to: &str,
+) -> SysResult<()> {
+    let (fs, from_rel, _) = existing_name(caller, from_cwd, from)?;
+    let r = resolve(caller, to_cwd, to, false)?;
+    let (to_fs, to_rel) = locate(&r.path)?;
+    if Arc::as_ptr(&fs) as *const u8 != Arc::as_ptr(&to_fs) as *const u8 {
+        return Err(Errno::EXDEV);
+    }
+    if to_rel.is_empty() {
+        return Err(Errno::EBUSY);
+    }
+    fs.rename(&from_rel, &to_rel, caller)
+}
+
+/// `truncate(path, length)`: EISDIR for a directory.
+pub fn truncate(caller: &Caller, cwd: &str, path: &str, length: u64) -> SysResult<()> {
+    let r = resolve(caller, cwd, path, true)?;
+    let (fs, rel, node) = node_of(&r, caller)?;
+    match node {
+        Node::Dir => Err(Errno::EISDIR),
+        Node::Device => Err(Errno::EINVAL),
+        _ => fs.truncate(&rel, length, caller),
+    }
 }
 
 /// `stat` of `path` (following a last link when `follow`).

@@ -124,6 +124,12 @@ impl FileObject {
         Self::new_shmem_at(&alloc::format!("/memfd:{name} (deleted)"), 0, frames)
     }
 
+    /// An empty shared-memory file that has a name (a tmpfs file): /proc shows
+    /// `path` as it is.
+    pub fn new_shmem_named(path: &str, frames: Arc<Frames>) -> Arc<FileObject> {
+        Self::new_shmem_at(path, 0, frames)
+    }
+
     fn new_shmem_at(path: &str, size_bytes: u64, frames: Arc<Frames>) -> Arc<FileObject> {
         let id = FileId(NEXT_SHMEM_ID.fetch_add(1, Ordering::Relaxed));
         Arc::new(FileObject {
@@ -163,10 +169,21 @@ impl FileObject {
 
     /// Changes the size; pages wholly beyond the new end leave the cache (mappings
     /// keep the frames they hold until they are unmapped).
+    ///
+    /// Shrinking into a cached page zeroes that page past the new end, so a later
+    /// growth reads zeros there (as Linux's truncate does).
     pub fn set_size(&self, size_bytes: u64) {
-        self.size_bytes.store(size_bytes, Ordering::Release);
+        let old = self.size_bytes.swap(size_bytes, Ordering::AcqRel);
         let first_gone = size_bytes.div_ceil(PAGE_SIZE);
         self.cache.remove_range(first_gone, u64::MAX);
+        let in_page = (size_bytes % PAGE_SIZE) as usize;
+        if size_bytes < old && in_page != 0 {
+            if let Lookup::Hit(pfn) = self.cache.get(size_bytes / PAGE_SIZE) {
+                let zeros = [0u8; PAGE_BYTES];
+                self.cache.frames().write(pfn, in_page, &zeros[in_page..]);
+                self.cache.frames().put(pfn);
+            }
+        }
     }
 
     /// The page cache.
@@ -423,5 +440,18 @@ mod write_tests {
         let mut head = [1u8; 8];
         file.read_at(0, &mut head).unwrap();
         assert_eq!(head, [0u8; 8], "the hole before the write reads as zeroes");
+    }
+
+    #[test]
+    fn shrinking_zeroes_the_cut_tail_of_a_page() {
+        let frames = Frames::new(SoftFrames::new());
+        let file = FileObject::new_shmem_named("/tmp/x", frames);
+        file.write_at(0, b"hello").unwrap();
+        file.set_size(3);
+        file.set_size(4096);
+        let mut buf = [1u8; 5];
+        assert_eq!(file.read_at(0, &mut buf).unwrap(), 5);
+        assert_eq!(&buf, b"hel\0\0");
+        assert_eq!(file.info().path, "/tmp/x");
     }
 }

@@ -145,12 +145,7 @@ impl SoftPageTable {
     /// `[start, end)` whose upper tables exist: `base` the slot's address, `first..=last`
     /// the indexes of its 4 KiB entries in the range, its huge-leaf word, and its table
     /// of 4 KiB entries if there is one.
-    fn each_slot(
-        &self,
-        start: u64,
-        end: u64,
-        f: &mut SlotFn<'_>,
-    ) {
+    fn each_slot(&self, start: u64, end: u64, f: &mut SlotFn<'_>) {
         if start >= end {
             return;
         }

@@ -35,6 +35,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["vdso"],
     &["prctl"],
     &["pidfd"],
+    &["shm"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],
