@@ -35,9 +35,8 @@ struct Report {
     tls_ok: bool,
 }
 
-/// CPUs the process's threads were seen on (bit per CPU): each worker asks getcpu when
-/// it starts, every 1024 increments and when it ends; so do the pinned sibling and the
-/// main thread while it waits at the barrier.
+/// CPUs any worker was seen on (bit per CPU): each asks getcpu when it starts, at
+/// every yield and when it ends.
 static CPUS_SEEN: AtomicU64 = AtomicU64::new(0);
 
 /// Records the CPU the caller runs on in [`CPUS_SEEN`].
@@ -62,11 +61,9 @@ fn worker(iters: u64) -> Report {
     note_cpu();
     for i in 0..iters {
         COUNTER.fetch_add(1, Ordering::Relaxed);
-        if i % 1024 == 1023 {
-            note_cpu();
-        }
         if i % 4096 == 4095 {
             sched_yield();
+            note_cpu();
         }
     }
     note_cpu();
@@ -84,7 +81,6 @@ fn pinned_sibling() -> Option<u32> {
         let _ = futex_wait(&SIBLING_GO, 0, None, true);
     }
     sched_yield();
-    note_cpu();
     getcpu().ok().map(|(cpu, _)| cpu)
 }
 
@@ -215,7 +211,6 @@ fn main(args: &Args) -> i32 {
     // Wait until every thread sits at the barrier, then release them with one wake.
     while (WAITING.load(Ordering::Acquire) as u64) < spawned {
         sched_yield();
-        note_cpu();
     }
     START.store(1, Ordering::Release);
     let woken = futex_wake(&START, u32::MAX >> 1, true);
@@ -249,7 +244,6 @@ fn main(args: &Args) -> i32 {
         tids.len() == reports.len(),
         format_args!("{} distinct tids", tids.len()),
     );
-    check_sibling_affinity(&mut checks);
     let seen = CPUS_SEEN.load(Ordering::Relaxed);
     let cpus: Vec<u32> = (0..64).filter(|c| seen & (1 << c) != 0).collect();
     match getcpu() {
@@ -263,5 +257,6 @@ fn main(args: &Args) -> i32 {
             );
         }
     }
+    check_sibling_affinity(&mut checks);
     checks.finish()
 }
