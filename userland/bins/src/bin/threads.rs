@@ -2,9 +2,8 @@
 //! shared atomic counter, then are joined through their CLONE_CHILD_CLEARTID futex
 //! words. Checks the total, that every thread saw its own TLS block through FS
 //! (CLONE_SETTLS) with its own tid, that tids are distinct, and that a futex wake
-//! released all threads from a start barrier. Prints the set of CPUs the threads were
-//! seen on (getcpu at start, at every yield and at the end) when getcpu works; ENOSYS
-//! there is not a failure.
+//! released all threads from a start barrier. Prints the set of CPUs the threads ran
+//! on (getcpu, syscall 309) when getcpu works; ENOSYS there is not a failure.
 //! Then pins a sibling thread by its tid from the main thread (sched_setaffinity),
 //! reads the mask back (sched_getaffinity) and checks the sibling runs on that CPU;
 //! kill(tid, 0), prlimit64(tid) and /proc/<tid>/maps reach the process through the
@@ -33,19 +32,7 @@ static WAITING: AtomicU32 = AtomicU32::new(0);
 struct Report {
     tid: i32,
     tls_ok: bool,
-}
-
-/// CPUs any worker was seen on (bit per CPU): each asks getcpu when it starts, at
-/// every yield and when it ends.
-static CPUS_SEEN: AtomicU64 = AtomicU64::new(0);
-
-/// Records the CPU the caller runs on in [`CPUS_SEEN`].
-fn note_cpu() {
-    if let Ok((cpu, _)) = getcpu() {
-        if cpu < 64 {
-            CPUS_SEEN.fetch_or(1 << cpu, Ordering::Relaxed);
-        }
-    }
+    cpus: [Option<u32>; 2],
 }
 
 fn worker(iters: u64) -> Report {
@@ -58,16 +45,19 @@ fn worker(iters: u64) -> Report {
     while START.load(Ordering::Acquire) == 0 {
         let _ = futex_wait(&START, 0, None, true);
     }
-    note_cpu();
+    let first = getcpu().ok().map(|(c, _)| c);
     for i in 0..iters {
         COUNTER.fetch_add(1, Ordering::Relaxed);
         if i % 4096 == 4095 {
             sched_yield();
-            note_cpu();
         }
     }
-    note_cpu();
-    Report { tid, tls_ok }
+    let last = getcpu().ok().map(|(c, _)| c);
+    Report {
+        tid,
+        tls_ok,
+        cpus: [first, last],
+    }
 }
 
 static SIBLING_TID: AtomicU32 = AtomicU32::new(0);
@@ -244,8 +234,12 @@ fn main(args: &Args) -> i32 {
         tids.len() == reports.len(),
         format_args!("{} distinct tids", tids.len()),
     );
-    let seen = CPUS_SEEN.load(Ordering::Relaxed);
-    let cpus: Vec<u32> = (0..64).filter(|c| seen & (1 << c) != 0).collect();
+    let mut cpus: Vec<u32> = reports
+        .iter()
+        .flat_map(|r| r.cpus.iter().flatten().copied())
+        .collect();
+    cpus.sort_unstable();
+    cpus.dedup();
     match getcpu() {
         Err(e) => println!("threads: getcpu: {} (CPU set unknown)", e.name()),
         Ok(_) => {
