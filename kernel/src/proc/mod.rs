@@ -115,6 +115,10 @@ pub struct Process {
     pub rlimits: Mutex<[Rlimit; RLIM_NLIMITS]>,
     /// Exit code chosen by exit_group (before the last thread finishes).
     pub group_exit_code: AtomicI32,
+    /// Threads ever started.
+    pub threads_started: AtomicU32,
+    /// CPUs any of its threads ran on (bit per CPU).
+    pub cpus_used: AtomicU64,
     /// `oom_score_adj` (-1000..=1000; inherited by children, kept across execve).
     pub oom_score_adj: AtomicI32,
     /// What `prctl` set.
@@ -354,6 +358,8 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         threads: Mutex::new(Vec::new()),
         rlimits: Mutex::new(rlimits),
         group_exit_code: AtomicI32::new(0),
+        threads_started: AtomicU32::new(0),
+        cpus_used: AtomicU64::new(0),
         oom_score_adj: AtomicI32::new(
             parent
                 .as_ref()

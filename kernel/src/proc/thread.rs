@@ -49,6 +49,8 @@ pub struct Thread {
     exit_requested: AtomicBool,
     /// CPU the thread last ran on (for getcpu and reports).
     pub last_cpu: AtomicU64,
+    /// CPUs the thread has run on (bit per CPU), for reports.
+    pub cpus_used: AtomicU64,
     /// Its tid's slot in the task limits, given back at exit (a process's first thread
     /// has none: the process holds its pid until it is reaped).
     task_slot: spin::Mutex<Option<super::limits::TaskSlot>>,
@@ -79,6 +81,7 @@ impl Thread {
             interrupted: AtomicBool::new(false),
             exit_requested: AtomicBool::new(false),
             last_cpu: AtomicU64::new(0),
+            cpus_used: AtomicU64::new(0),
             task_slot: spin::Mutex::new(slot),
             mempolicy: spin::Mutex::new(None),
         })
@@ -128,6 +131,10 @@ impl Thread {
 /// Starts `thread` with `ctx` on a CPU it may use.
 pub fn start(thread: Arc<Thread>, ctx: Box<UserContext>) {
     thread.process.live_threads.fetch_add(1, Ordering::SeqCst);
+    thread
+        .process
+        .threads_started
+        .fetch_add(1, Ordering::Relaxed);
     thread.process.threads.lock().push(thread.clone());
     let affinity = thread.affinity.load(Ordering::Relaxed);
     let task = ThreadTask {
@@ -182,6 +189,9 @@ impl Future for ThreadTask {
         thread
             .last_cpu
             .store(u64::from(cpu.cpu_id.0), Ordering::Relaxed);
+        thread
+            .cpus_used
+            .fetch_or(1 << cpu.cpu_id.index(), Ordering::Relaxed);
         let result = self.inner.as_mut().poll(cx);
         cpu.current_thread.store(0, Ordering::Relaxed);
         tlb::leave();
@@ -336,6 +346,9 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
         let _ = super::futex::wake(&thread.process, ctid, 1, false);
     }
     let process = &thread.process;
+    process
+        .cpus_used
+        .fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
     process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
     drop(thread.task_slot.lock().take());
     let last = process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1;

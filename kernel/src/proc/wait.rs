@@ -2,6 +2,7 @@
 //! waiters are woken through a wait queue of wakers.
 
 use super::{ExitStatus, Pid, Process};
+use crate::kprintln;
 use alloc::{sync::Arc, vec::Vec};
 use core::{
     future::poll_fn,
@@ -50,8 +51,25 @@ impl Default for WaitQueue {
 /// The last thread of `process` left: release its resources, make it a zombie, tell the
 /// parent. Init's exit ends the machine.
 pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
+    let started = process.threads_started.load(Ordering::Relaxed);
+    if started > 1 {
+        let used = process.cpus_used.load(Ordering::Relaxed);
+        let mut cpus = alloc::string::String::new();
+        for cpu in (0..64).filter(|c| used & (1 << c) != 0) {
+            if !cpus.is_empty() {
+                cpus.push(',');
+            }
+            cpus.push_str(&alloc::format!("{cpu}"));
+        }
+        kprintln!(
+            "process {}: {} threads ran on cpus {}",
+            process.name.lock(),
+            started,
+            cpus
+        );
+    }
     if let ExitStatus::Signaled(sig) = status {
-        log::info!(
+        kprintln!(
             "pid {} ({}) killed by signal {}",
             process.pid,
             process.name.lock(),
