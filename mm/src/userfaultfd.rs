@@ -1,40 +1,102 @@
-//! userfaultfd's missing mode, hardware-independent: a [`Userfault`] context is the
-//! [`FaultInterceptor`] registered on the ranges it handles. A user-mode fault on an
-//! empty page there parks the faulting thread on a per-page [`Completion`] and queues a
-//! message; the handler reads the messages ([`Userfault::next_message`]), supplies
-//! pages ([`AddressSpace::fill_missing_page`](crate::aspace::AddressSpace::fill_missing_page))
-//! and wakes the range ([`Userfault::wake_range`]); the woken faults retry.
+//! userfaultfd, hardware-independent: a [`Userfault`] context is the
+//! [`FaultInterceptor`] registered on the ranges it handles, in any of three modes
+//! (`fault::intercept_mode`):
 //!
-//! Kernel-mode faults (a syscall copying to or from the range) are never held: the
-//! kernel cannot wait inside a user copy, so such a copy fails with `EFAULT` whatever
-//! the context's mode, which is what `UFFD_USER_MODE_ONLY` asks for.
+//! * missing: a fault on an empty anonymous page parks the faulting thread on a
+//!   per-page [`Completion`] and queues a message; the handler supplies the page
+//!   ([`AddressSpace::fill_missing_page`](crate::aspace::AddressSpace::fill_missing_page))
+//!   and wakes the range ([`Userfault::wake_range`]); the woken faults retry;
+//! * write-protect: the context keeps the set of pages it protects
+//!   ([`Userfault::protect`], whose entries the address space makes read-only); a
+//!   write fault on one parks with `UFFD_PAGEFAULT_FLAG_WP` until it is unprotected;
+//! * minor: a fault on a shared-memory page the page cache holds but the VMA does not
+//!   map parks with `UFFD_PAGEFAULT_FLAG_MINOR` until `UFFDIO_CONTINUE` maps it.
+//!
+//! Kernel-mode faults (a syscall copying to or from the range) park like user ones
+//! unless the context was made with `UFFD_USER_MODE_ONLY`, in which case they fail
+//! (the copy gets `EFAULT`); the kernel turns the parked wait into a restart of the
+//! syscall once the handler has answered. With `UFFD_FEATURE_SIGBUS` no fault parks:
+//! each one is `SIGBUS` (`EFAULT` for a kernel access).
+//!
+//! Besides faults, the context queues events (fork, remap, remove, unmap) that the
+//! kernel reports when the handler negotiated them ([`Userfault::push_event`]).
 //!
 //! When the last descriptor closes, [`Userfault::release`] wakes every parked fault and
 //! the kernel unregisters the context's ranges; later faults there fill normally.
 
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::task::Waker;
 
 use spin::Mutex;
 
-use crate::fault::{Access, Completion, FaultFuture, FaultInterceptor, WaitReason};
+use crate::fault::{Access, Completion, FaultFuture, FaultInterceptor, Intercept, WaitReason};
 use crate::frame::PAGE_SIZE;
 
-/// One fault the handler is told about (`struct uffd_msg`, `UFFD_EVENT_PAGEFAULT`).
+/// `UFFD_PAGEFAULT_FLAG_WRITE`: the fault was a write.
+pub const FLAG_WRITE: u64 = 1;
+/// `UFFD_PAGEFAULT_FLAG_WP`: a write to a write-protected page.
+pub const FLAG_WP: u64 = 2;
+/// `UFFD_PAGEFAULT_FLAG_MINOR`: a minor fault (the page cache holds the page).
+pub const FLAG_MINOR: u64 = 4;
+
+/// One message the handler reads (`struct uffd_msg`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Message {
-    /// The page-aligned faulting address.
-    pub address: u64,
-    /// The fault was a write (`UFFD_PAGEFAULT_FLAG_WRITE`).
-    pub write: bool,
+pub enum Message {
+    /// `UFFD_EVENT_PAGEFAULT`: a fault waits at page `address`.
+    PageFault {
+        /// The page-aligned faulting address.
+        address: u64,
+        /// `FLAG_WRITE`, `FLAG_WP`, `FLAG_MINOR`.
+        flags: u64,
+        /// The faulting thread (`UFFD_FEATURE_THREAD_ID`; 0 when not asked for).
+        tid: u32,
+    },
+    /// `UFFD_EVENT_FORK`: the process forked; the child's context is the one
+    /// [`Userfault::take_fork_child`] hands out under `token`.
+    Fork {
+        /// Identifies the child context until the kernel turns it into a descriptor.
+        token: u64,
+    },
+    /// `UFFD_EVENT_REMAP`: `mremap` moved `[from, from + len)` to `to`.
+    Remap {
+        /// Old start.
+        from: u64,
+        /// New start.
+        to: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+    /// `UFFD_EVENT_REMOVE`: `madvise(MADV_DONTNEED/REMOVE)` dropped `[start, end)`.
+    Remove {
+        /// First byte.
+        start: u64,
+        /// End (exclusive).
+        end: u64,
+    },
+    /// `UFFD_EVENT_UNMAP`: `munmap` (or a mapping over it) removed `[start, end)`.
+    Unmap {
+        /// First byte.
+        start: u64,
+        /// End (exclusive).
+        end: u64,
+    },
+}
+
+/// How a context treats faults, fixed at creation and at the `UFFDIO_API` handshake.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// `UFFD_USER_MODE_ONLY`: kernel-mode faults fail instead of parking.
+    pub user_mode_only: bool,
 }
 
 /// A parked page: every fault on it waits on one completion.
 struct Parked {
     page: u64,
-    write: bool,
+    flags: u64,
+    tid: u32,
     delivered: bool,
     completion: Arc<Completion>,
 }
@@ -42,39 +104,84 @@ struct Parked {
 #[derive(Default)]
 struct State {
     parked: Vec<Parked>,
+    events: VecDeque<Message>,
     readers: Vec<Waker>,
+    protected: BTreeSet<u64>,
+    fork_children: Vec<(u64, Arc<Userfault>)>,
 }
 
 /// One userfaultfd context.
-#[derive(Default)]
 pub struct Userfault {
+    config: Config,
     state: Mutex<State>,
     released: AtomicBool,
+    /// `UFFD_FEATURE_SIGBUS` was negotiated.
+    sigbus: AtomicBool,
+    /// `UFFD_FEATURE_THREAD_ID` was negotiated.
+    report_tid: AtomicBool,
+    /// The faulting thread's id (set by the kernel; messages carry it when asked).
+    current_tid: fn() -> u32,
+    next_fork_token: AtomicU64,
+}
+
+fn no_tid() -> u32 {
+    0
 }
 
 impl Userfault {
-    /// A context with nothing registered and nothing parked.
+    /// A context with nothing registered and nothing parked, in the default
+    /// configuration (kernel-mode faults park).
     pub fn new() -> Arc<Userfault> {
-        Arc::new(Userfault::default())
+        Userfault::with_config(Config::default(), no_tid)
     }
 
-    /// The oldest fault not yet read, marked read.
-    pub fn next_message(&self) -> Option<Message> {
-        let mut st = self.state.lock();
-        let p = st.parked.iter_mut().find(|p| !p.delivered)?;
-        p.delivered = true;
-        Some(Message {
-            address: p.page,
-            write: p.write,
+    /// A context in `config`; `current_tid` names the faulting thread for
+    /// `UFFD_FEATURE_THREAD_ID`.
+    pub fn with_config(config: Config, current_tid: fn() -> u32) -> Arc<Userfault> {
+        Arc::new(Userfault {
+            config,
+            state: Mutex::new(State::default()),
+            released: AtomicBool::new(false),
+            sigbus: AtomicBool::new(false),
+            report_tid: AtomicBool::new(false),
+            current_tid,
+            next_fork_token: AtomicU64::new(1),
         })
     }
 
-    /// Whether a fault is waiting to be read (`POLLIN`).
-    pub fn has_message(&self) -> bool {
-        self.state.lock().parked.iter().any(|p| !p.delivered)
+    /// The configuration it was made with.
+    pub fn config(&self) -> Config {
+        self.config
     }
 
-    /// Wakes `waker` at the next fault (a reader waiting for messages).
+    /// Turns `UFFD_FEATURE_SIGBUS` and `UFFD_FEATURE_THREAD_ID` on or off.
+    pub fn set_features(&self, sigbus: bool, thread_id: bool) {
+        self.sigbus.store(sigbus, Ordering::SeqCst);
+        self.report_tid.store(thread_id, Ordering::SeqCst);
+    }
+
+    /// The oldest message not yet read, marked read: faults first, then events (as
+    /// Linux reads its fault queue before its event queue).
+    pub fn next_message(&self) -> Option<Message> {
+        let mut st = self.state.lock();
+        if let Some(p) = st.parked.iter_mut().find(|p| !p.delivered) {
+            p.delivered = true;
+            return Some(Message::PageFault {
+                address: p.page,
+                flags: p.flags,
+                tid: p.tid,
+            });
+        }
+        st.events.pop_front()
+    }
+
+    /// Whether a message is waiting to be read (`POLLIN`).
+    pub fn has_message(&self) -> bool {
+        let st = self.state.lock();
+        !st.events.is_empty() || st.parked.iter().any(|p| !p.delivered)
+    }
+
+    /// Wakes `waker` at the next message (a reader waiting for one).
     pub fn register_reader(&self, waker: &Waker) {
         let mut st = self.state.lock();
         if !st.readers.iter().any(|w| w.will_wake(waker)) {
@@ -82,8 +189,51 @@ impl Userfault {
         }
     }
 
+    /// Queues an event message and wakes the readers.
+    pub fn push_event(&self, event: Message) {
+        let readers = {
+            let mut st = self.state.lock();
+            st.events.push_back(event);
+            core::mem::take(&mut st.readers)
+        };
+        for r in readers {
+            r.wake();
+        }
+    }
+
+    /// Queues a fork event for `child` (the child process's context) and returns its
+    /// token, under which [`take_fork_child`](Self::take_fork_child) hands it out.
+    pub fn push_fork(&self, child: Arc<Userfault>) -> u64 {
+        let token = self.next_fork_token.fetch_add(1, Ordering::Relaxed);
+        self.state.lock().fork_children.push((token, child));
+        self.push_event(Message::Fork { token });
+        token
+    }
+
+    /// The child context a fork message names (once).
+    pub fn take_fork_child(&self, token: u64) -> Option<Arc<Userfault>> {
+        let mut st = self.state.lock();
+        let i = st.fork_children.iter().position(|(t, _)| *t == token)?;
+        Some(st.fork_children.swap_remove(i).1)
+    }
+
+    /// Puts a message read but not delivered (the reader's buffer failed) back at
+    /// the front of its queue.
+    pub fn unread(&self, message: Message) {
+        let mut st = self.state.lock();
+        match message {
+            Message::PageFault { address, .. } => {
+                if let Some(p) = st.parked.iter_mut().find(|p| p.page == address) {
+                    p.delivered = false;
+                }
+            }
+            other => st.events.push_front(other),
+        }
+    }
+
     /// Wakes the faults parked on pages in `[start, end)` (`UFFDIO_WAKE`, and after
-    /// `UFFDIO_COPY`/`ZEROPAGE`); returns how many pages were woken.
+    /// `UFFDIO_COPY`/`ZEROPAGE`/`CONTINUE`/`WRITEPROTECT`); returns how many pages were
+    /// woken.
     pub fn wake_range(&self, start: u64, end: u64) -> usize {
         let woken: Vec<Arc<Completion>> = {
             let mut st = self.state.lock();
@@ -103,12 +253,42 @@ impl Userfault {
         woken.len()
     }
 
+    /// Marks `page` write-protected (the caller then takes the entry's write
+    /// permission away) or, with `protect` false, no longer protected.
+    pub fn protect(&self, page: u64, protect: bool) {
+        let mut st = self.state.lock();
+        if protect {
+            st.protected.insert(page);
+        } else {
+            st.protected.remove(&page);
+        }
+    }
+
+    /// Whether `page` is write-protected.
+    pub fn is_protected(&self, page: u64) -> bool {
+        self.state.lock().protected.contains(&page)
+    }
+
+    /// Forgets the protection of every page in `[start, end)` (unregistered or
+    /// unmapped: a new mapping there starts unprotected).
+    pub fn forget_range(&self, start: u64, end: u64) {
+        let mut st = self.state.lock();
+        let doomed: Vec<u64> = st.protected.range(start..end).copied().collect();
+        for p in doomed {
+            st.protected.remove(&p);
+        }
+    }
+
     /// The last descriptor closed: wakes every parked fault; the context takes no
     /// more faults.
     pub fn release(&self) {
         self.released.store(true, Ordering::SeqCst);
         self.wake_range(0, u64::MAX);
-        let readers = core::mem::take(&mut self.state.lock().readers);
+        let readers = {
+            let mut st = self.state.lock();
+            st.protected.clear();
+            core::mem::take(&mut st.readers)
+        };
         for r in readers {
             r.wake();
         }
@@ -118,22 +298,22 @@ impl Userfault {
     pub fn is_released(&self) -> bool {
         self.released.load(Ordering::SeqCst)
     }
-}
 
-impl FaultInterceptor for Userfault {
-    fn missing(&self, addr: u64, access: Access, user: bool) -> Option<FaultFuture> {
+    /// Parks a fault at `page` with message `flags` (one message per page however
+    /// many faults wait on it), or refuses it as the configuration says.
+    fn take(&self, page: u64, flags: u64, user: bool) -> Option<Intercept> {
         if self.is_released() {
             return None;
         }
-        let page = addr & !(PAGE_SIZE - 1);
-        let reason = WaitReason::Userfault { addr: page };
-        if !user {
-            // Never held (see the module comment): an already-complete wait, which the
-            // kernel's user-copy path turns into EFAULT.
-            let done = Completion::new();
-            done.complete();
-            return Some(FaultFuture::new(reason, done));
+        if self.sigbus.load(Ordering::SeqCst) || (!user && self.config.user_mode_only) {
+            return Some(Intercept::SigBus);
         }
+        let reason = WaitReason::Userfault { addr: page };
+        let tid = if self.report_tid.load(Ordering::Relaxed) {
+            (self.current_tid)()
+        } else {
+            0
+        };
         let (completion, readers) = {
             let mut st = self.state.lock();
             if let Some(p) = st.parked.iter().find(|p| p.page == page) {
@@ -142,7 +322,8 @@ impl FaultInterceptor for Userfault {
                 let completion = Completion::new();
                 st.parked.push(Parked {
                     page,
-                    write: access == Access::Write,
+                    flags,
+                    tid,
                     delivered: false,
                     completion: completion.clone(),
                 });
@@ -157,16 +338,49 @@ impl FaultInterceptor for Userfault {
         for r in readers {
             r.wake();
         }
-        Some(FaultFuture::new(reason, completion))
+        Some(Intercept::Wait(FaultFuture::new(reason, completion)))
+    }
+}
+
+impl FaultInterceptor for Userfault {
+    fn missing(&self, addr: u64, access: Access, user: bool) -> Option<Intercept> {
+        let page = addr & !(PAGE_SIZE - 1);
+        let flags = if access == Access::Write {
+            FLAG_WRITE
+        } else {
+            0
+        };
+        self.take(page, flags, user)
+    }
+
+    fn write_protected(&self, addr: u64, user: bool) -> Option<Intercept> {
+        let page = addr & !(PAGE_SIZE - 1);
+        if !self.is_protected(page) {
+            return None;
+        }
+        self.take(page, FLAG_WRITE | FLAG_WP, user)
+    }
+
+    fn minor(&self, addr: u64, access: Access, user: bool) -> Option<Intercept> {
+        let page = addr & !(PAGE_SIZE - 1);
+        let flags = if access == Access::Write {
+            FLAG_WRITE | FLAG_MINOR
+        } else {
+            FLAG_MINOR
+        };
+        self.take(page, flags, user)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aspace::tests::{anon_rw, harness, map_shared_anon};
+    use crate::aspace::tests::{anon_rw, harness, map_file, map_shared_anon};
     use crate::errno::MmError;
-    use crate::fault::{FaultError, FaultResolved};
+    use crate::fault::{intercept_mode, FaultError, FaultResolved};
+    use crate::pagecache::FileObject;
+    use crate::pagetable::{PageTable, PteFlags};
+    use crate::vma::{MapFlags, Prot};
     use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
@@ -182,6 +396,14 @@ mod tests {
             Err(FaultError::NeedsWait(w)) => w,
             other => panic!("expected a parked fault, got {other:?}"),
         }
+    }
+
+    fn fault_at(address: u64, flags: u64) -> Option<Message> {
+        Some(Message::PageFault {
+            address,
+            flags,
+            tid: 0,
+        })
     }
 
     #[test]
@@ -202,20 +424,8 @@ mod tests {
             1,
             "the reader is woken once"
         );
-        assert_eq!(
-            uffd.next_message(),
-            Some(Message {
-                address: a,
-                write: true
-            })
-        );
-        assert_eq!(
-            uffd.next_message(),
-            Some(Message {
-                address: a + 2 * PAGE_SIZE,
-                write: false
-            })
-        );
+        assert_eq!(uffd.next_message(), fault_at(a, FLAG_WRITE));
+        assert_eq!(uffd.next_message(), fault_at(a + 2 * PAGE_SIZE, 0));
         assert_eq!(
             uffd.next_message(),
             None,
@@ -235,16 +445,54 @@ mod tests {
     }
 
     #[test]
-    fn kernel_faults_are_not_held_and_release_frees_everything() {
+    fn kernel_faults_park_unless_user_mode_only() {
         let h = harness();
         let a = anon_rw(&h.aspace, 2);
         let uffd = Userfault::new();
         h.aspace
             .set_interceptor(a, 2 * PAGE_SIZE, Some(uffd.clone()))
             .unwrap();
-        let k = parked(h.aspace.fault(a, Access::Read, false));
-        assert!(k.is_ready(), "a kernel-mode fault is not parked");
-        assert!(!uffd.has_message());
+        let k = parked(h.aspace.fault(a, Access::Write, false));
+        assert!(!k.is_ready(), "a kernel-mode fault waits for the handler");
+        assert_eq!(uffd.next_message(), fault_at(a, FLAG_WRITE));
+        h.aspace.fill_missing_page(a, b"kernel").unwrap();
+        uffd.wake_range(a, a + PAGE_SIZE);
+        assert!(k.is_ready());
+        assert_eq!(
+            h.aspace.fault(a, Access::Write, false).unwrap(),
+            FaultResolved::Spurious
+        );
+
+        let only_user = Userfault::with_config(
+            Config {
+                user_mode_only: true,
+            },
+            no_tid,
+        );
+        let b = anon_rw(&h.aspace, 1);
+        h.aspace
+            .set_interceptor(b, PAGE_SIZE, Some(only_user.clone()))
+            .unwrap();
+        assert!(
+            matches!(
+                h.aspace.fault(b, Access::Read, false),
+                Err(FaultError::SigBus)
+            ),
+            "UFFD_USER_MODE_ONLY: a kernel access fails"
+        );
+        assert!(!only_user.has_message());
+        let _u = parked(h.aspace.fault(b, Access::Read, true));
+        assert!(only_user.has_message());
+    }
+
+    #[test]
+    fn release_frees_everything() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 2);
+        let uffd = Userfault::new();
+        h.aspace
+            .set_interceptor(a, 2 * PAGE_SIZE, Some(uffd.clone()))
+            .unwrap();
         let u = parked(h.aspace.fault(a, Access::Read, true));
         uffd.release();
         assert!(u.is_ready());
@@ -255,6 +503,200 @@ mod tests {
             h.aspace.fault(a, Access::Read, true).unwrap(),
             FaultResolved::DemandZero
         );
+    }
+
+    #[test]
+    fn sigbus_feature_and_thread_ids() {
+        fn seven() -> u32 {
+            7
+        }
+        let h = harness();
+        let a = anon_rw(&h.aspace, 2);
+        let uffd = Userfault::with_config(Config::default(), seven);
+        h.aspace
+            .set_interceptor(a, 2 * PAGE_SIZE, Some(uffd.clone()))
+            .unwrap();
+        uffd.set_features(false, true);
+        let _w = parked(h.aspace.fault(a, Access::Read, true));
+        assert_eq!(
+            uffd.next_message(),
+            Some(Message::PageFault {
+                address: a,
+                flags: 0,
+                tid: 7
+            })
+        );
+        uffd.set_features(true, false);
+        assert!(matches!(
+            h.aspace.fault(a + PAGE_SIZE, Access::Read, true),
+            Err(FaultError::SigBus)
+        ));
+        assert!(!uffd.has_message());
+    }
+
+    #[test]
+    fn write_protect_parks_writes_only_until_unprotected() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 3);
+        let uffd = Userfault::new();
+        let hook: Arc<dyn FaultInterceptor> = uffd.clone();
+        h.aspace
+            .register_interceptor(a, 3 * PAGE_SIZE, Some(hook.clone()), intercept_mode::WP)
+            .unwrap();
+        // WP only: a missing page fills normally.
+        h.aspace.fault(a, Access::Write, true).unwrap();
+        h.aspace.write_bytes(a, b"old").unwrap();
+        let flushes = h.tlb.flushes();
+        h.aspace
+            .write_protect_range(a, 3 * PAGE_SIZE, &hook, true, &mut |p| {
+                uffd.protect(p, true)
+            })
+            .unwrap();
+        assert_eq!(h.tlb.flushes(), flushes + 1);
+        assert!(uffd.is_protected(a) && !uffd.is_protected(a + PAGE_SIZE));
+        let pte = h.aspace.page_table().query(a).unwrap();
+        assert!(!pte.flags.contains(PteFlags::WRITE));
+        assert_eq!(
+            h.aspace.fault(a, Access::Read, true).unwrap(),
+            FaultResolved::Spurious,
+            "reads pass"
+        );
+        let w = parked(h.aspace.fault(a, Access::Write, true));
+        assert_eq!(uffd.next_message(), fault_at(a, FLAG_WRITE | FLAG_WP));
+        // The handler saves the old page, then unprotects and wakes.
+        let mut saved = [0u8; 3];
+        h.aspace.read_bytes(a, &mut saved).unwrap();
+        assert_eq!(&saved, b"old");
+        h.aspace
+            .write_protect_range(a, PAGE_SIZE, &hook, false, &mut |p| {
+                uffd.protect(p, false)
+            })
+            .unwrap();
+        uffd.wake_range(a, a + PAGE_SIZE);
+        assert!(w.is_ready());
+        h.aspace.fault(a, Access::Write, true).unwrap();
+        assert!(h
+            .aspace
+            .page_table()
+            .query(a)
+            .unwrap()
+            .flags
+            .contains(PteFlags::WRITE));
+        // Pages outside a WP registration are refused.
+        let b = anon_rw(&h.aspace, 1);
+        assert_eq!(
+            h.aspace
+                .write_protect_range(b, PAGE_SIZE, &hook, true, &mut |_| {}),
+            Err(MmError::NoEntry)
+        );
+        // COPY_MODE_WP installs a protected page.
+        let c = a + 2 * PAGE_SIZE;
+        uffd.protect(c, true);
+        h.aspace.fill_missing_page_with(c, b"new", true).unwrap();
+        let _w = parked(h.aspace.fault(c, Access::Write, true));
+        uffd.forget_range(a, a + 3 * PAGE_SIZE);
+        assert!(!uffd.is_protected(c));
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn minor_faults_wait_for_continue() {
+        let h = harness();
+        let shm = FileObject::new_shmem(2 * PAGE_SIZE, h.frames.clone());
+        let rw = Prot::READ | Prot::WRITE;
+        let filler = map_file(&h.aspace, &shm, 2, rw, MapFlags::SHARED, 0);
+        let watched = map_file(&h.aspace, &shm, 2, rw, MapFlags::SHARED, 0);
+        let uffd = Userfault::new();
+        let hook: Arc<dyn FaultInterceptor> = uffd.clone();
+        assert_eq!(
+            h.aspace.register_interceptor(
+                watched,
+                2 * PAGE_SIZE,
+                Some(hook.clone()),
+                intercept_mode::MISSING
+            ),
+            Err(MmError::InvalidArgument),
+            "missing mode takes anonymous memory only"
+        );
+        h.aspace
+            .register_interceptor(
+                watched,
+                2 * PAGE_SIZE,
+                Some(hook.clone()),
+                intercept_mode::MINOR,
+            )
+            .unwrap();
+        // Page 1 is not in the cache yet: an ordinary fault fills it.
+        h.aspace
+            .fault(watched + PAGE_SIZE, Access::Read, true)
+            .unwrap();
+        assert!(!uffd.has_message());
+        h.aspace.write_bytes(filler, b"through the other").unwrap();
+        let w = parked(h.aspace.fault(watched, Access::Read, true));
+        assert_eq!(uffd.next_message(), fault_at(watched, FLAG_MINOR));
+        assert_eq!(
+            h.aspace.continue_page(filler, &hook, false),
+            Err(MmError::NoEntry),
+            "not a minor-registered range"
+        );
+        h.aspace.continue_page(watched, &hook, false).unwrap();
+        assert_eq!(
+            h.aspace.continue_page(watched, &hook, false),
+            Err(MmError::Exists)
+        );
+        uffd.wake_range(watched, watched + PAGE_SIZE);
+        assert!(w.is_ready());
+        let mut b = [0u8; 17];
+        h.aspace.read_bytes(watched, &mut b).unwrap();
+        assert_eq!(&b, b"through the other");
+        assert_eq!(
+            h.aspace.page_table().query(watched).unwrap().pfn,
+            h.aspace.page_table().query(filler).unwrap().pfn,
+            "the page cache's own page is mapped"
+        );
+        let anon = anon_rw(&h.aspace, 1);
+        assert_eq!(
+            h.aspace
+                .register_interceptor(anon, PAGE_SIZE, Some(hook), intercept_mode::MINOR),
+            Err(MmError::InvalidArgument),
+            "minor mode takes shared memory only"
+        );
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn events_follow_faults_and_fork_children_are_handed_out_once() {
+        let uffd = Userfault::new();
+        uffd.push_event(Message::Unmap {
+            start: 0x1000,
+            end: 0x3000,
+        });
+        let child = Userfault::new();
+        let token = uffd.push_fork(child.clone());
+        assert!(uffd.has_message());
+        let h = harness();
+        let a = anon_rw(&h.aspace, 1);
+        h.aspace
+            .set_interceptor(a, PAGE_SIZE, Some(uffd.clone()))
+            .unwrap();
+        let _w = parked(h.aspace.fault(a, Access::Read, true));
+        assert_eq!(uffd.next_message(), fault_at(a, 0), "faults come first");
+        let unmap = uffd.next_message();
+        assert_eq!(
+            unmap,
+            Some(Message::Unmap {
+                start: 0x1000,
+                end: 0x3000
+            })
+        );
+        uffd.unread(unmap.unwrap());
+        assert_eq!(uffd.next_message(), unmap, "an unread message comes back");
+        assert_eq!(uffd.next_message(), Some(Message::Fork { token }));
+        assert!(uffd
+            .take_fork_child(token)
+            .is_some_and(|c| Arc::ptr_eq(&c, &child)));
+        assert!(uffd.take_fork_child(token).is_none());
+        assert_eq!(uffd.next_message(), None);
     }
 
     #[test]
@@ -282,8 +724,35 @@ mod tests {
         assert_eq!(
             h.aspace.set_interceptor(s, PAGE_SIZE, Some(two.clone())),
             Err(MmError::InvalidArgument),
-            "shared memory is not handled yet"
+            "missing mode on shared memory is not handled"
         );
+        assert_eq!(
+            h.aspace.register_interceptor(a, PAGE_SIZE, Some(one.clone()), 0),
+            Err(MmError::InvalidArgument),
+            "no mode"
+        );
+        assert_eq!(
+            h.aspace.register_interceptor(a, PAGE_SIZE, Some(one.clone()), 8),
+            Err(MmError::InvalidArgument),
+            "unknown mode"
+        );
+        h.aspace
+            .register_interceptor(
+                a,
+                PAGE_SIZE,
+                Some(one.clone()),
+                intercept_mode::MISSING | intercept_mode::WP,
+            )
+            .unwrap();
+        assert_eq!(
+            h.aspace.intercept_modes_at(a, &one),
+            intercept_mode::MISSING | intercept_mode::WP
+        );
+        assert_eq!(
+            h.aspace.intercept_modes_at(a + PAGE_SIZE, &one),
+            intercept_mode::MISSING
+        );
+        assert_eq!(h.aspace.intercept_modes_at(a, &two), 0);
         h.aspace.clear_interceptor(&one);
         assert!(!h.aspace.intercepted_by(a, PAGE_SIZE, &one));
         h.aspace.check_invariants().unwrap();

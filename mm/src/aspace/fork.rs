@@ -38,6 +38,7 @@ impl<P: PageTable> AddressSpace<P> {
             .map(|v| {
                 let mut c = v.clone();
                 c.interceptor = None;
+                c.intercept_modes = 0;
                 // Locks are not inherited (Linux's dup_mmap); seals are.
                 c.flags -= VmFlags::LOCKED_MASK;
                 c.hugetlb = v.hugetlb.as_ref().map(|m| m.for_fork_child());

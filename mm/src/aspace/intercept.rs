@@ -6,15 +6,26 @@ use alloc::sync::Arc;
 
 use super::AddressSpace;
 use crate::errno::MmError;
-use crate::fault::{fresh_hw_bits, vma_pte_perms, Access, FaultInterceptor};
+use crate::fault::{fresh_hw_bits, intercept_mode, vma_pte_perms, Access, FaultInterceptor};
 use crate::frame::PAGE_SIZE;
-use crate::pagetable::{InstallError, PageTable, Pte};
+use crate::pagecache::FileKind;
+use crate::pagetable::{InstallError, PageTable, Pte, PteFlags};
 use crate::phys::{AllocFailure, PAGE_BYTES};
-use crate::vma::Vma;
+use crate::tlb::TlbBatch;
+use crate::vma::{Backing, Vma};
 
 /// Whether two hooks are the same object (data pointers; vtables may differ).
 fn same_hook(a: &Arc<dyn FaultInterceptor>, b: &Arc<dyn FaultInterceptor>) -> bool {
     core::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
+/// Whether `vma` can be intercepted in `modes`: missing and write-protect modes on
+/// private anonymous memory, minor mode on shared memory.
+fn vma_takes_modes(vma: &Vma, modes: u8) -> bool {
+    let anon = matches!(vma.backing, Backing::Anon) && vma.is_private() && vma.hugetlb.is_none();
+    let shmem = vma.file().is_some_and(|f| f.kind() == FileKind::Shmem);
+    let anon_modes = intercept_mode::MISSING | intercept_mode::WP;
+    (modes & anon_modes == 0 || anon) && (modes & intercept_mode::MINOR == 0 || shmem)
 }
 
 impl<P: PageTable> AddressSpace<P> {
@@ -29,6 +40,21 @@ impl<P: PageTable> AddressSpace<P> {
         len: u64,
         hook: Option<Arc<dyn FaultInterceptor>>,
     ) -> Result<(), MmError> {
+        self.register_interceptor(addr, len, hook, intercept_mode::MISSING)
+    }
+
+    /// Registers `hook` for the faults `modes` (`fault::intercept_mode` bits) names on
+    /// the VMAs in `[addr, addr + len)`, or unregisters with `None`, as
+    /// [`set_interceptor`](Self::set_interceptor). Missing and write-protect modes take
+    /// private anonymous memory only, minor mode shared memory (shmem files) only:
+    /// `EINVAL` otherwise, and for an empty or unknown mode.
+    pub fn register_interceptor(
+        &self,
+        addr: u64,
+        len: u64,
+        hook: Option<Arc<dyn FaultInterceptor>>,
+        modes: u8,
+    ) -> Result<(), MmError> {
         if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(MmError::InvalidArgument);
         }
@@ -38,8 +64,11 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::InvalidArgument);
         }
         if let Some(h) = &hook {
+            if modes == 0 || modes & !intercept_mode::ALL != 0 {
+                return Err(MmError::InvalidArgument);
+            }
             for v in st.tree.overlapping(addr, end) {
-                if v.file().is_some() {
+                if !vma_takes_modes(v, modes) {
                     return Err(MmError::InvalidArgument);
                 }
                 if v.interceptor.as_ref().is_some_and(|o| !same_hook(o, h)) {
@@ -47,11 +76,125 @@ impl<P: PageTable> AddressSpace<P> {
                 }
             }
         }
+        let modes = if hook.is_some() { modes } else { 0 };
         let max = self.tunables().max_map_count();
         st.tree.edit_each(addr, end, max, &mut |n: &mut Vma| {
-            n.interceptor = hook.clone()
+            n.interceptor = hook.clone();
+            n.intercept_modes = modes;
         })?;
         Ok(())
+    }
+
+    /// The intercept modes of the VMA at `addr` if `hook` intercepts it (0 otherwise).
+    pub fn intercept_modes_at(&self, addr: u64, hook: &Arc<dyn FaultInterceptor>) -> u8 {
+        let st = self.state().read();
+        st.tree
+            .find(addr)
+            .filter(|v| v.interceptor.as_ref().is_some_and(|o| same_hook(o, hook)))
+            .map_or(0, |v| v.intercept_modes)
+    }
+
+    /// Write-protects (`protect`) or unprotects the pages of `[addr, addr + len)`, all of
+    /// which must lie in VMAs `hook` intercepts in write-protect mode (`ENOENT`
+    /// otherwise, changing nothing). Protecting calls `mark(page)` for every present
+    /// page, then takes its write permission away (one TLB flush for the range);
+    /// unprotecting calls `mark(page)` for every page and leaves the entries read-only,
+    /// so the next write goes through the ordinary fault path (copy-on-write or reuse).
+    /// Pages with nothing behind them are left alone, as on Linux without
+    /// `UFFD_FEATURE_WP_UNPOPULATED`.
+    pub fn write_protect_range(
+        &self,
+        addr: u64,
+        len: u64,
+        hook: &Arc<dyn FaultInterceptor>,
+        protect: bool,
+        mark: &mut dyn FnMut(u64),
+    ) -> Result<(), MmError> {
+        if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) || len == 0 {
+            return Err(MmError::InvalidArgument);
+        }
+        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
+        let st = self.state().read();
+        let all_wp = st.tree.is_covered(addr, end)
+            && st.tree.overlapping(addr, end).all(|v| {
+                v.interceptor.as_ref().is_some_and(|o| same_hook(o, hook))
+                    && v.intercept_modes & intercept_mode::WP != 0
+            });
+        if !all_wp {
+            return Err(MmError::NoEntry);
+        }
+        if !protect {
+            for page in (addr..end).step_by(PAGE_SIZE as usize) {
+                mark(page);
+            }
+            return Ok(());
+        }
+        let mut batch = TlbBatch::new();
+        for page in (addr..end).step_by(PAGE_SIZE as usize) {
+            if self.page_table().query(page).is_none() {
+                continue;
+            }
+            mark(page);
+            if let Some(old) = self
+                .page_table()
+                .update_flags(page, &mut |f| f - PteFlags::WRITE)
+            {
+                if old.flags.contains(PteFlags::WRITE) {
+                    batch.add_page(page);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.tlb().flush(&batch);
+        }
+        Ok(())
+    }
+
+    /// `UFFDIO_CONTINUE`: maps the page-cache page behind the empty page `addr` of a
+    /// shared-memory VMA that `hook` intercepts in minor mode, with the VMA's
+    /// permissions (read-only in a private mapping, which copies on write; and without
+    /// write permission when `write_protect`). `ENOENT` outside such a VMA, `EFAULT`
+    /// when the cache does not hold the page, `EEXIST` when a page is mapped there.
+    pub fn continue_page(
+        &self,
+        addr: u64,
+        hook: &Arc<dyn FaultInterceptor>,
+        write_protect: bool,
+    ) -> Result<(), MmError> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(MmError::InvalidArgument);
+        }
+        let st = self.state().read();
+        let vma = st.tree.find(addr).ok_or(MmError::NoEntry)?;
+        if !vma.interceptor.as_ref().is_some_and(|o| same_hook(o, hook))
+            || vma.intercept_modes & intercept_mode::MINOR == 0
+        {
+            return Err(MmError::NoEntry);
+        }
+        let file = vma.file().ok_or(MmError::NoEntry)?;
+        if self.page_table().query(addr).is_some() {
+            return Err(MmError::Exists);
+        }
+        let index = vma.file_index(addr);
+        if file.cache().peek(index).is_none() {
+            return Err(MmError::BadAddress);
+        }
+        let pfn = file.get_page(index).map_err(|_| MmError::BadAddress)?;
+        let mut flags = vma_pte_perms(vma.flags) | fresh_hw_bits(Access::Read);
+        if vma.is_private() || write_protect {
+            flags -= PteFlags::WRITE;
+        }
+        match self.page_table().install(addr, Pte::new(pfn, flags)) {
+            Ok(()) => Ok(()),
+            Err(InstallError::Occupied(_)) => {
+                self.frames().put(pfn);
+                Err(MmError::Exists)
+            }
+            Err(InstallError::NoMemory) => {
+                self.frames().put(pfn);
+                Err(MmError::NoMemory)
+            }
+        }
     }
 
     /// Removes `hook` from every VMA that carries it (its last descriptor closed).
@@ -68,7 +211,8 @@ impl<P: PageTable> AddressSpace<P> {
             let _ = st
                 .tree
                 .edit_each(start, end, usize::MAX, &mut |n: &mut Vma| {
-                    n.interceptor = None
+                    n.interceptor = None;
+                    n.intercept_modes = 0;
                 });
         }
     }
@@ -90,6 +234,17 @@ impl<P: PageTable> AddressSpace<P> {
     /// VMA's permissions (anonymous VMAs only for now). `EEXIST` if a page is there, `ENOENT` if no VMA covers it,
     /// `ENOMEM` without memory, `EINVAL` for an unaligned address or over-long data.
     pub fn fill_missing_page(&self, addr: u64, data: &[u8]) -> Result<(), MmError> {
+        self.fill_missing_page_with(addr, data, false)
+    }
+
+    /// [`fill_missing_page`](Self::fill_missing_page), installing the page without
+    /// write permission when `write_protect` (`UFFDIO_COPY_MODE_WP`).
+    pub fn fill_missing_page_with(
+        &self,
+        addr: u64,
+        data: &[u8],
+        write_protect: bool,
+    ) -> Result<(), MmError> {
         if !addr.is_multiple_of(PAGE_SIZE) || data.len() > PAGE_BYTES {
             return Err(MmError::InvalidArgument);
         }
@@ -106,7 +261,10 @@ impl<P: PageTable> AddressSpace<P> {
             AllocFailure::OutOfMemory | AllocFailure::Wait(_) => MmError::NoMemory,
         })?;
         self.frames().write(pfn, 0, data);
-        let flags = vma_pte_perms(vma.flags) | fresh_hw_bits(Access::Write);
+        let mut flags = vma_pte_perms(vma.flags) | fresh_hw_bits(Access::Write);
+        if write_protect {
+            flags -= PteFlags::WRITE;
+        }
         match self.page_table().install(addr, Pte::new(pfn, flags)) {
             Ok(()) => Ok(()),
             Err(InstallError::Occupied(_)) => {
@@ -125,7 +283,9 @@ impl<P: PageTable> AddressSpace<P> {
 mod tests {
     use super::*;
     use crate::aspace::tests::{anon_rw, harness};
-    use crate::fault::{Completion, FaultError, FaultFuture, FaultResolved, WaitReason};
+    use crate::fault::{
+        Completion, FaultError, FaultFuture, FaultResolved, Intercept, WaitReason,
+    };
     use std::sync::Mutex;
     use std::vec::Vec;
 
@@ -136,12 +296,12 @@ mod tests {
     }
 
     impl FaultInterceptor for Uffd {
-        fn missing(&self, addr: u64, _access: Access, _user: bool) -> Option<FaultFuture> {
+        fn missing(&self, addr: u64, _access: Access, _user: bool) -> Option<Intercept> {
             self.seen.lock().unwrap().push(addr);
-            Some(FaultFuture::new(
+            Some(Intercept::Wait(FaultFuture::new(
                 WaitReason::Userfault { addr },
                 self.done.clone(),
-            ))
+            )))
         }
     }
 

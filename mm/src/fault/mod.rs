@@ -133,13 +133,58 @@ impl From<AllocFailure> for FaultError {
     }
 }
 
-/// A hook on a VMA's missing-page faults (userfaultfd's missing mode): it may take
-/// the fault over by returning a future, completed once it has supplied the page (for
-/// instance with [`AddressSpace::fill_missing_page`]) or woken the fault.
+/// Which faults a VMA's [`FaultInterceptor`] sees (userfaultfd's register modes, with
+/// Linux's `UFFDIO_REGISTER_MODE_*` values).
+pub mod intercept_mode {
+    /// Faults on pages with nothing behind them (anonymous memory with no entry).
+    pub const MISSING: u8 = 1;
+    /// Write faults on pages the interceptor write-protected.
+    pub const WP: u8 = 2;
+    /// Faults on shared-memory pages the page cache holds but the VMA does not map.
+    pub const MINOR: u8 = 4;
+    /// Every mode.
+    pub const ALL: u8 = MISSING | WP | MINOR;
+}
+
+/// What an interceptor does with a fault it takes over.
+#[derive(Debug)]
+pub enum Intercept {
+    /// The fault waits for this future, then retries.
+    Wait(FaultFuture),
+    /// The fault fails with `SIGBUS` (`UFFD_FEATURE_SIGBUS`; a kernel access gets
+    /// `EFAULT`).
+    SigBus,
+}
+
+impl From<Intercept> for FaultError {
+    fn from(i: Intercept) -> FaultError {
+        match i {
+            Intercept::Wait(w) => FaultError::NeedsWait(w),
+            Intercept::SigBus => FaultError::SigBus,
+        }
+    }
+}
+
+/// A hook on a VMA's faults (userfaultfd): it may take a fault over by returning a
+/// future, completed once it has supplied the page (for instance with
+/// [`AddressSpace::fill_missing_page`]), lifted the protection, or woken the fault.
+/// Each method is called only for the modes the VMA was registered with.
 pub trait FaultInterceptor: Send + Sync {
     /// Called for a fault at `addr` (page-aligned) with no entry; `None` lets the
     /// fault proceed normally.
-    fn missing(&self, addr: u64, access: Access, user: bool) -> Option<FaultFuture>;
+    fn missing(&self, addr: u64, access: Access, user: bool) -> Option<Intercept>;
+
+    /// Called for a write fault at `addr` (page-aligned) on a present page; `Some`
+    /// when the interceptor holds the page write-protected.
+    fn write_protected(&self, _addr: u64, _user: bool) -> Option<Intercept> {
+        None
+    }
+
+    /// Called for a fault at `addr` (page-aligned) with no entry whose shared-memory
+    /// page the page cache already holds (minor mode).
+    fn minor(&self, _addr: u64, _access: Access, _user: bool) -> Option<Intercept> {
+        None
+    }
 }
 
 /// The entry permissions a VMA's flags allow (write and exec imply read on x86).
@@ -251,15 +296,22 @@ impl<P: PageTable> AddressSpace<P> {
             return self.hugetlb_fault(vma, map, page, access);
         }
         if let Some(pte) = self.page_table().query(page) {
+            if access == Access::Write && vma.intercept_modes & intercept_mode::WP != 0 {
+                if let Some(taken) = vma
+                    .interceptor
+                    .as_ref()
+                    .and_then(|hook| hook.write_protected(page, user))
+                {
+                    return Err(taken.into());
+                }
+            }
             return self.fault_present(vma, page, pte, access);
         }
         if let Some(entry) = self.page_table().query_swap(page) {
             return self.swap_fault(vma, page, entry, access);
         }
-        if let Some(hook) = &vma.interceptor {
-            if let Some(wait) = hook.missing(page, access, user) {
-                return Err(FaultError::NeedsWait(wait));
-            }
+        if let Some(taken) = self.intercept_empty(vma, page, access, user) {
+            return Err(taken.into());
         }
         match &vma.backing {
             Backing::Anon => {
@@ -269,6 +321,32 @@ impl<P: PageTable> AddressSpace<P> {
                 self.demand_zero(vma, page, access)
             }
             Backing::File(file) => self.file_fault(vma, file, page, access),
+        }
+    }
+
+    /// The interceptor's say on a fault at an empty `page`: missing mode for anonymous
+    /// memory, minor mode for a shared-memory page the page cache holds.
+    fn intercept_empty(
+        &self,
+        vma: &Vma,
+        page: u64,
+        access: Access,
+        user: bool,
+    ) -> Option<Intercept> {
+        let hook = vma.interceptor.as_ref()?;
+        match &vma.backing {
+            Backing::Anon if vma.intercept_modes & intercept_mode::MISSING != 0 => {
+                hook.missing(page, access, user)
+            }
+            Backing::File(file) if vma.intercept_modes & intercept_mode::MINOR != 0 => {
+                let cached = file.cache().peek(vma.file_index(page)).is_some();
+                if cached {
+                    hook.minor(page, access, user)
+                } else {
+                    None
+                }
+            }
+            _ => None,
         }
     }
 

@@ -21,6 +21,7 @@ pub(crate) fn can_merge(a: &Vma, b: &Vma) -> bool {
     a.end == b.start
         && a.flags == b.flags
         && interceptors_agree
+        && a.intercept_modes == b.intercept_modes
         && a.policy == b.policy
         && hugetlb_agree
         && a.backing.same_object(&b.backing)

@@ -70,6 +70,8 @@ pub struct Vma {
     pub(crate) backing: Backing,
     pub(crate) pgoff: u64,
     pub(crate) interceptor: Option<Arc<dyn FaultInterceptor>>,
+    /// The faults the interceptor sees (`fault::intercept_mode` bits; 0 without one).
+    pub(crate) intercept_modes: u8,
     /// The VMA's NUMA policy (`mbind`); `None`: the address space's.
     pub(crate) policy: Option<crate::aspace::MemPolicy>,
     /// The hugetlb mapping this VMA is part of (`MAP_HUGETLB`), if any.
@@ -89,6 +91,7 @@ impl Vma {
             backing,
             pgoff,
             interceptor: None,
+            intercept_modes: 0,
             policy: None,
             hugetlb: None,
         }
