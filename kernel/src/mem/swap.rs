@@ -88,9 +88,7 @@ pub fn kernel_access_fault(
         }
         match result {
             Ok(_) => return true,
-            // Only the waits swap and reclaim create are worth spinning through; a
-            // userfaultfd or other interceptor must not see kernel accesses wait
-            // (EFAULT, as before).
+            // Only the waits swap and reclaim create are worth spinning through.
             Err(mm::fault::FaultError::NeedsWait(wait))
                 if matches!(
                     wait.reason(),
@@ -106,6 +104,14 @@ pub fn kernel_access_fault(
                 if crate::time::now_ns() > deadline {
                     return false;
                 }
+            }
+            // A userfaultfd holds the page: the copy fails now, and the thread loop
+            // awaits the handler and runs the syscall again.
+            Err(mm::fault::FaultError::NeedsWait(wait))
+                if matches!(wait.reason(), WaitReason::Userfault { .. }) =>
+            {
+                super::userfaultfd::park_kernel_access(wait);
+                return false;
             }
             Err(_) => return false,
         }

@@ -1,14 +1,24 @@
-//! `userfaultfd(2)`, missing mode: the descriptor over `mm::userfaultfd::Userfault`
-//! (which parks the faults and queues their messages), its ioctls (`UFFDIO_API`,
-//! `REGISTER`, `UNREGISTER`, `WAKE`, `COPY`, `ZEROPAGE`), `read` of `struct uffd_msg`
-//! and the creation gate of `vm.unprivileged_userfaultfd`:
+//! `userfaultfd(2)`: the descriptor over `mm::userfaultfd::Userfault` (which parks the
+//! faults and queues their messages), its ioctls (`UFFDIO_API`, `REGISTER`,
+//! `UNREGISTER`, `WAKE`, `COPY`, `ZEROPAGE`, `WRITEPROTECT`, `CONTINUE`), `read` of
+//! `struct uffd_msg`, the creation gate of `vm.unprivileged_userfaultfd`, and the
+//! kernel-mode waits:
 //!
 //! * 0: only callers holding SeDebugPrivilege (Linux's CAP_SYS_PTRACE) get one;
 //! * 1: everyone;
 //! * 2: callers without the privilege must ask for `UFFD_USER_MODE_ONLY`.
 //!
-//! Write-protect and minor modes, and shared or file memory, are refused with EINVAL
-//! for now (they come with the userfaultfd issue).
+//! A context made without `UFFD_USER_MODE_ONLY` (the dangerous mode the knob gates)
+//! also holds faults taken by the kernel's user copies: the copy fails, the wait is
+//! kept per CPU for the faulting thread ([`park_kernel_access`]), and the thread loop,
+//! seeing the syscall fail with a wait kept, awaits it and runs the syscall again
+//! ([`take_kernel_wait`]), so the syscall completes with the handler's data. The
+//! syscalls that copy user memory commit nothing before their copies succeed (a pipe
+//! drains, a file position moves, after the copy), so running one again is safe. A
+//! signal ends the wait and the syscall returns its error (`EFAULT`), as on Linux.
+//!
+//! Missing and write-protect modes take private anonymous memory, minor mode shared
+//! memory (memfd, tmpfs, shared anonymous); other combinations are EINVAL.
 
 use super::aspace::{AddressSpace, PAGE};
 use crate::{
@@ -16,10 +26,15 @@ use crate::{
     proc::thread::Thread,
 };
 use alloc::sync::{Arc, Weak};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use errno::{Errno, SysResult};
-use mm::{fault::FaultInterceptor, userfaultfd::Userfault};
+use mm::{
+    fault::{intercept_mode, FaultFuture, FaultInterceptor},
+    userfaultfd::{Config, Message, Userfault},
+};
+use sched::MAX_CPUS;
 use security::Privilege;
+use spin::Mutex;
 
 /// `UFFD_USER_MODE_ONLY`.
 pub const UFFD_USER_MODE_ONLY: u64 = 1;
@@ -32,12 +47,39 @@ pub const MSG_SIZE: u64 = 32;
 
 const UFFD_API: u64 = 0xAA;
 const UFFD_EVENT_PAGEFAULT: u8 = 0x12;
-const UFFD_PAGEFAULT_FLAG_WRITE: u64 = 1;
+const UFFD_EVENT_FORK: u8 = 0x13;
+const UFFD_EVENT_REMAP: u8 = 0x14;
+const UFFD_EVENT_REMOVE: u8 = 0x15;
+const UFFD_EVENT_UNMAP: u8 = 0x16;
+
+/// `UFFD_FEATURE_*` bits.
+pub mod feature {
+    /// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`.
+    pub const PAGEFAULT_FLAG_WP: u64 = 1 << 0;
+    /// `UFFD_FEATURE_SIGBUS`.
+    pub const SIGBUS: u64 = 1 << 7;
+    /// `UFFD_FEATURE_THREAD_ID`.
+    pub const THREAD_ID: u64 = 1 << 8;
+    /// `UFFD_FEATURE_MINOR_SHMEM`.
+    pub const MINOR_SHMEM: u64 = 1 << 10;
+}
+
+/// Every feature `UFFDIO_API` reports: exactly what this kernel implements.
+pub const SUPPORTED_FEATURES: u64 = feature::PAGEFAULT_FLAG_WP
+    | feature::SIGBUS
+    | feature::THREAD_ID
+    | feature::MINOR_SHMEM;
+
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
 const UFFDIO_REGISTER_MODE_WP: u64 = 2;
 const UFFDIO_REGISTER_MODE_MINOR: u64 = 4;
 const UFFDIO_COPY_MODE_DONTWAKE: u64 = 1;
+const UFFDIO_COPY_MODE_WP: u64 = 2;
 const UFFDIO_ZEROPAGE_MODE_DONTWAKE: u64 = 1;
+const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1;
+const UFFDIO_WRITEPROTECT_MODE_DONTWAKE: u64 = 2;
+const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1;
+const UFFDIO_CONTINUE_MODE_WP: u64 = 2;
 
 /// `_IOC` request numbers: direction (1 write, 2 read), size, type 0xAA, number.
 const fn uffd_ioc(dir: u64, nr: u64, size: u64) -> u64 {
@@ -48,6 +90,8 @@ const NR_UNREGISTER: u64 = 0x01;
 const NR_WAKE: u64 = 0x02;
 const NR_COPY: u64 = 0x03;
 const NR_ZEROPAGE: u64 = 0x04;
+const NR_WRITEPROTECT: u64 = 0x06;
+const NR_CONTINUE: u64 = 0x07;
 const NR_API: u64 = 0x3F;
 const UFFDIO_API: u64 = uffd_ioc(3, NR_API, 24);
 const UFFDIO_REGISTER: u64 = uffd_ioc(3, NR_REGISTER, 32);
@@ -55,9 +99,11 @@ const UFFDIO_UNREGISTER: u64 = uffd_ioc(2, NR_UNREGISTER, 16);
 const UFFDIO_WAKE: u64 = uffd_ioc(2, NR_WAKE, 16);
 const UFFDIO_COPY: u64 = uffd_ioc(3, NR_COPY, 40);
 const UFFDIO_ZEROPAGE: u64 = uffd_ioc(3, NR_ZEROPAGE, 32);
+const UFFDIO_WRITEPROTECT: u64 = uffd_ioc(3, NR_WRITEPROTECT, 24);
+const UFFDIO_CONTINUE: u64 = uffd_ioc(3, NR_CONTINUE, 32);
 /// The ioctls `UFFDIO_API` reports.
 const API_IOCTLS: u64 = (1 << NR_REGISTER) | (1 << NR_UNREGISTER) | (1 << NR_API);
-/// The ioctls `UFFDIO_REGISTER` reports for a missing-mode range.
+/// The ioctls `UFFDIO_REGISTER` reports for every range.
 const RANGE_IOCTLS: u64 = (1 << NR_WAKE) | (1 << NR_COPY) | (1 << NR_ZEROPAGE);
 
 /// An open userfaultfd: its context and the address space it serves. The last
@@ -67,6 +113,8 @@ pub struct UserfaultFile {
     space: Weak<AddressSpace>,
     api_done: AtomicBool,
     nonblock: AtomicBool,
+    /// The features negotiated at `UFFDIO_API`.
+    features: AtomicU64,
 }
 
 impl UserfaultFile {
@@ -82,7 +130,7 @@ impl UserfaultFile {
 
     /// The poll events: `POLLERR` before the API handshake and for a blocking
     /// descriptor (as on Linux: poll cannot promise that a read will not block, since
-    /// a fault may be woken before it is read), else `POLLIN` while a fault waits.
+    /// a fault may be woken before it is read), else `POLLIN` while a message waits.
     pub fn poll_events(&self) -> u16 {
         const POLLIN: u16 = 0x1;
         const POLLERR: u16 = 0x8;
@@ -95,7 +143,7 @@ impl UserfaultFile {
         }
     }
 
-    /// Wakes `waker` at the next fault (poll and blocking reads).
+    /// Wakes `waker` at the next message (poll and blocking reads).
     pub fn register_reader(&self, waker: &core::task::Waker) {
         self.ctx.register_reader(waker);
     }
@@ -116,6 +164,11 @@ impl Drop for UserfaultFile {
             space.mm().clear_interceptor(&self.hook());
         }
     }
+}
+
+/// The thread id of the faulting thread (`UFFD_FEATURE_THREAD_ID`).
+fn current_tid() -> u32 {
+    crate::proc::current_thread().map_or(0, |t| t.tid as u32)
 }
 
 /// `userfaultfd(flags)`: a new context on the caller's address space.
@@ -147,28 +200,50 @@ pub fn create_ungated(thread: &Thread, flags: u64) -> SysResult<Arc<UserfaultFil
     if flags & !(UFFD_USER_MODE_ONLY | O_NONBLOCK | O_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
+    let config = Config {
+        user_mode_only: flags & UFFD_USER_MODE_ONLY != 0,
+    };
     Ok(Arc::new(UserfaultFile {
-        ctx: Userfault::new(),
+        ctx: Userfault::with_config(config, current_tid),
         space: Arc::downgrade(&thread.process.address_space()),
         api_done: AtomicBool::new(false),
         nonblock: AtomicBool::new(flags & O_NONBLOCK != 0),
+        features: AtomicU64::new(0),
     }))
 }
 
-/// Writes up to `count / 32` queued messages to `buf`; the bytes written (0: none queued).
+/// The `struct uffd_msg` of `m` as four words.
+fn encode(m: &Message) -> [u64; 4] {
+    match *m {
+        Message::PageFault {
+            address,
+            flags,
+            tid,
+        } => [
+            u64::from(UFFD_EVENT_PAGEFAULT),
+            flags,
+            address,
+            u64::from(tid),
+        ],
+        Message::Fork { token } => [u64::from(UFFD_EVENT_FORK), token, 0, 0],
+        Message::Remap { from, to, len } => [u64::from(UFFD_EVENT_REMAP), from, to, len],
+        Message::Remove { start, end } => [u64::from(UFFD_EVENT_REMOVE), start, end, 0],
+        Message::Unmap { start, end } => [u64::from(UFFD_EVENT_UNMAP), start, end, 0],
+    }
+}
+
+/// Writes up to `count / 32` queued messages to `buf`; the bytes written (0: none
+/// queued). A message whose copy fails goes back to its queue.
 pub fn read_messages(file: &UserfaultFile, buf: u64, count: u64) -> SysResult<u64> {
     let mut written = 0;
     while written + MSG_SIZE <= count {
         let Some(m) = file.ctx.next_message() else {
             break;
         };
-        let flags = if m.write {
-            UFFD_PAGEFAULT_FLAG_WRITE
-        } else {
-            0
-        };
-        let msg: [u64; 4] = [u64::from(UFFD_EVENT_PAGEFAULT), flags, m.address, 0];
-        write_user(buf + written, &msg)?;
+        if let Err(e) = write_user(buf + written, &encode(&m)) {
+            file.ctx.unread(m);
+            return if written > 0 { Ok(written) } else { Err(e) };
+        }
         written += MSG_SIZE;
     }
     Ok(written)
@@ -187,47 +262,55 @@ fn user_range(start: u64, len: u64) -> SysResult<(u64, u64)> {
     Ok((start, end))
 }
 
+/// `UFFDIO_API`: the handshake. Reports every supported feature; asking for one this
+/// kernel lacks is EINVAL (the struct comes back zeroed, as on Linux).
+fn api(file: &UserfaultFile, arg: u64) -> SysResult {
+    let mut api: [u64; 3] = read_user(arg)?;
+    let asked = api[1];
+    let refuse = |e: Errno| -> SysResult {
+        write_user(arg, &[0u64; 3])?;
+        Err(e)
+    };
+    if api[0] != UFFD_API {
+        return refuse(Errno::EINVAL);
+    }
+    if asked & !SUPPORTED_FEATURES != 0 {
+        return refuse(Errno::EINVAL);
+    }
+    if file.api_done.swap(true, Ordering::SeqCst) {
+        return Err(Errno::EINVAL);
+    }
+    api[1] = SUPPORTED_FEATURES;
+    api[2] = API_IOCTLS;
+    if let Err(e) = write_user(arg, &api) {
+        file.api_done.store(false, Ordering::SeqCst);
+        return Err(e);
+    }
+    file.features.store(asked, Ordering::SeqCst);
+    file.ctx.set_features(
+        asked & feature::SIGBUS != 0,
+        asked & feature::THREAD_ID != 0,
+    );
+    Ok(0)
+}
+
 /// The userfaultfd ioctls.
 pub fn ioctl(file: &UserfaultFile, request: u64, arg: u64) -> SysResult {
     if request == UFFDIO_API {
-        let mut api: [u64; 3] = read_user(arg)?;
-        if api[0] != UFFD_API || api[1] != 0 {
-            return Err(Errno::EINVAL);
-        }
-        if file.api_done.swap(true, Ordering::SeqCst) {
-            return Err(Errno::EINVAL);
-        }
-        api[1] = 0; // no optional features yet
-        api[2] = API_IOCTLS;
-        write_user(arg, &api)?;
-        return Ok(0);
+        return api(file, arg);
     }
     if !file.api_done.load(Ordering::SeqCst) {
         return Err(Errno::EINVAL);
     }
     match request {
-        UFFDIO_REGISTER => {
-            let mut reg: [u64; 4] = read_user(arg)?;
-            let (start, end) = user_range(reg[0], reg[1])?;
-            let mode = reg[2];
-            let known =
-                UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR;
-            if mode & !known != 0 || mode != UFFDIO_REGISTER_MODE_MISSING {
-                return Err(Errno::EINVAL);
-            }
-            file.space()?
-                .mm()
-                .set_interceptor(start, end - start, Some(file.hook()))?;
-            reg[3] = RANGE_IOCTLS;
-            write_user(arg, &reg)?;
-            Ok(0)
-        }
+        UFFDIO_REGISTER => register(file, arg),
         UFFDIO_UNREGISTER => {
             let range: [u64; 2] = read_user(arg)?;
             let (start, end) = user_range(range[0], range[1])?;
             file.space()?
                 .mm()
-                .set_interceptor(start, end - start, None)?;
+                .register_interceptor(start, end - start, None, 0)?;
+            file.ctx.forget_range(start, end);
             file.ctx.wake_range(start, end);
             Ok(0)
         }
@@ -240,19 +323,23 @@ pub fn ioctl(file: &UserfaultFile, request: u64, arg: u64) -> SysResult {
         UFFDIO_COPY => {
             let copy: [u64; 5] = read_user(arg)?;
             let [dst, src, len, mode, _] = copy;
-            if mode & !UFFDIO_COPY_MODE_DONTWAKE != 0 {
+            if mode & !(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP) != 0 {
                 return Err(Errno::EINVAL);
             }
             user_range(dst, len)?;
             src.checked_add(len)
                 .filter(|&e| e <= mm::aspace::TASK_SIZE)
                 .ok_or(Errno::EINVAL)?;
-            fill(
+            let fill = Fill::Copy {
+                src,
+                write_protect: mode & UFFDIO_COPY_MODE_WP != 0,
+            };
+            fill_range(
                 file,
                 arg + 32,
                 dst,
                 len,
-                Some(src),
+                fill,
                 mode & UFFDIO_COPY_MODE_DONTWAKE == 0,
             )
         }
@@ -263,41 +350,157 @@ pub fn ioctl(file: &UserfaultFile, request: u64, arg: u64) -> SysResult {
                 return Err(Errno::EINVAL);
             }
             user_range(start, len)?;
-            fill(
+            fill_range(
                 file,
                 arg + 24,
                 start,
                 len,
-                None,
+                Fill::Zero,
                 mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE == 0,
+            )
+        }
+        UFFDIO_WRITEPROTECT => write_protect(file, arg),
+        UFFDIO_CONTINUE => {
+            let cont: [u64; 4] = read_user(arg)?;
+            let [start, len, mode, _] = cont;
+            if mode & !(UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP) != 0 {
+                return Err(Errno::EINVAL);
+            }
+            user_range(start, len)?;
+            let fill = Fill::Continue {
+                write_protect: mode & UFFDIO_CONTINUE_MODE_WP != 0,
+            };
+            fill_range(
+                file,
+                arg + 24,
+                start,
+                len,
+                fill,
+                mode & UFFDIO_CONTINUE_MODE_DONTWAKE == 0,
             )
         }
         _ => Err(Errno::EINVAL),
     }
 }
 
-/// `UFFDIO_COPY` (from `src`) and `UFFDIO_ZEROPAGE` (`src` None): fills the empty pages
-/// of `[dst, dst + len)`, writes the bytes filled (or -errno when none) to `result_at`,
+/// `UFFDIO_REGISTER`: the modes' ranges and the ioctls they allow.
+fn register(file: &UserfaultFile, arg: u64) -> SysResult {
+    let mut reg: [u64; 4] = read_user(arg)?;
+    let (start, end) = user_range(reg[0], reg[1])?;
+    let mode = reg[2];
+    let known = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR;
+    if mode == 0 || mode & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let modes = [
+        (UFFDIO_REGISTER_MODE_MISSING, intercept_mode::MISSING),
+        (UFFDIO_REGISTER_MODE_WP, intercept_mode::WP),
+        (UFFDIO_REGISTER_MODE_MINOR, intercept_mode::MINOR),
+    ]
+    .iter()
+    .filter(|(m, _)| mode & m != 0)
+    .fold(0, |acc, (_, bit)| acc | bit);
+    file.space()?
+        .mm()
+        .register_interceptor(start, end - start, Some(file.hook()), modes)?;
+    // A fresh registration starts with nothing write-protected.
+    file.ctx.forget_range(start, end);
+    let mut ioctls = RANGE_IOCTLS;
+    if mode & UFFDIO_REGISTER_MODE_WP != 0 {
+        ioctls |= 1 << NR_WRITEPROTECT;
+    }
+    if mode & UFFDIO_REGISTER_MODE_MINOR != 0 {
+        ioctls |= 1 << NR_CONTINUE;
+    }
+    reg[3] = ioctls;
+    write_user(arg, &reg)?;
+    Ok(0)
+}
+
+/// `UFFDIO_WRITEPROTECT`: protects (`MODE_WP`) or unprotects a range registered in
+/// write-protect mode (ENOENT otherwise); unprotecting wakes the range's faults unless
+/// `MODE_DONTWAKE`.
+fn write_protect(file: &UserfaultFile, arg: u64) -> SysResult {
+    let wp: [u64; 3] = read_user(arg)?;
+    let [start, len, mode] = wp;
+    if mode & !(UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let protect = mode & UFFDIO_WRITEPROTECT_MODE_WP != 0;
+    let dontwake = mode & UFFDIO_WRITEPROTECT_MODE_DONTWAKE != 0;
+    if protect && dontwake {
+        return Err(Errno::EINVAL);
+    }
+    let (start, end) = user_range(start, len)?;
+    let ctx = &file.ctx;
+    file.space()?.mm().write_protect_range(
+        start,
+        end - start,
+        &file.hook(),
+        protect,
+        &mut |page| ctx.protect(page, protect),
+    )?;
+    if !protect && !dontwake {
+        ctx.wake_range(start, end);
+    }
+    Ok(0)
+}
+
+/// What [`fill_range`] puts in each page.
+#[derive(Clone, Copy)]
+enum Fill {
+    /// `UFFDIO_COPY` from user memory at `src`.
+    Copy { src: u64, write_protect: bool },
+    /// `UFFDIO_ZEROPAGE`.
+    Zero,
+    /// `UFFDIO_CONTINUE`: the page cache's page.
+    Continue { write_protect: bool },
+}
+
+/// `UFFDIO_COPY`, `ZEROPAGE` and `CONTINUE`: fills the empty pages of
+/// `[dst, dst + len)`, writes the bytes filled (or -errno when none) to `result_at`,
 /// wakes the filled range unless told not to. EAGAIN for a partial fill.
-fn fill(
+fn fill_range(
     file: &UserfaultFile,
     result_at: u64,
     dst: u64,
     len: u64,
-    src: Option<u64>,
+    fill: Fill,
     wake: bool,
 ) -> SysResult {
     let space = file.space()?;
-    let outcome = if space.mm().intercepted_by(dst, len, &file.hook()) {
+    let hook = file.hook();
+    let outcome = if space.mm().intercepted_by(dst, len, &hook) {
         let mut page = alloc::vec![0u8; PAGE as usize];
         let mut done = 0;
         let mut err = None;
         while done < len {
-            let step = match src {
-                Some(s) => copy_from_user(&mut page, s + done),
-                None => Ok(()),
-            }
-            .and_then(|()| Ok(space.mm().fill_missing_page(dst + done, &page)?));
+            let at = dst + done;
+            let step = match fill {
+                Fill::Copy { src, write_protect } => {
+                    copy_from_user(&mut page, src + done).and_then(|()| {
+                        if write_protect {
+                            file.ctx.protect(at, true);
+                        }
+                        let r = space.mm().fill_missing_page_with(at, &page, write_protect);
+                        if r.is_err() && write_protect {
+                            file.ctx.protect(at, false);
+                        }
+                        r.map_err(Errno::from)
+                    })
+                }
+                Fill::Zero => space.mm().fill_missing_page(at, &page).map_err(Errno::from),
+                Fill::Continue { write_protect } => {
+                    if write_protect {
+                        file.ctx.protect(at, true);
+                    }
+                    let r = space.mm().continue_page(at, &hook, write_protect);
+                    if r.is_err() && write_protect {
+                        file.ctx.protect(at, false);
+                    }
+                    r.map_err(Errno::from)
+                }
+            };
             if let Err(e) = step {
                 err = Some(e);
                 break;
@@ -322,4 +525,48 @@ fn fill(
         (0, Some(e)) => Err(e),
         _ => Err(Errno::EAGAIN),
     }
+}
+
+/// Per CPU: a userfaultfd wait that a kernel access of the thread `.0` (by tid) hit,
+/// kept for the thread loop to await before running the syscall again.
+static KERNEL_WAIT: [Mutex<Option<(u64, FaultFuture)>>; MAX_CPUS] =
+    [const { Mutex::new(None) }; MAX_CPUS];
+/// Per CPU: [`KERNEL_WAIT`] may hold a wait (a cheap check on every syscall).
+static KERNEL_WAIT_SET: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+fn this_cpu() -> usize {
+    crate::arch::percpu::current_cpu().0 as usize
+}
+
+/// A kernel access (a syscall's user copy) faulted on a page a userfaultfd holds:
+/// keeps `wait` for the current thread; the copy then fails, and the thread loop
+/// awaits the wait and runs the syscall again.
+pub fn park_kernel_access(wait: FaultFuture) {
+    let Some(thread) = crate::proc::current_thread() else {
+        return;
+    };
+    let cpu = this_cpu();
+    *KERNEL_WAIT[cpu].lock() = Some((thread.tid as u64, wait));
+    KERNEL_WAIT_SET[cpu].store(true, Ordering::Release);
+}
+
+/// Drops a wait kept by an access outside a syscall (signal delivery, exit), before
+/// the next syscall on this CPU.
+pub fn clear_kernel_wait() {
+    let cpu = this_cpu();
+    if KERNEL_WAIT_SET[cpu].load(Ordering::Relaxed) {
+        KERNEL_WAIT_SET[cpu].store(false, Ordering::Relaxed);
+        *KERNEL_WAIT[cpu].lock() = None;
+    }
+}
+
+/// The wait a kernel access of thread `tid` kept during its syscall, if any.
+pub fn take_kernel_wait(tid: u64) -> Option<FaultFuture> {
+    let cpu = this_cpu();
+    if !KERNEL_WAIT_SET[cpu].load(Ordering::Acquire) {
+        return None;
+    }
+    KERNEL_WAIT_SET[cpu].store(false, Ordering::Relaxed);
+    let (owner, wait) = KERNEL_WAIT[cpu].lock().take()?;
+    (owner == tid).then_some(wait)
 }

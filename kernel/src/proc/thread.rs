@@ -261,6 +261,7 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
         match ctx.kind {
             TrapKind::Syscall => {
                 let (nr, args) = ctx.syscall_args();
+                crate::mem::userfaultfd::clear_kernel_wait();
                 let ret = match syscall::dispatch(&thread, &mut ctx, nr, args) {
                     syscall::Outcome::Done(value) => value,
                     syscall::Outcome::Wait(future) => {
@@ -279,6 +280,22 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                         0
                     }
                     syscall::Outcome::Exit => break,
+                };
+                // A user copy of the syscall hit a page a userfaultfd holds: wait for
+                // the handler, then run the syscall again (a signal ends the wait and
+                // the syscall keeps its error, EFAULT).
+                let ret = match crate::mem::userfaultfd::take_kernel_wait(u64::from(thread.tid)) {
+                    Some(wait) if (ret as i64) < 0 && ret != syscall::RESTART => {
+                        usermode::save_fpu(&mut ctx);
+                        wait_fault(&thread, wait).await;
+                        slice_end = new_slice_end();
+                        if thread.is_interrupted() {
+                            ret
+                        } else {
+                            syscall::RESTART
+                        }
+                    }
+                    _ => ret,
                 };
                 ctx.rax = ret;
                 if ret == syscall::RESTART {

@@ -14,8 +14,29 @@ pub const UFFD_API: u64 = 0xAA;
 pub const MODE_MISSING: u64 = 1;
 /// `UFFDIO_REGISTER_MODE_WP`.
 pub const MODE_WP: u64 = 2;
+/// `UFFDIO_REGISTER_MODE_MINOR`.
+pub const MODE_MINOR: u64 = 4;
 /// `UFFDIO_COPY_MODE_DONTWAKE` (also `UFFDIO_ZEROPAGE_MODE_DONTWAKE`).
 pub const MODE_DONTWAKE: u64 = 1;
+/// `UFFDIO_COPY_MODE_WP` (also `UFFDIO_CONTINUE_MODE_WP`): the page arrives
+/// write-protected.
+pub const COPY_MODE_WP: u64 = 2;
+/// `UFFDIO_WRITEPROTECT_MODE_WP`.
+pub const WRITEPROTECT_MODE_WP: u64 = 1;
+/// `UFFDIO_WRITEPROTECT_MODE_DONTWAKE`.
+pub const WRITEPROTECT_MODE_DONTWAKE: u64 = 2;
+/// `UFFD_PAGEFAULT_FLAG_WP`.
+pub const PAGEFAULT_FLAG_WP: u64 = 2;
+/// `UFFD_PAGEFAULT_FLAG_MINOR`.
+pub const PAGEFAULT_FLAG_MINOR: u64 = 4;
+/// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`.
+pub const FEATURE_PAGEFAULT_FLAG_WP: u64 = 1 << 0;
+/// `UFFD_FEATURE_SIGBUS`.
+pub const FEATURE_SIGBUS: u64 = 1 << 7;
+/// `UFFD_FEATURE_THREAD_ID`.
+pub const FEATURE_THREAD_ID: u64 = 1 << 8;
+/// `UFFD_FEATURE_MINOR_SHMEM`.
+pub const FEATURE_MINOR_SHMEM: u64 = 1 << 10;
 /// `UFFD_EVENT_PAGEFAULT`.
 pub const EVENT_PAGEFAULT: u8 = 0x12;
 /// `UFFD_PAGEFAULT_FLAG_WRITE`.
@@ -36,6 +57,14 @@ pub const UFFDIO_WAKE: u64 = ioc(2, 0x02, 16);
 pub const UFFDIO_COPY: u64 = ioc(3, 0x03, 40);
 /// `UFFDIO_ZEROPAGE`.
 pub const UFFDIO_ZEROPAGE: u64 = ioc(3, 0x04, 32);
+/// `UFFDIO_WRITEPROTECT`.
+pub const UFFDIO_WRITEPROTECT: u64 = ioc(3, 0x06, 24);
+/// `UFFDIO_CONTINUE`.
+pub const UFFDIO_CONTINUE: u64 = ioc(3, 0x07, 32);
+/// Bit of `_UFFDIO_WRITEPROTECT` in the ioctl masks.
+pub const IOCTL_WRITEPROTECT_BIT: u64 = 1 << 0x06;
+/// Bit of `_UFFDIO_CONTINUE` in the ioctl masks.
+pub const IOCTL_CONTINUE_BIT: u64 = 1 << 0x07;
 /// Bit of `_UFFDIO_COPY` in the ioctl masks.
 pub const IOCTL_COPY_BIT: u64 = 1 << 0x03;
 /// Bit of `_UFFDIO_REGISTER` in the ioctl masks.
@@ -101,6 +130,24 @@ pub fn zeropage(fd: i32, start: usize, len: usize, mode: u64) -> (Result<(), Err
     (r, w[3] as i64)
 }
 
+/// `UFFDIO_WRITEPROTECT` of `[start, start + len)` with `mode`
+/// ([`WRITEPROTECT_MODE_WP`] protects, 0 unprotects and wakes).
+pub fn writeprotect(fd: i32, start: usize, len: usize, mode: u64) -> Result<(), Errno> {
+    ioctl_words(fd, UFFDIO_WRITEPROTECT, &mut [start as u64, len as u64, mode])
+}
+
+/// `UFFDIO_CONTINUE`: the result and the `mapped` field (bytes mapped, or -errno).
+pub fn continue_range(
+    fd: i32,
+    start: usize,
+    len: usize,
+    mode: u64,
+) -> (Result<(), Errno>, i64) {
+    let mut w = [start as u64, len as u64, mode, 0];
+    let r = ioctl_words(fd, UFFDIO_CONTINUE, &mut w);
+    (r, w[3] as i64)
+}
+
 /// One `struct uffd_msg`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -110,6 +157,8 @@ pub struct Message {
     pub flags: u64,
     /// `arg.pagefault.address`.
     pub address: u64,
+    /// `arg.pagefault.feat.ptid` (`UFFD_FEATURE_THREAD_ID`).
+    pub tid: u32,
 }
 
 /// Reads one message (waits unless the descriptor is non-blocking).
@@ -124,5 +173,6 @@ pub fn read_message(fd: i32) -> Result<Message, Errno> {
         event: w[0] as u8,
         flags: w[1],
         address: w[2],
+        tid: w[3] as u32,
     })
 }
