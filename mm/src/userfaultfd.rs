@@ -700,6 +700,33 @@ mod tests {
     }
 
     #[test]
+    fn a_handed_over_frame_is_mapped_or_put_back() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 2);
+        let live = h.soft.live();
+        let pfn = h.frames.alloc(a).unwrap();
+        h.frames.write(pfn, 0, b"direct");
+        h.aspace.map_missing_frame(a, pfn, true).unwrap();
+        let pte = h.aspace.page_table().query(a).unwrap();
+        assert_eq!(pte.pfn, pfn);
+        assert!(!pte.flags.contains(PteFlags::WRITE), "write-protected");
+        let mut b = [0u8; 6];
+        h.aspace.read_bytes(a, &mut b).unwrap();
+        assert_eq!(&b, b"direct");
+        let again = h.frames.alloc(a).unwrap();
+        assert_eq!(
+            h.aspace.map_missing_frame(a, again, false),
+            Err(MmError::Exists)
+        );
+        let nowhere = h.frames.alloc(0).unwrap();
+        assert_eq!(
+            h.aspace.map_missing_frame(0x1000, nowhere, false),
+            Err(MmError::NoEntry)
+        );
+        assert_eq!(h.soft.live(), live + 1, "refused frames went back");
+    }
+
+    #[test]
     fn registration_rules() {
         let h = harness();
         let a = anon_rw(&h.aspace, 4);

@@ -471,25 +471,22 @@ fn fill_range(
     let space = file.space()?;
     let hook = file.hook();
     let outcome = if space.mm().intercepted_by(dst, len, &hook) {
-        let mut page = alloc::vec![0u8; PAGE as usize];
         let mut done = 0;
         let mut err = None;
         while done < len {
             let at = dst + done;
             let step = match fill {
                 Fill::Copy { src, write_protect } => {
-                    copy_from_user(&mut page, src + done).and_then(|()| {
-                        if write_protect {
-                            file.ctx.protect(at, true);
-                        }
-                        let r = space.mm().fill_missing_page_with(at, &page, write_protect);
-                        if r.is_err() && write_protect {
-                            file.ctx.protect(at, false);
-                        }
-                        r.map_err(Errno::from)
-                    })
+                    if write_protect {
+                        file.ctx.protect(at, true);
+                    }
+                    let r = copy_page_in(&space, at, src + done, write_protect);
+                    if r.is_err() && write_protect {
+                        file.ctx.protect(at, false);
+                    }
+                    r
                 }
-                Fill::Zero => space.mm().fill_missing_page(at, &page).map_err(Errno::from),
+                Fill::Zero => space.mm().fill_missing_page(at, &[]).map_err(Errno::from),
                 Fill::Continue { write_protect } => {
                     if write_protect {
                         file.ctx.protect(at, true);
@@ -525,6 +522,27 @@ fn fill_range(
         (0, Some(e)) => Err(e),
         _ => Err(Errno::EAGAIN),
     }
+}
+
+/// One page of `UFFDIO_COPY`: a frame is taken, the user's page at `src` copied
+/// straight into it through the direct map (one pass over the bytes, as Linux's
+/// copy into a fresh page), and mapped at the empty page `dst`.
+fn copy_page_in(space: &AddressSpace, dst: u64, src: u64, write_protect: bool) -> SysResult<()> {
+    let mm = space.mm();
+    let pfn = mm.frames().alloc(dst).map_err(|_| Errno::ENOMEM)?;
+    // SAFETY: the frame was just allocated with our one reference and is mapped
+    // nowhere else yet; the direct map covers every frame.
+    let frame = unsafe {
+        core::slice::from_raw_parts_mut(
+            crate::arch::paging::phys_to_virt(pfn.0 * PAGE),
+            PAGE as usize,
+        )
+    };
+    if let Err(e) = copy_from_user(frame, src) {
+        mm.frames().put(pfn);
+        return Err(e);
+    }
+    Ok(mm.map_missing_frame(dst, pfn, write_protect)?)
 }
 
 /// Per CPU: a userfaultfd wait that a kernel access of the thread `.0` (by tid) hit,

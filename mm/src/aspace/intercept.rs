@@ -248,33 +248,60 @@ impl<P: PageTable> AddressSpace<P> {
         if !addr.is_multiple_of(PAGE_SIZE) || data.len() > PAGE_BYTES {
             return Err(MmError::InvalidArgument);
         }
-        let st = self.state().read();
-        let vma = st.tree.find(addr).ok_or(MmError::NoEntry)?;
-        if vma.file().is_some() {
-            // File and shmem pages must go through their page cache (not yet here).
-            return Err(MmError::InvalidArgument);
-        }
-        if self.page_table().query(addr).is_some() {
-            return Err(MmError::Exists);
+        {
+            // Cheap refusals before a frame is taken.
+            let st = self.state().read();
+            let vma = st.tree.find(addr).ok_or(MmError::NoEntry)?;
+            if vma.file().is_some() {
+                return Err(MmError::InvalidArgument);
+            }
+            if self.page_table().query(addr).is_some() {
+                return Err(MmError::Exists);
+            }
         }
         let pfn = self.frames().alloc_zeroed(addr).map_err(|e| match e {
             AllocFailure::OutOfMemory | AllocFailure::Wait(_) => MmError::NoMemory,
         })?;
-        self.frames().write(pfn, 0, data);
+        if !data.is_empty() {
+            self.frames().write(pfn, 0, data);
+        }
+        self.map_missing_frame(addr, pfn, write_protect)
+    }
+
+    /// Maps `pfn`, whose contents the caller filled and whose one reference it hands
+    /// over, at the empty page `addr` of a private anonymous VMA, with the VMA's
+    /// permissions (without write permission when `write_protect`): the kernel's
+    /// `UFFDIO_COPY` copies the user's bytes straight into the frame. On any error the
+    /// reference is put back. Errors as [`fill_missing_page`](Self::fill_missing_page).
+    pub fn map_missing_frame(
+        &self,
+        addr: u64,
+        pfn: crate::frame::Pfn,
+        write_protect: bool,
+    ) -> Result<(), MmError> {
+        let refuse = |e: MmError| {
+            self.frames().put(pfn);
+            Err(e)
+        };
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return refuse(MmError::InvalidArgument);
+        }
+        let st = self.state().read();
+        let Some(vma) = st.tree.find(addr) else {
+            return refuse(MmError::NoEntry);
+        };
+        if vma.file().is_some() {
+            // File and shmem pages go through their page cache.
+            return refuse(MmError::InvalidArgument);
+        }
         let mut flags = vma_pte_perms(vma.flags) | fresh_hw_bits(Access::Write);
         if write_protect {
             flags -= PteFlags::WRITE;
         }
         match self.page_table().install(addr, Pte::new(pfn, flags)) {
             Ok(()) => Ok(()),
-            Err(InstallError::Occupied(_)) => {
-                self.frames().put(pfn);
-                Err(MmError::Exists)
-            }
-            Err(InstallError::NoMemory) => {
-                self.frames().put(pfn);
-                Err(MmError::NoMemory)
-            }
+            Err(InstallError::Occupied(_)) => refuse(MmError::Exists),
+            Err(InstallError::NoMemory) => refuse(MmError::NoMemory),
         }
     }
 }
