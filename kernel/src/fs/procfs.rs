@@ -238,7 +238,7 @@ pub fn open_generated(full: &str, req: &OpenRequest, caller: &Caller) -> SysResu
             Arc::new(TextFile::new(key.render().into_bytes()))
         });
     }
-    if let Some(control) = crate::mem::damon::control(full) {
+    if let Some(control) = crate::memd::damon::control(full) {
         return Ok(if write {
             // DAMON is driven by a TCB daemon.
             if !caller.token.has_privilege(Privilege::SeTcbPrivilege) {
@@ -247,7 +247,7 @@ pub fn open_generated(full: &str, req: &OpenRequest, caller: &Caller) -> SysResu
             Arc::new(DamonControlFile(control))
         } else {
             Arc::new(TextFile::new(
-                crate::mem::damon::read_control(control)?.into_bytes(),
+                crate::memd::damon::read_control(control)?.into_bytes(),
             ))
         });
     }

@@ -38,7 +38,7 @@ fn files() -> Vec<String> {
     }
     for i in 0..MAX_LISTED {
         let dir = format!("kernel/mm/damon/admin/kdamonds/{i}");
-        if crate::mem::damon::control(&format!("/sys/{dir}/state")).is_none() {
+        if crate::memd::damon::control(&format!("/sys/{dir}/state")).is_none() {
             break;
         }
         files.push(format!("{dir}/state"));
@@ -110,7 +110,7 @@ impl Filesystem for SysFs {
             Node::Dir => Stat::directory(0o755),
             _ => {
                 let write = crate::registry::lookup_path(&full).is_some()
-                    || crate::mem::damon::control(&full).is_some();
+                    || crate::memd::damon::control(&full).is_some();
                 Stat::regular(if write { 0o644 } else { 0o444 }, 4096)
             }
         }

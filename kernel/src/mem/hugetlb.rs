@@ -3,13 +3,13 @@
 
 use mm::frame::{NodeId, Pfn};
 use mm::hugetlb::{HugePools, HugeSize, HugetlbSource};
-use spin::Once;
+use conquer_once::spin::OnceCell;
 
-static POOLS: Once<HugePools> = Once::new();
+static POOLS: OnceCell<HugePools> = OnceCell::uninit();
 
 /// The pools, sized for every node of the frame allocator (empty until a knob fills them).
 pub fn pools() -> &'static HugePools {
-    POOLS.call_once(|| HugePools::new(super::frames::allocator().nr_nodes()))
+    POOLS.get_or_init(|| HugePools::new(super::frames::allocator().nr_nodes()))
 }
 
 /// Hugetlb mappings' pages: the pools above.

@@ -20,9 +20,10 @@
 //! Missing and write-protect modes take private anonymous memory, minor mode shared
 //! memory (memfd, tmpfs, shared anonymous); other combinations are EINVAL.
 
-use super::aspace::{AddressSpace, PAGE};
+use crate::mem::aspace::{AddressSpace, PAGE};
+use crate::tunable::{keep, key, Key, KeyKind};
 use crate::{
-    arch::uaccess::{copy_from_user, read_user, write_user},
+    arch::uaccess::{read_user, write_user},
     proc::thread::Thread,
 };
 use alloc::sync::{Arc, Weak};
@@ -182,7 +183,7 @@ pub fn create(thread: &Thread, flags: u64) -> SysResult<Arc<UserfaultFile>> {
         .read()
         .has_privilege(Privilege::SeDebugPrivilege);
     let user_mode_only = flags & UFFD_USER_MODE_ONLY != 0;
-    let allowed = match crate::registry::keys::UNPRIVILEGED_USERFAULTFD.get() {
+    let allowed = match UNPRIVILEGED_USERFAULTFD.get() {
         1 => true,
         2 => privileged || user_mode_only,
         _ => privileged,
@@ -524,21 +525,22 @@ fn fill_range(
     }
 }
 
+/// `vm.unprivileged_userfaultfd`: 0 privileged only, 1 everyone, 2 user-mode faults only.
+pub static UNPRIVILEGED_USERFAULTFD: Key = key(
+    "vm.unprivileged_userfaultfd",
+    &["/proc/sys/vm/unprivileged_userfaultfd"],
+    KeyKind::Int { min: 0, max: 2 },
+    0,
+    keep,
+);
+
 /// One page of `UFFDIO_COPY`: a frame is taken, the user's page at `src` copied
 /// straight into it through the direct map (one pass over the bytes, as Linux's
 /// copy into a fresh page), and mapped at the empty page `dst`.
 fn copy_page_in(space: &AddressSpace, dst: u64, src: u64, write_protect: bool) -> SysResult<()> {
     let mm = space.mm();
     let pfn = mm.frames().alloc(dst).map_err(|_| Errno::ENOMEM)?;
-    // SAFETY: the frame was just allocated with our one reference and is mapped
-    // nowhere else yet; the direct map covers every frame.
-    let frame = unsafe {
-        core::slice::from_raw_parts_mut(
-            crate::arch::paging::phys_to_virt(pfn.0 * PAGE),
-            PAGE as usize,
-        )
-    };
-    if let Err(e) = copy_from_user(frame, src) {
+    if let Err(e) = crate::mem::frames::copy_user_page_into(pfn, src) {
         mm.frames().put(pfn);
         return Err(e);
     }
