@@ -27,12 +27,14 @@
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use core::task::Waker;
 
 use spin::Mutex;
 
-use crate::fault::{Access, Completion, FaultFuture, FaultInterceptor, Intercept, WaitReason};
+use crate::fault::{
+    Access, Completion, FaultFuture, FaultInterceptor, Intercept, InterceptEvent, WaitReason,
+};
 use crate::frame::PAGE_SIZE;
 
 /// `UFFD_PAGEFAULT_FLAG_WRITE`: the fault was a write.
@@ -85,6 +87,17 @@ pub enum Message {
     },
 }
 
+/// The events a context reports (`UFFD_FEATURE_EVENT_*`, negotiated at the
+/// `UFFDIO_API` handshake).
+pub mod events {
+    /// `UFFD_FEATURE_EVENT_REMAP`.
+    pub const REMAP: u8 = 1;
+    /// `UFFD_FEATURE_EVENT_REMOVE`.
+    pub const REMOVE: u8 = 2;
+    /// `UFFD_FEATURE_EVENT_UNMAP`.
+    pub const UNMAP: u8 = 4;
+}
+
 /// How a context treats faults, fixed at creation and at the `UFFDIO_API` handshake.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Config {
@@ -104,7 +117,8 @@ struct Parked {
 #[derive(Default)]
 struct State {
     parked: Vec<Parked>,
-    events: VecDeque<Message>,
+    /// Queued events, each with the completion its reporter waits on until it is read.
+    events: VecDeque<(Message, Option<Arc<Completion>>)>,
     readers: Vec<Waker>,
     protected: BTreeSet<u64>,
     fork_children: Vec<(u64, Arc<Userfault>)>,
@@ -119,6 +133,8 @@ pub struct Userfault {
     sigbus: AtomicBool,
     /// `UFFD_FEATURE_THREAD_ID` was negotiated.
     report_tid: AtomicBool,
+    /// The [`events`] negotiated.
+    events: AtomicU8,
     /// The faulting thread's id (set by the kernel; messages carry it when asked).
     current_tid: fn() -> u32,
     next_fork_token: AtomicU64,
@@ -144,6 +160,7 @@ impl Userfault {
             released: AtomicBool::new(false),
             sigbus: AtomicBool::new(false),
             report_tid: AtomicBool::new(false),
+            events: AtomicU8::new(0),
             current_tid,
             next_fork_token: AtomicU64::new(1),
         })
@@ -160,6 +177,11 @@ impl Userfault {
         self.report_tid.store(thread_id, Ordering::SeqCst);
     }
 
+    /// Sets the [`events`] reported.
+    pub fn set_events(&self, mask: u8) {
+        self.events.store(mask, Ordering::SeqCst);
+    }
+
     /// The oldest message not yet read, marked read: faults first, then events (as
     /// Linux reads its fault queue before its event queue).
     pub fn next_message(&self) -> Option<Message> {
@@ -172,7 +194,12 @@ impl Userfault {
                 tid: p.tid,
             });
         }
-        st.events.pop_front()
+        let (event, reporter) = st.events.pop_front()?;
+        drop(st);
+        if let Some(done) = reporter {
+            done.complete();
+        }
+        Some(event)
     }
 
     /// Whether a message is waiting to be read (`POLLIN`).
@@ -191,13 +218,33 @@ impl Userfault {
 
     /// Queues an event message and wakes the readers.
     pub fn push_event(&self, event: Message) {
+        self.queue_event(event, None);
+    }
+
+    /// Queues `event` with the completion `reporter` (completed once the event is
+    /// read, or at release) and wakes the readers.
+    fn queue_event(&self, event: Message, reporter: Option<Arc<Completion>>) {
         let readers = {
             let mut st = self.state.lock();
-            st.events.push_back(event);
+            st.events.push_back((event, reporter));
             core::mem::take(&mut st.readers)
         };
+        if self.is_released() {
+            // Released meanwhile: nobody will read it.
+            self.complete_events();
+        }
         for r in readers {
             r.wake();
+        }
+    }
+
+    /// Completes every queued event's reporter (the context is gone).
+    fn complete_events(&self) {
+        let events = core::mem::take(&mut self.state.lock().events);
+        for (_, reporter) in events {
+            if let Some(done) = reporter {
+                done.complete();
+            }
         }
     }
 
@@ -227,7 +274,7 @@ impl Userfault {
                     p.delivered = false;
                 }
             }
-            other => st.events.push_front(other),
+            other => st.events.push_front((other, None)),
         }
     }
 
@@ -284,6 +331,7 @@ impl Userfault {
     pub fn release(&self) {
         self.released.store(true, Ordering::SeqCst);
         self.wake_range(0, u64::MAX);
+        self.complete_events();
         let readers = {
             let mut st = self.state.lock();
             st.protected.clear();
@@ -359,6 +407,28 @@ impl FaultInterceptor for Userfault {
             return None;
         }
         self.take(page, FLAG_WRITE | FLAG_WP, user)
+    }
+
+    fn notify(&self, event: InterceptEvent) -> Option<Arc<Completion>> {
+        if self.is_released() {
+            return None;
+        }
+        let wanted = self.events.load(Ordering::SeqCst);
+        let (bit, message) = match event {
+            InterceptEvent::Unmap { start, end } => (events::UNMAP, Message::Unmap { start, end }),
+            InterceptEvent::Remove { start, end } => {
+                (events::REMOVE, Message::Remove { start, end })
+            }
+            InterceptEvent::Remap { from, to, len } => {
+                (events::REMAP, Message::Remap { from, to, len })
+            }
+        };
+        if wanted & bit == 0 {
+            return None;
+        }
+        let done = Completion::new();
+        self.queue_event(message, Some(done.clone()));
+        Some(done)
     }
 
     fn minor(&self, addr: u64, access: Access, user: bool) -> Option<Intercept> {
@@ -724,6 +794,48 @@ mod tests {
             Err(MmError::NoEntry)
         );
         assert_eq!(h.soft.live(), live + 1, "refused frames went back");
+    }
+
+    #[test]
+    fn negotiated_events_hold_their_reporter_until_read() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 3);
+        let uffd = Userfault::new();
+        h.aspace
+            .set_interceptor(a + PAGE_SIZE, PAGE_SIZE, Some(uffd.clone()))
+            .unwrap();
+        let hooks = h.aspace.interceptors_in(a, 3 * PAGE_SIZE);
+        assert_eq!(hooks.len(), 1);
+        assert!(h.aspace.interceptors_in(a, PAGE_SIZE).is_empty());
+        let unmap = InterceptEvent::Unmap {
+            start: a,
+            end: a + PAGE_SIZE,
+        };
+        assert!(hooks[0].notify(unmap).is_none(), "not negotiated");
+        uffd.set_events(events::UNMAP | events::REMOVE);
+        assert!(hooks[0]
+            .notify(InterceptEvent::Remap {
+                from: a,
+                to: a,
+                len: 1
+            })
+            .is_none());
+        let done = hooks[0].notify(unmap).unwrap();
+        assert!(!done.is_complete() && uffd.has_message());
+        assert_eq!(
+            uffd.next_message(),
+            Some(Message::Unmap {
+                start: a,
+                end: a + PAGE_SIZE
+            })
+        );
+        assert!(done.is_complete(), "reading the event lets the reporter go");
+        let pending = hooks[0]
+            .notify(InterceptEvent::Remove { start: a, end: a + 1 })
+            .unwrap();
+        uffd.release();
+        assert!(pending.is_complete(), "release lets every reporter go");
+        assert!(hooks[0].notify(unmap).is_none());
     }
 
     #[test]

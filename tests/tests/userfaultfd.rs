@@ -1,6 +1,7 @@
 //! userfaultfd beyond the suite's missing-mode program: `uffd_modes` in a booted guest
 //! (kernel-mode faults that wait, write-protect mode with a live snapshot, minor mode
-//! on a memfd with `UFFDIO_CONTINUE`, feature negotiation, SIGBUS and THREAD_ID).
+//! on a memfd with `UFFDIO_CONTINUE`, feature negotiation, SIGBUS and THREAD_ID, the
+//! remove, remap and unmap events).
 
 use guest_tests::{repo_root, Guest};
 
@@ -36,6 +37,10 @@ fn uffd_modes_pass_in_the_guest() {
         "api-unknown-feature-zeroes-struct",
         "sigbus-feature",
         "thread-id-feature",
+        "madvise-dontneed-reports-remove",
+        "mremap-move-reports-remap",
+        "munmap-reports-unmap",
+        "one-message-per-event",
     ] {
         out.expect_line(&format!("uffd_modes: check {check}: ok"));
     }

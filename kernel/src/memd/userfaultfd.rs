@@ -27,11 +27,12 @@ use crate::{
     proc::thread::Thread,
 };
 use alloc::sync::{Arc, Weak};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use errno::{Errno, SysResult};
 use mm::{
-    fault::{intercept_mode, FaultFuture, FaultInterceptor},
-    userfaultfd::{Config, Message, Userfault},
+    fault::{intercept_mode, FaultFuture, FaultInterceptor, InterceptEvent, WaitReason},
+    userfaultfd::{events, Config, Message, Userfault},
 };
 use sched::MAX_CPUS;
 use security::Privilege;
@@ -57,6 +58,12 @@ const UFFD_EVENT_UNMAP: u8 = 0x16;
 pub mod feature {
     /// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`.
     pub const PAGEFAULT_FLAG_WP: u64 = 1 << 0;
+    /// `UFFD_FEATURE_EVENT_REMAP`.
+    pub const EVENT_REMAP: u64 = 1 << 2;
+    /// `UFFD_FEATURE_EVENT_REMOVE`.
+    pub const EVENT_REMOVE: u64 = 1 << 3;
+    /// `UFFD_FEATURE_EVENT_UNMAP`.
+    pub const EVENT_UNMAP: u64 = 1 << 6;
     /// `UFFD_FEATURE_SIGBUS`.
     pub const SIGBUS: u64 = 1 << 7;
     /// `UFFD_FEATURE_THREAD_ID`.
@@ -67,6 +74,9 @@ pub mod feature {
 
 /// Every feature `UFFDIO_API` reports: exactly what this kernel implements.
 pub const SUPPORTED_FEATURES: u64 = feature::PAGEFAULT_FLAG_WP
+    | feature::EVENT_REMAP
+    | feature::EVENT_REMOVE
+    | feature::EVENT_UNMAP
     | feature::SIGBUS
     | feature::THREAD_ID
     | feature::MINOR_SHMEM;
@@ -160,6 +170,9 @@ impl UserfaultFile {
 
 impl Drop for UserfaultFile {
     fn drop(&mut self) {
+        if self.features.load(Ordering::SeqCst) & EVENT_FEATURES != 0 {
+            REPORTING_EVENTS.fetch_sub(1, Ordering::SeqCst);
+        }
         self.ctx.release();
         if let Some(space) = self.space.upgrade() {
             space.mm().clear_interceptor(&self.hook());
@@ -292,7 +305,48 @@ fn api(file: &UserfaultFile, arg: u64) -> SysResult {
         asked & feature::SIGBUS != 0,
         asked & feature::THREAD_ID != 0,
     );
+    if asked & EVENT_FEATURES != 0 {
+        REPORTING_EVENTS.fetch_add(1, Ordering::SeqCst);
+    }
+    let events = [
+        (feature::EVENT_REMAP, events::REMAP),
+        (feature::EVENT_REMOVE, events::REMOVE),
+        (feature::EVENT_UNMAP, events::UNMAP),
+    ]
+    .iter()
+    .filter(|(f, _)| asked & f != 0)
+    .fold(0, |acc, (_, e)| acc | e);
+    file.ctx.set_events(events);
     Ok(0)
+}
+
+/// The features that ask for events.
+const EVENT_FEATURES: u64 = feature::EVENT_REMAP | feature::EVENT_REMOVE | feature::EVENT_UNMAP;
+
+/// Live descriptors that negotiated an event: while there are none, munmap, madvise
+/// and mremap skip looking for interceptors to tell.
+static REPORTING_EVENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// The interceptors on `[addr, addr + len)` of `space` that may want to hear of an
+/// operation there (none, without a walk, while no descriptor asked for events).
+pub fn listeners(space: &AddressSpace, addr: u64, len: u64) -> Vec<Arc<dyn FaultInterceptor>> {
+    if REPORTING_EVENTS.load(Ordering::Relaxed) == 0 {
+        return Vec::new();
+    }
+    space.mm().interceptors_in(addr, len)
+}
+
+/// Tells `listeners` of `event`: the completions the operation's caller waits on (each
+/// completes when its handler has read the event, or closed its descriptor).
+pub fn report(
+    listeners: &[Arc<dyn FaultInterceptor>],
+    event: InterceptEvent,
+) -> Vec<FaultFuture> {
+    listeners
+        .iter()
+        .filter_map(|l| l.notify(event))
+        .map(|done| FaultFuture::new(WaitReason::Userfault { addr: 0 }, done))
+        .collect()
 }
 
 /// The userfaultfd ioctls.

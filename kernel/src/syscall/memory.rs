@@ -2,12 +2,13 @@
 //! mremap, brk, madvise, msync, mincore, remap_file_pages), and process_vm_readv/writev.
 
 use super::{wait, Outcome};
-use crate::{arch::uaccess::copy_to_user, proc::thread::Thread};
+use crate::{arch::uaccess::copy_to_user, memd::userfaultfd, proc::thread::Thread};
+use core::future::Future;
 use alloc::sync::Arc;
 use errno::{Errno, SysResult};
 use mm::{
     aspace::{Advice, FileMapping, MmapRequest, PopulateStep, MINCORE_BATCH_PAGES},
-    fault::Access,
+    fault::{Access, FaultInterceptor, InterceptEvent},
     vma::{MapFlags, Prot},
 };
 use security::Privilege;
@@ -72,9 +73,53 @@ pub fn mmap(
     Ok(space.mm().mmap_limited(&req, may_map_low, limit)?)
 }
 
-pub fn munmap(thread: &Thread, addr: u64, len: u64) -> SysResult {
-    thread.process.address_space().mm().munmap(addr, len)?;
-    Ok(0)
+/// `munmap`; a userfaultfd that asked for `UFFD_EVENT_UNMAP` on the range hears of it,
+/// and the call returns once its handler has read the event.
+pub fn munmap(thread: &Arc<Thread>, addr: u64, len: u64) -> Outcome {
+    let space = thread.process.address_space();
+    let listeners = userfaultfd::listeners(&space, addr, len);
+    if let Err(e) = space.mm().munmap(addr, len) {
+        return Err::<u64, _>(Errno::from(e)).into();
+    }
+    let end = addr.saturating_add(len.saturating_add(4095) & !4095);
+    let event = InterceptEvent::Unmap { start: addr, end };
+    after_events(thread, &listeners, &[Some(event)], 0)
+}
+
+/// The outcome of an operation that reported `events` (in order) to `listeners`:
+/// `value` once every handler has read them (or at once when none listens). A signal
+/// ends the wait early.
+fn after_events(
+    thread: &Arc<Thread>,
+    listeners: &[Arc<dyn FaultInterceptor>],
+    events: &[Option<InterceptEvent>],
+    value: u64,
+) -> Outcome {
+    if listeners.is_empty() {
+        return Outcome::Done(value);
+    }
+    let mut waits: alloc::vec::Vec<_> = events
+        .iter()
+        .flatten()
+        .flat_map(|&e| userfaultfd::report(listeners, e))
+        .collect();
+    if waits.is_empty() {
+        return Outcome::Done(value);
+    }
+    let thread = thread.clone();
+    wait(async move {
+        thread.clear_interrupt();
+        core::future::poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
+            if waits.is_empty() || thread.is_interrupted() {
+                core::task::Poll::Ready(Ok(value))
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+        .await
+    })
 }
 
 pub fn mprotect(thread: &Thread, addr: u64, len: u64, prot: u64) -> SysResult {
@@ -87,21 +132,24 @@ pub fn mprotect(thread: &Thread, addr: u64, len: u64, prot: u64) -> SysResult {
     Ok(0)
 }
 
+/// `mremap`; a move of memory a userfaultfd asked `UFFD_EVENT_REMAP` for is reported.
 pub fn mremap(
-    thread: &Thread,
+    thread: &Arc<Thread>,
     old_addr: u64,
     old_len: u64,
     new_len: u64,
     flags: u64,
     new_addr: u64,
-) -> SysResult {
+) -> Outcome {
     let may_map_low = thread
         .process
         .token
         .read()
         .has_privilege(Privilege::SeTcbPrivilege);
     let limit = super::memctl::lock_limit(thread);
-    Ok(thread.process.address_space().mm().mremap_limited(
+    let space = thread.process.address_space();
+    let listeners = userfaultfd::listeners(&space, old_addr, old_len);
+    let moved_to = match space.mm().mremap_limited(
         old_addr,
         old_len,
         new_len,
@@ -109,7 +157,26 @@ pub fn mremap(
         new_addr,
         may_map_low,
         limit,
-    )?)
+    ) {
+        Ok(to) => to,
+        Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
+    };
+    if moved_to == old_addr {
+        return Outcome::Done(moved_to);
+    }
+    let remap = InterceptEvent::Remap {
+        from: old_addr,
+        to: moved_to,
+        len: old_len,
+    };
+    // The move unmaps the old range too (not with MREMAP_DONTUNMAP), which Linux
+    // reports after the remap.
+    const MREMAP_DONTUNMAP: u64 = 4;
+    let unmap = (flags & MREMAP_DONTUNMAP == 0).then(|| InterceptEvent::Unmap {
+        start: old_addr,
+        end: old_addr.saturating_add(old_len.saturating_add(4095) & !4095),
+    });
+    after_events(thread, &listeners, &[Some(remap), unmap], moved_to)
 }
 
 pub fn brk(thread: &Thread, addr: u64) -> SysResult {
@@ -158,7 +225,18 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
         Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
     };
     let space = thread.process.address_space();
+    let drops = matches!(advice, Advice::DontNeed | Advice::Free | Advice::Remove);
+    let listeners = if drops {
+        userfaultfd::listeners(&space, addr, len)
+    } else {
+        alloc::vec::Vec::new()
+    };
     match space.mm().madvise(addr, len, advice) {
+        Ok(PopulateStep::Done) if !listeners.is_empty() => {
+            let end = addr.saturating_add(len.saturating_add(4095) & !4095);
+            let remove = InterceptEvent::Remove { start: addr, end };
+            after_events(thread, &listeners, &[Some(remove)], 0)
+        }
         Ok(PopulateStep::Done) => Ok(0).into(),
         Err(e) => Err::<u64, _>(Errno::from(e)).into(),
         Ok(PopulateStep::Wait {

@@ -85,6 +85,24 @@ impl<P: PageTable> AddressSpace<P> {
         Ok(())
     }
 
+    /// Every interceptor registered on a VMA meeting `[addr, addr + len)`, once each
+    /// (for the events of an operation on the range). Empty for a bad range.
+    pub fn interceptors_in(&self, addr: u64, len: u64) -> alloc::vec::Vec<Arc<dyn FaultInterceptor>> {
+        let mut out: alloc::vec::Vec<Arc<dyn FaultInterceptor>> = alloc::vec::Vec::new();
+        let Some(end) = addr.checked_add(len) else {
+            return out;
+        };
+        let st = self.state().read();
+        for v in st.tree.overlapping(addr, end) {
+            if let Some(h) = &v.interceptor {
+                if !out.iter().any(|o| same_hook(o, h)) {
+                    out.push(h.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// The intercept modes of the VMA at `addr` if `hook` intercepts it (0 otherwise).
     pub fn intercept_modes_at(&self, addr: u64, hook: &Arc<dyn FaultInterceptor>) -> u8 {
         let st = self.state().read();

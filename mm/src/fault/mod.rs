@@ -25,6 +25,8 @@ mod wait;
 
 pub use wait::{Completion, FaultFuture, WaitReason};
 
+use alloc::sync::Arc;
+
 use crate::aspace::AddressSpace;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::{InstallError, PageTable, Pte, PteFlags};
@@ -165,6 +167,35 @@ impl From<Intercept> for FaultError {
     }
 }
 
+/// A change to intercepted memory the interceptor may want to hear of (userfaultfd's
+/// non-cooperative events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterceptEvent {
+    /// `munmap` removed `[start, end)`.
+    Unmap {
+        /// First byte.
+        start: u64,
+        /// End (exclusive).
+        end: u64,
+    },
+    /// `madvise` dropped the pages of `[start, end)`.
+    Remove {
+        /// First byte.
+        start: u64,
+        /// End (exclusive).
+        end: u64,
+    },
+    /// `mremap` moved `len` bytes from `from` to `to`.
+    Remap {
+        /// Old start.
+        from: u64,
+        /// New start.
+        to: u64,
+        /// Old length.
+        len: u64,
+    },
+}
+
 /// A hook on a VMA's faults (userfaultfd): it may take a fault over by returning a
 /// future, completed once it has supplied the page (for instance with
 /// [`AddressSpace::fill_missing_page`]), lifted the protection, or woken the fault.
@@ -183,6 +214,12 @@ pub trait FaultInterceptor: Send + Sync {
     /// Called for a fault at `addr` (page-aligned) with no entry whose shared-memory
     /// page the page cache already holds (minor mode).
     fn minor(&self, _addr: u64, _access: Access, _user: bool) -> Option<Intercept> {
+        None
+    }
+
+    /// Told of `event` on memory it intercepts (after the change); a completion the
+    /// caller should wait for (the handler has read the event) when it reports it.
+    fn notify(&self, _event: InterceptEvent) -> Option<Arc<Completion>> {
         None
     }
 }

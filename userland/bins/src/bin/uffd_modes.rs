@@ -14,6 +14,10 @@
 //! * `UFFDIO_API`: the features reported, an unknown one refused (struct zeroed),
 //!   `UFFD_FEATURE_SIGBUS` (SIGBUS for a user access, EFAULT for a kernel one) and
 //!   `UFFD_FEATURE_THREAD_ID`.
+//! * Events: `madvise(MADV_DONTNEED)`, `mremap` (a move: the remap, then the unmap of
+//!   the old range, as Linux reports it) and `munmap` of registered memory are reported
+//!   as `UFFD_EVENT_REMOVE`, `REMAP` and `UNMAP`, and each call returns only once the
+//!   handler has read its events.
 //!
 //! Every check passes on Linux 6.12 too (run as root).
 #![no_std]
@@ -28,7 +32,9 @@ use peios_rt::sys::fs::{
     close, ftruncate, memfd_create, poll, read, read_raw, write, PollFd, MFD_CLOEXEC, O_CLOEXEC,
     POLLIN,
 };
-use peios_rt::sys::mm::{mmap, mmap_anon, MapFlags, Prot};
+use peios_rt::sys::mm::{
+    madvise, mmap, mmap_anon, mremap, munmap, MapFlags, MremapFlags, Prot, MADV_DONTNEED,
+};
 use peios_rt::sys::process::gettid;
 use peios_rt::sys::uffd::{self, Message};
 use peios_rt::thread::spawn;
@@ -514,11 +520,129 @@ fn features(c: &mut Checks) {
     );
 }
 
+static OP_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Runs `op` on a thread and reads the events it causes until none comes for a
+/// second: (messages, whether `op` was still waiting when the first arrived, `op`'s
+/// result).
+fn event_of<T: Send + 'static>(
+    fd: i32,
+    op: impl FnOnce() -> Result<T, Errno> + Send + 'static,
+) -> (Vec<Message>, bool, Result<T, Errno>) {
+    OP_DONE.store(false, Ordering::SeqCst);
+    let worker = spawn(move || {
+        let r = op();
+        OP_DONE.store(true, Ordering::SeqCst);
+        r
+    });
+    let mut messages = Vec::new();
+    let mut waited = false;
+    let mut timeout = 5000;
+    loop {
+        let mut set = [PollFd {
+            fd,
+            events: POLLIN,
+            revents: 0,
+        }];
+        if poll(&mut set, timeout) != Ok(1) {
+            break;
+        }
+        if messages.is_empty() {
+            waited = !OP_DONE.load(Ordering::SeqCst);
+        }
+        match uffd::read_message(fd) {
+            Ok(m) => messages.push(m),
+            Err(_) => break,
+        }
+        timeout = 1000;
+    }
+    let r = match worker {
+        Ok(t) => t.join(),
+        Err(e) => Err(e),
+    };
+    (messages, waited, r)
+}
+
+/// An event message: (event, its three argument words).
+fn event(m: &Message) -> (u8, u64, u64, u64) {
+    (m.event, m.flags, m.address, u64::from(m.tid))
+}
+
+/// UFFD_EVENT_REMOVE, REMAP and UNMAP.
+fn events(c: &mut Checks) {
+    const UFFD_EVENT_REMAP: u8 = 0x14;
+    const UFFD_EVENT_REMOVE: u8 = 0x15;
+    const UFFD_EVENT_UNMAP: u8 = 0x16;
+    let features = uffd::FEATURE_EVENT_REMAP | uffd::FEATURE_EVENT_REMOVE | uffd::FEATURE_EVENT_UNMAP;
+    let setup = (|| {
+        let fd = ready_uffd(uffd::O_NONBLOCK, features)?;
+        let region = mmap_anon(4 * PAGE, Prot::RW)? as usize;
+        let target = mmap_anon(2 * PAGE, Prot::RW)? as usize;
+        uffd::register(fd, region, 4 * PAGE, uffd::MODE_MISSING)?;
+        let (r, _) = uffd::zeropage(fd, region, PAGE, 0);
+        r?;
+        Ok::<_, Errno>((fd, region, target))
+    })();
+    let Ok((fd, region, target)) = setup else {
+        c.check("events-setup", false, format_args!("{:?}", setup));
+        return;
+    };
+    let (start, mid, end) = (region as u64, (region + PAGE) as u64, (region + 2 * PAGE) as u64);
+    // SAFETY: the page is ours; its contents may go.
+    let (m, waited, r) = event_of(fd, move || unsafe {
+        madvise(region as *mut u8, PAGE, MADV_DONTNEED)
+    });
+    let got: Vec<_> = m.iter().map(event).collect();
+    c.check(
+        "madvise-dontneed-reports-remove",
+        got == [(UFFD_EVENT_REMOVE, start, mid, 0)] && waited && r.is_ok(),
+        format_args!("{:x?}, madvise waited {}, {:?}", got, waited, r),
+    );
+    // SAFETY: both ranges are ours and nothing refers into them.
+    let (m, waited, r) = event_of(fd, move || unsafe {
+        mremap(
+            (region + 2 * PAGE) as *mut u8,
+            2 * PAGE,
+            2 * PAGE,
+            MremapFlags::MAYMOVE | MremapFlags::FIXED,
+            target,
+        )
+        .map(|p| p as usize)
+    });
+    let got: Vec<_> = m.iter().map(event).collect();
+    c.check(
+        "mremap-move-reports-remap",
+        got == [
+            (UFFD_EVENT_REMAP, end, target as u64, 2 * PAGE as u64),
+            (UFFD_EVENT_UNMAP, end, end + 2 * PAGE as u64, 0),
+        ] && waited
+            && r == Ok(target),
+        format_args!("{:x?}, mremap waited {}, {:x?}", got, waited, r),
+    );
+    // SAFETY: as above.
+    let (m, waited, r) =
+        event_of(fd, move || unsafe { munmap((region + PAGE) as *mut u8, PAGE) });
+    let got: Vec<_> = m.iter().map(event).collect();
+    c.check(
+        "munmap-reports-unmap",
+        got == [(UFFD_EVENT_UNMAP, mid, end, 0)] && waited && r.is_ok(),
+        format_args!("{:x?}, munmap waited {}, {:?}", got, waited, r),
+    );
+    let quiet = uffd::read_message(fd);
+    c.check(
+        "one-message-per-event",
+        quiet == Err(Errno::EAGAIN),
+        format_args!("{:x?}", quiet),
+    );
+    let _ = close(fd);
+}
+
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("uffd_modes");
     kernel_faults_wait(&mut checks);
     write_protect(&mut checks);
     minor(&mut checks);
     features(&mut checks);
+    events(&mut checks);
     checks.finish()
 }
