@@ -839,6 +839,51 @@ mod tests {
     }
 
     #[test]
+    fn move_takes_exclusive_pages_only() {
+        let h = harness();
+        let src = anon_rw(&h.aspace, 3);
+        let dst = anon_rw(&h.aspace, 3);
+        let uffd = Userfault::new();
+        let hook: Arc<dyn FaultInterceptor> = uffd.clone();
+        h.aspace
+            .set_interceptor(dst, 3 * PAGE_SIZE, Some(hook.clone()))
+            .unwrap();
+        h.aspace.write_bytes(src, b"moving").unwrap();
+        let pfn = h.aspace.page_table().query(src).unwrap().pfn;
+        let w = parked(h.aspace.fault(dst, Access::Read, true));
+        let flushes = h.tlb.flushes();
+        assert_eq!(h.aspace.move_page(src, dst, &hook), Ok(true));
+        assert_eq!(h.tlb.flushes(), flushes + 1, "the old entry is flushed");
+        assert!(h.aspace.page_table().query(src).is_none());
+        assert_eq!(h.aspace.page_table().query(dst).unwrap().pfn, pfn);
+        uffd.wake_range(dst, dst + PAGE_SIZE);
+        assert!(w.is_ready());
+        let mut b = [0u8; 6];
+        h.aspace.read_bytes(dst, &mut b).unwrap();
+        assert_eq!(&b, b"moving");
+        assert_eq!(h.aspace.move_page(src, dst + PAGE_SIZE, &hook), Ok(false), "a hole");
+        h.aspace.write_bytes(src, b"again").unwrap();
+        assert_eq!(
+            h.aspace.move_page(src, dst, &hook),
+            Err(MmError::Exists),
+            "the destination is mapped"
+        );
+        assert_eq!(
+            h.aspace.move_page(dst, src + PAGE_SIZE, &hook),
+            Err(MmError::NoEntry),
+            "the destination is not registered"
+        );
+        let child = crate::aspace::tests::fork(&h);
+        assert_eq!(
+            h.aspace.move_page(src, dst + PAGE_SIZE, &hook),
+            Err(MmError::Busy),
+            "a page shared with a child stays"
+        );
+        drop(child);
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
     fn registration_rules() {
         let h = harness();
         let a = anon_rw(&h.aspace, 4);

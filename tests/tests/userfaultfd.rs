@@ -1,7 +1,7 @@
 //! userfaultfd beyond the suite's missing-mode program: `uffd_modes` in a booted guest
 //! (kernel-mode faults that wait, write-protect mode with a live snapshot, minor mode
 //! on a memfd with `UFFDIO_CONTINUE`, feature negotiation, SIGBUS and THREAD_ID, the
-//! remove, remap and unmap events).
+//! remove, remap and unmap events, UFFDIO_MOVE).
 
 use guest_tests::{repo_root, Guest};
 
@@ -41,6 +41,9 @@ fn uffd_modes_pass_in_the_guest() {
         "mremap-move-reports-remap",
         "munmap-reports-unmap",
         "one-message-per-event",
+        "move-resolves-fault",
+        "move-from-hole",
+        "move-shared-page-busy",
     ] {
         out.expect_line(&format!("uffd_modes: check {check}: ok"));
     }

@@ -1,6 +1,6 @@
 //! `userfaultfd(2)`: the descriptor over `mm::userfaultfd::Userfault` (which parks the
 //! faults and queues their messages), its ioctls (`UFFDIO_API`, `REGISTER`,
-//! `UNREGISTER`, `WAKE`, `COPY`, `ZEROPAGE`, `WRITEPROTECT`, `CONTINUE`), `read` of
+//! `UNREGISTER`, `WAKE`, `COPY`, `ZEROPAGE`, `MOVE`, `WRITEPROTECT`, `CONTINUE`), `read` of
 //! `struct uffd_msg`, the creation gate of `vm.unprivileged_userfaultfd`, and the
 //! kernel-mode waits:
 //!
@@ -70,6 +70,8 @@ pub mod feature {
     pub const THREAD_ID: u64 = 1 << 8;
     /// `UFFD_FEATURE_MINOR_SHMEM`.
     pub const MINOR_SHMEM: u64 = 1 << 10;
+    /// `UFFD_FEATURE_MOVE`.
+    pub const MOVE: u64 = 1 << 16;
 }
 
 /// Every feature `UFFDIO_API` reports: exactly what this kernel implements.
@@ -79,7 +81,8 @@ pub const SUPPORTED_FEATURES: u64 = feature::PAGEFAULT_FLAG_WP
     | feature::EVENT_UNMAP
     | feature::SIGBUS
     | feature::THREAD_ID
-    | feature::MINOR_SHMEM;
+    | feature::MINOR_SHMEM
+    | feature::MOVE;
 
 const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
 const UFFDIO_REGISTER_MODE_WP: u64 = 2;
@@ -91,6 +94,8 @@ const UFFDIO_WRITEPROTECT_MODE_WP: u64 = 1;
 const UFFDIO_WRITEPROTECT_MODE_DONTWAKE: u64 = 2;
 const UFFDIO_CONTINUE_MODE_DONTWAKE: u64 = 1;
 const UFFDIO_CONTINUE_MODE_WP: u64 = 2;
+const UFFDIO_MOVE_MODE_DONTWAKE: u64 = 1;
+const UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES: u64 = 2;
 
 /// `_IOC` request numbers: direction (1 write, 2 read), size, type 0xAA, number.
 const fn uffd_ioc(dir: u64, nr: u64, size: u64) -> u64 {
@@ -101,6 +106,7 @@ const NR_UNREGISTER: u64 = 0x01;
 const NR_WAKE: u64 = 0x02;
 const NR_COPY: u64 = 0x03;
 const NR_ZEROPAGE: u64 = 0x04;
+const NR_MOVE: u64 = 0x05;
 const NR_WRITEPROTECT: u64 = 0x06;
 const NR_CONTINUE: u64 = 0x07;
 const NR_API: u64 = 0x3F;
@@ -112,6 +118,7 @@ const UFFDIO_COPY: u64 = uffd_ioc(3, NR_COPY, 40);
 const UFFDIO_ZEROPAGE: u64 = uffd_ioc(3, NR_ZEROPAGE, 32);
 const UFFDIO_WRITEPROTECT: u64 = uffd_ioc(3, NR_WRITEPROTECT, 24);
 const UFFDIO_CONTINUE: u64 = uffd_ioc(3, NR_CONTINUE, 32);
+const UFFDIO_MOVE: u64 = uffd_ioc(3, NR_MOVE, 40);
 /// The ioctls `UFFDIO_API` reports.
 const API_IOCTLS: u64 = (1 << NR_REGISTER) | (1 << NR_UNREGISTER) | (1 << NR_API);
 /// The ioctls `UFFDIO_REGISTER` reports for every range.
@@ -415,6 +422,7 @@ pub fn ioctl(file: &UserfaultFile, request: u64, arg: u64) -> SysResult {
             )
         }
         UFFDIO_WRITEPROTECT => write_protect(file, arg),
+        UFFDIO_MOVE => move_range(file, arg),
         UFFDIO_CONTINUE => {
             let cont: [u64; 4] = read_user(arg)?;
             let [start, len, mode, _] = cont;
@@ -461,6 +469,10 @@ fn register(file: &UserfaultFile, arg: u64) -> SysResult {
     // A fresh registration starts with nothing write-protected.
     file.ctx.forget_range(start, end);
     let mut ioctls = RANGE_IOCTLS;
+    if mode & UFFDIO_REGISTER_MODE_MINOR == 0 {
+        // Anonymous memory: pages can be moved in.
+        ioctls |= 1 << NR_MOVE;
+    }
     if mode & UFFDIO_REGISTER_MODE_WP != 0 {
         ioctls |= 1 << NR_WRITEPROTECT;
     }
@@ -499,6 +511,53 @@ fn write_protect(file: &UserfaultFile, arg: u64) -> SysResult {
         ctx.wake_range(start, end);
     }
     Ok(0)
+}
+
+/// `UFFDIO_MOVE`: moves the pages of `[src, src + len)` to the empty pages of
+/// `[dst, dst + len)` (registered with this context), writes the bytes moved (or
+/// -errno when none) to the struct's `move` field and wakes the destination unless
+/// `MODE_DONTWAKE`. A hole in the source is ENOENT unless `MODE_ALLOW_SRC_HOLES`;
+/// EAGAIN for a partial move. Overlapping ranges move page by page, as on Linux 6.12.
+fn move_range(file: &UserfaultFile, arg: u64) -> SysResult {
+    let mv: [u64; 5] = read_user(arg)?;
+    let [dst, src, len, mode, _] = mv;
+    if mode & !(UFFDIO_MOVE_MODE_DONTWAKE | UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    user_range(dst, len)?;
+    user_range(src, len)?;
+    let space = file.space()?;
+    let hook = file.hook();
+    let mut done = 0;
+    let mut err = None;
+    while done < len {
+        match space.mm().move_page(src + done, dst + done, &hook) {
+            Ok(true) => {}
+            Ok(false) if mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES != 0 => {}
+            Ok(false) => {
+                err = Some(Errno::ENOENT);
+                break;
+            }
+            Err(e) => {
+                err = Some(Errno::from(e));
+                break;
+            }
+        }
+        done += PAGE;
+    }
+    let reported = match (done, err) {
+        (0, Some(e)) => e.as_return() as i64,
+        _ => done as i64,
+    };
+    write_user(arg + 32, &reported)?;
+    if done > 0 && mode & UFFDIO_MOVE_MODE_DONTWAKE == 0 {
+        file.ctx.wake_range(dst, dst + done);
+    }
+    match (done, err) {
+        (_, None) => Ok(0),
+        (0, Some(e)) => Err(e),
+        _ => Err(Errno::EAGAIN),
+    }
 }
 
 /// What [`fill_range`] puts in each page.

@@ -168,6 +168,84 @@ impl<P: PageTable> AddressSpace<P> {
         Ok(())
     }
 
+    /// `UFFDIO_MOVE` of one page: takes the page mapped at `src` (private anonymous,
+    /// held by this entry alone) and maps it at the empty page `dst`, which must lie in
+    /// a VMA `hook` intercepts. Both VMAs must be private anonymous, unlocked, with the
+    /// same permissions (`EINVAL`). `Ok(false)` when `src` holds nothing (a hole);
+    /// `EEXIST` when `dst` is mapped; `EBUSY` when the page is shared (after fork, KSM)
+    /// or swapped out; `ENOENT` outside any VMA.
+    pub fn move_page(
+        &self,
+        src: u64,
+        dst: u64,
+        hook: &Arc<dyn FaultInterceptor>,
+    ) -> Result<bool, MmError> {
+        if !src.is_multiple_of(PAGE_SIZE) || !dst.is_multiple_of(PAGE_SIZE) {
+            return Err(MmError::InvalidArgument);
+        }
+        let st = self.state().read();
+        let dst_vma = st.tree.find(dst).ok_or(MmError::NoEntry)?;
+        let src_vma = st.tree.find(src).ok_or(MmError::NoEntry)?;
+        if !dst_vma.interceptor.as_ref().is_some_and(|o| same_hook(o, hook)) {
+            return Err(MmError::NoEntry);
+        }
+        let movable = |v: &Vma| {
+            matches!(v.backing, Backing::Anon)
+                && v.is_private()
+                && v.hugetlb.is_none()
+                && !v.flags.intersects(crate::vma::VmFlags::LOCKED_MASK)
+        };
+        let same_access = (src_vma.flags & crate::vma::VmFlags::ACCESS)
+            == (dst_vma.flags & crate::vma::VmFlags::ACCESS)
+            && src_vma.flags.pkey() == dst_vma.flags.pkey();
+        if !movable(src_vma) || !movable(dst_vma) || !same_access {
+            return Err(MmError::InvalidArgument);
+        }
+        if self.page_table().query(dst).is_some() || self.page_table().query_swap(dst).is_some()
+        {
+            return Err(MmError::Exists);
+        }
+        let Some(pte) = self.page_table().query(src) else {
+            return if self.page_table().query_swap(src).is_some() {
+                Err(MmError::Busy)
+            } else {
+                Ok(false)
+            };
+        };
+        if pte.flags.contains(PteFlags::BUSY) || self.frames().count(pte.pfn) != 1 {
+            return Err(MmError::Busy);
+        }
+        // Lock the entry read-only (only if it is still the one looked at: faults there
+        // retry meanwhile) and flush it from every TLB, so no write is lost; then map
+        // the frame at its new place and drop the old entry.
+        let locked = pte.with_flags((pte.flags | PteFlags::BUSY) - PteFlags::WRITE);
+        if self.page_table().replace(src, pte, locked).is_err() {
+            return Err(MmError::Busy);
+        }
+        let mut batch = TlbBatch::new();
+        batch.add_page(src);
+        self.tlb().flush(&batch);
+        let hw = pte.flags & (PteFlags::ACCESSED | PteFlags::DIRTY);
+        let mut flags = vma_pte_perms(dst_vma.flags) | hw;
+        if !pte.flags.contains(PteFlags::WRITE) {
+            flags -= PteFlags::WRITE;
+        }
+        match self.page_table().install(dst, Pte::new(pte.pfn, flags)) {
+            Ok(()) => {
+                self.page_table().unmap(src);
+                Ok(true)
+            }
+            Err(e) => {
+                // Put it back where it was.
+                let _ = self.page_table().replace(src, locked, pte);
+                Err(match e {
+                    InstallError::Occupied(_) => MmError::Exists,
+                    InstallError::NoMemory => MmError::NoMemory,
+                })
+            }
+        }
+    }
+
     /// `UFFDIO_CONTINUE`: maps the page-cache page behind the empty page `addr` of a
     /// shared-memory VMA that `hook` intercepts in minor mode, with the VMA's
     /// permissions (read-only in a private mapping, which copies on write; and without

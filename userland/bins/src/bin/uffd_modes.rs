@@ -18,6 +18,10 @@
 //!   the old range, as Linux reports it) and `munmap` of registered memory are reported
 //!   as `UFFD_EVENT_REMOVE`, `REMAP` and `UNMAP`, and each call returns only once the
 //!   handler has read its events.
+//! * `UFFDIO_MOVE`: a fault resolved by moving pages in from elsewhere (the source
+//!   then reads as zero), a source hole (ENOENT, accepted with
+//!   `MODE_ALLOW_SRC_HOLES`), a mapped destination (EEXIST), a page shared with a
+//!   child after fork (EBUSY).
 //!
 //! Every check passes on Linux 6.12 too (run as root).
 #![no_std]
@@ -637,6 +641,86 @@ fn events(c: &mut Checks) {
     let _ = close(fd);
 }
 
+/// UFFDIO_MOVE.
+fn moves(c: &mut Checks) {
+    let setup = (|| {
+        let fd = ready_uffd(uffd::O_NONBLOCK, 0)?;
+        let src = mmap_anon(2 * PAGE, Prot::RW)? as usize;
+        let dst = mmap_anon(4 * PAGE, Prot::RW)? as usize;
+        let ioctls = uffd::register(fd, dst, 4 * PAGE, uffd::MODE_MISSING)?;
+        Ok::<_, Errno>((fd, src, dst, ioctls))
+    })();
+    let Ok((fd, src, dst, ioctls)) = setup else {
+        c.check("move-setup", false, format_args!("{:?}", setup));
+        return;
+    };
+    c.check(
+        "register-offers-move",
+        ioctls & uffd::IOCTL_MOVE_BIT != 0,
+        format_args!("{:x}", ioctls),
+    );
+    fill_page(src, b'M');
+    fill_page(src + PAGE, b'N');
+    let reader = spawn(move || bytes(dst, 1)[0]);
+    let m = wait_message(fd);
+    let (r, moved) = uffd::move_range(fd, dst, src, 2 * PAGE, 0);
+    let got = reader.map(|t| t.join());
+    c.check(
+        "move-resolves-fault",
+        is_fault(&m, dst, 0)
+            && r.is_ok()
+            && moved == 2 * PAGE as i64
+            && got == Ok(b'M')
+            && bytes(dst + PAGE, PAGE).iter().all(|&b| b == b'N')
+            && bytes(src, 1)[0] == 0,
+        format_args!("{:x?}, move {:?} {}, read {:?}", m, r, moved, got),
+    );
+    // `src` reads as a fresh zero page now; page 1 of it is still a hole.
+    let (r, moved) = uffd::move_range(fd, dst + 2 * PAGE, src + PAGE, PAGE, 0);
+    c.check(
+        "move-from-hole",
+        r == Err(Errno::ENOENT) && moved == -2,
+        format_args!("{:?}, move {}", r, moved),
+    );
+    let (r, _) = uffd::move_range(
+        fd,
+        dst + 2 * PAGE,
+        src + PAGE,
+        PAGE,
+        uffd::MOVE_MODE_ALLOW_SRC_HOLES,
+    );
+    c.check("move-allowing-holes", r.is_ok(), format_args!("{:?}", r));
+    fill_page(src, b'O');
+    let (r, moved) = uffd::move_range(fd, dst, src, PAGE, 0);
+    c.check(
+        "move-onto-mapped-page",
+        r == Err(Errno::EEXIST) && moved == -17,
+        format_args!("{:?}, move {}", r, moved),
+    );
+    // A page shared with a child since fork cannot move.
+    let shared = pipe().and_then(|(r, w)| match peios_rt::process::fork()? {
+        peios_rt::process::Fork::Child => {
+            let mut b = [0u8; 1];
+            let _ = read(r, &mut b);
+            peios_rt::sys::process::exit_group(0)
+        }
+        peios_rt::process::Fork::Parent(pid) => {
+            let (res, moved) = uffd::move_range(fd, dst + 3 * PAGE, src, PAGE, 0);
+            let _ = write(w, b"x");
+            let _ = peios_rt::process::wait_pid(pid);
+            let _ = close(r);
+            let _ = close(w);
+            Ok((res, moved))
+        }
+    });
+    c.check(
+        "move-shared-page-busy",
+        matches!(shared, Ok((Err(Errno::EBUSY), -16))),
+        format_args!("{:?}", shared),
+    );
+    let _ = close(fd);
+}
+
 fn main(_args: &Args) -> i32 {
     let mut checks = Checks::new("uffd_modes");
     kernel_faults_wait(&mut checks);
@@ -644,5 +728,6 @@ fn main(_args: &Args) -> i32 {
     minor(&mut checks);
     features(&mut checks);
     events(&mut checks);
+    moves(&mut checks);
     checks.finish()
 }

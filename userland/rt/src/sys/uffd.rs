@@ -67,6 +67,14 @@ pub const UFFDIO_ZEROPAGE: u64 = ioc(3, 0x04, 32);
 pub const UFFDIO_WRITEPROTECT: u64 = ioc(3, 0x06, 24);
 /// `UFFDIO_CONTINUE`.
 pub const UFFDIO_CONTINUE: u64 = ioc(3, 0x07, 32);
+/// `UFFDIO_MOVE`.
+pub const UFFDIO_MOVE: u64 = ioc(3, 0x05, 40);
+/// `UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES`.
+pub const MOVE_MODE_ALLOW_SRC_HOLES: u64 = 2;
+/// `UFFD_FEATURE_MOVE`.
+pub const FEATURE_MOVE: u64 = 1 << 16;
+/// Bit of `_UFFDIO_MOVE` in the ioctl masks.
+pub const IOCTL_MOVE_BIT: u64 = 1 << 0x05;
 /// Bit of `_UFFDIO_WRITEPROTECT` in the ioctl masks.
 pub const IOCTL_WRITEPROTECT_BIT: u64 = 1 << 0x06;
 /// Bit of `_UFFDIO_CONTINUE` in the ioctl masks.
@@ -152,6 +160,20 @@ pub fn continue_range(
     let mut w = [start as u64, len as u64, mode, 0];
     let r = ioctl_words(fd, UFFDIO_CONTINUE, &mut w);
     (r, w[3] as i64)
+}
+
+/// `UFFDIO_MOVE` of `len` bytes from `src` to `dst`: the result and the `move` field
+/// (bytes moved, or -errno).
+pub fn move_range(
+    fd: i32,
+    dst: usize,
+    src: usize,
+    len: usize,
+    mode: u64,
+) -> (Result<(), Errno>, i64) {
+    let mut w = [dst as u64, src as u64, len as u64, mode, 0];
+    let r = ioctl_words(fd, UFFDIO_MOVE, &mut w);
+    (r, w[4] as i64)
 }
 
 /// One `struct uffd_msg`.
