@@ -4,13 +4,13 @@
 use super::numa::NodeMemory;
 use crate::arch::{paging::phys_to_virt, percpu};
 use alloc::vec::Vec;
+use conquer_once::spin::OnceCell;
 use drivers::acpi::Topology;
 use mm::frame::{
     DistanceMatrix, FrameAllocator, FrameConfig, FrameZeroer, NodeId, NodeRange, Order, PageCount,
     Pfn, Policy, PAGE_SIZE,
 };
 use sched::{CpuId, MAX_CPUS};
-use conquer_once::spin::OnceCell;
 
 static FRAMES: OnceCell<FrameAllocator> = OnceCell::uninit();
 

@@ -1,9 +1,9 @@
 //! The machine's huge-page pools (`mm::hugetlb`), one per node and size, and the
 //! source hugetlb mappings take their pages from (the faulting CPU's node first).
 
+use conquer_once::spin::OnceCell;
 use mm::frame::{NodeId, Pfn};
 use mm::hugetlb::{HugePools, HugeSize, HugetlbSource};
-use conquer_once::spin::OnceCell;
 
 static POOLS: OnceCell<HugePools> = OnceCell::uninit();
 
