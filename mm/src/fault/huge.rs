@@ -34,7 +34,7 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let pfn = match self
             .frames()
-            .alloc_huge_zeroed(head, thp.fault_may_wait(vma.flags))
+            .alloc_huge_zeroed(head, thp.fault_may_wait(vma.flags), self.huge_placement(vma, head))
         {
             Ok(pfn) => pfn,
             Err(crate::phys::AllocFailure::Wait(wait)) => {
