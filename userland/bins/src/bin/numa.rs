@@ -503,6 +503,64 @@ fn refusals(c: &mut Checks) {
     );
 }
 
+/// `field` (kB) of the smaps block of the VMA starting at `start`.
+fn smaps_kb(start: usize, field: &str) -> Option<u64> {
+    let text = read_file("/proc/self/smaps").ok()?;
+    let head = format!("{:x}-", start);
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
+    lines.next()?;
+    lines
+        .take_while(|l| !l.starts_with("VmFlags"))
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(':')?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+}
+
+/// Transparent huge pages follow the policy too: a 4 MiB `MADV_HUGEPAGE` region bound
+/// to node 1 faults in as huge pages, every page of them on node 1.
+fn thp_bind(c: &mut Checks) {
+    const HUGE: usize = 2 << 20;
+    let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+    let before = read_file(thp).unwrap_or_default();
+    if before.contains("[never]") {
+        let _ = peios_bins::files::write_file(thp, "madvise");
+    }
+    let raw = region(3 * HUGE / P);
+    let a = (raw + HUGE - 1) & !(HUGE - 1);
+    // SAFETY: advice on this test's own mapping.
+    let advised = unsafe {
+        peios_rt::sys::mm::madvise(a as *mut u8, 2 * HUGE, peios_rt::sys::mm::MADV_HUGEPAGE)
+    };
+    let bound = mbind(a, 2 * HUGE, MPOL_BIND, 0b10, 0);
+    touch(a, 2 * HUGE / P, 5);
+    let nodes = nodes_of(0, a, 2 * HUGE / P);
+    let huge_kb = smaps_kb(a, "AnonHugePages").unwrap_or(0);
+    c.check(
+        "thp.bind1_huge_on_1",
+        advised.is_ok()
+            && bound.is_ok()
+            && huge_kb >= 2048
+            && nodes.len() == 2 * HUGE / P
+            && nodes.iter().all(|&n| n == 1),
+        format_args!(
+            "madvise {:?}, mbind {:?}, AnonHugePages {} kB, nodes {:?}..",
+            advised,
+            bound,
+            huge_kb,
+            &nodes[..nodes.len().min(4)]
+        ),
+    );
+    if before.contains("[never]") {
+        let _ = peios_bins::files::write_file(thp, "never");
+    }
+}
+
 fn main(_args: &Args) -> i32 {
     let mut c = Checks::new("numa");
     let online = get_mempolicy(0, MPOL_F_MEMS_ALLOWED);
@@ -516,6 +574,7 @@ fn main(_args: &Args) -> i32 {
     }
     policies(&mut c);
     mbinds(&mut c);
+    thp_bind(&mut c);
     moves(&mut c);
     migrate_while_writing(&mut c);
     refusals(&mut c);

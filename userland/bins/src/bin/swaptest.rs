@@ -162,7 +162,11 @@ fn await_vmstat(name: &str, target: u64) -> u64 {
 fn pageout_checks(checks: &mut Checks, disk: &str) {
     const PAGES: usize = 64;
     let Ok(r) = Region::new(PAGES) else {
-        checks.check("pageout", false, format_args!("no memory for {} pages", PAGES));
+        checks.check(
+            "pageout",
+            false,
+            format_args!("no memory for {} pages", PAGES),
+        );
         return;
     };
     r.fill(7, 0, 1);
@@ -173,7 +177,10 @@ fn pageout_checks(checks: &mut Checks, disk: &str) {
     checks.check(
         "pageout",
         res.is_ok() && swap_after >= swap_before + (PAGES * 4) as u64,
-        format_args!("madvise {:?}, VmSwap {} -> {} kB", res, swap_before, swap_after),
+        format_args!(
+            "madvise {:?}, VmSwap {} -> {} kB",
+            res, swap_before, swap_after
+        ),
     );
     let out_after = await_vmstat("pswpout", out_before + PAGES as u64);
     checks.check(
@@ -193,7 +200,10 @@ fn pageout_checks(checks: &mut Checks, disk: &str) {
     checks.check(
         "swap_readahead",
         ra > 0 && ra_hit > 0,
-        format_args!("a sequential read-back read {} pages ahead (swap_ra_hit {})", ra, ra_hit),
+        format_args!(
+            "a sequential read-back read {} pages ahead (swap_ra_hit {})",
+            ra, ra_hit
+        ),
     );
     let cold = unsafe { madvise(r.base as *mut u8, PAGES * PAGE, MADV_COLD) };
     checks.check(
@@ -221,8 +231,14 @@ fn pageout_checks(checks: &mut Checks, disk: &str) {
     let t1 = peios_rt::thread::spawn(reader);
     let t2 = peios_rt::thread::spawn(reader);
     GO.store(1, Ordering::Release);
-    let got: Vec<Option<u64>> = [t1, t2].into_iter().map(|t| t.ok().map(|h| h.join())).collect();
-    let (reads, ins) = (disk_reads(disk) - reads_before, vmstat("pswpin") - in_before);
+    let got: Vec<Option<u64>> = [t1, t2]
+        .into_iter()
+        .map(|t| t.ok().map(|h| h.join()))
+        .collect();
+    let (reads, ins) = (
+        disk_reads(disk) - reads_before,
+        vmstat("pswpin") - in_before,
+    );
     let _ = peios_bins::files::write_file("/proc/sys/vm/page-cluster", cluster.trim());
     checks.check(
         "two_faults_one_read",
