@@ -77,6 +77,7 @@ fn numa_policy_and_migration_on_two_nodes() {
         "mbind.interleave_alternates",
         "numa_maps.interleave",
         "thp.bind1_huge_on_1",
+        "hugetlb.bind1_pages_on_1",
         "mbind.strict_misplaced_eio",
         "mbind.move_moves_all",
         "move_pages.moves_to_0",

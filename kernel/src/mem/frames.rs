@@ -240,9 +240,7 @@ impl mm::phys::FrameSource for KernelFrameSource {
         let first = match policy {
             Policy::Local => Some(local),
             Policy::Preferred(node) => Some(node),
-            Policy::Bind(nodes) | Policy::Interleave(nodes) if nodes.contains(local) => {
-                Some(local)
-            }
+            Policy::Bind(nodes) | Policy::Interleave(nodes) if nodes.contains(local) => Some(local),
             Policy::Bind(nodes) | Policy::Interleave(nodes) => nodes.iter().next(),
         };
         if let Some(pfn) = first.and_then(super::thp_pool::take) {

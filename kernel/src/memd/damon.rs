@@ -28,7 +28,10 @@ pub const AGGREGATE_MS: u64 = 100;
 pub static PAGEOUT_MIN_AGE: Key = key(
     "mm.damon.pageout_min_age",
     &["/sys/kernel/mm/damon/admin/kdamonds/pageout_min_age"],
-    KeyKind::Int { min: 0, max: 1 << 20 },
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 20,
+    },
     0,
     keep,
 );

@@ -239,11 +239,11 @@ impl<P: PageTable> AddressSpace<P> {
         vma.policy.or_else(task)
     }
 
-    /// The allocator policy for a huge page at `head` in `vma`: as
+    /// The allocator policy for a huge page of `bytes` at `head` in `vma`: as
     /// [`placement`](Self::placement), interleaving by huge page (as Linux does by
     /// folio order), not by 4 KiB page.
-    pub(crate) fn huge_placement(&self, vma: &Vma, head: u64) -> Policy {
-        let index = interleave_index(vma, head) / crate::pagetable::HUGE_PAGES;
+    pub(crate) fn huge_placement(&self, vma: &Vma, head: u64, bytes: u64) -> Policy {
+        let index = interleave_index(vma, head) / (bytes / PAGE_SIZE).max(1);
         self.governing_policy(vma)
             .map_or(Policy::Local, |p| p.placement(index))
     }

@@ -178,7 +178,9 @@ impl FrameAllocator {
     /// back at `high` since (reclaim is at work there): optional allocations such as
     /// readahead should wait.
     pub fn under_pressure(&self, node: NodeId) -> bool {
-        self.nodes.get(node.index()).is_some_and(|n| n.under_pressure())
+        self.nodes
+            .get(node.index())
+            .is_some_and(|n| n.under_pressure())
     }
 
     /// A node's watermarks (`None` for an unknown node).

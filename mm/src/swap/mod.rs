@@ -432,7 +432,8 @@ impl Swap {
         let max = 1u64 << self.page_cluster.load(Ordering::Relaxed);
         let hits = self.ra_hits.swap(0, Ordering::Relaxed);
         let prev = self.ra_prev_slot.swap(slot, Ordering::Relaxed);
-        let sequential = prev != u64::MAX && (slot == prev.wrapping_add(1) || slot == prev.wrapping_sub(1));
+        let sequential =
+            prev != u64::MAX && (slot == prev.wrapping_add(1) || slot == prev.wrapping_sub(1));
         let window = readahead_window(
             hits,
             sequential,

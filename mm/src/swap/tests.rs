@@ -466,7 +466,11 @@ fn sequential_swap_ins_are_read_ahead_and_random_ones_are_not() {
     let hits = swap.stats().readahead_hits.load(Ordering::Relaxed);
     assert!(ra >= 32, "a sequential sweep reads ahead ({ra} pages)");
     assert_eq!(hits, ra, "every page read ahead was used");
-    assert_eq!(swap.stats().pswpin.load(Ordering::Relaxed), 64, "each page read once");
+    assert_eq!(
+        swap.stats().pswpin.load(Ordering::Relaxed),
+        64,
+        "each page read once"
+    );
     assert_eq!(swap.totals(), (255, 255));
     assert_eq!(swap.cached_pages(), 0);
 
@@ -480,7 +484,10 @@ fn sequential_swap_ins_are_read_ahead_and_random_ones_are_not() {
         assert_eq!(b[0], pattern(p, 0));
     }
     let random_ra = swap.stats().readahead.load(Ordering::Relaxed) - before;
-    assert!(random_ra < 16, "random faults read ahead little ({random_ra} pages)");
+    assert!(
+        random_ra < 16,
+        "random faults read ahead little ({random_ra} pages)"
+    );
     verify(&h.aspace, a, 64);
 }
 
@@ -542,7 +549,10 @@ fn madv_pageout_leaves_locked_and_shared_anonymous_memory() {
     h.aspace.write_bytes(s, &[1, 2, 3]).unwrap();
     let mut shared = Vec::new();
     h.aspace.page_out(s, s + 2 * PAGE_SIZE, &mut shared);
-    assert!(shared.is_empty(), "shared anonymous pages are not swapped here");
+    assert!(
+        shared.is_empty(),
+        "shared anonymous pages are not swapped here"
+    );
     let swap = h.aspace.tunables().swap().clone();
     block_on(swap.write_out(out, h.frames.clone()));
     verify(&h.aspace, a, 4);

@@ -561,6 +561,64 @@ fn thp_bind(c: &mut Checks) {
     }
 }
 
+/// Hugetlb pages follow the policy: with pages in both nodes' 2 MiB pools and the
+/// thread on CPU 0 (node 0), a MAP_HUGETLB region bound to node 1 gets node 1's pages.
+fn hugetlb_bind(c: &mut Checks) {
+    use peios_rt::sys::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    const HUGE: usize = 2 << 20;
+    let pool = |node: u32| {
+        format!(
+            "/sys/devices/system/node/node{}/hugepages/hugepages-2048kB/nr_hugepages",
+            node
+        )
+    };
+    let old_affinity = sched_getaffinity(0);
+    let pinned = sched_setaffinity(0, &CpuSet::single(0));
+    let filled = peios_bins::files::write_file(&pool(0), "2")
+        .and_then(|_| peios_bins::files::write_file(&pool(1), "2"));
+    // SAFETY: a fresh mapping of this test's own.
+    let a = unsafe {
+        mmap(
+            0,
+            2 * HUGE,
+            Prot::RW,
+            MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::HUGETLB,
+            -1,
+            0,
+        )
+    };
+    let (bound, nodes) = match a {
+        Ok(a) => {
+            let a = a as usize;
+            let bound = mbind(a, 2 * HUGE, MPOL_BIND, 0b10, 0);
+            touch(a, 2, 3);
+            touch(a + HUGE, 2, 4);
+            let nodes = move_pages(0, &[a, a + HUGE], None, 0).unwrap_or_default();
+            // SAFETY: unmapping the mapping made above.
+            let _ = unsafe { peios_rt::sys::mm::munmap(a as *mut u8, 2 * HUGE) };
+            (bound, nodes)
+        }
+        Err(e) => (Err(e), Vec::new()),
+    };
+    c.check(
+        "hugetlb.bind1_pages_on_1",
+        pinned.is_ok() && filled.is_ok() && bound.is_ok() && nodes == [1, 1],
+        format_args!(
+            "pinned {:?}, pools {:?}, mmap {:?}, mbind {:?}, nodes {:?}",
+            pinned,
+            filled,
+            a.map(|_| ()),
+            bound,
+            nodes
+        ),
+    );
+    let _ = peios_bins::files::write_file(&pool(0), "0");
+    let _ = peios_bins::files::write_file(&pool(1), "0");
+    if let Ok(set) = old_affinity {
+        let _ = sched_setaffinity(0, &set);
+    }
+}
+
 fn main(_args: &Args) -> i32 {
     let mut c = Checks::new("numa");
     let online = get_mempolicy(0, MPOL_F_MEMS_ALLOWED);
@@ -575,6 +633,7 @@ fn main(_args: &Args) -> i32 {
     policies(&mut c);
     mbinds(&mut c);
     thp_bind(&mut c);
+    hugetlb_bind(&mut c);
     moves(&mut c);
     migrate_while_writing(&mut c);
     refusals(&mut c);
