@@ -7,10 +7,10 @@ use crate::{
     arch::{apic, percpu},
     time,
 };
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::Ordering;
 use drivers::apic::vectors;
 use sched::{CpuId, Platform, Scheduler};
-use conquer_once::spin::OnceCell;
 
 /// How long an idle CPU polls its queues before halting.
 const IDLE_POLL_NS: u64 = 50_000;

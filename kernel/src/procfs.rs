@@ -552,7 +552,9 @@ fn status(p: &Process, space: &AddressSpace) -> String {
         .threads
         .lock()
         .iter()
-        .fold(p.cpus_used.load(Relaxed), |m, t| m | t.cpus_used.load(Relaxed));
+        .fold(p.cpus_used.load(Relaxed), |m, t| {
+            m | t.cpus_used.load(Relaxed)
+        });
     format!(
         "Name:\t{}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{g}\t{g}\t{g}\t{g}\n{}Threads:\t{}\nCpus_ran_list:\t{}\n",
         p.name.lock(),

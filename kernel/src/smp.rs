@@ -63,7 +63,8 @@ pub fn start_aps(count: u32, kernel_root: u64, ap_main: fn(CpuId) -> !) -> u32 {
     online_cpus()
 }
 
-static AP_MAIN: conquer_once::spin::OnceCell<fn(CpuId) -> !> = conquer_once::spin::OnceCell::uninit();
+static AP_MAIN: conquer_once::spin::OnceCell<fn(CpuId) -> !> =
+    conquer_once::spin::OnceCell::uninit();
 
 /// First Rust code on an AP, on its own stack, with the boot page tables.
 extern "C" fn ap_entry(cpu: u64) -> ! {

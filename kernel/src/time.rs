@@ -1,8 +1,8 @@
 //! Time since boot from the TSC, calibrated against the ACPI PM timer.
 
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use drivers::pm_timer::{PmTimer, PM_TIMER_HZ};
-use conquer_once::spin::OnceCell;
 
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick times 2^[`NS_SHIFT`] (fixed point): the kernel and the vDSO

@@ -6,6 +6,7 @@
 
 use crate::{arch::paging::phys_offset, interrupts};
 use alloc::{boxed::Box, vec::Vec};
+use conquer_once::spin::OnceCell;
 use core::{
     future::Future,
     pin::Pin,
@@ -14,7 +15,6 @@ use core::{
 };
 use drivers::virtio_blk::{self, Queue, Registers, REQUEST_READ, REQUEST_WRITE};
 use mm::block::{check_range, BlockDevice, BlockError, BlockFuture, IoBuf};
-use conquer_once::spin::OnceCell;
 use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 

@@ -6,10 +6,10 @@
 use super::{frames::mm_frames, pagetable::X86PageTable};
 use crate::arch::tlb::{self, TlbState};
 use alloc::sync::Arc;
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use errno::{Errno, SysResult};
 use mm::{aspace, pagetable::PageTable, tlb::TlbBatch};
-use conquer_once::spin::OnceCell;
 
 /// Page size.
 pub const PAGE: u64 = 4096;

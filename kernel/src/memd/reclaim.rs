@@ -18,12 +18,12 @@
 use super::swap::swap;
 use crate::mem::frames;
 use alloc::{sync::Arc, vec::Vec};
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Poll, Waker};
 use mm::fault::{Completion, FaultFuture, WaitReason};
 use mm::frame::{NodeId, Pfn};
 use mm::swap::ScanBudget;
-use conquer_once::spin::OnceCell;
 use spin::Mutex;
 
 /// Pages a round aims to free.

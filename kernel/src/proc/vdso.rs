@@ -8,6 +8,7 @@ mod data;
 
 use crate::mem::aspace::{MmSpace, PAGE};
 use alloc::{boxed::Box, string::String, sync::Arc, vec};
+use conquer_once::spin::OnceCell;
 use data::{VdsoData, VDSO_HAS_RDTSCP, VDSO_MAGIC};
 use errno::SysResult;
 use mm::{
@@ -15,7 +16,6 @@ use mm::{
     pagecache::{FileId, FileInfo, FileObject, SliceBacking},
     vma::{MapFlags, Prot},
 };
-use conquer_once::spin::OnceCell;
 
 /// The linked vDSO shared object.
 static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));

@@ -10,10 +10,10 @@ pub mod keys;
 pub use keys::{all, Key, KeyKind};
 
 use alloc::{format, string::String};
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::Ordering;
 use errno::{Errno, SysResult};
 use security::{access_check, AccessMask, GenericMapping, SecurityDescriptor, Token};
-use conquer_once::spin::OnceCell;
 
 static KEY_SD: OnceCell<SecurityDescriptor> = OnceCell::uninit();
 

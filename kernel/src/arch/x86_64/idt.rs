@@ -2,8 +2,8 @@
 //! stub from `trap.rs`; double faults, NMIs and machine checks switch to IST stacks.
 
 use super::gdt::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI, KERNEL_CODE};
-use core::mem::size_of;
 use conquer_once::spin::OnceCell;
+use core::mem::size_of;
 use x86_64::{instructions::tables::lidt, structures::DescriptorTablePointer, VirtAddr};
 
 /// One 16-byte interrupt gate.

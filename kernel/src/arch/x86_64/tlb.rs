@@ -150,7 +150,8 @@ enum Request {
 unsafe impl Send for Request {}
 
 /// Requests waiting for each CPU (lock-free; a full queue makes the sender wait for room).
-static QUEUES: conquer_once::spin::OnceCell<alloc::vec::Vec<ArrayQueue<Request>>> = conquer_once::spin::OnceCell::uninit();
+static QUEUES: conquer_once::spin::OnceCell<alloc::vec::Vec<ArrayQueue<Request>>> =
+    conquer_once::spin::OnceCell::uninit();
 /// Pages above which a range flush becomes a full flush.
 const FULL_FLUSH_PAGES: u64 = 64;
 

@@ -2,9 +2,9 @@
 //! and dispatch to exception reports and interrupt handlers.
 
 use super::percpu;
+use conquer_once::spin::OnceCell;
 use core::{arch::global_asm, fmt};
 use drivers::apic::vectors;
-use conquer_once::spin::OnceCell;
 use x86_64::registers::control::Cr2;
 
 global_asm!(
