@@ -8,7 +8,9 @@ pub mod exec;
 pub mod fault;
 pub mod files;
 pub mod futex;
+pub mod itimer;
 pub mod limits;
+pub mod rusage;
 pub mod signal;
 pub mod thread;
 pub mod vdso;
@@ -130,6 +132,10 @@ pub struct Process {
     pub vfork_done: wait::WaitQueue,
     /// The pid's slot in the task limits, held until the process is reaped.
     task_slot: Mutex<Option<limits::TaskSlot>>,
+    /// `ITIMER_REAL` (setitimer, alarm): SIGALRM at each expiry.
+    pub real_timer: itimer::RealTimer,
+    /// CPU time and faults of its exited threads and reaped children (getrusage).
+    pub usage: rusage::ProcessUsage,
 }
 
 impl Process {
@@ -369,6 +375,8 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         vfork_released: AtomicBool::new(false),
         vfork_done: wait::WaitQueue::new(),
         task_slot: Mutex::new(Some(slot)),
+        real_timer: itimer::RealTimer::new(),
+        usage: rusage::ProcessUsage::new(),
     });
     PROCESSES.write().insert(pid, process.clone());
     if let Some(parent) = parent {

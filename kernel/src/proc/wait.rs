@@ -76,6 +76,8 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
             sig
         );
     }
+    // No SIGALRM for a process that is gone; the timer's task ends now.
+    process.real_timer.disarm();
     // Close files and drop the address space's memory now (the zombie keeps nothing).
     process.files.lock().close_all();
     // The exiting thread's loop still holds the space for a moment, so its last drop
@@ -87,6 +89,10 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     // then, and the victim's memory came back only with the last reference, after the
     // next OOM kill had picked an innocent process).
     let space = process.address_space();
+    process
+        .usage
+        .max_rss_kib
+        .fetch_max(space.mm().peak_resident_pages() * 4, Ordering::Relaxed);
     if space.drop_user() {
         space.mm().teardown();
     }
@@ -193,6 +199,7 @@ fn try_reap(parent: &Process, pid: i64, reap: bool) -> SysResult<Option<Waited>>
     let child = children.remove(index);
     drop(children);
     let waited = found(&child);
+    parent.usage.add_reaped_child(&child.usage);
     super::remove(child.pid);
     drop(child);
     // A reaped process may have emptied whole heap blocks: give them back.

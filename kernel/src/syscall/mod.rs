@@ -3,9 +3,11 @@
 //! `Errno`), and act. Most complete at once; the few that can wait return a future, so
 //! the fast path allocates nothing.
 
+mod caps;
 mod fd;
 mod fs;
 mod info;
+mod itimer;
 mod memctl;
 mod memory;
 mod names;
@@ -15,6 +17,7 @@ mod pidfd;
 mod poll;
 mod prctl;
 mod process;
+mod rusage;
 mod rw;
 mod signal;
 mod time;
@@ -204,6 +207,13 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         323 => fs::userfaultfd(thread, lower32(a[0])).into(),
         32 => fs::dup(thread, lower32(a[0])).into(),
         35 => time::nanosleep(thread, a[0], a[1]),
+        98 => rusage::getrusage(thread, a[0], a[1]).into(),
+        100 => rusage::times(thread, a[0]).into(),
+        125 => caps::capget(thread, a[0], a[1]).into(),
+        126 => caps::capset(thread, a[0], a[1]).into(),
+        36 => itimer::getitimer(thread, a[0], a[1]).into(),
+        37 => itimer::alarm(thread, a[0]).into(),
+        38 => itimer::setitimer(thread, a[0], a[1], a[2]).into(),
         39 => Ok(u64::from(thread.process.pid)).into(),
         56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]),
         57 => process::clone(thread, ctx, SIGCHLD, 0, 0, 0, 0),
