@@ -57,6 +57,9 @@ pub struct Thread {
     /// Its NUMA policy (`set_mempolicy`; `None`: the default), inherited by the threads
     /// and processes it creates and kept across execve, as on Linux.
     pub mempolicy: spin::Mutex<Option<mm::aspace::MemPolicy>>,
+    /// CPU time and page faults (getrusage `RUSAGE_THREAD`; folded into the process
+    /// at exit).
+    pub usage: super::rusage::Usage,
 }
 
 impl Thread {
@@ -84,6 +87,7 @@ impl Thread {
             cpus_used: AtomicU64::new(0),
             task_slot: spin::Mutex::new(slot),
             mempolicy: spin::Mutex::new(None),
+            usage: super::rusage::Usage::new(),
         })
     }
 
@@ -215,6 +219,9 @@ impl Future for ThreadTask {
 
 async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd {
     let mut slice_end = new_slice_end();
+    // Since when the thread has been running in the kernel (not waiting): charged as
+    // kernel time before it enters user mode or waits (`charge_kernel`).
+    let mut kernel_since = crate::time::now_ns();
     // The address space, kept at hand for faults (execve replaces it: refreshed after).
     let mut space = thread.process.address_space();
     loop {
@@ -251,13 +258,19 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             if crate::time::now_ns() >= preempt_at {
                 x86_64::instructions::interrupts::enable();
                 usermode::save_fpu(&mut ctx);
+                charge_kernel(&thread, &mut kernel_since);
                 sched::yield_now().await;
+                kernel_since = crate::time::now_ns();
                 slice_end = new_slice_end();
                 continue;
             }
             crate::arch::apic::arm_timer_by(preempt_at);
         }
+        charge_kernel(&thread, &mut kernel_since);
+        let entered = kernel_since;
         usermode::run_user(&mut ctx);
+        kernel_since = crate::time::now_ns();
+        thread.usage.add_user(kernel_since.saturating_sub(entered));
         match ctx.kind {
             TrapKind::Syscall => {
                 let (nr, args) = ctx.syscall_args();
@@ -265,7 +278,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Done(value) => value,
                     syscall::Outcome::Wait(future) => {
                         usermode::save_fpu(&mut ctx);
+                        charge_kernel(&thread, &mut kernel_since);
                         let value = usermode::WithPkru::new(ctx.pkru, future).await;
+                        kernel_since = crate::time::now_ns();
                         // The thread gave the CPU up while it waited: a new slice. (The
                         // old one, run out meanwhile, made a woken sleeper yield at once
                         // and wait a whole slice behind a spinner.)
@@ -274,7 +289,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     }
                     syscall::Outcome::Yield => {
                         usermode::save_fpu(&mut ctx);
+                        charge_kernel(&thread, &mut kernel_since);
                         sched::yield_now().await;
+                        kernel_since = crate::time::now_ns();
                         slice_end = new_slice_end();
                         0
                     }
@@ -297,7 +314,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                         fault::user_exception(&thread, &space, &mut ctx)
                     {
                         usermode::save_fpu(&mut ctx);
+                        charge_kernel(&thread, &mut kernel_since);
                         wait_fault(&thread, wait).await;
+                        kernel_since = crate::time::now_ns();
                         slice_end = new_slice_end();
                     }
                 } else {
@@ -310,7 +329,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                             || vector == vectors::WAKE
                         {
                             usermode::save_fpu(&mut ctx);
+                            charge_kernel(&thread, &mut kernel_since);
                             sched::yield_now().await;
+                            kernel_since = crate::time::now_ns();
                             slice_end = new_slice_end();
                         }
                     }
@@ -319,8 +340,16 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             TrapKind::Fresh => {}
         }
     }
+    charge_kernel(&thread, &mut kernel_since);
     exit_thread(&thread, &mut ctx);
     LoopEnd::Exit
+}
+
+/// Charges the kernel time since `*since` to `thread` and restarts the count now.
+fn charge_kernel(thread: &Thread, since: &mut u64) {
+    let now = crate::time::now_ns();
+    thread.usage.add_system(now.saturating_sub(*since));
+    *since = now;
 }
 
 /// The end of a slice that starts now (after a yield, a wait, or at the start).
@@ -346,6 +375,7 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
         let _ = super::futex::wake(&thread.process, ctid, 1, false);
     }
     let process = &thread.process;
+    process.usage.exited_threads.add(thread.usage.totals());
     process
         .cpus_used
         .fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
