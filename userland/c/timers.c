@@ -1,0 +1,286 @@
+/* timers: interval timers, resource usage, capabilities and the CPU lists of sysfs, as
+ * Linux 6.12 answers them (the same binary passes on the Linux anchor as root).
+ * alarm and setitimer(ITIMER_REAL) deliver SIGALRM once or periodically, getitimer and
+ * the old value read back what was set, fork does not inherit a timer; getrusage and
+ * times count user CPU time, minor faults and the peak resident size, and a reaped
+ * child's time; capget reports CAP_IPC_LOCK for a privileged caller, capset drops it
+ * (after which mlock beyond RLIMIT_MEMLOCK is refused) and cannot raise it again.
+ * Prints `timers: check NAME: ok` per check; exits 1 at the first failure. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/times.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* <linux/capability.h>, which musl does not ship. */
+struct __user_cap_header_struct { unsigned version; int pid; };
+struct __user_cap_data_struct { unsigned effective, permitted, inheritable; };
+#define _LINUX_CAPABILITY_VERSION_3 0x20080522
+#define CAP_IPC_LOCK 14
+
+static void check(int ok, const char *name) {
+    if (!ok) {
+        printf("timers: check %s: FAILED (errno %d)\n", name, errno);
+        fflush(stdout);
+        exit(1);
+    }
+    printf("timers: check %s: ok\n", name);
+    fflush(stdout);
+}
+
+static volatile int alarms;
+static void on_alarm(int sig) { (void)sig; alarms++; }
+
+static long ms_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static long tv_ms(struct timeval tv) { return tv.tv_sec * 1000 + tv.tv_usec / 1000; }
+
+/* Spins in user mode until getrusage counts `ms` more milliseconds of user time (at
+ * most 20 s of wall time); returns the wall time it took, in ms. */
+static long burn(long ms) {
+    struct timespec t0;
+    struct rusage start, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    getrusage(RUSAGE_SELF, &start);
+    volatile unsigned long x = 0;
+    do {
+        for (int i = 0; i < 100000; i++) x += i;
+        getrusage(RUSAGE_SELF, &now);
+    } while (tv_ms(now.ru_utime) - tv_ms(start.ru_utime) < ms && ms_since(&t0) < 20000);
+    return ms_since(&t0);
+}
+
+static int capget_self(struct __user_cap_data_struct data[2]) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    return syscall(SYS_capget, &h, data);
+}
+
+static void itimer_checks(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+
+    check(alarm(0) == 0, "no-alarm-at-start");
+    alarm(5);
+    unsigned left = alarm(0);
+    check(left == 5, "alarm-returns-seconds-left");
+
+    /* A one-shot alarm interrupts a sleep with EINTR and runs the handler once. */
+    struct itimerval v = {{0, 0}, {0, 50000}};
+    check(setitimer(ITIMER_REAL, &v, NULL) == 0, "setitimer-one-shot");
+    struct timespec t0, req = {2, 0};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int r = nanosleep(&req, NULL);
+    long waited = ms_since(&t0);
+    printf("timers: one-shot woke after %ld ms (nanosleep %d errno %d)\n", waited, r, errno);
+    check(r == -1 && errno == EINTR && alarms == 1 && waited >= 40 && waited < 1500,
+          "sigalrm-interrupts-sleep");
+    struct itimerval now;
+    check(getitimer(ITIMER_REAL, &now) == 0 && now.it_value.tv_sec == 0 &&
+              now.it_value.tv_usec == 0,
+          "one-shot-disarmed-after-expiry");
+
+    /* Periodic: 20 ms; getitimer reads a value in (0, 20 ms] and the interval back. */
+    alarms = 0;
+    struct itimerval p = {{0, 20000}, {0, 20000}}, old;
+    check(setitimer(ITIMER_REAL, &p, NULL) == 0, "setitimer-periodic");
+    check(getitimer(ITIMER_REAL, &now) == 0 && now.it_interval.tv_usec == 20000 &&
+              now.it_value.tv_sec == 0 && now.it_value.tv_usec > 0 &&
+              now.it_value.tv_usec <= 20000,
+          "getitimer-reads-periodic-setting");
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (alarms < 4 && ms_since(&t0) < 3000) {
+        struct timespec nap = {0, 5000000};
+        nanosleep(&nap, NULL);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    check(setitimer(ITIMER_REAL, &off, &old) == 0 && old.it_interval.tv_usec == 20000,
+          "old-value-is-the-replaced-setting");
+    printf("timers: periodic: %d expiries in %ld ms\n", alarms, ms_since(&t0));
+    check(alarms >= 4, "periodic-timer-repeats");
+    int seen = alarms;
+    struct timespec nap = {0, 100000000};
+    nanosleep(&nap, NULL);
+    check(alarms == seen, "disarmed-timer-stays-quiet");
+
+    /* Bad arguments: Linux's errnos, and nothing armed. */
+    struct itimerval bad = {{0, 0}, {0, 1000000}};
+    errno = 0;
+    check(setitimer(ITIMER_REAL, &bad, NULL) == -1 && errno == EINVAL, "usec-out-of-range-einval");
+    errno = 0;
+    check(syscall(SYS_setitimer, 7, &p, NULL) == -1 && errno == EINVAL, "unknown-timer-einval");
+    errno = 0;
+    check(syscall(SYS_setitimer, ITIMER_REAL, (void *)8, NULL) == -1 && errno == EFAULT,
+          "bad-pointer-efault");
+    errno = 0;
+    check(syscall(SYS_getitimer, ITIMER_REAL, (void *)8) == -1 && errno == EFAULT,
+          "getitimer-bad-pointer-efault");
+
+    /* A child does not inherit its parent's timer. */
+    alarm(100);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct itimerval c;
+        getitimer(ITIMER_REAL, &c);
+        _exit(c.it_value.tv_sec == 0 && c.it_value.tv_usec == 0 ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork-does-not-inherit-timer");
+    check(alarm(0) >= 99, "parent-keeps-its-alarm");
+}
+
+static void rusage_checks(void) {
+    struct rusage before, after;
+    check(getrusage(RUSAGE_SELF, &before) == 0, "getrusage-self");
+    long wall = burn(300);
+    check(getrusage(RUSAGE_SELF, &after) == 0, "getrusage-self-again");
+    long user_ms = tv_ms(after.ru_utime) - tv_ms(before.ru_utime);
+    printf("timers: spin: %ld ms of user time in %ld ms of wall time\n", user_ms, wall);
+    /* One thread cannot run longer than the clock on the wall. */
+    check(user_ms >= 300 && user_ms <= wall + 20, "user-time-counts-the-spin");
+    /* Sleeping is nobody's time. */
+    struct timespec nap = {0, 300000000};
+    nanosleep(&nap, NULL);
+    getrusage(RUSAGE_SELF, &before);
+    long slept_cpu = tv_ms(before.ru_utime) + tv_ms(before.ru_stime) - tv_ms(after.ru_utime) -
+                     tv_ms(after.ru_stime);
+    printf("timers: 300 ms asleep: %ld ms of CPU time\n", slept_cpu);
+    check(slept_cpu < 100, "sleep-is-not-cpu-time");
+    size_t len = 4 << 20;
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    madvise(m, len, MADV_NOHUGEPAGE);
+    getrusage(RUSAGE_SELF, &before);
+    for (size_t i = 0; i < len; i += 4096) m[i] = 1;
+    check(getrusage(RUSAGE_SELF, &after) == 0, "getrusage-after-touching");
+    long faults = after.ru_minflt - before.ru_minflt;
+    printf("timers: 1024 pages touched: %ld minor faults, maxrss %ld kB\n", faults, after.ru_maxrss);
+    check(faults >= 1000 && faults < 1100, "minor-faults-count-touched-pages");
+    check(after.ru_maxrss >= 4096, "maxrss-covers-the-touched-memory");
+    struct rusage thread;
+    check(getrusage(RUSAGE_THREAD, &thread) == 0 && tv_ms(thread.ru_utime) >= 300,
+          "rusage-thread");
+    munmap(m, len);
+
+    struct rusage children;
+    getrusage(RUSAGE_CHILDREN, &before);
+    pid_t pid = fork();
+    if (pid == 0) {
+        burn(300);
+        _exit(0);
+    }
+    /* Not reaped yet: not counted. */
+    siginfo_t info;
+    waitid(P_PID, pid, &info, WEXITED | WNOWAIT);
+    getrusage(RUSAGE_CHILDREN, &children);
+    check(tv_ms(children.ru_utime) == tv_ms(before.ru_utime), "unreaped-child-not-counted");
+    waitpid(pid, NULL, 0);
+    getrusage(RUSAGE_CHILDREN, &children);
+    long child_ms = tv_ms(children.ru_utime) - tv_ms(before.ru_utime);
+    printf("timers: reaped child: user %ld ms\n", child_ms);
+    check(child_ms >= 300, "reaped-child-time-counted");
+
+    struct tms t;
+    clock_t c0 = times(&t);
+    check(c0 != (clock_t)-1 && t.tms_utime >= 25 && t.tms_cutime >= 25, "times-in-ticks");
+    errno = 0;
+    check(getrusage(5, &after) == -1 && errno == EINVAL, "getrusage-bad-who-einval");
+    errno = 0;
+    check(syscall(SYS_getrusage, RUSAGE_SELF, (void *)8) == -1 && errno == EFAULT,
+          "getrusage-bad-pointer-efault");
+}
+
+static void capability_checks(void) {
+    struct __user_cap_header_struct h = {0, 0};
+    check(syscall(SYS_capget, &h, NULL) == 0 && h.version == _LINUX_CAPABILITY_VERSION_3,
+          "capget-version-probe");
+    struct __user_cap_data_struct d[2];
+    h.version = 0x12345678;
+    errno = 0;
+    check(syscall(SYS_capget, &h, d) == -1 && errno == EINVAL &&
+              h.version == _LINUX_CAPABILITY_VERSION_3,
+          "capget-bad-version-einval");
+    struct __user_cap_header_struct neg = {_LINUX_CAPABILITY_VERSION_3, -1};
+    errno = 0;
+    check(syscall(SYS_capget, &neg, d) == -1 && errno == EINVAL, "capget-negative-pid-einval");
+    check(capget_self(d) == 0 && (d[0].permitted & (1u << CAP_IPC_LOCK)) &&
+              (d[0].effective & (1u << CAP_IPC_LOCK)),
+          "privileged-caller-has-ipc-lock");
+
+    /* In a child: drop everything; mlock past RLIMIT_MEMLOCK is then refused and the
+     * capability cannot come back. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_MEMLOCK, &none);
+        char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mlock(page, 4096) != 0) _exit(10);
+        munlock(page, 4096);
+        struct __user_cap_header_struct hh = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct zero[2];
+        memset(zero, 0, sizeof zero);
+        if (syscall(SYS_capset, &hh, zero) != 0) _exit(11);
+        struct __user_cap_data_struct now[2];
+        if (capget_self(now) != 0 || now[0].permitted || now[0].effective || now[1].permitted)
+            _exit(12);
+        errno = 0;
+        if (mlock(page, 4096) == 0 || errno != EPERM) _exit(13);
+        struct __user_cap_data_struct raise[2];
+        memset(raise, 0, sizeof raise);
+        raise[0].permitted = raise[0].effective = 1u << CAP_IPC_LOCK;
+        errno = 0;
+        if (syscall(SYS_capset, &hh, raise) == 0 || errno != EPERM) _exit(14);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    printf("timers: capability child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "capset-drop-refuses-mlock-and-raise");
+    check(capget_self(d) == 0 && (d[0].effective & (1u << CAP_IPC_LOCK)),
+          "parent-keeps-its-capabilities");
+}
+
+static void sysfs_cpu_checks(void) {
+    FILE *f = fopen("/sys/devices/system/cpu/online", "r");
+    char line[64] = "";
+    check(f && fgets(line, sizeof line, f), "cpu-online-readable");
+    fclose(f);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    char want[64];
+    if (n == 1)
+        snprintf(want, sizeof want, "0\n");
+    else
+        snprintf(want, sizeof want, "0-%ld\n", n - 1);
+    check(strcmp(line, want) == 0, "cpu-online-lists-every-cpu");
+    DIR *d = opendir("/sys/devices/system/cpu");
+    int cpus = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, "cpu", 3) == 0 && e->d_name[3] >= '0' && e->d_name[3] <= '9')
+            cpus++;
+    if (d) closedir(d);
+    check(cpus == n, "one-cpuN-directory-per-cpu");
+}
+
+int main(void) {
+    itimer_checks();
+    rusage_checks();
+    capability_checks();
+    sysfs_cpu_checks();
+    printf("timers: all checks passed\n");
+    return 0;
+}
