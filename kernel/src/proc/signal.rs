@@ -139,7 +139,12 @@ pub fn send_to_thread(thread: &Thread, sig: u8, info: SigInfo) {
     {
         let mut d = thread.process.signals.lock();
         let action = d.actions[usize::from(sig)];
+        // A blocked signal is never dropped here: its action may change before it is
+        // unblocked, and sigtimedwait takes blocked signals (Linux's sig_ignored).
+        let waited_for = thread.sigwait_set.load(Ordering::SeqCst) & bit(sig) != 0;
+        let blocked = thread.sigmask.load(Ordering::SeqCst) & bit(sig) != 0 || waited_for;
         if sig != SIGKILL
+            && !blocked
             && (action.handler == SIG_IGN || (action.handler == SIG_DFL && ignored_by_default(sig)))
         {
             return;
@@ -147,7 +152,10 @@ pub fn send_to_thread(thread: &Thread, sig: u8, info: SigInfo) {
         d.info[usize::from(sig)] = info;
     }
     thread.pending.fetch_or(bit(sig), Ordering::SeqCst);
-    if sig == SIGKILL || thread.sigmask.load(Ordering::SeqCst) & bit(sig) == 0 {
+    if sig == SIGKILL
+        || thread.sigmask.load(Ordering::SeqCst) & bit(sig) == 0
+        || thread.sigwait_set.load(Ordering::SeqCst) & bit(sig) != 0
+    {
         thread.interrupt();
     }
 }
@@ -169,7 +177,12 @@ pub fn send_to_process_with(process: &Arc<Process>, sig: u8, info: SigInfo) {
     let threads = process.threads.lock().clone();
     let target = threads
         .iter()
-        .find(|t| t.sigmask.load(Ordering::SeqCst) & bit(sig) == 0)
+        .find(|t| t.sigwait_set.load(Ordering::SeqCst) & bit(sig) != 0)
+        .or_else(|| {
+            threads
+                .iter()
+                .find(|t| t.sigmask.load(Ordering::SeqCst) & bit(sig) == 0)
+        })
         .or(threads.first());
     if let Some(t) = target {
         send_to_thread(t, sig, info);
@@ -213,6 +226,21 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
         deliverable.trailing_zeros() as u8 + 1
     };
     thread.pending.fetch_and(!bit(sig), Ordering::SeqCst);
+    // The mask a sigsuspend replaced: saved in the frame, or restored now if no
+    // handler runs.
+    let saved = thread
+        .saved_sigmask
+        .swap(super::thread::NO_SAVED_SIGMASK, Ordering::SeqCst);
+    let frame_mask = if saved == super::thread::NO_SAVED_SIGMASK {
+        thread.sigmask.load(Ordering::SeqCst)
+    } else {
+        saved
+    };
+    let restore_saved = || {
+        if saved != super::thread::NO_SAVED_SIGMASK {
+            thread.sigmask.store(saved, Ordering::SeqCst);
+        }
+    };
     let (action, info) = {
         let mut d = thread.process.signals.lock();
         let action = d.actions[usize::from(sig)];
@@ -257,12 +285,14 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
             }
             thread.process.begin_exit(ExitStatus::Signaled(sig));
         }
+        restore_saved();
         return;
     }
     if action.handler == SIG_IGN {
+        restore_saved();
         return;
     }
-    if let Err(e) = setup_frame(thread, ctx, sig, &action, &info) {
+    if let Err(e) = setup_frame(thread, ctx, sig, &action, &info, frame_mask) {
         // The frame cannot be written (a bad stack, or one that would overflow the
         // alternate stack): the process dies of SIGSEGV, as Linux's force_sigsegv.
         crate::kprintln!(
@@ -277,6 +307,7 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
             }
         );
         thread.process.begin_exit(ExitStatus::Signaled(SIGSEGV));
+        restore_saved();
         return;
     }
     let mut mask = thread.sigmask.load(Ordering::SeqCst) | action.mask;
@@ -292,6 +323,7 @@ fn setup_frame(
     sig: u8,
     action: &SigAction,
     info: &SigInfo,
+    frame_mask: u64,
 ) -> SysResult<()> {
     if action.flags & SA_RESTORER == 0 || action.restorer == 0 {
         return Err(Errno::EFAULT);
@@ -329,7 +361,7 @@ fn setup_frame(
     mcontext[18] = 0x33 | (0x2b << 48); // cs, gs, fs, ss
     mcontext[19] = ctx.error_code;
     mcontext[20] = ctx.vector;
-    mcontext[21] = thread.sigmask.load(Ordering::SeqCst);
+    mcontext[21] = frame_mask;
     mcontext[22] = ctx.cr2;
     mcontext[23] = fpstate;
     // The interrupted PKRU goes in the frame's first reserved word (tagged), for
@@ -339,10 +371,7 @@ fn setup_frame(
     write_user(base, &action.restorer)?;
     // uc_flags, uc_link, uc_stack
     write_user::<[u64; 5]>(base.wrapping_add(frame::UCONTEXT), &[0; 5])?;
-    write_user(
-        base.wrapping_add(frame::SIGMASK),
-        &thread.sigmask.load(Ordering::SeqCst),
-    )?;
+    write_user(base.wrapping_add(frame::SIGMASK), &frame_mask)?;
     let mut siginfo = [0u64; 16];
     siginfo[0] = u64::from(sig);
     siginfo[1] = info.code as u32 as u64;

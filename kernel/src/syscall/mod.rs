@@ -20,6 +20,7 @@ mod process;
 mod rusage;
 mod rw;
 mod signal;
+mod sigwait;
 mod time;
 
 use crate::{arch::usermode::UserContext, proc::thread::Thread};
@@ -209,6 +210,9 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         35 => time::nanosleep(thread, a[0], a[1]),
         98 => rusage::getrusage(thread, a[0], a[1]).into(),
         100 => rusage::times(thread, a[0]).into(),
+        127 => sigwait::rt_sigpending(thread, a[0], a[1]).into(),
+        128 => sigwait::rt_sigtimedwait(thread, a[0], a[1], a[2], a[3]),
+        130 => sigwait::rt_sigsuspend(thread, a[0], a[1]),
         125 => caps::capget(thread, a[0], a[1]).into(),
         126 => caps::capset(thread, a[0], a[1]).into(),
         36 => itimer::getitimer(thread, a[0], a[1]).into(),
