@@ -4,7 +4,9 @@
  * the old value read back what was set, fork does not inherit a timer; getrusage and
  * times count user CPU time, minor faults and the peak resident size, and a reaped
  * child's time; capget reports CAP_IPC_LOCK for a privileged caller, capset drops it
- * (after which mlock beyond RLIMIT_MEMLOCK is refused) and cannot raise it again.
+ * (after which mlock beyond RLIMIT_MEMLOCK is refused) and cannot raise it again;
+ * sigpending, sigtimedwait (with sender info, timeout, a blocked default-ignored
+ * SIGCHLD) and sigsuspend (the old mask back after the handler).
  * Prints `timers: check NAME: ok` per check; exits 1 at the first failure. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -254,6 +256,92 @@ static void capability_checks(void) {
           "parent-keeps-its-capabilities");
 }
 
+static volatile int usr1_handled;
+static void on_usr1(int sig) { (void)sig; usr1_handled++; }
+
+/* Forks a child that sends `sig` to this process after `ms` milliseconds. */
+static pid_t signal_me_later(int sig, long ms) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(ms * 1000);
+        kill(parent, sig);
+        _exit(0);
+    }
+    return pid;
+}
+
+static void sigwait_checks(void) {
+    sigset_t usr1, none, old, now;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigemptyset(&none);
+    sigprocmask(SIG_BLOCK, &usr1, &old);
+    raise(SIGUSR1);
+    sigset_t pend;
+    check(sigpending(&pend) == 0 && sigismember(&pend, SIGUSR1), "sigpending-shows-blocked-signal");
+    siginfo_t si;
+    struct timespec zero = {0, 0};
+    memset(&si, 0, sizeof si);
+    int sig = sigtimedwait(&usr1, &si, &zero);
+    check(sig == SIGUSR1 && si.si_signo == SIGUSR1 && si.si_pid == getpid(),
+          "sigtimedwait-takes-pending-signal");
+    check(sigpending(&pend) == 0 && !sigismember(&pend, SIGUSR1), "taken-signal-no-longer-pending");
+
+    struct timespec t0, fifty = {0, 50000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    errno = 0;
+    check(sigtimedwait(&usr1, NULL, &fifty) == -1 && errno == EAGAIN && ms_since(&t0) >= 40,
+          "sigtimedwait-times-out-eagain");
+
+    /* A signal sent while waiting wakes the wait; its info names the sender. */
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &usr2, NULL);
+    pid_t child = signal_me_later(SIGUSR2, 100);
+    memset(&si, 0, sizeof si);
+    struct timespec five = {5, 0};
+    sig = sigtimedwait(&usr2, &si, &five);
+    check(sig == SIGUSR2 && si.si_pid == child, "sigtimedwait-woken-by-sender");
+    waitpid(child, NULL, 0);
+
+    /* SIGCHLD is ignored by default, but a blocked one stays pending for sigwaitinfo. */
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    child = fork();
+    if (child == 0) _exit(7);
+    memset(&si, 0, sizeof si);
+    sig = sigtimedwait(&chld, &si, &five);
+    check(sig == SIGCHLD && si.si_signo == SIGCHLD, "blocked-sigchld-waited-for");
+    waitpid(child, NULL, 0);
+    sigprocmask(SIG_UNBLOCK, &chld, NULL);
+
+    /* sigsuspend: the handler runs with the temporary mask, the old mask comes back. */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    child = signal_me_later(SIGUSR1, 100);
+    errno = 0;
+    int r = sigsuspend(&none);
+    check(r == -1 && errno == EINTR && usr1_handled == 1, "sigsuspend-returns-after-handler");
+    check(sigprocmask(SIG_BLOCK, NULL, &now) == 0 && sigismember(&now, SIGUSR1),
+          "sigsuspend-restores-the-mask");
+    waitpid(child, NULL, 0);
+
+    errno = 0;
+    check(syscall(SYS_rt_sigsuspend, &none, 4) == -1 && errno == EINVAL, "sigsuspend-bad-size-einval");
+    errno = 0;
+    check(syscall(SYS_rt_sigtimedwait, &usr1, NULL, &zero, 16) == -1 && errno == EINVAL,
+          "sigtimedwait-bad-size-einval");
+    struct timespec bad = {0, 1000000000};
+    errno = 0;
+    check(sigtimedwait(&usr1, NULL, &bad) == -1 && errno == EINVAL, "sigtimedwait-bad-timeout-einval");
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static void sysfs_cpu_checks(void) {
     FILE *f = fopen("/sys/devices/system/cpu/online", "r");
     char line[64] = "";
@@ -280,6 +368,7 @@ int main(void) {
     itimer_checks();
     rusage_checks();
     capability_checks();
+    sigwait_checks();
     sysfs_cpu_checks();
     printf("timers: all checks passed\n");
     return 0;
