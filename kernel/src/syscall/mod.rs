@@ -22,6 +22,7 @@ mod rw;
 mod signal;
 mod sigwait;
 mod time;
+mod timerfd;
 
 use crate::{arch::usermode::UserContext, proc::thread::Thread};
 use alloc::{boxed::Box, sync::Arc};
@@ -210,6 +211,9 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         35 => time::nanosleep(thread, a[0], a[1]),
         98 => rusage::getrusage(thread, a[0], a[1]).into(),
         100 => rusage::times(thread, a[0]).into(),
+        283 => timerfd::timerfd_create(thread, a[0], a[1]).into(),
+        286 => timerfd::timerfd_settime(thread, lower32(a[0]), a[1], a[2], a[3]).into(),
+        287 => timerfd::timerfd_gettime(thread, lower32(a[0]), a[1]).into(),
         127 => sigwait::rt_sigpending(thread, a[0], a[1]).into(),
         128 => sigwait::rt_sigtimedwait(thread, a[0], a[1], a[2], a[3]),
         130 => sigwait::rt_sigsuspend(thread, a[0], a[1]),
