@@ -2,7 +2,8 @@
 //! (the package and every library it needs, from `tools/stress-ng-rootfs.sh`) goes into
 //! the initramfs with `--files`, and glibc's loader runs it as on Linux. Beside it, the
 //! `timers` program checks the calls stress-ng leans on (interval timers, getrusage and
-//! times, capget/capset, the sysfs CPU lists) against the answers Linux 6.12 gives.
+//! times, capget/capset, the sysfs CPU lists) and the signal waits and timerfd against
+//! the answers Linux 6.12 gives.
 
 use guest_tests::{repo_root, Guest};
 use std::{path::PathBuf, process::Command, time::Duration};
@@ -110,7 +111,7 @@ fn debian_stress_ng_runs_to_success() {
 }
 
 #[test]
-fn timers_rusage_and_caps_answer_as_linux() {
+fn timers_rusage_caps_sigwait_timerfd_answer_as_linux() {
     let timers = repo_root().join("userland/target/bin/timers");
     let out = Guest {
         run: vec![timers.display().to_string()],
@@ -134,6 +135,17 @@ fn timers_rusage_and_caps_answer_as_linux() {
         "privileged-caller-has-ipc-lock",
         "capset-drop-refuses-mlock-and-raise",
         "one-cpuN-directory-per-cpu",
+        "sigtimedwait-takes-pending-signal",
+        "sigtimedwait-times-out-eagain",
+        "sigtimedwait-woken-by-sender",
+        "blocked-sigchld-waited-for",
+        "sigsuspend-returns-after-handler",
+        "sigsuspend-restores-the-mask",
+        "blocking-read-waits-for-expiry",
+        "periodic-expiries-accumulate",
+        "disarmed-never-readable",
+        "absolute-past-time-expires-at-once",
+        "settime-on-a-pipe-einval",
     ] {
         out.expect_line(&format!("timers: check {check}: ok"));
     }
