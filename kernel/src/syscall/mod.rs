@@ -21,6 +21,7 @@ mod rusage;
 mod rw;
 mod signal;
 mod sigwait;
+mod statfs;
 mod time;
 mod timerfd;
 
@@ -214,6 +215,8 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         283 => timerfd::timerfd_create(thread, a[0], a[1]).into(),
         286 => timerfd::timerfd_settime(thread, lower32(a[0]), a[1], a[2], a[3]).into(),
         287 => timerfd::timerfd_gettime(thread, lower32(a[0]), a[1]).into(),
+        137 => statfs::statfs(thread, a[0], a[1]).into(),
+        138 => statfs::fstatfs(thread, lower32(a[0]), a[1]).into(),
         127 => sigwait::rt_sigpending(thread, a[0], a[1]).into(),
         128 => sigwait::rt_sigtimedwait(thread, a[0], a[1], a[2], a[3]),
         130 => sigwait::rt_sigsuspend(thread, a[0], a[1]),
