@@ -7,10 +7,12 @@
  * (after which mlock beyond RLIMIT_MEMLOCK is refused) and cannot raise it again;
  * sigpending, sigtimedwait (with sender info, timeout, a blocked default-ignored
  * SIGCHLD) and sigsuspend (the old mask back after the handler); timerfd (blocking
- * and non-blocking reads, poll, periodic counts, absolute times, the errnos).
+ * and non-blocking reads, poll, periodic counts, absolute times, the errnos); statfs
+ * and fstatfs (tmpfs, proc, sysfs, pipefs magic numbers).
  * Prints `timers: check NAME: ok` per check; exits 1 at the first failure. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <sys/resource.h>
 #include <poll.h>
 #include <stdint.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/time.h>
@@ -414,6 +417,30 @@ static void timerfd_checks(void) {
     close(fd);
 }
 
+static void statfs_checks(void) {
+    struct statfs st;
+    check(statfs("/tmp", &st) == 0 && st.f_type == 0x01021994 && st.f_bsize == 4096 &&
+              st.f_blocks > 0 && st.f_bfree <= st.f_blocks && st.f_namelen == 255,
+          "statfs-tmp-is-tmpfs");
+    check(statfs("/proc/self", &st) == 0 && st.f_type == 0x9fa0, "statfs-proc");
+    check(statfs("/sys/devices", &st) == 0 && st.f_type == 0x62656572, "statfs-sysfs");
+    int fd = open("/tmp/statfs-probe", O_CREAT | O_RDWR, 0600);
+    check(fd >= 0 && fstatfs(fd, &st) == 0 && st.f_type == 0x01021994, "fstatfs-tmp-file");
+    close(fd);
+    unlink("/tmp/statfs-probe");
+    int p[2];
+    pipe(p);
+    check(fstatfs(p[0], &st) == 0 && st.f_type == 0x50495045, "fstatfs-pipe-is-pipefs");
+    close(p[0]);
+    close(p[1]);
+    errno = 0;
+    check(statfs("/no/such/dir", &st) == -1 && errno == ENOENT, "statfs-missing-enoent");
+    errno = 0;
+    check(fstatfs(999, &st) == -1 && errno == EBADF, "fstatfs-bad-fd-ebadf");
+    errno = 0;
+    check(syscall(SYS_statfs, "/tmp", (void *)8) == -1 && errno == EFAULT, "statfs-bad-buffer-efault");
+}
+
 static void sysfs_cpu_checks(void) {
     FILE *f = fopen("/sys/devices/system/cpu/online", "r");
     char line[64] = "";
@@ -442,6 +469,7 @@ int main(void) {
     capability_checks();
     sigwait_checks();
     timerfd_checks();
+    statfs_checks();
     sysfs_cpu_checks();
     printf("timers: all checks passed\n");
     return 0;
