@@ -89,13 +89,18 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     // then, and the victim's memory came back only with the last reference, after the
     // next OOM kill had picked an innocent process).
     let space = process.address_space();
+    // The peak resident size for the parent's getrusage: teardown folds the last size
+    // into the high-water mark; a space another process still runs in is measured.
+    let peak_pages = if space.drop_user() {
+        space.mm().teardown();
+        space.mm().recorded_peak_resident_pages()
+    } else {
+        space.mm().peak_resident_pages()
+    };
     process
         .usage
         .max_rss_kib
-        .fetch_max(space.mm().peak_resident_pages() * 4, Ordering::Relaxed);
-    if space.drop_user() {
-        space.mm().teardown();
-    }
+        .fetch_max(peak_pages * 4, Ordering::Relaxed);
     drop(space);
     // A vfork parent waits for this moment (or an exec) to run again.
     process.release_vfork();

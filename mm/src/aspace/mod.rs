@@ -419,6 +419,12 @@ impl<P: PageTable> AddressSpace<P> {
         self.hiwater_rss_pages().max(self.resident_pages())
     }
 
+    /// The high-water mark alone, without walking the tables: after [`Self::teardown`]
+    /// (which folds the last size in) it is the peak.
+    pub fn recorded_peak_resident_pages(&self) -> u64 {
+        self.hiwater_rss_pages()
+    }
+
     /// 4 KiB pages mapped by hugetlb leaves (not resident memory, as on Linux: their
     /// pages belong to the pool).
     fn hugetlb_pages(&self, st: &MmState) -> u64 {
