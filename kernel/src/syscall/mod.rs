@@ -4,6 +4,7 @@
 //! the fast path allocates nothing.
 
 mod caps;
+mod clone3;
 mod fd;
 mod fs;
 mod info;
@@ -228,6 +229,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         39 => Ok(u64::from(thread.process.pid)).into(),
         56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]),
         57 => process::clone(thread, ctx, SIGCHLD, 0, 0, 0, 0),
+        435 => clone3::clone3(thread, ctx, a[0], a[1]),
         // vfork: the child borrows the caller's memory and the caller waits for it.
         58 => process::clone(thread, ctx, 0x4000 | 0x100 | SIGCHLD, 0, 0, 0, 0),
         SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]),
