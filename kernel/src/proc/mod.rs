@@ -136,6 +136,9 @@ pub struct Process {
     pub real_timer: itimer::RealTimer,
     /// CPU time and faults of its exited threads and reaped children (getrusage).
     pub usage: rusage::ProcessUsage,
+    /// The `membarrier` REGISTER commands it issued (their command bits); kept by
+    /// fork, cleared by execve.
+    pub membarrier_registered: AtomicU32,
 }
 
 impl Process {
@@ -153,6 +156,8 @@ impl Process {
     /// process was its last user (a `CLONE_VM` sibling may still run in it).
     pub fn replace_address_space(&self, new: Arc<AddressSpace>) -> (Arc<AddressSpace>, bool) {
         new.add_user();
+        // membarrier registrations belong to the address space being left.
+        self.membarrier_registered.store(0, Ordering::SeqCst);
         let mut slot = self.aspace.write();
         self.aspace_id.store(new.id(), Ordering::Release);
         let old = core::mem::replace(&mut *slot, new);
@@ -377,6 +382,12 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         task_slot: Mutex::new(Some(slot)),
         real_timer: itimer::RealTimer::new(),
         usage: rusage::ProcessUsage::new(),
+        // Kept by fork (Linux copies the mm's state), cleared by execve.
+        membarrier_registered: AtomicU32::new(
+            parent
+                .as_ref()
+                .map_or(0, |p| p.membarrier_registered.load(Ordering::SeqCst)),
+        ),
     });
     PROCESSES.write().insert(pid, process.clone());
     if let Some(parent) = parent {

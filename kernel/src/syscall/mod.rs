@@ -9,6 +9,7 @@ mod fd;
 mod fs;
 mod info;
 mod itimer;
+mod membarrier;
 mod memctl;
 mod memory;
 mod names;
@@ -230,6 +231,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]),
         57 => process::clone(thread, ctx, SIGCHLD, 0, 0, 0, 0),
         435 => clone3::clone3(thread, ctx, a[0], a[1]),
+        324 => membarrier::membarrier(thread, a[0], a[1], a[2]).into(),
         // vfork: the child borrows the caller's memory and the caller waits for it.
         58 => process::clone(thread, ctx, 0x4000 | 0x100 | SIGCHLD, 0, 0, 0, 0),
         SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]),
