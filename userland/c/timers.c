@@ -9,7 +9,8 @@
  * SIGCHLD) and sigsuspend (the old mask back after the handler); timerfd (blocking
  * and non-blocking reads, poll, periodic counts, absolute times, the errnos); statfs
  * and fstatfs (tmpfs, proc, sysfs, pipefs magic numbers); clone3 (fork-like, a pidfd
- * beside the parent's tid word, struct versions, the errnos).
+ * beside the parent's tid word, struct versions, the errnos); membarrier (query,
+ * registration, the private and global barriers).
  * Prints `timers: check NAME: ok` per check; exits 1 at the first failure. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -518,6 +519,29 @@ static void clone3_checks(void) {
     check(clone3_call((void *)8, 64) == -1 && errno == EFAULT, "clone3-bad-pointer-efault");
 }
 
+/* membarrier: the commands it answers, registration, errnos. */
+static void membarrier_checks(void) {
+    long q = syscall(324, 0, 0, 0);
+    printf("timers: membarrier query %#lx\n", q);
+    check(q > 0 && (q & 1) && (q & 8) && (q & 16), "membarrier-query-lists-commands");
+    errno = 0;
+    check(syscall(324, 8, 0, 0) == -1 && errno == EPERM, "private-expedited-unregistered-eperm");
+    check(syscall(324, 16, 0, 0) == 0, "register-private-expedited");
+    check(syscall(324, 8, 0, 0) == 0, "private-expedited-after-register");
+    check(syscall(324, 1, 0, 0) == 0, "membarrier-global");
+    errno = 0;
+    check(syscall(324, 8, 1, 0) == -1 && errno == EINVAL, "membarrier-bad-flags-einval");
+    errno = 0;
+    check(syscall(324, 1 << 12, 0, 0) == -1 && errno == EINVAL, "membarrier-unknown-command-einval");
+    check(syscall(324, 1 << 9, 0, 0) == 16, "get-registrations");
+    /* A forked child keeps the registration (the mm's state is copied). */
+    pid_t pid = fork();
+    if (pid == 0) _exit(syscall(324, 8, 0, 0) == 0 ? 0 : 1);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork-child-keeps-registration");
+}
+
 static void sysfs_cpu_checks(void) {
     FILE *f = fopen("/sys/devices/system/cpu/online", "r");
     char line[64] = "";
@@ -548,6 +572,7 @@ int main(void) {
     timerfd_checks();
     statfs_checks();
     clone3_checks();
+    membarrier_checks();
     sysfs_cpu_checks();
     printf("timers: all checks passed\n");
     return 0;
