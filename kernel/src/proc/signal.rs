@@ -35,6 +35,8 @@ pub const SA_ONSTACK: u64 = 0x0800_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 /// `SA_RESETHAND`.
 pub const SA_RESETHAND: u64 = 0x8000_0000;
+/// `SA_RESTART`: a system call the signal interrupts is restarted after the handler.
+pub const SA_RESTART: u64 = 0x1000_0000;
 /// `SIG_DFL`.
 pub const SIG_DFL: u64 = 0;
 /// `SIG_IGN`.
@@ -214,6 +216,26 @@ pub fn force_fault_signal(thread: &Thread, sig: u8, info: SigInfo) {
         }
     }
     send_to_thread(thread, sig, info);
+}
+
+/// Whether a system call that a signal interrupted (Linux's ERESTARTSYS) is run again:
+/// the signal about to be delivered runs no handler (its default action or ignored:
+/// the call goes on, or the process ends), or its handler was installed with
+/// `SA_RESTART`. Otherwise the call fails with EINTR.
+pub fn restarts_interrupted_call(thread: &Thread) -> bool {
+    let deliverable = thread.pending.load(Ordering::SeqCst)
+        & (!thread.sigmask.load(Ordering::SeqCst) | bit(SIGKILL));
+    if deliverable == 0 {
+        // Woken for something else than a signal (an exit): nothing will run.
+        return true;
+    }
+    let sig = if deliverable & bit(SIGKILL) != 0 {
+        SIGKILL
+    } else {
+        deliverable.trailing_zeros() as u8 + 1
+    };
+    let action = thread.process.signals.lock().actions[usize::from(sig)];
+    action.handler == SIG_DFL || action.handler == SIG_IGN || action.flags & SA_RESTART != 0
 }
 
 /// Layout of the signal frame (offsets from the frame base, where RSP points on entry).

@@ -185,7 +185,14 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Exit => break,
                 };
                 ctx.rax = ret;
-                if ret == syscall::RESTART {
+                if ret == syscall::RESTART_IF_SA_RESTART {
+                    ctx.rax = if signal::restarts_interrupted_call(&thread) {
+                        syscall::RESTART
+                    } else {
+                        errno::Errno::EINTR.as_return()
+                    };
+                }
+                if ctx.rax == syscall::RESTART {
                     // Run the same system call again (its arguments are still in place).
                     ctx.rax = nr;
                     ctx.rip -= 2;

@@ -87,6 +87,11 @@ where
 /// to the `syscall` instruction with the same arguments. Never reaches user mode.
 pub const RESTART: u64 = (-513i64) as u64;
 
+/// A blocking call a signal interrupted (Linux's internal ERESTARTSYS): the thread loop
+/// runs it again after the signal if the handler has `SA_RESTART` (or none runs), else
+/// returns EINTR. Never reaches user mode.
+pub const RESTART_IF_SA_RESTART: u64 = (-512i64) as u64;
+
 /// `execve`: the thread loop refreshes its address space after it.
 pub const SYS_EXECVE: u64 = 59;
 
