@@ -182,3 +182,115 @@ async fn expiries(process: Weak<Process>, generation: u64, mut deadline: u64) {
         deadline = next;
     }
 }
+
+/// `SIGVTALRM`: the virtual timer's signal.
+pub const SIGVTALRM: u8 = 26;
+/// `SIGPROF`: the profiling timer's signal.
+pub const SIGPROF: u8 = 27;
+
+/// Which CPU-time timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuClock {
+    /// `ITIMER_VIRTUAL`: user-mode time of the process's threads.
+    Virtual,
+    /// `ITIMER_PROF`: user and kernel time.
+    Prof,
+}
+
+/// The process's `ITIMER_VIRTUAL` and `ITIMER_PROF`: they run down as its threads are
+/// charged CPU time (`proc::rusage`, at each entry to and return from user mode; a
+/// thread that never enters the kernel is still charged every time slice, at the
+/// preemption timer's trap), and at zero send their signal and reload from the
+/// interval.
+pub struct CpuTimers {
+    /// Any of the two is armed (the charging fast path reads only this).
+    armed: core::sync::atomic::AtomicBool,
+    /// `[virtual, prof]`: (remaining ns, 0 = disarmed; interval ns).
+    timers: spin::Mutex<[(u64, u64); 2]>,
+}
+
+impl Default for CpuTimers {
+    fn default() -> Self {
+        CpuTimers::new()
+    }
+}
+
+impl CpuTimers {
+    /// Both disarmed.
+    pub const fn new() -> CpuTimers {
+        CpuTimers {
+            armed: core::sync::atomic::AtomicBool::new(false),
+            timers: spin::Mutex::new([(0, 0); 2]),
+        }
+    }
+
+    fn index(clock: CpuClock) -> usize {
+        match clock {
+            CpuClock::Virtual => 0,
+            CpuClock::Prof => 1,
+        }
+    }
+
+    /// The current setting of `clock`.
+    pub fn get(&self, clock: CpuClock) -> TimerValue {
+        let (value_ns, interval_ns) = self.timers.lock()[Self::index(clock)];
+        TimerValue {
+            value_ns,
+            interval_ns: if value_ns == 0 { 0 } else { interval_ns },
+        }
+    }
+
+    /// Arms (`value_ns` > 0) or disarms `clock`; returns the replaced setting.
+    pub fn set(&self, clock: CpuClock, new: TimerValue) -> TimerValue {
+        let mut timers = self.timers.lock();
+        let slot = &mut timers[Self::index(clock)];
+        let old = TimerValue {
+            value_ns: slot.0,
+            interval_ns: if slot.0 == 0 { 0 } else { slot.1 },
+        };
+        *slot = (new.value_ns, new.interval_ns);
+        let armed = timers.iter().any(|t| t.0 != 0);
+        self.armed
+            .store(armed, core::sync::atomic::Ordering::Relaxed);
+        old
+    }
+
+    /// Runs the timers down by `user_ns` of user time and `system_ns` of kernel time
+    /// and sends the signals of those that ran out.
+    pub fn charge(&self, process: &Arc<Process>, user_ns: u64, system_ns: u64) {
+        if !self.armed.load(core::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut fired = [false; 2];
+        {
+            let mut timers = self.timers.lock();
+            let spent = [user_ns, user_ns.saturating_add(system_ns)];
+            for (i, (remaining, interval)) in timers.iter_mut().enumerate() {
+                if *remaining == 0 || spent[i] == 0 {
+                    continue;
+                }
+                if spent[i] < *remaining {
+                    *remaining -= spent[i];
+                    continue;
+                }
+                fired[i] = true;
+                // The overrun carries into the next period (one signal per charge).
+                let over = spent[i] - *remaining;
+                *remaining = if *interval == 0 {
+                    0
+                } else {
+                    interval.saturating_sub(over % *interval).max(1)
+                };
+            }
+            let armed = timers.iter().any(|t| t.0 != 0);
+            self.armed
+                .store(armed, core::sync::atomic::Ordering::Relaxed);
+        }
+        if fired[0] {
+            signal::send_to_process(process, SIGVTALRM);
+        }
+        if fired[1] {
+            signal::send_to_process(process, SIGPROF);
+        }
+    }
+}

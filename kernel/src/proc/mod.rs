@@ -136,6 +136,8 @@ pub struct Process {
     task_slot: Mutex<Option<limits::TaskSlot>>,
     /// `ITIMER_REAL` (setitimer, alarm): SIGALRM at each expiry.
     pub real_timer: itimer::RealTimer,
+    /// `ITIMER_VIRTUAL` and `ITIMER_PROF`, run down by the CPU time its threads use.
+    pub cpu_timers: itimer::CpuTimers,
     /// CPU time and faults of its exited threads and reaped children (getrusage).
     pub usage: rusage::ProcessUsage,
     /// The `membarrier` REGISTER commands it issued (their command bits); kept by
@@ -383,6 +385,7 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         vfork_done: wait::WaitQueue::new(),
         task_slot: Mutex::new(Some(slot)),
         real_timer: itimer::RealTimer::new(),
+        cpu_timers: itimer::CpuTimers::new(),
         usage: rusage::ProcessUsage::new(),
         // Kept by fork (Linux copies the mm's state), cleared by execve.
         membarrier_registered: AtomicU32::new(

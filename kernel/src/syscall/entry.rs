@@ -157,7 +157,12 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
         let entered = kernel_since;
         usermode::run_user(&mut ctx);
         kernel_since = crate::time::now_ns();
-        thread.usage.add_user(kernel_since.saturating_sub(entered));
+        let user_ns = kernel_since.saturating_sub(entered);
+        thread.usage.add_user(user_ns);
+        thread
+            .process
+            .cpu_timers
+            .charge(&thread.process, user_ns, 0);
         match ctx.kind {
             TrapKind::Syscall => {
                 let (nr, args) = ctx.syscall_args();
@@ -242,7 +247,12 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
 /// Charges the kernel time since `*since` to `thread` and restarts the count now.
 fn charge_kernel(thread: &Thread, since: &mut u64) {
     let now = crate::time::now_ns();
-    thread.usage.add_system(now.saturating_sub(*since));
+    let system_ns = now.saturating_sub(*since);
+    thread.usage.add_system(system_ns);
+    thread
+        .process
+        .cpu_timers
+        .charge(&thread.process, 0, system_ns);
     *since = now;
 }
 

@@ -1,6 +1,6 @@
 //! Interval timers: `getitimer`, `setitimer` and `alarm` on the process's `ITIMER_REAL`
-//! (`proc::itimer`). `ITIMER_VIRTUAL` and `ITIMER_PROF` need per-thread CPU-time
-//! accounting, which the kernel does not keep yet: they answer EINVAL.
+//! (wall time) and its CPU-time timers `ITIMER_VIRTUAL` and `ITIMER_PROF`
+//! (`proc::itimer`).
 
 use crate::{
     arch::uaccess::{read_user, write_user},
@@ -11,6 +11,10 @@ use errno::{Errno, SysResult};
 
 /// `ITIMER_REAL`: wall-clock time, SIGALRM.
 const ITIMER_REAL: i32 = 0;
+/// `ITIMER_VIRTUAL`: user time, SIGVTALRM.
+const ITIMER_VIRTUAL: i32 = 1;
+/// `ITIMER_PROF`: user and kernel time, SIGPROF.
+const ITIMER_PROF: i32 = 2;
 const NSEC_PER_USEC: u64 = 1_000;
 const USEC_PER_SEC: u64 = 1_000_000;
 /// The longest `alarm` (Linux caps the unsigned seconds at INT_MAX).
@@ -42,24 +46,34 @@ fn itimerval(value: itimer::TimerValue) -> [u64; 4] {
     [isec, iusec, vsec, vusec]
 }
 
-fn check_which(which: u64) -> SysResult<()> {
+/// Which timer `which` names: `None` for the real one, the CPU clock for the others.
+fn check_which(which: u64) -> SysResult<Option<itimer::CpuClock>> {
     match which as i32 {
-        ITIMER_REAL => Ok(()),
+        ITIMER_REAL => Ok(None),
+        ITIMER_VIRTUAL => Ok(Some(itimer::CpuClock::Virtual)),
+        ITIMER_PROF => Ok(Some(itimer::CpuClock::Prof)),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+fn current(thread: &Thread, which: Option<itimer::CpuClock>) -> itimer::TimerValue {
+    match which {
+        None => thread.process.real_timer.get(),
+        Some(clock) => thread.process.cpu_timers.get(clock),
     }
 }
 
 /// `getitimer(which, curr_value)`.
 pub fn getitimer(thread: &Arc<Thread>, which: u64, value: u64) -> SysResult {
-    check_which(which)?;
-    write_user(value, &itimerval(thread.process.real_timer.get()))?;
+    let which = check_which(which)?;
+    write_user(value, &itimerval(current(thread, which)))?;
     Ok(0)
 }
 
 /// `setitimer(which, new_value, old_value)`: a NULL `new_value` disarms (as Linux
 /// does); `old_value`, unless NULL, receives the replaced setting.
 pub fn setitimer(thread: &Arc<Thread>, which: u64, new: u64, old: u64) -> SysResult {
-    check_which(which)?;
+    let which = check_which(which)?;
     let setting = if new == 0 {
         itimer::TimerValue::default()
     } else {
@@ -70,9 +84,12 @@ pub fn setitimer(thread: &Arc<Thread>, which: u64, new: u64, old: u64) -> SysRes
     };
     if old != 0 {
         // Checked before anything changes: a bad pointer leaves the timer as it was.
-        write_user(old, &itimerval(thread.process.real_timer.get()))?;
+        write_user(old, &itimerval(current(thread, which)))?;
     }
-    let replaced = itimer::set(&thread.process, setting);
+    let replaced = match which {
+        None => itimer::set(&thread.process, setting),
+        Some(clock) => thread.process.cpu_timers.set(clock, setting),
+    };
     if old != 0 {
         write_user(old, &itimerval(replaced))?;
     }
