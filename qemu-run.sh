@@ -3,7 +3,7 @@
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
 #                 [--release|--debug] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
-#                 [--swap MIB] [--disk IMAGE] [--no-demo] [--run PATH [ARGS...]]
+#                 [--swap MIB] [--disk IMAGE] [--files DIR] [--no-demo] [--run PATH [ARGS...]]
 #                 [-- EXTRA QEMU ARGS...]
 #
 # Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG), the
@@ -16,14 +16,19 @@
 # the memory; 0 for none) makes a sparse swap image with mkswap, attaches it as the
 # first virtio disk (/dev/vda) and has init turn it on at boot (/etc/swapdev), as the
 # Linux anchor's --swap does. `--disk IMAGE` attaches a raw image as the next virtio
-# disk. PEIOS_QEMU_EXTRA adds QEMU words (e.g. a gdb stub `-s` beside --run, whose
+# disk. `--files DIR` copies the host folder DIR into the initramfs with its paths kept
+# (DIR/usr/bin/x becomes /usr/bin/x; repeatable); its symbolic links become copies of
+# what they name, resolved inside DIR (the initramfs holds regular files only), so a
+# Debian tree's /lib64/ld-linux-x86-64.so.2 and libfoo.so.1 links work. `--run` then
+# takes a path inside the guest: `--files ROOT --run /usr/bin/prog` runs ROOT/usr/bin/prog
+# as /usr/bin/prog. PEIOS_QEMU_EXTRA adds QEMU words (e.g. a gdb stub `-s` beside --run, whose
 # arguments run to the end of the line).
 # The kernel ends the VM through isa-debug-exit; the script's exit status is the guest's
 # reported status (EXIT=n on the console), or 1 when the kernel failed or timed out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=release timeout_s=600 append="" build=1
-run=() extra=() disk="" demo=1 swap_mib=""
+run=() extra=() disk="" demo=1 swap_mib="" files=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --cpus) cpus=$2; shift 2;;
@@ -37,11 +42,13 @@ while [[ $# -gt 0 ]]; do
     --append) append=$2; shift 2;;
     --no-build) build=0; shift;;
     --disk) disk=$2; shift 2;;
+    --files) [[ -d $2 ]] || { echo "qemu-run.sh: --files $2: not a directory" >&2; exit 2; }
+      files+=("$(cd "$2" && pwd)"); shift 2;;
     --swap) swap_mib=$2; shift 2;;
     --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0;;
     *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -86,12 +93,45 @@ fi
 [[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw")
 
 initrd_args=()
-if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
+if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 || ${#files[@]} -gt 0 ]]; then
   mkdir -p "$work/root/bin"
   if [[ -f $here/userland/target/initramfs.cpio ]]; then
     (cd "$work/root" && cpio -id --quiet < "$here/userland/target/initramfs.cpio")
   fi
-  if [[ ${#run[@]} -gt 0 ]]; then
+  for dir in "${files[@]}"; do
+    cp -a "$dir/." "$work/root/"
+    # Each link becomes a copy of its target, resolved with DIR as the root.
+    python3 - "$work/root" <<'PY'
+import os, shutil, sys
+root = sys.argv[1]
+def resolve(path):
+    for _ in range(40):
+        if not os.path.islink(path):
+            return path
+        target = os.readlink(path)
+        base = root if target.startswith("/") else os.path.dirname(path)
+        path = os.path.normpath(os.path.join(base, target.lstrip("/")))
+        if not (path + "/").startswith(root + "/"):
+            return None
+    return None
+links = [os.path.join(d, n) for d, subdirs, names in os.walk(root) for n in names + subdirs
+         if os.path.islink(os.path.join(d, n))]
+for link in links:
+    real = resolve(link)
+    os.unlink(link)
+    if real is None or not os.path.exists(real):
+        continue
+    if os.path.isdir(real):
+        shutil.copytree(real, link, symlinks=False)
+    else:
+        shutil.copy2(real, link)
+PY
+  done
+  if [[ ${#run[@]} -gt 0 && ${#files[@]} -gt 0 && ${run[0]} == /* && -f $work/root${run[0]} ]]; then
+    # --files ROOT --run /usr/bin/prog: the program is in the tree, and runs from there.
+    mkdir -p "$work/root/etc"
+    printf '%s\0' "${run[@]}" > "$work/root/etc/run.args"
+  elif [[ ${#run[@]} -gt 0 ]]; then
     # The program keeps its name (argv[0] = /bin/<basename>, so a multi-call binary
     # finds itself); its argv goes in a file, not on the short kernel command line.
     name=$(basename "${run[0]}")

@@ -126,6 +126,9 @@ pub fn read(path: &str) -> Option<String> {
             ))
         }
         _ => {
+            if let Some(name) = path.strip_prefix("/sys/devices/system/cpu/") {
+                return cpu_file(name);
+            }
             if let Some(name) = path.strip_prefix("/sys/kernel/mm/ksm/") {
                 let s = crate::memd::ksmd::stats();
                 let value = match name {
@@ -184,6 +187,27 @@ pub fn read(path: &str) -> Option<String> {
                     Some(format!("{}\n", pools.free_count(node, pool_size(dir)?)))
                 }
             }
+        }
+    }
+}
+
+/// The files of `/sys/devices/system/cpu/` (`name` relative to it): the lists of
+/// possible, present and online CPUs (Linux's range format, `0-3`) and each online
+/// CPU's `cpuN/online`.
+fn cpu_file(name: &str) -> Option<String> {
+    let count = crate::smp::online_cpus();
+    match name {
+        "online" | "possible" | "present" => Some(match count {
+            0 | 1 => String::from("0\n"),
+            n => format!("0-{}\n", n - 1),
+        }),
+        _ => {
+            let cpu: u32 = name
+                .strip_prefix("cpu")?
+                .strip_suffix("/online")?
+                .parse()
+                .ok()?;
+            (cpu < count).then(|| String::from("1\n"))
         }
     }
 }

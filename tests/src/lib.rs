@@ -95,6 +95,8 @@ pub struct Guest {
     /// `--swap MIB`: a swap disk of that size, turned on at boot (0, the default for
     /// tests: none, so a test that does not ask for swap sees the memory it asked for).
     pub swap_mib: u32,
+    /// `--files DIR`: a host folder copied into the initramfs, paths kept.
+    pub files: Option<PathBuf>,
 }
 
 impl Guest {
@@ -121,6 +123,7 @@ impl Default for Guest {
             release: false,
             disk: None,
             swap_mib: 0,
+            files: None,
         }
     }
 }
@@ -185,6 +188,9 @@ impl Guest {
         cmd.args(["--swap", &self.swap_mib.to_string()]);
         if let Some(disk) = &self.disk {
             cmd.arg("--disk").arg(disk);
+        }
+        if let Some(files) = &self.files {
+            cmd.arg("--files").arg(files);
         }
         if !self.run.is_empty() {
             cmd.arg("--run").args(&self.run);

@@ -221,6 +221,12 @@ impl Token {
         self.privileges.disable(p)
     }
 
+    /// Drops a privilege altogether (NT's `SE_PRIVILEGE_REMOVED`): the token can never
+    /// enable it again. Dropping one it does not hold changes nothing.
+    pub fn remove_privilege(&mut self, p: Privilege) {
+        self.privileges.remove(p)
+    }
+
     /// The Linux uid (getuid/geteuid): from the user SID, [`OVERFLOW_ID`] if it has none.
     pub fn uid(&self) -> u32 {
         self.user.uid().unwrap_or(OVERFLOW_ID)

@@ -1,7 +1,7 @@
 //! The `/sys` filesystem: the registry's sysfs keys (transparent hugepages, KSM, huge
 //! page pools, DAMON's `nr_kdamonds`), DAMON's per-kdamond control files, KSM's
-//! counters, the huge page pools' free counts and the NUMA nodes' `meminfo` and
-//! `numastat`. The tree is the list of its files, taken at each lookup.
+//! counters, the huge page pools' free counts, the NUMA nodes' `meminfo` and
+//! `numastat`, and the CPU lists of `devices/system/cpu`. The tree is the list of its files, taken at each lookup.
 
 use super::{tree_children, tree_lookup};
 use crate::vfs::{path_inode_number, Caller, File, Filesystem, Node, OpenRequest, Stat};
@@ -41,6 +41,12 @@ fn files() -> Vec<String> {
         }
         files.push(format!("{dir}/state"));
         files.push(format!("{dir}/contexts/0/targets/0/pid_target"));
+    }
+    for list in ["online", "possible", "present"] {
+        files.push(format!("devices/system/cpu/{list}"));
+    }
+    for cpu in 0..crate::smp::online_cpus() {
+        files.push(format!("devices/system/cpu/cpu{cpu}/online"));
     }
     let alloc = crate::mem::frames::allocator();
     for n in 0..MAX_LISTED {

@@ -9,7 +9,9 @@ pub mod controls;
 pub mod exec;
 pub mod files;
 pub mod futex;
+pub mod itimer;
 pub mod limits;
+pub mod rusage;
 pub mod shutdown;
 pub mod signal;
 pub mod thread;
@@ -132,6 +134,15 @@ pub struct Process {
     pub vfork_done: wait::WaitQueue,
     /// The pid's slot in the task limits, held until the process is reaped.
     task_slot: Mutex<Option<limits::TaskSlot>>,
+    /// `ITIMER_REAL` (setitimer, alarm): SIGALRM at each expiry.
+    pub real_timer: itimer::RealTimer,
+    /// `ITIMER_VIRTUAL` and `ITIMER_PROF`, run down by the CPU time its threads use.
+    pub cpu_timers: itimer::CpuTimers,
+    /// CPU time and faults of its exited threads and reaped children (getrusage).
+    pub usage: rusage::ProcessUsage,
+    /// The `membarrier` REGISTER commands it issued (their command bits); kept by
+    /// fork, cleared by execve.
+    pub membarrier_registered: AtomicU32,
 }
 
 impl Process {
@@ -149,6 +160,8 @@ impl Process {
     /// process was its last user (a `CLONE_VM` sibling may still run in it).
     pub fn replace_address_space(&self, new: Arc<AddressSpace>) -> (Arc<AddressSpace>, bool) {
         new.add_user();
+        // membarrier registrations belong to the address space being left.
+        self.membarrier_registered.store(0, Ordering::SeqCst);
         let mut slot = self.aspace.write();
         self.aspace_id.store(new.id(), Ordering::Release);
         let old = core::mem::replace(&mut *slot, new);
@@ -371,6 +384,15 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
         vfork_released: AtomicBool::new(false),
         vfork_done: wait::WaitQueue::new(),
         task_slot: Mutex::new(Some(slot)),
+        real_timer: itimer::RealTimer::new(),
+        cpu_timers: itimer::CpuTimers::new(),
+        usage: rusage::ProcessUsage::new(),
+        // Kept by fork (Linux copies the mm's state), cleared by execve.
+        membarrier_registered: AtomicU32::new(
+            parent
+                .as_ref()
+                .map_or(0, |p| p.membarrier_registered.load(Ordering::SeqCst)),
+        ),
     });
     PROCESSES.write().insert(pid, process.clone());
     if let Some(parent) = parent {

@@ -35,6 +35,8 @@ pub const SA_ONSTACK: u64 = 0x0800_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 /// `SA_RESETHAND`.
 pub const SA_RESETHAND: u64 = 0x8000_0000;
+/// `SA_RESTART`: a system call the signal interrupts is restarted after the handler.
+pub const SA_RESTART: u64 = 0x1000_0000;
 /// `SIG_DFL`.
 pub const SIG_DFL: u64 = 0;
 /// `SIG_IGN`.
@@ -153,7 +155,12 @@ pub fn send_to_thread(thread: &Thread, sig: u8, info: SigInfo) {
     {
         let mut d = thread.process.signals.lock();
         let action = d.actions[usize::from(sig)];
+        // A blocked signal is never dropped here: its action may change before it is
+        // unblocked, and sigtimedwait takes blocked signals (Linux's sig_ignored).
+        let waited_for = thread.sigwait_set.load(Ordering::SeqCst) & bit(sig) != 0;
+        let blocked = thread.sigmask.load(Ordering::SeqCst) & bit(sig) != 0 || waited_for;
         if sig != SIGKILL
+            && !blocked
             && (action.handler == SIG_IGN || (action.handler == SIG_DFL && ignored_by_default(sig)))
         {
             return;
@@ -161,7 +168,10 @@ pub fn send_to_thread(thread: &Thread, sig: u8, info: SigInfo) {
         d.info[usize::from(sig)] = info;
     }
     thread.pending.fetch_or(bit(sig), Ordering::SeqCst);
-    if sig == SIGKILL || thread.sigmask.load(Ordering::SeqCst) & bit(sig) == 0 {
+    if sig == SIGKILL
+        || thread.sigmask.load(Ordering::SeqCst) & bit(sig) == 0
+        || thread.sigwait_set.load(Ordering::SeqCst) & bit(sig) != 0
+    {
         thread.interrupt();
     }
 }
@@ -183,7 +193,12 @@ pub fn send_to_process_with(process: &Arc<Process>, sig: u8, info: SigInfo) {
     let threads = process.threads.lock().clone();
     let target = threads
         .iter()
-        .find(|t| t.sigmask.load(Ordering::SeqCst) & bit(sig) == 0)
+        .find(|t| t.sigwait_set.load(Ordering::SeqCst) & bit(sig) != 0)
+        .or_else(|| {
+            threads
+                .iter()
+                .find(|t| t.sigmask.load(Ordering::SeqCst) & bit(sig) == 0)
+        })
         .or(threads.first());
     if let Some(t) = target {
         send_to_thread(t, sig, info);
@@ -201,6 +216,26 @@ pub fn force_fault_signal(thread: &Thread, sig: u8, info: SigInfo) {
         }
     }
     send_to_thread(thread, sig, info);
+}
+
+/// Whether a system call that a signal interrupted (Linux's ERESTARTSYS) is run again:
+/// the signal about to be delivered runs no handler (its default action or ignored:
+/// the call goes on, or the process ends), or its handler was installed with
+/// `SA_RESTART`. Otherwise the call fails with EINTR.
+pub fn restarts_interrupted_call(thread: &Thread) -> bool {
+    let deliverable = thread.pending.load(Ordering::SeqCst)
+        & (!thread.sigmask.load(Ordering::SeqCst) | bit(SIGKILL));
+    if deliverable == 0 {
+        // Woken for something else than a signal (an exit): nothing will run.
+        return true;
+    }
+    let sig = if deliverable & bit(SIGKILL) != 0 {
+        SIGKILL
+    } else {
+        deliverable.trailing_zeros() as u8 + 1
+    };
+    let action = thread.process.signals.lock().actions[usize::from(sig)];
+    action.handler == SIG_DFL || action.handler == SIG_IGN || action.flags & SA_RESTART != 0
 }
 
 /// Layout of the signal frame (offsets from the frame base, where RSP points on entry).
@@ -227,6 +262,21 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
         deliverable.trailing_zeros() as u8 + 1
     };
     thread.pending.fetch_and(!bit(sig), Ordering::SeqCst);
+    // The mask a sigsuspend replaced: saved in the frame, or restored now if no
+    // handler runs.
+    let saved = thread
+        .saved_sigmask
+        .swap(super::thread::NO_SAVED_SIGMASK, Ordering::SeqCst);
+    let frame_mask = if saved == super::thread::NO_SAVED_SIGMASK {
+        thread.sigmask.load(Ordering::SeqCst)
+    } else {
+        saved
+    };
+    let restore_saved = || {
+        if saved != super::thread::NO_SAVED_SIGMASK {
+            thread.sigmask.store(saved, Ordering::SeqCst);
+        }
+    };
     let (action, info) = {
         let mut d = thread.process.signals.lock();
         let action = d.actions[usize::from(sig)];
@@ -271,12 +321,14 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
             }
             thread.process.begin_exit(ExitStatus::Signaled(sig));
         }
+        restore_saved();
         return;
     }
     if action.handler == SIG_IGN {
+        restore_saved();
         return;
     }
-    if let Err(e) = setup_frame(thread, ctx, sig, &action, &info) {
+    if let Err(e) = setup_frame(thread, ctx, sig, &action, &info, frame_mask) {
         // The frame cannot be written (a bad stack, or one that would overflow the
         // alternate stack): the process dies of SIGSEGV, as Linux's force_sigsegv.
         crate::kprintln!(
@@ -291,6 +343,7 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
             }
         );
         thread.process.begin_exit(ExitStatus::Signaled(SIGSEGV));
+        restore_saved();
         return;
     }
     let mut mask = thread.sigmask.load(Ordering::SeqCst) | action.mask;
@@ -306,6 +359,7 @@ fn setup_frame(
     sig: u8,
     action: &SigAction,
     info: &SigInfo,
+    frame_mask: u64,
 ) -> SysResult<()> {
     if action.flags & SA_RESTORER == 0 || action.restorer == 0 {
         return Err(Errno::EFAULT);
@@ -343,7 +397,7 @@ fn setup_frame(
     mcontext[18] = 0x33 | (0x2b << 48); // cs, gs, fs, ss
     mcontext[19] = ctx.error_code;
     mcontext[20] = ctx.vector;
-    mcontext[21] = thread.sigmask.load(Ordering::SeqCst);
+    mcontext[21] = frame_mask;
     mcontext[22] = ctx.cr2;
     mcontext[23] = fpstate;
     // The interrupted PKRU goes in the frame's first reserved word (tagged), for
@@ -353,10 +407,7 @@ fn setup_frame(
     write_user(base, &action.restorer)?;
     // uc_flags, uc_link, uc_stack
     write_user::<[u64; 5]>(base.wrapping_add(frame::UCONTEXT), &[0; 5])?;
-    write_user(
-        base.wrapping_add(frame::SIGMASK),
-        &thread.sigmask.load(Ordering::SeqCst),
-    )?;
+    write_user(base.wrapping_add(frame::SIGMASK), &frame_mask)?;
     let mut siginfo = [0u64; 16];
     siginfo[0] = u64::from(sig);
     siginfo[1] = info.code as u32 as u64;

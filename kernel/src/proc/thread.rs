@@ -44,7 +44,21 @@ pub struct Thread {
     /// Its NUMA policy (`set_mempolicy`; `None`: the default), inherited by the threads
     /// and processes it creates and kept across execve, as on Linux.
     pub mempolicy: spin::Mutex<Option<mm::aspace::MemPolicy>>,
+    /// CPU time and page faults (getrusage `RUSAGE_THREAD`; folded into the process
+    /// at exit).
+    pub usage: super::rusage::Usage,
+    /// The mask `rt_sigsuspend` replaced ([`NO_SAVED_SIGMASK`]: none): the next signal
+    /// frame saves it instead of the current mask, so the handler's return restores
+    /// it; if no handler runs, delivery puts it back at once (Linux's
+    /// `set_restore_sigmask`).
+    pub saved_sigmask: AtomicU64,
+    /// The signals an `rt_sigtimedwait` of this thread is waiting for: they wake it and
+    /// are never dropped as ignored (Linux's `real_blocked`).
+    pub sigwait_set: AtomicU64,
 }
+
+/// [`Thread::saved_sigmask`] when nothing is saved (a real mask never blocks SIGKILL).
+pub const NO_SAVED_SIGMASK: u64 = u64::MAX;
 
 impl Thread {
     /// A new thread of `process`: its first (`slot` `None`, tid = pid) or another one
@@ -71,6 +85,9 @@ impl Thread {
             cpus_used: AtomicU64::new(0),
             task_slot: spin::Mutex::new(slot),
             mempolicy: spin::Mutex::new(None),
+            usage: super::rusage::Usage::new(),
+            saved_sigmask: AtomicU64::new(NO_SAVED_SIGMASK),
+            sigwait_set: AtomicU64::new(0),
         })
     }
 
@@ -131,6 +148,7 @@ impl Thread {
 pub fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
     usermode::save_fpu(ctx); // drops FPU ownership of this context
     let process = &thread.process;
+    process.usage.exited_threads.add(thread.usage.totals());
     // Before the clear_child_tid wake: a joiner that reads the process's CPU set after
     // the join sees this thread's CPUs in it.
     process

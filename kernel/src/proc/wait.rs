@@ -59,6 +59,8 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
             sig
         );
     }
+    // No SIGALRM for a process that is gone; the timer's task ends now.
+    process.real_timer.disarm();
     // Close files and drop the address space's memory now (the zombie keeps nothing).
     process.files.lock().close_all();
     // The exiting thread's loop still holds the space for a moment, so its last drop
@@ -70,9 +72,18 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     // then, and the victim's memory came back only with the last reference, after the
     // next OOM kill had picked an innocent process).
     let space = process.address_space();
-    if space.drop_user() {
+    // The peak resident size for the parent's getrusage: teardown folds the last size
+    // into the high-water mark; a space another process still runs in is measured.
+    let peak_pages = if space.drop_user() {
         space.mm().teardown();
-    }
+        space.mm().recorded_peak_resident_pages()
+    } else {
+        space.mm().peak_resident_pages()
+    };
+    process
+        .usage
+        .max_rss_kib
+        .fetch_max(peak_pages * 4, Ordering::Relaxed);
     drop(space);
     // A vfork parent waits for this moment (or an exec) to run again.
     process.release_vfork();
@@ -176,6 +187,7 @@ fn try_reap(parent: &Process, pid: i64, reap: bool) -> SysResult<Option<Waited>>
     let child = children.remove(index);
     drop(children);
     let waited = found(&child);
+    parent.usage.add_reaped_child(&child.usage);
     super::remove(child.pid);
     drop(child);
     // A reaped process may have emptied whole heap blocks: give them back.

@@ -108,6 +108,9 @@ impl Future for ThreadTask {
 
 async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd {
     let mut slice_end = new_slice_end();
+    // Since when the thread has been running in the kernel (not waiting): charged as
+    // kernel time before it enters user mode or waits (`charge_kernel`, getrusage).
+    let mut kernel_since = crate::time::now_ns();
     // The address space, kept at hand for faults (execve replaces it: refreshed after).
     let mut space = thread.process.address_space();
     loop {
@@ -142,13 +145,24 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             if crate::time::now_ns() >= preempt_at {
                 x86_64::instructions::interrupts::enable();
                 usermode::save_fpu(&mut ctx);
+                charge_kernel(&thread, &mut kernel_since);
                 sched::yield_now().await;
+                kernel_since = crate::time::now_ns();
                 slice_end = new_slice_end();
                 continue;
             }
             crate::arch::apic::arm_timer_by(preempt_at);
         }
+        charge_kernel(&thread, &mut kernel_since);
+        let entered = kernel_since;
         usermode::run_user(&mut ctx);
+        kernel_since = crate::time::now_ns();
+        let user_ns = kernel_since.saturating_sub(entered);
+        thread.usage.add_user(user_ns);
+        thread
+            .process
+            .cpu_timers
+            .charge(&thread.process, user_ns, 0);
         match ctx.kind {
             TrapKind::Syscall => {
                 let (nr, args) = ctx.syscall_args();
@@ -157,7 +171,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Done(value) => value,
                     syscall::Outcome::Wait(future) => {
                         usermode::save_fpu(&mut ctx);
+                        charge_kernel(&thread, &mut kernel_since);
                         let value = usermode::WithPkru::new(ctx.pkru, future).await;
+                        kernel_since = crate::time::now_ns();
                         // The thread gave the CPU up while it waited: a new slice. (The
                         // old one, run out meanwhile, made a woken sleeper yield at once
                         // and wait a whole slice behind a spinner.)
@@ -166,7 +182,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     }
                     syscall::Outcome::Yield => {
                         usermode::save_fpu(&mut ctx);
+                        charge_kernel(&thread, &mut kernel_since);
                         sched::yield_now().await;
+                        kernel_since = crate::time::now_ns();
                         slice_end = new_slice_end();
                         0
                     }
@@ -189,7 +207,14 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     _ => ret,
                 };
                 ctx.rax = ret;
-                if ret == syscall::RESTART {
+                if ret == syscall::RESTART_IF_SA_RESTART {
+                    ctx.rax = if signal::restarts_interrupted_call(&thread) {
+                        syscall::RESTART
+                    } else {
+                        errno::Errno::EINTR.as_return()
+                    };
+                }
+                if ctx.rax == syscall::RESTART {
                     // Run the same system call again (its arguments are still in place).
                     ctx.rax = nr;
                     ctx.rip -= 2;
@@ -205,7 +230,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                         fault::user_exception(&thread, &space, &mut ctx)
                     {
                         usermode::save_fpu(&mut ctx);
+                        charge_kernel(&thread, &mut kernel_since);
                         wait_fault(&thread, wait).await;
+                        kernel_since = crate::time::now_ns();
                         slice_end = new_slice_end();
                     }
                 } else {
@@ -218,7 +245,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                             || vector == vectors::WAKE
                         {
                             usermode::save_fpu(&mut ctx);
+                            charge_kernel(&thread, &mut kernel_since);
                             sched::yield_now().await;
+                            kernel_since = crate::time::now_ns();
                             slice_end = new_slice_end();
                         }
                     }
@@ -227,8 +256,21 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             TrapKind::Fresh => {}
         }
     }
+    charge_kernel(&thread, &mut kernel_since);
     proc::thread::exit_thread(&thread, &mut ctx);
     LoopEnd::Exit
+}
+
+/// Charges the kernel time since `*since` to `thread` and restarts the count now.
+fn charge_kernel(thread: &Thread, since: &mut u64) {
+    let now = crate::time::now_ns();
+    let system_ns = now.saturating_sub(*since);
+    thread.usage.add_system(system_ns);
+    thread
+        .process
+        .cpu_timers
+        .charge(&thread.process, 0, system_ns);
+    *since = now;
 }
 
 /// The end of a slice that starts now (after a yield, a wait, or at the start).

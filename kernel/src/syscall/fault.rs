@@ -45,8 +45,19 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
         ),
         14 => {
             match space.mm().fault(ctx.cr2, access_of(ctx.error_code), true) {
-                Ok(_) => return UserFault::Done,
-                Err(FaultError::NeedsWait(wait)) => return UserFault::Wait(wait),
+                Ok(_) => {
+                    thread.usage.minor_fault();
+                    return UserFault::Done;
+                }
+                Err(FaultError::NeedsWait(wait)) => {
+                    if matches!(
+                        wait.reason(),
+                        WaitReason::SwapIn { .. } | WaitReason::PageLocked { .. }
+                    ) {
+                        thread.usage.major_fault();
+                    }
+                    return UserFault::Wait(wait);
+                }
                 // Out of memory with nothing to wait for: the OOM killer frees some (or
                 // picks this process); with nothing killable the fault gets SIGBUS.
                 Err(FaultError::Oom) => match crate::memd::oom::out_of_memory(&thread.process) {

@@ -63,7 +63,8 @@ pub(super) fn start_dir(thread: &Thread, dirfd: i64, path: &str) -> SysResult<St
 
 /// A read or write that answered EAGAIN on a blocking descriptor: waits until
 /// `attempt` gives a result, re-trying it whenever the file reports a change; a signal
-/// or exit ends the wait with `on_interrupt()`.
+/// or exit ends the wait with `on_interrupt()`. An EINTR from it is Linux's
+/// ERESTARTSYS: the call is run again after a handler installed with `SA_RESTART`.
 pub(super) fn wait_for_file<A, I>(
     thread: &Arc<Thread>,
     file: Arc<OpenFile>,
@@ -75,9 +76,9 @@ where
     I: Fn() -> SysResult + Send + Sync + 'static,
 {
     let thread = thread.clone();
-    super::wait(async move {
+    Outcome::Wait(alloc::boxed::Box::pin(async move {
         thread.clear_interrupt();
-        poll_fn(|cx| {
+        let result = poll_fn(|cx| {
             thread.interrupt_waker.register(cx.waker());
             // Registered before the retry, so a change between the two is not lost.
             let _ = file.file().poll(Some(cx.waker()));
@@ -85,12 +86,19 @@ where
                 return Poll::Ready(result);
             }
             if thread.is_interrupted() {
-                return Poll::Ready(on_interrupt());
+                return Poll::Ready(match on_interrupt() {
+                    Err(Errno::EINTR) => return Poll::Ready(Ok(super::RESTART_IF_SA_RESTART)),
+                    other => other,
+                });
             }
             Poll::Pending
         })
-        .await
-    })
+        .await;
+        match result {
+            Ok(v) => v,
+            Err(e) => e.as_return(),
+        }
+    }))
 }
 
 /// `read`.

@@ -5,11 +5,15 @@
 
 #![deny(unsafe_code)]
 
+mod caps;
+mod clone3;
 pub mod entry;
 pub mod fault;
 mod fd;
 mod fs;
 mod info;
+mod itimer;
+mod membarrier;
 mod memctl;
 mod memory;
 mod names;
@@ -19,9 +23,13 @@ mod pidfd;
 mod poll;
 mod prctl;
 mod process;
+mod rusage;
 mod rw;
 mod signal;
+mod sigwait;
+mod statfs;
 mod time;
+mod timerfd;
 
 use crate::{arch::usermode::UserContext, proc::thread::Thread};
 use alloc::{boxed::Box, sync::Arc};
@@ -78,6 +86,11 @@ where
 /// A handler's "run me again" (Linux's internal ERESTARTNOINTR): the thread loop rewinds
 /// to the `syscall` instruction with the same arguments. Never reaches user mode.
 pub const RESTART: u64 = (-513i64) as u64;
+
+/// A blocking call a signal interrupted (Linux's internal ERESTARTSYS): the thread loop
+/// runs it again after the signal if the handler has `SA_RESTART` (or none runs), else
+/// returns EINTR. Never reaches user mode.
+pub const RESTART_IF_SA_RESTART: u64 = (-512i64) as u64;
 
 /// `execve`: the thread loop refreshes its address space after it.
 pub const SYS_EXECVE: u64 = 59;
@@ -208,9 +221,26 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         323 => fs::userfaultfd(thread, lower32(a[0])).into(),
         32 => fs::dup(thread, lower32(a[0])).into(),
         35 => time::nanosleep(thread, a[0], a[1]),
+        98 => rusage::getrusage(thread, a[0], a[1]).into(),
+        100 => rusage::times(thread, a[0]).into(),
+        283 => timerfd::timerfd_create(thread, a[0], a[1]).into(),
+        286 => timerfd::timerfd_settime(thread, lower32(a[0]), a[1], a[2], a[3]).into(),
+        287 => timerfd::timerfd_gettime(thread, lower32(a[0]), a[1]).into(),
+        137 => statfs::statfs(thread, a[0], a[1]).into(),
+        138 => statfs::fstatfs(thread, lower32(a[0]), a[1]).into(),
+        127 => sigwait::rt_sigpending(thread, a[0], a[1]).into(),
+        128 => sigwait::rt_sigtimedwait(thread, a[0], a[1], a[2], a[3]),
+        130 => sigwait::rt_sigsuspend(thread, a[0], a[1]),
+        125 => caps::capget(thread, a[0], a[1]).into(),
+        126 => caps::capset(thread, a[0], a[1]).into(),
+        36 => itimer::getitimer(thread, a[0], a[1]).into(),
+        37 => itimer::alarm(thread, a[0]).into(),
+        38 => itimer::setitimer(thread, a[0], a[1], a[2]).into(),
         39 => Ok(u64::from(thread.process.pid)).into(),
         56 => process::clone(thread, ctx, a[0], a[1], a[2], a[3], a[4]),
         57 => process::clone(thread, ctx, SIGCHLD, 0, 0, 0, 0),
+        435 => clone3::clone3(thread, ctx, a[0], a[1]),
+        324 => membarrier::membarrier(thread, a[0], a[1], a[2]).into(),
         // vfork: the child borrows the caller's memory and the caller waits for it.
         58 => process::clone(thread, ctx, 0x4000 | 0x100 | SIGCHLD, 0, 0, 0, 0),
         SYS_EXECVE => process::execve(thread, ctx, a[0], a[1], a[2]),

@@ -69,7 +69,32 @@ pub fn clone(
     child_tid: u64,
     tls: u64,
 ) -> Outcome {
-    let (tid, child) = match clone_start(thread, ctx, flags, stack, parent_tid, child_tid, tls) {
+    // CLONE_PIDFD writes the descriptor where CLONE_PARENT_SETTID writes the tid (the
+    // same argument in `clone`; clone3 has a field for each).
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
+        return Err::<u64, _>(Errno::EINVAL).into();
+    }
+    clone_with_pidfd_at(
+        thread, ctx, flags, stack, parent_tid, child_tid, tls, parent_tid,
+    )
+}
+
+/// [`clone`] with the address `CLONE_PIDFD` writes the descriptor to given apart (clone3).
+#[allow(clippy::too_many_arguments)]
+pub fn clone_with_pidfd_at(
+    thread: &Arc<Thread>,
+    ctx: &UserContext,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+    pidfd_at: u64,
+) -> Outcome {
+    let started = clone_start(
+        thread, ctx, flags, stack, parent_tid, child_tid, tls, pidfd_at,
+    );
+    let (tid, child) = match started {
         Ok(started) => started,
         Err(e) => return Err::<u64, _>(e).into(),
     };
@@ -98,22 +123,20 @@ fn clone_start(
     parent_tid: u64,
     child_tid: u64,
     tls: u64,
+    pidfd_at: u64,
 ) -> SysResult<(u32, Option<Arc<proc::Process>>)> {
     if flags & !SUPPORTED_CLONE != 0 {
         return Err(Errno::EINVAL);
     }
-    // CLONE_PIDFD writes the descriptor where CLONE_PARENT_SETTID writes the tid (the
-    // same argument in `clone`), and names a process, not a thread.
-    if flags & CLONE_PIDFD != 0
-        && flags & (CLONE_PARENT_SETTID | CLONE_THREAD | CLONE_DETACHED) != 0
-    {
+    // A pidfd names a process, not a thread.
+    if flags & CLONE_PIDFD != 0 && flags & (CLONE_THREAD | CLONE_DETACHED) != 0 {
         return Err(Errno::EINVAL);
     }
     if flags & CLONE_PIDFD != 0 {
         // Fail before anything exists if the descriptor cannot be written back: the
         // word is rewritten with what it holds.
-        let held: i32 = read_user(parent_tid)?;
-        write_user::<i32>(parent_tid, &held)?;
+        let held: i32 = read_user(pidfd_at)?;
+        write_user::<i32>(pidfd_at, &held)?;
     }
     if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0)
         || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
@@ -193,7 +216,7 @@ fn clone_start(
     let new_process = (flags & CLONE_THREAD == 0).then(|| child.process.clone());
     if flags & CLONE_PIDFD != 0 {
         let fd = super::pidfd::install_pidfd(thread, &child.process, 0)?;
-        write_user::<i32>(parent_tid, &(fd as i32))?;
+        write_user::<i32>(pidfd_at, &(fd as i32))?;
     }
     super::entry::start(child, child_ctx);
     Ok((tid, new_process))

@@ -25,6 +25,7 @@ pub mod mount;
 pub mod pipe;
 pub mod stat;
 pub mod text;
+pub mod timerfd;
 pub mod tmpfs;
 pub mod waiters;
 

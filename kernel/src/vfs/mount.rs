@@ -248,6 +248,19 @@ pub fn directory(caller: &Caller, cwd: &str, path: &str) -> SysResult<String> {
     }
 }
 
+/// The filesystem that holds what `path` names (following a last link): its name and
+/// whether it is read-only (`statfs`).
+pub fn filesystem_of(caller: &Caller, cwd: &str, path: &str) -> SysResult<(&'static str, bool)> {
+    let r = resolve(caller, cwd, path, true)?;
+    let (fs, _, _) = node_of(&r, caller)?;
+    Ok((fs.name(), fs.read_only()))
+}
+
+/// The name and read-only state of the filesystem holding canonical `path`, if any.
+pub fn filesystem_at(path: &str) -> Option<(&'static str, bool)> {
+    locate(path).ok().map(|(fs, _)| (fs.name(), fs.read_only()))
+}
+
 /// Whether the filesystem holding canonical `path` is read-only.
 pub fn is_read_only(path: &str) -> bool {
     locate(path).is_ok_and(|(fs, _)| fs.read_only())

@@ -413,6 +413,18 @@ impl<P: PageTable> AddressSpace<P> {
         self.pt.count(0, self.layout.task_size) - self.hugetlb_pages(&st)
     }
 
+    /// The peak resident size in pages (getrusage's `ru_maxrss`): the high-water mark,
+    /// or the current size when that is above it (the mark is folded in at unmaps).
+    pub fn peak_resident_pages(&self) -> u64 {
+        self.hiwater_rss_pages().max(self.resident_pages())
+    }
+
+    /// The high-water mark alone, without walking the tables: after [`Self::teardown`]
+    /// (which folds the last size in) it is the peak.
+    pub fn recorded_peak_resident_pages(&self) -> u64 {
+        self.hiwater_rss_pages()
+    }
+
     /// 4 KiB pages mapped by hugetlb leaves (not resident memory, as on Linux: their
     /// pages belong to the pool).
     fn hugetlb_pages(&self, st: &MmState) -> u64 {
