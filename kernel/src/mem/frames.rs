@@ -189,6 +189,16 @@ impl mm::phys::FrameSource for KernelFrameSource {
         free(pfn.0 * PAGE_SIZE);
     }
 
+    /// Straight to each node's free lists, one lock per chunk (not through this
+    /// CPU's cache, which a teardown's thousands of frames would only overflow).
+    fn free_batch(&self, pfns: &mut [Pfn]) {
+        allocator().free_batch(pfns);
+    }
+
+    fn free_pages(&self) -> Option<u64> {
+        Some(allocator().free_pages().0)
+    }
+
     /// From the local node's pre-zeroed pool, else straight from the buddy
     /// (falling back by distance) and zeroed here; `may_wait` (THP `defrag`) drains
     /// the CPU caches once so their frames can merge into a free 2 MiB block.

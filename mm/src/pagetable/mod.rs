@@ -182,6 +182,17 @@ fn fork_huge_leaf<T: PageTable + ?Sized>(
     Ok(())
 }
 
+/// An entry [`PageTable::take_all`] removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// A 4 KiB entry: its frame reference is dropped after the TLB flush.
+    Page(Pte),
+    /// A huge leaf's head entry: 512 frame references, dropped after the flush.
+    Huge(Pte),
+    /// A swap entry: its slot is released (nothing for the TLB).
+    Swap(SwapEntry),
+}
+
 /// A user page table (the lower half of one address space). All addresses are
 /// page-aligned user virtual addresses.
 pub trait PageTable: Send + Sync {
@@ -401,6 +412,30 @@ pub trait PageTable: Send + Sync {
 
     /// Calls `f` with every swap entry in `[start, end)`, in address order.
     fn scan_swap(&self, _start: u64, _end: u64, _f: &mut dyn FnMut(u64, SwapEntry)) {}
+
+    /// Removes every entry in `[start, end)` (both 2 MiB-aligned, so every huge leaf
+    /// in it is whole): 4 KiB entries, huge leaves and swap entries, calling `f` with
+    /// each one's address and what was taken. The address-space teardown, in one pass
+    /// where the table can; the default removes the mappings through
+    /// [`scan_leaves`](Self::scan_leaves) and then the swap entries.
+    fn take_all(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Taken)) {
+        debug_assert!(start.is_multiple_of(HUGE_SIZE) && end.is_multiple_of(HUGE_SIZE));
+        self.scan_leaves(start, end, &mut |va, _, huge| {
+            let taken = if huge {
+                self.unmap_huge(va).map(Taken::Huge)
+            } else {
+                self.unmap(va).map(Taken::Page)
+            };
+            if let Some(taken) = taken {
+                f(va, taken);
+            }
+        });
+        self.scan_swap(start, end, &mut |va, _| {
+            if let Some(entry) = self.take_swap(va) {
+                f(va, Taken::Swap(entry));
+            }
+        });
+    }
 
     /// Number of entries in `[start, end)`.
     fn count(&self, start: u64, end: u64) -> u64 {
