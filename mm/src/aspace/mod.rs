@@ -496,7 +496,7 @@ impl<P: PageTable> AddressSpace<P> {
     pub fn teardown(&self) {
         let mut st = self.state.write();
         let hugetlb_vmas = st.tree.iter().filter(|v| v.hugetlb.is_some());
-        let mut zap = Zap::with_batch(&self.frames, &*self.tlb, self.teardown_batch());
+        let mut zap = Zap::whole_space(&self.frames, &*self.tlb, self.teardown_batch());
         zap.vmas(&self.pt, hugetlb_vmas);
         let swap = self.tunables.swap();
         let end = self.layout.task_size.next_multiple_of(HUGE_SIZE);

@@ -39,6 +39,12 @@ pub(crate) struct Zap<'a> {
     pending: Vec<Release>,
     /// Releases held before a flush.
     batch_limit: usize,
+    /// Set for a whole-space teardown: removed pages are not added to `batch` one by
+    /// one; the span they cover (`span`) is added once per flush, which is what the
+    /// kernel flushes anyway (one shootdown over a batch's span).
+    span_only: bool,
+    /// Lowest and highest (exclusive) address removed since the last flush.
+    span: (u64, u64),
     zapped: u64,
 }
 
@@ -61,7 +67,7 @@ impl<'a> Zap<'a> {
     }
 
     /// A zap releasing after every `batch_limit` pages or huge pages (at least one).
-    pub(crate) fn with_batch(
+    fn with_batch(
         frames: &'a Frames,
         tlb: &'a dyn TlbFlush,
         batch_limit: usize,
@@ -73,7 +79,30 @@ impl<'a> Zap<'a> {
             frames_pending: Vec::new(),
             pending: Vec::new(),
             batch_limit: batch_limit.max(1),
+            span_only: false,
+            span: (u64::MAX, 0),
             zapped: 0,
+        }
+    }
+
+    /// A zap for a whole address space going away ([`with_batch`](Self::with_batch)
+    /// otherwise): each flush covers the span of what was removed since the last one.
+    pub(crate) fn whole_space(
+        frames: &'a Frames,
+        tlb: &'a dyn TlbFlush,
+        batch_limit: usize,
+    ) -> Zap<'a> {
+        let mut zap = Zap::with_batch(frames, tlb, batch_limit);
+        zap.span_only = true;
+        zap
+    }
+
+    /// Notes `[start, end)` as removed, for the next flush.
+    fn removed(&mut self, start: u64, end: u64) {
+        if self.span_only {
+            self.span = (self.span.0.min(start), self.span.1.max(end));
+        } else {
+            self.batch.add(start, end);
         }
     }
 
@@ -141,7 +170,7 @@ impl<'a> Zap<'a> {
     /// Records a removed 4 KiB entry: its page is flushed and the frame released
     /// with the batch.
     pub(crate) fn entry_removed(&mut self, va: u64, pfn: Pfn) {
-        self.batch.add_page(va);
+        self.removed(va, va + crate::frame::PAGE_SIZE);
         self.frames_pending.push(pfn);
         self.zapped += 1;
         if self.batch_full() {
@@ -152,7 +181,7 @@ impl<'a> Zap<'a> {
     /// Records a removed huge leaf: its 2 MiB are flushed and its 512 frames
     /// released with the batch.
     pub(crate) fn huge_removed(&mut self, va: u64, head: Pfn) {
-        self.batch.add(va, va + HUGE_SIZE);
+        self.removed(va, va + HUGE_SIZE);
         self.pending.push(Release::Huge(head));
         self.zapped += HUGE_PAGES;
         if self.batch_full() {
@@ -171,6 +200,10 @@ impl<'a> Zap<'a> {
     }
 
     fn flush(&mut self) {
+        if self.span.0 < self.span.1 {
+            self.batch.add(self.span.0, self.span.1);
+            self.span = (u64::MAX, 0);
+        }
         self.batch.flush(self.tlb);
         if !self.frames_pending.is_empty() {
             self.frames.put_batch(&mut self.frames_pending);
