@@ -11,7 +11,9 @@ use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::{
     frame::Pfn,
-    pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, Taken, HUGE_PAGES, HUGE_SIZE},
+    pagetable::{
+        huge_base, InstallError, Lookup, PageTable, Pte, PteFlags, Taken, HUGE_PAGES, HUGE_SIZE,
+    },
     swap::SwapEntry,
 };
 
@@ -528,6 +530,24 @@ impl PageTable for X86PageTable {
             Walk::Entry(e) => decode(e.load(Ordering::Acquire)),
             Walk::Huge(word) => sub_entry(word, va),
         }
+    }
+
+    fn lookup(&self, va: u64) -> Lookup {
+        let Ok(walk) = self.walk(va, false) else {
+            return Lookup::Empty;
+        };
+        let found = match walk {
+            Walk::Absent => None,
+            Walk::Entry(e) => {
+                let word = e.load(Ordering::Acquire);
+                match decode(word) {
+                    Some(pte) => Some(Lookup::Mapped(pte)),
+                    None => decode_swap(word).map(Lookup::Swapped),
+                }
+            }
+            Walk::Huge(word) => sub_entry(word, va).map(Lookup::Mapped),
+        };
+        found.unwrap_or(Lookup::Empty)
     }
 
     fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {

@@ -67,11 +67,7 @@ impl<'a> Zap<'a> {
     }
 
     /// A zap releasing after every `batch_limit` pages or huge pages (at least one).
-    fn with_batch(
-        frames: &'a Frames,
-        tlb: &'a dyn TlbFlush,
-        batch_limit: usize,
-    ) -> Zap<'a> {
+    fn with_batch(frames: &'a Frames, tlb: &'a dyn TlbFlush, batch_limit: usize) -> Zap<'a> {
         Zap {
             frames,
             tlb,

@@ -27,7 +27,7 @@ pub use wait::{Completion, FaultFuture, WaitReason};
 
 use crate::aspace::AddressSpace;
 use crate::frame::PAGE_SIZE;
-use crate::pagetable::{InstallError, PageTable, Pte, PteFlags};
+use crate::pagetable::{InstallError, Lookup, PageTable, Pte, PteFlags};
 use crate::phys::AllocFailure;
 use crate::vma::{Backing, VmFlags, Vma};
 
@@ -250,11 +250,10 @@ impl<P: PageTable> AddressSpace<P> {
         if let Some(map) = &vma.hugetlb {
             return self.hugetlb_fault(vma, map, page, access);
         }
-        if let Some(pte) = self.page_table().query(page) {
-            return self.fault_present(vma, page, pte, access);
-        }
-        if let Some(entry) = self.page_table().query_swap(page) {
-            return self.swap_fault(vma, page, entry, access);
+        match self.page_table().lookup(page) {
+            Lookup::Mapped(pte) => return self.fault_present(vma, page, pte, access),
+            Lookup::Swapped(entry) => return self.swap_fault(vma, page, entry, access),
+            Lookup::Empty => {}
         }
         if let Some(hook) = &vma.interceptor {
             if let Some(wait) = hook.missing(page, access, user) {

@@ -757,8 +757,14 @@ fn free_batch_gives_each_node_its_frames_back_in_any_order() {
     frames.reverse();
     alloc.free_batch(&mut frames);
     assert_eq!(alloc.free_pages(), before);
-    assert_eq!(stats(&alloc, 0).free_buddy.0 + stats(&alloc, 0).free_queued.0, 4096);
-    assert_eq!(stats(&alloc, 1).free_buddy.0 + stats(&alloc, 1).free_queued.0, 4096);
+    assert_eq!(
+        stats(&alloc, 0).free_buddy.0 + stats(&alloc, 0).free_queued.0,
+        4096
+    );
+    assert_eq!(
+        stats(&alloc, 1).free_buddy.0 + stats(&alloc, 1).free_queued.0,
+        4096
+    );
     assert_eq!(stats(&alloc, 0).pgfree + stats(&alloc, 1).pgfree, 3000);
 }
 
@@ -766,7 +772,10 @@ fn free_batch_gives_each_node_its_frames_back_in_any_order() {
 fn free_batch_refuses_a_frame_no_node_owns() {
     let alloc = two_nodes(64, 0, FrameConfig::default());
     let before = alloc.free_pages();
-    let mut frames = vec![alloc.alloc_on_node(NodeId(1), Order::FRAME_4K).unwrap(), Pfn(1)];
+    let mut frames = vec![
+        alloc.alloc_on_node(NodeId(1), Order::FRAME_4K).unwrap(),
+        Pfn(1),
+    ];
     alloc.free_batch(&mut frames);
     assert_eq!(alloc.free_pages(), before);
 }

@@ -182,6 +182,17 @@ fn fork_huge_leaf<T: PageTable + ?Sized>(
     Ok(())
 }
 
+/// What one entry holds, as [`PageTable::lookup`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A mapping (a huge leaf's 4 KiB view under a huge leaf).
+    Mapped(Pte),
+    /// A swap entry.
+    Swapped(SwapEntry),
+    /// Nothing.
+    Empty,
+}
+
 /// An entry [`PageTable::take_all`] removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Taken {
@@ -380,6 +391,16 @@ pub trait PageTable: Send + Sync {
     fn huge_leaves(&self) -> u64 {
         0
     }
+    /// What the entry at `va` holds, read once: the fault path's one look where
+    /// [`query`](Self::query) and then [`query_swap`](Self::query_swap) would walk
+    /// the table twice for every page not yet mapped (the default does that).
+    fn lookup(&self, va: u64) -> Lookup {
+        if let Some(pte) = self.query(va) {
+            return Lookup::Mapped(pte);
+        }
+        self.query_swap(va).map_or(Lookup::Empty, Lookup::Swapped)
+    }
+
     /// The swap entry held by the not-present entry at `va`, if it holds one. Swap
     /// entries are invisible to every other method ([`query`](Self::query) and
     /// [`scan`](Self::scan) skip them); a table without swap support holds none.
