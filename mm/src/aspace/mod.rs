@@ -495,6 +495,20 @@ impl<P: PageTable> AddressSpace<P> {
     /// go together, and the frames are released per batch in one call per batch.
     pub fn teardown(&self) {
         let mut st = self.state.write();
+        let resident = self.take_everything(&st);
+        // The resident size it had (hugetlb pages are not RSS), for VmHWM.
+        self.hiwater_rss_pages
+            .fetch_max(resident, Ordering::Relaxed);
+        let brk = (st.start_brk, st.brk);
+        *st = MmState::empty(&self.tunables);
+        (st.start_brk, st.brk) = brk;
+    }
+
+    /// Removes every entry and drops every frame reference (teardown and drop): the
+    /// hugetlb VMAs' pages back to their pools, then one [`PageTable::take_all`] pass
+    /// for mappings, huge leaves and swap entries. Returns the resident pages it
+    /// took (hugetlb pages are not RSS).
+    fn take_everything(&self, st: &MmState) -> u64 {
         let hugetlb_vmas = st.tree.iter().filter(|v| v.hugetlb.is_some());
         let mut zap = Zap::whole_space(&self.frames, &*self.tlb, self.teardown_batch());
         zap.vmas(&self.pt, hugetlb_vmas);
@@ -513,12 +527,7 @@ impl<P: PageTable> AddressSpace<P> {
             Taken::Swap(entry) => swap.release(entry, &self.frames),
         });
         zap.finish();
-        // The resident size it had (hugetlb pages are not RSS), for VmHWM.
-        self.hiwater_rss_pages
-            .fetch_max(resident, Ordering::Relaxed);
-        let brk = (st.start_brk, st.brk);
-        *st = MmState::empty(&self.tunables);
-        (st.start_brk, st.brk) = brk;
+        resident
     }
 
     /// Pages a teardown releases per TLB flush: a 64th of the free memory, between
@@ -579,10 +588,6 @@ impl<P: PageTable> AddressSpace<P> {
 impl<P: PageTable> Drop for AddressSpace<P> {
     fn drop(&mut self) {
         let st = self.state.read();
-        let mut zap = Zap::new(&self.frames, &*self.tlb);
-        zap.vmas(&self.pt, st.tree.iter());
-        zap.range(&self.pt, 0, self.layout.task_size);
-        zap.finish();
-        self.release_swap_range(0, self.layout.task_size);
+        self.take_everything(&st);
     }
 }
