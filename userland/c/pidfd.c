@@ -253,7 +253,7 @@ static void oom_daemon(long mib) {
 /* One victim of `mib` MiB killed; returns the ms from SIGKILL until MemFree is back
  * within 10% of the victim's size: by process_mrelease (`mrelease`), else by waiting
  * for the pidfd to poll readable (the exit). */
-static double time_to_memory_back(long mib, int mrelease) {
+static double time_to_memory_back(long mib, int mrelease, int advice) {
     int ready[2];
     if (pipe(ready))
         return -1;
@@ -261,6 +261,8 @@ static double time_to_memory_back(long mib, int mrelease) {
     if (child == 0) {
         size_t len = (size_t)mib << 20;
         char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED && advice >= 0)
+            madvise(p, len, advice);
         for (size_t i = 0; p != MAP_FAILED && i < len; i += 4096)
             p[i] = 1;
         char c = 1;
@@ -289,26 +291,40 @@ static double time_to_memory_back(long mib, int mrelease) {
     return t;
 }
 
-/* `pidfd bench MIB ROUNDS`: SIGKILL-to-memory-back, with process_mrelease and by
- * waiting for the exit, best and mean of ROUNDS each. */
-static int bench(long mib, int rounds) {
+/* `pidfd bench MIB ROUNDS [PAGES]`: SIGKILL-to-memory-back, with process_mrelease and
+ * by waiting for the exit, best and mean of ROUNDS each. PAGES: `default` (the
+ * system's THP setting: `always` on Debian's Linux, `madvise` here), `4k`
+ * (MADV_NOHUGEPAGE) or `huge` (MADV_HUGEPAGE), so both kernels can be compared
+ * with the same page size. */
+static int bench(long mib, int rounds, const char *pages) {
+    int advice = -1;
+    if (!strcmp(pages, "4k"))
+        advice = MADV_NOHUGEPAGE;
+    else if (!strcmp(pages, "huge"))
+        advice = MADV_HUGEPAGE;
+    else if (strcmp(pages, "default")) {
+        fprintf(stderr, "pidfd bench: pages must be default, 4k or huge\n");
+        return 2;
+    }
     for (int mode = 1; mode >= 0; mode--) {
         double best = 1e18, sum = 0;
         for (int i = 0; i < rounds; i++) {
-            double t = time_to_memory_back(mib, mode);
+            double t = time_to_memory_back(mib, mode, advice);
             sum += t;
             if (t < best)
                 best = t;
         }
-        printf("pidfd-bench: %s: %ld MiB back in best %.3f ms, mean %.3f ms over %d\n",
-               mode ? "process_mrelease" : "wait-for-exit", mib, best, sum / rounds, rounds);
+        printf("pidfd-bench: %s: %ld MiB (%s pages) back in best %.3f ms, mean %.3f ms over %d\n",
+               mode ? "process_mrelease" : "wait-for-exit", mib, pages, best, sum / rounds,
+               rounds);
     }
     return 0;
 }
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "bench"))
-        return bench(argc > 2 ? atol(argv[2]) : 512, argc > 3 ? atoi(argv[3]) : 5);
+        return bench(argc > 2 ? atol(argv[2]) : 512, argc > 3 ? atoi(argv[3]) : 5,
+                     argc > 4 ? argv[4] : "default");
     long mib = argc > 1 ? atol(argv[1]) : 384;
     pidfd_basics();
     clone_pidfd();

@@ -221,6 +221,16 @@ impl mm::phys::FrameSource for KernelFrameSource {
         free(pfn.0 * PAGE_SIZE);
     }
 
+    /// Straight to each node's free lists, one lock per chunk (not through this
+    /// CPU's cache, which a teardown's thousands of frames would only overflow).
+    fn free_batch(&self, pfns: &mut [Pfn]) {
+        allocator().free_batch(pfns);
+    }
+
+    fn free_pages(&self) -> Option<u64> {
+        Some(allocator().free_pages().0)
+    }
+
     /// The calling CPU's node is under its `low` watermark (until back at `high`).
     fn memory_tight(&self) -> bool {
         allocator().under_pressure(NodeId(percpu::current().node))

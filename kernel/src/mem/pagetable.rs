@@ -18,7 +18,7 @@ use mm::{
             bits, decode, decode_swap, encode, encode_swap, index, is_huge, sub_entry, sub_word,
             table_entry, ADDRESS_MASK,
         },
-        InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE,
+        InstallError, Lookup, PageTable, Pte, PteFlags, Taken, HUGE_PAGES, HUGE_SIZE,
     },
     swap::SwapEntry,
 };
@@ -411,6 +411,24 @@ impl PageTable for X86PageTable {
         }
     }
 
+    fn lookup(&self, va: u64) -> Lookup {
+        let Ok(walk) = self.walk(va, false) else {
+            return Lookup::Empty;
+        };
+        let found = match walk {
+            Walk::Absent => None,
+            Walk::Entry(e) => {
+                let word = e.load(Ordering::Acquire);
+                match decode(word) {
+                    Some(pte) => Some(Lookup::Mapped(pte)),
+                    None => decode_swap(word).map(Lookup::Swapped),
+                }
+            }
+            Walk::Huge(word) => sub_entry(word, va).map(Lookup::Mapped),
+        };
+        found.unwrap_or(Lookup::Empty)
+    }
+
     fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
         let slot = match self.walk(va, true)? {
             Walk::Absent => return Err(InstallError::NoMemory),
@@ -517,6 +535,54 @@ impl PageTable for X86PageTable {
                         if let Some(pte) = decode(e) {
                             f(span_base, pte, true);
                         }
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+
+    /// One pass over each leaf table: every mapping and swap entry is taken with a
+    /// compare-and-swap where it lies, with no walk from the root per entry.
+    fn take_all(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Taken)) {
+        let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
+            let span_base = first & !((1u64 << 21) - 1);
+            match leaf {
+                LeafRef::Table(leaf) => {
+                    let (lo, hi) = (index(first, 0), index(last - 1, 0));
+                    for (i, slot) in leaf.iter().enumerate().take(hi + 1).skip(lo) {
+                        let va = span_base + ((i as u64) << 12);
+                        let mut word = slot.load(Ordering::Acquire);
+                        loop {
+                            // Empty, or a huge install taking the table out (parked).
+                            if word == 0 || word == PARKED {
+                                break;
+                            }
+                            let taken = match decode(word) {
+                                Some(pte) => Taken::Page(pte),
+                                None => match decode_swap(word) {
+                                    Some(swap) => Taken::Swap(swap),
+                                    None => break,
+                                },
+                            };
+                            match slot.compare_exchange(
+                                word,
+                                0,
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                            ) {
+                                Ok(_) => {
+                                    f(va, taken);
+                                    break;
+                                }
+                                Err(now) => word = now,
+                            }
+                        }
+                    }
+                }
+                LeafRef::Huge(_) => {
+                    if let Some(pte) = self.unmap_huge(span_base) {
+                        f(span_base, Taken::Huge(pte));
                     }
                 }
             }

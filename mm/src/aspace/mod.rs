@@ -105,7 +105,7 @@ use crate::commit::Commitment;
 use crate::fault::vma_pte_perms;
 use crate::frame::PAGE_SIZE;
 use crate::ksm::Ksm;
-use crate::pagetable::{PageTable, PteFlags};
+use crate::pagetable::{PageTable, PteFlags, Taken, HUGE_PAGES, HUGE_SIZE};
 use crate::phys::Frames;
 use crate::swap::Swap;
 use crate::thp::Thp;
@@ -501,24 +501,54 @@ impl<P: PageTable> AddressSpace<P> {
 
     /// Unmaps everything (exit, exec, the OOM reaper): every VMA goes and every frame
     /// reference is dropped. The address space stays usable (empty).
+    ///
+    /// One pass over the page table ([`PageTable::take_all`]) after the hugetlb VMAs
+    /// (whose pages go back to their pools): mappings, huge leaves and swap entries
+    /// go together, and the frames are released per batch in one call per batch.
     pub fn teardown(&self) {
         let mut st = self.state.write();
-        self.note_rss(&st);
-        let mut zap = Zap::new(&self.frames, &*self.tlb);
-        zap.vmas(&self.pt, st.tree.iter());
-        zap.range(&self.pt, 0, self.layout.task_size);
-        zap.finish();
-        self.release_swap_range(0, self.layout.task_size);
+        let resident = self.take_everything(&st);
+        // The resident size it had (hugetlb pages are not RSS), for VmHWM.
+        self.hiwater_rss_pages
+            .fetch_max(resident, Ordering::Relaxed);
         let brk = (st.start_brk, st.brk);
         *st = MmState::empty(&self.tunables);
         (st.start_brk, st.brk) = brk;
     }
 
-    /// Folds the current resident size into the high-water mark.
-    fn note_rss(&self, st: &MmState) {
-        let rss = self.pt.count(0, self.layout.task_size);
-        let rss = rss - self.hugetlb_pages(st);
-        self.hiwater_rss_pages.fetch_max(rss, Ordering::Relaxed);
+    /// Removes every entry and drops every frame reference (teardown and drop): the
+    /// hugetlb VMAs' pages back to their pools, then one [`PageTable::take_all`] pass
+    /// for mappings, huge leaves and swap entries. Returns the resident pages it
+    /// took (hugetlb pages are not RSS).
+    fn take_everything(&self, st: &MmState) -> u64 {
+        let hugetlb_vmas = st.tree.iter().filter(|v| v.hugetlb.is_some());
+        let mut zap = Zap::whole_space(&self.frames, &*self.tlb, self.teardown_batch());
+        zap.vmas(&self.pt, hugetlb_vmas);
+        let swap = self.tunables.swap();
+        let end = self.layout.task_size.next_multiple_of(HUGE_SIZE);
+        let mut resident = 0;
+        self.pt.take_all(0, end, &mut |va, taken| match taken {
+            Taken::Page(pte) => {
+                resident += 1;
+                zap.entry_removed(va, pte.pfn);
+            }
+            Taken::Huge(pte) => {
+                resident += HUGE_PAGES;
+                zap.huge_removed(va, pte.pfn);
+            }
+            Taken::Swap(entry) => swap.release(entry, &self.frames),
+        });
+        zap.finish();
+        resident
+    }
+
+    /// Pages a teardown releases per TLB flush: a 64th of the free memory, between
+    /// 512 and 8192 (Linux's mmu_gather size). A fixed 8192 held so many frames back
+    /// from a small guest under reclaim that it went out of memory; a big free
+    /// memory gets big batches, fewer flushes and fewer trips to the allocator.
+    fn teardown_batch(&self) -> usize {
+        let free = self.frames.source().free_pages().unwrap_or(0);
+        usize::try_from(free / 64).map_or(8192, |n| n.clamp(512, 8192))
     }
 
     pub(crate) fn hiwater_rss_pages(&self) -> u64 {
@@ -570,10 +600,6 @@ impl<P: PageTable> AddressSpace<P> {
 impl<P: PageTable> Drop for AddressSpace<P> {
     fn drop(&mut self) {
         let st = self.state.read();
-        let mut zap = Zap::new(&self.frames, &*self.tlb);
-        zap.vmas(&self.pt, st.tree.iter());
-        zap.range(&self.pt, 0, self.layout.task_size);
-        zap.finish();
-        self.release_swap_range(0, self.layout.task_size);
+        self.take_everything(&st);
     }
 }

@@ -19,10 +19,9 @@ use crate::tlb::{TlbBatch, TlbFlush};
 /// size follows the node's free memory.
 const ZAP_BATCH_FRAMES: usize = 512;
 
-/// A reference a zap drops once the TLB is flushed.
+/// A reference a zap drops once the TLB is flushed (4 KiB frames go in a list of
+/// their own, dropped in one [`Frames::put_batch`]).
 enum Release {
-    /// A 4 KiB frame.
-    Frame(Pfn),
     /// The 512 frames of a transparent huge page.
     Huge(Pfn),
     /// A hugetlb page, back to its mapping's pool with the last reference.
@@ -34,8 +33,18 @@ pub(crate) struct Zap<'a> {
     frames: &'a Frames,
     tlb: &'a dyn TlbFlush,
     batch: TlbBatch,
-    /// Frames to release after the flush.
+    /// 4 KiB frames to release after the flush.
+    frames_pending: Vec<Pfn>,
+    /// Huge and hugetlb pages to release after the flush.
     pending: Vec<Release>,
+    /// Releases held before a flush.
+    batch_limit: usize,
+    /// Set for a whole-space teardown: removed pages are not added to `batch` one by
+    /// one; the span they cover (`span`) is added once per flush, which is what the
+    /// kernel flushes anyway (one shootdown over a batch's span).
+    span_only: bool,
+    /// Lowest and highest (exclusive) address removed since the last flush.
+    span: (u64, u64),
     zapped: u64,
 }
 
@@ -54,13 +63,47 @@ impl<P: PageTable> super::AddressSpace<P> {
 impl<'a> Zap<'a> {
     /// A zap flushing through `tlb` and releasing to `frames`.
     pub(crate) fn new(frames: &'a Frames, tlb: &'a dyn TlbFlush) -> Zap<'a> {
+        Zap::with_batch(frames, tlb, ZAP_BATCH_FRAMES)
+    }
+
+    /// A zap releasing after every `batch_limit` pages or huge pages (at least one).
+    fn with_batch(frames: &'a Frames, tlb: &'a dyn TlbFlush, batch_limit: usize) -> Zap<'a> {
         Zap {
             frames,
             tlb,
             batch: TlbBatch::new(),
+            frames_pending: Vec::new(),
             pending: Vec::new(),
+            batch_limit: batch_limit.max(1),
+            span_only: false,
+            span: (u64::MAX, 0),
             zapped: 0,
         }
+    }
+
+    /// A zap for a whole address space going away ([`with_batch`](Self::with_batch)
+    /// otherwise): each flush covers the span of what was removed since the last one.
+    pub(crate) fn whole_space(
+        frames: &'a Frames,
+        tlb: &'a dyn TlbFlush,
+        batch_limit: usize,
+    ) -> Zap<'a> {
+        let mut zap = Zap::with_batch(frames, tlb, batch_limit);
+        zap.span_only = true;
+        zap
+    }
+
+    /// Notes `[start, end)` as removed, for the next flush.
+    fn removed(&mut self, start: u64, end: u64) {
+        if self.span_only {
+            self.span = (self.span.0.min(start), self.span.1.max(end));
+        } else {
+            self.batch.add(start, end);
+        }
+    }
+
+    fn batch_full(&self) -> bool {
+        self.frames_pending.len() + self.pending.len() >= self.batch_limit
     }
 
     /// Removes every entry in `[start, end)`: a huge leaf inside it whole, one
@@ -106,7 +149,7 @@ impl<'a> Zap<'a> {
                     self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
                 }
                 self.zapped += HUGE_PAGES;
-                if self.pending.len() >= ZAP_BATCH_FRAMES {
+                if self.batch_full() {
                     self.flush();
                 }
             }
@@ -123,10 +166,10 @@ impl<'a> Zap<'a> {
     /// Records a removed 4 KiB entry: its page is flushed and the frame released
     /// with the batch.
     pub(crate) fn entry_removed(&mut self, va: u64, pfn: Pfn) {
-        self.batch.add_page(va);
-        self.pending.push(Release::Frame(pfn));
+        self.removed(va, va + crate::frame::PAGE_SIZE);
+        self.frames_pending.push(pfn);
         self.zapped += 1;
-        if self.pending.len() >= ZAP_BATCH_FRAMES {
+        if self.batch_full() {
             self.flush();
         }
     }
@@ -134,10 +177,10 @@ impl<'a> Zap<'a> {
     /// Records a removed huge leaf: its 2 MiB are flushed and its 512 frames
     /// released with the batch.
     pub(crate) fn huge_removed(&mut self, va: u64, head: Pfn) {
-        self.batch.add(va, va + HUGE_SIZE);
+        self.removed(va, va + HUGE_SIZE);
         self.pending.push(Release::Huge(head));
         self.zapped += HUGE_PAGES;
-        if self.pending.len() >= ZAP_BATCH_FRAMES {
+        if self.batch_full() {
             self.flush();
         }
     }
@@ -153,12 +196,16 @@ impl<'a> Zap<'a> {
     }
 
     fn flush(&mut self) {
+        if self.span.0 < self.span.1 {
+            self.batch.add(self.span.0, self.span.1);
+            self.span = (u64::MAX, 0);
+        }
         self.batch.flush(self.tlb);
+        if !self.frames_pending.is_empty() {
+            self.frames.put_batch(&mut self.frames_pending);
+        }
         for release in self.pending.drain(..) {
             match release {
-                Release::Frame(pfn) => {
-                    self.frames.put(pfn);
-                }
                 Release::Huge(head) => self.frames.put_huge(head),
                 Release::Hugetlb(map, head) => map.release(head),
             }

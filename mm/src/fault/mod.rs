@@ -29,7 +29,7 @@ use alloc::sync::Arc;
 
 use crate::aspace::AddressSpace;
 use crate::frame::PAGE_SIZE;
-use crate::pagetable::{InstallError, PageTable, Pte, PteFlags};
+use crate::pagetable::{InstallError, Lookup, PageTable, Pte, PteFlags};
 use crate::phys::AllocFailure;
 use crate::vma::{Backing, VmFlags, Vma};
 
@@ -332,20 +332,21 @@ impl<P: PageTable> AddressSpace<P> {
         if let Some(map) = &vma.hugetlb {
             return self.hugetlb_fault(vma, map, page, access);
         }
-        if let Some(pte) = self.page_table().query(page) {
-            if access == Access::Write && vma.intercept_modes & intercept_mode::WP != 0 {
-                if let Some(taken) = vma
-                    .interceptor
-                    .as_ref()
-                    .and_then(|hook| hook.write_protected(page, user))
-                {
-                    return Err(taken.into());
+        match self.page_table().lookup(page) {
+            Lookup::Mapped(pte) => {
+                if access == Access::Write && vma.intercept_modes & intercept_mode::WP != 0 {
+                    if let Some(taken) = vma
+                        .interceptor
+                        .as_ref()
+                        .and_then(|hook| hook.write_protected(page, user))
+                    {
+                        return Err(taken.into());
+                    }
                 }
+                return self.fault_present(vma, page, pte, access);
             }
-            return self.fault_present(vma, page, pte, access);
-        }
-        if let Some(entry) = self.page_table().query_swap(page) {
-            return self.swap_fault(vma, page, entry, access);
+            Lookup::Swapped(entry) => return self.swap_fault(vma, page, entry, access),
+            Lookup::Empty => {}
         }
         if let Some(taken) = self.intercept_empty(vma, page, access, user) {
             return Err(taken.into());

@@ -27,6 +27,9 @@ use super::watermark::{
 };
 use super::zero::FrameZeroer;
 
+/// Most frames [`FrameAllocator::free_batch`] frees under one hold of a node's lock.
+pub const FREE_BATCH_CHUNK: usize = 1024;
+
 /// Tunables of the frame allocator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameConfig {
@@ -322,6 +325,46 @@ impl FrameAllocator {
             .direct_frees
             .add(order.pages());
         Ok(())
+    }
+
+    /// Frees single frames given back together (an address-space teardown's batch):
+    /// sorted, then each node's run goes to its free lists under one lock per
+    /// [`FREE_BATCH_CHUNK`] frames, not one lock or queue push per frame. A frame no
+    /// node owns is logged and counted nowhere, as [`free`](Self::free) refuses it.
+    pub fn free_batch(&self, frames: &mut [Pfn]) {
+        frames.sort_unstable();
+        let mut rest = &frames[..];
+        while let Some(&first) = rest.first() {
+            let Some(node) = self.topo.node_of(first) else {
+                log::error!("batch free of unmanaged frame {first}");
+                rest = &rest[1..];
+                continue;
+            };
+            let run = rest
+                .iter()
+                .take(FREE_BATCH_CHUNK)
+                .take_while(|&&pfn| self.topo.node_of(pfn) == Some(node))
+                .count();
+            let (chunk, tail) = rest.split_at(run);
+            let owner = &self.nodes[node.index()];
+            owner.free_frames(chunk);
+            owner.counters.direct_frees.add(run as u64);
+            rest = tail;
+        }
+    }
+
+    /// Free frames on every node's free lists and remote queues (not the CPU caches):
+    /// what sizes a teardown's batches.
+    pub fn free_pages(&self) -> PageCount {
+        PageCount(
+            self.nodes
+                .iter()
+                .map(|n| {
+                    let snap = n.snapshot();
+                    snap.free.0 + snap.queued.0
+                })
+                .sum(),
+        )
     }
 
     /// Turns an allocated block of `order` into single frames, each freed on its

@@ -216,6 +216,29 @@ impl Buddy {
         Ok(())
     }
 
+    /// Frees the `order` block at `pfn` whose frames were
+    /// [split](Self::split_allocated) into single allocated frames and are all still
+    /// allocated: joined again and freed as one block (one merge walk, not one per
+    /// frame). `NotAllocated` (nothing changed) if any frame of it is not an
+    /// allocated single frame.
+    pub(crate) fn free_split_block(&mut self, pfn: Pfn, order: Order) -> Result<(), FreeError> {
+        let idx = self.index_of(pfn).ok_or(FreeError::NotManaged(pfn))? as usize;
+        if !pfn.is_aligned(order) {
+            return Err(FreeError::Misaligned(pfn, order));
+        }
+        let pages = order.pages() as usize;
+        let frames = self
+            .state
+            .get(idx..idx + pages)
+            .ok_or(FreeError::NotManaged(pfn))?;
+        if frames.iter().any(|&s| s != ALLOCATED) {
+            return Err(FreeError::NotAllocated(pfn, order));
+        }
+        self.state[idx + 1..idx + pages].fill(TAIL);
+        self.state[idx] = ALLOCATED | order.get();
+        self.free(pfn, order)
+    }
+
     fn index_of(&self, pfn: Pfn) -> Option<u32> {
         if pfn.0 < self.start_pfn || pfn.0 >= self.end_pfn {
             return None;
@@ -306,6 +329,38 @@ mod tests {
 
     fn o(n: u8) -> Order {
         Order::new(n).unwrap()
+    }
+
+    #[test]
+    fn a_split_block_goes_back_whole_only_while_every_frame_is_allocated() {
+        let mut b = Buddy::new(&[(Pfn(0), Pfn(64))]);
+        let pfn = b.alloc(o(4)).unwrap();
+        b.split_allocated(pfn, o(4)).unwrap();
+        // One frame already back: the block is not whole, nothing changes.
+        b.free(Pfn(pfn.0 + 3), o(0)).unwrap();
+        let free = b.free_pages();
+        assert!(matches!(
+            b.free_split_block(pfn, o(4)),
+            Err(FreeError::NotAllocated(..))
+        ));
+        assert_eq!(b.free_pages(), free);
+        b.check();
+        // The other fifteen one by one, then a second block whole.
+        for i in (0..16).filter(|&i| i != 3) {
+            b.free(Pfn(pfn.0 + i), o(0)).unwrap();
+        }
+        assert_eq!(b.free_pages(), 64);
+        let pfn = b.alloc(o(4)).unwrap();
+        b.split_allocated(pfn, o(4)).unwrap();
+        b.free_split_block(pfn, o(4)).unwrap();
+        assert_eq!(b.free_pages(), 64);
+        assert_eq!(b.free_blocks(), [(Pfn(0), o(6))]);
+        b.check();
+        // A block not split is refused.
+        let pfn = b.alloc(o(2)).unwrap();
+        assert!(b.free_split_block(pfn, o(2)).is_err());
+        b.free(pfn, o(2)).unwrap();
+        b.check();
     }
 
     #[test]

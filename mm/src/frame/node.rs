@@ -228,6 +228,16 @@ impl Node {
     /// lock; refused ones are counted and logged.
     pub(crate) fn free_run(&self, first: Pfn, pages: u64) {
         self.with_buddy(|b| {
+            // A whole split block (a huge page going back unshared) goes back as one.
+            let whole = u8::try_from(pages.trailing_zeros())
+                .ok()
+                .filter(|_| pages.is_power_of_two())
+                .and_then(Order::new);
+            if let Some(order) = whole {
+                if b.free_split_block(first, order).is_ok() {
+                    return;
+                }
+            }
             for pfn in (first.0..first.0 + pages).map(Pfn) {
                 if let Err(e) = b.free(pfn, Order::FRAME_4K) {
                     self.counters.bad_frees.add(1);

@@ -742,3 +742,40 @@ fn the_kernel_can_share_the_allocator_and_use_unchecked_handles() {
     // SAFETY: as above; the previous handle is gone.
     assert!(unsafe { alloc.cpu_unchecked(CpuId(9)) }.is_none());
 }
+
+#[test]
+fn free_batch_gives_each_node_its_frames_back_in_any_order() {
+    let alloc = two_nodes(4096, 0, FrameConfig::default());
+    let before = alloc.free_pages();
+    let mut frames = Vec::new();
+    for i in 0..3000 {
+        let node = NodeId(i % 2);
+        frames.push(alloc.alloc_on_node(node, Order::FRAME_4K).unwrap());
+    }
+    assert_eq!(alloc.free_pages().0, before.0 - 3000);
+    // Interleaved nodes, more than one lock's chunk on each.
+    frames.reverse();
+    alloc.free_batch(&mut frames);
+    assert_eq!(alloc.free_pages(), before);
+    assert_eq!(
+        stats(&alloc, 0).free_buddy.0 + stats(&alloc, 0).free_queued.0,
+        4096
+    );
+    assert_eq!(
+        stats(&alloc, 1).free_buddy.0 + stats(&alloc, 1).free_queued.0,
+        4096
+    );
+    assert_eq!(stats(&alloc, 0).pgfree + stats(&alloc, 1).pgfree, 3000);
+}
+
+#[test]
+fn free_batch_refuses_a_frame_no_node_owns() {
+    let alloc = two_nodes(64, 0, FrameConfig::default());
+    let before = alloc.free_pages();
+    let mut frames = vec![
+        alloc.alloc_on_node(NodeId(1), Order::FRAME_4K).unwrap(),
+        Pfn(1),
+    ];
+    alloc.free_batch(&mut frames);
+    assert_eq!(alloc.free_pages(), before);
+}

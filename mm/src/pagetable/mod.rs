@@ -183,6 +183,28 @@ fn fork_huge_leaf<T: PageTable + ?Sized>(
     Ok(())
 }
 
+/// What one entry holds, as [`PageTable::lookup`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A mapping (a huge leaf's 4 KiB view under a huge leaf).
+    Mapped(Pte),
+    /// A swap entry.
+    Swapped(SwapEntry),
+    /// Nothing.
+    Empty,
+}
+
+/// An entry [`PageTable::take_all`] removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// A 4 KiB entry: its frame reference is dropped after the TLB flush.
+    Page(Pte),
+    /// A huge leaf's head entry: 512 frame references, dropped after the flush.
+    Huge(Pte),
+    /// A swap entry: its slot is released (nothing for the TLB).
+    Swap(SwapEntry),
+}
+
 /// A user page table (the lower half of one address space). All addresses are
 /// page-aligned user virtual addresses.
 pub trait PageTable: Send + Sync {
@@ -370,6 +392,16 @@ pub trait PageTable: Send + Sync {
     fn huge_leaves(&self) -> u64 {
         0
     }
+    /// What the entry at `va` holds, read once: the fault path's one look where
+    /// [`query`](Self::query) and then [`query_swap`](Self::query_swap) would walk
+    /// the table twice for every page not yet mapped (the default does that).
+    fn lookup(&self, va: u64) -> Lookup {
+        if let Some(pte) = self.query(va) {
+            return Lookup::Mapped(pte);
+        }
+        self.query_swap(va).map_or(Lookup::Empty, Lookup::Swapped)
+    }
+
     /// The swap entry held by the not-present entry at `va`, if it holds one. Swap
     /// entries are invisible to every other method ([`query`](Self::query) and
     /// [`scan`](Self::scan) skip them); a table without swap support holds none.
@@ -402,6 +434,30 @@ pub trait PageTable: Send + Sync {
 
     /// Calls `f` with every swap entry in `[start, end)`, in address order.
     fn scan_swap(&self, _start: u64, _end: u64, _f: &mut dyn FnMut(u64, SwapEntry)) {}
+
+    /// Removes every entry in `[start, end)` (both 2 MiB-aligned, so every huge leaf
+    /// in it is whole): 4 KiB entries, huge leaves and swap entries, calling `f` with
+    /// each one's address and what was taken. The address-space teardown, in one pass
+    /// where the table can; the default removes the mappings through
+    /// [`scan_leaves`](Self::scan_leaves) and then the swap entries.
+    fn take_all(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Taken)) {
+        debug_assert!(start.is_multiple_of(HUGE_SIZE) && end.is_multiple_of(HUGE_SIZE));
+        self.scan_leaves(start, end, &mut |va, _, huge| {
+            let taken = if huge {
+                self.unmap_huge(va).map(Taken::Huge)
+            } else {
+                self.unmap(va).map(Taken::Page)
+            };
+            if let Some(taken) = taken {
+                f(va, taken);
+            }
+        });
+        self.scan_swap(start, end, &mut |va, _| {
+            if let Some(entry) = self.take_swap(va) {
+                f(va, Taken::Swap(entry));
+            }
+        });
+    }
 
     /// Number of entries in `[start, end)`.
     fn count(&self, start: u64, end: u64) -> u64 {

@@ -84,6 +84,20 @@ pub trait FrameSource: Send + Sync {
         Err(AllocFailure::OutOfMemory)
     }
 
+    /// Returns every frame of `pfns` (each from `alloc`/`alloc_zeroed`, none twice;
+    /// the slice may be reordered): a teardown's batch. The default frees them one by
+    /// one; the kernel gives each node its frames under one lock.
+    fn free_batch(&self, pfns: &mut [Pfn]) {
+        for &pfn in pfns.iter() {
+            self.free(pfn);
+        }
+    }
+
+    /// Free frames now, if the source knows (sizes a teardown's batches).
+    fn free_pages(&self) -> Option<u64> {
+        None
+    }
+
     /// Returns the 512 frames from `head` at once (none of them shared). The
     /// default frees them one by one.
     fn free_huge(&self, head: Pfn) {
@@ -226,6 +240,15 @@ impl Frames {
             self.source.free(pfn);
         }
         freed
+    }
+
+    /// Drops one reference on each frame of `pfns` and frees, in one
+    /// [`FrameSource::free_batch`], those whose last reference that was. Leaves `pfns`
+    /// empty (its capacity kept for the next batch).
+    pub fn put_batch(&self, pfns: &mut alloc::vec::Vec<Pfn>) {
+        pfns.retain(|&pfn| self.refs.put(pfn));
+        self.source.free_batch(pfns);
+        pfns.clear();
     }
 
     /// Drops one reference on `pfn` without freeing it; true when that was the last
