@@ -68,6 +68,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("pidfd: check waitid-pidfd-reports-signal: ok");
     out.expect_line("pidfd: check reaped-child-hup: ok");
     out.expect_line("pidfd: check clone-pidfd-waitid-exit-status: ok");
+    out.expect_line("pidfd: check clone-pidfd-emfile-makes-no-child: ok");
     out.expect_line("pidfd: check mrelease-live-target-einval: ok");
     out.expect_line("pidfd: check mrelease-self-einval: ok");
     out.expect_line(

@@ -167,6 +167,28 @@ static void clone_pidfd(void) {
           "clone-pidfd-with-detached-einval");
     check(fails_with(syscall(SYS_clone, SIGCHLD | CLONE_PIDFD_FLAG, 0, (void *)8, 0, 0), EFAULT),
           "clone-pidfd-bad-pointer-efault");
+
+    /* With every descriptor taken, CLONE_PIDFD fails with EMFILE and makes no child. */
+    int fds[2048], n = 0;
+    while (n < 2048) {
+        int f = open("/dev/null", O_RDONLY);
+        if (f < 0)
+            break;
+        fds[n++] = f;
+    }
+    int full_errno = errno;
+    long r = syscall(SYS_clone, SIGCHLD | CLONE_PIDFD_FLAG, 0, &fd, 0, 0);
+    int clone_errno = errno;
+    if (r == 0)
+        syscall(SYS_exit_group, 9);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    int status = 0;
+    pid_t none = waitpid(-1, &status, WNOHANG);
+    int wait_errno = errno;
+    check(full_errno == EMFILE && r == -1 && clone_errno == EMFILE && none == -1 &&
+              wait_errno == ECHILD,
+          "clone-pidfd-emfile-makes-no-child");
 }
 
 static void mrelease_refusals(void) {

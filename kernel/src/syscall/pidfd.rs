@@ -32,6 +32,60 @@ const PIDFD_NONBLOCK: u32 = O_NONBLOCK;
 const PIDFD_SIGNAL_THREAD_GROUP: u64 = 2;
 
 /// A new pidfd for `process` in the caller's table (always close-on-exec, as Linux).
+/// A descriptor number held for a pidfd whose process does not exist yet (clone takes
+/// it before the child is made, as Linux's `copy_process` does, so running out of
+/// descriptors fails the clone while nothing is made). Until [`bind`](Self::bind) the
+/// slot holds a placeholder that answers every call with its default errno; dropping
+/// it unbound closes the slot.
+pub(super) struct ReservedPidfd<'a> {
+    thread: &'a Thread,
+    fd: Option<u64>,
+}
+
+impl ReservedPidfd<'_> {
+    /// The descriptor number.
+    pub(super) fn fd(&self) -> u64 {
+        self.fd.unwrap_or(u64::MAX)
+    }
+
+    /// Puts the pidfd of `process` in the slot (cannot fail).
+    pub(super) fn bind(mut self, process: &Arc<Process>, status: u32) {
+        if let Some(fd) = self.fd.take() {
+            let file = OpenFile::new(Arc::new(PidFd::new(process)), O_RDWR | status, None);
+            let old = self.thread.process.files.lock().install_at(fd, file, true);
+            drop(old);
+        }
+    }
+}
+
+impl Drop for ReservedPidfd<'_> {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let closed = self.thread.process.files.lock().close(fd);
+            drop(closed);
+        }
+    }
+}
+
+/// The placeholder a [`ReservedPidfd`] slot holds.
+struct Reserved;
+
+impl crate::vfs::File for Reserved {
+    fn stat(&self) -> crate::vfs::Stat {
+        crate::vfs::Stat::default()
+    }
+}
+
+/// Takes a descriptor number for a pidfd made later (EMFILE when none is free).
+pub(super) fn reserve_pidfd(thread: &Thread) -> SysResult<ReservedPidfd<'_>> {
+    let placeholder = OpenFile::new(Arc::new(Reserved), O_RDWR, None);
+    let fd = thread.process.files.lock().insert(placeholder, true)?;
+    Ok(ReservedPidfd {
+        thread,
+        fd: Some(fd),
+    })
+}
+
 pub(super) fn install_pidfd(thread: &Thread, process: &Arc<Process>, status: u32) -> SysResult {
     let file = OpenFile::new(Arc::new(PidFd::new(process)), O_RDWR | status, None);
     thread.process.files.lock().insert(file, true)

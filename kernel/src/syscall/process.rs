@@ -164,6 +164,19 @@ fn clone_start(
     if flags & CLONE_PARENT_SETTID != 0 {
         write_user::<u32>(parent_tid, &tid)?;
     }
+    // Everything that can fail for the caller's sake happens before the child exists
+    // (a child made and then abandoned would never run nor be reaped): the pidfd's
+    // number is taken and written back, the child's tid written into shared memory.
+    let pidfd = if flags & CLONE_PIDFD != 0 {
+        let reserved = super::pidfd::reserve_pidfd(thread)?;
+        write_user::<i32>(pidfd_at, &(reserved.fd() as i32))?;
+        Some(reserved)
+    } else {
+        None
+    };
+    if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM != 0 {
+        write_user::<u32>(child_tid, &tid)?;
+    }
     let sigmask = thread.sigmask.load(Ordering::SeqCst);
     let affinity = thread.affinity.load(Ordering::Relaxed);
     let child = if flags & CLONE_THREAD != 0 {
@@ -207,16 +220,18 @@ fn clone_start(
         Thread::new(tid, new, sigmask, affinity, None)
     };
     *child.mempolicy.lock() = *thread.mempolicy.lock();
-    if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM != 0 {
-        write_user::<u32>(child_tid, &tid)?;
+    if flags & CLONE_CHILD_SETTID != 0 && flags & CLONE_VM == 0 {
+        // Into the child's own copy of the memory, as Linux's child does at its first
+        // run; a bad address is ignored there too.
+        let space = child.process.address_space();
+        let _ = space.mm().write_bytes(child_tid, &tid.to_ne_bytes());
     }
     if flags & CLONE_CHILD_CLEARTID != 0 {
         child.clear_child_tid.store(child_tid, Ordering::SeqCst);
     }
     let new_process = (flags & CLONE_THREAD == 0).then(|| child.process.clone());
-    if flags & CLONE_PIDFD != 0 {
-        let fd = super::pidfd::install_pidfd(thread, &child.process, 0)?;
-        write_user::<i32>(pidfd_at, &(fd as i32))?;
+    if let Some(reserved) = pidfd {
+        reserved.bind(&child.process, 0);
     }
     super::entry::start(child, child_ctx);
     Ok((tid, new_process))
