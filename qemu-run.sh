@@ -83,7 +83,7 @@ if (( swap_mib > 0 )); then
   mkswap -q "$work/swap.img" >/dev/null
   drives+=(-drive "file=$work/swap.img,format=raw,if=virtio,cache=unsafe")
 fi
-[[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw")
+[[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw,readonly=on")
 
 initrd_args=()
 if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then

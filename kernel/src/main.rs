@@ -177,6 +177,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     fs::mount_all();
     virtio_blk::probe();
     mem::swap::init();
+    fs::ext4::mount_first_disk("/mnt");
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
     match args.test {

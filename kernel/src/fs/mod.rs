@@ -8,6 +8,7 @@
 
 pub mod damon;
 pub mod dev_userfaultfd;
+pub mod ext4;
 pub mod oom_score_adj;
 pub mod pagemap;
 pub mod pidfd;
