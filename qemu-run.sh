@@ -3,7 +3,7 @@
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
 #                 [--release|--debug] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
-#                 [--swap MIB] [--disk IMAGE] [--no-demo] [--run PATH [ARGS...]]
+#                 [--swap MIB] [--disk IMAGE | --rootfs IMAGE] [--no-demo] [--run PATH [ARGS...]]
 #                 [-- EXTRA QEMU ARGS...]
 #
 # Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG), the
@@ -16,14 +16,18 @@
 # the memory; 0 for none) makes a sparse swap image with mkswap, attaches it as the
 # first virtio disk (/dev/vda) and has init turn it on at boot (/etc/swapdev), as the
 # Linux anchor's --swap does. `--disk IMAGE` attaches a raw image as the next virtio
-# disk. PEIOS_QEMU_EXTRA adds QEMU words (e.g. a gdb stub `-s` beside --run, whose
-# arguments run to the end of the line).
+# disk, read-only; an ext4 one is mounted at /mnt. `--rootfs IMAGE` attaches an ext4
+# image the same way and makes it the root (read-only; /proc, /sys, /dev, /tmp and
+# /dev/shm are mounted in it): `--run PATH` then names a program inside the image, as
+# with the anchor's --rootfs (init stays in the initramfs). PEIOS_QEMU_EXTRA adds
+# QEMU words (e.g. a gdb stub `-s` beside --run, whose arguments run to the end of
+# the line).
 # The kernel ends the VM through isa-debug-exit; the script's exit status is the guest's
 # reported status (EXIT=n on the console), or 1 when the kernel failed or timed out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=release timeout_s=600 append="" build=1
-run=() extra=() disk="" demo=1 swap_mib=""
+run=() extra=() disk="" rootfs="" demo=1 swap_mib=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --cpus) cpus=$2; shift 2;;
@@ -37,14 +41,20 @@ while [[ $# -gt 0 ]]; do
     --append) append=$2; shift 2;;
     --no-build) build=0; shift;;
     --disk) disk=$2; shift 2;;
+    --rootfs) rootfs=$2; shift 2;;
     --swap) swap_mib=$2; shift 2;;
     --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0;;
     *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
   esac
 done
+
+if [[ -n $rootfs ]]; then
+  [[ -n $disk ]] && { echo "qemu-run.sh: --disk and --rootfs: choose one" >&2; exit 2; }
+  [[ ${#run[@]} -gt 0 ]] || { echo "qemu-run.sh: --rootfs needs --run PATH (a program in the image)" >&2; exit 2; }
+fi
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
   echo "qemu-run.sh: installing qemu-system-x86" >&2
@@ -84,6 +94,11 @@ if (( swap_mib > 0 )); then
   drives+=(-drive "file=$work/swap.img,format=raw,if=virtio,cache=unsafe")
 fi
 [[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw,readonly=on")
+if [[ -n $rootfs ]]; then
+  drives+=(-drive "file=$rootfs,if=virtio,format=raw,readonly=on")
+  letters=(a b c d e f g h)
+  append="${append:+$append }root=vd${letters[$(( swap_mib > 0 ? 1 : 0 ))]}"
+fi
 
 initrd_args=()
 if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
@@ -91,7 +106,11 @@ if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 ]]; then
   if [[ -f $here/userland/target/initramfs.cpio ]]; then
     (cd "$work/root" && cpio -id --quiet < "$here/userland/target/initramfs.cpio")
   fi
-  if [[ ${#run[@]} -gt 0 ]]; then
+  if [[ ${#run[@]} -gt 0 && -n $rootfs ]]; then
+    # The program is in the root image: only its argv goes in the initramfs.
+    mkdir -p "$work/root/etc"
+    printf '%s\0' "${run[@]}" > "$work/root/etc/run.args"
+  elif [[ ${#run[@]} -gt 0 ]]; then
     # The program keeps its name (argv[0] = /bin/<basename>, so a multi-call binary
     # finds itself); its argv goes in a file, not on the short kernel command line.
     name=$(basename "${run[0]}")

@@ -177,7 +177,12 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     fs::mount_all();
     virtio_blk::probe();
     mem::swap::init();
-    fs::ext4::mount_first_disk("/mnt");
+    match args.root {
+        Some(disk) => fs::ext4::mount_root(disk),
+        None => {
+            fs::ext4::mount_first_disk("/mnt");
+        }
+    }
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
     match args.test {

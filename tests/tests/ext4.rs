@@ -1,7 +1,8 @@
 //! A read-only ext4 disk (`--disk IMAGE`, built by `tools/mkext4.sh`) mounted at
 //! `/mnt`: `ext4test` reads its files back through the page cache (a 16 MiB pattern
 //! by read and pread, a sparse file, a symbolic link, a directory listing), maps one
-//! shared and private, executes a program from the disk and is refused writes.
+//! shared and private, executes a program from the disk and is refused writes. The
+//! same image as the root (`--rootfs`) runs the program from inside it.
 
 use guest_tests::{build_once, repo_root, scratch_dir, Guest};
 use std::path::PathBuf;
@@ -50,6 +51,24 @@ fn files_on_an_ext4_disk_read_map_and_exec() {
         "write_erofs",
         "create_erofs",
     ] {
+        out.expect_line(&format!("ext4test: check {check}: ok"));
+    }
+    out.expect_status(0);
+}
+
+#[test]
+fn an_ext4_image_as_the_root() {
+    let image = test_image("ext4-root.img", &[]);
+    let out = Guest {
+        rootfs: Some(image),
+        swap_mib: 64,
+        timeout: Duration::from_secs(300),
+        run: vec!["/bin/ext4test".into(), "--dir".into(), "/".into(), "--root".into()],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_line("ext4: vdb mounted read-only at /");
+    for check in ["big_read", "listing", "exec_from_disk", "root_mounts", "write_erofs"] {
         out.expect_line(&format!("ext4test: check {check}: ok"));
     }
     out.expect_status(0);

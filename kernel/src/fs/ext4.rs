@@ -157,6 +157,29 @@ pub fn mount_first_disk(at: &str) -> Option<String> {
     None
 }
 
+/// Mounts the ext4 disk `name` (`vdb`) at `/` in place of the initramfs (`root=`):
+/// `/proc`, `/sys`, `/dev`, `/tmp` and `/dev/shm` stay mounted over it. `/init`
+/// still starts from the initramfs; the programs it runs come from the disk.
+pub fn mount_root(name: &str) {
+    let found = crate::virtio_blk::devices()
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.name() == name);
+    let Some((index, disk)) = found else {
+        log::error!("ext4: root={name}: no such disk; the initramfs stays the root");
+        return;
+    };
+    match Ext4Fs::load(disk, index) {
+        Ok(fs) => {
+            let fs = Arc::new(fs);
+            MOUNTED.lock().push(fs.clone());
+            vfs::mount::mount("/", fs);
+            log::info!("ext4: {name} mounted read-only at /");
+        }
+        Err(e) => log::error!("ext4: root={name}: {e}; the initramfs stays the root"),
+    }
+}
+
 /// Every mounted ext4 filesystem.
 pub fn mounted() -> Vec<Arc<Ext4Fs>> {
     MOUNTED.lock().clone()

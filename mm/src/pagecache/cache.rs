@@ -182,13 +182,21 @@ impl PageCache {
     /// Drops every ready page that nothing but the cache holds (no mapping, no read
     /// in progress); returns how many (`drop_caches`).
     pub fn remove_unshared(&self) -> u64 {
+        self.remove_unshared_range(0, u64::MAX)
+    }
+
+    /// Like [`remove_unshared`](Self::remove_unshared) for the pages with an index in
+    /// `[first, last]` (`POSIX_FADV_DONTNEED`).
+    pub fn remove_unshared_range(&self, first: u64, last: u64) -> u64 {
         let mut victims = Vec::new();
         for stripe in &self.stripes {
             let mut map = stripe.0.lock();
             // References are taken only under this lock (`get`), so a count of one
             // stays one until the page is gone.
-            map.retain(|_, slot| match slot {
-                Slot::Ready(pfn) if self.frames.count(*pfn) == 1 => {
+            map.retain(|index, slot| match slot {
+                Slot::Ready(pfn)
+                    if (first..=last).contains(index) && self.frames.count(*pfn) == 1 =>
+                {
                     victims.push(*pfn);
                     false
                 }

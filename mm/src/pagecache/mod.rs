@@ -353,6 +353,16 @@ impl FileObject {
         resident
     }
 
+    /// Drops the pages of `[first, first + count)` no mapping holds
+    /// (`POSIX_FADV_DONTNEED`); returns how many.
+    pub fn drop_clean_range(&self, first: u64, count: u64) -> u64 {
+        if count == 0 {
+            return 0;
+        }
+        self.cache
+            .remove_unshared_range(first, first.saturating_add(count - 1))
+    }
+
     /// Drops pages `[first, first + count)` from the cache: for shared memory their
     /// contents are gone (`MADV_REMOVE`, a hole punch).
     pub fn punch_hole(&self, first: u64, count: u64) -> u64 {
@@ -596,6 +606,67 @@ impl FileObject {
     /// Drops every resident page no mapping holds (`drop_caches`); returns how many.
     pub fn drop_clean(&self) -> u64 {
         self.cache.remove_unshared()
+    }
+
+    /// Reads pages `[first, first + pages)` from the device without the cache
+    /// (`O_DIRECT`): neither looks at nor fills it. `None` for a file without a reader.
+    pub fn read_direct(&self, first: u64, pages: u64) -> Option<DirectRead> {
+        let Source::Reader(io) = &self.source else {
+            return None;
+        };
+        let done = Completion::new();
+        let result = Arc::new(spin::Mutex::new(None));
+        let reader = io.reader.clone();
+        let (task_done, task_result) = (done.clone(), result.clone());
+        io.spawner.spawn(Box::pin(async move {
+            let mut out = Vec::with_capacity(pages as usize * PAGE_BYTES);
+            let mut index = first;
+            let end = first + pages;
+            let mut outcome = Ok(());
+            while index < end {
+                let run = reader.run_pages(index, end - index).clamp(1, end - index);
+                match reader.read_pages(index, run).await {
+                    Ok(bytes) => out.extend_from_slice(&bytes),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                index += run;
+            }
+            *task_result.lock() = Some(outcome.map(|()| out.into_boxed_slice()));
+            task_done.complete();
+        }));
+        Some(DirectRead {
+            file: self.id,
+            first,
+            done,
+            result,
+        })
+    }
+}
+
+/// An uncached read in flight ([`FileObject::read_direct`]).
+pub struct DirectRead {
+    file: FileId,
+    first: u64,
+    done: Arc<Completion>,
+    result: Arc<spin::Mutex<Option<Result<crate::block::IoBuf, IoError>>>>,
+}
+
+impl DirectRead {
+    /// A future that completes when the bytes are in.
+    pub fn wait(&self) -> FaultFuture {
+        let reason = WaitReason::PageLocked {
+            file: self.file,
+            index: self.first,
+        };
+        FaultFuture::new(reason, self.done.clone())
+    }
+
+    /// The bytes (whole pages from the first), once the read is done.
+    pub fn take(&self) -> Option<Result<crate::block::IoBuf, IoError>> {
+        self.result.lock().take()
     }
 }
 
@@ -851,6 +922,26 @@ mod async_tests {
         drop(file);
         spawner.run_all();
         assert_eq!(soft.live(), 0);
+    }
+
+    #[test]
+    fn direct_reads_leave_the_cache_alone() {
+        let (file, spawner, _soft, _frames) = disk_file(20 * PAGE_SIZE);
+        let direct = file.read_direct(7, 3).unwrap();
+        assert!(direct.take().is_none());
+        spawner.run_all();
+        assert!(direct.wait().is_ready());
+        let bytes = direct.take().unwrap().unwrap();
+        assert_eq!(bytes.len(), 3 * PAGE_BYTES);
+        assert_eq!(
+            (bytes[0], bytes[PAGE_BYTES], bytes[2 * PAGE_BYTES]),
+            (17, 0, 100)
+        );
+        assert!(file.cache().is_empty());
+        file.read_ahead(0, 4);
+        spawner.run_all();
+        assert_eq!(file.drop_clean_range(1, 2), 2);
+        assert_eq!(file.cache().len(), 2);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   fresh read of the file still sees the disk's bytes).
 //! - A program on the disk (`bin/ext4test`, this one) executed: `--child` exits 42.
 //! - Writes are refused: `O_WRONLY` and `O_CREAT` are EROFS.
+//! - `--root` (the image is the root, `--dir /`): `/proc/mounts` shows `/` as a
+//!   read-only ext4, `/proc` and a writable `/tmp` are mounted in it.
 //!
 //! Runs on Linux too (the anchor's `--disk`).
 #![no_std]
@@ -175,7 +177,7 @@ fn main(args: &peios_rt::Args) -> i32 {
     if args.iter().any(|a| a == "--child") {
         return 42;
     }
-    let dir = args.opt("--dir").unwrap_or("/mnt");
+    let dir = args.opt("--dir").unwrap_or("/mnt").trim_end_matches('/');
     let at = |name: &str| alloc::format!("{dir}/{name}");
     let mut c = Checks::new("ext4test");
 
@@ -333,6 +335,22 @@ fn main(args: &peios_rt::Args) -> i32 {
         matches!(status, Ok(WaitStatus::Exited(42))),
         format_args!("{status:?}"),
     );
+
+    // As the root (`--root`): the kernel's filesystems are mounted in it.
+    if args.iter().any(|a| a == "--root") {
+        let mounts = peios_bins::files::read_file("/proc/mounts").unwrap_or_default();
+        let root_ro = mounts.lines().any(|l| l.starts_with("ext4 / ext4 ro"));
+        let tmp = peios_bins::files::open("/tmp/rootfs-probe", O_WRONLY | O_CREAT);
+        if let Ok(fd) = tmp {
+            let _ = close(fd);
+        }
+        let meminfo = peios_bins::files::read_file("/proc/meminfo").is_ok();
+        c.check(
+            "root_mounts",
+            root_ro && tmp.is_ok() && meminfo,
+            format_args!("/ ext4 ro {root_ro}, /tmp writable {:?}, /proc {meminfo}", tmp.map(|_| ())),
+        );
+    }
 
     // Read-only.
     c.expect_errno("write_erofs", open(&at("big.bin"), O_WRONLY), Errno::EROFS);
