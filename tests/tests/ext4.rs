@@ -2,7 +2,9 @@
 //! `/mnt`: `ext4test` reads its files back through the page cache (a 16 MiB pattern
 //! by read and pread, a sparse file, a symbolic link, a directory listing), maps one
 //! shared and private, executes a program from the disk and is refused writes. The
-//! same image as the root (`--rootfs`) runs the program from inside it.
+//! same image as the root (`--rootfs`) runs the program from inside it. `readahead`
+//! checks the readahead window against the device counters, drop_caches, O_DIRECT,
+//! readahead(2) and fadvise.
 
 use guest_tests::{build_once, repo_root, scratch_dir, Guest};
 use std::path::PathBuf;
@@ -70,6 +72,32 @@ fn an_ext4_image_as_the_root() {
     out.expect_line("ext4: vdb mounted read-only at /");
     for check in ["big_read", "listing", "exec_from_disk", "root_mounts", "write_erofs"] {
         out.expect_line(&format!("ext4test: check {check}: ok"));
+    }
+    out.expect_status(0);
+}
+
+#[test]
+fn readahead_fadvise_drop_caches_and_direct_io() {
+    let image = test_image("ext4-seq.img", &["--seq-mib", "64"]);
+    let prog = repo_root().join("userland/target/bin/readahead");
+    let out = Guest {
+        disk: Some(image),
+        timeout: Duration::from_secs(400),
+        run: vec![prog.display().to_string(), "--dev".into(), "vda".into()],
+        ..Guest::small()
+    }
+    .boot();
+    for check in [
+        "drop_caches_mincore",
+        "sequential_vs_random",
+        "direct_read",
+        "direct_alignment",
+        "readahead_syscall",
+        "fadvise_willneed_dontneed",
+        "fadvise_bad_advice",
+        "fadvise_pipe",
+    ] {
+        out.expect_line(&format!("readahead: check {check}: ok"));
     }
     out.expect_status(0);
 }

@@ -39,7 +39,7 @@ use mm::{
     pagecache::{
         ext4map::{self, Geometry},
         readahead::{Advice, Readahead, Window, DEFAULT_MAX_PAGES},
-        DiskPages, FileBacking, FileId, FileInfo, FileObject, IoError,
+        DirectRead, DiskPages, FileBacking, FileId, FileInfo, FileObject, IoError,
     },
     phys::PAGE_BYTES,
 };
@@ -49,11 +49,14 @@ use spin::Mutex;
 const NAME: &str = "ext4";
 /// Most bytes one `read` moves (a short count beyond, as Linux may give).
 const MAX_IO_BYTES: usize = 128 * 1024;
+/// Most bytes one `O_DIRECT` read moves.
+const MAX_DIRECT_BYTES: usize = 1 << 20;
 /// `s_magic` and where it is on the disk.
 const MAGIC: u16 = 0xef53;
 const MAGIC_BYTE: u64 = 1024 + 0x38;
-/// Linux's major number for virtio disks here (`virtblk`), 16 minors per disk.
-pub const VIRTIO_MAJOR: u32 = 254;
+/// The major number of virtio disks here (`virtblk`, as `/proc/diskstats` shows), 16
+/// minors per disk.
+pub const VIRTIO_MAJOR: u32 = 253;
 
 /// A read through `ext4-view` failed on the device.
 #[derive(Debug)]
@@ -226,11 +229,6 @@ impl Ext4Fs {
             dev: vfs::stat::encode_dev(VIRTIO_MAJOR, 16 * index as u32),
             objects: Mutex::new(BTreeMap::new()),
         })
-    }
-
-    /// The disk it is on.
-    pub fn disk(&self) -> &'static VirtioBlk {
-        self.disk
     }
 
     /// Drops every cached file page no mapping holds (`drop_caches`); with
@@ -458,6 +456,8 @@ pub struct DiskFile {
     readahead: Mutex<Readahead>,
     /// The read the last EAGAIN waits for.
     pending: Mutex<Option<FaultFuture>>,
+    /// An `O_DIRECT` read in flight: its offset, length and the read.
+    direct_read: Mutex<Option<(u64, usize, DirectRead)>>,
     /// The tasks that polled this file (woken when a read they wait for lands).
     wakers: Mutex<Vec<Waker>>,
     /// Opened `O_DIRECT`: reads bypass the cache.
@@ -468,21 +468,18 @@ pub struct DiskFile {
 const MAX_WAKERS: usize = 8;
 
 impl DiskFile {
-    fn new(object: Arc<FileObject>, stat: Stat) -> DiskFile {
+    /// An open description of `object` with attributes `stat`.
+    pub fn new(object: Arc<FileObject>, stat: Stat) -> DiskFile {
         DiskFile {
             object,
             stat,
             pos: Mutex::new(0),
             readahead: Mutex::new(Readahead::new(DEFAULT_MAX_PAGES)),
             pending: Mutex::new(None),
+            direct_read: Mutex::new(None),
             wakers: Mutex::new(Vec::new()),
             direct: AtomicBool::new(false),
         }
-    }
-
-    /// The page-cache object.
-    pub fn object(&self) -> &Arc<FileObject> {
-        &self.object
     }
 
     /// `posix_fadvise` advice for the readahead window.
@@ -518,7 +515,53 @@ impl DiskFile {
         }
     }
 
+    /// An `O_DIRECT` read: offset, length and buffer must be multiples of 512
+    /// (EINVAL); the bytes come from the device whatever the cache holds, and the
+    /// cache is neither read nor filled.
+    fn read_direct(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
+        const ALIGN: u64 = SECTOR_SIZE as u64;
+        if offset % ALIGN != 0 || count % ALIGN != 0 || buf % ALIGN != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let size = self.object.size_bytes();
+        if offset >= size || count == 0 {
+            return Ok(0);
+        }
+        let n = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(MAX_DIRECT_BYTES)
+            .min((size - offset) as usize);
+        let mut slot = self.direct_read.lock();
+        if let Some((at, len, read)) = slot.as_ref() {
+            if *at == offset && *len == n {
+                if let Some(result) = read.take() {
+                    *slot = None;
+                    let bytes = result.map_err(|_| Errno::EIO)?;
+                    let skip = (offset % PAGE_BYTES as u64) as usize;
+                    copy_to_user(buf, &bytes[skip..skip + n])?;
+                    return Ok(n as u64);
+                }
+                let wait = read.wait();
+                drop(slot);
+                return self.park(wait);
+            }
+        }
+        let first = offset / PAGE_BYTES as u64;
+        let last = (offset + n as u64 - 1) / PAGE_BYTES as u64;
+        let read = self
+            .object
+            .read_direct(first, last - first + 1)
+            .ok_or(Errno::EINVAL)?;
+        let wait = read.wait();
+        *slot = Some((offset, n, read));
+        drop(slot);
+        self.park(wait)
+    }
+
     fn try_read_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
+        if self.direct.load(Ordering::Relaxed) && self.object.is_async() {
+            return self.read_direct(buf, count, offset);
+        }
         let size = self.object.size_bytes();
         if offset >= size || count == 0 {
             return Ok(0);

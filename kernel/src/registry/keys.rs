@@ -253,13 +253,17 @@ pub static UNPRIVILEGED_USERFAULTFD: Key = key(
 );
 fn drop_caches(v: u64) -> SysResult<u64> {
     if v & 1 != 0 {
-        let pages = crate::initramfs::drop_page_cache();
+        let mut pages = crate::initramfs::drop_page_cache();
+        for fs in crate::fs::ext4::mounted() {
+            pages += fs.drop_caches(v & 2 != 0);
+        }
         log::info!("drop_caches: {pages} page-cache pages dropped");
     }
     Ok(v)
 }
 
-/// `vm.drop_caches`: 1 page cache, 2 reclaimable kernel objects (none yet), 3 both.
+/// `vm.drop_caches`: 1 page cache (clean pages no mapping holds), 2 reclaimable kernel
+/// objects (the file objects of disk files nobody holds, with 1), 3 both.
 pub static DROP_CACHES: Key = key(
     "vm.drop_caches",
     &["/proc/sys/vm/drop_caches"],
