@@ -176,6 +176,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     initramfs::init(boot.initrd);
     fs::mount_all();
     virtio_blk::probe();
+    fs::blockdev::register_disks();
     mem::swap::init();
     match args.root {
         Some(disk) => fs::ext4::mount_root(disk),

@@ -50,6 +50,8 @@ fn files_on_an_ext4_disk_read_map_and_exec() {
         "mmap_shared",
         "mmap_private_cow",
         "exec_from_disk",
+        "blockdev_read",
+        "blockdev_restricted",
         "write_erofs",
         "create_erofs",
     ] {
@@ -65,12 +67,25 @@ fn an_ext4_image_as_the_root() {
         rootfs: Some(image),
         swap_mib: 64,
         timeout: Duration::from_secs(300),
-        run: vec!["/bin/ext4test".into(), "--dir".into(), "/".into(), "--root".into()],
+        run: vec![
+            "/bin/ext4test".into(),
+            "--dir".into(),
+            "/".into(),
+            "--root".into(),
+            "--dev".into(),
+            "vdb".into(),
+        ],
         ..Guest::small()
     }
     .boot();
     out.expect_line("ext4: vdb mounted read-only at /");
-    for check in ["big_read", "listing", "exec_from_disk", "root_mounts", "write_erofs"] {
+    for check in [
+        "big_read",
+        "listing",
+        "exec_from_disk",
+        "root_mounts",
+        "write_erofs",
+    ] {
         out.expect_line(&format!("ext4test: check {check}: ok"));
     }
     out.expect_status(0);

@@ -6,6 +6,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod blockdev;
 pub mod damon;
 pub mod dev_userfaultfd;
 pub mod ext4;

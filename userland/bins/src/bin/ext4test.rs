@@ -8,6 +8,8 @@
 //! - `big.bin` mapped shared (read) and private (a write stays in this mapping: a
 //!   fresh read of the file still sees the disk's bytes).
 //! - A program on the disk (`bin/ext4test`, this one) executed: `--child` exits 42.
+//! - The raw disk (`--dev`, default `vda`) reads back the superblock's magic; a
+//!   restricted process cannot open it (EACCES).
 //! - Writes are refused: `O_WRONLY` and `O_CREAT` are EROFS.
 //! - `--root` (the image is the root, `--dir /`): `/proc/mounts` shows `/` as a
 //!   read-only ext4, `/proc` and a writable `/tmp` are mounted in it.
@@ -349,6 +351,35 @@ fn main(args: &peios_rt::Args) -> i32 {
             "root_mounts",
             root_ro && tmp.is_ok() && meminfo,
             format_args!("/ ext4 ro {root_ro}, /tmp writable {:?}, /proc {meminfo}", tmp.map(|_| ())),
+        );
+    }
+
+    // The raw disk: readable by this (privileged) process, refused to a restricted one.
+    let dev = alloc::format!("/dev/{}", args.opt("--dev").unwrap_or("vda"));
+    match open(&dev, O_RDONLY) {
+        Ok(fd) => {
+            let mut magic = [0u8; 2];
+            let got = pread(fd, &mut magic, 1024 + 0x38);
+            c.check(
+                "blockdev_read",
+                got == Ok(2) && magic == [0x53, 0xef],
+                format_args!("{dev}: superblock magic {magic:02x?} ({got:?})"),
+            );
+            let _ = close(fd);
+        }
+        Err(e) => {
+            c.check("blockdev_read", false, format_args!("open {dev}: {e}"));
+        }
+    }
+    let denied = peios_bins::peios::in_restricted_child(|| match open(&dev, O_RDONLY) {
+        Err(Errno::EACCES | Errno::EPERM) => 0,
+        _ => 1,
+    });
+    if !matches!(denied, Ok(WaitStatus::Exited(99))) {
+        c.check(
+            "blockdev_restricted",
+            matches!(denied, Ok(WaitStatus::Exited(0))),
+            format_args!("restricted child: {denied:?}"),
         );
     }
 
