@@ -1,5 +1,7 @@
 //! The kernel command line (`-append`): `test=NAME`, `log=LEVEL`, and the rest for init.
 
+#![deny(unsafe_code)]
+
 use log::LevelFilter;
 
 /// Parsed kernel options.

@@ -1,14 +1,16 @@
 //! The kernel's binding of the per-CPU executor: CPU identity from GS, kicks as wake IPIs,
 //! time from the TSC, and idle as `sti; hlt` with the APIC timer armed for the next deadline.
 
+#![deny(unsafe_code)]
+
 use crate::{
     arch::{apic, percpu},
     time,
 };
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::Ordering;
 use drivers::apic::vectors;
 use sched::{CpuId, Platform, Scheduler};
-use spin::Once;
 
 /// How long an idle CPU polls its queues before halting.
 const IDLE_POLL_NS: u64 = 50_000;
@@ -76,11 +78,11 @@ impl Platform for KernelPlatform {
     }
 }
 
-static SCHEDULER: Once<Scheduler<KernelPlatform>> = Once::new();
+static SCHEDULER: OnceCell<Scheduler<KernelPlatform>> = OnceCell::uninit();
 
 /// Creates the scheduler for `cpu_count` CPUs (on the boot CPU, before APs start).
 pub fn init(cpu_count: u32) -> &'static Scheduler<KernelPlatform> {
-    SCHEDULER.call_once(|| Scheduler::new(KernelPlatform, cpu_count as usize))
+    SCHEDULER.get_or_init(|| Scheduler::new(KernelPlatform, cpu_count as usize))
 }
 
 /// The scheduler.

@@ -7,13 +7,13 @@ use alloc::{
     string::String,
     vec::Vec,
 };
-use spin::Once;
+use conquer_once::spin::OnceCell;
 
-static FILES: Once<BTreeMap<String, &'static [u8]>> = Once::new();
+static FILES: OnceCell<BTreeMap<String, &'static [u8]>> = OnceCell::uninit();
 /// Each file's permission bits.
-static PERMS: Once<BTreeMap<String, u32>> = Once::new();
+static PERMS: OnceCell<BTreeMap<String, u32>> = OnceCell::uninit();
 /// Every directory: those the archive lists, the ancestors of its files, and `/`.
-static DIRS: Once<BTreeSet<String>> = Once::new();
+static DIRS: OnceCell<BTreeSet<String>> = OnceCell::uninit();
 
 /// Parses a newc archive into `path -> contents` (regular files only).
 pub fn parse(archive: &'static [u8]) -> BTreeMap<String, &'static [u8]> {
@@ -32,13 +32,13 @@ pub fn init(initrd: Option<(u64, u64)>) {
         },
         None => &[],
     };
-    PERMS.call_once(|| {
+    PERMS.get_or_init(|| {
         loader::cpio::parse(archive)
             .into_iter()
             .map(|e| (e.path, e.perm))
             .collect()
     });
-    let files = FILES.call_once(|| {
+    let files = FILES.get_or_init(|| {
         let files = parse(archive);
         log::info!(
             "initramfs: {} files, {} KiB",
@@ -47,7 +47,7 @@ pub fn init(initrd: Option<(u64, u64)>) {
         );
         files
     });
-    DIRS.call_once(|| {
+    DIRS.get_or_init(|| {
         let mut dirs: BTreeSet<String> = loader::cpio::directories(archive).into_iter().collect();
         dirs.insert(String::from("/"));
         for path in files.keys() {

@@ -17,7 +17,7 @@ static IRQ_HANDLERS: [AtomicUsize; 24] = [const { AtomicUsize::new(0) }; 24];
 pub fn set_irq_handler(gsi: u8, handler: fn()) {
     if let Some(slot) = IRQ_HANDLERS.get(usize::from(gsi)) {
         slot.store(handler as usize, Ordering::SeqCst);
-        crate::topology::unmask_irq(u32::from(gsi));
+        unmask_irq(u32::from(gsi));
     }
 }
 
@@ -60,6 +60,25 @@ pub fn handle_interrupt(vector: u8) {
         _ => {
             log::warn!("unexpected interrupt vector {vector:#x}");
             apic::eoi();
+        }
+    }
+}
+
+/// The IO-APIC (direct-map address, first GSI) whose lines `set_irq_handler` unmasks.
+static IOAPIC: conquer_once::spin::OnceCell<(u64, u32)> = conquer_once::spin::OnceCell::uninit();
+
+/// Records the IO-APIC that `topology::init_ioapic` routed (once).
+pub fn set_ioapic(virt: u64, gsi_base: u32) {
+    IOAPIC.get_or_init(|| (virt, gsi_base));
+}
+
+/// Unmasks IO-APIC line `gsi` (routed by `topology::init_ioapic`; lines above 15 are
+/// not).
+fn unmask_irq(gsi: u32) {
+    if let Some(&(virt, base)) = IOAPIC.get() {
+        if gsi < 16 {
+            // SAFETY: the line was routed by `topology::init_ioapic` on this IO-APIC.
+            unsafe { drivers::apic::set_irq_masked(virt, base, gsi, false) };
         }
     }
 }

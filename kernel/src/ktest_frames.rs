@@ -3,6 +3,8 @@
 //! agree with what the test did; exhausting node 0 falls back to node 1; and an allocation
 //! that would go below the min watermark waits until another task frees memory.
 
+#![deny(unsafe_code)]
+
 use crate::{arch::percpu, executor::scheduler, kprintln, mem::frames, procfs, smp};
 use alloc::{collections::BTreeMap, vec::Vec};
 use core::sync::atomic::{AtomicBool, Ordering};

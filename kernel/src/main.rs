@@ -17,16 +17,17 @@ mod ktest;
 mod ktest_frames;
 mod logger;
 mod mem;
+mod memd;
 mod panic;
 mod proc;
 mod procfs;
 mod random;
 mod registry;
-mod shutdown;
 mod smp;
 mod syscall;
 mod time;
 mod topology;
+mod tunable;
 mod vfs;
 mod virtio_blk;
 mod watchdog;
@@ -157,6 +158,10 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         },
         per_ms
     );
+    arch::trap::install_handlers(arch::trap::KernelTrapHandlers {
+        interrupt: interrupts::handle_interrupt,
+        user_copy_fault: syscall::fault::resolve_kernel_access,
+    });
     topology::init_ioapic(&topo, bsp_apic);
     x86_64::instructions::interrupts::enable();
     topology::check_legacy_irq_routing(&topo);
@@ -177,7 +182,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     fs::mount_all();
     virtio_blk::probe();
     fs::blockdev::register_disks();
-    mem::swap::init();
+    memd::swap::init();
     match args.root {
         Some(disk) => fs::ext4::mount_root(disk),
         None => {
@@ -194,7 +199,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         }
         None => {
             watchdog::start(online);
-            mem::khugepaged::start();
+            memd::khugepaged::start();
             start_init(&args)
         }
     }
@@ -229,8 +234,9 @@ fn start_init(args: &cmdline::Args) {
                 .map(<[u8]>::to_vec),
         );
     }
-    if let Err(e) = proc::exec::spawn_init("/init", &argv) {
-        panic!("cannot start /init: {e:?}");
+    match proc::exec::spawn_init("/init", &argv) {
+        Ok((thread, ctx)) => syscall::entry::start(thread, ctx),
+        Err(e) => panic!("cannot start /init: {e:?}"),
     }
 }
 

@@ -1,8 +1,11 @@
-//! Fatal errors: the panic handler and kernel-mode exceptions. Both print a report, stop
-//! the other CPUs and end the VM with a failing exit code.
+//! Fatal errors: the panic handler (kernel-mode exceptions end here too, with their
+//! report in the message). It prints the report, stops the other CPUs and ends the VM
+//! with a failing exit code.
+
+#![deny(unsafe_code)]
 
 use crate::{
-    arch::{apic, cpu, percpu, trap::ExceptionReport},
+    arch::{apic, cpu, percpu},
     logger::print_emergency,
 };
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -14,15 +17,6 @@ fn stop_machine() -> ! {
     apic::send_ipi_all_others(vectors::HALT);
     debug_exit::exit_qemu(debug_exit::ExitCode::Failure);
     cpu::halt_forever()
-}
-
-/// Reports a fatal exception and stops the machine.
-pub fn fatal_exception(report: &ExceptionReport) -> ! {
-    print_emergency(format_args!("{report}\n"));
-    panic!(
-        "fatal {} in kernel mode",
-        crate::arch::trap::exception_name(report.frame.vector)
-    );
 }
 
 #[panic_handler]

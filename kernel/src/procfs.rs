@@ -4,6 +4,8 @@
 //! (and PIP dominance) for maps, smaps, status, numa_maps, pagemap, oom_score and damon; physical
 //! frame numbers in pagemap only for SeTcbPrivilege holders.
 
+#![deny(unsafe_code)]
+
 use crate::{
     mem::{aspace::AddressSpace, frames},
     proc::{self, Process},
@@ -66,7 +68,7 @@ pub fn read(path: &str) -> Option<String> {
     let alloc = frames::allocator();
     let commitment = crate::mem::aspace::tunables().commitment();
     let pools = crate::mem::hugetlb::pools();
-    let swap = crate::mem::swap::swap();
+    let swap = crate::memd::swap::swap();
     let (swap_total, swap_free) = swap.totals();
     let extra = MeminfoExtra {
         hugepages_total: pools.total(HugeSize::Mib2),
@@ -98,10 +100,10 @@ pub fn read(path: &str) -> Option<String> {
         }
         // Linux's one file: the page and THP counters, then swap and reclaim's.
         "/proc/vmstat" => {
-            Some(vmstat(alloc, anon_huge().len() as u64) + &crate::mem::swap::proc_vmstat())
+            Some(vmstat(alloc, anon_huge().len() as u64) + &crate::memd::swap::proc_vmstat())
         }
-        "/proc/swaps" => Some(crate::mem::swap::proc_swaps()),
-        "/proc/diskstats" => Some(crate::mem::swap::proc_diskstats()),
+        "/proc/swaps" => Some(crate::memd::swap::proc_swaps()),
+        "/proc/diskstats" => Some(crate::memd::swap::proc_diskstats()),
         "/proc/stat" => Some(system_stat()),
         "/proc/zoneinfo" => Some(report::zoneinfo(alloc)),
         "/proc/buddyinfo" => Some(report::buddyinfo(alloc)),
@@ -125,7 +127,7 @@ pub fn read(path: &str) -> Option<String> {
         }
         _ => {
             if let Some(name) = path.strip_prefix("/sys/kernel/mm/ksm/") {
-                let s = crate::mem::ksmd::stats();
+                let s = crate::memd::ksmd::stats();
                 let value = match name {
                     "pages_shared" => s.pages_shared,
                     "pages_sharing" => s.pages_sharing,
@@ -291,8 +293,8 @@ pub fn open(caller: &Arc<Process>, path: &str) -> SysResult<Option<Vec<u8>>> {
             check_introspection(caller, &target, AccessMask::PROCESS_QUERY_INFORMATION)?;
             let space = target.address_space();
             match file {
-                "oom_score" => format!("{}\n", crate::mem::oom::score(&target)),
-                "damon" => crate::mem::damon::report(target.pid),
+                "oom_score" => format!("{}\n", crate::memd::oom::score(&target)),
+                "damon" => crate::memd::damon::report(target.pid),
                 _ => status(&target, &space),
             }
         }
@@ -546,17 +548,49 @@ fn system_stat() -> String {
 fn status(p: &Process, space: &AddressSpace) -> String {
     use core::sync::atomic::Ordering::Relaxed;
     let token = p.token.read();
+    let ran = p
+        .threads
+        .lock()
+        .iter()
+        .fold(p.cpus_used.load(Relaxed), |m, t| {
+            m | t.cpus_used.load(Relaxed)
+        });
     format!(
-        "Name:\t{}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{g}\t{g}\t{g}\t{g}\n{}Threads:\t{}\n",
+        "Name:\t{}\nState:\tR (running)\nTgid:\t{}\nPid:\t{}\nPPid:\t{}\nUid:\t{u}\t{u}\t{u}\t{u}\nGid:\t{g}\t{g}\t{g}\t{g}\n{}Threads:\t{}\nCpus_ran_list:\t{}\n",
         p.name.lock(),
         p.pid,
         p.pid,
         p.ppid.load(Relaxed),
         mm::procfs::status(space.mm()).format(),
         p.live_threads.load(Relaxed),
+        cpu_list(ran),
         u = token.uid(),
         g = token.gid(),
     )
+}
+
+/// A CPU mask in Linux's list form (`0-2,5`).
+fn cpu_list(mask: u64) -> String {
+    let mut out = String::new();
+    let mut cpu = 0;
+    while cpu < 64 {
+        if mask & (1 << cpu) == 0 {
+            cpu += 1;
+            continue;
+        }
+        let first = cpu;
+        while cpu < 64 && mask & (1 << cpu) != 0 {
+            cpu += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        match cpu - 1 - first {
+            0 => out.push_str(&format!("{first}")),
+            _ => out.push_str(&format!("{first}-{}", cpu - 1)),
+        }
+    }
+    out
 }
 
 /// `/proc/<pid>/pagemap` entry for user page `vaddr`: bit 63 present, bits 0-54 the PFN
@@ -580,20 +614,10 @@ pub fn may_see_pfns(caller: &Process) -> bool {
     caller.token.read().has_privilege(Privilege::SeTcbPrivilege)
 }
 
-unsafe extern "C" {
-    static __kernel_start: u8;
-    static __kernel_end: u8;
-    fn syscall_entry();
-}
-
 /// `/proc/kallsyms`: a few kernel symbols; their addresses only for SeTcbPrivilege holders
 /// (others see zeros, as Linux shows with `kptr_restrict`), so KASLR does not leak.
 fn kallsyms(show: bool) -> String {
-    let symbols = [
-        (&raw const __kernel_start as u64, 'T', "_text"),
-        (syscall_entry as *const () as u64, 'T', "entry_SYSCALL_64"),
-        (&raw const __kernel_end as u64, 'B', "_end"),
-    ];
+    let symbols = crate::arch::boot::kernel_symbols();
     let mut s = String::new();
     for (addr, kind, name) in symbols {
         let _ = writeln!(s, "{:016x} {} {}", if show { addr } else { 0 }, kind, name);

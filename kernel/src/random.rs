@@ -29,7 +29,7 @@ fn next() -> u64 {
     }
     let mut x = STATE.load(Ordering::Relaxed);
     if x == 0 {
-        x = crate::arch::cpu::rdtsc() | 1;
+        x = crate::time::rdtsc() | 1;
     }
     x ^= x << 13;
     x ^= x >> 7;

@@ -1,6 +1,8 @@
 //! Bringing up the application processors: INIT-SIPI-SIPI one CPU at a time through the
 //! real-mode trampoline, then per-CPU set-up on the AP itself.
 
+#![deny(unsafe_code)]
+
 use crate::arch::{apic, cpu, gdt, idt, percpu, trampoline};
 use alloc::vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -35,7 +37,7 @@ pub fn online_mask() -> u64 {
 /// runs once its CPU state is set up. Returns how many came up.
 pub fn start_aps(count: u32, kernel_root: u64, ap_main: fn(CpuId) -> !) -> u32 {
     KERNEL_ROOT.store(kernel_root, Ordering::Release);
-    AP_MAIN.call_once(|| ap_main);
+    AP_MAIN.get_or_init(|| ap_main);
     for cpu in 1..count {
         let Some(block) = percpu::get(CpuId(cpu)) else {
             continue;
@@ -61,7 +63,8 @@ pub fn start_aps(count: u32, kernel_root: u64, ap_main: fn(CpuId) -> !) -> u32 {
     online_cpus()
 }
 
-static AP_MAIN: spin::Once<fn(CpuId) -> !> = spin::Once::new();
+static AP_MAIN: conquer_once::spin::OnceCell<fn(CpuId) -> !> =
+    conquer_once::spin::OnceCell::uninit();
 
 /// First Rust code on an AP, on its own stack, with the boot page tables.
 extern "C" fn ap_entry(cpu: u64) -> ! {

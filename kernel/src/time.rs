@@ -1,9 +1,8 @@
 //! Time since boot from the TSC, calibrated against the ACPI PM timer.
 
-use crate::arch::cpu::rdtsc;
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use drivers::pm_timer::{PmTimer, PM_TIMER_HZ};
-use spin::Once;
 
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick times 2^[`NS_SHIFT`] (fixed point): the kernel and the vDSO
@@ -12,7 +11,7 @@ static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 static TSC_NS_MULT: AtomicU64 = AtomicU64::new(1 << NS_SHIFT);
 /// The fixed-point shift of [`TSC_NS_MULT`].
 const NS_SHIFT: u32 = 32;
-static PM_TIMER: Once<PmTimer> = Once::new();
+static PM_TIMER: OnceCell<PmTimer> = OnceCell::uninit();
 
 /// Measures the TSC over 20 ms of the PM timer (or assumes 1 GHz without one).
 pub fn init(pm_timer: Option<(u16, bool)>) -> u64 {
@@ -21,7 +20,7 @@ pub fn init(pm_timer: Option<(u16, bool)>) -> u64 {
         TSC_NS_MULT.store(1 << NS_SHIFT, Ordering::Relaxed);
         return 1_000_000_000;
     };
-    let timer = PM_TIMER.call_once(|| PmTimer::new(port, extended));
+    let timer = PM_TIMER.get_or_init(|| PmTimer::new(port, extended));
     let ticks = PM_TIMER_HZ / 50;
     let start_pm = timer.read();
     let start_tsc = rdtsc();
@@ -125,4 +124,11 @@ pub fn pm_delay_us(micros: u64) {
         Some(timer) => timer.delay_us(micros),
         None => delay_us(micros),
     }
+}
+
+/// Reads the time-stamp counter.
+#[inline]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is allowed in ring 0.
+    unsafe { core::arch::x86_64::_rdtsc() }
 }

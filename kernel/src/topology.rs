@@ -100,7 +100,7 @@ pub fn init_ioapic(topo: &Topology, bsp_apic: u32) {
             )
         };
     }
-    IOAPIC.call_once(|| (virt, io.gsi_base));
+    crate::interrupts::set_ioapic(virt, io.gsi_base);
     pit::disable_legacy_pic();
     log::info!(
         "IO-APIC {} at {:#x}: {} lines, ISA IRQs routed",
@@ -111,18 +111,6 @@ pub fn init_ioapic(topo: &Topology, bsp_apic: u32) {
 }
 
 /// The first IO-APIC's mapped address and GSI base (set by `init_ioapic`).
-static IOAPIC: spin::Once<(u64, u32)> = spin::Once::new();
-
-/// Unmasks IO-APIC line `gsi` (routed by `init_ioapic`; lines above 15 are not).
-pub fn unmask_irq(gsi: u32) {
-    if let Some(&(virt, base)) = IOAPIC.get() {
-        if gsi < 16 {
-            // SAFETY: the line was routed by `init_ioapic` on this IO-APIC.
-            unsafe { drivers::apic::set_irq_masked(virt, base, gsi, false) };
-        }
-    }
-}
-
 /// Proves legacy routing works: the PIT's IRQ 0 must arrive through the IO-APIC.
 pub fn check_legacy_irq_routing(topo: &Topology) {
     let Some(io) = topo.io_apics.first() else {

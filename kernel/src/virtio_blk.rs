@@ -6,6 +6,7 @@
 
 use crate::{arch::paging::phys_offset, interrupts};
 use alloc::{boxed::Box, vec::Vec};
+use conquer_once::spin::OnceCell;
 use core::{
     future::Future,
     pin::Pin,
@@ -14,7 +15,7 @@ use core::{
 };
 use drivers::virtio_blk::{self, Queue, Registers, REQUEST_READ, REQUEST_WRITE};
 use mm::block::{check_range, BlockDevice, BlockError, BlockFuture, IoBuf};
-use spin::{Mutex, Once};
+use spin::Mutex;
 use x86_64::instructions::interrupts::without_interrupts;
 
 /// One request in flight: its header, status byte and data buffer stay here (at fixed
@@ -62,7 +63,7 @@ pub struct VirtioBlk {
     counters: DiskCounters,
 }
 
-static DEVICES: Once<Vec<VirtioBlk>> = Once::new();
+static DEVICES: OnceCell<Vec<VirtioBlk>> = OnceCell::uninit();
 
 /// The most devices driven.
 const MAX_DEVICES: usize = 8;
@@ -80,7 +81,7 @@ pub fn probe() {
             .enumerate()
             .filter_map(|(index, pci)| start(index, pci))
             .collect();
-    let devices = DEVICES.call_once(|| found);
+    let devices = DEVICES.get_or_init(|| found);
     for d in devices {
         if d.irq < 24 {
             // Devices sharing a line are all looked at by the one handler.

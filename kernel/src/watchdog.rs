@@ -6,6 +6,8 @@
 //! IPI, which makes its thread yield. The watched CPU pays one counter update per
 //! return from user mode, and no clock read.
 
+#![deny(unsafe_code)]
+
 use crate::arch::{apic, percpu};
 use crate::executor::scheduler;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -133,14 +133,14 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("posix: check dev-userfaultfd-restricted-eacces: ok (Ok(Exited(0)))");
     out.expect_line("posix: all ");
     // The 64-thread job (plus its main thread and the pinned sibling): every vCPU ran
-    // some of its threads (reported by the kernel).
+    // some of its threads (the kernel's count, read from /proc/self/status).
     out.expect_line("threads: check counter: ok");
     let report = out
         .lines()
-        .find(|l| l.starts_with("process threads: 66 threads ran on cpus"))
-        .unwrap_or_else(|| panic!("no kernel CPU report for the threads program:\n{}", out.log));
+        .find(|l| l.starts_with("threads: process ran on cpus"))
+        .unwrap_or_else(|| panic!("no CPU report from the threads program:\n{}", out.log));
     assert!(
-        report.ends_with("cpus 0,1,2,3"),
+        report.ends_with("cpus 0-3"),
         "threads did not use every CPU: {report}"
     );
     out

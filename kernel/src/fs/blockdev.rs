@@ -9,6 +9,7 @@
 use super::ext4::{DiskFile, VIRTIO_MAJOR};
 use crate::vfs::{self, Caller, File, OpenRequest, Stat};
 use alloc::{string::String, sync::Arc};
+use conquer_once::spin::OnceCell;
 use errno::{Errno, SysResult};
 use mm::block::BlockDevice;
 use mm::pagecache::{
@@ -17,7 +18,6 @@ use mm::pagecache::{
 };
 use mm::phys::PAGE_BYTES;
 use security::Privilege;
-use spin::Once;
 
 /// `S_IFBLK`.
 const S_IFBLK: u32 = 0o060_000;
@@ -27,7 +27,7 @@ const NAMES: [&str; 8] = ["vda", "vdb", "vdc", "vdd", "vde", "vdf", "vdg", "vdh"
 const ID_BASE: u64 = 1 << 61;
 
 /// Each disk's page-cache object, made at its first open.
-static OBJECTS: [Once<Arc<FileObject>>; 8] = [const { Once::new() }; 8];
+static OBJECTS: [OnceCell<Arc<FileObject>>; 8] = [const { OnceCell::uninit() }; 8];
 
 /// Adds a `/dev` node for every virtio disk found.
 pub fn register_disks() {
@@ -53,7 +53,10 @@ fn object(index: usize) -> SysResult<Arc<FileObject>> {
         .get(index)
         .ok_or(Errno::ENODEV)?;
     let bytes = disk.capacity_sectors() * mm::block::SECTOR_SIZE as u64;
-    let made = OBJECTS[index].try_call_once(|| {
+    if let Ok(made) = OBJECTS[index].try_get() {
+        return Ok(made.clone());
+    }
+    let made = (|| {
         let blocks = bytes / PAGE_BYTES as u64;
         let extents = if blocks == 0 {
             alloc::vec![]
@@ -65,7 +68,7 @@ fn object(index: usize) -> SysResult<Arc<FileObject>> {
             }]
         };
         let map = BlockMap::new(PAGE_BYTES as u64, extents).map_err(|_| Errno::EIO)?;
-        let device = crate::mem::swap::block_device(&alloc::format!("/dev/{}", NAMES[index]))
+        let device = crate::memd::swap::block_device(&alloc::format!("/dev/{}", NAMES[index]))
             .ok_or(Errno::ENODEV)?;
         let info = FileInfo {
             path: String::from("/dev/") + NAMES[index],
@@ -79,11 +82,12 @@ fn object(index: usize) -> SysResult<Arc<FileObject>> {
             // Whole blocks only: a trailing part of a block is not readable here.
             bytes / PAGE_BYTES as u64 * PAGE_BYTES as u64,
             Arc::new(DiskPages::new(device, map)),
-            crate::mem::swap::io_spawner(),
+            crate::memd::swap::io_spawner(),
             crate::mem::frames::mm_frames().clone(),
         ))
-    })?;
-    Ok(made.clone())
+    })()?;
+    // Two first opens at once: the one made first is kept.
+    Ok(OBJECTS[index].get_or_init(|| made).clone())
 }
 
 fn open(index: usize, caller: &Caller, req: &OpenRequest) -> SysResult<Arc<dyn File>> {

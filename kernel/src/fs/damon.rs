@@ -3,7 +3,7 @@
 
 use crate::{
     arch::uaccess::copy_from_user,
-    mem::damon::{write_control, Control},
+    memd::damon::{write_control, Control},
     vfs::{File, Stat},
 };
 use errno::{Errno, SysResult};

@@ -4,7 +4,7 @@
 
 use super::userfaultfd::UserfaultFd;
 use crate::{
-    mem::userfaultfd,
+    memd::userfaultfd,
     proc,
     vfs::{
         flags::{O_CLOEXEC, O_NONBLOCK, O_RDWR},

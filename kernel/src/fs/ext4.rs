@@ -149,7 +149,7 @@ pub fn mount_first_disk(at: &str) -> Option<String> {
         match Ext4Fs::load(disk, index) {
             Ok(fs) => {
                 let fs = Arc::new(fs);
-                MOUNTED.lock().push(fs.clone());
+                remember(fs.clone());
                 vfs::mount::mount(at, fs);
                 log::info!("ext4: {} mounted read-only at {at}", disk.name());
                 return Some(disk.name());
@@ -175,7 +175,7 @@ pub fn mount_root(name: &str) {
     match Ext4Fs::load(disk, index) {
         Ok(fs) => {
             let fs = Arc::new(fs);
-            MOUNTED.lock().push(fs.clone());
+            remember(fs.clone());
             vfs::mount::mount("/", fs);
             log::info!("ext4: {name} mounted read-only at /");
         }
@@ -183,9 +183,16 @@ pub fn mount_root(name: &str) {
     }
 }
 
-/// Every mounted ext4 filesystem.
-pub fn mounted() -> Vec<Arc<Ext4Fs>> {
-    MOUNTED.lock().clone()
+/// Keeps `fs` among the mounted disks and has `drop_caches` reach their caches.
+fn remember(fs: Arc<Ext4Fs>) {
+    MOUNTED.lock().push(fs);
+    crate::registry::keys::on_drop_caches(drop_all_caches);
+}
+
+/// `drop_caches` of every mounted disk: the pages dropped.
+fn drop_all_caches(objects: bool) -> u64 {
+    let mounted = MOUNTED.lock().clone();
+    mounted.iter().map(|fs| fs.drop_caches(objects)).sum()
 }
 
 fn absolute(rel: &str) -> String {
@@ -223,7 +230,7 @@ impl Ext4Fs {
         Ok(Ext4Fs {
             volume: Volume(Mutex::new(fs)),
             disk,
-            device: crate::mem::swap::block_device(&format!("/dev/{}", disk.name()))
+            device: crate::memd::swap::block_device(&format!("/dev/{}", disk.name()))
                 .ok_or("no block device")?,
             geometry,
             dev: vfs::stat::encode_dev(VIRTIO_MAJOR, 16 * index as u32),
@@ -290,7 +297,7 @@ impl Ext4Fs {
                 info,
                 size,
                 Arc::new(DiskPages::new(self.device.clone(), map)),
-                crate::mem::swap::io_spawner(),
+                crate::memd::swap::io_spawner(),
                 frames,
             ),
             // Inline data or the old indirect block map: the crate copies the bytes.

@@ -89,3 +89,34 @@ fn tree_children(files: &[String], rel: &str) -> Vec<(String, Node)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+/// Opens `ROOT/rel` of a generated tree (`/proc`, `/sys`): a directory lists
+/// `fs.readdir(rel)` again at every read (with `.` and `..`, `dir_stat` with its inode
+/// number), a file is rendered at open by [`procfs::open_generated`].
+fn open_generated_node<F: vfs::Filesystem + Copy + Send + Sync + 'static>(
+    fs: F,
+    root: &str,
+    dir_stat: vfs::stat::Stat,
+    rel: &str,
+    node: &Node,
+    req: &vfs::OpenRequest,
+    caller: &Caller,
+) -> SysResult<Arc<dyn vfs::File>> {
+    let full = if rel.is_empty() {
+        String::from(root)
+    } else {
+        alloc::format!("{root}/{rel}")
+    };
+    if *node == Node::Dir {
+        fs.readdir(rel, caller)?;
+        let name = fs.name();
+        let stat = dir_stat.at(dir_stat.dev, vfs::path_inode_number(name, &full));
+        let (rel, caller, path) = (String::from(rel), caller.clone(), full);
+        let lister = move || Ok(vfs::dir::with_dots(name, &path, fs.readdir(&rel, &caller)?));
+        return Ok(Arc::new(vfs::dir::DirFile::new(
+            stat,
+            alloc::boxed::Box::new(lister),
+        )));
+    }
+    procfs::open_generated(&full, req, caller)
+}

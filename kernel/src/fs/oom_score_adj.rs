@@ -18,7 +18,7 @@ impl File for OomScoreAdjFile {
         let n = usize::try_from(count).unwrap_or(usize::MAX).min(64);
         let mut text = alloc::vec![0u8; n];
         copy_from_user(&mut text, buf)?;
-        crate::mem::oom::write_score_adj(&writer.process, &self.0, &text)?;
+        crate::memd::oom::write_score_adj(&writer.process, &self.0, &text)?;
         Ok(count)
     }
 

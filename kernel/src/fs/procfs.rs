@@ -15,12 +15,7 @@ use super::{
 use crate::{
     proc::{self, Process},
     procfs::{check_introspection, VmaFile, VmaText},
-    vfs::{
-        dir::{with_dots, DirFile},
-        path_inode_number,
-        text::TextFile,
-        Caller, File, Filesystem, Node, OpenRequest, Stat,
-    },
+    vfs::{path_inode_number, text::TextFile, Caller, File, Filesystem, Node, OpenRequest, Stat},
 };
 use alloc::{format, string::String, sync::Arc, vec::Vec};
 use errno::{Errno, SysResult};
@@ -62,6 +57,7 @@ const PID_FILES: [&str; 12] = [
 const SYS_FILES: [&str; 2] = ["peios/registry", "peios/heap"];
 
 /// The `/proc` filesystem.
+#[derive(Clone, Copy)]
 pub struct ProcFs;
 
 /// `sys/...` files: the registry's `/proc/sys` keys and the generated ones.
@@ -141,21 +137,15 @@ impl Filesystem for ProcFs {
         req: &OpenRequest,
         caller: &Caller,
     ) -> SysResult<Arc<dyn File>> {
-        let full = if rel.is_empty() {
-            String::from("/proc")
-        } else {
-            format!("/proc/{rel}")
-        };
-        if *node == Node::Dir {
-            self.readdir(rel, caller)?;
-            let (rel, caller, path) = (String::from(rel), caller.clone(), full.clone());
-            let lister = move || Ok(with_dots(NAME, &path, ProcFs.readdir(&rel, &caller)?));
-            return Ok(Arc::new(DirFile::new(
-                Stat::directory(0o555).at(DEV, path_inode_number(NAME, &full)),
-                alloc::boxed::Box::new(lister),
-            )));
-        }
-        open_generated(&full, req, caller)
+        super::open_generated_node(
+            ProcFs,
+            "/proc",
+            Stat::directory(0o555).at(DEV, 0),
+            rel,
+            node,
+            req,
+            caller,
+        )
     }
 
     fn readdir(&self, rel: &str, caller: &Caller) -> SysResult<Vec<(String, Node)>> {
@@ -238,7 +228,7 @@ pub fn open_generated(full: &str, req: &OpenRequest, caller: &Caller) -> SysResu
             Arc::new(TextFile::new(key.render().into_bytes()))
         });
     }
-    if let Some(control) = crate::mem::damon::control(full) {
+    if let Some(control) = crate::memd::damon::control(full) {
         return Ok(if write {
             // DAMON is driven by a TCB daemon.
             if !caller.token.has_privilege(Privilege::SeTcbPrivilege) {
@@ -247,7 +237,7 @@ pub fn open_generated(full: &str, req: &OpenRequest, caller: &Caller) -> SysResu
             Arc::new(DamonControlFile(control))
         } else {
             Arc::new(TextFile::new(
-                crate::mem::damon::read_control(control)?.into_bytes(),
+                crate::memd::damon::read_control(control)?.into_bytes(),
             ))
         });
     }

@@ -3,11 +3,8 @@
 //! counters, the huge page pools' free counts and the NUMA nodes' `meminfo` and
 //! `numastat`. The tree is the list of its files, taken at each lookup.
 
-use super::{procfs::open_generated, tree_children, tree_lookup};
-use crate::vfs::{
-    dir::{with_dots, DirFile},
-    path_inode_number, Caller, File, Filesystem, Node, OpenRequest, Stat,
-};
+use super::{tree_children, tree_lookup};
+use crate::vfs::{path_inode_number, Caller, File, Filesystem, Node, OpenRequest, Stat};
 use alloc::{format, string::String, sync::Arc, vec::Vec};
 use errno::{Errno, SysResult};
 use mm::{frame::NodeId, hugetlb::HugeSize};
@@ -18,6 +15,7 @@ const DEV: u64 = crate::vfs::stat::encode_dev(0, 6);
 const MAX_LISTED: usize = 64;
 
 /// The `/sys` filesystem.
+#[derive(Clone, Copy)]
 pub struct SysFs;
 
 /// Every file, relative to `/sys`.
@@ -38,7 +36,7 @@ fn files() -> Vec<String> {
     }
     for i in 0..MAX_LISTED {
         let dir = format!("kernel/mm/damon/admin/kdamonds/{i}");
-        if crate::mem::damon::control(&format!("/sys/{dir}/state")).is_none() {
+        if crate::memd::damon::control(&format!("/sys/{dir}/state")).is_none() {
             break;
         }
         files.push(format!("{dir}/state"));
@@ -78,21 +76,15 @@ impl Filesystem for SysFs {
         req: &OpenRequest,
         caller: &Caller,
     ) -> SysResult<Arc<dyn File>> {
-        let full = if rel.is_empty() {
-            String::from("/sys")
-        } else {
-            format!("/sys/{rel}")
-        };
-        if *node == Node::Dir {
-            self.readdir(rel, caller)?;
-            let (rel, caller, path) = (String::from(rel), caller.clone(), full.clone());
-            let lister = move || Ok(with_dots(NAME, &path, SysFs.readdir(&rel, &caller)?));
-            return Ok(Arc::new(DirFile::new(
-                Stat::directory(0o755).at(DEV, path_inode_number(NAME, &full)),
-                alloc::boxed::Box::new(lister),
-            )));
-        }
-        open_generated(&full, req, caller)
+        super::open_generated_node(
+            SysFs,
+            "/sys",
+            Stat::directory(0o755).at(DEV, 0),
+            rel,
+            node,
+            req,
+            caller,
+        )
     }
 
     fn readdir(&self, rel: &str, _caller: &Caller) -> SysResult<Vec<(String, Node)>> {
@@ -110,7 +102,7 @@ impl Filesystem for SysFs {
             Node::Dir => Stat::directory(0o755),
             _ => {
                 let write = crate::registry::lookup_path(&full).is_some()
-                    || crate::mem::damon::control(&full).is_some();
+                    || crate::memd::damon::control(&full).is_some();
                 Stat::regular(if write { 0o644 } else { 0o444 }, 4096)
             }
         }

@@ -2,7 +2,7 @@
 //! blocking reader parks in the syscall layer), the ioctls, and poll.
 
 use crate::{
-    mem::userfaultfd::{self, UserfaultFile},
+    memd::userfaultfd::{self, UserfaultFile},
     vfs::{flags::O_NONBLOCK, File, Stat},
 };
 use alloc::sync::Arc;

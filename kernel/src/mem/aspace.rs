@@ -6,10 +6,10 @@
 use super::{frames::mm_frames, pagetable::X86PageTable};
 use crate::arch::tlb::{self, TlbState};
 use alloc::sync::Arc;
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use errno::{Errno, SysResult};
 use mm::{aspace, pagetable::PageTable, tlb::TlbBatch};
-use spin::Once;
 
 /// Page size.
 pub const PAGE: u64 = 4096;
@@ -22,11 +22,11 @@ pub const STACK_INITIAL_BYTES: u64 = 256 * 1024;
 pub type MmSpace = aspace::AddressSpace<X86PageTable>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static TUNABLES: Once<Arc<aspace::Tunables>> = Once::new();
+static TUNABLES: OnceCell<Arc<aspace::Tunables>> = OnceCell::uninit();
 
 /// The live mmap knobs every address space shares (updated by the registry).
 pub fn tunables() -> &'static Arc<aspace::Tunables> {
-    TUNABLES.call_once(|| {
+    TUNABLES.get_or_init(|| {
         let tunables = aspace::Tunables::new();
         tunables.set_hugetlb_source(Arc::new(super::hugetlb::KernelHugetlb));
         tunables

@@ -4,15 +4,49 @@
 use super::numa::NodeMemory;
 use crate::arch::{paging::phys_to_virt, percpu};
 use alloc::vec::Vec;
+use conquer_once::spin::OnceCell;
 use drivers::acpi::Topology;
 use mm::frame::{
     DistanceMatrix, FrameAllocator, FrameConfig, FrameZeroer, NodeId, NodeRange, Order, PageCount,
     Pfn, Policy, PAGE_SIZE,
 };
 use sched::{CpuId, MAX_CPUS};
-use spin::Once;
 
-static FRAMES: Once<FrameAllocator> = Once::new();
+static FRAMES: OnceCell<FrameAllocator> = OnceCell::uninit();
+
+/// What the kernel does under memory pressure, installed by `memd::reclaim` when its
+/// tasks start: `mem` knows nothing of processes, so reclaim plugs in from above.
+pub trait PressureHandler: Sync {
+    /// `node` fell under its `low` watermark, or an allocation waits for it.
+    fn wake_reclaim(&self, node: NodeId);
+    /// An allocation found no frame: wait for reclaim, or go to the OOM path.
+    fn alloc_failed(&self) -> mm::phys::AllocFailure;
+}
+
+static PRESSURE: OnceCell<&'static dyn PressureHandler> = OnceCell::uninit();
+
+/// Installs the pressure handler (once; later calls are ignored).
+pub fn set_pressure_handler(handler: &'static dyn PressureHandler) {
+    PRESSURE.get_or_init(|| handler);
+}
+
+/// The allocator's `Reclaimer`: forwards to the installed handler (none before it is).
+struct InstalledReclaimer;
+
+impl mm::frame::Reclaimer for InstalledReclaimer {
+    fn wake_reclaim(&self, node: NodeId) {
+        if let Some(handler) = PRESSURE.get() {
+            handler.wake_reclaim(node);
+        }
+    }
+}
+
+/// A failed allocation's outcome: the handler's choice, or OOM before there is one.
+fn alloc_failed() -> mm::phys::AllocFailure {
+    PRESSURE
+        .get()
+        .map_or(mm::phys::AllocFailure::OutOfMemory, |h| h.alloc_failed())
+}
 
 /// One past the highest frame number of usable RAM (set by `init`).
 static PFN_LIMIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -59,11 +93,11 @@ pub fn init(nodes: &[NodeMemory], topo: &Topology, cpu_count: u32) {
         distances,
         &cpu_nodes,
         FrameConfig::default(),
-        alloc::sync::Arc::new(super::reclaim::KernelReclaimer),
+        alloc::sync::Arc::new(InstalledReclaimer),
         alloc::sync::Arc::new(mm::frame::NoOom),
     )
     .expect("frame allocator topology");
-    FRAMES.call_once(|| alloc);
+    FRAMES.get_or_init(|| alloc);
 }
 
 /// The allocator.
@@ -160,13 +194,13 @@ impl mm::phys::FrameSource for KernelFrameSource {
     ) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_zeroed_placed(policy)
             .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or_else(super::reclaim::alloc_failed)
+            .ok_or_else(alloc_failed)
     }
 
     fn alloc_placed(&self, _va_hint: u64, policy: Policy) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_placed(policy)
             .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or_else(super::reclaim::alloc_failed)
+            .ok_or_else(alloc_failed)
     }
 
     fn node_of(&self, pfn: Pfn) -> Option<NodeId> {
@@ -176,13 +210,11 @@ impl mm::phys::FrameSource for KernelFrameSource {
     fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_zeroed()
             .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or_else(super::reclaim::alloc_failed)
+            .ok_or_else(alloc_failed)
     }
 
     fn alloc(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
-        alloc()
-            .map(|p| Pfn(p / PAGE_SIZE))
-            .ok_or_else(super::reclaim::alloc_failed)
+        alloc().map(|p| Pfn(p / PAGE_SIZE)).ok_or_else(alloc_failed)
     }
 
     fn free(&self, pfn: Pfn) {
@@ -274,12 +306,12 @@ impl mm::phys::FrameSource for KernelFrameSource {
     }
 }
 
-static MM_FRAMES: Once<alloc::sync::Arc<mm::phys::Frames>> = Once::new();
+static MM_FRAMES: OnceCell<alloc::sync::Arc<mm::phys::Frames>> = OnceCell::uninit();
 
 /// The frames (with reference counts) every address space and page cache shares; the
 /// counts of every RAM frame are kept densely (4 bytes a frame).
 pub fn mm_frames() -> &'static alloc::sync::Arc<mm::phys::Frames> {
-    MM_FRAMES.call_once(|| {
+    MM_FRAMES.get_or_init(|| {
         let limit = PFN_LIMIT.load(core::sync::atomic::Ordering::Relaxed);
         mm::phys::Frames::with_dense_refs(alloc::sync::Arc::new(KernelFrameSource), limit)
     })

@@ -1,15 +1,15 @@
 //! The machine's huge-page pools (`mm::hugetlb`), one per node and size, and the
 //! source hugetlb mappings take their pages from (the faulting CPU's node first).
 
+use conquer_once::spin::OnceCell;
 use mm::frame::{NodeId, Pfn};
 use mm::hugetlb::{HugePools, HugeSize, HugetlbSource};
-use spin::Once;
 
-static POOLS: Once<HugePools> = Once::new();
+static POOLS: OnceCell<HugePools> = OnceCell::uninit();
 
 /// The pools, sized for every node of the frame allocator (empty until a knob fills them).
 pub fn pools() -> &'static HugePools {
-    POOLS.call_once(|| HugePools::new(super::frames::allocator().nr_nodes()))
+    POOLS.get_or_init(|| HugePools::new(super::frames::allocator().nr_nodes()))
 }
 
 /// Hugetlb mappings' pages: the pools above.

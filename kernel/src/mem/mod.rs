@@ -4,16 +4,9 @@
 
 pub mod aspace;
 pub mod bootstrap;
-pub mod damon;
 pub mod frames;
 pub mod heap;
 pub mod hugetlb;
-pub mod khugepaged;
-pub mod ksmd;
 pub mod numa;
-pub mod oom;
 pub mod pagetable;
-pub mod reclaim;
-pub mod swap;
 pub mod thp_pool;
-pub mod userfaultfd;

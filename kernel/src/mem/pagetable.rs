@@ -46,8 +46,6 @@ fn table(phys: u64) -> &'static [AtomicU64; 512] {
     unsafe { &*(phys_to_virt(phys) as *const [AtomicU64; 512]) }
 }
 
-static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
-
 /// Page-table pages of every user address space (meminfo's `PageTables`).
 static TABLE_PAGES: AtomicU64 = AtomicU64::new(0);
 
@@ -110,12 +108,12 @@ pub fn table_pages() -> u64 {
 
 /// Records the kernel's own root (boot CPU, after `paging::init`).
 pub fn set_kernel_root() {
-    KERNEL_ROOT.store(current_root(), Ordering::Relaxed);
+    crate::arch::paging::set_kernel_root(current_root());
 }
 
 /// The kernel's own root table.
 pub fn current_kernel_root() -> u64 {
-    KERNEL_ROOT.load(Ordering::Relaxed)
+    crate::arch::paging::kernel_root()
 }
 
 /// A fresh top-level table sharing the kernel half.

@@ -220,8 +220,15 @@ fn map_program(mm: &Mm, elf: &[u8], program: &Program) -> SysResult<u64> {
     Ok(runs.last().map_or(0, |r| r.end))
 }
 
-/// Starts the first process (pid 1) from the initramfs with a SYSTEM token.
-pub fn spawn_init(path: &str, argv: &[Vec<u8>]) -> SysResult<()> {
+/// Makes the first process (pid 1) from the initramfs with a SYSTEM token: its thread
+/// and user context, for the caller to start.
+pub fn spawn_init(
+    path: &str,
+    argv: &[Vec<u8>],
+) -> SysResult<(
+    alloc::sync::Arc<super::thread::Thread>,
+    alloc::boxed::Box<UserContext>,
+)> {
     let elf = crate::initramfs::lookup(path).ok_or(Errno::ENOENT)?;
     let token = alloc::sync::Arc::new(security::Token::system());
     let envp = [
@@ -250,6 +257,5 @@ pub fn spawn_init(path: &str, argv: &[Vec<u8>]) -> SysResult<()> {
     });
     let all = crate::smp::online_mask();
     let thread = super::thread::Thread::new(pid, process, 0, all, None);
-    super::thread::start(thread, image.ctx);
-    Ok(())
+    Ok((thread, image.ctx))
 }

@@ -8,6 +8,7 @@
 //! Creating one past a limit is EAGAIN, never a heap exhaustion.
 
 use super::Pid;
+use crate::tunable::{keep, key, Key, KeyKind};
 use alloc::{collections::BTreeMap, vec::Vec};
 use errno::{Errno, SysResult};
 use spin::Mutex;
@@ -191,8 +192,8 @@ pub struct Requester {
 /// A pid and a place for one more task of `who`: EAGAIN past `kernel.threads-max`, past
 /// the user's RLIMIT_NPROC, or with no pid left below `kernel.pid_max`.
 pub fn reserve(who: Requester) -> SysResult<TaskSlot> {
-    let threads_max = crate::registry::keys::THREADS_MAX.get();
-    let pid_max = crate::registry::keys::PID_MAX.get() as Pid;
+    let threads_max = THREADS_MAX.get();
+    let pid_max = PID_MAX.get() as Pid;
     let mut t = TASKS.lock();
     if t.nr_tasks >= threads_max {
         return Err(Errno::EAGAIN);
@@ -212,3 +213,29 @@ pub fn nr_tasks_and_last_pid() -> (u64, Pid) {
     let t = TASKS.lock();
     (t.nr_tasks, t.pids.last)
 }
+
+/// `kernel.threads-max`: most tasks (processes and threads) in the system; clone and
+/// fork fail with EAGAIN at it. 0 here means Linux's formula from RAM
+/// (`proc::limits::default_threads_max`), stored at boot.
+pub static THREADS_MAX: Key = key(
+    "kernel.threads-max",
+    &["/proc/sys/kernel/threads-max"],
+    KeyKind::Int {
+        min: MIN_THREADS,
+        max: MAX_THREADS,
+    },
+    0,
+    keep,
+);
+/// `kernel.pid_max`: pids (and tids) stay below it; clone fails with EAGAIN when none
+/// is left. 0 here means Linux's default (32768, or 1024 per CPU), stored at boot.
+pub static PID_MAX: Key = key(
+    "kernel.pid_max",
+    &["/proc/sys/kernel/pid_max"],
+    KeyKind::Int {
+        min: RESERVED_PIDS as u64 + 1,
+        max: PID_MAX_LIMIT as u64,
+    },
+    0,
+    keep,
+);

@@ -1,14 +1,16 @@
 //! Processes and threads. A process owns an address space, a file table, a token and a
 //! security descriptor; a thread is a task on some CPU's executor running the loop in
-//! `thread.rs`. The process table maps pids to processes; it is touched on fork, exit and
+//! `syscall::entry`. The process table maps pids to processes; it is touched on fork, exit and
 //! lookup, never on the fault or syscall fast paths.
+
+#![deny(unsafe_code)]
 
 pub mod controls;
 pub mod exec;
-pub mod fault;
 pub mod files;
 pub mod futex;
 pub mod limits;
+pub mod shutdown;
 pub mod signal;
 pub mod thread;
 pub mod vdso;
@@ -275,7 +277,7 @@ pub fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
         cur: 8 << 20,
         max: 8 << 20,
     }; // RLIMIT_MEMLOCK
-    let half = crate::registry::keys::THREADS_MAX.get() / 2;
+    let half = limits::THREADS_MAX.get() / 2;
     let tasks = Rlimit {
         cur: half,
         max: half,
@@ -377,12 +379,14 @@ pub fn new_process(new: NewProcess) -> Arc<Process> {
     process
 }
 
-/// The thread whose task the calling CPU is polling, if any.
+/// The thread whose task the calling CPU is polling, if any. (The one `unsafe` of
+/// `proc`: the per-CPU word holds a pointer, not a counted reference.)
+#[allow(unsafe_code)]
 pub fn current_thread() -> Option<&'static thread::Thread> {
     let ptr = percpu::try_current()?
         .current_thread
         .load(Ordering::Relaxed) as *const thread::Thread;
-    // SAFETY: set by `thread::ThreadTask::poll` for the duration of the poll, while the task
+    // SAFETY: set by `syscall::entry::ThreadTask::poll` for the duration of the poll, while the task
     // holds an `Arc` to the thread.
     (!ptr.is_null()).then(|| unsafe { &*ptr })
 }

@@ -74,8 +74,22 @@ pub struct SigAction {
     pub mask: u64,
 }
 
-// SAFETY: four u64 fields, no padding.
-unsafe impl crate::arch::uaccess::Pod for SigAction {}
+impl SigAction {
+    /// From its user-memory layout (`struct sigaction`: four u64 words in field order).
+    pub fn from_words([handler, flags, restorer, mask]: [u64; 4]) -> Self {
+        Self {
+            handler,
+            flags,
+            restorer,
+            mask,
+        }
+    }
+
+    /// Its user-memory layout.
+    pub fn to_words(self) -> [u64; 4] {
+        [self.handler, self.flags, self.restorer, self.mask]
+    }
+}
 
 /// What a pending signal carries into `siginfo_t`.
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,29 +1,16 @@
-//! A user thread as a future: enter user mode, come back on a system call or trap, handle
-//! it (awaiting when it must wait), deliver signals, repeat. The task wrapper loads the
-//! process's address space and marks the thread current for the duration of each poll.
+//! A user thread: its identity, signal state, affinity and wait interruption, and its
+//! exit. The loop that runs it (`syscall::entry`) sits above, beside the system calls.
 
-use super::{fault, signal, ExitStatus, Pid, Process};
-use crate::{
-    arch::{
-        percpu, tlb,
-        usermode::{self, TrapKind, UserContext},
-    },
-    executor::scheduler,
-    interrupts, syscall,
+use super::{ExitStatus, Pid, Process};
+use crate::arch::{
+    percpu,
+    usermode::{self, UserContext},
 };
-use alloc::{boxed::Box, sync::Arc};
-use core::{
-    future::Future,
-    pin::Pin,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
-    task::{Context, Poll},
-};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use drivers::apic::vectors;
 use futures_util::task::AtomicWaker;
 use sched::CpuId;
-
-/// Time a thread runs before yielding to other tasks on its CPU.
-pub const TIME_SLICE_NS: u64 = 10_000_000;
 
 /// A user thread.
 pub struct Thread {
@@ -122,233 +109,39 @@ impl Thread {
         self.interrupted.store(false, Ordering::SeqCst);
     }
 
+    /// The thread must leave its loop: its process is exiting, or execve ends it.
+    pub fn must_exit(&self) -> bool {
+        self.process.exiting.load(Ordering::SeqCst) || self.exit_requested.load(Ordering::SeqCst)
+    }
+
+    /// Counts and lists a thread that is about to start running in its process.
+    pub fn enter_process(self: &Arc<Self>) {
+        self.process.live_threads.fetch_add(1, Ordering::SeqCst);
+        self.process.threads_started.fetch_add(1, Ordering::Relaxed);
+        self.process.threads.lock().push(self.clone());
+    }
+
     /// Pending and unblocked signals exist (thread or process directed).
     pub fn has_deliverable_signal(&self) -> bool {
         self.pending.load(Ordering::SeqCst) & !self.sigmask.load(Ordering::SeqCst) != 0
     }
 }
 
-/// Starts `thread` with `ctx` on a CPU it may use.
-pub fn start(thread: Arc<Thread>, ctx: Box<UserContext>) {
-    thread.process.live_threads.fetch_add(1, Ordering::SeqCst);
-    thread
-        .process
-        .threads_started
-        .fetch_add(1, Ordering::Relaxed);
-    thread.process.threads.lock().push(thread.clone());
-    let affinity = thread.affinity.load(Ordering::Relaxed);
-    let task = ThreadTask {
-        thread: thread.clone(),
-        inner: Box::pin(thread_loop(thread, ctx)),
-    };
-    spawn_for(affinity, task);
-}
-
-/// Spawns a thread task: pinned when its affinity is one CPU, else floating (stealable).
-fn spawn_for(affinity: u64, task: ThreadTask) {
-    let all = crate::smp::online_mask();
-    let allowed = affinity & all;
-    let sched = scheduler();
-    if allowed.count_ones() == 1 || (allowed != all && allowed != 0) {
-        let here = percpu::current_cpu();
-        let cpu = if allowed & (1 << here.index()) != 0 {
-            here
-        } else {
-            CpuId(allowed.trailing_zeros())
-        };
-        drop(sched.spawn_on(cpu, task));
-    } else {
-        drop(sched.spawn(task));
-    }
-}
-
-/// Why the loop stopped.
-enum LoopEnd {
-    /// The thread exited.
-    Exit,
-    /// The thread must continue on another CPU (affinity changed).
-    Migrate(Box<UserContext>),
-}
-
-/// Wraps the thread loop: address space and current-thread bookkeeping around each poll.
-struct ThreadTask {
-    thread: Arc<Thread>,
-    inner: Pin<Box<dyn Future<Output = LoopEnd> + Send>>,
-}
-
-impl Future for ThreadTask {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let cpu = percpu::current();
-        let thread = self.thread.clone();
-        let space = thread.process.address_space();
-        tlb::activate(&space);
-        cpu.current_thread
-            .store(Arc::as_ptr(&thread) as u64, Ordering::Relaxed);
-        thread
-            .last_cpu
-            .store(u64::from(cpu.cpu_id.0), Ordering::Relaxed);
-        thread
-            .cpus_used
-            .fetch_or(1 << cpu.cpu_id.index(), Ordering::Relaxed);
-        let result = self.inner.as_mut().poll(cx);
-        cpu.current_thread.store(0, Ordering::Relaxed);
-        tlb::leave();
-        // The address space stays loaded (lazy switching, `tlb::activate`).
-        drop(space);
-        match result {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(LoopEnd::Exit) => Poll::Ready(()),
-            Poll::Ready(LoopEnd::Migrate(ctx)) => {
-                let affinity = thread.affinity.load(Ordering::Relaxed);
-                let task = ThreadTask {
-                    thread: thread.clone(),
-                    inner: Box::pin(thread_loop(thread, ctx)),
-                };
-                spawn_for(affinity, task);
-                Poll::Ready(())
-            }
-        }
-    }
-}
-
-async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd {
-    let mut slice_end = new_slice_end();
-    // The address space, kept at hand for faults (execve replaces it: refreshed after).
-    let mut space = thread.process.address_space();
-    loop {
-        if thread.process.exiting.load(Ordering::SeqCst)
-            || thread.exit_requested.load(Ordering::SeqCst)
-        {
-            break;
-        }
-        if thread.has_deliverable_signal() {
-            signal::deliver(&thread, &mut ctx);
-            if thread.process.exiting.load(Ordering::SeqCst) {
-                break;
-            }
-        }
-        let here = percpu::current_cpu();
-        if thread.affinity.load(Ordering::Relaxed) & (1 << here.index()) == 0 {
-            usermode::save_fpu(&mut ctx);
-            return LoopEnd::Migrate(ctx);
-        }
-        // Checked on every entry, not remembered: the timer may have fired while this
-        // thread was in the kernel (handled there, not seen here as a trap). A thread
-        // entering user mode without it armed would never be preempted, starving the
-        // timers of every task sleeping on this CPU; and a slice that ran out meanwhile
-        // ends here, or a system-call loop would never see it end. The timer is armed
-        // for the slice's end or this CPU's next task timer, whichever comes first, so a
-        // sleeper beside a busy thread wakes on time.
-        // Interrupts stay off from this check until user mode (`run_user` enters with
-        // them off): an expiry in between is then taken in user mode as a trap, instead
-        // of in the kernel, where it would leave the thread entering user mode with no
-        // timer armed.
-        let preempt_at = preemption_deadline(here, slice_end);
-        x86_64::instructions::interrupts::disable();
-        if !crate::arch::apic::timer_armed_by(preempt_at) {
-            if crate::time::now_ns() >= preempt_at {
-                x86_64::instructions::interrupts::enable();
-                usermode::save_fpu(&mut ctx);
-                sched::yield_now().await;
-                slice_end = new_slice_end();
-                continue;
-            }
-            crate::arch::apic::arm_timer_by(preempt_at);
-        }
-        usermode::run_user(&mut ctx);
-        match ctx.kind {
-            TrapKind::Syscall => {
-                let (nr, args) = ctx.syscall_args();
-                let ret = match syscall::dispatch(&thread, &mut ctx, nr, args) {
-                    syscall::Outcome::Done(value) => value,
-                    syscall::Outcome::Wait(future) => {
-                        usermode::save_fpu(&mut ctx);
-                        let value = usermode::WithPkru::new(ctx.pkru, future).await;
-                        // The thread gave the CPU up while it waited: a new slice. (The
-                        // old one, run out meanwhile, made a woken sleeper yield at once
-                        // and wait a whole slice behind a spinner.)
-                        slice_end = new_slice_end();
-                        value
-                    }
-                    syscall::Outcome::Yield => {
-                        usermode::save_fpu(&mut ctx);
-                        sched::yield_now().await;
-                        slice_end = new_slice_end();
-                        0
-                    }
-                    syscall::Outcome::Exit => break,
-                };
-                ctx.rax = ret;
-                if ret == syscall::RESTART {
-                    // Run the same system call again (its arguments are still in place).
-                    ctx.rax = nr;
-                    ctx.rip -= 2;
-                }
-                if nr == syscall::SYS_EXECVE {
-                    space = thread.process.address_space();
-                }
-            }
-            TrapKind::Trap => {
-                let vector = ctx.vector as u8;
-                if vector < 32 {
-                    if let fault::UserFault::Wait(wait) =
-                        fault::user_exception(&thread, &space, &mut ctx)
-                    {
-                        usermode::save_fpu(&mut ctx);
-                        wait_fault(&thread, wait).await;
-                        slice_end = new_slice_end();
-                    }
-                } else {
-                    if vector != vectors::SPURIOUS {
-                        interrupts::handle_interrupt(vector);
-                    }
-                    if vector == vectors::TIMER || vector == vectors::WAKE {
-                        let now = crate::time::now_ns();
-                        if now >= preemption_deadline(percpu::current_cpu(), slice_end)
-                            || vector == vectors::WAKE
-                        {
-                            usermode::save_fpu(&mut ctx);
-                            sched::yield_now().await;
-                            slice_end = new_slice_end();
-                        }
-                    }
-                }
-            }
-            TrapKind::Fresh => {}
-        }
-    }
-    exit_thread(&thread, &mut ctx);
-    LoopEnd::Exit
-}
-
-/// The end of a slice that starts now (after a yield, a wait, or at the start).
-fn new_slice_end() -> u64 {
-    crate::time::now_ns() + TIME_SLICE_NS
-}
-
-/// When the thread running on `cpu` must give the CPU up: the end of its slice, or
-/// the CPU's next task timer if that comes first (its task then runs promptly).
-fn preemption_deadline(cpu: CpuId, slice_end: u64) -> u64 {
-    scheduler()
-        .next_timer_ns(cpu)
-        .map_or(slice_end, |timer| timer.min(slice_end))
-}
-
 /// The thread leaves: clear_child_tid, and if it was the last one, the process ends.
-fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
+pub fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
     usermode::save_fpu(ctx); // drops FPU ownership of this context
+    let process = &thread.process;
+    // Before the clear_child_tid wake: a joiner that reads the process's CPU set after
+    // the join sees this thread's CPUs in it.
+    process
+        .cpus_used
+        .fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
     let ctid = thread.clear_child_tid.swap(0, Ordering::SeqCst);
     if ctid != 0 && !thread.process.exiting.load(Ordering::SeqCst) {
         let _ = crate::arch::uaccess::write_user::<u32>(ctid, &0);
         // A bad address only means no one can be waiting there.
         let _ = super::futex::wake(&thread.process, ctid, 1, false);
     }
-    let process = &thread.process;
-    process
-        .cpus_used
-        .fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
     process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
     drop(thread.task_slot.lock().take());
     let last = process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1;
@@ -359,21 +152,4 @@ fn exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) {
         ));
         super::wait::process_exited(process, status);
     }
-}
-
-/// Waits for a parked fault to be resolved, or for a signal (or exit) to interrupt it:
-/// the thread then returns towards user mode, takes its signal, and the access faults
-/// again if it is retried. A userfaultfd handler that never answers cannot pin a
-/// thread against SIGKILL.
-async fn wait_fault(thread: &Thread, mut wait: mm::fault::FaultFuture) {
-    thread.clear_interrupt();
-    core::future::poll_fn(|cx| {
-        thread.interrupt_waker.register(cx.waker());
-        if core::pin::Pin::new(&mut wait).poll(cx).is_ready() || thread.is_interrupted() {
-            core::task::Poll::Ready(())
-        } else {
-            core::task::Poll::Pending
-        }
-    })
-    .await
 }

@@ -8,6 +8,7 @@ mod data;
 
 use crate::mem::aspace::{MmSpace, PAGE};
 use alloc::{boxed::Box, string::String, sync::Arc, vec};
+use conquer_once::spin::OnceCell;
 use data::{VdsoData, VDSO_HAS_RDTSCP, VDSO_MAGIC};
 use errno::SysResult;
 use mm::{
@@ -15,13 +16,12 @@ use mm::{
     pagecache::{FileId, FileInfo, FileObject, SliceBacking},
     vma::{MapFlags, Prot},
 };
-use spin::Once;
 
 /// The linked vDSO shared object.
 static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vdso.so"));
 
 /// The [vvar] and [vdso] objects, made at the first exec (after the clock is set up).
-static OBJECTS: Once<(Arc<FileObject>, Arc<FileObject>)> = Once::new();
+static OBJECTS: OnceCell<(Arc<FileObject>, Arc<FileObject>)> = OnceCell::uninit();
 
 /// A page-cache object named `name` (with Linux's `00:00 0` device and inode columns)
 /// over `bytes`; `id` keeps it apart from every file's.
@@ -76,7 +76,7 @@ fn vvar_page() -> alloc::vec::Vec<u8> {
 }
 
 fn objects() -> &'static (Arc<FileObject>, Arc<FileObject>) {
-    OBJECTS.call_once(|| {
+    OBJECTS.get_or_init(|| {
         (
             object(u64::MAX - 1, "[vvar]", vvar_page()),
             object(u64::MAX - 2, "[vdso]", IMAGE.to_vec()),

@@ -51,23 +51,6 @@ impl Default for WaitQueue {
 /// The last thread of `process` left: release its resources, make it a zombie, tell the
 /// parent. Init's exit ends the machine.
 pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
-    let started = process.threads_started.load(Ordering::Relaxed);
-    if started > 1 {
-        let used = process.cpus_used.load(Ordering::Relaxed);
-        let mut cpus = alloc::string::String::new();
-        for cpu in (0..64).filter(|c| used & (1 << c) != 0) {
-            if !cpus.is_empty() {
-                cpus.push(',');
-            }
-            cpus.push_str(&alloc::format!("{cpu}"));
-        }
-        kprintln!(
-            "process {}: {} threads ran on cpus {}",
-            process.name.lock(),
-            started,
-            cpus
-        );
-    }
     if let ExitStatus::Signaled(sig) = status {
         kprintln!(
             "pid {} ({}) killed by signal {}",
@@ -116,7 +99,7 @@ pub fn process_exited(process: &Arc<Process>, status: ExitStatus) {
     process.zombie.store(true, Ordering::SeqCst);
     process.exit_waiters.wake_all();
     if process.pid == 1 {
-        crate::shutdown::init_exited(status);
+        super::shutdown::init_exited(status);
     }
     let ppid = process.ppid.load(Ordering::SeqCst);
     if let Some(parent) = super::lookup(ppid) {

@@ -1,68 +1,12 @@
 //! The memory and task-limit keys, their defaults, ranges, paths and hooks.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use errno::SysResult;
 use mm::frame::NodeId;
 use mm::hugetlb::HugeSize;
 
-/// What values a key takes.
-#[derive(Clone, Copy, Debug)]
-pub enum KeyKind {
-    /// An integer in `min..=max`.
-    Int {
-        /// Smallest valid value.
-        min: u64,
-        /// Largest valid value.
-        max: u64,
-    },
-    /// One of these words (Linux shows them as `[chosen] other other`).
-    Choice(&'static [&'static str]),
-    /// A trigger: an integer in range that is acted on and not kept (reads are empty).
-    WriteOnly {
-        /// Smallest valid value.
-        min: u64,
-        /// Largest valid value.
-        max: u64,
-    },
-}
-
-/// One tunable.
-pub struct Key {
-    /// Registry name (`vm.max_map_count`).
-    pub name: &'static str,
-    /// Files that show it.
-    pub paths: &'static [&'static str],
-    /// Value type and range.
-    pub kind: KeyKind,
-    /// Default value (choices: the index).
-    pub default: u64,
-    /// Current value.
-    pub value: AtomicU64,
-    /// Applies a validated value to the kernel (may refuse it); returns the value the
-    /// key then holds (a pool that could not grow as asked holds less).
-    pub apply: fn(u64) -> SysResult<u64>,
-}
-
-const fn key(
-    name: &'static str,
-    paths: &'static [&'static str],
-    kind: KeyKind,
-    default: u64,
-    apply: fn(u64) -> SysResult<u64>,
-) -> Key {
-    Key {
-        name,
-        paths,
-        kind,
-        default,
-        value: AtomicU64::new(default),
-        apply,
-    }
-}
-
-fn keep(v: u64) -> SysResult<u64> {
-    Ok(v)
-}
+use crate::tunable::{keep, key};
+pub use crate::tunable::{Key, KeyKind};
 
 fn set_watermark_scale(v: u64) -> SysResult<u64> {
     let min_free = MIN_FREE_KBYTES.get();
@@ -128,32 +72,6 @@ pub static MIN_FREE_KBYTES: Key = key(
     set_min_free,
 );
 
-/// `kernel.threads-max`: most tasks (processes and threads) in the system; clone and
-/// fork fail with EAGAIN at it. 0 here means Linux's formula from RAM
-/// (`proc::limits::default_threads_max`), stored at boot.
-pub static THREADS_MAX: Key = key(
-    "kernel.threads-max",
-    &["/proc/sys/kernel/threads-max"],
-    KeyKind::Int {
-        min: crate::proc::limits::MIN_THREADS,
-        max: crate::proc::limits::MAX_THREADS,
-    },
-    0,
-    keep,
-);
-/// `kernel.pid_max`: pids (and tids) stay below it; clone fails with EAGAIN when none
-/// is left. 0 here means Linux's default (32768, or 1024 per CPU), stored at boot.
-pub static PID_MAX: Key = key(
-    "kernel.pid_max",
-    &["/proc/sys/kernel/pid_max"],
-    KeyKind::Int {
-        min: crate::proc::limits::RESERVED_PIDS as u64 + 1,
-        max: crate::proc::limits::PID_MAX_LIMIT as u64,
-    },
-    0,
-    keep,
-);
-
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
 static SYSTEM_KEYS: [&Key; 24] = [
@@ -164,7 +82,7 @@ static SYSTEM_KEYS: [&Key; 24] = [
     &OVERCOMMIT_MEMORY,
     &OVERCOMMIT_RATIO,
     &OVERCOMMIT_KBYTES,
-    &UNPRIVILEGED_USERFAULTFD,
+    &crate::memd::userfaultfd::UNPRIVILEGED_USERFAULTFD,
     &DROP_CACHES,
     &SWAPPINESS,
     &NR_HUGEPAGES,
@@ -178,9 +96,9 @@ static SYSTEM_KEYS: [&Key; 24] = [
     &DAMON_KDAMONDS,
     &STAT_INTERVAL,
     &PAGE_CLUSTER,
-    &OOM_KILL_ALLOCATING_TASK,
-    &THREADS_MAX,
-    &PID_MAX,
+    &crate::memd::oom::OOM_KILL_ALLOCATING_TASK,
+    &crate::proc::limits::THREADS_MAX,
+    &crate::proc::limits::PID_MAX,
 ];
 
 /// Every key: the system-wide ones, then the per-node pools.
@@ -243,19 +161,26 @@ pub static OVERCOMMIT_KBYTES: Key = key(
     0,
     set_overcommit_kbytes,
 );
-/// `vm.unprivileged_userfaultfd`: 0 privileged only, 1 everyone, 2 user-mode faults only.
-pub static UNPRIVILEGED_USERFAULTFD: Key = key(
-    "vm.unprivileged_userfaultfd",
-    &["/proc/sys/vm/unprivileged_userfaultfd"],
-    KeyKind::Int { min: 0, max: 2 },
-    0,
-    keep,
-);
+/// Page caches of higher layers (disk filesystems) that `drop_caches` also drops: each
+/// is called with whether unused file objects go too (value 2) and returns the pages
+/// it dropped.
+static DROP_CACHES_HOOKS: spin::Mutex<alloc::vec::Vec<fn(bool) -> u64>> =
+    spin::Mutex::new(alloc::vec::Vec::new());
+
+/// Adds a page cache for `drop_caches` to drop (a filesystem installs it at mount).
+pub fn on_drop_caches(hook: fn(bool) -> u64) {
+    let mut hooks = DROP_CACHES_HOOKS.lock();
+    if !hooks.iter().any(|h| core::ptr::fn_addr_eq(*h, hook)) {
+        hooks.push(hook);
+    }
+}
+
 fn drop_caches(v: u64) -> SysResult<u64> {
     if v & 1 != 0 {
         let mut pages = crate::initramfs::drop_page_cache();
-        for fs in crate::fs::ext4::mounted() {
-            pages += fs.drop_caches(v & 2 != 0);
+        let hooks = DROP_CACHES_HOOKS.lock().clone();
+        for hook in hooks {
+            pages += hook(v & 2 != 0);
         }
         log::info!("drop_caches: {pages} page-cache pages dropped");
     }
@@ -318,7 +243,7 @@ fn set_khugepaged_pages_to_scan(v: u64) -> SysResult<u64> {
 }
 fn set_khugepaged_scan_sleep(v: u64) -> SysResult<u64> {
     thp().set_scan_sleep_ms(v);
-    crate::mem::khugepaged::kick();
+    crate::memd::khugepaged::kick();
     Ok(v)
 }
 fn set_khugepaged_alloc_sleep(v: u64) -> SysResult<u64> {
@@ -379,7 +304,7 @@ pub static THP_DEFRAG: Key = key(
     set_thp_defrag,
 );
 fn set_ksm_run(v: u64) -> SysResult<u64> {
-    crate::mem::ksmd::set_run(v);
+    crate::memd::ksmd::set_run(v);
     Ok(v)
 }
 
@@ -392,7 +317,7 @@ pub static KSM_RUN: Key = key(
     set_ksm_run,
 );
 fn set_nr_kdamonds(v: u64) -> SysResult<u64> {
-    crate::mem::damon::set_count(v);
+    crate::memd::damon::set_count(v);
     Ok(v)
 }
 
@@ -418,14 +343,6 @@ pub static PAGE_CLUSTER: Key = key(
     &["/proc/sys/vm/page-cluster"],
     KeyKind::Int { min: 0, max: 10 },
     3,
-    keep,
-);
-/// `vm.oom_kill_allocating_task` (0).
-pub static OOM_KILL_ALLOCATING_TASK: Key = key(
-    "vm.oom_kill_allocating_task",
-    &["/proc/sys/vm/oom_kill_allocating_task"],
-    KeyKind::Int { min: 0, max: 1 },
-    0,
     keep,
 );
 

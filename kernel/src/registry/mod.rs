@@ -3,21 +3,23 @@
 //! `/proc/sys` or `/sys` paths Linux tools use. `ksyncd` applies a deployment's values at
 //! boot by writing these files.
 
+#![deny(unsafe_code)]
+
 pub mod keys;
 
 pub use keys::{all, Key, KeyKind};
 
 use alloc::{format, string::String};
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::Ordering;
 use errno::{Errno, SysResult};
 use security::{access_check, AccessMask, GenericMapping, SecurityDescriptor, Token};
-use spin::Once;
 
-static KEY_SD: Once<SecurityDescriptor> = Once::new();
+static KEY_SD: OnceCell<SecurityDescriptor> = OnceCell::uninit();
 
 /// The descriptor every memory key carries: everyone reads, administrators and SYSTEM write.
 fn key_sd() -> &'static SecurityDescriptor {
-    KEY_SD.call_once(|| SecurityDescriptor::for_registry_key(true))
+    KEY_SD.get_or_init(|| SecurityDescriptor::for_registry_key(true))
 }
 
 /// The key served at `path`, if any.
@@ -52,11 +54,6 @@ pub fn check_access(key: &Key, token: &Token, write: bool) -> SysResult<()> {
 }
 
 impl Key {
-    /// The current value as a number (choices: the index).
-    pub fn get(&self) -> u64 {
-        self.value.load(Ordering::Relaxed)
-    }
-
     /// The file contents Linux shows for this key.
     pub fn render(&self) -> String {
         let v = self.get();
@@ -185,11 +182,11 @@ pub fn init() {
     keys::MIN_FREE_KBYTES
         .value
         .store(mm::frame::default_min_free_kbytes(total), Ordering::Relaxed);
-    keys::THREADS_MAX.value.store(
+    crate::proc::limits::THREADS_MAX.value.store(
         crate::proc::limits::default_threads_max(total.0 * 4096),
         Ordering::Relaxed,
     );
-    keys::PID_MAX.value.store(
+    crate::proc::limits::PID_MAX.value.store(
         u64::from(crate::proc::limits::default_pid_max(
             crate::smp::online_cpus(),
         )),

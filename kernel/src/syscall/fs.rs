@@ -7,7 +7,7 @@ use super::Outcome;
 use crate::{
     arch::uaccess::{read_user, read_user_cstr},
     fs::userfaultfd::UserfaultFd,
-    mem::userfaultfd,
+    memd::userfaultfd,
     proc::{signal, thread::Thread},
     vfs::{
         self,

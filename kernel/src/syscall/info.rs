@@ -31,7 +31,7 @@ pub fn uname(buf: u64) -> SysResult {
 pub fn sysinfo(info: u64) -> SysResult {
     let alloc = crate::mem::frames::allocator();
     let (total, free, _, _) = mm::frame::report::totals(alloc);
-    let (swap_total, swap_free) = crate::mem::swap::swap().totals();
+    let (swap_total, swap_free) = crate::memd::swap::swap().totals();
     let (tasks, _) = crate::proc::limits::nr_tasks_and_last_pid();
     let uptime = crate::time::now_ns() / 1_000_000_000;
     let mut out = [0u8; 112];

@@ -6,10 +6,10 @@
 //! SeLockMemoryPrivilege (Linux's `CAP_IPC_LOCK`), which lifts the limit: the
 //! [`LockLimit`] every call and every mmap is checked against.
 
-use super::{wait, Outcome};
+use super::Outcome;
 use crate::{arch::usermode::UserContext, proc::thread::Thread};
 use alloc::sync::Arc;
-use errno::{Errno, SysResult};
+use errno::SysResult;
 use mm::aspace::{LockLimit, PopulateStep};
 use security::Privilege;
 
@@ -39,29 +39,10 @@ fn populate_then_done(
     end: u64,
     best_effort: bool,
 ) -> Outcome {
-    match step {
-        Ok(PopulateStep::Done) => Ok(0).into(),
-        Err(e) => Err::<u64, _>(Errno::from(e)).into(),
-        Ok(PopulateStep::Wait {
-            wait: first,
-            resume_at,
-        }) => {
-            let space = thread.process.address_space();
-            wait(async move {
-                first.await;
-                let mut from = resume_at;
-                loop {
-                    match space.mm().populate_locked(from, end, best_effort)? {
-                        PopulateStep::Done => return Ok(0),
-                        PopulateStep::Wait { wait, resume_at } => {
-                            wait.await;
-                            from = resume_at;
-                        }
-                    }
-                }
-            })
-        }
-    }
+    let space = thread.process.address_space();
+    super::memory::populate_outcome(step, move |from| {
+        space.mm().populate_locked(from, end, best_effort)
+    })
 }
 
 /// The end of the page-aligned range mlock acts on (for resuming its populate; the

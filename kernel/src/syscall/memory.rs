@@ -158,34 +158,44 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
         Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
     };
     let space = thread.process.address_space();
-    match space.mm().madvise(addr, len, advice) {
+    let step = space.mm().madvise(addr, len, advice);
+    let access = if advice == Advice::PopulateWrite {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    // madvise validated the range before it could ask to wait.
+    let end = addr.saturating_add(len.saturating_add(4095) & !4095);
+    populate_outcome(step, move |from| {
+        space.mm().populate_range(from, end, access)
+    })
+}
+
+/// A populate that may have to wait (a page under I/O, reclaim): done, failed, or a
+/// future that awaits the first wait, then resumes with `resume(from)` until done.
+pub(super) fn populate_outcome(
+    step: Result<PopulateStep, mm::errno::MmError>,
+    resume: impl Fn(u64) -> Result<PopulateStep, mm::errno::MmError> + Send + 'static,
+) -> Outcome {
+    match step {
         Ok(PopulateStep::Done) => Ok(0).into(),
         Err(e) => Err::<u64, _>(Errno::from(e)).into(),
         Ok(PopulateStep::Wait {
             wait: first,
             resume_at,
-        }) => {
-            let access = if advice == Advice::PopulateWrite {
-                Access::Write
-            } else {
-                Access::Read
-            };
-            // madvise validated the range before it could ask to wait.
-            let end = addr.saturating_add(len.saturating_add(4095) & !4095);
-            wait(async move {
-                first.await;
-                let mut from = resume_at;
-                loop {
-                    match space.mm().populate_range(from, end, access)? {
-                        PopulateStep::Done => return Ok(0),
-                        PopulateStep::Wait { wait, resume_at } => {
-                            wait.await;
-                            from = resume_at;
-                        }
+        }) => wait(async move {
+            first.await;
+            let mut from = resume_at;
+            loop {
+                match resume(from)? {
+                    PopulateStep::Done => return Ok(0),
+                    PopulateStep::Wait { wait, resume_at } => {
+                        wait.await;
+                        from = resume_at;
                     }
                 }
-            })
-        }
+            }
+        }),
     }
 }
 

@@ -3,6 +3,10 @@
 //! `Errno`), and act. Most complete at once; the few that can wait return a future, so
 //! the fast path allocates nothing.
 
+#![deny(unsafe_code)]
+
+pub mod entry;
+pub mod fault;
 mod fd;
 mod fs;
 mod info;
@@ -243,8 +247,14 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         157 => prctl::prctl(thread, a[0], [a[1], a[2], a[3], a[4]]).into(),
         158 => process::arch_prctl(ctx, a[0], a[1]).into(),
         160 => info::prlimit64(thread, 0, a[0], a[1], 0).into(),
-        167 => crate::mem::swap::swapon(thread, a[0], lower32(a[1])),
-        168 => crate::mem::swap::swapoff(thread, a[0]),
+        167 => match crate::memd::swap::swapon(thread, a[0], lower32(a[1])) {
+            Ok(activate) => wait(activate),
+            Err(e) => Err::<u64, _>(e).into(),
+        },
+        168 => match crate::memd::swap::swapoff(thread, a[0]) {
+            Ok(drain) => wait(drain),
+            Err(e) => Err::<u64, _>(e).into(),
+        },
         186 => Ok(u64::from(thread.tid)).into(),
         200 => signal::tgkill(thread, -1, pid_arg(a[0]), a[1]).into(),
         201 => time::time(a[0]).into(),

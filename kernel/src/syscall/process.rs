@@ -8,11 +8,7 @@ use crate::{
         usermode::{TrapKind, UserContext, USER_ADDRESS_END},
     },
     initramfs,
-    proc::{
-        self, exec, futex,
-        thread::{self, Thread},
-        ExitStatus,
-    },
+    proc::{self, exec, futex, thread::Thread, ExitStatus},
 };
 use alloc::{boxed::Box, string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::Ordering;
@@ -199,7 +195,7 @@ fn clone_start(
         let fd = super::pidfd::install_pidfd(thread, &child.process, 0)?;
         write_user::<i32>(parent_tid, &(fd as i32))?;
     }
-    thread::start(child, child_ctx);
+    super::entry::start(child, child_ctx);
     Ok((tid, new_process))
 }
 
@@ -384,7 +380,7 @@ fn execve_single(
     new_space
         .mm()
         .set_thp_disabled(old_space.mm().thp_disabled());
-    tlb::activate(&new_space);
+    tlb::activate(new_space.tlb_state());
     drop(old_space);
     process.release_vfork();
     crate::arch::usermode::save_fpu(ctx);

@@ -37,7 +37,7 @@ pub fn rt_sigaction(
     }
     let sig = valid_signal(sig)?;
     let new = if act != 0 {
-        Some(read_user::<SigAction>(act)?)
+        Some(SigAction::from_words(read_user::<[u64; 4]>(act)?))
     } else {
         None
     };
@@ -54,7 +54,7 @@ pub fn rt_sigaction(
         old
     };
     if oldact != 0 {
-        write_user(oldact, &old)?;
+        write_user(oldact, &old.to_words())?;
     }
     Ok(0)
 }

@@ -125,3 +125,18 @@ global_asm!(
     size = const BOOT_STACK_BYTES,
     options(att_syntax)
 );
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    fn syscall_entry();
+}
+
+/// A few kernel symbols for `/proc/kallsyms`: address, kind, Linux's name.
+pub fn kernel_symbols() -> [(u64, char, &'static str); 3] {
+    [
+        (&raw const __kernel_start as u64, 'T', "_text"),
+        (syscall_entry as *const () as u64, 'T', "entry_SYSCALL_64"),
+        (&raw const __kernel_end as u64, 'B', "_end"),
+    ]
+}

@@ -98,13 +98,6 @@ pub fn init_control_registers(features: &Features) {
     }
 }
 
-/// Reads the time-stamp counter.
-#[inline]
-pub fn rdtsc() -> u64 {
-    // SAFETY: RDTSC has no side effects and is allowed in ring 0.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
 /// Halts the CPU forever with interrupts off.
 pub fn halt_forever() -> ! {
     loop {

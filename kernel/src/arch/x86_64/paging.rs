@@ -152,3 +152,16 @@ pub fn init(
 pub fn current_root() -> u64 {
     Cr3::read().0.start_address().as_u64()
 }
+
+/// The kernel's own root table (CR3 of the kernel half; 0 before it is recorded).
+static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Records the kernel's own root table (boot CPU, once its tables are final).
+pub fn set_kernel_root(root: u64) {
+    KERNEL_ROOT.store(root, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The kernel's own root table.
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed)
+}

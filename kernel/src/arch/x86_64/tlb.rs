@@ -4,8 +4,7 @@
 //! queues), with one IPI each, then waits for their acknowledgements. The handler drains
 //! its queue, so requests that pile up are served by one interrupt.
 
-use super::{apic, percpu};
-use crate::mem::{aspace::AddressSpace, pagetable};
+use super::{apic, paging, percpu};
 
 /// What the shootdown and lazy-switching code knows of an address space: its roots and
 /// the CPUs that have it loaded. Its address identifies the address space.
@@ -40,7 +39,7 @@ use x86_64::{
     PhysAddr, VirtAddr,
 };
 
-/// Per CPU: the address space whose tables are loaded (`*const AddressSpace`, 0: the
+/// Per CPU: the address space whose tables are loaded (`*const TlbState`, 0: the
 /// kernel's). Switching is lazy: a CPU keeps a user address space loaded after its thread
 /// stops running (as Linux's lazy TLB mode does), so a CPU that runs the same process
 /// again, or only kernel tasks in between, never reloads CR3.
@@ -60,8 +59,7 @@ fn write_cr3(root: u64) {
 
 /// Loads `space` on the calling CPU (if it is not loaded already) and marks the CPU in its
 /// active set; the previously loaded space loses the CPU from its set.
-pub fn activate(space: &AddressSpace) {
-    let space = space.tlb_state();
+pub fn activate(space: &TlbState) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let cpu = percpu::current_cpu().index();
         let me = space as *const TlbState as u64;
@@ -107,7 +105,7 @@ static FLUSH_PENDING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }
 /// Takes the calling CPU (`cpu`) off `space`, which it has loaded: back to the kernel
 /// root, nothing loaded, out of the space's active set. Interrupts are off.
 fn unload(cpu: usize, space: &TlbState) {
-    write_cr3(pagetable::current_kernel_root());
+    write_cr3(paging::kernel_root());
     LOADED[cpu].store(0, Ordering::Relaxed);
     percpu::current().user_cr3.store(0, Ordering::Relaxed);
     space
@@ -152,12 +150,13 @@ enum Request {
 unsafe impl Send for Request {}
 
 /// Requests waiting for each CPU (lock-free; a full queue makes the sender wait for room).
-static QUEUES: spin::Once<alloc::vec::Vec<ArrayQueue<Request>>> = spin::Once::new();
+static QUEUES: conquer_once::spin::OnceCell<alloc::vec::Vec<ArrayQueue<Request>>> =
+    conquer_once::spin::OnceCell::uninit();
 /// Pages above which a range flush becomes a full flush.
 const FULL_FLUSH_PAGES: u64 = 64;
 
 fn queues() -> &'static [ArrayQueue<Request>] {
-    QUEUES.call_once(|| (0..MAX_CPUS).map(|_| ArrayQueue::new(64)).collect())
+    QUEUES.get_or_init(|| (0..MAX_CPUS).map(|_| ArrayQueue::new(64)).collect())
 }
 
 fn flush_local(start: u64, end: u64) {

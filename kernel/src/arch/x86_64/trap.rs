@@ -2,6 +2,7 @@
 //! and dispatch to exception reports and interrupt handlers.
 
 use super::percpu;
+use conquer_once::spin::OnceCell;
 use core::{arch::global_asm, fmt};
 use drivers::apic::vectors;
 use x86_64::registers::control::Cr2;
@@ -203,6 +204,26 @@ impl fmt::Display for ExceptionReport<'_> {
     }
 }
 
+/// What the layers above do with traps taken in kernel mode. `arch` knows nothing of
+/// devices or address spaces: `main` installs these before it enables interrupts.
+pub struct KernelTrapHandlers {
+    /// A device, timer or IPI vector (32 and up, not the spurious one).
+    pub interrupt: fn(u8),
+    /// A page fault of the user-copy routine at user address `addr` (`write` or read):
+    /// resolve it and return true, or return false to fail the copy (EFAULT).
+    pub user_copy_fault: fn(addr: u64, write: bool) -> bool,
+}
+
+static HANDLERS: OnceCell<KernelTrapHandlers> = OnceCell::uninit();
+
+/// Installs the kernel-mode trap handlers (once; later calls are ignored).
+pub fn install_handlers(handlers: KernelTrapHandlers) {
+    HANDLERS.get_or_init(|| handlers);
+}
+
+/// The page-fault error-code bit of a protection-key violation.
+pub const PF_PK: u64 = 1 << 5;
+
 /// Called by `isr_common` for traps taken in kernel mode, with interrupts disabled.
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
@@ -210,7 +231,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         14 => handle_kernel_page_fault(frame),
         0..=31 => fatal(frame),
         v if v == u64::from(vectors::SPURIOUS) => {}
-        v => crate::interrupts::handle_interrupt(v as u8),
+        v => match HANDLERS.get() {
+            Some(handlers) => (handlers.interrupt)(v as u8),
+            None => panic!("interrupt vector {v:#x} before the handlers were installed"),
+        },
     }
 }
 
@@ -220,7 +244,7 @@ fn handle_kernel_page_fault(frame: &mut TrapFrame) {
     let cr2 = Cr2::read_raw();
     if super::uaccess::is_copy_instruction(frame.rip) && cr2 < super::usermode::USER_ADDRESS_END {
         // PKRU refuses the access: no fault resolves it, the copy fails (EFAULT).
-        if frame.error_code & crate::proc::fault::PF_PK != 0 {
+        if frame.error_code & PF_PK != 0 {
             frame.rip = super::uaccess::fixup_address();
             return;
         }
@@ -231,7 +255,9 @@ fn handle_kernel_page_fault(frame: &mut TrapFrame) {
         if interrupts_were_on {
             x86_64::instructions::interrupts::enable();
         }
-        let resolved = crate::proc::fault::resolve_kernel_access(cr2, write);
+        let resolved = HANDLERS
+            .get()
+            .is_some_and(|handlers| (handlers.user_copy_fault)(cr2, write));
         x86_64::instructions::interrupts::disable();
         if !resolved {
             frame.rip = super::uaccess::fixup_address();
@@ -246,5 +272,8 @@ fn fatal(frame: &TrapFrame) -> ! {
         frame,
         cr2: Cr2::read_raw(),
     };
-    crate::panic::fatal_exception(&report)
+    panic!(
+        "fatal {} in kernel mode\n{report}",
+        exception_name(frame.vector)
+    )
 }

@@ -252,5 +252,18 @@ fn main(args: &Args) -> i32 {
         }
     }
     check_sibling_affinity(&mut checks);
+    // Peios counts every CPU each thread of the process ran on (`Cpus_ran_list` in
+    // /proc/self/status; Linux has no such line). The guest test checks that every vCPU
+    // ran some of these threads.
+    let ran = peios_bins::files::read_file("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Cpus_ran_list:").map(|v| String::from(v.trim())))
+        });
+    println!(
+        "threads: process ran on cpus {}",
+        ran.as_deref().unwrap_or("(not reported)")
+    );
     checks.finish()
 }

@@ -28,7 +28,7 @@ pub fn kick() {
 }
 
 async fn khugepaged() {
-    let thp = super::aspace::tunables().thp();
+    let thp = crate::mem::aspace::tunables().thp();
     loop {
         let mut pause_ms = thp.scan_sleep_ms();
         if thp.enabled() != mm::thp::ThpEnabled::Never && one_pass(thp.pages_to_scan()) {
@@ -46,7 +46,7 @@ async fn khugepaged() {
 /// One pass of `budget` pages from the cursor; true if a huge page could not be
 /// allocated.
 fn one_pass(budget: u64) -> bool {
-    let thp = super::aspace::tunables().thp();
+    let thp = crate::mem::aspace::tunables().thp();
     let mut processes = crate::proc::all();
     processes.sort_by_key(|p| u64::from(p.pid));
     let mut left = budget;

@@ -137,7 +137,7 @@ impl BlockDevice for Disk {
 
 /// The system's swap (shared with every address space).
 pub fn swap() -> &'static Arc<Swap> {
-    super::aspace::tunables().swap()
+    crate::mem::aspace::tunables().swap()
 }
 
 /// Starts the swap layer: its I/O runs on the executor, reclaim tasks per node.
@@ -175,8 +175,13 @@ fn privileged_path(thread: &Thread, path: u64) -> SysResult<String> {
 /// `swapon(path, flags)`: reads the device's swap header and adds it as a swap area.
 /// EINVAL for a bad header or unknown flags, EBUSY if already on, ENOENT for a name
 /// that is no block device here.
-pub fn swapon(thread: &Thread, path: u64, flags: u64) -> crate::syscall::Outcome {
-    let result = (|| {
+/// The checks run at once; the returned future activates the area.
+pub fn swapon(
+    thread: &Thread,
+    path: u64,
+    flags: u64,
+) -> SysResult<impl Future<Output = SysResult<u64>> + Send + 'static> {
+    let (name, device, priority) = (|| {
         let name = privileged_path(thread, path)?;
         if flags & !(SWAP_FLAG_PREFER | SWAP_FLAG_PRIO_MASK | SWAP_FLAG_DISCARD_ALL) != 0 {
             return Err(Errno::EINVAL);
@@ -185,34 +190,30 @@ pub fn swapon(thread: &Thread, path: u64, flags: u64) -> crate::syscall::Outcome
         let priority =
             (flags & SWAP_FLAG_PREFER != 0).then_some((flags & SWAP_FLAG_PRIO_MASK) as i32);
         Ok((name, device, priority))
-    })();
-    match result {
-        Err(e) => Err::<u64, _>(e).into(),
-        Ok((name, device, priority)) => crate::syscall::wait(async move {
-            let id = swap()
-                .activate(&name, device, priority)
-                .await
-                .map_err(Errno::from)?;
-            note_swap_size();
-            crate::kprintln!("Adding swap area {name} (area {id})");
-            Ok(0)
-        }),
-    }
+    })()?;
+    Ok(async move {
+        let id = swap()
+            .activate(&name, device, priority)
+            .await
+            .map_err(Errno::from)?;
+        note_swap_size();
+        crate::kprintln!("Adding swap area {name} (area {id})");
+        Ok(0)
+    })
 }
 
 /// `swapoff(path)`: stops new swap-outs to the area, brings every page stored there
 /// back into memory (the caller waits, as on Linux), then removes it. ENOMEM when the
 /// pages cannot all come back (the area stays on), EINVAL for a path that is not an
 /// active area.
-pub fn swapoff(thread: &Thread, path: u64) -> crate::syscall::Outcome {
-    let name = match privileged_path(thread, path) {
-        Ok(n) => n,
-        Err(e) => return Err::<u64, _>(e).into(),
-    };
-    let Some(id) = swap().find(&name) else {
-        return Err::<u64, _>(Errno::EINVAL).into();
-    };
-    crate::syscall::wait(async move {
+/// The checks run at once; the returned future drains and removes the area.
+pub fn swapoff(
+    thread: &Thread,
+    path: u64,
+) -> SysResult<impl Future<Output = SysResult<u64>> + Send + 'static> {
+    let name = privileged_path(thread, path)?;
+    let id = swap().find(&name).ok_or(Errno::EINVAL)?;
+    Ok(async move {
         swap().set_draining(id, true);
         match bring_back(id).await {
             Ok(()) => {
@@ -231,7 +232,7 @@ pub fn swapoff(thread: &Thread, path: u64) -> crate::syscall::Outcome {
 
 /// The commit limit counts swap space (overcommit modes 0 and 2).
 fn note_swap_size() {
-    super::aspace::tunables()
+    crate::mem::aspace::tunables()
         .commitment()
         .set_swap_pages(swap().totals().0);
 }
@@ -294,7 +295,7 @@ pub fn proc_vmstat() -> String {
         r.stolen_direct,
         r.scanned,
         r.direct_waits,
-        crate::mem::oom::kills(),
+        crate::memd::oom::kills(),
     )
 }
 

@@ -10,7 +10,8 @@
 //! reports; if the victim has not exited within [`REAP_AFTER_MS`], the reaper tears its
 //! address space down itself so the memory comes back anyway.
 
-use super::frames;
+use crate::mem::frames;
+use crate::tunable::{keep, key, Key, KeyKind};
 use crate::{kprintln, proc, proc::Process};
 use alloc::{sync::Arc, vec::Vec};
 use core::sync::atomic::Ordering;
@@ -68,7 +69,7 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
     }
     // The pre-zeroed huge pages go back first: if there were any, retry before
     // killing (a completed wait retries at once).
-    if super::thp_pool::drain() > 0 {
+    if crate::mem::thp_pool::drain() > 0 {
         let done = Completion::new();
         done.complete();
         return OomOutcome::Wait(done);
@@ -76,7 +77,7 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
     let total = frames::allocator().total_pages().0;
     let processes = proc::all();
     let candidates: Vec<Candidate> = processes.iter().map(|p| candidate(p)).collect();
-    let kill_allocating = crate::registry::keys::OOM_KILL_ALLOCATING_TASK.get() == 1;
+    let kill_allocating = OOM_KILL_ALLOCATING_TASK.get() == 1;
     let Some((victim, c)) = choose_victim(&candidates, current.pid, kill_allocating, total)
         .and_then(|pid| {
             let i = processes.iter().position(|p| p.pid == pid)?;
@@ -101,18 +102,12 @@ pub fn out_of_memory(current: &Arc<Process>) -> OomOutcome {
     );
     // Linux prints its Mem-Info here; the free counts tell a real shortage from one
     // where memory is still on its way back.
-    if let Some(meminfo) = crate::procfs::read("/proc/meminfo") {
-        let free = meminfo
-            .lines()
-            .filter(|l| l.starts_with("MemFree") || l.starts_with("MemAvailable"))
-            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>();
-        kprintln!(
-            "oom: MemFree {} MemAvailable {}",
-            free.first().map_or("?", |s| s),
-            free.get(1).map_or("?", |s| s)
-        );
-    }
+    let (_, free, low, _) = mm::frame::report::totals(frames::allocator());
+    kprintln!(
+        "oom: MemFree {} kB (low watermarks {} kB)",
+        free.0 * 4,
+        low.0 * 4
+    );
     proc::signal::send_to_process(&victim, proc::signal::SIGKILL);
     let done = Completion::new();
     *in_flight = Some(done.clone());
@@ -169,3 +164,12 @@ pub fn write_score_adj(caller: &Process, target: &Process, text: &[u8]) -> SysRe
 pub fn score(p: &Process) -> u64 {
     mm::oom::oom_score(&candidate(p), frames::allocator().total_pages().0)
 }
+
+/// `vm.oom_kill_allocating_task` (0).
+pub static OOM_KILL_ALLOCATING_TASK: Key = key(
+    "vm.oom_kill_allocating_task",
+    &["/proc/sys/vm/oom_kill_allocating_task"],
+    KeyKind::Int { min: 0, max: 1 },
+    0,
+    keep,
+);

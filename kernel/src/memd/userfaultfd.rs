@@ -10,7 +10,8 @@
 //! Write-protect and minor modes, and shared or file memory, are refused with EINVAL
 //! for now (they come with the userfaultfd issue).
 
-use super::aspace::{AddressSpace, PAGE};
+use crate::mem::aspace::{AddressSpace, PAGE};
+use crate::tunable::{keep, key, Key, KeyKind};
 use crate::{
     arch::uaccess::{copy_from_user, read_user, write_user},
     proc::thread::Thread,
@@ -129,7 +130,7 @@ pub fn create(thread: &Thread, flags: u64) -> SysResult<Arc<UserfaultFile>> {
         .read()
         .has_privilege(Privilege::SeDebugPrivilege);
     let user_mode_only = flags & UFFD_USER_MODE_ONLY != 0;
-    let allowed = match crate::registry::keys::UNPRIVILEGED_USERFAULTFD.get() {
+    let allowed = match UNPRIVILEGED_USERFAULTFD.get() {
         1 => true,
         2 => privileged || user_mode_only,
         _ => privileged,
@@ -323,3 +324,12 @@ fn fill(
         _ => Err(Errno::EAGAIN),
     }
 }
+
+/// `vm.unprivileged_userfaultfd`: 0 privileged only, 1 everyone, 2 user-mode faults only.
+pub static UNPRIVILEGED_USERFAULTFD: Key = key(
+    "vm.unprivileged_userfaultfd",
+    &["/proc/sys/vm/unprivileged_userfaultfd"],
+    KeyKind::Int { min: 0, max: 2 },
+    0,
+    keep,
+);

@@ -1,11 +1,11 @@
 //! User-mode exceptions: page faults resolved at once when the mapping allows it, and
 //! everything else turned into the signal Linux would send.
 
-use super::{
+use crate::memd::oom::OomOutcome;
+use crate::proc::{
     signal::{self, code, SigInfo},
     thread::Thread,
 };
-use crate::mem::oom::OomOutcome;
 use crate::{arch::usermode::UserContext, mem::aspace::AddressSpace};
 use mm::fault::{Access, FaultError, FaultFuture, WaitReason};
 
@@ -18,8 +18,7 @@ pub enum UserFault {
     Wait(FaultFuture),
 }
 
-/// The page-fault error-code bit of a protection-key violation.
-pub const PF_PK: u64 = 1 << 5;
+pub use crate::arch::trap::PF_PK;
 
 /// The access a page-fault error code describes.
 pub fn access_of(error_code: u64) -> Access {
@@ -50,7 +49,7 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
                 Err(FaultError::NeedsWait(wait)) => return UserFault::Wait(wait),
                 // Out of memory with nothing to wait for: the OOM killer frees some (or
                 // picks this process); with nothing killable the fault gets SIGBUS.
-                Err(FaultError::Oom) => match crate::mem::oom::out_of_memory(&thread.process) {
+                Err(FaultError::Oom) => match crate::memd::oom::out_of_memory(&thread.process) {
                     OomOutcome::Wait(done) => {
                         return UserFault::Wait(FaultFuture::new(WaitReason::Memory, done))
                     }
@@ -129,14 +128,14 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
 ///
 /// The copy runs inside a synchronous part of a syscall and cannot park: a swap-in is
 /// driven in place, other waits are spun through for a bounded time
-/// (`mem::swap::kernel_access_fault`); a fault that still cannot finish fails the copy
+/// (`memd::swap::kernel_access_fault`); a fault that still cannot finish fails the copy
 /// with EFAULT.
 pub fn resolve_kernel_access(addr: u64, write: bool) -> bool {
-    let Some(thread) = super::current_thread() else {
+    let Some(thread) = crate::proc::current_thread() else {
         return false;
     };
     let space = thread.process.address_space();
-    crate::mem::swap::kernel_access_fault(
+    crate::memd::swap::kernel_access_fault(
         &space,
         addr,
         if write { Access::Write } else { Access::Read },

@@ -15,15 +15,16 @@
 //! (or there is no swap room): a turn that only cleared accessed bits was aging, not
 //! failure.
 
-use super::frames;
 use super::swap::swap;
+use crate::mem::frames;
 use alloc::{sync::Arc, vec::Vec};
+use conquer_once::spin::OnceCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Poll, Waker};
 use mm::fault::{Completion, FaultFuture, WaitReason};
-use mm::frame::{NodeId, Pfn, Reclaimer};
+use mm::frame::{NodeId, Pfn};
 use mm::swap::ScanBudget;
-use spin::{Mutex, Once};
+use spin::Mutex;
 
 /// Pages a round aims to free.
 const ROUND_PAGES: usize = 256;
@@ -51,7 +52,7 @@ struct NodeReclaim {
     writing: AtomicUsize,
 }
 
-static NODES: Once<Vec<NodeReclaim>> = Once::new();
+static NODES: OnceCell<Vec<NodeReclaim>> = OnceCell::uninit();
 
 static STOLEN_KSWAPD: AtomicU64 = AtomicU64::new(0);
 static STOLEN_DIRECT: AtomicU64 = AtomicU64::new(0);
@@ -80,12 +81,17 @@ pub fn stats() -> ReclaimStats {
     }
 }
 
-/// The frame allocator's hook: a node fell under its `low` watermark.
-pub struct KernelReclaimer;
+/// The frame allocator's pressure handler: a node fell under its `low` watermark, or
+/// an allocation failed.
+struct KernelReclaimer;
 
-impl Reclaimer for KernelReclaimer {
+impl frames::PressureHandler for KernelReclaimer {
     fn wake_reclaim(&self, node: NodeId) {
         kick(node);
+    }
+
+    fn alloc_failed(&self) -> mm::phys::AllocFailure {
+        alloc_failed()
     }
 }
 
@@ -104,7 +110,7 @@ fn kick(node: NodeId) {
 /// Starts one reclaim task per node (once swap exists to reclaim to, they find work).
 pub fn start() {
     let nodes = frames::allocator().nr_nodes();
-    let list = NODES.call_once(|| {
+    let list = NODES.get_or_init(|| {
         (0..nodes as u32)
             .map(|n| NodeReclaim {
                 node: NodeId(n),
@@ -120,11 +126,12 @@ pub fn start() {
     for i in 0..list.len() {
         drop(crate::executor::scheduler().spawn(kswapd(i)));
     }
+    frames::set_pressure_handler(&KernelReclaimer);
 }
 
 /// A fault found no frame: park it on the next reclaim round if reclaim can still
 /// make progress, else let the OOM path run.
-pub fn alloc_failed() -> mm::phys::AllocFailure {
+fn alloc_failed() -> mm::phys::AllocFailure {
     let Some(nodes) = NODES.get() else {
         return mm::phys::AllocFailure::OutOfMemory;
     };

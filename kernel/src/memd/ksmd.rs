@@ -3,7 +3,7 @@
 //! KSM runs: writing 1 starts it, writing 0 lets it finish its pass and end, writing 2
 //! stops it and unmerges every merged page at once.
 
-use super::frames::mm_frames;
+use crate::mem::frames::mm_frames;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Pause between passes (Linux's `sleep_millisecs` default).
@@ -24,7 +24,7 @@ pub fn set_run(mode: u64) {
 
 /// The `/sys/kernel/mm/ksm` statistics.
 pub fn stats() -> mm::ksm::KsmStats {
-    super::aspace::tunables().ksm().stats(mm_frames())
+    crate::mem::aspace::tunables().ksm().stats(mm_frames())
 }
 
 fn start_task() {
@@ -50,7 +50,7 @@ async fn ksmd() {
 }
 
 fn one_pass() {
-    let ksm = super::aspace::tunables().ksm();
+    let ksm = crate::mem::aspace::tunables().ksm();
     ksm.begin_pass();
     for process in crate::proc::all() {
         process.address_space().mm().ksm_scan();
@@ -65,5 +65,7 @@ fn unmerge_all() {
             .mm()
             .ksm_unmerge(0, mm::aspace::TASK_SIZE);
     }
-    super::aspace::tunables().ksm().release_unused(mm_frames());
+    crate::mem::aspace::tunables()
+        .ksm()
+        .release_unused(mm_frames());
 }
