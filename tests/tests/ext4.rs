@@ -116,3 +116,20 @@ fn readahead_fadvise_drop_caches_and_direct_io() {
     }
     out.expect_status(0);
 }
+
+#[test]
+fn a_file_larger_than_memory_streams_without_swap() {
+    let image = test_image("ext4-stream.img", &["--seq-mib", "320"]);
+    let prog = repo_root().join("userland/target/bin/readahead");
+    let out = Guest {
+        disk: Some(image),
+        mem_mib: 256,
+        release: true,
+        timeout: Duration::from_secs(400),
+        run: vec![prog.display().to_string(), "--stream".into()],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_line("readahead: check stream_bigger_than_ram: ok");
+    out.expect_status(0);
+}

@@ -187,6 +187,40 @@ pub fn mount_root(name: &str) {
 fn remember(fs: Arc<Ext4Fs>) {
     MOUNTED.lock().push(fs);
     crate::registry::keys::on_drop_caches(drop_all_caches);
+    crate::memd::reclaim::register_shrinker(shrink_caches);
+}
+
+/// Reclaim's shrinker: clean unmapped pages of the mounted disks' files, up to `max`,
+/// taking files in turn from where the last call stopped.
+fn shrink_caches(max: usize, take: &dyn Fn(mm::frame::Pfn) -> bool) -> usize {
+    static NEXT: Mutex<u32> = Mutex::new(0);
+    let objects: Vec<(u32, Arc<FileObject>)> = MOUNTED
+        .lock()
+        .iter()
+        .flat_map(|fs| {
+            let map = fs.objects.lock();
+            map.iter().map(|(k, o)| (*k, o.clone())).collect::<Vec<_>>()
+        })
+        .collect();
+    if objects.is_empty() {
+        return 0;
+    }
+    let mut next = NEXT.lock();
+    let start = objects
+        .iter()
+        .position(|(ino, _)| *ino >= *next)
+        .unwrap_or(0);
+    let mut freed = 0;
+    for i in 0..objects.len() {
+        let (ino, object) = &objects[(start + i) % objects.len()];
+        freed += object.shrink(max - freed, take);
+        if freed >= max {
+            *next = *ino;
+            return freed;
+        }
+    }
+    *next = 0;
+    freed
 }
 
 /// `drop_caches` of every mounted disk: the pages dropped.

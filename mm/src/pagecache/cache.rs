@@ -209,6 +209,44 @@ impl PageCache {
         victims.len() as u64
     }
 
+    /// Drops up to `max` ready pages nothing but the cache holds whose frames pass
+    /// `keep_out` (reclaim on one node), from index `*cursor` on; moves the cursor past
+    /// the last one dropped (back to 0 when none was found, so the next call starts
+    /// over). Returns how many were dropped.
+    pub fn remove_unshared_some(
+        &self,
+        cursor: &mut u64,
+        max: usize,
+        take: &dyn Fn(Pfn) -> bool,
+    ) -> usize {
+        let mut victims: Vec<(u64, Pfn)> = Vec::new();
+        let per_stripe = max.div_ceil(STRIPES).max(1);
+        for stripe in &self.stripes {
+            let mut map = stripe.0.lock();
+            let keys: Vec<u64> = map
+                .range(*cursor..)
+                .filter(|(_, s)| {
+                    matches!(s, Slot::Ready(pfn) if self.frames.count(*pfn) == 1 && take(*pfn))
+                })
+                .map(|(k, _)| *k)
+                .take(per_stripe)
+                .collect();
+            for k in keys {
+                if let Some(Slot::Ready(pfn)) = map.remove(&k) {
+                    victims.push((k, pfn));
+                }
+            }
+            if victims.len() >= max {
+                break;
+            }
+        }
+        *cursor = victims.iter().map(|(k, _)| k + 1).max().unwrap_or(0);
+        for (_, pfn) in &victims {
+            self.frames.put(*pfn);
+        }
+        victims.len()
+    }
+
     /// Resident pages.
     pub fn len(&self) -> u64 {
         self.stripes

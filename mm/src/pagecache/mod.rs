@@ -107,6 +107,8 @@ pub struct FileObject {
     cache: PageCache,
     /// The object itself, for the I/O tasks it starts.
     me: Weak<FileObject>,
+    /// Where reclaim looks for clean pages to drop next.
+    shrink_cursor: spin::Mutex<u64>,
 }
 
 impl FileObject {
@@ -158,6 +160,7 @@ impl FileObject {
             info,
             cache: PageCache::new(frames),
             me: me.clone(),
+            shrink_cursor: spin::Mutex::new(0),
         })
     }
 
@@ -603,6 +606,13 @@ impl FileObject {
         }
     }
 
+    /// Reclaim: drops up to `max` resident pages no mapping holds whose frames `take`
+    /// accepts (a node's), going round the file from where the last call stopped.
+    pub fn shrink(&self, max: usize, take: &dyn Fn(Pfn) -> bool) -> usize {
+        let mut cursor = self.shrink_cursor.lock();
+        self.cache.remove_unshared_some(&mut cursor, max, take)
+    }
+
     /// Drops every resident page no mapping holds (`drop_caches`); returns how many.
     pub fn drop_clean(&self) -> u64 {
         self.cache.remove_unshared()
@@ -942,6 +952,23 @@ mod async_tests {
         spawner.run_all();
         assert_eq!(file.drop_clean_range(1, 2), 2);
         assert_eq!(file.cache().len(), 2);
+    }
+
+    #[test]
+    fn shrinking_goes_round_and_spares_mapped_pages() {
+        let (file, spawner, _soft, frames) = disk_file(20 * PAGE_SIZE);
+        file.read_ahead(0, 8);
+        spawner.run_all();
+        let mapped = file.get_page(1).unwrap();
+        let all = |_: Pfn| true;
+        assert_eq!(file.shrink(3, &all), 3, "pages 0, 2 and 3");
+        assert!(file.cache().contains(1) && !file.cache().contains(0));
+        assert_eq!(file.shrink(100, &all), 4, "the rest, from the cursor on");
+        assert_eq!(file.shrink(100, &all), 0);
+        assert_eq!(file.shrink(100, &|_| false), 0);
+        assert_eq!(file.cache().len(), 1);
+        frames.put(mapped);
+        assert_eq!(file.shrink(100, &all), 1, "unmapped now");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //!   offset, length or buffer is EINVAL.
 //! - `readahead(2)` and `POSIX_FADV_WILLNEED` bring a range in (seen by `mincore`),
 //!   `POSIX_FADV_DONTNEED` drops it; unknown advice is EINVAL, a pipe ESPIPE.
+//! - `--stream` instead: the file, larger than the guest's memory, read once and
+//!   checked (reclaim drops clean cache pages, without swap).
 //!
 //! Runs on Linux too (the anchor's `--disk`).
 #![no_std]
@@ -137,6 +139,20 @@ fn main(args: &peios_rt::Args) -> i32 {
     let size = st[6];
     let pages = (size as usize).div_ceil(PAGE);
     let _ = close(fd);
+
+    if args.iter().any(|a| a == "--stream") {
+        // A file larger than memory: reclaim must drop clean cache pages, not kill.
+        let fd = open(&path, O_RDONLY).unwrap_or(-1);
+        let (bytes, intact) = read_through(fd, 64 << 10);
+        let _ = close(fd);
+        let free_kb = peios_bins::files::meminfo_kb("MemTotal").unwrap_or(0);
+        c.check(
+            "stream_bigger_than_ram",
+            bytes == size && intact,
+            format_args!("{} of {} MiB read, pattern {intact}, MemTotal {} MiB", bytes >> 20, size >> 20, free_kb >> 10),
+        );
+        return c.finish();
+    }
 
     // Sequential, then random, both cold.
     let dropped = drop_caches();
