@@ -319,7 +319,7 @@ impl Ext4Fs {
         };
         let frames = crate::mem::frames::mm_frames().clone();
         let disk = self.disk;
-        let mut read = |at: u64, buf: &mut [u8]| read_sync(disk, at, buf).map_err(|_| ());
+        let mut read = |at: u64, buf: &mut [u8]| read_sync(disk, at, buf);
         let located = self.geometry.inode_byte(ino, &mut read).and_then(|byte| {
             let mut inode = vec![0u8; self.geometry.inode_size as usize];
             read(byte, &mut inode).map_err(|_| ext4map::Ext4MapError::Io)?;
@@ -561,7 +561,10 @@ impl DiskFile {
     /// cache is neither read nor filled.
     fn read_direct(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
         const ALIGN: u64 = SECTOR_SIZE as u64;
-        if offset % ALIGN != 0 || count % ALIGN != 0 || buf % ALIGN != 0 {
+        if [offset, count, buf]
+            .iter()
+            .any(|v| !v.is_multiple_of(ALIGN))
+        {
             return Err(Errno::EINVAL);
         }
         let size = self.object.size_bytes();

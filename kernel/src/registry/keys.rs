@@ -164,11 +164,14 @@ pub static OVERCOMMIT_KBYTES: Key = key(
 /// Page caches of higher layers (disk filesystems) that `drop_caches` also drops: each
 /// is called with whether unused file objects go too (value 2) and returns the pages
 /// it dropped.
-static DROP_CACHES_HOOKS: spin::Mutex<alloc::vec::Vec<fn(bool) -> u64>> =
+static DROP_CACHES_HOOKS: spin::Mutex<alloc::vec::Vec<DropCachesHook>> =
     spin::Mutex::new(alloc::vec::Vec::new());
 
+/// A page cache's `drop_caches`: whether unused file objects go too; the pages dropped.
+pub type DropCachesHook = fn(bool) -> u64;
+
 /// Adds a page cache for `drop_caches` to drop (a filesystem installs it at mount).
-pub fn on_drop_caches(hook: fn(bool) -> u64) {
+pub fn on_drop_caches(hook: DropCachesHook) {
     let mut hooks = DROP_CACHES_HOOKS.lock();
     if !hooks.iter().any(|h| core::ptr::fn_addr_eq(*h, hook)) {
         hooks.push(hook);

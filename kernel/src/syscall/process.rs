@@ -298,7 +298,7 @@ fn program_image(
 }
 
 /// Largest program read from a disk (its bytes are copied for loading).
-const MAX_DISK_PROGRAM_BYTES: u64 = 256 << 20;
+const MAX_DISK_PROGRAM_BYTES: u64 = 64 << 20;
 
 /// The page-cache object of the disk program at canonical `path`: EACCES without an
 /// execute bit or for a file that cannot be mapped, ENOMEM past

@@ -8,7 +8,12 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use super::backing::IoError;
 use super::blockmap::{BlockMap, Extent};
+
+/// Reads bytes at a device byte offset into the buffer (the metadata reads of a block
+/// map).
+pub type ReadAt<'a> = dyn FnMut(u64, &mut [u8]) -> Result<(), IoError> + 'a;
 
 /// Byte offset of the superblock on the device.
 pub const SUPERBLOCK_BYTE: u64 = 1024;
@@ -111,11 +116,7 @@ impl Geometry {
     }
 
     /// The device byte of inode `ino`'s record, reading its group descriptor.
-    pub fn inode_byte(
-        &self,
-        ino: u32,
-        read: &mut dyn FnMut(u64, &mut [u8]) -> Result<(), ()>,
-    ) -> Result<u64, Ext4MapError> {
+    pub fn inode_byte(&self, ino: u32, read: &mut ReadAt<'_>) -> Result<u64, Ext4MapError> {
         if ino == 0 || ino > self.inodes_count {
             return Err(Ext4MapError::Corrupt);
         }
@@ -137,7 +138,7 @@ impl Geometry {
 pub fn block_map(
     geo: &Geometry,
     inode: &[u8],
-    read: &mut dyn FnMut(u64, &mut [u8]) -> Result<(), ()>,
+    read: &mut ReadAt<'_>,
 ) -> Result<BlockMap, Ext4MapError> {
     if inode.len() < 0x28 + 60 {
         return Err(Ext4MapError::Corrupt);
@@ -282,7 +283,7 @@ mod tests {
         }
         let mut read = |at: u64, buf: &mut [u8]| {
             if at != 77 * 4096 {
-                return Err(());
+                return Err(IoError);
             }
             buf.fill(0);
             header(buf, 3, 0);
@@ -303,7 +304,7 @@ mod tests {
             }
         );
 
-        let mut failing = |_: u64, _: &mut [u8]| Err(());
+        let mut failing = |_: u64, _: &mut [u8]| Err(IoError);
         assert_eq!(
             block_map(&geo, &inode, &mut failing).unwrap_err(),
             Ext4MapError::Io
