@@ -171,8 +171,9 @@ run_qemu() { # $1 = accel; output goes to the console and to $log
   return "$status"
 }
 # A KVM that cannot run the guest may stop QEMU without exiting (this machine's PVM
-# hypervisor reports "KVM internal error" and hangs): the guest must finish booting within
-# 15 s, and an internal error at any point sends the run to TCG instead.
+# hypervisor reports "KVM internal error" and hangs) or make QEMU abort at start: the
+# guest must finish booting within 15 s, and an internal error at any point, or QEMU
+# ending before the guest booted, sends the run to TCG instead.
 try_kvm() {
   qemu_args kvm
   : > "$log"
@@ -181,7 +182,9 @@ try_kvm() {
   for ((i = 0; i < 150; i++)); do
     if grep -aq "boot complete" "$log.raw" 2>/dev/null; then booted=1; break; fi
     grep -aq "internal error" "$log.raw" 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { booted=1; break; }
+    # QEMU gone before the guest said it booted (it may abort setting up KVM, e.g.
+    # "failed to set MSR"): not a KVM run; TCG runs the guest instead.
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   while (( booted )) && kill -0 "$pid" 2>/dev/null; do

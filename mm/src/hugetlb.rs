@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 
 use spin::Mutex;
 
-use crate::frame::{FrameAllocator, NodeId, Order, Pfn};
+use crate::frame::{FrameAllocator, NodeId, Order, Pfn, Policy};
 use crate::phys::Frames;
 
 /// A huge page size with a pool per node.
@@ -135,20 +135,20 @@ impl HugePools {
         reserved[size.index()] = reserved[size.index()].saturating_sub(pages);
     }
 
-    /// Takes a free page of `size`, from `preferred`'s pool first, then the other
-    /// nodes' in order; `reserved`: it uses up one of the caller's reservations
+    /// Takes a free page of `size` from the first of `nodes` (in order) whose pool
+    /// has one; `reserved`: it uses up one of the caller's reservations
     /// (else it may not take a page another mapping has reserved). `None`: no page.
-    pub fn take(&self, size: HugeSize, preferred: NodeId, reserved: bool) -> Option<Pfn> {
+    pub fn take(&self, size: HugeSize, nodes: &[NodeId], reserved: bool) -> Option<Pfn> {
         let mut rsv = self.reserved.lock();
         let mut free = self.free.lock();
-        let nodes = free.len();
         let total: u64 = free.iter().map(|p| p[size.index()].len() as u64).sum();
         if !reserved && total <= rsv[size.index()] {
             return None;
         }
-        let (node, pfn) = (0..nodes)
-            .map(|i| (preferred.index() + i) % nodes)
-            .find_map(|n| free[n][size.index()].pop().map(|pfn| (n, pfn)))?;
+        let (node, pfn) = nodes.iter().find_map(|n| {
+            let pool = free.get_mut(n.index())?;
+            pool[size.index()].pop().map(|pfn| (n.index(), pfn))
+        })?;
         if reserved {
             rsv[size.index()] = rsv[size.index()].saturating_sub(1);
         }
@@ -263,9 +263,10 @@ pub trait HugetlbSource: Send + Sync {
     fn reserve(&self, size: HugeSize, pages: u64) -> bool;
     /// Gives up `pages` reservations.
     fn unreserve(&self, size: HugeSize, pages: u64);
-    /// A free page's first frame (contents undefined), consuming a reservation when
-    /// `reserved`; `None` if there is none.
-    fn take(&self, size: HugeSize, reserved: bool) -> Option<Pfn>;
+    /// A free page's first frame (contents undefined) from a node `policy` allows
+    /// (the node it picks first), consuming a reservation when `reserved`; `None` if
+    /// there is none.
+    fn take(&self, size: HugeSize, reserved: bool, policy: Policy) -> Option<Pfn>;
     /// Returns a page from `take`.
     fn give_back(&self, size: HugeSize, head: Pfn);
 }
@@ -375,7 +376,8 @@ impl HugetlbMap {
     /// The page for a fault at `va` (first frame), with a reference for the leaf
     /// that will map it: a shared mapping's existing page, or a new zeroed one.
     /// `NoHugePage` when the pool has none (SIGBUS).
-    pub fn page_for_fault(&self, va: u64) -> Result<Pfn, NoHugePage> {
+    /// The new page comes from a node `policy` allows.
+    pub fn page_for_fault(&self, va: u64, policy: Policy) -> Result<Pfn, NoHugePage> {
         let idx = self.index(va);
         let mut st = self.state.lock();
         if let Some(&pfn) = st.pages.get(&idx) {
@@ -383,7 +385,7 @@ impl HugetlbMap {
             return Ok(pfn);
         }
         let reserved = st.reserved.remove(&idx);
-        let Some(pfn) = self.source.take(self.size, reserved) else {
+        let Some(pfn) = self.source.take(self.size, reserved, policy) else {
             if reserved {
                 st.reserved.insert(idx);
             }
@@ -399,8 +401,8 @@ impl HugetlbMap {
 
     /// A page for a private copy-on-write copy (no reservation), contents undefined.
     /// (Its 2 MiB pieces are copied over by the caller.)
-    pub fn page_for_copy(&self) -> Result<Pfn, NoHugePage> {
-        self.source.take(self.size, false).ok_or(NoHugePage)
+    pub fn page_for_copy(&self, policy: Policy) -> Result<Pfn, NoHugePage> {
+        self.source.take(self.size, false, policy).ok_or(NoHugePage)
     }
 
     fn zero(&self, head: Pfn) {

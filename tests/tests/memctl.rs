@@ -76,6 +76,8 @@ fn numa_policy_and_migration_on_two_nodes() {
         "numa_maps.bind1",
         "mbind.interleave_alternates",
         "numa_maps.interleave",
+        "thp.bind1_huge_on_1",
+        "hugetlb.bind1_pages_on_1",
         "mbind.strict_misplaced_eio",
         "mbind.move_moves_all",
         "move_pages.moves_to_0",

@@ -1,6 +1,7 @@
 //! Swap in a booted guest: a 256 MiB guest with a 512 MiB swap disk (`--swap`),
 //! turned on by init at boot, runs `swaptest`: the privilege gate and errno of
-//! swapon/swapoff, 150% of RAM filled by two threads and read back byte-identical,
+//! swapon/swapoff, MADV_PAGEOUT/COLD with swap readahead and one device read for two
+//! threads faulting on one page, DAMOS pageout of a cold region, 150% of RAM filled by two threads and read back byte-identical,
 //! the same across fork, no slot leaked after munmap, swapoff bringing every page
 //! back. Without swap the same fill ends in the OOM killer, not in corruption.
 
@@ -55,6 +56,14 @@ fn one_and_a_half_ram_through_swap_reads_back_identical() {
         "swapon_busy",
         "swapon_enoent",
         "swapon_bad_header",
+        "pageout",
+        "pageout_written",
+        "pageout_reads_back",
+        "swap_readahead",
+        "cold",
+        "two_faults_one_read",
+        "damos_pageout",
+        "damos_reads_back",
         "fill_and_verify",
         "traffic",
         "fork",

@@ -221,21 +221,34 @@ impl mm::phys::FrameSource for KernelFrameSource {
         free(pfn.0 * PAGE_SIZE);
     }
 
-    /// From the local node's pre-zeroed pool, else straight from the buddy
-    /// (falling back by distance) and zeroed here; `may_wait` (THP `defrag`) drains
-    /// the CPU caches once so their frames can merge into a free 2 MiB block.
+    /// The calling CPU's node is under its `low` watermark (until back at `high`).
+    fn memory_tight(&self) -> bool {
+        allocator().under_pressure(NodeId(percpu::current().node))
+    }
+
+    /// From the pre-zeroed pool of the node `policy` picks first, else straight from
+    /// the buddy by `policy` (falling back by distance where it allows) and zeroed
+    /// here; `may_wait` (THP `defrag`) drains the CPU caches once so their frames can
+    /// merge into a free 2 MiB block.
     fn alloc_huge_zeroed(
         &self,
         _va_hint: u64,
         may_wait: bool,
+        policy: Policy,
     ) -> Result<Pfn, mm::phys::AllocFailure> {
-        let node = NodeId(percpu::current().node);
-        if let Some(pfn) = super::thp_pool::take(node) {
+        let local = NodeId(percpu::current().node);
+        let first = match policy {
+            Policy::Local => Some(local),
+            Policy::Preferred(node) => Some(node),
+            Policy::Bind(nodes) | Policy::Interleave(nodes) if nodes.contains(local) => Some(local),
+            Policy::Bind(nodes) | Policy::Interleave(nodes) => nodes.iter().next(),
+        };
+        if let Some(pfn) = first.and_then(super::thp_pool::take) {
             return Ok(pfn);
         }
         // Only the allocation runs with interrupts off: 2 MiB are zeroed with them
         // on, so a TLB shootdown or a wake-up is not held up behind the zeroing.
-        let take = || with_cpu(|h| h.alloc(Order::HUGE_2M, Policy::Local).ok()).flatten();
+        let take = || with_cpu(|h| h.alloc(Order::HUGE_2M, policy).ok()).flatten();
         let pfn = match take() {
             Some(pfn) => pfn,
             None if may_wait => {

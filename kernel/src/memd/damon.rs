@@ -5,8 +5,13 @@
 //! `.../N/contexts/0/targets/0/pid_target`) and are written only by a TCB daemon
 //! (SeTcbPrivilege); the result is `/proc/<pid>/damon` (`start-end nr_accesses age` per
 //! region of the last aggregation), gated like smaps.
+//!
+//! DAMOS pageout: with the registry key `mm.damon.pageout_min_age` at N > 0, each
+//! kdamond pages out (as `MADV_PAGEOUT` does) every region of its target that went
+//! unaccessed for at least N aggregations; a TCB daemon sets it through the registry.
 
 use crate::proc;
+use crate::tunable::{keep, key, Key, KeyKind};
 use alloc::{format, string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use errno::{Errno, SysResult};
@@ -17,6 +22,27 @@ use spin::Mutex;
 pub const SAMPLE_MS: u64 = 5;
 /// Aggregation interval.
 pub const AGGREGATE_MS: u64 = 100;
+
+/// `mm.damon.pageout_min_age`: aggregations a region must go unaccessed before the
+/// kdamond watching it pages it out (0: no pageout scheme, the default).
+pub static PAGEOUT_MIN_AGE: Key = key(
+    "mm.damon.pageout_min_age",
+    &["/sys/kernel/mm/damon/admin/kdamonds/pageout_min_age"],
+    KeyKind::Int {
+        min: 0,
+        max: 1 << 20,
+    },
+    0,
+    keep,
+);
+
+/// Pages the DAMOS pageout scheme sent to swap (`/proc/vmstat` `damos_pageout`).
+static PAGED_OUT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Pages the pageout scheme has taken so far.
+pub fn paged_out() -> u64 {
+    PAGED_OUT.load(Ordering::Relaxed)
+}
 
 /// One kdamond's settings and last result.
 #[derive(Default)]
@@ -166,9 +192,26 @@ async fn run(k: Arc<Kdamond>, target: Arc<proc::Process>) {
             monitor.aggregate(2);
             *k.report.lock() = Some((target.pid, monitor.report().to_vec()));
             next_aggregation = now + AGGREGATE_MS * 1_000_000;
+            apply_pageout_scheme(&target, monitor.report());
         }
         let wake = crate::time::now_ns() + SAMPLE_MS * 1_000_000;
         crate::executor::scheduler().sleep_until(wake).await;
     }
     k.running.store(false, Ordering::SeqCst);
+}
+
+/// The DAMOS pageout scheme over one aggregation's regions: cold long enough, out.
+fn apply_pageout_scheme(target: &proc::Process, regions: &[Region]) {
+    let min_age = PAGEOUT_MIN_AGE.get();
+    if min_age == 0 {
+        return;
+    }
+    let space = target.address_space();
+    for r in regions
+        .iter()
+        .filter(|r| r.nr_accesses == 0 && u64::from(r.age) >= min_age)
+    {
+        let n = crate::memd::swap::page_out(&space, r.start, r.end);
+        PAGED_OUT.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }

@@ -7,7 +7,7 @@
 
 use crate::proc::thread::Thread;
 use crate::virtio_blk::VirtioBlk;
-use alloc::{boxed::Box, string::String, sync::Arc};
+use alloc::{boxed::Box, string::String, sync::Arc, vec::Vec};
 use core::{
     future::Future,
     pin::Pin,
@@ -287,15 +287,17 @@ pub fn proc_vmstat() -> String {
     let s = swap().stats();
     let r = super::reclaim::stats();
     alloc::format!(
-        "pswpin {}\npswpout {}\nswap_ra 0\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\noom_kill {}\n",
+        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\noom_kill {}\ndamos_pageout {}\n",
         s.pswpin.load(Relaxed),
         s.pswpout.load(Relaxed),
-        s.cache_hits.load(Relaxed),
+        s.readahead.load(Relaxed),
+        s.readahead_hits.load(Relaxed),
         r.stolen_kswapd,
         r.stolen_direct,
         r.scanned,
         r.direct_waits,
         crate::memd::oom::kills(),
+        crate::memd::damon::paged_out(),
     )
 }
 
@@ -320,4 +322,21 @@ pub fn proc_diskstats() -> String {
         );
     }
     out
+}
+
+/// `MADV_PAGEOUT` of `[start, end)`: the pages reclaim could take go to swap now; the
+/// writes run as a task (the call returns once they are issued, as Linux's does).
+/// Returns the pages taken.
+pub fn page_out(space: &crate::mem::aspace::AddressSpace, start: u64, end: u64) -> usize {
+    let mut pages = Vec::new();
+    space.mm().page_out(start, end, &mut pages);
+    let taken = pages.len();
+    if !pages.is_empty() {
+        drop(crate::executor::scheduler().spawn(async move {
+            swap()
+                .write_out(pages, crate::mem::frames::mm_frames().clone())
+                .await;
+        }));
+    }
+    taken
 }

@@ -74,7 +74,7 @@ pub static MIN_FREE_KBYTES: Key = key(
 
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
-static SYSTEM_KEYS: [&Key; 24] = [
+static SYSTEM_KEYS: [&Key; 25] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -96,6 +96,7 @@ static SYSTEM_KEYS: [&Key; 24] = [
     &DAMON_KDAMONDS,
     &STAT_INTERVAL,
     &PAGE_CLUSTER,
+    &crate::memd::damon::PAGEOUT_MIN_AGE,
     &crate::memd::oom::OOM_KILL_ALLOCATING_TASK,
     &crate::proc::limits::THREADS_MAX,
     &crate::proc::limits::PID_MAX,
@@ -340,13 +341,18 @@ pub static STAT_INTERVAL: Key = key(
     1,
     keep,
 );
+fn set_page_cluster(v: u64) -> SysResult<u64> {
+    crate::memd::swap::swap().set_page_cluster(v as u32);
+    Ok(v)
+}
+
 /// `vm.page-cluster` (swap readahead, log2 pages; 3).
 pub static PAGE_CLUSTER: Key = key(
     "vm.page-cluster",
     &["/proc/sys/vm/page-cluster"],
     KeyKind::Int { min: 0, max: 10 },
     3,
-    keep,
+    set_page_cluster,
 );
 
 /// Resizes the global default-size pool (spread over the nodes).

@@ -159,13 +159,24 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     };
     let space = thread.process.address_space();
     let step = space.mm().madvise(addr, len, advice);
+    // madvise validated the range before it could ask to wait.
+    let end = addr.saturating_add(len.saturating_add(4095) & !4095);
+    if matches!(step, Ok(PopulateStep::Done)) {
+        match advice {
+            Advice::Cold => {
+                space.mm().make_cold(addr & !4095, end);
+            }
+            Advice::PageOut => {
+                crate::memd::swap::page_out(&space, addr & !4095, end);
+            }
+            _ => {}
+        }
+    }
     let access = if advice == Advice::PopulateWrite {
         Access::Write
     } else {
         Access::Read
     };
-    // madvise validated the range before it could ask to wait.
-    let end = addr.saturating_add(len.saturating_add(4095) & !4095);
     populate_outcome(step, move |from| {
         space.mm().populate_range(from, end, access)
     })

@@ -225,13 +225,27 @@ impl<P: PageTable> AddressSpace<P> {
     /// The allocator policy for a new page at `va` in `vma`: the VMA's policy, else
     /// the faulting thread's.
     pub(crate) fn placement(&self, vma: &Vma, va: u64) -> Policy {
+        self.governing_policy(vma)
+            .map_or(Policy::Local, |p| p.placement(interleave_index(vma, va)))
+    }
+
+    /// The policy that places new pages of `vma`: its own, else the faulting
+    /// thread's (`set_mempolicy`), else the address space's.
+    fn governing_policy(&self, vma: &Vma) -> Option<MemPolicy> {
         let task = || match TASK_POLICY_HOOK.get().and_then(|hook| hook()) {
             Some(thread_policy) => thread_policy,
             None => *self.task_policy.read(),
         };
-        vma.policy
-            .or_else(task)
-            .map_or(Policy::Local, |p| p.placement(interleave_index(vma, va)))
+        vma.policy.or_else(task)
+    }
+
+    /// The allocator policy for a huge page of `bytes` at `head` in `vma`: as
+    /// [`placement`](Self::placement), interleaving by huge page (as Linux does by
+    /// folio order), not by 4 KiB page.
+    pub(crate) fn huge_placement(&self, vma: &Vma, head: u64, bytes: u64) -> Policy {
+        let index = interleave_index(vma, head) / (bytes / PAGE_SIZE).max(1);
+        self.governing_policy(vma)
+            .map_or(Policy::Local, |p| p.placement(index))
     }
 
     /// `set_mempolicy`: the policy of every later allocation outside VMAs that have

@@ -32,10 +32,11 @@ impl<P: PageTable> AddressSpace<P> {
         if !pt.supports_huge() || !pt.huge_slot_empty(head) {
             return None;
         }
-        let pfn = match self
-            .frames()
-            .alloc_huge_zeroed(head, thp.fault_may_wait(vma.flags))
-        {
+        let pfn = match self.frames().alloc_huge_zeroed(
+            head,
+            thp.fault_may_wait(vma.flags),
+            self.huge_placement(vma, head, HUGE_SIZE),
+        ) {
             Ok(pfn) => pfn,
             Err(crate::phys::AllocFailure::Wait(wait)) => {
                 return Some(Err(FaultError::NeedsWait(wait)))

@@ -7,7 +7,7 @@
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
 use crate::aspace::AddressSpace;
-use crate::frame::Pfn;
+use crate::frame::{Pfn, Policy};
 use crate::hugetlb::HugetlbMap;
 use crate::pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
 use crate::tlb::TlbBatch;
@@ -28,6 +28,7 @@ impl<P: PageTable> AddressSpace<P> {
         let head_va = huge_base(page);
         let pt = self.page_table();
         let perms = vma_pte_perms(vma.flags);
+        let policy = self.huge_placement(vma, head_va, map.page_bytes());
         if let Some(leaf) = pt.query_huge(head_va) {
             if leaf.flags.contains(PteFlags::BUSY)
                 || (leaf.flags.contains(access.pte_flag()) && leaf.flags.contains(PteFlags::READ))
@@ -35,7 +36,7 @@ impl<P: PageTable> AddressSpace<P> {
                 return Ok(FaultResolved::Spurious);
             }
             if access == Access::Write && vma.is_private() {
-                return self.hugetlb_cow(map, head_va, leaf, perms);
+                return self.hugetlb_cow(map, head_va, leaf, perms, policy);
             }
             let keep_write = if vma.is_private() {
                 leaf.flags & PteFlags::WRITE
@@ -53,7 +54,7 @@ impl<P: PageTable> AddressSpace<P> {
             });
         }
         let head = map
-            .page_for_fault(head_va)
+            .page_for_fault(head_va, policy)
             .map_err(|_| FaultError::SigBus)?;
         let mut flags = perms | fresh_hw_bits(access) | PteFlags::HUGETLB;
         if vma.is_private() {
@@ -113,7 +114,9 @@ impl<P: PageTable> AddressSpace<P> {
                     rewrite(&|cur| Pte::new(cur.pfn, writable | (cur.flags & PteFlags::HW)));
                     return Ok(FaultResolved::CowReused);
                 }
-                let copy = map.page_for_copy().map_err(|_| FaultError::SigBus)?;
+                let copy = map
+                    .page_for_copy(self.huge_placement(vma, start, map.page_bytes()))
+                    .map_err(|_| FaultError::SigBus)?;
                 let src = self.frames().source();
                 for i in 0..leaves * HUGE_PAGES {
                     src.copy(Pfn(copy.0 + i), Pfn(head.0 + i));
@@ -139,7 +142,10 @@ impl<P: PageTable> AddressSpace<P> {
             });
             return Ok(FaultResolved::Upgraded);
         }
-        let head = map.page_for_fault(start).map_err(|_| FaultError::SigBus)?;
+        let policy = self.huge_placement(vma, start, map.page_bytes());
+        let head = map
+            .page_for_fault(start, policy)
+            .map_err(|_| FaultError::SigBus)?;
         let mut flags = perms | fresh_hw_bits(access) | PteFlags::HUGETLB;
         if vma.is_private() {
             flags |= perms & PteFlags::WRITE;
@@ -159,13 +165,15 @@ impl<P: PageTable> AddressSpace<P> {
         Ok(FaultResolved::DemandZeroHuge)
     }
 
-    /// A write to the read-only private hugetlb leaf `leaf` at `head_va`.
+    /// A write to the read-only private hugetlb leaf `leaf` at `head_va`; the copy is
+    /// placed by `policy`.
     fn hugetlb_cow(
         &self,
         map: &HugetlbMap,
         head_va: u64,
         leaf: Pte,
         perms: PteFlags,
+        policy: Policy,
     ) -> Result<FaultResolved, FaultError> {
         let pt = self.page_table();
         let locked = leaf.with_flags(leaf.flags | PteFlags::BUSY);
@@ -183,7 +191,7 @@ impl<P: PageTable> AddressSpace<P> {
             unlock(Pte::new(leaf.pfn, writable));
             return Ok(FaultResolved::CowReused);
         }
-        let Ok(copy) = map.page_for_copy() else {
+        let Ok(copy) = map.page_for_copy(policy) else {
             unlock(leaf);
             return Err(FaultError::SigBus);
         };
@@ -238,7 +246,12 @@ pub(crate) mod tests {
         fn unreserve(&self, _size: HugeSize, pages: u64) {
             self.counts.lock().2 -= pages;
         }
-        fn take(&self, _size: HugeSize, reserved: bool) -> Option<Pfn> {
+        fn take(
+            &self,
+            _size: HugeSize,
+            reserved: bool,
+            _policy: crate::frame::Policy,
+        ) -> Option<Pfn> {
             let mut c = self.counts.lock();
             if reserved {
                 c.2 -= 1;

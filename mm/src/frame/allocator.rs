@@ -174,6 +174,15 @@ impl FrameAllocator {
         }
     }
 
+    /// Whether `node`'s free memory fell under its `low` watermark and has not been
+    /// back at `high` since (reclaim is at work there): optional allocations such as
+    /// readahead should wait.
+    pub fn under_pressure(&self, node: NodeId) -> bool {
+        self.nodes
+            .get(node.index())
+            .is_some_and(|n| n.under_pressure())
+    }
+
     /// A node's watermarks (`None` for an unknown node).
     pub fn watermarks(&self, node: NodeId) -> Option<Watermarks> {
         Some(self.nodes.get(node.index())?.watermarks())

@@ -277,6 +277,11 @@ impl Node {
     }
 
     /// Free buddy frames, read without draining the queue.
+    /// Free memory fell under `low` and has not been back at `high` since.
+    pub(crate) fn under_pressure(&self) -> bool {
+        self.reclaim_woken.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn snapshot(&self) -> BuddySnapshot {
         let buddy = self.buddy.lock();
         BuddySnapshot {

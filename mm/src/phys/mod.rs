@@ -67,9 +67,14 @@ pub trait FrameSource: Send + Sync {
     /// huge leaf at `va_hint`; each is a frame of its own for
     /// [`free`](Self::free), so a split huge page can be released page by page.
     /// `may_wait`: the caller may wait for memory (`defrag`); else a failure is at
-    /// once `OutOfMemory` and the caller falls back to 4 KiB pages. The default:
-    /// no huge frames.
-    fn alloc_huge_zeroed(&self, _va_hint: u64, _may_wait: bool) -> Result<Pfn, AllocFailure> {
+    /// once `OutOfMemory` and the caller falls back to 4 KiB pages. Placed by
+    /// `policy` (the VMA's or the task's NUMA policy). The default: no huge frames.
+    fn alloc_huge_zeroed(
+        &self,
+        _va_hint: u64,
+        _may_wait: bool,
+        _policy: Policy,
+    ) -> Result<Pfn, AllocFailure> {
         Err(AllocFailure::OutOfMemory)
     }
 
@@ -85,6 +90,12 @@ pub trait FrameSource: Send + Sync {
         for i in 0..crate::pagetable::HUGE_PAGES {
             self.free(Pfn(head.0 + i));
         }
+    }
+
+    /// Memory is short where the caller runs (reclaim is at work): optional
+    /// allocations (readahead) are skipped. The default: never short.
+    fn memory_tight(&self) -> bool {
+        false
     }
 
     /// Zeroes the 512 frames from `head` (a collapse filling missing pages); the
@@ -133,6 +144,11 @@ impl Frames {
         self.source.alloc_zeroed(va_hint)
     }
 
+    /// Whether optional allocations should be skipped ([`FrameSource::memory_tight`]).
+    pub fn memory_tight(&self) -> bool {
+        self.source.memory_tight()
+    }
+
     /// A frame with undefined contents holding one reference.
     pub fn alloc(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
         self.source.alloc(va_hint)
@@ -169,8 +185,13 @@ impl Frames {
 
     /// 512 zeroed frames for a huge leaf, one reference each (see
     /// [`FrameSource::alloc_huge_zeroed`]).
-    pub fn alloc_huge_zeroed(&self, va_hint: u64, may_wait: bool) -> Result<Pfn, AllocFailure> {
-        self.source.alloc_huge_zeroed(va_hint, may_wait)
+    pub fn alloc_huge_zeroed(
+        &self,
+        va_hint: u64,
+        may_wait: bool,
+        policy: Policy,
+    ) -> Result<Pfn, AllocFailure> {
+        self.source.alloc_huge_zeroed(va_hint, may_wait, policy)
     }
 
     /// 512 frames, contents undefined, one reference each.

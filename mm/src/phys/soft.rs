@@ -177,7 +177,12 @@ impl FrameSource for SoftFrames {
         Ok(pfn)
     }
 
-    fn alloc_huge_zeroed(&self, _va_hint: u64, _may_wait: bool) -> Result<Pfn, AllocFailure> {
+    fn alloc_huge_zeroed(
+        &self,
+        _va_hint: u64,
+        _may_wait: bool,
+        _policy: crate::frame::Policy,
+    ) -> Result<Pfn, AllocFailure> {
         if !self.huge.load(Ordering::SeqCst) {
             return Err(AllocFailure::OutOfMemory);
         }
@@ -185,7 +190,7 @@ impl FrameSource for SoftFrames {
     }
 
     fn alloc_huge(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
-        let head = self.alloc_huge_zeroed(va_hint, false)?;
+        let head = self.alloc_huge_zeroed(va_hint, false, crate::frame::Policy::Local)?;
         for i in 0..crate::pagetable::HUGE_PAGES {
             self.with_page(Pfn(head.0 + i), |p| p.fill(0xa5));
         }

@@ -54,17 +54,60 @@ impl<P: PageTable> AddressSpace<P> {
                     pfn: Some(pfn),
                     state: CacheState::Reading(done.clone()),
                     dropped: false,
+                    read_ahead: false,
                 },
             );
             inner.slots.set_cached(slot);
             inner.by_pfn.insert(pfn.0, slot);
             done
         };
-        swap.start_read(area, entry.slot(), pfn, self.frames().clone());
+        swap.start_read(area.clone(), entry.slot(), pfn, self.frames().clone());
+        self.read_ahead(swap, &area, entry.slot(), page);
         Err(FaultError::NeedsWait(FaultFuture::new(
             WaitReason::SwapIn { addr: page },
             done,
         )))
+    }
+
+    /// Starts reads of the slots around `slot` (which a fault at `page` is reading)
+    /// that hold pages and are not cached, into frames the cache holds until a fault
+    /// maps them or the cache is shrunk. Reclaim writes neighbouring pages to
+    /// neighbouring slots, so they are likely next; the window follows how many
+    /// read-ahead pages were used ([`super::readahead_window`]). None while memory is
+    /// short (reclaim at work); a frame that cannot be had at once ends it.
+    fn read_ahead(&self, swap: &super::Swap, area: &Arc<SwapArea>, slot: u64, page: u64) {
+        if self.frames().memory_tight() {
+            return;
+        }
+        for other in swap.readahead_range(slot) {
+            if other == slot {
+                continue;
+            }
+            let Ok(pfn) = self.frames().alloc(page) else {
+                return;
+            };
+            {
+                let mut inner = area.inner.lock();
+                if inner.slots.refs(other) == 0 || inner.cache.contains_key(&other) {
+                    drop(inner);
+                    self.frames().put(pfn);
+                    continue;
+                }
+                inner.cache.insert(
+                    other,
+                    Cached {
+                        pfn: Some(pfn),
+                        state: CacheState::Reading(Completion::new()),
+                        dropped: false,
+                        read_ahead: true,
+                    },
+                );
+                inner.slots.set_cached(other);
+                inner.by_pfn.insert(pfn.0, other);
+            }
+            swap.stats.readahead.fetch_add(1, Ordering::Relaxed);
+            swap.start_read(area.clone(), other, pfn, self.frames().clone());
+        }
     }
 
     /// Maps the cached page of `entry` at `page`, or says why not yet; `None` when
@@ -80,7 +123,12 @@ impl<P: PageTable> AddressSpace<P> {
         let slot = entry.slot();
         let frames = self.frames();
         let mut inner = area.inner.lock();
-        let c = inner.cache.get(&slot)?;
+        let c = inner.cache.get_mut(&slot)?;
+        if core::mem::take(&mut c.read_ahead) {
+            let swap = self.tunables().swap();
+            swap.stats.readahead_hits.fetch_add(1, Ordering::Relaxed);
+            swap.ra_hits.fetch_add(1, Ordering::Relaxed);
+        }
         let pfn = match (&c.state, c.pfn) {
             (CacheState::Reading(done), _) => {
                 return Some(Err(FaultError::NeedsWait(FaultFuture::new(

@@ -40,7 +40,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::block::{BlockDevice, IoBuf, SECTOR_SIZE};
 use crate::errno::MmError;
@@ -118,6 +118,9 @@ struct Cached {
     state: CacheState,
     /// No entry names the slot any more: drop the page when the I/O in flight ends.
     dropped: bool,
+    /// Read ahead of any fault on it, and not mapped since (a fault that finds it
+    /// counts a readahead hit).
+    read_ahead: bool,
 }
 
 struct AreaInner {
@@ -158,6 +161,10 @@ pub struct SwapStats {
     pub read_errors: AtomicU64,
     /// Writes that failed (the page stayed in memory).
     pub write_errors: AtomicU64,
+    /// Pages read ahead of a fault (`swap_ra`).
+    pub readahead: AtomicU64,
+    /// Read-ahead pages a fault then used (`swap_ra_hit`).
+    pub readahead_hits: AtomicU64,
 }
 
 /// One line of `/proc/swaps`.
@@ -183,6 +190,13 @@ pub struct Swap {
     stats: Arc<SwapStats>,
     /// The priority the next area without one gets (-2, -3, ... as in Linux).
     next_default_priority: spin::Mutex<i32>,
+    /// `vm.page-cluster`: swap readahead reads at most 2^this slots.
+    page_cluster: AtomicU32,
+    /// Read-ahead pages used since the last read a fault had to start.
+    ra_hits: AtomicU64,
+    /// The slot of that read, and the window it read ahead.
+    ra_prev_slot: AtomicU64,
+    ra_prev_window: AtomicU64,
 }
 
 impl Default for Swap {
@@ -192,6 +206,10 @@ impl Default for Swap {
             spawner: spin::Once::new(),
             stats: Arc::new(SwapStats::default()),
             next_default_priority: spin::Mutex::new(-2),
+            page_cluster: AtomicU32::new(DEFAULT_PAGE_CLUSTER),
+            ra_hits: AtomicU64::new(0),
+            ra_prev_slot: AtomicU64::new(u64::MAX),
+            ra_prev_window: AtomicU64::new(0),
         }
     }
 }
@@ -376,10 +394,55 @@ impl SwapArea {
     }
 }
 
+/// `vm.page-cluster`'s default (Linux's): read ahead up to 8 slots.
+pub const DEFAULT_PAGE_CLUSTER: u32 = 3;
+
+/// How many slots a swap-in reads (the faulting one included), as Linux's
+/// `__swapin_nr_pages`: two more than the read-ahead pages used since the last read,
+/// rounded up to a power of two, one when nothing was used and the fault is not next
+/// to the last one, at most `max`, and never below half the previous window (it
+/// shrinks slowly, so a workload that uses read-ahead pages now and then keeps some).
+pub(crate) fn readahead_window(hits: u64, sequential: bool, max: u64, prev_window: u64) -> u64 {
+    let mut pages = hits + 2;
+    if pages == 2 {
+        if !sequential {
+            pages = 1;
+        }
+    } else {
+        pages = pages.next_power_of_two();
+    }
+    pages = pages.min(max.max(1));
+    pages.max((prev_window / 2).min(max.max(1))).max(1)
+}
+
 impl Swap {
     /// No areas.
     pub fn new() -> Arc<Swap> {
         Arc::new(Swap::default())
+    }
+
+    /// Sets `vm.page-cluster` (log2 of the most slots one swap-in reads; 0: none ahead).
+    pub fn set_page_cluster(&self, log2: u32) {
+        self.page_cluster.store(log2.min(10), Ordering::Relaxed);
+    }
+
+    /// The slots a fault's read of `slot` should bring in: the aligned window of
+    /// [`readahead_window`] slots around it. Updates the readahead state.
+    fn readahead_range(&self, slot: u64) -> core::ops::Range<u64> {
+        let max = 1u64 << self.page_cluster.load(Ordering::Relaxed);
+        let hits = self.ra_hits.swap(0, Ordering::Relaxed);
+        let prev = self.ra_prev_slot.swap(slot, Ordering::Relaxed);
+        let sequential =
+            prev != u64::MAX && (slot == prev.wrapping_add(1) || slot == prev.wrapping_sub(1));
+        let window = readahead_window(
+            hits,
+            sequential,
+            max,
+            self.ra_prev_window.load(Ordering::Relaxed),
+        );
+        self.ra_prev_window.store(window, Ordering::Relaxed);
+        let start = slot & !(window - 1);
+        start..start + window
     }
 
     /// Sets the task spawner (once, at boot).

@@ -149,9 +149,16 @@ impl<P: PageTable> AddressSpace<P> {
             *cursor = 0;
         }
         drop(st);
-        // The entries are not present any more; once no CPU can write through a
-        // stale translation, the frames are stable for the write.
+        budget.freed += self.settle_unmapped(batch, unmapped);
+        wrapped
+    }
+
+    /// After a scan: flushes the TLB for the entries it turned into swap entries (once
+    /// no CPU can write through a stale translation, the frames are stable for the
+    /// write), then drops their frame references. Returns the frames freed at once.
+    fn settle_unmapped(&self, mut batch: TlbBatch, unmapped: Vec<Unmapped>) -> usize {
         batch.flush(&**self.tlb());
+        let mut freed = 0;
         for u in unmapped {
             match u {
                 Unmapped::Written(pfn) => {
@@ -159,12 +166,91 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 Unmapped::Cached(area, slot, pfn) => {
                     if area.unmapped_clean(slot, pfn, self.frames()) {
-                        budget.freed += 1;
+                        freed += 1;
                     }
                 }
             }
         }
-        wrapped
+        freed
+    }
+
+    /// The private anonymous, unlocked VMAs' parts within `[start, end)`.
+    fn reclaimable_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        self.state()
+            .read()
+            .tree
+            .iter()
+            .filter(|v| {
+                v.end > start
+                    && v.start < end
+                    && matches!(v.backing, Backing::Anon)
+                    && v.is_private()
+                    && !v.flags.contains(VmFlags::LOCKED)
+                    && v.interceptor.is_none()
+            })
+            .map(|v| (v.start.max(start), v.end.min(end)))
+            .collect()
+    }
+
+    /// `MADV_COLD`: clears the accessed bit of the pages in `[start, end)` that
+    /// reclaim could take, so its next pass takes them without a second chance.
+    /// Returns the pages made cold.
+    pub fn make_cold(&self, start: u64, end: u64) -> usize {
+        let mut n = 0;
+        for (s, e) in self.reclaimable_ranges(start, end) {
+            let mut present = Vec::new();
+            self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
+                if !huge && pte.flags.contains(PteFlags::ACCESSED) {
+                    present.push(va);
+                }
+            });
+            for va in present {
+                self.page_table()
+                    .update_flags(va, &mut |f| f - PteFlags::ACCESSED);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// `MADV_PAGEOUT`: takes the pages of `[start, end)` that reclaim could take, now
+    /// and without a second chance, pushing them on `out` for [`Swap::write_out`] (the
+    /// caller writes them). Returns the frames freed at once (pages already cached
+    /// clean go back to their slots without a write). With no swap room, nothing goes.
+    pub fn page_out(&self, start: u64, end: u64, out: &mut Vec<PageOut>) -> usize {
+        let swap = self.tunables().swap().clone();
+        let ranges = self.reclaimable_ranges(start, end);
+        let st = self.state().read();
+        let mut batch = TlbBatch::new();
+        let mut unmapped = Vec::new();
+        let mut target = None;
+        for (s, e) in ranges {
+            let mut present = Vec::new();
+            self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
+                if !huge {
+                    present.push((va, pte));
+                }
+            });
+            for (va, mut pte) in present {
+                if pte.flags.contains(PteFlags::ACCESSED) {
+                    self.page_table()
+                        .update_flags(va, &mut |f| f - PteFlags::ACCESSED);
+                    pte.flags -= PteFlags::ACCESSED;
+                }
+                self.try_page_out(
+                    &swap,
+                    va,
+                    pte,
+                    &|_| true,
+                    &mut batch,
+                    out,
+                    &mut unmapped,
+                    &mut target,
+                );
+            }
+        }
+        drop(st);
+        self.settle_unmapped(batch, unmapped)
     }
 
     /// One entry under the clock hand; true if its page was taken for writing.
@@ -248,6 +334,7 @@ impl<P: PageTable> AddressSpace<P> {
                     pfn: Some(pte.pfn),
                     state: CacheState::Writeback,
                     dropped: false,
+                    read_ahead: false,
                 },
             );
             inner.by_pfn.insert(pte.pfn.0, slot);

@@ -10,7 +10,7 @@ use core::sync::atomic::Ordering;
 
 use super::header::SwapHeader;
 use super::{ScanBudget, Spawner, Swap, SwapoffStep};
-use crate::aspace::tests::{anon_rw, block_on, fork, harness, Harness};
+use crate::aspace::tests::{anon_rw, block_on, fork, harness, map_shared_anon, Harness};
 use crate::aspace::AddressSpace;
 use crate::aspace::MmapRequest;
 use crate::block::{BlockDevice, BlockError, BlockFuture, IoBuf, RamDisk};
@@ -433,4 +433,127 @@ fn swapon_refuses_bad_headers_and_duplicates() {
     assert_eq!(areas.len(), 2);
     assert_eq!((areas[0].priority, areas[1].priority), (-2, 5));
     assert_eq!(swap.totals(), (30, 30));
+}
+
+#[test]
+fn readahead_window_grows_with_hits_and_shrinks_slowly() {
+    use super::readahead_window;
+    // A lone fault far from the last one reads only its page.
+    assert_eq!(readahead_window(0, false, 8, 0), 1);
+    // Next to the last one: two.
+    assert_eq!(readahead_window(0, true, 8, 0), 2);
+    // Read-ahead pages used: two more than the hits, a power of two, at most max.
+    assert_eq!(readahead_window(1, false, 8, 0), 4);
+    assert_eq!(readahead_window(6, false, 8, 0), 8);
+    assert_eq!(readahead_window(100, false, 8, 0), 8);
+    // Never below half the previous window, never above max.
+    assert_eq!(readahead_window(0, false, 8, 8), 4);
+    assert_eq!(readahead_window(0, false, 2, 8), 2);
+    // vm.page-cluster 0: one page always.
+    assert_eq!(readahead_window(100, true, 1, 8), 1);
+}
+
+#[test]
+fn sequential_swap_ins_are_read_ahead_and_random_ones_are_not() {
+    let h = harness();
+    let swap = swap_on(&h, 256, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 64);
+    fill(&h.aspace, a, 64);
+    reclaim_all(&h.aspace, &h);
+    assert_eq!(h.aspace.swapped_pages(), 64);
+    verify(&h.aspace, a, 64);
+    let ra = swap.stats().readahead.load(Ordering::Relaxed);
+    let hits = swap.stats().readahead_hits.load(Ordering::Relaxed);
+    assert!(ra >= 32, "a sequential sweep reads ahead ({ra} pages)");
+    assert_eq!(hits, ra, "every page read ahead was used");
+    assert_eq!(
+        swap.stats().pswpin.load(Ordering::Relaxed),
+        64,
+        "each page read once"
+    );
+    assert_eq!(swap.totals(), (255, 255));
+    assert_eq!(swap.cached_pages(), 0);
+
+    // Random order, far apart: the window stays small and little is read ahead.
+    reclaim_all(&h.aspace, &h);
+    let before = swap.stats().readahead.load(Ordering::Relaxed);
+    for i in 0..16u64 {
+        let p = (i * 37) % 64;
+        let mut b = [0u8; 1];
+        h.aspace.read_bytes(a + p * PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(b[0], pattern(p, 0));
+    }
+    let random_ra = swap.stats().readahead.load(Ordering::Relaxed) - before;
+    assert!(
+        random_ra < 16,
+        "random faults read ahead little ({random_ra} pages)"
+    );
+    verify(&h.aspace, a, 64);
+}
+
+#[test]
+fn page_cluster_zero_reads_only_the_faulting_page() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    swap.set_page_cluster(0);
+    let a = anon_rw(&h.aspace, 16);
+    fill(&h.aspace, a, 16);
+    reclaim_all(&h.aspace, &h);
+    verify(&h.aspace, a, 16);
+    assert_eq!(swap.stats().readahead.load(Ordering::Relaxed), 0);
+    assert_eq!(swap.stats().pswpin.load(Ordering::Relaxed), 16);
+}
+
+#[test]
+fn madv_pageout_takes_pages_at_once_and_cold_skips_the_second_chance() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 8);
+    fill(&h.aspace, a, 8);
+    // Every page was just touched: reclaim's first pass would only age them.
+    let mut out = Vec::new();
+    h.aspace.page_out(a, a + 4 * PAGE_SIZE, &mut out);
+    assert_eq!(out.len(), 4, "PAGEOUT takes accessed pages too");
+    block_on(swap.write_out(out, h.frames.clone()));
+    assert_eq!(h.aspace.swapped_pages(), 4);
+    assert_eq!(h.soft.live(), 4, "the written frames are free");
+    // COLD: the next pass takes them at once.
+    assert_eq!(h.aspace.make_cold(a + 4 * PAGE_SIZE, a + 6 * PAGE_SIZE), 2);
+    let mut out = Vec::new();
+    let mut cursor = 0;
+    let mut budget = ScanBudget {
+        scan: usize::MAX,
+        take: usize::MAX,
+        freed: 0,
+    };
+    h.aspace
+        .reclaim_scan(&mut cursor, &mut budget, &|_| true, &mut out);
+    assert_eq!(out.len(), 2, "only the cold pages go on the first pass");
+    block_on(swap.write_out(out, h.frames.clone()));
+    verify(&h.aspace, a, 8);
+}
+
+#[test]
+fn madv_pageout_leaves_locked_and_shared_anonymous_memory() {
+    let h = harness();
+    swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 4);
+    fill(&h.aspace, a, 4);
+    h.aspace
+        .mlock(a, 2 * PAGE_SIZE, false, crate::aspace::LockLimit::Unlimited)
+        .unwrap();
+    let mut out = Vec::new();
+    h.aspace.page_out(a, a + 4 * PAGE_SIZE, &mut out);
+    assert_eq!(out.len(), 2, "the locked half stays");
+    let s = map_shared_anon(&h.aspace, 2);
+    h.aspace.write_bytes(s, &[1, 2, 3]).unwrap();
+    let mut shared = Vec::new();
+    h.aspace.page_out(s, s + 2 * PAGE_SIZE, &mut shared);
+    assert!(
+        shared.is_empty(),
+        "shared anonymous pages are not swapped here"
+    );
+    let swap = h.aspace.tunables().swap().clone();
+    block_on(swap.write_out(out, h.frames.clone()));
+    verify(&h.aspace, a, 4);
 }

@@ -33,6 +33,10 @@ fn path_of(name: &str) -> Option<String> {
             "mm.damon.nr_kdamonds",
             "/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds",
         ),
+        (
+            "mm.damon.pageout_min_age",
+            "/sys/kernel/mm/damon/admin/kdamonds/pageout_min_age",
+        ),
     ];
     if let Some(p) = table
         .iter()

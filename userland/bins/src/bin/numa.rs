@@ -503,6 +503,122 @@ fn refusals(c: &mut Checks) {
     );
 }
 
+/// `field` (kB) of the smaps block of the VMA starting at `start`.
+fn smaps_kb(start: usize, field: &str) -> Option<u64> {
+    let text = read_file("/proc/self/smaps").ok()?;
+    let head = format!("{:x}-", start);
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
+    lines.next()?;
+    lines
+        .take_while(|l| !l.starts_with("VmFlags"))
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(':')?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+}
+
+/// Transparent huge pages follow the policy too: a 4 MiB `MADV_HUGEPAGE` region bound
+/// to node 1 faults in as huge pages, every page of them on node 1.
+fn thp_bind(c: &mut Checks) {
+    const HUGE: usize = 2 << 20;
+    let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+    let before = read_file(thp).unwrap_or_default();
+    if before.contains("[never]") {
+        let _ = peios_bins::files::write_file(thp, "madvise");
+    }
+    let raw = region(3 * HUGE / P);
+    let a = (raw + HUGE - 1) & !(HUGE - 1);
+    // SAFETY: advice on this test's own mapping.
+    let advised = unsafe {
+        peios_rt::sys::mm::madvise(a as *mut u8, 2 * HUGE, peios_rt::sys::mm::MADV_HUGEPAGE)
+    };
+    let bound = mbind(a, 2 * HUGE, MPOL_BIND, 0b10, 0);
+    touch(a, 2 * HUGE / P, 5);
+    let nodes = nodes_of(0, a, 2 * HUGE / P);
+    let huge_kb = smaps_kb(a, "AnonHugePages").unwrap_or(0);
+    c.check(
+        "thp.bind1_huge_on_1",
+        advised.is_ok()
+            && bound.is_ok()
+            && huge_kb >= 2048
+            && nodes.len() == 2 * HUGE / P
+            && nodes.iter().all(|&n| n == 1),
+        format_args!(
+            "madvise {:?}, mbind {:?}, AnonHugePages {} kB, nodes {:?}..",
+            advised,
+            bound,
+            huge_kb,
+            &nodes[..nodes.len().min(4)]
+        ),
+    );
+    if before.contains("[never]") {
+        let _ = peios_bins::files::write_file(thp, "never");
+    }
+}
+
+/// Hugetlb pages follow the policy: with pages in both nodes' 2 MiB pools and the
+/// thread on CPU 0 (node 0), a MAP_HUGETLB region bound to node 1 gets node 1's pages.
+fn hugetlb_bind(c: &mut Checks) {
+    use peios_rt::sys::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    const HUGE: usize = 2 << 20;
+    let pool = |node: u32| {
+        format!(
+            "/sys/devices/system/node/node{}/hugepages/hugepages-2048kB/nr_hugepages",
+            node
+        )
+    };
+    let old_affinity = sched_getaffinity(0);
+    let pinned = sched_setaffinity(0, &CpuSet::single(0));
+    let filled = peios_bins::files::write_file(&pool(0), "2")
+        .and_then(|_| peios_bins::files::write_file(&pool(1), "2"));
+    // SAFETY: a fresh mapping of this test's own.
+    let a = unsafe {
+        mmap(
+            0,
+            2 * HUGE,
+            Prot::RW,
+            MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::HUGETLB,
+            -1,
+            0,
+        )
+    };
+    let (bound, nodes) = match a {
+        Ok(a) => {
+            let a = a as usize;
+            let bound = mbind(a, 2 * HUGE, MPOL_BIND, 0b10, 0);
+            touch(a, 2, 3);
+            touch(a + HUGE, 2, 4);
+            let nodes = move_pages(0, &[a, a + HUGE], None, 0).unwrap_or_default();
+            // SAFETY: unmapping the mapping made above.
+            let _ = unsafe { peios_rt::sys::mm::munmap(a as *mut u8, 2 * HUGE) };
+            (bound, nodes)
+        }
+        Err(e) => (Err(e), Vec::new()),
+    };
+    c.check(
+        "hugetlb.bind1_pages_on_1",
+        pinned.is_ok() && filled.is_ok() && bound.is_ok() && nodes == [1, 1],
+        format_args!(
+            "pinned {:?}, pools {:?}, mmap {:?}, mbind {:?}, nodes {:?}",
+            pinned,
+            filled,
+            a.map(|_| ()),
+            bound,
+            nodes
+        ),
+    );
+    let _ = peios_bins::files::write_file(&pool(0), "0");
+    let _ = peios_bins::files::write_file(&pool(1), "0");
+    if let Ok(set) = old_affinity {
+        let _ = sched_setaffinity(0, &set);
+    }
+}
+
 fn main(_args: &Args) -> i32 {
     let mut c = Checks::new("numa");
     let online = get_mempolicy(0, MPOL_F_MEMS_ALLOWED);
@@ -516,6 +632,8 @@ fn main(_args: &Args) -> i32 {
     }
     policies(&mut c);
     mbinds(&mut c);
+    thp_bind(&mut c);
+    hugetlb_bind(&mut c);
     moves(&mut c);
     migrate_while_writing(&mut c);
     refusals(&mut c);

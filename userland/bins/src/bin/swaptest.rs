@@ -19,12 +19,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::ffi::CStr;
+use core::sync::atomic::{AtomicU32, Ordering};
 use peios_bins::files::{meminfo_kb, read_file};
 use peios_bins::peios::in_restricted_child;
 use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
 use peios_rt::process::WaitStatus;
-use peios_rt::sys::mm::{mmap, munmap, MapFlags, Prot};
+use peios_rt::sys::mm::{madvise, mincore, mmap, munmap, MapFlags, Prot, MADV_COLD, MADV_PAGEOUT};
 use peios_rt::sys::swap::{swapoff, swapon};
 
 peios_rt::main!(main);
@@ -131,6 +132,197 @@ fn vm_swap_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Reads completed on disk `name` (`/proc/diskstats`' first counter).
+fn disk_reads(name: &str) -> u64 {
+    read_file("/proc/diskstats")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut f = l.split_whitespace().skip(2);
+                (f.next()? == name).then(|| f.next()?.parse().ok())?
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (up to 5 s) until `/proc/vmstat`'s `name` reaches `target`.
+fn await_vmstat(name: &str, target: u64) -> u64 {
+    for _ in 0..500 {
+        let v = vmstat(name);
+        if v >= target {
+            return v;
+        }
+        peios_rt::time::sleep_ms(10);
+    }
+    vmstat(name)
+}
+
+/// MADV_PAGEOUT and MADV_COLD, swap readahead, and one device read for two threads
+/// faulting on one swapped-out page.
+fn pageout_checks(checks: &mut Checks, disk: &str) {
+    const PAGES: usize = 64;
+    let Ok(r) = Region::new(PAGES) else {
+        checks.check(
+            "pageout",
+            false,
+            format_args!("no memory for {} pages", PAGES),
+        );
+        return;
+    };
+    r.fill(7, 0, 1);
+    let swap_before = vm_swap_kb();
+    let out_before = vmstat("pswpout");
+    let res = unsafe { madvise(r.base as *mut u8, PAGES * PAGE, MADV_PAGEOUT) };
+    let swap_after = vm_swap_kb();
+    checks.check(
+        "pageout",
+        res.is_ok() && swap_after >= swap_before + (PAGES * 4) as u64,
+        format_args!(
+            "madvise {:?}, VmSwap {} -> {} kB",
+            res, swap_before, swap_after
+        ),
+    );
+    let out_after = await_vmstat("pswpout", out_before + PAGES as u64);
+    checks.check(
+        "pageout_written",
+        out_after >= out_before + PAGES as u64,
+        format_args!("pswpout {} -> {}", out_before, out_after),
+    );
+    let ra_before = vmstat("swap_ra");
+    let bad = r.mismatches(7, 0, 1);
+    let ra = vmstat("swap_ra") - ra_before;
+    let ra_hit = vmstat("swap_ra_hit");
+    checks.check(
+        "pageout_reads_back",
+        bad == 0 && vm_swap_kb() <= swap_before,
+        format_args!("{} mismatched pages, VmSwap {} kB", bad, vm_swap_kb()),
+    );
+    checks.check(
+        "swap_readahead",
+        ra > 0 && ra_hit > 0,
+        format_args!(
+            "a sequential read-back read {} pages ahead (swap_ra_hit {})",
+            ra, ra_hit
+        ),
+    );
+    let cold = unsafe { madvise(r.base as *mut u8, PAGES * PAGE, MADV_COLD) };
+    checks.check(
+        "cold",
+        cold.is_ok() && r.mismatches(7, 0, 1) == 0,
+        format_args!("MADV_COLD {:?}", cold),
+    );
+
+    // One page out, no readahead: two threads touch it at once, one device read.
+    let cluster = read_file("/proc/sys/vm/page-cluster").unwrap_or_default();
+    let _ = peios_bins::files::write_file("/proc/sys/vm/page-cluster", "0");
+    let out_before = vmstat("pswpout");
+    let _ = unsafe { madvise(r.base as *mut u8, PAGE, MADV_PAGEOUT) };
+    await_vmstat("pswpout", out_before + 1);
+    // The write freed the frame: the page is only on the disk now.
+    let (reads_before, in_before) = (disk_reads(disk), vmstat("pswpin"));
+    static GO: AtomicU32 = AtomicU32::new(0);
+    let base = r.base;
+    let reader = move || {
+        while GO.load(Ordering::Acquire) == 0 {
+            core::hint::spin_loop();
+        }
+        unsafe { (base as *const u64).read_volatile() }
+    };
+    let t1 = peios_rt::thread::spawn(reader);
+    let t2 = peios_rt::thread::spawn(reader);
+    GO.store(1, Ordering::Release);
+    let got: Vec<Option<u64>> = [t1, t2]
+        .into_iter()
+        .map(|t| t.ok().map(|h| h.join()))
+        .collect();
+    let (reads, ins) = (
+        disk_reads(disk) - reads_before,
+        vmstat("pswpin") - in_before,
+    );
+    let _ = peios_bins::files::write_file("/proc/sys/vm/page-cluster", cluster.trim());
+    checks.check(
+        "two_faults_one_read",
+        got.iter().all(|v| *v == Some(word(7, 0, 0))) && reads == 1 && ins == 1,
+        format_args!("values {:?}, {} device reads, pswpin +{}", got, reads, ins),
+    );
+    r.unmap();
+}
+
+/// Pages of `r` that mincore says are resident.
+fn resident(r: &Region) -> usize {
+    let mut vec = vec![0u8; r.pages];
+    match mincore(r.base, r.pages * PAGE, &mut vec) {
+        Ok(()) => vec.iter().filter(|&&b| b & 1 != 0).count(),
+        Err(_) => usize::MAX,
+    }
+}
+
+/// DAMOS pageout through the registry: with one kdamond watching this process and
+/// `mm.damon.pageout_min_age` at 3 aggregations, a region left alone goes to swap
+/// while a region a loop keeps reading stays resident; both read back intact.
+fn damos_checks(checks: &mut Checks) {
+    use peios_bins::files::write_file;
+    const COLD: usize = 128;
+    const HOT: usize = 16;
+    let (Ok(cold), Ok(hot)) = (Region::new(COLD), Region::new(HOT)) else {
+        checks.check("damos_pageout", false, format_args!("no memory"));
+        return;
+    };
+    cold.fill(11, 0, 1);
+    hot.fill(12, 0, 1);
+    let admin = "/sys/kernel/mm/damon/admin/kdamonds";
+    let setup = write_file(&format!("{}/nr_kdamonds", admin), "1")
+        .and_then(|_| {
+            write_file(
+                &format!("{}/0/contexts/0/targets/0/pid_target", admin),
+                &format!("{}", peios_rt::sys::process::getpid()),
+            )
+        })
+        .and_then(|_| write_file(&format!("{}/pageout_min_age", admin), "3"))
+        .and_then(|_| write_file(&format!("{}/0/state", admin), "on"));
+    let start = peios_rt::time::monotonic_ns() / 1_000_000;
+    let mut sum = 0u64;
+    let (mut cold_left, mut hot_left) = (resident(&cold), resident(&hot));
+    while setup.is_ok() && (peios_rt::time::monotonic_ns() / 1_000_000) - start < 5000 {
+        for _ in 0..50 {
+            for p in 0..HOT {
+                sum = sum.wrapping_add(unsafe { hot.page(p).read_volatile() });
+            }
+        }
+        cold_left = resident(&cold);
+        hot_left = resident(&hot);
+        if cold_left <= COLD / 8 {
+            break;
+        }
+    }
+    let _ = write_file(&format!("{}/0/state", admin), "off");
+    let _ = write_file(&format!("{}/pageout_min_age", admin), "0");
+    let _ = write_file(&format!("{}/nr_kdamonds", admin), "0");
+    checks.check(
+        "damos_pageout",
+        setup.is_ok() && cold_left <= COLD / 8 && hot_left == HOT && vmstat("damos_pageout") > 0,
+        format_args!(
+            "setup {:?}: cold {} of {} resident, hot {} of {} after {} ms (damos_pageout {}, {:x})",
+            setup,
+            cold_left,
+            COLD,
+            hot_left,
+            HOT,
+            (peios_rt::time::monotonic_ns() / 1_000_000) - start,
+            vmstat("damos_pageout"),
+            sum & 0xf
+        ),
+    );
+    let (bad_cold, bad_hot) = (cold.mismatches(11, 0, 1), hot.mismatches(12, 0, 1));
+    checks.check(
+        "damos_reads_back",
+        bad_cold == 0 && bad_hot == 0,
+        format_args!("{} cold, {} hot mismatched pages", bad_cold, bad_hot),
+    );
+    cold.unmap();
+    hot.unmap();
+}
+
 fn swap_used_kb() -> u64 {
     meminfo_kb("SwapTotal").unwrap_or(0) - meminfo_kb("SwapFree").unwrap_or(0)
 }
@@ -185,6 +377,11 @@ fn main(args: &Args) -> i32 {
     checks.expect_errno("swapon_enoent", swapon(c"/dev/vdz", 0), Errno::ENOENT);
     if let Some(bad) = args.opt("--bad-dev") {
         checks.expect_errno("swapon_bad_header", swapon(c(&cstr(bad)), 0), Errno::EINVAL);
+    }
+
+    if total_kb > 0 {
+        pageout_checks(&mut checks, dev.rsplit('/').next().unwrap_or("vda"));
+        damos_checks(&mut checks);
     }
 
     // Integrity under pressure, from several threads.

@@ -258,8 +258,10 @@ fn main(args: &Args) -> i32 {
     let ran = peios_bins::files::read_file("/proc/self/status")
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("Cpus_ran_list:").map(|v| String::from(v.trim())))
+            t.lines().find_map(|l| {
+                l.strip_prefix("Cpus_ran_list:")
+                    .map(|v| String::from(v.trim()))
+            })
         });
     println!(
         "threads: process ran on cpus {}",
