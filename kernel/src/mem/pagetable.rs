@@ -3,7 +3,8 @@
 //! compare-and-swap, so faults on different pages never take a lock; intermediate tables
 //! are installed by compare-and-swap too. The kernel half (PML4 entries 256-511) is shared
 //! with the kernel's own tables; under KPTI new top-level entries are mirrored into the
-//! address space's user table.
+//! address space's user table. The entry encoding is `mm::pagetable::x86` (host-tested,
+//! and the one `SoftPageTable` stores).
 
 use super::frames;
 use crate::arch::paging::{current_root, phys_to_virt};
@@ -11,34 +12,16 @@ use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::{
     frame::Pfn,
-    pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE},
+    pagetable::{
+        huge_base,
+        x86::{
+            bits, decode, decode_swap, encode, encode_swap, index, is_huge, sub_entry, sub_word,
+            table_entry, ADDRESS_MASK,
+        },
+        InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE,
+    },
     swap::SwapEntry,
 };
-
-/// Hardware entry bits.
-mod bits {
-    pub const PRESENT: u64 = 1 << 0;
-    pub const WRITABLE: u64 = 1 << 1;
-    pub const USER: u64 = 1 << 2;
-    pub const ACCESSED: u64 = 1 << 5;
-    pub const DIRTY: u64 = 1 << 6;
-    /// In a level-1 (PMD) entry: a 2 MiB leaf rather than a table. Kept with P=0
-    /// too (a `PROT_NONE` huge leaf), so a non-zero entry with it is never a table.
-    pub const HUGE: u64 = 1 << 7;
-    /// Software: an entry another fault is filling (copy-on-write in progress).
-    pub const BUSY: u64 = 1 << 10;
-    /// Software: a hugetlb leaf (never split). Not bit 9: with P clear that is a swap
-    /// entry, and a `PROT_NONE` hugetlb leaf has P clear.
-    pub const HUGETLB: u64 = 1 << 11;
-    /// Software, with P clear: the entry holds a swap entry (in the address bits).
-    pub const SWAP: u64 = 1 << 9;
-    pub const NO_EXECUTE: u64 = 1 << 63;
-    /// The protection key: bits 59..63 (ignored by the CPU unless CR4.PKE is set).
-    pub const PKEY_SHIFT: u32 = 59;
-}
-
-/// Physical-address bits of an entry.
-pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 fn table(phys: u64) -> &'static [AtomicU64; 512] {
     // SAFETY: `phys` is a page-table page of a live address space; entries are only
@@ -77,30 +60,6 @@ enum LeafRef {
     Huge(&'static AtomicU64),
 }
 
-fn is_huge(e: u64) -> bool {
-    e & bits::HUGE != 0
-}
-
-/// The 4 KiB view of page `va` under the huge leaf `word`.
-fn sub_entry(word: u64, va: u64) -> Option<Pte> {
-    let head = decode(word)?;
-    Some(Pte::new(
-        Pfn(head.pfn.0 + ((va - huge_base(va)) >> 12)),
-        head.flags,
-    ))
-}
-
-/// A 4 KiB entry word with the flags and `n`th frame of the huge leaf `word`.
-fn sub_word(word: u64, n: u64) -> u64 {
-    let flags = (word & !ADDRESS_MASK & !bits::HUGE) & !bits::BUSY;
-    ((word & ADDRESS_MASK) + (n << 12)) | flags
-}
-
-/// A level-1 entry pointing at table `phys`.
-fn table_entry(phys: u64) -> u64 {
-    phys | bits::PRESENT | bits::WRITABLE | bits::USER
-}
-
 /// Page-table pages of every user address space now.
 pub fn table_pages() -> u64 {
     TABLE_PAGES.load(Ordering::Relaxed)
@@ -125,84 +84,6 @@ pub fn new_root() -> Option<u64> {
         new[i].store(kernel[i].load(Ordering::Relaxed), Ordering::Relaxed);
     }
     Some(root)
-}
-
-fn index(va: u64, level: u32) -> usize {
-    ((va >> (12 + 9 * level)) & 511) as usize
-}
-
-fn encode(pte: Pte) -> u64 {
-    let f = pte.flags;
-    let mut e = (pte.pfn.0 << 12) | bits::USER;
-    if f.contains(PteFlags::READ) {
-        e |= bits::PRESENT;
-    }
-    if f.contains(PteFlags::WRITE) {
-        e |= bits::WRITABLE;
-    }
-    if !f.contains(PteFlags::EXEC) {
-        e |= bits::NO_EXECUTE;
-    }
-    if f.contains(PteFlags::ACCESSED) {
-        e |= bits::ACCESSED;
-    }
-    if f.contains(PteFlags::DIRTY) {
-        e |= bits::DIRTY;
-    }
-    if f.contains(PteFlags::BUSY) {
-        e |= bits::BUSY;
-    }
-    if f.contains(PteFlags::HUGETLB) {
-        e |= bits::HUGETLB;
-    }
-    e | (u64::from(f.pkey()) << bits::PKEY_SHIFT)
-}
-
-/// An entry is in use iff it is non-zero (a PROT_NONE entry keeps its frame with P=0);
-/// a swap entry is not a mapping (see [`decode_swap`]).
-fn decode(e: u64) -> Option<Pte> {
-    if e == 0 || is_swap(e) {
-        return None;
-    }
-    let mut f = PteFlags::empty();
-    if e & bits::PRESENT != 0 {
-        f |= PteFlags::READ;
-        if e & bits::NO_EXECUTE == 0 {
-            f |= PteFlags::EXEC;
-        }
-        if e & bits::WRITABLE != 0 {
-            f |= PteFlags::WRITE;
-        }
-    }
-    if e & bits::ACCESSED != 0 {
-        f |= PteFlags::ACCESSED;
-    }
-    if e & bits::DIRTY != 0 {
-        f |= PteFlags::DIRTY;
-    }
-    if e & bits::BUSY != 0 {
-        f |= PteFlags::BUSY;
-    }
-    f |= PteFlags::for_pkey(((e >> bits::PKEY_SHIFT) & 0xf) as u16);
-    if e & bits::HUGETLB != 0 {
-        f |= PteFlags::HUGETLB;
-    }
-    Some(Pte::new(Pfn((e & ADDRESS_MASK) >> 12), f))
-}
-
-/// Whether entry word `e` holds a swap entry.
-fn is_swap(e: u64) -> bool {
-    e & (bits::PRESENT | bits::SWAP) == bits::SWAP
-}
-
-/// A swap entry's word: P clear, the SWAP bit, the entry in bits 12 and up (45 bits,
-/// below the NX bit), nothing the hardware would read.
-fn encode_swap(swap: SwapEntry) -> u64 {
-    (swap.raw() << 12) | bits::SWAP
-}
-
-fn decode_swap(e: u64) -> Option<SwapEntry> {
-    is_swap(e).then(|| SwapEntry::from_raw(e >> 12))
 }
 
 /// The x86_64 page table of one address space.

@@ -1,7 +1,7 @@
 //! The page-table abstraction: the [`PageTable`] trait the address-space and fault
 //! code is written against, with [`Pte`]s in architecture-neutral form. The kernel
 //! implements it over x86_64 4-level tables; [`SoftPageTable`] implements it in
-//! software for host tests.
+//! software for host tests. Both store leaf words in the x86_64 encoding ([`x86`]).
 //!
 //! Every method takes `&self`: an implementation makes single-entry updates atomic
 //! (compare-and-swap on the entry word) and installs missing intermediate tables with
@@ -10,6 +10,7 @@
 //! caller holding its VMA tree for writing.
 
 mod soft;
+pub mod x86;
 
 pub use soft::SoftPageTable;
 

@@ -12,14 +12,12 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::x86::{decode, decode_swap, encode, encode_swap};
 use super::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
 use crate::frame::{Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::swap::SwapEntry;
 
 const ENTRIES: usize = 512;
-const VALID: u64 = 1;
-/// Marks a not-present word holding a swap entry.
-const SWAP: u64 = 2;
 
 /// The bottom level: leaf words.
 struct Leaf([AtomicU64; ENTRIES]);
@@ -61,36 +59,6 @@ type SlotFn<'a> = dyn FnMut(u64, (usize, usize), &AtomicU64, Option<&Leaf>) + 'a
 
 fn index(va: u64, level: u32) -> usize {
     ((va >> (PAGE_SHIFT + 9 * level)) & (ENTRIES as u64 - 1)) as usize
-}
-
-/// Soft entries keep the PFN in bits 12..52 and the protection key in 52..56.
-const PFN_BITS: u64 = (1 << 40) - 1;
-
-fn encode(pte: Pte) -> u64 {
-    ((pte.pfn.0 & PFN_BITS) << PAGE_SHIFT)
-        | (u64::from(pte.flags.bits() & 0x7f) << 1)
-        | (u64::from(pte.flags.pkey()) << 52)
-        | VALID
-}
-
-/// A swap entry's word: the valid bit clear, bit 1 set, the entry above.
-fn encode_swap(swap: SwapEntry) -> u64 {
-    (swap.raw() << 2) | SWAP
-}
-
-fn decode_swap(word: u64) -> Option<SwapEntry> {
-    (word & (VALID | SWAP) == SWAP).then(|| SwapEntry::from_raw(word >> 2))
-}
-
-fn decode(word: u64) -> Option<Pte> {
-    if word & VALID == 0 {
-        return None;
-    }
-    Some(Pte {
-        pfn: Pfn((word >> PAGE_SHIFT) & PFN_BITS),
-        flags: PteFlags::from_bits_truncate(((word >> 1) & 0x7f) as u16)
-            | PteFlags::for_pkey(((word >> 52) & 0xf) as u16),
-    })
 }
 
 /// A software page table for host tests.
@@ -320,7 +288,7 @@ impl PageTable for SoftPageTable {
             return false;
         };
         let i = index(va, 1);
-        let busy = u64::from(PteFlags::BUSY.bits()) << 1;
+        let busy = super::x86::bits::BUSY;
         // Take the leaf: mark it BUSY (another split waits for the first to finish).
         let head = loop {
             let cur = pmd.huge[i].load(Ordering::SeqCst);
