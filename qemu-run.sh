@@ -3,7 +3,8 @@
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
 #                 [--release|--debug] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
-#                 [--swap MIB] [--disk IMAGE] [--files DIR] [--no-demo] [--run PATH [ARGS...]]
+#                 [--swap MIB] [--disk IMAGE | --rootfs IMAGE] [--files DIR] [--no-demo]
+#                 [--run PATH [ARGS...]]
 #                 [-- EXTRA QEMU ARGS...]
 #
 # Defaults: 4 vCPUs, 2 NUMA nodes, 2 GiB, accel auto (KVM when it boots, else TCG), the
@@ -16,7 +17,11 @@
 # the memory; 0 for none) makes a sparse swap image with mkswap, attaches it as the
 # first virtio disk (/dev/vda) and has init turn it on at boot (/etc/swapdev), as the
 # Linux anchor's --swap does. `--disk IMAGE` attaches a raw image as the next virtio
-# disk. `--files DIR` copies the host folder DIR into the initramfs with its paths kept
+# disk, read-only; an ext4 one is mounted at /mnt. `--rootfs IMAGE` attaches an ext4
+# image the same way and makes it the root (read-only; /proc, /sys, /dev, /tmp and
+# /dev/shm are mounted in it): `--run PATH` then names a program inside the image, as
+# with the anchor's --rootfs (init stays in the initramfs).
+# `--files DIR` copies the host folder DIR into the initramfs with its paths kept
 # (DIR/usr/bin/x becomes /usr/bin/x; repeatable); its symbolic links become copies of
 # what they name, resolved inside DIR (the initramfs holds regular files only), so a
 # Debian tree's /lib64/ld-linux-x86-64.so.2 and libfoo.so.1 links work. `--run` then
@@ -28,7 +33,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=release timeout_s=600 append="" build=1
-run=() extra=() disk="" demo=1 swap_mib="" files=()
+run=() extra=() disk="" rootfs="" demo=1 swap_mib="" files=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --cpus) cpus=$2; shift 2;;
@@ -44,14 +49,20 @@ while [[ $# -gt 0 ]]; do
     --disk) disk=$2; shift 2;;
     --files) [[ -d $2 ]] || { echo "qemu-run.sh: --files $2: not a directory" >&2; exit 2; }
       files+=("$(cd "$2" && pwd)"); shift 2;;
+    --rootfs) rootfs=$2; shift 2;;
     --swap) swap_mib=$2; shift 2;;
     --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0;;
     *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
   esac
 done
+
+if [[ -n $rootfs ]]; then
+  [[ -n $disk ]] && { echo "qemu-run.sh: --disk and --rootfs: choose one" >&2; exit 2; }
+  [[ ${#run[@]} -gt 0 ]] || { echo "qemu-run.sh: --rootfs needs --run PATH (a program in the image)" >&2; exit 2; }
+fi
 
 if ! command -v qemu-system-x86_64 >/dev/null; then
   echo "qemu-run.sh: installing qemu-system-x86" >&2
@@ -90,7 +101,12 @@ if (( swap_mib > 0 )); then
   mkswap -q "$work/swap.img" >/dev/null
   drives+=(-drive "file=$work/swap.img,format=raw,if=virtio,cache=unsafe")
 fi
-[[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw")
+[[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw,readonly=on")
+if [[ -n $rootfs ]]; then
+  drives+=(-drive "file=$rootfs,if=virtio,format=raw,readonly=on")
+  letters=(a b c d e f g h)
+  append="${append:+$append }root=vd${letters[$(( swap_mib > 0 ? 1 : 0 ))]}"
+fi
 
 initrd_args=()
 if [[ -f $here/userland/target/initramfs.cpio || ${#run[@]} -gt 0 || ${#files[@]} -gt 0 ]]; then
@@ -127,8 +143,9 @@ for link in links:
         shutil.copy2(real, link)
 PY
   done
-  if [[ ${#run[@]} -gt 0 && ${#files[@]} -gt 0 && ${run[0]} == /* && -f $work/root${run[0]} ]]; then
-    # --files ROOT --run /usr/bin/prog: the program is in the tree, and runs from there.
+  if [[ ${#run[@]} -gt 0 && ( -n $rootfs || ( ${#files[@]} -gt 0 && ${run[0]} == /* && -f $work/root${run[0]} ) ) ]]; then
+    # The program is in the root image, or in a --files tree (--files ROOT --run
+    # /usr/bin/prog): it runs from there, and only its argv goes in the initramfs.
     mkdir -p "$work/root/etc"
     printf '%s\0' "${run[@]}" > "$work/root/etc/run.args"
   elif [[ ${#run[@]} -gt 0 ]]; then

@@ -9,6 +9,7 @@ need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
 command -v cpio >/dev/null || need+=(cpio)
+command -v mkfs.ext4 >/dev/null || [[ -x /usr/sbin/mkfs.ext4 || -x /sbin/mkfs.ext4 ]] || need+=(e2fsprogs)
 if (( ${#need[@]} )); then
   echo "test.sh: installing ${need[*]}"
   apt-get update -qq

@@ -16,6 +16,9 @@ pub struct Args<'a> {
     pub kpti: crate::arch::kpti::Mode,
     /// Program init runs instead of its suite (`init.run=PATH`).
     pub init_run: Option<&'a str>,
+    /// The virtio disk holding the root filesystem (`root=vdb` or `root=/dev/vdb`),
+    /// mounted read-only at `/` instead of the initramfs.
+    pub root: Option<&'a str>,
     line: &'a str,
 }
 
@@ -28,12 +31,14 @@ impl<'a> Args<'a> {
             nosmap: false,
             kpti: crate::arch::kpti::Mode::Auto,
             init_run: None,
+            root: None,
             line,
         };
         for word in line.split_ascii_whitespace() {
             match word.split_once('=') {
                 Some(("test", name)) => args.test = Some(name),
                 Some(("init.run", path)) => args.init_run = Some(path),
+                Some(("root", dev)) => args.root = Some(dev.trim_start_matches("/dev/")),
                 Some(("kpti", "on")) => args.kpti = crate::arch::kpti::Mode::On,
                 Some(("kpti", "off")) => args.kpti = crate::arch::kpti::Mode::Off,
                 Some(("log", level)) => {

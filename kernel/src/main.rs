@@ -181,7 +181,14 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     initramfs::init(boot.initrd);
     fs::mount_all();
     virtio_blk::probe();
+    fs::blockdev::register_disks();
     memd::swap::init();
+    match args.root {
+        Some(disk) => fs::ext4::mount_root(disk),
+        None => {
+            fs::ext4::mount_first_disk("/mnt");
+        }
+    }
 
     log::info!("boot complete in {} ms", time::now_ns() / 1_000_000);
     match args.test {

@@ -92,6 +92,8 @@ pub struct Guest {
     pub release: bool,
     /// A raw disk image to attach as a virtio block device.
     pub disk: Option<PathBuf>,
+    /// `--rootfs IMAGE`: an ext4 image as the root (`run` then names a program in it).
+    pub rootfs: Option<PathBuf>,
     /// `--swap MIB`: a swap disk of that size, turned on at boot (0, the default for
     /// tests: none, so a test that does not ask for swap sees the memory it asked for).
     pub swap_mib: u32,
@@ -122,6 +124,7 @@ impl Default for Guest {
             timeout: Duration::from_secs(180),
             release: false,
             disk: None,
+            rootfs: None,
             swap_mib: 0,
             files: None,
         }
@@ -191,6 +194,9 @@ impl Guest {
         }
         if let Some(files) = &self.files {
             cmd.arg("--files").arg(files);
+        }
+        if let Some(rootfs) = &self.rootfs {
+            cmd.arg("--rootfs").arg(rootfs);
         }
         if !self.run.is_empty() {
             cmd.arg("--run").args(&self.run);

@@ -6,8 +6,10 @@
 
 #![deny(unsafe_code)]
 
+pub mod blockdev;
 pub mod damon;
 pub mod dev_userfaultfd;
+pub mod ext4;
 pub mod oom_score_adj;
 pub mod pagemap;
 pub mod pidfd;

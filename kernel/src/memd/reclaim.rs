@@ -54,6 +54,40 @@ struct NodeReclaim {
 
 static NODES: OnceCell<Vec<NodeReclaim>> = OnceCell::uninit();
 
+/// Drops up to `max` clean, unmapped page-cache pages whose frames the filter accepts;
+/// returns how many (a disk filesystem's cache).
+pub type CacheShrinker = fn(max: usize, take: &dyn Fn(Pfn) -> bool) -> usize;
+
+/// The page caches reclaim may drop clean pages from (installed by the filesystems
+/// above this layer at mount).
+static SHRINKERS: Mutex<Vec<CacheShrinker>> = Mutex::new(Vec::new());
+
+/// Lets reclaim drop clean pages of a page cache.
+pub fn register_shrinker(shrinker: CacheShrinker) {
+    let mut list = SHRINKERS.lock();
+    if !list.iter().any(|s| core::ptr::fn_addr_eq(*s, shrinker)) {
+        list.push(shrinker);
+    }
+}
+
+/// Whether some page cache can give pages back without swap.
+fn has_shrinkers() -> bool {
+    !SHRINKERS.lock().is_empty()
+}
+
+/// Clean file pages dropped from every registered cache, up to `max`.
+fn shrink_file_caches(max: usize, take: &dyn Fn(Pfn) -> bool) -> usize {
+    let list = SHRINKERS.lock().clone();
+    let mut freed = 0;
+    for shrink in list {
+        if freed >= max {
+            break;
+        }
+        freed += shrink(max - freed, take);
+    }
+    freed
+}
+
 static STOLEN_KSWAPD: AtomicU64 = AtomicU64::new(0);
 static STOLEN_DIRECT: AtomicU64 = AtomicU64::new(0);
 static SCANNED: AtomicU64 = AtomicU64::new(0);
@@ -138,7 +172,7 @@ fn alloc_failed() -> mm::phys::AllocFailure {
     let hopeless = nodes
         .iter()
         .all(|r| r.dry_laps.load(Ordering::Relaxed) >= GIVE_UP_LAPS);
-    if !swap().has_room() || hopeless {
+    if (!swap().has_room() && !has_shrinkers()) || hopeless {
         return mm::phys::AllocFailure::OutOfMemory;
     }
     DIRECT_WAITS.fetch_add(1, Ordering::Relaxed);
@@ -209,7 +243,7 @@ async fn kswapd(index: usize) {
         wait_kick(r).await;
         loop {
             let waiters = Arc::strong_count(&r.round.lock()) > 1;
-            if !swap().has_room() || (!below_high(r.node) && !waiters) {
+            if (!swap().has_room() && !has_shrinkers()) || (!below_high(r.node) && !waiters) {
                 // Nothing to do (or nowhere to write): waiters retry, and go to the
                 // OOM path if memory is still short.
                 finish_round(r, 0);
@@ -270,6 +304,11 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
     };
     // Cached pages nobody maps go first: they cost no write.
     budget.freed += swap().shrink_cache(ROUND_PAGES * SCAN_FACTOR, frames::mm_frames());
+    budget.freed += shrink_file_caches(ROUND_PAGES, &on_node);
+    if !swap().has_room() {
+        // Nowhere to write anonymous pages: the file caches were all there was.
+        return (Vec::new(), budget.freed, true);
+    }
     let mut pages = Vec::new();
     let processes = crate::proc::all();
     let (mut pid, mut addr) = *r.hand.lock();

@@ -58,6 +58,12 @@ impl Spawner for ExecutorSpawner {
     }
 }
 
+/// The spawner that runs I/O tasks on the executor (page-cache reads too), handing a
+/// task to a kernel access that faults on this CPU to drive itself.
+pub fn io_spawner() -> Arc<dyn Spawner> {
+    Arc::new(ExecutorSpawner)
+}
+
 /// Polls `task` to completion on this CPU (the block request makes progress when
 /// polled, so no interrupt or executor is needed).
 fn drive(mut task: Task) {
@@ -92,7 +98,7 @@ pub fn kernel_access_fault(
             Err(mm::fault::FaultError::NeedsWait(wait))
                 if matches!(
                     wait.reason(),
-                    WaitReason::SwapIn { .. } | WaitReason::Memory
+                    WaitReason::SwapIn { .. } | WaitReason::Memory | WaitReason::PageLocked { .. }
                 ) =>
             {
                 while !wait.is_ready() {

@@ -162,15 +162,37 @@ pub static OVERCOMMIT_KBYTES: Key = key(
     0,
     set_overcommit_kbytes,
 );
+/// Page caches of higher layers (disk filesystems) that `drop_caches` also drops: each
+/// is called with whether unused file objects go too (value 2) and returns the pages
+/// it dropped.
+static DROP_CACHES_HOOKS: spin::Mutex<alloc::vec::Vec<DropCachesHook>> =
+    spin::Mutex::new(alloc::vec::Vec::new());
+
+/// A page cache's `drop_caches`: whether unused file objects go too; the pages dropped.
+pub type DropCachesHook = fn(bool) -> u64;
+
+/// Adds a page cache for `drop_caches` to drop (a filesystem installs it at mount).
+pub fn on_drop_caches(hook: DropCachesHook) {
+    let mut hooks = DROP_CACHES_HOOKS.lock();
+    if !hooks.iter().any(|h| core::ptr::fn_addr_eq(*h, hook)) {
+        hooks.push(hook);
+    }
+}
+
 fn drop_caches(v: u64) -> SysResult<u64> {
     if v & 1 != 0 {
-        let pages = crate::initramfs::drop_page_cache();
+        let mut pages = crate::initramfs::drop_page_cache();
+        let hooks = DROP_CACHES_HOOKS.lock().clone();
+        for hook in hooks {
+            pages += hook(v & 2 != 0);
+        }
         log::info!("drop_caches: {pages} page-cache pages dropped");
     }
     Ok(v)
 }
 
-/// `vm.drop_caches`: 1 page cache, 2 reclaimable kernel objects (none yet), 3 both.
+/// `vm.drop_caches`: 1 page cache (clean pages no mapping holds), 2 reclaimable kernel
+/// objects (the file objects of disk files nobody holds, with 1), 3 both.
 pub static DROP_CACHES: Key = key(
     "vm.drop_caches",
     &["/proc/sys/vm/drop_caches"],

@@ -18,6 +18,7 @@ mod memctl;
 mod memory;
 mod names;
 mod numa;
+mod pagecache;
 mod path;
 mod pidfd;
 mod poll;
@@ -201,6 +202,8 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         26 => memory::msync(thread, a[0], a[1], a[2]).into(),
         27 => memory::mincore(thread, a[0], a[1], a[2]).into(),
         28 => memory::madvise(thread, a[0], a[1], a[2]),
+        187 => pagecache::readahead(thread, a[0], a[1], a[2]).into(),
+        221 => pagecache::fadvise64(thread, a[0], a[1], a[2], a[3]).into(),
         77 => fs::ftruncate(thread, lower32(a[0]), a[1]).into(),
         149 => memctl::mlock(thread, a[0], a[1]),
         150 => memctl::munlock(thread, a[0], a[1]).into(),

@@ -273,6 +273,9 @@ pub fn execve(
     argv: u64,
     envp: u64,
 ) -> Outcome {
+    if let Some(wait) = disk_program_wait(thread, path) {
+        return Outcome::Wait(wait);
+    }
     let process = &thread.process;
     if process.live_threads.load(Ordering::SeqCst) > 1 {
         // The point of no return comes only after the program is known to be loadable:
@@ -304,18 +307,83 @@ pub fn execve(
 }
 
 /// The program `name` names, resolved from the working directory: its canonical path
-/// and image. EACCES for a directory or a file that is not an initramfs file; the
-/// walk's ENOENT, ENOTDIR, ELOOP, ENAMETOOLONG.
-fn program_image(thread: &Thread, name: &str) -> SysResult<(String, &'static [u8])> {
+/// and image (an initramfs file, or a file of a disk copied out of the page cache,
+/// which [`disk_program_wait`] made resident). EACCES for a directory or a file that
+/// is neither, or has no execute bit; the walk's ENOENT, ENOTDIR, ELOOP,
+/// ENAMETOOLONG.
+fn program_image(
+    thread: &Thread,
+    name: &str,
+) -> SysResult<(String, alloc::borrow::Cow<'static, [u8]>)> {
     let cwd = thread.process.fs.lock().cwd.clone();
     let r = crate::vfs::mount::resolve(&super::fs::caller(thread), &cwd, name, true)?;
     match r.found {
         pathwalk::Found::Missing => Err(Errno::ENOENT),
         pathwalk::Found::Dir => Err(Errno::EACCES),
-        _ => initramfs::lookup(&r.path)
-            .map(|elf| (r.path, elf))
-            .ok_or(Errno::EACCES),
+        _ => match initramfs::lookup(&r.path) {
+            Some(elf) => Ok((r.path, alloc::borrow::Cow::Borrowed(elf))),
+            None => {
+                let object = disk_program(thread, &r.path)?;
+                let mut bytes = alloc::vec![0u8; object.size_bytes() as usize];
+                match object.read_resident(0, &mut bytes) {
+                    (n, None) if n == bytes.len() => Ok((r.path, alloc::borrow::Cow::Owned(bytes))),
+                    // Dropped from the cache since the wait: the caller's retry waits again.
+                    _ => Err(Errno::EAGAIN),
+                }
+            }
+        },
     }
+}
+
+/// Largest program read from a disk (its bytes are copied for loading).
+const MAX_DISK_PROGRAM_BYTES: u64 = 64 << 20;
+
+/// The page-cache object of the disk program at canonical `path`: EACCES without an
+/// execute bit or for a file that cannot be mapped, ENOMEM past
+/// [`MAX_DISK_PROGRAM_BYTES`].
+fn disk_program(thread: &Thread, path: &str) -> SysResult<Arc<mm::pagecache::FileObject>> {
+    let caller = super::fs::caller(thread);
+    let open = crate::vfs::mount::open(&caller, "/", path, 0, 0)?;
+    if open.file().stat().mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    let object = open.file().mmap_object().map_err(|_| Errno::EACCES)?;
+    if object.size_bytes() > MAX_DISK_PROGRAM_BYTES {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(object)
+}
+
+/// For a program on a disk whose pages are not all resident: a future that reads
+/// them in (the whole file, as one readahead) and ends when they are, after which
+/// execve runs again. `None` when execve can go on now (or fails at once).
+fn disk_program_wait(
+    thread: &Thread,
+    path: u64,
+) -> Option<core::pin::Pin<Box<dyn core::future::Future<Output = u64> + Send>>> {
+    let raw = read_user_cstr(path, 4096).ok()?;
+    let name = core::str::from_utf8(&raw).ok()?;
+    let cwd = thread.process.fs.lock().cwd.clone();
+    let r = crate::vfs::mount::resolve(&super::fs::caller(thread), &cwd, name, true).ok()?;
+    if initramfs::lookup(&r.path).is_some() {
+        return None;
+    }
+    let object = disk_program(thread, &r.path).ok()?;
+    let pages = object.size_bytes().div_ceil(mm::frame::PAGE_SIZE);
+    if (0..pages).all(|i| object.cache().peek(i).is_some()) {
+        return None;
+    }
+    object.start_reads(0, pages);
+    Some(Box::pin(async move {
+        for index in 0..pages {
+            match object.wait_for_page(index, pages - index) {
+                Ok(Some(wait)) => wait.await,
+                Ok(None) => {}
+                Err(_) => break, // the retry reports the error
+            }
+        }
+        super::RESTART
+    }))
 }
 
 /// Checks that `path` names a program this kernel can load.
@@ -323,7 +391,7 @@ fn check_executable(thread: &Thread, path: u64) -> SysResult<()> {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
     let (_, elf) = program_image(thread, name)?;
-    exec::check(elf)
+    exec::check(&elf)
 }
 
 fn execve_single(
@@ -343,7 +411,7 @@ fn execve_single(
     let (full, elf) = program_image(thread, name)?;
     let process = &thread.process;
     let uid = process.token.read().uid();
-    let image = exec::load(elf, &raw, &args, &envs, uid)?;
+    let image = exec::load(&elf, &raw, &args, &envs, uid)?;
     let new_space = Arc::new(image.aspace);
     let (old_space, _) = process.replace_address_space(new_space.clone());
     // PR_SET_THP_DISABLE survives execve, as on Linux.

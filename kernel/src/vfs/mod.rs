@@ -246,6 +246,12 @@ pub trait File: Send + Sync {
         false
     }
 
+    /// A file whose reads wait whatever `O_NONBLOCK` says (a regular file on a disk:
+    /// its EAGAIN means "the device is reading", never "no data").
+    fn always_blocks(&self) -> bool {
+        false
+    }
+
     /// Told when the description's status flags change (`fcntl(F_SETFL)`), for files
     /// whose behaviour depends on `O_NONBLOCK` beyond reads and writes waiting.
     fn status_flags_changed(&self, status: u32) {
@@ -312,7 +318,7 @@ impl OpenFile {
 
     /// Reads and writes return EAGAIN instead of waiting.
     pub fn nonblocking(&self) -> bool {
-        self.flags() & flags::O_NONBLOCK != 0
+        self.flags() & flags::O_NONBLOCK != 0 && !self.file.always_blocks()
     }
 
     /// An `O_PATH` descriptor (a location only).

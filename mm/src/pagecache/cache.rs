@@ -87,6 +87,47 @@ impl PageCache {
         })
     }
 
+    /// Whether page `index` is resident or being filled.
+    pub fn contains(&self, index: u64) -> bool {
+        self.stripe(index).lock().contains_key(&index)
+    }
+
+    /// Claims page `index` for a fill that outlives the caller (an I/O task): `None`
+    /// if it is cached or being filled; else the completion its waiters wait on.
+    /// The task ends the claim with [`publish`](Self::publish) or
+    /// [`abandon`](Self::abandon).
+    pub fn claim(&self, index: u64) -> Option<Arc<Completion>> {
+        let mut stripe = self.stripe(index).lock();
+        if stripe.contains_key(&index) {
+            return None;
+        }
+        let completion = Completion::new();
+        stripe.insert(index, Slot::Filling(completion.clone()));
+        Some(completion)
+    }
+
+    /// Ends a [`claim`](Self::claim) with the filled frame (its reference passes to
+    /// the cache) and wakes the waiters.
+    pub fn publish(&self, index: u64, pfn: Pfn, completion: &Completion) {
+        let old = self.stripe(index).lock().insert(index, Slot::Ready(pfn));
+        if let Some(Slot::Ready(stale)) = old {
+            self.frames.put(stale);
+        }
+        completion.complete();
+    }
+
+    /// Ends a [`claim`](Self::claim) without a page (the read failed) and wakes the
+    /// waiters, who look again.
+    pub fn abandon(&self, index: u64, completion: &Completion) {
+        {
+            let mut stripe = self.stripe(index).lock();
+            if matches!(stripe.get(&index), Some(Slot::Filling(_))) {
+                stripe.remove(&index);
+            }
+        }
+        completion.complete();
+    }
+
     /// Inserts a ready frame for `index` (the cache takes over the caller's reference);
     /// if the slot is taken, the frame is handed back.
     pub fn insert(&self, index: u64, pfn: Pfn) -> Result<(), Pfn> {
@@ -136,6 +177,74 @@ impl PageCache {
             self.frames.put(*pfn);
         }
         victims.len() as u64
+    }
+
+    /// Drops every ready page that nothing but the cache holds (no mapping, no read
+    /// in progress); returns how many (`drop_caches`).
+    pub fn remove_unshared(&self) -> u64 {
+        self.remove_unshared_range(0, u64::MAX)
+    }
+
+    /// Like [`remove_unshared`](Self::remove_unshared) for the pages with an index in
+    /// `[first, last]` (`POSIX_FADV_DONTNEED`).
+    pub fn remove_unshared_range(&self, first: u64, last: u64) -> u64 {
+        let mut victims = Vec::new();
+        for stripe in &self.stripes {
+            let mut map = stripe.0.lock();
+            // References are taken only under this lock (`get`), so a count of one
+            // stays one until the page is gone.
+            map.retain(|index, slot| match slot {
+                Slot::Ready(pfn)
+                    if (first..=last).contains(index) && self.frames.count(*pfn) == 1 =>
+                {
+                    victims.push(*pfn);
+                    false
+                }
+                _ => true,
+            });
+        }
+        for pfn in &victims {
+            self.frames.put(*pfn);
+        }
+        victims.len() as u64
+    }
+
+    /// Drops up to `max` ready pages nothing but the cache holds whose frames pass
+    /// `keep_out` (reclaim on one node), from index `*cursor` on; moves the cursor past
+    /// the last one dropped (back to 0 when none was found, so the next call starts
+    /// over). Returns how many were dropped.
+    pub fn remove_unshared_some(
+        &self,
+        cursor: &mut u64,
+        max: usize,
+        take: &dyn Fn(Pfn) -> bool,
+    ) -> usize {
+        let mut victims: Vec<(u64, Pfn)> = Vec::new();
+        let per_stripe = max.div_ceil(STRIPES).max(1);
+        for stripe in &self.stripes {
+            let mut map = stripe.0.lock();
+            let keys: Vec<u64> = map
+                .range(*cursor..)
+                .filter(|(_, s)| {
+                    matches!(s, Slot::Ready(pfn) if self.frames.count(*pfn) == 1 && take(*pfn))
+                })
+                .map(|(k, _)| *k)
+                .take(per_stripe)
+                .collect();
+            for k in keys {
+                if let Some(Slot::Ready(pfn)) = map.remove(&k) {
+                    victims.push((k, pfn));
+                }
+            }
+            if victims.len() >= max {
+                break;
+            }
+        }
+        *cursor = victims.iter().map(|(k, _)| k + 1).max().unwrap_or(0);
+        for (_, pfn) in &victims {
+            self.frames.put(*pfn);
+        }
+        victims.len()
     }
 
     /// Resident pages.

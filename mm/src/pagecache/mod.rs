@@ -8,15 +8,25 @@
 //! a [`FaultFuture`] the way a concurrent fill does today.
 
 mod backing;
+pub mod blockmap;
 mod cache;
+pub mod disk;
+pub mod ext4map;
+pub mod readahead;
 
 pub use backing::{FileBacking, IoError, SliceBacking, ZeroBacking};
 pub use cache::{FillGuard, Lookup, PageCache};
+pub use disk::{DiskPages, PageReader, PagesFuture};
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::fault::Completion;
+use crate::swap::Spawner;
 
 use crate::fault::{FaultFuture, WaitReason};
 use crate::frame::{Pfn, PAGE_SIZE};
@@ -65,14 +75,40 @@ pub enum PageError {
     Wait(FaultFuture),
 }
 
+/// Pages a fault on a file with asynchronous I/O reads around the faulting page
+/// (Linux's default 128 KiB read-around).
+pub const FAULT_READ_PAGES: u64 = 32;
+
+/// Where a file's missing pages come from.
+enum Source {
+    /// Copied synchronously (memory-backed files).
+    Backing(Box<dyn FileBacking>),
+    /// Read by I/O tasks; faults and reads wait for them.
+    Reader(AsyncIo),
+}
+
+/// A file's asynchronous reads: who reads and who runs the tasks.
+struct AsyncIo {
+    reader: Arc<dyn PageReader>,
+    spawner: Arc<dyn Spawner>,
+    /// Read requests started (runs of pages).
+    reads: AtomicU64,
+    /// Pages whose last read failed: the next access gets the error (once).
+    failed: spin::Mutex<BTreeSet<u64>>,
+}
+
 /// A mappable file with its page cache.
 pub struct FileObject {
     id: FileId,
     kind: FileKind,
     size_bytes: AtomicU64,
-    backing: Box<dyn FileBacking>,
+    source: Source,
     info: FileInfo,
     cache: PageCache,
+    /// The object itself, for the I/O tasks it starts.
+    me: Weak<FileObject>,
+    /// Where reclaim looks for clean pages to drop next.
+    shrink_cursor: spin::Mutex<u64>,
 }
 
 impl FileObject {
@@ -84,13 +120,47 @@ impl FileObject {
         backing: Box<dyn FileBacking>,
         frames: Arc<Frames>,
     ) -> Arc<FileObject> {
-        Arc::new(FileObject {
+        let source = Source::Backing(backing);
+        Self::build(id, FileKind::Regular, info, size_bytes, source, frames)
+    }
+
+    /// A regular file of `size_bytes` whose pages `reader` reads by futures, in tasks
+    /// `spawner` runs: a miss starts the read and waits for it
+    /// ([`PageError::Wait`]) instead of copying.
+    pub fn new_async(
+        id: FileId,
+        info: FileInfo,
+        size_bytes: u64,
+        reader: Arc<dyn PageReader>,
+        spawner: Arc<dyn Spawner>,
+        frames: Arc<Frames>,
+    ) -> Arc<FileObject> {
+        let source = Source::Reader(AsyncIo {
+            reader,
+            spawner,
+            reads: AtomicU64::new(0),
+            failed: spin::Mutex::new(BTreeSet::new()),
+        });
+        Self::build(id, FileKind::Regular, info, size_bytes, source, frames)
+    }
+
+    fn build(
+        id: FileId,
+        kind: FileKind,
+        info: FileInfo,
+        size_bytes: u64,
+        source: Source,
+        frames: Arc<Frames>,
+    ) -> Arc<FileObject> {
+        Arc::new_cyclic(|me| FileObject {
             id,
-            kind: FileKind::Regular,
+            kind,
             size_bytes: AtomicU64::new(size_bytes),
-            backing,
+            source,
             info,
             cache: PageCache::new(frames),
+            me: me.clone(),
+            shrink_cursor: spin::Mutex::new(0),
         })
     }
 
@@ -132,19 +202,14 @@ impl FileObject {
 
     fn new_shmem_at(path: &str, size_bytes: u64, frames: Arc<Frames>) -> Arc<FileObject> {
         let id = FileId(NEXT_SHMEM_ID.fetch_add(1, Ordering::Relaxed));
-        Arc::new(FileObject {
-            id,
-            kind: FileKind::Shmem,
-            size_bytes: AtomicU64::new(size_bytes),
-            backing: Box::new(ZeroBacking),
-            info: FileInfo {
-                path: String::from(path),
-                dev_major: 0,
-                dev_minor: 1,
-                inode: id.0 - SHMEM_ID_BASE + 1,
-            },
-            cache: PageCache::new(frames),
-        })
+        let info = FileInfo {
+            path: String::from(path),
+            dev_major: 0,
+            dev_minor: 1,
+            inode: id.0 - SHMEM_ID_BASE + 1,
+        };
+        let source = Source::Backing(Box::new(ZeroBacking));
+        Self::build(id, FileKind::Shmem, info, size_bytes, source, frames)
     }
 
     /// The id.
@@ -221,6 +286,15 @@ impl FileObject {
                 }
                 Lookup::Miss => {}
             }
+            if let Source::Reader(io) = &self.source {
+                if io.failed.lock().remove(&index) {
+                    return Err(PageError::Io);
+                }
+                match self.start_reads(index, FAULT_READ_PAGES) {
+                    Some(c) => return Err(PageError::Wait(self.wait_for(index, c))),
+                    None => continue,
+                }
+            }
             let Some(guard) = self.cache.begin_fill(index) else {
                 continue;
             };
@@ -241,12 +315,15 @@ impl FileObject {
             AllocFailure::OutOfMemory => PageError::OutOfMemory,
             AllocFailure::Wait(f) => PageError::Wait(f),
         };
-        if self.backing.reads_zero() {
+        let Source::Backing(backing) = &self.source else {
+            return Err(PageError::Io);
+        };
+        if backing.reads_zero() {
             return frames.alloc_zeroed(va_hint).map_err(alloc_error);
         }
         let pfn = frames.alloc(va_hint).map_err(alloc_error)?;
         let mut buf: Box<[u8; PAGE_BYTES]> = Box::new([0; PAGE_BYTES]);
-        if self.backing.read_page(index, &mut buf).is_err() {
+        if backing.read_page(index, &mut buf).is_err() {
             frames.put(pfn);
             return Err(PageError::Io);
         }
@@ -258,6 +335,13 @@ impl FileObject {
     /// readahead); stops at the end of the file or the first failure. Returns the
     /// pages now resident in the range.
     pub fn read_ahead(&self, first: u64, count: u64) -> u64 {
+        if matches!(self.source, Source::Reader(_)) {
+            // Started, not waited for: every page of the range in the file is resident
+            // or on its way.
+            self.start_reads(first, count);
+            let pages = self.size_bytes().div_ceil(PAGE_SIZE);
+            return first.saturating_add(count).min(pages).saturating_sub(first);
+        }
         let mut resident = 0;
         for index in first..first.saturating_add(count) {
             match self.get_page(index) {
@@ -270,6 +354,16 @@ impl FileObject {
             }
         }
         resident
+    }
+
+    /// Drops the pages of `[first, first + count)` no mapping holds
+    /// (`POSIX_FADV_DONTNEED`); returns how many.
+    pub fn drop_clean_range(&self, first: u64, count: u64) -> u64 {
+        if count == 0 {
+            return 0;
+        }
+        self.cache
+            .remove_unshared_range(first, first.saturating_add(count - 1))
     }
 
     /// Drops pages `[first, first + count)` from the cache: for shared memory their
@@ -330,6 +424,259 @@ impl FileObject {
             done += n;
         }
         Ok(done)
+    }
+}
+
+impl FileObject {
+    /// Whether missing pages are read by I/O tasks (a file on a disk).
+    pub fn is_async(&self) -> bool {
+        matches!(self.source, Source::Reader(_))
+    }
+
+    /// Read requests started for this file (runs of pages).
+    pub fn reads_started(&self) -> u64 {
+        match &self.source {
+            Source::Reader(io) => io.reads.load(Ordering::Relaxed),
+            Source::Backing(_) => 0,
+        }
+    }
+
+    fn wait_for(&self, index: u64, completion: Arc<Completion>) -> FaultFuture {
+        let reason = WaitReason::PageLocked {
+            file: self.id,
+            index,
+        };
+        FaultFuture::new(reason, completion)
+    }
+
+    /// Starts reading the missing pages of `[first, first + count)` (clipped to the
+    /// file), one request per run the reader can read at once; pages resident or
+    /// already being read are skipped. Returns the completion of page `first` when
+    /// this call started its read. Does nothing for a file without a reader.
+    pub fn start_reads(&self, first: u64, count: u64) -> Option<Arc<Completion>> {
+        let Source::Reader(io) = &self.source else {
+            return None;
+        };
+        let me = self.me.upgrade()?;
+        let end = first
+            .saturating_add(count.max(1))
+            .min(self.size_bytes().div_ceil(PAGE_SIZE));
+        let mut first_completion = None;
+        let mut index = first;
+        while index < end {
+            let run = io
+                .reader
+                .run_pages(index, end - index)
+                .clamp(1, end - index);
+            let mut claimed = Vec::new();
+            for i in index..index + run {
+                match self.cache.claim(i) {
+                    Some(c) => claimed.push(c),
+                    None => break,
+                }
+            }
+            if claimed.is_empty() {
+                index += 1;
+                continue;
+            }
+            if index == first {
+                first_completion = Some(claimed[0].clone());
+            }
+            let pages = claimed.len() as u64;
+            io.reads.fetch_add(1, Ordering::Relaxed);
+            let read = io.reader.read_pages(index, pages);
+            let file = me.clone();
+            let start = index;
+            io.spawner.spawn(Box::pin(async move {
+                let result = read.await;
+                file.finish_reads(start, claimed, result).await;
+            }));
+            index += pages;
+        }
+        first_completion
+    }
+
+    /// Puts the pages a read brought in into the cache (or marks them failed) and
+    /// wakes their waiters.
+    async fn finish_reads(
+        &self,
+        first: u64,
+        claimed: Vec<Arc<Completion>>,
+        result: Result<crate::block::IoBuf, IoError>,
+    ) {
+        let Source::Reader(io) = &self.source else {
+            return;
+        };
+        let frames = self.cache.frames().clone();
+        let size = self.size_bytes();
+        let mut pages = claimed.iter().enumerate();
+        if let Ok(data) = &result {
+            for (k, completion) in pages.by_ref() {
+                let index = first + k as u64;
+                let pfn = loop {
+                    match frames.alloc(index * PAGE_SIZE) {
+                        Ok(pfn) => break Some(pfn),
+                        Err(AllocFailure::Wait(wait)) => wait.await,
+                        Err(AllocFailure::OutOfMemory) => break None,
+                    }
+                };
+                let Some(pfn) = pfn else {
+                    // No frame: the waiters look again and start a new read.
+                    self.cache.abandon(index, completion);
+                    continue;
+                };
+                let bytes = &data[k * PAGE_BYTES..(k + 1) * PAGE_BYTES];
+                frames.write(pfn, 0, bytes);
+                // Bytes past the end of the file read as zero, whatever the block holds.
+                let page_start = index * PAGE_SIZE;
+                if size < page_start + PAGE_SIZE {
+                    let keep = size.saturating_sub(page_start) as usize;
+                    let zeros = [0u8; PAGE_BYTES];
+                    frames.write(pfn, keep, &zeros[keep..]);
+                }
+                self.cache.publish(index, pfn, completion);
+            }
+            return;
+        }
+        for (k, completion) in pages {
+            let index = first + k as u64;
+            io.failed.lock().insert(index);
+            self.cache.abandon(index, completion);
+        }
+    }
+
+    /// Copies bytes at `offset` into `buf` from resident pages only, stopping at the
+    /// end of the file or the first page that is not resident. Returns the bytes
+    /// copied and the index of the page it stopped at, if one was missing.
+    pub fn read_resident(&self, offset: u64, buf: &mut [u8]) -> (usize, Option<u64>) {
+        let size = self.size_bytes();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            if pos >= size {
+                break;
+            }
+            let index = pos / PAGE_SIZE;
+            let in_page = (pos % PAGE_SIZE) as usize;
+            let n = (PAGE_BYTES - in_page)
+                .min(buf.len() - done)
+                .min((size - pos) as usize);
+            let Lookup::Hit(pfn) = self.cache.get(index) else {
+                return (done, Some(index));
+            };
+            self.cache
+                .frames()
+                .read(pfn, in_page, &mut buf[done..done + n]);
+            self.cache.frames().put(pfn);
+            done += n;
+        }
+        (done, None)
+    }
+
+    /// What a reader that found page `index` missing waits on: the read in flight,
+    /// or one started now for `[index, index + count)`. `Err(Io)` when the last read of
+    /// the page failed (reported once); `Ok(None)` if the page became resident.
+    pub fn wait_for_page(&self, index: u64, count: u64) -> Result<Option<FaultFuture>, PageError> {
+        if let Source::Reader(io) = &self.source {
+            if io.failed.lock().remove(&index) {
+                return Err(PageError::Io);
+            }
+        }
+        loop {
+            match self.cache.get(index) {
+                Lookup::Hit(pfn) => {
+                    self.cache.frames().put(pfn);
+                    return Ok(None);
+                }
+                Lookup::Filling(c) => return Ok(Some(self.wait_for(index, c))),
+                Lookup::Miss => {}
+            }
+            if !self.page_in_file(index) {
+                return Ok(None);
+            }
+            if let Some(c) = self.start_reads(index, count) {
+                return Ok(Some(self.wait_for(index, c)));
+            }
+            if !self.is_async() {
+                // A synchronous file: bring it in here.
+                let pfn = self.get_page(index)?;
+                self.cache.frames().put(pfn);
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reclaim: drops up to `max` resident pages no mapping holds whose frames `take`
+    /// accepts (a node's), going round the file from where the last call stopped.
+    pub fn shrink(&self, max: usize, take: &dyn Fn(Pfn) -> bool) -> usize {
+        let mut cursor = self.shrink_cursor.lock();
+        self.cache.remove_unshared_some(&mut cursor, max, take)
+    }
+
+    /// Drops every resident page no mapping holds (`drop_caches`); returns how many.
+    pub fn drop_clean(&self) -> u64 {
+        self.cache.remove_unshared()
+    }
+
+    /// Reads pages `[first, first + pages)` from the device without the cache
+    /// (`O_DIRECT`): neither looks at nor fills it. `None` for a file without a reader.
+    pub fn read_direct(&self, first: u64, pages: u64) -> Option<DirectRead> {
+        let Source::Reader(io) = &self.source else {
+            return None;
+        };
+        let done = Completion::new();
+        let result = Arc::new(spin::Mutex::new(None));
+        let reader = io.reader.clone();
+        let (task_done, task_result) = (done.clone(), result.clone());
+        io.spawner.spawn(Box::pin(async move {
+            let mut out = Vec::with_capacity(pages as usize * PAGE_BYTES);
+            let mut index = first;
+            let end = first + pages;
+            let mut outcome = Ok(());
+            while index < end {
+                let run = reader.run_pages(index, end - index).clamp(1, end - index);
+                match reader.read_pages(index, run).await {
+                    Ok(bytes) => out.extend_from_slice(&bytes),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                index += run;
+            }
+            *task_result.lock() = Some(outcome.map(|()| out.into_boxed_slice()));
+            task_done.complete();
+        }));
+        Some(DirectRead {
+            file: self.id,
+            first,
+            done,
+            result,
+        })
+    }
+}
+
+/// An uncached read in flight ([`FileObject::read_direct`]).
+pub struct DirectRead {
+    file: FileId,
+    first: u64,
+    done: Arc<Completion>,
+    result: Arc<spin::Mutex<Option<Result<crate::block::IoBuf, IoError>>>>,
+}
+
+impl DirectRead {
+    /// A future that completes when the bytes are in.
+    pub fn wait(&self) -> FaultFuture {
+        let reason = WaitReason::PageLocked {
+            file: self.file,
+            index: self.first,
+        };
+        FaultFuture::new(reason, self.done.clone())
+    }
+
+    /// The bytes (whole pages from the first), once the read is done.
+    pub fn take(&self) -> Option<Result<crate::block::IoBuf, IoError>> {
+        self.result.lock().take()
     }
 }
 
@@ -453,5 +800,211 @@ mod write_tests {
         assert_eq!(file.read_at(0, &mut buf).unwrap(), 5);
         assert_eq!(&buf, b"hel\0\0");
         assert_eq!(file.info().path, "/tmp/x");
+    }
+}
+
+#[cfg(test)]
+mod async_tests {
+    use super::blockmap::{BlockMap, Extent};
+    use super::*;
+    use crate::block::{BlockDevice, RamDisk};
+    use crate::phys::soft::SoftFrames;
+    use core::future::Future;
+    use core::pin::Pin;
+    use core::task::{Context, Waker};
+
+    /// Keeps spawned tasks until the test runs them.
+    #[derive(Default)]
+    struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
+
+    impl Spawner for Deferred {
+        fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
+            self.0.lock().push(task);
+        }
+    }
+
+    impl Deferred {
+        fn run_all(&self) -> usize {
+            let tasks = core::mem::take(&mut *self.0.lock());
+            let n = tasks.len();
+            for mut t in tasks {
+                let mut cx = Context::from_waker(Waker::noop());
+                while t.as_mut().poll(&mut cx).is_pending() {}
+            }
+            n
+        }
+    }
+
+    fn disk_file(size: u64) -> (Arc<FileObject>, Arc<Deferred>, Arc<SoftFrames>, Arc<Frames>) {
+        let disk = Arc::new(RamDisk::new(2048));
+        let bytes: Vec<u8> = (0..2048 * 512).map(|i| (i / 4096) as u8).collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut w = disk.write(0, bytes.into_boxed_slice());
+        while w.as_mut().poll(&mut cx).is_pending() {}
+        // Pages 0..8 at device blocks 10..18, page 8 a hole, pages 9.. at 100...
+        let map = BlockMap::new(
+            4096,
+            alloc::vec![
+                Extent {
+                    logical: 0,
+                    physical: 10,
+                    blocks: 8
+                },
+                Extent {
+                    logical: 9,
+                    physical: 100,
+                    blocks: 20
+                },
+            ],
+        )
+        .unwrap();
+        let soft = SoftFrames::new();
+        let frames = Frames::new(soft.clone());
+        let spawner = Arc::new(Deferred::default());
+        let info = FileInfo {
+            path: String::from("/mnt/f"),
+            dev_major: 254,
+            dev_minor: 16,
+            inode: 12,
+        };
+        let reader = Arc::new(DiskPages::new(disk, map));
+        let file = FileObject::new_async(
+            FileId(12),
+            info,
+            size,
+            reader,
+            spawner.clone(),
+            frames.clone(),
+        );
+        (file, spawner, soft, frames)
+    }
+
+    #[test]
+    fn a_miss_waits_for_one_read_of_the_run() {
+        let (file, spawner, soft, frames) = disk_file(20 * PAGE_SIZE + 5);
+        let Err(PageError::Wait(wait)) = file.get_page(2) else {
+            panic!("a miss must wait for the device")
+        };
+        assert!(!wait.is_ready());
+        assert!(
+            matches!(file.get_page(3), Err(PageError::Wait(_))),
+            "in flight"
+        );
+        assert_eq!(
+            spawner.run_all(),
+            3,
+            "pages 2..8, the hole 8, then 9..21 clipped to the file"
+        );
+        assert!(wait.is_ready());
+        assert_eq!(file.reads_started(), 3);
+        let p = file.get_page(2).unwrap();
+        let mut b = [0u8; 2];
+        frames.read(p, 0, &mut b);
+        assert_eq!(b, [12, 12], "page 2 is device block 12");
+        frames.put(p);
+        assert!(file.cache().remove(8));
+        let mut buf = [1u8; 8];
+        assert_eq!(file.read_resident(20 * PAGE_SIZE, &mut buf), (5, None));
+        assert_eq!(&buf[..5], &[111; 5], "page 20 is device block 100 + 11");
+        let mut tail = [1u8; 1];
+        let last = file.get_page(20).unwrap();
+        frames.read(last, 5, &mut tail);
+        assert_eq!(tail, [0], "past the end of the file reads zero");
+        frames.put(last);
+        assert_eq!(
+            file.read_resident(7 * PAGE_SIZE, &mut [0u8; 2 * PAGE_BYTES]),
+            (PAGE_BYTES, Some(8))
+        );
+        let wait = file
+            .wait_for_page(8, 1)
+            .unwrap()
+            .expect("a read of the hole");
+        spawner.run_all();
+        assert!(wait.is_ready());
+        let mut hole = [1u8; 4];
+        assert_eq!(file.read_resident(8 * PAGE_SIZE, &mut hole), (4, None));
+        assert_eq!(hole, [0; 4]);
+        let mapped = file.get_page(9).unwrap();
+        let before = file.cache().len();
+        assert_eq!(file.drop_clean(), before - 1, "the mapped page stays");
+        assert_eq!(file.cache().peek(9), Some(mapped));
+        frames.put(mapped);
+        drop(file);
+        spawner.run_all();
+        assert_eq!(soft.live(), 0);
+    }
+
+    #[test]
+    fn direct_reads_leave_the_cache_alone() {
+        let (file, spawner, _soft, _frames) = disk_file(20 * PAGE_SIZE);
+        let direct = file.read_direct(7, 3).unwrap();
+        assert!(direct.take().is_none());
+        spawner.run_all();
+        assert!(direct.wait().is_ready());
+        let bytes = direct.take().unwrap().unwrap();
+        assert_eq!(bytes.len(), 3 * PAGE_BYTES);
+        assert_eq!(
+            (bytes[0], bytes[PAGE_BYTES], bytes[2 * PAGE_BYTES]),
+            (17, 0, 100)
+        );
+        assert!(file.cache().is_empty());
+        file.read_ahead(0, 4);
+        spawner.run_all();
+        assert_eq!(file.drop_clean_range(1, 2), 2);
+        assert_eq!(file.cache().len(), 2);
+    }
+
+    #[test]
+    fn shrinking_goes_round_and_spares_mapped_pages() {
+        let (file, spawner, _soft, frames) = disk_file(20 * PAGE_SIZE);
+        file.read_ahead(0, 8);
+        spawner.run_all();
+        let mapped = file.get_page(1).unwrap();
+        let all = |_: Pfn| true;
+        assert_eq!(file.shrink(3, &all), 3, "pages 0, 2 and 3");
+        assert!(file.cache().contains(1) && !file.cache().contains(0));
+        assert_eq!(file.shrink(100, &all), 4, "the rest, from the cursor on");
+        assert_eq!(file.shrink(100, &all), 0);
+        assert_eq!(file.shrink(100, &|_| false), 0);
+        assert_eq!(file.cache().len(), 1);
+        frames.put(mapped);
+        assert_eq!(file.shrink(100, &all), 1, "unmapped now");
+    }
+
+    #[test]
+    fn a_failed_read_is_reported_once() {
+        // A file longer than the map: page 30 lies past the device's end.
+        let (file, spawner, _soft, _frames) = disk_file(40 * PAGE_SIZE);
+        let _ = file.start_reads(29, 1);
+        spawner.run_all();
+        assert!(file.cache().contains(29), "a hole");
+        let disk = Arc::new(RamDisk::new(8));
+        let map = BlockMap::new(
+            4096,
+            alloc::vec![Extent {
+                logical: 0,
+                physical: 1000,
+                blocks: 1
+            }],
+        )
+        .unwrap();
+        let broken = FileObject::new_async(
+            FileId(13),
+            file.info().clone(),
+            PAGE_SIZE,
+            Arc::new(DiskPages::new(disk, map)),
+            spawner.clone(),
+            Frames::new(SoftFrames::new()),
+        );
+        let Err(PageError::Wait(wait)) = broken.get_page(0) else {
+            panic!("expected a wait")
+        };
+        spawner.run_all();
+        assert!(wait.is_ready());
+        assert!(matches!(broken.get_page(0), Err(PageError::Io)));
+        assert!(
+            matches!(broken.get_page(0), Err(PageError::Wait(_))),
+            "tried again"
+        );
     }
 }
