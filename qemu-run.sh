@@ -3,7 +3,7 @@
 #
 #   ./qemu-run.sh [--cpus N] [--nodes M] [--mem SIZE] [--accel kvm|tcg|auto] [--gdb]
 #                 [--release|--debug] [--timeout SECONDS] [--append "KERNEL ARGS"] [--no-build]
-#                 [--swap MIB] [--disk IMAGE | --rootfs IMAGE] [--files DIR] [--no-demo]
+#                 [--swap MIB] [--disk IMAGE | --rootfs IMAGE] [--disk-rw IMAGE] [--files DIR] [--no-demo]
 #                 [--run PATH [ARGS...]]
 #                 [-- EXTRA QEMU ARGS...]
 #
@@ -20,7 +20,8 @@
 # disk, read-only; an ext4 one is mounted at /mnt. `--rootfs IMAGE` attaches an ext4
 # image the same way and makes it the root (read-only; /proc, /sys, /dev, /tmp and
 # /dev/shm are mounted in it): `--run PATH` then names a program inside the image, as
-# with the anchor's --rootfs (init stays in the initramfs).
+# with the anchor's --rootfs (init stays in the initramfs). `--disk-rw IMAGE` attaches a
+# raw image writable (the block-layer test).
 # `--files DIR` copies the host folder DIR into the initramfs with its paths kept
 # (DIR/usr/bin/x becomes /usr/bin/x; repeatable); its symbolic links become copies of
 # what they name, resolved inside DIR (the initramfs holds regular files only), so a
@@ -33,7 +34,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cpus=4 nodes=2 mem=2G accel=auto gdb=0 profile=release timeout_s=600 append="" build=1
-run=() extra=() disk="" rootfs="" demo=1 swap_mib="" files=()
+run=() extra=() disk="" disk_rw="" rootfs="" demo=1 swap_mib="" files=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --cpus) cpus=$2; shift 2;;
@@ -47,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --append) append=$2; shift 2;;
     --no-build) build=0; shift;;
     --disk) disk=$2; shift 2;;
+    --disk-rw) disk_rw=$2; shift 2;;
     --files) [[ -d $2 ]] || { echo "qemu-run.sh: --files $2: not a directory" >&2; exit 2; }
       files+=("$(cd "$2" && pwd)"); shift 2;;
     --rootfs) rootfs=$2; shift 2;;
@@ -54,7 +56,7 @@ while [[ $# -gt 0 ]]; do
     --no-demo) demo=0; shift;;
     --run) shift; run=("$@"); break;;
     --) shift; extra=("$@"); break;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0;;
     *) echo "qemu-run.sh: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -102,6 +104,7 @@ if (( swap_mib > 0 )); then
   drives+=(-drive "file=$work/swap.img,format=raw,if=virtio,cache=unsafe")
 fi
 [[ -n $disk ]] && drives+=(-drive "file=$disk,if=virtio,format=raw,readonly=on")
+[[ -n $disk_rw ]] && drives+=(-drive "file=$disk_rw,if=virtio,format=raw")
 if [[ -n $rootfs ]]; then
   drives+=(-drive "file=$rootfs,if=virtio,format=raw,readonly=on")
   letters=(a b c d e f g h)

@@ -90,8 +90,10 @@ pub struct Guest {
     pub timeout: Duration,
     /// Boot the release kernel instead of the debug one.
     pub release: bool,
-    /// A raw disk image to attach as a virtio block device.
+    /// A raw disk image to attach as a virtio block device (read-only, as the anchor's).
     pub disk: Option<PathBuf>,
+    /// Attach `disk` writable instead (`--disk-rw`: the block-layer test writes it).
+    pub disk_writable: bool,
     /// `--rootfs IMAGE`: an ext4 image as the root (`run` then names a program in it).
     pub rootfs: Option<PathBuf>,
     /// `--swap MIB`: a swap disk of that size, turned on at boot (0, the default for
@@ -124,6 +126,7 @@ impl Default for Guest {
             timeout: Duration::from_secs(180),
             release: false,
             disk: None,
+            disk_writable: false,
             rootfs: None,
             swap_mib: 0,
             files: None,
@@ -190,7 +193,8 @@ impl Guest {
         cmd.arg(if self.release { "--release" } else { "--debug" });
         cmd.args(["--swap", &self.swap_mib.to_string()]);
         if let Some(disk) = &self.disk {
-            cmd.arg("--disk").arg(disk);
+            cmd.arg(if self.disk_writable { "--disk-rw" } else { "--disk" })
+                .arg(disk);
         }
         if let Some(files) = &self.files {
             cmd.arg("--files").arg(files);

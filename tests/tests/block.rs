@@ -19,6 +19,7 @@ fn virtio_disk_round_trip_reaches_the_image() {
     let out = Guest {
         append: "test=block".into(),
         disk: Some(image.clone()),
+        disk_writable: true,
         ..Guest::small()
     }
     .boot();
