@@ -35,6 +35,8 @@ pub enum MmError {
     /// `EOPNOTSUPP`: an unknown flag under `MAP_SHARED_VALIDATE`, or a hole punch the
     /// backing cannot do.
     NotSupported,
+    /// `EBADF`: a name for anonymous memory over a file-backed mapping.
+    BadFile,
 }
 
 impl MmError {
@@ -54,6 +56,7 @@ impl MmError {
             MmError::Overflow => Errno::EOVERFLOW,
             MmError::NotSupported => Errno::EOPNOTSUPP,
             MmError::NoSpace => Errno::ENOSPC,
+            MmError::BadFile => Errno::EBADF,
         }
     }
 

@@ -64,6 +64,9 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     out.expect_line("prctl: check parent-death-signal-delivered: ok");
     out.expect_line("prctl: check subreaper-adopts-and-reaps: ok");
     out.expect_line("prctl: check thp-disabled-maps-no-huge-page: ok");
+    out.expect_line("prctl: check maps-shows-anon-name: ok");
+    out.expect_line("prctl: check maps-shows-anon-shmem-name: ok");
+    out.expect_line("prctl: check anon-name-unmapped-enomem: ok");
     // pidfds and process_mrelease: the OOM-daemon scenario and the refusals.
     out.expect_line("pidfd: check waitid-pidfd-reports-signal: ok");
     out.expect_line("pidfd: check reaped-child-hup: ok");

@@ -21,6 +21,9 @@ const PR_SET_NO_NEW_PRIVS: u64 = 38;
 const PR_GET_NO_NEW_PRIVS: u64 = 39;
 const PR_SET_THP_DISABLE: u64 = 41;
 const PR_GET_THP_DISABLE: u64 = 42;
+/// `PR_SET_VMA` ("SVMA") and its one sub-option.
+const PR_SET_VMA: u64 = 0x5356_4d41;
+const PR_SET_VMA_ANON_NAME: u64 = 0;
 /// TASK_COMM_LEN: a name's bytes with its NUL.
 const COMM_LEN: usize = 16;
 
@@ -113,6 +116,24 @@ pub fn prctl(thread: &Thread, option: u64, a: [u64; 4]) -> SysResult {
         PR_GET_THP_DISABLE => {
             unused_zero(&a)?;
             Ok(u64::from(process.address_space().mm().thp_disabled()))
+        }
+        PR_SET_VMA => {
+            if a[0] != PR_SET_VMA_ANON_NAME {
+                return Err(Errno::EINVAL);
+            }
+            let name = if a[3] == 0 {
+                None
+            } else {
+                let max = mm::aspace::anon_name::ANON_NAME_MAX_LEN;
+                let raw = crate::arch::uaccess::read_user_cstr(a[3], max).map_err(|e| match e {
+                    Errno::ENAMETOOLONG => Errno::EINVAL,
+                    e => e,
+                })?;
+                Some(String::from_utf8(raw).map_err(|_| Errno::EINVAL)?)
+            };
+            let space = process.address_space();
+            space.mm().set_anon_name(a[1], a[2], name.as_deref())?;
+            Ok(0)
         }
         _ => Err(Errno::EINVAL),
     }

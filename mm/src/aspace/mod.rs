@@ -52,6 +52,7 @@
 //!   after updating entries and before releasing frames.
 
 mod access;
+pub mod anon_name;
 mod brk;
 mod collapse;
 mod fork;

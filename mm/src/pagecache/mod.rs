@@ -36,6 +36,9 @@ use crate::phys::{AllocFailure, Frames, PAGE_BYTES};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileId(pub u64);
 
+/// The path anonymous shared memory shows (as on Linux).
+const ANON_SHMEM_PATH: &str = "/dev/zero (deleted)";
+
 /// First id handed to anonymous shared-memory objects, far from inode numbers.
 const SHMEM_ID_BASE: u64 = 1 << 62;
 static NEXT_SHMEM_ID: AtomicU64 = AtomicU64::new(SHMEM_ID_BASE);
@@ -185,7 +188,7 @@ impl FileObject {
     /// Anonymous shared memory of `size_bytes` (what `MAP_SHARED | MAP_ANONYMOUS`
     /// maps).
     pub fn new_shmem(size_bytes: u64, frames: Arc<Frames>) -> Arc<FileObject> {
-        Self::new_shmem_at("/dev/zero (deleted)", size_bytes, frames)
+        Self::new_shmem_at(ANON_SHMEM_PATH, size_bytes, frames)
     }
 
     /// An empty `memfd_create(name)` file: shared memory that /proc shows as Linux
@@ -215,6 +218,11 @@ impl FileObject {
     /// The id.
     pub fn id(&self) -> FileId {
         self.id
+    }
+
+    /// Whether this is anonymous shared memory (`MAP_SHARED | MAP_ANONYMOUS`).
+    pub fn is_anon_shmem(&self) -> bool {
+        self.kind() == FileKind::Shmem && self.info().path == ANON_SHMEM_PATH
     }
 
     /// Regular file or shared memory.

@@ -51,10 +51,14 @@ pub(crate) fn classify(frames: &Frames, vma: &Vma, va: u64, pte: Pte) -> (PageCl
     }
 }
 
-/// The pathname column of a VMA (`[heap]`, `[stack]`, a file path, or empty).
+/// The pathname column of a VMA (`[heap]`, `[stack]`, a file path, `[anon:NAME]`,
+/// `[anon_shmem:NAME]`, or empty), in Linux's order of precedence.
 pub(crate) fn vma_name(st: &MmState, vma: &Vma) -> Option<alloc::string::String> {
     use alloc::string::String;
     if let Some(f) = vma.file() {
+        if let (Some(name), true) = (vma.anon_name(), f.is_anon_shmem()) {
+            return Some(alloc::format!("[anon_shmem:{name}]"));
+        }
         return Some(f.info().path.clone());
     }
     if st.start_brk != 0 && vma.start <= st.brk && vma.end >= st.start_brk {
@@ -63,7 +67,7 @@ pub(crate) fn vma_name(st: &MmState, vma: &Vma) -> Option<alloc::string::String>
     if st.start_stack != 0 && vma.start <= st.start_stack && vma.end >= st.start_stack {
         return Some(String::from("[stack]"));
     }
-    None
+    vma.anon_name().map(|name| alloc::format!("[anon:{name}]"))
 }
 
 /// Runs `render` on at most `max_vmas` VMAs from the first one ending above `from`;

@@ -23,6 +23,7 @@ pub(crate) fn can_merge(a: &Vma, b: &Vma) -> bool {
         && interceptors_agree
         && a.intercept_modes == b.intercept_modes
         && a.policy == b.policy
+        && a.anon_name == b.anon_name
         && hugetlb_agree
         && a.backing.same_object(&b.backing)
         && match a.backing {

@@ -76,6 +76,9 @@ pub struct Vma {
     pub(crate) policy: Option<crate::aspace::MemPolicy>,
     /// The hugetlb mapping this VMA is part of (`MAP_HUGETLB`), if any.
     pub(crate) hugetlb: Option<Arc<crate::hugetlb::HugetlbMap>>,
+    /// The name `prctl(PR_SET_VMA_ANON_NAME)` gave this anonymous memory (maps shows
+    /// `[anon:NAME]`); VMAs with different names never merge.
+    pub(crate) anon_name: Option<Arc<str>>,
 }
 
 impl Vma {
@@ -94,6 +97,7 @@ impl Vma {
             intercept_modes: 0,
             policy: None,
             hugetlb: None,
+            anon_name: None,
         }
     }
 
@@ -135,6 +139,11 @@ impl Vma {
     /// The backing file, if any.
     pub fn file(&self) -> Option<&Arc<FileObject>> {
         self.backing.file()
+    }
+
+    /// The name given to this anonymous memory, if any.
+    pub fn anon_name(&self) -> Option<&str> {
+        self.anon_name.as_deref()
     }
 
     /// The hugetlb mapping, if this is one.
