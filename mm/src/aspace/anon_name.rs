@@ -7,7 +7,6 @@ use alloc::sync::Arc;
 
 use super::AddressSpace;
 use crate::errno::MmError;
-use crate::frame::PAGE_SIZE;
 use crate::pagetable::PageTable;
 use crate::vma::Vma;
 
@@ -36,19 +35,13 @@ impl<P: PageTable> AddressSpace<P> {
     /// (Linux's answers). The whole range is checked first: a refusal changes nothing
     /// (Linux names the VMAs before the first bad one).
     pub fn set_anon_name(&self, addr: u64, len: u64, name: Option<&str>) -> Result<(), MmError> {
-        if !addr.is_multiple_of(PAGE_SIZE) {
-            return Err(MmError::InvalidArgument);
-        }
+        let range = super::mseal::page_range(addr, len)?;
         if name.is_some_and(|n| !valid_anon_name(n.as_bytes())) {
             return Err(MmError::InvalidArgument);
         }
-        let len = len
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or(MmError::InvalidArgument)?;
-        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
-        if end == addr {
+        let Some((addr, end)) = range else {
             return Ok(());
-        }
+        };
         let mut st = self.state().write();
         if end > self.layout().task_size || !st.tree.is_covered(addr, end) {
             return Err(MmError::NoMemory);
@@ -68,6 +61,7 @@ impl<P: PageTable> AddressSpace<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::PAGE_SIZE;
     use crate::aspace::tests::{anon_rw, harness, map_shared_anon};
 
     fn names<Q: PageTable>(a: &AddressSpace<Q>) -> alloc::vec::Vec<(u64, u64, Option<alloc::string::String>)> {

@@ -16,6 +16,20 @@ use crate::frame::PAGE_SIZE;
 use crate::pagetable::PageTable;
 use crate::vma::{VmFlags, Vma, VmaTree};
 
+/// The page range `[addr, addr + len)` a call like mseal or `PR_SET_VMA` names, `len`
+/// rounded up to whole pages: `EINVAL` for an unaligned `addr` or a range past the end
+/// of the address space, `None` for an empty one (the call does nothing).
+pub(crate) fn page_range(addr: u64, len: u64) -> Result<Option<(u64, u64)>, MmError> {
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(MmError::InvalidArgument);
+    }
+    let len = len
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or(MmError::InvalidArgument)?;
+    let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
+    Ok((end != addr).then_some((addr, end)))
+}
+
 /// `EPERM` when a VMA overlapping `[start, end)` is sealed.
 pub(crate) fn check_unsealed(tree: &VmaTree, start: u64, end: u64) -> Result<(), MmError> {
     if tree
@@ -72,16 +86,12 @@ impl<P: PageTable> AddressSpace<P> {
     /// non-zero flags, an unaligned address or a range that wraps; `ENOMEM` (nothing
     /// sealed) when the range has a hole; a zero length does nothing.
     pub fn mseal(&self, addr: u64, len: u64, flags: u64) -> Result<(), MmError> {
-        if flags != 0 || !addr.is_multiple_of(PAGE_SIZE) {
+        if flags != 0 {
             return Err(MmError::InvalidArgument);
         }
-        let len = len
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or(MmError::InvalidArgument)?;
-        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
-        if end == addr {
+        let Some((addr, end)) = page_range(addr, len)? else {
             return Ok(());
-        }
+        };
         let mut st = self.state().write();
         if end > self.layout().task_size || !st.tree.is_covered(addr, end) {
             return Err(MmError::NoMemory);
