@@ -169,15 +169,29 @@ pub mod files {
     /// A `/proc/meminfo` figure in kB (`name` without its colon: `"MemFree"`).
     pub fn meminfo_kb(name: &str) -> Option<u64> {
         let text = read_file("/proc/meminfo").ok()?;
-        text.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(':')?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
+        text.lines().find_map(|l| kb_field(l, name))
+    }
+
+    /// `field` (kB) of the `/proc/self/smaps` block of the mapping starting at `start`.
+    pub fn smaps_kb(start: usize, field: &str) -> Option<u64> {
+        let text = read_file("/proc/self/smaps").ok()?;
+        let head = alloc::format!("{:x}-", start);
+        let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
+        lines.next()?;
+        lines
+            .take_while(|l| !l.starts_with("VmFlags"))
+            .find_map(|l| kb_field(l, field))
+    }
+
+    /// The value of a `NAME:   123 kB` line named `name`.
+    fn kb_field(line: &str, name: &str) -> Option<u64> {
+        line.strip_prefix(name)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Opens `path` with `flags` and closes it again: the open's result.

@@ -503,24 +503,6 @@ fn refusals(c: &mut Checks) {
     );
 }
 
-/// `field` (kB) of the smaps block of the VMA starting at `start`.
-fn smaps_kb(start: usize, field: &str) -> Option<u64> {
-    let text = read_file("/proc/self/smaps").ok()?;
-    let head = format!("{:x}-", start);
-    let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
-    lines.next()?;
-    lines
-        .take_while(|l| !l.starts_with("VmFlags"))
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .strip_prefix(':')?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-}
 
 /// Transparent huge pages follow the policy too: a 4 MiB `MADV_HUGEPAGE` region bound
 /// to node 1 faults in as huge pages, every page of them on node 1.
@@ -540,7 +522,7 @@ fn thp_bind(c: &mut Checks) {
     let bound = mbind(a, 2 * HUGE, MPOL_BIND, 0b10, 0);
     touch(a, 2 * HUGE / P, 5);
     let nodes = nodes_of(0, a, 2 * HUGE / P);
-    let huge_kb = smaps_kb(a, "AnonHugePages").unwrap_or(0);
+    let huge_kb = peios_bins::files::smaps_kb(a, "AnonHugePages").unwrap_or(0);
     c.check(
         "thp.bind1_huge_on_1",
         advised.is_ok()

@@ -65,21 +65,7 @@ fn vmstat(name: &str) -> Option<u64> {
 
 /// `field` (kB) of the smaps block of the VMA starting at `start`.
 fn smaps_kb(start: *mut u8, field: &str) -> Option<u64> {
-    let text = read_file("/proc/self/smaps").ok()?;
-    let head = format!("{:x}-", start as usize);
-    let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
-    lines.next()?;
-    lines
-        .take_while(|l| !l.starts_with("VmFlags"))
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .strip_prefix(':')?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
+    peios_bins::files::smaps_kb(start as usize, field)
 }
 
 /// Writes a byte identifying each page (and `salt`) at two offsets of every page.
