@@ -148,10 +148,13 @@ fn grow(layout: Layout) -> bool {
         .size()
         .saturating_add(layout.align())
         .saturating_add(CHUNK_OVERHEAD_BYTES);
-    let Some(bytes) = need.max(GROW_CHUNK_BYTES).checked_next_power_of_two() else {
+    let Some(mut bytes) = need.max(GROW_CHUNK_BYTES).checked_next_power_of_two() else {
         return false;
     };
-    let Some(order) = Order::new((bytes / PAGE_SIZE as usize).trailing_zeros() as u8) else {
+    // The smallest block the allocation fits in: when memory is fragmented (no free
+    // 2 MiB block left while user memory fills the machine), a smaller block still
+    // lets the heap grow, where insisting on 2 MiB failed a kernel allocation.
+    let Some(min_bytes) = need.max(PAGE_SIZE as usize).checked_next_power_of_two() else {
         return false;
     };
     match take_grower() {
@@ -160,7 +163,19 @@ fn grow(layout: Layout) -> bool {
         // path allocating, which it must not) fails the allocation instead of recursing.
         Err(retry) => return retry,
     }
-    let grown = grow_by(frames, order, bytes);
+    let grown = loop {
+        let Some(order) = Order::new((bytes / PAGE_SIZE as usize).trailing_zeros() as u8)
+        else {
+            break false;
+        };
+        if grow_by(frames, order, bytes) {
+            break true;
+        }
+        if bytes <= min_bytes {
+            break false;
+        }
+        bytes /= 2;
+    };
     GROWER.store(0, Ordering::Release);
     if !grown {
         FAILED_GROWS.fetch_add(1, Ordering::Relaxed);
