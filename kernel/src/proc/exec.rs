@@ -47,20 +47,36 @@ pub struct Image {
     pub ctx: Box<UserContext>,
 }
 
-/// Checks that `elf` is a program [`load`] accepts, its interpreter included, without
-/// building anything (execve asks before it ends the caller's other threads).
-pub fn check(elf: &[u8]) -> SysResult<()> {
+/// The interpreter (dynamic loader) path `elf` names, if any: ENOEXEC for an ELF this
+/// kernel cannot load.
+pub fn interpreter_path(elf: &[u8]) -> SysResult<Option<alloc::string::String>> {
     let program = loader::elf::parse(elf, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
-    if let Some(path) = &program.interp {
-        loader::elf::parse_interpreter(interpreter_image(path)?, PIE_BASE, IMAGE_END)
+    match program.interp {
+        None => Ok(None),
+        Some(path) => alloc::string::String::from_utf8(path.to_vec())
+            .map(Some)
+            .map_err(|_| Errno::ENOENT),
+    }
+}
+
+/// Checks that `elf` is a program [`load`] accepts, with `interp` the interpreter it
+/// names ([`interpreter_path`], read by the caller from wherever it lives), without
+/// building anything (execve asks before it ends the caller's other threads).
+pub fn check(elf: &[u8], interp: Option<&[u8]>) -> SysResult<()> {
+    let program = loader::elf::parse(elf, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
+    if program.interp.is_some() {
+        let interp = interp.ok_or(Errno::ENOENT)?;
+        loader::elf::parse_interpreter(interp, PIE_BASE, IMAGE_END)
             .map_err(|_| Errno::ENOEXEC)?;
     }
     Ok(())
 }
 
-/// Loads `elf` with `argv`/`envp` (as byte strings, no NULs) for a process with `uid`.
+/// Loads `elf` with `argv`/`envp` (as byte strings, no NULs) for a process with `uid`;
+/// `interp` is the interpreter `elf` names, if it names one.
 pub fn load(
     elf: &[u8],
+    interp: Option<&[u8]>,
     path: &[u8],
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
@@ -68,7 +84,7 @@ pub fn load(
 ) -> SysResult<Image> {
     let program = loader::elf::parse(elf, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
     let interp_elf = match &program.interp {
-        Some(path) => Some(interpreter_image(path)?),
+        Some(_) => Some(interp.ok_or(Errno::ENOENT)?),
         None => None,
     };
     let mut random = [0u8; 8];
@@ -163,11 +179,13 @@ pub fn load(
 /// Segments must end below this: the top GiB under the stack stays free for it.
 const IMAGE_END: u64 = STACK_TOP - (1 << 30);
 
-/// The interpreter file a program names (an initramfs file): ENOENT if there is none,
+/// The interpreter of the first program (an initramfs file): ENOENT if there is none,
 /// as Linux's execve answers for a missing dynamic loader.
-fn interpreter_image(path: &[u8]) -> SysResult<&'static [u8]> {
-    let path = core::str::from_utf8(path).map_err(|_| Errno::ENOENT)?;
-    crate::initramfs::lookup(path).ok_or(Errno::ENOENT)
+fn initramfs_interpreter(elf: &[u8]) -> SysResult<Option<&'static [u8]>> {
+    match interpreter_path(elf)? {
+        None => Ok(None),
+        Some(path) => crate::initramfs::lookup(&path).map(Some).ok_or(Errno::ENOENT),
+    }
 }
 
 /// Parses the interpreter `elf` at a base the address space's mmap allocator picks for
@@ -236,7 +254,8 @@ pub fn spawn_init(
         b"PATH=/bin".to_vec(),
         b"TERM=linux".to_vec(),
     ];
-    let image = load(elf, path.as_bytes(), argv, &envp, token.uid())?;
+    let interp = initramfs_interpreter(elf)?;
+    let image = load(elf, interp, path.as_bytes(), argv, &envp, token.uid())?;
     let slot = super::limits::reserve(super::limits::Requester {
         uid: token.uid(),
         nproc_limit: u64::MAX,

@@ -363,6 +363,21 @@ fn disk_program_wait(
 ) -> Option<core::pin::Pin<Box<dyn core::future::Future<Output = u64> + Send>>> {
     let raw = read_user_cstr(path, 4096).ok()?;
     let name = core::str::from_utf8(&raw).ok()?;
+    if let Some(wait) = disk_file_wait(thread, name) {
+        return Some(wait);
+    }
+    // The program is resident (or not on a disk): then its interpreter.
+    let (_, elf) = program_image(thread, name).ok()?;
+    let interp = exec::interpreter_path(&elf).ok()??;
+    disk_file_wait(thread, &interp)
+}
+
+/// For the disk file `name`, if not all its pages are resident: a future that reads
+/// them in (as one readahead) and then has execve run again.
+fn disk_file_wait(
+    thread: &Thread,
+    name: &str,
+) -> Option<core::pin::Pin<Box<dyn core::future::Future<Output = u64> + Send>>> {
     let cwd = thread.process.fs.lock().cwd.clone();
     let r = crate::vfs::mount::resolve(&super::fs::caller(thread), &cwd, name, true).ok()?;
     if initramfs::lookup(&r.path).is_some() {
@@ -391,7 +406,20 @@ fn check_executable(thread: &Thread, path: u64) -> SysResult<()> {
     let raw = read_user_cstr(path, 4096)?;
     let name = core::str::from_utf8(&raw).map_err(|_| Errno::ENOENT)?;
     let (_, elf) = program_image(thread, name)?;
-    exec::check(&elf)
+    let interp = interpreter_image(thread, &elf)?;
+    exec::check(&elf, interp.as_deref())
+}
+
+/// The interpreter `elf` names, read from the initramfs or a disk as a program is
+/// (ENOENT when it is missing, as Linux).
+fn interpreter_image(
+    thread: &Thread,
+    elf: &[u8],
+) -> SysResult<Option<alloc::borrow::Cow<'static, [u8]>>> {
+    match exec::interpreter_path(elf)? {
+        None => Ok(None),
+        Some(path) => Ok(Some(program_image(thread, &path)?.1)),
+    }
 }
 
 fn execve_single(
@@ -409,9 +437,10 @@ fn execve_single(
     read_string_array(argv, &mut total, &mut args)?;
     read_string_array(envp, &mut total, &mut envs)?;
     let (full, elf) = program_image(thread, name)?;
+    let interp = interpreter_image(thread, &elf)?;
     let process = &thread.process;
     let uid = process.token.read().uid();
-    let image = exec::load(&elf, &raw, &args, &envs, uid)?;
+    let image = exec::load(&elf, interp.as_deref(), &raw, &args, &envs, uid)?;
     let new_space = Arc::new(image.aspace);
     let (old_space, _) = process.replace_address_space(new_space.clone());
     // PR_SET_THP_DISABLE survives execve, as on Linux.
