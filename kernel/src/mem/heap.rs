@@ -164,8 +164,7 @@ fn grow(layout: Layout) -> bool {
         Err(retry) => return retry,
     }
     let grown = loop {
-        let Some(order) = Order::new((bytes / PAGE_SIZE as usize).trailing_zeros() as u8)
-        else {
+        let Some(order) = Order::new((bytes / PAGE_SIZE as usize).trailing_zeros() as u8) else {
             break false;
         };
         if grow_by(frames, order, bytes) {

@@ -345,10 +345,7 @@ pub fn listeners(space: &AddressSpace, addr: u64, len: u64) -> Vec<Arc<dyn Fault
 
 /// Tells `listeners` of `event`: the completions the operation's caller waits on (each
 /// completes when its handler has read the event, or closed its descriptor).
-pub fn report(
-    listeners: &[Arc<dyn FaultInterceptor>],
-    event: InterceptEvent,
-) -> Vec<FaultFuture> {
+pub fn report(listeners: &[Arc<dyn FaultInterceptor>], event: InterceptEvent) -> Vec<FaultFuture> {
     listeners
         .iter()
         .filter_map(|l| l.notify(event))

@@ -66,8 +66,7 @@ pub fn check(elf: &[u8], interp: Option<&[u8]>) -> SysResult<()> {
     let program = loader::elf::parse(elf, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
     if program.interp.is_some() {
         let interp = interp.ok_or(Errno::ENOENT)?;
-        loader::elf::parse_interpreter(interp, PIE_BASE, IMAGE_END)
-            .map_err(|_| Errno::ENOEXEC)?;
+        loader::elf::parse_interpreter(interp, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
     }
     Ok(())
 }
@@ -184,7 +183,9 @@ const IMAGE_END: u64 = STACK_TOP - (1 << 30);
 fn initramfs_interpreter(elf: &[u8]) -> SysResult<Option<&'static [u8]>> {
     match interpreter_path(elf)? {
         None => Ok(None),
-        Some(path) => crate::initramfs::lookup(&path).map(Some).ok_or(Errno::ENOENT),
+        Some(path) => crate::initramfs::lookup(&path)
+            .map(Some)
+            .ok_or(Errno::ENOENT),
     }
 }
 

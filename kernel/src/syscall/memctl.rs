@@ -6,10 +6,10 @@
 //! SeLockMemoryPrivilege (Linux's `CAP_IPC_LOCK`), which lifts the limit: the
 //! [`LockLimit`] every call and every mmap is checked against.
 
-use super::Outcome;
+use super::{wait, Outcome};
 use crate::{arch::usermode::UserContext, proc::thread::Thread};
 use alloc::sync::Arc;
-use errno::SysResult;
+use errno::{Errno, SysResult};
 use mm::aspace::{LockLimit, PopulateStep};
 use security::Privilege;
 
@@ -40,7 +40,7 @@ fn populate_then_done(
     best_effort: bool,
 ) -> Outcome {
     let space = thread.process.address_space();
-    super::memory::populate_outcome(step, move |from| {
+    populate_outcome(step, move |from| {
         space.mm().populate_locked(from, end, best_effort)
     })
 }
@@ -131,4 +131,32 @@ pub fn pkey_free(thread: &Thread, pkey: u64) -> SysResult {
         .mm()
         .pkey_free(i64::from(pkey as i32))?;
     Ok(0)
+}
+
+/// A populate that may have to wait (a page under I/O, reclaim): done, failed, or a
+/// future that awaits the first wait, then resumes with `resume(from)` until done.
+pub(super) fn populate_outcome(
+    step: Result<PopulateStep, mm::errno::MmError>,
+    resume: impl Fn(u64) -> Result<PopulateStep, mm::errno::MmError> + Send + 'static,
+) -> Outcome {
+    match step {
+        Ok(PopulateStep::Done) => Ok(0).into(),
+        Err(e) => Err::<u64, _>(Errno::from(e)).into(),
+        Ok(PopulateStep::Wait {
+            wait: first,
+            resume_at,
+        }) => wait(async move {
+            first.await;
+            let mut from = resume_at;
+            loop {
+                match resume(from)? {
+                    PopulateStep::Done => return Ok(0),
+                    PopulateStep::Wait { wait, resume_at } => {
+                        wait.await;
+                        from = resume_at;
+                    }
+                }
+            }
+        }),
+    }
 }

@@ -3,8 +3,8 @@
 
 use super::{wait, Outcome};
 use crate::{arch::uaccess::copy_to_user, memd::userfaultfd, proc::thread::Thread};
-use core::future::Future;
 use alloc::sync::Arc;
+use core::future::Future;
 use errno::{Errno, SysResult};
 use mm::{
     aspace::{Advice, FileMapping, MmapRequest, PopulateStep, MINCORE_BATCH_PAGES},
@@ -254,37 +254,9 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     } else {
         Access::Read
     };
-    populate_outcome(step, move |from| {
+    super::memctl::populate_outcome(step, move |from| {
         space.mm().populate_range(from, end, access)
     })
-}
-
-/// A populate that may have to wait (a page under I/O, reclaim): done, failed, or a
-/// future that awaits the first wait, then resumes with `resume(from)` until done.
-pub(super) fn populate_outcome(
-    step: Result<PopulateStep, mm::errno::MmError>,
-    resume: impl Fn(u64) -> Result<PopulateStep, mm::errno::MmError> + Send + 'static,
-) -> Outcome {
-    match step {
-        Ok(PopulateStep::Done) => Ok(0).into(),
-        Err(e) => Err::<u64, _>(Errno::from(e)).into(),
-        Ok(PopulateStep::Wait {
-            wait: first,
-            resume_at,
-        }) => wait(async move {
-            first.await;
-            let mut from = resume_at;
-            loop {
-                match resume(from)? {
-                    PopulateStep::Done => return Ok(0),
-                    PopulateStep::Wait { wait, resume_at } => {
-                        wait.await;
-                        from = resume_at;
-                    }
-                }
-            }
-        }),
-    }
 }
 
 /// `remap_file_pages` (deprecated): emulated, as Linux does, by an mmap of the same file
