@@ -132,12 +132,6 @@ fn clone_start(
     if flags & CLONE_PIDFD != 0 && flags & (CLONE_THREAD | CLONE_DETACHED) != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & CLONE_PIDFD != 0 {
-        // Fail before anything exists if the descriptor cannot be written back: the
-        // word is rewritten with what it holds.
-        let held: i32 = read_user(pidfd_at)?;
-        write_user::<i32>(pidfd_at, &held)?;
-    }
     if (flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0)
         || (flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0)
     {
