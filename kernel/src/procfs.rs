@@ -99,9 +99,11 @@ pub fn read(path: &str) -> Option<String> {
             Some(report::meminfo(alloc, &extra))
         }
         // Linux's one file: the page and THP counters, then swap and reclaim's.
-        "/proc/vmstat" => {
-            Some(vmstat(alloc, anon_huge().len() as u64) + &crate::memd::swap::proc_vmstat())
-        }
+        "/proc/vmstat" => Some(
+            vmstat(alloc, anon_huge().len() as u64)
+                + &crate::memd::swap::proc_vmstat()
+                + &format!("damos_pageout {}\n", crate::memd::damon::paged_out()),
+        ),
         "/proc/swaps" => Some(crate::memd::swap::proc_swaps()),
         "/proc/diskstats" => Some(crate::memd::swap::proc_diskstats()),
         "/proc/stat" => Some(system_stat()),

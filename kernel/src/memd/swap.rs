@@ -293,7 +293,7 @@ pub fn proc_vmstat() -> String {
     let s = swap().stats();
     let r = super::reclaim::stats();
     alloc::format!(
-        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\noom_kill {}\ndamos_pageout {}\n",
+        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\noom_kill {}\n",
         s.pswpin.load(Relaxed),
         s.pswpout.load(Relaxed),
         s.readahead.load(Relaxed),
@@ -303,7 +303,6 @@ pub fn proc_vmstat() -> String {
         r.scanned,
         r.direct_waits,
         crate::memd::oom::kills(),
-        crate::memd::damon::paged_out(),
     )
 }
 
