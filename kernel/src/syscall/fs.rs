@@ -293,10 +293,10 @@ const F_GET_SEALS: u64 = 1034;
 
 /// `F_GET_SEALS` and `F_ADD_SEALS` on a memfd or tmpfs file (EINVAL on any other
 /// file). Adding needs a descriptor open for writing (EPERM); `F_SEAL_WRITE` is
-/// EBUSY while any process maps the file shared with write permission (`VM_SHARED`,
-/// which a read-only mapping of a writable descriptor has too, as on Linux). An `mmap`
-/// racing the seal may slip past the scan: Linux's exact count of writable mappings
-/// (`i_mmap_writable`) is not kept.
+/// EBUSY while any shared mapping may write the file (`VM_SHARED`, which a read-only
+/// mapping of a writable descriptor has too, as on Linux): the file's exact count of
+/// such mappings, kept by the address spaces' VMA trees through mmap, munmap,
+/// mremap, splits, fork and exit (Linux's `i_mmap_writable`).
 fn seals(file: &OpenFile, cmd: u64, arg: u64) -> SysResult {
     let memfd = file
         .file()
@@ -311,19 +311,8 @@ fn seals(file: &OpenFile, cmd: u64, arg: u64) -> SysResult {
     }
     let object = file.file().mmap_object()?;
     let seals = u32::try_from(arg).map_err(|_| Errno::EINVAL)?;
-    memfd.add_seals(seals, || mapped_shared_writable(&object))?;
+    memfd.add_seals(seals, || object.writable_mappings() > 0)?;
     Ok(0)
-}
-
-/// Whether any process maps `object` shared with write permission.
-pub(super) fn mapped_shared_writable(object: &Arc<mm::pagecache::FileObject>) -> bool {
-    use mm::vma::VmFlags;
-    crate::proc::all().iter().any(|p| {
-        p.address_space().mm().vmas().iter().any(|v| {
-            v.flags().contains(VmFlags::SHARED | VmFlags::MAYWRITE)
-                && v.file().is_some_and(|f| Arc::ptr_eq(f, object))
-        })
-    })
 }
 
 /// `userfaultfd(flags)`: a descriptor for the caller's missing-page faults.

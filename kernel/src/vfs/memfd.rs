@@ -93,7 +93,8 @@ impl Memfd {
 
     /// The seals in force.
     pub fn seals(&self) -> u32 {
-        self.seals.load(Ordering::Acquire)
+        // SeqCst: paired with the writable-mapping count (see `add_seals`).
+        self.seals.load(Ordering::SeqCst)
     }
 
     /// Whether writes through descriptors and new writable shared mappings are
@@ -106,7 +107,8 @@ impl Memfd {
     /// shared mapping of the file exists (asked only when `WRITE` is added). EINVAL for
     /// an unknown seal, EPERM once `SEAL` is set, EBUSY for `WRITE` while mapped
     /// writable. The seals are set before the mapping check (and taken back if it
-    /// finds one), so an `mmap` that reads them afterwards is refused.
+    /// finds one), so an `mmap` that reads them afterwards is refused; `mmap` counts
+    /// its mapping before reading the seals, so one of the two sees the other.
     pub fn add_seals(&self, seals: u32, writable_mapping: impl Fn() -> bool) -> SysResult<()> {
         if seals & !seal::ALL != 0 {
             return Err(Errno::EINVAL);
@@ -118,7 +120,7 @@ impl Memfd {
             }
             match self
                 .seals
-                .compare_exchange(old, old | seals, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(old, old | seals, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => break,
                 Err(now) => old = now,

@@ -112,6 +112,21 @@ pub struct FileObject {
     me: Weak<FileObject>,
     /// Where reclaim looks for clean pages to drop next.
     shrink_cursor: spin::Mutex<u64>,
+    /// Shared mappings that may write the file (VMAs with `VM_SHARED`, which a
+    /// `MAP_SHARED` mapping of a writable descriptor has even while `PROT_READ`), plus
+    /// the `mmap` calls that are making one ([`WritableMapPin`]): Linux's
+    /// `i_mmap_writable`, what `F_SEAL_WRITE` must find at zero.
+    writable_maps: AtomicU64,
+}
+
+/// A shared writable mapping being made (see [`FileObject::pin_writable_mapping`]);
+/// dropping it takes its count back.
+pub struct WritableMapPin(Arc<FileObject>);
+
+impl Drop for WritableMapPin {
+    fn drop(&mut self) {
+        self.0.writable_mapping_removed();
+    }
 }
 
 impl FileObject {
@@ -164,6 +179,7 @@ impl FileObject {
             cache: PageCache::new(frames),
             me: me.clone(),
             shrink_cursor: spin::Mutex::new(0),
+            writable_maps: AtomicU64::new(0),
         })
     }
 
@@ -233,6 +249,32 @@ impl FileObject {
     /// The naming information.
     pub fn info(&self) -> &FileInfo {
         &self.info
+    }
+
+    /// Shared writable mappings of the file now (VMAs, counted through every split,
+    /// merge, move, fork and exit), plus `mmap` calls making one.
+    pub fn writable_mappings(&self) -> u64 {
+        self.writable_maps.load(Ordering::SeqCst)
+    }
+
+    /// One more shared writable mapping (a VMA entered an address space's tree).
+    pub(crate) fn writable_mapping_added(&self) {
+        self.writable_maps.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One shared writable mapping fewer (a VMA left an address space's tree).
+    pub(crate) fn writable_mapping_removed(&self) {
+        let was = self.writable_maps.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(was > 0, "writable mapping count underflow");
+    }
+
+    /// Counts a shared writable mapping about to be made, until the pin drops: taken
+    /// by `mmap` before it reads the file's seals, so that an `F_SEAL_WRITE` added
+    /// meanwhile (which sets the seal, then reads the count) either sees the count or
+    /// is seen by the seal check, never neither.
+    pub fn pin_writable_mapping(self: &Arc<Self>) -> WritableMapPin {
+        self.writable_mapping_added();
+        WritableMapPin(self.clone())
     }
 
     /// The size in bytes.
