@@ -117,6 +117,9 @@ pub struct FileObject {
     /// the `mmap` calls that are making one ([`WritableMapPin`]): Linux's
     /// `i_mmap_writable`, what `F_SEAL_WRITE` must find at zero.
     writable_maps: AtomicU64,
+    /// For a hugetlb file (hugetlbfs, `MFD_HUGETLB`): its huge pages, which stand in
+    /// for the page cache (set once, at creation).
+    hugetlb: spin::Once<Arc<crate::hugetlb_file::HugetlbFile>>,
 }
 
 /// A shared writable mapping being made (see [`FileObject::pin_writable_mapping`]);
@@ -180,6 +183,7 @@ impl FileObject {
             me: me.clone(),
             shrink_cursor: spin::Mutex::new(0),
             writable_maps: AtomicU64::new(0),
+            hugetlb: spin::Once::new(),
         })
     }
 
@@ -217,6 +221,23 @@ impl FileObject {
     /// `path` as it is.
     pub fn new_shmem_named(path: &str, frames: Arc<Frames>) -> Arc<FileObject> {
         Self::new_shmem_at(path, 0, frames)
+    }
+
+    /// An empty hugetlb file named `path` in /proc (`/memfd:NAME (deleted)` for a
+    /// memfd, the hugetlbfs path otherwise) whose pages are `pages`'.
+    pub fn new_hugetlb(
+        path: &str,
+        pages: Arc<crate::hugetlb_file::HugetlbFile>,
+        frames: Arc<Frames>,
+    ) -> Arc<FileObject> {
+        let object = Self::new_shmem_at(path, 0, frames);
+        object.hugetlb.call_once(|| pages);
+        object
+    }
+
+    /// The huge pages of a hugetlb file.
+    pub fn hugetlb(&self) -> Option<&Arc<crate::hugetlb_file::HugetlbFile>> {
+        self.hugetlb.get()
     }
 
     fn new_shmem_at(path: &str, size_bytes: u64, frames: Arc<Frames>) -> Arc<FileObject> {
@@ -288,6 +309,9 @@ impl FileObject {
     /// Shrinking into a cached page zeroes that page past the new end, so a later
     /// growth reads zeros there (as Linux's truncate does).
     pub fn set_size(&self, size_bytes: u64) {
+        if let Some(pages) = self.hugetlb() {
+            pages.set_size(size_bytes);
+        }
         let old = self.size_bytes.swap(size_bytes, Ordering::AcqRel);
         let first_gone = size_bytes.div_ceil(PAGE_SIZE);
         self.cache.remove_range(first_gone, u64::MAX);
