@@ -108,8 +108,7 @@ impl HugetlbFile {
         let gone_pages = st.pages.split_off(&first_gone);
         let gone_reserved = st.reserved.split_off(&first_gone);
         drop(st);
-        self.source
-            .unreserve(self.size, gone_reserved.len() as u64);
+        self.source.unreserve(self.size, gone_reserved.len() as u64);
         for (_, pfn) in gone_pages {
             self.release(pfn);
         }
@@ -198,10 +197,7 @@ impl HugetlbFile {
             let chunk = (PAGE_BYTES - in_frame).min(n - done);
             let out = &mut buf[done..done + chunk];
             match st.pages.get(&index) {
-                Some(head) => {
-                    self.frames
-                        .read(Pfn(head.0 + frame_in_page), in_frame, out)
-                }
+                Some(head) => self.frames.read(Pfn(head.0 + frame_in_page), in_frame, out),
                 None => out.fill(0),
             }
             done += chunk;
@@ -247,11 +243,22 @@ mod tests {
         assert_eq!(pool.counts(), (4, 1, 1));
         // A second mapping of the second page only, in a fork child: same page.
         let child = fork(&h);
-        let b = map_file(&child, &file, HUGE_4K_PAGES, rw, MapFlags::SHARED, HUGE_SIZE);
+        let b = map_file(
+            &child,
+            &file,
+            HUGE_4K_PAGES,
+            rw,
+            MapFlags::SHARED,
+            HUGE_SIZE,
+        );
         let mut got = [0u8; 4];
         child.read_bytes(b + 7, &mut got).unwrap();
         assert_eq!(&got, b"file");
-        assert_eq!(pool.counts(), (4, 1, 1), "no new reservation for a held page");
+        assert_eq!(
+            pool.counts(),
+            (4, 1, 1),
+            "no new reservation for a held page"
+        );
         let mut out = [0u8; 4];
         assert_eq!(pages.read_at(HUGE_SIZE + 7, &mut out), 4);
         assert_eq!(&out, b"file");
@@ -278,8 +285,13 @@ mod tests {
         assert!(!pages.reserve(0, 2), "two pages past a one-page limit");
         assert_eq!(pool.counts(), (4, 0, 0));
         pages.set_size(2 * HUGE_SIZE);
-        assert_eq!(pages.page_for_fault(2, crate::frame::Policy::Local), Err(NoHugePage));
-        let head = pages.page_for_fault(0, crate::frame::Policy::Local).unwrap();
+        assert_eq!(
+            pages.page_for_fault(2, crate::frame::Policy::Local),
+            Err(NoHugePage)
+        );
+        let head = pages
+            .page_for_fault(0, crate::frame::Policy::Local)
+            .unwrap();
         pages.release(head);
         assert_eq!(
             pages.page_for_fault(1, crate::frame::Policy::Local),

@@ -397,9 +397,9 @@ fn forget_fork_source(ctx: &Arc<Userfault>) {
     FORK_SOURCES
         .lock()
         .retain(|s| s.ctx.strong_count() > 0 && !core::ptr::eq(s.ctx.as_ptr(), Arc::as_ptr(ctx)));
-    PENDING_FORKS
-        .lock()
-        .retain(|p| p.parent.strong_count() > 0 && !core::ptr::eq(p.parent.as_ptr(), Arc::as_ptr(ctx)));
+    PENDING_FORKS.lock().retain(|p| {
+        p.parent.strong_count() > 0 && !core::ptr::eq(p.parent.as_ptr(), Arc::as_ptr(ctx))
+    });
 }
 
 /// A fork of a process whose address space is `parent` made `child`: every context
@@ -472,7 +472,9 @@ fn fork_descriptor(file: &UserfaultFile, token: u64) -> SysResult<u64> {
         let mut all = PENDING_FORKS.lock();
         let i = all
             .iter()
-            .position(|p| p.token == token && core::ptr::eq(p.parent.as_ptr(), Arc::as_ptr(&file.ctx)))
+            .position(|p| {
+                p.token == token && core::ptr::eq(p.parent.as_ptr(), Arc::as_ptr(&file.ctx))
+            })
             .ok_or(Errno::EINVAL)?;
         all.swap_remove(i)
     };
@@ -882,7 +884,9 @@ pub fn after_fork_events(
         thread.clear_interrupt();
         core::future::poll_fn(|cx| {
             thread.interrupt_waker.register(cx.waker());
-            waits.retain_mut(|w| core::future::Future::poll(core::pin::Pin::new(w), cx).is_pending());
+            waits.retain_mut(|w| {
+                core::future::Future::poll(core::pin::Pin::new(w), cx).is_pending()
+            });
             if waits.is_empty() || thread.is_interrupted() {
                 core::task::Poll::Ready(Ok(value))
             } else {

@@ -8,8 +8,8 @@ use core::future::Future;
 use errno::{Errno, SysResult};
 use mm::{
     aspace::{Advice, FileMapping, MmapRequest, PopulateStep, MINCORE_BATCH_PAGES},
-    pagecache::WritableMapPin,
     fault::{Access, FaultInterceptor, InterceptEvent},
+    pagecache::WritableMapPin,
     vma::{MapFlags, Prot},
 };
 use security::Privilege;

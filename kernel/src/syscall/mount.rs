@@ -47,7 +47,14 @@ fn check_privilege(thread: &Thread) -> SysResult<()> {
 /// directory `target` (`source` is not used). ENODEV for another type, EINVAL for
 /// unsupported flags or options, ENOENT/ENOTDIR for a bad target, EBUSY where
 /// something is mounted already.
-pub fn mount(thread: &Thread, _source: u64, target: u64, fstype: u64, flags: u64, data: u64) -> SysResult {
+pub fn mount(
+    thread: &Thread,
+    _source: u64,
+    target: u64,
+    fstype: u64,
+    flags: u64,
+    data: u64,
+) -> SysResult {
     check_privilege(thread)?;
     let flags = if flags & MS_MGC_MSK == MS_MGC_VAL {
         flags & !MS_MGC_MSK

@@ -93,7 +93,15 @@ pub fn clone_with_pidfd_at(
 ) -> Outcome {
     let mut fork_waits = Vec::new();
     let started = clone_start(
-        thread, ctx, flags, stack, parent_tid, child_tid, tls, pidfd_at, &mut fork_waits,
+        thread,
+        ctx,
+        flags,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+        pidfd_at,
+        &mut fork_waits,
     );
     let (tid, child) = match started {
         Ok(started) => started,

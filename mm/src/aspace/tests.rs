@@ -366,8 +366,14 @@ fn writable_shared_mappings_are_counted_exactly() {
     let a = map_file(&h.aspace, &file, 4, rw, MapFlags::SHARED, 0);
     assert_eq!(file.writable_mappings(), 1);
     map_file(&h.aspace, &file, 2, rw, MapFlags::PRIVATE, 0);
-    assert_eq!(file.writable_mappings(), 1, "a private mapping does not count");
-    h.aspace.mprotect(a + PAGE_SIZE, PAGE_SIZE, Prot::READ).unwrap();
+    assert_eq!(
+        file.writable_mappings(),
+        1,
+        "a private mapping does not count"
+    );
+    h.aspace
+        .mprotect(a + PAGE_SIZE, PAGE_SIZE, Prot::READ)
+        .unwrap();
     assert_eq!(file.writable_mappings(), 3, "one per VMA after the split");
     h.aspace.munmap(a, 2 * PAGE_SIZE).unwrap();
     assert_eq!(file.writable_mappings(), 1);
