@@ -5,7 +5,7 @@
 //! ([`alloc_failed`]). It then runs rounds until the node's free memory is back at
 //! `high`: each round moves the node's clock hand over the processes' address spaces
 //! (`AddressSpace::reclaim_scan`, which takes only pages on this node) and writes the
-//! pages it took with every write in flight together (`Swap::write_out`). After each
+//! pages it took with many writes in flight together (`Swap::write_out`). After each
 //! round it completes the round's event, which the faults waiting for memory park on.
 //!
 //! Direct reclaim: a fault that finds no frame gets `AllocFailure::Wait` on the next
@@ -139,6 +139,29 @@ fn kick(node: NodeId) {
             w.wake();
         }
     }
+}
+
+/// One line on every node's reclaim state (for the hung-thread report).
+pub fn describe() -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::from("reclaim:");
+    for r in NODES.get().map_or(&[][..], |n| &n[..]) {
+        let alloc = frames::allocator();
+        let free = alloc.node_stats(r.node).map_or(0, |s| s.free().0);
+        let high = alloc.watermarks(r.node).map_or(0, |m| m.high.0);
+        let _ = write!(
+            out,
+            " node {}: kicked {}, writing {}, dry laps {}, round waiters {}, free {} (high {});",
+            r.node.0,
+            r.kicked.load(Ordering::Relaxed),
+            r.writing.load(Ordering::Relaxed),
+            r.dry_laps.load(Ordering::Relaxed),
+            Arc::strong_count(&r.round.lock()) - 1,
+            free,
+            high,
+        );
+    }
+    out
 }
 
 /// Starts one reclaim task per node (once swap exists to reclaim to, they find work).

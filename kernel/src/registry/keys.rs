@@ -99,6 +99,7 @@ static SYSTEM_KEYS: [&Key; 26] = [
     &PAGE_CLUSTER,
     &crate::memd::damon::PAGEOUT_MIN_AGE,
     &crate::memd::oom::OOM_KILL_ALLOCATING_TASK,
+    &crate::memd::hung::HUNG_TASK_TIMEOUT_SECS,
     &crate::proc::limits::THREADS_MAX,
     &crate::proc::limits::PID_MAX,
 ];
