@@ -74,7 +74,7 @@ pub static MIN_FREE_KBYTES: Key = key(
 
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
-static SYSTEM_KEYS: [&Key; 26] = [
+static SYSTEM_KEYS: [&Key; 27] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
