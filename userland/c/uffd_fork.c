@@ -111,8 +111,11 @@ static void serve(int fd, char fill, volatile int *count) {
         memset(page, fill, PG);
         struct uffdio_copy copy = { .dst = msg.arg.pagefault.address & ~(uint64_t)(PG - 1),
                                     .src = (uint64_t)(uintptr_t)page, .len = PG };
-        if (ioctl(fd, UFFDIO_COPY_IOC, &copy) == 0)
-            (*count)++;
+        /* Counted before the copy wakes the faulting thread, which may look at it. */
+        (*count)++;
+        __sync_synchronize();
+        if (ioctl(fd, UFFDIO_COPY_IOC, &copy) != 0)
+            (*count)--;
     }
 }
 
