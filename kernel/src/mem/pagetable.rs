@@ -142,6 +142,11 @@ impl X86PageTable {
 
     /// The level-1 (2 MiB) slot covering `va`, creating the tables above it (by
     /// compare-and-swap) when `create`.
+    ///
+    /// Inlined with [`table_at`](Self::table_at): every fault walks here once or
+    /// twice, and a walk through present tables is a few loads; out of line it cost
+    /// about 140 instructions (calls returning `Result<Option<_>>` through memory).
+    #[inline(always)]
     fn pmd_slot(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
         let mut phys = self.root;
         for level in (2..4).rev() {
@@ -156,6 +161,7 @@ impl X86PageTable {
 
     /// The table entry in `slot` (at `level`), installing a fresh table when there is
     /// none and `create`. `None`: no table. A huge leaf is returned as it is.
+    #[inline(always)]
     fn table_at(
         &self,
         slot: &AtomicU64,
@@ -170,6 +176,15 @@ impl X86PageTable {
         if !create {
             return Ok(None);
         }
+        self.grow_table(slot, va, level).map(Some)
+    }
+
+    /// Installs a fresh table in the empty `slot` (at `level`) by compare-and-swap;
+    /// the entry now there (ours, or the one a racing walk put first). Out of line:
+    /// the walks' fast path stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn grow_table(&self, slot: &AtomicU64, va: u64, level: u32) -> Result<u64, InstallError> {
         let next = frames::alloc_zeroed().ok_or(InstallError::NoMemory)?;
         let new = table_entry(next);
         match slot.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
@@ -179,17 +194,18 @@ impl X86PageTable {
                 if level == 3 && self.user_root != 0 {
                     crate::arch::kpti::sync(self.root, self.user_root, index(va, 3));
                 }
-                Ok(Some(new))
+                Ok(new)
             }
             Err(current) => {
                 frames::free(next);
-                Ok(Some(current))
+                Ok(current)
             }
         }
     }
 
     /// The last-level table covering `va`, creating tables (by compare-and-swap)
     /// when `create`; `Huge` if a huge leaf covers it.
+    #[inline]
     fn walk(&self, va: u64, create: bool) -> Result<Walk, InstallError> {
         let Some(pmd) = self.pmd_slot(va, create)? else {
             return Ok(Walk::Absent);

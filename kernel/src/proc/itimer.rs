@@ -257,10 +257,19 @@ impl CpuTimers {
 
     /// Runs the timers down by `user_ns` of user time and `system_ns` of kernel time
     /// and sends the signals of those that ran out.
+    ///
+    /// Inlined: the thread loop charges twice per trap, and almost always nothing
+    /// is armed (one load).
+    #[inline]
     pub fn charge(&self, process: &Arc<Process>, user_ns: u64, system_ns: u64) {
-        if !self.armed.load(core::sync::atomic::Ordering::Relaxed) {
-            return;
+        if self.armed.load(core::sync::atomic::Ordering::Relaxed) {
+            self.charge_armed(process, user_ns, system_ns);
         }
+    }
+
+    /// [`charge`](Self::charge) with a timer armed.
+    #[inline(never)]
+    fn charge_armed(&self, process: &Arc<Process>, user_ns: u64, system_ns: u64) {
         let mut fired = [false; 2];
         {
             let mut timers = self.timers.lock();

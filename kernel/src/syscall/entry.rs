@@ -282,6 +282,7 @@ fn new_slice_end() -> u64 {
 
 /// When the thread running on `cpu` must give the CPU up: the end of its slice, or
 /// the CPU's next task timer if that comes first (its task then runs promptly).
+#[inline]
 fn preemption_deadline(cpu: CpuId, slice_end: u64) -> u64 {
     scheduler()
         .next_timer_ns(cpu)

@@ -547,7 +547,7 @@ impl<P: PageTable> AddressSpace<P> {
     /// 512 and 8192 (Linux's mmu_gather size). A fixed 8192 held so many frames back
     /// from a small guest under reclaim that it went out of memory; a big free
     /// memory gets big batches, fewer flushes and fewer trips to the allocator.
-    fn teardown_batch(&self) -> usize {
+    pub(super) fn teardown_batch(&self) -> usize {
         let free = self.frames.source().free_pages().unwrap_or(0);
         usize::try_from(free / 64).map_or(8192, |n| n.clamp(512, 8192))
     }

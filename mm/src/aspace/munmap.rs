@@ -37,10 +37,11 @@ impl<P: PageTable> AddressSpace<P> {
     }
 
     /// Zaps the pages of `vmas` (already removed from the tree) and frees their frames
-    /// after one batched flush.
+    /// after batched flushes, as large as a teardown's (a 64th of free memory): each
+    /// flush is a shootdown IPI to every other CPU running the address space.
     pub(super) fn zap_vmas(&self, vmas: &[crate::vma::Vma]) {
         if !vmas.is_empty() {
-            let mut zap = Zap::new(self.frames(), &**self.tlb());
+            let mut zap = Zap::with_batch(self.frames(), &**self.tlb(), self.teardown_batch());
             for v in vmas {
                 zap.vma_range(self.page_table(), v, v.start, v.end);
                 if let Some(map) = &v.hugetlb {

@@ -19,6 +19,10 @@ use crate::tlb::{TlbBatch, TlbFlush};
 /// size follows the node's free memory.
 const ZAP_BATCH_FRAMES: usize = 512;
 
+/// Most 4 KiB frames a zap lists before it flushes, whether or not their release frees
+/// them (the list itself stays at 64 KiB).
+const ZAP_LIST_CAP: usize = 8192;
+
 /// A reference a zap drops once the TLB is flushed (4 KiB frames go in a list of
 /// their own, dropped in one [`Frames::put_batch`]).
 enum Release {
@@ -37,8 +41,11 @@ pub(crate) struct Zap<'a> {
     frames_pending: Vec<Pfn>,
     /// Huge and hugetlb pages to release after the flush.
     pending: Vec<Release>,
-    /// Releases held before a flush.
+    /// Releases held before a flush, counting only the 4 KiB frames whose release
+    /// frees them (see [`entry_removed`](Self::entry_removed)).
     batch_limit: usize,
+    /// Frames listed since the last flush that held their last reference then.
+    freeing: usize,
     /// Set for a whole-space teardown: removed pages are not added to `batch` one by
     /// one; the span they cover (`span`) is added once per flush, which is what the
     /// kernel flushes anyway (one shootdown over a batch's span).
@@ -67,7 +74,11 @@ impl<'a> Zap<'a> {
     }
 
     /// A zap releasing after every `batch_limit` pages or huge pages (at least one).
-    fn with_batch(frames: &'a Frames, tlb: &'a dyn TlbFlush, batch_limit: usize) -> Zap<'a> {
+    pub(crate) fn with_batch(
+        frames: &'a Frames,
+        tlb: &'a dyn TlbFlush,
+        batch_limit: usize,
+    ) -> Zap<'a> {
         Zap {
             frames,
             tlb,
@@ -75,6 +86,7 @@ impl<'a> Zap<'a> {
             frames_pending: Vec::new(),
             pending: Vec::new(),
             batch_limit: batch_limit.max(1),
+            freeing: 0,
             span_only: false,
             span: (u64::MAX, 0),
             zapped: 0,
@@ -103,7 +115,8 @@ impl<'a> Zap<'a> {
     }
 
     fn batch_full(&self) -> bool {
-        self.frames_pending.len() + self.pending.len() >= self.batch_limit
+        self.freeing + self.pending.len() >= self.batch_limit
+            || self.frames_pending.len() >= ZAP_LIST_CAP
     }
 
     /// Removes every entry in `[start, end)`: a huge leaf inside it whole, one
@@ -164,9 +177,16 @@ impl<'a> Zap<'a> {
     }
 
     /// Records a removed 4 KiB entry: its page is flushed and the frame released
-    /// with the batch.
+    /// with the batch. A frame someone else still holds (a page-cache page of a
+    /// shared mapping) frees nothing when released, so it does not count towards the
+    /// batch: unmapping shared file pages flushes once per [`ZAP_LIST_CAP`] pages,
+    /// not per `batch_limit` (each flush is a shootdown IPI to every other CPU the
+    /// address space runs on).
     pub(crate) fn entry_removed(&mut self, va: u64, pfn: Pfn) {
         self.removed(va, va + crate::frame::PAGE_SIZE);
+        if self.frames.count(pfn) <= 1 {
+            self.freeing += 1;
+        }
         self.frames_pending.push(pfn);
         self.zapped += 1;
         if self.batch_full() {
@@ -201,6 +221,7 @@ impl<'a> Zap<'a> {
             self.span = (u64::MAX, 0);
         }
         self.batch.flush(self.tlb);
+        self.freeing = 0;
         if !self.frames_pending.is_empty() {
             self.frames.put_batch(&mut self.frames_pending);
         }
@@ -222,5 +243,58 @@ impl<'a> Zap<'a> {
 impl Drop for Zap<'_> {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Zap;
+    use crate::aspace::tests::{anon_rw, file_bytes, harness, map_file};
+    use crate::fault::Access;
+    use crate::frame::PAGE_SIZE;
+    use crate::vma::{MapFlags, Prot};
+
+    #[test]
+    fn frames_that_free_nothing_do_not_fill_the_batch() {
+        let h = harness();
+        let pages = 6;
+        let f = h.file(&file_bytes((pages * PAGE_SIZE) as usize));
+        let shared = map_file(
+            &h.aspace,
+            &f,
+            pages,
+            Prot::READ | Prot::WRITE,
+            MapFlags::SHARED,
+            0,
+        );
+        let private = anon_rw(&h.aspace, pages);
+        for i in 0..pages {
+            h.aspace
+                .fault(shared + i * PAGE_SIZE, Access::Write, true)
+                .unwrap();
+            h.aspace
+                .fault(private + i * PAGE_SIZE, Access::Write, true)
+                .unwrap();
+        }
+        let live = h.soft.live();
+        let pt = h.aspace.page_table();
+
+        // The page cache keeps every shared page: one flush at the end, nothing freed.
+        let before = h.tlb.flushes();
+        let mut zap = Zap::with_batch(&h.frames, &*h.tlb, 2);
+        zap.range(pt, shared, shared + pages * PAGE_SIZE);
+        assert_eq!(h.tlb.flushes(), before, "no flush before the end");
+        assert_eq!(zap.finish(), pages);
+        assert_eq!(h.tlb.flushes(), before + 1);
+        assert_eq!(h.soft.live(), live);
+        assert!(f.cache().peek(0).is_some());
+
+        // Private pages free their frames: a flush every 2 of them.
+        let before = h.tlb.flushes();
+        let mut zap = Zap::with_batch(&h.frames, &*h.tlb, 2);
+        zap.range(pt, private, private + pages * PAGE_SIZE);
+        assert_eq!(zap.finish(), pages);
+        assert_eq!(h.tlb.flushes(), before + pages / 2);
+        assert_eq!(h.soft.live(), live - pages);
     }
 }
