@@ -771,7 +771,10 @@ mod tests {
         let a = anon_rw(&h.aspace, 2);
         let uffd = Userfault::new();
         uffd.protect(a, true);
-        assert!(uffd.report_fork(uffd.fork_child()).is_none(), "not negotiated");
+        assert!(
+            uffd.report_fork(uffd.fork_child()).is_none(),
+            "not negotiated"
+        );
         assert!(!uffd.has_message());
         uffd.set_events(events::FORK | events::UNMAP);
         let child = uffd.fork_child();

@@ -98,10 +98,11 @@ fn check(timeout_ns: u64) -> bool {
     log::warn!("  swap: {total} pages, {free} free");
     for d in crate::virtio_blk::devices() {
         log::warn!(
-            "  {}: {} requests in flight, {} finished but not collected",
+            "  {}: {} requests in flight, {} finished but not collected, {} collected late",
             d.name(),
             d.counters().in_flight.load(Ordering::Relaxed),
-            d.uncollected()
+            d.uncollected(),
+            d.counters().polled_late.load(Ordering::Relaxed)
         );
     }
     true

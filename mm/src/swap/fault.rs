@@ -276,8 +276,9 @@ impl<P: PageTable> AddressSpace<P> {
 /// Most pages one [`AddressSpace::swapoff_step`] handles per VMA (its list of entries
 /// stays a small allocation; the rest come in later steps).
 const SWAPOFF_STEP_PAGES: usize = 4096;
-/// Most reads one swapoff step starts before it waits.
-pub(super) const SWAPOFF_READS: usize = 256;
+/// Most reads one swapoff step starts before it waits (a virtio disk has 85 request
+/// chains: more would only wait for a chain).
+pub(super) const SWAPOFF_READS: usize = 64;
 
 /// What [`AddressSpace::swapoff_step`] left to do.
 #[derive(Debug)]

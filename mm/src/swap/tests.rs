@@ -657,7 +657,10 @@ fn a_swapoff_step_starts_many_reads_before_it_waits() {
             }
         }
     }
-    assert!(steps <= 8, "{steps} steps for 600 pages");
+    assert!(
+        steps <= 600 / super::fault::SWAPOFF_READS + 3,
+        "{steps} steps for 600 pages"
+    );
     assert_eq!(h.aspace.swapped_pages(), 0);
     swap.deactivate(id).unwrap();
     verify(&h.aspace, a, 600);
