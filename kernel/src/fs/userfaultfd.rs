@@ -25,7 +25,7 @@ impl File for UserfaultFd {
         if count < userfaultfd::MSG_SIZE {
             return Err(Errno::EINVAL);
         }
-        match userfaultfd::read_messages(&self.0, buf, count)? {
+        match userfaultfd::read_messages(&self.0, buf, count, &|f| Arc::new(UserfaultFd(f)))? {
             0 => Err(Errno::EAGAIN),
             n => Ok(n),
         }

@@ -263,9 +263,18 @@ fn encode(m: &Message) -> [u64; 4] {
     }
 }
 
+/// Makes the open file of a userfaultfd (the file layer above supplies it).
+pub type AsFile<'a> = &'a dyn Fn(Arc<UserfaultFile>) -> Arc<dyn crate::vfs::File>;
+
 /// Writes up to `count / 32` queued messages to `buf`; the bytes written (0: none
-/// queued). A message whose copy fails goes back to its queue.
-pub fn read_messages(file: &UserfaultFile, buf: u64, count: u64) -> SysResult<u64> {
+/// queued). A message whose copy fails goes back to its queue. A fork event's new
+/// descriptor is made with `as_file`.
+pub fn read_messages(
+    file: &UserfaultFile,
+    buf: u64,
+    count: u64,
+    as_file: AsFile,
+) -> SysResult<u64> {
     let mut written = 0;
     while written + MSG_SIZE <= count {
         let Some(m) = file.ctx.next_message() else {
@@ -274,7 +283,7 @@ pub fn read_messages(file: &UserfaultFile, buf: u64, count: u64) -> SysResult<u6
         let mut words = encode(&m);
         if let Message::Fork { token } = m {
             // `arg.fork.ufd`: the child's descriptor, made as the message is read.
-            match fork_descriptor(file, token) {
+            match fork_descriptor(file, token, as_file) {
                 Ok(fd) => words[1] = fd,
                 Err(e) => return if written > 0 { Ok(written) } else { Err(e) },
             }
@@ -466,7 +475,7 @@ pub fn fork_events(parent: &AddressSpace, child: &Arc<AddressSpace>) -> Vec<Faul
 /// new userfaultfd over the child context, installed in the reading process with the
 /// parent descriptor's `O_CLOEXEC`/`O_NONBLOCK`, already past its handshake with the
 /// parent's features.
-fn fork_descriptor(file: &UserfaultFile, token: u64) -> SysResult<u64> {
+fn fork_descriptor(file: &UserfaultFile, token: u64, as_file: AsFile) -> SysResult<u64> {
     let thread = crate::proc::current_thread().ok_or(Errno::ESRCH)?;
     let pending = {
         let mut all = PENDING_FORKS.lock();
@@ -489,11 +498,7 @@ fn fork_descriptor(file: &UserfaultFile, token: u64) -> SysResult<u64> {
     });
     note_negotiated(&child, pending.features);
     let status = crate::vfs::flags::O_RDWR | (pending.flags as u32 & crate::vfs::flags::O_NONBLOCK);
-    let open = crate::vfs::OpenFile::new(
-        Arc::new(crate::fs::userfaultfd::UserfaultFd(child)),
-        status,
-        None,
-    );
+    let open = crate::vfs::OpenFile::new(as_file(child), status, None);
     thread
         .process
         .files
@@ -870,29 +875,4 @@ pub fn take_kernel_wait(tid: u64) -> Option<FaultFuture> {
     KERNEL_WAIT_SET[cpu].store(false, Ordering::Relaxed);
     let (owner, wait) = KERNEL_WAIT[cpu].lock().take()?;
     (owner == tid).then_some(wait)
-}
-
-/// The outcome of a fork that reported `waits` (see [`fork_events`]): the child's id,
-/// once every handler has read its event; a signal to the caller ends the wait early.
-pub fn after_fork_events(
-    thread: &Arc<Thread>,
-    mut waits: Vec<FaultFuture>,
-    value: u64,
-) -> crate::syscall::Outcome {
-    let thread = thread.clone();
-    crate::syscall::wait(async move {
-        thread.clear_interrupt();
-        core::future::poll_fn(|cx| {
-            thread.interrupt_waker.register(cx.waker());
-            waits.retain_mut(|w| {
-                core::future::Future::poll(core::pin::Pin::new(w), cx).is_pending()
-            });
-            if waits.is_empty() || thread.is_interrupted() {
-                core::task::Poll::Ready(Ok(value))
-            } else {
-                core::task::Poll::Pending
-            }
-        })
-        .await
-    })
 }

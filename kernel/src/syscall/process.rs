@@ -108,7 +108,7 @@ pub fn clone_with_pidfd_at(
         Err(e) => return Err::<u64, _>(e).into(),
     };
     if !fork_waits.is_empty() {
-        return crate::memd::userfaultfd::after_fork_events(thread, fork_waits, u64::from(tid));
+        return after_fork_events(thread, fork_waits, u64::from(tid));
     }
     let Some(child) = child.filter(|_| flags & CLONE_VFORK != 0) else {
         return Ok(u64::from(tid)).into();
@@ -723,4 +723,29 @@ pub fn setsid(thread: &Arc<Thread>) -> SysResult {
     p.sid.store(p.pid, Ordering::Relaxed);
     p.pgid.store(p.pid, Ordering::Relaxed);
     Ok(u64::from(p.pid))
+}
+
+/// The outcome of a fork that reported `waits` (see `memd::userfaultfd::fork_events`): the child's id,
+/// once every handler has read its event; a signal to the caller ends the wait early.
+pub fn after_fork_events(
+    thread: &Arc<Thread>,
+    mut waits: Vec<mm::fault::FaultFuture>,
+    value: u64,
+) -> super::Outcome {
+    let thread = thread.clone();
+    super::wait(async move {
+        thread.clear_interrupt();
+        core::future::poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            waits.retain_mut(|w| {
+                core::future::Future::poll(core::pin::Pin::new(w), cx).is_pending()
+            });
+            if waits.is_empty() || thread.is_interrupted() {
+                core::task::Poll::Ready(Ok(value))
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+        .await
+    })
 }
