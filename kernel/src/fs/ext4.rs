@@ -616,7 +616,7 @@ impl DiskFile {
             .min((size - offset) as usize);
         let first = offset / PAGE_BYTES as u64;
         let last = (offset + n as u64 - 1) / PAGE_BYTES as u64;
-        let mut kbuf = vec![0u8; n];
+        let mut kbuf = crate::mem::kbuf::zeroed(n)?;
         let (got, missing) = self.object.read_resident(offset, &mut kbuf);
         if let Some(index) = missing {
             if !self.object.cache().contains(index) {

@@ -253,6 +253,7 @@ fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> 
         if out.len() >= MAX_ARGS || *total > MAX_ARG_BYTES {
             return Err(Errno::E2BIG);
         }
+        out.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
         out.push(s);
         at = at.checked_add(8).ok_or(Errno::EFAULT)?;
     }
@@ -318,7 +319,7 @@ fn program_image(
             Some(elf) => Ok((r.path, alloc::borrow::Cow::Borrowed(elf))),
             None => {
                 let object = disk_program(thread, &r.path)?;
-                let mut bytes = alloc::vec![0u8; object.size_bytes() as usize];
+                let mut bytes = crate::mem::kbuf::zeroed(object.size_bytes() as usize)?;
                 match object.read_resident(0, &mut bytes) {
                     (n, None) if n == bytes.len() => Ok((r.path, alloc::borrow::Cow::Owned(bytes))),
                     // Dropped from the cache since the wait: the caller's retry waits again.

@@ -71,6 +71,10 @@ impl File for DirFile {
             if out.len() + len > count {
                 break;
             }
+            if out.try_reserve(len).is_err() {
+                *pos = first; // nothing was read
+                return Err(Errno::ENOMEM);
+            }
             let d_type = match e.node {
                 Node::Dir => DT_DIR,
                 Node::File => DT_REG,

@@ -82,7 +82,7 @@ impl Memfd {
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
-        let mut kbuf = alloc::vec![0u8; n];
+        let mut kbuf = crate::mem::kbuf::zeroed(n)?;
         let got = self
             .object
             .read_at(offset, &mut kbuf)
@@ -148,7 +148,7 @@ impl Memfd {
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
         self.check_write_seals(offset, n as u64)?;
-        let mut kbuf = alloc::vec![0u8; n];
+        let mut kbuf = crate::mem::kbuf::zeroed(n)?;
         copy_from_user(&mut kbuf, buf)?;
         let done = self
             .object

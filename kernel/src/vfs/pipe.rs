@@ -174,7 +174,7 @@ impl File for PipeWriter {
         }
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         // Copied before the lock is taken: the most this write could put in.
-        let mut kbuf = alloc::vec![0u8; count.min(PIPE_CAPACITY)];
+        let mut kbuf = crate::mem::kbuf::zeroed(count.min(PIPE_CAPACITY))?;
         copy_from_user(&mut kbuf, buf)?;
         let mut s = self.0.state.lock();
         if s.readers == 0 {
