@@ -41,7 +41,7 @@ impl FileTable {
     /// when the heap cannot hold them.
     fn grow_to(&mut self, len: usize) -> SysResult<()> {
         if let Some(more) = len.checked_sub(self.slots.len()).filter(|&n| n > 0) {
-            self.slots.try_reserve(more).map_err(|_| Errno::ENOMEM)?;
+            crate::mem::kbuf::reserve(&mut self.slots, more)?;
             self.slots.resize(len, None);
         }
         Ok(())

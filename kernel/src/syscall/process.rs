@@ -253,7 +253,7 @@ fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> 
         if out.len() >= MAX_ARGS || *total > MAX_ARG_BYTES {
             return Err(Errno::E2BIG);
         }
-        out.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        crate::mem::kbuf::reserve(out, 1)?;
         out.push(s);
         at = at.checked_add(8).ok_or(Errno::EFAULT)?;
     }

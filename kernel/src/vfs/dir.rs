@@ -71,9 +71,9 @@ impl File for DirFile {
             if out.len() + len > count {
                 break;
             }
-            if out.try_reserve(len).is_err() {
+            if let Err(e) = crate::mem::kbuf::reserve(&mut out, len) {
                 *pos = first; // nothing was read
-                return Err(Errno::ENOMEM);
+                return Err(e);
             }
             let d_type = match e.node {
                 Node::Dir => DT_DIR,

@@ -192,6 +192,9 @@ impl File for PipeWriter {
             }
             free.min(kbuf.len())
         };
+        // The queue grows to its 64 KiB as it fills (Linux allocates a pipe's pages as
+        // they are written, and fails the write with ENOMEM when it cannot).
+        crate::mem::kbuf::reserve_queue(&mut s.data, n)?;
         s.data.extend(&kbuf[..n]);
         let wakers = Pipe::wake_all(&mut s);
         drop(s);
