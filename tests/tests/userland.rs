@@ -240,6 +240,7 @@ fn pipes_and_syscall_buffers_refused_near_the_heap_cap() {
     .boot();
     out.expect_status(0);
     for check in [
+        "children-forked",
         "pipe-flood-refused-with-enomem",
         "children-reaped",
         "heap-use-back",
