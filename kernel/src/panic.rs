@@ -27,16 +27,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
     let cpu = percpu::current_cpu();
     print_emergency(format_args!("KERNEL PANIC on cpu {}: {}\n", cpu.0, info));
-    if let Some((bytes, callers)) = crate::mem::heap::last_refused() {
-        // An infallible allocation that failed panics with its size alone: name the
-        // call chain of the last one the heap refused (link addresses, for addr2line).
-        print_emergency(format_args!(
-            "last refused heap allocation: {bytes} bytes, from"
-        ));
-        for addr in callers.iter().take_while(|&&a| a != 0) {
-            print_emergency(format_args!(" {addr:#x}"));
-        }
-        print_emergency(format_args!("\n"));
-    }
+    // Link-time return addresses: `addr2line -e <kernel ELF> ADDR...` names the callers.
+    print_emergency(format_args!("backtrace:"));
+    cpu::backtrace(|ret| print_emergency(format_args!(" {ret:#x}")));
+    print_emergency(format_args!("\n"));
     stop_machine()
 }

@@ -74,11 +74,11 @@ unsafe impl GlobalAlloc for KernelHeap {
             // SAFETY: forwarded from our caller.
             let p = unsafe { TALC.alloc(layout) };
             if !p.is_null() || !grow(layout) {
-                return refused_if_null(p, layout.size());
+                return p;
             }
         }
         // SAFETY: as above.
-        refused_if_null(unsafe { TALC.alloc(layout) }, layout.size())
+        unsafe { TALC.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -94,96 +94,12 @@ unsafe impl GlobalAlloc for KernelHeap {
                 return p;
             };
             if !p.is_null() || !grow(wanted) {
-                return refused_if_null(p, new_size);
+                return p;
             }
         }
         // SAFETY: as above.
-        refused_if_null(unsafe { TALC.realloc(ptr, layout, new_size) }, new_size)
+        unsafe { TALC.realloc(ptr, layout, new_size) }
     }
-}
-
-/// Return addresses kept for the last refused allocation.
-const REFUSED_CALLERS: usize = 12;
-/// The size of the last refused allocation (0: none yet).
-static LAST_REFUSED_BYTES: AtomicUsize = AtomicUsize::new(0);
-/// The return addresses of the last refused allocation, innermost first (0: none).
-static LAST_REFUSED_CALLERS: [AtomicUsize; REFUSED_CALLERS] =
-    [const { AtomicUsize::new(0) }; REFUSED_CALLERS];
-
-/// `p`, after noting the call chain that asked for `bytes` when `p` is null: an
-/// infallible allocation (a `Vec` grown with `push`, `Box::new`) panics right after
-/// with "memory allocation of N bytes failed" and nothing else, and the panic handler
-/// prints this record ([`last_refused`]) so the report names the call site.
-#[inline(always)]
-fn refused_if_null(p: *mut u8, bytes: usize) -> *mut u8 {
-    if p.is_null() {
-        note_refused(bytes);
-    }
-    p
-}
-
-/// Records a refused allocation of `bytes` and the return addresses of the frames
-/// above it (the kernel is built with frame pointers).
-#[inline(never)]
-fn note_refused(bytes: usize) {
-    let mut callers = [0usize; REFUSED_CALLERS];
-    walk_frames(&mut callers);
-    for (slot, addr) in LAST_REFUSED_CALLERS.iter().zip(callers) {
-        slot.store(addr, Ordering::Relaxed);
-    }
-    LAST_REFUSED_BYTES.store(bytes, Ordering::Release);
-}
-
-/// Fills `out` with return addresses read along the frame-pointer chain (as link
-/// addresses: the KASLR displacement taken off), innermost first, stopping early (zeros after) at a frame that does not look like one of the
-/// kernel's: a frame pointer must be aligned, above the one before, and within a
-/// stack's reach of the first; a return address must lie in the kernel image.
-fn walk_frames(out: &mut [usize]) {
-    /// The kernel image is linked in the top 2 GiB.
-    const KERNEL_TEXT_START: usize = 0xffff_ffff_8000_0000;
-    /// No kernel stack is larger (the application processors' are 128 KiB).
-    const STACK_REACH: usize = 128 << 10;
-    /// The bottom of the kernel half: every kernel stack lies above it.
-    const KERNEL_HALF_START: usize = 0xffff_8000_0000_0000;
-    let delta = crate::arch::kaslr::delta() as usize;
-    let mut fp: usize;
-    // SAFETY: reads the frame-pointer register; no memory is touched.
-    unsafe {
-        core::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
-    };
-    let first = fp;
-    for slot in out.iter_mut() {
-        if fp % 8 != 0 || fp < KERNEL_HALF_START || fp < first || fp - first >= STACK_REACH - 16 {
-            break;
-        }
-        // SAFETY: `fp` is an aligned frame pointer on the current kernel stack (within
-        // a stack's size of this function's own frame, which is mapped): the saved
-        // frame pointer is at `fp` and the return address right above it.
-        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
-        if ret < KERNEL_TEXT_START {
-            break;
-        }
-        // Kept as the link address, which `addr2line -e kernel` reads.
-        *slot = ret.wrapping_sub(delta);
-        if next <= fp {
-            break;
-        }
-        fp = next;
-    }
-}
-
-/// The last allocation the heap refused: its size and the return addresses above it
-/// (innermost first, zeros past the end of the walk); `None` when none was.
-pub fn last_refused() -> Option<(usize, [usize; REFUSED_CALLERS])> {
-    let bytes = LAST_REFUSED_BYTES.load(Ordering::Acquire);
-    if bytes == 0 {
-        return None;
-    }
-    let mut callers = [0usize; REFUSED_CALLERS];
-    for (addr, slot) in callers.iter_mut().zip(&LAST_REFUSED_CALLERS) {
-        *addr = slot.load(Ordering::Relaxed);
-    }
-    Some((bytes, callers))
 }
 
 /// Gives the heap its boot arena `[phys, phys + size)`; it may grow to `limit` bytes in

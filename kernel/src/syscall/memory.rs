@@ -218,8 +218,8 @@ pub fn mincore(thread: &Thread, addr: u64, len: u64, vec_addr: u64) -> SysResult
     Ok(0)
 }
 
-/// Bytes of a range `MADV_COLD` and `MADV_PAGEOUT` handle at a time (1,024 pages).
-const ADVICE_PIECE_BYTES: u64 = 4 << 20;
+/// Bytes of a range `MADV_COLD` handles at a time (1,024 pages).
+const COLD_PIECE_BYTES: u64 = 4 << 20;
 
 /// `madvise`; `MADV_POPULATE_*` may wait on a page and resume where it stopped.
 pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcome {
@@ -238,21 +238,21 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     // madvise validated the range before it could ask to wait.
     let end = addr.saturating_add(len.saturating_add(4095) & !4095);
     if matches!(step, Ok(PopulateStep::Done)) {
-        // A piece at a time: the lists of pages each pass gathers (and, for
-        // MADV_PAGEOUT, the writes it starts) stay bounded however large the range.
-        let mut at = addr & !4095;
-        while at < end {
-            let piece_end = end.min(at.saturating_add(ADVICE_PIECE_BYTES));
-            match advice {
-                Advice::Cold => {
+        match advice {
+            Advice::Cold => {
+                // A piece at a time: the list of pages each pass gathers stays
+                // bounded however large the range (`page_out` steps by itself).
+                let mut at = addr & !4095;
+                while at < end {
+                    let piece_end = end.min(at.saturating_add(COLD_PIECE_BYTES));
                     space.mm().make_cold(at, piece_end);
+                    at = piece_end;
                 }
-                Advice::PageOut => {
-                    crate::memd::swap::page_out(&space, at, piece_end);
-                }
-                _ => break,
             }
-            at = piece_end;
+            Advice::PageOut => {
+                crate::memd::swap::page_out(&space, addr & !4095, end);
+            }
+            _ => {}
         }
     }
     if matches!(step, Ok(PopulateStep::Done)) && !listeners.is_empty() {
