@@ -159,7 +159,7 @@ pub fn read_user_cstr(addr: u64, max: usize) -> SysResult<Vec<u8>> {
         copy_from_user(&mut chunk[..n], at)?;
         // The string is the caller's to size (up to `max`): ENOMEM, not a panic, when
         // the heap cannot hold it.
-        crate::mem::kbuf::reserve(&mut out, n)?;
+        out.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
         if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
             out.extend_from_slice(&chunk[..nul]);
             return Ok(out);
