@@ -595,7 +595,7 @@ impl DiskFile {
         let read = self
             .object
             .read_direct(first, last - first + 1)
-            .ok_or(Errno::EINVAL)?;
+            .map_err(Errno::from)?;
         let wait = read.wait();
         *slot = Some((offset, n, read));
         drop(slot);
