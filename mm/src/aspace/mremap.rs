@@ -155,6 +155,12 @@ impl<P: PageTable> AddressSpace<P> {
                 return Err(MmError::NoMemory);
             }
             let vma = self.vma_to_resize(&st.tree, old_addr, old_len, new_len)?;
+            if fixed && old_len != 0 {
+                // The destination's tables before anything is unmapped: short of
+                // table memory, the call fails with both ranges as they were (Linux
+                // has unmapped the destination and the old tail by then).
+                self.prepare_move(old_addr, old_len.min(new_len), new_addr)?;
+            }
             if fixed {
                 self.unmap_locked(&mut st.tree, new_addr, new_addr + new_len)?;
             }
@@ -667,5 +673,43 @@ mod tests {
             4,
             "a partial slot, two whole ones, a partial one"
         );
+    }
+
+    #[test]
+    fn a_fixed_shrinking_move_short_of_table_memory_unmaps_nothing() {
+        let h = harness();
+        let pages = 768;
+        let a = numbered_pages_with_blocker(&h, pages);
+        // The destination: a mapping of its own, far away, that FIXED would replace.
+        let dest = a - (64 << 30);
+        let target = crate::aspace::MmapRequest::anon(
+            dest,
+            PAGE_SIZE,
+            crate::vma::Prot::READ | crate::vma::Prot::WRITE,
+            crate::vma::MapFlags::PRIVATE | crate::vma::MapFlags::FIXED_NOREPLACE,
+        );
+        h.aspace.mmap(&target, false).unwrap();
+        h.aspace.write_bytes(dest, b"there").unwrap();
+        let live = h.soft.live();
+        let pt = h.aspace.page_table();
+        pt.set_table_limit(pt.tables());
+        let moved = h.aspace.mremap(
+            a,
+            pages * PAGE_SIZE,
+            (pages / 2) * PAGE_SIZE,
+            MAYMOVE | FIXED,
+            dest,
+        );
+        pt.set_table_limit(0);
+        assert_eq!(moved, Err(MmError::NoMemory));
+        assert_eq!(h.soft.live(), live, "no page was unmapped or dropped");
+        assert!(
+            pages_hold_their_numbers(&h, a, pages),
+            "the old tail is still mapped"
+        );
+        let mut buf = [0u8; 5];
+        h.aspace.read_bytes(dest, &mut buf).unwrap();
+        assert_eq!(&buf, b"there", "the destination's mapping is still there");
+        h.aspace.check_invariants().unwrap();
     }
 }
