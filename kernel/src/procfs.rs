@@ -338,7 +338,7 @@ pub fn open(caller: &Arc<Process>, path: &str) -> SysResult<Option<Vec<u8>>> {
                 &target,
                 AccessMask::PROCESS_QUERY_LIMITED_INFORMATION,
             )?;
-            return Ok(Some(cmdline(&target)));
+            return Ok(Some(cmdline(&target)?));
         }
         "comm" => {
             check_introspection(
@@ -380,16 +380,16 @@ const CMDLINE_MAX: u64 = 256 << 10;
 
 /// `/proc/<pid>/cmdline`: the argument strings, NUL after each, read from the
 /// process's memory where exec put them; empty for a process without (a zombie, or
-/// memory no longer mapped there).
-fn cmdline(target: &Process) -> Vec<u8> {
+/// memory no longer mapped there); ENOMEM when the heap cannot hold the copy.
+fn cmdline(target: &Process) -> SysResult<Vec<u8>> {
     let space = target.address_space();
     let (start, end) = space.mm().arg_range();
     let len = end.saturating_sub(start).min(CMDLINE_MAX) as usize;
-    let mut bytes = alloc::vec![0u8; len];
+    let mut bytes = crate::mem::kbuf::zeroed(len)?;
     if space.mm().read_bytes(start, &mut bytes).is_err() {
         bytes.clear();
     }
-    bytes
+    Ok(bytes)
 }
 
 /// A per-VMA file of a process.

@@ -227,6 +227,35 @@ fn oom_killer_in_a_small_guest() {
 }
 
 #[test]
+fn pipes_and_syscall_buffers_refused_near_the_heap_cap() {
+    // Restricted processes fill pipes until the kernel refuses one with ENOMEM (its heap
+    // near the cap), then probe the other caller-sized buffers; before they were
+    // allocated fallibly, this panicked the kernel on a failed 64 KiB allocation.
+    let out = Guest {
+        mem_mib: 1024,
+        release: true,
+        run: vec![userland_bin("pipebomb")],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(0);
+    for check in [
+        "children-forked",
+        "pipe-flood-refused-with-enomem",
+        "children-reaped",
+        "heap-use-back",
+        "pipe-works-again",
+    ] {
+        out.expect_line(&format!("pipebomb: check {check}: ok"));
+    }
+    assert!(
+        !out.log.contains("memory allocation of"),
+        "the kernel ran out of heap:\n{}",
+        out.log
+    );
+}
+
+#[test]
 fn kernel_heap_bounded_against_a_restricted_process() {
     // 1 GiB and the release kernel, as the shapes were first seen on: threads-max 8192,
     // RLIMIT_NPROC 4096. (The debug kernel takes minutes to fork and reap 4,000 children

@@ -595,7 +595,7 @@ impl DiskFile {
         let read = self
             .object
             .read_direct(first, last - first + 1)
-            .ok_or(Errno::EINVAL)?;
+            .map_err(Errno::from)?;
         let wait = read.wait();
         *slot = Some((offset, n, read));
         drop(slot);
@@ -616,18 +616,31 @@ impl DiskFile {
             .min((size - offset) as usize);
         let first = offset / PAGE_BYTES as u64;
         let last = (offset + n as u64 - 1) / PAGE_BYTES as u64;
-        let mut kbuf = vec![0u8; n];
-        let (got, missing) = self.object.read_resident(offset, &mut kbuf);
-        if let Some(index) = missing {
-            if !self.object.cache().contains(index) {
-                let window = self.readahead.lock().on_miss(index, last - index + 1);
-                self.start(window);
+        // Page by page through a buffer on the stack: a read needs no heap, so memory
+        // pressure cannot fail it. A missing page parks the read, which then starts
+        // over (what was copied is copied again, the same bytes).
+        let mut page = [0u8; PAGE_BYTES];
+        let mut got = 0usize;
+        while got < n {
+            let at = offset + got as u64;
+            let want = (n - got).min(PAGE_BYTES - (at % PAGE_BYTES as u64) as usize);
+            let (read, missing) = self.object.read_resident(at, &mut page[..want]);
+            if let Some(index) = missing {
+                if !self.object.cache().contains(index) {
+                    let window = self.readahead.lock().on_miss(index, last - index + 1);
+                    self.start(window);
+                }
+                return match self.object.wait_for_page(index, 1) {
+                    Ok(Some(wait)) => self.park(wait),
+                    Ok(None) => Err(Errno::EINTR),
+                    Err(_) => Err(Errno::EIO),
+                };
             }
-            return match self.object.wait_for_page(index, 1) {
-                Ok(Some(wait)) => self.park(wait),
-                Ok(None) => Err(Errno::EINTR),
-                Err(_) => Err(Errno::EIO),
-            };
+            copy_to_user(buf + got as u64, &page[..read])?;
+            got += read;
+            if read < want {
+                break; // the end of the file
+            }
         }
         let next = {
             let mut ra = self.readahead.lock();
@@ -638,7 +651,6 @@ impl DiskFile {
         if let Some(w) = next {
             self.start(w);
         }
-        copy_to_user(buf, &kbuf[..got])?;
         Ok(got as u64)
     }
 }

@@ -6,7 +6,7 @@ use crate::{
     proc::Process,
     vfs::{File, Stat, Whence},
 };
-use alloc::{sync::Arc, vec::Vec};
+use alloc::sync::Arc;
 use errno::{Errno, SysResult};
 use spin::Mutex;
 
@@ -43,7 +43,7 @@ impl PageMapFile {
             .min(MAX_ENTRIES)
             .min(user_pages.saturating_sub(first_page));
         let space = self.target.address_space();
-        let mut out = Vec::with_capacity(entries as usize * 8);
+        let mut out = crate::mem::kbuf::with_capacity(entries as usize * 8)?;
         for page in first_page..first_page + entries {
             let entry = crate::procfs::pagemap_entry(&space, page << PAGE_SHIFT, self.show_pfn);
             out.extend_from_slice(&entry.to_le_bytes());

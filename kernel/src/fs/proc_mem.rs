@@ -31,7 +31,7 @@ impl ProcMemFile {
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
-        let mut kbuf = alloc::vec![0u8; n];
+        let mut kbuf = crate::mem::kbuf::zeroed(n)?;
         if write {
             copy_from_user(&mut kbuf, buf)?;
         }

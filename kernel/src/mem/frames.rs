@@ -264,7 +264,11 @@ impl mm::phys::FrameSource for KernelFrameSource {
         let pfn = match take() {
             Some(pfn) => pfn,
             None if may_wait => {
-                allocator().drain_all();
+                // This CPU's cache only: the other CPUs use theirs without the claim
+                // `drain_all` takes (`cpu_unchecked`), so draining them from here raced
+                // with their own allocations (a cache length that went below zero,
+                // seen under stress-ng's mmap, mremap and vm stressors).
+                with_cpu(|h| h.drain());
                 take().ok_or(mm::phys::AllocFailure::OutOfMemory)?
             }
             None => return Err(mm::phys::AllocFailure::OutOfMemory),

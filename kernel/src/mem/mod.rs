@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod frames;
 pub mod heap;
 pub mod hugetlb;
+pub mod kbuf;
 pub mod numa;
 pub mod pagetable;
 pub mod thp_pool;

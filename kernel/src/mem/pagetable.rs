@@ -445,6 +445,10 @@ impl PageTable for X86PageTable {
         found.unwrap_or(Lookup::Empty)
     }
 
+    fn prepare(&self, va: u64) -> Result<(), InstallError> {
+        self.walk(va, true).map(|_| ())
+    }
+
     fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
         let slot = match self.walk(va, true)? {
             Walk::Absent => return Err(InstallError::NoMemory),

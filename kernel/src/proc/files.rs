@@ -37,6 +37,16 @@ impl FileTable {
         }
     }
 
+    /// Makes the table at least `len` slots long; ENOMEM (as Linux's `expand_files`)
+    /// when the heap cannot hold them.
+    fn grow_to(&mut self, len: usize) -> SysResult<()> {
+        if let Some(more) = len.checked_sub(self.slots.len()).filter(|&n| n > 0) {
+            crate::mem::kbuf::reserve(&mut self.slots, more)?;
+            self.slots.resize(len, None);
+        }
+        Ok(())
+    }
+
     /// Installs `file` at the lowest free descriptor.
     pub fn insert(&mut self, file: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
         self.insert_from(0, file, cloexec)
@@ -61,7 +71,7 @@ impl FileTable {
         if at >= MAX_FDS {
             return Err(Errno::EMFILE);
         }
-        self.slots.resize(at + 1, None);
+        self.grow_to(at + 1)?;
         self.slots[at] = slot;
         Ok(at as u64)
     }
@@ -78,9 +88,7 @@ impl FileTable {
             .ok()
             .filter(|&i| i < MAX_FDS)
             .ok_or(Errno::EBADF)?;
-        if self.slots.len() <= i {
-            self.slots.resize(i + 1, None);
-        }
+        self.grow_to(i + 1)?;
         Ok(self.slots[i].replace(Descriptor { file, cloexec }))
     }
 

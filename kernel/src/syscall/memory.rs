@@ -145,7 +145,11 @@ pub fn mprotect(thread: &Thread, addr: u64, len: u64, prot: u64) -> SysResult {
     Ok(0)
 }
 
+/// Reclaim rounds an `mremap` short of memory waits for before it answers ENOMEM.
+const MREMAP_RECLAIM_ROUNDS: usize = 4;
+
 /// `mremap`; a move of memory a userfaultfd asked `UFFD_EVENT_REMAP` for is reported.
+/// A move short of memory waits for reclaim (see [`MREMAP_RECLAIM_ROUNDS`]).
 pub fn mremap(
     thread: &Arc<Thread>,
     old_addr: u64,
@@ -172,6 +176,37 @@ pub fn mremap(
         limit,
     ) {
         Ok(to) => to,
+        Err(mm::errno::MmError::NoMemory) if listeners.is_empty() => {
+            // Perhaps short of frames (a page table for the destination): like a
+            // fault, the call waits for a reclaim round while reclaim can make
+            // progress and tries again, a few rounds at most (the ENOMEM may have
+            // another cause: the VMA limit, no room); then ENOMEM, nothing changed.
+            let retry = move || {
+                space.mm().mremap_limited(
+                    old_addr,
+                    old_len,
+                    new_len,
+                    flags,
+                    new_addr,
+                    may_map_low,
+                    limit,
+                )
+            };
+            return wait(async move {
+                for _ in 0..MREMAP_RECLAIM_ROUNDS {
+                    let mm::phys::AllocFailure::Wait(round) = crate::mem::frames::alloc_failed()
+                    else {
+                        break;
+                    };
+                    round.await;
+                    match retry() {
+                        Err(mm::errno::MmError::NoMemory) => {}
+                        r => return r.map_err(Errno::from),
+                    }
+                }
+                Err(Errno::ENOMEM)
+            });
+        }
         Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
     };
     if moved_to == old_addr {
@@ -231,6 +266,9 @@ pub fn mincore(thread: &Thread, addr: u64, len: u64, vec_addr: u64) -> SysResult
     Ok(0)
 }
 
+/// Bytes of a range `MADV_COLD` handles at a time (1,024 pages).
+const COLD_PIECE_BYTES: u64 = 4 << 20;
+
 /// `madvise`; `MADV_POPULATE_*` may wait on a page and resume where it stopped.
 pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcome {
     let advice = match Advice::from_linux(advice) {
@@ -250,7 +288,14 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     if matches!(step, Ok(PopulateStep::Done)) {
         match advice {
             Advice::Cold => {
-                space.mm().make_cold(addr & !4095, end);
+                // A piece at a time: the list of pages each pass gathers stays
+                // bounded however large the range (`page_out` steps by itself).
+                let mut at = addr & !4095;
+                while at < end {
+                    let piece_end = end.min(at.saturating_add(COLD_PIECE_BYTES));
+                    space.mm().make_cold(at, piece_end);
+                    at = piece_end;
+                }
             }
             Advice::PageOut => {
                 crate::memd::swap::page_out(&space, addr & !4095, end);

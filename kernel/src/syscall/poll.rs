@@ -284,7 +284,7 @@ fn epoll_wait_until(
             .downcast_ref::<Epoll>()
             .ok_or(Errno::EINVAL)?;
         let ready = epoll.ready(max as usize, waker, true);
-        let mut out: Vec<u8> = Vec::with_capacity(ready.len() * EVENT_BYTES as usize);
+        let mut out: Vec<u8> = crate::mem::kbuf::with_capacity(ready.len() * EVENT_BYTES as usize)?;
         for (ev, data) in &ready {
             out.extend_from_slice(&ev.to_le_bytes());
             out.extend_from_slice(&data.to_le_bytes());

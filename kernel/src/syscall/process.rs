@@ -274,6 +274,7 @@ fn read_string_array(mut at: u64, total: &mut usize, out: &mut Vec<Vec<u8>>) -> 
         if out.len() >= MAX_ARGS || *total > MAX_ARG_BYTES {
             return Err(Errno::E2BIG);
         }
+        crate::mem::kbuf::reserve(out, 1)?;
         out.push(s);
         at = at.checked_add(8).ok_or(Errno::EFAULT)?;
     }
@@ -339,7 +340,7 @@ fn program_image(
             Some(elf) => Ok((r.path, alloc::borrow::Cow::Borrowed(elf))),
             None => {
                 let object = disk_program(thread, &r.path)?;
-                let mut bytes = alloc::vec![0u8; object.size_bytes() as usize];
+                let mut bytes = crate::mem::kbuf::zeroed(object.size_bytes() as usize)?;
                 match object.read_resident(0, &mut bytes) {
                     (n, None) if n == bytes.len() => Ok((r.path, alloc::borrow::Cow::Owned(bytes))),
                     // Dropped from the cache since the wait: the caller's retry waits again.

@@ -44,7 +44,7 @@ fn read_iovec(iov: u64, iovcnt: u64) -> SysResult<Vec<(u64, u64)>> {
     if iovcnt > UIO_MAXIOV {
         return Err(Errno::EINVAL);
     }
-    let mut out = Vec::with_capacity(iovcnt as usize);
+    let mut out = crate::mem::kbuf::with_capacity(iovcnt as usize)?;
     let mut total = 0u64;
     for i in 0..iovcnt {
         let at = iov.checked_add(i * 16).ok_or(Errno::EFAULT)?;

@@ -71,6 +71,10 @@ impl File for DirFile {
             if out.len() + len > count {
                 break;
             }
+            if let Err(e) = crate::mem::kbuf::reserve(&mut out, len) {
+                *pos = first; // nothing was read
+                return Err(e);
+            }
             let d_type = match e.node {
                 Node::Dir => DT_DIR,
                 Node::File => DT_REG,

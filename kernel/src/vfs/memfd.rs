@@ -25,6 +25,9 @@ pub static MEMFD_NOEXEC: Key = key(
 
 /// Most bytes one read or write moves (a short count beyond, as Linux may give).
 const MAX_IO_BYTES: usize = 64 * 1024;
+/// Bytes a read or write moves at a time, through a buffer on the stack (no heap: a
+/// transfer cannot fail for want of kernel memory).
+const CHUNK_BYTES: usize = 4096;
 
 /// File seals (`F_ADD_SEALS`), Linux's values.
 pub mod seal {
@@ -107,15 +110,25 @@ impl Memfd {
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
-        let mut kbuf = alloc::vec![0u8; n];
-        let got = match self.object.hugetlb() {
-            Some(pages) => pages.read_at(offset, &mut kbuf),
-            None => self
-                .object
-                .read_at(offset, &mut kbuf)
-                .map_err(|_| Errno::EIO)?,
-        };
-        copy_to_user(buf, &kbuf[..got])?;
+        let mut chunk = [0u8; CHUNK_BYTES];
+        let mut got = 0usize;
+        while got < n {
+            let want = (n - got).min(CHUNK_BYTES);
+            let at = offset + got as u64;
+            let read = match self.object.hugetlb() {
+                Some(pages) => pages.read_at(at, &mut chunk[..want]),
+                None => match self.object.read_at(at, &mut chunk[..want]) {
+                    Ok(read) => read,
+                    Err(_) if got > 0 => break,
+                    Err(_) => return Err(Errno::EIO),
+                },
+            };
+            copy_to_user(buf + got as u64, &chunk[..read])?;
+            got += read;
+            if read < want {
+                break; // the end of the file
+            }
+        }
         Ok(got as u64)
     }
 
@@ -190,12 +203,21 @@ impl Memfd {
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
         self.check_write_seals(offset, n as u64)?;
-        let mut kbuf = alloc::vec![0u8; n];
-        copy_from_user(&mut kbuf, buf)?;
-        let done = self
-            .object
-            .write_at(offset, &kbuf)
-            .map_err(|_| Errno::EIO)?;
+        let mut chunk = [0u8; CHUNK_BYTES];
+        let mut done = 0usize;
+        while done < n {
+            let len = (n - done).min(CHUNK_BYTES);
+            match copy_from_user(&mut chunk[..len], buf + done as u64) {
+                Ok(()) => {}
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            }
+            match self.object.write_at(offset + done as u64, &chunk[..len]) {
+                Ok(put) => done += put,
+                Err(_) if done > 0 => break,
+                Err(_) => return Err(Errno::EIO),
+            }
+        }
         Ok(done as u64)
     }
 }

@@ -174,7 +174,7 @@ impl File for PipeWriter {
         }
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         // Copied before the lock is taken: the most this write could put in.
-        let mut kbuf = alloc::vec![0u8; count.min(PIPE_CAPACITY)];
+        let mut kbuf = crate::mem::kbuf::zeroed(count.min(PIPE_CAPACITY))?;
         copy_from_user(&mut kbuf, buf)?;
         let mut s = self.0.state.lock();
         if s.readers == 0 {
@@ -192,6 +192,9 @@ impl File for PipeWriter {
             }
             free.min(kbuf.len())
         };
+        // The queue grows to its 64 KiB as it fills (Linux allocates a pipe's pages as
+        // they are written, and fails the write with ENOMEM when it cannot).
+        crate::mem::kbuf::reserve_queue(&mut s.data, n)?;
         s.data.extend(&kbuf[..n]);
         let wakers = Pipe::wake_all(&mut s);
         drop(s);

@@ -66,7 +66,7 @@ mod mincore;
 mod mlock;
 pub mod mmap;
 mod mprotect;
-mod mremap;
+pub(crate) mod mremap;
 mod mseal;
 mod msync;
 mod munmap;

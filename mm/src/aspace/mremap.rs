@@ -11,7 +11,7 @@ use super::zap::Zap;
 use super::AddressSpace;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
-use crate::pagetable::PageTable;
+use crate::pagetable::{PageTable, HUGE_SIZE};
 use crate::vma::placement::{find_top_down, range_is_free};
 use crate::vma::{VmFlags, Vma, VmaTree};
 
@@ -155,6 +155,12 @@ impl<P: PageTable> AddressSpace<P> {
                 return Err(MmError::NoMemory);
             }
             let vma = self.vma_to_resize(&st.tree, old_addr, old_len, new_len)?;
+            if fixed && old_len != 0 {
+                // The destination's tables before anything is unmapped: short of
+                // table memory, the call fails with both ranges as they were (Linux
+                // has unmapped the destination and the old tail by then).
+                self.prepare_move(old_addr, old_len.min(new_len), new_addr)?;
+            }
             if fixed {
                 self.unmap_locked(&mut st.tree, new_addr, new_addr + new_len)?;
             }
@@ -253,6 +259,28 @@ impl<P: PageTable> AddressSpace<P> {
             .ok_or(MmError::NoMemory)
     }
 
+    /// Makes every last-level table that moving the entries of `[old, old + len)` to
+    /// `dest` will install into, before anything moves: `NoMemory` then leaves the
+    /// mapping where it was, where failing halfway would lose the pages. One table per
+    /// 2 MiB of destination that receives an entry (a present page or a swap entry);
+    /// nothing is allocated from the heap.
+    pub(crate) fn prepare_move(&self, old: u64, len: u64, dest: u64) -> Result<(), MmError> {
+        let pt = self.page_table();
+        let mut last_slot = None;
+        let mut result = Ok(());
+        let mut need = |va: u64| {
+            let to = dest + (va - old);
+            let slot = to & !(HUGE_SIZE - 1);
+            if result.is_ok() && last_slot != Some(slot) {
+                last_slot = Some(slot);
+                result = pt.prepare(to);
+            }
+        };
+        pt.scan(old, old + len, &mut |va, _| need(va));
+        pt.scan_swap(old, old + len, &mut |va, _| need(va));
+        result.map_err(|_| MmError::NoMemory)
+    }
+
     /// Moves `[old, old + old_len)` of `vma` to `[dest, dest + new_len)` (free).
     #[allow(clippy::too_many_arguments)]
     fn move_vma(
@@ -275,23 +303,30 @@ impl<P: PageTable> AddressSpace<P> {
         }
         .moved_to(dest);
         moved.end = dest + new_len;
+        if old_len != 0 {
+            self.prepare_move(old, old_len, dest)?;
+        }
         tree.rewrite(dest, dest + new_len, max, &mut |_| None, Some(moved))?;
         if old_len == 0 {
             return Ok(dest);
         }
         let pt = self.page_table();
         let mut zap = Zap::new(self.frames(), &**self.tlb());
-        let mut entries = alloc::vec::Vec::new();
-        pt.scan(old, old + old_len, &mut |va, _| entries.push(va));
-        for va in entries {
-            let Some(pte) = pt.unmap(va) else { continue };
-            zap.weakened(va);
-            let to = dest + (va - old);
-            if pt.map(to, pte).is_err() {
-                log::warn!("mremap: no page-table memory at {to:#x}; page dropped");
-                zap.entry_removed(va, pte.pfn);
-            }
-        }
+        for_each_in_slots(
+            old,
+            old + old_len,
+            &|lo, hi, f| pt.scan(lo, hi, &mut |va, _| f(va)),
+            &mut |va| {
+                let Some(pte) = pt.unmap(va) else { return };
+                zap.weakened(va);
+                let to = dest + (va - old);
+                // The tables were made by `prepare_move`; this is a kernel bug if it fails.
+                if pt.map(to, pte).is_err() {
+                    log::error!("mremap: no page-table memory at {to:#x}; page dropped");
+                    zap.entry_removed(va, pte.pfn);
+                }
+            },
+        );
         self.move_swap(old, old_len, dest);
         if !dontunmap {
             tree.rewrite(old, old + old_len, usize::MAX, &mut |_| None, None)?;
@@ -301,12 +336,40 @@ impl<P: PageTable> AddressSpace<P> {
     }
 }
 
+/// Calls `f(va)` for every address `scan(lo, hi, emit)` emits in `[start, end)`, one
+/// 2 MiB-aligned slot at a time: a slot's addresses (at most 512 pages) are gathered in
+/// a fixed buffer first, so `f` may change the table (take the entry out) without a
+/// scan running over it, and nothing grows with the size of the range.
+pub(crate) fn for_each_in_slots(
+    start: u64,
+    end: u64,
+    scan: &dyn Fn(u64, u64, &mut dyn FnMut(u64)),
+    f: &mut dyn FnMut(u64),
+) {
+    let mut batch = [0u64; (HUGE_SIZE / PAGE_SIZE) as usize];
+    let mut at = start;
+    while at < end {
+        let slot_end = ((at & !(HUGE_SIZE - 1)) + HUGE_SIZE).min(end);
+        let mut n = 0;
+        scan(at, slot_end, &mut |va| {
+            if let Some(slot) = batch.get_mut(n) {
+                *slot = va;
+                n += 1;
+            }
+        });
+        for &va in &batch[..n] {
+            f(va);
+        }
+        at = slot_end;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::aspace::tests::{anon_rw, harness, map_shared_anon};
     use crate::errno::MmError;
     use crate::frame::PAGE_SIZE;
-    use crate::pagetable::PageTable;
+    use crate::pagetable::{PageTable, HUGE_SIZE};
 
     const MAYMOVE: u64 = 1;
     const FIXED: u64 = 2;
@@ -494,5 +557,159 @@ mod tests {
                 .mremap_as(a, PAGE_SIZE, PAGE_SIZE, flags, low, true),
             Ok(low)
         );
+    }
+
+    /// Maps `pages` read-write pages, each holding its own index, with a page mapped
+    /// right above them so that growing must move.
+    fn numbered_pages_with_blocker(h: &crate::aspace::tests::Harness, pages: u64) -> u64 {
+        let a = anon_rw(&h.aspace, pages);
+        for i in 0..pages {
+            h.aspace
+                .write_bytes(a + i * PAGE_SIZE, &i.to_le_bytes())
+                .unwrap();
+        }
+        let blocker = crate::aspace::MmapRequest::anon(
+            a + pages * PAGE_SIZE,
+            PAGE_SIZE,
+            crate::vma::Prot::READ,
+            crate::vma::MapFlags::PRIVATE | crate::vma::MapFlags::FIXED_NOREPLACE,
+        );
+        h.aspace.mmap(&blocker, false).unwrap();
+        a
+    }
+
+    /// Whether page `i` of the mapping at `at` still holds `i`, for every page.
+    fn pages_hold_their_numbers(h: &crate::aspace::tests::Harness, at: u64, pages: u64) -> bool {
+        (0..pages).all(|i| {
+            let mut buf = [0u8; 8];
+            h.aspace.read_bytes(at + i * PAGE_SIZE, &mut buf).is_ok()
+                && u64::from_le_bytes(buf) == i
+        })
+    }
+
+    #[test]
+    fn a_move_short_of_table_memory_fails_whole_and_keeps_every_page() {
+        let h = harness();
+        // 3 MiB: the pages span two or three 2 MiB slots, so the move needs new tables.
+        let pages = 768;
+        let a = numbered_pages_with_blocker(&h, pages);
+        let ranges = |h: &crate::aspace::tests::Harness| {
+            h.aspace
+                .vmas()
+                .iter()
+                .map(|v| (v.start, v.end))
+                .collect::<alloc::vec::Vec<_>>()
+        };
+        let vmas = ranges(&h);
+        let live = h.soft.live();
+        let pt = h.aspace.page_table();
+        pt.set_table_limit(pt.tables());
+        let grown = h
+            .aspace
+            .mremap(a, pages * PAGE_SIZE, (pages + 1) * PAGE_SIZE, MAYMOVE, 0);
+        pt.set_table_limit(0);
+        assert_eq!(grown, Err(MmError::NoMemory));
+        assert_eq!(ranges(&h), vmas, "the mappings are as they were");
+        assert_eq!(h.soft.live(), live, "no frame was dropped");
+        assert!(pages_hold_their_numbers(&h, a, pages));
+        h.aspace.check_invariants().unwrap();
+        // With table memory back, the same move succeeds and carries every page.
+        let moved = h
+            .aspace
+            .mremap(a, pages * PAGE_SIZE, (pages + 1) * PAGE_SIZE, MAYMOVE, 0)
+            .unwrap();
+        assert_ne!(moved, a);
+        assert_eq!(h.soft.live(), live);
+        assert!(pages_hold_their_numbers(&h, moved, pages));
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_move_allocates_tables_only_where_entries_land() {
+        let h = harness();
+        // 8 MiB mapped, one page touched: one destination table is enough.
+        let pages = 2048;
+        let a = anon_rw(&h.aspace, pages);
+        h.aspace.write_bytes(a + 5 * PAGE_SIZE, b"only").unwrap();
+        let pt = h.aspace.page_table();
+        // Room for the destination's upper tables and one last-level table, no more.
+        pt.set_table_limit(pt.tables() + 3);
+        let moved = h.aspace.mremap(
+            a,
+            pages * PAGE_SIZE,
+            pages * PAGE_SIZE,
+            MAYMOVE | FIXED,
+            a - (64 << 30),
+        );
+        pt.set_table_limit(0);
+        let moved = moved.unwrap();
+        let mut buf = [0u8; 4];
+        h.aspace
+            .read_bytes(moved + 5 * PAGE_SIZE, &mut buf)
+            .unwrap();
+        assert_eq!(&buf, b"only");
+    }
+
+    #[test]
+    fn slots_are_walked_in_order_and_whole() {
+        // Entries every 3 pages over 5 MiB starting off a slot boundary.
+        let start = HUGE_SIZE - 7 * PAGE_SIZE;
+        let end = start + 5 * HUGE_SIZE / 2;
+        let present: alloc::vec::Vec<u64> = (start..end).step_by(3 * PAGE_SIZE as usize).collect();
+        let scans = core::cell::Cell::new(0);
+        let scan = |lo: u64, hi: u64, emit: &mut dyn FnMut(u64)| {
+            assert!(hi - lo <= HUGE_SIZE && (lo / HUGE_SIZE == (hi - 1) / HUGE_SIZE));
+            scans.set(scans.get() + 1);
+            present
+                .iter()
+                .filter(|&&va| va >= lo && va < hi)
+                .for_each(|&va| emit(va));
+        };
+        let mut seen = alloc::vec::Vec::new();
+        super::for_each_in_slots(start, end, &scan, &mut |va| seen.push(va));
+        assert_eq!(seen, present);
+        assert_eq!(
+            scans.get(),
+            4,
+            "a partial slot, two whole ones, a partial one"
+        );
+    }
+
+    #[test]
+    fn a_fixed_shrinking_move_short_of_table_memory_unmaps_nothing() {
+        let h = harness();
+        let pages = 768;
+        let a = numbered_pages_with_blocker(&h, pages);
+        // The destination: a mapping of its own, far away, that FIXED would replace.
+        let dest = a - (64 << 30);
+        let target = crate::aspace::MmapRequest::anon(
+            dest,
+            PAGE_SIZE,
+            crate::vma::Prot::READ | crate::vma::Prot::WRITE,
+            crate::vma::MapFlags::PRIVATE | crate::vma::MapFlags::FIXED_NOREPLACE,
+        );
+        h.aspace.mmap(&target, false).unwrap();
+        h.aspace.write_bytes(dest, b"there").unwrap();
+        let live = h.soft.live();
+        let pt = h.aspace.page_table();
+        pt.set_table_limit(pt.tables());
+        let moved = h.aspace.mremap(
+            a,
+            pages * PAGE_SIZE,
+            (pages / 2) * PAGE_SIZE,
+            MAYMOVE | FIXED,
+            dest,
+        );
+        pt.set_table_limit(0);
+        assert_eq!(moved, Err(MmError::NoMemory));
+        assert_eq!(h.soft.live(), live, "no page was unmapped or dropped");
+        assert!(
+            pages_hold_their_numbers(&h, a, pages),
+            "the old tail is still mapped"
+        );
+        let mut buf = [0u8; 5];
+        h.aspace.read_bytes(dest, &mut buf).unwrap();
+        assert_eq!(&buf, b"there", "the destination's mapping is still there");
+        h.aspace.check_invariants().unwrap();
     }
 }

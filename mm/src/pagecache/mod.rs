@@ -693,17 +693,24 @@ impl FileObject {
     }
 
     /// Reads pages `[first, first + pages)` from the device without the cache
-    /// (`O_DIRECT`): neither looks at nor fills it. `None` for a file without a reader.
-    pub fn read_direct(&self, first: u64, pages: u64) -> Option<DirectRead> {
+    /// (`O_DIRECT`): neither looks at nor fills it. `InvalidArgument` for a file
+    /// without a reader, `NoMemory` when the heap cannot hold the bytes (the buffer is
+    /// reserved before the read starts: the caller sizes it).
+    pub fn read_direct(&self, first: u64, pages: u64) -> Result<DirectRead, crate::errno::MmError> {
         let Source::Reader(io) = &self.source else {
-            return None;
+            return Err(crate::errno::MmError::InvalidArgument);
         };
+        let mut out: Vec<u8> = Vec::new();
+        usize::try_from(pages)
+            .ok()
+            .and_then(|p| p.checked_mul(PAGE_BYTES))
+            .and_then(|bytes| out.try_reserve_exact(bytes).ok())
+            .ok_or(crate::errno::MmError::NoMemory)?;
         let done = Completion::new();
         let result = Arc::new(spin::Mutex::new(None));
         let reader = io.reader.clone();
         let (task_done, task_result) = (done.clone(), result.clone());
         io.spawner.spawn(Box::pin(async move {
-            let mut out = Vec::with_capacity(pages as usize * PAGE_BYTES);
             let mut index = first;
             let end = first + pages;
             let mut outcome = Ok(());
@@ -721,7 +728,7 @@ impl FileObject {
             *task_result.lock() = Some(outcome.map(|()| out.into_boxed_slice()));
             task_done.complete();
         }));
-        Some(DirectRead {
+        Ok(DirectRead {
             file: self.id,
             first,
             done,
@@ -1026,6 +1033,19 @@ mod async_tests {
         spawner.run_all();
         assert_eq!(file.drop_clean_range(1, 2), 2);
         assert_eq!(file.cache().len(), 2);
+    }
+
+    #[test]
+    fn a_direct_read_too_large_for_the_heap_is_refused_before_it_starts() {
+        let (file, spawner, _soft, _frames) = disk_file(20 * PAGE_SIZE);
+        for pages in [u64::MAX / 2, 1 << 40] {
+            assert_eq!(
+                file.read_direct(0, pages).err(),
+                Some(crate::errno::MmError::NoMemory)
+            );
+        }
+        spawner.run_all();
+        assert!(file.cache().is_empty());
     }
 
     #[test]

@@ -222,6 +222,13 @@ pub trait PageTable: Send + Sync {
     /// Removes the entry at `va`, returning it.
     fn unmap(&self, va: u64) -> Option<Pte>;
 
+    /// Creates the tables down to the last level for `va` (installing no entry), so
+    /// that a later `install`, `map` or `place_swap` there needs no memory: how a move
+    /// of entries (`mremap`) makes sure, before it takes any entry out, that none can
+    /// be lost for want of a table. `NoMemory` if a table cannot be allocated. Under a
+    /// huge leaf there is nothing to create.
+    fn prepare(&self, va: u64) -> Result<(), InstallError>;
+
     /// Calls `f` with every entry in `[start, end)`, in address order. `f` may change
     /// the entry it is given through this table.
     fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte));

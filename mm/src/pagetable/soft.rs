@@ -66,6 +66,9 @@ fn index(va: u64, level: u32) -> usize {
 pub struct SoftPageTable {
     root: Pml4,
     tables: AtomicU64,
+    /// Most tables it may allocate (0: no limit): a test's stand-in for running out of
+    /// page-table memory.
+    table_limit: AtomicU64,
     splits: AtomicU64,
     leaves: AtomicU64,
 }
@@ -76,8 +79,23 @@ impl SoftPageTable {
         SoftPageTable::default()
     }
 
+    /// Lets the table hold at most `tables` tables in all (0: no limit); creating one
+    /// more fails as a kernel out of page-table memory does.
+    pub fn set_table_limit(&self, tables: u64) {
+        self.table_limit.store(tables, Ordering::Relaxed);
+    }
+
+    /// Tables allocated so far.
+    pub fn tables(&self) -> u64 {
+        self.tables.load(Ordering::Relaxed)
+    }
+
     fn child<'a, T: Default>(&self, dir: &'a Dir<T>, i: usize, create: bool) -> Option<&'a T> {
         let slot = &dir.0[i];
+        let limit = self.table_limit.load(Ordering::Relaxed);
+        if create && slot.get().is_none() && limit != 0 && self.tables() >= limit {
+            return None;
+        }
         if create {
             Some(slot.call_once(|| {
                 self.tables.fetch_add(1, Ordering::Relaxed);
@@ -161,6 +179,11 @@ impl PageTable for SoftPageTable {
             return Some(Self::sub_entry(head, va));
         }
         decode(self.leaf(va, false)?.load(Ordering::Acquire))
+    }
+
+    fn prepare(&self, va: u64) -> Result<(), InstallError> {
+        self.leaf(va, true).ok_or(InstallError::NoMemory)?;
+        Ok(())
     }
 
     fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {

@@ -204,17 +204,17 @@ impl<P: PageTable> AddressSpace<P> {
     /// Moves the swap entries of `[old, old + len)` to `dest` (mremap).
     pub(crate) fn move_swap(&self, old: u64, len: u64, dest: u64) {
         let pt = self.page_table();
-        let mut moved = Vec::new();
-        pt.scan_swap(old, old + len, &mut |va, _| moved.push(va));
-        for va in moved {
+        let scan = |lo, hi, emit: &mut dyn FnMut(u64)| pt.scan_swap(lo, hi, &mut |va, _| emit(va));
+        crate::aspace::mremap::for_each_in_slots(old, old + len, &scan, &mut |va| {
             let Some(entry) = pt.take_swap(va) else {
-                continue;
+                return;
             };
+            // The tables were made by `prepare_move`; this is a kernel bug if it fails.
             if pt.place_swap(dest + (va - old), entry).is_err() {
-                log::warn!("mremap: no page-table memory at {dest:#x}; swapped page dropped");
+                log::error!("mremap: no page-table memory at {dest:#x}; swapped page dropped");
                 self.tunables().swap().release(entry, self.frames());
             }
-        }
+        });
     }
 
     /// Swap entries in the address space (`VmSwap`).

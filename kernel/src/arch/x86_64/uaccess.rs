@@ -146,7 +146,8 @@ pub fn write_user<T: Pod>(addr: u64, value: &T) -> SysResult<()> {
     copy_to_user(addr, bytes)
 }
 
-/// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
+/// Reads a NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond; ENOMEM
+/// when the heap cannot hold it).
 pub fn read_user_cstr(addr: u64, max: usize) -> SysResult<Vec<u8>> {
     let mut out = Vec::new();
     let mut chunk = [0u8; 64];
@@ -156,6 +157,9 @@ pub fn read_user_cstr(addr: u64, max: usize) -> SysResult<Vec<u8>> {
         let to_page_end = (4096 - (at & 4095)) as usize;
         let n = chunk.len().min(to_page_end);
         copy_from_user(&mut chunk[..n], at)?;
+        // The string is the caller's to size (up to `max`): ENOMEM, not a panic, when
+        // the heap cannot hold it.
+        out.try_reserve(n).map_err(|_| Errno::ENOMEM)?;
         if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
             out.extend_from_slice(&chunk[..nul]);
             return Ok(out);
