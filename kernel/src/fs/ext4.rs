@@ -187,7 +187,23 @@ pub fn mount_root(name: &str) {
 fn remember(fs: Arc<Ext4Fs>) {
     MOUNTED.lock().push(fs);
     crate::registry::keys::on_drop_caches(drop_all_caches);
-    crate::memd::reclaim::register_shrinker(shrink_caches);
+    crate::memd::reclaim::register_shrinker(shrink_caches, page_cache_pages);
+}
+
+/// Pages of the mounted disks' files held in the page cache (`Cached:` in
+/// `/proc/meminfo`, and what reclaim weighs against anonymous memory).
+pub fn page_cache_pages() -> u64 {
+    MOUNTED
+        .lock()
+        .iter()
+        .map(|fs| {
+            fs.objects
+                .lock()
+                .values()
+                .map(|o| o.cache().len())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// Reclaim's shrinker: clean unmapped pages of the mounted disks' files, up to `max`,

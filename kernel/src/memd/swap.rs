@@ -293,7 +293,7 @@ pub fn proc_vmstat() -> String {
     let s = swap().stats();
     let r = super::reclaim::stats();
     alloc::format!(
-        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\noom_kill {}\n",
+        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\npgsteal_anon {}\npgsteal_file {}\noom_kill {}\n",
         s.pswpin.load(Relaxed),
         s.pswpout.load(Relaxed),
         s.readahead.load(Relaxed),
@@ -302,6 +302,8 @@ pub fn proc_vmstat() -> String {
         r.stolen_direct,
         r.scanned,
         r.direct_waits,
+        r.taken_anon,
+        r.stolen_file,
         crate::memd::oom::kills(),
     )
 }

@@ -24,6 +24,7 @@
 //! [`PageTable`]: crate::pagetable::PageTable
 //! [`WaitReason::SwapIn`]: crate::fault::WaitReason::SwapIn
 
+pub mod balance;
 mod fault;
 pub mod header;
 pub mod reclaim;
