@@ -5,7 +5,7 @@
 //! For swappiness 0 and then 200 (written through `/proc/sys/vm/swappiness`): the
 //! caches are dropped, the file is read whole into the page cache, then anonymous
 //! memory is touched past what is free (`--over PERCENT` of what the cache holds,
-//! default 75), so reclaim must free about that much. Then:
+//! default 50), so reclaim must free about that much. Then:
 //!
 //! - at 0 reclaim drops file pages and hardly swaps (`Cached` falls, `pswpout` barely
 //!   moves);
@@ -144,7 +144,7 @@ fn run(swappiness: u32, path: &str, file_bytes: u64, over_percent: u64) -> Resul
 fn main(args: &peios_rt::Args) -> i32 {
     let mut checks = Checks::new("swappiness");
     let path = args.opt("--file").unwrap_or("/mnt/seq.bin");
-    let over_percent = args.opt_u64("--over", 75).unwrap_or(75);
+    let over_percent = args.opt_u64("--over", 50).unwrap_or(50);
     let old = read_file(KNOB).unwrap_or_default();
     checks.check(
         "default",
