@@ -27,5 +27,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
     let cpu = percpu::current_cpu();
     print_emergency(format_args!("KERNEL PANIC on cpu {}: {}\n", cpu.0, info));
+    // Link-time return addresses: `addr2line -e <kernel ELF> ADDR...` names the callers.
+    print_emergency(format_args!("backtrace:"));
+    cpu::backtrace(|ret| print_emergency(format_args!(" {ret:#x}")));
+    print_emergency(format_args!("\n"));
     stop_machine()
 }

@@ -638,9 +638,7 @@ mod tests {
         h.aspace.read_bytes(a, &mut saved).unwrap();
         assert_eq!(&saved, b"old");
         h.aspace
-            .write_protect_range(a, PAGE_SIZE, &hook, false, &mut |p| {
-                uffd.protect(p, false)
-            })
+            .write_protect_range(a, PAGE_SIZE, &hook, false, &mut |p| uffd.protect(p, false))
             .unwrap();
         uffd.wake_range(a, a + PAGE_SIZE);
         assert!(w.is_ready());
@@ -831,7 +829,10 @@ mod tests {
         );
         assert!(done.is_complete(), "reading the event lets the reporter go");
         let pending = hooks[0]
-            .notify(InterceptEvent::Remove { start: a, end: a + 1 })
+            .notify(InterceptEvent::Remove {
+                start: a,
+                end: a + 1,
+            })
             .unwrap();
         uffd.release();
         assert!(pending.is_complete(), "release lets every reporter go");
@@ -861,7 +862,11 @@ mod tests {
         let mut b = [0u8; 6];
         h.aspace.read_bytes(dst, &mut b).unwrap();
         assert_eq!(&b, b"moving");
-        assert_eq!(h.aspace.move_page(src, dst + PAGE_SIZE, &hook), Ok(false), "a hole");
+        assert_eq!(
+            h.aspace.move_page(src, dst + PAGE_SIZE, &hook),
+            Ok(false),
+            "a hole"
+        );
         h.aspace.write_bytes(src, b"again").unwrap();
         assert_eq!(
             h.aspace.move_page(src, dst, &hook),
@@ -911,12 +916,14 @@ mod tests {
             "missing mode on shared memory is not handled"
         );
         assert_eq!(
-            h.aspace.register_interceptor(a, PAGE_SIZE, Some(one.clone()), 0),
+            h.aspace
+                .register_interceptor(a, PAGE_SIZE, Some(one.clone()), 0),
             Err(MmError::InvalidArgument),
             "no mode"
         );
         assert_eq!(
-            h.aspace.register_interceptor(a, PAGE_SIZE, Some(one.clone()), 8),
+            h.aspace
+                .register_interceptor(a, PAGE_SIZE, Some(one.clone()), 8),
             Err(MmError::InvalidArgument),
             "unknown mode"
         );

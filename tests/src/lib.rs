@@ -193,8 +193,12 @@ impl Guest {
         cmd.arg(if self.release { "--release" } else { "--debug" });
         cmd.args(["--swap", &self.swap_mib.to_string()]);
         if let Some(disk) = &self.disk {
-            cmd.arg(if self.disk_writable { "--disk-rw" } else { "--disk" })
-                .arg(disk);
+            cmd.arg(if self.disk_writable {
+                "--disk-rw"
+            } else {
+                "--disk"
+            })
+            .arg(disk);
         }
         if let Some(files) = &self.files {
             cmd.arg("--files").arg(files);

@@ -22,7 +22,14 @@ const LAYERS: &[&[&str]] = &[
     &["memd"],
     &["proc"],
     &["vfs", "initramfs"],
-    &["executor", "watchdog", "smp", "topology", "interrupts", "virtio_blk"],
+    &[
+        "executor",
+        "watchdog",
+        "smp",
+        "topology",
+        "interrupts",
+        "virtio_blk",
+    ],
     &["mem", "random", "boot_info", "cmdline"],
     &["tunable", "panic", "logger"],
     &["arch"],
@@ -145,7 +152,11 @@ fn module_arrows(root: &Path) -> BTreeMap<(String, String), BTreeSet<String>> {
         for name in crate_references(source) {
             let target = macro_home.get(&name).cloned().unwrap_or(name);
             if &target != module {
-                let shown = file.strip_prefix(root).unwrap_or(file).display().to_string();
+                let shown = file
+                    .strip_prefix(root)
+                    .unwrap_or(file)
+                    .display()
+                    .to_string();
                 arrows
                     .entry((module.clone(), target))
                     .or_default()
@@ -207,7 +218,8 @@ fn references_are_read_from_paths_groups_and_macros() {
                   fn f() { crate::proc::lookup(1); $crate::logger::x(); my_crate::skipped(); }";
     let names: Vec<_> = crate_references(source).into_iter().collect();
     assert_eq!(names, ["arch", "executor", "logger", "proc", "time"]);
-    let macros = exported_macros("#[macro_export]\nmacro_rules! kprintln {}\nmacro_rules! local {}");
+    let macros =
+        exported_macros("#[macro_export]\nmacro_rules! kprintln {}\nmacro_rules! local {}");
     assert_eq!(macros, ["kprintln"]);
 }
 

@@ -41,8 +41,10 @@ impl mm::frame::Reclaimer for InstalledReclaimer {
     }
 }
 
-/// A failed allocation's outcome: the handler's choice, or OOM before there is one.
-fn alloc_failed() -> mm::phys::AllocFailure {
+/// A failed allocation's outcome: the handler's choice (park on reclaim while it can
+/// make progress), or OOM before there is one. Also asked by paths whose allocation
+/// failed without it (a page-table page), so they wait for reclaim as faults do.
+pub fn alloc_failed() -> mm::phys::AllocFailure {
     PRESSURE
         .get()
         .map_or(mm::phys::AllocFailure::OutOfMemory, |h| h.alloc_failed())

@@ -5,7 +5,7 @@
 //! ([`alloc_failed`]). It then runs rounds until the node's free memory is back at
 //! `high`: each round moves the node's clock hand over the processes' address spaces
 //! (`AddressSpace::reclaim_scan`, which takes only pages on this node) and writes the
-//! pages it took with every write in flight together (`Swap::write_out`). After each
+//! pages it took with many writes in flight together (`Swap::write_out`). After each
 //! round it completes the round's event, which the faults waiting for memory park on.
 //!
 //! Direct reclaim: a fault that finds no frame gets `AllocFailure::Wait` on the next

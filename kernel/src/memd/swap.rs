@@ -392,18 +392,35 @@ pub fn proc_diskstats() -> String {
     out
 }
 
-/// `MADV_PAGEOUT` of `[start, end)`: the pages reclaim could take go to swap now; the
-/// writes run as a task (the call returns once they are issued, as Linux's does).
-/// Returns the pages taken.
+/// How much of a range [`page_out`] takes at a time, so each list of pages taken is a
+/// small heap allocation (a list for a whole 150 MiB range was a megabyte at once, at
+/// the moment memory is shortest).
+const PAGE_OUT_STEP_BYTES: u64 = 4 << 20;
+
+/// `MADV_PAGEOUT` of `[start, end)`: the pages reclaim could take go to swap now (they
+/// count in VmSwap when the call returns, as on Linux); the writes run as one task,
+/// a step's pages at a time. Returns the pages taken.
 pub fn page_out(space: &crate::mem::aspace::AddressSpace, start: u64, end: u64) -> usize {
-    let mut pages = Vec::new();
-    space.mm().page_out(start, end, &mut pages);
-    let taken = pages.len();
-    if !pages.is_empty() {
+    let mut steps: Vec<Vec<mm::swap::PageOut>> = Vec::new();
+    let mut taken = 0;
+    let mut at = start;
+    while at < end {
+        let stop = at.saturating_add(PAGE_OUT_STEP_BYTES).min(end);
+        let mut pages = Vec::new();
+        space.mm().page_out(at, stop, &mut pages);
+        taken += pages.len();
+        if !pages.is_empty() {
+            steps.push(pages);
+        }
+        at = stop;
+    }
+    if !steps.is_empty() {
         drop(crate::executor::scheduler().spawn(async move {
-            swap()
-                .write_out(pages, crate::mem::frames::mm_frames().clone())
-                .await;
+            for pages in steps {
+                swap()
+                    .write_out(pages, crate::mem::frames::mm_frames().clone())
+                    .await;
+            }
         }));
     }
     taken

@@ -31,6 +31,20 @@ pub fn access_of(error_code: u64) -> Access {
     }
 }
 
+/// A fault out of memory (a page-table page, or a frame reclaim gave up on): it waits
+/// for reclaim while reclaim can make progress, else the OOM killer frees some (or
+/// picks this process). `None` when nothing may be killed.
+fn out_of_memory(thread: &Thread) -> Option<UserFault> {
+    if let mm::phys::AllocFailure::Wait(wait) = crate::mem::frames::alloc_failed() {
+        return Some(UserFault::Wait(wait));
+    }
+    match crate::memd::oom::out_of_memory(&thread.process) {
+        OomOutcome::Wait(done) => Some(UserFault::Wait(FaultFuture::new(WaitReason::Memory, done))),
+        OomOutcome::SelfKilled => Some(UserFault::Done),
+        OomOutcome::NoVictim => None,
+    }
+}
+
 /// Handles exception `ctx.vector` taken in user mode; `space` is the thread's address
 /// space (the caller keeps it at hand, so a fault touches no process-wide lock or count).
 pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserContext) -> UserFault {
@@ -58,14 +72,10 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
                     }
                     return UserFault::Wait(wait);
                 }
-                // Out of memory with nothing to wait for: the OOM killer frees some (or
-                // picks this process); with nothing killable the fault gets SIGBUS.
-                Err(FaultError::Oom) => match crate::memd::oom::out_of_memory(&thread.process) {
-                    OomOutcome::Wait(done) => {
-                        return UserFault::Wait(FaultFuture::new(WaitReason::Memory, done))
-                    }
-                    OomOutcome::SelfKilled => return UserFault::Done,
-                    OomOutcome::NoVictim => (
+                // Out of memory: with nothing killable the fault gets SIGBUS.
+                Err(FaultError::Oom) => match out_of_memory(thread) {
+                    Some(outcome) => return outcome,
+                    None => (
                         signal::SIGBUS,
                         SigInfo {
                             code: code::BUS_ADRERR,

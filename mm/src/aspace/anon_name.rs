@@ -61,13 +61,21 @@ impl<P: PageTable> AddressSpace<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::PAGE_SIZE;
     use crate::aspace::tests::{anon_rw, harness, map_shared_anon};
+    use crate::frame::PAGE_SIZE;
 
-    fn names<Q: PageTable>(a: &AddressSpace<Q>) -> alloc::vec::Vec<(u64, u64, Option<alloc::string::String>)> {
+    fn names<Q: PageTable>(
+        a: &AddressSpace<Q>,
+    ) -> alloc::vec::Vec<(u64, u64, Option<alloc::string::String>)> {
         a.vmas()
             .iter()
-            .map(|v| (v.start(), v.end(), v.anon_name().map(alloc::string::String::from)))
+            .map(|v| {
+                (
+                    v.start(),
+                    v.end(),
+                    v.anon_name().map(alloc::string::String::from),
+                )
+            })
             .collect()
     }
 
@@ -102,7 +110,11 @@ mod tests {
             (a, PAGE_SIZE, Some("tab\tname"), MmError::InvalidArgument),
             (a, u64::MAX, Some("x"), MmError::InvalidArgument),
         ] {
-            assert_eq!(h.aspace.set_anon_name(addr, len, name), Err(err), "{name:?}");
+            assert_eq!(
+                h.aspace.set_anon_name(addr, len, name),
+                Err(err),
+                "{name:?}"
+            );
         }
         let long = "n".repeat(ANON_NAME_MAX_LEN);
         assert_eq!(
@@ -120,7 +132,9 @@ mod tests {
     fn shared_anonymous_memory_takes_a_name_and_fork_keeps_it() {
         let h = harness();
         let s = map_shared_anon(&h.aspace, 2);
-        h.aspace.set_anon_name(s, 2 * PAGE_SIZE, Some("ring")).unwrap();
+        h.aspace
+            .set_anon_name(s, 2 * PAGE_SIZE, Some("ring"))
+            .unwrap();
         let child = crate::aspace::tests::fork(&h);
         let named = |a: &AddressSpace<_>| {
             a.vmas()

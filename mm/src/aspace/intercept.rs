@@ -87,7 +87,11 @@ impl<P: PageTable> AddressSpace<P> {
 
     /// Every interceptor registered on a VMA meeting `[addr, addr + len)`, once each
     /// (for the events of an operation on the range). Empty for a bad range.
-    pub fn interceptors_in(&self, addr: u64, len: u64) -> alloc::vec::Vec<Arc<dyn FaultInterceptor>> {
+    pub fn interceptors_in(
+        &self,
+        addr: u64,
+        len: u64,
+    ) -> alloc::vec::Vec<Arc<dyn FaultInterceptor>> {
         let mut out: alloc::vec::Vec<Arc<dyn FaultInterceptor>> = alloc::vec::Vec::new();
         let Some(end) = addr.checked_add(len) else {
             return out;
@@ -186,7 +190,11 @@ impl<P: PageTable> AddressSpace<P> {
         let st = self.state().read();
         let dst_vma = st.tree.find(dst).ok_or(MmError::NoEntry)?;
         let src_vma = st.tree.find(src).ok_or(MmError::NoEntry)?;
-        if !dst_vma.interceptor.as_ref().is_some_and(|o| same_hook(o, hook)) {
+        if !dst_vma
+            .interceptor
+            .as_ref()
+            .is_some_and(|o| same_hook(o, hook))
+        {
             return Err(MmError::NoEntry);
         }
         let movable = |v: &Vma| {
@@ -201,8 +209,7 @@ impl<P: PageTable> AddressSpace<P> {
         if !movable(src_vma) || !movable(dst_vma) || !same_access {
             return Err(MmError::InvalidArgument);
         }
-        if self.page_table().query(dst).is_some() || self.page_table().query_swap(dst).is_some()
-        {
+        if self.page_table().query(dst).is_some() || self.page_table().query_swap(dst).is_some() {
             return Err(MmError::Exists);
         }
         let Some(pte) = self.page_table().query(src) else {
@@ -406,9 +413,7 @@ impl<P: PageTable> AddressSpace<P> {
 mod tests {
     use super::*;
     use crate::aspace::tests::{anon_rw, harness};
-    use crate::fault::{
-        Completion, FaultError, FaultFuture, FaultResolved, Intercept, WaitReason,
-    };
+    use crate::fault::{Completion, FaultError, FaultFuture, FaultResolved, Intercept, WaitReason};
     use std::sync::Mutex;
     use std::vec::Vec;
 

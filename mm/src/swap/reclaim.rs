@@ -19,7 +19,7 @@ use core::pin::Pin;
 use core::sync::atomic::Ordering;
 use core::task::Poll;
 
-use super::{CacheState, Cached, Swap, SwapArea, SwapEntry};
+use super::{CacheState, Cached, Swap, SwapArea, SwapEntry, SwapStats};
 use crate::aspace::AddressSpace;
 use crate::block::{BlockError, BlockFuture, IoBuf};
 use crate::frame::{Pfn, PAGE_SIZE};
@@ -374,10 +374,16 @@ enum Unmapped {
 }
 
 /// The most pages one write request carries.
-const MAX_RUN_PAGES: usize = 32;
+pub(super) const MAX_RUN_PAGES: usize = 32;
+
+/// Most write requests one [`Swap::write_out`] keeps in flight: their buffers come
+/// from the kernel heap (32 pages each, so 8 MiB at most), and the rest of the runs
+/// wait their turn. With every run in flight at once, paging out a large range
+/// (MADV_PAGEOUT of 150 MiB) took as much heap as it was freeing memory.
+pub(super) const MAX_WRITES_IN_FLIGHT: usize = 64;
 
 /// One request in flight: the pages it carries (consecutive slots of one area).
-type Write = (Vec<PageOut>, Option<BlockFuture>);
+type Write = (Vec<PageOut>, BlockFuture);
 
 /// A buffer for `pages` pages: one of the area's own for a single page, else from the
 /// heap (`None` if the heap cannot give it).
@@ -392,8 +398,9 @@ fn run_buf(area: &SwapArea, pages: usize) -> Option<IoBuf> {
 }
 
 impl Swap {
-    /// Writes the pages `reclaim_scan` took, all requests in flight together, and
-    /// frees each frame whose page nobody mapped again meanwhile. Pages on
+    /// Writes the pages `reclaim_scan` took, up to [`MAX_WRITES_IN_FLIGHT`] requests
+    /// in flight at once, and frees each frame whose page nobody mapped again
+    /// meanwhile. Pages on
     /// consecutive slots go in one request (up to [`MAX_RUN_PAGES`]), as the block
     /// layer merges them on Linux. A page whose write fails stays in memory (in the
     /// swap cache, mapped again by its next fault).
@@ -420,51 +427,19 @@ impl Swap {
                 _ => runs.push(alloc::vec![page]),
             }
         }
-        let mut writes: Vec<Write> = Vec::with_capacity(runs.len());
-        for run in runs {
-            let area = run[0].area.clone();
-            match run_buf(&area, run.len()) {
-                Some(mut buf) => {
-                    for (i, page) in run.iter().enumerate() {
-                        frames.read(page.pfn, 0, &mut buf[i * PAGE_BYTES..(i + 1) * PAGE_BYTES]);
-                    }
-                    stats.writes.fetch_add(1, Ordering::Relaxed);
-                    let fut = area.device.write(SwapArea::sector(run[0].slot), buf);
-                    writes.push((run, Some(fut)));
-                }
-                None if run.len() > 1 => {
-                    // No room for one buffer: a request per page.
-                    for page in run {
-                        match area.take_buf() {
-                            Some(mut buf) => {
-                                frames.read(page.pfn, 0, &mut buf);
-                                stats.writes.fetch_add(1, Ordering::Relaxed);
-                                let fut = area.device.write(SwapArea::sector(page.slot), buf);
-                                writes.push((alloc::vec![page], Some(fut)));
-                            }
-                            None => {
-                                area.finish_write(page.slot, false, &frames, &stats);
-                                outcome.failed += 1;
-                            }
-                        }
-                    }
-                }
-                None => {
-                    for page in run {
-                        area.finish_write(page.slot, false, &frames, &stats);
-                        outcome.failed += 1;
-                    }
-                }
+        let mut queued = runs.into_iter();
+        let mut writes: Vec<Write> = Vec::new();
+        core::future::poll_fn(move |cx| loop {
+            while writes.len() < MAX_WRITES_IN_FLIGHT {
+                let Some(run) = queued.next() else { break };
+                submit_run(run, &frames, &stats, &mut writes, &mut outcome);
             }
-        }
-        core::future::poll_fn(move |cx| {
-            for (run, slot) in writes.iter_mut() {
-                let Some(fut) = slot.as_mut() else { continue };
+            let before = writes.len();
+            writes.retain_mut(|(run, fut)| {
                 let result: Result<IoBuf, BlockError> = match Pin::new(fut).poll(cx) {
                     Poll::Ready(r) => r,
-                    Poll::Pending => continue,
+                    Poll::Pending => return true,
                 };
-                *slot = None;
                 let area = &run[0].area;
                 let ok = match result {
                     Ok(buf) => {
@@ -482,12 +457,60 @@ impl Swap {
                         outcome.freed += 1;
                     }
                 }
+                false
+            });
+            if writes.is_empty() && queued.len() == 0 {
+                return Poll::Ready(outcome);
             }
-            if writes.iter().all(|(_, f)| f.is_none()) {
-                Poll::Ready(outcome)
-            } else {
-                Poll::Pending
+            if writes.len() == before {
+                return Poll::Pending;
             }
+            // Some finished: their places go to the runs still queued.
         })
+    }
+}
+
+/// Starts the write of one run of consecutive slots (a request per page when the
+/// heap has no room for the run's buffer; the pages stay in memory when not even a
+/// page buffer is left).
+fn submit_run(
+    run: Vec<PageOut>,
+    frames: &Frames,
+    stats: &SwapStats,
+    writes: &mut Vec<Write>,
+    outcome: &mut WriteOutcome,
+) {
+    let area = run[0].area.clone();
+    match run_buf(&area, run.len()) {
+        Some(mut buf) => {
+            for (i, page) in run.iter().enumerate() {
+                frames.read(page.pfn, 0, &mut buf[i * PAGE_BYTES..(i + 1) * PAGE_BYTES]);
+            }
+            stats.writes.fetch_add(1, Ordering::Relaxed);
+            let fut = area.device.write(SwapArea::sector(run[0].slot), buf);
+            writes.push((run, fut));
+        }
+        None if run.len() > 1 => {
+            for page in run {
+                match area.take_buf() {
+                    Some(mut buf) => {
+                        frames.read(page.pfn, 0, &mut buf);
+                        stats.writes.fetch_add(1, Ordering::Relaxed);
+                        let fut = area.device.write(SwapArea::sector(page.slot), buf);
+                        writes.push((alloc::vec![page], fut));
+                    }
+                    None => {
+                        area.finish_write(page.slot, false, frames, stats);
+                        outcome.failed += 1;
+                    }
+                }
+            }
+        }
+        None => {
+            for page in run {
+                area.finish_write(page.slot, false, frames, stats);
+                outcome.failed += 1;
+            }
+        }
     }
 }

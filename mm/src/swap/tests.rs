@@ -620,3 +620,74 @@ fn a_swap_file_takes_pages_and_gives_them_back() {
     assert_eq!(swap.totals(), (63, 63));
     swap.deactivate(id).unwrap();
 }
+
+/// A disk whose writes each take one extra poll, counting how many are in flight.
+struct CountingDisk {
+    disk: RamDisk,
+    in_flight: Arc<core::sync::atomic::AtomicUsize>,
+    peak: Arc<core::sync::atomic::AtomicUsize>,
+}
+
+impl BlockDevice for CountingDisk {
+    fn capacity_sectors(&self) -> u64 {
+        self.disk.capacity_sectors()
+    }
+    fn read(&self, sector: u64, buf: IoBuf) -> BlockFuture {
+        self.disk.read(sector, buf)
+    }
+    fn write(&self, sector: u64, buf: IoBuf) -> BlockFuture {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let mut done = Some(self.disk.write(sector, buf));
+        let in_flight = self.in_flight.clone();
+        let mut polled = false;
+        Box::pin(core::future::poll_fn(move |cx| {
+            if !polled {
+                polled = true;
+                cx.waker().wake_by_ref();
+                return core::task::Poll::Pending;
+            }
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            let mut fut = done.take().expect("polled after completion");
+            fut.as_mut().poll(cx)
+        }))
+    }
+}
+
+#[test]
+fn a_large_write_out_keeps_a_bounded_number_of_requests_in_flight() {
+    let h = harness();
+    let swap = h.aspace.tunables().swap().clone();
+    swap.set_spawner(Arc::new(Inline));
+    let runs = super::reclaim::MAX_WRITES_IN_FLIGHT as u64 * 3;
+    let pages = runs * super::reclaim::MAX_RUN_PAGES as u64;
+    let in_flight = Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(core::sync::atomic::AtomicUsize::new(0));
+    let disk = swap_disk(pages + 1);
+    // Copy the formatted header onto the counting disk.
+    let header = block_on(disk.read(0, vec![0u8; PAGE_BYTES].into_boxed_slice())).unwrap();
+    let counting = CountingDisk {
+        disk: RamDisk::new((pages + 1) * 8),
+        in_flight: in_flight.clone(),
+        peak: peak.clone(),
+    };
+    block_on(counting.disk.write(0, header)).unwrap();
+    block_on(swap.activate("/dev/counting", Arc::new(counting), None)).unwrap();
+    let a = anon_rw(&h.aspace, pages);
+    fill(&h.aspace, a, pages);
+    assert_eq!(
+        reclaim_all(&h.aspace, &h),
+        pages as usize,
+        "every page went out"
+    );
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        peak <= super::reclaim::MAX_WRITES_IN_FLIGHT,
+        "{peak} writes were in flight at once"
+    );
+    assert!(peak > 1, "the writes overlap");
+    assert_eq!(in_flight.load(Ordering::SeqCst), 0);
+    verify(&h.aspace, a, pages);
+    h.aspace.teardown();
+    assert_eq!(h.soft.live(), 0);
+}

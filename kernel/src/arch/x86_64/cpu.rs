@@ -191,3 +191,41 @@ pub fn relax() {
     super::apic::arm_timer_by(crate::time::now_ns().saturating_add(RELAX_NS));
     x86_64::instructions::interrupts::enable_and_hlt();
 }
+
+/// Most frames [`backtrace`] walks.
+const BACKTRACE_FRAMES: usize = 24;
+/// Largest step between two saved frame pointers [`backtrace`] believes.
+const BACKTRACE_MAX_FRAME: u64 = 1 << 20;
+
+/// Calls `f` with the return address of each caller on the current stack, innermost
+/// first, as link-time addresses (the KASLR delta taken off, so `addr2line -e kernel`
+/// names them). Walks the frame-pointer chain (the kernel is built with frame
+/// pointers) and stops at the first pointer that is not a plausible frame: zero,
+/// misaligned, below the previous one or more than a MiB above it.
+pub fn backtrace(mut f: impl FnMut(u64)) {
+    let mut rbp: u64;
+    // SAFETY: reads the frame-pointer register; no memory is touched.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    let delta = super::kaslr::delta();
+    for _ in 0..BACKTRACE_FRAMES {
+        if rbp == 0 || rbp % 8 != 0 || rbp < 0xffff_8000_0000_0000 {
+            break;
+        }
+        // SAFETY: `rbp` is a saved frame pointer of this stack (checked plausible above
+        // and below), so `[rbp]` holds the caller's and `[rbp + 8]` the return address.
+        let (next, ret) = unsafe {
+            (
+                (rbp as *const u64).read_volatile(),
+                ((rbp + 8) as *const u64).read_volatile(),
+            )
+        };
+        if ret == 0 {
+            break;
+        }
+        f(ret.wrapping_sub(delta));
+        if next <= rbp || next - rbp > BACKTRACE_MAX_FRAME {
+            break;
+        }
+        rbp = next;
+    }
+}
