@@ -17,6 +17,9 @@
 //!   without a priority (the next default one, below the partition's) then leaves the
 //!   file unused by a pageout.
 //!
+//! `--boot-check DEV` instead: only that the partition DEV was turned on at boot
+//! (`/proc/swaps`) and takes a pageout that reads back (the `--rootfs` boot).
+//!
 //! Runs on Linux too (as root, the anchor's `--disk-rw`; the restricted-token checks
 //! are Peios-only).
 #![no_std]
@@ -147,8 +150,43 @@ fn c(v: &[u8]) -> &CStr {
     CStr::from_bytes_with_nul(v).unwrap_or(c"")
 }
 
+/// `--boot-check`: `part` is on, and a pageout to it reads back.
+fn boot_check(mut checks: Checks, part: &str) -> i32 {
+    let listed = swaps_entry(part);
+    checks.check(
+        "boot_swapon",
+        listed.as_ref().is_some_and(|e| e.0 == "partition" && e.1 > 0),
+        format_args!(
+            "/proc/swaps:\n{}",
+            read_file("/proc/swaps").unwrap_or_default().trim_end()
+        ),
+    );
+    match Region::new(256) {
+        Ok(r) => {
+            let before = used_kb(part);
+            r.fill(11);
+            let advised = r.page_out();
+            let used = await_used(part, before + 1024);
+            checks.check(
+                "boot_pageout",
+                advised.is_ok() && used >= before + 1024 && r.mismatches(11) == 0,
+                format_args!("madvise {advised:?}: Used {before} -> {used} kB"),
+            );
+            r.unmap();
+        }
+        Err(e) => {
+            checks.check("boot_pageout", false, format_args!("map: {e}"));
+        }
+    }
+    checks.finish()
+}
+
 fn main(args: &peios_rt::Args) -> i32 {
-    let mut checks = Checks::new("swapfiletest");
+    let checks = Checks::new("swapfiletest");
+    if let Some(part) = args.opt("--boot-check") {
+        return boot_check(checks, part);
+    }
+    let mut checks = checks;
     let dir = args.opt("--dir").unwrap_or("/mnt");
     let part = args.opt("--dev").unwrap_or("/dev/vda");
     let file = alloc::format!("{dir}/swapfile");
