@@ -16,7 +16,10 @@
 //! - the anonymous memory reads back intact every time;
 //! - a restricted process may not write the knob (EACCES; Peios-only).
 //!
-//! Runs on Linux too (the anchor's `--disk` and `--swap`).
+//! Runs on Linux too (the anchor's `--disk` and `--swap`), where `high_swaps` and
+//! `split_moves` fail: Linux 6.12 trims a page cache of once-read pages first whatever
+//! the knob (`cache_trim_mode`), so it swaps nothing at 200 either. This kernel has no
+//! such trim mode: the knob alone sets the split.
 #![no_std]
 #![no_main]
 
