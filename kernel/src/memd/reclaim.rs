@@ -69,7 +69,10 @@ static SHRINKERS: Mutex<Vec<(CacheShrinker, CacheCounter)>> = Mutex::new(Vec::ne
 /// Lets reclaim drop clean pages of a page cache holding `count()` pages.
 pub fn register_shrinker(shrinker: CacheShrinker, count: CacheCounter) {
     let mut list = SHRINKERS.lock();
-    if !list.iter().any(|(s, _)| core::ptr::fn_addr_eq(*s, shrinker)) {
+    if !list
+        .iter()
+        .any(|(s, _)| core::ptr::fn_addr_eq(*s, shrinker))
+    {
         list.push((shrinker, count));
     }
 }

@@ -119,8 +119,20 @@ mod tests {
     #[test]
     fn the_fraction_follows_swappiness() {
         assert_eq!(scan_split(&inputs(0)), ScanSplit { anon: 0, file: 256 });
-        assert_eq!(scan_split(&inputs(60)), ScanSplit { anon: 77, file: 179 });
-        assert_eq!(scan_split(&inputs(100)), ScanSplit { anon: 128, file: 128 });
+        assert_eq!(
+            scan_split(&inputs(60)),
+            ScanSplit {
+                anon: 77,
+                file: 179
+            }
+        );
+        assert_eq!(
+            scan_split(&inputs(100)),
+            ScanSplit {
+                anon: 128,
+                file: 128
+            }
+        );
         assert_eq!(scan_split(&inputs(200)), ScanSplit { anon: 256, file: 0 });
         // Monotonic: more swappiness never takes fewer anonymous pages.
         let mut last = 0;
@@ -176,8 +188,20 @@ mod tests {
             desperate: true,
             ..inputs(s)
         };
-        assert_eq!(scan_split(&desperate(200)), ScanSplit { anon: 128, file: 128 });
-        assert_eq!(scan_split(&desperate(1)), ScanSplit { anon: 128, file: 128 });
+        assert_eq!(
+            scan_split(&desperate(200)),
+            ScanSplit {
+                anon: 128,
+                file: 128
+            }
+        );
+        assert_eq!(
+            scan_split(&desperate(1)),
+            ScanSplit {
+                anon: 128,
+                file: 128
+            }
+        );
         assert_eq!(scan_split(&desperate(0)), ScanSplit { anon: 0, file: 256 });
     }
 

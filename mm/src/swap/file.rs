@@ -110,10 +110,7 @@ impl SwapFile {
             let take = (end.min(extent_end)) - at;
             let device_byte = e.device_byte + (at - e.first_page * PAGE);
             let from = (at - sector * SECTOR_SIZE as u64) as usize;
-            out.push((
-                device_byte / SECTOR_SIZE as u64,
-                from..from + take as usize,
-            ));
+            out.push((device_byte / SECTOR_SIZE as u64, from..from + take as usize));
             at += take;
         }
         out
@@ -267,9 +264,18 @@ mod tests {
         }
         // File pages 2, 3, 4: device pages 12, 40, 41.
         block_on(file.write(2 * 8, run.clone())).unwrap();
-        assert!(block_on(disk.read(12 * 8, page(0))).unwrap().iter().all(|&b| b == 1));
-        assert!(block_on(disk.read(40 * 8, page(0))).unwrap().iter().all(|&b| b == 2));
-        assert!(block_on(disk.read(41 * 8, page(0))).unwrap().iter().all(|&b| b == 3));
+        assert!(block_on(disk.read(12 * 8, page(0)))
+            .unwrap()
+            .iter()
+            .all(|&b| b == 1));
+        assert!(block_on(disk.read(40 * 8, page(0)))
+            .unwrap()
+            .iter()
+            .all(|&b| b == 2));
+        assert!(block_on(disk.read(41 * 8, page(0)))
+            .unwrap()
+            .iter()
+            .all(|&b| b == 3));
         let back = block_on(file.read(2 * 8, vec![0u8; 3 * PAGE_BYTES].into_boxed_slice()));
         assert_eq!(back.unwrap(), run);
         // A sub-page read across nothing: one sector in the middle of page 4.

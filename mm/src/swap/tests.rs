@@ -584,7 +584,9 @@ fn swap_file_on_disk(pages: u64) -> (Arc<RamDisk>, Arc<super::file::SwapFile>, u
     .unwrap();
     // Someone else's data between the extents.
     block_on(disk.write(gap * 8, vec![0xee; 4 * PAGE_BYTES].into_boxed_slice())).unwrap();
-    let file = Arc::new(super::file::SwapFile::new(disk.clone(), &map, pages * PAGE_BYTES as u64).unwrap());
+    let file = Arc::new(
+        super::file::SwapFile::new(disk.clone(), &map, pages * PAGE_BYTES as u64).unwrap(),
+    );
     let mut page = vec![0u8; PAGE_BYTES];
     SwapHeader::format(&mut page, pages);
     block_on(file.write(0, page.into_boxed_slice())).unwrap();
@@ -597,13 +599,8 @@ fn a_swap_file_takes_pages_and_gives_them_back() {
     let swap = h.aspace.tunables().swap().clone();
     swap.set_spawner(Arc::new(Inline));
     let (disk, file, gap) = swap_file_on_disk(64);
-    let id = block_on(swap.activate_as(
-        "/mnt/swapfile",
-        file,
-        Some(5),
-        super::AreaKind::File,
-    ))
-    .unwrap();
+    let id =
+        block_on(swap.activate_as("/mnt/swapfile", file, Some(5), super::AreaKind::File)).unwrap();
     let info = swap.areas();
     assert_eq!(info.len(), 1);
     assert_eq!(info[0].kind, super::AreaKind::File);

@@ -155,7 +155,9 @@ fn boot_check(mut checks: Checks, part: &str) -> i32 {
     let listed = swaps_entry(part);
     checks.check(
         "boot_swapon",
-        listed.as_ref().is_some_and(|e| e.0 == "partition" && e.1 > 0),
+        listed
+            .as_ref()
+            .is_some_and(|e| e.0 == "partition" && e.1 > 0),
         format_args!(
             "/proc/swaps:\n{}",
             read_file("/proc/swaps").unwrap_or_default().trim_end()
@@ -222,9 +224,9 @@ fn main(args: &peios_rt::Args) -> i32 {
     checks.check(
         "swapon_file",
         on.is_ok()
-            && entry
-                .as_ref()
-                .is_some_and(|(kind, size, used, prio)| kind == "file" && *size > 0 && *used == 0 && *prio == 10)
+            && entry.as_ref().is_some_and(|(kind, size, used, prio)| {
+                kind == "file" && *size > 0 && *used == 0 && *prio == 10
+            })
             && part_entry.as_ref().is_some_and(|e| e.0 == "partition"),
         format_args!(
             "swapon {on:?}; /proc/swaps:\n{}",
@@ -305,7 +307,10 @@ fn main(args: &peios_rt::Args) -> i32 {
     checks.check(
         "swapoff_file",
         held > 0 && off.is_ok() && gone,
-        format_args!("file held {held} kB; swapoff {off:?}; listed after: {}", !gone),
+        format_args!(
+            "file held {held} kB; swapoff {off:?}; listed after: {}",
+            !gone
+        ),
     );
     let bad = region.mismatches(9);
     checks.check(
@@ -353,10 +358,13 @@ fn main(args: &peios_rt::Args) -> i32 {
             );
         }
     }
-    let denied_off = in_restricted_child(|| match swapoff(c(&cstr(&alloc::format!("{dir}/swapfile")))) {
-        Err(Errno::EPERM) => 0,
-        _ => 1,
-    });
+    let denied_off =
+        in_restricted_child(
+            || match swapoff(c(&cstr(&alloc::format!("{dir}/swapfile")))) {
+                Err(Errno::EPERM) => 0,
+                _ => 1,
+            },
+        );
     if !matches!(denied_off, Ok(WaitStatus::Exited(99))) {
         checks.check(
             "restricted_swapoff_eperm",

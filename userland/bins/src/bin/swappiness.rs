@@ -179,7 +179,10 @@ fn main(args: &peios_rt::Args) -> i32 {
                 checks.check(
                     &alloc::format!("file_cached_{swappiness}"),
                     r.cached_before_kb >= file_kb / 2,
-                    format_args!("Cached {} kB after reading {file_kb} kB", r.cached_before_kb),
+                    format_args!(
+                        "Cached {} kB after reading {file_kb} kB",
+                        r.cached_before_kb
+                    ),
                 );
                 runs[slot] = r;
             }
