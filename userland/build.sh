@@ -6,6 +6,8 @@
 # program changed.
 set -euo pipefail
 cd "$(dirname "$0")"
+# The programs land in this workspace's own target/ whatever the kernel's build uses.
+unset CARGO_TARGET_DIR
 
 profile=debug cargo_flags=()
 for arg in "$@"; do

@@ -200,6 +200,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
         None => {
             watchdog::start(online);
             memd::khugepaged::start();
+            memd::hung::start();
             start_init(&args)
         }
     }

@@ -298,3 +298,24 @@ fn timers_survive_busy_cpus_and_sleepers_wake() {
     out.expect_line("timerstress: check every-cpu-keeps-ticking: ok");
     out.expect_line("timerstress: check sleep-beside-spinners-wakes-on-time: ok");
 }
+
+#[test]
+fn a_thread_parked_past_the_hung_task_timeout_is_reported() {
+    // `kernel.hung_task_timeout_secs` set to 2 s: the thread parked on a userfaultfd
+    // page nobody answers is named with what it waits for.
+    let out = Guest {
+        run: vec![userland_bin("hungtask")],
+        ..Guest::small()
+    }
+    .boot();
+    out.expect_status(0);
+    out.expect_line("hungtask: check parked: ok");
+    out.expect_line("hung threads: a thread has waited over 2 s");
+    assert!(
+        out.log
+            .lines()
+            .any(|l| l.contains("(hungtask)") && l.contains("waiting for userfaultfd")),
+        "the parked thread is named:\n{}",
+        out.log
+    );
+}

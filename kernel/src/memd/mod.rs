@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod damon;
+pub mod hung;
 pub mod khugepaged;
 pub mod ksmd;
 pub mod oom;

@@ -162,6 +162,29 @@ fn kick(node: NodeId) {
     }
 }
 
+/// One line on every node's reclaim state (for the hung-thread report).
+pub fn describe() -> alloc::string::String {
+    use core::fmt::Write;
+    let mut out = alloc::string::String::from("reclaim:");
+    for r in NODES.get().map_or(&[][..], |n| &n[..]) {
+        let alloc = frames::allocator();
+        let free = alloc.node_stats(r.node).map_or(0, |s| s.free().0);
+        let high = alloc.watermarks(r.node).map_or(0, |m| m.high.0);
+        let _ = write!(
+            out,
+            " node {}: kicked {}, writing {}, dry laps {}, round waiters {}, free {} (high {});",
+            r.node.0,
+            r.kicked.load(Ordering::Relaxed),
+            r.writing.load(Ordering::Relaxed),
+            r.dry_laps.load(Ordering::Relaxed),
+            Arc::strong_count(&r.round.lock()) - 1,
+            free,
+            high,
+        );
+    }
+    out
+}
+
 /// Starts one reclaim task per node (once swap exists to reclaim to, they find work).
 pub fn start() {
     let nodes = frames::allocator().nr_nodes();

@@ -55,12 +55,99 @@ pub struct Thread {
     /// The signals an `rt_sigtimedwait` of this thread is waiting for: they wake it and
     /// are never dropped as ignored (Linux's `real_blocked`).
     pub sigwait_set: AtomicU64,
+    /// Since when (ns since boot) the thread has waited in the kernel; 0 while it runs.
+    blocked_since: AtomicU64,
+    /// What it waits for ([`Blocked`], encoded), valid while `blocked_since` is set.
+    blocked_on: AtomicU64,
+}
+
+/// What a thread waits for in the kernel (for the hung-thread report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// A system call's wait (its number).
+    Syscall(u64),
+    /// A parked page fault: why, and the page.
+    Fault(mm::fault::WaitReason, u64),
+}
+
+/// The wait reasons in [`Blocked::Fault`]'s encoding (the kind in the top byte, the
+/// page address below).
+const FAULT_KINDS: [&str; 4] = ["page locked", "memory", "userfaultfd", "swap-in"];
+
+impl Blocked {
+    fn encode(self) -> u64 {
+        use mm::fault::WaitReason;
+        match self {
+            Blocked::Syscall(nr) => nr & 0xffff,
+            Blocked::Fault(reason, addr) => {
+                let kind: u64 = match reason {
+                    WaitReason::PageLocked { .. } => 0,
+                    WaitReason::Memory => 1,
+                    WaitReason::Userfault { .. } => 2,
+                    WaitReason::SwapIn { .. } => 3,
+                };
+                ((kind + 1) << 56) | (addr & ((1 << 56) - 1))
+            }
+        }
+    }
 }
 
 /// [`Thread::saved_sigmask`] when nothing is saved (a real mask never blocks SIGKILL).
 pub const NO_SAVED_SIGMASK: u64 = u64::MAX;
 
+/// A [`Blocked`] as the thread recorded it.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockedOn(u64);
+
+impl BlockedOn {
+    /// Whether it is a parked page fault (not a system call's wait).
+    pub fn is_fault(self) -> bool {
+        self.0 >> 56 != 0
+    }
+
+    /// Whether it is system call `nr`'s wait.
+    pub fn is_syscall(self, nr: u64) -> bool {
+        self.0 == nr
+    }
+}
+
+impl core::fmt::Display for BlockedOn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match (self.0 >> 56) as usize {
+            0 => write!(f, "system call {}", self.0),
+            k => write!(
+                f,
+                "a page fault at {:#x} waiting for {}",
+                self.0 & ((1 << 56) - 1),
+                FAULT_KINDS.get(k - 1).copied().unwrap_or("?")
+            ),
+        }
+    }
+}
+
 impl Thread {
+    /// The thread starts waiting in the kernel for `on`.
+    pub fn block(&self, on: Blocked) {
+        self.blocked_on.store(on.encode(), Ordering::Relaxed);
+        self.blocked_since
+            .store(crate::time::now_ns().max(1), Ordering::Release);
+    }
+
+    /// The wait is over.
+    pub fn unblock(&self) {
+        self.blocked_since.store(0, Ordering::Release);
+    }
+
+    /// How long (ns) the thread has been waiting in the kernel and for what, if it is.
+    pub fn blocked(&self) -> Option<(u64, BlockedOn)> {
+        let since = self.blocked_since.load(Ordering::Acquire);
+        if since == 0 {
+            return None;
+        }
+        let on = BlockedOn(self.blocked_on.load(Ordering::Relaxed));
+        Some((crate::time::now_ns().saturating_sub(since), on))
+    }
+
     /// A new thread of `process`: its first (`slot` `None`, tid = pid) or another one
     /// (with the slot of its tid).
     pub fn new(
@@ -78,6 +165,8 @@ impl Thread {
             clear_child_tid: AtomicU64::new(0),
             affinity: AtomicU64::new(affinity),
             altstack: spin::Mutex::new((0, 0)),
+            blocked_since: AtomicU64::new(0),
+            blocked_on: AtomicU64::new(0),
             interrupt_waker: AtomicWaker::new(),
             interrupted: AtomicBool::new(false),
             exit_requested: AtomicBool::new(false),

@@ -74,7 +74,7 @@ pub static MIN_FREE_KBYTES: Key = key(
 
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
-static SYSTEM_KEYS: [&Key; 25] = [
+static SYSTEM_KEYS: [&Key; 26] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -98,6 +98,7 @@ static SYSTEM_KEYS: [&Key; 25] = [
     &PAGE_CLUSTER,
     &crate::memd::damon::PAGEOUT_MIN_AGE,
     &crate::memd::oom::OOM_KILL_ALLOCATING_TASK,
+    &crate::memd::hung::HUNG_TASK_TIMEOUT_SECS,
     &crate::proc::limits::THREADS_MAX,
     &crate::proc::limits::PID_MAX,
 ];

@@ -172,7 +172,9 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
                     syscall::Outcome::Wait(future) => {
                         usermode::save_fpu(&mut ctx);
                         charge_kernel(&thread, &mut kernel_since);
+                        thread.block(proc::thread::Blocked::Syscall(nr));
                         let value = usermode::WithPkru::new(ctx.pkru, future).await;
+                        thread.unblock();
                         kernel_since = crate::time::now_ns();
                         // The thread gave the CPU up while it waited: a new slice. (The
                         // old one, run out meanwhile, made a woken sleeper yield at once
@@ -292,6 +294,11 @@ fn preemption_deadline(cpu: CpuId, slice_end: u64) -> u64 {
 /// thread against SIGKILL.
 async fn wait_fault(thread: &Thread, mut wait: mm::fault::FaultFuture) {
     thread.clear_interrupt();
+    let page = match wait.reason() {
+        mm::fault::WaitReason::SwapIn { addr } | mm::fault::WaitReason::Userfault { addr } => addr,
+        _ => 0,
+    };
+    thread.block(proc::thread::Blocked::Fault(wait.reason(), page));
     core::future::poll_fn(|cx| {
         thread.interrupt_waker.register(cx.waker());
         if core::pin::Pin::new(&mut wait).poll(cx).is_ready() || thread.is_interrupted() {
@@ -300,5 +307,6 @@ async fn wait_fault(thread: &Thread, mut wait: mm::fault::FaultFuture) {
             core::task::Poll::Pending
         }
     })
-    .await
+    .await;
+    thread.unblock();
 }

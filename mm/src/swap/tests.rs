@@ -688,3 +688,37 @@ fn a_large_write_out_keeps_a_bounded_number_of_requests_in_flight() {
     h.aspace.teardown();
     assert_eq!(h.soft.live(), 0);
 }
+
+#[test]
+fn a_swapoff_step_starts_many_reads_before_it_waits() {
+    let h = harness();
+    let deferred = Arc::new(Deferred::default());
+    let swap = swap_on(&h, 1024, deferred.clone());
+    let a = anon_rw(&h.aspace, 600);
+    fill(&h.aspace, a, 600);
+    reclaim_all(&h.aspace, &h);
+    assert_eq!(h.aspace.swapped_pages(), 600);
+    let id = swap.find("/dev/ram0").unwrap();
+    swap.set_draining(id, true);
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        match h.aspace.swapoff_step(id).unwrap() {
+            SwapoffStep::Done => break,
+            SwapoffStep::Again => {}
+            SwapoffStep::Wait(w) => {
+                let started = deferred.run_all();
+                assert!(
+                    steps > 1 || started >= super::fault::SWAPOFF_READS,
+                    "the first step started {started} reads, then waits for {:?}",
+                    w.reason()
+                );
+                block_on(w);
+            }
+        }
+    }
+    assert!(steps <= 8, "{steps} steps for 600 pages");
+    assert_eq!(h.aspace.swapped_pages(), 0);
+    swap.deactivate(id).unwrap();
+    verify(&h.aspace, a, 600);
+}
