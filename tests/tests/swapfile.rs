@@ -1,5 +1,5 @@
-//! Swap files in a booted guest: a 256 MiB guest with a 256 MiB swap partition
-//! (`--swap`, on at boot) and a writable ext4 disk (`--disk-rw`) holding a 64 MiB
+//! Swap files in a booted guest: a 192 MiB guest with a 256 MiB swap partition
+//! (`--swap`, on at boot) and a writable ext4 disk (`--disk-rw`) holding a 32 MiB
 //! swap file runs `swapfiletest`: the privilege gate, a file with holes and a file
 //! without a header refused, `/proc/swaps` Type `file`, priorities (the file first
 //! when above the partition, spilling onto the partition past it; the partition first
@@ -17,7 +17,7 @@ fn a_swap_file_on_ext4_swaps_beside_the_partition() {
     let image = scratch_dir().join("swapfile.img");
     let status = Command::new(repo_root().join("tools/mkext4.sh"))
         .arg(&image)
-        .args(["--swapfile-mib", "64"])
+        .args(["--swapfile-mib", "32"])
         .status()
         .expect("run tools/mkext4.sh");
     assert!(status.success(), "mkext4.sh failed");
@@ -25,7 +25,7 @@ fn a_swap_file_on_ext4_swaps_beside_the_partition() {
     let out = Guest {
         cpus: 2,
         nodes: 2,
-        mem_mib: 256,
+        mem_mib: 192,
         swap_mib: 256,
         release: true,
         disk: Some(image),

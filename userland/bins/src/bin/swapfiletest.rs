@@ -12,8 +12,8 @@
 //! - Priorities: with the file above the partition, MADV_PAGEOUT fills the file first;
 //!   a fill past RAM and the file's size then spills onto the partition, and every
 //!   byte reads back.
-//! - swapoff of the file with pages in it brings each back (the area leaves
-//!   `/proc/swaps`), and every byte verifies again; swapon
+//! - swapoff of the file with half of it in use brings each page back (the area
+//!   leaves `/proc/swaps`), and every byte verifies; swapon
 //!   without a priority (the next default one, below the partition's) then leaves the
 //!   file unused by a pageout.
 //!
@@ -299,26 +299,37 @@ fn main(args: &peios_rt::Args) -> i32 {
         format_args!("{bad} of {fill_pages} pages differ"),
     );
 
-    // swapoff with the file in use (read faults leave the pages' slots held, as
-    // Linux's swap cache does): every page comes back.
-    let held = used_kb(&file);
-    let off = swapoff(c(&file_c));
-    let gone = swaps_entry(&file).is_none();
-    checks.check(
-        "swapoff_file",
-        held > 0 && off.is_ok() && gone,
-        format_args!(
-            "file held {held} kB; swapoff {off:?}; listed after: {}",
-            !gone
-        ),
-    );
-    let bad = region.mismatches(9);
-    checks.check(
-        "swapoff_reads_back",
-        bad == 0,
-        format_args!("{bad} of {fill_pages} pages differ after swapoff"),
-    );
     region.unmap();
+
+    // swapoff with the file in use: every page comes back.
+    let back_pages = (file_kb as usize / 4 / 2).max(1);
+    match Region::new(back_pages) {
+        Ok(r) => {
+            r.fill(13);
+            let advised = r.page_out();
+            let held = await_used(&file, (back_pages * 4) as u64);
+            let off = swapoff(c(&file_c));
+            let gone = swaps_entry(&file).is_none();
+            checks.check(
+                "swapoff_file",
+                advised.is_ok() && held >= (back_pages * 4) as u64 && off.is_ok() && gone,
+                format_args!(
+                    "madvise {advised:?}: file held {held} kB; swapoff {off:?}; listed after: {}",
+                    !gone
+                ),
+            );
+            let bad = r.mismatches(13);
+            checks.check(
+                "swapoff_reads_back",
+                bad == 0,
+                format_args!("{bad} of {back_pages} pages differ after swapoff"),
+            );
+            r.unmap();
+        }
+        Err(e) => {
+            checks.check("swapoff_file", false, format_args!("map: {e}"));
+        }
+    }
 
     // Below the partition (no priority given: the next default one, below the
     // partition's): a pageout leaves the file unused.
