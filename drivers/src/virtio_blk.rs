@@ -194,6 +194,16 @@ impl Queue {
         fence(Ordering::SeqCst);
     }
 
+    /// Chains the device has finished that [`pop_used`](Self::pop_used) has not taken
+    /// yet (a count that stays above 0 means a completion interrupt went missing).
+    pub fn uncollected(&self) -> u16 {
+        let used = self.used_offset();
+        fence(Ordering::SeqCst);
+        // SAFETY: the used ring lies in our queue memory.
+        let idx = unsafe { (self.base.add(used + 2) as *const u16).read_volatile() };
+        idx.wrapping_sub(self.last_used)
+    }
+
     /// The next completed chain's head descriptor, if the device finished one.
     pub fn pop_used(&mut self) -> Option<u16> {
         let used = self.used_offset();

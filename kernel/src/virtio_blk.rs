@@ -182,6 +182,11 @@ impl VirtioBlk {
         &self.counters
     }
 
+    /// Requests the device has finished that no interrupt or poll has collected yet.
+    pub fn uncollected(&self) -> u16 {
+        without_interrupts(|| self.state.lock().queue.uncollected())
+    }
+
     /// Marks every request the device finished as done and wakes its future. Runs in
     /// the interrupt handler too, so it neither allocates nor frees (the heap's lock may
     /// be held by the code it interrupted): orphaned slots are reclaimed by `submit`.

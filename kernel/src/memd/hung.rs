@@ -96,5 +96,13 @@ fn check(timeout_ns: u64) -> bool {
     log::warn!("  {}", super::reclaim::describe());
     let (total, free) = super::swap::swap().totals();
     log::warn!("  swap: {total} pages, {free} free");
+    for d in crate::virtio_blk::devices() {
+        log::warn!(
+            "  {}: {} requests in flight, {} finished but not collected",
+            d.name(),
+            d.counters().in_flight.load(Ordering::Relaxed),
+            d.uncollected()
+        );
+    }
     true
 }

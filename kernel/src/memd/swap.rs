@@ -66,10 +66,16 @@ pub fn io_spawner() -> Arc<dyn Spawner> {
 }
 
 /// Polls `task` to completion on this CPU (the block request makes progress when
-/// polled, so no interrupt or executor is needed).
-fn drive(mut task: Task) {
+/// polled, so no interrupt or executor is needed), until `deadline_ns`: a task still
+/// unfinished then (every request chain held by tasks this CPU would have to run)
+/// goes to the executor, and the CPU is not held any longer.
+fn drive(mut task: Task, deadline_ns: u64) {
     let mut cx = Context::from_waker(Waker::noop());
     while task.as_mut().poll(&mut cx).is_pending() {
+        if crate::time::now_ns() > deadline_ns {
+            drop(crate::executor::scheduler().spawn(task));
+            return;
+        }
         crate::arch::cpu::relax();
     }
 }
@@ -91,7 +97,7 @@ pub fn kernel_access_fault(
         INLINE[cpu].store(false, Ordering::Relaxed);
         let stashed = INLINE_TASK[cpu].lock().take();
         if let Some(task) = stashed {
-            drive(task);
+            drive(task, deadline);
         }
         match result {
             Ok(_) => return true,
