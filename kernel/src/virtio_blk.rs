@@ -98,6 +98,10 @@ pub fn probe() {
     }
 }
 
+/// Completions [`VirtioBlk::collect`] takes under the lock before it wakes their
+/// futures (and looks again).
+const WAKE_BATCH: usize = 32;
+
 /// Resets and starts the device at `pci` as device number `index`.
 fn start(index: usize, pci: drivers::pci::PciAddress) -> Option<VirtioBlk> {
     let Some(base) = pci.io_bar(0) else {
@@ -188,21 +192,38 @@ impl VirtioBlk {
     }
 
     /// Marks every request the device finished as done and wakes its future. Runs in
-    /// the interrupt handler too, so it neither allocates nor frees (the heap's lock may
-    /// be held by the code it interrupted): orphaned slots are reclaimed by `submit`.
+    /// the interrupt handler too, so nothing is freed under the state lock (orphaned
+    /// slots are reclaimed by `submit`), and the futures are woken after the lock is
+    /// let go: a wake may allocate (a run queue past its ring). An allocation under this
+    /// lock once deadlocked two CPUs in the swap test: one waited for the heap here,
+    /// the other's interrupt handler waited for this lock while the code it had
+    /// interrupted held the heap (the heap's lock now keeps interrupts off as well).
     fn collect(&self) {
-        without_interrupts(|| {
-            let mut st = self.state.lock();
-            while let Some(head) = st.queue.pop_used() {
-                if let Some(slot) = st.slots.get_mut(usize::from(head)).and_then(Option::as_mut) {
-                    slot.done = true;
-                    if let Some(w) = slot.waker.take() {
-                        // Waking only queues the task (no allocation, no lock of ours).
-                        w.wake();
+        let mut woken: [Option<Waker>; WAKE_BATCH] = [const { None }; WAKE_BATCH];
+        loop {
+            let mut n = 0;
+            let more = without_interrupts(|| {
+                let mut st = self.state.lock();
+                while n < WAKE_BATCH {
+                    let Some(head) = st.queue.pop_used() else {
+                        return false;
+                    };
+                    if let Some(slot) = st.slots.get_mut(usize::from(head)).and_then(Option::as_mut)
+                    {
+                        slot.done = true;
+                        woken[n] = slot.waker.take();
+                        n += 1;
                     }
                 }
+                true
+            });
+            for w in woken.iter_mut().take(n).filter_map(Option::take) {
+                w.wake();
             }
-        });
+            if !more {
+                return;
+            }
+        }
     }
 
     /// Puts a request on the queue; `None` when every chain is in use.

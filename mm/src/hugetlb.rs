@@ -285,6 +285,9 @@ pub struct HugetlbMap {
     base: u64,
     shared: bool,
     state: Mutex<HugetlbState>,
+    /// For a shared mapping of a hugetlb file: the file, which holds the pages and
+    /// the reservations (`state` then stays empty).
+    file: Option<Arc<crate::hugetlb_file::HugetlbFile>>,
     /// Serialises the faults of a 1 GiB mapping, whose pages are mapped by 512
     /// leaves each (installed, copied or changed all together).
     pub(crate) fault_lock: Mutex<()>,
@@ -328,8 +331,40 @@ impl HugetlbMap {
             base,
             shared,
             state: Mutex::new(state),
+            file: None,
             fault_lock: Mutex::new(()),
         }))
+    }
+
+    /// A shared mapping of the hugetlb file `file` whose page index 0 would sit at
+    /// `base` (the VMA's start less its file offset), covering `pages` pages from
+    /// index `first`; reserves those the file has not yet covered unless
+    /// `noreserve`. `None` if the reservation fails (mmap's `ENOMEM`).
+    pub fn for_file(
+        file: Arc<crate::hugetlb_file::HugetlbFile>,
+        base: u64,
+        first: u64,
+        pages: u64,
+        noreserve: bool,
+    ) -> Option<Arc<HugetlbMap>> {
+        if !noreserve && !file.reserve(first, pages) {
+            return None;
+        }
+        Some(Arc::new(HugetlbMap {
+            size: file.huge_size(),
+            source: file.source.clone(),
+            frames: file.frames.clone(),
+            base,
+            shared: true,
+            state: Mutex::new(HugetlbState::default()),
+            file: Some(file),
+            fault_lock: Mutex::new(()),
+        }))
+    }
+
+    /// The hugetlb file this mapping maps, if any.
+    pub fn file(&self) -> Option<&Arc<crate::hugetlb_file::HugetlbFile>> {
+        self.file.as_ref()
     }
 
     /// The page size.
@@ -365,6 +400,7 @@ impl HugetlbMap {
             base: self.base,
             shared: false,
             state: Mutex::new(HugetlbState::default()),
+            file: None,
             fault_lock: Mutex::new(()),
         })
     }
@@ -379,6 +415,9 @@ impl HugetlbMap {
     /// The new page comes from a node `policy` allows.
     pub fn page_for_fault(&self, va: u64, policy: Policy) -> Result<Pfn, NoHugePage> {
         let idx = self.index(va);
+        if let Some(file) = &self.file {
+            return file.page_for_fault(idx, policy);
+        }
         let mut st = self.state.lock();
         if let Some(&pfn) = st.pages.get(&idx) {
             self.frames.get(pfn);

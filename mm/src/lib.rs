@@ -37,6 +37,7 @@ pub mod errno;
 pub mod fault;
 pub mod frame;
 pub mod hugetlb;
+pub mod hugetlb_file;
 pub mod kmem;
 pub mod ksm;
 pub mod oom;

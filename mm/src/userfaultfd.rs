@@ -96,6 +96,8 @@ pub mod events {
     pub const REMOVE: u8 = 2;
     /// `UFFD_FEATURE_EVENT_UNMAP`.
     pub const UNMAP: u8 = 4;
+    /// `UFFD_FEATURE_EVENT_FORK`.
+    pub const FORK: u8 = 8;
 }
 
 /// How a context treats faults, fixed at creation and at the `UFFDIO_API` handshake.
@@ -255,6 +257,37 @@ impl Userfault {
         self.state.lock().fork_children.push((token, child));
         self.push_event(Message::Fork { token });
         token
+    }
+
+    /// A context for a fork child of the process this one serves: the same
+    /// configuration, features and events, and the same write-protected pages (the
+    /// child's copies of them stay protected, as Linux keeps its uffd-wp bits).
+    pub fn fork_child(&self) -> Arc<Userfault> {
+        let child = Userfault::with_config(self.config, self.current_tid);
+        child.set_features(
+            self.sigbus.load(Ordering::SeqCst),
+            self.report_tid.load(Ordering::SeqCst),
+        );
+        child.set_events(self.events.load(Ordering::SeqCst));
+        child.state.lock().protected = self.state.lock().protected.clone();
+        child
+    }
+
+    /// Queues a fork event for `child` when `UFFD_FEATURE_EVENT_FORK` was negotiated
+    /// (and the context is live): its token (see [`take_fork_child`]) and the
+    /// completion the forking caller waits on, completed once the event is read (or
+    /// the context released). `None` when no event is reported.
+    ///
+    /// [`take_fork_child`]: Self::take_fork_child
+    pub fn report_fork(&self, child: Arc<Userfault>) -> Option<(u64, Arc<Completion>)> {
+        if self.is_released() || self.events.load(Ordering::SeqCst) & events::FORK == 0 {
+            return None;
+        }
+        let token = self.next_fork_token.fetch_add(1, Ordering::Relaxed);
+        self.state.lock().fork_children.push((token, child));
+        let done = Completion::new();
+        self.queue_event(Message::Fork { token }, Some(done.clone()));
+        Some((token, done))
     }
 
     /// The child context a fork message names (once).
@@ -730,6 +763,30 @@ mod tests {
             "minor mode takes shared memory only"
         );
         h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn fork_events_only_when_negotiated_and_children_keep_protection() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 2);
+        let uffd = Userfault::new();
+        uffd.protect(a, true);
+        assert!(uffd.report_fork(uffd.fork_child()).is_none(), "not negotiated");
+        assert!(!uffd.has_message());
+        uffd.set_events(events::FORK | events::UNMAP);
+        let child = uffd.fork_child();
+        assert!(child.is_protected(a) && !child.is_protected(a + PAGE_SIZE));
+        let (token, done) = uffd.report_fork(child.clone()).unwrap();
+        assert!(!done.is_complete(), "the fork waits for the handler");
+        assert_eq!(uffd.next_message(), Some(Message::Fork { token }));
+        assert!(done.is_complete(), "read: the fork goes on");
+        assert!(Arc::ptr_eq(&uffd.take_fork_child(token).unwrap(), &child));
+        // The child reports what the parent negotiated.
+        let grandchild = child.fork_child();
+        assert!(child.report_fork(grandchild).is_some());
+        // A released context reports nothing.
+        uffd.release();
+        assert!(uffd.report_fork(uffd.fork_child()).is_none());
     }
 
     #[test]

@@ -28,7 +28,8 @@ use alloc::{string::String, sync::Arc, vec::Vec};
 use errno::{Errno, SysResult};
 
 /// Mounts the boot namespace: the initramfs at `/`, then `/proc`, `/sys` and `/dev`,
-/// and a tmpfs each at `/tmp` and `/dev/shm` (mode 1777, as Linux distributions).
+/// a tmpfs each at `/tmp` and `/dev/shm` (mode 1777, as Linux distributions), and a
+/// hugetlbfs at `/dev/hugepages`.
 pub fn mount_all() {
     vfs::mount::mount("/", Arc::new(vfs::initramfs::InitramfsFs));
     vfs::mount::mount("/proc", Arc::new(procfs::ProcFs));
@@ -39,6 +40,14 @@ pub fn mount_all() {
         let frames = crate::mem::frames::mm_frames().clone();
         vfs::mount::mount(at, Arc::new(vfs::tmpfs::Tmpfs::new(at, 0o1777, frames)));
     }
+    // hugetlbfs of the default page size at /dev/hugepages, as systemd mounts it.
+    let options = vfs::tmpfs::HugetlbfsOptions {
+        size: mm::hugetlb::HugeSize::Mib2,
+        max_pages: None,
+    };
+    let frames = crate::mem::frames::mm_frames().clone();
+    let hugepages = vfs::tmpfs::Tmpfs::hugetlbfs("/dev/hugepages", 0o755, options, frames);
+    vfs::mount::mount("/dev/hugepages", Arc::new(hugepages));
 }
 
 /// The calling process.

@@ -20,7 +20,10 @@ use core::{
 use mm::frame::{NodeId, Order, Pfn, PAGE_SIZE};
 use talc::{ErrOnOom, Span, Talc, Talck};
 
-static TALC: Talck<spin::Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
+/// The allocator, under a lock that keeps interrupts off while held (an interrupt
+/// handler that allocates or frees must never find the heap held by the code it
+/// interrupted).
+static TALC: Talck<crate::arch::irq_lock::IrqSpinLock, ErrOnOom> = Talc::new(ErrOnOom).lock();
 
 #[global_allocator]
 static HEAP: KernelHeap = KernelHeap;

@@ -58,6 +58,8 @@ const UFFD_EVENT_UNMAP: u8 = 0x16;
 pub mod feature {
     /// `UFFD_FEATURE_PAGEFAULT_FLAG_WP`.
     pub const PAGEFAULT_FLAG_WP: u64 = 1 << 0;
+    /// `UFFD_FEATURE_EVENT_FORK`.
+    pub const EVENT_FORK: u64 = 1 << 1;
     /// `UFFD_FEATURE_EVENT_REMAP`.
     pub const EVENT_REMAP: u64 = 1 << 2;
     /// `UFFD_FEATURE_EVENT_REMOVE`.
@@ -76,6 +78,7 @@ pub mod feature {
 
 /// Every feature `UFFDIO_API` reports: exactly what this kernel implements.
 pub const SUPPORTED_FEATURES: u64 = feature::PAGEFAULT_FLAG_WP
+    | feature::EVENT_FORK
     | feature::EVENT_REMAP
     | feature::EVENT_REMOVE
     | feature::EVENT_UNMAP
@@ -133,6 +136,9 @@ pub struct UserfaultFile {
     nonblock: AtomicBool,
     /// The features negotiated at `UFFDIO_API`.
     features: AtomicU64,
+    /// The flags it was made with (`O_CLOEXEC`, `O_NONBLOCK`, `UFFD_USER_MODE_ONLY`),
+    /// which a fork child's descriptor gets too.
+    flags: u64,
 }
 
 impl UserfaultFile {
@@ -179,6 +185,9 @@ impl Drop for UserfaultFile {
     fn drop(&mut self) {
         if self.features.load(Ordering::SeqCst) & EVENT_FEATURES != 0 {
             REPORTING_EVENTS.fetch_sub(1, Ordering::SeqCst);
+        }
+        if self.features.load(Ordering::SeqCst) & feature::EVENT_FORK != 0 {
+            forget_fork_source(&self.ctx);
         }
         self.ctx.release();
         if let Some(space) = self.space.upgrade() {
@@ -230,6 +239,7 @@ pub fn create_ungated(thread: &Thread, flags: u64) -> SysResult<Arc<UserfaultFil
         api_done: AtomicBool::new(false),
         nonblock: AtomicBool::new(flags & O_NONBLOCK != 0),
         features: AtomicU64::new(0),
+        flags,
     }))
 }
 
@@ -261,8 +271,21 @@ pub fn read_messages(file: &UserfaultFile, buf: u64, count: u64) -> SysResult<u6
         let Some(m) = file.ctx.next_message() else {
             break;
         };
-        if let Err(e) = write_user(buf + written, &encode(&m)) {
-            file.ctx.unread(m);
+        let mut words = encode(&m);
+        if let Message::Fork { token } = m {
+            // `arg.fork.ufd`: the child's descriptor, made as the message is read.
+            match fork_descriptor(file, token) {
+                Ok(fd) => words[1] = fd,
+                Err(e) => return if written > 0 { Ok(written) } else { Err(e) },
+            }
+        }
+        if let Err(e) = write_user(buf + written, &words) {
+            if let (Message::Fork { .. }, Some(thread)) = (m, crate::proc::current_thread()) {
+                // The descriptor made for the lost message goes again.
+                let _ = thread.process.files.lock().close(words[1]);
+            } else {
+                file.ctx.unread(m);
+            }
             return if written > 0 { Ok(written) } else { Err(e) };
         }
         written += MSG_SIZE;
@@ -307,6 +330,13 @@ fn api(file: &UserfaultFile, arg: u64) -> SysResult {
         file.api_done.store(false, Ordering::SeqCst);
         return Err(e);
     }
+    note_negotiated(file, asked);
+    Ok(0)
+}
+
+/// Makes the negotiated features `asked` act on `file`'s context (the handshake, or a
+/// fork child's descriptor, which starts with its parent's).
+fn note_negotiated(file: &UserfaultFile, asked: u64) {
     file.features.store(asked, Ordering::SeqCst);
     file.ctx.set_features(
         asked & feature::SIGBUS != 0,
@@ -315,7 +345,15 @@ fn api(file: &UserfaultFile, arg: u64) -> SysResult {
     if asked & EVENT_FEATURES != 0 {
         REPORTING_EVENTS.fetch_add(1, Ordering::SeqCst);
     }
+    if asked & feature::EVENT_FORK != 0 {
+        FORK_SOURCES.lock().push(ForkSource {
+            ctx: Arc::downgrade(&file.ctx),
+            features: asked,
+            flags: file.flags,
+        });
+    }
     let events = [
+        (feature::EVENT_FORK, events::FORK),
         (feature::EVENT_REMAP, events::REMAP),
         (feature::EVENT_REMOVE, events::REMOVE),
         (feature::EVENT_UNMAP, events::UNMAP),
@@ -324,11 +362,144 @@ fn api(file: &UserfaultFile, arg: u64) -> SysResult {
     .filter(|(f, _)| asked & f != 0)
     .fold(0, |acc, (_, e)| acc | e);
     file.ctx.set_events(events);
-    Ok(0)
 }
 
 /// The features that ask for events.
 const EVENT_FEATURES: u64 = feature::EVENT_REMAP | feature::EVENT_REMOVE | feature::EVENT_UNMAP;
+
+/// A live context that negotiated `UFFD_FEATURE_EVENT_FORK`, with what a fork child's
+/// descriptor inherits from it.
+struct ForkSource {
+    ctx: Weak<Userfault>,
+    features: u64,
+    flags: u64,
+}
+
+/// The contexts a fork reports to (few: looked through only when a forking process
+/// has registered ranges).
+static FORK_SOURCES: Mutex<Vec<ForkSource>> = Mutex::new(Vec::new());
+
+/// A fork reported and not yet read: the child's address space and what its
+/// descriptor inherits, by the parent context and the message's token.
+struct PendingFork {
+    parent: Weak<Userfault>,
+    token: u64,
+    space: Weak<AddressSpace>,
+    features: u64,
+    flags: u64,
+}
+
+static PENDING_FORKS: Mutex<Vec<PendingFork>> = Mutex::new(Vec::new());
+
+/// `ctx`'s last descriptor closed: forks no longer report to it, and the children it
+/// was told of and never read are dropped.
+fn forget_fork_source(ctx: &Arc<Userfault>) {
+    FORK_SOURCES
+        .lock()
+        .retain(|s| s.ctx.strong_count() > 0 && !core::ptr::eq(s.ctx.as_ptr(), Arc::as_ptr(ctx)));
+    PENDING_FORKS.lock().retain(|p| {
+        p.parent.strong_count() > 0 && !core::ptr::eq(p.parent.as_ptr(), Arc::as_ptr(ctx))
+    });
+}
+
+/// A fork of a process whose address space is `parent` made `child`: every context
+/// with ranges registered in `parent` that negotiated `UFFD_FEATURE_EVENT_FORK` gets
+/// a child context registered on the same ranges of `child` (same modes, same
+/// write-protected pages) and a `UFFD_EVENT_FORK` message, whose reading installs a
+/// descriptor for the child context in the reader's process. Returns the waits the
+/// forking caller completes after: each ends when its handler has read the event, as
+/// Linux's fork waits. Contexts without the feature are simply not inherited.
+pub fn fork_events(parent: &AddressSpace, child: &Arc<AddressSpace>) -> Vec<FaultFuture> {
+    if FORK_SOURCES.lock().is_empty() {
+        return Vec::new();
+    }
+    let registrations = parent.mm().inherited_registrations();
+    // (parent context, the source's inheritance, the child context)
+    let mut made: Vec<(Arc<Userfault>, u64, u64, Arc<Userfault>)> = Vec::new();
+    for (start, end, hook, modes) in registrations {
+        let hook_at = Arc::as_ptr(&hook) as *const ();
+        let known = made
+            .iter()
+            .find(|(p, ..)| core::ptr::eq(Arc::as_ptr(p) as *const (), hook_at))
+            .map(|(.., c)| c.clone());
+        let child_ctx = match known {
+            Some(c) => c,
+            None => {
+                let source = FORK_SOURCES.lock().iter().find_map(|s| {
+                    let ctx = s.ctx.upgrade()?;
+                    core::ptr::eq(Arc::as_ptr(&ctx) as *const (), hook_at)
+                        .then_some((ctx, s.features, s.flags))
+                });
+                let Some((ctx, features, flags)) = source else {
+                    continue;
+                };
+                let c = ctx.fork_child();
+                made.push((ctx, features, flags, c.clone()));
+                c
+            }
+        };
+        let child_hook: Arc<dyn FaultInterceptor> = child_ctx;
+        if let Err(e) = child
+            .mm()
+            .register_interceptor(start, end - start, Some(child_hook), modes)
+        {
+            log::warn!("userfaultfd: fork child range {start:#x}..{end:#x} not registered: {e:?}");
+        }
+    }
+    let mut waits = Vec::new();
+    for (ctx, features, flags, child_ctx) in made {
+        if let Some((token, done)) = ctx.report_fork(child_ctx) {
+            PENDING_FORKS.lock().push(PendingFork {
+                parent: Arc::downgrade(&ctx),
+                token,
+                space: Arc::downgrade(child),
+                features,
+                flags,
+            });
+            waits.push(FaultFuture::new(WaitReason::Userfault { addr: 0 }, done));
+        }
+    }
+    waits
+}
+
+/// The descriptor a `UFFD_EVENT_FORK` message of `file` (under `token`) carries: a
+/// new userfaultfd over the child context, installed in the reading process with the
+/// parent descriptor's `O_CLOEXEC`/`O_NONBLOCK`, already past its handshake with the
+/// parent's features.
+fn fork_descriptor(file: &UserfaultFile, token: u64) -> SysResult<u64> {
+    let thread = crate::proc::current_thread().ok_or(Errno::ESRCH)?;
+    let pending = {
+        let mut all = PENDING_FORKS.lock();
+        let i = all
+            .iter()
+            .position(|p| {
+                p.token == token && core::ptr::eq(p.parent.as_ptr(), Arc::as_ptr(&file.ctx))
+            })
+            .ok_or(Errno::EINVAL)?;
+        all.swap_remove(i)
+    };
+    let ctx = file.ctx.take_fork_child(token).ok_or(Errno::EINVAL)?;
+    let child = Arc::new(UserfaultFile {
+        ctx,
+        space: pending.space,
+        api_done: AtomicBool::new(true),
+        nonblock: AtomicBool::new(pending.flags & O_NONBLOCK != 0),
+        features: AtomicU64::new(0),
+        flags: pending.flags,
+    });
+    note_negotiated(&child, pending.features);
+    let status = crate::vfs::flags::O_RDWR | (pending.flags as u32 & crate::vfs::flags::O_NONBLOCK);
+    let open = crate::vfs::OpenFile::new(
+        Arc::new(crate::fs::userfaultfd::UserfaultFd(child)),
+        status,
+        None,
+    );
+    thread
+        .process
+        .files
+        .lock()
+        .insert(open, pending.flags & O_CLOEXEC != 0)
+}
 
 /// Live descriptors that negotiated an event: while there are none, munmap, madvise
 /// and mremap skip looking for interceptors to tell.
@@ -699,4 +870,29 @@ pub fn take_kernel_wait(tid: u64) -> Option<FaultFuture> {
     KERNEL_WAIT_SET[cpu].store(false, Ordering::Relaxed);
     let (owner, wait) = KERNEL_WAIT[cpu].lock().take()?;
     (owner == tid).then_some(wait)
+}
+
+/// The outcome of a fork that reported `waits` (see [`fork_events`]): the child's id,
+/// once every handler has read its event; a signal to the caller ends the wait early.
+pub fn after_fork_events(
+    thread: &Arc<Thread>,
+    mut waits: Vec<FaultFuture>,
+    value: u64,
+) -> crate::syscall::Outcome {
+    let thread = thread.clone();
+    crate::syscall::wait(async move {
+        thread.clear_interrupt();
+        core::future::poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            waits.retain_mut(|w| {
+                core::future::Future::poll(core::pin::Pin::new(w), cx).is_pending()
+            });
+            if waits.is_empty() || thread.is_interrupted() {
+                core::task::Poll::Ready(Ok(value))
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+        .await
+    })
 }

@@ -74,7 +74,7 @@ pub static MIN_FREE_KBYTES: Key = key(
 
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
-static SYSTEM_KEYS: [&Key; 26] = [
+static SYSTEM_KEYS: [&Key; 27] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -83,6 +83,7 @@ static SYSTEM_KEYS: [&Key; 26] = [
     &OVERCOMMIT_RATIO,
     &OVERCOMMIT_KBYTES,
     &crate::memd::userfaultfd::UNPRIVILEGED_USERFAULTFD,
+    &crate::vfs::memfd::MEMFD_NOEXEC,
     &DROP_CACHES,
     &SWAPPINESS,
     &NR_HUGEPAGES,

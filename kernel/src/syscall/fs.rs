@@ -293,10 +293,10 @@ const F_GET_SEALS: u64 = 1034;
 
 /// `F_GET_SEALS` and `F_ADD_SEALS` on a memfd or tmpfs file (EINVAL on any other
 /// file). Adding needs a descriptor open for writing (EPERM); `F_SEAL_WRITE` is
-/// EBUSY while any process maps the file shared with write permission (`VM_SHARED`,
-/// which a read-only mapping of a writable descriptor has too, as on Linux). An `mmap`
-/// racing the seal may slip past the scan: Linux's exact count of writable mappings
-/// (`i_mmap_writable`) is not kept.
+/// EBUSY while any shared mapping may write the file (`VM_SHARED`, which a read-only
+/// mapping of a writable descriptor has too, as on Linux): the file's exact count of
+/// such mappings, kept by the address spaces' VMA trees through mmap, munmap,
+/// mremap, splits, fork and exit (Linux's `i_mmap_writable`).
 fn seals(file: &OpenFile, cmd: u64, arg: u64) -> SysResult {
     let memfd = file
         .file()
@@ -311,19 +311,8 @@ fn seals(file: &OpenFile, cmd: u64, arg: u64) -> SysResult {
     }
     let object = file.file().mmap_object()?;
     let seals = u32::try_from(arg).map_err(|_| Errno::EINVAL)?;
-    memfd.add_seals(seals, || mapped_shared_writable(&object))?;
+    memfd.add_seals(seals, || object.writable_mappings() > 0)?;
     Ok(0)
-}
-
-/// Whether any process maps `object` shared with write permission.
-pub(super) fn mapped_shared_writable(object: &Arc<mm::pagecache::FileObject>) -> bool {
-    use mm::vma::VmFlags;
-    crate::proc::all().iter().any(|p| {
-        p.address_space().mm().vmas().iter().any(|v| {
-            v.flags().contains(VmFlags::SHARED | VmFlags::MAYWRITE)
-                && v.file().is_some_and(|f| Arc::ptr_eq(f, object))
-        })
-    })
 }
 
 /// `userfaultfd(flags)`: a descriptor for the caller's missing-page faults.
@@ -339,12 +328,37 @@ pub fn userfaultfd(thread: &Thread, flags: u64) -> SysResult {
 }
 
 /// `memfd_create(name, flags)`: an empty anonymous shared-memory file.
+///
+/// `MFD_NOEXEC_SEAL` makes it non-executable (mode `0o666`) with `F_SEAL_EXEC` set
+/// and sealing allowed; `MFD_EXEC` (or neither, under `vm.memfd_noexec` 0) makes it
+/// executable (`0o777`). Under `vm.memfd_noexec` 1 or 2 a memfd asking for neither
+/// is made as with `MFD_NOEXEC_SEAL`, and under 2 `MFD_EXEC` is EACCES, as Linux.
+/// `MFD_HUGETLB` (page size in bits 26..31, `MFD_HUGE_2MB`/`MFD_HUGE_1GB`, else the
+/// default 2 MiB) draws its pages from the hugetlb pools (ENODEV for a size with no
+/// pool). EINVAL for unknown flags, for both exec flags, and for a name longer than
+/// 249 bytes.
 pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
     const MFD_CLOEXEC: u64 = 1;
     const MFD_ALLOW_SEALING: u64 = 2;
-    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
+    const MFD_HUGETLB: u64 = 4;
+    const MFD_NOEXEC_SEAL: u64 = 8;
+    const MFD_EXEC: u64 = 0x10;
+    const MFD_HUGE_SHIFT: u64 = 26;
+    const MFD_HUGE_MASK: u64 = 0x3f;
+    let mut known = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC;
+    if flags & MFD_HUGETLB != 0 {
+        known |= MFD_HUGE_MASK << MFD_HUGE_SHIFT;
+    }
+    if flags & !known != 0 || flags & (MFD_EXEC | MFD_NOEXEC_SEAL) == MFD_EXEC | MFD_NOEXEC_SEAL {
         return Err(Errno::EINVAL);
     }
+    let noexec_scope = crate::vfs::memfd::MEMFD_NOEXEC.get();
+    let noexec = match flags & (MFD_EXEC | MFD_NOEXEC_SEAL) {
+        MFD_NOEXEC_SEAL => true,
+        MFD_EXEC if noexec_scope >= 2 => return Err(Errno::EACCES),
+        MFD_EXEC => false,
+        _ => noexec_scope >= 1,
+    };
     let name = read_user_cstr(name, 249).map_err(|e| {
         if e == Errno::ENAMETOOLONG {
             Errno::EINVAL
@@ -353,9 +367,25 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
         }
     })?;
     let name = String::from_utf8_lossy(&name);
-    let object =
-        mm::pagecache::FileObject::new_memfd(&name, crate::mem::frames::mm_frames().clone());
-    let memfd = Memfd::new_sealable(object, flags & MFD_ALLOW_SEALING != 0);
+    let frames = crate::mem::frames::mm_frames().clone();
+    let object = if flags & MFD_HUGETLB != 0 {
+        let size = match (flags >> MFD_HUGE_SHIFT) & MFD_HUGE_MASK {
+            0 | 21 => mm::hugetlb::HugeSize::Mib2,
+            30 => mm::hugetlb::HugeSize::Gib1,
+            _ => return Err(Errno::ENODEV),
+        };
+        let source = Arc::new(crate::mem::hugetlb::KernelHugetlb);
+        let pages = mm::hugetlb_file::HugetlbFile::new(size, source, frames.clone(), None);
+        let path = alloc::format!("/memfd:{name} (deleted)");
+        mm::pagecache::FileObject::new_hugetlb(&path, pages, frames)
+    } else {
+        mm::pagecache::FileObject::new_memfd(&name, frames)
+    };
+    let memfd = if noexec {
+        Memfd::new_noexec(object)
+    } else {
+        Memfd::new_sealable(object, flags & MFD_ALLOW_SEALING != 0)
+    };
     let file = OpenFile::new(Arc::new(memfd), O_RDWR | O_LARGEFILE, None);
     thread
         .process

@@ -9,6 +9,7 @@ use errno::{Errno, SysResult};
 use mm::{
     aspace::{Advice, FileMapping, MmapRequest, PopulateStep, MINCORE_BATCH_PAGES},
     fault::{Access, FaultInterceptor, InterceptEvent},
+    pagecache::WritableMapPin,
     vma::{MapFlags, Prot},
 };
 use security::Privilege;
@@ -29,23 +30,34 @@ fn mapping_of(thread: &Thread, fd: u64) -> SysResult<FileMapping> {
 
 /// [`mapping_of`] for `mmap`, with a memfd's write seals applied: a writable shared
 /// mapping of a write-sealed file is EPERM, and a read-only shared one may never
-/// become writable (`mprotect` is EACCES), as on Linux.
-fn sealed_mapping_of(thread: &Thread, fd: u64, prot: u64, flags: u64) -> SysResult<FileMapping> {
+/// become writable (`mprotect` is EACCES), as on Linux. A shared mapping that may
+/// write is counted on the file ([`WritableMapPin`]) before the seals are read, and
+/// the pin is held until the mapping is in place (its VMA then counts itself), so a
+/// racing `F_SEAL_WRITE` sees one or the other.
+fn sealed_mapping_of(
+    thread: &Thread,
+    fd: u64,
+    prot: u64,
+    flags: u64,
+) -> SysResult<(FileMapping, Option<WritableMapPin>)> {
     const PROT_WRITE: u64 = 2;
     let mut mapping = mapping_of(thread, fd)?;
+    let shared = flags & MapFlags::SHARED.bits() != 0;
+    let pin = (shared && mapping.writable).then(|| mapping.file.pin_writable_mapping());
     let file = thread.process.files.lock().get(fd)?;
     let sealed = file
         .file()
         .as_any()
         .downcast_ref::<crate::vfs::memfd::Memfd>()
         .is_some_and(|m| m.write_sealed());
-    if sealed && flags & MapFlags::SHARED.bits() != 0 {
+    if sealed && shared {
         if prot & PROT_WRITE != 0 {
             return Err(Errno::EPERM);
         }
         mapping.writable = false;
+        return Ok((mapping, None));
     }
-    Ok(mapping)
+    Ok((mapping, pin))
 }
 
 pub fn mmap(
@@ -57,10 +69,11 @@ pub fn mmap(
     fd: u64,
     offset: u64,
 ) -> SysResult {
-    let file = if flags & MapFlags::ANONYMOUS.bits() == 0 {
-        Some(sealed_mapping_of(thread, fd, prot, flags)?)
+    let (file, _writable_pin) = if flags & MapFlags::ANONYMOUS.bits() == 0 {
+        let (mapping, pin) = sealed_mapping_of(thread, fd, prot, flags)?;
+        (Some(mapping), pin)
     } else {
-        None
+        (None, None)
     };
     let req = MmapRequest::from_raw(addr, len, prot, flags, file, offset)?;
     let may_map_low = thread

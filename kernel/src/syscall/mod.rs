@@ -16,6 +16,7 @@ mod itimer;
 mod membarrier;
 mod memctl;
 mod memory;
+mod mount;
 mod names;
 mod numa;
 mod pagecache;
@@ -277,6 +278,8 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         157 => prctl::prctl(thread, a[0], [a[1], a[2], a[3], a[4]]).into(),
         158 => process::arch_prctl(ctx, a[0], a[1]).into(),
         160 => info::prlimit64(thread, 0, a[0], a[1], 0).into(),
+        165 => mount::mount(thread, a[0], a[1], a[2], a[3], a[4]).into(),
+        166 => mount::umount2(thread, a[0], lower32(a[1])).into(),
         167 => match crate::memd::swap::swapon(thread, a[0], lower32(a[1])) {
             Ok(activate) => wait(activate),
             Err(e) => Err::<u64, _>(e).into(),

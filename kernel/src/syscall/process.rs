@@ -91,13 +91,25 @@ pub fn clone_with_pidfd_at(
     tls: u64,
     pidfd_at: u64,
 ) -> Outcome {
+    let mut fork_waits = Vec::new();
     let started = clone_start(
-        thread, ctx, flags, stack, parent_tid, child_tid, tls, pidfd_at,
+        thread,
+        ctx,
+        flags,
+        stack,
+        parent_tid,
+        child_tid,
+        tls,
+        pidfd_at,
+        &mut fork_waits,
     );
     let (tid, child) = match started {
         Ok(started) => started,
         Err(e) => return Err::<u64, _>(e).into(),
     };
+    if !fork_waits.is_empty() {
+        return crate::memd::userfaultfd::after_fork_events(thread, fork_waits, u64::from(tid));
+    }
     let Some(child) = child.filter(|_| flags & CLONE_VFORK != 0) else {
         return Ok(u64::from(tid)).into();
     };
@@ -124,6 +136,7 @@ fn clone_start(
     child_tid: u64,
     tls: u64,
     pidfd_at: u64,
+    fork_waits: &mut Vec<mm::fault::FaultFuture>,
 ) -> SysResult<(u32, Option<Arc<proc::Process>>)> {
     if flags & !SUPPORTED_CLONE != 0 {
         return Err(Errno::EINVAL);
@@ -179,10 +192,11 @@ fn clone_start(
         }
         Thread::new(tid, process.clone(), sigmask, affinity, Some(slot))
     } else {
-        let space = if flags & CLONE_VM != 0 {
-            process.address_space()
+        let (space, forked_from) = if flags & CLONE_VM != 0 {
+            (process.address_space(), None)
         } else {
-            Arc::new(process.aspace.read().fork()?)
+            let parent = process.address_space();
+            (Arc::new(parent.fork()?), Some(parent))
         };
         let ppid = if flags & CLONE_PARENT != 0 {
             process.ppid.load(Ordering::SeqCst)
@@ -190,6 +204,13 @@ fn clone_start(
             process.pid
         };
         let files = process.files.lock().clone();
+        if let Some(parent) = forked_from {
+            // Userfaultfd contexts that asked for fork events follow the child (before
+            // it runs, after its descriptors are copied, so the handler's new
+            // descriptor stays the parent's); the caller returns once their handlers
+            // have read the events.
+            *fork_waits = crate::memd::userfaultfd::fork_events(&parent, &space);
+        }
         let fs = process.fs.lock().clone();
         let exe = process.exe.lock().clone();
         let token = process.token.read().clone();

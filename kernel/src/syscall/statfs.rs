@@ -24,6 +24,7 @@ fn magic(name: &str) -> u64 {
         "ext4" | "ext3" | "ext2" => 0xef53,
         "pipefs" => 0x5049_5045,
         "anon_inodefs" => 0x0904_1934,
+        "hugetlbfs" => 0x9584_58f6,
         // The initramfs root, and anything else memory-backed: ramfs.
         _ => 0x8584_58f6,
     }

@@ -4,11 +4,24 @@
 
 use super::{anon_inode_number, seek_position, File, Stat, Whence};
 use crate::arch::uaccess::{copy_from_user, copy_to_user};
+use crate::tunable::{keep, key, Key, KeyKind};
 use alloc::{boxed::Box, sync::Arc};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use errno::{Errno, SysResult};
 use mm::pagecache::FileObject;
 use spin::Mutex;
+
+/// `vm.memfd_noexec`: 0, a memfd is executable unless made with `MFD_NOEXEC_SEAL`;
+/// 1, a memfd that names neither `MFD_EXEC` nor `MFD_NOEXEC_SEAL` is made as with
+/// `MFD_NOEXEC_SEAL`; 2, as 1, and `MFD_EXEC` is refused (EACCES). Linux's values
+/// (there per pid namespace; one system-wide value here).
+pub static MEMFD_NOEXEC: Key = key(
+    "vm.memfd_noexec",
+    &["/proc/sys/vm/memfd_noexec"],
+    KeyKind::Int { min: 0, max: 2 },
+    0,
+    keep,
+);
 
 /// Most bytes one read or write moves (a short count beyond, as Linux may give).
 const MAX_IO_BYTES: usize = 64 * 1024;
@@ -45,6 +58,8 @@ pub struct Memfd {
     stat_of: Option<StatOf>,
     /// Its seals ([`seal`]); `SEAL` alone for a file that does not allow sealing.
     seals: AtomicU32,
+    /// A memfd's permission bits (`0o777`, or `0o666` for `MFD_NOEXEC_SEAL`).
+    mode: AtomicU32,
 }
 
 impl Memfd {
@@ -57,6 +72,15 @@ impl Memfd {
         memfd
     }
 
+    /// A memfd over `object` made with `MFD_NOEXEC_SEAL` (or under `vm.memfd_noexec`
+    /// 1 or 2): not executable (`0o666`), `F_SEAL_EXEC` set, and sealing allowed.
+    pub fn new_noexec(object: Arc<FileObject>) -> Memfd {
+        let memfd = Memfd::new(object);
+        memfd.seals.store(seal::EXEC, Ordering::Relaxed);
+        memfd.mode.store(0o666, Ordering::Relaxed);
+        memfd
+    }
+
     /// A memfd over `object` that takes no seals.
     pub fn new(object: Arc<FileObject>) -> Memfd {
         Memfd {
@@ -66,6 +90,7 @@ impl Memfd {
             append: AtomicBool::new(false),
             stat_of: None,
             seals: AtomicU32::new(seal::SEAL),
+            mode: AtomicU32::new(0o777),
         }
     }
 
@@ -83,17 +108,21 @@ impl Memfd {
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
         let mut kbuf = alloc::vec![0u8; n];
-        let got = self
-            .object
-            .read_at(offset, &mut kbuf)
-            .map_err(|_| Errno::EIO)?;
+        let got = match self.object.hugetlb() {
+            Some(pages) => pages.read_at(offset, &mut kbuf),
+            None => self
+                .object
+                .read_at(offset, &mut kbuf)
+                .map_err(|_| Errno::EIO)?,
+        };
         copy_to_user(buf, &kbuf[..got])?;
         Ok(got as u64)
     }
 
     /// The seals in force.
     pub fn seals(&self) -> u32 {
-        self.seals.load(Ordering::Acquire)
+        // SeqCst: paired with the writable-mapping count (see `add_seals`).
+        self.seals.load(Ordering::SeqCst)
     }
 
     /// Whether writes through descriptors and new writable shared mappings are
@@ -102,15 +131,24 @@ impl Memfd {
         self.seals() & (seal::WRITE | seal::FUTURE_WRITE) != 0
     }
 
-    /// `F_ADD_SEALS`: adds `seals`, where `writable_mapping()` says whether a writable
+    /// `F_ADD_SEALS`: adds `seals` (`EXEC` on an executable file brings every write
+    /// seal with it), where `writable_mapping()` says whether a writable
     /// shared mapping of the file exists (asked only when `WRITE` is added). EINVAL for
     /// an unknown seal, EPERM once `SEAL` is set, EBUSY for `WRITE` while mapped
     /// writable. The seals are set before the mapping check (and taken back if it
-    /// finds one), so an `mmap` that reads them afterwards is refused.
+    /// finds one), so an `mmap` that reads them afterwards is refused; `mmap` counts
+    /// its mapping before reading the seals, so one of the two sees the other.
     pub fn add_seals(&self, seals: u32, writable_mapping: impl Fn() -> bool) -> SysResult<()> {
         if seals & !seal::ALL != 0 {
             return Err(Errno::EINVAL);
         }
+        // Sealing an executable file's exec bits seals its writes too (W^X from then
+        // on), as Linux does.
+        let seals = if seals & seal::EXEC != 0 && self.mode.load(Ordering::Relaxed) & 0o111 != 0 {
+            seals | seal::SHRINK | seal::GROW | seal::WRITE | seal::FUTURE_WRITE
+        } else {
+            seals
+        };
         let mut old = self.seals();
         loop {
             if old & seal::SEAL != 0 {
@@ -118,7 +156,7 @@ impl Memfd {
             }
             match self
                 .seals
-                .compare_exchange(old, old | seals, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(old, old | seals, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => break,
                 Err(now) => old = now,
@@ -144,6 +182,10 @@ impl Memfd {
     }
 
     fn write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
+        // hugetlbfs has no write(2): its pages are written through mappings.
+        if self.object.hugetlb().is_some() {
+            return Err(Errno::EINVAL);
+        }
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
@@ -207,7 +249,8 @@ impl File for Memfd {
         if let Some(stat_of) = &self.stat_of {
             return stat_of(self.object.size_bytes());
         }
-        Stat::regular(0o600, self.object.size_bytes()).at(super::stat::encode_dev(0, 2), self.ino)
+        let mode = self.mode.load(Ordering::Relaxed);
+        Stat::regular(mode, self.object.size_bytes()).at(super::stat::encode_dev(0, 2), self.ino)
     }
 
     fn as_any(&self) -> &dyn core::any::Any {
@@ -215,6 +258,12 @@ impl File for Memfd {
     }
 
     fn truncate(&self, length: u64) -> SysResult<()> {
+        // A hugetlb file's size moves in whole huge pages.
+        if let Some(pages) = self.object.hugetlb() {
+            if !length.is_multiple_of(pages.page_bytes()) {
+                return Err(Errno::EINVAL);
+            }
+        }
         let seals = self.seals();
         let size = self.object.size_bytes();
         if (length < size && seals & seal::SHRINK != 0)

@@ -265,3 +265,24 @@ pub fn filesystem_at(path: &str) -> Option<(&'static str, bool)> {
 pub fn is_read_only(path: &str) -> bool {
     locate(path).is_ok_and(|(fs, _)| fs.read_only())
 }
+
+/// Removes the mount at canonical `at` (what was beneath shows again). EINVAL when
+/// nothing is mounted exactly there, EBUSY for the root. Files still open on it stay
+/// usable (each holds its own objects), as after Linux's lazy unmount.
+pub fn unmount(at: &str) -> SysResult<()> {
+    if at == "/" {
+        return Err(Errno::EBUSY);
+    }
+    let mut mounts = MOUNTS.write();
+    let before = mounts.len();
+    mounts.retain(|m| m.at != at);
+    if mounts.len() == before {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// Whether a filesystem is mounted exactly at canonical `at`.
+pub fn is_mount_point(at: &str) -> bool {
+    MOUNTS.read().iter().any(|m| m.at == at)
+}

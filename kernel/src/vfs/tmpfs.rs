@@ -7,6 +7,11 @@
 //! `FILE_READ_DATA` / `FILE_WRITE_DATA` against it, and creating, removing or renaming
 //! a name checks `FILE_WRITE_DATA` (add a file) on the directory. The sticky bit of
 //! `/tmp` is shown but not enforced: removal is decided by the directory's descriptor.
+//!
+//! The same tree serves hugetlbfs ([`Tmpfs::hugetlbfs`]): its regular files hold huge
+//! pages from the pools ([`mm::hugetlb_file::HugetlbFile`]) instead of page-cache
+//! pages, are sized in whole huge pages, and give their pages back to the pool when
+//! their last name, descriptor and mapping are gone.
 
 use super::{
     dir::{DirEntry, DirFile},
@@ -118,9 +123,21 @@ pub struct Tmpfs {
     root: Arc<Inode>,
     /// Held by `rename` across its two directories (Linux's `s_vfs_rename_mutex`).
     rename_lock: Mutex<()>,
+    /// For a hugetlbfs: its page size and page limit.
+    hugetlb: Option<HugetlbfsOptions>,
+}
+
+/// What a hugetlbfs mount was given (`pagesize=`, `size=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HugetlbfsOptions {
+    /// The page size of its files.
+    pub size: mm::hugetlb::HugeSize,
+    /// Pages its files may hold (or reserve) together at most, if limited.
+    pub max_pages: Option<u64>,
 }
 
 const NAME: &str = "tmpfs";
+const HUGETLBFS_NAME: &str = "hugetlbfs";
 
 impl Tmpfs {
     /// An empty tmpfs to be mounted at `at`, whose root has permission bits `perm`
@@ -145,6 +162,47 @@ impl Tmpfs {
             dev: super::stat::encode_dev(0, NEXT_MINOR.fetch_add(1, Ordering::Relaxed) as u32),
             root,
             rename_lock: Mutex::new(()),
+            hugetlb: None,
+        }
+    }
+
+    /// An empty hugetlbfs to be mounted at `at` (root permission bits `perm`), whose
+    /// files take pages of `options.size` from the hugetlb pools.
+    pub fn hugetlbfs(
+        at: &str,
+        perm: u32,
+        options: HugetlbfsOptions,
+        frames: Arc<mm::phys::Frames>,
+    ) -> Tmpfs {
+        let sd = SecurityDescriptor::for_file(&security::Token::system(), perm & 0o777);
+        let mut fs = Tmpfs::new(at, perm, frames);
+        fs.root = Arc::new(Inode {
+            ino: 1,
+            perm,
+            uid: 0,
+            gid: 0,
+            sd,
+            linked: AtomicBool::new(true),
+            body: Body::Dir(Mutex::new(BTreeMap::new())),
+        });
+        fs.hugetlb = Some(options);
+        fs
+    }
+
+    /// A new regular file's object, named `path` in /proc.
+    fn new_object(&self, path: &str) -> Arc<FileObject> {
+        match self.hugetlb {
+            Some(options) => {
+                let source = Arc::new(crate::mem::hugetlb::KernelHugetlb);
+                let pages = mm::hugetlb_file::HugetlbFile::new(
+                    options.size,
+                    source,
+                    self.frames.clone(),
+                    options.max_pages,
+                );
+                FileObject::new_hugetlb(path, pages, self.frames.clone())
+            }
+            None => FileObject::new_shmem_named(path, self.frames.clone()),
         }
     }
 
@@ -263,7 +321,11 @@ impl Tmpfs {
 
 impl Filesystem for Tmpfs {
     fn name(&self) -> &'static str {
-        NAME
+        if self.hugetlb.is_some() {
+            HUGETLBFS_NAME
+        } else {
+            NAME
+        }
     }
 
     fn lookup(&self, rel: &str, _caller: &Caller) -> SysResult<Node> {
@@ -305,7 +367,7 @@ impl Filesystem for Tmpfs {
         } else {
             alloc::format!("{}/{rel}", self.at)
         };
-        let object = FileObject::new_shmem_named(&path, self.frames.clone());
+        let object = self.new_object(&path);
         let inode = self.add(rel, perm & 0o7777, caller, Body::File(object))?;
         self.open_inode(inode, req, None)
     }
@@ -390,7 +452,13 @@ impl Filesystem for Tmpfs {
     }
 
     fn truncate(&self, rel: &str, length: u64, caller: &Caller) -> SysResult<()> {
-        self.file_object(rel, caller)?.set_size(length);
+        let object = self.file_object(rel, caller)?;
+        if let Some(pages) = object.hugetlb() {
+            if !length.is_multiple_of(pages.page_bytes()) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        object.set_size(length);
         Ok(())
     }
 }

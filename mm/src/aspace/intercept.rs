@@ -107,6 +107,22 @@ impl<P: PageTable> AddressSpace<P> {
         out
     }
 
+    /// Every intercepted range a fork child inherits (VMAs without `MADV_DONTFORK`),
+    /// in address order: `(start, end, interceptor, modes)`, one per VMA.
+    pub fn inherited_registrations(
+        &self,
+    ) -> alloc::vec::Vec<(u64, u64, Arc<dyn FaultInterceptor>, u8)> {
+        let st = self.state().read();
+        st.tree
+            .iter()
+            .filter(|v| !v.flags.contains(crate::vma::VmFlags::DONTCOPY))
+            .filter_map(|v| {
+                let hook = v.interceptor.clone()?;
+                Some((v.start, v.end, hook, v.intercept_modes))
+            })
+            .collect()
+    }
+
     /// The intercept modes of the VMA at `addr` if `hook` intercepts it (0 otherwise).
     pub fn intercept_modes_at(&self, addr: u64, hook: &Arc<dyn FaultInterceptor>) -> u8 {
         let st = self.state().read();

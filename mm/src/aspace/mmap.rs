@@ -236,8 +236,27 @@ impl MmapRequest {
         } else {
             Placement::Anywhere
         };
-        let hugetlb = if flags.contains(MapFlags::HUGETLB) {
-            // Anonymous only here (hugetlbfs files are the file layer's).
+        // A hugetlb file (hugetlbfs, MFD_HUGETLB) maps its own huge pages whatever
+        // the flags say: shared only here (a private copy of one is not built yet),
+        // at an offset of whole pages.
+        let huge_file = self
+            .file
+            .as_ref()
+            .filter(|_| !anonymous)
+            .and_then(|fm| fm.file.hugetlb());
+        let hugetlb = if let Some(pages) = huge_file {
+            let bytes = pages.page_bytes();
+            if !shared || !self.offset.is_multiple_of(bytes) {
+                return Err(MmError::InvalidArgument);
+            }
+            if let Placement::Fixed { addr, .. } = placement {
+                if !addr.is_multiple_of(bytes) {
+                    return Err(MmError::InvalidArgument);
+                }
+            }
+            Some(pages.huge_size())
+        } else if flags.contains(MapFlags::HUGETLB) {
+            // Anonymous only here (hugetlb files are handled above).
             if !anonymous || flags.contains(MapFlags::GROWSDOWN) {
                 return Err(MmError::InvalidArgument);
             }
@@ -299,8 +318,12 @@ impl MmapRequest {
             vm |= VmFlags::LOCKED;
         }
         if hugetlb.is_some() {
-            // Hugetlb pages are reserved from their pool, not charged to the commit.
+            // Hugetlb pages are reserved from their pool, not charged to the commit;
+            // MAP_NORESERVE reserves none (whatever the overcommit mode, as Linux).
             vm |= VmFlags::HUGETLB;
+            if flags.contains(MapFlags::NORESERVE) {
+                vm |= VmFlags::NORESERVE;
+            }
         } else
         // Strict accounting (overcommit mode 2) ignores MAP_NORESERVE, as on Linux.
         if flags.contains(MapFlags::NORESERVE)
@@ -398,8 +421,9 @@ impl<P: PageTable> AddressSpace<P> {
         } else {
             (min_addr, layout.task_size)
         };
-        let hugetlb = match plan.backing {
+        let hugetlb = match &plan.backing {
             PlannedBacking::Hugetlb { size, .. } => Some(size.order().bytes()),
+            PlannedBacking::File(f, _) => f.hugetlb().map(|h| h.page_bytes()),
             _ => None,
         };
         // A hugetlb mapping starts on a huge page: look for room for one more page
@@ -461,11 +485,43 @@ impl<P: PageTable> AddressSpace<P> {
                 .ok_or(MmError::NoMemory)?,
             );
         }
+        if let PlannedBacking::File(f, pgoff) = &plan.backing {
+            if let Some(pages) = f.hugetlb() {
+                vma.hugetlb = Some(Self::hugetlb_file_map(f, pages, plan, start, *pgoff)?);
+            }
+        }
         let max = self.tunables().max_map_count();
         let old = st.tree.rewrite(start, end, max, &mut |_| None, Some(vma))?;
         self.zap_vmas(&old);
         st.note_vm_size();
         Ok(start)
+    }
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// The hugetlb side of a shared mapping of the hugetlb file `f` (whose pages are
+    /// `pages`) at `start`, file page offset `pgoff`: reserves the pages of the range
+    /// the file has not covered yet (none with `MAP_NORESERVE`; `ENOMEM` when the pool
+    /// cannot), and a writable mapping past the end grows the file to cover it, as
+    /// Linux's hugetlbfs does.
+    fn hugetlb_file_map(
+        f: &Arc<FileObject>,
+        pages: &Arc<crate::hugetlb_file::HugetlbFile>,
+        plan: &MmapPlan,
+        start: u64,
+        pgoff: u64,
+    ) -> Result<Arc<HugetlbMap>, MmError> {
+        let offset = pgoff * PAGE_SIZE;
+        let first = offset / pages.page_bytes();
+        let count = plan.len / pages.page_bytes();
+        let noreserve = plan.vm_flags.contains(VmFlags::NORESERVE);
+        let map = HugetlbMap::for_file(pages.clone(), start - offset, first, count, noreserve)
+            .ok_or(MmError::NoMemory)?;
+        let end = offset + plan.len;
+        if plan.vm_flags.contains(VmFlags::WRITE) && f.size_bytes() < end {
+            f.set_size(end);
+        }
+        Ok(map)
     }
 }
 

@@ -354,3 +354,44 @@ fn mremap_shrink_refuses_huge_old_length_and_unmapped_address() {
     );
     assert!(h.aspace.vma_at(low + 2 * PAGE_SIZE).is_none());
 }
+
+/// A file's count of writable shared mappings follows its VMAs through splits,
+/// moves, fork and teardown, and only `VM_SHARED` ones count.
+#[test]
+fn writable_shared_mappings_are_counted_exactly() {
+    let h = harness();
+    let file = FileObject::new_memfd("count", h.frames.clone());
+    file.set_size(8 * PAGE_SIZE);
+    let rw = Prot::READ | Prot::WRITE;
+    let a = map_file(&h.aspace, &file, 4, rw, MapFlags::SHARED, 0);
+    assert_eq!(file.writable_mappings(), 1);
+    map_file(&h.aspace, &file, 2, rw, MapFlags::PRIVATE, 0);
+    assert_eq!(
+        file.writable_mappings(),
+        1,
+        "a private mapping does not count"
+    );
+    h.aspace
+        .mprotect(a + PAGE_SIZE, PAGE_SIZE, Prot::READ)
+        .unwrap();
+    assert_eq!(file.writable_mappings(), 3, "one per VMA after the split");
+    h.aspace.munmap(a, 2 * PAGE_SIZE).unwrap();
+    assert_eq!(file.writable_mappings(), 1);
+    let child = fork(&h);
+    assert_eq!(file.writable_mappings(), 2);
+    let moved = h
+        .aspace
+        .mremap(a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, 4 * PAGE_SIZE, 1, 0)
+        .unwrap();
+    assert_ne!(moved, 0);
+    assert_eq!(file.writable_mappings(), 2);
+    child.teardown();
+    assert_eq!(file.writable_mappings(), 1);
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(file.writable_mappings(), 0);
+    let pin = file.pin_writable_mapping();
+    assert_eq!(file.writable_mappings(), 1);
+    drop(pin);
+    assert_eq!(file.writable_mappings(), 0);
+}

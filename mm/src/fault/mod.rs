@@ -19,7 +19,7 @@ mod anon;
 mod cow;
 mod file;
 pub(crate) mod huge;
-mod hugetlb;
+pub(crate) mod hugetlb;
 mod stack;
 mod wait;
 

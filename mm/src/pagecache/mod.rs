@@ -112,6 +112,24 @@ pub struct FileObject {
     me: Weak<FileObject>,
     /// Where reclaim looks for clean pages to drop next.
     shrink_cursor: spin::Mutex<u64>,
+    /// Shared mappings that may write the file (VMAs with `VM_SHARED`, which a
+    /// `MAP_SHARED` mapping of a writable descriptor has even while `PROT_READ`), plus
+    /// the `mmap` calls that are making one ([`WritableMapPin`]): Linux's
+    /// `i_mmap_writable`, what `F_SEAL_WRITE` must find at zero.
+    writable_maps: AtomicU64,
+    /// For a hugetlb file (hugetlbfs, `MFD_HUGETLB`): its huge pages, which stand in
+    /// for the page cache (set once, at creation).
+    hugetlb: spin::Once<Arc<crate::hugetlb_file::HugetlbFile>>,
+}
+
+/// A shared writable mapping being made (see [`FileObject::pin_writable_mapping`]);
+/// dropping it takes its count back.
+pub struct WritableMapPin(Arc<FileObject>);
+
+impl Drop for WritableMapPin {
+    fn drop(&mut self) {
+        self.0.writable_mapping_removed();
+    }
 }
 
 impl FileObject {
@@ -164,6 +182,8 @@ impl FileObject {
             cache: PageCache::new(frames),
             me: me.clone(),
             shrink_cursor: spin::Mutex::new(0),
+            writable_maps: AtomicU64::new(0),
+            hugetlb: spin::Once::new(),
         })
     }
 
@@ -203,6 +223,23 @@ impl FileObject {
         Self::new_shmem_at(path, 0, frames)
     }
 
+    /// An empty hugetlb file named `path` in /proc (`/memfd:NAME (deleted)` for a
+    /// memfd, the hugetlbfs path otherwise) whose pages are `pages`'.
+    pub fn new_hugetlb(
+        path: &str,
+        pages: Arc<crate::hugetlb_file::HugetlbFile>,
+        frames: Arc<Frames>,
+    ) -> Arc<FileObject> {
+        let object = Self::new_shmem_at(path, 0, frames);
+        object.hugetlb.call_once(|| pages);
+        object
+    }
+
+    /// The huge pages of a hugetlb file.
+    pub fn hugetlb(&self) -> Option<&Arc<crate::hugetlb_file::HugetlbFile>> {
+        self.hugetlb.get()
+    }
+
     fn new_shmem_at(path: &str, size_bytes: u64, frames: Arc<Frames>) -> Arc<FileObject> {
         let id = FileId(NEXT_SHMEM_ID.fetch_add(1, Ordering::Relaxed));
         let info = FileInfo {
@@ -235,6 +272,32 @@ impl FileObject {
         &self.info
     }
 
+    /// Shared writable mappings of the file now (VMAs, counted through every split,
+    /// merge, move, fork and exit), plus `mmap` calls making one.
+    pub fn writable_mappings(&self) -> u64 {
+        self.writable_maps.load(Ordering::SeqCst)
+    }
+
+    /// One more shared writable mapping (a VMA entered an address space's tree).
+    pub(crate) fn writable_mapping_added(&self) {
+        self.writable_maps.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One shared writable mapping fewer (a VMA left an address space's tree).
+    pub(crate) fn writable_mapping_removed(&self) {
+        let was = self.writable_maps.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(was > 0, "writable mapping count underflow");
+    }
+
+    /// Counts a shared writable mapping about to be made, until the pin drops: taken
+    /// by `mmap` before it reads the file's seals, so that an `F_SEAL_WRITE` added
+    /// meanwhile (which sets the seal, then reads the count) either sees the count or
+    /// is seen by the seal check, never neither.
+    pub fn pin_writable_mapping(self: &Arc<Self>) -> WritableMapPin {
+        self.writable_mapping_added();
+        WritableMapPin(self.clone())
+    }
+
     /// The size in bytes.
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes.load(Ordering::Acquire)
@@ -246,6 +309,9 @@ impl FileObject {
     /// Shrinking into a cached page zeroes that page past the new end, so a later
     /// growth reads zeros there (as Linux's truncate does).
     pub fn set_size(&self, size_bytes: u64) {
+        if let Some(pages) = self.hugetlb() {
+            pages.set_size(size_bytes);
+        }
         let old = self.size_bytes.swap(size_bytes, Ordering::AcqRel);
         let first_gone = size_bytes.div_ceil(PAGE_SIZE);
         self.cache.remove_range(first_gone, u64::MAX);

@@ -33,6 +33,28 @@ fn accounted<'a>(vmas: impl IntoIterator<Item = &'a Vma>) -> u64 {
         .sum()
 }
 
+/// The file a VMA may write through a shared mapping (counted by the file as one of its
+/// writable mappings while the VMA is in a tree), if any.
+fn shared_writable_file(v: &Vma) -> Option<&Arc<crate::pagecache::FileObject>> {
+    v.backing
+        .file()
+        .filter(|_| v.flags.contains(VmFlags::SHARED))
+}
+
+/// Tells the files of `vmas` that their shared writable VMAs entered a tree.
+fn count_writable_in<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
+    vmas.into_iter()
+        .filter_map(shared_writable_file)
+        .for_each(|f| f.writable_mapping_added());
+}
+
+/// Tells the files of `vmas` that their shared writable VMAs left a tree.
+fn count_writable_out<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
+    vmas.into_iter()
+        .filter_map(shared_writable_file)
+        .for_each(|f| f.writable_mapping_removed());
+}
+
 impl Clone for VmaTree {
     /// A copy whose accounted pages are charged again, whatever the policy (the
     /// original already passed it).
@@ -40,6 +62,7 @@ impl Clone for VmaTree {
         if let Some(c) = &self.commit {
             c.force_charge(self.accounted_pages);
         }
+        count_writable_in(self.map.values());
         VmaTree {
             map: self.map.clone(),
             commit: self.commit.clone(),
@@ -53,6 +76,7 @@ impl Drop for VmaTree {
         if let Some(c) = &self.commit {
             c.uncharge(self.accounted_pages);
         }
+        count_writable_out(self.map.values());
     }
 }
 
@@ -225,6 +249,8 @@ impl VmaTree {
         for v in left.iter().chain(hit.iter()).chain(right.iter()) {
             self.map.remove(&v.start);
         }
+        count_writable_out(left.iter().chain(hit.iter()).chain(right.iter()));
+        count_writable_in(&pieces);
         for v in pieces {
             self.map.insert(v.start, v);
         }
@@ -248,8 +274,10 @@ impl VmaTree {
         if let Some(c) = &commit {
             c.try_charge(accounted_pages)?;
         }
+        let vmas = coalesce(vmas);
+        count_writable_in(&vmas);
         Ok(VmaTree {
-            map: coalesce(vmas).into_iter().map(|v| (v.start, v)).collect(),
+            map: vmas.into_iter().map(|v| (v.start, v)).collect(),
             commit,
             accounted_pages,
         })

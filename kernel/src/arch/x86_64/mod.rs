@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod entry_area;
 pub mod gdt;
 pub mod idt;
+pub mod irq_lock;
 pub mod kaslr;
 pub mod kpti;
 pub mod paging;

@@ -1,0 +1,30 @@
+//! UFFD_EVENT_FORK in a booted guest: the `uffd_fork` program forks with a range
+//! registered on a userfaultfd that negotiated the event; its handler thread reads
+//! the event (fork returns only then), gets the child's new userfaultfd from it and
+//! serves the child's faults there while the parent's stay on the first; without the
+//! feature the child's range fills with zeros. The same binary passes on Linux 6.12.
+
+use guest_tests::{repo_root, Guest};
+
+#[test]
+fn uffd_fork_event_passes() {
+    let bin = repo_root().join("userland/target/bin/uffd_fork");
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 512,
+        run: vec![bin.display().to_string()],
+        ..Default::default()
+    }
+    .boot();
+    out.expect_status(0);
+    for check in [
+        "api-offers-event-fork",
+        "fork-event-gives-the-child-a-userfaultfd",
+        "parent-faults-stay-on-the-parents-context",
+        "without-event-fork-the-child-is-not-registered",
+    ] {
+        out.expect_line(&format!("uffd_fork: check {check}: ok"));
+    }
+    out.expect_line("uffd_fork: all checks passed");
+}
