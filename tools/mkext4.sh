@@ -7,15 +7,20 @@
 #   dir/        a.txt ("alpha\n"), b.txt ("beta\n"), sub/
 #   bin/        the programs given with --prog (static binaries)
 #   seq.bin     --seq-mib N: N MiB of that pattern too (readahead and benchmarks)
-# Usage: tools/mkext4.sh IMAGE [--seq-mib N] [--prog PATH]...
+#   swapfile    --swapfile-mib N: an N MiB swap file (mkswap), every block allocated
+#               (filled with 0xa5 first: mkfs.ext4 -d would leave zero blocks as holes)
+#   swaphole.bin  with --swapfile-mib: a 1 MiB swap file whose pages after the header
+#               are holes (swapon must refuse it)
+# Usage: tools/mkext4.sh IMAGE [--seq-mib N] [--swapfile-mib N] [--prog PATH]...
 # Installs e2fsprogs when mkfs.ext4 is missing. Rebuilds only when an input changed.
 set -euo pipefail
-[[ $# -ge 1 ]] || { echo "usage: $0 IMAGE [--seq-mib N] [--prog PATH]..." >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: $0 IMAGE [--seq-mib N] [--swapfile-mib N] [--prog PATH]..." >&2; exit 2; }
 image=$1; shift
-seq_mib=0 progs=()
+seq_mib=0 swapfile_mib=0 progs=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seq-mib) seq_mib=$2; shift 2;;
+    --swapfile-mib) swapfile_mib=$2; shift 2;;
     --prog) progs+=("$2"); shift 2;;
     *) echo "mkext4.sh: unknown option $1" >&2; exit 2;;
   esac
@@ -26,7 +31,7 @@ if ! command -v mkfs.ext4 >/dev/null && [[ ! -x /usr/sbin/mkfs.ext4 && ! -x /sbi
 fi
 PATH=$PATH:/usr/sbin:/sbin
 stamp="$image.inputs"
-want="seq=$seq_mib $(for p in "${progs[@]}"; do sha1sum "$p"; done) $(sha1sum "$0")"
+want="seq=$seq_mib swapfile=$swapfile_mib $(for p in "${progs[@]}"; do sha1sum "$p"; done) $(sha1sum "$0")"
 if [[ -f $image && -f $stamp && $(cat "$stamp") == "$want" ]]; then exit 0; fi
 
 tree=$(mktemp -d); trap 'rm -rf "$tree"' EXIT
@@ -44,6 +49,14 @@ PY
 }
 pattern "$tree/big.bin" 16
 (( seq_mib > 0 )) && pattern "$tree/seq.bin" "$seq_mib"
+if (( swapfile_mib > 0 )); then
+  head -c $((swapfile_mib << 20)) /dev/zero | tr '\0' '\245' > "$tree/swapfile"
+  mkswap -q "$tree/swapfile" >/dev/null
+  chmod 600 "$tree/swapfile"
+  truncate -s 1M "$tree/swaphole.bin"
+  mkswap -q "$tree/swaphole.bin" >/dev/null
+  chmod 600 "$tree/swaphole.bin"
+fi
 truncate -s 4M "$tree/sparse.bin"
 printf 'SPARSE-DATA' | dd of="$tree/sparse.bin" bs=1 seek=$((1 << 20)) conv=notrunc status=none
 ln -s big.bin "$tree/link"

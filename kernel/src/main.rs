@@ -212,6 +212,10 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
 /// which is short (and whose overflow would overwrite the boot information).
 const RUN_ARGS_FILE: &str = "/etc/run.args";
 
+/// The swap devices `qemu-run.sh --swap` lists in the initramfs for init to turn on
+/// (one path a line).
+const SWAPDEV_FILE: &str = "/etc/swapdev";
+
 /// Runs `/init` from the initramfs as pid 1; without an initramfs the boot ends here.
 /// With a program to run (`/etc/run.args`, or `init.run=PATH init.arg=A ...` on the
 /// command line), init gets `--run` and that argv.
@@ -222,6 +226,20 @@ fn start_init(args: &cmdline::Args) {
         return;
     }
     let mut argv: alloc::vec::Vec<alloc::vec::Vec<u8>> = alloc::vec![b"/init".to_vec()];
+    // With an ext4 root, init's `/etc` is the image's: the swap devices the initramfs
+    // lists go to init as arguments.
+    if args.root.is_some() {
+        if let Some(list) = initramfs::lookup(SWAPDEV_FILE) {
+            for device in list
+                .split(|&b| b == b'\n')
+                .map(|l| l.split(|&b| b == b'#').next().unwrap_or(l).trim_ascii())
+                .filter(|l| !l.is_empty())
+            {
+                argv.push(b"--swapdev".to_vec());
+                argv.push(device.to_vec());
+            }
+        }
+    }
     if let Some(run) = args.init_run {
         argv.push(b"--run".to_vec());
         argv.push(run.as_bytes().to_vec());

@@ -76,7 +76,9 @@ pub fn read(path: &str) -> Option<String> {
         hugepages_rsvd: pools.reserved(HugeSize::Mib2),
         hugepage_size_kib: HugeSize::Mib2.kib(),
         hugetlb_kib: pools.frames_held() * 4,
-        cached: mm::frame::PageCount(crate::initramfs::page_cache_pages()),
+        cached: mm::frame::PageCount(
+            crate::initramfs::page_cache_pages() + crate::fs::ext4::page_cache_pages(),
+        ),
         commit_limit: mm::frame::PageCount(commitment.limit_pages()),
         committed_as: mm::frame::PageCount(commitment.committed_pages()),
         slab_unreclaimable: mm::frame::PageCount(

@@ -37,6 +37,7 @@ use mm::{
     block::{BlockDevice, SECTOR_SIZE},
     fault::FaultFuture,
     pagecache::{
+        blockmap::BlockMap,
         ext4map::{self, Geometry},
         readahead::{Advice, Readahead, Window, DEFAULT_MAX_PAGES},
         DirectRead, DiskPages, FileBacking, FileId, FileInfo, FileObject, IoError,
@@ -187,7 +188,23 @@ pub fn mount_root(name: &str) {
 fn remember(fs: Arc<Ext4Fs>) {
     MOUNTED.lock().push(fs);
     crate::registry::keys::on_drop_caches(drop_all_caches);
-    crate::memd::reclaim::register_shrinker(shrink_caches);
+    crate::memd::reclaim::register_shrinker(shrink_caches, page_cache_pages);
+}
+
+/// Pages of the mounted disks' files held in the page cache (`Cached:` in
+/// `/proc/meminfo`, and what reclaim weighs against anonymous memory).
+pub fn page_cache_pages() -> u64 {
+    MOUNTED
+        .lock()
+        .iter()
+        .map(|fs| {
+            fs.objects
+                .lock()
+                .values()
+                .map(|o| o.cache().len())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// Reclaim's shrinker: clean unmapped pages of the mounted disks' files, up to `max`,
@@ -211,7 +228,10 @@ fn shrink_caches(max: usize, take: &dyn Fn(mm::frame::Pfn) -> bool) -> usize {
         .position(|(ino, _)| *ino >= *next)
         .unwrap_or(0);
     let mut freed = 0;
-    for i in 0..objects.len() {
+    // Each file twice: a file's own cursor wraps to its start on a call that finds
+    // nothing past it, so one turn can come back short while pages remain (and a
+    // short answer makes reclaim swap instead).
+    for i in 0..2 * objects.len() {
         let (ino, object) = &objects[(start + i) % objects.len()];
         freed += object.shrink(max - freed, take);
         if freed >= max {
@@ -221,6 +241,30 @@ fn shrink_caches(max: usize, take: &dyn Fn(mm::frame::Pfn) -> bool) -> usize {
     }
     *next = 0;
     freed
+}
+
+/// For swapon of a file: the disk holding `file` (an open regular file of a mounted
+/// ext4 disk), the file's block map and its size. EINVAL for any other file (no
+/// filesystem here but ext4 can place swap), or for one not stored as extents; EIO
+/// when its extent tree cannot be read.
+pub fn swap_file_blocks(file: &dyn File) -> SysResult<(Arc<dyn BlockDevice>, BlockMap, u64)> {
+    let disk_file = file
+        .as_any()
+        .downcast_ref::<DiskFile>()
+        .ok_or(Errno::EINVAL)?;
+    let stat = disk_file.stat;
+    let fs = MOUNTED
+        .lock()
+        .iter()
+        .find(|fs| fs.dev == stat.dev)
+        .cloned()
+        .ok_or(Errno::EINVAL)?;
+    let ino = u32::try_from(stat.ino).map_err(|_| Errno::EINVAL)?;
+    let map = fs.block_map(ino).map_err(|e| match e {
+        ext4map::Ext4MapError::Unsupported => Errno::EINVAL,
+        _ => Errno::EIO,
+    })?;
+    Ok((fs.device.clone(), map, disk_file.object.size_bytes()))
 }
 
 /// `drop_caches` of every mounted disk: the pages dropped.
@@ -318,14 +362,7 @@ impl Ext4Fs {
             inode: u64::from(ino),
         };
         let frames = crate::mem::frames::mm_frames().clone();
-        let disk = self.disk;
-        let mut read = |at: u64, buf: &mut [u8]| read_sync(disk, at, buf);
-        let located = self.geometry.inode_byte(ino, &mut read).and_then(|byte| {
-            let mut inode = vec![0u8; self.geometry.inode_size as usize];
-            read(byte, &mut inode).map_err(|_| ext4map::Ext4MapError::Io)?;
-            ext4map::block_map(&self.geometry, &inode, &mut read)
-        });
-        let object = match located {
+        let object = match self.block_map(ino) {
             Ok(map) => FileObject::new_async(
                 FileId(u64::from(ino)),
                 info,
@@ -351,6 +388,16 @@ impl Ext4Fs {
             }
         };
         Ok(self.objects.lock().entry(ino).or_insert(object).clone())
+    }
+
+    /// Inode `ino`'s block map, read from its extent tree (synchronous metadata reads).
+    fn block_map(&self, ino: u32) -> Result<BlockMap, ext4map::Ext4MapError> {
+        let disk = self.disk;
+        let mut read = |at: u64, buf: &mut [u8]| read_sync(disk, at, buf);
+        let byte = self.geometry.inode_byte(ino, &mut read)?;
+        let mut inode = vec![0u8; self.geometry.inode_size as usize];
+        read(byte, &mut inode).map_err(|_| ext4map::Ext4MapError::Io)?;
+        ext4map::block_map(&self.geometry, &inode, &mut read)
     }
 
     fn self_arc(&self) -> SysResult<Arc<Ext4Fs>> {

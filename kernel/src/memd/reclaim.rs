@@ -23,6 +23,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use core::task::{Poll, Waker};
 use mm::fault::{Completion, FaultFuture, WaitReason};
 use mm::frame::{NodeId, Pfn};
+use mm::swap::balance::{scan_split, ScanInputs, ScanSplit};
 use mm::swap::ScanBudget;
 use spin::Mutex;
 
@@ -58,15 +59,21 @@ static NODES: OnceCell<Vec<NodeReclaim>> = OnceCell::uninit();
 /// returns how many (a disk filesystem's cache).
 pub type CacheShrinker = fn(max: usize, take: &dyn Fn(Pfn) -> bool) -> usize;
 
-/// The page caches reclaim may drop clean pages from (installed by the filesystems
-/// above this layer at mount).
-static SHRINKERS: Mutex<Vec<CacheShrinker>> = Mutex::new(Vec::new());
+/// Counts the pages a page cache holds (what reclaim weighs against anonymous memory).
+pub type CacheCounter = fn() -> u64;
 
-/// Lets reclaim drop clean pages of a page cache.
-pub fn register_shrinker(shrinker: CacheShrinker) {
+/// The page caches reclaim may drop clean pages from, with their counters (installed
+/// by the filesystems above this layer at mount).
+static SHRINKERS: Mutex<Vec<(CacheShrinker, CacheCounter)>> = Mutex::new(Vec::new());
+
+/// Lets reclaim drop clean pages of a page cache holding `count()` pages.
+pub fn register_shrinker(shrinker: CacheShrinker, count: CacheCounter) {
     let mut list = SHRINKERS.lock();
-    if !list.iter().any(|s| core::ptr::fn_addr_eq(*s, shrinker)) {
-        list.push(shrinker);
+    if !list
+        .iter()
+        .any(|(s, _)| core::ptr::fn_addr_eq(*s, shrinker))
+    {
+        list.push((shrinker, count));
     }
 }
 
@@ -75,11 +82,17 @@ fn has_shrinkers() -> bool {
     !SHRINKERS.lock().is_empty()
 }
 
+/// Pages held by the page caches reclaim can shrink.
+fn file_cache_pages() -> u64 {
+    let list = SHRINKERS.lock().clone();
+    list.iter().map(|(_, count)| count()).sum()
+}
+
 /// Clean file pages dropped from every registered cache, up to `max`.
 fn shrink_file_caches(max: usize, take: &dyn Fn(Pfn) -> bool) -> usize {
     let list = SHRINKERS.lock().clone();
     let mut freed = 0;
-    for shrink in list {
+    for (shrink, _) in list {
         if freed >= max {
             break;
         }
@@ -92,6 +105,8 @@ static STOLEN_KSWAPD: AtomicU64 = AtomicU64::new(0);
 static STOLEN_DIRECT: AtomicU64 = AtomicU64::new(0);
 static SCANNED: AtomicU64 = AtomicU64::new(0);
 static DIRECT_WAITS: AtomicU64 = AtomicU64::new(0);
+static STOLEN_FILE: AtomicU64 = AtomicU64::new(0);
+static TAKEN_ANON: AtomicU64 = AtomicU64::new(0);
 
 /// Reclaim counters (`/proc/vmstat`).
 pub struct ReclaimStats {
@@ -103,6 +118,10 @@ pub struct ReclaimStats {
     pub scanned: u64,
     /// Faults that parked for memory.
     pub direct_waits: u64,
+    /// Clean file pages dropped (`pgsteal_file`).
+    pub stolen_file: u64,
+    /// Anonymous pages taken for swap (`pgsteal_anon`).
+    pub taken_anon: u64,
 }
 
 /// The counters.
@@ -112,6 +131,8 @@ pub fn stats() -> ReclaimStats {
         stolen_direct: STOLEN_DIRECT.load(Ordering::Relaxed),
         scanned: SCANNED.load(Ordering::Relaxed),
         direct_waits: DIRECT_WAITS.load(Ordering::Relaxed),
+        stolen_file: STOLEN_FILE.load(Ordering::Relaxed),
+        taken_anon: TAKEN_ANON.load(Ordering::Relaxed),
     }
 }
 
@@ -327,11 +348,23 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
     };
     // Cached pages nobody maps go first: they cost no write.
     budget.freed += swap().shrink_cache(ROUND_PAGES * SCAN_FACTOR, frames::mm_frames());
-    budget.freed += shrink_file_caches(ROUND_PAGES, &on_node);
-    if !swap().has_room() {
-        // Nowhere to write anonymous pages: the file caches were all there was.
-        return (Vec::new(), budget.freed, true);
+    // Then the round's split between file pages and anonymous ones (vm.swappiness).
+    let split = round_split(r);
+    let file_freed = if split.file != 0 {
+        shrink_file_caches(split.file, &on_node)
+    } else {
+        0
+    };
+    STOLEN_FILE.fetch_add(file_freed as u64, Ordering::Relaxed);
+    budget.freed += file_freed;
+    let anon = split.anon_after_file(file_freed);
+    if !swap().has_room() || anon == 0 {
+        // Nowhere to write anonymous pages (the file caches were all there was), or
+        // the file pages filled the round.
+        return (Vec::new(), budget.freed, !swap().has_room());
     }
+    budget.take = anon;
+    budget.scan = anon * SCAN_FACTOR;
     let mut pages = Vec::new();
     let processes = crate::proc::all();
     let (mut pid, mut addr) = *r.hand.lock();
@@ -361,5 +394,22 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
         }
     }
     *r.hand.lock() = (pid, addr);
+    TAKEN_ANON.fetch_add(pages.len() as u64, Ordering::Relaxed);
     (pages, budget.freed, lapped)
+}
+
+/// How this round on `r`'s node splits between file and anonymous pages.
+fn round_split(r: &NodeReclaim) -> ScanSplit {
+    let alloc = frames::allocator();
+    let free_pages = alloc.node_stats(r.node).map_or(0, |s| s.free().0);
+    let high_pages = alloc.watermarks(r.node).map_or(0, |m| m.high.0);
+    scan_split(&ScanInputs {
+        swappiness: crate::registry::keys::SWAPPINESS.get() as u32,
+        round_pages: ROUND_PAGES,
+        swap_room: swap().has_room(),
+        file_pages: file_cache_pages(),
+        free_pages,
+        high_pages,
+        desperate: r.dry_laps.load(Ordering::Relaxed) >= 1,
+    })
 }

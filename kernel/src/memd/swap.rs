@@ -17,7 +17,8 @@ use core::{
 use errno::{Errno, SysResult};
 use mm::block::{BlockDevice, BlockFuture, IoBuf};
 use mm::fault::WaitReason;
-use mm::swap::{Spawner, Swap, SwapoffStep};
+use mm::swap::file::SwapFile;
+use mm::swap::{AreaKind, Spawner, Swap, SwapoffStep};
 use sched::MAX_CPUS;
 use security::Privilege;
 use spin::Mutex;
@@ -184,32 +185,91 @@ fn privileged_path(thread: &Thread, path: u64) -> SysResult<String> {
     Ok(String::from(name))
 }
 
-/// `swapon(path, flags)`: reads the device's swap header and adds it as a swap area.
-/// EINVAL for a bad header or unknown flags, EBUSY if already on, ENOENT for a name
-/// that is no block device here.
+/// A swap file at `name` (resolved from the caller's working directory, with the
+/// caller's access): its canonical path and the device over its blocks, mapped now
+/// (Linux's `swap_activate`). The walk's errors (ENOENT, ...); EINVAL for a file no
+/// filesystem here can place swap on, or one with holes.
+fn swap_file(thread: &Thread, name: &str) -> SysResult<(String, Arc<dyn BlockDevice>)> {
+    let caller = crate::vfs::Caller {
+        pid: thread.process.pid,
+        token: thread.process.token.read().clone(),
+    };
+    let cwd = thread.process.fs.lock().cwd.clone();
+    let open = crate::vfs::mount::open(&caller, &cwd, name, 0, 0)?;
+    let canonical = open.path().map_or_else(|| String::from(name), String::from);
+    let (disk, map, size) = crate::fs::ext4::swap_file_blocks(&**open.file())?;
+    let file = SwapFile::new(disk, &map, size).map_err(Errno::from)?;
+    Ok((canonical, Arc::new(file)))
+}
+
+/// The name an active area is known by for `swapoff(name)`: a `/dev` disk's own
+/// name, else the canonical path of the file. ENOENT for a file that does not exist.
+fn area_name(thread: &Thread, name: &str) -> SysResult<String> {
+    if swap().find(name).is_some() || block_device(name).is_some() {
+        return Ok(String::from(name));
+    }
+    let caller = crate::vfs::Caller {
+        pid: thread.process.pid,
+        token: thread.process.token.read().clone(),
+    };
+    let cwd = thread.process.fs.lock().cwd.clone();
+    let r = crate::vfs::mount::resolve(&caller, &cwd, name, true)?;
+    if r.found == pathwalk::Found::Missing {
+        return Err(Errno::ENOENT);
+    }
+    Ok(r.path)
+}
+
+/// Whether `device` takes writes: its first page read and written back as it was.
+/// A swap file on a read-only disk is refused with EROFS up front (Linux opens the
+/// file for writing), rather than every swap-out failing later.
+async fn check_writable(device: &Arc<dyn BlockDevice>) -> SysResult<()> {
+    let buf = alloc::vec![0u8; mm::phys::PAGE_BYTES].into_boxed_slice();
+    let page = device.read(0, buf).await.map_err(|_| Errno::EINVAL)?;
+    device.write(0, page).await.map_err(|_| Errno::EROFS)?;
+    Ok(())
+}
+
+/// `swapon(path, flags)`: reads the swap header of the device, or of the regular file
+/// on an ext4 disk, `path` names and adds it as a swap area (a file's blocks are
+/// mapped once here; its swap I/O then goes straight to them). EINVAL for a bad
+/// header, unknown flags, or a file with holes or on no ext4 disk; EBUSY if already
+/// on; ENOENT for a name that is neither; EROFS for a file on a read-only disk.
 /// The checks run at once; the returned future activates the area.
 pub fn swapon(
     thread: &Thread,
     path: u64,
     flags: u64,
 ) -> SysResult<impl Future<Output = SysResult<u64>> + Send + 'static> {
-    let (name, device, priority) = (|| {
+    let (name, device, kind, priority) = (|| {
         let name = privileged_path(thread, path)?;
         if flags & !(SWAP_FLAG_PREFER | SWAP_FLAG_PRIO_MASK | SWAP_FLAG_DISCARD_ALL) != 0 {
             return Err(Errno::EINVAL);
         }
-        let device = block_device(&name).ok_or(Errno::ENOENT)?;
         let priority =
             (flags & SWAP_FLAG_PREFER != 0).then_some((flags & SWAP_FLAG_PRIO_MASK) as i32);
-        Ok((name, device, priority))
+        if let Some(device) = block_device(&name) {
+            return Ok((name, device, AreaKind::Partition, priority));
+        }
+        if swap().find(&name).is_some() {
+            return Err(Errno::EBUSY);
+        }
+        let (name, device) = swap_file(thread, &name)?;
+        Ok((name, device, AreaKind::File, priority))
     })()?;
     Ok(async move {
+        if kind == AreaKind::File {
+            if swap().find(&name).is_some() {
+                return Err(Errno::EBUSY);
+            }
+            check_writable(&device).await?;
+        }
         let id = swap()
-            .activate(&name, device, priority)
+            .activate_as(&name, device, priority, kind)
             .await
             .map_err(Errno::from)?;
         note_swap_size();
-        crate::kprintln!("Adding swap area {name} (area {id})");
+        crate::kprintln!("Adding swap area {name} (area {id}, {})", kind.as_str());
         Ok(0)
     })
 }
@@ -217,13 +277,13 @@ pub fn swapon(
 /// `swapoff(path)`: stops new swap-outs to the area, brings every page stored there
 /// back into memory (the caller waits, as on Linux), then removes it. ENOMEM when the
 /// pages cannot all come back (the area stays on), EINVAL for a path that is not an
-/// active area.
+/// active area, ENOENT for a file that does not exist.
 /// The checks run at once; the returned future drains and removes the area.
 pub fn swapoff(
     thread: &Thread,
     path: u64,
 ) -> SysResult<impl Future<Output = SysResult<u64>> + Send + 'static> {
-    let name = privileged_path(thread, path)?;
+    let name = area_name(thread, &privileged_path(thread, path)?)?;
     let id = swap().find(&name).ok_or(Errno::EINVAL)?;
     Ok(async move {
         swap().set_draining(id, true);
@@ -283,8 +343,9 @@ pub fn proc_swaps() -> String {
     for a in swap().areas() {
         let _ = writeln!(
             out,
-            "{:<40}partition\t{}\t\t{}\t\t{}",
+            "{:<40}{:<10}\t{}\t\t{}\t\t{}",
             a.name,
+            a.kind.as_str(),
             a.pages * 4,
             a.used * 4,
             a.priority
@@ -299,7 +360,7 @@ pub fn proc_vmstat() -> String {
     let s = swap().stats();
     let r = super::reclaim::stats();
     alloc::format!(
-        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\noom_kill {}\n",
+        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\npgsteal_anon {}\npgsteal_file {}\noom_kill {}\n",
         s.pswpin.load(Relaxed),
         s.pswpout.load(Relaxed),
         s.readahead.load(Relaxed),
@@ -308,6 +369,8 @@ pub fn proc_vmstat() -> String {
         r.stolen_direct,
         r.scanned,
         r.direct_waits,
+        r.taken_anon,
+        r.stolen_file,
         crate::memd::oom::kills(),
     )
 }

@@ -24,7 +24,9 @@
 //! [`PageTable`]: crate::pagetable::PageTable
 //! [`WaitReason::SwapIn`]: crate::fault::WaitReason::SwapIn
 
+pub mod balance;
 mod fault;
+pub mod file;
 pub mod header;
 pub mod reclaim;
 mod slots;
@@ -131,10 +133,30 @@ struct AreaInner {
     by_pfn: BTreeMap<u64, u64>,
 }
 
+/// What a swap area is on (`/proc/swaps`' Type column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AreaKind {
+    /// A whole block device.
+    Partition,
+    /// A regular file, its blocks mapped at swapon ([`file::SwapFile`]).
+    File,
+}
+
+impl AreaKind {
+    /// Linux's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AreaKind::Partition => "partition",
+            AreaKind::File => "file",
+        }
+    }
+}
+
 /// One active swap area.
 pub struct SwapArea {
     id: u8,
     name: String,
+    kind: AreaKind,
     device: Arc<dyn BlockDevice>,
     priority: i32,
     draining: AtomicBool,
@@ -174,6 +196,8 @@ pub struct AreaInfo {
     pub id: u8,
     /// The path it was activated by.
     pub name: String,
+    /// A partition or a file.
+    pub kind: AreaKind,
     /// Usable pages.
     pub pages: u64,
     /// Pages in use.
@@ -479,6 +503,7 @@ impl Swap {
                 AreaInfo {
                     id: a.id,
                     name: a.name.clone(),
+                    kind: a.kind,
                     pages,
                     used,
                     priority: a.priority,
@@ -536,6 +561,19 @@ impl Swap {
         device: Arc<dyn BlockDevice>,
         priority: Option<i32>,
     ) -> Result<u8, MmError> {
+        self.activate_as(name, device, priority, AreaKind::Partition)
+            .await
+    }
+
+    /// [`activate`](Self::activate) for an area of `kind` (a swap file's device is
+    /// its [`file::SwapFile`]).
+    pub async fn activate_as(
+        &self,
+        name: &str,
+        device: Arc<dyn BlockDevice>,
+        priority: Option<i32>,
+        kind: AreaKind,
+    ) -> Result<u8, MmError> {
         if self.areas.read().iter().flatten().any(|a| a.name == name) {
             return Err(MmError::Busy);
         }
@@ -570,6 +608,7 @@ impl Swap {
         areas[id] = Some(Arc::new(SwapArea {
             id: id as u8,
             name: String::from(name),
+            kind,
             device,
             priority,
             draining: AtomicBool::new(false),

@@ -558,6 +558,66 @@ fn madv_pageout_leaves_locked_and_shared_anonymous_memory() {
     verify(&h.aspace, a, 4);
 }
 
+/// A swap file of `pages` pages on a disk, its blocks in two extents with other data
+/// between them; formatted through the file. Returns the disk, the file's device and
+/// the device page that separates the extents.
+fn swap_file_on_disk(pages: u64) -> (Arc<RamDisk>, Arc<super::file::SwapFile>, u64) {
+    use crate::pagecache::blockmap::{BlockMap, Extent};
+    let half = pages / 2;
+    let gap = 8 + half;
+    let disk = Arc::new(RamDisk::new((pages + 32) * 8));
+    let map = BlockMap::new(
+        4096,
+        vec![
+            Extent {
+                logical: 0,
+                physical: 8,
+                blocks: half,
+            },
+            Extent {
+                logical: half,
+                physical: gap + 4,
+                blocks: pages - half,
+            },
+        ],
+    )
+    .unwrap();
+    // Someone else's data between the extents.
+    block_on(disk.write(gap * 8, vec![0xee; 4 * PAGE_BYTES].into_boxed_slice())).unwrap();
+    let file = Arc::new(
+        super::file::SwapFile::new(disk.clone(), &map, pages * PAGE_BYTES as u64).unwrap(),
+    );
+    let mut page = vec![0u8; PAGE_BYTES];
+    SwapHeader::format(&mut page, pages);
+    block_on(file.write(0, page.into_boxed_slice())).unwrap();
+    (disk, file, gap)
+}
+
+#[test]
+fn a_swap_file_takes_pages_and_gives_them_back() {
+    let h = harness();
+    let swap = h.aspace.tunables().swap().clone();
+    swap.set_spawner(Arc::new(Inline));
+    let (disk, file, gap) = swap_file_on_disk(64);
+    let id =
+        block_on(swap.activate_as("/mnt/swapfile", file, Some(5), super::AreaKind::File)).unwrap();
+    let info = swap.areas();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].kind, super::AreaKind::File);
+    assert_eq!((info[0].priority, info[0].pages), (5, 63));
+    // More pages than one extent holds: slots on both sides of the gap.
+    let a = anon_rw(&h.aspace, 48);
+    fill(&h.aspace, a, 48);
+    assert_eq!(reclaim_all(&h.aspace, &h), 48);
+    assert_eq!(h.aspace.swapped_pages(), 48);
+    // The pages are on the disk at the file's blocks; the data between is intact.
+    let between = block_on(disk.read(gap * 8, vec![0u8; 4 * PAGE_BYTES].into_boxed_slice()));
+    assert!(between.unwrap().iter().all(|&b| b == 0xee));
+    verify(&h.aspace, a, 48);
+    assert_eq!(swap.totals(), (63, 63));
+    swap.deactivate(id).unwrap();
+}
+
 /// A disk whose writes each take one extra poll, counting how many are in flight.
 struct CountingDisk {
     disk: RamDisk,

@@ -13,7 +13,10 @@
 //! While waiting, init reaps any other child (orphans are re-parented to PID 1).
 //!
 //! First of all, init turns on the swap devices listed in `/etc/swapdev` (one path a
-//! line; `qemu-run.sh --swap` writes it), as the Linux anchor's init does.
+//! line; `qemu-run.sh --swap` writes it), as the Linux anchor's init does, and those
+//! named by `--swapdev PATH` (repeatable, before the mode): with an ext4 root
+//! (`--rootfs`) `/etc` is the image's, so the kernel passes the initramfs's list that
+//! way.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -77,9 +80,14 @@ fn main(args: &Args) -> i32 {
     let mut bindir = "/bin";
     let mut suite_file = "/etc/suite";
     let mut demo = false;
+    let mut swapdevs: Vec<&str> = Vec::new();
     let mut i = 1;
     while i < argv.len() {
         match argv[i] {
+            "--swapdev" if i + 1 < argv.len() => {
+                swapdevs.push(argv[i + 1]);
+                i += 2;
+            }
             "--bindir" if i + 1 < argv.len() => {
                 bindir = argv[i + 1];
                 i += 2;
@@ -95,7 +103,7 @@ fn main(args: &Args) -> i32 {
             _ => break,
         }
     }
-    swap_on_boot_devices();
+    swap_on_boot_devices(&swapdevs);
     let env: Vec<&str> = if args.env_iter().next().is_some() {
         args.env_iter().collect()
     } else {
@@ -111,13 +119,18 @@ fn main(args: &Args) -> i32 {
     }
 }
 
-/// swapon for every device in `/etc/swapdev`.
-fn swap_on_boot_devices() {
-    let Some(lines) = read_suite("/etc/swapdev") else {
-        return;
-    };
-    for words in lines {
-        let Some(path) = words.first() else { continue };
+/// swapon for every device in `given` and in `/etc/swapdev` (each once).
+fn swap_on_boot_devices(given: &[&str]) {
+    let listed = read_suite("/etc/swapdev").unwrap_or_default();
+    let mut paths: Vec<String> = given.iter().map(|p| String::from(*p)).collect();
+    for words in listed {
+        if let Some(path) = words.into_iter().next() {
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    for path in paths {
         let cpath = format!("{}\0", path);
         let Ok(cstr) = core::ffi::CStr::from_bytes_with_nul(cpath.as_bytes()) else {
             continue;
@@ -130,7 +143,9 @@ fn swap_on_boot_devices() {
 }
 
 fn usage() -> i32 {
-    eprintln!("usage: init [--bindir DIR] [--suite FILE] [--demo] [--run PATH ARGS...]");
+    eprintln!(
+        "usage: init [--bindir DIR] [--suite FILE] [--swapdev PATH]... [--demo] [--run PATH ARGS...]"
+    );
     2
 }
 
