@@ -77,7 +77,7 @@ pub fn read(path: &str) -> Option<String> {
         hugepage_size_kib: HugeSize::Mib2.kib(),
         hugetlb_kib: pools.frames_held() * 4,
         cached: mm::frame::PageCount(
-            crate::initramfs::page_cache_pages() + crate::fs::ext4::page_cache_pages(),
+            crate::initramfs::page_cache_pages() + crate::memd::reclaim::file_cache_pages(),
         ),
         commit_limit: mm::frame::PageCount(commitment.limit_pages()),
         committed_as: mm::frame::PageCount(commitment.committed_pages()),

@@ -243,15 +243,10 @@ fn shrink_caches(max: usize, take: &dyn Fn(mm::frame::Pfn) -> bool) -> usize {
     freed
 }
 
-/// For swapon of a file: the disk holding `file` (an open regular file of a mounted
-/// ext4 disk), the file's block map and its size. EINVAL for any other file (no
-/// filesystem here but ext4 can place swap), or for one not stored as extents; EIO
-/// when its extent tree cannot be read.
-pub fn swap_file_blocks(file: &dyn File) -> SysResult<(Arc<dyn BlockDevice>, BlockMap, u64)> {
-    let disk_file = file
-        .as_any()
-        .downcast_ref::<DiskFile>()
-        .ok_or(Errno::EINVAL)?;
+/// For swapon of a file: the disk holding `disk_file` (an open regular file of a
+/// mounted ext4 disk), the file's block map and its size. EINVAL for a file not
+/// stored as extents; EIO when its extent tree cannot be read.
+fn swap_file_blocks(disk_file: &DiskFile) -> SysResult<(Arc<dyn BlockDevice>, BlockMap, u64)> {
     let stat = disk_file.stat;
     let fs = MOUNTED
         .lock()
@@ -703,6 +698,10 @@ impl DiskFile {
 }
 
 impl File for DiskFile {
+    fn swap_blocks(&self) -> SysResult<(Arc<dyn BlockDevice>, BlockMap, u64)> {
+        swap_file_blocks(self)
+    }
+
     fn read(&self, buf: u64, count: u64) -> SysResult<u64> {
         let mut pos = self.pos.lock();
         let got = self.read_at(buf, count, *pos)?;

@@ -27,6 +27,16 @@ use mm::swap::balance::{scan_split, ScanInputs, ScanSplit};
 use mm::swap::ScanBudget;
 use spin::Mutex;
 
+/// `vm.swappiness` (60, range 0-200): how reclaim splits its rounds between anonymous
+/// pages (to swap) and clean file pages (see `mm::swap::balance`).
+pub static SWAPPINESS: crate::tunable::Key = crate::tunable::key(
+    "vm.swappiness",
+    &["/proc/sys/vm/swappiness"],
+    crate::tunable::KeyKind::Int { min: 0, max: 200 },
+    60,
+    crate::tunable::keep,
+);
+
 /// Pages a round aims to free.
 const ROUND_PAGES: usize = 256;
 /// Pages a node may have in write-out at once.
@@ -82,8 +92,9 @@ fn has_shrinkers() -> bool {
     !SHRINKERS.lock().is_empty()
 }
 
-/// Pages held by the page caches reclaim can shrink.
-fn file_cache_pages() -> u64 {
+/// Pages held by the page caches reclaim can shrink (disk caches: `Cached` counts
+/// them).
+pub fn file_cache_pages() -> u64 {
     let list = SHRINKERS.lock().clone();
     list.iter().map(|(_, count)| count()).sum()
 }
@@ -404,7 +415,7 @@ fn round_split(r: &NodeReclaim) -> ScanSplit {
     let free_pages = alloc.node_stats(r.node).map_or(0, |s| s.free().0);
     let high_pages = alloc.watermarks(r.node).map_or(0, |m| m.high.0);
     scan_split(&ScanInputs {
-        swappiness: crate::registry::keys::SWAPPINESS.get() as u32,
+        swappiness: SWAPPINESS.get() as u32,
         round_pages: ROUND_PAGES,
         swap_room: swap().has_room(),
         file_pages: file_cache_pages(),

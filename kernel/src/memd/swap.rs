@@ -197,7 +197,7 @@ fn swap_file(thread: &Thread, name: &str) -> SysResult<(String, Arc<dyn BlockDev
     let cwd = thread.process.fs.lock().cwd.clone();
     let open = crate::vfs::mount::open(&caller, &cwd, name, 0, 0)?;
     let canonical = open.path().map_or_else(|| String::from(name), String::from);
-    let (disk, map, size) = crate::fs::ext4::swap_file_blocks(&**open.file())?;
+    let (disk, map, size) = open.file().swap_blocks()?;
     let file = SwapFile::new(disk, &map, size).map_err(Errno::from)?;
     Ok((canonical, Arc::new(file)))
 }

@@ -85,7 +85,7 @@ static SYSTEM_KEYS: [&Key; 27] = [
     &crate::memd::userfaultfd::UNPRIVILEGED_USERFAULTFD,
     &crate::vfs::memfd::MEMFD_NOEXEC,
     &DROP_CACHES,
-    &SWAPPINESS,
+    &crate::memd::reclaim::SWAPPINESS,
     &NR_HUGEPAGES,
     &THP_ENABLED,
     &THP_DEFRAG,
@@ -201,14 +201,6 @@ pub static DROP_CACHES: Key = key(
     KeyKind::WriteOnly { min: 1, max: 3 },
     0,
     drop_caches,
-);
-/// `vm.swappiness` (60, range 0-200).
-pub static SWAPPINESS: Key = key(
-    "vm.swappiness",
-    &["/proc/sys/vm/swappiness"],
-    KeyKind::Int { min: 0, max: 200 },
-    60,
-    keep,
 );
 /// `vm.nr_hugepages`: the 2 MiB pools of all nodes together.
 pub static NR_HUGEPAGES: Key = key(

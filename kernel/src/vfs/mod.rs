@@ -214,6 +214,18 @@ pub trait File: Send + Sync {
         &()
     }
 
+    /// For swapon of the file (Linux's `swap_activate`): the disk holding it, its
+    /// block map and its size. Default: EINVAL (no swap on this kind of file).
+    fn swap_blocks(
+        &self,
+    ) -> SysResult<(
+        Arc<dyn mm::block::BlockDevice>,
+        mm::pagecache::blockmap::BlockMap,
+        u64,
+    )> {
+        Err(Errno::EINVAL)
+    }
+
     /// The page-cache object a mapping of the file shares. Default: ENODEV.
     fn mmap_object(&self) -> SysResult<Arc<mm::pagecache::FileObject>> {
         Err(Errno::ENODEV)
