@@ -270,6 +270,17 @@ fn damos_checks(checks: &mut Checks) {
     };
     cold.fill(11, 0, 1);
     hot.fill(12, 0, 1);
+    // Its own VMA (different flags), so no DAMON region straddles hot and cold pages
+    // (the two mappings may be adjacent and would merge into one): a straddling region
+    // sampled on its cold pages once took 4 hot pages out with it.
+    // SAFETY: advice on our own mapping.
+    let _ = unsafe {
+        madvise(
+            hot.base as *mut u8,
+            HOT * PAGE,
+            peios_rt::sys::mm::MADV_NOHUGEPAGE,
+        )
+    };
     let admin = "/sys/kernel/mm/damon/admin/kdamonds";
     let setup = write_file(&format!("{}/nr_kdamonds", admin), "1")
         .and_then(|_| {
