@@ -166,32 +166,27 @@ pub fn mremap(
     let limit = super::memctl::lock_limit(thread);
     let space = thread.process.address_space();
     let listeners = userfaultfd::listeners(&space, old_addr, old_len);
-    let moved_to = match space.mm().mremap_limited(
-        old_addr,
-        old_len,
-        new_len,
-        flags,
-        new_addr,
-        may_map_low,
-        limit,
-    ) {
+    let attempt = {
+        let space = space.clone();
+        move || {
+            space.mm().mremap_limited(
+                old_addr,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+                may_map_low,
+                limit,
+            )
+        }
+    };
+    let moved_to = match attempt() {
         Ok(to) => to,
         Err(mm::errno::MmError::NoMemory) if listeners.is_empty() => {
             // Perhaps short of frames (a page table for the destination): like a
             // fault, the call waits for a reclaim round while reclaim can make
             // progress and tries again, a few rounds at most (the ENOMEM may have
             // another cause: the VMA limit, no room); then ENOMEM, nothing changed.
-            let retry = move || {
-                space.mm().mremap_limited(
-                    old_addr,
-                    old_len,
-                    new_len,
-                    flags,
-                    new_addr,
-                    may_map_low,
-                    limit,
-                )
-            };
             return wait(async move {
                 for _ in 0..MREMAP_RECLAIM_ROUNDS {
                     let mm::phys::AllocFailure::Wait(round) = crate::mem::frames::alloc_failed()
@@ -199,7 +194,7 @@ pub fn mremap(
                         break;
                     };
                     round.await;
-                    match retry() {
+                    match attempt() {
                         Err(mm::errno::MmError::NoMemory) => {}
                         r => return r.map_err(Errno::from),
                     }
