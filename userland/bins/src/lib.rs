@@ -134,6 +134,15 @@ pub mod files {
     use peios_rt::sys::fs::{close, openat, read, write, AT_FDCWD, O_RDONLY, O_WRONLY};
     use peios_rt::Errno;
 
+    /// A `/proc/vmstat` counter.
+    pub fn vmstat(name: &str) -> Option<u64> {
+        let text = read_file("/proc/vmstat").ok()?;
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok())?
+        })
+    }
+
     /// Opens `path` (a Rust string; the NUL is added here) with `flags`.
     pub fn open(path: &str, flags: u32) -> Result<i32, Errno> {
         let mut p = Vec::from(path.as_bytes());
@@ -232,5 +241,91 @@ pub mod peios {
         // SAFETY: the syscall takes no arguments and only drops rights.
         let r = unsafe { syscall0(1024) };
         Errno::result(r).map(|_| ())
+    }
+}
+
+/// Anonymous memory filled with a per-page pattern and checked back (the swap tests'
+/// data: every page that went out must come back byte-identical).
+pub mod pattern {
+    use peios_rt::sys::mm::{madvise, mmap, munmap, MapFlags, Prot, MADV_PAGEOUT};
+    use peios_rt::Errno;
+
+    const PAGE: usize = 4096;
+    const WORDS: usize = PAGE / 8;
+
+    /// Word `i` of page `page` under `seed`.
+    pub fn word(seed: u64, page: usize, i: usize) -> u64 {
+        (((page as u64) << 20) | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed
+    }
+
+    /// A region of anonymous memory the test owns.
+    #[derive(Clone, Copy)]
+    pub struct Region {
+        /// First byte.
+        pub base: usize,
+        /// Length in pages.
+        pub pages: usize,
+    }
+
+    impl Region {
+        /// `MAP_NORESERVE`: without swap a fill must reach the OOM killer, not be
+        /// refused by the overcommit heuristic up front.
+        pub fn new(pages: usize) -> Result<Region, Errno> {
+            // SAFETY: no MAP_FIXED: the kernel picks a free range.
+            let base = unsafe {
+                mmap(
+                    0,
+                    pages * PAGE,
+                    Prot::RW,
+                    MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::NORESERVE,
+                    -1,
+                    0,
+                )
+            }?;
+            Ok(Region {
+                base: base as usize,
+                pages,
+            })
+        }
+
+        /// The first word of page `p`.
+        pub fn page(&self, p: usize) -> *mut u64 {
+            (self.base + p * PAGE) as *mut u64
+        }
+
+        /// Writes the pattern into pages `first, first + step, ...`.
+        pub fn fill(&self, seed: u64, first: usize, step: usize) {
+            for p in (first..self.pages).step_by(step) {
+                let ptr = self.page(p);
+                for i in 0..WORDS {
+                    // SAFETY: inside the region, which this process owns.
+                    unsafe { ptr.add(i).write_volatile(word(seed, p, i)) };
+                }
+            }
+        }
+
+        /// Pages `first, first + step, ...` whose contents differ from the pattern.
+        pub fn mismatches(&self, seed: u64, first: usize, step: usize) -> usize {
+            (first..self.pages)
+                .step_by(step)
+                .filter(|&p| {
+                    let ptr = self.page(p);
+                    // SAFETY: as in `fill`.
+                    !(0..WORDS).all(|i| unsafe { ptr.add(i).read_volatile() } == word(seed, p, i))
+                })
+                .count()
+        }
+
+        /// `MADV_PAGEOUT` of the whole region.
+        pub fn page_out(&self) -> Result<(), Errno> {
+            // SAFETY: the region is this process's own mapping.
+            unsafe { madvise(self.base as *mut u8, self.pages * PAGE, MADV_PAGEOUT) }
+        }
+
+        /// Unmaps the region.
+        pub fn unmap(self) {
+            // SAFETY: nothing refers into the region any more.
+            let _ = unsafe { munmap(self.base as *mut u8, self.pages * PAGE) };
+        }
     }
 }

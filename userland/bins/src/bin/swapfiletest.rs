@@ -36,77 +36,13 @@ use peios_bins::peios::in_restricted_child;
 use peios_bins::Checks;
 use peios_rt::prelude::*;
 use peios_rt::process::WaitStatus;
-use peios_rt::sys::mm::{madvise, mmap, munmap, MapFlags, Prot, MADV_PAGEOUT};
 use peios_rt::sys::swap::{swapoff, swapon};
+
+use peios_bins::pattern::Region;
 
 peios_rt::main!(main);
 
-const PAGE: usize = 4096;
-const WORDS: usize = PAGE / 8;
 const SWAP_FLAG_PREFER: u32 = 0x8000;
-
-/// Word `i` of page `page` under `seed`.
-fn word(seed: u64, page: usize, i: usize) -> u64 {
-    (((page as u64) << 20) | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed
-}
-
-/// Anonymous memory the test owns.
-#[derive(Clone, Copy)]
-struct Region {
-    base: usize,
-    pages: usize,
-}
-
-impl Region {
-    fn new(pages: usize) -> Result<Region, Errno> {
-        // SAFETY: no MAP_FIXED: the kernel picks a free range.
-        let base = unsafe {
-            mmap(
-                0,
-                pages * PAGE,
-                Prot::RW,
-                MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::NORESERVE,
-                -1,
-                0,
-            )
-        }?;
-        Ok(Region {
-            base: base as usize,
-            pages,
-        })
-    }
-
-    fn fill(&self, seed: u64) {
-        for p in 0..self.pages {
-            let ptr = (self.base + p * PAGE) as *mut u64;
-            for i in 0..WORDS {
-                // SAFETY: inside the region, which this process owns.
-                unsafe { ptr.add(i).write_volatile(word(seed, p, i)) };
-            }
-        }
-    }
-
-    /// Pages whose contents differ from the pattern.
-    fn mismatches(&self, seed: u64) -> usize {
-        (0..self.pages)
-            .filter(|&p| {
-                let ptr = (self.base + p * PAGE) as *const u64;
-                // SAFETY: as in `fill`.
-                !(0..WORDS).all(|i| unsafe { ptr.add(i).read_volatile() } == word(seed, p, i))
-            })
-            .count()
-    }
-
-    fn page_out(&self) -> Result<(), Errno> {
-        // SAFETY: the region is this process's own mapping.
-        unsafe { madvise(self.base as *mut u8, self.pages * PAGE, MADV_PAGEOUT) }
-    }
-
-    fn unmap(self) {
-        // SAFETY: nothing refers into the region any more.
-        let _ = unsafe { munmap(self.base as *mut u8, self.pages * PAGE) };
-    }
-}
 
 /// The `/proc/swaps` line of `name`: (type, size kB, used kB, priority).
 fn swaps_entry(name: &str) -> Option<(String, u64, u64, i64)> {
@@ -166,12 +102,12 @@ fn boot_check(mut checks: Checks, part: &str) -> i32 {
     match Region::new(256) {
         Ok(r) => {
             let before = used_kb(part);
-            r.fill(11);
+            r.fill(11, 0, 1);
             let advised = r.page_out();
             let used = await_used(part, before + 1024);
             checks.check(
                 "boot_pageout",
-                advised.is_ok() && used >= before + 1024 && r.mismatches(11) == 0,
+                advised.is_ok() && used >= before + 1024 && r.mismatches(11, 0, 1) == 0,
                 format_args!("madvise {advised:?}: Used {before} -> {used} kB"),
             );
             r.unmap();
@@ -244,7 +180,7 @@ fn main(args: &peios_rt::Args) -> i32 {
     let small_pages = (file_kb as usize / 4 / 2).max(1);
     match Region::new(small_pages) {
         Ok(r) => {
-            r.fill(3);
+            r.fill(3, 0, 1);
             let advised = r.page_out();
             let used = await_used(&file, (small_pages * 4) as u64);
             checks.check(
@@ -257,7 +193,7 @@ fn main(args: &peios_rt::Args) -> i32 {
                     used_kb(part)
                 ),
             );
-            let bad = r.mismatches(3);
+            let bad = r.mismatches(3, 0, 1);
             checks.check(
                 "file_reads_back",
                 bad == 0,
@@ -281,7 +217,7 @@ fn main(args: &peios_rt::Args) -> i32 {
         }
     };
     let part_before = used_kb(part);
-    region.fill(9);
+    region.fill(9, 0, 1);
     let file_used = used_kb(&file);
     let part_used = used_kb(part);
     checks.check(
@@ -292,7 +228,7 @@ fn main(args: &peios_rt::Args) -> i32 {
             fill_pages * 4
         ),
     );
-    let bad = region.mismatches(9);
+    let bad = region.mismatches(9, 0, 1);
     checks.check(
         "fill_reads_back",
         bad == 0,
@@ -305,7 +241,7 @@ fn main(args: &peios_rt::Args) -> i32 {
     let back_pages = (file_kb as usize / 4 / 2).max(1);
     match Region::new(back_pages) {
         Ok(r) => {
-            r.fill(13);
+            r.fill(13, 0, 1);
             let advised = r.page_out();
             let held = await_used(&file, (back_pages * 4) as u64);
             let off = swapoff(c(&file_c));
@@ -318,7 +254,7 @@ fn main(args: &peios_rt::Args) -> i32 {
                     !gone
                 ),
             );
-            let bad = r.mismatches(13);
+            let bad = r.mismatches(13, 0, 1);
             checks.check(
                 "swapoff_reads_back",
                 bad == 0,
@@ -341,7 +277,7 @@ fn main(args: &peios_rt::Args) -> i32 {
     let part_before = used_kb(part);
     match Region::new(256) {
         Ok(r) if low.is_ok() => {
-            r.fill(5);
+            r.fill(5, 0, 1);
             let advised = r.page_out();
             let part_after = await_used(part, part_before + 1024);
             checks.check(
@@ -356,7 +292,7 @@ fn main(args: &peios_rt::Args) -> i32 {
             );
             checks.check(
                 "partition_reads_back",
-                r.mismatches(5) == 0,
+                r.mismatches(5, 0, 1) == 0,
                 format_args!("256 pages"),
             );
             r.unmap();

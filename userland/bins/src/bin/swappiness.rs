@@ -34,6 +34,8 @@ use peios_rt::process::WaitStatus;
 use peios_rt::sys::fs::{close, read, O_RDONLY};
 use peios_rt::sys::mm::{mmap, munmap, MapFlags, Prot};
 
+use peios_bins::pattern::word;
+
 peios_rt::main!(main);
 
 const PAGE: usize = 4096;
@@ -41,20 +43,7 @@ const WORDS: usize = PAGE / 8;
 const KNOB: &str = "/proc/sys/vm/swappiness";
 
 fn vmstat(name: &str) -> u64 {
-    read_file("/proc/vmstat")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.trim().parse().ok())?
-            })
-        })
-        .unwrap_or(0)
-}
-
-/// Word `i` of page `page` under `seed`.
-fn word(seed: u64, page: usize, i: usize) -> u64 {
-    (((page as u64) << 20) | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed
+    peios_bins::files::vmstat(name).unwrap_or(0)
 }
 
 /// Reads `path` whole through the page cache; the bytes read.

@@ -25,95 +25,18 @@ use peios_bins::peios::in_restricted_child;
 use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
 use peios_rt::process::WaitStatus;
-use peios_rt::sys::mm::{madvise, mincore, mmap, munmap, MapFlags, Prot, MADV_COLD, MADV_PAGEOUT};
+use peios_rt::sys::mm::{madvise, mincore, munmap, MADV_COLD, MADV_PAGEOUT};
 use peios_rt::sys::swap::{swapoff, swapon};
+
+use peios_bins::pattern::{word, Region};
 
 peios_rt::main!(main);
 
 const PAGE: usize = 4096;
 const WORDS: usize = PAGE / 8;
 
-/// Word `i` of page `page` under `seed`.
-fn word(seed: u64, page: usize, i: usize) -> u64 {
-    (((page as u64) << 20) | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed
-}
-
-/// A region of anonymous memory the test owns.
-#[derive(Clone, Copy)]
-struct Region {
-    base: usize,
-    pages: usize,
-}
-
-impl Region {
-    /// `MAP_NORESERVE`: without swap the fill must reach the OOM killer, not be
-    /// refused by the overcommit heuristic up front.
-    fn new(pages: usize) -> Result<Region, Errno> {
-        // SAFETY: no MAP_FIXED: the kernel picks a free range.
-        let base = unsafe {
-            mmap(
-                0,
-                pages * PAGE,
-                Prot::RW,
-                MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::NORESERVE,
-                -1,
-                0,
-            )
-        }?;
-        Ok(Region {
-            base: base as usize,
-            pages,
-        })
-    }
-
-    fn page(&self, p: usize) -> *mut u64 {
-        (self.base + p * PAGE) as *mut u64
-    }
-
-    /// Writes the pattern into pages `first, first + step, ...`.
-    fn fill(&self, seed: u64, first: usize, step: usize) {
-        for p in (first..self.pages).step_by(step) {
-            let ptr = self.page(p);
-            for i in 0..WORDS {
-                // SAFETY: inside the region, which this process owns.
-                unsafe { ptr.add(i).write_volatile(word(seed, p, i)) };
-            }
-        }
-    }
-
-    /// Pages `first, first + step, ...` whose contents differ from the pattern.
-    fn mismatches(&self, seed: u64, first: usize, step: usize) -> usize {
-        let mut bad = 0;
-        for p in (first..self.pages).step_by(step) {
-            let ptr = self.page(p);
-            let ok = (0..WORDS).all(|i| {
-                // SAFETY: as in `fill`.
-                let got = unsafe { ptr.add(i).read_volatile() };
-                got == word(seed, p, i)
-            });
-            if !ok {
-                bad += 1;
-            }
-        }
-        bad
-    }
-
-    fn unmap(self) {
-        // SAFETY: nothing refers into the region any more.
-        let _ = unsafe { munmap(self.base as *mut u8, self.pages * PAGE) };
-    }
-}
-
 fn vmstat(name: &str) -> u64 {
-    read_file("/proc/vmstat")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.trim().parse().ok())?
-            })
-        })
-        .unwrap_or(0)
+    peios_bins::files::vmstat(name).unwrap_or(0)
 }
 
 fn vm_swap_kb() -> u64 {

@@ -54,14 +54,7 @@ fn region(slots: usize, advice: Option<i32>) -> Result<*mut u8, Errno> {
     Ok(p)
 }
 
-/// A `/proc/vmstat` counter.
-fn vmstat(name: &str) -> Option<u64> {
-    let text = read_file("/proc/vmstat").ok()?;
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == name).then(|| v.trim().parse().ok())?
-    })
-}
+use peios_bins::files::vmstat;
 
 /// `field` (kB) of the smaps block of the VMA starting at `start`.
 fn smaps_kb(start: *mut u8, field: &str) -> Option<u64> {
