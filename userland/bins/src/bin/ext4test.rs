@@ -151,7 +151,12 @@ fn list(path: &str) -> Result<Vec<String>, Errno> {
     loop {
         // SAFETY: `buf` is writable for its length.
         let r = unsafe {
-            syscall3(NR_GETDENTS64, fd as usize, buf.as_mut_ptr() as usize, buf.len())
+            syscall3(
+                NR_GETDENTS64,
+                fd as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+            )
         };
         let n = match Errno::result(r) {
             Ok(0) => break,
@@ -202,7 +207,9 @@ fn main(args: &peios_rt::Args) -> i32 {
         let mut buf = [0u8; 8 * 100];
         let mut seed = 7u64;
         for _ in 0..200 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let off = (seed >> 20) % (BIG_BYTES as u64 - buf.len() as u64) & !7;
             ok &= pread(fd, &mut buf, off) == Ok(buf.len()) && first_bad(off, &buf).is_none();
         }
@@ -236,7 +243,10 @@ fn main(args: &peios_rt::Args) -> i32 {
             c.check(
                 "sparse",
                 data_ok && zeros,
-                format_args!("{} bytes, data {data_ok}, zeros elsewhere {zeros}", data.len()),
+                format_args!(
+                    "{} bytes, data {data_ok}, zeros elsewhere {zeros}",
+                    data.len()
+                ),
             );
         }
         Err(e) => {
@@ -261,14 +271,19 @@ fn main(args: &peios_rt::Args) -> i32 {
     let want = [".", "..", "a.txt", "b.txt", "sub"];
     c.check(
         "listing",
-        names.as_ref().is_ok_and(|n| n.iter().map(String::as_str).eq(want)),
+        names
+            .as_ref()
+            .is_ok_and(|n| n.iter().map(String::as_str).eq(want)),
         format_args!("{names:?}"),
     );
     let alpha = read_all(&at("dir/a.txt"));
     c.check(
         "small_file",
         alpha.as_deref() == Ok(b"alpha\n".as_slice()),
-        format_args!("{:?}", alpha.map(|d| String::from_utf8_lossy(&d).into_owned())),
+        format_args!(
+            "{:?}",
+            alpha.map(|d| String::from_utf8_lossy(&d).into_owned())
+        ),
     );
 
     // Shared and private mappings of the big file.
@@ -280,7 +295,11 @@ fn main(args: &peios_rt::Args) -> i32 {
                 // SAFETY: the mapping covers BIG_BYTES readable bytes.
                 let bytes = unsafe { core::slice::from_raw_parts(p as *const u8, BIG_BYTES) };
                 let bad = first_bad(0, bytes);
-                c.check("mmap_shared", bad.is_none(), format_args!("first bad {bad:?}"));
+                c.check(
+                    "mmap_shared",
+                    bad.is_none(),
+                    format_args!("first bad {bad:?}"),
+                );
                 // SAFETY: unmapping what was mapped above.
                 let _ = unsafe { munmap(p, BIG_BYTES) };
             }
@@ -291,8 +310,7 @@ fn main(args: &peios_rt::Args) -> i32 {
         let len = 1 << 20;
         let off = 3 << 20;
         // SAFETY: no MAP_FIXED; the file is open for reading.
-        let private =
-            unsafe { mmap(0, len, Prot::RW, MapFlags::PRIVATE, fd, off as u64) };
+        let private = unsafe { mmap(0, len, Prot::RW, MapFlags::PRIVATE, fd, off as u64) };
         match private {
             Ok(p) => {
                 // SAFETY: the mapping covers `len` writable bytes.
@@ -350,7 +368,10 @@ fn main(args: &peios_rt::Args) -> i32 {
         c.check(
             "root_mounts",
             root_ro && tmp.is_ok() && meminfo,
-            format_args!("/ ext4 ro {root_ro}, /tmp writable {:?}, /proc {meminfo}", tmp.map(|_| ())),
+            format_args!(
+                "/ ext4 ro {root_ro}, /tmp writable {:?}, /proc {meminfo}",
+                tmp.map(|_| ())
+            ),
         );
     }
 
@@ -385,6 +406,10 @@ fn main(args: &peios_rt::Args) -> i32 {
 
     // Read-only.
     c.expect_errno("write_erofs", open(&at("big.bin"), O_WRONLY), Errno::EROFS);
-    c.expect_errno("create_erofs", open(&at("new.txt"), O_WRONLY | O_CREAT), Errno::EROFS);
+    c.expect_errno(
+        "create_erofs",
+        open(&at("new.txt"), O_WRONLY | O_CREAT),
+        Errno::EROFS,
+    );
     c.finish()
 }

@@ -36,7 +36,9 @@ fn drop_caches() {
 }
 
 fn file_size(path: &str) -> u64 {
-    let Ok(fd) = open(path, O_RDONLY) else { return 0 };
+    let Ok(fd) = open(path, O_RDONLY) else {
+        return 0;
+    };
     let mut st = [0u64; 18];
     // SAFETY: `st` is 144 writable bytes.
     let _ = unsafe { peios_rt::syscall::syscall2(5, fd as usize, st.as_mut_ptr() as usize) };
@@ -84,7 +86,13 @@ fn rand_read(path: &str, size: u64, count: u64) {
         let off = (seed % pages) * PAGE as u64;
         // SAFETY: `buf` is writable for PAGE bytes.
         let r = unsafe {
-            syscall4(17, fd as usize, buf.as_mut_ptr() as usize, PAGE, off as usize)
+            syscall4(
+                17,
+                fd as usize,
+                buf.as_mut_ptr() as usize,
+                PAGE,
+                off as usize,
+            )
         };
         if r != PAGE as isize {
             println!("file_bench: pread at {off}: {r}");

@@ -503,7 +503,6 @@ fn refusals(c: &mut Checks) {
     );
 }
 
-
 /// Transparent huge pages follow the policy too: a 4 MiB `MADV_HUGEPAGE` region bound
 /// to node 1 faults in as huge pages, every page of them on node 1.
 fn thp_bind(c: &mut Checks) {

@@ -23,8 +23,8 @@ use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
 use peios_rt::sys::fs::{close, read, write};
 use peios_rt::sys::futex::{futex_wait, futex_wake};
 use peios_rt::sys::mm::{mmap, MapFlags, Prot};
-use peios_rt::sys::process::exit_group;
 use peios_rt::sys::nr;
+use peios_rt::sys::process::exit_group;
 use peios_rt::syscall::{syscall2, syscall3, syscall4};
 
 peios_rt::main!(main);
@@ -71,7 +71,13 @@ fn memfd() -> Result<i32, Errno> {
 fn pread(fd: i32, buf: &mut [u8], at: usize) -> Result<usize, Errno> {
     // SAFETY: `buf` is writable for its length.
     Errno::result(unsafe {
-        syscall4(SYS_PREAD64, fd as usize, buf.as_mut_ptr() as usize, buf.len(), at)
+        syscall4(
+            SYS_PREAD64,
+            fd as usize,
+            buf.as_mut_ptr() as usize,
+            buf.len(),
+            at,
+        )
     })
 }
 
@@ -132,7 +138,10 @@ fn probes(chunk: &mut [u8], filled_memfd: i32) -> Result<(), u32> {
     let _ = close(w);
     // An exec whose one argument is 100 KiB (the copied string) of a missing program:
     // ENOMEM while copying, or ENOENT once the copy was made.
-    let arg = vec![b'a'; 100 << 10].into_iter().chain([0]).collect::<Vec<u8>>();
+    let arg = vec![b'a'; 100 << 10]
+        .into_iter()
+        .chain([0])
+        .collect::<Vec<u8>>();
     let argv = [arg.as_ptr() as usize, 0usize];
     let envp = [0usize];
     // SAFETY: NUL-terminated path and argument, NULL-terminated arrays.
@@ -271,7 +280,11 @@ fn flood() -> i32 {
             heap
         ),
     );
-    checks.check("children-reaped", reaped, format_args!("{} children", pids.len()));
+    checks.check(
+        "children-reaped",
+        reaped,
+        format_args!("{} children", pids.len()),
+    );
     let after = heap_kib("allocated_kB");
     checks.check(
         "heap-use-back",

@@ -70,15 +70,19 @@ fn drop_caches() -> Result<(), Errno> {
 fn fadvise(fd: i32, offset: u64, len: u64, advice: usize) -> Result<usize, Errno> {
     // SAFETY: no pointers.
     Errno::result(unsafe {
-        syscall4(NR_FADVISE64, fd as usize, offset as usize, len as usize, advice)
+        syscall4(
+            NR_FADVISE64,
+            fd as usize,
+            offset as usize,
+            len as usize,
+            advice,
+        )
     })
 }
 
 fn pread(fd: i32, buf: *mut u8, len: usize, offset: u64) -> Result<usize, Errno> {
     // SAFETY: the caller passes a buffer writable for `len` bytes.
-    Errno::result(unsafe {
-        syscall4(NR_PREAD64, fd as usize, buf as usize, len, offset as usize)
-    })
+    Errno::result(unsafe { syscall4(NR_PREAD64, fd as usize, buf as usize, len, offset as usize) })
 }
 
 /// Reads the whole file in `chunk`-byte reads; returns (bytes, pattern intact).
@@ -149,7 +153,12 @@ fn main(args: &peios_rt::Args) -> i32 {
         c.check(
             "stream_bigger_than_ram",
             bytes == size && intact,
-            format_args!("{} of {} MiB read, pattern {intact}, MemTotal {} MiB", bytes >> 20, size >> 20, free_kb >> 10),
+            format_args!(
+                "{} of {} MiB read, pattern {intact}, MemTotal {} MiB",
+                bytes >> 20,
+                size >> 20,
+                free_kb >> 10
+            ),
         );
         return c.finish();
     }
@@ -167,7 +176,9 @@ fn main(args: &peios_rt::Args) -> i32 {
     c.check(
         "drop_caches_mincore",
         dropped.is_ok() && all_in == Ok(pages) && after_drop == Ok(0),
-        format_args!("resident after the read {all_in:?} of {pages}, after drop_caches {after_drop:?}"),
+        format_args!(
+            "resident after the read {all_in:?} of {pages}, after drop_caches {after_drop:?}"
+        ),
     );
     let before = disk_reads(dev);
     let fd = open(&path, O_RDONLY).unwrap_or(-1);
@@ -188,7 +199,9 @@ fn main(args: &peios_rt::Args) -> i32 {
             && advised.is_ok()
             && sequential * 8 <= random
             && sequential > 0,
-        format_args!("{sequential} requests sequential, {random} random; data {seq_ok}/{random_ok}"),
+        format_args!(
+            "{sequential} requests sequential, {random} random; data {seq_ok}/{random_ok}"
+        ),
     );
 
     // O_DIRECT.
@@ -231,7 +244,7 @@ fn main(args: &peios_rt::Args) -> i32 {
     let _ = drop_caches();
     let fd = open(&path, O_RDONLY).unwrap_or(-1);
     let span = 256; // pages (1 MiB)
-    // SAFETY: no pointers.
+                    // SAFETY: no pointers.
     let ra = Errno::result(unsafe { syscall3(NR_READAHEAD, fd as usize, 0, span * PAGE) });
     let brought = wait_resident(&path, 0, span, span);
     c.check(

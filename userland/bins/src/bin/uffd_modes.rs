@@ -136,7 +136,12 @@ fn kernel_faults_wait(c: &mut Checks) {
             && n == Ok(Ok(13))
             && &page[..13] == b"from the pipe"
             && page[13..].iter().all(|&b| b == b'H'),
-        format_args!("copy {:?}, read {:?}, page starts {:?}", copied, n, &page[..16]),
+        format_args!(
+            "copy {:?}, read {:?}, page starts {:?}",
+            copied,
+            n,
+            &page[..16]
+        ),
     );
 
     // write(2) from an empty page sends what the handler puts there.
@@ -151,9 +156,15 @@ fn kernel_faults_wait(c: &mut Checks) {
     let n = read(r, &mut got);
     c.check(
         "write-sends-handler-bytes",
-        is_fault(&msg, src, 0) && copied.is_ok() && wrote == Ok(Ok(16)) && n == Ok(16)
+        is_fault(&msg, src, 0)
+            && copied.is_ok()
+            && wrote == Ok(Ok(16))
+            && n == Ok(16)
             && &got == b"handler says hi!",
-        format_args!("{:x?}, copy {:?}, write {:?}, pipe {:?}", msg, copied, wrote, &got),
+        format_args!(
+            "{:x?}, copy {:?}, write {:?}, pipe {:?}",
+            msg, copied, wrote, &got
+        ),
     );
 
     // read(2) of a file moves its position once, however long it waited.
@@ -183,7 +194,10 @@ fn kernel_faults_wait(c: &mut Checks) {
                     && bytes(dst, 10) == b"0123456789"
                     && next == Ok(6)
                     && &rest == b"abcdef",
-                format_args!("{:x?}, zeropage {:?}, read {:?}, then {:?} {:?}", msg, zeroed, n, next, rest),
+                format_args!(
+                    "{:x?}, zeropage {:?}, read {:?}, then {:?} {:?}",
+                    msg, zeroed, n, next, rest
+                ),
             );
             let _ = close(mfd);
         }
@@ -219,13 +233,19 @@ fn write_protect(c: &mut Checks) {
         format_args!("{:x?}", ioctls),
     );
     let protected = uffd::writeprotect(fd, region, PAGES * PAGE, uffd::WRITEPROTECT_MODE_WP);
-    let sum: u64 = (0..PAGES).map(|i| u64::from(bytes(region + i * PAGE, PAGE)[9])).sum();
+    let sum: u64 = (0..PAGES)
+        .map(|i| u64::from(bytes(region + i * PAGE, PAGE)[9]))
+        .sum();
     let quiet = uffd::read_message(fd);
     c.check(
         "wp-reads-pass-silently",
-        protected.is_ok() && sum == (0..PAGES as u64).map(|i| 0x10 + i).sum::<u64>()
+        protected.is_ok()
+            && sum == (0..PAGES as u64).map(|i| 0x10 + i).sum::<u64>()
             && quiet == Err(Errno::EAGAIN),
-        format_args!("protect {:?}, byte sum {}, message {:x?}", protected, sum, quiet),
+        format_args!(
+            "protect {:?}, byte sum {}, message {:x?}",
+            protected, sum, quiet
+        ),
     );
 
     let writer = spawn(move || {
@@ -239,9 +259,10 @@ fn write_protect(c: &mut Checks) {
     for _ in 0..PAGES {
         let m = wait_message(fd);
         let page = match m {
-            Ok(m) if m.flags == uffd::PAGEFAULT_FLAG_WRITE | uffd::PAGEFAULT_FLAG_WP
-                && (m.address as usize) >= region
-                && (m.address as usize) < region + PAGES * PAGE =>
+            Ok(m)
+                if m.flags == uffd::PAGEFAULT_FLAG_WRITE | uffd::PAGEFAULT_FLAG_WP
+                    && (m.address as usize) >= region
+                    && (m.address as usize) < region + PAGES * PAGE =>
             {
                 m.address as usize
             }
@@ -262,7 +283,12 @@ fn write_protect(c: &mut Checks) {
     c.check(
         "wp-write-faults-reported",
         messages == PAGES && bad.is_none() && joined.is_ok(),
-        format_args!("{} messages, bad {:x?}, writer {:?}", messages, bad, joined.is_ok()),
+        format_args!(
+            "{} messages, bad {:x?}, writer {:?}",
+            messages,
+            bad,
+            joined.is_ok()
+        ),
     );
     let snapshot_ok = (0..PAGES).all(|i| {
         snapshot[i * PAGE..(i + 1) * PAGE]
@@ -272,7 +298,10 @@ fn write_protect(c: &mut Checks) {
     c.check(
         "snapshot-equals-pre-write-contents",
         snapshot_ok,
-        format_args!("first bytes {:x?}", [snapshot[0], snapshot[PAGE], snapshot[3 * PAGE]]),
+        format_args!(
+            "first bytes {:x?}",
+            [snapshot[0], snapshot[PAGE], snapshot[3 * PAGE]]
+        ),
     );
     c.check(
         "live-pages-hold-the-writes",
@@ -303,13 +332,19 @@ fn write_protect(c: &mut Checks) {
             let n = reader.map(|t| t.join());
             c.check(
                 "kernel-write-to-protected-page-waits",
-                is_fault(&m, region, uffd::PAGEFAULT_FLAG_WRITE | uffd::PAGEFAULT_FLAG_WP)
-                    && waited
+                is_fault(
+                    &m,
+                    region,
+                    uffd::PAGEFAULT_FLAG_WRITE | uffd::PAGEFAULT_FLAG_WP,
+                ) && waited
                     && before
                     && un.is_ok()
                     && n == Ok(Ok(6))
                     && bytes(region, 6) == b"kernel",
-                format_args!("{:x?}, waited {}, unprotect {:?}, read {:?}", m, waited, un, n),
+                format_args!(
+                    "{:x?}, waited {}, unprotect {:?}, read {:?}",
+                    m, waited, un, n
+                ),
             );
             let _ = close(r);
             let _ = close(w);
@@ -353,7 +388,11 @@ fn write_protect(c: &mut Checks) {
             is_fault(&first, other, 0)
                 && copied.is_ok()
                 && read_back == Ok(b'C')
-                && is_fault(&second, other, uffd::PAGEFAULT_FLAG_WRITE | uffd::PAGEFAULT_FLAG_WP)
+                && is_fault(
+                    &second,
+                    other,
+                    uffd::PAGEFAULT_FLAG_WRITE | uffd::PAGEFAULT_FLAG_WP,
+                )
                 && unprotected.is_ok()
                 && joined.is_ok()
                 && bytes(other, PAGE).iter().all(|&b| b == b'W'),
@@ -416,7 +455,13 @@ fn minor(c: &mut Checks) {
             && mapped == PAGE as i64
             && got.as_ref().is_ok_and(|g| &g[..] == TEXT)
             && bytes(watched + 40, 8) == b"fixed up",
-        format_args!("{:x?}, continue {:?} {}, read {:?}", m, r, mapped, got.map(|g| g[0])),
+        format_args!(
+            "{:x?}, continue {:?} {}, read {:?}",
+            m,
+            r,
+            mapped,
+            got.map(|g| g[0])
+        ),
     );
     let (r, mapped) = uffd::continue_range(fd, watched, PAGE, 0);
     c.check(
@@ -468,13 +513,15 @@ fn features(c: &mut Checks) {
         let mut w = [uffd::UFFD_API, 1 << 50, 0x55];
         let r = uffd::ioctl_words(fd, uffd::UFFDIO_API, &mut w);
         let _ = close(fd);
-        r.map(|()| w).map_err(|e| (e, w)).or_else(|(e, w)| {
-            if w == [0, 0, 0] {
-                Err(e)
-            } else {
-                Ok(w)
-            }
-        })
+        r.map(|()| w).map_err(|e| (e, w)).or_else(
+            |(e, w)| {
+                if w == [0, 0, 0] {
+                    Err(e)
+                } else {
+                    Ok(w)
+                }
+            },
+        )
     });
     c.expect_errno("api-unknown-feature-zeroes-struct", unknown, Errno::EINVAL);
 
@@ -577,7 +624,8 @@ fn events(c: &mut Checks) {
     const UFFD_EVENT_REMAP: u8 = 0x14;
     const UFFD_EVENT_REMOVE: u8 = 0x15;
     const UFFD_EVENT_UNMAP: u8 = 0x16;
-    let features = uffd::FEATURE_EVENT_REMAP | uffd::FEATURE_EVENT_REMOVE | uffd::FEATURE_EVENT_UNMAP;
+    let features =
+        uffd::FEATURE_EVENT_REMAP | uffd::FEATURE_EVENT_REMOVE | uffd::FEATURE_EVENT_UNMAP;
     let setup = (|| {
         let fd = ready_uffd(uffd::O_NONBLOCK, features)?;
         let region = mmap_anon(4 * PAGE, Prot::RW)? as usize;
@@ -591,7 +639,11 @@ fn events(c: &mut Checks) {
         c.check("events-setup", false, format_args!("{:?}", setup));
         return;
     };
-    let (start, mid, end) = (region as u64, (region + PAGE) as u64, (region + 2 * PAGE) as u64);
+    let (start, mid, end) = (
+        region as u64,
+        (region + PAGE) as u64,
+        (region + 2 * PAGE) as u64,
+    );
     // SAFETY: the page is ours; its contents may go.
     let (m, waited, r) = event_of(fd, move || unsafe {
         madvise(region as *mut u8, PAGE, MADV_DONTNEED)
@@ -624,8 +676,9 @@ fn events(c: &mut Checks) {
         format_args!("{:x?}, mremap waited {}, {:x?}", got, waited, r),
     );
     // SAFETY: as above.
-    let (m, waited, r) =
-        event_of(fd, move || unsafe { munmap((region + PAGE) as *mut u8, PAGE) });
+    let (m, waited, r) = event_of(fd, move || unsafe {
+        munmap((region + PAGE) as *mut u8, PAGE)
+    });
     let got: Vec<_> = m.iter().map(event).collect();
     c.check(
         "munmap-reports-unmap",

@@ -147,16 +147,15 @@ pub fn zeropage(fd: i32, start: usize, len: usize, mode: u64) -> (Result<(), Err
 /// `UFFDIO_WRITEPROTECT` of `[start, start + len)` with `mode`
 /// ([`WRITEPROTECT_MODE_WP`] protects, 0 unprotects and wakes).
 pub fn writeprotect(fd: i32, start: usize, len: usize, mode: u64) -> Result<(), Errno> {
-    ioctl_words(fd, UFFDIO_WRITEPROTECT, &mut [start as u64, len as u64, mode])
+    ioctl_words(
+        fd,
+        UFFDIO_WRITEPROTECT,
+        &mut [start as u64, len as u64, mode],
+    )
 }
 
 /// `UFFDIO_CONTINUE`: the result and the `mapped` field (bytes mapped, or -errno).
-pub fn continue_range(
-    fd: i32,
-    start: usize,
-    len: usize,
-    mode: u64,
-) -> (Result<(), Errno>, i64) {
+pub fn continue_range(fd: i32, start: usize, len: usize, mode: u64) -> (Result<(), Errno>, i64) {
     let mut w = [start as u64, len as u64, mode, 0];
     let r = ioctl_words(fd, UFFDIO_CONTINUE, &mut w);
     (r, w[3] as i64)
