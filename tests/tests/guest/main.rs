@@ -12,6 +12,7 @@ mod memctl;
 mod shmem;
 mod stressng;
 mod swap;
+mod swap_interop;
 mod swapfile;
 mod swappiness;
 mod thp;
