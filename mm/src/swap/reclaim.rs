@@ -8,6 +8,9 @@
 //! by this entry alone, and on the node being reclaimed becomes a swap entry, its
 //! frame held by the swap cache until [`Swap::write_out`] has written it.
 //!
+//! Transparent huge pages age whole (the huge entry's accessed bit) and are split
+//! when the hand finds one untouched; their 4 KiB pages then go like any other.
+//!
 //! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
 //! shares, KSM stable pages, page-cache pages: their count is above one), entries
 //! being copied (`BUSY`), file mappings, and hugetlb memory (not anonymous VMAs).
@@ -115,15 +118,34 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 let chunk_end = end.min(at + SCAN_CHUNK_PAGES * PAGE_SIZE);
                 let mut present = Vec::new();
-                // Huge leaves stay: reclaim takes 4 KiB pages only (splitting a
-                // transparent huge page just to clear its accessed bit would undo THP
-                // for every mapping the hand passes).
+                let mut huge_leaves = Vec::new();
                 self.page_table()
                     .scan_leaves(at, chunk_end, &mut |va, pte, huge| {
                         if !huge {
                             present.push((va, pte));
+                        } else if va >= at {
+                            // Each leaf once per pass: in the chunk holding its start.
+                            huge_leaves.push((va, pte));
                         }
                     });
+                // A transparent huge page ages as one: touched since the hand last
+                // passed, it loses its accessed bit and stays whole; untouched, it is
+                // split (Linux splits a large folio it cannot swap whole) and its 4 KiB
+                // pages go the way of the others, this pass.
+                for (va, pte) in huge_leaves {
+                    budget.scan = budget.scan.saturating_sub(1);
+                    if self.age_huge(va, pte, on_node) {
+                        self.page_table().scan_leaves(
+                            va.max(at),
+                            chunk_end,
+                            &mut |va, pte, huge| {
+                                if !huge && va < chunk_end {
+                                    present.push((va, pte));
+                                }
+                            },
+                        );
+                    }
+                }
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
                     if self.try_page_out(
@@ -151,6 +173,22 @@ impl<P: PageTable> AddressSpace<P> {
         drop(st);
         budget.freed += self.settle_unmapped(batch, unmapped);
         wrapped
+    }
+
+    /// The clock hand at the huge leaf `pte` at `va`: clears its accessed bit if set
+    /// (it stays whole), else splits it into 4 KiB entries for reclaim to take; true
+    /// if it split. Leaves on another node, `BUSY` or hugetlb leaves are left alone.
+    fn age_huge(&self, va: u64, pte: crate::pagetable::Pte, on_node: &dyn Fn(Pfn) -> bool) -> bool {
+        let pt = self.page_table();
+        if pte.flags.intersects(PteFlags::BUSY | PteFlags::HUGETLB) || !on_node(pte.pfn) {
+            return false;
+        }
+        if pte.flags.contains(PteFlags::ACCESSED) {
+            let young = pte.with_flags(pte.flags - PteFlags::ACCESSED);
+            let _ = pt.replace_huge(va, pte, young);
+            return false;
+        }
+        pt.split_huge(va)
     }
 
     /// After a scan: flushes the TLB for the entries it turned into swap entries (once
@@ -199,11 +237,23 @@ impl<P: PageTable> AddressSpace<P> {
         let mut n = 0;
         for (s, e) in self.reclaimable_ranges(start, end) {
             let mut present = Vec::new();
+            let mut huge_leaves = Vec::new();
             self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
-                if !huge && pte.flags.contains(PteFlags::ACCESSED) {
-                    present.push(va);
+                if pte.flags.contains(PteFlags::ACCESSED) {
+                    if huge {
+                        huge_leaves.push((va, pte));
+                    } else {
+                        present.push(va);
+                    }
                 }
             });
+            // A huge page goes cold whole (reclaim splits it when it comes by).
+            for (va, pte) in huge_leaves {
+                if !pte.flags.contains(PteFlags::HUGETLB) {
+                    let cold = pte.with_flags(pte.flags - PteFlags::ACCESSED);
+                    n += usize::from(self.page_table().replace_huge(va, pte, cold).is_ok());
+                }
+            }
             for va in present {
                 self.page_table()
                     .update_flags(va, &mut |f| f - PteFlags::ACCESSED);
@@ -225,6 +275,17 @@ impl<P: PageTable> AddressSpace<P> {
         let mut unmapped = Vec::new();
         let mut target = None;
         for (s, e) in ranges {
+            // Huge pages in the range are split first (Linux splits a large folio it
+            // cannot swap whole); only their pages inside the range then go.
+            let mut huge_leaves = Vec::new();
+            self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
+                if huge && !pte.flags.intersects(PteFlags::HUGETLB | PteFlags::BUSY) {
+                    huge_leaves.push(va);
+                }
+            });
+            for va in huge_leaves {
+                self.page_table().split_huge(va);
+            }
             let mut present = Vec::new();
             self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
                 if !huge {

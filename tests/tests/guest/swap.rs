@@ -54,6 +54,8 @@ fn one_and_a_half_ram_through_swap_reads_back_identical() {
         "swap_readahead",
         "cold",
         "two_faults_one_read",
+        "thp_pageout",
+        "thp_reads_back",
         "damos_pageout",
         "damos_reads_back",
         "fill_and_verify",
