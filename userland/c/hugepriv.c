@@ -1,0 +1,274 @@
+/* hugepriv: private (MAP_PRIVATE) mappings of hugetlb files, copy-on-write from the
+ * file's huge pages, with HugePages_Free/Rsvd printed and checked after every step:
+ * the whole range reserved at mmap, a read of a file page free, a copy or a hole's page
+ * using up a reservation, a fork child's unreserved copy (SIGBUS when the pool has no
+ * unreserved page), MAP_NORESERVE overrun SIGBUS; hugetlbfs mount options min_size=,
+ * nr_inodes=, uid=, gid=, mode=; chmod/fchmod on tmpfs, memfd and hugetlbfs files
+ * (owner only) and F_SEAL_EXEC against chmod. Prints `hugepriv: check NAME: ok` per
+ * check and exits 1 at the first failure. Runs unchanged on Linux 6.12 as root (a
+ * restricted caller is Peios's restrict-self call there, setuid(nobody) on Linux),
+ * where the same values hold. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_GET_SEALS 1034
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020
+#endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+#define HPAGE (2L << 20)
+
+static const char *current = "";
+
+static void fail(const char *what, long got) {
+    printf("hugepriv: check %s: FAILED (%s: got %ld, errno %d %s)\n", current, what, got, errno,
+           strerror(errno));
+    fflush(stdout);
+    exit(1);
+}
+
+#define EXPECT(cond) do { if (!(cond)) fail(#cond, 0); } while (0)
+#define EXPECT_EQ(val, want) do { long v_ = (long)(val); if (v_ != (long)(want)) fail(#val " == " #want, v_); } while (0)
+#define EXPECT_ERR(call, e) do { errno = 0; long r_ = (long)(call); if (r_ != -1 || errno != (e)) fail(#call " fails with " #e, r_); } while (0)
+
+static void begin(const char *name) { current = name; }
+static void ok(void) { printf("hugepriv: check %s: ok\n", current); fflush(stdout); }
+
+static long meminfo(const char *key) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, key, n) && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/* Prints the counters after `step` and checks them against the expected ones. */
+static void counters(const char *step, long want_free, long want_rsvd) {
+    long free = meminfo("HugePages_Free"), rsvd = meminfo("HugePages_Rsvd");
+    printf("hugepriv: %s: %s: free %ld rsvd %ld\n", current, step, free, rsvd);
+    fflush(stdout);
+    if (free != want_free)
+        fail(step, free);
+    if (rsvd != want_rsvd)
+        fail(step, rsvd);
+}
+
+static int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return -1;
+    int r = write(fd, text, strlen(text));
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
+}
+
+static void restrict_self(void) {
+    if (syscall(1024) != 0 && setuid(65534) != 0) {
+        printf("hugepriv: cannot restrict\n");
+        exit(2);
+    }
+}
+
+/* The wait status of a child that ran `body(arg)`: its exit code, or 100 + signal. */
+static int child_status(int (*body)(void *), void *arg, int restricted) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (restricted)
+            restrict_self();
+        _exit(body(arg));
+    }
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+}
+
+static int child_writes(void *arg) {
+    char *p = arg;
+    if (p[0] != 'm')
+        return 3;
+    p[0] = 'k'; /* a copy with no reservation */
+    return p[0] == 'k' ? 0 : 4;
+}
+
+static void private_memfd(long pool) {
+    begin("private-memfd-reserves-its-range-and-copies-on-write");
+    int fd = memfd_create("hp", MFD_HUGETLB);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, 2 * HPAGE), 0);
+    counters("sized", pool, 0);
+    char *s = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(s != MAP_FAILED);
+    counters("shared-mapped", pool, 2);
+    s[0] = 'f';
+    counters("shared-wrote-page-0", pool - 1, 1);
+    EXPECT_EQ(munmap(s, 2 * HPAGE), 0);
+    counters("shared-unmapped", pool - 1, 1);
+    char *p = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    EXPECT_EQ((long)p % HPAGE, 0);
+    counters("private-mapped", pool - 1, 3);
+    EXPECT_EQ(p[0], 'f');
+    counters("private-read-file-page", pool - 1, 3);
+    p[0] = 'm';
+    counters("private-wrote-file-page", pool - 2, 2);
+    char c = 0;
+    EXPECT_EQ(pread(fd, &c, 1, 0), 1);
+    EXPECT_EQ(c, 'f');
+    EXPECT_EQ(p[HPAGE + 9], 0);
+    counters("private-read-hole", pool - 3, 1);
+    p[HPAGE + 9] = 'h';
+    counters("private-wrote-own-page", pool - 3, 1);
+    ok();
+
+    begin("private-fork-child-copy-without-reservation-sigbus");
+    /* One free page, reserved by the file: the child's copy finds none. */
+    EXPECT_EQ(child_status(child_writes, p, 0), 100 + SIGBUS);
+    counters("child-sigbus", pool - 3, 1);
+    EXPECT_EQ(p[0], 'm');
+    EXPECT_EQ(munmap(p, 2 * HPAGE), 0);
+    counters("private-unmapped", pool - 1, 1);
+    ok();
+
+    begin("private-fork-child-copies-from-free-pages");
+    p = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    counters("mapped", pool - 1, 2);
+    p[0] = 'm';
+    counters("copied", pool - 2, 1);
+    EXPECT_EQ(child_status(child_writes, p, 0), 0);
+    counters("child-copied-and-exited", pool - 2, 1);
+    EXPECT_EQ(p[0], 'm');
+    EXPECT_EQ(munmap(p, HPAGE), 0);
+    counters("unmapped", pool - 1, 1);
+    close(fd);
+    counters("closed", pool, 0);
+    ok();
+
+    begin("private-mmap-past-the-pool-enomem");
+    fd = memfd_create("big", MFD_HUGETLB);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, (pool + 1) * HPAGE), 0);
+    EXPECT_ERR(mmap(NULL, (pool + 1) * HPAGE, PROT_READ, MAP_PRIVATE, fd, 0), ENOMEM);
+    counters("refused", pool, 0);
+    p = mmap(NULL, pool * HPAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    counters("whole-pool-reserved", pool, pool);
+    EXPECT_EQ(p[HPAGE], 0);
+    counters("read-a-hole", pool - 1, pool - 1);
+    EXPECT_EQ(munmap(p + HPAGE, HPAGE), 0);
+    counters("unmapped-the-faulted-page", pool, pool - 1);
+    EXPECT_EQ(munmap(p, HPAGE), 0);
+    EXPECT_EQ(munmap(p + 2 * HPAGE, (pool - 2) * HPAGE), 0);
+    counters("unmapped-all", pool, 0);
+    close(fd);
+    ok();
+}
+
+static int noreserve_overrun(void *arg) {
+    long pool = (long)arg;
+    int fd = open("/tmp/hpp/nr", O_RDWR);
+    if (fd < 0)
+        return 5;
+    char *p = mmap(NULL, (pool + 1) * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+                   fd, 0);
+    if (p == MAP_FAILED)
+        return 6;
+    for (long i = 0; i < pool; i++)
+        p[i * HPAGE] = 'x';
+    counters("child-took-the-whole-pool", 0, 0);
+    p[pool * HPAGE] = 'x';
+    return 7;
+}
+
+static void private_hugetlbfs(long pool) {
+    begin("private-hugetlbfs-noreserve-overrun-sigbus");
+    mkdir("/tmp/hpp", 0755);
+    EXPECT_EQ(mount("none", "/tmp/hpp", "hugetlbfs", 0, "pagesize=2M"), 0);
+    int fd = open("/tmp/hpp/nr", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_ERR(mmap(NULL, (pool + 1) * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0), ENOMEM);
+    struct stat st;
+    EXPECT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_size, 0);
+    counters("reserved-mmap-refused", pool, 0);
+    EXPECT_EQ(child_status(noreserve_overrun, (void *)pool, 0), 100 + SIGBUS);
+    counters("child-sigbus", pool, 0);
+    EXPECT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_size, (pool + 1) * HPAGE); /* a writable mapping grew it */
+    ok();
+
+    begin("private-hugetlbfs-sees-shared-writes-until-it-writes");
+    char *s = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(s != MAP_FAILED);
+    char *p = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    counters("both-mapped", pool, 2);
+    s[0] = 'a';
+    EXPECT_EQ(p[0], 'a');
+    counters("private-reads-the-shared-page", pool - 1, 1);
+    s[0] = 'b';
+    EXPECT_EQ(p[0], 'b');
+    p[1] = 'p';
+    counters("private-copied", pool - 2, 0);
+    s[0] = 'c';
+    EXPECT_EQ(p[0], 'b');
+    EXPECT_EQ(p[1], 'p');
+    EXPECT_EQ(s[1], 0);
+    EXPECT_EQ(munmap(p, HPAGE), 0);
+    EXPECT_EQ(munmap(s, HPAGE), 0);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpp/nr"), 0);
+    counters("unlinked", pool, 0);
+    EXPECT_EQ(umount2("/tmp/hpp", 0), 0);
+    ok();
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    const long pool = 4;
+    char want[8];
+    snprintf(want, sizeof want, "%ld", pool);
+    if (write_file("/proc/sys/vm/nr_hugepages", want) < 0 || meminfo("HugePages_Total") != pool) {
+        printf("hugepriv: cannot fill the 2 MiB pool with %ld pages\n", pool);
+        return 1;
+    }
+    private_memfd(pool);
+    private_hugetlbfs(pool);
+    write_file("/proc/sys/vm/nr_hugepages", "0");
+    printf("hugepriv: all checks passed\n");
+    return 0;
+}
