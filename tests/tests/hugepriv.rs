@@ -3,9 +3,12 @@
 //! `MAP_PRIVATE` and checks HugePages_Free/Rsvd after every step (the whole range
 //! reserved at mmap, a read of a file page free, a copy or a hole's page using up a
 //! reservation, a fork child's unreserved copy SIGBUS when the pool has no unreserved
-//! page, a MAP_NORESERVE overrun SIGBUS), hugetlbfs's mount options, and chmod/fchmod
-//! on tmpfs, memfd and hugetlbfs files with F_SEAL_EXEC. The same binary passes on
-//! Linux 6.12 with the same figures (run-linux.sh --cpus 2 --nodes 1 --mem 1024).
+//! page, a MAP_NORESERVE overrun SIGBUS), hugetlbfs's mount options (min_size= reserved
+//! from mount to unmount, size= over every file and private reservations, nr_inodes=,
+//! uid=/gid=/mode= on the root, EINVAL/ENOMEM for bad ones), and chmod/fchmod/fchmodat/
+//! fchmodat2 on tmpfs, memfd and hugetlbfs files (owner only: a restricted caller gets
+//! EPERM, and the rewritten descriptor decides its opens) with F_SEAL_EXEC. The same
+//! binary prints the same lines on Linux 6.12 (run-linux.sh --cpus 2 --nodes 1 --mem 1024).
 
 use guest_tests::{repo_root, Guest};
 
@@ -28,6 +31,15 @@ fn hugepriv_program_passes() {
         "private-mmap-past-the-pool-enomem",
         "private-hugetlbfs-noreserve-overrun-sigbus",
         "private-hugetlbfs-sees-shared-writes-until-it-writes",
+        "hugetlbfs-option-refusals",
+        "hugetlbfs-min-size-reserved-while-mounted",
+        "hugetlbfs-size-limit-counts-private-reservations",
+        "hugetlbfs-nr-inodes",
+        "hugetlbfs-uid-gid-mode-own-the-root",
+        "hugetlbfs-uid-gid-mode-restricted-create",
+        "chmod-tmpfs-rewrites-the-descriptor",
+        "fchmod-memfd-and-exec-seal",
+        "chmod-hugetlbfs-and-hugetlb-memfd",
     ] {
         out.expect_line(&format!("hugepriv: check {check}: ok"));
     }
@@ -37,8 +49,16 @@ fn hugepriv_program_passes() {
         "private-memfd-reserves-its-range-and-copies-on-write: private-read-hole: free 1 rsvd 1",
         "private-fork-child-copy-without-reservation-sigbus: child-sigbus: free 1 rsvd 1",
         "private-hugetlbfs-noreserve-overrun-sigbus: child-took-the-whole-pool: free 0 rsvd 0",
+        "hugetlbfs-min-size-reserved-while-mounted: mounted: free 4 rsvd 2",
+        "hugetlbfs-min-size-reserved-while-mounted: unlinked-refills-the-minimum: free 4 rsvd 2",
+        "hugetlbfs-min-size-reserved-while-mounted: unmounted: free 4 rsvd 0",
     ] {
         out.expect_line(&format!("hugepriv: {line}"));
     }
+    // The refusals a restricted caller meets, with Linux's errnos.
+    out.expect_line("hugepriv: restricted create in a 0700 root of uid 1000: -1 errno 13");
+    out.expect_line(
+        "hugepriv: restricted chmod -1 errno 1, fchmod -1 errno 1, fchmodat -1 errno 1",
+    );
     out.expect_line("hugepriv: all checks passed");
 }

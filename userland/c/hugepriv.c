@@ -36,6 +36,9 @@
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
 #endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
 
 #define HPAGE (2L << 20)
 
@@ -256,6 +259,242 @@ static void private_hugetlbfs(long pool) {
     ok();
 }
 
+static long mode_at(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_mode : -1;
+}
+
+static long fmode(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (long)st.st_mode : -1;
+}
+
+static int make_file(const char *path) {
+    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd >= 0)
+        close(fd);
+    return fd < 0 ? -1 : 0;
+}
+
+static void mount_options(long pool) {
+    struct stat st;
+    begin("hugetlbfs-option-refusals");
+    mkdir("/tmp/hpo", 0755);
+    const char *bad[] = {"nr_inodes=x", "uid=abc", "gid=-1", "uid=4294967295", "min_size=x",
+                         "size=2M,min_size=4M", "min_size=", "nosuch=1"};
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        int r = mount("none", "/tmp/hpo", "hugetlbfs", 0, bad[i]);
+        printf("hugepriv: mount %s: %d errno %d\n", bad[i], r, errno);
+        if (r != -1 || errno != EINVAL)
+            fail(bad[i], r);
+    }
+    EXPECT_ERR(mount("none", "/tmp/hpo", "hugetlbfs", 0, "min_size=10M"), ENOMEM);
+    counters("nothing-reserved", pool, 0);
+    ok();
+
+    begin("hugetlbfs-min-size-reserved-while-mounted");
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "min_size=4M"), 0);
+    counters("mounted", pool, 2);
+    int fd = open("/tmp/hpo/f", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, HPAGE), 0);
+    char *p = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    counters("mapped-from-the-mounts-reserve", pool, 2);
+    p[0] = 1;
+    counters("faulted", pool - 1, 1);
+    EXPECT_EQ(munmap(p, HPAGE), 0);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpo/f"), 0);
+    counters("unlinked-back-to-the-mount", pool, 2);
+    fd = open("/tmp/hpo/g", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, 3 * HPAGE), 0);
+    p = mmap(NULL, 3 * HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    counters("mapped-past-the-minimum", pool, 3);
+    EXPECT_EQ(munmap(p, 3 * HPAGE), 0);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpo/g"), 0);
+    counters("unlinked-refills-the-minimum", pool, 2);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    counters("unmounted", pool, 0);
+    ok();
+
+    begin("hugetlbfs-size-limit-counts-private-reservations");
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "size=4M"), 0);
+    fd = open("/tmp/hpo/s", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, 3 * HPAGE), 0);
+    EXPECT_ERR(mmap(NULL, 3 * HPAGE, PROT_READ, MAP_PRIVATE, fd, 0), ENOMEM);
+    p = mmap(NULL, 2 * HPAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    counters("private-two-pages", pool, 2);
+    EXPECT_ERR(mmap(NULL, HPAGE, PROT_READ, MAP_SHARED, fd, 2 * HPAGE), ENOMEM);
+    EXPECT_EQ(munmap(p, 2 * HPAGE), 0);
+    counters("unmapped", pool, 0);
+    close(fd);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    ok();
+
+    begin("hugetlbfs-nr-inodes");
+    EXPECT_ERR(mount("none", "/tmp/hpo", "hugetlbfs", 0, "nr_inodes=0"), ENOMEM);
+    /* The root is one of them. */
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "nr_inodes=3"), 0);
+    EXPECT_EQ(make_file("/tmp/hpo/a"), 0);
+    EXPECT_EQ(mkdir("/tmp/hpo/d", 0755), 0);
+    EXPECT_ERR(open("/tmp/hpo/b", O_CREAT | O_RDWR, 0600), ENOSPC);
+    EXPECT_ERR(mkdir("/tmp/hpo/e", 0755), ENOSPC);
+    EXPECT_ERR(open("/tmp/hpo/a", O_CREAT | O_EXCL | O_RDWR, 0600), EEXIST);
+    int held = open("/tmp/hpo/a", O_RDWR);
+    EXPECT(held >= 0);
+    EXPECT_EQ(unlink("/tmp/hpo/a"), 0);
+    EXPECT_ERR(open("/tmp/hpo/b", O_CREAT | O_RDWR, 0600), ENOSPC); /* still open */
+    close(held);
+    EXPECT_EQ(make_file("/tmp/hpo/b"), 0);
+    EXPECT_EQ(unlink("/tmp/hpo/b"), 0);
+    EXPECT_EQ(rmdir("/tmp/hpo/d"), 0);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    ok();
+
+    begin("hugetlbfs-uid-gid-mode-own-the-root");
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "uid=1000,gid=1001,mode=0700"), 0);
+    EXPECT_EQ(stat("/tmp/hpo", &st), 0);
+    printf("hugepriv: root uid %u gid %u mode %o\n", st.st_uid, st.st_gid, st.st_mode);
+    EXPECT_EQ(st.st_uid, 1000);
+    EXPECT_EQ(st.st_gid, 1001);
+    EXPECT_EQ(st.st_mode, 040700);
+    ok();
+}
+
+static int restricted_creates_in_hpo(void *arg) {
+    (void)arg;
+    errno = 0;
+    int fd = open("/tmp/hpo/r", O_CREAT | O_RDWR, 0600);
+    int e = errno;
+    printf("hugepriv: restricted create in a 0700 root of uid 1000: %d errno %d\n", fd, e);
+    return fd == -1 && e == EACCES ? 0 : 1;
+}
+
+static int restricted_chmods(void *arg) {
+    int fd = (int)(long)arg;
+    errno = 0;
+    int a = chmod("/tmp/hpc", 0666);
+    int ae = errno;
+    errno = 0;
+    int b = fchmod(fd, 0666);
+    int be = errno;
+    errno = 0;
+    int c = syscall(SYS_fchmodat, AT_FDCWD, "/tmp/hpc", 0666);
+    int ce = errno;
+    printf("hugepriv: restricted chmod %d errno %d, fchmod %d errno %d, fchmodat %d errno %d\n",
+           a, ae, b, be, c, ce);
+    return a == -1 && ae == EPERM && b == -1 && be == EPERM && c == -1 && ce == EPERM ? 0 : 1;
+}
+
+static int restricted_opens(void *arg) {
+    (void)arg;
+    int r = open("/tmp/hpc", O_RDONLY);
+    int re = errno;
+    errno = 0;
+    int w = open("/tmp/hpc", O_WRONLY);
+    int we = errno;
+    printf("hugepriv: restricted open read %s (errno %d), write %d errno %d; / %lo /tmp %lo\n",
+           r >= 0 ? "ok" : "refused", r >= 0 ? 0 : re, w, we, mode_at("/"), mode_at("/tmp"));
+    return (long)arg == 0644 ? (r >= 0 && w == -1 && we == EACCES ? 0 : 1)
+                             : (r == -1 && re == EACCES ? 0 : 1);
+}
+
+static int restricted_fchmod_memfd(void *arg) {
+    int fd = (int)(long)arg;
+    errno = 0;
+    int r = fchmod(fd, 0777);
+    return r == -1 && errno == EPERM ? 0 : 1;
+}
+
+static void chmods(void) {
+    begin("chmod-tmpfs-rewrites-the-descriptor");
+    unlink("/tmp/hpc");
+    int fd = open("/tmp/hpc", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(mode_at("/tmp/hpc"), 0100600);
+    EXPECT_EQ(child_status(restricted_opens, (void *)0600L, 1), 0);
+    EXPECT_EQ(chmod("/tmp/hpc", 0644), 0);
+    EXPECT_EQ(mode_at("/tmp/hpc"), 0100644);
+    EXPECT_EQ(fmode(fd), 0100644);
+    EXPECT_EQ(child_status(restricted_opens, (void *)0644L, 1), 0);
+    EXPECT_EQ(fchmod(fd, 0640), 0);
+    EXPECT_EQ(mode_at("/tmp/hpc"), 0100640);
+    EXPECT_EQ(syscall(SYS_fchmodat, AT_FDCWD, "/tmp/hpc", 04755), 0);
+    EXPECT_EQ(mode_at("/tmp/hpc"), 0104755);
+    EXPECT_EQ(child_status(restricted_chmods, (void *)(long)fd, 1), 0);
+    EXPECT_EQ(mode_at("/tmp/hpc"), 0104755);
+    EXPECT_ERR(chmod("/tmp/nosuch", 0600), ENOENT);
+    EXPECT_ERR(syscall(452, AT_FDCWD, "/tmp/hpc", 0600, 0x4), EINVAL);
+    EXPECT_EQ(syscall(452, fd, "", 0620, AT_EMPTY_PATH), 0);
+    EXPECT_EQ(fmode(fd), 0100620);
+    EXPECT_ERR(syscall(452, fd, "", 0620, 0), ENOENT);
+    EXPECT_EQ(mkdir("/tmp/hpcd", 0700), 0);
+    EXPECT_EQ(chmod("/tmp/hpcd", 0750), 0);
+    EXPECT_EQ(mode_at("/tmp/hpcd"), 040750);
+    EXPECT_EQ(rmdir("/tmp/hpcd"), 0);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpc"), 0);
+    ok();
+
+    begin("fchmod-memfd-and-exec-seal");
+    fd = memfd_create("m", MFD_ALLOW_SEALING);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(fmode(fd), 0100777);
+    EXPECT_EQ(fchmod(fd, 0700), 0);
+    EXPECT_EQ(fmode(fd), 0100700);
+    EXPECT_EQ(child_status(restricted_fchmod_memfd, (void *)(long)fd, 1), 0);
+    EXPECT_EQ(fmode(fd), 0100700);
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_EXEC), 0);
+    EXPECT_ERR(fchmod(fd, 0600), EPERM);  /* clears exec bits */
+    EXPECT_ERR(fchmod(fd, 0755), EPERM);  /* sets some */
+    EXPECT_EQ(fchmod(fd, 0500), 0);       /* same exec bits */
+    EXPECT_EQ(fmode(fd), 0100500);
+    close(fd);
+    fd = memfd_create("n", MFD_NOEXEC_SEAL);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(fmode(fd), 0100666);
+    EXPECT_ERR(fchmod(fd, 0777), EPERM);
+    EXPECT_EQ(fchmod(fd, 0600), 0);
+    EXPECT_EQ(fmode(fd), 0100600);
+    close(fd);
+    ok();
+
+    begin("chmod-hugetlbfs-and-hugetlb-memfd");
+    mkdir("/tmp/hpo", 0755);
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "mode=0777"), 0);
+    fd = open("/tmp/hpo/h", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(chmod("/tmp/hpo/h", 0644), 0);
+    EXPECT_EQ(fmode(fd), 0100644);
+    EXPECT_EQ(fchmod(fd, 0640), 0);
+    EXPECT_EQ(mode_at("/tmp/hpo/h"), 0100640);
+    EXPECT_EQ(chmod("/tmp/hpo", 0755), 0);
+    EXPECT_EQ(mode_at("/tmp/hpo"), 040755);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpo/h"), 0);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    fd = memfd_create("hm", MFD_HUGETLB | MFD_ALLOW_SEALING);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(fchmod(fd, 0755), 0);
+    EXPECT_EQ(fmode(fd), 0100755);
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_EXEC), 0);
+    /* Linux's hugetlbfs does not check F_SEAL_EXEC on chmod (shmem does). */
+    errno = 0;
+    int r = fchmod(fd, 0644);
+    printf("hugepriv: sealed-exec hugetlb memfd fchmod 0644: %d errno %d\n", r, errno);
+    EXPECT_EQ(r, 0);
+    EXPECT_EQ(fmode(fd), 0100644);
+    close(fd);
+    ok();
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -268,6 +507,12 @@ int main(int argc, char **argv) {
     }
     private_memfd(pool);
     private_hugetlbfs(pool);
+    mount_options(pool);
+    begin("hugetlbfs-uid-gid-mode-restricted-create");
+    EXPECT_EQ(child_status(restricted_creates_in_hpo, NULL, 1), 0);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    ok();
+    chmods();
     write_file("/proc/sys/vm/nr_hugepages", "0");
     printf("hugepriv: all checks passed\n");
     return 0;

@@ -247,6 +247,14 @@ pub trait File: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// Sets the permission bits to `mode` (`fchmod`) for `caller`, who must be
+    /// allowed to rewrite the file's DACL (`WRITE_DAC`: its owner, or SYSTEM and
+    /// Administrators). Default: EPERM (a file with no descriptor of its own).
+    fn chmod(&self, mode: u32, caller: &Caller) -> SysResult<()> {
+        let _ = (mode, caller);
+        Err(Errno::EPERM)
+    }
+
     /// What `/proc/<pid>/fd/N` shows for a file opened without a path
     /// (`pipe:[INO]`, `anon_inode:[eventfd]`, ...). Default: `anon_inode:[unknown]`.
     fn proc_name(&self) -> String {
@@ -450,6 +458,13 @@ pub trait Filesystem: Send + Sync {
     /// names as `rename(2)` does. Default: EROFS.
     fn rename(&self, from: &str, to: &str, caller: &Caller) -> SysResult<()> {
         let _ = (from, to, caller);
+        Err(Errno::EROFS)
+    }
+
+    /// Sets the permission bits of `rel` to `mode` (`chmod(2)`), as
+    /// [`File::chmod`]. Default: EROFS.
+    fn chmod(&self, rel: &str, mode: u32, caller: &Caller) -> SysResult<()> {
+        let _ = (rel, mode, caller);
         Err(Errno::EROFS)
     }
 

@@ -221,6 +221,17 @@ pub fn truncate(caller: &Caller, cwd: &str, path: &str, length: u64) -> SysResul
     }
 }
 
+/// `chmod(path, mode)` (following a last link when `follow`).
+pub fn chmod(caller: &Caller, cwd: &str, path: &str, mode: u32, follow: bool) -> SysResult<()> {
+    let r = resolve(caller, cwd, path, follow)?;
+    let (fs, rel, node) = node_of(&r, caller)?;
+    match node {
+        // Linux has no permission bits on a link to change.
+        Node::Symlink(_) => Err(Errno::EOPNOTSUPP),
+        _ => fs.chmod(&rel, mode, caller),
+    }
+}
+
 /// `stat` of `path` (following a last link when `follow`).
 pub fn stat(caller: &Caller, cwd: &str, path: &str, follow: bool) -> SysResult<Stat> {
     let r = resolve(caller, cwd, path, follow)?;
