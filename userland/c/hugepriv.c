@@ -495,6 +495,74 @@ static void chmods(void) {
     ok();
 }
 
+static int restricted_chowns(void *arg) {
+    int fd = (int)(long)arg;
+    errno = 0;
+    int a = chown("/tmp/hpw", 65534, -1);
+    int ae = errno;
+    errno = 0;
+    int b = fchown(fd, -1, 65534);
+    int be = errno;
+    printf("hugepriv: restricted chown %d errno %d, fchown %d errno %d\n", a, ae, b, be);
+    return a == -1 && ae == EPERM && b == -1 && be == EPERM ? 0 : 1;
+}
+
+static long owner_of(const char *path, long *gid) {
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    *gid = st.st_gid;
+    return st.st_uid;
+}
+
+static void chowns(void) {
+    long gid = -1;
+    struct stat st;
+    begin("chown-tmpfs-memfd-hugetlbfs");
+    unlink("/tmp/hpw");
+    int fd = open("/tmp/hpw", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(fchmod(fd, 06755), 0);
+    EXPECT_EQ(chown("/tmp/hpw", 1000, 1001), 0);
+    EXPECT_EQ(owner_of("/tmp/hpw", &gid), 1000);
+    EXPECT_EQ(gid, 1001);
+    printf("hugepriv: chown of a 6755 file leaves %lo\n", mode_at("/tmp/hpw"));
+    EXPECT_EQ(mode_at("/tmp/hpw"), 0100755); /* set-ID bits dropped */
+    EXPECT_EQ(fchmod(fd, 02745), 0);
+    EXPECT_EQ(fchown(fd, -1, 1002), 0);
+    EXPECT_EQ(owner_of("/tmp/hpw", &gid), 1000);
+    EXPECT_EQ(gid, 1002);
+    printf("hugepriv: chgrp of a 2745 file leaves %lo\n", mode_at("/tmp/hpw"));
+    EXPECT_EQ(mode_at("/tmp/hpw"), 0102745); /* set-group-ID kept: no group exec */
+    EXPECT_EQ(syscall(SYS_fchownat, AT_FDCWD, "/tmp/hpw", 0, 0, 0), 0);
+    EXPECT_EQ(owner_of("/tmp/hpw", &gid), 0);
+    EXPECT_ERR(syscall(SYS_fchownat, AT_FDCWD, "/tmp/hpw", 0, 0, 0x4), EINVAL);
+    EXPECT_ERR(chown("/tmp/nosuch", 0, 0), ENOENT);
+    EXPECT_EQ(child_status(restricted_chowns, (void *)(long)fd, 1), 0);
+    EXPECT_EQ(owner_of("/tmp/hpw", &gid), 0);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpw"), 0);
+    fd = memfd_create("o", 0);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(fchown(fd, 1000, 1000), 0);
+    EXPECT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_uid, 1000);
+    EXPECT_EQ(st.st_gid, 1000);
+    EXPECT_EQ(fchmod(fd, 0600), 0); /* the privileged caller still may */
+    close(fd);
+    mkdir("/tmp/hpo", 0755);
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, NULL), 0);
+    fd = open("/tmp/hpo/o", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(fchown(fd, 1000, -1), 0);
+    EXPECT_EQ(owner_of("/tmp/hpo/o", &gid), 1000);
+    EXPECT_EQ(gid, 0);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpo/o"), 0);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    ok();
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -513,6 +581,7 @@ int main(int argc, char **argv) {
     EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
     ok();
     chmods();
+    chowns();
     write_file("/proc/sys/vm/nr_hugepages", "0");
     printf("hugepriv: all checks passed\n");
     return 0;

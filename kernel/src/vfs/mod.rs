@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod attrs;
 pub mod console;
 pub mod devfs;
 pub mod dir;
@@ -255,6 +256,13 @@ pub trait File: Send + Sync {
         Err(Errno::EPERM)
     }
 
+    /// Sets the owner and group (`fchown`; `None` leaves one as it is) for `caller`
+    /// by the rules [`attrs`] gives. Default: EPERM.
+    fn chown(&self, uid: Option<u32>, gid: Option<u32>, caller: &Caller) -> SysResult<()> {
+        let _ = (uid, gid, caller);
+        Err(Errno::EPERM)
+    }
+
     /// What `/proc/<pid>/fd/N` shows for a file opened without a path
     /// (`pipe:[INO]`, `anon_inode:[eventfd]`, ...). Default: `anon_inode:[unknown]`.
     fn proc_name(&self) -> String {
@@ -461,10 +469,10 @@ pub trait Filesystem: Send + Sync {
         Err(Errno::EROFS)
     }
 
-    /// Sets the permission bits of `rel` to `mode` (`chmod(2)`), as
-    /// [`File::chmod`]. Default: EROFS.
-    fn chmod(&self, rel: &str, mode: u32, caller: &Caller) -> SysResult<()> {
-        let _ = (rel, mode, caller);
+    /// Changes the permission bits or the owner of `rel` (`chmod(2)`, `chown(2)`), as
+    /// [`File::chmod`] and [`File::chown`]. Default: EROFS.
+    fn set_attr(&self, rel: &str, change: attrs::SetAttr, caller: &Caller) -> SysResult<()> {
+        let _ = (rel, change, caller);
         Err(Errno::EROFS)
     }
 

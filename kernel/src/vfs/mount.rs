@@ -221,14 +221,20 @@ pub fn truncate(caller: &Caller, cwd: &str, path: &str, length: u64) -> SysResul
     }
 }
 
-/// `chmod(path, mode)` (following a last link when `follow`).
-pub fn chmod(caller: &Caller, cwd: &str, path: &str, mode: u32, follow: bool) -> SysResult<()> {
+/// `chmod` or `chown` of `path` (following a last link when `follow`).
+pub fn set_attr(
+    caller: &Caller,
+    cwd: &str,
+    path: &str,
+    change: super::attrs::SetAttr,
+    follow: bool,
+) -> SysResult<()> {
     let r = resolve(caller, cwd, path, follow)?;
     let (fs, rel, node) = node_of(&r, caller)?;
     match node {
-        // Linux has no permission bits on a link to change.
+        // Linux has no permission bits on a link to change (and no owner here).
         Node::Symlink(_) => Err(Errno::EOPNOTSUPP),
-        _ => fs.chmod(&rel, mode, caller),
+        _ => fs.set_attr(&rel, change, caller),
     }
 }
 

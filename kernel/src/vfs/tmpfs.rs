@@ -14,13 +14,14 @@
 //! their last name, descriptor and mapping are gone.
 
 use super::{
+    attrs::{Owned, SetAttr},
     dir::{DirEntry, DirFile},
     flags::O_TRUNC,
     memfd::Memfd,
     Caller, File, Filesystem, Node, OpenRequest, Stat,
 };
 use alloc::{collections::BTreeMap, string::String, sync::Arc, vec::Vec};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use errno::{Errno, SysResult};
 use mm::pagecache::FileObject;
 use security::{
@@ -45,12 +46,9 @@ enum Body {
 /// A file or directory of a tmpfs.
 struct Inode {
     ino: u64,
-    /// Permission bits (the type is the body's).
-    perm: AtomicU32,
-    uid: u32,
-    gid: u32,
-    /// Rewritten by `chmod` with the permission bits (under this lock).
-    sd: Mutex<SecurityDescriptor>,
+    /// Permission bits (the type is the body's), owner and the descriptor they map
+    /// onto, changed together by `chmod` and `chown`.
+    owned: Mutex<Owned>,
     /// Still has a name (its `nlink` is 1, else 0).
     linked: AtomicBool,
     body: Body,
@@ -72,10 +70,12 @@ impl Inode {
     fn new(caller: &Caller, perm: u32, body: Body, quota: Option<Arc<AtomicU64>>) -> Arc<Inode> {
         Arc::new(Inode {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-            perm: AtomicU32::new(perm),
-            uid: caller.token.uid(),
-            gid: caller.token.gid(),
-            sd: Mutex::new(SecurityDescriptor::for_file(&caller.token, perm)),
+            owned: Mutex::new(Owned {
+                mode: perm,
+                uid: caller.token.uid(),
+                gid: caller.token.gid(),
+                sd: SecurityDescriptor::for_file(&caller.token, perm),
+            }),
             linked: AtomicBool::new(true),
             body,
             quota,
@@ -98,7 +98,10 @@ impl Inode {
 
     fn stat(&self, dev: u64) -> Stat {
         let linked = u64::from(self.linked.load(Ordering::Relaxed));
-        let perm = self.perm.load(Ordering::Relaxed);
+        let (perm, uid, gid) = {
+            let owned = self.owned.lock();
+            (owned.mode, owned.uid, owned.gid)
+        };
         let mut stat = match &self.body {
             Body::Dir(children) => {
                 let subdirs = children
@@ -116,36 +119,27 @@ impl Inode {
                 s
             }
         };
-        stat.uid = self.uid;
-        stat.gid = self.gid;
+        stat.uid = uid;
+        stat.gid = gid;
         stat.at(dev, self.ino)
     }
 
     /// Whether `caller` may have `want` (`FILE_READ_DATA`, `FILE_WRITE_DATA`); EACCES.
     fn check(&self, caller: &Caller, want: AccessMask) -> SysResult<()> {
-        access_check(&caller.token, &self.sd.lock(), want, &GenericMapping::FILE)
-            .map(|_| ())
-            .map_err(|_| Errno::EACCES)
-    }
-
-    /// `chmod`: sets the permission bits to `mode` and rebuilds the DACL from them
-    /// (owner, group and label kept). The Peios form of Linux's owner-only rule: the
-    /// caller needs `WRITE_DAC`, which the owner has implicitly and SYSTEM and
-    /// Administrators through the DACL (a restricted token holds those deny-only);
-    /// EPERM otherwise.
-    fn chmod(&self, caller: &Caller, mode: u32) -> SysResult<()> {
-        let mode = mode & 0o7777;
-        let mut sd = self.sd.lock();
         access_check(
             &caller.token,
-            &sd,
-            AccessMask::WRITE_DAC,
+            &self.owned.lock().sd,
+            want,
             &GenericMapping::FILE,
         )
-        .map_err(|_| Errno::EPERM)?;
-        *sd = sd.with_file_mode(mode & 0o777);
-        self.perm.store(mode, Ordering::Relaxed);
-        Ok(())
+        .map(|_| ())
+        .map_err(|_| Errno::EACCES)
+    }
+
+    /// `chmod` or `chown` for `caller`, by the rules [`super::attrs`] gives (EPERM).
+    fn set_attr(&self, caller: &Caller, change: SetAttr) -> SysResult<()> {
+        let dir = matches!(self.body, Body::Dir(_));
+        self.owned.lock().apply(change, caller, dir)
     }
 }
 
@@ -204,10 +198,12 @@ impl Tmpfs {
         sd.label = MandatoryLabel::new(IntegrityLevel::Low, MandatoryPolicy::NO_WRITE_UP);
         let root = Arc::new(Inode {
             ino: 1,
-            perm: AtomicU32::new(perm),
-            uid: 0,
-            gid: 0,
-            sd: Mutex::new(sd),
+            owned: Mutex::new(Owned {
+                mode: perm,
+                uid: 0,
+                gid: 0,
+                sd,
+            }),
             linked: AtomicBool::new(true),
             body: Body::Dir(Mutex::new(BTreeMap::new())),
             quota: None,
@@ -250,15 +246,10 @@ impl Tmpfs {
         limits: HugetlbfsLimits,
         frames: Arc<mm::phys::Frames>,
     ) -> SysResult<Tmpfs> {
-        let sid_of = |id: u32, as_group: bool| match (id, as_group) {
-            (0, _) => security::Sid::SYSTEM,
-            (id, false) => security::Sid::user(id),
-            (id, true) => security::Sid::group(id),
-        };
         let label = SecurityDescriptor::for_file(&security::Token::system(), 0).label;
         let sd = SecurityDescriptor::file_with_mode(
-            sid_of(limits.uid, false),
-            sid_of(limits.gid, true),
+            super::attrs::user_sid(limits.uid),
+            super::attrs::group_sid(limits.gid),
             label,
             perm & 0o777,
         );
@@ -277,10 +268,12 @@ impl Tmpfs {
         let mut fs = Tmpfs::new(at, perm, frames);
         fs.root = Arc::new(Inode {
             ino: 1,
-            perm: AtomicU32::new(perm),
-            uid: limits.uid,
-            gid: limits.gid,
-            sd: Mutex::new(sd),
+            owned: Mutex::new(Owned {
+                mode: perm,
+                uid: limits.uid,
+                gid: limits.gid,
+                sd,
+            }),
             linked: AtomicBool::new(true),
             body: Body::Dir(Mutex::new(BTreeMap::new())),
             quota: None,
@@ -425,12 +418,13 @@ impl Tmpfs {
                 let object = object.clone();
                 let stat_inode = inode.clone();
                 let stat_of = move |_size: u64| stat_inode.stat(dev);
-                let chmod_inode = inode.clone();
-                let chmod_of = move |mode: u32, caller: &Caller| chmod_inode.chmod(caller, mode);
-                Ok(Arc::new(Memfd::named_with_chmod(
+                let attr_inode = inode.clone();
+                let set_attr =
+                    move |change: SetAttr, caller: &Caller| attr_inode.set_attr(caller, change);
+                Ok(Arc::new(Memfd::named_with_attrs(
                     object,
                     alloc::boxed::Box::new(stat_of),
-                    alloc::boxed::Box::new(chmod_of),
+                    alloc::boxed::Box::new(set_attr),
                 )))
             }
         }
@@ -581,8 +575,8 @@ impl Filesystem for Tmpfs {
         Ok(())
     }
 
-    fn chmod(&self, rel: &str, mode: u32, caller: &Caller) -> SysResult<()> {
-        self.walk(rel)?.chmod(caller, mode)
+    fn set_attr(&self, rel: &str, change: SetAttr, caller: &Caller) -> SysResult<()> {
+        self.walk(rel)?.set_attr(caller, change)
     }
 
     fn truncate(&self, rel: &str, length: u64, caller: &Caller) -> SysResult<()> {

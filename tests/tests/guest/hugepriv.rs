@@ -7,7 +7,8 @@
 //! from mount to unmount, size= over every file and private reservations, nr_inodes=,
 //! uid=/gid=/mode= on the root, EINVAL/ENOMEM for bad ones), and chmod/fchmod/fchmodat/
 //! fchmodat2 on tmpfs, memfd and hugetlbfs files (owner only: a restricted caller gets
-//! EPERM, and the rewritten descriptor decides its opens) with F_SEAL_EXEC. The same
+//! EPERM, and the rewritten descriptor decides its opens) with F_SEAL_EXEC, and the
+//! chown family (privileged only; set-ID bits dropped as Linux drops them). The same
 //! binary prints the same lines on Linux 6.12 (run-linux.sh --cpus 2 --nodes 1 --mem 1024).
 
 use guest_tests::{repo_root, Guest};
@@ -40,6 +41,7 @@ fn hugepriv_program_passes() {
         "chmod-tmpfs-rewrites-the-descriptor",
         "fchmod-memfd-and-exec-seal",
         "chmod-hugetlbfs-and-hugetlb-memfd",
+        "chown-tmpfs-memfd-hugetlbfs",
     ] {
         out.expect_line(&format!("hugepriv: check {check}: ok"));
     }
@@ -60,5 +62,7 @@ fn hugepriv_program_passes() {
     out.expect_line(
         "hugepriv: restricted chmod -1 errno 1, fchmod -1 errno 1, fchmodat -1 errno 1",
     );
+    out.expect_line("hugepriv: restricted chown -1 errno 1, fchown -1 errno 1");
+    out.expect_line("hugepriv: chown of a 6755 file leaves 100755");
     out.expect_line("hugepriv: all checks passed");
 }
