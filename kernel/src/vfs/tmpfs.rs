@@ -228,10 +228,21 @@ impl Tmpfs {
         options: HugetlbfsOptions,
         frames: Arc<mm::phys::Frames>,
     ) -> Tmpfs {
-        // Without `min_size=` nothing is reserved, so this cannot fail.
-        match Tmpfs::hugetlbfs_limited(at, perm, options, HugetlbfsLimits::default(), frames) {
+        match Tmpfs::hugetlbfs_limited(
+            at,
+            perm,
+            options,
+            HugetlbfsLimits::default(),
+            frames.clone(),
+        ) {
             Ok(fs) => fs,
-            Err(_) => unreachable!("a hugetlbfs without min_size reserves nothing"),
+            // Without `min_size=` or `nr_inodes=` nothing can fail; should the share
+            // of the pool still be refused, each file keeps `size=` for itself.
+            Err(_) => {
+                let mut fs = Tmpfs::new(at, perm, frames);
+                fs.hugetlb = Some(options);
+                fs
+            }
         }
     }
 
