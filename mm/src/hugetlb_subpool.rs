@@ -66,6 +66,11 @@ impl HugetlbSubpool {
         }))
     }
 
+    /// The `size=` limit, if any, and the pages counted against it (`statfs`).
+    pub fn usage(&self) -> (Option<u64>, u64) {
+        (self.max_pages, self.state.lock().used)
+    }
+
     /// Pages of the mount's reserve not yet handed to a file.
     pub fn reserve_left(&self) -> u64 {
         self.state.lock().reserve

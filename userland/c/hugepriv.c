@@ -563,6 +563,49 @@ static void chowns(void) {
     ok();
 }
 
+/* Prints what statfs reports of `path` (or fstatfs of `fd` when `path` is NULL). */
+static void print_statfs(const char *what, const char *path, int fd) {
+    struct statfs sfs;
+    int r = path ? statfs(path, &sfs) : fstatfs(fd, &sfs);
+    if (r != 0)
+        fail("statfs", r);
+    printf("hugepriv: statfs %s: type %lx bsize %ld blocks %ld bfree %ld bavail %ld files %ld "
+           "ffree %ld frsize %ld\n",
+           what, (long)sfs.f_type, (long)sfs.f_bsize, (long)sfs.f_blocks, (long)sfs.f_bfree,
+           (long)sfs.f_bavail, (long)sfs.f_files, (long)sfs.f_ffree, (long)sfs.f_frsize);
+    fflush(stdout);
+}
+
+static void statfs_counts(void) {
+    begin("hugetlbfs-statfs-counts");
+    mkdir("/tmp/hpo", 0755);
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "nr_inodes=5"), 0);
+    print_statfs("no-size-limit", "/tmp/hpo", -1);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "min_size=2M"), 0);
+    print_statfs("min-size-only", "/tmp/hpo", -1);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    EXPECT_EQ(mount("none", "/tmp/hpo", "hugetlbfs", 0, "size=8M,nr_inodes=5"), 0);
+    int fd = open("/tmp/hpo/s", O_CREAT | O_RDWR, 0600);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, 3 * HPAGE), 0);
+    char *p = mmap(NULL, 3 * HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    p[0] = 1;
+    print_statfs("size-8M-three-reserved", "/tmp/hpo", -1);
+    print_statfs("fstatfs-of-its-file", NULL, fd);
+    EXPECT_EQ(munmap(p, 3 * HPAGE), 0);
+    close(fd);
+    EXPECT_EQ(unlink("/tmp/hpo/s"), 0);
+    print_statfs("size-8M-emptied", "/tmp/hpo", -1);
+    EXPECT_EQ(umount2("/tmp/hpo", 0), 0);
+    fd = memfd_create("st", MFD_HUGETLB);
+    EXPECT(fd >= 0);
+    print_statfs("hugetlb-memfd", NULL, fd);
+    close(fd);
+    ok();
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -582,6 +625,7 @@ int main(int argc, char **argv) {
     ok();
     chmods();
     chowns();
+    statfs_counts();
     write_file("/proc/sys/vm/nr_hugepages", "0");
     printf("hugepriv: all checks passed\n");
     return 0;

@@ -378,6 +378,22 @@ pub struct Caller {
     pub token: Arc<security::Token>,
 }
 
+/// A filesystem's own block and inode counts, as `statfs` reports them (Linux's -1,
+/// "no limit", is `u64::MAX`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsUsage {
+    /// `f_bsize` (and `f_frsize`).
+    pub block_size: u64,
+    /// `f_blocks`.
+    pub blocks: u64,
+    /// `f_bfree` and `f_bavail`.
+    pub free_blocks: u64,
+    /// `f_files`.
+    pub files: u64,
+    /// `f_ffree`.
+    pub free_files: u64,
+}
+
 /// What a name in a filesystem is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
@@ -430,6 +446,12 @@ pub trait Filesystem: Send + Sync {
     /// Files here cannot be written (`access(W_OK)` is EROFS).
     fn read_only(&self) -> bool {
         false
+    }
+
+    /// What `statfs` reports of this filesystem beyond its name, if it keeps its own
+    /// counts (a hugetlbfs). Default: none.
+    fn usage(&self) -> Option<FsUsage> {
+        None
     }
 
     /// The names in directory `rel`, with their kinds (without `.` and `..`).

@@ -273,6 +273,19 @@ pub fn filesystem_of(caller: &Caller, cwd: &str, path: &str) -> SysResult<(&'sta
     Ok((fs.name(), fs.read_only()))
 }
 
+/// The counts of the filesystem that holds what `path` names (following a last link),
+/// if it keeps its own ([`Filesystem::usage`]).
+pub fn usage_of(caller: &Caller, cwd: &str, path: &str) -> SysResult<Option<super::FsUsage>> {
+    let r = resolve(caller, cwd, path, true)?;
+    let (fs, _, _) = node_of(&r, caller)?;
+    Ok(fs.usage())
+}
+
+/// The counts of the filesystem holding canonical `path`, if it keeps its own.
+pub fn usage_at(path: &str) -> Option<super::FsUsage> {
+    locate(path).ok().and_then(|(fs, _)| fs.usage())
+}
+
 /// The name and read-only state of the filesystem holding canonical `path`, if any.
 pub fn filesystem_at(path: &str) -> Option<(&'static str, bool)> {
     locate(path).ok().map(|(fs, _)| (fs.name(), fs.read_only()))

@@ -160,6 +160,8 @@ pub struct Tmpfs {
     /// For a hugetlbfs with `nr_inodes=`: inodes that may still be made (the root
     /// counts as one, as Linux counts).
     free_inodes: Option<Arc<AtomicU64>>,
+    /// For a hugetlbfs: `nr_inodes=`, if given.
+    max_inodes: Option<u64>,
 }
 
 /// The rest of a hugetlbfs mount's options (`min_size=`, `nr_inodes=`, `uid=`,
@@ -217,6 +219,7 @@ impl Tmpfs {
             hugetlb: None,
             subpool: None,
             free_inodes: None,
+            max_inodes: None,
         }
     }
 
@@ -291,6 +294,7 @@ impl Tmpfs {
         });
         fs.hugetlb = Some(options);
         fs.subpool = subpool;
+        fs.max_inodes = limits.max_inodes;
         // The root is one of `nr_inodes` (none left for it: ENOMEM, as Linux).
         fs.free_inodes = match limits.max_inodes {
             None => None,
@@ -461,6 +465,29 @@ impl Filesystem for Tmpfs {
         } else {
             NAME
         }
+    }
+
+    /// A hugetlbfs reports its page size as the block size and, as Linux, its
+    /// counts only when mounted with `size=` or `min_size=` (blocks: the `size=`
+    /// limit, free: what its files have not reserved or taken; inodes: `nr_inodes=`
+    /// and those left; -1 where unlimited).
+    fn usage(&self) -> Option<super::FsUsage> {
+        let options = self.hugetlb?;
+        let mut usage = super::FsUsage {
+            block_size: options.size.order().bytes(),
+            ..Default::default()
+        };
+        if let Some(subpool) = &self.subpool {
+            let (max, used) = subpool.usage();
+            usage.blocks = max.unwrap_or(u64::MAX);
+            usage.free_blocks = usage.blocks.wrapping_sub(used);
+            usage.files = self.max_inodes.unwrap_or(u64::MAX);
+            usage.free_files = self
+                .free_inodes
+                .as_ref()
+                .map_or(u64::MAX, |free| free.load(Ordering::Relaxed));
+        }
+        Some(usage)
     }
 
     fn lookup(&self, rel: &str, _caller: &Caller) -> SysResult<Node> {

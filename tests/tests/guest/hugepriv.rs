@@ -8,7 +8,8 @@
 //! uid=/gid=/mode= on the root, EINVAL/ENOMEM for bad ones), and chmod/fchmod/fchmodat/
 //! fchmodat2 on tmpfs, memfd and hugetlbfs files (owner only: a restricted caller gets
 //! EPERM, and the rewritten descriptor decides its opens) with F_SEAL_EXEC, and the
-//! chown family (privileged only; set-ID bits dropped as Linux drops them). The same
+//! chown family (privileged only; set-ID bits dropped as Linux drops them), and
+//! hugetlbfs's statfs counts. The same
 //! binary prints the same lines on Linux 6.12 (run-linux.sh --cpus 2 --nodes 1 --mem 1024).
 
 use guest_tests::{repo_root, Guest};
@@ -42,6 +43,7 @@ fn hugepriv_program_passes() {
         "fchmod-memfd-and-exec-seal",
         "chmod-hugetlbfs-and-hugetlb-memfd",
         "chown-tmpfs-memfd-hugetlbfs",
+        "hugetlbfs-statfs-counts",
     ] {
         out.expect_line(&format!("hugepriv: check {check}: ok"));
     }
@@ -64,5 +66,17 @@ fn hugepriv_program_passes() {
     );
     out.expect_line("hugepriv: restricted chown -1 errno 1, fchown -1 errno 1");
     out.expect_line("hugepriv: chown of a 6755 file leaves 100755");
+    // statfs as Linux 6.12 reports it: the huge page as the block size, counts only
+    // with size=/min_size= (-1 where unlimited), inodes left with a file open.
+    for line in [
+        "no-size-limit: type 958458f6 bsize 2097152 blocks 0 bfree 0 bavail 0 files 0 ffree 0",
+        "min-size-only: type 958458f6 bsize 2097152 blocks -1 bfree -1 bavail -1 files -1 ffree -1",
+        "size-8M-three-reserved: type 958458f6 bsize 2097152 blocks 4 bfree 1 bavail 1 files 5 ffree 3",
+        "fstatfs-of-its-file: type 958458f6 bsize 2097152 blocks 4 bfree 1 bavail 1 files 5 ffree 3",
+        "size-8M-emptied: type 958458f6 bsize 2097152 blocks 4 bfree 4 bavail 4 files 5 ffree 4",
+        "hugetlb-memfd: type 958458f6 bsize 2097152 blocks 0 bfree 0",
+    ] {
+        out.expect_line(&format!("hugepriv: statfs {line}"));
+    }
     out.expect_line("hugepriv: all checks passed");
 }
