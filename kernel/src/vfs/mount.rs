@@ -231,9 +231,9 @@ pub fn set_attr(
 ) -> SysResult<()> {
     let r = resolve(caller, cwd, path, follow)?;
     let (fs, rel, node) = node_of(&r, caller)?;
-    match node {
-        // Linux has no permission bits on a link to change (and no owner here).
-        Node::Symlink(_) => Err(Errno::EOPNOTSUPP),
+    match (node, change) {
+        // Linux has no permission bits on a link to change.
+        (Node::Symlink(_), super::attrs::SetAttr::Mode(_)) => Err(Errno::EOPNOTSUPP),
         _ => fs.set_attr(&rel, change, caller),
     }
 }
