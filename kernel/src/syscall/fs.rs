@@ -386,6 +386,7 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
     } else {
         Memfd::new_sealable(object, flags & MFD_ALLOW_SEALING != 0)
     };
+    memfd.set_creator(&caller(thread).token);
     let file = OpenFile::new(Arc::new(memfd), O_RDWR | O_LARGEFILE, None);
     thread
         .process

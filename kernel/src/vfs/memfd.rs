@@ -2,7 +2,11 @@
 //! and mapped through one page-cache object. A tmpfs file is the same thing with a
 //! name ([`Memfd::named`]): its attributes come from its inode.
 
-use super::{anon_inode_number, seek_position, File, Stat, Whence};
+use super::{
+    anon_inode_number,
+    attrs::{Owned, SetAttr},
+    seek_position, File, Stat, Whence,
+};
 use crate::arch::uaccess::{copy_from_user, copy_to_user};
 use crate::tunable::{keep, key, Key, KeyKind};
 use alloc::{boxed::Box, sync::Arc};
@@ -50,6 +54,9 @@ pub mod seal {
 /// The attributes of a named shared-memory file, given its size.
 pub type StatOf = Box<dyn Fn(u64) -> Stat + Send + Sync>;
 
+/// A named shared-memory file's `chmod` and `chown` (its inode's).
+pub type SetAttrOf = Box<dyn Fn(SetAttr, &super::Caller) -> SysResult<()> + Send + Sync>;
+
 /// A memfd (or an open tmpfs file).
 pub struct Memfd {
     object: Arc<FileObject>,
@@ -63,6 +70,12 @@ pub struct Memfd {
     seals: AtomicU32,
     /// A memfd's permission bits (`0o777`, or `0o666` for `MFD_NOEXEC_SEAL`).
     mode: AtomicU32,
+    /// For a named file: its inode's `chmod` and `chown`.
+    set_attr_of: Option<SetAttrOf>,
+    /// A memfd's owner and descriptor (built from `mode` as a tmpfs file's), once
+    /// [`set_creator`](Self::set_creator) has given them; `chmod` and `chown` change
+    /// them (and `mode` with them).
+    owner: Mutex<Option<Owned>>,
 }
 
 impl Memfd {
@@ -94,7 +107,52 @@ impl Memfd {
             stat_of: None,
             seals: AtomicU32::new(seal::SEAL),
             mode: AtomicU32::new(0o777),
+            set_attr_of: None,
+            owner: Mutex::new(None),
         }
+    }
+
+    /// A memfd made by `creator`: it owns the file (`stat` shows its uid and gid,
+    /// and it may `fchmod` it).
+    pub fn set_creator(&self, creator: &security::Token) {
+        let mode = self.mode.load(Ordering::Relaxed);
+        *self.owner.lock() = Some(Owned {
+            mode,
+            uid: creator.uid(),
+            gid: creator.gid(),
+            sd: security::SecurityDescriptor::for_file(creator, mode),
+        });
+    }
+
+    /// [`named`](Self::named), with the inode's `chmod` and `chown`.
+    pub fn named_with_attrs(
+        object: Arc<FileObject>,
+        stat_of: StatOf,
+        set_attr_of: SetAttrOf,
+    ) -> Memfd {
+        Memfd {
+            set_attr_of: Some(set_attr_of),
+            ..Memfd::named(object, stat_of)
+        }
+    }
+
+    /// A memfd's `chmod` or `chown` (EPERM for one with no recorded creator).
+    fn set_attr(&self, change: SetAttr, caller: &super::Caller) -> SysResult<()> {
+        if let Some(set_attr_of) = &self.set_attr_of {
+            return set_attr_of(change, caller);
+        }
+        let mut owner = self.owner.lock();
+        let owned = owner.as_mut().ok_or(Errno::EPERM)?;
+        let mut changed = owned.clone();
+        changed.apply(change, caller, false)?;
+        // Linux's hugetlbfs does not check F_SEAL_EXEC on chmod (only shmem does).
+        let exec_sealed = self.seals() & seal::EXEC != 0 && self.object.hugetlb().is_none();
+        if exec_sealed && (changed.mode ^ owned.mode) & 0o111 != 0 {
+            return Err(Errno::EPERM);
+        }
+        self.mode.store(changed.mode, Ordering::Relaxed);
+        *owned = changed;
+        Ok(())
     }
 
     /// An open description of a named file over `object` whose attributes `stat_of`
@@ -272,7 +330,23 @@ impl File for Memfd {
             return stat_of(self.object.size_bytes());
         }
         let mode = self.mode.load(Ordering::Relaxed);
-        Stat::regular(mode, self.object.size_bytes()).at(super::stat::encode_dev(0, 2), self.ino)
+        let mut stat = Stat::regular(mode, self.object.size_bytes());
+        if let Some(owned) = &*self.owner.lock() {
+            stat.uid = owned.uid;
+            stat.gid = owned.gid;
+        }
+        stat.at(super::stat::encode_dev(0, 2), self.ino)
+    }
+
+    /// A named file's goes to its inode; a memfd's follows [`super::attrs`], and
+    /// with `F_SEAL_EXEC` a change of any exec bit is EPERM, as Linux's shmem (a
+    /// hugetlb memfd's exec bits change regardless, as Linux's hugetlbfs lets them).
+    fn chmod(&self, mode: u32, caller: &super::Caller) -> SysResult<()> {
+        self.set_attr(SetAttr::Mode(mode), caller)
+    }
+
+    fn chown(&self, uid: Option<u32>, gid: Option<u32>, caller: &super::Caller) -> SysResult<()> {
+        self.set_attr(SetAttr::Owner(uid, gid), caller)
     }
 
     fn as_any(&self) -> &dyn core::any::Any {
