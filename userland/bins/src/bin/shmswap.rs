@@ -45,22 +45,40 @@ fn vmstat(name: &str) -> u64 {
     peios_bins::files::vmstat(name).unwrap_or(0)
 }
 
-/// The bytes of `page` under `seed` into `out` (a page long).
-fn page_bytes(seed: u64, page: usize, out: &mut [u8]) {
-    for i in 0..WORDS {
-        out[i * 8..i * 8 + 8].copy_from_slice(&word(seed, page, i).to_le_bytes());
+/// A file's pattern: every page is the seed's block with the page's number and the
+/// seed in its first 16 bytes (built and compared with slice copies, so a debug build
+/// checks hundreds of MiB quickly under TCG).
+struct Pattern {
+    seed: u64,
+    block: alloc::vec::Vec<u8>,
+}
+
+impl Pattern {
+    fn new(seed: u64) -> Pattern {
+        let mut block = vec![0u8; PAGE];
+        for i in 0..WORDS {
+            block[i * 8..i * 8 + 8].copy_from_slice(&word(seed, 0, i).to_le_bytes());
+        }
+        Pattern { seed, block }
+    }
+
+    /// The bytes of `page` into `out` (a page long).
+    fn page(&self, page: usize, out: &mut [u8]) {
+        out.copy_from_slice(&self.block);
+        out[..8].copy_from_slice(&(page as u64).to_le_bytes());
+        out[8..16].copy_from_slice(&self.seed.to_le_bytes());
     }
 }
 
-/// Writes `pages` pages of the pattern `seed` into `fd` from its start.
-fn fill(fd: i32, seed: u64, pages: usize) -> Result<(), Errno> {
+/// Writes `pages` pages of `pat` into `fd` from its start.
+fn fill(fd: i32, pat: &Pattern, pages: usize) -> Result<(), Errno> {
     lseek_set(fd, 0)?;
     let mut buf = vec![0u8; MIB];
     let mut page = 0;
     while page < pages {
         let n = (pages - page).min(PAGES_PER_MIB);
         for k in 0..n {
-            page_bytes(seed, page + k, &mut buf[k * PAGE..(k + 1) * PAGE]);
+            pat.page(page + k, &mut buf[k * PAGE..(k + 1) * PAGE]);
         }
         write_all(fd, &buf[..n * PAGE])?;
         page += n;
@@ -68,9 +86,14 @@ fn fill(fd: i32, seed: u64, pages: usize) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Pages of `fd` (`pages` long) that `read(2)` does not give back as `seed`'s
+/// Pages of `fd` (`pages` long) that `read(2)` does not give back as `pat`'s
 /// pattern, with page `marked` expected to start with `mark`.
-fn bad_by_read(fd: i32, seed: u64, pages: usize, marked: Option<(usize, u64)>) -> Result<usize, Errno> {
+fn bad_by_read(
+    fd: i32,
+    pat: &Pattern,
+    pages: usize,
+    marked: Option<(usize, u64)>,
+) -> Result<usize, Errno> {
     lseek_set(fd, 0)?;
     let mut buf = vec![0u8; MIB];
     let mut want = vec![0u8; PAGE];
@@ -86,7 +109,7 @@ fn bad_by_read(fd: i32, seed: u64, pages: usize, marked: Option<(usize, u64)>) -
             }
         }
         for k in 0..n {
-            page_bytes(seed, page + k, &mut want);
+            pat.page(page + k, &mut want);
             if let Some((p, mark)) = marked {
                 if p == page + k {
                     want[..8].copy_from_slice(&mark.to_le_bytes());
@@ -108,12 +131,17 @@ fn map(fd: i32, pages: usize) -> Result<*mut u64, Errno> {
     Ok(base as *mut u64)
 }
 
-/// Pages of the mapping at `base` that differ from `seed`'s pattern.
-fn bad_by_map(base: *mut u64, seed: u64, pages: usize) -> usize {
+/// Pages of the mapping at `base` that differ from `pat`.
+fn bad_by_map(base: *mut u64, pat: &Pattern, pages: usize) -> usize {
+    let mut want = vec![0u8; PAGE];
     (0..pages)
         .filter(|&p| {
-            // SAFETY: inside the mapping, which this process owns.
-            !(0..WORDS).all(|i| unsafe { base.add(p * WORDS + i).read_volatile() } == word(seed, p, i))
+            pat.page(p, &mut want);
+            // SAFETY: inside the mapping, which this process owns and nothing else
+            // writes meanwhile.
+            let got =
+                unsafe { core::slice::from_raw_parts((base as *const u8).add(p * PAGE), PAGE) };
+            got != &want[..]
         })
         .count()
 }
@@ -134,8 +162,14 @@ fn main(args: &peios_rt::Args) -> i32 {
         free_kb / 1024,
         big_pages / PAGES_PER_MIB
     );
-    let (tmp_seed, big_seed) = (0x7e57_0001u64, 0x7e57_0002u64);
-    let tmp = openat(AT_FDCWD, c"/tmp/shmswap.bin", O_CREAT | O_RDWR | O_TRUNC, 0o600);
+    let (tmp_seed, big_seed) = (Pattern::new(0x7e57_0001), Pattern::new(0x7e57_0002));
+    let (tmp_seed, big_seed) = (&tmp_seed, &big_seed);
+    let tmp = openat(
+        AT_FDCWD,
+        c"/tmp/shmswap.bin",
+        O_CREAT | O_RDWR | O_TRUNC,
+        0o600,
+    );
     let big = memfd_create(c"shmswap", 0);
     let (Ok(tmp), Ok(big)) = (tmp, big) else {
         checks.check("create", false, format_args!("{tmp:?} {big:?}"));
@@ -161,7 +195,11 @@ fn main(args: &peios_rt::Args) -> i32 {
     let in_before = vmstat("pswpin");
     let bad = bad_by_read(tmp, tmp_seed, tmp_pages, None)
         .and_then(|t| Ok((t, bad_by_read(big, big_seed, big_pages, None)?)));
-    checks.check("read_back", bad == Ok((0, 0)), format_args!("bad pages {bad:?}"));
+    checks.check(
+        "read_back",
+        bad == Ok((0, 0)),
+        format_args!("bad pages {bad:?}"),
+    );
     checks.check(
         "pswpin",
         vmstat("pswpin") > in_before,
@@ -169,7 +207,10 @@ fn main(args: &peios_rt::Args) -> i32 {
     );
     match (map(tmp, tmp_pages), map(big, big_pages)) {
         (Ok(t), Ok(b)) => {
-            let bad = (bad_by_map(t, tmp_seed, tmp_pages), bad_by_map(b, big_seed, big_pages));
+            let bad = (
+                bad_by_map(t, tmp_seed, tmp_pages),
+                bad_by_map(b, big_seed, big_pages),
+            );
             checks.check("map_back", bad == (0, 0), format_args!("bad pages {bad:?}"));
             // A write through the mapping, seen by read(2).
             let mark = 0xfeed_face_0bad_f00du64;
@@ -188,7 +229,9 @@ fn main(args: &peios_rt::Args) -> i32 {
     let kept = big_pages / 4;
     let free_before = meminfo_kb("SwapFree").unwrap_or(0);
     let cut = ftruncate(big, (kept * PAGE) as u64);
-    let freed_kb = meminfo_kb("SwapFree").unwrap_or(0).saturating_sub(free_before);
+    let freed_kb = meminfo_kb("SwapFree")
+        .unwrap_or(0)
+        .saturating_sub(free_before);
     checks.check(
         "truncate_frees_swap",
         cut.is_ok() && freed_kb > 0,
@@ -210,10 +253,18 @@ fn main(args: &peios_rt::Args) -> i32 {
     );
     let bad = bad_by_read(tmp, tmp_seed, tmp_pages, Some((5, 0xfeed_face_0bad_f00d)))
         .and_then(|t| Ok((t, bad_by_read(big, big_seed, kept, None)?)));
-    checks.check("read_after_swapoff", bad == Ok((0, 0)), format_args!("{bad:?}"));
+    checks.check(
+        "read_after_swapoff",
+        bad == Ok((0, 0)),
+        format_args!("{bad:?}"),
+    );
     if let Ok(b) = map(big, kept) {
         let bad = bad_by_map(b, big_seed, kept);
-        checks.check("map_after_swapoff", bad == 0, format_args!("bad pages {bad}"));
+        checks.check(
+            "map_after_swapoff",
+            bad == 0,
+            format_args!("bad pages {bad}"),
+        );
         unmap(b, kept);
     }
     let on = swapon(c"/dev/vda", 0);
