@@ -10,6 +10,7 @@ mod ext4;
 mod frames;
 mod memctl;
 mod shmem;
+mod shmswap;
 mod stressng;
 mod swap;
 mod swap_interop;
