@@ -406,6 +406,22 @@ impl PageCache {
         out
     }
 
+    /// Pages with an index in `[first, last]` in swap.
+    pub fn swapped_range(&self, first: u64, last: u64) -> u64 {
+        if first > last {
+            return 0;
+        }
+        self.stripes
+            .iter()
+            .map(|s| {
+                s.0.lock()
+                    .range(first..=last)
+                    .filter(|(_, v)| matches!(v, Slot::Swapped(_)))
+                    .count() as u64
+            })
+            .sum()
+    }
+
     /// Pages in swap.
     pub fn swapped(&self) -> u64 {
         self.stripes

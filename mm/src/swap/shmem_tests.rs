@@ -240,6 +240,14 @@ fn reclaim_unmaps_cold_shared_mappings_then_swaps_the_pages() {
     assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 0);
     assert_eq!(f.cache().len(), 8, "unmapping leaves the pages in the cache");
     assert_eq!(swap_out_all(&f, &swap, &h), (8, 8));
+    // smaps counts the mapped object's swapped pages in the mapping's Swap.
+    let text = crate::procfs::smaps(&h.aspace);
+    let swap_kb: u64 = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Swap:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(swap_kb, 32, "{text}");
     // A write through the mapping brings one back; read back through both paths.
     h.aspace.write_bytes(a + 3 * PAGE_SIZE, &[0xee; 4]).unwrap();
     let mut four = [0u8; 4];
