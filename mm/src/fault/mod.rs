@@ -379,8 +379,7 @@ impl<P: PageTable> AddressSpace<P> {
             Backing::File(file) if vma.intercept_modes & intercept_mode::MINOR != 0 => {
                 // A page in swap is in the cache too (as Linux's shmem sees it).
                 let index = vma.file_index(page);
-                let cached =
-                    file.cache().peek(index).is_some() || file.cache().is_swapped(index);
+                let cached = file.cache().peek(index).is_some() || file.cache().is_swapped(index);
                 if cached {
                     hook.minor(page, access, user)
                 } else {

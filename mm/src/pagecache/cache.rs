@@ -108,7 +108,10 @@ impl PageCache {
 
     /// Whether page `index` is in swap (its slot names a swap entry).
     pub fn is_swapped(&self, index: u64) -> bool {
-        matches!(self.stripe(index).lock().get(&index), Some(Slot::Swapped(_)))
+        matches!(
+            self.stripe(index).lock().get(&index),
+            Some(Slot::Swapped(_))
+        )
     }
 
     /// Claims page `index` for a fill that outlives the caller (an I/O task): `None`

@@ -41,12 +41,12 @@ impl FileObject {
                 let ahead = swap.shmem_readahead_pages();
                 if ahead != 0 {
                     let area = entry.area();
-                    for (_, next) in self.cache.swapped_entries(
-                        index + 1,
-                        index + ahead,
-                        ahead as usize,
-                        &|e| e.area() == area,
-                    ) {
+                    for (_, next) in
+                        self.cache
+                            .swapped_entries(index + 1, index + ahead, ahead as usize, &|e| {
+                                e.area() == area
+                            })
+                    {
                         swap.shmem_prefetch(next, frames);
                     }
                 }
@@ -66,9 +66,9 @@ impl FileObject {
     /// there, with up to [`SWAPOFF_READS`] reads in flight before it waits. `ENOMEM`
     /// when no frame can be had, `EIO` for a page whose read failed.
     pub fn swapoff_step(&self, area: u8) -> Result<SwapoffStep, MmError> {
-        let pages =
-            self.cache
-                .swapped_entries(0, u64::MAX, SWAPOFF_STEP_PAGES, &|e| e.area() == area);
+        let pages = self
+            .cache
+            .swapped_entries(0, u64::MAX, SWAPOFF_STEP_PAGES, &|e| e.area() == area);
         if pages.is_empty() {
             return Ok(SwapoffStep::Done);
         }
@@ -99,5 +99,4 @@ impl FileObject {
     pub(crate) fn swap_cursor(&self) -> &spin::Mutex<u64> {
         &self.swap_cursor
     }
-
 }

@@ -11,8 +11,8 @@ use super::super::{Swap, SwapoffStep};
 use crate::aspace::tests::{block_on, harness, map_file, Harness};
 use crate::frame::PAGE_SIZE;
 use crate::pagecache::{FileObject, PageError};
-use crate::phys::PAGE_BYTES;
 use crate::pagetable::PageTable;
+use crate::phys::PAGE_BYTES;
 use crate::vma::{MapFlags, Prot};
 
 fn pattern(page: u64, i: usize, round: u8) -> u8 {
@@ -186,7 +186,10 @@ fn truncate_and_hole_punch_free_the_swap_slots() {
         .iter()
         .enumerate()
         .all(|(i, &b)| b == pattern(2, i, 3)));
-    assert!(back[100..].iter().all(|&b| b == 0), "cut bytes read as zero");
+    assert!(
+        back[100..].iter().all(|&b| b == 0),
+        "cut bytes read as zero"
+    );
     verify(&f, 2, 3);
     assert_eq!(swap.totals().1, 63);
     drop(f);
@@ -228,7 +231,14 @@ fn reclaim_unmaps_cold_shared_mappings_then_swaps_the_pages() {
     let h = harness();
     let swap = swap_on(&h, 64, Arc::new(Inline));
     let f = memfd(&h, 8, 5);
-    let a = map_file(&h.aspace, &f, 8, Prot::READ | Prot::WRITE, MapFlags::SHARED, 0);
+    let a = map_file(
+        &h.aspace,
+        &f,
+        8,
+        Prot::READ | Prot::WRITE,
+        MapFlags::SHARED,
+        0,
+    );
     // Map every page (each entry holds a frame reference): nothing can go yet.
     let mut b = vec![0u8; 8 * PAGE_BYTES];
     h.aspace.read_bytes(a, &mut b).unwrap();
@@ -238,14 +248,24 @@ fn reclaim_unmaps_cold_shared_mappings_then_swaps_the_pages() {
     // Two passes of the hand: the accessed bits go, then the entries.
     reclaim_all(&h.aspace, &h);
     assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 0);
-    assert_eq!(f.cache().len(), 8, "unmapping leaves the pages in the cache");
+    assert_eq!(
+        f.cache().len(),
+        8,
+        "unmapping leaves the pages in the cache"
+    );
     assert_eq!(swap_out_all(&f, &swap, &h), (8, 8));
     // smaps counts the mapped object's swapped pages in the mapping's Swap.
     let text = crate::procfs::smaps(&h.aspace);
     let swap_kb: u64 = text
         .lines()
         .filter_map(|l| l.strip_prefix("Swap:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap())
+        .map(|v| {
+            v.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
         .sum();
     assert_eq!(swap_kb, 32, "{text}");
     // A write through the mapping brings one back; read back through both paths.
@@ -256,7 +276,11 @@ fn reclaim_unmaps_cold_shared_mappings_then_swaps_the_pages() {
     h.aspace.read_bytes(a, &mut b).unwrap();
     for p in 0..8u64 {
         for i in 0..PAGE_BYTES {
-            let want = if p == 3 && i < 4 { 0xee } else { pattern(p, i, 5) };
+            let want = if p == 3 && i < 4 {
+                0xee
+            } else {
+                pattern(p, i, 5)
+            };
             assert_eq!(b[p as usize * PAGE_BYTES + i], want, "page {p} byte {i}");
         }
     }

@@ -70,10 +70,29 @@ impl Pattern {
     }
 }
 
+/// A buffer for `read(2)`/`write(2)` that reclaim leaves in memory (`MAP_LOCKED`):
+/// the kernel's copy to or from a user page that is in swap waits only a bounded
+/// time (then EFAULT), which a loaded host can exceed. Made once, never unmapped.
+fn io_buffer() -> Result<&'static mut [u8], Errno> {
+    // SAFETY: no MAP_FIXED: the kernel picks a free range, owned by this slice alone
+    // and never unmapped.
+    let base = unsafe {
+        mmap(
+            0,
+            MIB,
+            Prot::RW,
+            MapFlags::PRIVATE | MapFlags::ANONYMOUS | MapFlags::LOCKED,
+            -1,
+            0,
+        )
+    }?;
+    // SAFETY: the mapping is MIB bytes, readable and writable, and leaked.
+    Ok(unsafe { core::slice::from_raw_parts_mut(base, MIB) })
+}
+
 /// Writes `pages` pages of `pat` into `fd` from its start.
-fn fill(fd: i32, pat: &Pattern, pages: usize) -> Result<(), Errno> {
+fn fill(fd: i32, pat: &Pattern, pages: usize, buf: &mut [u8]) -> Result<(), Errno> {
     lseek_set(fd, 0)?;
-    let mut buf = vec![0u8; MIB];
     let mut page = 0;
     while page < pages {
         let n = (pages - page).min(PAGES_PER_MIB);
@@ -93,9 +112,9 @@ fn bad_by_read(
     pat: &Pattern,
     pages: usize,
     marked: Option<(usize, u64)>,
+    buf: &mut [u8],
 ) -> Result<usize, Errno> {
     lseek_set(fd, 0)?;
-    let mut buf = vec![0u8; MIB];
     let mut want = vec![0u8; PAGE];
     let mut bad = 0;
     let mut page = 0;
@@ -164,6 +183,13 @@ fn main(args: &peios_rt::Args) -> i32 {
     );
     let (tmp_seed, big_seed) = (Pattern::new(0x7e57_0001), Pattern::new(0x7e57_0002));
     let (tmp_seed, big_seed) = (&tmp_seed, &big_seed);
+    let buf = match io_buffer() {
+        Ok(b) => b,
+        Err(e) => {
+            checks.check("io_buffer", false, format_args!("{e:?}"));
+            return checks.finish();
+        }
+    };
     let tmp = openat(
         AT_FDCWD,
         c"/tmp/shmswap.bin",
@@ -176,7 +202,8 @@ fn main(args: &peios_rt::Args) -> i32 {
         return checks.finish();
     };
     let out_before = vmstat("pswpout");
-    let filled = fill(tmp, tmp_seed, tmp_pages).and_then(|()| fill(big, big_seed, big_pages));
+    let filled =
+        fill(tmp, tmp_seed, tmp_pages, buf).and_then(|()| fill(big, big_seed, big_pages, buf));
     checks.check("fill", filled.is_ok(), format_args!("{filled:?}"));
     let swapped_out = vmstat("pswpout") - out_before;
     let shmem_kb = meminfo_kb("Shmem").unwrap_or(0);
@@ -193,8 +220,8 @@ fn main(args: &peios_rt::Args) -> i32 {
         format_args!("Shmem {shmem_kb} kB of {written_kb} kB written"),
     );
     let in_before = vmstat("pswpin");
-    let bad = bad_by_read(tmp, tmp_seed, tmp_pages, None)
-        .and_then(|t| Ok((t, bad_by_read(big, big_seed, big_pages, None)?)));
+    let bad = bad_by_read(tmp, tmp_seed, tmp_pages, None, buf)
+        .and_then(|t| Ok((t, bad_by_read(big, big_seed, big_pages, None, buf)?)));
     checks.check(
         "read_back",
         bad == Ok((0, 0)),
@@ -216,7 +243,7 @@ fn main(args: &peios_rt::Args) -> i32 {
             let mark = 0xfeed_face_0bad_f00du64;
             // SAFETY: inside the mapping.
             unsafe { t.add(5 * WORDS).write_volatile(mark) };
-            let bad = bad_by_read(tmp, tmp_seed, tmp_pages, Some((5, mark)));
+            let bad = bad_by_read(tmp, tmp_seed, tmp_pages, Some((5, mark)), buf);
             checks.check("map_write_read", bad == Ok(0), format_args!("{bad:?}"));
             unmap(t, tmp_pages);
             unmap(b, big_pages);
@@ -251,8 +278,14 @@ fn main(args: &peios_rt::Args) -> i32 {
         shmem_kb >= resident_kb,
         format_args!("Shmem {shmem_kb} kB, {resident_kb} kB held"),
     );
-    let bad = bad_by_read(tmp, tmp_seed, tmp_pages, Some((5, 0xfeed_face_0bad_f00d)))
-        .and_then(|t| Ok((t, bad_by_read(big, big_seed, kept, None)?)));
+    let bad = bad_by_read(
+        tmp,
+        tmp_seed,
+        tmp_pages,
+        Some((5, 0xfeed_face_0bad_f00d)),
+        buf,
+    )
+    .and_then(|t| Ok((t, bad_by_read(big, big_seed, kept, None, buf)?)));
     checks.check(
         "read_after_swapoff",
         bad == Ok((0, 0)),
