@@ -291,3 +291,67 @@ fn reclaim_unmaps_cold_shared_mappings_then_swaps_the_pages() {
     reclaim_all(&h.aspace, &h);
     assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 8);
 }
+
+#[test]
+fn a_private_mapping_copies_a_swapped_page_on_write() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let f = memfd(&h, 4, 6);
+    assert_eq!(swap_out_all(&f, &swap, &h), (4, 4));
+    let a = map_file(
+        &h.aspace,
+        &f,
+        4,
+        Prot::READ | Prot::WRITE,
+        MapFlags::PRIVATE,
+        0,
+    );
+    // The write faults the page back from swap into the cache, then copies it.
+    h.aspace.write_bytes(a + PAGE_SIZE, &[0x11; 8]).unwrap();
+    let mut b = vec![0u8; PAGE_BYTES];
+    h.aspace.read_bytes(a + PAGE_SIZE, &mut b).unwrap();
+    assert_eq!(&b[..8], &[0x11; 8]);
+    assert!(b[8..]
+        .iter()
+        .enumerate()
+        .all(|(i, &x)| x == pattern(1, i + 8, 6)));
+    // The file keeps its own contents.
+    verify(&f, 4, 6);
+    assert_eq!(f.cache().swapped(), 0);
+}
+
+#[test]
+fn hugetlb_and_regular_files_never_go_to_swap() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let file = FileObject::from_bytes(
+        crate::pagecache::FileId(9),
+        "/bin/x",
+        vec![1u8; 2 * PAGE_BYTES],
+        h.frames.clone(),
+    );
+    let pfn = file.get_page(0).unwrap();
+    h.frames.put(pfn);
+    let mut out = Vec::new();
+    assert_eq!(file.swap_out(&swap, usize::MAX, &|_| true, &mut out), 0);
+    assert!(out.is_empty());
+    // A hugetlb file (its huge pages stand in for the page cache).
+    let pool = crate::fault::hugetlb::tests::with_pool(&h, 2);
+    let pages = crate::hugetlb_file::HugetlbFile::new(
+        crate::hugetlb::HugeSize::Mib2,
+        pool,
+        h.frames.clone(),
+        None,
+    );
+    let huge = FileObject::new_hugetlb("/memfd:h (deleted)", pages, h.frames.clone());
+    huge.set_size(crate::pagetable::HUGE_SIZE);
+    assert_eq!(huge.swap_out(&swap, usize::MAX, &|_| true, &mut out), 0);
+    assert!(
+        !super::shmem_objects().iter().any(|o| Arc::ptr_eq(o, &huge)),
+        "the shmem scan's list leaves hugetlb files out"
+    );
+    let memfd = FileObject::new_memfd("listed", h.frames.clone());
+    assert!(super::shmem_objects()
+        .iter()
+        .any(|o| Arc::ptr_eq(o, &memfd)));
+}
