@@ -318,27 +318,32 @@ impl PageCache {
 
     /// Moves up to `max` resident pages nothing but the cache holds (no mapping, no
     /// read or write in progress: their count is one) whose frames `take` accepts to
-    /// swap, from index `*cursor` on: `place(index, pfn)` gives the page a slot and
-    /// takes over the cache's reference (the swap cache holds the frame until its
-    /// write ends), or says `None` (no room: stop). The slot then names the entry.
-    /// Moves the cursor past the last page taken (back to 0 when none was found).
-    /// Returns the pages taken.
+    /// swap, looking at the indices `[*cursor, *cursor + window)`: `place(index, pfn)`
+    /// gives the page a slot and takes over the cache's reference (the swap cache
+    /// holds the frame until its write ends), or says `None` (no room: stop). The slot
+    /// then names the entry. Moves the cursor past the last page taken when `max` were
+    /// taken, else to the window's end (back to 0 past the last page), so a call costs
+    /// at most a window however many pages are mapped. Returns the pages taken.
     pub(crate) fn swap_out_some(
         &self,
         cursor: &mut u64,
         max: usize,
+        window: u64,
         take: &dyn Fn(Pfn) -> bool,
         place: &mut dyn FnMut(u64, Pfn) -> Option<SwapEntry>,
     ) -> usize {
         let mut taken = 0usize;
         let mut last = None;
+        let mut more = false;
+        let end = cursor.saturating_add(window.max(1));
         let per_stripe = max.div_ceil(STRIPES).max(1);
         'stripes: for stripe in &self.stripes {
             let mut map = stripe.0.lock();
+            more |= map.range(end..).next().is_some();
             // References are taken only under this lock (`get`), so a count of one
             // stays one while the slot changes.
             let keys: Vec<(u64, Pfn)> = map
-                .range(*cursor..)
+                .range(*cursor..end)
                 .filter_map(|(k, s)| match s {
                     Slot::Ready(pfn) if self.frames.count(*pfn) == 1 && take(*pfn) => {
                         Some((*k, *pfn))
@@ -359,7 +364,11 @@ impl PageCache {
                 }
             }
         }
-        *cursor = last.map_or(0, |l| l + 1);
+        *cursor = match last {
+            Some(l) if taken >= max => l + 1,
+            _ if more => end,
+            _ => 0,
+        };
         taken
     }
 

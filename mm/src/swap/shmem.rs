@@ -37,6 +37,11 @@ use crate::pagetable::{PageTable, Pte, PteFlags};
 use crate::phys::{AllocFailure, Frames};
 use crate::tlb::TlbBatch;
 
+/// Page indices one [`FileObject::swap_out`] looks at per page it may take.
+const SCAN_WINDOW_FACTOR: u64 = 16;
+/// Page indices one [`FileObject::swap_out`] looks at, at least.
+const MIN_SCAN_WINDOW: u64 = 4096;
+
 /// What the swap cache answered a shmem lookup of a swap entry.
 pub(crate) enum ShmemRead {
     /// The page is in this frame (one reference taken for the caller).
@@ -302,16 +307,20 @@ impl FileObject {
             out.push(page);
             Some(entry)
         };
+        // A call looks at a window of indices from the cursor (going round to the
+        // start once past the last page), so objects whose pages are all mapped cost
+        // a bounded scan per round.
+        let window = (max as u64)
+            .saturating_mul(SCAN_WINDOW_FACTOR)
+            .max(MIN_SCAN_WINDOW);
         let started_at = *cursor;
         let mut taken = self
             .cache()
-            .swap_out_some(&mut cursor, max, take, &mut place);
-        if taken < max && started_at != 0 {
-            // Round to the start of the object.
-            *cursor = 0;
+            .swap_out_some(&mut cursor, max, window, take, &mut place);
+        if taken < max && *cursor == 0 && started_at != 0 {
             taken += self
                 .cache()
-                .swap_out_some(&mut cursor, max - taken, take, &mut place);
+                .swap_out_some(&mut cursor, max - taken, window, take, &mut place);
         }
         taken
     }

@@ -355,3 +355,54 @@ fn hugetlb_and_regular_files_never_go_to_swap() {
         .iter()
         .any(|o| Arc::ptr_eq(o, &memfd)));
 }
+
+#[test]
+fn a_scan_looks_at_one_window_and_goes_round() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let f = memfd(&h, 12, 8);
+    // Pages 0..4 held (as mappings hold them): never taken.
+    let held: Vec<_> = (0..4).map(|i| f.get_page(i).unwrap()).collect();
+    f.cache().set_swap(&swap);
+    let mut out = Vec::new();
+    let mut target = None;
+    let mut place = |_, pfn| {
+        let page = swap.shmem_place(&mut target, pfn)?;
+        let entry = page.entry();
+        out.push(page);
+        Some(entry)
+    };
+    let all = |_| true;
+    let mut cursor = 0;
+    let cache = f.cache();
+    assert_eq!(
+        cache.swap_out_some(&mut cursor, 100, 4, &all, &mut place),
+        0
+    );
+    assert_eq!(
+        cursor, 4,
+        "a window of held pages: the next call goes on past it"
+    );
+    assert_eq!(cache.swap_out_some(&mut cursor, 2, 4, &all, &mut place), 2);
+    assert_eq!(cursor, 6, "stopped after the last page taken");
+    assert_eq!(
+        cache.swap_out_some(&mut cursor, 100, 4, &all, &mut place),
+        4
+    );
+    assert_eq!(cursor, 10);
+    assert_eq!(
+        cache.swap_out_some(&mut cursor, 100, 4, &all, &mut place),
+        2
+    );
+    assert_eq!(cursor, 0, "past the last page: round to the start");
+    assert_eq!(
+        cache.swap_out_some(&mut cursor, 100, 4, &all, &mut place),
+        0
+    );
+    drop(place);
+    assert_eq!(block_on(swap.write_out(out, h.frames.clone())).freed, 8);
+    for pfn in held {
+        h.frames.put(pfn);
+    }
+    verify(&f, 12, 8);
+}
