@@ -406,3 +406,49 @@ fn a_scan_looks_at_one_window_and_goes_round() {
     }
     verify(&f, 12, 8);
 }
+
+#[test]
+fn a_minor_fault_on_a_swapped_page_is_a_minor_fault_and_continue_reads_it_back() {
+    use crate::fault::{intercept_mode, Access, FaultError, FaultInterceptor};
+    use crate::userfaultfd::Userfault;
+    let h = harness();
+    let deferred = Arc::new(Deferred::default());
+    let swap = swap_on(&h, 64, deferred.clone());
+    swap.set_page_cluster(0);
+    let f = memfd(&h, 2, 9);
+    let watched = map_file(
+        &h.aspace,
+        &f,
+        2,
+        Prot::READ | Prot::WRITE,
+        MapFlags::SHARED,
+        0,
+    );
+    let uffd = Userfault::new();
+    let hook: Arc<dyn FaultInterceptor> = uffd.clone();
+    h.aspace
+        .register_interceptor(
+            watched,
+            2 * PAGE_SIZE,
+            Some(hook.clone()),
+            intercept_mode::MINOR,
+        )
+        .unwrap();
+    assert_eq!(swap_out_all(&f, &swap, &h).0, 2);
+    // The page is in the cache (in swap): the fault is the handler's, not a fill.
+    let parked = h.aspace.fault(watched, Access::Read, true);
+    assert!(matches!(parked, Err(FaultError::NeedsWait(_))));
+    assert!(uffd.has_message(), "a minor fault is reported");
+    // CONTINUE while the read is in flight: try again; then it maps the page.
+    assert_eq!(
+        h.aspace.continue_page(watched, &hook, false),
+        Err(crate::errno::MmError::Again)
+    );
+    deferred.run_all();
+    h.aspace.continue_page(watched, &hook, false).unwrap();
+    let pte = h.aspace.page_table().query(watched).unwrap();
+    assert_eq!(Some(pte.pfn), f.cache().peek(0));
+    let mut b = vec![0u8; PAGE_BYTES];
+    h.aspace.read_bytes(watched, &mut b).unwrap();
+    assert!(b.iter().enumerate().all(|(i, &x)| x == pattern(0, i, 9)));
+}
