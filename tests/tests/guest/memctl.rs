@@ -2,15 +2,7 @@
 //! family, `RLIMIT_MEMLOCK` against a restricted process, the mseal refusal table and
 //! protection keys (PKRU per thread, SEGV_PKUERR, signal and exec resets).
 
-use guest_tests::{repo_root, Guest};
-
-fn userland_bin(name: &str) -> String {
-    repo_root()
-        .join("userland/target/bin")
-        .join(name)
-        .display()
-        .to_string()
-}
+use guest_tests::{userland_bin, Guest};
 
 #[test]
 fn memctl_locks_and_seals() {

@@ -5,16 +5,8 @@
 //! the same across fork, no slot leaked after munmap, swapoff bringing every page
 //! back. Without swap the same fill ends in the OOM killer, not in corruption.
 
-use guest_tests::{repo_root, scratch_dir, Guest};
+use guest_tests::{scratch_dir, userland_bin, Guest};
 use std::time::Duration;
-
-fn userland_bin(name: &str) -> String {
-    repo_root()
-        .join("userland/target/bin")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 /// The guest both tests use: 2 vCPUs on 2 nodes (a reclaim task each), 256 MiB.
 fn guest(swap_mib: u32, run: Vec<String>) -> Guest {

@@ -23,7 +23,9 @@ fn anchor() -> PathBuf {
 
 fn run_linux(args: &[&str]) -> String {
     let out = Command::new(anchor())
-        .args(["--cpus", "2", "--nodes", "1", "--mem", "1024", "--accel", "tcg"])
+        .args([
+            "--cpus", "2", "--nodes", "1", "--mem", "1024", "--accel", "tcg",
+        ])
         .args(args)
         .output()
         .expect("run the Linux anchor");
@@ -32,9 +34,11 @@ fn run_linux(args: &[&str]) -> String {
 
 /// The loop driver of the anchor's kernel (the anchor unpacks the package on first use).
 fn loop_module() -> Option<PathBuf> {
-    let cache = std::env::var("ANCHOR_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/linux-anchor")
-    });
+    let cache = std::env::var("ANCHOR_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/linux-anchor")
+        });
     let modules = std::fs::read_dir(cache.join("x/lib/modules")).ok()?;
     modules
         .filter_map(Result::ok)
@@ -56,7 +60,11 @@ fn disk_from_header(log: &str, path: &Path) {
             page[offset + i] = u8::from_str_radix(byte, 16).expect("hex byte");
         }
     }
-    assert_eq!(&page[4086..], b"SWAPSPACE2", "no swap signature in Linux's header:\n{log}");
+    assert_eq!(
+        &page[4086..],
+        b"SWAPSPACE2",
+        "no swap signature in Linux's header:\n{log}"
+    );
     page.resize((SWAP_MIB << 20) as usize, 0);
     std::fs::write(path, page).expect("write the disk");
 }
@@ -64,13 +72,20 @@ fn disk_from_header(log: &str, path: &Path) {
 #[test]
 #[ignore = "needs ../shared/tools/linux-anchor, which downloads Linux 6.12"]
 fn swap_areas_cross_between_peios_and_linux() {
-    assert!(anchor().is_file(), "no Linux anchor at {}", anchor().display());
+    assert!(
+        anchor().is_file(),
+        "no Linux anchor at {}",
+        anchor().display()
+    );
     build_once();
     let prog = repo_root().join("userland/target/bin/swapinterop");
     let prog = prog.to_str().expect("a UTF-8 path");
     if loop_module().is_none() {
         // First use: the anchor fetches and unpacks its kernel package.
-        run_linux(&[&repo_root().join("userland/target/bin/hello").display().to_string()]);
+        run_linux(&[&repo_root()
+            .join("userland/target/bin/hello")
+            .display()
+            .to_string()]);
     }
     let module = loop_module().expect("loop.ko.xz in the anchor's kernel package");
 
@@ -107,7 +122,10 @@ fn swap_areas_cross_between_peios_and_linux() {
         prog,
         "--linux",
         "/mnt/swapfile",
-        &format!("/mnt/files/{}", module.file_name().unwrap().to_string_lossy()),
+        &format!(
+            "/mnt/files/{}",
+            module.file_name().unwrap().to_string_lossy()
+        ),
     ]);
     for check in [
         "linux_copied",

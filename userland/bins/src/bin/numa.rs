@@ -128,6 +128,22 @@ fn region(pages: usize) -> usize {
     mmap_anon(pages * P, Prot::RW).expect("mmap") as usize
 }
 
+/// A page of shared anonymous memory for words a parent and its fork child both see.
+fn shared_page() -> usize {
+    // SAFETY: a fresh shared mapping where the kernel chooses.
+    unsafe {
+        mmap(
+            0,
+            P,
+            Prot::RW,
+            MapFlags::SHARED | MapFlags::ANONYMOUS,
+            -1,
+            0,
+        )
+    }
+    .expect("mmap") as usize
+}
+
 fn touch(addr: usize, pages: usize, value: u8) {
     for i in 0..pages {
         // SAFETY: inside this test's own writable mapping.
@@ -393,18 +409,7 @@ fn moves(c: &mut Checks) {
 /// through a shared word afterwards, finds its pages on the new node with their bytes.
 fn move_all_shared(c: &mut Checks) {
     const PAGES: usize = 4;
-    // SAFETY: a fresh shared mapping where the kernel chooses.
-    let ctl = unsafe {
-        mmap(
-            0,
-            P,
-            Prot::RW,
-            MapFlags::SHARED | MapFlags::ANONYMOUS,
-            -1,
-            0,
-        )
-    }
-    .expect("mmap") as usize;
+    let ctl = shared_page();
     // SAFETY: the shared page is this test's, aligned for atomics.
     let go = unsafe { &*(ctl as *const AtomicU64) };
     let a = region(PAGES);
@@ -465,18 +470,7 @@ fn move_all_shared(c: &mut Checks) {
 fn migrate_while_writing(c: &mut Checks) {
     const PAGES: usize = 128;
     // Shared control words: [0] rounds the child finished, [1] stop.
-    // SAFETY: a fresh shared mapping where the kernel chooses.
-    let ctl = unsafe {
-        mmap(
-            0,
-            P,
-            Prot::RW,
-            MapFlags::SHARED | MapFlags::ANONYMOUS,
-            -1,
-            0,
-        )
-    }
-    .expect("mmap") as usize;
+    let ctl = shared_page();
     // SAFETY: the shared page is this test's, aligned for atomics.
     let (rounds, stop) = unsafe {
         (
