@@ -12,7 +12,7 @@ use crate::tunable::{keep, key, Key, KeyKind};
 use alloc::{boxed::Box, sync::Arc};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use errno::{Errno, SysResult};
-use mm::pagecache::FileObject;
+use mm::pagecache::{FileObject, PageError};
 use spin::Mutex;
 
 /// `vm.memfd_noexec`: 0, a memfd is executable unless made with `MFD_NOEXEC_SEAL`;
@@ -76,6 +76,8 @@ pub struct Memfd {
     /// [`set_creator`](Self::set_creator) has given them; `chmod` and `chown` change
     /// them (and `mode` with them).
     owner: Mutex<Option<Owned>>,
+    /// A read or write waiting for a page (read back from swap).
+    page_wait: super::pagewait::PageWait,
 }
 
 impl Memfd {
@@ -109,6 +111,7 @@ impl Memfd {
             mode: AtomicU32::new(0o777),
             set_attr_of: None,
             owner: Mutex::new(None),
+            page_wait: super::pagewait::PageWait::default(),
         }
     }
 
@@ -164,7 +167,19 @@ impl Memfd {
         }
     }
 
+    /// Reads at `offset`; a page that must be waited for answers EAGAIN (the wait is
+    /// parked for [`File::poll`]).
     fn read_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
+        loop {
+            match self.try_read_at(buf, count, offset) {
+                // The wait was over already: at once again.
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn try_read_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
@@ -178,6 +193,8 @@ impl Memfd {
                 None => match self.object.read_at(at, &mut chunk[..want]) {
                     Ok(read) => read,
                     Err(_) if got > 0 => break,
+                    // A page in swap (or no frame yet): wait, then read again.
+                    Err(PageError::Wait(wait)) => return self.page_wait.park(wait),
                     Err(_) => return Err(Errno::EIO),
                 },
             };
@@ -252,7 +269,17 @@ impl Memfd {
         Ok(())
     }
 
+    /// Writes at `offset`, as [`read_at`](Self::read_at) reads.
     fn write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
+        loop {
+            match self.try_write_at(buf, count, offset) {
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn try_write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
         // hugetlbfs has no write(2): its pages are written through mappings.
         if self.object.hugetlb().is_some() {
             return Err(Errno::EINVAL);
@@ -272,6 +299,7 @@ impl Memfd {
             }
             match self.object.write_at(offset + done as u64, &chunk[..len]) {
                 Ok(put) => done += put,
+                Err(PageError::Wait(wait)) if done == 0 => return self.page_wait.park(wait),
                 Err(_) if done > 0 => break,
                 Err(_) => return Err(Errno::EIO),
             }
@@ -283,6 +311,16 @@ impl Memfd {
 impl File for Memfd {
     fn proc_name(&self) -> alloc::string::String {
         self.object.info().path.clone()
+    }
+
+    fn poll(&self, waker: Option<&core::task::Waker>) -> u16 {
+        self.page_wait.poll(waker)
+    }
+
+    /// A regular file: a wait for a page (read back from swap) is waited out
+    /// whatever `O_NONBLOCK` says.
+    fn always_blocks(&self) -> bool {
+        true
     }
 
     fn read(&self, buf: u64, count: u64) -> SysResult<u64> {

@@ -23,6 +23,7 @@ pub mod eventfd;
 pub mod initramfs;
 pub mod memfd;
 pub mod mount;
+pub mod pagewait;
 pub mod pipe;
 pub mod stat;
 pub mod text;

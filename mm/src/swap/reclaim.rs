@@ -26,6 +26,7 @@ use super::{CacheState, Cached, Swap, SwapArea, SwapEntry, SwapStats};
 use crate::aspace::AddressSpace;
 use crate::block::{BlockError, BlockFuture, IoBuf};
 use crate::frame::{Pfn, PAGE_SIZE};
+use crate::pagecache::{FileKind, FileObject};
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::{Frames, PAGE_BYTES};
 use crate::tlb::TlbBatch;
@@ -37,9 +38,9 @@ const SCAN_CHUNK_PAGES: u64 = 64;
 /// A page taken out of an address space: its entry is now `slot` of `area`, and the
 /// swap cache holds `pfn` until the write ends.
 pub struct PageOut {
-    area: Arc<SwapArea>,
-    slot: u64,
-    pfn: Pfn,
+    pub(super) area: Arc<SwapArea>,
+    pub(super) slot: u64,
+    pub(super) pfn: Pfn,
 }
 
 impl PageOut {
@@ -95,20 +96,29 @@ impl<P: PageTable> AddressSpace<P> {
         let mut batch = TlbBatch::new();
         let mut unmapped = Vec::new();
         let mut target = None;
-        let ranges: Vec<(u64, u64)> = st
+        // Private anonymous VMAs, and shared mappings of shmem objects (whose cold
+        // entries are unmapped, for the shmem scan to take the pages: `super::shmem`).
+        let ranges: Vec<(u64, u64, Option<ShmemRange>)> = st
             .tree
             .iter()
             .filter(|v| {
                 v.end > *cursor
-                    && matches!(v.backing, Backing::Anon)
-                    && v.is_private()
                     && !v.flags.contains(VmFlags::LOCKED)
                     && v.interceptor.is_none()
+                    && ((matches!(v.backing, Backing::Anon) && v.is_private())
+                        || shmem_swappable(v))
             })
-            .map(|v| (v.start.max(*cursor), v.end))
+            .map(|v| {
+                let shmem = v.file().filter(|_| shmem_swappable(v)).map(|f| ShmemRange {
+                    file: f.clone(),
+                    vma_start: v.start,
+                    pgoff: v.pgoff,
+                });
+                (v.start.max(*cursor), v.end, shmem)
+            })
             .collect();
         let mut wrapped = true;
-        'vmas: for (start, end) in ranges {
+        'vmas: for (start, end, shmem) in ranges {
             let mut at = start;
             while at < end {
                 if budget.scan == 0 || budget.take == 0 {
@@ -148,6 +158,19 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
+                    if let Some(r) = &shmem {
+                        let index = r.pgoff + (va - r.vma_start) / PAGE_SIZE;
+                        self.try_unmap_shmem(
+                            &r.file,
+                            index,
+                            va,
+                            pte,
+                            on_node,
+                            &mut batch,
+                            &mut unmapped,
+                        );
+                        continue;
+                    }
                     if self.try_page_out(
                         &swap,
                         va,
@@ -425,10 +448,27 @@ impl<P: PageTable> AddressSpace<P> {
     }
 }
 
+/// A shared mapping of a shmem object under the clock hand.
+struct ShmemRange {
+    file: Arc<FileObject>,
+    vma_start: u64,
+    pgoff: u64,
+}
+
+/// Whether reclaim ages and unmaps `vma`'s entries for shmem swap: a shared mapping
+/// of a shmem object that is not a hugetlb file.
+fn shmem_swappable(vma: &crate::vma::Vma) -> bool {
+    !vma.is_private()
+        && vma
+            .file()
+            .is_some_and(|f| f.kind() == FileKind::Shmem && f.hugetlb().is_none())
+}
+
 /// An entry `reclaim_scan` turned into a swap entry, whose frame reference is dropped
 /// after the flush.
-enum Unmapped {
-    /// Its page is being written (the cache holds the frame meanwhile).
+pub(super) enum Unmapped {
+    /// Its page is being written (the cache holds the frame meanwhile), or it was a
+    /// shmem page left in its page cache.
     Written(Pfn),
     /// Its page was already cached clean in `slot` of the area.
     Cached(Arc<SwapArea>, u64, Pfn),

@@ -21,7 +21,7 @@ use crate::phys::PAGE_BYTES;
 use crate::vma::{MapFlags, Prot};
 
 /// Runs each task to completion at once (the RAM disk never waits).
-struct Inline;
+pub(super) struct Inline;
 impl Spawner for Inline {
     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
         block_on(task);
@@ -30,14 +30,14 @@ impl Spawner for Inline {
 
 /// Keeps tasks until the test runs them: reads stay in flight meanwhile.
 #[derive(Default)]
-struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
+pub(super) struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
 impl Spawner for Deferred {
     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
         self.0.lock().push(task);
     }
 }
 impl Deferred {
-    fn run_all(&self) -> usize {
+    pub(super) fn run_all(&self) -> usize {
         let tasks: Vec<_> = core::mem::take(&mut *self.0.lock());
         let n = tasks.len();
         for t in tasks {
@@ -56,7 +56,7 @@ fn swap_disk(pages: u64) -> Arc<RamDisk> {
     disk
 }
 
-fn swap_on(h: &Harness, pages: u64, spawner: Arc<dyn Spawner>) -> Arc<Swap> {
+pub(super) fn swap_on(h: &Harness, pages: u64, spawner: Arc<dyn Spawner>) -> Arc<Swap> {
     let swap = h.aspace.tunables().swap().clone();
     swap.set_spawner(spawner);
     block_on(swap.activate("/dev/ram0", swap_disk(pages), None)).unwrap();
@@ -87,7 +87,7 @@ fn verify(space: &AddressSpace<SoftPageTable>, a: u64, pages: u64) {
 
 /// Two passes of the clock over `space` (the first clears the accessed bits), then
 /// the writes; returns the pages freed.
-fn reclaim_all(space: &AddressSpace<SoftPageTable>, h: &Harness) -> usize {
+pub(super) fn reclaim_all(space: &AddressSpace<SoftPageTable>, h: &Harness) -> usize {
     let swap = space.tunables().swap().clone();
     let mut freed = 0;
     for _ in 0..2 {

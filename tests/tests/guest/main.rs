@@ -11,6 +11,7 @@ mod frames;
 mod hugepriv;
 mod memctl;
 mod shmem;
+mod shmswap;
 mod stressng;
 mod swap;
 mod swap_interop;
