@@ -259,7 +259,8 @@ impl MemPolicy {
 /// The index that places page `va` of `vma` in an interleave (Linux: the file offset
 /// for a file, the page's offset in the VMA plus its `pgoff` otherwise).
 pub(crate) fn interleave_index(vma: &Vma, va: u64) -> u64 {
-    vma.pgoff + (va - vma.start) / PAGE_SIZE
+    vma.pgoff
+        .wrapping_add(va.saturating_sub(vma.start) / PAGE_SIZE)
 }
 
 impl<P: PageTable> AddressSpace<P> {

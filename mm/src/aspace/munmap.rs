@@ -82,23 +82,15 @@ impl<P: PageTable> AddressSpace<P> {
 }
 
 /// `EINVAL` if `start` or `end` falls inside a hugetlb VMA off its page boundary
-/// (a hugetlb page is never split, so its VMA is cut only between pages).
+/// (checked before a change starts; [`VmaTree::rewrite`] checks it again).
+///
+/// [`VmaTree::rewrite`]: crate::vma::VmaTree
 pub(crate) fn hugetlb_edges_aligned(
     tree: &crate::vma::VmaTree,
     start: u64,
     end: u64,
 ) -> Result<(), MmError> {
-    for v in tree.overlapping(start, end) {
-        if let Some(map) = &v.hugetlb {
-            let bytes = map.page_bytes();
-            for at in [start, end] {
-                if at > v.start && at < v.end && !at.is_multiple_of(bytes) {
-                    return Err(MmError::InvalidArgument);
-                }
-            }
-        }
-    }
-    Ok(())
+    tree.hugetlb_edges_aligned(start, end)
 }
 
 #[cfg(test)]

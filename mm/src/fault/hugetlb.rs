@@ -362,6 +362,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn no_operation_cuts_a_hugetlb_vma_between_huge_pages() {
+        let h = harness();
+        let _pool = with_pool(&h, 4);
+        let a = map(&h, 2, 0x22).unwrap();
+        let off = a + HUGE_SIZE + PAGE_SIZE;
+        // MAP_FIXED of ordinary memory over part of it (the fuzzer's way in: the rest
+        // of the hugetlb VMA started off a huge page, and a fault's huge-page base fell
+        // below the VMA), mlock, mbind and mseal: EINVAL, nothing changed.
+        let fixed = MmapRequest::from_raw(off, PAGE_SIZE, 0x3, 0x32, None, 0).unwrap();
+        assert_eq!(h.aspace.mmap(&fixed, false), Err(MmError::InvalidArgument));
+        assert_eq!(
+            h.aspace.set_range_policy(off, PAGE_SIZE, None),
+            Err(MmError::InvalidArgument)
+        );
+        assert_eq!(h.aspace.vma_at(a).unwrap().start, a);
+        assert_eq!(h.aspace.vma_at(off).unwrap().start, a, "still one VMA");
+        // On a huge page boundary the cut is allowed.
+        let aligned = MmapRequest::from_raw(a + HUGE_SIZE, HUGE_SIZE, 0x3, 0x32, None, 0).unwrap();
+        assert_eq!(h.aspace.mmap(&aligned, false), Ok(a + HUGE_SIZE));
+        assert_eq!(
+            h.aspace.fault(a + 5, Access::Write, true).unwrap(),
+            FaultResolved::DemandZeroHuge
+        );
+        h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
     fn noreserve_overrun_is_sigbus() {
         let h = harness();
         let pool = with_pool(&h, 1);

@@ -171,6 +171,22 @@ impl VmaTree {
         at >= end
     }
 
+    /// `EINVAL` if `start` or `end` falls inside a hugetlb VMA off its page boundary
+    /// (a hugetlb page is never split, so its VMA is cut only between pages).
+    pub(crate) fn hugetlb_edges_aligned(&self, start: u64, end: u64) -> Result<(), MmError> {
+        for v in self.overlapping(start, end) {
+            if let Some(map) = &v.hugetlb {
+                let bytes = map.page_bytes();
+                for at in [start, end] {
+                    if at > v.start && at < v.end && !at.is_multiple_of(bytes) {
+                        return Err(MmError::InvalidArgument);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Changes, in place, the part inside `[start, end)` of every VMA overlapping it
     /// (splitting at the edges, merging after); `rewrite` with an edit that keeps
     /// every piece. Returns the old parts inside the range.
@@ -203,6 +219,9 @@ impl VmaTree {
         edit: &mut dyn FnMut(&Vma) -> Option<Vma>,
         insert: Option<Vma>,
     ) -> Result<Vec<Vma>, MmError> {
+        // Linux's may_split: a hugetlb VMA is cut only between its pages, whatever
+        // the operation (munmap, mprotect, mlock, mbind, mseal, MAP_FIXED, ...).
+        self.hugetlb_edges_aligned(start, end)?;
         let hit: Vec<Vma> = self.overlapping(start, end).cloned().collect();
         let lo = hit.first().map_or(start, |v| v.start.min(start));
         let hi = hit.last().map_or(end, |v| v.end.max(end));
