@@ -38,7 +38,8 @@ static INLINE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_C
 static INLINE_TASK: [Mutex<Option<Task>>; MAX_CPUS] = [const { Mutex::new(None) }; MAX_CPUS];
 
 /// How long a synchronous kernel access waits for a page another fault is reading,
-/// or for reclaim to free a frame, before the copy fails with EFAULT.
+/// or for reclaim to free a frame, before its syscall gives up the CPU: the copy
+/// fails, the thread waits for the page as a fault does and runs the syscall again.
 const KERNEL_ACCESS_WAIT_NS: u64 = 200_000_000;
 
 /// Puts swap I/O on the calling CPU's executor (or hands it to the kernel access
@@ -82,8 +83,9 @@ fn drive(mut task: Task, deadline_ns: u64) {
 
 /// A fault taken by the kernel's user-copy routine (a syscall reading or writing user
 /// memory), which cannot park: a swap-in it starts is driven right here, and a wait
-/// for another fault's read or for reclaim is spun through for a bounded time. True
-/// when the access may be retried.
+/// for another fault's read or for reclaim is spun through for a bounded time, then
+/// kept for the thread loop to await before it runs the syscall again. True when the
+/// access may be retried.
 pub fn kernel_access_fault(
     space: &crate::mem::aspace::AddressSpace,
     addr: u64,
@@ -110,6 +112,10 @@ pub fn kernel_access_fault(
             {
                 while !wait.is_ready() {
                     if crate::time::now_ns() > deadline {
+                        // A slow disk or a long reclaim: the copy fails now, and the
+                        // thread loop awaits the page and runs the syscall again (as
+                        // for a userfaultfd page), instead of the syscall seeing EFAULT.
+                        super::userfaultfd::park_kernel_access(wait);
                         return false;
                     }
                     crate::arch::cpu::relax();
