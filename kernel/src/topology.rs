@@ -122,9 +122,9 @@ pub fn check_legacy_irq_routing(topo: &Topology) {
     // SAFETY: the line was routed by `init_ioapic`.
     unsafe { set_irq_masked(virt, io.gsi_base, gsi, false) };
     pit::one_shot(1193); // 1 ms
-    // Spin, not `hlt`: nothing else is armed to wake this CPU, so a PIT interrupt that
-    // never arrives would halt the boot for good (a CI boot of 8 vCPUs on a loaded
-    // host once stopped right here for 180 s) instead of reporting it at the deadline.
+                         // Spin, not `hlt`: nothing else is armed to wake this CPU, so a PIT interrupt that
+                         // never arrives would halt the boot for good (a CI boot of 8 vCPUs on a loaded
+                         // host once stopped right here for 180 s) instead of reporting it at the deadline.
     let deadline = time::now_ns() + 500_000_000;
     while IRQ_COUNTS[gsi as usize].load(Ordering::Relaxed) == before && time::now_ns() < deadline {
         core::hint::spin_loop();

@@ -252,8 +252,14 @@ impl mm::phys::FrameSource for KernelFrameSource {
         let first = match policy {
             Policy::Local => Some(local),
             Policy::Preferred(node) => Some(node),
-            Policy::Bind(nodes) | Policy::Interleave(nodes) if nodes.contains(local) => Some(local),
-            Policy::Bind(nodes) | Policy::Interleave(nodes) => nodes.iter().next(),
+            Policy::Bind(nodes) | Policy::Interleave(nodes) | Policy::PreferredMany(nodes)
+                if nodes.contains(local) =>
+            {
+                Some(local)
+            }
+            Policy::Bind(nodes) | Policy::Interleave(nodes) | Policy::PreferredMany(nodes) => {
+                nodes.iter().next()
+            }
         };
         if let Some(pfn) = first.and_then(super::thp_pool::take) {
             return Ok(pfn);

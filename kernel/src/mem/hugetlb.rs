@@ -48,6 +48,12 @@ fn node_order(policy: Policy) -> Vec<NodeId> {
     let (first, allowed): (NodeId, Vec<NodeId>) = match policy {
         Policy::Local => (local, all.collect()),
         Policy::Preferred(node) => (node, all.collect()),
+        Policy::PreferredMany(mask) => {
+            // The mask's pools nearest to this CPU first, then every other pool.
+            let mut order: Vec<NodeId> = all.collect();
+            order.sort_by_key(|&n| (!mask.contains(n), alloc.distance(local, n), n.0));
+            return order;
+        }
         Policy::Bind(mask) | Policy::Interleave(mask) => {
             let allowed: Vec<NodeId> = all.filter(|n| mask.contains(*n)).collect();
             let first = if mask.contains(local) {

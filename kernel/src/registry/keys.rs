@@ -104,9 +104,13 @@ static SYSTEM_KEYS: [&Key; 27] = [
     &crate::proc::limits::PID_MAX,
 ];
 
-/// Every key: the system-wide ones, then the per-node pools.
+/// Every key: the system-wide ones, then the per-node pools and interleave weights.
 pub fn all() -> impl Iterator<Item = &'static Key> {
-    SYSTEM_KEYS.iter().chain(NODE_POOL_KEYS.iter()).copied()
+    SYSTEM_KEYS
+        .iter()
+        .chain(NODE_POOL_KEYS.iter())
+        .chain(NODE_WEIGHT_KEYS.iter())
+        .copied()
 }
 
 fn commitment() -> &'static mm::commit::Commitment {
@@ -450,4 +454,51 @@ static NODE_POOL_KEYS: [&Key; 16] = [
     &NODE6_HUGEPAGES_1048576KB,
     &NODE7_HUGEPAGES_2048KB,
     &NODE7_HUGEPAGES_1048576KB,
+];
+
+/// Sets node `NODE`'s `MPOL_WEIGHTED_INTERLEAVE` weight; 0 brings back the default (1),
+/// which the key then holds, as Linux's file reads back.
+fn set_node_weight<const NODE: u32>(v: u64) -> SysResult<u64> {
+    let weight = u8::try_from(v).map_err(|_| errno::Errno::EINVAL)?;
+    mm::aspace::set_interleave_weight(NodeId(NODE), weight)
+        .map(u64::from)
+        .map_err(|_| errno::Errno::EINVAL)
+}
+
+/// A node's weight key: `mm.mempolicy.weighted_interleave.nodeN`.
+macro_rules! node_weight_key {
+    ($name:ident, $node:literal) => {
+        #[doc = concat!("Node ", $node, "'s weight in weighted interleaving.")]
+        pub static $name: Key = key(
+            concat!("mm.mempolicy.weighted_interleave.node", $node),
+            &[concat!(
+                "/sys/kernel/mm/mempolicy/weighted_interleave/node",
+                $node
+            )],
+            KeyKind::Int { min: 0, max: 255 },
+            1,
+            set_node_weight::<$node>,
+        );
+    };
+}
+
+node_weight_key!(NODE0_INTERLEAVE_WEIGHT, 0);
+node_weight_key!(NODE1_INTERLEAVE_WEIGHT, 1);
+node_weight_key!(NODE2_INTERLEAVE_WEIGHT, 2);
+node_weight_key!(NODE3_INTERLEAVE_WEIGHT, 3);
+node_weight_key!(NODE4_INTERLEAVE_WEIGHT, 4);
+node_weight_key!(NODE5_INTERLEAVE_WEIGHT, 5);
+node_weight_key!(NODE6_INTERLEAVE_WEIGHT, 6);
+node_weight_key!(NODE7_INTERLEAVE_WEIGHT, 7);
+
+/// The weighted-interleave weight keys, node by node.
+static NODE_WEIGHT_KEYS: [&Key; 8] = [
+    &NODE0_INTERLEAVE_WEIGHT,
+    &NODE1_INTERLEAVE_WEIGHT,
+    &NODE2_INTERLEAVE_WEIGHT,
+    &NODE3_INTERLEAVE_WEIGHT,
+    &NODE4_INTERLEAVE_WEIGHT,
+    &NODE5_INTERLEAVE_WEIGHT,
+    &NODE6_INTERLEAVE_WEIGHT,
+    &NODE7_INTERLEAVE_WEIGHT,
 ];

@@ -11,9 +11,11 @@
 //! the task the `/proc` directory names. Interleaving picks the node from the page's
 //! index in its VMA (Linux's `interleave_nid`), so consecutive pages alternate.
 
+use core::sync::atomic::{AtomicU8, Ordering};
+
 use super::AddressSpace;
 use crate::errno::MmError;
-use crate::frame::{NodeId, NodeMask, Policy, PAGE_SIZE};
+use crate::frame::{NodeId, NodeMask, Policy, MAX_NUMNODES, PAGE_SIZE};
 use crate::pagetable::PageTable;
 use crate::vma::Vma;
 
@@ -32,7 +34,8 @@ pub enum PolicyMode {
     Local,
     /// `MPOL_PREFERRED_MANY` (5): the mask's nodes first, then the others.
     PreferredMany,
-    /// `MPOL_WEIGHTED_INTERLEAVE` (6): interleave by node weights (all 1 here).
+    /// `MPOL_WEIGHTED_INTERLEAVE` (6): interleave by node weights
+    /// ([`set_interleave_weight`]).
     WeightedInterleave,
 }
 
@@ -85,6 +88,28 @@ static TASK_POLICY_HOOK: spin::Once<fn() -> Option<Option<MemPolicy>>> = spin::O
 /// boot; later calls are ignored).
 pub fn set_task_policy_hook(hook: fn() -> Option<Option<MemPolicy>>) {
     TASK_POLICY_HOOK.call_once(|| hook);
+}
+
+/// Each node's weight in `MPOL_WEIGHTED_INTERLEAVE`
+/// (`/sys/kernel/mm/mempolicy/weighted_interleave/nodeN`); 0 stands for the default, 1.
+static INTERLEAVE_WEIGHTS: [AtomicU8; MAX_NUMNODES] = [const { AtomicU8::new(0) }; MAX_NUMNODES];
+
+/// Sets `node`'s weighted-interleave weight (0: back to the default, 1), as a write of
+/// Linux's `weighted_interleave/nodeN` does. Returns the weight now in force; a node
+/// past [`MAX_NUMNODES`] is refused.
+pub fn set_interleave_weight(node: NodeId, weight: u8) -> Result<u8, MmError> {
+    let slot = INTERLEAVE_WEIGHTS
+        .get(node.0 as usize)
+        .ok_or(MmError::InvalidArgument)?;
+    slot.store(weight, Ordering::Relaxed);
+    Ok(interleave_weight(node))
+}
+
+/// `node`'s weighted-interleave weight (1 unless set).
+pub fn interleave_weight(node: NodeId) -> u8 {
+    INTERLEAVE_WEIGHTS
+        .get(node.0 as usize)
+        .map_or(1, |w| w.load(Ordering::Relaxed).max(1))
 }
 
 /// `MPOL_F_STATIC_NODES`.
@@ -165,8 +190,30 @@ impl MemPolicy {
         self.mode.linux() | (self.flags & (MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES))
     }
 
-    /// The node the `index`th page of an interleaved range goes to.
+    /// The node the `index`th page of an interleaved range goes to: round-robin over
+    /// the mask, or for `MPOL_WEIGHTED_INTERLEAVE` each node's weight of pages in turn
+    /// (Linux's `weighted_interleave_nid`: weights 3 and 1 give 0, 0, 0, 1, 0, ...).
     pub fn interleave_node(&self, index: u64) -> Option<NodeId> {
+        if self.mode == PolicyMode::WeightedInterleave {
+            let total: u64 = self
+                .nodes
+                .iter()
+                .map(|n| u64::from(interleave_weight(n)))
+                .sum();
+            if total == 0 {
+                return None;
+            }
+            let mut target = index % total;
+            for node in self.nodes.iter() {
+                let weight = u64::from(interleave_weight(node));
+                if target < weight {
+                    return Some(node);
+                }
+                target -= weight;
+            }
+            // A weight changed under us: any node of the mask is right.
+            return self.nodes.first();
+        }
         let count = u64::from(self.nodes.count());
         if count == 0 {
             return None;
@@ -178,9 +225,8 @@ impl MemPolicy {
     pub fn placement(&self, index: u64) -> Policy {
         match self.mode {
             PolicyMode::Default | PolicyMode::Local => Policy::Local,
-            PolicyMode::Preferred | PolicyMode::PreferredMany => {
-                self.nodes.first().map_or(Policy::Local, Policy::Preferred)
-            }
+            PolicyMode::Preferred => self.nodes.first().map_or(Policy::Local, Policy::Preferred),
+            PolicyMode::PreferredMany => Policy::PreferredMany(self.nodes),
             PolicyMode::Bind => Policy::Bind(self.nodes),
             PolicyMode::Interleave | PolicyMode::WeightedInterleave => self
                 .interleave_node(index)
@@ -304,11 +350,45 @@ impl<P: PageTable> AddressSpace<P> {
 mod tests {
     use super::*;
     use crate::aspace::tests::{anon_rw, harness};
+    use alloc::vec::Vec;
 
     const TWO: NodeMask = NodeMask::from_bits(0b11);
 
     fn decode(mode: u64, nodes: u64) -> Result<Option<MemPolicy>, MmError> {
         MemPolicy::decode(mode, NodeMask::from_bits(nodes), TWO)
+    }
+
+    #[test]
+    fn weighted_interleave_gives_each_node_its_weight_of_pages() {
+        // Nodes 5 and 6: no other test sets their (global) weights.
+        let policy = MemPolicy {
+            mode: PolicyMode::WeightedInterleave,
+            flags: 0,
+            nodes: NodeMask::from_bits(0b110_0000),
+        };
+        let nodes = |p: &MemPolicy| {
+            (0..8)
+                .map(|i| p.interleave_node(i).unwrap().0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(&policy), [5, 6, 5, 6, 5, 6, 5, 6]);
+        assert_eq!(set_interleave_weight(NodeId(5), 3), Ok(3));
+        assert_eq!(nodes(&policy), [5, 5, 5, 6, 5, 5, 5, 6]);
+        assert!(policy.allows(NodeId(5), 2) && policy.allows(NodeId(6), 7));
+        assert!(!policy.allows(NodeId(6), 4));
+        // Plain interleave ignores the weights.
+        let plain = MemPolicy {
+            mode: PolicyMode::Interleave,
+            ..policy
+        };
+        assert_eq!(nodes(&plain), [5, 6, 5, 6, 5, 6, 5, 6]);
+        // 0 restores the default weight, 1.
+        assert_eq!(set_interleave_weight(NodeId(5), 0), Ok(1));
+        assert_eq!(nodes(&policy), [5, 6, 5, 6, 5, 6, 5, 6]);
+        assert_eq!(
+            set_interleave_weight(NodeId(MAX_NUMNODES as u32), 2),
+            Err(MmError::InvalidArgument)
+        );
     }
 
     #[test]

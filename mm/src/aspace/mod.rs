@@ -87,7 +87,9 @@ pub(crate) mod tests;
 pub use access::AccessError;
 pub use collapse::CollapseScan;
 pub use madvise::Advice;
-pub use mempolicy::{set_task_policy_hook, MemPolicy, PolicyMode};
+pub use mempolicy::{
+    interleave_weight, set_interleave_weight, set_task_policy_hook, MemPolicy, PolicyMode,
+};
 pub use migrate::PageStatus;
 pub use mincore::MINCORE_BATCH_PAGES;
 pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};

@@ -1,5 +1,5 @@
-//! Placement policies (local, preferred, bind, interleave) and how they turn into an
-//! ordered list of candidate nodes, falling back by SLIT distance.
+//! Placement policies (local, preferred, preferred-many, bind, interleave) and how they
+//! turn into an ordered list of candidate nodes, falling back by SLIT distance.
 
 use super::error::AllocError;
 use super::nodemask::NodeMask;
@@ -14,6 +14,9 @@ pub enum Policy {
     Local,
     /// The given node (`MPOL_PREFERRED`), then the others nearest to it first.
     Preferred(NodeId),
+    /// The mask's nodes nearest to the calling CPU first (`MPOL_PREFERRED_MANY`), then
+    /// every other node nearest first.
+    PreferredMany(NodeMask),
     /// Only nodes of the mask (`MPOL_BIND`), nearest to the calling CPU first.
     Bind(NodeMask),
     /// Round-robin over the mask (`MPOL_INTERLEAVE`) using the caller's cursor; the
@@ -55,6 +58,9 @@ pub(crate) struct Plan {
     pub(crate) from: NodeId,
     /// The nodes the allocation may use.
     pub(crate) allowed: NodeMask,
+    /// The allowed nodes tried before the other allowed ones (all of them but for
+    /// `MPOL_PREFERRED_MANY`).
+    pub(crate) first: NodeMask,
     /// Whether an interleave policy chose `intended`.
     pub(crate) interleave: bool,
 }
@@ -72,20 +78,31 @@ impl Plan {
             intended,
             from,
             allowed,
+            first: allowed,
             interleave,
+        };
+        let nearest_in = |mask: NodeMask| {
+            topo.fallback(local)
+                .iter()
+                .copied()
+                .find(|n| mask.contains(*n))
+                .or(mask.first())
         };
         match policy {
             Policy::Local => Ok(plan(local, local, all, false)),
             Policy::Preferred(node) if all.contains(node) => Ok(plan(node, node, all, false)),
             Policy::Preferred(_) => Err(AllocError::InvalidPolicy),
+            Policy::PreferredMany(mask) => {
+                let mask = mask.intersect(all);
+                let intended = nearest_in(mask).ok_or(AllocError::InvalidPolicy)?;
+                Ok(Plan {
+                    first: mask,
+                    ..plan(intended, local, all, false)
+                })
+            }
             Policy::Bind(mask) => {
                 let mask = mask.intersect(all);
-                let nearest = topo
-                    .fallback(local)
-                    .iter()
-                    .copied()
-                    .find(|n| mask.contains(*n));
-                let intended = nearest.or(mask.first()).ok_or(AllocError::InvalidPolicy)?;
+                let intended = nearest_in(mask).ok_or(AllocError::InvalidPolicy)?;
                 Ok(plan(intended, local, mask, false))
             }
             Policy::Interleave(mask) => {
@@ -97,13 +114,15 @@ impl Plan {
         }
     }
 
-    /// The nodes with memory to try, in order.
+    /// The nodes with memory to try, in order: the `first` ones by distance, then the
+    /// other allowed ones by distance.
     pub(crate) fn candidates<'t>(&self, topo: &'t Topology) -> impl Iterator<Item = NodeId> + 't {
-        let allowed = self.allowed;
-        topo.fallback(self.from)
-            .iter()
-            .copied()
-            .filter(move |n| allowed.contains(*n))
+        let (allowed, first) = (self.allowed, self.first.intersect(self.allowed));
+        let order = topo.fallback(self.from).iter().copied();
+        order
+            .clone()
+            .filter(move |n| first.contains(*n))
+            .chain(order.filter(move |n| allowed.contains(*n) && !first.contains(*n)))
     }
 }
 
@@ -137,6 +156,37 @@ mod tests {
 
     fn cands(p: &Plan, t: &Topology) -> Vec<u32> {
         p.candidates(t).map(|n| n.0).collect()
+    }
+
+    #[test]
+    fn preferred_many_tries_its_nodes_nearest_first_then_the_rest() {
+        let t = topo();
+        let mut c = InterleaveCursor::default();
+        // From node 0, mask {1, 3}: 1 (distance 20) before 3 (40), then node 0.
+        let mask = NodeMask::from_bits(0b1010);
+        let p = Plan::resolve(Policy::PreferredMany(mask), &t, NodeId(0), &mut c).unwrap();
+        assert_eq!((p.intended, cands(&p, &t)), (NodeId(1), vec![1, 3, 0]));
+        // From node 3 the same mask starts at 3, its own node.
+        let p = Plan::resolve(Policy::PreferredMany(mask), &t, NodeId(3), &mut c).unwrap();
+        assert_eq!((p.intended, cands(&p, &t)), (NodeId(3), vec![3, 1, 0]));
+        // Unlike MPOL_PREFERRED (the mask's first node), the local node wins when listed.
+        let p = Plan::resolve(
+            Policy::PreferredMany(NodeMask::from_bits(0b11)),
+            &t,
+            NodeId(1),
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!((p.intended, cands(&p, &t)), (NodeId(1), vec![1, 0, 3]));
+        assert_eq!(
+            Plan::resolve(
+                Policy::PreferredMany(NodeMask::EMPTY),
+                &t,
+                NodeId(0),
+                &mut c
+            ),
+            Err(AllocError::InvalidPolicy)
+        );
     }
 
     #[test]

@@ -67,7 +67,9 @@ impl SoftFrames {
         let nodes = self.nodes.load(Ordering::Relaxed);
         let wanted = match policy {
             Policy::Preferred(n) => Some(n),
-            Policy::Bind(mask) | Policy::Interleave(mask) => mask.first(),
+            Policy::Bind(mask) | Policy::Interleave(mask) | Policy::PreferredMany(mask) => {
+                mask.first()
+            }
             Policy::Local => None,
         };
         let Some(wanted) = wanted.filter(|n| nodes > 1 && u64::from(n.0) < nodes) else {

@@ -4,7 +4,10 @@
 //! move_pages queries and /proc/self/numa_maps), mbind MPOL_MF_MOVE and
 //! MPOL_MF_STRICT, move_pages moving pages with their contents, migrate_pages moving a
 //! child's pages from node 0 to 1 and back while it writes them (nothing lost), and an
-//! unprivileged process refused another's pages. The same binary runs on Linux 6.12.
+//! unprivileged process refused another's pages; MPOL_PREFERRED_MANY taking the
+//! calling CPU's node when the mask lists it, and MPOL_WEIGHTED_INTERLEAVE following
+//! the weights in /sys/kernel/mm/mempolicy/weighted_interleave. The same binary runs on
+//! Linux 6.12.
 #![no_std]
 #![no_main]
 
@@ -13,13 +16,14 @@ extern crate alloc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use peios_bins::files::read_file;
+use peios_bins::files::{read_file, write_file};
 use peios_bins::peios::restrict_self;
 use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
 use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
 use peios_rt::sys::mm::{mmap, mmap_anon, MapFlags, Prot, PAGE_SIZE};
 use peios_rt::sys::process::{exit_group, getpid};
+use peios_rt::sys::sched::{getcpu, sched_setaffinity, CpuSet};
 use peios_rt::syscall::{syscall3, syscall4, syscall5, syscall6};
 
 peios_rt::main!(main);
@@ -30,6 +34,9 @@ const MPOL_PREFERRED: usize = 1;
 const MPOL_BIND: usize = 2;
 const MPOL_INTERLEAVE: usize = 3;
 const MPOL_LOCAL: usize = 4;
+const MPOL_PREFERRED_MANY: usize = 5;
+const MPOL_WEIGHTED_INTERLEAVE: usize = 6;
+const WEIGHT_NODE0: &str = "/sys/kernel/mm/mempolicy/weighted_interleave/node0";
 const MPOL_F_NODE: usize = 1;
 const MPOL_F_ADDR: usize = 2;
 const MPOL_F_MEMS_ALLOWED: usize = 4;
@@ -470,6 +477,122 @@ fn migrate_while_writing(c: &mut Checks) {
     );
 }
 
+/// MPOL_PREFERRED_MANY from a CPU of node 1 with both nodes in the mask: Linux takes
+/// the nearest node of the mask, the CPU's own (MPOL_PREFERRED would take node 0, the
+/// mask's first); with node 0 alone, node 0.
+fn preferred_many(c: &mut Checks) {
+    let st = in_child(|| {
+        let on_node_1 = (0..64).any(|cpu| {
+            sched_setaffinity(0, &CpuSet::single(cpu)).is_ok()
+                && getcpu().map(|(_, node)| node) == Ok(1)
+        });
+        if !on_node_1 {
+            return 90;
+        }
+        if set_mempolicy(MPOL_PREFERRED_MANY, 0b11).is_err() {
+            return 91;
+        }
+        if get_mempolicy(0, 0) != Ok((MPOL_PREFERRED_MANY as i32, 0b11)) {
+            return 92;
+        }
+        let a = region(4);
+        touch(a, 4, 1);
+        if nodes_of(0, a, 4) != [1, 1, 1, 1] {
+            return 93;
+        }
+        let _ = set_mempolicy(MPOL_PREFERRED_MANY, 0b01);
+        let b = region(4);
+        touch(b, 4, 2);
+        if nodes_of(0, b, 4) != [0, 0, 0, 0] {
+            return 94;
+        }
+        let _ = set_mempolicy(MPOL_PREFERRED, 0b11);
+        let d = region(4);
+        touch(d, 4, 3);
+        if nodes_of(0, d, 4) != [0, 0, 0, 0] {
+            return 95;
+        }
+        0
+    });
+    c.check(
+        "preferred_many.local_node_of_the_mask",
+        matches!(st, Ok(WaitStatus::Exited(0))),
+        format_args!(
+            "{:?} (90 no CPU on node 1, 91 set, 92 get, 93 not local, 94 mask {{0}}, 95 PREFERRED)",
+            st
+        ),
+    );
+}
+
+/// MPOL_WEIGHTED_INTERLEAVE: node 0 weighted 3, node 1 left at 1, so every fourth page
+/// of the range is on node 1; the weight file reads back, 0 restores 1, 256 is EINVAL
+/// and an unprivileged writer is refused.
+fn weighted_interleave(c: &mut Checks) {
+    let r = read_file(WEIGHT_NODE0);
+    c.check(
+        "weighted.default_weight_1",
+        r.as_deref() == Ok("1\n"),
+        format_args!("{:?}", r),
+    );
+    let w = write_file(WEIGHT_NODE0, "3");
+    let r = read_file(WEIGHT_NODE0);
+    c.check(
+        "weighted.weight_reads_back",
+        w.is_ok() && r.as_deref() == Ok("3\n"),
+        format_args!("{:?} {:?}", w, r),
+    );
+    let a = region(16);
+    let m = mbind(a, 16 * P, MPOL_WEIGHTED_INTERLEAVE, 0b11, 0);
+    touch(a, 16, 5);
+    let nodes = nodes_of(0, a, 16);
+    let ones: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i] == 1).collect();
+    // Where the run starts depends on the range's interleave index, not its shape.
+    let three_to_one = nodes.len() == 16
+        && nodes.iter().filter(|&&n| n == 0).count() == 12
+        && ones.len() == 4
+        && ones.windows(2).all(|w| w[1] - w[0] == 4);
+    c.check(
+        "weighted.three_pages_on_0_per_page_on_1",
+        m.is_ok() && three_to_one,
+        format_args!("{:?} {:?}", m, nodes),
+    );
+    let line = numa_maps_line(a);
+    c.check(
+        "numa_maps.weighted",
+        line.contains(" weighted interleave:0-1 ")
+            && line.contains(" N0=12 ")
+            && line.contains(" N1=4 "),
+        format_args!("{}", line),
+    );
+    c.expect_errno(
+        "weighted.weight_256_einval",
+        write_file(WEIGHT_NODE0, "256"),
+        Errno::EINVAL,
+    );
+    let st = in_child(|| {
+        if !drop_privilege() {
+            return 99;
+        }
+        match write_file(WEIGHT_NODE0, "2") {
+            Err(Errno::EACCES) => 0,
+            Err(_) => 2,
+            Ok(()) => 1,
+        }
+    });
+    c.check(
+        "weighted.unprivileged_write_refused",
+        matches!(st, Ok(WaitStatus::Exited(0))),
+        format_args!("{:?} (1 written, 2 other errno)", st),
+    );
+    let w = write_file(WEIGHT_NODE0, "0");
+    let r = read_file(WEIGHT_NODE0);
+    c.check(
+        "weighted.zero_restores_1",
+        w.is_ok() && r.as_deref() == Ok("1\n"),
+        format_args!("{:?} {:?}", w, r),
+    );
+}
+
 fn refusals(c: &mut Checks) {
     let parent = getpid();
     let a = region(2);
@@ -617,6 +740,8 @@ fn main(_args: &Args) -> i32 {
     hugetlb_bind(&mut c);
     moves(&mut c);
     migrate_while_writing(&mut c);
+    preferred_many(&mut c);
+    weighted_interleave(&mut c);
     refusals(&mut c);
     c.finish()
 }

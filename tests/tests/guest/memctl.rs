@@ -84,6 +84,14 @@ fn numa_policy_and_migration_on_two_nodes() {
         "move_pages.query_after_move",
         "migrate_pages.moves_while_writing",
         "migrate_pages.nothing_lost",
+        "preferred_many.local_node_of_the_mask",
+        "weighted.default_weight_1",
+        "weighted.weight_reads_back",
+        "weighted.three_pages_on_0_per_page_on_1",
+        "numa_maps.weighted",
+        "weighted.weight_256_einval",
+        "weighted.unprivileged_write_refused",
+        "weighted.zero_restores_1",
         "unprivileged.refused",
     ] {
         out.expect_line(&format!("numa: check {check}: ok"));

@@ -1,0 +1,1 @@
+//! Holds only benches/: `cargo bench -p mm-bench`.
