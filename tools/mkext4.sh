@@ -6,22 +6,24 @@
 #   link        -> big.bin
 #   dir/        a.txt ("alpha\n"), b.txt ("beta\n"), sub/
 #   bin/        the programs given with --prog (static binaries)
+#   files/      the files given with --file (e.g. a kernel module for the Linux anchor)
 #   seq.bin     --seq-mib N: N MiB of that pattern too (readahead and benchmarks)
 #   swapfile    --swapfile-mib N: an N MiB swap file (mkswap), every block allocated
 #               (filled with 0xa5 first: mkfs.ext4 -d would leave zero blocks as holes)
 #   swaphole.bin  with --swapfile-mib: a 1 MiB swap file whose pages after the header
 #               are holes (swapon must refuse it)
-# Usage: tools/mkext4.sh IMAGE [--seq-mib N] [--swapfile-mib N] [--prog PATH]...
+# Usage: tools/mkext4.sh IMAGE [--seq-mib N] [--swapfile-mib N] [--prog PATH]... [--file PATH]...
 # Installs e2fsprogs when mkfs.ext4 is missing. Rebuilds only when an input changed.
 set -euo pipefail
-[[ $# -ge 1 ]] || { echo "usage: $0 IMAGE [--seq-mib N] [--swapfile-mib N] [--prog PATH]..." >&2; exit 2; }
+[[ $# -ge 1 ]] || { echo "usage: $0 IMAGE [--seq-mib N] [--swapfile-mib N] [--prog PATH]... [--file PATH]..." >&2; exit 2; }
 image=$1; shift
-seq_mib=0 swapfile_mib=0 progs=()
+seq_mib=0 swapfile_mib=0 progs=() files=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seq-mib) seq_mib=$2; shift 2;;
     --swapfile-mib) swapfile_mib=$2; shift 2;;
     --prog) progs+=("$2"); shift 2;;
+    --file) files+=("$2"); shift 2;;
     *) echo "mkext4.sh: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -31,7 +33,7 @@ if ! command -v mkfs.ext4 >/dev/null && [[ ! -x /usr/sbin/mkfs.ext4 && ! -x /sbi
 fi
 PATH=$PATH:/usr/sbin:/sbin
 stamp="$image.inputs"
-want="seq=$seq_mib swapfile=$swapfile_mib $(for p in "${progs[@]}"; do sha1sum "$p"; done) $(sha1sum "$0")"
+want="seq=$seq_mib swapfile=$swapfile_mib $(for p in "${progs[@]}" "${files[@]}"; do sha1sum "$p"; done) $(sha1sum "$0")"
 if [[ -f $image && -f $stamp && $(cat "$stamp") == "$want" ]]; then exit 0; fi
 
 tree=$(mktemp -d); trap 'rm -rf "$tree"' EXIT
@@ -64,6 +66,7 @@ mkdir -p "$tree/dir/sub" "$tree/bin"
 printf 'alpha\n' > "$tree/dir/a.txt"
 printf 'beta\n' > "$tree/dir/b.txt"
 for p in "${progs[@]}"; do install -m 755 "$p" "$tree/bin/"; done
+if (( ${#files[@]} )); then mkdir -p "$tree/files"; for f in "${files[@]}"; do install -m 644 "$f" "$tree/files/"; done; fi
 size_mib=$(( (du_kib=$(du -sk --apparent-size "$tree" | cut -f1)) / 1024 * 5 / 4 + 16 ))
 mkdir -p "$(dirname "$image")"
 rm -f "$image"

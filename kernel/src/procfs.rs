@@ -88,6 +88,7 @@ pub fn read(path: &str) -> Option<String> {
         swap_total: mm::frame::PageCount(swap_total),
         swap_free: mm::frame::PageCount(swap_free),
         swap_cached: mm::frame::PageCount(swap.cached_pages()),
+        shmem: mm::frame::PageCount(mm::swap::shmem::shmem_totals().0),
         ..MeminfoExtra::default()
     };
     let anon_huge = || anon_huge_heads();

@@ -301,6 +301,33 @@ struct HugetlbState {
     pages: BTreeMap<u64, Pfn>,
 }
 
+/// The page a hugetlb fault maps (first frame, holding a reference for the leaf).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HugeFaultPage {
+    /// A page other mappings may map too (a shared mapping's): mapped with the
+    /// VMA's permissions.
+    Shared(Pfn),
+    /// A private mapping's own new page: mapped writable if the VMA is.
+    Private(Pfn),
+    /// A hugetlb file's page that a private mapping reads: mapped read-only, its
+    /// first write copies it.
+    FilePage(Pfn),
+}
+
+impl HugeFaultPage {
+    /// The page's first frame.
+    pub fn head(self) -> Pfn {
+        match self {
+            HugeFaultPage::Shared(p) | HugeFaultPage::Private(p) | HugeFaultPage::FilePage(p) => p,
+        }
+    }
+
+    /// Whether a private mapping may map it writable at once.
+    pub fn exclusive(self) -> bool {
+        matches!(self, HugeFaultPage::Private(_))
+    }
+}
+
 /// Why a hugetlb page could not be had.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoHugePage;
@@ -362,6 +389,45 @@ impl HugetlbMap {
         }))
     }
 
+    /// A private (`MAP_PRIVATE`) mapping of the hugetlb file `file` whose page index 0
+    /// would sit at `base`, covering `pages` pages from index `first`. As on Linux,
+    /// it reserves every page of its range unless `noreserve` (whatever the file
+    /// holds: a page it only reads costs nothing, but its first write copies it), and
+    /// each page it allocates, a hole's zeroed page or a copy of the file's, uses up
+    /// the reservation of its index. `None` if the reservation fails (mmap's `ENOMEM`).
+    pub fn for_file_private(
+        file: Arc<crate::hugetlb_file::HugetlbFile>,
+        base: u64,
+        first: u64,
+        pages: u64,
+        noreserve: bool,
+    ) -> Option<Arc<HugetlbMap>> {
+        let end = first.checked_add(pages)?;
+        let mut state = HugetlbState::default();
+        if !noreserve {
+            if !file.source.reserve(file.huge_size(), pages) {
+                return None;
+            }
+            state.reserved = (first..end).collect();
+        }
+        Some(Arc::new(HugetlbMap {
+            size: file.huge_size(),
+            source: file.source.clone(),
+            frames: file.frames.clone(),
+            base,
+            shared: false,
+            state: Mutex::new(state),
+            file: Some(file),
+            fault_lock: Mutex::new(()),
+        }))
+    }
+
+    /// Page reservations this mapping still holds (for a shared file mapping, none:
+    /// the file holds them).
+    pub fn reservations_held(&self) -> u64 {
+        self.state.lock().reserved.len() as u64
+    }
+
     /// The hugetlb file this mapping maps, if any.
     pub fn file(&self) -> Option<&Arc<crate::hugetlb_file::HugetlbFile>> {
         self.file.as_ref()
@@ -388,7 +454,13 @@ impl HugetlbMap {
     }
 
     /// A private mapping's copy for a fork child: no reservations (as on Linux, a
-    /// child's faults on pages it does not share may find the pool empty: SIGBUS).
+    /// child's faults on pages it does not share may find the pool empty: SIGBUS),
+    /// still reading the file of a private file mapping.
+    ///
+    /// Unlike Linux, a parent whose copy-on-write copy finds the pool empty is not
+    /// given the page by unmapping it from its children: the copy uses the
+    /// reservation of its index if the parent still holds it (a file page it only
+    /// read), else it takes an unreserved free page or gets `SIGBUS`.
     pub fn for_fork_child(self: &Arc<Self>) -> Arc<HugetlbMap> {
         if self.shared {
             return self.clone();
@@ -400,28 +472,35 @@ impl HugetlbMap {
             base: self.base,
             shared: false,
             state: Mutex::new(HugetlbState::default()),
-            file: None,
+            file: self.file.clone(),
             fault_lock: Mutex::new(()),
         })
     }
 
     fn index(&self, va: u64) -> u64 {
-        (va - self.base) / self.page_bytes()
+        // `base` wraps below 0 for a mapping at a low address of a far file offset.
+        va.wrapping_sub(self.base) / self.page_bytes()
     }
 
-    /// The page for a fault at `va` (first frame), with a reference for the leaf
-    /// that will map it: a shared mapping's existing page, or a new zeroed one.
-    /// `NoHugePage` when the pool has none (SIGBUS).
-    /// The new page comes from a node `policy` allows.
-    pub fn page_for_fault(&self, va: u64, policy: Policy) -> Result<Pfn, NoHugePage> {
+    /// The page for a fault at `va`, with a reference for the leaf that will map it:
+    /// a shared mapping's existing page, a file page a private mapping reads, or a new
+    /// zeroed one (a private mapping's own, taken with the reservation of its index if
+    /// still held). `NoHugePage` when the pool has none or the page lies past the end
+    /// of the file (SIGBUS). The new page comes from a node `policy` allows.
+    pub fn page_for_fault(&self, va: u64, policy: Policy) -> Result<HugeFaultPage, NoHugePage> {
         let idx = self.index(va);
         if let Some(file) = &self.file {
-            return file.page_for_fault(idx, policy);
+            if self.shared {
+                return file.page_for_fault(idx, policy).map(HugeFaultPage::Shared);
+            }
+            if let Some(head) = file.existing_page(idx)? {
+                return Ok(HugeFaultPage::FilePage(head));
+            }
         }
         let mut st = self.state.lock();
         if let Some(&pfn) = st.pages.get(&idx) {
             self.frames.get(pfn);
-            return Ok(pfn);
+            return Ok(HugeFaultPage::Shared(pfn));
         }
         let reserved = st.reserved.remove(&idx);
         let Some(pfn) = self.source.take(self.size, reserved, policy) else {
@@ -434,14 +513,28 @@ impl HugetlbMap {
         if self.shared {
             st.pages.insert(idx, pfn);
             self.frames.get(pfn);
+            return Ok(HugeFaultPage::Shared(pfn));
         }
-        Ok(pfn)
+        Ok(HugeFaultPage::Private(pfn))
     }
 
-    /// A page for a private copy-on-write copy (no reservation), contents undefined.
+    /// A page for a private copy-on-write copy of the page at `va`, contents
+    /// undefined: it uses up the reservation of that index if the mapping still holds
+    /// it (the first write to a file page), else takes an unreserved free page.
     /// (Its 2 MiB pieces are copied over by the caller.)
-    pub fn page_for_copy(&self, policy: Policy) -> Result<Pfn, NoHugePage> {
-        self.source.take(self.size, false, policy).ok_or(NoHugePage)
+    pub fn page_for_copy(&self, va: u64, policy: Policy) -> Result<Pfn, NoHugePage> {
+        let idx = self.index(va);
+        let mut st = self.state.lock();
+        let reserved = !self.shared && st.reserved.remove(&idx);
+        match self.source.take(self.size, reserved, policy) {
+            Some(pfn) => Ok(pfn),
+            None => {
+                if reserved {
+                    st.reserved.insert(idx);
+                }
+                Err(NoHugePage)
+            }
+        }
     }
 
     fn zero(&self, head: Pfn) {

@@ -171,6 +171,20 @@ impl HugetlbFile {
         Ok(pfn)
     }
 
+    /// The page the file holds at `index`, with a reference for the leaf that will
+    /// map it (a private mapping reading it), or `None` for a hole. `NoHugePage` past
+    /// the end of the file (SIGBUS).
+    pub fn existing_page(&self, index: u64) -> Result<Option<Pfn>, NoHugePage> {
+        let st = self.state.lock();
+        if index >= self.size_bytes() / self.page_bytes() {
+            return Err(NoHugePage);
+        }
+        Ok(st.pages.get(&index).map(|&pfn| {
+            self.frames.get(pfn);
+            pfn
+        }))
+    }
+
     /// Drops a leaf's reference on page `head`; the last goes back to the pool.
     pub fn release(&self, head: Pfn) {
         if self.frames.put_ref(head) {
@@ -223,7 +237,7 @@ mod tests {
     use crate::fault::hugetlb::tests::with_pool;
     use crate::frame::PAGE_SIZE;
     use crate::pagecache::FileObject;
-    use crate::pagetable::HUGE_SIZE;
+    use crate::pagetable::{PageTable, HUGE_SIZE};
     use crate::vma::{MapFlags, Prot};
 
     const HUGE_4K_PAGES: u64 = HUGE_SIZE / PAGE_SIZE;
@@ -301,5 +315,161 @@ mod tests {
         assert!(pages.reserve(0, 1), "a held page needs no reservation");
         drop(pages);
         assert_eq!(pool.counts(), (4, 0, 0));
+    }
+
+    /// A private mapping of a hugetlb file, in Linux's order: it reserves its whole
+    /// range at mmap, reads the file's pages without using a reservation, and uses
+    /// one up for each page it allocates (a copy on the first write to a file page,
+    /// a zeroed page for a hole); its unused reservations go back at munmap, and the
+    /// file never sees its writes.
+    #[test]
+    fn private_mapping_reserves_its_range_and_copies_file_pages_on_write() {
+        let h = harness();
+        let pool = with_pool(&h, 5);
+        let pages = HugetlbFile::new(HugeSize::Mib2, pool.clone(), h.frames.clone(), None);
+        let file = FileObject::new_hugetlb("/dev/hugepages/p", pages.clone(), h.frames.clone());
+        file.set_size(2 * HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        let s = map_file(&h.aspace, &file, 2 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
+        h.aspace.write_bytes(s + 3, b"file").unwrap();
+        h.aspace.munmap(s, 2 * HUGE_SIZE).unwrap();
+        // (capacity, in use, reserved): the file holds page 0 and index 1's reservation.
+        assert_eq!(pool.counts(), (5, 1, 1));
+        let p = map_file(
+            &h.aspace,
+            &file,
+            2 * HUGE_4K_PAGES,
+            rw,
+            MapFlags::PRIVATE,
+            0,
+        );
+        assert_eq!(pool.counts(), (5, 1, 3), "the whole range reserved");
+        let map = h.aspace.vma_at(p).unwrap().hugetlb.clone().unwrap();
+        assert_eq!(map.reservations_held(), 2);
+        let mut got = [0u8; 4];
+        h.aspace.read_bytes(p + 3, &mut got).unwrap();
+        assert_eq!(&got, b"file");
+        assert_eq!(
+            pool.counts(),
+            (5, 1, 3),
+            "reading the file's page takes none"
+        );
+        let leaf = h.aspace.page_table().query_huge(p).unwrap();
+        assert!(!leaf.flags.contains(crate::pagetable::PteFlags::WRITE));
+        h.aspace.write_bytes(p + 3, b"mine").unwrap();
+        assert_eq!(
+            pool.counts(),
+            (5, 2, 2),
+            "the copy used index 0's reservation"
+        );
+        let mut out = [0u8; 4];
+        pages.read_at(3, &mut out);
+        assert_eq!(&out, b"file", "the file never sees a private write");
+        h.aspace.read_bytes(p + 3, &mut got).unwrap();
+        assert_eq!(&got, b"mine");
+        // A hole: a private zeroed page (the file's reservation of index 1 stays).
+        h.aspace.read_bytes(p + HUGE_SIZE, &mut got).unwrap();
+        assert_eq!(got, [0; 4]);
+        assert_eq!(pool.counts(), (5, 3, 1));
+        assert_eq!(map.reservations_held(), 0);
+        h.aspace.write_bytes(p + HUGE_SIZE, b"hole").unwrap();
+        assert_eq!(pool.counts(), (5, 3, 1), "its own page is written in place");
+        assert_eq!(pages.pages_held(), 1);
+        // A fork child shares both private pages copy-on-write and reads the file
+        // through its own copy of the mapping.
+        let child = fork(&h);
+        child.read_bytes(p + 3, &mut got).unwrap();
+        assert_eq!(&got, b"mine");
+        child.write_bytes(p + 3, b"kid!").unwrap();
+        assert_eq!(pool.counts(), (5, 4, 1), "the child's copy is unreserved");
+        h.aspace.read_bytes(p + 3, &mut got).unwrap();
+        assert_eq!(&got, b"mine");
+        child.teardown();
+        h.aspace.munmap(p, 2 * HUGE_SIZE).unwrap();
+        assert_eq!(
+            pool.counts(),
+            (5, 1, 1),
+            "private pages back, the file's stay"
+        );
+        drop(map);
+        file.set_size(0);
+        assert_eq!(pool.counts(), (5, 0, 0));
+        drop((file, pages));
+        assert_eq!(h.soft.live(), 0);
+    }
+
+    #[test]
+    fn private_mapping_refusals_and_unused_reservations() {
+        let h = harness();
+        let pool = with_pool(&h, 2);
+        let pages = HugetlbFile::new(HugeSize::Mib2, pool.clone(), h.frames.clone(), None);
+        let file = FileObject::new_hugetlb("/dev/hugepages/q", pages.clone(), h.frames.clone());
+        file.set_size(HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        let fm = crate::aspace::FileMapping {
+            file: file.clone(),
+            readable: true,
+            writable: true,
+        };
+        let req = |len: u64, flags: MapFlags| crate::aspace::MmapRequest {
+            addr: 0,
+            len,
+            prot: rw,
+            flags,
+            file: Some(fm.clone()),
+            offset: 0,
+        };
+        assert_eq!(
+            h.aspace.mmap(&req(3 * HUGE_SIZE, MapFlags::PRIVATE), false),
+            Err(crate::errno::MmError::NoMemory),
+            "three pages from a pool of two"
+        );
+        assert_eq!(pool.counts(), (2, 0, 0));
+        assert_eq!(
+            file.size_bytes(),
+            HUGE_SIZE,
+            "a refused mmap does not grow it"
+        );
+        // Unreserved, past the pool: the third page is SIGBUS.
+        let flags = MapFlags::PRIVATE | MapFlags::NORESERVE;
+        let a = h.aspace.mmap(&req(3 * HUGE_SIZE, flags), false).unwrap();
+        assert_eq!(pool.counts(), (2, 0, 0));
+        assert_eq!(
+            file.size_bytes(),
+            3 * HUGE_SIZE,
+            "a writable mapping grows it"
+        );
+        h.aspace.write_bytes(a, b"a").unwrap();
+        h.aspace.write_bytes(a + HUGE_SIZE, b"b").unwrap();
+        assert!(matches!(
+            h.aspace
+                .fault(a + 2 * HUGE_SIZE, crate::fault::Access::Write, true),
+            Err(crate::fault::FaultError::SigBus)
+        ));
+        h.aspace.munmap(a, 3 * HUGE_SIZE).unwrap();
+        assert_eq!(pool.counts(), (2, 0, 0));
+        // Past the end of a read-only mapping's file: SIGBUS.
+        file.set_size(HUGE_SIZE);
+        let ro = map_file(
+            &h.aspace,
+            &file,
+            2 * HUGE_4K_PAGES,
+            Prot::READ,
+            MapFlags::PRIVATE,
+            0,
+        );
+        assert_eq!(pool.counts(), (2, 0, 2));
+        assert!(matches!(
+            h.aspace
+                .fault(ro + HUGE_SIZE, crate::fault::Access::Read, true),
+            Err(crate::fault::FaultError::SigBus)
+        ));
+        // Unmapping one unfaulted page gives its reservation back at once.
+        h.aspace.munmap(ro + HUGE_SIZE, HUGE_SIZE).unwrap();
+        assert_eq!(pool.counts(), (2, 0, 1));
+        h.aspace.teardown();
+        assert_eq!(pool.counts(), (2, 0, 0));
+        drop((file, pages));
+        assert_eq!(h.soft.live(), 0);
     }
 }

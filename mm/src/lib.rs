@@ -38,6 +38,7 @@ pub mod fault;
 pub mod frame;
 pub mod hugetlb;
 pub mod hugetlb_file;
+pub mod hugetlb_subpool;
 pub mod kmem;
 pub mod ksm;
 pub mod oom;

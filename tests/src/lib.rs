@@ -17,6 +17,15 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The path of userland program `name` (built by `userland/build.sh`), as `--run` takes it.
+pub fn userland_bin(name: &str) -> String {
+    repo_root()
+        .join("userland/target/bin")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 /// Target dir for the guest build, apart from the one `cargo test` holds locked.
 /// A scratch directory for files the guest tests hand to QEMU (disk images).
 pub fn scratch_dir() -> PathBuf {

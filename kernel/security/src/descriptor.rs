@@ -192,6 +192,25 @@ impl SecurityDescriptor {
     ///   root; a restricted token holds those SIDs deny-only, so it does not pass);
     /// - label: the creator's level with `NO_WRITE_UP`.
     pub fn for_file(creator: &Token, mode: u32) -> Self {
+        Self::file_with_mode(
+            creator.user_sid(),
+            creator.primary_group(),
+            MandatoryLabel::new(creator.integrity(), MandatoryPolicy::NO_WRITE_UP),
+            mode,
+        )
+    }
+
+    /// This file descriptor after a `chmod` to `mode`: the same owner, group and
+    /// label, the DACL rebuilt from `mode` as [`for_file`](Self::for_file) builds it
+    /// (the owner triplet for the owner SID, the group triplet for the group SID).
+    pub fn with_file_mode(&self, mode: u32) -> Self {
+        Self::file_with_mode(self.owner, self.group, self.label, mode)
+    }
+
+    /// A file descriptor with the given owner, group and label, its DACL built from
+    /// permission bits `mode` as [`for_file`](Self::for_file) builds it (a hugetlbfs
+    /// root mounted with `uid=`/`gid=`).
+    pub fn file_with_mode(owner: Sid, group: Sid, label: MandatoryLabel, mode: u32) -> Self {
         let rights = |bits: u32| {
             let mut m = AccessMask::empty();
             if bits & 4 != 0 {
@@ -207,8 +226,8 @@ impl SecurityDescriptor {
         };
         let mut aces = alloc::vec::Vec::new();
         for (sid, bits) in [
-            (creator.user_sid(), mode >> 6),
-            (creator.primary_group(), mode >> 3),
+            (owner, mode >> 6),
+            (group, mode >> 3),
             (Sid::EVERYONE, mode),
         ] {
             let mask = rights(bits & 7);
@@ -221,12 +240,7 @@ impl SecurityDescriptor {
             Sid::ADMINISTRATORS,
             AccessMask::FILE_ALL_ACCESS,
         ));
-        Self::new(
-            creator.user_sid(),
-            creator.primary_group(),
-            Some(Acl::from_aces(aces)),
-            MandatoryLabel::new(creator.integrity(), MandatoryPolicy::NO_WRITE_UP),
-        )
+        Self::new(owner, group, Some(Acl::from_aces(aces)), label)
     }
 
     /// The descriptor of a registry key (a tunable):
@@ -293,6 +307,28 @@ mod tests {
         let restricted = Token::system().restricted();
         let sd = SecurityDescriptor::for_file(&Token::system(), 0o600);
         assert!(access_check(&restricted, &sd, read, &GenericMapping::FILE).is_err());
+    }
+
+    #[test]
+    fn a_new_file_mode_keeps_owner_group_and_label() {
+        use crate::{access_check, GenericMapping};
+        let owner = Token::user(1000);
+        let other = Token::user(1001);
+        let sd = SecurityDescriptor::for_file(&owner, 0o600);
+        let read = AccessMask::FILE_READ_DATA;
+        assert!(access_check(&other, &sd, read, &GenericMapping::FILE).is_err());
+        let opened = sd.with_file_mode(0o604);
+        assert_eq!(
+            (opened.owner, opened.group, opened.label),
+            (sd.owner, sd.group, sd.label)
+        );
+        assert!(access_check(&other, &opened, read, &GenericMapping::FILE).is_ok());
+        let closed = opened.with_file_mode(0o000);
+        assert!(access_check(&owner, &closed, read, &GenericMapping::FILE).is_err());
+        // The owner may still change it again; another user may not.
+        let dac = AccessMask::WRITE_DAC;
+        assert!(access_check(&owner, &closed, dac, &GenericMapping::FILE).is_ok());
+        assert!(access_check(&other, &opened, dac, &GenericMapping::FILE).is_err());
     }
 
     #[test]

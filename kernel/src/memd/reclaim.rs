@@ -61,6 +61,8 @@ struct NodeReclaim {
     dry_laps: AtomicU32,
     /// Pages being written.
     writing: AtomicUsize,
+    /// Which shmem object the shmem scan goes on with (an index into the list).
+    shmem_hand: AtomicUsize,
 }
 
 static NODES: OnceCell<Vec<NodeReclaim>> = OnceCell::uninit();
@@ -131,7 +133,7 @@ pub struct ReclaimStats {
     pub direct_waits: u64,
     /// Clean file pages dropped (`pgsteal_file`).
     pub stolen_file: u64,
-    /// Anonymous pages taken for swap (`pgsteal_anon`).
+    /// Anonymous pages taken for swap (`pgsteal_anon`), shmem pages included.
     pub taken_anon: u64,
 }
 
@@ -209,6 +211,7 @@ pub fn start() {
                 round: Mutex::new(Completion::new()),
                 dry_laps: AtomicU32::new(0),
                 writing: AtomicUsize::new(0),
+                shmem_hand: AtomicUsize::new(0),
             })
             .collect()
     });
@@ -405,8 +408,42 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
         }
     }
     *r.hand.lock() = (pid, addr);
+    // Shared memory counts as anonymous (as in Linux's balance): its pages that no
+    // mapping holds any more (the walk above unmaps cold ones) go to swap with what
+    // is left of the round, and at least a quarter of it.
+    let shmem_budget = budget.take.max(anon / 4);
+    pages_from_shmem(r, shmem_budget, &on_node, &mut pages);
     TAKEN_ANON.fetch_add(pages.len() as u64, Ordering::Relaxed);
     (pages, budget.freed, lapped)
+}
+
+/// Moves up to `max` pages of shmem objects (tmpfs files, memfds, shared anonymous
+/// memory) that only their page cache holds, on `r`'s node, to swap, going round the
+/// objects from where the last round stopped; their writes are pushed on `pages`.
+fn pages_from_shmem(
+    r: &NodeReclaim,
+    max: usize,
+    on_node: &dyn Fn(Pfn) -> bool,
+    pages: &mut Vec<mm::swap::PageOut>,
+) {
+    let objects = mm::swap::shmem::shmem_objects();
+    if objects.is_empty() || max == 0 {
+        return;
+    }
+    let start = r.shmem_hand.load(Ordering::Relaxed) % objects.len();
+    let mut taken = 0;
+    for i in 0..objects.len() {
+        if taken >= max || !swap().has_room() {
+            break;
+        }
+        let at = (start + i) % objects.len();
+        let got = objects[at].swap_out(swap(), max - taken, on_node, pages);
+        taken += got;
+        if got != 0 {
+            // This object first next time: its cursor goes on where it stopped.
+            r.shmem_hand.store(at, Ordering::Relaxed);
+        }
+    }
 }
 
 /// How this round on `r`'s node splits between file and anonymous pages.

@@ -309,13 +309,25 @@ fn note_swap_size() {
         .set_swap_pages(swap().totals().0);
 }
 
-/// Faults every page of area `id` back into every process.
+/// Faults every page of area `id` back into every process, and reads every shmem
+/// page stored there back into its page cache.
 async fn bring_back(id: u8) -> SysResult<()> {
     for round in 0.. {
         for process in crate::proc::all() {
             let space = process.address_space();
             loop {
                 match space.mm().swapoff_step(id).map_err(Errno::from)? {
+                    SwapoffStep::Done => break,
+                    SwapoffStep::Again => sched::yield_now().await,
+                    SwapoffStep::Wait(wait) => wait.await,
+                }
+            }
+        }
+        // Shared memory's pages in the area (tmpfs files, memfds, shared anonymous
+        // memory), held by no process.
+        for object in mm::swap::shmem::shmem_objects() {
+            loop {
+                match object.swapoff_step(id).map_err(Errno::from)? {
                     SwapoffStep::Done => break,
                     SwapoffStep::Again => sched::yield_now().await,
                     SwapoffStep::Wait(wait) => wait.await,
@@ -360,7 +372,7 @@ pub fn proc_vmstat() -> String {
     let s = swap().stats();
     let r = super::reclaim::stats();
     alloc::format!(
-        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\npgsteal_anon {}\npgsteal_file {}\noom_kill {}\n",
+        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\npgsteal_anon {}\npgsteal_file {}\nnr_shmem {}\nnr_swapcached {}\noom_kill {}\n",
         s.pswpin.load(Relaxed),
         s.pswpout.load(Relaxed),
         s.readahead.load(Relaxed),
@@ -371,6 +383,8 @@ pub fn proc_vmstat() -> String {
         r.direct_waits,
         r.taken_anon,
         r.stolen_file,
+        mm::swap::shmem::shmem_totals().0,
+        swap().cached_pages(),
         crate::memd::oom::kills(),
     )
 }

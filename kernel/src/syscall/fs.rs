@@ -159,6 +159,9 @@ pub fn write(thread: &Arc<Thread>, fd: u64, buf: u64, count: u64) -> Outcome {
             let done = progress.load(core::sync::atomic::Ordering::Relaxed);
             match f.file().write(buf + done, count - done) {
                 Ok(n) if done + n == count => Some(Ok(count)),
+                // A regular file's short write is the answer (no later change would
+                // wake this wait: only a stream's reader makes room).
+                Ok(n) if !f.file().is_stream() => Some(Ok(done + n)),
                 Ok(n) => {
                     progress.store(done + n, core::sync::atomic::Ordering::Relaxed);
                     None
@@ -386,6 +389,7 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
     } else {
         Memfd::new_sealable(object, flags & MFD_ALLOW_SEALING != 0)
     };
+    memfd.set_creator(&caller(thread).token);
     let file = OpenFile::new(Arc::new(memfd), O_RDWR | O_LARGEFILE, None);
     thread
         .process

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 mod caps;
+mod chmod;
 mod clone3;
 pub mod entry;
 pub mod fault;
@@ -308,6 +309,14 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         257 => fs::openat(thread, dirfd(a[0]), a[1], lower32(a[2]), lower32(a[3])).into(),
         85 => fs::openat(thread, fs::AT_FDCWD, a[0], 0o1101, lower32(a[1])).into(), // creat
         76 => names::truncate(thread, a[0], a[1]).into(),
+        90 => chmod::fchmodat2(thread, fs::AT_FDCWD, a[0], a[1], 0).into(),
+        91 => chmod::fchmod(thread, lower32(a[0]), a[1]).into(),
+        268 => chmod::fchmodat2(thread, dirfd(a[0]), a[1], a[2], 0).into(),
+        452 => chmod::fchmodat2(thread, dirfd(a[0]), a[1], a[2], lower32(a[3])).into(),
+        92 => chmod::fchownat(thread, fs::AT_FDCWD, a[0], a[1], a[2], 0).into(),
+        93 => chmod::fchown(thread, lower32(a[0]), a[1], a[2]).into(),
+        94 => chmod::fchownat(thread, fs::AT_FDCWD, a[0], a[1], a[2], 0x100).into(),
+        260 => chmod::fchownat(thread, dirfd(a[0]), a[1], a[2], a[3], lower32(a[4])).into(),
         82 => names::renameat2(thread, fs::AT_FDCWD, a[0], fs::AT_FDCWD, a[1], 0).into(),
         264 => names::renameat2(thread, dirfd(a[0]), a[1], dirfd(a[2]), a[3], 0).into(),
         316 => names::renameat2(thread, dirfd(a[0]), a[1], dirfd(a[2]), a[3], lower32(a[4])).into(),

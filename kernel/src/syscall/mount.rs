@@ -1,5 +1,5 @@
 //! `mount` and `umount2`, for the filesystems a program may mount itself: hugetlbfs
-//! (`pagesize=`, `size=`, `mode=`).
+//! (`pagesize=`, `size=`, `min_size=`, `nr_inodes=`, `mode=`, `uid=`, `gid=`).
 //!
 //! Mounting changes what every process sees, so both calls need the caller's token to
 //! hold SeTcbPrivilege (Linux's CAP_SYS_ADMIN; EPERM without it). Peios keeps one
@@ -11,7 +11,10 @@ use super::fs::{caller, read_path};
 use crate::{
     arch::uaccess::read_user_cstr,
     proc::thread::Thread,
-    vfs::{mount, tmpfs::HugetlbfsOptions, tmpfs::Tmpfs},
+    vfs::{
+        mount,
+        tmpfs::{HugetlbfsLimits, HugetlbfsOptions, Tmpfs},
+    },
 };
 use alloc::{string::String, sync::Arc};
 use errno::{Errno, SysResult};
@@ -77,8 +80,12 @@ pub fn mount(
     let frames = crate::mem::frames::mm_frames().clone();
     let fs = match fstype.as_slice() {
         b"hugetlbfs" => {
-            let (perm, options) = hugetlbfs_options(&options)?;
-            Tmpfs::hugetlbfs(&at, perm, options, frames)
+            let (perm, options, limits) = hugetlbfs_options(&options)?;
+            if mount::is_mount_point(&at) {
+                return Err(Errno::EBUSY);
+            }
+            // `min_size=` is reserved here (ENOMEM), and released with the mount.
+            Tmpfs::hugetlbfs_limited(&at, perm, options, limits, frames)?
         }
         _ => return Err(Errno::ENODEV),
     };
@@ -122,14 +129,27 @@ fn parse_bytes(text: &str) -> Option<u64> {
     value.checked_mul(1 << shift)
 }
 
-/// hugetlbfs's options: `pagesize=` (2M or 1G; the default 2M), `size=` (bytes, or
-/// a percentage of the pool's pages, as a page limit for all the mount's files),
-/// `mode=` (octal permission bits of the root; default 0755). EINVAL for anything
-/// else (`min_size=`, `nr_inodes=`, `uid=`, `gid=` are not supported).
-fn hugetlbfs_options(options: &str) -> SysResult<(u32, HugetlbfsOptions)> {
+/// hugetlbfs's options, as Linux reads them: `pagesize=` (2M or 1G; the default 2M),
+/// `size=` (bytes, or a percentage of the pool's pages, as a page limit for all the
+/// mount's files), `min_size=` (the same, reserved for them while mounted; more than
+/// `size=` is EINVAL), `nr_inodes=` (files and directories at most, with a K/M/G
+/// suffix), `mode=` (octal permission bits of the root; default 0755), `uid=` and
+/// `gid=` (the root's owner and group). Sizes and counts must start with a digit;
+/// an unknown option or a bad value is EINVAL.
+fn hugetlbfs_options(options: &str) -> SysResult<(u32, HugetlbfsOptions, HugetlbfsLimits)> {
     let mut size = HugeSize::Mib2;
     let mut limit: Option<&str> = None;
+    let mut min_size: Option<&str> = None;
+    let mut limits = HugetlbfsLimits::default();
     let mut perm = 0o755;
+    let starts_with_digit = |v: &str| v.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    // A uid or gid: a u32 that is not -1 (Linux's invalid id).
+    let id = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|&id| id != u32::MAX)
+            .ok_or(Errno::EINVAL)
+    };
     for option in options.split(',').filter(|o| !o.is_empty()) {
         let (key, value) = option.split_once('=').ok_or(Errno::EINVAL)?;
         match key {
@@ -139,20 +159,37 @@ fn hugetlbfs_options(options: &str) -> SysResult<(u32, HugetlbfsOptions)> {
                     .filter(|s| s.order().bytes() == bytes)
                     .ok_or(Errno::EINVAL)?;
             }
+            "size" | "min_size" if !starts_with_digit(value) => return Err(Errno::EINVAL),
             "size" => limit = Some(value),
+            "min_size" => min_size = Some(value),
+            "nr_inodes" => {
+                if !starts_with_digit(value) {
+                    return Err(Errno::EINVAL);
+                }
+                limits.max_inodes = Some(parse_bytes(value).ok_or(Errno::EINVAL)?);
+            }
             "mode" => perm = u32::from_str_radix(value, 8).map_err(|_| Errno::EINVAL)? & 0o7777,
+            "uid" => limits.uid = id(value)?,
+            "gid" => limits.gid = id(value)?,
             _ => return Err(Errno::EINVAL),
         }
     }
-    let max_pages = match limit {
-        None => None,
-        Some(text) => Some(match text.strip_suffix('%') {
+    // A size in pages of `size` (rounded down), or a percentage of the pool's.
+    let pages = |text: &str| -> SysResult<u64> {
+        Ok(match text.strip_suffix('%') {
             Some(percent) => {
                 let percent: u64 = percent.parse().map_err(|_| Errno::EINVAL)?;
                 crate::mem::hugetlb::pools().total(size) * percent / 100
             }
             None => parse_bytes(text).ok_or(Errno::EINVAL)? / size.order().bytes(),
-        }),
+        })
     };
-    Ok((perm, HugetlbfsOptions { size, max_pages }))
+    let max_pages = limit.map(pages).transpose()?;
+    limits.min_pages = min_size.map(pages).transpose()?;
+    if let (Some(max), Some(min)) = (max_pages, limits.min_pages) {
+        if min > max {
+            return Err(Errno::EINVAL);
+        }
+    }
+    Ok((perm, HugetlbfsOptions { size, max_pages }, limits))
 }

@@ -8,11 +8,12 @@
 //! `PROCESS_QUERY_INFORMATION` to ask where they are; refusals are `EPERM`, as
 //! Linux's ptrace-mode check answers.
 
+use crate::mem::aspace::{AddressSpace, MmSpace};
 use crate::{
     arch::uaccess::{read_user, write_user},
     proc::{self, thread::Thread, Process},
 };
-use alloc::sync::Arc;
+use alloc::{sync::Arc, vec::Vec};
 use errno::{Errno, SysResult};
 use mm::aspace::{MemPolicy, PageStatus};
 use mm::frame::{NodeId, NodeMask};
@@ -85,6 +86,23 @@ fn decode(mode: u64, nmask: u64, maxnode: u64) -> SysResult<Option<MemPolicy>> {
         nodes,
         online_nodes(),
     )?)
+}
+
+/// Every process's address space but `space` (each once: `CLONE_VM` processes share
+/// one), for `MPOL_MF_MOVE_ALL`.
+fn other_spaces(space: &Arc<AddressSpace>) -> Vec<Arc<AddressSpace>> {
+    let mut others: Vec<Arc<AddressSpace>> = Vec::new();
+    for p in crate::proc::all() {
+        let s = p.address_space();
+        if !Arc::ptr_eq(&s, space) && !others.iter().any(|o| Arc::ptr_eq(o, &s)) {
+            others.push(s);
+        }
+    }
+    others
+}
+
+fn mm_refs(spaces: &[Arc<AddressSpace>]) -> Vec<&MmSpace> {
+    spaces.iter().map(|s| s.mm()).collect()
 }
 
 fn may_move_all(thread: &Thread) -> bool {
@@ -218,7 +236,12 @@ pub fn mbind(
     let end = start.saturating_add(len.saturating_add(4095) & !4095);
     let strict = flags & MPOL_MF_STRICT != 0 && policy.is_some();
     if flags & (MPOL_MF_MOVE | MPOL_MF_MOVE_ALL) != 0 {
-        let left = mm.migrate_misplaced(start, end, flags & MPOL_MF_MOVE_ALL != 0);
+        let left = if flags & MPOL_MF_MOVE_ALL != 0 {
+            let others = other_spaces(&space);
+            mm.migrate_misplaced(start, end, true, &mm_refs(&others))
+        } else {
+            mm.migrate_misplaced(start, end, false, &[])
+        };
         if strict && left > 0 {
             return Err(Errno::EIO);
         }
@@ -282,6 +305,14 @@ pub fn move_pages(
     if count > (1 << 31) {
         return Err(Errno::EINVAL);
     }
+    // MOVE_ALL moves a frame shared copy-on-write with other processes for all of them
+    // (there is no reverse map: the sharers are looked for at the same address).
+    let others = if move_all && nodes != 0 {
+        other_spaces(&space)
+    } else {
+        Vec::new()
+    };
+    let sharers = mm_refs(&others);
     let mut done = 0u64;
     while done < count {
         let n = (count - done).min(MOVE_BATCH);
@@ -294,7 +325,11 @@ pub fn move_pages(
                 if node < 0 || !online.contains(NodeId(node as u32)) {
                     return Err(Errno::ENODEV);
                 }
-                mm.migrate_page(va, NodeId(node as u32), move_all)
+                if move_all {
+                    mm.migrate_page_among(va, NodeId(node as u32), &sharers)
+                } else {
+                    mm.migrate_page(va, NodeId(node as u32), false)
+                }
             };
             write_user(status + i * 4, &result.as_status())?;
         }

@@ -4,7 +4,11 @@
 //! pseudo filesystems (proc, sysfs) report none, as on Linux.
 
 use super::fs::{caller, file_of, read_path};
-use crate::{arch::uaccess::write_user, proc::thread::Thread, vfs::mount};
+use crate::{
+    arch::uaccess::write_user,
+    proc::thread::Thread,
+    vfs::{mount, FsUsage},
+};
 use errno::{Errno, SysResult};
 
 const PAGE_SIZE: u64 = 4096;
@@ -30,29 +34,35 @@ fn magic(name: &str) -> u64 {
     }
 }
 
-/// Writes a `struct statfs` for filesystem `name`.
-fn write_statfs(buf: u64, name: &str, read_only: bool) -> SysResult {
+/// Writes a `struct statfs` for filesystem `name`, with its own counts if it keeps
+/// them (a hugetlbfs: its page size as the block size).
+fn write_statfs(buf: u64, name: &str, read_only: bool, usage: Option<FsUsage>) -> SysResult {
     let memory_backed = matches!(name, "tmpfs" | "devtmpfs" | "rootfs" | "initramfs");
-    let (blocks, free) = if memory_backed {
-        let (total, free, _, _) = mm::frame::report::totals(crate::mem::frames::allocator());
-        (total.0, free.0)
-    } else {
-        (0, 0)
-    };
+    let usage = usage.unwrap_or_else(|| {
+        let mut usage = FsUsage {
+            block_size: PAGE_SIZE,
+            ..Default::default()
+        };
+        if memory_backed {
+            let (total, free, _, _) = mm::frame::report::totals(crate::mem::frames::allocator());
+            (usage.blocks, usage.free_blocks) = (total.0, free.0);
+        }
+        usage
+    });
     let flags = ST_VALID | if read_only { ST_RDONLY } else { 0 };
     // f_type, f_bsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_fsid,
     // f_namelen, f_frsize, f_flags, f_spare[4].
     let fields: [u64; 15] = [
         magic(name),
-        PAGE_SIZE,
-        blocks,
-        free,
-        free,
-        0,
-        0,
+        usage.block_size,
+        usage.blocks,
+        usage.free_blocks,
+        usage.free_blocks,
+        usage.files,
+        usage.free_files,
         0,
         NAME_MAX,
-        PAGE_SIZE,
+        usage.block_size,
         flags,
         0,
         0,
@@ -70,8 +80,9 @@ pub fn statfs(thread: &Thread, path: u64, buf: u64) -> SysResult {
         return Err(Errno::ENOENT);
     }
     let cwd = thread.process.fs.lock().cwd.clone();
-    let (fs, read_only) = mount::filesystem_of(&caller(thread), &cwd, &name)?;
-    write_statfs(buf, fs, read_only)
+    let who = caller(thread);
+    let (fs, read_only) = mount::filesystem_of(&who, &cwd, &name)?;
+    write_statfs(buf, fs, read_only, mount::usage_of(&who, &cwd, &name)?)
 }
 
 /// `fstatfs(fd, buf)`: a file opened by path reports its filesystem; pipes pipefs,
@@ -79,19 +90,30 @@ pub fn statfs(thread: &Thread, path: u64, buf: u64) -> SysResult {
 /// anonymous-inode filesystem.
 pub fn fstatfs(thread: &Thread, fd: u64, buf: u64) -> SysResult {
     let open = file_of(thread, fd)?;
-    let (fs, read_only) = match open.path().and_then(mount::filesystem_at) {
-        Some(found) => found,
-        None => {
-            let shown = open.file().proc_name();
-            let fs = if shown.starts_with("pipe:") {
-                "pipefs"
-            } else if shown.starts_with("/memfd:") {
-                "tmpfs"
-            } else {
-                "anon_inodefs"
-            };
-            (fs, false)
-        }
+    if let Some((fs, read_only)) = open.path().and_then(mount::filesystem_at) {
+        let usage = open.path().and_then(mount::usage_at);
+        return write_statfs(buf, fs, read_only, usage);
+    }
+    let shown = open.file().proc_name();
+    // An MFD_HUGETLB memfd lives on Linux's internal hugetlbfs (no limits).
+    let huge_page = open
+        .file()
+        .mmap_object()
+        .ok()
+        .and_then(|object| object.hugetlb().map(|pages| pages.page_bytes()));
+    if let Some(block_size) = huge_page {
+        let usage = FsUsage {
+            block_size,
+            ..Default::default()
+        };
+        return write_statfs(buf, "hugetlbfs", false, Some(usage));
+    }
+    let fs = if shown.starts_with("pipe:") {
+        "pipefs"
+    } else if shown.starts_with("/memfd:") {
+        "tmpfs"
+    } else {
+        "anon_inodefs"
     };
-    write_statfs(buf, fs, read_only)
+    write_statfs(buf, fs, false, None)
 }

@@ -2,13 +2,17 @@
 //! and mapped through one page-cache object. A tmpfs file is the same thing with a
 //! name ([`Memfd::named`]): its attributes come from its inode.
 
-use super::{anon_inode_number, seek_position, File, Stat, Whence};
+use super::{
+    anon_inode_number,
+    attrs::{Owned, SetAttr},
+    seek_position, File, Stat, Whence,
+};
 use crate::arch::uaccess::{copy_from_user, copy_to_user};
 use crate::tunable::{keep, key, Key, KeyKind};
 use alloc::{boxed::Box, sync::Arc};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use errno::{Errno, SysResult};
-use mm::pagecache::FileObject;
+use mm::pagecache::{FileObject, PageError};
 use spin::Mutex;
 
 /// `vm.memfd_noexec`: 0, a memfd is executable unless made with `MFD_NOEXEC_SEAL`;
@@ -50,6 +54,9 @@ pub mod seal {
 /// The attributes of a named shared-memory file, given its size.
 pub type StatOf = Box<dyn Fn(u64) -> Stat + Send + Sync>;
 
+/// A named shared-memory file's `chmod` and `chown` (its inode's).
+pub type SetAttrOf = Box<dyn Fn(SetAttr, &super::Caller) -> SysResult<()> + Send + Sync>;
+
 /// A memfd (or an open tmpfs file).
 pub struct Memfd {
     object: Arc<FileObject>,
@@ -63,6 +70,14 @@ pub struct Memfd {
     seals: AtomicU32,
     /// A memfd's permission bits (`0o777`, or `0o666` for `MFD_NOEXEC_SEAL`).
     mode: AtomicU32,
+    /// For a named file: its inode's `chmod` and `chown`.
+    set_attr_of: Option<SetAttrOf>,
+    /// A memfd's owner and descriptor (built from `mode` as a tmpfs file's), once
+    /// [`set_creator`](Self::set_creator) has given them; `chmod` and `chown` change
+    /// them (and `mode` with them).
+    owner: Mutex<Option<Owned>>,
+    /// A read or write waiting for a page (read back from swap).
+    page_wait: super::pagewait::PageWait,
 }
 
 impl Memfd {
@@ -94,7 +109,53 @@ impl Memfd {
             stat_of: None,
             seals: AtomicU32::new(seal::SEAL),
             mode: AtomicU32::new(0o777),
+            set_attr_of: None,
+            owner: Mutex::new(None),
+            page_wait: super::pagewait::PageWait::default(),
         }
+    }
+
+    /// A memfd made by `creator`: it owns the file (`stat` shows its uid and gid,
+    /// and it may `fchmod` it).
+    pub fn set_creator(&self, creator: &security::Token) {
+        let mode = self.mode.load(Ordering::Relaxed);
+        *self.owner.lock() = Some(Owned {
+            mode,
+            uid: creator.uid(),
+            gid: creator.gid(),
+            sd: security::SecurityDescriptor::for_file(creator, mode),
+        });
+    }
+
+    /// [`named`](Self::named), with the inode's `chmod` and `chown`.
+    pub fn named_with_attrs(
+        object: Arc<FileObject>,
+        stat_of: StatOf,
+        set_attr_of: SetAttrOf,
+    ) -> Memfd {
+        Memfd {
+            set_attr_of: Some(set_attr_of),
+            ..Memfd::named(object, stat_of)
+        }
+    }
+
+    /// A memfd's `chmod` or `chown` (EPERM for one with no recorded creator).
+    fn set_attr(&self, change: SetAttr, caller: &super::Caller) -> SysResult<()> {
+        if let Some(set_attr_of) = &self.set_attr_of {
+            return set_attr_of(change, caller);
+        }
+        let mut owner = self.owner.lock();
+        let owned = owner.as_mut().ok_or(Errno::EPERM)?;
+        let mut changed = owned.clone();
+        changed.apply(change, caller, false)?;
+        // Linux's hugetlbfs does not check F_SEAL_EXEC on chmod (only shmem does).
+        let exec_sealed = self.seals() & seal::EXEC != 0 && self.object.hugetlb().is_none();
+        if exec_sealed && (changed.mode ^ owned.mode) & 0o111 != 0 {
+            return Err(Errno::EPERM);
+        }
+        self.mode.store(changed.mode, Ordering::Relaxed);
+        *owned = changed;
+        Ok(())
     }
 
     /// An open description of a named file over `object` whose attributes `stat_of`
@@ -106,7 +167,19 @@ impl Memfd {
         }
     }
 
+    /// Reads at `offset`; a page that must be waited for answers EAGAIN (the wait is
+    /// parked for [`File::poll`]).
     fn read_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
+        loop {
+            match self.try_read_at(buf, count, offset) {
+                // The wait was over already: at once again.
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn try_read_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
@@ -120,6 +193,8 @@ impl Memfd {
                 None => match self.object.read_at(at, &mut chunk[..want]) {
                     Ok(read) => read,
                     Err(_) if got > 0 => break,
+                    // A page in swap (or no frame yet): wait, then read again.
+                    Err(PageError::Wait(wait)) => return self.page_wait.park(wait),
                     Err(_) => return Err(Errno::EIO),
                 },
             };
@@ -194,7 +269,17 @@ impl Memfd {
         Ok(())
     }
 
+    /// Writes at `offset`, as [`read_at`](Self::read_at) reads.
     fn write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
+        loop {
+            match self.try_write_at(buf, count, offset) {
+                Err(Errno::EINTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn try_write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
         // hugetlbfs has no write(2): its pages are written through mappings.
         if self.object.hugetlb().is_some() {
             return Err(Errno::EINVAL);
@@ -214,6 +299,7 @@ impl Memfd {
             }
             match self.object.write_at(offset + done as u64, &chunk[..len]) {
                 Ok(put) => done += put,
+                Err(PageError::Wait(wait)) if done == 0 => return self.page_wait.park(wait),
                 Err(_) if done > 0 => break,
                 Err(_) => return Err(Errno::EIO),
             }
@@ -225,6 +311,16 @@ impl Memfd {
 impl File for Memfd {
     fn proc_name(&self) -> alloc::string::String {
         self.object.info().path.clone()
+    }
+
+    fn poll(&self, waker: Option<&core::task::Waker>) -> u16 {
+        self.page_wait.poll(waker)
+    }
+
+    /// A regular file: a wait for a page (read back from swap) is waited out
+    /// whatever `O_NONBLOCK` says.
+    fn always_blocks(&self) -> bool {
+        true
     }
 
     fn read(&self, buf: u64, count: u64) -> SysResult<u64> {
@@ -272,7 +368,23 @@ impl File for Memfd {
             return stat_of(self.object.size_bytes());
         }
         let mode = self.mode.load(Ordering::Relaxed);
-        Stat::regular(mode, self.object.size_bytes()).at(super::stat::encode_dev(0, 2), self.ino)
+        let mut stat = Stat::regular(mode, self.object.size_bytes());
+        if let Some(owned) = &*self.owner.lock() {
+            stat.uid = owned.uid;
+            stat.gid = owned.gid;
+        }
+        stat.at(super::stat::encode_dev(0, 2), self.ino)
+    }
+
+    /// A named file's goes to its inode; a memfd's follows [`super::attrs`], and
+    /// with `F_SEAL_EXEC` a change of any exec bit is EPERM, as Linux's shmem (a
+    /// hugetlb memfd's exec bits change regardless, as Linux's hugetlbfs lets them).
+    fn chmod(&self, mode: u32, caller: &super::Caller) -> SysResult<()> {
+        self.set_attr(SetAttr::Mode(mode), caller)
+    }
+
+    fn chown(&self, uid: Option<u32>, gid: Option<u32>, caller: &super::Caller) -> SysResult<()> {
+        self.set_attr(SetAttr::Owner(uid, gid), caller)
     }
 
     fn as_any(&self) -> &dyn core::any::Any {

@@ -14,6 +14,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod attrs;
 pub mod console;
 pub mod devfs;
 pub mod dir;
@@ -22,6 +23,7 @@ pub mod eventfd;
 pub mod initramfs;
 pub mod memfd;
 pub mod mount;
+pub mod pagewait;
 pub mod pipe;
 pub mod stat;
 pub mod text;
@@ -247,6 +249,21 @@ pub trait File: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// Sets the permission bits to `mode` (`fchmod`) for `caller`, who must be
+    /// allowed to rewrite the file's DACL (`WRITE_DAC`: its owner, or SYSTEM and
+    /// Administrators). Default: EPERM (a file with no descriptor of its own).
+    fn chmod(&self, mode: u32, caller: &Caller) -> SysResult<()> {
+        let _ = (mode, caller);
+        Err(Errno::EPERM)
+    }
+
+    /// Sets the owner and group (`fchown`; `None` leaves one as it is) for `caller`
+    /// by the rules [`attrs`] gives. Default: EPERM.
+    fn chown(&self, uid: Option<u32>, gid: Option<u32>, caller: &Caller) -> SysResult<()> {
+        let _ = (uid, gid, caller);
+        Err(Errno::EPERM)
+    }
+
     /// What `/proc/<pid>/fd/N` shows for a file opened without a path
     /// (`pipe:[INO]`, `anon_inode:[eventfd]`, ...). Default: `anon_inode:[unknown]`.
     fn proc_name(&self) -> String {
@@ -362,6 +379,22 @@ pub struct Caller {
     pub token: Arc<security::Token>,
 }
 
+/// A filesystem's own block and inode counts, as `statfs` reports them (Linux's -1,
+/// "no limit", is `u64::MAX`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsUsage {
+    /// `f_bsize` (and `f_frsize`).
+    pub block_size: u64,
+    /// `f_blocks`.
+    pub blocks: u64,
+    /// `f_bfree` and `f_bavail`.
+    pub free_blocks: u64,
+    /// `f_files`.
+    pub files: u64,
+    /// `f_ffree`.
+    pub free_files: u64,
+}
+
 /// What a name in a filesystem is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
@@ -416,6 +449,12 @@ pub trait Filesystem: Send + Sync {
         false
     }
 
+    /// What `statfs` reports of this filesystem beyond its name, if it keeps its own
+    /// counts (a hugetlbfs). Default: none.
+    fn usage(&self) -> Option<FsUsage> {
+        None
+    }
+
     /// The names in directory `rel`, with their kinds (without `.` and `..`).
     fn readdir(&self, rel: &str, caller: &Caller) -> SysResult<Vec<(String, Node)>>;
 
@@ -450,6 +489,13 @@ pub trait Filesystem: Send + Sync {
     /// names as `rename(2)` does. Default: EROFS.
     fn rename(&self, from: &str, to: &str, caller: &Caller) -> SysResult<()> {
         let _ = (from, to, caller);
+        Err(Errno::EROFS)
+    }
+
+    /// Changes the permission bits or the owner of `rel` (`chmod(2)`, `chown(2)`), as
+    /// [`File::chmod`] and [`File::chown`]. Default: EROFS.
+    fn set_attr(&self, rel: &str, change: attrs::SetAttr, caller: &Caller) -> SysResult<()> {
+        let _ = (rel, change, caller);
         Err(Errno::EROFS)
     }
 

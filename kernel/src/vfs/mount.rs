@@ -221,6 +221,23 @@ pub fn truncate(caller: &Caller, cwd: &str, path: &str, length: u64) -> SysResul
     }
 }
 
+/// `chmod` or `chown` of `path` (following a last link when `follow`).
+pub fn set_attr(
+    caller: &Caller,
+    cwd: &str,
+    path: &str,
+    change: super::attrs::SetAttr,
+    follow: bool,
+) -> SysResult<()> {
+    let r = resolve(caller, cwd, path, follow)?;
+    let (fs, rel, node) = node_of(&r, caller)?;
+    match (node, change) {
+        // Linux has no permission bits on a link to change.
+        (Node::Symlink(_), super::attrs::SetAttr::Mode(_)) => Err(Errno::EOPNOTSUPP),
+        _ => fs.set_attr(&rel, change, caller),
+    }
+}
+
 /// `stat` of `path` (following a last link when `follow`).
 pub fn stat(caller: &Caller, cwd: &str, path: &str, follow: bool) -> SysResult<Stat> {
     let r = resolve(caller, cwd, path, follow)?;
@@ -254,6 +271,19 @@ pub fn filesystem_of(caller: &Caller, cwd: &str, path: &str) -> SysResult<(&'sta
     let r = resolve(caller, cwd, path, true)?;
     let (fs, _, _) = node_of(&r, caller)?;
     Ok((fs.name(), fs.read_only()))
+}
+
+/// The counts of the filesystem that holds what `path` names (following a last link),
+/// if it keeps its own ([`Filesystem::usage`]).
+pub fn usage_of(caller: &Caller, cwd: &str, path: &str) -> SysResult<Option<super::FsUsage>> {
+    let r = resolve(caller, cwd, path, true)?;
+    let (fs, _, _) = node_of(&r, caller)?;
+    Ok(fs.usage())
+}
+
+/// The counts of the filesystem holding canonical `path`, if it keeps its own.
+pub fn usage_at(path: &str) -> Option<super::FsUsage> {
+    locate(path).ok().and_then(|(fs, _)| fs.usage())
 }
 
 /// The name and read-only state of the filesystem holding canonical `path`, if any.

@@ -14,6 +14,7 @@
 //! their last name, descriptor and mapping are gone.
 
 use super::{
+    attrs::{Owned, SetAttr},
     dir::{DirEntry, DirFile},
     flags::O_TRUNC,
     memfd::Memfd,
@@ -45,26 +46,39 @@ enum Body {
 /// A file or directory of a tmpfs.
 struct Inode {
     ino: u64,
-    /// Permission bits (the type is the body's).
-    perm: u32,
-    uid: u32,
-    gid: u32,
-    sd: SecurityDescriptor,
+    /// Permission bits (the type is the body's), owner and the descriptor they map
+    /// onto, changed together by `chmod` and `chown`.
+    owned: Mutex<Owned>,
     /// Still has a name (its `nlink` is 1, else 0).
     linked: AtomicBool,
     body: Body,
+    /// A hugetlbfs mounted with `nr_inodes=`: its count of inodes still free, which
+    /// this one gives back when it is gone (its last name, descriptor and mapping).
+    quota: Option<Arc<AtomicU64>>,
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        if let Some(free) = &self.quota {
+            free.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Inode {
-    fn new(caller: &Caller, perm: u32, body: Body) -> Arc<Inode> {
+    /// A new inode made by `caller`, counted against `quota` if given.
+    fn new(caller: &Caller, perm: u32, body: Body, quota: Option<Arc<AtomicU64>>) -> Arc<Inode> {
         Arc::new(Inode {
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
-            perm,
-            uid: caller.token.uid(),
-            gid: caller.token.gid(),
-            sd: SecurityDescriptor::for_file(&caller.token, perm),
+            owned: Mutex::new(Owned {
+                mode: perm,
+                uid: caller.token.uid(),
+                gid: caller.token.gid(),
+                sd: SecurityDescriptor::for_file(&caller.token, perm),
+            }),
             linked: AtomicBool::new(true),
             body,
+            quota,
         })
     }
 
@@ -84,6 +98,10 @@ impl Inode {
 
     fn stat(&self, dev: u64) -> Stat {
         let linked = u64::from(self.linked.load(Ordering::Relaxed));
+        let (perm, uid, gid) = {
+            let owned = self.owned.lock();
+            (owned.mode, owned.uid, owned.gid)
+        };
         let mut stat = match &self.body {
             Body::Dir(children) => {
                 let subdirs = children
@@ -91,26 +109,37 @@ impl Inode {
                     .values()
                     .filter(|c| matches!(c.body, Body::Dir(_)))
                     .count() as u64;
-                let mut s = Stat::directory(self.perm);
+                let mut s = Stat::directory(perm);
                 s.nlink = if linked == 1 { 2 + subdirs } else { 0 };
                 s
             }
             Body::File(object) => {
-                let mut s = Stat::regular(self.perm, object.size_bytes());
+                let mut s = Stat::regular(perm, object.size_bytes());
                 s.nlink = linked;
                 s
             }
         };
-        stat.uid = self.uid;
-        stat.gid = self.gid;
+        stat.uid = uid;
+        stat.gid = gid;
         stat.at(dev, self.ino)
     }
 
     /// Whether `caller` may have `want` (`FILE_READ_DATA`, `FILE_WRITE_DATA`); EACCES.
     fn check(&self, caller: &Caller, want: AccessMask) -> SysResult<()> {
-        access_check(&caller.token, &self.sd, want, &GenericMapping::FILE)
-            .map(|_| ())
-            .map_err(|_| Errno::EACCES)
+        access_check(
+            &caller.token,
+            &self.owned.lock().sd,
+            want,
+            &GenericMapping::FILE,
+        )
+        .map(|_| ())
+        .map_err(|_| Errno::EACCES)
+    }
+
+    /// `chmod` or `chown` for `caller`, by the rules [`super::attrs`] gives (EPERM).
+    fn set_attr(&self, caller: &Caller, change: SetAttr) -> SysResult<()> {
+        let dir = matches!(self.body, Body::Dir(_));
+        self.owned.lock().apply(change, caller, dir)
     }
 }
 
@@ -125,6 +154,28 @@ pub struct Tmpfs {
     rename_lock: Mutex<()>,
     /// For a hugetlbfs: its page size and page limit.
     hugetlb: Option<HugetlbfsOptions>,
+    /// For a hugetlbfs with `size=` or `min_size=`: its share of the pool, which its
+    /// files take pages through.
+    subpool: Option<Arc<mm::hugetlb_subpool::HugetlbSubpool>>,
+    /// For a hugetlbfs with `nr_inodes=`: inodes that may still be made (the root
+    /// counts as one, as Linux counts).
+    free_inodes: Option<Arc<AtomicU64>>,
+    /// For a hugetlbfs: `nr_inodes=`, if given.
+    max_inodes: Option<u64>,
+}
+
+/// The rest of a hugetlbfs mount's options (`min_size=`, `nr_inodes=`, `uid=`,
+/// `gid=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HugetlbfsLimits {
+    /// Pages reserved for the mount's files from mount to unmount (`min_size=`).
+    pub min_pages: Option<u64>,
+    /// Inodes the mount may hold, its root included (`nr_inodes=`), if limited.
+    pub max_inodes: Option<u64>,
+    /// The root's owner (`uid=`; SYSTEM for 0).
+    pub uid: u32,
+    /// The root's group (`gid=`; SYSTEM for 0).
+    pub gid: u32,
 }
 
 /// What a hugetlbfs mount was given (`pagesize=`, `size=`).
@@ -149,12 +200,15 @@ impl Tmpfs {
         sd.label = MandatoryLabel::new(IntegrityLevel::Low, MandatoryPolicy::NO_WRITE_UP);
         let root = Arc::new(Inode {
             ino: 1,
-            perm,
-            uid: 0,
-            gid: 0,
-            sd,
+            owned: Mutex::new(Owned {
+                mode: perm,
+                uid: 0,
+                gid: 0,
+                sd,
+            }),
             linked: AtomicBool::new(true),
             body: Body::Dir(Mutex::new(BTreeMap::new())),
+            quota: None,
         });
         Tmpfs {
             at: String::from(at),
@@ -163,6 +217,9 @@ impl Tmpfs {
             root,
             rename_lock: Mutex::new(()),
             hugetlb: None,
+            subpool: None,
+            free_inodes: None,
+            max_inodes: None,
         }
     }
 
@@ -174,31 +231,98 @@ impl Tmpfs {
         options: HugetlbfsOptions,
         frames: Arc<mm::phys::Frames>,
     ) -> Tmpfs {
-        let sd = SecurityDescriptor::for_file(&security::Token::system(), perm & 0o777);
+        match Tmpfs::hugetlbfs_limited(
+            at,
+            perm,
+            options,
+            HugetlbfsLimits::default(),
+            frames.clone(),
+        ) {
+            Ok(fs) => fs,
+            // Without `min_size=` or `nr_inodes=` nothing can fail; should the share
+            // of the pool still be refused, each file keeps `size=` for itself.
+            Err(_) => {
+                let mut fs = Tmpfs::new(at, perm, frames);
+                fs.hugetlb = Some(options);
+                fs
+            }
+        }
+    }
+
+    /// [`hugetlbfs`](Self::hugetlbfs) with `limits`: the root owned by `limits.uid`
+    /// and `limits.gid` (its DACL built from `perm` for them, as a file's), and with
+    /// `size=` or `min_size=` a share of the pool for the files (`min_size=` pages
+    /// reserved now: ENOMEM when the pool's free unreserved pages cannot cover them).
+    pub fn hugetlbfs_limited(
+        at: &str,
+        perm: u32,
+        options: HugetlbfsOptions,
+        limits: HugetlbfsLimits,
+        frames: Arc<mm::phys::Frames>,
+    ) -> SysResult<Tmpfs> {
+        let label = SecurityDescriptor::for_file(&security::Token::system(), 0).label;
+        let sd = SecurityDescriptor::file_with_mode(
+            super::attrs::user_sid(limits.uid),
+            super::attrs::group_sid(limits.gid),
+            label,
+            perm & 0o777,
+        );
+        let subpool = match (options.max_pages, limits.min_pages) {
+            (None, None) => None,
+            (max, min) => Some(
+                mm::hugetlb_subpool::HugetlbSubpool::new(
+                    Arc::new(crate::mem::hugetlb::KernelHugetlb),
+                    options.size,
+                    max,
+                    min.unwrap_or(0),
+                )
+                .ok_or(Errno::ENOMEM)?,
+            ),
+        };
         let mut fs = Tmpfs::new(at, perm, frames);
         fs.root = Arc::new(Inode {
             ino: 1,
-            perm,
-            uid: 0,
-            gid: 0,
-            sd,
+            owned: Mutex::new(Owned {
+                mode: perm,
+                uid: limits.uid,
+                gid: limits.gid,
+                sd,
+            }),
             linked: AtomicBool::new(true),
             body: Body::Dir(Mutex::new(BTreeMap::new())),
+            quota: None,
         });
         fs.hugetlb = Some(options);
-        fs
+        fs.subpool = subpool;
+        fs.max_inodes = limits.max_inodes;
+        // The root is one of `nr_inodes` (none left for it: ENOMEM, as Linux).
+        fs.free_inodes = match limits.max_inodes {
+            None => None,
+            Some(n) => Some(Arc::new(AtomicU64::new(
+                n.checked_sub(1).ok_or(Errno::ENOMEM)?,
+            ))),
+        };
+        Ok(fs)
     }
 
     /// A new regular file's object, named `path` in /proc.
     fn new_object(&self, path: &str) -> Arc<FileObject> {
         match self.hugetlb {
             Some(options) => {
-                let source = Arc::new(crate::mem::hugetlb::KernelHugetlb);
+                // The mount's share of the pool keeps `size=` for all its files.
+                let (source, max_pages): (Arc<dyn mm::hugetlb::HugetlbSource>, _) =
+                    match &self.subpool {
+                        Some(subpool) => (subpool.clone(), None),
+                        None => (
+                            Arc::new(crate::mem::hugetlb::KernelHugetlb),
+                            options.max_pages,
+                        ),
+                    };
                 let pages = mm::hugetlb_file::HugetlbFile::new(
                     options.size,
                     source,
                     self.frames.clone(),
-                    options.max_pages,
+                    max_pages,
                 );
                 FileObject::new_hugetlb(path, pages, self.frames.clone())
             }
@@ -239,9 +363,20 @@ impl Tmpfs {
         if children.contains_key(name) {
             return Err(Errno::EEXIST);
         }
-        let inode = Inode::new(caller, perm, body);
+        let inode = Inode::new(caller, perm, body, self.take_inode()?);
         children.insert(String::from(name), inode.clone());
         Ok(inode)
+    }
+
+    /// Counts one more inode against `nr_inodes=` (ENOSPC past it); the quota the
+    /// new inode gives back when it goes.
+    fn take_inode(&self) -> SysResult<Option<Arc<AtomicU64>>> {
+        let Some(free) = &self.free_inodes else {
+            return Ok(None);
+        };
+        free.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .map_err(|_| Errno::ENOSPC)?;
+        Ok(Some(free.clone()))
     }
 
     /// Opens `inode`, checking `caller`'s access (none for the open that creates it:
@@ -298,9 +433,13 @@ impl Tmpfs {
                 let object = object.clone();
                 let stat_inode = inode.clone();
                 let stat_of = move |_size: u64| stat_inode.stat(dev);
-                Ok(Arc::new(Memfd::named(
+                let attr_inode = inode.clone();
+                let set_attr =
+                    move |change: SetAttr, caller: &Caller| attr_inode.set_attr(caller, change);
+                Ok(Arc::new(Memfd::named_with_attrs(
                     object,
                     alloc::boxed::Box::new(stat_of),
+                    alloc::boxed::Box::new(set_attr),
                 )))
             }
         }
@@ -326,6 +465,29 @@ impl Filesystem for Tmpfs {
         } else {
             NAME
         }
+    }
+
+    /// A hugetlbfs reports its page size as the block size and, as Linux, its
+    /// counts only when mounted with `size=` or `min_size=` (blocks: the `size=`
+    /// limit, free: what its files have not reserved or taken; inodes: `nr_inodes=`
+    /// and those left; -1 where unlimited).
+    fn usage(&self) -> Option<super::FsUsage> {
+        let options = self.hugetlb?;
+        let mut usage = super::FsUsage {
+            block_size: options.size.order().bytes(),
+            ..Default::default()
+        };
+        if let Some(subpool) = &self.subpool {
+            let (max, used) = subpool.usage();
+            usage.blocks = max.unwrap_or(u64::MAX);
+            usage.free_blocks = usage.blocks.wrapping_sub(used);
+            usage.files = self.max_inodes.unwrap_or(u64::MAX);
+            usage.free_files = self
+                .free_inodes
+                .as_ref()
+                .map_or(u64::MAX, |free| free.load(Ordering::Relaxed));
+        }
+        Some(usage)
     }
 
     fn lookup(&self, rel: &str, _caller: &Caller) -> SysResult<Node> {
@@ -449,6 +611,10 @@ impl Filesystem for Tmpfs {
             old.linked.store(false, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    fn set_attr(&self, rel: &str, change: SetAttr, caller: &Caller) -> SysResult<()> {
+        self.walk(rel)?.set_attr(caller, change)
     }
 
     fn truncate(&self, rel: &str, length: u64, caller: &Caller) -> SysResult<()> {

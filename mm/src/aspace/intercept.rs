@@ -295,10 +295,15 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::Exists);
         }
         let index = vma.file_index(addr);
-        if file.cache().peek(index).is_none() {
+        // A page in swap is in the cache (read back by `get_page`; while its read is
+        // in flight the caller is told to try again, Linux's EAGAIN).
+        if file.cache().peek(index).is_none() && !file.cache().is_swapped(index) {
             return Err(MmError::BadAddress);
         }
-        let pfn = file.get_page(index).map_err(|_| MmError::BadAddress)?;
+        let pfn = file.get_page(index).map_err(|e| match e {
+            crate::pagecache::PageError::Wait(_) => MmError::Again,
+            _ => MmError::BadAddress,
+        })?;
         let mut flags = vma_pte_perms(vma.flags) | fresh_hw_bits(Access::Read);
         if vma.is_private() || write_protect {
             flags -= PteFlags::WRITE;

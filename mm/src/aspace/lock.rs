@@ -82,6 +82,19 @@ impl<T> TreeLock<T> {
         }
     }
 
+    /// Shared access if no writer holds or wants the lock now, else `None` (for a
+    /// caller that already holds another address space's lock and must not wait).
+    pub(crate) fn try_read(&self) -> Option<ReadGuard<'_, T>> {
+        let count = &self.readers[crate::cpu::current_cpu().index() % SLOTS].0;
+        // Store (count) then load (flag), both SeqCst: pairs with `write`.
+        count.fetch_add(1, Ordering::SeqCst);
+        if !self.writer.0.load(Ordering::SeqCst) {
+            return Some(ReadGuard { lock: self, count });
+        }
+        count.fetch_sub(1, Ordering::Release);
+        None
+    }
+
     /// Exclusive access; new readers wait from the moment this starts waiting.
     pub(crate) fn write(&self) -> WriteGuard<'_, T> {
         // Store (flag) then load (counts), both SeqCst: pairs with `read`.

@@ -11,10 +11,14 @@
 //! either before the copy (and is copied) or after the switch (in the new frame):
 //! none is lost.
 //!
-//! Only frames this entry alone owns move: a frame shared with a fork child, the page
-//! cache or KSM reports `EACCES` without `MPOL_MF_MOVE_ALL` (Linux's answer for a page
-//! mapped by several processes) and `EBUSY` with it (this kernel does not move shared
-//! frames yet).
+//! A frame shared with a fork child, the page cache or KSM reports `EACCES` without
+//! `MPOL_MF_MOVE_ALL` (Linux's answer for a page mapped by several processes). With it,
+//! a copy-on-write frame moves for every address space mapping it
+//! ([`AddressSpace::migrate_page_among`]): there is no reverse map, so the caller names
+//! the address spaces that may share it (the kernel: every other process) and the
+//! frame moves only when the entries found at the same address (fork keeps addresses)
+//! hold every reference it has; a page-cache, KSM, swap-cache or pinned frame has more
+//! and stays (`EBUSY`), as does one whose sharer is busy behind a writer.
 
 use alloc::vec::Vec;
 
@@ -80,11 +84,28 @@ impl<P: PageTable> AddressSpace<P> {
         if _st.tree.find(va).is_none() {
             return PageStatus::Unmapped;
         }
-        self.move_locked(va & !(PAGE_SIZE - 1), node, move_all)
+        self.move_locked(va & !(PAGE_SIZE - 1), node, move_all, &[])
+    }
+
+    /// `MPOL_MF_MOVE_ALL`: moves the page at `va` to `node` even when its frame is
+    /// shared copy-on-write with some of `sharers` (the others that may map it; `self`
+    /// among them is skipped): every entry mapping it moves together.
+    pub fn migrate_page_among(&self, va: u64, node: NodeId, sharers: &[&Self]) -> PageStatus {
+        let _st = self.state().read();
+        if _st.tree.find(va).is_none() {
+            return PageStatus::Unmapped;
+        }
+        self.move_locked(va & !(PAGE_SIZE - 1), node, true, sharers)
     }
 
     /// The move itself; the caller holds the tree's read side and `page` is mapped.
-    fn move_locked(&self, page: u64, node: NodeId, move_all: bool) -> PageStatus {
+    fn move_locked(
+        &self,
+        page: u64,
+        node: NodeId,
+        move_all: bool,
+        sharers: &[&Self],
+    ) -> PageStatus {
         let pt = self.page_table();
         let frames = self.frames();
         let mut tries = 0;
@@ -102,10 +123,10 @@ impl<P: PageTable> AddressSpace<P> {
                 return PageStatus::Busy;
             }
             if frames.count(pte.pfn) != 1 {
-                return if move_all {
-                    PageStatus::Busy
-                } else {
-                    PageStatus::Shared
+                return match (move_all, sharers.is_empty()) {
+                    (false, _) => PageStatus::Shared,
+                    (true, true) => PageStatus::Busy,
+                    (true, false) => self.move_shared(page, node, pte, sharers),
                 };
             }
             let locked = pte.with_flags((pte.flags | PteFlags::BUSY) - PteFlags::WRITE);
@@ -148,9 +169,114 @@ impl<P: PageTable> AddressSpace<P> {
         PageStatus::Node(node)
     }
 
+    /// Moves a copy-on-write frame mapped at `page` here (entry `pte`) and at `page` in
+    /// some of `sharers`, when those entries hold every reference the frame has. The
+    /// caller holds this tree's read side; the sharers' are only tried (a wait here,
+    /// with this lock held, could close a cycle with another mover).
+    fn move_shared(&self, page: u64, node: NodeId, pte: Pte, sharers: &[&Self]) -> PageStatus {
+        let frames = self.frames();
+        if pte.flags.contains(PteFlags::WRITE) {
+            // Writable and shared: not a copy-on-write share.
+            return PageStatus::Busy;
+        }
+        let mut guards = Vec::new();
+        let mut mappers: Vec<(&Self, Pte)> = Vec::new();
+        if mappers.try_reserve(sharers.len() + 1).is_err()
+            || guards.try_reserve(sharers.len()).is_err()
+        {
+            return PageStatus::NoMemory;
+        }
+        mappers.push((self, pte));
+        for &other in sharers.iter().filter(|s| !core::ptr::eq(**s, self)) {
+            let Some(st) = other.state().try_read() else {
+                return PageStatus::Busy;
+            };
+            if st.tree.find(page).is_some_and(|v| v.is_private()) {
+                if let Some(theirs) = other.page_table().query(page) {
+                    if theirs.pfn == pte.pfn {
+                        if theirs.flags.intersects(PteFlags::WRITE | PteFlags::BUSY) {
+                            return PageStatus::Busy;
+                        }
+                        mappers.push((other, theirs));
+                    }
+                }
+            }
+            guards.push(st);
+        }
+        if u64::from(frames.count(pte.pfn)) != mappers.len() as u64 {
+            return PageStatus::Busy;
+        }
+        // Lock every entry (a fault or a fork that meets BUSY waits), then make sure no
+        // reference appeared before the last lock went on.
+        let mut locked: Vec<(&Self, Pte)> = Vec::new();
+        if locked.try_reserve(mappers.len()).is_err() {
+            return PageStatus::NoMemory;
+        }
+        let unlock_all = |locked: &[(&Self, Pte)]| {
+            for &(space, old) in locked {
+                space.unlock_entry(page, old);
+            }
+        };
+        for &(space, old) in &mappers {
+            let busy = old.with_flags(old.flags | PteFlags::BUSY);
+            if space.page_table().replace(page, old, busy).is_err() {
+                unlock_all(&locked);
+                return PageStatus::Busy;
+            }
+            locked.push((space, old));
+        }
+        if u64::from(frames.count(pte.pfn)) != locked.len() as u64 {
+            unlock_all(&locked);
+            return PageStatus::Busy;
+        }
+        let flush_all = || {
+            for &(space, _) in &locked {
+                let mut batch = TlbBatch::new();
+                batch.add_page(page);
+                batch.flush(&**space.tlb());
+            }
+        };
+        // Read-only everywhere, so nothing writes the frame while it is copied.
+        flush_all();
+        let new =
+            match frames.alloc_copy_placed(pte.pfn, page, Policy::Bind(NodeMask::single(node))) {
+                Ok(pfn) if frames.node_of(pfn) == Some(node) => pfn,
+                Ok(pfn) => {
+                    frames.put(pfn);
+                    unlock_all(&locked);
+                    return PageStatus::Busy;
+                }
+                Err(_) => {
+                    unlock_all(&locked);
+                    return PageStatus::NoMemory;
+                }
+            };
+        for _ in 1..locked.len() {
+            frames.get(new);
+        }
+        for &(space, old) in &locked {
+            space.unlock_entry(page, Pte::new(new, old.flags));
+        }
+        flush_all();
+        for _ in &locked {
+            frames.put(pte.pfn);
+        }
+        drop(guards);
+        PageStatus::Node(node)
+    }
+
     /// `mbind(MPOL_MF_MOVE)`: moves the resident pages of `[start, end)` that their
-    /// VMA's policy does not allow where they are. Returns how many could not move.
-    pub fn migrate_misplaced(&self, start: u64, end: u64, move_all: bool) -> u64 {
+    /// VMA's policy does not allow where they are; with `MPOL_MF_MOVE_ALL`, frames
+    /// shared copy-on-write with `sharers` too (see
+    /// [`migrate_page_among`](Self::migrate_page_among)). Returns how many could not
+    /// move.
+    pub fn migrate_misplaced(
+        &self,
+        start: u64,
+        end: u64,
+        move_all: bool,
+        sharers: &[&Self],
+    ) -> u64 {
         let st = self.state().read();
         let mut pages: Vec<(u64, NodeId)> = Vec::new();
         for v in st.tree.overlapping(start, end) {
@@ -171,7 +297,10 @@ impl<P: PageTable> AddressSpace<P> {
         pages
             .into_iter()
             .filter(|&(va, node)| {
-                !matches!(self.move_locked(va, node, move_all), PageStatus::Node(_))
+                !matches!(
+                    self.move_locked(va, node, move_all, sharers),
+                    PageStatus::Node(_)
+                )
             })
             .count() as u64
     }
@@ -206,7 +335,9 @@ impl<P: PageTable> AddressSpace<P> {
         let _ = &st;
         pages
             .into_iter()
-            .filter(|&(va, node)| !matches!(self.move_locked(va, node, false), PageStatus::Node(_)))
+            .filter(|&(va, node)| {
+                !matches!(self.move_locked(va, node, false, &[]), PageStatus::Node(_))
+            })
             .count() as u64
     }
 }
@@ -257,6 +388,99 @@ mod tests {
         assert_eq!(h.aspace.migrate_page(c, away, true), PageStatus::Busy);
         h.aspace.check_invariants().unwrap();
         let _ = Access::Read;
+    }
+
+    #[test]
+    fn move_all_moves_a_fork_shared_frame_for_both_mappers() {
+        let h = harness_on(2);
+        let a = anon_rw(&h.aspace, 2);
+        h.aspace.write_bytes(a, &[5u8; 2 * 4096]).unwrap();
+        let child = fork(&h);
+        let here = h.aspace.page_node(a);
+        let away = match here {
+            PageStatus::Node(NodeId(0)) => NodeId(1),
+            _ => NodeId(0),
+        };
+        let live = h.soft.live();
+        // Without the sharer named, the frame cannot be accounted for.
+        assert_eq!(h.aspace.migrate_page_among(a, away, &[]), PageStatus::Busy);
+        assert_eq!(
+            h.aspace.migrate_page_among(a, away, &[&h.aspace, &child]),
+            PageStatus::Node(away)
+        );
+        assert_eq!(h.aspace.page_node(a), PageStatus::Node(away));
+        assert_eq!(child.page_node(a), PageStatus::Node(away));
+        assert_eq!(h.soft.live(), live, "one frame moved, still shared");
+        // Still copy-on-write: the child's write is its own.
+        child.write_bytes(a, &[6u8; 8]).unwrap();
+        let (mut mine, mut theirs) = ([0u8; 4096], [0u8; 4096]);
+        h.aspace.read_bytes(a, &mut mine).unwrap();
+        child.read_bytes(a, &mut theirs).unwrap();
+        assert!(mine.iter().all(|b| *b == 5));
+        assert_eq!(&theirs[..8], &[6u8; 8]);
+        assert!(theirs[8..].iter().all(|b| *b == 5));
+        // The second page, still shared, moves back; the first, now private, alone.
+        assert_eq!(
+            h.aspace.migrate_page_among(a + 4096, away, &[&child]),
+            PageStatus::Node(away)
+        );
+        let childs = child.page_node(a);
+        if let PageStatus::Node(n) = here {
+            assert_eq!(
+                h.aspace.migrate_page_among(a, n, &[&child]),
+                PageStatus::Node(n)
+            );
+            assert_eq!(child.page_node(a), childs, "the child's own copy stays");
+        }
+        h.aspace.check_invariants().unwrap();
+        child.check_invariants().unwrap();
+        drop(child);
+        assert_eq!(h.soft.live(), 2, "every replaced frame was released once");
+    }
+
+    #[test]
+    fn a_child_write_racing_shared_moves_loses_nothing() {
+        use core::sync::atomic::{AtomicBool, Ordering};
+        for round in 0..20u8 {
+            let h = harness_on(2);
+            let a = anon_rw(&h.aspace, 1);
+            h.aspace.write_bytes(a, &[round; 4096]).unwrap();
+            let child = fork(&h);
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut node = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        node ^= 1;
+                        let _ = h.aspace.migrate_page_among(a, NodeId(node), &[&child]);
+                    }
+                });
+                for _ in 0..(round as usize * 50) {
+                    core::hint::spin_loop();
+                }
+                child.write_bytes(a + 8, &[0xee; 8]).unwrap();
+                stop.store(true, Ordering::SeqCst);
+            });
+            let (mut mine, mut theirs) = ([0u8; 4096], [0u8; 4096]);
+            h.aspace.read_bytes(a, &mut mine).unwrap();
+            child.read_bytes(a, &mut theirs).unwrap();
+            assert!(
+                mine.iter().all(|b| *b == round),
+                "round {round}: parent changed"
+            );
+            assert_eq!(
+                &theirs[8..16],
+                &[0xee; 8],
+                "round {round}: child's write lost"
+            );
+            assert!(theirs[..8].iter().chain(&theirs[16..]).all(|b| *b == round));
+            drop(child);
+            assert_eq!(
+                h.soft.live(),
+                1,
+                "round {round}: a frame leaked or was freed twice"
+            );
+        }
     }
 
     #[test]

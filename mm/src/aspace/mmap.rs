@@ -237,8 +237,8 @@ impl MmapRequest {
             Placement::Anywhere
         };
         // A hugetlb file (hugetlbfs, MFD_HUGETLB) maps its own huge pages whatever
-        // the flags say: shared only here (a private copy of one is not built yet),
-        // at an offset of whole pages.
+        // the flags say (a private mapping copies them on write), at an offset of
+        // whole pages.
         let huge_file = self
             .file
             .as_ref()
@@ -246,7 +246,7 @@ impl MmapRequest {
             .and_then(|fm| fm.file.hugetlb());
         let hugetlb = if let Some(pages) = huge_file {
             let bytes = pages.page_bytes();
-            if !shared || !self.offset.is_multiple_of(bytes) {
+            if !self.offset.is_multiple_of(bytes) {
                 return Err(MmError::InvalidArgument);
             }
             if let Placement::Fixed { addr, .. } = placement {
@@ -499,11 +499,12 @@ impl<P: PageTable> AddressSpace<P> {
 }
 
 impl<P: PageTable> AddressSpace<P> {
-    /// The hugetlb side of a shared mapping of the hugetlb file `f` (whose pages are
-    /// `pages`) at `start`, file page offset `pgoff`: reserves the pages of the range
-    /// the file has not covered yet (none with `MAP_NORESERVE`; `ENOMEM` when the pool
-    /// cannot), and a writable mapping past the end grows the file to cover it, as
-    /// Linux's hugetlbfs does.
+    /// The hugetlb side of a mapping of the hugetlb file `f` (whose pages are
+    /// `pages`) at `start`, file page offset `pgoff`: a shared one reserves the pages
+    /// of the range the file has not covered yet, a private one every page of its
+    /// range (none with `MAP_NORESERVE`; `ENOMEM` when the pool cannot), and a
+    /// writable mapping past the end grows the file to cover it, as Linux's hugetlbfs
+    /// does (a private one too).
     fn hugetlb_file_map(
         f: &Arc<FileObject>,
         pages: &Arc<crate::hugetlb_file::HugetlbFile>,
@@ -515,8 +516,13 @@ impl<P: PageTable> AddressSpace<P> {
         let first = offset / pages.page_bytes();
         let count = plan.len / pages.page_bytes();
         let noreserve = plan.vm_flags.contains(VmFlags::NORESERVE);
-        let map = HugetlbMap::for_file(pages.clone(), start - offset, first, count, noreserve)
-            .ok_or(MmError::NoMemory)?;
+        let base = start.wrapping_sub(offset);
+        let map = if plan.vm_flags.contains(VmFlags::MAYSHARE) {
+            HugetlbMap::for_file(pages.clone(), base, first, count, noreserve)
+        } else {
+            HugetlbMap::for_file_private(pages.clone(), base, first, count, noreserve)
+        }
+        .ok_or(MmError::NoMemory)?;
         let end = offset + plan.len;
         if plan.vm_flags.contains(VmFlags::WRITE) && f.size_bytes() < end {
             f.set_size(end);

@@ -53,13 +53,27 @@ impl<P: PageTable> AddressSpace<P> {
                 Err(_) => FaultResolved::Spurious,
             });
         }
-        let head = map
+        let page = map
             .page_for_fault(head_va, policy)
             .map_err(|_| FaultError::SigBus)?;
+        let head = page.head();
         let mut flags = perms | fresh_hw_bits(access) | PteFlags::HUGETLB;
-        if vma.is_private() {
-            // A fresh private page is this mapping's alone.
-            flags |= perms & PteFlags::WRITE;
+        if vma.is_private() && !page.exclusive() {
+            // A file page read through a private mapping: its first write copies it.
+            flags -= PteFlags::WRITE | PteFlags::DIRTY;
+            if access == Access::Write {
+                let leaf = Pte::new(head, flags);
+                return match pt.install_huge(head_va, leaf) {
+                    Ok(()) => self.hugetlb_cow(map, head_va, leaf, perms, policy),
+                    Err(e) => {
+                        map.release(head);
+                        match e {
+                            InstallError::Occupied(_) => Ok(FaultResolved::Spurious),
+                            InstallError::NoMemory => Err(FaultError::Oom),
+                        }
+                    }
+                };
+            }
         }
         match pt.install_huge(head_va, Pte::new(head, flags)) {
             Ok(()) => Ok(FaultResolved::DemandZeroHuge),
@@ -115,7 +129,7 @@ impl<P: PageTable> AddressSpace<P> {
                     return Ok(FaultResolved::CowReused);
                 }
                 let copy = map
-                    .page_for_copy(self.huge_placement(vma, start, map.page_bytes()))
+                    .page_for_copy(start, self.huge_placement(vma, start, map.page_bytes()))
                     .map_err(|_| FaultError::SigBus)?;
                 let src = self.frames().source();
                 for i in 0..leaves * HUGE_PAGES {
@@ -143,12 +157,15 @@ impl<P: PageTable> AddressSpace<P> {
             return Ok(FaultResolved::Upgraded);
         }
         let policy = self.huge_placement(vma, start, map.page_bytes());
-        let head = map
+        let page = map
             .page_for_fault(start, policy)
             .map_err(|_| FaultError::SigBus)?;
+        let head = page.head();
         let mut flags = perms | fresh_hw_bits(access) | PteFlags::HUGETLB;
-        if vma.is_private() {
-            flags |= perms & PteFlags::WRITE;
+        if vma.is_private() && !page.exclusive() {
+            // A file page read through a private mapping: a write faults again once
+            // it is mapped, and copies it.
+            flags -= PteFlags::WRITE | PteFlags::DIRTY;
         }
         for i in 0..leaves {
             if let Err(e) = pt.install_huge(leaf_va(i), Pte::new(sub(head, i), flags)) {
@@ -191,7 +208,7 @@ impl<P: PageTable> AddressSpace<P> {
             unlock(Pte::new(leaf.pfn, writable));
             return Ok(FaultResolved::CowReused);
         }
-        let Ok(copy) = map.page_for_copy(policy) else {
+        let Ok(copy) = map.page_for_copy(head_va, policy) else {
             unlock(leaf);
             return Err(FaultError::SigBus);
         };

@@ -377,7 +377,9 @@ impl<P: PageTable> AddressSpace<P> {
                 hook.missing(page, access, user)
             }
             Backing::File(file) if vma.intercept_modes & intercept_mode::MINOR != 0 => {
-                let cached = file.cache().peek(vma.file_index(page)).is_some();
+                // A page in swap is in the cache too (as Linux's shmem sees it).
+                let index = vma.file_index(page);
+                let cached = file.cache().peek(index).is_some() || file.cache().is_swapped(index);
                 if cached {
                     hook.minor(page, access, user)
                 } else {

@@ -10,12 +10,16 @@ use alloc::vec::Vec;
 use crate::fault::Completion;
 use crate::frame::Pfn;
 use crate::phys::Frames;
+use crate::swap::{Swap, SwapEntry};
 
 const STRIPES: usize = 16;
 
 enum Slot {
     Ready(Pfn),
     Filling(Arc<Completion>),
+    /// The page was written to swap: the slot names it there (shared memory only;
+    /// Linux keeps the swap entry in the shmem mapping's xarray the same way).
+    Swapped(SwapEntry),
 }
 
 #[repr(align(64))]
@@ -30,12 +34,17 @@ pub enum Lookup {
     Filling(Arc<Completion>),
     /// The page is not cached and nobody is filling it.
     Miss,
+    /// The page is in swap, under this entry: read it back
+    /// ([`FileObject::get_page`](super::FileObject::get_page) does).
+    Swapped(SwapEntry),
 }
 
 /// The resident pages of one file.
 pub struct PageCache {
     frames: Arc<Frames>,
     stripes: [Stripe; STRIPES],
+    /// The swap its swapped pages live in (set by the first swap-out).
+    swap: spin::Once<Arc<Swap>>,
 }
 
 impl PageCache {
@@ -44,6 +53,7 @@ impl PageCache {
         PageCache {
             frames,
             stripes: core::array::from_fn(|_| Stripe::default()),
+            swap: spin::Once::new(),
         }
     }
 
@@ -67,6 +77,7 @@ impl PageCache {
                 Lookup::Hit(*pfn)
             }
             Some(Slot::Filling(c)) => Lookup::Filling(c.clone()),
+            Some(Slot::Swapped(entry)) => Lookup::Swapped(*entry),
             None => Lookup::Miss,
         }
     }
@@ -89,7 +100,18 @@ impl PageCache {
 
     /// Whether page `index` is resident or being filled.
     pub fn contains(&self, index: u64) -> bool {
-        self.stripe(index).lock().contains_key(&index)
+        matches!(
+            self.stripe(index).lock().get(&index),
+            Some(Slot::Ready(_) | Slot::Filling(_))
+        )
+    }
+
+    /// Whether page `index` is in swap (its slot names a swap entry).
+    pub fn is_swapped(&self, index: u64) -> bool {
+        matches!(
+            self.stripe(index).lock().get(&index),
+            Some(Slot::Swapped(_))
+        )
     }
 
     /// Claims page `index` for a fill that outlives the caller (an I/O task): `None`
@@ -157,24 +179,34 @@ impl PageCache {
         true
     }
 
-    /// Drops every cached page with an index in `[first, last]`; returns how many.
+    /// Drops every cached page with an index in `[first, last]`, and frees the swap
+    /// slots of the swapped ones (truncate, hole punch, the file's end); returns how
+    /// many resident pages were dropped.
     pub fn remove_range(&self, first: u64, last: u64) -> u64 {
         let mut victims = Vec::new();
+        let mut swapped = Vec::new();
         for stripe in &self.stripes {
             let mut map = stripe.0.lock();
             let keys: Vec<u64> = map
                 .range(first..=last)
-                .filter(|(_, s)| matches!(s, Slot::Ready(_)))
+                .filter(|(_, s)| matches!(s, Slot::Ready(_) | Slot::Swapped(_)))
                 .map(|(k, _)| *k)
                 .collect();
             for k in keys {
-                if let Some(Slot::Ready(pfn)) = map.remove(&k) {
-                    victims.push(pfn);
+                match map.remove(&k) {
+                    Some(Slot::Ready(pfn)) => victims.push(pfn),
+                    Some(Slot::Swapped(entry)) => swapped.push(entry),
+                    _ => {}
                 }
             }
         }
         for pfn in &victims {
             self.frames.put(*pfn);
+        }
+        if let Some(swap) = self.swap.get() {
+            for entry in swapped {
+                swap.release(entry, &self.frames);
+            }
         }
         victims.len() as u64
     }
@@ -268,6 +300,151 @@ impl PageCache {
     /// The frames the cache owns.
     pub(crate) fn frames(&self) -> &Arc<Frames> {
         &self.frames
+    }
+}
+
+/// Shared memory's swap (see `mm::swap::shmem`): a slot moves from a resident page
+/// to a swap entry and back. Lock order: a stripe's lock, then a swap area's.
+impl PageCache {
+    /// Remembers the swap this cache's swapped pages go to (the first swap-out).
+    pub(crate) fn set_swap(&self, swap: &Arc<Swap>) {
+        self.swap.call_once(|| swap.clone());
+    }
+
+    /// The swap this cache's swapped pages are in, once one went there.
+    pub(crate) fn swap(&self) -> Option<&Arc<Swap>> {
+        self.swap.get()
+    }
+
+    /// Moves up to `max` resident pages nothing but the cache holds (no mapping, no
+    /// read or write in progress: their count is one) whose frames `take` accepts to
+    /// swap, looking at the indices `[*cursor, *cursor + window)`: `place(index, pfn)`
+    /// gives the page a slot and takes over the cache's reference (the swap cache
+    /// holds the frame until its write ends), or says `None` (no room: stop). The slot
+    /// then names the entry. Moves the cursor past the last page taken when `max` were
+    /// taken, else to the window's end (back to 0 past the last page), so a call costs
+    /// at most a window however many pages are mapped. Returns the pages taken.
+    pub(crate) fn swap_out_some(
+        &self,
+        cursor: &mut u64,
+        max: usize,
+        window: u64,
+        take: &dyn Fn(Pfn) -> bool,
+        place: &mut dyn FnMut(u64, Pfn) -> Option<SwapEntry>,
+    ) -> usize {
+        let mut taken = 0usize;
+        let mut last = None;
+        let mut more = false;
+        let end = cursor.saturating_add(window.max(1));
+        let per_stripe = max.div_ceil(STRIPES).max(1);
+        'stripes: for stripe in &self.stripes {
+            let mut map = stripe.0.lock();
+            more |= map.range(end..).next().is_some();
+            // References are taken only under this lock (`get`), so a count of one
+            // stays one while the slot changes.
+            let keys: Vec<(u64, Pfn)> = map
+                .range(*cursor..end)
+                .filter_map(|(k, s)| match s {
+                    Slot::Ready(pfn) if self.frames.count(*pfn) == 1 && take(*pfn) => {
+                        Some((*k, *pfn))
+                    }
+                    _ => None,
+                })
+                .take(per_stripe)
+                .collect();
+            for (index, pfn) in keys {
+                let Some(entry) = place(index, pfn) else {
+                    break 'stripes;
+                };
+                map.insert(index, Slot::Swapped(entry));
+                taken += 1;
+                last = Some(last.map_or(index, |l: u64| l.max(index)));
+                if taken >= max {
+                    break 'stripes;
+                }
+            }
+        }
+        *cursor = match last {
+            Some(l) if taken >= max => l + 1,
+            _ if more => end,
+            _ => 0,
+        };
+        taken
+    }
+
+    /// A swapped page was read back into `pfn` (the caller's reference passes to the
+    /// cache): if slot `index` still names `entry`, it holds the page again and the
+    /// entry is released (the slot is freed, as Linux's shmem frees it at swap-in).
+    /// False, changing nothing, if the slot changed meanwhile (truncated, or another
+    /// reader put the page back first).
+    pub(crate) fn swapped_in(&self, index: u64, entry: SwapEntry, pfn: Pfn) -> bool {
+        let mut map = self.stripe(index).lock();
+        if !matches!(map.get(&index), Some(Slot::Swapped(e)) if *e == entry) {
+            return false;
+        }
+        map.insert(index, Slot::Ready(pfn));
+        // Under the stripe's lock, so nobody finds the page both here and in the
+        // swap cache with a slot still named.
+        if let Some(swap) = self.swap.get() {
+            swap.release(entry, &self.frames);
+        }
+        true
+    }
+
+    /// The swapped pages with an index in `[first, last]` whose entries `which`
+    /// accepts, at most `max`, in index order (swapoff, readahead).
+    pub(crate) fn swapped_entries(
+        &self,
+        first: u64,
+        last: u64,
+        max: usize,
+        which: &dyn Fn(SwapEntry) -> bool,
+    ) -> Vec<(u64, SwapEntry)> {
+        let mut out = Vec::new();
+        for stripe in &self.stripes {
+            let map = stripe.0.lock();
+            for (k, s) in map.range(first..=last) {
+                if out.len() >= max {
+                    break;
+                }
+                if let Slot::Swapped(entry) = s {
+                    if which(*entry) {
+                        out.push((*k, *entry));
+                    }
+                }
+            }
+        }
+        out.sort_unstable_by_key(|(k, _)| *k);
+        out
+    }
+
+    /// Pages with an index in `[first, last]` in swap.
+    pub fn swapped_range(&self, first: u64, last: u64) -> u64 {
+        if first > last {
+            return 0;
+        }
+        self.stripes
+            .iter()
+            .map(|s| {
+                s.0.lock()
+                    .range(first..=last)
+                    .filter(|(_, v)| matches!(v, Slot::Swapped(_)))
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    /// Pages in swap.
+    pub fn swapped(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| {
+                s.0.lock()
+                    .values()
+                    .filter(|v| matches!(v, Slot::Swapped(_)))
+                    .count() as u64
+            })
+            .sum()
     }
 }
 

@@ -13,6 +13,7 @@ mod cache;
 pub mod disk;
 pub mod ext4map;
 pub mod readahead;
+mod shmem_swap;
 
 pub use backing::{FileBacking, IoError, SliceBacking, ZeroBacking};
 pub use cache::{FillGuard, Lookup, PageCache};
@@ -112,6 +113,11 @@ pub struct FileObject {
     me: Weak<FileObject>,
     /// Where reclaim looks for clean pages to drop next.
     shrink_cursor: spin::Mutex<u64>,
+    /// Where reclaim looks for shared-memory pages to swap out next.
+    swap_cursor: spin::Mutex<u64>,
+    /// Swapped pages a shrink cut into (page index: bytes kept), zeroed past that
+    /// when read back.
+    cut_tails: spin::Mutex<alloc::collections::BTreeMap<u64, usize>>,
     /// Shared mappings that may write the file (VMAs with `VM_SHARED`, which a
     /// `MAP_SHARED` mapping of a writable descriptor has even while `PROT_READ`), plus
     /// the `mmap` calls that are making one ([`WritableMapPin`]): Linux's
@@ -182,6 +188,8 @@ impl FileObject {
             cache: PageCache::new(frames),
             me: me.clone(),
             shrink_cursor: spin::Mutex::new(0),
+            swap_cursor: spin::Mutex::new(0),
+            cut_tails: spin::Mutex::new(alloc::collections::BTreeMap::new()),
             writable_maps: AtomicU64::new(0),
             hugetlb: spin::Once::new(),
         })
@@ -249,7 +257,9 @@ impl FileObject {
             inode: id.0 - SHMEM_ID_BASE + 1,
         };
         let source = Source::Backing(Box::new(ZeroBacking));
-        Self::build(id, FileKind::Shmem, info, size_bytes, source, frames)
+        let object = Self::build(id, FileKind::Shmem, info, size_bytes, source, frames);
+        crate::swap::shmem::register_shmem(&object);
+        object
     }
 
     /// The id.
@@ -317,11 +327,25 @@ impl FileObject {
         self.cache.remove_range(first_gone, u64::MAX);
         let in_page = (size_bytes % PAGE_SIZE) as usize;
         if size_bytes < old && in_page != 0 {
-            if let Lookup::Hit(pfn) = self.cache.get(size_bytes / PAGE_SIZE) {
-                let zeros = [0u8; PAGE_BYTES];
-                self.cache.frames().write(pfn, in_page, &zeros[in_page..]);
-                self.cache.frames().put(pfn);
+            match self.cache.get(size_bytes / PAGE_SIZE) {
+                Lookup::Hit(pfn) => {
+                    let zeros = [0u8; PAGE_BYTES];
+                    self.cache.frames().write(pfn, in_page, &zeros[in_page..]);
+                    self.cache.frames().put(pfn);
+                }
+                // In swap: cut when it is read back.
+                Lookup::Swapped(_) => {
+                    self.cut_tails
+                        .lock()
+                        .entry(size_bytes / PAGE_SIZE)
+                        .and_modify(|keep| *keep = (*keep).min(in_page))
+                        .or_insert(in_page);
+                }
+                _ => {}
             }
+        }
+        if size_bytes < old {
+            self.cut_tails.lock().retain(|&index, _| index < first_gone);
         }
     }
 
@@ -357,6 +381,11 @@ impl FileObject {
                         index,
                     };
                     return Err(PageError::Wait(FaultFuture::new(reason, c)));
+                }
+                Lookup::Swapped(entry) => {
+                    // Read back (or waited for); then look again.
+                    self.swap_in(index, entry)?;
+                    continue;
                 }
                 Lookup::Miss => {}
             }
@@ -663,6 +692,11 @@ impl FileObject {
                     return Ok(None);
                 }
                 Lookup::Filling(c) => return Ok(Some(self.wait_for(index, c))),
+                Lookup::Swapped(entry) => match self.swap_in(index, entry) {
+                    Ok(()) => continue,
+                    Err(PageError::Wait(wait)) => return Ok(Some(wait)),
+                    Err(e) => return Err(e),
+                },
                 Lookup::Miss => {}
             }
             if !self.page_in_file(index) {

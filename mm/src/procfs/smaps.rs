@@ -115,9 +115,34 @@ pub fn smaps_batch<P: PageTable>(
         out.try_reserve(BLOCK_BYTES)
             .map_err(|_| MmError::NoMemory)?;
         let eligible = aspace.thp_allowed(vma) && matches!(vma.backing, crate::vma::Backing::Anon);
-        smaps_block(out, &st, aspace.page_table(), frames, vma, eligible);
+        let swap = swap_usage(aspace, vma);
+        smaps_block(out, &st, aspace.page_table(), frames, vma, eligible, swap);
         Ok(())
     })
+}
+
+/// What of `vma` is in swap, in bytes: its swap entries, plus for a shared mapping
+/// of shared memory the swapped pages of the object it maps (as Linux's
+/// `shmem_partial_swap_usage`); and the entries' proportional share (`SwapPss`,
+/// shifted by `PSS_SHIFT`: a slot named by several entries counts divided).
+fn swap_usage<P: PageTable>(aspace: &AddressSpace<P>, vma: &Vma) -> (u64, u64) {
+    let swap = aspace.tunables().swap();
+    let (mut bytes, mut pss) = (0u64, 0u64);
+    aspace
+        .page_table()
+        .scan_swap(vma.start, vma.end, &mut |_, entry| {
+            bytes += PAGE_SIZE;
+            pss += (PAGE_SIZE << PSS_SHIFT) / u64::from(swap.refs(entry).max(1));
+        });
+    if let Some(file) = vma.file().filter(|_| !vma.is_private()) {
+        let pages = vma.len_bytes() / PAGE_SIZE;
+        let first = vma.pgoff;
+        let shmem = file
+            .cache()
+            .swapped_range(first, first.saturating_add(pages.saturating_sub(1)));
+        bytes += shmem * PAGE_SIZE;
+    }
+    (bytes, pss)
 }
 
 /// Appends the smaps block of `vma`.
@@ -128,6 +153,7 @@ fn smaps_block<P: PageTable>(
     frames: &Frames,
     vma: &Vma,
     thp_eligible: bool,
+    (swap, swap_pss): (u64, u64),
 ) {
     maps_line(out, st, vma);
     let m = account(pt, frames, vma);
@@ -151,8 +177,8 @@ fn smaps_block<P: PageTable>(
     field(out, "FilePmdMapped:", 0);
     field(out, "Shared_Hugetlb:", m.shared_hugetlb);
     let _ = writeln!(out, "Private_Hugetlb: {:>7} kB", m.private_hugetlb >> 10);
-    field(out, "Swap:", 0);
-    field(out, "SwapPss:", 0);
+    field(out, "Swap:", swap);
+    field(out, "SwapPss:", swap_pss >> PSS_SHIFT);
     field(out, "Locked:", m.pss_locked >> PSS_SHIFT);
     let _ = writeln!(out, "THPeligible:    {:>8}", u8::from(thp_eligible));
     if crate::aspace::pkeys_supported() {

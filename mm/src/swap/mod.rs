@@ -29,6 +29,7 @@ mod fault;
 pub mod file;
 pub mod header;
 pub mod reclaim;
+pub mod shmem;
 mod slots;
 
 pub use fault::SwapoffStep;

@@ -8,6 +8,9 @@
 //! by this entry alone, and on the node being reclaimed becomes a swap entry, its
 //! frame held by the swap cache until [`Swap::write_out`] has written it.
 //!
+//! Transparent huge pages age whole (the huge entry's accessed bit) and are split
+//! when the hand finds one untouched; their 4 KiB pages then go like any other.
+//!
 //! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
 //! shares, KSM stable pages, page-cache pages: their count is above one), entries
 //! being copied (`BUSY`), file mappings, and hugetlb memory (not anonymous VMAs).
@@ -23,6 +26,7 @@ use super::{CacheState, Cached, Swap, SwapArea, SwapEntry, SwapStats};
 use crate::aspace::AddressSpace;
 use crate::block::{BlockError, BlockFuture, IoBuf};
 use crate::frame::{Pfn, PAGE_SIZE};
+use crate::pagecache::{FileKind, FileObject};
 use crate::pagetable::{PageTable, PteFlags};
 use crate::phys::{Frames, PAGE_BYTES};
 use crate::tlb::TlbBatch;
@@ -34,9 +38,9 @@ const SCAN_CHUNK_PAGES: u64 = 64;
 /// A page taken out of an address space: its entry is now `slot` of `area`, and the
 /// swap cache holds `pfn` until the write ends.
 pub struct PageOut {
-    area: Arc<SwapArea>,
-    slot: u64,
-    pfn: Pfn,
+    pub(super) area: Arc<SwapArea>,
+    pub(super) slot: u64,
+    pub(super) pfn: Pfn,
 }
 
 impl PageOut {
@@ -92,20 +96,29 @@ impl<P: PageTable> AddressSpace<P> {
         let mut batch = TlbBatch::new();
         let mut unmapped = Vec::new();
         let mut target = None;
-        let ranges: Vec<(u64, u64)> = st
+        // Private anonymous VMAs, and shared mappings of shmem objects (whose cold
+        // entries are unmapped, for the shmem scan to take the pages: `super::shmem`).
+        let ranges: Vec<(u64, u64, Option<ShmemRange>)> = st
             .tree
             .iter()
             .filter(|v| {
                 v.end > *cursor
-                    && matches!(v.backing, Backing::Anon)
-                    && v.is_private()
                     && !v.flags.contains(VmFlags::LOCKED)
                     && v.interceptor.is_none()
+                    && ((matches!(v.backing, Backing::Anon) && v.is_private())
+                        || shmem_swappable(v))
             })
-            .map(|v| (v.start.max(*cursor), v.end))
+            .map(|v| {
+                let shmem = v.file().filter(|_| shmem_swappable(v)).map(|f| ShmemRange {
+                    file: f.clone(),
+                    vma_start: v.start,
+                    pgoff: v.pgoff,
+                });
+                (v.start.max(*cursor), v.end, shmem)
+            })
             .collect();
         let mut wrapped = true;
-        'vmas: for (start, end) in ranges {
+        'vmas: for (start, end, shmem) in ranges {
             let mut at = start;
             while at < end {
                 if budget.scan == 0 || budget.take == 0 {
@@ -115,17 +128,49 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 let chunk_end = end.min(at + SCAN_CHUNK_PAGES * PAGE_SIZE);
                 let mut present = Vec::new();
-                // Huge leaves stay: reclaim takes 4 KiB pages only (splitting a
-                // transparent huge page just to clear its accessed bit would undo THP
-                // for every mapping the hand passes).
+                let mut huge_leaves = Vec::new();
                 self.page_table()
                     .scan_leaves(at, chunk_end, &mut |va, pte, huge| {
                         if !huge {
                             present.push((va, pte));
+                        } else if va >= at {
+                            // Each leaf once per pass: in the chunk holding its start.
+                            huge_leaves.push((va, pte));
                         }
                     });
+                // A transparent huge page ages as one: touched since the hand last
+                // passed, it loses its accessed bit and stays whole; untouched, it is
+                // split (Linux splits a large folio it cannot swap whole) and its 4 KiB
+                // pages go the way of the others, this pass.
+                for (va, pte) in huge_leaves {
+                    budget.scan = budget.scan.saturating_sub(1);
+                    if self.age_huge(va, pte, on_node) {
+                        self.page_table().scan_leaves(
+                            va.max(at),
+                            chunk_end,
+                            &mut |va, pte, huge| {
+                                if !huge && va < chunk_end {
+                                    present.push((va, pte));
+                                }
+                            },
+                        );
+                    }
+                }
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
+                    if let Some(r) = &shmem {
+                        let index = r.pgoff + (va - r.vma_start) / PAGE_SIZE;
+                        self.try_unmap_shmem(
+                            &r.file,
+                            index,
+                            va,
+                            pte,
+                            on_node,
+                            &mut batch,
+                            &mut unmapped,
+                        );
+                        continue;
+                    }
                     if self.try_page_out(
                         &swap,
                         va,
@@ -151,6 +196,22 @@ impl<P: PageTable> AddressSpace<P> {
         drop(st);
         budget.freed += self.settle_unmapped(batch, unmapped);
         wrapped
+    }
+
+    /// The clock hand at the huge leaf `pte` at `va`: clears its accessed bit if set
+    /// (it stays whole), else splits it into 4 KiB entries for reclaim to take; true
+    /// if it split. Leaves on another node, `BUSY` or hugetlb leaves are left alone.
+    fn age_huge(&self, va: u64, pte: crate::pagetable::Pte, on_node: &dyn Fn(Pfn) -> bool) -> bool {
+        let pt = self.page_table();
+        if pte.flags.intersects(PteFlags::BUSY | PteFlags::HUGETLB) || !on_node(pte.pfn) {
+            return false;
+        }
+        if pte.flags.contains(PteFlags::ACCESSED) {
+            let young = pte.with_flags(pte.flags - PteFlags::ACCESSED);
+            let _ = pt.replace_huge(va, pte, young);
+            return false;
+        }
+        pt.split_huge(va)
     }
 
     /// After a scan: flushes the TLB for the entries it turned into swap entries (once
@@ -199,11 +260,23 @@ impl<P: PageTable> AddressSpace<P> {
         let mut n = 0;
         for (s, e) in self.reclaimable_ranges(start, end) {
             let mut present = Vec::new();
+            let mut huge_leaves = Vec::new();
             self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
-                if !huge && pte.flags.contains(PteFlags::ACCESSED) {
-                    present.push(va);
+                if pte.flags.contains(PteFlags::ACCESSED) {
+                    if huge {
+                        huge_leaves.push((va, pte));
+                    } else {
+                        present.push(va);
+                    }
                 }
             });
+            // A huge page goes cold whole (reclaim splits it when it comes by).
+            for (va, pte) in huge_leaves {
+                if !pte.flags.contains(PteFlags::HUGETLB) {
+                    let cold = pte.with_flags(pte.flags - PteFlags::ACCESSED);
+                    n += usize::from(self.page_table().replace_huge(va, pte, cold).is_ok());
+                }
+            }
             for va in present {
                 self.page_table()
                     .update_flags(va, &mut |f| f - PteFlags::ACCESSED);
@@ -225,6 +298,17 @@ impl<P: PageTable> AddressSpace<P> {
         let mut unmapped = Vec::new();
         let mut target = None;
         for (s, e) in ranges {
+            // Huge pages in the range are split first (Linux splits a large folio it
+            // cannot swap whole); only their pages inside the range then go.
+            let mut huge_leaves = Vec::new();
+            self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
+                if huge && !pte.flags.intersects(PteFlags::HUGETLB | PteFlags::BUSY) {
+                    huge_leaves.push(va);
+                }
+            });
+            for va in huge_leaves {
+                self.page_table().split_huge(va);
+            }
             let mut present = Vec::new();
             self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
                 if !huge {
@@ -364,10 +448,27 @@ impl<P: PageTable> AddressSpace<P> {
     }
 }
 
+/// A shared mapping of a shmem object under the clock hand.
+struct ShmemRange {
+    file: Arc<FileObject>,
+    vma_start: u64,
+    pgoff: u64,
+}
+
+/// Whether reclaim ages and unmaps `vma`'s entries for shmem swap: a shared mapping
+/// of a shmem object that is not a hugetlb file.
+fn shmem_swappable(vma: &crate::vma::Vma) -> bool {
+    !vma.is_private()
+        && vma
+            .file()
+            .is_some_and(|f| f.kind() == FileKind::Shmem && f.hugetlb().is_none())
+}
+
 /// An entry `reclaim_scan` turned into a swap entry, whose frame reference is dropped
 /// after the flush.
-enum Unmapped {
-    /// Its page is being written (the cache holds the frame meanwhile).
+pub(super) enum Unmapped {
+    /// Its page is being written (the cache holds the frame meanwhile), or it was a
+    /// shmem page left in its page cache.
     Written(Pfn),
     /// Its page was already cached clean in `slot` of the area.
     Cached(Arc<SwapArea>, u64, Pfn),

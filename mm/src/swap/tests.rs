@@ -21,7 +21,7 @@ use crate::phys::PAGE_BYTES;
 use crate::vma::{MapFlags, Prot};
 
 /// Runs each task to completion at once (the RAM disk never waits).
-struct Inline;
+pub(super) struct Inline;
 impl Spawner for Inline {
     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
         block_on(task);
@@ -30,14 +30,14 @@ impl Spawner for Inline {
 
 /// Keeps tasks until the test runs them: reads stay in flight meanwhile.
 #[derive(Default)]
-struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
+pub(super) struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
 impl Spawner for Deferred {
     fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
         self.0.lock().push(task);
     }
 }
 impl Deferred {
-    fn run_all(&self) -> usize {
+    pub(super) fn run_all(&self) -> usize {
         let tasks: Vec<_> = core::mem::take(&mut *self.0.lock());
         let n = tasks.len();
         for t in tasks {
@@ -56,7 +56,7 @@ fn swap_disk(pages: u64) -> Arc<RamDisk> {
     disk
 }
 
-fn swap_on(h: &Harness, pages: u64, spawner: Arc<dyn Spawner>) -> Arc<Swap> {
+pub(super) fn swap_on(h: &Harness, pages: u64, spawner: Arc<dyn Spawner>) -> Arc<Swap> {
     let swap = h.aspace.tunables().swap().clone();
     swap.set_spawner(spawner);
     block_on(swap.activate("/dev/ram0", swap_disk(pages), None)).unwrap();
@@ -87,7 +87,7 @@ fn verify(space: &AddressSpace<SoftPageTable>, a: u64, pages: u64) {
 
 /// Two passes of the clock over `space` (the first clears the accessed bits), then
 /// the writes; returns the pages freed.
-fn reclaim_all(space: &AddressSpace<SoftPageTable>, h: &Harness) -> usize {
+pub(super) fn reclaim_all(space: &AddressSpace<SoftPageTable>, h: &Harness) -> usize {
     let swap = space.tunables().swap().clone();
     let mut freed = 0;
     for _ in 0..2 {
@@ -724,4 +724,60 @@ fn a_swapoff_step_starts_many_reads_before_it_waits() {
     assert_eq!(h.aspace.swapped_pages(), 0);
     swap.deactivate(id).unwrap();
     verify(&h.aspace, a, 600);
+}
+
+/// One pass of the clock over `space` with an unlimited budget, then the writes.
+fn reclaim_pass(space: &AddressSpace<SoftPageTable>, h: &Harness) {
+    let swap = space.tunables().swap().clone();
+    let mut out = Vec::new();
+    let mut budget = ScanBudget {
+        scan: usize::MAX,
+        take: usize::MAX,
+        freed: 0,
+    };
+    space.reclaim_scan(&mut 0, &mut budget, &|_| true, &mut out);
+    block_on(swap.write_out(out, h.frames.clone()));
+}
+
+#[test]
+fn a_huge_page_ages_whole_then_splits_and_goes_out() {
+    use crate::fault::huge::tests::huge_region;
+    let h = harness();
+    let swap = swap_on(&h, 1024, Arc::new(Inline));
+    let a = huge_region(&h, 1);
+    fill(&h.aspace, a, 512);
+    let pt = h.aspace.page_table();
+    assert!(pt.query_huge(a).is_some(), "the fill faulted a huge page");
+    // Touched since the fault: the first pass only takes its accessed bit.
+    reclaim_pass(&h.aspace, &h);
+    assert!(pt.query_huge(a).is_some(), "a young huge page stays whole");
+    assert_eq!(h.aspace.swapped_pages(), 0);
+    // Touched again: still whole after the next pass.
+    h.aspace.write_bytes(a + 5, &[pattern(0, 5)]).unwrap();
+    reclaim_pass(&h.aspace, &h);
+    assert!(pt.query_huge(a).is_some());
+    // Untouched for a whole pass: split, and its 512 pages go.
+    reclaim_pass(&h.aspace, &h);
+    assert!(pt.query_huge(a).is_none(), "split");
+    assert_eq!(h.aspace.swapped_pages(), 512);
+    assert_eq!(h.soft.live(), 0, "every frame of the huge page freed");
+    assert_eq!(swap.stats().pswpout.load(Ordering::Relaxed), 512);
+    verify(&h.aspace, a, 512);
+    assert_eq!(swap.totals(), (1023, 1023), "every slot back");
+}
+
+#[test]
+fn madv_pageout_splits_a_huge_page_it_covers_in_part() {
+    use crate::fault::huge::tests::huge_region;
+    let h = harness();
+    let swap = swap_on(&h, 1024, Arc::new(Inline));
+    let a = huge_region(&h, 1);
+    fill(&h.aspace, a, 512);
+    let mut out = Vec::new();
+    h.aspace.page_out(a, a + 256 * PAGE_SIZE, &mut out);
+    block_on(swap.write_out(out, h.frames.clone()));
+    assert!(h.aspace.page_table().query_huge(a).is_none(), "split");
+    assert_eq!(h.aspace.swapped_pages(), 256, "only the advised half went");
+    assert_eq!(h.soft.live(), 256);
+    verify(&h.aspace, a, 512);
 }

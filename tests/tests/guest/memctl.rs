@@ -2,15 +2,7 @@
 //! family, `RLIMIT_MEMLOCK` against a restricted process, the mseal refusal table and
 //! protection keys (PKRU per thread, SEGV_PKUERR, signal and exec resets).
 
-use guest_tests::{repo_root, Guest};
-
-fn userland_bin(name: &str) -> String {
-    repo_root()
-        .join("userland/target/bin")
-        .join(name)
-        .display()
-        .to_string()
-}
+use guest_tests::{userland_bin, Guest};
 
 #[test]
 fn memctl_locks_and_seals() {
@@ -82,6 +74,9 @@ fn numa_policy_and_migration_on_two_nodes() {
         "mbind.move_moves_all",
         "move_pages.moves_to_0",
         "move_pages.query_after_move",
+        "move_pages.shared_eacces",
+        "move_pages.move_all_moves_shared",
+        "move_pages.move_all_child_sees_node_1",
         "migrate_pages.moves_while_writing",
         "migrate_pages.nothing_lost",
         "preferred_many.local_node_of_the_mask",

@@ -5,16 +5,8 @@
 //! the same across fork, no slot leaked after munmap, swapoff bringing every page
 //! back. Without swap the same fill ends in the OOM killer, not in corruption.
 
-use guest_tests::{repo_root, scratch_dir, Guest};
+use guest_tests::{scratch_dir, userland_bin, Guest};
 use std::time::Duration;
-
-fn userland_bin(name: &str) -> String {
-    repo_root()
-        .join("userland/target/bin")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 /// The guest both tests use: 2 vCPUs on 2 nodes (a reclaim task each), 256 MiB.
 fn guest(swap_mib: u32, run: Vec<String>) -> Guest {
@@ -62,6 +54,8 @@ fn one_and_a_half_ram_through_swap_reads_back_identical() {
         "swap_readahead",
         "cold",
         "two_faults_one_read",
+        "thp_pageout",
+        "thp_reads_back",
         "damos_pageout",
         "damos_reads_back",
         "fill_and_verify",

@@ -3,15 +3,7 @@
 //! on a memfd with `UFFDIO_CONTINUE`, feature negotiation, SIGBUS and THREAD_ID, the
 //! remove, remap and unmap events, UFFDIO_MOVE).
 
-use guest_tests::{repo_root, Guest};
-
-fn userland_bin(name: &str) -> String {
-    repo_root()
-        .join("userland/target/bin")
-        .join(name)
-        .display()
-        .to_string()
-}
+use guest_tests::{userland_bin, Guest};
 
 #[test]
 fn uffd_modes_pass_in_the_guest() {

@@ -2,15 +2,7 @@
 //! static-PIE, 64 threads, fork/exec/wait, signals, errno, security, the mm suite,
 //! syscall fuzz), and `qemu-run.sh --run` runs one program and returns its exit status.
 
-use guest_tests::{repo_root, Guest};
-
-fn userland_bin(name: &str) -> String {
-    repo_root()
-        .join("userland/target/bin")
-        .join(name)
-        .display()
-        .to_string()
-}
+use guest_tests::{userland_bin, Guest};
 
 /// Boots the default guest with `append` and checks the whole suite passed.
 fn run_suite(append: &str) -> guest_tests::Outcome {

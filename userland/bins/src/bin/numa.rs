@@ -128,6 +128,22 @@ fn region(pages: usize) -> usize {
     mmap_anon(pages * P, Prot::RW).expect("mmap") as usize
 }
 
+/// A page of shared anonymous memory for words a parent and its fork child both see.
+fn shared_page() -> usize {
+    // SAFETY: a fresh shared mapping where the kernel chooses.
+    unsafe {
+        mmap(
+            0,
+            P,
+            Prot::RW,
+            MapFlags::SHARED | MapFlags::ANONYMOUS,
+            -1,
+            0,
+        )
+    }
+    .expect("mmap") as usize
+}
+
 fn touch(addr: usize, pages: usize, value: u8) {
     for i in 0..pages {
         // SAFETY: inside this test's own writable mapping.
@@ -388,21 +404,73 @@ fn moves(c: &mut Checks) {
     );
 }
 
+/// A page shared copy-on-write with a fork child: MPOL_MF_MOVE leaves it (-EACCES, it
+/// is mapped by two processes), MPOL_MF_MOVE_ALL moves it for both: the child, told
+/// through a shared word afterwards, finds its pages on the new node with their bytes.
+fn move_all_shared(c: &mut Checks) {
+    const PAGES: usize = 4;
+    let ctl = shared_page();
+    // SAFETY: the shared page is this test's, aligned for atomics.
+    let go = unsafe { &*(ctl as *const AtomicU64) };
+    let a = region(PAGES);
+    let _ = mbind(a, PAGES * P, MPOL_BIND, 0b01, 0);
+    touch(a, PAGES, 8);
+    let child = match fork() {
+        Ok(Fork::Child) => {
+            for _ in 0..20_000 {
+                if go.load(Ordering::Acquire) != 0 {
+                    break;
+                }
+                peios_rt::time::sleep_ms(1);
+            }
+            // SAFETY: reading this process's copy-on-write copy of the mapping.
+            let kept =
+                (0..PAGES).all(|i| unsafe { ((a + i * P) as *const u8).read_volatile() } == 8);
+            let code = match (nodes_of(0, a, PAGES) == [1; PAGES], kept) {
+                (true, true) => 0,
+                (false, _) => 1,
+                (true, false) => 2,
+            };
+            exit_group(code);
+        }
+        Ok(Fork::Parent(pid)) => pid,
+        Err(e) => {
+            c.check(
+                "move_pages.move_all_moves_shared",
+                false,
+                format_args!("fork: {}", e),
+            );
+            return;
+        }
+    };
+    let pages = page_list(a, PAGES);
+    let to = [1i32; PAGES];
+    let s = move_pages(0, &pages, Some(&to), MPOL_MF_MOVE);
+    c.check(
+        "move_pages.shared_eacces",
+        s == Ok(vec![-13; PAGES]),
+        format_args!("{:?}", s),
+    );
+    let s = move_pages(0, &pages, Some(&to), MPOL_MF_MOVE_ALL);
+    let nodes = nodes_of(0, a, PAGES);
+    c.check(
+        "move_pages.move_all_moves_shared",
+        s == Ok(vec![1; PAGES]) && nodes == [1; PAGES],
+        format_args!("{:?}, query {:?}", s, nodes),
+    );
+    go.store(1, Ordering::Release);
+    let st = wait_pid(child);
+    c.check(
+        "move_pages.move_all_child_sees_node_1",
+        matches!(st, Ok(WaitStatus::Exited(0))),
+        format_args!("{:?} (1: child's pages elsewhere, 2: bytes changed)", st),
+    );
+}
+
 fn migrate_while_writing(c: &mut Checks) {
     const PAGES: usize = 128;
     // Shared control words: [0] rounds the child finished, [1] stop.
-    // SAFETY: a fresh shared mapping where the kernel chooses.
-    let ctl = unsafe {
-        mmap(
-            0,
-            P,
-            Prot::RW,
-            MapFlags::SHARED | MapFlags::ANONYMOUS,
-            -1,
-            0,
-        )
-    }
-    .expect("mmap") as usize;
+    let ctl = shared_page();
     // SAFETY: the shared page is this test's, aligned for atomics.
     let (rounds, stop) = unsafe {
         (
@@ -739,6 +807,7 @@ fn main(_args: &Args) -> i32 {
     thp_bind(&mut c);
     hugetlb_bind(&mut c);
     moves(&mut c);
+    move_all_shared(&mut c);
     migrate_while_writing(&mut c);
     preferred_many(&mut c);
     weighted_interleave(&mut c);

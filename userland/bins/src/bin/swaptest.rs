@@ -25,7 +25,7 @@ use peios_bins::peios::in_restricted_child;
 use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
 use peios_rt::process::WaitStatus;
-use peios_rt::sys::mm::{madvise, mincore, munmap, MADV_COLD, MADV_PAGEOUT};
+use peios_rt::sys::mm::{madvise, mincore, munmap, MADV_COLD, MADV_HUGEPAGE, MADV_PAGEOUT};
 use peios_rt::sys::swap::{swapoff, swapon};
 
 use peios_bins::pattern::{word, Region};
@@ -169,6 +169,55 @@ fn pageout_checks(checks: &mut Checks, disk: &str) {
         format_args!("values {:?}, {} device reads, pswpin +{}", got, reads, ins),
     );
     r.unmap();
+}
+
+/// Transparent huge pages go to swap too: a 4 MiB MADV_HUGEPAGE region faults in as
+/// huge pages (AnonHugePages), MADV_PAGEOUT splits them and writes all 1024 pages
+/// (pswpout), and every word reads back.
+fn thp_checks(checks: &mut Checks) {
+    const HUGE: usize = 2 << 20;
+    const PAGES: usize = 2 * HUGE / PAGE;
+    let Ok(raw) = peios_rt::sys::mm::mmap_anon(3 * HUGE, peios_rt::sys::mm::Prot::RW) else {
+        checks.check("thp_pageout", false, format_args!("no memory"));
+        return;
+    };
+    let base = (raw as usize).next_multiple_of(HUGE);
+    let advised = unsafe { madvise(base as *mut u8, 2 * HUGE, MADV_HUGEPAGE) };
+    let huge_before = meminfo_kb("AnonHugePages").unwrap_or(0);
+    let fill = |p: usize| {
+        for i in 0..PAGE / 8 {
+            // SAFETY: inside the region this test mapped.
+            unsafe { ((base + p * PAGE + i * 8) as *mut u64).write_volatile(word(13, p, i)) };
+        }
+    };
+    (0..PAGES).for_each(fill);
+    let huge_kb = meminfo_kb("AnonHugePages")
+        .unwrap_or(0)
+        .saturating_sub(huge_before);
+    let (out_before, split_before) = (vmstat("pswpout"), vmstat("thp_split_pmd"));
+    let res = unsafe { madvise(base as *mut u8, 2 * HUGE, MADV_PAGEOUT) };
+    let out = await_vmstat("pswpout", out_before + PAGES as u64) - out_before;
+    let splits = vmstat("thp_split_pmd") - split_before;
+    checks.check(
+        "thp_pageout",
+        advised.is_ok() && huge_kb >= 4096 && res.is_ok() && out >= PAGES as u64,
+        format_args!(
+            "MADV_HUGEPAGE {:?}: AnonHugePages +{} kB; MADV_PAGEOUT {:?}: pswpout +{}, thp_split_pmd +{}",
+            advised, huge_kb, res, out, splits
+        ),
+    );
+    let bad = (0..PAGES)
+        .filter(|&p| {
+            // SAFETY: as above.
+            (0..PAGE / 8).any(|i| unsafe { ((base + p * PAGE + i * 8) as *const u64).read_volatile() } != word(13, p, i))
+        })
+        .count();
+    checks.check(
+        "thp_reads_back",
+        bad == 0,
+        format_args!("{} of {} pages differ", bad, PAGES),
+    );
+    let _ = unsafe { munmap(raw, 3 * HUGE) };
 }
 
 /// Pages of `r` that mincore says are resident.
@@ -318,6 +367,7 @@ fn main(args: &Args) -> i32 {
 
     if total_kb > 0 {
         pageout_checks(&mut checks, dev.rsplit('/').next().unwrap_or("vda"));
+        thp_checks(&mut checks);
         damos_checks(&mut checks);
     }
 
