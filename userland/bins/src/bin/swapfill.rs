@@ -57,7 +57,11 @@ fn swaps_used_kb() -> (u64, usize) {
     let mut areas = 0;
     for line in text.lines().skip(1) {
         // Filename Type Size Used Priority
-        if let Some(v) = line.split_whitespace().nth(3).and_then(|f| f.parse::<u64>().ok()) {
+        if let Some(v) = line
+            .split_whitespace()
+            .nth(3)
+            .and_then(|f| f.parse::<u64>().ok())
+        {
             used += v;
             areas += 1;
         }
@@ -71,7 +75,10 @@ fn now_ms() -> u64 {
 
 /// Runs `work(t)` on `threads` threads and sums the results; `None` if a thread could
 /// not be started.
-fn on_threads(threads: usize, work: impl Fn(usize) -> usize + Copy + Send + 'static) -> Option<usize> {
+fn on_threads(
+    threads: usize,
+    work: impl Fn(usize) -> usize + Copy + Send + 'static,
+) -> Option<usize> {
     let handles: Vec<_> = (0..threads)
         .filter_map(|t| peios_rt::thread::spawn(move || work(t)).ok())
         .collect();
@@ -104,7 +111,7 @@ fn child(pages: usize, threads: usize, mem_kb: u64) -> i32 {
     let fill_kb = (pages * PAGE / 1024) as u64;
     println!(
         "swapfill: {} MiB by {} threads: fill {} ms, verify {} ms; VmSwap {} kB, /proc/swaps used {} kB",
-        pages * PAGE >> 20,
+        (pages * PAGE) >> 20,
         threads,
         fill_ms,
         verify_ms,
@@ -114,10 +121,7 @@ fn child(pages: usize, threads: usize, mem_kb: u64) -> i32 {
     checks.check(
         "fill_and_verify",
         filled.is_some() && bad == Some(0),
-        format_args!(
-            "{} threads, {:?} of {} pages differ",
-            threads, bad, pages
-        ),
+        format_args!("{} threads, {:?} of {} pages differ", threads, bad, pages),
     );
     // What does not fit in RAM must be on the swap device while the fill is held.
     let must_swap_kb = fill_kb.saturating_sub(mem_kb);
@@ -142,7 +146,7 @@ fn main(args: &Args) -> i32 {
     let mut checks = Checks::new("swapfill");
     let mib = args.opt_u64("--mib", 1536).unwrap_or(1536) as usize;
     let threads = args.opt_u64("--threads", 4).unwrap_or(4).max(1) as usize;
-    let pages = mib << 20 >> 12;
+    let pages = (mib << 20) >> 12;
     let mem_kb = meminfo_kb("MemTotal").unwrap_or(0);
     let swap_total_kb = meminfo_kb("SwapTotal").unwrap_or(0);
     let free_before_kb = meminfo_kb("MemFree").unwrap_or(0);
@@ -180,7 +184,10 @@ fn main(args: &Args) -> i32 {
     checks.check(
         "parent_goes_on",
         bad == Ok(0),
-        format_args!("{} MiB of the parent's own: {:?} pages differ", PARENT_MIB, bad),
+        format_args!(
+            "{} MiB of the parent's own: {:?} pages differ",
+            PARENT_MIB, bad
+        ),
     );
     // The child's memory came back (a reaped victim leaks nothing); a little slack
     // for page tables and caches the run left behind.
