@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use sched::CpuId;
 
 use super::error::{AllocError, FreeError, TopologyError};
-use super::node::Node;
+use super::node::{Mark, Node};
 use super::nodemask::NodeMask;
 use super::percpu_cache::{CacheGuard, PerCpu, PCP_CAPACITY};
 use super::policy::{InterleaveCursor, Plan, Policy};
@@ -286,12 +286,12 @@ impl FrameAllocator {
             node,
             &mut InterleaveCursor::default(),
         )?;
-        self.alloc_from_nodes(&plan, order, node, None)
+        self.alloc_from_nodes(&plan, order, node, None, Mark::Min)
     }
 
     /// A block of `order` for a kernel allocator (the kernel heap growing): from
-    /// `preferred` first, then the other nodes by distance, each down to half its
-    /// `min` watermark. It never drains a remote-free queue or wakes a waiter, so it
+    /// `preferred` first, then the other nodes by distance, each down to its `low`
+    /// watermark; then the same again down to half of `min`. It never drains a remote-free queue or wakes a waiter, so it
     /// is safe to call with any lock held except a buddy lock; no CPU cache is used.
     pub fn alloc_for_kernel(&self, preferred: NodeId, order: Order) -> Result<Pfn, AllocError> {
         let plan = Plan::resolve(
@@ -300,11 +300,13 @@ impl FrameAllocator {
             preferred,
             &mut InterleaveCursor::default(),
         )?;
-        for id in plan.candidates(&self.topo) {
-            let node = &self.nodes[id.index()];
-            if let Some(pfn) = node.alloc_quiet(order) {
-                node.counters.direct_allocs.add(order.pages());
-                return Ok(pfn);
+        for mark in [Mark::Low, Mark::HalfMin] {
+            for id in plan.candidates(&self.topo) {
+                let node = &self.nodes[id.index()];
+                if let Some(pfn) = node.alloc_quiet(order, mark) {
+                    node.counters.direct_allocs.add(order.pages());
+                    return Ok(pfn);
+                }
             }
         }
         self.nodes[plan.intended.index()]
@@ -406,20 +408,52 @@ impl FrameAllocator {
     }
 
     /// Allocates straight from the buddies of `plan`'s candidates (skipping
-    /// `skip`), counting NUMA events; `requester` is the calling CPU's node.
+    /// `skip`), each down to `mark`, counting NUMA events; `requester` is the calling
+    /// CPU's node. A failure is counted on the intended node.
     pub(crate) fn alloc_from_nodes(
         &self,
         plan: &Plan,
         order: Order,
         requester: NodeId,
         skip: Option<NodeId>,
+        mark: Mark,
     ) -> Result<Pfn, AllocError> {
+        self.try_nodes(plan, order, requester, skip, mark)
+            .ok_or_else(|| self.count_failure(plan))
+    }
+
+    /// Counts a failed allocation on `plan`'s intended node.
+    fn count_failure(&self, plan: &Plan) -> AllocError {
+        self.nodes[plan.intended.index()]
+            .counters
+            .alloc_failures
+            .add(1);
+        AllocError::NoMemory
+    }
+
+    /// Wakes the reclaim of every node `plan` may use (each once until it is back at
+    /// `high`): none had a frame above `low`.
+    fn wake_reclaim_for(&self, plan: &Plan) {
+        for id in plan.candidates(&self.topo) {
+            self.nodes[id.index()].wake_reclaim();
+        }
+    }
+
+    /// [`alloc_from_nodes`](Self::alloc_from_nodes) without counting a failure.
+    fn try_nodes(
+        &self,
+        plan: &Plan,
+        order: Order,
+        requester: NodeId,
+        skip: Option<NodeId>,
+        mark: Mark,
+    ) -> Option<Pfn> {
         for id in plan.candidates(&self.topo) {
             if Some(id) == skip {
                 continue;
             }
             let node = &self.nodes[id.index()];
-            if let Some(pfn) = node.alloc(order) {
+            if let Some(pfn) = node.alloc(order, mark) {
                 let c = &node.counters;
                 c.direct_allocs.add(order.pages());
                 if id == plan.intended {
@@ -439,14 +473,10 @@ impl FrameAllocator {
                 } else {
                     c.other_node.add(1);
                 }
-                return Ok(pfn);
+                return Some(pfn);
             }
         }
-        self.nodes[plan.intended.index()]
-            .counters
-            .alloc_failures
-            .add(1);
-        Err(AllocError::NoMemory)
+        None
     }
 
     /// Returns every CPU cache that is not in use to its buddy, then drains every
@@ -595,25 +625,52 @@ impl<'a> CpuHandle<'a> {
         self.free(pfn, Order::FRAME_4K)
     }
 
-    /// A block of `order` placed by `policy`.
+    /// A block of `order` placed by `policy`, in Linux's order: the policy's nodes
+    /// nearest first, each only down to its `low` watermark (no reclaim woken while
+    /// some node the policy allows has room above it); then, every one of them under
+    /// `low`, their reclaim is woken and the same nodes are tried down to `min`. A
+    /// policy's mask is never left (`Bind`). Failing both, the caller waits for
+    /// reclaim or goes to the OOM path.
     pub fn alloc(&mut self, order: Order, policy: Policy) -> Result<Pfn, AllocError> {
         let mem_node = self.percpu.mem_node;
         let plan = Plan::resolve(policy, &self.alloc.topo, mem_node, &mut self.cache.cursor)?;
-        let mut skip = None;
-        if order == Order::FRAME_4K && plan.intended == mem_node && plan.allowed.contains(mem_node)
-        {
-            if let Some(pfn) = self.cache.pop().or_else(|| self.refill()) {
-                self.local.cache_allocs.add(1);
-                if plan.interleave {
-                    self.local.cache_interleave_hits.add(1);
+        let cached = order == Order::FRAME_4K
+            && plan.intended == mem_node
+            && plan.allowed.contains(mem_node);
+        if cached {
+            if let Some(pfn) = self.cache.pop() {
+                return Ok(self.took_cached(pfn, &plan));
+            }
+        }
+        for mark in [Mark::Low, Mark::Min] {
+            if mark == Mark::Min {
+                self.alloc.wake_reclaim_for(&plan);
+            }
+            let mut skip = None;
+            if cached {
+                if let Some(pfn) = self.refill(mark) {
+                    return Ok(self.took_cached(pfn, &plan));
                 }
-                self.cache.publish_len();
+                skip = Some(mem_node);
+            }
+            if let Some(pfn) = self
+                .alloc
+                .try_nodes(&plan, order, self.percpu.node, skip, mark)
+            {
                 return Ok(pfn);
             }
-            skip = Some(mem_node);
         }
-        self.alloc
-            .alloc_from_nodes(&plan, order, self.percpu.node, skip)
+        Err(self.alloc.count_failure(&plan))
+    }
+
+    /// Counts frame `pfn`, just taken from this CPU's cache for `plan`.
+    fn took_cached(&mut self, pfn: Pfn, plan: &Plan) -> Pfn {
+        self.local.cache_allocs.add(1);
+        if plan.interleave {
+            self.local.cache_interleave_hits.add(1);
+        }
+        self.cache.publish_len();
+        pfn
     }
 
     /// A block of `order` placed by `policy`, zeroed once by `zeroer` before it is
@@ -660,11 +717,12 @@ impl<'a> CpuHandle<'a> {
         Ok(())
     }
 
-    /// Refills the cache by one batch and takes a frame; `None` if the node is at `min`.
-    fn refill(&mut self) -> Option<Pfn> {
+    /// Refills the cache by one batch (as far as `mark` allows) and takes a frame;
+    /// `None` if the node is at `mark`.
+    fn refill(&mut self, mark: Mark) -> Option<Pfn> {
         let node = &self.alloc.nodes[self.percpu.mem_node.index()];
         self.cache
-            .refill(self.alloc.batch, |slots| node.alloc_frames(slots));
+            .refill(self.alloc.batch, |slots| node.alloc_frames(slots, mark));
         self.cache.pop()
     }
 

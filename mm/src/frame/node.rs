@@ -22,6 +22,20 @@ struct AtomicWatermarks {
     high: AtomicU64,
 }
 
+/// How far down an allocation may take a node's free memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Not under `low`: the first pass over the candidate nodes (Linux's
+    /// `ALLOC_WMARK_LOW` fast path), which wakes no reclaim.
+    Low,
+    /// Not under `min`: once every candidate was under `low` and their reclaim was
+    /// woken.
+    Min,
+    /// Not under half of `min`: the reserve of kernel allocators (Linux's
+    /// `ALLOC_HARDER`).
+    HalfMin,
+}
+
 /// A node's buddy and everything around it.
 pub(crate) struct Node {
     /// The node's number.
@@ -159,36 +173,60 @@ impl Node {
         }
     }
 
+    /// The free count `mark` keeps.
+    fn floor(&self, mark: Mark) -> u64 {
+        let w = &self.watermarks;
+        match mark {
+            Mark::Low => w.low.load(Ordering::Relaxed),
+            Mark::Min => w.min.load(Ordering::Relaxed),
+            Mark::HalfMin => w.min.load(Ordering::Relaxed) / 2,
+        }
+    }
+
+    /// Wakes reclaim unless it was woken since free memory was last at `high`: an
+    /// allocation found every node it may use under `low` (Linux's
+    /// `wake_all_kswapds` before the `min` pass).
+    pub(crate) fn wake_reclaim(&self) {
+        if !self.reclaim_woken.load(Ordering::Relaxed)
+            && !self.reclaim_woken.swap(true, Ordering::AcqRel)
+        {
+            self.counters.reclaim_wakeups.add(1);
+            self.reclaimer.wake_reclaim(self.id);
+        }
+    }
+
     /// Wakes reclaim for a waiter regardless of the hysteresis flag.
     pub(crate) fn kick_reclaim(&self) {
         self.counters.reclaim_wakeups.add(1);
         self.reclaimer.wake_reclaim(self.id);
     }
 
-    /// Takes a block of `order` unless that would leave fewer than `min` free frames.
-    pub(crate) fn alloc(&self, order: Order) -> Option<Pfn> {
+    /// Takes a block of `order` unless that would leave fewer free frames than
+    /// `mark`.
+    pub(crate) fn alloc(&self, order: Order, mark: Mark) -> Option<Pfn> {
         if self.present < order.pages() {
             return None;
         }
-        let min = self.watermarks.min.load(Ordering::Relaxed);
+        let floor = self.floor(mark);
         self.with_buddy(|b| {
-            if b.free_pages() < min + order.pages() {
+            if b.free_pages() < floor + order.pages() {
                 return None;
             }
             b.alloc(order)
         })
     }
 
-    /// Takes a block of `order` for a kernel allocator, down to half the `min`
-    /// watermark (the reserve Linux's `ALLOC_HARDER` callers may use). It neither
+    /// Takes a block of `order` for a kernel allocator, down to `mark` (half the `min`
+    /// watermark is the reserve Linux's `ALLOC_HARDER` callers may use). It neither
     /// drains the remote-free queue nor wakes waiters, so it may run while the caller
     /// holds any lock but this node's buddy lock (the kernel heap grows through it
     /// while a waiter list or the heap itself may be locked further up the stack).
-    pub(crate) fn alloc_quiet(&self, order: Order) -> Option<Pfn> {
+    /// `mark` is [`Mark::Low`] on a first pass over the nodes, [`Mark::HalfMin`] after.
+    pub(crate) fn alloc_quiet(&self, order: Order, mark: Mark) -> Option<Pfn> {
         if self.present < order.pages() {
             return None;
         }
-        let floor = self.watermarks.min.load(Ordering::Relaxed) / 2;
+        let floor = self.floor(mark);
         let (pfn, free) = {
             let mut b = self.buddy.lock();
             if b.free_pages() < floor + order.pages() {
@@ -202,14 +240,14 @@ impl Node {
         pfn
     }
 
-    /// Fills as much of `out` with single frames as the `min` watermark allows.
-    pub(crate) fn alloc_frames(&self, out: &mut [Pfn]) -> usize {
+    /// Fills as much of `out` with single frames as `mark` allows.
+    pub(crate) fn alloc_frames(&self, out: &mut [Pfn], mark: Mark) -> usize {
         if self.present == 0 {
             return 0;
         }
-        let min = self.watermarks.min.load(Ordering::Relaxed);
+        let floor = self.floor(mark);
         self.with_buddy(|b| {
-            let room = b.free_pages().saturating_sub(min).min(out.len() as u64) as usize;
+            let room = b.free_pages().saturating_sub(floor).min(out.len() as u64) as usize;
             b.alloc_frames(&mut out[..room])
         })
     }
@@ -331,20 +369,20 @@ mod tests {
             high: PageCount(14),
         });
         let mut out = [Pfn(0); 64];
-        assert_eq!(node.alloc_frames(&mut out), 54);
-        assert_eq!(node.alloc(Order::FRAME_4K), None);
+        assert_eq!(node.alloc_frames(&mut out, Mark::Min), 54);
+        assert_eq!(node.alloc(Order::FRAME_4K, Mark::Min), None);
         node.free_frames(&out[..4]);
         assert_eq!(
-            node.alloc(Order::new(3).unwrap()),
+            node.alloc(Order::new(3).unwrap(), Mark::Min),
             None,
             "14 - 8 would be under min"
         );
         assert_eq!(
-            node.alloc(Order::new(2).unwrap()),
+            node.alloc(Order::new(2).unwrap(), Mark::Min),
             Some(Pfn(0)),
             "14 - 4 is exactly min"
         );
-        assert_eq!(node.alloc(Order::FRAME_4K), None);
+        assert_eq!(node.alloc(Order::FRAME_4K, Mark::Min), None);
     }
 
     #[test]
@@ -357,11 +395,11 @@ mod tests {
             high: PageCount(32),
         });
         let mut out = [Pfn(0); 56];
-        assert_eq!(node.alloc_frames(&mut out), 56);
-        assert_eq!(node.alloc(Order::FRAME_4K), Some(Pfn(56)));
+        assert_eq!(node.alloc_frames(&mut out, Mark::Min), 56);
+        assert_eq!(node.alloc(Order::FRAME_4K, Mark::Min), Some(Pfn(56)));
         assert_eq!(r.0.load(Ordering::Relaxed), 1);
         node.free_frames(&out[..40]);
-        node.alloc_frames(&mut out[..40]);
+        node.alloc_frames(&mut out[..40], Mark::Min);
         assert_eq!(r.0.load(Ordering::Relaxed), 2);
         assert_eq!(node.counters.reclaim_wakeups.get(), 2);
     }
@@ -370,7 +408,7 @@ mod tests {
     fn remote_frees_queue_and_drain_on_next_lock() {
         let node = Node::new(NodeId(1), &[(Pfn(0), Pfn(8))], 2, Arc::new(NoReclaim));
         let mut out = [Pfn(0); 8];
-        assert_eq!(node.alloc_frames(&mut out), 8);
+        assert_eq!(node.alloc_frames(&mut out, Mark::Min), 8);
         node.remote_free(out[0], Order::FRAME_4K).unwrap();
         node.remote_free(out[1], Order::FRAME_4K).unwrap();
         assert_eq!(node.snapshot().queued, PageCount(2));

@@ -259,20 +259,21 @@ fn bind_fails_at_min_instead_of_falling_back() {
 #[test]
 fn kernel_blocks_reach_into_half_the_reserve_and_fall_back() {
     let alloc = two_nodes(256, 32, FrameConfig::default());
-    let mut n = 0;
     let mut taken = Vec::new();
     while let Ok(pfn) = alloc.alloc_for_kernel(NodeId(0), o(2)) {
-        if alloc.node_of(pfn) != Some(NodeId(0)) {
-            taken.push(pfn);
-            break;
-        }
         taken.push(pfn);
-        n += 1;
     }
-    // 256 frames, floor 16: 60 blocks of 4 from node 0, then node 1.
-    assert_eq!(n, 60);
+    // 256 frames a node, low = min = 32: node 0 down to low (56 blocks of 4), node 1
+    // down to low, then each down to half of min (4 blocks more each).
+    let nodes: Vec<u32> = taken.iter().map(|&p| alloc.node_of(p).unwrap().0).collect();
+    let runs = [(0, 56), (1, 56), (0, 4), (1, 4)];
+    let expected: Vec<u32> = runs
+        .iter()
+        .flat_map(|&(node, n)| core::iter::repeat_n(node, n))
+        .collect();
+    assert_eq!(nodes, expected);
     assert_eq!(stats(&alloc, 0).free_buddy, PageCount(16));
-    assert_eq!(alloc.node_of(*taken.last().unwrap()), Some(NodeId(1)));
+    assert_eq!(stats(&alloc, 1).free_buddy, PageCount(16));
     for pfn in taken {
         alloc.free(pfn, o(2)).unwrap();
     }
@@ -778,4 +779,160 @@ fn free_batch_refuses_a_frame_no_node_owns() {
     ];
     alloc.free_batch(&mut frames);
     assert_eq!(alloc.free_pages(), before);
+}
+
+/// Records which node's reclaim was woken, in order.
+#[derive(Default)]
+struct NodeWakes(Mutex<Vec<u32>>);
+impl Reclaimer for NodeWakes {
+    fn wake_reclaim(&self, node: NodeId) {
+        self.0.lock().unwrap().push(node.0);
+    }
+}
+
+/// Two nodes of 256 frames, CPUs 0-1 on node 0 and 2-3 on node 1, min 16, low 48,
+/// high 64 on both, reclaim wakes recorded.
+fn two_nodes_with_gaps() -> (FrameAllocator, Arc<NodeWakes>) {
+    let wakes = Arc::new(NodeWakes::default());
+    let ranges = [
+        NodeRange {
+            node: NodeId(0),
+            phys_start: 16 * MIB,
+            phys_end: 16 * MIB + 256 * PAGE_SIZE,
+        },
+        NodeRange {
+            node: NodeId(1),
+            phys_start: 65536 * MIB,
+            phys_end: 65536 * MIB + 256 * PAGE_SIZE,
+        },
+    ];
+    let cpus = [NodeId(0), NodeId(0), NodeId(1), NodeId(1)];
+    let alloc = FrameAllocator::with_hooks(
+        &ranges,
+        DistanceMatrix::uniform(2).unwrap(),
+        &cpus,
+        FrameConfig::default(),
+        wakes.clone(),
+        Arc::new(NoOom),
+    )
+    .unwrap();
+    let w = Watermarks {
+        min: PageCount(16),
+        low: PageCount(48),
+        high: PageCount(64),
+    };
+    alloc.set_node_watermarks(NodeId(0), w);
+    alloc.set_node_watermarks(NodeId(1), w);
+    (alloc, wakes)
+}
+
+/// Allocates single frames under `policy` from CPU 0 until none is left: the frames,
+/// and the reclaim wakes seen once `above_low` frames were taken.
+fn fill(
+    alloc: &FrameAllocator,
+    wakes: &NodeWakes,
+    policy: Policy,
+    above_low: usize,
+) -> (Vec<Pfn>, Vec<u32>) {
+    let mut cpu = alloc.try_cpu(CpuId(0)).unwrap();
+    let mut frames = Vec::new();
+    let mut woken_above_low = None;
+    while let Ok(pfn) = cpu.alloc(o(0), policy) {
+        frames.push(pfn);
+        if frames.len() == above_low {
+            woken_above_low = Some(wakes.0.lock().unwrap().clone());
+        }
+    }
+    (frames, woken_above_low.expect("filled past low"))
+}
+
+fn nodes_of(alloc: &FrameAllocator, frames: &[Pfn]) -> Vec<u32> {
+    frames
+        .iter()
+        .map(|&p| alloc.node_of(p).unwrap().0)
+        .collect()
+}
+
+fn runs(runs: &[(u32, usize)]) -> Vec<u32> {
+    runs.iter()
+        .flat_map(|&(node, n)| core::iter::repeat_n(node, n))
+        .collect()
+}
+
+#[test]
+fn local_falls_back_above_low_before_either_node_dips_to_min() {
+    let (alloc, wakes) = two_nodes_with_gaps();
+    let (frames, woken) = fill(&alloc, &wakes, Policy::Local, 2 * 208);
+    // The local node down to low (256 - 48), then the other node down to low, with no
+    // reclaim woken; then both are woken and each goes on down to min, local first.
+    assert_eq!(
+        nodes_of(&alloc, &frames),
+        runs(&[(0, 208), (1, 208), (0, 32), (1, 32)])
+    );
+    assert!(
+        woken.is_empty(),
+        "reclaim woken while a node had room above low"
+    );
+    assert_eq!(*wakes.0.lock().unwrap(), [0, 1]);
+    assert_eq!(stats(&alloc, 0).free_buddy, PageCount(16));
+    assert_eq!(stats(&alloc, 1).free_buddy, PageCount(16));
+    assert_eq!(stats(&alloc, 0).alloc_failures, 1);
+    assert_eq!(stats(&alloc, 1).numa_miss, 240);
+}
+
+#[test]
+fn preferred_fills_its_node_to_low_then_the_callers() {
+    let (alloc, wakes) = two_nodes_with_gaps();
+    let (frames, woken) = fill(&alloc, &wakes, Policy::Preferred(NodeId(1)), 2 * 208);
+    assert_eq!(
+        nodes_of(&alloc, &frames),
+        runs(&[(1, 208), (0, 208), (1, 32), (0, 32)])
+    );
+    assert!(woken.is_empty());
+    assert_eq!(*wakes.0.lock().unwrap(), [1, 0]);
+}
+
+#[test]
+fn bind_never_leaves_its_mask_and_wakes_only_its_nodes() {
+    let (alloc, wakes) = two_nodes_with_gaps();
+    let bind1 = Policy::Bind(NodeMask::single(NodeId(1)));
+    let (frames, woken) = fill(&alloc, &wakes, bind1, 208);
+    // Node 1 down to low, then its reclaim is woken and it goes down to min; node 0,
+    // outside the mask, is never used and its reclaim never woken.
+    assert_eq!(nodes_of(&alloc, &frames), runs(&[(1, 208), (1, 32)]));
+    assert!(woken.is_empty());
+    assert_eq!(*wakes.0.lock().unwrap(), [1]);
+    assert_eq!(stats(&alloc, 0).free_buddy, PageCount(256));
+}
+
+#[test]
+fn reclaim_is_woken_once_until_the_node_is_back_at_high() {
+    let (alloc, wakes) = two_nodes_with_gaps();
+    let (frames, _) = fill(&alloc, &wakes, Policy::Local, 416);
+    assert_eq!(*wakes.0.lock().unwrap(), [0, 1]);
+    let on0: Vec<Pfn> = frames
+        .iter()
+        .copied()
+        .filter(|&p| alloc.node_of(p) == Some(NodeId(0)))
+        .collect();
+    let give_back = |pfns: &[Pfn]| {
+        for &pfn in pfns {
+            alloc.free(pfn, o(0)).unwrap();
+        }
+        alloc.drain_all();
+    };
+    // Node 0 back to 40 free, still under high: its reclaim stays woken, so the
+    // frames are taken again without a second wake-up.
+    give_back(&on0[..24]);
+    let (again, _) = fill(&alloc, &wakes, Policy::Local, 1);
+    assert_eq!(nodes_of(&alloc, &again), runs(&[(0, 24)]));
+    assert_eq!(*wakes.0.lock().unwrap(), [0, 1]);
+    // Back at high (64 free): re-armed. Taking node 0 under low again while node 1
+    // is under low too wakes node 0's reclaim a second time (node 1's still runs).
+    give_back(&again);
+    give_back(&on0[24..48]);
+    assert_eq!(stats(&alloc, 0).free_buddy, PageCount(64));
+    let (third, _) = fill(&alloc, &wakes, Policy::Local, 16);
+    assert_eq!(nodes_of(&alloc, &third), runs(&[(0, 48)]));
+    assert_eq!(*wakes.0.lock().unwrap(), [0, 1, 0]);
 }

@@ -10,6 +10,7 @@ use core::task::{Context, Poll, Waker};
 
 use super::allocator::FrameAllocator;
 use super::error::AllocError;
+use super::node::Mark;
 use super::nodemask::NodeMask;
 use super::policy::Plan;
 use super::types::{NodeId, Order, Pfn};
@@ -145,7 +146,7 @@ impl Future for AllocWait<'_> {
             Err(e) => return this.finish(Err(e)),
         };
         let alloc = this.alloc;
-        match alloc.alloc_from_nodes(&plan, this.order, this.requester, None) {
+        match alloc.alloc_from_nodes(&plan, this.order, this.requester, None, Mark::Min) {
             Err(AllocError::NoMemory) => {}
             other => return this.finish(other),
         }
@@ -159,7 +160,7 @@ impl Future for AllocWait<'_> {
             alloc.node(node).waiters.register(this.id, cx.waker());
         }
         this.registered = candidates;
-        match alloc.alloc_from_nodes(&plan, this.order, this.requester, None) {
+        match alloc.alloc_from_nodes(&plan, this.order, this.requester, None, Mark::Min) {
             Err(AllocError::NoMemory) => {}
             other => return this.finish(other),
         }

@@ -81,3 +81,46 @@ fn without_swap_the_same_fill_ends_in_the_oom_killer() {
         out.log
     );
 }
+
+/// The acceptance guest: 512 MiB on 2 nodes, 2 vCPUs, the release kernel.
+fn acceptance_guest(swap_mib: u32) -> Guest {
+    Guest {
+        cpus: 2,
+        nodes: 2,
+        mem_mib: 512,
+        swap_mib,
+        release: true,
+        timeout: Duration::from_secs(600),
+        run: vec![userland_bin("swapfill")],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn four_threads_fill_three_times_ram_through_swap_and_read_it_back() {
+    // 1.5 GiB in 512 MiB: over a GiB must go to the 2 GiB swap disk and come back.
+    let out = acceptance_guest(2048).boot();
+    eprintln!("swapfill with swap: {:?}", out.elapsed);
+    out.expect_line("init: swapon /dev/vda");
+    for check in ["fill_and_verify", "vmswap", "proc_swaps", "child_passed"] {
+        out.expect_line(&format!("swapfill: check {check}: ok"));
+    }
+    out.expect_status(0);
+}
+
+#[test]
+fn without_swap_the_fill_is_oom_killed_and_the_parent_goes_on() {
+    let out = acceptance_guest(0).boot();
+    eprintln!("swapfill without swap: {:?}", out.elapsed);
+    out.expect_line("Out of memory: Killed process");
+    for check in ["child_oom_killed", "parent_goes_on", "memory_back"] {
+        out.expect_line(&format!("swapfill: check {check}: ok"));
+    }
+    // The child dies in its fill: it never gets to report on its bytes.
+    assert!(
+        !out.log.contains("swapfill: check fill_and_verify"),
+        "a fill without swap must die, not verify:\n{}",
+        out.log
+    );
+    out.expect_status(0);
+}

@@ -1,5 +1,7 @@
-//! `vm.swappiness` in a booted guest: a 256 MiB one-node guest with swap and an ext4 disk
-//! holding a 128 MiB file runs `swappiness`, which caches the file and then touches
+//! `vm.swappiness` in a booted guest: a 256 MiB two-node guest with swap and an ext4 disk
+//! holding a 128 MiB file runs `swappiness`. First, with no page cache, at swappiness 0
+//! it fills most of free memory (more than one node has): not a page may be swapped
+//! while the other node has room (`spill`). Then it caches the file and touches
 //! anonymous memory past what is free, once at swappiness 0 and once at 200. At 0
 //! reclaim drops the page cache and hardly swaps; at 200 it swaps and keeps the cache
 //! (`pswpout` in /proc/vmstat, `Cached` in /proc/meminfo); the two runs must differ by
@@ -22,11 +24,7 @@ fn swappiness_moves_reclaim_between_page_cache_and_swap() {
     let prog = repo_root().join("userland/target/bin/swappiness");
     let out = Guest {
         cpus: 2,
-        // One node: the split alone decides. On two nodes a fill that stays on its
-        // CPU's node can use up that node's file pages and swap there while the other
-        // node still caches the file (per-node reclaim, as on Linux), which blurs
-        // what this test measures.
-        nodes: 1,
+        nodes: 2,
         mem_mib: 256,
         swap_mib: 512,
         release: true,
@@ -38,6 +36,7 @@ fn swappiness_moves_reclaim_between_page_cache_and_swap() {
     .boot();
     for check in [
         "default",
+        "spill",
         "file_cached_0",
         "reads_back_0",
         "file_cached_200",

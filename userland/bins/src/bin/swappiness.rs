@@ -16,6 +16,12 @@
 //! - the anonymous memory reads back intact every time;
 //! - a restricted process may not write the knob (EACCES; Peios-only).
 //!
+//! First, with no page cache at all (`spill`): at swappiness 0, anonymous memory
+//! filling most of what is free, more than any one node of a two-node guest holds,
+//! must not swap a page while the nodes together have room (an allocation takes
+//! another node's free memory before its own node's reclaim runs, as on Linux), and
+//! reads back intact. `--spill-only` runs just that.
+//!
 //! Runs on Linux too (the anchor's `--disk` and `--swap`), where `high_swaps` and
 //! `split_moves` fail: Linux 6.12 trims a page cache of once-read pages first whatever
 //! the knob (`cache_trim_mode`), so it swaps nothing at 200 either. This kernel has no
@@ -133,8 +139,48 @@ fn run(swappiness: u32, path: &str, file_bytes: u64, over_percent: u64) -> Resul
     })
 }
 
+/// The `spill` run: at swappiness 0 with the caches dropped, fills all but an eighth
+/// (at least 16 MiB) of `MemFree` and checks that nothing went to swap and that the
+/// fill reads back.
+fn spill(checks: &mut Checks) {
+    if let Err(e) =
+        write_file(KNOB, "0\n").and_then(|()| write_file("/proc/sys/vm/drop_caches", "3\n"))
+    {
+        checks.check("spill", false, format_args!("setup: {e}"));
+        return;
+    }
+    let free_kb = meminfo_kb("MemFree").unwrap_or(0);
+    let spare_kb = (free_kb / 8).max(16 << 10);
+    let pages = (free_kb.saturating_sub(spare_kb) / 4) as usize;
+    let out_before = vmstat("pswpout");
+    let region = match peios_bins::pattern::Region::new(pages) {
+        Ok(r) => r,
+        Err(e) => {
+            checks.check("spill", false, format_args!("map {pages} pages: {e}"));
+            return;
+        }
+    };
+    region.fill(0x5b111, 0, 1);
+    let swapped_out = vmstat("pswpout") - out_before;
+    let bad = region.mismatches(0x5b111, 0, 1);
+    region.unmap();
+    let _ = write_file(KNOB, "60\n");
+    checks.check(
+        "spill",
+        swapped_out == 0 && bad == 0 && pages > 0,
+        format_args!(
+            "{} of {free_kb} kB free filled at swappiness 0: pswpout +{swapped_out}, {bad} pages differ",
+            pages * 4
+        ),
+    );
+}
+
 fn main(args: &peios_rt::Args) -> i32 {
     let mut checks = Checks::new("swappiness");
+    if args.has("--spill-only") {
+        spill(&mut checks);
+        return checks.finish();
+    }
     let path = args.opt("--file").unwrap_or("/mnt/seq.bin");
     let over_percent = args.opt_u64("--over", 50).unwrap_or(50);
     let old = read_file(KNOB).unwrap_or_default();
@@ -143,6 +189,7 @@ fn main(args: &peios_rt::Args) -> i32 {
         old.trim() == "60",
         format_args!("{KNOB} reads {:?}", old.trim()),
     );
+    spill(&mut checks);
     // The file's size: one read through it (the runs drop the cache first).
     let file_bytes = match read_whole(path) {
         Ok(n) if n > 0 => n,
