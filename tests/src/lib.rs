@@ -226,10 +226,17 @@ impl Guest {
             !log.contains("watchdog: "),
             "the kernel's timer watchdog fired:\n{log}"
         );
+        let elapsed = start.elapsed();
+        // Shown with `--nocapture`: where the suite's time goes, per test.
+        eprintln!(
+            "guest boot of {} took {:.1?}",
+            std::thread::current().name().unwrap_or("?"),
+            elapsed
+        );
         Outcome {
             status: output.status.code().unwrap_or(-1),
             log,
-            elapsed: start.elapsed(),
+            elapsed,
         }
     }
 }

@@ -8,6 +8,7 @@ mod debian;
 mod executor;
 mod ext4;
 mod frames;
+mod heap;
 mod hugepriv;
 mod memctl;
 mod shmem;
