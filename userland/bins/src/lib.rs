@@ -181,6 +181,12 @@ pub mod files {
         text.lines().find_map(|l| kb_field(l, name))
     }
 
+    /// A `/proc/self/status` figure in kB (`name` without its colon: `"VmSwap"`).
+    pub fn status_kb(name: &str) -> Option<u64> {
+        let text = read_file("/proc/self/status").ok()?;
+        text.lines().find_map(|l| kb_field(l, name))
+    }
+
     /// `field` (kB) of the `/proc/self/smaps` block of the mapping starting at `start`.
     pub fn smaps_kb(start: usize, field: &str) -> Option<u64> {
         let text = read_file("/proc/self/smaps").ok()?;

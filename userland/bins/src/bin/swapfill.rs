@@ -34,19 +34,7 @@ const PARENT_MIB: usize = 64;
 
 /// `VmSwap` of this process (kB).
 fn vm_swap_kb() -> u64 {
-    read_file("/proc/self/status")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("VmSwap:")?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-        })
-        .unwrap_or(0)
+    peios_bins::files::status_kb("VmSwap").unwrap_or(0)
 }
 
 /// The `Used` column (kB) summed over every area of `/proc/swaps`, and the number of

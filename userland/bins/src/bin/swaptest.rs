@@ -40,19 +40,7 @@ fn vmstat(name: &str) -> u64 {
 }
 
 fn vm_swap_kb() -> u64 {
-    read_file("/proc/self/status")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("VmSwap:")?
-                    .trim()
-                    .strip_suffix("kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-        })
-        .unwrap_or(0)
+    peios_bins::files::status_kb("VmSwap").unwrap_or(0)
 }
 
 /// Reads completed on disk `name` (`/proc/diskstats`' first counter).
