@@ -86,27 +86,7 @@ impl<P: PageTable> AddressSpace<P> {
             let Ok(pfn) = self.frames().alloc(page) else {
                 return;
             };
-            {
-                let mut inner = area.inner.lock();
-                if inner.slots.refs(other) == 0 || inner.cache.contains_key(&other) {
-                    drop(inner);
-                    self.frames().put(pfn);
-                    continue;
-                }
-                inner.cache.insert(
-                    other,
-                    Cached {
-                        pfn: Some(pfn),
-                        state: CacheState::Reading(Completion::new()),
-                        dropped: false,
-                        read_ahead: true,
-                    },
-                );
-                inner.slots.set_cached(other);
-                inner.by_pfn.insert(pfn.0, other);
-            }
-            swap.stats.readahead.fetch_add(1, Ordering::Relaxed);
-            swap.start_read(area.clone(), other, pfn, self.frames().clone());
+            swap.read_ahead_into(area, other, pfn, self.frames());
         }
     }
 

@@ -741,6 +741,40 @@ impl Swap {
     }
 
     /// Starts reading `entry`'s page into `pfn` (already in the cache as reading).
+    /// Starts a read-ahead of `slot` into the free frame `pfn`, which the swap cache
+    /// then holds until a fault or lookup takes it or the cache is shrunk; when the
+    /// slot was freed or is cached already, `pfn` goes back instead. The anonymous and
+    /// the shmem swap-in both read ahead through here.
+    pub(crate) fn read_ahead_into(
+        &self,
+        area: &Arc<SwapArea>,
+        slot: u64,
+        pfn: Pfn,
+        frames: &Arc<Frames>,
+    ) {
+        {
+            let mut inner = area.inner.lock();
+            if inner.slots.refs(slot) == 0 || inner.cache.contains_key(&slot) {
+                drop(inner);
+                frames.put(pfn);
+                return;
+            }
+            inner.cache.insert(
+                slot,
+                Cached {
+                    pfn: Some(pfn),
+                    state: CacheState::Reading(Completion::new()),
+                    dropped: false,
+                    read_ahead: true,
+                },
+            );
+            inner.slots.set_cached(slot);
+            inner.by_pfn.insert(pfn.0, slot);
+        }
+        self.stats.readahead.fetch_add(1, Ordering::Relaxed);
+        self.start_read(area.clone(), slot, pfn, frames.clone());
+    }
+
     fn start_read(&self, area: Arc<SwapArea>, slot: u64, pfn: Pfn, frames: Arc<Frames>) {
         let Some(spawner) = self.spawner.get() else {
             // No executor to run the read: the faults fail rather than hang.

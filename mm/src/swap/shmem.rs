@@ -171,27 +171,7 @@ impl Swap {
         let Ok(pfn) = frames.alloc(slot * PAGE_SIZE) else {
             return;
         };
-        {
-            let mut inner = area.inner.lock();
-            if inner.slots.refs(slot) == 0 || inner.cache.contains_key(&slot) {
-                drop(inner);
-                frames.put(pfn);
-                return;
-            }
-            inner.cache.insert(
-                slot,
-                Cached {
-                    pfn: Some(pfn),
-                    state: CacheState::Reading(Completion::new()),
-                    dropped: false,
-                    read_ahead: true,
-                },
-            );
-            inner.slots.set_cached(slot);
-            inner.by_pfn.insert(pfn.0, slot);
-        }
-        self.stats.readahead.fetch_add(1, Ordering::Relaxed);
-        self.start_read(area, slot, pfn, frames.clone());
+        self.read_ahead_into(&area, slot, pfn, frames);
     }
 
     /// Most slots one shmem swap-in reads ahead (`vm.page-cluster`).
