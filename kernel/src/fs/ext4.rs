@@ -12,8 +12,9 @@ use crate::{
     vfs::{
         self,
         dir::{with_dots, DirFile},
-        events, path_inode_number, seek_position, Caller, File, Filesystem, Node, OpenRequest,
-        Stat, Whence,
+        pagewait::PageWait,
+        path_inode_number, seek_position, Caller, File, Filesystem, Node, OpenRequest, Stat,
+        Whence,
     },
     virtio_blk::VirtioBlk,
 };
@@ -27,8 +28,6 @@ use alloc::{
     vec::Vec,
 };
 use core::{
-    future::Future,
-    pin::Pin,
     sync::atomic::{AtomicBool, Ordering},
     task::{Context, Poll, Waker},
 };
@@ -537,18 +536,13 @@ pub struct DiskFile {
     stat: Stat,
     pos: Mutex<u64>,
     readahead: Mutex<Readahead>,
-    /// The read the last EAGAIN waits for.
-    pending: Mutex<Option<FaultFuture>>,
+    /// The read the last EAGAIN waits for, and the tasks that polled this file.
+    page_wait: PageWait,
     /// An `O_DIRECT` read in flight: its offset, length and the read.
     direct_read: Mutex<Option<(u64, usize, DirectRead)>>,
-    /// The tasks that polled this file (woken when a read they wait for lands).
-    wakers: Mutex<Vec<Waker>>,
     /// Opened `O_DIRECT`: reads bypass the cache.
     direct: AtomicBool,
 }
-
-/// Most wakers remembered (threads reading one description at once).
-const MAX_WAKERS: usize = 8;
 
 impl DiskFile {
     /// An open description of `object` with attributes `stat`.
@@ -558,9 +552,8 @@ impl DiskFile {
             stat,
             pos: Mutex::new(0),
             readahead: Mutex::new(Readahead::new(DEFAULT_MAX_PAGES)),
-            pending: Mutex::new(None),
+            page_wait: PageWait::default(),
             direct_read: Mutex::new(None),
-            wakers: Mutex::new(Vec::new()),
             direct: AtomicBool::new(false),
         }
     }
@@ -574,18 +567,9 @@ impl DiskFile {
         self.object.start_reads(w.start, w.pages);
     }
 
-    /// Parks the reader on `wait`: it is registered with every task that polled, so
-    /// whichever is waiting is woken (a spurious wake only retries).
-    fn park(&self, mut wait: FaultFuture) -> SysResult<u64> {
-        let wakers = self.wakers.lock().clone();
-        for w in &wakers {
-            let mut cx = Context::from_waker(w);
-            if Pin::new(&mut wait).poll(&mut cx).is_ready() {
-                return Err(Errno::EINTR); // landed already: the caller retries at once
-            }
-        }
-        *self.pending.lock() = Some(wait);
-        Err(Errno::EAGAIN)
+    /// Parks the reader on `wait` (EAGAIN; EINTR when it landed already).
+    fn park(&self, wait: FaultFuture) -> SysResult<u64> {
+        self.page_wait.park(wait)
     }
 
     /// Reads `count` bytes at `offset` into user memory through the cache.
@@ -720,27 +704,7 @@ impl File for DiskFile {
     }
 
     fn poll(&self, waker: Option<&Waker>) -> u16 {
-        if let Some(w) = waker {
-            let mut wakers = self.wakers.lock();
-            if !wakers.iter().any(|x| x.will_wake(w)) {
-                if wakers.len() == MAX_WAKERS {
-                    wakers.remove(0);
-                }
-                wakers.push(w.clone());
-            }
-        }
-        let mut pending = self.pending.lock();
-        if let Some(wait) = pending.as_mut() {
-            let ready = match waker {
-                Some(w) => Pin::new(wait).poll(&mut Context::from_waker(w)).is_ready(),
-                None => wait.is_ready(),
-            };
-            if !ready {
-                return 0;
-            }
-            *pending = None;
-        }
-        events::DEFAULT
+        self.page_wait.poll(waker)
     }
 
     fn always_blocks(&self) -> bool {
