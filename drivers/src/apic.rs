@@ -44,8 +44,47 @@ pub unsafe fn enable_local_apic(xapic_virt: u64) -> LocalApic {
     unsafe {
         apic.enable();
         apic.disable_timer();
+        let bsp = apic.is_bsp();
+        set_local_interrupt_pins(xapic_virt, bsp);
     }
     apic
+}
+
+/// LVT LINT0 and LINT1: xAPIC register offsets and x2APIC MSRs.
+const XAPIC_LVT_LINT0: u64 = 0x350;
+const XAPIC_LVT_LINT1: u64 = 0x360;
+const X2APIC_MSR_LVT_LINT0: u32 = 0x835;
+const X2APIC_MSR_LVT_LINT1: u32 = 0x836;
+/// LVT bits: masked, and the NMI delivery mode.
+const LVT_MASKED: u32 = 1 << 16;
+const LVT_DELIVERY_NMI: u32 = 0b100 << 8;
+
+/// Masks LINT0 (the legacy 8259's INTR: its lines come through the IO-APIC) and makes
+/// LINT1 the NMI pin on the boot CPU only, as Linux does. The `x2apic` crate's
+/// `enable` writes 0 to both, which leaves them unmasked as fixed vector 0: an 8259
+/// output then stays pending as an illegal vector in the IRR.
+///
+/// # Safety
+/// As for [`enable_local_apic`], after the APIC is enabled (x2APIC mode switched on
+/// where the CPU has it).
+unsafe fn set_local_interrupt_pins(xapic_virt: u64, bsp: bool) {
+    let lint1 = if bsp { LVT_DELIVERY_NMI } else { LVT_MASKED };
+    if cpu_has_x2apic() {
+        // SAFETY: x2APIC mode is on; these MSRs are the LVT LINT registers.
+        unsafe {
+            x86_64::registers::model_specific::Msr::new(X2APIC_MSR_LVT_LINT0)
+                .write(u64::from(LVT_MASKED));
+            x86_64::registers::model_specific::Msr::new(X2APIC_MSR_LVT_LINT1)
+                .write(u64::from(lint1));
+        }
+    } else {
+        // SAFETY: the caller maps the xAPIC page at `xapic_virt` (uncached); LVT
+        // registers are 32-bit, 16-byte aligned.
+        unsafe {
+            core::ptr::write_volatile((xapic_virt + XAPIC_LVT_LINT0) as *mut u32, LVT_MASKED);
+            core::ptr::write_volatile((xapic_virt + XAPIC_LVT_LINT1) as *mut u32, lint1);
+        }
+    }
 }
 
 /// Whether this CPU offers x2APIC mode (CPUID.1:ECX bit 21).

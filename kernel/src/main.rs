@@ -146,6 +146,11 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     percpu::install(bsp);
     gdt::init_cpu();
     idt::load();
+    // The legacy PICs are masked while the firmware's virtual-wire LINT0 still passes
+    // their output to the CPU: masking then withdraws the PIT interrupt the firmware left
+    // pending. Masked after LINT0 (QEMU TCG), that request stays raised and is later
+    // delivered as vector -1 (a #GP in the kernel).
+    drivers::pit::disable_legacy_pic();
     apic::init_local();
     arch::usermode::init_cpu();
     let per_ms = apic::calibrate_timer(time::pm_delay_us);

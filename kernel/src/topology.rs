@@ -101,7 +101,6 @@ pub fn init_ioapic(topo: &Topology, bsp_apic: u32) {
         };
     }
     crate::interrupts::set_ioapic(virt, io.gsi_base);
-    pit::disable_legacy_pic();
     log::info!(
         "IO-APIC {} at {:#x}: {} lines, ISA IRQs routed",
         io.id,
