@@ -3,6 +3,7 @@
 //!
 //! The kernel binds to:
 //! * [`frame`]: the NUMA frame allocator;
+//! * [`addr`]: [`addr::VirtAddr`], the user virtual address the page-table seam takes;
 //! * [`aspace::AddressSpace`]: a process's address space (mmap family, fork,
 //!   teardown), generic over the [`pagetable::PageTable`] the kernel implements,
 //!   using a [`phys::FrameSource`] and a [`tlb::TlbFlush`] the kernel also supplies;
@@ -28,6 +29,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod addr;
 pub mod aspace;
 pub mod block;
 pub mod commit;
