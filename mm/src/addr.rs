@@ -7,6 +7,7 @@
 //! range end computed from userland's numbers cannot come back as a small address.
 
 use core::fmt;
+use core::ops::{Add, AddAssign, Sub};
 
 use crate::frame::{PAGE_SHIFT, PAGE_SIZE};
 use crate::pagetable::HUGE_SIZE;
@@ -121,6 +122,37 @@ impl VirtAddr {
     }
 }
 
+/// The 4 KiB steps from `start` up to `end` (exclusive): `start`, `start + 4096`, ...
+pub fn pages(start: VirtAddr, end: VirtAddr) -> impl Iterator<Item = VirtAddr> + Clone {
+    (start.0..end.0).step_by(PAGE_SIZE as usize).map(VirtAddr)
+}
+
+/// Stepping through a range the caller already validated (the next page, the end of
+/// a huge leaf): plain `u64` addition, so an overflow is a bug (a panic in debug
+/// builds). Numbers userland chose go through [`VirtAddr::checked_add`].
+impl Add<u64> for VirtAddr {
+    type Output = VirtAddr;
+
+    fn add(self, bytes: u64) -> VirtAddr {
+        VirtAddr(self.0 + bytes)
+    }
+}
+
+impl AddAssign<u64> for VirtAddr {
+    fn add_assign(&mut self, bytes: u64) {
+        self.0 += bytes;
+    }
+}
+
+/// Stepping back within a validated range; see the `Add` impl.
+impl Sub<u64> for VirtAddr {
+    type Output = VirtAddr;
+
+    fn sub(self, bytes: u64) -> VirtAddr {
+        VirtAddr(self.0 - bytes)
+    }
+}
+
 impl fmt::Debug for VirtAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "VirtAddr({:#x})", self.0)
@@ -163,8 +195,14 @@ mod tests {
         assert_eq!(aligned.page_align_up(), Some(aligned));
         assert_eq!(aligned.huge_base(), aligned);
         assert_eq!(aligned.huge_align_up(), Some(aligned));
-        assert_eq!(VirtAddr::new(0x1fff).align_down(0x1000), VirtAddr::new(0x1000));
-        assert_eq!(VirtAddr::new(0x1001).align_up(0x1000), Some(VirtAddr::new(0x2000)));
+        assert_eq!(
+            VirtAddr::new(0x1fff).align_down(0x1000),
+            VirtAddr::new(0x1000)
+        );
+        assert_eq!(
+            VirtAddr::new(0x1001).align_up(0x1000),
+            Some(VirtAddr::new(0x2000))
+        );
     }
 
     #[test]
@@ -174,12 +212,18 @@ mod tests {
         assert_eq!(VirtAddr::new(u64::MAX - 0x1000).huge_align_up(), None);
         assert_eq!(VirtAddr::new(u64::MAX).align_up(2), None);
         // The last page boundary below the top is still reachable.
-        let last_page = VirtAddr::new(u64::MAX & !0xfff);
+        let last_page = VirtAddr::new(!0xfff);
         assert_eq!(last_page.page_align_up(), Some(last_page));
-        assert_eq!(VirtAddr::new(last_page.as_u64() - 1).page_align_up(), Some(last_page));
+        assert_eq!(
+            VirtAddr::new(last_page.as_u64() - 1).page_align_up(),
+            Some(last_page)
+        );
         // Rounding down never fails, even at the top.
         assert_eq!(VirtAddr::new(u64::MAX).page_base(), last_page);
-        assert_eq!(VirtAddr::new(u64::MAX).huge_base(), VirtAddr::new(u64::MAX & !0x1f_ffff));
+        assert_eq!(
+            VirtAddr::new(u64::MAX).huge_base(),
+            VirtAddr::new(!0x1f_ffff)
+        );
     }
 
     #[test]
@@ -189,10 +233,47 @@ mod tests {
         assert_eq!(va.checked_sub(0x1000), Some(VirtAddr::ZERO));
         assert_eq!(va.checked_sub(0x1001), None);
         assert_eq!(VirtAddr::new(u64::MAX).checked_add(1), None);
-        assert_eq!(VirtAddr::new(u64::MAX - 5).checked_add(5), Some(VirtAddr::new(u64::MAX)));
+        assert_eq!(
+            VirtAddr::new(u64::MAX - 5).checked_add(5),
+            Some(VirtAddr::new(u64::MAX))
+        );
         assert_eq!(VirtAddr::new(0x5000).offset_from(va), Some(0x4000));
         assert_eq!(va.offset_from(VirtAddr::new(0x5000)), None);
         assert_eq!(va.offset_from(va), Some(0));
+    }
+
+    #[test]
+    fn stepping_operators() {
+        let mut va = VirtAddr::new(0x40_0000);
+        assert_eq!(va + HUGE_SIZE, VirtAddr::new(0x60_0000));
+        assert_eq!(va - PAGE_SIZE, VirtAddr::new(0x3f_f000));
+        va += PAGE_SIZE;
+        assert_eq!(va, VirtAddr::new(0x40_1000));
+    }
+
+    #[test]
+    fn pages_steps_by_4k_up_to_the_end() {
+        let got: alloc::vec::Vec<_> = pages(VirtAddr::new(0x1000), VirtAddr::new(0x4000)).collect();
+        assert_eq!(
+            got,
+            [
+                VirtAddr::new(0x1000),
+                VirtAddr::new(0x2000),
+                VirtAddr::new(0x3000)
+            ]
+        );
+        assert_eq!(
+            pages(VirtAddr::new(0x4000), VirtAddr::new(0x4000)).count(),
+            0
+        );
+        assert_eq!(
+            pages(VirtAddr::new(0x5000), VirtAddr::new(0x4000)).count(),
+            0
+        );
+        assert_eq!(
+            pages(VirtAddr::new(0x1000), VirtAddr::new(0x1001)).count(),
+            1
+        );
     }
 
     #[test]
@@ -211,7 +292,10 @@ mod tests {
         assert!(VirtAddr::new(0x1000) < VirtAddr::new(0x2000));
         assert_eq!(VirtAddr::new(7).as_u64(), 7);
         assert_eq!(VirtAddr::default(), VirtAddr::ZERO);
-        assert_eq!(format!("{:?}", VirtAddr::new(0x7f00_1000)), "VirtAddr(0x7f001000)");
+        assert_eq!(
+            format!("{:?}", VirtAddr::new(0x7f00_1000)),
+            "VirtAddr(0x7f001000)"
+        );
         assert_eq!(format!("{:x}", VirtAddr::new(0xabc)), "abc");
         assert_eq!(format!("{:#x}", VirtAddr::new(0xabc)), "0xabc");
     }
