@@ -233,6 +233,7 @@ impl Drop for HugetlbFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{fork, harness, map_file};
     use crate::fault::hugetlb::tests::with_pool;
     use crate::frame::PAGE_SIZE;
@@ -354,7 +355,7 @@ mod tests {
             (5, 1, 3),
             "reading the file's page takes none"
         );
-        let leaf = h.aspace.page_table().query_huge(p).unwrap();
+        let leaf = h.aspace.page_table().query_huge(VirtAddr::new(p)).unwrap();
         assert!(!leaf.flags.contains(crate::pagetable::PteFlags::WRITE));
         h.aspace.write_bytes(p + 3, b"mine").unwrap();
         assert_eq!(

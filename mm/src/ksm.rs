@@ -157,6 +157,7 @@ impl Ksm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, fork, harness};
     use crate::aspace::Advice;
     use crate::fault::{Access, FaultResolved};
@@ -193,7 +194,7 @@ mod tests {
         let s = ksm.stats(&h.frames);
         assert_eq!((s.pages_shared, s.pages_sharing, s.full_scans), (1, 3, 2));
         assert_eq!(h.soft.live(), live - 3, "three frames freed");
-        let pfn = |va: u64| h.aspace.page_table().query(va).unwrap().pfn;
+        let pfn = |va: u64| h.aspace.page_table().query(VirtAddr::new(va)).unwrap().pfn;
         assert_eq!(pfn(a), pfn(a + 3 * PAGE_SIZE));
         assert_ne!(pfn(a), pfn(a + 5 * PAGE_SIZE), "not mergeable");
         // A write copies: the others keep the old contents.

@@ -478,6 +478,7 @@ impl FaultInterceptor for Userfault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, harness, map_file, map_shared_anon};
     use crate::errno::MmError;
     use crate::fault::{intercept_mode, FaultError, FaultResolved};
@@ -657,7 +658,7 @@ mod tests {
             .unwrap();
         assert_eq!(h.tlb.flushes(), flushes + 1);
         assert!(uffd.is_protected(a) && !uffd.is_protected(a + PAGE_SIZE));
-        let pte = h.aspace.page_table().query(a).unwrap();
+        let pte = h.aspace.page_table().query(VirtAddr::new(a)).unwrap();
         assert!(!pte.flags.contains(PteFlags::WRITE));
         assert_eq!(
             h.aspace.fault(a, Access::Read, true).unwrap(),
@@ -679,7 +680,7 @@ mod tests {
         assert!(h
             .aspace
             .page_table()
-            .query(a)
+            .query(VirtAddr::new(a))
             .unwrap()
             .flags
             .contains(PteFlags::WRITE));
@@ -751,8 +752,16 @@ mod tests {
         h.aspace.read_bytes(watched, &mut b).unwrap();
         assert_eq!(&b, b"through the other");
         assert_eq!(
-            h.aspace.page_table().query(watched).unwrap().pfn,
-            h.aspace.page_table().query(filler).unwrap().pfn,
+            h.aspace
+                .page_table()
+                .query(VirtAddr::new(watched))
+                .unwrap()
+                .pfn,
+            h.aspace
+                .page_table()
+                .query(VirtAddr::new(filler))
+                .unwrap()
+                .pfn,
             "the page cache's own page is mapped"
         );
         let anon = anon_rw(&h.aspace, 1);
@@ -835,7 +844,7 @@ mod tests {
         let pfn = h.frames.alloc(a).unwrap();
         h.frames.write(pfn, 0, b"direct");
         h.aspace.map_missing_frame(a, pfn, true).unwrap();
-        let pte = h.aspace.page_table().query(a).unwrap();
+        let pte = h.aspace.page_table().query(VirtAddr::new(a)).unwrap();
         assert_eq!(pte.pfn, pfn);
         assert!(!pte.flags.contains(PteFlags::WRITE), "write-protected");
         let mut b = [0u8; 6];
@@ -910,13 +919,16 @@ mod tests {
             .set_interceptor(dst, 3 * PAGE_SIZE, Some(hook.clone()))
             .unwrap();
         h.aspace.write_bytes(src, b"moving").unwrap();
-        let pfn = h.aspace.page_table().query(src).unwrap().pfn;
+        let pfn = h.aspace.page_table().query(VirtAddr::new(src)).unwrap().pfn;
         let w = parked(h.aspace.fault(dst, Access::Read, true));
         let flushes = h.tlb.flushes();
         assert_eq!(h.aspace.move_page(src, dst, &hook), Ok(true));
         assert_eq!(h.tlb.flushes(), flushes + 1, "the old entry is flushed");
-        assert!(h.aspace.page_table().query(src).is_none());
-        assert_eq!(h.aspace.page_table().query(dst).unwrap().pfn, pfn);
+        assert!(h.aspace.page_table().query(VirtAddr::new(src)).is_none());
+        assert_eq!(
+            h.aspace.page_table().query(VirtAddr::new(dst)).unwrap().pfn,
+            pfn
+        );
         uffd.wake_range(dst, dst + PAGE_SIZE);
         assert!(w.is_ready());
         let mut b = [0u8; 6];

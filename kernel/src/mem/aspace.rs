@@ -9,7 +9,7 @@ use alloc::sync::Arc;
 use conquer_once::spin::OnceCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use errno::{Errno, SysResult};
-use mm::{aspace, pagetable::PageTable, tlb::TlbBatch};
+use mm::{addr::VirtAddr, aspace, pagetable::PageTable, tlb::TlbBatch};
 
 /// Page size.
 pub const PAGE: u64 = 4096;
@@ -134,7 +134,7 @@ impl AddressSpace {
     pub fn frame_of(&self, addr: u64) -> Option<u64> {
         self.mm
             .page_table()
-            .query(addr & !(PAGE - 1))
+            .query(VirtAddr::new(addr).page_base())
             .map(|p| p.pfn.0 * PAGE)
     }
 

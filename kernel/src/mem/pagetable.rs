@@ -11,6 +11,7 @@ use crate::arch::paging::{current_root, phys_to_virt};
 use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::{
+    addr::{pages, VirtAddr},
     frame::Pfn,
     pagetable::{
         huge_base,
@@ -96,7 +97,7 @@ pub struct X86PageTable {
     /// entries when it is split, zeroed. It is the slot's own table (taken out when
     /// the leaf went in, or allocated with it), so a stale paging-structure cache
     /// entry for the slot can only ever lead to this slot's entries.
-    deposits: spin::Mutex<BTreeMap<u64, u64>>,
+    deposits: spin::Mutex<BTreeMap<VirtAddr, u64>>,
     /// Huge leaves this table split.
     splits: AtomicU64,
     /// Huge leaves mapped now.
@@ -147,16 +148,20 @@ impl X86PageTable {
     /// twice, and a walk through present tables is a few loads; out of line it cost
     /// about 140 instructions (calls returning `Result<Option<_>>` through memory).
     #[inline(always)]
-    fn pmd_slot(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
+    fn pmd_slot(
+        &self,
+        va: VirtAddr,
+        create: bool,
+    ) -> Result<Option<&'static AtomicU64>, InstallError> {
         let mut phys = self.root;
         for level in (2..4).rev() {
-            let slot = &table(phys)[index(va, level)];
+            let slot = &table(phys)[index(va.as_u64(), level)];
             let Some(e) = self.table_at(slot, va, level, create)? else {
                 return Ok(None);
             };
             phys = e & ADDRESS_MASK;
         }
-        Ok(Some(&table(phys)[index(va, 1)]))
+        Ok(Some(&table(phys)[index(va.as_u64(), 1)]))
     }
 
     /// The table entry in `slot` (at `level`), installing a fresh table when there is
@@ -165,7 +170,7 @@ impl X86PageTable {
     fn table_at(
         &self,
         slot: &AtomicU64,
-        va: u64,
+        va: VirtAddr,
         level: u32,
         create: bool,
     ) -> Result<Option<u64>, InstallError> {
@@ -184,7 +189,7 @@ impl X86PageTable {
     /// the walks' fast path stays small enough to inline.
     #[cold]
     #[inline(never)]
-    fn grow_table(&self, slot: &AtomicU64, va: u64, level: u32) -> Result<u64, InstallError> {
+    fn grow_table(&self, slot: &AtomicU64, va: VirtAddr, level: u32) -> Result<u64, InstallError> {
         let next = frames::alloc_zeroed().ok_or(InstallError::NoMemory)?;
         let new = table_entry(next);
         match slot.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
@@ -192,7 +197,7 @@ impl X86PageTable {
                 self.tables.fetch_add(1, Ordering::Relaxed);
                 TABLE_PAGES.fetch_add(1, Ordering::Relaxed);
                 if level == 3 && self.user_root != 0 {
-                    crate::arch::kpti::sync(self.root, self.user_root, index(va, 3));
+                    crate::arch::kpti::sync(self.root, self.user_root, index(va.as_u64(), 3));
                 }
                 Ok(new)
             }
@@ -206,7 +211,7 @@ impl X86PageTable {
     /// The last-level table covering `va`, creating tables (by compare-and-swap)
     /// when `create`; `Huge` if a huge leaf covers it.
     #[inline]
-    fn walk(&self, va: u64, create: bool) -> Result<Walk, InstallError> {
+    fn walk(&self, va: VirtAddr, create: bool) -> Result<Walk, InstallError> {
         let Some(pmd) = self.pmd_slot(va, create)? else {
             return Ok(Walk::Absent);
         };
@@ -216,13 +221,17 @@ impl X86PageTable {
         if is_huge(e) {
             return Ok(Walk::Huge(e));
         }
-        Ok(Walk::Entry(&table(e & ADDRESS_MASK)[index(va, 0)]))
+        Ok(Walk::Entry(&table(e & ADDRESS_MASK)[index(va.as_u64(), 0)]))
     }
 
     /// The last-level entry for `va` where a swap entry may be (tables created when
     /// `create`); `None` under a huge leaf, which is never swapped (reclaim passes it
     /// by, so no swap operation splits one).
-    fn swap_slot(&self, va: u64, create: bool) -> Result<Option<&'static AtomicU64>, InstallError> {
+    fn swap_slot(
+        &self,
+        va: VirtAddr,
+        create: bool,
+    ) -> Result<Option<&'static AtomicU64>, InstallError> {
         Ok(match self.walk(va, create)? {
             Walk::Entry(e) => Some(e),
             Walk::Absent | Walk::Huge(_) => None,
@@ -231,7 +240,7 @@ impl X86PageTable {
 
     /// The last-level entry for `va` after splitting a huge leaf over it (for the
     /// operations that change one 4 KiB entry).
-    fn small_entry(&self, va: u64) -> Option<&'static AtomicU64> {
+    fn small_entry(&self, va: VirtAddr) -> Option<&'static AtomicU64> {
         loop {
             match self.walk(va, false).ok()? {
                 Walk::Absent => return None,
@@ -249,7 +258,7 @@ impl X86PageTable {
     /// when `create`.
     fn leaf_table(
         &self,
-        va: u64,
+        va: VirtAddr,
         create: bool,
     ) -> Result<Option<&'static [AtomicU64; 512]>, InstallError> {
         let Some(pmd) = self.pmd_slot(va, create)? else {
@@ -315,10 +324,10 @@ impl X86PageTable {
         first: u64,
         last: u64,
         write_protect: bool,
-        on_copy: &mut dyn FnMut(u64, Pte, bool),
+        on_copy: &mut dyn FnMut(VirtAddr, Pte, bool),
     ) -> Result<(), InstallError> {
         let child_leaf = child
-            .leaf_table(first, true)?
+            .leaf_table(VirtAddr::new(first), true)?
             .ok_or(InstallError::NoMemory)?;
         let span_base = first & !((1u64 << 21) - 1);
         for i in index(first, 0)..=index(last - 1, 0) {
@@ -338,7 +347,7 @@ impl X86PageTable {
                 return Err(InstallError::NoMemory);
             }
             if let Some(pte) = decode(e) {
-                on_copy(span_base + ((i as u64) << 12), pte, weakened);
+                on_copy(VirtAddr::new(span_base + ((i as u64) << 12)), pte, weakened);
             }
         }
         Ok(())
@@ -353,9 +362,9 @@ impl X86PageTable {
         &self,
         child: &X86PageTable,
         slot: &AtomicU64,
-        va: u64,
+        va: VirtAddr,
         write_protect: bool,
-        on_copy: &mut dyn FnMut(u64, Pte, bool),
+        on_copy: &mut dyn FnMut(VirtAddr, Pte, bool),
     ) -> Result<(), InstallError> {
         let mut e = slot.load(Ordering::Acquire);
         if !is_huge(e) {
@@ -387,7 +396,7 @@ impl X86PageTable {
         &self,
         slot: &AtomicU64,
         table_word: u64,
-        va: u64,
+        va: VirtAddr,
         word: u64,
     ) -> Result<(), InstallError> {
         let entries = table(table_word & ADDRESS_MASK);
@@ -419,7 +428,7 @@ impl X86PageTable {
 }
 
 impl PageTable for X86PageTable {
-    fn query(&self, va: u64) -> Option<Pte> {
+    fn query(&self, va: VirtAddr) -> Option<Pte> {
         match self.walk(va, false).ok()? {
             Walk::Absent => None,
             Walk::Entry(e) => decode(e.load(Ordering::Acquire)),
@@ -427,7 +436,7 @@ impl PageTable for X86PageTable {
         }
     }
 
-    fn lookup(&self, va: u64) -> Lookup {
+    fn lookup(&self, va: VirtAddr) -> Lookup {
         let Ok(walk) = self.walk(va, false) else {
             return Lookup::Empty;
         };
@@ -445,11 +454,11 @@ impl PageTable for X86PageTable {
         found.unwrap_or(Lookup::Empty)
     }
 
-    fn prepare(&self, va: u64) -> Result<(), InstallError> {
+    fn prepare(&self, va: VirtAddr) -> Result<(), InstallError> {
         self.walk(va, true).map(|_| ())
     }
 
-    fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
+    fn install(&self, va: VirtAddr, pte: Pte) -> Result<(), InstallError> {
         let slot = match self.walk(va, true)? {
             Walk::Absent => return Err(InstallError::NoMemory),
             Walk::Huge(word) => {
@@ -463,7 +472,7 @@ impl PageTable for X86PageTable {
         }
     }
 
-    fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+    fn replace(&self, va: VirtAddr, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
         let Some(slot) = self.small_entry(va) else {
             return Err(None);
         };
@@ -477,7 +486,7 @@ impl PageTable for X86PageTable {
             .map_err(decode)
     }
 
-    fn unmap(&self, va: u64) -> Option<Pte> {
+    fn unmap(&self, va: VirtAddr) -> Option<Pte> {
         let slot = self.small_entry(va)?;
         // A swap entry is not a mapping: it stays for `take_swap`, which releases its slot.
         let mut e = slot.load(Ordering::Acquire);
@@ -496,44 +505,55 @@ impl PageTable for X86PageTable {
     fn fork_range(
         &self,
         child: &Self,
-        start: u64,
-        end: u64,
+        start: VirtAddr,
+        end: VirtAddr,
         write_protect: bool,
-        on_copy: &mut dyn FnMut(u64, Pte, bool),
+        on_copy: &mut dyn FnMut(VirtAddr, Pte, bool),
     ) -> Result<(), InstallError> {
-        self.each_leaf_table(start, end, &mut |first, last, leaf| match leaf {
-            LeafRef::Table(leaf) => {
-                self.fork_leaf(child, leaf, first, last, write_protect, on_copy)
-            }
-            LeafRef::Huge(slot) => {
-                let base = huge_base(first);
-                if first == base && last == base + HUGE_SIZE {
-                    return self.fork_huge(child, slot, base, write_protect, on_copy);
+        self.each_leaf_table(
+            start.as_u64(),
+            end.as_u64(),
+            &mut |first, last, leaf| match leaf {
+                LeafRef::Table(leaf) => {
+                    self.fork_leaf(child, leaf, first, last, write_protect, on_copy)
                 }
-                self.split_huge(base);
-                match self.leaf_table(base, false)? {
-                    Some(leaf) => self.fork_leaf(child, leaf, first, last, write_protect, on_copy),
-                    None => Ok(()),
+                LeafRef::Huge(slot) => {
+                    let base = huge_base(first);
+                    if first == base && last == base + HUGE_SIZE {
+                        return self.fork_huge(
+                            child,
+                            slot,
+                            VirtAddr::new(base),
+                            write_protect,
+                            on_copy,
+                        );
+                    }
+                    self.split_huge(VirtAddr::new(base));
+                    match self.leaf_table(VirtAddr::new(base), false)? {
+                        Some(leaf) => {
+                            self.fork_leaf(child, leaf, first, last, write_protect, on_copy)
+                        }
+                        None => Ok(()),
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 
-    fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
+    fn scan(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Pte)) {
         self.scan_leaves(start, end, &mut |va, pte, huge| {
             if !huge {
                 return f(va, pte);
             }
             let (lo, hi) = (va.max(start), (va + HUGE_SIZE).min(end));
-            for page in (lo..hi).step_by(4096) {
-                let n = (page - va) >> 12;
-                f(page, Pte::new(Pfn(pte.pfn.0 + n), pte.flags));
+            for page in pages(lo, hi) {
+                f(page, Pte::new(pte.pfn.add(page.page_in_huge()), pte.flags));
             }
         });
     }
 
-    fn scan_leaves(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte, bool)) {
-        let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
+    fn scan_leaves(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Pte, bool)) {
+        let _ = self.each_leaf_table(start.as_u64(), end.as_u64(), &mut |first, last, leaf| {
             let span_base = first & !((1u64 << 21) - 1);
             match leaf {
                 LeafRef::Table(leaf) => {
@@ -545,7 +565,7 @@ impl PageTable for X86PageTable {
                             continue;
                         }
                         if let Some(pte) = decode(word) {
-                            f(span_base + ((i as u64) << 12), pte, false);
+                            f(VirtAddr::new(span_base + ((i as u64) << 12)), pte, false);
                         }
                     }
                 }
@@ -553,7 +573,7 @@ impl PageTable for X86PageTable {
                     let e = slot.load(Ordering::Acquire);
                     if is_huge(e) {
                         if let Some(pte) = decode(e) {
-                            f(span_base, pte, true);
+                            f(VirtAddr::new(span_base), pte, true);
                         }
                     }
                 }
@@ -564,8 +584,8 @@ impl PageTable for X86PageTable {
 
     /// One pass over each leaf table: every mapping and swap entry is taken with a
     /// compare-and-swap where it lies, with no walk from the root per entry.
-    fn take_all(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Taken)) {
-        let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
+    fn take_all(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Taken)) {
+        let _ = self.each_leaf_table(start.as_u64(), end.as_u64(), &mut |first, last, leaf| {
             let span_base = first & !((1u64 << 21) - 1);
             match leaf {
                 LeafRef::Table(leaf) => {
@@ -592,7 +612,7 @@ impl PageTable for X86PageTable {
                                 Ordering::Acquire,
                             ) {
                                 Ok(_) => {
-                                    f(va, taken);
+                                    f(VirtAddr::new(va), taken);
                                     break;
                                 }
                                 Err(now) => word = now,
@@ -601,8 +621,8 @@ impl PageTable for X86PageTable {
                     }
                 }
                 LeafRef::Huge(_) => {
-                    if let Some(pte) = self.unmap_huge(span_base) {
-                        f(span_base, Taken::Huge(pte));
+                    if let Some(pte) = self.unmap_huge(VirtAddr::new(span_base)) {
+                        f(VirtAddr::new(span_base), Taken::Huge(pte));
                     }
                 }
             }
@@ -610,11 +630,16 @@ impl PageTable for X86PageTable {
         });
     }
 
-    fn query_swap(&self, va: u64) -> Option<SwapEntry> {
+    fn query_swap(&self, va: VirtAddr) -> Option<SwapEntry> {
         decode_swap(self.swap_slot(va, false).ok()??.load(Ordering::Acquire))
     }
 
-    fn install_swap(&self, va: u64, expected: Pte, swap: SwapEntry) -> Result<(), Option<Pte>> {
+    fn install_swap(
+        &self,
+        va: VirtAddr,
+        expected: Pte,
+        swap: SwapEntry,
+    ) -> Result<(), Option<Pte>> {
         let Ok(Some(slot)) = self.swap_slot(va, false) else {
             return Err(None);
         };
@@ -633,7 +658,7 @@ impl PageTable for X86PageTable {
         .map_err(decode)
     }
 
-    fn restore_swap(&self, va: u64, swap: SwapEntry, pte: Pte) -> bool {
+    fn restore_swap(&self, va: VirtAddr, swap: SwapEntry, pte: Pte) -> bool {
         let Ok(Some(slot)) = self.swap_slot(va, false) else {
             return false;
         };
@@ -646,14 +671,14 @@ impl PageTable for X86PageTable {
         .is_ok()
     }
 
-    fn place_swap(&self, va: u64, swap: SwapEntry) -> Result<(), InstallError> {
+    fn place_swap(&self, va: VirtAddr, swap: SwapEntry) -> Result<(), InstallError> {
         let slot = self.swap_slot(va, true)?.ok_or(InstallError::NoMemory)?;
         slot.compare_exchange(0, encode_swap(swap), Ordering::AcqRel, Ordering::Acquire)
             .map(|_| ())
             .map_err(|_| InstallError::NoMemory)
     }
 
-    fn take_swap(&self, va: u64) -> Option<SwapEntry> {
+    fn take_swap(&self, va: VirtAddr) -> Option<SwapEntry> {
         let slot = self.swap_slot(va, false).ok()??;
         let e = slot.load(Ordering::Acquire);
         let swap = decode_swap(e)?;
@@ -662,8 +687,8 @@ impl PageTable for X86PageTable {
             .map(|_| swap)
     }
 
-    fn scan_swap(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, SwapEntry)) {
-        let _ = self.each_leaf_table(start, end, &mut |first, last, leaf| {
+    fn scan_swap(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, SwapEntry)) {
+        let _ = self.each_leaf_table(start.as_u64(), end.as_u64(), &mut |first, last, leaf| {
             // A huge leaf holds no swap entries.
             let LeafRef::Table(leaf) = leaf else {
                 return Ok(());
@@ -671,7 +696,7 @@ impl PageTable for X86PageTable {
             let span_base = first & !((1u64 << 21) - 1);
             for i in index(first, 0)..=index(last - 1, 0) {
                 if let Some(swap) = decode_swap(leaf[i].load(Ordering::Acquire)) {
-                    f(span_base + ((i as u64) << 12), swap);
+                    f(VirtAddr::new(span_base + ((i as u64) << 12)), swap);
                 }
             }
             Ok(())
@@ -687,7 +712,7 @@ impl PageTable for X86PageTable {
         true
     }
 
-    fn query_huge(&self, va: u64) -> Option<Pte> {
+    fn query_huge(&self, va: VirtAddr) -> Option<Pte> {
         let e = self.pmd_slot(va, false).ok()??.load(Ordering::Acquire);
         if is_huge(e) {
             decode(e)
@@ -696,7 +721,7 @@ impl PageTable for X86PageTable {
         }
     }
 
-    fn huge_slot_empty(&self, va: u64) -> bool {
+    fn huge_slot_empty(&self, va: VirtAddr) -> bool {
         let Ok(Some(slot)) = self.pmd_slot(va, false) else {
             return true;
         };
@@ -708,8 +733,8 @@ impl PageTable for X86PageTable {
                     .all(|x| x.load(Ordering::Relaxed) == 0))
     }
 
-    fn install_huge(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
-        debug_assert!(va.is_multiple_of(HUGE_SIZE) && pte.pfn.0.is_multiple_of(HUGE_PAGES));
+    fn install_huge(&self, va: VirtAddr, pte: Pte) -> Result<(), InstallError> {
+        debug_assert!(va.is_huge_aligned() && pte.pfn.0.is_multiple_of(HUGE_PAGES));
         let slot = self.pmd_slot(va, true)?.ok_or(InstallError::NoMemory)?;
         let word = encode(pte) | bits::HUGE;
         let cur = slot.load(Ordering::Acquire);
@@ -739,7 +764,7 @@ impl PageTable for X86PageTable {
         self.park_table_and_install(slot, cur, va, word)
     }
 
-    fn replace_huge(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+    fn replace_huge(&self, va: VirtAddr, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
         let Ok(Some(slot)) = self.pmd_slot(va, false) else {
             return Err(None);
         };
@@ -760,7 +785,7 @@ impl PageTable for X86PageTable {
         .map_err(|now| if is_huge(now) { decode(now) } else { None })
     }
 
-    fn unmap_huge(&self, va: u64) -> Option<Pte> {
+    fn unmap_huge(&self, va: VirtAddr) -> Option<Pte> {
         let slot = self.pmd_slot(va, false).ok()??;
         // The slot gets its (empty) deposited table back rather than zero: the
         // table stays this slot's, so nothing a stale walk could reach is reused.
@@ -782,8 +807,8 @@ impl PageTable for X86PageTable {
         }
     }
 
-    fn split_huge(&self, va: u64) -> bool {
-        let base = huge_base(va);
+    fn split_huge(&self, va: VirtAddr) -> bool {
+        let base = va.huge_base();
         let Ok(Some(slot)) = self.pmd_slot(base, false) else {
             return false;
         };

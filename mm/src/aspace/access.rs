@@ -7,6 +7,7 @@
 //! so no concurrent copy-on-write or zap can release the frame under the copy.
 
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::fault::{Access, FaultError};
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::pagetable::{PageTable, PteFlags};
@@ -58,20 +59,24 @@ impl<P: PageTable> AddressSpace<P> {
         loop {
             {
                 let _st = self.state().read();
-                if let Some(head) = self.page_table().query_huge(page) {
+                if let Some(head) = self.page_table().query_huge(VirtAddr::new(page)) {
                     match self.with_huge_page(page, head, need, access, &mut f) {
                         Some(true) => return Ok(()),
                         Some(false) => continue,
                         None => {}
                     }
-                } else if let Some(pte) = self.page_table().query(page) {
+                } else if let Some(pte) = self.page_table().query(VirtAddr::new(page)) {
                     if pte.flags.contains(PteFlags::BUSY) {
                         backoff.snooze();
                         continue;
                     }
                     if pte.flags.contains(need) {
                         let locked = pte.with_flags(pte.flags | PteFlags::BUSY);
-                        if self.page_table().replace(page, pte, locked).is_err() {
+                        if self
+                            .page_table()
+                            .replace(VirtAddr::new(page), pte, locked)
+                            .is_err()
+                        {
                             continue;
                         }
                         if let Some(f) = f.take() {
@@ -117,7 +122,7 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let pt = self.page_table();
         let locked = head.with_flags(head.flags | PteFlags::BUSY);
-        if pt.replace_huge(base, head, locked).is_err() {
+        if pt.replace_huge(VirtAddr::new(base), head, locked).is_err() {
             return Some(false);
         }
         if let Some(f) = f.take() {
@@ -131,7 +136,7 @@ impl<P: PageTable> AddressSpace<P> {
         let mut cur = locked;
         loop {
             let done = cur.with_flags((cur.flags | hw) - PteFlags::BUSY);
-            match pt.replace_huge(base, cur, done) {
+            match pt.replace_huge(VirtAddr::new(base), cur, done) {
                 Ok(()) => return Some(true),
                 Err(Some(now)) => cur = now,
                 Err(None) => return Some(true),
@@ -142,6 +147,7 @@ impl<P: PageTable> AddressSpace<P> {
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, harness};
     use crate::fault::FaultError;
     use crate::frame::PAGE_SIZE;
@@ -157,10 +163,19 @@ mod tests {
         let mut back = std::vec![0u8; 6000];
         h.aspace.read_bytes(a + 3000, &mut back).unwrap();
         assert_eq!(back, data);
-        let pte = h.aspace.page_table().query(a + PAGE_SIZE).unwrap();
+        let pte = h
+            .aspace
+            .page_table()
+            .query(VirtAddr::new(a + PAGE_SIZE))
+            .unwrap();
         assert!(pte.flags.contains(PteFlags::DIRTY | PteFlags::ACCESSED));
         assert!(!pte.flags.contains(PteFlags::BUSY));
-        assert_eq!(h.aspace.page_table().count(a, a + 3 * PAGE_SIZE), 3);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 3 * PAGE_SIZE)),
+            3
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use alloc::vec::Vec;
 
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::fault::vma_pte_perms;
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::pagetable::{PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
@@ -102,23 +103,27 @@ impl<P: PageTable> AddressSpace<P> {
             return None;
         }
         let pt = self.page_table();
-        if pt.query_huge(slot).is_some() {
+        if pt.query_huge(VirtAddr::new(slot)).is_some() {
             return None;
         }
         let perms = vma_pte_perms(vma.flags);
         let mut entries: Vec<Option<Pte>> = alloc::vec![None; HUGE_PAGES as usize];
         let mut ok = true;
-        pt.scan(slot, slot + HUGE_SIZE, &mut |va, pte| {
-            let unshared = self.frames().count(pte.pfn) == 1;
-            // An unshared entry left read-only by a finished fork counts as writable.
-            let entry_perms = pte.flags & PteFlags::PERMS;
-            let same = perms.contains(entry_perms)
-                && entry_perms.contains(PteFlags::READ) == perms.contains(PteFlags::READ);
-            if pte.flags.contains(PteFlags::BUSY) || !same || !unshared {
-                ok = false;
-            }
-            entries[((va - slot) / PAGE_SIZE) as usize] = Some(pte);
-        });
+        pt.scan(
+            VirtAddr::new(slot),
+            VirtAddr::new(slot + HUGE_SIZE),
+            &mut |va, pte| {
+                let unshared = self.frames().count(pte.pfn) == 1;
+                // An unshared entry left read-only by a finished fork counts as writable.
+                let entry_perms = pte.flags & PteFlags::PERMS;
+                let same = perms.contains(entry_perms)
+                    && entry_perms.contains(PteFlags::READ) == perms.contains(PteFlags::READ);
+                if pte.flags.contains(PteFlags::BUSY) || !same || !unshared {
+                    ok = false;
+                }
+                entries[((va.as_u64() - slot) / PAGE_SIZE) as usize] = Some(pte);
+            },
+        );
         let missing = entries.iter().filter(|e| e.is_none()).count() as u64;
         (ok && missing <= thp.max_ptes_none() && missing < HUGE_PAGES).then_some(entries)
     }
@@ -137,7 +142,7 @@ impl<P: PageTable> AddressSpace<P> {
         // Take the pages away from userland and flush before reading them.
         let mut removed: Vec<Option<Pte>> = Vec::with_capacity(entries.len());
         for (i, _) in entries.iter().enumerate() {
-            removed.push(pt.unmap(slot + i as u64 * PAGE_SIZE));
+            removed.push(pt.unmap(VirtAddr::new(slot + i as u64 * PAGE_SIZE)));
         }
         let mut batch = TlbBatch::new();
         batch.add(slot, slot + HUGE_SIZE);
@@ -152,12 +157,15 @@ impl<P: PageTable> AddressSpace<P> {
             }
         }
         let flags = vma_pte_perms(vma.flags) | PteFlags::ACCESSED | PteFlags::DIRTY;
-        if pt.install_huge(slot, Pte::new(head, flags)).is_err() {
+        if pt
+            .install_huge(VirtAddr::new(slot), Pte::new(head, flags))
+            .is_err()
+        {
             // Cannot happen with the tree held for writing and the slot emptied; put
             // the pages back as they were.
             for (i, old) in removed.iter().enumerate() {
                 if let Some(old) = old {
-                    let _ = pt.install(slot + i as u64 * PAGE_SIZE, *old);
+                    let _ = pt.install(VirtAddr::new(slot + i as u64 * PAGE_SIZE), *old);
                 }
             }
             return false;
@@ -177,6 +185,7 @@ fn collapse_eligible(thp: &Thp, vma: &Vma) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::harness;
     use crate::fault::huge::tests::huge_region;
     use crate::frame::PAGE_SIZE;
@@ -200,13 +209,18 @@ mod tests {
                 .unwrap();
         }
         h.soft.set_huge(true);
-        assert_eq!(h.aspace.page_table().query_huge(a), None);
+        assert_eq!(h.aspace.page_table().query_huge(VirtAddr::new(a)), None);
         let live = h.soft.live();
         let r = h.aspace.collapse_scan(0, u64::MAX);
         assert_eq!(r.collapsed, 1);
         assert_eq!(r.next, 0);
-        assert!(h.aspace.page_table().query_huge(a).is_some());
-        assert_eq!(h.aspace.page_table().query_huge(a + HUGE_SIZE), None);
+        assert!(h.aspace.page_table().query_huge(VirtAddr::new(a)).is_some());
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .query_huge(VirtAddr::new(a + HUGE_SIZE)),
+            None
+        );
         assert_eq!(h.soft.live(), live, "512 frames in, 512 out");
         assert!(h.tlb.flushes() >= 1);
         for i in 0..HUGE_PAGES {
@@ -247,8 +261,12 @@ mod tests {
             .unwrap();
         let r = h.aspace.collapse_scan(0, HUGE_PAGES);
         assert_eq!((r.collapsed, r.scanned_pages), (1, HUGE_PAGES));
-        assert_eq!(h.aspace.page_table().query_huge(a), None);
-        assert!(h.aspace.page_table().query_huge(a + HUGE_SIZE).is_some());
+        assert_eq!(h.aspace.page_table().query_huge(VirtAddr::new(a)), None);
+        assert!(h
+            .aspace
+            .page_table()
+            .query_huge(VirtAddr::new(a + HUGE_SIZE))
+            .is_some());
         let r = h.aspace.collapse_scan(r.next, HUGE_PAGES);
         assert_eq!((r.collapsed, r.next), (0, 0));
         // No huge frames: counted, and the scan says so.

@@ -11,6 +11,7 @@ use std::thread;
 
 use super::tests::{anon_rw, file_bytes, harness, map_file};
 use super::MmapRequest;
+use crate::addr::VirtAddr;
 use crate::fault::{Access, FaultError, FaultResolved};
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::PageTable;
@@ -55,9 +56,11 @@ fn touch_all(
 
 fn distinct_frames(h: &super::tests::Harness, start: u64, end: u64) -> usize {
     let mut pfns = BTreeSet::new();
-    h.aspace.page_table().scan(start, end, &mut |_, pte| {
-        pfns.insert(pte.pfn);
-    });
+    h.aspace
+        .page_table()
+        .scan(VirtAddr::new(start), VirtAddr::new(end), &mut |_, pte| {
+            pfns.insert(pte.pfn);
+        });
     pfns.len()
 }
 
@@ -313,10 +316,10 @@ fn ksm_merges_race_with_writers_without_mixing_pages() {
     let _ = merged; // 49-68 merges in three runs on the development machine
     h.aspace.ksm_unmerge(0, u64::MAX);
     ksm.release_unused(&h.frames);
-    let mapped = h
-        .aspace
-        .page_table()
-        .count(a, a + PER_THREAD * THREADS as u64 * PAGE_SIZE);
+    let mapped = h.aspace.page_table().count(
+        VirtAddr::new(a),
+        VirtAddr::new(a + PER_THREAD * THREADS as u64 * PAGE_SIZE),
+    );
     assert_eq!(
         h.soft.live(),
         mapped,

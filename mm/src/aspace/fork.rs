@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 use super::zap::Zap;
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::errno::MmError;
 use crate::pagetable::PageTable;
 use crate::tlb::TlbFlush;
@@ -70,12 +71,18 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 continue;
             }
-            let copied = pt.fork_range(cpt, v.start, v.end, private, &mut |va, pte, weakened| {
-                if weakened {
-                    parent_flush.weakened(va);
-                }
-                self.frames().get(pte.pfn);
-            });
+            let copied = pt.fork_range(
+                cpt,
+                VirtAddr::new(v.start),
+                VirtAddr::new(v.end),
+                private,
+                &mut |va, pte, weakened| {
+                    if weakened {
+                        parent_flush.weakened(va.as_u64());
+                    }
+                    self.frames().get(pte.pfn);
+                },
+            );
             // Swap entries too (a hardware table's copy took them without counting).
             let swapped = !private || self.fork_swap(cpt, v.start, v.end);
             if copied.is_err() || !swapped {
@@ -118,39 +125,47 @@ impl<P: PageTable> AddressSpace<P> {
         use crate::pagetable::{PteFlags, HUGE_SIZE};
         let pt = self.page_table();
         let mut result = Ok(());
-        pt.scan_leaves(v.start, v.end, &mut |va, _, huge| {
-            if !huge || result.is_err() {
-                return;
-            }
-            let Some(mut leaf) = pt.query_huge(va) else {
-                return;
-            };
-            while private && leaf.flags.contains(PteFlags::WRITE) {
-                let ro = leaf.with_flags(leaf.flags - PteFlags::WRITE);
-                match pt.replace_huge(va, leaf, ro) {
-                    Ok(()) => {
-                        leaf = ro;
-                        parent_flush.weakened_range(va, va + HUGE_SIZE);
-                    }
-                    Err(Some(now)) => leaf = now,
-                    Err(None) => return,
+        pt.scan_leaves(
+            VirtAddr::new(v.start),
+            VirtAddr::new(v.end),
+            &mut |va, _, huge| {
+                if !huge || result.is_err() {
+                    return;
                 }
-            }
-            let copy = leaf.with_flags(leaf.flags - PteFlags::BUSY);
-            let first_leaf = v.hugetlb.as_ref().is_some_and(|m| m.page_start(va) == va);
-            match cpt.install_huge(va, copy) {
-                // A page of several leaves holds its reference on the first.
-                Ok(()) if first_leaf => self.frames().get(leaf.pfn),
-                Ok(()) => {}
-                Err(_) => result = Err(MmError::NoMemory),
-            }
-        });
+                let Some(mut leaf) = pt.query_huge(va) else {
+                    return;
+                };
+                while private && leaf.flags.contains(PteFlags::WRITE) {
+                    let ro = leaf.with_flags(leaf.flags - PteFlags::WRITE);
+                    match pt.replace_huge(va, leaf, ro) {
+                        Ok(()) => {
+                            leaf = ro;
+                            parent_flush.weakened_range(va.as_u64(), (va + HUGE_SIZE).as_u64());
+                        }
+                        Err(Some(now)) => leaf = now,
+                        Err(None) => return,
+                    }
+                }
+                let copy = leaf.with_flags(leaf.flags - PteFlags::BUSY);
+                let first_leaf = v
+                    .hugetlb
+                    .as_ref()
+                    .is_some_and(|m| m.page_start(va.as_u64()) == va.as_u64());
+                match cpt.install_huge(va, copy) {
+                    // A page of several leaves holds its reference on the first.
+                    Ok(()) if first_leaf => self.frames().get(leaf.pfn),
+                    Ok(()) => {}
+                    Err(_) => result = Err(MmError::NoMemory),
+                }
+            },
+        );
         result
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, fork, harness, map_shared_anon};
     use crate::aspace::Advice;
     use crate::frame::PAGE_SIZE;
@@ -171,14 +186,14 @@ mod tests {
         assert!(!h
             .aspace
             .page_table()
-            .query(a)
+            .query(VirtAddr::new(a))
             .unwrap()
             .flags
             .contains(PteFlags::WRITE));
         assert!(
             h.aspace
                 .page_table()
-                .query(s)
+                .query(VirtAddr::new(s))
                 .unwrap()
                 .flags
                 .contains(PteFlags::WRITE),

@@ -5,6 +5,7 @@
 use alloc::sync::Arc;
 
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::errno::MmError;
 use crate::fault::{fresh_hw_bits, intercept_mode, vma_pte_perms, Access, FaultInterceptor};
 use crate::frame::PAGE_SIZE;
@@ -169,13 +170,13 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let mut batch = TlbBatch::new();
         for page in (addr..end).step_by(PAGE_SIZE as usize) {
-            if self.page_table().query(page).is_none() {
+            if self.page_table().query(VirtAddr::new(page)).is_none() {
                 continue;
             }
             mark(page);
             if let Some(old) = self
                 .page_table()
-                .update_flags(page, &mut |f| f - PteFlags::WRITE)
+                .update_flags(VirtAddr::new(page), &mut |f| f - PteFlags::WRITE)
             {
                 if old.flags.contains(PteFlags::WRITE) {
                     batch.add_page(page);
@@ -225,11 +226,13 @@ impl<P: PageTable> AddressSpace<P> {
         if !movable(src_vma) || !movable(dst_vma) || !same_access {
             return Err(MmError::InvalidArgument);
         }
-        if self.page_table().query(dst).is_some() || self.page_table().query_swap(dst).is_some() {
+        if self.page_table().query(VirtAddr::new(dst)).is_some()
+            || self.page_table().query_swap(VirtAddr::new(dst)).is_some()
+        {
             return Err(MmError::Exists);
         }
-        let Some(pte) = self.page_table().query(src) else {
-            return if self.page_table().query_swap(src).is_some() {
+        let Some(pte) = self.page_table().query(VirtAddr::new(src)) else {
+            return if self.page_table().query_swap(VirtAddr::new(src)).is_some() {
                 Err(MmError::Busy)
             } else {
                 Ok(false)
@@ -242,7 +245,11 @@ impl<P: PageTable> AddressSpace<P> {
         // retry meanwhile) and flush it from every TLB, so no write is lost; then map
         // the frame at its new place and drop the old entry.
         let locked = pte.with_flags((pte.flags | PteFlags::BUSY) - PteFlags::WRITE);
-        if self.page_table().replace(src, pte, locked).is_err() {
+        if self
+            .page_table()
+            .replace(VirtAddr::new(src), pte, locked)
+            .is_err()
+        {
             return Err(MmError::Busy);
         }
         let mut batch = TlbBatch::new();
@@ -253,14 +260,17 @@ impl<P: PageTable> AddressSpace<P> {
         if !pte.flags.contains(PteFlags::WRITE) {
             flags -= PteFlags::WRITE;
         }
-        match self.page_table().install(dst, Pte::new(pte.pfn, flags)) {
+        match self
+            .page_table()
+            .install(VirtAddr::new(dst), Pte::new(pte.pfn, flags))
+        {
             Ok(()) => {
-                self.page_table().unmap(src);
+                self.page_table().unmap(VirtAddr::new(src));
                 Ok(true)
             }
             Err(e) => {
                 // Put it back where it was.
-                let _ = self.page_table().replace(src, locked, pte);
+                let _ = self.page_table().replace(VirtAddr::new(src), locked, pte);
                 Err(match e {
                     InstallError::Occupied(_) => MmError::Exists,
                     InstallError::NoMemory => MmError::NoMemory,
@@ -291,7 +301,7 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::NoEntry);
         }
         let file = vma.file().ok_or(MmError::NoEntry)?;
-        if self.page_table().query(addr).is_some() {
+        if self.page_table().query(VirtAddr::new(addr)).is_some() {
             return Err(MmError::Exists);
         }
         let index = vma.file_index(addr);
@@ -308,7 +318,10 @@ impl<P: PageTable> AddressSpace<P> {
         if vma.is_private() || write_protect {
             flags -= PteFlags::WRITE;
         }
-        match self.page_table().install(addr, Pte::new(pfn, flags)) {
+        match self
+            .page_table()
+            .install(VirtAddr::new(addr), Pte::new(pfn, flags))
+        {
             Ok(()) => Ok(()),
             Err(InstallError::Occupied(_)) => {
                 self.frames().put(pfn);
@@ -379,7 +392,7 @@ impl<P: PageTable> AddressSpace<P> {
             if vma.file().is_some() {
                 return Err(MmError::InvalidArgument);
             }
-            if self.page_table().query(addr).is_some() {
+            if self.page_table().query(VirtAddr::new(addr)).is_some() {
                 return Err(MmError::Exists);
             }
         }
@@ -422,7 +435,10 @@ impl<P: PageTable> AddressSpace<P> {
         if write_protect {
             flags -= PteFlags::WRITE;
         }
-        match self.page_table().install(addr, Pte::new(pfn, flags)) {
+        match self
+            .page_table()
+            .install(VirtAddr::new(addr), Pte::new(pfn, flags))
+        {
             Ok(()) => Ok(()),
             Err(InstallError::Occupied(_)) => refuse(MmError::Exists),
             Err(InstallError::NoMemory) => refuse(MmError::NoMemory),

@@ -2,6 +2,7 @@
 //! and breaking merges.
 
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::fault::vma_pte_perms;
 use crate::ksm::Verdict;
 use crate::pagetable::{PageTable, Pte, PteFlags};
@@ -28,11 +29,15 @@ impl<P: PageTable> AddressSpace<P> {
             // Pin every page only this mapping owns and write-protect it: once the
             // flush is done, nobody can change its contents (a write copies it).
             let mut candidates = Vec::new();
-            pt.scan(v.start, v.end, &mut |va, pte| {
-                if !pte.flags.contains(PteFlags::BUSY) && frames.count(pte.pfn) == 1 {
-                    candidates.push((va, pte));
-                }
-            });
+            pt.scan(
+                VirtAddr::new(v.start),
+                VirtAddr::new(v.end),
+                &mut |va, pte| {
+                    if !pte.flags.contains(PteFlags::BUSY) && frames.count(pte.pfn) == 1 {
+                        candidates.push((va, pte));
+                    }
+                },
+            );
             let mut protect = TlbBatch::new();
             let mut pinned = Vec::with_capacity(candidates.len());
             for (va, pte) in candidates {
@@ -43,7 +48,7 @@ impl<P: PageTable> AddressSpace<P> {
                     continue;
                 }
                 if pte.flags.contains(PteFlags::WRITE) {
-                    protect.add_page(va);
+                    protect.add_page(va.as_u64());
                 }
                 pinned.push((va, ro));
             }
@@ -57,7 +62,7 @@ impl<P: PageTable> AddressSpace<P> {
                 match ksm.classify(&frames, ro.pfn, &contents) {
                     Verdict::MergeInto(k) => {
                         if pt.replace(va, ro, Pte::new(k, ro.flags)).is_ok() {
-                            remapped.add_page(va);
+                            remapped.add_page(va.as_u64());
                             release.push(ro.pfn);
                             merged += 1;
                         } else {
@@ -95,18 +100,18 @@ impl<P: PageTable> AddressSpace<P> {
         {
             let (lo, hi) = (v.start.max(start), v.end.min(end));
             let mut merged = Vec::new();
-            pt.scan(lo, hi, &mut |va, pte| {
+            pt.scan(VirtAddr::new(lo), VirtAddr::new(hi), &mut |va, pte| {
                 if !pte.flags.contains(PteFlags::BUSY) && ksm.is_stable(pte.pfn) {
                     merged.push((va, pte));
                 }
             });
             let writable = vma_pte_perms(v.flags) | PteFlags::ACCESSED | PteFlags::DIRTY;
             for (va, pte) in merged {
-                let Ok(copy) = frames.alloc_copy(pte.pfn, va) else {
+                let Ok(copy) = frames.alloc_copy(pte.pfn, va.as_u64()) else {
                     continue;
                 };
                 if pt.replace(va, pte, Pte::new(copy, writable)).is_ok() {
-                    batch.add_page(va);
+                    batch.add_page(va.as_u64());
                     release.push(pte.pfn);
                 } else {
                     frames.put(copy);

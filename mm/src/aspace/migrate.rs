@@ -24,6 +24,7 @@ use alloc::vec::Vec;
 
 use super::mempolicy::interleave_index;
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::frame::{NodeId, NodeMask, Policy, PAGE_SIZE};
 use crate::pagetable::{PageTable, Pte, PteFlags};
 use crate::tlb::TlbBatch;
@@ -69,7 +70,10 @@ impl<P: PageTable> AddressSpace<P> {
         if st.tree.find(va).is_none() {
             return PageStatus::Unmapped;
         }
-        match self.page_table().query(va & !(PAGE_SIZE - 1)) {
+        match self
+            .page_table()
+            .query(VirtAddr::new(va & !(PAGE_SIZE - 1)))
+        {
             Some(pte) => self
                 .frames()
                 .node_of(pte.pfn)
@@ -110,7 +114,7 @@ impl<P: PageTable> AddressSpace<P> {
         let frames = self.frames();
         let mut tries = 0;
         let (pte, locked) = loop {
-            let Some(pte) = pt.query(page) else {
+            let Some(pte) = pt.query(VirtAddr::new(page)) else {
                 return PageStatus::NotPresent;
             };
             let Some(on) = frames.node_of(pte.pfn) else {
@@ -130,7 +134,7 @@ impl<P: PageTable> AddressSpace<P> {
                 };
             }
             let locked = pte.with_flags((pte.flags | PteFlags::BUSY) - PteFlags::WRITE);
-            if pt.replace(page, pte, locked).is_ok() {
+            if pt.replace(VirtAddr::new(page), pte, locked).is_ok() {
                 break (pte, locked);
             }
             tries += 1;
@@ -192,7 +196,7 @@ impl<P: PageTable> AddressSpace<P> {
                 return PageStatus::Busy;
             };
             if st.tree.find(page).is_some_and(|v| v.is_private()) {
-                if let Some(theirs) = other.page_table().query(page) {
+                if let Some(theirs) = other.page_table().query(VirtAddr::new(page)) {
                     if theirs.pfn == pte.pfn {
                         if theirs.flags.intersects(PteFlags::WRITE | PteFlags::BUSY) {
                             return PageStatus::Busy;
@@ -219,7 +223,11 @@ impl<P: PageTable> AddressSpace<P> {
         };
         for &(space, old) in &mappers {
             let busy = old.with_flags(old.flags | PteFlags::BUSY);
-            if space.page_table().replace(page, old, busy).is_err() {
+            if space
+                .page_table()
+                .replace(VirtAddr::new(page), old, busy)
+                .is_err()
+            {
                 unlock_all(&locked);
                 return PageStatus::Busy;
             }
@@ -284,15 +292,16 @@ impl<P: PageTable> AddressSpace<P> {
                 continue;
             };
             let (s, e) = (v.start.max(start), v.end.min(end));
-            self.page_table().scan(s, e, &mut |va, pte| {
-                let index = interleave_index(v, va);
-                let here = self.frames().node_of(pte.pfn);
-                if let (Some(here), Some(target)) = (here, policy.target(index)) {
-                    if !policy.allows(here, index) && pages.try_reserve(1).is_ok() {
-                        pages.push((va, target));
+            self.page_table()
+                .scan(VirtAddr::new(s), VirtAddr::new(e), &mut |va, pte| {
+                    let index = interleave_index(v, va.as_u64());
+                    let here = self.frames().node_of(pte.pfn);
+                    if let (Some(here), Some(target)) = (here, policy.target(index)) {
+                        if !policy.allows(here, index) && pages.try_reserve(1).is_ok() {
+                            pages.push((va.as_u64(), target));
+                        }
                     }
-                }
-            });
+                });
         }
         pages
             .into_iter()
@@ -320,18 +329,21 @@ impl<P: PageTable> AddressSpace<P> {
         };
         let st = self.state().read();
         let mut pages: Vec<(u64, NodeId)> = Vec::new();
-        self.page_table()
-            .scan(0, self.layout().task_size, &mut |va, pte| {
+        self.page_table().scan(
+            VirtAddr::ZERO,
+            VirtAddr::new(self.layout().task_size),
+            &mut |va, pte| {
                 let target = self
                     .frames()
                     .node_of(pte.pfn)
                     .and_then(|n| target_of(n).filter(|t| *t != n));
                 if let Some(t) = target {
                     if pages.try_reserve(1).is_ok() {
-                        pages.push((va, t));
+                        pages.push((va.as_u64(), t));
                     }
                 }
-            });
+            },
+        );
         let _ = &st;
         pages
             .into_iter()

@@ -2,6 +2,7 @@
 //! for file-backed pages, present in the page cache.
 
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::PageTable;
@@ -41,9 +42,10 @@ impl<P: PageTable> AddressSpace<P> {
         let pages = ((end - addr) / PAGE_SIZE) as usize;
         let out = &mut out[..pages];
         out.fill(0);
-        self.page_table().scan(addr, end, &mut |va, _| {
-            out[((va - addr) / PAGE_SIZE) as usize] = 1;
-        });
+        self.page_table()
+            .scan(VirtAddr::new(addr), VirtAddr::new(end), &mut |va, _| {
+                out[((va.as_u64() - addr) / PAGE_SIZE) as usize] = 1;
+            });
         if let Some(f) = vma.file() {
             for (i, byte) in out.iter_mut().enumerate().filter(|(_, b)| **b == 0) {
                 let va = addr + i as u64 * PAGE_SIZE;

@@ -329,6 +329,7 @@ impl<P: PageTable> AddressSpace<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, fork, harness};
     use crate::aspace::MmapRequest;
     use crate::vma::{MapFlags, Prot};
@@ -346,7 +347,12 @@ mod tests {
         // An unaligned start takes its whole page, and the length grows by the offset.
         done(h.aspace.mlock(a + 100, 2 * PAGE_SIZE, false, LIMIT_4)).unwrap();
         assert_eq!(h.aspace.locked_pages(), 3);
-        assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 3);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 8 * PAGE_SIZE)),
+            3
+        );
         let v = h.aspace.vma_at(a).unwrap();
         assert_eq!((v.start(), v.end()), (a, a + 3 * PAGE_SIZE));
         assert!(v.flags().contains(VmFlags::LOCKED));
@@ -381,13 +387,23 @@ mod tests {
         let h = harness();
         let a = anon_rw(&h.aspace, 4);
         done(h.aspace.mlock2(a, 4 * PAGE_SIZE, MLOCK_ONFAULT, LIMIT_4)).unwrap();
-        assert_eq!(h.aspace.page_table().count(a, a + 4 * PAGE_SIZE), 0);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 4 * PAGE_SIZE)),
+            0
+        );
         let f = h.aspace.vma_at(a).unwrap().flags();
         assert!(f.contains(VmFlags::LOCKED | VmFlags::LOCKONFAULT));
         assert_eq!(h.aspace.locked_pages(), 4);
         // A plain mlock over it turns it into a populated lock.
         done(h.aspace.mlock(a, 4 * PAGE_SIZE, false, LIMIT_4)).unwrap();
-        assert_eq!(h.aspace.page_table().count(a, a + 4 * PAGE_SIZE), 4);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 4 * PAGE_SIZE)),
+            4
+        );
         assert!(!h
             .aspace
             .vma_at(a)
@@ -448,7 +464,12 @@ mod tests {
         );
         done(h.aspace.mlockall(1 | 2, LockLimit::Bytes(64 * PAGE_SIZE))).unwrap();
         assert_eq!(h.aspace.locked_pages(), 8);
-        assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 8);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 8 * PAGE_SIZE)),
+            8
+        );
         assert_eq!(h.aspace.default_lock_flags(), VmFlags::LOCKED);
         // A future mapping is locked and populated.
         let req = MmapRequest::anon(
@@ -467,7 +488,12 @@ mod tests {
             .unwrap()
             .flags()
             .contains(VmFlags::LOCKED));
-        assert_eq!(h.aspace.page_table().count(b, b + 4 * PAGE_SIZE), 4);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(b), VirtAddr::new(b + 4 * PAGE_SIZE)),
+            4
+        );
         // ... within the limit: 12 locked, 4 more is past 14 pages.
         assert_eq!(
             h.aspace
@@ -482,7 +508,12 @@ mod tests {
         done(h.aspace.mlockall(2 | 4, LIMIT_4)).unwrap();
         assert_eq!(h.aspace.locked_pages(), 0, "FUTURE alone locks nothing now");
         let c = h.aspace.mmap_limited(&req, false, LIMIT_4).unwrap();
-        assert_eq!(h.aspace.page_table().count(c, c + 4 * PAGE_SIZE), 0);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(c), VirtAddr::new(c + 4 * PAGE_SIZE)),
+            0
+        );
         assert!(h
             .aspace
             .vma_at(c)
@@ -501,7 +532,9 @@ mod tests {
         assert_eq!(top, 0x1000_0000 + 3 * PAGE_SIZE);
         assert_eq!(h.aspace.locked_pages(), 3);
         assert_eq!(
-            h.aspace.page_table().count(0x1000_0000, top),
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(0x1000_0000), VirtAddr::new(top)),
             3,
             "populated"
         );
@@ -544,6 +577,11 @@ mod tests {
         let child = fork(&h);
         assert_eq!(child.locked_pages(), 0, "fork does not inherit locks");
         assert_eq!(child.default_lock_flags(), VmFlags::empty());
-        assert_eq!(child.page_table().count(a, a + 4 * PAGE_SIZE), 4);
+        assert_eq!(
+            child
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 4 * PAGE_SIZE)),
+            4
+        );
     }
 }

@@ -534,6 +534,7 @@ impl<P: PageTable> AddressSpace<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{file_bytes, harness};
     use crate::aspace::{DEFAULT_MMAP_BASE, TASK_SIZE};
     use crate::fault::Access;
@@ -714,16 +715,25 @@ mod tests {
     fn populate_prefaults() {
         let h = harness();
         let a = raw(&h, 0, 4 * 4096, RW, PRIV_ANON | 0x8000).unwrap();
-        assert_eq!(h.aspace.page_table().count(a, a + 4 * 4096), 4);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 4 * 4096)),
+            4
+        );
         let b = raw(&h, 0, 4 * 4096, RW, PRIV_ANON | 0x8000 | 0x1_0000).unwrap();
         assert_eq!(
-            h.aspace.page_table().count(b, b + 4 * 4096),
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(b), VirtAddr::new(b + 4 * 4096)),
             0,
             "MAP_NONBLOCK"
         );
         let c = raw(&h, 0, 2 * 4096, RW, PRIV_ANON | 0x2000).unwrap();
         assert_eq!(
-            h.aspace.page_table().count(c, c + 2 * 4096),
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(c), VirtAddr::new(c + 2 * 4096)),
             2,
             "MAP_LOCKED"
         );

@@ -99,6 +99,7 @@ pub use msync::MsyncFlags;
 pub use pkey::{pkeys_supported, set_pkeys_supported, PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE};
 pub use populate::PopulateStep;
 
+use crate::addr::VirtAddr;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -413,7 +414,9 @@ impl<P: PageTable> AddressSpace<P> {
     /// Resident pages (present entries in user space).
     pub fn resident_pages(&self) -> u64 {
         let st = self.state.read();
-        self.pt.count(0, self.layout.task_size) - self.hugetlb_pages(&st)
+        self.pt
+            .count(VirtAddr::ZERO, VirtAddr::new(self.layout.task_size))
+            - self.hugetlb_pages(&st)
     }
 
     /// The peak resident size in pages (getrusage's `ru_maxrss`): the high-water mark,
@@ -433,11 +436,15 @@ impl<P: PageTable> AddressSpace<P> {
     fn hugetlb_pages(&self, st: &MmState) -> u64 {
         let mut pages = 0;
         for v in st.tree.iter().filter(|v| v.hugetlb.is_some()) {
-            self.pt.scan_leaves(v.start, v.end, &mut |_, _, huge| {
-                if huge {
-                    pages += crate::pagetable::HUGE_PAGES;
-                }
-            });
+            self.pt.scan_leaves(
+                VirtAddr::new(v.start),
+                VirtAddr::new(v.end),
+                &mut |_, _, huge| {
+                    if huge {
+                        pages += crate::pagetable::HUGE_PAGES;
+                    }
+                },
+            );
         }
         pages
     }
@@ -451,11 +458,15 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let st = self.state.read();
         for v in st.tree.iter().filter(|v| v.file().is_none()) {
-            self.pt.scan_leaves(v.start, v.end, &mut |_, pte, huge| {
-                if huge {
-                    f(pte.pfn);
-                }
-            });
+            self.pt.scan_leaves(
+                VirtAddr::new(v.start),
+                VirtAddr::new(v.end),
+                &mut |_, pte, huge| {
+                    if huge {
+                        f(pte.pfn);
+                    }
+                },
+            );
         }
     }
 
@@ -479,26 +490,30 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(format!("{} VMAs over max_map_count", st.tree.len()));
         }
         let mut err = None;
-        self.pt.scan(0, self.layout.task_size, &mut |va, pte| {
-            if err.is_some() {
-                return;
-            }
-            match st.tree.find(va) {
-                None => err = Some(format!("entry at {va:#x} outside every VMA")),
-                Some(v) => {
-                    let mut allowed = vma_pte_perms(v.flags) | PteFlags::HW;
-                    if v.hugetlb.is_some() {
-                        allowed |= PteFlags::HUGETLB;
-                    }
-                    if !allowed.contains(pte.flags) {
-                        err = Some(format!(
-                            "entry at {va:#x} has {:?}, VMA allows {:?}",
-                            pte.flags, allowed
-                        ));
+        self.pt.scan(
+            VirtAddr::ZERO,
+            VirtAddr::new(self.layout.task_size),
+            &mut |va, pte| {
+                if err.is_some() {
+                    return;
+                }
+                match st.tree.find(va.as_u64()) {
+                    None => err = Some(format!("entry at {va:#x} outside every VMA")),
+                    Some(v) => {
+                        let mut allowed = vma_pte_perms(v.flags) | PteFlags::HW;
+                        if v.hugetlb.is_some() {
+                            allowed |= PteFlags::HUGETLB;
+                        }
+                        if !allowed.contains(pte.flags) {
+                            err = Some(format!(
+                                "entry at {va:#x} has {:?}, VMA allows {:?}",
+                                pte.flags, allowed
+                            ));
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         err.map_or(Ok(()), Err)
     }
 
@@ -530,17 +545,21 @@ impl<P: PageTable> AddressSpace<P> {
         let swap = self.tunables.swap();
         let end = self.layout.task_size.next_multiple_of(HUGE_SIZE);
         let mut resident = 0;
-        self.pt.take_all(0, end, &mut |va, taken| match taken {
-            Taken::Page(pte) => {
-                resident += 1;
-                zap.entry_removed(va, pte.pfn);
-            }
-            Taken::Huge(pte) => {
-                resident += HUGE_PAGES;
-                zap.huge_removed(va, pte.pfn);
-            }
-            Taken::Swap(entry) => swap.release(entry, &self.frames),
-        });
+        self.pt.take_all(
+            VirtAddr::ZERO,
+            VirtAddr::new(end),
+            &mut |va, taken| match taken {
+                Taken::Page(pte) => {
+                    resident += 1;
+                    zap.entry_removed(va.as_u64(), pte.pfn);
+                }
+                Taken::Huge(pte) => {
+                    resident += HUGE_PAGES;
+                    zap.huge_removed(va.as_u64(), pte.pfn);
+                }
+                Taken::Swap(entry) => swap.release(entry, &self.frames),
+            },
+        );
         zap.finish();
         resident
     }

@@ -7,6 +7,7 @@
 use super::mseal::check_unsealed;
 use super::zap::Zap;
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::errno::MmError;
 use crate::fault::vma_pte_perms;
 use crate::frame::PAGE_SIZE;
@@ -105,52 +106,60 @@ impl<P: PageTable> AddressSpace<P> {
         };
         // A huge leaf inside the range changes whole (a hugetlb one always is);
         // one the range cuts is split by the 4 KiB updates below.
-        pt.scan_leaves(old.start, old.end, &mut |va, _, huge| {
-            let end = va + crate::pagetable::HUGE_SIZE;
-            if !huge || va < old.start || end > old.end {
-                return;
-            }
-            while let Some(leaf) = pt.query_huge(va) {
-                let next = (leaf.flags - PteFlags::PERMS) | (perms & keep_of(leaf.flags));
-                match pt.replace_huge(va, leaf, leaf.with_flags(next)) {
-                    Ok(()) => {
-                        if !(leaf.flags & PteFlags::PERMS).difference(next).is_empty() {
-                            zap.weakened_range(va, end);
-                        }
-                        break;
-                    }
-                    Err(None) => break,
-                    Err(Some(_)) => {}
-                }
-            }
-        });
-        pt.scan(old.start, old.end, &mut |va, _| {
-            if let Some(leaf) = pt.query_huge(va) {
-                let base = crate::pagetable::huge_base(va);
-                let whole = base >= old.start && base + crate::pagetable::HUGE_SIZE <= old.end;
-                if whole || leaf.flags.contains(PteFlags::HUGETLB) {
-                    // Done above.
+        pt.scan_leaves(
+            VirtAddr::new(old.start),
+            VirtAddr::new(old.end),
+            &mut |va, _, huge| {
+                let end = va + crate::pagetable::HUGE_SIZE;
+                if !huge || va < VirtAddr::new(old.start) || end > VirtAddr::new(old.end) {
                     return;
                 }
-            }
-            let mut weakened = false;
-            pt.update_flags(va, &mut |f| {
-                let keep = if private {
-                    f & PteFlags::WRITE | !PteFlags::WRITE
-                } else {
-                    PteFlags::all()
-                };
-                let next = (f - PteFlags::PERMS) | (perms & keep);
-                // A new protection key only adds bits, yet may refuse what the old
-                // one allowed: it is flushed like a lost permission.
-                weakened =
-                    !(f & PteFlags::PERMS).difference(next).is_empty() || f.pkey() != next.pkey();
-                next
-            });
-            if weakened {
-                zap.weakened(va);
-            }
-        });
+                while let Some(leaf) = pt.query_huge(va) {
+                    let next = (leaf.flags - PteFlags::PERMS) | (perms & keep_of(leaf.flags));
+                    match pt.replace_huge(va, leaf, leaf.with_flags(next)) {
+                        Ok(()) => {
+                            if !(leaf.flags & PteFlags::PERMS).difference(next).is_empty() {
+                                zap.weakened_range(va.as_u64(), end.as_u64());
+                            }
+                            break;
+                        }
+                        Err(None) => break,
+                        Err(Some(_)) => {}
+                    }
+                }
+            },
+        );
+        pt.scan(
+            VirtAddr::new(old.start),
+            VirtAddr::new(old.end),
+            &mut |va, _| {
+                if let Some(leaf) = pt.query_huge(va) {
+                    let base = crate::pagetable::huge_base(va.as_u64());
+                    let whole = base >= old.start && base + crate::pagetable::HUGE_SIZE <= old.end;
+                    if whole || leaf.flags.contains(PteFlags::HUGETLB) {
+                        // Done above.
+                        return;
+                    }
+                }
+                let mut weakened = false;
+                pt.update_flags(va, &mut |f| {
+                    let keep = if private {
+                        f & PteFlags::WRITE | !PteFlags::WRITE
+                    } else {
+                        PteFlags::all()
+                    };
+                    let next = (f - PteFlags::PERMS) | (perms & keep);
+                    // A new protection key only adds bits, yet may refuse what the old
+                    // one allowed: it is flushed like a lost permission.
+                    weakened = !(f & PteFlags::PERMS).difference(next).is_empty()
+                        || f.pkey() != next.pkey();
+                    next
+                });
+                if weakened {
+                    zap.weakened(va.as_u64());
+                }
+            },
+        );
     }
 }
 
@@ -169,6 +178,7 @@ fn protected_flags(old: VmFlags, access: Prot) -> VmFlags {
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, file_bytes, harness, map_file};
     use crate::errno::MmError;
     use crate::fault::{Access, FaultError, FaultResolved};
@@ -189,7 +199,11 @@ mod tests {
             .unwrap();
         assert_eq!(h.tlb.flushes(), flushes + 1, "one batched flush");
         assert_eq!(h.aspace.vma_count(), 3);
-        let pte = h.aspace.page_table().query(a + PAGE_SIZE).unwrap();
+        let pte = h
+            .aspace
+            .page_table()
+            .query(VirtAddr::new(a + PAGE_SIZE))
+            .unwrap();
         assert!(!pte.flags.contains(PteFlags::WRITE) && pte.flags.contains(PteFlags::DIRTY));
         assert!(matches!(
             h.aspace.fault(a + PAGE_SIZE, Access::Write, true),
@@ -201,7 +215,7 @@ mod tests {
         assert!(!h
             .aspace
             .page_table()
-            .query(a + PAGE_SIZE)
+            .query(VirtAddr::new(a + PAGE_SIZE))
             .unwrap()
             .flags
             .contains(PteFlags::READ));
@@ -217,7 +231,7 @@ mod tests {
         assert!(!h
             .aspace
             .page_table()
-            .query(a + PAGE_SIZE)
+            .query(VirtAddr::new(a + PAGE_SIZE))
             .unwrap()
             .flags
             .contains(PteFlags::WRITE));

@@ -9,6 +9,7 @@ use super::mlock::LockLimit;
 use super::mseal::check_unsealed;
 use super::zap::Zap;
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::{PageTable, HUGE_SIZE};
@@ -273,11 +274,19 @@ impl<P: PageTable> AddressSpace<P> {
             let slot = to & !(HUGE_SIZE - 1);
             if result.is_ok() && last_slot != Some(slot) {
                 last_slot = Some(slot);
-                result = pt.prepare(to);
+                result = pt.prepare(VirtAddr::new(to));
             }
         };
-        pt.scan(old, old + len, &mut |va, _| need(va));
-        pt.scan_swap(old, old + len, &mut |va, _| need(va));
+        pt.scan(
+            VirtAddr::new(old),
+            VirtAddr::new(old + len),
+            &mut |va, _| need(va.as_u64()),
+        );
+        pt.scan_swap(
+            VirtAddr::new(old),
+            VirtAddr::new(old + len),
+            &mut |va, _| need(va.as_u64()),
+        );
         result.map_err(|_| MmError::NoMemory)
     }
 
@@ -315,13 +324,19 @@ impl<P: PageTable> AddressSpace<P> {
         for_each_in_slots(
             old,
             old + old_len,
-            &|lo, hi, f| pt.scan(lo, hi, &mut |va, _| f(va)),
+            &|lo, hi, f| {
+                pt.scan(VirtAddr::new(lo), VirtAddr::new(hi), &mut |va, _| {
+                    f(va.as_u64())
+                })
+            },
             &mut |va| {
-                let Some(pte) = pt.unmap(va) else { return };
+                let Some(pte) = pt.unmap(VirtAddr::new(va)) else {
+                    return;
+                };
                 zap.weakened(va);
                 let to = dest + (va - old);
                 // The tables were made by `prepare_move`; this is a kernel bug if it fails.
-                if pt.map(to, pte).is_err() {
+                if pt.map(VirtAddr::new(to), pte).is_err() {
                     log::error!("mremap: no page-table memory at {to:#x}; page dropped");
                     zap.entry_removed(va, pte.pfn);
                 }
@@ -366,6 +381,7 @@ pub(crate) fn for_each_in_slots(
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, harness, map_shared_anon};
     use crate::errno::MmError;
     use crate::frame::PAGE_SIZE;
@@ -409,7 +425,12 @@ mod tests {
         h.aspace.read_bytes(n, &mut buf).unwrap();
         assert_eq!(&buf, b"keep");
         assert!(h.aspace.vma_at(a).is_none());
-        assert_eq!(h.aspace.page_table().count(a, a + 3 * PAGE_SIZE), 0);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 3 * PAGE_SIZE)),
+            0
+        );
         h.aspace.check_invariants().unwrap();
     }
 
@@ -472,14 +493,24 @@ mod tests {
                 .mremap(a, 2 * PAGE_SIZE, 2 * PAGE_SIZE, MAYMOVE | FIXED, to),
             Ok(to)
         );
-        assert_eq!(h.aspace.page_table().count(to, to + 2 * PAGE_SIZE), 2);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(to), VirtAddr::new(to + 2 * PAGE_SIZE)),
+            2
+        );
         // DONTUNMAP: the old range stays mapped but empty.
         let d = h
             .aspace
             .mremap(to, 2 * PAGE_SIZE, 2 * PAGE_SIZE, MAYMOVE | DONTUNMAP, 0)
             .unwrap();
         assert!(h.aspace.vma_at(to).is_some());
-        assert_eq!(h.aspace.page_table().count(to, to + 2 * PAGE_SIZE), 0);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(to), VirtAddr::new(to + 2 * PAGE_SIZE)),
+            0
+        );
         let mut b = [0u8; 1];
         h.aspace.read_bytes(to, &mut b).unwrap();
         assert_eq!(b, [0]);

@@ -94,6 +94,7 @@ impl<P: PageTable> AddressSpace<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, fork, harness};
     use crate::fault::Access;
     use crate::frame::PAGE_SIZE;
@@ -151,12 +152,20 @@ mod tests {
             0
         );
         // The resident entry was retagged; a new one is installed with the key.
-        assert_eq!(h.aspace.page_table().query(a).unwrap().flags.pkey(), k);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .query(VirtAddr::new(a))
+                .unwrap()
+                .flags
+                .pkey(),
+            k
+        );
         h.aspace.fault(a + PAGE_SIZE, Access::Read, true).unwrap();
         assert_eq!(
             h.aspace
                 .page_table()
-                .query(a + PAGE_SIZE)
+                .query(VirtAddr::new(a + PAGE_SIZE))
                 .unwrap()
                 .flags
                 .pkey(),
@@ -172,7 +181,15 @@ mod tests {
         );
         // Back to key 0.
         h.aspace.pkey_mprotect(a, 2 * PAGE_SIZE, rw, 0).unwrap();
-        assert_eq!(h.aspace.page_table().query(a).unwrap().flags.pkey(), 0);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .query(VirtAddr::new(a))
+                .unwrap()
+                .flags
+                .pkey(),
+            0
+        );
         assert!(!h
             .aspace
             .vma_at(a)

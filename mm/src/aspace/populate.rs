@@ -3,6 +3,7 @@
 //! kernel can `.await` it and resume.
 
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::errno::MmError;
 use crate::fault::{Access, FaultError, FaultFuture};
 use crate::frame::PAGE_SIZE;
@@ -36,7 +37,7 @@ impl<P: PageTable> AddressSpace<P> {
         while va < end {
             let mapped = self
                 .page_table()
-                .query(va)
+                .query(VirtAddr::new(va))
                 .is_some_and(|p| p.flags.contains(access.pte_flag() | PteFlags::READ));
             if !mapped {
                 match self.fault(va, access, false) {
@@ -103,7 +104,12 @@ mod tests {
             h.aspace.populate_range(a, a + 3 * PAGE_SIZE, Access::Write),
             Ok(PopulateStep::Done)
         ));
-        assert_eq!(h.aspace.page_table().count(a, a + 3 * PAGE_SIZE), 3);
+        assert_eq!(
+            h.aspace
+                .page_table()
+                .count(VirtAddr::new(a), VirtAddr::new(a + 3 * PAGE_SIZE)),
+            3
+        );
         assert_eq!(
             h.aspace
                 .populate_range(a, a + 4 * PAGE_SIZE, Access::Read)

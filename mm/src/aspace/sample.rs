@@ -1,6 +1,7 @@
 //! Access sampling for DAMON: test and clear a page's accessed bit.
 
 use super::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::tlb::TlbBatch;
 
@@ -13,7 +14,7 @@ impl<P: PageTable> AddressSpace<P> {
         let _st = self.state().read();
         let old = self
             .page_table()
-            .update_flags(va, &mut |f| f - PteFlags::ACCESSED)?;
+            .update_flags(VirtAddr::new(va), &mut |f| f - PteFlags::ACCESSED)?;
         let accessed = old.flags.contains(PteFlags::ACCESSED);
         if accessed {
             // So the next access sets the bit again; no need to wait for it.
@@ -32,7 +33,7 @@ impl<P: PageTable> AddressSpace<P> {
         let _st = self.state().read();
         let pt = self.page_table();
         let mut pages = alloc::vec::Vec::new();
-        pt.scan(start, end, &mut |va, pte| {
+        pt.scan(VirtAddr::new(start), VirtAddr::new(end), &mut |va, pte| {
             if pte.flags.contains(PteFlags::ACCESSED) {
                 pages.push(va);
             }
@@ -40,7 +41,7 @@ impl<P: PageTable> AddressSpace<P> {
         let mut batch = TlbBatch::new();
         for va in pages {
             pt.update_flags(va, &mut |f| f - PteFlags::ACCESSED);
-            batch.add_page(va);
+            batch.add_page(va.as_u64());
         }
         self.tlb().hint_flush(&batch);
     }

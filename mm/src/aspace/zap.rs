@@ -5,6 +5,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::addr::VirtAddr;
 use crate::hugetlb::HugetlbMap;
 use crate::vma::Vma;
 
@@ -61,7 +62,7 @@ impl<P: PageTable> super::AddressSpace<P> {
     pub(crate) fn split_huge_edges(&self, start: u64, end: u64) {
         for at in [start, end] {
             if !at.is_multiple_of(HUGE_SIZE) {
-                self.page_table().split_huge(at);
+                self.page_table().split_huge(VirtAddr::new(at));
             }
         }
     }
@@ -122,27 +123,34 @@ impl<'a> Zap<'a> {
     /// Removes every entry in `[start, end)`: a huge leaf inside it whole, one
     /// reaching outside it split first.
     pub(crate) fn range(&mut self, pt: &dyn PageTable, start: u64, end: u64) {
-        pt.scan_leaves(start, end, &mut |va, _, huge| {
-            if !huge {
-                if let Some(old) = pt.unmap(va) {
-                    self.entry_removed(va, old.pfn);
+        pt.scan_leaves(
+            VirtAddr::new(start),
+            VirtAddr::new(end),
+            &mut |va, _, huge| {
+                if !huge {
+                    if let Some(old) = pt.unmap(va) {
+                        self.entry_removed(va.as_u64(), old.pfn);
+                    }
+                    return;
                 }
-                return;
-            }
-            if va >= start && va + HUGE_SIZE <= end {
-                if let Some(old) = pt.unmap_huge(va) {
-                    self.huge_removed(va, old.pfn);
+                if va >= VirtAddr::new(start) && va + HUGE_SIZE <= VirtAddr::new(end) {
+                    if let Some(old) = pt.unmap_huge(va) {
+                        self.huge_removed(va.as_u64(), old.pfn);
+                    }
+                    return;
                 }
-                return;
-            }
-            pt.split_huge(va);
-            let (lo, hi) = (va.max(start), (va + HUGE_SIZE).min(end));
-            for page in (lo..hi).step_by(crate::frame::PAGE_SIZE as usize) {
-                if let Some(old) = pt.unmap(page) {
-                    self.entry_removed(page, old.pfn);
+                pt.split_huge(va);
+                let (lo, hi) = (
+                    va.max(VirtAddr::new(start)),
+                    (va + HUGE_SIZE).min(VirtAddr::new(end)),
+                );
+                for page in crate::addr::pages(lo, hi) {
+                    if let Some(old) = pt.unmap(page) {
+                        self.entry_removed(page.as_u64(), old.pfn);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// Removes the entries of `[start, end)` inside `vma` (a hugetlb VMA's leaves go
@@ -151,22 +159,26 @@ impl<'a> Zap<'a> {
         let Some(map) = &vma.hugetlb else {
             return self.range(pt, start, end);
         };
-        pt.scan_leaves(start, end, &mut |va, _, huge| {
-            if !huge {
-                return;
-            }
-            if let Some(old) = pt.unmap_huge(va) {
-                self.batch.add(va, va + HUGE_SIZE);
-                // A page of several leaves holds its reference on the first.
-                if map.page_start(va) == va {
-                    self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
+        pt.scan_leaves(
+            VirtAddr::new(start),
+            VirtAddr::new(end),
+            &mut |va, _, huge| {
+                if !huge {
+                    return;
                 }
-                self.zapped += HUGE_PAGES;
-                if self.batch_full() {
-                    self.flush();
+                if let Some(old) = pt.unmap_huge(va) {
+                    self.batch.add(va.as_u64(), (va + HUGE_SIZE).as_u64());
+                    // A page of several leaves holds its reference on the first.
+                    if map.page_start(va.as_u64()) == va.as_u64() {
+                        self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
+                    }
+                    self.zapped += HUGE_PAGES;
+                    if self.batch_full() {
+                        self.flush();
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// Removes every entry of every VMA in `vmas` (all of the address space).

@@ -25,6 +25,7 @@ impl<P: PageTable> AddressSpace<P> {
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, harness};
     use crate::fault::{Access, FaultError, FaultResolved};
     use crate::pagetable::{PageTable, PteFlags};
@@ -41,7 +42,7 @@ mod tests {
             h.aspace.fault(a + 9, Access::Read, true).unwrap(),
             FaultResolved::Spurious
         );
-        let pte = h.aspace.page_table().query(a).unwrap();
+        let pte = h.aspace.page_table().query(VirtAddr::new(a)).unwrap();
         assert!(pte
             .flags
             .contains(PteFlags::READ | PteFlags::WRITE | PteFlags::ACCESSED));
@@ -61,6 +62,6 @@ mod tests {
             h.aspace.fault(a, Access::Write, true),
             Err(FaultError::Oom)
         ));
-        assert_eq!(h.aspace.page_table().query(a), None);
+        assert_eq!(h.aspace.page_table().query(VirtAddr::new(a)), None);
     }
 }

@@ -7,6 +7,7 @@
 //! new entry is in place and the TLB flushed.
 
 use super::{vma_pte_perms, FaultError, FaultResolved};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::pagetable::{PageTable, Pte, PteFlags};
 use crate::tlb::TlbBatch;
@@ -22,7 +23,7 @@ impl<P: PageTable> AddressSpace<P> {
     ) -> Result<FaultResolved, FaultError> {
         let pt = self.page_table();
         let locked = pte.with_flags(pte.flags | PteFlags::BUSY);
-        if pt.replace(page, pte, locked).is_err() {
+        if pt.replace(VirtAddr::new(page), pte, locked).is_err() {
             return Ok(FaultResolved::Spurious);
         }
         let old = pte.pfn;
@@ -54,7 +55,7 @@ impl<P: PageTable> AddressSpace<P> {
     pub(crate) fn unlock_entry(&self, page: u64, new: Pte) {
         let pt = self.page_table();
         loop {
-            let Some(cur) = pt.query(page) else {
+            let Some(cur) = pt.query(VirtAddr::new(page)) else {
                 debug_assert!(false, "a BUSY entry vanished");
                 return;
             };
@@ -64,7 +65,7 @@ impl<P: PageTable> AddressSpace<P> {
                 PteFlags::empty()
             };
             let store = new.with_flags((new.flags | hw) - PteFlags::BUSY);
-            if pt.replace(page, cur, store).is_ok() {
+            if pt.replace(VirtAddr::new(page), cur, store).is_ok() {
                 return;
             }
         }
@@ -73,6 +74,7 @@ impl<P: PageTable> AddressSpace<P> {
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{anon_rw, fork, harness};
     use crate::fault::{Access, FaultResolved};
     use crate::pagetable::{PageTable, PteFlags};
@@ -83,8 +85,8 @@ mod tests {
         let a = anon_rw(&h.aspace, 1);
         h.aspace.write_bytes(a, b"parent").unwrap();
         let child = fork(&h);
-        let ppte = h.aspace.page_table().query(a).unwrap();
-        let cpte = child.page_table().query(a).unwrap();
+        let ppte = h.aspace.page_table().query(VirtAddr::new(a)).unwrap();
+        let cpte = child.page_table().query(VirtAddr::new(a)).unwrap();
         assert_eq!(ppte.pfn, cpte.pfn);
         assert!(!ppte.flags.contains(PteFlags::WRITE) && !cpte.flags.contains(PteFlags::WRITE));
         assert_eq!(h.frames.count(ppte.pfn), 2);
@@ -93,7 +95,7 @@ mod tests {
             child.fault(a, Access::Write, true).unwrap(),
             FaultResolved::CowCopied
         );
-        let cpte2 = child.page_table().query(a).unwrap();
+        let cpte2 = child.page_table().query(VirtAddr::new(a)).unwrap();
         assert_ne!(cpte2.pfn, ppte.pfn);
         assert!(cpte2.flags.contains(PteFlags::WRITE | PteFlags::DIRTY));
         assert_eq!(h.frames.count(ppte.pfn), 1);
@@ -102,7 +104,10 @@ mod tests {
             h.aspace.fault(a, Access::Write, true).unwrap(),
             FaultResolved::CowReused
         );
-        assert_eq!(h.aspace.page_table().query(a).unwrap().pfn, ppte.pfn);
+        assert_eq!(
+            h.aspace.page_table().query(VirtAddr::new(a)).unwrap().pfn,
+            ppte.pfn
+        );
         let mut buf = [0u8; 6];
         child.read_bytes(a, &mut buf).unwrap();
         assert_eq!(&buf, b"parent");

@@ -55,6 +55,7 @@ impl<P: PageTable> AddressSpace<P> {
 
 #[cfg(test)]
 mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{file_bytes, harness, map_file};
     use crate::fault::{Access, FaultError, FaultResolved};
     use crate::frame::PAGE_SIZE;
@@ -77,7 +78,7 @@ mod tests {
             h.aspace.fault(a, Access::Read, true).unwrap(),
             FaultResolved::FileMajor
         );
-        let pte = h.aspace.page_table().query(a).unwrap();
+        let pte = h.aspace.page_table().query(VirtAddr::new(a)).unwrap();
         assert_eq!(Some(pte.pfn), f.cache().peek(0));
         assert!(!pte.flags.contains(PteFlags::WRITE));
         // Write: copy, cache unchanged.
@@ -85,7 +86,10 @@ mod tests {
             h.aspace.fault(a, Access::Write, true).unwrap(),
             FaultResolved::CowCopied
         );
-        assert_ne!(h.aspace.page_table().query(a).unwrap().pfn, pte.pfn);
+        assert_ne!(
+            h.aspace.page_table().query(VirtAddr::new(a)).unwrap().pfn,
+            pte.pfn
+        );
         // A direct write fault on an untouched page copies straight away.
         assert_eq!(
             h.aspace.fault(a + PAGE_SIZE, Access::Write, true).unwrap(),
@@ -117,7 +121,7 @@ mod tests {
             h.aspace.fault(a, Access::Write, true).unwrap(),
             FaultResolved::FileMajor
         );
-        let pte = h.aspace.page_table().query(a).unwrap();
+        let pte = h.aspace.page_table().query(VirtAddr::new(a)).unwrap();
         assert_eq!(Some(pte.pfn), f.cache().peek(0));
         assert!(pte.flags.contains(PteFlags::WRITE | PteFlags::DIRTY));
         let e = h

@@ -5,6 +5,7 @@
 //! holding a 4 KiB page, no huge page free — falls back to the 4 KiB path.
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::pagetable::{huge_base, InstallError, PageTable, Pte, HUGE_SIZE};
 use crate::thp::Thp;
@@ -29,7 +30,7 @@ impl<P: PageTable> AddressSpace<P> {
             return None;
         }
         let pt = self.page_table();
-        if !pt.supports_huge() || !pt.huge_slot_empty(head) {
+        if !pt.supports_huge() || !pt.huge_slot_empty(VirtAddr::new(head)) {
             return None;
         }
         let pfn = match self.frames().alloc_huge_zeroed(
@@ -47,7 +48,7 @@ impl<P: PageTable> AddressSpace<P> {
             }
         };
         let flags = vma_pte_perms(vma.flags) | fresh_hw_bits(access);
-        match pt.install_huge(head, Pte::new(pfn, flags)) {
+        match pt.install_huge(VirtAddr::new(head), Pte::new(pfn, flags)) {
             Ok(()) => {
                 Thp::count(&thp.counters.fault_alloc);
                 Some(Ok(FaultResolved::DemandZeroHuge))
@@ -68,6 +69,7 @@ impl<P: PageTable> AddressSpace<P> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use crate::addr::VirtAddr;
     use crate::aspace::tests::{fork, harness, Harness};
     use crate::aspace::{Advice, MmapRequest};
     use crate::fault::{Access, FaultResolved};
@@ -104,10 +106,13 @@ pub(crate) mod tests {
             FaultResolved::DemandZeroHuge
         );
         let pt = h.aspace.page_table();
-        let head = pt.query_huge(a).unwrap();
+        let head = pt.query_huge(VirtAddr::new(a)).unwrap();
         assert!(head.pfn.0.is_multiple_of(HUGE_PAGES));
         assert!(head.flags.contains(PteFlags::WRITE | PteFlags::DIRTY));
-        assert_eq!(pt.query(a + 9 * PAGE_SIZE).unwrap().pfn.0, head.pfn.0 + 9);
+        assert_eq!(
+            pt.query(VirtAddr::new(a + 9 * PAGE_SIZE)).unwrap().pfn.0,
+            head.pfn.0 + 9
+        );
         assert_eq!(h.soft.live(), HUGE_PAGES);
         assert_eq!(h.aspace.resident_pages(), HUGE_PAGES);
         assert_eq!(c.fault_alloc.load(Ordering::Relaxed), 1);
@@ -199,15 +204,15 @@ pub(crate) mod tests {
         let h = harness();
         let a = huge_region(&h, 1);
         h.aspace.write_bytes(a + 100, b"parent").unwrap();
-        let head = h.aspace.page_table().query_huge(a).unwrap();
+        let head = h.aspace.page_table().query_huge(VirtAddr::new(a)).unwrap();
         let child = fork(&h);
-        let ch = child.page_table().query_huge(a).unwrap();
+        let ch = child.page_table().query_huge(VirtAddr::new(a)).unwrap();
         assert_eq!(ch.pfn, head.pfn);
         assert!(!ch.flags.contains(PteFlags::WRITE));
         assert!(!h
             .aspace
             .page_table()
-            .query_huge(a)
+            .query_huge(VirtAddr::new(a))
             .unwrap()
             .flags
             .contains(PteFlags::WRITE));
@@ -218,7 +223,7 @@ pub(crate) mod tests {
             child.fault(a + 100, Access::Write, true).unwrap(),
             FaultResolved::CowCopied
         );
-        assert_eq!(child.page_table().query_huge(a), None);
+        assert_eq!(child.page_table().query_huge(VirtAddr::new(a)), None);
         assert_eq!(child.page_table().huge_splits(), 1);
         assert_eq!(h.soft.live(), HUGE_PAGES + 1);
         child.write_bytes(a + 100, b"child!").unwrap();
@@ -251,17 +256,17 @@ pub(crate) mod tests {
                 .write_bytes(a + i * PAGE_SIZE, &i.to_le_bytes())
                 .unwrap();
         }
-        assert!(h.aspace.page_table().query_huge(a).is_some());
+        assert!(h.aspace.page_table().query_huge(VirtAddr::new(a)).is_some());
         h.aspace
             .mprotect(a + 3 * PAGE_SIZE, PAGE_SIZE, crate::vma::Prot::READ)
             .unwrap();
-        assert_eq!(h.aspace.page_table().query_huge(a), None);
+        assert_eq!(h.aspace.page_table().query_huge(VirtAddr::new(a)), None);
         assert_eq!(h.aspace.page_table().huge_splits(), 1);
         assert_eq!(h.aspace.resident_pages(), HUGE_PAGES);
         assert!(!h
             .aspace
             .page_table()
-            .query(a + 3 * PAGE_SIZE)
+            .query(VirtAddr::new(a + 3 * PAGE_SIZE))
             .unwrap()
             .flags
             .contains(PteFlags::WRITE));
@@ -285,10 +290,10 @@ pub(crate) mod tests {
         h.aspace
             .madvise(a + PAGE_SIZE, PAGE_SIZE, Advice::DontFork)
             .unwrap();
-        assert_eq!(h.aspace.page_table().query_huge(a), None);
+        assert_eq!(h.aspace.page_table().query_huge(VirtAddr::new(a)), None);
         let child = fork(&h);
-        assert_eq!(child.page_table().query(a + PAGE_SIZE), None);
-        assert!(child.page_table().query(a).is_some());
+        assert_eq!(child.page_table().query(VirtAddr::new(a + PAGE_SIZE)), None);
+        assert!(child.page_table().query(VirtAddr::new(a)).is_some());
         h.aspace.check_invariants().unwrap();
     }
 }

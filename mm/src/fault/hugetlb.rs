@@ -6,6 +6,7 @@
 //! maps it).
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::frame::{Pfn, Policy};
 use crate::hugetlb::HugetlbMap;
@@ -29,7 +30,7 @@ impl<P: PageTable> AddressSpace<P> {
         let pt = self.page_table();
         let perms = vma_pte_perms(vma.flags);
         let policy = self.huge_placement(vma, head_va, map.page_bytes());
-        if let Some(leaf) = pt.query_huge(head_va) {
+        if let Some(leaf) = pt.query_huge(VirtAddr::new(head_va)) {
             if leaf.flags.contains(PteFlags::BUSY)
                 || (leaf.flags.contains(access.pte_flag()) && leaf.flags.contains(PteFlags::READ))
             {
@@ -48,7 +49,7 @@ impl<P: PageTable> AddressSpace<P> {
                     | (perms & (keep_write | !PteFlags::WRITE))
                     | fresh_hw_bits(access),
             );
-            return Ok(match pt.replace_huge(head_va, leaf, new) {
+            return Ok(match pt.replace_huge(VirtAddr::new(head_va), leaf, new) {
                 Ok(()) => FaultResolved::Upgraded,
                 Err(_) => FaultResolved::Spurious,
             });
@@ -63,7 +64,7 @@ impl<P: PageTable> AddressSpace<P> {
             flags -= PteFlags::WRITE | PteFlags::DIRTY;
             if access == Access::Write {
                 let leaf = Pte::new(head, flags);
-                return match pt.install_huge(head_va, leaf) {
+                return match pt.install_huge(VirtAddr::new(head_va), leaf) {
                     Ok(()) => self.hugetlb_cow(map, head_va, leaf, perms, policy),
                     Err(e) => {
                         map.release(head);
@@ -75,7 +76,7 @@ impl<P: PageTable> AddressSpace<P> {
                 };
             }
         }
-        match pt.install_huge(head_va, Pte::new(head, flags)) {
+        match pt.install_huge(VirtAddr::new(head_va), Pte::new(head, flags)) {
             Ok(()) => Ok(FaultResolved::DemandZeroHuge),
             Err(InstallError::Occupied(_)) => {
                 map.release(head);
@@ -107,18 +108,21 @@ impl<P: PageTable> AddressSpace<P> {
         // Sets every leaf to `f(leaf)`.
         let rewrite = |f: &dyn Fn(Pte) -> Pte| {
             for i in 0..leaves {
-                while let Some(cur) = pt.query_huge(leaf_va(i)) {
-                    if pt.replace_huge(leaf_va(i), cur, f(cur)).is_ok() {
+                while let Some(cur) = pt.query_huge(VirtAddr::new(leaf_va(i))) {
+                    if pt
+                        .replace_huge(VirtAddr::new(leaf_va(i)), cur, f(cur))
+                        .is_ok()
+                    {
                         break;
                     }
                 }
             }
         };
-        if let Some(leaf) = pt.query_huge(huge_base(page)) {
+        if let Some(leaf) = pt.query_huge(VirtAddr::new(huge_base(page))) {
             if leaf.flags.contains(access.pte_flag()) && leaf.flags.contains(PteFlags::READ) {
                 return Ok(FaultResolved::Spurious);
             }
-            let Some(first) = pt.query_huge(start) else {
+            let Some(first) = pt.query_huge(VirtAddr::new(start)) else {
                 return Ok(FaultResolved::Spurious);
             };
             let head = first.pfn;
@@ -168,9 +172,11 @@ impl<P: PageTable> AddressSpace<P> {
             flags -= PteFlags::WRITE | PteFlags::DIRTY;
         }
         for i in 0..leaves {
-            if let Err(e) = pt.install_huge(leaf_va(i), Pte::new(sub(head, i), flags)) {
+            if let Err(e) =
+                pt.install_huge(VirtAddr::new(leaf_va(i)), Pte::new(sub(head, i), flags))
+            {
                 for j in 0..i {
-                    pt.unmap_huge(leaf_va(j));
+                    pt.unmap_huge(VirtAddr::new(leaf_va(j)));
                 }
                 map.release(head);
                 return match e {
@@ -194,13 +200,16 @@ impl<P: PageTable> AddressSpace<P> {
     ) -> Result<FaultResolved, FaultError> {
         let pt = self.page_table();
         let locked = leaf.with_flags(leaf.flags | PteFlags::BUSY);
-        if pt.replace_huge(head_va, leaf, locked).is_err() {
+        if pt
+            .replace_huge(VirtAddr::new(head_va), leaf, locked)
+            .is_err()
+        {
             return Ok(FaultResolved::Spurious);
         }
         let writable = perms | PteFlags::ACCESSED | PteFlags::DIRTY | PteFlags::HUGETLB;
         let unlock = |to: Pte| {
             let mut cur = locked;
-            while let Err(Some(now)) = pt.replace_huge(head_va, cur, to) {
+            while let Err(Some(now)) = pt.replace_huge(VirtAddr::new(head_va), cur, to) {
                 cur = now;
             }
         };
@@ -227,6 +236,7 @@ impl<P: PageTable> AddressSpace<P> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use crate::addr::VirtAddr;
     use alloc::sync::Arc;
 
     use crate::aspace::tests::{fork, harness, Harness};
@@ -321,7 +331,11 @@ pub(crate) mod tests {
             FaultResolved::DemandZeroHuge
         );
         assert_eq!(pool.counts(), (3, 1, 1));
-        let leaf = h.aspace.page_table().query_huge(a + HUGE_SIZE).unwrap();
+        let leaf = h
+            .aspace
+            .page_table()
+            .query_huge(VirtAddr::new(a + HUGE_SIZE))
+            .unwrap();
         assert!(leaf.flags.contains(PteFlags::HUGETLB | PteFlags::WRITE));
         h.aspace.write_bytes(a + HUGE_SIZE + 100, b"huge").unwrap();
         let v = h.aspace.vma_at(a).unwrap();
@@ -339,7 +353,11 @@ pub(crate) mod tests {
         h.aspace
             .mprotect(a + HUGE_SIZE, HUGE_SIZE, crate::vma::Prot::READ)
             .unwrap();
-        let ro = h.aspace.page_table().query_huge(a + HUGE_SIZE).unwrap();
+        let ro = h
+            .aspace
+            .page_table()
+            .query_huge(VirtAddr::new(a + HUGE_SIZE))
+            .unwrap();
         assert_eq!(ro.pfn, leaf.pfn);
         assert!(!ro.flags.contains(PteFlags::WRITE));
         let mut b = [0u8; 4];

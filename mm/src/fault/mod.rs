@@ -27,6 +27,7 @@ pub use wait::{Completion, FaultFuture, WaitReason};
 
 use alloc::sync::Arc;
 
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::{InstallError, Lookup, PageTable, Pte, PteFlags};
@@ -260,7 +261,7 @@ impl<P: PageTable> AddressSpace<P> {
         pte: Pte,
         kind: FaultResolved,
     ) -> Result<FaultResolved, FaultError> {
-        match self.page_table().install(page, pte) {
+        match self.page_table().install(VirtAddr::new(page), pte) {
             Ok(()) => Ok(kind),
             Err(InstallError::Occupied(_)) => {
                 self.frames().put(pte.pfn);
@@ -332,7 +333,7 @@ impl<P: PageTable> AddressSpace<P> {
         if let Some(map) = &vma.hugetlb {
             return self.hugetlb_fault(vma, map, page, access);
         }
-        match self.page_table().lookup(page) {
+        match self.page_table().lookup(VirtAddr::new(page)) {
             Lookup::Mapped(pte) => {
                 if access == Access::Write && vma.intercept_modes & intercept_mode::WP != 0 {
                     if let Some(taken) = vma
@@ -416,7 +417,7 @@ impl<P: PageTable> AddressSpace<P> {
         } else {
             new
         };
-        match self.page_table().replace(page, pte, new) {
+        match self.page_table().replace(VirtAddr::new(page), pte, new) {
             Ok(()) => Ok(FaultResolved::Upgraded),
             Err(_) => Ok(FaultResolved::Spurious),
         }

@@ -16,6 +16,7 @@ pub use soft::SoftPageTable;
 
 use bitflags::bitflags;
 
+use crate::addr::VirtAddr;
 use crate::frame::Pfn;
 use crate::swap::SwapEntry;
 
@@ -109,7 +110,8 @@ pub const HUGE_SIZE: u64 = 1 << 21;
 /// 4 KiB pages under one huge leaf.
 pub const HUGE_PAGES: u64 = HUGE_SIZE / crate::frame::PAGE_SIZE;
 
-/// The first address of the 2 MiB slot holding `va`.
+/// The first address of the 2 MiB slot holding `va` (a number; a [`VirtAddr`] has
+/// [`VirtAddr::huge_base`]).
 pub const fn huge_base(va: u64) -> u64 {
     va & !(HUGE_SIZE - 1)
 }
@@ -127,10 +129,10 @@ pub enum InstallError {
 fn fork_small_entry<T: PageTable + ?Sized>(
     parent: &T,
     child: &T,
-    va: u64,
+    va: VirtAddr,
     pte: Pte,
     write_protect: bool,
-    on_copy: &mut dyn FnMut(u64, Pte, bool),
+    on_copy: &mut dyn FnMut(VirtAddr, Pte, bool),
 ) -> Result<(), InstallError> {
     let mut pte = pte;
     let weakened = write_protect && pte.flags.contains(PteFlags::WRITE);
@@ -154,9 +156,9 @@ fn fork_small_entry<T: PageTable + ?Sized>(
 fn fork_huge_leaf<T: PageTable + ?Sized>(
     parent: &T,
     child: &T,
-    va: u64,
+    va: VirtAddr,
     write_protect: bool,
-    on_copy: &mut dyn FnMut(u64, Pte, bool),
+    on_copy: &mut dyn FnMut(VirtAddr, Pte, bool),
 ) -> Result<(), InstallError> {
     let Some(mut pte) = parent.query_huge(va) else {
         return Ok(());
@@ -205,33 +207,34 @@ pub enum Taken {
     Swap(SwapEntry),
 }
 
-/// A user page table (the lower half of one address space). All addresses are
-/// page-aligned user virtual addresses.
+/// A user page table (the lower half of one address space). Every address it takes
+/// or gives is a page-aligned user [`VirtAddr`] (frames are [`Pfn`]s); a range is
+/// `[start, end)`.
 pub trait PageTable: Send + Sync {
     /// The entry mapping `va`, if any.
-    fn query(&self, va: u64) -> Option<Pte>;
+    fn query(&self, va: VirtAddr) -> Option<Pte>;
 
     /// Installs `pte` at `va` if no entry is there (compare-and-swap from empty),
     /// creating intermediate tables as needed.
-    fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError>;
+    fn install(&self, va: VirtAddr, pte: Pte) -> Result<(), InstallError>;
 
     /// Replaces the entry at `va` with `new` if it is exactly `expected`
     /// (compare-and-swap); otherwise returns what is there.
-    fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>>;
+    fn replace(&self, va: VirtAddr, expected: Pte, new: Pte) -> Result<(), Option<Pte>>;
 
     /// Removes the entry at `va`, returning it.
-    fn unmap(&self, va: u64) -> Option<Pte>;
+    fn unmap(&self, va: VirtAddr) -> Option<Pte>;
 
     /// Creates the tables down to the last level for `va` (installing no entry), so
     /// that a later `install`, `map` or `place_swap` there needs no memory: how a move
     /// of entries (`mremap`) makes sure, before it takes any entry out, that none can
     /// be lost for want of a table. `NoMemory` if a table cannot be allocated. Under a
     /// huge leaf there is nothing to create.
-    fn prepare(&self, va: u64) -> Result<(), InstallError>;
+    fn prepare(&self, va: VirtAddr) -> Result<(), InstallError>;
 
     /// Calls `f` with every entry in `[start, end)`, in address order. `f` may change
     /// the entry it is given through this table.
-    fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte));
+    fn scan(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Pte));
 
     /// Copies every entry in `[start, end)` into `child` (whose range is empty) for
     /// a fork. With `write_protect`, WRITE is cleared in the parent's entry first and
@@ -248,10 +251,10 @@ pub trait PageTable: Send + Sync {
     fn fork_range(
         &self,
         child: &Self,
-        start: u64,
-        end: u64,
+        start: VirtAddr,
+        end: VirtAddr,
         write_protect: bool,
-        on_copy: &mut dyn FnMut(u64, Pte, bool),
+        on_copy: &mut dyn FnMut(VirtAddr, Pte, bool),
     ) -> Result<(), InstallError>
     where
         Self: Sized,
@@ -287,7 +290,7 @@ pub trait PageTable: Send + Sync {
     }
 
     /// Installs `pte` at `va` whatever is there, returning the old entry.
-    fn map(&self, va: u64, pte: Pte) -> Result<Option<Pte>, InstallError> {
+    fn map(&self, va: VirtAddr, pte: Pte) -> Result<Option<Pte>, InstallError> {
         loop {
             match self.install(va, pte) {
                 Ok(()) => return Ok(None),
@@ -303,7 +306,7 @@ pub trait PageTable: Send + Sync {
 
     /// Sets the flags of the entry at `va` to `f(old flags)`, keeping its frame;
     /// returns the old entry (`None`, changing nothing, if there is none).
-    fn update_flags(&self, va: u64, f: &mut dyn FnMut(PteFlags) -> PteFlags) -> Option<Pte> {
+    fn update_flags(&self, va: VirtAddr, f: &mut dyn FnMut(PteFlags) -> PteFlags) -> Option<Pte> {
         loop {
             let old = self.query(va)?;
             let new = old.with_flags(f(old.flags));
@@ -321,7 +324,7 @@ pub trait PageTable: Send + Sync {
 
     /// Sets the permission bits of the entry at `va` to `perms` (keeping its frame
     /// and hardware bits); returns the old entry.
-    fn protect(&self, va: u64, perms: PteFlags) -> Option<Pte> {
+    fn protect(&self, va: VirtAddr, perms: PteFlags) -> Option<Pte> {
         self.update_flags(va, &mut |f| {
             (f - PteFlags::PERMS) | (perms & PteFlags::PERMS)
         })
@@ -332,7 +335,7 @@ pub trait PageTable: Send + Sync {
     /// its first frame), which may begin before `start` or end after `end`; a 4 KiB
     /// entry as [`scan`](Self::scan) gives it. (`scan` itself shows a huge leaf as
     /// its 512 pages, so code that only reads entries needs no huge case.)
-    fn scan_leaves(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte, bool)) {
+    fn scan_leaves(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Pte, bool)) {
         self.scan(start, end, &mut |va, pte| f(va, pte, false));
     }
 
@@ -350,13 +353,13 @@ pub trait PageTable: Send + Sync {
     }
 
     /// The huge leaf covering `va` (its head entry), if any.
-    fn query_huge(&self, _va: u64) -> Option<Pte> {
+    fn query_huge(&self, _va: VirtAddr) -> Option<Pte> {
         None
     }
 
     /// Whether the 2 MiB slot holding `va` maps nothing (no huge leaf, no 4 KiB
     /// entry): a huge leaf could be installed there.
-    fn huge_slot_empty(&self, _va: u64) -> bool {
+    fn huge_slot_empty(&self, _va: VirtAddr) -> bool {
         false
     }
 
@@ -364,20 +367,20 @@ pub trait PageTable: Send + Sync {
     /// if the slot maps nothing; `Occupied` (with what is there, or `pte` itself if
     /// the slot holds only an entry being filled) otherwise. A table page left empty
     /// by earlier unmaps is taken out and kept for a later split.
-    fn install_huge(&self, _va: u64, _pte: Pte) -> Result<(), InstallError> {
+    fn install_huge(&self, _va: VirtAddr, _pte: Pte) -> Result<(), InstallError> {
         Err(InstallError::NoMemory)
     }
 
     /// Replaces the huge leaf at the 2 MiB-aligned `va` with `new` if it is exactly
     /// `expected` (hardware bits the CPU set since aside); otherwise returns what is
     /// there (`None`: no huge leaf).
-    fn replace_huge(&self, _va: u64, _expected: Pte, _new: Pte) -> Result<(), Option<Pte>> {
+    fn replace_huge(&self, _va: VirtAddr, _expected: Pte, _new: Pte) -> Result<(), Option<Pte>> {
         Err(None)
     }
 
     /// Removes the huge leaf at the 2 MiB-aligned `va`, returning its head entry; the
     /// caller releases its 512 frame references after flushing the TLB.
-    fn unmap_huge(&self, _va: u64) -> Option<Pte> {
+    fn unmap_huge(&self, _va: VirtAddr) -> Option<Pte> {
         None
     }
 
@@ -385,7 +388,7 @@ pub trait PageTable: Send + Sync {
     /// (without `BUSY`) mapping its frames in order; true if there was one. A
     /// `HUGETLB` leaf is never split (false). The
     /// translations do not change, so no TLB flush is needed for the split itself.
-    fn split_huge(&self, _va: u64) -> bool {
+    fn split_huge(&self, _va: VirtAddr) -> bool {
         false
     }
 
@@ -402,7 +405,7 @@ pub trait PageTable: Send + Sync {
     /// What the entry at `va` holds, read once: the fault path's one look where
     /// [`query`](Self::query) and then [`query_swap`](Self::query_swap) would walk
     /// the table twice for every page not yet mapped (the default does that).
-    fn lookup(&self, va: u64) -> Lookup {
+    fn lookup(&self, va: VirtAddr) -> Lookup {
         if let Some(pte) = self.query(va) {
             return Lookup::Mapped(pte);
         }
@@ -412,43 +415,49 @@ pub trait PageTable: Send + Sync {
     /// The swap entry held by the not-present entry at `va`, if it holds one. Swap
     /// entries are invisible to every other method ([`query`](Self::query) and
     /// [`scan`](Self::scan) skip them); a table without swap support holds none.
-    fn query_swap(&self, _va: u64) -> Option<SwapEntry> {
+    fn query_swap(&self, _va: VirtAddr) -> Option<SwapEntry> {
         None
     }
 
     /// Replaces the present entry at `va` with `swap` if it is exactly `expected`
     /// (compare-and-swap, the page's swap-out); otherwise returns what is there.
-    fn install_swap(&self, va: u64, _expected: Pte, _swap: SwapEntry) -> Result<(), Option<Pte>> {
+    fn install_swap(
+        &self,
+        va: VirtAddr,
+        _expected: Pte,
+        _swap: SwapEntry,
+    ) -> Result<(), Option<Pte>> {
         Err(self.query(va))
     }
 
     /// Replaces the swap entry `swap` at `va` with the present `pte` (the page's
     /// swap-in); false, changing nothing, if something else is there.
-    fn restore_swap(&self, _va: u64, _swap: SwapEntry, _pte: Pte) -> bool {
+    fn restore_swap(&self, _va: VirtAddr, _swap: SwapEntry, _pte: Pte) -> bool {
         false
     }
 
     /// Puts `swap` into the empty entry at `va` (a fork's child, an mremap move).
-    fn place_swap(&self, _va: u64, _swap: SwapEntry) -> Result<(), InstallError> {
+    fn place_swap(&self, _va: VirtAddr, _swap: SwapEntry) -> Result<(), InstallError> {
         Err(InstallError::NoMemory)
     }
 
     /// Removes the swap entry at `va`, returning it (`None`, changing nothing, if
     /// the entry is not a swap entry).
-    fn take_swap(&self, _va: u64) -> Option<SwapEntry> {
+    fn take_swap(&self, _va: VirtAddr) -> Option<SwapEntry> {
         None
     }
 
     /// Calls `f` with every swap entry in `[start, end)`, in address order.
-    fn scan_swap(&self, _start: u64, _end: u64, _f: &mut dyn FnMut(u64, SwapEntry)) {}
+    fn scan_swap(&self, _start: VirtAddr, _end: VirtAddr, _f: &mut dyn FnMut(VirtAddr, SwapEntry)) {
+    }
 
     /// Removes every entry in `[start, end)` (both 2 MiB-aligned, so every huge leaf
     /// in it is whole): 4 KiB entries, huge leaves and swap entries, calling `f` with
     /// each one's address and what was taken. The address-space teardown, in one pass
     /// where the table can; the default removes the mappings through
     /// [`scan_leaves`](Self::scan_leaves) and then the swap entries.
-    fn take_all(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Taken)) {
-        debug_assert!(start.is_multiple_of(HUGE_SIZE) && end.is_multiple_of(HUGE_SIZE));
+    fn take_all(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Taken)) {
+        debug_assert!(start.is_huge_aligned() && end.is_huge_aligned());
         self.scan_leaves(start, end, &mut |va, _, huge| {
             let taken = if huge {
                 self.unmap_huge(va).map(Taken::Huge)
@@ -467,7 +476,7 @@ pub trait PageTable: Send + Sync {
     }
 
     /// Number of entries in `[start, end)`.
-    fn count(&self, start: u64, end: u64) -> u64 {
+    fn count(&self, start: VirtAddr, end: VirtAddr) -> u64 {
         let mut n = 0;
         self.scan(start, end, &mut |_, _| n += 1);
         n

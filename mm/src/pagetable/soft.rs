@@ -13,7 +13,8 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::x86::{decode, decode_swap, encode, encode_swap};
-use super::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
+use super::{InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
+use crate::addr::{pages, VirtAddr};
 use crate::frame::{Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::swap::SwapEntry;
 
@@ -55,7 +56,7 @@ impl Default for Pmd {
 type Pml4 = Dir<Dir<Pmd>>;
 
 /// What [`SoftPageTable::each_slot`] calls per 2 MiB slot.
-type SlotFn<'a> = dyn FnMut(u64, (usize, usize), &AtomicU64, Option<&Leaf>) + 'a;
+type SlotFn<'a> = dyn FnMut(VirtAddr, (usize, usize), &AtomicU64, Option<&Leaf>) + 'a;
 
 fn index(va: u64, level: u32) -> usize {
     ((va >> (PAGE_SHIFT + 9 * level)) & (ENTRIES as u64 - 1)) as usize
@@ -106,35 +107,35 @@ impl SoftPageTable {
         }
     }
 
-    fn pmd(&self, va: u64, create: bool) -> Option<&Pmd> {
-        let l3 = self.child(&self.root, index(va, 3), create)?;
-        self.child(l3, index(va, 2), create)
+    fn pmd(&self, va: VirtAddr, create: bool) -> Option<&Pmd> {
+        let l3 = self.child(&self.root, index(va.as_u64(), 3), create)?;
+        self.child(l3, index(va.as_u64(), 2), create)
     }
 
-    fn leaf(&self, va: u64, create: bool) -> Option<&AtomicU64> {
-        let l1 = self.child(&self.pmd(va, create)?.tables, index(va, 1), create)?;
-        Some(&l1.0[index(va, 0)])
+    fn leaf(&self, va: VirtAddr, create: bool) -> Option<&AtomicU64> {
+        let l1 = self.child(&self.pmd(va, create)?.tables, index(va.as_u64(), 1), create)?;
+        Some(&l1.0[index(va.as_u64(), 0)])
     }
 
     /// The huge-leaf word of the slot holding `va`.
-    fn huge_word(&self, va: u64, create: bool) -> Option<&AtomicU64> {
-        Some(&self.pmd(va, create)?.huge[index(va, 1)])
+    fn huge_word(&self, va: VirtAddr, create: bool) -> Option<&AtomicU64> {
+        Some(&self.pmd(va, create)?.huge[index(va.as_u64(), 1)])
     }
 
     /// The 4 KiB view of page `va` under the huge leaf `head`.
-    fn sub_entry(head: Pte, va: u64) -> Pte {
-        let i = (va - huge_base(va)) >> PAGE_SHIFT;
-        Pte::new(Pfn(head.pfn.0 + i), head.flags)
+    fn sub_entry(head: Pte, va: VirtAddr) -> Pte {
+        Pte::new(head.pfn.add(va.page_in_huge()), head.flags)
     }
 
     /// Calls `f(base, (first, last), huge_word, table)` for every 2 MiB slot meeting
     /// `[start, end)` whose upper tables exist: `base` the slot's address, `first..=last`
     /// the indexes of its 4 KiB entries in the range, its huge-leaf word, and its table
     /// of 4 KiB entries if there is one.
-    fn each_slot(&self, start: u64, end: u64, f: &mut SlotFn<'_>) {
+    fn each_slot(&self, start: VirtAddr, end: VirtAddr, f: &mut SlotFn<'_>) {
         if start >= end {
             return;
         }
+        let (start, end) = (start.as_u64(), end.as_u64());
         let last = end - 1;
         let span = |level: u32| 1u64 << (PAGE_SHIFT + 9 * level);
         // Walk the levels, visiting only the children overlapping [start, end).
@@ -152,7 +153,12 @@ impl SoftPageTable {
                     let b1 = b2 + i1 as u64 * span(1);
                     let (lo1, hi1) = (lo2.max(b1), hi2.min(b1 + span(1) - 1));
                     let table = l2.tables.0[i1].get().map(|t| &**t);
-                    f(b1, (index(lo1, 0), index(hi1, 0)), &l2.huge[i1], table);
+                    f(
+                        VirtAddr::new(b1),
+                        (index(lo1, 0), index(hi1, 0)),
+                        &l2.huge[i1],
+                        table,
+                    );
                 }
             }
         }
@@ -160,7 +166,7 @@ impl SoftPageTable {
 
     /// Calls `f` with every 4 KiB word of `[start, end)` whose table exists, passing
     /// over 2 MiB slots mapped by a huge leaf (they hold no swap entries).
-    fn walk_small(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, &AtomicU64)) {
+    fn walk_small(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, &AtomicU64)) {
         self.each_slot(start, end, &mut |base, (first, last), huge, table| {
             let Some(table) = table.filter(|_| huge.load(Ordering::SeqCst) == 0) else {
                 return;
@@ -173,7 +179,7 @@ impl SoftPageTable {
 }
 
 impl PageTable for SoftPageTable {
-    fn query(&self, va: u64) -> Option<Pte> {
+    fn query(&self, va: VirtAddr) -> Option<Pte> {
         let huge = self.huge_word(va, false)?.load(Ordering::SeqCst);
         if let Some(head) = decode(huge) {
             return Some(Self::sub_entry(head, va));
@@ -181,12 +187,12 @@ impl PageTable for SoftPageTable {
         decode(self.leaf(va, false)?.load(Ordering::Acquire))
     }
 
-    fn prepare(&self, va: u64) -> Result<(), InstallError> {
+    fn prepare(&self, va: VirtAddr) -> Result<(), InstallError> {
         self.leaf(va, true).ok_or(InstallError::NoMemory)?;
         Ok(())
     }
 
-    fn install(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
+    fn install(&self, va: VirtAddr, pte: Pte) -> Result<(), InstallError> {
         let slot = self.leaf(va, true).ok_or(InstallError::NoMemory)?;
         let huge = self.huge_word(va, true).ok_or(InstallError::NoMemory)?;
         if let Some(head) = decode(huge.load(Ordering::SeqCst)) {
@@ -209,7 +215,7 @@ impl PageTable for SoftPageTable {
         }
     }
 
-    fn replace(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+    fn replace(&self, va: VirtAddr, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
         if self
             .query_huge(va)
             .is_some_and(|h| h.flags.contains(PteFlags::HUGETLB))
@@ -230,7 +236,7 @@ impl PageTable for SoftPageTable {
         .map_err(decode)
     }
 
-    fn unmap(&self, va: u64) -> Option<Pte> {
+    fn unmap(&self, va: VirtAddr) -> Option<Pte> {
         if self
             .query_huge(va)
             .is_some_and(|h| h.flags.contains(PteFlags::HUGETLB))
@@ -245,25 +251,25 @@ impl PageTable for SoftPageTable {
         true
     }
 
-    fn query_huge(&self, va: u64) -> Option<Pte> {
+    fn query_huge(&self, va: VirtAddr) -> Option<Pte> {
         decode(self.huge_word(va, false)?.load(Ordering::SeqCst))
     }
 
-    fn huge_slot_empty(&self, va: u64) -> bool {
+    fn huge_slot_empty(&self, va: VirtAddr) -> bool {
         let Some(pmd) = self.pmd(va, false) else {
             return true;
         };
-        let i = index(va, 1);
+        let i = index(va.as_u64(), 1);
         pmd.huge[i].load(Ordering::SeqCst) == 0
             && pmd.tables.0[i]
                 .get()
                 .is_none_or(|t| t.0.iter().all(|e| e.load(Ordering::SeqCst) == 0))
     }
 
-    fn install_huge(&self, va: u64, pte: Pte) -> Result<(), InstallError> {
-        debug_assert!(va.is_multiple_of(HUGE_SIZE) && pte.pfn.0.is_multiple_of(HUGE_PAGES));
+    fn install_huge(&self, va: VirtAddr, pte: Pte) -> Result<(), InstallError> {
+        debug_assert!(va.is_huge_aligned() && pte.pfn.0.is_multiple_of(HUGE_PAGES));
         let pmd = self.pmd(va, true).ok_or(InstallError::NoMemory)?;
-        let i = index(va, 1);
+        let i = index(va.as_u64(), 1);
         let word = encode(pte);
         if let Err(cur) = pmd.huge[i].compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst)
         {
@@ -284,7 +290,7 @@ impl PageTable for SoftPageTable {
         Ok(())
     }
 
-    fn replace_huge(&self, va: u64, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
+    fn replace_huge(&self, va: VirtAddr, expected: Pte, new: Pte) -> Result<(), Option<Pte>> {
         let Some(word) = self.huge_word(va, false) else {
             return Err(None);
         };
@@ -298,7 +304,7 @@ impl PageTable for SoftPageTable {
         .map_err(decode)
     }
 
-    fn unmap_huge(&self, va: u64) -> Option<Pte> {
+    fn unmap_huge(&self, va: VirtAddr) -> Option<Pte> {
         let old = decode(self.huge_word(va, false)?.swap(0, Ordering::SeqCst));
         if old.is_some() {
             self.leaves.fetch_sub(1, Ordering::Relaxed);
@@ -306,11 +312,11 @@ impl PageTable for SoftPageTable {
         old
     }
 
-    fn split_huge(&self, va: u64) -> bool {
+    fn split_huge(&self, va: VirtAddr) -> bool {
         let Some(pmd) = self.pmd(va, false) else {
             return false;
         };
-        let i = index(va, 1);
+        let i = index(va.as_u64(), 1);
         let busy = super::x86::bits::BUSY;
         // Take the leaf: mark it BUSY (another split waits for the first to finish).
         let head = loop {
@@ -353,20 +359,20 @@ impl PageTable for SoftPageTable {
         self.leaves.load(Ordering::Relaxed)
     }
 
-    fn scan(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte)) {
+    fn scan(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Pte)) {
         self.scan_leaves(start, end, &mut |va, pte, huge| {
             if !huge {
                 return f(va, pte);
             }
             let lo = va.max(start);
             let hi = (va + HUGE_SIZE).min(end);
-            for page in (lo..hi).step_by(PAGE_SIZE as usize) {
+            for page in pages(lo, hi) {
                 f(page, Self::sub_entry(pte, page));
             }
         });
     }
 
-    fn scan_leaves(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, Pte, bool)) {
+    fn scan_leaves(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, Pte, bool)) {
         self.each_slot(start, end, &mut |base, (first, last), huge, table| {
             if let Some(head) = decode(huge.load(Ordering::SeqCst)) {
                 return f(base, head, true);
@@ -382,11 +388,16 @@ impl PageTable for SoftPageTable {
         });
     }
 
-    fn query_swap(&self, va: u64) -> Option<SwapEntry> {
+    fn query_swap(&self, va: VirtAddr) -> Option<SwapEntry> {
         decode_swap(self.leaf(va, false)?.load(Ordering::Acquire))
     }
 
-    fn install_swap(&self, va: u64, expected: Pte, swap: SwapEntry) -> Result<(), Option<Pte>> {
+    fn install_swap(
+        &self,
+        va: VirtAddr,
+        expected: Pte,
+        swap: SwapEntry,
+    ) -> Result<(), Option<Pte>> {
         let Some(slot) = self.leaf(va, false) else {
             return Err(None);
         };
@@ -400,7 +411,7 @@ impl PageTable for SoftPageTable {
         .map_err(decode)
     }
 
-    fn restore_swap(&self, va: u64, swap: SwapEntry, pte: Pte) -> bool {
+    fn restore_swap(&self, va: VirtAddr, swap: SwapEntry, pte: Pte) -> bool {
         self.leaf(va, false).is_some_and(|slot| {
             slot.compare_exchange(
                 encode_swap(swap),
@@ -412,7 +423,7 @@ impl PageTable for SoftPageTable {
         })
     }
 
-    fn place_swap(&self, va: u64, swap: SwapEntry) -> Result<(), InstallError> {
+    fn place_swap(&self, va: VirtAddr, swap: SwapEntry) -> Result<(), InstallError> {
         let slot = self.leaf(va, true).ok_or(InstallError::NoMemory)?;
         match slot.compare_exchange(0, encode_swap(swap), Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => Ok(()),
@@ -420,7 +431,7 @@ impl PageTable for SoftPageTable {
         }
     }
 
-    fn take_swap(&self, va: u64) -> Option<SwapEntry> {
+    fn take_swap(&self, va: VirtAddr) -> Option<SwapEntry> {
         let slot = self.leaf(va, false)?;
         let word = slot.load(Ordering::Acquire);
         let swap = decode_swap(word)?;
@@ -429,7 +440,7 @@ impl PageTable for SoftPageTable {
             .map(|_| swap)
     }
 
-    fn scan_swap(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, SwapEntry)) {
+    fn scan_swap(&self, start: VirtAddr, end: VirtAddr, f: &mut dyn FnMut(VirtAddr, SwapEntry)) {
         self.walk_small(start, end, &mut |va, word| {
             if let Some(swap) = decode_swap(word.load(Ordering::Acquire)) {
                 f(va, swap);
@@ -453,23 +464,32 @@ mod tests {
     fn install_query_replace_unmap() {
         let t = SoftPageTable::new();
         let va = 0x7f12_3456_7000;
-        assert_eq!(t.query(va), None);
+        assert_eq!(t.query(VirtAddr::new(va)), None);
         let pte = Pte::new(Pfn(42), RW);
-        t.install(va, pte).unwrap();
-        assert_eq!(t.query(va), Some(pte));
+        t.install(VirtAddr::new(va), pte).unwrap();
+        assert_eq!(t.query(VirtAddr::new(va)), Some(pte));
         assert_eq!(
-            t.install(va, Pte::new(Pfn(1), RW)),
+            t.install(VirtAddr::new(va), Pte::new(Pfn(1), RW)),
             Err(InstallError::Occupied(pte))
         );
         let ro = pte.with_flags(PteFlags::READ);
-        assert_eq!(t.replace(va, ro, ro), Err(Some(pte)));
-        t.replace(va, pte, ro).unwrap();
-        assert_eq!(t.update_flags(va, &mut |f| f | PteFlags::DIRTY), Some(ro));
-        assert_eq!(t.query(va).unwrap().flags, PteFlags::READ | PteFlags::DIRTY);
-        assert_eq!(t.map(va, pte).unwrap().map(|p| p.pfn), Some(Pfn(42)));
-        assert_eq!(t.unmap(va), Some(pte));
-        assert_eq!(t.unmap(va), None);
-        assert_eq!(t.replace(0x1000, pte, pte), Err(None));
+        assert_eq!(t.replace(VirtAddr::new(va), ro, ro), Err(Some(pte)));
+        t.replace(VirtAddr::new(va), pte, ro).unwrap();
+        assert_eq!(
+            t.update_flags(VirtAddr::new(va), &mut |f| f | PteFlags::DIRTY),
+            Some(ro)
+        );
+        assert_eq!(
+            t.query(VirtAddr::new(va)).unwrap().flags,
+            PteFlags::READ | PteFlags::DIRTY
+        );
+        assert_eq!(
+            t.map(VirtAddr::new(va), pte).unwrap().map(|p| p.pfn),
+            Some(Pfn(42))
+        );
+        assert_eq!(t.unmap(VirtAddr::new(va)), Some(pte));
+        assert_eq!(t.unmap(VirtAddr::new(va)), None);
+        assert_eq!(t.replace(VirtAddr::new(0x1000), pte, pte), Err(None));
     }
 
     #[test]
@@ -483,20 +503,30 @@ mod tests {
             0x7fff_ffff_f000,
         ];
         for (i, &a) in addrs.iter().enumerate() {
-            t.install(a, Pte::new(Pfn(i as u64 + 1), RW)).unwrap();
+            t.install(VirtAddr::new(a), Pte::new(Pfn(i as u64 + 1), RW))
+                .unwrap();
         }
         let mut seen = Vec::new();
-        t.scan(0, 1 << 47, &mut |va, _| seen.push(va));
+        t.scan(VirtAddr::new(0), VirtAddr::new(1 << 47), &mut |va, _| {
+            seen.push(va.as_u64())
+        });
         assert_eq!(seen, addrs);
         seen.clear();
-        t.scan(0x2000, 0x4000_0000, &mut |va, _| seen.push(va));
+        t.scan(
+            VirtAddr::new(0x2000),
+            VirtAddr::new(0x4000_0000),
+            &mut |va, _| seen.push(va.as_u64()),
+        );
         assert_eq!(seen, [0x20_0000, 0x3f_f000]);
-        assert_eq!(t.count(0x3f_f000, 0x4000_1000), 2);
+        assert_eq!(
+            t.count(VirtAddr::new(0x3f_f000), VirtAddr::new(0x4000_1000)),
+            2
+        );
         // The callback may clear what it is given.
-        t.scan(0, 1 << 47, &mut |va, _| {
+        t.scan(VirtAddr::new(0), VirtAddr::new(1 << 47), &mut |va, _| {
             t.unmap(va);
         });
-        assert_eq!(t.count(0, 1 << 47), 0);
+        assert_eq!(t.count(VirtAddr::new(0), VirtAddr::new(1 << 47)), 0);
         assert!(t.table_bytes() > PAGE_SIZE);
     }
 }
@@ -515,40 +545,61 @@ mod huge_tests {
     fn huge_leaf_shows_as_pages_and_splits_in_place() {
         let t = SoftPageTable::new();
         let va = 0x4000_0000;
-        assert!(t.huge_slot_empty(va));
-        t.install_huge(va, Pte::new(Pfn(512), RW)).unwrap();
-        assert!(!t.huge_slot_empty(va + 4096));
-        assert_eq!(t.query(va + 3 * PAGE_SIZE), Some(Pte::new(Pfn(515), RW)));
+        assert!(t.huge_slot_empty(VirtAddr::new(va)));
+        t.install_huge(VirtAddr::new(va), Pte::new(Pfn(512), RW))
+            .unwrap();
+        assert!(!t.huge_slot_empty(VirtAddr::new(va + 4096)));
+        assert_eq!(
+            t.query(VirtAddr::new(va + 3 * PAGE_SIZE)),
+            Some(Pte::new(Pfn(515), RW))
+        );
         assert!(matches!(
-            t.install(va + PAGE_SIZE, Pte::new(Pfn(1), RW)),
+            t.install(VirtAddr::new(va + PAGE_SIZE), Pte::new(Pfn(1), RW)),
             Err(InstallError::Occupied(p)) if p.pfn == Pfn(513)
         ));
-        assert_eq!(t.count(0, 1 << 47), HUGE_PAGES);
+        assert_eq!(
+            t.count(VirtAddr::new(0), VirtAddr::new(1 << 47)),
+            HUGE_PAGES
+        );
         let mut leaves = Vec::new();
-        t.scan_leaves(va + 8192, va + 16384, &mut |a, p, huge| {
-            leaves.push((a, p.pfn, huge))
-        });
+        t.scan_leaves(
+            VirtAddr::new(va + 8192),
+            VirtAddr::new(va + 16384),
+            &mut |a, p, huge| leaves.push((a.as_u64(), p.pfn, huge)),
+        );
         assert_eq!(leaves, [(va, Pfn(512), true)]);
         // A 4 KiB change splits the leaf first.
         let ro = Pte::new(Pfn(517), PteFlags::READ);
-        t.replace(va + 5 * PAGE_SIZE, Pte::new(Pfn(517), RW), ro)
-            .unwrap();
-        assert_eq!(t.query_huge(va), None);
+        t.replace(
+            VirtAddr::new(va + 5 * PAGE_SIZE),
+            Pte::new(Pfn(517), RW),
+            ro,
+        )
+        .unwrap();
+        assert_eq!(t.query_huge(VirtAddr::new(va)), None);
         assert_eq!(t.huge_splits(), 1);
-        assert_eq!(t.query(va + 5 * PAGE_SIZE), Some(ro));
-        assert_eq!(t.query(va + 6 * PAGE_SIZE), Some(Pte::new(Pfn(518), RW)));
+        assert_eq!(t.query(VirtAddr::new(va + 5 * PAGE_SIZE)), Some(ro));
+        assert_eq!(
+            t.query(VirtAddr::new(va + 6 * PAGE_SIZE)),
+            Some(Pte::new(Pfn(518), RW))
+        );
         // Emptied again, the slot takes a huge leaf.
-        t.scan(va, va + HUGE_SIZE, &mut |a, _| {
-            t.unmap(a);
-        });
-        assert!(t.huge_slot_empty(va));
-        t.install_huge(va, Pte::new(Pfn(1024), RW)).unwrap();
+        t.scan(
+            VirtAddr::new(va),
+            VirtAddr::new(va + HUGE_SIZE),
+            &mut |a, _| {
+                t.unmap(a);
+            },
+        );
+        assert!(t.huge_slot_empty(VirtAddr::new(va)));
+        t.install_huge(VirtAddr::new(va), Pte::new(Pfn(1024), RW))
+            .unwrap();
         // A hugetlb leaf is never split; 4 KiB changes leave it alone.
         let h = Pte::new(Pfn(2048), RW | PteFlags::HUGETLB);
-        t.install_huge(va + HUGE_SIZE, h).unwrap();
-        assert!(!t.split_huge(va + HUGE_SIZE));
-        assert_eq!(t.unmap(va + HUGE_SIZE + PAGE_SIZE), None);
-        assert_eq!(t.query_huge(va + HUGE_SIZE), Some(h));
+        t.install_huge(VirtAddr::new(va + HUGE_SIZE), h).unwrap();
+        assert!(!t.split_huge(VirtAddr::new(va + HUGE_SIZE)));
+        assert_eq!(t.unmap(VirtAddr::new(va + HUGE_SIZE + PAGE_SIZE)), None);
+        assert_eq!(t.query_huge(VirtAddr::new(va + HUGE_SIZE)), Some(h));
     }
 
     /// Threads race a huge install against 4 KiB installs on the same slots: each
@@ -568,12 +619,12 @@ mod huge_tests {
                             let va = base + slot * HUGE_SIZE;
                             if thread % 2 == 0 {
                                 let pfn = Pfn((slot + 1) * HUGE_PAGES * 8);
-                                if t.install_huge(va, Pte::new(pfn, RW)).is_ok() {
+                                if t.install_huge(VirtAddr::new(va), Pte::new(pfn, RW)).is_ok() {
                                     h.fetch_add(1, Ordering::SeqCst);
                                 }
                             } else {
                                 let page = va + thread * PAGE_SIZE;
-                                if t.install(page, Pte::new(Pfn(7), RW)).is_ok() {
+                                if t.install(VirtAddr::new(page), Pte::new(Pfn(7), RW)).is_ok() {
                                     s.fetch_add(1, Ordering::SeqCst);
                                 }
                             }
@@ -587,10 +638,10 @@ mod huge_tests {
             let (mut huge, mut small) = (0, 0);
             for slot in 0..8u64 {
                 let va = base + slot * HUGE_SIZE;
-                let leaf = t.query_huge(va).is_some();
+                let leaf = t.query_huge(VirtAddr::new(va)).is_some();
                 let pages = (0..HUGE_PAGES)
                     .filter(|i| {
-                        t.leaf(va + i * PAGE_SIZE, false)
+                        t.leaf(VirtAddr::new(va + i * PAGE_SIZE), false)
                             .is_some_and(|e| e.load(Ordering::SeqCst) != 0)
                     })
                     .count();
@@ -609,13 +660,16 @@ mod huge_tests {
     fn racing_splits_and_updates_lose_nothing() {
         let t = Arc::new(SoftPageTable::new());
         let va = 0x2000_0000;
-        t.install_huge(va, Pte::new(Pfn(512), RW)).unwrap();
+        t.install_huge(VirtAddr::new(va), Pte::new(Pfn(512), RW))
+            .unwrap();
         let handles: Vec<_> = (0..4u64)
             .map(|thread| {
                 let t = t.clone();
                 std::thread::spawn(move || {
                     for i in (thread..HUGE_PAGES).step_by(4) {
-                        t.update_flags(va + i * PAGE_SIZE, &mut |f| f | PteFlags::DIRTY);
+                        t.update_flags(VirtAddr::new(va + i * PAGE_SIZE), &mut |f| {
+                            f | PteFlags::DIRTY
+                        });
                     }
                 })
             })
@@ -626,7 +680,7 @@ mod huge_tests {
         assert_eq!(t.huge_splits(), 1);
         for i in 0..HUGE_PAGES {
             assert_eq!(
-                t.query(va + i * PAGE_SIZE),
+                t.query(VirtAddr::new(va + i * PAGE_SIZE)),
                 Some(Pte::new(Pfn(512 + i), RW | PteFlags::DIRTY))
             );
         }

@@ -5,7 +5,8 @@
 //!
 //! [`SoftPageTable`]: super::SoftPageTable
 
-use super::{huge_base, Pte, PteFlags};
+use super::{Pte, PteFlags};
+use crate::addr::VirtAddr;
 use crate::frame::Pfn;
 use crate::swap::SwapEntry;
 
@@ -131,12 +132,9 @@ pub fn is_huge(e: u64) -> bool {
 }
 
 /// The 4 KiB view of page `va` under the huge leaf `word`.
-pub fn sub_entry(word: u64, va: u64) -> Option<Pte> {
+pub fn sub_entry(word: u64, va: VirtAddr) -> Option<Pte> {
     let head = decode(word)?;
-    Some(Pte::new(
-        Pfn(head.pfn.0 + ((va - huge_base(va)) >> 12)),
-        head.flags,
-    ))
+    Some(Pte::new(head.pfn.add(va.page_in_huge()), head.flags))
 }
 
 /// A 4 KiB entry word with the flags and `n`th frame of the huge leaf `word` (not
@@ -204,7 +202,7 @@ mod tests {
             let head = head & !511;
             let f = flags_from(bits7, pkey) - PteFlags::BUSY;
             let leaf = encode(Pte::new(Pfn(head), f)) | bits::HUGE;
-            let va = 0x4000_0000 + n * 4096;
+            let va = VirtAddr::new(0x4000_0000 + n * 4096);
             prop_assert_eq!(decode(sub_word(leaf, n)), sub_entry(leaf, va));
             prop_assert_eq!(sub_entry(leaf, va), Some(Pte::new(Pfn(head + n), kept(f))));
             prop_assert!(!is_huge(sub_word(leaf, n)));

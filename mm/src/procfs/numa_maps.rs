@@ -4,6 +4,7 @@
 use alloc::string::String;
 use core::fmt::Write;
 
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::errno::MmError;
 use crate::frame::Pfn;
@@ -27,11 +28,15 @@ pub fn numa_maps_batch<P: PageTable>(
     super::batch(&st, from, max_vmas, |v| {
         out.try_reserve(LINE_BYTES).map_err(|_| MmError::NoMemory)?;
         let mut per_node = [0u64; MAX_NODES];
-        aspace.page_table().scan(v.start, v.end, &mut |_, pte| {
-            if let Some(node) = node_of(pte.pfn) {
-                per_node[node as usize % MAX_NODES] += 1;
-            }
-        });
+        aspace.page_table().scan(
+            VirtAddr::new(v.start),
+            VirtAddr::new(v.end),
+            &mut |_, pte| {
+                if let Some(node) = node_of(pte.pfn) {
+                    per_node[node as usize % MAX_NODES] += 1;
+                }
+            },
+        );
         let _ = write!(out, "{:08x} ", v.start);
         policy_text(out, aspace.policy_for(v));
         let total: u64 = per_node.iter().sum();

@@ -7,6 +7,7 @@ use core::fmt::Write;
 
 use super::maps::maps_line;
 use super::{classify, PageClass};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
@@ -39,48 +40,60 @@ fn account<P: PageTable>(pt: &P, frames: &Frames, vma: &Vma) -> MemSize {
     let mut m = MemSize::default();
     if let Some(map) = &vma.hugetlb {
         // As Linux: hugetlb pages are not in Rss, only in the two hugetlb lines.
-        pt.scan_leaves(vma.start, vma.end, &mut |_, pte, huge| {
-            if huge {
-                if frames.count(pte.pfn) >= 2 || map.is_shared() {
-                    m.shared_hugetlb += crate::pagetable::HUGE_SIZE;
-                } else {
-                    m.private_hugetlb += crate::pagetable::HUGE_SIZE;
+        pt.scan_leaves(
+            VirtAddr::new(vma.start),
+            VirtAddr::new(vma.end),
+            &mut |_, pte, huge| {
+                if huge {
+                    if frames.count(pte.pfn) >= 2 || map.is_shared() {
+                        m.shared_hugetlb += crate::pagetable::HUGE_SIZE;
+                    } else {
+                        m.private_hugetlb += crate::pagetable::HUGE_SIZE;
+                    }
                 }
-            }
-        });
+            },
+        );
         return m;
     }
     let locked = vma.flags.contains(VmFlags::LOCKED);
-    pt.scan(vma.start, vma.end, &mut |va, pte| {
-        let (class, mapcount) = classify(frames, vma, va, pte);
-        let dirty = pte.flags.contains(PteFlags::DIRTY);
-        m.resident += PAGE_SIZE;
-        if pte.flags.contains(PteFlags::ACCESSED) {
-            m.referenced += PAGE_SIZE;
-        }
-        if class == PageClass::Anon {
-            m.anonymous += PAGE_SIZE;
-        }
-        let share = (PAGE_SIZE << PSS_SHIFT) / u64::from(mapcount);
-        m.pss += share;
-        if dirty {
-            m.pss_dirty += share;
-        }
-        if locked {
-            m.pss_locked += share;
-        }
-        match (mapcount >= 2, dirty) {
-            (true, true) => m.shared_dirty += PAGE_SIZE,
-            (true, false) => m.shared_clean += PAGE_SIZE,
-            (false, true) => m.private_dirty += PAGE_SIZE,
-            (false, false) => m.private_clean += PAGE_SIZE,
-        }
-    });
-    pt.scan_leaves(vma.start, vma.end, &mut |_, _, huge| {
-        if huge && vma.file().is_none() {
-            m.anon_huge += crate::pagetable::HUGE_SIZE;
-        }
-    });
+    pt.scan(
+        VirtAddr::new(vma.start),
+        VirtAddr::new(vma.end),
+        &mut |va, pte| {
+            let (class, mapcount) = classify(frames, vma, va.as_u64(), pte);
+            let dirty = pte.flags.contains(PteFlags::DIRTY);
+            m.resident += PAGE_SIZE;
+            if pte.flags.contains(PteFlags::ACCESSED) {
+                m.referenced += PAGE_SIZE;
+            }
+            if class == PageClass::Anon {
+                m.anonymous += PAGE_SIZE;
+            }
+            let share = (PAGE_SIZE << PSS_SHIFT) / u64::from(mapcount);
+            m.pss += share;
+            if dirty {
+                m.pss_dirty += share;
+            }
+            if locked {
+                m.pss_locked += share;
+            }
+            match (mapcount >= 2, dirty) {
+                (true, true) => m.shared_dirty += PAGE_SIZE,
+                (true, false) => m.shared_clean += PAGE_SIZE,
+                (false, true) => m.private_dirty += PAGE_SIZE,
+                (false, false) => m.private_clean += PAGE_SIZE,
+            }
+        },
+    );
+    pt.scan_leaves(
+        VirtAddr::new(vma.start),
+        VirtAddr::new(vma.end),
+        &mut |_, _, huge| {
+            if huge && vma.file().is_none() {
+                m.anon_huge += crate::pagetable::HUGE_SIZE;
+            }
+        },
+    );
     m
 }
 
@@ -128,12 +141,14 @@ pub fn smaps_batch<P: PageTable>(
 fn swap_usage<P: PageTable>(aspace: &AddressSpace<P>, vma: &Vma) -> (u64, u64) {
     let swap = aspace.tunables().swap();
     let (mut bytes, mut pss) = (0u64, 0u64);
-    aspace
-        .page_table()
-        .scan_swap(vma.start, vma.end, &mut |_, entry| {
+    aspace.page_table().scan_swap(
+        VirtAddr::new(vma.start),
+        VirtAddr::new(vma.end),
+        &mut |_, entry| {
             bytes += PAGE_SIZE;
             pss += (PAGE_SIZE << PSS_SHIFT) / u64::from(swap.refs(entry).max(1));
-        });
+        },
+    );
     if let Some(file) = vma.file().filter(|_| !vma.is_private()) {
         let pages = vma.len_bytes() / PAGE_SIZE;
         let first = vma.pgoff;

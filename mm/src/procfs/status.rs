@@ -5,6 +5,7 @@ use alloc::string::String;
 use core::fmt::Write;
 
 use super::{classify, PageClass};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::PageTable;
@@ -92,17 +93,15 @@ pub fn status<P: PageTable>(aspace: &AddressSpace<P>) -> MemStatus {
         } else if f.contains(VmFlags::EXEC) && !f.contains(VmFlags::WRITE) {
             exec += len;
         }
-        aspace
-            .page_table()
-            .scan(
-                vma.start,
-                vma.end,
-                &mut |va, pte| match classify(aspace.frames(), vma, va, pte).0 {
-                    PageClass::Anon => anon += PAGE_SIZE,
-                    PageClass::File => file += PAGE_SIZE,
-                    PageClass::Shmem => shmem += PAGE_SIZE,
-                },
-            );
+        aspace.page_table().scan(
+            VirtAddr::new(vma.start),
+            VirtAddr::new(vma.end),
+            &mut |va, pte| match classify(aspace.frames(), vma, va.as_u64(), pte).0 {
+                PageClass::Anon => anon += PAGE_SIZE,
+                PageClass::File => file += PAGE_SIZE,
+                PageClass::Shmem => shmem += PAGE_SIZE,
+            },
+        );
     }
     let text = if st.end_code > st.start_code {
         (st.end_code.next_multiple_of(PAGE_SIZE) - (st.start_code & !(PAGE_SIZE - 1))).min(exec)

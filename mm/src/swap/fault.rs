@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use super::{CacheState, Cached, SwapArea, SwapEntry};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::errno::MmError;
 use crate::fault::{
@@ -40,7 +41,7 @@ impl<P: PageTable> AddressSpace<P> {
             let slot = entry.slot();
             if inner.cache.contains_key(&slot)
                 || inner.slots.refs(slot) == 0
-                || self.page_table().query_swap(page) != Some(entry)
+                || self.page_table().query_swap(VirtAddr::new(page)) != Some(entry)
             {
                 // Another fault started the read, or the entry changed: retry.
                 drop(inner);
@@ -131,7 +132,7 @@ impl<P: PageTable> AddressSpace<P> {
         }
         if !self
             .page_table()
-            .restore_swap(page, entry, Pte::new(pfn, flags))
+            .restore_swap(VirtAddr::new(page), entry, Pte::new(pfn, flags))
         {
             drop(inner);
             frames.put(pfn);
@@ -153,7 +154,7 @@ impl<P: PageTable> AddressSpace<P> {
     pub(crate) fn release_swap_range(&self, start: u64, end: u64) {
         let swap = self.tunables().swap();
         let pt = self.page_table();
-        pt.scan_swap(start, end, &mut |va, _| {
+        pt.scan_swap(VirtAddr::new(start), VirtAddr::new(end), &mut |va, _| {
             if let Some(entry) = pt.take_swap(va) {
                 swap.release(entry, self.frames());
             }
@@ -167,30 +168,41 @@ impl<P: PageTable> AddressSpace<P> {
     pub(crate) fn fork_swap(&self, child: &P, start: u64, end: u64) -> bool {
         let swap = self.tunables().swap();
         let mut ok = true;
-        self.page_table().scan_swap(start, end, &mut |va, entry| {
-            // A hardware table's fork may have copied the entry already.
-            let present =
-                child.query_swap(va) == Some(entry) || child.place_swap(va, entry).is_ok();
-            if !present {
-                ok = false;
-            } else if !swap.dup(entry) {
-                child.take_swap(va);
-                ok = false;
-            }
-        });
+        self.page_table().scan_swap(
+            VirtAddr::new(start),
+            VirtAddr::new(end),
+            &mut |va, entry| {
+                // A hardware table's fork may have copied the entry already.
+                let present =
+                    child.query_swap(va) == Some(entry) || child.place_swap(va, entry).is_ok();
+                if !present {
+                    ok = false;
+                } else if !swap.dup(entry) {
+                    child.take_swap(va);
+                    ok = false;
+                }
+            },
+        );
         ok
     }
 
     /// Moves the swap entries of `[old, old + len)` to `dest` (mremap).
     pub(crate) fn move_swap(&self, old: u64, len: u64, dest: u64) {
         let pt = self.page_table();
-        let scan = |lo, hi, emit: &mut dyn FnMut(u64)| pt.scan_swap(lo, hi, &mut |va, _| emit(va));
+        let scan = |lo: u64, hi: u64, emit: &mut dyn FnMut(u64)| {
+            pt.scan_swap(VirtAddr::new(lo), VirtAddr::new(hi), &mut |va, _| {
+                emit(va.as_u64())
+            })
+        };
         crate::aspace::mremap::for_each_in_slots(old, old + len, &scan, &mut |va| {
-            let Some(entry) = pt.take_swap(va) else {
+            let Some(entry) = pt.take_swap(VirtAddr::new(va)) else {
                 return;
             };
             // The tables were made by `prepare_move`; this is a kernel bug if it fails.
-            if pt.place_swap(dest + (va - old), entry).is_err() {
+            if pt
+                .place_swap(VirtAddr::new(dest + (va - old)), entry)
+                .is_err()
+            {
                 log::error!("mremap: no page-table memory at {dest:#x}; swapped page dropped");
                 self.tunables().swap().release(entry, self.frames());
             }
@@ -200,8 +212,11 @@ impl<P: PageTable> AddressSpace<P> {
     /// Swap entries in the address space (`VmSwap`).
     pub fn swapped_pages(&self) -> u64 {
         let mut n = 0;
-        self.page_table()
-            .scan_swap(0, self.layout().task_size, &mut |_, _| n += 1);
+        self.page_table().scan_swap(
+            VirtAddr::ZERO,
+            VirtAddr::new(self.layout().task_size),
+            &mut |_, _| n += 1,
+        );
         n
     }
 
@@ -220,15 +235,18 @@ impl<P: PageTable> AddressSpace<P> {
                 continue;
             }
             let mut pages = Vec::new();
-            self.page_table()
-                .scan_swap(vma.start, vma.end, &mut |va, e| {
+            self.page_table().scan_swap(
+                VirtAddr::new(vma.start),
+                VirtAddr::new(vma.end),
+                &mut |va, e| {
                     if e.area() == area && pages.len() < SWAPOFF_STEP_PAGES {
                         pages.push((va, e));
                     }
-                });
+                },
+            );
             any |= !pages.is_empty();
             for (va, entry) in pages {
-                match self.swap_fault(vma, va, entry, Access::Read) {
+                match self.swap_fault(vma, va.as_u64(), entry, Access::Read) {
                     Ok(_) => {}
                     Err(FaultError::NeedsWait(wait)) => {
                         let read = matches!(wait.reason(), WaitReason::SwapIn { .. });

@@ -23,6 +23,7 @@ use core::sync::atomic::Ordering;
 use core::task::Poll;
 
 use super::{CacheState, Cached, Swap, SwapArea, SwapEntry, SwapStats};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::block::{BlockError, BlockFuture, IoBuf};
 use crate::frame::{Pfn, PAGE_SIZE};
@@ -129,27 +130,30 @@ impl<P: PageTable> AddressSpace<P> {
                 let chunk_end = end.min(at + SCAN_CHUNK_PAGES * PAGE_SIZE);
                 let mut present = Vec::new();
                 let mut huge_leaves = Vec::new();
-                self.page_table()
-                    .scan_leaves(at, chunk_end, &mut |va, pte, huge| {
+                self.page_table().scan_leaves(
+                    VirtAddr::new(at),
+                    VirtAddr::new(chunk_end),
+                    &mut |va, pte, huge| {
                         if !huge {
                             present.push((va, pte));
-                        } else if va >= at {
+                        } else if va >= VirtAddr::new(at) {
                             // Each leaf once per pass: in the chunk holding its start.
                             huge_leaves.push((va, pte));
                         }
-                    });
+                    },
+                );
                 // A transparent huge page ages as one: touched since the hand last
                 // passed, it loses its accessed bit and stays whole; untouched, it is
                 // split (Linux splits a large folio it cannot swap whole) and its 4 KiB
                 // pages go the way of the others, this pass.
                 for (va, pte) in huge_leaves {
                     budget.scan = budget.scan.saturating_sub(1);
-                    if self.age_huge(va, pte, on_node) {
+                    if self.age_huge(va.as_u64(), pte, on_node) {
                         self.page_table().scan_leaves(
-                            va.max(at),
-                            chunk_end,
+                            va.max(VirtAddr::new(at)),
+                            VirtAddr::new(chunk_end),
                             &mut |va, pte, huge| {
-                                if !huge && va < chunk_end {
+                                if !huge && va < VirtAddr::new(chunk_end) {
                                     present.push((va, pte));
                                 }
                             },
@@ -159,11 +163,11 @@ impl<P: PageTable> AddressSpace<P> {
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
                     if let Some(r) = &shmem {
-                        let index = r.pgoff + (va - r.vma_start) / PAGE_SIZE;
+                        let index = r.pgoff + (va.as_u64() - r.vma_start) / PAGE_SIZE;
                         self.try_unmap_shmem(
                             &r.file,
                             index,
-                            va,
+                            va.as_u64(),
                             pte,
                             on_node,
                             &mut batch,
@@ -173,7 +177,7 @@ impl<P: PageTable> AddressSpace<P> {
                     }
                     if self.try_page_out(
                         &swap,
-                        va,
+                        va.as_u64(),
                         pte,
                         on_node,
                         &mut batch,
@@ -208,10 +212,10 @@ impl<P: PageTable> AddressSpace<P> {
         }
         if pte.flags.contains(PteFlags::ACCESSED) {
             let young = pte.with_flags(pte.flags - PteFlags::ACCESSED);
-            let _ = pt.replace_huge(va, pte, young);
+            let _ = pt.replace_huge(VirtAddr::new(va), pte, young);
             return false;
         }
-        pt.split_huge(va)
+        pt.split_huge(VirtAddr::new(va))
     }
 
     /// After a scan: flushes the TLB for the entries it turned into swap entries (once
@@ -261,15 +265,19 @@ impl<P: PageTable> AddressSpace<P> {
         for (s, e) in self.reclaimable_ranges(start, end) {
             let mut present = Vec::new();
             let mut huge_leaves = Vec::new();
-            self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
-                if pte.flags.contains(PteFlags::ACCESSED) {
-                    if huge {
-                        huge_leaves.push((va, pte));
-                    } else {
-                        present.push(va);
+            self.page_table().scan_leaves(
+                VirtAddr::new(s),
+                VirtAddr::new(e),
+                &mut |va, pte, huge| {
+                    if pte.flags.contains(PteFlags::ACCESSED) {
+                        if huge {
+                            huge_leaves.push((va, pte));
+                        } else {
+                            present.push(va);
+                        }
                     }
-                }
-            });
+                },
+            );
             // A huge page goes cold whole (reclaim splits it when it comes by).
             for (va, pte) in huge_leaves {
                 if !pte.flags.contains(PteFlags::HUGETLB) {
@@ -301,20 +309,28 @@ impl<P: PageTable> AddressSpace<P> {
             // Huge pages in the range are split first (Linux splits a large folio it
             // cannot swap whole); only their pages inside the range then go.
             let mut huge_leaves = Vec::new();
-            self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
-                if huge && !pte.flags.intersects(PteFlags::HUGETLB | PteFlags::BUSY) {
-                    huge_leaves.push(va);
-                }
-            });
+            self.page_table().scan_leaves(
+                VirtAddr::new(s),
+                VirtAddr::new(e),
+                &mut |va, pte, huge| {
+                    if huge && !pte.flags.intersects(PteFlags::HUGETLB | PteFlags::BUSY) {
+                        huge_leaves.push(va);
+                    }
+                },
+            );
             for va in huge_leaves {
                 self.page_table().split_huge(va);
             }
             let mut present = Vec::new();
-            self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
-                if !huge {
-                    present.push((va, pte));
-                }
-            });
+            self.page_table().scan_leaves(
+                VirtAddr::new(s),
+                VirtAddr::new(e),
+                &mut |va, pte, huge| {
+                    if !huge {
+                        present.push((va, pte));
+                    }
+                },
+            );
             for (va, mut pte) in present {
                 if pte.flags.contains(PteFlags::ACCESSED) {
                     self.page_table()
@@ -323,7 +339,7 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 self.try_page_out(
                     &swap,
-                    va,
+                    va.as_u64(),
                     pte,
                     &|_| true,
                     &mut batch,
@@ -360,7 +376,7 @@ impl<P: PageTable> AddressSpace<P> {
             return false;
         }
         if pte.flags.contains(PteFlags::ACCESSED) {
-            pt.update_flags(va, &mut |f| f - PteFlags::ACCESSED);
+            pt.update_flags(VirtAddr::new(va), &mut |f| f - PteFlags::ACCESSED);
             return false;
         }
         let frames = self.frames();
@@ -370,7 +386,7 @@ impl<P: PageTable> AddressSpace<P> {
         match swap.claim_cached(pte.pfn) {
             Some(Some((area, slot))) => {
                 if pt
-                    .install_swap(va, pte, SwapEntry::new(area.id, slot))
+                    .install_swap(VirtAddr::new(va), pte, SwapEntry::new(area.id, slot))
                     .is_ok()
                 {
                     batch.add_page(va);
@@ -426,7 +442,7 @@ impl<P: PageTable> AddressSpace<P> {
             break (area, slot);
         };
         let entry = SwapEntry::new(area.id, slot);
-        if pt.install_swap(va, pte, entry).is_err() {
+        if pt.install_swap(VirtAddr::new(va), pte, entry).is_err() {
             // The entry changed (touched, written, unmapped): leave it.
             let mut inner = area.inner.lock();
             inner.cache.remove(&slot);

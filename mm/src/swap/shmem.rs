@@ -29,6 +29,7 @@ use core::sync::atomic::Ordering;
 
 use super::reclaim::{PageOut, Unmapped};
 use super::{CacheState, Cached, Swap, SwapArea, SwapEntry};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::fault::Completion;
 use crate::frame::{Pfn, PAGE_SIZE};
@@ -234,7 +235,7 @@ impl<P: PageTable> AddressSpace<P> {
             return false;
         }
         if pte.flags.contains(PteFlags::ACCESSED) {
-            pt.update_flags(va, &mut |f| f - PteFlags::ACCESSED);
+            pt.update_flags(VirtAddr::new(va), &mut |f| f - PteFlags::ACCESSED);
             return false;
         }
         if !on_node(pte.pfn) || file.cache().peek(index) != Some(pte.pfn) {
@@ -244,10 +245,10 @@ impl<P: PageTable> AddressSpace<P> {
         // taken: the hardware may still set its dirty bit, which changes nothing (the
         // page cache's frame is the page).
         let locked = pte.with_flags(pte.flags | PteFlags::BUSY);
-        if pt.replace(va, pte, locked).is_err() {
+        if pt.replace(VirtAddr::new(va), pte, locked).is_err() {
             return false;
         }
-        let Some(old) = pt.unmap(va) else {
+        let Some(old) = pt.unmap(VirtAddr::new(va)) else {
             return false;
         };
         batch.add_page(va);

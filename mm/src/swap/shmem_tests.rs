@@ -8,6 +8,7 @@ use core::sync::atomic::Ordering;
 
 use super::super::tests::{reclaim_all, swap_on, Deferred, Inline};
 use super::super::{Swap, SwapoffStep};
+use crate::addr::VirtAddr;
 use crate::aspace::tests::{block_on, harness, map_file, Harness};
 use crate::frame::PAGE_SIZE;
 use crate::pagecache::{FileObject, PageError};
@@ -242,12 +243,22 @@ fn reclaim_unmaps_cold_shared_mappings_then_swaps_the_pages() {
     // Map every page (each entry holds a frame reference): nothing can go yet.
     let mut b = vec![0u8; 8 * PAGE_BYTES];
     h.aspace.read_bytes(a, &mut b).unwrap();
-    assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 8);
+    assert_eq!(
+        h.aspace
+            .page_table()
+            .count(VirtAddr::new(a), VirtAddr::new(a + 8 * PAGE_SIZE)),
+        8
+    );
     let mut out = Vec::new();
     assert_eq!(f.swap_out(&swap, usize::MAX, &|_| true, &mut out), 0);
     // Two passes of the hand: the accessed bits go, then the entries.
     reclaim_all(&h.aspace, &h);
-    assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 0);
+    assert_eq!(
+        h.aspace
+            .page_table()
+            .count(VirtAddr::new(a), VirtAddr::new(a + 8 * PAGE_SIZE)),
+        0
+    );
     assert_eq!(
         f.cache().len(),
         8,
@@ -289,7 +300,12 @@ fn reclaim_unmaps_cold_shared_mappings_then_swaps_the_pages() {
         .mlock(a, 8 * PAGE_SIZE, false, crate::aspace::LockLimit::Unlimited)
         .unwrap();
     reclaim_all(&h.aspace, &h);
-    assert_eq!(h.aspace.page_table().count(a, a + 8 * PAGE_SIZE), 8);
+    assert_eq!(
+        h.aspace
+            .page_table()
+            .count(VirtAddr::new(a), VirtAddr::new(a + 8 * PAGE_SIZE)),
+        8
+    );
 }
 
 #[test]
@@ -446,7 +462,7 @@ fn a_minor_fault_on_a_swapped_page_is_a_minor_fault_and_continue_reads_it_back()
     );
     deferred.run_all();
     h.aspace.continue_page(watched, &hook, false).unwrap();
-    let pte = h.aspace.page_table().query(watched).unwrap();
+    let pte = h.aspace.page_table().query(VirtAddr::new(watched)).unwrap();
     assert_eq!(Some(pte.pfn), f.cache().peek(0));
     let mut b = vec![0u8; PAGE_BYTES];
     h.aspace.read_bytes(watched, &mut b).unwrap();

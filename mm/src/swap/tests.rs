@@ -10,6 +10,7 @@ use core::sync::atomic::Ordering;
 
 use super::header::SwapHeader;
 use super::{ScanBudget, Spawner, Swap, SwapoffStep};
+use crate::addr::VirtAddr;
 use crate::aspace::tests::{anon_rw, block_on, fork, harness, map_shared_anon, Harness};
 use crate::aspace::AddressSpace;
 use crate::aspace::MmapRequest;
@@ -113,7 +114,12 @@ fn pages_go_out_and_come_back_identical() {
     assert_eq!(h.soft.live(), 16);
     assert_eq!(reclaim_all(&h.aspace, &h), 16);
     assert_eq!(h.soft.live(), 0, "every frame freed once written");
-    assert_eq!(h.aspace.page_table().count(a, a + 16 * PAGE_SIZE), 0);
+    assert_eq!(
+        h.aspace
+            .page_table()
+            .count(VirtAddr::new(a), VirtAddr::new(a + 16 * PAGE_SIZE)),
+        0
+    );
     assert_eq!(h.aspace.swapped_pages(), 16);
     assert_eq!(swap.totals(), (63, 63 - 16));
     assert_eq!(swap.stats().pswpout.load(Ordering::Relaxed), 16);
@@ -153,7 +159,10 @@ fn a_touched_page_gets_a_second_chance() {
     assert_eq!(out.len(), 1, "only the untouched page goes");
     assert_eq!(
         out[0].entry(),
-        h.aspace.page_table().query_swap(a + PAGE_SIZE).unwrap()
+        h.aspace
+            .page_table()
+            .query_swap(VirtAddr::new(a + PAGE_SIZE))
+            .unwrap()
     );
     block_on(swap.write_out(out, h.frames.clone()));
     verify(&h.aspace, a, 2);
@@ -196,7 +205,7 @@ fn fork_shares_swapped_pages_and_both_exits_free_every_slot() {
     reclaim_all(&h.aspace, &h);
     let child = fork(&h);
     assert_eq!(child.swapped_pages(), 8);
-    let e = h.aspace.page_table().query_swap(a).unwrap();
+    let e = h.aspace.page_table().query_swap(VirtAddr::new(a)).unwrap();
     assert_eq!(swap.refs(e), 2);
     // The child reads its copy, then writes one page: the parent's stays.
     verify(&child, a, 8);
@@ -285,7 +294,7 @@ fn munmap_and_mremap_handle_swap_entries() {
         .mremap(a, 3 * PAGE_SIZE, 6 * PAGE_SIZE, 3, dest)
         .unwrap();
     assert_eq!(moved, dest);
-    assert_eq!(h.aspace.page_table().query_swap(a), None);
+    assert_eq!(h.aspace.page_table().query_swap(VirtAddr::new(a)), None);
     verify(&h.aspace, moved, 3);
     h.aspace.munmap(moved, 6 * PAGE_SIZE).unwrap();
     assert_eq!(swap.totals(), (63, 63));
@@ -338,9 +347,9 @@ fn frames_shared_by_fork_go_out_once_both_entries_do() {
     assert_eq!(reclaim_all(&child, &h), 4);
     assert_eq!(swap.stats().pswpout.load(Ordering::Relaxed), written);
     assert_eq!(h.soft.live(), 0);
-    let e = child.page_table().query_swap(a).unwrap();
+    let e = child.page_table().query_swap(VirtAddr::new(a)).unwrap();
     assert_eq!(
-        h.aspace.page_table().query_swap(a),
+        h.aspace.page_table().query_swap(VirtAddr::new(a)),
         Some(e),
         "one slot for both"
     );
@@ -747,18 +756,24 @@ fn a_huge_page_ages_whole_then_splits_and_goes_out() {
     let a = huge_region(&h, 1);
     fill(&h.aspace, a, 512);
     let pt = h.aspace.page_table();
-    assert!(pt.query_huge(a).is_some(), "the fill faulted a huge page");
+    assert!(
+        pt.query_huge(VirtAddr::new(a)).is_some(),
+        "the fill faulted a huge page"
+    );
     // Touched since the fault: the first pass only takes its accessed bit.
     reclaim_pass(&h.aspace, &h);
-    assert!(pt.query_huge(a).is_some(), "a young huge page stays whole");
+    assert!(
+        pt.query_huge(VirtAddr::new(a)).is_some(),
+        "a young huge page stays whole"
+    );
     assert_eq!(h.aspace.swapped_pages(), 0);
     // Touched again: still whole after the next pass.
     h.aspace.write_bytes(a + 5, &[pattern(0, 5)]).unwrap();
     reclaim_pass(&h.aspace, &h);
-    assert!(pt.query_huge(a).is_some());
+    assert!(pt.query_huge(VirtAddr::new(a)).is_some());
     // Untouched for a whole pass: split, and its 512 pages go.
     reclaim_pass(&h.aspace, &h);
-    assert!(pt.query_huge(a).is_none(), "split");
+    assert!(pt.query_huge(VirtAddr::new(a)).is_none(), "split");
     assert_eq!(h.aspace.swapped_pages(), 512);
     assert_eq!(h.soft.live(), 0, "every frame of the huge page freed");
     assert_eq!(swap.stats().pswpout.load(Ordering::Relaxed), 512);
@@ -776,7 +791,10 @@ fn madv_pageout_splits_a_huge_page_it_covers_in_part() {
     let mut out = Vec::new();
     h.aspace.page_out(a, a + 256 * PAGE_SIZE, &mut out);
     block_on(swap.write_out(out, h.frames.clone()));
-    assert!(h.aspace.page_table().query_huge(a).is_none(), "split");
+    assert!(
+        h.aspace.page_table().query_huge(VirtAddr::new(a)).is_none(),
+        "split"
+    );
     assert_eq!(h.aspace.swapped_pages(), 256, "only the advised half went");
     assert_eq!(h.soft.live(), 256);
     verify(&h.aspace, a, 512);
