@@ -1,5 +1,5 @@
-/* Userfaultfd definitions and check helpers shared by the C uffd test programs (as
- * Linux's uapi header has them: musl ships none). Define PROG (the program's name, a
+/* Userfaultfd definitions (as Linux's uapi header has them: musl ships none) and the
+ * check helpers, for the C uffd test programs. Define PROG (the program's name, a
  * string literal) before including. */
 #ifndef UFFD_COMMON_H
 #define UFFD_COMMON_H
@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "check.h"
 
 #define PG 4096L
 #define UFFD_API 0xAAULL
@@ -39,21 +40,6 @@ struct uffd_msg {
 #define UFFDIO_API_IOC IOC(3, 0x3F, sizeof(struct uffdio_api))
 #define UFFDIO_REGISTER_IOC IOC(3, 0x00, sizeof(struct uffdio_register))
 #define UFFDIO_COPY_IOC IOC(3, 0x03, sizeof(struct uffdio_copy))
-
-static const char *current = "";
-
-static void fail(const char *what, long got) {
-    printf(PROG ": check %s: FAILED (%s: got %ld, errno %d %s)\n", current, what, got, errno,
-           strerror(errno));
-    fflush(stdout);
-    exit(1);
-}
-
-#define EXPECT(cond) do { if (!(cond)) fail(#cond, 0); } while (0)
-#define EXPECT_EQ(val, want) do { long v_ = (long)(val); if (v_ != (long)(want)) fail(#val " == " #want, v_); } while (0)
-
-static void begin(const char *name) { current = name; }
-static void ok(void) { printf(PROG ": check %s: ok\n", current); fflush(stdout); }
 
 /* A userfaultfd past its handshake with `features`; -1 if refused. */
 static int new_uffd(uint64_t features, uint64_t *offered) {
