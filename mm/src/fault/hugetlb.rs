@@ -103,16 +103,13 @@ impl<P: PageTable> AddressSpace<P> {
         let perms = vma_pte_perms(vma.flags);
         let start = map.page_start(page);
         let leaves = map.page_bytes() / HUGE_SIZE;
-        let leaf_va = |i: u64| start + i * HUGE_SIZE;
+        let leaf_va = |i: u64| VirtAddr::new(start + i * HUGE_SIZE);
         let sub = |head: Pfn, i: u64| Pfn(head.0 + i * HUGE_PAGES);
         // Sets every leaf to `f(leaf)`.
         let rewrite = |f: &dyn Fn(Pte) -> Pte| {
             for i in 0..leaves {
-                while let Some(cur) = pt.query_huge(VirtAddr::new(leaf_va(i))) {
-                    if pt
-                        .replace_huge(VirtAddr::new(leaf_va(i)), cur, f(cur))
-                        .is_ok()
-                    {
+                while let Some(cur) = pt.query_huge(leaf_va(i)) {
+                    if pt.replace_huge(leaf_va(i), cur, f(cur)).is_ok() {
                         break;
                     }
                 }
@@ -172,11 +169,9 @@ impl<P: PageTable> AddressSpace<P> {
             flags -= PteFlags::WRITE | PteFlags::DIRTY;
         }
         for i in 0..leaves {
-            if let Err(e) =
-                pt.install_huge(VirtAddr::new(leaf_va(i)), Pte::new(sub(head, i), flags))
-            {
+            if let Err(e) = pt.install_huge(leaf_va(i), Pte::new(sub(head, i), flags)) {
                 for j in 0..i {
-                    pt.unmap_huge(VirtAddr::new(leaf_va(j)));
+                    pt.unmap_huge(leaf_va(j));
                 }
                 map.release(head);
                 return match e {
