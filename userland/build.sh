@@ -61,6 +61,7 @@ cc_if_newer "$bin/pidfd" c/pidfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/shm" c/shm.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/memfd" c/memfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/hugepriv" c/hugepriv.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/hugetrunc" c/hugetrunc.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/uffd_fork" c/uffd_fork.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/timers" c/timers.c musl-gcc -static -O2 -Wall
 # stdhello: a program on the full Rust standard library (musl, static-PIE), its own crate.

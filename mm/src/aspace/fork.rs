@@ -118,6 +118,9 @@ impl<P: PageTable> AddressSpace<P> {
         use crate::pagetable::{PteFlags, HUGE_SIZE};
         let pt = self.page_table();
         let mut result = Ok(());
+        // The page whose leaves are left out: one its file no longer has (dropped by
+        // a truncation or a hole punch whose unmapping has not reached this space yet).
+        let mut stale_page = None;
         pt.scan_leaves(v.start, v.end, &mut |va, _, huge| {
             if !huge || result.is_err() {
                 return;
@@ -125,6 +128,15 @@ impl<P: PageTable> AddressSpace<P> {
             let Some(mut leaf) = pt.query_huge(va) else {
                 return;
             };
+            if let Some(map) = &v.hugetlb {
+                let start = map.page_start(va);
+                if start == va {
+                    stale_page = map.leaf_is_stale(va, leaf.pfn).then_some(start);
+                }
+                if stale_page == Some(start) {
+                    return;
+                }
+            }
             while private && leaf.flags.contains(PteFlags::WRITE) {
                 let ro = leaf.with_flags(leaf.flags - PteFlags::WRITE);
                 match pt.replace_huge(va, leaf, ro) {

@@ -1,0 +1,248 @@
+//! Hugetlb file pages leaving the mappings of an address space: when a hugetlb file
+//! shrinks (`ftruncate`, `truncate`, `O_TRUNC`) or has a hole punched
+//! (`fallocate(PUNCH_HOLE)`), every mapping of the range, shared or private, loses its
+//! pages there, as Linux's `hugetlb_vmdelete_list` unmaps them: a shared mapping's
+//! leaves of the file's pages and a private mapping's copy-on-write copies alike. The
+//! pages go back to the pool with their last reference; a private mapping keeps the
+//! reservations it has not used (Linux gives them back at `munmap`). A later access
+//! faults again: `SIGBUS` past the end of the file, a hole's page inside it.
+//!
+//! There is no reverse map: the kernel calls [`AddressSpace::unmap_hugetlb_file_range`]
+//! on every address space (the hook [`crate::hugetlb_file::set_unmap_hook`] installs).
+//! It takes the VMA tree's write side, so a fault that found the page before the file
+//! changed has mapped it by then and is undone, and a later fault sees the new file.
+//! A fork that copied a page the file had just dropped, into a child the kernel's walk
+//! did not yet list, is repaired by [`AddressSpace::unmap_stale_hugetlb`].
+
+use super::zap::Zap;
+use super::AddressSpace;
+use crate::hugetlb::HugetlbMap;
+use crate::hugetlb_file::{DroppedPages, HugetlbFile};
+use crate::pagetable::PageTable;
+use crate::vma::Vma;
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Unmaps the pages of the file indexes `dropped` names from every VMA mapping the
+    /// hugetlb file `file` here, shared or private (see the module); a private page
+    /// that was not one of the file's gets its mapping's reservation back. Returns the
+    /// 4 KiB pages unmapped.
+    pub fn unmap_hugetlb_file_range(&self, file: &HugetlbFile, dropped: &DroppedPages) -> u64 {
+        let st = self.state().write();
+        let pt = self.page_table();
+        let mut zap = Zap::new(self.frames(), &**self.tlb());
+        // Private pages of their own, by mapping and index, to re-reserve once freed.
+        let mut restore = alloc::vec::Vec::new();
+        for v in st.tree.iter() {
+            let Some(map) = file_map_of(v, Some(file)) else {
+                continue;
+            };
+            let Some((lo, hi)) = map.span_of(dropped.first, dropped.end, v.start, v.end) else {
+                continue;
+            };
+            if !map.is_shared() {
+                pt.scan_leaves(lo, hi, &mut |va, pte, huge| {
+                    if huge && map.page_start(va) == va && !dropped.was_file_page(pte.pfn) {
+                        restore.push((v.hugetlb.clone(), map.index_of(va)));
+                    }
+                });
+            }
+            zap.vma_range(pt, v, lo, hi);
+        }
+        let unmapped = zap.finish();
+        for (map, idx) in restore {
+            if let Some(map) = map {
+                map.restore_reservation(idx);
+            }
+        }
+        unmapped
+    }
+
+    /// Unmaps, in every hugetlb file mapping here, the pages the file no longer has:
+    /// those past its end, and a shared mapping's pages the file no longer holds at
+    /// their index (a punched hole). For a fork child made while a file changed (see
+    /// the module). Returns the 4 KiB pages unmapped.
+    pub fn unmap_stale_hugetlb(&self) -> u64 {
+        let st = self.state().write();
+        let pt = self.page_table();
+        let mut zap = Zap::new(self.frames(), &**self.tlb());
+        for v in st.tree.iter() {
+            let Some(map) = file_map_of(v, None) else {
+                continue;
+            };
+            let mut stale = alloc::vec::Vec::new();
+            pt.scan_leaves(v.start, v.end, &mut |va, pte, huge| {
+                if huge && map.page_start(va) == va && map.leaf_is_stale(va, pte.pfn) {
+                    stale.push(va);
+                }
+            });
+            for va in stale {
+                zap.vma_range(pt, v, va, va + map.page_bytes());
+            }
+        }
+        zap.finish()
+    }
+}
+
+/// The hugetlb mapping of `v` if it maps a hugetlb file (`file`, when given).
+fn file_map_of<'v>(v: &'v Vma, file: Option<&HugetlbFile>) -> Option<&'v HugetlbMap> {
+    let map = v.hugetlb.as_deref()?;
+    let mapped = map.file()?;
+    match file {
+        Some(f) if !core::ptr::eq(alloc::sync::Arc::as_ptr(mapped), f) => None,
+        _ => Some(map),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::sync::Arc;
+
+    use crate::aspace::tests::{fork, harness, map_file, Harness};
+    use crate::fault::hugetlb::tests::{with_pool, SoftPool};
+    use crate::fault::{Access, FaultError};
+    use crate::frame::PAGE_SIZE;
+    use crate::hugetlb::HugeSize;
+    use crate::hugetlb_file::HugetlbFile;
+    use crate::pagecache::FileObject;
+    use crate::pagetable::{PageTable, HUGE_SIZE};
+    use crate::vma::{MapFlags, Prot};
+
+    const HUGE_4K_PAGES: u64 = HUGE_SIZE / PAGE_SIZE;
+
+    fn hugetlb_file(h: &Harness, pool: &Arc<SoftPool>) -> (Arc<HugetlbFile>, Arc<FileObject>) {
+        let pages = HugetlbFile::new(HugeSize::Mib2, pool.clone(), h.frames.clone(), None);
+        let file = FileObject::new_hugetlb("/memfd:t (deleted)", pages.clone(), h.frames.clone());
+        (pages, file)
+    }
+
+    fn sigbus(h: &crate::aspace::AddressSpace<crate::pagetable::SoftPageTable>, va: u64) -> bool {
+        matches!(
+            h.fault(va, Access::Read, true),
+            Err(FaultError::SigBus)
+        )
+    }
+
+    /// Linux 6.12's figures (the `hugetrunc` guest program prints the same): a shared
+    /// and a private mapping of a three-page file cut to one page lose everything past
+    /// it, the private copy included; the private mapping keeps its unused
+    /// reservations until munmap.
+    #[test]
+    fn truncation_unmaps_shared_pages_and_private_copies_past_the_end() {
+        let h = harness();
+        let pool = with_pool(&h, 6);
+        let (pages, file) = hugetlb_file(&h, &pool);
+        file.set_size(3 * HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        let s = map_file(&h.aspace, &file, 2 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
+        h.aspace.write_bytes(s, b"f").unwrap();
+        h.aspace.write_bytes(s + HUGE_SIZE, b"g").unwrap();
+        let p = map_file(&h.aspace, &file, 3 * HUGE_4K_PAGES, rw, MapFlags::PRIVATE, 0);
+        // (capacity, in use, reserved)
+        assert_eq!(pool.counts(), (6, 2, 3), "all three privately");
+        let mut got = [0u8; 1];
+        h.aspace.read_bytes(p, &mut got).unwrap();
+        assert_eq!(&got, b"f");
+        h.aspace.write_bytes(p + HUGE_SIZE, b"m").unwrap();
+        assert_eq!(pool.counts(), (6, 3, 2));
+        // A fork child maps the same pages (and the private copy, copy-on-write).
+        let child = fork(&h);
+        let dropped = pages.dropped_now(1, u64::MAX);
+        file.set_size(HUGE_SIZE);
+        assert_eq!(pool.counts(), (6, 3, 2));
+        // The child first, its copy unreserved: nothing restored.
+        child.unmap_hugetlb_file_range(&pages, &dropped);
+        assert_eq!(pool.counts(), (6, 3, 2), "the parent still maps both");
+        let unmapped = h.aspace.unmap_hugetlb_file_range(&pages, &dropped);
+        assert_eq!(unmapped, 2 * HUGE_4K_PAGES, "the shared page and the private copy");
+        assert_eq!(
+            pool.counts(),
+            (6, 1, 3),
+            "both back to the pool, the copy's reservation restored (Linux 6.12)"
+        );
+        for space in [&h.aspace, &child] {
+            assert!(sigbus(space, s + HUGE_SIZE));
+            assert!(sigbus(space, p + HUGE_SIZE));
+            assert!(sigbus(space, p + 2 * HUGE_SIZE));
+            assert!(space.page_table().query_huge(p + HUGE_SIZE).is_none());
+        }
+        h.aspace.read_bytes(s, &mut got).unwrap();
+        assert_eq!(&got, b"f", "the page inside the file stays mapped");
+        assert!(h.aspace.page_table().query_huge(p).is_some());
+        // Grown again: a hole, read privately with the restored reservation.
+        file.set_size(2 * HUGE_SIZE);
+        h.aspace.read_bytes(p + HUGE_SIZE, &mut got).unwrap();
+        assert_eq!(got, [0]);
+        assert_eq!(pool.counts(), (6, 2, 2));
+        child.teardown();
+        h.aspace.munmap(p, 3 * HUGE_SIZE).unwrap();
+        assert_eq!(pool.counts(), (6, 1, 0), "the private reservations back at munmap");
+        h.aspace.munmap(s, 2 * HUGE_SIZE).unwrap();
+        drop((file, pages));
+        assert_eq!(pool.counts(), (6, 0, 0));
+        assert_eq!(h.soft.live(), 0);
+    }
+
+    #[test]
+    fn other_files_and_ranges_are_left_alone() {
+        let h = harness();
+        let pool = with_pool(&h, 4);
+        let (a_pages, a) = hugetlb_file(&h, &pool);
+        let (b_pages, b) = hugetlb_file(&h, &pool);
+        a.set_size(2 * HUGE_SIZE);
+        b.set_size(2 * HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        // `a` mapped from file offset one page: its index 1 sits at the VMA's start.
+        let sa = map_file(&h.aspace, &a, HUGE_4K_PAGES, rw, MapFlags::SHARED, HUGE_SIZE);
+        let sb = map_file(&h.aspace, &b, 2 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
+        h.aspace.write_bytes(sa, b"a").unwrap();
+        h.aspace.write_bytes(sb + HUGE_SIZE, b"b").unwrap();
+        let range = |first, end| a_pages.dropped_now(first, end);
+        assert_eq!(h.aspace.unmap_hugetlb_file_range(&a_pages, &range(0, 1)), 0);
+        assert!(h.aspace.page_table().query_huge(sa).is_some());
+        assert_eq!(
+            h.aspace.unmap_hugetlb_file_range(&a_pages, &range(1, 2)),
+            HUGE_4K_PAGES
+        );
+        assert!(h.aspace.page_table().query_huge(sa).is_none());
+        assert!(h.aspace.page_table().query_huge(sb + HUGE_SIZE).is_some());
+        let mut got = [0u8; 1];
+        h.aspace.read_bytes(sa, &mut got).unwrap();
+        assert_eq!(&got, b"a", "refaulted: the file still holds the page");
+        h.aspace.teardown();
+        drop((a, b, a_pages, b_pages));
+        assert_eq!(pool.counts(), (4, 0, 0));
+    }
+
+    /// A fork child whose copy raced a truncation: the stale leaves are found and
+    /// unmapped by the repair pass.
+    #[test]
+    fn stale_leaves_after_a_racing_fork_are_unmapped() {
+        let h = harness();
+        let pool = with_pool(&h, 4);
+        let (pages, file) = hugetlb_file(&h, &pool);
+        file.set_size(2 * HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        let s = map_file(&h.aspace, &file, 2 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
+        h.aspace.write_bytes(s, b"x").unwrap();
+        h.aspace.write_bytes(s + HUGE_SIZE, b"y").unwrap();
+        let child = fork(&h);
+        // The file shrinks while no walk reaches the child (as if it were not listed).
+        let dropped = pages.dropped_now(1, u64::MAX);
+        file.set_size(HUGE_SIZE);
+        h.aspace.unmap_hugetlb_file_range(&pages, &dropped);
+        assert!(child.page_table().query_huge(s + HUGE_SIZE).is_some());
+        assert_eq!(child.unmap_stale_hugetlb(), HUGE_4K_PAGES);
+        assert!(child.page_table().query_huge(s + HUGE_SIZE).is_none());
+        assert!(child.page_table().query_huge(s).is_some());
+        assert_eq!(child.unmap_stale_hugetlb(), 0);
+        // A fork after the change copies nothing stale.
+        let late = fork(&h);
+        assert!(late.page_table().query_huge(s + HUGE_SIZE).is_none());
+        child.teardown();
+        late.teardown();
+        h.aspace.teardown();
+        drop((file, pages));
+        assert_eq!(pool.counts(), (4, 0, 0));
+        assert_eq!(h.soft.live(), 0);
+    }
+}
