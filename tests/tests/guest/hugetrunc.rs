@@ -7,7 +7,7 @@
 //! allocation (KEEP_SIZE, ENOSPC keeping what it took) with Linux's errnos for bad
 //! calls; and a MAP_PRIVATE mapping of a 1 GiB hugetlb memfd copied on write, in a
 //! guest big enough for a pool of two 1 GiB pages. The same binary prints the same
-//! lines on Linux 6.12 (run-linux.sh --cpus 2 --nodes 1 --mem 4096).
+//! lines on Linux 6.12 (run-linux.sh --cpus 2 --nodes 1 --mem 6144).
 
 use guest_tests::{repo_root, Guest};
 
@@ -17,7 +17,7 @@ fn hugetrunc_program_passes() {
     let out = Guest {
         cpus: 2,
         nodes: 1,
-        mem_mib: 4096,
+        mem_mib: 6144,
         run: vec![bin.display().to_string()],
         ..Default::default()
     }
