@@ -459,6 +459,50 @@ mod tests {
         assert_eq!(pool.counts(), (4, 0, 0));
     }
 
+    /// `fallocate`: allocation takes zeroed pages (reservations first), keeps what it
+    /// took when the pool runs out; a hole punch gives pages and reservations back
+    /// and leaves the rest; zeroing touches only the bytes asked for.
+    #[test]
+    fn allocate_punch_and_zero() {
+        let h = harness();
+        let pool = with_pool(&h, 3);
+        let pages = HugetlbFile::new(HugeSize::Mib2, pool.clone(), h.frames.clone(), None);
+        pages.set_size(2 * HUGE_SIZE);
+        assert!(pages.reserve(1, 1));
+        assert_eq!(pool.counts(), (3, 0, 1));
+        let local = crate::frame::Policy::Local;
+        assert_eq!(pages.allocate(0, 2, local), Ok(()));
+        assert_eq!(pool.counts(), (3, 2, 0), "index 1 used its reservation");
+        assert_eq!(pages.allocate(0, 2, local), Ok(()), "held pages are skipped");
+        assert_eq!(pool.counts(), (3, 2, 0));
+        // Past the end and past the pool: the third page is had, the fourth is not.
+        assert_eq!(pages.allocate(2, 4, local), Err(NoHugePage));
+        assert_eq!(pool.counts(), (3, 3, 0));
+        assert_eq!(pages.pages_held(), 3);
+        let head = pages.page_at(1).unwrap();
+        h.frames.write(Pfn(head.0 + 1), 0, &[7u8; 16]);
+        pages.zero_range(HUGE_SIZE + PAGE_SIZE + 4, 8);
+        let mut got = [0u8; 16];
+        assert_eq!(pages.read_at(HUGE_SIZE + PAGE_SIZE, &mut got), 16);
+        assert_eq!(got, [7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0, 7, 7, 7, 7]);
+        // Zeroing across a frame edge, and in a hole (nothing to do).
+        h.frames.write(Pfn(head.0), PAGE_SIZE as usize - 4, &[9u8; 4]);
+        pages.zero_range(HUGE_SIZE + PAGE_SIZE - 2, 4);
+        assert_eq!(pages.read_at(HUGE_SIZE + PAGE_SIZE - 4, &mut got[..6]), 6);
+        assert_eq!(&got[..6], &[9, 9, 0, 0, 0, 0]);
+        pages.punch_hole(1, 2);
+        assert_eq!(pool.counts(), (3, 2, 0));
+        assert_eq!(pages.page_at(1), None);
+        pages.zero_range(HUGE_SIZE, 4);
+        assert!(pages.page_at(0).is_some() && pages.page_at(2).is_some());
+        // Setting the same size drops the page allocated past the end.
+        pages.set_size(2 * HUGE_SIZE);
+        assert_eq!(pool.counts(), (3, 1, 0));
+        drop(pages);
+        assert_eq!(pool.counts(), (3, 0, 0));
+        assert_eq!(h.soft.live(), 0);
+    }
+
     /// A private mapping of a hugetlb file, in Linux's order: it reserves its whole
     /// range at mmap, reads the file's pages without using a reservation, and uses
     /// one up for each page it allocates (a copy on the first write to a file page,
