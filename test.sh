@@ -35,7 +35,7 @@ if (( $# == 0 )); then
   ( tools/debian-bin.sh busybox-static bin/busybox || true
     tools/stress-ng-rootfs.sh || true
     export CARGO_TARGET_DIR=$PWD/target/guest
-    tools/build-kernel.sh && userland/build.sh && tools/build-kernel.sh --release ) >"$log" 2>&1 &
+    tools/build-kernel.sh --release && userland/build.sh ) >"$log" 2>&1 &
   prebuild=$!
   cargo test --no-run -q
   if ! wait "$prebuild"; then

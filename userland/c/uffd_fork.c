@@ -155,7 +155,7 @@ int main(void) {
     }
     EXPECT(child > 0);
     /* fork returned once the handler read the event (it records it just after). */
-    for (int i = 0; i < 200 && seen.fork_events == 0; i++)
+    for (int i = 0; i < 1000 && seen.fork_events == 0; i++)
         usleep(10000);
     EXPECT_EQ(seen.fork_events, 1);
     EXPECT(seen.child_fd >= 0);

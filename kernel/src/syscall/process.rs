@@ -91,18 +91,58 @@ pub fn clone_with_pidfd_at(
     tls: u64,
     pidfd_at: u64,
 ) -> Outcome {
+    // One attempt, from copies of the arguments (the retry below runs it again).
+    let start = move |thread: &Arc<Thread>, ctx: &UserContext, waits: &mut Vec<_>| {
+        clone_start(
+            thread, ctx, flags, stack, parent_tid, child_tid, tls, pidfd_at, waits,
+        )
+    };
     let mut fork_waits = Vec::new();
-    let started = clone_start(
-        thread,
-        ctx,
-        flags,
-        stack,
-        parent_tid,
-        child_tid,
-        tls,
-        pidfd_at,
-        &mut fork_waits,
-    );
+    let started = start(thread, ctx, &mut fork_waits);
+    if matches!(started, Err(Errno::ENOMEM)) && flags & CLONE_VM == 0 {
+        // Perhaps short of frames for the child's page tables: as a fault (and
+        // mremap) does, the call waits for a reclaim round while reclaim can make
+        // progress and tries again, a few rounds at most (the ENOMEM may have another
+        // cause: the commit limit); then ENOMEM. A failed attempt leaves nothing.
+        let thread = thread.clone();
+        let ctx = crate::arch::usermode::clone_with_live_fpu(ctx);
+        return Outcome::Wait(Box::pin(async move {
+            for _ in 0..FORK_RECLAIM_ROUNDS {
+                let mm::phys::AllocFailure::Wait(round) = crate::mem::frames::alloc_failed() else {
+                    break;
+                };
+                round.await;
+                if thread.is_interrupted() {
+                    break;
+                }
+                let mut fork_waits = Vec::new();
+                let started = start(&thread, &ctx, &mut fork_waits);
+                if !matches!(started, Err(Errno::ENOMEM)) {
+                    return match clone_finish(&thread, flags, started, fork_waits) {
+                        Outcome::Done(value) => value,
+                        Outcome::Wait(rest) => rest.await,
+                        Outcome::Yield | Outcome::Exit => Errno::ENOMEM.as_return(),
+                    };
+                }
+            }
+            Errno::ENOMEM.as_return()
+        }));
+    }
+    clone_finish(thread, flags, started, fork_waits)
+}
+
+/// Reclaim rounds a fork short of frames waits for before it gives ENOMEM.
+const FORK_RECLAIM_ROUNDS: usize = 4;
+
+/// The caller's side of a clone once [`clone_start`] has run: the error, the wait for
+/// the userfaultfd fork events, or (`CLONE_VFORK`) the wait for the child to let go of
+/// the address space.
+fn clone_finish(
+    thread: &Arc<Thread>,
+    flags: u64,
+    started: SysResult<(u32, Option<Arc<proc::Process>>)>,
+    fork_waits: Vec<mm::fault::FaultFuture>,
+) -> Outcome {
     let (tid, child) = match started {
         Ok(started) => started,
         Err(e) => return Err::<u64, _>(e).into(),
@@ -158,10 +198,9 @@ fn clone_start(
     // back by itself if the clone fails further on.
     let slot = proc::reserve_task(process)?;
     let tid = slot.pid();
-    let mut child_ctx = Box::new(ctx.clone());
+    let mut child_ctx = crate::arch::usermode::clone_with_live_fpu(ctx);
     child_ctx.rax = 0;
     child_ctx.kind = TrapKind::Fresh;
-    crate::arch::usermode::save_fpu(&mut child_ctx);
     if stack != 0 {
         child_ctx.rsp = stack;
     }

@@ -53,7 +53,6 @@ fn debian_busybox_shell_runs_applets() {
     .join("; ");
     let out = Guest {
         run: vec![busybox.clone(), "sh".into(), "-c".into(), script],
-        release: true,
         timeout: std::time::Duration::from_secs(150),
         ..Guest::small()
     }

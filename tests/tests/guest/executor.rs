@@ -43,7 +43,6 @@ fn release_kernel_boots_and_runs_the_executor_test() {
         nodes: 2,
         mem_mib: 2048,
         append: "test=executor".into(),
-        release: true,
         ..Default::default()
     }
     .boot();

@@ -124,7 +124,6 @@ fn a_file_larger_than_memory_streams_without_swap() {
     let out = Guest {
         disk: Some(image),
         mem_mib: 256,
-        release: true,
         timeout: Duration::from_secs(400),
         run: vec![prog.display().to_string(), "--stream".into()],
         ..Guest::small()

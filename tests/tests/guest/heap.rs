@@ -13,7 +13,6 @@ fn pipes_and_syscall_buffers_refused_near_the_heap_cap() {
     // allocated fallibly, this panicked the kernel on a failed 64 KiB allocation.
     let out = Guest {
         mem_mib: 1024,
-        release: true,
         run: vec![userland_bin("pipebomb")],
         ..Guest::small()
     }
@@ -42,7 +41,6 @@ fn kernel_heap_bounded_against_a_restricted_process() {
     // under TCG; the release one seconds.)
     let out = Guest {
         mem_mib: 1024,
-        release: true,
         run: vec![userland_bin("heapbomb")],
         ..Guest::small()
     }

@@ -19,7 +19,6 @@ fn tmpfs_and_memfd_pages_go_through_swap_and_read_back_identical() {
         nodes: 2,
         mem_mib: 256,
         swap_mib: 512,
-        release: true,
         timeout: Duration::from_secs(300),
         run: vec![prog, "--over".into(), "32".into()],
         ..Default::default()

@@ -72,7 +72,6 @@ fn debian_stress_ng_runs_to_success() {
     let out = Guest {
         files: Some(root),
         run,
-        release: true,
         mem_mib: 1024,
         timeout: Duration::from_secs(170),
         ..Guest::small()

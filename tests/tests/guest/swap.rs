@@ -15,7 +15,6 @@ fn guest(swap_mib: u32, run: Vec<String>) -> Guest {
         nodes: 2,
         mem_mib: 256,
         swap_mib,
-        release: true,
         timeout: Duration::from_secs(600),
         run,
         ..Default::default()
@@ -89,7 +88,6 @@ fn acceptance_guest(swap_mib: u32) -> Guest {
         nodes: 2,
         mem_mib: 512,
         swap_mib,
-        release: true,
         timeout: Duration::from_secs(600),
         run: vec![userland_bin("swapfill")],
         ..Default::default()

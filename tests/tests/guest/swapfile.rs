@@ -27,7 +27,6 @@ fn a_swap_file_on_ext4_swaps_beside_the_partition() {
         nodes: 2,
         mem_mib: 192,
         swap_mib: 256,
-        release: true,
         disk: Some(image),
         disk_writable: true,
         timeout: Duration::from_secs(600),

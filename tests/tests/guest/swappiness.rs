@@ -27,7 +27,6 @@ fn swappiness_moves_reclaim_between_page_cache_and_swap() {
         nodes: 2,
         mem_mib: 256,
         swap_mib: 512,
-        release: true,
         disk: Some(image),
         timeout: Duration::from_secs(600),
         run: vec![prog.display().to_string()],

@@ -509,5 +509,21 @@ pub fn save_fpu(ctx: &mut UserContext) {
     });
 }
 
+/// A copy of `ctx` whose FPU image holds the registers' current contents where `ctx`'s
+/// thread still has them live on this CPU (its image in `ctx` is then stale): what a
+/// fork's child starts with.
+pub fn clone_with_live_fpu(ctx: &UserContext) -> alloc::boxed::Box<UserContext> {
+    let mut copy = alloc::boxed::Box::new(ctx.clone());
+    let cpu = percpu::current();
+    let owner = ctx as *const UserContext as u64;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if cpu.fpu_owner.load(core::sync::atomic::Ordering::Relaxed) == owner {
+            // The registers stay loaded and owned by `ctx`: only copied out.
+            fxsave(&mut copy.fpu);
+        }
+    });
+    copy
+}
+
 /// First address above user space (the lower canonical half, minus a guard page).
 pub const USER_ADDRESS_END: u64 = 0x0000_7fff_ffff_f000;
