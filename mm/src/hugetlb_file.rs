@@ -151,6 +151,13 @@ impl HugetlbFile {
         self.remove_pages(first_gone, u64::MAX, bytes < old);
     }
 
+    /// Grows the size to `bytes` if it is smaller (a writable mapping or `fallocate`
+    /// past the end): unlike [`set_size`](Self::set_size), pages past the new end
+    /// (`fallocate(KEEP_SIZE)`'s) stay, as Linux's `i_size_write` there.
+    pub fn grow_to(&self, bytes: u64) {
+        self.size_bytes.fetch_max(bytes, Ordering::AcqRel);
+    }
+
     /// Punches a hole over indexes `[first, end)` (`fallocate(PUNCH_HOLE)`): their
     /// pages and reservations go back to the pool and every mapping loses its pages
     /// there; the size stays.
@@ -495,7 +502,12 @@ mod tests {
         assert_eq!(pages.page_at(1), None);
         pages.zero_range(HUGE_SIZE, 4);
         assert!(pages.page_at(0).is_some() && pages.page_at(2).is_some());
-        // Setting the same size drops the page allocated past the end.
+        // Growing (a mapping, fallocate) keeps the page allocated past the end;
+        // setting a size (ftruncate), even the same one, drops it.
+        pages.grow_to(HUGE_SIZE);
+        assert_eq!(pages.size_bytes(), 2 * HUGE_SIZE, "never shrinks");
+        pages.grow_to(2 * HUGE_SIZE + 1);
+        assert_eq!(pool.counts(), (3, 2, 0));
         pages.set_size(2 * HUGE_SIZE);
         assert_eq!(pool.counts(), (3, 1, 0));
         drop(pages);

@@ -431,8 +431,8 @@ impl File for Memfd {
         pages
             .allocate(offset / page, end.div_ceil(page), mm::frame::Policy::Local)
             .map_err(|_| Errno::ENOSPC)?;
-        if mode & KEEP_SIZE == 0 && end > self.object.size_bytes() {
-            self.object.set_size(end);
+        if mode & KEEP_SIZE == 0 {
+            self.object.grow_size(end);
         }
         Ok(())
     }
