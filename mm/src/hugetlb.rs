@@ -487,7 +487,13 @@ impl HugetlbMap {
 
     /// The addresses in `[vma_start, vma_end)` (a VMA of this mapping) that map file
     /// indexes `[first, end)`, if any.
-    pub fn span_of(&self, first: u64, end: u64, vma_start: u64, vma_end: u64) -> Option<(u64, u64)> {
+    pub fn span_of(
+        &self,
+        first: u64,
+        end: u64,
+        vma_start: u64,
+        vma_end: u64,
+    ) -> Option<(u64, u64)> {
         let (v_first, v_end) = (self.index(vma_start), self.index(vma_end));
         let (lo, hi) = (first.max(v_first), end.min(v_end));
         if lo >= hi {

@@ -480,7 +480,11 @@ mod tests {
         let local = crate::frame::Policy::Local;
         assert_eq!(pages.allocate(0, 2, local), Ok(()));
         assert_eq!(pool.counts(), (3, 2, 0), "index 1 used its reservation");
-        assert_eq!(pages.allocate(0, 2, local), Ok(()), "held pages are skipped");
+        assert_eq!(
+            pages.allocate(0, 2, local),
+            Ok(()),
+            "held pages are skipped"
+        );
         assert_eq!(pool.counts(), (3, 2, 0));
         // Past the end and past the pool: the third page is had, the fourth is not.
         assert_eq!(pages.allocate(2, 4, local), Err(NoHugePage));
@@ -493,7 +497,8 @@ mod tests {
         assert_eq!(pages.read_at(HUGE_SIZE + PAGE_SIZE, &mut got), 16);
         assert_eq!(got, [7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0, 7, 7, 7, 7]);
         // Zeroing across a frame edge, and in a hole (nothing to do).
-        h.frames.write(Pfn(head.0), PAGE_SIZE as usize - 4, &[9u8; 4]);
+        h.frames
+            .write(Pfn(head.0), PAGE_SIZE as usize - 4, &[9u8; 4]);
         pages.zero_range(HUGE_SIZE + PAGE_SIZE - 2, 4);
         assert_eq!(pages.read_at(HUGE_SIZE + PAGE_SIZE - 4, &mut got[..6]), 6);
         assert_eq!(&got[..6], &[9, 9, 0, 0, 0, 0]);

@@ -51,11 +51,21 @@ mod tests {
         assert!(!may_change_owner(&t, &sd, None, Some(Sid::SYSTEM)));
         // Keeping itself as owner is allowed, with or without a group change.
         assert!(may_change_owner(&t, &sd, Some(Sid::user(1000)), None));
-        assert!(may_change_owner(&t, &sd, Some(Sid::user(1000)), Some(Sid::group(1001))));
+        assert!(may_change_owner(
+            &t,
+            &sd,
+            Some(Sid::user(1000)),
+            Some(Sid::group(1001))
+        ));
         assert!(may_change_owner(&t, &sd, None, None));
         // Giving the file away is not.
         assert!(!may_change_owner(&t, &sd, Some(Sid::user(1001)), None));
-        assert!(!may_change_owner(&t, &sd, Some(Sid::user(1001)), Some(Sid::group(1001))));
+        assert!(!may_change_owner(
+            &t,
+            &sd,
+            Some(Sid::user(1001)),
+            Some(Sid::group(1001))
+        ));
     }
 
     #[test]
@@ -76,12 +86,27 @@ mod tests {
         assert!(!may_change_owner(&t, &sd, Some(Sid::user(1000)), None));
         // SYSTEM holds WRITE_OWNER through the DACL: anything goes.
         let system = Token::system();
-        assert!(may_change_owner(&system, &sd, Some(Sid::user(7)), Some(Sid::group(8))));
+        assert!(may_change_owner(
+            &system,
+            &sd,
+            Some(Sid::user(7)),
+            Some(Sid::group(8))
+        ));
         // A restricted SYSTEM holds SYSTEM deny-only: not even the owner of SYSTEM's
         // files any more.
         let restricted = system.restricted();
         let own = file(Sid::SYSTEM, Sid::SYSTEM);
-        assert!(!may_change_owner(&restricted, &own, None, Some(Sid::SYSTEM)));
-        assert!(!may_change_owner(&restricted, &sd, Some(Sid::user(7)), None));
+        assert!(!may_change_owner(
+            &restricted,
+            &own,
+            None,
+            Some(Sid::SYSTEM)
+        ));
+        assert!(!may_change_owner(
+            &restricted,
+            &sd,
+            Some(Sid::user(7)),
+            None
+        ));
     }
 }

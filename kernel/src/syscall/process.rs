@@ -238,10 +238,7 @@ fn clone_start(
             // A hugetlb file that drops pages while the copy runs may miss the child
             // (not listed yet): checked again once it is (below).
             let hugetlb_changes = mm::hugetlb_file::changes();
-            (
-                Arc::new(parent.fork()?),
-                Some((parent, hugetlb_changes)),
-            )
+            (Arc::new(parent.fork()?), Some((parent, hugetlb_changes)))
         };
         let ppid = if flags & CLONE_PARENT != 0 {
             process.ppid.load(Ordering::SeqCst)

@@ -116,10 +116,7 @@ mod tests {
     }
 
     fn sigbus(h: &crate::aspace::AddressSpace<crate::pagetable::SoftPageTable>, va: u64) -> bool {
-        matches!(
-            h.fault(va, Access::Read, true),
-            Err(FaultError::SigBus)
-        )
+        matches!(h.fault(va, Access::Read, true), Err(FaultError::SigBus))
     }
 
     /// Linux 6.12's figures (the `hugetrunc` guest program prints the same): a shared
@@ -136,7 +133,14 @@ mod tests {
         let s = map_file(&h.aspace, &file, 2 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
         h.aspace.write_bytes(s, b"f").unwrap();
         h.aspace.write_bytes(s + HUGE_SIZE, b"g").unwrap();
-        let p = map_file(&h.aspace, &file, 3 * HUGE_4K_PAGES, rw, MapFlags::PRIVATE, 0);
+        let p = map_file(
+            &h.aspace,
+            &file,
+            3 * HUGE_4K_PAGES,
+            rw,
+            MapFlags::PRIVATE,
+            0,
+        );
         // (capacity, in use, reserved)
         assert_eq!(pool.counts(), (6, 2, 3), "all three privately");
         let mut got = [0u8; 1];
@@ -153,7 +157,11 @@ mod tests {
         child.unmap_hugetlb_file_range(&pages, &dropped);
         assert_eq!(pool.counts(), (6, 3, 2), "the parent still maps both");
         let unmapped = h.aspace.unmap_hugetlb_file_range(&pages, &dropped);
-        assert_eq!(unmapped, 2 * HUGE_4K_PAGES, "the shared page and the private copy");
+        assert_eq!(
+            unmapped,
+            2 * HUGE_4K_PAGES,
+            "the shared page and the private copy"
+        );
         assert_eq!(
             pool.counts(),
             (6, 1, 3),
@@ -175,7 +183,11 @@ mod tests {
         assert_eq!(pool.counts(), (6, 2, 2));
         child.teardown();
         h.aspace.munmap(p, 3 * HUGE_SIZE).unwrap();
-        assert_eq!(pool.counts(), (6, 1, 0), "the private reservations back at munmap");
+        assert_eq!(
+            pool.counts(),
+            (6, 1, 0),
+            "the private reservations back at munmap"
+        );
         h.aspace.munmap(s, 2 * HUGE_SIZE).unwrap();
         drop((file, pages));
         assert_eq!(pool.counts(), (6, 0, 0));
@@ -192,7 +204,14 @@ mod tests {
         b.set_size(2 * HUGE_SIZE);
         let rw = Prot::READ | Prot::WRITE;
         // `a` mapped from file offset one page: its index 1 sits at the VMA's start.
-        let sa = map_file(&h.aspace, &a, HUGE_4K_PAGES, rw, MapFlags::SHARED, HUGE_SIZE);
+        let sa = map_file(
+            &h.aspace,
+            &a,
+            HUGE_4K_PAGES,
+            rw,
+            MapFlags::SHARED,
+            HUGE_SIZE,
+        );
         let sb = map_file(&h.aspace, &b, 2 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
         h.aspace.write_bytes(sa, b"a").unwrap();
         h.aspace.write_bytes(sb + HUGE_SIZE, b"b").unwrap();
