@@ -294,6 +294,13 @@ static void fallocate_checks(long pool) {
     EXPECT_EQ(fstat(fd, &st), 0);
     EXPECT_EQ(st.st_size, 3 * HPAGE);
     counters("allocated-past-the-end-keep-size", pool - 4, 0);
+    /* A writable mapping past the end grows the file over that page, keeping it. */
+    char *g = mmap(NULL, 4 * HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(g != MAP_FAILED);
+    EXPECT_EQ(fstat(fd, &st), 0);
+    EXPECT_EQ(st.st_size, 4 * HPAGE);
+    counters("mapping-grew-over-it", pool - 4, 0);
+    EXPECT_EQ(munmap(g, 4 * HPAGE), 0);
     EXPECT_EQ(ftruncate(fd, 3 * HPAGE), 0);
     counters("page-past-the-end-dropped", pool - 3, 0);
     char *s = mmap(NULL, 3 * HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

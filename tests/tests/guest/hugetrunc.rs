@@ -39,6 +39,7 @@ fn hugetrunc_program_passes() {
         "truncate-unmaps-private-copies-past-the-end: private-copied-page-1: free 3 rsvd 2",
         "truncate-unmaps-private-copies-past-the-end: cut-to-one: free 5 rsvd 3",
         "truncate-unmaps-private-copies-past-the-end: private-unmapped: free 6 rsvd 0",
+        "fallocate-punch-hole-and-allocate: mapping-grew-over-it: free 2 rsvd 0",
         "fallocate-punch-hole-and-allocate: punched-page-1: free 4 rsvd 3",
         "fallocate-punch-hole-and-allocate: refused-past-the-pool-keeps-what-it-took: free 0 rsvd 0",
         "private-1g-file-mapping: private-copied: 1G free 0 rsvd 0",
