@@ -264,4 +264,53 @@ mod tests {
         assert_eq!(pool.counts(), (4, 0, 0));
         assert_eq!(h.soft.live(), 0);
     }
+
+    /// A thread faulting the whole mapping while another truncates it and unmaps: no
+    /// leaf past the end is left once the unmapping returns, the file holds no page
+    /// past it, and nothing leaks. (A smoke test: the window where a fault that found
+    /// the page before the size changed installs it is too narrow to hit reliably;
+    /// the tree's write lock is what closes it.)
+    #[test]
+    fn faults_racing_a_truncation_leave_nothing_past_the_end() {
+        use core::sync::atomic::{AtomicBool, Ordering};
+        let h = harness();
+        let pool = with_pool(&h, 8);
+        let (pages, file) = hugetlb_file(&h, &pool);
+        file.set_size(4 * HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        let s = map_file(&h.aspace, &file, 4 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
+        for _ in 0..40 {
+            file.set_size(4 * HUGE_SIZE);
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while !stop.load(Ordering::Acquire) {
+                        for i in 0..4 {
+                            match h.aspace.fault(s + i * HUGE_SIZE, Access::Write, true) {
+                                Ok(_) | Err(FaultError::SigBus) => {}
+                                Err(e) => panic!("fault: {e:?}"),
+                            }
+                        }
+                    }
+                });
+                std::thread::yield_now();
+                let dropped = pages.dropped_now(1, u64::MAX);
+                file.set_size(HUGE_SIZE);
+                h.aspace.unmap_hugetlb_file_range(&pages, &dropped);
+                for i in 1..4 {
+                    assert!(h
+                        .aspace
+                        .page_table()
+                        .query_huge(s + i * HUGE_SIZE)
+                        .is_none());
+                }
+                stop.store(true, Ordering::Release);
+            });
+            assert!(pages.pages_held() <= 1);
+        }
+        h.aspace.teardown();
+        drop((file, pages));
+        assert_eq!(pool.counts(), (8, 0, 0));
+        assert_eq!(h.soft.live(), 0);
+    }
 }
