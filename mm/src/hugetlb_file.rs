@@ -11,8 +11,11 @@
 //! file after `munmap` (a later mapping of the range needs none) until a truncation
 //! below them or the file's end gives them back.
 //!
-//! The size is the file's: it moves only in whole huge pages (`ftruncate` to anything
-//! else is `EINVAL`, checked by the caller), and a fault at or beyond it is `SIGBUS`.
+//! The size is the file's: `ftruncate` moves it only in whole huge pages (anything
+//! else is `EINVAL`, checked by the caller; `fallocate` may grow it to any byte), and a
+//! fault in a page not wholly below it is `SIGBUS`. A shrink or a hole punch drops the
+//! pages and reservations there and unmaps the pages from every mapping, shared or
+//! private ([`set_unmap_hook`], `crate::aspace::AddressSpace::unmap_hugetlb_file_range`).
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
