@@ -353,6 +353,45 @@ static void fallocate_checks(long pool) {
     ok();
 }
 
+/* MADV_DONTNEED of a private page of the mapping's own (anonymous or a file's copy)
+ * frees it and gives its reservation back, as Linux 6.12 does for every unmap of one;
+ * a file's page a private mapping reads is only unmapped. */
+static void dontneed_restores(long pool) {
+    begin("dontneed-restores-a-private-pages-reservation");
+    char *a = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    EXPECT(a != MAP_FAILED);
+    a[0] = 1;
+    counters("anon-faulted", pool - 1, 1);
+    EXPECT_EQ(madvise(a, HPAGE, MADV_DONTNEED), 0);
+    counters("anon-dontneed", pool, 2);
+    EXPECT_EQ(a[0], 0);
+    EXPECT_EQ(munmap(a, 2 * HPAGE), 0);
+    counters("anon-unmapped", pool, 0);
+    int fd = memfd_create("d", MFD_HUGETLB);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, 2 * HPAGE), 0);
+    char *s = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(s != MAP_FAILED);
+    s[0] = 'f';
+    char *p = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(p != MAP_FAILED);
+    EXPECT_EQ(p[0], 'f');
+    p[HPAGE] = 'm';
+    counters("private-read-one-wrote-a-hole", pool - 2, 1);
+    EXPECT_EQ(madvise(p, HPAGE, MADV_DONTNEED), 0);
+    counters("file-page-dontneed", pool - 2, 1);
+    EXPECT_EQ(madvise(p + HPAGE, HPAGE, MADV_DONTNEED), 0);
+    counters("own-page-dontneed", pool - 1, 2);
+    EXPECT_EQ(p[0], 'f');
+    EXPECT_EQ(p[HPAGE], 0);
+    EXPECT_EQ(munmap(p, 2 * HPAGE), 0);
+    EXPECT_EQ(munmap(s, HPAGE), 0);
+    close(fd);
+    counters("closed", pool, 0);
+    ok();
+}
+
 /* MAP_PRIVATE of a 1 GiB hugetlb memfd: the file's page read, copied on the first
  * write, the file unchanged; truncation unmaps the copy. */
 static void private_gib(void) {
@@ -415,6 +454,7 @@ int main(void) {
     private_truncate(pool);
     hugetlbfs_truncate(pool);
     fallocate_checks(pool);
+    dontneed_restores(pool);
     write_file("/proc/sys/vm/nr_hugepages", "0");
     private_gib();
     printf("hugetrunc: all checks passed\n");

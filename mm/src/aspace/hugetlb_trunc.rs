@@ -14,8 +14,12 @@
 //! A fork that copied a page the file had just dropped, into a child the kernel's walk
 //! did not yet list, is repaired by [`AddressSpace::unmap_stale_hugetlb`].
 
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
 use super::zap::Zap;
 use super::AddressSpace;
+use crate::frame::Pfn;
 use crate::hugetlb::HugetlbMap;
 use crate::hugetlb_file::{DroppedPages, HugetlbFile};
 use crate::pagetable::PageTable;
@@ -31,7 +35,7 @@ impl<P: PageTable> AddressSpace<P> {
         let pt = self.page_table();
         let mut zap = Zap::new(self.frames(), &**self.tlb());
         // Private pages of their own, by mapping and index, to re-reserve once freed.
-        let mut restore = alloc::vec::Vec::new();
+        let mut restore = Vec::new();
         for v in st.tree.iter() {
             let Some(map) = file_map_of(v, Some(file)) else {
                 continue;
@@ -39,22 +43,55 @@ impl<P: PageTable> AddressSpace<P> {
             let Some((lo, hi)) = map.span_of(dropped.first, dropped.end, v.start, v.end) else {
                 continue;
             };
-            if !map.is_shared() {
-                pt.scan_leaves(lo, hi, &mut |va, pte, huge| {
-                    if huge && map.page_start(va) == va && !dropped.was_file_page(pte.pfn) {
-                        restore.push((v.hugetlb.clone(), map.index_of(va)));
-                    }
-                });
-            }
+            self.private_pages_in(v, lo, hi, &mut |map, idx, pfn| {
+                if !dropped.was_file_page(pfn) {
+                    restore.push((map, idx));
+                }
+            });
             zap.vma_range(pt, v, lo, hi);
         }
         let unmapped = zap.finish();
-        for (map, idx) in restore {
-            if let Some(map) = map {
-                map.restore_reservation(idx);
-            }
-        }
+        restore_reservations(restore);
         unmapped
+    }
+
+    /// Before `parts` (pieces of VMAs, `MADV_DONTNEED`) are zapped: the private
+    /// hugetlb pages of their own there (not a file's page a private mapping only
+    /// reads), whose reservations [`restore_reservations`] gives back once they are
+    /// unmapped, as Linux 6.12 restores them on every unmap of such a page.
+    pub(super) fn hugetlb_private_pages(&self, parts: &[Vma]) -> Vec<(Arc<HugetlbMap>, u64)> {
+        let mut found = Vec::new();
+        for v in parts {
+            self.private_pages_in(v, v.start, v.end, &mut |map, idx, pfn| {
+                let file_page = map.file().is_some_and(|f| f.page_at(idx) == Some(pfn));
+                if !file_page {
+                    found.push((map, idx));
+                }
+            });
+        }
+        found
+    }
+
+    /// Calls `f` with the mapping, file index and first frame of each huge page
+    /// mapped in `[lo, hi)` of `v` if it is a private hugetlb VMA.
+    fn private_pages_in(
+        &self,
+        v: &Vma,
+        lo: u64,
+        hi: u64,
+        f: &mut dyn FnMut(Arc<HugetlbMap>, u64, Pfn),
+    ) {
+        let Some(map) = &v.hugetlb else {
+            return;
+        };
+        if map.is_shared() {
+            return;
+        }
+        self.page_table().scan_leaves(lo, hi, &mut |va, pte, huge| {
+            if huge && map.page_start(va) == va {
+                f(map.clone(), map.index_of(va), pte.pfn);
+            }
+        });
     }
 
     /// Unmaps, in every hugetlb file mapping here, the pages the file no longer has:
@@ -80,6 +117,14 @@ impl<P: PageTable> AddressSpace<P> {
             }
         }
         zap.finish()
+    }
+}
+
+/// Gives each mapping back the reservation of each index listed (after the unmap:
+/// see [`HugetlbMap::restore_reservation`]).
+pub(super) fn restore_reservations(pages: Vec<(Arc<HugetlbMap>, u64)>) {
+    for (map, idx) in pages {
+        map.restore_reservation(idx);
     }
 }
 
@@ -311,6 +356,71 @@ mod tests {
         h.aspace.teardown();
         drop((file, pages));
         assert_eq!(pool.counts(), (8, 0, 0));
+        assert_eq!(h.soft.live(), 0);
+    }
+
+    /// MADV_DONTNEED of a private hugetlb page of the mapping's own gives its
+    /// reservation back, as Linux 6.12 (HugePages_Rsvd 1 -> 2 there too); a file's
+    /// page a private mapping only reads, or a fork child's page, does not.
+    #[test]
+    fn dontneed_restores_a_private_pages_reservation() {
+        use crate::aspace::{Advice, MmapRequest};
+        let h = harness();
+        let pool = with_pool(&h, 6);
+        let req = MmapRequest::from_raw(0, 2 * HUGE_SIZE, 0x3, 0x4_0022, None, 0).unwrap();
+        let a = h.aspace.mmap(&req, false).unwrap();
+        h.aspace.write_bytes(a, b"x").unwrap();
+        assert_eq!(pool.counts(), (6, 1, 1));
+        h.aspace.madvise(a, HUGE_SIZE, Advice::DontNeed).unwrap();
+        assert_eq!(pool.counts(), (6, 0, 2));
+        let mut got = [9u8; 1];
+        h.aspace.read_bytes(a, &mut got).unwrap();
+        assert_eq!(got, [0], "refaulted from the restored reservation");
+        assert_eq!(pool.counts(), (6, 1, 1));
+        // A fork child's copy has no reservation to restore.
+        let child = fork(&h);
+        child.write_bytes(a, b"k").unwrap();
+        assert_eq!(pool.counts(), (6, 2, 1));
+        child.madvise(a, HUGE_SIZE, Advice::DontNeed).unwrap();
+        assert_eq!(pool.counts(), (6, 1, 1));
+        child.teardown();
+        h.aspace.munmap(a, 2 * HUGE_SIZE).unwrap();
+        assert_eq!(pool.counts(), (6, 0, 0));
+        // A private file mapping: the file's page it reads keeps its reservation used;
+        // its own copy gets it back.
+        let (pages, file) = hugetlb_file(&h, &pool);
+        file.set_size(2 * HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        let s = map_file(&h.aspace, &file, HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
+        h.aspace.write_bytes(s, b"f").unwrap();
+        let p = map_file(
+            &h.aspace,
+            &file,
+            2 * HUGE_4K_PAGES,
+            rw,
+            MapFlags::PRIVATE,
+            0,
+        );
+        h.aspace.read_bytes(p, &mut got).unwrap();
+        h.aspace.write_bytes(p + HUGE_SIZE, b"m").unwrap();
+        assert_eq!(pool.counts(), (6, 2, 1));
+        h.aspace.madvise(p, HUGE_SIZE, Advice::DontNeed).unwrap();
+        assert_eq!(
+            pool.counts(),
+            (6, 2, 1),
+            "the file's page stays, nothing restored"
+        );
+        h.aspace
+            .madvise(p + HUGE_SIZE, HUGE_SIZE, Advice::DontNeed)
+            .unwrap();
+        assert_eq!(
+            pool.counts(),
+            (6, 1, 2),
+            "the copy freed, its reservation back"
+        );
+        h.aspace.teardown();
+        drop((file, pages));
+        assert_eq!(pool.counts(), (6, 0, 0));
         assert_eq!(h.soft.live(), 0);
     }
 }

@@ -5,8 +5,9 @@
 //! included, with HugePages_Free/Rsvd after every step; fallocate's hole punch (whole
 //! pages unmapped everywhere, partial pages zeroed, F_SEAL_WRITE refused) and
 //! allocation (KEEP_SIZE, ENOSPC keeping what it took) with Linux's errnos for bad
-//! calls; and a MAP_PRIVATE mapping of a 1 GiB hugetlb memfd copied on write, in a
-//! guest big enough for a pool of two 1 GiB pages. The same binary prints the same
+//! calls; MADV_DONTNEED giving a private page's reservation back; and a MAP_PRIVATE
+//! mapping of a 1 GiB hugetlb memfd copied on write, in a guest big enough for a pool
+//! of two 1 GiB pages. The same binary prints the same
 //! lines on Linux 6.12 (run-linux.sh --cpus 2 --nodes 1 --mem 6144).
 
 use guest_tests::{repo_root, Guest};
@@ -28,6 +29,7 @@ fn hugetrunc_program_passes() {
         "truncate-unmaps-private-copies-past-the-end",
         "hugetlbfs-truncate-and-o-trunc-unmap",
         "fallocate-punch-hole-and-allocate",
+        "dontneed-restores-a-private-pages-reservation",
         "private-1g-file-mapping",
     ] {
         out.expect_line(&format!("hugetrunc: check {check}: ok"));
@@ -42,6 +44,8 @@ fn hugetrunc_program_passes() {
         "fallocate-punch-hole-and-allocate: mapping-grew-over-it: free 2 rsvd 0",
         "fallocate-punch-hole-and-allocate: punched-page-1: free 4 rsvd 3",
         "fallocate-punch-hole-and-allocate: refused-past-the-pool-keeps-what-it-took: free 0 rsvd 0",
+        "dontneed-restores-a-private-pages-reservation: anon-dontneed: free 6 rsvd 2",
+        "dontneed-restores-a-private-pages-reservation: own-page-dontneed: free 5 rsvd 2",
         "private-1g-file-mapping: private-copied: 1G free 0 rsvd 0",
         "private-1g-file-mapping: truncated: 1G free 2 rsvd 1",
     ] {
