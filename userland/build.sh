@@ -63,6 +63,7 @@ cc_if_newer "$bin/pidfd" c/pidfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/shm" c/shm.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/memfd" c/memfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/hugepriv" c/hugepriv.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/hugetrunc" c/hugetrunc.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/uffd_fork" c/uffd_fork.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/uffd_kwrite" c/uffd_kwrite.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/timers" c/timers.c musl-gcc -static -O2 -Wall

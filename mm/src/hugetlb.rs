@@ -284,6 +284,10 @@ pub struct HugetlbMap {
     /// The address of page index 0 (hugetlb mappings never move).
     base: u64,
     shared: bool,
+    /// A private mapping that reserved its range at mmap (not `MAP_NORESERVE`, not a
+    /// fork child's copy): a private page of it that a file's truncation or hole
+    /// punch unmaps gets its reservation back, as Linux 6.12 restores it.
+    owns_reservations: bool,
     state: Mutex<HugetlbState>,
     /// For a shared mapping of a hugetlb file: the file, which holds the pages and
     /// the reservations (`state` then stays empty).
@@ -357,6 +361,7 @@ impl HugetlbMap {
             frames,
             base,
             shared,
+            owns_reservations: !shared && !noreserve,
             state: Mutex::new(state),
             file: None,
             fault_lock: Mutex::new(()),
@@ -383,6 +388,7 @@ impl HugetlbMap {
             frames: file.frames.clone(),
             base,
             shared: true,
+            owns_reservations: false,
             state: Mutex::new(HugetlbState::default()),
             file: Some(file),
             fault_lock: Mutex::new(()),
@@ -416,6 +422,7 @@ impl HugetlbMap {
             frames: file.frames.clone(),
             base,
             shared: false,
+            owns_reservations: !noreserve,
             state: Mutex::new(state),
             file: Some(file),
             fault_lock: Mutex::new(()),
@@ -471,10 +478,43 @@ impl HugetlbMap {
             frames: self.frames.clone(),
             base: self.base,
             shared: false,
+            owns_reservations: false,
             state: Mutex::new(HugetlbState::default()),
             file: self.file.clone(),
             fault_lock: Mutex::new(()),
         })
+    }
+
+    /// The addresses in `[vma_start, vma_end)` (a VMA of this mapping) that map file
+    /// indexes `[first, end)`, if any.
+    pub fn span_of(
+        &self,
+        first: u64,
+        end: u64,
+        vma_start: u64,
+        vma_end: u64,
+    ) -> Option<(u64, u64)> {
+        let (v_first, v_end) = (self.index(vma_start), self.index(vma_end));
+        let (lo, hi) = (first.max(v_first), end.min(v_end));
+        if lo >= hi {
+            return None;
+        }
+        let at = |i: u64| vma_start + (i - v_first) * self.page_bytes();
+        Some((at(lo), at(hi)))
+    }
+
+    /// Whether the leaf mapping page `head` at `va` (a page's first address) maps
+    /// what the file no longer has: an index past its end, or for a shared mapping
+    /// a page the file no longer holds there. False for a mapping of no file.
+    pub fn leaf_is_stale(&self, va: u64, head: Pfn) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let idx = self.index(va);
+        if idx >= file.size_bytes() / file.page_bytes() {
+            return true;
+        }
+        self.shared && file.page_at(idx) != Some(head)
     }
 
     fn index(&self, va: u64) -> u64 {
@@ -548,6 +588,25 @@ impl HugetlbMap {
     pub fn release(&self, head: Pfn) {
         if self.frames.put_ref(head) {
             self.source.give_back(self.size, head);
+        }
+    }
+
+    /// The file index of the page at `va`.
+    pub fn index_of(&self, va: u64) -> u64 {
+        self.index(va)
+    }
+
+    /// A private page of this mapping at file index `idx` was unmapped by its file's
+    /// truncation or hole punch: a mapping that reserved its range gets the index's
+    /// reservation back (if the pool still has an unreserved free page for it), so a
+    /// later fault there does not find the pool taken, as Linux 6.12 restores it.
+    pub fn restore_reservation(&self, idx: u64) {
+        if !self.owns_reservations {
+            return;
+        }
+        let mut st = self.state.lock();
+        if !st.reserved.contains(&idx) && self.source.reserve(self.size, 1) {
+            st.reserved.insert(idx);
         }
     }
 

@@ -11,8 +11,11 @@
 //! file after `munmap` (a later mapping of the range needs none) until a truncation
 //! below them or the file's end gives them back.
 //!
-//! The size is the file's: it moves only in whole huge pages (`ftruncate` to anything
-//! else is `EINVAL`, checked by the caller), and a fault at or beyond it is `SIGBUS`.
+//! The size is the file's: `ftruncate` moves it only in whole huge pages (anything
+//! else is `EINVAL`, checked by the caller; `fallocate` may grow it to any byte), and a
+//! fault in a page not wholly below it is `SIGBUS`. A shrink or a hole punch drops the
+//! pages and reservations there and unmaps the pages from every mapping, shared or
+//! private ([`set_unmap_hook`], `crate::aspace::AddressSpace::unmap_hugetlb_file_range`).
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
@@ -24,6 +27,46 @@ use spin::Mutex;
 use crate::frame::{Pfn, Policy};
 use crate::hugetlb::{HugeSize, HugetlbSource, NoHugePage};
 use crate::phys::{Frames, PAGE_BYTES};
+
+/// How the pages a file drops leave every address space's mappings (the kernel walks
+/// its processes: there is no reverse map): called with the file and what it dropped,
+/// after they left the file and before the file's references on them go.
+pub type UnmapHook = fn(&HugetlbFile, &DroppedPages);
+
+/// The file indexes `[first, end)` a file dropped, and the pages it held there.
+pub struct DroppedPages {
+    /// The first index dropped.
+    pub first: u64,
+    /// One past the last index dropped (`u64::MAX`: to the end).
+    pub end: u64,
+    /// The file's pages that were there, by first frame, sorted.
+    pages: Vec<Pfn>,
+}
+
+impl DroppedPages {
+    /// Whether `head` was one of the file's pages (not a private mapping's own copy).
+    pub fn was_file_page(&self, head: Pfn) -> bool {
+        self.pages.binary_search(&head).is_ok()
+    }
+}
+
+static UNMAP_HOOK: spin::Once<UnmapHook> = spin::Once::new();
+
+/// Times any hugetlb file dropped pages (see [`changes`]).
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Installs the kernel's [`UnmapHook`] (once, at boot; later calls are ignored).
+pub fn set_unmap_hook(hook: UnmapHook) {
+    UNMAP_HOOK.call_once(|| hook);
+}
+
+/// How many times a hugetlb file has dropped pages since boot: a fork reads it before
+/// it copies and again once its child is listed where the [`UnmapHook`] looks, and
+/// runs [`AddressSpace::unmap_stale_hugetlb`](crate::aspace::AddressSpace::unmap_stale_hugetlb)
+/// on the child if it moved (the child may hold a page a walk did not reach).
+pub fn changes() -> u64 {
+    CHANGES.load(Ordering::SeqCst)
+}
 
 /// The huge pages of one file.
 pub struct HugetlbFile {
@@ -97,21 +140,133 @@ impl HugetlbFile {
         self.state.lock().pages.len() as u64
     }
 
-    /// Sets the size (a multiple of the page size): pages and reservations at or past
-    /// the new end go back to the pool (a page still mapped somewhere goes back when
-    /// its last mapping does).
+    /// Sets the size (`ftruncate` allows only multiples of the page size; `fallocate`
+    /// may grow it to any byte): pages and reservations at or past
+    /// the new end go back to the pool, and every mapping loses its pages there (see
+    /// [`set_unmap_hook`]; a page goes back with its last mapping).
     pub fn set_size(&self, bytes: u64) {
-        debug_assert!(bytes.is_multiple_of(self.page_bytes()));
-        let first_gone = bytes / self.page_bytes();
+        // Only `fallocate` makes a size off a page boundary (as on Linux); a fault
+        // in the last partial page is past the end.
+        let first_gone = bytes.div_ceil(self.page_bytes());
+        let old = self.size_bytes.swap(bytes, Ordering::AcqRel);
+        // Pages `fallocate(KEEP_SIZE)` put past the end go even when the size stays,
+        // as Linux's `hugetlb_vmtruncate`; no mapping can map those.
+        self.remove_pages(first_gone, u64::MAX, bytes < old);
+    }
+
+    /// Grows the size to `bytes` if it is smaller (a writable mapping or `fallocate`
+    /// past the end): unlike [`set_size`](Self::set_size), pages past the new end
+    /// (`fallocate(KEEP_SIZE)`'s) stay, as Linux's `i_size_write` there.
+    pub fn grow_to(&self, bytes: u64) {
+        self.size_bytes.fetch_max(bytes, Ordering::AcqRel);
+    }
+
+    /// Punches a hole over indexes `[first, end)` (`fallocate(PUNCH_HOLE)`): their
+    /// pages and reservations go back to the pool and every mapping loses its pages
+    /// there; the size stays.
+    pub fn punch_hole(&self, first: u64, end: u64) {
+        if first < end {
+            self.remove_pages(first, end, true);
+        }
+    }
+
+    /// Drops the pages and reservations of indexes `[first, end)`, then, with
+    /// `unmap`, unmaps them everywhere before the file's references on them go (so a
+    /// page cannot be reused while mappings are told which pages were the file's).
+    fn remove_pages(&self, first: u64, end: u64, unmap: bool) {
         let mut st = self.state.lock();
-        self.size_bytes.store(bytes, Ordering::Release);
-        let gone_pages = st.pages.split_off(&first_gone);
-        let gone_reserved = st.reserved.split_off(&first_gone);
+        let mut gone_pages = st.pages.split_off(&first);
+        let mut kept = gone_pages.split_off(&end);
+        st.pages.append(&mut kept);
+        let mut gone_reserved = st.reserved.split_off(&first);
+        let mut kept = gone_reserved.split_off(&end);
+        st.reserved.append(&mut kept);
         drop(st);
         self.source.unreserve(self.size, gone_reserved.len() as u64);
-        for (_, pfn) in gone_pages {
+        let mut pages: Vec<Pfn> = gone_pages.into_values().collect();
+        if unmap {
+            pages.sort_unstable();
+            CHANGES.fetch_add(1, Ordering::SeqCst);
+            if let Some(hook) = UNMAP_HOOK.get() {
+                let dropped = DroppedPages { first, end, pages };
+                hook(self, &dropped);
+                pages = dropped.pages;
+            }
+        }
+        for pfn in pages {
             self.release(pfn);
         }
+    }
+
+    /// What dropping `[first, end)` would tell the mappings, with the pages the file
+    /// holds there now (host tests drive the unmapping themselves).
+    #[cfg(test)]
+    pub(crate) fn dropped_now(&self, first: u64, end: u64) -> DroppedPages {
+        let st = self.state.lock();
+        DroppedPages {
+            first,
+            end,
+            pages: st.pages.range(first..end).map(|(_, &p)| p).collect(),
+        }
+    }
+
+    /// Zeroes `len` bytes from `offset` inside one page of the file, if it holds that
+    /// page (the partial pages at the edges of a punched hole).
+    pub fn zero_range(&self, offset: u64, len: u64) {
+        let index = offset / self.page_bytes();
+        debug_assert!((offset % self.page_bytes()) + len <= self.page_bytes());
+        let st = self.state.lock();
+        let Some(&head) = st.pages.get(&index) else {
+            return;
+        };
+        let zeros = [0u8; PAGE_BYTES];
+        let (mut at, end) = (offset % self.page_bytes(), offset % self.page_bytes() + len);
+        while at < end {
+            let frame = Pfn(head.0 + at / PAGE_BYTES as u64);
+            let in_frame = (at % PAGE_BYTES as u64) as usize;
+            let n = (PAGE_BYTES - in_frame).min((end - at) as usize);
+            self.frames.write(frame, in_frame, &zeros[..n]);
+            at += n as u64;
+        }
+    }
+
+    /// Allocates the pages of indexes `[first, end)` the file does not hold
+    /// (`fallocate` without `PUNCH_HOLE`), zeroed, whatever the size: an index's
+    /// reservation is used up, else an unreserved free page taken from a node
+    /// `policy` allows. `NoHugePage` (the pages allocated so far stay) when the pool
+    /// or the file's page limit has no more.
+    pub fn allocate(&self, first: u64, end: u64, policy: Policy) -> Result<(), NoHugePage> {
+        for index in first..end {
+            let mut st = self.state.lock();
+            if st.pages.contains_key(&index) {
+                continue;
+            }
+            let reserved = st.reserved.remove(&index);
+            if !reserved && self.max_pages.is_some_and(|max| st.covered() >= max) {
+                return Err(NoHugePage);
+            }
+            let Some(pfn) = self.source.take(self.size, reserved, policy) else {
+                if reserved {
+                    st.reserved.insert(index);
+                }
+                return Err(NoHugePage);
+            };
+            self.zero(pfn);
+            st.pages.insert(index, pfn);
+        }
+        Ok(())
+    }
+
+    fn zero(&self, head: Pfn) {
+        let huge = crate::pagetable::HUGE_PAGES;
+        for chunk in 0..self.size.order().pages() / huge {
+            self.frames.source().zero_huge(Pfn(head.0 + chunk * huge));
+        }
+    }
+
+    /// The page the file holds at `index`, if any (no reference taken: to compare).
+    pub fn page_at(&self, index: u64) -> Option<Pfn> {
+        self.state.lock().pages.get(&index).copied()
     }
 
     /// Reserves the pages of indexes `[first, first + count)` that the file has
@@ -162,10 +317,7 @@ impl HugetlbFile {
             }
             return Err(NoHugePage);
         };
-        let huge = crate::pagetable::HUGE_PAGES;
-        for chunk in 0..self.size.order().pages() / huge {
-            self.frames.source().zero_huge(Pfn(pfn.0 + chunk * huge));
-        }
+        self.zero(pfn);
         st.pages.insert(index, pfn);
         self.frames.get(pfn);
         Ok(pfn)
@@ -316,6 +468,60 @@ mod tests {
         assert!(pages.reserve(0, 1), "a held page needs no reservation");
         drop(pages);
         assert_eq!(pool.counts(), (4, 0, 0));
+    }
+
+    /// `fallocate`: allocation takes zeroed pages (reservations first), keeps what it
+    /// took when the pool runs out; a hole punch gives pages and reservations back
+    /// and leaves the rest; zeroing touches only the bytes asked for.
+    #[test]
+    fn allocate_punch_and_zero() {
+        let h = harness();
+        let pool = with_pool(&h, 3);
+        let pages = HugetlbFile::new(HugeSize::Mib2, pool.clone(), h.frames.clone(), None);
+        pages.set_size(2 * HUGE_SIZE);
+        assert!(pages.reserve(1, 1));
+        assert_eq!(pool.counts(), (3, 0, 1));
+        let local = crate::frame::Policy::Local;
+        assert_eq!(pages.allocate(0, 2, local), Ok(()));
+        assert_eq!(pool.counts(), (3, 2, 0), "index 1 used its reservation");
+        assert_eq!(
+            pages.allocate(0, 2, local),
+            Ok(()),
+            "held pages are skipped"
+        );
+        assert_eq!(pool.counts(), (3, 2, 0));
+        // Past the end and past the pool: the third page is had, the fourth is not.
+        assert_eq!(pages.allocate(2, 4, local), Err(NoHugePage));
+        assert_eq!(pool.counts(), (3, 3, 0));
+        assert_eq!(pages.pages_held(), 3);
+        let head = pages.page_at(1).unwrap();
+        h.frames.write(Pfn(head.0 + 1), 0, &[7u8; 16]);
+        pages.zero_range(HUGE_SIZE + PAGE_SIZE + 4, 8);
+        let mut got = [0u8; 16];
+        assert_eq!(pages.read_at(HUGE_SIZE + PAGE_SIZE, &mut got), 16);
+        assert_eq!(got, [7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0, 7, 7, 7, 7]);
+        // Zeroing across a frame edge, and in a hole (nothing to do).
+        h.frames
+            .write(Pfn(head.0), PAGE_SIZE as usize - 4, &[9u8; 4]);
+        pages.zero_range(HUGE_SIZE + PAGE_SIZE - 2, 4);
+        assert_eq!(pages.read_at(HUGE_SIZE + PAGE_SIZE - 4, &mut got[..6]), 6);
+        assert_eq!(&got[..6], &[9, 9, 0, 0, 0, 0]);
+        pages.punch_hole(1, 2);
+        assert_eq!(pool.counts(), (3, 2, 0));
+        assert_eq!(pages.page_at(1), None);
+        pages.zero_range(HUGE_SIZE, 4);
+        assert!(pages.page_at(0).is_some() && pages.page_at(2).is_some());
+        // Growing (a mapping, fallocate) keeps the page allocated past the end;
+        // setting a size (ftruncate), even the same one, drops it.
+        pages.grow_to(HUGE_SIZE);
+        assert_eq!(pages.size_bytes(), 2 * HUGE_SIZE, "never shrinks");
+        pages.grow_to(2 * HUGE_SIZE + 1);
+        assert_eq!(pool.counts(), (3, 2, 0));
+        pages.set_size(2 * HUGE_SIZE);
+        assert_eq!(pool.counts(), (3, 1, 0));
+        drop(pages);
+        assert_eq!(pool.counts(), (3, 0, 0));
+        assert_eq!(h.soft.live(), 0);
     }
 
     /// A private mapping of a hugetlb file, in Linux's order: it reserves its whole

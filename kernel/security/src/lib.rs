@@ -24,6 +24,7 @@ pub mod descriptor;
 pub mod error;
 pub mod generic_mapping;
 pub mod integrity;
+pub mod ownership;
 pub mod privilege;
 pub mod process_rights;
 pub mod sid;

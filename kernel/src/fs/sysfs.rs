@@ -29,10 +29,12 @@ fn files() -> Vec<String> {
         files.push(format!("kernel/mm/ksm/{counter}"));
     }
     for size in HugeSize::ALL {
-        files.push(format!(
-            "kernel/mm/hugepages/hugepages-{}kB/free_hugepages",
-            size.kib()
-        ));
+        for file in ["free_hugepages", "resv_hugepages"] {
+            files.push(format!(
+                "kernel/mm/hugepages/hugepages-{}kB/{file}",
+                size.kib()
+            ));
+        }
     }
     for i in 0..MAX_LISTED {
         let dir = format!("kernel/mm/damon/admin/kdamonds/{i}");

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod damon;
+pub mod hugetlb_unmap;
 pub mod hung;
 pub mod khugepaged;
 pub mod ksmd;

@@ -398,6 +398,56 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
         .insert(file, flags & MFD_CLOEXEC != 0)
 }
 
+/// `fallocate(fd, mode, offset, len)`: Linux's `vfs_fallocate` checks in its order
+/// (EINVAL for a negative offset or a length not positive, EOPNOTSUPP for unknown or
+/// mixed modes and a punch without `KEEP_SIZE`, EBADF without write access, ESPIPE
+/// for a pipe, EISDIR, ENODEV for what is not a regular file, EFBIG past the largest
+/// offset), then the file's own ([`vfs::File::fallocate`]: hugetlb files; EOPNOTSUPP
+/// for the rest).
+pub fn fallocate(thread: &Thread, fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
+    use vfs::falloc::{KEEP_SIZE, PUNCH_HOLE, SUPPORTED, ZERO_RANGE};
+    const COLLAPSE_RANGE: u32 = 0x08;
+    const INSERT_RANGE: u32 = 0x20;
+    const UNSHARE_RANGE: u32 = 0x40;
+    const S_IFIFO: u32 = 0o010_000;
+    const S_IFREG: u32 = 0o100_000;
+    const S_IFBLK: u32 = 0o060_000;
+    let mode = mode as u32;
+    let (offset_signed, len_signed) = (offset as i64, len as i64);
+    if offset_signed < 0 || len_signed <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if mode & !SUPPORTED != 0
+        || mode & (PUNCH_HOLE | ZERO_RANGE) == PUNCH_HOLE | ZERO_RANGE
+        || (mode & PUNCH_HOLE != 0 && mode & KEEP_SIZE == 0)
+    {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let exclusive = |bit: u32, allowed: u32| mode & bit != 0 && mode & !allowed != 0;
+    if exclusive(COLLAPSE_RANGE, COLLAPSE_RANGE)
+        || exclusive(INSERT_RANGE, INSERT_RANGE)
+        || exclusive(UNSHARE_RANGE, UNSHARE_RANGE | KEEP_SIZE)
+    {
+        return Err(Errno::EINVAL);
+    }
+    let file = file_of(thread, fd)?;
+    if file.is_path_only() || !file.writable() {
+        return Err(Errno::EBADF);
+    }
+    let kind = file.file().stat().mode & S_IFMT;
+    match kind {
+        S_IFIFO => return Err(Errno::ESPIPE),
+        S_IFDIR => return Err(Errno::EISDIR),
+        S_IFREG | S_IFBLK => {}
+        _ => return Err(Errno::ENODEV),
+    }
+    if offset_signed.checked_add(len_signed).is_none() {
+        return Err(Errno::EFBIG);
+    }
+    file.file().fallocate(mode, offset, len)?;
+    Ok(0)
+}
+
 /// `ftruncate(fd, length)`: EINVAL for a file that cannot be resized or a descriptor
 /// not open for writing.
 pub fn ftruncate(thread: &Thread, fd: u64, length: u64) -> SysResult {

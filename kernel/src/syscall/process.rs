@@ -235,7 +235,10 @@ fn clone_start(
             (process.address_space(), None)
         } else {
             let parent = process.address_space();
-            (Arc::new(parent.fork()?), Some(parent))
+            // A hugetlb file that drops pages while the copy runs may miss the child
+            // (not listed yet): checked again once it is (below).
+            let hugetlb_changes = mm::hugetlb_file::changes();
+            (Arc::new(parent.fork()?), Some((parent, hugetlb_changes)))
         };
         let ppid = if flags & CLONE_PARENT != 0 {
             process.ppid.load(Ordering::SeqCst)
@@ -243,12 +246,12 @@ fn clone_start(
             process.pid
         };
         let files = process.files.lock().clone();
-        if let Some(parent) = forked_from {
+        if let Some((parent, _)) = &forked_from {
             // Userfaultfd contexts that asked for fork events follow the child (before
             // it runs, after its descriptors are copied, so the handler's new
             // descriptor stays the parent's); the caller returns once their handlers
             // have read the events.
-            *fork_waits = crate::memd::userfaultfd::fork_events(&parent, &space);
+            *fork_waits = crate::memd::userfaultfd::fork_events(parent, &space);
         }
         let fs = process.fs.lock().clone();
         let exe = process.exe.lock().clone();
@@ -259,13 +262,18 @@ fn clone_start(
             slot,
             ppid,
             name,
-            aspace: space,
+            aspace: space.clone(),
             files,
             fs,
             exe,
             token,
             rlimits,
         });
+        if let Some((_, changes)) = forked_from {
+            if mm::hugetlb_file::changes() != changes {
+                space.mm().unmap_stale_hugetlb();
+            }
+        }
         {
             let parent_signals = process.signals.lock();
             let mut s = new.signals.lock();

@@ -7,7 +7,7 @@
 //!   DACL is rebuilt from the new bits for the same owner and group.
 //! - **chown**: a new owner needs `WRITE_OWNER`, which only SYSTEM and Administrators
 //!   hold (Linux's `CAP_CHOWN`); the owner may keep itself as owner and set the group
-//!   to one it is a member of (or keep the group). The DACL is rebuilt from the mode
+//!   to one it is a member of (or keep the group): `security::ownership`, host-tested. The DACL is rebuilt from the mode
 //!   for the new owner and group; a regular file loses its set-user-ID bit, and its
 //!   set-group-ID bit when group-executable, as on Linux.
 //!
@@ -73,15 +73,12 @@ impl Owned {
                 self.mode = mode & 0o7777;
             }
             SetAttr::Owner(uid, gid) => {
-                let may_take = holds(AccessMask::WRITE_OWNER);
-                let is_owner = token.is_member(&self.sd.owner);
-                let uid_ok =
-                    uid.is_none_or(|u| may_take || (is_owner && user_sid(u) == self.sd.owner));
-                let gid_ok = gid.is_none_or(|g| {
-                    let sid = group_sid(g);
-                    may_take || (is_owner && (sid == self.sd.group || token.is_member(&sid)))
-                });
-                if !uid_ok || !gid_ok {
+                if !security::ownership::may_change_owner(
+                    token,
+                    &self.sd,
+                    uid.map(user_sid),
+                    gid.map(group_sid),
+                ) {
                     return Err(Errno::EPERM);
                 }
                 if let Some(u) = uid {

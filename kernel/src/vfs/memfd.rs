@@ -391,6 +391,52 @@ impl File for Memfd {
         self
     }
 
+    /// A hugetlb file's, as Linux's hugetlbfs: `PUNCH_HOLE` (refused under
+    /// `F_SEAL_WRITE`/`FUTURE_WRITE`) zeroes the partial pages at the edges and
+    /// empties the whole ones, unmapped from every mapping, shared or private;
+    /// without it, the range's missing pages are allocated (ENOSPC when the pool runs
+    /// out, those allocated kept; EPERM past the end under `F_SEAL_GROW`) and the
+    /// size grows to the range's end unless `KEEP_SIZE`. Other files: EOPNOTSUPP.
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> SysResult<()> {
+        use super::falloc::{KEEP_SIZE, PUNCH_HOLE};
+        let Some(pages) = self.object.hugetlb() else {
+            return Err(Errno::EOPNOTSUPP);
+        };
+        if mode & !(KEEP_SIZE | PUNCH_HOLE) != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        // The caller checked that it stays below 2^63.
+        let end = offset + len;
+        let page = pages.page_bytes();
+        if mode & PUNCH_HOLE != 0 {
+            if self.seals() & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+                return Err(Errno::EPERM);
+            }
+            let hole_start = offset.next_multiple_of(page);
+            let hole_end = end - end % page;
+            if offset < hole_start {
+                pages.zero_range(offset, end.min(hole_start) - offset);
+            }
+            if end > hole_end && end > hole_start {
+                pages.zero_range(hole_end, end - hole_end);
+            }
+            if hole_end > hole_start {
+                pages.punch_hole(hole_start / page, hole_end / page);
+            }
+            return Ok(());
+        }
+        if self.seals() & seal::GROW != 0 && end > self.object.size_bytes() {
+            return Err(Errno::EPERM);
+        }
+        pages
+            .allocate(offset / page, end.div_ceil(page), mm::frame::Policy::Local)
+            .map_err(|_| Errno::ENOSPC)?;
+        if mode & KEEP_SIZE == 0 {
+            self.object.grow_size(end);
+        }
+        Ok(())
+    }
+
     fn truncate(&self, length: u64) -> SysResult<()> {
         // A hugetlb file's size moves in whole huge pages.
         if let Some(pages) = self.object.hugetlb() {

@@ -61,6 +61,18 @@ pub mod events {
     pub const DEFAULT: u16 = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM;
 }
 
+/// `fallocate` mode bits (Linux's `FALLOC_FL_*`).
+pub mod falloc {
+    /// Keep the size even when allocating past the end.
+    pub const KEEP_SIZE: u32 = 0x01;
+    /// Deallocate the range (with `KEEP_SIZE`).
+    pub const PUNCH_HOLE: u32 = 0x02;
+    /// Zero the range.
+    pub const ZERO_RANGE: u32 = 0x10;
+    /// Every mode bit Linux knows (`FALLOC_FL_SUPPORTED_MASK`).
+    pub const SUPPORTED: u32 = 0x7f;
+}
+
 /// Open flags (Linux x86_64 values).
 pub mod flags {
     /// Access mode mask.
@@ -247,6 +259,14 @@ pub trait File: Send + Sync {
     fn truncate(&self, length: u64) -> SysResult<()> {
         let _ = length;
         Err(Errno::EINVAL)
+    }
+
+    /// `fallocate(mode, offset, len)` on a regular file open for writing, the
+    /// system call's own checks passed ([`falloc`] names the mode bits). Default:
+    /// EOPNOTSUPP (a file without it).
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> SysResult<()> {
+        let _ = (mode, offset, len);
+        Err(Errno::EOPNOTSUPP)
     }
 
     /// Sets the permission bits to `mode` (`fchmod`) for `caller`, who must be

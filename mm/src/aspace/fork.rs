@@ -125,6 +125,9 @@ impl<P: PageTable> AddressSpace<P> {
         use crate::pagetable::{PteFlags, HUGE_SIZE};
         let pt = self.page_table();
         let mut result = Ok(());
+        // The page whose leaves are left out: one its file no longer has (dropped by
+        // a truncation or a hole punch whose unmapping has not reached this space yet).
+        let mut stale_page = None;
         pt.scan_leaves(
             VirtAddr::new(v.start),
             VirtAddr::new(v.end),
@@ -135,6 +138,15 @@ impl<P: PageTable> AddressSpace<P> {
                 let Some(mut leaf) = pt.query_huge(va) else {
                     return;
                 };
+                if let Some(map) = &v.hugetlb {
+                    let start = map.page_start(va.as_u64());
+                    if start == va.as_u64() {
+                        stale_page = map.leaf_is_stale(va.as_u64(), leaf.pfn).then_some(start);
+                    }
+                    if stale_page == Some(start) {
+                        return;
+                    }
+                }
                 while private && leaf.flags.contains(PteFlags::WRITE) {
                     let ro = leaf.with_flags(leaf.flags - PteFlags::WRITE);
                     match pt.replace_huge(va, leaf, ro) {

@@ -525,7 +525,7 @@ impl<P: PageTable> AddressSpace<P> {
         .ok_or(MmError::NoMemory)?;
         let end = offset + plan.len;
         if plan.vm_flags.contains(VmFlags::WRITE) && f.size_bytes() < end {
-            f.set_size(end);
+            f.grow_size(end);
         }
         Ok(map)
     }

@@ -56,6 +56,7 @@ pub mod anon_name;
 mod brk;
 mod collapse;
 mod fork;
+mod hugetlb_trunc;
 mod intercept;
 mod ksm;
 mod lock;

@@ -71,13 +71,16 @@ impl<P: PageTable> AddressSpace<P> {
     }
 
     /// Zaps the pages of `parts` (pieces of VMAs still in the tree: `MADV_DONTNEED`),
-    /// their reservations kept.
+    /// their reservations kept; a private hugetlb page of the mapping's own gets its
+    /// reservation back, as on Linux 6.12.
     pub(super) fn zap_parts(&self, parts: &[crate::vma::Vma]) {
+        let own_hugetlb_pages = self.hugetlb_private_pages(parts);
         let mut zap = Zap::new(self.frames(), &**self.tlb());
         for v in parts {
             zap.vma_range(self.page_table(), v, v.start, v.end);
         }
         zap.finish();
+        super::hugetlb_trunc::restore_reservations(own_hugetlb_pages);
     }
 }
 

@@ -349,6 +349,20 @@ impl FileObject {
         }
     }
 
+    /// Grows a hugetlb file to `size_bytes` if it is smaller, keeping any page past
+    /// the new end (see [`HugetlbFile::grow_to`](crate::hugetlb_file::HugetlbFile::grow_to));
+    /// another file's size only grows, as [`set_size`](Self::set_size) would grow it.
+    pub fn grow_size(&self, size_bytes: u64) {
+        match self.hugetlb() {
+            Some(pages) => {
+                pages.grow_to(size_bytes);
+                self.size_bytes.fetch_max(size_bytes, Ordering::AcqRel);
+            }
+            None if size_bytes > self.size_bytes() => self.set_size(size_bytes),
+            None => {}
+        }
+    }
+
     /// The page cache.
     pub fn cache(&self) -> &PageCache {
         &self.cache

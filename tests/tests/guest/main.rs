@@ -10,6 +10,7 @@ mod ext4;
 mod frames;
 mod heap;
 mod hugepriv;
+mod hugetrunc;
 mod memctl;
 mod shmem;
 mod shmswap;
