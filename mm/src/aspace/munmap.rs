@@ -70,14 +70,20 @@ impl<P: PageTable> AddressSpace<P> {
         Ok(())
     }
 
-    /// Zaps the pages of `parts` (pieces of VMAs still in the tree: `MADV_DONTNEED`),
-    /// their reservations kept.
+    /// Zaps the pages of `parts` (pieces of VMAs still in the tree: `MADV_DONTNEED`,
+    /// `MADV_FREE`, `MADV_REMOVE`), their reservations kept. Swap entries go too and
+    /// their slots are released: the next fault finds nothing there and maps a zeroed
+    /// page, or the file's page in a private file mapping (as Linux's `zap_pte_range`
+    /// frees swap entries).
     pub(super) fn zap_parts(&self, parts: &[crate::vma::Vma]) {
         let mut zap = Zap::new(self.frames(), &**self.tlb());
         for v in parts {
             zap.vma_range(self.page_table(), v, v.start, v.end);
         }
         zap.finish();
+        for v in parts {
+            self.release_swap_range(v.start, v.end);
+        }
     }
 }
 
