@@ -11,6 +11,7 @@ mod frames;
 mod heap;
 mod hugepriv;
 mod memctl;
+mod privswap;
 mod shmem;
 mod shmswap;
 mod stressng;
