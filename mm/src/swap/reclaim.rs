@@ -278,11 +278,15 @@ impl<P: PageTable> AddressSpace<P> {
                 if pte.flags.contains(PteFlags::ACCESSED) {
                     if huge {
                         huge_leaves.push((va, pte));
-                    } else if file.as_ref().is_none_or(|f| f.is_private_copy(va, pte.pfn)) {
-                        present.push(va);
+                    } else {
+                        present.push((va, pte.pfn));
                     }
                 }
             });
+            // The page cache is asked outside the page-table walk.
+            if let Some(f) = &file {
+                present.retain(|&(va, pfn)| f.is_private_copy(va, pfn));
+            }
             // A huge page goes cold whole (reclaim splits it when it comes by).
             for (va, pte) in huge_leaves {
                 if !pte.flags.contains(PteFlags::HUGETLB) {
@@ -290,7 +294,7 @@ impl<P: PageTable> AddressSpace<P> {
                     n += usize::from(self.page_table().replace_huge(va, pte, cold).is_ok());
                 }
             }
-            for va in present {
+            for (va, _) in present {
                 self.page_table()
                     .update_flags(va, &mut |f| f - PteFlags::ACCESSED);
                 n += 1;
@@ -324,10 +328,13 @@ impl<P: PageTable> AddressSpace<P> {
             }
             let mut present = Vec::new();
             self.page_table().scan_leaves(s, e, &mut |va, pte, huge| {
-                if !huge && file.as_ref().is_none_or(|f| f.is_private_copy(va, pte.pfn)) {
+                if !huge {
                     present.push((va, pte));
                 }
             });
+            if let Some(f) = &file {
+                present.retain(|&(va, pte)| f.is_private_copy(va, pte.pfn));
+            }
             for (va, mut pte) in present {
                 if pte.flags.contains(PteFlags::ACCESSED) {
                     self.page_table()
