@@ -49,9 +49,11 @@ pie_specs=target/c/musl-static-pie.specs
 if [[ ! -s $pie_specs || $specs -nt $pie_specs ]]; then
   sed -e 's|Scrt1\.o|rcrt1.o|' -e 's|-dynamic-linker [^ ]*|-static -pie --no-dynamic-linker -z text|' "$specs" > "$pie_specs"
 fi
-cc_if_newer() { # out src cmd...
+cc_if_newer() { # out src cmd... (rebuilt when the source, a shared header or this script is newer)
   local out=$1 src=$2; shift 2
-  if [[ ! -e $out || $src -nt $out || $0 -nt $out ]]; then "$@" -o "$out.tmp" "$src" && mv "$out.tmp" "$out"; fi
+  if [[ ! -e $out || $src -nt $out || $0 -nt $out || -n $(find c -name '*.h' -newer "$out") ]]; then
+    "$@" -o "$out.tmp" "$src" && mv "$out.tmp" "$out"
+  fi
 }
 cc_if_newer "$bin/hello_c" c/hello.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/segv" c/segv.c musl-gcc -static -O2 -Wall
@@ -62,6 +64,7 @@ cc_if_newer "$bin/shm" c/shm.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/memfd" c/memfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/hugepriv" c/hugepriv.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/uffd_fork" c/uffd_fork.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/uffd_kwrite" c/uffd_kwrite.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/timers" c/timers.c musl-gcc -static -O2 -Wall
 # stdhello: a program on the full Rust standard library (musl, static-PIE), its own crate.
 cargo build -q --release --manifest-path std/Cargo.toml --target x86_64-unknown-linux-musl --target-dir target/std

@@ -87,6 +87,65 @@ unsafe fn set_local_interrupt_pins(xapic_virt: u64, bsp: bool) {
     }
 }
 
+/// This CPU's LVT LINT0 and LINT1 registers as read back.
+///
+/// # Safety
+/// As for [`enable_local_apic`] (the APIC enabled, `xapic_virt` mapping its page when
+/// the CPU lacks x2APIC).
+pub unsafe fn local_interrupt_pins(xapic_virt: u64) -> (u32, u32) {
+    if cpu_has_x2apic() {
+        // SAFETY: x2APIC mode is on; reading LVT MSRs has no side effects.
+        unsafe {
+            (
+                x86_64::registers::model_specific::Msr::new(X2APIC_MSR_LVT_LINT0).read() as u32,
+                x86_64::registers::model_specific::Msr::new(X2APIC_MSR_LVT_LINT1).read() as u32,
+            )
+        }
+    } else {
+        // SAFETY: the caller maps the xAPIC page; LVT reads have no side effects.
+        unsafe {
+            (
+                core::ptr::read_volatile((xapic_virt + XAPIC_LVT_LINT0) as *const u32),
+                core::ptr::read_volatile((xapic_virt + XAPIC_LVT_LINT1) as *const u32),
+            )
+        }
+    }
+}
+
+/// What an LVT LINT register does with its pin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinState {
+    /// Masked: the pin is ignored.
+    Masked,
+    /// Delivered as an NMI.
+    Nmi,
+    /// Anything else (the raw register).
+    Open(u32),
+}
+
+impl PinState {
+    /// Decodes an LVT LINT register.
+    pub fn from_lvt(lvt: u32) -> Self {
+        if lvt & LVT_MASKED != 0 {
+            Self::Masked
+        } else if lvt & (0b111 << 8) == LVT_DELIVERY_NMI {
+            Self::Nmi
+        } else {
+            Self::Open(lvt)
+        }
+    }
+}
+
+impl core::fmt::Display for PinState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Masked => f.write_str("masked"),
+            Self::Nmi => f.write_str("nmi"),
+            Self::Open(raw) => write!(f, "open {raw:#x}"),
+        }
+    }
+}
+
 /// Whether this CPU offers x2APIC mode (CPUID.1:ECX bit 21).
 pub fn cpu_has_x2apic() -> bool {
     let leaf = core::arch::x86_64::__cpuid(1);

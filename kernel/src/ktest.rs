@@ -17,8 +17,8 @@ pub fn spawn(name: &str) -> bool {
         "executor" => drop(sched.spawn(executor_all_pairs())),
         "frames" => drop(sched.spawn(crate::ktest_frames::run())),
         "block" => drop(sched.spawn(block_round_trip())),
-        // Boot only: the topology report is the test.
-        "boot" => exit_qemu(ExitCode::Success),
+        // The topology report, then each CPU's local interrupt pins.
+        "boot" => drop(sched.spawn(report_interrupt_pins())),
         _ => return false,
     }
     true
@@ -152,5 +152,24 @@ async fn block_round_trip() {
         .get(usize::from(irq))
         .map_or(0, |c| c.load(core::sync::atomic::Ordering::Relaxed));
     kprintln!("block: {PAGES} pages written and read back identical; {interrupts} interrupts on IRQ {irq}");
+    exit_qemu(ExitCode::Success);
+}
+
+/// Each CPU reports its LINT0/LINT1 pins (LINT0 masked everywhere, LINT1 the NMI pin on
+/// the boot CPU only), then the VM ends.
+async fn report_interrupt_pins() {
+    let cpus = smp::online_cpus();
+    let reported = alloc::sync::Arc::new(core::sync::atomic::AtomicU32::new(0));
+    for cpu in 0..cpus {
+        let reported = reported.clone();
+        drop(scheduler().spawn_on(CpuId(cpu), async move {
+            let (lint0, lint1) = crate::arch::apic::local_interrupt_pins();
+            kprintln!("CPU {cpu} pins: LINT0 {lint0}, LINT1 {lint1}");
+            reported.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        }));
+    }
+    while reported.load(core::sync::atomic::Ordering::SeqCst) < cpus {
+        scheduler().sleep(1_000_000).await;
+    }
     exit_qemu(ExitCode::Success);
 }

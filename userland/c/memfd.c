@@ -20,20 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#define F_SEAL_SEAL 0x0001
-#define F_SEAL_SHRINK 0x0002
-#define F_SEAL_GROW 0x0004
-#define F_SEAL_WRITE 0x0008
-#endif
-#ifndef F_SEAL_FUTURE_WRITE
-#define F_SEAL_FUTURE_WRITE 0x0010
-#endif
-#ifndef F_SEAL_EXEC
-#define F_SEAL_EXEC 0x0020
-#endif
+#define PROG "memfd"
+#include "check.h"
+#include "seals.h"
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
 #endif
@@ -52,21 +41,6 @@
 #define PG 4096L
 #define HPAGE (2L << 20)
 
-static const char *current = "";
-
-static void fail(const char *what, long got) {
-    printf("memfd: check %s: FAILED (%s: got %ld, errno %d %s)\n", current, what, got, errno,
-           strerror(errno));
-    fflush(stdout);
-    exit(1);
-}
-
-#define EXPECT(cond) do { if (!(cond)) fail(#cond, 0); } while (0)
-#define EXPECT_EQ(val, want) do { long v_ = (long)(val); if (v_ != (long)(want)) fail(#val " == " #want, v_); } while (0)
-#define EXPECT_ERR(call, e) do { errno = 0; long r_ = (long)(call); if (r_ != -1 || errno != (e)) fail(#call " fails with " #e, r_); } while (0)
-
-static void begin(const char *name) { current = name; }
-static void ok(void) { printf("memfd: check %s: ok\n", current); fflush(stdout); }
 
 static int add_seals(int fd, int seals) { return fcntl(fd, F_ADD_SEALS, seals); }
 

@@ -250,11 +250,11 @@ mod frame {
 
 /// Delivers the lowest pending unblocked signal of `thread` (SIGKILL first): runs the
 /// default action or sets up a handler frame.
-pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
+pub fn deliver(thread: &Thread, ctx: &mut UserContext) -> Result<(), Undelivered> {
     let deliverable = thread.pending.load(Ordering::SeqCst)
         & (!thread.sigmask.load(Ordering::SeqCst) | bit(SIGKILL));
     if deliverable == 0 {
-        return;
+        return Ok(());
     }
     let sig = if deliverable & bit(SIGKILL) != 0 {
         SIGKILL
@@ -322,35 +322,58 @@ pub fn deliver(thread: &Thread, ctx: &mut UserContext) {
             thread.process.begin_exit(ExitStatus::Signaled(sig));
         }
         restore_saved();
-        return;
+        return Ok(());
     }
     if action.handler == SIG_IGN {
         restore_saved();
-        return;
+        return Ok(());
     }
     if let Err(e) = setup_frame(thread, ctx, sig, &action, &info, frame_mask) {
-        // The frame cannot be written (a bad stack, or one that would overflow the
-        // alternate stack): the process dies of SIGSEGV, as Linux's force_sigsegv.
-        crate::kprintln!(
-            "pid {} tid {}: cannot deliver signal {} ({}): killed by SIGSEGV",
-            thread.process.pid,
-            thread.tid,
+        // Everything as before the attempt: the caller may wait for the stack's page
+        // (a slow swap-in) and deliver again, or kill the process.
+        thread.pending.fetch_or(bit(sig), Ordering::SeqCst);
+        thread.saved_sigmask.store(saved, Ordering::SeqCst);
+        if action.flags & SA_RESETHAND != 0 && action.handler > SIG_IGN {
+            thread.process.signals.lock().actions[usize::from(sig)] = action;
+        }
+        return Err(Undelivered {
             sig,
-            if e == Errno::ENOMEM {
-                "overflowed sigaltstack"
-            } else {
-                "signal frame not writable"
-            }
-        );
-        thread.process.begin_exit(ExitStatus::Signaled(SIGSEGV));
-        restore_saved();
-        return;
+            overflowed: e == Errno::ENOMEM,
+        });
     }
     let mut mask = thread.sigmask.load(Ordering::SeqCst) | action.mask;
     if action.flags & SA_NODEFER == 0 {
         mask |= bit(sig);
     }
     thread.sigmask.store(mask & !UNBLOCKABLE, Ordering::SeqCst);
+    Ok(())
+}
+
+/// A signal whose handler frame could not be written; the thread is left as before
+/// the attempt (the signal pending again).
+#[derive(Debug)]
+pub struct Undelivered {
+    sig: u8,
+    /// The frame would have overflowed the alternate stack (else: not writable).
+    overflowed: bool,
+}
+
+/// The frame of `undelivered` cannot be written (a bad stack, or one that would
+/// overflow the alternate stack): the process dies of SIGSEGV, as Linux's
+/// force_sigsegv.
+pub fn kill_undeliverable(thread: &Thread, undelivered: Undelivered) {
+    crate::kprintln!(
+        "pid {} tid {}: cannot deliver signal {} ({}): killed by SIGSEGV",
+        thread.process.pid,
+        thread.tid,
+        undelivered.sig,
+        if undelivered.overflowed {
+            "overflowed sigaltstack"
+        } else {
+            "signal frame not writable"
+        }
+    );
+    thread.process.begin_exit(ExitStatus::Signaled(SIGSEGV));
 }
 
 fn setup_frame(

@@ -118,7 +118,21 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
             break;
         }
         if thread.has_deliverable_signal() {
-            signal::deliver(&thread, &mut ctx);
+            crate::memd::userfaultfd::clear_kernel_wait();
+            if let Err(undelivered) = signal::deliver(&thread, &mut ctx) {
+                // The frame's page may only be slow to come in (a swap-in under heavy
+                // swap, a userfaultfd): wait for it as a fault does and deliver again.
+                match crate::memd::userfaultfd::take_kernel_wait(u64::from(thread.tid)) {
+                    Some(wait) => {
+                        usermode::save_fpu(&mut ctx);
+                        charge_kernel(&thread, &mut kernel_since);
+                        wait_fault(&thread, wait).await;
+                        kernel_since = crate::time::now_ns();
+                        continue;
+                    }
+                    None => signal::kill_undeliverable(&thread, undelivered),
+                }
+            }
             if thread.process.exiting.load(Ordering::SeqCst) {
                 break;
             }
@@ -259,8 +273,43 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
         }
     }
     charge_kernel(&thread, &mut kernel_since);
+    // The exit clears the tid word a joiner waits on: its page is brought in first,
+    // waiting for a swap-in or reclaim as a fault does. Under heavy swap the write's
+    // inline swap-in could time out, the word stay set, and the joiner wait forever. A
+    // userfaultfd is not waited for (Linux's handle_userfault skips an exiting task).
+    let ctid = thread.clear_child_tid.load(Ordering::SeqCst);
+    if ctid != 0 && !thread.process.exiting.load(Ordering::SeqCst) {
+        fault_in_for_kernel_write(&thread, &space, ctid).await;
+    }
     proc::thread::exit_thread(&thread, &mut ctx);
     LoopEnd::Exit
+}
+
+/// Rounds of waiting [`fault_in_for_kernel_write`] allows (each one a swap-in, a
+/// reclaim round or a userfaultfd answer).
+const FAULT_IN_ROUNDS: usize = 8;
+
+/// Makes the user page at `addr` present and writable for the exit's write of the tid
+/// word, awaiting a slow swap-in or reclaim as a user fault would. Any other outcome
+/// (a userfaultfd's page among them) ends it: the write then fails as it would have.
+async fn fault_in_for_kernel_write(
+    thread: &Thread,
+    space: &crate::mem::aspace::AddressSpace,
+    addr: u64,
+) {
+    for _ in 0..FAULT_IN_ROUNDS {
+        match space.mm().fault(addr, mm::fault::Access::Write, false) {
+            Err(mm::fault::FaultError::NeedsWait(wait))
+                if !matches!(wait.reason(), mm::fault::WaitReason::Userfault { .. }) =>
+            {
+                wait_fault(thread, wait).await;
+                if thread.is_interrupted() {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Charges the kernel time since `*since` to `thread` and restarts the count now.

@@ -91,18 +91,14 @@ pub fn clone_with_pidfd_at(
     tls: u64,
     pidfd_at: u64,
 ) -> Outcome {
+    // One attempt, from copies of the arguments (the retry below runs it again).
+    let start = move |thread: &Arc<Thread>, ctx: &UserContext, waits: &mut Vec<_>| {
+        clone_start(
+            thread, ctx, flags, stack, parent_tid, child_tid, tls, pidfd_at, waits,
+        )
+    };
     let mut fork_waits = Vec::new();
-    let started = clone_start(
-        thread,
-        ctx,
-        flags,
-        stack,
-        parent_tid,
-        child_tid,
-        tls,
-        pidfd_at,
-        &mut fork_waits,
-    );
+    let started = start(thread, ctx, &mut fork_waits);
     if matches!(started, Err(Errno::ENOMEM)) && flags & CLONE_VM == 0 {
         // Perhaps short of frames for the child's page tables: as a fault (and
         // mremap) does, the call waits for a reclaim round while reclaim can make
@@ -120,17 +116,7 @@ pub fn clone_with_pidfd_at(
                     break;
                 }
                 let mut fork_waits = Vec::new();
-                let started = clone_start(
-                    &thread,
-                    &ctx,
-                    flags,
-                    stack,
-                    parent_tid,
-                    child_tid,
-                    tls,
-                    pidfd_at,
-                    &mut fork_waits,
-                );
+                let started = start(&thread, &ctx, &mut fork_waits);
                 if !matches!(started, Err(Errno::ENOMEM)) {
                     return match clone_finish(&thread, flags, started, fork_waits) {
                         Outcome::Done(value) => value,

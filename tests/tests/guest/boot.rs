@@ -30,6 +30,12 @@ fn check_topology(cpus: u32, nodes: u32, mem_mib: u32) {
     );
     out.expect_line(&format!("SMP: {cpus} of {cpus} cpus online"));
     out.expect_line("IOAPIC: PIT IRQ 0 delivered");
+    // The legacy PIC's pin is masked on every CPU (its lines come through the IO-APIC);
+    // LINT1 is the NMI pin on the boot CPU only.
+    for cpu in 0..cpus {
+        let lint1 = if cpu == 0 { "nmi" } else { "masked" };
+        out.expect_line(&format!("CPU {cpu} pins: LINT0 masked, LINT1 {lint1}"));
+    }
 
     let per_node_cpus = cpus / nodes;
     let mut seen = parse_cpus(&out.log);

@@ -28,3 +28,29 @@ fn uffd_fork_event_passes() {
     }
     out.expect_line("uffd_fork: all checks passed");
 }
+
+/// The kernel's writes outside a system call on a page a userfaultfd holds: a signal
+/// frame on such an alternate stack waits for the handler (a kernel that gave up killed
+/// the process with SIGSEGV); a thread's exit does not wait for its tid word's page
+/// (as Linux). The same binary passes on Linux 6.12.
+#[test]
+fn kernel_writes_outside_syscalls_wait_for_a_held_page() {
+    let bin = repo_root().join("userland/target/bin/uffd_kwrite");
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 512,
+        run: vec![bin.display().to_string()],
+        ..Default::default()
+    }
+    .boot();
+    out.expect_status(0);
+    for check in [
+        "userfaultfd",
+        "signal-frame-on-a-held-altstack-waits-for-the-handler",
+        "exit-does-not-wait-for-a-held-tid-page",
+    ] {
+        out.expect_line(&format!("uffd_kwrite: check {check}: ok"));
+    }
+    out.expect_line("uffd_kwrite: all checks passed");
+}

@@ -24,6 +24,18 @@ pub fn init_local() {
     percpu::current().set_local_apic(apic);
 }
 
+/// This CPU's LINT0 and LINT1 pins as its local APIC has them (the boot test's report).
+pub fn local_interrupt_pins() -> (drivers::apic::PinState, drivers::apic::PinState) {
+    // SAFETY: the APIC was enabled by `init_local` on this CPU; the direct map covers the
+    // xAPIC page.
+    let (lint0, lint1) =
+        unsafe { drivers::apic::local_interrupt_pins(phys_to_virt(XAPIC_PHYS) as u64) };
+    (
+        drivers::apic::PinState::from_lvt(lint0),
+        drivers::apic::PinState::from_lvt(lint1),
+    )
+}
+
 /// Whether x2APIC mode is in use.
 pub fn x2apic_mode() -> bool {
     X2APIC_MODE.load(Ordering::Relaxed)
