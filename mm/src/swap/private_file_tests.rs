@@ -288,3 +288,31 @@ fn hugetlb_private_file_pages_are_never_swapped() {
     h.aspace.read_bytes(a + 5, &mut got).unwrap();
     assert_eq!(&got, b"huge");
 }
+
+#[test]
+fn mprotect_keeps_swapped_copies_and_their_protection_applies_on_swap_in() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let (f, a) = mapped(&h);
+    reclaim_all(&h.aspace, &h);
+    h.aspace.mprotect(a, PAGES * PAGE_SIZE, Prot::READ).unwrap();
+    assert_eq!(h.aspace.swapped_pages(), WRITTEN, "mprotect leaves swap entries");
+    assert!(matches!(
+        h.aspace.fault(a, Access::Write, true),
+        Err(crate::fault::FaultError::AccErr)
+    ));
+    check_all(&h.aspace, a);
+    let pte = h.aspace.page_table().query(a).unwrap();
+    assert!(!pte.flags.contains(crate::pagetable::PteFlags::WRITE));
+    h.aspace
+        .mprotect(a, PAGES * PAGE_SIZE, Prot::READ | Prot::WRITE)
+        .unwrap();
+    h.aspace.write_bytes(a, b"again").unwrap();
+    let mut got = [0u8; 5];
+    h.aspace.read_bytes(a, &mut got).unwrap();
+    assert_eq!(&got, b"again");
+    h.aspace.teardown();
+    assert_eq!(swap.totals(), (63, 63));
+    drop(f);
+    assert_eq!(h.soft.live(), 0);
+}
