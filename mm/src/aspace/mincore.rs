@@ -53,8 +53,11 @@ impl<P: PageTable> AddressSpace<P> {
         // when the swap cache holds it, whatever the file's cache holds at its index.
         let swap = self.tunables().swap();
         self.page_table().scan_swap(addr, end, &mut |va, entry| {
-            out[((va - addr) / PAGE_SIZE) as usize] =
-                if swap.holds_page(entry) { 1 } else { SWAPPED_OUT };
+            out[((va - addr) / PAGE_SIZE) as usize] = if swap.holds_page(entry) {
+                1
+            } else {
+                SWAPPED_OUT
+            };
         });
         if let Some(f) = vma.file() {
             for (i, byte) in out.iter_mut().enumerate().filter(|(_, b)| **b == 0) {

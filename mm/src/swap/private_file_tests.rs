@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use super::super::tests::{reclaim_all, swap_on, Inline};
 use super::super::SwapoffStep;
 use crate::aspace::tests::{block_on, file_bytes, fork, harness, map_file, Harness};
-use crate::aspace::{Advice, AddressSpace};
+use crate::aspace::{AddressSpace, Advice};
 use crate::fault::{Access, FaultResolved};
 use crate::frame::PAGE_SIZE;
 use crate::pagecache::FileObject;
@@ -41,7 +41,9 @@ fn mapped(h: &Harness) -> (Arc<FileObject>, u64) {
         0,
     );
     for p in 0..PAGES {
-        h.aspace.fault(a + p * PAGE_SIZE, Access::Read, true).unwrap();
+        h.aspace
+            .fault(a + p * PAGE_SIZE, Access::Read, true)
+            .unwrap();
     }
     write_pages(&h.aspace, a, 0..WRITTEN);
     (f, a)
@@ -66,7 +68,10 @@ fn check(space: &AddressSpace<SoftPageTable>, a: u64, p: u64, private: bool) {
     } else {
         file[off..off + PAGE_BYTES].to_vec()
     };
-    assert!(back == want, "page {p} differs (private copy expected: {private})");
+    assert!(
+        back == want,
+        "page {p} differs (private copy expected: {private})"
+    );
 }
 
 fn check_all(space: &AddressSpace<SoftPageTable>, a: u64) {
@@ -80,13 +85,21 @@ fn private_copies_go_to_swap_and_the_cache_pages_stay() {
     let h = harness();
     let swap = swap_on(&h, 64, Arc::new(Inline));
     let (f, a) = mapped(&h);
-    assert_eq!(h.soft.live(), PAGES + WRITTEN, "cache pages and private copies");
+    assert_eq!(
+        h.soft.live(),
+        PAGES + WRITTEN,
+        "cache pages and private copies"
+    );
     assert_eq!(reclaim_all(&h.aspace, &h), WRITTEN as usize);
     assert_eq!(h.soft.live(), PAGES, "only the file's pages left");
     assert_eq!(h.aspace.swapped_pages(), WRITTEN);
     for p in WRITTEN..PAGES {
         let pte = h.aspace.page_table().query(a + p * PAGE_SIZE).unwrap();
-        assert_eq!(Some(pte.pfn), f.cache().peek(p), "the cache's page still mapped");
+        assert_eq!(
+            Some(pte.pfn),
+            f.cache().peek(p),
+            "the cache's page still mapped"
+        );
     }
     // The fault on a swapped copy reads the swap slot, never the file.
     assert_eq!(
@@ -118,7 +131,9 @@ fn a_fork_shares_the_slots_and_a_write_breaks_the_share() {
     check_all(&child, a);
     // The child's write is its own.
     child.write_bytes(a + 3, b"child").unwrap();
-    child.write_bytes(a + (PAGES - 1) * PAGE_SIZE, b"tail").unwrap();
+    child
+        .write_bytes(a + (PAGES - 1) * PAGE_SIZE, b"tail")
+        .unwrap();
     check_all(&h.aspace, a);
     let mut got = [0u8; 5];
     child.read_bytes(a + 3, &mut got).unwrap();
@@ -128,7 +143,9 @@ fn a_fork_shares_the_slots_and_a_write_breaks_the_share() {
     reclaim_all(&h.aspace, &h);
     assert_eq!(child.swapped_pages(), WRITTEN + 1);
     let mut tail = [0u8; 4];
-    child.read_bytes(a + (PAGES - 1) * PAGE_SIZE, &mut tail).unwrap();
+    child
+        .read_bytes(a + (PAGES - 1) * PAGE_SIZE, &mut tail)
+        .unwrap();
     assert_eq!(&tail, b"tail");
     check_all(&h.aspace, a);
     drop(child);
@@ -176,7 +193,11 @@ fn pageout_takes_only_private_copies_and_mincore_reports_them_gone() {
     let (f, a) = mapped(&h);
     let mut out = Vec::new();
     h.aspace.page_out(a, a + PAGES * PAGE_SIZE, &mut out);
-    assert_eq!(out.len(), WRITTEN as usize, "the cache's pages are not taken");
+    assert_eq!(
+        out.len(),
+        WRITTEN as usize,
+        "the cache's pages are not taken"
+    );
     block_on(swap.write_out(out, h.frames.clone()));
     assert_eq!(h.aspace.swapped_pages(), WRITTEN);
     // The file's cache holds every index, but the swapped copies are not resident.
@@ -276,7 +297,14 @@ fn hugetlb_private_file_pages_are_never_swapped() {
     let f = FileObject::new_hugetlb("/dev/hugepages/p", pages, h.frames.clone());
     f.set_size(HUGE_SIZE);
     let rw = Prot::READ | Prot::WRITE;
-    let a = map_file(&h.aspace, &f, HUGE_SIZE / PAGE_SIZE, rw, MapFlags::PRIVATE, 0);
+    let a = map_file(
+        &h.aspace,
+        &f,
+        HUGE_SIZE / PAGE_SIZE,
+        rw,
+        MapFlags::PRIVATE,
+        0,
+    );
     h.aspace.write_bytes(a + 5, b"huge").unwrap();
     assert_eq!(reclaim_all(&h.aspace, &h), 0);
     let mut out = Vec::new();
@@ -296,7 +324,11 @@ fn mprotect_keeps_swapped_copies_and_their_protection_applies_on_swap_in() {
     let (f, a) = mapped(&h);
     reclaim_all(&h.aspace, &h);
     h.aspace.mprotect(a, PAGES * PAGE_SIZE, Prot::READ).unwrap();
-    assert_eq!(h.aspace.swapped_pages(), WRITTEN, "mprotect leaves swap entries");
+    assert_eq!(
+        h.aspace.swapped_pages(),
+        WRITTEN,
+        "mprotect leaves swap entries"
+    );
     assert!(matches!(
         h.aspace.fault(a, Access::Write, true),
         Err(crate::fault::FaultError::AccErr)

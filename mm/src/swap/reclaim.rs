@@ -114,9 +114,7 @@ impl<P: PageTable> AddressSpace<P> {
             .tree
             .iter()
             .filter(|v| {
-                v.end > *cursor
-                    && !v.flags.contains(VmFlags::LOCKED)
-                    && v.interceptor.is_none()
+                v.end > *cursor && !v.flags.contains(VmFlags::LOCKED) && v.interceptor.is_none()
             })
             .filter_map(|v| Some((v.start.max(*cursor), v.end, ScanKind::of(v)?)))
             .collect();

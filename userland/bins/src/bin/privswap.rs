@@ -144,7 +144,10 @@ fn main(args: &peios_rt::Args) -> i32 {
     };
     let filled = fill_memfd(memfd, memfd_pages);
     checks.check("memfd_fill", filled.is_ok(), format_args!("{filled:?}"));
-    let (m, d) = match (map_private(memfd, memfd_pages), map_private(disk, disk_pages)) {
+    let (m, d) = match (
+        map_private(memfd, memfd_pages),
+        map_private(disk, disk_pages),
+    ) {
         (Ok(m), Ok(d)) => (m, d),
         (m, d) => {
             checks.check("map", false, format_args!("{:?} {:?}", m.err(), d.err()));
@@ -178,9 +181,16 @@ fn main(args: &peios_rt::Args) -> i32 {
         m.mismatches(MEMFD_PRIVATE, 0, 1),
         d.mismatches(DISK_PRIVATE, 0, 1),
     );
-    checks.check("read_back", bad == (0, 0), format_args!("bad pages {bad:?}"));
+    checks.check(
+        "read_back",
+        bad == (0, 0),
+        format_args!("bad pages {bad:?}"),
+    );
     // The files keep their own bytes: a second private mapping of each, read only.
-    match (map_private(memfd, memfd_pages), map_private(disk, disk_pages)) {
+    match (
+        map_private(memfd, memfd_pages),
+        map_private(disk, disk_pages),
+    ) {
         (Ok(m2), Ok(d2)) => {
             let bad = (
                 m2.mismatches(MEMFD_SEED, 0, SAMPLE_STEP),
@@ -268,7 +278,9 @@ fn main(args: &peios_rt::Args) -> i32 {
         (0..gone).filter(|&p| !holds(&d, p, &disk_word)).count(),
     );
     let kept = (
-        (gone..m.pages).filter(|&p| !holds(&m, p, &|p, i| word(MEMFD_PRIVATE, p, i))).count(),
+        (gone..m.pages)
+            .filter(|&p| !holds(&m, p, &|p, i| word(MEMFD_PRIVATE, p, i)))
+            .count(),
         (gone..d.pages)
             .step_by(SAMPLE_STEP)
             .filter(|&p| !holds(&d, p, &|p, i| word(DISK_PRIVATE, p, i)))
