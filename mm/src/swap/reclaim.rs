@@ -91,7 +91,8 @@ pub struct WriteOutcome {
 
 impl<P: PageTable> AddressSpace<P> {
     /// Moves the clock hand `cursor` over this address space's private anonymous
-    /// pages: clears the accessed bit of pages in use, and takes pages not used since
+    /// pages (with the private copies in private file mappings) and its shared shmem
+    /// mappings: clears the accessed bit of pages in use, and takes pages not used since
     /// the last pass whose frame `on_node` accepts, pushing them on `out` (the caller
     /// writes them with [`Swap::write_out`]). Returns true when the hand went past the
     /// last VMA (it restarts at 0). Runs under the tree's read lock, beside faults.
