@@ -1,6 +1,6 @@
 //! Private file mappings through swap: the private copies a write made go to swap
 //! like anonymous pages and come back byte-identical; the page-cache pages the
-//! mapping still shares stay; fork, `MADV_DONTNEED`, `MADV_PAGEOUT`, mincore, munmap
+//! mapping still shares are only unmapped when cold; fork, `MADV_DONTNEED`, `MADV_PAGEOUT`, mincore, munmap
 //! and swapoff treat those swap entries as they treat anonymous ones. Over frames, a
 //! RAM disk and the software page table.
 
@@ -81,7 +81,7 @@ fn check_all(space: &AddressSpace<SoftPageTable>, a: u64) {
 }
 
 #[test]
-fn private_copies_go_to_swap_and_the_cache_pages_stay() {
+fn private_copies_go_to_swap_and_cold_cache_pages_are_unmapped() {
     let h = harness();
     let swap = swap_on(&h, 64, Arc::new(Inline));
     let (f, a) = mapped(&h);
@@ -93,13 +93,23 @@ fn private_copies_go_to_swap_and_the_cache_pages_stay() {
     assert_eq!(reclaim_all(&h.aspace, &h), WRITTEN as usize);
     assert_eq!(h.soft.live(), PAGES, "only the file's pages left");
     assert_eq!(h.aspace.swapped_pages(), WRITTEN);
+    // The pages never written are the cache's: unmapped, not swapped, and held by
+    // the cache alone (its reclaim may drop them); a fault maps them again.
     for p in WRITTEN..PAGES {
-        let pte = h.aspace.page_table().query(a + p * PAGE_SIZE).unwrap();
+        let va = a + p * PAGE_SIZE;
+        assert_eq!(h.aspace.page_table().query(va), None, "page {p} unmapped");
         assert_eq!(
-            Some(pte.pfn),
-            f.cache().peek(p),
-            "the cache's page still mapped"
+            h.aspace.page_table().query_swap(va),
+            None,
+            "page {p} not in swap"
         );
+        let cached = f.cache().peek(p).expect("still in the page cache");
+        assert_eq!(h.frames.count(cached), 1);
+        assert_eq!(
+            h.aspace.fault(va, Access::Read, true).unwrap(),
+            FaultResolved::FileMinor
+        );
+        assert_eq!(h.aspace.page_table().query(va).unwrap().pfn, cached);
     }
     // The fault on a swapped copy reads the swap slot, never the file.
     assert_eq!(

@@ -19,7 +19,9 @@
 //! page, and tells them apart by asking the page cache which frame it holds for the
 //! page's file index ([`FileRange::is_private_copy`]); the fault path maps a swap
 //! entry back from swap whatever the VMA's backing, so the written bytes come back,
-//! never the file's.
+//! never the file's. A cold page-cache page such a mapping maps is unmapped (as a
+//! shared shmem mapping's are), so the page cache's reclaim can drop it and a later
+//! fault maps it again from the file.
 //!
 //! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
 //! shares, KSM stable pages, page-cache pages: their count is above one), entries
@@ -161,8 +163,14 @@ impl<P: PageTable> AddressSpace<P> {
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
                     match &kind {
-                        ScanKind::Shmem(r) => {
-                            self.try_unmap_shmem(
+                        ScanKind::Anon => {}
+                        ScanKind::PrivateFile(r) if r.is_private_copy(va, pte.pfn) => {}
+                        // The page cache's own page (a shared shmem mapping's, or one a
+                        // private mapping read and never wrote): unmapped when cold, for
+                        // the shmem scan or the file cache's reclaim to take (a private
+                        // mapping faults it back from the file, as on Linux).
+                        ScanKind::Shmem(r) | ScanKind::PrivateFile(r) => {
+                            self.try_unmap_cached(
                                 &r.file,
                                 r.index(va),
                                 va,
@@ -173,8 +181,6 @@ impl<P: PageTable> AddressSpace<P> {
                             );
                             continue;
                         }
-                        ScanKind::PrivateFile(r) if !r.is_private_copy(va, pte.pfn) => continue,
-                        ScanKind::PrivateFile(_) | ScanKind::Anon => {}
                     }
                     if self.try_page_out(
                         &swap,
@@ -471,8 +477,8 @@ impl<P: PageTable> AddressSpace<P> {
 enum ScanKind {
     /// Private anonymous memory: every page may go to swap.
     Anon,
-    /// A private mapping of a file: its private copies may go to swap, its page-cache
-    /// pages stay (the page cache's reclaim drops them once unmapped).
+    /// A private mapping of a file: its private copies may go to swap, its cold
+    /// page-cache pages are unmapped (the page cache's reclaim drops them then).
     PrivateFile(FileRange),
     /// A shared mapping of a shmem object: cold entries are unmapped for the shmem
     /// scan to take the pages.
