@@ -273,39 +273,32 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
         }
     }
     charge_kernel(&thread, &mut kernel_since);
-    // The exit clears the tid word a joiner waits on: its page is brought in first,
-    // waiting for a swap-in or reclaim as a fault does. Under heavy swap the write's
-    // inline swap-in could time out, the word stay set, and the joiner wait forever. A
-    // userfaultfd is not waited for (Linux's handle_userfault skips an exiting task).
-    let ctid = thread.clear_child_tid.load(Ordering::SeqCst);
-    if ctid != 0 && !thread.process.exiting.load(Ordering::SeqCst) {
-        fault_in_for_kernel_write(&thread, &space, ctid).await;
+    let ctid = proc::thread::begin_exit_thread(&thread, &mut ctx);
+    if let Some(ctid) = ctid {
+        clear_tid_word(&thread, ctid).await;
     }
-    proc::thread::exit_thread(&thread, &mut ctx);
+    proc::thread::exit_thread(&thread, ctid);
     LoopEnd::Exit
 }
 
-/// Rounds of waiting [`fault_in_for_kernel_write`] allows (each one a swap-in, a
-/// reclaim round or a userfaultfd answer).
-const FAULT_IN_ROUNDS: usize = 8;
+/// Rounds of waiting [`clear_tid_word`] allows (each one a swap-in or a reclaim round).
+const CLEAR_TID_ROUNDS: usize = 8;
 
-/// Makes the user page at `addr` present and writable for the exit's write of the tid
-/// word, awaiting a slow swap-in or reclaim as a user fault would. Any other outcome
-/// (a userfaultfd's page among them) ends it: the write then fails as it would have.
-async fn fault_in_for_kernel_write(
-    thread: &Thread,
-    space: &crate::mem::aspace::AddressSpace,
-    addr: u64,
-) {
-    for _ in 0..FAULT_IN_ROUNDS {
-        match space.mm().fault(addr, mm::fault::Access::Write, false) {
-            Err(mm::fault::FaultError::NeedsWait(wait))
-                if !matches!(wait.reason(), mm::fault::WaitReason::Userfault { .. }) =>
-            {
+/// Writes 0 to the exiting thread's clear_child_tid word at `ctid`, which a joiner
+/// waits on. Under heavy swap the word's page may take longer to come back than a
+/// kernel access spins for: the write then parks its wait, this awaits it as a fault
+/// does and writes again. Without that the word stayed set and the joiner waited
+/// forever. A userfaultfd's page is not waited for (Linux's handle_userfault skips an
+/// exiting task), nor a bad address: the word is then left as it is.
+async fn clear_tid_word(thread: &Thread, ctid: u64) {
+    for _ in 0..CLEAR_TID_ROUNDS {
+        crate::memd::userfaultfd::clear_kernel_wait();
+        if crate::arch::uaccess::write_user::<u32>(ctid, &0).is_ok() {
+            return;
+        }
+        match crate::memd::userfaultfd::take_kernel_wait(u64::from(thread.tid)) {
+            Some(wait) if !matches!(wait.reason(), mm::fault::WaitReason::Userfault { .. }) => {
                 wait_fault(thread, wait).await;
-                if thread.is_interrupted() {
-                    return;
-                }
             }
             _ => return,
         }
