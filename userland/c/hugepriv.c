@@ -23,13 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifndef F_ADD_SEALS
-#define F_ADD_SEALS 1033
-#define F_GET_SEALS 1034
-#endif
-#ifndef F_SEAL_EXEC
-#define F_SEAL_EXEC 0x0020
-#endif
+#define PROG "hugepriv"
+#include "check.h"
+#include "seals.h"
+
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
 #endif
@@ -41,22 +38,6 @@
 #endif
 
 #define HPAGE (2L << 20)
-
-static const char *current = "";
-
-static void fail(const char *what, long got) {
-    printf("hugepriv: check %s: FAILED (%s: got %ld, errno %d %s)\n", current, what, got, errno,
-           strerror(errno));
-    fflush(stdout);
-    exit(1);
-}
-
-#define EXPECT(cond) do { if (!(cond)) fail(#cond, 0); } while (0)
-#define EXPECT_EQ(val, want) do { long v_ = (long)(val); if (v_ != (long)(want)) fail(#val " == " #want, v_); } while (0)
-#define EXPECT_ERR(call, e) do { errno = 0; long r_ = (long)(call); if (r_ != -1 || errno != (e)) fail(#call " fails with " #e, r_); } while (0)
-
-static void begin(const char *name) { current = name; }
-static void ok(void) { printf("hugepriv: check %s: ok\n", current); fflush(stdout); }
 
 static long meminfo(const char *key) {
     FILE *f = fopen("/proc/meminfo", "r");

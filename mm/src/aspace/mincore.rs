@@ -7,6 +7,10 @@ use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
 use crate::pagetable::PageTable;
 
+/// A mark `mincore_step` leaves on a swapped page the swap cache does not hold, so
+/// the file's cache is not asked about it (0 in the result).
+const SWAPPED_OUT: u8 = 2;
+
 /// Most pages one [`AddressSpace::mincore_step`] reports: one page of result bytes, as
 /// Linux's `mincore` does per round (so the kernel's buffer stays one page whatever the
 /// length asked for).
@@ -30,8 +34,9 @@ impl<P: PageTable> AddressSpace<P> {
     }
 
     /// One round of `mincore` (Linux's `do_mincore`): fills `out` from the page at
-    /// `addr` (page aligned) with 1 for resident pages (mapped in the page table, or for
-    /// file pages present in the page cache), 0 otherwise, stopping at the end of the
+    /// `addr` (page aligned) with 1 for resident pages (mapped in the page table,
+    /// swapped but held by the swap cache, or, with no entry, file pages present in
+    /// the page cache), 0 otherwise, stopping at the end of the
     /// VMA holding `addr` or of `out`. Returns the pages filled; `ENOMEM` if no VMA holds
     /// `addr`.
     pub fn mincore_step(&self, addr: u64, out: &mut [u8]) -> Result<usize, MmError> {
@@ -46,11 +51,25 @@ impl<P: PageTable> AddressSpace<P> {
             .scan(VirtAddr::new(addr), VirtAddr::new(end), &mut |va, _| {
                 out[((va.as_u64() - addr) / PAGE_SIZE) as usize] = 1;
             });
+        // A swapped page (anonymous, or a private copy of a file page) is resident
+        // when the swap cache holds it, whatever the file's cache holds at its index.
+        let swap = self.tunables().swap();
+        self.page_table()
+            .scan_swap(VirtAddr::new(addr), VirtAddr::new(end), &mut |va, entry| {
+                out[((va.as_u64() - addr) / PAGE_SIZE) as usize] = if swap.holds_page(entry) {
+                    1
+                } else {
+                    SWAPPED_OUT
+                };
+            });
         if let Some(f) = vma.file() {
             for (i, byte) in out.iter_mut().enumerate().filter(|(_, b)| **b == 0) {
                 let va = addr + i as u64 * PAGE_SIZE;
                 *byte = u8::from(f.cache().peek(vma.file_index(va)).is_some());
             }
+        }
+        for byte in out.iter_mut().filter(|b| **b == SWAPPED_OUT) {
+            *byte = 0;
         }
         Ok(pages)
     }

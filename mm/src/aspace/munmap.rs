@@ -70,9 +70,12 @@ impl<P: PageTable> AddressSpace<P> {
         Ok(())
     }
 
-    /// Zaps the pages of `parts` (pieces of VMAs still in the tree: `MADV_DONTNEED`),
-    /// their reservations kept; a private hugetlb page of the mapping's own gets its
-    /// reservation back, as on Linux 6.12.
+    /// Zaps the pages of `parts` (pieces of VMAs still in the tree: `MADV_DONTNEED`,
+    /// `MADV_FREE`, `MADV_REMOVE`), their reservations kept; a private hugetlb page of
+    /// the mapping's own gets its reservation back, as on Linux 6.12. Swap entries go
+    /// too and their slots are released: the next fault finds nothing there and maps a
+    /// zeroed page, or the file's page in a private file mapping (as Linux's
+    /// `zap_pte_range` frees swap entries).
     pub(super) fn zap_parts(&self, parts: &[crate::vma::Vma]) {
         let own_hugetlb_pages = self.hugetlb_private_pages(parts);
         let mut zap = Zap::new(self.frames(), &**self.tlb());
@@ -81,6 +84,9 @@ impl<P: PageTable> AddressSpace<P> {
         }
         zap.finish();
         super::hugetlb_trunc::restore_reservations(own_hugetlb_pages);
+        for v in parts {
+            self.release_swap_range(v.start, v.end);
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::fault::{
     WaitReason,
 };
 use crate::pagetable::{PageTable, Pte, PteFlags};
-use crate::vma::{Backing, Vma};
+use crate::vma::Vma;
 
 impl<P: PageTable> AddressSpace<P> {
     /// A fault on `page`, whose entry is the swap entry `entry` (tree read lock held).
@@ -231,7 +231,7 @@ impl<P: PageTable> AddressSpace<P> {
         let mut reading: Option<FaultFuture> = None;
         let mut started = 0;
         for vma in st.tree.iter() {
-            if !matches!(vma.backing, Backing::Anon) {
+            if !may_hold_swap_entries(vma) {
                 continue;
             }
             let mut pages = Vec::new();
@@ -269,6 +269,14 @@ impl<P: PageTable> AddressSpace<P> {
             None => SwapoffStep::Done,
         })
     }
+}
+
+/// Whether `vma`'s page-table entries may be swap entries: a private mapping, of
+/// anonymous memory or of a file (whose private copies reclaim swaps like anonymous
+/// pages), that is not hugetlb memory (never swapped). Shared shmem mappings hold no
+/// swap entries: their swapped pages are recorded in the object's page cache.
+pub(crate) fn may_hold_swap_entries(vma: &Vma) -> bool {
+    vma.is_private() && vma.hugetlb.is_none()
 }
 
 /// Most pages one [`AddressSpace::swapoff_step`] handles per VMA (its list of entries

@@ -734,6 +734,21 @@ impl Swap {
         }
     }
 
+    /// Whether the swap cache holds `entry`'s page up to date in memory (`mincore` of
+    /// a swapped page, as Linux's `mincore_page` of the swap cache): cached clean,
+    /// being written or left unwritten; not while its read is in flight.
+    pub fn holds_page(&self, entry: SwapEntry) -> bool {
+        self.area(entry.area()).is_some_and(|a| {
+            a.inner.lock().cache.get(&entry.slot()).is_some_and(|c| {
+                c.pfn.is_some()
+                    && matches!(
+                        c.state,
+                        CacheState::Clean | CacheState::Writeback | CacheState::Unwritten
+                    )
+            })
+        })
+    }
+
     /// Entries naming `entry`'s slot (tests and `/proc` figures).
     pub fn refs(&self, entry: SwapEntry) -> u16 {
         self.area(entry.area())

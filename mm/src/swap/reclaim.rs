@@ -11,9 +11,22 @@
 //! Transparent huge pages age whole (the huge entry's accessed bit) and are split
 //! when the hand finds one untouched; their 4 KiB pages then go like any other.
 //!
+//! Private mappings of files (a disk file, a tmpfs file or memfd, a program's data
+//! segment mapped `MAP_PRIVATE`) hold two kinds of page: the page-cache page, mapped
+//! read-only until written, which belongs to the page cache's own reclaim; and the
+//! private copy a write made, which is anonymous memory (Linux's `PageAnon` in the
+//! VMA's `anon_vma`). The hand takes the private copies to swap like any anonymous
+//! page, and tells them apart by asking the page cache which frame it holds for the
+//! page's file index ([`FileRange::is_private_copy`]); the fault path maps a swap
+//! entry back from swap whatever the VMA's backing, so the written bytes come back,
+//! never the file's. A cold page-cache page such a mapping maps is unmapped (as a
+//! shared shmem mapping's are), so the page cache's reclaim can drop it and a later
+//! fault maps it again from the file.
+//!
 //! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
 //! shares, KSM stable pages, page-cache pages: their count is above one), entries
-//! being copied (`BUSY`), file mappings, and hugetlb memory (not anonymous VMAs).
+//! being copied (`BUSY`), shared mappings of regular files, and hugetlb memory (never
+//! swapped, private or shared).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -81,7 +94,8 @@ pub struct WriteOutcome {
 
 impl<P: PageTable> AddressSpace<P> {
     /// Moves the clock hand `cursor` over this address space's private anonymous
-    /// pages: clears the accessed bit of pages in use, and takes pages not used since
+    /// pages (with the private copies in private file mappings) and its shared shmem
+    /// mappings: clears the accessed bit of pages in use, and takes pages not used since
     /// the last pass whose frame `on_node` accepts, pushing them on `out` (the caller
     /// writes them with [`Swap::write_out`]). Returns true when the hand went past the
     /// last VMA (it restarts at 0). Runs under the tree's read lock, beside faults.
@@ -97,29 +111,19 @@ impl<P: PageTable> AddressSpace<P> {
         let mut batch = TlbBatch::new();
         let mut unmapped = Vec::new();
         let mut target = None;
-        // Private anonymous VMAs, and shared mappings of shmem objects (whose cold
-        // entries are unmapped, for the shmem scan to take the pages: `super::shmem`).
-        let ranges: Vec<(u64, u64, Option<ShmemRange>)> = st
+        // Private anonymous VMAs, private copies in private file VMAs, and shared
+        // mappings of shmem objects (whose cold entries are unmapped, for the shmem
+        // scan to take the pages: `super::shmem`).
+        let ranges: Vec<(u64, u64, ScanKind)> = st
             .tree
             .iter()
             .filter(|v| {
-                v.end > *cursor
-                    && !v.flags.contains(VmFlags::LOCKED)
-                    && v.interceptor.is_none()
-                    && ((matches!(v.backing, Backing::Anon) && v.is_private())
-                        || shmem_swappable(v))
+                v.end > *cursor && !v.flags.contains(VmFlags::LOCKED) && v.interceptor.is_none()
             })
-            .map(|v| {
-                let shmem = v.file().filter(|_| shmem_swappable(v)).map(|f| ShmemRange {
-                    file: f.clone(),
-                    vma_start: v.start,
-                    pgoff: v.pgoff,
-                });
-                (v.start.max(*cursor), v.end, shmem)
-            })
+            .filter_map(|v| Some((v.start.max(*cursor), v.end, ScanKind::of(v)?)))
             .collect();
         let mut wrapped = true;
-        'vmas: for (start, end, shmem) in ranges {
+        'vmas: for (start, end, kind) in ranges {
             let mut at = start;
             while at < end {
                 if budget.scan == 0 || budget.take == 0 {
@@ -162,18 +166,25 @@ impl<P: PageTable> AddressSpace<P> {
                 }
                 for (va, pte) in present {
                     budget.scan = budget.scan.saturating_sub(1);
-                    if let Some(r) = &shmem {
-                        let index = r.pgoff + (va.as_u64() - r.vma_start) / PAGE_SIZE;
-                        self.try_unmap_shmem(
-                            &r.file,
-                            index,
-                            va.as_u64(),
-                            pte,
-                            on_node,
-                            &mut batch,
-                            &mut unmapped,
-                        );
-                        continue;
+                    match &kind {
+                        ScanKind::Anon => {}
+                        ScanKind::PrivateFile(r) if r.is_private_copy(va.as_u64(), pte.pfn) => {}
+                        // The page cache's own page (a shared shmem mapping's, or one a
+                        // private mapping read and never wrote): unmapped when cold, for
+                        // the shmem scan or the file cache's reclaim to take (a private
+                        // mapping faults it back from the file, as on Linux).
+                        ScanKind::Shmem(r) | ScanKind::PrivateFile(r) => {
+                            self.try_unmap_cached(
+                                &r.file,
+                                r.index(va.as_u64()),
+                                va.as_u64(),
+                                pte,
+                                on_node,
+                                &mut batch,
+                                &mut unmapped,
+                            );
+                            continue;
+                        }
                     }
                     if self.try_page_out(
                         &swap,
@@ -239,8 +250,10 @@ impl<P: PageTable> AddressSpace<P> {
         freed
     }
 
-    /// The private anonymous, unlocked VMAs' parts within `[start, end)`.
-    fn reclaimable_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+    /// The parts within `[start, end)` of the unlocked VMAs holding anonymous memory
+    /// that reclaim could take: private anonymous VMAs, and private file VMAs (whose
+    /// private copies only are taken; the [`FileRange`] tells them apart).
+    fn reclaimable_ranges(&self, start: u64, end: u64) -> Vec<(u64, u64, Option<FileRange>)> {
         self.state()
             .read()
             .tree
@@ -248,12 +261,17 @@ impl<P: PageTable> AddressSpace<P> {
             .filter(|v| {
                 v.end > start
                     && v.start < end
-                    && matches!(v.backing, Backing::Anon)
-                    && v.is_private()
                     && !v.flags.contains(VmFlags::LOCKED)
                     && v.interceptor.is_none()
             })
-            .map(|v| (v.start.max(start), v.end.min(end)))
+            .filter_map(|v| {
+                let file = match ScanKind::of(v)? {
+                    ScanKind::Anon => None,
+                    ScanKind::PrivateFile(f) => Some(f),
+                    ScanKind::Shmem(_) => return None,
+                };
+                Some((v.start.max(start), v.end.min(end), file))
+            })
             .collect()
     }
 
@@ -262,7 +280,7 @@ impl<P: PageTable> AddressSpace<P> {
     /// Returns the pages made cold.
     pub fn make_cold(&self, start: u64, end: u64) -> usize {
         let mut n = 0;
-        for (s, e) in self.reclaimable_ranges(start, end) {
+        for (s, e, file) in self.reclaimable_ranges(start, end) {
             let mut present = Vec::new();
             let mut huge_leaves = Vec::new();
             self.page_table().scan_leaves(
@@ -273,11 +291,15 @@ impl<P: PageTable> AddressSpace<P> {
                         if huge {
                             huge_leaves.push((va, pte));
                         } else {
-                            present.push(va);
+                            present.push((va, pte.pfn));
                         }
                     }
                 },
             );
+            // The page cache is asked outside the page-table walk.
+            if let Some(f) = &file {
+                present.retain(|&(va, pfn)| f.is_private_copy(va.as_u64(), pfn));
+            }
             // A huge page goes cold whole (reclaim splits it when it comes by).
             for (va, pte) in huge_leaves {
                 if !pte.flags.contains(PteFlags::HUGETLB) {
@@ -285,7 +307,7 @@ impl<P: PageTable> AddressSpace<P> {
                     n += usize::from(self.page_table().replace_huge(va, pte, cold).is_ok());
                 }
             }
-            for va in present {
+            for (va, _) in present {
                 self.page_table()
                     .update_flags(va, &mut |f| f - PteFlags::ACCESSED);
                 n += 1;
@@ -305,7 +327,7 @@ impl<P: PageTable> AddressSpace<P> {
         let mut batch = TlbBatch::new();
         let mut unmapped = Vec::new();
         let mut target = None;
-        for (s, e) in ranges {
+        for (s, e, file) in ranges {
             // Huge pages in the range are split first (Linux splits a large folio it
             // cannot swap whole); only their pages inside the range then go.
             let mut huge_leaves = Vec::new();
@@ -331,6 +353,9 @@ impl<P: PageTable> AddressSpace<P> {
                     }
                 },
             );
+            if let Some(f) = &file {
+                present.retain(|&(va, pte)| f.is_private_copy(va.as_u64(), pte.pfn));
+            }
             for (va, mut pte) in present {
                 if pte.flags.contains(PteFlags::ACCESSED) {
                     self.page_table()
@@ -464,11 +489,63 @@ impl<P: PageTable> AddressSpace<P> {
     }
 }
 
-/// A shared mapping of a shmem object under the clock hand.
-struct ShmemRange {
+/// What the clock hand does in a VMA.
+enum ScanKind {
+    /// Private anonymous memory: every page may go to swap.
+    Anon,
+    /// A private mapping of a file: its private copies may go to swap, its cold
+    /// page-cache pages are unmapped (the page cache's reclaim drops them then).
+    PrivateFile(FileRange),
+    /// A shared mapping of a shmem object: cold entries are unmapped for the shmem
+    /// scan to take the pages.
+    Shmem(FileRange),
+}
+
+impl ScanKind {
+    /// How reclaim treats `vma`, `None` if it leaves it alone: shared mappings of
+    /// regular files (their pages are the page cache's) and hugetlb memory (never
+    /// swapped).
+    fn of(vma: &crate::vma::Vma) -> Option<ScanKind> {
+        if vma.hugetlb.is_some() {
+            return None;
+        }
+        let range = |file: &Arc<FileObject>| FileRange {
+            file: file.clone(),
+            vma_start: vma.start,
+            pgoff: vma.pgoff,
+        };
+        match &vma.backing {
+            Backing::Anon if vma.is_private() => Some(ScanKind::Anon),
+            Backing::File(f) if vma.is_private() && f.hugetlb().is_none() => {
+                Some(ScanKind::PrivateFile(range(f)))
+            }
+            Backing::File(f) if shmem_swappable(vma) => Some(ScanKind::Shmem(range(f))),
+            _ => None,
+        }
+    }
+}
+
+/// A file-backed VMA under the clock hand: the file and where the VMA maps it.
+struct FileRange {
     file: Arc<FileObject>,
     vma_start: u64,
     pgoff: u64,
+}
+
+impl FileRange {
+    /// The file page mapped at `va`.
+    fn index(&self, va: u64) -> u64 {
+        self.pgoff + (va - self.vma_start) / PAGE_SIZE
+    }
+
+    /// Whether the frame `pfn` mapped at `va` of a private mapping is a private copy
+    /// (anonymous memory, written since it was mapped) rather than the page cache's
+    /// page of the file. The cache never takes a private copy in, so a frame that is
+    /// not the cache's page for this index is private (a page the cache let go while
+    /// it stayed mapped is the process's alone as well).
+    fn is_private_copy(&self, va: u64, pfn: Pfn) -> bool {
+        self.file.cache().peek(self.index(va)) != Some(pfn)
+    }
 }
 
 /// Whether reclaim ages and unmaps `vma`'s entries for shmem swap: a shared mapping
@@ -631,3 +708,7 @@ fn submit_run(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "private_file_tests.rs"]
+mod private_file_tests;

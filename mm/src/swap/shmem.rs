@@ -215,12 +215,14 @@ pub fn shmem_totals() -> (u64, u64) {
 }
 
 impl<P: PageTable> AddressSpace<P> {
-    /// The page-table walk's step for an entry of a shared shmem mapping (file page
-    /// `index` of `file`): clears the accessed bit of a page in use; unmaps a page not
-    /// used since the hand last passed (the page stays in the page cache), its frame
-    /// reference dropped after the flush (in `unmapped`). True if it was unmapped.
+    /// The page-table walk's step for an entry mapping file page `index` of `file`
+    /// from the page cache (a shared shmem mapping's, or a page a private file
+    /// mapping has not written): clears the accessed bit of a page in use; unmaps a
+    /// page not used since the hand last passed (the page stays in the page cache),
+    /// its frame reference dropped after the flush (in `unmapped`). An entry mapping
+    /// another frame is left alone. True if it was unmapped.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn try_unmap_shmem(
+    pub(super) fn try_unmap_cached(
         &self,
         file: &FileObject,
         index: u64,

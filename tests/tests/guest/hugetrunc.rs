@@ -12,13 +12,14 @@
 
 use guest_tests::{repo_root, Guest};
 
-#[test]
-fn hugetrunc_program_passes() {
+/// Boots `hugetrunc` in a guest of `mem_mib` and checks the 2 MiB part (and the
+/// 1 GiB part when `gib` is set, else its skip line).
+fn run_hugetrunc(mem_mib: u32, gib: bool) {
     let bin = repo_root().join("userland/target/bin/hugetrunc");
     let out = Guest {
         cpus: 2,
         nodes: 1,
-        mem_mib: 6144,
+        mem_mib,
         run: vec![bin.display().to_string()],
         ..Default::default()
     }
@@ -30,7 +31,6 @@ fn hugetrunc_program_passes() {
         "hugetlbfs-truncate-and-o-trunc-unmap",
         "fallocate-punch-hole-and-allocate",
         "dontneed-restores-a-private-pages-reservation",
-        "private-1g-file-mapping",
     ] {
         out.expect_line(&format!("hugetrunc: check {check}: ok"));
     }
@@ -46,10 +46,30 @@ fn hugetrunc_program_passes() {
         "fallocate-punch-hole-and-allocate: refused-past-the-pool-keeps-what-it-took: free 0 rsvd 0",
         "dontneed-restores-a-private-pages-reservation: anon-dontneed: free 6 rsvd 2",
         "dontneed-restores-a-private-pages-reservation: own-page-dontneed: free 5 rsvd 2",
-        "private-1g-file-mapping: private-copied: 1G free 0 rsvd 0",
-        "private-1g-file-mapping: truncated: 1G free 2 rsvd 1",
     ] {
         out.expect_line(&format!("hugetrunc: {line}"));
     }
+    if gib {
+        out.expect_line("hugetrunc: check private-1g-file-mapping: ok");
+        out.expect_line("hugetrunc: private-1g-file-mapping: private-copied: 1G free 0 rsvd 0");
+        out.expect_line("hugetrunc: private-1g-file-mapping: truncated: 1G free 2 rsvd 1");
+    } else {
+        out.expect_line("hugetrunc: skip private-1g-file-mapping: the 1 GiB pool holds");
+    }
     out.expect_line("hugetrunc: all checks passed");
+}
+
+/// The 2 MiB checks in a 1 GiB guest (too small for two 1 GiB pages: that part skips).
+#[test]
+fn hugetrunc_program_passes() {
+    run_hugetrunc(1024, false);
+}
+
+/// The whole program with the 1 GiB part, in a 6 GiB guest as Linux needed: by hand
+/// (`--ignored`), since it copies a 1 GiB page and the guest touches over 3 GiB of the
+/// host's memory.
+#[test]
+#[ignore]
+fn hugetrunc_program_passes_with_a_1g_pool() {
+    run_hugetrunc(6144, true);
 }

@@ -12,6 +12,7 @@ mod heap;
 mod hugepriv;
 mod hugetrunc;
 mod memctl;
+mod privswap;
 mod shmem;
 mod shmswap;
 mod stressng;

@@ -607,6 +607,21 @@ impl Worker {
             // Populating or locking more than the arena is only slow.
             flags &= !(0x8000 | 0x2000);
         }
+        if placed && flags & 0x40000 != 0 {
+            // MAP_HUGETLB rounds the length up to a whole huge page (2 MiB here: the
+            // size bits are cleared), which from the chaos zone's last 2 MiB boundary
+            // would map over the barrier and every lane: kept only where the rounded
+            // range stays in the chaos zone (seed 107 once lost all its lanes so).
+            flags &= !(0x3f << 26);
+            let huge = 2usize << 20;
+            let end = len
+                .div_ceil(huge)
+                .checked_mul(huge)
+                .and_then(|rounded| (a & !(PAGE_SIZE - 1)).checked_add(rounded));
+            if !end.is_some_and(|e| e <= ar.chaos_end) {
+                flags &= !0x40000;
+            }
+        }
         let prot = if rng.chance(8) {
             chaos_prot(rng)
         } else {
