@@ -253,8 +253,9 @@ pub(crate) fn fresh_hw_bits(access: Access) -> PteFlags {
 
 impl<P: PageTable> AddressSpace<P> {
     /// Installs `pte` (whose frame reference the caller holds) and reports `kind`, or
-    /// releases the reference when another fault got there first (`Spurious`) or the
-    /// page table could not grow (`Oom`).
+    /// releases the reference when another fault got there first (`Spurious`, unless
+    /// this fault did the I/O: it stays major, as Linux counts `majflt` for the reader
+    /// whoever maps the page) or the page table could not grow (`Oom`).
     fn install_or_release(
         &self,
         page: u64,
@@ -265,7 +266,11 @@ impl<P: PageTable> AddressSpace<P> {
             Ok(()) => Ok(kind),
             Err(InstallError::Occupied(_)) => {
                 self.frames().put(pte.pfn);
-                Ok(FaultResolved::Spurious)
+                Ok(if kind.is_major() {
+                    kind
+                } else {
+                    FaultResolved::Spurious
+                })
             }
             Err(InstallError::NoMemory) => {
                 self.frames().put(pte.pfn);
