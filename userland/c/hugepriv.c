@@ -39,22 +39,7 @@
 
 #define HPAGE (2L << 20)
 
-static long meminfo(const char *key) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, key, n) && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
+#include "meminfo.h"
 
 /* Prints the counters after `step` and checks them against the expected ones. */
 static void counters(const char *step, long want_free, long want_rsvd) {

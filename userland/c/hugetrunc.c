@@ -46,22 +46,7 @@
 #define HPAGE (2L << 20)
 #define GPAGE (1L << 30)
 
-static long meminfo(const char *key) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, key, n) && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
+#include "meminfo.h"
 
 static long read_long(const char *path) {
     FILE *f = fopen(path, "r");

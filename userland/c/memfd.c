@@ -44,22 +44,7 @@
 
 static int add_seals(int fd, int seals) { return fcntl(fd, F_ADD_SEALS, seals); }
 
-static long meminfo(const char *key) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, key, n) && line[n] == ':') {
-            v = strtol(line + n + 1, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
+#include "meminfo.h"
 
 static long hp_free(void) { return meminfo("HugePages_Free"); }
 static long hp_rsvd(void) { return meminfo("HugePages_Rsvd"); }

@@ -6,9 +6,9 @@
 
 use guest_tests::{repo_root, Guest};
 
-#[test]
-fn uffd_fork_event_passes() {
-    let bin = repo_root().join("userland/target/bin/uffd_fork");
+/// Boots `program` (a C uffd test in userland/target/bin) alone in a small guest.
+fn boot_program(program: &str) -> guest_tests::Outcome {
+    let bin = repo_root().join("userland/target/bin").join(program);
     let out = Guest {
         cpus: 2,
         nodes: 1,
@@ -18,6 +18,12 @@ fn uffd_fork_event_passes() {
     }
     .boot();
     out.expect_status(0);
+    out
+}
+
+#[test]
+fn uffd_fork_event_passes() {
+    let out = boot_program("uffd_fork");
     for check in [
         "api-offers-event-fork",
         "fork-event-gives-the-child-a-userfaultfd",
@@ -35,16 +41,7 @@ fn uffd_fork_event_passes() {
 /// (as Linux). The same binary passes on Linux 6.12.
 #[test]
 fn kernel_writes_outside_syscalls_wait_for_a_held_page() {
-    let bin = repo_root().join("userland/target/bin/uffd_kwrite");
-    let out = Guest {
-        cpus: 2,
-        nodes: 1,
-        mem_mib: 512,
-        run: vec![bin.display().to_string()],
-        ..Default::default()
-    }
-    .boot();
-    out.expect_status(0);
+    let out = boot_program("uffd_kwrite");
     for check in [
         "userfaultfd",
         "signal-frame-on-a-held-altstack-waits-for-the-handler",
