@@ -50,6 +50,26 @@ pub fn alloc_failed() -> mm::phys::AllocFailure {
         .map_or(mm::phys::AllocFailure::OutOfMemory, |h| h.alloc_failed())
 }
 
+/// Runs `attempt` again after each reclaim round, `rounds` at most, while it answers
+/// `None` (still short of memory) and reclaim can make progress: how a system call
+/// whose ENOMEM may only mean "no frame right now" waits as a fault does. `None` when
+/// memory never came.
+pub async fn retry_after_reclaim<T>(
+    rounds: usize,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    for _ in 0..rounds {
+        let mm::phys::AllocFailure::Wait(round) = alloc_failed() else {
+            return None;
+        };
+        round.await;
+        if let Some(done) = attempt() {
+            return Some(done);
+        }
+    }
+    None
+}
+
 /// One past the highest frame number of usable RAM (set by `init`).
 static PFN_LIMIT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 

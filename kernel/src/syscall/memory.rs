@@ -188,18 +188,12 @@ pub fn mremap(
             // progress and tries again, a few rounds at most (the ENOMEM may have
             // another cause: the VMA limit, no room); then ENOMEM, nothing changed.
             return wait(async move {
-                for _ in 0..MREMAP_RECLAIM_ROUNDS {
-                    let mm::phys::AllocFailure::Wait(round) = crate::mem::frames::alloc_failed()
-                    else {
-                        break;
-                    };
-                    round.await;
-                    match attempt() {
-                        Err(mm::errno::MmError::NoMemory) => {}
-                        r => return r.map_err(Errno::from),
-                    }
-                }
-                Err(Errno::ENOMEM)
+                crate::mem::frames::retry_after_reclaim(MREMAP_RECLAIM_ROUNDS, || match attempt() {
+                    Err(mm::errno::MmError::NoMemory) => None,
+                    r => Some(r.map_err(Errno::from)),
+                })
+                .await
+                .unwrap_or(Err(Errno::ENOMEM))
             });
         }
         Err(e) => return Err::<u64, _>(Errno::from(e)).into(),

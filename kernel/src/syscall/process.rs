@@ -107,25 +107,25 @@ pub fn clone_with_pidfd_at(
         let thread = thread.clone();
         let ctx = crate::arch::usermode::clone_with_live_fpu(ctx);
         return Outcome::Wait(Box::pin(async move {
-            for _ in 0..FORK_RECLAIM_ROUNDS {
-                let mm::phys::AllocFailure::Wait(round) = crate::mem::frames::alloc_failed() else {
-                    break;
-                };
-                round.await;
+            let retried = crate::mem::frames::retry_after_reclaim(FORK_RECLAIM_ROUNDS, || {
                 if thread.is_interrupted() {
-                    break;
+                    return Some((Err(Errno::ENOMEM), Vec::new()));
                 }
                 let mut fork_waits = Vec::new();
-                let started = start(&thread, &ctx, &mut fork_waits);
-                if !matches!(started, Err(Errno::ENOMEM)) {
-                    return match clone_finish(&thread, flags, started, fork_waits) {
-                        Outcome::Done(value) => value,
-                        Outcome::Wait(rest) => rest.await,
-                        Outcome::Yield | Outcome::Exit => Errno::ENOMEM.as_return(),
-                    };
+                match start(&thread, &ctx, &mut fork_waits) {
+                    Err(Errno::ENOMEM) => None,
+                    started => Some((started, fork_waits)),
                 }
+            })
+            .await;
+            let Some((started, fork_waits)) = retried else {
+                return Errno::ENOMEM.as_return();
+            };
+            match clone_finish(&thread, flags, started, fork_waits) {
+                Outcome::Done(value) => value,
+                Outcome::Wait(rest) => rest.await,
+                Outcome::Yield | Outcome::Exit => Errno::ENOMEM.as_return(),
             }
-            Errno::ENOMEM.as_return()
         }));
     }
     clone_finish(thread, flags, started, fork_waits)
