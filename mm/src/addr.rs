@@ -9,8 +9,7 @@
 use core::fmt;
 use core::ops::{Add, AddAssign, Sub};
 
-use crate::frame::{PAGE_SHIFT, PAGE_SIZE};
-use crate::pagetable::HUGE_SIZE;
+use crate::frame::{HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE};
 
 /// A user virtual address (the lower half of an address space). It is a plain number
 /// with address helpers: it need not be page-aligned (a fault address is not), and it
@@ -45,7 +44,7 @@ impl VirtAddr {
 
     /// Whether the address starts a 2 MiB (huge-leaf) slot.
     pub const fn is_huge_aligned(self) -> bool {
-        self.is_aligned(HUGE_SIZE)
+        self.is_aligned(HUGE_PAGE_SIZE)
     }
 
     /// The address rounded down to a multiple of `align` (a power of two).
@@ -76,12 +75,12 @@ impl VirtAddr {
 
     /// The first address of the 2 MiB slot holding this one.
     pub const fn huge_base(self) -> VirtAddr {
-        self.align_down(HUGE_SIZE)
+        self.align_down(HUGE_PAGE_SIZE)
     }
 
     /// The address rounded up to a 2 MiB boundary; `None` past `u64::MAX`.
     pub const fn huge_align_up(self) -> Option<VirtAddr> {
-        self.align_up(HUGE_SIZE)
+        self.align_up(HUGE_PAGE_SIZE)
     }
 
     /// The address `bytes` further on; `None` past `u64::MAX`.
@@ -118,7 +117,7 @@ impl VirtAddr {
 
     /// Which 4 KiB page of its 2 MiB slot the address is in (0..512).
     pub const fn page_in_huge(self) -> u64 {
-        (self.0 & (HUGE_SIZE - 1)) >> PAGE_SHIFT
+        (self.0 & (HUGE_PAGE_SIZE - 1)) >> PAGE_SHIFT
     }
 }
 
@@ -245,7 +244,7 @@ mod tests {
     #[test]
     fn stepping_operators() {
         let mut va = VirtAddr::new(0x40_0000);
-        assert_eq!(va + HUGE_SIZE, VirtAddr::new(0x60_0000));
+        assert_eq!(va + HUGE_PAGE_SIZE, VirtAddr::new(0x60_0000));
         assert_eq!(va - PAGE_SIZE, VirtAddr::new(0x3f_f000));
         va += PAGE_SIZE;
         assert_eq!(va, VirtAddr::new(0x40_1000));

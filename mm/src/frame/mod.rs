@@ -57,7 +57,8 @@ pub use policy::{InterleaveCursor, Policy};
 pub use stats::{CpuCacheStats, NodeStats};
 pub use topology::{DistanceMatrix, NodeRange, LOCAL_DISTANCE, REMOTE_DISTANCE};
 pub use types::{
-    NodeId, Order, PageCount, Pfn, MAX_NUMNODES, MAX_ORDER, NR_ORDERS, PAGE_SHIFT, PAGE_SIZE,
+    NodeId, Order, PageCount, Pfn, HUGE_PAGE_SIZE, MAX_NUMNODES, MAX_ORDER, NR_ORDERS, PAGE_SHIFT,
+    PAGE_SIZE,
 };
 pub use wait::AllocWait;
 pub use watermark::{

@@ -6,6 +6,8 @@ use core::fmt;
 pub const PAGE_SIZE: u64 = 4096;
 /// `log2(PAGE_SIZE)`.
 pub const PAGE_SHIFT: u32 = 12;
+/// Bytes one huge (PMD-level, 2 MiB) page maps: what `pagetable::HUGE_SIZE` names.
+pub const HUGE_PAGE_SIZE: u64 = 1 << 21;
 /// The largest buddy order: an order-18 block is 2^18 frames, 1 GiB.
 pub const MAX_ORDER: u8 = 18;
 /// Number of buddy orders, 0 through [`MAX_ORDER`].

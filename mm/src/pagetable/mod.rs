@@ -106,7 +106,7 @@ impl Pte {
 }
 
 /// Bytes one huge (PMD-level) leaf maps: 2 MiB.
-pub const HUGE_SIZE: u64 = 1 << 21;
+pub const HUGE_SIZE: u64 = crate::frame::HUGE_PAGE_SIZE;
 /// 4 KiB pages under one huge leaf.
 pub const HUGE_PAGES: u64 = HUGE_SIZE / crate::frame::PAGE_SIZE;
 
