@@ -39,7 +39,7 @@
 
 #define HPAGE (2L << 20)
 
-#include "meminfo.h"
+#include "sysfiles.h"
 
 /* Prints the counters after `step` and checks them against the expected ones. */
 static void counters(const char *step, long want_free, long want_rsvd) {
@@ -50,17 +50,6 @@ static void counters(const char *step, long want_free, long want_rsvd) {
         fail(step, free);
     if (rsvd != want_rsvd)
         fail(step, rsvd);
-}
-
-static int write_file(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY);
-    if (fd < 0)
-        return -1;
-    int r = write(fd, text, strlen(text));
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r;
 }
 
 static void restrict_self(void) {

@@ -46,7 +46,7 @@
 #define HPAGE (2L << 20)
 #define GPAGE (1L << 30)
 
-#include "meminfo.h"
+#include "sysfiles.h"
 
 static long read_long(const char *path) {
     FILE *f = fopen(path, "r");
@@ -57,17 +57,6 @@ static long read_long(const char *path) {
         v = -1;
     fclose(f);
     return v;
-}
-
-static int write_file(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY);
-    if (fd < 0)
-        return -1;
-    int r = write(fd, text, strlen(text));
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r;
 }
 
 /* Prints the 2 MiB counters after `step` and checks them against the expected ones. */

@@ -44,21 +44,10 @@
 
 static int add_seals(int fd, int seals) { return fcntl(fd, F_ADD_SEALS, seals); }
 
-#include "meminfo.h"
+#include "sysfiles.h"
 
 static long hp_free(void) { return meminfo("HugePages_Free"); }
 static long hp_rsvd(void) { return meminfo("HugePages_Rsvd"); }
-
-static int write_file(const char *path, const char *text) {
-    int fd = open(path, O_WRONLY);
-    if (fd < 0)
-        return -1;
-    int r = write(fd, text, strlen(text));
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r;
-}
 
 static long read_number(const char *path) {
     char buf[64] = {0};
