@@ -55,8 +55,11 @@ static void *handler(void *arg) {
         usleep(HOLD_MS * 1000);
         struct uffdio_copy copy = { .dst = msg.arg.pagefault.address & ~(uint64_t)(PG - 1),
                                     .src = (uint64_t)(uintptr_t)page, .len = PG };
-        if (ioctl(served.fd, UFFDIO_COPY_IOC, &copy) == 0)
-            served.faults++;
+        /* Counted before the copy wakes the faulting thread, which may look at it. */
+        served.faults++;
+        __sync_synchronize();
+        if (ioctl(served.fd, UFFDIO_COPY_IOC, &copy) != 0)
+            served.faults--;
     }
     return NULL;
 }
