@@ -74,6 +74,7 @@ mod munmap;
 mod pkey;
 mod populate;
 mod sample;
+mod shmem_hole;
 mod zap;
 
 #[cfg(test)]

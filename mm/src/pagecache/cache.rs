@@ -183,7 +183,18 @@ impl PageCache {
     /// slots of the swapped ones (truncate, hole punch, the file's end); returns how
     /// many resident pages were dropped.
     pub fn remove_range(&self, first: u64, last: u64) -> u64 {
-        let mut victims = Vec::new();
+        let victims = self.take_range(first, last);
+        for pfn in &victims {
+            self.frames.put(*pfn);
+        }
+        victims.len() as u64
+    }
+
+    /// Takes every cached page with an index in `[first, last]` out of the cache and
+    /// frees the swap slots of the swapped ones (a hole punch); returns the frames,
+    /// whose references pass to the caller.
+    pub fn take_range(&self, first: u64, last: u64) -> Vec<Pfn> {
+        let mut taken = Vec::new();
         let mut swapped = Vec::new();
         for stripe in &self.stripes {
             let mut map = stripe.0.lock();
@@ -194,21 +205,18 @@ impl PageCache {
                 .collect();
             for k in keys {
                 match map.remove(&k) {
-                    Some(Slot::Ready(pfn)) => victims.push(pfn),
+                    Some(Slot::Ready(pfn)) => taken.push(pfn),
                     Some(Slot::Swapped(entry)) => swapped.push(entry),
                     _ => {}
                 }
             }
-        }
-        for pfn in &victims {
-            self.frames.put(*pfn);
         }
         if let Some(swap) = self.swap.get() {
             for entry in swapped {
                 swap.release(entry, &self.frames);
             }
         }
-        victims.len() as u64
+        taken
     }
 
     /// Drops every ready page that nothing but the cache holds (no mapping, no read

@@ -13,11 +13,13 @@ mod cache;
 pub mod disk;
 pub mod ext4map;
 pub mod readahead;
+mod shmem_falloc;
 mod shmem_swap;
 
 pub use backing::{FileBacking, IoError, SliceBacking, ZeroBacking};
 pub use cache::{FillGuard, Lookup, PageCache};
 pub use disk::{DiskPages, PageReader, PagesFuture};
+pub use shmem_falloc::{set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook, PunchedPages};
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
@@ -313,8 +315,8 @@ impl FileObject {
         self.size_bytes.load(Ordering::Acquire)
     }
 
-    /// Changes the size; pages wholly beyond the new end leave the cache (mappings
-    /// keep the frames they hold until they are unmapped).
+    /// Changes the size; unless it grows, pages wholly beyond the new end leave the
+    /// cache (mappings keep the frames they hold until they are unmapped).
     ///
     /// Shrinking into a cached page zeroes that page past the new end, so a later
     /// growth reads zeros there (as Linux's truncate does).
@@ -324,7 +326,11 @@ impl FileObject {
         }
         let old = self.size_bytes.swap(size_bytes, Ordering::AcqRel);
         let first_gone = size_bytes.div_ceil(PAGE_SIZE);
-        self.cache.remove_range(first_gone, u64::MAX);
+        // Growing keeps the pages `fallocate(KEEP_SIZE)` put past the old end; a
+        // change to the same size or below drops them, as Linux's `shmem_setattr`.
+        if size_bytes <= old {
+            self.cache.remove_range(first_gone, u64::MAX);
+        }
         let in_page = (size_bytes % PAGE_SIZE) as usize;
         if size_bytes < old && in_page != 0 {
             match self.cache.get(size_bytes / PAGE_SIZE) {

@@ -468,3 +468,26 @@ fn a_minor_fault_on_a_swapped_page_is_a_minor_fault_and_continue_reads_it_back()
     h.aspace.read_bytes(watched, &mut b).unwrap();
     assert!(b.iter().enumerate().all(|(i, &x)| x == pattern(0, i, 9)));
 }
+
+#[test]
+fn fallocate_punch_frees_the_swap_slots_of_the_hole() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let f = memfd(&h, 8, 5);
+    assert_eq!(swap_out_all(&f, &swap, &h).0, 8);
+    assert_eq!(swap.totals().1, 63 - 8);
+    // Page 1's tail is zeroed after it is read back; pages 2..6 leave swap.
+    retry(|| f.zero_partial(PAGE_SIZE + 4000, 96));
+    assert_eq!(f.punch_range(2, 6), 0, "no resident page in the hole");
+    assert_eq!(swap.totals().1, 63 - 3, "pages 0, 6 and 7 still in swap");
+    let mut back = vec![0u8; PAGE_BYTES];
+    retry(|| f.read_at(PAGE_SIZE, &mut back));
+    assert!((0..4000).all(|i| back[i] == pattern(1, i, 5)));
+    assert!(back[4000..].iter().all(|&b| b == 0));
+    retry(|| f.read_at(3 * PAGE_SIZE, &mut back));
+    assert!(back.iter().all(|&b| b == 0), "the hole reads zeros");
+    assert_eq!(f.cache().len(), 2, "pages 1 and 3 (a fresh zero page)");
+    drop(f);
+    assert_eq!(swap.totals().1, 63);
+    assert_eq!(h.soft.live(), 0);
+}

@@ -1,0 +1,59 @@
+//! A hole punched in a shmem object (`fallocate(PUNCH_HOLE)` on a tmpfs file or a
+//! memfd) leaving the mappings of an address space, as Linux's
+//! `unmap_mapping_range(.., even_cows = 0)`: a shared mapping loses its entries over
+//! the hole, a private mapping the entries that map the file's own pages there (it
+//! reads the hole's zeros on its next access), while the copies its writes made
+//! stay (and their swap entries). See `crate::pagecache::shmem_falloc`.
+//!
+//! There is no reverse map: the kernel calls [`AddressSpace::unmap_shmem_hole`] on
+//! every address space. It takes the VMA tree's write side, so a fault that found a
+//! page before it left the cache has mapped it by then and is undone here, and a
+//! later fault finds the hole.
+
+use super::zap::Zap;
+use super::AddressSpace;
+use crate::addr::VirtAddr;
+use crate::frame::PAGE_SIZE;
+use crate::pagecache::{FileObject, PunchedPages};
+use crate::pagetable::PageTable;
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Unmaps the pages of `hole` from every VMA mapping `file` here (see the
+    /// module). Returns the entries removed.
+    pub fn unmap_shmem_hole(&self, file: &FileObject, hole: &PunchedPages) -> u64 {
+        let st = self.state().write();
+        let pt = self.page_table();
+        let mut zap = Zap::new(self.frames(), &**self.tlb());
+        for v in st.tree.iter() {
+            if !v.file().is_some_and(|f| core::ptr::eq(&**f, file)) || v.hugetlb.is_some() {
+                continue;
+            }
+            // The VMA's part of the hole, in addresses.
+            let first = hole.first.max(v.pgoff);
+            let end = hole.end.min(v.pgoff + v.pages());
+            if first >= end {
+                continue;
+            }
+            let lo = v.start + (first - v.pgoff) * PAGE_SIZE;
+            let hi = v.start + (end - v.pgoff) * PAGE_SIZE;
+            if !v.is_private() {
+                zap.vma_range(pt, v, lo, hi);
+                continue;
+            }
+            pt.scan_leaves(
+                VirtAddr::new(lo),
+                VirtAddr::new(hi),
+                &mut |va, pte, huge| {
+                    // A private file mapping's huge leaves are anonymous copies.
+                    if huge || !hole.was_file_page(pte.pfn) {
+                        return;
+                    }
+                    if let Some(old) = pt.unmap(va) {
+                        zap.entry_removed(va.as_u64(), old.pfn);
+                    }
+                },
+            );
+        }
+        zap.finish()
+    }
+}

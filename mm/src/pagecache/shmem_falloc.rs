@@ -1,0 +1,232 @@
+//! `fallocate(2)` on shared memory (tmpfs files and memfds), as Linux's
+//! `shmem_fallocate`:
+//!
+//! * allocation ([`Fallocation`], [`FileObject::falloc_step`]): every missing page of
+//!   the range gets a zeroed frame in the page cache (resident and swapped pages are
+//!   already allocated). An allocation that must wait for reclaim hands the caller
+//!   the wait and resumes where it stopped; one that finds no memory at all is undone
+//!   ([`FileObject::falloc_undo`]: the pages it added go again, those already there
+//!   stay), so a failed call changes neither the size nor the pages. Pages may lie
+//!   past the end of the file (`FALLOC_FL_KEEP_SIZE`): they stay until a truncation
+//!   to the end or below.
+//! * hole punching ([`FileObject::zero_partial`], [`FileObject::punch_range`]): the
+//!   bytes of the pages the range covers only in part are zeroed in place (so every
+//!   mapping of them reads zeros), the whole pages leave the cache (the swap slots of
+//!   swapped ones are freed), and the kernel's hook ([`set_hole_unmap_hook`]) unmaps
+//!   them from every address space: a shared mapping's entries there go, and a
+//!   private mapping's entries that map the page-cache pages themselves; the private
+//!   copies its writes made stay, as Linux's `unmap_mapping_range(.., even_cows = 0)`
+//!   keeps them. Nothing of the cache's is freed until every walk is over (the
+//!   punched frames' references are held by [`PunchedPages`]), so a frame number
+//!   the walk looks for cannot have been reused meanwhile.
+
+use alloc::vec::Vec;
+
+use super::cache::Lookup;
+use super::{FileObject, PageError};
+use crate::fault::{FaultFuture, WaitReason};
+use crate::frame::{Pfn, PAGE_SIZE};
+use crate::phys::{AllocFailure, PAGE_BYTES};
+
+/// Unmaps the pages a hole punch took out of a shmem object from every address
+/// space (there is no reverse map: the kernel walks its processes).
+pub type HoleUnmapHook = fn(&FileObject, &PunchedPages);
+
+static HOLE_UNMAP_HOOK: spin::Once<HoleUnmapHook> = spin::Once::new();
+
+/// Installs the kernel's [`HoleUnmapHook`] (once, at boot; later calls are ignored).
+pub fn set_hole_unmap_hook(hook: HoleUnmapHook) {
+    HOLE_UNMAP_HOOK.call_once(|| hook);
+}
+
+/// An allocation over a range of page indexes in progress (see the module).
+#[derive(Debug)]
+pub struct Fallocation {
+    /// The next index to look at.
+    next: u64,
+    /// One past the last index.
+    end: u64,
+    /// Runs `[first, end)` of indexes whose pages this allocation added.
+    added: Vec<(u64, u64)>,
+}
+
+impl Fallocation {
+    /// An allocation of pages `[first, end)`.
+    pub fn new(first: u64, end: u64) -> Fallocation {
+        Fallocation {
+            next: first,
+            end,
+            added: Vec::new(),
+        }
+    }
+
+    /// The next index it looks at (its progress).
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// Pages this allocation added so far.
+    pub fn added_pages(&self) -> u64 {
+        self.added.iter().map(|(a, b)| b - a).sum()
+    }
+
+    fn note_added(&mut self, index: u64) {
+        match self.added.last_mut() {
+            Some((_, end)) if *end == index => *end += 1,
+            _ => self.added.push((index, index + 1)),
+        }
+    }
+}
+
+/// What one [`FileObject::falloc_step`] came to.
+pub enum FallocStep {
+    /// Every page of the range is allocated.
+    Done,
+    /// A frame must be waited for (reclaim): wait, then step again.
+    Wait(FaultFuture),
+    /// No frame can be had: undo ([`FileObject::falloc_undo`]) and fail.
+    NoMemory,
+}
+
+/// The whole pages a hole punch took out of the cache, their references held until
+/// this is dropped.
+pub struct PunchedPages<'a> {
+    /// First index of the hole.
+    pub first: u64,
+    /// One past the last index of the hole.
+    pub end: u64,
+    /// The frames that were the cache's pages there, sorted.
+    frames: Vec<Pfn>,
+    owner: &'a FileObject,
+}
+
+impl PunchedPages<'_> {
+    /// Whether `pfn` was one of the file's pages in the hole (not a private copy).
+    pub fn was_file_page(&self, pfn: Pfn) -> bool {
+        self.frames.binary_search(&pfn).is_ok()
+    }
+
+    /// The resident pages punched out.
+    pub fn resident(&self) -> u64 {
+        self.frames.len() as u64
+    }
+}
+
+impl Drop for PunchedPages<'_> {
+    fn drop(&mut self) {
+        let frames = self.owner.cache.frames();
+        for pfn in self.frames.drain(..) {
+            frames.put(pfn);
+        }
+    }
+}
+
+impl FileObject {
+    /// Allocates the missing pages of `alloc`'s range from where it stopped: a
+    /// zeroed frame each, put in the cache. See [`FallocStep`].
+    pub fn falloc_step(&self, alloc: &mut Fallocation) -> FallocStep {
+        while alloc.next < alloc.end {
+            let index = alloc.next;
+            match self.cache.get(index) {
+                Lookup::Hit(pfn) => {
+                    self.cache.frames().put(pfn);
+                }
+                // Being filled by a fault or a swap-in, or in swap: allocated already.
+                Lookup::Filling(_) | Lookup::Swapped(_) => {}
+                Lookup::Miss => {
+                    let Some(guard) = self.cache.begin_fill(index) else {
+                        continue; // someone else just took the slot: look again
+                    };
+                    match self.cache.frames().alloc_zeroed(index * PAGE_SIZE) {
+                        Ok(pfn) => {
+                            guard.finish(pfn);
+                            alloc.note_added(index);
+                        }
+                        Err(AllocFailure::Wait(wait)) => return FallocStep::Wait(wait),
+                        Err(AllocFailure::OutOfMemory) => return FallocStep::NoMemory,
+                    }
+                }
+            }
+            alloc.next += 1;
+        }
+        FallocStep::Done
+    }
+
+    /// Takes back the pages `alloc` added that nothing but the cache holds (a page a
+    /// mapping or a `write` took up meanwhile is in use and stays); returns how many
+    /// went.
+    pub fn falloc_undo(&self, alloc: &Fallocation) -> u64 {
+        alloc
+            .added
+            .iter()
+            .map(|&(first, end)| self.cache.remove_unshared_range(first, end - 1))
+            .sum()
+    }
+
+    /// Zeroes `len` bytes at `offset`, which lie within one page, if that page is
+    /// allocated (resident, or read back from swap first: the wait is returned); a
+    /// missing page reads as zeros already. Pages past the end of the file too (those
+    /// `FALLOC_FL_KEEP_SIZE` put there).
+    pub fn zero_partial(&self, offset: u64, len: u64) -> Result<(), PageError> {
+        let index = offset / PAGE_SIZE;
+        let in_page = (offset % PAGE_SIZE) as usize;
+        let len = (len as usize).min(PAGE_BYTES - in_page);
+        loop {
+            match self.cache.get(index) {
+                Lookup::Hit(pfn) => {
+                    let zeros = [0u8; PAGE_BYTES];
+                    self.cache.frames().write(pfn, in_page, &zeros[..len]);
+                    self.cache.frames().put(pfn);
+                    return Ok(());
+                }
+                Lookup::Miss => return Ok(()),
+                Lookup::Filling(done) => {
+                    let reason = WaitReason::PageLocked {
+                        file: self.id,
+                        index,
+                    };
+                    return Err(PageError::Wait(FaultFuture::new(reason, done)));
+                }
+                Lookup::Swapped(entry) => self.swap_in(index, entry)?,
+            }
+        }
+    }
+
+    /// Takes the pages `[first, end)` out of the cache (freeing the swap slots of
+    /// swapped ones) and, through the kernel's hook, out of every mapping (see the
+    /// module); returns the resident pages taken.
+    pub fn punch_range(&self, first: u64, end: u64) -> u64 {
+        let hook = HOLE_UNMAP_HOOK.get().copied();
+        self.punch_range_with(first, end, &|file, punched| {
+            if let Some(hook) = hook {
+                hook(file, punched);
+            }
+        })
+    }
+
+    /// [`punch_range`](Self::punch_range) with `unmap` in place of the kernel's hook.
+    pub fn punch_range_with(
+        &self,
+        first: u64,
+        end: u64,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> u64 {
+        if first >= end {
+            return 0;
+        }
+        let mut frames = self.cache.take_range(first, end - 1);
+        frames.sort_unstable();
+        let punched = PunchedPages {
+            first,
+            end,
+            frames,
+            owner: self,
+        };
+        unmap(self, &punched);
+        punched.resident()
+    }
+}
+
+#[cfg(test)]
+#[path = "shmem_falloc_tests.rs"]
+mod tests;

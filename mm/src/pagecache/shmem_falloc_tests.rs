@@ -1,0 +1,186 @@
+//! `fallocate` on shared memory: allocation, its undo, pages past the end, and hole
+//! punching through shared and private mappings.
+
+use alloc::sync::Arc;
+use alloc::vec;
+
+use super::{FallocStep, Fallocation};
+use crate::aspace::tests::{harness, map_file, Harness};
+use crate::fault::Access;
+use crate::frame::PAGE_SIZE;
+use crate::pagecache::FileObject;
+use crate::phys::soft::SoftFrames;
+use crate::phys::{Frames, PAGE_BYTES};
+use crate::vma::{MapFlags, Prot};
+
+fn allocate(f: &FileObject, first: u64, end: u64) -> (Fallocation, bool) {
+    let mut alloc = Fallocation::new(first, end);
+    let done = match f.falloc_step(&mut alloc) {
+        FallocStep::Done => true,
+        FallocStep::NoMemory => false,
+        FallocStep::Wait(_) => panic!("soft frames never wait"),
+    };
+    (alloc, done)
+}
+
+#[test]
+fn allocation_fills_the_missing_pages_with_zeros_and_keeps_the_others() {
+    let soft = SoftFrames::new();
+    let f = FileObject::new_memfd("falloc", Frames::new(soft.clone()));
+    f.write_at(PAGE_SIZE, b"kept").unwrap();
+    assert_eq!(f.cache().len(), 1);
+    let before = f.cache().peek(1);
+    let (alloc, done) = allocate(&f, 0, 4);
+    assert!(done);
+    assert_eq!(alloc.added_pages(), 3, "pages 0, 2 and 3");
+    assert_eq!((f.cache().len(), soft.live()), (4, 4));
+    assert_eq!(f.cache().peek(1), before, "an allocated page is left alone");
+    let mut back = [1u8; 4];
+    f.read_at(PAGE_SIZE, &mut back).unwrap();
+    assert_eq!(&back, b"kept");
+    // The size is the caller's business (fallocate without KEEP_SIZE grows it).
+    assert_eq!(f.size_bytes(), PAGE_SIZE + 4);
+    let (again, _) = allocate(&f, 0, 4);
+    assert_eq!(again.added_pages(), 0);
+    drop(f);
+    assert_eq!(soft.live(), 0);
+}
+
+#[test]
+fn pages_past_the_end_stay_while_the_file_grows_and_go_when_it_does_not() {
+    let soft = SoftFrames::new();
+    let f = FileObject::new_memfd("keep", Frames::new(soft.clone()));
+    f.set_size(PAGE_SIZE);
+    let (_, done) = allocate(&f, 0, 8);
+    assert!(done);
+    assert_eq!(f.cache().len(), 8, "KEEP_SIZE: pages past the end");
+    f.set_size(4 * PAGE_SIZE);
+    assert_eq!(f.cache().len(), 8, "growing keeps them");
+    let mut page = vec![1u8; PAGE_BYTES];
+    f.read_at(3 * PAGE_SIZE, &mut page).unwrap();
+    assert!(page.iter().all(|&b| b == 0));
+    f.set_size(4 * PAGE_SIZE);
+    assert_eq!(
+        f.cache().len(),
+        4,
+        "a truncation to the same size drops them"
+    );
+    drop(f);
+    assert_eq!(soft.live(), 0);
+}
+
+#[test]
+fn an_allocation_out_of_memory_is_undone_without_touching_older_pages() {
+    let soft = SoftFrames::with_limit(6);
+    let f = FileObject::new_memfd("oom", Frames::new(soft.clone()));
+    f.write_at(2 * PAGE_SIZE, b"old").unwrap();
+    let (alloc, done) = allocate(&f, 0, 16);
+    assert!(!done, "16 pages do not fit in 6 frames");
+    assert_eq!(alloc.added_pages(), 5);
+    assert_eq!(f.falloc_undo(&alloc), 5);
+    assert_eq!(f.cache().len(), 1);
+    assert_eq!(soft.live(), 1);
+    let mut back = [0u8; 3];
+    f.read_at(2 * PAGE_SIZE, &mut back).unwrap();
+    assert_eq!(&back, b"old");
+    // A page a mapping took up meanwhile is in use: it stays.
+    let (alloc, _) = allocate(&f, 0, 16);
+    let held = f.get_page(0).unwrap();
+    assert_eq!(f.falloc_undo(&alloc), 4);
+    assert_eq!(f.cache().peek(0), Some(held));
+    f.cache().frames().put(held);
+}
+
+/// A memfd of `pages` pages, page `p` full of byte `p + 1`.
+fn filled(h: &Harness, pages: u64) -> Arc<FileObject> {
+    let f = FileObject::new_memfd("punch", h.frames.clone());
+    for p in 0..pages {
+        f.write_at(p * PAGE_SIZE, &vec![p as u8 + 1; PAGE_BYTES])
+            .unwrap();
+    }
+    f
+}
+
+fn byte_at(h: &Harness, addr: u64) -> u8 {
+    let mut b = [0u8; 1];
+    h.aspace.read_bytes(addr, &mut b).unwrap();
+    b[0]
+}
+
+#[test]
+fn a_punched_hole_reads_zero_through_shared_mappings_and_spares_private_copies() {
+    let h = harness();
+    let f = filled(&h, 4);
+    let rw = Prot::READ | Prot::WRITE;
+    let shared = map_file(&h.aspace, &f, 4, rw, MapFlags::SHARED, 0);
+    let private = map_file(&h.aspace, &f, 4, rw, MapFlags::PRIVATE, 0);
+    let other = h.sibling();
+    let other_shared = map_file(&other, &f, 4, rw, MapFlags::SHARED, 0);
+    for p in 0..4 {
+        h.aspace
+            .fault(shared + p * PAGE_SIZE, Access::Read, true)
+            .unwrap();
+        other
+            .fault(other_shared + p * PAGE_SIZE, Access::Read, true)
+            .unwrap();
+        h.aspace
+            .fault(private + p * PAGE_SIZE, Access::Read, true)
+            .unwrap();
+    }
+    // Page 1 of the private mapping is its own copy; page 2 still the file's.
+    h.aspace.write_bytes(private + PAGE_SIZE, b"\x77").unwrap();
+    let live = h.soft.live();
+    // The hole: bytes 100.. of page 0, all of pages 1 and 2, 10 bytes of page 3.
+    f.zero_partial(100, PAGE_SIZE - 100).unwrap();
+    f.zero_partial(3 * PAGE_SIZE, 10).unwrap();
+    let unmapped = core::cell::Cell::new(0);
+    let punched = f.punch_range_with(1, 3, &|file, hole| {
+        unmapped.set(h.aspace.unmap_shmem_hole(file, hole) + other.unmap_shmem_hole(file, hole));
+    });
+    assert_eq!(punched, 2);
+    assert_eq!(
+        unmapped.get(),
+        2 + 2 + 1,
+        "both shared mappings' pages 1 and 2, the private mapping's page 2 only"
+    );
+    assert_eq!(h.soft.live(), live - 2, "the punched frames are free");
+    assert_eq!(byte_at(&h, shared + 99), 1);
+    assert_eq!(byte_at(&h, shared + 100), 0, "zeroed in place");
+    assert_eq!(
+        byte_at(&h, private + 4095),
+        0,
+        "the private mapping reads the file's page 0"
+    );
+    assert_eq!(byte_at(&h, shared + PAGE_SIZE), 0);
+    let mut b = [1u8; 1];
+    other
+        .read_bytes(other_shared + 2 * PAGE_SIZE, &mut b)
+        .unwrap();
+    assert_eq!(b[0], 0, "the other address space's mapping reads the hole");
+    assert_eq!(
+        byte_at(&h, private + PAGE_SIZE),
+        0x77,
+        "the private copy stays"
+    );
+    assert_eq!(byte_at(&h, private + PAGE_SIZE + 1), 2);
+    assert_eq!(
+        byte_at(&h, private + 2 * PAGE_SIZE),
+        0,
+        "the file's page was unmapped"
+    );
+    assert_eq!(byte_at(&h, shared + 3 * PAGE_SIZE + 9), 0);
+    assert_eq!(byte_at(&h, shared + 3 * PAGE_SIZE + 10), 4);
+    let mut page = vec![1u8; PAGE_BYTES];
+    f.read_at(PAGE_SIZE, &mut page).unwrap();
+    assert!(page.iter().all(|&x| x == 0), "read(2) sees the hole");
+}
+
+#[test]
+fn zeroing_a_missing_page_allocates_nothing() {
+    let soft = SoftFrames::new();
+    let f = FileObject::new_memfd("sparse", Frames::new(soft.clone()));
+    f.set_size(4 * PAGE_SIZE);
+    f.zero_partial(PAGE_SIZE + 5, 20).unwrap();
+    assert_eq!((f.cache().len(), soft.live()), (0, 0));
+    assert_eq!(f.punch_range(0, 4), 0);
+}
