@@ -61,7 +61,10 @@ fn account<P: PageTable>(pt: &P, frames: &Frames, vma: &Vma) -> MemSize {
         VirtAddr::new(vma.end),
         &mut |va, pte| {
             let (class, mapcount) = classify(frames, vma, va.as_u64(), pte);
-            let dirty = pte.flags.contains(PteFlags::DIRTY);
+            // A shared-memory page has no backing file to be clean against: Linux
+            // keeps its folio dirty once written (by write(2), a mapping or
+            // fallocate), whatever this entry's dirty bit says.
+            let dirty = pte.flags.contains(PteFlags::DIRTY) || class == PageClass::Shmem;
             m.resident += PAGE_SIZE;
             if pte.flags.contains(PteFlags::ACCESSED) {
                 m.referenced += PAGE_SIZE;
@@ -253,5 +256,46 @@ mod tests {
         assert_eq!(value(&text, "Shared_Dirty:"), 8);
         assert_eq!(value(&text, "Shared_Clean:"), 4);
         drop(child);
+    }
+
+    #[test]
+    fn a_private_file_mappings_copies_are_anonymous_and_shmem_pages_dirty() {
+        use crate::aspace::tests::map_file;
+        use crate::pagecache::FileObject;
+        use crate::vma::{MapFlags, Prot};
+        let h = harness();
+        let f = FileObject::new_memfd("smaps", h.frames.clone());
+        f.write_at(0, &[7u8; 8 * PAGE_SIZE as usize]).unwrap();
+        let rw = Prot::READ | Prot::WRITE;
+        let a = map_file(&h.aspace, &f, 8, rw, MapFlags::PRIVATE, 0);
+        for p in 0..3 {
+            h.aspace.write_bytes(a + p * PAGE_SIZE, b"x").unwrap();
+        }
+        let mut b = [0u8; 1];
+        h.aspace.read_bytes(a + 5 * PAGE_SIZE, &mut b).unwrap();
+        h.aspace.read_bytes(a + 6 * PAGE_SIZE, &mut b).unwrap();
+        // The values Linux 6.12 shows for the same (userland/c/shmfalloc.c).
+        let block = |text: &str| -> alloc::string::String {
+            let start = text.find(&alloc::format!("{a:08x}-")).unwrap();
+            let rest = &text[start..];
+            let end = rest.find("VmFlags").unwrap();
+            rest[..end].into()
+        };
+        let text = block(&smaps(&h.aspace));
+        assert_eq!(value(&text, "Rss:"), 20);
+        assert_eq!(value(&text, "Anonymous:"), 12, "the three copies");
+        assert_eq!(value(&text, "Private_Dirty:"), 20);
+        assert_eq!(value(&text, "Private_Clean:"), 0);
+        assert_eq!(value(&text, "Pss:"), 20);
+        let s = map_file(&h.aspace, &f, 8, Prot::READ, MapFlags::SHARED, 0);
+        h.aspace.read_bytes(s + 5 * PAGE_SIZE, &mut b).unwrap();
+        h.aspace.read_bytes(s + 6 * PAGE_SIZE, &mut b).unwrap();
+        let text = block(&smaps(&h.aspace));
+        assert_eq!(value(&text, "Shared_Dirty:"), 8);
+        assert_eq!(value(&text, "Shared_Clean:"), 0);
+        assert_eq!(value(&text, "Private_Dirty:"), 12);
+        assert_eq!(value(&text, "Anonymous:"), 12);
+        assert_eq!(value(&text, "Pss:"), 16);
+        assert_eq!(value(&text, "Pss_Dirty:"), 16);
     }
 }
