@@ -77,6 +77,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     }
     mm::aspace::set_task_policy_hook(syscall::current_thread_policy);
     mm::hugetlb_file::set_unmap_hook(memd::hugetlb_unmap::unmap_everywhere);
+    mm::pagecache::set_hole_unmap_hook(memd::shmem_hole::unmap_everywhere);
 
     let (image_start, image_end) = paging::kernel_image_phys();
     let mut reserved = [PhysRange {

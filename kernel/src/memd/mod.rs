@@ -13,5 +13,6 @@ pub mod khugepaged;
 pub mod ksmd;
 pub mod oom;
 pub mod reclaim;
+pub mod shmem_hole;
 pub mod swap;
 pub mod userfaultfd;

@@ -398,17 +398,61 @@ pub fn memfd_create(thread: &Thread, name: u64, flags: u64) -> SysResult {
         .insert(file, flags & MFD_CLOEXEC != 0)
 }
 
-/// `fallocate(fd, mode, offset, len)`: Linux's `vfs_fallocate` checks in its order
-/// (EINVAL for a negative offset or a length not positive, EOPNOTSUPP for unknown or
-/// mixed modes and a punch without `KEEP_SIZE`, EBADF without write access, ESPIPE
-/// for a pipe, EISDIR, ENODEV for what is not a regular file, EFBIG past the largest
-/// offset), then the file's own ([`vfs::File::fallocate`]: hugetlb files; EOPNOTSUPP
-/// for the rest).
-pub fn fallocate(thread: &Thread, fd: u64, mode: u64, offset: u64, len: u64) -> SysResult {
-    use vfs::falloc::{KEEP_SIZE, PUNCH_HOLE, SUPPORTED, ZERO_RANGE};
+/// `fallocate(fd, mode, offset, len)`: Linux 6.12's `vfs_fallocate` checks in its
+/// order (EINVAL for a negative offset or a length not positive, EOPNOTSUPP for unknown
+/// or mixed modes, a punch without `KEEP_SIZE` and a collapse or insert with it, EBADF
+/// without write access, ESPIPE for a pipe, EISDIR, ENODEV for what is not a regular
+/// file, EFBIG past the largest offset), then the file's own: a shared-memory file's as Linux's shmem
+/// ([`Memfd::fallocate_shmem`], a future: an allocation may wait for reclaim), the
+/// others' through [`vfs::File::fallocate`] (hugetlb files; EOPNOTSUPP for the rest).
+pub fn fallocate(thread: &Thread, fd: u64, mode: u64, offset: u64, len: u64) -> super::Outcome {
+    let file = match fallocate_checks(thread, fd, mode, offset, len) {
+        Ok(file) => file,
+        Err(e) => return Err::<u64, _>(e).into(),
+    };
+    let mode = mode as u32;
+    let shmem = file
+        .file()
+        .as_any()
+        .downcast_ref::<Memfd>()
+        .filter(|m| m.object().hugetlb().is_none());
+    let Some(memfd) = shmem else {
+        return file.file().fallocate(mode, offset, len).map(|()| 0).into();
+    };
+    if mode & vfs::falloc::PUNCH_HOLE == 0 && !could_ever_fit(offset, len) {
+        return Err::<u64, _>(Errno::ENOMEM).into();
+    }
+    match memfd.fallocate_shmem(mode, offset, len) {
+        Ok(work) => super::wait(work),
+        Err(e) => Err::<u64, _>(e).into(),
+    }
+}
+
+/// Whether `len` bytes at `offset` could be allocated at all: no more pages than RAM
+/// and swap hold together (a request that never fits fails at once with ENOMEM
+/// instead of driving every process into reclaim and the OOM killer).
+fn could_ever_fit(offset: u64, len: u64) -> bool {
+    let page = mm::frame::PAGE_SIZE;
+    let pages = (offset + len).div_ceil(page) - offset / page;
+    let ram = crate::mem::frames::allocator().total_pages().0;
+    let swap = crate::memd::swap::swap().totals().0;
+    pages <= ram.saturating_add(swap)
+}
+
+/// `fallocate`'s checks before the file's own (see [`fallocate`]): the open file.
+fn fallocate_checks(
+    thread: &Thread,
+    fd: u64,
+    mode: u64,
+    offset: u64,
+    len: u64,
+) -> SysResult<Arc<OpenFile>> {
+    use vfs::falloc::{KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE};
     const COLLAPSE_RANGE: u32 = 0x08;
     const INSERT_RANGE: u32 = 0x20;
     const UNSHARE_RANGE: u32 = 0x40;
+    /// The bits naming an operation (at most one of them), beside `KEEP_SIZE`.
+    const OPERATION: u32 = PUNCH_HOLE | COLLAPSE_RANGE | ZERO_RANGE | INSERT_RANGE | UNSHARE_RANGE;
     const S_IFIFO: u32 = 0o010_000;
     const S_IFREG: u32 = 0o100_000;
     const S_IFBLK: u32 = 0o060_000;
@@ -417,18 +461,18 @@ pub fn fallocate(thread: &Thread, fd: u64, mode: u64, offset: u64, len: u64) -> 
     if offset_signed < 0 || len_signed <= 0 {
         return Err(Errno::EINVAL);
     }
-    if mode & !SUPPORTED != 0
-        || mode & (PUNCH_HOLE | ZERO_RANGE) == PUNCH_HOLE | ZERO_RANGE
-        || (mode & PUNCH_HOLE != 0 && mode & KEEP_SIZE == 0)
-    {
+    // Linux 6.12's table: one operation at most; a punch needs KEEP_SIZE, a collapse
+    // or an insert refuses it; anything else (NO_HIDE_STALE too) is EOPNOTSUPP.
+    let keep = mode & KEEP_SIZE != 0;
+    let valid = mode & !(OPERATION | KEEP_SIZE) == 0
+        && match mode & OPERATION {
+            0 | ZERO_RANGE | UNSHARE_RANGE => true,
+            PUNCH_HOLE => keep,
+            COLLAPSE_RANGE | INSERT_RANGE => !keep,
+            _ => false,
+        };
+    if !valid {
         return Err(Errno::EOPNOTSUPP);
-    }
-    let exclusive = |bit: u32, allowed: u32| mode & bit != 0 && mode & !allowed != 0;
-    if exclusive(COLLAPSE_RANGE, COLLAPSE_RANGE)
-        || exclusive(INSERT_RANGE, INSERT_RANGE)
-        || exclusive(UNSHARE_RANGE, UNSHARE_RANGE | KEEP_SIZE)
-    {
-        return Err(Errno::EINVAL);
     }
     let file = file_of(thread, fd)?;
     if file.is_path_only() || !file.writable() {
@@ -444,8 +488,7 @@ pub fn fallocate(thread: &Thread, fd: u64, mode: u64, offset: u64, len: u64) -> 
     if offset_signed.checked_add(len_signed).is_none() {
         return Err(Errno::EFBIG);
     }
-    file.file().fallocate(mode, offset, len)?;
-    Ok(0)
+    Ok(file)
 }
 
 /// `ftruncate(fd, length)`: EINVAL for a file that cannot be resized or a descriptor

@@ -229,7 +229,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         98 => rusage::getrusage(thread, a[0], a[1]).into(),
         100 => rusage::times(thread, a[0]).into(),
         283 => timerfd::timerfd_create(thread, a[0], a[1]).into(),
-        285 => fs::fallocate(thread, lower32(a[0]), a[1], a[2], a[3]).into(),
+        285 => fs::fallocate(thread, lower32(a[0]), a[1], a[2], a[3]),
         286 => timerfd::timerfd_settime(thread, lower32(a[0]), a[1], a[2], a[3]).into(),
         287 => timerfd::timerfd_gettime(thread, lower32(a[0]), a[1]).into(),
         137 => statfs::statfs(thread, a[0], a[1]).into(),

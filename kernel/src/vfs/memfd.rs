@@ -269,6 +269,45 @@ impl Memfd {
         Ok(())
     }
 
+    /// The object under the file (its pages).
+    pub fn object(&self) -> &Arc<FileObject> {
+        &self.object
+    }
+
+    /// `fallocate(mode, offset, len)` on a shared-memory file (a tmpfs file or a
+    /// memfd, not a hugetlb one), as Linux's `shmem_fallocate`, the system call's
+    /// own checks passed: EOPNOTSUPP for a mode other than `KEEP_SIZE` and
+    /// `PUNCH_HOLE | KEEP_SIZE`; a punch under `F_SEAL_WRITE`/`F_SEAL_FUTURE_WRITE`,
+    /// or an allocation past the end under `F_SEAL_GROW`, is EPERM. Else the work,
+    /// as a future (an allocation may wait for reclaim, a punch for a page in swap):
+    /// see [`shmem_allocate`] and [`shmem_punch`].
+    pub fn fallocate_shmem(
+        &self,
+        mode: u32,
+        offset: u64,
+        len: u64,
+    ) -> SysResult<core::pin::Pin<Box<dyn core::future::Future<Output = SysResult<u64>> + Send>>>
+    {
+        use super::falloc::{KEEP_SIZE, PUNCH_HOLE};
+        if mode & !(KEEP_SIZE | PUNCH_HOLE) != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        // The caller checked that it stays below 2^63.
+        let end = offset + len;
+        let object = self.object.clone();
+        if mode & PUNCH_HOLE != 0 {
+            if self.write_sealed() {
+                return Err(Errno::EPERM);
+            }
+            return Ok(Box::pin(shmem_punch(object, offset, end)));
+        }
+        if self.seals() & seal::GROW != 0 && end > object.size_bytes() {
+            return Err(Errno::EPERM);
+        }
+        let grow = mode & KEEP_SIZE == 0;
+        Ok(Box::pin(shmem_allocate(object, offset, end, grow)))
+    }
+
     /// Writes at `offset`, as [`read_at`](Self::read_at) reads.
     fn write_at(&self, buf: u64, count: u64, offset: u64) -> SysResult<u64> {
         loop {
@@ -368,7 +407,8 @@ impl File for Memfd {
             return stat_of(self.object.size_bytes());
         }
         let mode = self.mode.load(Ordering::Relaxed);
-        let mut stat = Stat::regular(mode, self.object.size_bytes());
+        let mut stat =
+            Stat::regular(mode, self.object.size_bytes()).with_shmem_blocks(&self.object);
         if let Some(owned) = &*self.owner.lock() {
             stat.uid = owned.uid;
             stat.gid = owned.gid;
@@ -396,7 +436,9 @@ impl File for Memfd {
     /// empties the whole ones, unmapped from every mapping, shared or private;
     /// without it, the range's missing pages are allocated (ENOSPC when the pool runs
     /// out, those allocated kept; EPERM past the end under `F_SEAL_GROW`) and the
-    /// size grows to the range's end unless `KEEP_SIZE`. Other files: EOPNOTSUPP.
+    /// size grows to the range's end unless `KEEP_SIZE`. A shared-memory file's
+    /// goes through [`fallocate_shmem`](Memfd::fallocate_shmem) (the system call
+    /// takes that path), not this one: EOPNOTSUPP here.
     fn fallocate(&self, mode: u32, offset: u64, len: u64) -> SysResult<()> {
         use super::falloc::{KEEP_SIZE, PUNCH_HOLE};
         let Some(pages) = self.object.hugetlb() else {
@@ -454,4 +496,82 @@ impl File for Memfd {
         self.object.set_size(length);
         Ok(())
     }
+}
+
+/// Reclaim rounds an allocation waits through without getting a frame before it gives
+/// up (ENOMEM).
+const FALLOC_FRUITLESS_ROUNDS: u32 = 4;
+
+/// Allocates the pages of `[offset, end)` of `object` (zeroed; those there already
+/// stay), waiting for reclaim while it frees frames, then grows the size to `end` if
+/// `grow`. ENOMEM when memory runs out: the pages this call added go again and the
+/// size is as it was.
+pub async fn shmem_allocate(
+    object: Arc<FileObject>,
+    offset: u64,
+    end: u64,
+    grow: bool,
+) -> SysResult<u64> {
+    use mm::pagecache::{FallocStep, Fallocation};
+    let page = mm::frame::PAGE_SIZE;
+    let mut alloc = Fallocation::new(offset / page, end.div_ceil(page));
+    let mut fruitless = 0;
+    loop {
+        let before = alloc.next_index();
+        match object.falloc_step(&mut alloc) {
+            FallocStep::Done => break,
+            FallocStep::Wait(round) => {
+                fruitless = if alloc.next_index() == before {
+                    fruitless + 1
+                } else {
+                    0
+                };
+                if fruitless > FALLOC_FRUITLESS_ROUNDS {
+                    object.falloc_undo(&alloc);
+                    return Err(Errno::ENOMEM);
+                }
+                round.await;
+            }
+            FallocStep::NoMemory => {
+                object.falloc_undo(&alloc);
+                return Err(Errno::ENOMEM);
+            }
+        }
+    }
+    if grow {
+        object.grow_size(end);
+    }
+    Ok(0)
+}
+
+/// Punches a hole over `[offset, end)` of `object`: the bytes of pages the range
+/// covers in part are zeroed (a page in swap is read back first), the whole pages
+/// are freed (swap slots too) and unmapped from every shared mapping and from the
+/// private mappings that map them (their private copies stay). The size stays.
+pub async fn shmem_punch(object: Arc<FileObject>, offset: u64, end: u64) -> SysResult<u64> {
+    let page = mm::frame::PAGE_SIZE;
+    let hole_start = offset.next_multiple_of(page);
+    let hole_end = end - end % page;
+    let edges = if hole_start > hole_end {
+        [Some((offset, end - offset)), None]
+    } else {
+        [
+            (offset < hole_start).then(|| (offset, hole_start - offset)),
+            (end > hole_end).then(|| (hole_end, end - hole_end)),
+        ]
+    };
+    for (at, len) in edges.into_iter().flatten() {
+        loop {
+            match object.zero_partial(at, len) {
+                Ok(()) => break,
+                Err(PageError::Wait(wait)) => wait.await,
+                Err(PageError::OutOfMemory) => return Err(Errno::ENOMEM),
+                Err(_) => return Err(Errno::EIO),
+            }
+        }
+    }
+    if hole_end > hole_start {
+        object.punch_range(hole_start / page, hole_end / page);
+    }
+    Ok(0)
 }

@@ -69,8 +69,6 @@ pub mod falloc {
     pub const PUNCH_HOLE: u32 = 0x02;
     /// Zero the range.
     pub const ZERO_RANGE: u32 = 0x10;
-    /// Every mode bit Linux knows (`FALLOC_FL_SUPPORTED_MASK`).
-    pub const SUPPORTED: u32 = 0x7f;
 }
 
 /// Open flags (Linux x86_64 values).

@@ -41,6 +41,10 @@ pub struct Stat {
     pub size: u64,
     /// Preferred I/O size.
     pub blksize: u64,
+    /// 512-byte blocks allocated, where the file counts them (shared memory: its
+    /// pages, resident or in swap); else [`blocks`](Self::blocks) derives them from
+    /// the size.
+    pub allocated_blocks: Option<u64>,
 }
 
 /// Linux's `new_encode_dev`.
@@ -97,9 +101,24 @@ impl Stat {
         Stat { dev, ino, ..self }
     }
 
-    /// 512-byte blocks the size takes.
+    /// 512-byte blocks allocated (those the size takes, unless the file counts them).
     pub fn blocks(&self) -> u64 {
-        self.size.div_ceil(512)
+        self.allocated_blocks
+            .unwrap_or_else(|| self.size.div_ceil(512))
+    }
+
+    /// With the blocks a shared-memory object's pages take, resident or in swap (as
+    /// Linux's shmem counts `i_blocks`), unless it is a hugetlb file (whose blocks
+    /// stay those of its size).
+    pub fn with_shmem_blocks(self, object: &mm::pagecache::FileObject) -> Stat {
+        if object.hugetlb().is_some() {
+            return self;
+        }
+        let pages = object.cache().len() + object.cache().swapped();
+        Stat {
+            allocated_blocks: Some(pages * (mm::frame::PAGE_SIZE / 512)),
+            ..self
+        }
     }
 
     /// Writes `struct stat` (x86_64, 144 bytes) to `addr`.

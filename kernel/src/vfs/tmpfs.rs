@@ -114,7 +114,7 @@ impl Inode {
                 s
             }
             Body::File(object) => {
-                let mut s = Stat::regular(perm, object.size_bytes());
+                let mut s = Stat::regular(perm, object.size_bytes()).with_shmem_blocks(object);
                 s.nlink = linked;
                 s
             }
