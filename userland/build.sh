@@ -62,6 +62,7 @@ cc_if_newer "$bin/prctl" c/prctl.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/pidfd" c/pidfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/shm" c/shm.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/memfd" c/memfd.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/shmfalloc" c/shmfalloc.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/hugepriv" c/hugepriv.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/hugetrunc" c/hugetrunc.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/uffd_fork" c/uffd_fork.c musl-gcc -static -O2 -Wall

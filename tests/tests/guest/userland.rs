@@ -25,6 +25,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "prctl",
         "pidfd",
         "shm",
+        "shmfalloc",
         "threads",
         "forkexec",
         "signals",
@@ -45,7 +46,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("28 passed, 0 failed");
+    out.expect_line("29 passed, 0 failed");
     // The dynamically linked program started in musl's loader, which found itself.
     out.expect_line("hello_c: loader at AT_BASE");
     out.expect_line("hello from musl (dynamic");
@@ -94,6 +95,20 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("shm: check {check}: ok"));
     }
+    // fallocate on a memfd and a /dev/shm file; smaps of a private file mapping.
+    for check in [
+        "memfd-fallocate-grows-size-blocks-and-shmem",
+        "keep-size-keeps-the-size",
+        "dev-shm-file-fallocate",
+        "punch-hole-zeros-read-shared-maps-keeps-private-copy",
+        "seals-refuse-with-eperm",
+        "bad-modes-and-ranges-errnos",
+        "more-than-ram-and-swap-enomem-size-kept",
+        "smaps-private-file-mapping-copies-are-anonymous",
+    ] {
+        out.expect_line(&format!("shmfalloc: check {check}: ok"));
+    }
+    out.expect_line("shmfalloc: all checks passed");
     // fuzz ran twice: the syscall fuzzer and the short mm storm (fuzz --mm).
     out.expect_line("fuzz-mm: ok: ");
     out.expect_line("EXIT=0");

@@ -39,6 +39,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["prctl"],
     &["pidfd"],
     &["shm"],
+    &["shmfalloc"],
     &["stdhello"],
     &["threads"],
     &["forkexec"],

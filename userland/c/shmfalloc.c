@@ -1,0 +1,418 @@
+/* shmfalloc: fallocate(2) on shared memory (a memfd and a /dev/shm file), as Linux's
+ * shmem: allocation grows the file (st_size, st_blocks, Shmem in /proc/meminfo),
+ * FALLOC_FL_KEEP_SIZE keeps the size (its pages past the end go with a truncation to
+ * the same size), a punched hole reads zeros through read(2), through a shared mapping
+ * and through another process's shared mapping while a private copy keeps its data,
+ * the seals refuse with Linux's errno, and bad modes and ranges get Linux's errno.
+ * Then /proc/self/smaps of a private file mapping after writes (its private copies
+ * are Anonymous). Prints `shmfalloc: check NAME: ok` per check and exits 1 at the
+ * first failure; the same binary passes on Linux 6.12. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PROG "shmfalloc"
+#include "check.h"
+#include "seals.h"
+#pragma GCC diagnostic ignored "-Wunused-function" /* sysfiles.h's write_file */
+#include "sysfiles.h"
+
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+#define FALLOC_FL_COLLAPSE_RANGE 0x08
+#define FALLOC_FL_ZERO_RANGE 0x10
+#define PUNCH (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
+#define PAGE 4096L
+
+/* The raw call: errno as the kernel gave it (no libc emulation). */
+static long falloc(int fd, int mode, long offset, long len) {
+    return syscall(SYS_fallocate, fd, mode, offset, len);
+}
+
+static struct stat fst(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        fail("fstat", -1);
+    return st;
+}
+
+static int new_memfd(const char *name, unsigned flags) {
+    int fd = memfd_create(name, flags);
+    if (fd < 0)
+        fail("memfd_create", fd);
+    return fd;
+}
+
+/* Byte `p + 1` over page p, for pages [0, pages). */
+static void fill_pages(int fd, int pages) {
+    char buf[PAGE];
+    for (int p = 0; p < pages; p++) {
+        memset(buf, p + 1, sizeof buf);
+        if (pwrite(fd, buf, sizeof buf, p * PAGE) != PAGE)
+            fail("pwrite", p);
+    }
+}
+
+/* Whether `len` bytes at `off` read through read(2) are all `want`. */
+static int reads_as(int fd, long off, long len, int want) {
+    char buf[PAGE];
+    while (len > 0) {
+        long n = len < PAGE ? len : PAGE;
+        if (pread(fd, buf, n, off) != n)
+            return 0;
+        for (long i = 0; i < n; i++)
+            if (buf[i] != (char)want)
+                return 0;
+        off += n;
+        len -= n;
+    }
+    return 1;
+}
+
+static int all_bytes(const char *p, long len, int want) {
+    for (long i = 0; i < len; i++)
+        if (p[i] != (char)want)
+            return 0;
+    return 1;
+}
+
+/* Whether a change of Shmem (kB) is `want` give or take 256 kB: Linux's counter is
+ * summed from per-CPU deltas that lag by up to a threshold each. */
+static int near(long got, long want) {
+    if (got < want - 256 || got > want + 256) {
+        printf(PROG ": Shmem moved by %ld kB, %ld expected\n", got, want);
+        return 0;
+    }
+    return 1;
+}
+
+static int on_peios(void) {
+    struct utsname u;
+    return uname(&u) == 0 && !strcmp(u.sysname, "Peios");
+}
+
+static void memfd_grows(void) {
+    begin("memfd-fallocate-grows-size-blocks-and-shmem");
+    int fd = new_memfd("falloc", 0);
+    long before = meminfo("Shmem");
+    EXPECT_EQ(falloc(fd, 0, 0, 4 << 20), 0);
+    long after = meminfo("Shmem");
+    struct stat st = fst(fd);
+    EXPECT_EQ(st.st_size, 4 << 20);
+    EXPECT_EQ(st.st_blocks, (4 << 20) / 512);
+    EXPECT(near(after - before, 4096));
+    EXPECT(reads_as(fd, 0, 4 << 20, 0));
+    /* Off page boundaries: the size is the byte, the blocks whole pages. */
+    int odd = new_memfd("odd", 0);
+    EXPECT_EQ(falloc(odd, 0, 100, 10), 0);
+    EXPECT_EQ(fst(odd).st_size, 110);
+    EXPECT_EQ(fst(odd).st_blocks, 8);
+    /* Allocating again changes nothing; written bytes stay. */
+    EXPECT_EQ(pwrite(fd, "kept", 4, 5000), 4);
+    EXPECT_EQ(falloc(fd, 0, 0, 8192), 0);
+    EXPECT(reads_as(fd, 5000, 1, 'k'));
+    EXPECT_EQ(fst(fd).st_blocks, (4 << 20) / 512);
+    close(odd);
+    close(fd);
+    EXPECT(near(meminfo("Shmem") - before, 0));
+    ok();
+}
+
+static void keep_size(void) {
+    begin("keep-size-keeps-the-size");
+    int fd = new_memfd("keep", 0);
+    EXPECT_EQ(ftruncate(fd, PAGE), 0);
+    EXPECT_EQ(falloc(fd, FALLOC_FL_KEEP_SIZE, 0, 16 * PAGE), 0);
+    struct stat st = fst(fd);
+    EXPECT_EQ(st.st_size, PAGE);
+    EXPECT_EQ(st.st_blocks, 16 * 8);
+    /* Growing over them keeps them (and they read as zeros). */
+    EXPECT_EQ(ftruncate(fd, 4 * PAGE), 0);
+    EXPECT_EQ(fst(fd).st_blocks, 16 * 8);
+    EXPECT(reads_as(fd, 0, 4 * PAGE, 0));
+    /* A truncation to the same size drops the pages past the end. */
+    EXPECT_EQ(ftruncate(fd, 4 * PAGE), 0);
+    EXPECT_EQ(fst(fd).st_blocks, 4 * 8);
+    close(fd);
+    ok();
+}
+
+static void dev_shm_grows(void) {
+    begin("dev-shm-file-fallocate");
+    const char *path = "/dev/shm/shmfalloc.test";
+    unlink(path);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    EXPECT(fd >= 0);
+    long before = meminfo("Shmem");
+    EXPECT_EQ(falloc(fd, 0, 0, 1024 * PAGE), 0);
+    long after = meminfo("Shmem");
+    EXPECT(near(after - before, 4096));
+    struct stat st;
+    EXPECT_EQ(stat(path, &st), 0);
+    EXPECT_EQ(st.st_size, 1024 * PAGE);
+    EXPECT_EQ(st.st_blocks, 1024 * 8);
+    EXPECT_EQ(falloc(fd, FALLOC_FL_KEEP_SIZE, 1024 * PAGE, 64 * PAGE), 0);
+    EXPECT_EQ(stat(path, &st), 0);
+    EXPECT_EQ(st.st_size, 1024 * PAGE);
+    EXPECT_EQ(st.st_blocks, 1088 * 8);
+    EXPECT_EQ(falloc(fd, PUNCH, 0, 1088 * PAGE), 0);
+    EXPECT_EQ(fst(fd).st_blocks, 0);
+    EXPECT_EQ(fst(fd).st_size, 1024 * PAGE);
+    EXPECT(near(meminfo("Shmem") - before, 0));
+    /* A read-only descriptor may not. */
+    int ro = open(path, O_RDONLY);
+    EXPECT(ro >= 0);
+    EXPECT_ERR(falloc(ro, 0, 0, PAGE), EBADF);
+    close(ro);
+    close(fd);
+    EXPECT_EQ(unlink(path), 0);
+    ok();
+}
+
+static void punch_hole(void) {
+    begin("punch-hole-zeros-read-shared-maps-keeps-private-copy");
+    int fd = new_memfd("punch", 0);
+    fill_pages(fd, 4);
+    char *shared = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *private = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(shared != MAP_FAILED && private != MAP_FAILED);
+    EXPECT_EQ(shared[2 * PAGE], 3);
+    private[PAGE] = 'P';          /* page 1: the mapping's own copy */
+    EXPECT_EQ(private[2 * PAGE], 3); /* page 2: the file's page, mapped */
+    int go[2], done[2];
+    EXPECT_EQ(pipe(go), 0);
+    EXPECT_EQ(pipe(done), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        /* The child's shared mapping holds pages 1 and 2 before the punch. */
+        int ok_ = shared[PAGE] == 2 && shared[2 * PAGE] == 3;
+        char c;
+        if (write(done[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(3);
+        ok_ = ok_ && all_bytes(shared + PAGE, 2 * PAGE, 0) && shared[0] == 1;
+        _exit(ok_ ? 0 : 2);
+    }
+    char c;
+    EXPECT_EQ(read(done[0], &c, 1), 1);
+    /* Bytes 100.. of page 0, pages 1 and 2 whole, the first 10 bytes of page 3. */
+    EXPECT_EQ(falloc(fd, PUNCH, 100, 3 * PAGE + 10 - 100), 0);
+    struct stat st = fst(fd);
+    EXPECT_EQ(st.st_size, 4 * PAGE);
+    EXPECT_EQ(st.st_blocks, 2 * 8);
+    EXPECT_EQ(write(go[1], "g", 1), 1);
+    int status;
+    EXPECT_EQ(waitpid(child, &status, 0), child);
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT(reads_as(fd, 0, 100, 1));
+    EXPECT(reads_as(fd, 100, 3 * PAGE + 10 - 100, 0));
+    EXPECT(reads_as(fd, 3 * PAGE + 10, PAGE - 10, 4));
+    EXPECT(all_bytes(shared, 100, 1));
+    EXPECT(all_bytes(shared + 100, 3 * PAGE + 10 - 100, 0));
+    EXPECT(all_bytes(shared + 3 * PAGE + 10, PAGE - 10, 4));
+    EXPECT_EQ(private[PAGE], 'P');
+    EXPECT(all_bytes(private + PAGE + 1, PAGE - 1, 2));
+    EXPECT(all_bytes(private + 2 * PAGE, PAGE, 0));
+    EXPECT(all_bytes(private + 100, PAGE - 100, 0));
+    /* A write through the shared mapping after the punch is the file's again. */
+    shared[2 * PAGE] = 'S';
+    EXPECT(reads_as(fd, 2 * PAGE, 1, 'S'));
+    /* A hole within one page, and one past the end (nothing there). */
+    EXPECT_EQ(falloc(fd, PUNCH, 3 * PAGE + 20, 5), 0);
+    EXPECT(reads_as(fd, 3 * PAGE + 20, 5, 0) && reads_as(fd, 3 * PAGE + 25, 1, 4));
+    EXPECT_EQ(falloc(fd, PUNCH, 100 * PAGE, PAGE), 0);
+    EXPECT_EQ(fst(fd).st_size, 4 * PAGE);
+    munmap(shared, 4 * PAGE);
+    munmap(private, 4 * PAGE);
+    close(fd);
+    ok();
+}
+
+static void seals(void) {
+    begin("seals-refuse-with-eperm");
+    int fd = new_memfd("sealed", MFD_ALLOW_SEALING);
+    fill_pages(fd, 4);
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_GROW), 0);
+    EXPECT_ERR(falloc(fd, 0, 0, 5 * PAGE), EPERM);
+    EXPECT_ERR(falloc(fd, FALLOC_FL_KEEP_SIZE, 4 * PAGE, 1), EPERM);
+    EXPECT_EQ(falloc(fd, 0, 0, 4 * PAGE), 0);
+    EXPECT_EQ(falloc(fd, PUNCH, 0, PAGE), 0);
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+    EXPECT_EQ(falloc(fd, PUNCH, PAGE, PAGE), 0);
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), 0);
+    EXPECT_ERR(falloc(fd, PUNCH, 2 * PAGE, PAGE), EPERM);
+    EXPECT(reads_as(fd, 2 * PAGE, PAGE, 3));
+    /* Allocation inside the size writes nothing: allowed under F_SEAL_WRITE. */
+    EXPECT_EQ(falloc(fd, 0, 0, 4 * PAGE), 0);
+    EXPECT_EQ(fst(fd).st_size, 4 * PAGE);
+    close(fd);
+    int fw = new_memfd("future", MFD_ALLOW_SEALING);
+    fill_pages(fw, 2);
+    EXPECT_EQ(fcntl(fw, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+    EXPECT_ERR(falloc(fw, PUNCH, 0, PAGE), EPERM);
+    EXPECT_EQ(falloc(fw, 0, 0, 8 * PAGE), 0);
+    EXPECT_EQ(fst(fw).st_size, 8 * PAGE);
+    EXPECT(reads_as(fw, 0, PAGE, 1));
+    close(fw);
+    ok();
+}
+
+static void bad_arguments(void) {
+    begin("bad-modes-and-ranges-errnos");
+    int fd = new_memfd("bad", 0);
+    EXPECT_ERR(falloc(fd, 0, 0, 0), EINVAL);
+    EXPECT_ERR(falloc(fd, 0, 0, -1), EINVAL);
+    EXPECT_ERR(falloc(fd, 0, -1, PAGE), EINVAL);
+    EXPECT_ERR(falloc(fd, FALLOC_FL_PUNCH_HOLE, 0, PAGE), EOPNOTSUPP);
+    EXPECT_ERR(falloc(fd, FALLOC_FL_ZERO_RANGE, 0, PAGE), EOPNOTSUPP);
+    EXPECT_ERR(falloc(fd, FALLOC_FL_COLLAPSE_RANGE, 0, PAGE), EOPNOTSUPP);
+    /* Linux 6.12 answers every bad combination EOPNOTSUPP (none EINVAL). */
+    EXPECT_ERR(falloc(fd, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, PAGE), EOPNOTSUPP);
+    EXPECT_ERR(falloc(fd, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_PUNCH_HOLE, 0, PAGE), EOPNOTSUPP);
+    EXPECT_ERR(falloc(fd, PUNCH | FALLOC_FL_ZERO_RANGE, 0, PAGE), EOPNOTSUPP);
+    EXPECT_ERR(falloc(fd, 0x04, 0, PAGE), EOPNOTSUPP);
+    EXPECT_ERR(falloc(fd, 0x80, 0, PAGE), EOPNOTSUPP);
+    EXPECT_ERR(falloc(fd, 0, INT64_MAX - 10, 100), EFBIG);
+    EXPECT_ERR(falloc(fd, PUNCH, INT64_MAX - 10, 100), EFBIG);
+    EXPECT_ERR(falloc(9999, 0, 0, PAGE), EBADF);
+    int p[2];
+    EXPECT_EQ(pipe(p), 0);
+    EXPECT_ERR(falloc(p[1], 0, 0, PAGE), ESPIPE);
+    EXPECT_ERR(falloc(p[0], 0, 0, PAGE), EBADF);
+    EXPECT_ERR(falloc(p[0], FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, PAGE), EOPNOTSUPP);
+    close(p[0]);
+    close(p[1]);
+    int null = open("/dev/null", O_WRONLY);
+    EXPECT(null >= 0);
+    EXPECT_ERR(falloc(null, 0, 0, PAGE), ENODEV);
+    close(null);
+    EXPECT_EQ(fst(fd).st_size, 0);
+    EXPECT_EQ(fst(fd).st_blocks, 0);
+    close(fd);
+    ok();
+}
+
+/* Peios-only: Linux 6.12 tries such a request page by page into the OOM killer. */
+static void never_fits(void) {
+    begin("more-than-ram-and-swap-enomem-size-kept");
+    if (!on_peios()) {
+        printf(PROG ": check %s: ok (skipped: not Peios)\n", current);
+        return;
+    }
+    int fd = new_memfd("huge", 0);
+    EXPECT_EQ(ftruncate(fd, PAGE), 0);
+    EXPECT_ERR(falloc(fd, 0, 0, 1L << 40), ENOMEM);
+    EXPECT_EQ(fst(fd).st_size, PAGE);
+    EXPECT_EQ(fst(fd).st_blocks, 0);
+    close(fd);
+    ok();
+}
+
+/* The value of `key` in the smaps block of the mapping at `addr` (kB), or -1. */
+static long smaps_value(void *addr, const char *key) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    char line[512];
+    char want[32];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)addr);
+    int in = 0;
+    long v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        if (strchr(line, '-') && strchr(line, ' ') && strchr(line, '-') < strchr(line, ' ')) {
+            in = !strncmp(line, want, strlen(want));
+            continue;
+        }
+        if (in && !strncmp(line, key, n) && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static void smaps_private_file(void) {
+    begin("smaps-private-file-mapping-copies-are-anonymous");
+    /* 64 pages of which 0, 1, 2, 32 and 48 are in the page cache: Linux's fault-around
+     * (16 pages) maps a read page's cached neighbours too, and here it has none. */
+    int fd = new_memfd("smaps", 0);
+    EXPECT_EQ(ftruncate(fd, 64 * PAGE), 0);
+    int cached[] = {0, 1, 2, 32, 48};
+    for (int i = 0; i < 5; i++)
+        EXPECT_EQ(pwrite(fd, "d", 1, cached[i] * PAGE), 1);
+    char *m = mmap(NULL, 64 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(m != MAP_FAILED);
+    for (int p = 0; p < 3; p++)
+        m[p * PAGE] = 'x'; /* three private copies */
+    volatile char sink = m[32 * PAGE] + m[48 * PAGE]; /* two of the file's pages */
+    (void)sink;
+    const char *keys[] = {"Rss", "Anonymous", "Private_Dirty", "Private_Clean",
+                          "Shared_Dirty", "Shared_Clean", "Pss", "Pss_Dirty"};
+    enum { N = sizeof keys / sizeof *keys };
+    long v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = smaps_value(m, keys[i]);
+    printf(PROG ": smaps private mapping:");
+    for (int i = 0; i < N; i++)
+        printf(" %s %ld", keys[i], v[i]);
+    printf("\n");
+    /* Linux 6.12's values: the written shmem pages count as dirty too. */
+    EXPECT_EQ(v[0], 20);
+    EXPECT_EQ(v[1], 12);
+    EXPECT_EQ(v[2], 20);
+    EXPECT_EQ(v[3], 0);
+    EXPECT_EQ(v[4] + v[5], 0);
+    EXPECT_EQ(v[6], 20);
+    EXPECT_EQ(v[7], 20);
+    /* A shared mapping of the same pages makes the file's two pages shared. */
+    char *s = mmap(NULL, 64 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    EXPECT(s != MAP_FAILED);
+    sink = s[32 * PAGE] + s[48 * PAGE];
+    for (int i = 0; i < N; i++)
+        v[i] = smaps_value(m, keys[i]);
+    printf(PROG ": smaps with a shared mapping too:");
+    for (int i = 0; i < N; i++)
+        printf(" %s %ld", keys[i], v[i]);
+    printf("\n");
+    EXPECT_EQ(v[0], 20);
+    EXPECT_EQ(v[1], 12);
+    EXPECT_EQ(v[2], 12);
+    EXPECT_EQ(v[3], 0);
+    EXPECT_EQ(v[4], 8);
+    EXPECT_EQ(v[5], 0);
+    EXPECT_EQ(v[6], 16);
+    EXPECT_EQ(v[7], 16);
+    munmap(s, 64 * PAGE);
+    munmap(m, 64 * PAGE);
+    close(fd);
+    ok();
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    memfd_grows();
+    keep_size();
+    dev_shm_grows();
+    punch_hole();
+    seals();
+    bad_arguments();
+    never_fits();
+    smaps_private_file();
+    printf(PROG ": all checks passed\n");
+    return 0;
+}
