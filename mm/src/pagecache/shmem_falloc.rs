@@ -24,6 +24,7 @@ use alloc::vec::Vec;
 
 use super::cache::Lookup;
 use super::{FileObject, PageError};
+use crate::addr::VirtAddr;
 use crate::fault::{FaultFuture, WaitReason};
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::phys::{AllocFailure, PAGE_BYTES};
@@ -137,7 +138,7 @@ impl FileObject {
                     let Some(guard) = self.cache.begin_fill(index) else {
                         continue; // someone else just took the slot: look again
                     };
-                    match self.cache.frames().alloc_zeroed(index * PAGE_SIZE) {
+                    match self.cache.frames().alloc_zeroed(VirtAddr::new(index * PAGE_SIZE)) {
                         Ok(pfn) => {
                             guard.finish(pfn);
                             alloc.note_added(index);
