@@ -238,7 +238,10 @@ fn clone_start(
             // A hugetlb file that drops pages while the copy runs may miss the child
             // (not listed yet): checked again once it is (below).
             let hugetlb_changes = mm::hugetlb_file::changes();
-            (Arc::new(parent.fork()?), Some((parent, hugetlb_changes)))
+            // The same for a hole punched in shared memory.
+            let shmem_punches = mm::pagecache::hole_punches();
+            let changes = (hugetlb_changes, shmem_punches);
+            (Arc::new(parent.fork()?), Some((parent, changes)))
         };
         let ppid = if flags & CLONE_PARENT != 0 {
             process.ppid.load(Ordering::SeqCst)
@@ -269,9 +272,12 @@ fn clone_start(
             token,
             rlimits,
         });
-        if let Some((_, changes)) = forked_from {
-            if mm::hugetlb_file::changes() != changes {
+        if let Some((_, (hugetlb_changes, shmem_punches))) = forked_from {
+            if mm::hugetlb_file::changes() != hugetlb_changes {
                 space.mm().unmap_stale_hugetlb();
+            }
+            if mm::pagecache::hole_punches() != shmem_punches {
+                space.mm().unmap_stale_shmem();
             }
         }
         {

@@ -8,13 +8,15 @@
 //! There is no reverse map: the kernel calls [`AddressSpace::unmap_shmem_hole`] on
 //! every address space. It takes the VMA tree's write side, so a fault that found a
 //! page before it left the cache has mapped it by then and is undone here, and a
-//! later fault finds the hole.
+//! later fault finds the hole. A fork child made while a walk ran, and listed too late
+//! for it, is repaired by [`AddressSpace::unmap_stale_shmem`] (its shared mappings; a
+//! private mapping's stale page of the file cannot be told from its own copy there).
 
 use super::zap::Zap;
 use super::AddressSpace;
 use crate::addr::VirtAddr;
 use crate::frame::PAGE_SIZE;
-use crate::pagecache::{FileObject, PunchedPages};
+use crate::pagecache::{FileKind, FileObject, PunchedPages};
 use crate::pagetable::PageTable;
 
 impl<P: PageTable> AddressSpace<P> {
@@ -46,6 +48,37 @@ impl<P: PageTable> AddressSpace<P> {
                 &mut |va, pte, huge| {
                     // A private file mapping's huge leaves are anonymous copies.
                     if huge || !hole.was_file_page(pte.pfn) {
+                        return;
+                    }
+                    if let Some(old) = pt.unmap(va) {
+                        zap.entry_removed(va.as_u64(), old.pfn);
+                    }
+                },
+            );
+        }
+        zap.finish()
+    }
+
+    /// Unmaps, in every shared mapping of a shared-memory object here, the entries
+    /// that map a frame other than the one the object's cache holds at their index
+    /// (a page a hole punch took out). For a fork child made while a punch's walk ran
+    /// (see the module). Returns the entries removed.
+    pub fn unmap_stale_shmem(&self) -> u64 {
+        let st = self.state().write();
+        let pt = self.page_table();
+        let mut zap = Zap::new(self.frames(), &**self.tlb());
+        for v in st.tree.iter() {
+            let Some(file) = v.file() else {
+                continue;
+            };
+            if v.is_private() || v.hugetlb.is_some() || file.kind() != FileKind::Shmem {
+                continue;
+            }
+            pt.scan_leaves(
+                VirtAddr::new(v.start),
+                VirtAddr::new(v.end),
+                &mut |va, pte, huge| {
+                    if huge || file.cache().peek(v.file_index(va.as_u64())) == Some(pte.pfn) {
                         return;
                     }
                     if let Some(old) = pt.unmap(va) {

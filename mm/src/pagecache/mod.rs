@@ -19,7 +19,9 @@ mod shmem_swap;
 pub use backing::{FileBacking, IoError, SliceBacking, ZeroBacking};
 pub use cache::{FillGuard, Lookup, PageCache};
 pub use disk::{DiskPages, PageReader, PagesFuture};
-pub use shmem_falloc::{set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook, PunchedPages};
+pub use shmem_falloc::{
+    hole_punches, set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook, PunchedPages,
+};
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;

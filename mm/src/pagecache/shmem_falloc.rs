@@ -35,6 +35,20 @@ pub type HoleUnmapHook = fn(&FileObject, &PunchedPages);
 
 static HOLE_UNMAP_HOOK: spin::Once<HoleUnmapHook> = spin::Once::new();
 
+/// Hole punches whose unmapping walk has ended (see [`hole_punches`]).
+static HOLE_PUNCHES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// How many hole punches have finished their walk over the address spaces since boot:
+/// a fork reads it before it copies and again once its child is listed where the
+/// [`HoleUnmapHook`] looks, and runs
+/// [`AddressSpace::unmap_stale_shmem`](crate::aspace::AddressSpace::unmap_stale_shmem)
+/// on the child if it moved (a walk that began before the child was listed may have
+/// unmapped its parent's pages after the copy). Counted once the walk is over: a fork
+/// that reads it later copied a parent the walk had already passed.
+pub fn hole_punches() -> u64 {
+    HOLE_PUNCHES.load(core::sync::atomic::Ordering::SeqCst)
+}
+
 /// Installs the kernel's [`HoleUnmapHook`] (once, at boot; later calls are ignored).
 pub fn set_hole_unmap_hook(hook: HoleUnmapHook) {
     HOLE_UNMAP_HOOK.call_once(|| hook);
@@ -138,7 +152,11 @@ impl FileObject {
                     let Some(guard) = self.cache.begin_fill(index) else {
                         continue; // someone else just took the slot: look again
                     };
-                    match self.cache.frames().alloc_zeroed(VirtAddr::new(index * PAGE_SIZE)) {
+                    match self
+                        .cache
+                        .frames()
+                        .alloc_zeroed(VirtAddr::new(index * PAGE_SIZE))
+                    {
                         Ok(pfn) => {
                             guard.finish(pfn);
                             alloc.note_added(index);
@@ -224,6 +242,7 @@ impl FileObject {
             owner: self,
         };
         unmap(self, &punched);
+        HOLE_PUNCHES.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
         punched.resident()
     }
 }

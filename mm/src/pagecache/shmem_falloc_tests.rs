@@ -184,3 +184,34 @@ fn zeroing_a_missing_page_allocates_nothing() {
     assert_eq!((f.cache().len(), soft.live()), (0, 0));
     assert_eq!(f.punch_range(0, 4), 0);
 }
+
+#[test]
+fn a_fork_child_the_walk_missed_is_repaired() {
+    let h = harness();
+    let f = filled(&h, 2);
+    let rw = Prot::READ | Prot::WRITE;
+    let shared = map_file(&h.aspace, &f, 2, rw, MapFlags::SHARED, 0);
+    h.aspace
+        .fault(shared + PAGE_SIZE, Access::Read, true)
+        .unwrap();
+    let child = crate::aspace::tests::fork(&h);
+    let before = super::hole_punches();
+    // The walk reaches the parent only (the child was not listed yet).
+    f.punch_range_with(1, 2, &|file, hole| {
+        h.aspace.unmap_shmem_hole(file, hole);
+    });
+    assert!(
+        super::hole_punches() > before,
+        "counted once the walk is over"
+    );
+    let mut b = [9u8; 1];
+    child.read_bytes(shared + PAGE_SIZE, &mut b).unwrap();
+    assert_eq!(b[0], 2, "the child's copy still maps the punched page");
+    assert_eq!(child.unmap_stale_shmem(), 1);
+    assert_eq!(child.unmap_stale_shmem(), 0);
+    child.read_bytes(shared + PAGE_SIZE, &mut b).unwrap();
+    assert_eq!(b[0], 0, "repaired: the child reads the hole");
+    assert_eq!(byte_at(&h, shared + PAGE_SIZE), 0);
+    h.aspace.fault(shared, Access::Read, true).unwrap();
+    assert_eq!(h.aspace.unmap_stale_shmem(), 0, "current pages stay");
+}
