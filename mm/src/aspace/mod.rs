@@ -63,6 +63,7 @@ mod lock;
 mod madvise;
 pub(crate) mod mempolicy;
 mod migrate;
+mod migrate_cache;
 mod mincore;
 mod mlock;
 pub mod mmap;
