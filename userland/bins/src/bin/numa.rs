@@ -4,7 +4,10 @@
 //! move_pages queries and /proc/self/numa_maps), mbind MPOL_MF_MOVE and
 //! MPOL_MF_STRICT, move_pages moving pages with their contents, migrate_pages moving a
 //! child's pages from node 0 to 1 and back while it writes them (nothing lost), and an
-//! unprivileged process refused another's pages; MPOL_PREFERRED_MANY taking the
+//! unprivileged process refused another's pages; a memfd's page-cache pages, mapped
+//! shared by a parent and its fork child, moved to node 1 for both with
+//! MPOL_MF_MOVE_ALL (EACCES without it), bytes and later writes seen by both and by
+//! read(2); MPOL_PREFERRED_MANY taking the
 //! calling CPU's node when the mask lists it, and MPOL_WEIGHTED_INTERLEAVE following
 //! the weights in /sys/kernel/mm/mempolicy/weighted_interleave. The same binary runs on
 //! Linux 6.12.
@@ -21,6 +24,7 @@ use peios_bins::peios::restrict_self;
 use peios_bins::{in_child, Checks};
 use peios_rt::prelude::*;
 use peios_rt::process::{fork, wait_pid, Fork, WaitStatus};
+use peios_rt::sys::fs;
 use peios_rt::sys::mm::{mmap, mmap_anon, MapFlags, Prot, PAGE_SIZE};
 use peios_rt::sys::process::{exit_group, getpid};
 use peios_rt::sys::sched::{getcpu, sched_setaffinity, CpuSet};
@@ -467,6 +471,131 @@ fn move_all_shared(c: &mut Checks) {
     );
 }
 
+/// A memfd's pages (the page cache's frames) mapped shared by this process and a fork
+/// child: MPOL_MF_MOVE moves them while only this process maps them; once the child
+/// maps them too, MPOL_MF_MOVE leaves them (-EACCES) and MPOL_MF_MOVE_ALL moves them
+/// for both. The child then finds them on node 1 with their bytes and a write the
+/// parent made after the move, and its own write reaches the parent and read(2).
+fn memfd_shared(c: &mut Checks) {
+    const PAGES: usize = 4;
+    let fd = match fs::memfd_create(c"numa_memfd", fs::MFD_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => {
+            c.check("memfd.create", false, format_args!("{}", e));
+            return;
+        }
+    };
+    let size = fs::ftruncate(fd, (PAGES * P) as u64);
+    // SAFETY: a fresh shared mapping of this test's memfd where the kernel chooses.
+    let m = unsafe { mmap(0, PAGES * P, Prot::RW, MapFlags::SHARED, fd, 0) };
+    let (Ok(()), Ok(a)) = (size, m) else {
+        c.check("memfd.map", false, format_args!("{:?} {:?}", size, m));
+        let _ = fs::close(fd);
+        return;
+    };
+    let a = a as usize;
+    for i in 0..PAGES {
+        touch(a + i * P, 1, 0x30 + i as u8);
+    }
+    let pages = page_list(a, PAGES);
+    let s = move_pages(0, &pages, Some(&[0; PAGES]), MPOL_MF_MOVE);
+    c.check(
+        "memfd.mapped_once_moves",
+        s == Ok(vec![0; PAGES]) && nodes_of(0, a, PAGES) == [0; PAGES],
+        format_args!("{:?}", s),
+    );
+    let ctl = shared_page();
+    // SAFETY: the shared page is this test's, aligned for atomics.
+    let (ready, go) = unsafe {
+        (
+            &*(ctl as *const AtomicU64),
+            &*((ctl + 8) as *const AtomicU64),
+        )
+    };
+    let child = match fork() {
+        Ok(Fork::Child) => {
+            // Map every page here too (a fork does not copy a shared file mapping's
+            // entries on Linux: the first access maps them).
+            // SAFETY: reading this process's shared mapping of the memfd.
+            let seen = (0..PAGES)
+                .all(|i| unsafe { ((a + i * P) as *const u8).read_volatile() } == 0x30 + i as u8);
+            ready.store(1, Ordering::Release);
+            for _ in 0..20_000 {
+                if go.load(Ordering::Acquire) != 0 {
+                    break;
+                }
+                peios_rt::time::sleep_ms(1);
+            }
+            let nodes = nodes_of(0, a, PAGES);
+            // SAFETY: as above; the parent wrote 0x77 at the end of page 0 after the move.
+            let kept = (0..PAGES).all(
+                |i| unsafe { ((a + i * P) as *const u8).read_volatile() } == 0x30 + i as u8,
+            ) && unsafe { ((a + P - 1) as *const u8).read_volatile() } == 0x77;
+            // SAFETY: writing this process's shared mapping of the memfd.
+            unsafe { ((a + P + 2) as *mut u8).write_volatile(0x55) };
+            exit_group(match (seen, nodes == [1; PAGES], kept) {
+                (false, _, _) => 3,
+                (_, false, _) => 1,
+                (_, _, false) => 2,
+                _ => 0,
+            });
+        }
+        Ok(Fork::Parent(pid)) => pid,
+        Err(e) => {
+            c.check("memfd.fork", false, format_args!("{}", e));
+            let _ = fs::close(fd);
+            return;
+        }
+    };
+    for _ in 0..20_000 {
+        if ready.load(Ordering::Acquire) != 0 {
+            break;
+        }
+        peios_rt::time::sleep_ms(1);
+    }
+    let s = move_pages(0, &pages, Some(&[1; PAGES]), MPOL_MF_MOVE);
+    c.check(
+        "memfd.shared_eacces",
+        s == Ok(vec![-13; PAGES]) && nodes_of(0, a, PAGES) == [0; PAGES],
+        format_args!("{:?}", s),
+    );
+    let s = move_pages(0, &pages, Some(&[1; PAGES]), MPOL_MF_MOVE_ALL);
+    let nodes = nodes_of(0, a, PAGES);
+    c.check(
+        "memfd.move_all_moves",
+        s == Ok(vec![1; PAGES]) && nodes == [1; PAGES],
+        format_args!("{:?}, query {:?}", s, nodes),
+    );
+    let line = numa_maps_line(a);
+    c.check(
+        "memfd.numa_maps_n1",
+        line.contains(&format!(" N1={} ", PAGES)) && !line.contains(" N0="),
+        format_args!("{:?}", line),
+    );
+    touch(a + P - 1, 1, 0x77);
+    go.store(1, Ordering::Release);
+    let st = wait_pid(child);
+    c.check(
+        "memfd.child_sees_node_1_and_bytes",
+        matches!(st, Ok(WaitStatus::Exited(0))),
+        format_args!(
+            "{:?} (1: child's pages elsewhere, 2: bytes changed, 3: not mapped)",
+            st
+        ),
+    );
+    // The child's write, through the mapping and through read(2).
+    let mut byte = [0u8; 1];
+    let read = fs::lseek_set(fd, (P + 2) as u64).and_then(|_| fs::read(fd, &mut byte));
+    // SAFETY: reading this test's shared mapping.
+    let mapped = unsafe { ((a + P + 2) as *const u8).read_volatile() };
+    c.check(
+        "memfd.child_write_seen",
+        mapped == 0x55 && read == Ok(1) && byte[0] == 0x55,
+        format_args!("mapped {:#x}, read {:?} {:#x}", mapped, read, byte[0]),
+    );
+    let _ = fs::close(fd);
+}
+
 fn migrate_while_writing(c: &mut Checks) {
     const PAGES: usize = 128;
     // Shared control words: [0] rounds the child finished, [1] stop.
@@ -808,6 +937,7 @@ fn main(_args: &Args) -> i32 {
     hugetlb_bind(&mut c);
     moves(&mut c);
     move_all_shared(&mut c);
+    memfd_shared(&mut c);
     migrate_while_writing(&mut c);
     preferred_many(&mut c);
     weighted_interleave(&mut c);
