@@ -154,6 +154,77 @@ impl Ksm {
     }
 }
 
+/// Page migration of stable frames (`mm::aspace::migrate_ksm`): a stable frame is
+/// taken out of the stable tree while it moves, so no page merges into it.
+impl Ksm {
+    /// Takes the stable frame `pfn` out of the stable tree for a move: no scan merges
+    /// a page into it from now on, so its count can only fall (KSM's reference passes
+    /// to the lock). `None` if `pfn` is not a stable frame.
+    pub(crate) fn lock_for_migration<'a>(
+        &'a self,
+        frames: &'a Frames,
+        pfn: Pfn,
+    ) -> Option<KsmMigration<'a>> {
+        let mut t = self.trees.lock();
+        let hash = t
+            .stable
+            .iter()
+            .find(|(_, list)| list.contains(&pfn))
+            .map(|(h, _)| *h)?;
+        if let Some(list) = t.stable.get_mut(&hash) {
+            list.retain(|&k| k != pfn);
+            if list.is_empty() {
+                t.stable.remove(&hash);
+            }
+        }
+        Some(KsmMigration {
+            ksm: self,
+            frames,
+            hash,
+            pfn,
+            ended: false,
+        })
+    }
+
+    /// Puts stable frame `pfn` (contents hashing to `hash`) in the stable tree.
+    fn add_stable(&self, hash: u64, pfn: Pfn) {
+        self.trees.lock().stable.entry(hash).or_default().push(pfn);
+    }
+}
+
+/// A stable frame out of the stable tree while it moves
+/// ([`Ksm::lock_for_migration`]); dropped unused, it goes back.
+pub(crate) struct KsmMigration<'a> {
+    ksm: &'a Ksm,
+    frames: &'a Frames,
+    hash: u64,
+    pfn: Pfn,
+    ended: bool,
+}
+
+impl KsmMigration<'_> {
+    /// The references on the frame besides KSM's (its mappings, pins).
+    pub(crate) fn other_refs(&self) -> u64 {
+        u64::from(self.frames.count(self.pfn)).saturating_sub(1)
+    }
+
+    /// Ends the move: `new` (same contents; its reference becomes KSM's) is the
+    /// stable frame instead, and KSM's reference on the old one is dropped.
+    pub(crate) fn replace(mut self, new: Pfn) {
+        self.ksm.add_stable(self.hash, new);
+        self.ended = true;
+        self.frames.put(self.pfn);
+    }
+}
+
+impl Drop for KsmMigration<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ksm.add_stable(self.hash, self.pfn);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,18 +11,19 @@
 //! either before the copy (and is copied) or after the switch (in the new frame):
 //! none is lost.
 //!
-//! A frame shared with a fork child or KSM reports `EACCES` without
+//! A frame shared with a fork child reports `EACCES` without
 //! `MPOL_MF_MOVE_ALL` (Linux's answer for a page mapped by several processes). With it,
 //! a copy-on-write frame moves for every address space mapping it
 //! ([`AddressSpace::migrate_page_among`]): there is no reverse map, so the caller names
 //! the address spaces that may share it (the kernel: every other process) and the
 //! frame moves only when the entries found at the same address (fork keeps addresses)
-//! hold every reference it has; a KSM, swap-cache or pinned frame has more and stays
+//! hold every reference it has; a swap-cache or pinned frame has more and stays
 //! (`EBUSY`), as does one whose sharer is busy behind a writer.
 //!
 //! A page-cache frame (a shared mapping of a file, or a private one's page not yet
 //! written) moves for the cache and every mapping of the file page at once: see
-//! `migrate_cache.rs`.
+//! `migrate_cache.rs`; a KSM stable frame likewise for KSM and its mappings:
+//! `migrate_ksm.rs`.
 
 use alloc::vec::Vec;
 
@@ -138,6 +139,12 @@ impl<P: PageTable> AddressSpace<P> {
                 return self.move_cached(st, page, pte, &file, index, node, move_all, sharers);
             }
             if frames.count(pte.pfn) != 1 {
+                // A KSM stable frame (always shared: KSM holds a reference).
+                if vma.is_some_and(|v| v.is_private() && v.file().is_none()) {
+                    if let Some(status) = self.move_ksm(st, page, pte, node, move_all, sharers) {
+                        return status;
+                    }
+                }
                 return match (move_all, sharers.is_empty()) {
                     (false, _) => PageStatus::Shared,
                     (true, true) => PageStatus::Busy,

@@ -39,10 +39,32 @@ use crate::tlb::TlbBatch;
 use crate::vma::Vma;
 
 /// One entry locked for the move: where, and what it held.
-struct Locked<'s, P: PageTable> {
-    space: &'s AddressSpace<P>,
-    va: u64,
-    old: Pte,
+pub(super) struct Locked<'s, P: PageTable> {
+    pub(super) space: &'s AddressSpace<P>,
+    pub(super) va: u64,
+    pub(super) old: Pte,
+}
+
+/// What holds a shared frame besides its mappings (the page cache's slot, KSM's
+/// stable tree), locked for a move so that it hands out no new reference: dropping it
+/// unused puts the old frame back.
+pub(super) trait FrameOwner {
+    /// The references on the frame besides the owner's own (mappings, copies, pins).
+    fn other_refs(&self) -> u64;
+    /// Ends the move: the owner holds `new` (its reference passes to the owner) and
+    /// drops its references on the old frame. `Err(new)`, changing nothing, if the
+    /// owner let go of the page meanwhile.
+    fn replace(self, new: Pfn) -> Result<(), Pfn>;
+}
+
+impl FrameOwner for MigrationLock<'_> {
+    fn other_refs(&self) -> u64 {
+        MigrationLock::other_refs(self)
+    }
+
+    fn replace(self, new: Pfn) -> Result<(), Pfn> {
+        MigrationLock::replace(self, new)
+    }
 }
 
 /// The file page a VMA's entry at `page` maps from the page cache, if `pfn` is the
@@ -102,25 +124,13 @@ impl<P: PageTable> AddressSpace<P> {
                 guards.push(theirs);
             }
         }
-        let status = match result {
-            Ok(()) => move_locked_mappings(&locked, lock, node, page),
-            Err(status) => Err(status),
-        };
-        match status {
-            Ok(()) => PageStatus::Node(node),
-            Err(status) => {
-                for l in &locked {
-                    l.space.unlock_entry(l.va, l.old);
-                }
-                status
-            }
-        }
+        finish_move(&locked, result, lock, node, page)
     }
 
     /// Locks (`BUSY`, read-only) every entry of this space mapping `pfn` as page
     /// `index` of `file` (the tree is `st`), pushing them on `locked`. `Err(Busy)` if
     /// one is locked by someone else or changes under the lock.
-    fn lock_mappings<'s>(
+    pub(super) fn lock_mappings<'s>(
         &'s self,
         st: &MmState,
         file: &FileObject,
@@ -147,27 +157,64 @@ impl<P: PageTable> AddressSpace<P> {
             let Some(old) = pt.query(VirtAddr::new(va)) else {
                 continue;
             };
-            if old.pfn != pfn {
-                continue;
+            if old.pfn == pfn {
+                self.lock_entry(va, old, locked)?;
             }
-            if old.flags.contains(PteFlags::BUSY) {
-                return Err(PageStatus::Busy);
-            }
-            let busy = old.with_flags((old.flags | PteFlags::BUSY) - PteFlags::WRITE);
-            if pt.replace(VirtAddr::new(va), old, busy).is_err() {
-                return Err(PageStatus::Busy);
-            }
-            if locked.try_reserve(1).is_err() {
-                self.unlock_entry(va, old);
-                return Err(PageStatus::NoMemory);
-            }
-            locked.push(Locked {
-                space: self,
-                va,
-                old,
-            });
         }
         Ok(())
+    }
+
+    /// Locks the entry `old` at `va` (`BUSY`, read-only) and pushes it on `locked`.
+    pub(super) fn lock_entry<'s>(
+        &'s self,
+        va: u64,
+        old: Pte,
+        locked: &mut Vec<Locked<'s, P>>,
+    ) -> Result<(), PageStatus> {
+        if old.flags.contains(PteFlags::BUSY) {
+            return Err(PageStatus::Busy);
+        }
+        if locked.try_reserve(1).is_err() {
+            return Err(PageStatus::NoMemory);
+        }
+        let busy = old.with_flags((old.flags | PteFlags::BUSY) - PteFlags::WRITE);
+        if self
+            .page_table()
+            .replace(VirtAddr::new(va), old, busy)
+            .is_err()
+        {
+            return Err(PageStatus::Busy);
+        }
+        locked.push(Locked {
+            space: self,
+            va,
+            old,
+        });
+        Ok(())
+    }
+}
+
+/// Moves the frame `owner` holds once `locked` holds its mappings (`result`: whether
+/// they were all locked), or puts everything back; unlocks the entries either way.
+pub(super) fn finish_move<P: PageTable, O: FrameOwner>(
+    locked: &[Locked<'_, P>],
+    result: Result<(), PageStatus>,
+    owner: O,
+    node: NodeId,
+    hint_va: u64,
+) -> PageStatus {
+    let status = match result {
+        Ok(()) => move_locked_mappings(locked, owner, node, hint_va),
+        Err(status) => Err(status),
+    };
+    match status {
+        Ok(()) => PageStatus::Node(node),
+        Err(status) => {
+            for l in locked {
+                l.space.unlock_entry(l.va, l.old);
+            }
+            status
+        }
     }
 }
 
@@ -191,11 +238,11 @@ fn flush_all<P: PageTable>(locked: &[Locked<'_, P>]) {
 }
 
 /// The move once every mapping is locked: checks the frame's references, copies it
-/// to `node`, switches the cache slot and each entry, releases the old frame. On
-/// `Err` the cache slot is back as it was and the caller unlocks the entries.
-fn move_locked_mappings<P: PageTable>(
+/// to `node`, switches the owner and each entry, releases the old frame. On `Err` the
+/// owner is back as it was and the caller unlocks the entries.
+fn move_locked_mappings<P: PageTable, O: FrameOwner>(
     locked: &[Locked<'_, P>],
-    lock: MigrationLock<'_>,
+    lock: O,
     node: NodeId,
     hint_va: u64,
 ) -> Result<(), PageStatus> {
