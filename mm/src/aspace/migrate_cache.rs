@@ -461,6 +461,90 @@ mod tests {
         h.aspace.check_invariants().unwrap();
     }
 
+    /// A disk file's pages: page `i` holds bytes `i + 1`, read by a task run at once.
+    struct PatternDisk;
+
+    impl crate::pagecache::PageReader for PatternDisk {
+        fn run_pages(&self, _first: u64, max: u64) -> u64 {
+            max.min(2)
+        }
+
+        fn read_pages(&self, first: u64, count: u64) -> crate::pagecache::PagesFuture {
+            let bytes: alloc::vec::Vec<u8> = (0..count * PAGE_SIZE)
+                .map(|i| (first + i / PAGE_SIZE + 1) as u8)
+                .collect();
+            alloc::boxed::Box::pin(async move { Ok(bytes.into_boxed_slice()) })
+        }
+    }
+
+    struct RunNow;
+
+    impl crate::swap::Spawner for RunNow {
+        fn spawn(
+            &self,
+            task: core::pin::Pin<alloc::boxed::Box<dyn core::future::Future<Output = ()> + Send>>,
+        ) {
+            crate::aspace::tests::block_on(task);
+        }
+    }
+
+    #[test]
+    fn a_disk_file_page_moves_for_private_and_shared_readers() {
+        let h = harness_on(2);
+        let info = crate::pagecache::FileInfo {
+            path: alloc::string::String::from("/mnt/f"),
+            dev_major: 254,
+            dev_minor: 16,
+            inode: 12,
+        };
+        let file = FileObject::new_async(
+            crate::pagecache::FileId(12),
+            info,
+            3 * PAGE_SIZE,
+            Arc::new(PatternDisk),
+            Arc::new(RunNow),
+            h.frames.clone(),
+        );
+        let p = map_file(&h.aspace, &file, 3, Prot::READ, MapFlags::PRIVATE, 0);
+        let reader = h.sibling();
+        let s = map_file(&reader, &file, 3, Prot::READ, MapFlags::SHARED, 0);
+        let mut page = [0u8; 4096];
+        let read = |space: &Space, va: u64, page: &mut [u8; 4096]| loop {
+            match space.read_bytes(va, page) {
+                Ok(()) => return,
+                Err(FaultError::NeedsWait(w)) => assert!(w.is_ready(), "the read ran at once"),
+                Err(e) => panic!("read failed: {e:?}"),
+            }
+        };
+        read(&h.aspace, p + 4096, &mut page);
+        read(&reader, s + 4096, &mut page);
+        let old = file.cache().peek(1).unwrap();
+        assert_eq!(pfn_at(&h.aspace, p + 4096), Some(old));
+        assert_eq!(pfn_at(&reader, s + 4096), Some(old));
+        let away = other(h.aspace.page_node(p + 4096));
+        assert_eq!(
+            h.aspace.migrate_page(p + 4096, away, false),
+            PageStatus::Shared
+        );
+        assert_eq!(
+            h.aspace.migrate_page_among(p + 4096, away, &[&reader]),
+            PageStatus::Node(away)
+        );
+        let new = file.cache().peek(1).unwrap();
+        assert_eq!(h.frames.node_of(new), Some(away));
+        for (space, va) in [(&h.aspace, p + 4096), (&reader, s + 4096)] {
+            assert_eq!(pfn_at(space, va), Some(new));
+            read(space, va, &mut page);
+            assert!(page.iter().all(|x| *x == 2), "the disk's bytes");
+        }
+        // Once unmapped, the moved page is a clean cached page reclaim can drop.
+        drop(reader);
+        h.aspace.munmap(p, 3 * PAGE_SIZE).unwrap();
+        let cached = file.cache().len();
+        assert_eq!(file.drop_clean(), cached);
+        assert_eq!(h.soft.live(), 0);
+    }
+
     #[test]
     fn an_extra_reference_keeps_the_page_where_it_is() {
         let h = harness_on(2);
