@@ -654,7 +654,9 @@ fn ksm_merged(c: &mut Checks) {
         // Linux 6.12 answers -EBUSY for the second address: it isolates the frame for
         // the first and meets it isolated again before the batch moves. Peios moves
         // the frame for the first and finds it on node 1 for the second.
-        let moved = s.as_ref().is_ok_and(|s| s[0] == 1 && (s[1] == 1 || s[1] == -16));
+        let moved = s
+            .as_ref()
+            .is_ok_and(|s| s[0] == 1 && (s[1] == 1 || s[1] == -16));
         c.check(
             "ksm.move_all_moves_both",
             moved && nodes == [1; PAGES] && kept,
