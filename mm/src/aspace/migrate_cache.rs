@@ -228,7 +228,7 @@ fn flush_all<P: PageTable>(locked: &[Locked<'_, P>]) {
         }
         let mut batch = TlbBatch::new();
         for m in locked.iter().filter(|m| core::ptr::eq(m.space, space)) {
-            batch.add_page(m.va);
+            batch.add_page(VirtAddr::new(m.va));
         }
         batch.flush(&**l.space.tlb());
         if done.try_reserve(1).is_ok() {
@@ -256,7 +256,11 @@ fn move_locked_mappings<P: PageTable, O: FrameOwner>(
         return Err(PageStatus::Busy);
     }
     let old = locked[0].old.pfn;
-    let new = match frames.alloc_copy_placed(old, hint_va, Policy::Bind(NodeMask::single(node))) {
+    let new = match frames.alloc_copy_placed(
+        old,
+        VirtAddr::new(hint_va),
+        Policy::Bind(NodeMask::single(node)),
+    ) {
         Ok(pfn) if frames.node_of(pfn) == Some(node) => pfn,
         Ok(pfn) => {
             frames.put(pfn);
@@ -593,7 +597,7 @@ mod tests {
         assert_eq!(file.cache().len(), 1);
         // A shrink into the page cuts the copy too.
         file.set_size(3);
-        let new = h.frames.alloc_copy(old, 0).unwrap();
+        let new = h.frames.alloc_copy(old, VirtAddr::ZERO).unwrap();
         lock.replace(new)
             .unwrap_or_else(|_| panic!("the slot is still locked"));
         assert!(wait.is_ready());
@@ -606,7 +610,7 @@ mod tests {
         // A truncation meanwhile drops the page; the move then leaves it.
         let lock = file.cache().lock_for_migration(0, new).unwrap();
         file.set_size(0);
-        let copy = h.frames.alloc_copy(new, 0).unwrap();
+        let copy = h.frames.alloc_copy(new, VirtAddr::ZERO).unwrap();
         let back = lock.replace(copy).unwrap_err();
         h.frames.put(back);
         assert_eq!(file.cache().len(), 0);
