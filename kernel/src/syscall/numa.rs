@@ -305,8 +305,9 @@ pub fn move_pages(
     if count > (1 << 31) {
         return Err(Errno::EINVAL);
     }
-    // MOVE_ALL moves a frame shared copy-on-write with other processes for all of them
-    // (there is no reverse map: the sharers are looked for at the same address).
+    // MOVE_ALL moves a frame other processes map too (copy-on-write since fork, a
+    // page-cache page, a KSM page) for all of them: there is no reverse map, so their
+    // address spaces are searched for the mappings.
     let others = if move_all && nodes != 0 {
         other_spaces(&space)
     } else {
