@@ -182,6 +182,15 @@ mod tests {
             "the other process's mappings were not named"
         );
         assert!(ksm.is_stable(old), "put back");
+        {
+            // While it moves, the frame is still stable (an unmerge finds it) but
+            // takes no new merges.
+            let lock = ksm.lock_for_migration(&h.frames, old).unwrap();
+            assert!(ksm.is_stable(old));
+            assert!(ksm.lock_for_migration(&h.frames, old).is_none());
+            assert_eq!(ksm.stats(&h.frames).pages_shared, 1);
+            drop(lock);
+        }
         assert_eq!(
             h.aspace.migrate_page_among(a, away, &[&other]),
             PageStatus::Node(away)
