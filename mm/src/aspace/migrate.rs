@@ -338,10 +338,24 @@ impl<P: PageTable> AddressSpace<P> {
             .count() as u64
     }
 
-    /// `migrate_pages`: moves every resident private page on a node of `from` to the
-    /// node at the same position in `to` (wrapping), as Linux pairs them. Returns how
-    /// many could not move.
+    /// `migrate_pages`: moves every resident page on a node of `from` that only this
+    /// process maps to the node at the same position in `to` (wrapping), as Linux
+    /// pairs them. Returns how many could not move.
     pub fn migrate_nodes(&self, from: NodeMask, to: NodeMask) -> u64 {
+        self.migrate_nodes_among(from, to, false, &[])
+    }
+
+    /// [`migrate_nodes`](Self::migrate_nodes) for a caller who may move shared pages
+    /// (Linux's `migrate_pages` with `CAP_SYS_NICE` moves with `MPOL_MF_MOVE_ALL`):
+    /// with `move_all`, a frame this process shares with some of `sharers` moves for
+    /// all of them (see [`migrate_page_among`](Self::migrate_page_among)).
+    pub fn migrate_nodes_among(
+        &self,
+        from: NodeMask,
+        to: NodeMask,
+        move_all: bool,
+        sharers: &[&Self],
+    ) -> u64 {
         if to.is_empty() {
             return 0;
         }
@@ -372,7 +386,7 @@ impl<P: PageTable> AddressSpace<P> {
             .into_iter()
             .filter(|&(va, node)| {
                 !matches!(
-                    self.move_locked(&st, va, node, false, &[]),
+                    self.move_locked(&st, va, node, move_all, sharers),
                     PageStatus::Node(_)
                 )
             })

@@ -550,6 +550,34 @@ mod tests {
     }
 
     #[test]
+    fn migrate_pages_moves_a_shared_page_only_with_move_all() {
+        use crate::frame::NodeMask;
+        let h = harness_on(2);
+        let file = memfd(&h, 1);
+        let a = shared(&h.aspace, &file, 1);
+        h.aspace.write_bytes(a, &[6u8; 8]).unwrap();
+        let here = h.aspace.page_node(a);
+        let PageStatus::Node(from) = here else {
+            panic!("resident: {here:?}")
+        };
+        let to = other(here);
+        let child = fork(&h);
+        let mut byte = [0u8; 1];
+        child.read_bytes(a, &mut byte).unwrap();
+        let (from, to_mask) = (NodeMask::single(from), NodeMask::single(to));
+        assert_eq!(h.aspace.migrate_nodes(from, to_mask), 1, "shared: left");
+        assert_eq!(h.aspace.page_node(a), here);
+        assert_eq!(
+            h.aspace.migrate_nodes_among(from, to_mask, true, &[&child]),
+            0
+        );
+        assert_eq!(h.aspace.page_node(a), PageStatus::Node(to));
+        assert_eq!(child.page_node(a), PageStatus::Node(to));
+        child.read_bytes(a, &mut byte).unwrap();
+        assert_eq!(byte, [6]);
+    }
+
+    #[test]
     fn an_extra_reference_keeps_the_page_where_it_is() {
         let h = harness_on(2);
         let file = memfd(&h, 1);

@@ -476,7 +476,9 @@ fn move_all_shared(c: &mut Checks) {
 /// child: MPOL_MF_MOVE moves them while only this process maps them; once the child
 /// maps them too, MPOL_MF_MOVE leaves them (-EACCES) and MPOL_MF_MOVE_ALL moves them
 /// for both. The child then finds them on node 1 with their bytes and a write the
-/// parent made after the move, and its own write reaches the parent and read(2).
+/// parent made after the move; migrate_pages (privileged: moving shared pages too, as
+/// Linux's with CAP_SYS_NICE) brings them back to node 0 for both; the child's own
+/// write reaches the parent and read(2).
 fn memfd_shared(c: &mut Checks) {
     const PAGES: usize = 4;
     let fd = match fs::memfd_create(c"numa_memfd", fs::MFD_CLOEXEC) {
@@ -507,11 +509,20 @@ fn memfd_shared(c: &mut Checks) {
     );
     let ctl = shared_page();
     // SAFETY: the shared page is this test's, aligned for atomics.
-    let (ready, go) = unsafe {
+    let (ready, go, ack) = unsafe {
         (
             &*(ctl as *const AtomicU64),
             &*((ctl + 8) as *const AtomicU64),
+            &*((ctl + 16) as *const AtomicU64),
         )
+    };
+    let wait_for = |word: &AtomicU64, at_least: u64| {
+        for _ in 0..20_000 {
+            if word.load(Ordering::Acquire) >= at_least {
+                break;
+            }
+            peios_rt::time::sleep_ms(1);
+        }
     };
     let child = match fork() {
         Ok(Fork::Child) => {
@@ -521,23 +532,22 @@ fn memfd_shared(c: &mut Checks) {
             let seen = (0..PAGES)
                 .all(|i| unsafe { ((a + i * P) as *const u8).read_volatile() } == 0x30 + i as u8);
             ready.store(1, Ordering::Release);
-            for _ in 0..20_000 {
-                if go.load(Ordering::Acquire) != 0 {
-                    break;
-                }
-                peios_rt::time::sleep_ms(1);
-            }
+            wait_for(go, 1);
             let nodes = nodes_of(0, a, PAGES);
             // SAFETY: as above; the parent wrote 0x77 at the end of page 0 after the move.
             let kept = (0..PAGES)
                 .all(|i| unsafe { ((a + i * P) as *const u8).read_volatile() } == 0x30 + i as u8)
                 && unsafe { ((a + P - 1) as *const u8).read_volatile() } == 0x77;
+            ack.store(1, Ordering::Release);
+            wait_for(go, 2);
+            let back = nodes_of(0, a, PAGES) == [0; PAGES];
             // SAFETY: writing this process's shared mapping of the memfd.
             unsafe { ((a + P + 2) as *mut u8).write_volatile(0x55) };
-            exit_group(match (seen, nodes == [1; PAGES], kept) {
-                (false, _, _) => 3,
-                (_, false, _) => 1,
-                (_, _, false) => 2,
+            exit_group(match (seen, nodes == [1; PAGES], kept, back) {
+                (false, _, _, _) => 3,
+                (_, false, _, _) => 1,
+                (_, _, false, _) => 2,
+                (_, _, _, false) => 4,
                 _ => 0,
             });
         }
@@ -548,12 +558,7 @@ fn memfd_shared(c: &mut Checks) {
             return;
         }
     };
-    for _ in 0..20_000 {
-        if ready.load(Ordering::Acquire) != 0 {
-            break;
-        }
-        peios_rt::time::sleep_ms(1);
-    }
+    wait_for(ready, 1);
     let s = move_pages(0, &pages, Some(&[1; PAGES]), MPOL_MF_MOVE);
     c.check(
         "memfd.shared_eacces",
@@ -575,12 +580,21 @@ fn memfd_shared(c: &mut Checks) {
     );
     touch(a + P - 1, 1, 0x77);
     go.store(1, Ordering::Release);
+    wait_for(ack, 1);
+    let left = migrate_pages(0, 0b10, 0b01);
+    let nodes = nodes_of(0, a, PAGES);
+    c.check(
+        "memfd.migrate_pages_moves_shared",
+        left.is_ok() && nodes == [0; PAGES],
+        format_args!("{:?} not moved, query {:?}", left, nodes),
+    );
+    go.store(2, Ordering::Release);
     let st = wait_pid(child);
     c.check(
-        "memfd.child_sees_node_1_and_bytes",
+        "memfd.child_sees_the_moves_and_bytes",
         matches!(st, Ok(WaitStatus::Exited(0))),
         format_args!(
-            "{:?} (1: child's pages elsewhere, 2: bytes changed, 3: not mapped)",
+            "{:?} (1: not on node 1 after MOVE_ALL, 2: bytes changed, 3: not mapped, 4: not on node 0 after migrate_pages)",
             st
         ),
     );
