@@ -84,6 +84,8 @@ fn numa_policy_and_migration_on_two_nodes() {
         "memfd.migrate_pages_moves_shared",
         "memfd.child_sees_the_moves_and_bytes",
         "memfd.child_write_seen",
+        "memfd.race.moved_under_the_writer",
+        "memfd.race.nothing_lost",
         "ksm.merged",
         "ksm.shared_eacces",
         "ksm.move_all_moves_both",
