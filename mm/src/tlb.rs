@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::addr::VirtAddr;
 use crate::frame::PAGE_SIZE;
 
 /// Most ranges a batch keeps before it collapses into one covering range.
@@ -35,7 +36,7 @@ pub trait TlbFlush: Send + Sync {
 /// Page-aligned ranges to invalidate, coalesced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlbBatch {
-    ranges: Vec<Range<u64>>,
+    ranges: Vec<Range<VirtAddr>>,
     pages: u64,
 }
 
@@ -49,11 +50,11 @@ impl TlbBatch {
     }
 
     /// Adds `[start, end)`, merging it with the last range when they touch.
-    pub fn add(&mut self, start: u64, end: u64) {
+    pub fn add(&mut self, start: VirtAddr, end: VirtAddr) {
         if start >= end {
             return;
         }
-        self.pages += (end - start) / PAGE_SIZE;
+        self.pages += (end.as_u64() - start.as_u64()) / PAGE_SIZE;
         if let Some(last) = self.ranges.last_mut() {
             if start <= last.end && end >= last.start {
                 last.start = last.start.min(start);
@@ -72,12 +73,12 @@ impl TlbBatch {
     }
 
     /// Adds one page.
-    pub fn add_page(&mut self, va: u64) {
+    pub fn add_page(&mut self, va: VirtAddr) {
         self.add(va, va + PAGE_SIZE);
     }
 
     /// The ranges.
-    pub fn ranges(&self) -> &[Range<u64>] {
+    pub fn ranges(&self) -> &[Range<VirtAddr>] {
         &self.ranges
     }
 
@@ -143,19 +144,23 @@ mod tests {
     #[test]
     fn coalesces_and_collapses() {
         let mut b = TlbBatch::new();
-        b.add_page(0x1000);
-        b.add_page(0x2000);
-        b.add(0x5000, 0x7000);
-        assert_eq!(b.ranges(), &[0x1000..0x3000, 0x5000..0x7000]);
+        let va = VirtAddr::new;
+        b.add_page(va(0x1000));
+        b.add_page(va(0x2000));
+        b.add(va(0x5000), va(0x7000));
+        assert_eq!(
+            b.ranges(),
+            &[va(0x1000)..va(0x3000), va(0x5000)..va(0x7000)]
+        );
         assert_eq!(b.pages(), 4);
         for i in 0..100u64 {
-            b.add_page(0x10_0000 + i * 0x2000);
+            b.add_page(va(0x10_0000 + i * 0x2000));
         }
         assert!(b.ranges().len() <= TLB_BATCH_RANGES);
-        let covered = |va: u64| {
+        let covered = |at: u64| {
             b.ranges()
                 .iter()
-                .any(|r| r.start <= va && va + 0x1000 <= r.end)
+                .any(|r| r.start <= va(at) && va(at) + 0x1000 <= r.end)
         };
         assert!(covered(0x1000) && covered(0x6000));
         assert!((0..100u64).all(|i| covered(0x10_0000 + i * 0x2000)));

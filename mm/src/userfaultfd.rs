@@ -841,7 +841,7 @@ mod tests {
         let h = harness();
         let a = anon_rw(&h.aspace, 2);
         let live = h.soft.live();
-        let pfn = h.frames.alloc(a).unwrap();
+        let pfn = h.frames.alloc(VirtAddr::new(a)).unwrap();
         h.frames.write(pfn, 0, b"direct");
         h.aspace.map_missing_frame(a, pfn, true).unwrap();
         let pte = h.aspace.page_table().query(VirtAddr::new(a)).unwrap();
@@ -850,12 +850,12 @@ mod tests {
         let mut b = [0u8; 6];
         h.aspace.read_bytes(a, &mut b).unwrap();
         assert_eq!(&b, b"direct");
-        let again = h.frames.alloc(a).unwrap();
+        let again = h.frames.alloc(VirtAddr::new(a)).unwrap();
         assert_eq!(
             h.aspace.map_missing_frame(a, again, false),
             Err(MmError::Exists)
         );
-        let nowhere = h.frames.alloc(0).unwrap();
+        let nowhere = h.frames.alloc(VirtAddr::new(0)).unwrap();
         assert_eq!(
             h.aspace.map_missing_frame(0x1000, nowhere, false),
             Err(MmError::NoEntry)

@@ -58,7 +58,7 @@ fn span(batch: &TlbBatch) -> Option<(u64, u64)> {
     let ranges = batch.ranges();
     let start = ranges.iter().map(|r| r.start).min()?;
     let end = ranges.iter().map(|r| r.end).max()?;
-    Some((start, end))
+    Some((start.as_u64(), end.as_u64()))
 }
 
 /// A process's address space.

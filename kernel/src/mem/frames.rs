@@ -6,6 +6,7 @@ use crate::arch::{paging::phys_to_virt, percpu};
 use alloc::vec::Vec;
 use conquer_once::spin::OnceCell;
 use drivers::acpi::Topology;
+use mm::addr::VirtAddr;
 use mm::frame::{
     DistanceMatrix, FrameAllocator, FrameConfig, FrameZeroer, NodeId, NodeRange, Order, PageCount,
     Pfn, Policy, PAGE_SIZE,
@@ -211,7 +212,7 @@ pub fn alloc_placed(policy: Policy) -> Option<u64> {
 impl mm::phys::FrameSource for KernelFrameSource {
     fn alloc_zeroed_placed(
         &self,
-        _va_hint: u64,
+        _va_hint: VirtAddr,
         policy: Policy,
     ) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_zeroed_placed(policy)
@@ -219,7 +220,11 @@ impl mm::phys::FrameSource for KernelFrameSource {
             .ok_or_else(alloc_failed)
     }
 
-    fn alloc_placed(&self, _va_hint: u64, policy: Policy) -> Result<Pfn, mm::phys::AllocFailure> {
+    fn alloc_placed(
+        &self,
+        _va_hint: VirtAddr,
+        policy: Policy,
+    ) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_placed(policy)
             .map(|p| Pfn(p / PAGE_SIZE))
             .ok_or_else(alloc_failed)
@@ -229,13 +234,13 @@ impl mm::phys::FrameSource for KernelFrameSource {
         allocator().node_of(pfn)
     }
 
-    fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
+    fn alloc_zeroed(&self, _va_hint: VirtAddr) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc_zeroed()
             .map(|p| Pfn(p / PAGE_SIZE))
             .ok_or_else(alloc_failed)
     }
 
-    fn alloc(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
+    fn alloc(&self, _va_hint: VirtAddr) -> Result<Pfn, mm::phys::AllocFailure> {
         alloc().map(|p| Pfn(p / PAGE_SIZE)).ok_or_else(alloc_failed)
     }
 
@@ -264,7 +269,7 @@ impl mm::phys::FrameSource for KernelFrameSource {
     /// merge into a free 2 MiB block.
     fn alloc_huge_zeroed(
         &self,
-        _va_hint: u64,
+        _va_hint: VirtAddr,
         may_wait: bool,
         policy: Policy,
     ) -> Result<Pfn, mm::phys::AllocFailure> {
@@ -303,7 +308,7 @@ impl mm::phys::FrameSource for KernelFrameSource {
         split_huge(pfn)
     }
 
-    fn alloc_huge(&self, _va_hint: u64) -> Result<Pfn, mm::phys::AllocFailure> {
+    fn alloc_huge(&self, _va_hint: VirtAddr) -> Result<Pfn, mm::phys::AllocFailure> {
         let pfn = with_cpu(|h| h.alloc(Order::HUGE_2M, Policy::Local).ok())
             .flatten()
             .ok_or(mm::phys::AllocFailure::OutOfMemory)?;

@@ -30,6 +30,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use errno::{Errno, SysResult};
+use mm::addr::VirtAddr;
 use mm::{
     fault::{intercept_mode, FaultFuture, FaultInterceptor, InterceptEvent, WaitReason},
     userfaultfd::{events, Config, Message, Userfault},
@@ -825,7 +826,10 @@ pub static UNPRIVILEGED_USERFAULTFD: Key = key(
 /// copy into a fresh page), and mapped at the empty page `dst`.
 fn copy_page_in(space: &AddressSpace, dst: u64, src: u64, write_protect: bool) -> SysResult<()> {
     let mm = space.mm();
-    let pfn = mm.frames().alloc(dst).map_err(|_| Errno::ENOMEM)?;
+    let pfn = mm
+        .frames()
+        .alloc(VirtAddr::new(dst))
+        .map_err(|_| Errno::ENOMEM)?;
     if let Err(e) = crate::mem::frames::copy_user_page_into(pfn, src) {
         mm.frames().put(pfn);
         return Err(e);

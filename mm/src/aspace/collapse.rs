@@ -60,7 +60,7 @@ impl<P: PageTable> AddressSpace<P> {
                     continue;
                 }
             }
-            let head = match self.frames().alloc_huge(slot) {
+            let head = match self.frames().alloc_huge(VirtAddr::new(slot)) {
                 Ok(head) => head,
                 Err(_) => {
                     Thp::count(&thp.counters.collapse_alloc_failed);
@@ -145,7 +145,7 @@ impl<P: PageTable> AddressSpace<P> {
             removed.push(pt.unmap(VirtAddr::new(slot + i as u64 * PAGE_SIZE)));
         }
         let mut batch = TlbBatch::new();
-        batch.add(slot, slot + HUGE_SIZE);
+        batch.add(VirtAddr::new(slot), VirtAddr::new(slot + HUGE_SIZE));
         batch.flush(&**self.tlb());
         let src = self.frames().source();
         let zero = [0u8; PAGE_BYTES];

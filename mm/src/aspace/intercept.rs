@@ -179,7 +179,7 @@ impl<P: PageTable> AddressSpace<P> {
                 .update_flags(VirtAddr::new(page), &mut |f| f - PteFlags::WRITE)
             {
                 if old.flags.contains(PteFlags::WRITE) {
-                    batch.add_page(page);
+                    batch.add_page(VirtAddr::new(page));
                 }
             }
         }
@@ -253,7 +253,7 @@ impl<P: PageTable> AddressSpace<P> {
             return Err(MmError::Busy);
         }
         let mut batch = TlbBatch::new();
-        batch.add_page(src);
+        batch.add_page(VirtAddr::new(src));
         self.tlb().flush(&batch);
         let hw = pte.flags & (PteFlags::ACCESSED | PteFlags::DIRTY);
         let mut flags = vma_pte_perms(dst_vma.flags) | hw;
@@ -396,9 +396,12 @@ impl<P: PageTable> AddressSpace<P> {
                 return Err(MmError::Exists);
             }
         }
-        let pfn = self.frames().alloc_zeroed(addr).map_err(|e| match e {
-            AllocFailure::OutOfMemory | AllocFailure::Wait(_) => MmError::NoMemory,
-        })?;
+        let pfn = self
+            .frames()
+            .alloc_zeroed(VirtAddr::new(addr))
+            .map_err(|e| match e {
+                AllocFailure::OutOfMemory | AllocFailure::Wait(_) => MmError::NoMemory,
+            })?;
         if !data.is_empty() {
             self.frames().write(pfn, 0, data);
         }

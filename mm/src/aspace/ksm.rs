@@ -48,7 +48,7 @@ impl<P: PageTable> AddressSpace<P> {
                     continue;
                 }
                 if pte.flags.contains(PteFlags::WRITE) {
-                    protect.add_page(va.as_u64());
+                    protect.add_page(va);
                 }
                 pinned.push((va, ro));
             }
@@ -62,7 +62,7 @@ impl<P: PageTable> AddressSpace<P> {
                 match ksm.classify(&frames, ro.pfn, &contents) {
                     Verdict::MergeInto(k) => {
                         if pt.replace(va, ro, Pte::new(k, ro.flags)).is_ok() {
-                            remapped.add_page(va.as_u64());
+                            remapped.add_page(va);
                             release.push(ro.pfn);
                             merged += 1;
                         } else {
@@ -107,11 +107,11 @@ impl<P: PageTable> AddressSpace<P> {
             });
             let writable = vma_pte_perms(v.flags) | PteFlags::ACCESSED | PteFlags::DIRTY;
             for (va, pte) in merged {
-                let Ok(copy) = frames.alloc_copy(pte.pfn, va.as_u64()) else {
+                let Ok(copy) = frames.alloc_copy(pte.pfn, va) else {
                     continue;
                 };
                 if pt.replace(va, pte, Pte::new(copy, writable)).is_ok() {
-                    batch.add_page(va.as_u64());
+                    batch.add_page(va);
                     release.push(pte.pfn);
                 } else {
                     frames.put(copy);

@@ -144,16 +144,19 @@ impl<P: PageTable> AddressSpace<P> {
         };
         // No CPU may keep writing the old frame through a cached translation.
         let mut batch = TlbBatch::new();
-        batch.add_page(page);
+        batch.add_page(VirtAddr::new(page));
         batch.flush(&**self.tlb());
-        let new =
-            match frames.alloc_copy_placed(pte.pfn, page, Policy::Bind(NodeMask::single(node))) {
-                Ok(pfn) => pfn,
-                Err(_) => {
-                    self.unlock_entry(page, pte);
-                    return PageStatus::NoMemory;
-                }
-            };
+        let new = match frames.alloc_copy_placed(
+            pte.pfn,
+            VirtAddr::new(page),
+            Policy::Bind(NodeMask::single(node)),
+        ) {
+            Ok(pfn) => pfn,
+            Err(_) => {
+                self.unlock_entry(page, pte);
+                return PageStatus::NoMemory;
+            }
+        };
         if frames.node_of(new) != Some(node) {
             frames.put(new);
             self.unlock_entry(page, pte);
@@ -167,7 +170,7 @@ impl<P: PageTable> AddressSpace<P> {
         );
         self.unlock_entry(page, moved);
         let mut batch = TlbBatch::new();
-        batch.add_page(page);
+        batch.add_page(VirtAddr::new(page));
         batch.flush(&**self.tlb());
         frames.put(pte.pfn);
         PageStatus::Node(node)
@@ -240,25 +243,28 @@ impl<P: PageTable> AddressSpace<P> {
         let flush_all = || {
             for &(space, _) in &locked {
                 let mut batch = TlbBatch::new();
-                batch.add_page(page);
+                batch.add_page(VirtAddr::new(page));
                 batch.flush(&**space.tlb());
             }
         };
         // Read-only everywhere, so nothing writes the frame while it is copied.
         flush_all();
-        let new =
-            match frames.alloc_copy_placed(pte.pfn, page, Policy::Bind(NodeMask::single(node))) {
-                Ok(pfn) if frames.node_of(pfn) == Some(node) => pfn,
-                Ok(pfn) => {
-                    frames.put(pfn);
-                    unlock_all(&locked);
-                    return PageStatus::Busy;
-                }
-                Err(_) => {
-                    unlock_all(&locked);
-                    return PageStatus::NoMemory;
-                }
-            };
+        let new = match frames.alloc_copy_placed(
+            pte.pfn,
+            VirtAddr::new(page),
+            Policy::Bind(NodeMask::single(node)),
+        ) {
+            Ok(pfn) if frames.node_of(pfn) == Some(node) => pfn,
+            Ok(pfn) => {
+                frames.put(pfn);
+                unlock_all(&locked);
+                return PageStatus::Busy;
+            }
+            Err(_) => {
+                unlock_all(&locked);
+                return PageStatus::NoMemory;
+            }
+        };
         for _ in 1..locked.len() {
             frames.get(new);
         }

@@ -19,7 +19,7 @@ impl<P: PageTable> AddressSpace<P> {
         if accessed {
             // So the next access sets the bit again; no need to wait for it.
             let mut batch = TlbBatch::new();
-            batch.add_page(va);
+            batch.add_page(VirtAddr::new(va));
             self.tlb().hint_flush(&batch);
         }
         Some(accessed)
@@ -41,7 +41,7 @@ impl<P: PageTable> AddressSpace<P> {
         let mut batch = TlbBatch::new();
         for va in pages {
             pt.update_flags(va, &mut |f| f - PteFlags::ACCESSED);
-            batch.add_page(va.as_u64());
+            batch.add_page(va);
         }
         self.tlb().hint_flush(&batch);
     }

@@ -111,7 +111,7 @@ impl<'a> Zap<'a> {
         if self.span_only {
             self.span = (self.span.0.min(start), self.span.1.max(end));
         } else {
-            self.batch.add(start, end);
+            self.batch.add(VirtAddr::new(start), VirtAddr::new(end));
         }
     }
 
@@ -167,7 +167,7 @@ impl<'a> Zap<'a> {
                     return;
                 }
                 if let Some(old) = pt.unmap_huge(va) {
-                    self.batch.add(va.as_u64(), (va + HUGE_SIZE).as_u64());
+                    self.batch.add(va, va + HUGE_SIZE);
                     // A page of several leaves holds its reference on the first.
                     if map.page_start(va.as_u64()) == va.as_u64() {
                         self.pending.push(Release::Hugetlb(map.clone(), old.pfn));
@@ -219,17 +219,18 @@ impl<'a> Zap<'a> {
 
     /// Records weakened translations over `[start, end)` (a huge leaf).
     pub(crate) fn weakened_range(&mut self, start: u64, end: u64) {
-        self.batch.add(start, end);
+        self.batch.add(VirtAddr::new(start), VirtAddr::new(end));
     }
 
     /// Records a weakened (not removed) translation that needs flushing.
     pub(crate) fn weakened(&mut self, va: u64) {
-        self.batch.add_page(va);
+        self.batch.add_page(VirtAddr::new(va));
     }
 
     fn flush(&mut self) {
         if self.span.0 < self.span.1 {
-            self.batch.add(self.span.0, self.span.1);
+            self.batch
+                .add(VirtAddr::new(self.span.0), VirtAddr::new(self.span.1));
             self.span = (u64::MAX, 0);
         }
         self.batch.flush(self.tlb);

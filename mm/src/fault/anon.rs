@@ -2,6 +2,7 @@
 //! frame, installed by compare-and-swap so that racing faults map exactly one.
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::pagetable::{PageTable, Pte};
 use crate::vma::Vma;
@@ -16,7 +17,7 @@ impl<P: PageTable> AddressSpace<P> {
     ) -> Result<FaultResolved, FaultError> {
         let pfn = self
             .frames()
-            .alloc_zeroed_placed(page, self.placement(vma, page))?;
+            .alloc_zeroed_placed(VirtAddr::new(page), self.placement(vma, page))?;
         // The frame is ours alone, so it may be writable from the start.
         let flags = vma_pte_perms(vma.flags) | fresh_hw_bits(access);
         self.install_or_release(page, Pte::new(pfn, flags), FaultResolved::DemandZero)

@@ -32,10 +32,11 @@ impl<P: PageTable> AddressSpace<P> {
             self.unlock_entry(page, Pte::new(old, writable));
             return Ok(FaultResolved::CowReused);
         }
-        let new = match self
-            .frames()
-            .alloc_copy_placed(old, page, self.placement(vma, page))
-        {
+        let new = match self.frames().alloc_copy_placed(
+            old,
+            VirtAddr::new(page),
+            self.placement(vma, page),
+        ) {
             Ok(pfn) => pfn,
             Err(e) => {
                 self.unlock_entry(page, pte);
@@ -44,7 +45,7 @@ impl<P: PageTable> AddressSpace<P> {
         };
         self.unlock_entry(page, Pte::new(new, writable));
         let mut batch = TlbBatch::new();
-        batch.add_page(page);
+        batch.add_page(VirtAddr::new(page));
         batch.flush(&**self.tlb());
         self.frames().put(old);
         Ok(FaultResolved::CowCopied)

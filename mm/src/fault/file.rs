@@ -12,6 +12,7 @@
 use alloc::sync::Arc;
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
+use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::pagecache::{FileObject, PageError};
 use crate::pagetable::{PageTable, Pte, PteFlags};
@@ -41,9 +42,11 @@ impl<P: PageTable> AddressSpace<P> {
         let (pfn, flags, kind) = if !vma.is_private() {
             (cached, perms, cache_kind)
         } else if access == Access::Write {
-            let copy = self
-                .frames()
-                .alloc_copy_placed(cached, page, self.placement(vma, page));
+            let copy = self.frames().alloc_copy_placed(
+                cached,
+                VirtAddr::new(page),
+                self.placement(vma, page),
+            );
             self.frames().put(cached);
             (copy?, perms, FaultResolved::CowCopied)
         } else {

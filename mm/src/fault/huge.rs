@@ -34,7 +34,7 @@ impl<P: PageTable> AddressSpace<P> {
             return None;
         }
         let pfn = match self.frames().alloc_huge_zeroed(
-            head,
+            VirtAddr::new(head),
             thp.fault_may_wait(vma.flags),
             self.huge_placement(vma, head, HUGE_SIZE),
         ) {

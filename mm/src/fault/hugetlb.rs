@@ -141,7 +141,10 @@ impl<P: PageTable> AddressSpace<P> {
                     Pte::new(sub(copy, i), writable)
                 });
                 let mut batch = TlbBatch::new();
-                batch.add(start, start + map.page_bytes());
+                batch.add(
+                    VirtAddr::new(start),
+                    VirtAddr::new(start + map.page_bytes()),
+                );
                 batch.flush(&**self.tlb());
                 map.release(head);
                 return Ok(FaultResolved::CowCopied);
@@ -222,7 +225,10 @@ impl<P: PageTable> AddressSpace<P> {
         }
         unlock(Pte::new(copy, writable));
         let mut batch = TlbBatch::new();
-        batch.add(head_va, head_va + crate::pagetable::HUGE_SIZE);
+        batch.add(
+            VirtAddr::new(head_va),
+            VirtAddr::new(head_va + crate::pagetable::HUGE_SIZE),
+        );
         batch.flush(&**self.tlb());
         map.release(leaf.pfn);
         Ok(FaultResolved::CowCopied)
@@ -281,7 +287,7 @@ pub(crate) mod tests {
                 return None;
             }
             c.1 += 1;
-            self.frames.alloc_huge(0).ok()
+            self.frames.alloc_huge(VirtAddr::new(0)).ok()
         }
         fn give_back(&self, _size: HugeSize, head: Pfn) {
             self.counts.lock().1 -= 1;

@@ -501,7 +501,7 @@ mod tests {
             panic!("expected a fill")
         };
         assert!(!c.is_complete());
-        let pfn = frames.alloc_zeroed(0).unwrap();
+        let pfn = frames.alloc_zeroed(crate::addr::VirtAddr::new(0)).unwrap();
         guard.finish(pfn);
         assert!(c.is_complete());
         let Lookup::Hit(p) = cache.get(3) else {
@@ -525,9 +525,14 @@ mod tests {
         drop(guard);
         assert!(matches!(cache.get(1), Lookup::Miss));
         for i in 0..5 {
-            cache.insert(i, frames.alloc_zeroed(0).unwrap()).unwrap();
+            cache
+                .insert(
+                    i,
+                    frames.alloc_zeroed(crate::addr::VirtAddr::new(0)).unwrap(),
+                )
+                .unwrap();
         }
-        let extra = frames.alloc_zeroed(0).unwrap();
+        let extra = frames.alloc_zeroed(crate::addr::VirtAddr::new(0)).unwrap();
         assert_eq!(cache.insert(2, extra), Err(extra));
         frames.put(extra);
         assert_eq!(cache.remove_range(1, 2), 2);

@@ -26,6 +26,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::addr::VirtAddr;
 use crate::fault::Completion;
 use crate::swap::Spawner;
 
@@ -436,9 +437,11 @@ impl FileObject {
             return Err(PageError::Io);
         };
         if backing.reads_zero() {
-            return frames.alloc_zeroed(va_hint).map_err(alloc_error);
+            return frames
+                .alloc_zeroed(VirtAddr::new(va_hint))
+                .map_err(alloc_error);
         }
-        let pfn = frames.alloc(va_hint).map_err(alloc_error)?;
+        let pfn = frames.alloc(VirtAddr::new(va_hint)).map_err(alloc_error)?;
         let mut buf: Box<[u8; PAGE_BYTES]> = Box::new([0; PAGE_BYTES]);
         if backing.read_page(index, &mut buf).is_err() {
             frames.put(pfn);
@@ -631,7 +634,7 @@ impl FileObject {
             for (k, completion) in pages.by_ref() {
                 let index = first + k as u64;
                 let pfn = loop {
-                    match frames.alloc(index * PAGE_SIZE) {
+                    match frames.alloc(VirtAddr::new(index * PAGE_SIZE)) {
                         Ok(pfn) => break Some(pfn),
                         Err(AllocFailure::Wait(wait)) => wait.await,
                         Err(AllocFailure::OutOfMemory) => break None,

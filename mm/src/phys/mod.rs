@@ -14,6 +14,7 @@ pub use refs::FrameRefs;
 
 use alloc::sync::Arc;
 
+use crate::addr::VirtAddr;
 use crate::fault::FaultFuture;
 use crate::frame::{NodeId, Pfn, Policy, PAGE_SIZE};
 
@@ -35,9 +36,9 @@ pub enum AllocFailure {
 pub trait FrameSource: Send + Sync {
     /// One frame filled with zeroes, to back user address `va_hint` (a placement hint
     /// for NUMA policies).
-    fn alloc_zeroed(&self, va_hint: u64) -> Result<Pfn, AllocFailure>;
+    fn alloc_zeroed(&self, va_hint: VirtAddr) -> Result<Pfn, AllocFailure>;
     /// One frame with undefined contents (the caller overwrites all of it).
-    fn alloc(&self, va_hint: u64) -> Result<Pfn, AllocFailure>;
+    fn alloc(&self, va_hint: VirtAddr) -> Result<Pfn, AllocFailure>;
     /// Returns a frame from `alloc`/`alloc_zeroed`.
     fn free(&self, pfn: Pfn);
     /// Copies the whole of frame `src` into frame `dst`.
@@ -48,12 +49,12 @@ pub trait FrameSource: Send + Sync {
     fn write(&self, pfn: Pfn, offset: usize, data: &[u8]);
     /// [`alloc_zeroed`](Self::alloc_zeroed) placed by a NUMA `policy` (a source
     /// without nodes ignores it).
-    fn alloc_zeroed_placed(&self, va_hint: u64, policy: Policy) -> Result<Pfn, AllocFailure> {
+    fn alloc_zeroed_placed(&self, va_hint: VirtAddr, policy: Policy) -> Result<Pfn, AllocFailure> {
         let _ = policy;
         self.alloc_zeroed(va_hint)
     }
     /// [`alloc`](Self::alloc) placed by a NUMA `policy`.
-    fn alloc_placed(&self, va_hint: u64, policy: Policy) -> Result<Pfn, AllocFailure> {
+    fn alloc_placed(&self, va_hint: VirtAddr, policy: Policy) -> Result<Pfn, AllocFailure> {
         let _ = policy;
         self.alloc(va_hint)
     }
@@ -71,7 +72,7 @@ pub trait FrameSource: Send + Sync {
     /// `policy` (the VMA's or the task's NUMA policy). The default: no huge frames.
     fn alloc_huge_zeroed(
         &self,
-        _va_hint: u64,
+        _va_hint: VirtAddr,
         _may_wait: bool,
         _policy: Policy,
     ) -> Result<Pfn, AllocFailure> {
@@ -80,7 +81,7 @@ pub trait FrameSource: Send + Sync {
 
     /// Like [`alloc_huge_zeroed`](Self::alloc_huge_zeroed), contents undefined (the
     /// caller overwrites all 2 MiB: a collapse), never waiting.
-    fn alloc_huge(&self, _va_hint: u64) -> Result<Pfn, AllocFailure> {
+    fn alloc_huge(&self, _va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         Err(AllocFailure::OutOfMemory)
     }
 
@@ -154,7 +155,7 @@ impl Frames {
     }
 
     /// A zeroed frame holding one reference.
-    pub fn alloc_zeroed(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
+    pub fn alloc_zeroed(&self, va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         self.source.alloc_zeroed(va_hint)
     }
 
@@ -164,12 +165,16 @@ impl Frames {
     }
 
     /// A frame with undefined contents holding one reference.
-    pub fn alloc(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
+    pub fn alloc(&self, va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         self.source.alloc(va_hint)
     }
 
     /// A zeroed frame placed by `policy`, one reference.
-    pub fn alloc_zeroed_placed(&self, va_hint: u64, policy: Policy) -> Result<Pfn, AllocFailure> {
+    pub fn alloc_zeroed_placed(
+        &self,
+        va_hint: VirtAddr,
+        policy: Policy,
+    ) -> Result<Pfn, AllocFailure> {
         self.source.alloc_zeroed_placed(va_hint, policy)
     }
 
@@ -177,7 +182,7 @@ impl Frames {
     pub fn alloc_copy_placed(
         &self,
         src: Pfn,
-        va_hint: u64,
+        va_hint: VirtAddr,
         policy: Policy,
     ) -> Result<Pfn, AllocFailure> {
         let dst = self.source.alloc_placed(va_hint, policy)?;
@@ -191,7 +196,7 @@ impl Frames {
     }
 
     /// A new frame holding a copy of `src`, one reference.
-    pub fn alloc_copy(&self, src: Pfn, va_hint: u64) -> Result<Pfn, AllocFailure> {
+    pub fn alloc_copy(&self, src: Pfn, va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         let dst = self.source.alloc(va_hint)?;
         self.source.copy(dst, src);
         Ok(dst)
@@ -201,7 +206,7 @@ impl Frames {
     /// [`FrameSource::alloc_huge_zeroed`]).
     pub fn alloc_huge_zeroed(
         &self,
-        va_hint: u64,
+        va_hint: VirtAddr,
         may_wait: bool,
         policy: Policy,
     ) -> Result<Pfn, AllocFailure> {
@@ -209,7 +214,7 @@ impl Frames {
     }
 
     /// 512 frames, contents undefined, one reference each.
-    pub fn alloc_huge(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
+    pub fn alloc_huge(&self, va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         self.source.alloc_huge(va_hint)
     }
 
@@ -287,11 +292,11 @@ mod tests {
     fn last_put_frees() {
         let soft = SoftFrames::new();
         let frames = Frames::new(soft.clone());
-        let a = frames.alloc_zeroed(0).unwrap();
+        let a = frames.alloc_zeroed(VirtAddr::new(0)).unwrap();
         frames.write(a, 10, b"hi");
         frames.get(a);
         assert_eq!(frames.count(a), 2);
-        let b = frames.alloc_copy(a, 0).unwrap();
+        let b = frames.alloc_copy(a, VirtAddr::new(0)).unwrap();
         let mut buf = [0u8; 2];
         frames.read(b, 10, &mut buf);
         assert_eq!(&buf, b"hi");

@@ -11,6 +11,7 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{AllocFailure, FrameSource, PAGE_BYTES};
+use crate::addr::VirtAddr;
 use crate::frame::Pfn;
 
 const SHARDS: usize = 16;
@@ -168,11 +169,11 @@ impl SoftFrames {
 }
 
 impl FrameSource for SoftFrames {
-    fn alloc_zeroed(&self, _va_hint: u64) -> Result<Pfn, AllocFailure> {
+    fn alloc_zeroed(&self, _va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         self.take()
     }
 
-    fn alloc(&self, _va_hint: u64) -> Result<Pfn, AllocFailure> {
+    fn alloc(&self, _va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         let pfn = self.take()?;
         // Undefined contents: make them visibly not zero.
         self.with_page(pfn, |p| p.fill(0xa5));
@@ -181,7 +182,7 @@ impl FrameSource for SoftFrames {
 
     fn alloc_huge_zeroed(
         &self,
-        _va_hint: u64,
+        _va_hint: VirtAddr,
         _may_wait: bool,
         _policy: crate::frame::Policy,
     ) -> Result<Pfn, AllocFailure> {
@@ -191,7 +192,7 @@ impl FrameSource for SoftFrames {
         self.take_run(crate::pagetable::HUGE_PAGES)
     }
 
-    fn alloc_huge(&self, va_hint: u64) -> Result<Pfn, AllocFailure> {
+    fn alloc_huge(&self, va_hint: VirtAddr) -> Result<Pfn, AllocFailure> {
         let head = self.alloc_huge_zeroed(va_hint, false, crate::frame::Policy::Local)?;
         for i in 0..crate::pagetable::HUGE_PAGES {
             self.with_page(Pfn(head.0 + i), |p| p.fill(0xa5));
@@ -224,7 +225,7 @@ impl FrameSource for SoftFrames {
 
     fn alloc_zeroed_placed(
         &self,
-        _va_hint: u64,
+        _va_hint: VirtAddr,
         policy: crate::frame::Policy,
     ) -> Result<Pfn, AllocFailure> {
         self.take_placed(policy)
@@ -232,7 +233,7 @@ impl FrameSource for SoftFrames {
 
     fn alloc_placed(
         &self,
-        _va_hint: u64,
+        _va_hint: VirtAddr,
         policy: crate::frame::Policy,
     ) -> Result<Pfn, AllocFailure> {
         let pfn = self.take_placed(policy)?;
@@ -253,9 +254,12 @@ mod tests {
     #[test]
     fn alloc_read_write_free_and_limit() {
         let s = SoftFrames::with_limit(2);
-        let a = s.alloc_zeroed(0).unwrap();
-        let b = s.alloc(0).unwrap();
-        assert!(matches!(s.alloc(0), Err(AllocFailure::OutOfMemory)));
+        let a = s.alloc_zeroed(VirtAddr::new(0)).unwrap();
+        let b = s.alloc(VirtAddr::new(0)).unwrap();
+        assert!(matches!(
+            s.alloc(VirtAddr::new(0)),
+            Err(AllocFailure::OutOfMemory)
+        ));
         let mut buf = [1u8; 4];
         s.read(a, 4092, &mut buf);
         assert_eq!(buf, [0; 4]);
@@ -276,7 +280,7 @@ mod tests {
     #[should_panic(expected = "double or foreign free")]
     fn double_free_panics() {
         let s = SoftFrames::new();
-        let a = s.alloc(0).unwrap();
+        let a = s.alloc(VirtAddr::new(0)).unwrap();
         s.free(a);
         s.free(a);
     }

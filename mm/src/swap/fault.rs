@@ -35,7 +35,7 @@ impl<P: PageTable> AddressSpace<P> {
             return done;
         }
         // Not cached: read it into a new frame (allocated outside the area lock).
-        let pfn = self.frames().alloc(page)?;
+        let pfn = self.frames().alloc(VirtAddr::new(page))?;
         let done = {
             let mut inner = area.inner.lock();
             let slot = entry.slot();
@@ -84,7 +84,7 @@ impl<P: PageTable> AddressSpace<P> {
             if other == slot {
                 continue;
             }
-            let Ok(pfn) = self.frames().alloc(page) else {
+            let Ok(pfn) = self.frames().alloc(VirtAddr::new(page)) else {
                 return;
             };
             swap.read_ahead_into(area, other, pfn, self.frames());

@@ -440,7 +440,7 @@ impl<P: PageTable> AddressSpace<P> {
                     .install_swap(VirtAddr::new(va), pte, SwapEntry::new(area.id, slot))
                     .is_ok()
                 {
-                    batch.add_page(va);
+                    batch.add_page(VirtAddr::new(va));
                     unmapped.push(Unmapped::Cached(area, slot, pte.pfn));
                 } else {
                     area.unclaim(slot);
@@ -504,7 +504,7 @@ impl<P: PageTable> AddressSpace<P> {
             frames.put(pte.pfn);
             return false;
         }
-        batch.add_page(va);
+        batch.add_page(VirtAddr::new(va));
         unmapped.push(Unmapped::Written(pte.pfn));
         out.push(PageOut {
             area,

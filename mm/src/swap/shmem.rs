@@ -104,7 +104,7 @@ impl Swap {
         if let Some(found) = self.shmem_cached(&area, slot, frames) {
             return found;
         }
-        let pfn = match frames.alloc(slot * PAGE_SIZE) {
+        let pfn = match frames.alloc(VirtAddr::new(slot * PAGE_SIZE)) {
             Ok(pfn) => pfn,
             Err(e) => return ShmemRead::NoFrame(e),
         };
@@ -169,7 +169,7 @@ impl Swap {
                 return;
             }
         }
-        let Ok(pfn) = frames.alloc(slot * PAGE_SIZE) else {
+        let Ok(pfn) = frames.alloc(VirtAddr::new(slot * PAGE_SIZE)) else {
             return;
         };
         self.read_ahead_into(&area, slot, pfn, frames);
@@ -253,7 +253,7 @@ impl<P: PageTable> AddressSpace<P> {
         let Some(old) = pt.unmap(VirtAddr::new(va)) else {
             return false;
         };
-        batch.add_page(va);
+        batch.add_page(VirtAddr::new(va));
         unmapped.push(Unmapped::Written(old.pfn));
         true
     }

@@ -101,8 +101,13 @@ fn ping_pong_across_cpus_loses_no_wakeup() {
 fn spawn_on_from_foreign_thread_kicks_an_idle_cpu() {
     let m = HostMachine::boot(3);
     let sched = m.sched();
-    // Let the CPUs go idle first.
-    std::thread::sleep(core::time::Duration::from_millis(20));
+    // Let the CPUs go idle first: each has parked once it has called idle (with no
+    // timer armed it stays parked until kicked). Waited for, not slept for, so a
+    // loaded host that starts the CPU threads late cannot fail the test.
+    let platform = sched.platform();
+    while (0..3).any(|cpu| platform.idle_calls(CpuId(cpu)) == 0) {
+        std::thread::sleep(core::time::Duration::from_millis(1));
+    }
     let chan = Chan::new();
     for cpu in 0..3 {
         let tx = chan.clone();
