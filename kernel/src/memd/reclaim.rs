@@ -412,8 +412,12 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
     }
     *r.hand.lock() = (pid, addr);
     // The file pages the hand just unmapped are the caches' alone now: dropped in
-    // this round, up to what it still lacks.
-    let lacking = anon.saturating_sub(pages.len());
+    // this round, up to what it still lacks of its file share (none at swappiness
+    // 200, all of the round without swap room).
+    let lacking = split
+        .file
+        .saturating_sub(file_freed)
+        .min(anon.saturating_sub(pages.len()));
     if lacking != 0 && has_shrinkers() {
         let unmapped_freed = shrink_file_caches(lacking, &on_node);
         STOLEN_FILE.fetch_add(unmapped_freed as u64, Ordering::Relaxed);
