@@ -30,8 +30,9 @@
 //! the disk again. Such mappings cannot write their file (the disk filesystems are
 //! read-only, so the descriptor behind a `MAP_SHARED` mapping is too, and the VMA has
 //! no `VM_SHARED`): no page of theirs is dirty. A shared writable mapping of a regular
-//! file (one of a file in memory, whose cache nothing drops) is left alone: with no
-//! writeback, the page could hold the only copy of a write.
+//! file is left alone (with no writeback, its page could hold the only copy of a
+//! write), and so is a shared mapping of a file in memory (an initramfs file), whose
+//! cache nothing drops.
 //!
 //! With no swap room the hand passes over the mappings of disk files only, unmapping
 //! their cold page-cache pages (anonymous memory and shmem have nowhere to go), so
@@ -39,8 +40,8 @@
 //!
 //! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
 //! shares, KSM stable pages, page-cache pages: their count is above one), entries
-//! being copied (`BUSY`), shared writable mappings of regular files, and hugetlb
-//! memory (never swapped, private or shared).
+//! being copied (`BUSY`), shared writable mappings of regular files, shared mappings
+//! of files in memory, and hugetlb memory (never swapped, private or shared).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
