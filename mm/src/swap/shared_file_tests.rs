@@ -45,7 +45,7 @@ fn page_bytes(page: u64) -> Vec<u8> {
 /// A file of `pages` pages on a RAM disk (at device page 1 on, behind a page of
 /// other data), read by I/O tasks run at once: a disk file as ext4 gives one.
 fn disk_file(h: &Harness, pages: u64) -> Arc<FileObject> {
-    let sectors_per_page = (PAGE_SIZE / 512) as u64;
+    let sectors_per_page = PAGE_SIZE / 512;
     let disk = Arc::new(RamDisk::new((pages + 1) * sectors_per_page));
     let mut bytes = vec![0xffu8; PAGE_BYTES];
     for p in 0..pages {
