@@ -1,8 +1,9 @@
 //! Shared mappings of disk files under reclaim: the clock hand ages their entries and
 //! unmaps the cold ones, the page cache then drops the pages no mapping holds, and a
 //! later access reads them again, identical; referenced pages, locked mappings, busy
-//! entries and pages the kernel holds stay. Over frames, a RAM disk holding the file,
-//! and the software page table.
+//! entries and pages the kernel holds stay; without swap the hand passes over the
+//! disk-file mappings only. Over frames, a RAM disk holding the file, and the
+//! software page table.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -370,4 +371,79 @@ fn shared_writable_and_in_memory_file_mappings_are_left_alone() {
     }
     assert!(mapped(&h, m).is_some());
     h.aspace.teardown();
+}
+
+#[test]
+fn without_swap_the_hand_passes_over_disk_file_mappings_only() {
+    let h = harness();
+    let f = disk_file(&h, 4);
+    let shared = map_shared_ro(&h, &f, 4, MapFlags::empty());
+    let private = crate::aspace::tests::map_file(
+        &h.aspace,
+        &f,
+        4,
+        Prot::READ | Prot::WRITE,
+        MapFlags::PRIVATE,
+        0,
+    );
+    let anon = crate::aspace::tests::anon_rw(&h.aspace, 2);
+    let mut back = vec![0u8; PAGE_BYTES];
+    for p in 0..4 {
+        h.aspace
+            .read_bytes(shared + p * PAGE_SIZE, &mut back)
+            .unwrap();
+    }
+    for p in 0..3 {
+        h.aspace
+            .read_bytes(private + p * PAGE_SIZE, &mut back)
+            .unwrap();
+    }
+    // Page 3 of the private mapping is a private copy, and the anonymous pages are
+    // anonymous memory: with no swap they have nowhere to go.
+    h.aspace
+        .write_bytes(private + 3 * PAGE_SIZE, b"copy")
+        .unwrap();
+    h.aspace.write_bytes(anon, b"anon").unwrap();
+    h.aspace.write_bytes(anon + PAGE_SIZE, b"more").unwrap();
+    let mut cursor = 0;
+    round(&h, &f, &mut cursor, usize::MAX);
+    round(&h, &f, &mut cursor, usize::MAX);
+    for p in 0..4 {
+        assert_eq!(mapped(&h, shared + p * PAGE_SIZE), None, "shared page {p}");
+    }
+    for p in 0..3 {
+        assert_eq!(
+            mapped(&h, private + p * PAGE_SIZE),
+            None,
+            "private page {p}"
+        );
+    }
+    assert!(f.cache().is_empty(), "every page-cache page dropped");
+    // Not even aged: their accessed bits are as the writes left them.
+    for va in [private + 3 * PAGE_SIZE, anon, anon + PAGE_SIZE] {
+        let pte = h.aspace.page_table().query(VirtAddr::new(va)).unwrap();
+        assert!(pte.flags.contains(PteFlags::ACCESSED), "{va:#x} untouched");
+    }
+    for p in 0..4 {
+        h.aspace
+            .read_bytes(shared + p * PAGE_SIZE, &mut back)
+            .unwrap();
+        assert!(back == page_bytes(p), "shared page {p} differs");
+    }
+    for p in 0..3 {
+        h.aspace
+            .read_bytes(private + p * PAGE_SIZE, &mut back)
+            .unwrap();
+        assert!(back == page_bytes(p), "private page {p} differs");
+    }
+    let mut word = [0u8; 4];
+    h.aspace
+        .read_bytes(private + 3 * PAGE_SIZE, &mut word)
+        .unwrap();
+    assert_eq!(&word, b"copy");
+    h.aspace.read_bytes(anon + PAGE_SIZE, &mut word).unwrap();
+    assert_eq!(&word, b"more");
+    h.aspace.teardown();
+    drop(f);
+    assert_eq!(h.soft.live(), 0);
 }
