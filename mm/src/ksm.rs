@@ -41,6 +41,9 @@ struct Trees {
     stable: BTreeMap<u64, Vec<Pfn>>,
     /// Content hashes met once in the current pass.
     seen: BTreeSet<u64>,
+    /// Stable frames out of `stable` while they move to another node: still stable
+    /// (an unmerge finds them), but no page merges into them.
+    migrating: Vec<Pfn>,
 }
 
 /// The system's KSM state, shared by every address space.
@@ -133,7 +136,8 @@ impl Ksm {
 
     /// Whether `pfn` is a stable frame.
     pub fn is_stable(&self, pfn: Pfn) -> bool {
-        self.trees.lock().stable.values().any(|l| l.contains(&pfn))
+        let t = self.trees.lock();
+        t.migrating.contains(&pfn) || t.stable.values().any(|l| l.contains(&pfn))
     }
 
     /// The figures, counting mappings from the frames' reference counts.
@@ -143,7 +147,7 @@ impl Ksm {
             full_scans: self.full_scans.load(Ordering::Relaxed),
             ..KsmStats::default()
         };
-        for &k in t.stable.values().flatten() {
+        for &k in t.stable.values().flatten().chain(&t.migrating) {
             let mappings = u64::from(frames.count(k)).saturating_sub(1);
             if mappings > 0 {
                 s.pages_shared += 1;
@@ -151,6 +155,85 @@ impl Ksm {
             }
         }
         s
+    }
+}
+
+/// Page migration of stable frames (`mm::aspace::migrate_ksm`): a stable frame is
+/// taken out of the stable tree while it moves, so no page merges into it.
+impl Ksm {
+    /// Takes the stable frame `pfn` out of the stable tree for a move: no scan merges
+    /// a page into it from now on, so its count can only fall (KSM's reference passes
+    /// to the lock); it is still stable to an unmerge. `None` if `pfn` is not a stable
+    /// frame in the tree.
+    pub(crate) fn lock_for_migration<'a>(
+        &'a self,
+        frames: &'a Frames,
+        pfn: Pfn,
+    ) -> Option<KsmMigration<'a>> {
+        let mut t = self.trees.lock();
+        let hash = t
+            .stable
+            .iter()
+            .find(|(_, list)| list.contains(&pfn))
+            .map(|(h, _)| *h)?;
+        if t.migrating.try_reserve(1).is_err() {
+            return None;
+        }
+        if let Some(list) = t.stable.get_mut(&hash) {
+            list.retain(|&k| k != pfn);
+            if list.is_empty() {
+                t.stable.remove(&hash);
+            }
+        }
+        t.migrating.push(pfn);
+        Some(KsmMigration {
+            ksm: self,
+            frames,
+            hash,
+            pfn,
+            ended: false,
+        })
+    }
+
+    /// Ends the move of stable frame `old`: `pfn` (contents hashing to `hash`; `old`
+    /// itself when the move was given up) goes back in the stable tree.
+    fn end_migration(&self, old: Pfn, hash: u64, pfn: Pfn) {
+        let mut t = self.trees.lock();
+        t.migrating.retain(|&k| k != old);
+        t.stable.entry(hash).or_default().push(pfn);
+    }
+}
+
+/// A stable frame out of the stable tree while it moves
+/// ([`Ksm::lock_for_migration`]); dropped unused, it goes back.
+pub(crate) struct KsmMigration<'a> {
+    ksm: &'a Ksm,
+    frames: &'a Frames,
+    hash: u64,
+    pfn: Pfn,
+    ended: bool,
+}
+
+impl KsmMigration<'_> {
+    /// The references on the frame besides KSM's (its mappings, pins).
+    pub(crate) fn other_refs(&self) -> u64 {
+        u64::from(self.frames.count(self.pfn)).saturating_sub(1)
+    }
+
+    /// Ends the move: `new` (same contents; its reference becomes KSM's) is the
+    /// stable frame instead, and KSM's reference on the old one is dropped.
+    pub(crate) fn replace(mut self, new: Pfn) {
+        self.ksm.end_migration(self.pfn, self.hash, new);
+        self.ended = true;
+        self.frames.put(self.pfn);
+    }
+}
+
+impl Drop for KsmMigration<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ksm.end_migration(self.pfn, self.hash, self.pfn);
+        }
     }
 }
 

@@ -305,8 +305,9 @@ pub fn move_pages(
     if count > (1 << 31) {
         return Err(Errno::EINVAL);
     }
-    // MOVE_ALL moves a frame shared copy-on-write with other processes for all of them
-    // (there is no reverse map: the sharers are looked for at the same address).
+    // MOVE_ALL moves a frame other processes map too (copy-on-write since fork, a
+    // page-cache page, a KSM page) for all of them: there is no reverse map, so their
+    // address spaces are searched for the mappings.
     let others = if move_all && nodes != 0 {
         other_spaces(&space)
     } else {
@@ -339,7 +340,9 @@ pub fn move_pages(
 }
 
 /// `migrate_pages(pid, maxnode, old_nodes, new_nodes)`: every page of the process on
-/// an old node moves to the matching new one. Returns the pages that could not move.
+/// an old node moves to the matching new one; pages other processes map too only for
+/// a caller who may use `MPOL_MF_MOVE_ALL` (Linux: with `CAP_SYS_NICE`). Returns the
+/// pages that could not move.
 pub fn migrate_pages(
     thread: &Thread,
     pid: u64,
@@ -355,5 +358,13 @@ pub fn migrate_pages(
         return Err(Errno::EINVAL);
     }
     let space = process.address_space();
-    Ok(space.mm().migrate_nodes(old.intersect(online), new))
+    let from = old.intersect(online);
+    if may_move_all(thread) {
+        let others = other_spaces(&space);
+        Ok(space
+            .mm()
+            .migrate_nodes_among(from, new, true, &mm_refs(&others)))
+    } else {
+        Ok(space.mm().migrate_nodes(from, new))
+    }
 }

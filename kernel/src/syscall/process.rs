@@ -448,7 +448,7 @@ fn disk_file_wait(
     }
     let object = disk_program(thread, &r.path).ok()?;
     let pages = object.size_bytes().div_ceil(mm::frame::PAGE_SIZE);
-    if (0..pages).all(|i| object.cache().peek(i).is_some()) {
+    if (0..pages).all(|i| object.cache().is_ready(i)) {
         return None;
     }
     object.start_reads(0, pages);

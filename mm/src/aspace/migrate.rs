@@ -11,19 +11,25 @@
 //! either before the copy (and is copied) or after the switch (in the new frame):
 //! none is lost.
 //!
-//! A frame shared with a fork child, the page cache or KSM reports `EACCES` without
+//! A frame shared with a fork child reports `EACCES` without
 //! `MPOL_MF_MOVE_ALL` (Linux's answer for a page mapped by several processes). With it,
 //! a copy-on-write frame moves for every address space mapping it
 //! ([`AddressSpace::migrate_page_among`]): there is no reverse map, so the caller names
 //! the address spaces that may share it (the kernel: every other process) and the
 //! frame moves only when the entries found at the same address (fork keeps addresses)
-//! hold every reference it has; a page-cache, KSM, swap-cache or pinned frame has more
-//! and stays (`EBUSY`), as does one whose sharer is busy behind a writer.
+//! hold every reference it has; a swap-cache or pinned frame has more and stays
+//! (`EBUSY`), as does one whose sharer is busy behind a writer.
+//!
+//! A page-cache frame (a shared mapping of a file, or a private one's page not yet
+//! written) moves for the cache and every mapping of the file page at once: see
+//! `migrate_cache.rs`; a KSM stable frame likewise for KSM and its mappings:
+//! `migrate_ksm.rs`.
 
 use alloc::vec::Vec;
 
 use super::mempolicy::interleave_index;
-use super::AddressSpace;
+use super::migrate_cache::cached_page_of;
+use super::{AddressSpace, MmState};
 use crate::addr::VirtAddr;
 use crate::frame::{NodeId, NodeMask, Policy, PAGE_SIZE};
 use crate::pagetable::{PageTable, Pte, PteFlags};
@@ -84,27 +90,29 @@ impl<P: PageTable> AddressSpace<P> {
 
     /// Moves the page at `va` to `node` (`move_pages` with nodes).
     pub fn migrate_page(&self, va: u64, node: NodeId, move_all: bool) -> PageStatus {
-        let _st = self.state().read();
-        if _st.tree.find(va).is_none() {
+        let st = self.state().read();
+        if st.tree.find(va).is_none() {
             return PageStatus::Unmapped;
         }
-        self.move_locked(va & !(PAGE_SIZE - 1), node, move_all, &[])
+        self.move_locked(&st, va & !(PAGE_SIZE - 1), node, move_all, &[])
     }
 
     /// `MPOL_MF_MOVE_ALL`: moves the page at `va` to `node` even when its frame is
     /// shared copy-on-write with some of `sharers` (the others that may map it; `self`
     /// among them is skipped): every entry mapping it moves together.
     pub fn migrate_page_among(&self, va: u64, node: NodeId, sharers: &[&Self]) -> PageStatus {
-        let _st = self.state().read();
-        if _st.tree.find(va).is_none() {
+        let st = self.state().read();
+        if st.tree.find(va).is_none() {
             return PageStatus::Unmapped;
         }
-        self.move_locked(va & !(PAGE_SIZE - 1), node, true, sharers)
+        self.move_locked(&st, va & !(PAGE_SIZE - 1), node, true, sharers)
     }
 
-    /// The move itself; the caller holds the tree's read side and `page` is mapped.
+    /// The move itself; the caller holds the tree's read side (`st`) and `page` is
+    /// mapped.
     fn move_locked(
         &self,
+        st: &MmState,
         page: u64,
         node: NodeId,
         move_all: bool,
@@ -126,7 +134,17 @@ impl<P: PageTable> AddressSpace<P> {
             if pte.flags.contains(PteFlags::BUSY) {
                 return PageStatus::Busy;
             }
+            let vma = st.tree.find(page);
+            if let Some((file, index)) = vma.and_then(|v| cached_page_of(v, page, pte.pfn)) {
+                return self.move_cached(st, page, pte, &file, index, node, move_all, sharers);
+            }
             if frames.count(pte.pfn) != 1 {
+                // A KSM stable frame (always shared: KSM holds a reference).
+                if vma.is_some_and(|v| v.is_private() && v.file().is_none()) {
+                    if let Some(status) = self.move_ksm(st, page, pte, node, move_all, sharers) {
+                        return status;
+                    }
+                }
                 return match (move_all, sharers.is_empty()) {
                     (false, _) => PageStatus::Shared,
                     (true, true) => PageStatus::Busy,
@@ -313,17 +331,31 @@ impl<P: PageTable> AddressSpace<P> {
             .into_iter()
             .filter(|&(va, node)| {
                 !matches!(
-                    self.move_locked(va, node, move_all, sharers),
+                    self.move_locked(&st, va, node, move_all, sharers),
                     PageStatus::Node(_)
                 )
             })
             .count() as u64
     }
 
-    /// `migrate_pages`: moves every resident private page on a node of `from` to the
-    /// node at the same position in `to` (wrapping), as Linux pairs them. Returns how
-    /// many could not move.
+    /// `migrate_pages`: moves every resident page on a node of `from` that only this
+    /// process maps to the node at the same position in `to` (wrapping), as Linux
+    /// pairs them. Returns how many could not move.
     pub fn migrate_nodes(&self, from: NodeMask, to: NodeMask) -> u64 {
+        self.migrate_nodes_among(from, to, false, &[])
+    }
+
+    /// [`migrate_nodes`](Self::migrate_nodes) for a caller who may move shared pages
+    /// (Linux's `migrate_pages` with `CAP_SYS_NICE` moves with `MPOL_MF_MOVE_ALL`):
+    /// with `move_all`, a frame this process shares with some of `sharers` moves for
+    /// all of them (see [`migrate_page_among`](Self::migrate_page_among)).
+    pub fn migrate_nodes_among(
+        &self,
+        from: NodeMask,
+        to: NodeMask,
+        move_all: bool,
+        sharers: &[&Self],
+    ) -> u64 {
         if to.is_empty() {
             return 0;
         }
@@ -350,11 +382,13 @@ impl<P: PageTable> AddressSpace<P> {
                 }
             },
         );
-        let _ = &st;
         pages
             .into_iter()
             .filter(|&(va, node)| {
-                !matches!(self.move_locked(va, node, false, &[]), PageStatus::Node(_))
+                !matches!(
+                    self.move_locked(&st, va, node, move_all, sharers),
+                    PageStatus::Node(_)
+                )
             })
             .count() as u64
     }

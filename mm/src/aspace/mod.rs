@@ -63,6 +63,8 @@ mod lock;
 mod madvise;
 pub(crate) mod mempolicy;
 mod migrate;
+mod migrate_cache;
+mod migrate_ksm;
 mod mincore;
 mod mlock;
 pub mod mmap;

@@ -1,7 +1,8 @@
 //! [`PageCache`]: one file's resident pages, page index to frame. A slot is either a
 //! ready frame (the cache holds one reference on it) or a fill in progress that other
-//! faults wait on instead of reading the page twice. Slots are lock-striped by index,
-//! so faults on different pages of one file rarely meet.
+//! faults wait on instead of reading the page twice, or a page being moved to another
+//! NUMA node ([`MigrationLock`]), which lookups wait on as they wait on a fill. Slots
+//! are lock-striped by index, so faults on different pages of one file rarely meet.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -20,6 +21,15 @@ enum Slot {
     /// The page was written to swap: the slot names it there (shared memory only;
     /// Linux keeps the swap entry in the shmem mapping's xarray the same way).
     Swapped(SwapEntry),
+    /// The page is being moved to another frame ([`MigrationLock`]): it is resident
+    /// in `pfn` (the cache still holds its reference), but a lookup waits on `done`
+    /// and looks again, so nobody takes a new reference on the old frame. `cut`: a
+    /// shrink meanwhile cut the page to these bytes (the copy is cut too).
+    Migrating {
+        pfn: Pfn,
+        done: Arc<Completion>,
+        cut: Option<usize>,
+    },
 }
 
 #[repr(align(64))]
@@ -64,7 +74,7 @@ impl PageCache {
     /// The frame caching page `index`, without taking a reference (for reports).
     pub fn peek(&self, index: u64) -> Option<Pfn> {
         match self.stripe(index).lock().get(&index) {
-            Some(Slot::Ready(pfn)) => Some(*pfn),
+            Some(Slot::Ready(pfn) | Slot::Migrating { pfn, .. }) => Some(*pfn),
             _ => None,
         }
     }
@@ -76,7 +86,7 @@ impl PageCache {
                 self.frames.get(*pfn);
                 Lookup::Hit(*pfn)
             }
-            Some(Slot::Filling(c)) => Lookup::Filling(c.clone()),
+            Some(Slot::Filling(c) | Slot::Migrating { done: c, .. }) => Lookup::Filling(c.clone()),
             Some(Slot::Swapped(entry)) => Lookup::Swapped(*entry),
             None => Lookup::Miss,
         }
@@ -102,8 +112,14 @@ impl PageCache {
     pub fn contains(&self, index: u64) -> bool {
         matches!(
             self.stripe(index).lock().get(&index),
-            Some(Slot::Ready(_) | Slot::Filling(_))
+            Some(Slot::Ready(_) | Slot::Filling(_) | Slot::Migrating { .. })
         )
+    }
+
+    /// Whether page `index` is resident and free to take (not being filled or
+    /// moved): what a reader that must not wait asks before reading.
+    pub fn is_ready(&self, index: u64) -> bool {
+        matches!(self.stripe(index).lock().get(&index), Some(Slot::Ready(_)))
     }
 
     /// Whether page `index` is in swap (its slot names a swap entry).
@@ -179,7 +195,8 @@ impl PageCache {
         true
     }
 
-    /// Drops every cached page with an index in `[first, last]`, and frees the swap
+    /// Drops every cached page with an index in `[first, last]` (one being moved to
+    /// another node too), and frees the swap
     /// slots of the swapped ones (truncate, hole punch, the file's end); returns how
     /// many resident pages were dropped.
     pub fn remove_range(&self, first: u64, last: u64) -> u64 {
@@ -189,12 +206,14 @@ impl PageCache {
             let mut map = stripe.0.lock();
             let keys: Vec<u64> = map
                 .range(first..=last)
-                .filter(|(_, s)| matches!(s, Slot::Ready(_) | Slot::Swapped(_)))
+                .filter(|(_, s)| !matches!(s, Slot::Filling(_)))
                 .map(|(k, _)| *k)
                 .collect();
             for k in keys {
                 match map.remove(&k) {
-                    Some(Slot::Ready(pfn)) => victims.push(pfn),
+                    // A page being moved goes too: the mover holds a reference of
+                    // its own and finds the slot gone when it ends.
+                    Some(Slot::Ready(pfn) | Slot::Migrating { pfn, .. }) => victims.push(pfn),
                     Some(Slot::Swapped(entry)) => swapped.push(entry),
                     _ => {}
                 }
@@ -286,7 +305,7 @@ impl PageCache {
             .map(|s| {
                 s.0.lock()
                     .values()
-                    .filter(|v| matches!(v, Slot::Ready(_)))
+                    .filter(|v| matches!(v, Slot::Ready(_) | Slot::Migrating { .. }))
                     .count() as u64
             })
             .sum()
@@ -445,6 +464,140 @@ impl PageCache {
                     .count() as u64
             })
             .sum()
+    }
+}
+
+/// Page migration between NUMA nodes (`mm::aspace::migrate_cache`): a resident page's
+/// slot is locked while its frame is copied, then names the copy.
+impl PageCache {
+    /// Locks resident page `index`, cached in `pfn`, for a move to another frame:
+    /// from now on a lookup waits (as on a fill) instead of taking a reference, so the
+    /// frame's count can only fall. The lock holds a reference of its own. `None` if
+    /// the slot does not hold `pfn` ready (being filled, moved, swapped or gone).
+    pub(crate) fn lock_for_migration(&self, index: u64, pfn: Pfn) -> Option<MigrationLock<'_>> {
+        let mut stripe = self.stripe(index).lock();
+        if !matches!(stripe.get(&index), Some(Slot::Ready(p)) if *p == pfn) {
+            return None;
+        }
+        let done = Completion::new();
+        self.frames.get(pfn);
+        stripe.insert(
+            index,
+            Slot::Migrating {
+                pfn,
+                done: done.clone(),
+                cut: None,
+            },
+        );
+        Some(MigrationLock {
+            cache: self,
+            index,
+            pfn,
+            done,
+            ended: false,
+        })
+    }
+
+    /// A shrink's cut of page `index` to its first `keep` bytes: a resident page is
+    /// zeroed past them (one being moved is, and its copy will be); a swapped page is
+    /// left to the caller, who cuts it when it is read back.
+    pub(crate) fn cut_tail(&self, index: u64, keep: usize) -> TailCut {
+        let keep = keep.min(ZEROS.len());
+        let mut map = self.stripe(index).lock();
+        match map.get_mut(&index) {
+            Some(Slot::Ready(pfn)) => {
+                self.frames.write(*pfn, keep, &ZEROS[keep..]);
+                TailCut::Done
+            }
+            Some(Slot::Migrating { pfn, cut, .. }) => {
+                self.frames.write(*pfn, keep, &ZEROS[keep..]);
+                *cut = Some(cut.map_or(keep, |k| k.min(keep)));
+                TailCut::Done
+            }
+            Some(Slot::Swapped(_)) => TailCut::Swapped,
+            Some(Slot::Filling(_)) | None => TailCut::Absent,
+        }
+    }
+
+    /// Whether slot `index` is still the migration `done` locked.
+    fn is_locked_by(map: &BTreeMap<u64, Slot>, index: u64, done: &Arc<Completion>) -> bool {
+        matches!(map.get(&index), Some(Slot::Migrating { done: d, .. }) if Arc::ptr_eq(d, done))
+    }
+}
+
+/// What [`PageCache::cut_tail`] found.
+pub(crate) enum TailCut {
+    /// The page was resident and is cut.
+    Done,
+    /// The page is in swap: cut it when it is read back.
+    Swapped,
+    /// No page there (or one being filled).
+    Absent,
+}
+
+/// A page of zeros, for cutting tails.
+static ZEROS: [u8; crate::phys::PAGE_BYTES] = [0; crate::phys::PAGE_BYTES];
+
+/// A page-cache slot locked for a move ([`PageCache::lock_for_migration`]). It ends
+/// with [`replace`](Self::replace) (the slot names the new frame) or, dropped, puts
+/// the old frame back; either way the lookups waiting on it are woken. A truncation or
+/// hole punch meanwhile drops the slot as it would a resident page.
+pub(crate) struct MigrationLock<'a> {
+    cache: &'a PageCache,
+    index: u64,
+    pfn: Pfn,
+    done: Arc<Completion>,
+    ended: bool,
+}
+
+impl MigrationLock<'_> {
+    /// The references on the frame besides the cache's and this lock's (mappings,
+    /// `read`/`write` copying, pins). Only falls while the lock is held, unless a
+    /// holder clones its own (a fork copying a mapping's entry).
+    pub(crate) fn other_refs(&self) -> u64 {
+        u64::from(self.cache.frames.count(self.pfn)).saturating_sub(2)
+    }
+
+    /// Ends the move: the slot names `new` (its reference passes to the cache), the
+    /// cache's and the lock's references on the old frame are dropped. `Err(new)`,
+    /// changing nothing, if the page left the cache meanwhile (truncated).
+    pub(crate) fn replace(mut self, new: Pfn) -> Result<(), Pfn> {
+        {
+            let mut map = self.cache.stripe(self.index).lock();
+            let Some(Slot::Migrating { done, cut, .. }) = map.get(&self.index) else {
+                return Err(new);
+            };
+            if !Arc::ptr_eq(done, &self.done) {
+                return Err(new);
+            }
+            if let Some(keep) = *cut {
+                // A shrink cut the old frame, perhaps after it was copied.
+                self.cache.frames.write(new, keep, &ZEROS[keep..]);
+            }
+            map.insert(self.index, Slot::Ready(new));
+        }
+        self.ended = true;
+        self.cache.frames.put(self.pfn);
+        self.cache.frames.put(self.pfn);
+        self.done.complete();
+        Ok(())
+    }
+}
+
+impl Drop for MigrationLock<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        {
+            let mut map = self.cache.stripe(self.index).lock();
+            if PageCache::is_locked_by(&map, self.index, &self.done) {
+                map.insert(self.index, Slot::Ready(self.pfn));
+            }
+        }
+        // The lock's own reference (the cache's stays with the slot, or went with it).
+        self.cache.frames.put(self.pfn);
+        self.done.complete();
     }
 }
 

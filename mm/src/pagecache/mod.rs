@@ -16,6 +16,7 @@ pub mod readahead;
 mod shmem_swap;
 
 pub use backing::{FileBacking, IoError, SliceBacking, ZeroBacking};
+pub(crate) use cache::MigrationLock;
 pub use cache::{FillGuard, Lookup, PageCache};
 pub use disk::{DiskPages, PageReader, PagesFuture};
 
@@ -333,21 +334,14 @@ impl FileObject {
         self.cache.remove_range(first_gone, u64::MAX);
         let in_page = (size_bytes % PAGE_SIZE) as usize;
         if size_bytes < old && in_page != 0 {
-            match self.cache.get(size_bytes / PAGE_SIZE) {
-                Lookup::Hit(pfn) => {
-                    let zeros = [0u8; PAGE_BYTES];
-                    self.cache.frames().write(pfn, in_page, &zeros[in_page..]);
-                    self.cache.frames().put(pfn);
-                }
-                // In swap: cut when it is read back.
-                Lookup::Swapped(_) => {
-                    self.cut_tails
-                        .lock()
-                        .entry(size_bytes / PAGE_SIZE)
-                        .and_modify(|keep| *keep = (*keep).min(in_page))
-                        .or_insert(in_page);
-                }
-                _ => {}
+            let cut = self.cache.cut_tail(size_bytes / PAGE_SIZE, in_page);
+            // In swap: cut when it is read back.
+            if let cache::TailCut::Swapped = cut {
+                self.cut_tails
+                    .lock()
+                    .entry(size_bytes / PAGE_SIZE)
+                    .and_modify(|keep| *keep = (*keep).min(in_page))
+                    .or_insert(in_page);
             }
         }
         if size_bytes < old {

@@ -2,7 +2,8 @@
 //! `--mb` MiB (64), touches every page, then moves them all to the other node and back
 //! `--rounds` times (4), 512 pages per call, and prints
 //! `migrate_bench.pages_per_sec=<x>` (pages moved over the time spent in move_pages)
-//! and `migrate_bench.moved=<n>`. Exits 1 if a page did not move.
+//! and `migrate_bench.moved=<n>`. Exits 1 if a page did not move. With `--memfd` the
+//! memory is a shared mapping of a memfd (page-cache pages) instead of anonymous.
 #![no_std]
 #![no_main]
 
@@ -11,7 +12,8 @@ extern crate alloc;
 use alloc::vec;
 use alloc::vec::Vec;
 use peios_rt::prelude::*;
-use peios_rt::sys::mm::{mmap_anon, Prot, PAGE_SIZE};
+use peios_rt::sys::fs;
+use peios_rt::sys::mm::{mmap, mmap_anon, MapFlags, Prot, PAGE_SIZE};
 use peios_rt::syscall::syscall6;
 use peios_rt::time::monotonic_ns as now_ns;
 
@@ -38,12 +40,22 @@ fn move_batch(pages: &[usize], node: i32, status: &mut [i32]) -> Result<(), Errn
 
 fn main(args: &Args) -> i32 {
     let (Ok(mb), Ok(rounds)) = (args.opt_u64("--mb", 64), args.opt_u64("--rounds", 4)) else {
-        eprintln!("usage: migrate_bench [--mb N] [--rounds N]");
+        eprintln!("usage: migrate_bench [--mb N] [--rounds N] [--memfd]");
         return 2;
     };
     let len = mb as usize * 1024 * 1024;
-    let Ok(base) = mmap_anon(len, Prot::RW) else {
-        eprintln!("migrate_bench: mmap failed");
+    let memfd = args.iter().any(|a| a == "--memfd");
+    let mapped = if memfd {
+        fs::memfd_create(c"migrate_bench", fs::MFD_CLOEXEC).and_then(|fd| {
+            fs::ftruncate(fd, len as u64)?;
+            // SAFETY: a fresh shared mapping of our own memfd where the kernel chooses.
+            unsafe { mmap(0, len, Prot::RW, MapFlags::SHARED, fd, 0) }
+        })
+    } else {
+        mmap_anon(len, Prot::RW)
+    };
+    let Ok(base) = mapped else {
+        eprintln!("migrate_bench: mmap failed: {:?}", mapped.err());
         return 1;
     };
     let count = len / PAGE_SIZE;
@@ -81,8 +93,12 @@ fn main(args: &Args) -> i32 {
     let rate = moved * 1_000_000_000 / spent_ns.max(1);
     println!("migrate_bench.pages_per_sec={}", rate);
     println!(
-        "migrate_bench.moved={} failed={} mb={} rounds={}",
-        moved, failed, mb, rounds
+        "migrate_bench.moved={} failed={} mb={} rounds={} memory={}",
+        moved,
+        failed,
+        mb,
+        rounds,
+        if memfd { "memfd" } else { "anon" }
     );
     i32::from(failed != 0)
 }
