@@ -371,10 +371,13 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
     };
     STOLEN_FILE.fetch_add(file_freed as u64, Ordering::Relaxed);
     budget.freed += file_freed;
+    // What the round still lacks goes to the clock hand: anonymous pages to swap,
+    // and the cold page-cache pages mappings hold, unmapped for the caches to drop
+    // (with no swap room, only those: the hand then passes over disk file mappings
+    // alone).
     let anon = split.anon_after_file(file_freed);
-    if !swap().has_room() || anon == 0 {
-        // Nowhere to write anonymous pages (the file caches were all there was), or
-        // the file pages filled the round.
+    if anon == 0 {
+        // The file pages filled the round.
         return (Vec::new(), budget.freed, !swap().has_room());
     }
     budget.take = anon;
@@ -408,6 +411,18 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
         }
     }
     *r.hand.lock() = (pid, addr);
+    // The file pages the hand just unmapped are the caches' alone now: dropped in
+    // this round, up to what it still lacks of its file share (none at swappiness
+    // 200, all of the round without swap room).
+    let lacking = split
+        .file
+        .saturating_sub(file_freed)
+        .min(anon.saturating_sub(pages.len()));
+    if lacking != 0 && has_shrinkers() {
+        let unmapped_freed = shrink_file_caches(lacking, &on_node);
+        STOLEN_FILE.fetch_add(unmapped_freed as u64, Ordering::Relaxed);
+        budget.freed += unmapped_freed;
+    }
     // Shared memory counts as anonymous (as in Linux's balance): its pages that no
     // mapping holds any more (the walk above unmaps cold ones) go to swap with what
     // is left of the round, and at least a quarter of it.

@@ -105,6 +105,10 @@ struct AsyncIo {
     reads: AtomicU64,
     /// Pages whose last read failed: the next access gets the error (once).
     failed: spin::Mutex<BTreeSet<u64>>,
+    /// Pages whose last read found no frame to land in (reclaim had given up): the
+    /// next access asks the allocator before reading again (see
+    /// [`FileObject::check_read`]).
+    starved: spin::Mutex<BTreeSet<u64>>,
 }
 
 /// A mappable file with its page cache.
@@ -173,6 +177,7 @@ impl FileObject {
             spawner,
             reads: AtomicU64::new(0),
             failed: spin::Mutex::new(BTreeSet::new()),
+            starved: spin::Mutex::new(BTreeSet::new()),
         });
         Self::build(id, FileKind::Regular, info, size_bytes, source, frames)
     }
@@ -407,9 +412,7 @@ impl FileObject {
                 Lookup::Miss => {}
             }
             if let Source::Reader(io) = &self.source {
-                if io.failed.lock().remove(&index) {
-                    return Err(PageError::Io);
-                }
+                self.check_read(io, index)?;
                 match self.start_reads(index, FAULT_READ_PAGES) {
                     Some(c) => return Err(PageError::Wait(self.wait_for(index, c))),
                     None => continue,
@@ -563,6 +566,29 @@ impl FileObject {
         }
     }
 
+    /// Before page `index` is read again: what its last read owes the access, once.
+    /// `Io` if it failed. If it found no frame, the allocator is asked now: out of
+    /// memory goes to the caller (a fault reaches the OOM path instead of starting
+    /// the same read forever, each finding no frame), a wait for reclaim is waited
+    /// for, and a frame to spare lets the read go again.
+    fn check_read(&self, io: &AsyncIo, index: u64) -> Result<(), PageError> {
+        if io.failed.lock().remove(&index) {
+            return Err(PageError::Io);
+        }
+        if !io.starved.lock().remove(&index) {
+            return Ok(());
+        }
+        let frames = self.cache.frames();
+        match frames.alloc(VirtAddr::new(index * PAGE_SIZE)) {
+            Ok(pfn) => {
+                frames.put(pfn);
+                Ok(())
+            }
+            Err(AllocFailure::OutOfMemory) => Err(PageError::OutOfMemory),
+            Err(AllocFailure::Wait(wait)) => Err(PageError::Wait(wait)),
+        }
+    }
+
     fn wait_for(&self, index: u64, completion: Arc<Completion>) -> FaultFuture {
         let reason = WaitReason::PageLocked {
             file: self.id,
@@ -643,7 +669,9 @@ impl FileObject {
                     }
                 };
                 let Some(pfn) = pfn else {
-                    // No frame: the waiters look again and start a new read.
+                    // No frame, and reclaim gave up: the waiters look again, and the
+                    // next access asks the allocator before a new read.
+                    io.starved.lock().insert(index);
                     self.cache.abandon(index, completion);
                     continue;
                 };
@@ -697,12 +725,11 @@ impl FileObject {
 
     /// What a reader that found page `index` missing waits on: the read in flight,
     /// or one started now for `[index, index + count)`. `Err(Io)` when the last read of
-    /// the page failed (reported once); `Ok(None)` if the page became resident.
+    /// the page failed, `Err(OutOfMemory)` when it found no frame (each reported once);
+    /// `Ok(None)` if the page became resident.
     pub fn wait_for_page(&self, index: u64, count: u64) -> Result<Option<FaultFuture>, PageError> {
         if let Source::Reader(io) = &self.source {
-            if io.failed.lock().remove(&index) {
-                return Err(PageError::Io);
-            }
+            self.check_read(io, index)?;
         }
         loop {
             match self.cache.get(index) {
@@ -1153,5 +1180,44 @@ mod async_tests {
             matches!(broken.get_page(0), Err(PageError::Wait(_))),
             "tried again"
         );
+    }
+
+    #[test]
+    fn a_read_with_no_frame_reports_out_of_memory_once() {
+        // No frame left, and no reclaim to wait for (the allocator says out of
+        // memory): the read lands nowhere. Its waiters must hear so, not start the
+        // same read forever.
+        let (file, spawner, soft, frames) = disk_file(4 * PAGE_SIZE);
+        soft.set_limit(0);
+        let Err(PageError::Wait(wait)) = file.get_page(1) else {
+            panic!("a miss waits for the device")
+        };
+        spawner.run_all();
+        assert!(wait.is_ready(), "abandoned: the waiters woken");
+        assert!(!file.cache().contains(1));
+        assert!(matches!(file.get_page(1), Err(PageError::OutOfMemory)));
+        // The read() path hears it too, for the pages read with it.
+        assert!(matches!(
+            file.wait_for_page(2, 1),
+            Err(PageError::OutOfMemory)
+        ));
+        // Asked again each time while memory is out, reported once each.
+        let _ = file.start_reads(1, 1);
+        spawner.run_all();
+        assert!(matches!(file.get_page(1), Err(PageError::OutOfMemory)));
+        // With memory back, the next access reads the page: no error left over (a
+        // page read ahead that found no frame costs nothing once memory is back).
+        soft.set_limit(u64::MAX);
+        assert!(matches!(file.wait_for_page(3, 1), Ok(Some(_))));
+        spawner.run_all();
+        let reads = file.reads_started();
+        assert!(matches!(file.get_page(1), Err(PageError::Wait(_))));
+        assert_eq!(file.reads_started(), reads + 1);
+        spawner.run_all();
+        let pfn = file.get_page(1).unwrap();
+        let mut byte = [0u8; 1];
+        frames.read(pfn, 0, &mut byte);
+        assert_eq!(byte[0], 11, "page 1 is at device block 11");
+        frames.put(pfn);
     }
 }

@@ -23,10 +23,25 @@
 //! shared shmem mapping's are), so the page cache's reclaim can drop it and a later
 //! fault maps it again from the file.
 //!
+//! Shared mappings of files on a disk hold page-cache pages only. The hand ages their
+//! entries too and unmaps a cold one, so the page cache's reclaim can drop the page
+//! once no mapping holds it (Linux reclaims a mapped file folio after unmapping it
+//! through the reverse map); a later fault finds it in the cache, or reads it from
+//! the disk again. Such mappings cannot write their file (the disk filesystems are
+//! read-only, so the descriptor behind a `MAP_SHARED` mapping is too, and the VMA has
+//! no `VM_SHARED`): no page of theirs is dirty. A shared writable mapping of a regular
+//! file is left alone (with no writeback, its page could hold the only copy of a
+//! write), and so is a shared mapping of a file in memory (an initramfs file), whose
+//! cache nothing drops.
+//!
+//! With no swap room the hand passes over the mappings of disk files only, unmapping
+//! their cold page-cache pages (anonymous memory and shmem have nowhere to go), so
+//! memory full of mapped file pages is reclaimed without swap as on Linux.
+//!
 //! Never reclaimed: `VM_LOCKED` VMAs (mlock), frames with other owners (copy-on-write
 //! shares, KSM stable pages, page-cache pages: their count is above one), entries
-//! being copied (`BUSY`), shared mappings of regular files, and hugetlb memory (never
-//! swapped, private or shared).
+//! being copied (`BUSY`), shared writable mappings of regular files, shared mappings
+//! of files in memory, and hugetlb memory (never swapped, private or shared).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -94,11 +109,14 @@ pub struct WriteOutcome {
 
 impl<P: PageTable> AddressSpace<P> {
     /// Moves the clock hand `cursor` over this address space's private anonymous
-    /// pages (with the private copies in private file mappings) and its shared shmem
-    /// mappings: clears the accessed bit of pages in use, and takes pages not used since
-    /// the last pass whose frame `on_node` accepts, pushing them on `out` (the caller
-    /// writes them with [`Swap::write_out`]). Returns true when the hand went past the
-    /// last VMA (it restarts at 0). Runs under the tree's read lock, beside faults.
+    /// pages (with the private copies in private file mappings), its shared shmem
+    /// mappings and the page-cache pages its file mappings map: clears the accessed
+    /// bit of pages in use, and takes pages not used since the last pass whose frame
+    /// `on_node` accepts, pushing them on `out` (the caller writes them with
+    /// [`Swap::write_out`]); cold page-cache pages are unmapped instead. With no swap
+    /// room it passes over the mappings of disk files only. Returns true when the hand
+    /// went past the last VMA (it restarts at 0). Runs under the tree's read lock,
+    /// beside faults.
     pub fn reclaim_scan(
         &self,
         cursor: &mut u64,
@@ -111,9 +129,12 @@ impl<P: PageTable> AddressSpace<P> {
         let mut batch = TlbBatch::new();
         let mut unmapped = Vec::new();
         let mut target = None;
-        // Private anonymous VMAs, private copies in private file VMAs, and shared
+        // Private anonymous VMAs, private copies in private file VMAs, shared
         // mappings of shmem objects (whose cold entries are unmapped, for the shmem
-        // scan to take the pages: `super::shmem`).
+        // scan to take the pages: `super::shmem`) and the page-cache pages of file
+        // mappings (unmapped, for the file cache's reclaim). Without swap room only
+        // the last can free anything.
+        let swap_room = swap.has_room();
         let ranges: Vec<(u64, u64, ScanKind)> = st
             .tree
             .iter()
@@ -121,6 +142,7 @@ impl<P: PageTable> AddressSpace<P> {
                 v.end > *cursor && !v.flags.contains(VmFlags::LOCKED) && v.interceptor.is_none()
             })
             .filter_map(|v| Some((v.start.max(*cursor), v.end, ScanKind::of(v)?)))
+            .filter(|(_, _, kind)| swap_room || kind.frees_without_swap())
             .collect();
         let mut wrapped = true;
         'vmas: for (start, end, kind) in ranges {
@@ -168,12 +190,17 @@ impl<P: PageTable> AddressSpace<P> {
                     budget.scan = budget.scan.saturating_sub(1);
                     match &kind {
                         ScanKind::Anon => {}
-                        ScanKind::PrivateFile(r) if r.is_private_copy(va.as_u64(), pte.pfn) => {}
-                        // The page cache's own page (a shared shmem mapping's, or one a
-                        // private mapping read and never wrote): unmapped when cold, for
-                        // the shmem scan or the file cache's reclaim to take (a private
-                        // mapping faults it back from the file, as on Linux).
-                        ScanKind::Shmem(r) | ScanKind::PrivateFile(r) => {
+                        ScanKind::PrivateFile(r) if r.is_private_copy(va.as_u64(), pte.pfn) => {
+                            if !swap_room {
+                                continue;
+                            }
+                        }
+                        // The page cache's own page (a shared shmem mapping's, one a
+                        // private mapping read and never wrote, or a shared disk file
+                        // mapping's): unmapped when cold, for the shmem scan or the file
+                        // cache's reclaim to take (a fault maps it again from the cache
+                        // or reads it from the file, as on Linux).
+                        ScanKind::Shmem(r) | ScanKind::PrivateFile(r) | ScanKind::SharedFile(r) => {
                             self.try_unmap_cached(
                                 &r.file,
                                 r.index(va.as_u64()),
@@ -268,7 +295,7 @@ impl<P: PageTable> AddressSpace<P> {
                 let file = match ScanKind::of(v)? {
                     ScanKind::Anon => None,
                     ScanKind::PrivateFile(f) => Some(f),
-                    ScanKind::Shmem(_) => return None,
+                    ScanKind::Shmem(_) | ScanKind::SharedFile(_) => return None,
                 };
                 Some((v.start.max(start), v.end.min(end), file))
             })
@@ -499,12 +526,16 @@ enum ScanKind {
     /// A shared mapping of a shmem object: cold entries are unmapped for the shmem
     /// scan to take the pages.
     Shmem(FileRange),
+    /// A shared mapping of a file on a disk that cannot write it: cold entries are
+    /// unmapped, for the page cache's reclaim to drop the pages (clean: nothing
+    /// wrote them).
+    SharedFile(FileRange),
 }
 
 impl ScanKind {
-    /// How reclaim treats `vma`, `None` if it leaves it alone: shared mappings of
-    /// regular files (their pages are the page cache's) and hugetlb memory (never
-    /// swapped).
+    /// How reclaim treats `vma`, `None` if it leaves it alone: hugetlb memory (never
+    /// swapped), shared writable mappings of regular files (no writeback keeps a
+    /// write), and shared mappings of files in memory (their cache drops nothing).
     fn of(vma: &crate::vma::Vma) -> Option<ScanKind> {
         if vma.hugetlb.is_some() {
             return None;
@@ -520,7 +551,20 @@ impl ScanKind {
                 Some(ScanKind::PrivateFile(range(f)))
             }
             Backing::File(f) if shmem_swappable(vma) => Some(ScanKind::Shmem(range(f))),
+            Backing::File(f) if shared_file_droppable(vma, f) => {
+                Some(ScanKind::SharedFile(range(f)))
+            }
             _ => None,
+        }
+    }
+
+    /// Whether unmapping this VMA's cold pages can free memory without swap: the
+    /// page-cache pages of a disk file's mappings, which its cache's reclaim drops
+    /// once unmapped (and reads again from the disk when needed).
+    fn frees_without_swap(&self) -> bool {
+        match self {
+            ScanKind::PrivateFile(r) | ScanKind::SharedFile(r) => r.file.is_async(),
+            ScanKind::Anon | ScanKind::Shmem(_) => false,
         }
     }
 }
@@ -555,6 +599,17 @@ fn shmem_swappable(vma: &crate::vma::Vma) -> bool {
         && vma
             .file()
             .is_some_and(|f| f.kind() == FileKind::Shmem && f.hugetlb().is_none())
+}
+
+/// Whether reclaim ages and unmaps `vma`'s entries for the page cache's reclaim: a
+/// shared mapping of a regular file on a disk (its pages read back from the disk by
+/// I/O tasks) that cannot write the file (no `VM_SHARED`, so no page of it is dirty).
+fn shared_file_droppable(vma: &crate::vma::Vma, file: &FileObject) -> bool {
+    !vma.is_private()
+        && !vma.flags.contains(VmFlags::SHARED)
+        && file.kind() == FileKind::Regular
+        && file.hugetlb().is_none()
+        && file.is_async()
 }
 
 /// An entry `reclaim_scan` turned into a swap entry, whose frame reference is dropped
@@ -712,3 +767,7 @@ fn submit_run(
 #[cfg(test)]
 #[path = "private_file_tests.rs"]
 mod private_file_tests;
+
+#[cfg(test)]
+#[path = "shared_file_tests.rs"]
+mod shared_file_tests;

@@ -13,6 +13,7 @@ mod hugepriv;
 mod hugetrunc;
 mod memctl;
 mod privswap;
+mod sharedfile;
 mod shmem;
 mod shmswap;
 mod stressng;

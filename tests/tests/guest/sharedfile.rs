@@ -1,0 +1,43 @@
+//! Shared mappings of disk files under reclaim in a booted guest: a 256 MiB guest
+//! without swap and an ext4 disk holding a 400 MiB pattern file runs `sharedfile`,
+//! which maps the file `MAP_SHARED`, `PROT_READ` and checks every word of it twice,
+//! end to end. Reclaim must unmap the cold page-cache pages the mapping holds so the
+//! page cache can drop them, and the second pass reads them from the disk again,
+//! identical (before reclaim aged these mappings, the program never finished). The
+//! same program passes on Linux 6.12 (`run-linux.sh --cpus 2 --nodes 1 --mem 256
+//! --disk IMAGE`).
+
+use guest_tests::{repo_root, Guest};
+use std::time::Duration;
+
+#[test]
+fn a_shared_file_mapping_larger_than_ram_reads_twice_identical() {
+    let image = crate::ext4::test_image("sharedfile-ext4.img", &["--seq-mib", "400"]);
+    let prog = repo_root()
+        .join("userland/target/bin/sharedfile")
+        .display()
+        .to_string();
+    let out = Guest {
+        cpus: 2,
+        nodes: 1,
+        mem_mib: 256,
+        swap_mib: 0,
+        disk: Some(image),
+        timeout: Duration::from_secs(180),
+        run: vec![prog, "/mnt/seq.bin".into()],
+        ..Default::default()
+    }
+    .boot();
+    out.expect_line("ext4: vda mounted read-only at /mnt");
+    for check in [
+        "map",
+        "pass1",
+        "dropped_after_pass1",
+        "pass2",
+        "resident_after_pass2",
+    ] {
+        out.expect_line(&format!("sharedfile: check {check}: ok"));
+    }
+    out.expect_line("sharedfile: done");
+    out.expect_status(0);
+}
