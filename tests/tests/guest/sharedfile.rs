@@ -1,5 +1,5 @@
 //! Shared mappings of disk files under reclaim in a booted guest: a 256 MiB guest
-//! without swap and an ext4 disk holding a 400 MiB pattern file runs `sharedfile`,
+//! without swap and an ext4 disk holding a 320 MiB pattern file runs `sharedfile`,
 //! which maps the file `MAP_SHARED`, `PROT_READ` and checks every word of it twice,
 //! end to end. Reclaim must unmap the cold page-cache pages the mapping holds so the
 //! page cache can drop them, and the second pass reads them from the disk again,
@@ -12,7 +12,8 @@ use std::time::Duration;
 
 #[test]
 fn a_shared_file_mapping_larger_than_ram_reads_twice_identical() {
-    let image = crate::ext4::test_image("sharedfile-ext4.img", &["--seq-mib", "400"]);
+    // The streaming test's image: its 320 MiB file is larger than the guest's RAM.
+    let image = crate::ext4::test_image("ext4-stream.img", &["--seq-mib", "320"]);
     let prog = repo_root()
         .join("userland/target/bin/sharedfile")
         .display()
