@@ -25,6 +25,7 @@
 #define PROG "hugetrunc"
 #include "check.h"
 #include "seals.h"
+#include "sigprobe.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
@@ -84,28 +85,6 @@ static void gib_counters(const char *step, long want_free, long want_rsvd) {
         fail(step, free);
     if (rsvd != want_rsvd)
         fail(step, rsvd);
-}
-
-static sigjmp_buf probe_env;
-
-static void on_sigbus(int sig) {
-    (void)sig;
-    siglongjmp(probe_env, 1);
-}
-
-/* Reads the byte at `p` in this process: the byte, or -2 when the read is SIGBUS. */
-static int probe(volatile const char *p) {
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigbus;
-    sigaction(SIGBUS, &sa, &old);
-    int got;
-    if (sigsetjmp(probe_env, 1) == 0)
-        got = (unsigned char)*p;
-    else
-        got = -2;
-    sigaction(SIGBUS, &old, NULL);
-    return got;
 }
 
 /* The wait status of a child that ran `body(arg)`: its exit code, or 100 + signal. */

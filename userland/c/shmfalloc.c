@@ -24,6 +24,7 @@
 #define PROG "shmfalloc"
 #include "check.h"
 #include "seals.h"
+#include "sigprobe.h"
 #pragma GCC diagnostic ignored "-Wunused-function" /* sysfiles.h's write_file */
 #include "sysfiles.h"
 
@@ -241,6 +242,53 @@ static void punch_hole(void) {
     ok();
 }
 
+/* ftruncate unmaps what lies past the new end from every mapping, a private
+ * mapping's own copies included (Linux's even_cows): each access there is SIGBUS,
+ * in this process and in a fork child; growing again reads zeros. */
+static void truncate_unmaps(void) {
+    begin("truncate-unmaps-shared-pages-and-private-copies-past-the-end");
+    int fd = new_memfd("trunc", 0);
+    fill_pages(fd, 4);
+    char *shared = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *private = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(shared != MAP_FAILED && private != MAP_FAILED);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(shared[p * PAGE], p + 1);
+    private[3 * PAGE] = 'P'; /* its own copy of page 3 */
+    EXPECT_EQ(private[2 * PAGE], 3);
+    int go[2];
+    EXPECT_EQ(pipe(go), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(10);
+        _exit(probe(shared + 2 * PAGE) == -2 && probe(private + 3 * PAGE) == -2 &&
+                      probe(shared + PAGE) == 2
+                  ? 0
+                  : 11);
+    }
+    EXPECT_EQ(ftruncate(fd, 2 * PAGE), 0);
+    EXPECT_EQ(write(go[1], "g", 1), 1);
+    EXPECT_EQ(probe(shared + 2 * PAGE), -2);
+    EXPECT_EQ(probe(shared + 3 * PAGE), -2);
+    EXPECT_EQ(probe(private + 2 * PAGE), -2);
+    EXPECT_EQ(probe(private + 3 * PAGE), -2); /* the copy went too */
+    EXPECT_EQ(probe(shared + PAGE), 2);
+    int status;
+    EXPECT_EQ(waitpid(child, &status, 0), child);
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_EQ(ftruncate(fd, 4 * PAGE), 0);
+    EXPECT(all_bytes(shared + 2 * PAGE, 2 * PAGE, 0));
+    EXPECT(all_bytes(private + 2 * PAGE, 2 * PAGE, 0));
+    munmap(shared, 4 * PAGE);
+    munmap(private, 4 * PAGE);
+    close(go[0]);
+    close(go[1]);
+    close(fd);
+    ok();
+}
+
 static void seals(void) {
     begin("seals-refuse-with-eperm");
     int fd = new_memfd("sealed", MFD_ALLOW_SEALING);
@@ -409,6 +457,7 @@ int main(void) {
     keep_size();
     dev_shm_grows();
     punch_hole();
+    truncate_unmaps();
     seals();
     bad_arguments();
     never_fits();

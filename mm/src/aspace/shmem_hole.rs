@@ -3,7 +3,8 @@
 //! `unmap_mapping_range(.., even_cows = 0)`: a shared mapping loses its entries over
 //! the hole, a private mapping the entries that map the file's own pages there (it
 //! reads the hole's zeros on its next access), while the copies its writes made
-//! stay (and their swap entries). See `crate::pagecache::shmem_falloc`.
+//! stay (and their swap entries). A truncation (`PunchedPages::even_cows`) takes the
+//! copies too, as Linux's `even_cows = 1`. See `crate::pagecache::shmem_falloc`.
 //!
 //! There is no reverse map: the kernel calls [`AddressSpace::unmap_shmem_hole`] on
 //! every address space. It takes the VMA tree's write side, so a fault that found a
@@ -26,6 +27,8 @@ impl<P: PageTable> AddressSpace<P> {
         let st = self.state().write();
         let pt = self.page_table();
         let mut zap = Zap::new(self.frames(), &**self.tlb());
+        // Private ranges whose copies go (a truncation): their swapped copies too.
+        let mut copies = alloc::vec::Vec::new();
         for v in st.tree.iter() {
             if !v.file().is_some_and(|f| core::ptr::eq(&**f, file)) || v.hugetlb.is_some() {
                 continue;
@@ -38,8 +41,11 @@ impl<P: PageTable> AddressSpace<P> {
             }
             let lo = v.start + (first - v.pgoff) * PAGE_SIZE;
             let hi = v.start + (end - v.pgoff) * PAGE_SIZE;
-            if !v.is_private() {
+            if !v.is_private() || hole.even_cows {
                 zap.vma_range(pt, v, lo, hi);
+                if v.is_private() {
+                    copies.push((lo, hi));
+                }
                 continue;
             }
             pt.scan_leaves(
@@ -56,7 +62,11 @@ impl<P: PageTable> AddressSpace<P> {
                 },
             );
         }
-        zap.finish()
+        let removed = zap.finish();
+        for (lo, hi) in copies {
+            self.release_swap_range(lo, hi);
+        }
+        removed
     }
 
     /// Unmaps, in every shared mapping of a shared-memory object here, the entries

@@ -325,7 +325,8 @@ impl FileObject {
     }
 
     /// Changes the size; unless it grows, pages wholly beyond the new end leave the
-    /// cache (mappings keep the frames they hold until they are unmapped).
+    /// cache, and for a shmem object every mapping of them too (private copies
+    /// included: see [`truncate_pages`](Self::truncate_pages)).
     ///
     /// Shrinking into a cached page zeroes that page past the new end, so a later
     /// growth reads zeros there (as Linux's truncate does).
@@ -338,7 +339,12 @@ impl FileObject {
         // Growing keeps the pages `fallocate(KEEP_SIZE)` put past the old end; a
         // change to the same size or below drops them, as Linux's `shmem_setattr`.
         if size_bytes <= old {
-            self.cache.remove_range(first_gone, u64::MAX);
+            if self.kind() == FileKind::Shmem && self.hugetlb().is_none() {
+                // Mappings past the new end go too (SIGBUS there, as on Linux).
+                self.truncate_pages(first_gone);
+            } else {
+                self.cache.remove_range(first_gone, u64::MAX);
+            }
         }
         let in_page = (size_bytes % PAGE_SIZE) as usize;
         if size_bytes < old && in_page != 0 {

@@ -110,6 +110,9 @@ pub struct PunchedPages<'a> {
     pub first: u64,
     /// One past the last index of the hole.
     pub end: u64,
+    /// A truncation, not a punch: private mappings lose their copies past the new
+    /// end as well (Linux's `even_cows`), so every access there is SIGBUS.
+    pub even_cows: bool,
     /// The frames that were the cache's pages there, sorted.
     frames: Vec<Pfn>,
     owner: &'a FileObject,
@@ -223,11 +226,44 @@ impl FileObject {
         })
     }
 
+    /// Takes every page from index `first` on out of the cache and out of every
+    /// mapping, private copies included (a truncation: Linux's
+    /// `unmap_mapping_range(.., even_cows = 1)`), so an access past the new end is
+    /// SIGBUS everywhere. Returns the resident pages taken.
+    pub fn truncate_pages(&self, first: u64) -> u64 {
+        let hook = HOLE_UNMAP_HOOK.get().copied();
+        self.take_and_unmap(first, u64::MAX, true, &|file, punched| {
+            if let Some(hook) = hook {
+                hook(file, punched);
+            }
+        })
+    }
+
     /// [`punch_range`](Self::punch_range) with `unmap` in place of the kernel's hook.
     pub fn punch_range_with(
         &self,
         first: u64,
         end: u64,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> u64 {
+        self.take_and_unmap(first, end, false, unmap)
+    }
+
+    /// [`truncate_pages`](Self::truncate_pages) with `unmap` in place of the kernel's
+    /// hook.
+    pub fn truncate_pages_with(
+        &self,
+        first: u64,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> u64 {
+        self.take_and_unmap(first, u64::MAX, true, unmap)
+    }
+
+    fn take_and_unmap(
+        &self,
+        first: u64,
+        end: u64,
+        even_cows: bool,
         unmap: &dyn Fn(&FileObject, &PunchedPages),
     ) -> u64 {
         if first >= end {
@@ -238,6 +274,7 @@ impl FileObject {
         let punched = PunchedPages {
             first,
             end,
+            even_cows,
             frames,
             owner: self,
         };

@@ -176,6 +176,60 @@ fn a_punched_hole_reads_zero_through_shared_mappings_and_spares_private_copies()
 }
 
 #[test]
+fn a_truncation_unmaps_shared_pages_and_private_copies_past_the_end() {
+    let h = harness();
+    let f = filled(&h, 4);
+    let rw = Prot::READ | Prot::WRITE;
+    let shared = map_file(&h.aspace, &f, 4, rw, MapFlags::SHARED, 0);
+    let private = map_file(&h.aspace, &f, 4, rw, MapFlags::PRIVATE, 0);
+    for p in 0..4 {
+        h.aspace
+            .fault(shared + p * PAGE_SIZE, Access::Read, true)
+            .unwrap();
+    }
+    // Pages 2 and 3 of the private mapping are its own copies.
+    h.aspace
+        .write_bytes(private + 2 * PAGE_SIZE, b"\x77")
+        .unwrap();
+    h.aspace
+        .write_bytes(private + 3 * PAGE_SIZE, b"\x78")
+        .unwrap();
+    let live = h.soft.live();
+    let unmapped = core::cell::Cell::new(0);
+    let taken = f.truncate_pages_with(2, &|file, hole| {
+        unmapped.set(h.aspace.unmap_shmem_hole(file, hole));
+    });
+    assert_eq!(taken, 2);
+    assert_eq!(
+        unmapped.get(),
+        2 + 2,
+        "the shared pages and the private copies"
+    );
+    assert_eq!(
+        h.soft.live(),
+        live - 4,
+        "the file's frames and the copies are free"
+    );
+    // The size is not this call's business: set_size moves it. With the size cut,
+    // every access past the end is SIGBUS in both mappings.
+    f.set_size(2 * PAGE_SIZE);
+    for addr in [shared + 2 * PAGE_SIZE, private + 3 * PAGE_SIZE] {
+        assert!(
+            matches!(
+                h.aspace.fault(addr, Access::Read, true),
+                Err(crate::fault::FaultError::SigBus)
+            ),
+            "{addr:#x} past the end"
+        );
+    }
+    assert_eq!(
+        byte_at(&h, shared + PAGE_SIZE),
+        2,
+        "pages before the end stay"
+    );
+}
+
+#[test]
 fn zeroing_a_missing_page_allocates_nothing() {
     let soft = SoftFrames::new();
     let f = FileObject::new_memfd("sparse", Frames::new(soft.clone()));

@@ -19,7 +19,9 @@ pub fn test_image(name: &str, extra: &[&str]) -> PathBuf {
     // Tests that share an image (same name, same arguments) wait here while the first
     // builds it; the script then finds it up to date.
     static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _building = BUILDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _building = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let image = scratch_dir().join(name);
     let prog = repo_root().join("userland/target/bin/ext4test");
     let status = Command::new(repo_root().join("tools/mkext4.sh"))

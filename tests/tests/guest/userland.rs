@@ -101,6 +101,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "keep-size-keeps-the-size",
         "dev-shm-file-fallocate",
         "punch-hole-zeros-read-shared-maps-keeps-private-copy",
+        "truncate-unmaps-shared-pages-and-private-copies-past-the-end",
         "seals-refuse-with-eperm",
         "bad-modes-and-ranges-errnos",
         "more-than-ram-and-swap-enomem-size-kept",
