@@ -4,6 +4,8 @@
  * the same size), a punched hole reads zeros through read(2), through a shared mapping
  * and through another process's shared mapping while a private copy keeps its data,
  * the seals refuse with Linux's errno, and bad modes and ranges get Linux's errno.
+ * madvise(MADV_REMOVE) punches the same way (seen from a fork child) with Linux's
+ * errnos.
  * Then /proc/self/smaps of a private file mapping after writes (its private copies
  * are Anonymous). Prints `shmfalloc: check NAME: ok` per check and exits 1 at the
  * first failure; the same binary passes on Linux 6.12. */
@@ -353,6 +355,148 @@ static void bad_arguments(void) {
     ok();
 }
 
+#ifndef MADV_REMOVE
+#define MADV_REMOVE 9
+#endif
+
+/* madvise(MADV_REMOVE) through a shared mapping punches the file (Linux's
+ * vfs_fallocate(PUNCH_HOLE | KEEP_SIZE)): read(2) sees zeros, a fork child's shared
+ * mapping reads the hole, private copies (the parent's and the child's inherited one)
+ * stay, and a private mapping's page of the file goes. */
+static void madv_remove(void) {
+    begin("madv-remove-punches-the-file-for-every-process");
+    int fd = new_memfd("remove", 0);
+    fill_pages(fd, 4);
+    char *shared = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *private = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    EXPECT(shared != MAP_FAILED && private != MAP_FAILED);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(shared[p * PAGE], p + 1);
+    private[PAGE] = 'P';             /* page 1: the mapping's own copy */
+    EXPECT_EQ(private[2 * PAGE], 3); /* page 2: the file's page, mapped */
+    int go[2], ready[2];
+    EXPECT_EQ(pipe(go), 0);
+    EXPECT_EQ(pipe(ready), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        int ok_ = shared[PAGE] == 2 && shared[2 * PAGE] == 3 && private[2 * PAGE] == 3;
+        char c;
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(3);
+        ok_ = ok_ && all_bytes(shared + PAGE, 2 * PAGE, 0) && shared[0] == 1 &&
+              shared[3 * PAGE] == 4;
+        ok_ = ok_ && private[PAGE] == 'P' && all_bytes(private + PAGE + 1, PAGE - 1, 2);
+        ok_ = ok_ && all_bytes(private + 2 * PAGE, PAGE, 0);
+        /* The child's write through its shared mapping is the file's again. */
+        shared[2 * PAGE] = 'C';
+        _exit(ok_ ? 0 : 2);
+    }
+    char c;
+    EXPECT_EQ(read(ready[0], &c, 1), 1);
+    EXPECT_EQ(madvise(shared + PAGE, 2 * PAGE, MADV_REMOVE), 0);
+    struct stat st = fst(fd);
+    EXPECT_EQ(st.st_size, 4 * PAGE);
+    EXPECT_EQ(st.st_blocks, 2 * 8);
+    EXPECT(reads_as(fd, 0, PAGE, 1));
+    EXPECT(reads_as(fd, PAGE, 2 * PAGE, 0));
+    EXPECT(reads_as(fd, 3 * PAGE, PAGE, 4));
+    EXPECT_EQ(private[PAGE], 'P');
+    EXPECT(all_bytes(private + 2 * PAGE, PAGE, 0));
+    EXPECT_EQ(write(go[1], "g", 1), 1);
+    int status;
+    EXPECT_EQ(waitpid(child, &status, 0), child);
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_EQ(shared[2 * PAGE], 'C');
+    EXPECT(reads_as(fd, 2 * PAGE, 1, 'C'));
+    munmap(shared, 4 * PAGE);
+    munmap(private, 4 * PAGE);
+    close(go[0]);
+    close(go[1]);
+    close(ready[0]);
+    close(ready[1]);
+    close(fd);
+    ok();
+}
+
+/* MADV_REMOVE's refusals, as Linux 6.12's madvise_remove and shmem_fallocate give
+ * them: EINVAL without a file or on a locked mapping, EACCES on a mapping that is not
+ * shared and writable (private; a read-only descriptor; a write-sealed memfd's
+ * read-only mapping), EPERM under F_SEAL_FUTURE_WRITE; a PROT_READ shared mapping of
+ * a writable descriptor may; a hole in the range is ENOMEM after the rest is done. */
+static void madv_remove_errnos(void) {
+    begin("madv-remove-errnos");
+    int fd = new_memfd("rmerr", MFD_ALLOW_SEALING);
+    fill_pages(fd, 4);
+    char *priv = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    char *anon = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *sanon = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *view = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    char *locked = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, PAGE);
+    EXPECT(priv != MAP_FAILED && anon != MAP_FAILED && sanon != MAP_FAILED);
+    EXPECT(view != MAP_FAILED && locked != MAP_FAILED);
+    EXPECT_ERR(madvise(priv, PAGE, MADV_REMOVE), EACCES);
+    EXPECT_ERR(madvise(anon, PAGE, MADV_REMOVE), EINVAL);
+    EXPECT_ERR(madvise(locked, PAGE, MADV_REMOVE), EINVAL);
+    EXPECT_ERR(madvise(view + 1, PAGE, MADV_REMOVE), EINVAL);
+    EXPECT(reads_as(fd, 0, PAGE, 1) && reads_as(fd, PAGE, PAGE, 2)); /* nothing punched */
+    sanon[0] = 'a';
+    EXPECT_EQ(madvise(sanon, PAGE, MADV_REMOVE), 0);
+    EXPECT_EQ(sanon[0], 0);
+    EXPECT_EQ(view[0], 1);
+    EXPECT_EQ(madvise(view, PAGE, MADV_REMOVE), 0);
+    EXPECT_EQ(view[0], 0);
+    EXPECT(reads_as(fd, 0, PAGE, 0));
+    /* A read-only descriptor's shared mapping may not. */
+    const char *path = "/dev/shm/shmfalloc.remove";
+    unlink(path);
+    int rw = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    EXPECT(rw >= 0);
+    fill_pages(rw, 1);
+    int ro = open(path, O_RDONLY);
+    EXPECT(ro >= 0);
+    char *rom = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, ro, 0);
+    EXPECT(rom != MAP_FAILED);
+    EXPECT_ERR(madvise(rom, PAGE, MADV_REMOVE), EACCES);
+    EXPECT_EQ(rom[0], 1);
+    munmap(rom, PAGE);
+    close(ro);
+    close(rw);
+    EXPECT_EQ(unlink(path), 0);
+    /* A hole: the mapped parts are punched, then ENOMEM. */
+    char *three = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, PAGE);
+    EXPECT(three != MAP_FAILED);
+    EXPECT_EQ(munmap(three + PAGE, PAGE), 0);
+    EXPECT_ERR(madvise(three, 3 * PAGE, MADV_REMOVE), ENOMEM);
+    EXPECT(reads_as(fd, PAGE, PAGE, 0));
+    EXPECT(reads_as(fd, 2 * PAGE, PAGE, 3));
+    EXPECT(reads_as(fd, 3 * PAGE, PAGE, 0));
+    fill_pages(fd, 4);
+    /* F_SEAL_FUTURE_WRITE leaves the writable mapping but refuses the punch. */
+    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE), 0);
+    EXPECT_ERR(madvise(three, PAGE, MADV_REMOVE), EPERM);
+    EXPECT(reads_as(fd, PAGE, PAGE, 2));
+    EXPECT_EQ(three[0], 2);
+    munmap(three, PAGE);
+    munmap(three + 2 * PAGE, PAGE);
+    /* A write-sealed memfd's shared mapping is read-only: EACCES. */
+    int sealed = new_memfd("rmsealed", MFD_ALLOW_SEALING);
+    fill_pages(sealed, 1);
+    EXPECT_EQ(fcntl(sealed, F_ADD_SEALS, F_SEAL_WRITE), 0);
+    char *sm = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, sealed, 0);
+    EXPECT(sm != MAP_FAILED);
+    EXPECT_ERR(madvise(sm, PAGE, MADV_REMOVE), EACCES);
+    EXPECT_EQ(sm[0], 1);
+    munmap(sm, PAGE);
+    close(sealed);
+    munmap(priv, PAGE);
+    munmap(anon, PAGE);
+    munmap(sanon, PAGE);
+    munmap(view, PAGE);
+    munmap(locked, PAGE);
+    close(fd);
+    ok();
+}
+
 /* Peios-only: Linux 6.12 tries such a request page by page into the OOM killer. */
 static void never_fits(void) {
     begin("more-than-ram-and-swap-enomem-size-kept");
@@ -461,6 +605,8 @@ int main(void) {
     seals();
     bad_arguments();
     never_fits();
+    madv_remove();
+    madv_remove_errnos();
     smaps_private_file();
     printf(PROG ": all checks passed\n");
     return 0;

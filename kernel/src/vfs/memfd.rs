@@ -254,6 +254,11 @@ impl Memfd {
             self.seals.fetch_and(!(seals & !old), Ordering::AcqRel);
             return Err(Errno::EBUSY);
         }
+        // The object learns it too: `MADV_REMOVE` finds it through a mapping, not
+        // through this file.
+        if seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
+            self.object.seal_writes();
+        }
         Ok(())
     }
 

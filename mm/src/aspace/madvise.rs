@@ -1,5 +1,6 @@
 //! `madvise`: access-pattern and fork hints stored as VMA flags (splitting VMAs at
-//! the range edges), zapping advice (`DONTNEED`, `FREE`, `REMOVE`), read-ahead
+//! the range edges), zapping advice (`DONTNEED`, `FREE`), `REMOVE` (a hole punched
+//! in the file: `super::madvise_remove`), read-ahead
 //! (`WILLNEED`) and pre-faulting (`POPULATE_READ/WRITE`). Reclaim hints (`COLD`,
 //! `PAGEOUT`) are validated and accepted; they act once reclaim exists.
 //!
@@ -11,7 +12,7 @@ use super::{AddressSpace, PopulateStep};
 use crate::errno::MmError;
 use crate::fault::Access;
 use crate::frame::PAGE_SIZE;
-use crate::pagecache::FileKind;
+use crate::pagecache::{FileObject, PunchedPages};
 use crate::pagetable::PageTable;
 use crate::vma::{VmFlags, Vma};
 
@@ -119,6 +120,20 @@ impl<P: PageTable> AddressSpace<P> {
     /// `POPULATE_*` advice must wait: then the kernel awaits and finishes with
     /// [`populate`](Self::populate) from `resume_at`.
     pub fn madvise(&self, addr: u64, len: u64, advice: Advice) -> Result<PopulateStep, MmError> {
+        self.madvise_unmapping(addr, len, advice, &|file, hole| {
+            self.unmap_hole_default(file, hole)
+        })
+    }
+
+    /// [`madvise`](Self::madvise), with `unmap` taking the pages of a hole
+    /// `MADV_REMOVE` punches out of the mappings (see `super::madvise_remove`).
+    pub(super) fn madvise_unmapping(
+        &self,
+        addr: u64,
+        len: u64,
+        advice: Advice,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> Result<PopulateStep, MmError> {
         if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(MmError::InvalidArgument);
         }
@@ -185,29 +200,11 @@ impl<P: PageTable> AddressSpace<P> {
                 self.zap_parts(&parts);
             }
             Advice::Remove => {
-                // Linux's order: locked or file-less mappings are EINVAL, then a mapping
-                // that is not shared and writable is EACCES.
-                if parts.iter().any(locked) || parts.iter().any(|v| v.file().is_none()) {
-                    return Err(MmError::InvalidArgument);
-                }
-                if parts
-                    .iter()
-                    .any(|v| !v.flags.contains(VmFlags::SHARED | VmFlags::WRITE))
-                {
-                    return Err(MmError::AccessDenied);
-                }
-                if parts
-                    .iter()
-                    .any(|v| v.file().is_none_or(|f| f.kind() != FileKind::Shmem))
-                {
-                    return Err(MmError::NotSupported);
-                }
-                self.zap_parts(&parts);
-                for v in &parts {
-                    if let Some(f) = v.file() {
-                        f.punch_hole(v.pgoff, v.pages());
-                    }
-                }
+                // Punched with the tree's lock released: the punch unmaps the hole
+                // from every address space, this one too.
+                let plan = super::madvise_remove::remove_plan(&parts);
+                drop(st);
+                return self.punch_planned(plan, hole, unmap);
             }
             Advice::WillNeed => {
                 drop(st);

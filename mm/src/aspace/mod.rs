@@ -61,6 +61,7 @@ mod intercept;
 mod ksm;
 mod lock;
 mod madvise;
+mod madvise_remove;
 pub(crate) mod mempolicy;
 mod migrate;
 mod migrate_cache;

@@ -71,7 +71,7 @@ impl<P: PageTable> AddressSpace<P> {
     }
 
     /// Zaps the pages of `parts` (pieces of VMAs still in the tree: `MADV_DONTNEED`,
-    /// `MADV_FREE`, `MADV_REMOVE`), their reservations kept; a private hugetlb page of
+    /// `MADV_FREE`), their reservations kept; a private hugetlb page of
     /// the mapping's own gets its reservation back, as on Linux 6.12. Swap entries go
     /// too and their slots are released: the next fault finds nothing there and maps a
     /// zeroed page, or the file's page in a private file mapping (as Linux's

@@ -21,7 +21,7 @@ pub(crate) use cache::MigrationLock;
 pub use cache::{FillGuard, Lookup, PageCache};
 pub use disk::{DiskPages, PageReader, PagesFuture};
 pub use shmem_falloc::{
-    hole_punches, set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook, PunchedPages,
+    hole_punches, hole_unmap_hook, set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook, PunchedPages,
 };
 
 use alloc::boxed::Box;
@@ -133,6 +133,11 @@ pub struct FileObject {
     /// the `mmap` calls that are making one ([`WritableMapPin`]): Linux's
     /// `i_mmap_writable`, what `F_SEAL_WRITE` must find at zero.
     writable_maps: AtomicU64,
+    /// Writes are sealed (`F_SEAL_WRITE` or `F_SEAL_FUTURE_WRITE`, which the kernel's
+    /// memfd mirrors here): a hole punch by `MADV_REMOVE`, which finds the object
+    /// through a mapping and not a descriptor, is refused (see
+    /// [`seal_writes`](Self::seal_writes)).
+    writes_sealed: core::sync::atomic::AtomicBool,
     /// For a hugetlb file (hugetlbfs, `MFD_HUGETLB`): its huge pages, which stand in
     /// for the page cache (set once, at creation).
     hugetlb: spin::Once<Arc<crate::hugetlb_file::HugetlbFile>>,
@@ -202,6 +207,7 @@ impl FileObject {
             swap_cursor: spin::Mutex::new(0),
             cut_tails: spin::Mutex::new(alloc::collections::BTreeMap::new()),
             writable_maps: AtomicU64::new(0),
+            writes_sealed: core::sync::atomic::AtomicBool::new(false),
             hugetlb: spin::Once::new(),
         })
     }
@@ -498,7 +504,8 @@ impl FileObject {
     }
 
     /// Drops pages `[first, first + count)` from the cache: for shared memory their
-    /// contents are gone (`MADV_REMOVE`, a hole punch).
+    /// contents are gone. The cache alone: mappings keep what they map (a hole punch
+    /// that unmaps them everywhere is [`punch_range`](Self::punch_range)).
     pub fn punch_hole(&self, first: u64, count: u64) -> u64 {
         if count == 0 {
             return 0;

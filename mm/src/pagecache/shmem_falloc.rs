@@ -54,6 +54,11 @@ pub fn set_hole_unmap_hook(hook: HoleUnmapHook) {
     HOLE_UNMAP_HOOK.call_once(|| hook);
 }
 
+/// The kernel's [`HoleUnmapHook`], once installed.
+pub fn hole_unmap_hook() -> Option<HoleUnmapHook> {
+    HOLE_UNMAP_HOOK.get().copied()
+}
+
 /// An allocation over a range of page indexes in progress (see the module).
 #[derive(Debug)]
 pub struct Fallocation {
@@ -140,6 +145,19 @@ impl Drop for PunchedPages<'_> {
 }
 
 impl FileObject {
+    /// Seals the object's writes for good (`F_SEAL_WRITE` or `F_SEAL_FUTURE_WRITE`
+    /// added to its memfd, which keeps the seals): from then on `MADV_REMOVE` through
+    /// a mapping of it is `EPERM`, as Linux's `shmem_fallocate` refuses the punch.
+    pub fn seal_writes(&self) {
+        self.writes_sealed
+            .store(true, core::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether [`seal_writes`](Self::seal_writes) was called.
+    pub fn writes_sealed(&self) -> bool {
+        self.writes_sealed.load(core::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Allocates the missing pages of `alloc`'s range from where it stopped: a
     /// zeroed frame each, put in the cache. See [`FallocStep`].
     pub fn falloc_step(&self, alloc: &mut Fallocation) -> FallocStep {

@@ -491,3 +491,30 @@ fn fallocate_punch_frees_the_swap_slots_of_the_hole() {
     assert_eq!(swap.totals().1, 63);
     assert_eq!(h.soft.live(), 0);
 }
+
+#[test]
+fn madvise_remove_frees_the_swap_slots_and_reads_zeros() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let f = memfd(&h, 8, 6);
+    let rw = Prot::READ | Prot::WRITE;
+    let shared = map_file(&h.aspace, &f, 8, rw, MapFlags::SHARED, 0);
+    assert_eq!(swap_out_all(&f, &swap, &h).0, 8);
+    assert_eq!(swap.totals().1, 63 - 8);
+    h.aspace
+        .madvise(shared + 2 * PAGE_SIZE, 4 * PAGE_SIZE, crate::aspace::Advice::Remove)
+        .unwrap();
+    assert_eq!(swap.totals().1, 63 - 4, "pages 2 to 5 left swap");
+    assert_eq!(f.cache().swapped(), 4);
+    let mut back = vec![1u8; PAGE_BYTES];
+    retry(|| f.read_at(3 * PAGE_SIZE, &mut back));
+    assert!(back.iter().all(|&b| b == 0), "the hole reads zeros");
+    let mut b = [9u8; 1];
+    h.aspace.read_bytes(shared + 5 * PAGE_SIZE, &mut b).unwrap();
+    assert_eq!(b[0], 0, "the mapping reads the hole");
+    retry(|| f.read_at(7 * PAGE_SIZE, &mut back));
+    assert!(
+        back.iter().enumerate().all(|(i, &b)| b == pattern(7, i, 6)),
+        "a page past the hole reads back from swap"
+    );
+}

@@ -105,6 +105,8 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "seals-refuse-with-eperm",
         "bad-modes-and-ranges-errnos",
         "more-than-ram-and-swap-enomem-size-kept",
+        "madv-remove-punches-the-file-for-every-process",
+        "madv-remove-errnos",
         "smaps-private-file-mapping-copies-are-anonymous",
     ] {
         out.expect_line(&format!("shmfalloc: check {check}: ok"));

@@ -1,0 +1,134 @@
+//! `MADV_REMOVE`: a hole punched in the file a shared mapping maps, as Linux 6.12's
+//! `madvise_remove`, which calls `vfs_fallocate(PUNCH_HOLE | KEEP_SIZE)` over the
+//! range's part of the file. So every mapping of the pages, in every process, loses
+//! them (shared ones read zeros, private ones the hole where they mapped the file's
+//! page; their own copies stay), `read(2)` sees zeros, and the swap slots of swapped
+//! pages are freed: see `crate::pagecache::shmem_falloc`.
+//!
+//! The punch walks every address space, this one too, each under its VMA tree's
+//! write side, so the range's parts are gathered under this tree's lock
+//! ([`remove_plan`]) and punched once it is released ([`AddressSpace::punch_planned`]),
+//! as Linux drops `mmap_lock` around the fallocate.
+//!
+//! Errors in Linux's order, VMA by VMA from the start of the range (the parts before
+//! a failing VMA are punched, as Linux's walk has done them by then): a locked
+//! mapping or one without a file is `EINVAL`, one not shared and writable
+//! (`VM_SHARED | VM_MAYWRITE`: a `MAP_SHARED` mapping of a descriptor open for
+//! writing, even `PROT_READ`) is `EACCES`, a file that cannot punch holes (not shared
+//! memory) `EOPNOTSUPP`, and one whose writes are sealed (`F_SEAL_WRITE`,
+//! `F_SEAL_FUTURE_WRITE`) `EPERM`. A hole in the range is `ENOMEM` after the rest is
+//! done, unless a VMA failed.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::{AddressSpace, PopulateStep};
+use crate::errno::MmError;
+use crate::frame::PAGE_SIZE;
+use crate::pagecache::{FileKind, FileObject, PunchedPages};
+use crate::pagetable::PageTable;
+use crate::vma::{VmFlags, Vma};
+
+/// A range of a file to punch, in bytes.
+pub(super) struct RemoveRange {
+    file: Arc<FileObject>,
+    offset: u64,
+    len: u64,
+}
+
+/// What `MADV_REMOVE` will do once the VMA tree's lock is released: punch `ranges`
+/// in order, then fail with `then` if a VMA refused.
+pub(super) struct RemovePlan {
+    ranges: Vec<RemoveRange>,
+    then: Option<MmError>,
+}
+
+/// The plan for `parts` (the range's pieces of VMAs, in address order).
+pub(super) fn remove_plan(parts: &[Vma]) -> RemovePlan {
+    let mut ranges = Vec::new();
+    for v in parts {
+        let refused = match v.file() {
+            _ if v.flags.contains(VmFlags::LOCKED) => Some(MmError::InvalidArgument),
+            None => Some(MmError::InvalidArgument),
+            Some(_) if !v.flags.contains(VmFlags::SHARED | VmFlags::MAYWRITE) => {
+                Some(MmError::AccessDenied)
+            }
+            Some(f) if f.kind() != FileKind::Shmem => Some(MmError::NotSupported),
+            Some(_) => None,
+        };
+        if let Some(e) = refused {
+            return RemovePlan {
+                ranges,
+                then: Some(e),
+            };
+        }
+        if let Some(file) = v.file() {
+            ranges.push(RemoveRange {
+                file: file.clone(),
+                offset: v.pgoff * PAGE_SIZE,
+                len: v.len_bytes(),
+            });
+        }
+    }
+    RemovePlan { ranges, then: None }
+}
+
+impl<P: PageTable> AddressSpace<P> {
+    /// Punches `plan`'s ranges (this tree's lock released), `unmap` taking each
+    /// hole's pages out of the mappings; then the plan's error, or `ENOMEM` for a
+    /// `hole` in the range. `EPERM`, stopping there, at a file whose writes are
+    /// sealed.
+    pub(super) fn punch_planned(
+        &self,
+        plan: RemovePlan,
+        hole: bool,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> Result<PopulateStep, MmError> {
+        for r in &plan.ranges {
+            if r.file.writes_sealed() {
+                return Err(MmError::PermissionDenied);
+            }
+            if let Some(pages) = r.file.hugetlb() {
+                // Whole huge pages: madvise refused unaligned edges in a hugetlb VMA.
+                let size = pages.page_bytes();
+                pages.punch_hole(r.offset / size, (r.offset + r.len) / size);
+                continue;
+            }
+            r.file
+                .punch_range_with(r.offset / PAGE_SIZE, (r.offset + r.len) / PAGE_SIZE, unmap);
+        }
+        match plan.then {
+            Some(e) => Err(e),
+            None if hole => Err(MmError::NoMemory),
+            None => Ok(PopulateStep::Done),
+        }
+    }
+
+    /// `madvise(addr, len, MADV_REMOVE)` with `unmap` taking each hole's pages out of
+    /// the mappings (instead of the kernel's hook that walks every address space, or,
+    /// with no hook installed, this address space alone): for tests that stand in
+    /// for the kernel's walk.
+    pub fn madvise_remove_with(
+        &self,
+        addr: u64,
+        len: u64,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> Result<PopulateStep, MmError> {
+        self.madvise_unmapping(addr, len, super::madvise::Advice::Remove, unmap)
+    }
+
+    /// How `MADV_REMOVE` unmaps a hole by default: the kernel's hook (every address
+    /// space), or this address space alone when none is installed.
+    pub(super) fn unmap_hole_default(&self, file: &FileObject, hole: &PunchedPages) {
+        match crate::pagecache::hole_unmap_hook() {
+            Some(hook) => hook(file, hole),
+            None => {
+                self.unmap_shmem_hole(file, hole);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "madvise_remove_tests.rs"]
+mod tests;
