@@ -434,7 +434,8 @@ fn scan_round(r: &NodeReclaim) -> (Vec<mm::swap::PageOut>, usize, bool) {
 
 /// Moves up to `max` pages of shmem objects (tmpfs files, memfds, shared anonymous
 /// memory) that only their page cache holds, on `r`'s node, to swap, going round the
-/// objects from where the last round stopped; their writes are pushed on `pages`.
+/// objects from where the last round stopped (twice at most: the first pass spares
+/// pages `read`/`write` referenced); their writes are pushed on `pages`.
 fn pages_from_shmem(
     r: &NodeReclaim,
     max: usize,
@@ -447,16 +448,23 @@ fn pages_from_shmem(
     }
     let start = r.shmem_hand.load(Ordering::Relaxed) % objects.len();
     let mut taken = 0;
-    for i in 0..objects.len() {
-        if taken >= max || !swap().has_room() {
-            break;
-        }
-        let at = (start + i) % objects.len();
-        let got = objects[at].swap_out(swap(), max - taken, on_node, pages);
-        taken += got;
-        if got != 0 {
-            // This object first next time: its cursor goes on where it stopped.
-            r.shmem_hand.store(at, Ordering::Relaxed);
+    // A page `read`/`write` referenced since the last pass loses its mark in the
+    // first and stays: the cold pages of every object go first. What the round still
+    // lacks then comes from the second, which finds those marks cleared, so a round
+    // never comes back empty for want of another pass (two empty rounds call the
+    // OOM killer).
+    for _pass in 0..2 {
+        for i in 0..objects.len() {
+            if taken >= max || !swap().has_room() {
+                return;
+            }
+            let at = (start + i) % objects.len();
+            let got = objects[at].swap_out(swap(), max - taken, on_node, pages);
+            taken += got;
+            if got != 0 {
+                // This object first next time: its cursor goes on where it stopped.
+                r.shmem_hand.store(at, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -16,7 +16,10 @@ use crate::swap::{Swap, SwapEntry};
 const STRIPES: usize = 16;
 
 enum Slot {
-    Ready(Pfn),
+    /// A resident page; `true` once `read`/`write` referenced it since the shmem
+    /// swap scan last passed over it (Linux's `PG_referenced` set by
+    /// `folio_mark_accessed`; see [`PageCache::mark_referenced`]).
+    Ready(Pfn, bool),
     Filling(Arc<Completion>),
     /// The page was written to swap: the slot names it there (shared memory only;
     /// Linux keeps the swap entry in the shmem mapping's xarray the same way).
@@ -74,7 +77,7 @@ impl PageCache {
     /// The frame caching page `index`, without taking a reference (for reports).
     pub fn peek(&self, index: u64) -> Option<Pfn> {
         match self.stripe(index).lock().get(&index) {
-            Some(Slot::Ready(pfn) | Slot::Migrating { pfn, .. }) => Some(*pfn),
+            Some(Slot::Ready(pfn, _) | Slot::Migrating { pfn, .. }) => Some(*pfn),
             _ => None,
         }
     }
@@ -82,7 +85,7 @@ impl PageCache {
     /// Looks page `index` up, taking a reference for the caller on a hit.
     pub fn get(&self, index: u64) -> Lookup {
         match self.stripe(index).lock().get(&index) {
-            Some(Slot::Ready(pfn)) => {
+            Some(Slot::Ready(pfn, _)) => {
                 self.frames.get(*pfn);
                 Lookup::Hit(*pfn)
             }
@@ -112,14 +115,14 @@ impl PageCache {
     pub fn contains(&self, index: u64) -> bool {
         matches!(
             self.stripe(index).lock().get(&index),
-            Some(Slot::Ready(_) | Slot::Filling(_) | Slot::Migrating { .. })
+            Some(Slot::Ready(_, _) | Slot::Filling(_) | Slot::Migrating { .. })
         )
     }
 
     /// Whether page `index` is resident and free to take (not being filled or
     /// moved): what a reader that must not wait asks before reading.
     pub fn is_ready(&self, index: u64) -> bool {
-        matches!(self.stripe(index).lock().get(&index), Some(Slot::Ready(_)))
+        matches!(self.stripe(index).lock().get(&index), Some(Slot::Ready(_, _)))
     }
 
     /// Whether page `index` is in swap (its slot names a swap entry).
@@ -147,8 +150,8 @@ impl PageCache {
     /// Ends a [`claim`](Self::claim) with the filled frame (its reference passes to
     /// the cache) and wakes the waiters.
     pub fn publish(&self, index: u64, pfn: Pfn, completion: &Completion) {
-        let old = self.stripe(index).lock().insert(index, Slot::Ready(pfn));
-        if let Some(Slot::Ready(stale)) = old {
+        let old = self.stripe(index).lock().insert(index, Slot::Ready(pfn, false));
+        if let Some(Slot::Ready(stale, _)) = old {
             self.frames.put(stale);
         }
         completion.complete();
@@ -173,7 +176,7 @@ impl PageCache {
         if stripe.contains_key(&index) {
             return Err(pfn);
         }
-        stripe.insert(index, Slot::Ready(pfn));
+        stripe.insert(index, Slot::Ready(pfn, false));
         Ok(())
     }
 
@@ -183,7 +186,7 @@ impl PageCache {
         let pfn = {
             let mut stripe = self.stripe(index).lock();
             match stripe.get(&index) {
-                Some(Slot::Ready(pfn)) => {
+                Some(Slot::Ready(pfn, _)) => {
                     let pfn = *pfn;
                     stripe.remove(&index);
                     pfn
@@ -224,7 +227,7 @@ impl PageCache {
                 match map.remove(&k) {
                     // A page being moved goes too: the mover holds a reference of
                     // its own and finds the slot gone when it ends.
-                    Some(Slot::Ready(pfn) | Slot::Migrating { pfn, .. }) => taken.push(pfn),
+                    Some(Slot::Ready(pfn, _) | Slot::Migrating { pfn, .. }) => taken.push(pfn),
                     Some(Slot::Swapped(entry)) => swapped.push(entry),
                     _ => {}
                 }
@@ -253,7 +256,7 @@ impl PageCache {
             // References are taken only under this lock (`get`), so a count of one
             // stays one until the page is gone.
             map.retain(|index, slot| match slot {
-                Slot::Ready(pfn)
+                Slot::Ready(pfn, _)
                     if (first..=last).contains(index) && self.frames.count(*pfn) == 1 =>
                 {
                     victims.push(*pfn);
@@ -285,13 +288,13 @@ impl PageCache {
             let keys: Vec<u64> = map
                 .range(*cursor..)
                 .filter(|(_, s)| {
-                    matches!(s, Slot::Ready(pfn) if self.frames.count(*pfn) == 1 && take(*pfn))
+                    matches!(s, Slot::Ready(pfn, _) if self.frames.count(*pfn) == 1 && take(*pfn))
                 })
                 .map(|(k, _)| *k)
                 .take(per_stripe)
                 .collect();
             for k in keys {
-                if let Some(Slot::Ready(pfn)) = map.remove(&k) {
+                if let Some(Slot::Ready(pfn, _)) = map.remove(&k) {
                     victims.push((k, pfn));
                 }
             }
@@ -313,7 +316,7 @@ impl PageCache {
             .map(|s| {
                 s.0.lock()
                     .values()
-                    .filter(|v| matches!(v, Slot::Ready(_) | Slot::Migrating { .. }))
+                    .filter(|v| matches!(v, Slot::Ready(_, _) | Slot::Migrating { .. }))
                     .count() as u64
             })
             .sum()
@@ -350,7 +353,9 @@ impl PageCache {
     /// holds the frame until its write ends), or says `None` (no room: stop). The slot
     /// then names the entry. Moves the cursor past the last page taken when `max` were
     /// taken, else to the window's end (back to 0 past the last page), so a call costs
-    /// at most a window however many pages are mapped. Returns the pages taken.
+    /// at most a window however many pages are mapped. A page marked referenced
+    /// ([`mark_referenced`](Self::mark_referenced)) loses its mark and stays; then the
+    /// cursor stays too, so the next pass can take it. Returns the pages taken.
     pub(crate) fn swap_out_some(
         &self,
         cursor: &mut u64,
@@ -362,6 +367,7 @@ impl PageCache {
         let mut taken = 0usize;
         let mut last = None;
         let mut more = false;
+        let mut second_chances = 0usize;
         let end = cursor.saturating_add(window.max(1));
         let per_stripe = max.div_ceil(STRIPES).max(1);
         'stripes: for stripe in &self.stripes {
@@ -370,9 +376,16 @@ impl PageCache {
             // References are taken only under this lock (`get`), so a count of one
             // stays one while the slot changes.
             let keys: Vec<(u64, Pfn)> = map
-                .range(*cursor..end)
+                .range_mut(*cursor..end)
                 .filter_map(|(k, s)| match s {
-                    Slot::Ready(pfn) if self.frames.count(*pfn) == 1 && take(*pfn) => {
+                    Slot::Ready(pfn, referenced)
+                        if self.frames.count(*pfn) == 1 && take(*pfn) =>
+                    {
+                        // Read or written since the last pass: a second chance.
+                        if core::mem::take(referenced) {
+                            second_chances += 1;
+                            return None;
+                        }
                         Some((*k, *pfn))
                     }
                     _ => None,
@@ -393,10 +406,25 @@ impl PageCache {
         }
         *cursor = match last {
             Some(l) if taken >= max => l + 1,
+            // The next pass looks at this window again, for the pages this one
+            // passed over.
+            _ if second_chances != 0 => *cursor,
             _ if more => end,
             _ => 0,
         };
         taken
+    }
+
+    /// Marks page `index` referenced if its slot still holds `pfn` (`read` or `write`
+    /// went through the page, Linux's `folio_mark_accessed`): the next pass of
+    /// [`swap_out_some`](Self::swap_out_some) clears the mark instead of taking the
+    /// page, so a page read often is swapped after a cold one (a second chance).
+    pub(crate) fn mark_referenced(&self, index: u64, pfn: Pfn) {
+        if let Some(Slot::Ready(p, referenced)) = self.stripe(index).lock().get_mut(&index) {
+            if *p == pfn {
+                *referenced = true;
+            }
+        }
     }
 
     /// A swapped page was read back into `pfn` (the caller's reference passes to the
@@ -409,7 +437,7 @@ impl PageCache {
         if !matches!(map.get(&index), Some(Slot::Swapped(e)) if *e == entry) {
             return false;
         }
-        map.insert(index, Slot::Ready(pfn));
+        map.insert(index, Slot::Ready(pfn, false));
         // Under the stripe's lock, so nobody finds the page both here and in the
         // swap cache with a slot still named.
         if let Some(swap) = self.swap.get() {
@@ -484,7 +512,7 @@ impl PageCache {
     /// the slot does not hold `pfn` ready (being filled, moved, swapped or gone).
     pub(crate) fn lock_for_migration(&self, index: u64, pfn: Pfn) -> Option<MigrationLock<'_>> {
         let mut stripe = self.stripe(index).lock();
-        if !matches!(stripe.get(&index), Some(Slot::Ready(p)) if *p == pfn) {
+        if !matches!(stripe.get(&index), Some(Slot::Ready(p, _)) if *p == pfn) {
             return None;
         }
         let done = Completion::new();
@@ -513,7 +541,7 @@ impl PageCache {
         let keep = keep.min(ZEROS.len());
         let mut map = self.stripe(index).lock();
         match map.get_mut(&index) {
-            Some(Slot::Ready(pfn)) => {
+            Some(Slot::Ready(pfn, _)) => {
                 self.frames.write(*pfn, keep, &ZEROS[keep..]);
                 TailCut::Done
             }
@@ -582,7 +610,7 @@ impl MigrationLock<'_> {
                 // A shrink cut the old frame, perhaps after it was copied.
                 self.cache.frames.write(new, keep, &ZEROS[keep..]);
             }
-            map.insert(self.index, Slot::Ready(new));
+            map.insert(self.index, Slot::Ready(new, false));
         }
         self.ended = true;
         self.cache.frames.put(self.pfn);
@@ -600,7 +628,7 @@ impl Drop for MigrationLock<'_> {
         {
             let mut map = self.cache.stripe(self.index).lock();
             if PageCache::is_locked_by(&map, self.index, &self.done) {
-                map.insert(self.index, Slot::Ready(self.pfn));
+                map.insert(self.index, Slot::Ready(self.pfn, false));
             }
         }
         // The lock's own reference (the cache's stays with the slot, or went with it).
@@ -630,7 +658,7 @@ impl FillGuard<'_> {
         self.cache
             .stripe(self.index)
             .lock()
-            .insert(self.index, Slot::Ready(pfn));
+            .insert(self.index, Slot::Ready(pfn, false));
         self.done = true;
         self.completion.complete();
     }

@@ -529,6 +529,7 @@ impl FileObject {
                 .min(buf.len() - done)
                 .min((size - pos) as usize);
             let pfn = self.get_page(pos / PAGE_SIZE)?;
+            self.note_referenced(pos / PAGE_SIZE, pfn);
             self.cache
                 .frames()
                 .read(pfn, in_page, &mut buf[done..done + n]);
@@ -555,6 +556,7 @@ impl FileObject {
             let in_page = (pos % PAGE_SIZE) as usize;
             let n = (PAGE_BYTES - in_page).min(data.len() - done);
             let pfn = self.get_page(pos / PAGE_SIZE)?;
+            self.note_referenced(pos / PAGE_SIZE, pfn);
             self.cache
                 .frames()
                 .write(pfn, in_page, &data[done..done + n]);

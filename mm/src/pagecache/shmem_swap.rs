@@ -95,6 +95,16 @@ impl FileObject {
         })
     }
 
+    /// A `read` or `write` went through page `index` (in `pfn`): for shared memory,
+    /// a reference the swap-out scan honours with a second chance (see
+    /// [`PageCache::mark_referenced`](super::PageCache::mark_referenced)). Mappings'
+    /// accesses show in their entries' accessed bits instead.
+    pub(super) fn note_referenced(&self, index: u64, pfn: crate::frame::Pfn) {
+        if self.kind() == super::FileKind::Shmem {
+            self.cache.mark_referenced(index, pfn);
+        }
+    }
+
     /// Where the shmem swap-out scan goes on.
     pub(crate) fn swap_cursor(&self) -> &spin::Mutex<u64> {
         &self.swap_cursor

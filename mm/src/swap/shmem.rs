@@ -13,7 +13,10 @@
 //!    written, and the page-cache slot names the swap entry instead (Linux keeps the
 //!    entry in the mapping's xarray the same way). Nobody can write the frame once
 //!    its count is one (every path to it goes through the cache's slot, which now
-//!    leads to the swap cache), so no write is lost.
+//!    leads to the swap cache), so no write is lost. A page `read(2)`/`write(2)` went
+//!    through since the scan last passed (no mapping shows that access) is marked
+//!    referenced, as Linux's `folio_mark_accessed`: the scan clears the mark and
+//!    leaves the page for its next pass (a second chance), so cold pages go first.
 //!
 //! A lookup that finds a swap entry ([`FileObject::get_page`]: a fault on a shared or
 //! private mapping, `read`, `write`) reads the page back through the swap cache: the

@@ -60,10 +60,13 @@ fn verify(f: &FileObject, pages: u64, round: u8) {
 }
 
 /// Takes every page only the cache holds to swap and writes them; returns the
-/// frames freed.
+/// pages taken and the frames freed. Two passes: `write_at` and `read_at` mark the
+/// pages referenced, and a scan passes over a referenced page once (clearing the
+/// mark) before it takes it.
 fn swap_out_all(f: &FileObject, swap: &Arc<Swap>, h: &Harness) -> (usize, usize) {
     let mut out = Vec::new();
-    let taken = f.swap_out(swap, usize::MAX, &|_| true, &mut out);
+    let taken = f.swap_out(swap, usize::MAX, &|_| true, &mut out)
+        + f.swap_out(swap, usize::MAX, &|_| true, &mut out);
     assert_eq!(taken, out.len());
     let freed = block_on(swap.write_out(out, h.frames.clone())).freed;
     (taken, freed)
@@ -151,6 +154,11 @@ fn a_write_racing_the_swap_write_is_kept() {
     let swap = swap_on(&h, 64, Arc::new(Inline));
     let f = memfd(&h, 8, 1);
     let mut out = Vec::new();
+    assert_eq!(
+        f.swap_out(&swap, usize::MAX, &|_| true, &mut out),
+        0,
+        "just written: the first pass only clears the marks"
+    );
     assert_eq!(f.swap_out(&swap, usize::MAX, &|_| true, &mut out), 8);
     // While the writes are in flight (not yet polled), the file is written: the
     // pages come back from the swap cache (no read) and their slots are freed.
@@ -391,6 +399,13 @@ fn a_scan_looks_at_one_window_and_goes_round() {
     let all = |_| true;
     let mut cursor = 0;
     let cache = f.cache();
+    // The pages were just written: a first pass over them all clears their marks
+    // and takes none, and the cursor stays for the pass that will.
+    assert_eq!(
+        cache.swap_out_some(&mut cursor, 100, 12, &all, &mut place),
+        0
+    );
+    assert_eq!(cursor, 0, "second chances: the window is looked at again");
     assert_eq!(
         cache.swap_out_some(&mut cursor, 100, 4, &all, &mut place),
         0
@@ -517,4 +532,34 @@ fn madvise_remove_frees_the_swap_slots_and_reads_zeros() {
         back.iter().enumerate().all(|(i, &b)| b == pattern(7, i, 6)),
         "a page past the hole reads back from swap"
     );
+}
+
+#[test]
+fn pages_read_through_read_are_swapped_after_cold_ones() {
+    let h = harness();
+    let swap = swap_on(&h, 64, Arc::new(Inline));
+    let f = memfd(&h, 8, 7);
+    let mut out = Vec::new();
+    assert_eq!(
+        f.swap_out(&swap, usize::MAX, &|_| true, &mut out),
+        0,
+        "just written: every page gets its second chance"
+    );
+    // Pages 0 to 3 are read again through read(2); 4 to 7 stay cold.
+    let mut back = [0u8; 10];
+    for p in 0..4 {
+        retry(|| f.read_at(p * PAGE_SIZE + 5, &mut back));
+    }
+    assert_eq!(f.swap_out(&swap, 4, &|_| true, &mut out), 4);
+    for p in 0..4 {
+        assert!(f.cache().peek(p).is_some(), "page {p} was read: it stays");
+    }
+    for p in 4..8 {
+        assert!(f.cache().peek(p).is_none(), "cold page {p} went first");
+    }
+    // Not read again since: the next pass takes them.
+    assert_eq!(f.swap_out(&swap, usize::MAX, &|_| true, &mut out), 4);
+    assert_eq!(f.cache().swapped(), 8);
+    assert_eq!(block_on(swap.write_out(out, h.frames.clone())).freed, 8);
+    verify(&f, 8, 7);
 }
