@@ -60,6 +60,26 @@ fn numa_policy_and_migration_on_two_nodes() {
     .boot();
     out.expect_status(0);
     for check in [
+        // /proc/self/numa_maps field by field (numa_maps_fields.rs).
+        "maps.every_line_at_start",
+        "maps.anon.untouched_header_only",
+        "maps.anon.written",
+        "maps.fork.parent_mapmax_2",
+        "maps.fork.child_mapmax_2",
+        "maps.memfd.parent_file_name",
+        "maps.memfd.parent_dirty_mapmax_2",
+        "maps.memfd.child_file_name",
+        "maps.memfd.child_dirty_mapmax_2",
+        "maps.tmpfs.file_name",
+        "maps.tmpfs.read_pages_dirty",
+        "maps.tmpfs.copy_is_anon",
+        "maps.heap",
+        "maps.stack",
+        "maps.hugetlb.private_tags",
+        "maps.hugetlb.private_counts",
+        "maps.hugetlb.shared_tags",
+        "maps.hugetlb.shared_counts",
+        "maps.every_line_at_end",
         "get.bind1",
         "set.per_thread",
         "set.bind1_places_on_1",
