@@ -115,7 +115,9 @@ impl<P: PageTable> AddressSpace<P> {
                     merged.push((va, pte));
                 }
             });
-            let writable = vma_pte_perms(v.flags) | PteFlags::ACCESSED | PteFlags::DIRTY;
+            // Writable at once but clean, as Linux's unshare copy is clean until
+            // written (numa_maps' and smaps' dirty counts; the MMU sets the bit).
+            let writable = vma_pte_perms(v.flags) | PteFlags::ACCESSED;
             for (va, pte) in merged {
                 match self.unmerge_entry(va, pte, writable, &mut batch, &mut release) {
                     Unmerge::Raced => in_flight.push(va),

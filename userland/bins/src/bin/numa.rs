@@ -745,6 +745,13 @@ fn ksm_merged(c: &mut Checks) {
         ),
     );
     if merged {
+        // Both entries map the one KSM page: anonymous, mapped twice.
+        let line = numa_maps_line(a);
+        c.check(
+            "ksm.numa_maps_anon_mapmax_2",
+            line.contains(" anon=2 ") && line.contains(" mapmax=2 "),
+            format_args!("{:?}", line),
+        );
         let pages = page_list(a, PAGES);
         let before = nodes_of(0, a, PAGES);
         let s = move_pages(0, &pages, Some(&[1; PAGES]), MPOL_MF_MOVE);
@@ -772,6 +779,15 @@ fn ksm_merged(c: &mut Checks) {
         );
     }
     let _ = write_file("/sys/kernel/mm/ksm/run", "2");
+    if merged {
+        // Unmerged: each entry has its own page again, clean until written.
+        let line = numa_maps_line(a);
+        c.check(
+            "ksm.unmerged_numa_maps_no_mapmax",
+            line.contains(" anon=2 ") && !line.contains("mapmax") && !line.contains("dirty"),
+            format_args!("{:?}", line),
+        );
+    }
     let _ = write_file("/sys/kernel/mm/ksm/run", "0");
     // SAFETY: unmapping this test's own mapping.
     let _ = unsafe { peios_rt::sys::mm::munmap(a as *mut u8, PAGES * P) };
