@@ -4,23 +4,11 @@
 //! once, since there is no reverse map to name the few that map the file. See
 //! `mm::aspace::AddressSpace::unmap_hugetlb_file_range`.
 
-use alloc::sync::Arc;
-use alloc::vec::Vec;
-
 use mm::hugetlb_file::{DroppedPages, HugetlbFile};
-
-use crate::mem::aspace::AddressSpace;
 
 /// Unmaps the pages `dropped` names of `file` from every process's mappings.
 pub fn unmap_everywhere(file: &HugetlbFile, dropped: &DroppedPages) {
-    let mut seen: Vec<Arc<AddressSpace>> = Vec::new();
-    for p in crate::proc::all() {
-        let space = p.address_space();
-        // `CLONE_VM` processes share one.
-        if seen.iter().any(|s| Arc::ptr_eq(s, &space)) {
-            continue;
-        }
+    for space in crate::proc::address_spaces() {
         space.mm().unmap_hugetlb_file_range(file, dropped);
-        seen.push(space);
     }
 }

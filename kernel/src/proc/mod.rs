@@ -433,3 +433,16 @@ pub fn check_access(
 pub fn all() -> Vec<Arc<Process>> {
     PROCESSES.read().values().cloned().collect()
 }
+
+/// Every process's address space, each once (`CLONE_VM` processes share one): for the
+/// walks that stand in for a reverse map.
+pub fn address_spaces() -> Vec<Arc<crate::mem::aspace::AddressSpace>> {
+    let mut spaces: Vec<Arc<crate::mem::aspace::AddressSpace>> = Vec::new();
+    for p in all() {
+        let space = p.address_space();
+        if !spaces.iter().any(|s| Arc::ptr_eq(s, &space)) {
+            spaces.push(space);
+        }
+    }
+    spaces
+}

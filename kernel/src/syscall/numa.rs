@@ -91,13 +91,8 @@ fn decode(mode: u64, nmask: u64, maxnode: u64) -> SysResult<Option<MemPolicy>> {
 /// Every process's address space but `space` (each once: `CLONE_VM` processes share
 /// one), for `MPOL_MF_MOVE_ALL`.
 fn other_spaces(space: &Arc<AddressSpace>) -> Vec<Arc<AddressSpace>> {
-    let mut others: Vec<Arc<AddressSpace>> = Vec::new();
-    for p in crate::proc::all() {
-        let s = p.address_space();
-        if !Arc::ptr_eq(&s, space) && !others.iter().any(|o| Arc::ptr_eq(o, &s)) {
-            others.push(s);
-        }
-    }
+    let mut others = crate::proc::address_spaces();
+    others.retain(|s| !Arc::ptr_eq(s, space));
     others
 }
 
