@@ -19,7 +19,7 @@ use crate::aspace::AddressSpace;
 use crate::pagecache::fault_readahead::FaultHint;
 use crate::pagecache::{FileObject, PageError};
 use crate::pagetable::{PageTable, Pte, PteFlags};
-use crate::vma::{Vma, VmFlags};
+use crate::vma::{VmFlags, Vma};
 
 impl<P: PageTable> AddressSpace<P> {
     /// Maps page `page` of a file-backed VMA (no entry there).

@@ -262,7 +262,10 @@ mod tests {
             } else {
                 misses += 1;
                 let w = ra.on_miss(index, hint);
-                assert!(w.start <= index && index < w.start + w.pages, "{w:?} {index}");
+                assert!(
+                    w.start <= index && index < w.start + w.pages,
+                    "{w:?} {index}"
+                );
                 Some(w)
             };
             if let Some(w) = w {
@@ -303,7 +306,13 @@ mod tests {
         // MADV_SEQUENTIAL: forward at once, larger windows, fewer of them.
         let seq = FaultReadahead::new(32);
         let first = seq.on_miss(0, FaultHint::Sequential);
-        assert_eq!(first, Window { start: 0, pages: 128 });
+        assert_eq!(
+            first,
+            Window {
+                start: 0,
+                pages: 128
+            }
+        );
         let seq = FaultReadahead::new(32);
         let (misses, seq_windows) = fault_through(&seq, FaultHint::Sequential, 0..4096);
         assert_eq!(misses, 1);
@@ -346,7 +355,10 @@ mod tests {
         let ra = FaultReadahead::new(32);
         let (misses, windows) = fault_through(&ra, FaultHint::Random, 0..256);
         assert_eq!((misses, windows), (256, 256));
-        assert_eq!(ra.on_miss(7, FaultHint::Random), Window { start: 7, pages: 1 });
+        assert_eq!(
+            ra.on_miss(7, FaultHint::Random),
+            Window { start: 7, pages: 1 }
+        );
         assert_eq!(ra.mark(), None);
     }
 
@@ -361,14 +373,23 @@ mod tests {
         let Err(PageError::Wait(wait)) = file.fault_page(2, Some(&ra), FaultHint::Normal) else {
             panic!("a miss waits for the device");
         };
-        assert!(matches!(wait.reason(), WaitReason::PageLocked { index: 2, .. }));
-        assert_eq!(file.reads_started(), 3, "the read-around: the file's three runs");
+        assert!(matches!(
+            wait.reason(),
+            WaitReason::PageLocked { index: 2, .. }
+        ));
+        assert_eq!(
+            file.reads_started(),
+            3,
+            "the read-around: the file's three runs"
+        );
         // Another page of the window: already being read, a wait that is not major.
-        let Err(PageError::Wait(minor)) = file.fault_page(20, Some(&ra), FaultHint::Normal)
-        else {
+        let Err(PageError::Wait(minor)) = file.fault_page(20, Some(&ra), FaultHint::Normal) else {
             panic!("page 20 is in flight");
         };
-        assert!(matches!(minor.reason(), WaitReason::PageReading { index: 20, .. }));
+        assert!(matches!(
+            minor.reason(),
+            WaitReason::PageReading { index: 20, .. }
+        ));
         spawner.run_all();
         assert!(wait.is_ready() && minor.is_ready());
         let (pfn, major) = file.fault_page(2, Some(&ra), FaultHint::Normal).unwrap();
@@ -381,7 +402,9 @@ mod tests {
         // MADV_RANDOM: the faulting page alone.
         file.drop_clean();
         let random = FaultReadahead::new(32);
-        assert!(file.fault_page(4, Some(&random), FaultHint::Random).is_err());
+        assert!(file
+            .fault_page(4, Some(&random), FaultHint::Random)
+            .is_err());
         assert_eq!(file.reads_started(), 4);
         spawner.run_all();
         assert_eq!(file.cache().len(), 1);

@@ -1003,7 +1003,9 @@ mod async_tests {
         }
     }
 
-    pub(super) fn disk_file(size: u64) -> (Arc<FileObject>, Arc<Deferred>, Arc<SoftFrames>, Arc<Frames>) {
+    pub(super) fn disk_file(
+        size: u64,
+    ) -> (Arc<FileObject>, Arc<Deferred>, Arc<SoftFrames>, Arc<Frames>) {
         let disk = Arc::new(RamDisk::new(2048));
         let bytes: Vec<u8> = (0..2048 * 512).map(|i| (i / 4096) as u8).collect();
         let mut cx = Context::from_waker(Waker::noop());
