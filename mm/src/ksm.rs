@@ -51,6 +51,8 @@ struct Trees {
 pub struct Ksm {
     trees: Mutex<Trees>,
     full_scans: AtomicU64,
+    /// Entries an unmerge found locked or changing and waited for.
+    unmerge_waits: AtomicU64,
 }
 
 /// FNV-1a over a page (a cheap hash; equality is always checked byte for byte).
@@ -138,6 +140,30 @@ impl Ksm {
     pub fn is_stable(&self, pfn: Pfn) -> bool {
         let t = self.trees.lock();
         t.migrating.contains(&pfn) || t.stable.values().any(|l| l.contains(&pfn))
+    }
+
+    /// An unmerge met an entry in flight (locked for a move or a copy) and waits for it.
+    pub(crate) fn note_unmerge_wait(&self) {
+        self.unmerge_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Entries unmerges have waited for so far.
+    pub fn unmerge_waits(&self) -> u64 {
+        self.unmerge_waits.load(Ordering::Relaxed)
+    }
+
+    /// Every stable frame (those moving to another node too), sorted: for callers
+    /// that ask [`is_stable`](Self::is_stable) of many frames at once. `None` if the
+    /// list cannot be allocated.
+    pub fn stable_frames(&self) -> Option<Vec<Pfn>> {
+        let t = self.trees.lock();
+        let n = t.stable.values().map(Vec::len).sum::<usize>() + t.migrating.len();
+        let mut out = Vec::new();
+        out.try_reserve_exact(n).ok()?;
+        out.extend(t.stable.values().flatten().chain(&t.migrating).copied());
+        drop(t);
+        out.sort_unstable();
+        Some(out)
     }
 
     /// The figures, counting mappings from the frames' reference counts.

@@ -107,7 +107,10 @@ pub fn kernel_access_fault(
             Err(mm::fault::FaultError::NeedsWait(wait))
                 if matches!(
                     wait.reason(),
-                    WaitReason::SwapIn { .. } | WaitReason::Memory | WaitReason::PageLocked { .. }
+                    WaitReason::SwapIn { .. }
+                        | WaitReason::Memory
+                        | WaitReason::PageLocked { .. }
+                        | WaitReason::PageReading { .. }
                 ) =>
             {
                 while !wait.is_ready() {

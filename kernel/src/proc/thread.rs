@@ -72,7 +72,13 @@ pub enum Blocked {
 
 /// The wait reasons in [`Blocked::Fault`]'s encoding (the kind in the top byte, the
 /// page address below).
-const FAULT_KINDS: [&str; 4] = ["page locked", "memory", "userfaultfd", "swap-in"];
+const FAULT_KINDS: [&str; 5] = [
+    "page locked",
+    "memory",
+    "userfaultfd",
+    "swap-in",
+    "page being read",
+];
 
 impl Blocked {
     fn encode(self) -> u64 {
@@ -85,6 +91,7 @@ impl Blocked {
                     WaitReason::Memory => 1,
                     WaitReason::Userfault { .. } => 2,
                     WaitReason::SwapIn { .. } => 3,
+                    WaitReason::PageReading { .. } => 4,
                 };
                 ((kind + 1) << 56) | (addr & ((1 << 56) - 1))
             }

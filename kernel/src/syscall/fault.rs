@@ -64,6 +64,8 @@ pub fn user_exception(thread: &Thread, space: &AddressSpace, ctx: &mut UserConte
                     return UserFault::Done;
                 }
                 Err(FaultError::NeedsWait(wait)) => {
+                    // A page readahead is still reading (`PageReading`) is a minor
+                    // fault that waits, as Linux counts it.
                     if matches!(
                         wait.reason(),
                         WaitReason::SwapIn { .. } | WaitReason::PageLocked { .. }

@@ -258,4 +258,80 @@ mod tests {
         assert_eq!(h.soft.live(), 2);
         h.aspace.check_invariants().unwrap();
     }
+
+    /// An unmerge (`MADV_UNMERGEABLE`, `run` = 2) that meets a stable frame in the
+    /// middle of a move waits for it and unmerges every entry, those the move locked
+    /// included. The interleaving is fixed: the move's locks are taken here, the
+    /// unmerge runs on another thread until it reports waiting, and only then is the
+    /// move finished.
+    #[test]
+    fn an_unmerge_meeting_a_moving_stable_frame_waits_and_unmerges_every_entry() {
+        use super::super::migrate_cache::finish_move;
+        use core::sync::atomic::{AtomicBool, Ordering};
+        use std::time::{Duration, Instant};
+        let h = harness_on(2);
+        let a = mergeable(&h.aspace, 3, 0x3c);
+        // An unrelated, never merged page beside them keeps its frame.
+        let lone = anon_rw(&h.aspace, 1);
+        h.aspace.write_bytes(lone, &[0x77u8; 4096]).unwrap();
+        merge(&h, &[&h.aspace]);
+        let ksm = h.aspace.tunables().ksm().clone();
+        let old = pfn_at(&h.aspace, a);
+        for p in 1..3 {
+            assert_eq!(pfn_at(&h.aspace, a + p * PAGE_SIZE), old, "merged");
+        }
+        let away = away_from(&h.aspace, a);
+        let waits_before = ksm.unmerge_waits();
+        let st = h.aspace.state().read();
+        // The move's first steps, as `move_ksm` takes them: out of the stable tree,
+        // every mapping locked.
+        let lock = ksm.lock_for_migration(&h.frames, old).unwrap();
+        let mut locked = alloc::vec::Vec::new();
+        h.aspace.lock_ksm_mappings(&st, old, &mut locked).unwrap();
+        assert_eq!(locked.len(), 3);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let unmerger = s.spawn(|| {
+                h.aspace.ksm_unmerge(0, u64::MAX);
+                done.store(true, Ordering::SeqCst);
+            });
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ksm.unmerge_waits() == waits_before
+                && !done.load(Ordering::SeqCst)
+                && Instant::now() < deadline
+            {
+                std::thread::yield_now();
+            }
+            assert!(
+                !done.load(Ordering::SeqCst),
+                "the unmerge returned while the move held its entries"
+            );
+            assert!(ksm.unmerge_waits() > waits_before, "the unmerge waits");
+            assert_eq!(
+                finish_move(&locked, Ok(()), lock, away, a),
+                PageStatus::Node(away)
+            );
+            unmerger.join().unwrap();
+        });
+        drop(st);
+        assert!(done.load(Ordering::SeqCst));
+        let mut page = [0u8; 4096];
+        for p in 0..3 {
+            let va = a + p * PAGE_SIZE;
+            let pte = h.aspace.page_table().query(VirtAddr::new(va)).unwrap();
+            assert!(!ksm.is_stable(pte.pfn), "page {p} still merged");
+            assert!(pte.flags.contains(PteFlags::WRITE), "page {p} writable");
+            assert!(!pte.flags.contains(PteFlags::BUSY));
+            h.aspace.read_bytes(va, &mut page).unwrap();
+            assert!(page.iter().all(|b| *b == 0x3c), "page {p} kept its bytes");
+        }
+        ksm.release_unused(&h.frames);
+        assert_eq!(ksm.stats(&h.frames).pages_shared, 0);
+        assert_eq!(
+            h.soft.live(),
+            4,
+            "three private copies and the lone page, nothing leaked"
+        );
+        h.aspace.check_invariants().unwrap();
+    }
 }

@@ -7,16 +7,19 @@
 //! * private mapping, write: a private copy of the page-cache page is mapped; the
 //!   cache is never written.
 //!
-//! A page wholly past the end of the file is `SIGBUS`.
+//! A page wholly past the end of the file is `SIGBUS`. A disk file's missing page is
+//! read with the mapping's readahead window (`pagecache::fault_readahead`), steered
+//! by `MADV_SEQUENTIAL` and `MADV_RANDOM`.
 
 use alloc::sync::Arc;
 
 use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
 use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
+use crate::pagecache::fault_readahead::FaultHint;
 use crate::pagecache::{FileObject, PageError};
 use crate::pagetable::{PageTable, Pte, PteFlags};
-use crate::vma::Vma;
+use crate::vma::{VmFlags, Vma};
 
 impl<P: PageTable> AddressSpace<P> {
     /// Maps page `page` of a file-backed VMA (no entry there).
@@ -28,7 +31,15 @@ impl<P: PageTable> AddressSpace<P> {
         access: Access,
     ) -> Result<FaultResolved, FaultError> {
         let index = vma.file_index(page);
-        let (cached, major) = file.get_page_traced(index).map_err(|e| match e {
+        let hint = if vma.flags.contains(VmFlags::RAND_READ) {
+            FaultHint::Random
+        } else if vma.flags.contains(VmFlags::SEQ_READ) {
+            FaultHint::Sequential
+        } else {
+            FaultHint::Normal
+        };
+        let ra = vma.fault_readahead.as_deref();
+        let (cached, major) = file.fault_page(index, ra, hint).map_err(|e| match e {
             PageError::BeyondEof | PageError::Io => FaultError::SigBus,
             PageError::OutOfMemory => FaultError::Oom,
             PageError::Wait(f) => FaultError::NeedsWait(f),

@@ -61,6 +61,14 @@ pub enum WaitReason {
         /// The page index in the file.
         index: u64,
     },
+    /// This page of the file is already being read (readahead put it in the cache
+    /// before the fault came): a minor fault that waits, as Linux counts it.
+    PageReading {
+        /// The file.
+        file: FileId,
+        /// The page index in the file.
+        index: u64,
+    },
     /// No frame is free now; the frame source will signal when one is.
     Memory,
     /// A userfaultfd (or other interceptor) must supply the page at this address.

@@ -12,6 +12,7 @@ pub mod blockmap;
 mod cache;
 pub mod disk;
 pub mod ext4map;
+pub mod fault_readahead;
 pub mod readahead;
 mod shmem_falloc;
 mod shmem_swap;
@@ -991,7 +992,7 @@ mod async_tests {
 
     /// Keeps spawned tasks until the test runs them.
     #[derive(Default)]
-    struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
+    pub(super) struct Deferred(spin::Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
 
     impl Spawner for Deferred {
         fn spawn(&self, task: Pin<Box<dyn Future<Output = ()> + Send>>) {
@@ -1000,7 +1001,7 @@ mod async_tests {
     }
 
     impl Deferred {
-        fn run_all(&self) -> usize {
+        pub(super) fn run_all(&self) -> usize {
             let tasks = core::mem::take(&mut *self.0.lock());
             let n = tasks.len();
             for mut t in tasks {
@@ -1011,7 +1012,9 @@ mod async_tests {
         }
     }
 
-    fn disk_file(size: u64) -> (Arc<FileObject>, Arc<Deferred>, Arc<SoftFrames>, Arc<Frames>) {
+    pub(super) fn disk_file(
+        size: u64,
+    ) -> (Arc<FileObject>, Arc<Deferred>, Arc<SoftFrames>, Arc<Frames>) {
         let disk = Arc::new(RamDisk::new(2048));
         let bytes: Vec<u8> = (0..2048 * 512).map(|i| (i / 4096) as u8).collect();
         let mut cx = Context::from_waker(Waker::noop());

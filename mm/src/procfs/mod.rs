@@ -61,13 +61,23 @@ pub(crate) fn vma_name(st: &MmState, vma: &Vma) -> Option<alloc::string::String>
         }
         return Some(f.info().path.clone());
     }
-    if st.start_brk != 0 && vma.start <= st.brk && vma.end >= st.start_brk {
+    if is_initial_heap(st, vma) {
         return Some(String::from("[heap]"));
     }
-    if st.start_stack != 0 && vma.start <= st.start_stack && vma.end >= st.start_stack {
+    if is_initial_stack(st, vma) {
         return Some(String::from("[stack]"));
     }
     vma.anon_name().map(|name| alloc::format!("[anon:{name}]"))
+}
+
+/// Whether `vma` holds the program break's area (Linux's `vma_is_initial_heap`).
+pub(crate) fn is_initial_heap(st: &MmState, vma: &Vma) -> bool {
+    st.start_brk != 0 && vma.start <= st.brk && vma.end >= st.start_brk
+}
+
+/// Whether `vma` holds the initial stack pointer (Linux's `vma_is_initial_stack`).
+pub(crate) fn is_initial_stack(st: &MmState, vma: &Vma) -> bool {
+    st.start_stack != 0 && vma.start <= st.start_stack && vma.end >= st.start_stack
 }
 
 /// Runs `render` on at most `max_vmas` VMAs from the first one ending above `from`;

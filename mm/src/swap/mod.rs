@@ -749,6 +749,19 @@ impl Swap {
         })
     }
 
+    /// Whether the swap cache holds frame `pfn` (a page read back or being written
+    /// out that an entry maps), and if so whether its write to the device is in
+    /// flight: `Some(true)` while written, `Some(false)` otherwise, `None` when no
+    /// area's cache holds it (`/proc/<pid>/numa_maps`' `swapcache` and `writeback`).
+    pub fn cache_state_of(&self, pfn: Pfn) -> Option<bool> {
+        self.areas.read().iter().flatten().find_map(|a| {
+            let inner = a.inner.lock();
+            let slot = inner.by_pfn.get(&pfn.0)?;
+            let c = inner.cache.get(slot).filter(|c| c.pfn == Some(pfn))?;
+            Some(matches!(c.state, CacheState::Writeback))
+        })
+    }
+
     /// Entries naming `entry`'s slot (tests and `/proc` figures).
     pub fn refs(&self, entry: SwapEntry) -> u16 {
         self.area(entry.area())

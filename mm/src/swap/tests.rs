@@ -799,3 +799,35 @@ fn madv_pageout_splits_a_huge_page_it_covers_in_part() {
     assert_eq!(h.soft.live(), 256);
     verify(&h.aspace, a, 512);
 }
+
+#[test]
+fn numa_maps_counts_the_pages_the_swap_cache_holds() {
+    let h = harness();
+    let _swap = swap_on(&h, 64, Arc::new(Inline));
+    let a = anon_rw(&h.aspace, 4);
+    fill(&h.aspace, a, 4);
+    reclaim_all(&h.aspace, &h);
+    let child = fork(&h);
+    // The child reads two pages back; their slots are still the parent's too, so the
+    // swap cache keeps them (and its reference is not a mapping: no mapmax).
+    verify(&child, a, 2);
+    let text = |space: &AddressSpace<SoftPageTable>| {
+        let mut out = alloc::string::String::new();
+        crate::procfs::numa_maps_batch(space, 0, usize::MAX, &mut out, &|_| Some(0)).unwrap();
+        out
+    };
+    let head = alloc::format!("{a:08x} ");
+    let child_text = text(&child);
+    let line = child_text.lines().find(|l| l.starts_with(&head)).unwrap();
+    assert_eq!(
+        line,
+        alloc::format!("{a:08x} default anon=2 swapcache=2 N0=2 kernelpagesize_kB=4")
+    );
+    // The parent maps nothing there: its entries are swap entries.
+    let parent_text = text(&h.aspace);
+    let line = parent_text.lines().find(|l| l.starts_with(&head)).unwrap();
+    assert_eq!(line, alloc::format!("{a:08x} default"));
+    drop(child);
+    h.aspace.teardown();
+    assert_eq!(h.soft.live(), 0, "no frame leaked");
+}

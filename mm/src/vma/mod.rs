@@ -20,6 +20,7 @@ use alloc::sync::Arc;
 
 use crate::fault::FaultInterceptor;
 use crate::frame::PAGE_SIZE;
+use crate::pagecache::fault_readahead::FaultReadahead;
 use crate::pagecache::{FileKind, FileObject};
 
 /// What backs a VMA's pages.
@@ -79,6 +80,9 @@ pub struct Vma {
     /// The name `prctl(PR_SET_VMA_ANON_NAME)` gave this anonymous memory (maps shows
     /// `[anon:NAME]`); VMAs with different names never merge.
     pub(crate) anon_name: Option<Arc<str>>,
+    /// The fault readahead window of a mapping of a disk file (shared by the pieces a
+    /// split makes and by a fork's copy); `None` for other backings.
+    pub(crate) fault_readahead: Option<Arc<FaultReadahead>>,
 }
 
 impl Vma {
@@ -91,13 +95,17 @@ impl Vma {
             start,
             end,
             flags,
-            backing,
             pgoff,
             interceptor: None,
             intercept_modes: 0,
             policy: None,
             hugetlb: None,
             anon_name: None,
+            fault_readahead: backing
+                .file()
+                .filter(|f| f.is_async())
+                .map(|_| Arc::new(FaultReadahead::default())),
+            backing,
         }
     }
 

@@ -10,8 +10,9 @@
 //! read(2); two equal pages merged by KSM moved together with MPOL_MF_MOVE_ALL (EACCES
 //! without it); MPOL_PREFERRED_MANY taking the
 //! calling CPU's node when the mask lists it, and MPOL_WEIGHTED_INTERLEAVE following
-//! the weights in /sys/kernel/mm/mempolicy/weighted_interleave. The same binary runs on
-//! Linux 6.12.
+//! the weights in /sys/kernel/mm/mempolicy/weighted_interleave; and /proc/self/numa_maps
+//! field by field (`numa_maps_fields.rs`; `numa maps` runs only those). The same binary
+//! runs on Linux 6.12.
 #![no_std]
 #![no_main]
 
@@ -32,6 +33,9 @@ use peios_rt::sys::sched::{getcpu, sched_setaffinity, CpuSet};
 use peios_rt::syscall::{syscall3, syscall4, syscall5, syscall6};
 
 peios_rt::main!(main);
+
+#[path = "../numa_maps_fields.rs"]
+mod numa_maps_fields;
 
 const P: usize = PAGE_SIZE;
 const MPOL_DEFAULT: usize = 0;
@@ -741,6 +745,13 @@ fn ksm_merged(c: &mut Checks) {
         ),
     );
     if merged {
+        // Both entries map the one KSM page: anonymous, mapped twice.
+        let line = numa_maps_line(a);
+        c.check(
+            "ksm.numa_maps_anon_mapmax_2",
+            line.contains(" anon=2 ") && line.contains(" mapmax=2 "),
+            format_args!("{:?}", line),
+        );
         let pages = page_list(a, PAGES);
         let before = nodes_of(0, a, PAGES);
         let s = move_pages(0, &pages, Some(&[1; PAGES]), MPOL_MF_MOVE);
@@ -768,6 +779,15 @@ fn ksm_merged(c: &mut Checks) {
         );
     }
     let _ = write_file("/sys/kernel/mm/ksm/run", "2");
+    if merged {
+        // Unmerged: each entry has its own page again, clean until written.
+        let line = numa_maps_line(a);
+        c.check(
+            "ksm.unmerged_numa_maps_no_mapmax",
+            line.contains(" anon=2 ") && !line.contains("mapmax") && !line.contains("dirty"),
+            format_args!("{:?}", line),
+        );
+    }
     let _ = write_file("/sys/kernel/mm/ksm/run", "0");
     // SAFETY: unmapping this test's own mapping.
     let _ = unsafe { peios_rt::sys::mm::munmap(a as *mut u8, PAGES * P) };
@@ -1098,8 +1118,13 @@ fn hugetlb_bind(c: &mut Checks) {
     }
 }
 
-fn main(_args: &Args) -> i32 {
+fn main(args: &Args) -> i32 {
     let mut c = Checks::new("numa");
+    if args.get(1) == Some("maps") {
+        // Only the /proc/self/numa_maps fields (one node is enough).
+        numa_maps_fields::run(&mut c);
+        return c.finish();
+    }
     let online = get_mempolicy(0, MPOL_F_MEMS_ALLOWED);
     if online.map(|x| x.1) != Ok(0b11) {
         c.check(
@@ -1109,6 +1134,7 @@ fn main(_args: &Args) -> i32 {
         );
         return c.finish();
     }
+    numa_maps_fields::run(&mut c);
     policies(&mut c);
     mbinds(&mut c);
     thp_bind(&mut c);
