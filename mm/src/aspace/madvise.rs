@@ -116,6 +116,19 @@ impl Advice {
 }
 
 impl<P: PageTable> AddressSpace<P> {
+    /// `madvise(addr, len, MADV_REMOVE)` with `unmap` taking each hole's pages out of
+    /// the mappings (instead of the kernel's hook that walks every address space, or,
+    /// with no hook installed, this address space alone): for tests that stand in
+    /// for the kernel's walk.
+    pub fn madvise_remove_with(
+        &self,
+        addr: u64,
+        len: u64,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> Result<PopulateStep, MmError> {
+        self.madvise_unmapping(addr, len, Advice::Remove, unmap)
+    }
+
     /// `madvise(addr, len, advice)`. Returns [`PopulateStep::Done`] except when a
     /// `POPULATE_*` advice must wait: then the kernel awaits and finishes with
     /// [`populate`](Self::populate) from `resume_at`.

@@ -104,19 +104,6 @@ impl<P: PageTable> AddressSpace<P> {
         }
     }
 
-    /// `madvise(addr, len, MADV_REMOVE)` with `unmap` taking each hole's pages out of
-    /// the mappings (instead of the kernel's hook that walks every address space, or,
-    /// with no hook installed, this address space alone): for tests that stand in
-    /// for the kernel's walk.
-    pub fn madvise_remove_with(
-        &self,
-        addr: u64,
-        len: u64,
-        unmap: &dyn Fn(&FileObject, &PunchedPages),
-    ) -> Result<PopulateStep, MmError> {
-        self.madvise_unmapping(addr, len, super::madvise::Advice::Remove, unmap)
-    }
-
     /// How `MADV_REMOVE` unmaps a hole by default: the kernel's hook (every address
     /// space), or this address space alone when none is installed.
     pub(super) fn unmap_hole_default(&self, file: &FileObject, hole: &PunchedPages) {

@@ -48,7 +48,11 @@ fn remove_punches_the_file_for_every_mapping_and_spares_private_copies() {
     let other = h.sibling();
     let other_shared = map_file(&other, &f, 4, RW, MapFlags::SHARED, 0);
     for p in 0..4 {
-        for (space, at) in [(&h.aspace, shared), (&other, other_shared), (&h.aspace, private)] {
+        for (space, at) in [
+            (&h.aspace, shared),
+            (&other, other_shared),
+            (&h.aspace, private),
+        ] {
             space.fault(at + p * PAGE_SIZE, Access::Read, true).unwrap();
         }
     }
@@ -65,18 +69,35 @@ fn remove_punches_the_file_for_every_mapping_and_spares_private_copies() {
     assert_eq!(h.soft.live(), live - 2, "the file's two frames are free");
     assert_eq!(f.cache().len(), 2);
     assert_eq!(f.size_bytes(), 4 * PAGE_SIZE, "the size stays");
-    assert!(file_page_is(&f, 1, 0) && file_page_is(&f, 2, 0), "read(2) sees zeros");
+    assert!(
+        file_page_is(&f, 1, 0) && file_page_is(&f, 2, 0),
+        "read(2) sees zeros"
+    );
     assert!(file_page_is(&f, 0, 1) && file_page_is(&f, 3, 4));
     for p in [1, 2] {
         assert_eq!(byte_at(&h.aspace, shared + p * PAGE_SIZE), 0);
-        assert_eq!(byte_at(&other, other_shared + p * PAGE_SIZE), 0, "other process");
+        assert_eq!(
+            byte_at(&other, other_shared + p * PAGE_SIZE),
+            0,
+            "other process"
+        );
     }
-    assert_eq!(byte_at(&h.aspace, private + PAGE_SIZE), 0x77, "the copy stays");
+    assert_eq!(
+        byte_at(&h.aspace, private + PAGE_SIZE),
+        0x77,
+        "the copy stays"
+    );
     assert_eq!(byte_at(&h.aspace, private + PAGE_SIZE + 1), 2);
-    assert_eq!(byte_at(&h.aspace, private + 2 * PAGE_SIZE), 0, "the file's page went");
+    assert_eq!(
+        byte_at(&h.aspace, private + 2 * PAGE_SIZE),
+        0,
+        "the file's page went"
+    );
     assert_eq!(byte_at(&other, other_shared + 3 * PAGE_SIZE), 4);
     // A write through the other process's mapping is the file's again.
-    other.write_bytes(other_shared + PAGE_SIZE, b"\x55").unwrap();
+    other
+        .write_bytes(other_shared + PAGE_SIZE, b"\x55")
+        .unwrap();
     assert_eq!(byte_at(&h.aspace, shared + PAGE_SIZE), 0x55);
 }
 
@@ -96,8 +117,7 @@ fn remove_without_the_hook_unmaps_this_address_space() {
 }
 
 fn remove(h: &Harness, addr: u64, len: u64) -> Result<PopulateStep, MmError> {
-    h.aspace
-        .madvise(addr, len, Advice::Remove)
+    h.aspace.madvise(addr, len, Advice::Remove)
 }
 
 #[test]
@@ -106,7 +126,10 @@ fn remove_refusals_in_linux_order() {
     let f = filled(&h, 4);
     // Private file mapping, read-only descriptor: EACCES.
     let private = map_file(&h.aspace, &f, 1, RW, MapFlags::PRIVATE, 0);
-    assert_eq!(remove(&h, private, PAGE_SIZE).unwrap_err(), MmError::AccessDenied);
+    assert_eq!(
+        remove(&h, private, PAGE_SIZE).unwrap_err(),
+        MmError::AccessDenied
+    );
     let read_only = MmapRequest {
         addr: 0,
         len: PAGE_SIZE,
@@ -120,10 +143,16 @@ fn remove_refusals_in_linux_order() {
         offset: 0,
     };
     let ro = h.aspace.mmap(&read_only, false).unwrap();
-    assert_eq!(remove(&h, ro, PAGE_SIZE).unwrap_err(), MmError::AccessDenied);
+    assert_eq!(
+        remove(&h, ro, PAGE_SIZE).unwrap_err(),
+        MmError::AccessDenied
+    );
     // No file: EINVAL; locked: EINVAL before anything else.
     let anon = anon_rw(&h.aspace, 1);
-    assert_eq!(remove(&h, anon, PAGE_SIZE).unwrap_err(), MmError::InvalidArgument);
+    assert_eq!(
+        remove(&h, anon, PAGE_SIZE).unwrap_err(),
+        MmError::InvalidArgument
+    );
     let locked = MmapRequest {
         flags: MapFlags::SHARED | MapFlags::LOCKED,
         prot: RW,
@@ -135,7 +164,10 @@ fn remove_refusals_in_linux_order() {
         ..read_only.clone()
     };
     let l = h.aspace.mmap(&locked, false).unwrap();
-    assert_eq!(remove(&h, l, PAGE_SIZE).unwrap_err(), MmError::InvalidArgument);
+    assert_eq!(
+        remove(&h, l, PAGE_SIZE).unwrap_err(),
+        MmError::InvalidArgument
+    );
     assert!(file_page_is(&f, 0, 1), "nothing refused was punched");
     // A regular file cannot punch holes: EOPNOTSUPP.
     let disk = h.file(&vec![3u8; 2 * PAGE_BYTES]);
@@ -145,7 +177,10 @@ fn remove_refusals_in_linux_order() {
     let sealed = filled(&h, 2);
     let s = map_file(&h.aspace, &sealed, 2, RW, MapFlags::SHARED, 0);
     sealed.seal_writes();
-    assert_eq!(remove(&h, s, PAGE_SIZE).unwrap_err(), MmError::PermissionDenied);
+    assert_eq!(
+        remove(&h, s, PAGE_SIZE).unwrap_err(),
+        MmError::PermissionDenied
+    );
     assert!(file_page_is(&sealed, 0, 1));
     assert_eq!(byte_at(&h.aspace, s), 1);
 }
@@ -176,8 +211,14 @@ fn remove_does_the_parts_before_a_refusal_and_a_hole_is_enomem() {
         ..req.clone()
     };
     h.aspace.mmap(&private, false).unwrap();
-    assert_eq!(remove(&h, base, 4 * PAGE_SIZE).unwrap_err(), MmError::AccessDenied);
-    assert!(file_page_is(&f, 0, 0) && file_page_is(&f, 1, 0), "punched first");
+    assert_eq!(
+        remove(&h, base, 4 * PAGE_SIZE).unwrap_err(),
+        MmError::AccessDenied
+    );
+    assert!(
+        file_page_is(&f, 0, 0) && file_page_is(&f, 1, 0),
+        "punched first"
+    );
     assert!(file_page_is(&f, 2, 3), "the private part was refused");
     // A hole after a shared part: the part is punched, then ENOMEM.
     let tail = MmapRequest {
@@ -192,6 +233,9 @@ fn remove_does_the_parts_before_a_refusal_and_a_hole_is_enomem() {
     }
     assert!(file_page_is(&f, 6, 7), "the unmapped page stays");
     // Unaligned: EINVAL; nothing: Ok.
-    assert_eq!(remove(&h, t + 1, PAGE_SIZE).unwrap_err(), MmError::InvalidArgument);
+    assert_eq!(
+        remove(&h, t + 1, PAGE_SIZE).unwrap_err(),
+        MmError::InvalidArgument
+    );
     assert!(matches!(remove(&h, t, 0), Ok(PopulateStep::Done)));
 }

@@ -122,7 +122,10 @@ impl PageCache {
     /// Whether page `index` is resident and free to take (not being filled or
     /// moved): what a reader that must not wait asks before reading.
     pub fn is_ready(&self, index: u64) -> bool {
-        matches!(self.stripe(index).lock().get(&index), Some(Slot::Ready(_, _)))
+        matches!(
+            self.stripe(index).lock().get(&index),
+            Some(Slot::Ready(_, _))
+        )
     }
 
     /// Whether page `index` is in swap (its slot names a swap entry).
@@ -150,7 +153,10 @@ impl PageCache {
     /// Ends a [`claim`](Self::claim) with the filled frame (its reference passes to
     /// the cache) and wakes the waiters.
     pub fn publish(&self, index: u64, pfn: Pfn, completion: &Completion) {
-        let old = self.stripe(index).lock().insert(index, Slot::Ready(pfn, false));
+        let old = self
+            .stripe(index)
+            .lock()
+            .insert(index, Slot::Ready(pfn, false));
         if let Some(Slot::Ready(stale, _)) = old {
             self.frames.put(stale);
         }
@@ -378,9 +384,7 @@ impl PageCache {
             let keys: Vec<(u64, Pfn)> = map
                 .range_mut(*cursor..end)
                 .filter_map(|(k, s)| match s {
-                    Slot::Ready(pfn, referenced)
-                        if self.frames.count(*pfn) == 1 && take(*pfn) =>
-                    {
+                    Slot::Ready(pfn, referenced) if self.frames.count(*pfn) == 1 && take(*pfn) => {
                         // Read or written since the last pass: a second chance.
                         if core::mem::take(referenced) {
                             second_chances += 1;

@@ -22,7 +22,8 @@ pub(crate) use cache::MigrationLock;
 pub use cache::{FillGuard, Lookup, PageCache};
 pub use disk::{DiskPages, PageReader, PagesFuture};
 pub use shmem_falloc::{
-    hole_punches, hole_unmap_hook, set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook, PunchedPages,
+    hole_punches, hole_unmap_hook, set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook,
+    PunchedPages,
 };
 
 use alloc::boxed::Box;

@@ -155,7 +155,8 @@ impl FileObject {
 
     /// Whether [`seal_writes`](Self::seal_writes) was called.
     pub fn writes_sealed(&self) -> bool {
-        self.writes_sealed.load(core::sync::atomic::Ordering::SeqCst)
+        self.writes_sealed
+            .load(core::sync::atomic::Ordering::SeqCst)
     }
 
     /// Allocates the missing pages of `alloc`'s range from where it stopped: a

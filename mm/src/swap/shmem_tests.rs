@@ -517,7 +517,11 @@ fn madvise_remove_frees_the_swap_slots_and_reads_zeros() {
     assert_eq!(swap_out_all(&f, &swap, &h).0, 8);
     assert_eq!(swap.totals().1, 63 - 8);
     h.aspace
-        .madvise(shared + 2 * PAGE_SIZE, 4 * PAGE_SIZE, crate::aspace::Advice::Remove)
+        .madvise(
+            shared + 2 * PAGE_SIZE,
+            4 * PAGE_SIZE,
+            crate::aspace::Advice::Remove,
+        )
         .unwrap();
     assert_eq!(swap.totals().1, 63 - 4, "pages 2 to 5 left swap");
     assert_eq!(f.cache().swapped(), 4);
