@@ -108,23 +108,45 @@ impl<P: PageTable> AddressSpace<P> {
         if guards.try_reserve(sharers.len()).is_err() || locked.try_reserve(4).is_err() {
             return PageStatus::NoMemory;
         }
-        let mut result = self.lock_mappings(st, file, index, pte.pfn, &mut locked);
+        let result = self.lock_sharers(
+            st,
+            move_all,
+            sharers,
+            &mut guards,
+            &mut locked,
+            &|space, tree, locked| space.lock_mappings(tree, file, index, pte.pfn, locked),
+        );
+        finish_move(&locked, result, lock, node, page)
+    }
+
+    /// Locks the entries `lock_in` finds in this space (its tree `st`) and, with
+    /// `move_all`, in every other space of `sharers`, whose read guards go on `guards`
+    /// (held until the move ends). Another tree is only tried: waiting for it with
+    /// this one held could close a cycle with another mover (`Err(Busy)` then).
+    #[allow(clippy::type_complexity)]
+    pub(super) fn lock_sharers<'s>(
+        &'s self,
+        st: &MmState,
+        move_all: bool,
+        sharers: &[&'s Self],
+        guards: &mut Vec<ReadGuard<'s, MmState>>,
+        locked: &mut Vec<Locked<'s, P>>,
+        lock_in: &dyn Fn(&'s Self, &MmState, &mut Vec<Locked<'s, P>>) -> Result<(), PageStatus>,
+    ) -> Result<(), PageStatus> {
+        let mut result = lock_in(self, st, locked);
         if move_all {
             for &other in sharers.iter().filter(|s| !core::ptr::eq(**s, self)) {
                 if result.is_err() {
                     break;
                 }
-                // Only tried: waiting here, with this tree held, could close a cycle
-                // with another mover.
                 let Some(theirs) = other.state().try_read() else {
-                    result = Err(PageStatus::Busy);
-                    break;
+                    return Err(PageStatus::Busy);
                 };
-                result = other.lock_mappings(&theirs, file, index, pte.pfn, &mut locked);
+                result = lock_in(other, &theirs, locked);
                 guards.push(theirs);
             }
         }
-        finish_move(&locked, result, lock, node, page)
+        result
     }
 
     /// Locks (`BUSY`, read-only) every entry of this space mapping `pfn` as page

@@ -62,21 +62,14 @@ impl<P: PageTable> AddressSpace<P> {
         if guards.try_reserve(sharers.len()).is_err() {
             return Some(PageStatus::NoMemory);
         }
-        let mut result = self.lock_ksm_mappings(st, pte.pfn, &mut locked);
-        if move_all {
-            for &other in sharers.iter().filter(|s| !core::ptr::eq(**s, self)) {
-                if result.is_err() {
-                    break;
-                }
-                // Only tried, as for a page-cache frame.
-                let Some(theirs) = other.state().try_read() else {
-                    result = Err(PageStatus::Busy);
-                    break;
-                };
-                result = other.lock_ksm_mappings(&theirs, pte.pfn, &mut locked);
-                guards.push(theirs);
-            }
-        }
+        let result = self.lock_sharers(
+            st,
+            move_all,
+            sharers,
+            &mut guards,
+            &mut locked,
+            &|space, tree, locked| space.lock_ksm_mappings(tree, pte.pfn, locked),
+        );
         Some(finish_move(&locked, result, lock, node, page))
     }
 
