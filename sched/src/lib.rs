@@ -36,6 +36,7 @@ mod ids;
 mod join;
 mod platform;
 mod queue;
+mod requeue;
 mod sleep;
 mod state;
 mod stats;
