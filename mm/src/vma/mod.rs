@@ -7,7 +7,7 @@
 //! what lets faults run under the tree's read lock with nothing but per-entry
 //! atomics, and makes split and merge pure range arithmetic.
 
-mod flags;
+pub(crate) mod flags;
 mod merge;
 pub(crate) mod placement;
 mod split;
