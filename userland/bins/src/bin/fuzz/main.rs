@@ -1,6 +1,8 @@
 //! `fuzz [--count N] [--seed S] [--timeout SECS] [--list]`: a syscall fuzz smoke
-//! test. `fuzz --mm [--count N] [--seed S] [--timeout SECS] [--workers W]
-//! [--touchers T] [--no-fork]` fuzzes the mm calls instead (see [`mm`]).
+//! test. `fuzz --mm [--count N] [--seed S] [--timeout SECS] [--budget SECS] [--workers W]
+//! [--touchers T] [--no-fork]` fuzzes the mm calls instead (see [`mm`]); `--budget`
+//! ends a long run after SECS with success if calls kept being answered and nothing
+//! failed (`--timeout` is a hang limit: not done by then is a failure).
 //!
 //! Default mode: A forked child makes N (default 100000) syscalls with random numbers and
 //! random arguments from a fixed-seed LCG; the parent checks that the child exits
@@ -532,9 +534,11 @@ fn mm_main(args: &Args) -> i32 {
         args.opt_u64("--timeout", 600),
         args.opt_u64("--workers", 3),
         args.opt_u64("--touchers", 2),
+        args.opt_u64("--budget", 0),
     );
-    let (Ok(count), Ok(seed), Ok(timeout_s), Ok(workers), Ok(touchers)) = parsed else {
-        eprintln!("usage: fuzz --mm [--count N] [--seed S] [--timeout SECS] [--workers 1..=6] [--touchers T] [--no-fork] [--trace]");
+    let (Ok(count), Ok(seed), Ok(timeout_s), Ok(workers), Ok(touchers), Ok(budget_s)) = parsed
+    else {
+        eprintln!("usage: fuzz --mm [--count N] [--seed S] [--timeout SECS] [--budget SECS] [--workers 1..=6] [--touchers T] [--no-fork] [--trace]");
         return 2;
     };
     if !(1..=mm::MAX_WORKERS as u64).contains(&workers) || touchers > 8 {
@@ -545,6 +549,7 @@ fn mm_main(args: &Args) -> i32 {
         count,
         seed,
         timeout_s,
+        budget_s,
         workers: workers as usize,
         touchers: touchers as usize,
         fork: !args.has("--no-fork"),

@@ -167,6 +167,9 @@ pub struct Params {
     pub count: u64,
     pub seed: u64,
     pub timeout_s: u64,
+    /// A time budget (0: none): at its end the child is stopped and the run counts as
+    /// passed if nothing failed and calls were still being answered.
+    pub budget_s: u64,
     pub workers: usize,
     pub touchers: usize,
     pub fork: bool,
@@ -2001,7 +2004,7 @@ pub fn run(p: Params) -> i32 {
     let status = loop {
         match wait4(pid, WNOHANG) {
             Ok((0, _)) | Err(Errno::EINTR) => {}
-            Ok((_, raw)) => break Ok(WaitStatus::from_raw(raw)),
+            Ok((_, raw)) => break Ok(Some(WaitStatus::from_raw(raw))),
             Err(e) => {
                 println!("fuzz-mm: FAILED: wait4: {}", e);
                 return 1;
@@ -2019,6 +2022,9 @@ pub fn run(p: Params) -> i32 {
                 done,
                 (now - start) / 1_000_000_000
             );
+        }
+        if p.budget_s > 0 && now > start + p.budget_s * 1_000_000_000 {
+            break Ok(None);
         }
         if p.timeout_s > 0 && now > deadline {
             break Err("timed out");
@@ -2057,12 +2063,22 @@ pub fn run(p: Params) -> i32 {
             let _ = wait4(pid, 0);
             false
         }
-        Ok(WaitStatus::Exited(0)) => true,
-        Ok(st) => {
+        Ok(None) => {
+            println!(
+                "fuzz-mm: budget of {} s spent after {} calls; stopping the child",
+                p.budget_s, done
+            );
+            let _ = kill(pid, SIGKILL);
+            let _ = wait4(pid, 0);
+            true
+        }
+        Ok(Some(WaitStatus::Exited(0))) => true,
+        Ok(Some(st)) => {
             println!("fuzz-mm: FAILED: child {} after {} calls", st, done);
             false
         }
     };
+    let budget_spent = matches!(status, Ok(None));
     println!(
         "fuzz-mm: {} calls in {} ms; {} touches ({} faulted), {} lane pages checked, {} fork checks, {} failures",
         done,
@@ -2090,7 +2106,7 @@ pub fn run(p: Params) -> i32 {
             println!("fuzz.mm.errno.{}={}", e.name(), n);
         }
     }
-    if ok && done >= p.count {
+    if ok && (done >= p.count || (budget_spent && report.failures.load(Ordering::Acquire) == 0)) {
         println!("fuzz-mm: ok: {} calls answered, memory consistent", done);
         0
     } else {
