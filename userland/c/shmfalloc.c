@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,6 +321,106 @@ static void seals(void) {
     ok();
 }
 
+/* A seal racing punches. One thread punches the pages of a memfd one by one (with
+ * fallocate(PUNCH_HOLE), or with madvise(MADV_REMOVE) through a shared mapping made
+ * before F_SEAL_FUTURE_WRITE, which leaves existing mappings writable), the other
+ * adds F_SEAL_WRITE (or F_SEAL_FUTURE_WRITE), then reads every page: once the seal
+ * has returned no punch gets through, so what it read stays (a punch that checked the
+ * seals before and punched after would zero a page), the puncher's first EPERM comes
+ * at a page it had not punched and every page from there on keeps its data. Linux
+ * 6.12 holds the inode lock in both shmem_fallocate and memfd_add_seals: the same. */
+#define RACE_PAGES 512
+
+struct race {
+    int fd;
+    char *map; /* MADV_REMOVE through it, or NULL for fallocate */
+    volatile int started;
+    int stopped_at; /* first page refused (EPERM), RACE_PAGES if none */
+    int bad_errno;
+};
+
+static void *race_puncher(void *arg) {
+    struct race *r = arg;
+    r->stopped_at = RACE_PAGES;
+    for (int p = 0; p < RACE_PAGES; p++) {
+        r->started = 1;
+        long ret = r->map ? madvise(r->map + p * PAGE, PAGE, MADV_REMOVE)
+                          : falloc(r->fd, PUNCH, p * PAGE, PAGE);
+        if (ret != 0) {
+            if (errno != EPERM)
+                r->bad_errno = errno;
+            r->stopped_at = p;
+            /* From now on every punch is refused. */
+            for (int q = p; q < RACE_PAGES; q++) {
+                long again = r->map ? madvise(r->map + q * PAGE, PAGE, MADV_REMOVE)
+                                    : falloc(r->fd, PUNCH, q * PAGE, PAGE);
+                if (again == 0 || errno != EPERM)
+                    r->bad_errno = again == 0 ? -1 : errno;
+            }
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void page_marks(int fd, char *marks) {
+    for (int p = 0; p < RACE_PAGES; p++)
+        if (pread(fd, &marks[p], 1, (long)p * PAGE) != 1)
+            fail("pread", p);
+}
+
+static void seal_races_punch(void) {
+    begin("seal-write-races-punch-no-punch-after-the-seal");
+    static char seen[RACE_PAGES], after[RACE_PAGES];
+    int mid_race = 0;
+    for (int round = 0; round < 40; round++) {
+        int madv = round & 1;
+        int fd = new_memfd("race", MFD_ALLOW_SEALING);
+        char buf[PAGE];
+        for (int p = 0; p < RACE_PAGES; p++) {
+            memset(buf, (p % 127) + 1, sizeof buf);
+            if (pwrite(fd, buf, PAGE, (long)p * PAGE) != PAGE)
+                fail("pwrite", p);
+        }
+        struct race r = {.fd = fd, .map = NULL};
+        if (madv) {
+            r.map = mmap(NULL, RACE_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            EXPECT(r.map != MAP_FAILED);
+        }
+        pthread_t t;
+        EXPECT_EQ(pthread_create(&t, NULL, race_puncher, &r), 0);
+        while (!r.started)
+            ;
+        for (volatile int spin = 0; spin < round * 2000; spin++)
+            ;
+        EXPECT_EQ(fcntl(fd, F_ADD_SEALS, madv ? F_SEAL_FUTURE_WRITE : F_SEAL_WRITE), 0);
+        page_marks(fd, seen);
+        EXPECT_EQ(pthread_join(t, NULL), 0);
+        EXPECT_EQ(r.bad_errno, 0);
+        page_marks(fd, after);
+        for (int p = 0; p < RACE_PAGES; p++) {
+            if (after[p] != seen[p]) {
+                printf(PROG ": round %d page %d: %d after the seal, %d now\n", round, p, seen[p],
+                       after[p]);
+                fail("a punch after the seal returned", p);
+            }
+            int want = p < r.stopped_at ? 0 : (p % 127) + 1;
+            if (after[p] != want) {
+                printf(PROG ": round %d page %d: %d, %d expected (stopped at %d)\n", round, p,
+                       after[p], want, r.stopped_at);
+                fail("pages punched are those before the first EPERM", p);
+            }
+        }
+        mid_race += r.stopped_at > 0 && r.stopped_at < RACE_PAGES;
+        if (r.map)
+            munmap(r.map, RACE_PAGES * PAGE);
+        close(fd);
+    }
+    printf(PROG ": %d of 40 seals landed mid-loop\n", mid_race);
+    EXPECT(mid_race > 0);
+    ok();
+}
+
 static void bad_arguments(void) {
     begin("bad-modes-and-ranges-errnos");
     int fd = new_memfd("bad", 0);
@@ -603,6 +704,7 @@ int main(void) {
     punch_hole();
     truncate_unmaps();
     seals();
+    seal_races_punch();
     bad_arguments();
     never_fits();
     madv_remove();

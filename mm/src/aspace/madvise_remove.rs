@@ -85,17 +85,23 @@ impl<P: PageTable> AddressSpace<P> {
         unmap: &dyn Fn(&FileObject, &PunchedPages),
     ) -> Result<PopulateStep, MmError> {
         for r in &plan.ranges {
-            if r.file.writes_sealed() {
+            // The seal check and the punch in one step against `F_ADD_SEALS`.
+            let punched = r.file.punch_unless_sealed(|| {
+                if let Some(pages) = r.file.hugetlb() {
+                    // Whole huge pages: madvise refused unaligned edges in a hugetlb VMA.
+                    let size = pages.page_bytes();
+                    pages.punch_hole(r.offset / size, (r.offset + r.len) / size);
+                    return;
+                }
+                r.file.punch_range_with(
+                    r.offset / PAGE_SIZE,
+                    (r.offset + r.len) / PAGE_SIZE,
+                    unmap,
+                );
+            });
+            if punched.is_none() {
                 return Err(MmError::PermissionDenied);
             }
-            if let Some(pages) = r.file.hugetlb() {
-                // Whole huge pages: madvise refused unaligned edges in a hugetlb VMA.
-                let size = pages.page_bytes();
-                pages.punch_hole(r.offset / size, (r.offset + r.len) / size);
-                continue;
-            }
-            r.file
-                .punch_range_with(r.offset / PAGE_SIZE, (r.offset + r.len) / PAGE_SIZE, unmap);
         }
         match plan.then {
             Some(e) => Err(e),

@@ -176,7 +176,7 @@ fn remove_refusals_in_linux_order() {
     // Sealed writes: EPERM, the pages kept.
     let sealed = filled(&h, 2);
     let s = map_file(&h.aspace, &sealed, 2, RW, MapFlags::SHARED, 0);
-    sealed.seal_writes();
+    sealed.seal_writes_with(|| Ok::<_, ()>(true)).unwrap();
     assert_eq!(
         remove(&h, s, PAGE_SIZE).unwrap_err(),
         MmError::PermissionDenied

@@ -41,18 +41,31 @@ fn shared_writable_file(v: &Vma) -> Option<&Arc<crate::pagecache::FileObject>> {
         .filter(|_| v.flags.contains(VmFlags::SHARED))
 }
 
-/// Tells the files of `vmas` that their shared writable VMAs entered a tree.
-fn count_writable_in<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
-    vmas.into_iter()
-        .filter_map(shared_writable_file)
-        .for_each(|f| f.writable_mapping_added());
+/// Tells the files of `vmas` that their VMAs entered a tree (every file VMA counts
+/// in [`FileObject::mapped_vmas`], the shared ones in its writable mappings too).
+///
+/// [`FileObject::mapped_vmas`]: crate::pagecache::FileObject::mapped_vmas
+fn count_mappings_in<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
+    for v in vmas {
+        if let Some(f) = v.backing.file() {
+            f.mapping_added();
+        }
+        if let Some(f) = shared_writable_file(v) {
+            f.writable_mapping_added();
+        }
+    }
 }
 
-/// Tells the files of `vmas` that their shared writable VMAs left a tree.
-fn count_writable_out<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
-    vmas.into_iter()
-        .filter_map(shared_writable_file)
-        .for_each(|f| f.writable_mapping_removed());
+/// Tells the files of `vmas` that their VMAs left a tree (see [`count_mappings_in`]).
+fn count_mappings_out<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
+    for v in vmas {
+        if let Some(f) = v.backing.file() {
+            f.mapping_removed();
+        }
+        if let Some(f) = shared_writable_file(v) {
+            f.writable_mapping_removed();
+        }
+    }
 }
 
 impl Clone for VmaTree {
@@ -62,7 +75,7 @@ impl Clone for VmaTree {
         if let Some(c) = &self.commit {
             c.force_charge(self.accounted_pages);
         }
-        count_writable_in(self.map.values());
+        count_mappings_in(self.map.values());
         VmaTree {
             map: self.map.clone(),
             commit: self.commit.clone(),
@@ -76,7 +89,7 @@ impl Drop for VmaTree {
         if let Some(c) = &self.commit {
             c.uncharge(self.accounted_pages);
         }
-        count_writable_out(self.map.values());
+        count_mappings_out(self.map.values());
     }
 }
 
@@ -268,8 +281,10 @@ impl VmaTree {
         for v in left.iter().chain(hit.iter()).chain(right.iter()) {
             self.map.remove(&v.start);
         }
-        count_writable_out(left.iter().chain(hit.iter()).chain(right.iter()));
-        count_writable_in(&pieces);
+        // The new pieces counted before the old ones go: a file's count of mapping
+        // VMAs never dips to zero while one of them still maps it.
+        count_mappings_in(&pieces);
+        count_mappings_out(left.iter().chain(hit.iter()).chain(right.iter()));
         for v in pieces {
             self.map.insert(v.start, v);
         }
@@ -294,7 +309,7 @@ impl VmaTree {
             c.try_charge(accounted_pages)?;
         }
         let vmas = coalesce(vmas);
-        count_writable_in(&vmas);
+        count_mappings_in(&vmas);
         Ok(VmaTree {
             map: vmas.into_iter().map(|v| (v.start, v)).collect(),
             commit,
