@@ -2,8 +2,8 @@
 //! file or a memfd (`fallocate(PUNCH_HOLE)`, `mm::pagecache::FileObject::punch_range`)
 //! calls [`unmap_everywhere`] (installed at boot with
 //! `mm::pagecache::set_hole_unmap_hook`), which walks every address space, each once,
-//! since there is no reverse map to name the few that map the file; none at all when
-//! no VMA maps the file (`FileObject::mapped_vmas`: a tmpfs file created, written,
+//! since there is no reverse map to name the few that map the file; not called at all
+//! when no VMA maps the file (`FileObject::mapped_vmas`: a tmpfs file created, written,
 //! truncated and unlinked without a mapping costs no lock of any address space), and
 //! an address space whose tree has no VMA of the file is passed over under its read
 //! side. See `mm::aspace::AddressSpace::unmap_shmem_hole`.
@@ -12,11 +12,6 @@ use mm::pagecache::{FileObject, PunchedPages};
 
 /// Unmaps the pages `hole` names of `file` from every process's mappings.
 pub fn unmap_everywhere(file: &FileObject, hole: &PunchedPages) {
-    // The hole's pages left the cache before this reads the count: a VMA counted
-    // later can only fault in what the cache holds now.
-    if file.mapped_vmas() == 0 {
-        return;
-    }
     for space in crate::proc::address_spaces() {
         space.mm().unmap_shmem_hole(file, hole);
     }

@@ -16,7 +16,8 @@
 //!   them from every address space: a shared mapping's entries there go, and a
 //!   private mapping's entries that map the page-cache pages themselves; the private
 //!   copies its writes made stay, as Linux's `unmap_mapping_range(.., even_cows = 0)`
-//!   keeps them. Nothing of the cache's is freed until every walk is over (the
+//!   keeps them; a file no VMA maps ([`FileObject::mapped_vmas`] zero) needs no
+//!   walk at all. Nothing of the cache's is freed until every walk is over (the
 //!   punched frames' references are held by [`PunchedPages`]), so a frame number
 //!   the walk looks for cannot have been reused meanwhile.
 
@@ -411,8 +412,14 @@ impl FileObject {
             frames,
             owner: self,
         };
-        unmap(self, &punched);
-        HOLE_PUNCHES.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        // The pages left the cache before the count is read: a VMA counted later can
+        // only fault in what the cache holds now. At zero no page table maps the
+        // file, a fork child's copy neither (its tree was counted before it was
+        // listed), so there is no walk to make and none for a fork to redo.
+        if self.mapped_vmas() > 0 {
+            unmap(self, &punched);
+            HOLE_PUNCHES.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        }
         punched.resident()
     }
 }

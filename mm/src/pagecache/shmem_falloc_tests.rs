@@ -413,3 +413,21 @@ fn mapped_vmas_counts_every_vma_of_the_file_through_split_fork_mremap_and_munmap
     assert_eq!(f.mapped_vmas(), 0);
     assert!(!h.aspace.maps_file(&f));
 }
+
+#[test]
+fn a_file_no_vma_maps_is_punched_and_truncated_without_a_walk() {
+    let h = harness();
+    let f = filled(&h, 4);
+    let walks = core::cell::Cell::new(0);
+    let walk = |_: &FileObject, _: &super::PunchedPages| walks.set(walks.get() + 1);
+    assert_eq!(f.punch_range_with(0, 1, &walk), 1);
+    assert_eq!(f.truncate_pages_with(3, &walk), 1);
+    assert_eq!(walks.get(), 0, "mapped nowhere: no walk");
+    let rw = Prot::READ | Prot::WRITE;
+    let shared = map_file(&h.aspace, &f, 4, rw, MapFlags::SHARED, 0);
+    assert_eq!(f.punch_range_with(1, 2, &walk), 1);
+    assert_eq!(walks.get(), 1, "mapped: the walk runs");
+    h.aspace.munmap(shared, 4 * PAGE_SIZE).unwrap();
+    assert_eq!(f.truncate_pages_with(0, &walk), 1, "page 2 was left");
+    assert_eq!(walks.get(), 1);
+}
