@@ -421,6 +421,44 @@ static void seal_races_punch(void) {
     ok();
 }
 
+/* read(2) of a hole allocates nothing: a 64 MiB sparse memfd (and a /dev/shm file)
+ * read from end to end reads zeros, and st_blocks stays 0, Shmem does not grow and
+ * MemFree does not drop by the 64 MiB (Linux 6.12 copies ZERO_PAGE for a hole:
+ * shmem_file_read_iter with SGP_READ). */
+static void read_hole_allocates_nothing(void) {
+    begin("read-of-a-hole-allocates-nothing");
+    const long size = 64L << 20;
+    static char buf[64 * 1024];
+    for (int named = 0; named < 2; named++) {
+        int fd = named ? open("/dev/shm/shmfalloc-sparse", O_RDWR | O_CREAT | O_TRUNC, 0600)
+                       : new_memfd("sparse", 0);
+        EXPECT(fd >= 0);
+        if (named)
+            EXPECT_EQ(unlink("/dev/shm/shmfalloc-sparse"), 0);
+        EXPECT_EQ(ftruncate(fd, size), 0);
+        EXPECT_EQ(pwrite(fd, "w", 1, size / 2), 1); /* one page written */
+        long shmem = meminfo("Shmem"), free_kb = meminfo("MemFree");
+        long total = 0, nonzero = 0, n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) {
+            for (long i = 0; i < n; i++)
+                nonzero += buf[i] != 0;
+            total += n;
+        }
+        EXPECT_EQ(n, 0);
+        EXPECT_EQ(total, size);
+        EXPECT_EQ(nonzero, 1);
+        EXPECT_EQ(fst(fd).st_blocks, 8);
+        EXPECT(near(meminfo("Shmem") - shmem, 0));
+        long dropped = free_kb - meminfo("MemFree");
+        if (dropped > 16 * 1024) {
+            printf(PROG ": MemFree dropped by %ld kB reading a hole\n", dropped);
+            fail("MemFree drop under 16 MiB", dropped);
+        }
+        close(fd);
+    }
+    ok();
+}
+
 static void bad_arguments(void) {
     begin("bad-modes-and-ranges-errnos");
     int fd = new_memfd("bad", 0);
@@ -705,6 +743,7 @@ int main(void) {
     truncate_unmaps();
     seals();
     seal_races_punch();
+    read_hole_allocates_nothing();
     bad_arguments();
     never_fits();
     madv_remove();

@@ -561,7 +561,11 @@ impl FileObject {
             let n = (PAGE_BYTES - in_page)
                 .min(buf.len() - done)
                 .min((size - pos) as usize);
-            let pfn = self.get_page(pos / PAGE_SIZE)?;
+            let Some(pfn) = self.page_to_read(pos / PAGE_SIZE)? else {
+                buf[done..done + n].fill(0); // a hole in shared memory
+                done += n;
+                continue;
+            };
             self.note_referenced(pos / PAGE_SIZE, pfn);
             self.cache
                 .frames()
@@ -570,6 +574,23 @@ impl FileObject {
             done += n;
         }
         Ok(done)
+    }
+
+    /// The frame [`read_at`](Self::read_at) copies page `index` from (a reference
+    /// taken), or `None` for a hole in shared memory: a page never written (or
+    /// punched) reads as zeros without a frame, as Linux's `shmem_file_read_iter`
+    /// reads `ZERO_PAGE` (`SGP_READ`), so reading a sparse file allocates nothing
+    /// (`Shmem`, `st_blocks` and free memory stay). A page being filled or in swap is
+    /// waited for as [`get_page`](Self::get_page) waits.
+    fn page_to_read(&self, index: u64) -> Result<Option<Pfn>, PageError> {
+        if self.kind() == FileKind::Shmem {
+            match self.cache.get(index) {
+                cache::Lookup::Hit(pfn) => return Ok(Some(pfn)),
+                cache::Lookup::Miss => return Ok(None),
+                cache::Lookup::Filling(_) | cache::Lookup::Swapped(_) => {}
+            }
+        }
+        self.get_page(index).map(Some)
     }
 }
 

@@ -431,3 +431,18 @@ fn a_file_no_vma_maps_is_punched_and_truncated_without_a_walk() {
     assert_eq!(f.truncate_pages_with(0, &walk), 1, "page 2 was left");
     assert_eq!(walks.get(), 1);
 }
+
+#[test]
+fn reading_a_hole_in_shared_memory_allocates_nothing() {
+    let soft = SoftFrames::new();
+    let f = FileObject::new_memfd("sparse", Frames::new(soft.clone()));
+    f.set_size(64 * PAGE_SIZE);
+    f.write_at(5 * PAGE_SIZE + 3, b"x").unwrap();
+    let mut all = vec![1u8; 64 * PAGE_BYTES];
+    assert_eq!(f.read_at(0, &mut all).unwrap(), 64 * PAGE_BYTES);
+    assert_eq!((f.cache().len(), soft.live()), (1, 1), "the written page only");
+    let written = 5 * PAGE_BYTES + 3;
+    assert!(all[..written].iter().all(|&b| b == 0));
+    assert_eq!(all[written], b'x');
+    assert!(all[written + 1..].iter().all(|&b| b == 0));
+}
