@@ -12,11 +12,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -459,6 +461,90 @@ static void read_hole_allocates_nothing(void) {
     ok();
 }
 
+/* userfaultfd's UFFD_EVENT_REMOVE comes before the hole: Linux 6.12's madvise_remove
+ * calls userfaultfd_remove (which queues the event and waits until the handler has
+ * read it) before vfs_fallocate punches. So while the event is pending (the uffd
+ * polls readable) madvise has not returned and a second mapping of the file, and
+ * read(2), still see the old bytes; once the handler reads the event the punch goes
+ * on and madvise returns 0 with the range reading zeros. */
+struct uffd_api_arg { uint64_t api, features, ioctls; };
+struct uffd_register_arg { uint64_t start, len, mode, ioctls; };
+struct uffd_message {
+    uint8_t event, reserved1;
+    uint16_t reserved2;
+    uint32_t reserved3;
+    uint64_t arg[3];
+};
+#define UFFD_API_VERSION 0xAA
+#define UFFDIO_API_CMD 0xc018aa3fUL
+#define UFFDIO_REGISTER_CMD 0xc020aa00UL
+#define UFFD_FEATURE_REMOVE_EVENTS (1 << 3)
+#define UFFD_FEATURE_MINOR_SHMEM_FAULTS (1 << 10)
+#define UFFD_MODE_MINOR 4 /* shared memory's mode (missing mode is anonymous only here) */
+#define UFFD_MSG_REMOVE 0x15
+
+struct remover {
+    char *at;
+    long len;
+    volatile int done;
+    long ret;
+    int err;
+};
+
+static void *remove_range(void *arg) {
+    struct remover *r = arg;
+    r->ret = madvise(r->at, r->len, MADV_REMOVE);
+    r->err = errno;
+    r->done = 1;
+    return NULL;
+}
+
+static void uffd_remove_before_punch(void) {
+    begin("uffd-remove-event-comes-before-the-punch");
+    int fd = new_memfd("uffdremove", 0);
+    fill_pages(fd, 4);
+    char *a = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *b = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(a != MAP_FAILED && b != MAP_FAILED);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(a[p * PAGE] + b[p * PAGE], 2 * (p + 1)); /* both mapped */
+    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    EXPECT(uffd >= 0);
+    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = UFFD_FEATURE_REMOVE_EVENTS | UFFD_FEATURE_MINOR_SHMEM_FAULTS};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
+    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
+                                    .mode = UFFD_MODE_MINOR};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
+    struct remover r = {.at = a + PAGE, .len = 2 * PAGE};
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, remove_range, &r), 0);
+    struct pollfd pfd = {.fd = uffd, .events = POLLIN};
+    EXPECT_EQ(poll(&pfd, 1, 10000), 1);
+    /* The event is pending: madvise waits and nothing is punched yet. */
+    EXPECT_EQ(r.done, 0);
+    EXPECT_EQ(b[PAGE], 2);
+    EXPECT_EQ(b[2 * PAGE + PAGE - 1], 3);
+    EXPECT(reads_as(fd, PAGE, PAGE, 2));
+    EXPECT_EQ(fst(fd).st_blocks, 4 * 8);
+    struct uffd_message msg;
+    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
+    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    EXPECT_EQ(msg.arg[0], (uintptr_t)(a + PAGE));
+    EXPECT_EQ(msg.arg[1], (uintptr_t)(a + 3 * PAGE));
+    EXPECT_EQ(pthread_join(t, NULL), 0);
+    errno = r.err;
+    EXPECT_EQ(r.ret, 0);
+    EXPECT_EQ(fst(fd).st_blocks, 2 * 8); /* before b's faults fill the hole again */
+    EXPECT(reads_as(fd, PAGE, 2 * PAGE, 0));
+    EXPECT(all_bytes(b + PAGE, 2 * PAGE, 0));
+    EXPECT_EQ(b[0] + b[3 * PAGE], 1 + 4);
+    close(uffd);
+    munmap(a, 4 * PAGE);
+    munmap(b, 4 * PAGE);
+    close(fd);
+    ok();
+}
+
 static void bad_arguments(void) {
     begin("bad-modes-and-ranges-errnos");
     int fd = new_memfd("bad", 0);
@@ -748,6 +834,7 @@ int main(void) {
     never_fits();
     madv_remove();
     madv_remove_errnos();
+    uffd_remove_before_punch();
     smaps_private_file();
     printf(PROG ": all checks passed\n");
     return 0;

@@ -138,6 +138,26 @@ impl<P: PageTable> AddressSpace<P> {
         })
     }
 
+    /// The end of `madvise`'s range `[addr, addr + len)`, `len` rounded up to pages;
+    /// `None` for an empty one (nothing to do). `EINVAL` for an unaligned `addr` or a
+    /// range that wraps, `ENOMEM` past the user address space.
+    pub(super) fn madvise_range(&self, addr: u64, len: u64) -> Result<Option<u64>, MmError> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(MmError::InvalidArgument);
+        }
+        let len = len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(MmError::InvalidArgument)?;
+        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
+        if end == addr {
+            return Ok(None);
+        }
+        if end > self.layout().task_size {
+            return Err(MmError::NoMemory);
+        }
+        Ok(Some(end))
+    }
+
     /// [`madvise`](Self::madvise), with `unmap` taking the pages of a hole
     /// `MADV_REMOVE` punches out of the mappings (see `super::madvise_remove`).
     pub(super) fn madvise_unmapping(
@@ -147,19 +167,9 @@ impl<P: PageTable> AddressSpace<P> {
         advice: Advice,
         unmap: &dyn Fn(&FileObject, &PunchedPages),
     ) -> Result<PopulateStep, MmError> {
-        if !addr.is_multiple_of(PAGE_SIZE) {
-            return Err(MmError::InvalidArgument);
-        }
-        let len = len
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or(MmError::InvalidArgument)?;
-        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
-        if end == addr {
+        let Some(end) = self.madvise_range(addr, len)? else {
             return Ok(PopulateStep::Done);
-        }
-        if end > self.layout().task_size {
-            return Err(MmError::NoMemory);
-        }
+        };
         match advice {
             Advice::PopulateRead => return self.populate_range(addr, end, Access::Read),
             Advice::PopulateWrite => return self.populate_range(addr, end, Access::Write),

@@ -34,6 +34,8 @@ pub(super) struct RemoveRange {
     file: Arc<FileObject>,
     offset: u64,
     len: u64,
+    /// Where it is mapped in the address space.
+    start: u64,
 }
 
 /// What `MADV_REMOVE` will do once the VMA tree's lock is released: punch `ranges`
@@ -67,13 +69,61 @@ pub(super) fn remove_plan(parts: &[Vma]) -> RemovePlan {
                 file: file.clone(),
                 offset: v.pgoff * PAGE_SIZE,
                 len: v.len_bytes(),
+                start: v.start,
             });
         }
     }
     RemovePlan { ranges, then: None }
 }
 
+/// An `MADV_REMOVE` checked and not yet punched ([`AddressSpace::plan_remove`]): the
+/// kernel reports `UFFD_EVENT_REMOVE` for its ranges and waits for the handlers to
+/// read it before it punches ([`AddressSpace::punch_remove`]), as Linux 6.12's
+/// `madvise_remove` calls `userfaultfd_remove` before `vfs_fallocate`.
+pub struct PlannedRemove {
+    plan: RemovePlan,
+    hole: bool,
+}
+
+impl PlannedRemove {
+    /// The address ranges `[start, end)` it will punch (the parts of the range, in
+    /// order, before the first VMA that refused), each within one VMA.
+    pub fn address_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.plan.ranges.iter().map(|r| (r.start, r.start + r.len))
+    }
+}
+
 impl<P: PageTable> AddressSpace<P> {
+    /// The first step of `madvise(addr, len, MADV_REMOVE)`: the range checked and its
+    /// parts gathered, nothing punched yet (`None` for an empty range, which does
+    /// nothing). The errors of [`madvise`](Self::madvise) that come before any VMA is
+    /// looked at come from here; the others (a VMA that refuses, a hole) from
+    /// [`punch_remove`](Self::punch_remove), after the parts before them are punched.
+    pub fn plan_remove(&self, addr: u64, len: u64) -> Result<Option<PlannedRemove>, MmError> {
+        let Some(end) = self.madvise_range(addr, len)? else {
+            return Ok(None);
+        };
+        let st = self.state().write();
+        super::mseal::check_madvise_unsealed(&st.tree, addr, end, super::Advice::Remove)?;
+        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
+        let hole = !st.tree.is_covered(addr, end);
+        let parts: Vec<Vma> = st
+            .tree
+            .overlapping(addr, end)
+            .map(|v| v.clip(addr, end))
+            .collect();
+        let plan = remove_plan(&parts);
+        Ok(Some(PlannedRemove { plan, hole }))
+    }
+
+    /// The second step of `MADV_REMOVE` (see [`plan_remove`](Self::plan_remove)):
+    /// punches the planned ranges, unmapping each hole through the kernel's hook.
+    pub fn punch_remove(&self, planned: PlannedRemove) -> Result<PopulateStep, MmError> {
+        self.punch_planned(planned.plan, planned.hole, &|file, hole| {
+            self.unmap_hole_default(file, hole)
+        })
+    }
+
     /// Punches `plan`'s ranges (this tree's lock released), `unmap` taking each
     /// hole's pages out of the mappings; then the plan's error, or `ENOMEM` for a
     /// `hole` in the range. `EPERM`, stopping there, at a file whose writes are

@@ -440,7 +440,11 @@ fn reading_a_hole_in_shared_memory_allocates_nothing() {
     f.write_at(5 * PAGE_SIZE + 3, b"x").unwrap();
     let mut all = vec![1u8; 64 * PAGE_BYTES];
     assert_eq!(f.read_at(0, &mut all).unwrap(), 64 * PAGE_BYTES);
-    assert_eq!((f.cache().len(), soft.live()), (1, 1), "the written page only");
+    assert_eq!(
+        (f.cache().len(), soft.live()),
+        (1, 1),
+        "the written page only"
+    );
     let written = 5 * PAGE_BYTES + 3;
     assert!(all[..written].iter().all(|&b| b == 0));
     assert_eq!(all[written], b'x');

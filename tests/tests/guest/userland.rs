@@ -109,6 +109,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "more-than-ram-and-swap-enomem-size-kept",
         "madv-remove-punches-the-file-for-every-process",
         "madv-remove-errnos",
+        "uffd-remove-event-comes-before-the-punch",
         "smaps-private-file-mapping-copies-are-anonymous",
     ] {
         out.expect_line(&format!("shmfalloc: check {check}: ok"));
