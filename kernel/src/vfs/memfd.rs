@@ -461,20 +461,10 @@ impl File for Memfd {
         let end = offset + len;
         let page = pages.page_bytes();
         if mode & PUNCH_HOLE != 0 {
-            let hole_start = offset.next_multiple_of(page);
-            let hole_end = end - end % page;
             // The seal check and the punch in one step against `F_ADD_SEALS`.
-            let punched = self.object.punch_unless_sealed(|| {
-                if offset < hole_start {
-                    pages.zero_range(offset, end.min(hole_start) - offset);
-                }
-                if end > hole_end && end > hole_start {
-                    pages.zero_range(hole_end, end - hole_end);
-                }
-                if hole_end > hole_start {
-                    pages.punch_hole(hole_start / page, hole_end / page);
-                }
-            });
+            let punched = self
+                .object
+                .punch_unless_sealed(|| pages.punch_bytes(offset, end));
             return punched.ok_or(Errno::EPERM);
         }
         if self.seals() & seal::GROW != 0 && end > self.object.size_bytes() {

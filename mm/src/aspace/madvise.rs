@@ -177,7 +177,11 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let mut st = self.state().write();
         check_madvise_unsealed(&st.tree, addr, end, advice)?;
-        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
+        // MADV_REMOVE splits no VMA: a range off huge-page boundaries in a hugetlb
+        // mapping zeroes the partial pages, as Linux 6.12's hugetlbfs_punch_hole.
+        if advice != Advice::Remove {
+            super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
+        }
         let hole = !st.tree.is_covered(addr, end);
         let parts: alloc::vec::Vec<Vma> = st
             .tree

@@ -105,7 +105,6 @@ impl<P: PageTable> AddressSpace<P> {
         };
         let st = self.state().write();
         super::mseal::check_madvise_unsealed(&st.tree, addr, end, super::Advice::Remove)?;
-        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
         let hole = !st.tree.is_covered(addr, end);
         let parts: Vec<Vma> = st
             .tree
@@ -138,9 +137,8 @@ impl<P: PageTable> AddressSpace<P> {
             // The seal check and the punch in one step against `F_ADD_SEALS`.
             let punched = r.file.punch_unless_sealed(|| {
                 if let Some(pages) = r.file.hugetlb() {
-                    // Whole huge pages: madvise refused unaligned edges in a hugetlb VMA.
-                    let size = pages.page_bytes();
-                    pages.punch_hole(r.offset / size, (r.offset + r.len) / size);
+                    // Off huge-page boundaries too: the partial pages are zeroed.
+                    pages.punch_bytes(r.offset, r.offset + r.len);
                     return;
                 }
                 r.file.punch_range_with(
