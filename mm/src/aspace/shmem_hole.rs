@@ -76,13 +76,17 @@ impl<P: PageTable> AddressSpace<P> {
         removed
     }
 
-    /// Whether a VMA here maps `file` (under the tree's read side).
+    /// Whether a VMA here maps `file` (under the tree's read side; one lookup for a
+    /// shared-memory file).
     pub fn maps_file(&self, file: &FileObject) -> bool {
         let st = self.state().read();
-        let found = st
-            .tree
-            .iter()
-            .any(|v| v.file().is_some_and(|f| core::ptr::eq(&**f, file)));
+        let found = if file.kind() == FileKind::Shmem {
+            st.tree.maps_shmem_file(file)
+        } else {
+            st.tree
+                .iter()
+                .any(|v| v.file().is_some_and(|f| core::ptr::eq(&**f, file)))
+        };
         found
     }
 

@@ -376,6 +376,9 @@ fn mapped_vmas_counts_every_vma_of_the_file_through_split_fork_mremap_and_munmap
     // A fork copies both; the child's exit takes them back.
     let child = crate::aspace::tests::fork(&h);
     assert_eq!(f.mapped_vmas(), 4);
+    assert!(child.maps_file(&f), "the child's tree knows the file");
+    let other = filled(&h, 1);
+    assert!(!child.maps_file(&other) && !h.aspace.maps_file(&other));
     drop(child);
     assert_eq!(f.mapped_vmas(), 2);
     // A move keeps one VMA; a move of half splits off one.

@@ -23,6 +23,26 @@ pub struct VmaTree {
     map: BTreeMap<u64, Vma>,
     commit: Option<Arc<Commitment>>,
     accounted_pages: u64,
+    /// Shared-memory files mapped here, by address: how many VMAs map each (so a
+    /// hole punch's walk asks one lookup per address space, not a scan of its VMAs).
+    shmem_files: BTreeMap<usize, usize>,
+}
+
+/// The key of `v`'s file in [`VmaTree::shmem_files`], if it maps shared memory.
+fn shmem_key(v: &Vma) -> Option<usize> {
+    v.backing
+        .file()
+        .filter(|f| f.kind() == crate::pagecache::FileKind::Shmem)
+        .map(|f| Arc::as_ptr(f) as usize)
+}
+
+/// `shmem_files` for `vmas`.
+fn shmem_files_of<'a>(vmas: impl IntoIterator<Item = &'a Vma>) -> BTreeMap<usize, usize> {
+    let mut files = BTreeMap::new();
+    for key in vmas.into_iter().filter_map(shmem_key) {
+        *files.entry(key).or_insert(0) += 1;
+    }
+    files
 }
 
 /// Pages of `vmas` that are charged to the commit.
@@ -80,6 +100,7 @@ impl Clone for VmaTree {
             map: self.map.clone(),
             commit: self.commit.clone(),
             accounted_pages: self.accounted_pages,
+            shmem_files: self.shmem_files.clone(),
         }
     }
 }
@@ -105,6 +126,7 @@ impl VmaTree {
             map: BTreeMap::new(),
             commit: Some(commit),
             accounted_pages: 0,
+            shmem_files: BTreeMap::new(),
         }
     }
 
@@ -116,6 +138,12 @@ impl VmaTree {
     /// The commitment this tree charges, if any.
     pub fn commitment(&self) -> Option<&Arc<Commitment>> {
         self.commit.as_ref()
+    }
+
+    /// Whether a VMA here maps `file`, a shared-memory file (one lookup).
+    pub fn maps_shmem_file(&self, file: &crate::pagecache::FileObject) -> bool {
+        self.shmem_files
+            .contains_key(&(file as *const crate::pagecache::FileObject as usize))
     }
 
     /// Number of VMAs (what `max_map_count` limits).
@@ -285,6 +313,19 @@ impl VmaTree {
         // VMAs never dips to zero while one of them still maps it.
         count_mappings_in(&pieces);
         count_mappings_out(left.iter().chain(hit.iter()).chain(right.iter()));
+        for key in pieces.iter().filter_map(shmem_key) {
+            *self.shmem_files.entry(key).or_insert(0) += 1;
+        }
+        for v in left.iter().chain(hit.iter()).chain(right.iter()) {
+            if let Some(key) = shmem_key(v) {
+                if let Some(n) = self.shmem_files.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.shmem_files.remove(&key);
+                    }
+                }
+            }
+        }
         for v in pieces {
             self.map.insert(v.start, v);
         }
@@ -311,6 +352,7 @@ impl VmaTree {
         let vmas = coalesce(vmas);
         count_mappings_in(&vmas);
         Ok(VmaTree {
+            shmem_files: shmem_files_of(&vmas),
             map: vmas.into_iter().map(|v| (v.start, v)).collect(),
             commit,
             accounted_pages,
@@ -343,6 +385,9 @@ impl VmaTree {
         }
         if accounted(self.map.values()) != self.accounted_pages {
             return Err("accounted pages miscounted");
+        }
+        if shmem_files_of(self.map.values()) != self.shmem_files {
+            return Err("shared-memory files miscounted");
         }
         Ok(())
     }
