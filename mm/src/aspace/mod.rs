@@ -99,7 +99,7 @@ pub use mempolicy::{
 pub use migrate::PageStatus;
 pub use mincore::MINCORE_BATCH_PAGES;
 pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};
-pub use mmap::{FileMapping, MmapRequest};
+pub use mmap::{FileMapping, MmapRequest, Prefault};
 pub use mremap::MremapFlags;
 pub use msync::MsyncFlags;
 pub use pkey::{pkeys_supported, set_pkeys_supported, PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE};
