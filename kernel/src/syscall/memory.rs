@@ -313,6 +313,9 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     if advice == Advice::Remove && !listeners.is_empty() {
         return remove_reported_first(thread, space, addr, len);
     }
+    if !listeners.is_empty() {
+        return drop_reported_first(thread, space, &listeners, addr, len, advice);
+    }
     let step = space.mm().madvise(addr, len, advice);
     // madvise validated the range before it could ask to wait.
     let end = addr.saturating_add(len.saturating_add(4095) & !4095);
@@ -386,6 +389,43 @@ fn remove_reported_first(
         })
         .await;
         space.mm().punch_remove(planned)?;
+        Ok(0)
+    })
+}
+
+/// `madvise(MADV_DONTNEED or MADV_FREE)` over a range a userfaultfd listens on: the
+/// range is checked (`AddressSpace::check_drop`), `UFFD_EVENT_REMOVE` reported, and the
+/// pages dropped only once every handler has read it (or a signal ended the wait), as
+/// Linux 6.12's `madvise_dontneed_free` calls `userfaultfd_remove` before the zap.
+fn drop_reported_first(
+    thread: &Arc<Thread>,
+    space: Arc<crate::mem::aspace::AddressSpace>,
+    listeners: &[Arc<dyn FaultInterceptor>],
+    addr: u64,
+    len: u64,
+    advice: Advice,
+) -> Outcome {
+    match space.mm().check_drop(addr, len, advice) {
+        Ok(true) => {}
+        Ok(false) => return Outcome::Done(0),
+        Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
+    }
+    let end = addr.saturating_add(len.saturating_add(4095) & !4095);
+    let mut waits = userfaultfd::report(listeners, InterceptEvent::Remove { start: addr, end });
+    let thread = thread.clone();
+    wait(async move {
+        thread.clear_interrupt();
+        core::future::poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
+            if waits.is_empty() || thread.is_interrupted() {
+                core::task::Poll::Ready(())
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+        .await;
+        space.mm().madvise(addr, len, advice)?;
         Ok(0)
     })
 }

@@ -138,6 +138,30 @@ impl<P: PageTable> AddressSpace<P> {
         })
     }
 
+    /// The checks `madvise(addr, len, MADV_DONTNEED or MADV_FREE)` makes before it
+    /// drops anything, made alone (nothing dropped): the kernel reports
+    /// `UFFD_EVENT_REMOVE` once they pass and before the pages go, as Linux 6.12's
+    /// `madvise_dontneed_free` calls `userfaultfd_remove` before the zap. `Ok(false)`
+    /// for an empty range (nothing to report); the errors `madvise` would give.
+    pub fn check_drop(&self, addr: u64, len: u64, advice: Advice) -> Result<bool, MmError> {
+        debug_assert!(matches!(advice, Advice::DontNeed | Advice::Free));
+        let Some(end) = self.madvise_range(addr, len)? else {
+            return Ok(false);
+        };
+        let st = self.state().read();
+        check_madvise_unsealed(&st.tree, addr, end, advice)?;
+        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
+        for v in st.tree.overlapping(addr, end) {
+            if v.flags.contains(VmFlags::LOCKED) {
+                return Err(MmError::InvalidArgument);
+            }
+            if advice == Advice::Free && v.file().is_some() {
+                return Err(MmError::InvalidArgument);
+            }
+        }
+        Ok(true)
+    }
+
     /// The end of `madvise`'s range `[addr, addr + len)`, `len` rounded up to pages;
     /// `None` for an empty one (nothing to do). `EINVAL` for an unaligned `addr` or a
     /// range that wraps, `ENOMEM` past the user address space.
@@ -259,6 +283,33 @@ mod tests {
     use super::*;
     use crate::aspace::tests::{anon_rw, file_bytes, harness, map_file, map_shared_anon};
     use crate::vma::{MapFlags, Prot};
+
+    #[test]
+    fn check_drop_refuses_as_madvise_and_drops_nothing() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 4);
+        h.aspace.write_bytes(a, b"kept").unwrap();
+        assert_eq!(
+            h.aspace.check_drop(a, PAGE_SIZE, Advice::DontNeed),
+            Ok(true)
+        );
+        let mut back = [0u8; 4];
+        h.aspace.read_bytes(a, &mut back).unwrap();
+        assert_eq!(&back, b"kept", "nothing dropped");
+        assert_eq!(h.aspace.check_drop(a, 0, Advice::DontNeed), Ok(false));
+        assert_eq!(
+            h.aspace.check_drop(a + 1, PAGE_SIZE, Advice::DontNeed),
+            Err(MmError::InvalidArgument)
+        );
+        h.aspace
+            .mlock(a, PAGE_SIZE, false, crate::aspace::LockLimit::Unlimited)
+            .unwrap();
+        assert_eq!(
+            h.aspace.check_drop(a, 2 * PAGE_SIZE, Advice::Free),
+            Err(MmError::InvalidArgument),
+            "a locked VMA"
+        );
+    }
 
     #[test]
     fn decode() {

@@ -111,6 +111,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "madv-remove-punches-the-file-for-every-process",
         "madv-remove-errnos",
         "uffd-remove-event-comes-before-the-punch",
+        "uffd-remove-event-comes-before-dontneed",
         "smaps-private-file-mapping-copies-are-anonymous",
     ] {
         out.expect_line(&format!("shmfalloc: check {check}: ok"));
