@@ -10,7 +10,7 @@ use super::{AddressSpace, Layout, Tunables, MAP_32BIT_END, MAP_32BIT_START};
 use crate::commit::Overcommit;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
-use crate::hugetlb::HugetlbMap;
+use crate::hugetlb_map::HugetlbMap;
 use crate::pagecache::FileObject;
 use crate::pagetable::PageTable;
 use crate::vma::placement::{find_bottom_up, hint_fits, place};

@@ -66,6 +66,7 @@ pub(crate) mod mempolicy;
 mod migrate;
 mod migrate_cache;
 mod migrate_ksm;
+mod migrate_status;
 mod mincore;
 mod mlock;
 pub mod mmap;
@@ -96,7 +97,7 @@ pub use madvise_remove::PlannedRemove;
 pub use mempolicy::{
     interleave_weight, set_interleave_weight, set_task_policy_hook, MemPolicy, PolicyMode,
 };
-pub use migrate::PageStatus;
+pub use migrate_status::PageStatus;
 pub use mincore::MINCORE_BATCH_PAGES;
 pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};
 pub use mmap::{FileMapping, MmapRequest, Prefault};

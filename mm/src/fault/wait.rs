@@ -14,7 +14,7 @@ use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 
-use crate::pagecache::FileId;
+use crate::pagecache::file_id::FileId;
 
 /// A one-shot event that any number of futures can wait for.
 #[derive(Default)]
