@@ -71,6 +71,7 @@ cc_if_newer "$bin/uffd_fork" c/uffd_fork.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/uffd_kwrite" c/uffd_kwrite.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/timers" c/timers.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/sharedfile" c/sharedfile.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/shmtrunc_bench" c/shmtrunc_bench.c musl-gcc -static -O2 -Wall
 # stdhello: a program on the full Rust standard library (musl, static-PIE), its own crate.
 cargo build -q --release --manifest-path std/Cargo.toml --target x86_64-unknown-linux-musl --target-dir target/std
 cp -p target/std/x86_64-unknown-linux-musl/release/stdhello "$bin/stdhello"

@@ -170,6 +170,29 @@ impl HugetlbFile {
         }
     }
 
+    /// Punches a hole over the bytes `[offset, end)`, as Linux's
+    /// `hugetlbfs_punch_hole` (`fallocate(PUNCH_HOLE)`, and `MADV_REMOVE` over a range
+    /// of a hugetlb mapping, aligned or not): the huge pages it covers whole go
+    /// ([`punch_hole`](Self::punch_hole)), and the bytes of those it covers in part
+    /// are zeroed in place.
+    pub fn punch_bytes(&self, offset: u64, end: u64) {
+        if offset >= end {
+            return;
+        }
+        let page = self.page_bytes();
+        let hole_start = offset.next_multiple_of(page);
+        let hole_end = end - end % page;
+        if offset < hole_start {
+            self.zero_range(offset, end.min(hole_start) - offset);
+        }
+        if end > hole_end && end > hole_start {
+            self.zero_range(hole_end, end - hole_end);
+        }
+        if hole_end > hole_start {
+            self.punch_hole(hole_start / page, hole_end / page);
+        }
+    }
+
     /// Drops the pages and reservations of indexes `[first, end)`, then, with
     /// `unmap`, unmaps them everywhere before the file's references on them go (so a
     /// page cannot be reused while mappings are told which pages were the file's).

@@ -395,6 +395,47 @@ static void private_gib(void) {
     ok();
 }
 
+/* madvise(MADV_REMOVE) over a range of a shared hugetlb mapping off huge-page
+ * boundaries: Linux 6.12's madvise_remove punches the range's bytes of the file
+ * (vfs_fallocate), and hugetlbfs_punch_hole frees the huge pages it covers whole and
+ * zeroes the bytes of those it covers in part; 0, no EINVAL. The same for 100 bytes
+ * inside one page (madvise rounds the length up to 4 KiB). (Linux does the same
+ * through an anonymous shared MAP_HUGETLB mapping; Peios gives EINVAL there: its
+ * anonymous hugetlb mappings have no file to punch.) */
+static void madv_remove_unaligned(long pool) {
+    begin("madv-remove-off-huge-page-boundaries");
+    int fd = memfd_create("r", MFD_HUGETLB);
+    EXPECT(fd >= 0);
+    EXPECT_EQ(ftruncate(fd, 3 * HPAGE), 0);
+    char *s = mmap(NULL, 3 * HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(s != MAP_FAILED);
+    for (int p = 0; p < 3; p++)
+        memset(s + p * HPAGE, 'a' + p, HPAGE);
+    counters("filled", pool - 3, 0);
+    EXPECT_EQ(madvise(s + HPAGE - 4096, HPAGE + 8192, MADV_REMOVE), 0);
+    counters("removed-page-1", pool - 2, 0);
+    EXPECT_EQ(s[0], 'a');
+    EXPECT_EQ(s[HPAGE - 4097], 'a');
+    EXPECT_EQ(s[HPAGE - 4096], 0);
+    EXPECT_EQ(s[HPAGE - 1], 0);
+    EXPECT_EQ(s[2 * HPAGE], 0);
+    EXPECT_EQ(s[2 * HPAGE + 4095], 0);
+    EXPECT_EQ(s[2 * HPAGE + 4096], 'c');
+    counters("edges-read", pool - 2, 0);
+    EXPECT_EQ(s[HPAGE], 0); /* a hole: a new zeroed page */
+    counters("hole-read", pool - 3, 0);
+    EXPECT_EQ(madvise(s + 4096, 100, MADV_REMOVE), 0);
+    EXPECT_EQ(s[4095], 'a');
+    EXPECT_EQ(s[4096], 0);
+    EXPECT_EQ(s[8191], 0);
+    EXPECT_EQ(s[8192], 'a');
+    counters("zeroed-inside-page-0", pool - 3, 0);
+    EXPECT_EQ(munmap(s, 3 * HPAGE), 0);
+    close(fd);
+    counters("closed", pool, 0);
+    ok();
+}
+
 int main(void) {
     const long pool = 6;
     char want[8];
@@ -408,6 +449,7 @@ int main(void) {
     hugetlbfs_truncate(pool);
     fallocate_checks(pool);
     dontneed_restores(pool);
+    madv_remove_unaligned(pool);
     write_file("/proc/sys/vm/nr_hugepages", "0");
     private_gib();
     printf("hugetrunc: all checks passed\n");

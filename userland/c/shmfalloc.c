@@ -12,10 +12,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -320,6 +323,284 @@ static void seals(void) {
     ok();
 }
 
+/* A seal racing punches. One thread punches the pages of a memfd one by one (with
+ * fallocate(PUNCH_HOLE), or with madvise(MADV_REMOVE) through a shared mapping made
+ * before F_SEAL_FUTURE_WRITE, which leaves existing mappings writable), the other
+ * adds F_SEAL_WRITE (or F_SEAL_FUTURE_WRITE), then reads every page: once the seal
+ * has returned no punch gets through, so what it read stays (a punch that checked the
+ * seals before and punched after would zero a page), the puncher's first EPERM comes
+ * at a page it had not punched and every page from there on keeps its data. Linux
+ * 6.12 holds the inode lock in both shmem_fallocate and memfd_add_seals: the same. */
+#define RACE_PAGES 512
+
+struct race {
+    int fd;
+    char *map; /* MADV_REMOVE through it, or NULL for fallocate */
+    volatile int started;
+    int stopped_at; /* first page refused (EPERM), RACE_PAGES if none */
+    int bad_errno;
+};
+
+static void *race_puncher(void *arg) {
+    struct race *r = arg;
+    r->stopped_at = RACE_PAGES;
+    for (int p = 0; p < RACE_PAGES; p++) {
+        r->started = 1;
+        long ret = r->map ? madvise(r->map + p * PAGE, PAGE, MADV_REMOVE)
+                          : falloc(r->fd, PUNCH, p * PAGE, PAGE);
+        if (ret != 0) {
+            if (errno != EPERM)
+                r->bad_errno = errno;
+            r->stopped_at = p;
+            /* From now on every punch is refused. */
+            for (int q = p; q < RACE_PAGES; q++) {
+                long again = r->map ? madvise(r->map + q * PAGE, PAGE, MADV_REMOVE)
+                                    : falloc(r->fd, PUNCH, q * PAGE, PAGE);
+                if (again == 0 || errno != EPERM)
+                    r->bad_errno = again == 0 ? -1 : errno;
+            }
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void page_marks(int fd, char *marks) {
+    for (int p = 0; p < RACE_PAGES; p++)
+        if (pread(fd, &marks[p], 1, (long)p * PAGE) != 1)
+            fail("pread", p);
+}
+
+static void seal_races_punch(void) {
+    begin("seal-write-races-punch-no-punch-after-the-seal");
+    static char seen[RACE_PAGES], after[RACE_PAGES];
+    int mid_race = 0;
+    for (int round = 0; round < 40; round++) {
+        int madv = round & 1;
+        int fd = new_memfd("race", MFD_ALLOW_SEALING);
+        char buf[PAGE];
+        for (int p = 0; p < RACE_PAGES; p++) {
+            memset(buf, (p % 127) + 1, sizeof buf);
+            if (pwrite(fd, buf, PAGE, (long)p * PAGE) != PAGE)
+                fail("pwrite", p);
+        }
+        struct race r = {.fd = fd, .map = NULL};
+        if (madv) {
+            r.map = mmap(NULL, RACE_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            EXPECT(r.map != MAP_FAILED);
+        }
+        pthread_t t;
+        EXPECT_EQ(pthread_create(&t, NULL, race_puncher, &r), 0);
+        while (!r.started)
+            ;
+        for (volatile int spin = 0; spin < round * 2000; spin++)
+            ;
+        EXPECT_EQ(fcntl(fd, F_ADD_SEALS, madv ? F_SEAL_FUTURE_WRITE : F_SEAL_WRITE), 0);
+        page_marks(fd, seen);
+        EXPECT_EQ(pthread_join(t, NULL), 0);
+        EXPECT_EQ(r.bad_errno, 0);
+        page_marks(fd, after);
+        for (int p = 0; p < RACE_PAGES; p++) {
+            if (after[p] != seen[p]) {
+                printf(PROG ": round %d page %d: %d after the seal, %d now\n", round, p, seen[p],
+                       after[p]);
+                fail("a punch after the seal returned", p);
+            }
+            int want = p < r.stopped_at ? 0 : (p % 127) + 1;
+            if (after[p] != want) {
+                printf(PROG ": round %d page %d: %d, %d expected (stopped at %d)\n", round, p,
+                       after[p], want, r.stopped_at);
+                fail("pages punched are those before the first EPERM", p);
+            }
+        }
+        mid_race += r.stopped_at > 0 && r.stopped_at < RACE_PAGES;
+        if (r.map)
+            munmap(r.map, RACE_PAGES * PAGE);
+        close(fd);
+    }
+    printf(PROG ": %d of 40 seals landed mid-loop\n", mid_race);
+    EXPECT(mid_race > 0);
+    ok();
+}
+
+/* read(2) of a hole allocates nothing: a 64 MiB sparse memfd (and a /dev/shm file)
+ * read from end to end reads zeros, and st_blocks stays 0, Shmem does not grow and
+ * MemFree does not drop by the 64 MiB (Linux 6.12 copies ZERO_PAGE for a hole:
+ * shmem_file_read_iter with SGP_READ). */
+static void read_hole_allocates_nothing(void) {
+    begin("read-of-a-hole-allocates-nothing");
+    const long size = 64L << 20;
+    static char buf[64 * 1024];
+    for (int named = 0; named < 2; named++) {
+        int fd = named ? open("/dev/shm/shmfalloc-sparse", O_RDWR | O_CREAT | O_TRUNC, 0600)
+                       : new_memfd("sparse", 0);
+        EXPECT(fd >= 0);
+        if (named)
+            EXPECT_EQ(unlink("/dev/shm/shmfalloc-sparse"), 0);
+        EXPECT_EQ(ftruncate(fd, size), 0);
+        EXPECT_EQ(pwrite(fd, "w", 1, size / 2), 1); /* one page written */
+        long shmem = meminfo("Shmem"), free_kb = meminfo("MemFree");
+        long total = 0, nonzero = 0, n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) {
+            for (long i = 0; i < n; i++)
+                nonzero += buf[i] != 0;
+            total += n;
+        }
+        EXPECT_EQ(n, 0);
+        EXPECT_EQ(total, size);
+        EXPECT_EQ(nonzero, 1);
+        EXPECT_EQ(fst(fd).st_blocks, 8);
+        EXPECT(near(meminfo("Shmem") - shmem, 0));
+        long dropped = free_kb - meminfo("MemFree");
+        if (dropped > 16 * 1024) {
+            printf(PROG ": MemFree dropped by %ld kB reading a hole\n", dropped);
+            fail("MemFree drop under 16 MiB", dropped);
+        }
+        close(fd);
+    }
+    ok();
+}
+
+/* userfaultfd's UFFD_EVENT_REMOVE comes before the hole: Linux 6.12's madvise_remove
+ * calls userfaultfd_remove (which queues the event and waits until the handler has
+ * read it) before vfs_fallocate punches. So while the event is pending (the uffd
+ * polls readable) madvise has not returned and a second mapping of the file, and
+ * read(2), still see the old bytes; once the handler reads the event the punch goes
+ * on and madvise returns 0 with the range reading zeros. */
+struct uffd_api_arg { uint64_t api, features, ioctls; };
+struct uffd_register_arg { uint64_t start, len, mode, ioctls; };
+struct uffd_message {
+    uint8_t event, reserved1;
+    uint16_t reserved2;
+    uint32_t reserved3;
+    uint64_t arg[3];
+};
+#define UFFD_API_VERSION 0xAA
+#define UFFDIO_API_CMD 0xc018aa3fUL
+#define UFFDIO_REGISTER_CMD 0xc020aa00UL
+#define UFFD_FEATURE_REMOVE_EVENTS (1 << 3)
+#define UFFD_FEATURE_MINOR_SHMEM_FAULTS (1 << 10)
+#define UFFD_MODE_MINOR 4 /* shared memory's mode (missing mode is anonymous only here) */
+#define UFFD_MSG_REMOVE 0x15
+
+struct remover {
+    char *at;
+    long len;
+    volatile int done;
+    long ret;
+    int err;
+};
+
+static void *remove_range(void *arg) {
+    struct remover *r = arg;
+    r->ret = madvise(r->at, r->len, MADV_REMOVE);
+    r->err = errno;
+    r->done = 1;
+    return NULL;
+}
+
+static void *dontneed_range(void *arg) {
+    struct remover *r = arg;
+    r->ret = madvise(r->at, r->len, MADV_DONTNEED);
+    r->err = errno;
+    r->done = 1;
+    return NULL;
+}
+
+static void uffd_remove_before_punch(void) {
+    begin("uffd-remove-event-comes-before-the-punch");
+    int fd = new_memfd("uffdremove", 0);
+    fill_pages(fd, 4);
+    char *a = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *b = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    EXPECT(a != MAP_FAILED && b != MAP_FAILED);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(a[p * PAGE] + b[p * PAGE], 2 * (p + 1)); /* both mapped */
+    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    EXPECT(uffd >= 0);
+    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = UFFD_FEATURE_REMOVE_EVENTS | UFFD_FEATURE_MINOR_SHMEM_FAULTS};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
+    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
+                                    .mode = UFFD_MODE_MINOR};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
+    struct remover r = {.at = a + PAGE, .len = 2 * PAGE};
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, remove_range, &r), 0);
+    struct pollfd pfd = {.fd = uffd, .events = POLLIN};
+    EXPECT_EQ(poll(&pfd, 1, 10000), 1);
+    /* The event is pending: madvise waits and nothing is punched yet. */
+    EXPECT_EQ(r.done, 0);
+    EXPECT_EQ(b[PAGE], 2);
+    EXPECT_EQ(b[2 * PAGE + PAGE - 1], 3);
+    EXPECT(reads_as(fd, PAGE, PAGE, 2));
+    EXPECT_EQ(fst(fd).st_blocks, 4 * 8);
+    struct uffd_message msg;
+    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
+    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    EXPECT_EQ(msg.arg[0], (uintptr_t)(a + PAGE));
+    EXPECT_EQ(msg.arg[1], (uintptr_t)(a + 3 * PAGE));
+    EXPECT_EQ(pthread_join(t, NULL), 0);
+    errno = r.err;
+    EXPECT_EQ(r.ret, 0);
+    EXPECT_EQ(fst(fd).st_blocks, 2 * 8); /* before b's faults fill the hole again */
+    EXPECT(reads_as(fd, PAGE, 2 * PAGE, 0));
+    EXPECT(all_bytes(b + PAGE, 2 * PAGE, 0));
+    EXPECT_EQ(b[0] + b[3 * PAGE], 1 + 4);
+    close(uffd);
+    munmap(a, 4 * PAGE);
+    munmap(b, 4 * PAGE);
+    close(fd);
+    ok();
+}
+
+/* The same order for MADV_DONTNEED (Linux 6.12's madvise_dontneed_free calls
+ * userfaultfd_remove before the zap): while the REMOVE event is pending, madvise has
+ * not returned and mincore still finds the private anonymous pages resident; once the
+ * handler reads it they go. */
+#define UFFD_MODE_MISSING_FAULTS 1
+static void uffd_remove_before_dontneed(void) {
+    begin("uffd-remove-event-comes-before-dontneed");
+    char *a = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT(a != MAP_FAILED);
+    memset(a, 7, 4 * PAGE);
+    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    EXPECT(uffd >= 0);
+    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = UFFD_FEATURE_REMOVE_EVENTS};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
+    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
+                                    .mode = UFFD_MODE_MISSING_FAULTS};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
+    /* A madvise refused before anything is dropped reports nothing. */
+    EXPECT_ERR(madvise(a + 1, PAGE, MADV_DONTNEED), EINVAL);
+    struct pollfd pfd = {.fd = uffd, .events = POLLIN};
+    EXPECT_EQ(poll(&pfd, 1, 0), 0);
+    struct remover r = {.at = a + PAGE, .len = 2 * PAGE};
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, dontneed_range, &r), 0);
+    EXPECT_EQ(poll(&pfd, 1, 10000), 1);
+    unsigned char resident[4];
+    EXPECT_EQ(r.done, 0);
+    EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(resident[p] & 1, 1);
+    struct uffd_message msg;
+    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
+    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    EXPECT_EQ(msg.arg[0], (uintptr_t)(a + PAGE));
+    EXPECT_EQ(msg.arg[1], (uintptr_t)(a + 3 * PAGE));
+    EXPECT_EQ(pthread_join(t, NULL), 0);
+    errno = r.err;
+    EXPECT_EQ(r.ret, 0);
+    EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
+    EXPECT_EQ((resident[0] & 1) * 8 + (resident[1] & 1) * 4 + (resident[2] & 1) * 2 +
+                  (resident[3] & 1),
+              8 + 1);
+    EXPECT_EQ(a[0] + a[3 * PAGE], 14);
+    close(uffd);
+    munmap(a, 4 * PAGE);
+    ok();
+}
+
 static void bad_arguments(void) {
     begin("bad-modes-and-ranges-errnos");
     int fd = new_memfd("bad", 0);
@@ -603,10 +884,14 @@ int main(void) {
     punch_hole();
     truncate_unmaps();
     seals();
+    seal_races_punch();
+    read_hole_allocates_nothing();
     bad_arguments();
     never_fits();
     madv_remove();
     madv_remove_errnos();
+    uffd_remove_before_punch();
+    uffd_remove_before_dontneed();
     smaps_private_file();
     printf(PROG ": all checks passed\n");
     return 0;

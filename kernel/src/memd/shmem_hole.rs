@@ -2,8 +2,11 @@
 //! file or a memfd (`fallocate(PUNCH_HOLE)`, `mm::pagecache::FileObject::punch_range`)
 //! calls [`unmap_everywhere`] (installed at boot with
 //! `mm::pagecache::set_hole_unmap_hook`), which walks every address space, each once,
-//! since there is no reverse map to name the few that map the file. See
-//! `mm::aspace::AddressSpace::unmap_shmem_hole`.
+//! since there is no reverse map to name the few that map the file; not called at all
+//! when no VMA maps the file (`FileObject::mapped_vmas`: a tmpfs file created, written,
+//! truncated and unlinked without a mapping costs no lock of any address space), and
+//! an address space whose tree has no VMA of the file is passed over under its read
+//! side. See `mm::aspace::AddressSpace::unmap_shmem_hole`.
 
 use mm::pagecache::{FileObject, PunchedPages};
 

@@ -310,6 +310,12 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     } else {
         alloc::vec::Vec::new()
     };
+    if advice == Advice::Remove && !listeners.is_empty() {
+        return remove_reported_first(thread, space, addr, len);
+    }
+    if !listeners.is_empty() {
+        return drop_reported_first(thread, space, &listeners, addr, len, advice);
+    }
     let step = space.mm().madvise(addr, len, advice);
     // madvise validated the range before it could ask to wait.
     let end = addr.saturating_add(len.saturating_add(4095) & !4095);
@@ -342,6 +348,85 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     };
     super::memctl::populate_outcome(step, move |from| {
         space.mm().populate_range(from, end, access)
+    })
+}
+
+/// `madvise(MADV_REMOVE)` over a range a userfaultfd listens on: the range is checked,
+/// `UFFD_EVENT_REMOVE` reported for each part that will be punched, and the punch made
+/// only once every handler has read its event (or a signal ended the wait), as Linux
+/// 6.12's `madvise_remove` calls `userfaultfd_remove` before `vfs_fallocate`: a
+/// handler that sees the event can still read the old contents through another
+/// mapping of the file.
+fn remove_reported_first(
+    thread: &Arc<Thread>,
+    space: Arc<crate::mem::aspace::AddressSpace>,
+    addr: u64,
+    len: u64,
+) -> Outcome {
+    let planned = match space.mm().plan_remove(addr, len) {
+        Ok(Some(planned)) => planned,
+        Ok(None) => return Outcome::Done(0),
+        Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
+    };
+    let mut waits: alloc::vec::Vec<_> = planned
+        .address_ranges()
+        .flat_map(|(start, end)| {
+            let listeners = userfaultfd::listeners(&space, start, end - start);
+            userfaultfd::report(&listeners, InterceptEvent::Remove { start, end })
+        })
+        .collect();
+    let thread = thread.clone();
+    wait(async move {
+        thread.clear_interrupt();
+        core::future::poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
+            if waits.is_empty() || thread.is_interrupted() {
+                core::task::Poll::Ready(())
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+        .await;
+        space.mm().punch_remove(planned)?;
+        Ok(0)
+    })
+}
+
+/// `madvise(MADV_DONTNEED or MADV_FREE)` over a range a userfaultfd listens on: the
+/// range is checked (`AddressSpace::check_drop`), `UFFD_EVENT_REMOVE` reported, and the
+/// pages dropped only once every handler has read it (or a signal ended the wait), as
+/// Linux 6.12's `madvise_dontneed_free` calls `userfaultfd_remove` before the zap.
+fn drop_reported_first(
+    thread: &Arc<Thread>,
+    space: Arc<crate::mem::aspace::AddressSpace>,
+    listeners: &[Arc<dyn FaultInterceptor>],
+    addr: u64,
+    len: u64,
+    advice: Advice,
+) -> Outcome {
+    match space.mm().check_drop(addr, len, advice) {
+        Ok(true) => {}
+        Ok(false) => return Outcome::Done(0),
+        Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
+    }
+    let end = addr.saturating_add(len.saturating_add(4095) & !4095);
+    let mut waits = userfaultfd::report(listeners, InterceptEvent::Remove { start: addr, end });
+    let thread = thread.clone();
+    wait(async move {
+        thread.clear_interrupt();
+        core::future::poll_fn(|cx| {
+            thread.interrupt_waker.register(cx.waker());
+            waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
+            if waits.is_empty() || thread.is_interrupted() {
+                core::task::Poll::Ready(())
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+        .await;
+        space.mm().madvise(addr, len, advice)?;
+        Ok(0)
     })
 }
 

@@ -237,29 +237,33 @@ impl Memfd {
         } else {
             seals
         };
-        let mut old = self.seals();
-        loop {
-            if old & seal::SEAL != 0 {
-                return Err(Errno::EPERM);
+        // Under the object's seal gate: a hole punch in flight (`fallocate`,
+        // `MADV_REMOVE` through any mapping) finishes first, and none punches once a
+        // write seal is in (Linux holds the inode lock for both).
+        self.object.seal_writes_with(|| {
+            let mut old = self.seals();
+            loop {
+                if old & seal::SEAL != 0 {
+                    return Err(Errno::EPERM);
+                }
+                match self.seals.compare_exchange(
+                    old,
+                    old | seals,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => old = now,
+                }
             }
-            match self
-                .seals
-                .compare_exchange(old, old | seals, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => break,
-                Err(now) => old = now,
+            if seals & seal::WRITE != 0 && old & seal::WRITE == 0 && writable_mapping() {
+                self.seals.fetch_and(!(seals & !old), Ordering::AcqRel);
+                return Err(Errno::EBUSY);
             }
-        }
-        if seals & seal::WRITE != 0 && old & seal::WRITE == 0 && writable_mapping() {
-            self.seals.fetch_and(!(seals & !old), Ordering::AcqRel);
-            return Err(Errno::EBUSY);
-        }
-        // The object learns it too: `MADV_REMOVE` finds it through a mapping, not
-        // through this file.
-        if seals & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
-            self.object.seal_writes();
-        }
-        Ok(())
+            // The object learns it too: `MADV_REMOVE` finds it through a mapping, not
+            // through this file.
+            Ok(seals & (seal::WRITE | seal::FUTURE_WRITE) != 0)
+        })
     }
 
     /// EPERM for a write of `count` bytes at `offset` the seals refuse.
@@ -304,6 +308,7 @@ impl Memfd {
             if self.write_sealed() {
                 return Err(Errno::EPERM);
             }
+            // Checked again with the punch, in one step against `F_ADD_SEALS`.
             return Ok(Box::pin(shmem_punch(object, offset, end)));
         }
         if self.seals() & seal::GROW != 0 && end > object.size_bytes() {
@@ -456,21 +461,11 @@ impl File for Memfd {
         let end = offset + len;
         let page = pages.page_bytes();
         if mode & PUNCH_HOLE != 0 {
-            if self.seals() & (seal::WRITE | seal::FUTURE_WRITE) != 0 {
-                return Err(Errno::EPERM);
-            }
-            let hole_start = offset.next_multiple_of(page);
-            let hole_end = end - end % page;
-            if offset < hole_start {
-                pages.zero_range(offset, end.min(hole_start) - offset);
-            }
-            if end > hole_end && end > hole_start {
-                pages.zero_range(hole_end, end - hole_end);
-            }
-            if hole_end > hole_start {
-                pages.punch_hole(hole_start / page, hole_end / page);
-            }
-            return Ok(());
+            // The seal check and the punch in one step against `F_ADD_SEALS`.
+            let punched = self
+                .object
+                .punch_unless_sealed(|| pages.punch_bytes(offset, end));
+            return punched.ok_or(Errno::EPERM);
         }
         if self.seals() & seal::GROW != 0 && end > self.object.size_bytes() {
             return Err(Errno::EPERM);
@@ -552,31 +547,18 @@ pub async fn shmem_allocate(
 /// Punches a hole over `[offset, end)` of `object`: the bytes of pages the range
 /// covers in part are zeroed (a page in swap is read back first), the whole pages
 /// are freed (swap slots too) and unmapped from every shared mapping and from the
-/// private mappings that map them (their private copies stay). The size stays.
+/// private mappings that map them (their private copies stay). The size stays. EPERM
+/// once the object's writes are sealed: the check and the punch are one step against
+/// `F_ADD_SEALS` (`FileObject::punch_hole_bytes`).
 pub async fn shmem_punch(object: Arc<FileObject>, offset: u64, end: u64) -> SysResult<u64> {
-    let page = mm::frame::PAGE_SIZE;
-    let hole_start = offset.next_multiple_of(page);
-    let hole_end = end - end % page;
-    let edges = if hole_start > hole_end {
-        [Some((offset, end - offset)), None]
-    } else {
-        [
-            (offset < hole_start).then(|| (offset, hole_start - offset)),
-            (end > hole_end).then(|| (hole_end, end - hole_end)),
-        ]
-    };
-    for (at, len) in edges.into_iter().flatten() {
-        loop {
-            match object.zero_partial(at, len) {
-                Ok(()) => break,
-                Err(PageError::Wait(wait)) => wait.await,
-                Err(PageError::OutOfMemory) => return Err(Errno::ENOMEM),
-                Err(_) => return Err(Errno::EIO),
-            }
+    use mm::pagecache::PunchError;
+    loop {
+        match object.punch_hole_bytes(offset, end) {
+            Ok(_) => return Ok(0),
+            Err(PunchError::Sealed) => return Err(Errno::EPERM),
+            Err(PunchError::Page(PageError::Wait(wait))) => wait.await,
+            Err(PunchError::Page(PageError::OutOfMemory)) => return Err(Errno::ENOMEM),
+            Err(PunchError::Page(_)) => return Err(Errno::EIO),
         }
     }
-    if hole_end > hole_start {
-        object.punch_range(hole_start / page, hole_end / page);
-    }
-    Ok(0)
 }

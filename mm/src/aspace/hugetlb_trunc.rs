@@ -255,6 +255,49 @@ mod tests {
         assert_eq!(h.soft.live(), 0);
     }
 
+    /// `MADV_REMOVE` off huge-page boundaries, as Linux 6.12 (the `hugetrunc` guest
+    /// program checks the same there): the huge page covered whole goes, the bytes of
+    /// the two covered in part are zeroed, the call succeeds.
+    #[test]
+    fn madvise_remove_off_huge_page_boundaries_zeroes_the_partial_pages() {
+        let h = harness();
+        let pool = with_pool(&h, 6);
+        let (pages, file) = hugetlb_file(&h, &pool);
+        file.set_size(3 * HUGE_SIZE);
+        let rw = Prot::READ | Prot::WRITE;
+        let s = map_file(&h.aspace, &file, 3 * HUGE_4K_PAGES, rw, MapFlags::SHARED, 0);
+        for at in [0, HUGE_SIZE - 4097, HUGE_SIZE - 1, HUGE_SIZE] {
+            h.aspace.write_bytes(s + at, b"a").unwrap();
+        }
+        for at in [2 * HUGE_SIZE + 4095, 2 * HUGE_SIZE + 4096] {
+            h.aspace.write_bytes(s + at, b"c").unwrap();
+        }
+        assert_eq!(pages.pages_held(), 3);
+        let start = s + HUGE_SIZE - 4096;
+        h.aspace
+            .madvise(start, HUGE_SIZE + 8192, crate::aspace::Advice::Remove)
+            .unwrap();
+        assert_eq!(pages.pages_held(), 2, "the middle page went");
+        let byte = |at: u64| {
+            let mut b = [9u8; 1];
+            h.aspace.read_bytes(s + at, &mut b).unwrap();
+            b[0]
+        };
+        assert_eq!((byte(0), byte(HUGE_SIZE - 4097)), (b'a', b'a'));
+        assert_eq!((byte(HUGE_SIZE - 4096), byte(HUGE_SIZE - 1)), (0, 0));
+        assert_eq!(
+            (byte(2 * HUGE_SIZE + 4095), byte(2 * HUGE_SIZE + 4096)),
+            (0, b'c')
+        );
+        // Inside one page, 100 bytes (a 4 KiB page's worth, as madvise rounds): zeroed.
+        h.aspace.write_bytes(s + 4096, b"q").unwrap();
+        h.aspace
+            .madvise(s + 4096, 100, crate::aspace::Advice::Remove)
+            .unwrap();
+        assert_eq!((byte(4096), byte(0)), (0, b'a'));
+        assert_eq!(pages.pages_held(), 2);
+    }
+
     #[test]
     fn other_files_and_ranges_are_left_alone() {
         let h = harness();

@@ -138,6 +138,50 @@ impl<P: PageTable> AddressSpace<P> {
         })
     }
 
+    /// The checks `madvise(addr, len, MADV_DONTNEED or MADV_FREE)` makes before it
+    /// drops anything, made alone (nothing dropped): the kernel reports
+    /// `UFFD_EVENT_REMOVE` once they pass and before the pages go, as Linux 6.12's
+    /// `madvise_dontneed_free` calls `userfaultfd_remove` before the zap. `Ok(false)`
+    /// for an empty range (nothing to report); the errors `madvise` would give.
+    pub fn check_drop(&self, addr: u64, len: u64, advice: Advice) -> Result<bool, MmError> {
+        debug_assert!(matches!(advice, Advice::DontNeed | Advice::Free));
+        let Some(end) = self.madvise_range(addr, len)? else {
+            return Ok(false);
+        };
+        let st = self.state().read();
+        check_madvise_unsealed(&st.tree, addr, end, advice)?;
+        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
+        for v in st.tree.overlapping(addr, end) {
+            if v.flags.contains(VmFlags::LOCKED) {
+                return Err(MmError::InvalidArgument);
+            }
+            if advice == Advice::Free && v.file().is_some() {
+                return Err(MmError::InvalidArgument);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The end of `madvise`'s range `[addr, addr + len)`, `len` rounded up to pages;
+    /// `None` for an empty one (nothing to do). `EINVAL` for an unaligned `addr` or a
+    /// range that wraps, `ENOMEM` past the user address space.
+    pub(super) fn madvise_range(&self, addr: u64, len: u64) -> Result<Option<u64>, MmError> {
+        if !addr.is_multiple_of(PAGE_SIZE) {
+            return Err(MmError::InvalidArgument);
+        }
+        let len = len
+            .checked_next_multiple_of(PAGE_SIZE)
+            .ok_or(MmError::InvalidArgument)?;
+        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
+        if end == addr {
+            return Ok(None);
+        }
+        if end > self.layout().task_size {
+            return Err(MmError::NoMemory);
+        }
+        Ok(Some(end))
+    }
+
     /// [`madvise`](Self::madvise), with `unmap` taking the pages of a hole
     /// `MADV_REMOVE` punches out of the mappings (see `super::madvise_remove`).
     pub(super) fn madvise_unmapping(
@@ -147,19 +191,9 @@ impl<P: PageTable> AddressSpace<P> {
         advice: Advice,
         unmap: &dyn Fn(&FileObject, &PunchedPages),
     ) -> Result<PopulateStep, MmError> {
-        if !addr.is_multiple_of(PAGE_SIZE) {
-            return Err(MmError::InvalidArgument);
-        }
-        let len = len
-            .checked_next_multiple_of(PAGE_SIZE)
-            .ok_or(MmError::InvalidArgument)?;
-        let end = addr.checked_add(len).ok_or(MmError::InvalidArgument)?;
-        if end == addr {
+        let Some(end) = self.madvise_range(addr, len)? else {
             return Ok(PopulateStep::Done);
-        }
-        if end > self.layout().task_size {
-            return Err(MmError::NoMemory);
-        }
+        };
         match advice {
             Advice::PopulateRead => return self.populate_range(addr, end, Access::Read),
             Advice::PopulateWrite => return self.populate_range(addr, end, Access::Write),
@@ -167,7 +201,11 @@ impl<P: PageTable> AddressSpace<P> {
         }
         let mut st = self.state().write();
         check_madvise_unsealed(&st.tree, addr, end, advice)?;
-        super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
+        // MADV_REMOVE splits no VMA: a range off huge-page boundaries in a hugetlb
+        // mapping zeroes the partial pages, as Linux 6.12's hugetlbfs_punch_hole.
+        if advice != Advice::Remove {
+            super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
+        }
         let hole = !st.tree.is_covered(addr, end);
         let parts: alloc::vec::Vec<Vma> = st
             .tree
@@ -245,6 +283,33 @@ mod tests {
     use super::*;
     use crate::aspace::tests::{anon_rw, file_bytes, harness, map_file, map_shared_anon};
     use crate::vma::{MapFlags, Prot};
+
+    #[test]
+    fn check_drop_refuses_as_madvise_and_drops_nothing() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 4);
+        h.aspace.write_bytes(a, b"kept").unwrap();
+        assert_eq!(
+            h.aspace.check_drop(a, PAGE_SIZE, Advice::DontNeed),
+            Ok(true)
+        );
+        let mut back = [0u8; 4];
+        h.aspace.read_bytes(a, &mut back).unwrap();
+        assert_eq!(&back, b"kept", "nothing dropped");
+        assert_eq!(h.aspace.check_drop(a, 0, Advice::DontNeed), Ok(false));
+        assert_eq!(
+            h.aspace.check_drop(a + 1, PAGE_SIZE, Advice::DontNeed),
+            Err(MmError::InvalidArgument)
+        );
+        h.aspace
+            .mlock(a, PAGE_SIZE, false, crate::aspace::LockLimit::Unlimited)
+            .unwrap();
+        assert_eq!(
+            h.aspace.check_drop(a, 2 * PAGE_SIZE, Advice::Free),
+            Err(MmError::InvalidArgument),
+            "a locked VMA"
+        );
+    }
 
     #[test]
     fn decode() {

@@ -34,6 +34,8 @@ pub(super) struct RemoveRange {
     file: Arc<FileObject>,
     offset: u64,
     len: u64,
+    /// Where it is mapped in the address space.
+    start: u64,
 }
 
 /// What `MADV_REMOVE` will do once the VMA tree's lock is released: punch `ranges`
@@ -67,13 +69,60 @@ pub(super) fn remove_plan(parts: &[Vma]) -> RemovePlan {
                 file: file.clone(),
                 offset: v.pgoff * PAGE_SIZE,
                 len: v.len_bytes(),
+                start: v.start,
             });
         }
     }
     RemovePlan { ranges, then: None }
 }
 
+/// An `MADV_REMOVE` checked and not yet punched ([`AddressSpace::plan_remove`]): the
+/// kernel reports `UFFD_EVENT_REMOVE` for its ranges and waits for the handlers to
+/// read it before it punches ([`AddressSpace::punch_remove`]), as Linux 6.12's
+/// `madvise_remove` calls `userfaultfd_remove` before `vfs_fallocate`.
+pub struct PlannedRemove {
+    plan: RemovePlan,
+    hole: bool,
+}
+
+impl PlannedRemove {
+    /// The address ranges `[start, end)` it will punch (the parts of the range, in
+    /// order, before the first VMA that refused), each within one VMA.
+    pub fn address_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.plan.ranges.iter().map(|r| (r.start, r.start + r.len))
+    }
+}
+
 impl<P: PageTable> AddressSpace<P> {
+    /// The first step of `madvise(addr, len, MADV_REMOVE)`: the range checked and its
+    /// parts gathered, nothing punched yet (`None` for an empty range, which does
+    /// nothing). The errors of [`madvise`](Self::madvise) that come before any VMA is
+    /// looked at come from here; the others (a VMA that refuses, a hole) from
+    /// [`punch_remove`](Self::punch_remove), after the parts before them are punched.
+    pub fn plan_remove(&self, addr: u64, len: u64) -> Result<Option<PlannedRemove>, MmError> {
+        let Some(end) = self.madvise_range(addr, len)? else {
+            return Ok(None);
+        };
+        let st = self.state().write();
+        super::mseal::check_madvise_unsealed(&st.tree, addr, end, super::Advice::Remove)?;
+        let hole = !st.tree.is_covered(addr, end);
+        let parts: Vec<Vma> = st
+            .tree
+            .overlapping(addr, end)
+            .map(|v| v.clip(addr, end))
+            .collect();
+        let plan = remove_plan(&parts);
+        Ok(Some(PlannedRemove { plan, hole }))
+    }
+
+    /// The second step of `MADV_REMOVE` (see [`plan_remove`](Self::plan_remove)):
+    /// punches the planned ranges, unmapping each hole through the kernel's hook.
+    pub fn punch_remove(&self, planned: PlannedRemove) -> Result<PopulateStep, MmError> {
+        self.punch_planned(planned.plan, planned.hole, &|file, hole| {
+            self.unmap_hole_default(file, hole)
+        })
+    }
+
     /// Punches `plan`'s ranges (this tree's lock released), `unmap` taking each
     /// hole's pages out of the mappings; then the plan's error, or `ENOMEM` for a
     /// `hole` in the range. `EPERM`, stopping there, at a file whose writes are
@@ -85,17 +134,22 @@ impl<P: PageTable> AddressSpace<P> {
         unmap: &dyn Fn(&FileObject, &PunchedPages),
     ) -> Result<PopulateStep, MmError> {
         for r in &plan.ranges {
-            if r.file.writes_sealed() {
+            // The seal check and the punch in one step against `F_ADD_SEALS`.
+            let punched = r.file.punch_unless_sealed(|| {
+                if let Some(pages) = r.file.hugetlb() {
+                    // Off huge-page boundaries too: the partial pages are zeroed.
+                    pages.punch_bytes(r.offset, r.offset + r.len);
+                    return;
+                }
+                r.file.punch_range_with(
+                    r.offset / PAGE_SIZE,
+                    (r.offset + r.len) / PAGE_SIZE,
+                    unmap,
+                );
+            });
+            if punched.is_none() {
                 return Err(MmError::PermissionDenied);
             }
-            if let Some(pages) = r.file.hugetlb() {
-                // Whole huge pages: madvise refused unaligned edges in a hugetlb VMA.
-                let size = pages.page_bytes();
-                pages.punch_hole(r.offset / size, (r.offset + r.len) / size);
-                continue;
-            }
-            r.file
-                .punch_range_with(r.offset / PAGE_SIZE, (r.offset + r.len) / PAGE_SIZE, unmap);
         }
         match plan.then {
             Some(e) => Err(e),

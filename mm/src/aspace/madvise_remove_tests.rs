@@ -176,7 +176,7 @@ fn remove_refusals_in_linux_order() {
     // Sealed writes: EPERM, the pages kept.
     let sealed = filled(&h, 2);
     let s = map_file(&h.aspace, &sealed, 2, RW, MapFlags::SHARED, 0);
-    sealed.seal_writes();
+    sealed.seal_writes_with(|| Ok::<_, ()>(true)).unwrap();
     assert_eq!(
         remove(&h, s, PAGE_SIZE).unwrap_err(),
         MmError::PermissionDenied
@@ -238,4 +238,38 @@ fn remove_does_the_parts_before_a_refusal_and_a_hole_is_enomem() {
         MmError::InvalidArgument
     );
     assert!(matches!(remove(&h, t, 0), Ok(PopulateStep::Done)));
+}
+
+#[test]
+fn a_planned_remove_punches_nothing_until_it_is_carried_out() {
+    let h = harness();
+    let f = filled(&h, 4);
+    let shared = map_file(&h.aspace, &f, 4, RW, MapFlags::SHARED, 0);
+    let planned = h
+        .aspace
+        .plan_remove(shared + PAGE_SIZE, 2 * PAGE_SIZE)
+        .unwrap()
+        .expect("a range to punch");
+    let ranges: vec::Vec<_> = planned.address_ranges().collect();
+    assert_eq!(ranges, [(shared + PAGE_SIZE, shared + 3 * PAGE_SIZE)]);
+    assert!(file_page_is(&f, 1, 2) && file_page_is(&f, 2, 3), "not yet");
+    assert_eq!(byte_at(&h.aspace, shared + PAGE_SIZE), 2);
+    h.aspace.punch_remove(planned).unwrap();
+    assert!(file_page_is(&f, 1, 0) && file_page_is(&f, 2, 0));
+    assert!(file_page_is(&f, 0, 1) && file_page_is(&f, 3, 4));
+    assert_eq!(byte_at(&h.aspace, shared + PAGE_SIZE), 0);
+    // Nothing to plan for an empty range; the range's checks come first.
+    assert!(h.aspace.plan_remove(shared, 0).unwrap().is_none());
+    assert_eq!(
+        h.aspace.plan_remove(shared + 1, PAGE_SIZE).err(),
+        Some(MmError::InvalidArgument)
+    );
+    // A private mapping is planned with nothing to punch, and refused on the punch.
+    let private = map_file(&h.aspace, &f, 4, RW, MapFlags::PRIVATE, 0);
+    let planned = h.aspace.plan_remove(private, PAGE_SIZE).unwrap().unwrap();
+    assert_eq!(planned.address_ranges().count(), 0);
+    assert_eq!(
+        h.aspace.punch_remove(planned).err(),
+        Some(MmError::AccessDenied)
+    );
 }

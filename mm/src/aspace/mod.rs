@@ -93,6 +93,7 @@ pub(crate) mod tests;
 pub use access::AccessError;
 pub use collapse::CollapseScan;
 pub use madvise::Advice;
+pub use madvise_remove::PlannedRemove;
 pub use mempolicy::{
     interleave_weight, set_interleave_weight, set_task_policy_hook, MemPolicy, PolicyMode,
 };

@@ -24,6 +24,13 @@ impl<P: PageTable> AddressSpace<P> {
     /// Unmaps the pages of `hole` from every VMA mapping `file` here (see the
     /// module). Returns the entries removed.
     pub fn unmap_shmem_hole(&self, file: &FileObject, hole: &PunchedPages) -> u64 {
+        // No VMA of the file here: nothing to undo, and none can map a page the hole
+        // took (the cache no longer has it), so the write side is not needed. A VMA
+        // is in the tree all the while its entries are (a change that moves one
+        // holds the write side), so the read side sees it if it maps anything.
+        if !self.maps_file(file) {
+            return 0;
+        }
         let st = self.state().write();
         let pt = self.page_table();
         let mut zap = Zap::new(self.frames(), &**self.tlb());
@@ -67,6 +74,20 @@ impl<P: PageTable> AddressSpace<P> {
             self.release_swap_range(lo, hi);
         }
         removed
+    }
+
+    /// Whether a VMA here maps `file` (under the tree's read side; one lookup for a
+    /// shared-memory file).
+    pub fn maps_file(&self, file: &FileObject) -> bool {
+        let st = self.state().read();
+        let found = if file.kind() == FileKind::Shmem {
+            st.tree.maps_shmem_file(file)
+        } else {
+            st.tree
+                .iter()
+                .any(|v| v.file().is_some_and(|f| core::ptr::eq(&**f, file)))
+        };
+        found
     }
 
     /// Unmaps, in every shared mapping of a shared-memory object here, the entries

@@ -25,7 +25,7 @@ pub use disk::{DiskPages, PageReader, PagesFuture};
 pub use file_id::FileId;
 pub use shmem_falloc::{
     hole_punches, hole_unmap_hook, set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook,
-    PunchedPages,
+    PunchError, PunchedPages,
 };
 
 use alloc::boxed::Box;
@@ -138,6 +138,14 @@ pub struct FileObject {
     /// through a mapping and not a descriptor, is refused (see
     /// [`seal_writes`](Self::seal_writes)).
     writes_sealed: core::sync::atomic::AtomicBool,
+    /// Hole punches (read side) against the sealing of writes (write side): a punch
+    /// checks [`writes_sealed`](Self::writes_sealed) and punches under it, so a seal
+    /// waits for the punches in flight and none starts after it (Linux's inode lock,
+    /// which both `shmem_fallocate` and `memfd_add_seals` hold).
+    seal_gate: spin::RwLock<()>,
+    /// VMAs that map the file in any address space's tree (see
+    /// [`mapped_vmas`](Self::mapped_vmas)).
+    mapped_vmas: AtomicU64,
     /// For a hugetlb file (hugetlbfs, `MFD_HUGETLB`): its huge pages, which stand in
     /// for the page cache (set once, at creation).
     hugetlb: spin::Once<Arc<crate::hugetlb_file::HugetlbFile>>,
@@ -208,6 +216,8 @@ impl FileObject {
             cut_tails: spin::Mutex::new(alloc::collections::BTreeMap::new()),
             writable_maps: AtomicU64::new(0),
             writes_sealed: core::sync::atomic::AtomicBool::new(false),
+            seal_gate: spin::RwLock::new(()),
+            mapped_vmas: AtomicU64::new(0),
             hugetlb: spin::Once::new(),
         })
     }
@@ -314,6 +324,27 @@ impl FileObject {
     pub(crate) fn writable_mapping_removed(&self) {
         let was = self.writable_maps.fetch_sub(1, Ordering::SeqCst);
         debug_assert!(was > 0, "writable mapping count underflow");
+    }
+
+    /// VMAs mapping the file now, in every address space's tree (counted as they
+    /// enter and leave a tree, through every split, merge, move, fork and exit; a
+    /// change counts its new VMAs before it forgets the old ones, so the count never
+    /// dips to zero while a VMA maps the file). Zero means no page table maps a page
+    /// of the file, and none will map a page no longer in its cache: a hole punch or
+    /// truncation then skips the walk over the address spaces.
+    pub fn mapped_vmas(&self) -> u64 {
+        self.mapped_vmas.load(Ordering::SeqCst)
+    }
+
+    /// One more VMA of the file in a tree.
+    pub(crate) fn mapping_added(&self) {
+        self.mapped_vmas.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One VMA of the file fewer in a tree.
+    pub(crate) fn mapping_removed(&self) {
+        let was = self.mapped_vmas.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(was > 0, "mapped VMA count underflow");
     }
 
     /// Counts a shared writable mapping about to be made, until the pin drops: taken
@@ -528,7 +559,11 @@ impl FileObject {
             let n = (PAGE_BYTES - in_page)
                 .min(buf.len() - done)
                 .min((size - pos) as usize);
-            let pfn = self.get_page(pos / PAGE_SIZE)?;
+            let Some(pfn) = self.page_to_read(pos / PAGE_SIZE)? else {
+                buf[done..done + n].fill(0); // a hole in shared memory
+                done += n;
+                continue;
+            };
             self.note_referenced(pos / PAGE_SIZE, pfn);
             self.cache
                 .frames()
@@ -537,6 +572,23 @@ impl FileObject {
             done += n;
         }
         Ok(done)
+    }
+
+    /// The frame [`read_at`](Self::read_at) copies page `index` from (a reference
+    /// taken), or `None` for a hole in shared memory: a page never written (or
+    /// punched) reads as zeros without a frame, as Linux's `shmem_file_read_iter`
+    /// reads `ZERO_PAGE` (`SGP_READ`), so reading a sparse file allocates nothing
+    /// (`Shmem`, `st_blocks` and free memory stay). A page being filled or in swap is
+    /// waited for as [`get_page`](Self::get_page) waits.
+    fn page_to_read(&self, index: u64) -> Result<Option<Pfn>, PageError> {
+        if self.kind() == FileKind::Shmem {
+            match self.cache.get(index) {
+                cache::Lookup::Hit(pfn) => return Ok(Some(pfn)),
+                cache::Lookup::Miss => return Ok(None),
+                cache::Lookup::Filling(_) | cache::Lookup::Swapped(_) => {}
+            }
+        }
+        self.get_page(index).map(Some)
     }
 }
 

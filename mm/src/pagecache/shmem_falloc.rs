@@ -16,7 +16,8 @@
 //!   them from every address space: a shared mapping's entries there go, and a
 //!   private mapping's entries that map the page-cache pages themselves; the private
 //!   copies its writes made stay, as Linux's `unmap_mapping_range(.., even_cows = 0)`
-//!   keeps them. Nothing of the cache's is freed until every walk is over (the
+//!   keeps them; a file no VMA maps ([`FileObject::mapped_vmas`] zero) needs no
+//!   walk at all. Nothing of the cache's is freed until every walk is over (the
 //!   punched frames' references are held by [`PunchedPages`]), so a frame number
 //!   the walk looks for cannot have been reused meanwhile.
 
@@ -57,6 +58,22 @@ pub fn set_hole_unmap_hook(hook: HoleUnmapHook) {
 /// The kernel's [`HoleUnmapHook`], once installed.
 pub fn hole_unmap_hook() -> Option<HoleUnmapHook> {
     HOLE_UNMAP_HOOK.get().copied()
+}
+
+/// Why [`FileObject::punch_hole_bytes`] punched nothing.
+#[derive(Debug)]
+pub enum PunchError {
+    /// The object's writes are sealed (`EPERM`).
+    Sealed,
+    /// A page at an edge must be read back first (a wait: wait, then call again), or
+    /// could not be (out of memory, an I/O error).
+    Page(PageError),
+}
+
+impl From<PageError> for PunchError {
+    fn from(e: PageError) -> PunchError {
+        PunchError::Page(e)
+    }
 }
 
 /// An allocation over a range of page indexes in progress (see the module).
@@ -145,18 +162,116 @@ impl Drop for PunchedPages<'_> {
 }
 
 impl FileObject {
-    /// Seals the object's writes for good (`F_SEAL_WRITE` or `F_SEAL_FUTURE_WRITE`
-    /// added to its memfd, which keeps the seals): from then on `MADV_REMOVE` through
-    /// a mapping of it is `EPERM`, as Linux's `shmem_fallocate` refuses the punch.
-    pub fn seal_writes(&self) {
-        self.writes_sealed
-            .store(true, core::sync::atomic::Ordering::SeqCst);
+    /// Runs `decide` (the memfd's `F_ADD_SEALS`) with every hole punch shut out, and
+    /// seals the object's writes for good if it answers `Ok(true)` (`F_SEAL_WRITE` or
+    /// `F_SEAL_FUTURE_WRITE` added): a punch in flight has finished before `decide`
+    /// runs, and none starts once the seal is set ([`punch_unless_sealed`]), so
+    /// `MADV_REMOVE` and `fallocate(PUNCH_HOLE)` are `EPERM` from the moment the
+    /// seal returns, as under Linux's inode lock.
+    ///
+    /// [`punch_unless_sealed`]: Self::punch_unless_sealed
+    pub fn seal_writes_with<E>(&self, decide: impl FnOnce() -> Result<bool, E>) -> Result<(), E> {
+        let _gate = self.seal_gate.write();
+        if decide()? {
+            self.writes_sealed
+                .store(true, core::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
     }
 
-    /// Whether [`seal_writes`](Self::seal_writes) was called.
+    /// Whether the object's writes are sealed (see
+    /// [`seal_writes_with`](Self::seal_writes_with)).
     pub fn writes_sealed(&self) -> bool {
         self.writes_sealed
             .load(core::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Runs `punch` unless the object's writes are sealed (`None` then), the seal
+    /// held off until it returns: the check and the punch are one step against
+    /// [`seal_writes_with`](Self::seal_writes_with). Punches do not exclude each
+    /// other. `punch` must not wait (it runs under a spin lock).
+    pub fn punch_unless_sealed<T>(&self, punch: impl FnOnce() -> T) -> Option<T> {
+        let _gate = self.seal_gate.read();
+        (!self.writes_sealed()).then(punch)
+    }
+
+    /// Punches a hole over the bytes `[offset, end)` as `fallocate(PUNCH_HOLE |
+    /// KEEP_SIZE)` does on shared memory, unless the object's writes are sealed,
+    /// atomically with respect to the sealing ([`punch_unless_sealed`]): the bytes of
+    /// the pages the range covers in part are zeroed ([`zero_partial`]), the whole
+    /// pages leave the cache and every mapping ([`punch_range`]). A page at an edge
+    /// that is in swap is read back first: the wait is returned
+    /// ([`PunchError::Page`]) with nothing punched yet, and the caller waits and
+    /// calls again (the seal is checked again then). Returns the resident pages taken.
+    ///
+    /// [`punch_unless_sealed`]: Self::punch_unless_sealed
+    /// [`zero_partial`]: Self::zero_partial
+    /// [`punch_range`]: Self::punch_range
+    pub fn punch_hole_bytes(&self, offset: u64, end: u64) -> Result<u64, PunchError> {
+        let hook = HOLE_UNMAP_HOOK.get().copied();
+        self.punch_hole_bytes_with(offset, end, &|file, punched| {
+            if let Some(hook) = hook {
+                hook(file, punched);
+            }
+        })
+    }
+
+    /// [`punch_hole_bytes`](Self::punch_hole_bytes) with `unmap` in place of the
+    /// kernel's hook.
+    pub fn punch_hole_bytes_with(
+        &self,
+        offset: u64,
+        end: u64,
+        unmap: &dyn Fn(&FileObject, &PunchedPages),
+    ) -> Result<u64, PunchError> {
+        let hole_start = offset.next_multiple_of(PAGE_SIZE);
+        let hole_end = end - end % PAGE_SIZE;
+        let edges = if hole_start > hole_end {
+            [Some((offset, end - offset)), None]
+        } else {
+            [
+                (offset < hole_start).then(|| (offset, hole_start - offset)),
+                (end > hole_end).then(|| (hole_end, end - hole_end)),
+            ]
+        };
+        let edges = edges.into_iter().flatten();
+        self.punch_unless_sealed(|| {
+            // Both edges resident first, so a wait leaves nothing half done.
+            for (at, _) in edges.clone() {
+                self.make_resident(at / PAGE_SIZE)?;
+            }
+            for (at, len) in edges {
+                self.zero_partial(at, len)?;
+            }
+            Ok(if hole_end > hole_start {
+                self.punch_range_with(hole_start / PAGE_SIZE, hole_end / PAGE_SIZE, unmap)
+            } else {
+                0
+            })
+        })
+        .unwrap_or(Err(PunchError::Sealed))
+    }
+
+    /// Ok if page `index` is resident or missing (nothing to read back); the wait for
+    /// a page being filled or read back from swap otherwise.
+    fn make_resident(&self, index: u64) -> Result<(), PageError> {
+        loop {
+            match self.cache.get(index) {
+                Lookup::Hit(pfn) => {
+                    self.cache.frames().put(pfn);
+                    return Ok(());
+                }
+                Lookup::Miss => return Ok(()),
+                Lookup::Filling(done) => {
+                    let reason = WaitReason::PageLocked {
+                        file: self.id,
+                        index,
+                    };
+                    return Err(PageError::Wait(FaultFuture::new(reason, done)));
+                }
+                Lookup::Swapped(entry) => self.swap_in(index, entry)?,
+            }
+        }
     }
 
     /// Allocates the missing pages of `alloc`'s range from where it stopped: a
@@ -297,8 +412,14 @@ impl FileObject {
             frames,
             owner: self,
         };
-        unmap(self, &punched);
-        HOLE_PUNCHES.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        // The pages left the cache before the count is read: a VMA counted later can
+        // only fault in what the cache holds now. At zero no page table maps the
+        // file, a fork child's copy neither (its tree was counted before it was
+        // listed), so there is no walk to make and none for a fork to redo.
+        if self.mapped_vmas() > 0 {
+            unmap(self, &punched);
+            HOLE_PUNCHES.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        }
         punched.resident()
     }
 }

@@ -269,3 +269,187 @@ fn a_fork_child_the_walk_missed_is_repaired() {
     h.aspace.fault(shared, Access::Read, true).unwrap();
     assert_eq!(h.aspace.unmap_stale_shmem(), 0, "current pages stay");
 }
+
+#[test]
+fn a_byte_range_punch_zeroes_the_edges_and_empties_the_whole_pages() {
+    let h = harness();
+    let f = filled(&h, 4);
+    let punched = f.punch_hole_bytes_with(100, 3 * PAGE_SIZE + 10, &|_, _| {});
+    assert_eq!(punched.unwrap(), 2, "pages 1 and 2");
+    let mut page = vec![9u8; PAGE_BYTES];
+    f.read_at(0, &mut page).unwrap();
+    assert!(page[..100].iter().all(|&b| b == 1) && page[100..].iter().all(|&b| b == 0));
+    f.read_at(3 * PAGE_SIZE, &mut page).unwrap();
+    assert!(page[..10].iter().all(|&b| b == 0) && page[10..].iter().all(|&b| b == 4));
+    assert_eq!(f.cache().len(), 2, "pages 0 and 3 stay, zeroed in part");
+    // Inside one page: zeroed in place, nothing leaves the cache.
+    assert_eq!(f.punch_hole_bytes_with(5, 7, &|_, _| {}).unwrap(), 0);
+    f.read_at(0, &mut page).unwrap();
+    assert_eq!(&page[4..8], &[1, 0, 0, 1]);
+}
+
+#[test]
+fn a_sealed_object_refuses_the_punch_and_keeps_every_byte() {
+    let h = harness();
+    let f = filled(&h, 2);
+    let refused: Result<(), ()> = f.seal_writes_with(|| Err(()));
+    assert!(refused.is_err());
+    assert!(!f.writes_sealed(), "a refused seal seals nothing");
+    f.seal_writes_with(|| Ok::<_, ()>(true)).unwrap();
+    let r = f.punch_hole_bytes_with(10, 2 * PAGE_SIZE, &|_, _| panic!("no walk"));
+    assert!(matches!(r, Err(super::PunchError::Sealed)));
+    assert!(f.punch_unless_sealed(|| ()).is_none());
+    let mut page = vec![0u8; PAGE_BYTES];
+    f.read_at(0, &mut page).unwrap();
+    assert!(page.iter().all(|&b| b == 1));
+    assert_eq!(f.cache().len(), 2);
+}
+
+/// One thread punches the pages of a file one by one, the other seals it and then
+/// reads what is left: once the seal has returned, no punch gets through, so the pages
+/// it read stay as they were (a punch that checked before the seal and punched after
+/// it would zero one of them).
+#[test]
+fn no_punch_gets_through_after_the_seal_returns() {
+    const PAGES: u64 = 256;
+    for round in 0..20u64 {
+        let soft = SoftFrames::new();
+        let f = FileObject::new_memfd("race", Frames::new(soft.clone()));
+        for p in 0..PAGES {
+            f.write_at(p * PAGE_SIZE, &[p as u8 | 1]).unwrap();
+        }
+        let snapshot = |f: &FileObject| -> alloc::vec::Vec<u8> {
+            (0..PAGES)
+                .map(|p| {
+                    let mut b = [0u8; 1];
+                    f.read_at(p * PAGE_SIZE, &mut b).unwrap();
+                    b[0]
+                })
+                .collect()
+        };
+        let after_seal = std::thread::scope(|s| {
+            let puncher = s.spawn(|| {
+                for p in 0..PAGES {
+                    match f.punch_hole_bytes_with(p * PAGE_SIZE, (p + 1) * PAGE_SIZE, &|_, _| {}) {
+                        Ok(_) => {}
+                        Err(super::PunchError::Sealed) => return p,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                PAGES
+            });
+            // Let the puncher get going, more or less, depending on the round.
+            for _ in 0..round * 50 {
+                core::hint::spin_loop();
+            }
+            f.seal_writes_with(|| Ok::<_, ()>(true)).unwrap();
+            let seen = snapshot(&f);
+            let stopped_at = puncher.join().unwrap();
+            (seen, stopped_at)
+        });
+        let (seen, stopped_at) = after_seal;
+        assert_eq!(snapshot(&f), seen, "round {round}: a punch after the seal");
+        for p in stopped_at..PAGES {
+            assert_eq!(seen[p as usize], p as u8 | 1, "page {p} was never punched");
+        }
+    }
+}
+
+#[test]
+fn mapped_vmas_counts_every_vma_of_the_file_through_split_fork_mremap_and_munmap() {
+    let h = harness();
+    let f = filled(&h, 8);
+    assert_eq!(f.mapped_vmas(), 0);
+    let rw = Prot::READ | Prot::WRITE;
+    let shared = map_file(&h.aspace, &f, 8, rw, MapFlags::SHARED, 0);
+    let private = map_file(&h.aspace, &f, 4, Prot::READ, MapFlags::PRIVATE, 0);
+    assert_eq!(f.mapped_vmas(), 2);
+    // A split in three, then merged back.
+    h.aspace
+        .mprotect(shared + 2 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::READ)
+        .unwrap();
+    assert_eq!(f.mapped_vmas(), 4);
+    h.aspace
+        .mprotect(shared + 2 * PAGE_SIZE, 2 * PAGE_SIZE, rw)
+        .unwrap();
+    assert_eq!(f.mapped_vmas(), 2);
+    // A fork copies both; the child's exit takes them back.
+    let child = crate::aspace::tests::fork(&h);
+    assert_eq!(f.mapped_vmas(), 4);
+    assert!(child.maps_file(&f), "the child's tree knows the file");
+    let other = filled(&h, 1);
+    assert!(!child.maps_file(&other) && !h.aspace.maps_file(&other));
+    drop(child);
+    assert_eq!(f.mapped_vmas(), 2);
+    // A move keeps one VMA; a move of half splits off one.
+    let moved = h
+        .aspace
+        .mremap(
+            private,
+            4 * PAGE_SIZE,
+            4 * PAGE_SIZE,
+            1, /* MREMAP_MAYMOVE */
+            0,
+        )
+        .unwrap();
+    assert_eq!(f.mapped_vmas(), 2);
+    let half = h
+        .aspace
+        .mremap(shared, 4 * PAGE_SIZE, 4 * PAGE_SIZE + PAGE_SIZE, 1, 0)
+        .unwrap();
+    assert_ne!(half, shared);
+    assert_eq!(
+        f.mapped_vmas(),
+        3,
+        "the moved half and the half left behind"
+    );
+    // A hole in the middle, then everything unmapped.
+    h.aspace.munmap(moved + PAGE_SIZE, PAGE_SIZE).unwrap();
+    assert_eq!(f.mapped_vmas(), 4);
+    h.aspace.munmap(moved, 4 * PAGE_SIZE).unwrap();
+    h.aspace.munmap(half, 5 * PAGE_SIZE).unwrap();
+    assert_eq!(f.mapped_vmas(), 1);
+    assert!(h.aspace.maps_file(&f));
+    h.aspace
+        .munmap(shared + 4 * PAGE_SIZE, 4 * PAGE_SIZE)
+        .unwrap();
+    assert_eq!(f.mapped_vmas(), 0);
+    assert!(!h.aspace.maps_file(&f));
+}
+
+#[test]
+fn a_file_no_vma_maps_is_punched_and_truncated_without_a_walk() {
+    let h = harness();
+    let f = filled(&h, 4);
+    let walks = core::cell::Cell::new(0);
+    let walk = |_: &FileObject, _: &super::PunchedPages| walks.set(walks.get() + 1);
+    assert_eq!(f.punch_range_with(0, 1, &walk), 1);
+    assert_eq!(f.truncate_pages_with(3, &walk), 1);
+    assert_eq!(walks.get(), 0, "mapped nowhere: no walk");
+    let rw = Prot::READ | Prot::WRITE;
+    let shared = map_file(&h.aspace, &f, 4, rw, MapFlags::SHARED, 0);
+    assert_eq!(f.punch_range_with(1, 2, &walk), 1);
+    assert_eq!(walks.get(), 1, "mapped: the walk runs");
+    h.aspace.munmap(shared, 4 * PAGE_SIZE).unwrap();
+    assert_eq!(f.truncate_pages_with(0, &walk), 1, "page 2 was left");
+    assert_eq!(walks.get(), 1);
+}
+
+#[test]
+fn reading_a_hole_in_shared_memory_allocates_nothing() {
+    let soft = SoftFrames::new();
+    let f = FileObject::new_memfd("sparse", Frames::new(soft.clone()));
+    f.set_size(64 * PAGE_SIZE);
+    f.write_at(5 * PAGE_SIZE + 3, b"x").unwrap();
+    let mut all = vec![1u8; 64 * PAGE_BYTES];
+    assert_eq!(f.read_at(0, &mut all).unwrap(), 64 * PAGE_BYTES);
+    assert_eq!(
+        (f.cache().len(), soft.live()),
+        (1, 1),
+        "the written page only"
+    );
+    let written = 5 * PAGE_BYTES + 3;
+    assert!(all[..written].iter().all(|&b| b == 0));
+    assert_eq!(all[written], b'x');
+    assert!(all[written + 1..].iter().all(|&b| b == 0));
+}

@@ -23,6 +23,26 @@ pub struct VmaTree {
     map: BTreeMap<u64, Vma>,
     commit: Option<Arc<Commitment>>,
     accounted_pages: u64,
+    /// Shared-memory files mapped here, by address: how many VMAs map each (so a
+    /// hole punch's walk asks one lookup per address space, not a scan of its VMAs).
+    shmem_files: BTreeMap<usize, usize>,
+}
+
+/// The key of `v`'s file in [`VmaTree::shmem_files`], if it maps shared memory.
+fn shmem_key(v: &Vma) -> Option<usize> {
+    v.backing
+        .file()
+        .filter(|f| f.kind() == crate::pagecache::FileKind::Shmem)
+        .map(|f| Arc::as_ptr(f) as usize)
+}
+
+/// `shmem_files` for `vmas`.
+fn shmem_files_of<'a>(vmas: impl IntoIterator<Item = &'a Vma>) -> BTreeMap<usize, usize> {
+    let mut files = BTreeMap::new();
+    for key in vmas.into_iter().filter_map(shmem_key) {
+        *files.entry(key).or_insert(0) += 1;
+    }
+    files
 }
 
 /// Pages of `vmas` that are charged to the commit.
@@ -41,18 +61,31 @@ fn shared_writable_file(v: &Vma) -> Option<&Arc<crate::pagecache::FileObject>> {
         .filter(|_| v.flags.contains(VmFlags::SHARED))
 }
 
-/// Tells the files of `vmas` that their shared writable VMAs entered a tree.
-fn count_writable_in<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
-    vmas.into_iter()
-        .filter_map(shared_writable_file)
-        .for_each(|f| f.writable_mapping_added());
+/// Tells the files of `vmas` that their VMAs entered a tree (every file VMA counts
+/// in [`FileObject::mapped_vmas`], the shared ones in its writable mappings too).
+///
+/// [`FileObject::mapped_vmas`]: crate::pagecache::FileObject::mapped_vmas
+fn count_mappings_in<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
+    for v in vmas {
+        if let Some(f) = v.backing.file() {
+            f.mapping_added();
+        }
+        if let Some(f) = shared_writable_file(v) {
+            f.writable_mapping_added();
+        }
+    }
 }
 
-/// Tells the files of `vmas` that their shared writable VMAs left a tree.
-fn count_writable_out<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
-    vmas.into_iter()
-        .filter_map(shared_writable_file)
-        .for_each(|f| f.writable_mapping_removed());
+/// Tells the files of `vmas` that their VMAs left a tree (see [`count_mappings_in`]).
+fn count_mappings_out<'a>(vmas: impl IntoIterator<Item = &'a Vma>) {
+    for v in vmas {
+        if let Some(f) = v.backing.file() {
+            f.mapping_removed();
+        }
+        if let Some(f) = shared_writable_file(v) {
+            f.writable_mapping_removed();
+        }
+    }
 }
 
 impl Clone for VmaTree {
@@ -62,11 +95,12 @@ impl Clone for VmaTree {
         if let Some(c) = &self.commit {
             c.force_charge(self.accounted_pages);
         }
-        count_writable_in(self.map.values());
+        count_mappings_in(self.map.values());
         VmaTree {
             map: self.map.clone(),
             commit: self.commit.clone(),
             accounted_pages: self.accounted_pages,
+            shmem_files: self.shmem_files.clone(),
         }
     }
 }
@@ -76,7 +110,7 @@ impl Drop for VmaTree {
         if let Some(c) = &self.commit {
             c.uncharge(self.accounted_pages);
         }
-        count_writable_out(self.map.values());
+        count_mappings_out(self.map.values());
     }
 }
 
@@ -92,6 +126,7 @@ impl VmaTree {
             map: BTreeMap::new(),
             commit: Some(commit),
             accounted_pages: 0,
+            shmem_files: BTreeMap::new(),
         }
     }
 
@@ -103,6 +138,12 @@ impl VmaTree {
     /// The commitment this tree charges, if any.
     pub fn commitment(&self) -> Option<&Arc<Commitment>> {
         self.commit.as_ref()
+    }
+
+    /// Whether a VMA here maps `file`, a shared-memory file (one lookup).
+    pub fn maps_shmem_file(&self, file: &crate::pagecache::FileObject) -> bool {
+        self.shmem_files
+            .contains_key(&(file as *const crate::pagecache::FileObject as usize))
     }
 
     /// Number of VMAs (what `max_map_count` limits).
@@ -268,8 +309,23 @@ impl VmaTree {
         for v in left.iter().chain(hit.iter()).chain(right.iter()) {
             self.map.remove(&v.start);
         }
-        count_writable_out(left.iter().chain(hit.iter()).chain(right.iter()));
-        count_writable_in(&pieces);
+        // The new pieces counted before the old ones go: a file's count of mapping
+        // VMAs never dips to zero while one of them still maps it.
+        count_mappings_in(&pieces);
+        count_mappings_out(left.iter().chain(hit.iter()).chain(right.iter()));
+        for key in pieces.iter().filter_map(shmem_key) {
+            *self.shmem_files.entry(key).or_insert(0) += 1;
+        }
+        for v in left.iter().chain(hit.iter()).chain(right.iter()) {
+            if let Some(key) = shmem_key(v) {
+                if let Some(n) = self.shmem_files.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.shmem_files.remove(&key);
+                    }
+                }
+            }
+        }
         for v in pieces {
             self.map.insert(v.start, v);
         }
@@ -294,8 +350,9 @@ impl VmaTree {
             c.try_charge(accounted_pages)?;
         }
         let vmas = coalesce(vmas);
-        count_writable_in(&vmas);
+        count_mappings_in(&vmas);
         Ok(VmaTree {
+            shmem_files: shmem_files_of(&vmas),
             map: vmas.into_iter().map(|v| (v.start, v)).collect(),
             commit,
             accounted_pages,
@@ -328,6 +385,9 @@ impl VmaTree {
         }
         if accounted(self.map.values()) != self.accounted_pages {
             return Err("accounted pages miscounted");
+        }
+        if shmem_files_of(self.map.values()) != self.shmem_files {
+            return Err("shared-memory files miscounted");
         }
         Ok(())
     }

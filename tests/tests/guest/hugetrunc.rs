@@ -31,6 +31,7 @@ fn run_hugetrunc(mem_mib: u32, gib: bool) {
         "hugetlbfs-truncate-and-o-trunc-unmap",
         "fallocate-punch-hole-and-allocate",
         "dontneed-restores-a-private-pages-reservation",
+        "madv-remove-off-huge-page-boundaries",
     ] {
         out.expect_line(&format!("hugetrunc: check {check}: ok"));
     }
@@ -46,6 +47,8 @@ fn run_hugetrunc(mem_mib: u32, gib: bool) {
         "fallocate-punch-hole-and-allocate: refused-past-the-pool-keeps-what-it-took: free 0 rsvd 0",
         "dontneed-restores-a-private-pages-reservation: anon-dontneed: free 6 rsvd 2",
         "dontneed-restores-a-private-pages-reservation: own-page-dontneed: free 5 rsvd 2",
+        "madv-remove-off-huge-page-boundaries: removed-page-1: free 4 rsvd 0",
+        "madv-remove-off-huge-page-boundaries: hole-read: free 3 rsvd 0",
     ] {
         out.expect_line(&format!("hugetrunc: {line}"));
     }

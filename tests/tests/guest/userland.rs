@@ -104,10 +104,14 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "punch-hole-zeros-read-shared-maps-keeps-private-copy",
         "truncate-unmaps-shared-pages-and-private-copies-past-the-end",
         "seals-refuse-with-eperm",
+        "seal-write-races-punch-no-punch-after-the-seal",
+        "read-of-a-hole-allocates-nothing",
         "bad-modes-and-ranges-errnos",
         "more-than-ram-and-swap-enomem-size-kept",
         "madv-remove-punches-the-file-for-every-process",
         "madv-remove-errnos",
+        "uffd-remove-event-comes-before-the-punch",
+        "uffd-remove-event-comes-before-dontneed",
         "smaps-private-file-mapping-copies-are-anonymous",
     ] {
         out.expect_line(&format!("shmfalloc: check {check}: ok"));
