@@ -331,10 +331,14 @@ impl<P: Platform> Scheduler<P> {
     /// Fire up to `TIMER_BATCH` of `cpu`'s expired timers; returns how many.
     fn fire_timers(&self, cpu: CpuId) -> usize {
         let local = self.per_cpu(cpu);
-        if self.next_timer_ns(cpu).is_none() {
+        let Some(deadline) = self.next_timer_ns(cpu) else {
+            return 0;
+        };
+        let now_ns = self.platform.now_ns();
+        // Nothing due (the common case on every loop iteration): no lock taken.
+        if deadline > now_ns {
             return 0;
         }
-        let now_ns = self.platform.now_ns();
         let mut fired = 0;
         while fired < TIMER_BATCH {
             // Wake outside the lock: a wake may run arbitrary waker code.
