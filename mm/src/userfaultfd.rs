@@ -960,6 +960,68 @@ mod tests {
     }
 
     #[test]
+    fn intercepted_by_spans_vmas_and_refuses_holes() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 6);
+        // Three VMAs: read-only in the middle, so they never merge.
+        h.aspace
+            .mprotect(a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::READ)
+            .unwrap();
+        let one: Arc<dyn FaultInterceptor> = Userfault::new();
+        let two: Arc<dyn FaultInterceptor> = Userfault::new();
+        h.aspace
+            .set_interceptor(a, 6 * PAGE_SIZE, Some(one.clone()))
+            .unwrap();
+        assert!(
+            h.aspace.intercepted_by(a, 6 * PAGE_SIZE, &one),
+            "three VMAs, one hook"
+        );
+        assert!(
+            h.aspace.intercepted_by(a + PAGE_SIZE, 2 * PAGE_SIZE, &one),
+            "two VMAs"
+        );
+        assert!(
+            h.aspace.intercepted_by(a + 2 * PAGE_SIZE, PAGE_SIZE, &one),
+            "one page"
+        );
+        assert!(
+            !h.aspace.intercepted_by(a, 6 * PAGE_SIZE, &two),
+            "another hook"
+        );
+        assert!(
+            !h.aspace.intercepted_by(a, 7 * PAGE_SIZE, &one),
+            "past the end"
+        );
+        assert!(
+            !h.aspace.intercepted_by(a - PAGE_SIZE, 2 * PAGE_SIZE, &one),
+            "before it"
+        );
+        assert!(!h
+            .aspace
+            .intercepted_by(u64::MAX - PAGE_SIZE + 1, PAGE_SIZE, &one));
+        // A hole in the middle.
+        h.aspace.munmap(a + 3 * PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert!(!h.aspace.intercepted_by(a, 6 * PAGE_SIZE, &one), "a hole");
+        assert!(
+            h.aspace.intercepted_by(a, 3 * PAGE_SIZE, &one),
+            "up to the hole"
+        );
+        assert!(
+            h.aspace
+                .intercepted_by(a + 4 * PAGE_SIZE, 2 * PAGE_SIZE, &one),
+            "after it"
+        );
+        // Unregistered in part.
+        h.aspace
+            .set_interceptor(a + 5 * PAGE_SIZE, PAGE_SIZE, None)
+            .unwrap();
+        assert!(!h
+            .aspace
+            .intercepted_by(a + 4 * PAGE_SIZE, 2 * PAGE_SIZE, &one));
+        assert!(h.aspace.intercepted_by(a + 4 * PAGE_SIZE, PAGE_SIZE, &one));
+    }
+
+    #[test]
     fn registration_rules() {
         let h = harness();
         let a = anon_rw(&h.aspace, 4);
