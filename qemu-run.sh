@@ -206,7 +206,7 @@ qemu_args() { # $1 = accel
 run_qemu() { # $1 = accel; output goes to the console and to $log
   qemu_args "$1"
   set +e
-  timeout "$timeout_s" qemu-system-x86_64 "${args[@]}" | tr -d '\r' | tee "$log"
+  timeout "$timeout_s" qemu-system-x86_64 "${args[@]}" | stdbuf -oL tr -d '\r' | tee "$log"
   local status=${PIPESTATUS[0]}
   set -e
   return "$status"

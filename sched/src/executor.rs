@@ -38,6 +38,13 @@ const TIMER_BATCH: usize = 64;
 /// `next_deadline_ns` when no timer is pending.
 const NO_DEADLINE: u64 = u64::MAX;
 
+/// A CPU inside one poll for longer than this is *stalled*: a long system call
+/// (populating or unmapping a large range) or a vCPU the host has not run. Busy
+/// CPUs then take its floating tasks and fire its due timers (see
+/// `Scheduler::relieve_stalled`). A user thread's poll lasts up to one 10 ms slice
+/// plus the system calls it makes, so two slices mark a stall.
+pub const STALL_NS: u64 = 20_000_000;
+
 /// Everything one CPU owns. Aligned so that two CPUs' hot fields never share a
 /// cache line.
 #[repr(align(128))]
@@ -50,13 +57,17 @@ struct PerCpu {
     /// loop iteration so that they run after everything already runnable here,
     /// whichever queue that is in.
     requeue: RunQueue<TaskRef>,
-    /// This CPU's timers. Only this CPU locks it (a `Sleep` dropped elsewhere
-    /// only `try_lock`s it), so the lock is never contended: there is no
-    /// global timer lock.
+    /// This CPU's timers. This CPU locks it; a `Sleep` dropped elsewhere and a
+    /// CPU relieving this one while it is stalled only `try_lock` it, so this
+    /// CPU waits on it at most for their short turn: there is no global timer
+    /// lock.
     timers: spin::Mutex<TimerQueue>,
     /// The earliest deadline in `timers` (`u64::MAX`: none), stored under its
     /// lock after every change, so a due timer is noticed with one load.
     next_deadline_ns: AtomicU64,
+    /// When the poll this CPU is inside began (0: not polling), for other CPUs
+    /// to tell a stalled CPU (see [`STALL_NS`]).
+    poll_started_ns: AtomicU64,
     stats: Counters,
 }
 
@@ -95,6 +106,7 @@ impl<P: Platform> Scheduler<P> {
                 requeue: RunQueue::new(ring_capacity),
                 timers: spin::Mutex::new(TimerQueue::new()),
                 next_deadline_ns: AtomicU64::new(NO_DEADLINE),
+                poll_started_ns: AtomicU64::new(0),
                 stats: Counters::default(),
             })
             .collect();
@@ -195,9 +207,11 @@ impl<P: Platform> Scheduler<P> {
     /// The executor loop of the calling CPU; never returns.
     ///
     /// Each iteration fires expired timers, polls a bounded batch from the
-    /// pinned inbox and one from the stealable queue, and only when both were
-    /// empty steals one floating task from another CPU or, failing that,
-    /// parks in [`Platform::idle`] until a kick or the next timer deadline.
+    /// pinned inbox and one from the stealable queue, relieves a stalled CPU
+    /// (one of its floating tasks and its due timers), and only when all that
+    /// found nothing steals one floating task from another CPU or, failing
+    /// that, parks in [`Platform::idle`] until a kick or the next timer
+    /// deadline.
     ///
     /// Panics if the calling CPU is not one of this scheduler's CPUs.
     pub fn run(&self) -> ! {
@@ -223,6 +237,7 @@ impl<P: Platform> Scheduler<P> {
             let mut progress = self.fire_timers(cpu);
             progress += self.poll_batch(cpu, &local.inbox);
             progress += self.poll_batch(cpu, &local.stealable);
+            progress += self.relieve_stalled(cpu);
             while let Some(task) = local.requeue.pop() {
                 self.enqueue(cpu, cpu, task);
             }
@@ -263,9 +278,14 @@ impl<P: Platform> Scheduler<P> {
         let header = task.header();
         header.state.begin_poll();
         header.set_running_on(cpu);
-        self.per_cpu(cpu).stats.polls.inc();
+        let local = self.per_cpu(cpu);
+        local.stats.polls.inc();
+        local
+            .poll_started_ns
+            .store(self.platform.now_ns().max(1), Ordering::Relaxed);
         let waker = task.clone().into_waker();
         let ready = task.poll(&mut Context::from_waker(&waker));
+        local.poll_started_ns.store(0, Ordering::Relaxed);
         drop(waker);
         // A poll may have run a user thread's whole slice: timers that came due
         // meanwhile fire now, so the tasks they wake queue ahead of this one if
@@ -276,6 +296,54 @@ impl<P: Platform> Scheduler<P> {
         if ready == Poll::Pending && task.header().state.end_poll_pending() {
             self.per_cpu(cpu).requeue.push(task);
         }
+    }
+
+    /// Relieves every other CPU that has been inside one poll for over
+    /// [`STALL_NS`] (a system call that runs long without awaiting, or a vCPU
+    /// the host descheduled): fires its due timers (if its timer lock is free)
+    /// and runs one of its floating tasks here, so a long system call on one
+    /// CPU does not hold back the threads and sleepers queued behind it while
+    /// this CPU is busy too (an idle CPU steals anyway). Returns the tasks run.
+    fn relieve_stalled(&self, cpu: CpuId) -> usize {
+        let n = self.cpus.len();
+        if n == 1 {
+            return 0;
+        }
+        let now_ns = self.platform.now_ns();
+        let mut ran = 0;
+        for i in 1..n {
+            let victim_id = CpuId(((cpu.index() + i) % n) as u32);
+            let victim = self.per_cpu(victim_id);
+            let since = victim.poll_started_ns.load(Ordering::Relaxed);
+            if since == 0 || now_ns.saturating_sub(since) < STALL_NS {
+                continue;
+            }
+            self.fire_timers_of_stalled(victim_id, now_ns);
+            if let Some(task) = victim.stealable.pop() {
+                self.per_cpu(cpu).stats.stall_steals.inc();
+                self.poll_task(cpu, task);
+                ran += 1;
+            }
+        }
+        ran
+    }
+
+    /// Fires up to `TIMER_BATCH` due timers of the stalled `victim`, if its
+    /// timer lock is free; the tasks they wake queue on `victim` as usual, where
+    /// [`Scheduler::relieve_stalled`] finds the floating ones.
+    fn fire_timers_of_stalled(&self, victim: CpuId, now_ns: u64) {
+        if !self.next_timer_ns(victim).is_some_and(|d| d <= now_ns) {
+            return;
+        }
+        let mut fired = 0;
+        while fired < TIMER_BATCH {
+            let Some(Some(waker)) = self.try_with_timers(victim, |t| t.pop_expired(now_ns)) else {
+                break;
+            };
+            waker.wake();
+            fired += 1;
+        }
+        self.per_cpu(victim).stats.timers_fired.add(fired as u64);
     }
 
     /// Take one floating task from another CPU's stealable queue, searching

@@ -21,6 +21,9 @@ pub struct CpuStats {
     pub idles: u64,
     /// Floating tasks this CPU stole from another CPU's queue.
     pub steals: u64,
+    /// Floating tasks this CPU took, while busy itself, from a CPU stalled in
+    /// one long poll.
+    pub stall_steals: u64,
     /// Timers that expired on this CPU.
     pub timers_fired: u64,
     /// Pushes to this CPU's queues that found the ring full and used the
@@ -58,6 +61,7 @@ pub(crate) struct Counters {
     pub(crate) kicks: Counter,
     pub(crate) idles: Counter,
     pub(crate) steals: Counter,
+    pub(crate) stall_steals: Counter,
     pub(crate) timers_fired: Counter,
     pub(crate) ring_overflows: Counter,
 }
@@ -73,6 +77,7 @@ impl Counters {
             kicks: self.kicks.get(),
             idles: self.idles.get(),
             steals: self.steals.get(),
+            stall_steals: self.stall_steals.get(),
             timers_fired: self.timers_fired.get(),
             ring_overflows: self.ring_overflows.get(),
         }

@@ -62,3 +62,48 @@ fn pinned_tasks_are_never_stolen() {
     );
     m.shutdown();
 }
+
+/// A CPU stuck in one long poll (a system call that never awaits) holds back
+/// neither the floating tasks queued behind it nor its sleepers: a busy CPU
+/// fires its due timers and runs its floating work.
+#[test]
+fn a_busy_cpu_relieves_a_cpu_stalled_in_one_long_poll() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const STALL: Duration = Duration::from_millis(400);
+    let m = HostMachine::boot(2);
+    let sched = m.sched();
+    let stop = Arc::new(AtomicBool::new(false));
+    // CPU 0 always has work of its own, so it never steals as an idle CPU.
+    let spinning = stop.clone();
+    let spinner = sched.spawn_on(CpuId(0), async move {
+        while !spinning.load(Ordering::SeqCst) {
+            crate::yield_now().await;
+        }
+    });
+    let stalled = sched.spawn_on(CpuId(1), async move {
+        // A sleeper whose timer is CPU 1's, and a floating task queued on CPU 1.
+        let sleeper = sched.spawn(async move {
+            sched.sleep(5_000_000).await;
+            (sched.current_cpu(), Instant::now())
+        });
+        crate::yield_now().await;
+        let queued = sched.spawn(async move { (sched.current_cpu(), Instant::now()) });
+        let started = Instant::now();
+        busy_for(STALL);
+        (started + STALL, sleeper, queued)
+    });
+    let (stall_end, sleeper, queued) = wait(&m, stalled);
+    let (slept_on, slept_at) = wait(&m, sleeper);
+    let (queued_on, queued_at) = wait(&m, queued);
+    stop.store(true, Ordering::SeqCst);
+    wait(&m, spinner);
+    assert_eq!(queued_on, CpuId(0), "the queued task waited for the stall");
+    assert!(queued_at < stall_end, "the queued task ran only after the stall");
+    assert_eq!(slept_on, CpuId(0), "the sleeper waited for the stall");
+    assert!(slept_at < stall_end, "the sleeper woke only after the stall");
+    assert!(sched.stats(CpuId(0)).stall_steals >= 2);
+    m.shutdown();
+}

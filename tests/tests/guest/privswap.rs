@@ -1,18 +1,18 @@
-//! Private file mappings through swap in a booted guest: a 256 MiB guest with a
-//! 512 MiB swap disk and an ext4 disk holding a 256 MiB file runs `privswap`, which
-//! maps a 64 MiB memfd and the disk file `MAP_PRIVATE` and writes over both (320 MiB,
+//! Private file mappings through swap in a booted guest: a 192 MiB guest with a
+//! 512 MiB swap disk and an ext4 disk holding a 160 MiB file runs `privswap`, which
+//! maps a 64 MiB memfd and the disk file `MAP_PRIVATE` and writes over both (224 MiB,
 //! more than RAM): the private copies go to swap (`VmSwap`, smaps `Swap:`) and read
 //! back identical, the files keep their own bytes, a forked child shares them and its
 //! writes stay its own, `MADV_PAGEOUT` swaps them, `MADV_DONTNEED` reveals the files'
 //! bytes, and swapoff brings the rest back. The same program passes on Linux 6.12
-//! (`run-linux.sh --mem 256 --swap 512 --disk IMAGE`).
+//! (`run-linux.sh --mem 192 --swap 512 --disk IMAGE`).
 
 use guest_tests::{repo_root, Guest};
 use std::time::Duration;
 
 #[test]
 fn private_file_copies_go_through_swap_and_read_back_identical() {
-    let image = crate::ext4::test_image("privswap-ext4.img", &["--seq-mib", "256"]);
+    let image = crate::ext4::test_image("privswap-ext4.img", &["--seq-mib", "160"]);
     let prog = repo_root()
         .join("userland/target/bin/privswap")
         .display()
@@ -20,11 +20,11 @@ fn private_file_copies_go_through_swap_and_read_back_identical() {
     let out = Guest {
         cpus: 2,
         nodes: 2,
-        mem_mib: 256,
+        mem_mib: 192,
         swap_mib: 512,
         disk: Some(image),
         timeout: Duration::from_secs(400),
-        run: vec![prog, "--ext4-mib".into(), "256".into()],
+        run: vec![prog, "--ext4-mib".into(), "160".into()],
         ..Default::default()
     }
     .boot();
