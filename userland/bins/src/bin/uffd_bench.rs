@@ -1,4 +1,4 @@
-//! `uffd_bench [--pages N] [--rounds R] [--slowest K]`: the userfaultfd round trip. A thread reads
+//! `uffd_bench [--pages N] [--rounds R] [--slowest K] [--split]`: the userfaultfd round trip. A thread reads
 //! one byte of each page of a region registered in missing mode (default 2000 pages,
 //! 3 rounds over fresh regions); a handler thread blocks in `read` on the descriptor
 //! and answers each message with `UFFDIO_COPY`. Each access is timed from just before
@@ -8,7 +8,9 @@
 //! `uffd.round_trip_median_ns=<x>`, `uffd.round_trip_p99_ns=<x>`, `uffd.faults_per_sec=<x>`,
 //! and before them each round's own figures (`uffd.round=<r> median_ns=<x> p99_ns=<x>
 //! max_ns=<x>`). `--slowest K` also lists each round's K slowest accesses (page index
-//! and nanoseconds), to see where the tail comes from.
+//! and nanoseconds), to see where the tail comes from. `--split` pins the faulting
+//! thread to CPU 0 and the handler to CPU 1 (a machine of two CPUs or more), so every
+//! round trip crosses CPUs.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -16,6 +18,7 @@
 use peios_rt::prelude::*;
 use peios_rt::sys::fs::{close, O_CLOEXEC};
 use peios_rt::sys::mm::{mmap_anon, munmap, Prot};
+use peios_rt::sys::sched::{sched_setaffinity, CpuSet};
 use peios_rt::sys::uffd;
 use peios_rt::thread::spawn;
 use peios_rt::time::{monotonic_ns, per_second};
@@ -25,10 +28,14 @@ peios_rt::main!(main);
 const PAGE: usize = 4096;
 
 /// One round over `pages` fresh pages: the latency of each access, in nanoseconds.
-fn round(fd: i32, pages: usize) -> Result<Vec<u64>, Errno> {
+/// With `split`, the handler runs on CPU 1 (the faulting thread is on CPU 0).
+fn round(fd: i32, pages: usize, split: bool) -> Result<Vec<u64>, Errno> {
     let region = mmap_anon(pages * PAGE, Prot::RW)? as usize;
     uffd::register(fd, region, pages * PAGE, uffd::MODE_MISSING)?;
     let handler = spawn(move || {
+        if split {
+            sched_setaffinity(0, &CpuSet::single(1))?;
+        }
         let src = [0x5au8; PAGE];
         for _ in 0..pages {
             let m = uffd::read_message(fd)?;
@@ -93,9 +100,16 @@ fn main(args: &Args) -> i32 {
         args.opt_u64("--rounds", 3),
         args.opt_u64("--slowest", 0),
     ) else {
-        eprintln!("usage: uffd_bench [--pages N] [--rounds R] [--slowest K]");
+        eprintln!("usage: uffd_bench [--pages N] [--rounds R] [--slowest K] [--split]");
         return 2;
     };
+    let split = args.has("--split");
+    if split {
+        if let Err(e) = sched_setaffinity(0, &CpuSet::single(0)) {
+            eprintln!("uffd_bench: --split: pinning to CPU 0: {e:?}");
+            return 1;
+        }
+    }
     let (pages, rounds) = (pages.max(1) as usize, rounds.max(1) as usize);
     let fd = match uffd::userfaultfd(O_CLOEXEC).and_then(|fd| {
         uffd::api(fd, uffd::UFFD_API, 0)?;
@@ -111,7 +125,7 @@ fn main(args: &Args) -> i32 {
     let start = monotonic_ns();
     let mut per_round = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        match round(fd, pages) {
+        match round(fd, pages, split) {
             Ok(l) => per_round.push(l),
             Err(e) => {
                 eprintln!("uffd_bench: round failed: {e:?}");
@@ -127,7 +141,7 @@ fn main(args: &Args) -> i32 {
     }
     all.sort_unstable();
     let (median, p99) = median_p99(&all);
-    println!("uffd.config pages={pages} rounds={rounds}");
+    println!("uffd.config pages={pages} rounds={rounds} split={}", u8::from(split));
     println!("uffd.round_trip_median_ns={median}");
     println!("uffd.round_trip_p99_ns={p99}");
     println!(
