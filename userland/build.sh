@@ -59,6 +59,7 @@ cc_if_newer "$bin/hello_c" c/hello.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/segv" c/segv.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/vdso" c/vdso.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/prctl" c/prctl.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/aslr" c/aslr.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/pidfd" c/pidfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/shm" c/shm.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/memfd" c/memfd.c musl-gcc -static -O2 -Wall

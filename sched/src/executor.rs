@@ -332,7 +332,7 @@ impl<P: Platform> Scheduler<P> {
     /// timer lock is free; the tasks they wake queue on `victim` as usual, where
     /// [`Scheduler::relieve_stalled`] finds the floating ones.
     fn fire_timers_of_stalled(&self, victim: CpuId, now_ns: u64) {
-        if !self.next_timer_ns(victim).is_some_and(|d| d <= now_ns) {
+        if self.next_timer_ns(victim).is_none_or(|d| d > now_ns) {
             return;
         }
         let mut fired = 0;

@@ -1,7 +1,7 @@
 //! Per-process switches `prctl` sets: the parent-death signal, dumpable, no_new_privs and
-//! the child-subreaper mark. Which survive fork follows Linux.
+//! the child-subreaper mark, and the personality. Which survive fork follows Linux.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 /// A process's `prctl` state.
 pub struct Controls {
@@ -15,6 +15,9 @@ pub struct Controls {
     /// `PR_SET_CHILD_SUBREAPER`: orphaned descendants come here instead of init. Not
     /// inherited.
     pub child_subreaper: AtomicBool,
+    /// `personality(2)`'s execution domain and flags (`PER_LINUX` is 0). Inherited, and
+    /// kept across exec; `ADDR_NO_RANDOMIZE` there fixes the next exec's layout.
+    pub personality: AtomicU32,
 }
 
 impl Controls {
@@ -29,6 +32,9 @@ impl Controls {
             dumpable: AtomicBool::new(inherited(|c| &c.dumpable, true)),
             no_new_privs: AtomicBool::new(inherited(|c| &c.no_new_privs, false)),
             child_subreaper: AtomicBool::new(false),
+            personality: AtomicU32::new(
+                parent.map_or(0, |p| p.personality.load(Ordering::Relaxed)),
+            ),
         }
     }
 }

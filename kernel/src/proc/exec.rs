@@ -4,6 +4,7 @@
 //! auxv (AT_PHDR, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_ENTRY, AT_RANDOM, AT_HWCAP, ...), and
 //! the strings.
 
+use crate::tunable::{keep, key, Key, KeyKind};
 use crate::{
     arch::usermode::UserContext,
     mem::aspace::{AddressSpace, MmSpace as Mm, PAGE, STACK_INITIAL_BYTES, STACK_TOP},
@@ -80,6 +81,7 @@ pub fn load(
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     uid: u32,
+    persona: u32,
 ) -> SysResult<Image> {
     let program = loader::elf::parse(elf, PIE_BASE, IMAGE_END).map_err(|_| Errno::ENOEXEC)?;
     let interp_elf = match &program.interp {
@@ -88,8 +90,14 @@ pub fn load(
     };
     let mut random = [0u8; 8];
     crate::random::fill(&mut random);
-    // User ASLR: the mmap area's top moves by up to 4 GiB (page granular) per exec.
-    let shift = (u64::from_le_bytes(random) % (1 << 20)) * PAGE;
+    // User ASLR: the mmap area's top moves by up to 4 GiB (page granular) per exec,
+    // unless `kernel.randomize_va_space` is 0 or the process asked for a fixed layout
+    // (`personality(ADDR_NO_RANDOMIZE)`, as gdb and `setarch -R` do).
+    let shift = if randomizes_layout(persona) {
+        (u64::from_le_bytes(random) % (1 << 20)) * PAGE
+    } else {
+        0
+    };
     let layout = Layout {
         mmap_base: Layout::default().mmap_base - shift,
         ..Layout::default()
@@ -256,7 +264,7 @@ pub fn spawn_init(
         b"TERM=linux".to_vec(),
     ];
     let interp = initramfs_interpreter(elf)?;
-    let image = load(elf, interp, path.as_bytes(), argv, &envp, token.uid())?;
+    let image = load(elf, interp, path.as_bytes(), argv, &envp, token.uid(), 0)?;
     let slot = super::limits::reserve(super::limits::Requester {
         uid: token.uid(),
         nproc_limit: u64::MAX,
@@ -278,4 +286,27 @@ pub fn spawn_init(
     let all = crate::smp::online_mask();
     let thread = super::thread::Thread::new(pid, process, 0, all, None);
     Ok((thread, image.ctx))
+}
+
+/// `personality(2)`'s `ADDR_NO_RANDOMIZE`: this process's next exec lays the address
+/// space out without randomisation.
+pub const ADDR_NO_RANDOMIZE: u32 = 0x0004_0000;
+
+/// `kernel.randomize_va_space`: 0 turns user address-space randomisation off for every
+/// exec; any other value (2 is the default, as on Linux) leaves it on (the mmap area's
+/// base moves). Linux takes any int; negative values are EINVAL here.
+pub static RANDOMIZE_VA_SPACE: Key = key(
+    "kernel.randomize_va_space",
+    &["/proc/sys/kernel/randomize_va_space"],
+    KeyKind::Int {
+        min: 0,
+        max: i32::MAX as u64,
+    },
+    2,
+    keep,
+);
+
+/// Whether an exec by a process of personality `persona` randomises its layout.
+fn randomizes_layout(persona: u32) -> bool {
+    RANDOMIZE_VA_SPACE.get() != 0 && persona & ADDR_NO_RANDOMIZE == 0
 }

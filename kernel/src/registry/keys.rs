@@ -74,7 +74,7 @@ pub static MIN_FREE_KBYTES: Key = key(
 
 /// The system-wide keys, in the order `ksyncd` documents them (the per-node pool keys
 /// follow them in [`all`]).
-static SYSTEM_KEYS: [&Key; 27] = [
+static SYSTEM_KEYS: [&Key; 28] = [
     &MAX_MAP_COUNT,
     &MMAP_MIN_ADDR,
     &WATERMARK_SCALE_FACTOR,
@@ -102,6 +102,7 @@ static SYSTEM_KEYS: [&Key; 27] = [
     &crate::memd::hung::HUNG_TASK_TIMEOUT_SECS,
     &crate::proc::limits::THREADS_MAX,
     &crate::proc::limits::PID_MAX,
+    &crate::proc::exec::RANDOMIZE_VA_SPACE,
 ];
 
 /// Every key: the system-wide ones, then the per-node pools and interleave weights.

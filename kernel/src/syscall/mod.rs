@@ -291,6 +291,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         112 => process::setsid(thread).into(),
         121 => process::getpgid(thread, a[0]).into(),
         124 => process::getsid(thread, a[0]).into(),
+        135 => prctl::personality(thread, a[0]).into(),
         157 => prctl::prctl(thread, a[0], [a[1], a[2], a[3], a[4]]).into(),
         158 => process::arch_prctl(ctx, a[0], a[1]).into(),
         160 => info::prlimit64(thread, 0, a[0], a[1], 0).into(),

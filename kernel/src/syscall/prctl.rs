@@ -138,3 +138,18 @@ pub fn prctl(thread: &Thread, option: u64, a: [u64; 4]) -> SysResult {
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// `personality(persona)`: returns the process's personality and, unless `persona` is
+/// `0xffffffff` (a query), sets it to `persona` (read as Linux's `unsigned int`; any
+/// value is taken, as on Linux). It is inherited and kept across exec; its
+/// `ADDR_NO_RANDOMIZE` bit fixes the layout of the next exec (see `proc::exec`).
+pub fn personality(thread: &Thread, persona: u64) -> SysResult {
+    let persona = persona as u32;
+    let slot = &thread.process.controls.personality;
+    let old = if persona == u32::MAX {
+        slot.load(Ordering::Relaxed)
+    } else {
+        slot.swap(persona, Ordering::Relaxed)
+    };
+    Ok(u64::from(old))
+}

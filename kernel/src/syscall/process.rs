@@ -509,7 +509,8 @@ fn execve_single(
     let interp = interpreter_image(thread, &elf)?;
     let process = &thread.process;
     let uid = process.token.read().uid();
-    let image = exec::load(&elf, interp.as_deref(), &raw, &args, &envs, uid)?;
+    let persona = process.controls.personality.load(Ordering::Relaxed);
+    let image = exec::load(&elf, interp.as_deref(), &raw, &args, &envs, uid, persona)?;
     let new_space = Arc::new(image.aspace);
     let (old_space, _) = process.replace_address_space(new_space.clone());
     // PR_SET_THP_DISABLE survives execve, as on Linux.

@@ -101,9 +101,15 @@ fn a_busy_cpu_relieves_a_cpu_stalled_in_one_long_poll() {
     stop.store(true, Ordering::SeqCst);
     wait(&m, spinner);
     assert_eq!(queued_on, CpuId(0), "the queued task waited for the stall");
-    assert!(queued_at < stall_end, "the queued task ran only after the stall");
+    assert!(
+        queued_at < stall_end,
+        "the queued task ran only after the stall"
+    );
     assert_eq!(slept_on, CpuId(0), "the sleeper waited for the stall");
-    assert!(slept_at < stall_end, "the sleeper woke only after the stall");
+    assert!(
+        slept_at < stall_end,
+        "the sleeper woke only after the stall"
+    );
     assert!(sched.stats(CpuId(0)).stall_steals >= 2);
     m.shutdown();
 }

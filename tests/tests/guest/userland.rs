@@ -23,6 +23,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "hello_dyn",
         "vdso",
         "prctl",
+        "aslr",
         "pidfd",
         "shm",
         "shmfalloc",
@@ -46,7 +47,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
     ] {
         out.expect_line(&format!("TEST {name} ... ok"));
     }
-    out.expect_line("29 passed, 0 failed");
+    out.expect_line("30 passed, 0 failed");
     // The dynamically linked program started in musl's loader, which found itself.
     out.expect_line("hello_c: loader at AT_BASE");
     out.expect_line("hello from musl (dynamic");

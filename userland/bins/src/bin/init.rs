@@ -37,6 +37,7 @@ pub const DEFAULT_SUITE: &[&[&str]] = &[
     &["hello_dyn"],
     &["vdso"],
     &["prctl"],
+    &["aslr"],
     &["pidfd"],
     &["shm"],
     &["shmfalloc"],
