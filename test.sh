@@ -30,11 +30,13 @@ if (( $# == 0 )); then
   # build calls then find everything built.
   log=target/guest-prebuild.log
   mkdir -p target
-  # The Debian packages the guest tests run are fetched here too (a failure is left to
-  # the tests, which tell "no network" from "broken").
+  # The Debian packages the guest tests run are fetched beside the builds (mostly
+  # waiting on the network; a failure is left to the tests, which tell "no network"
+  # from "broken").
   ( tools/debian-bin.sh busybox-static bin/busybox || true
-    tools/stress-ng-rootfs.sh || true
-    export CARGO_TARGET_DIR=$PWD/target/guest
+    tools/stress-ng-rootfs.sh || true ) >target/debian-fetch.log 2>&1 &
+  fetch=$!
+  ( export CARGO_TARGET_DIR=$PWD/target/guest
     tools/build-kernel.sh --release && userland/build.sh ) >"$log" 2>&1 &
   prebuild=$!
   cargo test --no-run -q
@@ -43,6 +45,7 @@ if (( $# == 0 )); then
     echo "test.sh: the guest build failed" >&2
     exit 1
   fi
+  wait "$fetch" || true
   echo "test.sh: builds took $(( $(date +%s) - start )) s"
 fi
 cargo test "$@"

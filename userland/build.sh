@@ -60,6 +60,7 @@ cc_if_newer "$bin/segv" c/segv.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/vdso" c/vdso.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/prctl" c/prctl.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/aslr" c/aslr.c musl-gcc -static -O2 -Wall
+cc_if_newer "$bin/populate" c/populate.c musl-gcc -static -O2 -Wall -pthread
 cc_if_newer "$bin/pidfd" c/pidfd.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/shm" c/shm.c musl-gcc -static -O2 -Wall
 cc_if_newer "$bin/memfd" c/memfd.c musl-gcc -static -O2 -Wall

@@ -190,6 +190,7 @@ extern "C" fn kernel_main(start_info: u64) -> ! {
     virtio_blk::probe();
     fs::blockdev::register_disks();
     memd::swap::init();
+    memd::reclaim::start();
     match args.root {
         Some(disk) => fs::ext4::mount_root(disk),
         None => {

@@ -104,7 +104,7 @@ pub fn read(path: &str) -> Option<String> {
         // Linux's one file: the page and THP counters, then swap and reclaim's.
         "/proc/vmstat" => Some(
             vmstat(alloc, anon_huge().len() as u64)
-                + &crate::memd::swap::proc_vmstat()
+                + &crate::memd::vmstat::proc_vmstat()
                 + &format!("damos_pageout {}\n", crate::memd::damon::paged_out()),
         ),
         "/proc/swaps" => Some(crate::memd::swap::proc_swaps()),

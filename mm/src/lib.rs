@@ -40,6 +40,7 @@ pub mod fault;
 pub mod frame;
 pub mod hugetlb;
 pub mod hugetlb_file;
+pub mod hugetlb_map;
 pub mod hugetlb_subpool;
 pub mod kmem;
 pub mod ksm;

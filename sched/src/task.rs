@@ -14,13 +14,22 @@ use core::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 
-use crate::executor::Scheduler;
 use crate::join::Join;
 use crate::state::{TaskState, Wake as WakeOutcome};
-use crate::{CpuId, Platform};
+use crate::CpuId;
 
 /// A type-erased reference to a task, as the queues hold it.
 pub(crate) type TaskRef = Arc<dyn Runnable>;
+
+/// Where a woken task goes back to be run: the executor as its tasks' wakers see
+/// it (the `Scheduler` implements it in `requeue.rs`; a task knows no more of it).
+pub(crate) trait RunQueues: Sync + 'static {
+    /// Queue a task that a waker moved from idle to scheduled.
+    fn schedule(&self, task: TaskRef);
+    /// Count a wake of a task bound for `target` that needed no queueing (it was
+    /// already queued or running).
+    fn count_wake(&self, target: CpuId);
+}
 
 /// What the executor and the queues know about every task.
 pub(crate) struct Header {
@@ -87,23 +96,23 @@ enum Stage<F: Future> {
 }
 
 /// The single allocation behind a spawned future.
-pub(crate) struct Task<F: Future, P: Platform> {
+pub(crate) struct Task<F: Future, Q: RunQueues> {
     header: Header,
     /// Locked only by the executor polling the task (the state machine makes
     /// that one CPU at a time) and by the joiner after DONE: uncontended.
     stage: spin::Mutex<Stage<F>>,
     joiner: AtomicWaker,
-    sched: &'static Scheduler<P>,
+    sched: &'static Q,
 }
 
-impl<F, P> Task<F, P>
+impl<F, Q> Task<F, Q>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    P: Platform,
+    Q: RunQueues,
 {
     /// A task about to be queued on `cpu`.
-    pub(crate) fn new(future: F, cpu: CpuId, pinned: bool, sched: &'static Scheduler<P>) -> Self {
+    pub(crate) fn new(future: F, cpu: CpuId, pinned: bool, sched: &'static Q) -> Self {
         Self {
             header: Header::new(cpu, pinned),
             stage: spin::Mutex::new(Stage::Running(future)),
@@ -113,11 +122,11 @@ where
     }
 }
 
-impl<F, P> Runnable for Task<F, P>
+impl<F, Q> Runnable for Task<F, Q>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    P: Platform,
+    Q: RunQueues,
 {
     fn header(&self) -> &Header {
         &self.header
@@ -153,11 +162,11 @@ where
     }
 }
 
-impl<F, P> Wake for Task<F, P>
+impl<F, Q> Wake for Task<F, Q>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    P: Platform,
+    Q: RunQueues,
 {
     fn wake(self: Arc<Self>) {
         match self.header.state.wake() {
@@ -180,11 +189,11 @@ where
     }
 }
 
-impl<F, P> Join<F::Output> for Task<F, P>
+impl<F, Q> Join<F::Output> for Task<F, Q>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    P: Platform,
+    Q: RunQueues,
 {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<F::Output> {
         if !self.header.state.is_done() {

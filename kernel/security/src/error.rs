@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::access_mask::AccessMask;
 use crate::integrity::IntegrityLevel;
-use crate::privilege::Privilege;
+use crate::privilege::{NotHeld, Privilege};
 
 /// Linux `EPERM` ("operation not permitted"), as the kernel's `Errno` spells it.
 pub const EPERM: u16 = 1;
@@ -131,10 +131,6 @@ impl fmt::Display for SidError {
     }
 }
 
-/// A privilege could not be enabled because the token does not hold it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NotHeld(pub Privilege);
-
 impl From<NotHeld> for Denied {
     fn from(e: NotHeld) -> Self {
         Self::new(DenialReason::NoPrivilege(e.0))
@@ -147,13 +143,6 @@ impl fmt::Display for AccessDenied {
     }
 }
 
-impl fmt::Display for NotHeld {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} is not held", self.0)
-    }
-}
-
 impl core::error::Error for Denied {}
 impl core::error::Error for AccessDenied {}
 impl core::error::Error for SidError {}
-impl core::error::Error for NotHeld {}

@@ -9,8 +9,6 @@ use core::fmt;
 
 use bitflags::bitflags;
 
-use crate::error::NotHeld;
-
 /// A Peios privilege, named as in NT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Privilege {
@@ -180,6 +178,18 @@ impl PrivilegeSet {
         self.enabled.remove(p.mask());
     }
 }
+
+/// A privilege could not be enabled because the token does not hold it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotHeld(pub Privilege);
+
+impl fmt::Display for NotHeld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not held", self.0)
+    }
+}
+
+impl core::error::Error for NotHeld {}
 
 #[cfg(test)]
 mod tests {

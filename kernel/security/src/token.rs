@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use bitflags::bitflags;
 
-use crate::error::NotHeld;
+use crate::privilege::NotHeld;
 use crate::integrity::IntegrityLevel;
 use crate::privilege::{Privilege, PrivilegeSet};
 use crate::sid::Sid;

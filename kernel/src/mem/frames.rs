@@ -286,7 +286,7 @@ impl mm::phys::FrameSource for KernelFrameSource {
                 nodes.iter().next()
             }
         };
-        if let Some(pfn) = first.and_then(super::thp_pool::take) {
+        if let Some(pfn) = first.and_then(super::thp_ready::take) {
             return Ok(pfn);
         }
         // Only the allocation runs with interrupts off: 2 MiB are zeroed with them

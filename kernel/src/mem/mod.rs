@@ -11,3 +11,4 @@ pub mod kbuf;
 pub mod numa;
 pub mod pagetable;
 pub mod thp_pool;
+pub mod thp_ready;

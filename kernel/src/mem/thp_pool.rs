@@ -14,65 +14,29 @@
 //! of a system not using THP never move under it.
 
 use super::frames::{self, allocator, DirectMapZeroer};
+use super::thp_ready::{self, POOL_PAGES};
 use crate::arch::percpu;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::frame::{FrameZeroer, NodeId, Order, PageCount, Pfn};
 use sched::MAX_CPUS;
-use spin::Mutex;
 
-/// Pre-zeroed huge pages kept per node at most.
-pub const POOL_PAGES: usize = 8;
+pub use super::thp_ready::stats;
+
 /// Frames zeroed between checks for work.
 const STEP_FRAMES: u64 = 16;
 /// A node refills its pool only while it has this many times the pool's size free
 /// (beyond its high watermark).
 const HEADROOM: u64 = 8;
-/// Most nodes.
-const MAX_NODES: usize = 64;
 /// Pools are refilled while a huge fault happened this recently.
 pub const DEMAND_NS: u64 = 2_000_000_000;
 /// Pools are given back after this long without a huge fault.
 pub const DRAIN_AFTER_NS: u64 = 10_000_000_000;
-/// When a huge-page fault last asked for a page (0: never).
-static LAST_DEMAND_NS: AtomicU64 = AtomicU64::new(0);
-
-/// Ready pages of each node.
-static READY: [Mutex<Vec<Pfn>>; MAX_NODES] = [const { Mutex::new(Vec::new()) }; MAX_NODES];
 /// Each CPU's page being zeroed: `pfn << 10 | frames done` (0: none).
 static FILLING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Pages taken from the pool by faults.
-static HITS: AtomicU64 = AtomicU64::new(0);
-/// Huge-page faults that zeroed their page themselves.
-static MISSES: AtomicU64 = AtomicU64::new(0);
-
-/// `(pages ready now, faults served from the pool, faults that zeroed)`.
-pub fn stats() -> (u64, u64, u64) {
-    let ready = READY.iter().map(|r| r.lock().len() as u64).sum();
-    (
-        ready,
-        HITS.load(Ordering::Relaxed),
-        MISSES.load(Ordering::Relaxed),
-    )
-}
-
-/// A zeroed, split huge page from `node`'s pool.
-pub fn take(node: NodeId) -> Option<Pfn> {
-    LAST_DEMAND_NS.store(crate::time::now_ns().max(1), Ordering::Relaxed);
-    let pfn = READY.get(node.index())?.lock().pop();
-    match pfn {
-        Some(_) => HITS.fetch_add(1, Ordering::Relaxed),
-        None => MISSES.fetch_add(1, Ordering::Relaxed),
-    };
-    pfn
-}
 
 /// Whether `node` should get another pre-zeroed page.
 fn wants_page(node: NodeId) -> bool {
-    let Some(ready) = READY.get(node.index()) else {
-        return false;
-    };
-    if ready.lock().len() >= POOL_PAGES {
+    if !thp_ready::has_room(node) {
         return false;
     }
     let Some(stats) = allocator().node_stats(node) else {
@@ -98,16 +62,11 @@ pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
     };
     let mut state = slot.load(Ordering::Relaxed);
     if state == 0 {
-        let last = LAST_DEMAND_NS.load(Ordering::Relaxed);
+        let last = thp_ready::last_demand_ns();
         let since = crate::time::now_ns().saturating_sub(last);
         if last == 0 || since > DEMAND_NS {
             // Once after the demand ends (the first idle CPU past the delay).
-            if last != 0
-                && since > DRAIN_AFTER_NS
-                && LAST_DEMAND_NS
-                    .compare_exchange(last, 0, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if last != 0 && since > DRAIN_AFTER_NS && thp_ready::end_demand(last) {
                 drain();
             }
             return false;
@@ -146,12 +105,7 @@ pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
     let Some(node) = alloc.node_of(pfn) else {
         return true;
     };
-    let ready = &READY[node.index()];
-    let mut ready = ready.lock();
-    if ready.len() < POOL_PAGES {
-        ready.push(pfn);
-    } else {
-        drop(ready);
+    if let Err(pfn) = thp_ready::put(node, pfn) {
         let _ = alloc.free_run(pfn, pages);
     }
     true
@@ -160,12 +114,9 @@ pub fn idle_work(still_idle: &dyn Fn() -> bool) -> bool {
 /// Gives every pooled page back to the buddy (memory is short).
 pub fn drain() -> u64 {
     let mut pages = 0;
-    for ready in &READY {
-        let taken: Vec<Pfn> = core::mem::take(&mut *ready.lock());
-        for pfn in taken {
-            let _ = allocator().free_run(pfn, Order::HUGE_2M.pages());
-            pages += Order::HUGE_2M.pages();
-        }
-    }
+    thp_ready::take_all(|pfn| {
+        let _ = allocator().free_run(pfn, Order::HUGE_2M.pages());
+        pages += Order::HUGE_2M.pages();
+    });
     pages
 }

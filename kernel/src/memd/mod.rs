@@ -16,3 +16,4 @@ pub mod reclaim;
 pub mod shmem_hole;
 pub mod swap;
 pub mod userfaultfd;
+pub mod vmstat;

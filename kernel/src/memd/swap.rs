@@ -162,10 +162,10 @@ pub fn swap() -> &'static Arc<Swap> {
     crate::mem::aspace::tunables().swap()
 }
 
-/// Starts the swap layer: its I/O runs on the executor, reclaim tasks per node.
+/// Starts the swap layer: its I/O runs on the executor (reclaim's tasks, which write
+/// to it, start after: `reclaim::start`).
 pub fn init() {
     swap().set_spawner(Arc::new(ExecutorSpawner));
-    super::reclaim::start();
 }
 
 /// The block device `path` names (`/dev/vda`, `/dev/vdb`, ...).
@@ -373,29 +373,6 @@ pub fn proc_swaps() -> String {
         );
     }
     out
-}
-
-/// `/proc/vmstat` (the swap and fault counters this kernel keeps).
-pub fn proc_vmstat() -> String {
-    use core::sync::atomic::Ordering::Relaxed;
-    let s = swap().stats();
-    let r = super::reclaim::stats();
-    alloc::format!(
-        "pswpin {}\npswpout {}\nswap_ra {}\nswap_ra_hit {}\npgsteal_kswapd {}\npgsteal_direct {}\npgscan_kswapd {}\nallocstall_normal {}\npgsteal_anon {}\npgsteal_file {}\nnr_shmem {}\nnr_swapcached {}\noom_kill {}\n",
-        s.pswpin.load(Relaxed),
-        s.pswpout.load(Relaxed),
-        s.readahead.load(Relaxed),
-        s.readahead_hits.load(Relaxed),
-        r.stolen_kswapd,
-        r.stolen_direct,
-        r.scanned,
-        r.direct_waits,
-        r.taken_anon,
-        r.stolen_file,
-        mm::swap::shmem::shmem_totals().0,
-        swap().cached_pages(),
-        crate::memd::oom::kills(),
-    )
 }
 
 /// `/proc/diskstats`: requests and sectors per disk (Linux's first eleven fields).

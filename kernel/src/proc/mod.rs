@@ -15,6 +15,7 @@ pub mod rusage;
 pub mod shutdown;
 pub mod signal;
 pub mod thread;
+pub mod thread_exit;
 pub mod vdso;
 pub mod wait;
 

@@ -1,11 +1,9 @@
-//! A user thread: its identity, signal state, affinity and wait interruption, and its
-//! exit. The loop that runs it (`syscall::entry`) sits above, beside the system calls.
+//! A user thread: its identity, signal state, affinity and wait interruption. Its exit
+//! is `thread_exit`; the loop that runs it (`syscall::entry`) sits above, beside the
+//! system calls.
 
-use super::{ExitStatus, Pid, Process};
-use crate::arch::{
-    percpu,
-    usermode::{self, UserContext},
-};
+use super::{Pid, Process};
+use crate::arch::percpu;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use drivers::apic::vectors;
@@ -40,7 +38,7 @@ pub struct Thread {
     pub cpus_used: AtomicU64,
     /// Its tid's slot in the task limits, given back at exit (a process's first thread
     /// has none: the process holds its pid until it is reaped).
-    task_slot: spin::Mutex<Option<super::limits::TaskSlot>>,
+    pub(super) task_slot: spin::Mutex<Option<super::limits::TaskSlot>>,
     /// Its NUMA policy (`set_mempolicy`; `None`: the default), inherited by the threads
     /// and processes it creates and kept across execve, as on Linux.
     pub mempolicy: spin::Mutex<Option<mm::aspace::MemPolicy>>,
@@ -237,43 +235,5 @@ impl Thread {
     /// Pending and unblocked signals exist (thread or process directed).
     pub fn has_deliverable_signal(&self) -> bool {
         self.pending.load(Ordering::SeqCst) & !self.sigmask.load(Ordering::SeqCst) != 0
-    }
-}
-
-/// The thread starts to leave: its usage and CPUs go to the process, and the
-/// clear_child_tid word is taken; returns that word's address when it is to be cleared
-/// (not when the whole process is exiting). The caller writes 0 there (waiting for the
-/// page as a fault would), then calls [`exit_thread`].
-pub fn begin_exit_thread(thread: &Arc<Thread>, ctx: &mut UserContext) -> Option<u64> {
-    usermode::save_fpu(ctx); // drops FPU ownership of this context
-    let process = &thread.process;
-    process.usage.exited_threads.add(thread.usage.totals());
-    // Before the clear_child_tid write: a joiner that reads the process's CPU set after
-    // the join sees this thread's CPUs in it.
-    process
-        .cpus_used
-        .fetch_or(thread.cpus_used.load(Ordering::Relaxed), Ordering::Relaxed);
-    let ctid = thread.clear_child_tid.swap(0, Ordering::SeqCst);
-    (ctid != 0 && !process.exiting.load(Ordering::SeqCst)).then_some(ctid)
-}
-
-/// The thread leaves, after [`begin_exit_thread`] (and the write of 0 to `ctid`, the
-/// clear_child_tid word it returned): the joiner waiting there is woken, and if it was
-/// the last thread, the process ends.
-pub fn exit_thread(thread: &Arc<Thread>, ctid: Option<u64>) {
-    let process = &thread.process;
-    if let Some(ctid) = ctid {
-        // A bad address only means no one can be waiting there.
-        let _ = super::futex::wake(&thread.process, ctid, 1, false);
-    }
-    process.threads.lock().retain(|t| !Arc::ptr_eq(t, thread));
-    drop(thread.task_slot.lock().take());
-    let last = process.live_threads.fetch_sub(1, Ordering::SeqCst) == 1;
-    process.thread_exited.wake_all();
-    if last {
-        let status = process.exit_status().unwrap_or(ExitStatus::Exited(
-            process.group_exit_code.load(Ordering::SeqCst) as u8,
-        ));
-        super::wait::process_exited(process, status);
     }
 }

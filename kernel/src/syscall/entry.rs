@@ -273,11 +273,11 @@ async fn thread_loop(thread: Arc<Thread>, mut ctx: Box<UserContext>) -> LoopEnd 
         }
     }
     charge_kernel(&thread, &mut kernel_since);
-    let ctid = proc::thread::begin_exit_thread(&thread, &mut ctx);
+    let ctid = proc::thread_exit::begin_exit_thread(&thread, &mut ctx);
     if let Some(ctid) = ctid {
         clear_tid_word(&thread, ctid).await;
     }
-    proc::thread::exit_thread(&thread, ctid);
+    proc::thread_exit::exit_thread(&thread, ctid);
     LoopEnd::Exit
 }
 

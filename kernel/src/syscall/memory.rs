@@ -60,30 +60,69 @@ fn sealed_mapping_of(
     Ok((mapping, pin))
 }
 
+/// Pages an `mmap` pre-faults (`MAP_POPULATE`, `MAP_LOCKED`) before it gives the CPU
+/// to the other tasks and goes on: 2 MiB, a few ms under TCG (Linux's populate loop
+/// calls `cond_resched` the same way). A smaller pre-fault is done in the call.
+const PREFAULT_PIECE_BYTES: u64 = 2 << 20;
+
+/// `mmap`. A pre-fault larger than [`PREFAULT_PIECE_BYTES`] runs as a future in pieces,
+/// yielding between them and stopping early when the thread is being killed; the
+/// address is returned once it is done (best effort, as on Linux).
 pub fn mmap(
-    thread: &Thread,
+    thread: &Arc<Thread>,
     addr: u64,
     len: u64,
     prot: u64,
     flags: u64,
     fd: u64,
     offset: u64,
-) -> SysResult {
-    let (file, _writable_pin) = if flags & MapFlags::ANONYMOUS.bits() == 0 {
-        let (mapping, pin) = sealed_mapping_of(thread, fd, prot, flags)?;
-        (Some(mapping), pin)
-    } else {
-        (None, None)
+) -> Outcome {
+    let mapped = (|| {
+        let (file, _writable_pin) = if flags & MapFlags::ANONYMOUS.bits() == 0 {
+            let (mapping, pin) = sealed_mapping_of(thread, fd, prot, flags)?;
+            (Some(mapping), pin)
+        } else {
+            (None, None)
+        };
+        let req = MmapRequest::from_raw(addr, len, prot, flags, file, offset)?;
+        let may_map_low = thread
+            .process
+            .token
+            .read()
+            .has_privilege(Privilege::SeTcbPrivilege);
+        let limit = super::memctl::lock_limit(thread);
+        let space = thread.process.address_space();
+        let mapped = space
+            .mm()
+            .mmap_deferring_prefault(&req, may_map_low, limit)?;
+        Ok::<_, Errno>((space, mapped))
+    })();
+    let (space, (start, prefault)) = match mapped {
+        Ok(mapped) => mapped,
+        Err(e) => return Err::<u64, _>(e).into(),
     };
-    let req = MmapRequest::from_raw(addr, len, prot, flags, file, offset)?;
-    let may_map_low = thread
-        .process
-        .token
-        .read()
-        .has_privilege(Privilege::SeTcbPrivilege);
-    let limit = super::memctl::lock_limit(thread);
-    let space = thread.process.address_space();
-    Ok(space.mm().mmap_limited(&req, may_map_low, limit)?)
+    match prefault {
+        None => Ok(start).into(),
+        Some(p) if p.end - p.start <= PREFAULT_PIECE_BYTES => {
+            let _ = space.mm().prefault_best_effort(p.start, p.end, p.write);
+            Ok(start).into()
+        }
+        Some(p) => {
+            let thread = thread.clone();
+            wait(async move {
+                let mut at = p.start;
+                while at < p.end && !thread.must_exit() {
+                    let end = p.end.min(at + PREFAULT_PIECE_BYTES);
+                    if !space.mm().prefault_best_effort(at, end, p.write) {
+                        break;
+                    }
+                    at = end;
+                    sched::yield_now().await;
+                }
+                Ok(start)
+            })
+        }
+    }
 }
 
 /// `munmap`; a userfaultfd that asked for `UFFD_EVENT_UNMAP` on the range hears of it,

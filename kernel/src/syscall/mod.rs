@@ -148,7 +148,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         5 => fs::fstat(thread, lower32(a[0]), a[1]).into(),
         7 => poll::poll(thread, a[0], lower32(a[1]), a[2] as i32 as i64),
         8 => fs::lseek(thread, lower32(a[0]), a[1] as i64, lower32(a[2])).into(),
-        9 => memory::mmap(thread, a[0], a[1], a[2], a[3], a[4], a[5]).into(),
+        9 => memory::mmap(thread, a[0], a[1], a[2], a[3], a[4], a[5]),
         10 => memory::mprotect(thread, a[0], a[1], a[2]).into(),
         11 => memory::munmap(thread, a[0], a[1]).into(),
         12 => memory::brk(thread, a[0]).into(),

@@ -78,7 +78,7 @@ impl<P: PageTable> AddressSpace<P> {
         st.note_vm_size();
         drop(st);
         if flags.contains(VmFlags::LOCKED) && !flags.contains(VmFlags::LOCKONFAULT) {
-            self.prefault_best_effort(old_end, new_end, true);
+            let _ = self.prefault_best_effort(old_end, new_end, true);
         }
         requested
     }

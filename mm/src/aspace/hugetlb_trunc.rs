@@ -21,7 +21,7 @@ use super::zap::Zap;
 use super::AddressSpace;
 use crate::addr::VirtAddr;
 use crate::frame::Pfn;
-use crate::hugetlb::HugetlbMap;
+use crate::hugetlb_map::HugetlbMap;
 use crate::hugetlb_file::{DroppedPages, HugetlbFile};
 use crate::pagetable::PageTable;
 use crate::vma::Vma;

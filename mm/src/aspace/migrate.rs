@@ -29,42 +29,12 @@ use alloc::vec::Vec;
 
 use super::mempolicy::interleave_index;
 use super::migrate_cache::cached_page_of;
+use super::migrate_status::PageStatus;
 use super::{AddressSpace, MmState};
 use crate::addr::VirtAddr;
 use crate::frame::{NodeId, NodeMask, Policy, PAGE_SIZE};
 use crate::pagetable::{PageTable, Pte, PteFlags};
 use crate::tlb::TlbBatch;
-
-/// What `move_pages` reports for one page (its `status` entry).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PageStatus {
-    /// The page is (now) on this node.
-    Node(NodeId),
-    /// `-ENOENT`: nothing resident there.
-    NotPresent,
-    /// `-EFAULT`: no mapping there.
-    Unmapped,
-    /// `-EACCES`: the frame is shared and `MPOL_MF_MOVE_ALL` was not given.
-    Shared,
-    /// `-EBUSY`: the page could not be moved now.
-    Busy,
-    /// `-ENOMEM`: no frame on the target node.
-    NoMemory,
-}
-
-impl PageStatus {
-    /// The `int` `move_pages` stores: the node, or a negative errno.
-    pub fn as_status(self) -> i32 {
-        match self {
-            PageStatus::Node(n) => n.0 as i32,
-            PageStatus::NotPresent => -2,
-            PageStatus::Unmapped => -14,
-            PageStatus::Shared => -13,
-            PageStatus::Busy => -16,
-            PageStatus::NoMemory => -12,
-        }
-    }
-}
 
 /// How many times a move retries an entry the hardware or a fault changed under it.
 const CAS_RETRIES: u32 = 8;

@@ -29,7 +29,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::lock::ReadGuard;
-use super::migrate::PageStatus;
+use super::migrate_status::PageStatus;
 use super::{AddressSpace, MmState};
 use crate::addr::VirtAddr;
 use crate::frame::{NodeId, NodeMask, Pfn, Policy, PAGE_SIZE};
@@ -325,7 +325,7 @@ mod tests {
     use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     use crate::addr::VirtAddr;
-    use crate::aspace::migrate::PageStatus;
+    use crate::aspace::migrate_status::PageStatus;
     use crate::aspace::tests::{file_bytes, fork, harness_on, map_file, Harness};
     use crate::aspace::AddressSpace;
     use crate::fault::FaultError;

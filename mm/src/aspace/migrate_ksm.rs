@@ -17,7 +17,7 @@
 use alloc::vec::Vec;
 
 use super::lock::ReadGuard;
-use super::migrate::PageStatus;
+use super::migrate_status::PageStatus;
 use super::migrate_cache::{finish_move, FrameOwner, Locked};
 use super::{AddressSpace, MmState};
 use crate::addr::VirtAddr;
@@ -107,7 +107,7 @@ impl<P: PageTable> AddressSpace<P> {
 #[cfg(test)]
 mod tests {
     use crate::addr::VirtAddr;
-    use crate::aspace::migrate::PageStatus;
+    use crate::aspace::migrate_status::PageStatus;
     use crate::aspace::tests::{anon_rw, harness_on, Harness};
     use crate::aspace::{AddressSpace, Advice};
     use crate::frame::{NodeId, Pfn, PAGE_SIZE};

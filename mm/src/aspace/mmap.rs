@@ -10,7 +10,7 @@ use super::{AddressSpace, Layout, Tunables, MAP_32BIT_END, MAP_32BIT_START};
 use crate::commit::Overcommit;
 use crate::errno::MmError;
 use crate::frame::PAGE_SIZE;
-use crate::hugetlb::HugetlbMap;
+use crate::hugetlb_map::HugetlbMap;
 use crate::pagecache::FileObject;
 use crate::pagetable::PageTable;
 use crate::vma::placement::{find_bottom_up, hint_fits, place};
@@ -348,6 +348,18 @@ impl MmapRequest {
     }
 }
 
+/// The pre-fault an `mmap` asks for (`MAP_POPULATE`, `MAP_LOCKED`): `[start, end)`, for
+/// writing or reading (see [`AddressSpace::mmap_deferring_prefault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefault {
+    /// First byte.
+    pub start: u64,
+    /// End (exclusive), page-aligned.
+    pub end: u64,
+    /// Fault for writing (a private writable mapping), else for reading.
+    pub write: bool,
+}
+
 impl<P: PageTable> AddressSpace<P> {
     /// `mmap`: validates, places and maps the request; pre-faults it for
     /// `MAP_POPULATE`/`MAP_LOCKED` (best effort, as on Linux). Returns the address.
@@ -364,6 +376,24 @@ impl<P: PageTable> AddressSpace<P> {
         may_map_low: bool,
         limit: LockLimit,
     ) -> Result<u64, MmError> {
+        let (start, prefault) = self.mmap_deferring_prefault(req, may_map_low, limit)?;
+        if let Some(p) = prefault {
+            let _ = self.prefault_best_effort(p.start, p.end, p.write);
+        }
+        Ok(start)
+    }
+
+    /// [`mmap_limited`](Self::mmap_limited) without its pre-fault: returns the address
+    /// and the pre-fault `MAP_POPULATE`/`MAP_LOCKED` asks for, which the caller runs
+    /// with [`prefault_best_effort`](Self::prefault_best_effort) (the kernel does it in
+    /// pieces, giving the CPU away between them, so a populate of a large mapping
+    /// does not hold the CPU for the whole of it).
+    pub fn mmap_deferring_prefault(
+        &self,
+        req: &MmapRequest,
+        may_map_low: bool,
+        limit: LockLimit,
+    ) -> Result<(u64, Option<Prefault>), MmError> {
         let mut plan = req.validate(self.tunables(), &self.layout(), may_map_low)?;
         if req.flags.contains(MapFlags::LOCKED) && limit == LockLimit::Bytes(0) {
             return Err(MmError::PermissionDenied);
@@ -375,14 +405,19 @@ impl<P: PageTable> AddressSpace<P> {
         });
         let write_populate =
             plan.vm_flags.contains(VmFlags::WRITE) && !plan.vm_flags.contains(VmFlags::MAYSHARE);
-        match plan.populate {
-            Some(write) => self.prefault_best_effort(start, start + plan.len, write),
-            None if locked_now => {
-                self.prefault_best_effort(start, start + plan.len, write_populate)
-            }
-            None => {}
-        }
-        Ok(start)
+        let write = match plan.populate {
+            Some(write) => Some(write),
+            None if locked_now => Some(write_populate),
+            None => None,
+        };
+        Ok((
+            start,
+            write.map(|write| Prefault {
+                start,
+                end: start + plan.len,
+                write,
+            }),
+        ))
     }
 
     /// A free, unmapped range of `len` bytes (rounded up to pages) where `mmap` would

@@ -66,6 +66,7 @@ pub(crate) mod mempolicy;
 mod migrate;
 mod migrate_cache;
 mod migrate_ksm;
+mod migrate_status;
 mod mincore;
 mod mlock;
 pub mod mmap;
@@ -95,10 +96,10 @@ pub use madvise::Advice;
 pub use mempolicy::{
     interleave_weight, set_interleave_weight, set_task_policy_hook, MemPolicy, PolicyMode,
 };
-pub use migrate::PageStatus;
+pub use migrate_status::PageStatus;
 pub use mincore::MINCORE_BATCH_PAGES;
 pub use mlock::{LockLimit, MlockallFlags, MLOCK_ONFAULT};
-pub use mmap::{FileMapping, MmapRequest};
+pub use mmap::{FileMapping, MmapRequest, Prefault};
 pub use mremap::MremapFlags;
 pub use msync::MsyncFlags;
 pub use pkey::{pkeys_supported, set_pkeys_supported, PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE};

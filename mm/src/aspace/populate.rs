@@ -76,18 +76,20 @@ impl<P: PageTable> AddressSpace<P> {
     }
 
     /// Pre-faults `[start, end)`, skipping pages that would wait and ignoring errors
-    /// (`MAP_POPULATE` is best effort).
-    pub(crate) fn prefault_best_effort(&self, start: u64, end: u64, write: bool) {
+    /// (`MAP_POPULATE` is best effort). Returns false when it stopped early (no
+    /// mapping, no access or no memory there: the rest is not tried either).
+    pub fn prefault_best_effort(&self, start: u64, end: u64, write: bool) -> bool {
         let access = if write { Access::Write } else { Access::Read };
         let mut va = start;
         while va < end {
             if let Err(FaultError::MapErr | FaultError::AccErr | FaultError::Oom) =
                 self.fault(va, access, false)
             {
-                return;
+                return false;
             }
             va += PAGE_SIZE;
         }
+        true
     }
 }
 

@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::addr::VirtAddr;
-use crate::hugetlb::HugetlbMap;
+use crate::hugetlb_map::HugetlbMap;
 use crate::vma::Vma;
 
 use crate::frame::Pfn;

@@ -9,7 +9,7 @@ use super::{fresh_hw_bits, vma_pte_perms, Access, FaultError, FaultResolved};
 use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::frame::{Pfn, Policy};
-use crate::hugetlb::HugetlbMap;
+use crate::hugetlb_map::HugetlbMap;
 use crate::pagetable::{huge_base, InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
 use crate::tlb::TlbBatch;
 use crate::vma::Vma;

@@ -21,7 +21,7 @@ mod file;
 pub(crate) mod huge;
 pub(crate) mod hugetlb;
 mod stack;
-mod wait;
+pub(crate) mod wait;
 
 pub use wait::{Completion, FaultFuture, WaitReason, WakerSet};
 

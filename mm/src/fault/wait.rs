@@ -14,7 +14,7 @@ use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 
-use crate::pagecache::FileId;
+use crate::pagecache::file_id::FileId;
 
 /// Wakers waiting for one event, without duplicates. The first is held inline, so the
 /// common case (one waiter) registers and wakes without touching the heap.

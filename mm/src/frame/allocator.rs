@@ -8,7 +8,7 @@
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
 use sched::CpuId;
 
@@ -20,7 +20,6 @@ use super::policy::{InterleaveCursor, Plan, Policy};
 use super::stats::{CpuCacheStats, CpuNodeCounters, NodeStats};
 use super::topology::{DistanceMatrix, NodeRange, Topology};
 use super::types::{NodeId, Order, PageCount, Pfn};
-use super::wait::AllocWait;
 use super::watermark::{
     default_min_free_kbytes, NoOom, NoReclaim, OomHandler, Reclaimer, Watermarks,
     DEFAULT_WATERMARK_SCALE_FACTOR,
@@ -78,9 +77,10 @@ pub struct FrameAllocator {
     high: usize,
     oom: Arc<dyn OomHandler>,
     oom_after_rounds: u32,
-    next_waiter: AtomicU64,
+    /// The id the next waiting allocation registers under (`wait.rs`).
+    pub(super) next_waiter: AtomicU64,
     /// Interleave position for allocations made without a CPU handle.
-    shared_cursor: spin::Mutex<InterleaveCursor>,
+    pub(super) shared_cursor: spin::Mutex<InterleaveCursor>,
 }
 
 impl FrameAllocator {
@@ -261,20 +261,6 @@ impl FrameAllocator {
         // SAFETY: the caller's contract above is `borrow_unchecked`'s contract.
         let cache = unsafe { percpu.borrow_unchecked() };
         Some(CpuHandle::new(self, percpu, cache))
-    }
-
-    /// A future allocating a block of `order` under `policy` for a task running on
-    /// `cpu`; it waits (registering its waker) while every permitted node is at its
-    /// `min` watermark, and completes when frees bring one above it. It uses no CPU
-    /// cache, so the task may migrate while it waits.
-    pub fn alloc_wait(&self, cpu: CpuId, order: Order, policy: Policy) -> AllocWait<'_> {
-        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let (Some(local), Some(requester)) = (self.topo.cpu_mem_node(cpu), self.topo.cpu_node(cpu))
-        else {
-            return AllocWait::new(self, Err(AllocError::UnknownCpu), order, NodeId(0), id);
-        };
-        let plan = Plan::resolve(policy, &self.topo, local, &mut self.shared_cursor.lock());
-        AllocWait::new(self, plan, order, requester, id)
     }
 
     /// A block of `order` from `node` and no other, taken straight from its buddy

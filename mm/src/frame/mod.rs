@@ -43,6 +43,7 @@ mod stats;
 mod topology;
 mod types;
 mod wait;
+mod wait_list;
 mod watermark;
 mod zero;
 

@@ -11,7 +11,7 @@ use super::error::FreeError;
 use super::remote_free::RemoteFreeQueue;
 use super::stats::NodeCounters;
 use super::types::{NodeId, Order, PageCount, Pfn, NR_ORDERS};
-use super::wait::WaitList;
+use super::wait_list::WaitList;
 use super::watermark::{Reclaimer, Watermarks};
 
 /// Watermarks that a tunable may change at run time.

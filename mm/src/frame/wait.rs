@@ -1,78 +1,35 @@
-//! Waiting for memory: each node's list of parked allocations, and the
-//! [`AllocWait`] future that registers there and is woken by frees that bring the
-//! node above `min` (no spinning, no polling loop).
+//! Waiting for memory: the [`AllocWait`] future that registers on each permitted
+//! node's list of parked allocations (`wait_list.rs`) and is woken by frees that
+//! bring the node above `min` (no spinning, no polling loop).
 
-use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{fence, AtomicUsize, Ordering};
-use core::task::{Context, Poll, Waker};
+use core::sync::atomic::Ordering;
+use core::task::{Context, Poll};
+
+use sched::CpuId;
 
 use super::allocator::FrameAllocator;
 use super::error::AllocError;
 use super::node::Mark;
 use super::nodemask::NodeMask;
-use super::policy::Plan;
+use super::policy::{Plan, Policy};
 use super::types::{NodeId, Order, Pfn};
 use super::watermark::OomRequest;
 
-/// Number of registered waiters, on its own cache line: the free hot path reads it.
-#[repr(align(64))]
-struct WaiterCount(AtomicUsize);
-
-/// One node's parked allocations.
-pub(crate) struct WaitList {
-    count: WaiterCount,
-    entries: spin::Mutex<Vec<(u64, Waker)>>,
-}
-
-impl WaitList {
-    /// An empty list.
-    pub(crate) fn new() -> WaitList {
-        WaitList {
-            count: WaiterCount(AtomicUsize::new(0)),
-            entries: spin::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Whether anyone waits. Sequentially consistent with [`register`](Self::register)
-    /// so that a free that does not see a waiter happened before the waiter's retry.
-    #[inline]
-    pub(crate) fn has_waiters(&self) -> bool {
-        self.count.0.load(Ordering::SeqCst) != 0
-    }
-
-    /// Adds (or refreshes) waiter `id`'s waker.
-    pub(crate) fn register(&self, id: u64, waker: &Waker) {
-        let mut entries = self.entries.lock();
-        match entries.iter_mut().find(|e| e.0 == id) {
-            Some(e) => e.1.clone_from(waker),
-            None => entries.push((id, waker.clone())),
-        }
-        self.count.0.store(entries.len(), Ordering::SeqCst);
-        drop(entries);
-        // Orders the count store before the caller's retry reads the buddy and the
-        // remote-free queue; pairs with the fences on the free side.
-        fence(Ordering::SeqCst);
-    }
-
-    /// Removes waiter `id` if it is still listed.
-    pub(crate) fn unregister(&self, id: u64) {
-        let mut entries = self.entries.lock();
-        entries.retain(|e| e.0 != id);
-        self.count.0.store(entries.len(), Ordering::SeqCst);
-    }
-
-    /// Wakes and removes every waiter; each re-registers if it still cannot allocate.
-    pub(crate) fn wake_all(&self) {
-        let woken = {
-            let mut entries = self.entries.lock();
-            self.count.0.store(0, Ordering::SeqCst);
-            core::mem::take(&mut *entries)
+impl FrameAllocator {
+    /// A future allocating a block of `order` under `policy` for a task running on
+    /// `cpu`; it waits (registering its waker) while every permitted node is at its
+    /// `min` watermark, and completes when frees bring one above it. It uses no CPU
+    /// cache, so the task may migrate while it waits.
+    pub fn alloc_wait(&self, cpu: CpuId, order: Order, policy: Policy) -> AllocWait<'_> {
+        let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        let (Some(local), Some(requester)) = (self.topology().cpu_mem_node(cpu), self.topology().cpu_node(cpu))
+        else {
+            return AllocWait::new(self, Err(AllocError::UnknownCpu), order, NodeId(0), id);
         };
-        for (_, waker) in woken {
-            waker.wake();
-        }
+        let plan = Plan::resolve(policy, self.topology(), local, &mut self.shared_cursor.lock());
+        AllocWait::new(self, plan, order, requester, id)
     }
 }
 
@@ -186,36 +143,5 @@ impl Future for AllocWait<'_> {
 impl Drop for AllocWait<'_> {
     fn drop(&mut self) {
         self.unregister();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::sync::Arc;
-    use core::sync::atomic::AtomicBool;
-    use std::task::Wake;
-
-    struct Flag(AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn wake_all_empties_the_list() {
-        let list = WaitList::new();
-        let flag = Arc::new(Flag(AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
-        list.register(1, &waker);
-        list.register(1, &waker);
-        list.register(2, &waker);
-        assert!(list.has_waiters());
-        list.unregister(2);
-        assert_eq!(list.entries.lock().len(), 1);
-        list.wake_all();
-        assert!(flag.0.load(Ordering::SeqCst));
-        assert!(!list.has_waiters());
     }
 }

@@ -13,6 +13,7 @@ mod cache;
 pub mod disk;
 pub mod ext4map;
 pub mod fault_readahead;
+pub mod file_id;
 pub mod readahead;
 mod shmem_falloc;
 mod shmem_swap;
@@ -21,6 +22,7 @@ pub use backing::{FileBacking, IoError, SliceBacking, ZeroBacking};
 pub(crate) use cache::MigrationLock;
 pub use cache::{FillGuard, Lookup, PageCache};
 pub use disk::{DiskPages, PageReader, PagesFuture};
+pub use file_id::FileId;
 pub use shmem_falloc::{
     hole_punches, hole_unmap_hook, set_hole_unmap_hook, FallocStep, Fallocation, HoleUnmapHook,
     PunchedPages,
@@ -40,10 +42,6 @@ use crate::swap::Spawner;
 use crate::fault::{FaultFuture, WaitReason};
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::phys::{AllocFailure, Frames, PAGE_BYTES};
-
-/// Identifies a file object (the inode number for real files).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct FileId(pub u64);
 
 /// The path anonymous shared memory shows (as on Linux).
 const ANON_SHMEM_PATH: &str = "/dev/zero (deleted)";

@@ -18,7 +18,7 @@ use bitflags::bitflags;
 
 use crate::addr::VirtAddr;
 use crate::frame::Pfn;
-use crate::swap::SwapEntry;
+use crate::swap::entry::SwapEntry;
 
 bitflags! {
     /// Architecture-neutral leaf-entry flags.

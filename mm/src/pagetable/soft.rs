@@ -16,7 +16,7 @@ use super::x86::{decode, decode_swap, encode, encode_swap};
 use super::{InstallError, PageTable, Pte, PteFlags, HUGE_PAGES, HUGE_SIZE};
 use crate::addr::{pages, VirtAddr};
 use crate::frame::{Pfn, PAGE_SHIFT, PAGE_SIZE};
-use crate::swap::SwapEntry;
+use crate::swap::entry::SwapEntry;
 
 const ENTRIES: usize = 512;
 

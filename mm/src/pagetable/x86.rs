@@ -8,7 +8,7 @@
 use super::{Pte, PteFlags};
 use crate::addr::VirtAddr;
 use crate::frame::Pfn;
-use crate::swap::SwapEntry;
+use crate::swap::entry::SwapEntry;
 
 /// Hardware and software bits of an entry.
 pub mod bits {

@@ -15,7 +15,7 @@ pub use refs::FrameRefs;
 use alloc::sync::Arc;
 
 use crate::addr::VirtAddr;
-use crate::fault::FaultFuture;
+use crate::fault::wait::FaultFuture;
 use crate::frame::{NodeId, Pfn, Policy, PAGE_SIZE};
 
 /// Bytes in a page, as a `usize` for buffers.

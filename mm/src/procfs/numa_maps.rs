@@ -49,7 +49,7 @@ use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
 use crate::errno::MmError;
 use crate::frame::Pfn;
-use crate::hugetlb::HugetlbMap;
+use crate::hugetlb_map::HugetlbMap;
 use crate::pagetable::{PageTable, PteFlags};
 use crate::vma::{VmFlags, Vma};
 

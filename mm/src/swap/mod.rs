@@ -25,6 +25,7 @@
 //! [`WaitReason::SwapIn`]: crate::fault::WaitReason::SwapIn
 
 pub mod balance;
+pub mod entry;
 mod fault;
 pub mod file;
 pub mod header;
@@ -32,6 +33,7 @@ pub mod reclaim;
 pub mod shmem;
 mod slots;
 
+pub use entry::SwapEntry;
 pub use fault::SwapoffStep;
 pub use reclaim::{PageOut, ScanBudget, WriteOutcome};
 pub use slots::{SlotMap, MAX_SLOT_REFS};
@@ -54,45 +56,11 @@ use header::SwapHeader;
 
 /// The most areas active at once (Linux's `MAX_SWAPFILES` is 32 less a few types).
 pub const MAX_AREAS: usize = 32;
-/// Bits of the slot number in a [`SwapEntry`].
-const SLOT_BITS: u32 = 40;
 /// Sectors in a page.
 const SECTORS_PER_PAGE: u64 = (PAGE_BYTES / SECTOR_SIZE) as u64;
 /// I/O buffers each area keeps for itself, so that swapping never depends on the
 /// kernel heap growing while memory is short.
 const POOL_BUFFERS: usize = 64;
-
-/// Where a swapped-out page lives: an area and a slot (page) in it. Fits in 45 bits,
-/// so a page-table entry can hold it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SwapEntry(u64);
-
-impl SwapEntry {
-    /// Slot `slot` of area `area`.
-    pub fn new(area: u8, slot: u64) -> SwapEntry {
-        SwapEntry((u64::from(area) << SLOT_BITS) | (slot & ((1 << SLOT_BITS) - 1)))
-    }
-
-    /// The area's number.
-    pub fn area(self) -> u8 {
-        (self.0 >> SLOT_BITS) as u8
-    }
-
-    /// The slot in the area.
-    pub fn slot(self) -> u64 {
-        self.0 & ((1 << SLOT_BITS) - 1)
-    }
-
-    /// The packed value (what a page-table entry stores).
-    pub fn raw(self) -> u64 {
-        self.0
-    }
-
-    /// The entry a packed value names.
-    pub fn from_raw(raw: u64) -> SwapEntry {
-        SwapEntry(raw & ((1 << (SLOT_BITS + 5)) - 1))
-    }
-}
 
 /// Runs the swap layer's I/O tasks: the kernel puts them on its executor; host tests
 /// run them to completion at once.

@@ -7,7 +7,7 @@
 //! what lets faults run under the tree's read lock with nothing but per-entry
 //! atomics, and makes split and merge pure range arithmetic.
 
-mod flags;
+pub(crate) mod flags;
 mod merge;
 pub(crate) mod placement;
 mod split;
@@ -76,7 +76,7 @@ pub struct Vma {
     /// The VMA's NUMA policy (`mbind`); `None`: the address space's.
     pub(crate) policy: Option<crate::aspace::MemPolicy>,
     /// The hugetlb mapping this VMA is part of (`MAP_HUGETLB`), if any.
-    pub(crate) hugetlb: Option<Arc<crate::hugetlb::HugetlbMap>>,
+    pub(crate) hugetlb: Option<Arc<crate::hugetlb_map::HugetlbMap>>,
     /// The name `prctl(PR_SET_VMA_ANON_NAME)` gave this anonymous memory (maps shows
     /// `[anon:NAME]`); VMAs with different names never merge.
     pub(crate) anon_name: Option<Arc<str>>,
@@ -155,7 +155,7 @@ impl Vma {
     }
 
     /// The hugetlb mapping, if this is one.
-    pub fn hugetlb(&self) -> Option<&Arc<crate::hugetlb::HugetlbMap>> {
+    pub fn hugetlb(&self) -> Option<&Arc<crate::hugetlb_map::HugetlbMap>> {
         self.hugetlb.as_ref()
     }
 

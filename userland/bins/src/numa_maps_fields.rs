@@ -106,7 +106,10 @@ impl NumaLine {
             prev = Some(i);
         }
         let pages = self.pages();
-        let (anon, dirty) = (self.get("anon").unwrap_or(0), self.get("dirty").unwrap_or(0));
+        let (anon, dirty) = (
+            self.get("anon").unwrap_or(0),
+            self.get("dirty").unwrap_or(0),
+        );
         let checks = [
             (pages == 0 && !self.fields.is_empty(), "counts with no page"),
             (
@@ -126,7 +129,10 @@ impl NumaLine {
                 "mapped is not the pages",
             ),
             (self.get("mapmax").is_some_and(|m| m < 2), "mapmax below 2"),
-            (anon > pages || dirty > pages, "anon or dirty above the pages"),
+            (
+                anon > pages || dirty > pages,
+                "anon or dirty above the pages",
+            ),
             (
                 self.get("active").is_some_and(|a| a >= pages),
                 "active shown though every page is active",
@@ -190,9 +196,7 @@ fn escaped(path: &str) -> String {
 fn expect(c: &mut Checks, name: &str, line: &str, pages: u64, want: &[(&str, Option<u64>)]) {
     let parsed = NumaLine::parse(line);
     let ok = parsed.as_ref().is_some_and(|l| {
-        l.format_error().is_none()
-            && l.pages() == pages
-            && want.iter().all(|(f, v)| l.get(f) == *v)
+        l.format_error().is_none() && l.pages() == pages && want.iter().all(|(f, v)| l.get(f) == *v)
     });
     let why = parsed
         .as_ref()
@@ -301,7 +305,13 @@ fn anonymous(c: &mut Checks) {
         ("mapmax", Some(2)),
     ];
     expect(c, "maps.fork.parent_mapmax_2", &line_of(a), 5, &shared);
-    expect(c, "maps.fork.child_mapmax_2", &get_line(&ctl[2..]), 5, &shared);
+    expect(
+        c,
+        "maps.fork.child_mapmax_2",
+        &get_line(&ctl[2..]),
+        5,
+        &shared,
+    );
     go.store(1, Ordering::Release);
     let _ = wait_pid(child);
     // SAFETY: unmapping this test's mappings.
@@ -441,7 +451,11 @@ fn tmpfs_file(c: &mut Checks) {
     // SAFETY: a fresh private mapping of this test's file.
     let m = fd.and_then(|fd| unsafe { mmap(0, 3 * P, Prot::RW, MapFlags::PRIVATE, fd, 0) });
     let (Ok(()), Ok(a)) = (written, m) else {
-        c.check("maps.tmpfs.map", false, format_args!("{:?} {:?}", written, m));
+        c.check(
+            "maps.tmpfs.map",
+            false,
+            format_args!("{:?} {:?}", written, m),
+        );
         return;
     };
     let a = a as usize;
@@ -455,7 +469,12 @@ fn tmpfs_file(c: &mut Checks) {
         "maps.tmpfs.read_pages_dirty",
         &line,
         3,
-        &[("anon", None), ("dirty", Some(3)), ("mapped", None), ("mapmax", None)],
+        &[
+            ("anon", None),
+            ("dirty", Some(3)),
+            ("mapped", None),
+            ("mapmax", None),
+        ],
     );
     touch(a + 2 * P, 1, 9);
     expect(
@@ -482,7 +501,11 @@ fn heap_stack(c: &mut Checks) {
     // SAFETY: as above.
     let grown = unsafe { peios_rt::sys::mm::brk(base + 4 * P) };
     if grown < base + 4 * P {
-        c.check("maps.heap.brk", false, format_args!("{:#x} -> {:#x}", base, grown));
+        c.check(
+            "maps.heap.brk",
+            false,
+            format_args!("{:#x} -> {:#x}", base, grown),
+        );
     } else {
         let first = base.next_multiple_of(P);
         touch(first, 3, 5);

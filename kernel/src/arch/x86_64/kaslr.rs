@@ -5,8 +5,11 @@
 //! the new address on the relocated boot stack. Without a table (the post-link step did not
 //! run) or without RDRAND the image stays where it was linked.
 
-use super::paging::KERNEL_VMA;
 use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Virtual base the kernel image is linked at (physical 0 maps here); the move adds the
+/// delta to it.
+pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
 
 /// Capacity of the relocation table in 32-bit words.
 const TABLE_WORDS: usize = 48 * 1024;

@@ -28,8 +28,9 @@ static PHYS_OFFSET: core::sync::atomic::AtomicU64 =
 pub fn phys_offset() -> u64 {
     PHYS_OFFSET.load(core::sync::atomic::Ordering::Relaxed)
 }
-/// Virtual base the kernel image is linked at (physical 0 maps here).
-pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
+/// Virtual base the kernel image is linked at (physical 0 maps here); KASLR moves the
+/// image up from it.
+pub use super::kaslr::KERNEL_VMA;
 
 /// The direct-map address of a physical address.
 pub fn phys_to_virt(phys: u64) -> *mut u8 {

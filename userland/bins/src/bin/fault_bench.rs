@@ -1,5 +1,7 @@
 //! `fault_bench [--mode thread|process|shared[,...]] [--workers 1,2,...] [--mb 16]
-//! [--seconds 5] [--thp]`: a will-it-scale page_fault-style benchmark.
+//! [--seconds 5] [--thp] [--fixed-layout]`: a will-it-scale page_fault-style benchmark.
+//! `--fixed-layout` re-executes the program under `personality(ADDR_NO_RANDOMIZE)`, so
+//! every boot maps at the same addresses (for telling layout effects from others).
 //!
 //! Each worker maps `mb` MiB, writes one byte to every 4 KiB page (one fault per
 //! page), unmaps, and repeats until `seconds` pass. Modes: `thread` (workers are
@@ -244,7 +246,31 @@ fn parse_mode(s: &str) -> Option<Mode> {
     }
 }
 
+/// `personality(2)`'s flag for a fixed (unrandomised) address-space layout.
+const ADDR_NO_RANDOMIZE: usize = 0x0004_0000;
+
+/// Re-executes this program with the same arguments but `--fixed-layout`, under
+/// `personality(ADDR_NO_RANDOMIZE)`. Returns only on failure.
+fn exec_fixed_layout(args: &Args) -> i32 {
+    // SAFETY: personality takes a plain integer and touches no memory of ours.
+    let old = unsafe { peios_rt::syscall::syscall1(135, ADDR_NO_RANDOMIZE) };
+    if old < 0 {
+        eprintln!("fault_bench: personality: {}", old);
+        return 1;
+    }
+    let argv: Vec<&str> = (0..args.len())
+        .filter_map(|i| args.get(i))
+        .filter(|a| *a != "--fixed-layout")
+        .collect();
+    let e = peios_rt::process::execve("/proc/self/exe", &argv, &[]);
+    eprintln!("fault_bench: execve: {:?}", e);
+    1
+}
+
 fn main(args: &Args) -> i32 {
+    if args.has("--fixed-layout") {
+        return exec_fixed_layout(args);
+    }
     let modes: Option<Vec<Mode>> = args
         .opt("--mode")
         .unwrap_or("thread")
