@@ -34,6 +34,7 @@ use spin::Mutex;
 
 use crate::fault::{
     Access, Completion, FaultFuture, FaultInterceptor, Intercept, InterceptEvent, WaitReason,
+    WakerSet,
 };
 use crate::frame::PAGE_SIZE;
 
@@ -121,7 +122,7 @@ struct State {
     parked: Vec<Parked>,
     /// Queued events, each with the completion its reporter waits on until it is read.
     events: VecDeque<(Message, Option<Arc<Completion>>)>,
-    readers: Vec<Waker>,
+    readers: WakerSet,
     protected: BTreeSet<u64>,
     fork_children: Vec<(u64, Arc<Userfault>)>,
 }
@@ -213,9 +214,7 @@ impl Userfault {
     /// Wakes `waker` at the next message (a reader waiting for one).
     pub fn register_reader(&self, waker: &Waker) {
         let mut st = self.state.lock();
-        if !st.readers.iter().any(|w| w.will_wake(waker)) {
-            st.readers.push(waker.clone());
-        }
+        st.readers.register(waker);
     }
 
     /// Queues an event message and wakes the readers.
@@ -229,15 +228,13 @@ impl Userfault {
         let readers = {
             let mut st = self.state.lock();
             st.events.push_back((event, reporter));
-            core::mem::take(&mut st.readers)
+            st.readers.take()
         };
         if self.is_released() {
             // Released meanwhile: nobody will read it.
             self.complete_events();
         }
-        for r in readers {
-            r.wake();
-        }
+        readers.wake_all();
     }
 
     /// Completes every queued event's reporter (the context is gone).
@@ -315,22 +312,28 @@ impl Userfault {
     /// `UFFDIO_COPY`/`ZEROPAGE`/`CONTINUE`/`WRITEPROTECT`); returns how many pages were
     /// woken.
     pub fn wake_range(&self, start: u64, end: u64) -> usize {
-        let woken: Vec<Arc<Completion>> = {
+        // The common case wakes one page: its completion is held inline, and only a
+        // wider wake collects into a vector.
+        let mut first: Option<Arc<Completion>> = None;
+        let mut rest: Vec<Arc<Completion>> = Vec::new();
+        {
             let mut st = self.state.lock();
-            let mut out = Vec::new();
             st.parked.retain(|p| {
                 let hit = p.page >= start && p.page < end;
                 if hit {
-                    out.push(p.completion.clone());
+                    match first {
+                        None => first = Some(p.completion.clone()),
+                        Some(_) => rest.push(p.completion.clone()),
+                    }
                 }
                 !hit
             });
-            out
-        };
-        for c in &woken {
+        }
+        let woken = usize::from(first.is_some()) + rest.len();
+        for c in first.iter().chain(rest.iter()) {
             c.complete();
         }
-        woken.len()
+        woken
     }
 
     /// Marks `page` write-protected (the caller then takes the entry's write
@@ -368,11 +371,9 @@ impl Userfault {
         let readers = {
             let mut st = self.state.lock();
             st.protected.clear();
-            core::mem::take(&mut st.readers)
+            st.readers.take()
         };
-        for r in readers {
-            r.wake();
-        }
+        readers.wake_all();
     }
 
     /// Whether [`release`](Self::release) has run.
@@ -398,7 +399,7 @@ impl Userfault {
         let (completion, readers) = {
             let mut st = self.state.lock();
             if let Some(p) = st.parked.iter().find(|p| p.page == page) {
-                (p.completion.clone(), Vec::new())
+                (p.completion.clone(), WakerSet::default())
             } else {
                 let completion = Completion::new();
                 st.parked.push(Parked {
@@ -408,7 +409,7 @@ impl Userfault {
                     delivered: false,
                     completion: completion.clone(),
                 });
-                (completion, core::mem::take(&mut st.readers))
+                (completion, st.readers.take())
             }
         };
         // A release between the check above and the queueing has already swept the
@@ -416,9 +417,7 @@ impl Userfault {
         if self.is_released() {
             completion.complete();
         }
-        for r in readers {
-            r.wake();
-        }
+        readers.wake_all();
         Some(Intercept::Wait(FaultFuture::new(reason, completion)))
     }
 }
@@ -958,6 +957,68 @@ mod tests {
         );
         drop(child);
         h.aspace.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn intercepted_by_spans_vmas_and_refuses_holes() {
+        let h = harness();
+        let a = anon_rw(&h.aspace, 6);
+        // Three VMAs: read-only in the middle, so they never merge.
+        h.aspace
+            .mprotect(a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, Prot::READ)
+            .unwrap();
+        let one: Arc<dyn FaultInterceptor> = Userfault::new();
+        let two: Arc<dyn FaultInterceptor> = Userfault::new();
+        h.aspace
+            .set_interceptor(a, 6 * PAGE_SIZE, Some(one.clone()))
+            .unwrap();
+        assert!(
+            h.aspace.intercepted_by(a, 6 * PAGE_SIZE, &one),
+            "three VMAs, one hook"
+        );
+        assert!(
+            h.aspace.intercepted_by(a + PAGE_SIZE, 2 * PAGE_SIZE, &one),
+            "two VMAs"
+        );
+        assert!(
+            h.aspace.intercepted_by(a + 2 * PAGE_SIZE, PAGE_SIZE, &one),
+            "one page"
+        );
+        assert!(
+            !h.aspace.intercepted_by(a, 6 * PAGE_SIZE, &two),
+            "another hook"
+        );
+        assert!(
+            !h.aspace.intercepted_by(a, 7 * PAGE_SIZE, &one),
+            "past the end"
+        );
+        assert!(
+            !h.aspace.intercepted_by(a - PAGE_SIZE, 2 * PAGE_SIZE, &one),
+            "before it"
+        );
+        assert!(!h
+            .aspace
+            .intercepted_by(u64::MAX - PAGE_SIZE + 1, PAGE_SIZE, &one));
+        // A hole in the middle.
+        h.aspace.munmap(a + 3 * PAGE_SIZE, PAGE_SIZE).unwrap();
+        assert!(!h.aspace.intercepted_by(a, 6 * PAGE_SIZE, &one), "a hole");
+        assert!(
+            h.aspace.intercepted_by(a, 3 * PAGE_SIZE, &one),
+            "up to the hole"
+        );
+        assert!(
+            h.aspace
+                .intercepted_by(a + 4 * PAGE_SIZE, 2 * PAGE_SIZE, &one),
+            "after it"
+        );
+        // Unregistered in part.
+        h.aspace
+            .set_interceptor(a + 5 * PAGE_SIZE, PAGE_SIZE, None)
+            .unwrap();
+        assert!(!h
+            .aspace
+            .intercepted_by(a + 4 * PAGE_SIZE, 2 * PAGE_SIZE, &one));
+        assert!(h.aspace.intercepted_by(a + 4 * PAGE_SIZE, PAGE_SIZE, &one));
     }
 
     #[test]

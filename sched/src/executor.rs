@@ -362,6 +362,13 @@ impl<P: Platform> Scheduler<P> {
         self.has_work(cpu) || !self.per_cpu(cpu).requeue.is_empty() || self.timer_due(cpu)
     }
 
+    /// Whether a task waits in `cpu`'s own queues (its inbox or its stealable queue),
+    /// where a task polled there next would find it.
+    pub fn has_local_work(&self, cpu: CpuId) -> bool {
+        let local = self.per_cpu(cpu);
+        !local.inbox.is_empty() || !local.stealable.is_empty()
+    }
+
     /// Whether `cpu` has anything to run, its own queues or a steal.
     fn has_work(&self, cpu: CpuId) -> bool {
         !self.per_cpu(cpu).inbox.is_empty() || self.cpus.iter().any(|any| !any.stealable.is_empty())
@@ -399,10 +406,14 @@ impl<P: Platform> Scheduler<P> {
     /// Fire up to `TIMER_BATCH` of `cpu`'s expired timers; returns how many.
     fn fire_timers(&self, cpu: CpuId) -> usize {
         let local = self.per_cpu(cpu);
-        if self.next_timer_ns(cpu).is_none() {
+        let Some(deadline) = self.next_timer_ns(cpu) else {
+            return 0;
+        };
+        let now_ns = self.platform.now_ns();
+        // Nothing due (the common case on every loop iteration): no lock taken.
+        if deadline > now_ns {
             return 0;
         }
-        let now_ns = self.platform.now_ns();
         let mut fired = 0;
         while fired < TIMER_BATCH {
             // Wake outside the lock: a wake may run arbitrary waker code.
@@ -567,6 +578,25 @@ mod tests {
             "parked on a non-empty inbox"
         );
         assert_eq!(sched.stats(CpuId(0)).kicks, 0, "a busy CPU is never kicked");
+    }
+
+    #[test]
+    fn local_work_is_only_what_waits_in_the_cpus_own_queues() {
+        let sched = scheduler(2);
+        assert!(!sched.has_local_work(CpuId(0)) && !sched.has_local_work(CpuId(1)));
+        // A floating task queued on CPU 1: local there, stealable (other work) for 0.
+        thread::spawn(move || {
+            HostPlatform::enter_cpu(CpuId(1));
+            drop(sched.spawn(async {}));
+        })
+        .join()
+        .unwrap();
+        assert!(sched.has_local_work(CpuId(1)));
+        assert!(!sched.has_local_work(CpuId(0)));
+        assert!(sched.has_other_work(CpuId(0)), "CPU 0 could steal it");
+        // A task pinned to CPU 0.
+        drop(sched.spawn_on(CpuId(0), async {}));
+        assert!(sched.has_local_work(CpuId(0)));
     }
 
     #[test]

@@ -547,13 +547,13 @@ pub fn ioctl(file: &UserfaultFile, request: u64, arg: u64) -> SysResult {
                 .mm()
                 .register_interceptor(start, end - start, None, 0)?;
             file.ctx.forget_range(start, end);
-            file.ctx.wake_range(start, end);
+            note_woken(file.ctx.wake_range(start, end));
             Ok(0)
         }
         UFFDIO_WAKE => {
             let range: [u64; 2] = read_user(arg)?;
             let (start, end) = user_range(range[0], range[1])?;
-            file.ctx.wake_range(start, end);
+            note_woken(file.ctx.wake_range(start, end));
             Ok(0)
         }
         UFFDIO_COPY => {
@@ -682,7 +682,7 @@ fn write_protect(file: &UserfaultFile, arg: u64) -> SysResult {
         &mut |page| ctx.protect(page, protect),
     )?;
     if !protect && !dontwake {
-        ctx.wake_range(start, end);
+        note_woken(ctx.wake_range(start, end));
     }
     Ok(0)
 }
@@ -725,7 +725,7 @@ fn move_range(file: &UserfaultFile, arg: u64) -> SysResult {
     };
     write_user(arg + 32, &reported)?;
     if done > 0 && mode & UFFDIO_MOVE_MODE_DONTWAKE == 0 {
-        file.ctx.wake_range(dst, dst + done);
+        note_woken(file.ctx.wake_range(dst, dst + done));
     }
     match (done, err) {
         (_, None) => Ok(0),
@@ -803,7 +803,7 @@ fn fill_range(
     };
     write_user(result_at, &reported)?;
     if done > 0 && wake {
-        file.ctx.wake_range(dst, dst + done);
+        note_woken(file.ctx.wake_range(dst, dst + done));
     }
     match (done, err) {
         (_, None) => Ok(0),
@@ -843,6 +843,26 @@ static KERNEL_WAIT: [Mutex<Option<(u64, FaultFuture)>>; MAX_CPUS] =
     [const { Mutex::new(None) }; MAX_CPUS];
 /// Per CPU: [`KERNEL_WAIT`] may hold a wait (a cheap check on every syscall).
 static KERNEL_WAIT_SET: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Per CPU: the ioctl running here woke parked faults (see [`take_woke_faults`]).
+static WOKE_FAULTS: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Records that the running ioctl woke `woken` parked faults.
+fn note_woken(woken: usize) {
+    if woken > 0 {
+        WOKE_FAULTS[this_cpu()].store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether the ioctl that just ran on this CPU woke parked faults (and forgets it).
+/// The syscall layer then lets the woken faulter run before the handler goes on, when
+/// it waits on this CPU: the handler's next `read` finds the next message instead of
+/// parking, and the faulter's wait does not include the handler's way back to user
+/// mode and into `read` (Linux's wakeup preemption does the same for a woken task).
+pub fn take_woke_faults() -> bool {
+    let flag = &WOKE_FAULTS[this_cpu()];
+    flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed)
+}
 
 fn this_cpu() -> usize {
     crate::arch::percpu::current_cpu().0 as usize

@@ -73,6 +73,20 @@ fn sched_yield() -> Outcome {
     }
 }
 
+/// `ioctl`. A userfaultfd ioctl that woke parked faults gives the CPU to them first
+/// when they wait on this CPU (see `memd::userfaultfd::take_woke_faults`); its result,
+/// 0, is what a yield returns.
+fn ioctl(thread: &Arc<Thread>, fd: u64, request: u64, arg: u64) -> Outcome {
+    let result = fs::ioctl(thread, fd, request, arg);
+    if crate::memd::userfaultfd::take_woke_faults()
+        && result == Ok(0)
+        && crate::executor::scheduler().has_local_work(crate::arch::percpu::current_cpu())
+    {
+        return Outcome::Yield;
+    }
+    result.into()
+}
+
 /// Wraps an async handler's result for the thread loop.
 pub fn wait<F>(future: F) -> Outcome
 where
@@ -142,7 +156,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         14 => signal::rt_sigprocmask(thread, a[0], a[1], a[2], a[3]).into(),
         15 => signal::rt_sigreturn(thread, ctx),
         // fd and request are `unsigned int` (musl's ioctl() sign-extends the request).
-        16 => fs::ioctl(thread, lower32(a[0]), lower32(a[1]), a[2]).into(),
+        16 => ioctl(thread, lower32(a[0]), lower32(a[1]), a[2]),
         4 => path::newfstatat(thread, fs::AT_FDCWD, a[0], a[1], 0).into(),
         6 => path::newfstatat(thread, fs::AT_FDCWD, a[0], a[1], 0x100).into(),
         17 => rw::pread64(thread, lower32(a[0]), a[1], a[2], a[3]),

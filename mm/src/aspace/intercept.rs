@@ -359,12 +359,23 @@ impl<P: PageTable> AddressSpace<P> {
         let Some(end) = addr.checked_add(len) else {
             return false;
         };
+        let held = |v: &Vma| v.interceptor.as_ref().is_some_and(|o| same_hook(o, hook));
         let st = self.state().read();
-        st.tree.is_covered(addr, end)
-            && st
-                .tree
-                .overlapping(addr, end)
-                .all(|v| v.interceptor.as_ref().is_some_and(|o| same_hook(o, hook)))
+        // The common case (a handler filling a page or a run inside one VMA): one lookup.
+        if let Some(v) = st.tree.find(addr) {
+            if v.end >= end {
+                return held(v);
+            }
+        }
+        // One pass over the VMAs: no hole, each held by `hook`.
+        let mut at = addr;
+        for v in st.tree.overlapping(addr, end) {
+            if v.start > at || !held(v) {
+                return false;
+            }
+            at = v.end;
+        }
+        at >= end
     }
 
     /// Installs a page holding `data` (zero-padded) at the empty page `addr`, with the

@@ -23,7 +23,7 @@ pub(crate) mod hugetlb;
 mod stack;
 pub(crate) mod wait;
 
-pub use wait::{Completion, FaultFuture, WaitReason};
+pub use wait::{Completion, FaultFuture, WaitReason, WakerSet};
 
 use alloc::sync::Arc;
 

@@ -16,11 +16,58 @@ use core::task::{Context, Poll, Waker};
 
 use crate::pagecache::file_id::FileId;
 
+/// Wakers waiting for one event, without duplicates. The first is held inline, so the
+/// common case (one waiter) registers and wakes without touching the heap.
+#[derive(Default)]
+pub struct WakerSet {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl WakerSet {
+    /// Adds `waker` unless one that wakes the same task is already there.
+    pub fn register(&mut self, waker: &Waker) {
+        match &self.first {
+            None => self.first = Some(waker.clone()),
+            Some(w) if w.will_wake(waker) => {}
+            Some(_) => {
+                if !self.rest.iter().any(|w| w.will_wake(waker)) {
+                    self.rest.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    /// Whether no waker is held.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    /// Moves every waker out (to be woken outside the lock that guards the set),
+    /// leaving the set empty.
+    pub fn take(&mut self) -> WakerSet {
+        WakerSet {
+            first: self.first.take(),
+            rest: core::mem::take(&mut self.rest),
+        }
+    }
+
+    /// Wakes every waker held.
+    pub fn wake_all(self) {
+        if let Some(w) = self.first {
+            w.wake();
+        }
+        for w in self.rest {
+            w.wake();
+        }
+    }
+}
+
 /// A one-shot event that any number of futures can wait for.
 #[derive(Default)]
 pub struct Completion {
     done: AtomicBool,
-    wakers: spin::Mutex<Vec<Waker>>,
+    wakers: spin::Mutex<WakerSet>,
 }
 
 impl Completion {
@@ -32,10 +79,8 @@ impl Completion {
     /// Marks the event complete and wakes every waiter. Idempotent.
     pub fn complete(&self) {
         self.done.store(true, Ordering::Release);
-        let wakers = core::mem::take(&mut *self.wakers.lock());
-        for w in wakers {
-            w.wake();
-        }
+        let wakers = self.wakers.lock().take();
+        wakers.wake_all();
     }
 
     /// Whether [`complete`](Self::complete) has been called.
@@ -44,10 +89,7 @@ impl Completion {
     }
 
     fn register(&self, waker: &Waker) {
-        let mut wakers = self.wakers.lock();
-        if !wakers.iter().any(|w| w.will_wake(waker)) {
-            wakers.push(waker.clone());
-        }
+        self.wakers.lock().register(waker);
     }
 }
 
@@ -178,5 +220,59 @@ mod tests {
         let waker = Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert_eq!(pin!(f).poll(&mut cx), Poll::Ready(()));
+    }
+
+    #[test]
+    fn waker_set_keeps_one_waker_per_task_and_wakes_each_once() {
+        let a = Arc::new(CountWake(AtomicUsize::new(0)));
+        let b = Arc::new(CountWake(AtomicUsize::new(0)));
+        let c = Arc::new(CountWake(AtomicUsize::new(0)));
+        let (wa, wb, wc) = (
+            Waker::from(a.clone()),
+            Waker::from(b.clone()),
+            Waker::from(c.clone()),
+        );
+        let mut set = WakerSet::default();
+        assert!(set.is_empty());
+        for w in [&wa, &wb, &wa, &wc, &wb, &wc] {
+            set.register(w);
+        }
+        let taken = set.take();
+        assert!(set.is_empty(), "take leaves the set empty");
+        assert!(!taken.is_empty());
+        taken.wake_all();
+        for (name, n) in [("a", &a), ("b", &b), ("c", &c)] {
+            assert_eq!(n.0.load(Ordering::SeqCst), 1, "{name} woken once");
+        }
+        // Empty again: a second round registers afresh.
+        set.register(&wb);
+        set.take().wake_all();
+        assert_eq!(b.0.load(Ordering::SeqCst), 2);
+        assert_eq!(a.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn completion_wakes_every_distinct_waiter() {
+        let c = Completion::new();
+        let counters: Vec<Arc<CountWake>> = (0..3)
+            .map(|_| Arc::new(CountWake(AtomicUsize::new(0))))
+            .collect();
+        let wakers: Vec<Waker> = counters.iter().map(|k| Waker::from(k.clone())).collect();
+        let mut futures: Vec<FaultFuture> = (0..3)
+            .map(|_| FaultFuture::new(WaitReason::Memory, c.clone()))
+            .collect();
+        for (f, w) in futures.iter_mut().zip(&wakers) {
+            let mut cx = Context::from_waker(w);
+            assert_eq!(Pin::new(&mut *f).poll(&mut cx), Poll::Pending);
+            assert_eq!(Pin::new(&mut *f).poll(&mut cx), Poll::Pending);
+        }
+        c.complete();
+        for k in &counters {
+            assert_eq!(
+                k.0.load(Ordering::SeqCst),
+                1,
+                "each waiter woken exactly once"
+            );
+        }
     }
 }

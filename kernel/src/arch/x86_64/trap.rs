@@ -245,7 +245,7 @@ fn handle_kernel_page_fault(frame: &mut TrapFrame) {
     if super::uaccess::is_copy_instruction(frame.rip) && cr2 < super::usermode::USER_ADDRESS_END {
         // PKRU refuses the access: no fault resolves it, the copy fails (EFAULT).
         if frame.error_code & PF_PK != 0 {
-            frame.rip = super::uaccess::fixup_address();
+            frame.rip = super::uaccess::fixup_address(frame.rip);
             return;
         }
         let write = frame.error_code & 2 != 0;
@@ -260,7 +260,7 @@ fn handle_kernel_page_fault(frame: &mut TrapFrame) {
             .is_some_and(|handlers| (handlers.user_copy_fault)(cr2, write));
         x86_64::instructions::interrupts::disable();
         if !resolved {
-            frame.rip = super::uaccess::fixup_address();
+            frame.rip = super::uaccess::fixup_address(frame.rip);
         }
         return;
     }
