@@ -345,6 +345,20 @@ static void sigwait_checks(void) {
           "sigsuspend-restores-the-mask");
     waitpid(child, NULL, 0);
 
+    /* pause: sleeps until a handled signal arrives, then EINTR (was ENOSYS here, which
+     * turned musl's `for (;;) pause();` into a spin). */
+    sigset_t usr1_only;
+    sigemptyset(&usr1_only);
+    sigaddset(&usr1_only, SIGUSR1);
+    sigprocmask(SIG_UNBLOCK, &usr1_only, NULL);
+    int handled_before = usr1_handled;
+    child = signal_me_later(SIGUSR1, 100);
+    errno = 0;
+    r = pause();
+    check(r == -1 && errno == EINTR && usr1_handled == handled_before + 1, "pause-returns-after-handler");
+    waitpid(child, NULL, 0);
+    sigprocmask(SIG_BLOCK, &usr1_only, NULL);
+
     errno = 0;
     check(syscall(SYS_rt_sigsuspend, &none, 4) == -1 && errno == EINVAL, "sigsuspend-bad-size-einval");
     errno = 0;

@@ -250,6 +250,7 @@ pub fn dispatch(thread: &Arc<Thread>, ctx: &mut UserContext, nr: u64, a: [u64; 6
         138 => statfs::fstatfs(thread, lower32(a[0]), a[1]).into(),
         127 => sigwait::rt_sigpending(thread, a[0], a[1]).into(),
         128 => sigwait::rt_sigtimedwait(thread, a[0], a[1], a[2], a[3]),
+        34 => sigwait::pause(thread),
         130 => sigwait::rt_sigsuspend(thread, a[0], a[1]),
         125 => caps::capget(thread, a[0], a[1]).into(),
         126 => caps::capset(thread, a[0], a[1]).into(),

@@ -1,4 +1,4 @@
-//! Waiting for signals: `rt_sigpending`, `rt_sigsuspend` and `rt_sigtimedwait`.
+//! Waiting for signals: `rt_sigpending`, `pause`, `rt_sigsuspend` and `rt_sigtimedwait`.
 
 use super::{wait, Outcome};
 use crate::{
@@ -47,7 +47,18 @@ pub fn rt_sigsuspend(thread: &Arc<Thread>, mask: u64, sigsetsize: u64) -> Outcom
         .sigmask
         .swap(new & !signal::UNBLOCKABLE, Ordering::SeqCst);
     thread.saved_sigmask.store(old, Ordering::SeqCst);
-    let thread = thread.clone();
+    until_a_signal(thread.clone())
+}
+
+/// `pause()`: waits until a signal is delivered (its handler runs, or it ends the
+/// process); EINTR. musl's and glibc's `pause()` make this call on x86_64.
+pub fn pause(thread: &Arc<Thread>) -> Outcome {
+    until_a_signal(thread.clone())
+}
+
+/// Waits until `thread` has a deliverable signal (or its process is exiting), then
+/// EINTR: the wait of `pause` and `rt_sigsuspend`.
+fn until_a_signal(thread: Arc<Thread>) -> Outcome {
     wait(async move {
         poll_fn(|cx| {
             thread.interrupt_waker.register(cx.waker());

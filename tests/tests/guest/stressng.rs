@@ -155,6 +155,7 @@ fn posix_timers_rusage_caps_signals_answer_as_linux() {
         "sigtimedwait-woken-by-sender",
         "blocked-sigchld-waited-for",
         "sigsuspend-returns-after-handler",
+        "pause-returns-after-handler",
         "sigsuspend-restores-the-mask",
         "blocking-read-waits-for-expiry",
         "periodic-expiries-accumulate",
