@@ -54,6 +54,6 @@ pub use executor::{Scheduler, DEFAULT_RING_CAPACITY};
 pub use ids::{CpuId, MAX_CPUS};
 pub use join::JoinHandle;
 pub use platform::Platform;
-pub use stats::CpuStats;
 pub use sleep::Sleep;
+pub use stats::CpuStats;
 pub use yield_now::{yield_now, YieldNow};

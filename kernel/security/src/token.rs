@@ -8,8 +8,8 @@ use alloc::vec::Vec;
 
 use bitflags::bitflags;
 
-use crate::privilege::NotHeld;
 use crate::integrity::IntegrityLevel;
+use crate::privilege::NotHeld;
 use crate::privilege::{Privilege, PrivilegeSet};
 use crate::sid::Sid;
 

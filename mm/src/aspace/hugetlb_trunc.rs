@@ -21,8 +21,8 @@ use super::zap::Zap;
 use super::AddressSpace;
 use crate::addr::VirtAddr;
 use crate::frame::Pfn;
-use crate::hugetlb_map::HugetlbMap;
 use crate::hugetlb_file::{DroppedPages, HugetlbFile};
+use crate::hugetlb_map::HugetlbMap;
 use crate::pagetable::PageTable;
 use crate::vma::Vma;
 

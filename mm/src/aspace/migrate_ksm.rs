@@ -17,8 +17,8 @@
 use alloc::vec::Vec;
 
 use super::lock::ReadGuard;
-use super::migrate_status::PageStatus;
 use super::migrate_cache::{finish_move, FrameOwner, Locked};
+use super::migrate_status::PageStatus;
 use super::{AddressSpace, MmState};
 use crate::addr::VirtAddr;
 use crate::frame::{NodeId, Pfn};

@@ -24,11 +24,18 @@ impl FrameAllocator {
     /// cache, so the task may migrate while it waits.
     pub fn alloc_wait(&self, cpu: CpuId, order: Order, policy: Policy) -> AllocWait<'_> {
         let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let (Some(local), Some(requester)) = (self.topology().cpu_mem_node(cpu), self.topology().cpu_node(cpu))
-        else {
+        let (Some(local), Some(requester)) = (
+            self.topology().cpu_mem_node(cpu),
+            self.topology().cpu_node(cpu),
+        ) else {
             return AllocWait::new(self, Err(AllocError::UnknownCpu), order, NodeId(0), id);
         };
-        let plan = Plan::resolve(policy, self.topology(), local, &mut self.shared_cursor.lock());
+        let plan = Plan::resolve(
+            policy,
+            self.topology(),
+            local,
+            &mut self.shared_cursor.lock(),
+        );
         AllocWait::new(self, plan, order, requester, id)
     }
 }
