@@ -39,7 +39,7 @@ if (( $# == 0 )); then
   ( export CARGO_TARGET_DIR=$PWD/target/guest
     tools/build-kernel.sh --release && userland/build.sh ) >"$log" 2>&1 &
   prebuild=$!
-  cargo test --no-run -q
+  cargo test --no-run -q --profile hosttest
   if ! wait "$prebuild"; then
     cat "$log" >&2
     echo "test.sh: the guest build failed" >&2
@@ -48,5 +48,9 @@ if (( $# == 0 )); then
   wait "$fetch" || true
   echo "test.sh: builds took $(( $(date +%s) - start )) s"
 fi
-cargo test "$@"
+if (( $# == 0 )); then
+  cargo test --profile hosttest
+else
+  cargo test "$@"
+fi
 echo "test.sh: whole suite took $(( $(date +%s) - start )) s"
