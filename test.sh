@@ -36,13 +36,22 @@ if (( $# == 0 )); then
   ( tools/debian-bin.sh busybox-static bin/busybox || true
     tools/stress-ng-rootfs.sh || true ) >target/debian-fetch.log 2>&1 &
   fetch=$!
+  # The kernel (one codegen unit: mostly one core) and the programs build side by
+  # side, and beside the host tests' compile.
   ( export CARGO_TARGET_DIR=$PWD/target/guest
-    tools/build-kernel.sh --release && userland/build.sh ) >"$log" 2>&1 &
-  prebuild=$!
+    tools/build-kernel.sh --release ) >"$log" 2>&1 &
+  kernel=$!
+  userland/build.sh >target/userland-build.log 2>&1 &
+  programs=$!
   cargo test --no-run -q --profile hosttest
-  if ! wait "$prebuild"; then
+  if ! wait "$kernel"; then
     cat "$log" >&2
-    echo "test.sh: the guest build failed" >&2
+    echo "test.sh: the guest kernel's build failed" >&2
+    exit 1
+  fi
+  if ! wait "$programs"; then
+    cat target/userland-build.log >&2
+    echo "test.sh: the userland build failed" >&2
     exit 1
   fi
   wait "$fetch" || true
