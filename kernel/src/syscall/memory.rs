@@ -368,7 +368,7 @@ fn remove_reported_first(
         Ok(None) => return Outcome::Done(0),
         Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
     };
-    let mut waits: alloc::vec::Vec<_> = planned
+    let waits: alloc::vec::Vec<_> = planned
         .address_ranges()
         .flat_map(|(start, end)| {
             let listeners = userfaultfd::listeners(&space, start, end - start);
@@ -377,20 +377,26 @@ fn remove_reported_first(
         .collect();
     let thread = thread.clone();
     wait(async move {
-        thread.clear_interrupt();
-        core::future::poll_fn(|cx| {
-            thread.interrupt_waker.register(cx.waker());
-            waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
-            if waits.is_empty() || thread.is_interrupted() {
-                core::task::Poll::Ready(())
-            } else {
-                core::task::Poll::Pending
-            }
-        })
-        .await;
+        until_events_read(&thread, waits).await;
         space.mm().punch_remove(planned)?;
         Ok(0)
     })
+}
+
+/// Waits until every handler has read its event (each of `waits` is done) or a signal
+/// interrupts `thread`.
+async fn until_events_read<W: Future + Unpin>(thread: &Thread, mut waits: alloc::vec::Vec<W>) {
+    thread.clear_interrupt();
+    core::future::poll_fn(|cx| {
+        thread.interrupt_waker.register(cx.waker());
+        waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
+        if waits.is_empty() || thread.is_interrupted() {
+            core::task::Poll::Ready(())
+        } else {
+            core::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// `madvise(MADV_DONTNEED or MADV_FREE)` over a range a userfaultfd listens on: the
@@ -411,20 +417,10 @@ fn drop_reported_first(
         Err(e) => return Err::<u64, _>(Errno::from(e)).into(),
     }
     let end = addr.saturating_add(len.saturating_add(4095) & !4095);
-    let mut waits = userfaultfd::report(listeners, InterceptEvent::Remove { start: addr, end });
+    let waits = userfaultfd::report(listeners, InterceptEvent::Remove { start: addr, end });
     let thread = thread.clone();
     wait(async move {
-        thread.clear_interrupt();
-        core::future::poll_fn(|cx| {
-            thread.interrupt_waker.register(cx.waker());
-            waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
-            if waits.is_empty() || thread.is_interrupted() {
-                core::task::Poll::Ready(())
-            } else {
-                core::task::Poll::Pending
-            }
-        })
-        .await;
+        until_events_read(&thread, waits).await;
         space.mm().madvise(addr, len, advice)?;
         Ok(0)
     })
