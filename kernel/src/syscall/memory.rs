@@ -65,6 +65,16 @@ fn sealed_mapping_of(
 /// calls `cond_resched` the same way). A smaller pre-fault is done in the call.
 const PREFAULT_PIECE_BYTES: u64 = 2 << 20;
 
+/// Whether `thread` may map below `vm.mmap_min_addr` (SeTcbPrivilege), for mmap and
+/// mremap.
+fn may_map_low(thread: &Thread) -> bool {
+    thread
+        .process
+        .token
+        .read()
+        .has_privilege(Privilege::SeTcbPrivilege)
+}
+
 /// `mmap`. A pre-fault larger than [`PREFAULT_PIECE_BYTES`] runs as a future in pieces,
 /// yielding between them and stopping early when the thread is being killed; the
 /// address is returned once it is done (best effort, as on Linux).
@@ -85,11 +95,7 @@ pub fn mmap(
             (None, None)
         };
         let req = MmapRequest::from_raw(addr, len, prot, flags, file, offset)?;
-        let may_map_low = thread
-            .process
-            .token
-            .read()
-            .has_privilege(Privilege::SeTcbPrivilege);
+        let may_map_low = may_map_low(thread);
         let limit = super::memctl::lock_limit(thread);
         let space = thread.process.address_space();
         let mapped = space
@@ -197,11 +203,7 @@ pub fn mremap(
     flags: u64,
     new_addr: u64,
 ) -> Outcome {
-    let may_map_low = thread
-        .process
-        .token
-        .read()
-        .has_privilege(Privilege::SeTcbPrivilege);
+    let may_map_low = may_map_low(thread);
     let limit = super::memctl::lock_limit(thread);
     let space = thread.process.address_space();
     let listeners = userfaultfd::listeners(&space, old_addr, old_len);

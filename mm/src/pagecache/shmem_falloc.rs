@@ -255,13 +255,19 @@ impl FileObject {
     /// Ok if page `index` is resident or missing (nothing to read back); the wait for
     /// a page being filled or read back from swap otherwise.
     fn make_resident(&self, index: u64) -> Result<(), PageError> {
+        if let Some(pfn) = self.resident_page(index)? {
+            self.cache.frames().put(pfn);
+        }
+        Ok(())
+    }
+
+    /// Page `index` held (the caller puts it), `None` if it is missing; a page in swap
+    /// is read back first, and a page being filled or read back is the wait returned.
+    fn resident_page(&self, index: u64) -> Result<Option<Pfn>, PageError> {
         loop {
             match self.cache.get(index) {
-                Lookup::Hit(pfn) => {
-                    self.cache.frames().put(pfn);
-                    return Ok(());
-                }
-                Lookup::Miss => return Ok(()),
+                Lookup::Hit(pfn) => return Ok(Some(pfn)),
+                Lookup::Miss => return Ok(None),
                 Lookup::Filling(done) => {
                     let reason = WaitReason::PageLocked {
                         file: self.id,
@@ -327,25 +333,12 @@ impl FileObject {
         let index = offset / PAGE_SIZE;
         let in_page = (offset % PAGE_SIZE) as usize;
         let len = (len as usize).min(PAGE_BYTES - in_page);
-        loop {
-            match self.cache.get(index) {
-                Lookup::Hit(pfn) => {
-                    let zeros = [0u8; PAGE_BYTES];
-                    self.cache.frames().write(pfn, in_page, &zeros[..len]);
-                    self.cache.frames().put(pfn);
-                    return Ok(());
-                }
-                Lookup::Miss => return Ok(()),
-                Lookup::Filling(done) => {
-                    let reason = WaitReason::PageLocked {
-                        file: self.id,
-                        index,
-                    };
-                    return Err(PageError::Wait(FaultFuture::new(reason, done)));
-                }
-                Lookup::Swapped(entry) => self.swap_in(index, entry)?,
-            }
+        if let Some(pfn) = self.resident_page(index)? {
+            let zeros = [0u8; PAGE_BYTES];
+            self.cache.frames().write(pfn, in_page, &zeros[..len]);
+            self.cache.frames().put(pfn);
         }
+        Ok(())
     }
 
     /// Takes the pages `[first, end)` out of the cache (freeing the swap slots of
