@@ -1,4 +1,4 @@
-//! `fault_bench [--mode thread|process|shared[,...]] [--workers 1,2,...] [--mb 16]
+//! `fault_bench [--mode thread|process|shared|shared-process[,...]] [--workers 1,2,...] [--mb 16]
 //! [--seconds 5] [--thp] [--fixed-layout]`: a will-it-scale page_fault-style benchmark.
 //! `--fixed-layout` re-executes the program under `personality(ADDR_NO_RANDOMIZE)`, so
 //! every boot maps at the same addresses (for telling layout effects from others).
@@ -8,7 +8,8 @@
 //! threads of one process, private anonymous maps: page_fault1 threads), `process`
 //! (forked processes, private anonymous maps: page_fault1 processes), `shared`
 //! (threads, each mapping MAP_SHARED a memfd of its own, or an unlinked /tmp file
-//! where memfd_create is missing: page_fault3). Workers are pinned one per allowed
+//! where memfd_create is missing: page_fault3 threads), `shared-process` (the same,
+//! in forked processes: page_fault3 processes). Workers are pinned one per allowed
 //! CPU with sched_setaffinity when that works. Each mapping gets
 //! MADV_NOHUGEPAGE (errors ignored) so faults are 4 KiB faults; `--thp` skips that.
 //!
@@ -40,6 +41,7 @@ enum Mode {
     Thread,
     Process,
     Shared,
+    SharedProcess,
 }
 
 impl Mode {
@@ -48,7 +50,18 @@ impl Mode {
             Mode::Thread => "thread",
             Mode::Process => "process",
             Mode::Shared => "shared",
+            Mode::SharedProcess => "shared-process",
         }
+    }
+
+    /// Whether workers are forked processes (else threads of one process).
+    fn forks(self) -> bool {
+        matches!(self, Mode::Process | Mode::SharedProcess)
+    }
+
+    /// Whether each worker maps a shared file of its own (else private anonymous memory).
+    fn shared_file(self) -> bool {
+        matches!(self, Mode::Shared | Mode::SharedProcess)
     }
 }
 
@@ -77,7 +90,7 @@ enum Backing {
 }
 
 fn open_backing(cfg: &Config, idx: usize) -> Result<Backing, Errno> {
-    if cfg.mode != Mode::Shared {
+    if !cfg.mode.shared_file() {
         return Ok(Backing::Anonymous);
     }
     let fd = match fs::memfd_create(c"fault_bench", fs::MFD_CLOEXEC) {
@@ -167,7 +180,7 @@ fn worker(cfg: Config, board: &Board, idx: usize, cpu: usize, private_futex: boo
 /// Runs `n` workers for `seconds`; returns (faults, elapsed ns).
 fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64), String> {
     let board_len = core::mem::size_of::<Board>().next_multiple_of(PAGE_SIZE);
-    let flags = if cfg.mode == Mode::Process {
+    let flags = if cfg.mode.forks() {
         MapFlags::SHARED
     } else {
         MapFlags::PRIVATE
@@ -182,7 +195,7 @@ fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64)
     let mut children = Vec::new();
     for idx in 0..n {
         let cpu = cpus[idx % cpus.len()];
-        if cfg.mode == Mode::Process {
+        if cfg.mode.forks() {
             match fork() {
                 Ok(Fork::Child) => {
                     worker(cfg, board, idx, cpu, false);
@@ -206,7 +219,7 @@ fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64)
         .deadline_ns
         .store(start + seconds * 1_000_000_000, Ordering::Release);
     board.go.store(1, Ordering::Release);
-    let _ = futex_wake(&board.go, i32::MAX as u32, cfg.mode != Mode::Process);
+    let _ = futex_wake(&board.go, i32::MAX as u32, !cfg.mode.forks());
     for h in threads {
         h.join();
     }
@@ -233,7 +246,7 @@ fn run(cfg: Config, n: usize, seconds: u64, cpus: &[usize]) -> Result<(u64, u64)
 }
 
 fn usage() -> i32 {
-    eprintln!("usage: fault_bench [--mode thread|process|shared[,...]] [--workers 1,2,...] [--mb 16] [--seconds 5] [--thp]");
+    eprintln!("usage: fault_bench [--mode thread|process|shared|shared-process[,...]] [--workers 1,2,...] [--mb 16] [--seconds 5] [--thp]");
     2
 }
 
@@ -242,6 +255,7 @@ fn parse_mode(s: &str) -> Option<Mode> {
         "thread" | "threads" => Some(Mode::Thread),
         "process" | "processes" => Some(Mode::Process),
         "shared" => Some(Mode::Shared),
+        "shared-process" | "shared-processes" => Some(Mode::SharedProcess),
         _ => None,
     }
 }
