@@ -330,32 +330,43 @@ static void seals(void) {
  * has returned no punch gets through, so what it read stays (a punch that checked the
  * seals before and punched after would zero a page), the puncher's first EPERM comes
  * at a page it had not punched and every page from there on keeps its data. Linux
- * 6.12 holds the inode lock in both shmem_fallocate and memfd_add_seals: the same. */
+ * 6.12 holds the inode lock in both shmem_fallocate and memfd_add_seals: the same.
+ * The same race with pwrite(2) writing zeros over the pages one by one: no write
+ * lands once F_SEAL_WRITE has returned (Linux checks the seals in shmem_write_begin,
+ * under the inode lock the write holds throughout). */
 #define RACE_PAGES 512
 
 struct race {
     int fd;
     char *map; /* MADV_REMOVE through it, or NULL for fallocate */
+    int writes; /* pwrite zeros instead of punching */
     volatile int started;
     int stopped_at; /* first page refused (EPERM), RACE_PAGES if none */
     int bad_errno;
 };
+
+/* Zeros page `p` the race's way: 0 or -1 with errno. */
+static long race_zero(struct race *r, int p) {
+    static const char zeros[PAGE];
+    if (r->writes)
+        return pwrite(r->fd, zeros, PAGE, (long)p * PAGE) == PAGE ? 0 : -1;
+    return r->map ? madvise(r->map + p * PAGE, PAGE, MADV_REMOVE)
+                  : falloc(r->fd, PUNCH, p * PAGE, PAGE);
+}
 
 static void *race_puncher(void *arg) {
     struct race *r = arg;
     r->stopped_at = RACE_PAGES;
     for (int p = 0; p < RACE_PAGES; p++) {
         r->started = 1;
-        long ret = r->map ? madvise(r->map + p * PAGE, PAGE, MADV_REMOVE)
-                          : falloc(r->fd, PUNCH, p * PAGE, PAGE);
+        long ret = race_zero(r, p);
         if (ret != 0) {
             if (errno != EPERM)
                 r->bad_errno = errno;
             r->stopped_at = p;
             /* From now on every punch is refused. */
             for (int q = p; q < RACE_PAGES; q++) {
-                long again = r->map ? madvise(r->map + q * PAGE, PAGE, MADV_REMOVE)
-                                    : falloc(r->fd, PUNCH, q * PAGE, PAGE);
+                long again = race_zero(r, q);
                 if (again == 0 || errno != EPERM)
                     r->bad_errno = again == 0 ? -1 : errno;
             }
@@ -371,12 +382,13 @@ static void page_marks(int fd, char *marks) {
             fail("pread", p);
 }
 
-static void seal_races_punch(void) {
-    begin("seal-write-races-punch-no-punch-after-the-seal");
+/* `writes`: the pwrite race, else the punch race (fallocate and MADV_REMOVE in turn). */
+static void seal_races(const char *name, int writes) {
+    begin(name);
     static char seen[RACE_PAGES], after[RACE_PAGES];
     int mid_race = 0;
     for (int round = 0; round < 40; round++) {
-        int madv = round & 1;
+        int madv = !writes && (round & 1);
         int fd = new_memfd("race", MFD_ALLOW_SEALING);
         char buf[PAGE];
         for (int p = 0; p < RACE_PAGES; p++) {
@@ -384,7 +396,7 @@ static void seal_races_punch(void) {
             if (pwrite(fd, buf, PAGE, (long)p * PAGE) != PAGE)
                 fail("pwrite", p);
         }
-        struct race r = {.fd = fd, .map = NULL};
+        struct race r = {.fd = fd, .map = NULL, .writes = writes};
         if (madv) {
             r.map = mmap(NULL, RACE_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
             EXPECT(r.map != MAP_FAILED);
@@ -393,7 +405,7 @@ static void seal_races_punch(void) {
         EXPECT_EQ(pthread_create(&t, NULL, race_puncher, &r), 0);
         while (!r.started)
             ;
-        for (volatile int spin = 0; spin < round * 2000; spin++)
+        for (volatile int spin = 0; spin < round * (writes ? 300 : 2000); spin++)
             ;
         EXPECT_EQ(fcntl(fd, F_ADD_SEALS, madv ? F_SEAL_FUTURE_WRITE : F_SEAL_WRITE), 0);
         page_marks(fd, seen);
@@ -404,13 +416,14 @@ static void seal_races_punch(void) {
             if (after[p] != seen[p]) {
                 printf(PROG ": round %d page %d: %d after the seal, %d now\n", round, p, seen[p],
                        after[p]);
-                fail("a punch after the seal returned", p);
+                fail(writes ? "a write after the seal returned" : "a punch after the seal returned",
+                     p);
             }
             int want = p < r.stopped_at ? 0 : (p % 127) + 1;
             if (after[p] != want) {
                 printf(PROG ": round %d page %d: %d, %d expected (stopped at %d)\n", round, p,
                        after[p], want, r.stopped_at);
-                fail("pages punched are those before the first EPERM", p);
+                fail("pages zeroed are those before the first EPERM", p);
             }
         }
         mid_race += r.stopped_at > 0 && r.stopped_at < RACE_PAGES;
@@ -884,7 +897,8 @@ int main(void) {
     punch_hole();
     truncate_unmaps();
     seals();
-    seal_races_punch();
+    seal_races("seal-write-races-punch-no-punch-after-the-seal", 0);
+    seal_races("seal-write-races-pwrite-no-write-after-the-seal", 1);
     read_hole_allocates_nothing();
     bad_arguments();
     never_fits();

@@ -336,7 +336,15 @@ impl Memfd {
         let n = usize::try_from(count)
             .unwrap_or(usize::MAX)
             .min(MAX_IO_BYTES);
-        self.check_write_seals(offset, n as u64)?;
+        // The seal check and the write in one step against F_ADD_SEALS.
+        self.object.write_under_seal_gate(|| {
+            self.check_write_seals(offset, n as u64)?;
+            self.write_unsealed(buf, n, offset)
+        })
+    }
+
+    /// The copy of `n` bytes from `buf` to `offset`, the seals checked.
+    fn write_unsealed(&self, buf: u64, n: usize, offset: u64) -> SysResult<u64> {
         let mut chunk = [0u8; CHUNK_BYTES];
         let mut done = 0usize;
         while done < n {

@@ -186,6 +186,15 @@ impl FileObject {
             .load(core::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Runs `write` (a `write(2)` to the object, which checks the seals itself) with
+    /// sealing held off until it returns: a seal added meanwhile waits for it, and one
+    /// added before is seen by its check, as Linux's shmem writes run under the inode
+    /// lock that `memfd_add_seals` takes. `write` must not wait (spin lock).
+    pub fn write_under_seal_gate<T>(&self, write: impl FnOnce() -> T) -> T {
+        let _gate = self.seal_gate.read();
+        write()
+    }
+
     /// Runs `punch` unless the object's writes are sealed (`None` then), the seal
     /// held off until it returns: the check and the punch are one step against
     /// [`seal_writes_with`](Self::seal_writes_with). Punches do not exclude each

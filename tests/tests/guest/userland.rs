@@ -105,6 +105,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "truncate-unmaps-shared-pages-and-private-copies-past-the-end",
         "seals-refuse-with-eperm",
         "seal-write-races-punch-no-punch-after-the-seal",
+        "seal-write-races-pwrite-no-write-after-the-seal",
         "read-of-a-hole-allocates-nothing",
         "bad-modes-and-ranges-errnos",
         "more-than-ram-and-swap-enomem-size-kept",
