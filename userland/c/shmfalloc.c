@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PROG "shmfalloc"
@@ -614,6 +616,64 @@ static void uffd_remove_before_dontneed(void) {
     ok();
 }
 
+/* The wait for the handler is killable, not interruptible (Linux 6.12's
+ * userfaultfd_event_wait_completion sleeps TASK_KILLABLE): a signal with a handler sent
+ * to the thread inside madvise(MADV_DONTNEED) while the REMOVE event is unread neither
+ * ends the wait nor lets the drop go ahead; the handler runs once madvise has returned
+ * 0 after the event was read. */
+static volatile int usr1_caught;
+static void on_usr1(int sig) {
+    (void)sig;
+    usr1_caught++;
+}
+
+static void uffd_remove_wait_outlasts_a_signal(void) {
+    begin("uffd-remove-wait-outlasts-a-signal");
+    struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
+    EXPECT_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    usr1_caught = 0;
+    char *a = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT(a != MAP_FAILED);
+    memset(a, 7, 4 * PAGE);
+    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    EXPECT(uffd >= 0);
+    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = UFFD_FEATURE_REMOVE_EVENTS};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
+    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
+                                    .mode = UFFD_MODE_MISSING_FAULTS};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
+    struct remover r = {.at = a, .len = 4 * PAGE};
+    pthread_t t;
+    EXPECT_EQ(pthread_create(&t, NULL, dontneed_range, &r), 0);
+    struct pollfd pfd = {.fd = uffd, .events = POLLIN};
+    EXPECT_EQ(poll(&pfd, 1, 10000), 1);
+    EXPECT_EQ(pthread_kill(t, SIGUSR1), 0);
+    struct timespec pause_for = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+    nanosleep(&pause_for, NULL);
+    /* Still waiting: not returned, nothing dropped, the handler not run. */
+    EXPECT_EQ(r.done, 0);
+    EXPECT_EQ(usr1_caught, 0);
+    unsigned char resident[4];
+    EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(resident[p] & 1, 1);
+    struct uffd_message msg;
+    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
+    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    EXPECT_EQ(pthread_join(t, NULL), 0);
+    errno = r.err;
+    EXPECT_EQ(r.ret, 0);
+    EXPECT_EQ(usr1_caught, 1);
+    EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(resident[p] & 1, 0);
+    close(uffd);
+    munmap(a, 4 * PAGE);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGUSR1, &sa, NULL);
+    ok();
+}
+
 static void bad_arguments(void) {
     begin("bad-modes-and-ranges-errnos");
     int fd = new_memfd("bad", 0);
@@ -906,6 +966,7 @@ int main(void) {
     madv_remove_errnos();
     uffd_remove_before_punch();
     uffd_remove_before_dontneed();
+    uffd_remove_wait_outlasts_a_signal();
     smaps_private_file();
     printf(PROG ": all checks passed\n");
     return 0;

@@ -218,6 +218,30 @@ pub fn force_fault_signal(thread: &Thread, sig: u8, info: SigInfo) {
     send_to_thread(thread, sig, info);
 }
 
+/// Whether `thread` must leave a killable wait (Linux's `fatal_signal_pending`): its
+/// process is exiting, it is asked to exit, or a signal pending and not blocked will end
+/// the process (SIGKILL, or one whose action is the default and that default is not to
+/// ignore it: Linux turns such a signal into SIGKILL as it is sent).
+pub fn fatal_signal_pending(thread: &Thread) -> bool {
+    if thread.process.exiting.load(Ordering::SeqCst) || thread.exit_requested() {
+        return true;
+    }
+    let deliverable = thread.pending.load(Ordering::SeqCst)
+        & (!thread.sigmask.load(Ordering::SeqCst) | bit(SIGKILL));
+    if deliverable & bit(SIGKILL) != 0 {
+        return true;
+    }
+    if deliverable == 0 {
+        return false;
+    }
+    let d = thread.process.signals.lock();
+    (1..=NSIG).any(|sig| {
+        deliverable & bit(sig) != 0
+            && d.actions[usize::from(sig)].handler == SIG_DFL
+            && !ignored_by_default(sig)
+    })
+}
+
 /// Whether a system call that a signal interrupted (Linux's ERESTARTSYS) is run again:
 /// the signal about to be delivered runs no handler (its default action or ignored:
 /// the call goes on, or the process ends), or its handler was installed with

@@ -206,6 +206,11 @@ impl Thread {
         self.interrupt();
     }
 
+    /// Whether the thread is asked to exit ([`request_exit`](Self::request_exit)).
+    pub fn exit_requested(&self) -> bool {
+        self.exit_requested.load(Ordering::SeqCst)
+    }
+
     /// Whether a wait should end early (and clears the request when it is only a signal
     /// that is no longer deliverable).
     pub fn is_interrupted(&self) -> bool {

@@ -355,7 +355,7 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
 
 /// `madvise(MADV_REMOVE)` over a range a userfaultfd listens on: the range is checked,
 /// `UFFD_EVENT_REMOVE` reported for each part that will be punched, and the punch made
-/// only once every handler has read its event (or a signal ended the wait), as Linux
+/// only once every handler has read its event (or the thread is being killed), as Linux
 /// 6.12's `madvise_remove` calls `userfaultfd_remove` before `vfs_fallocate`: a
 /// handler that sees the event can still read the old contents through another
 /// mapping of the file.
@@ -385,14 +385,16 @@ fn remove_reported_first(
     })
 }
 
-/// Waits until every handler has read its event (each of `waits` is done) or a signal
-/// interrupts `thread`.
+/// Waits until every handler has read its event (each of `waits` is done) or `thread`
+/// is being killed: killable, not interruptible, as Linux 6.12's
+/// `userfaultfd_event_wait_completion` (a signal with a handler waits for the end of
+/// the call; the work goes ahead only once the handlers know of it).
 async fn until_events_read<W: Future + Unpin>(thread: &Thread, mut waits: alloc::vec::Vec<W>) {
     thread.clear_interrupt();
     core::future::poll_fn(|cx| {
         thread.interrupt_waker.register(cx.waker());
         waits.retain_mut(|w| core::pin::Pin::new(w).poll(cx).is_pending());
-        if waits.is_empty() || thread.is_interrupted() {
+        if waits.is_empty() || crate::proc::signal::fatal_signal_pending(thread) {
             core::task::Poll::Ready(())
         } else {
             core::task::Poll::Pending
@@ -403,7 +405,7 @@ async fn until_events_read<W: Future + Unpin>(thread: &Thread, mut waits: alloc:
 
 /// `madvise(MADV_DONTNEED or MADV_FREE)` over a range a userfaultfd listens on: the
 /// range is checked (`AddressSpace::check_drop`), `UFFD_EVENT_REMOVE` reported, and the
-/// pages dropped only once every handler has read it (or a signal ended the wait), as
+/// pages dropped only once every handler has read it (or the thread is being killed), as
 /// Linux 6.12's `madvise_dontneed_free` calls `userfaultfd_remove` before the zap.
 fn drop_reported_first(
     thread: &Arc<Thread>,

@@ -113,6 +113,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "madv-remove-errnos",
         "uffd-remove-event-comes-before-the-punch",
         "uffd-remove-event-comes-before-dontneed",
+        "uffd-remove-wait-outlasts-a-signal",
         "smaps-private-file-mapping-copies-are-anonymous",
     ] {
         out.expect_line(&format!("shmfalloc: check {check}: ok"));
