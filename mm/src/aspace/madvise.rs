@@ -142,7 +142,9 @@ impl<P: PageTable> AddressSpace<P> {
     /// drops anything, made alone (nothing dropped): the kernel reports
     /// `UFFD_EVENT_REMOVE` once they pass and before the pages go, as Linux 6.12's
     /// `madvise_dontneed_free` calls `userfaultfd_remove` before the zap. `Ok(false)`
-    /// for an empty range (nothing to report); the errors `madvise` would give.
+    /// for an empty range (nothing to report); the errors `madvise` would give, except
+    /// `MADV_FREE`'s `EINVAL` on a file mapping, which Linux gives after the report
+    /// (`madvise_free_single_vma` refuses it once `userfaultfd_remove` has returned).
     pub fn check_drop(&self, addr: u64, len: u64, advice: Advice) -> Result<bool, MmError> {
         debug_assert!(matches!(advice, Advice::DontNeed | Advice::Free));
         let Some(end) = self.madvise_range(addr, len)? else {
@@ -153,9 +155,6 @@ impl<P: PageTable> AddressSpace<P> {
         super::munmap::hugetlb_edges_aligned(&st.tree, addr, end)?;
         for v in st.tree.overlapping(addr, end) {
             if v.flags.contains(VmFlags::LOCKED) {
-                return Err(MmError::InvalidArgument);
-            }
-            if advice == Advice::Free && v.file().is_some() {
                 return Err(MmError::InvalidArgument);
             }
         }

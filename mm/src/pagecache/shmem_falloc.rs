@@ -171,7 +171,10 @@ impl FileObject {
     ///
     /// [`punch_unless_sealed`]: Self::punch_unless_sealed
     pub fn seal_writes_with<E>(&self, decide: impl FnOnce() -> Result<bool, E>) -> Result<(), E> {
-        let _gate = self.seal_gate.write();
+        // Upgradeable first: new readers (writes, punches) are held off from here, so a
+        // stream of them cannot starve the seal (a plain `write` waits for a moment
+        // with no reader at all, which back-to-back pwrites may never leave).
+        let _gate = self.seal_gate.upgradeable_read().upgrade();
         if decide()? {
             self.writes_sealed
                 .store(true, core::sync::atomic::Ordering::SeqCst);

@@ -114,6 +114,7 @@ fn run_suite(append: &str) -> guest_tests::Outcome {
         "uffd-remove-event-comes-before-the-punch",
         "uffd-remove-event-comes-before-dontneed",
         "uffd-remove-wait-outlasts-a-signal",
+        "uffd-remove-event-comes-before-madv-free-einval",
         "smaps-private-file-mapping-copies-are-anonymous",
     ] {
         out.expect_line(&format!("shmfalloc: check {check}: ok"));
