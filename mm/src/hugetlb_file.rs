@@ -101,6 +101,9 @@ impl FileState {
     }
 }
 
+/// The name Linux gives the file behind anonymous hugetlb memory (`MAP_HUGETLB`).
+pub const ANON_HUGETLB_PATH: &str = "/anon_hugepage (deleted)";
+
 impl HugetlbFile {
     /// An empty file of `size` pages from `source`; with `max_pages`, it never holds
     /// or reserves more than that many.

@@ -2,7 +2,7 @@
 //! reserved and, for a shared mapping, the pages themselves; a mapping of a hugetlb
 //! file (`hugetlb_file.rs`) leaves both to the file.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -14,11 +14,11 @@ use crate::hugetlb_file::HugetlbFile;
 use crate::phys::Frames;
 
 /// One hugetlb mapping (what `mmap(MAP_HUGETLB)` made; its VMAs, split or forked
-/// for a shared mapping, point at it): its page size, the page indexes it still holds
-/// reservations for, and for a shared mapping the pages themselves (every process
-/// maps the same ones). Each mapped huge leaf holds a reference on its page's first
-/// frame, and a shared mapping's page table holds one more; the last one gives the
-/// page back to the pool.
+/// for a shared mapping, point at it): its page size and the page indexes it still
+/// holds reservations for; a shared mapping (of a hugetlb file, or of the file shared
+/// anonymous memory gets) leaves pages and reservations to the file. Each mapped huge
+/// leaf holds a reference on its page's first frame; the last one gives the page back
+/// to the pool.
 pub struct HugetlbMap {
     size: HugeSize,
     source: Arc<dyn HugetlbSource>,
@@ -43,20 +43,18 @@ pub struct HugetlbMap {
 struct HugetlbState {
     /// Page indexes whose reservation is still held.
     reserved: BTreeSet<u64>,
-    /// A shared mapping's pages by index.
-    pages: BTreeMap<u64, Pfn>,
 }
 
 impl HugetlbMap {
-    /// A mapping of `pages` pages of `size` at `base`; reserves them all unless
-    /// `noreserve`. `None` if the reservation fails (mmap's `ENOMEM`).
+    /// A private anonymous mapping of `pages` pages of `size` at `base`; reserves them
+    /// all unless `noreserve`. `None` if the reservation fails (mmap's `ENOMEM`). (A
+    /// shared anonymous one maps a hugetlb file of its own: [`for_file`](Self::for_file).)
     pub fn new(
         size: HugeSize,
         source: Arc<dyn HugetlbSource>,
         frames: Arc<Frames>,
         base: u64,
         pages: u64,
-        shared: bool,
         noreserve: bool,
     ) -> Option<Arc<HugetlbMap>> {
         let mut state = HugetlbState::default();
@@ -71,8 +69,8 @@ impl HugetlbMap {
             source,
             frames,
             base,
-            shared,
-            owns_reservations: !shared && !noreserve,
+            shared: false,
+            owns_reservations: !noreserve,
             state: Mutex::new(state),
             file: None,
             fault_lock: Mutex::new(()),
@@ -249,10 +247,6 @@ impl HugetlbMap {
             }
         }
         let mut st = self.state.lock();
-        if let Some(&pfn) = st.pages.get(&idx) {
-            self.frames.get(pfn);
-            return Ok(HugeFaultPage::Shared(pfn));
-        }
         let reserved = st.reserved.remove(&idx);
         let Some(pfn) = self.source.take(self.size, reserved, policy) else {
             if reserved {
@@ -261,11 +255,6 @@ impl HugetlbMap {
             return Err(NoHugePage);
         };
         self.zero(pfn);
-        if self.shared {
-            st.pages.insert(idx, pfn);
-            self.frames.get(pfn);
-            return Ok(HugeFaultPage::Shared(pfn));
-        }
         Ok(HugeFaultPage::Private(pfn))
     }
 
@@ -341,8 +330,5 @@ impl Drop for HugetlbMap {
     fn drop(&mut self) {
         let st = core::mem::take(&mut *self.state.lock());
         self.source.unreserve(self.size, st.reserved.len() as u64);
-        for (_, pfn) in st.pages {
-            self.release(pfn);
-        }
     }
 }

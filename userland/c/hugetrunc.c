@@ -399,9 +399,7 @@ static void private_gib(void) {
  * boundaries: Linux 6.12's madvise_remove punches the range's bytes of the file
  * (vfs_fallocate), and hugetlbfs_punch_hole frees the huge pages it covers whole and
  * zeroes the bytes of those it covers in part; 0, no EINVAL. The same for 100 bytes
- * inside one page (madvise rounds the length up to 4 KiB). (Linux does the same
- * through an anonymous shared MAP_HUGETLB mapping; Peios gives EINVAL there: its
- * anonymous hugetlb mappings have no file to punch.) */
+ * inside one page (madvise rounds the length up to 4 KiB). */
 static void madv_remove_unaligned(long pool) {
     begin("madv-remove-off-huge-page-boundaries");
     int fd = memfd_create("r", MFD_HUGETLB);
@@ -436,6 +434,46 @@ static void madv_remove_unaligned(long pool) {
     ok();
 }
 
+/* madvise(MADV_REMOVE) through an anonymous shared MAP_HUGETLB mapping: Linux 6.12
+ * backs one with a file of its own (hugetlb_file_setup), so the punch frees the page
+ * for every process sharing it (a fork child reads zeros there too), the reservation
+ * of that index goes with it, and a later touch takes a new zeroed page. */
+static void madv_remove_anonymous_shared(long pool) {
+    begin("madv-remove-anonymous-shared");
+    char *s = mmap(NULL, 3 * HPAGE, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    EXPECT(s != MAP_FAILED);
+    counters("mapped", pool, 3);
+    for (int p = 0; p < 3; p++)
+        memset(s + p * HPAGE, 'a' + p, HPAGE);
+    counters("filled", pool - 3, 0);
+    int go[2];
+    EXPECT_EQ(pipe(go), 0);
+    pid_t child = fork();
+    EXPECT(child >= 0);
+    if (child == 0) {
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(2);
+        /* Page 1 is a hole now (a new zeroed page), its neighbours kept their bytes. */
+        _exit(s[HPAGE] == 0 && s[2 * HPAGE - 1] == 0 && s[0] == 'a' && s[2 * HPAGE] == 'c' ? 0 : 1);
+    }
+    EXPECT_EQ(madvise(s + HPAGE, HPAGE, MADV_REMOVE), 0);
+    counters("removed-page-1", pool - 2, 0);
+    EXPECT_EQ(write(go[1], "g", 1), 1);
+    int status;
+    EXPECT_EQ(waitpid(child, &status, 0), child);
+    EXPECT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    counters("child-read-the-hole", pool - 3, 0);
+    EXPECT_EQ(s[HPAGE + 4096], 0);
+    EXPECT_EQ(s[0] + s[2 * HPAGE], 'a' + 'c');
+    EXPECT_EQ(munmap(s, 3 * HPAGE), 0);
+    counters("unmapped", pool, 0);
+    close(go[0]);
+    close(go[1]);
+    ok();
+}
+
 int main(void) {
     const long pool = 6;
     char want[8];
@@ -450,6 +488,7 @@ int main(void) {
     fallocate_checks(pool);
     dontneed_restores(pool);
     madv_remove_unaligned(pool);
+    madv_remove_anonymous_shared(pool);
     write_file("/proc/sys/vm/nr_hugepages", "0");
     private_gib();
     printf("hugetrunc: all checks passed\n");

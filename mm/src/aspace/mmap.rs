@@ -487,6 +487,7 @@ impl<P: PageTable> AddressSpace<P> {
             _ => (start.next_multiple_of(align), plan.len),
         };
         let end = start + len;
+        let shared = plan.vm_flags.contains(VmFlags::MAYSHARE);
         let (backing, pgoff) = match &plan.backing {
             PlannedBacking::Anon => (Backing::Anon, 0),
             PlannedBacking::NewShmem => (
@@ -494,31 +495,31 @@ impl<P: PageTable> AddressSpace<P> {
                 0,
             ),
             PlannedBacking::File(f, pgoff) => (Backing::File(f.clone()), *pgoff),
+            // Shared anonymous hugetlb memory is a hugetlb file of its own, as Linux's
+            // `hugetlb_file_setup` makes one: fork children share it, `MADV_REMOVE`
+            // punches it.
+            PlannedBacking::Hugetlb { size, .. } if shared => {
+                (Backing::File(self.anon_hugetlb_file(*size, len)?), 0)
+            }
             PlannedBacking::Hugetlb { .. } => (Backing::Anon, 0),
         };
         let vm_flags = plan.vm_flags | st.def_flags;
         Self::check_lock_future(&st, vm_flags, len, plan.lock_limit)?;
         let mut vma = Vma::new(start, end, vm_flags, backing, pgoff);
         if let PlannedBacking::Hugetlb { size, noreserve } = plan.backing {
-            let source = self
-                .tunables()
-                .hugetlb_source()
-                .ok_or(MmError::NoMemory)?
-                .clone();
             let pages = len / size.order().bytes();
-            let shared = plan.vm_flags.contains(VmFlags::MAYSHARE);
-            vma.hugetlb = Some(
-                HugetlbMap::new(
-                    size,
-                    source,
-                    self.frames().clone(),
-                    start,
-                    pages,
-                    shared,
-                    noreserve,
-                )
-                .ok_or(MmError::NoMemory)?,
-            );
+            let map = match vma.file().and_then(|f| f.hugetlb()) {
+                Some(file) => HugetlbMap::for_file(file.clone(), start, 0, pages, noreserve),
+                None => {
+                    let source = self
+                        .tunables()
+                        .hugetlb_source()
+                        .ok_or(MmError::NoMemory)?
+                        .clone();
+                    HugetlbMap::new(size, source, self.frames().clone(), start, pages, noreserve)
+                }
+            };
+            vma.hugetlb = Some(map.ok_or(MmError::NoMemory)?);
         }
         if let PlannedBacking::File(f, pgoff) = &plan.backing {
             if let Some(pages) = f.hugetlb() {
@@ -534,6 +535,28 @@ impl<P: PageTable> AddressSpace<P> {
 }
 
 impl<P: PageTable> AddressSpace<P> {
+    /// The file behind a shared anonymous hugetlb mapping of `len` bytes in pages of
+    /// `size`, named in /proc as Linux names it.
+    fn anon_hugetlb_file(
+        &self,
+        size: crate::hugetlb::HugeSize,
+        len: u64,
+    ) -> Result<Arc<FileObject>, MmError> {
+        let source = self
+            .tunables()
+            .hugetlb_source()
+            .ok_or(MmError::NoMemory)?
+            .clone();
+        let pages = crate::hugetlb_file::HugetlbFile::new(size, source, self.frames().clone(), None);
+        let file = FileObject::new_hugetlb(
+            crate::hugetlb_file::ANON_HUGETLB_PATH,
+            pages,
+            self.frames().clone(),
+        );
+        file.set_size(len);
+        Ok(file)
+    }
+
     /// The hugetlb side of a mapping of the hugetlb file `f` (whose pages are
     /// `pages`) at `start`, file page offset `pgoff`: a shared one reserves the pages
     /// of the range the file has not covered yet, a private one every page of its

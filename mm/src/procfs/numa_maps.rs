@@ -57,8 +57,7 @@ use crate::vma::{VmFlags, Vma};
 const MAX_NODES: usize = 64;
 /// Room reserved before each line (a long file path may grow it further).
 const LINE_BYTES: usize = 256;
-/// The name Linux gives the file behind anonymous hugetlb memory (`MAP_HUGETLB`).
-const ANON_HUGETLB_PATH: &str = "/anon_hugepage (deleted)";
+use crate::hugetlb_file::ANON_HUGETLB_PATH;
 /// The bytes `seq_path` writes as `\ooo` in numa_maps' `file=`.
 const PATH_ESCAPES: &[u8] = b"\n\t= ";
 

@@ -32,6 +32,7 @@ fn run_hugetrunc(mem_mib: u32, gib: bool) {
         "fallocate-punch-hole-and-allocate",
         "dontneed-restores-a-private-pages-reservation",
         "madv-remove-off-huge-page-boundaries",
+        "madv-remove-anonymous-shared",
     ] {
         out.expect_line(&format!("hugetrunc: check {check}: ok"));
     }
@@ -49,6 +50,9 @@ fn run_hugetrunc(mem_mib: u32, gib: bool) {
         "dontneed-restores-a-private-pages-reservation: own-page-dontneed: free 5 rsvd 2",
         "madv-remove-off-huge-page-boundaries: removed-page-1: free 4 rsvd 0",
         "madv-remove-off-huge-page-boundaries: hole-read: free 3 rsvd 0",
+        "madv-remove-anonymous-shared: mapped: free 6 rsvd 3",
+        "madv-remove-anonymous-shared: removed-page-1: free 4 rsvd 0",
+        "madv-remove-anonymous-shared: unmapped: free 6 rsvd 0",
     ] {
         out.expect_line(&format!("hugetrunc: {line}"));
     }
