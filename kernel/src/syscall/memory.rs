@@ -318,6 +318,11 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     if !listeners.is_empty() {
         return drop_reported_first(thread, space, &listeners, addr, len, advice);
     }
+    if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite)
+        && len > PREFAULT_PIECE_BYTES
+    {
+        return populate_in_pieces(thread, space, addr, len, advice);
+    }
     let step = space.mm().madvise(addr, len, advice);
     // madvise validated the range before it could ask to wait.
     let end = addr.saturating_add(len.saturating_add(4095) & !4095);
@@ -350,6 +355,49 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     };
     super::memctl::populate_outcome(step, move |from| {
         space.mm().populate_range(from, end, access)
+    })
+}
+
+/// `MADV_POPULATE_READ`/`WRITE` over more than [`PREFAULT_PIECE_BYTES`]: a future
+/// that populates a piece at a time and gives the CPU to the other tasks between them,
+/// as Linux's `madvise_populate` calls `cond_resched`; `EINTR` when the thread is being
+/// killed, as there. Each piece is `madvise` of its part, so errors come as they would
+/// in one call (the parts before a hole populated, then `ENOMEM`).
+fn populate_in_pieces(
+    thread: &Arc<Thread>,
+    space: Arc<crate::mem::aspace::AddressSpace>,
+    addr: u64,
+    len: u64,
+    advice: Advice,
+) -> Outcome {
+    let Some(end) = len
+        .checked_next_multiple_of(4096)
+        .and_then(|len| addr.checked_add(len))
+    else {
+        return Err::<u64, _>(Errno::EINVAL).into();
+    };
+    let access = if advice == Advice::PopulateWrite {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    let thread = thread.clone();
+    wait(async move {
+        let mut at = addr;
+        while at < end {
+            let piece_end = end.min(at.saturating_add(PREFAULT_PIECE_BYTES));
+            let mut step = space.mm().madvise(at, piece_end - at, advice)?;
+            while let PopulateStep::Wait { wait, resume_at } = step {
+                wait.await;
+                step = space.mm().populate_range(resume_at, piece_end, access)?;
+            }
+            at = piece_end;
+            if crate::proc::signal::fatal_signal_pending(&thread) {
+                return Err(Errno::EINTR);
+            }
+            sched::yield_now().await;
+        }
+        Ok(0)
     })
 }
 

@@ -285,7 +285,7 @@ fn timers_survive_busy_cpus_and_sleepers_wake() {
 fn a_large_populate_lets_the_other_threads_of_one_cpu_run() {
     // One vCPU: a spinner gets the CPU back many times while the main thread is inside
     // mmap(256 MiB, MAP_POPULATE) (169 here, 479 on Linux 6.12); the kernel that
-    // pre-faulted in one go gave it none.
+    // pre-faulted in one go gave it none. The same inside madvise(MADV_POPULATE_WRITE).
     let out = Guest {
         cpus: 1,
         nodes: 1,
@@ -297,6 +297,7 @@ fn a_large_populate_lets_the_other_threads_of_one_cpu_run() {
     out.expect_status(0);
     out.expect_line("populate: check others-run-during-populate: ok");
     out.expect_line("populate: check populated-whole: ok");
+    out.expect_line("populate: check others-run-during-madv-populate: ok");
 }
 
 #[test]
