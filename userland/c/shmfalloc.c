@@ -502,25 +502,46 @@ struct uffd_message {
 struct remover {
     char *at;
     long len;
+    int advice;
     volatile int done;
     long ret;
     int err;
 };
 
-static void *remove_range(void *arg) {
+/* A thread's madvise(at, len, advice). */
+static void *advise_range(void *arg) {
     struct remover *r = arg;
-    r->ret = madvise(r->at, r->len, MADV_REMOVE);
+    r->ret = madvise(r->at, r->len, r->advice);
     r->err = errno;
     r->done = 1;
     return NULL;
 }
 
-static void *dontneed_range(void *arg) {
-    struct remover *r = arg;
-    r->ret = madvise(r->at, r->len, MADV_DONTNEED);
-    r->err = errno;
-    r->done = 1;
-    return NULL;
+/* The 4 pages at `a` are all resident. */
+static void all_resident(char *a) {
+    unsigned char resident[4];
+    EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
+    for (int p = 0; p < 4; p++)
+        EXPECT_EQ(resident[p] & 1, 1);
+}
+
+/* Reads the pending event of `uffd`, which must be a REMOVE. */
+static struct uffd_message remove_event(int uffd) {
+    struct uffd_message msg;
+    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
+    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    return msg;
+}
+
+/* A userfaultfd with `features`, registered over [at, at + 4 pages) in `mode`. */
+static int uffd_over(char *at, uint64_t features, uint64_t mode) {
+    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    EXPECT(uffd >= 0);
+    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = features};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
+    struct uffd_register_arg reg = {.start = (uintptr_t)at, .len = 4 * PAGE, .mode = mode};
+    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
+    return uffd;
 }
 
 static void uffd_remove_before_punch(void) {
@@ -532,16 +553,11 @@ static void uffd_remove_before_punch(void) {
     EXPECT(a != MAP_FAILED && b != MAP_FAILED);
     for (int p = 0; p < 4; p++)
         EXPECT_EQ(a[p * PAGE] + b[p * PAGE], 2 * (p + 1)); /* both mapped */
-    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    EXPECT(uffd >= 0);
-    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = UFFD_FEATURE_REMOVE_EVENTS | UFFD_FEATURE_MINOR_SHMEM_FAULTS};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
-    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
-                                    .mode = UFFD_MODE_MINOR};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
-    struct remover r = {.at = a + PAGE, .len = 2 * PAGE};
+    int uffd =
+        uffd_over(a, UFFD_FEATURE_REMOVE_EVENTS | UFFD_FEATURE_MINOR_SHMEM_FAULTS, UFFD_MODE_MINOR);
+    struct remover r = {.at = a + PAGE, .len = 2 * PAGE, .advice = MADV_REMOVE};
     pthread_t t;
-    EXPECT_EQ(pthread_create(&t, NULL, remove_range, &r), 0);
+    EXPECT_EQ(pthread_create(&t, NULL, advise_range, &r), 0);
     struct pollfd pfd = {.fd = uffd, .events = POLLIN};
     EXPECT_EQ(poll(&pfd, 1, 10000), 1);
     /* The event is pending: madvise waits and nothing is punched yet. */
@@ -550,9 +566,7 @@ static void uffd_remove_before_punch(void) {
     EXPECT_EQ(b[2 * PAGE + PAGE - 1], 3);
     EXPECT(reads_as(fd, PAGE, PAGE, 2));
     EXPECT_EQ(fst(fd).st_blocks, 4 * 8);
-    struct uffd_message msg;
-    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
-    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    struct uffd_message msg = remove_event(uffd);
     EXPECT_EQ(msg.arg[0], (uintptr_t)(a + PAGE));
     EXPECT_EQ(msg.arg[1], (uintptr_t)(a + 3 * PAGE));
     EXPECT_EQ(pthread_join(t, NULL), 0);
@@ -579,34 +593,24 @@ static void uffd_remove_before_dontneed(void) {
     char *a = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     EXPECT(a != MAP_FAILED);
     memset(a, 7, 4 * PAGE);
-    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    EXPECT(uffd >= 0);
-    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = UFFD_FEATURE_REMOVE_EVENTS};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
-    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
-                                    .mode = UFFD_MODE_MISSING_FAULTS};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
+    int uffd = uffd_over(a, UFFD_FEATURE_REMOVE_EVENTS, UFFD_MODE_MISSING_FAULTS);
     /* A madvise refused before anything is dropped reports nothing. */
     EXPECT_ERR(madvise(a + 1, PAGE, MADV_DONTNEED), EINVAL);
     struct pollfd pfd = {.fd = uffd, .events = POLLIN};
     EXPECT_EQ(poll(&pfd, 1, 0), 0);
-    struct remover r = {.at = a + PAGE, .len = 2 * PAGE};
+    struct remover r = {.at = a + PAGE, .len = 2 * PAGE, .advice = MADV_DONTNEED};
     pthread_t t;
-    EXPECT_EQ(pthread_create(&t, NULL, dontneed_range, &r), 0);
+    EXPECT_EQ(pthread_create(&t, NULL, advise_range, &r), 0);
     EXPECT_EQ(poll(&pfd, 1, 10000), 1);
-    unsigned char resident[4];
     EXPECT_EQ(r.done, 0);
-    EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
-    for (int p = 0; p < 4; p++)
-        EXPECT_EQ(resident[p] & 1, 1);
-    struct uffd_message msg;
-    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
-    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    all_resident(a);
+    struct uffd_message msg = remove_event(uffd);
     EXPECT_EQ(msg.arg[0], (uintptr_t)(a + PAGE));
     EXPECT_EQ(msg.arg[1], (uintptr_t)(a + 3 * PAGE));
     EXPECT_EQ(pthread_join(t, NULL), 0);
     errno = r.err;
     EXPECT_EQ(r.ret, 0);
+    unsigned char resident[4];
     EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
     EXPECT_EQ((resident[0] & 1) * 8 + (resident[1] & 1) * 4 + (resident[2] & 1) * 2 +
                   (resident[3] & 1),
@@ -622,37 +626,21 @@ static void uffd_remove_before_dontneed(void) {
  * madvise_free_single_vma refuses a VMA that is not anonymous. So a handler sees the
  * event (madvise has not returned meanwhile), and madvise then fails with EINVAL and
  * the pages stay. */
-static void *free_range(void *arg) {
-    struct remover *r = arg;
-    r->ret = madvise(r->at, r->len, MADV_FREE);
-    r->err = errno;
-    r->done = 1;
-    return NULL;
-}
-
 static void uffd_remove_before_free_einval(void) {
     begin("uffd-remove-event-comes-before-madv-free-einval");
     int fd = new_memfd("uffdfree", 0);
     fill_pages(fd, 4);
     char *a = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     EXPECT(a != MAP_FAILED);
-    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    EXPECT(uffd >= 0);
-    struct uffd_api_arg api = {.api = UFFD_API_VERSION,
-                               .features = UFFD_FEATURE_REMOVE_EVENTS | UFFD_FEATURE_MINOR_SHMEM_FAULTS};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
-    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
-                                    .mode = UFFD_MODE_MINOR};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
-    struct remover r = {.at = a, .len = 4 * PAGE};
+    int uffd =
+        uffd_over(a, UFFD_FEATURE_REMOVE_EVENTS | UFFD_FEATURE_MINOR_SHMEM_FAULTS, UFFD_MODE_MINOR);
+    struct remover r = {.at = a, .len = 4 * PAGE, .advice = MADV_FREE};
     pthread_t t;
-    EXPECT_EQ(pthread_create(&t, NULL, free_range, &r), 0);
+    EXPECT_EQ(pthread_create(&t, NULL, advise_range, &r), 0);
     struct pollfd pfd = {.fd = uffd, .events = POLLIN};
     EXPECT_EQ(poll(&pfd, 1, 10000), 1);
     EXPECT_EQ(r.done, 0);
-    struct uffd_message msg;
-    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
-    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    struct uffd_message msg = remove_event(uffd);
     EXPECT_EQ(msg.arg[0], (uintptr_t)a);
     EXPECT_EQ(msg.arg[1], (uintptr_t)(a + 4 * PAGE));
     EXPECT_EQ(pthread_join(t, NULL), 0);
@@ -685,16 +673,10 @@ static void uffd_remove_wait_outlasts_a_signal(void) {
     char *a = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     EXPECT(a != MAP_FAILED);
     memset(a, 7, 4 * PAGE);
-    int uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-    EXPECT(uffd >= 0);
-    struct uffd_api_arg api = {.api = UFFD_API_VERSION, .features = UFFD_FEATURE_REMOVE_EVENTS};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_API_CMD, &api), 0);
-    struct uffd_register_arg reg = {.start = (uintptr_t)a, .len = 4 * PAGE,
-                                    .mode = UFFD_MODE_MISSING_FAULTS};
-    EXPECT_EQ(ioctl(uffd, UFFDIO_REGISTER_CMD, &reg), 0);
-    struct remover r = {.at = a, .len = 4 * PAGE};
+    int uffd = uffd_over(a, UFFD_FEATURE_REMOVE_EVENTS, UFFD_MODE_MISSING_FAULTS);
+    struct remover r = {.at = a, .len = 4 * PAGE, .advice = MADV_DONTNEED};
     pthread_t t;
-    EXPECT_EQ(pthread_create(&t, NULL, dontneed_range, &r), 0);
+    EXPECT_EQ(pthread_create(&t, NULL, advise_range, &r), 0);
     struct pollfd pfd = {.fd = uffd, .events = POLLIN};
     EXPECT_EQ(poll(&pfd, 1, 10000), 1);
     EXPECT_EQ(pthread_kill(t, SIGUSR1), 0);
@@ -703,17 +685,13 @@ static void uffd_remove_wait_outlasts_a_signal(void) {
     /* Still waiting: not returned, nothing dropped, the handler not run. */
     EXPECT_EQ(r.done, 0);
     EXPECT_EQ(usr1_caught, 0);
-    unsigned char resident[4];
-    EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
-    for (int p = 0; p < 4; p++)
-        EXPECT_EQ(resident[p] & 1, 1);
-    struct uffd_message msg;
-    EXPECT_EQ(read(uffd, &msg, sizeof msg), sizeof msg);
-    EXPECT_EQ(msg.event, UFFD_MSG_REMOVE);
+    all_resident(a);
+    remove_event(uffd);
     EXPECT_EQ(pthread_join(t, NULL), 0);
     errno = r.err;
     EXPECT_EQ(r.ret, 0);
     EXPECT_EQ(usr1_caught, 1);
+    unsigned char resident[4];
     EXPECT_EQ(mincore(a, 4 * PAGE, resident), 0);
     for (int p = 0; p < 4; p++)
         EXPECT_EQ(resident[p] & 1, 0);
