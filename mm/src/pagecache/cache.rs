@@ -8,7 +8,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::fault::Completion;
+use crate::fault::wait::Completion;
 use crate::frame::Pfn;
 use crate::phys::Frames;
 use crate::swap::{Swap, SwapEntry};

@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::readahead::{Window, DEFAULT_MAX_PAGES};
 use super::{FileObject, Lookup, PageError, Source};
-use crate::fault::{FaultFuture, WaitReason};
+use crate::fault::wait::{FaultFuture, WaitReason};
 use crate::frame::Pfn;
 
 /// No async mark.

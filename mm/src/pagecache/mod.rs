@@ -36,10 +36,10 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::VirtAddr;
-use crate::fault::Completion;
+use crate::fault::wait::Completion;
 use crate::swap::Spawner;
 
-use crate::fault::{FaultFuture, WaitReason};
+use crate::fault::wait::{FaultFuture, WaitReason};
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::phys::{AllocFailure, Frames, PAGE_BYTES};
 

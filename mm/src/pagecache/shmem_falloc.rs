@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use super::cache::Lookup;
 use super::{FileObject, PageError};
 use crate::addr::VirtAddr;
-use crate::fault::{FaultFuture, WaitReason};
+use crate::fault::wait::{FaultFuture, WaitReason};
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::phys::{AllocFailure, PAGE_BYTES};
 

@@ -3,7 +3,7 @@
 
 use super::{FileObject, PageError};
 use crate::errno::MmError;
-use crate::fault::{FaultFuture, WaitReason};
+use crate::fault::wait::{FaultFuture, WaitReason};
 use crate::phys::{AllocFailure, PAGE_BYTES};
 use crate::swap::shmem::ShmemRead;
 use crate::swap::{SwapEntry, SwapoffStep};

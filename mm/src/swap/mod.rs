@@ -49,7 +49,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::block::{BlockDevice, IoBuf, SECTOR_SIZE};
 use crate::errno::MmError;
-use crate::fault::Completion;
+use crate::fault::wait::Completion;
 use crate::frame::Pfn;
 use crate::phys::{Frames, PAGE_BYTES};
 use header::SwapHeader;

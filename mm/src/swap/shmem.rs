@@ -34,7 +34,7 @@ use super::reclaim::{PageOut, Unmapped};
 use super::{CacheState, Cached, Swap, SwapArea, SwapEntry};
 use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;
-use crate::fault::Completion;
+use crate::fault::wait::Completion;
 use crate::frame::{Pfn, PAGE_SIZE};
 use crate::pagecache::{FileKind, FileObject};
 use crate::pagetable::{PageTable, Pte, PteFlags};

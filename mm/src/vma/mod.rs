@@ -18,7 +18,7 @@ pub use tree::VmaTree;
 
 use alloc::sync::Arc;
 
-use crate::fault::FaultInterceptor;
+use crate::fault::intercept::FaultInterceptor;
 use crate::frame::PAGE_SIZE;
 use crate::pagecache::fault_readahead::FaultReadahead;
 use crate::pagecache::{FileKind, FileObject};
