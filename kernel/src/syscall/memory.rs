@@ -318,8 +318,7 @@ pub fn madvise(thread: &Arc<Thread>, addr: u64, len: u64, advice: u64) -> Outcom
     if !listeners.is_empty() {
         return drop_reported_first(thread, space, &listeners, addr, len, advice);
     }
-    if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite)
-        && len > PREFAULT_PIECE_BYTES
+    if matches!(advice, Advice::PopulateRead | Advice::PopulateWrite) && len > PREFAULT_PIECE_BYTES
     {
         return populate_in_pieces(thread, space, addr, len, advice);
     }

@@ -547,7 +547,8 @@ impl<P: PageTable> AddressSpace<P> {
             .hugetlb_source()
             .ok_or(MmError::NoMemory)?
             .clone();
-        let pages = crate::hugetlb_file::HugetlbFile::new(size, source, self.frames().clone(), None);
+        let pages =
+            crate::hugetlb_file::HugetlbFile::new(size, source, self.frames().clone(), None);
         let file = FileObject::new_hugetlb(
             crate::hugetlb_file::ANON_HUGETLB_PATH,
             pages,

@@ -15,20 +15,19 @@
 //! }
 //! ```
 
+pub(crate) mod access;
 mod anon;
 mod cow;
 mod file;
 pub(crate) mod huge;
 pub(crate) mod hugetlb;
+pub(crate) mod intercept;
 mod stack;
 pub(crate) mod wait;
-pub(crate) mod access;
-pub(crate) mod intercept;
 
 pub use access::Access;
 pub use intercept::{intercept_mode, FaultInterceptor, Intercept, InterceptEvent};
 pub use wait::{Completion, FaultFuture, WaitReason, WakerSet};
-
 
 use crate::addr::VirtAddr;
 use crate::aspace::AddressSpace;

@@ -85,8 +85,11 @@ fn report_round(index: usize, latencies: &[u64], slowest: usize) {
     let max = sorted[sorted.len() - 1];
     println!("uffd.round={index} median_ns={median} p99_ns={p99} max_ns={max}");
     if slowest > 0 {
-        let mut by_cost: Vec<(u64, usize)> =
-            latencies.iter().enumerate().map(|(i, &ns)| (ns, i)).collect();
+        let mut by_cost: Vec<(u64, usize)> = latencies
+            .iter()
+            .enumerate()
+            .map(|(i, &ns)| (ns, i))
+            .collect();
         by_cost.sort_unstable_by(|a, b| b.cmp(a));
         for (ns, page) in by_cost.into_iter().take(slowest) {
             println!("uffd.slow round={index} page={page} ns={ns}");
@@ -141,7 +144,10 @@ fn main(args: &Args) -> i32 {
     }
     all.sort_unstable();
     let (median, p99) = median_p99(&all);
-    println!("uffd.config pages={pages} rounds={rounds} split={}", u8::from(split));
+    println!(
+        "uffd.config pages={pages} rounds={rounds} split={}",
+        u8::from(split)
+    );
     println!("uffd.round_trip_median_ns={median}");
     println!("uffd.round_trip_p99_ns={p99}");
     println!(
