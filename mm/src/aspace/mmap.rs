@@ -511,11 +511,7 @@ impl<P: PageTable> AddressSpace<P> {
             let map = match vma.file().and_then(|f| f.hugetlb()) {
                 Some(file) => HugetlbMap::for_file(file.clone(), start, 0, pages, noreserve),
                 None => {
-                    let source = self
-                        .tunables()
-                        .hugetlb_source()
-                        .ok_or(MmError::NoMemory)?
-                        .clone();
+                    let source = self.hugetlb_pool()?;
                     HugetlbMap::new(size, source, self.frames().clone(), start, pages, noreserve)
                 }
             };
@@ -535,6 +531,14 @@ impl<P: PageTable> AddressSpace<P> {
 }
 
 impl<P: PageTable> AddressSpace<P> {
+    /// The huge-page pools hugetlb mappings draw from (`ENOMEM` where none is installed).
+    fn hugetlb_pool(&self) -> Result<Arc<dyn crate::hugetlb::HugetlbSource>, MmError> {
+        self.tunables()
+            .hugetlb_source()
+            .cloned()
+            .ok_or(MmError::NoMemory)
+    }
+
     /// The file behind a shared anonymous hugetlb mapping of `len` bytes in pages of
     /// `size`, named in /proc as Linux names it.
     fn anon_hugetlb_file(
@@ -542,13 +546,12 @@ impl<P: PageTable> AddressSpace<P> {
         size: crate::hugetlb::HugeSize,
         len: u64,
     ) -> Result<Arc<FileObject>, MmError> {
-        let source = self
-            .tunables()
-            .hugetlb_source()
-            .ok_or(MmError::NoMemory)?
-            .clone();
-        let pages =
-            crate::hugetlb_file::HugetlbFile::new(size, source, self.frames().clone(), None);
+        let pages = crate::hugetlb_file::HugetlbFile::new(
+            size,
+            self.hugetlb_pool()?,
+            self.frames().clone(),
+            None,
+        );
         let file = FileObject::new_hugetlb(
             crate::hugetlb_file::ANON_HUGETLB_PATH,
             pages,
