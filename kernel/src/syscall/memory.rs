@@ -385,10 +385,13 @@ fn populate_in_pieces(
         let mut at = addr;
         while at < end {
             let piece_end = end.min(at.saturating_add(PREFAULT_PIECE_BYTES));
-            let mut step = space.mm().madvise(at, piece_end - at, advice)?;
-            while let PopulateStep::Wait { wait, resume_at } = step {
+            // The piece's first step checks its range as one call would; a wait
+            // resumes through mm's own awaiting populate.
+            if let PopulateStep::Wait { wait, resume_at } =
+                space.mm().madvise(at, piece_end - at, advice)?
+            {
                 wait.await;
-                step = space.mm().populate_range(resume_at, piece_end, access)?;
+                space.mm().populate(resume_at, piece_end, access).await?;
             }
             at = piece_end;
             if crate::proc::signal::fatal_signal_pending(&thread) {
